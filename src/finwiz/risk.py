@@ -1,0 +1,126 @@
+"""Risk models as the optimizer takes them: a factor model ``Sigma = B F B' + diag(d)``.
+
+A dense covariance is the special case with one factor per asset. Estimation (returns,
+shrinkage, PCA) lives in :mod:`finwiz.data`; this module only holds and validates the result, so
+that the estimator and the optimizer share one frozen object and neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from finwiz.errors import InvalidPortfolioError
+
+__all__ = ["FactorModel", "validate_covariance"]
+
+_PSD_TOLERANCE = 1e-10
+
+
+def validate_covariance(covariance: pd.DataFrame, name: str = "covariance") -> pd.DataFrame:
+    """Return ``covariance`` after checking it is square, labelled alike, finite, symmetric, PSD."""
+    if not isinstance(covariance, pd.DataFrame):
+        raise InvalidPortfolioError(f"{name} must be a pandas DataFrame labelled by symbol", field=name)
+    if covariance.shape[0] != covariance.shape[1] or not covariance.index.equals(covariance.columns):
+        raise InvalidPortfolioError(f"{name} must be square with the same symbols on both axes", field=name)
+    values = covariance.to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        symbol = str(covariance.index[row])
+        raise InvalidPortfolioError(f"{name} has a non-finite entry for {symbol}", field=name, symbol=symbol)
+    scale = max(1.0, float(np.abs(values).max(initial=0.0)))
+    if not np.allclose(values, values.T, atol=1e-12 * scale):
+        raise InvalidPortfolioError(f"{name} is not symmetric", field=name)
+    smallest = float(np.linalg.eigvalsh(values)[0]) if len(values) else 0.0
+    if smallest < -_PSD_TOLERANCE * scale:
+        raise InvalidPortfolioError(
+            f"{name} is not positive semidefinite (smallest eigenvalue {smallest:.3g})", field=name
+        )
+    return covariance
+
+
+@dataclass(frozen=True)
+class FactorModel:
+    """``Sigma = loadings @ factor_covariance @ loadings.T + diag(idiosyncratic_variance)``.
+
+    ``loadings`` is assets x factors (index: symbols), ``factor_covariance`` factors x factors,
+    ``idiosyncratic_variance`` one non-negative variance per asset. Units are those of the
+    returns it was estimated from (e.g. daily).
+    """
+
+    loadings: pd.DataFrame
+    factor_covariance: pd.DataFrame
+    idiosyncratic_variance: pd.Series
+
+    def __post_init__(self) -> None:
+        b, f, d = self.loadings, self.factor_covariance, self.idiosyncratic_variance
+        if not b.index.equals(d.index):
+            raise InvalidPortfolioError(
+                "factor model: loadings and idiosyncratic_variance must cover the same symbols in the same order",
+                field="factor_model",
+            )
+        if f.shape != (b.shape[1], b.shape[1]):
+            raise InvalidPortfolioError(
+                f"factor model: factor_covariance is {f.shape}, expected {(b.shape[1], b.shape[1])}",
+                field="factor_model",
+            )
+        for label, values in (("loadings", b.to_numpy(float)), ("idiosyncratic_variance", d.to_numpy(float))):
+            if not np.isfinite(values).all():
+                raise InvalidPortfolioError(f"factor model: {label} has non-finite entries", field="factor_model")
+        if (d.to_numpy(float) < 0).any():
+            symbol = str(d.index[int(np.argmax(d.to_numpy(float) < 0))])
+            raise InvalidPortfolioError(f"factor model: negative idiosyncratic variance for {symbol}",
+                                        field="factor_model", symbol=symbol)
+        validate_covariance(f, "factor model: factor_covariance")
+
+    @classmethod
+    def from_covariance(cls, covariance: pd.DataFrame) -> FactorModel:
+        """Exact factor form of a dense covariance: its symmetric square root, no idiosyncratic part."""
+        validate_covariance(covariance)
+        values, vectors = np.linalg.eigh(covariance.to_numpy(float))
+        keep = values > _PSD_TOLERANCE * max(1.0, float(values.max(initial=0.0)))
+        root = vectors[:, keep] * np.sqrt(values[keep])
+        names = [f"pc{i}" for i in range(root.shape[1])]
+        return cls(
+            loadings=pd.DataFrame(root, index=covariance.index, columns=names),
+            factor_covariance=pd.DataFrame(np.eye(len(names)), index=names, columns=names),
+            idiosyncratic_variance=pd.Series(0.0, index=covariance.index),
+        )
+
+    @property
+    def symbols(self) -> list[str]:
+        """Symbols covered, in order."""
+        return [str(s) for s in self.loadings.index]
+
+    @property
+    def n_factors(self) -> int:
+        """Number of factors."""
+        return int(self.loadings.shape[1])
+
+    def reindex(self, symbols: Sequence[str]) -> FactorModel:
+        """The model restricted and ordered to ``symbols``; refuses symbols it does not cover."""
+        missing = [s for s in symbols if s not in self.loadings.index]
+        if missing:
+            raise InvalidPortfolioError(
+                f"factor model has no data for {', '.join(missing)}", field="factor_model", symbol=missing[0]
+            )
+        return FactorModel(
+            self.loadings.loc[list(symbols)], self.factor_covariance, self.idiosyncratic_variance.loc[list(symbols)]
+        )
+
+    def exposure_root(self) -> np.ndarray:
+        """Matrix ``G`` (assets x factors) with ``G @ G.T = B F B'``: risk is ``||G' w||^2 + sum d w^2``."""
+        f = self.factor_covariance.to_numpy(float)
+        values, vectors = np.linalg.eigh(f)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        return np.asarray(self.loadings.to_numpy(float) @ root)
+
+    def covariance(self) -> pd.DataFrame:
+        """The dense covariance this model implies."""
+        b = self.loadings.to_numpy(float)
+        sigma = b @ self.factor_covariance.to_numpy(float) @ b.T + np.diag(self.idiosyncratic_variance.to_numpy(float))
+        return pd.DataFrame(sigma, index=self.loadings.index, columns=self.loadings.index)
