@@ -28,7 +28,9 @@ def sample_sector_map() -> dict[str, str]:
     return {str(k): str(v) for k, v in sample_sectors().items()}
 
 
-def drifted_config(prices: pd.Series, *, value: float = 1_000_000.0, seed: int = 0, **overrides: object) -> PortfolioConfiguration:
+def drifted_config(
+    prices: pd.Series, *, value: float = 1_000_000.0, seed: int = 0, **overrides: object
+) -> PortfolioConfiguration:
     """A $1M portfolio over ``prices``' symbols drifted away from an equal-weight 98 % target."""
     rng = np.random.default_rng(seed)
     symbols = [str(s) for s in prices.index]

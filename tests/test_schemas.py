@@ -39,7 +39,9 @@ def config(**kw: object) -> PortfolioConfiguration:
         ({"holdings": [{"symbol": "CASH", "shares": 1}]}, "reserved", None, "CASH"),
     ],
 )
-def test_bad_input_names_field_and_symbol(fields: dict[str, object], needle: str, field: str | None, symbol: str | None) -> None:
+def test_bad_input_names_field_and_symbol(
+    fields: dict[str, object], needle: str, field: str | None, symbol: str | None
+) -> None:
     with pytest.raises(InvalidPortfolioError) as info:
         config(**fields)
     assert needle in str(info.value)
@@ -50,7 +52,9 @@ def test_bad_input_names_field_and_symbol(fields: dict[str, object], needle: str
 
 
 def test_symbols_are_canonical_and_targets_default_to_zero() -> None:
-    cfg = config(holdings=[{"symbol": " aaa", "shares": 1}, {"symbol": "bbb", "shares": 2}], target_weights={"ccc": 0.4})
+    cfg = config(
+        holdings=[{"symbol": " aaa", "shares": 1}, {"symbol": "bbb", "shares": 2}], target_weights={"ccc": 0.4}
+    )
     assert cfg.symbols == ["AAA", "BBB", "CCC"]
     assert cfg.shares_by_symbol() == {"AAA": 1.0, "BBB": 2.0, "CCC": 0.0}
     assert cfg.cash_target == pytest.approx(0.6)

@@ -71,6 +71,6 @@ __all__ = [
     "TermStrategy",
     "TradeAction",
     "TradeRecommendation",
-    "rebalance",
     "__version__",
+    "rebalance",
 ]

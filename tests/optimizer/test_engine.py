@@ -94,8 +94,12 @@ def test_prices_are_validated() -> None:
 
 def test_cash_flows() -> None:
     prices = {"AAA": 10.0, "BBB": 20.0}
-    base = {"holdings": [{"symbol": "AAA", "shares": 500}, {"symbol": "BBB", "shares": 250}],
-            "target_weights": {"AAA": 0.5, "BBB": 0.5}, "tolerance": 0.0, "min_trade_size": 0.0}
+    base = {
+        "holdings": [{"symbol": "AAA", "shares": 500}, {"symbol": "BBB", "shares": 250}],
+        "target_weights": {"AAA": 0.5, "BBB": 0.5},
+        "tolerance": 0.0,
+        "min_trade_size": 0.0,
+    }
     deposit = rebalance(PortfolioConfiguration(**base, cash_flow=5000.0), prices)  # type: ignore[arg-type]
     assert all(t.action is TradeAction.BUY for t in deposit.trades)
     assert deposit.cash_after >= 0 and deposit.cash_after < 50
@@ -113,7 +117,11 @@ def test_restricted_lists_and_bands() -> None:
     config = PortfolioConfiguration(
         holdings=[{"symbol": s, "shares": n} for s, n in (("AAA", 900), ("BBB", 100), ("CCC", 100), ("DDD", 500))],
         target_weights={"AAA": 0.25, "BBB": 0.25, "CCC": 0.25, "DDD": 0.25},
-        no_sell=["AAA"], no_buy=["CCC"], tolerance=0.02, min_trade_size=0.0, cash=0.0,
+        no_sell=["AAA"],
+        no_buy=["CCC"],
+        tolerance=0.02,
+        min_trade_size=0.0,
+        cash=0.0,
     )
     result = rebalance(config, prices)
     traded = {t.symbol: t.action for t in result.trades}
@@ -127,8 +135,11 @@ def test_lots_and_minimum_trade_size() -> None:
     prices = {"AAA": 3.0, "BBB": 7.0, "CCC": 11.0}
     config = PortfolioConfiguration(
         holdings=[{"symbol": "AAA", "shares": 1000}, {"symbol": "BBB", "shares": 10}],
-        target_weights={"AAA": 0.3, "BBB": 0.3, "CCC": 0.3}, cash=2000.0, tolerance=0.0,
-        lot_sizes={"AAA": 100, "CCC": 25}, min_trade_size=150.0,
+        target_weights={"AAA": 0.3, "BBB": 0.3, "CCC": 0.3},
+        cash=2000.0,
+        tolerance=0.0,
+        lot_sizes={"AAA": 100, "CCC": 25},
+        min_trade_size=150.0,
     )
     result = rebalance(config, prices)
     lots = {"AAA": 100, "BBB": 1, "CCC": 25}
@@ -141,8 +152,13 @@ def test_lots_and_minimum_trade_size() -> None:
 def test_fractional_shares() -> None:
     prices = {"AAA": 333.0, "BBB": 77.7}
     config = PortfolioConfiguration(
-        holdings=[{"symbol": "AAA", "shares": 3}], target_weights={"AAA": 0.5, "BBB": 0.5}, cash=1000.0,
-        tolerance=0.0, transaction_cost_rate=0.0, allow_fractional_shares=True, min_trade_size=0.0,
+        holdings=[{"symbol": "AAA", "shares": 3}],
+        target_weights={"AAA": 0.5, "BBB": 0.5},
+        cash=1000.0,
+        tolerance=0.0,
+        transaction_cost_rate=0.0,
+        allow_fractional_shares=True,
+        min_trade_size=0.0,
         method="minimize_costs",
     )
     result = rebalance(config, prices, analyze=True)
@@ -159,8 +175,14 @@ def test_infeasible_request_names_the_conflict() -> None:
     holdings += [{"symbol": f"T{i}", "shares": 730} for i in range(10)]
     sectors = {f"E{i}": "Energy" for i in range(3)} | {f"T{i}": f"Sector{i}" for i in range(10)}
     config = PortfolioConfiguration(
-        holdings=holdings, target_weights={s: 1 / 13 for s in prices}, sectors=sectors, max_sector_weight=0.10,
-        max_turnover=0.02, tolerance=0.0, min_trade_size=0.0, method="minimize_costs",
+        holdings=holdings,
+        target_weights=dict.fromkeys(prices, 1 / 13),
+        sectors=sectors,
+        max_sector_weight=0.10,
+        max_turnover=0.02,
+        tolerance=0.0,
+        min_trade_size=0.0,
+        method="minimize_costs",
     )
     with pytest.raises(InfeasibleRebalanceError) as info:
         rebalance(config, prices)
@@ -174,7 +196,9 @@ def test_infeasible_request_names_the_conflict() -> None:
 def test_cap_that_cannot_hold_with_no_sell_is_refused() -> None:
     config = PortfolioConfiguration(
         holdings=[{"symbol": "AAA", "shares": 100}, {"symbol": "BBB", "shares": 10}],
-        target_weights={"AAA": 0.5, "BBB": 0.5}, max_position_weight=0.6, no_sell=["AAA"],
+        target_weights={"AAA": 0.5, "BBB": 0.5},
+        max_position_weight=0.6,
+        no_sell=["AAA"],
     )
     with pytest.raises(InvalidPortfolioError, match="AAA"):
         rebalance(config, {"AAA": 10.0, "BBB": 10.0})
@@ -217,13 +241,28 @@ def test_user_strategy_as_terms(sample_config: PortfolioConfiguration, sample_pr
 class SellEverything(OptimizationStrategy):
     name = "liquidate"
 
-    def optimize(self, rebalancing_needs, current_portfolio, target_weights, prices, available_capital,  # type: ignore[no-untyped-def]
-                 constraints, config) -> OptimizedTrades:
+    def optimize(
+        self,
+        rebalancing_needs,
+        current_portfolio,
+        target_weights,
+        prices,
+        available_capital,  # type: ignore[no-untyped-def]
+        constraints,
+        config,
+    ) -> OptimizedTrades:
         trades = [
-            TradeRecommendation(symbol=h.symbol, action=TradeAction.SELL, shares=h.shares, price=prices[h.symbol],
-                                trade_value=h.shares * prices[h.symbol], transaction_cost=0.0,
-                                total_estimated_cost=0.0)
-            for h in current_portfolio.holdings if h.shares > 0
+            TradeRecommendation(
+                symbol=h.symbol,
+                action=TradeAction.SELL,
+                shares=h.shares,
+                price=prices[h.symbol],
+                trade_value=h.shares * prices[h.symbol],
+                transaction_cost=0.0,
+                total_estimated_cost=0.0,
+            )
+            for h in current_portfolio.holdings
+            if h.shares > 0
         ]
         return OptimizedTrades(trades=trades, total_cost=0.0, capital_used=0.0, method_used=self.name)
 
@@ -249,8 +288,13 @@ def test_custom_constraints_fold_into_the_solve(
 ) -> None:
     scores = {s: float(i % 10) for i, s in enumerate(sample_prices.index)}
     config = make_config(
-        sample_prices, sectors=sample_sector_map, esg_scores=scores,
-        custom_constraints=[SectorConcentrationConstraint(0.2), ESGConstraint(min_esg_score=3.0, min_average_score=4.5)],
+        sample_prices,
+        sectors=sample_sector_map,
+        esg_scores=scores,
+        custom_constraints=[
+            SectorConcentrationConstraint(0.2),
+            ESGConstraint(min_esg_score=3.0, min_average_score=4.5),
+        ],
     )
     result = rebalance(config, sample_prices)
     assert max(sector_weights(result, sample_sector_map).values()) <= 0.2 + 1e-12
@@ -261,7 +305,9 @@ def test_custom_constraints_fold_into_the_solve(
     assert all(c.satisfied for c in result.compliance)
 
 
-def test_factor_model_and_dense_covariance_agree(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+def test_factor_model_and_dense_covariance_agree(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
     returns = sample_price_history().iloc[-500:].pct_change().dropna()
     cov = returns.cov()
     values, vectors = np.linalg.eigh(cov.to_numpy())

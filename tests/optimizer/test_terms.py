@@ -198,4 +198,4 @@ def test_assembler_caches_by_structure() -> None:
 
 def test_term_repr_rebuilds() -> None:
     assert repr(TradeCountTerm(weight=0.1)).startswith("TradeCountTerm(weight=0.1")
-    assert eval(repr(TargetTrackingTerm(weight=2.0))).weight == 2.0  # noqa: S307 - repr round trip
+    assert eval(repr(TargetTrackingTerm(weight=2.0))).weight == 2.0

@@ -24,6 +24,10 @@ __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_pri
 
 NO_LIMIT = 1e3  # stands for "unbounded" inside Parameters (cvxpy Parameters cannot hold inf)
 DEFAULT_TRADE_PENALTY = 1e-6
+INITIAL_BACKOFF = 0.0  # weight units; raised only when rounding finds no whole-share neighbour
+FRACTIONAL_LOT = 1e-6
+"""Fractional trades are in millionths of a share (what brokers accept), which also makes them
+bit-for-bit repeatable: solver noise of 1e-15 cannot change the answer."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class ProblemData:
     factor_root: np.ndarray | None = None
     idio_sd: np.ndarray | None = None
     impact: np.ndarray | None = None  # k_i with impact_i = k_i |u_i|^{3/2} (u in V_ref units)
+    backoff: float = 0.0  # every coupled limit is tightened by this (weight units) to leave room for rounding
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -260,7 +265,7 @@ def build_problem_data(
         index = {name: i for i, name in enumerate(sector_names)}
         sector_of = np.array([index[config.sectors.get(s, "Unclassified")] for s in symbols], dtype=np.int64)
 
-    lot = _per_symbol(config.lot_sizes, symbols, 0.0 if config.allow_fractional_shares else 1.0)
+    lot = _per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0)
 
     factor_root = idio_sd = None
     if covariance is not None and factor_model is not None:
@@ -315,6 +320,7 @@ def build_problem_data(
         factor_root=factor_root,
         idio_sd=idio_sd,
         impact=impact,
+        backoff=INITIAL_BACKOFF,
     )
 
 

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finwiz.errors import ConfigurationError, InvalidPortfolioError, SolverError
+from finwiz.errors import (
+    ConfigurationError,
+    ConstraintConflict,
+    InfeasibleRebalanceError,
+    InvalidPortfolioError,
+    SolverError,
+)
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
 from finwiz.optimizer._assembler import assemble
 from finwiz.optimizer._compliance import (
@@ -24,7 +30,7 @@ from finwiz.optimizer._compliance import (
 from finwiz.optimizer._constraints import OptimizationConstraint
 from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer._diagnosis import explain_infeasibility
-from finwiz.optimizer._rounding import round_trades
+from finwiz.optimizer._rounding import RoundingOutcome, round_trades
 from finwiz.optimizer._solve import InfeasibleSignal, SolveOutcome, solve
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, TransactionCostTerm, constraint_terms
@@ -176,7 +182,7 @@ class RebalancingEngine:
             # Trades too small to make are fixed at zero and the rest re-solved (the issue's
             # "drop, fix and re-solve"), so the other assets make up for them.
             value = np.abs(outcome.trades) * data.ref_value
-            small = (value > 0) & (value < data.min_trade_value * 0.5) & (data.lot * data.prices >= 0)
+            small = (value > 0) & (value < data.min_trade_value * 0.5)
             if small.any():
                 fixed = dataclasses.replace(
                     data,
@@ -189,13 +195,42 @@ class RebalancingEngine:
                 except Exception:  # keep the first solution if fixing made it worse
                     log.debug("re-solve with small trades fixed failed; keeping the first solution")
         cost_weight = max((t.weight for t in terms if isinstance(t, TransactionCostTerm)), default=1.0)
-        rounded = round_trades(
-            data,
-            outcome.trades,
-            cost_weight=cost_weight,
-            time_limit=self.settings.mip_time_limit_seconds,
-        )
-        mode = "fractional" if data.fractional and not data.lot.any() else "whole_shares"
+        limit = self.settings.mip_time_limit_seconds
+        try:
+            rounded: RoundingOutcome | None = round_trades(
+                data, outcome.trades, cost_weight=cost_weight, time_limit=limit
+            )
+        except InfeasibleRebalanceError:
+            rounded = None
+        if rounded is None or rounded.lossy:
+            # Where limits bind at the continuous optimum, its whole-share neighbours may all
+            # break one, and the rounding must drop trades. Backing the limits off by the
+            # largest traded lot and solving again leaves room; the better answer is kept.
+            traded = np.abs(outcome.trades) > 0
+            lot_value = data.lot * data.prices / data.ref_value
+            backed = dataclasses.replace(data, backoff=float(np.max(lot_value[traded], initial=0.0)))
+            try:
+                second = self._solve(terms, backed, solver)
+                retry = round_trades(backed, second.trades, cost_weight=cost_weight, time_limit=limit)
+            except (InfeasibleRebalanceError, SolverError):
+                retry = None
+            if retry is not None and (
+                rounded is None or _distance(data, retry.shares) < _distance(data, rounded.shares)
+            ):
+                rounded, outcome = retry, second
+            if rounded is None:
+                raise InfeasibleRebalanceError(
+                    [
+                        ConstraintConflict(
+                            "whole_shares",
+                            0.0,
+                            "no whole-share trades near the optimum keep every "
+                            "limit; allow fractional shares or loosen a limit",
+                        )
+                    ],
+                    "no whole-share trades satisfy the constraints",
+                )
+        mode = "fractional" if data.fractional else "whole_shares"
         return rounded.shares, outcome, mode
 
     def _solve(self, terms: list[Term], data: ProblemData, solver: str) -> SolveOutcome:
@@ -323,6 +358,12 @@ class RebalancingEngine:
             analysis=analysis,
             portfolio_id=portfolio_id,
         )
+
+
+def _distance(data: ProblemData, shares: np.ndarray) -> float:
+    """Euclidean distance of the post-trade weights (cash included) to the target."""
+    state = post_trade_state(data, shares)
+    return float(np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2)
 
 
 _default_engine: RebalancingEngine | None = None

@@ -24,8 +24,10 @@ from finwiz.optimizer._data import ProblemData
 
 __all__ = ["RoundingOutcome", "round_trades"]
 
-_MARGIN = 1e-8  # tightening of every coupled row, in weight units, so float noise never breaches
+_MARGIN = 1e-10  # tightening (weight units) so float noise never breaches a limit
+_MARGINS = (_MARGIN, 1e-8, 1e-6)
 _EPS = 1e-12
+_ROW_SCALE = 1e4
 _SMALLEST_TRADE = 0.01  # currency: a fractional trade worth less than a cent is solver noise, not a trade
 
 
@@ -37,6 +39,9 @@ class RoundingOutcome:
     mip_gap: float | None
     seconds: float
     candidates: int
+    lossy: bool
+    """True when some asset got neither neighbour of its continuous trade (a trade was dropped
+    or forced to the minimum size): a sign that binding limits left no room to round."""
 
 
 def _candidates(data: ProblemData, target_shares: np.ndarray) -> list[np.ndarray]:
@@ -48,17 +53,11 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> list[np.ndarray
         lot = data.lot[i]
         held = data.shares[i]
         price = data.prices[i]
-        opts = {0.0}
-        if lot > 0:
-            down, up = np.floor(s / lot + _EPS) * lot, np.ceil(s / lot - _EPS) * lot
-            opts |= {down, up}
-            if data.min_trade_value > 0:
-                step = np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot
-                opts.add(float(np.sign(s)) * step if s != 0 else 0.0)
-        else:
-            opts.add(s)
-            if data.min_trade_value > 0 and s != 0:
-                opts.add(float(np.sign(s)) * data.min_trade_value / price)
+        down, up = np.floor(s / lot + _EPS) * lot, np.ceil(s / lot - _EPS) * lot
+        opts = {0.0, float(down), float(up)}
+        if data.min_trade_value > 0 and s != 0:
+            step = np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot
+            opts.add(float(np.sign(s)) * step)
         if s < 0 and not data.allow_short:
             opts.add(-held)  # selling out is always a whole trade, lots or not
         arr = np.array(sorted(opts))
@@ -110,9 +109,6 @@ def round_trades(
     hi: list[np.ndarray] = []
     cols = np.arange(m)
     one_hot = sparse.csr_array((np.ones(m), (owner, cols)), shape=(data.n, m + 1))
-    rows.append(one_hot)
-    lo.append(np.ones(data.n))
-    hi.append(np.ones(data.n))
 
     def add_row(coeffs: np.ndarray, z: float, upper: float, lower: float = -np.inf) -> None:
         rows.append(sparse.csr_array(np.concatenate([coeffs, [z]])[None, :]))
@@ -122,7 +118,7 @@ def round_trades(
     # z = total cost (as a fraction of V_ref).
     add_row(cost, -1.0, 0.0, 0.0)
     # Cash: cash0 - sum(value) - z >= floor (1 - z)  <=>  sum(value) + (1 - floor) z <= cash0 - floor.
-    add_row(value, 1.0 - data.min_cash_weight, data.cash0 - data.min_cash_weight - _MARGIN)
+    add_row(value, 1.0 - data.min_cash_weight, data.cash0 - data.min_cash_weight)
     if data.position_cap is not None:
         capped = np.flatnonzero(np.isfinite(data.position_cap))
         if capped.size:
@@ -142,29 +138,54 @@ def round_trades(
             )
             rows.append(block)
             lo.append(np.full(capped.size, -np.inf))
-            hi.append(cap - data.x0[capped] - _MARGIN)
+            hi.append(cap - data.x0[capped])
     if data.sector_cap is not None:
         for s in np.flatnonzero(np.isfinite(data.sector_cap)):
             members = data.sector_of[owner] == s
             sector_cap = float(data.sector_cap[s])
             base = float(data.x0[data.sector_of == s].sum())
-            add_row(np.where(members, value, 0.0), sector_cap, sector_cap - base - _MARGIN)
+            add_row(np.where(members, value, 0.0), sector_cap, sector_cap - base)
     if data.esg is not None and data.esg_floor is not None:
         excess = (data.esg - data.esg_floor) / max(1.0, float(np.abs(data.esg).max()))
         base = float(excess @ data.x0)
-        add_row(excess[owner] * value, 0.0, np.inf, -base + _MARGIN)
+        add_row(excess[owner] * value, 0.0, np.inf, -base)
     budget = data.turnover_budget
     if budget is not None:
-        add_row(np.abs(value), 0.0, budget - _MARGIN)
+        add_row(np.abs(value), 0.0, budget)
 
-    matrix = sparse.vstack(rows).tocsr()
-    result = milp(
-        c,
-        constraints=LinearConstraint(matrix, np.concatenate(lo), np.concatenate(hi)),
-        integrality=np.concatenate([np.ones(m), [0.0]]),
-        bounds=Bounds(np.zeros(m + 1), np.concatenate([np.ones(m), [np.inf]])),
-        options={"time_limit": time_limit},
-    )
+    # Rows are in weight units and scaled up for HiGHS. Its integrality tolerance lets a
+    # binary be 1e-6 away from 0/1, so the rounded choice is re-checked exactly here and the
+    # limits tightened (up to 1e-6 in weight) until the exact check passes.
+    coupled = sparse.vstack(rows).tocsr()
+    lo_all, hi_all = np.concatenate(lo), np.concatenate(hi)
+    exact_row = np.zeros(len(lo_all), bool)
+    exact_row[0] = True  # the cost definition z = sum(cost y) is an equality, never tightened
+    matrix = sparse.vstack([one_hot, coupled * _ROW_SCALE]).tocsr()
+    integrality = np.concatenate([np.ones(m), [0.0]])
+    bounds = Bounds(np.zeros(m + 1), np.concatenate([np.ones(m), [np.inf]]))
+    for margin in _MARGINS:
+        shift = np.where(exact_row, 0.0, margin)
+        lower = np.concatenate([np.ones(data.n), (lo_all + shift) * _ROW_SCALE])
+        upper = np.concatenate([np.ones(data.n), (hi_all - shift) * _ROW_SCALE])
+        result = milp(
+            c,
+            constraints=LinearConstraint(matrix, lower, upper),
+            integrality=integrality,
+            bounds=bounds,
+            options={"time_limit": time_limit},
+        )
+        if result.x is None:
+            break
+        choice = np.concatenate([(result.x[:m] > 0.5).astype(float), [0.0]])
+        choice[m] = cost @ choice[:m]
+        rows_value = coupled @ choice
+        slack = 1e-12
+        if np.all(rows_value[~exact_row] <= hi_all[~exact_row] + slack) and np.all(
+            rows_value[~exact_row] >= lo_all[~exact_row] - slack
+        ):
+            break
+    else:
+        raise SolverError("whole-share rounding could not meet the limits exactly", solver="HiGHS", status="inexact")
     if result.x is None:
         if result.status == 2:  # infeasible
             raise InfeasibleRebalanceError(
@@ -187,4 +208,5 @@ def round_trades(
     shares = np.zeros(data.n)
     shares[owner[chosen]] = option[chosen]
     gap = getattr(result, "mip_gap", None)
-    return RoundingOutcome(shares, None if gap is None else float(gap), time.perf_counter() - start, m)
+    lossy = bool(np.any(np.abs(shares - target_shares) > data.lot * (1 + 1e-9)))
+    return RoundingOutcome(shares, None if gap is None else float(gap), time.perf_counter() - start, m, lossy)

@@ -132,6 +132,9 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
                 residual=worst,
                 attempts=tuple(attempts),
             )
+    if infeasible_votes:
+        # One solver proved infeasibility and none found an optimal point: diagnose, don't guess.
+        raise InfeasibleSignal(attempts[-1])
     raise SolverError(
         "no solver returned a verified optimal solution (" + "; ".join(failures) + ")",
         solver=attempts[-1] if attempts else None,

@@ -377,7 +377,7 @@ class BudgetTerm(Term):
         return parts
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {"cash0": data.cash0, "floor": data.min_cash_weight}
+        return {"cash0": data.cash0 - data.backoff, "floor": data.min_cash_weight}
 
 
 _BOUND_REASONS = ("no_trade", "no_buy", "no_sell", "tolerance_band", "esg_screen")
@@ -435,12 +435,14 @@ class PositionCapTerm(Term):
     def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
         parts = TermParts()
         cap = _param(parts, "cap", (data.n,), nonneg=True)
-        parts.limits.append(Limit(self.name, v.weights + cap * v.cost, "<=", cap))
+        limit = _param(parts, "limit", (data.n,))
+        parts.limits.append(Limit(self.name, v.weights + cap * v.cost, "<=", limit))
         return parts
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
-        return {"cap": np.minimum(cap, NO_LIMIT)}
+        cap = np.minimum(cap, NO_LIMIT)
+        return {"cap": cap, "limit": cap - data.backoff}
 
 
 class PositionFloorTerm(Term):
@@ -453,12 +455,13 @@ class PositionFloorTerm(Term):
 
     def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
         parts = TermParts()
-        floor = _param(parts, "floor", (data.n,), nonneg=True)
+        floor = _param(parts, "floor", (data.n,))
         parts.limits.append(Limit(self.name, v.weights, ">=", floor))
         return parts
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {"floor": data.position_floor if data.position_floor is not None else np.zeros(data.n)}
+        floor = data.position_floor if data.position_floor is not None else np.zeros(data.n)
+        return {"floor": np.where(floor > 0, floor + data.backoff, floor)}
 
 
 class SectorCapTerm(Term):
@@ -476,12 +479,14 @@ class SectorCapTerm(Term):
         parts = TermParts()
         membership = data.sector_matrix()
         cap = _param(parts, "cap", (len(data.sector_names),), nonneg=True)
-        parts.limits.append(Limit(self.name, membership @ v.weights + cap * v.cost, "<=", cap))
+        limit = _param(parts, "limit", (len(data.sector_names),))
+        parts.limits.append(Limit(self.name, membership @ v.weights + cap * v.cost, "<=", limit))
         return parts
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         cap = data.sector_cap if data.sector_cap is not None else np.full(len(data.sector_names), np.inf)
-        return {"cap": np.minimum(cap, NO_LIMIT)}
+        cap = np.minimum(cap, NO_LIMIT)
+        return {"cap": cap, "limit": cap - data.backoff}
 
 
 class ESGFloorTerm(Term):
@@ -495,15 +500,17 @@ class ESGFloorTerm(Term):
     def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
         parts = TermParts()
         excess = _param(parts, "excess", (data.n,))
-        parts.limits.append(Limit(self.name, excess @ v.weights, ">=", 0.0))
+        margin = _param(parts, "margin", nonneg=True)
+        parts.limits.append(Limit(self.name, excess @ v.weights, ">=", margin))
         return parts
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         if data.esg is None or data.esg_floor is None:
-            return {"excess": np.zeros(data.n)}
+            return {"excess": np.zeros(data.n), "margin": 0.0}
         # Scores are scaled to O(1) so the row is well conditioned whatever the score scale.
         span = max(1.0, float(np.abs(data.esg).max()))
-        return {"excess": (data.esg - data.esg_floor) / span}
+        # No back-off here: selling out entirely (w = 0) must stay feasible when every score is low.
+        return {"excess": (data.esg - data.esg_floor) / span, "margin": 0.0}
 
 
 class TurnoverCapTerm(Term):
@@ -521,7 +528,8 @@ class TurnoverCapTerm(Term):
         return parts
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {"budget": data.turnover_budget if data.turnover_budget is not None else NO_LIMIT}
+        budget = data.turnover_budget if data.turnover_budget is not None else NO_LIMIT
+        return {"budget": max(budget - data.backoff, 0.0)}
 
 
 def constraint_terms() -> list[Term]:
