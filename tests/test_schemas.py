@@ -46,7 +46,8 @@ def test_bad_input_names_field_and_symbol(
         config(**fields)
     assert needle in str(info.value)
     if field is not None:
-        assert info.value.field is not None and field in info.value.field
+        assert info.value.field is not None
+        assert field in info.value.field
     if symbol is not None:
         assert info.value.symbol == symbol
 

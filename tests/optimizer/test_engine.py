@@ -51,7 +51,8 @@ def test_sample_portfolio_rebalances_under_sector_caps(
     for weight in sector_weights(result, sample_sector_map).values():
         assert weight <= 0.25 + 1e-12
     for trade in result.trades:
-        assert trade.shares == int(trade.shares) and trade.shares > 0
+        assert trade.shares == int(trade.shares)
+        assert trade.shares > 0
         assert trade.trade_value >= config.min_trade_size
     assert result.is_compliant
 
@@ -77,7 +78,8 @@ def test_same_input_same_trades(sample_config: PortfolioConfiguration, sample_pr
 
 def test_to_frame_has_a_row_per_asset_and_cash(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
     frame = rebalance(sample_config, sample_prices).to_frame()
-    assert list(frame.index[:-1]) == sample_config.symbols and frame.index[-1] == "CASH"
+    assert list(frame.index[:-1]) == sample_config.symbols
+    assert frame.index[-1] == "CASH"
     assert frame["weight_after"].sum() == pytest.approx(1.0)
 
 
@@ -102,7 +104,8 @@ def test_cash_flows() -> None:
     }
     deposit = rebalance(PortfolioConfiguration(**base, cash_flow=5000.0), prices)  # type: ignore[arg-type]
     assert all(t.action is TradeAction.BUY for t in deposit.trades)
-    assert deposit.cash_after >= 0 and deposit.cash_after < 50
+    assert deposit.cash_after >= 0
+    assert deposit.cash_after < 50
     withdrawal = rebalance(PortfolioConfiguration(**base, cash_flow=-2000.0), prices)  # type: ignore[arg-type]
     assert all(t.action is TradeAction.SELL for t in withdrawal.trades)
     assert withdrawal.cash_after >= 0
@@ -165,7 +168,8 @@ def test_fractional_shares() -> None:
     assert result.rounding == "fractional"
     assert result.post_trade_weights["AAA"] == pytest.approx(0.5, abs=1e-6)
     assert result.post_trade_weights["BBB"] == pytest.approx(0.5, abs=1e-6)
-    assert result.analysis is not None and result.analysis.needs_rebalancing
+    assert result.analysis is not None
+    assert result.analysis.needs_rebalancing
 
 
 def test_infeasible_request_names_the_conflict() -> None:
@@ -190,7 +194,8 @@ def test_infeasible_request_names_the_conflict() -> None:
     assert {"sector_cap", "turnover_cap"} <= names
     by_name = {c.name: c for c in info.value.conflicts}
     assert by_name["turnover_cap"].relaxation == pytest.approx(0.27 - 0.10 - 0.02, abs=0.01)
-    assert "sector_cap" in str(info.value) and "turnover_cap" in str(info.value)
+    assert "sector_cap" in str(info.value)
+    assert "turnover_cap" in str(info.value)
 
 
 def test_cap_that_cannot_hold_with_no_sell_is_refused() -> None:

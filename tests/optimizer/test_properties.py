@@ -130,7 +130,8 @@ def test_hard_constraints_and_money(request: tuple[PortfolioConfiguration, dict[
     try:
         result = rebalance(config, prices)
     except InfeasibleRebalanceError as exc:
-        assert exc.conflicts, "an infeasible request must name its conflict"
+        conflicts = exc.conflicts
+        assert conflicts, "an infeasible request must name its conflict"
         return
     check_guarantees(config, prices, result)
     # Guarantee 6: same input, same trades.

@@ -78,7 +78,8 @@ def test_transaction_cost_value() -> None:
     data = make_data(transaction_cost_rates={"BBB": 0.01})
     buy, sell = np.array([0.0, 0.1, 0.2]), np.array([0.05, 0.0, 0.0])
     parts = evaluate(TransactionCostTerm(weight=3.0), data, buy, sell, cost=0.123)
-    assert parts.cost is not None and parts.objective is not None
+    assert parts.cost is not None
+    assert parts.objective is not None
     assert parts.cost.value == pytest.approx(0.001 * 0.05 + 0.01 * 0.1 + 0.001 * 0.2)
     assert parts.objective.value == pytest.approx(3.0 * 0.123)
 
@@ -133,7 +134,8 @@ def test_risk_terms_values() -> None:
     w = data.x0 + buy - sell
     te = evaluate(TrackingErrorTerm(), data, buy, sell).objective
     risk = evaluate(RiskTerm(weight=1.0), data, buy, sell).objective
-    assert te is not None and risk is not None
+    assert te is not None
+    assert risk is not None
     d = w - data.target
     assert te.value == pytest.approx(2.0 * d @ sigma @ d / scale)
     assert risk.value == pytest.approx(w @ sigma @ w / scale)

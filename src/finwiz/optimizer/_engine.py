@@ -31,7 +31,7 @@ from finwiz.optimizer._constraints import OptimizationConstraint
 from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._rounding import RoundingOutcome, round_trades
-from finwiz.optimizer._solve import InfeasibleSignal, SolveOutcome, solve
+from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, solve
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, TransactionCostTerm, constraint_terms
 from finwiz.risk import FactorModel
@@ -241,7 +241,7 @@ class RebalancingEngine:
             assembled.set_values(terms, data)
             try:
                 outcome = solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
-            except InfeasibleSignal:
+            except ProvenInfeasibleError:
                 raise explain_infeasibility(terms, data) from None
             again = [t.reweight(data, outcome.trades) for t in terms if isinstance(t, TradeCountTerm)]
             if not any(again):

@@ -65,7 +65,7 @@ class SolveOutcome:
         return np.asarray(self.buy - self.sell)
 
 
-class InfeasibleSignal(Exception):
+class ProvenInfeasibleError(Exception):  # noqa: N818 - a control-flow signal, never escapes the engine
     """Internal signal: the solver proved the problem infeasible (the engine diagnoses why)."""
 
 
@@ -82,7 +82,7 @@ def _run(assembled: AssembledProblem, solver: str, time_limit: float) -> tuple[s
 def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: float = 30.0) -> SolveOutcome:
     """Solve the compiled problem (Parameters already set) and verify it.
 
-    Raises :class:`InfeasibleSignal` when the solver proves infeasibility, :class:`SolverError`
+    Raises :class:`ProvenInfeasibleError` when the solver proves infeasibility, :class:`SolverError`
     when no solver returns an optimal point that satisfies every limit to
     :data:`FEASIBILITY_TOLERANCE`.
     """
@@ -105,7 +105,7 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
             if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
                 infeasible_votes += 1
                 if name == "CLARABEL" or infeasible_votes > 1:
-                    raise InfeasibleSignal(name)
+                    raise ProvenInfeasibleError(name)
                 failures.append(f"{name}: {status}")
                 continue
             if status != cp.OPTIMAL:
@@ -134,7 +134,7 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
             )
     if infeasible_votes:
         # One solver proved infeasibility and none found an optimal point: diagnose, don't guess.
-        raise InfeasibleSignal(attempts[-1])
+        raise ProvenInfeasibleError(attempts[-1])
     raise SolverError(
         "no solver returned a verified optimal solution (" + "; ".join(failures) + ")",
         solver=attempts[-1] if attempts else None,
