@@ -65,7 +65,7 @@ class SolveOutcome:
         return np.asarray(self.buy - self.sell)
 
 
-class ProvenInfeasibleError(Exception):  # noqa: N818 - a control-flow signal, never escapes the engine
+class ProvenInfeasibleError(Exception):
     """Internal signal: the solver proved the problem infeasible (the engine diagnoses why)."""
 
 
