@@ -1,4 +1,4 @@
-"""Market data: async price providers, the price service, pandas pipelines and the bundled sample."""
+"""Market data: async price providers, the price service, pandas pipelines, the bundled sample."""
 
 from finwiz.data.sample import (
     SAMPLE_ATTRIBUTION,
