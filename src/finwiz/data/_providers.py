@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
 import pandas as pd
 
@@ -29,14 +29,39 @@ __all__ = [
     "InMemoryPriceProvider",
     "PriceDataProvider",
     "SamplePriceProvider",
+    "day_bound",
+    "gather_each",
 ]
+
+T = TypeVar("T")
 
 DateLike = date | datetime | str | pd.Timestamp | None
 """A day bound for historical requests: a date, an ISO string, or None for open-ended."""
 
 
-def _day(value: DateLike) -> pd.Timestamp | None:
-    return None if value is None else pd.Timestamp(value).normalize().tz_localize(None)
+def day_bound(value: DateLike) -> pd.Timestamp | None:
+    """``value`` as a naive day for slicing a daily index (None stays open-ended)."""
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_convert(None) if stamp.tz is not None else stamp).normalize()
+
+
+async def gather_each(
+    symbols: Sequence[str], call: Callable[[str], Awaitable[T]], limit: int
+) -> dict[str, T | PriceDataError]:
+    """``call(symbol)`` for every symbol, at most ``limit`` at once; errors kept per symbol."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(symbol: str) -> T | PriceDataError:
+        async with gate:
+            try:
+                return await call(symbol)
+            except PriceDataError as exc:
+                return exc
+
+    outcomes = await asyncio.gather(*(one(s) for s in symbols))
+    return dict(zip(symbols, outcomes, strict=True))
 
 
 class PriceDataProvider(ABC):
@@ -68,17 +93,7 @@ class PriceDataProvider(ABC):
 
     async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
         """Latest price or error for each canonical symbol; never raises for a single symbol."""
-        limit = asyncio.Semaphore(self.max_concurrency)
-
-        async def one(symbol: str) -> PriceData | PriceDataError:
-            async with limit:
-                try:
-                    return await self.get_current_price(symbol)
-                except PriceDataError as exc:
-                    return exc
-
-        outcomes = await asyncio.gather(*(one(s) for s in symbols))
-        return dict(zip(symbols, outcomes, strict=True))
+        return await gather_each(symbols, self.get_current_price, self.max_concurrency)
 
     async def get_multiple_prices(self, symbols: Iterable[str]) -> dict[str, PriceData]:
         """Latest prices of ``symbols``; raises :class:`InsufficientPriceDataError` naming every
@@ -167,7 +182,7 @@ class _TableProvider(PriceDataProvider):
         self, symbols: Sequence[str], start: DateLike = None, end: DateLike = None
     ) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
         """Rows of the table between ``start`` and ``end`` for the symbols it holds."""
-        lo, hi = _day(start), _day(end)
+        lo, hi = day_bound(start), day_bound(end)
         rows = self._history.loc[lo:hi]
         failures = {s: self._problems[s] for s in symbols if s in self._problems}
         failures.update(require_columns(rows, [s for s in symbols if s not in failures], self.name))
