@@ -147,7 +147,7 @@ def _close_table(raw: object, symbols: Sequence[str]) -> pd.DataFrame:
         return pd.DataFrame(index=pd.DatetimeIndex([]))
     if isinstance(raw.columns, pd.MultiIndex):
         level = 0 if "Close" in raw.columns.get_level_values(0) else 1
-        closes = raw.xs("Close", axis=1, level=level)
+        closes = pd.DataFrame(raw.xs("Close", axis=1, level=level))
     elif "Close" in raw.columns and len(symbols) == 1:
         closes = raw[["Close"]].set_axis(list(symbols), axis=1)
     else:
