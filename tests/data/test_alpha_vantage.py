@@ -60,7 +60,11 @@ async def test_quote_is_parsed_strictly_and_key_stays_on_the_wire(
     assert price.price == 123.45 and price.volume == 4123456.0 and price.source == "alpha_vantage"
     assert price.timestamp == datetime(2024, 1, 5, tzinfo=UTC)
     params = seen[0].url.params
-    assert (params["function"], params["symbol"], params["apikey"]) == ("GLOBAL_QUOTE", "IBM", API_KEY)
+    assert (params["function"], params["symbol"], params["apikey"]) == (
+        "GLOBAL_QUOTE",
+        "IBM",
+        API_KEY,
+    )
     assert API_KEY not in caplog.text and API_KEY not in repr(provider)
 
 
@@ -151,8 +155,12 @@ async def test_transient_failure_then_success(alpha_vantage: Build) -> None:
 
 
 @pytest.mark.parametrize(
-    "response", [httpx.Response(401), httpx.Response(200, text="<html>oops</html>"),
-                 httpx.Response(200, json=["not", "an", "object"])]
+    "response",
+    [
+        httpx.Response(401),
+        httpx.Response(200, text="<html>oops</html>"),
+        httpx.Response(200, json=["not", "an", "object"]),
+    ],
 )
 async def test_client_errors_and_non_json_are_final(
     alpha_vantage: Build, response: httpx.Response

@@ -12,7 +12,10 @@ from finwiz.errors import ConfigurationError, InvalidPortfolioError
 
 def test_bundled_sectors_by_default() -> None:
     market = MarketDataProvider()
-    assert market.get_sectors(["aapl", "XOM"]) == {"AAPL": "Information Technology", "XOM": "Energy"}
+    assert market.get_sectors(["aapl", "XOM"]) == {
+        "AAPL": "Information Technology",
+        "XOM": "Energy",
+    }
     assert market.get_sectors() == dict(sample_sectors())
 
 

@@ -25,8 +25,23 @@ def test_parse_price_accepts_plain_positive_numbers(raw: object, expected: float
 
 @pytest.mark.parametrize(
     "raw",
-    ["1,234.5", "N/A", "", "nan", "inf", "-5", "0", "0.0000", "12 USD", math.nan, -1.0, 0,
-     math.inf, True, None],
+    [
+        "1,234.5",
+        "N/A",
+        "",
+        "nan",
+        "inf",
+        "-5",
+        "0",
+        "0.0000",
+        "12 USD",
+        math.nan,
+        -1.0,
+        0,
+        math.inf,
+        True,
+        None,
+    ],
 )
 def test_parse_price_refuses_with_symbol_and_provider(raw: object) -> None:
     with pytest.raises(PriceDataError) as info:
@@ -36,8 +51,15 @@ def test_parse_price_refuses_with_symbol_and_provider(raw: object) -> None:
     assert "AAPL from alpha_vantage" in str(info.value)
 
 
-@given(st.one_of(st.text(max_size=12), st.floats(allow_nan=True, allow_infinity=True),
-                 st.integers(), st.booleans(), st.none()))
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(),
+        st.booleans(),
+        st.none(),
+    )
+)
 def test_parse_price_never_yields_a_non_positive_or_non_finite_price(raw: object) -> None:
     try:
         price = parse_price(raw, "X")
@@ -76,8 +98,10 @@ def test_clean_frame_refuses_conflicts_duplicates_and_bad_cells_per_symbol() -> 
 
 
 def test_clean_frame_refuses_infinite_and_zero_floats() -> None:
-    frame = pd.DataFrame({"A": [1.0, np.inf], "B": [1.0, 0.0], "C": [1.0, np.nan]},
-                         index=pd.to_datetime(["2024-01-02", "2024-01-03"]))
+    frame = pd.DataFrame(
+        {"A": [1.0, np.inf], "B": [1.0, 0.0], "C": [1.0, np.nan]},
+        index=pd.to_datetime(["2024-01-02", "2024-01-03"]),
+    )
     clean, problems = clean_price_frame(frame)
     assert set(problems) == {"A", "B"}
     assert list(clean.columns) == ["C"]

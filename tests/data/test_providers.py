@@ -26,7 +26,12 @@ async def test_in_memory_prices_and_per_symbol_refusals() -> None:
         {"aapl": 190.5, "BAD": float("nan"), "NEG": -3, "TXT": "N/A"}, timestamp=when
     )
     price = await provider.get_current_price(" aapl ")
-    assert (price.symbol, price.price, price.timestamp, price.source) == ("AAPL", 190.5, when, "memory")
+    assert (price.symbol, price.price, price.timestamp, price.source) == (
+        "AAPL",
+        190.5,
+        when,
+        "memory",
+    )
     for symbol in ("BAD", "NEG", "TXT", "NOPE"):
         with pytest.raises(PriceDataError) as info:
             await provider.get_current_price(symbol)
@@ -59,7 +64,7 @@ async def test_csv_wide_gz_with_every_kind_of_bad_cell(tmp_path: Path) -> None:
     text = (
         "Date,GOOD,COMMA,NA,ZERO,NEG,DUP,DUP,GAP\n"
         "2024-01-03,11,1,1,1,1,1,1,\n"
-        "2024-01-02,10,\"1,234.5\",N/A,0,-2,1,1,5\n"
+        '2024-01-02,10,"1,234.5",N/A,0,-2,1,1,5\n'
         "2024-01-04,12,1,1,1,1,1,1,6\n"
     )
     provider = CSVPriceProvider(_write(tmp_path / "wide.csv.gz", text))

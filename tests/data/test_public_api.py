@@ -14,9 +14,15 @@ def test_all_is_sorted_and_every_name_exists() -> None:
     assert len(set(names)) == len(names)
     assert all(hasattr(finwiz.data, n) for n in names)
     for required in (
-        "PriceDataProvider", "YahooFinancePriceProvider", "AlphaVantagePriceProvider",
-        "CSVPriceProvider", "InMemoryPriceProvider", "SamplePriceProvider",
-        "PortfolioPriceService", "MarketDataProvider", "sample_price_history",
+        "PriceDataProvider",
+        "YahooFinancePriceProvider",
+        "AlphaVantagePriceProvider",
+        "CSVPriceProvider",
+        "InMemoryPriceProvider",
+        "SamplePriceProvider",
+        "PortfolioPriceService",
+        "MarketDataProvider",
+        "sample_price_history",
     ):
         assert required in names
 

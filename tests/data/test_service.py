@@ -41,8 +41,15 @@ class Recording(PriceDataProvider):
 
     name = "recording"
 
-    def __init__(self, prices: dict[str, float], *, latency: float = 0.0, batch_size: int = 1,
-                 name: str = "recording", hang: bool = False) -> None:
+    def __init__(
+        self,
+        prices: dict[str, float],
+        *,
+        latency: float = 0.0,
+        batch_size: int = 1,
+        name: str = "recording",
+        hang: bool = False,
+    ) -> None:
         self.prices, self.latency, self.batch_size, self.name = prices, latency, batch_size, name
         self.hang = hang
         self.in_flight = self.peak = 0
@@ -117,9 +124,13 @@ async def test_hanging_provider_times_out_and_falls_back() -> None:
     assert "no answer within 0.05 s" in result.status["X"].errors["hung"]
 
 
-async def test_provider_bug_is_reported_per_symbol_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+async def test_provider_bug_is_reported_per_symbol_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     class Broken(Recording):
-        async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
+        async def fetch_prices(
+            self, symbols: Sequence[str]
+        ) -> dict[str, PriceData | PriceDataError]:
             raise RuntimeError("boom")
 
     service = PortfolioPriceService([Broken({}, name="broken"), Recording({"X": 3.0})])
@@ -130,7 +141,9 @@ async def test_provider_bug_is_reported_per_symbol_not_raised(caplog: pytest.Log
 
 async def test_answer_for_another_symbol_is_not_accepted() -> None:
     class Confused(Recording):
-        async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
+        async def fetch_prices(
+            self, symbols: Sequence[str]
+        ) -> dict[str, PriceData | PriceDataError]:
             return {s: PriceData(symbol="OTHER", price=1.0) for s in symbols}
 
     service = PortfolioPriceService(Confused({}))
@@ -163,7 +176,11 @@ async def test_stale_price_only_when_asked_and_with_its_age() -> None:
         await service.get_current_prices(["X"])
     result = await service.fetch_prices(["X"], allow_stale=True)
     status = result.status["X"]
-    assert (status.state, status.age_seconds, result.prices["X"].price) == (PriceState.STALE, 600, 1.0)
+    assert (status.state, status.age_seconds, result.prices["X"].price) == (
+        PriceState.STALE,
+        600,
+        1.0,
+    )
     assert status.errors == {"recording": "unknown symbol"}
 
 
@@ -239,4 +256,6 @@ async def test_from_settings_builds_the_chain(tmp_path: Path) -> None:
         RebalancingSettings(price_provider="csv", csv_price_path=str(path))
     )
     assert isinstance(built.providers[0], CSVPriceProvider)
-    assert datetime(2024, 1, 2, tzinfo=UTC) == (await built.get_price_with_fallback("AAA")).timestamp
+    assert (
+        datetime(2024, 1, 2, tzinfo=UTC) == (await built.get_price_with_fallback("AAA")).timestamp
+    )
