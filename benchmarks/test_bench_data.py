@@ -22,7 +22,6 @@ from finwiz.data import (
     DateLike,
     PortfolioPriceService,
     PriceDataProvider,
-    compute_returns,
     estimate_covariance,
     pca_factor_model,
 )

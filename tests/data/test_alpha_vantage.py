@@ -1,4 +1,4 @@
-"""Alpha Vantage: every HTTP-200 error shape, retries, Retry-After, quota, strict fields, key hygiene."""
+"""Alpha Vantage: every HTTP-200 error shape, retries, Retry-After, quota, strict fields, key."""
 
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ async def test_quote_is_parsed_strictly_and_key_stays_on_the_wire(
     caplog.set_level(logging.DEBUG)
     async with alpha_vantage(handler) as provider:
         price = await provider.get_current_price("ibm")
-    assert price.price == 123.45 and price.volume == 4123456.0 and price.source == "alpha_vantage"
+    assert price.price == 123.45
+    assert price.volume == 4123456.0
+    assert price.source == "alpha_vantage"
     assert price.timestamp == datetime(2024, 1, 5, tzinfo=UTC)
     params = seen[0].url.params
     assert (params["function"], params["symbol"], params["apikey"]) == (
@@ -65,7 +67,8 @@ async def test_quote_is_parsed_strictly_and_key_stays_on_the_wire(
         "IBM",
         API_KEY,
     )
-    assert API_KEY not in caplog.text and API_KEY not in repr(provider)
+    assert API_KEY not in caplog.text
+    assert API_KEY not in repr(provider)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +94,8 @@ async def test_error_shapes_are_final_and_never_a_price(
     provider = alpha_vantage(handler)
     with pytest.raises(PriceDataError) as info:
         await provider.get_current_price("IBM")
-    assert info.value.symbol == "IBM" and info.value.provider == "alpha_vantage"
+    assert info.value.symbol == "IBM"
+    assert info.value.provider == "alpha_vantage"
     assert reason in info.value.reason
     assert len(seen) == 1  # final: not retried
 
@@ -114,13 +118,16 @@ async def test_throttle_messages_are_retried(
 ) -> None:
     handler, seen = script(ok(throttle), ok(av_quote("IBM")))
     price = await alpha_vantage(handler).get_current_price("IBM")
-    assert price.price == 123.45 and len(seen) == 2 and len(sleeps.delays) == 1
+    assert price.price == 123.45
+    assert len(seen) == 2
+    assert len(sleeps.delays) == 1
 
 
 async def test_429_honours_retry_after(alpha_vantage: Build, sleeps: Sleeps) -> None:
     handler, seen = script(httpx.Response(429, headers={"Retry-After": "2"}), ok(av_quote("IBM")))
     assert (await alpha_vantage(handler).get_current_price("IBM")).price == 123.45
-    assert sleeps.delays[0] >= 2.0 and len(seen) == 2
+    assert sleeps.delays[0] >= 2.0
+    assert len(seen) == 2
 
 
 async def test_retry_after_beyond_the_cap_fails_at_once(alpha_vantage: Build) -> None:
@@ -145,7 +152,8 @@ async def test_transient_failures_retry_then_give_up(
     with pytest.raises(PriceDataError, match="gave up after 3 attempts"):
         await alpha_vantage(handler).get_current_price("IBM")
     assert len(seen) == 3
-    assert len(sleeps.delays) == 2 and sleeps.delays[0] <= sleeps.delays[1] * 2 + 1e-9
+    assert len(sleeps.delays) == 2
+    assert sleeps.delays[0] <= sleeps.delays[1] * 2 + 1e-9
 
 
 async def test_transient_failure_then_success(alpha_vantage: Build) -> None:
@@ -188,7 +196,8 @@ async def test_daily_history_with_a_bad_close_refuses_the_symbol(alpha_vantage: 
 
     frame, failures = await alpha_vantage(handler).fetch_history(["IBM", "BAD"])
     assert list(frame.columns) == ["IBM"]
-    assert "N/A" in failures["BAD"].reason and "2024-01-03" in failures["BAD"].reason
+    assert "N/A" in failures["BAD"].reason
+    assert "2024-01-03" in failures["BAD"].reason
 
 
 def test_key_is_required_and_read_from_settings() -> None:
@@ -199,7 +208,8 @@ def test_key_is_required_and_read_from_settings() -> None:
     provider = AlphaVantagePriceProvider.from_settings(
         RebalancingSettings(alpha_vantage_api_key="k", max_retries=5, request_timeout_seconds=3)
     )
-    assert provider.retry.max_retries == 5 and provider.timeout == 3
+    assert provider.retry.max_retries == 5
+    assert provider.timeout == 3
 
 
 @given(

@@ -6,11 +6,13 @@ the daily-quota message, 429 with Retry-After, and replies slower than the clien
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -26,8 +28,8 @@ from tests.data.conftest import API_KEY, AV_QUOTA, av_quote
 
 
 class FakeAlphaVantage(BaseHTTPRequestHandler):
-    hits: dict[str, int] = {}
-    keys: set[str] = set()
+    hits: ClassVar[dict[str, int]] = {}
+    keys: ClassVar[set[str]] = set()
 
     def do_GET(self) -> None:
         query = parse_qs(urlparse(self.path).query)
@@ -52,12 +54,11 @@ class FakeAlphaVantage(BaseHTTPRequestHandler):
         if retry_after is not None:
             self.send_header("Retry-After", retry_after)
         self.end_headers()
-        try:
+        # The client gives up on a slow reply, as it should; the broken pipe is expected.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up on a slow reply, as it should
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  # keep test output quiet
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
 
 
@@ -86,11 +87,13 @@ async def test_provider_and_service_against_a_local_alpha_vantage(server_url: st
     backup = InMemoryPriceProvider({"SLOW": 99.0})
     async with PortfolioPriceService([provider, backup], max_concurrency=4) as service:
         result = await service.fetch_prices(["IBM", "MSFT", "BUSY", "SLOW"])
-        assert result.prices["IBM"].price == 13.25 and result.prices["MSFT"].price == 14.25
+        assert result.prices["IBM"].price == 13.25
+        assert result.prices["MSFT"].price == 14.25
         assert result.prices["BUSY"].price == 14.25  # 429 then success
         assert FakeAlphaVantage.hits["BUSY"] == 2
         slow = result.status["SLOW"]
-        assert slow.provider == "memory" and slow.state is PriceState.FETCHED
+        assert slow.provider == "memory"
+        assert slow.state is PriceState.FETCHED
         assert "timed out" in slow.errors["alpha_vantage"]
         assert FakeAlphaVantage.hits["SLOW"] == 2  # one retry, then the fallback
 

@@ -25,7 +25,8 @@ def test_unclassified_counts_as_missing_and_missing_is_named(tmp_path: Path) -> 
     market = MarketDataProvider(path)
     with pytest.raises(InvalidPortfolioError, match="BBB, CCC") as info:
         market.get_sectors(["AAA", "BBB", "CCC"])
-    assert info.value.field == "sectors" and info.value.symbol == "BBB"
+    assert info.value.field == "sectors"
+    assert info.value.symbol == "BBB"
     assert market.get_sectors(["AAA", "BBB"], required=False) == {"AAA": "Energy"}
 
 

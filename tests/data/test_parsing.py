@@ -92,7 +92,8 @@ def test_clean_frame_refuses_conflicts_duplicates_and_bad_cells_per_symbol() -> 
     clean, problems = clean_price_frame(frame, provider="csv")
     assert set(problems) == {"A", "B", "C", "D"}
     assert "different prices on the same date" in problems["A"].reason
-    assert "'1,234.5'" in problems["C"].reason and "2024-01-02" in problems["C"].reason
+    assert "'1,234.5'" in problems["C"].reason
+    assert "2024-01-02" in problems["C"].reason
     assert "listed twice" in problems["D"].reason
     assert list(clean.columns) == []
 

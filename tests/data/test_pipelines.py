@@ -28,7 +28,8 @@ from tests.data.conftest import make_prices
 def test_align_prices_orders_to_universe_and_names_missing(generated_prices: pd.DataFrame) -> None:
     shuffled = generated_prices.iloc[::-1].rename(columns=str.lower)
     aligned = align_prices(shuffled, ["S3", "s1"])
-    assert list(aligned.columns) == ["S3", "S1"] and aligned.index.is_monotonic_increasing
+    assert list(aligned.columns) == ["S3", "S1"]
+    assert aligned.index.is_monotonic_increasing
     with pytest.raises(InsufficientPriceDataError) as info:
         align_prices(generated_prices, ["S1", "ZZ", "YY"])
     assert info.value.symbols == ["YY", "ZZ"]
@@ -67,7 +68,8 @@ def test_missing_data_policies() -> None:
     with pytest.raises(InvalidPortfolioError, match="missing values for A"):
         compute_returns(prices)
     dropped = compute_returns(prices, missing="drop")
-    assert len(dropped) == 2 and dropped["A"].iloc[-1] == pytest.approx(0.1)
+    assert len(dropped) == 2
+    assert dropped["A"].iloc[-1] == pytest.approx(0.1)
     filled = compute_returns(prices, missing="forward_fill")
     assert filled["A"].tolist() == pytest.approx([0.1, 0.0, 0.1])
 
@@ -90,7 +92,8 @@ def test_ledoit_wolf_matches_the_definition(n_days: int, n_assets: int) -> None:
     covariance, delta = ledoit_wolf_covariance(returns)
     expected, expected_delta = _ledoit_wolf_by_loops(returns.to_numpy())
     np.testing.assert_allclose(covariance.to_numpy(), expected, rtol=1e-10, atol=1e-15)
-    assert delta == pytest.approx(expected_delta) and 0 <= delta <= 1
+    assert delta == pytest.approx(expected_delta)
+    assert 0 <= delta <= 1
     assert list(covariance.index) == list(returns.columns)
 
 
@@ -119,7 +122,8 @@ def test_pca_factor_model_is_a_finwiz_factor_model(sample_prices: pd.DataFrame) 
     returns = compute_returns(sample_prices.loc["2015":])
     covariance = estimate_covariance(returns, "ledoit_wolf")
     model = pca_factor_model(covariance, n_factors=3)
-    assert isinstance(model, FactorModel) and model.n_factors == 3
+    assert isinstance(model, FactorModel)
+    assert model.n_factors == 3
     assert model.symbols == list(covariance.index)
     implied = model.covariance().to_numpy()
     np.testing.assert_allclose(np.diag(implied), np.diag(covariance), rtol=1e-10)
@@ -197,5 +201,6 @@ def test_quality_report_flags_an_unadjusted_split_and_gaps() -> None:
     (split,) = report.suspected_splits
     assert (split.symbol, split.date, split.factor) == ("S1", prices.index[30], 2.0)
     assert report.missing_counts == {"S2": 1}
-    assert not report.ok and report.symbols == ["S1", "S2"]
+    assert not report.ok
+    assert report.symbols == ["S1", "S2"]
     assert check_price_quality(make_prices(60, 3, seed=3)).ok

@@ -35,7 +35,8 @@ async def test_in_memory_prices_and_per_symbol_refusals() -> None:
     for symbol in ("BAD", "NEG", "TXT", "NOPE"):
         with pytest.raises(PriceDataError) as info:
             await provider.get_current_price(symbol)
-        assert info.value.symbol == symbol and info.value.provider == "memory"
+        assert info.value.symbol == symbol
+        assert info.value.provider == "memory"
     with pytest.raises(InsufficientPriceDataError) as many:
         await provider.get_multiple_prices(["AAPL", "BAD", "NOPE", "aapl"])
     assert many.value.symbols == ["BAD", "NOPE"]
@@ -69,13 +70,15 @@ async def test_csv_wide_gz_with_every_kind_of_bad_cell(tmp_path: Path) -> None:
     )
     provider = CSVPriceProvider(_write(tmp_path / "wide.csv.gz", text))
     good = await provider.get_current_price("GOOD")
-    assert good.price == 12.0 and good.timestamp == datetime(2024, 1, 4, tzinfo=UTC)
+    assert good.price == 12.0
+    assert good.timestamp == datetime(2024, 1, 4, tzinfo=UTC)
     gap = await provider.get_current_price("GAP")
     assert gap.price == 6.0
     outcomes = await provider.fetch_prices(["COMMA", "NA", "ZERO", "NEG", "DUP"])
     reasons = {s: o.reason for s, o in outcomes.items() if isinstance(o, PriceDataError)}
     assert set(reasons) == {"COMMA", "NA", "ZERO", "NEG", "DUP"}
-    assert "not positive" in reasons["ZERO"] and "not positive" in reasons["NEG"]
+    assert "not positive" in reasons["ZERO"]
+    assert "not positive" in reasons["NEG"]
     assert "listed twice" in reasons["DUP"]
     history = await provider.get_historical_prices(["GOOD", "GAP"])
     assert history.index.is_monotonic_increasing

@@ -88,7 +88,8 @@ async def test_concurrency_limit_and_batching_are_respected() -> None:
     prices = await service.get_current_prices([f"S{i}" for i in range(40)])
     assert len(prices) == 40
     assert provider.peak == 4
-    assert max(len(b) for b in provider.batches) == 3 and len(provider.batches) == 14
+    assert max(len(b) for b in provider.batches) == 3
+    assert len(provider.batches) == 14
 
 
 async def test_fallback_chain_records_status_and_reasons() -> None:
@@ -96,7 +97,8 @@ async def test_fallback_chain_records_status_and_reasons() -> None:
     backup = Recording({"AAA": 99.0, "BBB": 20.0}, name="backup")
     service = PortfolioPriceService([primary, backup])
     result = await service.fetch_prices(["AAA", "bbb", "CCC", "AAA"])
-    assert result.prices["AAA"].price == 10.0 and result.prices["BBB"].price == 20.0
+    assert result.prices["AAA"].price == 10.0
+    assert result.prices["BBB"].price == 20.0
     assert list(result.status) == ["AAA", "BBB", "CCC"]
     assert result.status["BBB"].provider == "backup"
     assert result.status["BBB"].errors == {"primary": "unknown symbol"}
@@ -113,7 +115,8 @@ async def test_get_price_with_fallback() -> None:
     assert (await service.get_price_with_fallback("x")).price == 5.0
     with pytest.raises(PriceDataError) as info:
         await service.get_price_with_fallback("Y")
-    assert info.value.symbol == "Y" and "a: unknown symbol; b: unknown symbol" in info.value.reason
+    assert info.value.symbol == "Y"
+    assert "a: unknown symbol; b: unknown symbol" in info.value.reason
 
 
 async def test_hanging_provider_times_out_and_falls_back() -> None:
@@ -158,11 +161,13 @@ async def test_cache_serves_fresh_prices_then_refetches_after_ttl() -> None:
     await service.get_current_prices(["X"])
     clock.now += 299
     result = await service.fetch_prices(["X"])
-    assert result.status["X"].state is PriceState.CACHED and result.status["X"].age_seconds == 299
+    assert result.status["X"].state is PriceState.CACHED
+    assert result.status["X"].age_seconds == 299
     assert len(provider.batches) == 1
     clock.now += 1
     result = await service.fetch_prices(["X"])
-    assert result.status["X"].state is PriceState.FETCHED and len(provider.batches) == 2
+    assert result.status["X"].state is PriceState.FETCHED
+    assert len(provider.batches) == 2
 
 
 async def test_stale_price_only_when_asked_and_with_its_age() -> None:
@@ -208,7 +213,8 @@ def test_cache_never_serves_expired_entries_unless_asked(
         if age >= ttl and not allow_stale:
             assert hit is None
         else:
-            assert hit is not None and hit.age_seconds == pytest.approx(age)
+            assert hit is not None
+            assert hit.age_seconds == pytest.approx(age)
             assert hit.stale == (age >= ttl)
 
 
@@ -218,7 +224,9 @@ async def test_progress_callback_counts_every_symbol_once() -> None:
     service = PortfolioPriceService(provider, progress=lambda d, t: calls.append((d, t)))
     await service.fetch_prices([f"S{i}" for i in range(9)])
     done = [d for d, _ in calls]
-    assert done == sorted(done) and calls[-1] == (9, 9) and {t for _, t in calls} == {9}
+    assert done == sorted(done)
+    assert calls[-1] == (9, 9)
+    assert {t for _, t in calls} == {9}
 
 
 async def test_historical_prices_fall_back_per_symbol() -> None:
@@ -233,7 +241,8 @@ async def test_historical_prices_fall_back_per_symbol() -> None:
     )
     with pytest.raises(InsufficientPriceDataError) as info:
         await service.get_historical_prices(["S0", "S9"])
-    assert info.value.symbols == ["S9"] and "memory: unknown symbol" in info.value.failures["S9"]
+    assert info.value.symbols == ["S9"]
+    assert "memory: unknown symbol" in info.value.failures["S9"]
 
 
 async def test_service_closes_its_providers() -> None:

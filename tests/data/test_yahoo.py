@@ -1,4 +1,4 @@
-"""Yahoo Finance through a fake yfinance: NaN columns, hidden errors, rate limits, blocking calls."""
+"""Yahoo Finance through a fake yfinance: NaN columns, hidden errors, rate limits, blocking."""
 
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ async def test_batch_of_current_prices_uses_last_valid_close(fake: FakeYFinance)
     prices = await provider.get_multiple_prices(["aapl", "MSFT"])
     assert prices["AAPL"].price == 191.5
     assert prices["AAPL"].timestamp == datetime(2024, 1, 3, tzinfo=UTC)
-    assert prices["MSFT"].price == 372.0 and prices["MSFT"].source == "yahoo"
-    assert len(fake.calls) == 1 and fake.calls[0]["tickers"] == ["AAPL", "MSFT"]
+    assert prices["MSFT"].price == 372.0
+    assert prices["MSFT"].source == "yahoo"
+    assert len(fake.calls) == 1
+    assert fake.calls[0]["tickers"] == ["AAPL", "MSFT"]
     assert fake.calls[0]["progress"] is False
 
 
@@ -45,7 +47,8 @@ async def test_nan_columns_become_errors_that_say_why(fake: FakeYFinance) -> Non
     assert outcomes["MSFT"].price == 372.0  # type: ignore[union-attr]
     reasons = {s: o.reason for s, o in outcomes.items() if isinstance(o, PriceDataError)}
     assert "unknown or delisted" in reasons["GONE"]
-    assert "download failed" in reasons["NET"] and "Failed to resolve" in reasons["NET"]
+    assert "download failed" in reasons["NET"]
+    assert "Failed to resolve" in reasons["NET"]
     assert "gave no reason" in reasons["SILENT"]
 
 
