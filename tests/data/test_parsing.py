@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from finwiz.data import parse_price
 from finwiz.data._parsing import clean_price_frame
-from finwiz.errors import PriceDataError
+from finwiz.errors import InsufficientPriceDataError, PriceDataError
 
 
 @pytest.mark.parametrize(
@@ -106,3 +106,22 @@ def test_clean_frame_refuses_infinite_and_zero_floats() -> None:
     clean, problems = clean_price_frame(frame)
     assert set(problems) == {"A", "B"}
     assert list(clean.columns) == ["C"]
+
+
+def test_digits_of_other_scripts_are_refused_not_dropped() -> None:
+    # float("٣") is 3.0 in Python; a price file with such a cell is refused, never read as a gap.
+    with pytest.raises(PriceDataError):
+        parse_price("٣", "X")
+    frame = pd.DataFrame(
+        {"A": ["10", "٣"], "B": ["10", "1e999"]}, index=["2024-01-02", "2024-01-03"]
+    )
+    clean, problems = clean_price_frame(frame)
+    assert set(problems) == {"A", "B"}
+    assert list(clean.columns) == []
+
+
+def test_unreadable_dates_name_every_symbol() -> None:
+    frame = pd.DataFrame({"A": ["1"], "B": ["2"]}, index=["not a date"])
+    with pytest.raises(InsufficientPriceDataError) as info:
+        clean_price_frame(frame, provider="csv")
+    assert info.value.symbols == ["A", "B"]

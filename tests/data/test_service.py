@@ -239,6 +239,7 @@ async def test_historical_prices_fall_back_per_symbol() -> None:
     pd.testing.assert_series_equal(
         frame["S2"], history.loc["2020-01-10":, "S2"], check_names=False, check_freq=False
     )
+    assert (await service.get_historical_prices([])).empty
     with pytest.raises(InsufficientPriceDataError) as info:
         await service.get_historical_prices(["S0", "S9"])
     assert info.value.symbols == ["S9"]

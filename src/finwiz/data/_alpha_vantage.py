@@ -26,7 +26,7 @@ import pandas as pd
 from finwiz.data._parsing import as_price_data, clean_price_frame, close_timestamp, parse_date
 from finwiz.data._providers import DateLike, PriceDataProvider, day_bound, gather_each
 from finwiz.errors import ConfigurationError, PriceDataError
-from finwiz.schemas import PriceData
+from finwiz.schemas import PriceData, canonical_symbol
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["DEFAULT_ALPHA_VANTAGE_URL", "AlphaVantagePriceProvider", "RetryPolicy"]
@@ -181,7 +181,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
 
     async def get_current_price(self, symbol: str) -> PriceData:
         """The latest price from GLOBAL_QUOTE, with its trading day and volume."""
-        symbol = symbol.strip().upper()
+        symbol = canonical_symbol(symbol)
         body = await self._query(symbol, {"function": "GLOBAL_QUOTE", "symbol": symbol})
         quote = body.get("Global Quote")
         if not isinstance(quote, Mapping):
@@ -226,7 +226,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         return frame, failures
 
     async def _daily(self, symbol: str, size: str) -> pd.Series:
-        symbol = symbol.strip().upper()
+        symbol = canonical_symbol(symbol)
         params = {"function": "TIME_SERIES_DAILY", "symbol": symbol, "outputsize": size}
         body = await self._query(symbol, params)
         series = body.get("Time Series (Daily)")

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time
 import numpy as np
 import pandas as pd
 
-from finwiz.errors import InvalidPortfolioError, PriceDataError
+from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
 from finwiz.schemas import PriceData, canonical_symbol
 
 __all__ = [
@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 # Optional sign is refused later with a clearer message; no thousands separators, no words.
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only: Python's \d (and float()) would also accept digits of other scripts.
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _why_not_price(value: object) -> str | None:
@@ -94,13 +95,15 @@ def _numeric_column(column: pd.Series) -> tuple[pd.Series, str | None]:
         return column.astype(float), "booleans are not prices"
     if pd.api.types.is_numeric_dtype(column):
         values = column.astype(float)
-        bad = np.isinf(values.to_numpy()) | (values.to_numpy() <= 0)
+        unreadable = np.zeros(len(column), dtype=bool)
     else:
         text = column.astype("string").str.strip()
-        missing = text.isna() | (text == "")
-        plain = text.str.fullmatch(_DECIMAL.pattern).fillna(False).astype(bool)
+        missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
+        plain = text.str.fullmatch(_DECIMAL.pattern).fillna(False).to_numpy(dtype=bool)
         values = pd.to_numeric(text.where(plain & ~missing), errors="coerce").astype(float)
-        bad = (~missing & ~plain).to_numpy() | (values.to_numpy() <= 0)
+        unreadable = ~missing & ~plain
+    numbers = values.to_numpy()
+    bad = unreadable | np.isinf(numbers) | (numbers <= 0)
     if bad.any():
         where = int(np.argmax(bad))
         raw = column.iloc[where]
@@ -128,9 +131,8 @@ def clean_price_frame(
     try:
         index = pd.DatetimeIndex(pd.to_datetime(frame.index, format="ISO8601"))
     except (ValueError, TypeError) as exc:
-        raise PriceDataError(
-            ", ".join(map(str, frame.columns)), f"unreadable dates: {exc}", provider=provider
-        ) from exc
+        failures = {str(c): f"unreadable dates: {exc}" for c in frame.columns}
+        raise InsufficientPriceDataError(failures, provider=provider) from exc
     if index.tz is not None:
         index = index.tz_convert(None)
     columns: dict[str, pd.Series] = {}

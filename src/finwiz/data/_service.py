@@ -312,6 +312,8 @@ class PortfolioPriceService:
         """Daily prices (index: date, columns: symbols in request order) over the chain; raises
         :class:`InsufficientPriceDataError` naming every symbol no provider had."""
         wanted = parse_symbols(symbols)
+        if not wanted:
+            return pd.DataFrame(index=pd.DatetimeIndex([], name="date"), dtype=float)
         frames: list[pd.DataFrame] = []
         errors: dict[str, dict[str, str]] = {s: {} for s in wanted}
         found: set[str] = set()

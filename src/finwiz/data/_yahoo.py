@@ -24,7 +24,7 @@ import pandas as pd
 from finwiz.data._parsing import as_price_data, clean_price_frame, close_timestamp
 from finwiz.data._providers import DateLike, PriceDataProvider, day_bound
 from finwiz.errors import ConfigurationError, PriceDataError
-from finwiz.schemas import PriceData
+from finwiz.schemas import PriceData, canonical_symbol
 
 __all__ = ["YahooFinancePriceProvider"]
 
@@ -64,7 +64,7 @@ class YahooFinancePriceProvider(PriceDataProvider):
 
     async def get_current_price(self, symbol: str) -> PriceData:
         """The last daily close of ``symbol`` in the past five days."""
-        symbol = symbol.strip().upper()
+        symbol = canonical_symbol(symbol)
         outcome = (await self.fetch_prices([symbol]))[symbol]
         if isinstance(outcome, PriceDataError):
             raise outcome
