@@ -125,7 +125,7 @@ def _interleaved_best(
     first: Callable[[], object], second: Callable[[], object]
 ) -> tuple[float, float]:
     """Best times of two calls run alternately, so machine load hits both alike."""
-    pairs = [(_best_of(first, 1), _best_of(second, 1)) for _ in range(15)]
+    pairs = [(_best_of(first, 1), _best_of(second, 1)) for _ in range(30)]
     return min(a for a, _ in pairs), min(b for _, b in pairs)
 
 
