@@ -38,6 +38,8 @@ class RebalancingSettings(BaseSettings):
     max_concurrent_requests: int = Field(10, ge=1)
     request_timeout_seconds: float = Field(10.0, gt=0.0)
     max_retries: int = Field(3, ge=0)
+    provider_timeout_seconds: float = Field(60.0, gt=0.0)
+    """Deadline for one call to a price provider, retries included, so a hanging source fails."""
 
     solver: Literal["auto", "CLARABEL", "OSQP"] = "auto"
     solver_time_limit_seconds: float = Field(30.0, gt=0.0)

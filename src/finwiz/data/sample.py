@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import pandas as pd
 
@@ -19,9 +20,17 @@ SAMPLE_ATTRIBUTION = (
 )
 
 
+def _bundled(name: str) -> Traversable:
+    return resources.files("finwiz.data").joinpath("_bundled", name)
+
+
 @cache
 def _history() -> pd.DataFrame:
-    with resources.files("finwiz.data").joinpath("_bundled/sp500_20_prices.csv.gz").open("rb") as handle:
+    with (
+        resources.files("finwiz.data")
+        .joinpath("_bundled/sp500_20_prices.csv.gz")
+        .open("rb") as handle
+    ):
         frame = pd.read_csv(handle, compression="gzip", index_col="Date", parse_dates=["Date"])
     frame.index.name = "date"
     frame.columns.name = "symbol"
@@ -41,6 +50,8 @@ def sample_latest_prices() -> pd.Series:
 
 def sample_sectors() -> pd.Series:
     """GICS sector of each sample symbol (index: symbol)."""
-    with resources.files("finwiz.data").joinpath("_bundled/sp500_20_sectors.csv").open("r") as handle:
+    with _bundled("sp500_20_sectors.csv").open("r") as handle:
         frame = pd.read_csv(handle)
-    return pd.Series(frame["sector"].to_numpy(), index=pd.Index(frame["symbol"], name="symbol"), name="sector")
+    return pd.Series(
+        frame["sector"].to_numpy(), index=pd.Index(frame["symbol"], name="symbol"), name="sector"
+    )
