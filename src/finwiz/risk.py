@@ -68,13 +68,19 @@ class FactorModel:
                 f"factor model: factor_covariance is {f.shape}, expected {(b.shape[1], b.shape[1])}",
                 field="factor_model",
             )
-        for label, values in (("loadings", b.to_numpy(float)), ("idiosyncratic_variance", d.to_numpy(float))):
+        for label, values in (
+            ("loadings", b.to_numpy(float)),
+            ("idiosyncratic_variance", d.to_numpy(float)),
+        ):
             if not np.isfinite(values).all():
                 raise InvalidPortfolioError(f"factor model: {label} has non-finite entries", field="factor_model")
         if (d.to_numpy(float) < 0).any():
             symbol = str(d.index[int(np.argmax(d.to_numpy(float) < 0))])
-            raise InvalidPortfolioError(f"factor model: negative idiosyncratic variance for {symbol}",
-                                        field="factor_model", symbol=symbol)
+            raise InvalidPortfolioError(
+                f"factor model: negative idiosyncratic variance for {symbol}",
+                field="factor_model",
+                symbol=symbol,
+            )
         validate_covariance(f, "factor model: factor_covariance")
 
     @classmethod
@@ -106,10 +112,14 @@ class FactorModel:
         missing = [s for s in symbols if s not in self.loadings.index]
         if missing:
             raise InvalidPortfolioError(
-                f"factor model has no data for {', '.join(missing)}", field="factor_model", symbol=missing[0]
+                f"factor model has no data for {', '.join(missing)}",
+                field="factor_model",
+                symbol=missing[0],
             )
         return FactorModel(
-            self.loadings.loc[list(symbols)], self.factor_covariance, self.idiosyncratic_variance.loc[list(symbols)]
+            self.loadings.loc[list(symbols)],
+            self.factor_covariance,
+            self.idiosyncratic_variance.loc[list(symbols)],
         )
 
     def exposure_root(self) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -129,7 +129,7 @@ def _canonical_set(values: Iterable[str], field: str) -> list[str]:
     return out
 
 
-class RebalancingMethod(str, Enum):
+class RebalancingMethod(StrEnum):
     """The named strategies that ship with finwiz (presets of optimizer terms)."""
 
     MINIMIZE_TRADES = "minimize_trades"
@@ -137,7 +137,7 @@ class RebalancingMethod(str, Enum):
     RISK_AWARE = "risk_aware"
 
 
-class TradeAction(str, Enum):
+class TradeAction(StrEnum):
     """Side of a trade recommendation."""
 
     BUY = "buy"
@@ -226,8 +226,15 @@ class PortfolioConfiguration(_Model):
     trade_penalty: float | None = Field(default=None, ge=0.0)
     custom_constraints: list[Any] = Field(default_factory=list)
 
-    @field_validator("target_weights", "transaction_cost_rates", "lot_sizes",
-                     "max_position_weights", "min_position_weights", "esg_scores", mode="after")
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        mode="after",
+    )
     @classmethod
     def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
         return _canonical_mapping(value, info.field_name)
@@ -257,13 +264,17 @@ class PortfolioConfiguration(_Model):
         for holding in self.holdings:
             if holding.symbol in held:
                 raise InvalidPortfolioError(
-                    f"holdings: symbol {holding.symbol} is listed twice", field="holdings", symbol=holding.symbol
+                    f"holdings: symbol {holding.symbol} is listed twice",
+                    field="holdings",
+                    symbol=holding.symbol,
                 )
             held[holding.symbol] = holding
         for symbol, weight in self.target_weights.items():
             if weight < 0:
                 raise InvalidPortfolioError(
-                    f"target_weights: {symbol} has negative target {weight}", field="target_weights", symbol=symbol
+                    f"target_weights: {symbol} has negative target {weight}",
+                    field="target_weights",
+                    symbol=symbol,
                 )
         total = sum(self.target_weights.values())
         if total > 1 + _WEIGHT_SLACK:
@@ -275,31 +286,52 @@ class PortfolioConfiguration(_Model):
         if not universe:
             raise InvalidPortfolioError("empty portfolio: no holdings and no targets", field="holdings")
         known = set(universe)
-        for field in ("transaction_cost_rates", "lot_sizes", "max_position_weights", "min_position_weights",
-                      "no_buy", "no_sell", "no_trade"):
+        for field in (
+            "transaction_cost_rates",
+            "lot_sizes",
+            "max_position_weights",
+            "min_position_weights",
+            "no_buy",
+            "no_sell",
+            "no_trade",
+        ):
             for symbol in getattr(self, field):
                 if symbol not in known:
                     raise InvalidPortfolioError(
-                        f"{field}: unknown symbol {symbol} (neither held nor targeted)", field=field, symbol=symbol
+                        f"{field}: unknown symbol {symbol} (neither held nor targeted)",
+                        field=field,
+                        symbol=symbol,
                     )
         for symbol, rate in self.transaction_cost_rates.items():
             if not 0 <= rate < 1:
-                raise InvalidPortfolioError(f"transaction_cost_rates: {symbol} has rate {rate}, outside [0, 1)",
-                                            field="transaction_cost_rates", symbol=symbol)
+                raise InvalidPortfolioError(
+                    f"transaction_cost_rates: {symbol} has rate {rate}, outside [0, 1)",
+                    field="transaction_cost_rates",
+                    symbol=symbol,
+                )
         for symbol, lot in self.lot_sizes.items():
             if lot <= 0:
-                raise InvalidPortfolioError(f"lot_sizes: {symbol} has lot size {lot}; it must be positive",
-                                            field="lot_sizes", symbol=symbol)
+                raise InvalidPortfolioError(
+                    f"lot_sizes: {symbol} has lot size {lot}; it must be positive",
+                    field="lot_sizes",
+                    symbol=symbol,
+                )
         for field in ("max_position_weights", "min_position_weights"):
             for symbol, weight in getattr(self, field).items():
                 if not 0 <= weight <= 1:
-                    raise InvalidPortfolioError(f"{field}: {symbol} has {weight}, outside [0, 1]",
-                                                field=field, symbol=symbol)
+                    raise InvalidPortfolioError(
+                        f"{field}: {symbol} has {weight}, outside [0, 1]",
+                        field=field,
+                        symbol=symbol,
+                    )
         for symbol, low in self.min_position_weights.items():
             high = self.position_cap(symbol)
             if high is not None and low > high + _WEIGHT_SLACK:
-                raise InvalidPortfolioError(f"min_position_weights: {symbol} floor {low} is above its cap {high}",
-                                            field="min_position_weights", symbol=symbol)
+                raise InvalidPortfolioError(
+                    f"min_position_weights: {symbol} floor {low} is above its cap {high}",
+                    field="min_position_weights",
+                    symbol=symbol,
+                )
         for sector, cap in self.sector_caps.items():
             _finite(cap, "sector_caps")
             if not 0 < cap <= 1:
@@ -310,14 +342,16 @@ class PortfolioConfiguration(_Model):
             if missing:
                 raise InvalidPortfolioError(
                     f"sectors: sector caps are set but no sector is given for {', '.join(missing)}",
-                    field="sectors", symbol=missing[0],
+                    field="sectors",
+                    symbol=missing[0],
                 )
         if self.esg_constrained:
             missing = [s for s in universe if s not in self.esg_scores]
             if missing:
                 raise InvalidPortfolioError(
                     f"esg_scores: an ESG limit is set but no score is given for {', '.join(missing)}",
-                    field="esg_scores", symbol=missing[0],
+                    field="esg_scores",
+                    symbol=missing[0],
                 )
         if self.cash + self.cash_flow < 0 and not held:
             raise InvalidPortfolioError(

@@ -1,0 +1,86 @@
+"""The optimizer: terms, assembler, strategies, engine, analyzer, rounding and diagnosis.
+
+It takes arrays and pandas objects, never providers or reports.
+"""
+
+from finwiz.optimizer._analyzer import PortfolioAnalyzer
+from finwiz.optimizer._assembler import AssembledProblem, assemble, cache_info, clear_cache
+from finwiz.optimizer._compliance import PostTradeState, compliance_checks, post_trade_state
+from finwiz.optimizer._constraints import (
+    ESGConstraint,
+    OptimizationConstraint,
+    SectorConcentrationConstraint,
+)
+from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer._engine import RebalancingEngine, rebalance
+from finwiz.optimizer._strategies import (
+    OptimizationStrategy,
+    Strategy,
+    StrategyRegistry,
+    TermStrategy,
+    default_strategies,
+)
+from finwiz.optimizer._terms import (
+    BudgetTerm,
+    ESGFloorTerm,
+    Limit,
+    MarketImpactTerm,
+    PositionCapTerm,
+    PositionFloorTerm,
+    RiskTerm,
+    SectorCapTerm,
+    TargetTrackingTerm,
+    Term,
+    TermParts,
+    TrackingErrorTerm,
+    TradeBoundsTerm,
+    TradeCountTerm,
+    TransactionCostTerm,
+    TurnoverCapTerm,
+    TurnoverPenaltyTerm,
+    Variables,
+    constraint_terms,
+)
+
+__all__ = [
+    "AssembledProblem",
+    "BudgetTerm",
+    "ESGConstraint",
+    "ESGFloorTerm",
+    "Limit",
+    "MarketImpactModel",
+    "MarketImpactTerm",
+    "OptimizationConstraint",
+    "OptimizationStrategy",
+    "PortfolioAnalyzer",
+    "PositionCapTerm",
+    "PositionFloorTerm",
+    "PostTradeState",
+    "ProblemData",
+    "RebalancingEngine",
+    "RiskTerm",
+    "SectorCapTerm",
+    "SectorConcentrationConstraint",
+    "Strategy",
+    "StrategyRegistry",
+    "TargetTrackingTerm",
+    "Term",
+    "TermParts",
+    "TermStrategy",
+    "TrackingErrorTerm",
+    "TradeBoundsTerm",
+    "TradeCountTerm",
+    "TransactionCostTerm",
+    "TurnoverCapTerm",
+    "TurnoverPenaltyTerm",
+    "Variables",
+    "assemble",
+    "build_problem_data",
+    "cache_info",
+    "clear_cache",
+    "compliance_checks",
+    "constraint_terms",
+    "default_strategies",
+    "post_trade_state",
+    "rebalance",
+]

@@ -1,0 +1,331 @@
+"""From a validated configuration and prices to the arrays one solve needs (:class:`ProblemData`).
+
+All weights here are fractions of the *reference value* ``V_ref = V + cash_flow`` (value before
+trading plus the deposit, or minus the withdrawal). With costs ``c`` (also a fraction of
+``V_ref``) the post-trade value is ``V' = V_ref (1 - c)``, so a cap ``x_i / (1 - c) <= cap`` is
+the linear ``x_i + cap c <= cap``: caps hold exactly on post-trade weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
+from finwiz.risk import FactorModel
+from finwiz.schemas import PortfolioConfiguration
+
+__all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_prices"]
+
+NO_LIMIT = 1e3  # stands for "unbounded" inside Parameters (cvxpy Parameters cannot hold inf)
+DEFAULT_TRADE_PENALTY = 1e-6
+
+
+@dataclass(frozen=True)
+class MarketImpactModel:
+    """Square-root-law impact: cost_i = coefficient x sigma_i x |T_i|^{3/2} / sqrt(ADV_i).
+
+    ``volatility`` is per-asset return volatility over the horizon of ``daily_dollar_volume``
+    (e.g. daily), both labelled by symbol; ``coefficient`` is the usual O(1) constant.
+    """
+
+    daily_dollar_volume: pd.Series
+    volatility: pd.Series
+    coefficient: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class ProblemData:
+    """Every array a solve needs, aligned to ``symbols`` (see the module docstring for units)."""
+
+    symbols: tuple[str, ...]
+    prices: np.ndarray
+    shares: np.ndarray
+    cash: float
+    cash_flow: float
+    value: float
+    ref_value: float
+    x0: np.ndarray
+    cash0: float
+    current_weights: np.ndarray
+    target: np.ndarray
+    cash_target: float
+    cost_rate: np.ndarray
+    buy_cap: np.ndarray
+    sell_cap: np.ndarray
+    blocked: Mapping[str, np.ndarray]
+    position_cap: np.ndarray | None
+    position_floor: np.ndarray | None
+    sector_names: tuple[str, ...]
+    sector_of: np.ndarray
+    sector_cap: np.ndarray | None
+    esg: np.ndarray | None
+    esg_floor: float | None
+    turnover_cap: float | None
+    min_cash_weight: float
+    allow_short: bool
+    lot: np.ndarray
+    fractional: bool
+    min_trade_value: float
+    trade_penalty: float
+    risk_aversion: float
+    factor_root: np.ndarray | None = None
+    idio_sd: np.ndarray | None = None
+    impact: np.ndarray | None = None  # k_i with impact_i = k_i |u_i|^{3/2} (u in V_ref units)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of assets."""
+        return len(self.symbols)
+
+    @property
+    def turnover_budget(self) -> float | None:
+        """The turnover cap in V_ref units: sum |u| <= T V / V_ref."""
+        if self.turnover_cap is None:
+            return None
+        return self.turnover_cap * self.value / self.ref_value
+
+    def sector_matrix(self) -> np.ndarray:
+        """Membership matrix (sectors x assets) of 0/1."""
+        matrix = np.zeros((len(self.sector_names), self.n))
+        has = self.sector_of >= 0
+        matrix[self.sector_of[has], np.flatnonzero(has)] = 1.0
+        return matrix
+
+    def structure(self) -> tuple[Any, ...]:
+        """What fixes the shape of the compiled problem (part of the assembler's cache key)."""
+        return (
+            self.n,
+            len(self.sector_names),
+            self.sector_of.tobytes() if self.sector_cap is not None else b"",
+            None if self.factor_root is None else self.factor_root.shape[1],
+        )
+
+
+def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
+    """Prices for ``symbols`` as a float array; refuse missing, non-numeric, non-finite or <= 0.
+
+    ``prices`` may map symbols to numbers or to objects with a ``price`` attribute (``PriceData``).
+    """
+    if isinstance(prices, pd.Series):
+        items: list[tuple[Any, Any]] = list(prices.items())
+    elif isinstance(prices, Mapping):
+        items = list(prices.items())
+    else:
+        raise InvalidPortfolioError("prices must be a mapping or a pandas Series of symbol -> price", field="prices")
+    table: dict[str, Any] = {}
+    for raw, value in items:
+        symbol = str(raw).strip().upper()
+        if symbol in table:
+            raise InvalidPortfolioError(f"prices: symbol {symbol} is given twice", field="prices", symbol=symbol)
+        table[symbol] = getattr(value, "price", value)
+    missing = [s for s in symbols if s not in table]
+    if missing:
+        raise InsufficientPriceDataError(dict.fromkeys(missing, "no price given"))
+    out = np.empty(len(symbols))
+    for i, symbol in enumerate(symbols):
+        value = table[symbol]
+        try:
+            price = float(value)
+        except (TypeError, ValueError) as exc:
+            raise PriceDataError(symbol, f"price {value!r} is not a number") from exc
+        if not math.isfinite(price) or price <= 0:
+            raise PriceDataError(symbol, f"price {price} is not a positive finite number")
+        out[i] = price
+    return out
+
+
+def _per_symbol(values: Mapping[str, float], symbols: Sequence[str], default: float) -> np.ndarray:
+    return np.array([values.get(s, default) for s in symbols], dtype=float)
+
+
+def _mask(selected: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
+    chosen = set(selected)
+    return np.array([s in chosen for s in symbols], dtype=bool)
+
+
+def build_problem_data(
+    config: PortfolioConfiguration,
+    prices: Mapping[str, Any] | pd.Series,
+    *,
+    factor_model: FactorModel | None = None,
+    covariance: pd.DataFrame | None = None,
+    market_impact: MarketImpactModel | None = None,
+    extra_caps: Mapping[str, Any] | None = None,
+) -> ProblemData:
+    """Validate the request against the prices and assemble :class:`ProblemData`.
+
+    ``extra_caps`` folds in limits contributed by custom constraints: ``max_sector_weight``,
+    ``min_esg_score`` and ``min_average_esg_score`` (the tightest of all sources wins).
+    """
+    symbols = config.symbols
+    n = len(symbols)
+    price = coerce_prices(prices, symbols)
+    held = config.shares_by_symbol()
+    shares = np.array([held[s] for s in symbols], dtype=float)
+    position_value = shares * price
+    value = float(position_value.sum() + config.cash)
+    if value <= 0:
+        raise InvalidPortfolioError("portfolio value is zero: nothing held and no cash", field="holdings")
+    ref_value = value + config.cash_flow
+    if ref_value <= 0:
+        raise InvalidPortfolioError(
+            f"cash_flow: withdrawal of {-config.cash_flow:,.2f} is not below the portfolio value {value:,.2f}",
+            field="cash_flow",
+        )
+    if config.min_trade_size > value:
+        raise InvalidPortfolioError(
+            f"min_trade_size {config.min_trade_size:,.2f} exceeds the whole portfolio value {value:,.2f}",
+            field="min_trade_size",
+        )
+    x0 = position_value / ref_value
+    current = position_value / value
+    target = _per_symbol(config.target_weights, symbols, 0.0)
+    extra = dict(extra_caps or {})
+
+    cap = np.array([config.position_cap(s) or math.inf for s in symbols], dtype=float)
+    floor = _per_symbol(config.min_position_weights, symbols, 0.0)
+
+    blocked: dict[str, np.ndarray] = {
+        "no_trade": _mask(config.no_trade, symbols),
+        "no_buy": _mask(config.no_buy, symbols),
+        "no_sell": _mask(config.no_sell, symbols),
+    }
+    # Assets breaching their own cap or floor must be free to trade even inside the band.
+    breaching = (current > cap) | (current < floor - 1e-12)
+    blocked["tolerance_band"] = (np.abs(current - target) <= config.tolerance) & ~breaching
+    min_esg = max(
+        (v for v in (config.min_esg_score, extra.get("min_esg_score")) if v is not None),
+        default=None,
+    )
+    esg: np.ndarray | None = None
+    if config.esg_constrained or min_esg is not None or extra.get("min_average_esg_score") is not None:
+        missing = [s for s in symbols if s not in config.esg_scores]
+        if missing:
+            raise InvalidPortfolioError(
+                f"esg_scores: an ESG limit is set but no score is given for {', '.join(missing)}",
+                field="esg_scores",
+                symbol=missing[0],
+            )
+        esg = _per_symbol(config.esg_scores, symbols, 0.0)
+    blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
+
+    no_buy = blocked["no_trade"] | blocked["no_buy"] | blocked["tolerance_band"] | blocked["esg_screen"]
+    no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
+    buy_cap = np.where(no_buy, 0.0, NO_LIMIT)
+    sell_cap = np.where(no_sell, 0.0, NO_LIMIT if config.allow_short else x0)
+
+    frozen_over_cap = (no_sell | (sell_cap <= 0)) & (x0 > cap * (1 + 1e-12))
+    if frozen_over_cap.any():
+        symbol = symbols[int(np.argmax(frozen_over_cap))]
+        raise InvalidPortfolioError(
+            f"{symbol} is above its position cap and may not be sold (no-sell, no-trade or band)",
+            field="max_position_weight",
+            symbol=symbol,
+        )
+
+    sector_names: tuple[str, ...] = ()
+    sector_of = np.full(n, -1, dtype=np.int64)
+    sector_cap: np.ndarray | None = None
+    max_sector = min(
+        (v for v in (config.max_sector_weight, extra.get("max_sector_weight")) if v is not None),
+        default=None,
+    )
+    if max_sector is not None or config.sector_caps:
+        missing = [s for s in symbols if s not in config.sectors]
+        if missing:
+            raise InvalidPortfolioError(
+                f"sectors: sector caps are set but no sector is given for {', '.join(missing)}",
+                field="sectors",
+                symbol=missing[0],
+            )
+        sector_names = tuple(sorted({config.sectors[s] for s in symbols}))
+        unknown = [s for s in config.sector_caps if s not in sector_names]
+        if unknown:
+            raise InvalidPortfolioError(f"sector_caps: no asset belongs to sector {unknown[0]!r}", field="sector_caps")
+        index = {name: i for i, name in enumerate(sector_names)}
+        sector_of = np.array([index[config.sectors[s]] for s in symbols], dtype=np.int64)
+        default_cap = max_sector if max_sector is not None else math.inf
+        sector_cap = np.array([min(config.sector_caps.get(name, math.inf), default_cap) for name in sector_names])
+    elif config.sectors:
+        sector_names = tuple(sorted({config.sectors.get(s, "Unclassified") for s in symbols}))
+        index = {name: i for i, name in enumerate(sector_names)}
+        sector_of = np.array([index[config.sectors.get(s, "Unclassified")] for s in symbols], dtype=np.int64)
+
+    lot = _per_symbol(config.lot_sizes, symbols, 0.0 if config.allow_fractional_shares else 1.0)
+
+    factor_root = idio_sd = None
+    if covariance is not None and factor_model is not None:
+        raise InvalidPortfolioError("give either covariance or factor_model, not both", field="covariance")
+    if covariance is not None:
+        factor_model = FactorModel.from_covariance(covariance)
+    if factor_model is not None:
+        aligned = factor_model.reindex(symbols)
+        factor_root = aligned.exposure_root()
+        idio_sd = np.sqrt(aligned.idiosyncratic_variance.to_numpy(float))
+
+    impact = None
+    if market_impact is not None:
+        impact = _impact_coefficients(market_impact, symbols, ref_value)
+
+    turnover_cap = config.max_turnover
+    return ProblemData(
+        symbols=tuple(symbols),
+        prices=price,
+        shares=shares,
+        cash=config.cash,
+        cash_flow=config.cash_flow,
+        value=value,
+        ref_value=ref_value,
+        x0=x0,
+        cash0=(config.cash + config.cash_flow) / ref_value,
+        current_weights=current,
+        target=target,
+        cash_target=config.cash_target,
+        cost_rate=_per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
+        buy_cap=buy_cap,
+        sell_cap=sell_cap,
+        blocked=blocked,
+        position_cap=cap if np.isfinite(cap).any() else None,
+        position_floor=floor if (floor > 0).any() else None,
+        sector_names=sector_names,
+        sector_of=sector_of,
+        sector_cap=sector_cap,
+        esg=esg,
+        esg_floor=max(
+            (v for v in (config.min_average_esg_score, extra.get("min_average_esg_score")) if v is not None),
+            default=None,
+        ),
+        turnover_cap=turnover_cap,
+        min_cash_weight=config.min_cash_weight,
+        allow_short=config.allow_short,
+        lot=lot,
+        fractional=config.allow_fractional_shares,
+        min_trade_value=config.min_trade_size,
+        trade_penalty=DEFAULT_TRADE_PENALTY if config.trade_penalty is None else config.trade_penalty,
+        risk_aversion=config.risk_aversion,
+        factor_root=factor_root,
+        idio_sd=idio_sd,
+        impact=impact,
+    )
+
+
+def _impact_coefficients(model: MarketImpactModel, symbols: Sequence[str], ref_value: float) -> np.ndarray:
+    """k_i such that impact_i / V_ref = k_i |u_i|^{3/2} for a trade of u_i V_ref dollars."""
+    volume = model.daily_dollar_volume.reindex(list(symbols)).to_numpy(float)
+    sigma = model.volatility.reindex(list(symbols)).to_numpy(float)
+    bad = ~(np.isfinite(volume) & (volume > 0) & np.isfinite(sigma) & (sigma >= 0))
+    if bad.any():
+        symbol = symbols[int(np.argmax(bad))]
+        raise InvalidPortfolioError(
+            f"market impact: no positive volume or finite volatility for {symbol}",
+            field="market_impact",
+            symbol=symbol,
+        )
+    return np.asarray(model.coefficient * sigma * np.sqrt(ref_value / volume))

@@ -1,0 +1,355 @@
+"""The engine: configuration + prices -> one assembled problem -> verified whole-share trades."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finwiz.errors import ConfigurationError, InvalidPortfolioError, SolverError
+from finwiz.optimizer._analyzer import PortfolioAnalyzer
+from finwiz.optimizer._assembler import assemble
+from finwiz.optimizer._compliance import (
+    PostTradeState,
+    compliance_checks,
+    min_trade_check,
+    post_trade_state,
+)
+from finwiz.optimizer._constraints import OptimizationConstraint
+from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer._diagnosis import explain_infeasibility
+from finwiz.optimizer._rounding import round_trades
+from finwiz.optimizer._solve import InfeasibleSignal, SolveOutcome, solve
+from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
+from finwiz.optimizer._terms import Term, TradeCountTerm, TransactionCostTerm, constraint_terms
+from finwiz.risk import FactorModel
+from finwiz.schemas import (
+    ComplianceCheck,
+    PortfolioConfiguration,
+    RebalancingResult,
+    TradeAction,
+    TradeRecommendation,
+)
+from finwiz.settings import RebalancingSettings
+
+__all__ = ["RebalancingEngine", "rebalance"]
+
+log = logging.getLogger("finwiz.engine")
+
+
+class RebalancingEngine:
+    """Turns a configuration and prices into verified trades.
+
+    ``strategies`` maps names (and :class:`~finwiz.RebalancingMethod` members) to strategies;
+    add your own as a list of terms or an :class:`OptimizationStrategy` subclass::
+
+        engine.strategies["my_way"] = [TargetTrackingTerm(), TurnoverPenaltyTerm(1e-3)]
+    """
+
+    def __init__(self, settings: RebalancingSettings | None = None) -> None:
+        self.settings = settings if settings is not None else RebalancingSettings()
+        self.strategies = StrategyRegistry()
+        self.analyzer = PortfolioAnalyzer()
+
+    # ------------------------------------------------------------------ public
+
+    def rebalance(
+        self,
+        config: PortfolioConfiguration,
+        prices: Mapping[str, Any] | pd.Series,
+        *,
+        factor_model: FactorModel | None = None,
+        covariance: pd.DataFrame | None = None,
+        market_impact: MarketImpactModel | None = None,
+        solver: str | None = None,
+        portfolio_id: str | None = None,
+        analyze: bool = False,
+    ) -> RebalancingResult:
+        """Compute the trades for ``config`` at ``prices`` (a mapping or Series symbol -> price).
+
+        ``factor_model`` or ``covariance`` feed risk terms; ``market_impact`` the impact term;
+        ``solver`` is ``"auto"`` (default), ``"CLARABEL"`` or ``"OSQP"``; ``analyze`` attaches a
+        :class:`~finwiz.PortfolioAnalysis` of the portfolio before trading.
+        """
+        if not isinstance(config, PortfolioConfiguration):
+            raise InvalidPortfolioError("config must be a PortfolioConfiguration", field="config")
+        start = time.perf_counter()
+        strategy = self.strategies[config.method]
+        constraints = [c for c in config.custom_constraints if isinstance(c, OptimizationConstraint)]
+        unknown = [c for c in config.custom_constraints if not isinstance(c, OptimizationConstraint)]
+        if unknown:
+            raise InvalidPortfolioError(
+                f"custom_constraints: {unknown[0]!r} is not an OptimizationConstraint",
+                field="custom_constraints",
+            )
+        extra: dict[str, float] = {}
+        for constraint in constraints:
+            for key, value in constraint.limits().items():
+                tighter = min if key == "max_sector_weight" else max
+                extra[key] = tighter(extra[key], value) if key in extra else value
+        data = build_problem_data(
+            config,
+            prices,
+            factor_model=factor_model,
+            covariance=covariance,
+            market_impact=market_impact,
+            extra_caps=extra,
+        )
+        if isinstance(strategy, OptimizationStrategy):
+            shares, outcome = self._custom_strategy(strategy, config, data), None
+            rounding = "fractional" if config.allow_fractional_shares else "whole_shares"
+            extra_terms: list[Term] = []
+        else:
+            if strategy.requires_risk_model and data.factor_root is None:
+                raise InvalidPortfolioError(
+                    f"strategy {strategy.name!r} needs a risk model: pass factor_model= or covariance=",
+                    field="factor_model",
+                )
+            extra_terms = [t for c in constraints for t in c.terms()]
+            terms = [t for t in [*strategy.terms(data), *constraint_terms(), *extra_terms] if t.applies(data)]
+            shares, outcome, rounding = self._optimize(terms, data, solver or self.settings.solver)
+        state = post_trade_state(data, shares)
+        checks = compliance_checks(data, state)
+        size_check = min_trade_check(data, state)
+        if size_check is not None:
+            checks.append(size_check)
+        breached = [c for c in checks if not c.satisfied]
+        if breached and outcome is not None:
+            # The rounding MILP guarantees these; reaching here is a bug, never a silent result.
+            raise SolverError(
+                "final trades breach " + ", ".join(f"{c.constraint} by {-c.slack:.3g}" for c in breached),
+                solver=outcome.solver,
+                status="verification_failed",
+            )
+        warnings = [f"{c.constraint}: {c.value:.6g} vs limit {c.limit:.6g}" for c in breached]
+        trades = self._trades(data, state)
+        weights_after = dict(zip(data.symbols, state.weights_after.tolist(), strict=True))
+        for constraint in constraints:
+            ok, messages = constraint.validate(
+                trades,
+                config,
+                {
+                    "prices": dict(zip(data.symbols, data.prices.tolist(), strict=True)),
+                    "post_trade_weights": weights_after,
+                    "sectors": dict(config.sectors),
+                    "esg_scores": dict(config.esg_scores),
+                },
+            )
+            checks.append(
+                ComplianceCheck(
+                    constraint=constraint.name,
+                    term="custom",
+                    kind="==",
+                    limit=1.0,
+                    value=float(ok),
+                    slack=0.0 if ok else -1.0,
+                    satisfied=ok,
+                )
+            )
+            warnings += [f"{constraint.name}: {m}" for m in messages]
+        return self._result(
+            config,
+            data,
+            state,
+            trades,
+            checks,
+            warnings,
+            outcome,
+            rounding,
+            strategy.name,
+            portfolio_id,
+            time.perf_counter() - start,
+            self.analyzer.analyze_current_portfolio(config, prices) if analyze else None,
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def _optimize(self, terms: list[Term], data: ProblemData, solver: str) -> tuple[np.ndarray, SolveOutcome, str]:
+        outcome = self._solve(terms, data, solver)
+        if data.min_trade_value > 0:
+            # Trades too small to make are fixed at zero and the rest re-solved (the issue's
+            # "drop, fix and re-solve"), so the other assets make up for them.
+            value = np.abs(outcome.trades) * data.ref_value
+            small = (value > 0) & (value < data.min_trade_value * 0.5) & (data.lot * data.prices >= 0)
+            if small.any():
+                fixed = dataclasses.replace(
+                    data,
+                    buy_cap=np.where(small, 0.0, data.buy_cap),
+                    sell_cap=np.where(small, 0.0, data.sell_cap),
+                )
+                try:
+                    outcome = self._solve(terms, fixed, solver)
+                    data = fixed
+                except Exception:  # keep the first solution if fixing made it worse
+                    log.debug("re-solve with small trades fixed failed; keeping the first solution")
+        if data.fractional and not data.lot.any() and data.min_trade_value <= 0:
+            return outcome.trades * data.ref_value / data.prices, outcome, "fractional"
+        cost_weight = max((t.weight for t in terms if isinstance(t, TransactionCostTerm)), default=1.0)
+        rounded = round_trades(
+            data,
+            outcome.trades,
+            cost_weight=cost_weight,
+            time_limit=self.settings.mip_time_limit_seconds,
+        )
+        mode = "fractional" if data.fractional and not data.lot.any() else "whole_shares"
+        return rounded.shares, outcome, mode
+
+    def _solve(self, terms: list[Term], data: ProblemData, solver: str) -> SolveOutcome:
+        for term in terms:
+            term.reset()
+        assembled = assemble(terms, data)
+        while True:
+            assembled.set_values(terms, data)
+            try:
+                outcome = solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
+            except InfeasibleSignal:
+                raise explain_infeasibility(terms, data) from None
+            again = [t.reweight(data, outcome.trades) for t in terms if isinstance(t, TradeCountTerm)]
+            if not any(again):
+                return outcome
+
+    def _custom_strategy(
+        self, strategy: OptimizationStrategy, config: PortfolioConfiguration, data: ProblemData
+    ) -> np.ndarray:
+        prices = dict(zip(data.symbols, data.prices.tolist(), strict=True))
+        analysis = self.analyzer.analyze_current_portfolio(config, prices)
+        proposed = strategy.optimize(
+            analysis.needs,
+            config,
+            dict(config.target_weights),
+            prices,
+            config.cash + config.cash_flow,
+            list(config.custom_constraints),
+            config,
+        )
+        index = {s: i for i, s in enumerate(data.symbols)}
+        shares = np.zeros(data.n)
+        for trade in proposed.trades:
+            if trade.symbol not in index:
+                raise InvalidPortfolioError(
+                    f"strategy {strategy.name!r} traded unknown symbol {trade.symbol}",
+                    symbol=trade.symbol,
+                )
+            shares[index[trade.symbol]] += trade.signed_shares
+        return shares
+
+    @staticmethod
+    def _trades(data: ProblemData, state: PostTradeState) -> list[TradeRecommendation]:
+        trades: list[TradeRecommendation] = []
+        for i in np.flatnonzero(state.trade_shares != 0):
+            qty = float(state.trade_shares[i])
+            cost = float(state.transaction_costs[i])
+            impact = float(state.impact_costs[i])
+            trades.append(
+                TradeRecommendation.model_construct(
+                    symbol=data.symbols[i],
+                    action=TradeAction.BUY if qty > 0 else TradeAction.SELL,
+                    shares=abs(qty),
+                    price=float(data.prices[i]),
+                    trade_value=abs(float(state.trade_values[i])),
+                    transaction_cost=cost,
+                    market_impact_cost=impact,
+                    total_estimated_cost=cost + impact,
+                    current_shares=float(data.shares[i]),
+                    post_trade_shares=float(state.shares_after[i]),
+                    current_weight=float(data.current_weights[i]),
+                    target_weight=float(data.target[i]),
+                    post_trade_weight=float(state.weights_after[i]),
+                )
+            )
+        return trades
+
+    @staticmethod
+    def _result(
+        config: PortfolioConfiguration,
+        data: ProblemData,
+        state: PostTradeState,
+        trades: list[TradeRecommendation],
+        checks: list[ComplianceCheck],
+        warnings: list[str],
+        outcome: SolveOutcome | None,
+        rounding: str,
+        method: str,
+        portfolio_id: str | None,
+        seconds: float,
+        analysis: Any,
+    ) -> RebalancingResult:
+        symbols = data.symbols
+        cash_weight_before = data.cash / data.value
+        before = np.sqrt(
+            np.sum((data.current_weights - data.target) ** 2) + (cash_weight_before - data.cash_target) ** 2
+        )
+        after = np.sqrt(
+            np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2
+        )
+        current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
+        current["CASH"] = cash_weight_before
+        violations = [c.slack for c in checks if c.term != "custom"]
+        return RebalancingResult(
+            method=method,
+            solver=outcome.solver if outcome is not None else "custom",
+            rounding=rounding,
+            trades=trades,
+            current_holdings=dict(zip(symbols, data.shares.tolist(), strict=True)),
+            post_trade_holdings=dict(zip(symbols, state.shares_after.tolist(), strict=True)),
+            prices=dict(zip(symbols, data.prices.tolist(), strict=True)),
+            current_weights=current,
+            target_weights=dict(zip(symbols, data.target.tolist(), strict=True)),
+            post_trade_weights=dict(zip(symbols, state.weights_after.tolist(), strict=True)),
+            cash_before=data.cash,
+            cash_flow=data.cash_flow,
+            cash_after=state.cash_after,
+            cash_weight_after=state.cash_weight_after,
+            target_cash_weight=data.cash_target,
+            total_cost=state.total_cost,
+            transaction_costs=float(state.transaction_costs.sum()),
+            market_impact_costs=float(state.impact_costs.sum()),
+            turnover=state.turnover,
+            portfolio_value_before=data.value,
+            portfolio_value_after=state.value_after,
+            sectors=dict(config.sectors),
+            compliance=checks,
+            max_constraint_residual=max(0.0, -min(violations, default=0.0)),
+            objective_value=outcome.objective if outcome is not None else None,
+            tracking_distance_before=float(before),
+            tracking_distance_after=float(after),
+            solve_time_seconds=seconds,
+            iterations=outcome.iterations if outcome is not None else 0,
+            warnings=warnings,
+            analysis=analysis,
+            portfolio_id=portfolio_id,
+        )
+
+
+_default_engine: RebalancingEngine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> RebalancingEngine:
+    """The process-wide engine behind :func:`rebalance` (settings read once)."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = RebalancingEngine()
+        return _default_engine
+
+
+def rebalance(
+    config: PortfolioConfiguration,
+    prices: Mapping[str, Any] | pd.Series,
+    **options: Any,
+) -> RebalancingResult:
+    """Rebalance ``config`` at ``prices`` synchronously; see :meth:`RebalancingEngine.rebalance`.
+
+    ``prices`` is a mapping or a pandas Series of symbol -> price (numbers or ``PriceData``).
+    """
+    engine = options.pop("engine", None) or default_engine()
+    if not isinstance(engine, RebalancingEngine):
+        raise ConfigurationError("engine must be a RebalancingEngine")
+    return engine.rebalance(config, prices, **options)
