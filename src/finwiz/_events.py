@@ -107,9 +107,7 @@ class RebalancingEventBus:
         if handlers:
             await asyncio.gather(*(self._deliver(handler, event) for handler in handlers))
 
-    async def emit(
-        self, name: str, portfolio_id: str | None = None, **payload: Any
-    ) -> RebalancingEvent:
+    async def emit(self, name: str, portfolio_id: str | None = None, **payload: Any) -> RebalancingEvent:
         """Build a :class:`RebalancingEvent` from the arguments, publish it and return it."""
         event = RebalancingEvent(str(name), portfolio_id, payload)
         await self.publish(event)

@@ -76,9 +76,7 @@ def _normalise_holdings(data: dict[str, Any], where: str) -> None:
     holdings = data.get("holdings")
     if isinstance(holdings, Mapping):
         # Short form: a table of symbol -> shares.
-        data["holdings"] = [
-            {"symbol": symbol, "shares": shares} for symbol, shares in holdings.items()
-        ]
+        data["holdings"] = [{"symbol": symbol, "shares": shares} for symbol, shares in holdings.items()]
     elif holdings is not None and not isinstance(holdings, list):
         raise InvalidPortfolioError(
             f"{where}: holdings must be a list of {{symbol, shares}} tables or a table of "
@@ -93,14 +91,11 @@ def parse_portfolio_text(text: str, fmt: str, *, source: str = "<text>") -> Port
     ``source`` names the text in error messages (usually the file path).
     """
     if fmt not in ("toml", "yaml"):
-        raise InvalidPortfolioError(
-            f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file"
-        )
+        raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
     data = _parse(text, fmt, source)
     if not isinstance(data, dict):
         raise InvalidPortfolioError(
-            f"{source}: expected a table of portfolio fields at the top level, "
-            f"found {type(data).__name__}",
+            f"{source}: expected a table of portfolio fields at the top level, found {type(data).__name__}",
             field="file",
         )
     known = PortfolioConfiguration.model_fields.keys() - _CODE_ONLY_FIELDS
@@ -109,14 +104,11 @@ def parse_portfolio_text(text: str, fmt: str, *, source: str = "<text>") -> Port
             line = _key_line(text, str(key), fmt)
             at = f" (line {line})" if line else ""
             hint = (
-                "custom constraints are Python objects; use max_sector_weight, sector_caps or "
-                "min_esg_score in a file"
+                "custom constraints are Python objects; use max_sector_weight, sector_caps or min_esg_score in a file"
                 if key in _CODE_ONLY_FIELDS
                 else f"known keys: {', '.join(sorted(known))}"
             )
-            raise InvalidPortfolioError(
-                f"{source}: unknown key {key!r}{at}; {hint}", field=str(key)
-            )
+            raise InvalidPortfolioError(f"{source}: unknown key {key!r}{at}; {hint}", field=str(key))
     _normalise_holdings(data, source)
     try:
         return PortfolioConfiguration(**data)
@@ -126,9 +118,7 @@ def parse_portfolio_text(text: str, fmt: str, *, source: str = "<text>") -> Port
         lines = [_key_line(text, key, fmt) for key in candidates if key]
         line = next((found for found in lines if found), None)
         at = f" (line {line})" if line else ""
-        raise InvalidPortfolioError(
-            f"{source}{at}: {exc}", field=exc.field, symbol=exc.symbol
-        ) from exc
+        raise InvalidPortfolioError(f"{source}{at}: {exc}", field=exc.field, symbol=exc.symbol) from exc
 
 
 def load_portfolio_file(path: str | Path) -> PortfolioConfiguration:
@@ -137,8 +127,7 @@ def load_portfolio_file(path: str | Path) -> PortfolioConfiguration:
     fmt = PORTFOLIO_FILE_SUFFIXES.get(file.suffix.lower())
     if fmt is None:
         raise InvalidPortfolioError(
-            f"{file}: unsupported portfolio file type {file.suffix or '(none)'!r}; "
-            "use .toml, .yaml or .yml",
+            f"{file}: unsupported portfolio file type {file.suffix or '(none)'!r}; use .toml, .yaml or .yml",
             field="file",
         )
     try:
@@ -146,7 +135,5 @@ def load_portfolio_file(path: str | Path) -> PortfolioConfiguration:
     except FileNotFoundError as exc:
         raise InvalidPortfolioError(f"{file}: no such portfolio file", field="file") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPortfolioError(
-            f"{file}: cannot read portfolio file: {exc}", field="file"
-        ) from exc
+        raise InvalidPortfolioError(f"{file}: cannot read portfolio file: {exc}", field="file") from exc
     return parse_portfolio_text(text, fmt, source=str(file))

@@ -68,9 +68,7 @@ class PriceService(Protocol):
 class HistoricalPriceService(Protocol):
     """A price service that also serves daily history (needed for risk terms)."""
 
-    async def get_historical_prices(
-        self, symbols: Sequence[str], start: Any = None, end: Any = None
-    ) -> pd.DataFrame:
+    async def get_historical_prices(self, symbols: Sequence[str], start: Any = None, end: Any = None) -> pd.DataFrame:
         """Daily prices, index: date, columns: symbols."""
         ...
 
@@ -213,9 +211,7 @@ class PortfolioRebalancingOrchestrator:
             if factor_model is not None:
                 options["factor_model"] = factor_model
             # The solver blocks for up to seconds: keep the event loop free for other work.
-            result = await asyncio.to_thread(
-                self.rebalancing_engine.rebalance, config, prices, **options
-            )
+            result = await asyncio.to_thread(self.rebalancing_engine.rebalance, config, prices, **options)
             timings["optimization_seconds"] = time.perf_counter() - clock
 
             stage = "validation"
@@ -262,9 +258,7 @@ class PortfolioRebalancingOrchestrator:
         except InsufficientPriceDataError:
             raise
         except PriceDataError as exc:
-            raise InsufficientPriceDataError(
-                {exc.symbol: exc.reason}, provider=exc.provider
-            ) from exc
+            raise InsufficientPriceDataError({exc.symbol: exc.reason}, provider=exc.provider) from exc
         except FinwizError:
             raise
         except Exception as exc:  # a provider bug or transport error: still a price failure
@@ -289,8 +283,7 @@ class PortfolioRebalancingOrchestrator:
             raise InsufficientPriceDataError(
                 dict.fromkeys(
                     config.symbols,
-                    "risk-aware rebalancing needs price history and the "
-                    "price service serves none; pass factor_model=",
+                    "risk-aware rebalancing needs price history and the price service serves none; pass factor_model=",
                 ),
             )
         start = (datetime.now(UTC) - timedelta(days=self.history_days)).date()
@@ -299,15 +292,11 @@ class PortfolioRebalancingOrchestrator:
         except PriceDataError as exc:
             if isinstance(exc, InsufficientPriceDataError):
                 raise
-            raise InsufficientPriceDataError(
-                {exc.symbol: exc.reason}, provider=exc.provider
-            ) from exc
+            raise InsufficientPriceDataError({exc.symbol: exc.reason}, provider=exc.provider) from exc
         estimator = self.risk_estimator or _default_risk_estimator()
         return await asyncio.to_thread(estimator, history)
 
-    def validate_custom_constraints(
-        self, config: PortfolioConfiguration, result: RebalancingResult
-    ) -> list[str]:
+    def validate_custom_constraints(self, config: PortfolioConfiguration, result: RebalancingResult) -> list[str]:
         """Run each custom constraint's ``validate`` on the final trades; return the messages
         of those that fail (each prefixed by the constraint's name)."""
         market_data = {
@@ -324,9 +313,7 @@ class PortfolioRebalancingOrchestrator:
             ok, found = validate(result.trades, config, market_data)
             if not ok:
                 name = getattr(constraint, "name", type(constraint).__name__)
-                messages += [f"constraint {name}: {m}" for m in found] or [
-                    f"constraint {name} failed"
-                ]
+                messages += [f"constraint {name}: {m}" for m in found] or [f"constraint {name} failed"]
         return messages
 
     async def write_report(
@@ -444,9 +431,7 @@ class RebalancingHealthCheck:
         self.slow_after_seconds = slow_after_seconds
 
     @classmethod
-    def for_orchestrator(
-        cls, orchestrator: PortfolioRebalancingOrchestrator, **options: Any
-    ) -> RebalancingHealthCheck:
+    def for_orchestrator(cls, orchestrator: PortfolioRebalancingOrchestrator, **options: Any) -> RebalancingHealthCheck:
         """A health check of the orchestrator's own components."""
         return cls(
             orchestrator.price_service,
@@ -472,9 +457,7 @@ class RebalancingHealthCheck:
     async def _check_prices(self, service: PriceService) -> ComponentHealth:
         started = time.perf_counter()
         try:
-            quotes = await asyncio.wait_for(
-                service.get_current_prices(self.probe_symbols), self.timeout_seconds
-            )
+            quotes = await asyncio.wait_for(service.get_current_prices(self.probe_symbols), self.timeout_seconds)
             priced = [s for s in self.probe_symbols if s in quotes]
             failures: dict[str, str] = {}
         except InsufficientPriceDataError as exc:
@@ -495,9 +478,7 @@ class RebalancingHealthCheck:
         elapsed = time.perf_counter() - started
         total = len(self.probe_symbols)
         if not priced:
-            return ComponentHealth(
-                HealthStatus.UNHEALTHY, f"no probe symbol priced: {failures}", elapsed
-            )
+            return ComponentHealth(HealthStatus.UNHEALTHY, f"no probe symbol priced: {failures}", elapsed)
         if len(priced) < total:
             return ComponentHealth(
                 HealthStatus.DEGRADED,
@@ -505,17 +486,13 @@ class RebalancingHealthCheck:
                 elapsed,
             )
         if elapsed > self.slow_after_seconds:
-            return ComponentHealth(
-                HealthStatus.DEGRADED, f"slow: {elapsed:.2f} s for {total} prices", elapsed
-            )
+            return ComponentHealth(HealthStatus.DEGRADED, f"slow: {elapsed:.2f} s for {total} prices", elapsed)
         return ComponentHealth(HealthStatus.HEALTHY, f"{total} probe symbols priced", elapsed)
 
     async def _check_engine(self, engine: Engine) -> ComponentHealth:
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(self._probe_rebalance, engine), self.timeout_seconds
-            )
+            result = await asyncio.wait_for(asyncio.to_thread(self._probe_rebalance, engine), self.timeout_seconds)
         except TimeoutError:
             return ComponentHealth(
                 HealthStatus.UNHEALTHY,
@@ -530,17 +507,13 @@ class RebalancingHealthCheck:
             )
         elapsed = time.perf_counter() - started
         detail = f"probe rebalance solved by {result.solver} in {elapsed:.2f} s"
-        status = (
-            HealthStatus.DEGRADED if elapsed > self.slow_after_seconds else HealthStatus.HEALTHY
-        )
+        status = HealthStatus.DEGRADED if elapsed > self.slow_after_seconds else HealthStatus.HEALTHY
         return ComponentHealth(status, detail, elapsed)
 
     async def _check_report(self, generator: HTMLReportGenerator) -> ComponentHealth:
         started = time.perf_counter()
         if self.rebalancing_engine is None:
-            return ComponentHealth(
-                HealthStatus.HEALTHY, "not probed (no engine to build a result)", 0.0
-            )
+            return ComponentHealth(HealthStatus.HEALTHY, "not probed (no engine to build a result)", 0.0)
         try:
             result = await asyncio.to_thread(self._probe_rebalance, self.rebalancing_engine)
             document = await asyncio.to_thread(generator.generate_html, result)

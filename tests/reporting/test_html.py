@@ -193,9 +193,7 @@ def test_write_creates_the_file(result: RebalancingResult, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("where", ["missing/report.html", "."])
-def test_unwritable_path_names_the_path(
-    result: RebalancingResult, tmp_path: Path, where: str
-) -> None:
+def test_unwritable_path_names_the_path(result: RebalancingResult, tmp_path: Path, where: str) -> None:
     target = tmp_path / where
     with pytest.raises(FinwizError, match="cannot write report to") as caught:
         HTMLReportGenerator().write(result, target)
@@ -205,9 +203,7 @@ def test_unwritable_path_names_the_path(
 
 def test_repr_rebuilds_the_generator() -> None:
     generator = HTMLReportGenerator(title="T", include_charts=False)
-    assert repr(generator) == (
-        "HTMLReportGenerator(title='T', include_charts=False, max_chart_assets=40, dpi=96)"
-    )
+    assert repr(generator) == ("HTMLReportGenerator(title='T', include_charts=False, max_chart_assets=40, dpi=96)")
 
 
 def test_notebook_summary(make_result: Callable[..., RebalancingResult]) -> None:

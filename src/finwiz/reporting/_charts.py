@@ -44,9 +44,7 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def weights_figure(
-    result: RebalancingResult, *, max_assets: int = DEFAULT_MAX_CHART_ASSETS
-) -> Figure:
+def weights_figure(result: RebalancingResult, *, max_assets: int = DEFAULT_MAX_CHART_ASSETS) -> Figure:
     """Grouped bars of current, target and post-trade weight per asset, cash last.
 
     With more than ``max_assets`` assets, only the ``max_assets`` largest (by the largest of
@@ -64,9 +62,7 @@ def weights_figure(
     axes = figure.add_subplot()
     positions = np.arange(len(frame))
     width = 0.27
-    for offset, column in zip(
-        (-width, 0.0, width), ("current", "target", "post_trade"), strict=True
-    ):
+    for offset, column in zip((-width, 0.0, width), ("current", "target", "post_trade"), strict=True):
         axes.bar(
             positions + offset,
             frame[column].to_numpy() * 100.0,
@@ -74,9 +70,7 @@ def weights_figure(
             label=_LABELS[column],
             color=_COLOURS[column],
         )
-    axes.set_xticks(
-        positions, [_plain(s) for s in frame.index], rotation=60, ha="right", fontsize=8
-    )
+    axes.set_xticks(positions, [_plain(s) for s in frame.index], rotation=60, ha="right", fontsize=8)
     axes.set_ylabel("Weight (% of portfolio value)")
     total = len(result.current_holdings)
     note = f" (largest {shown} of {total} assets)" if shown < total else ""
@@ -147,6 +141,4 @@ def figure_to_png(figure: Figure, *, dpi: int = 96) -> bytes:
 
 def figure_to_data_uri(figure: Figure, *, dpi: int = 96) -> str:
     """``data:image/png;base64,...`` for embedding ``figure`` in a self-contained HTML file."""
-    return "data:image/png;base64," + base64.b64encode(figure_to_png(figure, dpi=dpi)).decode(
-        "ascii"
-    )
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(figure, dpi=dpi)).decode("ascii")

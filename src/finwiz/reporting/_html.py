@@ -199,8 +199,7 @@ class HTMLReportGenerator:
     def summary_section(self, result: RebalancingResult) -> ReportSection:
         """Executive summary: values, cash, costs, turnover, trade count, solver and status."""
         kpis = "".join(
-            f'<div class="kpi"><div class="label">{_esc(label)}</div>'
-            f'<div class="value">{_esc(value)}</div></div>'
+            f'<div class="kpi"><div class="label">{_esc(label)}</div><div class="value">{_esc(value)}</div></div>'
             for label, value in summary_rows(result)
         )
         verdict = (
@@ -208,9 +207,7 @@ class HTMLReportGenerator:
             if result.is_compliant
             else '<p class="status-bad">Some constraints are breached: see Compliance.</p>'
         )
-        return ReportSection(
-            "Executive summary", f'<div class="kpis">{kpis}</div>{verdict}', "summary"
-        )
+        return ReportSection("Executive summary", f'<div class="kpis">{kpis}</div>{verdict}', "summary")
 
     def weights_section(self, result: RebalancingResult) -> ReportSection:
         """Current vs target vs post-trade weights: a bar chart and a (collapsible) table."""
@@ -234,10 +231,7 @@ class HTMLReportGenerator:
             rows,
             numeric=(1, 2, 3, 4),
         )
-        parts.append(
-            f"<details><summary>Weights of all {len(frame) - 1} assets and cash</summary>"
-            f"{table}</details>"
-        )
+        parts.append(f"<details><summary>Weights of all {len(frame) - 1} assets and cash</summary>{table}</details>")
         parts.append(
             '<p class="muted">Current weights are fractions of the value before trading, '
             "post-trade weights fractions of the value after costs and cash flow.</p>"
@@ -248,9 +242,7 @@ class HTMLReportGenerator:
         """Sector exposure before and after the trades against each sector's cap."""
         exposure = sector_exposure(result)
         if exposure.empty:
-            return ReportSection(
-                "Sector exposure", '<p class="muted">No sector data.</p>', "sectors"
-            )
+            return ReportSection("Sector exposure", '<p class="muted">No sector data.</p>', "sectors")
         parts = []
         if self.include_charts:
             parts.append(
@@ -270,9 +262,7 @@ class HTMLReportGenerator:
                 percent(cap - after),
                 "OVER CAP" if breach else ("no cap" if math.isnan(cap) else "ok"),
             )
-            for sector, (before, after, cap), breach in zip(
-                exposure.index, values, over, strict=True
-            )
+            for sector, (before, after, cap), breach in zip(exposure.index, values, over, strict=True)
         ]
         parts.append(
             _table(
@@ -287,9 +277,7 @@ class HTMLReportGenerator:
     def trades_section(self, result: RebalancingResult) -> ReportSection:
         """The trade blotter: symbol, side, shares, price, value and cost of every trade."""
         if not result.trades:
-            return ReportSection(
-                "Trades", "<p>No trades: the portfolio is already within its bands.</p>", "trades"
-            )
+            return ReportSection("Trades", "<p>No trades: the portfolio is already within its bands.</p>", "trades")
         ordered = sorted(
             result.trades,
             key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol),
@@ -340,17 +328,13 @@ class HTMLReportGenerator:
             ("Net cash used by trades", money(bought - sold)),
             ("Turnover (traded value / value before)", percent(result.turnover)),
         ]
-        return ReportSection(
-            "Costs and turnover", _table(("Item", "Amount"), rows, numeric=(1,)), "costs"
-        )
+        return ReportSection("Costs and turnover", _table(("Item", "Amount"), rows, numeric=(1,)), "costs")
 
     def compliance_section(self, result: RebalancingResult) -> ReportSection:
         """Every checked hard constraint with its limit, value and slack; breaches highlighted."""
         checks = result.compliance
         if not checks:
-            return ReportSection(
-                "Compliance", '<p class="muted">No constraints were checked.</p>', "compliance"
-            )
+            return ReportSection("Compliance", '<p class="muted">No constraints were checked.</p>', "compliance")
         held = sum(c.satisfied for c in checks)
         rows = [
             (
@@ -392,9 +376,7 @@ class HTMLReportGenerator:
 
     # -- the page -------------------------------------------------------------------------
 
-    def generate_html(
-        self, result: RebalancingResult, title: str | None = None, language: str = "en"
-    ) -> str:
+    def generate_html(self, result: RebalancingResult, title: str | None = None, language: str = "en") -> str:
         """The whole report as one HTML document (UTF-8 text, no external resources).
 
         ``language`` is the page's BCP 47 language tag (``"en"``, ``"fr-CH"``...).
@@ -405,8 +387,7 @@ class HTMLReportGenerator:
         sections = self.build_sections(result)
         nav = "".join(f'<a href="#{_esc(s.anchor)}">{_esc(s.title)}</a>' for s in sections)
         body = "".join(
-            f'<section id="{_esc(s.anchor)}"><h2>{_esc(s.title)}</h2>{s.body_html}</section>'
-            for s in sections
+            f'<section id="{_esc(s.anchor)}"><h2>{_esc(s.title)}</h2>{s.body_html}</section>' for s in sections
         )
         subtitle = " \u00b7 ".join(
             part
@@ -458,10 +439,7 @@ def result_summary_html(result: RebalancingResult, *, max_trades: int = 15) -> s
     """
     cell = 'style="padding:2px 8px;text-align:left"'
     num = 'style="padding:2px 8px;text-align:right"'
-    summary = "".join(
-        f"<tr><th {cell}>{_esc(k)}</th><td {cell}>{_esc(v)}</td></tr>"
-        for k, v in summary_rows(result)
-    )
+    summary = "".join(f"<tr><th {cell}>{_esc(k)}</th><td {cell}>{_esc(v)}</td></tr>" for k, v in summary_rows(result))
     largest = sorted(result.trades, key=lambda t: -t.trade_value)[:max_trades]
     trade_rows = "".join(
         f"<tr><td {cell}>{_esc(t.symbol)}</td><td {cell}>{_esc(t.action.value.upper())}</td>"
@@ -470,9 +448,7 @@ def result_summary_html(result: RebalancingResult, *, max_trades: int = 15) -> s
         for t in largest
     )
     more = len(result.trades) - len(largest)
-    more_note = (
-        f"<p><i>{more} smaller trades not shown; see to_frame().</i></p>" if more > 0 else ""
-    )
+    more_note = f"<p><i>{more} smaller trades not shown; see to_frame().</i></p>" if more > 0 else ""
     trades = (
         f"<table><thead><tr><th {cell}>Symbol</th><th {cell}>Side</th><th {num}>Shares</th>"
         f"<th {num}>Price</th><th {num}>Value</th></tr></thead><tbody>{trade_rows}</tbody></table>"
@@ -480,11 +456,7 @@ def result_summary_html(result: RebalancingResult, *, max_trades: int = 15) -> s
         else "<p>No trades.</p>"
     )
     breaches = [c.constraint for c in result.compliance if not c.satisfied]
-    alert = (
-        f'<p style="color:#b3261e"><b>Breached:</b> {_esc(", ".join(breaches))}</p>'
-        if breaches
-        else ""
-    )
+    alert = f'<p style="color:#b3261e"><b>Breached:</b> {_esc(", ".join(breaches))}</p>' if breaches else ""
     warnings = "".join(f'<p style="color:#8a5300">Warning: {_esc(w)}</p>' for w in result.warnings)
     return (
         f'<div class="finwiz-result"><b>RebalancingResult</b> \u2013 {len(result.trades)} trades, '

@@ -15,14 +15,12 @@ _TRADE_HEADERS = ("Symbol", "Side", "Shares", "Price", "Value", "Cost")
 def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
     """Columns padded to their widest cell; the first ``left`` columns left-aligned."""
     widths = [
-        max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i])
-        for i in range(len(headers))
+        max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i]) for i in range(len(headers))
     ]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -36,9 +34,7 @@ def trades_table(result: RebalancingResult) -> str:
     """
     if not result.trades:
         return "No trades: the portfolio is already within its bands."
-    ordered = sorted(
-        result.trades, key=lambda t: (t.action.value != "sell", -t.trade_value, t.symbol)
-    )
+    ordered = sorted(result.trades, key=lambda t: (t.action.value != "sell", -t.trade_value, t.symbol))
     rows = [
         (
             t.symbol,
