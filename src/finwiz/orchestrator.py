@@ -23,7 +23,9 @@ import pandas as pd
 
 from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
 from finwiz._monitoring import monitor_performance
-from finwiz.errors import FinwizError, InsufficientPriceDataError, PriceDataError
+from finwiz.data import PortfolioPriceService, PriceDataProvider, ProgressCallback, provider_from_name
+from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
+from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.risk import FactorModel
 from finwiz.schemas import (
@@ -33,8 +35,10 @@ from finwiz.schemas import (
     RebalancingMethod,
     RebalancingResult,
 )
+from finwiz.settings import RebalancingSettings
 
 __all__ = [
+    "PRICE_PROVIDERS",
     "ComponentHealth",
     "HealthReport",
     "HealthStatus",
@@ -43,6 +47,7 @@ __all__ = [
     "RebalancingEventBus",
     "RebalancingEventType",
     "RebalancingHealthCheck",
+    "RebalancingServiceFactory",
     "monitor_performance",
 ]
 
@@ -87,7 +92,12 @@ class Engine(Protocol):
     """The part of :class:`~finwiz.RebalancingEngine` the orchestrator uses."""
 
     def rebalance(
-        self, config: PortfolioConfiguration, prices: Mapping[str, float], **options: Any
+        self,
+        config: PortfolioConfiguration,
+        prices: Mapping[str, float],
+        *,
+        factor_model: FactorModel | None = None,
+        portfolio_id: str | None = None,
     ) -> RebalancingResult:
         """Solve and return whole-share trades (blocking)."""
         ...
@@ -203,7 +213,7 @@ class PortfolioRebalancingOrchestrator:
             timings["prices_seconds"] = time.perf_counter() - clock
 
             stage, clock = "analysis", time.perf_counter()
-            analysis = self.portfolio_analyzer.analyze_current_portfolio(config, prices)
+            analysis, analysis_warning = self.analyze(config, prices)
             timings["analysis_seconds"] = time.perf_counter() - clock
 
             stage, clock = "optimization", time.perf_counter()
@@ -217,9 +227,10 @@ class PortfolioRebalancingOrchestrator:
             stage = "validation"
             violations = self.validate_custom_constraints(config, result)
             updates: dict[str, Any] = {}
-            if violations:
-                updates["warnings"] = [*result.warnings, *violations]
-            if result.analysis is None:
+            extra_warnings = [*violations, *([analysis_warning] if analysis_warning else [])]
+            if extra_warnings:
+                updates["warnings"] = [*result.warnings, *extra_warnings]
+            if result.analysis is None and analysis is not None:
                 updates["analysis"] = analysis
             if updates:
                 result = result.model_copy(update=updates)
@@ -268,6 +279,25 @@ class PortfolioRebalancingOrchestrator:
         if missing:
             raise InsufficientPriceDataError(dict.fromkeys(missing, "no price returned"))
         return {s: _price_value(s, quotes[s]) for s in symbols}
+
+    def analyze(
+        self, config: PortfolioConfiguration, prices: Mapping[str, float]
+    ) -> tuple[PortfolioAnalysis | None, str | None]:
+        """The pre-trade analysis, or (None, warning) when the analyzer fails unexpectedly.
+
+        The analysis only describes the portfolio before trading and the engine does not use
+        it, so an analyzer bug is logged and reported as a warning on the result instead of
+        blocking the trades. Refused input (a :class:`~finwiz.errors.FinwizError`) still stops
+        the rebalance.
+        """
+        try:
+            return self.portfolio_analyzer.analyze_current_portfolio(config, prices), None
+        except FinwizError:
+            raise
+        except Exception as exc:
+            logger.warning("portfolio analysis failed (%s: %s); continuing without it", type(exc).__name__, exc)
+            logger.debug("portfolio analysis traceback", exc_info=True)
+            return None, f"portfolio analysis failed ({type(exc).__name__}: {exc}); the trades are unaffected"
 
     def needs_risk_model(self, config: PortfolioConfiguration) -> bool:
         """True when the method has a risk term (``RISK_AWARE``) and no model was given."""
@@ -536,3 +566,73 @@ class RebalancingHealthCheck:
             min_trade_size=0.0,
         )
         return engine.rebalance(config, {"PROBEA": 10.0, "PROBEB": 100.0})
+
+
+# -- assembly from settings ------------------------------------------------------------------
+
+PRICE_PROVIDERS = ("yahoo", "alpha_vantage", "csv", "sample")
+"""Provider names :class:`RebalancingServiceFactory` can build from settings."""
+
+
+class RebalancingServiceFactory:
+    """Builds the standard components, and the orchestrator over them, from settings.
+
+    ``settings.price_provider`` then ``settings.fallback_providers`` form the price chain
+    (``"yahoo"``, ``"alpha_vantage"``, ``"csv"``, ``"sample"``); an unknown name, or a provider
+    missing its configuration (API key, CSV path), raises :class:`~finwiz.errors.ConfigurationError`.
+    """
+
+    def __init__(self, settings: RebalancingSettings | None = None) -> None:
+        self.settings = settings if settings is not None else RebalancingSettings()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(settings={self.settings!r})"
+
+    def create_provider(self, name: str) -> PriceDataProvider:
+        """The price provider called ``name``, configured from the settings."""
+        if name not in PRICE_PROVIDERS:
+            raise ConfigurationError(f"unknown price provider {name!r}; choose one of {', '.join(PRICE_PROVIDERS)}")
+        return provider_from_name(name, self.settings)
+
+    def create_price_service(self, *, progress: ProgressCallback | None = None) -> PortfolioPriceService:
+        """A price service over the configured chain; ``progress(done, total)`` is optional."""
+        names = [self.settings.price_provider, *self.settings.fallback_providers]
+        providers = [self.create_provider(name) for name in names]
+        return PortfolioPriceService(providers, settings=self.settings, progress=progress)
+
+    def create_engine(self) -> RebalancingEngine:
+        """A :class:`~finwiz.RebalancingEngine` using the settings' solver choices."""
+        return RebalancingEngine(settings=self.settings)
+
+    def create_analyzer(self) -> PortfolioAnalyzer:
+        """A :class:`~finwiz.PortfolioAnalyzer`."""
+        return PortfolioAnalyzer()
+
+    def create_report_generator(self) -> HTMLReportGenerator:
+        """An :class:`~finwiz.HTMLReportGenerator` with the default sections."""
+        return HTMLReportGenerator()
+
+    def create_orchestrator(
+        self,
+        *,
+        event_bus: RebalancingEventBus | None = None,
+        report_generator: HTMLReportGenerator | None = None,
+        progress: ProgressCallback | None = None,
+        write_reports: bool = True,
+    ) -> PortfolioRebalancingOrchestrator:
+        """The orchestrator over fresh components; reports go to ``settings.report_directory``."""
+        generator = report_generator or (self.create_report_generator() if write_reports else None)
+        return PortfolioRebalancingOrchestrator(
+            self.create_price_service(progress=progress),
+            self.create_analyzer(),
+            self.create_engine(),
+            generator,
+            event_bus=event_bus,
+            report_directory=self.settings.report_directory,
+        )
+
+    def create_health_check(
+        self, orchestrator: PortfolioRebalancingOrchestrator | None = None
+    ) -> RebalancingHealthCheck:
+        """A health check of ``orchestrator``'s components (fresh ones when not given)."""
+        return RebalancingHealthCheck.for_orchestrator(orchestrator or self.create_orchestrator())
