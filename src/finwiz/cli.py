@@ -38,7 +38,7 @@ class _Progress:
     def begin(self, count: int, source: str) -> None:
         self.started = time.perf_counter()
         if not self.quiet:
-            self.stream.write(f"Fetching prices for {count} symbols from {source}...")
+            self.stream.write(f"Fetching prices for {count} symbol{'' if count == 1 else 's'} from {source}...")
             self.stream.write("" if self.live else "\n")
             self.stream.flush()
 

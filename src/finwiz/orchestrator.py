@@ -53,6 +53,8 @@ __all__ = [
 
 logger = logging.getLogger("finwiz.orchestrator")
 
+_MIN_HISTORY_ROWS = 60  # about three months of trading days: fewer cannot estimate a covariance
+
 RiskEstimator = Callable[[pd.DataFrame], FactorModel]
 """Turns daily price history (index: date, columns: symbols) into a risk model."""
 
@@ -317,8 +319,17 @@ class PortfolioRebalancingOrchestrator:
                 ),
             )
         start = (datetime.now(UTC) - timedelta(days=self.history_days)).date()
+        symbols = list(config.symbols)
         try:
-            history = await service.get_historical_prices(list(config.symbols), start=start)
+            try:
+                history: pd.DataFrame | None = await service.get_historical_prices(symbols, start=start)
+            except InsufficientPriceDataError:
+                history = None
+            if history is None or len(history) < _MIN_HISTORY_ROWS:
+                # A source that stopped updating (a file, the bundled sample) has nothing recent:
+                # use its latest window of the same length instead.
+                full = await service.get_historical_prices(symbols)
+                history = full[full.index >= full.index.max() - pd.Timedelta(days=self.history_days)]
         except PriceDataError as exc:
             if isinstance(exc, InsufficientPriceDataError):
                 raise
