@@ -78,16 +78,17 @@ class _Model(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             message, loc = _describe(exc, type(self).__name__)
+            raw = data.get("symbol")
+            own = raw.strip().upper() if isinstance(raw, str) else None
             cause = exc.errors()[0].get("ctx", {}).get("error")
             if isinstance(cause, InvalidPortfolioError):
-                raise InvalidPortfolioError(
-                    f"{type(self).__name__}: {cause}", field=cause.field or loc, symbol=cause.symbol
-                ) from exc
-            symbol = data.get("symbol")
-            if isinstance(symbol, str):
-                message = f"{message} (symbol {symbol.strip().upper()})"
-                raise InvalidPortfolioError(message, field=loc, symbol=symbol.strip().upper()) from exc
-            raise InvalidPortfolioError(message, field=loc) from exc
+                message, loc = f"{type(self).__name__}: {cause}", cause.field or loc
+                symbol = cause.symbol or own
+            else:
+                symbol = own
+                if own:
+                    message = f"{message} (symbol {own})"
+            raise InvalidPortfolioError(message, field=loc, symbol=symbol) from exc
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:

@@ -67,7 +67,7 @@ class PortfolioAnalyzer:
             "positions_value": float(frame["value"].sum()),
             "cash": config.cash,
             "cash_weight": cash_weight,
-            "max_drift": float(max(np.abs(drift).max(initial=0.0), abs(cash_drift))),
+            "max_drift": float(max(np.abs(drift.to_numpy()).max(initial=0.0), abs(cash_drift))),
             "total_drift": float((np.abs(drift).sum() + abs(cash_drift)) / 2),
             "tracking_distance": float(np.sqrt((drift**2).sum() + cash_drift**2)),
             "assets_outside_band": float((np.abs(drift) > config.tolerance).sum()),

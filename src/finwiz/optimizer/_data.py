@@ -198,8 +198,10 @@ def build_problem_data(
         "no_sell": _mask(config.no_sell, symbols),
     }
     # Assets breaching their own cap or floor must be free to trade even inside the band.
-    breaching = (current > cap) | (current < floor - 1e-12)
-    blocked["tolerance_band"] = (np.abs(current - target) <= config.tolerance) & ~breaching
+    # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
+    # moves assets out of their band instead of leaving the money uninvested.
+    breaching = (x0 > cap) | (x0 < floor - 1e-12)
+    blocked["tolerance_band"] = (np.abs(x0 - target) <= config.tolerance) & ~breaching
     min_esg = max(
         (v for v in (config.min_esg_score, extra.get("min_esg_score")) if v is not None),
         default=None,

@@ -188,8 +188,6 @@ class RebalancingEngine:
                     data = fixed
                 except Exception:  # keep the first solution if fixing made it worse
                     log.debug("re-solve with small trades fixed failed; keeping the first solution")
-        if data.fractional and not data.lot.any() and data.min_trade_value <= 0:
-            return outcome.trades * data.ref_value / data.prices, outcome, "fractional"
         cost_weight = max((t.weight for t in terms if isinstance(t, TransactionCostTerm)), default=1.0)
         rounded = round_trades(
             data,

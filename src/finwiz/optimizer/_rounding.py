@@ -26,6 +26,7 @@ __all__ = ["RoundingOutcome", "round_trades"]
 
 _MARGIN = 1e-8  # tightening of every coupled row, in weight units, so float noise never breaches
 _EPS = 1e-12
+_SMALLEST_TRADE = 0.01  # currency: a fractional trade worth less than a cent is solver noise, not a trade
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> list[np.ndarray
             keep &= arr >= 0
         if not data.allow_short:
             keep &= held + arr >= -_EPS * max(1.0, held)
-        if data.min_trade_value > 0:
-            keep &= (arr == 0) | (np.abs(arr) * price >= data.min_trade_value * (1 - 1e-12))
+        smallest = max(data.min_trade_value * (1 - 1e-12), _SMALLEST_TRADE)
+        keep &= (arr == 0) | (np.abs(arr) * price >= smallest)
         if floor_w is not None and floor_w[i] > 0:
             post = (held + arr) * price / data.ref_value
             keep &= post >= floor_w[i] + _MARGIN

@@ -20,7 +20,7 @@ import cvxpy as cp
 import numpy as np
 
 from finwiz.errors import SolverError
-from finwiz.optimizer._assembler import AssembledProblem
+from finwiz.optimizer._assembler import OBJECTIVE_SCALE, AssembledProblem
 
 __all__ = ["FEASIBILITY_TOLERANCE", "SolveOutcome", "solve"]
 
@@ -28,7 +28,7 @@ FEASIBILITY_TOLERANCE = 1e-7
 """Largest constraint residual (in weight units) accepted from a continuous solve."""
 
 _SETTINGS: dict[str, dict[str, Any]] = {
-    "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200},
+    "CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, "max_iter": 200},
     "OSQP": {
         "eps_abs": 1e-8,
         "eps_rel": 1e-8,
@@ -125,7 +125,7 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
                 buy=buy,
                 sell=sell,
                 cost=float(v.cost.value),
-                objective=float(assembled.problem.value),
+                objective=float(assembled.problem.value) / OBJECTIVE_SCALE,
                 solver=name,
                 iterations=iterations,
                 seconds=time.perf_counter() - start,

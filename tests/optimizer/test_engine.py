@@ -1,0 +1,283 @@
+"""The engine end to end on the bundled S&P sample and on small hand-made portfolios."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finwiz import (
+    ESGConstraint,
+    InfeasibleRebalanceError,
+    InsufficientPriceDataError,
+    InvalidPortfolioError,
+    OptimizationStrategy,
+    OptimizedTrades,
+    PortfolioConfiguration,
+    PriceDataError,
+    RebalancingEngine,
+    RebalancingMethod,
+    SectorConcentrationConstraint,
+    TradeAction,
+    TradeRecommendation,
+    rebalance,
+)
+from finwiz.data import sample_price_history
+from finwiz.optimizer import TargetTrackingTerm, TurnoverPenaltyTerm
+from finwiz.risk import FactorModel
+
+
+def sector_weights(result, sectors: dict[str, str]) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    out: dict[str, float] = {}
+    for symbol, weight in result.post_trade_weights.items():
+        out[sectors[symbol]] = out.get(sectors[symbol], 0.0) + weight
+    return out
+
+
+@pytest.mark.parametrize("method", list(RebalancingMethod))
+def test_sample_portfolio_rebalances_under_sector_caps(
+    method: RebalancingMethod, sample_prices: pd.Series, sample_sector_map: dict[str, str], make_config
+) -> None:
+    history = sample_price_history().iloc[-750:]
+    returns = history.pct_change().dropna()
+    cov = returns.cov()
+    config = make_config(sample_prices, sectors=sample_sector_map, max_sector_weight=0.25, method=method)
+    result = rebalance(config, sample_prices, covariance=cov)
+    assert result.status == "optimal"
+    assert result.rounding == "whole_shares"
+    assert result.tracking_distance_after < result.tracking_distance_before / 3
+    for weight in sector_weights(result, sample_sector_map).values():
+        assert weight <= 0.25 + 1e-12
+    for trade in result.trades:
+        assert trade.shares == int(trade.shares) and trade.shares > 0
+        assert trade.trade_value >= config.min_trade_size
+    assert result.is_compliant
+
+
+def test_money_adds_up_to_the_cent(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    result = rebalance(sample_config, sample_prices)
+    buys = sum(t.trade_value for t in result.buys)
+    sells = sum(t.trade_value for t in result.sells)
+    costs = sum(t.total_estimated_cost for t in result.trades)
+    assert result.cash_after == pytest.approx(sample_config.cash + sells - buys - costs, abs=0.005)
+    assert result.total_cost == pytest.approx(costs, abs=1e-9)
+    assert result.total_cost == pytest.approx(sum(0.001 * t.trade_value for t in result.trades), abs=1e-9)
+    post_value = sum(result.post_trade_holdings[s] * p for s, p in result.prices.items()) + result.cash_after
+    assert result.portfolio_value_after == pytest.approx(post_value)
+    assert sum(result.post_trade_weights.values()) + result.cash_weight_after == pytest.approx(1.0)
+
+
+def test_same_input_same_trades(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    first = rebalance(sample_config, sample_prices)
+    second = rebalance(sample_config, sample_prices)
+    assert [t.model_dump() for t in first.trades] == [t.model_dump() for t in second.trades]
+
+
+def test_to_frame_has_a_row_per_asset_and_cash(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    frame = rebalance(sample_config, sample_prices).to_frame()
+    assert list(frame.index[:-1]) == sample_config.symbols and frame.index[-1] == "CASH"
+    assert frame["weight_after"].sum() == pytest.approx(1.0)
+
+
+def test_prices_are_validated() -> None:
+    config = PortfolioConfiguration(holdings=[{"symbol": "AAA", "shares": 1}], target_weights={"BBB": 0.5})
+    with pytest.raises(InsufficientPriceDataError, match="BBB"):
+        rebalance(config, {"AAA": 10.0})
+    for bad in (0.0, -3.0, math.nan, math.inf, "1,234.5"):
+        with pytest.raises(PriceDataError, match="AAA"):
+            rebalance(config, {"AAA": bad, "BBB": 5.0})
+    with pytest.raises(InvalidPortfolioError, match="twice"):
+        rebalance(config, {"AAA": 1.0, "aaa": 1.0, "BBB": 2.0})
+
+
+def test_cash_flows() -> None:
+    prices = {"AAA": 10.0, "BBB": 20.0}
+    base = {"holdings": [{"symbol": "AAA", "shares": 500}, {"symbol": "BBB", "shares": 250}],
+            "target_weights": {"AAA": 0.5, "BBB": 0.5}, "tolerance": 0.0, "min_trade_size": 0.0}
+    deposit = rebalance(PortfolioConfiguration(**base, cash_flow=5000.0), prices)  # type: ignore[arg-type]
+    assert all(t.action is TradeAction.BUY for t in deposit.trades)
+    assert deposit.cash_after >= 0 and deposit.cash_after < 50
+    withdrawal = rebalance(PortfolioConfiguration(**base, cash_flow=-2000.0), prices)  # type: ignore[arg-type]
+    assert all(t.action is TradeAction.SELL for t in withdrawal.trades)
+    assert withdrawal.cash_after >= 0
+    sold = sum(t.trade_value for t in withdrawal.trades) - withdrawal.total_cost
+    assert withdrawal.cash_after == pytest.approx(sold - 2000.0, abs=0.005)
+    with pytest.raises(InvalidPortfolioError, match="withdrawal"):
+        rebalance(PortfolioConfiguration(**base, cash_flow=-20000.0), prices)  # type: ignore[arg-type]
+
+
+def test_restricted_lists_and_bands() -> None:
+    prices = {"AAA": 10.0, "BBB": 20.0, "CCC": 5.0, "DDD": 1.0}
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": n} for s, n in (("AAA", 900), ("BBB", 100), ("CCC", 100), ("DDD", 500))],
+        target_weights={"AAA": 0.25, "BBB": 0.25, "CCC": 0.25, "DDD": 0.25},
+        no_sell=["AAA"], no_buy=["CCC"], tolerance=0.02, min_trade_size=0.0, cash=0.0,
+    )
+    result = rebalance(config, prices)
+    traded = {t.symbol: t.action for t in result.trades}
+    assert "AAA" not in traded  # over target but may not be sold
+    assert traded.get("CCC") in (None, TradeAction.SELL)
+    # DDD holds 500 / 12,500 = 4 %, far from 25 %; every trade is outside the band.
+    assert traded["DDD"] is TradeAction.BUY
+
+
+def test_lots_and_minimum_trade_size() -> None:
+    prices = {"AAA": 3.0, "BBB": 7.0, "CCC": 11.0}
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 1000}, {"symbol": "BBB", "shares": 10}],
+        target_weights={"AAA": 0.3, "BBB": 0.3, "CCC": 0.3}, cash=2000.0, tolerance=0.0,
+        lot_sizes={"AAA": 100, "CCC": 25}, min_trade_size=150.0,
+    )
+    result = rebalance(config, prices)
+    lots = {"AAA": 100, "BBB": 1, "CCC": 25}
+    for trade in result.trades:
+        assert trade.shares % lots[trade.symbol] == 0
+        assert trade.trade_value >= 150.0
+    assert result.cash_after >= 0
+
+
+def test_fractional_shares() -> None:
+    prices = {"AAA": 333.0, "BBB": 77.7}
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 3}], target_weights={"AAA": 0.5, "BBB": 0.5}, cash=1000.0,
+        tolerance=0.0, transaction_cost_rate=0.0, allow_fractional_shares=True, min_trade_size=0.0,
+        method="minimize_costs",
+    )
+    result = rebalance(config, prices, analyze=True)
+    assert result.rounding == "fractional"
+    assert result.post_trade_weights["AAA"] == pytest.approx(0.5, abs=1e-6)
+    assert result.post_trade_weights["BBB"] == pytest.approx(0.5, abs=1e-6)
+    assert result.analysis is not None and result.analysis.needs_rebalancing
+
+
+def test_infeasible_request_names_the_conflict() -> None:
+    # 27 % in Energy, sector caps of 10 %, but only 2 % turnover allowed: both must be named.
+    prices = {f"E{i}": 10.0 for i in range(3)} | {f"T{i}": 10.0 for i in range(10)}
+    holdings = [{"symbol": f"E{i}", "shares": 900} for i in range(3)]
+    holdings += [{"symbol": f"T{i}", "shares": 730} for i in range(10)]
+    sectors = {f"E{i}": "Energy" for i in range(3)} | {f"T{i}": f"Sector{i}" for i in range(10)}
+    config = PortfolioConfiguration(
+        holdings=holdings, target_weights={s: 1 / 13 for s in prices}, sectors=sectors, max_sector_weight=0.10,
+        max_turnover=0.02, tolerance=0.0, min_trade_size=0.0, method="minimize_costs",
+    )
+    with pytest.raises(InfeasibleRebalanceError) as info:
+        rebalance(config, prices)
+    names = set(info.value.constraint_names)
+    assert {"sector_cap", "turnover_cap"} <= names
+    by_name = {c.name: c for c in info.value.conflicts}
+    assert by_name["turnover_cap"].relaxation == pytest.approx(0.27 - 0.10 - 0.02, abs=0.01)
+    assert "sector_cap" in str(info.value) and "turnover_cap" in str(info.value)
+
+
+def test_cap_that_cannot_hold_with_no_sell_is_refused() -> None:
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 100}, {"symbol": "BBB", "shares": 10}],
+        target_weights={"AAA": 0.5, "BBB": 0.5}, max_position_weight=0.6, no_sell=["AAA"],
+    )
+    with pytest.raises(InvalidPortfolioError, match="AAA"):
+        rebalance(config, {"AAA": 10.0, "BBB": 10.0})
+
+
+def test_min_trade_size_above_portfolio_is_refused() -> None:
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 10}], target_weights={"AAA": 0.5}, min_trade_size=1e6
+    )
+    with pytest.raises(InvalidPortfolioError, match="min_trade_size"):
+        rebalance(config, {"AAA": 10.0})
+
+
+def test_risk_aware_needs_a_risk_model(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    config = sample_config.model_copy(update={"method": RebalancingMethod.RISK_AWARE})
+    with pytest.raises(InvalidPortfolioError, match="risk model"):
+        rebalance(config, sample_prices)
+
+
+def test_non_psd_covariance_is_refused(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    symbols = sample_config.symbols
+    bad = pd.DataFrame(np.eye(len(symbols)), index=symbols, columns=symbols)
+    bad.iloc[0, 0] = -1.0
+    with pytest.raises(InvalidPortfolioError, match="positive semidefinite"):
+        rebalance(sample_config, sample_prices, covariance=bad)
+    bad.iloc[0, 0] = math.nan
+    with pytest.raises(InvalidPortfolioError, match="non-finite"):
+        rebalance(sample_config, sample_prices, covariance=bad)
+
+
+def test_user_strategy_as_terms(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    engine = RebalancingEngine()
+    engine.strategies["gentle"] = [TargetTrackingTerm(), TurnoverPenaltyTerm(weight=1e-2)]
+    gentle = engine.rebalance(sample_config.model_copy(update={"method": "gentle"}), sample_prices)
+    eager = engine.rebalance(sample_config.model_copy(update={"method": "minimize_costs"}), sample_prices)
+    assert gentle.method == "gentle"
+    assert gentle.turnover < eager.turnover
+
+
+class SellEverything(OptimizationStrategy):
+    name = "liquidate"
+
+    def optimize(self, rebalancing_needs, current_portfolio, target_weights, prices, available_capital,  # type: ignore[no-untyped-def]
+                 constraints, config) -> OptimizedTrades:
+        trades = [
+            TradeRecommendation(symbol=h.symbol, action=TradeAction.SELL, shares=h.shares, price=prices[h.symbol],
+                                trade_value=h.shares * prices[h.symbol], transaction_cost=0.0,
+                                total_estimated_cost=0.0)
+            for h in current_portfolio.holdings if h.shares > 0
+        ]
+        return OptimizedTrades(trades=trades, total_cost=0.0, capital_used=0.0, method_used=self.name)
+
+
+def test_user_strategy_subclass_is_checked(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    engine = RebalancingEngine()
+    engine.strategies["liquidate"] = SellEverything()
+    result = engine.rebalance(sample_config.model_copy(update={"method": "liquidate"}), sample_prices)
+    assert all(v == 0 for v in result.post_trade_holdings.values())
+    assert result.cash_weight_after == pytest.approx(1.0)
+    assert result.solver == "custom"
+
+
+def test_unknown_strategy_is_a_clear_error(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    from finwiz import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown strategy 'nope'"):
+        rebalance(sample_config.model_copy(update={"method": "nope"}), sample_prices)
+
+
+def test_custom_constraints_fold_into_the_solve(
+    sample_prices: pd.Series, sample_sector_map: dict[str, str], make_config
+) -> None:
+    scores = {s: float(i % 10) for i, s in enumerate(sample_prices.index)}
+    config = make_config(
+        sample_prices, sectors=sample_sector_map, esg_scores=scores,
+        custom_constraints=[SectorConcentrationConstraint(0.2), ESGConstraint(min_esg_score=3.0, min_average_score=4.5)],
+    )
+    result = rebalance(config, sample_prices)
+    assert max(sector_weights(result, sample_sector_map).values()) <= 0.2 + 1e-12
+    assert not any(t.action is TradeAction.BUY and scores[t.symbol] < 3.0 for t in result.trades)
+    invested = sum(result.post_trade_weights.values())
+    average = sum(w * scores[s] for s, w in result.post_trade_weights.items()) / invested
+    assert average >= 4.5 - 1e-9
+    assert all(c.satisfied for c in result.compliance)
+
+
+def test_factor_model_and_dense_covariance_agree(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    returns = sample_price_history().iloc[-500:].pct_change().dropna()
+    cov = returns.cov()
+    values, vectors = np.linalg.eigh(cov.to_numpy())
+    names = [f"f{i}" for i in range(len(values))]
+    model = FactorModel(
+        pd.DataFrame(vectors, index=cov.index, columns=names),
+        pd.DataFrame(np.diag(values), index=names, columns=names),
+        pd.Series(0.0, index=cov.index),
+    )
+    config = sample_config.model_copy(update={"method": RebalancingMethod.RISK_AWARE, "risk_aversion": 5.0})
+    dense = rebalance(config, sample_prices, covariance=cov)
+    factor = rebalance(config, sample_prices, factor_model=model)
+    assert [t.model_dump() for t in dense.trades] == [t.model_dump() for t in factor.trades]
+
+
+def test_osqp_on_request_is_verified(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    result = rebalance(sample_config, sample_prices, solver="OSQP")
+    assert result.solver in ("OSQP", "CLARABEL")
+    assert result.max_constraint_residual == 0.0

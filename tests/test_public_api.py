@@ -1,0 +1,27 @@
+import finwiz
+
+DESIGN_NAMES = {
+    "Holding", "PriceData", "PortfolioConfiguration", "RebalancingMethod", "TradeAction", "RebalancingNeed",
+    "PortfolioAnalysis", "TradeRecommendation", "OptimizedTrades", "RebalancingResult", "PortfolioAnalyzer",
+    "RebalancingEngine", "OptimizationStrategy", "OptimizationConstraint", "SectorConcentrationConstraint",
+    "ESGConstraint", "RebalancingSettings", "rebalance", "FinwizError", "PriceDataError",
+    "InsufficientPriceDataError", "InvalidPortfolioError", "InfeasibleRebalanceError", "SolverError",
+}
+
+
+def test_all_is_sorted_and_importable() -> None:
+    names = [n for n in finwiz.__all__ if n != "__version__"]
+    assert names == sorted(names)
+    for name in finwiz.__all__:
+        assert hasattr(finwiz, name), name
+
+
+def test_design_names_are_public() -> None:
+    assert DESIGN_NAMES <= set(finwiz.__all__)
+
+
+def test_errors_share_one_root() -> None:
+    for name in finwiz.__all__:
+        obj = getattr(finwiz, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, finwiz.FinwizError), name
