@@ -28,6 +28,7 @@ from finwiz.schemas import PriceData
 
 __all__ = ["YahooFinancePriceProvider"]
 
+_REQUESTS_PER_DOWNLOAD = 3
 _NOT_LISTED = ("delisted", "no timezone", "not found", "no data found", "no price data")
 
 
@@ -46,7 +47,7 @@ class YahooFinancePriceProvider(PriceDataProvider):
     Parameters
     ----------
     timeout
-        Seconds allowed for one download, passed to yfinance and enforced around the thread.
+        Seconds per HTTP request, passed to yfinance; a whole download gets three times that.
     yfinance_module
         The yfinance module or a stand-in with the same ``download`` function; by default
         yfinance is imported here, and a missing install raises :class:`ConfigurationError`.
@@ -96,10 +97,13 @@ class YahooFinancePriceProvider(PriceDataProvider):
     ) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
         """Validated closes of the symbols that have any, and an error for every other one."""
         try:
-            async with asyncio.timeout(self.timeout + 1.0):
+            # yfinance makes a few requests per download, each with ``timeout``; the deadline
+            # around the thread stops a hung download from stalling the event loop's caller.
+            async with asyncio.timeout(self.timeout * _REQUESTS_PER_DOWNLOAD):
                 raw, messages = await asyncio.to_thread(self._download, list(symbols), options)
         except TimeoutError:
-            return pd.DataFrame(), self._all_failed(symbols, f"timed out after {self.timeout:g} s")
+            waited = self.timeout * _REQUESTS_PER_DOWNLOAD
+            return pd.DataFrame(), self._all_failed(symbols, f"timed out after {waited:g} s")
         except Exception as exc:  # yfinance raises anything; translated per symbol
             return pd.DataFrame(), self._all_failed(symbols, self._describe(exc))
         clean, failures = clean_price_frame(_close_table(raw, symbols), provider=self.name)
