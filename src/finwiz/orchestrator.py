@@ -23,7 +23,14 @@ import pandas as pd
 
 from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
 from finwiz._monitoring import monitor_performance
-from finwiz.data import PortfolioPriceService, PriceDataProvider, ProgressCallback, provider_from_name
+from finwiz.data import (
+    PortfolioPriceService,
+    PriceDataProvider,
+    ProgressCallback,
+    compute_returns,
+    estimate_covariance,
+    provider_from_name,
+)
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
 from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine
 from finwiz.reporting import HTMLReportGenerator
@@ -378,12 +385,12 @@ class PortfolioRebalancingOrchestrator:
 
 
 def _default_risk_estimator() -> RiskEstimator:
-    """Sample covariance of daily returns as a factor model (the data layer may offer better)."""
+    """Ledoit-Wolf covariance of daily simple returns (the data layer's pipeline)."""
 
     def estimate(history: pd.DataFrame) -> FactorModel:
-        returns = history.sort_index().pct_change(fill_method=None).dropna(how="all")
-        covariance = returns.cov(min_periods=20).fillna(0.0)
-        return FactorModel.from_covariance(covariance)
+        # Forward-fill: a symbol missing a day (holiday, halt) has a zero return that day.
+        returns = compute_returns(history.sort_index(), missing="forward_fill").dropna()
+        return FactorModel.from_covariance(estimate_covariance(returns))
 
     return estimate
 
