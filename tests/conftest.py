@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from finwiz import Holding, PortfolioConfiguration
 from finwiz.data import sample_latest_prices, sample_sectors
+from finwiz.settings import RebalancingSettings
 
 settings.register_profile(
     "finwiz", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], derandomize=True
@@ -59,3 +62,19 @@ def sample_config(sample_prices: pd.Series, sample_sector_map: dict[str, str]) -
 def make_config():  # type: ignore[no-untyped-def]
     """Factory for drifted sample-style portfolios: ``make_config(prices, **overrides)``."""
     return drifted_config
+
+
+@pytest.fixture
+def demo_config() -> PortfolioConfiguration:
+    """The drifted 20-stock demo portfolio of ``finwiz demo``, with 30 % sector caps."""
+    from finwiz._demo import demo_configuration
+
+    return demo_configuration()
+
+
+@pytest.fixture
+def sample_settings(tmp_path: Path) -> RebalancingSettings:
+    """Settings that price from the bundled sample only and write reports to a temp dir."""
+    return RebalancingSettings().model_copy(
+        update={"price_provider": "sample", "fallback_providers": [], "report_directory": str(tmp_path)}
+    )

@@ -1,0 +1,656 @@
+"""The rebalancing pipeline: prices -> analysis -> engine -> custom checks -> report.
+
+:class:`PortfolioRebalancingOrchestrator` ties the data layer, the optimizer and the reporting
+layer together; each is passed in (constructor injection) so tests and services can swap any
+of them. :class:`RebalancingServiceFactory` builds the usual assembly from
+:class:`~finwiz.RebalancingSettings`; :class:`RebalancingHealthCheck` probes each component.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
+from finwiz._monitoring import monitor_performance
+from finwiz.data import (
+    PortfolioPriceService,
+    PriceDataProvider,
+    ProgressCallback,
+    compute_returns,
+    estimate_covariance,
+    provider_from_name,
+)
+from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
+from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine
+from finwiz.reporting import HTMLReportGenerator
+from finwiz.risk import FactorModel
+from finwiz.schemas import (
+    PortfolioAnalysis,
+    PortfolioConfiguration,
+    PriceData,
+    RebalancingMethod,
+    RebalancingResult,
+)
+from finwiz.settings import RebalancingSettings
+
+__all__ = [
+    "PRICE_PROVIDERS",
+    "ComponentHealth",
+    "HealthReport",
+    "HealthStatus",
+    "PortfolioRebalancingOrchestrator",
+    "RebalancingEvent",
+    "RebalancingEventBus",
+    "RebalancingEventType",
+    "RebalancingHealthCheck",
+    "RebalancingServiceFactory",
+    "monitor_performance",
+]
+
+logger = logging.getLogger("finwiz.orchestrator")
+
+_MIN_HISTORY_ROWS = 60  # about three months of trading days: fewer cannot estimate a covariance
+
+RiskEstimator = Callable[[pd.DataFrame], FactorModel]
+"""Turns daily price history (index: date, columns: symbols) into a risk model."""
+
+
+# -- what the orchestrator needs from each component (structural, so fakes need no base class)
+
+
+@runtime_checkable
+class PriceService(Protocol):
+    """The part of :class:`~finwiz.data.PortfolioPriceService` the orchestrator uses."""
+
+    async def get_current_prices(self, symbols: Sequence[str]) -> Mapping[str, Any]:
+        """Latest price (a :class:`PriceData` or a number) of each symbol."""
+        ...
+
+
+@runtime_checkable
+class HistoricalPriceService(Protocol):
+    """A price service that also serves daily history (needed for risk terms)."""
+
+    async def get_historical_prices(self, symbols: Sequence[str], start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Daily prices, index: date, columns: symbols."""
+        ...
+
+
+class Analyzer(Protocol):
+    """The part of :class:`~finwiz.PortfolioAnalyzer` the orchestrator uses."""
+
+    def analyze_current_portfolio(
+        self, config: PortfolioConfiguration, prices: Mapping[str, float]
+    ) -> PortfolioAnalysis:
+        """Weights, drift and needs before trading."""
+        ...
+
+
+class Engine(Protocol):
+    """The part of :class:`~finwiz.RebalancingEngine` the orchestrator uses."""
+
+    def rebalance(
+        self,
+        config: PortfolioConfiguration,
+        prices: Mapping[str, float],
+        *,
+        factor_model: FactorModel | None = None,
+        portfolio_id: str | None = None,
+    ) -> RebalancingResult:
+        """Solve and return whole-share trades (blocking)."""
+        ...
+
+
+# -- the orchestrator ----------------------------------------------------------------------
+
+
+def _price_value(symbol: str, quote: Any) -> float:
+    if isinstance(quote, PriceData):
+        return quote.price
+    if isinstance(quote, int | float) and not isinstance(quote, bool):
+        return float(quote)
+    raise InsufficientPriceDataError({symbol: f"price service returned {type(quote).__name__}"})
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "portfolio"
+
+
+class PortfolioRebalancingOrchestrator:
+    """Runs one rebalance end to end and announces it on an event bus.
+
+    ``await rebalance_portfolio(config, portfolio_id)``: fetch prices (and price history when
+    the method needs a risk model), analyse the current portfolio, run the engine off the event
+    loop, check the configuration's custom constraints on the final trades, and write the HTML
+    report. Publishes ``rebalancing_started`` then ``rebalancing_completed`` (payload: trades,
+    costs, turnover, report path, durations) or ``rebalancing_failed`` (payload: stage, error).
+
+    Parameters
+    ----------
+    price_service
+        Async price source with ``get_current_prices(symbols)`` (e.g. ``PortfolioPriceService``);
+        ``get_historical_prices`` is used as well when a risk model must be estimated.
+    portfolio_analyzer, rebalancing_engine
+        A ``PortfolioAnalyzer`` and a ``RebalancingEngine`` (or objects with their methods).
+    report_generator
+        An :class:`HTMLReportGenerator`; ``None`` writes no report.
+    event_bus
+        Where events go; a private bus by default (see :attr:`event_bus`).
+    report_directory
+        Directory for reports not given an explicit path (default: current directory).
+    factor_model
+        A fixed risk model for risk-aware methods; otherwise one is estimated from
+        ``history_days`` of history with ``risk_estimator``.
+    engine_options
+        Extra keyword options passed to every ``rebalance`` call (e.g. ``solver=``).
+    """
+
+    def __init__(
+        self,
+        price_service: PriceService,
+        portfolio_analyzer: Analyzer,
+        rebalancing_engine: Engine,
+        report_generator: HTMLReportGenerator | None = None,
+        *,
+        event_bus: RebalancingEventBus | None = None,
+        report_directory: str | Path = ".",
+        factor_model: FactorModel | None = None,
+        risk_estimator: RiskEstimator | None = None,
+        history_days: int = 3 * 365,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.price_service = price_service
+        self.portfolio_analyzer = portfolio_analyzer
+        self.rebalancing_engine = rebalancing_engine
+        self.report_generator = report_generator
+        self.event_bus = event_bus if event_bus is not None else RebalancingEventBus()
+        self.report_directory = Path(report_directory)
+        self.factor_model = factor_model
+        self.risk_estimator = risk_estimator
+        self.history_days = history_days
+        self.engine_options = dict(engine_options or {})
+        self.last_report_path: Path | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(price_service={self.price_service!r}, "
+            f"portfolio_analyzer={self.portfolio_analyzer!r}, "
+            f"rebalancing_engine={self.rebalancing_engine!r}, "
+            f"report_generator={self.report_generator!r})"
+        )
+
+    @monitor_performance(name="rebalance_portfolio")
+    async def rebalance_portfolio(
+        self,
+        config: PortfolioConfiguration,
+        portfolio_id: str | None = None,
+        *,
+        report_path: str | Path | None = None,
+    ) -> RebalancingResult:
+        """Rebalance ``config`` and return the result; the report path is in the event payload.
+
+        ``report_path`` overrides where the report goes (default:
+        ``<report_directory>/rebalance-<portfolio_id>.html``). Raises
+        :class:`~finwiz.errors.InsufficientPriceDataError` when prices cannot be had, and the
+        engine's errors (:class:`~finwiz.errors.InfeasibleRebalanceError`, ...) unchanged.
+        """
+        bus = self.event_bus
+        timings: dict[str, float] = {}
+        stage = "prices"
+        started = time.perf_counter()
+        await bus.emit(
+            RebalancingEventType.STARTED,
+            portfolio_id,
+            symbols=len(config.symbols),
+            method=str(getattr(config.method, "value", config.method)),
+        )
+        try:
+            clock = time.perf_counter()
+            prices = await self.fetch_prices(config.symbols)
+            factor_model = await self.risk_model(config)
+            timings["prices_seconds"] = time.perf_counter() - clock
+
+            stage, clock = "analysis", time.perf_counter()
+            analysis, analysis_warning = self.analyze(config, prices)
+            timings["analysis_seconds"] = time.perf_counter() - clock
+
+            stage, clock = "optimization", time.perf_counter()
+            options = {**self.engine_options, "portfolio_id": portfolio_id}
+            if factor_model is not None:
+                options["factor_model"] = factor_model
+            # The solver blocks for up to seconds: keep the event loop free for other work.
+            result = await asyncio.to_thread(self.rebalancing_engine.rebalance, config, prices, **options)
+            timings["optimization_seconds"] = time.perf_counter() - clock
+
+            stage = "validation"
+            violations = self.validate_custom_constraints(config, result)
+            updates: dict[str, Any] = {}
+            extra_warnings = [*violations, *([analysis_warning] if analysis_warning else [])]
+            if extra_warnings:
+                updates["warnings"] = [*result.warnings, *extra_warnings]
+            if result.analysis is None and analysis is not None:
+                updates["analysis"] = analysis
+            if updates:
+                result = result.model_copy(update=updates)
+
+            stage, clock = "report", time.perf_counter()
+            report = await self.write_report(result, portfolio_id, report_path)
+            timings["report_seconds"] = time.perf_counter() - clock
+        except Exception as exc:
+            await bus.emit(
+                RebalancingEventType.FAILED,
+                portfolio_id,
+                stage=stage,
+                error=type(exc).__name__,
+                message=str(exc),
+                duration_seconds=time.perf_counter() - started,
+            )
+            raise
+        await bus.emit(
+            RebalancingEventType.COMPLETED,
+            portfolio_id,
+            trades=len(result.trades),
+            total_cost=result.total_cost,
+            turnover=result.turnover,
+            compliant=result.is_compliant and not violations,
+            constraint_violations=violations,
+            report_path=str(report) if report is not None else None,
+            duration_seconds=time.perf_counter() - started,
+            **timings,
+        )
+        return result
+
+    async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, float]:
+        """Latest price of each symbol; any failure is an :class:`InsufficientPriceDataError`."""
+        try:
+            quotes = await self.price_service.get_current_prices(list(symbols))
+        except InsufficientPriceDataError:
+            raise
+        except PriceDataError as exc:
+            raise InsufficientPriceDataError({exc.symbol: exc.reason}, provider=exc.provider) from exc
+        except FinwizError:
+            raise
+        except Exception as exc:  # a provider bug or transport error: still a price failure
+            reason = f"{type(exc).__name__}: {exc}"
+            raise InsufficientPriceDataError(dict.fromkeys(symbols, reason)) from exc
+        missing = [s for s in symbols if s not in quotes]
+        if missing:
+            raise InsufficientPriceDataError(dict.fromkeys(missing, "no price returned"))
+        return {s: _price_value(s, quotes[s]) for s in symbols}
+
+    def analyze(
+        self, config: PortfolioConfiguration, prices: Mapping[str, float]
+    ) -> tuple[PortfolioAnalysis | None, str | None]:
+        """The pre-trade analysis, or (None, warning) when the analyzer fails unexpectedly.
+
+        The analysis only describes the portfolio before trading and the engine does not use
+        it, so an analyzer bug is logged and reported as a warning on the result instead of
+        blocking the trades. Refused input (a :class:`~finwiz.errors.FinwizError`) still stops
+        the rebalance.
+        """
+        try:
+            return self.portfolio_analyzer.analyze_current_portfolio(config, prices), None
+        except FinwizError:
+            raise
+        except Exception as exc:
+            logger.warning("portfolio analysis failed (%s: %s); continuing without it", type(exc).__name__, exc)
+            logger.debug("portfolio analysis traceback", exc_info=True)
+            return None, f"portfolio analysis failed ({type(exc).__name__}: {exc}); the trades are unaffected"
+
+    def needs_risk_model(self, config: PortfolioConfiguration) -> bool:
+        """True when the method has a risk term (``RISK_AWARE``) and no model was given."""
+        method = str(getattr(config.method, "value", config.method))
+        return self.factor_model is None and method == RebalancingMethod.RISK_AWARE.value
+
+    async def risk_model(self, config: PortfolioConfiguration) -> FactorModel | None:
+        """The fixed factor model, or one estimated from history when the method needs it."""
+        if not self.needs_risk_model(config):
+            return self.factor_model
+        service = self.price_service
+        if not isinstance(service, HistoricalPriceService):
+            raise InsufficientPriceDataError(
+                dict.fromkeys(
+                    config.symbols,
+                    "risk-aware rebalancing needs price history and the price service serves none; pass factor_model=",
+                ),
+            )
+        start = (datetime.now(UTC) - timedelta(days=self.history_days)).date()
+        symbols = list(config.symbols)
+        try:
+            try:
+                history: pd.DataFrame | None = await service.get_historical_prices(symbols, start=start)
+            except InsufficientPriceDataError:
+                history = None
+            if history is None or len(history) < _MIN_HISTORY_ROWS:
+                # A source that stopped updating (a file, the bundled sample) has nothing recent:
+                # use its latest window of the same length instead.
+                full = await service.get_historical_prices(symbols)
+                history = full[full.index >= full.index.max() - pd.Timedelta(days=self.history_days)]
+        except PriceDataError as exc:
+            if isinstance(exc, InsufficientPriceDataError):
+                raise
+            raise InsufficientPriceDataError({exc.symbol: exc.reason}, provider=exc.provider) from exc
+        estimator = self.risk_estimator or _default_risk_estimator()
+        return await asyncio.to_thread(estimator, history)
+
+    def validate_custom_constraints(self, config: PortfolioConfiguration, result: RebalancingResult) -> list[str]:
+        """Run each custom constraint's ``validate`` on the final trades; return the messages
+        of those that fail (each prefixed by the constraint's name)."""
+        market_data = {
+            "prices": result.prices,
+            "post_trade_weights": result.post_trade_weights,
+            "sectors": {**config.sectors, **result.sectors},
+            "esg_scores": config.esg_scores,
+        }
+        messages: list[str] = []
+        for constraint in config.custom_constraints:
+            validate = getattr(constraint, "validate", None)
+            if validate is None:
+                continue
+            ok, found = validate(result.trades, config, market_data)
+            if not ok:
+                name = getattr(constraint, "name", type(constraint).__name__)
+                messages += [f"constraint {name}: {m}" for m in found] or [f"constraint {name} failed"]
+        return messages
+
+    async def write_report(
+        self,
+        result: RebalancingResult,
+        portfolio_id: str | None = None,
+        path: str | Path | None = None,
+    ) -> Path | None:
+        """Write the HTML report (off the event loop) and return its path; None without a
+        generator. An unwritable path raises :class:`~finwiz.errors.ConfigurationError`."""
+        if self.report_generator is None:
+            return None
+        if path is None:
+            stamp = result.timestamp.strftime("%Y%m%dT%H%M%S")
+            name = _file_safe(portfolio_id) if portfolio_id else f"portfolio-{stamp}"
+            path = self.report_directory / f"rebalance-{name}.html"
+        title = f"Rebalancing report: {portfolio_id}" if portfolio_id else None
+        written = await asyncio.to_thread(self.report_generator.write, result, path, title=title)
+        self.last_report_path = written
+        return written
+
+
+def _default_risk_estimator() -> RiskEstimator:
+    """Ledoit-Wolf covariance of daily simple returns (the data layer's pipeline)."""
+
+    def estimate(history: pd.DataFrame) -> FactorModel:
+        # Forward-fill: a symbol missing a day (holiday, halt) has a zero return that day.
+        returns = compute_returns(history.sort_index(), missing="forward_fill").dropna()
+        return FactorModel.from_covariance(estimate_covariance(returns))
+
+    return estimate
+
+
+# -- health --------------------------------------------------------------------------------
+
+
+class HealthStatus(StrEnum):
+    """Health of a component, best first."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+_RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.UNHEALTHY: 2}
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    """One component's ``status``, a human ``detail`` and how long the probe took."""
+
+    status: HealthStatus
+    detail: str
+    latency_seconds: float
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Every component's health; ``status`` is the worst of them."""
+
+    components: dict[str, ComponentHealth]
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def status(self) -> HealthStatus:
+        """The worst component status (healthy when nothing was checked)."""
+        statuses = [c.status for c in self.components.values()] or [HealthStatus.HEALTHY]
+        return max(statuses, key=_RANK.__getitem__)
+
+    @property
+    def is_healthy(self) -> bool:
+        """True when every component is healthy."""
+        return self.status is HealthStatus.HEALTHY
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view: overall status, check time and each component."""
+        return {
+            "status": self.status.value,
+            "checked_at": self.checked_at.isoformat(),
+            "components": {
+                name: {
+                    "status": c.status.value,
+                    "detail": c.detail,
+                    "latency_seconds": round(c.latency_seconds, 6),
+                }
+                for name, c in self.components.items()
+            },
+        }
+
+
+class RebalancingHealthCheck:
+    """Probes the price service, the engine and the report generator; never raises.
+
+    The price service is healthy when every probe symbol is priced, degraded when only some
+    are (or it answers slowly), unhealthy when none are. The engine and the report generator
+    run a tiny two-asset rebalance: healthy when it succeeds within ``slow_after_seconds``,
+    degraded when slower, unhealthy when it fails. A component not given is not checked.
+    """
+
+    def __init__(
+        self,
+        price_service: PriceService | None = None,
+        rebalancing_engine: Engine | None = None,
+        report_generator: HTMLReportGenerator | None = None,
+        *,
+        probe_symbols: Sequence[str] = ("AAPL", "MSFT"),
+        timeout_seconds: float = 10.0,
+        slow_after_seconds: float = 2.0,
+    ) -> None:
+        self.price_service = price_service
+        self.rebalancing_engine = rebalancing_engine
+        self.report_generator = report_generator
+        self.probe_symbols = list(probe_symbols)
+        self.timeout_seconds = timeout_seconds
+        self.slow_after_seconds = slow_after_seconds
+
+    @classmethod
+    def for_orchestrator(cls, orchestrator: PortfolioRebalancingOrchestrator, **options: Any) -> RebalancingHealthCheck:
+        """A health check of the orchestrator's own components."""
+        return cls(
+            orchestrator.price_service,
+            orchestrator.rebalancing_engine,
+            orchestrator.report_generator,
+            **options,
+        )
+
+    async def check_health(self) -> HealthReport:
+        """Probe every configured component concurrently and report their health."""
+        probes: dict[str, Any] = {}
+        if self.price_service is not None:
+            probes["price_service"] = self._check_prices(self.price_service)
+        if self.rebalancing_engine is not None:
+            probes["rebalancing_engine"] = self._check_engine(self.rebalancing_engine)
+        names = list(probes)
+        outcomes = await asyncio.gather(*probes.values())
+        components = dict(zip(names, outcomes, strict=True))
+        if self.report_generator is not None:
+            components["report_generator"] = await self._check_report(self.report_generator)
+        return HealthReport(components)
+
+    async def _check_prices(self, service: PriceService) -> ComponentHealth:
+        started = time.perf_counter()
+        try:
+            quotes = await asyncio.wait_for(service.get_current_prices(self.probe_symbols), self.timeout_seconds)
+            priced = [s for s in self.probe_symbols if s in quotes]
+            failures: dict[str, str] = {}
+        except InsufficientPriceDataError as exc:
+            failures = exc.failures
+            priced = [s for s in self.probe_symbols if s not in failures]
+        except TimeoutError:
+            return ComponentHealth(
+                HealthStatus.UNHEALTHY,
+                f"no answer within {self.timeout_seconds:g} s",
+                time.perf_counter() - started,
+            )
+        except Exception as exc:
+            return ComponentHealth(
+                HealthStatus.UNHEALTHY,
+                f"{type(exc).__name__}: {exc}",
+                time.perf_counter() - started,
+            )
+        elapsed = time.perf_counter() - started
+        total = len(self.probe_symbols)
+        if not priced:
+            return ComponentHealth(HealthStatus.UNHEALTHY, f"no probe symbol priced: {failures}", elapsed)
+        if len(priced) < total:
+            return ComponentHealth(
+                HealthStatus.DEGRADED,
+                f"{len(priced)} of {total} probe symbols priced; failed: {', '.join(failures)}",
+                elapsed,
+            )
+        if elapsed > self.slow_after_seconds:
+            return ComponentHealth(HealthStatus.DEGRADED, f"slow: {elapsed:.2f} s for {total} prices", elapsed)
+        return ComponentHealth(HealthStatus.HEALTHY, f"{total} probe symbols priced", elapsed)
+
+    async def _check_engine(self, engine: Engine) -> ComponentHealth:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(self._probe_rebalance, engine), self.timeout_seconds)
+        except TimeoutError:
+            return ComponentHealth(
+                HealthStatus.UNHEALTHY,
+                f"probe rebalance took over {self.timeout_seconds:g} s",
+                time.perf_counter() - started,
+            )
+        except Exception as exc:
+            return ComponentHealth(
+                HealthStatus.UNHEALTHY,
+                f"{type(exc).__name__}: {exc}",
+                time.perf_counter() - started,
+            )
+        elapsed = time.perf_counter() - started
+        detail = f"probe rebalance solved by {result.solver} in {elapsed:.2f} s"
+        status = HealthStatus.DEGRADED if elapsed > self.slow_after_seconds else HealthStatus.HEALTHY
+        return ComponentHealth(status, detail, elapsed)
+
+    async def _check_report(self, generator: HTMLReportGenerator) -> ComponentHealth:
+        started = time.perf_counter()
+        if self.rebalancing_engine is None:
+            return ComponentHealth(HealthStatus.HEALTHY, "not probed (no engine to build a result)", 0.0)
+        try:
+            result = await asyncio.to_thread(self._probe_rebalance, self.rebalancing_engine)
+            document = await asyncio.to_thread(generator.generate_html, result)
+        except Exception as exc:
+            return ComponentHealth(
+                HealthStatus.UNHEALTHY,
+                f"{type(exc).__name__}: {exc}",
+                time.perf_counter() - started,
+            )
+        elapsed = time.perf_counter() - started
+        return ComponentHealth(HealthStatus.HEALTHY, f"{len(document):,} bytes of HTML", elapsed)
+
+    @staticmethod
+    def _probe_rebalance(engine: Engine) -> RebalancingResult:
+        config = PortfolioConfiguration(
+            holdings=[{"symbol": "PROBEA", "shares": 100}, {"symbol": "PROBEB", "shares": 10}],
+            target_weights={"PROBEA": 0.5, "PROBEB": 0.5},
+            cash=1_000.0,
+            tolerance=0.0,
+            min_trade_size=0.0,
+        )
+        return engine.rebalance(config, {"PROBEA": 10.0, "PROBEB": 100.0})
+
+
+# -- assembly from settings ------------------------------------------------------------------
+
+PRICE_PROVIDERS = ("yahoo", "alpha_vantage", "csv", "sample")
+"""Provider names :class:`RebalancingServiceFactory` can build from settings."""
+
+
+class RebalancingServiceFactory:
+    """Builds the standard components, and the orchestrator over them, from settings.
+
+    ``settings.price_provider`` then ``settings.fallback_providers`` form the price chain
+    (``"yahoo"``, ``"alpha_vantage"``, ``"csv"``, ``"sample"``); an unknown name, or a provider
+    missing its configuration (API key, CSV path), raises :class:`~finwiz.errors.ConfigurationError`.
+    """
+
+    def __init__(self, settings: RebalancingSettings | None = None) -> None:
+        self.settings = settings if settings is not None else RebalancingSettings()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(settings={self.settings!r})"
+
+    def create_provider(self, name: str) -> PriceDataProvider:
+        """The price provider called ``name``, configured from the settings."""
+        if name not in PRICE_PROVIDERS:
+            raise ConfigurationError(f"unknown price provider {name!r}; choose one of {', '.join(PRICE_PROVIDERS)}")
+        return provider_from_name(name, self.settings)
+
+    def create_price_service(self, *, progress: ProgressCallback | None = None) -> PortfolioPriceService:
+        """A price service over the configured chain; ``progress(done, total)`` is optional."""
+        names = [self.settings.price_provider, *self.settings.fallback_providers]
+        providers = [self.create_provider(name) for name in names]
+        return PortfolioPriceService(providers, settings=self.settings, progress=progress)
+
+    def create_engine(self) -> RebalancingEngine:
+        """A :class:`~finwiz.RebalancingEngine` using the settings' solver choices."""
+        return RebalancingEngine(settings=self.settings)
+
+    def create_analyzer(self) -> PortfolioAnalyzer:
+        """A :class:`~finwiz.PortfolioAnalyzer`."""
+        return PortfolioAnalyzer()
+
+    def create_report_generator(self) -> HTMLReportGenerator:
+        """An :class:`~finwiz.HTMLReportGenerator` with the default sections."""
+        return HTMLReportGenerator()
+
+    def create_orchestrator(
+        self,
+        *,
+        event_bus: RebalancingEventBus | None = None,
+        report_generator: HTMLReportGenerator | None = None,
+        progress: ProgressCallback | None = None,
+        write_reports: bool = True,
+    ) -> PortfolioRebalancingOrchestrator:
+        """The orchestrator over fresh components; reports go to ``settings.report_directory``."""
+        generator = report_generator or (self.create_report_generator() if write_reports else None)
+        return PortfolioRebalancingOrchestrator(
+            self.create_price_service(progress=progress),
+            self.create_analyzer(),
+            self.create_engine(),
+            generator,
+            event_bus=event_bus,
+            report_directory=self.settings.report_directory,
+        )
+
+    def create_health_check(
+        self, orchestrator: PortfolioRebalancingOrchestrator | None = None
+    ) -> RebalancingHealthCheck:
+        """A health check of ``orchestrator``'s components (fresh ones when not given)."""
+        return RebalancingHealthCheck.for_orchestrator(orchestrator or self.create_orchestrator())

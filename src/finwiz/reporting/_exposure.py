@@ -1,0 +1,56 @@
+"""Tabular views of a result that both the charts and the tables share."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from finwiz.schemas import RebalancingResult
+
+__all__ = ["SECTOR_CAP_PREFIX", "sector_exposure", "weights_frame"]
+
+SECTOR_CAP_PREFIX = "sector_cap["
+"""Compliance entries whose ``constraint`` starts with this prefix are sector caps."""
+
+
+def weights_frame(result: RebalancingResult) -> pd.DataFrame:
+    """Current, target and post-trade weight per symbol, with a final ``CASH`` row.
+
+    Columns ``current``, ``target``, ``post_trade``; index ``symbol``.
+    """
+    frame = result.to_frame()[["weight_before", "target_weight", "weight_after"]]
+    return frame.set_axis(["current", "target", "post_trade"], axis="columns")
+
+
+def _sector_caps(result: RebalancingResult) -> pd.Series:
+    caps = {
+        check.constraint[len(SECTOR_CAP_PREFIX) :].removesuffix("]"): check.limit
+        for check in result.compliance
+        if check.constraint.startswith(SECTOR_CAP_PREFIX)
+    }
+    return pd.Series(caps, dtype=float, name="cap")
+
+
+def sector_exposure(result: RebalancingResult) -> pd.DataFrame:
+    """Sector weights before and after the trades, against each sector's cap.
+
+    Before-weights are fractions of the value before trading, after-weights fractions of the
+    post-trade value (see the README's definitions). ``cap`` comes from the result's
+    ``sector_cap[<sector>]`` compliance entries and is NaN for an uncapped sector. Index
+    ``sector``, sorted by post-trade weight (largest first); empty when the result has no sectors.
+    """
+    columns = ["before", "after", "cap"]
+    if not result.sectors:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="sector"), dtype=float)
+    sectors = pd.Series(result.sectors, name="sector")
+    weights = pd.DataFrame(
+        {
+            "before": pd.Series(result.current_weights, dtype=float),
+            "after": pd.Series(result.post_trade_weights, dtype=float),
+        }
+    ).reindex(sectors.index, fill_value=0.0)
+    exposure = weights.groupby(sectors).sum()
+    caps = _sector_caps(result)
+    exposure = exposure.reindex(exposure.index.union(caps.index), fill_value=0.0)
+    exposure["cap"] = caps.reindex(exposure.index)
+    exposure.index.name = "sector"
+    return exposure.sort_values("after", ascending=False, kind="stable")[columns]

@@ -1,0 +1,104 @@
+"""Plain-text views of a result for the terminal: an aligned trade table and a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from finwiz.reporting._format import money, percent, shares
+from finwiz.schemas import RebalancingResult
+
+__all__ = ["summary_rows", "summary_text", "trades_table"]
+
+_TRADE_HEADERS = ("Symbol", "Side", "Shares", "Price", "Value", "Cost")
+
+
+def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
+    """Columns padded to their widest cell; the first ``left`` columns left-aligned."""
+    widths = [
+        max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i]) for i in range(len(headers))
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def trades_table(result: RebalancingResult) -> str:
+    """The trades as an aligned text table (symbol, side, shares, price, value, cost) with totals.
+
+    Sells come first (they fund the buys), then buys, each by descending value.
+    """
+    if not result.trades:
+        return "No trades: the portfolio is already within its bands."
+    ordered = sorted(result.trades, key=lambda t: (t.action.value != "sell", -t.trade_value, t.symbol))
+    rows = [
+        (
+            t.symbol,
+            t.action.value.upper(),
+            shares(t.shares),
+            money(t.price),
+            money(t.trade_value),
+            money(t.total_estimated_cost),
+        )
+        for t in ordered
+    ]
+    total_value = sum(t.trade_value for t in result.trades)
+    rows.append(
+        (
+            "Total",
+            f"{len(result.trades)} trades",
+            "",
+            "",
+            money(total_value),
+            money(result.total_cost),
+        )
+    )
+    return _align(_TRADE_HEADERS, rows, left=2)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
+    """The executive summary as (label, value) pairs, shared by the text and HTML views."""
+    buys, sells = len(result.buys), len(result.sells)
+    rows = [
+        ("Portfolio", result.portfolio_id or "\u2013"),
+        ("Status", result.status),
+        ("Compliant", "yes" if result.is_compliant else "NO \u2013 see compliance"),
+        ("Method", result.method),
+        ("Solver", result.solver),
+        ("Rounding", result.rounding),
+        ("Value before", money(result.portfolio_value_before)),
+        ("Value after", money(result.portfolio_value_after)),
+        ("Cash before", money(result.cash_before)),
+        ("Cash after", f"{money(result.cash_after)} ({percent(result.cash_weight_after)})"),
+    ]
+    if result.cash_flow:
+        rows.append(("Cash flow", money(result.cash_flow)))
+    rows += [
+        ("Total cost", money(result.total_cost)),
+        ("Turnover", percent(result.turnover)),
+        ("Trades", f"{len(result.trades)} ({_count(buys, 'buy')}, {_count(sells, 'sell')})"),
+        (
+            "Tracking distance",
+            f"{result.tracking_distance_before:.4f} \u2192 {result.tracking_distance_after:.4f}",
+        ),
+        ("Solve time", f"{result.solve_time_seconds:.3f} s"),
+        ("Generated", result.timestamp.strftime("%Y-%m-%d %H:%M:%S %Z").strip()),
+    ]
+    return rows
+
+
+def summary_text(result: RebalancingResult) -> str:
+    """A few aligned ``label: value`` lines summarising the rebalance, then any warnings."""
+    rows = summary_rows(result)
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label + ':':<{width + 1}} {value}" for label, value in rows]
+    lines += [f"Warning: {w}" for w in result.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""Hand-built results for the reporting tests (no optimizer needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from finwiz.schemas import ComplianceCheck, RebalancingResult, TradeAction, TradeRecommendation
+
+EVIL_SYMBOL = "<script>alert(1)</script>"
+EVIL_SECTOR = 'Tech & <b>"Co"</b>'
+EVIL_PORTFOLIO = "<img src=x onerror=alert(2)>"
+
+
+def _trade(
+    symbol: str, action: TradeAction, shares: float, price: float, rate: float = 0.001, **extra: Any
+) -> TradeRecommendation:
+    value = shares * price
+    return TradeRecommendation(
+        symbol=symbol,
+        action=action,
+        shares=shares,
+        price=price,
+        trade_value=value,
+        transaction_cost=value * rate,
+        total_estimated_cost=value * rate,
+        **extra,
+    )
+
+
+def build_result(
+    *, breach: bool = False, evil: bool = False, trades: bool = True, sectors: bool = True
+) -> RebalancingResult:
+    """A small three-asset rebalance: sell AAA, buy BBB, hold the third."""
+    third = EVIL_SYMBOL if evil else "CCC"
+    tech = EVIL_SECTOR if evil else "Technology"
+    prices = {"AAA": 100.0, "BBB": 50.0, third: 20.0}
+    before = {"AAA": 600.0, "BBB": 400.0, third: 500.0}
+    trade_list = (
+        [
+            _trade("AAA", TradeAction.SELL, 150.0, 100.0),
+            _trade("BBB", TradeAction.BUY, 280.0, 50.0),
+        ]
+        if trades
+        else []
+    )
+    after = dict(before)
+    if trades:
+        after.update({"AAA": 450.0, "BBB": 680.0})
+    cost = sum(t.total_estimated_cost for t in trade_list)
+    cash_before = 10_000.0
+    cash_after = cash_before + 15_000.0 - 14_000.0 - cost if trades else cash_before
+    value_before = sum(before[s] * prices[s] for s in prices) + cash_before
+    value_after = value_before - cost
+    current_weights = {s: before[s] * prices[s] / value_before for s in prices}
+    current_weights["CASH"] = cash_before / value_before
+    post = {s: after[s] * prices[s] / value_after for s in prices}
+    tech_after = post["AAA"] + post[third]
+    cap = 0.5
+    compliance = [
+        ComplianceCheck(
+            constraint="budget",
+            term="budget",
+            kind="==",
+            limit=0.0,
+            value=0.0,
+            slack=0.0,
+            satisfied=True,
+        ),
+        ComplianceCheck(
+            constraint="long_only[AAA]",
+            term="long_only",
+            kind=">=",
+            limit=0.0,
+            value=after["AAA"],
+            slack=after["AAA"],
+            satisfied=True,
+        ),
+    ]
+    if sectors:
+        limit = tech_after - 0.05 if breach else 0.6
+        compliance.append(
+            ComplianceCheck(
+                constraint=f"sector_cap[{tech}]",
+                term="sector_caps",
+                kind="<=",
+                limit=limit,
+                value=tech_after,
+                slack=limit - tech_after,
+                satisfied=limit >= tech_after,
+            )
+        )
+        compliance.append(
+            ComplianceCheck(
+                constraint="sector_cap[Health Care]",
+                term="sector_caps",
+                kind="<=",
+                limit=cap,
+                value=post["BBB"],
+                slack=cap - post["BBB"],
+                satisfied=True,
+            )
+        )
+    return RebalancingResult(
+        method="minimize_trades",
+        solver="CLARABEL",
+        rounding="whole_shares",
+        trades=trade_list,
+        current_holdings=before,
+        post_trade_holdings=after,
+        prices=prices,
+        current_weights=current_weights,
+        target_weights={"AAA": 0.4, "BBB": 0.35, third: 0.2},
+        post_trade_weights=post,
+        cash_before=cash_before,
+        cash_after=cash_after,
+        cash_weight_after=cash_after / value_after,
+        target_cash_weight=0.05,
+        total_cost=cost,
+        transaction_costs=cost,
+        turnover=29_000.0 / value_before,
+        portfolio_value_before=value_before,
+        portfolio_value_after=value_after,
+        sectors={"AAA": tech, "BBB": "Health Care", third: tech} if sectors else {},
+        compliance=compliance,
+        warnings=[f"{third} is close to its cap"] if evil else ["rounded 2 trades to whole shares"],
+        portfolio_id=EVIL_PORTFOLIO if evil else "acct-42",
+        timestamp=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def result() -> RebalancingResult:
+    """A compliant three-asset result with two trades and two sector caps."""
+    return build_result()
+
+
+@pytest.fixture
+def make_result() -> Callable[..., RebalancingResult]:
+    """Factory for variants: ``breach=``, ``evil=`` (hostile strings), ``trades=``, ``sectors=``."""
+    return build_result
+
+
+class ParsedPage(HTMLParser):
+    """Collects what the tests look at: sections, headings, images, tables rows, all text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.section_ids: list[str] = []
+        self.headings: list[str] = []
+        self.images: list[dict[str, str | None]] = []
+        self.row_classes: list[str | None] = []
+        self.text_parts: list[str] = []
+        self.title = ""
+        self.lang: str | None = None
+        self._in: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        self._in.append(tag)
+        if tag == "section":
+            self.section_ids.append(attributes.get("id") or "")
+        elif tag == "img":
+            self.images.append(attributes)
+            self._in.pop()  # void element
+        elif tag in ("meta", "br"):
+            self._in.pop()
+        elif tag == "tr":
+            self.row_classes.append(attributes.get("class"))
+        elif tag == "html":
+            self.lang = attributes.get("lang")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._in:
+            while self._in and self._in.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        self.text_parts.append(data)
+        if self._in and self._in[-1] == "h2":
+            self.headings.append(data)
+        if self._in and self._in[-1] == "title":
+            self.title += data
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+
+def parse_html(document: str) -> ParsedPage:
+    """Parse ``document`` with the standard library parser."""
+    page = ParsedPage()
+    page.feed(document)
+    page.close()
+    return page

@@ -1,0 +1,31 @@
+"""Terminal views: the aligned trade table and the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from finwiz.reporting import summary_text, trades_table
+from finwiz.schemas import RebalancingResult
+
+
+def test_trades_table_is_aligned(result: RebalancingResult) -> None:
+    lines = trades_table(result).splitlines()
+    assert lines[0].split() == ["Symbol", "Side", "Shares", "Price", "Value", "Cost"]
+    assert set(lines[1]) == {"-", " "}
+    # Sells first, then buys; numbers right-aligned so every line ends in the same column.
+    assert lines[2].startswith("AAA     SELL")
+    assert lines[3].startswith("BBB     BUY")
+    assert lines[4].startswith("Total")
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_trades_table_without_trades(make_result: Callable[..., RebalancingResult]) -> None:
+    assert trades_table(make_result(trades=False)).startswith("No trades")
+
+
+def test_summary_text(result: RebalancingResult) -> None:
+    text = summary_text(result)
+    assert "Value before:      100,000.00" in text
+    assert "Turnover:          29.00%" in text
+    assert "Warning: rounded 2 trades to whole shares" in text
+    assert "Compliant:         yes" in text
