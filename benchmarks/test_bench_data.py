@@ -54,9 +54,7 @@ def test_fetch_500_symbols_with_limit_10(benchmark: Any) -> None:
 
     def fetch() -> dict[str, PriceData]:
         # TTL 0: nothing is served from the cache, every round makes all 500 requests.
-        service = PortfolioPriceService(
-            LatencyProvider(), max_concurrency=LIMIT, cache_ttl_seconds=0
-        )
+        service = PortfolioPriceService(LatencyProvider(), max_concurrency=LIMIT, cache_ttl_seconds=0)
         return asyncio.run(service.get_current_prices(symbols))
 
     async def bare_asyncio() -> None:
@@ -121,9 +119,7 @@ def _best_of(call: Callable[[], object], repeats: int = 7) -> float:
     return best
 
 
-def _interleaved_best(
-    first: Callable[[], object], second: Callable[[], object]
-) -> tuple[float, float]:
+def _interleaved_best(first: Callable[[], object], second: Callable[[], object]) -> tuple[float, float]:
     """Best times of two calls run alternately, so machine load hits both alike."""
     pairs = [(_best_of(first, 1), _best_of(second, 1)) for _ in range(30)]
     return min(a for a, _ in pairs), min(b for _, b in pairs)
@@ -131,9 +127,7 @@ def _interleaved_best(
 
 def test_covariance_and_factor_model_431_assets(benchmark: Any, returns_431: pd.DataFrame) -> None:
     x = returns_431.to_numpy()
-    model = benchmark.pedantic(
-        finwiz_covariance_and_factors, args=(returns_431, N_FACTORS), rounds=7, warmup_rounds=1
-    )
+    model = benchmark.pedantic(finwiz_covariance_and_factors, args=(returns_431, N_FACTORS), rounds=7, warmup_rounds=1)
     loadings, _, idio = numpy_covariance_and_factors(x, N_FACTORS)
     np.testing.assert_allclose(np.abs(model.loadings.to_numpy()), np.abs(loadings), atol=1e-8)
     np.testing.assert_allclose(model.idiosyncratic_variance.to_numpy(), idio, rtol=1e-8)
@@ -142,9 +136,7 @@ def test_covariance_and_factor_model_431_assets(benchmark: Any, returns_431: pd.
         lambda: numpy_covariance_and_factors(x, N_FACTORS),
     )
     ratio = ours / baseline
-    benchmark.extra_info.update(
-        {"finwiz_best_seconds": ours, "numpy_best_seconds": baseline, "ratio_to_numpy": ratio}
-    )
+    benchmark.extra_info.update({"finwiz_best_seconds": ours, "numpy_best_seconds": baseline, "ratio_to_numpy": ratio})
     print(
         f"\ncovariance + {N_FACTORS}-factor model, {x.shape[1]} assets x {x.shape[0]} days: "
         f"finwiz {ours * 1e3:.1f} ms, numpy {baseline * 1e3:.1f} ms, "

@@ -1,55 +1,145 @@
-"""finwiz: whole-share portfolio rebalancing from one convex problem assembled from named terms."""
+"""finwiz: whole-share portfolio rebalancing from one convex problem assembled from named terms.
 
-from finwiz.errors import (
-    ConfigurationError,
-    FinwizError,
-    InfeasibleRebalanceError,
-    InsufficientPriceDataError,
-    InvalidPortfolioError,
-    OptimizationError,
-    PriceDataError,
-    SolverError,
-    TermError,
-)
-from finwiz.optimizer import (
-    ESGConstraint,
-    MarketImpactModel,
-    OptimizationConstraint,
-    OptimizationStrategy,
-    PortfolioAnalyzer,
-    RebalancingEngine,
-    SectorConcentrationConstraint,
-    TermStrategy,
-    rebalance,
-)
-from finwiz.risk import FactorModel
-from finwiz.schemas import (
-    ComplianceCheck,
-    Holding,
-    OptimizedTrades,
-    PortfolioAnalysis,
-    PortfolioConfiguration,
-    PriceData,
-    RebalancingMethod,
-    RebalancingNeed,
-    RebalancingResult,
-    TradeAction,
-    TradeRecommendation,
-)
-from finwiz.settings import RebalancingSettings
+Public names are imported lazily, so ``import finwiz.data`` does not load the optimizer and
+``import finwiz`` alone loads neither cvxpy nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finwiz.data import (
+        AlphaVantagePriceProvider,
+        CSVPriceProvider,
+        InMemoryPriceProvider,
+        MarketDataProvider,
+        PortfolioPriceService,
+        PriceDataProvider,
+        SamplePriceProvider,
+        YahooFinancePriceProvider,
+    )
+    from finwiz.errors import (
+        ConfigurationError,
+        ConstraintConflict,
+        FinwizError,
+        InfeasibleRebalanceError,
+        InsufficientPriceDataError,
+        InvalidPortfolioError,
+        OptimizationError,
+        PriceDataError,
+        SolverError,
+        TermError,
+    )
+    from finwiz.optimizer import (
+        ESGConstraint,
+        MarketImpactModel,
+        OptimizationConstraint,
+        OptimizationStrategy,
+        PortfolioAnalyzer,
+        RebalancingEngine,
+        SectorConcentrationConstraint,
+        TermStrategy,
+        rebalance,
+    )
+    from finwiz.orchestrator import (
+        PortfolioRebalancingOrchestrator,
+        RebalancingEventBus,
+        RebalancingHealthCheck,
+        RebalancingServiceFactory,
+        monitor_performance,
+    )
+    from finwiz.reporting import (
+        HTMLReportGenerator,
+    )
+    from finwiz.risk import (
+        FactorModel,
+    )
+    from finwiz.schemas import (
+        ComplianceCheck,
+        Holding,
+        OptimizedTrades,
+        PortfolioAnalysis,
+        PortfolioConfiguration,
+        PriceData,
+        RebalancingMethod,
+        RebalancingNeed,
+        RebalancingResult,
+        TradeAction,
+        TradeRecommendation,
+    )
+    from finwiz.settings import (
+        RebalancingSettings,
+    )
 
 __version__ = "0.1.0"
 
+_LOCATIONS: dict[str, str] = {
+    "ConfigurationError": "finwiz.errors",
+    "ConstraintConflict": "finwiz.errors",
+    "FinwizError": "finwiz.errors",
+    "InfeasibleRebalanceError": "finwiz.errors",
+    "InsufficientPriceDataError": "finwiz.errors",
+    "InvalidPortfolioError": "finwiz.errors",
+    "OptimizationError": "finwiz.errors",
+    "PriceDataError": "finwiz.errors",
+    "SolverError": "finwiz.errors",
+    "TermError": "finwiz.errors",
+    "ComplianceCheck": "finwiz.schemas",
+    "Holding": "finwiz.schemas",
+    "OptimizedTrades": "finwiz.schemas",
+    "PortfolioAnalysis": "finwiz.schemas",
+    "PortfolioConfiguration": "finwiz.schemas",
+    "PriceData": "finwiz.schemas",
+    "RebalancingMethod": "finwiz.schemas",
+    "RebalancingNeed": "finwiz.schemas",
+    "RebalancingResult": "finwiz.schemas",
+    "TradeAction": "finwiz.schemas",
+    "TradeRecommendation": "finwiz.schemas",
+    "RebalancingSettings": "finwiz.settings",
+    "FactorModel": "finwiz.risk",
+    "ESGConstraint": "finwiz.optimizer",
+    "MarketImpactModel": "finwiz.optimizer",
+    "OptimizationConstraint": "finwiz.optimizer",
+    "OptimizationStrategy": "finwiz.optimizer",
+    "PortfolioAnalyzer": "finwiz.optimizer",
+    "RebalancingEngine": "finwiz.optimizer",
+    "SectorConcentrationConstraint": "finwiz.optimizer",
+    "TermStrategy": "finwiz.optimizer",
+    "rebalance": "finwiz.optimizer",
+    "AlphaVantagePriceProvider": "finwiz.data",
+    "CSVPriceProvider": "finwiz.data",
+    "InMemoryPriceProvider": "finwiz.data",
+    "MarketDataProvider": "finwiz.data",
+    "PortfolioPriceService": "finwiz.data",
+    "PriceDataProvider": "finwiz.data",
+    "SamplePriceProvider": "finwiz.data",
+    "YahooFinancePriceProvider": "finwiz.data",
+    "HTMLReportGenerator": "finwiz.reporting",
+    "PortfolioRebalancingOrchestrator": "finwiz.orchestrator",
+    "RebalancingEventBus": "finwiz.orchestrator",
+    "RebalancingHealthCheck": "finwiz.orchestrator",
+    "RebalancingServiceFactory": "finwiz.orchestrator",
+    "monitor_performance": "finwiz.orchestrator",
+}
+
 __all__ = [
+    "AlphaVantagePriceProvider",
+    "CSVPriceProvider",
     "ComplianceCheck",
     "ConfigurationError",
+    "ConstraintConflict",
     "ESGConstraint",
     "FactorModel",
     "FinwizError",
+    "HTMLReportGenerator",
     "Holding",
+    "InMemoryPriceProvider",
     "InfeasibleRebalanceError",
     "InsufficientPriceDataError",
     "InvalidPortfolioError",
+    "MarketDataProvider",
     "MarketImpactModel",
     "OptimizationConstraint",
     "OptimizationError",
@@ -58,19 +148,41 @@ __all__ = [
     "PortfolioAnalysis",
     "PortfolioAnalyzer",
     "PortfolioConfiguration",
+    "PortfolioPriceService",
+    "PortfolioRebalancingOrchestrator",
     "PriceData",
     "PriceDataError",
+    "PriceDataProvider",
     "RebalancingEngine",
+    "RebalancingEventBus",
+    "RebalancingHealthCheck",
     "RebalancingMethod",
     "RebalancingNeed",
     "RebalancingResult",
+    "RebalancingServiceFactory",
     "RebalancingSettings",
+    "SamplePriceProvider",
     "SectorConcentrationConstraint",
     "SolverError",
     "TermError",
     "TermStrategy",
     "TradeAction",
     "TradeRecommendation",
+    "YahooFinancePriceProvider",
     "__version__",
+    "monitor_performance",
     "rebalance",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'finwiz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -117,9 +117,7 @@ class FakeYFinance:
             time.sleep(self.delay)
         if self.raise_exc is not None:
             raise self.raise_exc
-        index = pd.DatetimeIndex(
-            sorted({d for s in self.prices.values() for d in s.index}), name="Date"
-        )
+        index = pd.DatetimeIndex(sorted({d for s in self.prices.values() for d in s.index}), name="Date")
         columns: dict[tuple[str, str], pd.Series] = {}
         for ticker in tickers:
             series = self.prices.get(ticker)

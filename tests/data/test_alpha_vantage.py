@@ -113,9 +113,7 @@ async def test_daily_quota_is_final_redacted_and_stops_further_calls(alpha_vanta
 
 
 @pytest.mark.parametrize("throttle", [AV_NOTE, AV_BURST])
-async def test_throttle_messages_are_retried(
-    alpha_vantage: Build, sleeps: Sleeps, throttle: dict[str, str]
-) -> None:
+async def test_throttle_messages_are_retried(alpha_vantage: Build, sleeps: Sleeps, throttle: dict[str, str]) -> None:
     handler, seen = script(ok(throttle), ok(av_quote("IBM")))
     price = await alpha_vantage(handler).get_current_price("IBM")
     assert price.price == 123.45
@@ -170,9 +168,7 @@ async def test_transient_failure_then_success(alpha_vantage: Build) -> None:
         httpx.Response(200, json=["not", "an", "object"]),
     ],
 )
-async def test_client_errors_and_non_json_are_final(
-    alpha_vantage: Build, response: httpx.Response
-) -> None:
+async def test_client_errors_and_non_json_are_final(alpha_vantage: Build, response: httpx.Response) -> None:
     handler, seen = script(response)
     with pytest.raises(PriceDataError):
         await alpha_vantage(handler).get_current_price("IBM")
@@ -217,9 +213,7 @@ def test_key_is_required_and_read_from_settings() -> None:
     retry_after=st.one_of(st.none(), st.floats(0, 100)),
     seed=st.integers(0, 1000),
 )
-def test_backoff_is_capped_jittered_and_honours_retry_after(
-    attempt: int, retry_after: float | None, seed: int
-) -> None:
+def test_backoff_is_capped_jittered_and_honours_retry_after(attempt: int, retry_after: float | None, seed: int) -> None:
     policy = RetryPolicy(base_delay=0.5, max_delay=8.0)
     wait = policy.delay(attempt, retry_after, random.Random(seed))
     ceiling = min(8.0, 0.5 * 2**attempt)

@@ -112,9 +112,7 @@ def test_digits_of_other_scripts_are_refused_not_dropped() -> None:
     # float("٣") is 3.0 in Python; a price file with such a cell is refused, never read as a gap.
     with pytest.raises(PriceDataError):
         parse_price("٣", "X")
-    frame = pd.DataFrame(
-        {"A": ["10", "٣"], "B": ["10", "1e999"]}, index=["2024-01-02", "2024-01-03"]
-    )
+    frame = pd.DataFrame({"A": ["10", "٣"], "B": ["10", "1e999"]}, index=["2024-01-02", "2024-01-03"])
     clean, problems = clean_price_frame(frame)
     assert set(problems) == {"A", "B"}
     assert list(clean.columns) == []

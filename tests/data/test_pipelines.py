@@ -44,9 +44,7 @@ def test_align_prices_orders_to_universe_and_names_missing(generated_prices: pd.
         (lambda f: f.assign(S1=f["S1"].where(f.index != f.index[5], np.inf)), "infinite"),
     ],
 )
-def test_align_prices_refuses_bad_tables(
-    generated_prices: pd.DataFrame, mutate, message: str
-) -> None:  # type: ignore[no-untyped-def]
+def test_align_prices_refuses_bad_tables(generated_prices: pd.DataFrame, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidPortfolioError, match=message):
         align_prices(mutate(generated_prices), ["S0", "S1"])
 

@@ -22,9 +22,7 @@ from tests.data.conftest import make_prices
 
 async def test_in_memory_prices_and_per_symbol_refusals() -> None:
     when = datetime(2024, 1, 5, tzinfo=UTC)
-    provider = InMemoryPriceProvider(
-        {"aapl": 190.5, "BAD": float("nan"), "NEG": -3, "TXT": "N/A"}, timestamp=when
-    )
+    provider = InMemoryPriceProvider({"aapl": 190.5, "BAD": float("nan"), "NEG": -3, "TXT": "N/A"}, timestamp=when)
     price = await provider.get_current_price(" aapl ")
     assert (price.symbol, price.price, price.timestamp, price.source) == (
         "AAPL",

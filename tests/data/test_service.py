@@ -131,9 +131,7 @@ async def test_provider_bug_is_reported_per_symbol_not_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Broken(Recording):
-        async def fetch_prices(
-            self, symbols: Sequence[str]
-        ) -> dict[str, PriceData | PriceDataError]:
+        async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
             raise RuntimeError("boom")
 
     service = PortfolioPriceService([Broken({}, name="broken"), Recording({"X": 3.0})])
@@ -144,9 +142,7 @@ async def test_provider_bug_is_reported_per_symbol_not_raised(
 
 async def test_answer_for_another_symbol_is_not_accepted() -> None:
     class Confused(Recording):
-        async def fetch_prices(
-            self, symbols: Sequence[str]
-        ) -> dict[str, PriceData | PriceDataError]:
+        async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
             return {s: PriceData(symbol="OTHER", price=1.0) for s in symbols}
 
     service = PortfolioPriceService(Confused({}))
@@ -236,9 +232,7 @@ async def test_historical_prices_fall_back_per_symbol() -> None:
     service = PortfolioPriceService([first, second])
     frame = await service.get_historical_prices(["S2", "S0"], "2020-01-10")
     assert list(frame.columns) == ["S2", "S0"]
-    pd.testing.assert_series_equal(
-        frame["S2"], history.loc["2020-01-10":, "S2"], check_names=False, check_freq=False
-    )
+    pd.testing.assert_series_equal(frame["S2"], history.loc["2020-01-10":, "S2"], check_names=False, check_freq=False)
     assert (await service.get_historical_prices([])).empty
     with pytest.raises(InsufficientPriceDataError) as info:
         await service.get_historical_prices(["S0", "S9"])
@@ -262,10 +256,6 @@ async def test_from_settings_builds_the_chain(tmp_path: Path) -> None:
         PortfolioPriceService.from_settings(RebalancingSettings(price_provider="csv"))
     path = tmp_path / "p.csv"
     path.write_text("Date,AAA\n2024-01-02,5\n")
-    built = PortfolioPriceService.from_settings(
-        RebalancingSettings(price_provider="csv", csv_price_path=str(path))
-    )
+    built = PortfolioPriceService.from_settings(RebalancingSettings(price_provider="csv", csv_price_path=str(path)))
     assert isinstance(built.providers[0], CSVPriceProvider)
-    assert (
-        datetime(2024, 1, 2, tzinfo=UTC) == (await built.get_price_with_fallback("AAA")).timestamp
-    )
+    assert datetime(2024, 1, 2, tzinfo=UTC) == (await built.get_price_with_fallback("AAA")).timestamp

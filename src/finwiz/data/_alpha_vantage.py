@@ -140,9 +140,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         seed: int | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
-            raise ConfigurationError(
-                "Alpha Vantage needs an API key (REBALANCING_ALPHA_VANTAGE_API_KEY)"
-            )
+            raise ConfigurationError("Alpha Vantage needs an API key (REBALANCING_ALPHA_VANTAGE_API_KEY)")
         self._api_key = api_key.strip()
         self.base_url = base_url
         self.timeout = timeout
@@ -275,13 +273,9 @@ class AlphaVantagePriceProvider(PriceDataProvider):
                 else:
                     reason, retry_after = f"{type(exc).__name__}: {exc}", None
                 if retry_after is not None and retry_after > self.retry.max_retry_after:
-                    raise self._error(
-                        symbol, f"{reason}; server asks to wait {retry_after:.0f} s"
-                    ) from exc
+                    raise self._error(symbol, f"{reason}; server asks to wait {retry_after:.0f} s") from exc
                 if attempt >= self.retry.max_retries:
-                    raise self._error(
-                        symbol, f"{reason} (gave up after {attempt + 1} attempts)"
-                    ) from exc
+                    raise self._error(symbol, f"{reason} (gave up after {attempt + 1} attempts)") from exc
                 wait = self.retry.delay(attempt, retry_after, self._rng)
                 logger.warning(
                     "alpha_vantage %s: %s; retry %d in %.2f s",

@@ -34,9 +34,7 @@ def _read_pairs(path: Path, value: str) -> dict[str, str]:
     for raw, text in zip(frame[columns["symbol"]], frame[columns[value]], strict=True):
         symbol = canonical_symbol(raw)
         if symbol in out:
-            raise InvalidPortfolioError(
-                f"{path}: {symbol} is listed twice", field=value, symbol=symbol
-            )
+            raise InvalidPortfolioError(f"{path}: {symbol} is listed twice", field=value, symbol=symbol)
         out[symbol] = str(text).strip()
     return out
 
@@ -57,9 +55,7 @@ class MarketDataProvider:
         CSV with columns ``symbol,esg_score`` (finite numbers); optional.
     """
 
-    def __init__(
-        self, sectors_path: str | Path | None = None, esg_path: str | Path | None = None
-    ) -> None:
+    def __init__(self, sectors_path: str | Path | None = None, esg_path: str | Path | None = None) -> None:
         if sectors_path is None:
             raw = {str(k): str(v) for k, v in sample_sectors().items()}
         else:
@@ -80,28 +76,20 @@ class MarketDataProvider:
                     )
                 self._esg[symbol] = score
 
-    def get_sectors(
-        self, symbols: Iterable[str] | None = None, *, required: bool = True
-    ) -> dict[str, str]:
+    def get_sectors(self, symbols: Iterable[str] | None = None, *, required: bool = True) -> dict[str, str]:
         """Sector per symbol (all known ones when ``symbols`` is None)."""
         return self._lookup(self._sectors, symbols, required, "sectors")
 
-    def get_esg_scores(
-        self, symbols: Iterable[str] | None = None, *, required: bool = True
-    ) -> dict[str, float]:
+    def get_esg_scores(self, symbols: Iterable[str] | None = None, *, required: bool = True) -> dict[str, float]:
         """ESG score per symbol (all known ones when ``symbols`` is None)."""
         return self._lookup(self._esg, symbols, required, "esg_scores")
 
     @staticmethod
-    def _lookup(
-        table: dict[str, V], symbols: Iterable[str] | None, required: bool, field: str
-    ) -> dict[str, V]:
+    def _lookup(table: dict[str, V], symbols: Iterable[str] | None, required: bool, field: str) -> dict[str, V]:
         if symbols is None:
             return dict(table)
         wanted = parse_symbols(symbols)
         missing = [s for s in wanted if s not in table]
         if missing and required:
-            raise InvalidPortfolioError(
-                f"{field}: no data for {', '.join(missing)}", field=field, symbol=missing[0]
-            )
+            raise InvalidPortfolioError(f"{field}: no data for {', '.join(missing)}", field=field, symbol=missing[0])
         return {s: table[s] for s in wanted if s in table}

@@ -160,9 +160,7 @@ def clean_price_frame(
     return clean, problems
 
 
-def _merge_duplicate_dates(
-    frame: pd.DataFrame, provider: str | None
-) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
+def _merge_duplicate_dates(frame: pd.DataFrame, provider: str | None) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
     frame = frame.sort_index(kind="stable")
     duplicated = frame.index.duplicated(keep=False)
     if not duplicated.any():
@@ -171,17 +169,12 @@ def _merge_duplicate_dates(
     # An empty cell next to a value is no disagreement; the value is kept.
     spread = frame[duplicated].groupby(level=0).nunique(dropna=True)
     conflicting = [str(s) for s in spread.columns[(spread > 1).any()]]
-    problems = {
-        s: PriceDataError(s, "two different prices on the same date", provider=provider)
-        for s in conflicting
-    }
+    problems = {s: PriceDataError(s, "two different prices on the same date", provider=provider) for s in conflicting}
     merged = frame.drop(columns=conflicting).groupby(level=0).first()
     return merged, problems
 
 
-def require_columns(
-    frame: pd.DataFrame, symbols: Sequence[str], provider: str | None
-) -> dict[str, PriceDataError]:
+def require_columns(frame: pd.DataFrame, symbols: Sequence[str], provider: str | None) -> dict[str, PriceDataError]:
     """Errors for requested symbols that have no column, or only NaN, in ``frame``."""
     problems: dict[str, PriceDataError] = {}
     for symbol in symbols:

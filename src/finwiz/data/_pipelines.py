@@ -81,9 +81,7 @@ def align_prices(prices: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
         raise InvalidPortfolioError("prices have duplicate dates", field="prices")
     table = prices.set_axis(columns, axis=1).sort_index()
     missing = {s: "no price column" for s in wanted if s not in table.columns}
-    missing.update(
-        {s: "no prices" for s in wanted if s in table.columns and not table[s].notna().any()}
-    )
+    missing.update({s: "no prices" for s in wanted if s in table.columns and not table[s].notna().any()})
     if missing:
         raise InsufficientPriceDataError(missing)
     aligned = table[wanted].astype(float)
@@ -91,9 +89,7 @@ def align_prices(prices: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
     bad = ~np.isnan(values) & ~(np.isfinite(values) & (values > 0))
     if bad.any():
         symbol = wanted[int(np.argwhere(bad)[0][1])]
-        raise InvalidPortfolioError(
-            f"prices for {symbol} include a non-positive or infinite value", symbol=symbol
-        )
+        raise InvalidPortfolioError(f"prices for {symbol} include a non-positive or infinite value", symbol=symbol)
     aligned.columns.name = "symbol"
     return aligned
 
@@ -136,9 +132,7 @@ def _centered(returns: pd.DataFrame) -> np.ndarray:
     if not np.isfinite(values).all():
         column = int(np.argwhere(~np.isfinite(values))[0][1])
         symbol = str(returns.columns[column])
-        raise InvalidPortfolioError(
-            f"returns for {symbol} are not all finite", field="returns", symbol=symbol
-        )
+        raise InvalidPortfolioError(f"returns for {symbol} are not all finite", field="returns", symbol=symbol)
     return np.asarray(values - values.mean(axis=0))
 
 
@@ -204,9 +198,7 @@ def estimate_covariance(
     return _labelled(x.T @ x / (x.shape[0] - 1), returns)
 
 
-def check_covariance(
-    covariance: pd.DataFrame, symbols: Sequence[str] | None = None
-) -> pd.DataFrame:
+def check_covariance(covariance: pd.DataFrame, symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """Refuse a covariance that is non-finite, asymmetric, not PSD, or not labelled exactly by
     ``symbols`` in that order (:class:`InvalidPortfolioError`); return it unchanged otherwise."""
     validate_covariance(covariance)
@@ -234,13 +226,9 @@ def pca_factor_model(covariance: pd.DataFrame, n_factors: int) -> FactorModel:
     covariance = _frame(covariance, "covariance")
     p = covariance.shape[0]
     if not 1 <= n_factors <= p:
-        raise InvalidPortfolioError(
-            f"n_factors must be between 1 and {p}, got {n_factors}", field="n_factors"
-        )
+        raise InvalidPortfolioError(f"n_factors must be between 1 and {p}, got {n_factors}", field="n_factors")
     if covariance.shape != (p, p) or not covariance.index.equals(covariance.columns):
-        raise InvalidPortfolioError(
-            "covariance must be square with the same symbols on both axes", field="covariance"
-        )
+        raise InvalidPortfolioError("covariance must be square with the same symbols on both axes", field="covariance")
     sigma = covariance.to_numpy(dtype=float)
     if not np.isfinite(sigma).all():
         validate_covariance(covariance)  # names the offending symbol
@@ -289,9 +277,7 @@ def liquidity_profile(
     if not dollar_volume:
         recent = recent * prices.reindex(recent.index)
     returns = prices.pct_change(fill_method=None).iloc[-window:]
-    return pd.DataFrame(
-        {"adv": recent.mean(), "volatility": returns.std(ddof=1)}, index=prices.columns
-    )
+    return pd.DataFrame({"adv": recent.mean(), "volatility": returns.std(ddof=1)}, index=prices.columns)
 
 
 @dataclass(frozen=True)
@@ -340,8 +326,7 @@ class DataQualityReport:
             return "data quality: no findings"
         lines = ["data quality findings:"]
         lines += [
-            f"  {r.symbol}: price unchanged for {r.length} days "
-            f"({r.start.date()} to {r.end.date()})"
+            f"  {r.symbol}: price unchanged for {r.length} days ({r.start.date()} to {r.end.date()})"
             for r in self.stale_runs
         ]
         lines += [
@@ -387,9 +372,7 @@ def check_price_quality(
     for row, column in np.argwhere(down.any(axis=2) | up.any(axis=2)):
         r = float(ratio[row, column])
         k = float(_SPLIT_FACTORS[np.argmax(down[row, column] | up[row, column])])
-        splits.append(
-            SuspectedSplit(str(prices.columns[column]), dates[row + 1], r, k if r < 1 else 1 / k)
-        )
+        splits.append(SuspectedSplit(str(prices.columns[column]), dates[row + 1], r, k if r < 1 else 1 / k))
 
     observed = prices.notna()
     interior = observed.cummax() & observed[::-1].cummax()[::-1]

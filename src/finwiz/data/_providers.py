@@ -112,9 +112,7 @@ class PriceDataProvider(ABC):
         wanted = parse_symbols(symbols)
         frame, failures = await self.fetch_history(wanted, start, end)
         if failures:
-            raise InsufficientPriceDataError(
-                {s: e.reason for s, e in failures.items()}, provider=self.name
-            )
+            raise InsufficientPriceDataError({s: e.reason for s, e in failures.items()}, provider=self.name)
         return frame[wanted]
 
     async def aclose(self) -> None:  # noqa: B027  # optional hook: most providers hold nothing
@@ -234,9 +232,7 @@ class CSVPriceProvider(_TableProvider):
 
     name = "csv"
 
-    def __init__(
-        self, path: str | Path, *, layout: Literal["auto", "wide", "long"] = "auto"
-    ) -> None:
+    def __init__(self, path: str | Path, *, layout: Literal["auto", "wide", "long"] = "auto") -> None:
         self.path = Path(path)
         raw = _read_text_table(self.path)
         header = [str(c).strip().lower() for c in raw.columns]

@@ -192,9 +192,7 @@ class PortfolioPriceService:
         settings = settings or RebalancingSettings()
         self.providers = chain
         self.max_concurrency = max_concurrency or settings.max_concurrent_requests
-        self.provider_timeout_seconds = (
-            provider_timeout_seconds or settings.provider_timeout_seconds
-        )
+        self.provider_timeout_seconds = provider_timeout_seconds or settings.provider_timeout_seconds
         ttl = settings.price_cache_ttl_seconds if cache_ttl_seconds is None else cache_ttl_seconds
         self.cache = PriceCache(ttl, clock=clock)
         self.progress = progress
@@ -255,9 +253,7 @@ class PortfolioPriceService:
                 errors[symbol] = {}
                 continue
             prices[symbol] = hit.price
-            status[symbol] = PriceStatus(
-                symbol, PriceState.CACHED, hit.price.source, hit.age_seconds
-            )
+            status[symbol] = PriceStatus(symbol, PriceState.CACHED, hit.price.source, hit.age_seconds)
         tracker.advance(len(prices))
 
         for provider in self.providers:
@@ -276,9 +272,7 @@ class PortfolioPriceService:
                     if isinstance(got, PriceData) and got.symbol == symbol:
                         self.cache.put(got)
                         prices[symbol] = got
-                        status[symbol] = PriceStatus(
-                            symbol, PriceState.FETCHED, provider.name, 0.0, errors[symbol]
-                        )
+                        status[symbol] = PriceStatus(symbol, PriceState.FETCHED, provider.name, 0.0, errors[symbol])
                         fetched += 1
                     else:
                         errors[symbol][provider.name] = _reason(got, symbol)

@@ -36,9 +36,7 @@ def _load_yfinance() -> Any:
     try:
         return importlib.import_module("yfinance")
     except ImportError as exc:
-        raise ConfigurationError(
-            "YahooFinancePriceProvider needs yfinance: pip install 'finwiz[yahoo]'"
-        ) from exc
+        raise ConfigurationError("YahooFinancePriceProvider needs yfinance: pip install 'finwiz[yahoo]'") from exc
 
 
 class YahooFinancePriceProvider(PriceDataProvider):
@@ -111,15 +109,11 @@ class YahooFinancePriceProvider(PriceDataProvider):
             if symbol in failures:
                 continue
             if symbol not in clean.columns or not clean[symbol].notna().any():
-                failures[symbol] = PriceDataError(
-                    symbol, _no_data_reason(messages.get(symbol)), provider=self.name
-                )
+                failures[symbol] = PriceDataError(symbol, _no_data_reason(messages.get(symbol)), provider=self.name)
         found = [s for s in symbols if s not in failures]
         return clean[found], failures
 
-    def _download(
-        self, symbols: list[str], options: Mapping[str, Any]
-    ) -> tuple[pd.DataFrame, dict[str, str]]:
+    def _download(self, symbols: list[str], options: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, str]]:
         with self._lock:
             frame = self._yf.download(
                 symbols,

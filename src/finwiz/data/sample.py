@@ -26,11 +26,7 @@ def _bundled(name: str) -> Traversable:
 
 @cache
 def _history() -> pd.DataFrame:
-    with (
-        resources.files("finwiz.data")
-        .joinpath("_bundled/sp500_20_prices.csv.gz")
-        .open("rb") as handle
-    ):
+    with resources.files("finwiz.data").joinpath("_bundled/sp500_20_prices.csv.gz").open("rb") as handle:
         frame = pd.read_csv(handle, compression="gzip", index_col="Date", parse_dates=["Date"])
     frame.index.name = "date"
     frame.columns.name = "symbol"
@@ -52,6 +48,4 @@ def sample_sectors() -> pd.Series:
     """GICS sector of each sample symbol (index: symbol)."""
     with _bundled("sp500_20_sectors.csv").open("r") as handle:
         frame = pd.read_csv(handle)
-    return pd.Series(
-        frame["sector"].to_numpy(), index=pd.Index(frame["symbol"], name="symbol"), name="sector"
-    )
+    return pd.Series(frame["sector"].to_numpy(), index=pd.Index(frame["symbol"], name="symbol"), name="sector")
