@@ -486,13 +486,15 @@ class RebalancingResult(_Model):
     """The answer: trades, the portfolio after them, costs, and how it was obtained.
 
     Weights are fractions of the post-trade value ``portfolio_value_after``
-    (= value before - costs + cash flow). ``status`` is ``"optimal"`` for every returned result;
-    anything else raises instead.
+    (= value before - costs + cash flow). ``status`` is ``"optimal"`` for every returned result,
+    except in exact mode, where ``"time_limit"`` means the mixed-integer solve stopped at its time
+    limit with the best trades found (``mip_gap`` says how far from proven); every hard
+    constraint holds either way. Any other outcome raises.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    status: Literal["optimal"] = "optimal"
+    status: Literal["optimal", "time_limit"] = "optimal"
     method: str
     solver: str
     rounding: Literal["fractional", "whole_shares", "exact_mip"]

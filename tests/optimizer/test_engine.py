@@ -332,3 +332,28 @@ def test_osqp_on_request_is_verified(sample_config: PortfolioConfiguration, samp
     result = rebalance(sample_config, sample_prices, solver="OSQP")
     assert result.solver in ("OSQP", "CLARABEL")
     assert result.max_constraint_residual == 0.0
+
+
+def test_exact_mode_is_at_least_as_close_as_the_default(sample_prices: pd.Series, make_config) -> None:  # type: ignore[no-untyped-def]
+    prices = sample_prices.iloc[:8]
+    config = make_config(
+        prices,
+        value=60_000.0,
+        seed=3,
+        transaction_cost_rate=0.0,
+        min_trade_size=300.0,
+        method="minimize_costs",
+        max_position_weight=0.15,
+    )
+    default = rebalance(config, prices)
+    exact = rebalance(config, prices, exact=True)
+    assert exact.rounding == "exact_mip"
+    assert exact.status == "optimal"
+    assert exact.mip_gap is not None
+    assert exact.mip_gap <= 1e-4
+    assert exact.is_compliant
+    for trade in exact.trades:
+        assert trade.shares == int(trade.shares)
+        assert trade.trade_value >= 300.0
+    # The MIP optimises tracking over every whole-share portfolio; the default rounds one optimum.
+    assert exact.tracking_distance_after <= default.tracking_distance_after + 1e-9

@@ -30,6 +30,7 @@ from finwiz.optimizer._compliance import (
 from finwiz.optimizer._constraints import OptimizationConstraint
 from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer._diagnosis import explain_infeasibility
+from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._rounding import RoundingOutcome, round_trades
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, solve
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
@@ -74,13 +75,16 @@ class RebalancingEngine:
         covariance: pd.DataFrame | None = None,
         market_impact: MarketImpactModel | None = None,
         solver: str | None = None,
+        exact: bool = False,
         portfolio_id: str | None = None,
         analyze: bool = False,
     ) -> RebalancingResult:
         """Compute the trades for ``config`` at ``prices`` (a mapping or Series symbol -> price).
 
         ``factor_model`` or ``covariance`` feed risk terms; ``market_impact`` the impact term;
-        ``solver`` is ``"auto"`` (default), ``"CLARABEL"`` or ``"OSQP"``; ``analyze`` attaches a
+        ``solver`` is ``"auto"`` (default), ``"CLARABEL"`` or ``"OSQP"``; ``exact=True`` solves whole
+        shares, minimum trade size and trade count as a mixed-integer program (SCIP/HiGHS, time
+        limit ``mip_time_limit_seconds``, gap in ``result.mip_gap``); ``analyze`` attaches a
         :class:`~finwiz.PortfolioAnalysis` of the portfolio before trading.
         """
         if not isinstance(config, PortfolioConfiguration):
@@ -110,6 +114,7 @@ class RebalancingEngine:
         if isinstance(strategy, OptimizationStrategy):
             shares, outcome = self._custom_strategy(strategy, config, data), None
             rounding = "fractional" if config.allow_fractional_shares else "whole_shares"
+            mip = None
             extra_terms: list[Term] = []
         else:
             if strategy.requires_risk_model and data.factor_root is None:
@@ -119,7 +124,7 @@ class RebalancingEngine:
                 )
             extra_terms = [t for c in constraints for t in c.terms()]
             terms = [t for t in [*strategy.terms(data), *constraint_terms(), *extra_terms] if t.applies(data)]
-            shares, outcome, rounding = self._optimize(terms, data, solver or self.settings.solver)
+            shares, outcome, rounding, mip = self._optimize(terms, data, solver or self.settings.solver, exact)
         state = post_trade_state(data, shares)
         checks = compliance_checks(data, state)
         size_check = min_trade_check(data, state)
@@ -159,6 +164,9 @@ class RebalancingEngine:
                 )
             )
             warnings += [f"{constraint.name}: {m}" for m in messages]
+        if mip is not None and not mip.proven_optimal:
+            gap = "unknown" if mip.gap is None else f"{mip.gap:.2%}"
+            warnings.append(f"exact mode stopped at its time limit; best trades found, optimality gap {gap}")
         return self._result(
             config,
             data,
@@ -168,6 +176,7 @@ class RebalancingEngine:
             warnings,
             outcome,
             rounding,
+            mip,
             strategy.name,
             portfolio_id,
             time.perf_counter() - start,
@@ -176,8 +185,15 @@ class RebalancingEngine:
 
     # ------------------------------------------------------------------ steps
 
-    def _optimize(self, terms: list[Term], data: ProblemData, solver: str) -> tuple[np.ndarray, SolveOutcome, str]:
-        outcome = self._solve(terms, data, solver)
+    def _optimize(
+        self, terms: list[Term], data: ProblemData, solver: str, exact: bool
+    ) -> tuple[np.ndarray, SolveOutcome, str, ExactOutcome | None]:
+        outcome = self._solve(terms, data, solver)  # also diagnoses infeasibility for exact mode
+        if exact:
+            # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
+            backed = dataclasses.replace(data, backoff=max(data.backoff, 2e-6))
+            mip = solve_exact(terms, backed, time_limit=self.settings.mip_time_limit_seconds)
+            return mip.shares, outcome, "exact_mip", mip
         if data.min_trade_value > 0:
             # Trades too small to make are fixed at zero and the rest re-solved (the issue's
             # "drop, fix and re-solve"), so the other assets make up for them.
@@ -196,9 +212,15 @@ class RebalancingEngine:
                     log.debug("re-solve with small trades fixed failed; keeping the first solution")
         cost_weight = max((t.weight for t in terms if isinstance(t, TransactionCostTerm)), default=1.0)
         limit = self.settings.mip_time_limit_seconds
+
+        def objective(w_star: np.ndarray, owner: np.ndarray, change: np.ndarray) -> np.ndarray | None:
+            parts = [t.option_objective(data, w_star, owner, change) for t in terms]
+            found = [p for p in parts if p is not None]
+            return np.sum(found, axis=0) if found else None
+
         try:
             rounded: RoundingOutcome | None = round_trades(
-                data, outcome.trades, cost_weight=cost_weight, time_limit=limit
+                data, outcome.trades, cost_weight=cost_weight, objective=objective, time_limit=limit
             )
         except InfeasibleRebalanceError:
             rounded = None
@@ -211,7 +233,9 @@ class RebalancingEngine:
             backed = dataclasses.replace(data, backoff=float(np.max(lot_value[traded], initial=0.0)))
             try:
                 second = self._solve(terms, backed, solver)
-                retry = round_trades(backed, second.trades, cost_weight=cost_weight, time_limit=limit)
+                retry = round_trades(
+                    backed, second.trades, cost_weight=cost_weight, objective=objective, time_limit=limit
+                )
             except (InfeasibleRebalanceError, SolverError):
                 retry = None
             if retry is not None and (
@@ -231,7 +255,7 @@ class RebalancingEngine:
                     "no whole-share trades satisfy the constraints",
                 )
         mode = "fractional" if data.fractional else "whole_shares"
-        return rounded.shares, outcome, mode
+        return rounded.shares, outcome, mode, None
 
     def _solve(self, terms: list[Term], data: ProblemData, solver: str) -> SolveOutcome:
         for term in terms:
@@ -308,6 +332,7 @@ class RebalancingEngine:
         warnings: list[str],
         outcome: SolveOutcome | None,
         rounding: str,
+        mip: ExactOutcome | None,
         method: str,
         portfolio_id: str | None,
         seconds: float,
@@ -324,9 +349,12 @@ class RebalancingEngine:
         current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
         current["CASH"] = cash_weight_before
         violations = [c.slack for c in checks if c.term != "custom"]
+        solver = "custom" if outcome is None else outcome.solver
         return RebalancingResult(
+            status="optimal" if mip is None or mip.proven_optimal else "time_limit",
             method=method,
-            solver=outcome.solver if outcome is not None else "custom",
+            solver=solver if mip is None else f"{mip.solver} (continuous bound: {solver})",
+            mip_gap=None if mip is None else mip.gap,
             rounding=rounding,
             trades=trades,
             current_holdings=dict(zip(symbols, data.shares.tolist(), strict=True)),
@@ -349,7 +377,7 @@ class RebalancingEngine:
             sectors=dict(config.sectors),
             compliance=checks,
             max_constraint_residual=max(0.0, -min(violations, default=0.0)),
-            objective_value=outcome.objective if outcome is not None else None,
+            objective_value=mip.objective if mip is not None else (outcome.objective if outcome is not None else None),
             tracking_distance_before=float(before),
             tracking_distance_after=float(after),
             solve_time_seconds=seconds,

@@ -12,6 +12,7 @@ solves exactly. Its objective keeps the result nearest the continuous optimum, p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +59,9 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> list[np.ndarray
         if data.min_trade_value > 0 and s != 0:
             step = np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot
             opts.add(float(np.sign(s)) * step)
-        if s < 0 and not data.allow_short:
-            opts.add(-held)  # selling out is always a whole trade, lots or not
+        residual = (held + s) * price
+        if s < 0 and not data.allow_short and residual <= max(data.min_trade_value, lot * price):
+            opts.add(-held)  # selling out is a whole trade, lots or not, when little would be left
         arr = np.array(sorted(opts))
         keep = np.ones(len(arr), bool)
         if data.buy_cap[i] <= 0:
@@ -78,11 +80,15 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> list[np.ndarray
     return out
 
 
+OptionObjective = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]
+
+
 def round_trades(
     data: ProblemData,
     continuous_trades: np.ndarray,
     *,
     cost_weight: float = 1.0,
+    objective: OptionObjective | None = None,
     time_limit: float = 10.0,
 ) -> RoundingOutcome:
     """Whole-share (or lot) trades nearest ``continuous_trades`` (fractions of V_ref) that
@@ -99,10 +105,14 @@ def round_trades(
     cost = (linear + impact) / data.ref_value
     post = data.x0[owner] + value
     w_star = data.x0 + continuous_trades
-    # Objective: squared distance to the continuous optimum, plus costs, plus the
-    # linearised cash term of the tracking objective; +1 continuous column z = total cost.
-    dist = (post - w_star[owner]) ** 2
-    c = np.concatenate([dist + cost_weight * cost, [0.0]])
+    # Objective: the strategy's own objective per candidate (``objective``, from the terms:
+    # exact where separable, second order where not) plus costs; without it, the squared
+    # distance to the continuous optimum. The extra continuous column z is the total cost.
+    change = post - w_star[owner]
+    per_option = objective(w_star, owner, change) if objective is not None else None
+    if per_option is None:
+        per_option = change**2
+    c = np.concatenate([per_option + cost_weight * cost, [0.0]])
 
     rows: list[sparse.csr_array] = []
     lo: list[np.ndarray] = []

@@ -128,6 +128,17 @@ class Term(ABC):
         """Update internal state after a solve; return True to ask for another solve."""
         return False
 
+    def option_objective(
+        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
+    ) -> np.ndarray | None:
+        """This term's objective for discrete candidate trades, for the whole-share rounding.
+
+        Candidate ``j`` moves asset ``owner[j]`` by ``change[j]`` (weight units) from the
+        continuous optimum ``w_star``; return its (separable, second-order) contribution, or None
+        if the term has nothing to add (its effect is then only felt through distance).
+        """
+        return None
+
     def reset(self) -> None:  # noqa: B027 - optional hook, most terms keep no state
         """Forget state from earlier solves (called before each new rebalance)."""
 
@@ -170,6 +181,14 @@ class TargetTrackingTerm(Term):
             "scaled_target": root * data.target,
             "scaled_invested": root * data.target.sum(),
         }
+
+    def option_objective(
+        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
+    ) -> np.ndarray | None:
+        # Exact in the asset's own square; the cash square is coupled, so it is linearised.
+        post = w_star[owner] + change
+        cash_gap = float(w_star.sum() - data.target.sum())
+        return np.asarray(self.weight * ((post - data.target[owner]) ** 2 + 2 * cash_gap * change + change**2))
 
 
 class TransactionCostTerm(Term):
@@ -281,6 +300,14 @@ class TradeCountTerm(Term):
         self._gamma = None
         self._round = 0
 
+    def option_objective(
+        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
+    ) -> np.ndarray | None:
+        # In the rounding the count is exact: lambda for every candidate that trades.
+        weight = data.trade_penalty if self.weight is None else self.weight
+        traded = np.abs(w_star[owner] + change - data.x0[owner]) > 1e-15
+        return np.asarray(weight * traded)
+
 
 class _CovarianceTerm(Term):
     """Shared build for terms quadratic in a factor model: ||G'(w-b)||^2 + ||d o (w-b)||^2."""
@@ -328,6 +355,20 @@ class _CovarianceTerm(Term):
             "idio_sd_b": k * sd * base,
         }
 
+    def option_objective(
+        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
+    ) -> np.ndarray | None:
+        # Second order around the continuous optimum: gradient plus the diagonal curvature.
+        if data.factor_root is None or data.idio_sd is None:
+            return None
+        p = self.values(data)
+        root, sd = np.asarray(p["root"]), np.asarray(p["idio_sd"])
+        base = data.target if self.relative_to_target else np.zeros(data.n)
+        active = w_star - base
+        grad = 2 * (root @ (root.T @ active) + sd**2 * active)
+        hess = 2 * (np.sum(root**2, axis=1) + sd**2)
+        return np.asarray(grad[owner] * change + 0.5 * hess[owner] * change**2)
+
 
 class TrackingErrorTerm(_CovarianceTerm):
     """weight x (w - w_target)' Sigma (w - w_target) / mean(diag Sigma): active risk vs target."""
@@ -358,6 +399,11 @@ class TurnoverPenaltyTerm(Term):
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         return {"weight": self.weight}
+
+    def option_objective(
+        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
+    ) -> np.ndarray | None:
+        return np.asarray(self.weight * np.abs(w_star[owner] + change - data.x0[owner]))
 
 
 # --------------------------------------------------------------------------- constraint terms
