@@ -15,6 +15,7 @@ import pandas as pd
 from finwiz.errors import (
     ConfigurationError,
     ConstraintConflict,
+    FinwizError,
     InfeasibleRebalanceError,
     InvalidPortfolioError,
     SolverError,
@@ -48,6 +49,9 @@ from finwiz.settings import RebalancingSettings
 __all__ = ["RebalancingEngine", "rebalance"]
 
 log = logging.getLogger("finwiz.engine")
+
+_NOISE = 0.01  # currency: continuous trades below a cent are solver noise
+_RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
 
 class RebalancingEngine:
@@ -197,9 +201,12 @@ class RebalancingEngine:
         if data.min_trade_value > 0:
             # Trades too small to make are fixed at zero and the rest re-solved (the issue's
             # "drop, fix and re-solve"), so the other assets make up for them.
+            # Solver noise (under a cent) is not a trade; and when the small trades add up to
+            # less than a basis point the rounding's "no trade" candidate absorbs them, so the
+            # second solve is only paid for when it can matter.
             value = np.abs(outcome.trades) * data.ref_value
-            small = (value > 0) & (value < data.min_trade_value * 0.5)
-            if small.any():
+            small = (value >= _NOISE) & (value < data.min_trade_value * 0.5)
+            if value[small].sum() > _RESOLVE_THRESHOLD * data.ref_value:
                 fixed = dataclasses.replace(
                     data,
                     buy_cap=np.where(small, 0.0, data.buy_cap),
@@ -208,7 +215,7 @@ class RebalancingEngine:
                 try:
                     outcome = self._solve(terms, fixed, solver)
                     data = fixed
-                except Exception:  # keep the first solution if fixing made it worse
+                except FinwizError:  # keep the first solution if fixing made it infeasible
                     log.debug("re-solve with small trades fixed failed; keeping the first solution")
         cost_weight = max((t.weight for t in terms if isinstance(t, TransactionCostTerm)), default=1.0)
         limit = self.settings.mip_time_limit_seconds
