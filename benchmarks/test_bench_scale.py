@@ -147,11 +147,16 @@ PEAK_SCRIPT = textwrap.dedent(
     from finwiz.optimizer import rebalance
     problem = _make_problem({path!r}, {n}, 0)
     cov = problem.covariance
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def hwm():  # VmHWM is reset by exec, unlike ru_maxrss which a child inherits from its parent
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = hwm()
     start = time.perf_counter()
     result = rebalance(problem.config(fractional=False), problem.prices, covariance=cov)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = hwm()
     print(json.dumps({{"before_mb": before / 1024, "peak_mb": peak / 1024, "seconds": seconds,
                       "ok": result.is_compliant}}))
     """
