@@ -10,6 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from finwiz.batch import (
+        AccountOutcome,
+        BatchResult,
+        iter_rebalance_many,
+        rebalance_many,
+    )
     from finwiz.data import (
         AlphaVantagePriceProvider,
         CSVPriceProvider,
@@ -76,6 +82,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = "0.1.0"
 
 _LOCATIONS: dict[str, str] = {
+    "AccountOutcome": "finwiz.batch",
+    "BatchResult": "finwiz.batch",
+    "iter_rebalance_many": "finwiz.batch",
+    "rebalance_many": "finwiz.batch",
     "ConfigurationError": "finwiz.errors",
     "ConstraintConflict": "finwiz.errors",
     "FinwizError": "finwiz.errors",
@@ -125,7 +135,9 @@ _LOCATIONS: dict[str, str] = {
 }
 
 __all__ = [
+    "AccountOutcome",
     "AlphaVantagePriceProvider",
+    "BatchResult",
     "CSVPriceProvider",
     "ComplianceCheck",
     "ConfigurationError",
@@ -170,8 +182,10 @@ __all__ = [
     "TradeRecommendation",
     "YahooFinancePriceProvider",
     "__version__",
+    "iter_rebalance_many",
     "monitor_performance",
     "rebalance",
+    "rebalance_many",
 ]
 
 

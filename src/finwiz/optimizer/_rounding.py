@@ -113,9 +113,8 @@ def _greedy_repair(
     of_asset[owner[chosen]] = chosen
 
     def violation(values: np.ndarray) -> np.ndarray:
-        return np.maximum(values - hi[:, None] if values.ndim == 2 else values - hi, 0.0) + np.maximum(
-            (lo[:, None] if values.ndim == 2 else lo) - values, 0.0
-        )
+        high, low = (hi[:, None], lo[:, None]) if values.ndim == 2 else (hi, lo)
+        return np.asarray(np.maximum(values - high, 0.0) + np.maximum(low - values, 0.0))
 
     for _ in range(max_swaps):
         now = violation(rows)
