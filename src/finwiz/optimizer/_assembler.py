@@ -138,6 +138,8 @@ def assemble(terms: Sequence[Term], data: ProblemData, *, diagnose: bool = False
     """
     global _hits, _misses
     key = (diagnose, data.structure(), tuple(term.structure(data) for term in terms))
+    if diagnose:  # elastic rows follow the blocked sets of this request: built fresh, never cached
+        return _build(terms, data, key, diagnose)
     with _cache_lock:
         assembled = _cache.get(key)
         if assembled is not None:

@@ -93,19 +93,18 @@ def _greedy_repair(
     cost: np.ndarray,
     owner: np.ndarray,
     chosen: np.ndarray,
-    max_swaps: int = 200,
+    max_swaps: int = 50,
 ) -> np.ndarray | None:
     """Swap candidates until every coupled limit holds: each step takes the swap that removes the
     most violation per unit of objective given up. Returns None if it gets stuck.
 
-    Binding limits usually need a handful of swaps, so this settles in microseconds what the MILP
-    settles in tens of milliseconds; the MILP remains the fallback.
+    Binding limits usually need a few batches of swaps, a few milliseconds where the MILP took
+    tens (measured at 500 assets); the MILP remains the fallback.
     """
     m = len(price)
     free = ~exact_row
     dense = coupled[:, :m].toarray()[free] + np.outer(coupled[:, [m]].toarray()[free, 0], cost)
     lo, hi = lower[free], upper[free]
-    chosen = chosen.copy()
     current = np.zeros(len(owner), bool)
     current[chosen] = True
     rows = dense[:, chosen].sum(axis=1)
@@ -117,25 +116,29 @@ def _greedy_repair(
         return np.asarray(np.maximum(values - high, 0.0) + np.maximum(low - values, 0.0))
 
     for _ in range(max_swaps):
-        now = violation(rows)
-        total = now.sum()
+        total = violation(rows).sum()
         if total <= 1e-13:
-            return chosen
+            return of_asset.copy()
         incumbent = of_asset[owner]
         delta = dense - dense[:, incumbent]
-        after = violation(rows[:, None] + delta).sum(axis=0)
-        gain = total - after
+        gain = total - violation(rows[:, None] + delta).sum(axis=0)
         worse = price - price[incumbent]
         score = np.where((gain > 1e-15) & ~current, gain / np.maximum(worse, 1e-12), -np.inf)
-        best = int(np.argmax(score))
-        if not np.isfinite(score[best]):
+        order = np.argsort(-score)
+        order = order[np.isfinite(score[order])]
+        if order.size == 0:
             return None
-        old = incumbent[best]
-        current[old], current[best] = False, True
-        rows = rows + delta[:, best]
-        of_asset[owner[best]] = best
-        chosen[np.flatnonzero(chosen == old)[0]] = best
-    return None
+        # Take the best swaps, one per asset, until their gains would cover the violation; gains
+        # are not exactly additive, so the loop re-checks and goes on if needed.
+        _, first = np.unique(owner[order], return_index=True)
+        batch = order[np.sort(first)]
+        batch = batch[: int(np.searchsorted(np.cumsum(gain[batch]), total)) + 1]
+        for best in batch:
+            old = of_asset[owner[best]]
+            current[old], current[best] = False, True
+            rows = rows + dense[:, best] - dense[:, old]
+            of_asset[owner[best]] = best
+    return of_asset.copy() if violation(rows).sum() <= 1e-13 else None
 
 
 OptionObjective = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]

@@ -439,10 +439,11 @@ class TradeBoundsTerm(Term):
         buy_cap = _param(parts, "buy_cap", (data.n,), nonneg=True)
         sell_cap = _param(parts, "sell_cap", (data.n,), nonneg=True)
         if not diagnose:
-            parts.limits += [
-                Limit("buy_limits", v.buy, "<=", buy_cap),
-                Limit("sell_limits", v.sell, "<=", sell_cap),
-            ]
+            # Without any blocked buy the n rows buy <= cap say nothing; leaving them out makes
+            # the problem smaller (a different structure, compiled once).
+            if self._blocks_buys(data):
+                parts.limits.append(Limit("buy_limits", v.buy, "<=", buy_cap))
+            parts.limits.append(Limit("sell_limits", v.sell, "<=", sell_cap))
             return parts
         # Diagnosis: one elastic group per reason, so a conflict can name the list or band.
         if not data.allow_short:
@@ -459,8 +460,12 @@ class TradeBoundsTerm(Term):
                 parts.limits.append(Limit(reason, v.sell[idx], "<=", 0.0))
         return parts
 
+    @staticmethod
+    def _blocks_buys(data: ProblemData) -> bool:
+        return bool((data.buy_cap < NO_LIMIT).any())
+
     def structure(self, data: ProblemData) -> Hashable:
-        return (type(self).__qualname__, self.name)
+        return (type(self).__qualname__, self.name, self._blocks_buys(data))
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         return {
