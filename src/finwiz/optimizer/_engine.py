@@ -198,25 +198,35 @@ class RebalancingEngine:
             backed = dataclasses.replace(data, backoff=max(data.backoff, 2e-6))
             mip = solve_exact(terms, backed, time_limit=self.settings.mip_time_limit_seconds)
             return mip.shares, outcome, "exact_mip", mip
+        shares, outcome = self._whole_shares(terms, data, outcome, solver)
         if data.min_trade_value > 0:
-            # Trades too small to make are fixed at zero and the rest re-solved (the issue's
-            # "drop, fix and re-solve"), so the other assets make up for them.
-            # Solver noise (under a cent) is not a trade; and when the small trades add up to
-            # less than a basis point the rounding's "no trade" candidate absorbs them, so the
-            # second solve is only paid for when it can matter.
+            # Trades under the minimum are settled by the rounding (no trade, or the minimum,
+            # priced by the objective). When that drops more than a basis point of trades, a
+            # second opinion: fix those assets and re-solve, so the others make up for them
+            # (the issue's "drop, fix and re-solve"); the better of the two is kept. Measured on
+            # the 431-asset sample, neither is always better (a $500 minimum: 75 vs 96 bp from
+            # target without/with the re-solve; a $2,000 minimum: 385 vs 332 bp).
             value = np.abs(outcome.trades) * data.ref_value
             small = (value >= _NOISE) & (value < data.min_trade_value * 0.5)
-            if value[small].sum() > _RESOLVE_THRESHOLD * data.ref_value:
+            dropped = small & (shares == 0)
+            if value[dropped].sum() > _RESOLVE_THRESHOLD * data.ref_value:
                 fixed = dataclasses.replace(
-                    data,
-                    buy_cap=np.where(small, 0.0, data.buy_cap),
-                    sell_cap=np.where(small, 0.0, data.sell_cap),
+                    data, buy_cap=np.where(small, 0.0, data.buy_cap), sell_cap=np.where(small, 0.0, data.sell_cap)
                 )
                 try:
-                    outcome = self._solve(terms, fixed, solver)
-                    data = fixed
-                except FinwizError:  # keep the first solution if fixing made it infeasible
-                    log.debug("re-solve with small trades fixed failed; keeping the first solution")
+                    alternative = self._whole_shares(terms, fixed, self._solve(terms, fixed, solver), solver)
+                except FinwizError:  # fixing them made it infeasible: keep the first answer
+                    alternative = None
+                if alternative is not None and self._score(terms, data, alternative[0]) < self._score(
+                    terms, data, shares
+                ):
+                    shares, outcome = alternative
+        return shares, outcome, "fractional" if data.fractional else "whole_shares", None
+
+    def _whole_shares(
+        self, terms: list[Term], data: ProblemData, outcome: SolveOutcome, solver: str
+    ) -> tuple[np.ndarray, SolveOutcome]:
+        """Round the continuous ``outcome`` to lots that keep every limit (see ``_rounding``)."""
         cost_weight = max((t.weight for t in terms if isinstance(t, TransactionCostTerm)), default=1.0)
         limit = self.settings.mip_time_limit_seconds
 
@@ -225,44 +235,62 @@ class RebalancingEngine:
             found = [p for p in parts if p is not None]
             return np.sum(found, axis=0) if found else None
 
-        try:
-            rounded: RoundingOutcome | None = round_trades(
-                data, outcome.trades, cost_weight=cost_weight, objective=objective, time_limit=limit
-            )
-        except InfeasibleRebalanceError:
-            rounded = None
+        def attempt(at: ProblemData, continuous: SolveOutcome) -> RoundingOutcome | None:
+            try:
+                return round_trades(
+                    at, continuous.trades, cost_weight=cost_weight, objective=objective, time_limit=limit
+                )
+            except InfeasibleRebalanceError:
+                return None
+
+        rounded = attempt(data, outcome)
         if rounded is None or rounded.lossy:
             # Where limits bind at the continuous optimum, its whole-share neighbours may all
             # break one, and the rounding must drop trades. Backing the limits off by the
             # largest traded lot and solving again leaves room; the better answer is kept.
-            traded = np.abs(outcome.trades) > 0
+            traded = np.abs(outcome.trades) * data.ref_value >= _NOISE
             lot_value = data.lot * data.prices / data.ref_value
             backed = dataclasses.replace(data, backoff=float(np.max(lot_value[traded], initial=0.0)))
             try:
-                second = self._solve(terms, backed, solver)
-                retry = round_trades(
-                    backed, second.trades, cost_weight=cost_weight, objective=objective, time_limit=limit
+                second: SolveOutcome | None = self._solve(terms, backed, solver)
+            except FinwizError:
+                second = None
+            retry = attempt(backed, second) if second is not None else None
+            if (
+                retry is not None
+                and second is not None
+                and (
+                    rounded is None or self._score(terms, data, retry.shares) < self._score(terms, data, rounded.shares)
                 )
-            except (InfeasibleRebalanceError, SolverError):
-                retry = None
-            if retry is not None and (
-                rounded is None or _distance(data, retry.shares) < _distance(data, rounded.shares)
             ):
                 rounded, outcome = retry, second
-            if rounded is None:
-                raise InfeasibleRebalanceError(
-                    [
-                        ConstraintConflict(
-                            "whole_shares",
-                            0.0,
-                            "no whole-share trades near the optimum keep every "
-                            "limit; allow fractional shares or loosen a limit",
-                        )
-                    ],
-                    "no whole-share trades satisfy the constraints",
-                )
-        mode = "fractional" if data.fractional else "whole_shares"
-        return rounded.shares, outcome, mode, None
+        if rounded is None:
+            raise InfeasibleRebalanceError(
+                [
+                    ConstraintConflict(
+                        "whole_shares",
+                        0.0,
+                        "no whole-share trades near the optimum keep every limit; allow fractional shares or "
+                        "loosen a limit",
+                    )
+                ],
+                "no whole-share trades satisfy the constraints",
+            )
+        return rounded.shares, outcome
+
+    @staticmethod
+    def _score(terms: list[Term], data: ProblemData, shares: np.ndarray) -> float:
+        """The strategy's objective at concrete share trades (to choose between two answers)."""
+        assembled = assemble(terms, data)
+        u = shares * data.prices / data.ref_value
+        state = post_trade_state(data, shares)
+        with assembled.lock:
+            assembled.set_values(terms, data)
+            v = assembled.variables
+            v.buy.value, v.sell.value = np.maximum(u, 0.0), np.maximum(-u, 0.0)
+            v.weights.value = data.x0 + u
+            v.cost.value = state.total_cost / data.ref_value
+            return float(assembled.problem.objective.value)
 
     def _solve(self, terms: list[Term], data: ProblemData, solver: str) -> SolveOutcome:
         for term in terms:
@@ -393,12 +421,6 @@ class RebalancingEngine:
             analysis=analysis,
             portfolio_id=portfolio_id,
         )
-
-
-def _distance(data: ProblemData, shares: np.ndarray) -> float:
-    """Euclidean distance of the post-trade weights (cash included) to the target."""
-    state = post_trade_state(data, shares)
-    return float(np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2)
 
 
 _default_engine: RebalancingEngine | None = None

@@ -244,7 +244,7 @@ def round_trades(
     def outcome(chosen: np.ndarray, gap: float | None) -> RoundingOutcome:
         shares = np.zeros(data.n)
         shares[owner[chosen]] = option[chosen]
-        lossy = bool(np.any(near.any(axis=1) & ~near[valid][chosen]))
+        lossy = bool(np.any((near & valid).any(axis=1) & ~near[valid][chosen]))
         return RoundingOutcome(shares, gap, time.perf_counter() - start, m, lossy)
 
     # The objective is separable, so each asset's cheapest candidate is the optimum whenever it
