@@ -39,6 +39,7 @@ __all__ = [
     "TradeAction",
     "TradeRecommendation",
     "canonical_symbol",
+    "require_data",
 ]
 
 CASH = "CASH"
@@ -60,6 +61,13 @@ def canonical_symbol(symbol: object) -> str:
     if text == CASH:
         raise InvalidPortfolioError(f"{CASH!r} is reserved for cash; use the cash field", symbol=text)
     return text
+
+
+def require_data(symbols: Iterable[str], data: Mapping[str, Any], field: str, why: str) -> None:
+    """Refuse when any of ``symbols`` has no entry in ``data`` (naming them all)."""
+    missing = [s for s in symbols if s not in data]
+    if missing:
+        raise InvalidPortfolioError(f"{field}: {why} for {', '.join(missing)}", field=field, symbol=missing[0])
 
 
 def _describe(exc: ValidationError, model: str) -> tuple[str, str | None]:
@@ -339,21 +347,9 @@ class PortfolioConfiguration(_Model):
                 raise InvalidPortfolioError(f"sector_caps: {sector} has cap {cap}, outside (0, 1]", field="sector_caps")
         self._merge_holding_attributes(held)
         if self.sector_constrained:
-            missing = [s for s in universe if s not in self.sectors]
-            if missing:
-                raise InvalidPortfolioError(
-                    f"sectors: sector caps are set but no sector is given for {', '.join(missing)}",
-                    field="sectors",
-                    symbol=missing[0],
-                )
+            require_data(universe, self.sectors, "sectors", "sector caps are set but no sector is given")
         if self.esg_constrained:
-            missing = [s for s in universe if s not in self.esg_scores]
-            if missing:
-                raise InvalidPortfolioError(
-                    f"esg_scores: an ESG limit is set but no score is given for {', '.join(missing)}",
-                    field="esg_scores",
-                    symbol=missing[0],
-                )
+            require_data(universe, self.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
         if self.cash + self.cash_flow < 0 and not held:
             raise InvalidPortfolioError(
                 f"cash_flow: withdrawal of {-self.cash_flow:.2f} exceeds cash {self.cash:.2f} and nothing is held",

@@ -18,7 +18,7 @@ import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
 from finwiz.risk import FactorModel
-from finwiz.schemas import PortfolioConfiguration
+from finwiz.schemas import PortfolioConfiguration, require_data
 
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_prices"]
 
@@ -213,13 +213,7 @@ def build_problem_data(
     )
     esg: np.ndarray | None = None
     if config.esg_constrained or min_esg is not None or extra.get("min_average_esg_score") is not None:
-        missing = [s for s in symbols if s not in config.esg_scores]
-        if missing:
-            raise InvalidPortfolioError(
-                f"esg_scores: an ESG limit is set but no score is given for {', '.join(missing)}",
-                field="esg_scores",
-                symbol=missing[0],
-            )
+        require_data(symbols, config.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
         esg = _per_symbol(config.esg_scores, symbols, 0.0)
     blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
 
@@ -245,13 +239,7 @@ def build_problem_data(
         default=None,
     )
     if max_sector is not None or config.sector_caps:
-        missing = [s for s in symbols if s not in config.sectors]
-        if missing:
-            raise InvalidPortfolioError(
-                f"sectors: sector caps are set but no sector is given for {', '.join(missing)}",
-                field="sectors",
-                symbol=missing[0],
-            )
+        require_data(symbols, config.sectors, "sectors", "sector caps are set but no sector is given")
         sector_names = tuple(sorted({config.sectors[s] for s in symbols}))
         unknown = [s for s in config.sector_caps if s not in sector_names]
         if unknown:
