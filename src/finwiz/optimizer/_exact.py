@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
+from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE
 from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._terms import Term, TradeCountTerm, Variables
@@ -87,6 +87,8 @@ def solve_exact(terms: Sequence[Term], data: ProblemData, *, time_limit: float =
     problem = cp.Problem(goal, constraints)
     linear = goal.args[0].is_affine() if objective else True
     solver = "HIGHS" if linear else "SCIP"
+    if solver not in cp.installed_solvers():
+        raise ConfigurationError(f"exact mode needs the {solver} solver: pip install 'finwiz[exact]'")
     options = {"time_limit": time_limit} if solver == "HIGHS" else {"scip_params": {"limits/time": time_limit}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on time limit: handled below
