@@ -42,9 +42,14 @@ def solve_exact(terms: Sequence[Term], data: ProblemData, *, time_limit: float =
     """Solve the mixed-integer version of the problem built from ``terms``."""
     start = time.perf_counter()
     n = data.n
-    unit = data.lot * data.prices / data.ref_value
-    k_buy = cp.Variable(n, integer=True, name="lots_bought")
-    k_sell = cp.Variable(n, integer=True, name="lots_sold")
+    # Whole shares and lots are integer lot counts. Fractional shares stay continuous (in shares):
+    # counting millionths of a share as integers gives coefficients of ~1e-10, below the MIP
+    # solvers' zero tolerance, and they would return "no trade" as optimal.
+    integral = not data.fractional
+    step = data.lot if integral else np.ones(n)
+    unit = step * data.prices / data.ref_value
+    k_buy = cp.Variable(n, integer=integral, name="lots_bought")
+    k_sell = cp.Variable(n, integer=integral, name="lots_sold")
     z_buy = cp.Variable(n, boolean=True, name="bought")
     z_sell = cp.Variable(n, boolean=True, name="sold")
     v = Variables(
@@ -107,14 +112,15 @@ def solve_exact(terms: Sequence[Term], data: ProblemData, *, time_limit: float =
             solver=solver,
             status=str(problem.status),
         )
-    lots = np.round(np.asarray(k_buy.value, float)) - np.round(np.asarray(k_sell.value, float))
+    counts = np.asarray(k_buy.value, float) - np.asarray(k_sell.value, float)
+    shares = np.round(counts) * step if integral else np.round(counts / data.lot) * data.lot
     proven = problem.status == cp.OPTIMAL
     gap: float | None = 0.0 if proven else None
     model = (problem.solver_stats.extra_stats or {}).get("model") if problem.solver_stats else None
     if model is not None and hasattr(model, "getGap"):
         gap = float(model.getGap())
     return ExactOutcome(
-        shares=lots * data.lot,
+        shares=shares,
         objective=float(problem.value) / OBJECTIVE_SCALE,
         proven_optimal=proven,
         gap=gap,
