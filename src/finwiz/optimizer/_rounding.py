@@ -177,16 +177,28 @@ def round_trades(
         per_option = change**2
     c = np.concatenate([per_option + cost_weight * cost, [0.0]])
 
-    rows: list[sparse.csr_array] = []
-    lo: list[np.ndarray] = []
-    hi: list[np.ndarray] = []
+    # Coupled rows over the candidates plus one column z (total cost), gathered as triplets and
+    # built into one sparse matrix (a matrix per row cost more than the rest of the rounding).
+    entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    lo: list[float] = []
+    hi: list[float] = []
     cols = np.arange(m)
     one_hot = sparse.csr_array((np.ones(m), (owner, cols)), shape=(data.n, m + 1))
 
+    def add_rows(row: np.ndarray, col: np.ndarray, val: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        entries.append((row + len(lo), col, val))
+        lo.extend(lower.tolist())
+        hi.extend(upper.tolist())
+
     def add_row(coeffs: np.ndarray, z: float, upper: float, lower: float = -np.inf) -> None:
-        rows.append(sparse.csr_array(np.concatenate([coeffs, [z]])[None, :]))
-        lo.append(np.array([lower]))
-        hi.append(np.array([upper]))
+        nz = np.flatnonzero(coeffs)
+        add_rows(
+            np.zeros(nz.size + 1, np.int64),
+            np.append(nz, m),
+            np.append(coeffs[nz], z),
+            np.array([lower]),
+            np.array([upper]),
+        )
 
     # z = total cost (as a fraction of V_ref).
     add_row(cost, -1.0, 0.0, 0.0)
@@ -196,28 +208,36 @@ def round_trades(
         capped = np.flatnonzero(np.isfinite(data.position_cap))
         if capped.size:
             cap = data.position_cap[capped]
-            sel = np.isin(owner, capped)
-            row_of = {a: r for r, a in enumerate(capped)}
-            r_idx = np.array([row_of[a] for a in owner[sel]])
-            block = sparse.csr_array(
-                (
-                    np.concatenate([value[sel], cap]),
-                    (
-                        np.concatenate([r_idx, np.arange(capped.size)]),
-                        np.concatenate([cols[sel], np.full(capped.size, m)]),
-                    ),
-                ),
-                shape=(capped.size, m + 1),
+            row_of = np.full(data.n, -1)
+            row_of[capped] = np.arange(capped.size)
+            sel = row_of[owner] >= 0
+            add_rows(
+                np.concatenate([row_of[owner[sel]], np.arange(capped.size)]),
+                np.concatenate([cols[sel], np.full(capped.size, m)]),
+                np.concatenate([value[sel], cap]),
+                np.full(capped.size, -np.inf),
+                cap - data.x0[capped],
             )
-            rows.append(block)
-            lo.append(np.full(capped.size, -np.inf))
-            hi.append(cap - data.x0[capped])
     if data.sector_cap is not None:
-        for s in np.flatnonzero(np.isfinite(data.sector_cap)):
-            members = data.sector_of[owner] == s
-            sector_cap = float(data.sector_cap[s])
-            base = float(data.x0[data.sector_of == s].sum())
-            add_row(np.where(members, value, 0.0), sector_cap, sector_cap - base)
+        capped_sectors = np.flatnonzero(np.isfinite(data.sector_cap))
+        if capped_sectors.size:
+            row_of = np.full(len(data.sector_names), -1)
+            row_of[capped_sectors] = np.arange(capped_sectors.size)
+            candidate_row = np.where(data.sector_of[owner] >= 0, row_of[data.sector_of[owner]], -1)
+            sel = candidate_row >= 0
+            caps = data.sector_cap[capped_sectors]
+            base = np.bincount(
+                data.sector_of[data.sector_of >= 0],
+                weights=data.x0[data.sector_of >= 0],
+                minlength=len(data.sector_names),
+            )[capped_sectors]
+            add_rows(
+                np.concatenate([candidate_row[sel], np.arange(capped_sectors.size)]),
+                np.concatenate([cols[sel], np.full(capped_sectors.size, m)]),
+                np.concatenate([value[sel], caps]),
+                np.full(capped_sectors.size, -np.inf),
+                caps - held,
+            )
     if data.esg is not None and data.esg_floor is not None:
         excess = (data.esg - data.esg_floor) / max(1.0, float(np.abs(data.esg).max()))
         base = float(excess @ data.x0)
@@ -226,8 +246,14 @@ def round_trades(
     if budget is not None:
         add_row(np.abs(value), 0.0, budget)
 
-    coupled = sparse.vstack(rows).tocsr()
-    lo_all, hi_all = np.concatenate(lo), np.concatenate(hi)
+    coupled = sparse.csr_array(
+        (
+            np.concatenate([e[2] for e in entries]),
+            (np.concatenate([e[0] for e in entries]), np.concatenate([e[1] for e in entries])),
+        ),
+        shape=(len(lo), m + 1),
+    )
+    lo_all, hi_all = np.array(lo), np.array(hi)
     exact_row = np.zeros(len(lo_all), bool)
     exact_row[0] = True  # the cost definition z = sum(cost y) is an equality, never tightened
 
