@@ -226,7 +226,7 @@ def round_trades(
             candidate_row = np.where(data.sector_of[owner] >= 0, row_of[data.sector_of[owner]], -1)
             sel = candidate_row >= 0
             caps = data.sector_cap[capped_sectors]
-            base = np.bincount(
+            held = np.bincount(
                 data.sector_of[data.sector_of >= 0],
                 weights=data.x0[data.sector_of >= 0],
                 minlength=len(data.sector_names),
@@ -240,8 +240,7 @@ def round_trades(
             )
     if data.esg is not None and data.esg_floor is not None:
         excess = (data.esg - data.esg_floor) / max(1.0, float(np.abs(data.esg).max()))
-        base = float(excess @ data.x0)
-        add_row(excess[owner] * value, 0.0, np.inf, -base)
+        add_row(excess[owner] * value, 0.0, np.inf, -float(excess @ data.x0))
     budget = data.turnover_budget
     if budget is not None:
         add_row(np.abs(value), 0.0, budget)
