@@ -30,9 +30,9 @@ FEASIBILITY_TOLERANCE = 1e-7
 _SETTINGS: dict[str, dict[str, Any]] = {
     "CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, "max_iter": 200},
     "OSQP": {
-        "eps_abs": 1e-8,
-        "eps_rel": 1e-8,
-        "max_iter": 50_000,
+        "eps_abs": 1e-7,
+        "eps_rel": 1e-7,
+        "max_iter": 20_000,
         "polishing": True,
         "adaptive_rho": True,
         "warm_starting": True,
