@@ -234,9 +234,17 @@ class PortfolioRebalancingOrchestrator:
             timings["optimization_seconds"] = time.perf_counter() - clock
 
             stage = "validation"
-            violations = self.validate_custom_constraints(config, result)
+            # finwiz's engine already validates custom constraints into the compliance table
+            # (messages in warnings); only an injected engine that does not gets them run here.
+            engine_checked = [c for c in result.compliance if c.term == "custom"]
+            if engine_checked:
+                failed = {c.constraint for c in engine_checked if not c.satisfied}
+                violations = [f"constraint {w}" for w in result.warnings if w.split(":", 1)[0] in failed]
+                new_messages: list[str] = []
+            else:
+                violations = new_messages = self.validate_custom_constraints(config, result)
             updates: dict[str, Any] = {}
-            extra_warnings = [*violations, *([analysis_warning] if analysis_warning else [])]
+            extra_warnings = [*new_messages, *([analysis_warning] if analysis_warning else [])]
             if extra_warnings:
                 updates["warnings"] = [*result.warnings, *extra_warnings]
             if result.analysis is None and analysis is not None:

@@ -123,6 +123,7 @@ def test_restricted_lists_and_bands() -> None:
         no_sell=["AAA"],
         no_buy=["CCC"],
         tolerance=0.02,
+        method="minimize_costs",
         min_trade_size=0.0,
         cash=0.0,
     )

@@ -23,7 +23,11 @@ from finwiz.schemas import PortfolioConfiguration, require_data
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_prices"]
 
 NO_LIMIT = 1e3  # stands for "unbounded" inside Parameters (cvxpy Parameters cannot hold inf)
-DEFAULT_TRADE_PENALTY = 1e-6
+TRADE_PENALTY_FRACTION = 0.1
+"""Default price of one trade in MINIMIZE_TRADES: this fraction of the mean squared drift, so the
+penalty scales with the portfolio (a fixed 1e-6 stopped every trade in a 500-asset book, whose
+drifts are ~1e-3). An asset is then traded when fixing it gains more than a tenth of a typical
+asset's squared drift, i.e. drifts under ~0.3x the RMS drift are left alone."""
 INITIAL_BACKOFF = 0.0  # weight units; raised only when rounding finds no whole-share neighbour
 FRACTIONAL_LOT = 1e-6
 """Fractional trades are in millionths of a share (what brokers accept), which also makes them
@@ -303,7 +307,11 @@ def build_problem_data(
         lot=lot,
         fractional=config.allow_fractional_shares,
         min_trade_value=config.min_trade_size,
-        trade_penalty=DEFAULT_TRADE_PENALTY if config.trade_penalty is None else config.trade_penalty,
+        trade_penalty=(
+            TRADE_PENALTY_FRACTION * float(np.mean((x0 - target) ** 2))
+            if config.trade_penalty is None
+            else config.trade_penalty
+        ),
         risk_aversion=config.risk_aversion,
         factor_root=factor_root,
         idio_sd=idio_sd,

@@ -21,7 +21,7 @@ from finwiz.errors import (
     SolverError,
 )
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
-from finwiz.optimizer._assembler import assemble
+from finwiz.optimizer._assembler import AssembledProblem, assemble
 from finwiz.optimizer._compliance import (
     PostTradeState,
     compliance_checks,
@@ -302,9 +302,36 @@ class RebalancingEngine:
                 outcome = solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
             except ProvenInfeasibleError:
                 raise explain_infeasibility(terms, data) from None
-            again = [t.reweight(data, outcome.trades) for t in terms if isinstance(t, TradeCountTerm)]
-            if not any(again):
+            counters = [t for t in terms if isinstance(t, TradeCountTerm)]
+            reweighted = [t.reweight(data, outcome.trades) for t in counters]  # every term, no short-cut
+            if any(reweighted):
+                continue
+            if not counters:
                 return outcome
+            return self._debias(assembled, terms, counters, data, outcome, solver)
+
+    def _debias(
+        self,
+        assembled: AssembledProblem,
+        terms: list[Term],
+        counters: list[TradeCountTerm],
+        data: ProblemData,
+        outcome: SolveOutcome,
+        solver: str,
+    ) -> SolveOutcome:
+        """Re-solve with the chosen trades only and no L1 penalty: the penalty picks which assets
+        trade but also shrinks every trade towards zero (a deposit left partly in cash)."""
+        idle = np.abs(outcome.trades) * data.ref_value < _NOISE
+        chosen = dataclasses.replace(
+            data, buy_cap=np.where(idle, 0.0, data.buy_cap), sell_cap=np.where(idle, 0.0, data.sell_cap)
+        )
+        for term in counters:
+            term.debiased = True
+        try:
+            assembled.set_values(terms, chosen)
+            return solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
+        except (ProvenInfeasibleError, SolverError):
+            return outcome  # keep the shrunk but feasible answer
 
     def _custom_strategy(
         self, strategy: OptimizationStrategy, config: PortfolioConfiguration, data: ProblemData

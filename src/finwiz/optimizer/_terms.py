@@ -274,6 +274,7 @@ class TradeCountTerm(Term):
         self.iterations = iterations
         self._gamma: np.ndarray | None = None
         self._round = 0
+        self.debiased = False
 
     def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
         parts = TermParts()
@@ -285,6 +286,8 @@ class TradeCountTerm(Term):
         if self._gamma is None or len(self._gamma) != data.n:
             self._gamma = 1.0 / (np.abs(data.target - data.x0) + self.eps)
         weight = data.trade_penalty if self.weight is None else self.weight
+        if self.debiased:  # the trades are chosen; the last solve sizes them without shrinkage
+            return {"penalty": np.zeros(data.n)}
         return {"penalty": weight * self._gamma}
 
     def reweight(self, data: ProblemData, trades: np.ndarray) -> bool:
@@ -299,6 +302,7 @@ class TradeCountTerm(Term):
     def reset(self) -> None:
         self._gamma = None
         self._round = 0
+        self.debiased = False
 
     def option_objective(
         self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
