@@ -21,7 +21,7 @@ from finwiz.errors import (
     SolverError,
 )
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
-from finwiz.optimizer._assembler import AssembledProblem, assemble
+from finwiz.optimizer._assembler import assemble
 from finwiz.optimizer._compliance import (
     PostTradeState,
     compliance_checks,
@@ -308,11 +308,10 @@ class RebalancingEngine:
                 continue
             if not counters:
                 return outcome
-            return self._debias(assembled, terms, counters, data, outcome, solver)
+            return self._debias(terms, counters, data, outcome, solver)
 
     def _debias(
         self,
-        assembled: AssembledProblem,
         terms: list[Term],
         counters: list[TradeCountTerm],
         data: ProblemData,
@@ -328,8 +327,10 @@ class RebalancingEngine:
         for term in counters:
             term.debiased = True
         try:
-            assembled.set_values(terms, chosen)
-            return solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
+            # Freezing idle assets blocks buys, which may need rows the first structure left out.
+            frozen = assemble(terms, chosen)
+            frozen.set_values(terms, chosen)
+            return solve(frozen, solver, time_limit=self.settings.solver_time_limit_seconds)
         except (ProvenInfeasibleError, SolverError):
             return outcome  # keep the shrunk but feasible answer
 
