@@ -358,3 +358,48 @@ def test_exact_mode_is_at_least_as_close_as_the_default(sample_prices: pd.Series
         assert trade.trade_value >= 300.0
     # The MIP optimises tracking over every whole-share portfolio; the default rounds one optimum.
     assert exact.tracking_distance_after <= default.tracking_distance_after + 1e-9
+
+
+def test_every_solve_passes_its_full_settings(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cvxpy keeps an OSQP workspace between solves of a cached problem; settings must never leak.
+    import cvxpy as cp
+
+    seen: list[dict[str, object]] = []
+    original = cp.Problem.solve
+
+    def recording(self: cp.Problem, *args: object, **kwargs: object) -> object:
+        seen.append(dict(kwargs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", recording)
+    rebalance(sample_config, sample_prices, solver="OSQP")
+    rebalance(sample_config, sample_prices * 1.01, solver="OSQP")
+    osqp = [k for k in seen if k.get("solver") == "OSQP"]
+    assert len(osqp) >= 2
+    assert all({"eps_abs", "eps_rel", "max_iter", "polishing"} <= set(k) for k in osqp)
+    assert all(k == osqp[0] for k in osqp)
+
+
+def test_diagnosis_follows_each_request(sample_prices: pd.Series) -> None:
+    # Two infeasible requests of the same shape but different blocked assets: each diagnosis must
+    # name its own conflict (elastic problems are never reused across requests).
+    prices = {"AAA": 10.0, "BBB": 10.0, "CCC": 10.0}
+    base = {
+        "holdings": [{"symbol": s, "shares": 100} for s in prices],
+        "target_weights": dict.fromkeys(prices, 0.33),
+        "tolerance": 0.0,
+        "min_trade_size": 0.0,
+        "method": "minimize_costs",
+        "cash_flow": -1500.0,  # no cash: the withdrawal must come from sales
+    }
+    first = PortfolioConfiguration(**base, no_sell=["AAA", "BBB", "CCC"])  # type: ignore[arg-type]
+    with pytest.raises(InfeasibleRebalanceError) as one:
+        rebalance(first, prices)
+    assert {"no_sell", "cash_floor"} <= set(one.value.constraint_names)
+    second = PortfolioConfiguration(**base, no_trade=["AAA", "BBB", "CCC"])  # type: ignore[arg-type]
+    with pytest.raises(InfeasibleRebalanceError) as two:
+        rebalance(second, prices)
+    assert "no_trade" in two.value.constraint_names
+    assert "no_sell" not in two.value.constraint_names
