@@ -394,7 +394,7 @@ def test_diagnosis_follows_each_request(sample_prices: pd.Series) -> None:
         "method": "minimize_costs",
         "cash_flow": -1500.0,  # no cash: the withdrawal must come from sales
     }
-    first = PortfolioConfiguration(**base, no_sell=["AAA", "BBB", "CCC"])  # type: ignore[arg-type]
+    first = PortfolioConfiguration(**base, no_sell=["AAA", "BBB", "CCC"], no_buy=["AAA"])  # type: ignore[arg-type]
     with pytest.raises(InfeasibleRebalanceError) as one:
         rebalance(first, prices)
     assert {"no_sell", "cash_floor"} <= set(one.value.constraint_names)
