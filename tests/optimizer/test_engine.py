@@ -403,3 +403,29 @@ def test_diagnosis_follows_each_request(sample_prices: pd.Series) -> None:
         rebalance(second, prices)
     assert "no_trade" in two.value.constraint_names
     assert "no_sell" not in two.value.constraint_names
+
+
+def test_minimize_trades_leaves_small_drifts_alone() -> None:
+    # Two assets far from target, eight a hair off: MINIMIZE_TRADES trades the two (fully: the
+    # debiasing solve removes the L1 shrinkage), MINIMIZE_COSTS trades everything it can.
+    symbols = [f"S{i}" for i in range(10)]
+    prices = dict.fromkeys(symbols, 1.0)
+    shares = {s: 10_000.0 for s in symbols}
+    shares["S0"], shares["S1"] = 14_000.0, 6_000.0
+    for s in symbols[2:6]:
+        shares[s] += 30.0
+    for s in symbols[6:]:
+        shares[s] -= 30.0
+    base = {
+        "holdings": [{"symbol": s, "shares": q} for s, q in shares.items()],
+        "target_weights": dict.fromkeys(symbols, 0.1),
+        "tolerance": 0.0,
+        "min_trade_size": 0.0,
+        "transaction_cost_rate": 0.0,
+    }
+    few = rebalance(PortfolioConfiguration(**base, method="minimize_trades"), prices)  # type: ignore[arg-type]
+    every = rebalance(PortfolioConfiguration(**base, method="minimize_costs"), prices)  # type: ignore[arg-type]
+    assert {t.symbol for t in few.trades} == {"S0", "S1"}
+    assert len(every.trades) == 10
+    assert few.post_trade_holdings["S0"] == pytest.approx(10_000.0, abs=1.0)
+    assert few.post_trade_holdings["S1"] == pytest.approx(10_000.0, abs=1.0)
