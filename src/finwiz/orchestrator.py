@@ -425,6 +425,11 @@ class ComponentHealth:
     detail: str
     latency_seconds: float
 
+    @classmethod
+    def failed(cls, detail: str, started: float) -> ComponentHealth:
+        """An unhealthy probe that began at ``started`` (a ``time.perf_counter()`` reading)."""
+        return cls(HealthStatus.UNHEALTHY, detail, time.perf_counter() - started)
+
 
 @dataclass(frozen=True)
 class HealthReport:
@@ -520,17 +525,9 @@ class RebalancingHealthCheck:
             failures = exc.failures
             priced = [s for s in self.probe_symbols if s not in failures]
         except TimeoutError:
-            return ComponentHealth(
-                HealthStatus.UNHEALTHY,
-                f"no answer within {self.timeout_seconds:g} s",
-                time.perf_counter() - started,
-            )
+            return ComponentHealth.failed(f"no answer within {self.timeout_seconds:g} s", started)
         except Exception as exc:
-            return ComponentHealth(
-                HealthStatus.UNHEALTHY,
-                f"{type(exc).__name__}: {exc}",
-                time.perf_counter() - started,
-            )
+            return ComponentHealth.failed(f"{type(exc).__name__}: {exc}", started)
         elapsed = time.perf_counter() - started
         total = len(self.probe_symbols)
         if not priced:
@@ -550,17 +547,9 @@ class RebalancingHealthCheck:
         try:
             result = await asyncio.wait_for(asyncio.to_thread(self._probe_rebalance, engine), self.timeout_seconds)
         except TimeoutError:
-            return ComponentHealth(
-                HealthStatus.UNHEALTHY,
-                f"probe rebalance took over {self.timeout_seconds:g} s",
-                time.perf_counter() - started,
-            )
+            return ComponentHealth.failed(f"probe rebalance took over {self.timeout_seconds:g} s", started)
         except Exception as exc:
-            return ComponentHealth(
-                HealthStatus.UNHEALTHY,
-                f"{type(exc).__name__}: {exc}",
-                time.perf_counter() - started,
-            )
+            return ComponentHealth.failed(f"{type(exc).__name__}: {exc}", started)
         elapsed = time.perf_counter() - started
         detail = f"probe rebalance solved by {result.solver} in {elapsed:.2f} s"
         status = HealthStatus.DEGRADED if elapsed > self.slow_after_seconds else HealthStatus.HEALTHY
@@ -574,11 +563,7 @@ class RebalancingHealthCheck:
             result = await asyncio.to_thread(self._probe_rebalance, self.rebalancing_engine)
             document = await asyncio.to_thread(generator.generate_html, result)
         except Exception as exc:
-            return ComponentHealth(
-                HealthStatus.UNHEALTHY,
-                f"{type(exc).__name__}: {exc}",
-                time.perf_counter() - started,
-            )
+            return ComponentHealth.failed(f"{type(exc).__name__}: {exc}", started)
         elapsed = time.perf_counter() - started
         return ComponentHealth(HealthStatus.HEALTHY, f"{len(document):,} bytes of HTML", elapsed)
 
