@@ -410,7 +410,7 @@ def test_minimize_trades_leaves_small_drifts_alone() -> None:
     # debiasing solve removes the L1 shrinkage), MINIMIZE_COSTS trades everything it can.
     symbols = [f"S{i}" for i in range(10)]
     prices = dict.fromkeys(symbols, 1.0)
-    shares = {s: 10_000.0 for s in symbols}
+    shares = dict.fromkeys(symbols, 10000.0)
     shares["S0"], shares["S1"] = 14_000.0, 6_000.0
     for s in symbols[2:6]:
         shares[s] += 30.0

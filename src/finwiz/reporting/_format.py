@@ -1,10 +1,12 @@
-"""Number formatting shared by the HTML report and the terminal tables."""
+"""Number formatting and table rows shared by the HTML report and the terminal tables."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["money", "percent", "shares"]
+from finwiz.schemas import RebalancingResult, TradeAction
+
+__all__ = ["blotter_rows", "money", "percent", "shares"]
 
 
 def money(value: float) -> str:
@@ -24,3 +26,25 @@ def shares(value: float) -> str:
     if float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:,.4f}".rstrip("0")
+
+
+def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
+    """Trade blotter rows (symbol, side, shares, price, value, cost) and a closing total row.
+
+    Sells come first (they fund the buys), then buys, each by descending value.
+    """
+    ordered = sorted(result.trades, key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol))
+    rows: list[tuple[str, ...]] = [
+        (
+            t.symbol,
+            t.action.value.upper(),
+            shares(t.shares),
+            money(t.price),
+            money(t.trade_value),
+            money(t.total_estimated_cost),
+        )
+        for t in ordered
+    ]
+    total = money(sum(t.trade_value for t in result.trades))
+    rows.append(("Total", f"{len(result.trades)} trades", "", "", total, money(result.total_cost)))
+    return rows

@@ -24,9 +24,9 @@ from finwiz.reporting._charts import (
     weights_figure,
 )
 from finwiz.reporting._exposure import sector_exposure, weights_frame
-from finwiz.reporting._format import money, percent, shares
+from finwiz.reporting._format import blotter_rows, money, percent, shares
 from finwiz.reporting._text import summary_rows
-from finwiz.schemas import RebalancingResult, TradeAction
+from finwiz.schemas import RebalancingResult
 
 __all__ = ["HTMLReportGenerator", "ReportSection", "SectionContent", "result_summary_html"]
 
@@ -278,31 +278,7 @@ class HTMLReportGenerator:
         """The trade blotter: symbol, side, shares, price, value and cost of every trade."""
         if not result.trades:
             return ReportSection("Trades", "<p>No trades: the portfolio is already within its bands.</p>", "trades")
-        ordered = sorted(
-            result.trades,
-            key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol),
-        )
-        rows: list[tuple[str, ...]] = [
-            (
-                t.symbol,
-                t.action.value.upper(),
-                shares(t.shares),
-                money(t.price),
-                money(t.trade_value),
-                money(t.total_estimated_cost),
-            )
-            for t in ordered
-        ]
-        rows.append(
-            (
-                "Total",
-                f"{len(result.trades)} trades",
-                "",
-                "",
-                money(sum(t.trade_value for t in result.trades)),
-                money(result.total_cost),
-            )
-        )
+        rows = blotter_rows(result)
         classes = [""] * (len(rows) - 1) + ["total"]
         body = _table(
             ("Symbol", "Side", "Shares", "Price", "Value", "Cost"),

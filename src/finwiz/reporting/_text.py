@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from finwiz.reporting._format import money, percent, shares
+from finwiz.reporting._format import blotter_rows, money, percent
 from finwiz.schemas import RebalancingResult
 
 __all__ = ["summary_rows", "summary_text", "trades_table"]
@@ -34,29 +34,7 @@ def trades_table(result: RebalancingResult) -> str:
     """
     if not result.trades:
         return "No trades: the portfolio is already within its bands."
-    ordered = sorted(result.trades, key=lambda t: (t.action.value != "sell", -t.trade_value, t.symbol))
-    rows = [
-        (
-            t.symbol,
-            t.action.value.upper(),
-            shares(t.shares),
-            money(t.price),
-            money(t.trade_value),
-            money(t.total_estimated_cost),
-        )
-        for t in ordered
-    ]
-    total_value = sum(t.trade_value for t in result.trades)
-    rows.append(
-        (
-            "Total",
-            f"{len(result.trades)} trades",
-            "",
-            "",
-            money(total_value),
-            money(result.total_cost),
-        )
-    )
+    rows = blotter_rows(result)
     return _align(_TRADE_HEADERS, rows, left=2)
 
 
