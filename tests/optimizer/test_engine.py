@@ -429,3 +429,17 @@ def test_minimize_trades_leaves_small_drifts_alone() -> None:
     assert len(every.trades) == 10
     assert few.post_trade_holdings["S0"] == pytest.approx(10_000.0, abs=1.0)
     assert few.post_trade_holdings["S1"] == pytest.approx(10_000.0, abs=1.0)
+
+
+def test_threads_sharing_a_compiled_problem_get_their_own_answers(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
+    # The orchestrator runs the engine in worker threads; accounts of one shape share a cached
+    # problem, so setting Parameters and solving must happen under one lock.
+    from concurrent.futures import ThreadPoolExecutor
+
+    moves = [sample_prices * (1 + 0.02 * k) for k in range(-4, 4)]
+    alone = [[t.model_dump() for t in rebalance(sample_config, p).trades] for p in moves]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(lambda p: [t.model_dump() for t in rebalance(sample_config, p).trades], moves * 3))
+    assert together == alone * 3

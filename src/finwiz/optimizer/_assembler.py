@@ -43,7 +43,9 @@ class AssembledProblem:
     key: Hashable
     slacks: dict[str, cp.Variable] = field(default_factory=dict)
     elastic: list[tuple[str, cp.Constraint]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held from setting Parameter values to reading the solution, so two threads sharing a
+    # cached problem never solve each other's data (re-entrant: ``solve`` takes it too).
+    lock: threading.RLock = field(default_factory=threading.RLock)
     solves: int = 0
 
     def set_values(self, terms: Sequence[Term], data: ProblemData) -> None:

@@ -297,9 +297,10 @@ class RebalancingEngine:
             term.reset()
         assembled = assemble(terms, data)
         while True:
-            assembled.set_values(terms, data)
             try:
-                outcome = solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
+                with assembled.lock:
+                    assembled.set_values(terms, data)
+                    outcome = solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
             except ProvenInfeasibleError:
                 raise explain_infeasibility(terms, data) from None
             counters = [t for t in terms if isinstance(t, TradeCountTerm)]
@@ -329,8 +330,9 @@ class RebalancingEngine:
         try:
             # Freezing idle assets blocks buys, which may need rows the first structure left out.
             frozen = assemble(terms, chosen)
-            frozen.set_values(terms, chosen)
-            return solve(frozen, solver, time_limit=self.settings.solver_time_limit_seconds)
+            with frozen.lock:
+                frozen.set_values(terms, chosen)
+                return solve(frozen, solver, time_limit=self.settings.solver_time_limit_seconds)
         except (ProvenInfeasibleError, SolverError):
             return outcome  # keep the shrunk but feasible answer
 
