@@ -123,11 +123,20 @@ class FactorModel:
         )
 
     def exposure_root(self) -> np.ndarray:
-        """Matrix ``G`` (assets x factors) with ``G @ G.T = B F B'``: risk is ``||G' w||^2 + sum d w^2``."""
+        """Matrix ``G`` (assets x factors) with ``G @ G.T = B F B'``: risk is ``||G' w||^2 + sum d w^2``.
+
+        Computed once per model and cached (the model is frozen); treat the array as read-only.
+        """
+        cached = self.__dict__.get("_exposure_root")
+        if cached is not None:
+            return np.asarray(cached)
         f = self.factor_covariance.to_numpy(float)
         values, vectors = np.linalg.eigh(f)
         root = vectors * np.sqrt(np.clip(values, 0.0, None))
-        return np.asarray(self.loadings.to_numpy(float) @ root)
+        result = np.asarray(self.loadings.to_numpy(float) @ root)
+        result.setflags(write=False)
+        self.__dict__["_exposure_root"] = result  # frozen dataclass: cache beside the fields
+        return result
 
     def covariance(self) -> pd.DataFrame:
         """The dense covariance this model implies."""

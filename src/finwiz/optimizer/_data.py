@@ -265,7 +265,9 @@ def build_problem_data(
     if covariance is not None:
         factor_model = FactorModel.from_covariance(covariance)
     if factor_model is not None:
-        aligned = factor_model.reindex(symbols)
+        # Accounts of a model portfolio pass the same model in the same order: no copy, and its
+        # factor root (an eigendecomposition) is computed once per model, not once per account.
+        aligned = factor_model if factor_model.symbols == list(symbols) else factor_model.reindex(symbols)
         factor_root = aligned.exposure_root()
         idio_sd = np.sqrt(aligned.idiosyncratic_variance.to_numpy(float))
 
