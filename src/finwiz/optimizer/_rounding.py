@@ -2,11 +2,13 @@
 
 Each asset gets a few candidate trades — the continuous trade rounded down and up to its lot,
 no trade, the smallest trade that meets the minimum size, selling out — filtered by the
-per-asset rules (long-only, restricted lists, bands, floors, minimum size). Because every
-candidate is a fixed number of shares, costs (market impact included) and post-trade values are
-*linear* in the choice, so picking one candidate per asset subject to cash, caps, sector caps,
-ESG floor and turnover is a small mixed-integer *linear* program that HiGHS (through SciPy)
-solves exactly. Its objective keeps the result nearest the continuous optimum, plus costs.
+per-asset rules (long-only, restricted lists, bands, floors, minimum size) and priced by the
+strategy's own terms. Because every candidate is a fixed number of shares, costs (market impact
+included) and post-trade values are *linear* in the choice, so picking one candidate per asset
+subject to cash, caps, sector caps, ESG floor and turnover is a small mixed-integer *linear*
+program. It is settled in three steps, each checked exactly in numpy: each asset's cheapest
+candidate (optimal whenever the coupled limits hold), else a greedy repair from the continuous
+trade's neighbours, else the MILP on HiGHS (through SciPy).
 """
 
 from __future__ import annotations
