@@ -30,6 +30,20 @@ def _rounds(n: int) -> int:
     return {100: 15, 500: 8, 2000: 3}[n]
 
 
+def _cold(benchmark: Any, problem: Any, config: Any, kind: str) -> Any:
+    """``rebalance()`` with an empty compiled-problem cache before every round."""
+    benchmark.group = f"engine-{problem.n}"
+    benchmark.extra_info.update(kind=kind, n=problem.n)
+    return benchmark.pedantic(
+        rebalance,
+        args=(config, problem.prices),
+        kwargs={"factor_model": problem.factor_model},
+        setup=clear_cache,
+        rounds=_rounds(problem.n),
+        warmup_rounds=1,
+    )
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_plain_cvxpy(benchmark: Any, make_problem: Any, n: int) -> None:
     problem = make_problem(n)
@@ -42,17 +56,7 @@ def test_plain_cvxpy(benchmark: Any, make_problem: Any, n: int) -> None:
 @pytest.mark.parametrize("n", SIZES)
 def test_end_to_end(benchmark: Any, make_problem: Any, n: int) -> None:
     problem = make_problem(n)
-    config = problem.config()
-    benchmark.group = f"engine-{n}"
-    benchmark.extra_info.update(kind="end_to_end", n=n)
-    result = benchmark.pedantic(
-        rebalance,
-        args=(config, problem.prices),
-        kwargs={"factor_model": problem.factor_model},
-        setup=clear_cache,
-        rounds=_rounds(n),
-        warmup_rounds=1,
-    )
+    result = _cold(benchmark, problem, problem.config(), "end_to_end")
     assert result.is_compliant
     assert result.max_constraint_residual <= 1e-6
     # Same problem: finwiz's continuous optimum matches the plain formulation.
@@ -66,17 +70,7 @@ def test_end_to_end(benchmark: Any, make_problem: Any, n: int) -> None:
 @pytest.mark.parametrize("n", SIZES)
 def test_end_to_end_whole_shares(benchmark: Any, make_problem: Any, n: int) -> None:
     problem = make_problem(n)
-    config = problem.config(fractional=False)
-    benchmark.group = f"engine-{n}"
-    benchmark.extra_info.update(kind="end_to_end_whole_shares", n=n)
-    result = benchmark.pedantic(
-        rebalance,
-        args=(config, problem.prices),
-        kwargs={"factor_model": problem.factor_model},
-        setup=clear_cache,
-        rounds=_rounds(n),
-        warmup_rounds=1,
-    )
+    result = _cold(benchmark, problem, problem.config(fractional=False), "end_to_end_whole_shares")
     assert result.is_compliant
     benchmark.extra_info["max_residual"] = result.max_constraint_residual
 

@@ -64,7 +64,25 @@ async def gather_each(
     return dict(zip(symbols, outcomes, strict=True))
 
 
-class PriceDataProvider(ABC):
+class AsyncClosing:
+    """``async with`` support for anything with an ``aclose()`` (providers, the price service)."""
+
+    async def aclose(self) -> None:  # optional hook: most holders have nothing to close
+        """Release what the object holds."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class PriceDataProvider(AsyncClosing, ABC):
     """Source of prices: current quotes and daily history, all validated before they leave.
 
     Subclasses implement :meth:`get_current_price` and :meth:`fetch_history`; batch sources also
@@ -115,19 +133,8 @@ class PriceDataProvider(ABC):
             raise InsufficientPriceDataError({s: e.reason for s, e in failures.items()}, provider=self.name)
         return frame[wanted]
 
-    async def aclose(self) -> None:  # noqa: B027  # optional hook: most providers hold nothing
+    async def aclose(self) -> None:
         """Release connections; the base provider holds none."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -8,13 +8,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 
 from finwiz.data._parsing import parse_symbols
 from finwiz.data._providers import (
+    AsyncClosing,
     CSVPriceProvider,
     DateLike,
     PriceDataProvider,
@@ -155,7 +155,7 @@ class _Progress:
             logger.info("prices: %d/%d symbols settled", self.done, self.total)
 
 
-class PortfolioPriceService:
+class PortfolioPriceService(AsyncClosing):
     """Prices for a portfolio: concurrent, batched, cached, over an ordered fallback chain.
 
     Each provider gets at most ``max_concurrency`` requests in flight (and never more than its
@@ -351,17 +351,6 @@ class PortfolioPriceService:
     async def aclose(self) -> None:
         """Close every provider in the chain."""
         await asyncio.gather(*(p.aclose() for p in self.providers))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _gate(self, provider: PriceDataProvider) -> asyncio.Semaphore:
         """The provider's concurrency limit, shared by all fetches on the running loop."""

@@ -28,6 +28,8 @@ TRADE_PENALTY_FRACTION = 0.1
 penalty scales with the portfolio (a fixed 1e-6 stopped every trade in a 500-asset book, whose
 drifts are ~1e-3). An asset is then traded when fixing it gains more than a tenth of a typical
 asset's squared drift, i.e. drifts under ~0.3x the RMS drift are left alone."""
+NOISE_VALUE = 0.01
+"""Currency: a trade worth less than a cent is solver noise, not a trade (rounding and engine)."""
 INITIAL_BACKOFF = 0.0  # weight units; raised only when rounding finds no whole-share neighbour
 FRACTIONAL_LOT = 1e-6
 """Fractional trades are in millionths of a share (what brokers accept), which also makes them

@@ -29,7 +29,7 @@ from finwiz.optimizer._compliance import (
     post_trade_state,
 )
 from finwiz.optimizer._constraints import OptimizationConstraint
-from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._rounding import RoundingOutcome, round_trades
@@ -50,7 +50,6 @@ __all__ = ["RebalancingEngine", "rebalance"]
 
 log = logging.getLogger("finwiz.engine")
 
-_NOISE = 0.01  # currency: continuous trades below a cent are solver noise
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
 
@@ -144,18 +143,14 @@ class RebalancingEngine:
             )
         warnings = [f"{c.constraint}: {c.value:.6g} vs limit {c.limit:.6g}" for c in breached]
         trades = self._trades(data, state)
-        weights_after = dict(zip(data.symbols, state.weights_after.tolist(), strict=True))
+        market_data = {
+            "prices": dict(zip(data.symbols, data.prices.tolist(), strict=True)),
+            "post_trade_weights": dict(zip(data.symbols, state.weights_after.tolist(), strict=True)),
+            "sectors": dict(config.sectors),
+            "esg_scores": dict(config.esg_scores),
+        }
         for constraint in constraints:
-            ok, messages = constraint.validate(
-                trades,
-                config,
-                {
-                    "prices": dict(zip(data.symbols, data.prices.tolist(), strict=True)),
-                    "post_trade_weights": weights_after,
-                    "sectors": dict(config.sectors),
-                    "esg_scores": dict(config.esg_scores),
-                },
-            )
+            ok, messages = constraint.validate(trades, config, market_data)
             checks.append(
                 ComplianceCheck(
                     constraint=constraint.name,
@@ -207,7 +202,7 @@ class RebalancingEngine:
             # the 431-asset sample, neither is always better (a $500 minimum: 75 vs 96 bp from
             # target without/with the re-solve; a $2,000 minimum: 385 vs 332 bp).
             value = np.abs(outcome.trades) * data.ref_value
-            small = (value >= _NOISE) & (value < data.min_trade_value * 0.5)
+            small = (value >= NOISE_VALUE) & (value < data.min_trade_value * 0.5)
             dropped = small & (shares == 0)
             if value[dropped].sum() > _RESOLVE_THRESHOLD * data.ref_value:
                 fixed = dataclasses.replace(
@@ -248,7 +243,7 @@ class RebalancingEngine:
             # Where limits bind at the continuous optimum, its whole-share neighbours may all
             # break one, and the rounding must drop trades. Backing the limits off by the
             # largest traded lot and solving again leaves room; the better answer is kept.
-            traded = np.abs(outcome.trades) * data.ref_value >= _NOISE
+            traded = np.abs(outcome.trades) * data.ref_value >= NOISE_VALUE
             lot_value = data.lot * data.prices / data.ref_value
             backed = dataclasses.replace(data, backoff=float(np.max(lot_value[traded], initial=0.0)))
             try:
@@ -321,7 +316,7 @@ class RebalancingEngine:
     ) -> SolveOutcome:
         """Re-solve with the chosen trades only and no L1 penalty: the penalty picks which assets
         trade but also shrinks every trade towards zero (a deposit left partly in cash)."""
-        idle = np.abs(outcome.trades) * data.ref_value < _NOISE
+        idle = np.abs(outcome.trades) * data.ref_value < NOISE_VALUE
         chosen = dataclasses.replace(
             data, buy_cap=np.where(idle, 0.0, data.buy_cap), sell_cap=np.where(idle, 0.0, data.sell_cap)
         )

@@ -23,7 +23,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._compliance import trade_costs
-from finwiz.optimizer._data import ProblemData
+from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 
 __all__ = ["RoundingOutcome", "round_trades"]
 
@@ -31,7 +31,6 @@ _MARGIN = 1e-10  # tightening (weight units) so float noise never breaches a lim
 _MARGINS = (_MARGIN, 1e-8, 1e-6)
 _EPS = 1e-12
 _ROW_SCALE = 1e4
-_SMALLEST_TRADE = 0.01  # currency: a fractional trade worth less than a cent is solver noise, not a trade
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     valid &= ~((data.sell_cap <= 0)[:, None] & (table < 0))
     if not data.allow_short:
         valid &= held[:, None] + table >= -_EPS * np.maximum(1.0, held)[:, None]
-    smallest = max(data.min_trade_value * (1 - 1e-12), _SMALLEST_TRADE)
+    smallest = max(data.min_trade_value * (1 - 1e-12), NOISE_VALUE)
     valid &= (table == 0) | (np.abs(table) * price[:, None] >= smallest)
     if data.position_floor is not None:
         floored = data.position_floor > 0
@@ -160,7 +159,7 @@ def round_trades(
     target_shares = continuous_trades * data.ref_value / data.prices
     # Interior-point solutions carry ~1e-9 noise on untraded assets; floor() would turn it into
     # a one-lot trade, so trades worth under a cent are exactly zero.
-    target_shares = np.where(np.abs(target_shares) * data.prices < _SMALLEST_TRADE, 0.0, target_shares)
+    target_shares = np.where(np.abs(target_shares) * data.prices < NOISE_VALUE, 0.0, target_shares)
     table, valid, near = _candidates(data, target_shares)
     owner = np.nonzero(valid)[0]  # row-major: candidates grouped by asset
     option = table[valid]
