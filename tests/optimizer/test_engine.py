@@ -364,7 +364,18 @@ def test_every_solve_passes_its_full_settings(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # cvxpy keeps an OSQP workspace between solves of a cached problem; settings must never leak.
+    # (A term without a native form sends the request through cvxpy; see test_native.py.)
     import cvxpy as cp
+
+    from finwiz.optimizer import RebalancingEngine, TurnoverPenaltyTerm
+
+    class CvxpyOnly(TurnoverPenaltyTerm):
+        def native(self, data: object) -> None:
+            return None
+
+    engine = RebalancingEngine()
+    engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyOnly(1e-4)]  # type: ignore[arg-type]
+    config = sample_config.model_copy(update={"method": "cvxpy_only"})
 
     seen: list[dict[str, object]] = []
     original = cp.Problem.solve
@@ -374,8 +385,8 @@ def test_every_solve_passes_its_full_settings(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(cp.Problem, "solve", recording)
-    rebalance(sample_config, sample_prices, solver="OSQP")
-    rebalance(sample_config, sample_prices * 1.01, solver="OSQP")
+    engine.rebalance(config, sample_prices, solver="OSQP")
+    engine.rebalance(config, sample_prices * 1.01, solver="OSQP")
     osqp = [k for k in seen if k.get("solver") == "OSQP"]
     assert len(osqp) >= 2
     assert all({"eps_abs", "eps_rel", "max_iter", "polishing"} <= set(k) for k in osqp)

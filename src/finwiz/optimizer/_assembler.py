@@ -17,6 +17,7 @@ import numpy as np
 
 from finwiz.errors import TermError
 from finwiz.optimizer._data import ProblemData
+from finwiz.optimizer._native import clear_native_cache, native_cache_info
 from finwiz.optimizer._terms import Limit, Term, TermParts, Variables
 
 __all__ = ["OBJECTIVE_SCALE", "AssembledProblem", "assemble", "cache_info", "clear_cache"]
@@ -158,14 +159,18 @@ def assemble(terms: Sequence[Term], data: ProblemData, *, diagnose: bool = False
 
 
 def clear_cache() -> None:
-    """Drop every compiled problem (e.g. to measure a cold build)."""
+    """Drop every compiled problem and kept solver workspace (e.g. to measure a cold build)."""
     global _hits, _misses
     with _cache_lock:
         _cache.clear()
         _hits = _misses = 0
+    clear_native_cache()
 
 
 def cache_info() -> dict[str, int]:
-    """Hits, misses and size of the compiled-problem cache of this process."""
+    """Hits, misses and size of this process's caches: compiled cvxpy problems plus the native
+    solver workspaces kept per structure (``_native``)."""
+    native = native_cache_info()
     with _cache_lock:
-        return {"hits": _hits, "misses": _misses, "size": len(_cache)}
+        hits, misses, size = _hits + native["hits"], _misses + native["misses"], len(_cache) + native["size"]
+    return {"hits": hits, "misses": misses, "size": size}

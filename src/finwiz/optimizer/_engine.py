@@ -21,7 +21,6 @@ from finwiz.errors import (
     SolverError,
 )
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
-from finwiz.optimizer._assembler import assemble
 from finwiz.optimizer._compliance import (
     PostTradeState,
     compliance_checks,
@@ -33,7 +32,7 @@ from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, 
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._rounding import RoundingOutcome, round_trades
-from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, solve
+from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, TransactionCostTerm, constraint_terms
 from finwiz.risk import FactorModel
@@ -276,26 +275,16 @@ class RebalancingEngine:
     @staticmethod
     def _score(terms: list[Term], data: ProblemData, shares: np.ndarray) -> float:
         """The strategy's objective at concrete share trades (to choose between two answers)."""
-        assembled = assemble(terms, data)
         u = shares * data.prices / data.ref_value
-        state = post_trade_state(data, shares)
-        with assembled.lock:
-            assembled.set_values(terms, data)
-            v = assembled.variables
-            v.buy.value, v.sell.value = np.maximum(u, 0.0), np.maximum(-u, 0.0)
-            v.weights.value = data.x0 + u
-            v.cost.value = state.total_cost / data.ref_value
-            return float(assembled.problem.objective.value)
+        cost = post_trade_state(data, shares).total_cost / data.ref_value
+        return objective_at(terms, data, np.maximum(u, 0.0), np.maximum(-u, 0.0), cost)
 
     def _solve(self, terms: list[Term], data: ProblemData, solver: str) -> SolveOutcome:
         for term in terms:
             term.reset()
-        assembled = assemble(terms, data)
         while True:
             try:
-                with assembled.lock:
-                    assembled.set_values(terms, data)
-                    outcome = solve(assembled, solver, time_limit=self.settings.solver_time_limit_seconds)
+                outcome = solve_terms(terms, data, solver, time_limit=self.settings.solver_time_limit_seconds)
             except ProvenInfeasibleError:
                 raise explain_infeasibility(terms, data) from None
             counters = [t for t in terms if isinstance(t, TradeCountTerm)]
@@ -323,11 +312,7 @@ class RebalancingEngine:
         for term in counters:
             term.debiased = True
         try:
-            # Freezing idle assets blocks buys, which may need rows the first structure left out.
-            frozen = assemble(terms, chosen)
-            with frozen.lock:
-                frozen.set_values(terms, chosen)
-                return solve(frozen, solver, time_limit=self.settings.solver_time_limit_seconds)
+            return solve_terms(terms, chosen, solver, time_limit=self.settings.solver_time_limit_seconds)
         except (ProvenInfeasibleError, SolverError):
             return outcome  # keep the shrunk but feasible answer
 

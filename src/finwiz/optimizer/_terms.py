@@ -20,6 +20,7 @@ import cvxpy as cp
 import numpy as np
 
 from finwiz.optimizer._data import NO_LIMIT, ProblemData
+from finwiz.optimizer._native import Affine, NativeLimit, NativeParts
 
 __all__ = [
     "BudgetTerm",
@@ -142,6 +143,12 @@ class Term(ABC):
     def reset(self) -> None:  # noqa: B027 - optional hook, most terms keep no state
         """Forget state from earlier solves (called before each new rebalance)."""
 
+    def native(self, data: ProblemData) -> NativeParts | None:
+        """The same piece as sparse rows for the native QP (``_native``), or None if the term has
+        no such form: a request with any such term is solved through cvxpy. Built-in terms only;
+        a test holds each equal to its cvxpy form."""
+        return None
+
     def __repr__(self) -> str:
         fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
@@ -182,6 +189,13 @@ class TargetTrackingTerm(Term):
             "scaled_invested": root * data.target.sum(),
         }
 
+    def native(self, data: ProblemData) -> NativeParts:
+        root = float(np.sqrt(self.weight))
+        return NativeParts(
+            weight_squares=[(np.full(data.n, root), data.target)],
+            low_rank=[Affine.weights_dense(np.full((1, data.n), root), data.x0, data.target)],
+        )
+
     def option_objective(
         self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
     ) -> np.ndarray | None:
@@ -209,6 +223,9 @@ class TransactionCostTerm(Term):
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         return {"rate": data.cost_rate, "weight": self.weight}
+
+    def native(self, data: ProblemData) -> NativeParts:
+        return NativeParts(cost=data.cost_rate, cost_weight=self.weight)
 
 
 def impact_fit(max_trade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,6 +307,9 @@ class TradeCountTerm(Term):
             return {"penalty": np.zeros(data.n)}
         return {"penalty": weight * self._gamma}
 
+    def native(self, data: ProblemData) -> NativeParts:
+        return NativeParts(linear=Affine.traded(np.asarray(self.values(data)["penalty"], dtype=float)))
+
     def reweight(self, data: ProblemData, trades: np.ndarray) -> bool:
         self._round += 1
         if self._round >= self.iterations:
@@ -359,6 +379,17 @@ class _CovarianceTerm(Term):
             "idio_sd_b": k * sd * base,
         }
 
+    def native(self, data: ProblemData) -> NativeParts:
+        p = self.values(data)
+        if not p:
+            return NativeParts()
+        base = data.target if self.relative_to_target else None
+        root, sd = np.asarray(p["root"]), np.asarray(p["idio_sd"])
+        return NativeParts(
+            weight_squares=[(sd, base)],
+            low_rank=[Affine.weights_dense(np.ascontiguousarray(root.T), data.x0, base)],
+        )
+
     def option_objective(
         self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
     ) -> np.ndarray | None:
@@ -404,6 +435,9 @@ class TurnoverPenaltyTerm(Term):
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         return {"weight": self.weight}
 
+    def native(self, data: ProblemData) -> NativeParts:
+        return NativeParts(linear=Affine.traded(np.full(data.n, self.weight)))
+
     def option_objective(
         self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
     ) -> np.ndarray | None:
@@ -428,6 +462,11 @@ class BudgetTerm(Term):
 
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         return {"cash0": data.cash0 - data.backoff, "floor": data.min_cash_weight}
+
+    def native(self, data: ProblemData) -> NativeParts:
+        floor = data.min_cash_weight
+        spend = Affine.trades(1.0, -1.0, data.n).plus_cost(1.0 - floor)
+        return NativeParts(limits=[_at_most(self.name, spend, data.cash0 - data.backoff - floor)])
 
 
 _BOUND_REASONS = ("no_trade", "no_buy", "no_sell", "tolerance_band", "esg_screen")
@@ -478,6 +517,9 @@ class TradeBoundsTerm(Term):
             "held": data.x0,
         }
 
+    def native(self, data: ProblemData) -> NativeParts:
+        return NativeParts(buy_cap=_unbounded(data.buy_cap), sell_cap=_unbounded(data.sell_cap))
+
 
 class PositionCapTerm(Term):
     """w_i / (1 - c) <= cap_i, i.e. w_i + cap_i c <= cap_i: caps on post-trade weights."""
@@ -499,6 +541,11 @@ class PositionCapTerm(Term):
         cap = np.minimum(cap, NO_LIMIT)
         return {"cap": cap, "limit": cap - data.backoff}
 
+    def native(self, data: ProblemData) -> NativeParts:
+        cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
+        rows = Affine.weights_diag(np.ones(data.n), data.x0).plus_cost(np.where(np.isfinite(cap), cap, 0.0))
+        return NativeParts(limits=[_at_most(self.name, rows, cap - data.backoff)])
+
 
 class PositionFloorTerm(Term):
     """w_i >= floor_i (as a fraction of V_ref, so also of the smaller post-trade value)."""
@@ -517,6 +564,11 @@ class PositionFloorTerm(Term):
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         floor = data.position_floor if data.position_floor is not None else np.zeros(data.n)
         return {"floor": np.where(floor > 0, floor + data.backoff, floor)}
+
+    def native(self, data: ProblemData) -> NativeParts:
+        floor = np.asarray(self.values(data)["floor"], dtype=float)
+        rows = Affine.weights_diag(np.ones(data.n), data.x0)
+        return NativeParts(limits=[NativeLimit(self.name, rows, floor, np.full(data.n, np.inf))])
 
 
 class SectorCapTerm(Term):
@@ -543,6 +595,13 @@ class SectorCapTerm(Term):
         cap = np.minimum(cap, NO_LIMIT)
         return {"cap": cap, "limit": cap - data.backoff}
 
+    def native(self, data: ProblemData) -> NativeParts:
+        m = len(data.sector_names)
+        cap = data.sector_cap if data.sector_cap is not None else np.full(m, np.inf)
+        rows = Affine.weights_sparse(data.sector_of, np.ones(data.n), m, data.x0)
+        rows = rows.plus_cost(np.where(np.isfinite(cap), cap, 0.0))
+        return NativeParts(limits=[_at_most(self.name, rows, cap - data.backoff)])
+
 
 class ESGFloorTerm(Term):
     """sum_i (score_i - floor) w_i >= 0: the value-weighted average score of positions >= floor."""
@@ -567,6 +626,11 @@ class ESGFloorTerm(Term):
         # No back-off here: selling out entirely (w = 0) must stay feasible when every score is low.
         return {"excess": (data.esg - data.esg_floor) / span, "margin": 0.0}
 
+    def native(self, data: ProblemData) -> NativeParts:
+        excess = np.asarray(self.values(data)["excess"], dtype=float)
+        rows = Affine.weights_dense(excess[None, :], data.x0)
+        return NativeParts(limits=[NativeLimit(self.name, rows, np.zeros(1), np.full(1, np.inf))])
+
 
 class TurnoverCapTerm(Term):
     """sum_i |u_i| V_ref / V <= max_turnover (turnover as a fraction of value before trading)."""
@@ -585,6 +649,19 @@ class TurnoverCapTerm(Term):
     def values(self, data: ProblemData) -> Mapping[str, Value]:
         budget = data.turnover_budget if data.turnover_budget is not None else NO_LIMIT
         return {"budget": max(budget - data.backoff, 0.0)}
+
+    def native(self, data: ProblemData) -> NativeParts:
+        budget = np.asarray(self.values(data)["budget"], dtype=float)
+        return NativeParts(limits=[_at_most(self.name, Affine.traded(np.ones(data.n)), budget)])
+
+
+def _at_most(name: str, rows: Affine, upper: float | np.ndarray) -> NativeLimit:
+    return NativeLimit(name, rows, np.full(rows.m, -np.inf), np.broadcast_to(np.asarray(upper, dtype=float), (rows.m,)))
+
+
+def _unbounded(cap: np.ndarray) -> np.ndarray:
+    """Caps at ``NO_LIMIT`` (cvxpy's stand-in for none) become infinite for the native solvers."""
+    return np.where(cap >= NO_LIMIT, np.inf, cap)
 
 
 def constraint_terms() -> list[Term]:

@@ -1,0 +1,165 @@
+"""The native QP (``_native``) against the cvxpy form of the same terms, and its solver policy.
+
+Every built-in term states its piece twice: as cvxpy expressions and as sparse rows. These tests
+hold the two equal (objective and every limit at arbitrary trades, and the solutions), so the
+fast path can never drift from the problem the terms describe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from tests.optimizer.test_properties import requests
+
+from finwiz import FactorModel, InvalidPortfolioError, PortfolioConfiguration, rebalance
+from finwiz.optimizer import (
+    RebalancingEngine,
+    RiskTerm,
+    TrackingErrorTerm,
+    TurnoverPenaltyTerm,
+    assemble,
+    build_problem_data,
+    clear_cache,
+)
+from finwiz.optimizer import _native as native
+from finwiz.optimizer._assembler import OBJECTIVE_SCALE
+from finwiz.optimizer._solve import native_qp, solve, solve_terms
+from finwiz.optimizer._terms import Term, constraint_terms
+
+
+def factor_model(symbols: list[str], seed: int) -> FactorModel:
+    rng = np.random.default_rng(seed)
+    k = 3
+    names = [f"f{i}" for i in range(k)]
+    return FactorModel(
+        loadings=pd.DataFrame(rng.normal(0, 0.02, (len(symbols), k)), index=symbols, columns=names),
+        factor_covariance=pd.DataFrame(np.eye(k), index=names, columns=names),
+        idiosyncratic_variance=pd.Series(rng.uniform(1e-4, 4e-4, len(symbols)), index=symbols),
+    )
+
+
+def terms_for(config: PortfolioConfiguration, data: Any, extra: list[Term]) -> list[Term]:
+    strategy = RebalancingEngine().strategies[config.method]
+    return [t for t in [*strategy.terms(data), *constraint_terms(), *extra] if t.applies(data)]
+
+
+def problem(request: tuple[PortfolioConfiguration, dict[str, float]], with_risk: bool, seed: int) -> tuple[Any, ...]:
+    config, prices = request
+    fm = factor_model(config.symbols, seed) if with_risk else None
+    try:
+        data = build_problem_data(config, prices, factor_model=fm)
+    except InvalidPortfolioError:  # refused requests have their own tests
+        assume(False)
+    extra: list[Term] = [TurnoverPenaltyTerm(1e-3)]
+    if with_risk:
+        extra += [RiskTerm(0.3), TrackingErrorTerm(2.0)]
+    return config, data, terms_for(config, data, extra)
+
+
+@settings(max_examples=40)
+@given(requests(max_assets=40), st.booleans(), st.integers(0, 2**16))
+def test_native_rows_equal_the_cvxpy_terms(
+    request: tuple[PortfolioConfiguration, dict[str, float]], with_risk: bool, seed: int
+) -> None:
+    """Objective and every limit group agree at arbitrary (not optimal) trades."""
+    _, data, terms = problem(request, with_risk, seed)
+    qp = native_qp(terms, data)
+    assert qp is not None
+    rng = np.random.default_rng(seed)
+    buy = rng.uniform(0, 0.05, data.n) * rng.integers(0, 2, data.n)
+    sell = np.minimum(rng.uniform(0, 0.05, data.n) * rng.integers(0, 2, data.n), data.x0)
+    cost = float(rng.uniform(0, 0.01))
+    assembled = assemble(terms, data)
+    with assembled.lock:
+        assembled.set_values(terms, data)
+        v = assembled.variables
+        v.buy.value, v.sell.value, v.cost.value = buy, sell, cost
+        v.weights.value = data.x0 + buy - sell
+        expected = float(assembled.problem.objective.value) / OBJECTIVE_SCALE
+        limits = assembled.limit_residuals()
+    assert qp.objective_at_trades(buy, sell, cost) == pytest.approx(expected, rel=1e-9, abs=1e-13)
+    got = qp.residuals(qp.point(buy, sell, cost))
+    for name, value in limits.items():
+        if name in ("buy_limits", "sell_limits"):
+            continue  # one native group, checked below
+        assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    bounds = max(limits.get("buy_limits", 0.0), limits.get("sell_limits", 0.0))
+    assert got["trade_bounds"] == pytest.approx(bounds, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=30)
+@given(requests(max_assets=40), st.booleans(), st.integers(0, 2**16))
+def test_native_solution_equals_the_cvxpy_solution(
+    request: tuple[PortfolioConfiguration, dict[str, float]], with_risk: bool, seed: int
+) -> None:
+    _, data, terms = problem(request, with_risk, seed)
+    assembled = assemble(terms, data)
+    try:
+        with assembled.lock:
+            assembled.set_values(terms, data)
+            reference = solve(assembled, "CLARABEL")
+    except Exception:  # infeasible requests are the diagnosis tests' business
+        return
+    got = solve_terms(terms, data)
+    assert got.objective == pytest.approx(reference.objective, rel=1e-7, abs=1e-12)
+    assert np.max(np.abs(got.trades - reference.trades)) < 1e-6
+    assert got.residual <= 1e-7
+
+
+def test_kkt_check_refuses_a_point_that_is_not_optimal(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
+    data = build_problem_data(sample_config, sample_prices)
+    terms = terms_for(sample_config, data, [])
+    qp = native_qp(terms, data)
+    assert qp is not None
+    found = native.solve_clarabel(qp, 10.0)
+    assert found.z is not None
+    assert found.y is not None
+    assert native.kkt_certified(qp, found.z, found.y)
+    assert not native.kkt_certified(qp, found.z, np.zeros_like(found.y))  # no duals: not stationary
+    feasible_but_worse = np.zeros_like(found.z)  # no trade at all is feasible here
+    assert not native.kkt_certified(qp, feasible_but_worse, found.y)
+
+
+def test_uncertified_osqp_falls_back_to_clarabel(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_cache()
+    expected = rebalance(sample_config, sample_prices, solver="CLARABEL")
+    monkeypatch.setattr(native, "kkt_certified", lambda *args: False)
+    got = rebalance(sample_config, sample_prices, solver="OSQP")
+    assert got.solver == "CLARABEL"
+    assert [t.model_dump() for t in got.trades] == [t.model_dump() for t in expected.trades]
+
+
+def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    """A solve that had to tighten OSQP's tolerances leaves the kept workspace as it found it."""
+    clear_cache()
+    for scale in (1.0, 1.02, 0.97):
+        rebalance(sample_config, sample_prices * scale)
+    assert native.native_cache_info()["hits"] >= 2
+    for workspace in native._cache.values():
+        assert workspace.solver.settings.eps_abs == native.OSQP_SETTINGS["eps_abs"]
+        assert workspace.solver.settings.eps_rel == native.OSQP_SETTINGS["eps_rel"]
+
+
+def test_terms_without_native_form_are_solved_through_cvxpy(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
+    class CvxpyOnly(TurnoverPenaltyTerm):
+        def native(self, data: Any) -> None:
+            return None
+
+    engine = RebalancingEngine()
+    engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyOnly(1e-4)]  # type: ignore[arg-type]
+    engine.strategies["native"] = [*engine.strategies["minimize_costs"].terms(None), TurnoverPenaltyTerm(1e-4)]  # type: ignore[arg-type]
+    via_cvxpy = engine.rebalance(sample_config.model_copy(update={"method": "cvxpy_only"}), sample_prices)
+    via_native = engine.rebalance(sample_config.model_copy(update={"method": "native"}), sample_prices)
+    assert via_cvxpy.objective_value == pytest.approx(via_native.objective_value, rel=1e-7)
+    assert via_cvxpy.post_trade_holdings == via_native.post_trade_holdings
