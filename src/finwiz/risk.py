@@ -99,8 +99,12 @@ class FactorModel:
 
     @property
     def symbols(self) -> list[str]:
-        """Symbols covered, in order."""
-        return [str(s) for s in self.loadings.index]
+        """Symbols covered, in order (a fresh list; the model is frozen, so it is built once)."""
+        cached = self.__dict__.get("_symbols")
+        if cached is None:
+            cached = [str(s) for s in self.loadings.index.tolist()]
+            self.__dict__["_symbols"] = cached  # frozen dataclass: cache beside the fields
+        return list(cached)
 
     @property
     def n_factors(self) -> int:

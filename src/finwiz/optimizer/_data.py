@@ -124,6 +124,10 @@ def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str])
 
     ``prices`` may map symbols to numbers or to objects with a ``price`` attribute (``PriceData``).
     """
+    if isinstance(prices, pd.Series) and pd.api.types.is_numeric_dtype(prices.dtype):
+        fast = _numeric_series(prices, symbols)
+        if fast is not None:
+            return fast
     if isinstance(prices, pd.Series):
         items: list[tuple[Any, Any]] = list(prices.items())
     elif isinstance(prices, Mapping):
@@ -150,6 +154,22 @@ def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str])
             raise PriceDataError(symbol, f"price {price} is not a positive finite number")
         out[i] = price
     return out
+
+
+def _numeric_series(prices: pd.Series, symbols: Sequence[str]) -> np.ndarray | None:
+    """The common case without a per-item loop: a numeric Series whose labels are canonical,
+    unique and cover ``symbols``, with positive finite values for them. None otherwise: the
+    general path then names the missing, repeated or bad symbol."""
+    labels = prices.index.tolist()
+    if labels == list(symbols):  # the same universe in the same order (symbols are canonical)
+        picked = prices.to_numpy(dtype=float)
+    else:
+        if not prices.index.is_unique or not all(isinstance(s, str) and s.strip().upper() == s for s in labels):
+            return None
+        picked = prices.reindex(list(symbols)).to_numpy(dtype=float)
+    if not (np.isfinite(picked).all() and (picked > 0).all()):
+        return None
+    return np.asarray(picked)
 
 
 def _per_symbol(values: Mapping[str, float], symbols: Sequence[str], default: float) -> np.ndarray:

@@ -343,29 +343,42 @@ class RebalancingEngine:
 
     @staticmethod
     def _trades(data: ProblemData, state: PostTradeState) -> list[TradeRecommendation]:
-        trades: list[TradeRecommendation] = []
-        for i in np.flatnonzero(state.trade_shares != 0):
-            qty = float(state.trade_shares[i])
-            cost = float(state.transaction_costs[i])
-            impact = float(state.impact_costs[i])
-            trades.append(
-                TradeRecommendation.model_construct(
-                    symbol=data.symbols[i],
-                    action=TradeAction.BUY if qty > 0 else TradeAction.SELL,
-                    shares=abs(qty),
-                    price=float(data.prices[i]),
-                    trade_value=abs(float(state.trade_values[i])),
-                    transaction_cost=cost,
-                    market_impact_cost=impact,
-                    total_estimated_cost=cost + impact,
-                    current_shares=float(data.shares[i]),
-                    post_trade_shares=float(state.shares_after[i]),
-                    current_weight=float(data.current_weights[i]),
-                    target_weight=float(data.target[i]),
-                    post_trade_weight=float(state.weights_after[i]),
-                )
+        idx = np.flatnonzero(state.trade_shares != 0)
+        qty = state.trade_shares[idx]
+        cost = state.transaction_costs[idx]
+        impact = state.impact_costs[idx]
+        columns = zip(
+            idx.tolist(),
+            qty.tolist(),
+            data.prices[idx].tolist(),
+            np.abs(state.trade_values[idx]).tolist(),
+            cost.tolist(),
+            impact.tolist(),
+            data.shares[idx].tolist(),
+            state.shares_after[idx].tolist(),
+            data.current_weights[idx].tolist(),
+            data.target[idx].tolist(),
+            state.weights_after[idx].tolist(),
+            strict=True,
+        )
+        return [
+            TradeRecommendation.model_construct(
+                symbol=data.symbols[i],
+                action=TradeAction.BUY if q > 0 else TradeAction.SELL,
+                shares=abs(q),
+                price=price,
+                trade_value=value,
+                transaction_cost=c,
+                market_impact_cost=m,
+                total_estimated_cost=c + m,
+                current_shares=held,
+                post_trade_shares=after,
+                current_weight=current,
+                target_weight=target,
+                post_trade_weight=weight,
             )
-        return trades
+            for i, q, price, value, c, m, held, after, current, target, weight in columns
+        ]
 
     @staticmethod
     def _result(
