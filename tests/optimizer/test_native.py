@@ -163,3 +163,31 @@ def test_terms_without_native_form_are_solved_through_cvxpy(
     via_native = engine.rebalance(sample_config.model_copy(update={"method": "native"}), sample_prices)
     assert via_cvxpy.objective_value == pytest.approx(via_native.objective_value, rel=1e-7)
     assert via_cvxpy.post_trade_holdings == via_native.post_trade_holdings
+
+
+def test_structure_where_polishing_fails_goes_to_the_interior_point_solver(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where polishing cannot hold a structure's bounds (2000 assets, zero costs), its requests
+    skip OSQP from then on, and a repeated request still gets the same trades."""
+    clear_cache()
+    monkeypatch.setattr(native, "POLISHED_RESIDUAL", -1.0)  # every polished point refused
+    first = rebalance(sample_config, sample_prices)
+    assert first.solver == "CLARABEL"
+    data = build_problem_data(sample_config, sample_prices)
+    terms = terms_for(sample_config, data, [])
+    qp = native_qp(terms, data)
+    assert qp is not None
+    keys = list(native._cache)
+    assert [native.plan(qp, key) for key in keys] == ["interior"] * len(keys)
+    calls: list[str] = []
+    original = native.solve_osqp
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append("osqp")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("finwiz.optimizer._solve.solve_osqp", recording)
+    again = rebalance(sample_config, sample_prices)
+    assert calls == []
+    assert [t.model_dump() for t in again.trades] == [t.model_dump() for t in first.trades]

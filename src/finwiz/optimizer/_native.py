@@ -44,10 +44,10 @@ __all__ = [
     "clear_native_cache",
     "kkt_certified",
     "native_cache_info",
+    "plan",
     "polish_osqp",
     "solve_clarabel",
     "solve_osqp",
-    "warm_workspace",
 ]
 
 _CACHE_SIZE = 32
@@ -368,6 +368,7 @@ class NativeSolution:
     z: np.ndarray | None
     y: np.ndarray | None
     iterations: int
+    seconds: float = 0.0
 
 
 OSQP_SETTINGS: dict[str, Any] = {
@@ -435,6 +436,12 @@ class _Workspace:
     p_values: np.ndarray
     a_values: np.ndarray
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Whether polishing holds for this structure: at 2000 assets it leaves bounds ~1e-10 short
+    # (and on zero-cost problems 1e-9), and then every request goes to Clarabel directly.
+    trusted: bool = True
+    # What the interior-point solve of this structure took: a warm ADMM solve that takes longer
+    # is stopped and Clarabel answers instead, so the warm path never costs much more than cold.
+    interior_seconds: float | None = None
 
     def matches(self, qp: NativeQP) -> bool:
         return _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)
@@ -461,11 +468,15 @@ def _same_pattern(matrix: sparse.csc_matrix, pattern: tuple[np.ndarray, np.ndarr
     return np.array_equal(matrix.indptr, pattern[0]) and np.array_equal(matrix.indices, pattern[1])
 
 
-def warm_workspace(qp: NativeQP, key: Hashable) -> bool:
-    """Whether an OSQP workspace of ``qp``'s sparsity pattern is kept for ``key``."""
+def plan(qp: NativeQP, key: Hashable) -> str:
+    """How to solve ``qp`` under the automatic policy: ``"warm"`` (a trusted OSQP workspace of its
+    pattern is kept), ``"interior"`` (one is kept but polishing does not hold for this structure)
+    or ``"cold"`` (none yet)."""
     with _cache_lock:
         workspace = _cache.get(key)
-    return workspace is not None and workspace.matches(qp)
+    if workspace is None or not workspace.matches(qp):
+        return "cold"
+    return "warm" if workspace.trusted else "interior"
 
 
 def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> tuple[_Workspace, bool]:
@@ -504,6 +515,8 @@ def solve_osqp(qp: NativeQP, key: Hashable, time_limit: float) -> NativeSolution
     tighter tolerances before the caller falls back to Clarabel.
     """
     workspace, fresh = _workspace(qp, key, time_limit)
+    if workspace.interior_seconds is not None:
+        time_limit = min(time_limit, max(workspace.interior_seconds, 1e-3))
     iterations = 0
     with workspace.lock:
         if not fresh:
@@ -545,7 +558,10 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
         if not fresh:
             workspace.load(qp, time_limit)
         workspace.solver.warm_start(x=start.z, y=start.y)
-    return solve_osqp(qp, key, time_limit)
+    polished = solve_osqp(qp, key, time_limit)
+    workspace.trusted = polished.z is not None
+    workspace.interior_seconds = start.seconds
+    return polished
 
 
 def solve_clarabel(qp: NativeQP, time_limit: float) -> NativeSolution:
@@ -581,7 +597,7 @@ def solve_clarabel(qp: NativeQP, time_limit: float) -> NativeSolution:
     y[equal] = duals[:n_eq]
     y[has_upper] += duals[n_eq : n_eq + n_up]
     y[has_lower] -= duals[n_eq + n_up :]
-    return NativeSolution("optimal", np.array(result.x, dtype=float), y, iterations)
+    return NativeSolution("optimal", np.array(result.x, dtype=float), y, iterations, float(result.solve_time))
 
 
 def native_cache_info() -> dict[str, int]:

@@ -27,10 +27,10 @@ from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._native import (
     NativeQP,
     build_qp,
+    plan,
     polish_osqp,
     solve_clarabel,
     solve_osqp,
-    warm_workspace,
 )
 from finwiz.optimizer._terms import Term
 
@@ -183,7 +183,8 @@ def solve_terms(
             return solve(assembled, solver, time_limit=time_limit)
     order = _order(solver)
     key = ("native", data.structure(), tuple(term.structure(data) for term in terms))
-    if solver == "auto" and warm_workspace(qp, key):
+    route = plan(qp, key) if solver == "auto" else "explicit"
+    if route == "warm":
         # A kept OSQP workspace of this structure: warm ADMM plus polishing, certified by KKT,
         # is ~10x faster than an interior-point solve from scratch; Clarabel stays the fallback.
         order = ("OSQP", "CLARABEL")
@@ -209,7 +210,7 @@ def solve_terms(
             failures.append(f"{name}: status {found.status}")
             continue
         z = found.z
-        if name == "CLARABEL" and solver == "auto":
+        if name == "CLARABEL" and route in ("warm", "cold"):
             polished = polish_osqp(qp, key, found, time_limit)
             if polished.z is not None and max(qp.residuals(polished.z).values()) <= FEASIBILITY_TOLERANCE:
                 attempts.append("OSQP")
