@@ -35,6 +35,9 @@ import numpy as np
 from scipy import sparse
 
 __all__ = [
+    "COST",
+    "NET",
+    "TURNOVER",
     "Affine",
     "NativeLimit",
     "NativeParts",
@@ -53,9 +56,18 @@ __all__ = [
 _CACHE_SIZE = 32
 
 
+COST, TURNOVER, NET = -1, -2, -3
+"""Column codes of the scalar variables, placed after buy and sell by :func:`build_qp`: the cost
+``c``, the turnover ``tau = 1'(buy + sell)`` and the net purchase ``nu = 1'(buy - sell)``. Terms
+write their one-row limits on these instead of dense rows over every asset: the budget, a turnover
+cap and a uniform cost rate were three nearly parallel dense rows, and ADMM took ~1000 iterations
+cold on them (the peers benchmark's raw OSQP found the same: 3600 -> 100 at 500 assets)."""
+
+
 @dataclass(frozen=True)
 class Affine:
-    """Rows ``A z + b`` over the trade variables ``z = [buy (n), sell (n), cost]``, as triplets."""
+    """Rows ``A z + b`` over ``z = [buy (n), sell (n)]`` and the scalar columns (``COST``,
+    ``TURNOVER``, ``NET``, as negative column codes), as triplets."""
 
     rows: np.ndarray
     cols: np.ndarray
@@ -73,12 +85,8 @@ class Affine:
         n = len(x0)
         idx = np.arange(n)
         shift = x0 if base is None else x0 - base
-        return cls(
-            np.concatenate([idx, idx]),
-            np.concatenate([idx, idx + n]),
-            np.concatenate([scale, -scale]),
-            scale * shift,
-        )
+        both = np.concatenate([idx, idx])
+        return cls(both, np.concatenate([idx, idx + n]), np.concatenate([scale, -scale]), scale * shift)
 
     @classmethod
     def weights_dense(cls, matrix: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
@@ -88,12 +96,8 @@ class Affine:
         cols = np.tile(np.arange(n), m)
         flat = matrix.ravel()
         shift = x0 if base is None else x0 - base
-        return cls(
-            np.concatenate([rows, rows]),
-            np.concatenate([cols, cols + n]),
-            np.concatenate([flat, -flat]),
-            matrix @ shift,
-        )
+        both = np.concatenate([rows, rows])
+        return cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
 
     @classmethod
     def weights_sparse(cls, row_of: np.ndarray, coef: np.ndarray, m: int, x0: np.ndarray) -> Affine:
@@ -103,35 +107,26 @@ class Affine:
         rows = row_of[idx]
         offset = np.zeros(m)
         np.add.at(offset, rows, coef[idx] * x0[idx])
-        return cls(
-            np.concatenate([rows, rows]),
-            np.concatenate([idx, idx + n]),
-            np.concatenate([coef[idx], -coef[idx]]),
-            offset,
-        )
+        both = np.concatenate([rows, rows])
+        return cls(both, np.concatenate([idx, idx + n]), np.concatenate([coef[idx], -coef[idx]]), offset)
 
     @classmethod
     def traded(cls, coef: np.ndarray) -> Affine:
-        """One row: ``coef' (buy + sell)``."""
+        """One row: ``coef' (buy + sell)`` (per-asset coefficients; for equal ones use ``TURNOVER``)."""
         n = len(coef)
         return cls(np.zeros(2 * n, dtype=np.int64), np.arange(2 * n), np.concatenate([coef, coef]), np.zeros(1))
 
     @classmethod
-    def trades(cls, buy: float, sell: float, n: int) -> Affine:
-        """One row: ``buy 1'buy + sell 1'sell``."""
-        return cls(
-            np.zeros(2 * n, dtype=np.int64),
-            np.arange(2 * n),
-            np.concatenate([np.full(n, buy), np.full(n, sell)]),
-            np.zeros(1),
-        )
+    def scalar(cls, column: int, coef: float = 1.0) -> Affine:
+        """One row: ``coef x`` one of the scalar columns (``COST``, ``TURNOVER``, ``NET``)."""
+        return cls(np.zeros(1, dtype=np.int64), np.array([column]), np.array([coef], dtype=float), np.zeros(1))
 
-    def plus_cost(self, coef: float | np.ndarray) -> Affine:
-        """These rows plus ``coef x cost`` (a scalar or one coefficient per row)."""
+    def plus(self, column: int, coef: float | np.ndarray) -> Affine:
+        """These rows plus ``coef x`` a scalar column (one coefficient, or one per row)."""
         values = np.broadcast_to(np.asarray(coef, dtype=float), (self.m,))
         return Affine(
             np.concatenate([self.rows, np.arange(self.m)]),
-            np.concatenate([self.cols, np.full(self.m, -1)]),  # -1: the cost column, placed by build_qp
+            np.concatenate([self.cols, np.full(self.m, column)]),
             np.concatenate([self.vals, values]),
             self.offset,
         )
@@ -152,6 +147,7 @@ class NativeParts:
     """What a built-in term contributes to the native QP (see the module docstring)."""
 
     weight_squares: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)  # sum (s (w - b))^2
+    scalar_squares: list[tuple[int, float, float]] = field(default_factory=list)  # (column, r, o): (r (z + o))^2
     low_rank: list[Affine] = field(default_factory=list)
     linear: Affine | None = None  # one row; its coefficients are added to q
     cost_weight: float = 0.0  # objective weight on the cost variable
@@ -163,7 +159,8 @@ class NativeParts:
 
 @dataclass(eq=False)
 class NativeQP:
-    """``min 0.5 z'Pz + q'z + const  s.t.  l <= Az <= u`` with named row groups."""
+    """``min 0.5 z'Pz + q'z + const  s.t.  l <= Az <= u`` with named row groups; ``z = [buy, sell,
+    cost, turnover, net, aux]``."""
 
     n: int
     P: sparse.csc_matrix  # upper triangle
@@ -173,19 +170,26 @@ class NativeQP:
     lower: np.ndarray
     upper: np.ndarray
     groups: list[tuple[str, int, int]]  # (name, first row, end row) of the checked rows
-    curvature: np.ndarray  # P's buy/sell blocks are [[c, -c], [-c, c]] per asset; aux diagonal 2 scale
+    curvature: np.ndarray  # P's buy/sell blocks are [[c, -c], [-c, c]] per asset
+    diagonal: np.ndarray  # P's diagonal on the scalar and aux columns
     aux: tuple[np.ndarray, np.ndarray, np.ndarray]  # F as triplets: aux = F z_trade + aux_offset
     aux_offset: np.ndarray
     scale: float
+    cost_unit: float  # the cost column holds c / cost_unit
+
+    def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
+        n = self.n
+        return np.maximum(z[:n], 0.0), np.maximum(z[n : 2 * n], 0.0), max(float(z[2 * n]) * self.cost_unit, 0.0)
 
     def hess(self, z: np.ndarray) -> np.ndarray:
         """``P z`` with the full symmetric ``P`` (numpy on the known block shape, no transpose)."""
         n = self.n
-        out = np.zeros_like(z)
+        out = np.empty_like(z)
         u = self.curvature * (z[:n] - z[n : 2 * n])
         out[:n] = u
         out[n : 2 * n] = -u
-        out[2 * n + 1 :] = 2.0 * self.scale * z[2 * n + 1 :]
+        out[2 * n :] = self.diagonal * z[2 * n :]
         return out
 
     def residuals(self, z: np.ndarray) -> dict[str, float]:
@@ -202,8 +206,9 @@ class NativeQP:
         return float((0.5 * z @ self.hess(z) + self.q @ z + self.const) / self.scale)
 
     def point(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
-        """The full variable vector for given trades (auxiliary variables filled in)."""
-        head = np.concatenate([buy, sell, [cost]])
+        """The full variable vector for given trades (turnover, net and aux variables filled in)."""
+        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum())]
+        head = np.concatenate([buy, sell, scalars])
         rows, cols, vals = self.aux
         aux = np.bincount(rows, weights=vals * head[cols], minlength=len(self.aux_offset)) + self.aux_offset
         return np.concatenate([head, aux])
@@ -213,8 +218,9 @@ class NativeQP:
         return self.objective(self.point(buy, sell, cost))
 
 
-def _triplets(affines: Sequence[Affine], first_row: int, cost_col: int) -> tuple[np.ndarray, ...]:
-    """Rows, columns, values and offsets of ``affines`` stacked from ``first_row`` (cost column set)."""
+def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
+    """Rows, columns (scalar codes placed after buy and sell) and values of ``affines`` stacked
+    from ``first_row``, and their offsets."""
     if not affines:
         empty = np.zeros(0)
         return empty.astype(np.int64), empty.astype(np.int64), empty, empty
@@ -222,7 +228,7 @@ def _triplets(affines: Sequence[Affine], first_row: int, cost_col: int) -> tuple
     base = first_row
     for a in affines:
         rows.append(a.rows + base)
-        cols.append(np.where(a.cols < 0, cost_col, a.cols))
+        cols.append(np.where(a.cols < 0, 2 * n - 1 - a.cols, a.cols))  # -1, -2, -3 -> 2n, 2n+1, 2n+2
         vals.append(a.vals)
         offsets.append(a.offset)
         base += a.m
@@ -269,15 +275,18 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
     n = len(x0)
-    nt = 2 * n + 1
-    cost_col = 2 * n
+    nt = 2 * n + 3  # buy, sell, cost, turnover, net
+    cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
     low_rank = [a for p in parts for a in p.low_rank]
     k = sum(a.m for a in low_rank)
     nz = nt + k
 
-    # Objective. Diagonal squares sum_i s_i^2 (w_i - b_i)^2 with w = x0 + buy - sell.
+    # Objective. Diagonal squares sum_i s_i^2 (w_i - b_i)^2 with w = x0 + buy - sell, squares of
+    # scalar columns, and one auxiliary variable (diagonal 2) per low-rank row.
     curvature = np.zeros(n)
     slope = np.zeros(n)
+    diagonal = np.zeros(nz - 2 * n)
+    diagonal[3:] = 2.0
     const = 0.0
     q = np.zeros(nz)
     for p in parts:
@@ -287,20 +296,28 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
             curvature += s2
             slope += 2.0 * s2 * shift
             const += float(s2 @ (shift * shift))
+        for column, root_s, offset_s in p.scalar_squares:
+            place = 2 * n - 1 - column
+            diagonal[place - 2 * n] += 2.0 * root_s * root_s
+            q[place] += 2.0 * root_s * root_s * offset_s
+            const += (root_s * offset_s) ** 2
         if p.linear is not None:
-            np.add.at(q, np.where(p.linear.cols < 0, cost_col, p.linear.cols), p.linear.vals)
+            np.add.at(q, np.where(p.linear.cols < 0, 2 * n - 1 - p.linear.cols, p.linear.cols), p.linear.vals)
         q[cost_col] += p.cost_weight
     q[:n] += slope
     q[n : 2 * n] -= slope
-    # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); cost none;
-    # aux j (nt+j, nt+j).
+    curvature *= 2.0
+    # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
+    # diagonal of every scalar and aux column.
     idx = np.arange(n)
-    p_indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), [3 * n], 3 * n + np.arange(1, k + 1)])
-    p_indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), nt + np.arange(k)])
-    p_data = np.concatenate([2 * curvature, np.column_stack([-2 * curvature, 2 * curvature]).ravel(), np.full(k, 2.0)])
+    rest = np.arange(2 * n, nz)
+    p_indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
+    p_indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), rest])
+    p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
     p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
 
-    # Rows: variable bounds, the cost definition, the limits (checked), then the aux rows.
+    # Rows: variable bounds; the definitions of turnover and net purchase; the cost; the limits
+    # (all checked); then the aux rows.
     buy_cap = np.full(n, np.inf)
     sell_cap = np.full(n, np.inf)
     rate = np.zeros(n)
@@ -314,15 +331,31 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
             rate = rate + p.cost
             has_cost = True
     every = np.arange(nt)
-    rows = [every, np.full(nt, nt)]
-    cols = [every, every]
-    vals = [np.ones(nt), np.concatenate([-rate, -rate, [1.0]])]
-    lower = [np.zeros(nt), np.zeros(1)]
-    upper = [np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0]]), np.full(1, np.inf)]
-    groups = [("trade_bounds", 0, nt), ("cost", nt, nt + 1)]
-    row = nt + 1
+    both = np.arange(2 * n)
+    ones, signs = np.ones(2 * n), np.concatenate([np.ones(n), -np.ones(n)])
+    first = nt
+    rows = [every, np.full(2 * n + 1, first), np.full(2 * n + 1, first + 1)]
+    cols = [every, np.append(both, turnover_col), np.append(both, net_col)]
+    vals = [np.ones(nt), np.append(-ones, 1.0), np.append(-signs, 1.0)]
+    uniform = bool(np.all(rate == rate[0])) if n else True
+    if uniform:  # c >= r tau: two entries, not a third dense row over the assets
+        rows.append(np.full(2, first + 2))
+        cols.append(np.array([cost_col, turnover_col]))
+        vals.append(np.array([1.0, -float(rate[0]) if n else 0.0]))
+    else:
+        rows.append(np.full(2 * n + 1, first + 2))
+        cols.append(np.append(both, cost_col))
+        vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
+    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf]]), np.zeros(2), np.zeros(1)]
+    upper = [
+        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf]]),
+        np.zeros(2),
+        np.full(1, np.inf),
+    ]
+    groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
+    row = first + 3
     limits = [lim for p in parts for lim in p.limits]
-    r, c, v, offset = _triplets([lim.rows for lim in limits], row, cost_col)
+    r, c, v, offset = _triplets([lim.rows for lim in limits], row, n)
     rows.append(r)
     cols.append(c)
     vals.append(v)
@@ -332,14 +365,21 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     for lim in limits:
         groups.append((lim.name, row, row + lim.rows.m))
         row += lim.rows.m
-    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(low_rank, 0, cost_col)
+    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(low_rank, 0, n)
     if k:
         rows += [aux_rows + row, row + np.arange(k)]
         cols += [aux_cols, nt + np.arange(k)]
         vals += [aux_vals, -np.ones(k)]
         lower.append(-aux_offset)
         upper.append(-aux_offset)
-    a_matrix = _csc(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), (row + k, nz))
+    rows_all, cols_all, vals_all = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
+    # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
+    positive = rate[rate > 0]
+    cost_unit = float(positive.mean()) if positive.size else 1.0
+    vals_all = np.where(cols_all == cost_col, vals_all * cost_unit, vals_all)
+    q[cost_col] *= cost_unit
+    a_matrix = _csc(rows_all, cols_all, vals_all, (row + k, nz))
     return NativeQP(
         n=n,
         P=p_matrix,
@@ -349,10 +389,12 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
         lower=np.concatenate(lower),
         upper=np.concatenate(upper),
         groups=groups,
-        curvature=2.0 * scale * curvature,
+        curvature=curvature * scale,
+        diagonal=diagonal * scale,
         aux=(aux_rows, aux_cols, aux_vals),
         aux_offset=aux_offset,
         scale=scale,
+        cost_unit=cost_unit,
     )
 
 
@@ -374,17 +416,13 @@ class NativeSolution:
 OSQP_SETTINGS: dict[str, Any] = {
     # Loose ADMM tolerances on purpose: polishing then solves the KKT system of the active set
     # exactly, and :func:`kkt_certified` checks the result (a wrong active set fails the check,
-    # and ADMM goes on at tighter tolerances). Measured on 80 warm 100-asset solves: 25-125
-    # iterations at 1e-3 against 600+ at 1e-9, with the same polished answer. No Ruiz scaling
-    # (the problem is scaled by construction; with it, dense factor rows took 2-3x the
-    # iterations) and rho = 1: mean iterations 215 -> 85 (accounts batch), 261 -> 47 (risk aware).
+    # and ADMM goes on at tighter tolerances). With the cost in rate units (``build_qp``) OSQP's
+    # own scaling and step size do best: at 500 assets 225 iterations cold, 25-50 warm.
     "eps_abs": 1e-3,
     "eps_rel": 1e-3,
-    "scaling": 0,
-    "rho": 1.0,
     "eps_prim_inf": 1e-9,
     "eps_dual_inf": 1e-9,
-    "max_iter": 20_000,
+    "max_iter": 4_000,  # measured cold: 175-525 iterations (100-2000 assets); beyond, Clarabel answers
     "polishing": True,
     "polish_refine_iter": 10,
     "adaptive_rho": True,

@@ -30,6 +30,7 @@ __all__ = ["RoundingOutcome", "round_trades"]
 _MARGIN = 1e-10  # tightening (weight units) so float noise never breaches a limit
 _MARGINS = (_MARGIN, 1e-8, 1e-6)
 _EPS = 1e-12
+_SNAP = 1e-12  # relative: well above float noise (1e-16), far below a lot
 _ROW_SCALE = 1e4
 
 
@@ -53,8 +54,14 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     Returns the table, which entries are admissible (per-asset rules, duplicates removed), and
     which are the continuous trade's own neighbours (rounded down or up).
     """
-    s = target_shares
     lot, held, price = data.lot, data.shares, data.prices
+    # A trade within float noise of a lot multiple or of the whole holding is exactly that: an
+    # optimum polished onto an active bound (sell everything) comes back an ulp either side of
+    # it, and which side must not change the candidates (same input, same trades).
+    lots = target_shares / lot
+    tolerance = _SNAP * np.maximum(1.0, np.abs(lots))
+    lots = np.where(np.abs(lots - np.round(lots)) <= tolerance, np.round(lots), lots)
+    s = np.where(np.abs(lots * lot + held) <= _SNAP * np.maximum(1.0, held), -held, lots * lot)
     down = np.floor(s / lot + _EPS) * lot
     up = np.ceil(s / lot - _EPS) * lot
     has_min = (data.min_trade_value > 0) & (s != 0)
@@ -279,6 +286,12 @@ def round_trades(
     index[valid] = np.arange(m)
     price_table = np.full(table.shape, np.inf)
     price_table[valid] = c[:m]
+    # Candidates whose objectives differ by less than a billionth are tied (fractional lots differ
+    # by ~1e-20, float noise of the continuous optimum): ties go to the first column, so an ulp of
+    # solver noise never changes the trades (same input, same trades).
+    finite = np.where(np.isfinite(price_table), np.abs(price_table), 0.0)
+    unit = 1e-9 * np.maximum(finite.max(axis=1, keepdims=True), 1e-300)
+    price_table = np.where(np.isfinite(price_table), np.round(price_table / unit), np.inf)
     cheapest = index[np.arange(data.n), np.argmin(price_table, axis=1)]
     if admissible(cheapest):
         return outcome(cheapest, 0.0)

@@ -20,7 +20,7 @@ import cvxpy as cp
 import numpy as np
 
 from finwiz.optimizer._data import NO_LIMIT, ProblemData
-from finwiz.optimizer._native import Affine, NativeLimit, NativeParts
+from finwiz.optimizer._native import COST, NET, TURNOVER, Affine, NativeLimit, NativeParts
 
 __all__ = [
     "BudgetTerm",
@@ -193,7 +193,7 @@ class TargetTrackingTerm(Term):
         root = float(np.sqrt(self.weight))
         return NativeParts(
             weight_squares=[(np.full(data.n, root), data.target)],
-            low_rank=[Affine.weights_dense(np.full((1, data.n), root), data.x0, data.target)],
+            scalar_squares=[(NET, root, float(data.x0.sum() - data.target.sum()))],
         )
 
     def option_objective(
@@ -436,7 +436,7 @@ class TurnoverPenaltyTerm(Term):
         return {"weight": self.weight}
 
     def native(self, data: ProblemData) -> NativeParts:
-        return NativeParts(linear=Affine.traded(np.full(data.n, self.weight)))
+        return NativeParts(linear=Affine.scalar(TURNOVER, self.weight))
 
     def option_objective(
         self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
@@ -465,7 +465,7 @@ class BudgetTerm(Term):
 
     def native(self, data: ProblemData) -> NativeParts:
         floor = data.min_cash_weight
-        spend = Affine.trades(1.0, -1.0, data.n).plus_cost(1.0 - floor)
+        spend = Affine.scalar(NET).plus(COST, 1.0 - floor)
         return NativeParts(limits=[_at_most(self.name, spend, data.cash0 - data.backoff - floor)])
 
 
@@ -543,7 +543,7 @@ class PositionCapTerm(Term):
 
     def native(self, data: ProblemData) -> NativeParts:
         cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
-        rows = Affine.weights_diag(np.ones(data.n), data.x0).plus_cost(np.where(np.isfinite(cap), cap, 0.0))
+        rows = Affine.weights_diag(np.ones(data.n), data.x0).plus(COST, np.where(np.isfinite(cap), cap, 0.0))
         return NativeParts(limits=[_at_most(self.name, rows, cap - data.backoff)])
 
 
@@ -599,7 +599,7 @@ class SectorCapTerm(Term):
         m = len(data.sector_names)
         cap = data.sector_cap if data.sector_cap is not None else np.full(m, np.inf)
         rows = Affine.weights_sparse(data.sector_of, np.ones(data.n), m, data.x0)
-        rows = rows.plus_cost(np.where(np.isfinite(cap), cap, 0.0))
+        rows = rows.plus(COST, np.where(np.isfinite(cap), cap, 0.0))
         return NativeParts(limits=[_at_most(self.name, rows, cap - data.backoff)])
 
 
@@ -652,7 +652,7 @@ class TurnoverCapTerm(Term):
 
     def native(self, data: ProblemData) -> NativeParts:
         budget = np.asarray(self.values(data)["budget"], dtype=float)
-        return NativeParts(limits=[_at_most(self.name, Affine.traded(np.ones(data.n)), budget)])
+        return NativeParts(limits=[_at_most(self.name, Affine.scalar(TURNOVER), budget)])
 
 
 def _at_most(name: str, rows: Affine, upper: float | np.ndarray) -> NativeLimit:
