@@ -1,4 +1,5 @@
 import math
+import pickle
 
 import pytest
 
@@ -90,3 +91,56 @@ def test_holding_sector_and_esg_merge_into_config() -> None:
     )
     assert cfg.sectors == {"AAA": "Tech"}
     assert cfg.esg_scores == {"AAA": 7.0}
+
+
+def test_trusted_construction_equals_validation() -> None:
+    """The engine's fast constructor builds the same object validation builds, from every field."""
+    from finwiz.schemas import ComplianceCheck, TradeAction, TradeRecommendation
+
+    trade = {
+        "symbol": "AAPL",
+        "action": TradeAction.BUY,
+        "shares": 3.0,
+        "price": 190.5,
+        "trade_value": 571.5,
+        "transaction_cost": 0.57,
+        "market_impact_cost": 0.0,
+        "total_estimated_cost": 0.57,
+        "current_shares": 10.0,
+        "post_trade_shares": 13.0,
+        "current_weight": 0.1,
+        "target_weight": 0.12,
+        "post_trade_weight": 0.119,
+    }
+    check = {
+        "constraint": "sector_cap",
+        "term": "sector_cap",
+        "kind": "<=",
+        "limit": 0.25,
+        "value": 0.2,
+        "slack": 0.05,
+        "satisfied": True,
+    }
+    for model, values in ((TradeRecommendation, trade), (ComplianceCheck, check)):
+        assert set(values) == set(model.model_fields)  # the engine passes every field
+        fast, validated = model.trusted(**values), model.model_validate(values)
+        assert fast == validated
+        assert fast.model_dump() == validated.model_dump()
+        assert fast.model_fields_set == validated.model_fields_set
+        assert pickle.loads(pickle.dumps(fast)) == validated
+
+
+def test_engine_objects_built_without_validation_are_valid(
+    sample_config: PortfolioConfiguration, sample_prices: object
+) -> None:
+    from finwiz import rebalance
+    from finwiz.schemas import ComplianceCheck, TradeRecommendation
+
+    result = rebalance(sample_config, sample_prices)  # type: ignore[arg-type]
+    assert result.trades
+    for trade in result.trades:
+        assert trade.model_fields_set == set(TradeRecommendation.model_fields)
+        assert TradeRecommendation.model_validate(trade.model_dump()) == trade
+    for check in result.compliance:
+        assert check.model_fields_set == set(ComplianceCheck.model_fields)
+        assert ComplianceCheck.model_validate(check.model_dump()) == check

@@ -99,6 +99,18 @@ class _Model(BaseModel):
             raise InvalidPortfolioError(message, field=loc, symbol=symbol) from exc
 
     @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """An instance from values the engine computed itself: every field given, already of its
+        type, no validation. ``model_construct`` without its per-field loop (~1 us instead of ~8
+        per object; a 100-asset account makes ~85 trades). Tests hold it equal to validation."""
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(obj, "__pydantic_private__", None)
+        return obj
+
+    @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         """Validate ``obj`` like the constructor, raising :class:`InvalidPortfolioError`."""
         if isinstance(obj, Mapping):

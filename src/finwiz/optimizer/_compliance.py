@@ -83,7 +83,7 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
 
 def _check(name: str, term: str, kind: str, limit: float, value: float, scale: float = 1.0) -> ComplianceCheck:
     slack = limit - value if kind == "<=" else value - limit
-    return ComplianceCheck(
+    return ComplianceCheck.trusted(
         constraint=name,
         term=term,
         kind=kind,

@@ -362,7 +362,7 @@ class RebalancingEngine:
             strict=True,
         )
         return [
-            TradeRecommendation.model_construct(
+            TradeRecommendation.trusted(
                 symbol=data.symbols[i],
                 action=TradeAction.BUY if q > 0 else TradeAction.SELL,
                 shares=abs(q),
