@@ -144,3 +144,18 @@ def test_engine_objects_built_without_validation_are_valid(
     for check in result.compliance:
         assert check.model_fields_set == set(ComplianceCheck.model_fields)
         assert ComplianceCheck.model_validate(check.model_dump()) == check
+
+
+def test_result_pickles_compactly_and_comes_back_equal(
+    sample_config: PortfolioConfiguration, sample_prices: object
+) -> None:
+    from finwiz import rebalance
+
+    result = rebalance(sample_config, sample_prices, portfolio_id="acct-1")  # type: ignore[arg-type]
+    back = pickle.loads(pickle.dumps(result))
+    assert back == result
+    assert back.model_dump() == result.model_dump()
+    assert back.model_fields_set == result.model_fields_set
+    assert list(back.prices) == list(result.prices)  # symbol order kept
+    assert [t.symbol for t in back.trades] == [t.symbol for t in result.trades]
+    assert len(pickle.dumps(result)) < len(pickle.dumps(result.model_dump()))

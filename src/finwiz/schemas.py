@@ -9,6 +9,7 @@ Symbols are canonicalised (surrounding white space removed, upper case), so ``" 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -538,6 +539,22 @@ class RebalancingResult(_Model):
     portfolio_id: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle compactly: per-symbol maps as one key tuple and packed floats, trades and checks
+        as rows. A batch sends every result from its worker to the parent, which spent more CPU
+        unpickling pydantic objects one by one than the workers spent solving (100 assets)."""
+        state = dict(self.__dict__)
+        symbols = tuple(state["prices"])
+        packed: dict[str, array[float]] = {}
+        for name in _PER_SYMBOL:
+            values = state[name]
+            if tuple(values) == symbols:
+                packed[name] = array("d", values.values())
+                del state[name]
+        trades = [tuple(t.__dict__.values()) for t in state.pop("trades")]
+        checks = [tuple(c.__dict__.values()) for c in state.pop("compliance")]
+        return (_unpickle_result, (state, symbols, packed, trades, checks, frozenset(self.model_fields_set)))
+
     @property
     def buys(self) -> list[TradeRecommendation]:
         """The buy trades."""
@@ -613,3 +630,26 @@ class RebalancingResult(_Model):
         from finwiz.reporting import weights_figure
 
         return weights_figure(self)
+
+
+_PER_SYMBOL = ("current_holdings", "post_trade_holdings", "prices", "target_weights", "post_trade_weights")
+
+
+def _unpickle_result(
+    state: dict[str, Any],
+    symbols: tuple[str, ...],
+    packed: dict[str, array[float]],
+    trades: list[tuple[Any, ...]],
+    checks: list[tuple[Any, ...]],
+    fields_set: frozenset[str],
+) -> RebalancingResult:
+    """Rebuild a :class:`RebalancingResult` pickled by its ``__reduce__``."""
+    for name, values in packed.items():
+        state[name] = dict(zip(symbols, values.tolist(), strict=True))
+    trade_fields = tuple(TradeRecommendation.model_fields)
+    check_fields = tuple(ComplianceCheck.model_fields)
+    state["trades"] = [TradeRecommendation.trusted(**dict(zip(trade_fields, row, strict=True))) for row in trades]
+    state["compliance"] = [ComplianceCheck.trusted(**dict(zip(check_fields, row, strict=True))) for row in checks]
+    result = RebalancingResult.trusted(**{name: state[name] for name in RebalancingResult.model_fields})
+    object.__setattr__(result, "__pydantic_fields_set__", set(fields_set))
+    return result
