@@ -159,3 +159,13 @@ def test_result_pickles_compactly_and_comes_back_equal(
     assert list(back.prices) == list(result.prices)  # symbol order kept
     assert [t.symbol for t in back.trades] == [t.symbol for t in result.trades]
     assert len(pickle.dumps(result)) < len(pickle.dumps(result.model_dump()))
+
+
+def test_configuration_pickles_compactly_and_comes_back_equal(sample_config: PortfolioConfiguration) -> None:
+    config = sample_config.model_copy(update={"holdings": [*sample_config.holdings, Holding(symbol="zz", shares=1)]})
+    back = pickle.loads(pickle.dumps(config))
+    assert back == config
+    assert back.model_dump() == config.model_dump()
+    assert back.model_fields_set == config.model_fields_set
+    assert [h.model_fields_set for h in back.holdings] == [h.model_fields_set for h in config.holdings]
+    assert back.symbols == config.symbols
