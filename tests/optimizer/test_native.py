@@ -191,3 +191,21 @@ def test_structure_where_polishing_fails_goes_to_the_interior_point_solver(
     again = rebalance(sample_config, sample_prices)
     assert calls == []
     assert [t.model_dump() for t in again.trades] == [t.model_dump() for t in first.trades]
+
+
+def test_builtin_terms_never_import_cvxpy() -> None:
+    """A request of built-in terms is solved without cvxpy, so it is not even imported (see _lazy)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from finwiz import PortfolioConfiguration, rebalance\n"
+        "config = PortfolioConfiguration(holdings=[{'symbol': 'A', 'shares': 10}, {'symbol': 'B', 'shares': 5}],\n"
+        "    target_weights={'A': 0.3, 'B': 0.6}, cash=100.0, method='minimize_trades', max_turnover=0.5)\n"
+        "result = rebalance(config, {'A': 10.0, 'B': 20.0})\n"
+        "assert result.trades, result\n"
+        "print('cvxpy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

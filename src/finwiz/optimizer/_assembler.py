@@ -11,14 +11,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from finwiz.errors import TermError
 from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._native import clear_native_cache, native_cache_info
 from finwiz.optimizer._terms import Limit, Term, TermParts, Variables
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:  # imported on first use (see _lazy)
+    from finwiz.optimizer._lazy import cvxpy as cp
 
 __all__ = ["OBJECTIVE_SCALE", "AssembledProblem", "assemble", "cache_info", "clear_cache"]
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError
 from finwiz.optimizer._assembler import assemble
 from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._terms import Term
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:  # imported on first use (see _lazy)
+    from finwiz.optimizer._lazy import cvxpy as cp
 
 __all__ = ["explain_infeasibility"]
 

@@ -14,14 +14,19 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE
 from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._terms import Term, TradeCountTerm, Variables
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:  # imported on first use (see _lazy)
+    from finwiz.optimizer._lazy import cvxpy as cp
 
 __all__ = ["ExactOutcome", "solve_exact"]
 

@@ -16,9 +16,8 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cvxpy as cp
 import numpy as np
 
 from finwiz.errors import SolverError
@@ -33,6 +32,11 @@ from finwiz.optimizer._native import (
     solve_osqp,
 )
 from finwiz.optimizer._terms import Term
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:  # imported on first use (see _lazy)
+    from finwiz.optimizer._lazy import cvxpy as cp
 
 __all__ = ["FEASIBILITY_TOLERANCE", "SolveOutcome", "native_qp", "objective_at", "solve", "solve_terms"]
 

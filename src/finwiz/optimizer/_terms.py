@@ -14,13 +14,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import cvxpy as cp
 import numpy as np
 
 from finwiz.optimizer._data import NO_LIMIT, ProblemData
 from finwiz.optimizer._native import COST, NET, TURNOVER, Affine, NativeLimit, NativeParts
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:  # imported on first use (see _lazy)
+    from finwiz.optimizer._lazy import cvxpy as cp
 
 __all__ = [
     "BudgetTerm",
