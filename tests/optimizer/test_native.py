@@ -201,8 +201,8 @@ def test_builtin_terms_never_import_cvxpy() -> None:
     code = (
         "import sys\n"
         "from finwiz import PortfolioConfiguration, rebalance\n"
-        "config = PortfolioConfiguration(holdings=[{'symbol': 'A', 'shares': 10}, {'symbol': 'B', 'shares': 5}],\n"
-        "    target_weights={'A': 0.3, 'B': 0.6}, cash=100.0, method='minimize_trades', max_turnover=0.5)\n"
+        "config = PortfolioConfiguration(holdings=[{'symbol': 'A', 'shares': 1000}, {'symbol': 'B', 'shares': 500}],\n"
+        "    target_weights={'A': 0.3, 'B': 0.6}, cash=10000.0, method='minimize_trades', max_turnover=0.5)\n"
         "result = rebalance(config, {'A': 10.0, 'B': 20.0})\n"
         "assert result.trades, result\n"
         "print('cvxpy' in sys.modules)\n"
