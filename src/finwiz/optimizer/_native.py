@@ -7,15 +7,16 @@ and unpacking alone, more than the solve, and ~20 ms to compile at 500 assets. T
 also know their rows directly, so they state them here once more, as sparse triplets, and a
 request made only of built-in terms is solved without cvxpy (tests hold the two forms equal).
 
-Variables ``z = [buy (n), sell (n), cost, aux (one per low-rank square row)]``, fractions of
-``V_ref`` as in ``_terms``; ``w = x0 + buy - sell`` is not a variable. The problem is
+Variables ``z = [buy (n), sell (n), cost, turnover, net purchase, aux (one per low-rank square
+row)]``, fractions of ``V_ref`` as in ``_terms``; ``w = x0 + buy - sell`` is not a variable. The
+problem is
 
     minimise 0.5 z'Pz + q'z + const   subject to   l <= A z <= u,
 
-with the objective multiplied by ``OBJECTIVE_SCALE`` as in the cvxpy form. Squares of rows that
-touch few variables (tracking, idiosyncratic risk) go into ``P`` directly; a square of dense rows
-(the factor part of the risk, the cash gap) gets one auxiliary variable per row, so ``P`` stays
-sparse: ``||F z + f||^2 = ||y||^2`` with ``y = F z + f``.
+with the objective multiplied by ``OBJECTIVE_SCALE`` as in the cvxpy form. Squares of weights
+(tracking, idiosyncratic risk) and of the scalar columns (the cash gap is a square of the net
+purchase) go into ``P`` directly; a square of dense rows (the factor part of the risk) gets one
+auxiliary variable per row, so ``P`` stays sparse: ``||F z + f||^2 = ||y||^2``, ``y = F z + f``.
 
 Accounts of one model portfolio give matrices of the same sparsity pattern, mostly with the same
 values; the OSQP workspace is kept per structure and only the vectors (and, when they changed,
