@@ -209,3 +209,46 @@ def test_builtin_terms_never_import_cvxpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_dense_covariance_on_explicit_weights_equals_the_cvxpy_form() -> None:
+    """With as many factors as assets the factor rows become a dense block of P on explicit weights
+    (``_native._weight_rows``); objective, limits and optimum still match the cvxpy form."""
+    rng = np.random.default_rng(7)
+    n = 80
+    symbols = [f"D{i:02d}" for i in range(n)]
+    returns = rng.normal(0, 0.01, (120, n))
+    covariance = pd.DataFrame(np.cov(returns.T), index=symbols, columns=symbols)
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, rng.integers(1, 50, n), strict=True)],
+        target_weights=dict(zip(symbols, (rng.dirichlet(np.ones(n)) * 0.97).tolist(), strict=True)),
+        cash=2_000.0,
+        method="risk_aware",
+        tolerance=0.0,
+        transaction_cost_rate=0.001,
+        sectors={s: f"S{i % 4}" for i, s in enumerate(symbols)},
+        max_sector_weight=0.3,
+        max_turnover=0.4,
+    )
+    prices = dict(zip(symbols, rng.uniform(10, 200, n).tolist(), strict=True))
+    data = build_problem_data(config, prices, covariance=covariance)
+    assert data.factor_root is not None
+    assert data.factor_root.shape[1] >= 64  # many factors: the dense-block form
+    terms = terms_for(config, data, [])
+    qp = native_qp(terms, data)
+    assert qp is not None
+    assert qp.dense_w is not None
+    buy = rng.uniform(0, 0.02, n)
+    sell = np.minimum(rng.uniform(0, 0.02, n), data.x0)
+    assembled = assemble(terms, data)
+    with assembled.lock:
+        assembled.set_values(terms, data)
+        v = assembled.variables
+        v.buy.value, v.sell.value, v.cost.value = buy, sell, 0.001
+        v.weights.value = data.x0 + buy - sell
+        expected = float(assembled.problem.objective.value) / OBJECTIVE_SCALE
+        reference = solve(assembled, "CLARABEL")
+    assert qp.objective_at_trades(buy, sell, 0.001) == pytest.approx(expected, rel=1e-9)
+    got = solve_terms(terms, data)
+    assert got.objective == pytest.approx(reference.objective, rel=1e-7)
+    assert np.max(np.abs(got.trades - reference.trades)) < 1e-6

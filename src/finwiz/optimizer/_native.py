@@ -173,6 +173,8 @@ class NativeQP:
     groups: list[tuple[str, int, int]]  # (name, first row, end row) of the checked rows
     curvature: np.ndarray  # P's buy/sell blocks are [[c, -c], [-c, c]] per asset
     diagonal: np.ndarray  # P's diagonal on the scalar and aux columns
+    dense_w: np.ndarray | None  # P's block on explicit weights (many factors), columns 2n+3 ...
+    x0: np.ndarray
     aux: tuple[np.ndarray, np.ndarray, np.ndarray]  # F as triplets: aux = F z_trade + aux_offset
     aux_offset: np.ndarray
     scale: float
@@ -191,6 +193,9 @@ class NativeQP:
         out[:n] = u
         out[n : 2 * n] = -u
         out[2 * n :] = self.diagonal * z[2 * n :]
+        if self.dense_w is not None:
+            w = slice(2 * n + 3, 3 * n + 3)
+            out[w] += self.dense_w @ z[w]
         return out
 
     def residuals(self, z: np.ndarray) -> dict[str, float]:
@@ -210,6 +215,8 @@ class NativeQP:
         """The full variable vector for given trades (turnover, net and aux variables filled in)."""
         scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum())]
         head = np.concatenate([buy, sell, scalars])
+        if self.dense_w is not None:
+            return np.concatenate([head, self.x0 + buy - sell])
         rows, cols, vals = self.aux
         aux = np.bincount(rows, weights=vals * head[cols], minlength=len(self.aux_offset)) + self.aux_offset
         return np.concatenate([head, aux])
@@ -268,6 +275,26 @@ def _csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int,
     return sparse.csc_matrix((vals[pattern.order], pattern.indices, pattern.indptr), shape=shape, copy=False)
 
 
+_DENSE_FACTORS = 64
+
+
+def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(F, f)`` with the rows equal to ``F w + f``, if they touch buy and sell only as weights
+    (``+v`` on buy, ``-v`` on sell); None otherwise."""
+    n = len(x0)
+    rows, cols, vals, offset = _triplets(rows_of, 0, n)
+    if (cols >= 2 * n).any():
+        return None
+    on_buy = cols < n
+    buy = np.zeros((len(offset), n))
+    sell = np.zeros((len(offset), n))
+    buy[rows[on_buy], cols[on_buy]] = vals[on_buy]
+    sell[rows[~on_buy], cols[~on_buy] - n] = vals[~on_buy]
+    if not np.array_equal(sell, -buy):
+        return None
+    return buy, offset - buy @ x0
+
+
 def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> NativeQP:
     """Stack the terms' parts into one QP (objective multiplied by ``scale``).
 
@@ -280,14 +307,22 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
     low_rank = [a for p in parts for a in p.low_rank]
     k = sum(a.m for a in low_rank)
-    nz = nt + k
+    # Many factor rows (a dense covariance has as many as assets): square them into a dense block
+    # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
+    # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
+    on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
+    if on_weights is not None:
+        low_rank, k = [], 0
+    nw = 0 if on_weights is None else n
+    w_start = nt
+    nz = nt + nw + k
 
     # Objective. Diagonal squares sum_i s_i^2 (w_i - b_i)^2 with w = x0 + buy - sell, squares of
     # scalar columns, and one auxiliary variable (diagonal 2) per low-rank row.
     curvature = np.zeros(n)
     slope = np.zeros(n)
     diagonal = np.zeros(nz - 2 * n)
-    diagonal[3:] = 2.0
+    diagonal[3 + nw :] = 2.0
     const = 0.0
     q = np.zeros(nz)
     for p in parts:
@@ -308,6 +343,12 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     q[:n] += slope
     q[n : 2 * n] -= slope
     curvature *= 2.0
+    dense_w = None
+    if on_weights is not None:
+        factor, shift = on_weights  # rows factor @ w + shift
+        dense_w = 2.0 * (factor.T @ factor)
+        q[w_start : w_start + n] += 2.0 * (factor.T @ shift)
+        const += float(shift @ shift)
     # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
     # diagonal of every scalar and aux column.
     idx = np.arange(n)
@@ -316,6 +357,12 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     p_indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), rest])
     p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
     p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
+    if dense_w is not None:
+        upper_rows, upper_cols = np.triu_indices(n)
+        block = sparse.csc_matrix(
+            (dense_w[upper_rows, upper_cols] * scale, (w_start + upper_rows, w_start + upper_cols)), shape=(nz, nz)
+        )
+        p_matrix = (p_matrix + block).tocsc()
 
     # Rows: variable bounds; the definitions of turnover and net purchase; the cost; the limits
     # (all checked); then the aux rows.
@@ -366,6 +413,14 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     for lim in limits:
         groups.append((lim.name, row, row + lim.rows.m))
         row += lim.rows.m
+    if on_weights is not None:  # w - buy + sell = x0
+        rows += [np.tile(row + idx, 3)]
+        cols += [np.concatenate([w_start + idx, idx, idx + n])]
+        vals += [np.concatenate([np.ones(n), -np.ones(n), np.ones(n)])]
+        lower.append(x0.copy())
+        upper.append(x0.copy())
+        groups.append(("definitions", row, row + n))
+        row += n
     aux_rows, aux_cols, aux_vals, aux_offset = _triplets(low_rank, 0, n)
     if k:
         rows += [aux_rows + row, row + np.arange(k)]
@@ -392,6 +447,8 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
         groups=groups,
         curvature=curvature * scale,
         diagonal=diagonal * scale,
+        dense_w=None if dense_w is None else dense_w * scale,
+        x0=x0,
         aux=(aux_rows, aux_cols, aux_vals),
         aux_offset=aux_offset,
         scale=scale,

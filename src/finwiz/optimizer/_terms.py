@@ -337,9 +337,6 @@ class TradeCountTerm(Term):
         return np.asarray(weight * traded)
 
 
-_NATIVE_FACTOR_ENTRIES = 300_000  # assets x factors above which risk terms go through cvxpy
-
-
 class _CovarianceTerm(Term):
     """Shared build for terms quadratic in a factor model: ||G'(w-b)||^2 + ||d o (w-b)||^2."""
 
@@ -386,15 +383,10 @@ class _CovarianceTerm(Term):
             "idio_sd_b": k * sd * base,
         }
 
-    def native(self, data: ProblemData) -> NativeParts | None:
+    def native(self, data: ProblemData) -> NativeParts:
         p = self.values(data)
         if not p:
             return NativeParts()
-        if data.factor_root is not None and data.factor_root.size > _NATIVE_FACTOR_ENTRIES:
-            # A dense covariance is a root with as many factors as assets; its rows over buy and
-            # sell fill OSQP's factorization (1000 assets: 30 s natively, 3.1 s through cvxpy,
-            # whose rows act on the weights only; 500 assets: 0.95 s against 2.05 s).
-            return None
         base = data.target if self.relative_to_target else None
         root, sd = np.asarray(p["root"]), np.asarray(p["idio_sd"])
         return NativeParts(
