@@ -131,10 +131,10 @@ def _current_rss_mb() -> float:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dask_speedup(benchmark: Any, make_problem: Any, workers: int) -> None:
-    """The same 400-account batch on a LocalCluster of 1 and of 2 single-threaded worker processes."""
+    """The same 2,000-account batch on a LocalCluster of 1 and of 2 single-threaded worker processes."""
     assert distributed is not None
     problem = make_problem(100)
-    configs = accounts(problem, 400, seed=1)
+    configs = accounts(problem, 2000, seed=1)
     with (
         distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40

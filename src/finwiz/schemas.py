@@ -680,6 +680,11 @@ def _unpack_models(cls: Any, *packed: Any) -> list[Any]:
     if cls is None:
         return list(packed[0])
     names, rows, which, kinds = packed
-    sets = [set(k) for k in kinds]
-    pairs = zip(rows, which, strict=True)
-    return [cls._from_state(dict(zip(names, row, strict=True)), set(sets[w])) for row, w in pairs]
+    every = frozenset(cls.model_fields)
+    # A full fields set can be shared: pydantic only ever adds field names to it, all present.
+    shared = [set(k) if k == every else None for k in kinds]
+    out = []
+    for row, w in zip(rows, which, strict=True):
+        fields_set = shared[w]
+        out.append(cls._from_state(dict(zip(names, row, strict=True)), fields_set or set(kinds[w])))
+    return out
