@@ -169,3 +169,15 @@ def test_configuration_pickles_compactly_and_comes_back_equal(sample_config: Por
     assert back.model_fields_set == config.model_fields_set
     assert [h.model_fields_set for h in back.holdings] == [h.model_fields_set for h in config.holdings]
     assert back.symbols == config.symbols
+
+
+def test_result_repr_is_one_line(sample_config: PortfolioConfiguration, sample_prices: object) -> None:
+    from finwiz import rebalance
+
+    result = rebalance(sample_config, sample_prices, portfolio_id="acct-1")  # type: ignore[arg-type]
+    text = repr(result)
+    assert "\n" not in text
+    assert len(text) < 400
+    assert f"trades={len(result.trades)}" in text
+    assert "status='optimal'" in text
+    assert "portfolio_id='acct-1'" in text

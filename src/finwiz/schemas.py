@@ -551,6 +551,24 @@ class RebalancingResult(_Model):
     portfolio_id: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    def __repr__(self) -> str:
+        """A one-line summary; ``model_dump()`` (or ``to_frame()``) has every field. The default
+        repr of a 500-asset result ran to a megabyte, and Python 3.11's ``asyncio.Runner`` builds
+        it after every run (its SIGINT check reprs the finished task): 13 ms per orchestrator call."""
+        fields = {
+            "status": self.status,
+            "method": self.method,
+            "solver": self.solver,
+            "trades": len(self.trades),
+            "portfolio_value_after": round(self.portfolio_value_after, 2),
+            "cash_after": round(self.cash_after, 2),
+            "total_cost": round(self.total_cost, 2),
+            "turnover": round(self.turnover, 6),
+            "max_constraint_residual": self.max_constraint_residual,
+            "portfolio_id": self.portfolio_id,
+        }
+        return "RebalancingResult(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle compactly: per-symbol maps as one key tuple and packed floats, trades and checks
         as rows. A batch sends every result from its worker to the parent, which spent more CPU
