@@ -134,10 +134,14 @@ def test_engine_objects_built_without_validation_are_valid(
     sample_config: PortfolioConfiguration, sample_prices: object
 ) -> None:
     from finwiz import rebalance
-    from finwiz.schemas import ComplianceCheck, TradeRecommendation
+    from finwiz.schemas import ComplianceCheck, RebalancingNeed, TradeRecommendation
 
-    result = rebalance(sample_config, sample_prices)  # type: ignore[arg-type]
+    result = rebalance(sample_config, sample_prices, analyze=True)  # type: ignore[arg-type]
     assert result.trades
+    assert result.analysis is not None
+    for need in result.analysis.needs:
+        assert need.model_fields_set == set(RebalancingNeed.model_fields)
+        assert RebalancingNeed.model_validate(need.model_dump()) == need
     for trade in result.trades:
         assert trade.model_fields_set == set(TradeRecommendation.model_fields)
         assert TradeRecommendation.model_validate(trade.model_dump()) == trade

