@@ -215,7 +215,8 @@ def _run_chunk(chunk: Sequence[_Account], shared: _Shared | None = None) -> list
     payload = shared if shared is not None else _worker_shared
     if payload is None:  # pragma: no cover - a pool worker started without its initializer
         raise ConfigurationError("batch worker has no shared inputs")
-    return [_run_account(account, payload) for account in chunk]
+    with _collector_paused():  # a chunk's results are all held until it returns
+        return [_run_account(account, payload) for account in chunk]
 
 
 _worker_shared: _Shared | None = None
@@ -491,9 +492,10 @@ def _plan(
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while a whole batch's results arrive (and restored after):
-    every full collection walks all results received so far, which made 10,000 accounts spend 7
-    of the parent's 18 CPU seconds collecting nothing (results hold no cycles)."""
+    """Python's cycle collector paused while results pile up (a batch in the parent, a chunk in a
+    worker) and restored after: every full collection walks all results held so far, which made
+    10,000 accounts spend 7 of the parent's 18 CPU seconds collecting nothing (results hold no
+    cycles); in a worker, an account of a 2,000-account chunk took 2.9 ms instead of 2.3."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
