@@ -210,6 +210,21 @@ def test_cap_that_cannot_hold_with_no_sell_is_refused() -> None:
         rebalance(config, {"AAA": 10.0, "BBB": 10.0})
 
 
+def test_a_symbol_capped_at_zero_is_sold_out() -> None:
+    """max_position_weights={"AAA": 0} means hold none of it (it once read as no cap at all)."""
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 100}, {"symbol": "BBB", "shares": 10}],
+        target_weights={"AAA": 0.5, "BBB": 0.4},
+        max_position_weights={"AAA": 0.0},
+        tolerance=0.0,
+        min_trade_size=0.0,
+        transaction_cost_rate=0.0,
+    )
+    result = rebalance(config, {"AAA": 10.0, "BBB": 10.0})
+    assert result.post_trade_holdings["AAA"] == 0.0
+    assert result.is_compliant
+
+
 def test_min_trade_size_above_portfolio_is_refused() -> None:
     config = PortfolioConfiguration(
         holdings=[{"symbol": "AAA", "shares": 10}], target_weights={"AAA": 0.5}, min_trade_size=1e6

@@ -173,10 +173,14 @@ def _numeric_series(prices: pd.Series, symbols: Sequence[str]) -> np.ndarray | N
 
 
 def _per_symbol(values: Mapping[str, float], symbols: Sequence[str], default: float) -> np.ndarray:
+    if not values:  # the usual case (no per-symbol rates, lots, caps): no per-asset loop
+        return np.full(len(symbols), default, dtype=float)
     return np.array([values.get(s, default) for s in symbols], dtype=float)
 
 
 def _mask(selected: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
+    if not selected:
+        return np.zeros(len(symbols), dtype=bool)
     chosen = set(selected)
     return np.array([s in chosen for s in symbols], dtype=bool)
 
@@ -220,7 +224,10 @@ def build_problem_data(
     target = _per_symbol(config.target_weights, symbols, 0.0)
     extra = dict(extra_caps or {})
 
-    cap = np.array([config.position_cap(s) or math.inf for s in symbols], dtype=float)
+    # A symbol's own cap, else the portfolio's, else none. (A cap of 0 means "hold none": the
+    # former per-symbol ``position_cap(s) or inf`` read it as no cap at all.)
+    default_position_cap = config.max_position_weight if config.max_position_weight is not None else math.inf
+    cap = _per_symbol(config.max_position_weights, symbols, default_position_cap)
     floor = _per_symbol(config.min_position_weights, symbols, 0.0)
 
     blocked: dict[str, np.ndarray] = {
