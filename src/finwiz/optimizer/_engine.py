@@ -211,9 +211,7 @@ class RebalancingEngine:
                     alternative = self._whole_shares(terms, fixed, self._solve(terms, fixed, solver), solver)
                 except FinwizError:  # fixing them made it infeasible: keep the first answer
                     alternative = None
-                if alternative is not None and self._score(terms, data, alternative[0]) < self._score(
-                    terms, data, shares
-                ):
+                if alternative is not None and self._improves(terms, data, alternative[0], shares):
                     shares, outcome = alternative
         return shares, outcome, "fractional" if data.fractional else "whole_shares", None
 
@@ -253,9 +251,7 @@ class RebalancingEngine:
             if (
                 retry is not None
                 and second is not None
-                and (
-                    rounded is None or self._score(terms, data, retry.shares) < self._score(terms, data, rounded.shares)
-                )
+                and (rounded is None or self._improves(terms, data, retry.shares, rounded.shares))
             ):
                 rounded, outcome = retry, second
         if rounded is None:
@@ -273,11 +269,15 @@ class RebalancingEngine:
         return rounded.shares, outcome
 
     @staticmethod
-    def _score(terms: list[Term], data: ProblemData, shares: np.ndarray) -> float:
-        """The strategy's objective at concrete share trades (to choose between two answers)."""
-        u = shares * data.prices / data.ref_value
-        cost = post_trade_state(data, shares).total_cost / data.ref_value
-        return objective_at(terms, data, np.maximum(u, 0.0), np.maximum(-u, 0.0), cost)
+    def _improves(terms: list[Term], data: ProblemData, candidate: np.ndarray, incumbent: np.ndarray) -> bool:
+        """Whether share trades ``candidate`` have a lower strategy objective than ``incumbent``."""
+        points = []
+        for shares in (candidate, incumbent):
+            u = shares * data.prices / data.ref_value
+            cost = post_trade_state(data, shares).total_cost / data.ref_value
+            points.append((np.maximum(u, 0.0), np.maximum(-u, 0.0), cost))
+        new, old = objective_at(terms, data, points)
+        return new < old
 
     def _solve(self, terms: list[Term], data: ProblemData, solver: str) -> SolveOutcome:
         for term in terms:

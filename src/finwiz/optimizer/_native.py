@@ -198,9 +198,10 @@ class NativeQP:
             out[w] += self.dense_w @ z[w]
         return out
 
-    def residuals(self, z: np.ndarray) -> dict[str, float]:
-        """Largest violation of each row group at ``z`` (0 when satisfied)."""
-        az = self.A @ z
+    def residuals(self, z: np.ndarray, az: np.ndarray | None = None) -> dict[str, float]:
+        """Largest violation of each row group at ``z`` (0 when satisfied); ``az`` is ``A z`` if
+        the caller has it already."""
+        az = self.A @ z if az is None else az
         gap = np.maximum(self.lower - az, az - self.upper)
         out: dict[str, float] = {}
         for name, a, b in self.groups:
@@ -469,6 +470,7 @@ class NativeSolution:
     y: np.ndarray | None
     iterations: int
     seconds: float = 0.0
+    residuals: dict[str, float] = field(default_factory=dict)  # of z, by row group
 
 
 OSQP_SETTINGS: dict[str, Any] = {
@@ -505,22 +507,23 @@ KKT_TOLERANCE = 1e-7
 the (scaled) problem's linear part and objective."""
 
 
-def kkt_certified(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> bool:
+def kkt_certified(qp: NativeQP, z: np.ndarray, y: np.ndarray, az: np.ndarray | None = None) -> bool:
     """True when ``(z, y)`` satisfies the optimality conditions of ``qp`` (feasibility is checked
-    separately): ``Pz + q + A'y ~ 0``, and each dual pushes only on a bound its row touches."""
+    separately): ``Pz + q + A'y ~ 0``, and each dual pushes only on a bound its row touches.
+    ``az`` is ``A z`` if the caller has it already."""
     pz = qp.hess(z)
     stationarity = float(np.max(np.abs(pz + qp.q + qp.A.T @ y), initial=0.0))
     size = max(1.0, float(np.max(np.abs(qp.q), initial=0.0)))
     if stationarity > KKT_TOLERANCE * size:
         return False
-    az = qp.A @ z
+    az = qp.A @ z if az is None else az
     push_up = np.maximum(y, 0.0)
     push_down = np.maximum(-y, 0.0)
     with np.errstate(invalid="ignore"):
         up = np.where(push_up > 0, push_up * (qp.upper - az), 0.0)
         down = np.where(push_down > 0, push_down * (az - qp.lower), 0.0)
     gap = float(np.sum(np.abs(up)) + np.sum(np.abs(down)))
-    objective = abs(qp.objective(z)) * qp.scale
+    objective = abs(0.5 * z @ pz + qp.q @ z + qp.const)
     return bool(np.isfinite(gap) and gap <= KKT_TOLERANCE * max(1.0, objective))
 
 
@@ -630,12 +633,14 @@ def solve_osqp(qp: NativeQP, key: Hashable, time_limit: float) -> NativeSolution
                 if result.info.status_polish != 1:
                     continue  # ADMM has not found the active set yet: go on, tighter
                 z, y = np.array(result.x, dtype=float), np.array(result.y, dtype=float)
-                if max(qp.residuals(z).values()) > POLISHED_RESIDUAL:
+                az = qp.A @ z
+                residuals = qp.residuals(z, az)
+                if max(residuals.values()) > POLISHED_RESIDUAL:
                     # Polishing a degenerate problem (zero costs leave buy/sell splits free)
                     # lands ~1e-9 outside its bounds; more ADMM does not change that.
                     break
-                if kkt_certified(qp, z, y):
-                    return NativeSolution("optimal", z, y, iterations)
+                if kkt_certified(qp, z, y, az):
+                    return NativeSolution("optimal", z, y, iterations, residuals=residuals)
         finally:
             workspace.solver.update_settings(eps_abs=_OSQP_EPS[0], eps_rel=_OSQP_EPS[0])
     return NativeSolution("inaccurate", None, None, iterations)
@@ -693,7 +698,8 @@ def solve_clarabel(qp: NativeQP, time_limit: float) -> NativeSolution:
     y[equal] = duals[:n_eq]
     y[has_upper] += duals[n_eq : n_eq + n_up]
     y[has_lower] -= duals[n_eq + n_up :]
-    return NativeSolution("optimal", np.array(result.x, dtype=float), y, iterations, float(result.solve_time))
+    z = np.array(result.x, dtype=float)
+    return NativeSolution("optimal", z, y, iterations, float(result.solve_time), qp.residuals(z))
 
 
 def native_cache_info() -> dict[str, int]:
