@@ -142,12 +142,16 @@ class RebalancingEngine:
             )
         warnings = [f"{c.constraint}: {c.value:.6g} vs limit {c.limit:.6g}" for c in breached]
         trades = self._trades(data, state)
-        market_data = {
-            "prices": dict(zip(data.symbols, data.prices.tolist(), strict=True)),
-            "post_trade_weights": dict(zip(data.symbols, state.weights_after.tolist(), strict=True)),
-            "sectors": dict(config.sectors),
-            "esg_scores": dict(config.esg_scores),
-        }
+        market_data = (
+            {
+                "prices": dict(zip(data.symbols, data.prices.tolist(), strict=True)),
+                "post_trade_weights": dict(zip(data.symbols, state.weights_after.tolist(), strict=True)),
+                "sectors": dict(config.sectors),
+                "esg_scores": dict(config.esg_scores),
+            }
+            if constraints  # only custom constraints read it: four per-asset maps otherwise unused
+            else {}
+        )
         for constraint in constraints:
             ok, messages = constraint.validate(trades, config, market_data)
             checks.append(
