@@ -208,9 +208,10 @@ class NativeQP:
             out[name] = max(out.get(name, 0.0), float(gap[a:b].max(initial=0.0)))
         return out
 
-    def objective(self, z: np.ndarray) -> float:
-        """The objective (unscaled, constant included) at ``z``."""
-        return float((0.5 * z @ self.hess(z) + self.q @ z + self.const) / self.scale)
+    def objective(self, z: np.ndarray, pz: np.ndarray | None = None) -> float:
+        """The objective (unscaled, constant included) at ``z``; ``pz`` is ``P z`` if known."""
+        pz = self.hess(z) if pz is None else pz
+        return float((0.5 * z @ pz + self.q @ z + self.const) / self.scale)
 
     def point(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
         """The full variable vector for given trades (turnover, net and aux variables filled in)."""
@@ -523,7 +524,7 @@ def kkt_certified(qp: NativeQP, z: np.ndarray, y: np.ndarray, az: np.ndarray | N
         up = np.where(push_up > 0, push_up * (qp.upper - az), 0.0)
         down = np.where(push_down > 0, push_down * (az - qp.lower), 0.0)
     gap = float(np.sum(np.abs(up)) + np.sum(np.abs(down)))
-    objective = abs(0.5 * z @ pz + qp.q @ z + qp.const)
+    objective = abs(qp.objective(z, pz)) * qp.scale
     return bool(np.isfinite(gap) and gap <= KKT_TOLERANCE * max(1.0, objective))
 
 
