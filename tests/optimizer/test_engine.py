@@ -469,3 +469,21 @@ def test_threads_sharing_a_compiled_problem_get_their_own_answers(
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(lambda p: [t.model_dump() for t in rebalance(sample_config, p).trades], moves * 3))
     assert together == alone * 3
+
+
+def test_threads_racing_on_a_new_workspace_get_their_own_answers(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
+    # Same, from an empty cache: the thread that sets a solver workspace up and the threads that
+    # find it in the cache a moment later must each solve their own request.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from finwiz.optimizer import clear_cache
+
+    moves = [sample_prices * (1 + 0.02 * k) for k in range(-4, 4)]
+    alone = [[t.model_dump() for t in rebalance(sample_config, p).trades] for p in moves]
+    for _ in range(5):
+        clear_cache()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            together = list(pool.map(lambda p: [t.model_dump() for t in rebalance(sample_config, p).trades], moves))
+        assert together == alone

@@ -579,9 +579,10 @@ def plan(qp: NativeQP, key: Hashable) -> str:
     return "warm" if workspace.trusted else "interior"
 
 
-def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> tuple[_Workspace, bool]:
-    """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp``; and
-    whether it is new (already loaded with ``qp``)."""
+def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
+    """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp``. Callers
+    load ``qp`` into it under its lock even when it is new: another thread may have found it in
+    the cache and loaded its own request in between."""
     import osqp
 
     with _cache_lock:
@@ -589,7 +590,7 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> tuple[_Workspa
         if workspace is not None and workspace.matches(qp):
             _cache.move_to_end(key)
             _stats["hits"] += 1
-            return workspace, False
+            return workspace
     solver = osqp.OSQP()
     solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
     workspace = _Workspace(
@@ -604,23 +605,27 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> tuple[_Workspa
         _cache[key] = workspace
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return workspace, True
+    return workspace
 
 
-def solve_osqp(qp: NativeQP, key: Hashable, time_limit: float) -> NativeSolution:
-    """Solve with OSQP, reusing (and warm-starting from) the workspace kept for ``key``.
+def solve_osqp(
+    qp: NativeQP, key: Hashable, time_limit: float, start: tuple[np.ndarray, np.ndarray] | None = None
+) -> NativeSolution:
+    """Solve with OSQP, reusing (and warm-starting from) the workspace kept for ``key``, or from
+    ``start`` (primal, dual) when given.
 
     ADMM runs at loose tolerances and polishing does the rest; when the polished point fails the
     KKT check (ADMM had not yet found the active set), ADMM goes on from where it stopped at
     tighter tolerances before the caller falls back to Clarabel.
     """
-    workspace, fresh = _workspace(qp, key, time_limit)
+    workspace = _workspace(qp, key, time_limit)
     if workspace.interior_seconds is not None:
         time_limit = min(time_limit, max(workspace.interior_seconds, 1e-3))
     iterations = 0
     with workspace.lock:
-        if not fresh:
-            workspace.load(qp, time_limit)
+        workspace.load(qp, time_limit)
+        if start is not None:
+            workspace.solver.warm_start(x=start[0], y=start[1])
         try:
             for eps in _OSQP_EPS:
                 workspace.solver.update_settings(eps_abs=eps, eps_rel=eps)
@@ -655,14 +660,12 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
     """
     if start.z is None or start.y is None:
         return start
-    workspace, fresh = _workspace(qp, key, time_limit)
-    with workspace.lock:
-        if not fresh:
-            workspace.load(qp, time_limit)
-        workspace.solver.warm_start(x=start.z, y=start.y)
-    polished = solve_osqp(qp, key, time_limit)
-    workspace.trusted = polished.z is not None
-    workspace.interior_seconds = start.seconds
+    polished = solve_osqp(qp, key, time_limit, (start.z, start.y))
+    with _cache_lock:
+        workspace = _cache.get(key)
+    if workspace is not None:
+        workspace.trusted = polished.z is not None
+        workspace.interior_seconds = start.seconds
     return polished
 
 
