@@ -99,16 +99,21 @@ class SolverError(OptimizationError):
 class ConstraintConflict:
     """One constraint group of an infeasible request and how much it would have to give.
 
-    ``relaxation`` is in the constraint's own unit (weight, turnover fraction, currency).
+    ``relaxation`` is a fraction of the portfolio's value before trading (weight), ``dollars`` the
+    same in currency; ``member`` is the asset or sector of the group that binds most.
     """
 
     name: str
     relaxation: float
     detail: str = ""
+    member: str | None = None
+    dollars: float | None = None
 
     def __str__(self) -> str:
+        who = f"{self.name}[{self.member}]" if self.member else self.name
+        money = f" = {self.dollars:,.0f} in currency" if self.dollars is not None else ""
         extra = f" ({self.detail})" if self.detail else ""
-        return f"{self.name} must give {self.relaxation:.6g}{extra}"
+        return f"{who} must give {self.relaxation:.4g} of value{money}{extra}"
 
 
 class InfeasibleRebalanceError(OptimizationError):

@@ -501,6 +501,7 @@ class ComplianceCheck(_Model):
     value: float
     slack: float = Field(description="how far inside the limit (negative when breached)")
     satisfied: bool
+    unit: str = Field(default="", description="of limit, value and slack: weight, shares, currency, turnover, score")
 
 
 class RebalancingResult(_Model):

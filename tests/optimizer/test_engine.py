@@ -381,15 +381,12 @@ def test_every_solve_passes_its_full_settings(
     # cvxpy keeps an OSQP workspace between solves of a cached problem; settings must never leak.
     # (A term without a native form sends the request through cvxpy; see test_native.py.)
     import cvxpy as cp
+    from tests.optimizer.test_native import CvxpyTurnoverPenalty
 
-    from finwiz.optimizer import RebalancingEngine, TurnoverPenaltyTerm
-
-    class CvxpyOnly(TurnoverPenaltyTerm):
-        def native(self, data: object) -> None:
-            return None
+    from finwiz.optimizer import RebalancingEngine
 
     engine = RebalancingEngine()
-    engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyOnly(1e-4)]  # type: ignore[arg-type]
+    engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyTurnoverPenalty(1e-4)]  # type: ignore[arg-type]
     config = sample_config.model_copy(update={"method": "cvxpy_only"})
 
     seen: list[dict[str, object]] = []

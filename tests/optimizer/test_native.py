@@ -1,14 +1,15 @@
-"""The native QP (``_native``) against the cvxpy form of the same terms, and its solver policy.
+"""Every consumer of the model's one description agrees, and the native solver policy.
 
-Every built-in term states its piece twice: as cvxpy expressions and as sparse rows. These tests
-hold the two equal (objective and every limit at arbitrary trades, and the solutions), so the
-fast path can never drift from the problem the terms describe.
+Each term states its piece once (``_model``); the native QP, the cvxpy problem, the whole-share
+step's rows and the compliance table are derived from it. These tests hold them equal (objective
+and every limit at arbitrary trades, and the solutions).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import cvxpy as cp
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,9 +28,11 @@ from finwiz.optimizer import (
     clear_cache,
 )
 from finwiz.optimizer import _native as native
-from finwiz.optimizer._assembler import OBJECTIVE_SCALE
+from finwiz.optimizer._assembler import OBJECTIVE_SCALE, Model
+from finwiz.optimizer._compliance import group_checks
+from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._solve import native_qp, solve, solve_terms
-from finwiz.optimizer._terms import Term, constraint_terms
+from finwiz.optimizer._terms import Term, TermParts, Variables, constraint_terms
 
 
 def factor_model(symbols: list[str], seed: int) -> FactorModel:
@@ -43,9 +46,25 @@ def factor_model(symbols: list[str], seed: int) -> FactorModel:
     )
 
 
-def terms_for(config: PortfolioConfiguration, data: Any, extra: list[Term]) -> list[Term]:
+def terms_for(config: PortfolioConfiguration, data: Any, extra: list[Term]) -> Model:
     strategy = RebalancingEngine().strategies[config.method]
-    return [t for t in [*strategy.terms(data), *constraint_terms(), *extra] if t.applies(data)]
+    return Model.of([t for t in [*strategy.terms(data), *constraint_terms(), *extra] if t.applies(data)], data)
+
+
+class CvxpyTurnoverPenalty(Term):
+    """A user's term written in cvxpy: weight x sum(buy + sell), with its Parameter."""
+
+    name = "cvxpy_turnover"
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def build(self, v: Variables, data: Any, *, diagnose: bool = False) -> TermParts:
+        weight = cp.Parameter(nonneg=True, name="weight")
+        return TermParts(params={"weight": weight}, objective=weight * cp.sum(v.buy + v.sell))
+
+    def values(self, data: Any) -> dict[str, float]:
+        return {"weight": self.weight}
 
 
 def problem(request: tuple[PortfolioConfiguration, dict[str, float]], with_risk: bool, seed: int) -> tuple[Any, ...]:
@@ -61,35 +80,62 @@ def problem(request: tuple[PortfolioConfiguration, dict[str, float]], with_risk:
     return config, data, terms_for(config, data, extra)
 
 
+def _violations(lower: np.ndarray, values: np.ndarray, upper: np.ndarray) -> float:
+    return float(np.max(np.maximum(lower - values, values - upper), initial=0.0))
+
+
 @settings(max_examples=40)
 @given(requests(max_assets=40), st.booleans(), st.integers(0, 2**16))
-def test_native_rows_equal_the_cvxpy_terms(
+def test_every_consumer_of_the_model_agrees(
     request: tuple[PortfolioConfiguration, dict[str, float]], with_risk: bool, seed: int
 ) -> None:
-    """Objective and every limit group agree at arbitrary (not optimal) trades."""
-    _, data, terms = problem(request, with_risk, seed)
-    qp = native_qp(terms, data)
+    """At arbitrary (not optimal) trades the native QP, the cvxpy problem, the whole-share step's
+    rows and the compliance table evaluate the objective and every limit group identically."""
+    _, data, model = problem(request, with_risk, seed)
+    qp = native_qp(model)
     assert qp is not None
     rng = np.random.default_rng(seed)
     buy = rng.uniform(0, 0.05, data.n) * rng.integers(0, 2, data.n)
-    sell = np.minimum(rng.uniform(0, 0.05, data.n) * rng.integers(0, 2, data.n), data.x0)
+    sell = np.minimum(rng.uniform(0, 0.05, data.n) * rng.integers(0, 2, data.n), data.x0 * 1.2)
     cost = float(rng.uniform(0, 0.01))
-    assembled = assemble(terms, data)
+    z = trade_vector(buy, sell, cost)
+    assembled = assemble(model)
     with assembled.lock:
-        assembled.set_values(terms, data)
-        v = assembled.variables
-        v.buy.value, v.sell.value, v.cost.value = buy, sell, cost
-        v.weights.value = data.x0 + buy - sell
-        expected = float(assembled.problem.objective.value) / OBJECTIVE_SCALE
-        limits = assembled.limit_residuals()
-    assert qp.objective_at_trades(buy, sell, cost) == pytest.approx(expected, rel=1e-9, abs=1e-13)
-    got = qp.residuals(qp.point(buy, sell, cost))
-    for name, value in limits.items():
-        if name in ("buy_limits", "sell_limits"):
-            continue  # one native group, checked below
-        assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
-    bounds = max(limits.get("buy_limits", 0.0), limits.get("sell_limits", 0.0))
-    assert got["trade_bounds"] == pytest.approx(bounds, rel=1e-9, abs=1e-12)
+        assembled.set_values(model, model.stacked())
+        assembled.place(buy, sell, cost, data.x0)
+        via_cvxpy = float(assembled.problem.objective.value) / OBJECTIVE_SCALE
+        cvxpy_groups = assembled.limit_residuals()
+    via_native = qp.objective_at_trades(buy, sell, cost)
+    via_stack = model.stacked().objective(z)
+    assert via_native == pytest.approx(via_cvxpy, rel=1e-9, abs=1e-13)
+    assert via_stack == pytest.approx(via_cvxpy, rel=1e-9, abs=1e-13)
+    native_groups = qp.residuals(qp.point(buy, sell, cost))
+    for group in model.groups:
+        rows, lower, upper = group.linear()
+        own = _violations(lower, rows.evaluate(z), upper)  # the whole-share step reads these rows
+        assert cvxpy_groups[group.name] == pytest.approx(
+            max(
+                own,
+                *(
+                    _violations(*g.linear()[1:2], g.linear()[0].evaluate(z), g.linear()[2])
+                    for g in model.groups
+                    if g.name == group.name
+                ),
+            ),
+            rel=1e-9,
+            abs=1e-12,
+        )
+        if not group.separable:
+            assert native_groups[group.name] == pytest.approx(cvxpy_groups[group.name], rel=1e-9, abs=1e-12)
+        # The compliance table: a breach there exactly when the linear row is breached.
+        checks = group_checks(group, z, "t")
+        worst_slack = min(c.slack for c in checks)
+        if own > 1e-9:
+            assert worst_slack < 0
+        elif own == 0.0:
+            assert worst_slack >= -1e-12
+    bounds = max((cvxpy_groups[g.name] for g in model.groups if g.separable), default=0.0)
+    assert native_groups["trade_bounds"] == pytest.approx(bounds, rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=30)
@@ -97,15 +143,15 @@ def test_native_rows_equal_the_cvxpy_terms(
 def test_native_solution_equals_the_cvxpy_solution(
     request: tuple[PortfolioConfiguration, dict[str, float]], with_risk: bool, seed: int
 ) -> None:
-    _, data, terms = problem(request, with_risk, seed)
-    assembled = assemble(terms, data)
+    _, _, model = problem(request, with_risk, seed)
+    assembled = assemble(model)
     try:
         with assembled.lock:
-            assembled.set_values(terms, data)
+            assembled.set_values(model, model.stacked())
             reference = solve(assembled, "CLARABEL")
     except Exception:  # infeasible requests are the diagnosis tests' business
         return
-    got = solve_terms(terms, data)
+    got = solve_terms(model)
     assert got.objective == pytest.approx(reference.objective, rel=1e-7, abs=1e-12)
     assert np.max(np.abs(got.trades - reference.trades)) < 1e-6
     assert got.residual <= 1e-7
@@ -115,8 +161,7 @@ def test_kkt_check_refuses_a_point_that_is_not_optimal(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series
 ) -> None:
     data = build_problem_data(sample_config, sample_prices)
-    terms = terms_for(sample_config, data, [])
-    qp = native_qp(terms, data)
+    qp = native_qp(terms_for(sample_config, data, []))
     assert qp is not None
     found = native.solve_clarabel(qp, 10.0)
     assert found.z is not None
@@ -152,12 +197,8 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
 def test_terms_without_native_form_are_solved_through_cvxpy(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series
 ) -> None:
-    class CvxpyOnly(TurnoverPenaltyTerm):
-        def native(self, data: Any) -> None:
-            return None
-
     engine = RebalancingEngine()
-    engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyOnly(1e-4)]  # type: ignore[arg-type]
+    engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyTurnoverPenalty(1e-4)]  # type: ignore[arg-type]
     engine.strategies["native"] = [*engine.strategies["minimize_costs"].terms(None), TurnoverPenaltyTerm(1e-4)]  # type: ignore[arg-type]
     via_cvxpy = engine.rebalance(sample_config.model_copy(update={"method": "cvxpy_only"}), sample_prices)
     via_native = engine.rebalance(sample_config.model_copy(update={"method": "native"}), sample_prices)
@@ -175,8 +216,7 @@ def test_structure_where_polishing_fails_goes_to_the_interior_point_solver(
     first = rebalance(sample_config, sample_prices)
     assert first.solver == "CLARABEL"
     data = build_problem_data(sample_config, sample_prices)
-    terms = terms_for(sample_config, data, [])
-    qp = native_qp(terms, data)
+    qp = native_qp(terms_for(sample_config, data, []))
     assert qp is not None
     keys = list(native._cache)
     assert [native.plan(qp, key) for key in keys] == ["interior"] * len(keys)
@@ -234,21 +274,19 @@ def test_dense_covariance_on_explicit_weights_equals_the_cvxpy_form() -> None:
     data = build_problem_data(config, prices, covariance=covariance)
     assert data.factor_root is not None
     assert data.factor_root.shape[1] >= 64  # many factors: the dense-block form
-    terms = terms_for(config, data, [])
-    qp = native_qp(terms, data)
+    model = terms_for(config, data, [])
+    qp = native_qp(model)
     assert qp is not None
     assert qp.dense_w is not None
     buy = rng.uniform(0, 0.02, n)
     sell = np.minimum(rng.uniform(0, 0.02, n), data.x0)
-    assembled = assemble(terms, data)
+    assembled = assemble(model)
     with assembled.lock:
-        assembled.set_values(terms, data)
-        v = assembled.variables
-        v.buy.value, v.sell.value, v.cost.value = buy, sell, 0.001
-        v.weights.value = data.x0 + buy - sell
+        assembled.set_values(model, model.stacked())
+        assembled.place(buy, sell, 0.001, data.x0)
         expected = float(assembled.problem.objective.value) / OBJECTIVE_SCALE
         reference = solve(assembled, "CLARABEL")
     assert qp.objective_at_trades(buy, sell, 0.001) == pytest.approx(expected, rel=1e-9)
-    got = solve_terms(terms, data)
+    got = solve_terms(model)
     assert got.objective == pytest.approx(reference.objective, rel=1e-7)
     assert np.max(np.abs(got.trades - reference.trades)) < 1e-6

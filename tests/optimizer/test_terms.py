@@ -1,6 +1,9 @@
-"""Each term's value against a hand computation, with variables fixed at known values."""
+"""Each term's description evaluated at known trades against a hand computation."""
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
@@ -27,6 +30,8 @@ from finwiz.optimizer import (
     assemble,
     build_problem_data,
 )
+from finwiz.optimizer._assembler import Model, _impact, stack
+from finwiz.optimizer._model import LimitGroup, trade_vector
 from finwiz.optimizer._terms import impact_fit
 
 PRICES = {"AAA": 10.0, "BBB": 20.0, "CCC": 50.0}
@@ -45,16 +50,41 @@ def make_data(**kw: object):  # type: ignore[no-untyped-def]
     return build_problem_data(PortfolioConfiguration(**fields), PRICES, **options)  # type: ignore[arg-type]
 
 
-def evaluate(term: Term, data, buy: np.ndarray, sell: np.ndarray, cost: float = 0.0) -> TermParts:  # type: ignore[no-untyped-def]
-    v = Variables.create(data.n)
-    parts = term.build(v, data)
-    for key, value in term.values(data).items():
-        if key in parts.params:
-            parts.params[key].value = value
-    v.buy.value, v.sell.value = buy, sell
-    v.weights.value = data.x0 + buy - sell
-    v.cost.value = cost
-    return parts
+@dataclass
+class Evaluated:
+    """A term's description evaluated at given trades (independently of any solver)."""
+
+    objective: float
+    cost: float
+    groups: dict[str, LimitGroup]
+    z: np.ndarray
+
+    def value(self, name: str) -> np.ndarray:
+        return self.groups[name].value(self.z)
+
+    def linear(self, name: str) -> np.ndarray:
+        rows, _, _ = self.groups[name].linear()
+        return rows.evaluate(self.z)
+
+
+def evaluate(term: Term, data, buy: np.ndarray, sell: np.ndarray, cost: float = 0.0) -> Evaluated:  # type: ignore[no-untyped-def]
+    description = term.describe(data)
+    assert description is not None
+    z = trade_vector(buy, sell, cost)
+    stacked = stack([description], data)
+    money = float(stacked.rate @ (buy + sell)) + sum(_impact_value(form, buy + sell) for form in stacked.impact)
+    return Evaluated(stacked.objective(z), money, {g.name: g for g in description.limits}, z)
+
+
+def _impact_value(form, traded: np.ndarray) -> float:  # type: ignore[no-untyped-def]
+    """The impact cone's expression (as the cvxpy problem writes it) at ``traded``."""
+    params: list[cp.Parameter] = []
+    expression = _impact(form, cp.Constant(traded), params)
+    for param, value in zip(
+        params, [form.first] + ([] if form.second is None else [np.sqrt(form.second)]), strict=True
+    ):
+        param.value = value
+    return float(expression.value)
 
 
 def test_data_units() -> None:
@@ -67,21 +97,18 @@ def test_data_units() -> None:
 def test_target_tracking_value() -> None:
     data = make_data()
     buy, sell = np.array([0.0, 0.1, 0.2]), np.array([0.05, 0.0, 0.0])
-    parts = evaluate(TargetTrackingTerm(weight=2.0), data, buy, sell)
+    got = evaluate(TargetTrackingTerm(weight=2.0), data, buy, sell)
     w = data.x0 + buy - sell
     expected = 2.0 * (np.sum((w - data.target) ** 2) + (w.sum() - data.target.sum()) ** 2)
-    assert parts.objective is not None
-    assert parts.objective.value == pytest.approx(expected)
+    assert got.objective == pytest.approx(expected)
 
 
 def test_transaction_cost_value() -> None:
     data = make_data(transaction_cost_rates={"BBB": 0.01})
     buy, sell = np.array([0.0, 0.1, 0.2]), np.array([0.05, 0.0, 0.0])
-    parts = evaluate(TransactionCostTerm(weight=3.0), data, buy, sell, cost=0.123)
-    assert parts.cost is not None
-    assert parts.objective is not None
-    assert parts.cost.value == pytest.approx(0.001 * 0.05 + 0.01 * 0.1 + 0.001 * 0.2)
-    assert parts.objective.value == pytest.approx(3.0 * 0.123)
+    got = evaluate(TransactionCostTerm(weight=3.0), data, buy, sell, cost=0.123)
+    assert got.cost == pytest.approx(0.001 * 0.05 + 0.01 * 0.1 + 0.001 * 0.2)
+    assert got.objective == pytest.approx(3.0 * 0.123)
 
 
 def test_impact_fit_is_least_squares() -> None:
@@ -103,22 +130,28 @@ def test_market_impact_value(exact: bool) -> None:
     k = 0.02 * np.sqrt(data.ref_value / 1e6)
     assert data.impact == pytest.approx(np.full(3, k))
     buy, sell = np.array([0.0, 0.1, 0.0]), np.zeros(3)
-    parts = evaluate(MarketImpactTerm(exact=exact), data, buy, sell)
-    assert parts.cost is not None
-    # The QP fit approximates t^1.5 within a few percent on the fitted span.
-    assert parts.cost.value == pytest.approx(k * 0.1**1.5, rel=1e-9 if exact else 0.08)
+    got = evaluate(MarketImpactTerm(exact=exact), data, buy, sell)
+    # The fit approximates t^1.5 within a few percent on the fitted span.
+    assert got.cost == pytest.approx(k * 0.1**1.5, rel=1e-9 if exact else 0.08)
 
 
 def test_trade_count_reweighting() -> None:
     data = make_data()
     term = TradeCountTerm(weight=0.5, eps=1e-3)
     buy, sell = np.array([0.0, 0.1, 0.0]), np.zeros(3)
-    parts = evaluate(term, data, buy, sell)
     gamma0 = 1 / (np.abs(data.target - data.x0) + 1e-3)
-    assert parts.objective is not None
-    assert parts.objective.value == pytest.approx(0.5 * gamma0[1] * 0.1)
-    assert term.reweight(data, buy - sell)
-    assert term.values(data)["penalty"] == pytest.approx(0.5 / (np.abs(buy - sell) + 1e-3))
+    assert evaluate(term, data, buy, sell).objective == pytest.approx(0.5 * gamma0[1] * 0.1)
+    # The term is a value: the re-weighting lives on the per-rebalance data, not on the term.
+    gamma = term.gamma(data, buy - sell)
+    assert gamma == pytest.approx(1 / (np.abs(buy - sell) + 1e-3))
+    again = dataclasses.replace(data, count_weights=gamma)
+    assert evaluate(term, again, buy, sell).objective == pytest.approx(0.5 * gamma[1] * 0.1)
+    assert evaluate(term, data, buy, sell).objective == pytest.approx(0.5 * gamma0[1] * 0.1)
+    # The debias solve drops the L1 stand-in; the discrete step prices the true count.
+    debiased = term.describe(dataclasses.replace(data, debias=True))
+    assert debiased is not None
+    assert debiased.surrogate is None
+    assert debiased.count == 0.5
 
 
 def test_risk_terms_values() -> None:
@@ -134,39 +167,41 @@ def test_risk_terms_values() -> None:
     w = data.x0 + buy - sell
     te = evaluate(TrackingErrorTerm(), data, buy, sell).objective
     risk = evaluate(RiskTerm(weight=1.0), data, buy, sell).objective
-    assert te is not None
-    assert risk is not None
     d = w - data.target
-    assert te.value == pytest.approx(2.0 * d @ sigma @ d / scale)
-    assert risk.value == pytest.approx(w @ sigma @ w / scale)
+    assert te == pytest.approx(2.0 * d @ sigma @ d / scale)
+    assert risk == pytest.approx(w @ sigma @ w / scale)
 
 
 def test_turnover_penalty_and_cap() -> None:
     data = make_data(max_turnover=0.5)
     buy, sell = np.array([0.0, 0.1, 0.2]), np.array([0.05, 0.0, 0.0])
-    assert evaluate(TurnoverPenaltyTerm(weight=2.0), data, buy, sell).objective.value == pytest.approx(0.7)  # type: ignore[union-attr]
-    limit = evaluate(TurnoverCapTerm(), data, buy, sell).limits[0]
-    assert limit.lhs.value == pytest.approx(0.35)
-    assert limit.rhs.value == pytest.approx(0.5 * data.value / data.ref_value)  # type: ignore[union-attr]
+    assert evaluate(TurnoverPenaltyTerm(weight=2.0), data, buy, sell).objective == pytest.approx(0.7)
+    cap = evaluate(TurnoverCapTerm(), data, buy, sell)
+    # Shown as turnover of the value before trading; linear as tau - cap V / V_ref <= 0.
+    assert cap.value("turnover_cap") == pytest.approx([0.35 * data.ref_value / data.value])
+    assert cap.linear("turnover_cap") == pytest.approx([0.35 - 0.5 * data.value / data.ref_value])
 
 
 def test_caps_include_costs_in_the_denominator() -> None:
     data = make_data(max_position_weight=0.5, max_sector_weight=0.6)
     buy, sell = np.array([0.0, 0.1, 0.0]), np.zeros(3)
-    cap = evaluate(PositionCapTerm(), data, buy, sell, cost=0.01).limits[0]
-    assert cap.lhs.value == pytest.approx(data.x0 + buy + 0.5 * 0.01)
-    sector = evaluate(SectorCapTerm(), data, buy, sell, cost=0.01).limits[0]
     x = data.x0 + buy
-    assert sector.lhs.value == pytest.approx([x[0] + x[1] + 0.6 * 0.01, x[2] + 0.6 * 0.01])
+    cap = evaluate(PositionCapTerm(), data, buy, sell, cost=0.01)
+    assert cap.value("max_position") == pytest.approx(x / (1 - 0.01))  # post-trade weights
+    assert cap.linear("max_position") == pytest.approx(x + 0.5 * 0.01 - 0.5)
+    sector = evaluate(SectorCapTerm(), data, buy, sell, cost=0.01)
+    assert sector.value("sector_cap") == pytest.approx(np.array([x[0] + x[1], x[2]]) / (1 - 0.01))
+    assert sector.linear("sector_cap") == pytest.approx([x[0] + x[1] + 0.6 * 0.01 - 0.6, x[2] + 0.6 * 0.01 - 0.6])
 
 
 def test_budget_limit() -> None:
     data = make_data(min_cash_weight=0.1)
     buy, sell = np.array([0.0, 0.1, 0.0]), np.array([0.02, 0.0, 0.0])
-    limit = evaluate(BudgetTerm(), data, buy, sell, cost=0.001).limits[0]
-    # cash after = cash0 - 0.1 + 0.02 - 0.001 must be >= 0.1 (1 - 0.001)
-    assert limit.lhs.value == pytest.approx(0.1 - 0.02 + 0.001 - 0.1 * 0.001)
-    assert limit.rhs.value == pytest.approx(data.cash0 - 0.1)  # type: ignore[union-attr]
+    got = evaluate(BudgetTerm(), data, buy, sell, cost=0.001)
+    # cash after = cash0 - 0.1 + 0.02 - 0.001, as a fraction of the post-trade value 1 - 0.001
+    cash = data.cash0 - 0.1 + 0.02 - 0.001
+    assert got.value("cash_floor") == pytest.approx([cash / (1 - 0.001)])
+    assert got.linear("cash_floor") == pytest.approx([cash - 0.1 * (1 - 0.001)])
 
 
 class ConcaveTerm(Term):
@@ -182,7 +217,7 @@ class ConcaveTerm(Term):
 def test_assembler_blames_the_offending_term() -> None:
     data = make_data()
     with pytest.raises(TermError, match="bad_concave"):
-        assemble([TargetTrackingTerm(), ConcaveTerm()], data)
+        assemble(Model.of([TargetTrackingTerm(), ConcaveTerm()], data))
 
 
 def test_assembler_caches_by_structure() -> None:
@@ -190,11 +225,11 @@ def test_assembler_caches_by_structure() -> None:
 
     clear_cache()
     terms = [TargetTrackingTerm(), BudgetTerm()]
-    first = assemble(terms, make_data())
-    second = assemble(terms, make_data(cash=900.0))
+    first = assemble(Model.of(terms, make_data()))
+    second = assemble(Model.of(terms, make_data(cash=900.0)))
     assert first is second
     assert cache_info() == {"hits": 1, "misses": 1, "size": 1}
-    other = assemble([TargetTrackingTerm()], make_data())
+    other = assemble(Model.of([TargetTrackingTerm()], make_data()))
     assert other is not first
 
 

@@ -1,8 +1,13 @@
-"""Assemble one ``cvxpy.Problem`` from terms, check it per term, and cache it by structure.
+"""The cvxpy problem, derived from the terms' descriptions, plus any user term written in cvxpy.
 
-A second solve with the same structure (same number of assets, sectors, factors and the same
-kinds of terms) reuses the compiled problem and only sets Parameter values, so cvxpy skips
-canonicalization (DPP).
+The descriptions (``_model``) are stacked into a few arrays (:class:`Stacked`): the squared rows
+and the linear part of the objective, the cost rates and impact, and every limit group's linear
+rows. Each array becomes one ``cvxpy.Parameter`` (a row's triplets as ``S @ (vals o z[cols])``,
+``S`` the constant 0/1 row pattern), so a problem of a known structure (the same sparsity
+patterns, the same kinds of terms) is compiled once and re-solved with new values (DPP). A user's
+term adds its own cvxpy objective, cost and limits; the assembler labels every constraint with
+its group, checks each user term for DCP/DPP (raising an error that names it) and checks its
+Parameter values against the Parameters it built.
 """
 
 from __future__ import annotations
@@ -11,12 +16,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import sparse
 
 from finwiz.errors import TermError
 from finwiz.optimizer._data import ProblemData
+from finwiz.optimizer._model import (
+    Affine,
+    Description,
+    ImpactForm,
+    LimitGroup,
+    column,
+)
 from finwiz.optimizer._native import clear_native_cache, native_cache_info
 from finwiz.optimizer._terms import Limit, Term, TermParts, Variables
 
@@ -25,7 +38,16 @@ if TYPE_CHECKING:
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer._lazy import cvxpy as cp
 
-__all__ = ["OBJECTIVE_SCALE", "AssembledProblem", "assemble", "cache_info", "clear_cache"]
+__all__ = [
+    "OBJECTIVE_SCALE",
+    "AssembledProblem",
+    "Model",
+    "Stacked",
+    "assemble",
+    "cache_info",
+    "clear_cache",
+    "stack",
+]
 
 _CACHE_SIZE = 32
 OBJECTIVE_SCALE = 1e4
@@ -38,33 +60,209 @@ _hits = 0
 _misses = 0
 
 
+@dataclass(frozen=True)
+class Stacked:
+    """The descriptions of one request as a few arrays over ``z = [buy, sell, c, tau, nu]``."""
+
+    n: int
+    squares: Affine  # the objective has ||squares(z)||^2 ...
+    linear: np.ndarray  # ... plus linear @ z (2n + 3) ...
+    const: float  # ... plus const
+    count: float  # price of one trade (the discrete step's true count)
+    rate: np.ndarray  # c >= rate'(buy + sell) + impact
+    impact: tuple[ImpactForm, ...]
+    groups: tuple[LimitGroup, ...]
+    backoff: float
+
+    def objective(self, z: np.ndarray) -> float:
+        """The (unscaled) objective at ``z``, the count not included."""
+        rows = self.squares.evaluate(z)
+        return float(rows @ rows + self.linear @ z + self.const)
+
+
+def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous: bool = True) -> Stacked:
+    """Stack ``descriptions``; ``continuous`` includes the count's L1 surrogate (the continuous
+    solve's), otherwise the objective is the true one less the count (priced separately)."""
+    n, x0 = data.n, data.x0
+    squares: list[Affine] = []
+    linear = np.zeros(2 * n + 3)
+    rate = np.zeros(n)
+    impact: list[ImpactForm] = []
+    count = 0.0
+    for d in descriptions:
+        squares += [Affine.weights_diag(s, x0, base) for s, base in d.weight_squares]
+        squares += [Affine.scalar(col, r, r * o) for col, r, o in d.scalar_squares]
+        squares += d.low_rank
+        for line in (d.linear, d.surrogate if continuous else None):
+            if line is not None:
+                np.add.at(linear, column(line.cols, n), line.vals)
+        linear[2 * n] += d.cost_weight
+        if d.cost is not None:
+            rate = rate + d.cost
+        if d.impact is not None:
+            impact.append(d.impact)
+        count += d.count
+    return Stacked(
+        n=n,
+        squares=_concat(squares),
+        linear=linear,
+        const=0.0,
+        count=count,
+        rate=rate,
+        impact=tuple(impact),
+        groups=tuple(g for d in descriptions for g in d.limits),
+        backoff=data.backoff,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """One request's problem: its terms and what each describes (None: a user's cvxpy term).
+
+    Built once per solve; every consumer (native QP, cvxpy problem, whole-share step, compliance,
+    diagnosis) reads it, so the terms are asked for their description once.
+    """
+
+    terms: tuple[Term, ...]
+    data: ProblemData
+    descriptions: tuple[Description | None, ...]
+    _stacks: dict[bool, Stacked] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, terms: Sequence[Term], data: ProblemData) -> Model:
+        """Describe ``terms`` (already filtered by :meth:`Term.applies`) for ``data``."""
+        return cls(tuple(terms), data, tuple(t.describe(data) for t in terms))
+
+    @property
+    def described(self) -> list[Description]:
+        """The descriptions of the terms that have one."""
+        return [d for d in self.descriptions if d is not None]
+
+    @property
+    def user_terms(self) -> list[Term]:
+        """The terms written in cvxpy."""
+        return [t for t, d in zip(self.terms, self.descriptions, strict=True) if d is None]
+
+    @property
+    def is_qp(self) -> bool:
+        """Whether the whole problem is a QP the native solvers take (no user term, no cone)."""
+        return all(d is not None and d.impact is None for d in self.descriptions)
+
+    @property
+    def groups(self) -> list[LimitGroup]:
+        """Every described limit group, in term order."""
+        return [g for d in self.described for g in d.limits]
+
+    def stacked(self, continuous: bool = True) -> Stacked:
+        """The descriptions stacked (see :func:`stack`)."""
+        if continuous not in self._stacks:
+            self._stacks[continuous] = stack(self.described, self.data, continuous=continuous)
+        return self._stacks[continuous]
+
+    def with_data(self, data: ProblemData) -> Model:
+        """The same terms described for other data (a re-solve of the same rebalance)."""
+        return Model.of(self.terms, data)
+
+
+def _concat(affines: Sequence[Affine]) -> Affine:
+    if not affines:
+        return Affine.constant(0.0).select(np.zeros(1, bool))
+    base = np.cumsum([0] + [a.m for a in affines])
+    return Affine(
+        np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
+        np.concatenate([a.cols for a in affines]),
+        np.concatenate([a.vals for a in affines]),
+        np.concatenate([a.offset for a in affines]),
+    )
+
+
+def _signature(a: Affine) -> tuple[Any, ...]:
+    return (a.m, hash(a.rows.tobytes()), hash(a.cols.tobytes()))
+
+
+def _pieces(s: Stacked) -> list[tuple[str, Any]]:
+    """What becomes a Parameter, in order: the same walk builds the problem and sets its values."""
+    out: list[tuple[str, Any]] = [("squares", s.squares), ("linear", s.linear), ("rate", s.rate)]
+    for form in s.impact:
+        out.append(("impact", form))
+    for g in s.groups:
+        out.append(("limit", (g, *g.linear(s.backoff))))
+    return out
+
+
+def _structure(s: Stacked) -> tuple[Any, ...]:
+    key: list[Any] = [s.n]
+    for kind, piece in _pieces(s):
+        if kind == "squares":
+            key.append(_signature(piece))
+        elif kind == "impact":
+            key.append(piece.kind)
+        elif kind == "limit":
+            g, rows, lower, upper = piece
+            key.append((g.name, _signature(rows), np.isfinite(lower).tobytes(), np.isfinite(upper).tobytes()))
+    return tuple(key)
+
+
+def _values(kind: str, piece: Any) -> list[np.ndarray]:
+    """The Parameter values of one piece, in the order :func:`_expression` creates them."""
+    if kind == "squares":
+        return [piece.vals, piece.offset]
+    if kind in ("linear", "rate"):
+        return [piece]
+    if kind == "impact":
+        if piece.kind == "power":
+            return [piece.first]
+        return [piece.first, np.sqrt(piece.second)]
+    _, rows, lower, upper = piece
+    return [rows.vals, rows.offset, lower[np.isfinite(lower)], upper[np.isfinite(upper)]]
+
+
+def _rows(a: Affine, z: cp.Expression, vals: cp.Parameter, offset: cp.Parameter) -> cp.Expression:
+    """``A z + b`` from triplets: ``S @ (vals o z[cols]) + offset``."""
+    n = (z.shape[0] - 3) // 2
+    if len(a.vals) == 0:
+        return offset
+    pattern = sparse.csr_matrix((np.ones(len(a.rows)), (a.rows, np.arange(len(a.rows)))), shape=(a.m, len(a.rows)))
+    return pattern @ cp.multiply(vals, z[column(a.cols, n)]) + offset
+
+
 @dataclass
 class AssembledProblem:
-    """A compiled problem, its variables, and the parts each term contributed (in term order)."""
+    """A compiled problem, its variables, Parameters (in :func:`_pieces` order) and limits."""
 
     problem: cp.Problem
     variables: Variables
-    parts: list[TermParts]
+    params: list[cp.Parameter]
+    user: list[tuple[Term, TermParts]]
     limits: list[Limit]
     key: Hashable
+    objective: cp.Expression
+    constraints: list[cp.Constraint]
+    continuous: bool
     slacks: dict[str, cp.Variable] = field(default_factory=dict)
     elastic: list[tuple[str, cp.Constraint]] = field(default_factory=list)
+    groups: dict[str, LimitGroup] = field(default_factory=dict)
     # Held from setting Parameter values to reading the solution, so two threads sharing a
     # cached problem never solve each other's data (re-entrant: ``solve`` takes it too).
     lock: threading.RLock = field(default_factory=threading.RLock)
     solves: int = 0
 
-    def set_values(self, terms: Sequence[Term], data: ProblemData) -> None:
-        """Give every Parameter its value for ``data`` (``terms`` in the order assembled)."""
-        self.parts[-1].params["x0"].value = data.x0
-        for term, parts in zip(terms, self.parts[:-1], strict=True):
-            values = term.values(data)
+    def set_values(self, model: Model, stacked: Stacked) -> None:
+        """Give every Parameter its value for ``model``'s request."""
+        values = [v for kind, piece in _pieces(stacked) for v in _values(kind, piece)]
+        values.append(model.data.x0)
+        for param, value in zip(self.params, values, strict=True):
+            param.value = value
+        for term, parts in self.user:
+            given = term.values(model.data)
+            missing = sorted(set(parts.params) - set(given))
+            unknown = sorted(set(given) - set(parts.params))
+            if missing or unknown:
+                what = f"no value for parameter {missing[0]!r}" if missing else f"unknown parameter {unknown[0]!r}"
+                raise TermError(term.name, f"values(): {what} (parameters: {sorted(parts.params)})")
             for key, param in parts.params.items():
-                if key not in values:
-                    continue
-                value = values[key]
                 try:
-                    param.value = value
+                    param.value = given[key]
                 except ValueError as exc:
                     raise TermError(term.name, f"bad value for parameter {key!r}: {exc}") from exc
 
@@ -79,6 +277,37 @@ class AssembledProblem:
             out[limit.name] = max(out.get(limit.name, 0.0), worst, 0.0)
         return out
 
+    def place(self, buy: np.ndarray, sell: np.ndarray, cost: float, x0: np.ndarray) -> None:
+        """Set the variables to given trades (to evaluate the objective or a gradient there)."""
+        v = self.variables
+        v.buy.value, v.sell.value, v.cost.value = buy, sell, cost
+        v.weights.value = x0 + buy - sell
+
+    def user_gradient(self, n: int) -> np.ndarray:
+        """Gradient over ``z`` of the user terms' objectives at the placed point (unscaled)."""
+        g = np.zeros(2 * n + 3)
+        v = self.variables
+        for _, parts in self.user:
+            if parts.objective is None:
+                continue
+            grads = parts.objective.grad
+            d_w = _gradient(grads, v.weights)
+            g[:n] += _gradient(grads, v.buy) + d_w
+            g[n : 2 * n] += _gradient(grads, v.sell) - d_w
+            g[2 * n] += float(_gradient(grads, v.cost).sum())
+        return g
+
+    def user_objective(self) -> float:
+        """The user terms' objectives at the placed point (unscaled)."""
+        return float(sum(float(p.objective.value) for _, p in self.user if p.objective is not None))
+
+
+def _gradient(grads: dict[Any, Any], var: cp.Expression) -> np.ndarray:
+    block = grads.get(var)
+    if block is None:
+        return np.zeros(var.size)
+    return np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float).ravel()
+
 
 def _check(term: Term, parts: TermParts) -> None:
     if parts.objective is not None:
@@ -91,19 +320,79 @@ def _check(term: Term, parts: TermParts) -> None:
     for limit in parts.limits:
         if isinstance(limit.rhs, cp.Expression) and limit.rhs.variables():
             raise TermError(term.name, f"limit {limit.name!r}: the right-hand side may hold Parameters only")
-        constraint = limit.hard()
-        if not constraint.is_dcp(dpp=True):
+        if not limit.hard().is_dcp(dpp=True):
             raise TermError(term.name, f"limit {limit.name!r} is not convex under DCP/DPP rules")
 
 
-def _build(terms: Sequence[Term], data: ProblemData, key: Hashable, diagnose: bool) -> AssembledProblem:
-    v = Variables.create(data.n)
-    x0 = cp.Parameter(data.n, name="x0")
-    all_parts: list[TermParts] = []
+def _impact(form: ImpactForm, traded: cp.Expression, params: list[cp.Parameter]) -> cp.Expression:
+    first = cp.Parameter(len(form.first), nonneg=True, name=f"impact_{form.kind}")
+    params.append(first)
+    if form.kind == "power":
+        return first @ cp.power(traded, 1.5)
+    root = cp.Parameter(len(form.first), nonneg=True, name="impact_root_b")
+    params.append(root)
+    return first @ traded + cp.sum_squares(cp.multiply(root, traded))
+
+
+def build(
+    model: Model,
+    stacked: Stacked,
+    *,
+    diagnose: bool = False,
+    variables: Variables | None = None,
+    key: Hashable = None,
+    continuous: bool = True,
+) -> AssembledProblem:
+    """Build the problem of ``stacked`` plus the user terms among ``terms`` (those without a
+    description); ``variables`` may be expressions (exact mode's integer lots)."""
+    data = model.data
+    n = data.n
+    v = variables if variables is not None else Variables.create(n)
+    traded = v.buy + v.sell
+    z = cp.hstack(
+        [
+            v.buy,
+            v.sell,
+            cp.reshape(v.cost, (1,), order="F"),
+            cp.reshape(cp.sum(traded), (1,), order="F"),
+            cp.reshape(cp.sum(v.buy - v.sell), (1,), order="F"),
+        ]
+    )
+    params: list[cp.Parameter] = []
+
+    def new(size: int, name: str) -> cp.Parameter:
+        param = cp.Parameter(size, name=name)
+        params.append(param)
+        return param
+
     objective: list[cp.Expression] = []
     costs: list[cp.Expression] = []
     limits: list[Limit] = []
-    for term in terms:
+    groups: dict[str, LimitGroup] = {}
+    for kind, piece in _pieces(stacked):
+        if kind == "squares":
+            vals, off = new(len(piece.vals), "square_vals"), new(piece.m, "square_offset")
+            if piece.m:
+                objective.append(cp.sum_squares(_rows(piece, z, vals, off)))
+        elif kind == "linear":
+            objective.append(new(2 * n + 3, "linear") @ z)
+        elif kind == "rate":
+            costs.append(new(n, "rate") @ traded)
+        elif kind == "impact":
+            costs.append(_impact(piece, traded, params))
+        else:
+            g, rows, lower, upper = piece
+            groups.setdefault(g.name, g)
+            expr = _rows(rows, z, new(len(rows.vals), f"{g.name}_vals"), new(rows.m, f"{g.name}_offset"))
+            low, up = np.flatnonzero(np.isfinite(lower)), np.flatnonzero(np.isfinite(upper))
+            low_p, up_p = new(low.size, f"{g.name}_lower"), new(up.size, f"{g.name}_upper")
+            if low.size:
+                limits.append(Limit(g.name, expr[low] if low.size < rows.m else expr, ">=", low_p))
+            if up.size:
+                limits.append(Limit(g.name, expr[up] if up.size < rows.m else expr, "<=", up_p))
+    x0 = new(n, "x0")
+    user: list[tuple[Term, TermParts]] = []
+    for term in model.user_terms:
         try:
             parts = term.build(v, data, diagnose=diagnose)
         except TermError:
@@ -111,16 +400,17 @@ def _build(terms: Sequence[Term], data: ProblemData, key: Hashable, diagnose: bo
         except Exception as exc:  # a user's term failing to build is reported by name
             raise TermError(term.name, f"failed to build: {exc}") from exc
         _check(term, parts)
-        all_parts.append(parts)
+        user.append((term, parts))
         if parts.objective is not None:
             objective.append(parts.objective)
         if parts.cost is not None:
             costs.append(parts.cost)
         limits.extend(parts.limits)
-    constraints: list[cp.Constraint] = [v.weights == x0 + v.buy - v.sell]
+    constraints: list[cp.Constraint] = [v.weights == x0 + v.buy - v.sell] if variables is None else []
     constraints.append(v.cost >= cp.sum(cp.hstack(costs)) if costs else v.cost == 0)
     slacks: dict[str, cp.Variable] = {}
     elastic: list[tuple[str, cp.Constraint]] = []
+    goal_expr = OBJECTIVE_SCALE * cp.sum(cp.hstack(objective)) if objective else cp.Constant(0.0)
     if diagnose:
         for limit in limits:
             if limit.name not in slacks:
@@ -130,36 +420,38 @@ def _build(terms: Sequence[Term], data: ProblemData, key: Hashable, diagnose: bo
         goal = cp.Minimize(cp.sum(cp.hstack(list(slacks.values()))) if slacks else cp.Constant(0.0))
     else:
         constraints += [limit.hard() for limit in limits]
-        goal = cp.Minimize(OBJECTIVE_SCALE * cp.sum(cp.hstack(objective)) if objective else cp.Constant(0.0))
+        goal = cp.Minimize(goal_expr)
     problem = cp.Problem(goal, constraints)
-    if not problem.is_dcp(dpp=True):  # per-term checks passed, so this is the assembler's own bug
+    if variables is None and not problem.is_dcp(dpp=True):  # user terms passed their own checks
         raise TermError("assembler", "assembled problem is not DPP")
-    # x0 is the assembler's own Parameter; keep it in a pseudo-part at the end.
-    core = TermParts(params={"x0": x0})
-    return AssembledProblem(problem, v, [*all_parts, core], limits, key, slacks, elastic)
+    return AssembledProblem(
+        problem, v, params, user, limits, key, goal_expr, constraints, continuous, slacks, elastic, groups
+    )
 
 
-def assemble(terms: Sequence[Term], data: ProblemData, *, diagnose: bool = False) -> AssembledProblem:
-    """Build (or fetch from the cache) the problem for ``terms`` and set its Parameters for ``data``.
-
-    Terms whose :meth:`Term.applies` is False for ``data`` must already be filtered out.
-    """
+def assemble(model: Model, *, diagnose: bool = False, continuous: bool = True) -> AssembledProblem:
+    """Build (or fetch from the cache) the cvxpy problem of ``model``; callers set its values
+    (:meth:`AssembledProblem.set_values`) and solve it under its lock."""
     global _hits, _misses
-    key = (diagnose, data.structure(), tuple(term.structure(data) for term in terms))
+    stacked = model.stacked(continuous)
+    user_keys = tuple(t.structure(model.data) for t in model.user_terms)
+    key = (diagnose, continuous, _structure(stacked), user_keys)
     if diagnose:  # elastic rows follow the blocked sets of this request: built fresh, never cached
-        return _build(terms, data, key, diagnose)
-    with _cache_lock:
-        assembled = _cache.get(key)
-        if assembled is not None:
-            _cache.move_to_end(key)
-            _hits += 1
-    if assembled is None:
-        assembled = _build(terms, data, key, diagnose)
+        assembled = build(model, stacked, diagnose=True, key=key, continuous=continuous)
+    else:
         with _cache_lock:
-            _misses += 1
-            _cache[key] = assembled
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+            cached = _cache.get(key)
+            if cached is not None:
+                _cache.move_to_end(key)
+                _hits += 1
+        if cached is None:
+            cached = build(model, stacked, key=key, continuous=continuous)
+            with _cache_lock:
+                _misses += 1
+                _cache[key] = cached
+                while len(_cache) > _CACHE_SIZE:
+                    _cache.popitem(last=False)
+        assembled = cached
     return assembled
 
 

@@ -1,19 +1,30 @@
 """The post-trade state of concrete share trades, and every hard constraint checked on it.
 
-This is the single source of truth for money and weights: the engine's result, the rounding
-step's final check and the tests all use :func:`post_trade_state`.
+This is the single source of truth for money and weights: the engine's result, the whole-share
+step's final check and the tests all use :func:`post_trade_state`. The checks read the limit
+groups of the model's one description (``_model``): each group's ``rows / per`` at the final
+trades, in the group's unit — no limit's formula is restated here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from finwiz.optimizer._data import ProblemData
+from finwiz.optimizer._data import NOISE_VALUE, ProblemData
+from finwiz.optimizer._model import LimitGroup, trade_vector
 from finwiz.schemas import ComplianceCheck
 
-__all__ = ["PostTradeState", "compliance_checks", "post_trade_state", "trade_costs"]
+__all__ = [
+    "PostTradeState",
+    "compliance_checks",
+    "meets_minimum",
+    "min_trade_check",
+    "post_trade_state",
+    "trade_costs",
+]
 
 RELATIVE_TOLERANCE = 1e-9
 """A constraint holds when it is met to within this fraction of portfolio value (float noise)."""
@@ -22,7 +33,8 @@ RELATIVE_TOLERANCE = 1e-9
 def trade_costs(
     data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(transaction, market impact) cost in currency of signed ``trade_values``.
+    """(transaction, market impact) cost in currency of signed ``trade_values``: the cost model,
+    ``rate |T| + k V_ref (|T| / V_ref)^{3/2}``.
 
     ``trade_values[j]`` trades asset ``owner[j]`` (default: asset ``j``).
     """
@@ -34,6 +46,13 @@ def trade_costs(
     k = data.impact if owner is None else data.impact[owner]
     impact = k * (size / data.ref_value) ** 1.5 * data.ref_value
     return linear, impact
+
+
+def meets_minimum(data: ProblemData, trade_values: np.ndarray) -> np.ndarray:
+    """Which signed trade values keep the minimum trade size: no trade, or at least the minimum
+    (and a cent) in value."""
+    smallest = max(data.min_trade_value * (1 - 1e-12), NOISE_VALUE)
+    return np.asarray((trade_values == 0) | (np.abs(trade_values) >= smallest))
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,11 @@ class PostTradeState:
     def total_cost(self) -> float:
         """Transaction plus impact costs, in currency."""
         return float(self.transaction_costs.sum() + self.impact_costs.sum())
+
+    def trade_vector(self, data: ProblemData) -> np.ndarray:
+        """The trades as the model's variables ``z = [buy, sell, c, tau, nu]`` (fractions of V_ref)."""
+        u = self.trade_values / data.ref_value
+        return trade_vector(np.maximum(u, 0.0), np.maximum(-u, 0.0), self.total_cost / data.ref_value)
 
 
 def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeState:
@@ -81,124 +105,39 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
     )
 
 
-def _check(name: str, term: str, kind: str, limit: float, value: float, scale: float = 1.0) -> ComplianceCheck:
-    slack = limit - value if kind == "<=" else value - limit
-    return ComplianceCheck.trusted(
-        constraint=name,
-        term=term,
-        kind=kind,
-        limit=float(limit),
-        value=float(value),
-        slack=float(slack),
-        satisfied=bool(slack >= -RELATIVE_TOLERANCE * scale),
-    )
-
-
-def _worst(
-    name: str,
-    term: str,
-    kind: str,
-    limits: np.ndarray,
-    values: np.ndarray,
-    mask: np.ndarray,
-    symbols: tuple[str, ...],
-) -> ComplianceCheck | None:
-    if not mask.any():
-        return None
-    slack = np.where(mask, (limits - values) if kind == "<=" else (values - limits), np.inf)
-    i = int(np.argmin(slack))
-    return _check(f"{name}[{symbols[i]}]", term, kind, limits[i], values[i])
-
-
-def compliance_checks(data: ProblemData, state: PostTradeState) -> list[ComplianceCheck]:
-    """Every hard constraint on the final trades: per-asset groups by their tightest asset."""
-    checks: list[ComplianceCheck] = []
-    w = state.weights_after
-    symbols = data.symbols
-    traded = np.abs(state.trade_shares) > 0
-    bought = state.trade_shares > 0
-    sold = state.trade_shares < 0
-    scale = data.value  # trade-count style checks compare amounts in currency
-
-    checks.append(_check("cash_floor", "cash_floor", ">=", data.min_cash_weight, state.cash_weight_after))
-    if not data.allow_short:
-        worst = _worst(
-            "long_only",
-            "trade_bounds",
-            ">=",
-            np.zeros(data.n),
-            state.shares_after,
-            np.ones(data.n, bool),
-            symbols,
-        )
-        if worst is not None:
-            checks.append(worst)
-    for reason, mask in data.blocked.items():
-        if not mask.any():
-            continue
-        if reason in ("no_buy", "esg_screen"):
-            moved = bought & mask
-        elif reason == "no_sell":
-            moved = sold & mask
-        else:
-            moved = traded & mask
-        amount = float(np.abs(state.trade_values[moved]).sum())
-        name = reason if not moved.any() else f"{reason}[{symbols[int(np.argmax(moved))]}]"
-        checks.append(_check(name, "trade_bounds", "<=", 0.0, amount, scale))
-    if data.position_cap is not None:
-        worst = _worst(
-            "max_position",
-            "max_position",
-            "<=",
-            data.position_cap,
-            w,
-            np.isfinite(data.position_cap),
-            symbols,
-        )
-        if worst is not None:
-            checks.append(worst)
-    if data.position_floor is not None:
-        worst = _worst(
-            "min_position",
-            "min_position",
-            ">=",
-            data.position_floor,
-            w,
-            data.position_floor > 0,
-            symbols,
-        )
-        if worst is not None:
-            checks.append(worst)
-    if data.sector_cap is not None:
-        has = data.sector_of >= 0
-        sector_weight = np.bincount(data.sector_of[has], weights=w[has], minlength=len(data.sector_names))
-        for s, name in enumerate(data.sector_names):
-            if np.isfinite(data.sector_cap[s]):
-                checks.append(
-                    _check(
-                        f"sector_cap[{name}]",
-                        "sector_cap",
-                        "<=",
-                        data.sector_cap[s],
-                        sector_weight[s],
-                    )
-                )
-    if data.esg is not None and data.esg_floor is not None:
-        invested = state.values_after.sum()
-        average = float(data.esg @ state.values_after / invested) if invested > 0 else data.esg_floor
-        checks.append(
-            _check(
-                "esg_floor",
-                "esg_floor",
-                ">=",
-                data.esg_floor,
-                average,
-                max(1.0, abs(data.esg_floor)),
+def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[ComplianceCheck]:
+    """The group's rows at ``z`` against their bounds: the tightest member of a per-asset group,
+    every member otherwise. Amounts in the group's unit."""
+    value = group.value(z)
+    show = np.broadcast_to(np.asarray(group.show, dtype=float), value.shape)
+    upper_side = np.isfinite(group.upper)
+    limit = np.where(upper_side, group.upper, group.lower)
+    slack = np.where(upper_side, limit - value, value - limit)
+    rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else range(len(slack))
+    out = []
+    for r in rows:
+        label = f"{group.name}[{group.members[r]}]" if group.members[r] not in (group.name,) else group.name
+        out.append(
+            ComplianceCheck.trusted(
+                constraint=label,
+                term=term,
+                kind="<=" if upper_side[r] else ">=",
+                limit=float(limit[r] * show[r]),
+                value=float(value[r] * show[r]),
+                slack=float(slack[r] * show[r]),
+                satisfied=bool(slack[r] >= -RELATIVE_TOLERANCE * max(1.0, abs(float(limit[r])))),
+                unit=group.unit,
             )
         )
-    if data.turnover_cap is not None:
-        checks.append(_check("turnover_cap", "turnover_cap", "<=", data.turnover_cap, state.turnover))
-    return checks
+    return out
+
+
+def compliance_checks(
+    data: ProblemData, state: PostTradeState, groups: Sequence[tuple[str, LimitGroup]]
+) -> list[ComplianceCheck]:
+    """Every limit group (with the term that states it) checked on the final trades."""
+    z = state.trade_vector(data)
+    return [check for term, group in groups for check in group_checks(group, z, term)]
 
 
 def min_trade_check(data: ProblemData, state: PostTradeState) -> ComplianceCheck | None:
@@ -207,14 +146,19 @@ def min_trade_check(data: ProblemData, state: PostTradeState) -> ComplianceCheck
         return None
     sizes = np.abs(state.trade_values)
     traded = state.trade_shares != 0
+    ok = bool(meets_minimum(data, state.trade_values).all())
     if not traded.any():
-        return _check("min_trade_size", "min_trade_size", ">=", data.min_trade_value, data.min_trade_value)
-    i = int(np.argmin(np.where(traded, sizes, np.inf)))
-    return _check(
-        f"min_trade_size[{data.symbols[i]}]",
-        "min_trade_size",
-        ">=",
-        data.min_trade_value,
-        sizes[i],
-        data.min_trade_value,
+        i, value, name = -1, data.min_trade_value, "min_trade_size"
+    else:
+        i = int(np.argmin(np.where(traded, sizes, np.inf)))
+        value, name = float(sizes[i]), f"min_trade_size[{data.symbols[i]}]"
+    return ComplianceCheck.trusted(
+        constraint=name,
+        term="min_trade_size",
+        kind=">=",
+        limit=float(data.min_trade_value),
+        value=value,
+        slack=value - float(data.min_trade_value),
+        satisfied=ok,
+        unit="currency",
     )

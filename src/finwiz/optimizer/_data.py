@@ -8,6 +8,7 @@ the linear ``x_i + cap c <= cap``: caps hold exactly on post-trade weights.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from finwiz.schemas import PortfolioConfiguration, require_data
 
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_prices"]
 
-NO_LIMIT = 1e3  # stands for "unbounded" inside Parameters (cvxpy Parameters cannot hold inf)
 TRADE_PENALTY_FRACTION = 0.1
 """Default price of one trade in MINIMIZE_TRADES: this fraction of the mean squared drift, so the
 penalty scales with the portfolio (a fixed 1e-6 stopped every trade in a 500-asset book, whose
@@ -66,9 +66,7 @@ class ProblemData:
     target: np.ndarray
     cash_target: float
     cost_rate: np.ndarray
-    buy_cap: np.ndarray
-    sell_cap: np.ndarray
-    blocked: Mapping[str, np.ndarray]
+    blocked: Mapping[str, np.ndarray]  # assets a reason forbids to trade (see ``_terms.TradeBoundsTerm``)
     position_cap: np.ndarray | None
     position_floor: np.ndarray | None
     sector_names: tuple[str, ...]
@@ -88,6 +86,10 @@ class ProblemData:
     idio_sd: np.ndarray | None = None
     impact: np.ndarray | None = None  # k_i with impact_i = k_i |u_i|^{3/2} (u in V_ref units)
     backoff: float = 0.0  # every coupled limit is tightened by this (weight units) to leave room for rounding
+    # The per-rebalance context of the solves of one rebalance (terms keep no state): the L1
+    # weights of the trade count's re-weighting, and whether this is the debias solve.
+    count_weights: np.ndarray | None = None
+    debias: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -95,19 +97,9 @@ class ProblemData:
         """Number of assets."""
         return len(self.symbols)
 
-    @property
-    def turnover_budget(self) -> float | None:
-        """The turnover cap in V_ref units: sum |u| <= T V / V_ref."""
-        if self.turnover_cap is None:
-            return None
-        return self.turnover_cap * self.value / self.ref_value
-
-    def sector_matrix(self) -> np.ndarray:
-        """Membership matrix (sectors x assets) of 0/1."""
-        matrix = np.zeros((len(self.sector_names), self.n))
-        has = self.sector_of >= 0
-        matrix[self.sector_of[has], np.flatnonzero(has)] = 1.0
-        return matrix
+    def fix(self, assets: np.ndarray) -> ProblemData:
+        """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
+        return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
 
     def structure(self) -> tuple[Any, ...]:
         """What fixes the shape of the compiled problem (part of the assembler's cache key)."""
@@ -250,12 +242,9 @@ def build_problem_data(
         esg = _per_symbol(config.esg_scores, symbols, 0.0)
     blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
 
-    no_buy = blocked["no_trade"] | blocked["no_buy"] | blocked["tolerance_band"] | blocked["esg_screen"]
+    blocked["fixed"] = np.zeros(n, bool)  # set by the engine's own re-solves, never by the user
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
-    buy_cap = np.where(no_buy, 0.0, NO_LIMIT)
-    sell_cap = np.where(no_sell, 0.0, NO_LIMIT if config.allow_short else x0)
-
-    frozen_over_cap = (no_sell | (sell_cap <= 0)) & (x0 > cap * (1 + 1e-12))
+    frozen_over_cap = no_sell & (x0 > cap * (1 + 1e-12))
     if frozen_over_cap.any():
         symbol = symbols[int(np.argmax(frozen_over_cap))]
         raise InvalidPortfolioError(
@@ -319,8 +308,6 @@ def build_problem_data(
         target=target,
         cash_target=config.cash_target,
         cost_rate=_per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
-        buy_cap=buy_cap,
-        sell_cap=sell_cap,
         blocked=blocked,
         position_cap=cap if np.isfinite(cap).any() else None,
         position_floor=floor if (floor > 0).any() else None,

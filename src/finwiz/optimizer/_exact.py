@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleRebalanceError, SolverError
-from finwiz.optimizer._assembler import OBJECTIVE_SCALE
-from finwiz.optimizer._data import ProblemData
-from finwiz.optimizer._terms import Term, TradeCountTerm, Variables
+from finwiz.optimizer._assembler import OBJECTIVE_SCALE, Model, build
+from finwiz.optimizer._quiet import quiet_stdout
+from finwiz.optimizer._terms import Variables
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -43,9 +42,10 @@ class ExactOutcome:
     seconds: float
 
 
-def solve_exact(terms: Sequence[Term], data: ProblemData, *, time_limit: float = 10.0) -> ExactOutcome:
-    """Solve the mixed-integer version of the problem built from ``terms``."""
+def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
+    """Solve the mixed-integer version of ``model`` (its true objective: the trade count counted)."""
     start = time.perf_counter()
+    data = model.data
     n = data.n
     # Whole shares and lots are integer lot counts. Fractional shares stay continuous (in shares):
     # counting millionths of a share as integers gives coefficients of ~1e-10, below the MIP
@@ -63,44 +63,30 @@ def solve_exact(terms: Sequence[Term], data: ProblemData, *, time_limit: float =
         weights=cp.Variable(n, name="weights"),
         cost=cp.Variable(nonneg=True, name="cost"),
     )
-    constraints = [k_buy >= 0, k_sell >= 0, v.weights == data.x0 + v.buy - v.sell]
-    objective: list[cp.Expression] = []
-    costs: list[cp.Expression] = []
-    count_weight = 0.0
-    for term in terms:
-        if isinstance(term, TradeCountTerm):
-            count_weight = data.trade_penalty if term.weight is None else term.weight
-            continue
-        parts = term.build(v, data)
-        for key, value in term.values(data).items():
-            if key in parts.params:
-                parts.params[key].value = value
-        if parts.objective is not None:
-            objective.append(parts.objective)
-        if parts.cost is not None:
-            costs.append(parts.cost)
-        constraints += [limit.hard() for limit in parts.limits]
-    constraints.append(v.cost >= cp.sum(cp.hstack(costs)) if costs else v.cost == 0)
+    stacked = model.stacked(continuous=False)
+    assembled = build(model, stacked, variables=v, continuous=False)
+    assembled.set_values(model, stacked)
+    constraints = [k_buy >= 0, k_sell >= 0, v.weights == data.x0 + v.buy - v.sell, *assembled.constraints]
     # A trade is zero or worth at least the minimum (and one cent, as in the default mode).
     smallest = max(data.min_trade_value, 0.01) / data.ref_value
-    big = np.minimum(np.maximum(data.buy_cap, 0), 2.0)
     constraints += [
-        v.buy <= cp.multiply(big, z_buy),
-        v.sell <= cp.multiply(np.minimum(data.sell_cap, 2.0), z_sell),
+        v.buy <= 2.0 * z_buy,
+        v.sell <= 2.0 * z_sell,
         v.buy >= smallest * z_buy,
         v.sell >= smallest * z_sell,
         z_buy + z_sell <= 1,
     ]
-    if count_weight > 0:
-        objective.append(count_weight * cp.sum(z_buy + z_sell))
-    goal = cp.Minimize(OBJECTIVE_SCALE * cp.sum(cp.hstack(objective)) if objective else cp.Constant(0.0))
+    objective = [assembled.objective]
+    if stacked.count > 0:
+        objective.append(OBJECTIVE_SCALE * stacked.count * cp.sum(z_buy + z_sell))
+    goal = cp.Minimize(cp.sum(cp.hstack(objective)))
     problem = cp.Problem(goal, constraints)
-    linear = goal.args[0].is_affine() if objective else True
+    linear = goal.args[0].is_affine()
     solver = "HIGHS" if linear else "SCIP"
     if solver not in cp.installed_solvers():
         raise ConfigurationError(f"exact mode needs the {solver} solver: pip install 'finwiz[exact]'")
     options = {"time_limit": time_limit} if solver == "HIGHS" else {"scip_params": {"limits/time": time_limit}}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_stdout():
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on time limit: handled below
         try:
             problem.solve(solver=solver, **options)
@@ -121,9 +107,9 @@ def solve_exact(terms: Sequence[Term], data: ProblemData, *, time_limit: float =
     shares = np.round(counts) * step if integral else np.round(counts / data.lot) * data.lot
     proven = problem.status == cp.OPTIMAL
     gap: float | None = 0.0 if proven else None
-    model = (problem.solver_stats.extra_stats or {}).get("model") if problem.solver_stats else None
-    if model is not None and hasattr(model, "getGap"):
-        gap = float(model.getGap())
+    scip = (problem.solver_stats.extra_stats or {}).get("model") if problem.solver_stats else None
+    if scip is not None and hasattr(scip, "getGap"):
+        gap = float(scip.getGap())
     return ExactOutcome(
         shares=shares,
         objective=float(problem.value) / OBJECTIVE_SCALE,

@@ -1,11 +1,11 @@
-"""The native QP: built-in terms written straight into sparse matrices, solved by OSQP or Clarabel.
+"""The native QP: the terms' descriptions (``_model``) stacked into sparse matrices, solved by
+OSQP or Clarabel directly.
 
-cvxpy stays the language of the problem: every term is a cvxpy piece, checked for DCP/DPP, and a
-user's term, market impact (a 3/2-power cone) and the infeasibility diagnosis are solved through
-cvxpy. But a compiled cvxpy problem costs ~2.5 ms per solve at 100 assets in ``apply_parameters``
-and unpacking alone, more than the solve, and ~20 ms to compile at 500 assets. The built-in terms
-also know their rows directly, so they state them here once more, as sparse triplets, and a
-request made only of built-in terms is solved without cvxpy (tests hold the two forms equal).
+A compiled cvxpy problem costs ~2.5 ms per solve at 100 assets in ``apply_parameters`` and
+unpacking alone, more than the solve, and ~20 ms to compile at 500 assets; a request whose terms
+all have a QP description is therefore solved here, without cvxpy. A user's cvxpy term, market
+impact (a cone) and the infeasibility diagnosis go through the cvxpy problem derived from the
+same descriptions (``_assembler``).
 
 Variables ``z = [buy (n), sell (n), cost, turnover, net purchase, aux (one per low-rank square
 row)]``, fractions of ``V_ref`` as in ``_terms``; ``w = x0 + buy - sell`` is not a variable. The
@@ -35,13 +35,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from finwiz.optimizer._model import Affine, Description, LimitGroup, column
+
 __all__ = [
-    "COST",
-    "NET",
-    "TURNOVER",
-    "Affine",
-    "NativeLimit",
-    "NativeParts",
     "NativeQP",
     "NativeSolution",
     "build_qp",
@@ -55,107 +51,6 @@ __all__ = [
 ]
 
 _CACHE_SIZE = 32
-
-
-COST, TURNOVER, NET = -1, -2, -3
-"""Column codes of the scalar variables, placed after buy and sell by :func:`build_qp`: the cost
-``c``, the turnover ``tau = 1'(buy + sell)`` and the net purchase ``nu = 1'(buy - sell)``. Terms
-write their one-row limits on these instead of dense rows over every asset: the budget, a turnover
-cap and a uniform cost rate were three nearly parallel dense rows, and ADMM took ~1000 iterations
-cold on them (the peers benchmark's raw OSQP found the same: 3600 -> 100 at 500 assets)."""
-
-
-@dataclass(frozen=True)
-class Affine:
-    """Rows ``A z + b`` over ``z = [buy (n), sell (n)]`` and the scalar columns (``COST``,
-    ``TURNOVER``, ``NET``, as negative column codes), as triplets."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    vals: np.ndarray
-    offset: np.ndarray
-
-    @property
-    def m(self) -> int:
-        """Number of rows."""
-        return len(self.offset)
-
-    @classmethod
-    def weights_diag(cls, scale: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
-        """Row i: ``scale_i (w_i - base_i)``."""
-        n = len(x0)
-        idx = np.arange(n)
-        shift = x0 if base is None else x0 - base
-        both = np.concatenate([idx, idx])
-        return cls(both, np.concatenate([idx, idx + n]), np.concatenate([scale, -scale]), scale * shift)
-
-    @classmethod
-    def weights_dense(cls, matrix: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
-        """``M (w - base)`` for a dense ``M`` (rows x n)."""
-        m, n = matrix.shape
-        rows = np.repeat(np.arange(m), n)
-        cols = np.tile(np.arange(n), m)
-        flat = matrix.ravel()
-        shift = x0 if base is None else x0 - base
-        both = np.concatenate([rows, rows])
-        return cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
-
-    @classmethod
-    def weights_sparse(cls, row_of: np.ndarray, coef: np.ndarray, m: int, x0: np.ndarray) -> Affine:
-        """Row ``r``: the sum of ``coef_i w_i`` over the assets with ``row_of[i] == r`` (``-1``: none)."""
-        n = len(x0)
-        idx = np.flatnonzero(row_of >= 0)
-        rows = row_of[idx]
-        offset = np.zeros(m)
-        np.add.at(offset, rows, coef[idx] * x0[idx])
-        both = np.concatenate([rows, rows])
-        return cls(both, np.concatenate([idx, idx + n]), np.concatenate([coef[idx], -coef[idx]]), offset)
-
-    @classmethod
-    def traded(cls, coef: np.ndarray) -> Affine:
-        """One row: ``coef' (buy + sell)`` (per-asset coefficients; for equal ones use ``TURNOVER``)."""
-        n = len(coef)
-        return cls(np.zeros(2 * n, dtype=np.int64), np.arange(2 * n), np.concatenate([coef, coef]), np.zeros(1))
-
-    @classmethod
-    def scalar(cls, column: int, coef: float = 1.0) -> Affine:
-        """One row: ``coef x`` one of the scalar columns (``COST``, ``TURNOVER``, ``NET``)."""
-        return cls(np.zeros(1, dtype=np.int64), np.array([column]), np.array([coef], dtype=float), np.zeros(1))
-
-    def plus(self, column: int, coef: float | np.ndarray) -> Affine:
-        """These rows plus ``coef x`` a scalar column (one coefficient, or one per row)."""
-        values = np.broadcast_to(np.asarray(coef, dtype=float), (self.m,))
-        return Affine(
-            np.concatenate([self.rows, np.arange(self.m)]),
-            np.concatenate([self.cols, np.full(self.m, column)]),
-            np.concatenate([self.vals, values]),
-            self.offset,
-        )
-
-
-@dataclass(frozen=True)
-class NativeLimit:
-    """``lower <= A z + b <= upper`` for constraint group ``name``."""
-
-    name: str
-    rows: Affine
-    lower: np.ndarray
-    upper: np.ndarray
-
-
-@dataclass
-class NativeParts:
-    """What a built-in term contributes to the native QP (see the module docstring)."""
-
-    weight_squares: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)  # sum (s (w - b))^2
-    scalar_squares: list[tuple[int, float, float]] = field(default_factory=list)  # (column, r, o): (r (z + o))^2
-    low_rank: list[Affine] = field(default_factory=list)
-    linear: Affine | None = None  # one row; its coefficients are added to q
-    cost_weight: float = 0.0  # objective weight on the cost variable
-    cost: np.ndarray | None = None  # money cost per unit of buy + sell (n,)
-    limits: list[NativeLimit] = field(default_factory=list)
-    buy_cap: np.ndarray | None = None
-    sell_cap: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -238,11 +133,32 @@ def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.nda
     base = first_row
     for a in affines:
         rows.append(a.rows + base)
-        cols.append(np.where(a.cols < 0, 2 * n - 1 - a.cols, a.cols))  # -1, -2, -3 -> 2n, 2n+1, 2n+2
+        cols.append(column(a.cols, n))
         vals.append(a.vals)
         offsets.append(a.offset)
         base += a.m
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), np.concatenate(offsets)
+
+
+def trade_bounds(groups: Sequence[LimitGroup], n: int) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:
+    """Upper bounds on buy and sell from the separable groups whose rows are one variable each
+    (``v_i <= u``), and the groups left to be rows."""
+    bound = np.full(2 * n, np.inf)
+    rest: list[LimitGroup] = []
+    for g in groups:
+        r = g.rows
+        simple = (
+            g.separable
+            and len(r.vals) == r.m
+            and bool((r.vals > 0).all())
+            and not np.any(r.offset)
+            and not np.isfinite(g.lower).any()
+        )
+        if not simple:
+            rest.append(g)
+            continue
+        np.minimum.at(bound, r.cols, g.upper[r.rows] / r.vals)
+    return bound[:n], bound[n:], rest
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,8 +213,9 @@ def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray,
     return buy, offset - buy @ x0
 
 
-def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> NativeQP:
-    """Stack the terms' parts into one QP (objective multiplied by ``scale``).
+def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> NativeQP:
+    """Stack the terms' descriptions into one QP (objective multiplied by ``scale``; coupled limits
+    backed off by ``backoff``). None of them may carry a market-impact cone.
 
     Built from triplets in one conversion per matrix (scipy's block constructors cost ~3 ms at
     100 assets), and every position is stored even when its value is 0, so the sparsity pattern
@@ -334,13 +251,14 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
             curvature += s2
             slope += 2.0 * s2 * shift
             const += float(s2 @ (shift * shift))
-        for column, root_s, offset_s in p.scalar_squares:
-            place = 2 * n - 1 - column
+        for code, root_s, offset_s in p.scalar_squares:
+            place = 2 * n - 1 - code
             diagonal[place - 2 * n] += 2.0 * root_s * root_s
             q[place] += 2.0 * root_s * root_s * offset_s
             const += (root_s * offset_s) ** 2
-        if p.linear is not None:
-            np.add.at(q, np.where(p.linear.cols < 0, 2 * n - 1 - p.linear.cols, p.linear.cols), p.linear.vals)
+        for line in (p.linear, p.surrogate):
+            if line is not None:
+                np.add.at(q, column(line.cols, n), line.vals)
         q[cost_col] += p.cost_weight
     q[:n] += slope
     q[n : 2 * n] -= slope
@@ -368,15 +286,10 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
 
     # Rows: variable bounds; the definitions of turnover and net purchase; the cost; the limits
     # (all checked); then the aux rows.
-    buy_cap = np.full(n, np.inf)
-    sell_cap = np.full(n, np.inf)
+    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
     rate = np.zeros(n)
     has_cost = False
     for p in parts:
-        if p.buy_cap is not None:
-            buy_cap = np.minimum(buy_cap, p.buy_cap)
-        if p.sell_cap is not None:
-            sell_cap = np.minimum(sell_cap, p.sell_cap)
         if p.cost is not None:
             rate = rate + p.cost
             has_cost = True
@@ -404,17 +317,17 @@ def build_qp(parts: Sequence[NativeParts], x0: np.ndarray, scale: float) -> Nati
     ]
     groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
     row = first + 3
-    limits = [lim for p in parts for lim in p.limits]
-    r, c, v, offset = _triplets([lim.rows for lim in limits], row, n)
+    limits = [(g.name, *g.linear(backoff)) for g in coupled]
+    r, c, v, offset = _triplets([lim[1] for lim in limits], row, n)
     rows.append(r)
     cols.append(c)
     vals.append(v)
     if limits:
-        lower.append(np.concatenate([lim.lower for lim in limits]) - offset)
-        upper.append(np.concatenate([lim.upper for lim in limits]) - offset)
-    for lim in limits:
-        groups.append((lim.name, row, row + lim.rows.m))
-        row += lim.rows.m
+        lower.append(np.concatenate([lim[2] for lim in limits]) - offset)
+        upper.append(np.concatenate([lim[3] for lim in limits]) - offset)
+    for name, rows_of, _, _ in limits:
+        groups.append((name, row, row + rows_of.m))
+        row += rows_of.m
     if on_weights is not None:  # w - buy + sell = x0
         rows += [np.tile(row + idx, 3)]
         cols += [np.concatenate([w_start + idx, idx, idx + n])]

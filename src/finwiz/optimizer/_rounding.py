@@ -1,14 +1,20 @@
 """From continuous trades to whole shares (and lots) that keep every hard constraint.
 
-Each asset gets a few candidate trades — the continuous trade rounded down and up to its lot,
-no trade, the smallest trade that meets the minimum size, selling out — filtered by the
-per-asset rules (long-only, restricted lists, bands, floors, minimum size) and priced by the
-strategy's own terms. Because every candidate is a fixed number of shares, costs (market impact
-included) and post-trade values are *linear* in the choice, so picking one candidate per asset
-subject to cash, caps, sector caps, ESG floor and turnover is a small mixed-integer *linear*
-program. It is settled in three steps, each checked exactly in numpy: each asset's cheapest
-candidate (optimal whenever the coupled limits hold), else a greedy repair from the continuous
-trade's neighbours, else the MILP on HiGHS (through SciPy).
+Everything here is read from the model's one description (``_model``): the limit groups' linear
+rows and the stacked objective. Each asset gets a few candidate trades — the continuous trade
+rounded down and up to its lot, no trade, the smallest trade that meets the minimum size, selling
+out. The separable groups (one asset's buy or sell: long-only, restricted lists, bands, the ESG
+screen) are bounds on each asset's candidates. Every candidate is a fixed number of shares, so the
+trade variables — and with them the cost, the turnover and the net purchase, exact costs included
+— are linear in the choice of one candidate per asset: the coupled rows (cash, caps, sectors,
+turnover, ESG floor) over the candidates are a sparse 0/1 program.
+
+The objective of a candidate is the strategy's own (every term, the user's included): the exact
+change of the stacked quadratic when that asset alone moves from the continuous optimum (gradient
+plus its own curvature, from the squared rows' Gram entries), a user's cvxpy term through its
+gradient, and the true trade count. Each asset's cheapest candidate is the answer whenever the
+coupled rows hold; otherwise the 0/1 program is solved exactly by HiGHS (through SciPy) and
+re-checked in numpy.
 """
 
 from __future__ import annotations
@@ -22,21 +28,24 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
-from finwiz.optimizer._compliance import trade_costs
+from finwiz.optimizer._assembler import Model, Stacked
+from finwiz.optimizer._compliance import meets_minimum, trade_costs
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
+from finwiz.optimizer._model import Affine, column
+from finwiz.optimizer._quiet import quiet_stdout
 
 __all__ = ["RoundingOutcome", "round_trades"]
 
-_MARGIN = 1e-10  # tightening (weight units) so float noise never breaches a limit
-_MARGINS = (_MARGIN, 1e-8, 1e-6)
+_MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
 _EPS = 1e-12
 _SNAP = 1e-12  # relative: well above float noise (1e-16), far below a lot
 _ROW_SCALE = 1e4
+_CHECK = 1e-12  # the exact numpy check's tolerance (weight units)
 
 
 @dataclass(frozen=True)
 class RoundingOutcome:
-    """Signed share trades per asset, and what the MILP said about them."""
+    """Signed share trades per asset, and what the 0/1 program said about them."""
 
     shares: np.ndarray
     mip_gap: float | None
@@ -51,8 +60,8 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     """Candidate signed share trades, an (assets x 5) table: no trade, the continuous trade rounded
     down and up to its lot, the smallest trade meeting the minimum size, and selling out.
 
-    Returns the table, which entries are admissible (per-asset rules, duplicates removed), and
-    which are the continuous trade's own neighbours (rounded down or up).
+    Returns the table, which entries are distinct and meet the minimum size, and which are the
+    continuous trade's own neighbours (rounded down or up).
     """
     lot, held, price = data.lot, data.shares, data.prices
     # A trade within float noise of a lot multiple or of the whole holding is exactly that: an
@@ -76,259 +85,308 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     for j in range(1, table.shape[1]):
         for k in range(j):
             valid[:, j] &= ~(valid[:, k] & (table[:, j] == table[:, k]))
-    valid &= ~((data.buy_cap <= 0)[:, None] & (table > 0))
-    valid &= ~((data.sell_cap <= 0)[:, None] & (table < 0))
-    if not data.allow_short:
-        valid &= held[:, None] + table >= -_EPS * np.maximum(1.0, held)[:, None]
-    smallest = max(data.min_trade_value * (1 - 1e-12), NOISE_VALUE)
-    valid &= (table == 0) | (np.abs(table) * price[:, None] >= smallest)
-    if data.position_floor is not None:
-        floored = data.position_floor > 0
-        post = (held[:, None] + table) * price[:, None] / data.ref_value
-        valid &= ~floored[:, None] | (post >= (data.position_floor + _MARGIN)[:, None])
-    stuck = ~valid.any(axis=1)
-    valid[stuck, 0] = True  # nothing admissible: no trade, and the limits decide feasibility
+    valid &= meets_minimum(data, table * price[:, None])
     near = (table == down[:, None]) | (table == up[:, None])
     return table, valid, near
 
 
-def _greedy_repair(
-    coupled: sparse.csr_array,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    exact_row: np.ndarray,
-    price: np.ndarray,
-    cost: np.ndarray,
-    owner: np.ndarray,
-    chosen: np.ndarray,
-    max_swaps: int = 50,
-) -> np.ndarray | None:
-    """Swap candidates until every coupled limit holds: each step takes the swap that removes the
-    most violation per unit of objective given up. Returns None if it gets stuck.
+@dataclass(frozen=True)
+class _Moves:
+    """Each candidate as a move of the trade variables: buy and sell of its asset, and the scalar
+    columns c, tau, nu (all fractions of V_ref, absolute, not relative to the optimum)."""
 
-    Binding limits usually need a few batches of swaps, a few milliseconds where the MILP took
-    tens (measured at 500 assets); the MILP remains the fallback.
-    """
-    m = len(price)
-    free = ~exact_row
-    dense = coupled[:, :m].toarray()[free] + np.outer(coupled[:, [m]].toarray()[free, 0], cost)
-    lo, hi = lower[free], upper[free]
-    current = np.zeros(len(owner), bool)
-    current[chosen] = True
-    rows = dense[:, chosen].sum(axis=1)
-    of_asset = np.full(owner.max() + 1, -1)
-    of_asset[owner[chosen]] = chosen
+    owner: np.ndarray
+    shares: np.ndarray
+    buy: np.ndarray
+    sell: np.ndarray
+    scalars: np.ndarray  # (m, 3): c, tau, nu
 
-    def violation(values: np.ndarray) -> np.ndarray:
-        high, low = (hi[:, None], lo[:, None]) if values.ndim == 2 else (hi, lo)
-        return np.asarray(np.maximum(values - high, 0.0) + np.maximum(low - values, 0.0))
-
-    for _ in range(max_swaps):
-        total = violation(rows).sum()
-        if total <= 1e-13:
-            return of_asset.copy()
-        incumbent = of_asset[owner]
-        delta = dense - dense[:, incumbent]
-        gain = total - violation(rows[:, None] + delta).sum(axis=0)
-        worse = price - price[incumbent]
-        score = np.where((gain > 1e-15) & ~current, gain / np.maximum(worse, 1e-12), -np.inf)
-        order = np.argsort(-score)
-        order = order[np.isfinite(score[order])]
-        if order.size == 0:
-            return None
-        # Take the best swaps, one per asset, until their gains would cover the violation; gains
-        # are not exactly additive, so the loop re-checks and goes on if needed.
-        _, first = np.unique(owner[order], return_index=True)
-        batch = order[np.sort(first)]
-        batch = batch[: int(np.searchsorted(np.cumsum(gain[batch]), total)) + 1]
-        for best in batch:
-            old = of_asset[owner[best]]
-            current[old], current[best] = False, True
-            rows = rows + dense[:, best] - dense[:, old]
-            of_asset[owner[best]] = best
-    return of_asset.copy() if violation(rows).sum() <= 1e-13 else None
+    def matrix(self, n: int) -> sparse.csc_array:
+        """The moves as columns of ``z`` (rows: buy, sell, c, tau, nu), sparse."""
+        m = len(self.owner)
+        j = np.arange(m)
+        rows = np.concatenate(
+            [self.owner, self.owner + n, np.full(m, 2 * n), np.full(m, 2 * n + 1), np.full(m, 2 * n + 2)]
+        )
+        vals = np.concatenate([self.buy, self.sell, self.scalars[:, 0], self.scalars[:, 1], self.scalars[:, 2]])
+        return sparse.csc_array((vals, (rows, np.tile(j, 5))), shape=(2 * n + 3, m))
 
 
-OptionObjective = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]
+def _moves(data: ProblemData, owner: np.ndarray, option: np.ndarray) -> _Moves:
+    value = option * data.prices[owner] / data.ref_value
+    linear, impact = trade_costs(data, option * data.prices[owner], owner)
+    cost = (linear + impact) / data.ref_value
+    buy, sell = np.maximum(value, 0.0), np.maximum(-value, 0.0)
+    return _Moves(owner, option, buy, sell, np.column_stack([cost, buy + sell, value]))
+
+
+def _separable_ok(groups: list[tuple[Affine, np.ndarray, np.ndarray]], moves: _Moves, n: int) -> np.ndarray:
+    """Which candidates keep every separable row of their own asset (rows touch one asset each)."""
+    ok = np.ones(len(moves.owner), bool)
+    for rows, lower, upper in groups:
+        cols = column(rows.cols, n)
+        asset = cols % n
+        side_sell = cols >= n
+        # Row r's value for each candidate of asset(r): its coefficient x the candidate's buy or sell.
+        of_row = np.full(n, -1)
+        of_row[asset] = rows.rows
+        coef_buy, coef_sell = np.zeros(rows.m), np.zeros(rows.m)
+        np.add.at(coef_buy, rows.rows[~side_sell], rows.vals[~side_sell])
+        np.add.at(coef_sell, rows.rows[side_sell], rows.vals[side_sell])
+        r = of_row[moves.owner]
+        has = r >= 0
+        rr = r[has]
+        value = coef_buy[rr] * moves.buy[has] + coef_sell[rr] * moves.sell[has] + rows.offset[rr]
+        tol = _CHECK * np.maximum(1.0, np.abs(upper[rr]) + np.abs(np.where(np.isfinite(lower[rr]), lower[rr], 0)))
+        ok[np.flatnonzero(has)] &= (value <= upper[rr] + tol) & (value >= lower[rr] - tol)
+    return ok
+
+
+def _prices(model: Model, stacked: Stacked, z_star: np.ndarray, moves: _Moves, gradient: np.ndarray) -> np.ndarray:
+    """The objective change of each candidate when its asset alone moves from ``z_star``: the
+    exact change of ``||S z + s||^2 + q'z`` (gradient plus the move's own curvature), plus
+    ``gradient`` (user terms, linear) times the move, plus the trade count."""
+    n = model.data.n
+    squares = stacked.squares
+    m_sq = squares.m
+    s_matrix = sparse.csc_array((squares.vals, (squares.rows, column(squares.cols, n))), shape=(m_sq, 2 * n + 3))
+    residual = squares.evaluate(z_star)
+    grad = 2.0 * (s_matrix.T @ residual) + stacked.linear + gradient
+    owner = moves.owner
+    d_buy = moves.buy - z_star[owner]
+    d_sell = moves.sell - z_star[n + owner]
+    # The asset's own share of the scalar columns at the optimum: its cost, turnover and net trade.
+    star_scalars = _moves_at(model.data, owner, z_star[owner] - z_star[n + owner])
+    d_x = moves.scalars - star_scalars
+    first = grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :]
+    # Gram entries of the squared rows on the move's five columns.
+    sq = s_matrix.multiply(s_matrix)
+    col_norm = np.asarray(sq.sum(axis=0)).ravel()
+    buy_cols, sell_cols = s_matrix[:, :n], s_matrix[:, n : 2 * n]
+    g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
+    scalars = s_matrix[:, 2 * n :].toarray()
+    g_bx = np.asarray(buy_cols.T @ scalars)
+    g_sx = np.asarray(sell_cols.T @ scalars)
+    g_xx = scalars.T @ scalars
+    second = (
+        col_norm[owner] * d_buy**2
+        + col_norm[n + owner] * d_sell**2
+        + 2 * g_bs[owner] * d_buy * d_sell
+        + 2 * d_buy * np.einsum("ij,ij->i", g_bx[owner], d_x)
+        + 2 * d_sell * np.einsum("ij,ij->i", g_sx[owner], d_x)
+        + np.einsum("ij,jk,ik->i", d_x, g_xx, d_x)
+    )
+    count = stacked.count * (moves.shares != 0)
+    return np.asarray(first + second + count)
+
+
+def _moves_at(data: ProblemData, owner: np.ndarray, value: np.ndarray) -> np.ndarray:
+    linear, impact = trade_costs(data, value * data.ref_value, owner)
+    return np.column_stack([(linear + impact) / data.ref_value, np.abs(value), value])
 
 
 def round_trades(
-    data: ProblemData,
-    continuous_trades: np.ndarray,
+    model: Model,
+    buy: np.ndarray,
+    sell: np.ndarray,
     *,
-    cost_weight: float = 1.0,
-    objective: OptionObjective | None = None,
+    gradient: np.ndarray | None = None,
     time_limit: float = 10.0,
 ) -> RoundingOutcome:
-    """Whole-share (or lot) trades nearest ``continuous_trades`` (fractions of V_ref) that
-    satisfy every hard constraint. Raises :class:`InfeasibleRebalanceError` if none exists."""
+    """Whole-share (or lot) trades near the continuous optimum ``(buy, sell)`` (fractions of
+    V_ref) that keep every limit of ``model`` and minimise its objective; ``gradient`` adds user
+    terms' linearised objectives (over ``z``). Raises :class:`InfeasibleRebalanceError` if no such
+    trades exist among the candidates."""
     start = time.perf_counter()
+    data = model.data
+    n = data.n
+    continuous_trades = buy - sell
     target_shares = continuous_trades * data.ref_value / data.prices
     # Interior-point solutions carry ~1e-9 noise on untraded assets; floor() would turn it into
     # a one-lot trade, so trades worth under a cent are exactly zero.
     target_shares = np.where(np.abs(target_shares) * data.prices < NOISE_VALUE, 0.0, target_shares)
     table, valid, near = _candidates(data, target_shares)
-    owner = np.nonzero(valid)[0]  # row-major: candidates grouped by asset
-    option = table[valid]
-    m = len(option)
-    value = option * data.prices[owner] / data.ref_value  # trade in weight units
-    linear, impact = trade_costs(data, option * data.prices[owner], owner)
-    cost = (linear + impact) / data.ref_value
-    post = data.x0[owner] + value
-    w_star = data.x0 + continuous_trades
-    # Objective: the strategy's own objective per candidate (``objective``, from the terms:
-    # exact where separable, second order where not) plus costs; without it, the squared
-    # distance to the continuous optimum. The extra continuous column z is the total cost.
-    change = post - w_star[owner]
-    per_option = objective(w_star, owner, change) if objective is not None else None
-    if per_option is None:
-        per_option = change**2
-    c = np.concatenate([per_option + cost_weight * cost, [0.0]])
+    owner_all = np.nonzero(np.ones_like(valid))[0]
+    moves_all = _moves(data, owner_all, table.ravel())
+    linear_groups = [(g, *g.linear()) for g in model.groups]
+    separable = [(rows, lo, up) for g, rows, lo, up in linear_groups if g.separable]
+    valid &= _separable_ok(separable, moves_all, n).reshape(valid.shape)
+    stuck = ~valid.any(axis=1)
+    valid[stuck, 0] = True  # nothing admissible: no trade, and the limits decide feasibility
+    keep = valid.ravel()
+    owner = owner_all[keep]
+    moves = _Moves(owner, table.ravel()[keep], moves_all.buy[keep], moves_all.sell[keep], moves_all.scalars[keep])
+    m = len(owner)
+    stacked = model.stacked(continuous=False)
+    z_star = np.concatenate([buy, sell, [0.0, buy.sum() + sell.sum(), buy.sum() - sell.sum()]])
+    price = _prices(model, stacked, z_star, moves, np.zeros(2 * n + 3) if gradient is None else gradient)
 
-    # Coupled rows over the candidates plus one column z (total cost), gathered as triplets and
-    # built into one sparse matrix (a matrix per row cost more than the rest of the rounding).
-    entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    lo: list[float] = []
-    hi: list[float] = []
-    cols = np.arange(m)
+    # Coupled rows over [candidates, c, tau, nu]: the groups' rows times the candidates' trade
+    # variables, and three definition rows for the scalar columns.
+    coupled = [(rows, lo, up) for g, rows, lo, up in linear_groups if not g.separable]
+    a_trade, a_scalar, offset, lower, upper = _stack_rows(coupled, n)
+    trade_part = a_trade @ moves.matrix(n)[: 2 * n]
+    scalar_cols = sparse.csr_array(a_scalar)
 
-    def add_rows(row: np.ndarray, col: np.ndarray, val: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
-        entries.append((row + len(lo), col, val))
-        lo.extend(lower.tolist())
-        hi.extend(upper.tolist())
-
-    def add_row(coeffs: np.ndarray, z: float, upper: float, lower: float = -np.inf) -> None:
-        nz = np.flatnonzero(coeffs)
-        add_rows(
-            np.zeros(nz.size + 1, np.int64),
-            np.append(nz, m),
-            np.append(coeffs[nz], z),
-            np.array([lower]),
-            np.array([upper]),
-        )
-
-    # z = total cost (as a fraction of V_ref).
-    add_row(cost, -1.0, 0.0, 0.0)
-    # Cash: cash0 - sum(value) - z >= floor (1 - z)  <=>  sum(value) + (1 - floor) z <= cash0 - floor.
-    add_row(value, 1.0 - data.min_cash_weight, data.cash0 - data.min_cash_weight)
-    if data.position_cap is not None:
-        capped = np.flatnonzero(np.isfinite(data.position_cap))
-        if capped.size:
-            cap = data.position_cap[capped]
-            row_of = np.full(data.n, -1)
-            row_of[capped] = np.arange(capped.size)
-            sel = row_of[owner] >= 0
-            add_rows(
-                np.concatenate([row_of[owner[sel]], np.arange(capped.size)]),
-                np.concatenate([cols[sel], np.full(capped.size, m)]),
-                np.concatenate([value[sel], cap]),
-                np.full(capped.size, -np.inf),
-                cap - data.x0[capped],
-            )
-    if data.sector_cap is not None:
-        capped_sectors = np.flatnonzero(np.isfinite(data.sector_cap))
-        if capped_sectors.size:
-            row_of = np.full(len(data.sector_names), -1)
-            row_of[capped_sectors] = np.arange(capped_sectors.size)
-            candidate_row = np.where(data.sector_of[owner] >= 0, row_of[data.sector_of[owner]], -1)
-            sel = candidate_row >= 0
-            caps = data.sector_cap[capped_sectors]
-            held = np.bincount(
-                data.sector_of[data.sector_of >= 0],
-                weights=data.x0[data.sector_of >= 0],
-                minlength=len(data.sector_names),
-            )[capped_sectors]
-            add_rows(
-                np.concatenate([candidate_row[sel], np.arange(capped_sectors.size)]),
-                np.concatenate([cols[sel], np.full(capped_sectors.size, m)]),
-                np.concatenate([value[sel], caps]),
-                np.full(capped_sectors.size, -np.inf),
-                caps - held,
-            )
-    if data.esg is not None and data.esg_floor is not None:
-        excess = (data.esg - data.esg_floor) / max(1.0, float(np.abs(data.esg).max()))
-        add_row(excess[owner] * value, 0.0, np.inf, -float(excess @ data.x0))
-    budget = data.turnover_budget
-    if budget is not None:
-        add_row(np.abs(value), 0.0, budget)
-
-    entry_row = np.concatenate([e[0] for e in entries])
-    entry_col = np.concatenate([e[1] for e in entries])
-    entry_val = np.concatenate([e[2] for e in entries])
-    lo_all, hi_all = np.array(lo), np.array(hi)
-    exact_row = np.zeros(len(lo_all), bool)
-    exact_row[0] = True  # the cost definition z = sum(cost y) is an equality, never tightened
-
-    def coupled() -> sparse.csr_array:
-        # Built only when the per-asset optimum breaks a limit (scipy's constructor alone cost
-        # ~0.15 ms, a third of the rounding, at 100 assets).
-        return sparse.csr_array((entry_val, (entry_row, entry_col)), shape=(len(lo), m + 1))
+    def rows_at(chosen: np.ndarray) -> np.ndarray:
+        scalars = moves.scalars[chosen].sum(axis=0)
+        return np.asarray(np.asarray(trade_part[:, chosen].sum(axis=1)).ravel() + scalar_cols @ scalars + offset)
 
     def admissible(chosen: np.ndarray) -> bool:
-        choice = np.zeros(m + 1)
-        choice[chosen] = 1.0
-        choice[m] = cost @ choice[:m]
-        rows_value = np.bincount(entry_row, weights=entry_val * choice[entry_col], minlength=len(lo))
-        free = ~exact_row
-        return bool(
-            np.all(rows_value[free] <= hi_all[free] + 1e-12) and np.all(rows_value[free] >= lo_all[free] - 1e-12)
-        )
+        values = rows_at(chosen)
+        return bool(np.all(values <= upper + _CHECK) and np.all(values >= lower - _CHECK))
 
     def outcome(chosen: np.ndarray, gap: float | None) -> RoundingOutcome:
-        shares = np.zeros(data.n)
-        shares[owner[chosen]] = option[chosen]
+        shares = np.zeros(n)
+        shares[owner[chosen]] = moves.shares[chosen]
         lossy = bool(np.any((near & valid).any(axis=1) & ~near[valid][chosen]))
         return RoundingOutcome(shares, gap, time.perf_counter() - start, m, lossy)
 
-    # The objective is separable, so each asset's cheapest candidate is the optimum whenever it
-    # keeps the coupled limits; only otherwise is the MILP needed.
+    # Each asset's cheapest candidate is the optimum whenever it keeps the coupled rows.
     index = np.full(table.shape, -1)
     index[valid] = np.arange(m)
     price_table = np.full(table.shape, np.inf)
-    price_table[valid] = c[:m]
-    # Candidates whose objectives differ by less than a billionth are tied (fractional lots differ
-    # by ~1e-20, float noise of the continuous optimum): ties go to the first column, so an ulp of
-    # solver noise never changes the trades (same input, same trades).
+    price_table[valid] = price
+    # Candidates whose objectives differ by less than a billionth of the largest are tied
+    # (fractional lots differ by ~1e-20, float noise of the continuous optimum): ties go to the
+    # first column, so an ulp of solver noise never changes the trades (same input, same trades).
     finite = np.where(np.isfinite(price_table), np.abs(price_table), 0.0)
-    unit = 1e-9 * np.maximum(finite.max(axis=1, keepdims=True), 1e-300)
+    unit = 1e-9 * max(float(finite.max(initial=0.0)), 1e-300)
     price_table = np.where(np.isfinite(price_table), np.round(price_table / unit), np.inf)
-    cheapest = index[np.arange(data.n), np.argmin(price_table, axis=1)]
+    cheapest = index[np.arange(n), np.argmin(price_table, axis=1)]
     if admissible(cheapest):
         return outcome(cheapest, 0.0)
-    # Limits bind: start instead from the better neighbour of each continuous trade (which the
-    # continuous optimum already balanced against those limits) and repair greedily.
-    near_table = np.where(near & valid, price_table, np.inf)
-    has_near = np.isfinite(near_table).any(axis=1)
-    start_col = np.where(has_near, np.argmin(near_table, axis=1), np.argmin(price_table, axis=1))
-    nearest = index[np.arange(data.n), start_col]
-    repaired = _greedy_repair(coupled(), lo_all, hi_all, exact_row, c[:m], cost, owner, nearest)
-    if repaired is not None and admissible(repaired):
-        return outcome(repaired, None)
+    # Limits bind. A repair from the cheapest choice (swaps priced on the violated rows only) is
+    # fast and near; the exact 0/1 program is the stronger answer: both run, the better is kept.
+    repaired = _repair(cheapest, moves, price, trade_part, scalar_cols, offset, lower, upper)
+    try:
+        exact = _milp(moves, price, trade_part, scalar_cols, offset, lower, upper, n, time_limit, admissible)
+    except (InfeasibleRebalanceError, SolverError):
+        if repaired is None:
+            raise
+        exact = None
+    if exact is not None and (repaired is None or price[exact[0]].sum() <= price[repaired].sum()):
+        return outcome(*exact)
+    assert repaired is not None
+    return outcome(repaired, None)
 
-    # Rows are in weight units and scaled up for HiGHS. Its integrality tolerance lets a
-    # binary be 1e-6 away from 0/1, so the rounded choice is re-checked exactly here and the
-    # limits tightened (up to 1e-6 in weight) until the exact check passes.
-    one_hot = sparse.csr_array((np.ones(m), (owner, cols)), shape=(data.n, m + 1))
-    matrix = sparse.vstack([one_hot, coupled() * _ROW_SCALE]).tocsr()
-    integrality = np.concatenate([np.ones(m), [0.0]])
-    bounds = Bounds(np.zeros(m + 1), np.concatenate([np.ones(m), [np.inf]]))
-    for margin in _MARGINS:
-        shift = np.where(exact_row, 0.0, margin)
-        lower = np.concatenate([np.ones(data.n), (lo_all + shift) * _ROW_SCALE])
-        upper = np.concatenate([np.ones(data.n), (hi_all - shift) * _ROW_SCALE])
-        result = milp(
-            c,
-            constraints=LinearConstraint(matrix, lower, upper),
-            integrality=integrality,
-            bounds=bounds,
-            options={"time_limit": time_limit},
+
+def _repair(
+    chosen: np.ndarray,
+    moves: _Moves,
+    price: np.ndarray,
+    trade_part: sparse.csr_array,
+    scalar_cols: sparse.csr_array,
+    offset: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    max_swaps: int = 200,
+) -> np.ndarray | None:
+    """Swap one asset's candidate at a time, each time the swap that removes the most violation
+    per unit of objective given up, until every coupled row holds; None if it gets stuck. Only
+    the rows violated so far are looked at (no rows x candidates array)."""
+    owner = moves.owner
+    of_asset = np.full(int(owner.max()) + 1, -1)
+    of_asset[owner[chosen]] = chosen
+    columns = trade_part.tocsc()
+    scalars = moves.scalars
+    watched = np.zeros(len(offset), bool)
+    for _ in range(max_swaps):
+        current = of_asset[of_asset >= 0]
+        values = (
+            np.asarray(columns[:, current].sum(axis=1)).ravel() + scalar_cols @ scalars[current].sum(axis=0) + offset
         )
-        if result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
+        breach = np.maximum(values - upper, 0.0) + np.maximum(lower - values, 0.0)
+        if breach.max(initial=0.0) <= _CHECK:
+            return current
+        watched |= breach > _CHECK
+        rows = np.flatnonzero(watched)
+        incumbent = of_asset[owner]
+        block = np.asarray(columns[rows, :].toarray())
+        delta = block - block[:, incumbent]
+        delta += scalar_cols.toarray()[rows] @ (scalars - scalars[incumbent]).T
+        after = values[rows, None] + delta
+        left = (np.maximum(after - upper[rows, None], 0.0) + np.maximum(lower[rows, None] - after, 0.0)).sum(axis=0)
+        gain = breach[rows].sum() - left
+        worse = price - price[incumbent]
+        score = np.where(gain > 1e-15, gain / np.maximum(worse, 1e-15), -np.inf)
+        score[incumbent == np.arange(len(owner))] = -np.inf
+        best = int(np.argmax(score))
+        if not np.isfinite(score[best]):
+            return None
+        of_asset[owner[best]] = best
+    return None
+
+
+def _stack_rows(
+    rows_list: list[tuple[Affine, np.ndarray, np.ndarray]], n: int
+) -> tuple[sparse.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The coupled rows as (trade part over buy/sell, dense scalar part (rows x 3), offset, bounds)."""
+    if not rows_list:
+        empty = np.zeros(0)
+        return sparse.csr_array((0, 2 * n)), np.zeros((0, 3)), empty, empty, empty
+    base = np.cumsum([0] + [r.m for r, _, _ in rows_list])
+    rows = np.concatenate([r.rows + b for (r, _, _), b in zip(rows_list, base, strict=False)])
+    cols = column(np.concatenate([r.cols for r, _, _ in rows_list]), n)
+    vals = np.concatenate([r.vals for r, _, _ in rows_list])
+    total = int(base[-1])
+    on_trade = cols < 2 * n
+    a_trade = sparse.csr_array((vals[on_trade], (rows[on_trade], cols[on_trade])), shape=(total, 2 * n))
+    a_scalar = np.zeros((total, 3))
+    np.add.at(a_scalar, (rows[~on_trade], cols[~on_trade] - 2 * n), vals[~on_trade])
+    offset = np.concatenate([r.offset for r, _, _ in rows_list])
+    lower = np.concatenate([lo for _, lo, _ in rows_list])
+    upper = np.concatenate([up for _, _, up in rows_list])
+    return a_trade, a_scalar, offset, lower, upper
+
+
+def _milp(
+    moves: _Moves,
+    price: np.ndarray,
+    trade_part: sparse.csr_array,
+    scalar_cols: sparse.csr_array,
+    offset: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    n: int,
+    time_limit: float,
+    admissible: Callable[[np.ndarray], bool],
+) -> tuple[np.ndarray, float | None]:
+    """One candidate per asset under the coupled rows, exactly: binaries y, continuous c, tau, nu."""
+    m = len(moves.owner)
+    one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + 3))
+    # Definition rows: scalar_k - sum_j scalars_jk y_j = 0.
+    definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(3)]).tocsr()
+    limits = sparse.hstack([trade_part, scalar_cols]).tocsr() * _ROW_SCALE
+    matrix = sparse.vstack([one_hot, definitions, limits]).tocsr()
+    integrality = np.concatenate([np.ones(m), np.zeros(3)])
+    bounds = Bounds(
+        np.concatenate([np.zeros(m), np.full(3, -np.inf)]), np.concatenate([np.ones(m), np.full(3, np.inf)])
+    )
+    objective = np.concatenate([price, np.zeros(3)])
+    result = None
+    for margin in _MARGINS:
+        lo = np.concatenate([np.ones(n), np.zeros(3), (lower + margin - offset) * _ROW_SCALE])
+        up = np.concatenate([np.ones(n), np.zeros(3), (upper - margin - offset) * _ROW_SCALE])
+        # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
+        # programs, and without it HiGHS has called a feasible one infeasible: both are tried.
+        for presolve in (True, False):
+            with quiet_stdout():
+                result = milp(
+                    objective,
+                    constraints=LinearConstraint(matrix, lo, up),
+                    integrality=integrality,
+                    bounds=bounds,
+                    options={"time_limit": time_limit, "disp": False, "presolve": presolve},
+                )
+            if result.x is not None:
+                break
+        if result is None or result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
             break
     else:
         raise SolverError("whole-share rounding could not meet the limits exactly", solver="HiGHS", status="inexact")
-    if result.x is None:
-        if result.status == 2:  # infeasible
+    if result is None or result.x is None:
+        if result is not None and result.status == 2:  # infeasible
             raise InfeasibleRebalanceError(
                 [
                     ConstraintConflict(
@@ -341,9 +399,9 @@ def round_trades(
                 "no whole-share trades satisfy the constraints",
             )
         raise SolverError(
-            f"whole-share rounding failed: {result.message}",
+            f"whole-share rounding failed: {getattr(result, 'message', 'no result')}",
             solver="HiGHS",
-            status=str(result.status),
+            status=str(getattr(result, "status", "failed")),
         )
     gap = getattr(result, "mip_gap", None)
-    return outcome(np.flatnonzero(result.x[:m] > 0.5), None if gap is None else float(gap))
+    return np.flatnonzero(result.x[:m] > 0.5), None if gap is None else float(gap)

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finwiz.errors import SolverError
-from finwiz.optimizer._assembler import OBJECTIVE_SCALE, AssembledProblem, assemble
-from finwiz.optimizer._data import ProblemData
+from finwiz.optimizer._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
+from finwiz.optimizer._data import NOISE_VALUE
+from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
     NativeQP,
     build_qp,
@@ -37,7 +38,6 @@ from finwiz.optimizer._native import (
     solve_clarabel,
     solve_osqp,
 )
-from finwiz.optimizer._terms import Term
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -201,30 +201,24 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
         return _judge(_order(solver), run)
 
 
-def native_qp(terms: Sequence[Term], data: ProblemData) -> NativeQP | None:
-    """The native QP of ``terms`` for ``data``, or None when a term has no native form."""
-    parts = []
-    for term in terms:
-        part = term.native(data)
-        if part is None:
-            return None
-        parts.append(part)
-    return build_qp(parts, data.x0, OBJECTIVE_SCALE)
+def native_qp(model: Model) -> NativeQP | None:
+    """The native QP of ``model`` (continuous objective), or None when it is not a QP."""
+    if not model.is_qp:
+        return None
+    return build_qp(model.described, model.data.x0, OBJECTIVE_SCALE, model.data.backoff)
 
 
-def solve_terms(
-    terms: Sequence[Term], data: ProblemData, solver: str = "auto", *, time_limit: float = 30.0
-) -> SolveOutcome:
-    """Solve the problem ``terms`` make for ``data``: natively when every term has a native form,
-    else through the compiled cvxpy problem. The same policy either way (see :func:`solve`)."""
-    qp = native_qp(terms, data)
+def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0) -> SolveOutcome:
+    """Solve ``model``: natively when it is a QP, else through the compiled cvxpy problem. The
+    same policy either way (see :func:`solve`)."""
+    qp = native_qp(model)
     if qp is None:
-        assembled = assemble(terms, data)
+        assembled = assemble(model)
         with assembled.lock:
-            assembled.set_values(terms, data)
+            assembled.set_values(model, model.stacked())
             return solve(assembled, solver, time_limit=time_limit)
     order = _order(solver)
-    key = ("native", data.structure(), tuple(term.structure(data) for term in terms))
+    key = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
     route = plan(qp, key) if solver == "auto" else "explicit"
     if route in ("warm", "cold"):
         # OSQP (loose ADMM, polished, certified by KKT) answers first: measured cold against
@@ -250,22 +244,20 @@ def solve_terms(
     return _judge(order, run)
 
 
-def objective_at(
-    terms: Sequence[Term], data: ProblemData, points: Sequence[tuple[np.ndarray, np.ndarray, float]]
-) -> list[float]:
-    """The objective of ``terms`` at each ``(buy, sell, cost)`` (fractions of V_ref), the problem
-    built once for all of them."""
-    qp = native_qp(terms, data)
-    if qp is not None:
-        return [qp.objective_at_trades(buy, sell, cost) for buy, sell, cost in points]
-    assembled = assemble(terms, data)
+def objective_at(model: Model, points: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> list[float]:
+    """The true objective of ``model`` (the trade count counted, not its L1 stand-in) at each
+    ``(buy, sell, cost)`` (fractions of V_ref)."""
+    stacked = model.stacked(continuous=False)
     out = []
-    with assembled.lock:
-        assembled.set_values(terms, data)
-        v = assembled.variables
-        for buy, sell, cost in points:
-            v.buy.value, v.sell.value = buy, sell
-            v.weights.value = data.x0 + buy - sell
-            v.cost.value = cost
-            out.append(float(assembled.problem.objective.value) / OBJECTIVE_SCALE)
+    for buy, sell, cost in points:
+        value = stacked.objective(trade_vector(buy, sell, cost))
+        value += stacked.count * float(np.count_nonzero((buy + sell) * model.data.ref_value >= NOISE_VALUE))
+        out.append(value)
+    if model.user_terms:
+        assembled = assemble(model, continuous=False)
+        with assembled.lock:
+            assembled.set_values(model, stacked)
+            for i, (buy, sell, cost) in enumerate(points):
+                assembled.place(buy, sell, cost, model.data.x0)
+                out[i] += assembled.user_objective()
     return out

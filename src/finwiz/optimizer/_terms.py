@@ -1,25 +1,32 @@
 """Optimizer terms: small named pieces of the one convex problem.
 
-Decision variables (:class:`Variables`), all fractions of ``V_ref`` (see ``_data``):
-``buy, sell >= 0`` per asset, post-trade weights ``w = x0 + buy - sell`` and the total cost ``c``.
+A built-in term states its piece once, as data: :meth:`Term.describe` returns a
+:class:`~finwiz.optimizer._model.Description` (squares of affine rows, linear parts, limit groups
+over ``z = [buy, sell, c, tau, nu]``, fractions of ``V_ref``; see ``_model``). The native QP, the
+cvxpy problem, the whole-share step, the compliance table and the diagnosis all read that
+description.
 
-A term creates its ``cvxpy.Parameter`` s once in :meth:`Term.build` and returns their values for
-each new solve from :meth:`Term.values`, so an assembled problem is compiled once and re-solved
-(DPP). Constraints are returned split as :class:`Limit` (left side, sense, right side) so the
-same piece becomes a hard constraint or, when diagnosing infeasibility, an elastic one.
+A user's term may instead be a general convex piece written in cvxpy: :meth:`Term.build` creates
+its ``cvxpy.Parameter`` s once per structure and returns :class:`TermParts`, and :meth:`Term.values`
+gives their values for each solve (DPP: compiled once, re-solved). Constraints are returned split as
+:class:`Limit` (left side, sense, right side) so the same piece becomes a hard constraint or, when
+diagnosing infeasibility, an elastic one.
+
+Terms are values: they keep no state between solves. What changes across the solves of one
+rebalance (the trade-count re-weighting, the debias solve) lives on the per-rebalance
+:class:`~finwiz.optimizer._data.ProblemData`.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from finwiz.optimizer._data import NO_LIMIT, ProblemData
-from finwiz.optimizer._native import COST, NET, TURNOVER, Affine, NativeLimit, NativeParts
+from finwiz.optimizer._data import ProblemData
+from finwiz.optimizer._model import COST, NET, TURNOVER, Affine, Description, ImpactForm, LimitGroup
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -52,12 +59,12 @@ Value = float | np.ndarray
 
 @dataclass(frozen=True)
 class Variables:
-    """The decision variables every term sees (fractions of ``V_ref``)."""
+    """The decision variables a cvxpy term sees (fractions of ``V_ref``)."""
 
-    buy: cp.Variable
-    sell: cp.Variable
-    weights: cp.Variable
-    cost: cp.Variable
+    buy: cp.Expression
+    sell: cp.Expression
+    weights: cp.Expression
+    cost: cp.Expression
 
     @classmethod
     def create(cls, n: int) -> Variables:
@@ -95,7 +102,7 @@ class Limit:
 
 @dataclass
 class TermParts:
-    """What a built term contributes: objective, limits, money cost, and its Parameters."""
+    """What a user's cvxpy term contributes: objective, limits, money cost, and its Parameters."""
 
     params: dict[str, cp.Parameter] = field(default_factory=dict)
     objective: cp.Expression | None = None
@@ -103,23 +110,28 @@ class TermParts:
     cost: cp.Expression | None = None
 
 
-class Term(ABC):
+class Term:
     """A named piece of the problem.
 
-    Subclasses implement :meth:`build` (create Parameters, return :class:`TermParts`) and
-    :meth:`values` (Parameter values for given data, keyed like ``TermParts.params``).
+    Built-in terms implement :meth:`describe`. A user's term either does the same or implements
+    :meth:`build` (create Parameters, return :class:`TermParts`) and :meth:`values` (a value for
+    every Parameter ``build`` created, keyed alike; a missing or unknown key is a ``TermError``).
     :meth:`structure` must change whenever ``build`` would build something of another shape.
     """
 
     name: str = "term"
 
-    @abstractmethod
+    def describe(self, data: ProblemData) -> Description | None:
+        """The term's piece as data (see ``_model``), or None for a term written in cvxpy."""
+        return None
+
     def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
         """Create Parameters and expressions for the problem's shape (once per structure)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither describe() nor build()")
 
-    @abstractmethod
     def values(self, data: ProblemData) -> Mapping[str, Value]:
-        """Parameter values for this solve."""
+        """Parameter values for this solve, one per Parameter :meth:`build` created."""
+        return {}
 
     def structure(self, data: ProblemData) -> Hashable:
         """Key of the term's shape; the default suits terms whose shape depends only on ``n``."""
@@ -129,40 +141,10 @@ class Term(ABC):
         """Whether the term has anything to say for this data (a cap term without caps does not)."""
         return True
 
-    def reweight(self, data: ProblemData, trades: np.ndarray) -> bool:
-        """Update internal state after a solve; return True to ask for another solve."""
-        return False
-
-    def option_objective(
-        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
-    ) -> np.ndarray | None:
-        """This term's objective for discrete candidate trades, for the whole-share rounding.
-
-        Candidate ``j`` moves asset ``owner[j]`` by ``change[j]`` (weight units) from the
-        continuous optimum ``w_star``; return its (separable, second-order) contribution, or None
-        if the term has nothing to add (its effect is then only felt through distance).
-        """
-        return None
-
-    def reset(self) -> None:  # noqa: B027 - optional hook, most terms keep no state
-        """Forget state from earlier solves (called before each new rebalance)."""
-
-    def native(self, data: ProblemData) -> NativeParts | None:
-        """The same piece as sparse rows for the native QP (``_native``), or None if the term has
-        no such form: a request with any such term is solved through cvxpy. Built-in terms only;
-        a test holds each equal to its cvxpy form."""
-        return None
-
     def __repr__(self) -> str:
         fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
         return f"{type(self).__name__}({inner})"
-
-
-def _param(parts: TermParts, key: str, shape: tuple[int, ...] = (), **kwargs: Any) -> cp.Parameter:
-    param = cp.Parameter(shape, name=key, **kwargs)
-    parts.params[key] = param
-    return param
 
 
 # --------------------------------------------------------------------------- objective terms
@@ -176,37 +158,13 @@ class TargetTrackingTerm(Term):
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        # sqrt(weight) is folded into the Parameters: weight x f(w, param) would not be DPP.
-        parts = TermParts()
-        root = _param(parts, "root_weight", nonneg=True)
-        target = _param(parts, "scaled_target", (data.n,))
-        invested = _param(parts, "scaled_invested")
-        parts.objective = cp.sum_squares(root * v.weights - target) + cp.square(root * cp.sum(v.weights) - invested)
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
+    def describe(self, data: ProblemData) -> Description:
         root = float(np.sqrt(self.weight))
-        return {
-            "root_weight": root,
-            "scaled_target": root * data.target,
-            "scaled_invested": root * data.target.sum(),
-        }
-
-    def native(self, data: ProblemData) -> NativeParts:
-        root = float(np.sqrt(self.weight))
-        return NativeParts(
+        # cash - cash* = sum(target) - sum(w) = -(nu + sum(x0) - sum(target)): a square of nu.
+        return Description(
             weight_squares=[(np.full(data.n, root), data.target)],
             scalar_squares=[(NET, root, float(data.x0.sum() - data.target.sum()))],
         )
-
-    def option_objective(
-        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
-    ) -> np.ndarray | None:
-        # Exact in the asset's own square; the cash square is coupled, so it is linearised.
-        post = w_star[owner] + change
-        cash_gap = float(w_star.sum() - data.target.sum())
-        return np.asarray(self.weight * ((post - data.target[owner]) ** 2 + 2 * cash_gap * change + change**2))
 
 
 class TransactionCostTerm(Term):
@@ -217,26 +175,15 @@ class TransactionCostTerm(Term):
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        rate = _param(parts, "rate", (data.n,), nonneg=True)
-        weight = _param(parts, "weight", nonneg=True)
-        parts.cost = rate @ v.traded
-        parts.objective = weight * v.cost
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {"rate": data.cost_rate, "weight": self.weight}
-
-    def native(self, data: ProblemData) -> NativeParts:
-        return NativeParts(cost=data.cost_rate, cost_weight=self.weight)
+    def describe(self, data: ProblemData) -> Description:
+        return Description(cost=data.cost_rate, cost_weight=self.weight)
 
 
 def impact_fit(max_trade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coefficients (a, b) of ``a t + b t^2``, the least-squares fit of ``t^{3/2}`` on [0, T].
 
-    Closed form of the 2x2 normal equations for f(t) = t^1.5 over [0, T]:
-    a = (20/21) sqrt(T) ... derived from the moments int t^k dt; see tests for the check.
+    Closed form of the 2x2 normal equations for f(t) = t^1.5 over [0, T] from the moments
+    int t^k dt; see tests for the check.
     """
     t = np.maximum(max_trade, 1e-12)
     # Moments over [0, T]: int t^2 = T^3/3, int t^3 = T^4/4, int t^4 = T^5/5,
@@ -250,7 +197,7 @@ def impact_fit(max_trade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class MarketImpactTerm(Term):
-    """Impact cost k_i |u_i|^{3/2}: exact (power cone) or the QP fit a_i |u_i| + b_i u_i^2."""
+    """Impact cost k_i |u_i|^{3/2} in c: exact (power cone) or the fit a_i |u_i| + b_i u_i^2 (SOC)."""
 
     name = "market_impact"
 
@@ -263,29 +210,18 @@ class MarketImpactTerm(Term):
     def applies(self, data: ProblemData) -> bool:
         return data.impact is not None
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        if self.exact:
-            k = _param(parts, "k", (data.n,), nonneg=True)
-            parts.cost = k @ cp.power(v.traded, 1.5)
-        else:
-            a = _param(parts, "a", (data.n,), nonneg=True)
-            root_b = _param(parts, "root_b", (data.n,), nonneg=True)
-            parts.cost = a @ v.traded + cp.sum_squares(cp.multiply(root_b, v.traded))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
+    def describe(self, data: ProblemData) -> Description:
         k = data.impact if data.impact is not None else np.zeros(data.n)
         if self.exact:
-            return {"k": k}
+            return Description(impact=ImpactForm("power", k))
         # Fit over the largest trade the asset could plausibly need: its whole gap to target.
-        span = np.abs(data.target - data.x0) * 2 + 1e-4
-        a, b = impact_fit(span)
-        return {"a": k * a, "root_b": np.sqrt(k * b)}
+        a, b = impact_fit(np.abs(data.target - data.x0) * 2 + 1e-4)
+        return Description(impact=ImpactForm("fit", k * a, k * b))
 
 
 class TradeCountTerm(Term):
-    """weight x sum_i gamma_i |u_i|, gamma_i = 1 / (|u_i^prev| + eps): re-weighted L1 ~ #trades."""
+    """weight x number of trades; the continuous solve uses weight x sum_i gamma_i |u_i| with
+    gamma_i = 1 / (|u_i^prev| + eps) (re-weighted L1), the discrete step the true count."""
 
     name = "trade_count"
 
@@ -293,52 +229,26 @@ class TradeCountTerm(Term):
         self.weight = weight
         self.eps = eps
         self.iterations = iterations
-        self._gamma: np.ndarray | None = None
-        self._round = 0
-        self.debiased = False
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        penalty = _param(parts, "penalty", (data.n,), nonneg=True)  # weight x gamma
-        parts.objective = penalty @ v.traded
-        return parts
+    def price(self, data: ProblemData) -> float:
+        """lambda, the objective's price of one trade."""
+        return data.trade_penalty if self.weight is None else self.weight
 
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        if self._gamma is None or len(self._gamma) != data.n:
-            self._gamma = 1.0 / (np.abs(data.target - data.x0) + self.eps)
-        weight = data.trade_penalty if self.weight is None else self.weight
-        if self.debiased:  # the trades are chosen; the last solve sizes them without shrinkage
-            return {"penalty": np.zeros(data.n)}
-        return {"penalty": weight * self._gamma}
+    def gamma(self, data: ProblemData, trades: np.ndarray | None = None) -> np.ndarray:
+        """The L1 weights after a solve with ``trades`` (before the first: from the drift)."""
+        gap = np.abs(data.target - data.x0) if trades is None else np.abs(trades)
+        return np.asarray(1.0 / (gap + self.eps))
 
-    def native(self, data: ProblemData) -> NativeParts:
-        return NativeParts(linear=Affine.traded(np.asarray(self.values(data)["penalty"], dtype=float)))
-
-    def reweight(self, data: ProblemData, trades: np.ndarray) -> bool:
-        self._round += 1
-        if self._round >= self.iterations:
-            return False
-        gamma = 1.0 / (np.abs(trades) + self.eps)
-        changed = self._gamma is None or not np.allclose(gamma, self._gamma, rtol=1e-3)
-        self._gamma = gamma
-        return changed
-
-    def reset(self) -> None:
-        self._gamma = None
-        self._round = 0
-        self.debiased = False
-
-    def option_objective(
-        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
-    ) -> np.ndarray | None:
-        # In the rounding the count is exact: lambda for every candidate that trades.
-        weight = data.trade_penalty if self.weight is None else self.weight
-        traded = np.abs(w_star[owner] + change - data.x0[owner]) > 1e-15
-        return np.asarray(weight * traded)
+    def describe(self, data: ProblemData) -> Description:
+        weight = self.price(data)
+        if data.debias:  # the trades are chosen; the last solve sizes them without shrinkage
+            return Description(count=weight)
+        gamma = data.count_weights if data.count_weights is not None else self.gamma(data)
+        return Description(count=weight, surrogate=Affine.traded(weight * gamma))
 
 
 class _CovarianceTerm(Term):
-    """Shared build for terms quadratic in a factor model: ||G'(w-b)||^2 + ||d o (w-b)||^2."""
+    """Shared description of terms quadratic in a factor model: ||G'(w-b)||^2 + ||d o (w-b)||^2."""
 
     relative_to_target = False
 
@@ -352,61 +262,19 @@ class _CovarianceTerm(Term):
         k = None if data.factor_root is None else data.factor_root.shape[1]
         return (type(self).__qualname__, self.name, k)
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        if data.factor_root is None:
-            return parts
-        k = data.factor_root.shape[1]
-        root = _param(parts, "root", (data.n, k))
-        root_b = _param(parts, "root_b", (k,))
-        sd = _param(parts, "idio_sd", (data.n,), nonneg=True)
-        sd_b = _param(parts, "idio_sd_b", (data.n,))
-        # sqrt(weight) is folded into the roots, keeping the term DPP.
-        parts.objective = cp.sum_squares(root.T @ v.weights - root_b) + cp.sum_squares(
-            cp.multiply(sd, v.weights) - sd_b
-        )
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
+    def describe(self, data: ProblemData) -> Description:
         if data.factor_root is None or data.idio_sd is None:
-            return {}
-        base = data.target if self.relative_to_target else np.zeros(data.n)
+            return Description()
+        base = data.target if self.relative_to_target else None
         root, sd = data.factor_root, data.idio_sd
         # Normalise by the average asset variance so risk_aversion=1 weighs risk like tracking.
         scale = float((np.sum(root**2) + np.sum(sd**2)) / data.n) or 1.0
         weight = data.risk_aversion if self.weight is None else self.weight
         k = float(np.sqrt(weight / scale))
-        return {
-            "root": k * root,
-            "root_b": k * (root.T @ base),
-            "idio_sd": k * sd,
-            "idio_sd_b": k * sd * base,
-        }
-
-    def native(self, data: ProblemData) -> NativeParts:
-        p = self.values(data)
-        if not p:
-            return NativeParts()
-        base = data.target if self.relative_to_target else None
-        root, sd = np.asarray(p["root"]), np.asarray(p["idio_sd"])
-        return NativeParts(
-            weight_squares=[(sd, base)],
-            low_rank=[Affine.weights_dense(np.ascontiguousarray(root.T), data.x0, base)],
+        return Description(
+            weight_squares=[(k * sd, base)],
+            low_rank=[Affine.weights_dense(np.ascontiguousarray(k * root.T), data.x0, base)],
         )
-
-    def option_objective(
-        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
-    ) -> np.ndarray | None:
-        # Second order around the continuous optimum: gradient plus the diagonal curvature.
-        if data.factor_root is None or data.idio_sd is None:
-            return None
-        p = self.values(data)
-        root, sd = np.asarray(p["root"]), np.asarray(p["idio_sd"])
-        base = data.target if self.relative_to_target else np.zeros(data.n)
-        active = w_star - base
-        grad = 2 * (root @ (root.T @ active) + sd**2 * active)
-        hess = 2 * (np.sum(root**2, axis=1) + sd**2)
-        return np.asarray(grad[owner] * change + 0.5 * hess[owner] * change**2)
 
 
 class TrackingErrorTerm(_CovarianceTerm):
@@ -430,153 +298,139 @@ class TurnoverPenaltyTerm(Term):
     def __init__(self, weight: float = 1e-4) -> None:
         self.weight = weight
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        weight = _param(parts, "weight", nonneg=True)
-        parts.objective = weight * cp.sum(v.traded)
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {"weight": self.weight}
-
-    def native(self, data: ProblemData) -> NativeParts:
-        return NativeParts(linear=Affine.scalar(TURNOVER, self.weight))
-
-    def option_objective(
-        self, data: ProblemData, w_star: np.ndarray, owner: np.ndarray, change: np.ndarray
-    ) -> np.ndarray | None:
-        return np.asarray(self.weight * np.abs(w_star[owner] + change - data.x0[owner]))
+    def describe(self, data: ProblemData) -> Description:
+        return Description(linear=Affine.scalar(TURNOVER, self.weight))
 
 
 # --------------------------------------------------------------------------- constraint terms
 
 
+def _post_trade() -> Affine:
+    """``1 - c``: the post-trade value as a fraction of ``V_ref``."""
+    return Affine.scalar(COST, -1.0, 1.0)
+
+
 class BudgetTerm(Term):
-    """cash after = cash0 - sum(buy) + sum(sell) - c >= floor x (1 - c): never below the floor."""
+    """cash after / post-trade value >= floor: (cash0 - nu - c) / (1 - c) >= min_cash_weight."""
 
     name = "cash_floor"
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        cash0 = _param(parts, "cash0")
-        floor = _param(parts, "floor", nonneg=True)
-        spend = cp.sum(v.buy) - cp.sum(v.sell) + v.cost - floor * v.cost
-        parts.limits.append(Limit(self.name, spend, "<=", cash0 - floor))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {"cash0": data.cash0 - data.backoff, "floor": data.min_cash_weight}
-
-    def native(self, data: ProblemData) -> NativeParts:
-        floor = data.min_cash_weight
-        spend = Affine.scalar(NET).plus(COST, 1.0 - floor)
-        return NativeParts(limits=[_at_most(self.name, spend, data.cash0 - data.backoff - floor)])
+    def describe(self, data: ProblemData) -> Description:
+        cash = Affine.scalar(NET, -1.0, data.cash0).plus(COST, -1.0)
+        group = LimitGroup(
+            self.name, cash, np.array([data.min_cash_weight]), np.array([np.inf]), ("CASH",), per=_post_trade()
+        )
+        return Description(limits=[group])
 
 
-_BOUND_REASONS = ("no_trade", "no_buy", "no_sell", "tolerance_band", "esg_screen")
+_BUY_REASONS = ("no_trade", "no_buy", "tolerance_band", "esg_screen", "fixed")
+_SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed")
 
 
 class TradeBoundsTerm(Term):
-    """buy_i <= buy_cap_i, sell_i <= sell_cap_i: long-only, restricted lists, bands, ESG screen."""
+    """sell_i <= held_i (long-only); no buy or sell where a restricted list, the tolerance band or
+    the ESG screen forbids it. One group per reason, so a conflict names the list or band."""
 
     name = "trade_bounds"
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        buy_cap = _param(parts, "buy_cap", (data.n,), nonneg=True)
-        sell_cap = _param(parts, "sell_cap", (data.n,), nonneg=True)
-        if not diagnose:
-            # Without any blocked buy the n rows buy <= cap say nothing; leaving them out makes
-            # the problem smaller (a different structure, compiled once).
-            if self._blocks_buys(data):
-                parts.limits.append(Limit("buy_limits", v.buy, "<=", buy_cap))
-            parts.limits.append(Limit("sell_limits", v.sell, "<=", sell_cap))
-            return parts
-        # Diagnosis: one elastic group per reason, so a conflict can name the list or band.
+    def describe(self, data: ProblemData) -> Description:
+        n, symbols = data.n, data.symbols
+        groups: list[LimitGroup] = []
         if not data.allow_short:
-            held = _param(parts, "held", (data.n,), nonneg=True)
-            parts.limits.append(Limit("long_only", v.sell, "<=", held))
-        for reason in _BOUND_REASONS:
-            mask = data.blocked[reason]
-            if not mask.any():
-                continue
-            idx = np.flatnonzero(mask)
-            if reason != "no_sell":
-                parts.limits.append(Limit(reason, v.buy[idx], "<=", 0.0))
-            if reason not in ("no_buy", "esg_screen"):
-                parts.limits.append(Limit(reason, v.sell[idx], "<=", 0.0))
-        return parts
-
-    @staticmethod
-    def _blocks_buys(data: ProblemData) -> bool:
-        return bool((data.buy_cap < NO_LIMIT).any())
+            every = np.arange(n)
+            groups.append(
+                LimitGroup(
+                    "long_only",
+                    Affine.side(every, n, sell=True),
+                    np.full(n, -np.inf),
+                    data.x0,
+                    symbols,
+                    unit="shares",
+                    show=data.ref_value / data.prices,
+                    per_asset=True,
+                )
+            )
+        for reason in dict.fromkeys((*_BUY_REASONS, *_SELL_REASONS)):
+            idx = np.flatnonzero(data.blocked[reason])
+            sides = [s for s, reasons in ((False, _BUY_REASONS), (True, _SELL_REASONS)) if reason in reasons]
+            for sell in sides:
+                if idx.size:
+                    groups.append(
+                        LimitGroup(
+                            reason,
+                            Affine.side(idx, n, sell=sell),
+                            np.full(idx.size, -np.inf),
+                            np.zeros(idx.size),
+                            tuple(symbols[i] for i in idx),
+                            unit="currency",
+                            show=data.ref_value,
+                            per_asset=True,
+                        )
+                    )
+        return Description(limits=groups)
 
     def structure(self, data: ProblemData) -> Hashable:
-        return (type(self).__qualname__, self.name, self._blocks_buys(data))
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        return {
-            "buy_cap": data.buy_cap,
-            "sell_cap": np.minimum(data.sell_cap, NO_LIMIT),
-            "held": data.x0,
-        }
-
-    def native(self, data: ProblemData) -> NativeParts:
-        return NativeParts(buy_cap=_unbounded(data.buy_cap), sell_cap=_unbounded(data.sell_cap))
+        return (type(self).__qualname__, self.name, *(data.blocked[r].tobytes() for r in sorted(data.blocked)))
 
 
 class PositionCapTerm(Term):
-    """w_i / (1 - c) <= cap_i, i.e. w_i + cap_i c <= cap_i: caps on post-trade weights."""
+    """w_i / (1 - c) <= cap_i: caps on post-trade weights."""
 
     name = "max_position"
 
     def applies(self, data: ProblemData) -> bool:
-        return data.position_cap is not None
+        return data.position_cap is not None and bool(np.isfinite(data.position_cap).any())
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        cap = _param(parts, "cap", (data.n,), nonneg=True)
-        limit = _param(parts, "limit", (data.n,))
-        parts.limits.append(Limit(self.name, v.weights + cap * v.cost, "<=", limit))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
+    def describe(self, data: ProblemData) -> Description:
         cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
-        cap = np.minimum(cap, NO_LIMIT)
-        return {"cap": cap, "limit": cap - data.backoff}
+        idx = np.flatnonzero(np.isfinite(cap))
+        rows = Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx)
+        group = LimitGroup(
+            self.name,
+            rows,
+            np.full(idx.size, -np.inf),
+            cap[idx],
+            tuple(data.symbols[i] for i in idx),
+            per=_post_trade(),
+            per_asset=True,
+        )
+        return Description(limits=[group])
 
-    def native(self, data: ProblemData) -> NativeParts:
-        cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
-        rows = Affine.weights_diag(np.ones(data.n), data.x0).plus(COST, np.where(np.isfinite(cap), cap, 0.0))
-        return NativeParts(limits=[_at_most(self.name, rows, cap - data.backoff)])
+    def structure(self, data: ProblemData) -> Hashable:
+        cap = data.position_cap
+        return (type(self).__qualname__, self.name, None if cap is None else np.isfinite(cap).tobytes())
 
 
 class PositionFloorTerm(Term):
-    """w_i >= floor_i (as a fraction of V_ref, so also of the smaller post-trade value)."""
+    """w_i / (1 - c) >= floor_i: floors on post-trade weights (assets with a floor above 0)."""
 
     name = "min_position"
 
     def applies(self, data: ProblemData) -> bool:
-        return data.position_floor is not None
+        return data.position_floor is not None and bool((data.position_floor > 0).any())
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        floor = _param(parts, "floor", (data.n,))
-        parts.limits.append(Limit(self.name, v.weights, ">=", floor))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
+    def describe(self, data: ProblemData) -> Description:
         floor = data.position_floor if data.position_floor is not None else np.zeros(data.n)
-        return {"floor": np.where(floor > 0, floor + data.backoff, floor)}
+        idx = np.flatnonzero(floor > 0)
+        rows = Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx)
+        group = LimitGroup(
+            self.name,
+            rows,
+            floor[idx],
+            np.full(idx.size, np.inf),
+            tuple(data.symbols[i] for i in idx),
+            per=_post_trade(),
+            per_asset=True,
+        )
+        return Description(limits=[group])
 
-    def native(self, data: ProblemData) -> NativeParts:
-        floor = np.asarray(self.values(data)["floor"], dtype=float)
-        rows = Affine.weights_diag(np.ones(data.n), data.x0)
-        return NativeParts(limits=[NativeLimit(self.name, rows, floor, np.full(data.n, np.inf))])
+    def structure(self, data: ProblemData) -> Hashable:
+        floor = data.position_floor
+        return (type(self).__qualname__, self.name, None if floor is None else (floor > 0).tobytes())
 
 
 class SectorCapTerm(Term):
-    """sum_{i in s} w_i + cap_s c <= cap_s for every capped sector s (post-trade weights)."""
+    """sum_{i in s} w_i / (1 - c) <= cap_s for every capped sector s (post-trade weights)."""
 
     name = "sector_cap"
 
@@ -584,56 +438,59 @@ class SectorCapTerm(Term):
         return data.sector_cap is not None and bool(np.isfinite(data.sector_cap).any())
 
     def structure(self, data: ProblemData) -> Hashable:
-        return (type(self).__qualname__, self.name, data.structure()[2])
+        cap = data.sector_cap
+        return (
+            type(self).__qualname__,
+            self.name,
+            data.structure()[2],
+            None if cap is None else np.isfinite(cap).tobytes(),
+        )
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        membership = data.sector_matrix()
-        cap = _param(parts, "cap", (len(data.sector_names),), nonneg=True)
-        limit = _param(parts, "limit", (len(data.sector_names),))
-        parts.limits.append(Limit(self.name, membership @ v.weights + cap * v.cost, "<=", limit))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        cap = data.sector_cap if data.sector_cap is not None else np.full(len(data.sector_names), np.inf)
-        cap = np.minimum(cap, NO_LIMIT)
-        return {"cap": cap, "limit": cap - data.backoff}
-
-    def native(self, data: ProblemData) -> NativeParts:
+    def describe(self, data: ProblemData) -> Description:
         m = len(data.sector_names)
         cap = data.sector_cap if data.sector_cap is not None else np.full(m, np.inf)
-        rows = Affine.weights_sparse(data.sector_of, np.ones(data.n), m, data.x0)
-        rows = rows.plus(COST, np.where(np.isfinite(cap), cap, 0.0))
-        return NativeParts(limits=[_at_most(self.name, rows, cap - data.backoff)])
+        capped = np.flatnonzero(np.isfinite(cap))
+        row_of_sector = np.full(m, -1)
+        row_of_sector[capped] = np.arange(capped.size)
+        row_of = np.where(data.sector_of >= 0, row_of_sector[data.sector_of], -1)
+        rows = Affine.weights_sparse(row_of, np.ones(data.n), capped.size, data.x0)
+        group = LimitGroup(
+            self.name,
+            rows,
+            np.full(capped.size, -np.inf),
+            cap[capped],
+            tuple(data.sector_names[s] for s in capped),
+            per=_post_trade(),
+        )
+        return Description(limits=[group])
 
 
 class ESGFloorTerm(Term):
-    """sum_i (score_i - floor) w_i >= 0: the value-weighted average score of positions >= floor."""
+    """s'w / 1'w >= floor: the value-weighted average score of invested positions."""
 
     name = "esg_floor"
 
     def applies(self, data: ProblemData) -> bool:
         return data.esg is not None and data.esg_floor is not None
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        excess = _param(parts, "excess", (data.n,))
-        margin = _param(parts, "margin", nonneg=True)
-        parts.limits.append(Limit(self.name, excess @ v.weights, ">=", margin))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        if data.esg is None or data.esg_floor is None:
-            return {"excess": np.zeros(data.n), "margin": 0.0}
+    def describe(self, data: ProblemData) -> Description:
+        esg = data.esg if data.esg is not None else np.zeros(data.n)
+        floor = data.esg_floor if data.esg_floor is not None else 0.0
         # Scores are scaled to O(1) so the row is well conditioned whatever the score scale.
-        span = max(1.0, float(np.abs(data.esg).max()))
-        # No back-off here: selling out entirely (w = 0) must stay feasible when every score is low.
-        return {"excess": (data.esg - data.esg_floor) / span, "margin": 0.0}
-
-    def native(self, data: ProblemData) -> NativeParts:
-        excess = np.asarray(self.values(data)["excess"], dtype=float)
-        rows = Affine.weights_dense(excess[None, :], data.x0)
-        return NativeParts(limits=[NativeLimit(self.name, rows, np.zeros(1), np.full(1, np.inf))])
+        span = max(1.0, float(np.abs(esg).max(initial=0.0)))
+        rows = Affine.weights_dense((esg / span)[None, :], data.x0)
+        invested = Affine.scalar(NET, 1.0, float(data.x0.sum()))
+        group = LimitGroup(
+            self.name,
+            rows,
+            np.array([floor / span]),
+            np.array([np.inf]),
+            ("average score",),
+            unit="score",
+            per=invested,
+            show=span,
+        )
+        return Description(limits=[group])
 
 
 class TurnoverCapTerm(Term):
@@ -644,28 +501,18 @@ class TurnoverCapTerm(Term):
     def applies(self, data: ProblemData) -> bool:
         return data.turnover_cap is not None
 
-    def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
-        parts = TermParts()
-        budget = _param(parts, "budget", nonneg=True)
-        parts.limits.append(Limit(self.name, cp.sum(v.traded), "<=", budget))
-        return parts
-
-    def values(self, data: ProblemData) -> Mapping[str, Value]:
-        budget = data.turnover_budget if data.turnover_budget is not None else NO_LIMIT
-        return {"budget": max(budget - data.backoff, 0.0)}
-
-    def native(self, data: ProblemData) -> NativeParts:
-        budget = np.asarray(self.values(data)["budget"], dtype=float)
-        return NativeParts(limits=[_at_most(self.name, Affine.scalar(TURNOVER), budget)])
-
-
-def _at_most(name: str, rows: Affine, upper: float | np.ndarray) -> NativeLimit:
-    return NativeLimit(name, rows, np.full(rows.m, -np.inf), np.broadcast_to(np.asarray(upper, dtype=float), (rows.m,)))
-
-
-def _unbounded(cap: np.ndarray) -> np.ndarray:
-    """Caps at ``NO_LIMIT`` (cvxpy's stand-in for none) become infinite for the native solvers."""
-    return np.where(cap >= NO_LIMIT, np.inf, cap)
+    def describe(self, data: ProblemData) -> Description:
+        cap = data.turnover_cap if data.turnover_cap is not None else np.inf
+        group = LimitGroup(
+            self.name,
+            Affine.scalar(TURNOVER),
+            np.array([-np.inf]),
+            np.array([cap]),
+            ("turnover",),
+            unit="turnover",
+            per=Affine.constant(data.value / data.ref_value),
+        )
+        return Description(limits=[group])
 
 
 def constraint_terms() -> list[Term]:

@@ -1,0 +1,264 @@
+"""The one description of the problem: what each term states, once, and what every consumer reads.
+
+A term describes its piece as data (:class:`Description`): squares of affine rows and linear parts
+for the objective, and :class:`LimitGroup` s for the constraints, all over the trade variables
+
+    z = [buy (n), sell (n), c, tau, nu]
+
+(fractions of ``V_ref``; ``c`` the total cost, ``tau = 1'(buy + sell)`` the turnover and
+``nu = 1'(buy - sell)`` the net purchase; post-trade weights ``w = x0 + buy - sell``). From that one
+description the native QP (``_native``), the cvxpy problem (``_assembler``, for user terms, the
+power-cone impact, exact mode and the diagnosis), the whole-share step (``_rounding``), the
+compliance table (``_compliance``) and the diagnosis's units are all derived; none of them restates
+a limit's formula.
+
+A limit is a ratio of rows: ``lower <= rows(z) / per(z) <= upper``. Caps on post-trade weights are
+``w_i / (1 - c) <= cap``, the turnover cap is ``tau / (V / V_ref) <= cap``, the ESG floor is the
+value-weighted average score ``s'w / 1'w >= floor``. :meth:`LimitGroup.linear` is the one place where
+a ratio becomes the linear row the solvers take (``rows - bound x per``) and where rows are backed
+off to leave room for whole shares; :meth:`LimitGroup.value` is what the compliance table shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "COST",
+    "NET",
+    "TURNOVER",
+    "Affine",
+    "Description",
+    "ImpactForm",
+    "LimitGroup",
+    "limit_groups",
+    "trade_vector",
+]
+
+COST, TURNOVER, NET = -1, -2, -3
+"""Column codes of the scalar variables, placed after buy and sell: the cost ``c``, the turnover
+``tau = 1'(buy + sell)`` and the net purchase ``nu = 1'(buy - sell)``. Terms write their one-row
+limits on these instead of dense rows over every asset: the budget, a turnover cap and a uniform
+cost rate were three nearly parallel dense rows, and ADMM took ~1000 iterations cold on them."""
+
+
+def column(code: np.ndarray, n: int) -> np.ndarray:
+    """Place of each column code in ``z``: assets' buy/sell as they are, ``COST, TURNOVER, NET``
+    after them (``-1, -2, -3 -> 2n, 2n+1, 2n+2``)."""
+    return np.where(code < 0, 2 * n - 1 - code, code)
+
+
+def trade_vector(buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
+    """``z = [buy, sell, c, tau, nu]`` for given trades (fractions of ``V_ref``)."""
+    return np.concatenate([buy, sell, [cost, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum())]])
+
+
+@dataclass(frozen=True)
+class Affine:
+    """Rows ``A z + b`` over ``z = [buy (n), sell (n)]`` and the scalar columns (``COST``,
+    ``TURNOVER``, ``NET``, as negative column codes), as triplets."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    offset: np.ndarray
+
+    @property
+    def m(self) -> int:
+        """Number of rows."""
+        return len(self.offset)
+
+    @classmethod
+    def weights_diag(
+        cls, scale: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None, idx: np.ndarray | None = None
+    ) -> Affine:
+        """Row r: ``scale_r (w_i - base_i)`` for asset ``i = idx[r]`` (default: every asset)."""
+        n = len(x0)
+        idx = np.arange(n) if idx is None else idx
+        rows = np.arange(len(idx))
+        shift = x0[idx] if base is None else (x0 - base)[idx]
+        return cls(
+            np.concatenate([rows, rows]),
+            np.concatenate([idx, idx + n]),
+            np.concatenate([scale, -scale]),
+            scale * shift,
+        )
+
+    @classmethod
+    def weights_dense(cls, matrix: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
+        """``M (w - base)`` for a dense ``M`` (rows x n)."""
+        m, n = matrix.shape
+        rows = np.repeat(np.arange(m), n)
+        cols = np.tile(np.arange(n), m)
+        flat = matrix.ravel()
+        shift = x0 if base is None else x0 - base
+        both = np.concatenate([rows, rows])
+        return cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
+
+    @classmethod
+    def weights_sparse(cls, row_of: np.ndarray, coef: np.ndarray, m: int, x0: np.ndarray) -> Affine:
+        """Row ``r``: the sum of ``coef_i w_i`` over the assets with ``row_of[i] == r`` (``-1``: none)."""
+        n = len(x0)
+        idx = np.flatnonzero(row_of >= 0)
+        rows = row_of[idx]
+        offset = np.zeros(m)
+        np.add.at(offset, rows, coef[idx] * x0[idx])
+        both = np.concatenate([rows, rows])
+        return cls(both, np.concatenate([idx, idx + n]), np.concatenate([coef[idx], -coef[idx]]), offset)
+
+    @classmethod
+    def side(cls, idx: np.ndarray, n: int, sell: bool) -> Affine:
+        """Row r: ``buy_i`` (or ``sell_i``) of asset ``i = idx[r]``."""
+        return cls(np.arange(len(idx)), idx + (n if sell else 0), np.ones(len(idx)), np.zeros(len(idx)))
+
+    @classmethod
+    def traded(cls, coef: np.ndarray) -> Affine:
+        """One row: ``coef' (buy + sell)`` (per-asset coefficients; for equal ones use ``TURNOVER``)."""
+        n = len(coef)
+        return cls(np.zeros(2 * n, dtype=np.int64), np.arange(2 * n), np.concatenate([coef, coef]), np.zeros(1))
+
+    @classmethod
+    def scalar(cls, column: int, coef: float = 1.0, offset: float = 0.0) -> Affine:
+        """One row: ``coef x`` one of the scalar columns (``COST``, ``TURNOVER``, ``NET``) ``+ offset``."""
+        return cls(np.zeros(1, dtype=np.int64), np.array([column]), np.array([coef], dtype=float), np.array([offset]))
+
+    @classmethod
+    def constant(cls, value: float) -> Affine:
+        """One row that is the number ``value``."""
+        empty = np.zeros(0)
+        return cls(empty.astype(np.int64), empty.astype(np.int64), empty, np.array([value], dtype=float))
+
+    def plus(self, column: int, coef: float | np.ndarray) -> Affine:
+        """These rows plus ``coef x`` a scalar column (one coefficient, or one per row)."""
+        values = np.broadcast_to(np.asarray(coef, dtype=float), (self.m,))
+        return Affine(
+            np.concatenate([self.rows, np.arange(self.m)]),
+            np.concatenate([self.cols, np.full(self.m, column)]),
+            np.concatenate([self.vals, values]),
+            self.offset,
+        )
+
+    def minus_multiple(self, per: Affine, factor: np.ndarray) -> Affine:
+        """Row r minus ``factor_r x`` the one row ``per``."""
+        k = len(per.vals)
+        rows = np.concatenate([self.rows, np.repeat(np.arange(self.m), k)])
+        cols = np.concatenate([self.cols, np.tile(per.cols, self.m)])
+        vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
+        offset = self.offset - factor * per.offset[0]
+        if k and np.isin(per.cols, self.cols).any():  # e.g. the cash row has c, and so has 1 - c
+            key = rows * (int(cols.max()) + 4) + (cols + 3)
+            unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            vals = np.bincount(inverse, weights=vals, minlength=len(unique))
+            rows, cols = rows[first], cols[first]
+        return Affine(rows, cols, vals, offset)
+
+    def evaluate(self, z: np.ndarray) -> np.ndarray:
+        """The rows at ``z = [buy, sell, c, tau, nu]`` (see :func:`trade_vector`)."""
+        n = (len(z) - 3) // 2
+        values = np.bincount(self.rows, weights=self.vals * z[column(self.cols, n)], minlength=self.m)
+        return np.asarray(values + self.offset)
+
+    def select(self, keep: np.ndarray) -> Affine:
+        """The rows where ``keep`` is True, renumbered."""
+        new = np.cumsum(keep) - 1
+        mask = keep[self.rows]
+        return Affine(new[self.rows[mask]], self.cols[mask], self.vals[mask], self.offset[keep])
+
+
+@dataclass(frozen=True)
+class LimitGroup:
+    """``lower <= rows(z) / per(z) <= upper`` for constraint group ``name`` (``per`` None: 1).
+
+    ``members`` labels each row (the asset or sector it speaks of) so a breach or a conflict can be
+    named; ``unit`` and ``show`` (a factor per row, from row units to ``unit``) say how the compliance
+    table and the diagnosis state amounts. A ratio group is one-sided (its ``lower`` or its
+    ``upper`` is all infinite) so that it linearises to one row per member.
+    """
+
+    name: str
+    rows: Affine
+    lower: np.ndarray
+    upper: np.ndarray
+    members: tuple[str, ...]
+    unit: str = "weight"
+    per: Affine | None = None
+    show: np.ndarray | float = 1.0
+    per_asset: bool = False  # members are assets: the compliance table shows the tightest one
+
+    @property
+    def separable(self) -> bool:
+        """Whether every row touches the buy or sell of one asset only (a bound on that asset's
+        candidates in the whole-share step), not a scalar column or several assets."""
+        if self.per is not None or (self.rows.cols < 0).any():
+            return False
+        n_of_row = np.bincount(self.rows.rows, minlength=self.rows.m)
+        return bool((n_of_row <= 1).all())
+
+    def linear(self, backoff: float = 0.0) -> tuple[Affine, np.ndarray, np.ndarray]:
+        """``(rows, lower, upper)`` of the linear rows the solvers take; coupled rows are tightened by
+        ``backoff`` (weight units) where their bound is finite, separable ones never (a trade bound
+        of zero must stay exactly zero)."""
+        give = 0.0 if self.separable else backoff
+        if self.per is None:
+            return self.rows, self.lower + give, self.upper - give
+        if np.isfinite(self.upper).any():
+            return (
+                self.rows.minus_multiple(self.per, self.upper),
+                np.full(self.rows.m, -np.inf),
+                -np.full(self.rows.m, give),
+            )
+        return self.rows.minus_multiple(self.per, self.lower), np.full(self.rows.m, give), np.full(self.rows.m, np.inf)
+
+    def value(self, z: np.ndarray) -> np.ndarray:
+        """``rows / per`` at ``z``, in row units (where ``per <= 0`` the bound itself: vacuous)."""
+        rows = self.rows.evaluate(z)
+        if self.per is None:
+            return rows
+        per = float(self.per.evaluate(z)[0])
+        if per <= 0:
+            return np.where(np.isfinite(self.lower), self.lower, self.upper)
+        return rows / per
+
+
+@dataclass(frozen=True)
+class ImpactForm:
+    """A convex market-impact cost added to ``c``: ``k o |u|^{3/2}`` exactly (``power``, a power
+    cone) or the least-squares fit ``a |u| + b u^2`` over the trades an asset may need (``fit``,
+    second-order cone). Per asset, in ``V_ref`` units."""
+
+    kind: str  # "power" or "fit"
+    first: np.ndarray  # k (power) or a (fit)
+    second: np.ndarray | None = None  # b (fit)
+
+
+@dataclass
+class Description:
+    """What one term states: its objective and its limits, as data (see the module docstring).
+
+    The objective is ``sum (s o (w - b))^2`` over ``weight_squares``, ``(r (z_col + o))^2`` over
+    ``scalar_squares``, ``||F z + f||^2`` over ``low_rank``, ``linear`` (one row) plus
+    ``cost_weight x c`` and ``count x`` the number of trades. ``surrogate`` is a linear stand-in the
+    continuous solve uses for the count (re-weighted L1); the discrete step and every comparison
+    of whole-share answers price the true count instead. ``cost`` are the per-asset rates that
+    define ``c >= rate'(buy + sell)``; ``impact`` the convex impact cost added to ``c`` (not a QP: a
+    request with it is solved through cvxpy and Clarabel).
+    """
+
+    weight_squares: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    scalar_squares: list[tuple[int, float, float]] = field(default_factory=list)
+    low_rank: list[Affine] = field(default_factory=list)
+    linear: Affine | None = None
+    surrogate: Affine | None = None
+    cost_weight: float = 0.0
+    count: float = 0.0
+    cost: np.ndarray | None = None
+    impact: ImpactForm | None = None
+    limits: list[LimitGroup] = field(default_factory=list)
+
+
+def limit_groups(descriptions: Sequence[Description]) -> list[LimitGroup]:
+    """Every limit group of ``descriptions``, in order."""
+    return [g for d in descriptions for g in d.limits]
