@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finwiz._risk_metrics import attach_risk
 from finwiz.errors import (
     ConfigurationError,
     ConstraintConflict,
@@ -80,6 +81,7 @@ class RebalancingEngine:
         exact: bool = False,
         portfolio_id: str | None = None,
         analyze: bool = False,
+        returns: pd.DataFrame | None = None,
     ) -> RebalancingResult:
         """Compute the trades for ``config`` at ``prices`` (a mapping or Series symbol -> price).
 
@@ -87,7 +89,9 @@ class RebalancingEngine:
         ``solver`` is ``"auto"`` (default), ``"CLARABEL"`` or ``"OSQP"``; ``exact=True`` solves whole
         shares, minimum trade size and trade count as a mixed-integer program (SCIP/HiGHS, time
         limit ``mip_time_limit_seconds``, gap in ``result.mip_gap``); ``analyze`` attaches a
-        :class:`~finwiz.PortfolioAnalysis` of the portfolio before trading.
+        :class:`~finwiz.PortfolioAnalysis` of the portfolio before trading and, given a risk model
+        or ``returns`` (per-period asset returns: historical VaR/CVaR), ``risk_before`` and
+        ``risk_after`` (:class:`~finwiz.RiskMetrics` of the current and post-trade weights).
         """
         if not isinstance(config, PortfolioConfiguration):
             raise InvalidPortfolioError("config must be a PortfolioConfiguration", field="config")
@@ -169,7 +173,7 @@ class RebalancingEngine:
         if mip is not None and not mip.proven_optimal:
             gap = "unknown" if mip.gap is None else f"{mip.gap:.2%}"
             warnings.append(f"exact mode stopped at its time limit; best trades found, optimality gap {gap}")
-        return self._result(
+        result = self._result(
             config,
             data,
             state,
@@ -184,6 +188,9 @@ class RebalancingEngine:
             time.perf_counter() - start,
             self.analyzer.analyze_current_portfolio(config, prices) if analyze else None,
         )
+        if analyze:  # risk before/after of the whole-share result (unchanged without a model)
+            result = attach_risk(result, factor_model=factor_model, covariance=covariance, returns=returns)
+        return result
 
     # ------------------------------------------------------------------ steps
 
