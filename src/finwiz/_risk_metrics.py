@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -330,7 +331,7 @@ def _evaluate(
     sector_totals: np.ndarray | None = None
     sector_names: list[str] = []
     if sectors:
-        labels = [sectors.get(s, _UNCLASSIFIED) for s in symbols]
+        labels = list(map(sectors.get, symbols, repeat(_UNCLASSIFIED)))
         codes, uniques = pd.factorize(pd.Index(labels), sort=True)
         sector_names = [str(u) for u in uniques]
         sector_totals = np.zeros((len(sector_names), m))
@@ -362,7 +363,7 @@ def _evaluate(
 def _aligned(values: Mapping[str, float], symbols: list[str], default: float = 0.0) -> np.ndarray:
     if len(values) >= len(symbols) and list(values)[: len(symbols)] == symbols:
         return np.fromiter(values.values(), float, count=len(symbols))
-    return np.fromiter((values.get(s, default) for s in symbols), float, count=len(symbols))
+    return np.fromiter(map(values.get, symbols, repeat(default)), float, count=len(symbols))
 
 
 def risk_metrics(
