@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import pickle
+import subprocess
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -419,3 +421,10 @@ async def test_orchestrator_attaches_risk_with_a_risk_model(
     close(result.risk_after.volatility, math.sqrt(P * after @ sigma @ after))
     without = RebalancingServiceFactory(sample_settings).create_orchestrator(write_reports=False)
     assert (await without.rebalance_portfolio(demo_config)).risk_after is None
+
+
+def test_schemas_and_risk_types_import_without_numpy_or_pandas() -> None:
+    # RiskMetrics sits on every result; the CLI imports schemas at start-up and stays light.
+    code = "import sys, finwiz.schemas, finwiz._risk_metrics; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

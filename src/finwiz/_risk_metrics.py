@@ -28,18 +28,25 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from numbers import Real
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from finwiz.errors import InvalidPortfolioError
-from finwiz.risk import FactorModel, validate_covariance
 
+# numpy, pandas and finwiz.risk are imported inside the functions: finwiz.schemas holds a
+# RiskMetrics on every result, and importing schemas (the CLI does at start-up) stays free of them.
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+    from pandas import DataFrame as _Frame
+
+    from finwiz.risk import FactorModel
     from finwiz.schemas import RebalancingResult
+else:
+    _Frame = Any  # a pandas DataFrame; pydantic needs no pandas to hold one
 
 __all__ = ["DEFAULT_CONFIDENCE", "RiskMetrics", "WeightsLike", "attach_risk", "required_observations", "risk_metrics"]
 
@@ -48,7 +55,7 @@ _CASH = "CASH"  # schemas.CASH; not imported so that schemas can import this mod
 _UNCLASSIFIED = "Unclassified"
 _TAIL_SLACK = 1e-9  # T (1 - a) = 5.000000000000004 or 0.9999999999999998 must count as 5 or 1
 
-WeightsLike = Mapping[str, float] | pd.Series | np.ndarray | Sequence[float]
+WeightsLike: TypeAlias = "Mapping[str, float] | pd.Series | np.ndarray | Sequence[float]"
 """Weights by symbol (a mapping or a Series), or an array in the risk model's symbol order."""
 
 RiskModelKind = Literal["covariance", "factor_model", "returns"]
@@ -72,7 +79,7 @@ class RiskMetrics(BaseModel):
     var_method: Literal["historical", "parametric"]
     risk_contributions: dict[str, float] = Field(description="P w_i (Sigma w)_i / volatility; sums to volatility")
     sector_risk_contributions: dict[str, float] = Field(default_factory=dict)
-    correlation: pd.DataFrame | None = Field(default=None, description="asset correlation matrix, when asked")
+    correlation: _Frame | None = Field(default=None, description="asset correlation matrix, when asked")
     risk_model: RiskModelKind
     periods_per_year: float
     observations: int | None = Field(default=None, description="returns used for historical VaR/CVaR")
@@ -106,7 +113,7 @@ def _confidences(confidence: float | Iterable[float]) -> tuple[float, ...]:
     levels = (confidence,) if isinstance(confidence, int | float) else tuple(confidence)
     out: list[float] = []
     for level in levels:
-        if isinstance(level, bool) or not isinstance(level, int | float | np.floating) or not 0 < level < 1:
+        if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
             raise InvalidPortfolioError(
                 f"confidence: {level!r} is not a level strictly between 0 and 1", field="confidence"
             )
@@ -129,6 +136,9 @@ def _periods(periods_per_year: float) -> float:
 
 def _labelled(values: Any, field: str) -> tuple[list[str], np.ndarray] | np.ndarray:
     """``values`` as (symbols, floats) without cash, or as a bare array (model order)."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(values, pd.Series):
         keys: list[Any] = values.index.tolist()
         raw = values.to_numpy()
@@ -160,6 +170,8 @@ def _labelled(values: Any, field: str) -> tuple[list[str], np.ndarray] | np.ndar
 
 
 def _check_finite(values: np.ndarray, symbols: Sequence[str] | None, field: str) -> None:
+    import numpy as np
+
     bad = ~np.isfinite(values)
     if bad.any():
         at = int(np.argmax(bad))
@@ -183,6 +195,8 @@ class _Source:
 
     def times(self, x: np.ndarray) -> np.ndarray:
         """``Sigma @ x`` for an n x m block ``x``, never forming Sigma from factors or returns."""
+        import numpy as np
+
         if self.dense is not None:
             return np.asarray(self.dense @ x)
         root = self.root if self.root is not None else np.zeros((len(x), 0))
@@ -191,6 +205,9 @@ class _Source:
 
     def correlation(self, symbols: list[str]) -> pd.DataFrame:
         """The asset correlation matrix (dense by nature: built only when asked)."""
+        import numpy as np
+        import pandas as pd
+
         sigma = self.times(np.eye(len(symbols)))
         sd = np.sqrt(np.clip(np.diag(sigma), 0.0, None))
         scale = np.outer(sd, sd)
@@ -204,6 +221,10 @@ class _Source:
 def _model_symbols(
     covariance: pd.DataFrame | None, factor_model: FactorModel | None, returns: pd.DataFrame | None
 ) -> list[str]:
+    import pandas as pd
+
+    from finwiz.risk import FactorModel
+
     if isinstance(covariance, pd.DataFrame):
         return [str(s) for s in covariance.index]
     if isinstance(factor_model, FactorModel):
@@ -214,6 +235,9 @@ def _model_symbols(
 
 
 def _positions(index: pd.Index, symbols: list[str], field: str) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     if not index.is_unique:
         twice = str(index[index.duplicated()][0])
         raise InvalidPortfolioError(f"{field}: symbol {twice} appears twice", field=field, symbol=twice)
@@ -229,6 +253,9 @@ def _positions(index: pd.Index, symbols: list[str], field: str) -> np.ndarray:
 
 
 def _returns_matrix(returns: pd.DataFrame, symbols: list[str]) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     if not isinstance(returns, pd.DataFrame):
         raise InvalidPortfolioError("returns must be a DataFrame (rows: periods, columns: symbols)", field="returns")
     columns = pd.Index([str(c) for c in returns.columns])
@@ -249,6 +276,11 @@ def _source(
     factor_model: FactorModel | None,
     history: np.ndarray | None,
 ) -> _Source:
+    import numpy as np
+    import pandas as pd
+
+    from finwiz.risk import FactorModel, validate_covariance
+
     if covariance is not None and factor_model is not None:
         raise InvalidPortfolioError("give covariance= or factor_model=, not both", field="covariance")
     if covariance is not None:
@@ -293,6 +325,9 @@ def _evaluate(
     correlation: bool,
 ) -> list[RiskMetrics]:
     """RiskMetrics of each column of ``weights`` (n x m), against the matching column of ``targets``."""
+    import numpy as np
+    import pandas as pd
+
     m = weights.shape[1]
     block = weights if targets is None else np.hstack([weights, weights - targets])
     product = source.times(block)  # one pass over the model for every vector
@@ -361,6 +396,8 @@ def _evaluate(
 
 
 def _aligned(values: Mapping[str, float], symbols: list[str], default: float = 0.0) -> np.ndarray:
+    import numpy as np
+
     if len(values) >= len(symbols) and list(values)[: len(symbols)] == symbols:
         return np.fromiter(values.values(), float, count=len(symbols))
     return np.fromiter(map(values.get, symbols, repeat(default)), float, count=len(symbols))
@@ -391,6 +428,8 @@ def risk_metrics(
     target, a covariance that is not PSD or lacks a weighted symbol, a returns history shorter
     than the asked tail needs (the message says how many observations), confidence outside (0, 1).
     """
+    import numpy as np
+
     levels = _confidences(confidence)
     periods = _periods(periods_per_year)
     labelled = _labelled(weights, "weights")
@@ -421,6 +460,8 @@ def risk_metrics(
 
 
 def _array_in(values: tuple[list[str], np.ndarray] | np.ndarray, symbols: list[str], field: str) -> np.ndarray:
+    import numpy as np
+
     if isinstance(values, np.ndarray):
         if len(values) != len(symbols):
             raise InvalidPortfolioError(
@@ -444,6 +485,8 @@ def attach_risk(
 ) -> RebalancingResult:
     """``result`` with ``risk_before`` (current weights) and ``risk_after`` (post-trade whole-share
     weights), each with its tracking error to the target; unchanged when no model is given."""
+    import numpy as np
+
     if factor_model is None and covariance is None and returns is None:
         return result
     levels, periods = _confidences(confidence), _periods(periods_per_year)
