@@ -385,6 +385,8 @@ def test_risk_metrics_with_correlation_pickles_and_compares() -> None:
     metrics = risk_metrics(GOOD_W, covariance=GOOD_COV, correlation=True)
     copy = pickle.loads(pickle.dumps(metrics))
     assert copy == metrics
+    plain = risk_metrics(GOOD_W, covariance=GOOD_COV, confidence=(0.95, 0.975))
+    assert RiskMetrics.model_validate_json(plain.model_dump_json()) == plain  # float keys survive JSON
     assert copy != risk_metrics(GOOD_W, covariance=GOOD_COV)
     with pytest.raises(TypeError):
         hash(metrics)

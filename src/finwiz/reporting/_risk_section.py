@@ -125,11 +125,11 @@ def risk_section_html(
         (symbol, percent(b), percent(a), _points(a - b)) for symbol, b, a in top_risk_contributors(result, top)
     ]
     if contributors:
-        parts.append(f"<h3>Top {len(contributors)} risk contributors</h3>")
+        parts.append(f"<h3>Top {len(contributors)} risk contributors (contribution to annualised volatility)</h3>")
         parts.append(_table(("Symbol", "Before", "After", "Change"), contributors))
     sectors = _sector_frame(result)
     if sectors:
-        parts.append("<h3>Risk by sector</h3>")
+        parts.append("<h3>Risk by sector (contribution to annualised volatility)</h3>")
         if include_charts:
             uri = figure_to_data_uri(sector_risk_figure(result), dpi=dpi)
             alt = "Bar chart of sector risk contributions before and after"
