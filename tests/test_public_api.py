@@ -44,3 +44,11 @@ def test_errors_share_one_root() -> None:
         obj = getattr(finwiz, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, finwiz.FinwizError), name
+
+
+def test_risk_metrics_is_public_and_sits_on_the_result() -> None:
+    assert "RiskMetrics" in finwiz.__all__
+    fields = finwiz.RebalancingResult.model_fields
+    for name in ("risk_before", "risk_after"):
+        assert fields[name].annotation == finwiz.RiskMetrics | None
+        assert fields[name].default is None

@@ -10,6 +10,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from finwiz._risk_metrics import (
+        RiskMetrics,
+    )
     from finwiz.batch import (
         AccountOutcome,
         BatchResult,
@@ -109,6 +112,7 @@ _LOCATIONS: dict[str, str] = {
     "TradeRecommendation": "finwiz.schemas",
     "RebalancingSettings": "finwiz.settings",
     "FactorModel": "finwiz.risk",
+    "RiskMetrics": "finwiz._risk_metrics",
     "ESGConstraint": "finwiz.optimizer",
     "MarketImpactModel": "finwiz.optimizer",
     "OptimizationConstraint": "finwiz.optimizer",
@@ -173,6 +177,7 @@ __all__ = [
     "RebalancingResult",
     "RebalancingServiceFactory",
     "RebalancingSettings",
+    "RiskMetrics",
     "SamplePriceProvider",
     "SectorConcentrationConstraint",
     "SolverError",

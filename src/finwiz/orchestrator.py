@@ -23,6 +23,7 @@ import pandas as pd
 
 from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
 from finwiz._monitoring import monitor_performance
+from finwiz._risk_metrics import attach_risk
 from finwiz.data import (
     PortfolioPriceService,
     PriceDataProvider,
@@ -251,6 +252,9 @@ class PortfolioRebalancingOrchestrator:
                 updates["analysis"] = analysis
             if updates:
                 result = result.model_copy(update=updates)
+            if result.risk_after is None:  # with a risk model: risk before/after (else unchanged)
+                covariance = options.get("covariance")
+                result = attach_risk(result, factor_model=options.get("factor_model"), covariance=covariance)
 
             stage, clock = "report", time.perf_counter()
             report = await self.write_report(result, portfolio_id, report_path)

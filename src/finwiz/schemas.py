@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from finwiz._risk_metrics import RiskMetrics
 from finwiz.errors import InvalidPortfolioError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -549,6 +550,8 @@ class RebalancingResult(_Model):
     iterations: int = 0
     warnings: list[str] = Field(default_factory=list)
     analysis: PortfolioAnalysis | None = None
+    risk_before: RiskMetrics | None = None
+    risk_after: RiskMetrics | None = None
     portfolio_id: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
@@ -613,7 +616,8 @@ class RebalancingResult(_Model):
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per asset (and a ``CASH`` row): shares, prices, trades and weights."""
+        """One row per asset (and a ``CASH`` row): shares, prices, trades and weights, and each
+        asset's risk contribution before and after when risk is attached (cash: 0)."""
         import pandas as pd
 
         symbols = list(self.current_holdings)
@@ -649,6 +653,10 @@ class RebalancingResult(_Model):
             },
             index=pd.Index([CASH], name="symbol"),
         )
+        for when, risk in (("before", self.risk_before), ("after", self.risk_after)):
+            if risk is not None:
+                frame[f"risk_contribution_{when}"] = [risk.risk_contributions.get(s, 0.0) for s in symbols]
+                cash_row[f"risk_contribution_{when}"] = 0.0
         return pd.concat([frame, cash_row])
 
     def _repr_html_(self) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from finwiz._risk_metrics import DEFAULT_CONFIDENCE, RiskMetrics, WeightsLike, risk_metrics
 from finwiz.optimizer._data import coerce_prices
+from finwiz.risk import FactorModel
 from finwiz.schemas import (
     CASH,
     PortfolioAnalysis,
@@ -24,8 +26,44 @@ class PortfolioAnalyzer:
     """Current weights, drift from target and one :class:`RebalancingNeed` per asset (vectorized).
 
     Weights are fractions of V = sum(shares x price) + cash, before trading; the band of an
-    asset is ``|current - target| <= tolerance``.
+    asset is ``|current - target| <= tolerance``. :meth:`risk_metrics` gives the risk of any
+    weights (volatility, tracking error, VaR/CVaR, risk contributions).
     """
+
+    def risk_metrics(
+        self,
+        weights: WeightsLike,
+        *,
+        target: WeightsLike | None = None,
+        returns: pd.DataFrame | None = None,
+        covariance: pd.DataFrame | None = None,
+        factor_model: FactorModel | None = None,
+        confidence: float | Iterable[float] = DEFAULT_CONFIDENCE,
+        periods_per_year: float = 252,
+        sectors: Mapping[str, str] | None = None,
+        correlation: bool = False,
+    ) -> RiskMetrics:
+        """Ex-ante risk of ``weights`` (symbol -> fraction of value; ``CASH`` is riskless).
+
+        The model is ``covariance`` or ``factor_model`` (never made dense), else the sample
+        covariance of ``returns``. Volatility and tracking error (against ``target``) are
+        annualised with ``periods_per_year``; VaR and CVaR at each ``confidence`` are one-period
+        losses as positive fractions of value, historical when ``returns`` is given, else
+        parametric (normal); risk contributions per asset and per sector sum to the volatility.
+        ``correlation=True`` adds the asset correlation matrix. Bad input raises
+        :class:`~finwiz.errors.InvalidPortfolioError` naming the field.
+        """
+        return risk_metrics(
+            weights,
+            target=target,
+            returns=returns,
+            covariance=covariance,
+            factor_model=factor_model,
+            sectors=sectors,
+            confidence=confidence,
+            periods_per_year=periods_per_year,
+            correlation=correlation,
+        )
 
     def _frame(self, config: PortfolioConfiguration, prices: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
         symbols = config.symbols

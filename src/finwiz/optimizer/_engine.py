@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finwiz._risk_metrics import attach_risk
 from finwiz.errors import (
     ConfigurationError,
     ConstraintConflict,
@@ -179,6 +180,7 @@ class RebalancingEngine:
         exact: bool = False,
         portfolio_id: str | None = None,
         analyze: bool = False,
+        returns: pd.DataFrame | None = None,
     ) -> RebalancingResult:
         """Compute the trades for ``config`` at ``prices`` (a mapping or Series symbol -> price).
 
@@ -186,7 +188,9 @@ class RebalancingEngine:
         ``solver`` is ``"auto"`` (default), ``"CLARABEL"`` or ``"OSQP"``; ``exact=True`` solves whole
         shares, minimum trade size and trade count as a mixed-integer program (SCIP/HiGHS, time
         limit ``mip_time_limit_seconds``, gap in ``result.mip_gap``); ``analyze`` attaches a
-        :class:`~finwiz.PortfolioAnalysis` of the portfolio before trading.
+        :class:`~finwiz.PortfolioAnalysis` of the portfolio before trading and, given a risk model
+        or ``returns`` (per-period asset returns: historical VaR/CVaR), ``risk_before`` and
+        ``risk_after`` (:class:`~finwiz.RiskMetrics` of the current and post-trade weights).
 
         The stages: prepare the data and the model, solve the continuous problem, make the trades
         discrete, verify them against every limit, build the result.
@@ -221,7 +225,7 @@ class RebalancingEngine:
         trades = self._trades(data, state)
         warnings = list(decided.warnings)
         checks += self._validate_custom(constraints, config, data, state, trades, warnings)
-        return self._result(
+        result = self._result(
             config,
             data,
             state,
@@ -234,6 +238,9 @@ class RebalancingEngine:
             time.perf_counter() - start,
             self.analyzer.analyze_current_portfolio(config, prices) if analyze else None,
         )
+        if analyze:  # risk before/after of the whole-share result (unchanged without a model)
+            result = attach_risk(result, factor_model=factor_model, covariance=covariance, returns=returns)
+        return result
 
     # ------------------------------------------------------------------ stages
 

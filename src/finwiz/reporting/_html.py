@@ -25,6 +25,7 @@ from finwiz.reporting._charts import (
 )
 from finwiz.reporting._exposure import sector_exposure, weights_frame
 from finwiz.reporting._format import blotter_rows, money, percent, shares
+from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
 from finwiz.reporting._text import summary_rows
 from finwiz.schemas import RebalancingResult
 
@@ -189,6 +190,7 @@ class HTMLReportGenerator:
             self.summary_section(result),
             self.weights_section(result),
             self.sectors_section(result),
+            *([self.risk_section(result)] if result.risk_after is not None else []),
             self.trades_section(result),
             self.costs_section(result),
             self.compliance_section(result),
@@ -273,6 +275,11 @@ class HTMLReportGenerator:
             )
         )
         return ReportSection("Sector exposure", "".join(parts), "sectors")
+
+    def risk_section(self, result: RebalancingResult) -> ReportSection:
+        """Risk before / after / change, top contributors and sector risk (when risk is attached)."""
+        body = risk_section_html(result, include_charts=self.include_charts, dpi=self.dpi)
+        return ReportSection("Risk", body, "risk")
 
     def trades_section(self, result: RebalancingResult) -> ReportSection:
         """The trade blotter: symbol, side, shares, price, value and cost of every trade."""
@@ -437,5 +444,5 @@ def result_summary_html(result: RebalancingResult, *, max_trades: int = 15) -> s
     return (
         f'<div class="finwiz-result"><b>RebalancingResult</b> \u2013 {len(result.trades)} trades, '
         f"cost {_esc(money(result.total_cost))}, turnover {_esc(percent(result.turnover))}"
-        f"<table>{summary}</table>{alert}{warnings}{trades}{more_note}</div>"
+        f"<table>{summary}</table>{alert}{warnings}{risk_summary_html(result)}{trades}{more_note}</div>"
     )
