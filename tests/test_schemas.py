@@ -120,6 +120,7 @@ def test_trusted_construction_equals_validation() -> None:
         "value": 0.2,
         "slack": 0.05,
         "satisfied": True,
+        "unit": "weight",
     }
     for model, values in ((TradeRecommendation, trade), (ComplianceCheck, check)):
         assert set(values) == set(model.model_fields)  # the engine passes every field
