@@ -304,7 +304,11 @@ class ParsedPage(HTMLParser):
         self.text_parts: list[str] = []
         self.title = ""
         self.lang: str | None = None
+        self.tables: dict[str, list[list[str]]] = {}  # table id -> rows of cell texts
+        self.row_attrs: dict[str, list[dict[str, str | None]]] = {}  # table id -> each row's attributes
+        self.scripts: list[str] = []
         self._in: list[str] = []
+        self._table: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
@@ -319,16 +323,36 @@ class ParsedPage(HTMLParser):
             self._in.pop()
         elif tag == "tr":
             self.row_classes.append(attributes.get("class"))
+            if self._table is not None:
+                self.tables[self._table].append([])
+                self.row_attrs[self._table].append(attributes)
+        elif tag in ("td", "th") and self._table is not None and self.tables[self._table]:
+            self.tables[self._table][-1].append("")
+        elif tag == "table":
+            self._table = attributes.get("id") or f"table-{len(self.tables) + 1}"
+            self.tables[self._table] = []
+            self.row_attrs[self._table] = []
+        elif tag == "script":
+            self.scripts.append("")
         elif tag == "html":
             self.lang = attributes.get("lang")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = None
         if tag in self._in:
             while self._in and self._in.pop() != tag:
                 pass
 
     def handle_data(self, data: str) -> None:
+        if self._in and self._in[-1] == "script":
+            self.scripts[-1] += data
+            return
         self.text_parts.append(data)
+        if self._table is not None and ("td" in self._in or "th" in self._in):
+            rows = self.tables[self._table]
+            if rows and rows[-1]:
+                rows[-1][-1] += data
         if self._in and self._in[-1] == "h2":
             self.headings.append(data)
         if self._in and self._in[-1] == "title":
