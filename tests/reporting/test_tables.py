@@ -25,7 +25,7 @@ def test_large_blotter_is_grouped_by_sector_with_every_trade(large_result: Rebal
     attrs = page.row_attrs["trades-table"]
     assert rows[0] == TRADE_COLUMNS
     trades = [row for row, a in zip(rows, attrs, strict=True) if len(row) == 10 and row[0] != "Symbol"]
-    trades = [row for row in trades if row[0] != "Total"]
+    trades = [row for row in trades if row[0] != "Net total"]
     assert sorted(row[0] for row in trades) == sorted(t.symbol for t in large_result.trades)
     assert len(trades) == 145
     # One group header per sector traded, in order, each counting its own trades.
@@ -42,7 +42,7 @@ def test_large_blotter_is_grouped_by_sector_with_every_trade(large_result: Rebal
     for row, a in zip(rows[1:], attrs[1:], strict=True):
         if a.get("class") == "group":
             current = row[0].split(" \u00b7 ")[0]
-        elif len(row) == 10 and row[0] != "Total":
+        elif len(row) == 10 and row[0] != "Net total":
             assert (row[1] or "No sector") == current
     # Without JavaScript nothing is hidden: no row carries a hidden attribute.
     assert all("hidden" not in a for a in attrs)

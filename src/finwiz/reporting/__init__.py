@@ -24,8 +24,8 @@ from finwiz.reporting._text import summary_text, trades_table
 
 __all__ = [
     "DEFAULT_MAX_CHART_ASSETS",
-    "HTMLReportGenerator",
     "LABEL_FONT_SIZE",
+    "HTMLReportGenerator",
     "ReportSection",
     "SectionContent",
     "chart_assets",

@@ -50,7 +50,7 @@ def in_unit(value: float, unit: str, *, slack: bool = False) -> str:
 
 
 def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
-    """Trade blotter rows (symbol, side, shares, price, value, cost) and a closing total row.
+    """Trade blotter rows (symbol, side, shares, price, value, cost) and a closing "Net" row.
 
     Shares and value are signed like ``to_frame()``'s (negative for a sell), so the total is the
     net cash the trades use. Sells come first (they fund the buys), then buys, each by
@@ -69,5 +69,5 @@ def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
         for t in ordered
     ]
     total = money(sum(t.signed_trade_value for t in result.trades))
-    rows.append(("Total", f"{len(result.trades)} trades", "", "", total, money(result.total_cost)))
+    rows.append(("Net", f"{len(result.trades)} trades", "", "", total, money(result.total_cost)))
     return rows
