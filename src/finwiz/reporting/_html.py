@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -65,7 +65,7 @@ class _TradeRow:
 
 @dataclass(frozen=True)
 class _TradeGroup:
-    sector: str | None  # None: the result has no sectors, so the blotter is one ungrouped table
+    label: str | None  # the sector, "No sector", or None when the blotter is not grouped
     trades: list[_TradeRow]
     bought: float
     sold: float
@@ -242,8 +242,11 @@ class HTMLReportGenerator:
         return self._section("sectors", "Sector exposure", result, chart=chart, rows=rows)
 
     def trade_groups(self, result: RebalancingResult) -> list[_TradeGroup]:
-        """The blotter's rows: one group per sector (alphabetical, unclassified last), or one
-        ungrouped group when the result has no sectors; sells first, then by descending value."""
+        """The blotter's rows for ``sections/trades.html.j2``: one group per sector (alphabetical,
+        unclassified last as "No sector"), or one group with ``label`` None when the result has
+        no sectors. Each group has ``label``, ``trades``, ``bought`` and ``sold``; each trade row
+        ``symbol, sector, side, shares, price, value, cost, current, target, post_trade``, shares
+        and value signed. Within a group: sells first, then by descending value."""
         rows = [
             _TradeRow(
                 symbol=t.symbol,
@@ -261,21 +264,23 @@ class HTMLReportGenerator:
         ]
         if not rows:
             return []
+        keyed: dict[str | None, list[_TradeRow]] = {}
         if not result.sectors:
-            keyed: Mapping[str | None, list[_TradeRow]] = {None: rows}
+            keyed[None] = rows
         else:
-            by_sector: dict[str | None, list[_TradeRow]] = {}
+            by_sector: dict[str, list[_TradeRow]] = {}
             for row in rows:
-                by_sector.setdefault(row.sector or _NO_SECTOR, []).append(row)
-            keyed = {k: by_sector[k] for k in sorted(by_sector, key=lambda k: (k == _NO_SECTOR, str(k)))}
+                by_sector.setdefault(row.sector, []).append(row)  # "" for an unclassified symbol
+            for sector in sorted(by_sector, key=lambda k: (k == "", k)):
+                keyed[sector or _NO_SECTOR] = by_sector[sector]
         return [
             _TradeGroup(
-                sector=sector,
+                label=label,
                 trades=group,
                 bought=sum(r.value for r in group if r.value > 0),
                 sold=-sum(r.value for r in group if r.value < 0),
             )
-            for sector, group in keyed.items()
+            for label, group in keyed.items()
         ]
 
     def trades_section(self, result: RebalancingResult) -> ReportSection:
