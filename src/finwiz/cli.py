@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -84,6 +85,16 @@ def _write_text(path: Path, text: str, what: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}") from exc
+
+
+def _result_json(result: RebalancingResult) -> str:
+    """The full result as JSON, with each trade's ``trade_value`` signed like ``to_frame()``'s
+    (negative for a sell) and its signed ``trade_shares`` beside ``shares`` and ``action``."""
+    data = json.loads(result.model_dump_json())
+    for trade, dumped in zip(result.trades, data["trades"], strict=True):
+        dumped["trade_shares"] = trade.signed_shares
+        dumped["trade_value"] = trade.signed_trade_value
+    return json.dumps(data, indent=2) + "\n"
 
 
 async def _run(
@@ -164,7 +175,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     report = None if args.no_report else Path(args.report)
     result, written = asyncio.run(_run(config, settings, portfolio_id, report, args.quiet))
     if args.json is not None:
-        _write_text(Path(args.json), result.model_dump_json(indent=2) + "\n", "the JSON")
+        _write_text(Path(args.json), _result_json(result), "the JSON")
     if args.csv is not None:
         _write_text(Path(args.csv), result.to_frame().to_csv(), "the CSV")
     _print_result(result, written, sys.stdout)

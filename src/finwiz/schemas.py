@@ -480,6 +480,11 @@ class TradeRecommendation(_Model):
         """Shares with sign: positive for a buy, negative for a sell."""
         return -self.shares if self.action is TradeAction.SELL else self.shares
 
+    @property
+    def signed_trade_value(self) -> float:
+        """Trade value with the sign of :attr:`signed_shares`: positive for a buy, negative for a sell."""
+        return -self.trade_value if self.action is TradeAction.SELL else self.trade_value
+
 
 class OptimizedTrades(_Model):
     """What a strategy returns: the trades and their summary (the original guide's shape)."""
@@ -493,7 +498,10 @@ class OptimizedTrades(_Model):
 
 
 class ComplianceCheck(_Model):
-    """One hard constraint checked on the final trades: ``value`` against ``limit``."""
+    """One hard constraint checked on the final trades: ``value`` against ``limit``.
+
+    ``unit``: unit of limit, value and slack ("weight", "shares", "currency", "turnover", "score"; "" unknown).
+    """
 
     constraint: str
     term: str
@@ -503,6 +511,12 @@ class ComplianceCheck(_Model):
     slack: float = Field(description="how far inside the limit (negative when breached)")
     satisfied: bool
     unit: str = Field(default="", description="of limit, value and slack: weight, shares, currency, turnover, score")
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """As :meth:`_Model.trusted`; ``unit`` may be left out (it is then "", as when validated)."""
+        values.setdefault("unit", "")
+        return super().trusted(**values)
 
 
 class RebalancingResult(_Model):
@@ -616,48 +630,40 @@ class RebalancingResult(_Model):
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per asset (and a ``CASH`` row): shares, prices, trades and weights, and each
-        asset's risk contribution before and after when risk is attached (cash: 0)."""
+        """One row per asset and a final ``CASH`` row: sector, shares, prices, trades and weights,
+        and each asset's risk contribution before and after when risk is attached (cash: 0).
+
+        ``trade_shares`` and ``trade_value`` are signed alike: positive for a buy, negative for a
+        sell, 0 for a hold. ``CASH`` is a position of price 1: its shares are the cash amounts and
+        its ``trade_value`` is its change (sells - buys - costs + cash flow), so the column sums to
+        cash flow - costs. ``sector`` is ``""`` for cash and for an asset without a sector.
+        """
         import pandas as pd
 
         symbols = list(self.current_holdings)
         by_symbol = {t.symbol: t for t in self.trades}
-        signed = [by_symbol[s].signed_shares if s in by_symbol else 0.0 for s in symbols]
+        traded = [by_symbol.get(s) for s in symbols]
+        cash_change = self.cash_after - self.cash_before
         frame = pd.DataFrame(
             {
-                "action": [by_symbol[s].action.value if s in by_symbol else TradeAction.HOLD.value for s in symbols],
-                "shares_before": [self.current_holdings[s] for s in symbols],
-                "trade_shares": signed,
-                "shares_after": [self.post_trade_holdings[s] for s in symbols],
-                "price": [self.prices[s] for s in symbols],
-                "trade_value": [by_symbol[s].trade_value if s in by_symbol else 0.0 for s in symbols],
-                "cost": [by_symbol[s].total_estimated_cost if s in by_symbol else 0.0 for s in symbols],
-                "weight_before": [self.current_weights[s] for s in symbols],
-                "target_weight": [self.target_weights.get(s, 0.0) for s in symbols],
-                "weight_after": [self.post_trade_weights[s] for s in symbols],
+                "sector": [self.sectors.get(s, "") for s in symbols] + [""],
+                "action": [t.action.value if t else TradeAction.HOLD.value for t in traded] + [TradeAction.HOLD.value],
+                "shares_before": [self.current_holdings[s] for s in symbols] + [self.cash_before],
+                "trade_shares": [t.signed_shares if t else 0.0 for t in traded] + [cash_change],
+                "shares_after": [self.post_trade_holdings[s] for s in symbols] + [self.cash_after],
+                "price": [self.prices[s] for s in symbols] + [1.0],
+                "trade_value": [t.signed_trade_value if t else 0.0 for t in traded] + [cash_change],
+                "cost": [t.total_estimated_cost if t else 0.0 for t in traded] + [0.0],
+                "weight_before": [self.current_weights[s] for s in symbols] + [self.current_weights.get(CASH, 0.0)],
+                "target_weight": [self.target_weights.get(s, 0.0) for s in symbols] + [self.target_cash_weight],
+                "weight_after": [self.post_trade_weights[s] for s in symbols] + [self.cash_weight_after],
             },
-            index=pd.Index(symbols, name="symbol"),
-        )
-        cash_row = pd.DataFrame(
-            {
-                "action": [TradeAction.HOLD.value],
-                "shares_before": [float("nan")],
-                "trade_shares": [float("nan")],
-                "shares_after": [float("nan")],
-                "price": [1.0],
-                "trade_value": [0.0],
-                "cost": [0.0],
-                "weight_before": [self.current_weights.get(CASH, 0.0)],
-                "target_weight": [self.target_cash_weight],
-                "weight_after": [self.cash_weight_after],
-            },
-            index=pd.Index([CASH], name="symbol"),
+            index=pd.Index([*symbols, CASH], name="symbol"),
         )
         for when, risk in (("before", self.risk_before), ("after", self.risk_after)):
             if risk is not None:
-                frame[f"risk_contribution_{when}"] = [risk.risk_contributions.get(s, 0.0) for s in symbols]
-                cash_row[f"risk_contribution_{when}"] = 0.0
-        return pd.concat([frame, cash_row])
+                frame[f"risk_contribution_{when}"] = [risk.risk_contributions.get(s, 0.0) for s in symbols] + [0.0]
+        return frame
 
     def _repr_html_(self) -> str:
         from finwiz.reporting import result_summary_html

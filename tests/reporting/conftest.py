@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
+import numpy as np
 import pytest
 
 from finwiz.schemas import ComplianceCheck, RebalancingResult, TradeAction, TradeRecommendation
@@ -133,6 +134,151 @@ def build_result(
     )
 
 
+SECTOR_NAMES = (
+    "Communication Services",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Energy",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Information Technology",
+    "Materials",
+    "Real Estate",
+    "Utilities",
+)
+
+
+def build_large_result(n_assets: int = 431, n_trades: int = 145, *, seed: int = 13) -> RebalancingResult:
+    """A consistent synthetic rebalance of ``n_assets`` (every tenth without a sector): the
+    ``n_trades`` assets furthest from an equal-weight target are traded to it in whole shares.
+
+    Money adds up: cash after = cash - signed trade values - costs, and the weights are
+    recomputed from the shares, so any figure the report shows can be checked against it.
+    """
+    rng = np.random.default_rng(seed)
+    symbols = [f"{chr(65 + i % 26)}{chr(65 + (i // 26) % 26)}{'X' * (i % 3)}{i}" for i in range(n_assets)]
+    prices = np.round(rng.lognormal(4.0, 0.8, n_assets), 2) + 1.0
+    shares_before = np.floor(rng.lognormal(0.0, 0.6, n_assets) * 1e7 / n_assets / prices)
+    cash_before = 250_000.0
+    value_before = float(shares_before @ prices) + cash_before
+    target = np.full(n_assets, 0.97 / n_assets)
+    weight_before = shares_before * prices / value_before
+    traded = np.argsort(-np.abs(weight_before - target), kind="stable")[:n_trades]
+    shares_after = shares_before.copy()
+    shares_after[traded] = np.round(target[traded] * value_before / prices[traded])
+    rate = 0.001
+    trade_list = []
+    for i in sorted(traded):
+        delta = shares_after[i] - shares_before[i]
+        if delta == 0:
+            continue
+        value = abs(delta) * prices[i]
+        trade_list.append(
+            TradeRecommendation(
+                symbol=symbols[i],
+                action=TradeAction.BUY if delta > 0 else TradeAction.SELL,
+                shares=abs(delta),
+                price=prices[i],
+                trade_value=value,
+                transaction_cost=value * rate,
+                total_estimated_cost=value * rate,
+            )
+        )
+    signed = (shares_after - shares_before) * prices
+    cost = float(np.abs(signed).sum() * rate)
+    cash_after = cash_before - float(signed.sum()) - cost
+    value_after = value_before - cost
+    weight_after = shares_after * prices / value_after
+    sectors = {s: SECTOR_NAMES[i % len(SECTOR_NAMES)] for i, s in enumerate(symbols) if i % 10 != 9}
+    sector_after: dict[str, float] = {}
+    for i, s in enumerate(symbols):
+        if s in sectors:
+            sector_after[sectors[s]] = sector_after.get(sectors[s], 0.0) + float(weight_after[i])
+    compliance = [
+        ComplianceCheck(
+            constraint="budget",
+            term="budget",
+            kind="==",
+            limit=0.0,
+            value=0.0,
+            slack=0.0,
+            satisfied=True,
+            unit="currency",
+        ),
+        ComplianceCheck(
+            constraint="turnover",
+            term="max_turnover",
+            kind="<=",
+            limit=0.5,
+            value=float(np.abs(signed).sum() / value_before),
+            slack=0.5 - float(np.abs(signed).sum() / value_before),
+            satisfied=True,
+            unit="turnover",
+        ),
+        *(
+            ComplianceCheck(
+                constraint=f"sector_cap[{name}]",
+                term="sector_caps",
+                kind="<=",
+                limit=0.12,
+                value=weight,
+                slack=0.12 - weight,
+                satisfied=weight <= 0.12,
+                unit="weight",
+            )
+            for name, weight in sorted(sector_after.items())
+        ),
+        *(
+            ComplianceCheck(
+                constraint=f"long_only[{s}]",
+                term="long_only",
+                kind=">=",
+                limit=0.0,
+                value=float(shares_after[i]),
+                slack=float(shares_after[i]),
+                satisfied=True,
+                unit="shares",
+            )
+            for i, s in enumerate(symbols)
+        ),
+    ]
+    current_weights = {s: float(w) for s, w in zip(symbols, weight_before, strict=True)}
+    current_weights["CASH"] = cash_before / value_before
+    return RebalancingResult(
+        method="minimize_trades",
+        solver="OSQP",
+        rounding="whole_shares",
+        trades=trade_list,
+        current_holdings=dict(zip(symbols, shares_before.tolist(), strict=True)),
+        post_trade_holdings=dict(zip(symbols, shares_after.tolist(), strict=True)),
+        prices=dict(zip(symbols, prices.tolist(), strict=True)),
+        current_weights=current_weights,
+        target_weights=dict(zip(symbols, target.tolist(), strict=True)),
+        post_trade_weights=dict(zip(symbols, weight_after.tolist(), strict=True)),
+        cash_before=cash_before,
+        cash_after=cash_after,
+        cash_weight_after=cash_after / value_after,
+        target_cash_weight=0.03,
+        total_cost=cost,
+        transaction_costs=cost,
+        turnover=float(np.abs(signed).sum() / value_before),
+        portfolio_value_before=value_before,
+        portfolio_value_after=value_after,
+        sectors=sectors,
+        compliance=compliance,
+        warnings=["rounded the trades to whole shares"],
+        portfolio_id=f"synthetic-{n_assets}",
+        timestamp=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    )
+
+
+@pytest.fixture(scope="session")
+def large_result() -> RebalancingResult:
+    """A 431-asset, 145-trade synthetic rebalance (see :func:`build_large_result`)."""
+    return build_large_result()
+
+
 @pytest.fixture
 def result() -> RebalancingResult:
     """A compliant three-asset result with two trades and two sector caps."""
@@ -158,7 +304,11 @@ class ParsedPage(HTMLParser):
         self.text_parts: list[str] = []
         self.title = ""
         self.lang: str | None = None
+        self.tables: dict[str, list[list[str]]] = {}  # table id -> rows of cell texts
+        self.row_attrs: dict[str, list[dict[str, str | None]]] = {}  # table id -> each row's attributes
+        self.scripts: list[str] = []
         self._in: list[str] = []
+        self._table: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
@@ -173,16 +323,36 @@ class ParsedPage(HTMLParser):
             self._in.pop()
         elif tag == "tr":
             self.row_classes.append(attributes.get("class"))
+            if self._table is not None:
+                self.tables[self._table].append([])
+                self.row_attrs[self._table].append(attributes)
+        elif tag in ("td", "th") and self._table is not None and self.tables[self._table]:
+            self.tables[self._table][-1].append("")
+        elif tag == "table":
+            self._table = attributes.get("id") or f"table-{len(self.tables) + 1}"
+            self.tables[self._table] = []
+            self.row_attrs[self._table] = []
+        elif tag == "script":
+            self.scripts.append("")
         elif tag == "html":
             self.lang = attributes.get("lang")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = None
         if tag in self._in:
             while self._in and self._in.pop() != tag:
                 pass
 
     def handle_data(self, data: str) -> None:
+        if self._in and self._in[-1] == "script":
+            self.scripts[-1] += data
+            return
         self.text_parts.append(data)
+        if self._table is not None and ("td" in self._in or "th" in self._in):
+            rows = self.tables[self._table]
+            if rows and rows[-1]:
+                rows[-1][-1] += data
         if self._in and self._in[-1] == "h2":
             self.headings.append(data)
         if self._in and self._in[-1] == "title":

@@ -53,9 +53,27 @@ def test_summary_shows_the_key_figures(result: RebalancingResult) -> None:
 
 
 def test_trade_blotter_lists_each_trade(result: RebalancingResult) -> None:
-    text = parse_html(HTMLReportGenerator().generate_html(result)).text
-    assert "AAASELL15015,000.00" in text.replace("100.00", "")  # symbol, side, shares, value
-    assert "BBBBUY28050.0014,000.0014.00" in text
+    rows = parse_html(HTMLReportGenerator().generate_html(result)).tables["trades-table"]
+    assert rows[0] == [
+        "Symbol",
+        "Sector",
+        "Side",
+        "Shares",
+        "Price",
+        "Value",
+        "Cost",
+        "Current",
+        "Target",
+        "Post-trade",
+    ]
+    by_symbol = {row[0]: row for row in rows if len(row) == 10}
+    # Shares and value signed like to_frame(): negative for the sell.
+    assert by_symbol["AAA"][:7] == ["AAA", "Technology", "SELL", "-150", "100.00", "-15,000.00", "15.00"]
+    assert by_symbol["BBB"][:7] == ["BBB", "Health Care", "BUY", "280", "50.00", "14,000.00", "14.00"]
+    for symbol in ("AAA", "BBB"):
+        weights = (result.current_weights, result.target_weights, result.post_trade_weights)
+        assert by_symbol[symbol][7:] == [f"{100 * w[symbol]:.2f}%" for w in weights]
+    assert by_symbol["Net total"][5] == "-1,000.00"  # net: 14,000 bought - 15,000 sold
 
 
 def test_charts_are_embedded_pngs(result: RebalancingResult) -> None:
@@ -72,7 +90,11 @@ def test_report_is_self_contained(result: RebalancingResult) -> None:
     document = HTMLReportGenerator().generate_html(result)
     page = parse_html(document)
     tags = {tag for tag, _ in page.tags}
-    assert not tags & {"script", "link", "iframe", "object", "embed"}
+    assert not tags & {"link", "iframe", "object", "embed"}
+    # One inline script (the table sorter), loading nothing.
+    assert [attributes for tag, attributes in page.tags if tag == "script"] == [{}]
+    for word in ("fetch(", "XMLHttpRequest", "import", "src", "http", "eval("):
+        assert word not in page.scripts[0]
     for _, attributes in page.tags:
         for name in ("src", "href"):
             value = attributes.get(name)
@@ -95,7 +117,8 @@ def test_user_strings_are_escaped(make_result: Callable[..., RebalancingResult])
     generator.add_section("<script>alert('title')</script>", "<b>plain text</b>")
     document = generator.generate_html(result, title="<i>Q2</i>")
     lowered = document.lower()
-    assert "<script" not in lowered
+    assert lowered.count("<script") == 1  # the report's own sorter only
+    assert "<script>alert" not in lowered
     assert "<img src=x" not in lowered
     assert "<b>" not in document
     assert "<i>q2" not in lowered
@@ -203,7 +226,7 @@ def test_unwritable_path_names_the_path(result: RebalancingResult, tmp_path: Pat
 
 def test_repr_rebuilds_the_generator() -> None:
     generator = HTMLReportGenerator(title="T", include_charts=False)
-    assert repr(generator) == ("HTMLReportGenerator(title='T', include_charts=False, max_chart_assets=40, dpi=96)")
+    assert repr(generator) == ("HTMLReportGenerator(title='T', include_charts=False, max_chart_assets=25, dpi=96)")
 
 
 def test_notebook_summary(make_result: Callable[..., RebalancingResult]) -> None:

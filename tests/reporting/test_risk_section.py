@@ -21,7 +21,7 @@ from finwiz.schemas import RebalancingResult
 
 from .conftest import EVIL_SECTOR, EVIL_SYMBOL, parse_html
 
-BUILT_IN_WITH_RISK = ["summary", "weights", "sectors", "risk", "trades", "costs", "compliance", "warnings"]
+BUILT_IN_WITH_RISK = ["summary", "weights", "sectors", "trades", "costs", "risk", "compliance", "warnings"]
 
 
 def with_risk(result: RebalancingResult) -> RebalancingResult:

@@ -13,9 +13,10 @@ def test_trades_table_is_aligned(result: RebalancingResult) -> None:
     assert lines[0].split() == ["Symbol", "Side", "Shares", "Price", "Value", "Cost"]
     assert set(lines[1]) == {"-", " "}
     # Sells first, then buys; numbers right-aligned so every line ends in the same column.
-    assert lines[2].startswith("AAA     SELL")
-    assert lines[3].startswith("BBB     BUY")
-    assert lines[4].startswith("Total")
+    assert lines[2].split() == ["AAA", "SELL", "-150", "100.00", "-15,000.00", "15.00"]  # signed like to_frame()
+    assert lines[3].split() == ["BBB", "BUY", "280", "50.00", "14,000.00", "14.00"]
+    assert lines[4].startswith("Net ")
+    assert lines[4].split()[-2:] == ["-1,000.00", "29.00"]
     assert len({len(line) for line in lines}) == 1
 
 

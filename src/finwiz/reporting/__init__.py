@@ -5,6 +5,9 @@ optimizer or the data layer.
 """
 
 from finwiz.reporting._charts import (
+    DEFAULT_MAX_CHART_ASSETS,
+    LABEL_FONT_SIZE,
+    chart_assets,
     figure_to_data_uri,
     figure_to_png,
     sector_figure,
@@ -20,9 +23,12 @@ from finwiz.reporting._html import (
 from finwiz.reporting._text import summary_text, trades_table
 
 __all__ = [
+    "DEFAULT_MAX_CHART_ASSETS",
+    "LABEL_FONT_SIZE",
     "HTMLReportGenerator",
     "ReportSection",
     "SectionContent",
+    "chart_assets",
     "figure_to_data_uri",
     "figure_to_png",
     "result_summary_html",

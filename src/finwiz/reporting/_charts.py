@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from finwiz.reporting._exposure import sector_exposure, weights_frame
 from finwiz.schemas import CASH, RebalancingResult
@@ -20,17 +21,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_MAX_CHART_ASSETS",
+    "LABEL_FONT_SIZE",
+    "chart_assets",
     "figure_to_data_uri",
     "figure_to_png",
     "sector_figure",
     "weights_figure",
 ]
 
-DEFAULT_MAX_CHART_ASSETS = 40
-"""Beyond this many assets a bar chart is unreadable; the chart keeps the largest positions."""
+DEFAULT_MAX_CHART_ASSETS = 25
+"""The weights chart draws this many assets (those furthest from target) and sums the rest."""
+
+LABEL_FONT_SIZE = 10.0
+"""Points for every tick label; with the chart drawn at its natural size (96 dpi) that is 13 px,
+whatever the number of assets, because the figure grows with the rows it draws."""
+
+_ROW_INCHES = 0.34  # height of one asset's three bars
+_CHART_WIDTH = 10.0  # inches: 960 px at 96 dpi, drawn unscaled in a 1280 px browser window
 
 _COLOURS = {"current": "#9aa5b1", "target": "#2f6fb0", "post_trade": "#e07b24", "cap": "#c0392b"}
 _LABELS = {"current": "Current", "target": "Target", "post_trade": "Post-trade"}
+_COLUMNS = ("current", "target", "post_trade")
 
 
 def _plain(label: object) -> str:
@@ -44,39 +55,67 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def weights_figure(result: RebalancingResult, *, max_assets: int = DEFAULT_MAX_CHART_ASSETS) -> Figure:
-    """Grouped bars of current, target and post-trade weight per asset, cash last.
+def chart_assets(result: RebalancingResult, max_assets: int = DEFAULT_MAX_CHART_ASSETS) -> list[str]:
+    """The assets the weights chart draws: the ``max_assets`` with the largest
+    |current - target| weight, furthest first (ties by symbol)."""
+    assets = weights_frame(result).drop(index=CASH)
+    drift = (assets["current"] - assets["target"]).abs()
+    ranked = sorted(drift.index, key=lambda s: (-float(drift[s]), str(s)))
+    return ranked[: max(max_assets, 0)]
 
-    With more than ``max_assets`` assets, only the ``max_assets`` largest (by the largest of
-    their three weights) are drawn, and the title says so; cash is always drawn.
-    """
-    frame = weights_frame(result)
-    assets = frame.drop(index=CASH)
-    if len(assets) > max_assets:
-        keep = assets.max(axis=1).nlargest(max_assets).index
-        assets = assets.loc[assets.index.isin(keep)]
-    shown = len(assets)
-    frame = frame.loc[[*assets.index, CASH]]
 
-    figure = _new_figure(max(6.0, 0.45 * len(frame) + 2.0), 4.5)
-    axes = figure.add_subplot()
-    positions = np.arange(len(frame))
-    width = 0.27
-    for offset, column in zip((-width, 0.0, width), ("current", "target", "post_trade"), strict=True):
-        axes.bar(
+def _grouped_barh(axes: Any, frame: pd.DataFrame, labels: list[str]) -> None:
+    positions = np.arange(len(frame))[::-1]  # first row at the top
+    height = 0.27
+    for offset, column in zip((height, 0.0, -height), _COLUMNS, strict=True):
+        axes.barh(
             positions + offset,
             frame[column].to_numpy() * 100.0,
-            width,
+            height,
             label=_LABELS[column],
             color=_COLOURS[column],
         )
-    axes.set_xticks(positions, [_plain(s) for s in frame.index], rotation=60, ha="right", fontsize=8)
-    axes.set_ylabel("Weight (% of portfolio value)")
-    total = len(result.current_holdings)
-    note = f" (largest {shown} of {total} assets)" if shown < total else ""
-    axes.set_title(f"Current vs target vs post-trade weights{note}")
-    axes.legend(loc="upper right", fontsize=8)
-    axes.grid(axis="y", alpha=0.3)
+    axes.set_yticks(positions, labels, fontsize=LABEL_FONT_SIZE)
+    axes.tick_params(axis="x", labelsize=LABEL_FONT_SIZE)
+    axes.set_ylim(-0.6, len(frame) - 0.4)
+    axes.grid(axis="x", alpha=0.3)
+
+
+def weights_figure(result: RebalancingResult, *, max_assets: int = DEFAULT_MAX_CHART_ASSETS) -> Figure:
+    """Horizontal bars of current, target and post-trade weight of the assets furthest from
+    target, and below them, on their own scale, cash and the sum of every other asset.
+
+    The ``max_assets`` assets with the largest |current - target| are drawn, furthest first (see
+    :func:`chart_assets`); the others are summed into one "Others (k assets)" row, so a 431-asset
+    book gives a chart as legible as a 20-asset one: labels are always
+    :data:`LABEL_FONT_SIZE` points and the figure is as tall as its rows need.
+    """
+    frame = weights_frame(result)
+    shown = chart_assets(result, max_assets)
+    rest = frame.drop(index=[*shown, CASH])
+    totals = frame.loc[[CASH]]
+    total_labels = ["Cash"]
+    if len(rest):
+        totals = pd.concat([pd.DataFrame([rest.sum()], index=["__others__"]), totals])
+        total_labels.insert(0, f"Others ({len(rest)} asset{'' if len(rest) == 1 else 's'})")
+
+    rows_top, rows_bottom = max(len(shown), 1), len(totals)
+    height = _ROW_INCHES * (rows_top + rows_bottom) + 2.2
+    figure = _new_figure(_CHART_WIDTH, height)
+    grid = figure.add_gridspec(2, 1, height_ratios=[rows_top + 0.8, rows_bottom + 0.8])
+    top = figure.add_subplot(grid[0])
+    if shown:
+        _grouped_barh(top, frame.loc[shown], [_plain(s) for s in shown])
+    else:
+        top.text(0.5, 0.5, "No assets", ha="center", va="center", transform=top.transAxes)
+        top.set_yticks([])
+    total = len(frame) - 1
+    note = f"the {len(shown)} of {total} assets furthest from target" if len(shown) < total else "every asset"
+    top.set_title(f"Current vs target vs post-trade weights: {note}", fontsize=LABEL_FONT_SIZE + 1)
+    top.legend(loc="lower right", fontsize=LABEL_FONT_SIZE)
+    bottom = figure.add_subplot(grid[1])
+    _grouped_barh(bottom, totals, total_labels)
+    bottom.set_xlabel("Weight (% of portfolio value)", fontsize=LABEL_FONT_SIZE)
     return figure
 
 
@@ -87,7 +126,7 @@ def sector_figure(result: RebalancingResult) -> Figure:
     no cap marker. A result without sector data gives a figure saying so.
     """
     exposure = sector_exposure(result).iloc[::-1]  # largest at the top of a barh chart
-    figure = _new_figure(8.0, max(2.5, 0.45 * len(exposure) + 1.5))
+    figure = _new_figure(_CHART_WIDTH, max(2.5, 0.45 * len(exposure) + 1.5))
     axes = figure.add_subplot()
     if exposure.empty:
         axes.text(0.5, 0.5, "No sector data", ha="center", va="center", transform=axes.transAxes)
@@ -121,10 +160,11 @@ def sector_figure(result: RebalancingResult) -> Figure:
             label="Cap",
             zorder=3,
         )
-    axes.set_yticks(positions, [_plain(s) for s in exposure.index], fontsize=8)
-    axes.set_xlabel("Weight (% of portfolio value)")
-    axes.set_title("Sector exposure before and after, against caps")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.set_yticks(positions, [_plain(s) for s in exposure.index], fontsize=LABEL_FONT_SIZE)
+    axes.tick_params(axis="x", labelsize=LABEL_FONT_SIZE)
+    axes.set_xlabel("Weight (% of portfolio value)", fontsize=LABEL_FONT_SIZE)
+    axes.set_title("Sector exposure before and after, against caps", fontsize=LABEL_FONT_SIZE + 1)
+    axes.legend(loc="lower right", fontsize=LABEL_FONT_SIZE)
     axes.grid(axis="x", alpha=0.3)
     return figure
 

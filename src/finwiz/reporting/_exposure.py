@@ -31,20 +31,22 @@ def _sector_caps(result: RebalancingResult) -> pd.Series:
 
 
 def sector_exposure(result: RebalancingResult) -> pd.DataFrame:
-    """Sector weights before and after the trades, against each sector's cap.
+    """Sector weights before, targeted and after the trades, against each sector's cap.
 
     Before-weights are fractions of the value before trading, after-weights fractions of the
-    post-trade value (see the README's definitions). ``cap`` comes from the result's
+    post-trade value (see the README's definitions); ``target`` sums the sector's target
+    weights. ``cap`` comes from the result's
     ``sector_cap[<sector>]`` compliance entries and is NaN for an uncapped sector. Index
     ``sector``, sorted by post-trade weight (largest first); empty when the result has no sectors.
     """
-    columns = ["before", "after", "cap"]
+    columns = ["before", "target", "after", "cap"]
     if not result.sectors:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="sector"), dtype=float)
     sectors = pd.Series(result.sectors, name="sector")
     weights = pd.DataFrame(
         {
             "before": pd.Series(result.current_weights, dtype=float),
+            "target": pd.Series(result.target_weights, dtype=float),
             "after": pd.Series(result.post_trade_weights, dtype=float),
         }
     ).reindex(sectors.index, fill_value=0.0)

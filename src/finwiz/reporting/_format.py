@@ -6,7 +6,7 @@ import math
 
 from finwiz.schemas import RebalancingResult, TradeAction
 
-__all__ = ["blotter_rows", "money", "percent", "shares"]
+__all__ = ["blotter_rows", "in_unit", "money", "percent", "shares"]
 
 
 def money(value: float) -> str:
@@ -28,23 +28,46 @@ def shares(value: float) -> str:
     return f"{value:,.4f}".rstrip("0")
 
 
-def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
-    """Trade blotter rows (symbol, side, shares, price, value, cost) and a closing total row.
+_PERCENT_UNITS = frozenset({"weight", "turnover"})
 
-    Sells come first (they fund the buys), then buys, each by descending value.
+
+def in_unit(value: float, unit: str, *, slack: bool = False) -> str:
+    """``value`` written for its unit: weights and turnover as percentages, currency as money,
+    shares as shares, anything else (scores, "" for unknown) as a short general number.
+
+    ``slack=True`` keeps three significant digits for units without a fixed format, enough to
+    tell a hair's-breadth breach from a clear one.
+    """
+    if math.isnan(value):
+        return "\u2013"
+    if unit in _PERCENT_UNITS:
+        return percent(value, 3)
+    if unit == "currency":
+        return money(value)
+    if unit == "shares":
+        return shares(value)
+    return f"{value:.3g}" if slack else f"{value:.6g}"
+
+
+def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
+    """Trade blotter rows (symbol, side, shares, price, value, cost) and a closing "Net" row.
+
+    Shares and value are signed like ``to_frame()``'s (negative for a sell), so the total is the
+    net cash the trades use. Sells come first (they fund the buys), then buys, each by
+    descending value.
     """
     ordered = sorted(result.trades, key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol))
     rows: list[tuple[str, ...]] = [
         (
             t.symbol,
             t.action.value.upper(),
-            shares(t.shares),
+            shares(t.signed_shares),
             money(t.price),
-            money(t.trade_value),
+            money(t.signed_trade_value),
             money(t.total_estimated_cost),
         )
         for t in ordered
     ]
-    total = money(sum(t.trade_value for t in result.trades))
-    rows.append(("Total", f"{len(result.trades)} trades", "", "", total, money(result.total_cost)))
+    total = money(sum(t.signed_trade_value for t in result.trades))
+    rows.append(("Net", f"{len(result.trades)} trades", "", "", total, money(result.total_cost)))
     return rows

@@ -1,20 +1,23 @@
 """A self-contained HTML report of a rebalance: one file, charts inlined, viewable offline.
 
-Every string that comes from users or data (symbols, sector names, titles, the portfolio id,
-warnings, constraint names) goes through :func:`html.escape` before it reaches the page: cells
-are escaped by the one table helper, titles by the section renderer. Only the HTML built here,
-and custom sections added with ``raw_html=True``, is emitted as is.
+The page is rendered from the Jinja2 templates in ``templates/`` with autoescaping on: every
+string from users or data (symbols, sectors, titles, the portfolio id, warnings, constraint
+names) is escaped when it reaches the page. Only template text, the charts' ``data:`` URIs and
+custom sections added with ``raw_html=True`` are emitted as they are. The only script is the
+inline sorter/filter in ``templates/report.js``; without it every row is still on the page.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
+
+import jinja2
+from markupsafe import Markup
 
 from finwiz.errors import ConfigurationError
 from finwiz.reporting._charts import (
@@ -24,10 +27,11 @@ from finwiz.reporting._charts import (
     weights_figure,
 )
 from finwiz.reporting._exposure import sector_exposure, weights_frame
-from finwiz.reporting._format import blotter_rows, money, percent, shares
+from finwiz.reporting._format import money, percent
 from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
+from finwiz.reporting._templates import TemplateFolders, environment, folders, render
 from finwiz.reporting._text import summary_rows
-from finwiz.schemas import RebalancingResult
+from finwiz.schemas import CASH, RebalancingResult, TradeAction
 
 __all__ = ["HTMLReportGenerator", "ReportSection", "SectionContent", "result_summary_html"]
 
@@ -36,29 +40,6 @@ SectionContent: TypeAlias = str | Callable[[RebalancingResult], str]
 
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _BREACH_EPSILON = 1e-9  # float noise tolerated before a sector counts as over its cap
-
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;color:#1d2733;
-background:#f5f7fa;line-height:1.4}
-header{background:#1f3b57;color:#fff;padding:18px 32px}
-header h1{margin:0;font-size:1.6em}header p{margin:4px 0 0;opacity:.85}
-nav{padding:8px 32px;background:#e4e9f0;font-size:.9em}nav a{margin-right:14px;color:#1f3b57}
-main{padding:8px 32px 32px;max-width:1400px}
-section{background:#fff;border:1px solid #d8dee6;border-radius:6px;padding:12px 20px;margin:16px 0}
-h2{margin:4px 0 10px;font-size:1.25em;color:#1f3b57}
-table{border-collapse:collapse;font-size:.9em;margin:6px 0}
-th,td{border-bottom:1px solid #e1e6ec;padding:4px 10px;text-align:left}
-th{background:#eef2f6}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.breach td{background:#fde2e1;color:#8f1d14;font-weight:600}
-tr.total td{font-weight:600;border-top:2px solid #1f3b57}
-.kpis{display:flex;flex-wrap:wrap;gap:10px}
-.kpi{border:1px solid #d8dee6;border-radius:6px;padding:8px 14px;min-width:150px}
-.kpi .label{font-size:.8em;color:#5b6b7c}.kpi .value{font-size:1.15em;font-weight:600}
-.status-ok{color:#1b7f3b}.status-bad{color:#b3261e}
-img.chart{max-width:100%;height:auto;display:block;margin:8px 0}
-.text{white-space:pre-wrap}.muted{color:#5b6b7c;font-size:.9em}
-ul.warnings li{color:#8a5300}
-"""
 
 
 @dataclass(frozen=True)
@@ -70,44 +51,39 @@ class ReportSection:
     anchor: str
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+@dataclass(frozen=True)
+class _TradeRow:
+    symbol: str
+    sector: str
+    side: str
+    shares: float  # signed like to_frame()'s trade_shares
+    price: float
+    value: float  # signed like to_frame()'s trade_value
+    cost: float
+    current: float
+    target: float
+    post_trade: float
 
 
-def _table(
-    headers: Sequence[str],
-    rows: Sequence[Sequence[object]],
-    *,
-    numeric: Sequence[int] = (),
-    row_classes: Sequence[str] | None = None,
-) -> str:
-    """An HTML table; every header and cell is escaped here, so callers pass plain text."""
-    num = set(numeric)
-
-    def cell(tag: str, index: int, value: object) -> str:
-        attr = ' class="num"' if index in num else ""
-        return f"<{tag}{attr}>{_esc(value)}</{tag}>"
-
-    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
-    body = []
-    for r, row in enumerate(rows):
-        css = row_classes[r] if row_classes else ""
-        attr = f' class="{_esc(css)}"' if css else ""
-        body.append(f"<tr{attr}>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+@dataclass(frozen=True)
+class _TradeGroup:
+    label: str | None  # the sector, "No sector", or None when the blotter is not grouped
+    trades: list[_TradeRow]
+    bought: float
+    sold: float
 
 
-def _image(data_uri: str, alt: str) -> str:
-    return f'<img class="chart" src="{data_uri}" alt="{_esc(alt)}">'
+_NO_SECTOR = "No sector"
 
 
 class HTMLReportGenerator:
     """Builds a single self-contained HTML report of a :class:`~finwiz.RebalancingResult`.
 
     The report holds an executive summary, current vs target vs post-trade weights (chart and
-    table), sector exposure against caps, the trade blotter, costs and turnover, the compliance
-    table (breaches highlighted) and warnings, followed by any custom sections. Charts are PNGs
-    embedded as ``data:`` URIs and the stylesheet is inline, so the file works offline.
+    table), sector exposure against caps, the trade blotter grouped by sector, costs and
+    turnover, an optional risk section, the compliance table (breaches highlighted) and
+    warnings, followed by any custom sections. Charts are PNGs embedded as ``data:`` URIs, the
+    stylesheet and the small table sorter are inline, so the file works offline.
 
     Customise it by adding sections::
 
@@ -115,8 +91,11 @@ class HTMLReportGenerator:
         generator.add_section("Notes", "Approved by the investment committee.")
         generator.add_section("Trade count", lambda result: str(len(result.trades)))
 
-    or by subclassing and overriding :meth:`build_sections` (call ``super()`` to keep the
-    built-in sections) or any ``*_section`` method.
+    by subclassing and overriding :meth:`build_sections` (call ``super()`` to keep the built-in
+    sections) or any ``*_section`` method, or without Python: point ``template_dir`` at a folder
+    whose templates replace the built-ins of the same name (``report.html.j2``,
+    ``sections/trades.html.j2``, ...) or extend them (``{% extends "finwiz/report.html.j2" %}``)
+    to override single blocks.
 
     Parameters
     ----------
@@ -125,10 +104,16 @@ class HTMLReportGenerator:
     include_charts
         Draw and embed the matplotlib charts (turn off for the fastest, text-only report).
     max_chart_assets
-        The weights chart keeps at most this many assets (the largest); tables list every asset.
+        The weights chart draws this many assets, those furthest from target, and sums the rest
+        into one "others" bar; tables list every asset.
     dpi
         Resolution of the embedded charts.
+    template_dir
+        A folder (or several, searched in order) of templates that override the built-ins.
     """
+
+    template_name = "report.html.j2"
+    """The page template; a subclass or a template folder can name or provide another."""
 
     def __init__(
         self,
@@ -137,18 +122,32 @@ class HTMLReportGenerator:
         include_charts: bool = True,
         max_chart_assets: int = DEFAULT_MAX_CHART_ASSETS,
         dpi: int = 96,
+        template_dir: TemplateFolders = None,
     ) -> None:
         self.title = title
         self.include_charts = include_charts
         self.max_chart_assets = max_chart_assets
         self.dpi = dpi
+        self.template_dirs = folders(template_dir)
         self._custom: list[tuple[str, SectionContent, bool]] = []
 
     def __repr__(self) -> str:
+        dirs = f", template_dir={[str(d) for d in self.template_dirs]!r}" if self.template_dirs else ""
         return (
             f"{type(self).__name__}(title={self.title!r}, include_charts={self.include_charts!r}, "
-            f"max_chart_assets={self.max_chart_assets!r}, dpi={self.dpi!r})"
+            f"max_chart_assets={self.max_chart_assets!r}, dpi={self.dpi!r}{dirs})"
         )
+
+    # -- templates ------------------------------------------------------------------------
+
+    @property
+    def environment(self) -> jinja2.Environment:
+        """The autoescaping Jinja2 environment: ``template_dir`` first, then the built-ins."""
+        return environment(self.template_dirs)
+
+    def render(self, template: str, **context: Any) -> str:
+        """Render one template of the environment (autoescaped) with ``context``."""
+        return str(render(self.environment, template, **context))
 
     # -- custom sections ------------------------------------------------------------------
 
@@ -157,8 +156,8 @@ class HTMLReportGenerator:
 
         ``content`` is a string or a callable taking the result and returning one. It is shown
         as escaped plain text unless ``raw_html=True``, in which case it is trusted HTML and
-        inserted as is (escape any data you put in it with :func:`html.escape`). The title is
-        always escaped.
+        inserted as is (escape any data you put in it, e.g. with :func:`html.escape`, or build
+        it with :meth:`render`). The title is always escaped.
         """
         if not isinstance(title, str) or not title.strip():
             raise ConfigurationError("add_section: a section needs a non-empty title")
@@ -184,116 +183,120 @@ class HTMLReportGenerator:
         """Every section of the report, in order: the built-in ones, then the custom ones.
 
         Override to reorder, drop or add sections; each built-in comes from its own
-        ``*_section`` method.
+        ``*_section`` method. The risk section is there only when :meth:`risk_section` gives one.
         """
+        risk = self.risk_section(result)
         return [
             self.summary_section(result),
             self.weights_section(result),
             self.sectors_section(result),
-            *([self.risk_section(result)] if result.risk_after is not None else []),
             self.trades_section(result),
             self.costs_section(result),
+            *([risk] if risk is not None else []),
             self.compliance_section(result),
             self.warnings_section(result),
             *self.custom_sections(result),
         ]
 
+    def _section(self, anchor: str, title: str, result: RebalancingResult, **context: Any) -> ReportSection:
+        body = self.render(f"sections/{anchor}.html.j2", result=result, generator=self, **context)
+        return ReportSection(title, body, anchor)
+
+    def _chart(self, figure: Any) -> str:
+        return figure_to_data_uri(figure, dpi=self.dpi)
+
     def summary_section(self, result: RebalancingResult) -> ReportSection:
         """Executive summary: values, cash, costs, turnover, trade count, solver and status."""
-        kpis = "".join(
-            f'<div class="kpi"><div class="label">{_esc(label)}</div><div class="value">{_esc(value)}</div></div>'
-            for label, value in summary_rows(result)
+        return self._section(
+            "summary", "Executive summary", result, kpis=summary_rows(result), compliant=result.is_compliant
         )
-        verdict = (
-            '<p class="status-ok">Every checked constraint holds on the final trades.</p>'
-            if result.is_compliant
-            else '<p class="status-bad">Some constraints are breached: see Compliance.</p>'
-        )
-        return ReportSection("Executive summary", f'<div class="kpis">{kpis}</div>{verdict}', "summary")
 
     def weights_section(self, result: RebalancingResult) -> ReportSection:
-        """Current vs target vs post-trade weights: a bar chart and a (collapsible) table."""
+        """Current vs target vs post-trade weights: a bar chart and a (collapsible) sortable table."""
         frame = weights_frame(result)
-        parts = []
-        if self.include_charts:
-            figure = weights_figure(result, max_assets=self.max_chart_assets)
-            parts.append(
-                _image(
-                    figure_to_data_uri(figure, dpi=self.dpi),
-                    "Bar chart of current, target and post-trade weights",
-                )
-            )
+        chart = self._chart(weights_figure(result, max_assets=self.max_chart_assets)) if self.include_charts else ""
         values = frame.to_numpy(dtype=float)
         rows = [
-            (symbol, percent(current), percent(target), percent(after), percent(after - target))
+            {
+                "symbol": symbol,
+                "sector": "" if symbol == CASH else result.sectors.get(symbol, ""),
+                "current": current,
+                "target": target,
+                "post_trade": after,
+            }
             for symbol, (current, target, after) in zip(frame.index, values, strict=True)
         ]
-        table = _table(
-            ("Symbol", "Current", "Target", "Post-trade", "Post-trade - target"),
-            rows,
-            numeric=(1, 2, 3, 4),
-        )
-        parts.append(f"<details><summary>Weights of all {len(frame) - 1} assets and cash</summary>{table}</details>")
-        parts.append(
-            '<p class="muted">Current weights are fractions of the value before trading, '
-            "post-trade weights fractions of the value after costs and cash flow.</p>"
-        )
-        return ReportSection("Current vs target vs post-trade weights", "".join(parts), "weights")
+        return self._section("weights", "Current vs target vs post-trade weights", result, chart=chart, rows=rows)
 
     def sectors_section(self, result: RebalancingResult) -> ReportSection:
-        """Sector exposure before and after the trades against each sector's cap."""
+        """Sector weights before, targeted and after the trades, against each sector's cap."""
         exposure = sector_exposure(result)
-        if exposure.empty:
-            return ReportSection("Sector exposure", '<p class="muted">No sector data.</p>', "sectors")
-        parts = []
-        if self.include_charts:
-            parts.append(
-                _image(
-                    figure_to_data_uri(sector_figure(result), dpi=self.dpi),
-                    "Bar chart of sector weights before and after against caps",
-                )
+        chart = self._chart(sector_figure(result)) if self.include_charts and not exposure.empty else ""
+        values = exposure[["before", "target", "after", "cap"]].to_numpy(dtype=float)
+        rows = []
+        for sector, (before, target, after, cap) in zip(exposure.index, values, strict=True):
+            breach = bool(after > cap + _BREACH_EPSILON)  # NaN cap (uncapped) is never over
+            status = "OVER CAP" if breach else ("no cap" if math.isnan(cap) else "ok")
+            rows.append(
+                {"sector": sector, "before": before, "target": target, "after": after, "cap": cap}
+                | {"breach": breach, "status": status}
             )
-        values = exposure[["before", "after", "cap"]].to_numpy(dtype=float)
-        over = values[:, 1] > values[:, 2] + _BREACH_EPSILON  # NaN cap (uncapped) is never over
-        rows = [
-            (
-                sector,
-                percent(before),
-                percent(after),
-                percent(cap),
-                percent(cap - after),
-                "OVER CAP" if breach else ("no cap" if math.isnan(cap) else "ok"),
-            )
-            for sector, (before, after, cap), breach in zip(exposure.index, values, over, strict=True)
-        ]
-        parts.append(
-            _table(
-                ("Sector", "Before", "After", "Cap", "Headroom", "Status"),
-                rows,
-                numeric=(1, 2, 3, 4),
-                row_classes=["breach" if b else "" for b in over],
-            )
-        )
-        return ReportSection("Sector exposure", "".join(parts), "sectors")
+        return self._section("sectors", "Sector exposure", result, chart=chart, rows=rows)
 
-    def risk_section(self, result: RebalancingResult) -> ReportSection:
-        """Risk before / after / change, top contributors and sector risk (when risk is attached)."""
-        body = risk_section_html(result, include_charts=self.include_charts, dpi=self.dpi)
-        return ReportSection("Risk", body, "risk")
+    def trade_groups(self, result: RebalancingResult) -> list[_TradeGroup]:
+        """The blotter's rows for ``sections/trades.html.j2``: one group per sector (alphabetical,
+        unclassified last as "No sector"), or one group with ``label`` None when the result has
+        no sectors. Each group has ``label``, ``trades``, ``bought`` and ``sold``; each trade row
+        ``symbol, sector, side, shares, price, value, cost, current, target, post_trade``, shares
+        and value signed. Within a group: sells first, then by descending value."""
+        rows = [
+            _TradeRow(
+                symbol=t.symbol,
+                sector=result.sectors.get(t.symbol, ""),
+                side=t.action.value.upper(),
+                shares=t.signed_shares,
+                price=t.price,
+                value=t.signed_trade_value,
+                cost=t.total_estimated_cost,
+                current=result.current_weights.get(t.symbol, 0.0),
+                target=result.target_weights.get(t.symbol, 0.0),
+                post_trade=result.post_trade_weights.get(t.symbol, 0.0),
+            )
+            for t in sorted(result.trades, key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol))
+        ]
+        if not rows:
+            return []
+        keyed: dict[str | None, list[_TradeRow]] = {}
+        if not result.sectors:
+            keyed[None] = rows
+        else:
+            by_sector: dict[str, list[_TradeRow]] = {}
+            for row in rows:
+                by_sector.setdefault(row.sector, []).append(row)  # "" for an unclassified symbol
+            for sector in sorted(by_sector, key=lambda k: (k == "", k)):
+                keyed[sector or _NO_SECTOR] = by_sector[sector]
+        return [
+            _TradeGroup(
+                label=label,
+                trades=group,
+                bought=sum(r.value for r in group if r.value > 0),
+                sold=-sum(r.value for r in group if r.value < 0),
+            )
+            for label, group in keyed.items()
+        ]
 
     def trades_section(self, result: RebalancingResult) -> ReportSection:
-        """The trade blotter: symbol, side, shares, price, value and cost of every trade."""
-        if not result.trades:
-            return ReportSection("Trades", "<p>No trades: the portfolio is already within its bands.</p>", "trades")
-        rows = blotter_rows(result)
-        classes = [""] * (len(rows) - 1) + ["total"]
-        body = _table(
-            ("Symbol", "Side", "Shares", "Price", "Value", "Cost"),
-            rows,
-            numeric=(2, 3, 4, 5),
-            row_classes=classes,
+        """The trade blotter grouped by sector: symbol, sector, side, signed shares and value,
+        price, cost, and current / target / post-trade weight; sortable and filterable."""
+        return self._section(
+            "trades",
+            "Trades",
+            result,
+            groups=self.trade_groups(result),
+            count=len(result.trades),
+            net_value=sum(t.signed_trade_value for t in result.trades),
+            total_cost=result.total_cost,
         )
-        return ReportSection("Trades", body, "trades")
 
     def costs_section(self, result: RebalancingResult) -> ReportSection:
         """Costs (transaction and market impact) and turnover."""
@@ -311,49 +314,42 @@ class HTMLReportGenerator:
             ("Net cash used by trades", money(bought - sold)),
             ("Turnover (traded value / value before)", percent(result.turnover)),
         ]
-        return ReportSection("Costs and turnover", _table(("Item", "Amount"), rows, numeric=(1,)), "costs")
+        return self._section("costs", "Costs and turnover", result, rows=rows)
+
+    def risk_context(self, result: RebalancingResult) -> dict[str, Any]:
+        """Extra names for the ``risk`` block of ``sections/risk.html.j2`` (none by default)."""
+        return {}
+
+    def risk_section(self, result: RebalancingResult) -> ReportSection | None:
+        """The risk section, or None: with risk attached, before / after / change, top contributors
+        and sector risk; else ``sections/risk.html.j2``, whose ``risk`` block is empty by default
+        (an empty body leaves the section out)."""
+        if result.risk_after is not None:
+            return ReportSection(
+                "Risk", risk_section_html(result, include_charts=self.include_charts, dpi=self.dpi), "risk"
+            )
+        section = self._section("risk", "Risk", result, **self.risk_context(result))
+        return section if section.body_html.strip() else None
 
     def compliance_section(self, result: RebalancingResult) -> ReportSection:
-        """Every checked hard constraint with its limit, value and slack; breaches highlighted."""
-        checks = result.compliance
-        if not checks:
-            return ReportSection("Compliance", '<p class="muted">No constraints were checked.</p>', "compliance")
-        held = sum(c.satisfied for c in checks)
-        rows = [
-            (
-                c.constraint,
-                c.term,
-                c.kind,
-                f"{c.limit:.6g}",
-                f"{c.value:.6g}",
-                f"{c.slack:.3g}",
-                "ok" if c.satisfied else "BREACH",
-            )
-            for c in checks
-        ]
-        classes = ["" if c.satisfied else "breach" for c in checks]
-        verdict_css = "status-ok" if held == len(checks) else "status-bad"
-        body = f'<p class="{verdict_css}">{held} of {len(checks)} constraints hold.</p>' + _table(
-            ("Constraint", "Term", "Kind", "Limit", "Value", "Slack", "Status"),
-            rows,
-            numeric=(3, 4, 5),
-            row_classes=classes,
-        )
-        return ReportSection("Compliance", body, "compliance")
+        """Every checked hard constraint with its limit, value, slack and unit; breaches first and
+        highlighted."""
+        ordered = sorted(result.compliance, key=lambda c: c.satisfied)  # stable: breaches first
+        fields = ("constraint", "term", "kind", "limit", "value", "slack", "satisfied")
+        rows = [{f: getattr(c, f) for f in fields} | {"unit": getattr(c, "unit", "") or ""} for c in ordered]
+        held = sum(c.satisfied for c in result.compliance)
+        return self._section("compliance", "Compliance", result, rows=rows, held=held)
 
     def warnings_section(self, result: RebalancingResult) -> ReportSection:
         """The warnings the engine attached to the result."""
-        if not result.warnings:
-            return ReportSection("Warnings", '<p class="muted">No warnings.</p>', "warnings")
-        items = "".join(f"<li>{_esc(w)}</li>" for w in result.warnings)
-        return ReportSection("Warnings", f'<ul class="warnings">{items}</ul>', "warnings")
+        return self._section("warnings", "Warnings", result, warnings=result.warnings)
 
     def custom_sections(self, result: RebalancingResult) -> list[ReportSection]:
         """The sections added with :meth:`add_section`, rendered for ``result``."""
         out = []
         for number, (title, content, raw_html) in enumerate(self._custom, start=1):
             text = content(result) if callable(content) else content
-            body = str(text) if raw_html else f'<div class="text">{_esc(text)}</div>'
+            body = self.render("sections/custom.html.j2", content=str(text), raw_html=raw_html)
             out.append(ReportSection(title, body, f"section-{number}"))
         return out
 
@@ -367,11 +363,6 @@ class HTMLReportGenerator:
         if not _LANGUAGE_TAG.match(language):
             raise ConfigurationError(f"language {language!r} is not a language tag such as 'en'")
         page_title = self.title if title is None else title
-        sections = self.build_sections(result)
-        nav = "".join(f'<a href="#{_esc(s.anchor)}">{_esc(s.title)}</a>' for s in sections)
-        body = "".join(
-            f'<section id="{_esc(s.anchor)}"><h2>{_esc(s.title)}</h2>{s.body_html}</section>' for s in sections
-        )
         subtitle = " \u00b7 ".join(
             part
             for part in (
@@ -382,13 +373,14 @@ class HTMLReportGenerator:
             )
             if part
         )
-        return (
-            f'<!DOCTYPE html>\n<html lang="{_esc(language)}">\n<head>\n<meta charset="utf-8">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            '<meta name="generator" content="finwiz">\n'
-            f"<title>{_esc(page_title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<header><h1>{_esc(page_title)}</h1><p>{_esc(subtitle)}</p></header>\n"
-            f"<nav>{nav}</nav>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+        return self.render(
+            self.template_name,
+            result=result,
+            generator=self,
+            sections=self.build_sections(result),
+            title=page_title,
+            subtitle=subtitle,
+            language=language,
         )
 
     def write(
@@ -418,31 +410,18 @@ def result_summary_html(result: RebalancingResult, *, max_trades: int = 15) -> s
     """Compact HTML for notebooks: the key figures and the largest trades (no charts).
 
     Used by ``RebalancingResult._repr_html_``; styles are inline so the notebook's own
-    stylesheet is left alone.
+    stylesheet is left alone. Shares and values are signed (negative for a sell).
     """
-    cell = 'style="padding:2px 8px;text-align:left"'
-    num = 'style="padding:2px 8px;text-align:right"'
-    summary = "".join(f"<tr><th {cell}>{_esc(k)}</th><td {cell}>{_esc(v)}</td></tr>" for k, v in summary_rows(result))
     largest = sorted(result.trades, key=lambda t: -t.trade_value)[:max_trades]
-    trade_rows = "".join(
-        f"<tr><td {cell}>{_esc(t.symbol)}</td><td {cell}>{_esc(t.action.value.upper())}</td>"
-        f"<td {num}>{_esc(shares(t.shares))}</td><td {num}>{_esc(money(t.price))}</td>"
-        f"<td {num}>{_esc(money(t.trade_value))}</td></tr>"
-        for t in largest
-    )
-    more = len(result.trades) - len(largest)
-    more_note = f"<p><i>{more} smaller trades not shown; see to_frame().</i></p>" if more > 0 else ""
-    trades = (
-        f"<table><thead><tr><th {cell}>Symbol</th><th {cell}>Side</th><th {num}>Shares</th>"
-        f"<th {num}>Price</th><th {num}>Value</th></tr></thead><tbody>{trade_rows}</tbody></table>"
-        if largest
-        else "<p>No trades.</p>"
-    )
-    breaches = [c.constraint for c in result.compliance if not c.satisfied]
-    alert = f'<p style="color:#b3261e"><b>Breached:</b> {_esc(", ".join(breaches))}</p>' if breaches else ""
-    warnings = "".join(f'<p style="color:#8a5300">Warning: {_esc(w)}</p>' for w in result.warnings)
-    return (
-        f'<div class="finwiz-result"><b>RebalancingResult</b> \u2013 {len(result.trades)} trades, '
-        f"cost {_esc(money(result.total_cost))}, turnover {_esc(percent(result.turnover))}"
-        f"<table>{summary}</table>{alert}{warnings}{risk_summary_html(result)}{trades}{more_note}</div>"
+    return str(
+        render(
+            environment(),
+            "notebook.html.j2",
+            result=result,
+            summary=summary_rows(result),
+            largest=largest,
+            more=len(result.trades) - len(largest),
+            breaches=[c.constraint for c in result.compliance if not c.satisfied],
+            risk_html=Markup(risk_summary_html(result)),
+        )
     )

@@ -1,0 +1,156 @@
+"""The report's tables as a PM reads them: blotter by sector, sector targets, compliance units."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from finwiz.reporting import HTMLReportGenerator
+from finwiz.schemas import ComplianceCheck, RebalancingResult
+
+from .conftest import ParsedPage, parse_html
+
+TRADE_COLUMNS = ["Symbol", "Sector", "Side", "Shares", "Price", "Value", "Cost", "Current", "Target", "Post-trade"]
+
+
+def _page(result: RebalancingResult) -> ParsedPage:
+    return parse_html(HTMLReportGenerator(include_charts=False).generate_html(result))
+
+
+def test_large_blotter_is_grouped_by_sector_with_every_trade(large_result: RebalancingResult) -> None:
+    page = _page(large_result)
+    rows = page.tables["trades-table"]
+    attrs = page.row_attrs["trades-table"]
+    assert rows[0] == TRADE_COLUMNS
+    trades = [row for row, a in zip(rows, attrs, strict=True) if len(row) == 10 and row[0] != "Symbol"]
+    trades = [row for row in trades if row[0] != "Net total"]
+    assert sorted(row[0] for row in trades) == sorted(t.symbol for t in large_result.trades)
+    assert len(trades) == 145
+    # One group header per sector traded, in order, each counting its own trades.
+    groups = [row[0] for row, a in zip(rows, attrs, strict=True) if a.get("class") == "group"]
+    expected = Counter(large_result.sectors.get(t.symbol, "No sector") for t in large_result.trades)
+    names = [g.split(" \u00b7 ")[0] for g in groups]
+    assert names == [*sorted(n for n in expected if n != "No sector"), "No sector"]
+    for header in groups:
+        name = header.split(" \u00b7 ")[0]
+        n = expected[name]
+        assert f"{n} trade{'' if n == 1 else 's'}" in header
+    # Each trade row sits under its sector's header.
+    current = None
+    for row, a in zip(rows[1:], attrs[1:], strict=True):
+        if a.get("class") == "group":
+            current = row[0].split(" \u00b7 ")[0]
+        elif len(row) == 10 and row[0] != "Net total":
+            assert (row[1] or "No sector") == current
+    # Without JavaScript nothing is hidden: no row carries a hidden attribute.
+    assert all("hidden" not in a for a in attrs)
+
+
+def test_blotter_weights_and_sort_keys_match_the_result(large_result: RebalancingResult) -> None:
+    document = HTMLReportGenerator(include_charts=False).generate_html(large_result)
+    rows = {r[0]: r for r in parse_html(document).tables["trades-table"] if len(r) == 10}
+    for trade in large_result.trades:
+        row = rows[trade.symbol]
+        side = -1.0 if trade.action.value == "sell" else 1.0
+        assert row[2] == trade.action.value.upper()
+        assert row[5] == f"{side * trade.trade_value:,.2f}"
+        assert row[7] == f"{100 * large_result.current_weights[trade.symbol]:.2f}%"
+        assert row[8] == f"{100 * large_result.target_weights[trade.symbol]:.2f}%"
+        assert row[9] == f"{100 * large_result.post_trade_weights[trade.symbol]:.2f}%"
+        # The sorter reads the exact signed number, not the formatted text.
+        assert f'data-value="{side * trade.trade_value}"' in document
+
+
+def test_large_tables_sit_in_scroll_boxes_and_are_sortable(large_result: RebalancingResult) -> None:
+    page = _page(large_result)
+    sortable = {a.get("id") for tag, a in page.tags if tag == "table" and "sortable" in (a.get("class") or "")}
+    assert {"trades-table", "weights-table", "compliance-table"} <= sortable
+    wraps = [a.get("class") or "" for tag, a in page.tags if tag == "div"]
+    assert sum("table-wrap scroll" in c for c in wraps) >= 3
+
+
+def test_ungrouped_blotter_without_sectors(make_result: Callable[..., RebalancingResult]) -> None:
+    page = _page(make_result(sectors=False))
+    attrs = page.row_attrs["trades-table"]
+    assert not any(a.get("class") == "group" for a in attrs)
+    assert len(page.tables["trades-table"]) == 1 + 2 + 1  # header, trades, total
+
+
+def test_sector_table_has_a_target_column(result: RebalancingResult) -> None:
+    rows = _page(result).tables["sectors-table"]
+    assert rows[0] == ["Sector", "Current", "Target", "Post-trade", "Cap", "Headroom", "Status"]
+    by_sector = {row[0]: row for row in rows[1:]}
+    target_tech = result.target_weights["AAA"] + result.target_weights["CCC"]
+    after_tech = result.post_trade_weights["AAA"] + result.post_trade_weights["CCC"]
+    assert by_sector["Technology"][1:5] == ["70.00%", f"{100 * target_tech:.2f}%", f"{100 * after_tech:.2f}%", "60.00%"]
+    assert by_sector["Health Care"][2] == f"{100 * result.target_weights['BBB']:.2f}%"
+
+
+def _with_checks(result: RebalancingResult, checks: list[ComplianceCheck]) -> RebalancingResult:
+    return result.model_copy(update={"compliance": checks})
+
+
+def test_compliance_table_has_a_unit_column(result: RebalancingResult) -> None:
+    checks = [
+        ComplianceCheck(
+            constraint="max_position[AAA]",
+            term="max_position",
+            kind="<=",
+            limit=0.3,
+            value=0.25,
+            slack=0.05,
+            satisfied=True,
+            unit="weight",
+        ),
+        ComplianceCheck(
+            constraint="long_only[AAA]",
+            term="long_only",
+            kind=">=",
+            limit=0.0,
+            value=450.0,
+            slack=450.0,
+            satisfied=True,
+            unit="shares",
+        ),
+        ComplianceCheck(
+            constraint="cash_floor",
+            term="cash",
+            kind=">=",
+            limit=1000.0,
+            value=10971.0,
+            slack=9971.0,
+            satisfied=True,
+            unit="currency",
+        ),
+        ComplianceCheck(
+            constraint="esg_floor",
+            term="esg",
+            kind=">=",
+            limit=7.0,
+            value=6.5,
+            slack=-0.5,
+            satisfied=False,
+            unit="score",
+        ),
+        ComplianceCheck(constraint="custom", term="custom", kind="<=", limit=1.0, value=0.5, slack=0.5, satisfied=True),
+    ]
+    rows = _page(_with_checks(result, checks)).tables["compliance-table"]
+    assert rows[0] == ["Constraint", "Term", "Kind", "Limit", "Value", "Slack", "Unit", "Status"]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["max_position[AAA]"][3:7] == ["30.000%", "25.000%", "5.000%", "weight"]
+    assert by_name["long_only[AAA]"][3:7] == ["0", "450", "450", "shares"]
+    assert by_name["cash_floor"][3:7] == ["1,000.00", "10,971.00", "9,971.00", "currency"]
+    assert by_name["esg_floor"][3:8] == ["7", "6.5", "-0.5", "score", "BREACH"]
+    assert by_name["custom"][6] == ""  # no unit given: blank, numbers as they are
+    assert rows[1][0] == "esg_floor"  # breaches first
+
+
+@pytest.mark.parametrize("unit", ["weight", "turnover"])
+def test_fraction_units_read_as_percentages(result: RebalancingResult, unit: str) -> None:
+    check = ComplianceCheck(
+        constraint="c", term="t", kind="<=", limit=0.5, value=0.123456, slack=0.376544, satisfied=True, unit=unit
+    )
+    row = _page(_with_checks(result, [check])).tables["compliance-table"][1]
+    assert row[3:5] == ["50.000%", "12.346%"]
