@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MIN_TRADE_SIZE",
     "DEFAULT_TOLERANCE",
     "DEFAULT_TRANSACTION_COST_RATE",
+    "UNCLASSIFIED_SECTORS",
     "ComplianceCheck",
     "Holding",
     "OptimizedTrades",
@@ -40,6 +41,7 @@ __all__ = [
     "TradeAction",
     "TradeRecommendation",
     "canonical_symbol",
+    "is_unclassified",
     "require_data",
 ]
 
@@ -50,6 +52,17 @@ DEFAULT_TOLERANCE = 0.05
 DEFAULT_TRANSACTION_COST_RATE = 0.001
 DEFAULT_MIN_TRADE_SIZE = 100.0
 _WEIGHT_SLACK = 1e-9  # float noise allowed when weights are summed
+
+UNCLASSIFIED_SECTORS = frozenset({"", "unclassified", "unknown", "n/a", "na", "none"})
+"""Sector labels (compared case-insensitively) that mean *no sector*. One rule for the data layer
+and the optimizer: an unclassified symbol -- one without a sector, or labelled with one of these
+-- is in no sector, so no sector cap applies to it (grouping every unknown asset into one
+pseudo-sector would put one cap on unrelated stocks)."""
+
+
+def is_unclassified(sector: object) -> bool:
+    """True when ``sector`` is missing or one of :data:`UNCLASSIFIED_SECTORS`."""
+    return sector is None or str(sector).strip().lower() in UNCLASSIFIED_SECTORS
 
 
 def canonical_symbol(symbol: object) -> str:
@@ -93,6 +106,8 @@ class _Model(BaseModel):
             if isinstance(cause, InvalidPortfolioError):
                 message, loc = f"{type(self).__name__}: {cause}", cause.field or loc
                 symbol = cause.symbol or own
+                if own and own not in str(cause):
+                    message = f"{message} (symbol {own})"
             else:
                 symbol = own
                 if own:
@@ -125,6 +140,32 @@ class _Model(BaseModel):
         except ValidationError as exc:
             message, loc = _describe(exc, cls.__name__)
             raise InvalidPortfolioError(message, field=loc) from exc
+
+
+def _number(value: Any, field: str, symbol: str | None = None, *, key: str | None = None) -> Any:
+    """Refuse what pydantic would quietly turn into a number: ``True`` (1 share), text such as
+    ``"110.3"``, and non-finite floats (named as such, before any ``>= 0`` bound speaks)."""
+    where = f" for {key or symbol}" if (key or symbol) else ""
+    if isinstance(value, bool):
+        message = f"{value} is a boolean, not a number"
+    elif isinstance(value, str | bytes):
+        message = f"text {value!r} is not a number"
+    elif isinstance(value, float) and not math.isfinite(value):
+        message = f"{value} is not a finite number"
+    else:
+        return value
+    raise InvalidPortfolioError(f"invalid {field}{where}: {message}", field=field, symbol=symbol)
+
+
+def _number_values(values: Any, field: str) -> Any:
+    """:func:`_number` on every value of a mapping (before pydantic coerces them)."""
+    if isinstance(values, Mapping):
+        for raw, value in values.items():
+            if field == "sector_caps":  # keyed by sector, not symbol
+                _number(value, field, key=str(raw))
+            else:
+                _number(value, field, raw.strip().upper() if isinstance(raw, str) else None)
+    return values
 
 
 def _finite(value: float, field: str, symbol: str | None = None) -> float:
@@ -185,6 +226,11 @@ class Holding(_Model):
     def _symbol(cls, value: object) -> str:
         return canonical_symbol(value)
 
+    @field_validator("shares", "cost_basis", "esg_score", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
     @field_validator("shares", "cost_basis", "esg_score")
     @classmethod
     def _finite_numbers(cls, value: float | None) -> float | None:
@@ -206,6 +252,11 @@ class PriceData(_Model):
     def _symbol(cls, value: object) -> str:
         return canonical_symbol(value)
 
+    @field_validator("price", "volume", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
     @field_validator("price")
     @classmethod
     def _finite_price(cls, value: float) -> float:
@@ -220,6 +271,16 @@ class PortfolioConfiguration(_Model):
     sold down unless a constraint keeps it). Weights, caps and bands are fractions of value;
     ``min_trade_size`` and ``cash_flow`` are in currency (a positive cash flow is a deposit to
     invest, a negative one a withdrawal to raise).
+
+    Tolerance band: an asset is left alone while ``|weight - target| <= band_width(target)``,
+    which is ``tolerance`` (absolute), or with ``relative_tolerance`` the tighter of
+    ``tolerance`` and ``relative_tolerance x target`` -- the "5/25" rule is ``tolerance=0.05,
+    relative_tolerance=0.25``; ``tolerance=1`` leaves a purely relative band. Limits: the more
+    specific setting wins (``max_position_weights[s]`` over ``max_position_weight``,
+    ``sector_caps[x]`` over ``max_sector_weight``, tighter or looser). Sectors: an unclassified
+    symbol (no entry in ``sectors``, or a label in :data:`UNCLASSIFIED_SECTORS`) is in no sector
+    and no sector cap applies to it. Numbers must be numbers: text, booleans and non-finite
+    values are refused.
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -235,6 +296,7 @@ class PortfolioConfiguration(_Model):
     cash: float = Field(default=0.0, ge=0.0)
     method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
     tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
+    relative_tolerance: float | None = Field(default=None, ge=0.0)
     transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
     transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
     min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
@@ -261,6 +323,41 @@ class PortfolioConfiguration(_Model):
     custom_constraints: list[Any] = Field(default_factory=list)
 
     @field_validator(
+        "cash",
+        "tolerance",
+        "relative_tolerance",
+        "transaction_cost_rate",
+        "min_trade_size",
+        "cash_flow",
+        "min_cash_weight",
+        "max_turnover",
+        "max_position_weight",
+        "max_sector_weight",
+        "min_esg_score",
+        "min_average_esg_score",
+        "risk_aversion",
+        "trade_penalty",
+        mode="before",
+    )
+    @classmethod
+    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        "sector_caps",
+        mode="before",
+    )
+    @classmethod
+    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
+        return _number_values(value, info.field_name)
+
+    @field_validator(
         "target_weights",
         "transaction_cost_rates",
         "lot_sizes",
@@ -276,11 +373,9 @@ class PortfolioConfiguration(_Model):
     @field_validator("sectors", mode="after")
     @classmethod
     def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
+        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
         out = _canonical_mapping(value, "sectors")
-        for symbol, sector in out.items():
-            if not str(sector).strip():
-                raise InvalidPortfolioError(f"sectors: empty sector for {symbol}", field="sectors", symbol=symbol)
-        return {s: str(v).strip() for s, v in out.items()}
+        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
 
     @field_validator("no_buy", "no_sell", "no_trade", mode="after")
     @classmethod
@@ -371,7 +466,9 @@ class PortfolioConfiguration(_Model):
             if not 0 < cap <= 1:
                 raise InvalidPortfolioError(f"sector_caps: {sector} has cap {cap}, outside (0, 1]", field="sector_caps")
         self._merge_holding_attributes(held)
-        if self.sector_constrained:
+        if self.sector_constrained and not any(s in self.sectors for s in universe):
+            # Unclassified symbols are in no sector and escape every sector cap; a cap with *no*
+            # classified symbol at all is a forgotten ``sectors=``, not a rule to apply to nothing.
             require_data(universe, self.sectors, "sectors", "sector caps are set but no sector is given")
         if self.esg_constrained:
             require_data(universe, self.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
@@ -384,7 +481,7 @@ class PortfolioConfiguration(_Model):
 
     def _merge_holding_attributes(self, held: Mapping[str, Holding]) -> None:
         for symbol, holding in held.items():
-            if holding.sector is not None:
+            if holding.sector is not None and not is_unclassified(holding.sector):
                 self.sectors.setdefault(symbol, holding.sector.strip())
             if holding.esg_score is not None:
                 self.esg_scores.setdefault(symbol, holding.esg_score)
@@ -412,6 +509,13 @@ class PortfolioConfiguration(_Model):
         """True when an ESG screen or floor applies (a field or a custom constraint)."""
         from_constraints = any(getattr(c, "needs_esg", False) for c in self.custom_constraints)
         return bool(self.min_esg_score is not None or self.min_average_esg_score is not None or from_constraints)
+
+    def band_width(self, target_weight: float) -> float:
+        """Half-width of an asset's tolerance band: ``tolerance``, or with ``relative_tolerance``
+        the tighter of ``tolerance`` and ``relative_tolerance x target_weight`` (the "5/25" rule)."""
+        if self.relative_tolerance is None:
+            return self.tolerance
+        return min(self.tolerance, self.relative_tolerance * target_weight)
 
     def position_cap(self, symbol: str) -> float | None:
         """The max weight of ``symbol``: its own cap, else ``max_position_weight``, else None."""
