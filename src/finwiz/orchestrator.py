@@ -24,6 +24,7 @@ import pandas as pd
 from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
 from finwiz._monitoring import monitor_performance
 from finwiz.data import (
+    PRICE_PROVIDERS,
     PortfolioPriceService,
     PriceDataProvider,
     ProgressCallback,
@@ -31,7 +32,7 @@ from finwiz.data import (
     estimate_covariance,
     provider_from_name,
 )
-from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
+from finwiz.errors import FinwizError, InsufficientPriceDataError, PriceDataError
 from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.risk import FactorModel
@@ -581,15 +582,12 @@ class RebalancingHealthCheck:
 
 # -- assembly from settings ------------------------------------------------------------------
 
-PRICE_PROVIDERS = ("yahoo", "alpha_vantage", "csv", "sample")
-"""Provider names :class:`RebalancingServiceFactory` can build from settings."""
-
 
 class RebalancingServiceFactory:
     """Builds the standard components, and the orchestrator over them, from settings.
 
     ``settings.price_provider`` then ``settings.fallback_providers`` form the price chain
-    (``"yahoo"``, ``"alpha_vantage"``, ``"csv"``, ``"sample"``); an unknown name, or a provider
+    (the names of :data:`finwiz.data.PRICE_PROVIDERS`); an unknown name, or a provider
     missing its configuration (API key, CSV path), raises :class:`~finwiz.errors.ConfigurationError`.
     """
 
@@ -600,9 +598,8 @@ class RebalancingServiceFactory:
         return f"{type(self).__name__}(settings={self.settings!r})"
 
     def create_provider(self, name: str) -> PriceDataProvider:
-        """The price provider called ``name``, configured from the settings."""
-        if name not in PRICE_PROVIDERS:
-            raise ConfigurationError(f"unknown price provider {name!r}; choose one of {', '.join(PRICE_PROVIDERS)}")
+        """The price provider called ``name`` (a key of :data:`finwiz.data.PRICE_PROVIDERS`),
+        configured from the settings."""
         return provider_from_name(name, self.settings)
 
     def create_price_service(self, *, progress: ProgressCallback | None = None) -> PortfolioPriceService:
