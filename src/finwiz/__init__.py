@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from finwiz.schemas import (
         ComplianceCheck,
+        ConstraintOutcome,
         Holding,
         OptimizedTrades,
         PortfolioAnalysis,
@@ -97,6 +98,7 @@ _LOCATIONS: dict[str, str] = {
     "SolverError": "finwiz.errors",
     "TermError": "finwiz.errors",
     "ComplianceCheck": "finwiz.schemas",
+    "ConstraintOutcome": "finwiz.schemas",
     "Holding": "finwiz.schemas",
     "OptimizedTrades": "finwiz.schemas",
     "PortfolioAnalysis": "finwiz.schemas",
@@ -142,6 +144,7 @@ __all__ = [
     "ComplianceCheck",
     "ConfigurationError",
     "ConstraintConflict",
+    "ConstraintOutcome",
     "ESGConstraint",
     "FactorModel",
     "FinwizError",

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_TRANSACTION_COST_RATE",
     "UNCLASSIFIED_SECTORS",
     "ComplianceCheck",
+    "ConstraintOutcome",
     "Holding",
     "OptimizedTrades",
     "PortfolioAnalysis",
@@ -607,6 +608,16 @@ class ComplianceCheck(_Model):
     satisfied: bool
 
 
+class ConstraintOutcome(_Model):
+    """What one custom constraint's ``validate(trades, current_portfolio, market_data)`` said of
+    the final trades: ``ok`` and its ``messages`` (also in the result's warnings, prefixed by
+    ``name``). A structured field, so nothing has to parse warning strings."""
+
+    name: str
+    ok: bool
+    messages: list[str] = Field(default_factory=list)
+
+
 class RebalancingResult(_Model):
     """The answer: trades, the portfolio after them, costs, and how it was obtained.
 
@@ -644,6 +655,7 @@ class RebalancingResult(_Model):
     portfolio_value_after: float
     sectors: dict[str, str] = Field(default_factory=dict)
     compliance: list[ComplianceCheck] = Field(default_factory=list)
+    constraint_outcomes: list[ConstraintOutcome] = Field(default_factory=list)
     max_constraint_residual: float = 0.0
     objective_value: float | None = None
     tracking_distance_before: float = 0.0

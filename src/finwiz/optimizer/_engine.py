@@ -38,6 +38,7 @@ from finwiz.optimizer._terms import Term, TradeCountTerm, TransactionCostTerm, c
 from finwiz.risk import FactorModel
 from finwiz.schemas import (
     ComplianceCheck,
+    ConstraintOutcome,
     PortfolioConfiguration,
     RebalancingResult,
     TradeAction,
@@ -152,8 +153,10 @@ class RebalancingEngine:
             if constraints  # only custom constraints read it: four per-asset maps otherwise unused
             else {}
         )
+        outcomes: list[ConstraintOutcome] = []
         for constraint in constraints:
             ok, messages = constraint.validate(trades, config, market_data)
+            outcomes.append(ConstraintOutcome(name=constraint.name, ok=ok, messages=list(messages)))
             checks.append(
                 ComplianceCheck(
                     constraint=constraint.name,
@@ -169,7 +172,7 @@ class RebalancingEngine:
         if mip is not None and not mip.proven_optimal:
             gap = "unknown" if mip.gap is None else f"{mip.gap:.2%}"
             warnings.append(f"exact mode stopped at its time limit; best trades found, optimality gap {gap}")
-        return self._result(
+        result = self._result(
             config,
             data,
             state,
@@ -184,6 +187,7 @@ class RebalancingEngine:
             time.perf_counter() - start,
             self.analyzer.analyze_current_portfolio(config, prices) if analyze else None,
         )
+        return result.model_copy(update={"constraint_outcomes": outcomes}) if outcomes else result
 
     # ------------------------------------------------------------------ steps
 
