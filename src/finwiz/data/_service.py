@@ -61,6 +61,10 @@ class PriceCache:
 
     :meth:`get` never returns an expired entry unless ``allow_stale=True``, and then marks it
     ``stale`` with its age. ``ttl_seconds=0`` disables freshness (every entry is stale at once).
+
+    Not ``cachetools.TTLCache``: it evicts an entry once it expires, and serving a stale price
+    with its age (``allow_stale``) needs exactly that entry; a second store beside it would make
+    this longer, not shorter.
     """
 
     def __init__(self, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
