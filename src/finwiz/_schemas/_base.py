@@ -125,6 +125,8 @@ class _Model(BaseModel):
 def _number(value: Any, field: str, symbol: str | None = None, *, key: str | None = None) -> Any:
     """Refuse what pydantic would quietly turn into a number: ``True`` (1 share), text such as
     ``"110.3"``, and non-finite floats (named as such, before any ``>= 0`` bound speaks)."""
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return value  # the usual case first
     where = f" for {key or symbol}" if (key or symbol) else ""
     if isinstance(value, bool):
         message = f"{value} is a boolean, not a number"
@@ -141,6 +143,8 @@ def _number_values(values: Any, field: str) -> Any:
     """:func:`_number` on every value of a mapping (before pydantic coerces them)."""
     if isinstance(values, Mapping):
         for raw, value in values.items():
+            if type(value) is int or (type(value) is float and math.isfinite(value)):
+                continue  # the usual case, without naming the key
             if field == "sector_caps":  # keyed by sector, not symbol
                 _number(value, field, key=str(raw))
             else:
