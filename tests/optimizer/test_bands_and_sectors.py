@@ -234,3 +234,24 @@ def test_the_analysis_uses_the_same_band_as_the_solve() -> None:
     data = build_problem_data(config, prices)
     needs = PortfolioAnalyzer().analyze_current_portfolio(config, prices.to_dict()).needs
     assert [n.band_exceeded for n in needs] == (~data.blocked["tolerance_band"]).tolist()
+
+
+def test_unclassified_symbols_on_the_sample_in_whole_shares(
+    sample_prices: pd.Series, sample_sector_map: dict[str, str], make_config
+) -> None:
+    # A third of the sample loses its sector; caps bind on the rest, the default (native OSQP) path.
+    symbols = list(sample_sector_map)
+    sectors = {s: v for i, (s, v) in enumerate(sample_sector_map.items()) if i % 3}
+    sectors.update({s: "Unclassified" for i, s in enumerate(symbols) if i % 3 == 0})
+    config = make_config(sample_prices, sectors=sectors, max_sector_weight=0.15, min_trade_size=0.0)
+    result = rebalance(config, sample_prices)
+    assert result.rounding == "whole_shares"
+    assert result.is_compliant
+    totals: dict[str, float] = {}
+    for symbol, weight in result.post_trade_weights.items():
+        if symbol in config.sectors:
+            totals[config.sectors[symbol]] = totals.get(config.sectors[symbol], 0.0) + weight
+    assert max(totals.values()) <= 0.15 + 1e-9
+    assert "Unclassified" not in result.sectors.values()
+    checked = {c.constraint for c in result.compliance if c.term == "sector_cap"}
+    assert checked == {f"sector_cap[{name}]" for name in totals}  # one check per classified sector
