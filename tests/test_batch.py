@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,10 +148,29 @@ def test_progress_callback_counts_up_to_the_total() -> None:
 
 
 def test_progress_bar_draws_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    rebalance_many([account(1)], PRICES)
-    err = capsys.readouterr().err
-    assert "rebalance_many:" in err
-    assert "1/1" in err
+    rebalance_many([account(1), account(2)], PRICES)
+    out, err = capsys.readouterr()
+    assert out == ""  # the bar never touches stdout
+    assert "rebalance_many: 100%" in err  # tqdm's bar, closed at the total
+    assert "2/2" in err
+    assert "account" in err  # tqdm's unit
+    assert err.endswith("\n")
+
+
+def test_no_progress_output_when_off(capsys: pytest.CaptureFixture[str]) -> None:
+    rebalance_many([account(1)], PRICES, progress=False)
+    list(iter_rebalance_many([account(1)], PRICES, progress=False))
+    assert capsys.readouterr() == ("", "")
+
+
+def test_an_abandoned_stream_closes_its_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = iter_rebalance_many([account(s) for s in range(3)], PRICES, chunk_size=1)
+    next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "1/3" in err
+    assert err.endswith("\n")
 
 
 def test_to_frame_has_one_row_per_account(mixed_batch: list[Any]) -> None:
@@ -313,3 +335,45 @@ def test_closed_dask_client_is_refused_before_any_work() -> None:
             rebalance_many([account(1)], PRICES, executor=client, progress=False)
         with pytest.raises(ConfigurationError, match="closed"):
             iter_rebalance_many([account(1)], PRICES, executor=client, progress=False)
+
+
+_SCRIPT_HEAD = """
+from finwiz import PortfolioConfiguration
+from finwiz.batch import rebalance_many
+
+def run():
+    configs = [
+        PortfolioConfiguration(holdings=[{"symbol": "AAA", "shares": 10 + i}], target_weights={"AAA": 0.5}, cash=100.0)
+        for i in range(4)
+    ]
+    batch = rebalance_many(configs, {"AAA": 10.0}, executor="processes", max_workers=2, progress=False)
+    print(batch.summary().splitlines()[0])
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "refused"),
+    [
+        ("run()\n", True),  # the user's mistake: the batch runs at import time
+        ("if True:\n    run()\n", True),
+        ('if __name__ == "__main__":\n    run()\n', False),
+        ("if '__main__' == __name__:\n    run()\n", False),
+    ],
+)
+def test_a_process_pool_from_an_unguarded_script_is_one_clear_error(tmp_path: Path, tail: str, refused: bool) -> None:
+    script = tmp_path / "batch_script.py"
+    script.write_text(_SCRIPT_HEAD + tail, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False
+    )
+    if refused:
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert done.stderr.count("BrokenProcessPool") == 1  # named once, in the hint, never raised
+        assert done.stderr.count("finwiz.errors.ConfigurationError: ") == 1  # one error, raised once
+        assert 'if __name__ == "__main__":' in done.stderr
+        assert str(script) in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("4 accounts: 4 rebalanced, 0 failed")
+        assert "BrokenProcessPool" not in done.stderr

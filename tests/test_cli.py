@@ -58,7 +58,9 @@ def test_demo_writes_report_in_current_directory(tmp_path: Path, capsys: pytest.
     report = tmp_path / "report.html"
     assert f"Report written to {report}" in out
     assert "Symbol  Side" in out
-    assert "Fetching prices for 20 symbols from sample" in err
+    assert "Fetching prices for 20 symbols from sample: 100%" in err  # tqdm's bar, on stderr only
+    assert "20/20" in err
+    assert "Fetching" not in out
     page = parse_html(report.read_text(encoding="utf-8"))
     assert page.section_ids[:7] == ["summary", "weights", "sectors", "trades", "costs", "compliance", "warnings"]
     assert len(page.images) == 2
@@ -123,10 +125,12 @@ def test_unknown_symbol_price_failure(tmp_path: Path, capsys: pytest.CaptureFixt
     path = tmp_path / "acct.yaml"
     path.write_text("cash: 1000\nholdings:\n  ZZZZ: 10\ntarget_weights:\n  ZZZZ: 0.5\n", encoding="utf-8")
     assert main(["rebalance", str(path), "--no-report"]) == 1
-    _, err = capsys.readouterr()
-    progress, error = err.splitlines()
-    assert progress == "Fetching prices for 1 symbol from sample..."
-    assert error.startswith("finwiz: error: ZZZZ")
+    out, err = capsys.readouterr()
+    assert out == ""
+    *progress, error = err.split("\n")[:-1]
+    assert "Fetching prices for 1 symbol from sample" in progress[-1]
+    assert error.startswith("finwiz: error: ZZZZ")  # on its own line: the bar was closed first
+    assert err.count("\n") == 2
 
 
 @pytest.mark.parametrize(

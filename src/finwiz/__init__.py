@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from finwiz._schemas._presenters import register_presenter
+
 if TYPE_CHECKING:  # pragma: no cover
     from finwiz._risk_metrics import (
         RiskMetrics,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from finwiz.schemas import (
         ComplianceCheck,
+        ConstraintOutcome,
         Holding,
         OptimizedTrades,
         PortfolioAnalysis,
@@ -84,6 +87,25 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 
+
+def _result_summary_html(result: Any) -> str:
+    from finwiz.reporting import result_summary_html
+
+    return result_summary_html(result)
+
+
+def _weights_figure(result: Any) -> Any:
+    from finwiz.reporting import weights_figure
+
+    return weights_figure(result)
+
+
+# The models' notebook view and plot() come from the reporting layer, which imports the models:
+# plugged in here (lazily: nothing heavy is imported until a result is drawn), so the models never
+# import reporting and the two form no circle. This package is imported before any of its modules.
+register_presenter("html", _result_summary_html)
+register_presenter("figure", _weights_figure)
+
 _LOCATIONS: dict[str, str] = {
     "AccountOutcome": "finwiz.batch",
     "BatchResult": "finwiz.batch",
@@ -100,6 +122,7 @@ _LOCATIONS: dict[str, str] = {
     "SolverError": "finwiz.errors",
     "TermError": "finwiz.errors",
     "ComplianceCheck": "finwiz.schemas",
+    "ConstraintOutcome": "finwiz.schemas",
     "Holding": "finwiz.schemas",
     "OptimizedTrades": "finwiz.schemas",
     "PortfolioAnalysis": "finwiz.schemas",
@@ -146,6 +169,7 @@ __all__ = [
     "ComplianceCheck",
     "ConfigurationError",
     "ConstraintConflict",
+    "ConstraintOutcome",
     "ESGConstraint",
     "FactorModel",
     "FinwizError",

@@ -14,6 +14,7 @@ model) are shipped once per worker, not once per account.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures as cf
 import contextlib
 import gc
@@ -24,6 +25,8 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from finwiz.errors import ConfigurationError, FinwizError
@@ -309,29 +312,21 @@ def _is_price_table(prices: Any) -> bool:
 
 
 class _ProgressBar:
-    """A one-line stderr bar, redrawn at most ten times a second."""
+    """tqdm's bar on stderr (``tqdm.auto``: a widget in notebooks), closed when the batch is done."""
 
     def __init__(self, total: int, label: str = "rebalance_many") -> None:
-        self.total = total
-        self.label = label
-        self.start = time.perf_counter()
-        self.last = 0.0
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=label, unit="account", file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        width = 30
-        filled = int(width * done / total) if total else width
-        elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        sys.stderr.write(
-            f"\r{self.label}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:6.1f} s {rate:7.1f}/s"
-        )
+        self._bar.update(done - self._bar.n)
         if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.close()
+
+    def close(self) -> None:
+        """End the bar (also when the batch stops early: an abandoned iterator, an error)."""
+        self._bar.close()
 
 
 def _progress_callback(progress: Progress, total: int) -> Callable[[int, int], object] | None:
@@ -364,6 +359,58 @@ def _executor_name(executor: object) -> str:
     raise ConfigurationError(
         f"executor must be None/'local', 'processes', a concurrent.futures.Executor or a dask Client, not {executor!r}"
     )
+
+
+_GUARD_HELP = (
+    "executor='processes' was called from the top level of {script} (line {line}) outside an "
+    "'if __name__ == \"__main__\":' block. Worker processes import that script again, and each "
+    "would start its own batch (Python stops them: every chunk then fails with BrokenProcessPool). "
+    'Put the batch under the guard:\n\n    if __name__ == "__main__":\n        batch = rebalance_many(...)\n'
+)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (either side of the ``==``)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    texts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and texts == ["__main__"]
+
+
+def _check_main_guard(frame: FrameType | None) -> None:
+    """Refuse a process pool started from a script's unguarded top level, before any work.
+
+    Worker processes (forkserver or spawn) import the main script again; a batch at its top level
+    then runs once more in every worker, which Python refuses, and each chunk fails with
+    ``BrokenProcessPool`` -- hundreds of identical lines instead of one hint. The check finds the
+    script's top-level statement on the call stack and whether it sits under the guard; it says
+    nothing (never refuses) when there is no script (a notebook, ``python -c``, a REPL) or its
+    source cannot be read.
+    """
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    top: FrameType | None = None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__":
+            top = frame
+        frame = frame.f_back
+    if script is None or top is None or top.f_code.co_filename != script:
+        return
+    line = top.f_lineno
+    try:
+        tree = ast.parse(Path(script).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            if _is_main_guard(node):
+                return
+            raise ConfigurationError(_GUARD_HELP.format(script=script, line=line))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -481,6 +528,7 @@ def _plan(
         chunks = _chunks(accounts, workers, chunk_size)
         return _Plan(accounts, name, workers, lambda: _dask(chunks, shared, executor))
     if name == "processes":
+        _check_main_guard(sys._getframe(1))
         workers = max_workers or os.cpu_count() or 1
         chunks = _chunks(accounts, workers, chunk_size)
         return _Plan(accounts, name, workers, lambda: _own_pool(chunks, shared, workers))
@@ -525,6 +573,8 @@ def _ordered(plan: _Plan, report: Callable[[int, int], object] | None) -> Iterat
                 next_index += 1
     finally:
         pending.clear()
+        if isinstance(report, _ProgressBar):
+            report.close()
 
 
 def iter_rebalance_many(

@@ -12,10 +12,9 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from finwiz.errors import ConfigurationError, FinwizError
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
@@ -29,30 +28,34 @@ _PRICE_SOURCES = "sample | csv:PATH | yahoo | alpha_vantage"
 
 
 class _Progress:
-    """Price-fetch progress on stderr: a live counter on a terminal, one line otherwise."""
+    """Price-fetch progress on stderr as a tqdm bar; nothing at all with ``--quiet``."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
         self.stream, self.quiet = stream, quiet
-        self.live = stream.isatty()
-        self.started = time.perf_counter()
+        self._bar: Any = None
 
     def begin(self, count: int, source: str) -> None:
-        self.started = time.perf_counter()
-        if not self.quiet:
-            self.stream.write(f"Fetching prices for {count} symbol{'' if count == 1 else 's'} from {source}...")
-            self.stream.write("" if self.live else "\n")
-            self.stream.flush()
+        from tqdm.auto import tqdm
+
+        self.end()
+        self._bar = tqdm(
+            total=count,
+            desc=f"Fetching prices for {count} symbol{'' if count == 1 else 's'} from {source}",
+            unit="symbol",
+            file=self.stream,
+            disable=self.quiet,
+            dynamic_ncols=True,
+        )
 
     def __call__(self, done: int, total: int) -> None:
-        if self.live and not self.quiet:
-            self.stream.write(f"\rFetching prices: {done}/{total} symbols")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
 
     def end(self) -> None:
-        if not self.quiet:
-            elapsed = time.perf_counter() - self.started
-            self.stream.write(f"{chr(13) if self.live else ''}Prices fetched in {elapsed:.2f} s.\n")
-            self.stream.flush()
+        """Close the bar (idempotent: also called when the fetch fails)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _settings_for(prices: str | None) -> RebalancingSettings:
@@ -119,14 +122,16 @@ async def _run(
     fetch = orchestrator.fetch_prices
 
     async def fetch_and_report(symbols: Sequence[str]) -> dict[str, float]:
-        prices = await fetch(symbols)
-        progress.end()
-        return prices
+        try:
+            return await fetch(symbols)
+        finally:
+            progress.end()  # before any error line, so that line starts on its own
 
     orchestrator.fetch_prices = fetch_and_report  # type: ignore[method-assign]
     try:
         result = await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report)
     finally:
+        progress.end()
         await orchestrator.price_service.aclose()  # type: ignore[attr-defined]
     return result, orchestrator.last_report_path
 

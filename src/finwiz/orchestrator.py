@@ -25,6 +25,7 @@ from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEve
 from finwiz._monitoring import monitor_performance
 from finwiz._risk_metrics import attach_risk
 from finwiz.data import (
+    PRICE_PROVIDERS,
     PortfolioPriceService,
     PriceDataProvider,
     ProgressCallback,
@@ -33,14 +34,14 @@ from finwiz.data import (
     provider_from_name,
 )
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
-from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine
+from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine, StrategyRegistry
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.risk import FactorModel
 from finwiz.schemas import (
+    ConstraintOutcome,
     PortfolioAnalysis,
     PortfolioConfiguration,
     PriceData,
-    RebalancingMethod,
     RebalancingResult,
 )
 from finwiz.settings import RebalancingSettings
@@ -235,16 +236,16 @@ class PortfolioRebalancingOrchestrator:
             timings["optimization_seconds"] = time.perf_counter() - clock
 
             stage = "validation"
-            # finwiz's engine already validates custom constraints into the compliance table
-            # (messages in warnings); only an injected engine that does not gets them run here.
-            engine_checked = [c for c in result.compliance if c.term == "custom"]
-            if engine_checked:
-                failed = {c.constraint for c in engine_checked if not c.satisfied}
-                violations = [f"constraint {w}" for w in result.warnings if w.split(":", 1)[0] in failed]
-                new_messages: list[str] = []
-            else:
-                violations = new_messages = self.validate_custom_constraints(config, result)
+            # finwiz's engine validates custom constraints itself (``constraint_outcomes``, the
+            # messages also in warnings); only an injected engine that does not gets them run here.
             updates: dict[str, Any] = {}
+            outcomes = result.constraint_outcomes
+            new_messages: list[str] = []
+            if not outcomes and config.custom_constraints:
+                outcomes = self.check_custom_constraints(config, result)
+                new_messages = _violations(outcomes)
+                updates["constraint_outcomes"] = outcomes
+            violations = _violations(outcomes)
             extra_warnings = [*new_messages, *([analysis_warning] if analysis_warning else [])]
             if extra_warnings:
                 updates["warnings"] = [*result.warnings, *extra_warnings]
@@ -321,9 +322,20 @@ class PortfolioRebalancingOrchestrator:
             return None, f"portfolio analysis failed ({type(exc).__name__}: {exc}); the trades are unaffected"
 
     def needs_risk_model(self, config: PortfolioConfiguration) -> bool:
-        """True when the method has a risk term (``RISK_AWARE``) and no model was given."""
-        method = str(getattr(config.method, "value", config.method))
-        return self.factor_model is None and method == RebalancingMethod.RISK_AWARE.value
+        """True when no model was given and the strategy of ``config.method`` says it needs one
+        (``Strategy.requires_risk_model``, read from the engine's registry, so a user's
+        strategy is asked like ``RISK_AWARE``). An engine without a registry is answered by the
+        shipped presets; a method no registry knows needs none here (the engine refuses it)."""
+        if self.factor_model is not None:
+            return False
+        registry = getattr(self.rebalancing_engine, "strategies", None)
+        if not isinstance(registry, Mapping):
+            registry = StrategyRegistry()
+        try:
+            strategy = registry[config.method]
+        except (ConfigurationError, KeyError):
+            return False
+        return bool(getattr(strategy, "requires_risk_model", False))
 
     async def risk_model(self, config: PortfolioConfiguration) -> FactorModel | None:
         """The fixed factor model, or one estimated from history when the method needs it."""
@@ -358,23 +370,29 @@ class PortfolioRebalancingOrchestrator:
 
     def validate_custom_constraints(self, config: PortfolioConfiguration, result: RebalancingResult) -> list[str]:
         """Run each custom constraint's ``validate`` on the final trades; return the messages
-        of those that fail (each prefixed by the constraint's name)."""
+        of those that fail (each prefixed by ``constraint <name>:``)."""
+        return _violations(self.check_custom_constraints(config, result))
+
+    def check_custom_constraints(
+        self, config: PortfolioConfiguration, result: RebalancingResult
+    ) -> list[ConstraintOutcome]:
+        """Run each custom constraint's ``validate`` on the final trades: one
+        :class:`~finwiz.schemas.ConstraintOutcome` each, in configuration order."""
         market_data = {
             "prices": result.prices,
             "post_trade_weights": result.post_trade_weights,
             "sectors": {**config.sectors, **result.sectors},
             "esg_scores": config.esg_scores,
         }
-        messages: list[str] = []
+        outcomes: list[ConstraintOutcome] = []
         for constraint in config.custom_constraints:
             validate = getattr(constraint, "validate", None)
             if validate is None:
                 continue
             ok, found = validate(result.trades, config, market_data)
-            if not ok:
-                name = getattr(constraint, "name", type(constraint).__name__)
-                messages += [f"constraint {name}: {m}" for m in found] or [f"constraint {name} failed"]
-        return messages
+            name = getattr(constraint, "name", type(constraint).__name__)
+            outcomes.append(ConstraintOutcome(name=str(name), ok=bool(ok), messages=[str(m) for m in found]))
+        return outcomes
 
     async def write_report(
         self,
@@ -394,6 +412,17 @@ class PortfolioRebalancingOrchestrator:
         written = await asyncio.to_thread(self.report_generator.write, result, path, title=title)
         self.last_report_path = written
         return written
+
+
+def _violations(outcomes: Sequence[ConstraintOutcome]) -> list[str]:
+    """``constraint <name>: <message>`` for every message of a failed constraint."""
+    out: list[str] = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            out += [f"constraint {outcome.name}: {m}" for m in outcome.messages] or [
+                f"constraint {outcome.name} failed"
+            ]
+    return out
 
 
 def _default_risk_estimator() -> RiskEstimator:
@@ -585,15 +614,12 @@ class RebalancingHealthCheck:
 
 # -- assembly from settings ------------------------------------------------------------------
 
-PRICE_PROVIDERS = ("yahoo", "alpha_vantage", "csv", "sample")
-"""Provider names :class:`RebalancingServiceFactory` can build from settings."""
-
 
 class RebalancingServiceFactory:
     """Builds the standard components, and the orchestrator over them, from settings.
 
     ``settings.price_provider`` then ``settings.fallback_providers`` form the price chain
-    (``"yahoo"``, ``"alpha_vantage"``, ``"csv"``, ``"sample"``); an unknown name, or a provider
+    (the names of :data:`finwiz.data.PRICE_PROVIDERS`); an unknown name, or a provider
     missing its configuration (API key, CSV path), raises :class:`~finwiz.errors.ConfigurationError`.
     """
 
@@ -604,9 +630,8 @@ class RebalancingServiceFactory:
         return f"{type(self).__name__}(settings={self.settings!r})"
 
     def create_provider(self, name: str) -> PriceDataProvider:
-        """The price provider called ``name``, configured from the settings."""
-        if name not in PRICE_PROVIDERS:
-            raise ConfigurationError(f"unknown price provider {name!r}; choose one of {', '.join(PRICE_PROVIDERS)}")
+        """The price provider called ``name`` (a key of :data:`finwiz.data.PRICE_PROVIDERS`),
+        configured from the settings."""
         return provider_from_name(name, self.settings)
 
     def create_price_service(self, *, progress: ProgressCallback | None = None) -> PortfolioPriceService:

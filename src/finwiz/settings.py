@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["RebalancingSettings"]
 
-ProviderName = Literal["yahoo", "alpha_vantage", "csv", "sample", "memory"]
+ProviderName = Literal["yahoo", "alpha_vantage", "csv", "sample"]
+"""The keys of :data:`finwiz.data.PRICE_PROVIDERS` (a test holds them equal; settings cannot
+import the data layer, which imports settings)."""
 
 
 class RebalancingSettings(BaseSettings):

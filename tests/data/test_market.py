@@ -19,15 +19,18 @@ def test_bundled_sectors_by_default() -> None:
     assert market.get_sectors() == dict(sample_sectors())
 
 
-def test_unclassified_counts_as_missing_and_missing_is_named(tmp_path: Path) -> None:
+def test_unclassified_is_in_no_sector_and_unlisted_is_named(tmp_path: Path) -> None:
+    # One rule with the optimizer: a symbol labelled Unclassified (or empty, N/A) is in no sector,
+    # so it is left out of the mapping instead of refused; one the file does not list is named.
     path = tmp_path / "sectors.csv"
-    path.write_text("symbol,sector\nAAA,Energy\nBBB,Unclassified\nCCC,\n")
+    path.write_text("symbol,sector\nAAA,Energy\nBBB,Unclassified\nCCC,\nDDD,n/a\n")
     market = MarketDataProvider(path)
-    with pytest.raises(InvalidPortfolioError, match="BBB, CCC") as info:
-        market.get_sectors(["AAA", "BBB", "CCC"])
+    assert market.get_sectors(["AAA", "BBB", "CCC", "DDD"]) == {"AAA": "Energy"}
+    with pytest.raises(InvalidPortfolioError, match="EEE, FFF") as info:
+        market.get_sectors(["AAA", "BBB", "EEE", "FFF"])
     assert info.value.field == "sectors"
-    assert info.value.symbol == "BBB"
-    assert market.get_sectors(["AAA", "BBB"], required=False) == {"AAA": "Energy"}
+    assert info.value.symbol == "EEE"
+    assert market.get_sectors(["AAA", "BBB", "EEE"], required=False) == {"AAA": "Energy"}
 
 
 def test_esg_scores_are_parsed_and_bad_ones_refused(tmp_path: Path) -> None:

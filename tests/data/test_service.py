@@ -259,3 +259,50 @@ async def test_from_settings_builds_the_chain(tmp_path: Path) -> None:
     built = PortfolioPriceService.from_settings(RebalancingSettings(price_provider="csv", csv_price_path=str(path)))
     assert isinstance(built.providers[0], CSVPriceProvider)
     assert datetime(2024, 1, 2, tzinfo=UTC) == (await built.get_price_with_fallback("AAA")).timestamp
+
+
+def test_one_provider_registry_for_settings_service_and_factory() -> None:
+    from typing import get_args
+
+    import finwiz.orchestrator
+    from finwiz.data import PRICE_PROVIDERS, provider_from_name
+    from finwiz.orchestrator import RebalancingServiceFactory
+    from finwiz.settings import ProviderName
+
+    assert finwiz.orchestrator.PRICE_PROVIDERS is PRICE_PROVIDERS
+    assert set(get_args(ProviderName)) == set(PRICE_PROVIDERS)  # settings validate the same names
+    settings = RebalancingSettings(_env_file=None)  # type: ignore[call-arg]
+    assert isinstance(provider_from_name("sample", settings), SamplePriceProvider)
+    for build in (provider_from_name, lambda name, s: RebalancingServiceFactory(s).create_provider(name)):
+        with pytest.raises(ConfigurationError, match="unknown price provider 'bloomberg'; choose one of yahoo"):
+            build("bloomberg", settings)
+
+
+@pytest.mark.parametrize("history", [False, True])
+async def test_prices_and_history_walk_the_same_fallback_chain(history: bool) -> None:
+    class Backup(InMemoryPriceProvider):
+        name = "backup"
+
+    frame = make_prices(n_days=10, n_assets=4)
+    first = InMemoryPriceProvider(frame.iloc[-1][["S1"]], history=frame[["S1"]])
+    second = Backup(frame.iloc[-1][["S1", "S2"]] * 2, history=frame[["S1", "S2"]] * 2)
+    service = PortfolioPriceService([first, second])
+    fetch = service.get_historical_prices if history else service.get_current_prices
+    with pytest.raises(InsufficientPriceDataError) as info:
+        await fetch(["S1", "S2", "S3"])
+    # S3: every provider in chain order gave its reason; S1 and S2 were found.
+    assert list(info.value.failures) == ["S3"]
+    reason = info.value.failures["S3"]
+    assert reason.startswith("memory: ")
+    assert reason.index("memory: ") < reason.index("; backup: ")
+    service = PortfolioPriceService([first, second])  # a fresh cache
+    if history:
+        got = await service.get_historical_prices(["S1", "S2"])
+        pd.testing.assert_series_equal(got["S1"], frame["S1"], check_names=False, check_freq=False)
+        pd.testing.assert_series_equal(got["S2"], frame["S2"] * 2, check_names=False, check_freq=False)
+    else:
+        prices = await service.get_current_prices(["S1", "S2"])
+        assert prices["S1"].price == pytest.approx(frame["S1"].iloc[-1])  # the first provider answers
+        assert prices["S2"].price == pytest.approx(frame["S2"].iloc[-1] * 2)  # the fallback answers
+        assert service.last_status["S2"].provider == "backup"
+        assert service.last_status["S2"].errors.keys() == {"memory"}

@@ -32,6 +32,7 @@ from finwiz.data._providers import (
     SamplePriceProvider,
 )
 from finwiz.data._service import (
+    PRICE_PROVIDERS,
     CachedPrice,
     PortfolioPriceService,
     PriceCache,
@@ -40,6 +41,7 @@ from finwiz.data._service import (
     PriceStatus,
     ProgressCallback,
     provider_from_name,
+    providers_from_settings,
 )
 from finwiz.data._yahoo import YahooFinancePriceProvider
 from finwiz.data.sample import (
@@ -51,6 +53,7 @@ from finwiz.data.sample import (
 
 __all__ = [
     "DEFAULT_ALPHA_VANTAGE_URL",
+    "PRICE_PROVIDERS",
     "SAMPLE_ATTRIBUTION",
     "AlphaVantagePriceProvider",
     "CSVPriceProvider",
@@ -85,6 +88,7 @@ __all__ = [
     "parse_price",
     "pca_factor_model",
     "provider_from_name",
+    "providers_from_settings",
     "sample_latest_prices",
     "sample_price_history",
     "sample_sectors",

@@ -46,6 +46,12 @@ class RetryPolicy:
     Attempt ``k`` (from 0) waits ``U(b/2, b)`` seconds with ``b = min(max_delay,
     base_delay * 2**k)``, or the server's ``Retry-After`` when that is longer; a ``Retry-After``
     above ``max_retry_after`` ends the request instead of stalling the whole fetch.
+
+    Hand-written rather than tenacity or stamina: what is specific here (the ``Retry-After``
+    floor and cap, the daily quota's short-circuit between attempts, final messages that give
+    the reason and the attempt count, an injected sleep and seeded jitter for tests) stays ours
+    either way, and the loop around it is a dozen lines; a library would add a dependency and
+    spread the same logic over callbacks.
     """
 
     max_retries: int = 3

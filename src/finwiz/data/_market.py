@@ -12,13 +12,11 @@ import pandas as pd
 from finwiz.data._parsing import parse_symbols
 from finwiz.data.sample import sample_sectors
 from finwiz.errors import ConfigurationError, InvalidPortfolioError
-from finwiz.schemas import canonical_symbol
+from finwiz.schemas import canonical_symbol, is_unclassified
 
 __all__ = ["MarketDataProvider"]
 
 V = TypeVar("V")
-
-_UNKNOWN_SECTORS = frozenset({"", "unclassified", "unknown", "n/a", "na", "none"})
 
 
 def _read_pairs(path: Path, value: str) -> dict[str, str]:
@@ -42,10 +40,12 @@ def _read_pairs(path: Path, value: str) -> dict[str, str]:
 class MarketDataProvider:
     """Sector and ESG score of each symbol, read once from CSV files.
 
-    Labels such as ``Unclassified`` or ``N/A`` count as *no sector*: grouping every unknown
-    asset into one pseudo-sector would put one cap on unrelated stocks. A symbol asked for and
-    not known raises :class:`InvalidPortfolioError` naming it (a sector cap or ESG floor needs
-    data for every constrained asset); pass ``required=False`` to get only the known ones.
+    Labels such as ``Unclassified`` or ``N/A`` (:data:`finwiz.schemas.UNCLASSIFIED_SECTORS`)
+    mean *no sector*, the same rule the optimizer applies: such a symbol is left out of
+    :meth:`get_sectors`, so it is in no sector and no sector cap applies to it. A symbol the
+    file does not list at all is another matter (an incomplete or wrong file): asked for, it
+    raises :class:`InvalidPortfolioError` naming it; pass ``required=False`` to get only the
+    known ones. ESG scores have no such label: an ESG floor needs a score for every asset.
 
     Parameters
     ----------
@@ -60,7 +60,8 @@ class MarketDataProvider:
             raw = {str(k): str(v) for k, v in sample_sectors().items()}
         else:
             raw = _read_pairs(Path(sectors_path), "sector")
-        self._sectors = {s: v for s, v in raw.items() if v.lower() not in _UNKNOWN_SECTORS}
+        self._sectors = {s: v for s, v in raw.items() if not is_unclassified(v)}
+        self._unclassified = frozenset(s for s, v in raw.items() if is_unclassified(v))
         self._esg: dict[str, float] = {}
         if esg_path is not None:
             for symbol, text in _read_pairs(Path(esg_path), "esg_score").items():
@@ -77,19 +78,26 @@ class MarketDataProvider:
                 self._esg[symbol] = score
 
     def get_sectors(self, symbols: Iterable[str] | None = None, *, required: bool = True) -> dict[str, str]:
-        """Sector per symbol (all known ones when ``symbols`` is None)."""
-        return self._lookup(self._sectors, symbols, required, "sectors")
+        """Sector per classified symbol (all of them when ``symbols`` is None); symbols listed as
+        unclassified are left out, unlisted ones raise unless ``required=False``."""
+        return self._lookup(self._sectors, symbols, required, "sectors", known=self._unclassified)
 
     def get_esg_scores(self, symbols: Iterable[str] | None = None, *, required: bool = True) -> dict[str, float]:
         """ESG score per symbol (all known ones when ``symbols`` is None)."""
         return self._lookup(self._esg, symbols, required, "esg_scores")
 
     @staticmethod
-    def _lookup(table: dict[str, V], symbols: Iterable[str] | None, required: bool, field: str) -> dict[str, V]:
+    def _lookup(
+        table: dict[str, V],
+        symbols: Iterable[str] | None,
+        required: bool,
+        field: str,
+        known: frozenset[str] = frozenset(),
+    ) -> dict[str, V]:
         if symbols is None:
             return dict(table)
         wanted = parse_symbols(symbols)
-        missing = [s for s in wanted if s not in table]
+        missing = [s for s in wanted if s not in table and s not in known]
         if missing and required:
             raise InvalidPortfolioError(f"{field}: no data for {', '.join(missing)}", field=field, symbol=missing[0])
         return {s: table[s] for s in wanted if s in table}

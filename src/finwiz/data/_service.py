@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TypeVar
 
 import pandas as pd
@@ -25,6 +27,7 @@ from finwiz.schemas import PriceData
 from finwiz.settings import RebalancingSettings
 
 __all__ = [
+    "PRICE_PROVIDERS",
     "CachedPrice",
     "PortfolioPriceService",
     "PriceCache",
@@ -33,6 +36,7 @@ __all__ = [
     "PriceStatus",
     "ProgressCallback",
     "provider_from_name",
+    "providers_from_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,10 @@ class PriceCache:
 
     :meth:`get` never returns an expired entry unless ``allow_stale=True``, and then marks it
     ``stale`` with its age. ``ttl_seconds=0`` disables freshness (every entry is stale at once).
+
+    Not ``cachetools.TTLCache``: it evicts an entry once it expires, and serving a stale price
+    with its age (``allow_stale``) needs exactly that entry; a second store beside it would make
+    this longer, not shorter.
     """
 
     def __init__(self, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -203,8 +211,7 @@ class PortfolioPriceService(AsyncClosing):
     def from_settings(cls, settings: RebalancingSettings | None = None) -> PortfolioPriceService:
         """The chain ``price_provider`` then ``fallback_providers`` from settings."""
         settings = settings or RebalancingSettings()
-        names = [settings.price_provider, *settings.fallback_providers]
-        return cls([provider_from_name(n, settings) for n in names], settings=settings)
+        return cls(providers_from_settings(settings), settings=settings)
 
     @property
     def chain_name(self) -> str:
@@ -256,29 +263,22 @@ class PortfolioPriceService(AsyncClosing):
             status[symbol] = PriceStatus(symbol, PriceState.CACHED, hit.price.source, hit.age_seconds)
         tracker.advance(len(prices))
 
-        for provider in self.providers:
-            pending = [s for s in errors if s not in prices]
-            if not pending:
-                break
+        def settle(
+            provider: PriceDataProvider, batch: list[str], outcome: dict[str, PriceData | PriceDataError] | str
+        ) -> None:
+            fetched = 0
+            for symbol in batch:
+                got = outcome if isinstance(outcome, str) else outcome.get(symbol)
+                if isinstance(got, PriceData) and got.symbol == symbol:
+                    self.cache.put(got)
+                    prices[symbol] = got
+                    status[symbol] = PriceStatus(symbol, PriceState.FETCHED, provider.name, 0.0, errors[symbol])
+                    fetched += 1
+                else:
+                    errors[symbol][provider.name] = _reason(got, symbol)
+            tracker.advance(fetched)
 
-            def settle(
-                batch: list[str],
-                outcome: dict[str, PriceData | PriceDataError] | str,
-                provider: PriceDataProvider = provider,
-            ) -> None:
-                fetched = 0
-                for symbol in batch:
-                    got = outcome if isinstance(outcome, str) else outcome.get(symbol)
-                    if isinstance(got, PriceData) and got.symbol == symbol:
-                        self.cache.put(got)
-                        prices[symbol] = got
-                        status[symbol] = PriceStatus(symbol, PriceState.FETCHED, provider.name, 0.0, errors[symbol])
-                        fetched += 1
-                    else:
-                        errors[symbol][provider.name] = _reason(got, symbol)
-                tracker.advance(fetched)
-
-            await self._each_batch(provider, pending, provider.fetch_prices, settle)
+        await self._over_chain(list(errors), prices, lambda provider, batch: provider.fetch_prices(batch), settle)
 
         for symbol in [s for s in errors if s not in prices]:
             stale = self.cache.get(symbol, allow_stale=True) if allow_stale else None
@@ -311,34 +311,25 @@ class PortfolioPriceService(AsyncClosing):
         frames: list[pd.DataFrame] = []
         errors: dict[str, dict[str, str]] = {s: {} for s in wanted}
         found: set[str] = set()
-        for provider in self.providers:
-            pending = [s for s in wanted if s not in found]
-            if not pending:
-                break
 
-            def settle(
-                batch: list[str],
-                outcome: tuple[pd.DataFrame, dict[str, PriceDataError]] | str,
-                provider: PriceDataProvider = provider,
-            ) -> None:
-                if isinstance(outcome, str):
-                    for symbol in batch:
-                        errors[symbol][provider.name] = outcome
-                    return
-                frame, failures = outcome
-                usable = [s for s in batch if s not in failures and s in frame.columns]
+        def settle(
+            provider: PriceDataProvider,
+            batch: list[str],
+            outcome: tuple[pd.DataFrame, dict[str, PriceDataError]] | str,
+        ) -> None:
+            if isinstance(outcome, str):
                 for symbol in batch:
-                    if symbol not in usable:
-                        errors[symbol][provider.name] = _reason(failures.get(symbol), symbol)
-                frames.append(frame[usable])
-                found.update(usable)
+                    errors[symbol][provider.name] = outcome
+                return
+            frame, failures = outcome
+            usable = [s for s in batch if s not in failures and s in frame.columns]
+            for symbol in batch:
+                if symbol not in usable:
+                    errors[symbol][provider.name] = _reason(failures.get(symbol), symbol)
+            frames.append(frame[usable])
+            found.update(usable)
 
-            async def history(
-                batch: list[str], provider: PriceDataProvider = provider
-            ) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
-                return await provider.fetch_history(batch, start, end)
-
-            await self._each_batch(provider, pending, history, settle)
+        await self._over_chain(wanted, found, lambda provider, batch: provider.fetch_history(batch, start, end), settle)
 
         missing = {s: "; ".join(f"{n}: {w}" for n, w in errors[s].items()) for s in wanted}
         missing = {s: why for s, why in missing.items() if s not in found}
@@ -361,6 +352,24 @@ class PortfolioPriceService(AsyncClosing):
             entry = (loop, asyncio.Semaphore(limit))
             self._gates[id(provider)] = entry
         return entry[1]
+
+    async def _over_chain(
+        self,
+        symbols: list[str],
+        settled: Container[str],
+        call: Callable[[PriceDataProvider, list[str]], Awaitable[R]],
+        settle: Callable[[PriceDataProvider, list[str], R | str], None],
+    ) -> None:
+        """The fallback chain, walked once for prices and history alike: each provider in order
+        gets the symbols no earlier provider settled (``settled`` grows as ``settle`` records
+        answers), in batches under its limit and deadline (:meth:`_each_batch`)."""
+        for provider in self.providers:
+            pending = [s for s in symbols if s not in settled]
+            if not pending:
+                return
+            await self._each_batch(
+                provider, pending, functools.partial(call, provider), functools.partial(settle, provider)
+            )
 
     async def _each_batch(
         self,
@@ -406,21 +415,49 @@ def _reason(outcome: object, symbol: str) -> str:
     return "no answer for this symbol"
 
 
+ProviderFactory = Callable[[RebalancingSettings], PriceDataProvider]
+"""Builds a provider from settings (API key, CSV path, timeouts)."""
+
+
+def _sample(settings: RebalancingSettings) -> PriceDataProvider:
+    return SamplePriceProvider()
+
+
+def _csv(settings: RebalancingSettings) -> PriceDataProvider:
+    if not settings.csv_price_path:
+        raise ConfigurationError("price provider 'csv' needs REBALANCING_CSV_PRICE_PATH")
+    return CSVPriceProvider(settings.csv_price_path)
+
+
+def _alpha_vantage(settings: RebalancingSettings) -> PriceDataProvider:
+    from finwiz.data._alpha_vantage import AlphaVantagePriceProvider
+
+    return AlphaVantagePriceProvider.from_settings(settings)
+
+
+def _yahoo(settings: RebalancingSettings) -> PriceDataProvider:
+    from finwiz.data._yahoo import YahooFinancePriceProvider
+
+    return YahooFinancePriceProvider(timeout=settings.request_timeout_seconds)
+
+
+PRICE_PROVIDERS: Mapping[str, ProviderFactory] = MappingProxyType(
+    {"yahoo": _yahoo, "alpha_vantage": _alpha_vantage, "csv": _csv, "sample": _sample}
+)
+"""The one registry of providers buildable by name from settings (``REBALANCING_PRICE_PROVIDER``,
+``REBALANCING_FALLBACK_PROVIDERS``, :class:`~finwiz.RebalancingServiceFactory`). Read-only; an
+in-memory provider has no data to build from settings and is passed as an object instead."""
+
+
 def provider_from_name(name: str, settings: RebalancingSettings) -> PriceDataProvider:
-    """Build the provider called ``name`` in settings (``sample``, ``csv``, ``alpha_vantage``,
-    ``yahoo``); ``memory`` has no data to build from and is refused."""
-    if name == "sample":
-        return SamplePriceProvider()
-    if name == "csv":
-        if not settings.csv_price_path:
-            raise ConfigurationError("price provider 'csv' needs REBALANCING_CSV_PRICE_PATH")
-        return CSVPriceProvider(settings.csv_price_path)
-    if name == "alpha_vantage":
-        from finwiz.data._alpha_vantage import AlphaVantagePriceProvider
+    """Build the provider called ``name`` (a key of :data:`PRICE_PROVIDERS`) from settings; an
+    unknown name, or a provider missing its configuration, raises ConfigurationError."""
+    factory = PRICE_PROVIDERS.get(name)
+    if factory is None:
+        raise ConfigurationError(f"unknown price provider {name!r}; choose one of {', '.join(PRICE_PROVIDERS)}")
+    return factory(settings)
 
-        return AlphaVantagePriceProvider.from_settings(settings)
-    if name == "yahoo":
-        from finwiz.data._yahoo import YahooFinancePriceProvider
 
-        return YahooFinancePriceProvider(timeout=settings.request_timeout_seconds)
-    raise ConfigurationError(f"price provider {name!r} cannot be built from settings")
+def providers_from_settings(settings: RebalancingSettings) -> list[PriceDataProvider]:
+    """The fallback chain of settings: ``price_provider`` then ``fallback_providers``."""
+    return [provider_from_name(name, settings) for name in (settings.price_provider, *settings.fallback_providers)]

@@ -111,7 +111,7 @@ class PortfolioAnalyzer:
             "max_drift": float(max(np.abs(drift.to_numpy()).max(initial=0.0), abs(cash_drift))),
             "total_drift": float((np.abs(drift).sum() + abs(cash_drift)) / 2),
             "tracking_distance": float(np.sqrt((drift**2).sum() + cash_drift**2)),
-            "assets_outside_band": float((np.abs(drift) > config.tolerance).sum()),
+            "assets_outside_band": float((np.abs(drift) > config.band_width(frame["target"].to_numpy())).sum()),
         }
 
     def analyze_current_portfolio(
@@ -121,7 +121,7 @@ class PortfolioAnalyzer:
         frame = self._frame(config, prices)
         total = frame.attrs["total"]
         drift = (frame["weight"] - frame["target"]).to_numpy()
-        tol = config.tolerance
+        tol = np.broadcast_to(np.asarray(config.band_width(frame["target"].to_numpy()), dtype=float), drift.shape)
         exceeded = np.abs(drift) > tol
         with np.errstate(divide="ignore", invalid="ignore"):
             urgency = np.where(tol > 0, np.abs(drift) / tol, np.where(drift != 0, np.inf, 0.0))
@@ -133,18 +133,19 @@ class PortfolioAnalyzer:
                 current_weight=cw,
                 target_weight=tw,
                 drift=d,
-                tolerance=tol,
+                tolerance=t,
                 band_exceeded=x,
                 urgency=u,
                 recommended_action=TradeAction(a),
                 current_value=v,
                 target_value=tw * total,
             )
-            for symbol, cw, tw, d, x, u, a, v in zip(
+            for symbol, cw, tw, d, t, x, u, a, v in zip(
                 frame.index.tolist(),
                 frame["weight"].tolist(),
                 frame["target"].tolist(),
                 drift.tolist(),
+                tol.tolist(),
                 exceeded.tolist(),
                 urgency.tolist(),
                 action.tolist(),

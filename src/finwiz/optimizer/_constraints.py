@@ -12,7 +12,7 @@ from typing import Any
 
 from finwiz.errors import InvalidPortfolioError
 from finwiz.optimizer._terms import Term
-from finwiz.schemas import PortfolioConfiguration, TradeRecommendation
+from finwiz.schemas import PortfolioConfiguration, TradeRecommendation, is_unclassified
 
 __all__ = ["ESGConstraint", "OptimizationConstraint", "SectorConcentrationConstraint"]
 
@@ -74,8 +74,10 @@ class SectorConcentrationConstraint(OptimizationConstraint):
         sectors: Mapping[str, str] = market_data["sectors"]
         totals: dict[str, float] = {}
         for symbol, weight in weights.items():
-            sector = sectors.get(symbol, "Unclassified")
-            totals[sector] = totals.get(sector, 0.0) + weight
+            sector = sectors.get(symbol)
+            if is_unclassified(sector):  # in no sector: no sector cap applies (see schemas)
+                continue
+            totals[str(sector)] = totals.get(str(sector), 0.0) + weight
         over = {s: w for s, w in totals.items() if w > self.max_sector_weight + 1e-9}
         messages = [f"sector {s} at {w:.4%} exceeds {self.max_sector_weight:.4%}" for s, w in sorted(over.items())]
         return not over, messages

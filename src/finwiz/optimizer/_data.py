@@ -91,6 +91,7 @@ class ProblemData:
     count_weights: np.ndarray | None = None
     debias: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
 
     @property
     def n(self) -> int:
@@ -116,7 +117,11 @@ def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str])
 
     ``prices`` may map symbols to numbers or to objects with a ``price`` attribute (``PriceData``).
     """
-    if isinstance(prices, pd.Series) and pd.api.types.is_numeric_dtype(prices.dtype):
+    if (
+        isinstance(prices, pd.Series)
+        and pd.api.types.is_numeric_dtype(prices.dtype)
+        and not pd.api.types.is_bool_dtype(prices.dtype)
+    ):
         fast = _numeric_series(prices, symbols)
         if fast is not None:
             return fast
@@ -138,6 +143,10 @@ def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str])
     out = np.empty(len(symbols))
     for i, symbol in enumerate(symbols):
         value = table[symbol]
+        # Text ("110.3", "1,234.5") is the data layer's to parse (finwiz.data.parse_price), and a
+        # boolean is no price: float() would quietly take both.
+        if isinstance(value, str | bytes | bool | np.bool_):
+            raise PriceDataError(symbol, f"price {value!r} is not a number (text and booleans are refused)")
         try:
             price = float(value)
         except (TypeError, ValueError) as exc:
@@ -231,7 +240,21 @@ def build_problem_data(
     # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
     # moves assets out of their band instead of leaving the money uninvested.
     breaching = (x0 > cap) | (x0 < floor - 1e-12)
-    blocked["tolerance_band"] = (np.abs(x0 - target) <= config.tolerance) & ~breaching
+    drift = np.abs(x0 - target)
+    blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
+    notes: list[str] = []
+    # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
+    # cash included: the share of the portfolio that would have to change hands) than a single
+    # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
+    # wide book with small targets is an absolute band's blind spot, not a balanced portfolio.
+    total_drift = 0.5 * float(drift.sum() + abs((config.cash + config.cash_flow) / ref_value - config.cash_target))
+    if n > 1 and blocked["tolerance_band"].all() and total_drift > config.tolerance:
+        notes.append(
+            f"every asset is inside its tolerance band, so nothing is traded, yet the portfolio is "
+            f"{total_drift:.4g} away from its target (half the sum of |weight - target|, above tolerance "
+            f"{config.tolerance:g}); a relative band (relative_tolerance=0.25, the 5/25 rule) or a smaller "
+            f"tolerance would rebalance it"
+        )
     min_esg = max(
         (v for v in (config.min_esg_score, extra.get("min_esg_score")) if v is not None),
         default=None,
@@ -253,39 +276,58 @@ def build_problem_data(
             symbol=symbol,
         )
 
+    # Sectors. An unclassified symbol (absent from ``sectors``: the configuration drops labels
+    # such as "Unclassified") is in no sector (``sector_of`` -1) and no sector cap applies to it.
+    # Caps: the more specific setting wins, as for positions -- ``sector_caps[x]`` replaces
+    # ``max_sector_weight`` for sector x, looser or tighter. A custom constraint's cap
+    # (``extra_caps``) is a limit of its own and only ever tightens.
     sector_names: tuple[str, ...] = ()
     sector_of = np.full(n, -1, dtype=np.int64)
     sector_cap: np.ndarray | None = None
-    max_sector = min(
-        (v for v in (config.max_sector_weight, extra.get("max_sector_weight")) if v is not None),
-        default=None,
-    )
-    if max_sector is not None or config.sector_caps:
-        require_data(symbols, config.sectors, "sectors", "sector caps are set but no sector is given")
-        sector_names = tuple(sorted({config.sectors[s] for s in symbols}))
+    constraint_sector_cap = extra.get("max_sector_weight")
+    capped = config.max_sector_weight is not None or bool(config.sector_caps) or constraint_sector_cap is not None
+    if config.sectors or capped:
+        sector_names = tuple(sorted({config.sectors[s] for s in symbols if s in config.sectors}))
+        index = {name: i for i, name in enumerate(sector_names)}
+        sector_of = np.array([index.get(config.sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
+    if capped:
+        if not sector_names:
+            require_data(symbols, config.sectors, "sectors", "sector caps are set but no sector is given")
         unknown = [s for s in config.sector_caps if s not in sector_names]
         if unknown:
             raise InvalidPortfolioError(f"sector_caps: no asset belongs to sector {unknown[0]!r}", field="sector_caps")
-        index = {name: i for i, name in enumerate(sector_names)}
-        sector_of = np.array([index[config.sectors[s]] for s in symbols], dtype=np.int64)
-        default_cap = max_sector if max_sector is not None else math.inf
-        sector_cap = np.array([min(config.sector_caps.get(name, math.inf), default_cap) for name in sector_names])
-    elif config.sectors:
-        sector_names = tuple(sorted({config.sectors.get(s, "Unclassified") for s in symbols}))
-        index = {name: i for i, name in enumerate(sector_names)}
-        sector_of = np.array([index[config.sectors.get(s, "Unclassified")] for s in symbols], dtype=np.int64)
+        default_cap = config.max_sector_weight if config.max_sector_weight is not None else math.inf
+        tightest = constraint_sector_cap if constraint_sector_cap is not None else math.inf
+        sector_cap = np.array([min(config.sector_caps.get(name, default_cap), tightest) for name in sector_names])
+        unclassified = [s for s, k in zip(symbols, sector_of.tolist(), strict=True) if k < 0]
+        if unclassified:
+            shown = ", ".join(unclassified[:5]) + (", ..." if len(unclassified) > 5 else "")
+            notes.append(
+                f"{len(unclassified)} asset{'s' if len(unclassified) != 1 else ''} without a sector "
+                f"({shown}): unclassified, in no sector, so no sector cap applies to them"
+            )
 
     lot = _per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0)
 
     factor_root = idio_sd = None
     if covariance is not None and factor_model is not None:
         raise InvalidPortfolioError("give either covariance or factor_model, not both", field="covariance")
+    risk_field = "factor_model"
     if covariance is not None:
-        factor_model = FactorModel.from_covariance(covariance)
+        factor_model, risk_field = FactorModel.from_covariance(covariance), "covariance"
     if factor_model is not None:
         # Accounts of a model portfolio pass the same model in the same order: no copy, and its
         # factor root (an eigendecomposition) is computed once per model, not once per account.
-        aligned = factor_model if factor_model.symbols == list(symbols) else factor_model.reindex(symbols)
+        if factor_model.symbols == list(symbols):
+            aligned = factor_model
+        else:
+            covered = factor_model.loadings.index
+            uncovered = [s for s in symbols if s not in covered]
+            if uncovered:  # named after what the user passed (a covariance is not a factor model)
+                raise InvalidPortfolioError(
+                    f"{risk_field} has no data for {', '.join(uncovered)}", field=risk_field, symbol=uncovered[0]
+                )
+            aligned = factor_model.reindex(symbols)
         factor_root = aligned.exposure_root()
         idio_sd = np.sqrt(aligned.idiosyncratic_variance.to_numpy(float))
 
@@ -335,6 +377,7 @@ def build_problem_data(
         idio_sd=idio_sd,
         impact=impact,
         backoff=INITIAL_BACKOFF,
+        notes=tuple(notes),
     )
 
 

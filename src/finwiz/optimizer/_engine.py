@@ -42,6 +42,7 @@ from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
 from finwiz.risk import FactorModel
 from finwiz.schemas import (
     ComplianceCheck,
+    ConstraintOutcome,
     OptimizedTrades,
     PortfolioConfiguration,
     RebalancingResult,
@@ -223,8 +224,9 @@ class RebalancingEngine:
         state = post_trade_state(data, decided.shares)
         checks = _verify(model, state, decided)
         trades = self._trades(data, state)
-        warnings = list(decided.warnings)
-        checks += self._validate_custom(constraints, config, data, state, trades, warnings)
+        warnings = [*data.notes, *decided.warnings]
+        custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
+        checks += custom_checks
         result = self._result(
             config,
             data,
@@ -240,7 +242,7 @@ class RebalancingEngine:
         )
         if analyze:  # risk before/after of the whole-share result (unchanged without a model)
             result = attach_risk(result, factor_model=factor_model, covariance=covariance, returns=returns)
-        return result
+        return result.model_copy(update={"constraint_outcomes": outcomes}) if outcomes else result
 
     # ------------------------------------------------------------------ stages
 
@@ -433,10 +435,10 @@ class RebalancingEngine:
         state: PostTradeState,
         trades: list[TradeRecommendation],
         warnings: list[str],
-    ) -> list[ComplianceCheck]:
-        """Each custom constraint's own check of the final trades (failures become warnings)."""
+    ) -> tuple[list[ComplianceCheck], list[ConstraintOutcome]]:
+        """Each custom constraint's own check of the final trades (failures also become warnings)."""
         if not constraints:
-            return []
+            return [], []
         market_data = {
             "prices": dict(zip(data.symbols, data.prices.tolist(), strict=True)),
             "post_trade_weights": dict(zip(data.symbols, state.weights_after.tolist(), strict=True)),
@@ -444,6 +446,7 @@ class RebalancingEngine:
             "esg_scores": dict(config.esg_scores),
         }
         checks = []
+        outcomes = []
         for constraint in constraints:
             answer = constraint.validate(trades, config, market_data)
             if not (
@@ -457,6 +460,7 @@ class RebalancingEngine:
                     f"not {answer!r}"
                 )
             ok, messages = bool(answer[0]), [str(m) for m in answer[1]]
+            outcomes.append(ConstraintOutcome(name=constraint.name, ok=ok, messages=messages))
             checks.append(
                 ComplianceCheck(
                     constraint=constraint.name,
@@ -469,7 +473,7 @@ class RebalancingEngine:
                 )
             )
             warnings += [f"{constraint.name}: {m}" for m in messages]
-        return checks
+        return checks, outcomes
 
     @staticmethod
     def _trades(data: ProblemData, state: PostTradeState) -> list[TradeRecommendation]:

@@ -1,0 +1,160 @@
+"""The orchestrator asks the strategy whether it needs a risk model; custom constraints' verdicts
+are structured fields of the result (``constraint_outcomes``), not warning strings to split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from finwiz import ConstraintOutcome, PortfolioConfiguration, RebalancingEngine, RebalancingResult, rebalance
+from finwiz.optimizer import (
+    OptimizationConstraint,
+    TargetTrackingTerm,
+    TermStrategy,
+    TrackingErrorTerm,
+    TransactionCostTerm,
+)
+from finwiz.orchestrator import PortfolioRebalancingOrchestrator, RebalancingServiceFactory
+from finwiz.schemas import RebalancingMethod, TradeRecommendation
+from finwiz.settings import RebalancingSettings
+
+from .test_orchestrator import _recorder
+
+
+class Verdict(OptimizationConstraint):
+    """Says ``ok`` with ``messages``; its name may hold a colon, as a desk's naming scheme may."""
+
+    def __init__(self, name: str, ok: bool, messages: Sequence[str]) -> None:
+        self.name, self.ok, self.messages = name, ok, list(messages)
+
+    def validate(
+        self,
+        trades: Sequence[TradeRecommendation],
+        current_portfolio: PortfolioConfiguration,
+        market_data: Mapping[str, Any],
+    ) -> tuple[bool, list[str]]:
+        return self.ok, list(self.messages)
+
+
+CONSTRAINTS = [
+    Verdict("desk:limits", False, ["gross above 1.0: desk veto", "second reason"]),
+    Verdict("committee", True, []),
+    Verdict("silent", False, []),
+]
+
+
+@pytest.fixture
+def factory(sample_settings: RebalancingSettings) -> RebalancingServiceFactory:
+    return RebalancingServiceFactory(sample_settings)
+
+
+def test_engine_reports_each_constraint_as_a_structured_outcome(demo_config: PortfolioConfiguration) -> None:
+    from finwiz.data import sample_latest_prices
+
+    config = demo_config.model_copy(update={"custom_constraints": CONSTRAINTS})
+    result = rebalance(config, sample_latest_prices())
+    assert result.constraint_outcomes == [
+        ConstraintOutcome(name="desk:limits", ok=False, messages=["gross above 1.0: desk veto", "second reason"]),
+        ConstraintOutcome(name="committee", ok=True, messages=[]),
+        ConstraintOutcome(name="silent", ok=False, messages=[]),
+    ]
+    assert "desk:limits: gross above 1.0: desk veto" in result.warnings  # still in warnings too
+    import pickle
+
+    assert pickle.loads(pickle.dumps(result)).constraint_outcomes == result.constraint_outcomes
+
+
+def test_no_constraints_no_outcomes(demo_config: PortfolioConfiguration) -> None:
+    from finwiz.data import sample_latest_prices
+
+    assert rebalance(demo_config, sample_latest_prices()).constraint_outcomes == []
+
+
+EXPECTED_VIOLATIONS = [
+    "constraint desk:limits: gross above 1.0: desk veto",
+    "constraint desk:limits: second reason",
+    "constraint silent failed",
+]
+
+
+async def test_orchestrator_reads_the_outcomes_not_the_warnings(
+    factory: RebalancingServiceFactory, demo_config: PortfolioConfiguration
+) -> None:
+    config = demo_config.model_copy(update={"custom_constraints": CONSTRAINTS})
+    orchestrator = factory.create_orchestrator(write_reports=False)
+    events = _recorder(orchestrator.event_bus)
+    result = await orchestrator.rebalance_portfolio(config)
+    assert [o.name for o in result.constraint_outcomes] == ["desk:limits", "committee", "silent"]
+    assert events[-1].payload["constraint_violations"] == EXPECTED_VIOLATIONS  # a colon in a name is fine
+    assert events[-1].payload["compliant"] is False
+    assert sum("desk veto" in w for w in result.warnings) == 1  # validated once
+
+
+class NonValidatingEngine:
+    """An injected engine that runs no custom constraint (the orchestrator must)."""
+
+    def __init__(self) -> None:
+        self.inner = RebalancingEngine()
+
+    def rebalance(
+        self, config: PortfolioConfiguration, prices: Mapping[str, float], **options: Any
+    ) -> RebalancingResult:
+        plain = config.model_copy(update={"custom_constraints": []})
+        return self.inner.rebalance(plain, prices, **options)
+
+
+async def test_orchestrator_checks_constraints_an_injected_engine_skipped(
+    factory: RebalancingServiceFactory, demo_config: PortfolioConfiguration
+) -> None:
+    config = demo_config.model_copy(update={"custom_constraints": CONSTRAINTS})
+    orchestrator = PortfolioRebalancingOrchestrator(
+        factory.create_price_service(), factory.create_analyzer(), NonValidatingEngine(), None
+    )
+    events = _recorder(orchestrator.event_bus)
+    result = await orchestrator.rebalance_portfolio(config)
+    assert [(o.name, o.ok) for o in result.constraint_outcomes] == [
+        ("desk:limits", False),
+        ("committee", True),
+        ("silent", False),
+    ]
+    assert events[-1].payload["constraint_violations"] == EXPECTED_VIOLATIONS
+    assert [w for w in result.warnings if w.startswith("constraint ")] == EXPECTED_VIOLATIONS
+
+
+def risky_engine(name: str) -> RebalancingEngine:
+    engine = RebalancingEngine()
+    engine.strategies[name] = TermStrategy(
+        name, [TargetTrackingTerm(), TrackingErrorTerm(), TransactionCostTerm()], requires_risk_model=True
+    )
+    return engine
+
+
+async def test_a_user_strategy_that_needs_a_risk_model_gets_one(
+    factory: RebalancingServiceFactory, demo_config: PortfolioConfiguration
+) -> None:
+    engine = risky_engine("calm")
+    orchestrator = PortfolioRebalancingOrchestrator(
+        factory.create_price_service(), factory.create_analyzer(), engine, None
+    )
+    config = demo_config.model_copy(update={"method": "calm"})
+    assert orchestrator.needs_risk_model(config)
+    result = await orchestrator.rebalance_portfolio(config)  # history fetched, model estimated
+    assert result.method == "calm"
+
+
+def test_a_preset_replaced_by_a_riskless_strategy_needs_no_model(
+    factory: RebalancingServiceFactory, demo_config: PortfolioConfiguration
+) -> None:
+    engine = RebalancingEngine()
+    engine.strategies[RebalancingMethod.RISK_AWARE] = [TargetTrackingTerm()]
+    orchestrator = PortfolioRebalancingOrchestrator(factory.create_price_service(), factory.create_analyzer(), engine)
+    config = demo_config.model_copy(update={"method": RebalancingMethod.RISK_AWARE})
+    assert not orchestrator.needs_risk_model(config)
+    default = PortfolioRebalancingOrchestrator(
+        factory.create_price_service(), factory.create_analyzer(), RebalancingEngine()
+    )
+    assert default.needs_risk_model(config)
+    assert not default.needs_risk_model(demo_config)
+    assert not default.needs_risk_model(demo_config.model_copy(update={"method": "nobody_knows_me"}))
