@@ -257,6 +257,11 @@ def build_history(
             symbol, f"price {table.loc[pd.Timestamp(day), symbol]!r} on {day} is not positive and finite"
         )
     dates = pd.DatetimeIndex(table.index, name="date")
+    held = np.array([h.shares for h in config.holdings])
+    if float(held @ P[0]) + config.cash <= 0:
+        raise InvalidPortfolioError(
+            f"initial: the book is worth nothing on {dates[0].date()}; start with cash or holdings", field="holdings"
+        )
     frame = pd.DataFrame(P, index=dates, columns=pd.Index(symbols, name="symbol"))
     flows = _flows(cash_flows, dates)
     from finwiz.optimizer import MarketImpactModel
