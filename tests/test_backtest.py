@@ -69,7 +69,7 @@ def replay(result: BacktestResult, prices: pd.DataFrame, config: PortfolioConfig
     """Daily values rebuilt from the initial book, the trades and the cash flows, one day at a time."""
     shares = config.shares_by_symbol()
     cash = config.cash
-    by_day = dict(result.trades.groupby("date", observed=True))
+    by_day = dict(list(result.trades.groupby("date", observed=True)))
     out = []
     for day, row in prices.iterrows():
         cash += float(result.cash_flows[day])
