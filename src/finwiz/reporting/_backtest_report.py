@@ -46,17 +46,18 @@ th,td{border-bottom:1px solid #e1e6ec;padding:4px 10px;text-align:left}
 th{background:#eef2f6}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 img.chart{max-width:100%;height:auto;display:block;margin:8px 0}
 .muted{color:#5b6b7c;font-size:.9em}ul.failures li{color:#b3261e}
+.wide{overflow-x:auto}#metrics table{font-size:.8em}
 </style>
 </head>
 <body>
 <header><h1>{{ title }}</h1><p>{{ subtitle }}</p></header>
 <main>
 <section id="metrics"><h2>Metrics</h2>
-<table>
+<div class="wide"><table>
 <tr><th>Policy</th>{% for column in columns %}<th class="num">{{ column }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr><td>{{ row.name }}</td>
 {%- for cell in row.cells %}<td class="num">{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</table>
+{% endfor %}</table></div>
 <p class="muted">Tracking error: annualised, against the target weights rebalanced daily at no cost.
 Drift: half the sum of |weight - target| over assets and cash. Costs include market impact when volumes were given.</p>
 </section>
@@ -189,6 +190,7 @@ def backtest_report_html(
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string(_TEMPLATE)
     columns = [str(c) for c in metrics.columns]
+    headers = [c.replace("_", " ") for c in columns]
     rows = [{"name": str(name), "cells": [_cell(c, metrics.at[name, c]) for c in columns]} for name in metrics.index]
     charts = []
     if len(metrics):
@@ -207,7 +209,7 @@ def backtest_report_html(
     return template.render(
         title=title,
         subtitle=subtitle,
-        columns=columns,
+        columns=headers,
         rows=rows,
         charts=charts,
         failures=sorted(failures.items()),
