@@ -251,6 +251,17 @@ def test_optimized_trades_are_the_engines_and_keep_every_limit() -> None:
         assert weights.groupby(pd.Series(SECTORS)).sum().max() <= 0.25 + 1e-9
 
 
+def test_optimized_dates_reuse_the_engines_compiled_problem() -> None:
+    from finwiz.optimizer import cache_info, clear_cache
+
+    clear_cache()
+    result = Backtest(PRICES, initial=book(sectors=SECTORS)).run(OptimizedRebalance(every="M", max_sector_weight=0.3))
+    info = cache_info()
+    assert len(result.rebalances) == 48
+    assert info["misses"] <= 3  # built once (plus the debiasing and back-off variants), then re-solved
+    assert info["hits"] >= 48
+
+
 def test_a_failed_rebalance_is_recorded_and_the_book_carries_on() -> None:
     config = book(sectors=SECTORS)
     # A 1 % sector cap cannot hold while nothing may be sold: infeasible on every date.

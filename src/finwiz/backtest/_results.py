@@ -85,10 +85,10 @@ class BacktestResult:
         if self.prices is None:
             raise ConfigurationError("this result has no price table attached (it was unpickled); weights need it")
         positions = self.holdings.to_numpy() * self.prices.to_numpy()
-        value = self.values.to_numpy()[:, None]
-        frame = pd.DataFrame(positions / value, index=self.values.index, columns=self.holdings.columns)
-        frame[CASH] = self.cash.to_numpy() / self.values.to_numpy()
-        return frame
+        value = self.values.to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
+            weights = np.column_stack([positions / value[:, None], self.cash.to_numpy() / value])
+        return pd.DataFrame(weights, index=self.values.index, columns=[*self.holdings.columns, CASH])
 
     @cached_property
     def metrics(self) -> pd.Series:
