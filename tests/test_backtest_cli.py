@@ -122,6 +122,15 @@ def test_backtest_errors_are_one_line_and_exit_1(
     assert "Traceback" not in err
 
 
+def test_a_policy_that_cannot_run_is_reported_and_exits_1(portfolio: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["-q", "backtest", str(portfolio), "--start", "2020-01-01", "--policy", "monthly,no_such_field=1"]
+    assert main(argv) == 1
+    out, _ = capsys.readouterr()
+    assert "no policy could run" in out
+    assert "monthly,no_such_field=1: failed: PolicyError" in out
+    assert "overrides are refused" in out
+
+
 def test_a_symbol_missing_from_the_prices_is_named(
     portfolio: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

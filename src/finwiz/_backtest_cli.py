@@ -96,6 +96,9 @@ def price_table(source: str) -> pd.DataFrame:
 
 
 def _write_metrics(metrics: pd.DataFrame, out: Any) -> None:
+    if metrics.empty:
+        out.write("no policy could run\n")
+        return
     shown = metrics[
         ["final_value", "tracking_error", "mean_drift", "turnover_per_year", "costs_per_year", "costs_bp_per_year"]
     ].copy()
