@@ -306,6 +306,8 @@ def trade_to_target(context: RebalanceContext) -> np.ndarray:
     Trades worth less than ``min_trade_size`` are dropped. When rounding and costs would leave cash
     below zero, the targets are scaled down by the estimated costs and rounded down, and if that
     is still short the largest buys are cut share by share: cash never goes negative by trading.
+    The configuration's other limits (caps, restricted lists, lot sizes) are not applied here;
+    :class:`OptimizedRebalance` keeps every one of them.
     """
     config = context.config
     fractional = config.allow_fractional_shares
