@@ -1,4 +1,5 @@
-"""The ``finwiz`` command line: ``finwiz demo`` and ``finwiz rebalance PORTFOLIO_FILE``.
+"""The ``finwiz`` command line: ``finwiz demo``, ``finwiz rebalance PORTFOLIO_FILE`` and
+``finwiz backtest PORTFOLIO_FILE`` (in ``finwiz._backtest_cli``).
 
 Errors print one line on stderr (no traceback unless ``--debug``) and set the exit status:
 0 success, 1 refused input or no feasible trades (any finwiz error), 2 bad command line,
@@ -235,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     rebalance.add_argument("--json", metavar="PATH", help="also write the full result as JSON")
     rebalance.add_argument("--csv", metavar="PATH", help="also write one row per asset as CSV")
     rebalance.set_defaults(handler=_rebalance)
+
+    from finwiz._backtest_cli import add_backtest_parser
+
+    add_backtest_parser(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ Every error finwiz raises on purpose derives from :class:`FinwizError`::
     ├── ConfigurationError           bad settings, unknown provider or strategy (also a ValueError)
     ├── PriceDataError               one symbol could not be priced (names symbol and provider)
     │   └── InsufficientPriceDataError   several symbols could not be priced (names them all)
+    ├── PolicyError                  a backtest policy raised or returned unusable trades (names it and the date)
     └── OptimizationError            the optimizer could not return trades
         ├── TermError                a term is not DCP/DPP or failed to build (names the term)
         ├── InfeasibleRebalanceError no trades satisfy the constraints (names the conflict)
@@ -29,6 +30,7 @@ __all__ = [
     "InsufficientPriceDataError",
     "InvalidPortfolioError",
     "OptimizationError",
+    "PolicyError",
     "PriceDataError",
     "SolverError",
     "TermError",
@@ -72,6 +74,10 @@ class InsufficientPriceDataError(PriceDataError):
         detail = "; ".join(f"{s}: {why}" for s, why in self.failures.items())
         super().__init__(symbols, f"no usable price ({detail})", provider=provider)
         self.symbols = list(self.failures)
+
+
+class PolicyError(FinwizError):
+    """A backtest policy raised, or returned trades a book cannot make (names the policy and date)."""
 
 
 class OptimizationError(FinwizError):

@@ -1,0 +1,213 @@
+"""``Backtest``: one validated history, many policies, on the executors of ``rebalance_many``."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from finwiz.backtest._data import build_history
+from finwiz.backtest._results import BacktestComparison, BacktestResult
+from finwiz.backtest._simulate import simulate
+from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context, _progress_callback
+from finwiz.errors import ConfigurationError, FinwizError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finwiz.backtest._data import MarketHistory
+    from finwiz.optimizer import MarketImpactModel
+    from finwiz.schemas import PortfolioConfiguration
+
+__all__ = ["Backtest"]
+
+Outcome = tuple[str, BacktestResult | None, str | None]
+
+
+class Backtest:
+    """A held book over a price history, ready to play rebalancing policies.
+
+    Parameters
+    ----------
+    prices
+        DataFrame of dates x symbols (daily closes; more columns than the book's are ignored).
+    initial
+        The :class:`~finwiz.PortfolioConfiguration` at the first date: holdings, cash, targets,
+        limits and costs. Every rebalance starts from it with the drifted holdings and cash.
+    volumes
+        Optional DataFrame of daily traded dollar volume (same dates, symbols as columns): adds
+        market impact ``k * sigma_i * |T_i|^1.5 / sqrt(ADV_i)`` to every trade, with ADV and
+        sigma (daily return volatility) over the trailing 21 trading days, the day included.
+    sectors
+        Optional mapping symbol -> sector merged into ``initial.sectors`` (for sector caps).
+    start, end
+        Optional first and last dates (inclusive).
+    cash_flows
+        Optional Series date -> amount (deposit > 0, withdrawal < 0); a flow on a day without
+        prices arrives on the next trading day; outside the range it is refused.
+    market_impact
+        The impact coefficient ``k`` (default 1 when ``volumes`` are given; 0 turns impact off),
+        or a fixed :class:`~finwiz.MarketImpactModel` for every date (then no ``volumes``).
+    """
+
+    def __init__(
+        self,
+        prices: pd.DataFrame,
+        *,
+        initial: PortfolioConfiguration,
+        volumes: pd.DataFrame | None = None,
+        sectors: Mapping[str, str] | pd.Series | None = None,
+        start: Any = None,
+        end: Any = None,
+        cash_flows: pd.Series | None = None,
+        market_impact: float | MarketImpactModel | None = None,
+    ) -> None:
+        self.history: MarketHistory = build_history(
+            prices,
+            initial,
+            volumes=volumes,
+            sectors=sectors,
+            start=start,
+            end=end,
+            cash_flows=cash_flows,
+            market_impact=market_impact,
+        )
+
+    @property
+    def prices(self) -> pd.DataFrame:
+        """The validated price table (dates x the book's symbols)."""
+        return self.history.frame
+
+    @property
+    def initial(self) -> PortfolioConfiguration:
+        """The initial configuration, with every symbol of the universe as a holding."""
+        return self.history.initial
+
+    def run(self, policy: Any, *, name: str | None = None) -> BacktestResult:
+        """Play ``policy`` over the history and return its :class:`BacktestResult`.
+
+        A rebalance that fails (infeasible limits, solver failure) is recorded in
+        ``result.rebalances`` with its reason and the book carries on; a policy that raises
+        anything else, or returns trades that are not whole shares or would sell more than is
+        held, raises :class:`~finwiz.errors.PolicyError` naming the policy and the date.
+        """
+        return simulate(self.history, policy, name if name is not None else repr(policy))
+
+    def compare(
+        self,
+        policies: Mapping[str, Any],
+        *,
+        executor: Any = None,
+        max_workers: int | None = None,
+        progress: bool | Callable[[int, int], object] = False,
+    ) -> BacktestComparison:
+        """Run every policy of ``{name: policy}`` and compare them.
+
+        ``executor`` is that of :func:`finwiz.batch.rebalance_many`: ``None``/``"local"`` (in this
+        process, one after the other, sharing the engine's warm caches), ``"processes"`` (a local
+        pool of ``max_workers``), a ``concurrent.futures.Executor``, or a ``dask.distributed``
+        ``Client``. The history is sent once per worker. A policy that cannot run is recorded in
+        ``comparison.failures`` with its error; the others go on.
+        """
+        if not isinstance(policies, Mapping) or not policies:
+            raise ConfigurationError("compare needs a non-empty mapping of name -> policy")
+        if max_workers is not None and max_workers < 1:
+            raise ConfigurationError(f"max_workers must be at least 1, not {max_workers}")
+        kind = _executor_name(executor)
+        tasks = [(str(name), policy) for name, policy in policies.items()]
+        start = time.perf_counter()
+        workers = 1
+        if kind == "local":
+            stream: Iterator[Outcome] = (_run_named(self.history, n, p) for n, p in tasks)
+        elif kind == "dask":
+            workers = _check_dask_client(executor)
+            stream = _on_dask(executor, self.history, tasks)
+        elif kind == "processes":
+            workers = max_workers or os.cpu_count() or 1
+            stream = _on_own_pool(self.history, tasks, workers)
+        else:
+            workers = int(getattr(executor, "_max_workers", 0) or 1)
+            stream = _on_pool(executor, self.history, tasks)
+        report = _progress_callback(progress, len(tasks))
+        outcomes: dict[str, Outcome] = {}
+        with _collector_paused():
+            for outcome in stream:
+                outcomes[outcome[0]] = outcome
+                if report is not None:
+                    report(len(outcomes), len(tasks))
+        results: dict[str, BacktestResult] = {}
+        failures: dict[str, str] = {}
+        for name, _ in tasks:
+            _, result, error = outcomes[name]
+            if result is None:
+                failures[name] = error or "unknown failure"
+            else:
+                result.prices = self.history.frame  # left behind when it came from a worker
+                results[name] = result
+        return BacktestComparison(results, failures, time.perf_counter() - start, kind, workers)
+
+
+def _run_named(history: MarketHistory, name: str, policy: Any) -> Outcome:
+    try:
+        return name, simulate(history, policy, name), None
+    except FinwizError as exc:
+        return name, None, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a policy's bug fails that policy, never the sweep
+        return name, None, f"{type(exc).__name__}: {exc}"
+
+
+_worker_history: MarketHistory | None = None
+
+
+def _init_worker(history: MarketHistory) -> None:
+    global _worker_history
+    _worker_history = history
+
+
+def _run_in_worker(name: str, policy: Any) -> Outcome:
+    if _worker_history is None:  # pragma: no cover - a pool worker started without its initializer
+        return name, None, "ConfigurationError: backtest worker has no history"
+    return _run_named(_worker_history, name, policy)
+
+
+def _collect(futures: dict[Any, str]) -> Iterator[Outcome]:
+    for future in cf.as_completed(futures):
+        try:
+            yield future.result()
+        except Exception as exc:  # a worker died: fail its policy, keep going
+            yield futures[future], None, f"{type(exc).__name__}: {exc}"
+
+
+def _on_own_pool(history: MarketHistory, tasks: list[tuple[str, Any]], workers: int) -> Iterator[Outcome]:
+    pool = cf.ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(history,))
+    try:
+        yield from _collect({pool.submit(_run_in_worker, n, p): n for n, p in tasks})
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _on_pool(pool: cf.Executor, history: MarketHistory, tasks: list[tuple[str, Any]]) -> Iterator[Outcome]:
+    yield from _collect({pool.submit(_run_named, history, n, p): n for n, p in tasks})
+
+
+def _on_dask(client: Any, history: MarketHistory, tasks: list[tuple[str, Any]]) -> Iterator[Outcome]:
+    as_completed: Callable[[list[Any]], Iterator[Any]] = importlib.import_module("distributed").as_completed
+    try:
+        shared = client.scatter(history, broadcast=True, hash=False)
+        futures = [client.submit(_run_named, shared, n, p, pure=False) for n, p in tasks]
+    except Exception as exc:
+        raise ConfigurationError(f"the Dask client cannot run the backtests ({type(exc).__name__}: {exc})") from exc
+    names = {f.key: n for f, (n, _) in zip(futures, tasks, strict=True)}
+    try:
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # a lost worker: fail its policy, keep going
+                yield names[future.key], None, f"{type(exc).__name__}: {exc}"
+    finally:
+        for future in futures:
+            future.release()
+        shared.release()

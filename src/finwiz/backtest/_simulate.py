@@ -1,0 +1,356 @@
+"""The simulation: a held book drifting with prices, rebalanced by a policy, day by day in blocks.
+
+Between two events (a day the policy fires, a cash flow) nothing trades, so the book's value over
+that interval is one matrix-vector product of the price block with the (constant) shares; no
+per-day, per-asset Python loop. A policy with a trigger (bands) is asked about whole blocks of
+candidate days at once, as weight matrices. On an event day, in this order: the cash flow arrives,
+the policy trades at that day's price (whole shares, the configured cost model plus market impact
+from the volumes), and if cash is still negative (a withdrawal beyond it) positions are sold pro
+rata to raise it. ``values`` is the book at each day's close, after all of that.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from finwiz.backtest._policies import FRACTIONAL_STEP, RebalanceContext
+from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, BacktestResult
+from finwiz.errors import FinwizError, PolicyError
+from finwiz.schemas import CASH, PortfolioConfiguration, RebalancingResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finwiz.backtest._data import MarketHistory
+
+__all__ = ["simulate"]
+
+_BLOCK = 64  # candidate days evaluated per trigger block (doubles while nothing fires)
+_CASH_SLACK = 1e-7  # currency: float noise tolerated below zero cash before raising it
+
+
+def _base_config(initial: PortfolioConfiguration, overrides: dict[str, Any], name: str) -> PortfolioConfiguration:
+    if not overrides:
+        return initial
+    fields = {k: getattr(initial, k) for k in initial.model_fields_set | {"holdings", "target_weights"}}
+    fields.update(overrides)
+    try:
+        config = PortfolioConfiguration(**fields)
+    except FinwizError as exc:
+        raise PolicyError(f"policy {name!r}: its overrides are refused: {exc}") from exc
+    if config.symbols != initial.symbols:
+        raise PolicyError(f"policy {name!r}: overrides may not change the universe of symbols")
+    return config
+
+
+def _as_trades(decision: Any, ctx: RebalanceContext, name: str) -> np.ndarray:
+    """Signed shares per symbol, checked: finite, whole (or millionths), no sale beyond holdings."""
+    n = len(ctx.symbols)
+    where = f"policy {name!r} on {ctx.date.date()}"
+    if decision is None:
+        return np.zeros(n)
+    if isinstance(decision, RebalancingResult):
+        index = {s: i for i, s in enumerate(ctx.symbols)}
+        trades = np.zeros(n)
+        for t in decision.trades:
+            if t.symbol not in index:
+                raise PolicyError(f"{where}: traded {t.symbol}, which is not in the backtest")
+            trades[index[t.symbol]] += t.signed_shares
+        decision = trades
+    if isinstance(decision, pd.Series):
+        unknown = [s for s in decision.index if s not in set(ctx.symbols)]
+        if unknown:
+            raise PolicyError(f"{where}: traded {unknown[0]}, which is not in the backtest")
+        decision = decision.reindex(list(ctx.symbols), fill_value=0.0).to_numpy(float)
+    try:
+        trades = np.asarray(decision, dtype=float).reshape(n)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{where}: returned {type(decision).__name__}, not {n} signed share trades") from exc
+    bad = ~np.isfinite(trades)
+    step = FRACTIONAL_STEP if ctx.config.allow_fractional_shares else 1.0
+    units = trades / step
+    bad |= np.abs(units - np.round(units)) > 1e-6 + 1e-12 * np.abs(units)  # float noise of large trades
+    if bad.any():
+        i = int(np.argmax(bad))
+        unit = "millionths of a share" if step < 1 else "whole shares"
+        raise PolicyError(f"{where}: trade of {float(trades[i]):g} {ctx.symbols[i]} is not in {unit}")
+    short = ctx.shares + trades < -1e-9
+    if short.any() and not ctx.config.allow_short:
+        i = int(np.argmax(short))
+        raise PolicyError(f"{where}: sells {-trades[i]:g} {ctx.symbols[i]} but holds {ctx.shares[i]:g}")
+    return trades
+
+
+def _raise_cash(ctx: RebalanceContext) -> np.ndarray:
+    """Whole-share sales, pro rata to the positions, covering a negative cash and their costs."""
+    step = FRACTIONAL_STEP if ctx.config.allow_fractional_shares else 1.0
+    sellable = np.floor(ctx.shares / step + 1e-9) * step
+    worth = float(sellable @ ctx.prices)
+    if worth <= 0:
+        return np.zeros(len(ctx.symbols))
+    fraction = min(1.0, -ctx.cash / worth * (1 + 2 * float(ctx.cost_rates.max(initial=0.0))))
+    sell = np.minimum(np.ceil(fraction * sellable / step) * step, sellable)
+    for _ in range(len(sell) + 1):  # costs may leave a few cents short: one more share at a time
+        values = -sell * ctx.prices
+        if ctx.cash - values.sum() - ctx.costs(values).sum() >= 0 or np.all(sell >= sellable):
+            break
+        i = int(np.argmax(np.where(sell < sellable, ctx.prices, -np.inf)))
+        sell[i] += step
+    return np.asarray(-sell)
+
+
+def simulate(history: MarketHistory, policy: Any, name: str) -> BacktestResult:
+    """Play ``policy`` over ``history``; see the module docstring for the order of a day."""
+    if not (callable(getattr(policy, "schedule", None)) and callable(getattr(policy, "rebalance", None))):
+        raise PolicyError(f"policy {name!r} ({type(policy).__name__}) has no schedule() and rebalance() methods")
+    config = _base_config(history.initial, dict(getattr(policy, "overrides", {}) or {}), name)
+    dates, P, flows = history.dates, history.prices, history.flows
+    T = len(P)
+    symbols = history.symbols
+    target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
+    cash_target = config.cash_target
+    rates = np.array([config.transaction_cost_rates.get(s, config.transaction_cost_rate) for s in symbols])
+    try:
+        check = np.asarray(policy.schedule(dates), dtype=bool).reshape(T)
+    except FinwizError:
+        raise
+    except Exception as exc:
+        raise PolicyError(f"policy {name!r}: schedule() failed: {type(exc).__name__}: {exc}") from exc
+    trigger = getattr(policy, "triggered", None)
+    holdings = tuple(config.holdings)
+
+    shares = np.array([h.shares for h in holdings], dtype=float)
+    cash = float(config.cash)
+    values = np.empty(T)
+    cash_days = np.empty(T)
+    starts, books = [0], [shares.copy()]
+    trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # day, idx, signed shares, costs
+    rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]] = []
+    flow_days = np.flatnonzero(flows != 0)
+    check_days = np.flatnonzero(check)
+
+    def fires(days: np.ndarray, cash_now: float) -> np.ndarray:
+        if trigger is None or len(days) == 0:
+            return np.ones(len(days), dtype=bool)
+        block = P[days] * shares
+        total = block.sum(axis=1) + cash_now
+        try:
+            hit = trigger(block / total[:, None], cash_now / total, target, cash_target)
+            return np.asarray(hit, dtype=bool).reshape(len(days))
+        except FinwizError:
+            raise
+        except Exception as exc:
+            raise PolicyError(
+                f"policy {name!r}: triggered() failed near {dates[days[0]].date()}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def next_event(t: int) -> tuple[int, bool]:
+        """The next day >= t with a cash flow or a firing policy, and whether the policy fires."""
+        f = int(flow_days[np.searchsorted(flow_days, t)]) if np.searchsorted(flow_days, t) < len(flow_days) else T
+        lo, hi = np.searchsorted(check_days, t), np.searchsorted(check_days, f)
+        size = _BLOCK
+        while lo < hi:
+            days = check_days[lo : min(hi, lo + size)]
+            hit = fires(days, cash)
+            if hit.any():
+                return int(days[int(np.argmax(hit))]), True
+            lo += len(days)
+            size *= 2
+        return f, False
+
+    def apply(day: int, trades: np.ndarray, costs: np.ndarray) -> float:
+        nonlocal shares, cash
+        idx = np.flatnonzero(trades)
+        trade_values = trades[idx] * P[day, idx]
+        cost = costs[idx]
+        shares = shares + trades
+        cash = cash - float(trade_values.sum()) - float(cost.sum())
+        if len(idx):
+            trade_rows.append((day, idx, trades[idx], cost))
+        return float(np.abs(trade_values).sum())
+
+    def context(day: int) -> RebalanceContext:
+        return RebalanceContext(
+            date=dates[day],
+            day=day,
+            symbols=symbols,
+            prices=P[day],
+            shares=shares.copy(),
+            cash=cash,
+            cash_flow=float(flows[day]),
+            config=config,
+            target=target,
+            cash_target=cash_target,
+            cost_rates=rates,
+            impact=history.impact_coefficients(day),
+            market_impact=history.impact_model(day),
+            _holdings=holdings,
+        )
+
+    def record(day: int, trigger_name: str, value: float, *, status: str = "ok", reason: str = "", count: int = 0,
+               traded: float = 0.0, cost: float = 0.0, seconds: float = 0.0) -> None:  # fmt: skip
+        turnover = traded / value if value > 0 else 0.0
+        fields = (trigger_name, status, reason, count, turnover, cost, value, seconds)
+        rebalance_rows.append((dates[day], dict(zip(REBALANCE_COLUMNS, fields, strict=True))))
+
+    t = 0
+    while t < T:
+        e, fired = next_event(t)
+        values[t:e] = P[t:e] @ shares + cash
+        cash_days[t:e] = cash
+        if e >= T:
+            break
+        cash += float(flows[e])
+        if not fired and flows[e] != 0 and check[e]:
+            fired = bool(fires(np.array([e]), cash)[0])
+        if fired:
+            ctx = context(e)
+            start = time.perf_counter()
+            try:
+                trades = _as_trades(policy.rebalance(ctx), ctx, name)
+            except PolicyError:
+                raise
+            except FinwizError as exc:  # infeasible limits, a solver failure: recorded, the book carries on
+                reason = f"{type(exc).__name__}: {exc}"
+                record(e, "policy", ctx.value, status="failed", reason=reason, seconds=time.perf_counter() - start)
+            except Exception as exc:
+                raise PolicyError(f"policy {name!r} raised on {dates[e].date()}: {type(exc).__name__}: {exc}") from exc
+            else:
+                seconds = time.perf_counter() - start
+                # The cost model is the engine's (rate x |T| + k |T|^1.5, tested equal): one truth
+                # for every policy, and impact is charged even when the policy ignored it.
+                costs = ctx.costs(trades * P[e])
+                traded = apply(e, trades, costs)
+                count = int(np.count_nonzero(trades))
+                record(e, "policy", ctx.value, count=count, traded=traded, cost=float(costs.sum()), seconds=seconds)
+        if cash < -_CASH_SLACK:
+            ctx = context(e)
+            sell = _raise_cash(ctx)
+            costs = ctx.costs(sell * P[e])
+            traded = apply(e, sell, costs)
+            short = cash < -_CASH_SLACK
+            record(
+                e,
+                "cash_shortfall",
+                ctx.value,
+                status="failed" if short else "ok",
+                reason=f"cash still {cash:,.2f} after selling everything" if short else "",
+                count=int(np.count_nonzero(sell)),
+                traded=traded,
+                cost=float(costs.sum()),
+            )
+        values[e] = P[e] @ shares + cash
+        cash_days[e] = cash
+        if starts[-1] == e:
+            books[-1] = shares.copy()
+        else:
+            starts.append(e)
+            books.append(shares.copy())
+        t = e + 1
+    return _result(
+        history, name, repr(policy), values, cash_days, starts, books, trade_rows, rebalance_rows, target, cash_target
+    )
+
+
+def _result(
+    history: MarketHistory,
+    name: str,
+    policy: str,
+    values: np.ndarray,
+    cash: np.ndarray,
+    starts_list: list[int],
+    books_list: list[np.ndarray],
+    trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+    rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]],
+    target: np.ndarray,
+    cash_target: float,
+) -> BacktestResult:
+    with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
+        return _assemble(
+            history,
+            name,
+            policy,
+            values,
+            cash,
+            starts_list,
+            books_list,
+            trade_rows,
+            rebalance_rows,
+            target,
+            cash_target,
+        )
+
+
+def _assemble(
+    history: MarketHistory,
+    name: str,
+    policy: str,
+    values: np.ndarray,
+    cash: np.ndarray,
+    starts_list: list[int],
+    books_list: list[np.ndarray],
+    trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+    rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]],
+    target: np.ndarray,
+    cash_target: float,
+) -> BacktestResult:
+    dates, P, symbols = history.dates, history.prices, history.symbols
+    T = len(dates)
+    starts, books = np.array(starts_list, dtype=np.int64), np.array(books_list)
+    # Drift per day, one segment of constant shares at a time.
+    drift = np.empty(T)
+    bounds = [*starts.tolist(), T]
+    for k in range(len(starts)):
+        a, b = bounds[k], bounds[k + 1]
+        if a >= b:
+            continue
+        w = P[a:b] * books[k] / values[a:b, None]
+        cw = cash[a:b] / values[a:b]
+        drift[a:b] = 0.5 * (np.abs(w - target).sum(axis=1) + np.abs(cw - cash_target))
+    # Daily active return against the target portfolio rebalanced daily at no cost.
+    asset_returns = P[1:] / P[:-1] - 1.0
+    benchmark = asset_returns @ target
+    own = (values[1:] - history.flows[1:]) / values[:-1] - 1.0
+    active = np.concatenate([[0.0], own - benchmark])
+    if trade_rows:
+        day = np.concatenate([np.full(len(r[1]), r[0]) for r in trade_rows])
+        idx = np.concatenate([r[1] for r in trade_rows])
+        qty = np.concatenate([r[2] for r in trade_rows])
+        cost = np.concatenate([r[3] for r in trade_rows])
+    else:
+        day = idx = np.zeros(0, dtype=np.int64)
+        qty = cost = np.zeros(0)
+    trades = pd.DataFrame(
+        {
+            "date": dates[day],
+            "symbol": pd.Categorical.from_codes(idx, categories=pd.Index(list(symbols))),
+            "side": pd.Categorical(np.where(qty > 0, "buy", "sell"), categories=["buy", "sell"]),
+            "shares": np.abs(qty),
+            "price": P[day, idx],
+            "cost": cost,
+        },
+        columns=TRADE_COLUMNS,
+    )
+    rebalances = pd.DataFrame(
+        [r for _, r in rebalance_rows],
+        index=pd.DatetimeIndex([d for d, _ in rebalance_rows], name="date"),
+        columns=REBALANCE_COLUMNS,
+    )
+    index = pd.DatetimeIndex(dates, name="date")
+    return BacktestResult(
+        name=name,
+        policy=policy,
+        values=pd.Series(values, index=index, name="value"),
+        cash=pd.Series(cash, index=index, name="cash"),
+        cash_flows=pd.Series(history.flows, index=index, name="cash_flow"),
+        trades=trades,
+        rebalances=rebalances,
+        target=pd.Series([*target.tolist(), cash_target], index=[*symbols, CASH], name="target"),
+        drift=pd.Series(drift, index=index, name="drift"),
+        active_returns=pd.Series(active, index=index, name="active_return"),
+        segment_starts=starts,
+        segment_shares=books,
+        prices=history.frame,
+    )
