@@ -62,7 +62,16 @@ class RebalancingResult(_Model):
     compliance: list[ComplianceCheck] = Field(default_factory=list)
     constraint_outcomes: list[ConstraintOutcome] = Field(default_factory=list)
     max_constraint_residual: float = 0.0
-    objective_value: float | None = None
+    objective_value: float | None = Field(
+        default=None, description="the strategy's objective at the returned trades (the true trade count)"
+    )
+    continuous_objective: float | None = Field(
+        default=None,
+        description="the objective of the continuous optimum (fractional trades, the count as its L1 stand-in)",
+    )
+    objective_gap: float | None = Field(
+        default=None, description="objective_value - continuous_objective: what whole shares cost in objective"
+    )
     tracking_distance_before: float = 0.0
     tracking_distance_after: float = 0.0
     solve_time_seconds: float = 0.0

@@ -141,15 +141,19 @@ def _verify(model: Model, state: PostTradeState, decided: _Decided) -> list[Comp
     return checks
 
 
+def _point(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    u = shares * data.prices / data.ref_value
+    return np.maximum(u, 0.0), np.maximum(-u, 0.0), post_trade_state(data, shares).total_cost / data.ref_value
+
+
+def _objective(model: Model, shares: np.ndarray) -> float:
+    """The true objective of ``model`` at share trades ``shares``."""
+    return objective_at(model, [_point(model.data, shares)])[0]
+
+
 def _improves(model: Model, candidate: np.ndarray, incumbent: np.ndarray) -> bool:
     """Whether share trades ``candidate`` have a lower true objective than ``incumbent``."""
-    data = model.data
-    points = []
-    for shares in (candidate, incumbent):
-        u = shares * data.prices / data.ref_value
-        cost = post_trade_state(data, shares).total_cost / data.ref_value
-        points.append((np.maximum(u, 0.0), np.maximum(-u, 0.0), cost))
-    new, old = objective_at(model, points)
+    new, old = objective_at(model, [_point(model.data, s) for s in (candidate, incumbent)])
     return new < old
 
 
@@ -227,6 +231,7 @@ class RebalancingEngine:
         warnings = [*data.notes, *decided.warnings]
         custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
         checks += custom_checks
+        achieved = None if isinstance(strategy, OptimizationStrategy) else _objective(model, decided.shares)
         result = self._result(
             config,
             data,
@@ -235,6 +240,7 @@ class RebalancingEngine:
             checks,
             warnings,
             decided,
+            achieved,
             strategy.name,
             portfolio_id,
             time.perf_counter() - start,
@@ -523,12 +529,14 @@ class RebalancingEngine:
         checks: list[ComplianceCheck],
         warnings: list[str],
         decided: _Decided,
+        achieved: float | None,
         method: str,
         portfolio_id: str | None,
         seconds: float,
         analysis: Any,
     ) -> RebalancingResult:
         outcome, mip, rounding = decided.outcome, decided.mip, decided.rounding
+        bound = outcome.objective if outcome is not None and achieved is not None else None
         symbols = data.symbols
         cash_weight_before = data.cash / data.value
         before = np.sqrt(
@@ -570,7 +578,9 @@ class RebalancingEngine:
             sectors=dict(config.sectors),
             compliance=checks,
             max_constraint_residual=max(0.0, -min(violations, default=0.0)),
-            objective_value=mip.objective if mip is not None else (outcome.objective if outcome is not None else None),
+            objective_value=achieved,
+            continuous_objective=bound,
+            objective_gap=None if bound is None or achieved is None else achieved - bound,
             tracking_distance_before=float(before),
             tracking_distance_after=float(after),
             solve_time_seconds=seconds,
