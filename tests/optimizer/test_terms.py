@@ -30,7 +30,7 @@ from finwiz.optimizer import (
     assemble,
     build_problem_data,
 )
-from finwiz.optimizer._assembler import Model, _impact, stack
+from finwiz.optimizer._assembler import Model, _impact, _values, stack
 from finwiz.optimizer._model import LimitGroup, trade_vector
 from finwiz.optimizer._terms import impact_fit
 
@@ -80,9 +80,7 @@ def _impact_value(form, traded: np.ndarray) -> float:  # type: ignore[no-untyped
     """The impact cone's expression (as the cvxpy problem writes it) at ``traded``."""
     params: list[cp.Parameter] = []
     expression = _impact(form, cp.Constant(traded), params)
-    for param, value in zip(
-        params, [form.first] + ([] if form.second is None else [np.sqrt(form.second)]), strict=True
-    ):
+    for param, value in zip(params, _values("impact", form), strict=True):  # as the problem sets them
         param.value = value
     return float(expression.value)
 
@@ -107,8 +105,10 @@ def test_transaction_cost_value() -> None:
     data = make_data(transaction_cost_rates={"BBB": 0.01})
     buy, sell = np.array([0.0, 0.1, 0.2]), np.array([0.05, 0.0, 0.0])
     got = evaluate(TransactionCostTerm(weight=3.0), data, buy, sell, cost=0.123)
-    assert got.cost == pytest.approx(0.001 * 0.05 + 0.01 * 0.1 + 0.001 * 0.2)
     assert got.objective == pytest.approx(3.0 * 0.123)
+    # The cost itself is the request's cost model, stated by the budget for every strategy.
+    money = evaluate(BudgetTerm(), data, buy, sell)
+    assert money.cost == pytest.approx(0.001 * 0.05 + 0.01 * 0.1 + 0.001 * 0.2)
 
 
 def test_impact_fit_is_least_squares() -> None:

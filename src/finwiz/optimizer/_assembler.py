@@ -214,7 +214,7 @@ def _values(kind: str, piece: Any) -> list[np.ndarray]:
         return [piece]
     if kind == "impact":
         if piece.kind == "power":
-            return [piece.first]
+            return [piece.first / _POWER_SCALE**1.5]
         return [piece.first, np.sqrt(piece.second)]
     _, rows, lower, upper, _ = piece
     return [rows.vals, rows.offset, lower[np.isfinite(lower)], upper[np.isfinite(upper)]]
@@ -262,7 +262,8 @@ class AssembledProblem:
         values.append(model.data.x0)
         for param, value in zip(self.params, values, strict=True):
             param.value = value
-        for term, parts in self.user:
+        # The terms of this request (a cached problem's were those of the request that built it).
+        for term, (_, parts) in zip(model.user_terms, self.user, strict=True):
             given = term.values(model.data)
             missing = sorted(set(parts.params) - set(given))
             unknown = sorted(set(given) - set(parts.params))
@@ -333,11 +334,16 @@ def _check(term: Term, parts: TermParts) -> None:
             raise TermError(term.name, f"limit {limit.name!r} is not convex under DCP/DPP rules")
 
 
+_POWER_SCALE = 100.0
+"""Trades enter the power cone in hundredths of V_ref (k u^1.5 = k / 1000 (100 u)^1.5): trades of
+1e-4..1e-2 made Clarabel stop "almost solved" at any tolerance on the 431-asset set."""
+
+
 def _impact(form: ImpactForm, traded: cp.Expression, params: list[cp.Parameter]) -> cp.Expression:
     first = cp.Parameter(len(form.first), nonneg=True, name=f"impact_{form.kind}")
     params.append(first)
     if form.kind == "power":
-        return first @ cp.power(traded, 1.5)
+        return first @ cp.power(_POWER_SCALE * traded, 1.5)
     root = cp.Parameter(len(form.first), nonneg=True, name="impact_root_b")
     params.append(root)
     return first @ traded + cp.sum_squares(cp.multiply(root, traded))

@@ -114,6 +114,13 @@ def _applicable(terms: list[Term], data: ProblemData) -> list[Term]:
     return [t for t in terms if t.applies(data)]
 
 
+def _with_constraints(own: list[Term]) -> list[Term]:
+    """A strategy's terms and every constraint term, a constraint term of a kind the strategy
+    brings itself left out (a strategy's exact market impact replaces the default fit)."""
+    kinds = {type(t) for t in own}
+    return [*own, *(t for t in constraint_terms() if type(t) not in kinds)]
+
+
 def _traded(data: ProblemData, trades: np.ndarray) -> np.ndarray:
     return np.asarray(np.abs(trades) * data.ref_value >= NOISE_VALUE)
 
@@ -223,7 +230,7 @@ class RebalancingEngine:
                     field="factor_model",
                 )
             extra = [t for c in constraints for t in c.terms()]
-            model = Model.of(_applicable([*strategy.terms(data), *constraint_terms(), *extra], data), data)
+            model = Model.of(_applicable([*_with_constraints(strategy.terms(data)), *extra], data), data)
             decided = self._optimize(model, solver or self.settings.solver, exact)
         state = post_trade_state(data, decided.shares)
         checks = _verify(model, state, decided)

@@ -20,7 +20,6 @@ from typing import Any
 from finwiz.errors import ConfigurationError
 from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._terms import (
-    MarketImpactTerm,
     TargetTrackingTerm,
     Term,
     TrackingErrorTerm,
@@ -105,17 +104,17 @@ def default_strategies() -> dict[str, Strategy | OptimizationStrategy]:
     return {
         RebalancingMethod.MINIMIZE_TRADES.value: TermStrategy(
             RebalancingMethod.MINIMIZE_TRADES.value,
-            [TargetTrackingTerm(), TransactionCostTerm(), MarketImpactTerm(), TradeCountTerm()],
+            [TargetTrackingTerm(), TransactionCostTerm(), TradeCountTerm()],
             description="track the target with as few trades as possible",
         ),
         RebalancingMethod.MINIMIZE_COSTS.value: TermStrategy(
             RebalancingMethod.MINIMIZE_COSTS.value,
-            [TargetTrackingTerm(), TransactionCostTerm(), MarketImpactTerm()],
+            [TargetTrackingTerm(), TransactionCostTerm()],
             description="track the target, paying as little in costs as the trade-off allows",
         ),
         RebalancingMethod.RISK_AWARE.value: TermStrategy(
             RebalancingMethod.RISK_AWARE.value,
-            [TargetTrackingTerm(), TrackingErrorTerm(), TransactionCostTerm(), MarketImpactTerm()],
+            [TargetTrackingTerm(), TrackingErrorTerm(), TransactionCostTerm()],
             requires_risk_model=True,
             description="track the target, weighing active risk under the covariance",
         ),

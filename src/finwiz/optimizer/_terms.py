@@ -168,7 +168,8 @@ class TargetTrackingTerm(Term):
 
 
 class TransactionCostTerm(Term):
-    """Cost c = sum_i rate_i |u_i|; objective weight x c (c also prices any market impact)."""
+    """weight x c: the price of the trading cost in the objective (c, defined by the budget as
+    sum_i rate_i |u_i| plus any market impact, is what every request pays from cash)."""
 
     name = "transaction_cost"
 
@@ -176,7 +177,7 @@ class TransactionCostTerm(Term):
         self.weight = weight
 
     def describe(self, data: ProblemData) -> Description:
-        return Description(cost=data.cost_rate, cost_weight=self.weight)
+        return Description(cost_weight=self.weight)
 
 
 def impact_fit(max_trade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +312,9 @@ def _post_trade() -> Affine:
 
 
 class BudgetTerm(Term):
-    """cash after / post-trade value >= floor: (cash0 - nu - c) / (1 - c) >= min_cash_weight."""
+    """The money: the cost c >= sum_i rate_i |u_i| (the request's cost model, paid whatever the
+    strategy's objective says of it), and cash after / post-trade value >= floor:
+    (cash0 - nu - c) / (1 - c) >= min_cash_weight."""
 
     name = "cash_floor"
 
@@ -320,7 +323,7 @@ class BudgetTerm(Term):
         group = LimitGroup(
             self.name, cash, np.array([data.min_cash_weight]), np.array([np.inf]), ("CASH",), per=_post_trade()
         )
-        return Description(limits=[group])
+        return Description(cost=data.cost_rate, limits=[group])
 
 
 _BUY_REASONS = ("no_trade", "no_buy", "tolerance_band", "esg_screen", "fixed")
@@ -516,9 +519,12 @@ class TurnoverCapTerm(Term):
 
 
 def constraint_terms() -> list[Term]:
-    """The constraint terms every strategy gets; each applies only when its data is present."""
+    """The terms every strategy gets (the money and every limit); each applies only when its data
+    is present, and a strategy's own term of the same kind (e.g. the exact ``MarketImpactTerm``)
+    takes its place."""
     return [
         BudgetTerm(),
+        MarketImpactTerm(),
         TradeBoundsTerm(),
         PositionCapTerm(),
         PositionFloorTerm(),
