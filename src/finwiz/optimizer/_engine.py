@@ -69,6 +69,7 @@ class _Decided:
     mip: ExactOutcome | None
     warnings: tuple[str, ...] = ()
     repaired: bool = False
+    bound: float | None = None  # the first continuous optimum's objective (later solves are of restricted problems)
 
 
 class _ProposalTerm(Term):
@@ -271,11 +272,12 @@ class RebalancingEngine:
             if not mip.proven_optimal:
                 gap = "unknown" if mip.gap is None else f"{mip.gap:.2%}"
                 notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {gap}")
-            return _Decided(mip.shares, outcome, "exact_mip", mip, tuple(notes))
+            return _Decided(mip.shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
+        bound = outcome.objective
         shares, outcome = self._whole_shares(model, outcome, solver)
         if data.min_trade_value > 0:
             shares, outcome = self._second_opinion(model, outcome, shares, solver)
-        return _Decided(shares, outcome, "fractional" if data.fractional else "whole_shares", None)
+        return _Decided(shares, outcome, "fractional" if data.fractional else "whole_shares", None, bound=bound)
 
     def _solve(self, model: Model, solver: str) -> SolveOutcome:
         """The continuous optimum; with a trade count, re-weighted L1 then a debias solve. The
@@ -543,7 +545,7 @@ class RebalancingEngine:
         analysis: Any,
     ) -> RebalancingResult:
         outcome, mip, rounding = decided.outcome, decided.mip, decided.rounding
-        bound = outcome.objective if outcome is not None and achieved is not None else None
+        bound = decided.bound if achieved is not None else None
         symbols = data.symbols
         cash_weight_before = data.cash / data.value
         before = np.sqrt(
