@@ -201,10 +201,76 @@ def build_problem_data(
     ``min_esg_score`` and ``min_average_esg_score`` (the tightest of all sources wins).
     """
     symbols = config.symbols
-    n = len(symbols)
+    extra = dict(extra_caps or {})
     price = coerce_prices(prices, symbols)
+    book = _book(config, price)
+    target = _per_symbol(config.target_weights, symbols, 0.0)
+    notes: list[str] = []
+    # A symbol's own cap, else the portfolio's, else none. (A cap of 0 means "hold none": the
+    # former per-symbol ``position_cap(s) or inf`` read it as no cap at all.)
+    default_position_cap = config.max_position_weight if config.max_position_weight is not None else math.inf
+    cap = _per_symbol(config.max_position_weights, symbols, default_position_cap)
+    floor = _per_symbol(config.min_position_weights, symbols, 0.0)
+    esg, min_esg = _esg(config, extra)
+    blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
+    sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
+    factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
+    return ProblemData(
+        symbols=tuple(symbols),
+        prices=price,
+        shares=book.shares,
+        cash=config.cash,
+        cash_flow=config.cash_flow,
+        value=book.value,
+        ref_value=book.ref_value,
+        x0=book.x0,
+        cash0=(config.cash + config.cash_flow) / book.ref_value,
+        current_weights=book.position_value / book.value,
+        target=target,
+        cash_target=config.cash_target,
+        cost_rate=_per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
+        blocked=blocked,
+        position_cap=cap if np.isfinite(cap).any() else None,
+        position_floor=floor if (floor > 0).any() else None,
+        sector_names=sector_names,
+        sector_of=sector_of,
+        sector_cap=sector_cap,
+        esg=esg,
+        esg_floor=_tightest(max, config.min_average_esg_score, extra.get("min_average_esg_score")),
+        turnover_cap=config.max_turnover,
+        min_cash_weight=config.min_cash_weight,
+        allow_short=config.allow_short,
+        lot=_per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0),
+        fractional=config.allow_fractional_shares,
+        min_trade_value=config.min_trade_size,
+        trade_penalty=(
+            TRADE_PENALTY_FRACTION * float(np.mean((book.x0 - target) ** 2))
+            if config.trade_penalty is None
+            else config.trade_penalty
+        ),
+        risk_aversion=config.risk_aversion,
+        factor_root=factor_root,
+        idio_sd=idio_sd,
+        impact=None if market_impact is None else _impact_coefficients(market_impact, symbols, book.ref_value),
+        backoff=INITIAL_BACKOFF,
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class _Book:
+    """What is held, in shares and value: ``x0`` as fractions of ``V_ref``."""
+
+    shares: np.ndarray
+    position_value: np.ndarray
+    value: float
+    ref_value: float
+    x0: np.ndarray
+
+
+def _book(config: PortfolioConfiguration, price: np.ndarray) -> _Book:
     held = config.shares_by_symbol()
-    shares = np.array([held[s] for s in symbols], dtype=float)
+    shares = np.array([held[s] for s in config.symbols], dtype=float)
     position_value = shares * price
     value = float(position_value.sum() + config.cash)
     if value <= 0:
@@ -220,17 +286,35 @@ def build_problem_data(
             f"min_trade_size {config.min_trade_size:,.2f} exceeds the whole portfolio value {value:,.2f}",
             field="min_trade_size",
         )
-    x0 = position_value / ref_value
-    current = position_value / value
-    target = _per_symbol(config.target_weights, symbols, 0.0)
-    extra = dict(extra_caps or {})
+    return _Book(shares, position_value, value, ref_value, position_value / ref_value)
 
-    # A symbol's own cap, else the portfolio's, else none. (A cap of 0 means "hold none": the
-    # former per-symbol ``position_cap(s) or inf`` read it as no cap at all.)
-    default_position_cap = config.max_position_weight if config.max_position_weight is not None else math.inf
-    cap = _per_symbol(config.max_position_weights, symbols, default_position_cap)
-    floor = _per_symbol(config.min_position_weights, symbols, 0.0)
 
+def _tightest(pick: Any, *values: float | None) -> float | None:
+    """The tightest of the limits given (``pick`` is min for caps, max for floors), or None."""
+    return pick((v for v in values if v is not None), default=None)  # type: ignore[no-any-return]
+
+
+def _esg(config: PortfolioConfiguration, extra: Mapping[str, Any]) -> tuple[np.ndarray | None, float | None]:
+    """Scores (when an ESG limit is set) and the screen's minimum score."""
+    min_esg = _tightest(max, config.min_esg_score, extra.get("min_esg_score"))
+    if config.esg_constrained or min_esg is not None or extra.get("min_average_esg_score") is not None:
+        require_data(config.symbols, config.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
+        return _per_symbol(config.esg_scores, config.symbols, 0.0), min_esg
+    return None, min_esg
+
+
+def _blocked(
+    config: PortfolioConfiguration,
+    book: _Book,
+    target: np.ndarray,
+    cap: np.ndarray,
+    floor: np.ndarray,
+    esg: np.ndarray | None,
+    min_esg: float | None,
+    notes: list[str],
+) -> dict[str, np.ndarray]:
+    """Which assets each reason forbids to trade (restricted lists, the band, the ESG screen)."""
+    symbols, n, x0 = config.symbols, len(config.symbols), book.x0
     blocked: dict[str, np.ndarray] = {
         "no_trade": _mask(config.no_trade, symbols),
         "no_buy": _mask(config.no_buy, symbols),
@@ -242,12 +326,12 @@ def build_problem_data(
     breaching = (x0 > cap) | (x0 < floor - 1e-12)
     drift = np.abs(x0 - target)
     blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
-    notes: list[str] = []
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
     # cash included: the share of the portfolio that would have to change hands) than a single
     # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
     # wide book with small targets is an absolute band's blind spot, not a balanced portfolio.
-    total_drift = 0.5 * float(drift.sum() + abs((config.cash + config.cash_flow) / ref_value - config.cash_target))
+    cash_gap = abs((config.cash + config.cash_flow) / book.ref_value - config.cash_target)
+    total_drift = 0.5 * float(drift.sum() + cash_gap)
     if n > 1 and blocked["tolerance_band"].all() and total_drift > config.tolerance:
         notes.append(
             f"every asset is inside its tolerance band, so nothing is traded, yet the portfolio is "
@@ -255,16 +339,7 @@ def build_problem_data(
             f"{config.tolerance:g}); a relative band (relative_tolerance=0.25, the 5/25 rule) or a smaller "
             f"tolerance would rebalance it"
         )
-    min_esg = max(
-        (v for v in (config.min_esg_score, extra.get("min_esg_score")) if v is not None),
-        default=None,
-    )
-    esg: np.ndarray | None = None
-    if config.esg_constrained or min_esg is not None or extra.get("min_average_esg_score") is not None:
-        require_data(symbols, config.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
-        esg = _per_symbol(config.esg_scores, symbols, 0.0)
     blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
-
     blocked["fixed"] = np.zeros(n, bool)  # set by the engine's own re-solves, never by the user
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
     frozen_over_cap = no_sell & (x0 > cap * (1 + 1e-12))
@@ -275,110 +350,73 @@ def build_problem_data(
             field="max_position_weight",
             symbol=symbol,
         )
+    return blocked
 
-    # Sectors. An unclassified symbol (absent from ``sectors``: the configuration drops labels
-    # such as "Unclassified") is in no sector (``sector_of`` -1) and no sector cap applies to it.
-    # Caps: the more specific setting wins, as for positions -- ``sector_caps[x]`` replaces
-    # ``max_sector_weight`` for sector x, looser or tighter. A custom constraint's cap
-    # (``extra_caps``) is a limit of its own and only ever tightens.
+
+def _sectors(
+    config: PortfolioConfiguration, extra: Mapping[str, Any], notes: list[str]
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None]:
+    """Sector names, each asset's sector (-1: none) and each sector's cap.
+
+    An unclassified symbol (absent from ``sectors``: the configuration drops labels such as
+    "Unclassified") is in no sector and no sector cap applies to it. Caps: the more specific
+    setting wins, as for positions -- ``sector_caps[x]`` replaces ``max_sector_weight`` for sector
+    x, looser or tighter. A custom constraint's cap (``extra_caps``) is a limit of its own and only
+    ever tightens.
+    """
+    symbols = config.symbols
     sector_names: tuple[str, ...] = ()
-    sector_of = np.full(n, -1, dtype=np.int64)
-    sector_cap: np.ndarray | None = None
+    sector_of = np.full(len(symbols), -1, dtype=np.int64)
     constraint_sector_cap = extra.get("max_sector_weight")
     capped = config.max_sector_weight is not None or bool(config.sector_caps) or constraint_sector_cap is not None
     if config.sectors or capped:
         sector_names = tuple(sorted({config.sectors[s] for s in symbols if s in config.sectors}))
         index = {name: i for i, name in enumerate(sector_names)}
         sector_of = np.array([index.get(config.sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
-    if capped:
-        if not sector_names:
-            require_data(symbols, config.sectors, "sectors", "sector caps are set but no sector is given")
-        unknown = [s for s in config.sector_caps if s not in sector_names]
-        if unknown:
-            raise InvalidPortfolioError(f"sector_caps: no asset belongs to sector {unknown[0]!r}", field="sector_caps")
-        default_cap = config.max_sector_weight if config.max_sector_weight is not None else math.inf
-        tightest = constraint_sector_cap if constraint_sector_cap is not None else math.inf
-        sector_cap = np.array([min(config.sector_caps.get(name, default_cap), tightest) for name in sector_names])
-        unclassified = [s for s, k in zip(symbols, sector_of.tolist(), strict=True) if k < 0]
-        if unclassified:
-            shown = ", ".join(unclassified[:5]) + (", ..." if len(unclassified) > 5 else "")
-            notes.append(
-                f"{len(unclassified)} asset{'s' if len(unclassified) != 1 else ''} without a sector "
-                f"({shown}): unclassified, in no sector, so no sector cap applies to them"
-            )
+    if not capped:
+        return sector_names, sector_of, None
+    if not sector_names:
+        require_data(symbols, config.sectors, "sectors", "sector caps are set but no sector is given")
+    unknown = [s for s in config.sector_caps if s not in sector_names]
+    if unknown:
+        raise InvalidPortfolioError(f"sector_caps: no asset belongs to sector {unknown[0]!r}", field="sector_caps")
+    default_cap = config.max_sector_weight if config.max_sector_weight is not None else math.inf
+    tightest = constraint_sector_cap if constraint_sector_cap is not None else math.inf
+    sector_cap = np.array([min(config.sector_caps.get(name, default_cap), tightest) for name in sector_names])
+    unclassified = [s for s, k in zip(symbols, sector_of.tolist(), strict=True) if k < 0]
+    if unclassified:
+        shown = ", ".join(unclassified[:5]) + (", ..." if len(unclassified) > 5 else "")
+        notes.append(
+            f"{len(unclassified)} asset{'s' if len(unclassified) != 1 else ''} without a sector "
+            f"({shown}): unclassified, in no sector, so no sector cap applies to them"
+        )
+    return sector_names, sector_of, sector_cap
 
-    lot = _per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0)
 
-    factor_root = idio_sd = None
+def _risk_model(
+    symbols: Sequence[str], factor_model: FactorModel | None, covariance: pd.DataFrame | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The factor root and idiosyncratic volatilities aligned to ``symbols`` (None: no model)."""
     if covariance is not None and factor_model is not None:
         raise InvalidPortfolioError("give either covariance or factor_model, not both", field="covariance")
     risk_field = "factor_model"
     if covariance is not None:
         factor_model, risk_field = FactorModel.from_covariance(covariance), "covariance"
-    if factor_model is not None:
-        # Accounts of a model portfolio pass the same model in the same order: no copy, and its
-        # factor root (an eigendecomposition) is computed once per model, not once per account.
-        if factor_model.symbols == list(symbols):
-            aligned = factor_model
-        else:
-            covered = factor_model.loadings.index
-            uncovered = [s for s in symbols if s not in covered]
-            if uncovered:  # named after what the user passed (a covariance is not a factor model)
-                raise InvalidPortfolioError(
-                    f"{risk_field} has no data for {', '.join(uncovered)}", field=risk_field, symbol=uncovered[0]
-                )
-            aligned = factor_model.reindex(symbols)
-        factor_root = aligned.exposure_root()
-        idio_sd = np.sqrt(aligned.idiosyncratic_variance.to_numpy(float))
-
-    impact = None
-    if market_impact is not None:
-        impact = _impact_coefficients(market_impact, symbols, ref_value)
-
-    turnover_cap = config.max_turnover
-    return ProblemData(
-        symbols=tuple(symbols),
-        prices=price,
-        shares=shares,
-        cash=config.cash,
-        cash_flow=config.cash_flow,
-        value=value,
-        ref_value=ref_value,
-        x0=x0,
-        cash0=(config.cash + config.cash_flow) / ref_value,
-        current_weights=current,
-        target=target,
-        cash_target=config.cash_target,
-        cost_rate=_per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
-        blocked=blocked,
-        position_cap=cap if np.isfinite(cap).any() else None,
-        position_floor=floor if (floor > 0).any() else None,
-        sector_names=sector_names,
-        sector_of=sector_of,
-        sector_cap=sector_cap,
-        esg=esg,
-        esg_floor=max(
-            (v for v in (config.min_average_esg_score, extra.get("min_average_esg_score")) if v is not None),
-            default=None,
-        ),
-        turnover_cap=turnover_cap,
-        min_cash_weight=config.min_cash_weight,
-        allow_short=config.allow_short,
-        lot=lot,
-        fractional=config.allow_fractional_shares,
-        min_trade_value=config.min_trade_size,
-        trade_penalty=(
-            TRADE_PENALTY_FRACTION * float(np.mean((x0 - target) ** 2))
-            if config.trade_penalty is None
-            else config.trade_penalty
-        ),
-        risk_aversion=config.risk_aversion,
-        factor_root=factor_root,
-        idio_sd=idio_sd,
-        impact=impact,
-        backoff=INITIAL_BACKOFF,
-        notes=tuple(notes),
-    )
+    if factor_model is None:
+        return None, None
+    # Accounts of a model portfolio pass the same model in the same order: no copy, and its
+    # factor root (an eigendecomposition) is computed once per model, not once per account.
+    if factor_model.symbols == list(symbols):
+        aligned = factor_model
+    else:
+        covered = factor_model.loadings.index
+        uncovered = [s for s in symbols if s not in covered]
+        if uncovered:  # named after what the user passed (a covariance is not a factor model)
+            raise InvalidPortfolioError(
+                f"{risk_field} has no data for {', '.join(uncovered)}", field=risk_field, symbol=uncovered[0]
+            )
+        aligned = factor_model.reindex(symbols)
+    return aligned.exposure_root(), np.sqrt(aligned.idiosyncratic_variance.to_numpy(float))
 
 
 def _impact_coefficients(model: MarketImpactModel, symbols: Sequence[str], ref_value: float) -> np.ndarray:
