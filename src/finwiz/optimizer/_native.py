@@ -213,6 +213,42 @@ def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray,
     return buy, offset - buy @ x0
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where each variable sits: ``z = [buy, sell, c, tau, nu, (w if on_weights), aux]``."""
+
+    n: int
+    low_rank: list[Affine]  # squared rows that get one auxiliary variable each
+    on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
+
+    @property
+    def nt(self) -> int:
+        return 2 * self.n + 3
+
+    @property
+    def nw(self) -> int:
+        return 0 if self.on_weights is None else self.n
+
+    @property
+    def k(self) -> int:
+        return sum(a.m for a in self.low_rank)
+
+    @property
+    def nz(self) -> int:
+        return self.nt + self.nw + self.k
+
+
+def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
+    n = len(x0)
+    low_rank = [a for p in parts for a in p.low_rank]
+    k = sum(a.m for a in low_rank)
+    # Many factor rows (a dense covariance has as many as assets): square them into a dense block
+    # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
+    # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
+    on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights)
+
+
 def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> NativeQP:
     """Stack the terms' descriptions into one QP (objective multiplied by ``scale``; coupled limits
     backed off by ``backoff``). None of them may carry a market-impact cone.
@@ -221,23 +257,50 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
     100 assets), and every position is stored even when its value is 0, so the sparsity pattern
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
-    n = len(x0)
-    nt = 2 * n + 3  # buy, sell, cost, turnover, net
-    cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
-    low_rank = [a for p in parts for a in p.low_rank]
-    k = sum(a.m for a in low_rank)
-    # Many factor rows (a dense covariance has as many as assets): square them into a dense block
-    # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
-    # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
-    on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
-    if on_weights is not None:
-        low_rank, k = [], 0
-    nw = 0 if on_weights is None else n
-    w_start = nt
-    nz = nt + nw + k
+    layout = _layout(parts, x0)
+    n, nz, cost_col = layout.n, layout.nz, 2 * layout.n
+    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale)
+    rate = np.zeros(n)
+    for p in parts:
+        if p.cost is not None:
+            rate = rate + p.cost
+    rows, cols, vals, lower, upper, groups, m = _rows(parts, x0, layout, rate, backoff)
+    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
+    # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
+    # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
+    positive = rate[rate > 0]
+    cost_unit = float(positive.mean()) if positive.size else 1.0
+    vals = np.where(cols == cost_col, vals * cost_unit, vals)
+    q[cost_col] *= cost_unit
+    return NativeQP(
+        n=n,
+        P=p_matrix,
+        q=q * scale,
+        const=const * scale,
+        A=_csc(rows, cols, vals, (m, nz)),
+        lower=lower,
+        upper=upper,
+        groups=groups,
+        curvature=curvature * scale,
+        diagonal=diagonal * scale,
+        dense_w=None if dense_w is None else dense_w * scale,
+        x0=x0,
+        aux=(aux_rows, aux_cols, aux_vals),
+        aux_offset=aux_offset,
+        scale=scale,
+        cost_unit=cost_unit,
+    )
 
-    # Objective. Diagonal squares sum_i s_i^2 (w_i - b_i)^2 with w = x0 + buy - sell, squares of
-    # scalar columns, and one auxiliary variable (diagonal 2) per low-rank row.
+
+def _objective(
+    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, scale: float
+) -> tuple[sparse.csc_matrix, np.ndarray, float, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``P`` (upper triangle, scaled), ``q`` and the constant (unscaled), and P's blocks: the
+    per-asset curvature, the diagonal of the scalar and aux columns, the dense block on ``w``.
+
+    Diagonal squares ``sum_i s_i^2 (w_i - b_i)^2`` with ``w = x0 + buy - sell``, squares of scalar
+    columns, and one auxiliary variable (diagonal 2) per low-rank row."""
+    n, nz, nw = layout.n, layout.nz, layout.nw
     curvature = np.zeros(n)
     slope = np.zeros(n)
     diagonal = np.zeros(nz - 2 * n)
@@ -259,15 +322,15 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
         for line in (p.linear, p.surrogate):
             if line is not None:
                 np.add.at(q, column(line.cols, n), line.vals)
-        q[cost_col] += p.cost_weight
+        q[2 * n] += p.cost_weight
     q[:n] += slope
     q[n : 2 * n] -= slope
     curvature *= 2.0
     dense_w = None
-    if on_weights is not None:
-        factor, shift = on_weights  # rows factor @ w + shift
+    if layout.on_weights is not None:
+        factor, shift = layout.on_weights  # rows factor @ w + shift
         dense_w = 2.0 * (factor.T @ factor)
-        q[w_start : w_start + n] += 2.0 * (factor.T @ shift)
+        q[layout.nt : layout.nt + n] += 2.0 * (factor.T @ shift)
         const += float(shift @ shift)
     # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
     # diagonal of every scalar and aux column.
@@ -279,20 +342,21 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
     p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
     if dense_w is not None:
         upper_rows, upper_cols = np.triu_indices(n)
+        w = layout.nt
         block = sparse.csc_matrix(
-            (dense_w[upper_rows, upper_cols] * scale, (w_start + upper_rows, w_start + upper_cols)), shape=(nz, nz)
+            (dense_w[upper_rows, upper_cols] * scale, (w + upper_rows, w + upper_cols)), shape=(nz, nz)
         )
         p_matrix = (p_matrix + block).tocsc()
+    return p_matrix, q, const, curvature, diagonal, dense_w
 
-    # Rows: variable bounds; the definitions of turnover and net purchase; the cost; the limits
-    # (all checked); then the aux rows.
-    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
-    rate = np.zeros(n)
-    has_cost = False
-    for p in parts:
-        if p.cost is not None:
-            rate = rate + p.cost
-            has_cost = True
+
+def _definition_rows(
+    n: int, buy_cap: np.ndarray, sell_cap: np.ndarray, rate: np.ndarray, has_cost: bool
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
+    row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
+    nt = 2 * n + 3
+    cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
     every = np.arange(nt)
     both = np.arange(2 * n)
     ones, signs = np.ones(2 * n), np.concatenate([np.ones(n), -np.ones(n)])
@@ -315,6 +379,20 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
         np.zeros(2),
         np.full(1, np.inf),
     ]
+    return rows, cols, vals, lower, upper
+
+
+def _rows(
+    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, rate: np.ndarray, backoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int]:
+    """The constraint rows as triplets with their bounds, the checked row groups and the row count:
+    variable bounds; the definitions of turnover and net purchase; the cost; the limits (all
+    checked); then the definition rows of ``w`` or of the aux variables."""
+    n, nt = layout.n, layout.nt
+    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
+    has_cost = any(p.cost is not None for p in parts)
+    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost)
+    first = nt
     groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
     row = first + 3
     limits = [(g.name, *g.linear(backoff)) for g in coupled]
@@ -328,46 +406,31 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
     for name, rows_of, _, _ in limits:
         groups.append((name, row, row + rows_of.m))
         row += rows_of.m
-    if on_weights is not None:  # w - buy + sell = x0
+    if layout.on_weights is not None:  # w - buy + sell = x0
+        idx = np.arange(n)
         rows += [np.tile(row + idx, 3)]
-        cols += [np.concatenate([w_start + idx, idx, idx + n])]
+        cols += [np.concatenate([nt + idx, idx, idx + n])]
         vals += [np.concatenate([np.ones(n), -np.ones(n), np.ones(n)])]
         lower.append(x0.copy())
         upper.append(x0.copy())
         groups.append(("definitions", row, row + n))
         row += n
-    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(low_rank, 0, n)
+    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
+    k = layout.k
     if k:
         rows += [aux_rows + row, row + np.arange(k)]
         cols += [aux_cols, nt + np.arange(k)]
         vals += [aux_vals, -np.ones(k)]
         lower.append(-aux_offset)
         upper.append(-aux_offset)
-    rows_all, cols_all, vals_all = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
-    # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
-    positive = rate[rate > 0]
-    cost_unit = float(positive.mean()) if positive.size else 1.0
-    vals_all = np.where(cols_all == cost_col, vals_all * cost_unit, vals_all)
-    q[cost_col] *= cost_unit
-    a_matrix = _csc(rows_all, cols_all, vals_all, (row + k, nz))
-    return NativeQP(
-        n=n,
-        P=p_matrix,
-        q=q * scale,
-        const=const * scale,
-        A=a_matrix,
-        lower=np.concatenate(lower),
-        upper=np.concatenate(upper),
-        groups=groups,
-        curvature=curvature * scale,
-        diagonal=diagonal * scale,
-        dense_w=None if dense_w is None else dense_w * scale,
-        x0=x0,
-        aux=(aux_rows, aux_cols, aux_vals),
-        aux_offset=aux_offset,
-        scale=scale,
-        cost_unit=cost_unit,
+    return (
+        np.concatenate(rows),
+        np.concatenate(cols),
+        np.concatenate(vals),
+        np.concatenate(lower),
+        np.concatenate(upper),
+        groups,
+        row + k,
     )
 
 
