@@ -349,6 +349,25 @@ def _impact(form: ImpactForm, traded: cp.Expression, params: list[cp.Parameter])
     return first @ traded + cp.sum_squares(cp.multiply(root, traded))
 
 
+@dataclass
+class _Pieces:
+    """The cvxpy pieces of one problem as they are built: objective and cost parts, limits."""
+
+    z: cp.Expression
+    traded: cp.Expression
+    params: list[cp.Parameter] = field(default_factory=list)
+    objective: list[cp.Expression] = field(default_factory=list)
+    costs: list[cp.Expression] = field(default_factory=list)
+    impacts: list[cp.Expression] = field(default_factory=list)
+    limits: list[Limit] = field(default_factory=list)
+    groups: dict[str, LimitGroup] = field(default_factory=dict)
+
+    def new(self, size: int, name: str) -> cp.Parameter:
+        param = cp.Parameter(size, name=name)
+        self.params.append(param)
+        return param
+
+
 def build(
     model: Model,
     stacked: Stacked,
@@ -360,73 +379,99 @@ def build(
 ) -> AssembledProblem:
     """Build the problem of ``stacked`` plus the user terms among ``terms`` (those without a
     description); ``variables`` may be expressions (exact mode's integer lots)."""
-    data = model.data
-    n = data.n
+    n = model.data.n
     v = variables if variables is not None else Variables.create(n)
     traded = v.buy + v.sell
-    z = cp.hstack(
-        [
-            v.buy,
-            v.sell,
-            cp.reshape(v.cost, (1,), order="F"),
-            cp.reshape(cp.sum(traded), (1,), order="F"),
-            cp.reshape(cp.sum(v.buy - v.sell), (1,), order="F"),
-        ]
-    )
-    params: list[cp.Parameter] = []
-
-    def new(size: int, name: str) -> cp.Parameter:
-        param = cp.Parameter(size, name=name)
-        params.append(param)
-        return param
-
-    objective: list[cp.Expression] = []
-    costs: list[cp.Expression] = []
-    impacts: list[cp.Expression] = []
-    limits: list[Limit] = []
-    groups: dict[str, LimitGroup] = {}
-    # Market impact is convex in the trades. Written as ``c >= ... + impact`` with ``c`` priced
-    # linearly, Clarabel stops "almost solved" (its primal residual grows in the last iterations:
-    # measured on the 431-asset set, fit and power cone alike); so ``c`` holds the linear costs, and
-    # the impact enters the objective at the cost's price and every row with a cost coefficient
-    # where it keeps the row convex (elsewhere leaving it out only makes the row stricter).
+    scalars = [v.cost, cp.sum(traded), cp.sum(v.buy - v.sell)]
+    z = cp.hstack([v.buy, v.sell, *(cp.reshape(x, (1,), order="F") for x in scalars)])
+    pieces = _Pieces(z, traded)
     for kind, piece in _pieces(stacked):
-        if kind == "squares":
-            vals, off = new(len(piece.vals), "square_vals"), new(piece.m, "square_offset")
-            if piece.m:
-                objective.append(cp.sum_squares(_rows(piece, z, vals, off)))
-        elif kind == "linear":
-            objective.append(new(2 * n + 3, "linear") @ z)
-        elif kind == "rate":
-            costs.append(new(n, "rate") @ traded)
-        elif kind == "impact":
-            impacts.append(_impact(piece, traded, params))
-            # Priced like the cost: a constant (a Parameter times Parameters is not DPP).
-            objective.append(float(stacked.linear[2 * n]) * impacts[-1])
-        else:
-            g, rows, lower, upper, has_impact = piece
-            groups.setdefault(g.name, g)
-            expr = _rows(rows, z, new(len(rows.vals), f"{g.name}_vals"), new(rows.m, f"{g.name}_offset"))
-            low, up = np.flatnonzero(np.isfinite(lower)), np.flatnonzero(np.isfinite(upper))
-            low_p, up_p = new(low.size, f"{g.name}_lower"), new(up.size, f"{g.name}_upper")
-            low_expr = expr[low] if low.size < rows.m else expr
-            up_expr = expr[up] if up.size < rows.m else expr
-            alpha = _cost_coefficients(rows) if has_impact else np.zeros(rows.m)
-            if alpha.any():
-                # Constants, not Parameters: a Parameter times the impact (itself made of
-                # Parameters) is not DPP. They are caps and floors, alike across a model's accounts.
-                impact = cp.sum(cp.hstack(impacts))
-                low_expr = low_expr - cp.multiply(np.maximum(-alpha, 0.0)[low], impact)
-                up_expr = up_expr + cp.multiply(np.maximum(alpha, 0.0)[up], impact)
-            if low.size:
-                limits.append(Limit(g.name, low_expr, ">=", low_p))
-            if up.size:
-                limits.append(Limit(g.name, up_expr, "<=", up_p))
-    x0 = new(n, "x0")
+        _add_piece(pieces, kind, piece, stacked)
+    x0 = pieces.new(n, "x0")
+    user = _add_user_terms(pieces, model, v, diagnose)
+    constraints: list[cp.Constraint] = [v.weights == x0 + v.buy - v.sell] if variables is None else []
+    constraints.append(v.cost >= cp.sum(cp.hstack(pieces.costs)) if pieces.costs else v.cost == 0)
+    slacks: dict[str, cp.Variable] = {}
+    elastic: list[tuple[str, cp.Constraint]] = []
+    goal_expr = OBJECTIVE_SCALE * cp.sum(cp.hstack(pieces.objective)) if pieces.objective else cp.Constant(0.0)
+    if diagnose:
+        for limit in pieces.limits:
+            if limit.name not in slacks:
+                slacks[limit.name] = cp.Variable(nonneg=True, name=f"slack_{limit.name}")
+            elastic.append((limit.name, limit.elastic(slacks[limit.name])))
+        constraints += [c for _, c in elastic]
+        goal = cp.Minimize(cp.sum(cp.hstack(list(slacks.values()))) if slacks else cp.Constant(0.0))
+    else:
+        constraints += [limit.hard() for limit in pieces.limits]
+        goal = cp.Minimize(goal_expr)
+    problem = cp.Problem(goal, constraints)
+    if variables is None and not problem.is_dcp(dpp=True):  # user terms passed their own checks
+        raise TermError("assembler", "assembled problem is not DPP")
+    return AssembledProblem(
+        problem,
+        v,
+        pieces.params,
+        user,
+        pieces.limits,
+        key,
+        goal_expr,
+        constraints,
+        continuous,
+        slacks,
+        elastic,
+        pieces.groups,
+    )
+
+
+def _add_piece(pieces: _Pieces, kind: str, piece: Any, stacked: Stacked) -> None:
+    """One described piece as cvxpy, its arrays as Parameters (in :func:`_values` order).
+
+    Market impact is convex in the trades. Written as ``c >= ... + impact`` with ``c`` priced
+    linearly, Clarabel stops "almost solved" (its primal residual grows in the last iterations:
+    measured on the 431-asset set, fit and power cone alike); so ``c`` holds the linear costs, and
+    the impact enters the objective at the cost's price and every row with a cost coefficient
+    where it keeps the row convex (elsewhere leaving it out only makes the row stricter).
+    """
+    n, z, new = stacked.n, pieces.z, pieces.new
+    if kind == "squares":
+        vals, off = new(len(piece.vals), "square_vals"), new(piece.m, "square_offset")
+        if piece.m:
+            pieces.objective.append(cp.sum_squares(_rows(piece, z, vals, off)))
+    elif kind == "linear":
+        pieces.objective.append(new(2 * n + 3, "linear") @ z)
+    elif kind == "rate":
+        pieces.costs.append(new(n, "rate") @ pieces.traded)
+    elif kind == "impact":
+        pieces.impacts.append(_impact(piece, pieces.traded, pieces.params))
+        # Priced like the cost: a constant (a Parameter times Parameters is not DPP).
+        pieces.objective.append(float(stacked.linear[2 * n]) * pieces.impacts[-1])
+    else:
+        g, rows, lower, upper, has_impact = piece
+        pieces.groups.setdefault(g.name, g)
+        expr = _rows(rows, z, new(len(rows.vals), f"{g.name}_vals"), new(rows.m, f"{g.name}_offset"))
+        low, up = np.flatnonzero(np.isfinite(lower)), np.flatnonzero(np.isfinite(upper))
+        low_p, up_p = new(low.size, f"{g.name}_lower"), new(up.size, f"{g.name}_upper")
+        low_expr = expr[low] if low.size < rows.m else expr
+        up_expr = expr[up] if up.size < rows.m else expr
+        alpha = _cost_coefficients(rows) if has_impact else np.zeros(rows.m)
+        if alpha.any():
+            # Constants, not Parameters: a Parameter times the impact (itself made of
+            # Parameters) is not DPP. They are caps and floors, alike across a model's accounts.
+            impact = cp.sum(cp.hstack(pieces.impacts))
+            low_expr = low_expr - cp.multiply(np.maximum(-alpha, 0.0)[low], impact)
+            up_expr = up_expr + cp.multiply(np.maximum(alpha, 0.0)[up], impact)
+        if low.size:
+            pieces.limits.append(Limit(g.name, low_expr, ">=", low_p))
+        if up.size:
+            pieces.limits.append(Limit(g.name, up_expr, "<=", up_p))
+
+
+def _add_user_terms(pieces: _Pieces, model: Model, v: Variables, diagnose: bool) -> list[tuple[Term, TermParts]]:
+    """The user terms' own cvxpy parts, each checked for DCP/DPP and blamed by name."""
     user: list[tuple[Term, TermParts]] = []
     for term in model.user_terms:
         try:
-            parts = term.build(v, data, diagnose=diagnose)
+            parts = term.build(v, model.data, diagnose=diagnose)
         except TermError:
             raise
         except Exception as exc:  # a user's term failing to build is reported by name
@@ -434,31 +479,11 @@ def build(
         _check(term, parts)
         user.append((term, parts))
         if parts.objective is not None:
-            objective.append(parts.objective)
+            pieces.objective.append(parts.objective)
         if parts.cost is not None:
-            costs.append(parts.cost)
-        limits.extend(parts.limits)
-    constraints: list[cp.Constraint] = [v.weights == x0 + v.buy - v.sell] if variables is None else []
-    constraints.append(v.cost >= cp.sum(cp.hstack(costs)) if costs else v.cost == 0)
-    slacks: dict[str, cp.Variable] = {}
-    elastic: list[tuple[str, cp.Constraint]] = []
-    goal_expr = OBJECTIVE_SCALE * cp.sum(cp.hstack(objective)) if objective else cp.Constant(0.0)
-    if diagnose:
-        for limit in limits:
-            if limit.name not in slacks:
-                slacks[limit.name] = cp.Variable(nonneg=True, name=f"slack_{limit.name}")
-            elastic.append((limit.name, limit.elastic(slacks[limit.name])))
-        constraints += [c for _, c in elastic]
-        goal = cp.Minimize(cp.sum(cp.hstack(list(slacks.values()))) if slacks else cp.Constant(0.0))
-    else:
-        constraints += [limit.hard() for limit in limits]
-        goal = cp.Minimize(goal_expr)
-    problem = cp.Problem(goal, constraints)
-    if variables is None and not problem.is_dcp(dpp=True):  # user terms passed their own checks
-        raise TermError("assembler", "assembled problem is not DPP")
-    return AssembledProblem(
-        problem, v, params, user, limits, key, goal_expr, constraints, continuous, slacks, elastic, groups
-    )
+            pieces.costs.append(parts.cost)
+        pieces.limits.extend(parts.limits)
+    return user
 
 
 def assemble(model: Model, *, diagnose: bool = False, continuous: bool = True) -> AssembledProblem:
