@@ -12,6 +12,7 @@ Parameter values against the Parameters it built.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -116,6 +117,10 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
     )
 
 
+_CONTEXT = frozenset({"count_weights", "debias", "blocked", "backoff"})
+"""The fields of ``ProblemData`` that change between the solves of one rebalance."""
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """One request's problem: its terms and what each describes (None: a user's cvxpy term).
@@ -161,8 +166,16 @@ class Model:
         return self._stacks[continuous]
 
     def with_data(self, data: ProblemData) -> Model:
-        """The same terms described for other data (a re-solve of the same rebalance)."""
-        return Model.of(self.terms, data)
+        """The same terms described for other data (a re-solve of the same rebalance). When only
+        the per-rebalance context changed, the terms that do not read it keep their descriptions
+        (and with them their linearised rows)."""
+        changed = {f.name for f in dataclasses.fields(data) if getattr(data, f.name) is not getattr(self.data, f.name)}
+        if not changed <= _CONTEXT:
+            return Model.of(self.terms, data)
+        descriptions = tuple(
+            t.describe(data) if t.reads_context else d for t, d in zip(self.terms, self.descriptions, strict=True)
+        )
+        return Model(self.terms, data, descriptions)
 
 
 def _concat(affines: Sequence[Affine]) -> Affine:

@@ -187,6 +187,9 @@ class LimitGroup:
     per: Affine | None = None
     show: np.ndarray | float = 1.0
     per_asset: bool = False  # members are assets: the compliance table shows the tightest one
+    _linear: dict[float, tuple[Affine, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )  # linear(backoff), kept: a rebalance's re-solves reuse their groups
 
     @property
     def separable(self) -> bool:
@@ -201,6 +204,13 @@ class LimitGroup:
         """``(rows, lower, upper)`` of the linear rows the solvers take; coupled rows are tightened by
         ``backoff`` (weight units) where their bound is finite, separable ones never (a trade bound
         of zero must stay exactly zero)."""
+        if backoff in self._linear:
+            return self._linear[backoff]
+        out = self._linearise(backoff)
+        self._linear[backoff] = out
+        return out
+
+    def _linearise(self, backoff: float) -> tuple[Affine, np.ndarray, np.ndarray]:
         give = 0.0 if self.separable else backoff
         if self.per is None:
             return self.rows, self.lower + give, self.upper - give

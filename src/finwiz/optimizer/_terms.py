@@ -120,6 +120,10 @@ class Term:
     """
 
     name: str = "term"
+    reads_context: bool = True
+    """Whether the description reads the per-rebalance context (``count_weights``, ``debias``,
+    ``blocked``): a re-solve of the same rebalance describes again only the terms that do (a
+    user's term always)."""
 
     def describe(self, data: ProblemData) -> Description | None:
         """The term's piece as data (see ``_model``), or None for a term written in cvxpy."""
@@ -153,6 +157,7 @@ class Term:
 class TargetTrackingTerm(Term):
     """weight x ( ||w - w_target||^2 + (cash - cash_target)^2 ), cash before costs."""
 
+    reads_context = False
     name = "target_tracking"
 
     def __init__(self, weight: float = 1.0) -> None:
@@ -171,6 +176,7 @@ class TransactionCostTerm(Term):
     """weight x c: the price of the trading cost in the objective (c, defined by the budget as
     sum_i rate_i |u_i| plus any market impact, is what every request pays from cash)."""
 
+    reads_context = False
     name = "transaction_cost"
 
     def __init__(self, weight: float = 1.0) -> None:
@@ -200,6 +206,7 @@ def impact_fit(max_trade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class MarketImpactTerm(Term):
     """Impact cost k_i |u_i|^{3/2} in c: exact (power cone) or the fit a_i |u_i| + b_i u_i^2 (SOC)."""
 
+    reads_context = False
     name = "market_impact"
 
     def __init__(self, exact: bool = False) -> None:
@@ -251,6 +258,7 @@ class TradeCountTerm(Term):
 class _CovarianceTerm(Term):
     """Shared description of terms quadratic in a factor model: ||G'(w-b)||^2 + ||d o (w-b)||^2."""
 
+    reads_context = False
     relative_to_target = False
 
     def __init__(self, weight: float | None = None) -> None:
@@ -294,6 +302,7 @@ class RiskTerm(_CovarianceTerm):
 class TurnoverPenaltyTerm(Term):
     """weight x sum_i |u_i|: a soft brake on turnover."""
 
+    reads_context = False
     name = "turnover_penalty"
 
     def __init__(self, weight: float = 1e-4) -> None:
@@ -316,6 +325,7 @@ class BudgetTerm(Term):
     strategy's objective says of it), and cash after / post-trade value >= floor:
     (cash0 - nu - c) / (1 - c) >= min_cash_weight."""
 
+    reads_context = False
     name = "cash_floor"
 
     def describe(self, data: ProblemData) -> Description:
@@ -379,6 +389,7 @@ class TradeBoundsTerm(Term):
 class PositionCapTerm(Term):
     """w_i / (1 - c) <= cap_i: caps on post-trade weights."""
 
+    reads_context = False
     name = "max_position"
 
     def applies(self, data: ProblemData) -> bool:
@@ -407,6 +418,7 @@ class PositionCapTerm(Term):
 class PositionFloorTerm(Term):
     """w_i / (1 - c) >= floor_i: floors on post-trade weights (assets with a floor above 0)."""
 
+    reads_context = False
     name = "min_position"
 
     def applies(self, data: ProblemData) -> bool:
@@ -435,6 +447,7 @@ class PositionFloorTerm(Term):
 class SectorCapTerm(Term):
     """sum_{i in s} w_i / (1 - c) <= cap_s for every capped sector s (post-trade weights)."""
 
+    reads_context = False
     name = "sector_cap"
 
     def applies(self, data: ProblemData) -> bool:
@@ -471,6 +484,7 @@ class SectorCapTerm(Term):
 class ESGFloorTerm(Term):
     """s'w / 1'w >= floor: the value-weighted average score of invested positions."""
 
+    reads_context = False
     name = "esg_floor"
 
     def applies(self, data: ProblemData) -> bool:
@@ -499,6 +513,7 @@ class ESGFloorTerm(Term):
 class TurnoverCapTerm(Term):
     """sum_i |u_i| V_ref / V <= max_turnover (turnover as a fraction of value before trading)."""
 
+    reads_context = False
     name = "turnover_cap"
 
     def applies(self, data: ProblemData) -> bool:
