@@ -74,9 +74,7 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     up = np.ceil(s / lot - _EPS) * lot
     has_min = (data.min_trade_value > 0) & (s != 0)
     step = np.where(has_min, np.sign(s) * np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot, 0.0)
-    # Selling out is a whole trade, lots or not, offered when little would be left anyway.
-    residual = (held + s) * price
-    sell_out = (s < 0) & (not data.allow_short) & (residual <= np.maximum(data.min_trade_value, lot * price))
+    sell_out = _sell_out_allowed(data, s)
     table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0)])
     valid = np.ones(table.shape, bool)
     valid[:, 3] = has_min
@@ -251,32 +249,57 @@ def _improve(
     current = pricer.objective(z, shares)
     for _ in range(max_rounds):
         moves = _lot_moves(data, shares, separable)
-        gain = pricer.changes(z, shares, moves)
-        better = gain < -_GAIN * max(abs(current), pricer.unit)
+        gain = _snap(pricer.changes(z, shares, moves))
+        better = gain < -max(_GAIN * abs(current), _LOT_GAIN * pricer.unit / data.n)
         if not better.any():
             break
-        tight = _Tight.of(data, rows, z, moves)
-        alone = better & tight.fits(tight.delta)
-        # Each asset's best improving move that keeps the tight rows, assets in order of gain.
-        order = np.lexsort((np.where(alone, gain, np.inf), moves.owner))
-        first = order[np.r_[True, moves.owner[order][1:] != moves.owner[order][:-1]]]
-        first = first[alone[first]]
-        first = first[np.argsort(gain[first], kind="stable")]
-        accepted = None
-        for take in _halvings(len(first)):
-            trial = shares.copy()
-            trial[moves.owner[first[:take]]] = moves.shares[first[:take]]
-            z_trial = _trade_point(data, trial)
-            value = pricer.objective(z_trial, trial)
-            if value < current and rows.holds(rows.values(z_trial)):
-                accepted = (trial, z_trial, value)
-                break
-        if accepted is None:  # binding rows block the single moves: exchanges of two assets
+        # Every asset's best improving move at once: accepted when it keeps every row and lowers
+        # the objective (far from the limits, the usual case).
+        accepted = _try(data, shares, current, pricer, rows, moves, _best_per_asset(moves, gain, better))
+        tight = None
+        if accepted is None:
+            tight = _Tight.of(data, rows, z, moves)
+            chosen = _best_per_asset(moves, gain, better & tight.fits(tight.delta))
+            for take in _halvings(len(chosen)):
+                accepted = _try(data, shares, current, pricer, rows, moves, chosen[:take])
+                if accepted is not None:
+                    break
+        if accepted is None and tight is not None:  # binding rows block single moves: exchanges
             accepted = _exchange(data, shares, current, pricer, rows, moves, gain, tight)
         if accepted is None:
             break
         shares, z, current = accepted
     return shares
+
+
+def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Each asset's best allowed move, assets in order of gain."""
+    order = np.lexsort((np.where(allowed, gain, np.inf), moves.owner))
+    first = order[np.r_[True, moves.owner[order][1:] != moves.owner[order][:-1]]] if order.size else order
+    first = first[allowed[first]]
+    return np.asarray(first[np.argsort(gain[first], kind="stable")])
+
+
+def _try(
+    data: ProblemData,
+    shares: np.ndarray,
+    current: float,
+    pricer: _Pricer,
+    rows: _Rows,
+    moves: _Moves,
+    chosen: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Apply the moves ``chosen`` (one per asset) if together they keep every row and lower the
+    exact objective."""
+    if chosen.size == 0:
+        return None
+    trial = shares.copy()
+    trial[moves.owner[chosen]] = moves.shares[chosen]
+    z_trial = _trade_point(data, trial)
+    value = pricer.objective(z_trial, trial)
+    if value < current and rows.holds(rows.values(z_trial)):
+        return trial, z_trial, value
+    return None
 
 
 @dataclass(frozen=True)
@@ -310,8 +333,12 @@ class _Tight:
 _PAIR_TRIES = 24  # the most improving single moves paired with every other move
 _ROUNDS = 200  # descent rounds at most
 _GAIN = 1e-7
-"""A move improves when it lowers the objective by more than this fraction of the objective (or
-of one lot of every asset's worth of it, whichever is larger): smaller gains are float noise."""
+"""A move improves when it lowers the objective by more than this fraction of it (float noise) ...
+"""
+_LOT_GAIN = 1e-2
+"""... and by more than this fraction of what one lot of an average asset is worth in objective
+(the scale of whole-share losses): the descent stops where what is left to gain is a hundredth of
+one lot, instead of spending rounds on it."""
 
 
 def _exchange(
@@ -338,14 +365,7 @@ def _exchange(
     a, b = divmod(int(np.argmin(total)), total.shape[1])
     if not total[a, b] < 0:
         return None
-    trial = shares.copy()
-    trial[owner[tries[a]]] = moves.shares[tries[a]]
-    trial[owner[b]] = moves.shares[b]
-    z_trial = _trade_point(data, trial)
-    value = pricer.objective(z_trial, trial)
-    if value < current and rows.holds(rows.values(z_trial)):
-        return trial, z_trial, value
-    return None
+    return _try(data, shares, current, pricer, rows, moves, np.array([tries[a], b]))
 
 
 def _halvings(k: int) -> list[int]:
@@ -357,13 +377,26 @@ def _halvings(k: int) -> list[int]:
     return out
 
 
+def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
+    """Selling out is a whole trade, lots or not (an odd lot may be sold), offered for a sell that
+    would leave little anyway: at most the minimum trade or one lot in value."""
+    residual = (data.shares + trade) * data.prices
+    limit = np.maximum(data.min_trade_value, data.lot * data.prices)
+    return np.asarray((trade < 0) & (not data.allow_short) & (residual <= limit))
+
+
 def _lot_moves(data: ProblemData, shares: np.ndarray, separable: list[tuple[Affine, np.ndarray, np.ndarray]]) -> _Moves:
-    """Every asset one lot up, one lot down, or to no trade, where the minimum size and the
-    separable rows allow it."""
-    n = data.n
+    """Every asset one lot up or down on its lot grid, to no trade, or selling out, where the
+    minimum size and the separable rows allow it (a sold-out odd lot moves back onto the grid)."""
+    n, lot = data.n, data.lot
     idx = np.arange(n)
-    options = np.concatenate([shares + data.lot, shares - data.lot, np.zeros(n)])
-    owner = np.concatenate([idx, idx, idx])
+    lots = shares / lot
+    on_grid = np.abs(lots - np.round(lots)) <= 1e-9 * np.maximum(1.0, np.abs(lots))
+    up = np.where(on_grid, np.round(lots) + 1, np.ceil(lots)) * lot
+    down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
+    out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
+    options = np.concatenate([up, down, np.zeros(n), out])
+    owner = np.concatenate([idx, idx, idx, idx])
     keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner])
     moves = _moves(data, owner[keep], options[keep])
     ok = _separable_ok(separable, moves, n)
@@ -435,7 +468,7 @@ def round_trades(
     table, valid, stuck, moves, separable = _candidate_set(model, buy - sell)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     target = (buy - sell) * data.ref_value / data.prices
-    price = pricer.changes(_trade_point(data, target), target, moves)
+    price = _snap(pricer.changes(_trade_point(data, target), target, moves))
     rows = _coupled_rows(model)
     cheapest = _cheapest(table, valid, price)
     chosen_shares = moves.shares[cheapest]
@@ -486,19 +519,22 @@ def _coupled_rows(model: Model) -> _Rows:
     return _Rows(a_trade.tocsc(), a_scalar, offset, lower, upper, a_trade.tocsr())
 
 
+def _snap(values: np.ndarray) -> np.ndarray:
+    """Objective changes on a grid of a billionth of the largest: values closer than that are tied
+    (fractional lots differ by ~1e-20, float noise of the continuous optimum), and ties go to the
+    first in order, so an ulp of solver noise never changes the trades (same input, same trades)."""
+    unit = 1e-9 * max(float(np.max(np.abs(values), initial=0.0)), 1e-300)
+    return np.asarray(np.round(values / unit) * unit)
+
+
 def _cheapest(table: np.ndarray, valid: np.ndarray, price: np.ndarray) -> np.ndarray:
-    """Each asset's cheapest admissible candidate (index into the admissible ones). Candidates
-    whose objectives differ by less than a billionth of the largest are tied (fractional lots
-    differ by ~1e-20, float noise of the continuous optimum): ties go to the first column, so an
-    ulp of solver noise never changes the trades (same input, same trades)."""
+    """Each asset's cheapest admissible candidate (index into the admissible ones; ``price`` is
+    snapped, so a tie goes to the first column)."""
     n = table.shape[0]
     index = np.full(table.shape, -1)
     index[valid] = np.arange(int(valid.sum()))
     price_table = np.full(table.shape, np.inf)
     price_table[valid] = price
-    finite = np.where(np.isfinite(price_table), np.abs(price_table), 0.0)
-    unit = 1e-9 * max(float(finite.max(initial=0.0)), 1e-300)
-    price_table = np.where(np.isfinite(price_table), np.round(price_table / unit), np.inf)
     return np.asarray(index[np.arange(n), np.argmin(price_table, axis=1)])
 
 
