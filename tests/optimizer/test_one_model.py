@@ -319,3 +319,79 @@ def test_an_infeasible_request_names_the_member_in_value_and_currency() -> None:
         assert conflict.dollars == pytest.approx(conflict.relaxation * value, rel=1e-9)
     assert "sector_cap[Energy]" in str(info.value)
     assert "long_only" not in by_name
+
+
+# ----------------------------------------------------------------------------- whole shares
+
+
+def _objective(config: PortfolioConfiguration, prices: dict[str, float], trades: dict[str, float]) -> float:
+    """MINIMIZE_COSTS's objective, recomputed from shares and prices: tracking of weights of the
+    value after the cash flow (cash before costs) plus the cost as a fraction of it."""
+    symbols = config.symbols
+    held = config.shares_by_symbol()
+    p = np.array([prices[s] for s in symbols])
+    q = np.array([held[s] + trades.get(s, 0.0) for s in symbols])
+    t = np.array([config.target_weights.get(s, 0.0) for s in symbols])
+    ref = float(np.array([held[s] for s in symbols]) @ p + config.cash + config.cash_flow)
+    w = q * p / ref
+    traded = sum(abs(v) * prices[s] for s, v in trades.items())
+    return float(np.sum((w - t) ** 2) + (w.sum() - t.sum()) ** 2 + config.transaction_cost_rate * traded / ref)
+
+
+def _keeps_limits(config: PortfolioConfiguration, prices: dict[str, float], trades: dict[str, float]) -> bool:
+    symbols = config.symbols
+    held = config.shares_by_symbol()
+    after = {s: held[s] + trades.get(s, 0.0) for s in symbols}
+    if any(v < -1e-9 for v in after.values()):
+        return False
+    value = {s: after[s] * prices[s] for s in symbols}
+    traded = sum(abs(v) * prices[s] for s, v in trades.items())
+    cash = (
+        config.cash
+        + config.cash_flow
+        - sum(v * prices[s] for s, v in trades.items())
+        - config.transaction_cost_rate * traded
+    )
+    total = sum(value.values()) + cash
+    before = sum(held[s] * prices[s] for s in symbols) + config.cash
+    caps_ok = config.max_position_weight is None or all(
+        v / total <= config.max_position_weight + 1e-12 for v in value.values()
+    )
+    turnover_ok = config.max_turnover is None or traded / before <= config.max_turnover + 1e-12
+    return cash >= -1e-9 and caps_ok and turnover_ok
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_single_lot_move_improves_the_returned_trades(seed: int) -> None:
+    """The whole-share answer is a local optimum of the true objective: moving any one asset by
+    one share (kept within every limit) does not lower it, recomputed independently."""
+    rng = np.random.default_rng(seed)
+    n = 25
+    symbols = [f"A{i:02d}" for i in range(n)]
+    prices = {s: float(np.round(rng.uniform(5, 400), 2)) for s in symbols}
+    target = rng.dirichlet(np.ones(n)) * 0.97
+    shares = np.floor(rng.dirichlet(np.ones(n)) * 0.9 * 200_000 / np.array(list(prices.values())))
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, shares, strict=True) if q > 0],
+        target_weights=dict(zip(symbols, target.tolist(), strict=True)),
+        cash=200_000 - float(shares @ np.array(list(prices.values()))),
+        tolerance=0.0,
+        min_trade_size=0.0,
+        transaction_cost_rate=0.001,
+        method="minimize_costs",
+        max_position_weight=float(target.max() * 0.8),
+        max_turnover=[None, 0.1][seed % 2],
+        cash_flow=[0.0, 15_000.0, -8_000.0][seed % 3],
+    )
+    result = rebalance(config, prices)
+    trades = {t.symbol: t.signed_shares for t in result.trades}
+    best = _objective(config, prices, trades)
+    assert result.objective_value == pytest.approx(best, rel=1e-9, abs=1e-12)  # the reported objective is the true one
+    for s in symbols:
+        for step in (1.0, -1.0):
+            moved = dict(trades)
+            moved[s] = moved.get(s, 0.0) + step
+            if moved[s] == 0:
+                del moved[s]
+            if _keeps_limits(config, prices, moved):
+                assert _objective(config, prices, moved) >= best - 1e-7 * abs(best) - 1e-12, (s, step)

@@ -35,7 +35,7 @@ from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, 
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._model import Description
-from finwiz.optimizer._rounding import RoundingOutcome, round_trades
+from finwiz.optimizer._rounding import RoundingOutcome, polish, round_trades
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
@@ -268,11 +268,18 @@ class RebalancingEngine:
             # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
             backed = model.with_data(dataclasses.replace(data, backoff=max(data.backoff, 2e-6)))
             mip = solve_exact(backed, time_limit=self.settings.mip_time_limit_seconds)
+            # The solver stops within its tolerances (and on the backed-off rows): the descent on
+            # the true objective makes sure no one-lot move improves its answer.
+            shares = polish(model, mip.shares)
+            achieved = _objective(model, shares)
+            # The true gap: the returned trades' objective against the solver's dual bound.
+            gap = mip.gap if mip.bound is None else max(0.0, (achieved - mip.bound) / max(abs(achieved), 1e-300))
+            mip = dataclasses.replace(mip, gap=gap, objective=achieved)
             notes = []
             if not mip.proven_optimal:
-                gap = "unknown" if mip.gap is None else f"{mip.gap:.2%}"
-                notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {gap}")
-            return _Decided(mip.shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
+                shown = "unknown" if gap is None else f"{gap:.2%}"
+                notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {shown}")
+            return _Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
         bound = outcome.objective
         shares, outcome = self._whole_shares(model, outcome, solver)
         if data.min_trade_value > 0:

@@ -40,6 +40,7 @@ class ExactOutcome:
     gap: float | None
     solver: str
     seconds: float
+    bound: float | None = None  # the solver's dual bound on the objective (same units)
 
 
 def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
@@ -106,15 +107,18 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     counts = np.asarray(k_buy.value, float) - np.asarray(k_sell.value, float)
     shares = np.round(counts) * step if integral else np.round(counts / data.lot) * data.lot
     proven = problem.status == cp.OPTIMAL
-    gap: float | None = 0.0 if proven else None
     scip = (problem.solver_stats.extra_stats or {}).get("model") if problem.solver_stats else None
-    if scip is not None and hasattr(scip, "getGap"):
-        gap = float(scip.getGap())
+    bound = None
+    if scip is not None and hasattr(scip, "getDualbound"):
+        # SCIP's objective leaves out the constant cvxpy keeps apart: put it back.
+        offset = float(problem.value) - float(scip.getPrimalbound())
+        bound = (float(scip.getDualbound()) + offset) / OBJECTIVE_SCALE
     return ExactOutcome(
         shares=shares,
         objective=float(problem.value) / OBJECTIVE_SCALE,
         proven_optimal=proven,
-        gap=gap,
+        gap=0.0 if proven and bound is None else None,
         solver=solver,
         seconds=time.perf_counter() - start,
+        bound=bound,
     )

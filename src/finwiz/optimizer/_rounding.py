@@ -34,7 +34,7 @@ from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer._model import Affine, column, trade_vector
 from finwiz.optimizer._quiet import quiet_stdout
 
-__all__ = ["RoundingOutcome", "round_trades"]
+__all__ = ["RoundingOutcome", "polish", "round_trades"]
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
 _EPS = 1e-12
@@ -487,6 +487,15 @@ def round_trades(
         lossy = lossy or bool(np.any((first != cheap) & ~neighbour))
     final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS)
     return RoundingOutcome(final, gap, time.perf_counter() - start, len(moves.owner), lossy)
+
+
+def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None) -> np.ndarray:
+    """``shares`` after the descent on the exact objective (see :func:`_improve`): for an answer
+    from elsewhere (exact mode's MIP solver, which stops within its tolerances), so that no single
+    one-lot move improves it either."""
+    separable = [g.linear() for g in model.groups if g.separable]
+    pricer = _Pricer(model, model.stacked(continuous=False), gradient)
+    return _improve(model.data, shares, pricer, _coupled_rows(model), separable, max_rounds=_ROUNDS)
 
 
 def _candidate_set(
