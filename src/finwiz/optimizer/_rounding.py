@@ -116,26 +116,50 @@ def _moves(data: ProblemData, owner: np.ndarray, option: np.ndarray) -> _Moves:
     return _Moves(owner, option, buy, sell, np.column_stack([cost, buy + sell, value]))
 
 
-def _separable_ok(groups: list[tuple[Affine, np.ndarray, np.ndarray]], moves: _Moves, n: int) -> np.ndarray:
-    """Which candidates keep every separable row of their own asset (rows touch one asset each)."""
-    ok = np.ones(len(moves.owner), bool)
-    for rows, lower, upper in groups:
-        cols = column(rows.cols, n)
-        asset = cols % n
-        side_sell = cols >= n
-        # Row r's value for each candidate of asset(r): its coefficient x the candidate's buy or sell.
-        of_row = np.full(n, -1)
-        of_row[asset] = rows.rows
-        coef_buy, coef_sell = np.zeros(rows.m), np.zeros(rows.m)
-        np.add.at(coef_buy, rows.rows[~side_sell], rows.vals[~side_sell])
-        np.add.at(coef_sell, rows.rows[side_sell], rows.vals[side_sell])
-        r = of_row[moves.owner]
-        has = r >= 0
-        rr = r[has]
-        value = coef_buy[rr] * moves.buy[has] + coef_sell[rr] * moves.sell[has] + rows.offset[rr]
-        tol = _CHECK * np.maximum(1.0, np.abs(upper[rr]) + np.abs(np.where(np.isfinite(lower[rr]), lower[rr], 0)))
-        ok[np.flatnonzero(has)] &= (value <= upper[rr] + tol) & (value >= lower[rr] - tol)
-    return ok
+@dataclass(frozen=True)
+class _Separable:
+    """The separable rows (each touches one asset's buy or sell) gathered per asset, to check
+    any number of candidate trades at once: row value = coefficient x the candidate's buy or sell
+    + offset, against the row's bounds."""
+
+    row_of: np.ndarray  # (groups, n): the asset's row in each group, -1 for none
+    coef_buy: np.ndarray  # (groups, n), by asset
+    coef_sell: np.ndarray
+    offset: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def of(cls, groups: list[tuple[Affine, np.ndarray, np.ndarray]], n: int) -> _Separable:
+        k = len(groups)
+        row_of = np.full((k, n), -1)
+        arrays = [np.zeros((k, n)) for _ in range(5)]
+        coef_buy, coef_sell, offset, lower, upper = arrays
+        lower[:] = -np.inf
+        upper[:] = np.inf
+        for g, (rows, lo, up) in enumerate(groups):
+            cols = column(rows.cols, n)
+            asset, sell = cols % n, cols >= n
+            row_of[g, asset] = rows.rows
+            np.add.at(coef_buy[g], asset[~sell], rows.vals[~sell])
+            np.add.at(coef_sell[g], asset[sell], rows.vals[sell])
+            has = np.flatnonzero(row_of[g] >= 0)
+            r = row_of[g, has]
+            offset[g, has], lower[g, has], upper[g, has] = rows.offset[r], lo[r], up[r]
+        return cls(row_of, coef_buy, coef_sell, offset, lower, upper)
+
+    def ok(self, moves: _Moves) -> np.ndarray:
+        """Which moves keep every separable row of their own asset."""
+        i = moves.owner
+        value = self.coef_buy[:, i] * moves.buy + self.coef_sell[:, i] * moves.sell + self.offset[:, i]
+        lower, upper = self.lower[:, i], self.upper[:, i]
+        tol = _CHECK * np.maximum(
+            1.0, np.abs(np.where(np.isfinite(upper), upper, 0)) + np.abs(np.where(np.isfinite(lower), lower, 0))
+        )
+        return np.asarray(np.all((value <= upper + tol) & (value >= lower - tol), axis=0))
+
+
+_DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
 
 
 class _Pricer:
@@ -151,12 +175,19 @@ class _Pricer:
         self.s = sparse.csc_array((squares.vals, (squares.rows, column(squares.cols, n))), shape=(squares.m, 2 * n + 3))
         self.s_t = self.s.T.tocsr()
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
-        buy_cols, sell_cols = self.s[:, :n], self.s[:, n : 2 * n]
-        self.col_norm = np.asarray(self.s.multiply(self.s).sum(axis=0)).ravel()
-        self.g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
-        scalars = self.s[:, 2 * n :].toarray()
-        self.g_bx = np.asarray(buy_cols.T @ scalars)
-        self.g_sx = np.asarray(sell_cols.T @ scalars)
+        if squares.m * (2 * n + 3) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
+            dense = self.s.toarray()
+            buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], dense[:, 2 * n :]
+            self.col_norm = np.einsum("ij,ij->j", dense, dense)
+            self.g_bs = np.einsum("ij,ij->j", buy, sell)
+        else:
+            buy_cols, sell_cols = self.s[:, :n], self.s[:, n : 2 * n]
+            self.col_norm = np.asarray(self.s.multiply(self.s).sum(axis=0)).ravel()
+            self.g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
+            scalars = self.s[:, 2 * n :].toarray()
+            buy, sell = buy_cols, sell_cols
+        self.g_bx = np.asarray(buy.T @ scalars)
+        self.g_sx = np.asarray(sell.T @ scalars)
         self.g_xx = scalars.T @ scalars
         # What one lot of every asset is worth in objective: the scale of whole-share losses.
         lot_weight = model.data.lot * model.data.prices / model.data.ref_value
@@ -235,7 +266,7 @@ def _improve(
     shares: np.ndarray,
     pricer: _Pricer,
     rows: _Rows,
-    separable: list[tuple[Affine, np.ndarray, np.ndarray]],
+    separable: _Separable,
     max_rounds: int,
 ) -> np.ndarray:
     """Descent on the exact objective over single-asset moves of one lot (up, down, or to no
@@ -251,11 +282,12 @@ def _improve(
         moves = _lot_moves(data, shares, separable)
         gain = _snap(pricer.changes(z, shares, moves))
         better = gain < -max(_GAIN * abs(current), _LOT_GAIN * pricer.unit / data.n)
-        if not better.any():
+        best = _best_per_asset(moves, gain, better)
+        if best.size == 0 or -gain[best].sum() < _ROUND_GAIN * pricer.unit:
             break
         # Every asset's best improving move at once: accepted when it keeps every row and lowers
         # the objective (far from the limits, the usual case).
-        accepted = _try(data, shares, current, pricer, rows, moves, _best_per_asset(moves, gain, better))
+        accepted = _try(data, shares, current, pricer, rows, moves, best)
         tight = None
         if accepted is None:
             tight = _Tight.of(data, rows, z, moves)
@@ -335,6 +367,9 @@ _ROUNDS = 200  # descent rounds at most
 _GAIN = 1e-7
 """A move improves when it lowers the objective by more than this fraction of it (float noise) ...
 """
+_ROUND_GAIN = 1e-2
+"""A round runs only while all its moves together could gain more than this fraction of what one
+lot of every asset is worth (the whole-share allowance): the rest is below what rounding costs."""
 _LOT_GAIN = 1e-2
 """... and by more than this fraction of what one lot of an average asset is worth in objective
 (the scale of whole-share losses): the descent stops where what is left to gain is a hundredth of
@@ -385,7 +420,7 @@ def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
     return np.asarray((trade < 0) & (not data.allow_short) & (residual <= limit))
 
 
-def _lot_moves(data: ProblemData, shares: np.ndarray, separable: list[tuple[Affine, np.ndarray, np.ndarray]]) -> _Moves:
+def _lot_moves(data: ProblemData, shares: np.ndarray, separable: _Separable) -> _Moves:
     """Every asset one lot up or down on its lot grid, to no trade, or selling out, where the
     minimum size and the separable rows allow it (a sold-out odd lot moves back onto the grid)."""
     n, lot = data.n, data.lot
@@ -399,7 +434,7 @@ def _lot_moves(data: ProblemData, shares: np.ndarray, separable: list[tuple[Affi
     owner = np.concatenate([idx, idx, idx, idx])
     keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner])
     moves = _moves(data, owner[keep], options[keep])
-    ok = _separable_ok(separable, moves, n)
+    ok = separable.ok(moves)
     return _Moves(moves.owner[ok], moves.shares[ok], moves.buy[ok], moves.sell[ok], moves.scalars[ok])
 
 
@@ -493,14 +528,12 @@ def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None)
     """``shares`` after the descent on the exact objective (see :func:`_improve`): for an answer
     from elsewhere (exact mode's MIP solver, which stops within its tolerances), so that no single
     one-lot move improves it either."""
-    separable = [g.linear() for g in model.groups if g.separable]
+    separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     return _improve(model.data, shares, pricer, _coupled_rows(model), separable, max_rounds=_ROUNDS)
 
 
-def _candidate_set(
-    model: Model, trades: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, bool, _Moves, list[tuple[Affine, np.ndarray, np.ndarray]]]:
+def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
     """The candidate table, which entries are admissible (distinct, minimum size, every separable
     row of their asset), whether a traded asset had none, the admissible candidates as moves
     (grouped by asset), and the separable rows."""
@@ -512,8 +545,8 @@ def _candidate_set(
     table, valid = _candidates(data, target_shares)
     owner_all = np.repeat(np.arange(data.n), table.shape[1])
     every = _moves(data, owner_all, table.ravel())
-    separable = [g.linear() for g in model.groups if g.separable]
-    valid &= _separable_ok(separable, every, data.n).reshape(valid.shape)
+    separable = _Separable.of([g.linear() for g in model.groups if g.separable], data.n)
+    valid &= separable.ok(every).reshape(valid.shape)
     stuck = ~valid.any(axis=1) & (target_shares != 0)
     valid[~valid.any(axis=1), 0] = True  # nothing admissible: no trade, and the limits decide feasibility
     keep = valid.ravel()
