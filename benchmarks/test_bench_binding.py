@@ -74,9 +74,7 @@ def binding_figures(problem: BindingProblem, result: Any) -> dict[str, float]:
 
 def check_binding(figures: dict[str, float], problem: BindingProblem) -> list[str]:
     """The limits that do not bind (empty when all do)."""
-    loose = [
-        f"{k}={v:.3g}" for k, v in figures.items() if k.endswith("slack_shares") and not 0 <= v <= SHARES_TOLERANCE
-    ]
+    loose = [f"{k}={v:.3g}" for k, v in figures.items() if "slack_shares" in k and not 0 <= v <= SHARES_TOLERANCE]
     sector_slacks = [v for k, v in figures.items() if k.startswith("sector_cap_slack")]
     if sector_slacks and min(sector_slacks) <= SHARES_TOLERANCE:  # one capped sector binding is enough
         loose = [x for x in loose if not x.startswith("sector_cap")]
