@@ -39,7 +39,7 @@ RESOLVE_TARGET_MS = 3.0
 PER_ACCOUNT_TARGET_MS = 3.0
 POOL_TARGET_S = 30.0
 LOCAL_BUDGET_S = 10.0  # what the in-process batch is sized to take here (estimated from four accounts)
-POOL_BUDGET_S = 40.0
+POOL_BUDGET_S = 20.0
 
 
 def _xfail_if(misses: list[str], benchmark: Any) -> None:
