@@ -27,6 +27,12 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
 
+def _group_order(group: str) -> tuple[str, float, str]:
+    """Groups by prefix, sized ones by size (``binding-431`` before ``binding-2000``)."""
+    prefix, _, rest = group.partition("-")
+    return (prefix, float(rest) if rest.isdigit() else float("inf"), rest)
+
+
 def tables(benchmarks: list[dict[str, Any]]) -> str:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for b in benchmarks:
@@ -34,7 +40,7 @@ def tables(benchmarks: list[dict[str, Any]]) -> str:
     lines = ["# finwiz benchmark results", ""]
     lines.append("Times in ms (median of the rounds; min in brackets). Ratios are to the group's reference.")
     lines.append("")
-    for group in sorted(groups):
+    for group in sorted(groups, key=_group_order):
         rows = sorted(groups[group], key=lambda b: b["stats"]["median"])
         prefix = group.split("-")[0]
         ref_kind = REFERENCE.get(prefix)

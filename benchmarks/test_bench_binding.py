@@ -14,8 +14,12 @@ Each group ``binding-N`` holds, in the same run:
   finwiz's ``continuous_objective`` for MINIMIZE_COSTS with the same limits (fractional shares, no
   minimum trade; with the minimum it must bound it from below);
 * ``whole_minimize_trades`` (the default strategy) and ``whole_minimize_costs``: ``rebalance()``
-  end to end, cold cache, whole shares. Each must be compliant; each limit's slack in
-  ``result.compliance`` is recorded in whole shares of its dearest member and must be within two.
+  end to end, cold cache, whole shares. Each must be compliant (checked again here: whole shares,
+  minimum trade). Each limit's slack in ``result.compliance`` is recorded in whole shares of its
+  dearest member (the turnover cap's and the minimum trade's: of the dearest asset) and should be
+  within two (for the sector caps: at least one capped sector; at 100 assets only one binds at the
+  continuous optimum); a no-sell name should end above its target. A whole-share answer that
+  leaves more room is a quality miss: recorded in ``not_binding`` and marked xfail (not strict).
 
 Target (issue 11): whole shares with binding limits at 431-500 assets in <= 1.0x ``plain``.
 """
