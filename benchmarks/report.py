@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = {"engine": "plain", "peers": "raw_osqp", "dask": None}
+REFERENCE = {"engine": "plain", "peers": "raw_osqp", "dask": None, "binding": "plain"}
+"""The reference kind of each group prefix. ``binding-N`` (issue 11: the default strategy with binding
+limits) is against the plain cvxpy + Clarabel continuous model; ``binding-resolve``, ``-batch``,
+``-memory`` and the ``quality-*`` groups have no reference: their figures are in the notes."""
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -24,6 +27,12 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
 
+def _group_order(group: str) -> tuple[str, float, str]:
+    """Groups by prefix, sized ones by size (``binding-431`` before ``binding-2000``)."""
+    prefix, _, rest = group.partition("-")
+    return (prefix, float(rest) if rest.isdigit() else float("inf"), rest)
+
+
 def tables(benchmarks: list[dict[str, Any]]) -> str:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for b in benchmarks:
@@ -31,7 +40,7 @@ def tables(benchmarks: list[dict[str, Any]]) -> str:
     lines = ["# finwiz benchmark results", ""]
     lines.append("Times in ms (median of the rounds; min in brackets). Ratios are to the group's reference.")
     lines.append("")
-    for group in sorted(groups):
+    for group in sorted(groups, key=_group_order):
         rows = sorted(groups[group], key=lambda b: b["stats"]["median"])
         prefix = group.split("-")[0]
         ref_kind = REFERENCE.get(prefix)
@@ -71,10 +80,14 @@ def plot(benchmarks: list[dict[str, Any]], out: Path) -> None:
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for b in benchmarks:
         info = b["extra_info"]
-        if "n" in info and "accounts" not in info and b.get("group", "").split("-")[0] in ("engine", "single", "peers"):
-            series[f"{b['group'].split('-')[0]}:{info.get('kind')}"].append(
-                (int(info["n"]), b["stats"]["median"] * 1000)
-            )
+        group = b.get("group") or ""
+        prefix, _, size = group.partition("-")
+        if (
+            "n" in info
+            and "accounts" not in info
+            and (prefix in ("engine", "single", "peers") or (prefix == "binding" and size.isdigit()))
+        ):
+            series[f"{prefix}:{info.get('kind')}"].append((int(info["n"]), b["stats"]["median"] * 1000))
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, points in sorted(series.items()):
         points.sort()
