@@ -359,7 +359,12 @@ class RebalancingEngine:
                 gradient = assembled.user_gradient(model.data.n)
         try:
             return round_trades(
-                model, outcome.buy, outcome.sell, gradient=gradient, time_limit=self.settings.mip_time_limit_seconds
+                model,
+                outcome.buy,
+                outcome.sell,
+                gradient=gradient,
+                duals=outcome.duals,
+                time_limit=self.settings.mip_time_limit_seconds,
             )
         except InfeasibleRebalanceError:
             return None

@@ -198,6 +198,14 @@ class _Pricer:
         rows = self.stacked.squares.evaluate(z)
         return float(rows @ rows + self.linear @ z + self.stacked.count * np.count_nonzero(shares))
 
+    def linear_change(self, v: np.ndarray, z: np.ndarray, moves: _Moves) -> np.ndarray:
+        """The change of ``v'z`` for each move from ``z``."""
+        n, owner = self.n, moves.owner
+        d_x = moves.scalars - _moves_at(self.data, owner, z[owner] - z[n + owner])
+        return np.asarray(
+            v[owner] * (moves.buy - z[owner]) + v[n + owner] * (moves.sell - z[n + owner]) + d_x @ v[2 * n :]
+        )
+
     def changes(self, z: np.ndarray, shares: np.ndarray, moves: _Moves) -> np.ndarray:
         """The objective change of each move (an asset's new absolute trade) from ``z``."""
         n, owner = self.n, moves.owner
@@ -268,6 +276,7 @@ def _improve(
     rows: _Rows,
     separable: _Separable,
     max_rounds: int,
+    candidates: np.ndarray | None = None,
 ) -> np.ndarray:
     """Descent on the exact objective over single-asset moves of one lot (up, down, or to no
     trade), keeping every row. Each round takes every asset's best improving move that keeps the
@@ -279,7 +288,7 @@ def _improve(
     z = _trade_point(data, shares)
     current = pricer.objective(z, shares)
     for _ in range(max_rounds):
-        moves = _lot_moves(data, shares, separable)
+        moves = _lot_moves(data, shares, separable, candidates)
         gain = _snap(pricer.changes(z, shares, moves))
         better = gain < -max(_GAIN * abs(current), _LOT_GAIN * pricer.unit / data.n)
         best = _best_per_asset(moves, gain, better)
@@ -420,18 +429,23 @@ def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
     return np.asarray((trade < 0) & (not data.allow_short) & (residual <= limit))
 
 
-def _lot_moves(data: ProblemData, shares: np.ndarray, separable: _Separable) -> _Moves:
-    """Every asset one lot up or down on its lot grid, to no trade, or selling out, where the
-    minimum size and the separable rows allow it (a sold-out odd lot moves back onto the grid)."""
+def _lot_moves(data: ProblemData, shares: np.ndarray, separable: _Separable, candidates: np.ndarray | None) -> _Moves:
+    """Every asset one lot up or down on its lot grid, to no trade, selling out, the smallest trade
+    meeting the minimum either way, or back to one of its first candidates (``candidates``,
+    assets x k: a trade the repair dropped can come back), where the minimum size and the
+    separable rows allow it (a sold-out odd lot moves back onto the grid)."""
     n, lot = data.n, data.lot
-    idx = np.arange(n)
     lots = shares / lot
     on_grid = np.abs(lots - np.round(lots)) <= 1e-9 * np.maximum(1.0, np.abs(lots))
     up = np.where(on_grid, np.round(lots) + 1, np.ceil(lots)) * lot
     down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
     out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
-    options = np.concatenate([up, down, np.zeros(n), out])
-    owner = np.concatenate([idx, idx, idx, idx])
+    step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
+    columns = [up, down, np.zeros(n), out, step, -step]
+    if candidates is not None:
+        columns += list(candidates.T)
+    options = np.concatenate(columns)
+    owner = np.tile(np.arange(n), len(columns))
     keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner])
     moves = _moves(data, owner[keep], options[keep])
     ok = separable.ok(moves)
@@ -447,41 +461,47 @@ def _repair(
     offset: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray,
-    max_swaps: int = 200,
+    max_rounds: int = 200,
 ) -> np.ndarray | None:
-    """Swap one asset's candidate at a time, each time the swap that removes the most violation
-    per unit of objective given up, until every coupled row holds; None if it gets stuck. Only
-    the rows violated so far are looked at (no rows x candidates array)."""
+    """Swap candidates until every coupled row holds: each round takes the swaps that remove the
+    most violation per unit of objective given up, one per asset, until their gains would cover
+    the violation (gains are not exactly additive: the next round checks); None if it gets stuck.
+    Only the rows violated so far are looked at (no rows x candidates array)."""
     owner = moves.owner
     of_asset = np.full(int(owner.max()) + 1, -1)
     of_asset[owner[chosen]] = chosen
-    columns = trade_part.tocsc()
+    by_row = sparse.csr_array(trade_part)
+    dense_scalars = scalar_cols.toarray()
     scalars = moves.scalars
     watched = np.zeros(len(offset), bool)
-    for _ in range(max_swaps):
+    for _ in range(max_rounds):
         current = of_asset[of_asset >= 0]
-        values = (
-            np.asarray(columns[:, current].sum(axis=1)).ravel() + scalar_cols @ scalars[current].sum(axis=0) + offset
-        )
+        pick = np.zeros(len(owner))
+        pick[current] = 1.0
+        values = by_row @ pick + dense_scalars @ scalars[current].sum(axis=0) + offset
         breach = np.maximum(values - upper, 0.0) + np.maximum(lower - values, 0.0)
         if breach.max(initial=0.0) <= _CHECK:
             return current
         watched |= breach > _CHECK
         rows = np.flatnonzero(watched)
         incumbent = of_asset[owner]
-        block = np.asarray(columns[rows, :].toarray())
+        block = by_row[rows, :].toarray()
         delta = block - block[:, incumbent]
-        delta += scalar_cols.toarray()[rows] @ (scalars - scalars[incumbent]).T
+        delta += dense_scalars[rows] @ (scalars - scalars[incumbent]).T
         after = values[rows, None] + delta
         left = (np.maximum(after - upper[rows, None], 0.0) + np.maximum(lower[rows, None] - after, 0.0)).sum(axis=0)
         gain = breach[rows].sum() - left
         worse = price - price[incumbent]
         score = np.where(gain > 1e-15, gain / np.maximum(worse, 1e-15), -np.inf)
         score[incumbent == np.arange(len(owner))] = -np.inf
-        best = int(np.argmax(score))
-        if not np.isfinite(score[best]):
+        order = np.argsort(-score, kind="stable")
+        order = order[np.isfinite(score[order])]
+        if order.size == 0:
             return None
-        of_asset[owner[best]] = best
+        _, first = np.unique(owner[order], return_index=True)
+        batch = order[np.sort(first)]
+        batch = batch[: int(np.searchsorted(np.cumsum(gain[batch]), breach[rows].sum())) + 1]
+        of_asset[owner[batch]] = batch
     return None
 
 
@@ -491,20 +511,30 @@ def round_trades(
     sell: np.ndarray,
     *,
     gradient: np.ndarray | None = None,
+    duals: np.ndarray | None = None,
     time_limit: float = 10.0,
 ) -> RoundingOutcome:
     """Whole-share (or lot) trades near the continuous optimum ``(buy, sell)`` (fractions of
     V_ref) that keep every limit of ``model`` and minimise its objective; ``gradient`` adds user
-    terms' linearised objectives (over ``z``). Raises :class:`InfeasibleRebalanceError` if no such
-    trades exist among the candidates."""
+    terms' linearised objectives (over ``z``). ``duals`` are the continuous solve's multipliers of
+    the coupled rows: candidates are first priced by the Lagrangian, so that each asset's cheapest
+    does not lean, with every other asset, into the limits that held the optimum back. Raises
+    :class:`InfeasibleRebalanceError` if no such trades exist among the candidates."""
     start = time.perf_counter()
     data = model.data
     n = data.n
     table, valid, stuck, moves, separable = _candidate_set(model, buy - sell)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     target = (buy - sell) * data.ref_value / data.prices
-    price = _snap(pricer.changes(_trade_point(data, target), target, moves))
     rows = _coupled_rows(model)
+    at = _trade_point(data, target)
+    price = pricer.changes(at, target, moves)
+    if duals is not None and len(duals) == len(rows.offset):
+        # At the optimum g + A'y = 0: the objective's gradient along a binding row is the row's
+        # price. Priced with the Lagrangian, moving along it is neutral, not a gain.
+        v = np.concatenate([rows.a_trade.T @ duals, rows.a_scalar.T @ duals])
+        price = price + pricer.linear_change(v, at, moves)
+    price = _snap(price)
     cheapest = _cheapest(table, valid, price)
     chosen_shares = moves.shares[cheapest]
     first = np.zeros(n)
@@ -520,7 +550,7 @@ def round_trades(
         lots = target / data.lot
         neighbour = (np.abs(first / data.lot - lots) < 1.0 + 1e-9) & (np.sign(first) == np.sign(target))
         lossy = lossy or bool(np.any((first != cheap) & ~neighbour))
-    final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS)
+    final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS, candidates=table)
     return RoundingOutcome(final, gap, time.perf_counter() - start, len(moves.owner), lossy)
 
 
@@ -580,39 +610,32 @@ def _cheapest(table: np.ndarray, valid: np.ndarray, price: np.ndarray) -> np.nda
     return np.asarray(index[np.arange(n), np.argmin(price_table, axis=1)])
 
 
-_MILP_CANDIDATES = 120
-"""Up to this many candidates (~40 assets) the exact 0/1 program always runs beside the repair;
-above, only when the repair gets stuck: it took 6 ms at 100 assets and 13 ms at 431, where the
-rest of the rounding takes 1-8 ms, and the descent that follows (single and exchange moves on the
-exact objective) closes the difference."""
+_MILP_SECONDS = 2.0
+"""The exact 0/1 program's time limit (or the settings', if smaller): its best incumbent is taken
+after that (priced by the plain gradient, HiGHS once ran to a 10 s limit at 431 assets)."""
 
 
 def _settle(
     data: ProblemData, moves: _Moves, price: np.ndarray, cheapest: np.ndarray, rows: _Rows, time_limit: float
 ) -> tuple[np.ndarray, float | None]:
-    """Coupled rows bind at the cheapest choice: a repair (swaps priced on the violated rows only)
-    and, where it is cheap or the repair is stuck, the exact 0/1 program; the better is kept."""
+    """Coupled rows bind at the cheapest choice: the exact 0/1 program over the candidates (priced
+    by the Lagrangian, the cheapest choice is near feasible and HiGHS settles it in tens of ms at
+    431 assets), with a time limit; where it fails, a repair (swaps priced on the violated rows)."""
     n = data.n
     trade_part = sparse.csr_array(rows.a_trade @ moves.matrix(n)[: 2 * n])
     scalar_cols = sparse.csr_array(rows.a_scalar)
-    repaired = _repair(cheapest, moves, price, trade_part, scalar_cols, rows.offset, rows.lower, rows.upper)
 
     def admissible(chosen: np.ndarray) -> bool:
         shares = np.zeros(n)
         shares[moves.owner[chosen]] = moves.shares[chosen]
         return rows.holds(rows.values(_trade_point(data, shares)))
 
-    exact: tuple[np.ndarray, float | None] | None = None
-    if repaired is None or len(moves.owner) <= _MILP_CANDIDATES:
-        try:
-            exact = _milp(moves, price, trade_part, scalar_cols, rows, n, time_limit, admissible)
-        except (InfeasibleRebalanceError, SolverError):
-            if repaired is None:
-                raise
-    if exact is not None and (repaired is None or price[exact[0]].sum() <= price[repaired].sum()):
-        chosen, gap = exact
-    else:
-        assert repaired is not None
+    try:
+        chosen, gap = _milp(moves, price, trade_part, scalar_cols, rows, n, min(time_limit, _MILP_SECONDS), admissible)
+    except (InfeasibleRebalanceError, SolverError):
+        repaired = _repair(cheapest, moves, price, trade_part, scalar_cols, rows.offset, rows.lower, rows.upper)
+        if repaired is None:
+            raise
         chosen, gap = repaired, None
     shares = np.zeros(n)
     shares[moves.owner[chosen]] = moves.shares[chosen]

@@ -83,6 +83,9 @@ class SolveOutcome:
     seconds: float
     residual: float
     attempts: tuple[str, ...]
+    duals: np.ndarray | None = None
+    """Multipliers of the coupled limit rows (``LimitGroup.linear`` rows of the non-separable
+    groups, in order; unscaled, positive pushing on an upper bound), when the solver gives them."""
 
     @property
     def trades(self) -> np.ndarray:
@@ -125,6 +128,7 @@ class _Found:
     cost: float = 0.0
     objective: float = 0.0
     solver: str | None = None  # when another solver finished the answer (a polish)
+    duals: np.ndarray | None = None
 
 
 def _judge(order: Sequence[str], run: Callable[[str], _Found]) -> SolveOutcome:
@@ -162,6 +166,7 @@ def _judge(order: Sequence[str], run: Callable[[str], _Found]) -> SolveOutcome:
             seconds=time.perf_counter() - start,
             residual=worst,
             attempts=tuple(attempts),
+            duals=found.duals,
         )
     if infeasible_votes:
         # One solver proved infeasibility and none found an optimal point: diagnose, don't guess.
@@ -247,7 +252,11 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
             if polished.z is not None:  # certified, every row within 1e-11
                 found, z, finisher = polished, polished.z, "OSQP"
         buy, sell, cost = qp.trades(z)
-        return _Found("optimal", found.iterations, found.residuals, buy, sell, cost, qp.objective(z), finisher)
+        duals = None
+        if found.y is not None:  # the limit rows: every group after the bounds, definitions and cost
+            spans = [(a, b) for name, a, b in qp.groups[3:] if name != "definitions"]
+            duals = np.concatenate([found.y[a:b] for a, b in spans]) / qp.scale if spans else np.zeros(0)
+        return _Found("optimal", found.iterations, found.residuals, buy, sell, cost, qp.objective(z), finisher, duals)
 
     return _judge(order, run)
 
