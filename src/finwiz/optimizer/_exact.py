@@ -90,7 +90,8 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     with warnings.catch_warnings(), quiet_stdout():
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on time limit: handled below
         try:
-            problem.solve(solver=solver, **options)
+            # One solve: Parameters as constants (the DPP path failed in cvxpy at 100 assets).
+            problem.solve(solver=solver, ignore_dpp=True, **options)
         except cp.error.SolverError as exc:
             raise SolverError(f"exact mode: {solver} failed: {exc}", solver=solver) from exc
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):

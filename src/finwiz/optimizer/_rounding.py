@@ -198,6 +198,19 @@ class _Pricer:
         rows = self.stacked.squares.evaluate(z)
         return float(rows @ rows + self.linear @ z + self.stacked.count * np.count_nonzero(shares))
 
+    def cross(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
+        """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b``: what two
+        moves of different assets add to the sum of their changes."""
+        n, owner = self.n, moves.owner
+        d_buy, d_sell = moves.buy - z[owner], moves.sell - z[n + owner]
+        d_x = moves.scalars - _moves_at(self.data, owner, z[owner] - z[n + owner])
+        m = len(owner)
+        rows = np.concatenate([owner, n + owner, np.repeat(2 * n + np.arange(3)[None, :], m, axis=0).ravel()])
+        cols = np.concatenate([np.arange(m), np.arange(m), np.repeat(np.arange(m), 3)])
+        vals = np.concatenate([d_buy, d_sell, d_x.ravel()])
+        change = self.s @ sparse.csc_array((vals, (rows, cols)), shape=(2 * n + 3, m))
+        return np.asarray(2.0 * (change[:, tries].T @ change).toarray())
+
     def linear_change(self, v: np.ndarray, z: np.ndarray, moves: _Moves) -> np.ndarray:
         """The change of ``v'z`` for each move from ``z``."""
         n, owner = self.n, moves.owner
@@ -306,7 +319,7 @@ def _improve(
                 if accepted is not None:
                     break
         if accepted is None and tight is not None:  # binding rows block single moves: exchanges
-            accepted = _exchange(data, shares, current, pricer, rows, moves, gain, tight)
+            accepted = _exchange(data, shares, z, current, pricer, rows, moves, gain, tight)
         if accepted is None:
             break
         shares, z, current = accepted
@@ -388,6 +401,7 @@ one lot, instead of spending rounds on it."""
 def _exchange(
     data: ProblemData,
     shares: np.ndarray,
+    z: np.ndarray,
     current: float,
     pricer: _Pricer,
     rows: _Rows,
@@ -405,7 +419,7 @@ def _exchange(
     tries = improving[np.argsort(gain[improving], kind="stable")][:_PAIR_TRIES]
     fits = tight.fits(tight.delta[:, tries, None] + tight.delta[:, None, :])  # tries x moves
     fits &= owner[tries][:, None] != owner[None, :]
-    total = np.where(fits, gain[tries][:, None] + gain[None, :], np.inf)
+    total = np.where(fits, gain[tries][:, None] + gain[None, :] + pricer.cross(z, moves, tries), np.inf)
     a, b = divmod(int(np.argmin(total)), total.shape[1])
     if not total[a, b] < 0:
         return None
