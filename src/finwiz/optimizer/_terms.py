@@ -320,6 +320,23 @@ def _post_trade() -> Affine:
     return Affine.scalar(COST, -1.0, 1.0)
 
 
+def _post_trade_weights(
+    name: str, data: ProblemData, where: np.ndarray, *, lower: np.ndarray | None = None, upper: np.ndarray | None = None
+) -> LimitGroup:
+    """``lower_i <= w_i / (1 - c) <= upper_i`` for the assets ``where`` selects (one side given)."""
+    idx = np.flatnonzero(where)
+    unbounded = np.full(idx.size, np.inf)
+    return LimitGroup(
+        name,
+        Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx),
+        -unbounded if lower is None else lower[idx],
+        unbounded if upper is None else upper[idx],
+        tuple(data.symbols[i] for i in idx),
+        per=_post_trade(),
+        per_asset=True,
+    )
+
+
 class BudgetTerm(Term):
     """The money: the cost c >= sum_i rate_i |u_i| (the request's cost model, paid whatever the
     strategy's objective says of it), and cash after / post-trade value >= floor:
@@ -397,18 +414,7 @@ class PositionCapTerm(Term):
 
     def describe(self, data: ProblemData) -> Description:
         cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
-        idx = np.flatnonzero(np.isfinite(cap))
-        rows = Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx)
-        group = LimitGroup(
-            self.name,
-            rows,
-            np.full(idx.size, -np.inf),
-            cap[idx],
-            tuple(data.symbols[i] for i in idx),
-            per=_post_trade(),
-            per_asset=True,
-        )
-        return Description(limits=[group])
+        return Description(limits=[_post_trade_weights(self.name, data, np.isfinite(cap), upper=cap)])
 
     def structure(self, data: ProblemData) -> Hashable:
         cap = data.position_cap
@@ -426,18 +432,7 @@ class PositionFloorTerm(Term):
 
     def describe(self, data: ProblemData) -> Description:
         floor = data.position_floor if data.position_floor is not None else np.zeros(data.n)
-        idx = np.flatnonzero(floor > 0)
-        rows = Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx)
-        group = LimitGroup(
-            self.name,
-            rows,
-            floor[idx],
-            np.full(idx.size, np.inf),
-            tuple(data.symbols[i] for i in idx),
-            per=_post_trade(),
-            per_asset=True,
-        )
-        return Description(limits=[group])
+        return Description(limits=[_post_trade_weights(self.name, data, floor > 0, lower=floor)])
 
     def structure(self, data: ProblemData) -> Hashable:
         floor = data.position_floor
