@@ -555,7 +555,8 @@ def round_trades(
     first[moves.owner[cheapest]] = chosen_shares
     gap: float | None = 0.0
     lossy = stuck  # a traded asset none of whose candidates kept its own rows was left untraded
-    if not rows.holds(rows.values(_trade_point(data, first))):
+    settled = not rows.holds(rows.values(_trade_point(data, first)))
+    if settled:
         cheap = first
         first, gap = _settle(data, moves, price, cheapest, rows, time_limit)
         # The coupled rows moved an asset off both its cheapest candidate and the neighbours of
@@ -564,7 +565,9 @@ def round_trades(
         lots = target / data.lot
         neighbour = (np.abs(first / data.lot - lots) < 1.0 + 1e-9) & (np.sign(first) == np.sign(target))
         lossy = lossy or bool(np.any((first != cheap) & ~neighbour))
-    final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS, candidates=table)
+    # After a settle the descent may bring a candidate back (a trade the 0/1 program dropped);
+    # from each asset's cheapest candidate it has nothing to bring back.
+    final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS, candidates=table if settled else None)
     return RoundingOutcome(final, gap, time.perf_counter() - start, len(moves.owner), lossy)
 
 
