@@ -21,7 +21,6 @@ off to leave room for whole shares; :meth:`LimitGroup.value` is what the complia
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +33,6 @@ __all__ = [
     "Description",
     "ImpactForm",
     "LimitGroup",
-    "limit_groups",
     "trade_vector",
 ]
 
@@ -267,8 +265,3 @@ class Description:
     cost: np.ndarray | None = None
     impact: ImpactForm | None = None
     limits: list[LimitGroup] = field(default_factory=list)
-
-
-def limit_groups(descriptions: Sequence[Description]) -> list[LimitGroup]:
-    """Every limit group of ``descriptions``, in order."""
-    return [g for d in descriptions for g in d.limits]
