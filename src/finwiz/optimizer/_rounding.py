@@ -12,9 +12,14 @@ turnover, ESG floor) over the candidates are a sparse 0/1 program.
 The objective of a candidate is the strategy's own (every term, the user's included): the exact
 change of the stacked quadratic when that asset alone moves from the continuous optimum (gradient
 plus its own curvature, from the squared rows' Gram entries), a user's cvxpy term through its
-gradient, and the true trade count. Each asset's cheapest candidate is the answer whenever the
-coupled rows hold; otherwise the 0/1 program is solved exactly by HiGHS (through SciPy) and
-re-checked in numpy.
+gradient, and the true trade count — priced by the Lagrangian (the continuous solve's duals of the
+coupled rows), so that the assets do not all lean into the limits that held the optimum back.
+
+1. Each asset's cheapest candidate, when the coupled rows hold there;
+2. otherwise the 0/1 program on HiGHS (time-limited), a repair on the violated rows as fallback;
+3. then a descent on the exact objective (the cash square and factor risk included): one-lot
+   moves, to no trade, selling out, the minimum size, back to a first candidate, and exchanges
+   of two assets where binding rows block single moves, every step checked against every row.
 """
 
 from __future__ import annotations
