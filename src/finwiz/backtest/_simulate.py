@@ -249,33 +249,15 @@ def simulate(history: MarketHistory, policy: Any, name: str) -> BacktestResult:
             starts.append(e)
             books.append(shares.copy())
         t = e + 1
-    return _result(
-        history, name, repr(policy), values, cash_days, starts, books, trade_rows, rebalance_rows, target, cash_target
-    )
-
-
-def _result(
-    history: MarketHistory,
-    name: str,
-    policy: str,
-    values: np.ndarray,
-    cash: np.ndarray,
-    starts_list: list[int],
-    books_list: list[np.ndarray],
-    trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
-    rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]],
-    target: np.ndarray,
-    cash_target: float,
-) -> BacktestResult:
     with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
         return _assemble(
             history,
             name,
-            policy,
+            repr(policy),
             values,
-            cash,
-            starts_list,
-            books_list,
+            cash_days,
+            starts,
+            books,
             trade_rows,
             rebalance_rows,
             target,

@@ -106,7 +106,7 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
         count += d.count
     return Stacked(
         n=n,
-        squares=_concat(squares),
+        squares=Affine.stack(squares),
         linear=linear,
         const=0.0,
         count=count,
@@ -176,18 +176,6 @@ class Model:
             t.describe(data) if t.reads_context else d for t, d in zip(self.terms, self.descriptions, strict=True)
         )
         return Model(self.terms, data, descriptions)
-
-
-def _concat(affines: Sequence[Affine]) -> Affine:
-    if not affines:
-        return Affine.constant(0.0).select(np.zeros(1, bool))
-    base = np.cumsum([0] + [a.m for a in affines])
-    return Affine(
-        np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
-        np.concatenate([a.cols for a in affines]),
-        np.concatenate([a.vals for a in affines]),
-        np.concatenate([a.offset for a in affines]),
-    )
 
 
 def _signature(a: Affine) -> tuple[Any, ...]:

@@ -21,6 +21,7 @@ off to leave room for whole shares; :meth:`LimitGroup.value` is what the complia
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,6 +129,20 @@ class Affine:
         """One row that is the number ``value``."""
         empty = np.zeros(0)
         return cls(empty.astype(np.int64), empty.astype(np.int64), empty, np.array([value], dtype=float))
+
+    @classmethod
+    def stack(cls, affines: Sequence[Affine]) -> Affine:
+        """The rows of ``affines`` one after the other."""
+        if not affines:
+            empty = np.zeros(0)
+            return cls(empty.astype(np.int64), empty.astype(np.int64), empty, empty)
+        base = np.cumsum([0] + [a.m for a in affines])
+        return cls(
+            np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
+            np.concatenate([a.cols for a in affines]),
+            np.concatenate([a.vals for a in affines]),
+            np.concatenate([a.offset for a in affines]),
+        )
 
     def plus(self, column: int, coef: float | np.ndarray) -> Affine:
         """These rows plus ``coef x`` a scalar column (one coefficient, or one per row)."""

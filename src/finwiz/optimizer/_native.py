@@ -124,20 +124,10 @@ class NativeQP:
 
 
 def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
-    """Rows, columns (scalar codes placed after buy and sell) and values of ``affines`` stacked
-    from ``first_row``, and their offsets."""
-    if not affines:
-        empty = np.zeros(0)
-        return empty.astype(np.int64), empty.astype(np.int64), empty, empty
-    rows, cols, vals, offsets = [], [], [], []
-    base = first_row
-    for a in affines:
-        rows.append(a.rows + base)
-        cols.append(column(a.cols, n))
-        vals.append(a.vals)
-        offsets.append(a.offset)
-        base += a.m
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), np.concatenate(offsets)
+    """Rows (from ``first_row``), columns (scalar codes placed after buy and sell) and values of
+    ``affines`` stacked, and their offsets."""
+    stacked = Affine.stack(affines)
+    return stacked.rows + first_row, column(stacked.cols, n), stacked.vals, stacked.offset
 
 
 def trade_bounds(groups: Sequence[LimitGroup], n: int) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:

@@ -102,6 +102,13 @@ class _Moves:
     sell: np.ndarray
     scalars: np.ndarray  # (m, 3): c, tau, nu
 
+    def change(self, data: ProblemData, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each move's change of ``z``: its asset's buy and sell, and the scalars c, tau, nu (m x 3;
+        the asset's own share of them at ``z``, exact costs, is what the move replaces)."""
+        n, owner = data.n, self.owner
+        d_x = self.scalars - _moves_at(data, owner, z[owner] - z[n + owner])
+        return self.buy - z[owner], self.sell - z[n + owner], d_x
+
     def matrix(self, n: int) -> sparse.csc_array:
         """The moves as columns of ``z`` (rows: buy, sell, c, tau, nu), sparse."""
         m = len(self.owner)
@@ -207,8 +214,7 @@ class _Pricer:
         """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b``: what two
         moves of different assets add to the sum of their changes."""
         n, owner = self.n, moves.owner
-        d_buy, d_sell = moves.buy - z[owner], moves.sell - z[n + owner]
-        d_x = moves.scalars - _moves_at(self.data, owner, z[owner] - z[n + owner])
+        d_buy, d_sell, d_x = moves.change(self.data, z)
         m = len(owner)
         rows = np.concatenate([owner, n + owner, np.repeat(2 * n + np.arange(3)[None, :], m, axis=0).ravel()])
         cols = np.concatenate([np.arange(m), np.arange(m), np.repeat(np.arange(m), 3)])
@@ -228,9 +234,7 @@ class _Pricer:
         """The objective change of each move (an asset's new absolute trade) from ``z``."""
         n, owner = self.n, moves.owner
         grad = 2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear
-        d_buy = moves.buy - z[owner]
-        d_sell = moves.sell - z[n + owner]
-        d_x = moves.scalars - _moves_at(self.data, owner, z[owner] - z[n + owner])
+        d_buy, d_sell, d_x = moves.change(self.data, z)
         first = grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :]
         second = (
             self.col_norm[owner] * d_buy**2
@@ -376,8 +380,7 @@ class _Tight:
         values = rows.values(z)
         reach = 2.0 * float(np.max(data.lot * data.prices, initial=0.0)) / data.ref_value
         tight = np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
-        d_buy, d_sell = moves.buy - z[owner], moves.sell - z[n + owner]
-        d_x = moves.scalars - _moves_at(data, owner, z[owner] - z[n + owner])
+        d_buy, d_sell, d_x = moves.change(data, z)
         a_tight = rows.by_row[tight, :].toarray()
         delta = a_tight[:, owner] * d_buy + a_tight[:, n + owner] * d_sell + rows.a_scalar[tight] @ d_x.T
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
@@ -668,22 +671,16 @@ def _stack_rows(
     rows_list: list[tuple[Affine, np.ndarray, np.ndarray]], n: int
 ) -> tuple[sparse.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The coupled rows as (trade part over buy/sell, dense scalar part (rows x 3), offset, bounds)."""
-    if not rows_list:
-        empty = np.zeros(0)
-        return sparse.csr_array((0, 2 * n)), np.zeros((0, 3)), empty, empty, empty
-    base = np.cumsum([0] + [r.m for r, _, _ in rows_list])
-    rows = np.concatenate([r.rows + b for (r, _, _), b in zip(rows_list, base, strict=False)])
-    cols = column(np.concatenate([r.cols for r, _, _ in rows_list]), n)
-    vals = np.concatenate([r.vals for r, _, _ in rows_list])
-    total = int(base[-1])
+    stacked = Affine.stack([r for r, _, _ in rows_list])
+    rows, cols, vals = stacked.rows, column(stacked.cols, n), stacked.vals
     on_trade = cols < 2 * n
-    a_trade = sparse.csr_array((vals[on_trade], (rows[on_trade], cols[on_trade])), shape=(total, 2 * n))
-    a_scalar = np.zeros((total, 3))
+    a_trade = sparse.csr_array((vals[on_trade], (rows[on_trade], cols[on_trade])), shape=(stacked.m, 2 * n))
+    a_scalar = np.zeros((stacked.m, 3))
     np.add.at(a_scalar, (rows[~on_trade], cols[~on_trade] - 2 * n), vals[~on_trade])
-    offset = np.concatenate([r.offset for r, _, _ in rows_list])
-    lower = np.concatenate([lo for _, lo, _ in rows_list])
-    upper = np.concatenate([up for _, _, up in rows_list])
-    return a_trade, a_scalar, offset, lower, upper
+    empty = np.zeros(0)
+    lower = np.concatenate([lo for _, lo, _ in rows_list]) if rows_list else empty
+    upper = np.concatenate([up for _, _, up in rows_list]) if rows_list else empty
+    return a_trade, a_scalar, stacked.offset, lower, upper
 
 
 def _milp(
