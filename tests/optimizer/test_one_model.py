@@ -395,3 +395,16 @@ def test_no_single_lot_move_improves_the_returned_trades(seed: int) -> None:
                 del moved[s]
             if _keeps_limits(config, prices, moved):
                 assert _objective(config, prices, moved) >= best - 1e-7 * abs(best) - 1e-12, (s, step)
+
+
+def test_a_strategy_selling_out_an_odd_lot_keeps_the_lot_rule(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
+    """Selling the whole holding is a whole trade, lots or not (as in the engine's own answers)."""
+    held = sample_config.shares_by_symbol()
+    symbol = next(s for s in sample_config.symbols if held[s] % 10 and held[s] * sample_prices[s] > 100)
+    config = sample_config.model_copy(update={"method": "sell_out", "lot_sizes": {symbol: 10.0}})
+    engine = _engine_with(Proposal("sell_out", {symbol: -held[symbol]}))
+    result = engine.rebalance(config, sample_prices)
+    assert [(t.symbol, t.signed_shares) for t in result.trades] == [(symbol, -held[symbol])]
+    assert result.solver == "custom"

@@ -22,6 +22,7 @@ __all__ = [
     "compliance_checks",
     "meets_minimum",
     "min_trade_check",
+    "on_lots",
     "post_trade_state",
     "trade_costs",
 ]
@@ -53,6 +54,14 @@ def meets_minimum(data: ProblemData, trade_values: np.ndarray) -> np.ndarray:
     (and a cent) in value."""
     smallest = max(data.min_trade_value * (1 - 1e-12), NOISE_VALUE)
     return np.asarray((trade_values == 0) | (np.abs(trade_values) >= smallest))
+
+
+def on_lots(data: ProblemData, trade_shares: np.ndarray) -> np.ndarray:
+    """Which share trades keep the lot rule: whole lots (millionths of a share when fractional),
+    or selling the whole holding out (an odd lot may be sold)."""
+    lots = trade_shares / data.lot
+    whole = np.abs(lots - np.round(lots)) <= 1e-9 * np.maximum(1.0, np.abs(lots))
+    return np.asarray(whole | ((trade_shares < 0) & np.isclose(-trade_shares, data.shares, rtol=1e-12, atol=0.0)))
 
 
 @dataclass(frozen=True)

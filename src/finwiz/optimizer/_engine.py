@@ -28,6 +28,7 @@ from finwiz.optimizer._compliance import (
     PostTradeState,
     compliance_checks,
     min_trade_check,
+    on_lots,
     post_trade_state,
 )
 from finwiz.optimizer._constraints import OptimizationConstraint
@@ -400,14 +401,8 @@ class RebalancingEngine:
         shares = self._proposed(strategy, config, data)
         state = post_trade_state(data, shares)
         breaches = [c for c in _checks(model, state) if not c.satisfied]
-        lots = shares / data.lot
-        off_lot = np.abs(lots - np.round(lots)) > 1e-9 * np.maximum(1.0, np.abs(lots))
-        if off_lot.any():
-            breaches_text = [
-                f"{data.symbols[i]}: {abs(shares[i]):g} shares is not a whole lot" for i in np.flatnonzero(off_lot)
-            ]
-        else:
-            breaches_text = []
+        off_lot = np.flatnonzero(~on_lots(data, shares))
+        breaches_text = [f"{data.symbols[i]}: {abs(shares[i]):g} shares is not a whole lot" for i in off_lot]
         breaches_text += [f"{c.constraint}: {c.value:.6g} vs limit {c.limit:.6g} ({c.unit})" for c in breaches]
         if not breaches_text:
             return _Decided(shares, None, "fractional" if data.fractional else "whole_shares", None)
