@@ -59,6 +59,9 @@ class RoundingOutcome:
     lossy: bool
     """True when a traded asset had no candidate that kept its own rows (it was left untraded):
     binding limits left no room to round."""
+    loss: float
+    """The returned trades' objective above the continuous point's, in whole-share allowances (what
+    one lot of every asset is worth in objective)."""
 
 
 def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -576,7 +579,8 @@ def round_trades(
     # After a settle the descent may bring a candidate back (a trade the 0/1 program dropped);
     # from each asset's cheapest candidate it has nothing to bring back.
     final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS, candidates=table if settled else None)
-    return RoundingOutcome(final, gap, time.perf_counter() - start, len(moves.owner), lossy)
+    loss = (pricer.objective(_trade_point(data, final), final) - pricer.objective(at, target)) / pricer.unit
+    return RoundingOutcome(final, gap, time.perf_counter() - start, len(moves.owner), lossy, loss)
 
 
 def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None) -> np.ndarray:
