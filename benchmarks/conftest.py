@@ -350,8 +350,15 @@ class ContinuousOptimum:
     value_after: float
 
 
-def plain_continuous(lim: ContinuousLimits, solver: str = "CLARABEL") -> ContinuousOptimum:
+def plain_continuous(
+    lim: ContinuousLimits, solver: str = "CLARABEL", whole_share_caps: bool = False
+) -> ContinuousOptimum:
     """MINIMIZE_COSTS' continuous problem with every limit, built and solved with plain cvxpy.
+
+    ``whole_share_caps`` (zero costs only, where V' = R is fixed): each position cap tightened to the
+    largest whole number of shares under it, ``w_i <= floor(cap R / p_i) p_i / R``. Every whole-share
+    answer keeps these caps, so the optimum is still a lower bound for them, and a tighter one: a
+    capped asset cannot end between its last whole share and the cap.
 
     Written from the README's definitions, not from finwiz's code. Units: fractions of
     R = V + cash flow (V the value before trading); u = trade values / R, c = costs / R.
@@ -374,7 +381,11 @@ def plain_continuous(lim: ContinuousLimits, solver: str = "CLARABEL") -> Continu
     c, tau = cp.Variable(nonneg=True), cp.Variable(nonneg=True)
     w = x0 + b - s
     constraints = [tau == cp.sum(b) + cp.sum(s), c == lim.cost_rate * tau, cash0 - cp.sum(b - s) - c >= 0, s <= x0]
-    if lim.position_cap is not None:
+    if lim.position_cap is not None and whole_share_caps:
+        if lim.cost_rate != 0:
+            raise ValueError("whole-share caps are a bound only with zero costs (V' fixed)")
+        constraints.append(w <= np.floor(lim.position_cap * r / lim.prices) * lim.prices / r)
+    elif lim.position_cap is not None:
         constraints.append(w <= lim.position_cap * (1 - c))
     if lim.sector_matrix is not None and lim.sector_cap is not None:
         constraints.append(lim.sector_matrix @ w <= lim.sector_cap * (1 - c))

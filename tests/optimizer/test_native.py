@@ -194,6 +194,34 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
         assert workspace.solver.settings.eps_rel == native.OSQP_SETTINGS["eps_rel"]
 
 
+def test_cold_solve_out_of_admm_iterations_is_answered_by_clarabel_and_polished(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold OSQP solve stops at ``COLD_ITERATIONS`` (binding limits can take ADMM thousands);
+    Clarabel answers, OSQP polishes its point, and the workspace is warm for the next request:
+    the same trades as an unlimited ADMM, and the next solve is OSQP's, from the warm start."""
+    clear_cache()
+    expected = rebalance(sample_config, sample_prices)
+    clear_cache()
+    monkeypatch.setattr(native, "COLD_ITERATIONS", 1)
+    calls: list[str] = []
+    original = native.solve_clarabel
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append("clarabel")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("finwiz.optimizer._solve.solve_clarabel", recording)
+    got = rebalance(sample_config, sample_prices)
+    assert calls == ["clarabel"]  # the first, cold solve only
+    assert got.solver == "OSQP"  # Clarabel's point, polished by OSQP
+    assert [t.model_dump() for t in got.trades] == [t.model_dump() for t in expected.trades]
+    assert got.objective_value == pytest.approx(expected.objective_value, rel=1e-9)
+    warm = rebalance(sample_config, sample_prices * 1.01)
+    assert calls == ["clarabel"]  # warm: ADMM from the kept workspace, no interior point
+    assert warm.solver == "OSQP"
+
+
 def test_terms_without_native_form_are_solved_through_cvxpy(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series
 ) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -569,7 +570,9 @@ def round_trades(
     settled = not rows.holds(rows.values(_trade_point(data, first)))
     if settled:
         cheap = first
-        first, gap = _settle(data, moves, price, cheapest, rows, time_limit)
+        # In whole-share allowances: raw changes are ~1e-9-1e-6, within HiGHS's optimality
+        # tolerances (1e-7), where it called a choice 6x worse than the best one optimal.
+        first, gap = _settle(data, moves, price / pricer.unit, cheapest, rows, time_limit)
         # The coupled rows moved an asset off both its cheapest candidate and the neighbours of
         # its continuous trade (a trade dropped or cut short): binding limits left no room to
         # round, and backing them off by a lot may do better.
@@ -660,7 +663,9 @@ def _settle(
         return rows.holds(rows.values(_trade_point(data, shares)))
 
     try:
-        chosen, gap = _milp(moves, price, trade_part, scalar_cols, rows, n, min(time_limit, _MILP_SECONDS), admissible)
+        chosen, gap = _milp(
+            moves, price, trade_part, scalar_cols, rows, n, min(time_limit, _MILP_SECONDS), admissible, cheapest
+        )
     except (InfeasibleRebalanceError, SolverError):
         repaired = _repair(cheapest, moves, price, trade_part, scalar_cols, rows.offset, rows.lower, rows.upper)
         if repaired is None:
@@ -696,37 +701,32 @@ def _milp(
     n: int,
     time_limit: float,
     admissible: Callable[[np.ndarray], bool],
+    cheapest: np.ndarray,
 ) -> tuple[np.ndarray, float | None]:
-    """One candidate per asset under the coupled rows, exactly: binaries y, continuous c, tau, nu."""
+    """One candidate per asset under the coupled rows: binaries y, continuous c, tau, nu.
+
+    First the LP relaxation: at its vertex at most one asset per binding coupled row is split
+    between candidates, so the others are fixed at their choice and only the split ones (then,
+    if that is infeasible, also every asset the relaxation moved off its cheapest candidate) go
+    into a small 0/1 program; the full program only if both are infeasible. Measured on 27
+    binding requests at 100-500 assets: 7-24 ms against 20-300 ms for the full program, within
+    0.2 whole-share allowances of its optimum in 22 (at most 2.1), before the descent."""
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     m = len(moves.owner)
     one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + 3))
     # Definition rows: scalar_k - sum_j scalars_jk y_j = 0.
     definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(3)]).tocsr()
     limits = sparse.hstack([trade_part, scalar_cols]).tocsr() * _ROW_SCALE
-    matrix = sparse.vstack([one_hot, definitions, limits]).tocsr()
-    integrality = np.concatenate([np.ones(m), np.zeros(3)])
-    bounds = Bounds(
-        np.concatenate([np.zeros(m), np.full(3, -np.inf)]), np.concatenate([np.ones(m), np.full(3, np.inf)])
-    )
+    matrix = sparse.vstack([one_hot, definitions, limits]).tocsc()
     objective = np.concatenate([price, np.zeros(3)])
     result = None
     for margin in _MARGINS:
         lo = np.concatenate([np.ones(n), np.zeros(3), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(3), (upper - margin - offset) * _ROW_SCALE])
-        # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
-        # programs, and without it HiGHS has called a feasible one infeasible: both are tried.
-        for presolve in (True, False):
-            with quiet_stdout():
-                result = milp(
-                    objective,
-                    constraints=LinearConstraint(matrix, lo, up),
-                    integrality=integrality,
-                    bounds=bounds,
-                    options={"time_limit": time_limit, "disp": False, "presolve": presolve},
-                )
-            if result.x is not None:
-                break
+        chosen = _relaxed(moves, objective, matrix, lo, up, cheapest, time_limit)
+        if chosen is not None and admissible(chosen):
+            return chosen, None
+        result = _program(objective, matrix, lo, up, np.ones(m, bool), time_limit)
         if result is None or result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
             break
     else:
@@ -751,3 +751,72 @@ def _milp(
         )
     gap = getattr(result, "mip_gap", None)
     return np.flatnonzero(result.x[:m] > 0.5), None if gap is None else float(gap)
+
+
+def _relaxed(
+    moves: _Moves,
+    objective: np.ndarray,
+    matrix: sparse.csc_array,
+    lo: np.ndarray,
+    up: np.ndarray,
+    cheapest: np.ndarray,
+    time_limit: float,
+) -> np.ndarray | None:
+    """The LP relaxation's choice, its split assets settled by a small 0/1 program (see
+    :func:`_milp`); None when neither the split assets nor the moved ones can settle it."""
+    m = len(moves.owner)
+    relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit)
+    if relaxation is None or relaxation.x is None:
+        return None
+    y = relaxation.x[:m]
+    taken = y > 1.0 - _SPLIT
+    split = np.unique(moves.owner[(y > _SPLIT) & ~taken])
+    moved = np.unique(moves.owner[taken & ~np.isin(np.arange(m), cheapest)])
+    for free_assets in (split, np.union1d(split, moved)):
+        free = np.isin(moves.owner, free_assets)
+        fixed = np.flatnonzero(taken & ~free)
+        if not free.any():
+            return fixed
+        columns = np.concatenate([np.flatnonzero(free), m + np.arange(3)])
+        used = np.asarray(matrix[:, fixed].sum(axis=1)).ravel()
+        binary = np.ones(int(free.sum()), bool)
+        sub = _program(objective[columns], matrix[:, columns], lo - used, up - used, binary, time_limit)
+        if sub is not None and sub.x is not None:
+            return np.sort(np.concatenate([fixed, columns[:-3][sub.x[:-3] > 0.5]]))
+    return None
+
+
+_SPLIT = 1e-7  # a binary of the relaxation strictly between this and 1 - this is split
+
+
+def _program(
+    objective: np.ndarray,
+    matrix: sparse.csc_array,
+    lo: np.ndarray,
+    up: np.ndarray,
+    binary: np.ndarray,
+    time_limit: float,
+) -> Any:
+    """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
+    rest: the three scalars, free); the relaxation when none is binary."""
+    k = len(binary)
+    integrality = np.concatenate([binary.astype(int), np.zeros(len(objective) - k, int)])
+    bounds = Bounds(
+        np.concatenate([np.zeros(k), np.full(len(objective) - k, -np.inf)]),
+        np.concatenate([np.ones(k), np.full(len(objective) - k, np.inf)]),
+    )
+    result = None
+    # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
+    # programs, and without it HiGHS has called a feasible one infeasible: both are tried.
+    for presolve in (True, False):
+        with quiet_stdout():
+            result = milp(
+                objective,
+                constraints=LinearConstraint(matrix, lo, up),
+                integrality=integrality,
+                bounds=bounds,
+                options={"time_limit": time_limit, "disp": False, "presolve": presolve},
+            )
+        if result.x is not None:
+            break
+    return result
