@@ -809,7 +809,8 @@ def _program(
     )
     result = None
     # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
-    # programs, and without it HiGHS has called a feasible one infeasible: both are tried.
+    # programs, and without it HiGHS has called a feasible one infeasible: without it only
+    # after such a failure (an infeasibility found with presolve stands).
     for presolve in (True, False):
         with quiet_stdout():
             result = milp(
@@ -819,6 +820,6 @@ def _program(
                 bounds=bounds,
                 options={"time_limit": time_limit, "disp": False, "presolve": presolve},
             )
-        if result.x is not None:
+        if result.x is not None or result.status == 2:
             break
     return result
