@@ -292,14 +292,19 @@ class RebalancingEngine:
             shares, outcome = self._second_opinion(model, outcome, shares, solver)
         return _Decided(shares, outcome, "fractional" if data.fractional else "whole_shares", None, bound=bound)
 
-    def _solve(self, model: Model, solver: str) -> SolveOutcome:
+    def _solve(self, model: Model, solver: str, diagnose: bool = True) -> SolveOutcome:
         """The continuous optimum; with a trade count, re-weighted L1 then a debias solve. The
-        re-weighting stops when the set of traded assets stops changing."""
+        re-weighting stops when the set of traded assets stops changing. An infeasible request
+        is diagnosed (:class:`InfeasibleRebalanceError`) unless ``diagnose`` is False: for the
+        variants tried along the way, whose infeasibility only means "keep the first answer"
+        (the diagnosis took 4.8 s of a 5.1 s request at 2000 assets)."""
         data = model.data
         limit = self.settings.solver_time_limit_seconds
         try:
             outcome = solve_terms(model, solver, time_limit=limit)
         except ProvenInfeasibleError:
+            if not diagnose:
+                raise
             raise explain_infeasibility(model) from None
         counter = next((t for t in model.terms if isinstance(t, TradeCountTerm)), None)
         if counter is None:
@@ -340,8 +345,8 @@ class RebalancingEngine:
             lot_value = data.lot * data.prices / data.ref_value
             backed = model.with_data(dataclasses.replace(data, backoff=float(np.max(lot_value[traded], initial=0.0))))
             try:
-                second: SolveOutcome | None = self._solve(backed, solver)
-            except FinwizError:
+                second: SolveOutcome | None = self._solve(backed, solver, diagnose=False)
+            except (FinwizError, ProvenInfeasibleError):
                 second = None
             retry = self._round(model, second) if second is not None else None
             if (
@@ -399,8 +404,8 @@ class RebalancingEngine:
             return shares, outcome
         fixed = model.with_data(data.fix(small))
         try:
-            alternative = self._whole_shares(fixed, self._solve(fixed, solver), solver)
-        except FinwizError:  # fixing them made it infeasible: keep the first answer
+            alternative = self._whole_shares(fixed, self._solve(fixed, solver, diagnose=False), solver)
+        except (FinwizError, ProvenInfeasibleError):  # fixing them made it infeasible: keep the first answer
             return shares, outcome
         if _improves(model, alternative[0], shares):
             return alternative
