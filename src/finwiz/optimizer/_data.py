@@ -215,6 +215,8 @@ def build_problem_data(
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
     sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
     factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
+    lot = _per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0)
+    _odd_lot_notes(symbols, book.shares, lot, book.x0 > target, notes)
     return ProblemData(
         symbols=tuple(symbols),
         prices=price,
@@ -240,7 +242,7 @@ def build_problem_data(
         turnover_cap=config.max_turnover,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
-        lot=_per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0),
+        lot=lot,
         fractional=config.allow_fractional_shares,
         min_trade_value=config.min_trade_size,
         trade_penalty=(
@@ -301,6 +303,17 @@ def _esg(config: PortfolioConfiguration, extra: Mapping[str, Any]) -> tuple[np.n
         require_data(config.symbols, config.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
         return _per_symbol(config.esg_scores, config.symbols, 0.0), min_esg
     return None, min_esg
+
+
+def _odd_lot_notes(
+    symbols: Sequence[str], shares: np.ndarray, lot: np.ndarray, overweight: np.ndarray, notes: list[str]
+) -> None:
+    """Say which overweight positions are smaller than their lot: they can only be sold out whole."""
+    odd = np.flatnonzero(overweight & (shares > 0) & (shares < lot - 1e-9))
+    if odd.size:
+        named = ", ".join(f"{symbols[i]} ({shares[i]:g} held, lot {lot[i]:g})" for i in odd[:5])
+        more = f" and {odd.size - 5} more" if odd.size > 5 else ""
+        notes.append(f"positions smaller than their lot can only be sold out whole, not trimmed: {named}{more}")
 
 
 def _blocked(
