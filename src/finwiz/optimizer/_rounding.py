@@ -322,7 +322,16 @@ def _improve(
         better = gain < -max(_GAIN * abs(current), _LOT_GAIN * pricer.unit / data.n)
         best = _best_per_asset(moves, gain, better)
         if best.size == 0 or -gain[best].sum() < _ROUND_GAIN * pricer.unit:
-            break
+            # No single move is worth a round: a chain across a tight row may still be (its
+            # helpers may move two lots; the descent's own moves stay at one, which measured
+            # better on the exact-MIQP instances).
+            wide = _lot_moves(data, shares, separable, candidates, wide=True)
+            wide_gain = _snap(pricer.changes(z, shares, wide))
+            accepted = _chain(data, shares, current, pricer, rows, wide, wide_gain, _Tight.of(data, rows, z, wide))
+            if accepted is None:
+                break
+            shares, z, current = accepted
+            continue
         # Every asset's best improving move at once: accepted when it keeps every row and lowers
         # the objective (far from the limits, the usual case).
         accepted = _try(data, shares, current, pricer, rows, moves, best)
@@ -400,6 +409,7 @@ class _Tight:
 
 
 _PAIR_TRIES = 24  # the most improving single moves paired with every other move
+_CHAIN_OPTIONS = 32  # a chain is made of the cheapest this many helper moves, or not at all
 _ROUNDS = 200  # descent rounds at most
 _GAIN = 1e-7
 """A move improves when it lowers the objective by more than this fraction of it (float noise) ...
@@ -441,6 +451,60 @@ def _exchange(
     return _try(data, shares, current, pricer, rows, moves, np.array([tries[a], b]))
 
 
+def _chain(
+    data: ProblemData,
+    shares: np.ndarray,
+    current: float,
+    pricer: _Pricer,
+    rows: _Rows,
+    moves: _Moves,
+    gain: np.ndarray,
+    tight: _Tight,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """A move blocked by a single tight row, with room made on that row by the moves of other
+    assets that give it back at the least loss per unit, as many as it takes: one lot of a dear
+    asset paid for by lots of several cheap ones, which no exchange of two can do. The most
+    promising blocked moves are tried in turn, each chain checked exactly; the first that lowers
+    the objective is taken."""
+    owner = moves.owner
+    inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
+    # Not only improving ones: with a cash square, one more lot of anything costs more cash
+    # than it gains alone, and only the chain improves.
+    blocked_once = np.flatnonzero(inside.sum(axis=0) == len(tight.low) - 1)
+    for a in blocked_once[np.argsort(gain[blocked_once], kind="stable")][:_PAIR_TRIES]:
+        r = int(np.flatnonzero(~inside[:, a])[0])
+        over = tight.delta[r, a] - tight.high[r]
+        need, sign = (over, -1.0) if over > 0 else (tight.low[r] - tight.delta[r, a], 1.0)
+        room = sign * tight.delta[r]  # what each move gives back on row r
+        helps = np.flatnonzero((room > _EPS) & (owner != owner[a]) & inside.all(axis=0))
+        chosen = _cheapest_room(owner[helps], gain[helps], room[helps], need)
+        if chosen is None:
+            continue
+        accepted = _try(data, shares, current, pricer, rows, moves, np.concatenate([[a], helps[chosen]]))
+        if accepted is not None:
+            return accepted
+    return None
+
+
+def _cheapest_room(owner: np.ndarray, gain: np.ndarray, room: np.ndarray, need: float) -> np.ndarray | None:
+    """At most one option per asset (indices into the arrays) giving at least ``need`` room in
+    total at little loss: options in order of loss per unit of room, each taken if its asset has
+    none yet or a smaller one (which it replaces), until the room suffices (the greedy of a
+    multiple-choice knapsack; the exact check is the caller's). None if all are not enough."""
+    picked: dict[int, int] = {}
+    total = 0.0
+    for k in np.argsort(gain / room, kind="stable")[:_CHAIN_OPTIONS]:
+        asset, before = int(owner[k]), picked.get(int(owner[k]))
+        extra = float(room[k]) - (0.0 if before is None else float(room[before]))
+        if extra <= 0:
+            continue
+        picked[asset] = int(k)
+        total += extra
+        if total >= need * (1 + 1e-9):
+            return np.array(sorted(picked.values()))
+    return None
+
+
 def _halvings(k: int) -> list[int]:
     """``k, k/2, k/4, ..., 1``."""
     out = []
@@ -458,11 +522,17 @@ def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
     return np.asarray((trade < 0) & (not data.allow_short) & (residual <= limit))
 
 
-def _lot_moves(data: ProblemData, shares: np.ndarray, separable: _Separable, candidates: np.ndarray | None) -> _Moves:
-    """Every asset one lot up or down on its lot grid, to no trade, selling out, the smallest trade
-    meeting the minimum either way, or back to one of its first candidates (``candidates``,
-    assets x k: a trade the repair dropped can come back), where the minimum size and the
-    separable rows allow it (a sold-out odd lot moves back onto the grid)."""
+def _lot_moves(
+    data: ProblemData,
+    shares: np.ndarray,
+    separable: _Separable,
+    candidates: np.ndarray | None,
+    wide: bool = False,
+) -> _Moves:
+    """Every asset one lot up or down on its lot grid (``wide``: two lots too), to no trade,
+    selling out, the smallest trade meeting the minimum either way, or back to one of its first
+    candidates (``candidates``, assets x k: a trade the repair dropped can come back), where the
+    minimum size and the separable rows allow it (a sold-out odd lot moves back onto the grid)."""
     n, lot = data.n, data.lot
     lots = shares / lot
     on_grid = np.abs(lots - np.round(lots)) <= 1e-9 * np.maximum(1.0, np.abs(lots))
@@ -471,6 +541,8 @@ def _lot_moves(data: ProblemData, shares: np.ndarray, separable: _Separable, can
     out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
     step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
     columns = [up, down, np.zeros(n), out, step, -step]
+    if wide:
+        columns += [up + lot, down - lot]
     if candidates is not None:
         columns += list(candidates.T)
     options = np.concatenate(columns)
