@@ -194,6 +194,19 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
         assert workspace.solver.settings.eps_rel == native.OSQP_SETTINGS["eps_rel"]
 
 
+def _record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """Record each call of the solver function ``name`` as the solver policy makes it."""
+    calls: list[str] = []
+    original = getattr(native, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(f"finwiz.optimizer._solve.{name}", recording)
+    return calls
+
+
 def test_cold_solve_out_of_admm_iterations_is_answered_by_clarabel_and_polished(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,21 +217,14 @@ def test_cold_solve_out_of_admm_iterations_is_answered_by_clarabel_and_polished(
     expected = rebalance(sample_config, sample_prices)
     clear_cache()
     monkeypatch.setattr(native, "COLD_ITERATIONS", 1)
-    calls: list[str] = []
-    original = native.solve_clarabel
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        calls.append("clarabel")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr("finwiz.optimizer._solve.solve_clarabel", recording)
+    calls = _record_calls(monkeypatch, "solve_clarabel")
     got = rebalance(sample_config, sample_prices)
-    assert calls == ["clarabel"]  # the first, cold solve only
+    assert calls == ["solve_clarabel"]  # the first, cold solve only
     assert got.solver == "OSQP"  # Clarabel's point, polished by OSQP
     assert [t.model_dump() for t in got.trades] == [t.model_dump() for t in expected.trades]
     assert got.objective_value == pytest.approx(expected.objective_value, rel=1e-9)
     warm = rebalance(sample_config, sample_prices * 1.01)
-    assert calls == ["clarabel"]  # warm: ADMM from the kept workspace, no interior point
+    assert calls == ["solve_clarabel"]  # warm: ADMM from the kept workspace, no interior point
     assert warm.solver == "OSQP"
 
 
@@ -248,14 +254,7 @@ def test_structure_where_polishing_fails_goes_to_the_interior_point_solver(
     assert qp is not None
     keys = list(native._cache)
     assert [native.plan(qp, key) for key in keys] == ["interior"] * len(keys)
-    calls: list[str] = []
-    original = native.solve_osqp
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        calls.append("osqp")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr("finwiz.optimizer._solve.solve_osqp", recording)
+    calls = _record_calls(monkeypatch, "solve_osqp")
     again = rebalance(sample_config, sample_prices)
     assert calls == []
     assert [t.model_dump() for t in again.trades] == [t.model_dump() for t in first.trades]
