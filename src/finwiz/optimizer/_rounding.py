@@ -63,6 +63,8 @@ class RoundingOutcome:
     loss: float
     """The returned trades' objective above the continuous point's, in whole-share allowances (what
     one lot of every asset is worth in objective)."""
+    relative_loss: float
+    """The same, as a fraction of the objective at the continuous point."""
 
 
 def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -657,8 +659,11 @@ def round_trades(
     # After a settle the descent may bring a candidate back (a trade the 0/1 program dropped);
     # from each asset's cheapest candidate it has nothing to bring back.
     final = _improve(data, first, pricer, rows, separable, max_rounds=_ROUNDS, candidates=table if settled else None)
-    loss = (pricer.objective(_trade_point(data, final), final) - pricer.objective(at, target)) / pricer.unit
-    return RoundingOutcome(final, gap, time.perf_counter() - start, len(moves.owner), lossy, loss)
+    base = pricer.objective(at, target)
+    lost = pricer.objective(_trade_point(data, final), final) - base
+    seconds = time.perf_counter() - start
+    relative = lost / max(abs(base), 1e-300)
+    return RoundingOutcome(final, gap, seconds, len(moves.owner), lossy, lost / pricer.unit, relative)
 
 
 def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None) -> np.ndarray:
