@@ -20,8 +20,10 @@ TOL = 1e-9  # relative float noise allowed on a limit
 
 @st.composite
 def requests(
-    draw: st.DrawFn, *, max_assets: int = 200, exact_shape: bool = False
+    draw: st.DrawFn, *, max_assets: int = 200, exact_shape: bool = False, long_short: bool = False
 ) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    """A random request; with ``long_short`` about half are long/short (short targets, short
+    holdings, a gross-exposure cap near the targets' own, binding or not)."""
     n = draw(st.integers(2, max_assets))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -63,7 +65,39 @@ def requests(
         fields["no_buy"] = list(pick[:2])
         fields["no_sell"] = list(pick[2:4])
         fields["no_trade"] = list(pick[4:5])
+    if long_short and draw(st.booleans()):
+        _make_long_short(draw, rng, fields, symbols, shares, prices, targets)
     return PortfolioConfiguration(**fields), prices  # type: ignore[arg-type]
+
+
+def _make_long_short(
+    draw: st.DrawFn,
+    rng: np.random.Generator,
+    fields: dict[str, object],
+    symbols: list[str],
+    shares: np.ndarray,
+    prices: dict[str, float],
+    targets: np.ndarray,
+) -> None:
+    """Turn a request long/short: about a third of the targets short (the longs scaled so the net
+    stays what it was), a quarter of the positions held short (their proceeds in cash)."""
+    n = len(symbols)
+    p = np.array([prices[s] for s in symbols])
+    short = rng.random(n) < 0.35
+    short[0] = False
+    net = float(targets.sum())
+    longs = targets * (net + targets[short].sum()) / targets[~short].sum()
+    target = np.where(short, -targets, longs)
+    held = shares.copy()
+    flip = rng.random(n) < 0.25
+    held[flip] = -np.floor(rng.exponential(20_000 / n, n)[flip] / p[flip] * 10)
+    proceeds = float(-(held[held < 0] * p[held < 0]).sum())
+    fields["holdings"] = [{"symbol": s, "shares": float(q)} for s, q in zip(symbols, held, strict=True) if q != 0]
+    fields["target_weights"] = {s: float(t) for s, t in zip(symbols, target, strict=True)}
+    fields["cash"] = float(np.round(float(fields["cash"]) + proceeds, 2))  # type: ignore[arg-type]
+    fields["allow_short"] = True
+    gross = float(np.abs(target).sum())
+    fields["max_gross_exposure"] = draw(st.sampled_from([None, 0.85 * gross, gross, 1.2 * gross]))
 
 
 def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], result: RebalancingResult) -> None:

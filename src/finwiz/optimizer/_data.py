@@ -77,6 +77,7 @@ class ProblemData:
     turnover_cap: float | None
     min_cash_weight: float
     allow_short: bool
+    gross_limit: float | None  # max sum of |post-trade weights| (long/short only)
     lot: np.ndarray
     fractional: bool
     min_trade_value: float
@@ -97,6 +98,27 @@ class ProblemData:
     def n(self) -> int:
         """Number of assets."""
         return len(self.symbols)
+
+    @property
+    def side(self) -> np.ndarray:
+        """Each asset's side after trading, +1 (``w_i >= 0``) or -1 (``w_i <= 0``): the side of its
+        target, for a zero target the side of its holding (a position floor: long). An asset that
+        would have to cross sides but may not trade that way (a restricted list, its band, the ESG
+        screen, fixed by a re-solve) keeps the side of its holding. Long-only: all +1.
+
+        With the side fixed, ``|w_i| = side_i w_i`` is linear: gross exposure is one row.
+        """
+        if not self.allow_short:
+            return np.ones(self.n)
+        held = np.where(self.x0 < 0, -1.0, 1.0)
+        floored = self.position_floor is not None and self.position_floor > 0
+        side = np.where(self.target > 0, 1.0, np.where(self.target < 0, -1.0, held))
+        side = np.where(floored, 1.0, side)
+        b = self.blocked
+        no_sell = b["no_trade"] | b["no_sell"] | b["tolerance_band"] | b["fixed"]
+        no_buy = b["no_trade"] | b["no_buy"] | b["tolerance_band"] | b["esg_screen"] | b["fixed"]
+        stuck = ((side < 0) & (self.x0 > 0) & no_sell) | ((side > 0) & (self.x0 < 0) & no_buy)
+        return np.asarray(np.where(stuck, held, side))
 
     def fix(self, assets: np.ndarray) -> ProblemData:
         """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
@@ -240,6 +262,7 @@ def build_problem_data(
         turnover_cap=config.max_turnover,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
+        gross_limit=config.gross_exposure_limit,
         lot=_per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0),
         fractional=config.allow_fractional_shares,
         min_trade_value=config.min_trade_size,
@@ -323,7 +346,8 @@ def _blocked(
     # Assets breaching their own cap or floor must be free to trade even inside the band.
     # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
     # moves assets out of their band instead of leaving the money uninvested.
-    breaching = (x0 > cap) | (x0 < floor - 1e-12)
+    size = np.abs(x0)  # caps bound |weight| (a short position's size too)
+    breaching = (size > cap) | (x0 < floor - 1e-12)
     drift = np.abs(x0 - target)
     blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
@@ -342,11 +366,14 @@ def _blocked(
     blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
     blocked["fixed"] = np.zeros(n, bool)  # set by the engine's own re-solves, never by the user
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
-    frozen_over_cap = no_sell & (x0 > cap * (1 + 1e-12))
+    no_buy = blocked["no_trade"] | blocked["no_buy"] | blocked["tolerance_band"] | blocked["esg_screen"]
+    frozen_over_cap = (no_sell & (x0 > cap * (1 + 1e-12))) | (no_buy & (-x0 > cap * (1 + 1e-12)))
     if frozen_over_cap.any():
-        symbol = symbols[int(np.argmax(frozen_over_cap))]
+        i = int(np.argmax(frozen_over_cap))
+        symbol = symbols[i]
+        how = "sold (no-sell, no-trade or band)" if x0[i] > 0 else "bought back (no-buy, no-trade, band or ESG screen)"
         raise InvalidPortfolioError(
-            f"{symbol} is above its position cap and may not be sold (no-sell, no-trade or band)",
+            f"{symbol} is above its position cap and may not be {how}",
             field="max_position_weight",
             symbol=symbol,
         )
