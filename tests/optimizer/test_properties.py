@@ -116,7 +116,14 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
     post_value = float(after @ p + result.cash_after)
     w = after * p / post_value
     # Guarantee 1: hard constraints on the whole-share trades.
-    assert (after >= -1e-9).all(), "short position"
+    target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
+    if not config.allow_short:
+        assert (after >= -1e-9).all(), "short position"
+    else:  # every traded asset ends on its target's side (a zero target: its holding's side)
+        side = np.where(target > 0, 1.0, np.where(target < 0, -1.0, np.where(before < 0, -1.0, 1.0)))
+        assert ((after * side >= -1e-9) | (traded == 0)).all(), "traded to the wrong side"
+        if config.max_gross_exposure is not None:
+            assert np.abs(w).sum() <= config.max_gross_exposure + TOL, "gross exposure"
     assert result.cash_after >= config.min_cash_weight * post_value - TOL * value
     lots = np.array([config.lot_sizes.get(s, 0.0 if config.allow_fractional_shares else 1.0) for s in symbols])
     whole = lots > 0
@@ -128,7 +135,7 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
     moved = np.abs(trade_value) > 0
     assert (np.abs(trade_value[moved]) >= max(config.min_trade_size, 0.01) * (1 - 1e-12)).all()
     if config.max_position_weight is not None:
-        assert (w <= config.max_position_weight + TOL).all()
+        assert (np.abs(w) <= config.max_position_weight + TOL).all()
     if config.max_sector_weight is not None:
         totals: dict[str, float] = {}
         for s, wi in zip(symbols, w, strict=True):
@@ -149,10 +156,9 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
     for s in config.no_trade:
         assert traded[index[s]] == 0
     ref_value = value + config.cash_flow
-    target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
     in_band = np.abs(before * p / ref_value - target) <= config.tolerance
     caps = config.max_position_weight if config.max_position_weight is not None else np.inf
-    in_band &= before * p / ref_value <= caps
+    in_band &= np.abs(before * p / ref_value) <= caps
     assert (traded[in_band] == 0).all(), "traded inside its band"
     assert result.is_compliant
 

@@ -347,7 +347,7 @@ def _blocked(
     # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
     # moves assets out of their band instead of leaving the money uninvested.
     size = np.abs(x0)  # caps bound |weight| (a short position's size too)
-    breaching = (size > cap) | (x0 < floor - 1e-12)
+    breaching = (size > cap) | ((floor > 0) & (x0 < floor - 1e-12))
     drift = np.abs(x0 - target)
     blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
