@@ -11,6 +11,7 @@ import math
 
 import cvxpy as cp
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from finwiz import (
     RebalancingResult,
     rebalance,
 )
+from finwiz.optimizer import MarketImpactModel
 
 
 @st.composite
@@ -343,3 +345,75 @@ def test_a_gross_cap_of_one_or_more_without_shorting_cannot_bind() -> None:
     assert not any(c.constraint.startswith("gross") for c in result.compliance)
     assert config.gross_exposure_limit is None
     assert base(allow_short=True, max_gross_exposure=1.2).gross_exposure_limit == 1.2
+
+
+def test_the_esg_screen_lets_a_short_be_bought_back_but_never_held_long() -> None:
+    """B scores below the screen. With a smaller short target its short is bought back (the side
+    bound stops the buy at zero, so it is never held long); with a long target it may not cross to
+    long, which is a buy, so it stays where it is."""
+    prices = {"A": 100.0, "B": 50.0}
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="A", shares=100), Holding(symbol="B", shares=-100)],
+        target_weights={"A": 0.9, "B": -0.05},
+        cash=10_000.0,
+        allow_short=True,
+        esg_scores={"A": 8.0, "B": 1.0},
+        min_esg_score=3.0,
+        tolerance=0.0,
+        method="minimize_costs",
+    )
+    covered = rebalance(config, prices)
+    assert -100 < covered.post_trade_holdings["B"] < 0
+    assert covered.post_trade_weights["B"] == pytest.approx(-0.05, abs=0.01)
+    check_guarantees(config, prices, covered)
+    crossing = config.model_copy(update={"target_weights": {"A": 0.8, "B": 0.1}})
+    stuck = rebalance(crossing, prices)
+    assert stuck.post_trade_holdings["B"] == -100
+    check_guarantees(crossing, prices, stuck)
+
+
+@pytest.mark.parametrize("route", ["cvxpy", "exact"])
+def test_the_cvxpy_problem_and_exact_mode_keep_the_gross_cap(route: str) -> None:
+    """The same description feeds the cvxpy problem (market impact is a cone, so the request
+    goes through cvxpy) and the mixed-integer mode."""
+    prices = {"A": 100.0, "B": 50.0, "C": 20.0, "D": 80.0}
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="A", shares=100), Holding(symbol="B", shares=200), Holding(symbol="D", shares=50)],
+        target_weights={"A": 0.6, "B": 0.3, "C": 0.4, "D": -0.3},
+        cash=2_000.0,
+        allow_short=True,
+        max_gross_exposure=1.4,
+        tolerance=0.0,
+        min_trade_size=0.0,
+    )
+    if route == "exact":
+        pytest.importorskip("pyscipopt")
+        result = rebalance(config, prices, exact=True)
+        assert result.rounding == "exact_mip"
+    else:
+        symbols = list(prices)
+        impact = MarketImpactModel(pd.Series(1e6, index=symbols), pd.Series(0.02, index=symbols))
+        result = rebalance(config, prices, market_impact=impact)
+        assert result.solver.startswith("CLARABEL")
+    assert result.post_trade_holdings["D"] < 0
+    _, _, gross = gross_and_legs(result, prices)
+    assert 1.35 <= gross <= 1.4 + 1e-12
+    assert result.is_compliant
+
+
+def test_an_infeasible_gross_cap_is_named() -> None:
+    """A frozen long position worth 80 % of the book under a 50 % gross cap."""
+    prices = {"A": 100.0, "B": 50.0}
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="A", shares=80)],
+        target_weights={"A": 0.5, "B": -0.2},
+        cash=2_000.0,
+        allow_short=True,
+        max_gross_exposure=0.5,
+        no_sell=["A"],
+        tolerance=0.0,
+    )
+    with pytest.raises(InfeasibleRebalanceError) as info:
+        rebalance(config, prices)
+    names = {c.name for c in info.value.conflicts}
+    assert "gross_exposure" in names

@@ -363,7 +363,12 @@ def _blocked(
             f"{config.tolerance:g}); a relative band (relative_tolerance=0.25, the 5/25 rule) or a smaller "
             f"tolerance would rebalance it"
         )
-    blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
+    screened = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
+    # The screen keeps low scorers out of the long book. An asset whose side is short (a short
+    # target, or a zero target held short) may still buy back its short: its side bound stops
+    # the buy at zero, so the screened asset is never held long.
+    short_side = ((target < 0) | ((target == 0) & (x0 < 0))) & ~(floor > 0) if config.allow_short else np.zeros(n, bool)
+    blocked["esg_screen"] = screened & ~short_side
     blocked["fixed"] = np.zeros(n, bool)  # set by the engine's own re-solves, never by the user
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
     no_buy = blocked["no_trade"] | blocked["no_buy"] | blocked["tolerance_band"] | blocked["esg_screen"]
