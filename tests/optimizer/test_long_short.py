@@ -417,3 +417,22 @@ def test_an_infeasible_gross_cap_is_named() -> None:
         rebalance(config, prices)
     names = {c.name for c in info.value.conflicts}
     assert "gross_exposure" in names
+
+
+def test_an_average_esg_floor_is_refused_on_a_book_with_shorts() -> None:
+    """s'w / 1'w over net weights means nothing when the net can be <= 0: refused by name once a
+    short target or position exists; a long-only book with allow_short keeps its floor."""
+    fields: dict[str, object] = {
+        "holdings": [{"symbol": "A", "shares": 10}],
+        "target_weights": {"A": 0.5, "B": -0.1},
+        "cash": 1_000.0,
+        "allow_short": True,
+        "esg_scores": {"A": 5.0, "B": 2.0},
+        "min_average_esg_score": 3.0,
+    }
+    with pytest.raises(InvalidPortfolioError) as info:
+        rebalance(PortfolioConfiguration(**fields), {"A": 10.0, "B": 10.0})  # type: ignore[arg-type]
+    assert info.value.field == "min_average_esg_score"
+    fields["target_weights"] = {"A": 0.5, "B": 0.1}
+    result = rebalance(PortfolioConfiguration(**fields), {"A": 10.0, "B": 10.0})  # type: ignore[arg-type]
+    assert any(c.constraint.startswith("esg_floor") for c in result.compliance)

@@ -96,6 +96,7 @@ def _make_long_short(
     fields["target_weights"] = {s: float(t) for s, t in zip(symbols, target, strict=True)}
     fields["cash"] = float(np.round(float(fields["cash"]) + proceeds, 2))  # type: ignore[arg-type]
     fields["allow_short"] = True
+    fields.pop("min_average_esg_score", None)  # refused with shorts (an average over net weights)
     gross = float(np.abs(target).sum())
     fields["max_gross_exposure"] = draw(st.sampled_from([None, 0.85 * gross, gross, 1.2 * gross]))
 

@@ -237,6 +237,15 @@ def build_problem_data(
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
     sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
     factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
+    esg_floor = _tightest(max, config.min_average_esg_score, extra.get("min_average_esg_score"))
+    if esg_floor is not None and config.allow_short and ((target < 0) | (book.x0 < 0)).any():
+        # The floor is a value-weighted average over net weights, s'w / 1'w: with short positions
+        # the net invested 1'w may be zero or negative, where that average means nothing.
+        raise InvalidPortfolioError(
+            "min_average_esg_score: the average score of a book with short targets or positions is "
+            "not defined (net weights); use min_esg_score to screen buys",
+            field="min_average_esg_score",
+        )
     return ProblemData(
         symbols=tuple(symbols),
         prices=price,
@@ -258,7 +267,7 @@ def build_problem_data(
         sector_of=sector_of,
         sector_cap=sector_cap,
         esg=esg,
-        esg_floor=_tightest(max, config.min_average_esg_score, extra.get("min_average_esg_score")),
+        esg_floor=esg_floor,
         turnover_cap=config.max_turnover,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
