@@ -149,6 +149,7 @@ def test_the_gross_cap_binds_and_is_reported() -> None:
     assert np.abs(w).sum() == pytest.approx(1.5, abs=1e-7)
     assert w == pytest.approx([0.675, 0.575, -0.175, -0.075], abs=1e-7)
     assert result.cash_weight_after == pytest.approx(0.0, abs=1e-7)
+    assert any("gross exposure 2 is above max_gross_exposure 1.5" in w for w in result.warnings)
     (row,) = [c for c in result.compliance if c.constraint == "gross_exposure"]
     assert row.limit == 1.5
     assert row.value == pytest.approx(1.5, abs=1e-7)
@@ -184,6 +185,7 @@ def test_130_30_from_cash_in_whole_shares() -> None:
         method="minimize_costs",
     )
     result = rebalance(config, prices)
+    assert result.warnings == []  # the targets' gross exposure is the cap's
     long_leg, short_leg, gross = gross_and_legs(result, prices)
     # Within a few tenths of a point of 130/30: whole shares, and 10 bp costs on 1.6x the book.
     assert long_leg == pytest.approx(1.3, abs=5e-3)

@@ -237,6 +237,12 @@ def build_problem_data(
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
     sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
     factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
+    gross = float(np.abs(target).sum())
+    if config.gross_exposure_limit is not None and gross > config.gross_exposure_limit + 1e-9:
+        notes.append(
+            f"the targets' gross exposure {gross:.4g} is above max_gross_exposure "
+            f"{config.gross_exposure_limit:g}: the closest portfolio within the cap is returned"
+        )
     esg_floor = _tightest(max, config.min_average_esg_score, extra.get("min_average_esg_score"))
     if esg_floor is not None and config.allow_short and ((target < 0) | (book.x0 < 0)).any():
         # The floor is a value-weighted average over net weights, s'w / 1'w: with short positions
