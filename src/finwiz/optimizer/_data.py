@@ -234,9 +234,6 @@ def build_problem_data(
     cap = _per_symbol(config.max_position_weights, symbols, default_position_cap)
     floor = _per_symbol(config.min_position_weights, symbols, 0.0)
     esg, min_esg = _esg(config, extra)
-    blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
-    sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
-    factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
     gross = float(np.abs(target).sum())
     if config.gross_exposure_limit is not None and gross > config.gross_exposure_limit + 1e-9:
         notes.append(
@@ -252,6 +249,9 @@ def build_problem_data(
             "not defined (net weights); use min_esg_score to screen buys",
             field="min_average_esg_score",
         )
+    blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
+    sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
+    factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
     return ProblemData(
         symbols=tuple(symbols),
         prices=price,
