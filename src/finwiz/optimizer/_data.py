@@ -277,7 +277,6 @@ def build_problem_data(
         turnover_cap=config.max_turnover,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
-        gross_limit=config.gross_exposure_limit,
         lot=_per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0),
         fractional=config.allow_fractional_shares,
         min_trade_value=config.min_trade_size,
@@ -291,6 +290,7 @@ def build_problem_data(
         idio_sd=idio_sd,
         impact=None if market_impact is None else _impact_coefficients(market_impact, symbols, book.ref_value),
         backoff=INITIAL_BACKOFF,
+        gross_limit=config.gross_exposure_limit,
         notes=tuple(notes),
     )
 
