@@ -499,3 +499,35 @@ class Oversell(RebalancePolicy):
 def test_policies_that_misbehave_raise_policy_error_naming_them(policy: Any, match: str) -> None:
     with pytest.raises(PolicyError, match=match):
         Backtest(PRICES, initial=book()).run(policy, name="p")
+
+
+def long_short_book() -> PortfolioConfiguration:
+    """130/30 on the sample: 14 longs, 6 shorts held short from the first date."""
+    p0 = PRICES.iloc[0]
+    longs, shorts = SYMBOLS[:14], SYMBOLS[14:]
+    holdings = [Holding(symbol=s, shares=float(np.floor(0.09 * VALUE / p0[s]))) for s in longs]
+    holdings += [Holding(symbol=s, shares=-float(np.floor(0.05 * VALUE / p0[s]))) for s in shorts]
+    return PortfolioConfiguration(
+        holdings=holdings,
+        target_weights={**dict.fromkeys(longs, 1.3 / 14), **dict.fromkeys(shorts, -0.3 / 6)},
+        cash=VALUE - sum(h.shares * float(p0[h.symbol]) for h in holdings),
+        allow_short=True,
+        max_gross_exposure=1.6,
+        min_trade_size=0.0,
+        tolerance=0.0,
+    )
+
+
+@pytest.mark.parametrize("name", ["monthly", "band", "optimized"])
+def test_a_long_short_book_keeps_its_shorts_and_its_money(name: str) -> None:
+    """Short holdings are traded to their short targets (not bought back because they are
+    negative), and replaying trades and flows gives the values to the cent, withdrawal included."""
+    config = long_short_book()
+    policy = {**POLICIES, "optimized": OptimizedRebalance("minimize_costs", every="Q")}[name]
+    flows = pd.Series([-60_000.0], index=pd.to_datetime(["2017-09-15"]))
+    result = Backtest(PRICES, initial=config, cash_flows=flows).run(policy)
+    assert np.abs(replay(result, PRICES, config) - result.values.to_numpy()).max() < 0.005
+    shorts = SYMBOLS[14:]
+    assert (result.holdings[shorts].to_numpy() < 0).all()
+    assert result.metrics["failed_rebalances"] == 0
+    assert (result.cash >= -1e-7).all()

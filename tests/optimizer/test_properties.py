@@ -20,8 +20,10 @@ TOL = 1e-9  # relative float noise allowed on a limit
 
 @st.composite
 def requests(
-    draw: st.DrawFn, *, max_assets: int = 200, exact_shape: bool = False
+    draw: st.DrawFn, *, max_assets: int = 200, exact_shape: bool = False, long_short: bool = False
 ) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    """A random request; with ``long_short`` about half are long/short (short targets, short
+    holdings, a gross-exposure cap near the targets' own, binding or not)."""
     n = draw(st.integers(2, max_assets))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -63,7 +65,40 @@ def requests(
         fields["no_buy"] = list(pick[:2])
         fields["no_sell"] = list(pick[2:4])
         fields["no_trade"] = list(pick[4:5])
+    if long_short and draw(st.booleans()):
+        _make_long_short(draw, rng, fields, symbols, shares, prices, targets)
     return PortfolioConfiguration(**fields), prices  # type: ignore[arg-type]
+
+
+def _make_long_short(
+    draw: st.DrawFn,
+    rng: np.random.Generator,
+    fields: dict[str, object],
+    symbols: list[str],
+    shares: np.ndarray,
+    prices: dict[str, float],
+    targets: np.ndarray,
+) -> None:
+    """Turn a request long/short: about a third of the targets short (the longs scaled so the net
+    stays what it was), a quarter of the positions held short (their proceeds in cash)."""
+    n = len(symbols)
+    p = np.array([prices[s] for s in symbols])
+    short = rng.random(n) < 0.35
+    short[0] = False
+    net = float(targets.sum())
+    longs = targets * (net + targets[short].sum()) / targets[~short].sum()
+    target = np.where(short, -targets, longs)
+    held = shares.copy()
+    flip = rng.random(n) < 0.25
+    held[flip] = -np.floor(rng.exponential(20_000 / n, n)[flip] / p[flip] * 10)
+    proceeds = float(-(held[held < 0] * p[held < 0]).sum())
+    fields["holdings"] = [{"symbol": s, "shares": float(q)} for s, q in zip(symbols, held, strict=True) if q != 0]
+    fields["target_weights"] = {s: float(t) for s, t in zip(symbols, target, strict=True)}
+    fields["cash"] = float(np.round(float(fields["cash"]) + proceeds, 2))  # type: ignore[arg-type]
+    fields["allow_short"] = True
+    fields.pop("min_average_esg_score", None)  # refused with shorts (an average over net weights)
+    gross = float(np.abs(target).sum())
+    fields["max_gross_exposure"] = draw(st.sampled_from([None, 0.85 * gross, gross, 1.2 * gross]))
 
 
 def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], result: RebalancingResult) -> None:
@@ -82,7 +117,14 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
     post_value = float(after @ p + result.cash_after)
     w = after * p / post_value
     # Guarantee 1: hard constraints on the whole-share trades.
-    assert (after >= -1e-9).all(), "short position"
+    target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
+    if not config.allow_short:
+        assert (after >= -1e-9).all(), "short position"
+    else:  # every traded asset ends on its target's side (a zero target: its holding's side)
+        side = np.where(target > 0, 1.0, np.where(target < 0, -1.0, np.where(before < 0, -1.0, 1.0)))
+        assert ((after * side >= -1e-9) | (traded == 0)).all(), "traded to the wrong side"
+        if config.max_gross_exposure is not None:
+            assert np.abs(w).sum() <= config.max_gross_exposure + TOL, "gross exposure"
     assert result.cash_after >= config.min_cash_weight * post_value - TOL * value
     lots = np.array([config.lot_sizes.get(s, 0.0 if config.allow_fractional_shares else 1.0) for s in symbols])
     whole = lots > 0
@@ -94,7 +136,7 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
     moved = np.abs(trade_value) > 0
     assert (np.abs(trade_value[moved]) >= max(config.min_trade_size, 0.01) * (1 - 1e-12)).all()
     if config.max_position_weight is not None:
-        assert (w <= config.max_position_weight + TOL).all()
+        assert (np.abs(w) <= config.max_position_weight + TOL).all()
     if config.max_sector_weight is not None:
         totals: dict[str, float] = {}
         for s, wi in zip(symbols, w, strict=True):
@@ -104,7 +146,8 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
         assert np.abs(trade_value).sum() / value <= config.max_turnover + TOL
     if config.min_esg_score is not None:
         scores = np.array([config.esg_scores[s] for s in symbols])
-        assert not ((traded > 0) & (scores < config.min_esg_score)).any()
+        # No buy of a screened asset, except buying back a short (which never ends long).
+        assert not ((traded > 0) & (scores < config.min_esg_score) & (after > 0)).any()
         if config.min_average_esg_score is not None and (after @ p) > 0:
             assert scores @ (after * p) / (after @ p) >= config.min_average_esg_score - 1e-9
     index = {s: i for i, s in enumerate(symbols)}
@@ -115,10 +158,9 @@ def check_guarantees(config: PortfolioConfiguration, prices: dict[str, float], r
     for s in config.no_trade:
         assert traded[index[s]] == 0
     ref_value = value + config.cash_flow
-    target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
     in_band = np.abs(before * p / ref_value - target) <= config.tolerance
     caps = config.max_position_weight if config.max_position_weight is not None else np.inf
-    in_band &= before * p / ref_value <= caps
+    in_band &= np.abs(before * p / ref_value) <= caps
     assert (traded[in_band] == 0).all(), "traded inside its band"
     assert result.is_compliant
 

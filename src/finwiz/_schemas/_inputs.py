@@ -31,10 +31,11 @@ __all__ = ["Holding", "PortfolioConfiguration", "PriceData"]
 
 
 class Holding(_Model):
-    """A position: ``shares`` of ``symbol`` held today (never negative)."""
+    """A position: ``shares`` of ``symbol`` held today. Negative shares are a short position,
+    accepted only in a :class:`PortfolioConfiguration` with ``allow_short=True``."""
 
     symbol: str
-    shares: float = Field(ge=0.0)
+    shares: float
     cost_basis: float | None = Field(default=None, ge=0.0)
     sector: str | None = None
     esg_score: float | None = None
@@ -99,6 +100,11 @@ class PortfolioConfiguration(_Model):
     symbol (no entry in ``sectors``, or a label in :data:`UNCLASSIFIED_SECTORS`) is in no sector
     and no sector cap applies to it. Numbers must be numbers: text, booleans and non-finite
     values are refused.
+
+    Long/short: with ``allow_short=True`` targets and held shares may be negative (short), and
+    ``max_gross_exposure`` caps the sum of |post-trade weights| (e.g. 1.3 for a 130/30 book). Each
+    asset stays on the side of its target (a zero target: the side of its holding), position caps
+    cap |weight| and sector caps the net sector weight; short proceeds are cash (no borrow cost).
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -121,6 +127,7 @@ class PortfolioConfiguration(_Model):
     allow_fractional_shares: bool = False
     lot_sizes: dict[str, float] = Field(default_factory=dict)
     allow_short: bool = False
+    max_gross_exposure: float | None = Field(default=None, gt=0.0)
     cash_flow: float = 0.0
     min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     max_turnover: float | None = Field(default=None, ge=0.0)
@@ -151,6 +158,7 @@ class PortfolioConfiguration(_Model):
         "max_turnover",
         "max_position_weight",
         "max_sector_weight",
+        "max_gross_exposure",
         "min_esg_score",
         "min_average_esg_score",
         "risk_aversion",
@@ -216,13 +224,21 @@ class PortfolioConfiguration(_Model):
                     symbol=holding.symbol,
                 )
             held[holding.symbol] = holding
-        for symbol, weight in self.target_weights.items():
-            if weight < 0:
+            if holding.shares < 0 and not self.allow_short:
                 raise InvalidPortfolioError(
-                    f"target_weights: {symbol} has negative target {weight}",
+                    f"holdings: {holding.symbol} has negative shares {holding.shares:g} "
+                    f"(a short position: set allow_short=True)",
+                    field="shares",
+                    symbol=holding.symbol,
+                )
+        for symbol, weight in self.target_weights.items():
+            if weight < 0 and not self.allow_short:
+                raise InvalidPortfolioError(
+                    f"target_weights: {symbol} has negative target {weight} (a short target: set allow_short=True)",
                     field="target_weights",
                     symbol=symbol,
                 )
+        self._check_gross_exposure()
         total = sum(self.target_weights.values())
         if total > 1 + _WEIGHT_SLACK:
             raise InvalidPortfolioError(
@@ -272,6 +288,12 @@ class PortfolioConfiguration(_Model):
                         symbol=symbol,
                     )
         for symbol, low in self.min_position_weights.items():
+            if low > 0 and self.target_weights.get(symbol, 0.0) < 0:
+                raise InvalidPortfolioError(
+                    f"min_position_weights: {symbol} has a short target; a floor is a minimum long position",
+                    field="min_position_weights",
+                    symbol=symbol,
+                )
             high = self.position_cap(symbol)
             if high is not None and low > high + _WEIGHT_SLACK:
                 raise InvalidPortfolioError(
@@ -296,6 +318,28 @@ class PortfolioConfiguration(_Model):
                 field="cash_flow",
             )
         return self
+
+    def _check_gross_exposure(self) -> None:
+        """``max_gross_exposure`` (sum of |post-trade weights|): finite; without shorting every
+        weight is >= 0 and cash >= 0, so gross exposure is the invested fraction, at most 1 -- a
+        limit of 1 or more cannot bind (accepted, no row), one below 1 would be a cash floor in
+        disguise (refused: ``min_cash_weight`` says it)."""
+        limit = self.max_gross_exposure
+        if limit is None:
+            return
+        _finite(limit, "max_gross_exposure")
+        if not self.allow_short and limit < 1:
+            raise InvalidPortfolioError(
+                f"max_gross_exposure {limit:g} below 1 without allow_short caps the invested fraction: "
+                f"use min_cash_weight={1 - limit:g}, or set allow_short=True",
+                field="max_gross_exposure",
+            )
+
+    @property
+    def gross_exposure_limit(self) -> float | None:
+        """The gross-exposure limit that applies (None: none, or one that cannot bind without
+        shorting)."""
+        return self.max_gross_exposure if self.allow_short else None
 
     def _merge_holding_attributes(self, held: Mapping[str, Holding]) -> None:
         for symbol, holding in held.items():
@@ -338,7 +382,8 @@ class PortfolioConfiguration(_Model):
             return self.tolerance
         import numpy as np
 
-        return np.minimum(self.tolerance, self.relative_tolerance * np.asarray(target_weight, dtype=float))
+        # |target|: a short target's band is as wide as a long one's.
+        return np.minimum(self.tolerance, self.relative_tolerance * np.abs(np.asarray(target_weight, dtype=float)))
 
     def position_cap(self, symbol: str) -> float | None:
         """The max weight of ``symbol``: its own cap, else ``max_position_weight``, else None."""

@@ -306,6 +306,7 @@ def trade_to_target(context: RebalanceContext) -> np.ndarray:
     Trades worth less than ``min_trade_size`` are dropped. When rounding and costs would leave cash
     below zero, the targets are scaled down by the estimated costs and rounded down, and if that
     is still short the largest buys are cut share by share: cash never goes negative by trading.
+    With ``allow_short`` sells are not limited to the holding (short targets are sold short).
     The configuration's other limits (caps, restricted lists, lot sizes) are not applied here;
     :class:`OptimizedRebalance` keeps every one of them.
     """
@@ -315,9 +316,10 @@ def trade_to_target(context: RebalanceContext) -> np.ndarray:
     value = context.value
 
     def settle(trades: np.ndarray) -> tuple[np.ndarray, float]:
-        trades = np.maximum(trades, -shares)  # never sell more than is held
-        if not fractional:
-            trades = np.where(trades < 0, np.maximum(trades, -np.floor(shares + 1e-9)), trades)
+        if not config.allow_short:  # never sell more than is held (a short book sells short)
+            trades = np.maximum(trades, -shares)
+            if not fractional:
+                trades = np.where(trades < 0, np.maximum(trades, -np.floor(shares + 1e-9)), trades)
         trades = np.where(np.abs(trades * prices) < max(config.min_trade_size, 1e-9), 0.0, trades)
         values = trades * prices
         return trades, context.cash - float(values.sum() + context.costs(values).sum())

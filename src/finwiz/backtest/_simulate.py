@@ -86,7 +86,7 @@ def _as_trades(decision: Any, ctx: RebalanceContext, name: str) -> np.ndarray:
 def _raise_cash(ctx: RebalanceContext) -> np.ndarray:
     """Whole-share sales, pro rata to the positions, covering a negative cash and their costs."""
     step = FRACTIONAL_STEP if ctx.config.allow_fractional_shares else 1.0
-    sellable = np.floor(ctx.shares / step + 1e-9) * step
+    sellable = np.floor(np.maximum(ctx.shares, 0.0) / step + 1e-9) * step  # long positions only
     worth = float(sellable @ ctx.prices)
     if worth <= 0:
         return np.zeros(len(ctx.symbols))

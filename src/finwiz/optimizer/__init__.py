@@ -23,6 +23,7 @@ from finwiz.optimizer._strategies import (
 from finwiz.optimizer._terms import (
     BudgetTerm,
     ESGFloorTerm,
+    GrossExposureTerm,
     Limit,
     MarketImpactTerm,
     PositionCapTerm,
@@ -47,6 +48,7 @@ __all__ = [
     "BudgetTerm",
     "ESGConstraint",
     "ESGFloorTerm",
+    "GrossExposureTerm",
     "Limit",
     "MarketImpactModel",
     "MarketImpactTerm",

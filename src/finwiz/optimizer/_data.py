@@ -77,6 +77,7 @@ class ProblemData:
     turnover_cap: float | None
     min_cash_weight: float
     allow_short: bool
+    gross_limit: float | None  # max sum of |post-trade weights| (long/short only)
     lot: np.ndarray
     fractional: bool
     min_trade_value: float
@@ -97,6 +98,27 @@ class ProblemData:
     def n(self) -> int:
         """Number of assets."""
         return len(self.symbols)
+
+    @property
+    def side(self) -> np.ndarray:
+        """Each asset's side after trading, +1 (``w_i >= 0``) or -1 (``w_i <= 0``): the side of its
+        target, for a zero target the side of its holding (a position floor: long). An asset that
+        would have to cross sides but may not trade that way (a restricted list, its band, the ESG
+        screen, fixed by a re-solve) keeps the side of its holding. Long-only: all +1.
+
+        With the side fixed, ``|w_i| = side_i w_i`` is linear: gross exposure is one row.
+        """
+        if not self.allow_short:
+            return np.ones(self.n)
+        held = np.where(self.x0 < 0, -1.0, 1.0)
+        floored = self.position_floor is not None and self.position_floor > 0
+        side = np.where(self.target > 0, 1.0, np.where(self.target < 0, -1.0, held))
+        side = np.where(floored, 1.0, side)
+        b = self.blocked
+        no_sell = b["no_trade"] | b["no_sell"] | b["tolerance_band"] | b["fixed"]
+        no_buy = b["no_trade"] | b["no_buy"] | b["tolerance_band"] | b["esg_screen"] | b["fixed"]
+        stuck = ((side < 0) & (self.x0 > 0) & no_sell) | ((side > 0) & (self.x0 < 0) & no_buy)
+        return np.asarray(np.where(stuck, held, side))
 
     def fix(self, assets: np.ndarray) -> ProblemData:
         """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
@@ -212,6 +234,21 @@ def build_problem_data(
     cap = _per_symbol(config.max_position_weights, symbols, default_position_cap)
     floor = _per_symbol(config.min_position_weights, symbols, 0.0)
     esg, min_esg = _esg(config, extra)
+    gross = float(np.abs(target).sum())
+    if config.gross_exposure_limit is not None and gross > config.gross_exposure_limit + 1e-9:
+        notes.append(
+            f"the targets' gross exposure {gross:.4g} is above max_gross_exposure "
+            f"{config.gross_exposure_limit:g}: the closest portfolio within the cap is returned"
+        )
+    esg_floor = _tightest(max, config.min_average_esg_score, extra.get("min_average_esg_score"))
+    if esg_floor is not None and config.allow_short and ((target < 0) | (book.x0 < 0)).any():
+        # The floor is a value-weighted average over net weights, s'w / 1'w: with short positions
+        # the net invested 1'w may be zero or negative, where that average means nothing.
+        raise InvalidPortfolioError(
+            "min_average_esg_score: the average score of a book with short targets or positions is "
+            "not defined (net weights); use min_esg_score to screen buys",
+            field="min_average_esg_score",
+        )
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
     sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
     factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
@@ -238,7 +275,7 @@ def build_problem_data(
         sector_of=sector_of,
         sector_cap=sector_cap,
         esg=esg,
-        esg_floor=_tightest(max, config.min_average_esg_score, extra.get("min_average_esg_score")),
+        esg_floor=esg_floor,
         turnover_cap=config.max_turnover,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
@@ -255,6 +292,7 @@ def build_problem_data(
         idio_sd=idio_sd,
         impact=None if market_impact is None else _impact_coefficients(market_impact, symbols, book.ref_value),
         backoff=INITIAL_BACKOFF,
+        gross_limit=config.gross_exposure_limit,
         notes=tuple(notes),
     )
 
@@ -336,7 +374,8 @@ def _blocked(
     # Assets breaching their own cap or floor must be free to trade even inside the band.
     # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
     # moves assets out of their band instead of leaving the money uninvested.
-    breaching = (x0 > cap) | (x0 < floor - 1e-12)
+    size = np.abs(x0)  # caps bound |weight| (a short position's size too)
+    breaching = (size > cap) | ((floor > 0) & (x0 < floor - 1e-12))
     drift = np.abs(x0 - target)
     blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
@@ -352,14 +391,22 @@ def _blocked(
             f"{config.tolerance:g}); a relative band (relative_tolerance=0.25, the 5/25 rule) or a smaller "
             f"tolerance would rebalance it"
         )
-    blocked["esg_screen"] = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
+    screened = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
+    # The screen keeps low scorers out of the long book. An asset whose side is short (a short
+    # target, or a zero target held short) may still buy back its short: its side bound stops
+    # the buy at zero, so the screened asset is never held long.
+    short_side = ((target < 0) | ((target == 0) & (x0 < 0))) & ~(floor > 0) if config.allow_short else np.zeros(n, bool)
+    blocked["esg_screen"] = screened & ~short_side
     blocked["fixed"] = np.zeros(n, bool)  # set by the engine's own re-solves, never by the user
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
-    frozen_over_cap = no_sell & (x0 > cap * (1 + 1e-12))
+    no_buy = blocked["no_trade"] | blocked["no_buy"] | blocked["tolerance_band"] | blocked["esg_screen"]
+    frozen_over_cap = (no_sell & (x0 > cap * (1 + 1e-12))) | (no_buy & (-x0 > cap * (1 + 1e-12)))
     if frozen_over_cap.any():
-        symbol = symbols[int(np.argmax(frozen_over_cap))]
+        i = int(np.argmax(frozen_over_cap))
+        symbol = symbols[i]
+        how = "sold (no-sell, no-trade or band)" if x0[i] > 0 else "bought back (no-buy, no-trade, band or ESG screen)"
         raise InvalidPortfolioError(
-            f"{symbol} is above its position cap and may not be sold (no-sell, no-trade or band)",
+            f"{symbol} is above its position cap and may not be {how}",
             field="max_position_weight",
             symbol=symbol,
         )

@@ -36,6 +36,7 @@ else:  # imported on first use (see _lazy)
 __all__ = [
     "BudgetTerm",
     "ESGFloorTerm",
+    "GrossExposureTerm",
     "Limit",
     "MarketImpactTerm",
     "PositionCapTerm",
@@ -321,20 +322,40 @@ def _post_trade() -> Affine:
 
 
 def _post_trade_weights(
-    name: str, data: ProblemData, where: np.ndarray, *, lower: np.ndarray | None = None, upper: np.ndarray | None = None
+    name: str,
+    data: ProblemData,
+    where: np.ndarray,
+    *,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+    short: np.ndarray | None = None,
 ) -> LimitGroup:
-    """``lower_i <= w_i / (1 - c) <= upper_i`` for the assets ``where`` selects (one side given)."""
+    """``lower_i <= w_i / (1 - c) <= upper_i`` for the assets ``where`` selects (one side given);
+    for the assets ``short`` also selects, the same bound on ``-w_i`` (a cap on |w_i| is the
+    pair: no side needed)."""
     idx = np.flatnonzero(where)
-    unbounded = np.full(idx.size, np.inf)
+    neg = np.flatnonzero(where & short) if short is not None else np.zeros(0, dtype=np.int64)
+    both = np.concatenate([idx, neg])
+    unbounded = np.full(both.size, np.inf)
+    rows = Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx)
+    if neg.size:
+        rows = Affine.stack([rows, Affine.weights_diag(-np.ones(neg.size), data.x0, idx=neg)])
     return LimitGroup(
         name,
-        Affine.weights_diag(np.ones(idx.size), data.x0, idx=idx),
-        -unbounded if lower is None else lower[idx],
-        unbounded if upper is None else upper[idx],
-        tuple(data.symbols[i] for i in idx),
+        rows,
+        -unbounded if lower is None else lower[both],
+        unbounded if upper is None else upper[both],
+        tuple(data.symbols[i] for i in both),
         per=_post_trade(),
         per_asset=True,
     )
+
+
+def _may_be_short(data: ProblemData) -> np.ndarray | None:
+    """The assets that may end short (a short target or a short holding); None when long-only."""
+    if not data.allow_short:
+        return None
+    return np.asarray((data.target < 0) | (data.x0 < 0))
 
 
 class BudgetTerm(Term):
@@ -357,29 +378,55 @@ _BUY_REASONS = ("no_trade", "no_buy", "tolerance_band", "esg_screen", "fixed")
 _SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed")
 
 
+def _side_bound(
+    name: str, data: ProblemData, idx: np.ndarray, sell: bool, lower: np.ndarray, upper: np.ndarray
+) -> LimitGroup:
+    """``lower <= buy_i`` (or ``sell_i``) ``<= upper`` for the assets ``idx``, in shares."""
+    return LimitGroup(
+        name,
+        Affine.side(idx, data.n, sell=sell),
+        lower,
+        upper,
+        tuple(data.symbols[i] for i in idx),
+        unit="shares",
+        show=data.ref_value / data.prices[idx],
+        per_asset=True,
+    )
+
+
+def _side_groups(data: ProblemData) -> list[LimitGroup]:
+    """Each asset stays on its side (``ProblemData.side``), as bounds on one trade variable each:
+    a long side sells at most what is held (``w_i >= 0``), a short side buys back at most the short
+    (``w_i <= 0``); an asset changing sides does so in one trade, selling (buying) at least its
+    holding and not trading the other way. Long-only: ``sell_i <= held_i`` for every asset."""
+    n, x0 = data.n, data.x0
+    none = np.full(n, -np.inf)
+    if not data.allow_short:
+        return [_side_bound("long_only", data, np.arange(n), True, none, x0)]
+    side = data.side
+    long_side, short_side = np.flatnonzero(side > 0), np.flatnonzero(side < 0)
+    groups = [
+        _side_bound("long_side", data, long_side, True, none[long_side], np.maximum(x0[long_side], 0.0)),
+        _side_bound("short_side", data, short_side, False, none[short_side], np.maximum(-x0[short_side], 0.0)),
+    ]
+    to_short = np.flatnonzero((side < 0) & (x0 > 0))  # sell out and go short
+    to_long = np.flatnonzero((side > 0) & (x0 < 0))  # buy back and go long
+    for idx, sell, need in ((to_short, True, x0), (to_long, False, -x0)):
+        if idx.size:
+            groups.append(_side_bound("side_change", data, idx, sell, need[idx], np.full(idx.size, np.inf)))
+    return [g for g in groups if g.rows.m]
+
+
 class TradeBoundsTerm(Term):
-    """sell_i <= held_i (long-only); no buy or sell where a restricted list, the tolerance band or
+    """Each asset stays on its side (long-only: sell_i <= held_i; long/short: the side of its
+    target, see ``ProblemData.side``); no buy or sell where a restricted list, the tolerance band or
     the ESG screen forbids it. One group per reason, so a conflict names the list or band."""
 
     name = "trade_bounds"
 
     def describe(self, data: ProblemData) -> Description:
         n, symbols = data.n, data.symbols
-        groups: list[LimitGroup] = []
-        if not data.allow_short:
-            every = np.arange(n)
-            groups.append(
-                LimitGroup(
-                    "long_only",
-                    Affine.side(every, n, sell=True),
-                    np.full(n, -np.inf),
-                    data.x0,
-                    symbols,
-                    unit="shares",
-                    show=data.ref_value / data.prices,
-                    per_asset=True,
-                )
-            )
+        groups: list[LimitGroup] = _side_groups(data)
         for reason in dict.fromkeys((*_BUY_REASONS, *_SELL_REASONS)):
             idx = np.flatnonzero(data.blocked[reason])
             sides = [s for s, reasons in ((False, _BUY_REASONS), (True, _SELL_REASONS)) if reason in reasons]
@@ -400,11 +447,13 @@ class TradeBoundsTerm(Term):
         return Description(limits=groups)
 
     def structure(self, data: ProblemData) -> Hashable:
-        return (type(self).__qualname__, self.name, *(data.blocked[r].tobytes() for r in sorted(data.blocked)))
+        blocked = (data.blocked[r].tobytes() for r in sorted(data.blocked))
+        return (type(self).__qualname__, self.name, data.side.tobytes(), *blocked)
 
 
 class PositionCapTerm(Term):
-    """w_i / (1 - c) <= cap_i: caps on post-trade weights."""
+    """|w_i| / (1 - c) <= cap_i: caps on post-trade weights (long/short: on -w_i too, for the
+    assets that may end short)."""
 
     reads_context = False
     name = "max_position"
@@ -414,11 +463,17 @@ class PositionCapTerm(Term):
 
     def describe(self, data: ProblemData) -> Description:
         cap = data.position_cap if data.position_cap is not None else np.full(data.n, np.inf)
-        return Description(limits=[_post_trade_weights(self.name, data, np.isfinite(cap), upper=cap)])
+        group = _post_trade_weights(self.name, data, np.isfinite(cap), upper=cap, short=_may_be_short(data))
+        return Description(limits=[group])
 
     def structure(self, data: ProblemData) -> Hashable:
-        cap = data.position_cap
-        return (type(self).__qualname__, self.name, None if cap is None else np.isfinite(cap).tobytes())
+        cap, short = data.position_cap, _may_be_short(data)
+        return (
+            type(self).__qualname__,
+            self.name,
+            None if cap is None else np.isfinite(cap).tobytes(),
+            None if short is None else short.tobytes(),
+        )
 
 
 class PositionFloorTerm(Term):
@@ -528,6 +583,28 @@ class TurnoverCapTerm(Term):
         return Description(limits=[group])
 
 
+class GrossExposureTerm(Term):
+    """sum_i side_i w_i / (1 - c) <= max_gross_exposure: the sum of |post-trade weights| (each asset
+    on its side, ``ProblemData.side``, so |w_i| = side_i w_i is linear). Long/short only."""
+
+    name = "gross_exposure"
+
+    def applies(self, data: ProblemData) -> bool:
+        return data.gross_limit is not None
+
+    def describe(self, data: ProblemData) -> Description:
+        limit = data.gross_limit if data.gross_limit is not None else np.inf
+        group = LimitGroup(
+            self.name,
+            Affine.weights_dense(data.side[None, :], data.x0),
+            np.array([-np.inf]),
+            np.array([limit]),
+            (self.name,),
+            per=_post_trade(),
+        )
+        return Description(limits=[group])
+
+
 def constraint_terms() -> list[Term]:
     """The terms every strategy gets (the money and every limit); each applies only when its data
     is present, and a strategy's own term of the same kind (e.g. the exact ``MarketImpactTerm``)
@@ -539,6 +616,7 @@ def constraint_terms() -> list[Term]:
         PositionCapTerm(),
         PositionFloorTerm(),
         SectorCapTerm(),
+        GrossExposureTerm(),
         ESGFloorTerm(),
         TurnoverCapTerm(),
     ]

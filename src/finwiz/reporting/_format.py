@@ -25,7 +25,7 @@ def shares(value: float) -> str:
     """Whole shares without decimals, fractional shares with up to four."""
     if float(value).is_integer():
         return f"{value:,.0f}"
-    return f"{value:,.4f}".rstrip("0")
+    return f"{value:,.4f}".rstrip("0").rstrip(".")  # 590.0000000001 (float noise) is "590"
 
 
 _PERCENT_UNITS = frozenset({"weight", "turnover"})
