@@ -34,7 +34,8 @@ import pytest
 from conftest import BINDING_MIN_TRADE, BindingProblem, plain_continuous
 from finwiz.optimizer import clear_cache, rebalance
 
-SIZES = [100, 431, 500, 2000]  # 2000: a second a request since the discrete-step work; it caught a regression the smaller sizes did not
+# 2000: about a second a request since the discrete-step work, and it caught a regression the smaller sizes did not
+SIZES = [100, 431, 500, 2000]
 METHODS = ["minimize_trades", "minimize_costs"]
 OBJECTIVE_RTOL = 2e-6  # Clarabel's and finwiz's solver tolerances on the same optimum (measured: <= 7e-7)
 SHARES_TOLERANCE = 2.0  # a limit binds when its slack is under this many shares of its dearest member
