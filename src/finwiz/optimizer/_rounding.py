@@ -327,6 +327,8 @@ def _improve(
             # No single move is worth a round: a chain across a tight row may still be (its
             # helpers may move two lots; the descent's own moves stay at one, which measured
             # better on the exact-MIQP instances).
+            if _Tight.near(data, rows, z).size == 0:
+                break
             wide = _lot_moves(data, shares, separable, candidates, wide=True)
             wide_gain = _snap(pricer.changes(z, shares, wide))
             accepted = _chain(data, shares, current, pricer, rows, wide, wide_gain, _Tight.of(data, rows, z, wide))
@@ -392,12 +394,18 @@ class _Tight:
     high: np.ndarray
     delta: np.ndarray
 
+    @staticmethod
+    def near(data: ProblemData, rows: _Rows, z: np.ndarray) -> np.ndarray:
+        """The rows within two of the dearest lots of their bounds at ``z``."""
+        values = rows.values(z)
+        reach = 2.0 * float(np.max(data.lot * data.prices, initial=0.0)) / data.ref_value
+        return np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
+
     @classmethod
     def of(cls, data: ProblemData, rows: _Rows, z: np.ndarray, moves: _Moves) -> _Tight:
         n, owner = data.n, moves.owner
         values = rows.values(z)
-        reach = 2.0 * float(np.max(data.lot * data.prices, initial=0.0)) / data.ref_value
-        tight = np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
+        tight = cls.near(data, rows, z)
         d_buy, d_sell, d_x = moves.change(data, z)
         a_tight = rows.by_row[tight, :].toarray()
         delta = a_tight[:, owner] * d_buy + a_tight[:, n + owner] * d_sell + rows.a_scalar[tight] @ d_x.T
