@@ -16,10 +16,14 @@ gradient, and the true trade count — priced by the Lagrangian (the continuous 
 coupled rows), so that the assets do not all lean into the limits that held the optimum back.
 
 1. Each asset's cheapest candidate, when the coupled rows hold there;
-2. otherwise the 0/1 program on HiGHS (time-limited), a repair on the violated rows as fallback;
+2. otherwise the 0/1 program (prices in whole-share allowances): its LP relaxation on HiGHS, the
+   assets it splits settled by a small 0/1 program with the others fixed, the full program (and
+   a repair on the violated rows) only if that fails; where no choice keeps every row, an elastic
+   program says how much each limit would have to give;
 3. then a descent on the exact objective (the cash square and factor risk included): one-lot
-   moves, to no trade, selling out, the minimum size, back to a first candidate, and exchanges
-   of two assets where binding rows block single moves, every step checked against every row.
+   moves, to no trade, selling out, the minimum size, back to a first candidate, exchanges of two
+   assets where binding rows block single moves, and chains (one move paid for by one- or two-lot
+   moves of several others across a tight row), every step checked against every row.
 """
 
 from __future__ import annotations
