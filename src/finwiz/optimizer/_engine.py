@@ -414,7 +414,9 @@ class RebalancingEngine:
         except (FinwizError, ProvenInfeasibleError):  # fixing them made it infeasible: keep the first answer
             return shares, outcome
         if _improves(model, alternative[0], shares):
-            return alternative
+            # Rounded with those assets fixed: the descent once more with them free, so that no
+            # single lot of any asset improves the answer (it found 0.005 % on a 30-asset book).
+            return polish(model, alternative[0]), alternative[1]
         return shares, outcome
 
     def _user_strategy(

@@ -322,13 +322,17 @@ def _improve(
     by moving any one asset by one lot."""
     z = _trade_point(data, shares)
     current = pricer.objective(z, shares)
+    coarse = _LOT_GAIN * pricer.unit / data.n
     for _ in range(max_rounds):
         moves = _lot_moves(data, shares, separable, candidates)
         gain = _snap(pricer.changes(z, shares, moves))
-        better = gain < -max(_GAIN * abs(current), _LOT_GAIN * pricer.unit / data.n)
+        better = gain < -max(_GAIN * abs(current), coarse)
         best = _best_per_asset(moves, gain, better)
-        if best.size == 0 or -gain[best].sum() < _ROUND_GAIN * pricer.unit:
-            # No single move is worth a round: a chain across a tight row may still be (its
+        if best.size == 0 and coarse > 0:  # nothing coarse left: every improving move from here on
+            coarse = 0.0
+            continue
+        if best.size == 0:
+            # No single move improves: a chain across a tight row may still do (its
             # helpers may move two lots; the descent's own moves stay at one, which measured
             # better on the exact-MIQP instances).
             if _Tight.near(data, rows, z).size == 0:
@@ -353,6 +357,9 @@ def _improve(
                     break
         if accepted is None and tight is not None:  # binding rows block single moves: exchanges
             accepted = _exchange(data, shares, z, current, pricer, rows, moves, gain, tight)
+        if accepted is None and coarse > 0:  # the coarse moves are all blocked: the fine ones next
+            coarse = 0.0
+            continue
         if accepted is None:
             break
         shares, z, current = accepted
@@ -426,15 +433,13 @@ _PAIR_TRIES = 24  # the most improving single moves paired with every other move
 _CHAIN_OPTIONS = 32  # a chain is made of the cheapest this many helper moves, or not at all
 _ROUNDS = 200  # descent rounds at most
 _GAIN = 1e-7
-"""A move improves when it lowers the objective by more than this fraction of it (float noise) ...
-"""
-_ROUND_GAIN = 1e-2
-"""A round runs only while all its moves together could gain more than this fraction of what one
-lot of every asset is worth (the whole-share allowance): the rest is below what rounding costs."""
+"""A move improves when it lowers the objective by more than this fraction of it (float noise)."""
 _LOT_GAIN = 1e-2
-"""... and by more than this fraction of what one lot of an average asset is worth in objective
-(the scale of whole-share losses): the descent stops where what is left to gain is a hundredth of
-one lot, instead of spending rounds on it."""
+"""While the descent is coarse, a move counts only if it also gains this fraction of what one lot of
+an average asset is worth: the first rounds go for what matters (with every improving move from the
+start, the default strategy ended 2.4 % higher on one exact-MIQP instance); once no such move is
+left, the descent goes on over every improving one, so that no single lot improves its answer
+(single-lot gains of 0.001-0.005 % were left on three instances otherwise)."""
 
 
 def _exchange(
