@@ -397,6 +397,41 @@ def test_no_single_lot_move_improves_the_returned_trades(seed: int) -> None:
                 assert _objective(config, prices, moved) >= best - 1e-7 * abs(best) - 1e-12, (s, step)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 10, 14])  # 10 and 14: a coarse descent left a share there
+def test_exact_mode_answer_cannot_be_improved_by_one_share(seed: int) -> None:
+    """Exact mode's answer (the MIP solver's, polished by a strict descent): no single share of any
+    asset, kept within every limit, lowers the true objective at all, recomputed independently."""
+    pytest.importorskip("pyscipopt")
+    rng = np.random.default_rng(100 + seed)
+    n = 12
+    symbols = [f"A{i:02d}" for i in range(n)]
+    prices = {s: float(np.round(rng.uniform(5, 400), 2)) for s in symbols}
+    target = rng.dirichlet(np.ones(n)) * 0.97
+    shares = np.floor(rng.dirichlet(np.ones(n)) * 0.9 * 60_000 / np.array(list(prices.values())))
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, shares, strict=True) if q > 0],
+        target_weights=dict(zip(symbols, target.tolist(), strict=True)),
+        cash=60_000 - float(shares @ np.array(list(prices.values()))),
+        tolerance=0.0,
+        min_trade_size=0.0,
+        transaction_cost_rate=0.001,
+        method="minimize_costs",
+        max_position_weight=float(target.max() * 0.8),
+        max_turnover=[None, 0.1][seed % 2],
+    )
+    result = rebalance(config, prices, exact=True)
+    trades = {t.symbol: t.signed_shares for t in result.trades}
+    best = _objective(config, prices, trades)
+    for s in symbols:
+        for step in (1.0, -1.0):
+            moved = dict(trades)
+            moved[s] = moved.get(s, 0.0) + step
+            if moved[s] == 0:
+                del moved[s]
+            if _keeps_limits(config, prices, moved):
+                assert _objective(config, prices, moved) >= best - 1e-9 * abs(best) - 1e-12, (s, step)
+
+
 def test_a_strategy_selling_out_an_odd_lot_keeps_the_lot_rule(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series
 ) -> None:
