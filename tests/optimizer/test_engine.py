@@ -173,32 +173,6 @@ def test_fractional_shares() -> None:
     assert result.analysis.needs_rebalancing
 
 
-def test_infeasible_request_names_the_conflict() -> None:
-    # 27 % in Energy, sector caps of 10 %, but only 2 % turnover allowed: both must be named.
-    prices = {f"E{i}": 10.0 for i in range(3)} | {f"T{i}": 10.0 for i in range(10)}
-    holdings = [{"symbol": f"E{i}", "shares": 900} for i in range(3)]
-    holdings += [{"symbol": f"T{i}", "shares": 730} for i in range(10)]
-    sectors = {f"E{i}": "Energy" for i in range(3)} | {f"T{i}": f"Sector{i}" for i in range(10)}
-    config = PortfolioConfiguration(
-        holdings=holdings,
-        target_weights=dict.fromkeys(prices, 1 / 13),
-        sectors=sectors,
-        max_sector_weight=0.10,
-        max_turnover=0.02,
-        tolerance=0.0,
-        min_trade_size=0.0,
-        method="minimize_costs",
-    )
-    with pytest.raises(InfeasibleRebalanceError) as info:
-        rebalance(config, prices)
-    names = set(info.value.constraint_names)
-    assert {"sector_cap", "turnover_cap"} <= names
-    by_name = {c.name: c for c in info.value.conflicts}
-    assert by_name["turnover_cap"].relaxation == pytest.approx(0.27 - 0.10 - 0.02, abs=0.01)
-    assert "sector_cap" in str(info.value)
-    assert "turnover_cap" in str(info.value)
-
-
 def test_cap_that_cannot_hold_with_no_sell_is_refused() -> None:
     config = PortfolioConfiguration(
         holdings=[{"symbol": "AAA", "shares": 100}, {"symbol": "BBB", "shares": 10}],

@@ -319,6 +319,10 @@ def test_an_infeasible_request_names_the_member_in_value_and_currency() -> None:
         assert conflict.dollars == pytest.approx(conflict.relaxation * value, rel=1e-9)
     assert "sector_cap[Energy]" in str(info.value)
     assert "long_only" not in by_name
+    # 27 % in Energy, sector caps of 10 %, but only 2 % turnover allowed: both must be named.
+    assert {"sector_cap", "turnover_cap"} <= set(info.value.constraint_names)
+    assert by_name["turnover_cap"].relaxation == pytest.approx(0.27 - 0.10 - 0.02, abs=0.01)
+    assert "turnover_cap" in str(info.value)
 
 
 # ----------------------------------------------------------------------------- whole shares
@@ -361,40 +365,57 @@ def _keeps_limits(config: PortfolioConfiguration, prices: dict[str, float], trad
     return cash >= -1e-9 and caps_ok and turnover_ok
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_no_single_lot_move_improves_the_returned_trades(seed: int) -> None:
-    """The whole-share answer is a local optimum of the true objective: moving any one asset by
-    one share (kept within every limit) does not lower it, recomputed independently."""
+def _random_book(
+    seed: int, n: int, value: float, max_turnover: float | None, cash_flow: float = 0.0
+) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    """A drifted ``n``-asset book worth ``value``, 10 bp costs, position caps below the largest target."""
     rng = np.random.default_rng(seed)
-    n = 25
     symbols = [f"A{i:02d}" for i in range(n)]
     prices = {s: float(np.round(rng.uniform(5, 400), 2)) for s in symbols}
     target = rng.dirichlet(np.ones(n)) * 0.97
-    shares = np.floor(rng.dirichlet(np.ones(n)) * 0.9 * 200_000 / np.array(list(prices.values())))
+    shares = np.floor(rng.dirichlet(np.ones(n)) * 0.9 * value / np.array(list(prices.values())))
     config = PortfolioConfiguration(
         holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, shares, strict=True) if q > 0],
         target_weights=dict(zip(symbols, target.tolist(), strict=True)),
-        cash=200_000 - float(shares @ np.array(list(prices.values()))),
+        cash=value - float(shares @ np.array(list(prices.values()))),
         tolerance=0.0,
         min_trade_size=0.0,
         transaction_cost_rate=0.001,
         method="minimize_costs",
         max_position_weight=float(target.max() * 0.8),
-        max_turnover=[None, 0.1][seed % 2],
-        cash_flow=[0.0, 15_000.0, -8_000.0][seed % 3],
+        max_turnover=max_turnover,
+        cash_flow=cash_flow,
     )
-    result = rebalance(config, prices)
-    trades = {t.symbol: t.signed_shares for t in result.trades}
-    best = _objective(config, prices, trades)
-    assert result.objective_value == pytest.approx(best, rel=1e-9, abs=1e-12)  # the reported objective is the true one
-    for s in symbols:
+    return config, prices
+
+
+def _single_share_moves(
+    config: PortfolioConfiguration, prices: dict[str, float], trades: dict[str, float]
+) -> list[tuple[str, float, float]]:
+    """Every asset moved by one share either way that keeps every limit, with its true objective."""
+    out = []
+    for s in prices:
         for step in (1.0, -1.0):
             moved = dict(trades)
             moved[s] = moved.get(s, 0.0) + step
             if moved[s] == 0:
                 del moved[s]
             if _keeps_limits(config, prices, moved):
-                assert _objective(config, prices, moved) >= best - 1e-7 * abs(best) - 1e-12, (s, step)
+                out.append((s, step, _objective(config, prices, moved)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_single_lot_move_improves_the_returned_trades(seed: int) -> None:
+    """The whole-share answer is a local optimum of the true objective: moving any one asset by
+    one share (kept within every limit) does not lower it, recomputed independently."""
+    config, prices = _random_book(seed, 25, 200_000, [None, 0.1][seed % 2], [0.0, 15_000.0, -8_000.0][seed % 3])
+    result = rebalance(config, prices)
+    trades = {t.symbol: t.signed_shares for t in result.trades}
+    best = _objective(config, prices, trades)
+    assert result.objective_value == pytest.approx(best, rel=1e-9, abs=1e-12)  # the reported objective is the true one
+    for s, step, objective in _single_share_moves(config, prices, trades):
+        assert objective >= best - 1e-7 * abs(best) - 1e-12, (s, step)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 10, 14])  # 10 and 14: a coarse descent left a share there
@@ -402,34 +423,12 @@ def test_exact_mode_answer_cannot_be_improved_by_one_share(seed: int) -> None:
     """Exact mode's answer (the MIP solver's, polished by a strict descent): no single share of any
     asset, kept within every limit, lowers the true objective at all, recomputed independently."""
     pytest.importorskip("pyscipopt")
-    rng = np.random.default_rng(100 + seed)
-    n = 12
-    symbols = [f"A{i:02d}" for i in range(n)]
-    prices = {s: float(np.round(rng.uniform(5, 400), 2)) for s in symbols}
-    target = rng.dirichlet(np.ones(n)) * 0.97
-    shares = np.floor(rng.dirichlet(np.ones(n)) * 0.9 * 60_000 / np.array(list(prices.values())))
-    config = PortfolioConfiguration(
-        holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, shares, strict=True) if q > 0],
-        target_weights=dict(zip(symbols, target.tolist(), strict=True)),
-        cash=60_000 - float(shares @ np.array(list(prices.values()))),
-        tolerance=0.0,
-        min_trade_size=0.0,
-        transaction_cost_rate=0.001,
-        method="minimize_costs",
-        max_position_weight=float(target.max() * 0.8),
-        max_turnover=[None, 0.1][seed % 2],
-    )
+    config, prices = _random_book(100 + seed, 12, 60_000, [None, 0.1][seed % 2])
     result = rebalance(config, prices, exact=True)
     trades = {t.symbol: t.signed_shares for t in result.trades}
     best = _objective(config, prices, trades)
-    for s in symbols:
-        for step in (1.0, -1.0):
-            moved = dict(trades)
-            moved[s] = moved.get(s, 0.0) + step
-            if moved[s] == 0:
-                del moved[s]
-            if _keeps_limits(config, prices, moved):
-                assert _objective(config, prices, moved) >= best - 1e-9 * abs(best) - 1e-12, (s, step)
+    for s, step, objective in _single_share_moves(config, prices, trades):
+        assert objective >= best - 1e-9 * abs(best) - 1e-12, (s, step)
 
 
 def test_a_strategy_selling_out_an_odd_lot_keeps_the_lot_rule(
