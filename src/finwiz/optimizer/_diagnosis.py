@@ -18,13 +18,14 @@ import numpy as np
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError
 from finwiz.optimizer._assembler import Model, assemble
+from finwiz.optimizer._data import ProblemData
 
 if TYPE_CHECKING:
     import cvxpy as cp
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer._lazy import cvxpy as cp
 
-__all__ = ["explain_infeasibility"]
+__all__ = ["conflict", "explain_infeasibility"]
 
 _TOL = 1e-7
 """Duals and gives below this are solver noise (weight units): ``long_only must give 5.9e-10``
@@ -70,17 +71,21 @@ def explain_infeasibility(model: Model) -> InfeasibleRebalanceError:
             continue  # part of the certificate, but it need not move: noise
         who = member.get(name, (0.0, None))[1]
         detail = "" if alone is not None else "cannot be resolved by this group alone"
-        conflicts.append(
-            ConstraintConflict(
-                name,
-                give * data.ref_value / data.value,
-                detail,
-                member=who if who and who != name else None,
-                dollars=give * data.ref_value,
-            )
-        )
+        conflicts.append(conflict(data, name, give, detail, who))
     conflicts.sort(key=lambda c: c.name)
     return InfeasibleRebalanceError(conflicts)
+
+
+def conflict(data: ProblemData, name: str, give: float, detail: str, member: str | None) -> ConstraintConflict:
+    """Group ``name`` must give ``give`` (weight units of V_ref, as the linear rows are): stated as a
+    fraction of the value before trading and in currency, naming ``member`` unless it is the group."""
+    return ConstraintConflict(
+        name,
+        give * data.ref_value / data.value,
+        detail,
+        member=member if member and member != name else None,
+        dollars=give * data.ref_value,
+    )
 
 
 def _relax_only(problem: cp.Problem, slacks: dict[str, cp.Variable], name: str) -> float | None:

@@ -41,6 +41,7 @@ from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverEr
 from finwiz.optimizer._assembler import Model, Stacked
 from finwiz.optimizer._compliance import meets_minimum, trade_costs
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
+from finwiz.optimizer._diagnosis import conflict
 from finwiz.optimizer._model import Affine, column, trade_vector
 from finwiz.optimizer._quiet import quiet_stdout
 
@@ -343,7 +344,7 @@ def _improve(
             # No single move improves: a chain across a tight row may still do (its
             # helpers may move two lots; the descent's own moves stay at one, which measured
             # better on the exact-MIQP instances).
-            if _Tight.near(data, rows, z).size == 0:
+            if _Tight.near(data, rows, rows.values(z)).size == 0:
                 break
             wide = _lot_moves(data, shares, separable, candidates, wide=True)
             wide_gain = _snap(pricer.changes(z, shares, wide))
@@ -416,9 +417,8 @@ class _Tight:
     delta: np.ndarray
 
     @staticmethod
-    def near(data: ProblemData, rows: _Rows, z: np.ndarray) -> np.ndarray:
-        """The rows within two of the dearest lots of their bounds at ``z``."""
-        values = rows.values(z)
+    def near(data: ProblemData, rows: _Rows, values: np.ndarray) -> np.ndarray:
+        """The rows within two of the dearest lots of their bounds (``values``: the rows at z)."""
         reach = 2.0 * float(np.max(data.lot * data.prices, initial=0.0)) / data.ref_value
         return np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
 
@@ -426,7 +426,7 @@ class _Tight:
     def of(cls, data: ProblemData, rows: _Rows, z: np.ndarray, moves: _Moves) -> _Tight:
         n, owner = data.n, moves.owner
         values = rows.values(z)
-        tight = cls.near(data, rows, z)
+        tight = cls.near(data, rows, values)
         d_buy, d_sell, d_x = moves.change(data, z)
         a_tight = rows.by_row[tight, :].toarray()
         delta = a_tight[:, owner] * d_buy + a_tight[:, n + owner] * d_sell + rows.a_scalar[tight] @ d_x.T
@@ -886,16 +886,7 @@ def _gives(
         name, member = rows.labels[r]
         if give[r] > worst.get(name, (0.0, ""))[0]:
             worst[name] = (float(give[r]), member)
-    return [
-        ConstraintConflict(
-            name,
-            amount * data.ref_value / data.value,
-            "with whole shares",
-            member=member if member != name else None,
-            dollars=amount * data.ref_value,
-        )
-        for name, (amount, member) in sorted(worst.items())
-    ]
+    return [conflict(data, name, most, "with whole shares", member) for name, (most, member) in sorted(worst.items())]
 
 
 def _relaxed(
