@@ -116,12 +116,7 @@ def result_figure(name: str, frame: pd.DataFrame) -> Figure:
 def comparison_figure(values: Mapping[str, pd.Series], metrics: pd.DataFrame) -> Figure:
     """The policies' values on common axes, and costs (bp per year) against tracking error."""
     figure, (lines, scatter) = _new_figure(12, 4.5, 1, 2)
-    for name, series in values.items():
-        lines.plot(series.index, series.to_numpy(), label=_plain(name), linewidth=1)
-    lines.set_title("Portfolio value")
-    lines.grid(alpha=0.3)
-    if len(values) <= 12:
-        lines.legend(fontsize=7)
+    _policy_lines(lines, values, "Portfolio value")
     te = metrics["tracking_error"].astype(float) * 100
     bp = metrics["costs_bp_per_year"].astype(float)
     scatter.scatter(te, bp, color="#2f6fb0", zorder=3)
@@ -135,29 +130,30 @@ def comparison_figure(values: Mapping[str, pd.Series], metrics: pd.DataFrame) ->
     return figure
 
 
+def _policy_lines(ax: Axes, series: Mapping[str, pd.Series], title: str, ylabel: str | None = None) -> None:
+    """One line per policy on common axes (a legend while there are few)."""
+    for name, line in series.items():
+        ax.plot(line.index, line.to_numpy(), label=_plain(name), linewidth=1)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(series) <= 12:
+        ax.legend(fontsize=7)
+
+
 def drift_figure(frames: Mapping[str, pd.DataFrame]) -> Figure:
     """Each policy's drift from target over time, on common axes."""
     figure, (ax,) = _new_figure(12, 3.5)
-    for name, frame in frames.items():
-        ax.plot(frame.index, frame["drift"].to_numpy() * 100, label=_plain(name), linewidth=1)
-    ax.set_ylabel("drift (%)")
-    ax.set_title("Drift from target")
-    ax.grid(alpha=0.3)
-    if len(frames) <= 12:
-        ax.legend(fontsize=7)
+    _policy_lines(ax, {name: frame["drift"] * 100 for name, frame in frames.items()}, "Drift from target", "drift (%)")
     return figure
 
 
 def cost_figure(frames: Mapping[str, pd.DataFrame]) -> Figure:
     """Each policy's cumulative costs over time, on common axes."""
     figure, (ax,) = _new_figure(12, 3.5)
-    for name, frame in frames.items():
-        ax.plot(frame.index, frame["cumulative_cost"].to_numpy(), label=_plain(name), linewidth=1)
-    ax.set_ylabel("currency")
-    ax.set_title("Cumulative costs")
-    ax.grid(alpha=0.3)
-    if len(frames) <= 12:
-        ax.legend(fontsize=7)
+    costs = {name: frame["cumulative_cost"] for name, frame in frames.items()}
+    _policy_lines(ax, costs, "Cumulative costs", "currency")
     return figure
 
 
