@@ -16,7 +16,6 @@ import pandas as pd
 from finwiz._risk_metrics import attach_risk
 from finwiz.errors import (
     ConfigurationError,
-    ConstraintConflict,
     FinwizError,
     InfeasibleRebalanceError,
     InvalidPortfolioError,
@@ -347,7 +346,6 @@ class RebalancingEngine:
         assets: better in 2, by at most 0.09 %, for a second solve and rounding each time.)"""
         data = model.data
         first = self._round(model, outcome)
-        refused = first if isinstance(first, InfeasibleRebalanceError) else None
         rounded = None if isinstance(first, InfeasibleRebalanceError) else first
         lost_much = rounded is not None and (rounded.loss > _RETRY_LOSS or rounded.relative_loss > _RETRY_RELATIVE_LOSS)
         if rounded is None or (rounded.lossy and lost_much):
@@ -367,10 +365,9 @@ class RebalancingEngine:
             ):
                 rounded, outcome = retry, second
         if rounded is None:
-            raise refused or InfeasibleRebalanceError(
-                [ConstraintConflict("whole_shares", 0.0, "no whole-share choice near the optimum keeps every limit")],
-                "only whole shares make the request infeasible; allow fractional shares or loosen a limit",
-            )
+            # Only a refused first rounding leaves none: its error says what would have to give.
+            assert isinstance(first, InfeasibleRebalanceError)
+            raise first
         return rounded.shares, outcome
 
     def _round(self, model: Model, outcome: SolveOutcome) -> RoundingOutcome | InfeasibleRebalanceError:
