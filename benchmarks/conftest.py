@@ -8,6 +8,7 @@ solve the same numbers in the same run.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -470,18 +471,25 @@ def _binding_problem(path: str, sectors_path: str, n: int, seed: int) -> Binding
     return problem
 
 
-@pytest.fixture(scope="session")
-def binding_problem(request: pytest.FixtureRequest, shared_returns: pd.DataFrame) -> Any:
-    """``binding_problem(n, seed=0)``: a :class:`BindingProblem` of ``n`` assets (real data up to 431)."""
+def _real_data_builder(
+    request: pytest.FixtureRequest, build: Callable[[str, str, int, int], BindingProblem]
+) -> Callable[..., BindingProblem]:
+    """``make(n, seed=0)`` calling ``build`` on the shared returns and sectors (skip without them)."""
     folder = Path(request.config.getoption("--shared-data"))
     sectors_path = folder / "sp500_431_sectors.csv"
     if not sectors_path.exists():
         pytest.skip(f"benchmark data not found: {sectors_path} (pass --shared-data=FOLDER)")
 
     def make(n: int, seed: int = 0) -> BindingProblem:
-        return _binding_problem(str(folder / "sp500_431_returns.csv.gz"), str(sectors_path), n, seed)
+        return build(str(folder / "sp500_431_returns.csv.gz"), str(sectors_path), n, seed)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def binding_problem(request: pytest.FixtureRequest, shared_returns: pd.DataFrame) -> Any:
+    """``binding_problem(n, seed=0)``: a :class:`BindingProblem` of ``n`` assets (real data up to 431)."""
+    return _real_data_builder(request, _binding_problem)
 
 
 EXACT_VALUE = 250_000.0
@@ -554,12 +562,4 @@ def exact_config(problem: BindingProblem, **overrides: Any) -> PortfolioConfigur
 @pytest.fixture(scope="session")
 def exact_instance(request: pytest.FixtureRequest, shared_returns: pd.DataFrame) -> Any:
     """``exact_instance(n, seed)``: a small :class:`BindingProblem` for the exact-MIQP comparison."""
-    folder = Path(request.config.getoption("--shared-data"))
-    sectors_path = folder / "sp500_431_sectors.csv"
-    if not sectors_path.exists():
-        pytest.skip(f"benchmark data not found: {sectors_path} (pass --shared-data=FOLDER)")
-
-    def make(n: int, seed: int = 0) -> BindingProblem:
-        return _exact_instance(str(folder / "sp500_431_returns.csv.gz"), str(sectors_path), n, seed)
-
-    return make
+    return _real_data_builder(request, _exact_instance)
