@@ -111,6 +111,7 @@ def test_trusted_construction_equals_validation() -> None:
         "current_weight": 0.1,
         "target_weight": 0.12,
         "post_trade_weight": 0.119,
+        "lots": [],
     }
     check = {
         "constraint": "sector_cap",

@@ -36,6 +36,7 @@ from finwiz._schemas._records import (
     TradeRecommendation,
 )
 from finwiz._schemas._result import RebalancingResult
+from finwiz._schemas._tax import LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings, TaxSummary
 
 __all__ = [
     "CASH",
@@ -46,6 +47,7 @@ __all__ = [
     "ComplianceCheck",
     "ConstraintOutcome",
     "Holding",
+    "LotSale",
     "OptimizedTrades",
     "PortfolioAnalysis",
     "PortfolioConfiguration",
@@ -53,6 +55,11 @@ __all__ = [
     "RebalancingMethod",
     "RebalancingNeed",
     "RebalancingResult",
+    "RecentPurchase",
+    "RecentSale",
+    "TaxLot",
+    "TaxSettings",
+    "TaxSummary",
     "TradeAction",
     "TradeRecommendation",
     "canonical_symbol",

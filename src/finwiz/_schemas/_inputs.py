@@ -25,6 +25,7 @@ from finwiz._schemas._base import (
     require_data,
 )
 from finwiz._schemas._pickling import _pack_models, _unpickle_configuration
+from finwiz._schemas._tax import TaxLot, TaxSettings
 from finwiz.errors import InvalidPortfolioError
 
 __all__ = ["Holding", "PortfolioConfiguration", "PriceData"]
@@ -32,13 +33,17 @@ __all__ = ["Holding", "PortfolioConfiguration", "PriceData"]
 
 class Holding(_Model):
     """A position: ``shares`` of ``symbol`` held today. Negative shares are a short position,
-    accepted only in a :class:`PortfolioConfiguration` with ``allow_short=True``."""
+    accepted only in a :class:`PortfolioConfiguration` with ``allow_short=True``.
+
+    ``lots`` are its tax lots (what a tax-aware rebalance sells from); their shares must add up to
+    ``shares``. Lots without a ``lot_id`` are numbered ``SYMBOL#1``, ``SYMBOL#2``, ... in order."""
 
     symbol: str
     shares: float
     cost_basis: float | None = Field(default=None, ge=0.0)
     sector: str | None = None
     esg_score: float | None = None
+    lots: list[TaxLot] = Field(default_factory=list)
 
     @field_validator("symbol", mode="before")
     @classmethod
@@ -54,6 +59,30 @@ class Holding(_Model):
     @classmethod
     def _finite_numbers(cls, value: float | None) -> float | None:
         return None if value is None else _finite(value, "shares")
+
+    @model_validator(mode="after")
+    def _lots(self) -> Self:
+        if not self.lots:
+            return self
+        total = sum(lot.shares for lot in self.lots)
+        if abs(total - self.shares) > 1e-9 * max(1.0, abs(self.shares)):
+            raise InvalidPortfolioError(
+                f"holdings: the lots of {self.symbol} hold {total:g} shares, not its {self.shares:g}",
+                field="lots",
+                symbol=self.symbol,
+            )
+        named = [
+            lot if lot.lot_id is not None else lot.model_copy(update={"lot_id": f"{self.symbol}#{k + 1}"})
+            for k, lot in enumerate(self.lots)
+        ]
+        ids = [lot.lot_id for lot in named]
+        repeated = sorted({i for i in ids if ids.count(i) > 1 and i is not None})
+        if repeated:
+            raise InvalidPortfolioError(
+                f"holdings: {self.symbol} has lot id {repeated[0]} twice", field="lots", symbol=self.symbol
+            )
+        self.lots = named
+        return self
 
 
 class PriceData(_Model):
@@ -146,6 +175,7 @@ class PortfolioConfiguration(_Model):
     risk_aversion: float = Field(default=1.0, ge=0.0)
     trade_penalty: float | None = Field(default=None, ge=0.0)
     custom_constraints: list[Any] = Field(default_factory=list)
+    tax: TaxSettings | None = None
 
     @field_validator(
         "cash",
@@ -239,6 +269,7 @@ class PortfolioConfiguration(_Model):
                     symbol=symbol,
                 )
         self._check_gross_exposure()
+        self._check_tax(held)
         total = sum(self.target_weights.values())
         if total > 1 + _WEIGHT_SLACK:
             raise InvalidPortfolioError(
@@ -334,6 +365,41 @@ class PortfolioConfiguration(_Model):
                 f"use min_cash_weight={1 - limit:g}, or set allow_short=True",
                 field="max_gross_exposure",
             )
+
+    def _check_tax(self, held: Mapping[str, Holding]) -> None:
+        """With tax settings: long-only, the lots of every position, acquired by ``as_of``, and
+        recent trades that name lots name held ones."""
+        tax = self.tax
+        if tax is None:
+            return
+        if self.allow_short:
+            raise InvalidPortfolioError(
+                "tax: tax-aware rebalancing is long-only (allow_short=True is set)", field="tax"
+            )
+        ids: dict[str, set[str]] = {}
+        for symbol, holding in held.items():
+            if holding.shares > 0 and not holding.lots:
+                raise InvalidPortfolioError(
+                    f"tax: {symbol} has no lots (tax-aware rebalancing needs the lots of every position)",
+                    field="lots",
+                    symbol=symbol,
+                )
+            for lot in holding.lots:
+                if lot.acquired > tax.as_of:
+                    raise InvalidPortfolioError(
+                        f"tax: lot {lot.lot_id} of {symbol} was acquired on {lot.acquired}, after as_of {tax.as_of}",
+                        field="acquired",
+                        symbol=symbol,
+                    )
+            ids[symbol] = {lot.lot_id for lot in holding.lots if lot.lot_id is not None}
+        for kind in ("recent_sales", "recent_purchases"):
+            for trade in getattr(tax, kind):
+                if trade.lot_id is not None and trade.lot_id not in ids.get(trade.symbol, set()):
+                    raise InvalidPortfolioError(
+                        f"tax.{kind}: unknown lot {trade.lot_id} of {trade.symbol} (no held lot has that id)",
+                        field=kind,
+                        symbol=trade.symbol,
+                    )
 
     @property
     def gross_exposure_limit(self) -> float | None:

@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import Field
 
 from finwiz._schemas._base import TradeAction, _Model
+from finwiz._schemas._tax import LotSale
 
 __all__ = ["ComplianceCheck", "ConstraintOutcome", "PortfolioAnalysis", "RebalancingNeed", "TradeRecommendation"]
 
@@ -62,6 +63,7 @@ class TradeRecommendation(_Model):
     current_weight: float = 0.0
     target_weight: float = 0.0
     post_trade_weight: float = 0.0
+    lots: list[LotSale] = Field(default_factory=list, description="a tax-aware sell: the lots it relieves")
 
     @property
     def signed_shares(self) -> float:

@@ -15,6 +15,7 @@ from finwiz._schemas._pickling import _PER_SYMBOL, _pack_models, _unpickle_resul
 from finwiz._schemas._presentation import result_frame
 from finwiz._schemas._presenters import present
 from finwiz._schemas._records import ComplianceCheck, ConstraintOutcome, PortfolioAnalysis, TradeRecommendation
+from finwiz._schemas._tax import TaxSummary
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -78,6 +79,7 @@ class RebalancingResult(_Model):
     iterations: int = 0
     warnings: list[str] = Field(default_factory=list)
     analysis: PortfolioAnalysis | None = None
+    tax: TaxSummary | None = Field(default=None, description="what a tax-aware rebalance realised")
     risk_before: RiskMetrics | None = None
     risk_after: RiskMetrics | None = None
     portfolio_id: str | None = None

@@ -556,6 +556,7 @@ class RebalancingEngine:
                 current_weight=current,
                 target_weight=target,
                 post_trade_weight=weight,
+                lots=[],
             )
             for i, q, price, value, c, m, held, after, current, target, weight in columns
         ]
