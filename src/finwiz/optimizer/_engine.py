@@ -288,11 +288,32 @@ class RebalancingEngine:
                 shown = "unknown" if gap is None else f"{gap:.2%}"
                 notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {shown}")
             return _Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
+        if data.lots is not None:
+            model, outcome = self._fix_sides(model, outcome, solver)
         bound = outcome.objective
         shares, outcome = self._whole_shares(model, outcome, solver)
         if data.min_trade_value > 0:
             shares, outcome = self._second_opinion(model, outcome, shares, solver)
         return _Decided(shares, outcome, "fractional" if data.fractional else "whole_shares", None, bound=bound)
+
+    def _fix_sides(self, model: Model, outcome: SolveOutcome, solver: str) -> tuple[Model, SolveOutcome]:
+        """A taxable account: no asset is both bought and sold. The continuous solve is the convex
+        relaxation that allows it (a loss lot's negative tax then pays for selling and buying back);
+        each asset it both buys and sells is fixed to the side of its net trade (a zero net: sells
+        only, the harvest), and the problem, convex with the sides fixed, is solved again -- until
+        no asset trades both ways (each round fixes at least one more asset)."""
+        for _ in range(model.data.n):
+            data = model.data
+            both = (outcome.buy * data.ref_value >= NOISE_VALUE) & (outcome.sell * data.ref_value >= NOISE_VALUE)
+            if not both.any():
+                break
+            net = outcome.buy - outcome.sell
+            blocked = dict(data.blocked)
+            blocked["tax_sells_only"] = blocked["tax_sells_only"] | (both & (net <= 0))
+            blocked["tax_buys_only"] = blocked["tax_buys_only"] | (both & (net > 0))
+            model = model.with_data(dataclasses.replace(data, blocked=blocked))
+            outcome = self._solve(model, solver)
+        return model, outcome
 
     def _solve(self, model: Model, solver: str, diagnose: bool = True) -> SolveOutcome:
         """The continuous optimum; with a trade count, re-weighted L1 then a debias solve. The
@@ -541,6 +562,11 @@ class RebalancingEngine:
             state.weights_after[idx].tolist(),
             strict=True,
         )
+        sales = (
+            data.lots.sales(np.maximum(-state.trade_shares, 0.0))
+            if data.lots is not None
+            else [[] for _ in data.symbols]
+        )
         return [
             TradeRecommendation.trusted(
                 symbol=data.symbols[i],
@@ -556,7 +582,7 @@ class RebalancingEngine:
                 current_weight=current,
                 target_weight=target,
                 post_trade_weight=weight,
-                lots=[],
+                lots=sales[i],
             )
             for i, q, price, value, c, m, held, after, current, target, weight in columns
         ]
@@ -629,6 +655,7 @@ class RebalancingEngine:
             warnings=warnings,
             analysis=analysis,
             portfolio_id=portfolio_id,
+            tax=None if data.lots is None else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),
         )
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from finwiz.optimizer._model import Affine, Description, LimitGroup, column
+from finwiz.optimizer._model import SCALARS, Affine, Description, LimitGroup, column
 
 __all__ = [
     "NativeQP",
@@ -68,7 +68,7 @@ class NativeQP:
     groups: list[tuple[str, int, int]]  # (name, first row, end row) of the checked rows
     curvature: np.ndarray  # P's buy/sell blocks are [[c, -c], [-c, c]] per asset
     diagonal: np.ndarray  # P's diagonal on the scalar and aux columns
-    dense_w: np.ndarray | None  # P's block on explicit weights (many factors), columns 2n+3 ...
+    dense_w: np.ndarray | None  # P's block on explicit weights (many factors), columns 2n+SCALARS ...
     x0: np.ndarray
     aux: tuple[np.ndarray, np.ndarray, np.ndarray]  # F as triplets: aux = F z_trade + aux_offset
     aux_offset: np.ndarray
@@ -89,7 +89,7 @@ class NativeQP:
         out[n : 2 * n] = -u
         out[2 * n :] = self.diagonal * z[2 * n :]
         if self.dense_w is not None:
-            w = slice(2 * n + 3, 3 * n + 3)
+            w = slice(2 * n + SCALARS, 3 * n + SCALARS)
             out[w] += self.dense_w @ z[w]
         return out
 
@@ -110,7 +110,7 @@ class NativeQP:
 
     def point(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
         """The full variable vector for given trades (turnover, net and aux variables filled in)."""
-        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum())]
+        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum()), 0.0, 0.0]
         head = np.concatenate([buy, sell, scalars])
         if self.dense_w is not None:
             return np.concatenate([head, self.x0 + buy - sell])
@@ -205,7 +205,7 @@ def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where each variable sits: ``z = [buy, sell, c, tau, nu, (w if on_weights), aux]``."""
+    """Where each variable sits: ``z = [buy, sell, c, tau, nu, T, G, (w if on_weights), aux]``."""
 
     n: int
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
@@ -213,7 +213,7 @@ class _Layout:
 
     @property
     def nt(self) -> int:
-        return 2 * self.n + 3
+        return 2 * self.n + SCALARS
 
     @property
     def nw(self) -> int:
@@ -294,7 +294,7 @@ def _objective(
     curvature = np.zeros(n)
     slope = np.zeros(n)
     diagonal = np.zeros(nz - 2 * n)
-    diagonal[3 + nw :] = 2.0
+    diagonal[SCALARS + nw :] = 2.0
     const = 0.0
     q = np.zeros(nz)
     for p in parts:
@@ -345,7 +345,7 @@ def _definition_rows(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
     row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
-    nt = 2 * n + 3
+    nt = 2 * n + SCALARS
     cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
     every = np.arange(nt)
     both = np.arange(2 * n)
@@ -363,9 +363,10 @@ def _definition_rows(
         rows.append(np.full(2 * n + 1, first + 2))
         cols.append(np.append(both, cost_col))
         vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
-    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf]]), np.zeros(2), np.zeros(1)]
+    # T and G are 0: a taxable account's lots are a linear program's (solved through cvxpy).
+    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(SCALARS - 3)]), np.zeros(2), np.zeros(1)]
     upper = [
-        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf]]),
+        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf], np.zeros(SCALARS - 3)]),
         np.zeros(2),
         np.full(1, np.inf),
     ]
