@@ -158,7 +158,7 @@ class Model:
     @property
     def is_qp(self) -> bool:
         """Whether the whole problem is a QP the native solvers take (no user term, no cone)."""
-        return all(d is not None and d.impact is None and d.tax is None for d in self.descriptions)
+        return all(d is not None and d.impact is None for d in self.descriptions)
 
     @property
     def groups(self) -> list[LimitGroup]:

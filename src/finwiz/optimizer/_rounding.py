@@ -42,10 +42,10 @@ from finwiz.optimizer._assembler import Model, Stacked
 from finwiz.optimizer._compliance import meets_minimum, trade_point, trade_scalars
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer._diagnosis import conflict
-from finwiz.optimizer._model import SCALARS, Affine, column
+from finwiz.optimizer._model import GAIN, SCALARS, Affine, column
 from finwiz.optimizer._quiet import quiet_stdout
 
-__all__ = ["RoundingOutcome", "polish", "round_trades"]
+__all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades"]
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
 _EPS = 1e-12
@@ -632,6 +632,21 @@ def _repair(
     return None
 
 
+def _row_prices(rows: _Rows, duals: np.ndarray | None) -> np.ndarray | None:
+    """``A'y``: what the coupled rows' multipliers ``y`` charge per unit of each column of ``z``
+    (None without multipliers for these rows)."""
+    if duals is None or len(duals) != len(rows.offset):
+        return None
+    return np.concatenate([rows.a_trade.T @ duals, rows.a_scalar.T @ duals])
+
+
+def gain_price(model: Model, duals: np.ndarray | None) -> float:
+    """What the coupled rows' multipliers charge per unit of net realised gain (``G``, a fraction
+    of ``V_ref``): a binding gain budget's price, 0 when it is slack or there are no multipliers."""
+    v = _row_prices(_coupled_rows(model), duals)
+    return 0.0 if v is None else max(float(v[2 * model.data.n - 1 - GAIN]), 0.0)
+
+
 def round_trades(
     model: Model,
     buy: np.ndarray,
@@ -656,10 +671,10 @@ def round_trades(
     rows = _coupled_rows(model)
     at = _trade_point(data, target)
     price = pricer.changes(at, target, moves)
-    if duals is not None and len(duals) == len(rows.offset):
+    v = _row_prices(rows, duals)
+    if v is not None:
         # At the optimum g + A'y = 0: the objective's gradient along a binding row is the row's
         # price. Priced with the Lagrangian, moving along it is neutral, not a gain.
-        v = np.concatenate([rows.a_trade.T @ duals, rows.a_scalar.T @ duals])
         price = price + pricer.linear_change(v, at, moves)
     price = _snap(price)
     cheapest = _cheapest(table, valid, price)

@@ -14,6 +14,7 @@ the window has its loss lots withheld from sale (unless ``allow_wash_sale_losses
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
 
@@ -63,6 +64,34 @@ class LotBook:
         rate = self.rate if owner is None else self.rate[owner]
         realised = taken * gain
         return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
+
+    def priced(self, gain_price: float) -> LotBook:
+        """The same lots in the order that is cheapest when a unit of realised gain costs
+        ``gain_price`` besides its tax (a binding gain budget's multiplier, objective units per
+        ``V_ref``): by ``(tax_weight x rate + gain_price) x gain`` per share. The ``"optimal"``
+        policy only (FIFO and HIFO keep their order); the continuous solve's lots are relieved in
+        this order at its optimum."""
+        if self.settings.lot_policy != "optimal" or gain_price <= 0:
+            return self
+        padding = self.shares <= 0
+        key = np.where(padding, np.inf, (self.tax_weight * self.rate + gain_price) * self.gain)
+        width = self.shares.shape[1]
+        age = np.array([[d.toordinal() for d in row] + [0] * (width - len(row)) for row in self.acquired])
+        order = np.lexsort((age, np.where(padding, np.inf, self.gain), key), axis=-1)
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(a, order, axis=1)
+
+        return dataclasses.replace(
+            self,
+            shares=take(self.shares),
+            gain=take(self.gain),
+            rate=take(self.rate),
+            long=take(self.long),
+            basis=take(self.basis),
+            ids=tuple(tuple(ids[k] for k in row[: len(ids)]) for ids, row in zip(self.ids, order, strict=True)),
+            acquired=tuple(tuple(d[k] for k in row[: len(d)]) for d, row in zip(self.acquired, order, strict=True)),
+        )
 
     def form(self, prices: np.ndarray, ref_value: float) -> TaxForm:
         """The lots as the model's tax form (``V_ref`` units), padding left out."""

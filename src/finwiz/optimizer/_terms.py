@@ -641,7 +641,7 @@ class TaxTerm(Term):
                     Affine.scalar(GAIN),
                     np.array([-np.inf]),
                     np.array([lots.budget / data.ref_value]),
-                    ("net realised gain",),
+                    ("net_gain",),
                     unit="currency",
                     show=data.ref_value,
                 )
