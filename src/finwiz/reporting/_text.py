@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from finwiz.reporting._format import blotter_rows, money, percent
+from finwiz.reporting._tax_section import tax_summary_rows
 from finwiz.schemas import RebalancingResult
 
 __all__ = ["summary_rows", "summary_text", "trades_table"]
@@ -61,6 +62,7 @@ def summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
         rows.append(("Cash flow", money(result.cash_flow)))
     rows += [
         ("Total cost", money(result.total_cost)),
+        *tax_summary_rows(result),  # only for a tax-aware rebalance
         ("Turnover", percent(result.turnover)),
         ("Trades", f"{len(result.trades)} ({_count(buys, 'buy')}, {_count(sells, 'sell')})"),
         (
