@@ -236,3 +236,22 @@ def test_csv_reading_details(tmp_path: Path) -> None:
     ]
     assert lots.rows_of("AAA") == "rows 3, 4"
     assert lots.rows_of("ZZZ") == ""
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Tax lots in portfolio files, the CLI and the report", 1)[1].split("\n## ", 1)[0]
+    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    lots = section.split("```csv\n", 1)[1].split("```", 1)[0]
+    write(tmp_path, "lots.csv", lots)
+    config = load_portfolio_file(write(tmp_path, "acct.toml", toml))
+    assert config.shares_by_symbol() == {"AAPL": 150.0, "MSFT": 20.0, "JNJ": 40.0}
+    assert [x.lot_id for x in config.holdings[0].lots] == ["A-1", "AAPL#2"]
+    assert [x.lot_id for x in config.holdings[1].lots] == ["M-1", "MSFT#2"]
+    assert config.tax is not None
+    assert config.tax.max_realized_gain == 2000.0
+    bad = write(tmp_path, "bad.csv", lots.replace("160.0", "16O.0"))
+    with pytest.raises(
+        InvalidPortfolioError, match=r"bad\.csv, row 4, column cost_basis: '16O\.0' is not a number \(JNJ\)"
+    ):
+        load_portfolio_file(tmp_path / "acct.toml", lots=bad)
