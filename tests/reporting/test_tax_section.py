@@ -165,3 +165,10 @@ def test_a_budget_of_zero_shows_no_share_used() -> None:
     assert result.tax is not None
     zero = result.model_copy(update={"tax": result.tax.model_copy(update={"budget": 0.0, "budget_used": None})})
     assert summary_lines(zero)["Gain budget"] == "2,490.00 of 0.00"
+
+
+def test_a_net_loss_uses_none_of_the_budget() -> None:
+    result = tax_result()
+    assert result.tax is not None
+    loss = result.tax.model_copy(update={"net_realized_gain": -300.0, "budget_used": -300.0 / BUDGET})
+    assert summary_lines(result.model_copy(update={"tax": loss}))["Gain budget"] == "-300.00 of 5,000.00 (0.00% used)"

@@ -43,7 +43,8 @@ class TaxFigures:
 def _budget_text(tax: TaxSummary) -> str | None:
     if tax.budget is None:
         return None
-    used = f" ({percent(tax.budget_used)} used)" if tax.budget_used is not None else ""
+    # A net loss uses none of the budget (budget_used is then negative).
+    used = f" ({percent(max(tax.budget_used, 0.0))} used)" if tax.budget_used is not None else ""
     return f"{money(tax.net_realized_gain)} of {money(tax.budget)}{used}"
 
 
