@@ -132,6 +132,7 @@ def _with_constraints(own: list[Term]) -> list[Term]:
 
 
 _SIDE_FLIPS = 16
+_CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
 """At most how many of the assets whose side a taxable account's relaxation chose are tried on
 the other."""
 
@@ -356,9 +357,11 @@ class RebalancingEngine:
             sides = _sides(data, both & (margin < 0), both & (margin >= 0))
             model = model.with_data(dataclasses.replace(data, blocked=sides))
             outcome = solved(model)
-        # The closest calls first: each tried on its other side, kept where the objective improves.
+        # The close calls, closest first: each tried on its other side, kept where the objective
+        # improves. (On 8 small books no flip of a margin above a fifth of the objective helped.)
         tolerance = 1e-12 * max(1.0, abs(outcome.objective))
-        for i in np.flatnonzero(fixed)[np.argsort(np.abs(margin[fixed]))][:_SIDE_FLIPS]:
+        close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
+        for i in close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]:
             data = model.data
             flip = np.zeros(data.n, bool)
             flip[i] = True
