@@ -420,7 +420,6 @@ class _Layout:
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
     on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
     ladder: Ladder | None = None  # a taxable account's lots (no variables: one segment per asset)
-    segments: np.ndarray | None = None
 
     @property
     def nt(self) -> int:
@@ -456,7 +455,7 @@ def ladder_of(form: TaxForm, n: int) -> Ladder:
     return ladder
 
 
-def _layout(parts: Sequence[Description], x0: np.ndarray, segments: np.ndarray | None = None) -> _Layout:
+def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
     n = len(x0)
     low_rank = [a for p in parts for a in p.low_rank]
     k = sum(a.m for a in low_rank)
@@ -466,9 +465,60 @@ def _layout(parts: Sequence[Description], x0: np.ndarray, segments: np.ndarray |
     on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
     form = next((p.tax for p in parts if p.tax is not None), None)
     ladder = None if form is None else ladder_of(form, n)
-    if ladder is not None and segments is None:
-        segments = np.zeros(n, dtype=np.int64)
-    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder, segments)
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder)
+
+
+@dataclass(frozen=True, eq=False)
+class QPBase:
+    """What a QP's build does not owe to a taxable account's segments (see :func:`build_qp`): the
+    climb over lots rebuilds only the sells' bounds, slopes and the rows that hold ``G``."""
+
+    layout: _Layout
+    p_matrix: sparse.csc_matrix
+    q: np.ndarray
+    const: float
+    curvature: np.ndarray
+    diagonal: np.ndarray
+    dense_w: np.ndarray | None
+    rate: np.ndarray
+    triplets: tuple[np.ndarray, np.ndarray, np.ndarray]
+    lower: np.ndarray
+    upper: np.ndarray
+    groups: list[tuple[str, int, int]]
+    m: int
+    sell_cap: np.ndarray
+    scale: float
+    x0: np.ndarray
+
+
+def qp_base(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> QPBase:
+    """The segment-free part of :func:`build_qp` (kept by the caller across a climb over lots)."""
+    layout = _layout(parts, x0)
+    n = layout.n
+    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale)
+    rate = np.zeros(n)
+    for p in parts:
+        if p.cost is not None:
+            rate = rate + p.cost
+    rows, cols, vals, lower, upper, groups, m, sell_cap = _rows(parts, x0, layout, rate, backoff)
+    return QPBase(
+        layout,
+        p_matrix,
+        q,
+        const,
+        curvature,
+        diagonal,
+        dense_w,
+        rate,
+        (rows, cols, vals),
+        lower,
+        upper,
+        groups,
+        m,
+        sell_cap,
+        scale,
+        x0,
+    )
 
 
 def build_qp(
@@ -477,52 +527,53 @@ def build_qp(
     scale: float,
     backoff: float = 0.0,
     segments: np.ndarray | None = None,
+    base: QPBase | None = None,
 ) -> NativeQP:
     """Stack the terms' descriptions into one QP (objective multiplied by ``scale``; coupled limits
-    backed off by ``backoff``). None of them may carry a market-impact cone.
+    backed off by ``backoff``; a taxable account on ``segments``, default its first lots; ``base``
+    from :func:`qp_base` when the caller kept it). None of them may carry a market-impact cone.
 
     Built from triplets in one conversion per matrix (scipy's block constructors cost ~3 ms at
     100 assets), and every position is stored even when its value is 0, so the sparsity pattern
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
-    layout = _layout(parts, x0, segments)
+    base = qp_base(parts, x0, scale, backoff) if base is None else base
+    layout = base.layout
     n, nz, cost_col = layout.n, layout.nz, 2 * layout.n
-    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale)
-    rate = np.zeros(n)
-    for p in parts:
-        if p.cost is not None:
-            rate = rate + p.cost
-    rows, cols, vals, lower, upper, groups, m, segments = _rows(parts, x0, layout, rate, backoff)
+    q, const, lower, upper = base.q.copy(), base.const, base.lower.copy(), base.upper.copy()
+    rows, cols, vals = base.triplets
     tax_terms = None
-    if layout.ladder is not None:
-        assert segments is not None
+    if layout.ladder is not None:  # each asset's sell from its segment's start (one it can reach)
+        segments = layout.ladder.reachable(np.zeros(n, dtype=np.int64) if segments is None else segments, base.sell_cap)
+        lower[n : 2 * n] = layout.ladder.rows(segments)[0]
         rows, cols, vals, const, tax_terms = _fold(layout.ladder, segments, q, const, rows, cols, vals, lower, upper)
     aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
     # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
     # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
-    positive = rate[rate > 0]
+    positive = base.rate[base.rate > 0]
     cost_unit = float(positive.mean()) if positive.size else 1.0
     vals = np.where(cols == cost_col, vals * cost_unit, vals)
     q[cost_col] *= cost_unit
+    scale = base.scale
     return NativeQP(
         n=n,
-        P=p_matrix,
+        P=base.p_matrix,
         q=q * scale,
         const=const * scale,
-        A=_csc(rows, cols, vals, (m, nz)),
+        A=_csc(rows, cols, vals, (base.m, nz)),
         lower=lower,
         upper=upper,
-        groups=groups,
-        curvature=curvature * scale,
-        diagonal=diagonal * scale,
-        dense_w=None if dense_w is None else dense_w * scale,
-        x0=x0,
+        groups=base.groups,
+        curvature=base.curvature * scale,
+        diagonal=base.diagonal * scale,
+        dense_w=None if base.dense_w is None else base.dense_w * scale,
+        x0=base.x0,
         aux=(aux_rows, aux_cols, aux_vals),
         aux_offset=aux_offset,
         scale=scale,
         cost_unit=cost_unit,
         ladder=layout.ladder,
-        segments=segments,
+        segments=segments if layout.ladder is not None else None,
         tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
     )
 
@@ -591,7 +642,6 @@ def _definition_rows(
     sell_cap: np.ndarray,
     rate: np.ndarray,
     has_cost: bool,
-    sell_floor: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
     row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
@@ -614,9 +664,8 @@ def _definition_rows(
         cols.append(np.append(both, cost_col))
         vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
     # T and G are 0: in a taxable account they are folded into the sells (see _fold).
-    floor = np.zeros(n) if sell_floor is None else sell_floor
     lower = [
-        np.concatenate([np.zeros(n), floor, np.zeros(2), [-np.inf], np.zeros(SCALARS - 3)]),
+        np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(SCALARS - 3)]),
         np.zeros(2),
         np.zeros(1),
     ]
@@ -630,21 +679,14 @@ def _definition_rows(
 
 def _rows(
     parts: Sequence[Description], x0: np.ndarray, layout: _Layout, rate: np.ndarray, backoff: float
-) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int, np.ndarray | None
-]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int, np.ndarray]:
     """The constraint rows as triplets with their bounds, the checked row groups and the row count:
     variable bounds; the definitions of turnover and net purchase; the cost; the limits (all
     checked); then the definition rows of ``w`` or of the aux variables."""
     n, nt = layout.n, layout.nt
     buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
     has_cost = any(p.cost is not None for p in parts)
-    floor, segments = None, layout.segments
-    if layout.ladder is not None:  # each asset's sell from its segment's start (one it can reach)
-        assert segments is not None
-        segments = layout.ladder.reachable(segments, sell_cap)
-        floor = layout.ladder.rows(segments)[0]
-    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost, floor)
+    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost)
     first = nt
     groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
     row = first + 3
@@ -685,7 +727,7 @@ def _rows(
         np.concatenate(upper),
         groups,
         row,
-        segments,
+        sell_cap,
     )
 
 

@@ -34,9 +34,11 @@ from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
     Ladder,
     NativeQP,
+    QPBase,
     build_qp,
     plan,
     polish_osqp,
+    qp_base,
     solve_clarabel,
     solve_osqp,
 )
@@ -218,10 +220,23 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
 
 def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | None:
     """The native QP of ``model`` (continuous objective), or None when it is not a QP; a taxable
-    account's on ``segments`` (each asset's lot, see ``_native.Ladder``; default: the first)."""
+    account's on ``segments`` (each asset's lot, see ``_native.Ladder``; default: the first),
+    from the model's kept segment-free part (the climb over lots builds it once)."""
     if not model.is_qp:
         return None
-    return build_qp(model.described, model.data.x0, OBJECTIVE_SCALE, model.data.backoff, segments)
+    parts, data = model.described, model.data
+    if parts and any(p.tax is not None for p in parts):
+        kept = _bases.get(id(model))
+        if kept is None or kept[0] is not model:
+            if len(_bases) >= 8:
+                _bases.clear()
+            kept = (model, qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff))
+            _bases[id(model)] = kept
+        return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=kept[1])
+    return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments)
+
+
+_bases: dict[int, tuple[Model, QPBase]] = {}
 
 
 _MAX_LADDER_STEPS = 30
