@@ -21,22 +21,47 @@ shares::
     [sectors]
     AAPL = "Information Technology"
     MSFT = "Information Technology"
+
+Tax lots (for a tax-aware rebalance, see :class:`~finwiz.schemas.TaxSettings`): a ``[tax]`` table
+of the settings (dates as TOML/YAML dates or ISO text, ``[[tax.recent_sales]]`` and
+``[[tax.recent_purchases]]`` tables), ``[[holdings.lots]]`` tables under a ``[[holdings]]`` entry,
+or a top-level ``lots = "lots.csv"`` naming a CSV file (relative to the portfolio file) with the
+columns ``symbol,shares,cost_basis,acquired`` and optionally ``lot_id``. A holding with lots may
+leave out ``shares``: it holds the sum of its lots; a symbol with lots in the CSV but no entry in
+``holdings`` is a holding of those lots. Lots of one symbol come from one place (the file or the
+CSV, not both). A bad CSV row is refused naming the CSV file, the row (its line, the header
+being line 1) and the column.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from finwiz.errors import InvalidPortfolioError
-from finwiz.schemas import PortfolioConfiguration
+from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
 
-__all__ = ["PORTFOLIO_FILE_SUFFIXES", "load_portfolio_file", "parse_portfolio_text"]
+__all__ = [
+    "LOT_COLUMNS",
+    "PORTFOLIO_FILE_SUFFIXES",
+    "LotsFile",
+    "load_lots_csv",
+    "load_portfolio_file",
+    "parse_portfolio_text",
+]
 
 PORTFOLIO_FILE_SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
+
+LOT_COLUMNS = ("symbol", "shares", "cost_basis", "acquired")
+"""The columns a lots CSV must have; ``lot_id`` may follow (an empty cell: numbered lots)."""
+_OPTIONAL_LOT_COLUMNS = ("lot_id",)
+_LOTS_KEY = "lots"  # the top-level key naming a lots CSV (not a PortfolioConfiguration field)
 
 # Objects, not data: a file cannot express them, and silently dropping them would be worse.
 _CODE_ONLY_FIELDS = {"custom_constraints"}
@@ -72,6 +97,158 @@ def _parse(text: str, fmt: str, where: str) -> Any:
         raise InvalidPortfolioError(f"{where}: invalid YAML{at}: {problem}", field="file") from exc
 
 
+@dataclass
+class LotsFile:
+    """The lots of a lots CSV: per canonical symbol, its lots and the line of each (for errors)."""
+
+    path: Path
+    lots: dict[str, list[TaxLot]] = field(default_factory=dict)
+    lines: dict[str, list[int]] = field(default_factory=dict)
+
+    def rows_of(self, symbol: str) -> str:
+        """``"rows 2, 5"``: where ``symbol``'s lots are in the file ("" when it has none)."""
+        lines = self.lines.get(symbol, [])
+        return f"row{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _lot_cell(text: str, column: str) -> Any:
+    """A CSV cell as the value :class:`TaxLot` expects: numbers, an ISO date, text."""
+    if column in ("shares", "cost_basis"):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+    if column == "acquired":
+        try:
+            if _ISO_DATE.match(text):
+                return date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a date: {exc}") from None
+        raise ValueError(f"{text!r} is not an ISO date such as 2021-03-01")
+    return text
+
+
+def load_lots_csv(path: str | Path) -> LotsFile:
+    """Read a CSV of tax lots, one lot a row: ``symbol,shares,cost_basis,acquired[,lot_id]``.
+
+    ``acquired`` is an ISO date (``2021-03-01``); ``cost_basis`` is per share. Every bad row is
+    refused with an :class:`InvalidPortfolioError` naming the file, the row (its line number, the
+    header being line 1) and the column; nothing is returned half-read.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not a column
+    except FileNotFoundError as exc:
+        raise InvalidPortfolioError(f"{file}: no such lots file", field="lots") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPortfolioError(f"{file}: cannot read lots file: {exc}", field="lots") from exc
+    reader = csv.reader(text.splitlines(keepends=True))
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [c for c in LOT_COLUMNS if c not in header]
+    if missing:
+        raise InvalidPortfolioError(
+            f"{file}, row 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(a lots CSV has the columns {','.join(LOT_COLUMNS)}[,lot_id])",
+            field=missing[0],
+        )
+    for position, name in enumerate(header, start=1):
+        if name not in LOT_COLUMNS and name not in _OPTIONAL_LOT_COLUMNS:
+            raise InvalidPortfolioError(
+                f"{file}, row 1, column {position}: unknown column {name!r} "
+                f"(known: {', '.join(LOT_COLUMNS + _OPTIONAL_LOT_COLUMNS)})",
+                field=name or "lots",
+            )
+        if header.index(name) != position - 1:
+            raise InvalidPortfolioError(f"{file}, row 1: column {name!r} appears twice", field=name)
+    out = LotsFile(file)
+    for row in reader:
+        line = reader.line_num  # the file's line, also after a quoted cell spanning lines
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines (a trailing one, spacing) hold no lot
+        if len(row) != len(header):
+            raise InvalidPortfolioError(
+                f"{file}, row {line}: {len(row)} cells for {len(header)} columns ({','.join(header)})", field="lots"
+            )
+        cells = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+        where = f"{file}, row {line}"
+        try:
+            symbol = canonical_symbol(cells["symbol"])
+        except InvalidPortfolioError as exc:
+            raise InvalidPortfolioError(f"{where}, column symbol: {exc}", field="symbol") from exc
+        values: dict[str, Any] = {}
+        for column in LOT_COLUMNS[1:]:
+            if not cells[column]:
+                raise InvalidPortfolioError(f"{where}, column {column}: empty ({symbol})", field=column, symbol=symbol)
+            try:
+                values[column] = _lot_cell(cells[column], column)
+            except ValueError as exc:
+                raise InvalidPortfolioError(
+                    f"{where}, column {column}: {exc} ({symbol})", field=column, symbol=symbol
+                ) from exc
+        if cells.get("lot_id"):
+            values["lot_id"] = cells["lot_id"]
+        try:
+            lot = TaxLot(**values)
+        except InvalidPortfolioError as exc:
+            column = exc.field if exc.field in header else "?"
+            raise InvalidPortfolioError(
+                f"{where}, column {column}: {exc} ({symbol})", field=exc.field, symbol=symbol
+            ) from exc
+        out.lots.setdefault(symbol, []).append(lot)
+        out.lines.setdefault(symbol, []).append(line)
+    return out
+
+
+def _shares_from_lots(entry: dict[str, Any]) -> None:
+    """A holding given with lots but no shares holds the sum of its lots."""
+    lots = entry.get("lots")
+    if "shares" in entry or not isinstance(lots, list) or not lots:
+        return
+    sizes = [
+        lot.shares if isinstance(lot, TaxLot) else lot.get("shares") if isinstance(lot, dict) else None for lot in lots
+    ]
+    if all(type(size) in (int, float) for size in sizes):  # anything else: validation names it
+        entry["shares"] = sum(sizes)
+
+
+def _attach_lots(data: dict[str, Any], lots_file: LotsFile | None, where: str) -> None:
+    """Fill holdings' shares from their lots, and give each holding its lots from the CSV (new
+    holdings for symbols the file does not list)."""
+    if lots_file is not None and lots_file.lots and data.get("holdings") is None:
+        data["holdings"] = []  # every holding is in the CSV
+    holdings = data.get("holdings")
+    if not isinstance(holdings, list):
+        return  # absent: validation says so
+    entries = [entry for entry in holdings if isinstance(entry, dict)]
+    if lots_file is not None:
+        by_symbol: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            raw = entry.get("symbol")
+            if isinstance(raw, str) and raw.strip():
+                by_symbol.setdefault(raw.strip().upper(), entry)
+        for symbol, lots in lots_file.lots.items():
+            found = by_symbol.get(symbol)
+            if found is None:
+                entry = {"symbol": symbol}
+                holdings.append(entry)
+                entries.append(entry)
+            elif found.get("lots"):
+                raise InvalidPortfolioError(
+                    f"{where}: the lots of {symbol} are given twice, in the file and in {lots_file.path} "
+                    f"({lots_file.rows_of(symbol)}); give them in one place",
+                    field="lots",
+                    symbol=symbol,
+                )
+            else:
+                entry = found
+            entry["lots"] = list(lots)
+    for entry in entries:
+        _shares_from_lots(entry)
+
+
 def _normalise_holdings(data: dict[str, Any], where: str) -> None:
     holdings = data.get("holdings")
     if isinstance(holdings, Mapping):
@@ -85,10 +262,37 @@ def _normalise_holdings(data: dict[str, Any], where: str) -> None:
         )
 
 
-def parse_portfolio_text(text: str, fmt: str, *, source: str = "<text>") -> PortfolioConfiguration:
+def _lots_path(data: dict[str, Any], lots: str | Path | None, base_dir: Path, where: str) -> Path | None:
+    """The lots CSV to read: ``lots`` (the caller's, e.g. ``--lots``) over the file's ``lots`` key,
+    which is relative to ``base_dir`` (the portfolio file's folder)."""
+    named = data.pop(_LOTS_KEY, None)
+    if lots is not None:
+        return Path(lots)
+    if named is None:
+        return None
+    if not isinstance(named, str) or not named.strip():
+        raise InvalidPortfolioError(
+            f"{where}: lots must be the path of a lots CSV ({','.join(LOT_COLUMNS)}[,lot_id]), "
+            f"not {named!r}; give lots under their holding as [[holdings.lots]] tables",
+            field="lots",
+        )
+    path = Path(named.strip())
+    return path if path.is_absolute() else base_dir / path
+
+
+def parse_portfolio_text(
+    text: str,
+    fmt: str,
+    *,
+    source: str = "<text>",
+    lots: str | Path | None = None,
+    base_dir: str | Path | None = None,
+) -> PortfolioConfiguration:
     """Build a configuration from TOML (``fmt="toml"``) or YAML (``fmt="yaml"``) text.
 
-    ``source`` names the text in error messages (usually the file path).
+    ``source`` names the text in error messages (usually the file path). ``lots`` is a lots CSV
+    that replaces the text's own ``lots`` key; a relative ``lots`` key is read from ``base_dir``
+    (default: the current directory).
     """
     if fmt not in ("toml", "yaml"):
         raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
@@ -100,29 +304,39 @@ def parse_portfolio_text(text: str, fmt: str, *, source: str = "<text>") -> Port
         )
     known = PortfolioConfiguration.model_fields.keys() - _CODE_ONLY_FIELDS
     for key in data:
-        if key in _CODE_ONLY_FIELDS or key not in known:
+        if key in _CODE_ONLY_FIELDS or (key not in known and key != _LOTS_KEY):
             line = _key_line(text, str(key), fmt)
             at = f" (line {line})" if line else ""
             hint = (
                 "custom constraints are Python objects; use max_sector_weight, sector_caps or min_esg_score in a file"
                 if key in _CODE_ONLY_FIELDS
-                else f"known keys: {', '.join(sorted(known))}"
+                else f"known keys: {', '.join(sorted(known | {_LOTS_KEY}))}"
             )
             raise InvalidPortfolioError(f"{source}: unknown key {key!r}{at}; {hint}", field=str(key))
+    lots_path = _lots_path(data, lots, Path(base_dir) if base_dir is not None else Path(), source)
+    lots_file = load_lots_csv(lots_path) if lots_path is not None else None
     _normalise_holdings(data, source)
+    _attach_lots(data, lots_file, source)
     try:
         return PortfolioConfiguration(**data)
     except InvalidPortfolioError as exc:
-        # Point at the symbol's line when there is one (the most specific), else the field's.
-        candidates = [exc.symbol, (exc.field or "").split(".")[0]]
-        lines = [_key_line(text, key, fmt) for key in candidates if key]
-        line = next((found for found in lines if found), None)
-        at = f" (line {line})" if line else ""
+        # Point at the symbol's line when there is one (the most specific), else the field's;
+        # a symbol whose lots came from the CSV is pointed at there.
+        if lots_file is not None and exc.symbol and lots_file.rows_of(exc.symbol):
+            at = f" ({lots_file.path} {lots_file.rows_of(exc.symbol)})"
+        else:
+            candidates = [exc.symbol, (exc.field or "").split(".")[0]]
+            lines = [_key_line(text, key, fmt) for key in candidates if key]
+            line = next((found for found in lines if found), None)
+            at = f" (line {line})" if line else ""
         raise InvalidPortfolioError(f"{source}{at}: {exc}", field=exc.field, symbol=exc.symbol) from exc
 
 
-def load_portfolio_file(path: str | Path) -> PortfolioConfiguration:
-    """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file."""
+def load_portfolio_file(path: str | Path, *, lots: str | Path | None = None) -> PortfolioConfiguration:
+    """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file.
+
+    ``lots`` names a lots CSV to use instead of the file's own ``lots`` key (which is read
+    relative to the file's folder)."""
     file = Path(path)
     fmt = PORTFOLIO_FILE_SUFFIXES.get(file.suffix.lower())
     if fmt is None:
@@ -136,4 +350,4 @@ def load_portfolio_file(path: str | Path) -> PortfolioConfiguration:
         raise InvalidPortfolioError(f"{file}: no such portfolio file", field="file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidPortfolioError(f"{file}: cannot read portfolio file: {exc}", field="file") from exc
-    return parse_portfolio_text(text, fmt, source=str(file))
+    return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent)

@@ -138,9 +138,10 @@ async def _run(
 
 
 def _print_result(result: RebalancingResult, report: Path | None, out: TextIO) -> None:
-    from finwiz.reporting import summary_text, trades_table
+    from finwiz.reporting import lots_table, summary_text, trades_table
 
-    out.write(trades_table(result) + "\n\n" + summary_text(result) + "\n")
+    lots = lots_table(result)  # a tax-aware rebalance: the lots its sells relieve
+    out.write(trades_table(result) + "\n\n" + (f"Lots sold\n{lots}\n\n" if lots else "") + summary_text(result) + "\n")
     if report is not None:
         out.write(f"\nReport written to {report.resolve()}\n")
 
@@ -174,7 +175,7 @@ def _rebalance(args: argparse.Namespace) -> int:
         if target is not None:
             _check_writable(Path(target), f"the {what}")
     settings = _settings_for(args.prices)
-    config = load_portfolio_file(args.portfolio_file)
+    config = load_portfolio_file(args.portfolio_file, lots=args.lots)
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
     portfolio_id = args.portfolio_id or Path(args.portfolio_file).stem
@@ -220,14 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
         "rebalance",
         help="rebalance the portfolio described in a TOML or YAML file",
         description="Rebalance the portfolio in PORTFOLIO_FILE (TOML or YAML with the fields of "
-        "PortfolioConfiguration: holdings, cash, target_weights, limits), print the trades and "
-        "write the report (and optionally JSON and CSV).",
+        "PortfolioConfiguration: holdings, cash, target_weights, limits, and for a taxable account "
+        "a [tax] table and tax lots), print the trades and write the report (and optionally JSON "
+        "and CSV).",
     )
     rebalance.add_argument("portfolio_file", metavar="PORTFOLIO_FILE", help="portfolio .toml, .yaml or .yml")
     rebalance.add_argument(
         "--prices",
         metavar="SOURCE",
         help=f"price source: {_PRICE_SOURCES} (default: REBALANCING_PRICE_PROVIDER or sample)",
+    )
+    rebalance.add_argument(
+        "--lots",
+        metavar="PATH",
+        help="tax lots CSV (symbol,shares,cost_basis,acquired[,lot_id]); replaces the file's lots key",
     )
     rebalance.add_argument("--method", choices=_METHODS, help="override the file's rebalancing method")
     rebalance.add_argument("--portfolio-id", metavar="ID", help="name used in the report (default: file name)")

@@ -67,7 +67,7 @@ class Holding(_Model):
         total = sum(lot.shares for lot in self.lots)
         if abs(total - self.shares) > 1e-9 * max(1.0, abs(self.shares)):
             raise InvalidPortfolioError(
-                f"holdings: the lots of {self.symbol} hold {total:g} shares, not its {self.shares:g}",
+                f"holdings: the lots of {self.symbol} hold {total:.10g} shares, not its {self.shares:.10g}",
                 field="lots",
                 symbol=self.symbol,
             )
@@ -377,6 +377,7 @@ class PortfolioConfiguration(_Model):
                 "tax: tax-aware rebalancing is long-only (allow_short=True is set)", field="tax"
             )
         ids: dict[str, set[str]] = {}
+        owner: dict[str, str] = {}  # lot id -> symbol: a result names a lot by its id alone
         for symbol, holding in held.items():
             if holding.shares > 0 and not holding.lots:
                 raise InvalidPortfolioError(
@@ -389,6 +390,12 @@ class PortfolioConfiguration(_Model):
                     raise InvalidPortfolioError(
                         f"tax: lot {lot.lot_id} of {symbol} was acquired on {lot.acquired}, after as_of {tax.as_of}",
                         field="acquired",
+                        symbol=symbol,
+                    )
+                if lot.lot_id is not None and owner.setdefault(lot.lot_id, symbol) != symbol:
+                    raise InvalidPortfolioError(
+                        f"tax: lot id {lot.lot_id} is used by both {owner[lot.lot_id]} and {symbol}",
+                        field="lots",
                         symbol=symbol,
                     )
             ids[symbol] = {lot.lot_id for lot in holding.lots if lot.lot_id is not None}

@@ -123,6 +123,12 @@ class TaxSettings(_Model):
     def _finite_budget(cls, value: float | None) -> float | None:
         return None if value is None else _finite(value, "max_realized_gain")
 
+    @field_validator("long_term_days", "wash_sale_days", mode="before")
+    @classmethod
+    def _days(cls, value: Any, info: Any) -> Any:
+        # pydantic would take True as 1 day and "30" as 30 days.
+        return _number(value, info.field_name)
+
     @field_validator("identical", mode="after")
     @classmethod
     def _canonical_groups(cls, value: dict[str, str]) -> dict[str, str]:

@@ -26,10 +26,12 @@ from finwiz.errors import TermError
 from finwiz.optimizer._data import ProblemData
 from finwiz.optimizer._model import (
     COST,
+    SCALARS,
     Affine,
     Description,
     ImpactForm,
     LimitGroup,
+    TaxForm,
     column,
 )
 from finwiz.optimizer._native import clear_native_cache, native_cache_info
@@ -64,17 +66,18 @@ _misses = 0
 
 @dataclass(frozen=True)
 class Stacked:
-    """The descriptions of one request as a few arrays over ``z = [buy, sell, c, tau, nu]``."""
+    """The descriptions of one request as a few arrays over ``z = [buy, sell, c, tau, nu, T, G]``."""
 
     n: int
     squares: Affine  # the objective has ||squares(z)||^2 ...
-    linear: np.ndarray  # ... plus linear @ z (2n + 3) ...
+    linear: np.ndarray  # ... plus linear @ z (2n + SCALARS) ...
     const: float  # ... plus const
     count: float  # price of one trade (the discrete step's true count)
     rate: np.ndarray  # c >= rate'(buy + sell) + impact
     impact: tuple[ImpactForm, ...]
     groups: tuple[LimitGroup, ...]
     backoff: float
+    tax: TaxForm | None = None  # the lots that define T and G (a taxable account)
 
     def objective(self, z: np.ndarray) -> float:
         """The (unscaled) objective at ``z``, the count not included."""
@@ -87,9 +90,10 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
     solve's), otherwise the objective is the true one less the count (priced separately)."""
     n, x0 = data.n, data.x0
     squares: list[Affine] = []
-    linear = np.zeros(2 * n + 3)
+    linear = np.zeros(2 * n + SCALARS)
     rate = np.zeros(n)
     impact: list[ImpactForm] = []
+    tax: TaxForm | None = None
     count = 0.0
     for d in descriptions:
         squares += [Affine.weights_diag(s, x0, base) for s, base in d.weight_squares]
@@ -103,6 +107,7 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
             rate = rate + d.cost
         if d.impact is not None:
             impact.append(d.impact)
+        tax = d.tax if d.tax is not None else tax
         count += d.count
     return Stacked(
         n=n,
@@ -114,6 +119,7 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
         impact=tuple(impact),
         groups=tuple(g for d in descriptions for g in d.limits),
         backoff=data.backoff,
+        tax=tax,
     )
 
 
@@ -184,7 +190,8 @@ def _signature(a: Affine) -> tuple[Any, ...]:
 
 def _pieces(s: Stacked) -> list[tuple[str, Any]]:
     """What becomes a Parameter, in order: the same walk builds the problem and sets its values."""
-    out: list[tuple[str, Any]] = [("squares", s.squares), ("linear", s.linear), ("rate", s.rate)]
+    out: list[tuple[str, Any]] = [] if s.tax is None else [("tax", s.tax)]  # first: z is made of it
+    out += [("squares", s.squares), ("linear", s.linear), ("rate", s.rate)]
     for form in s.impact:
         out.append(("impact", form))
     for g in s.groups:
@@ -197,6 +204,8 @@ def _structure(s: Stacked) -> tuple[Any, ...]:
     for kind, piece in _pieces(s):
         if kind == "squares":
             key.append(_signature(piece))
+        elif kind == "tax":  # constants of the problem (see _lots)
+            key.append(hash(b"".join(a.tobytes() for a in (piece.owner, piece.cap, piece.tax, piece.gain))))
         elif kind == "impact":
             key.append((piece.kind, float(s.linear[2 * s.n])))  # the cost's price: a constant (see build)
         elif kind == "limit":
@@ -213,6 +222,8 @@ def _values(kind: str, piece: Any) -> list[np.ndarray]:
         return [piece.vals, piece.offset]
     if kind in ("linear", "rate"):
         return [piece]
+    if kind == "tax":
+        return []
     if kind == "impact":
         if piece.kind == "power":
             return [piece.first / _POWER_SCALE**1.5]
@@ -229,7 +240,7 @@ def _cost_coefficients(rows: Affine) -> np.ndarray:
 
 def _rows(a: Affine, z: cp.Expression, vals: cp.Parameter, offset: cp.Parameter) -> cp.Expression:
     """``A z + b`` from triplets: ``S @ (vals o z[cols]) + offset``."""
-    n = (z.shape[0] - 3) // 2
+    n = (z.shape[0] - SCALARS) // 2
     if len(a.vals) == 0:
         return offset
     pattern = sparse.csr_matrix((np.ones(len(a.rows)), (a.rows, np.arange(len(a.rows)))), shape=(a.m, len(a.rows)))
@@ -296,7 +307,7 @@ class AssembledProblem:
 
     def user_gradient(self, n: int) -> np.ndarray:
         """Gradient over ``z`` of the user terms' objectives at the placed point (unscaled)."""
-        g = np.zeros(2 * n + 3)
+        g = np.zeros(2 * n + SCALARS)
         v = self.variables
         for _, parts in self.user:
             if parts.objective is None:
@@ -383,14 +394,18 @@ def build(
     n = model.data.n
     v = variables if variables is not None else Variables.create(n)
     traded = v.buy + v.sell
-    scalars = [v.cost, cp.sum(traded), cp.sum(v.buy - v.sell)]
+    lots: list[cp.Constraint] = []
+    tax, gain = _lots(stacked.tax, v.sell, n, lots) if stacked.tax is not None else (cp.Constant(0.0), cp.Constant(0.0))
+    scalars = [v.cost, cp.sum(traded), cp.sum(v.buy - v.sell), tax, gain]
     z = cp.hstack([v.buy, v.sell, *(cp.reshape(x, (1,), order="F") for x in scalars)])
     pieces = _Pieces(z, traded)
     for kind, piece in _pieces(stacked):
-        _add_piece(pieces, kind, piece, stacked)
+        if kind != "tax":
+            _add_piece(pieces, kind, piece, stacked)
     x0 = pieces.new(n, "x0")
     user = _add_user_terms(pieces, model, v, diagnose)
     constraints: list[cp.Constraint] = [v.weights == x0 + v.buy - v.sell] if variables is None else []
+    constraints += lots
     constraints.append(v.cost >= cp.sum(cp.hstack(pieces.costs)) if pieces.costs else v.cost == 0)
     slacks: dict[str, cp.Variable] = {}
     elastic: list[tuple[str, cp.Constraint]] = []
@@ -424,6 +439,20 @@ def build(
     )
 
 
+def _lots(
+    form: TaxForm, sell: cp.Expression, n: int, constraints: list[cp.Constraint]
+) -> tuple[cp.Expression, cp.Expression]:
+    """The tax and gain columns from one variable per lot: ``0 <= q <= cap``, each asset's sell the
+    sum of its lots' (``TaxForm``). The lots' numbers are constants, not Parameters (the objective's
+    linear Parameter times a Parameter would not be DPP); they are part of the cache key, and the
+    solves of one rebalance share them."""
+    size = len(form.owner)
+    q = cp.Variable(size, nonneg=True, name="lots_sold")
+    of_asset = sparse.csr_matrix((np.ones(size), (form.owner, np.arange(size))), shape=(n, size))
+    constraints += [q <= form.cap, of_asset @ q == sell]
+    return form.tax @ q, form.gain @ q
+
+
 def _add_piece(pieces: _Pieces, kind: str, piece: Any, stacked: Stacked) -> None:
     """One described piece as cvxpy, its arrays as Parameters (in :func:`_values` order).
 
@@ -439,7 +468,7 @@ def _add_piece(pieces: _Pieces, kind: str, piece: Any, stacked: Stacked) -> None
         if piece.m:
             pieces.objective.append(cp.sum_squares(_rows(piece, z, vals, off)))
     elif kind == "linear":
-        pieces.objective.append(new(2 * n + 3, "linear") @ z)
+        pieces.objective.append(new(2 * n + SCALARS, "linear") @ z)
     elif kind == "rate":
         pieces.costs.append(new(n, "rate") @ pieces.traded)
     elif kind == "impact":

@@ -14,17 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
-from finwiz.optimizer._model import LimitGroup, trade_vector
+from finwiz.optimizer._model import SCALARS, LimitGroup, trade_vector
 from finwiz.schemas import ComplianceCheck
 
 __all__ = [
     "PostTradeState",
     "compliance_checks",
+    "continuous_point",
     "meets_minimum",
     "min_trade_check",
     "on_lots",
     "post_trade_state",
     "trade_costs",
+    "trade_point",
+    "trade_scalars",
 ]
 
 RELATIVE_TOLERANCE = 1e-9
@@ -47,6 +50,39 @@ def trade_costs(
     k = data.impact if owner is None else data.impact[owner]
     impact = k * (size / data.ref_value) ** 1.5 * data.ref_value
     return linear, impact
+
+
+def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
+    """Each signed trade's share of the model's scalar columns, ``V_ref`` units, one row per trade
+    (``SCALARS`` columns): its cost (transaction plus impact), ``|u|``, ``u``, and the tax and the
+    gain of the lots its sale relieves (``_tax.LotBook.relief``; 0 outside a taxable account).
+
+    ``trade_values[j]`` (currency) trades asset ``owner[j]`` (default: asset ``j``).
+    """
+    linear, impact = trade_costs(data, trade_values, owner)
+    u = trade_values / data.ref_value
+    out = np.zeros((len(u), SCALARS))
+    out[:, 0], out[:, 1], out[:, 2] = (linear + impact) / data.ref_value, np.abs(u), u
+    if data.lots is not None:
+        price = data.prices if owner is None else data.prices[owner]
+        _, tax, gain = data.lots.relief(np.maximum(-trade_values, 0.0) / price, owner)
+        out[:, 3], out[:, 4] = tax / data.ref_value, gain / data.ref_value
+    return out
+
+
+def trade_point(data: ProblemData, trade_values: np.ndarray) -> np.ndarray:
+    """The model's variables ``z`` at signed trades (currency, one per asset): exact costs, taxes."""
+    u = trade_values / data.ref_value
+    return np.concatenate([np.maximum(u, 0.0), np.maximum(-u, 0.0), trade_scalars(data, trade_values).sum(axis=0)])
+
+
+def continuous_point(data: ProblemData, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
+    """``z`` at a continuous solve's buy and sell (``V_ref`` units, possibly both on one asset)
+    and its cost: the tax and gain of the lots the sells relieve."""
+    if data.lots is None:
+        return trade_vector(buy, sell, cost)
+    _, tax, gain = data.lots.relief(sell * data.ref_value / data.prices)
+    return trade_vector(buy, sell, cost, float(tax.sum()) / data.ref_value, float(gain.sum()) / data.ref_value)
 
 
 def meets_minimum(data: ProblemData, trade_values: np.ndarray) -> np.ndarray:
@@ -86,9 +122,8 @@ class PostTradeState:
         return float(self.transaction_costs.sum() + self.impact_costs.sum())
 
     def trade_vector(self, data: ProblemData) -> np.ndarray:
-        """The trades as the model's variables ``z = [buy, sell, c, tau, nu]`` (fractions of V_ref)."""
-        u = self.trade_values / data.ref_value
-        return trade_vector(np.maximum(u, 0.0), np.maximum(-u, 0.0), self.total_cost / data.ref_value)
+        """The trades as the model's variables ``z`` (fractions of V_ref, see :func:`trade_point`)."""
+        return trade_point(data, self.trade_values)
 
 
 def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeState:

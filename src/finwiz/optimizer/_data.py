@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
+from finwiz.optimizer._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
 
@@ -86,6 +87,7 @@ class ProblemData:
     factor_root: np.ndarray | None = None
     idio_sd: np.ndarray | None = None
     impact: np.ndarray | None = None  # k_i with impact_i = k_i |u_i|^{3/2} (u in V_ref units)
+    lots: LotBook | None = None  # a taxable account's lots (``tax`` settings given)
     backoff: float = 0.0  # every coupled limit is tightened by this (weight units) to leave room for rounding
     # The per-rebalance context of the solves of one rebalance (terms keep no state): the L1
     # weights of the trade count's re-weighting, and whether this is the debias solve.
@@ -250,6 +252,11 @@ def build_problem_data(
             field="min_average_esg_score",
         )
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
+    lots = lot_book(config, price)
+    blocked["wash_sale"] = lots.no_buy if lots is not None else np.zeros(len(symbols), bool)
+    # The sides the engine fixes in a taxable account (see ``_engine``): sells only, buys only.
+    blocked["tax_sells_only"] = np.zeros(len(symbols), bool)
+    blocked["tax_buys_only"] = np.zeros(len(symbols), bool)
     sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
     factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
     lot = _per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0)
@@ -291,6 +298,7 @@ def build_problem_data(
         factor_root=factor_root,
         idio_sd=idio_sd,
         impact=None if market_impact is None else _impact_coefficients(market_impact, symbols, book.ref_value),
+        lots=lots,
         backoff=INITIAL_BACKOFF,
         gross_limit=config.gross_exposure_limit,
         notes=tuple(notes),

@@ -3,10 +3,11 @@
 A term describes its piece as data (:class:`Description`): squares of affine rows and linear parts
 for the objective, and :class:`LimitGroup` s for the constraints, all over the trade variables
 
-    z = [buy (n), sell (n), c, tau, nu]
+    z = [buy (n), sell (n), c, tau, nu, T, G]
 
-(fractions of ``V_ref``; ``c`` the total cost, ``tau = 1'(buy + sell)`` the turnover and
-``nu = 1'(buy - sell)`` the net purchase; post-trade weights ``w = x0 + buy - sell``). From that one
+(fractions of ``V_ref``; ``c`` the total cost, ``tau = 1'(buy + sell)`` the turnover,
+``nu = 1'(buy - sell)`` the net purchase, and in a taxable account ``T`` the tax and ``G`` the net
+gain its sales realise (both 0 otherwise); post-trade weights ``w = x0 + buy - sell``). From that one
 description the native QP (``_native``), the cvxpy problem (``_assembler``, for user terms, the
 power-cone impact, exact mode and the diagnosis), the whole-share step (``_rounding``), the
 compliance table (``_compliance``) and the diagnosis's units are all derived; none of them restates
@@ -28,37 +29,47 @@ import numpy as np
 
 __all__ = [
     "COST",
+    "GAIN",
     "NET",
+    "SCALARS",
+    "TAX",
     "TURNOVER",
     "Affine",
     "Description",
     "ImpactForm",
     "LimitGroup",
+    "TaxForm",
     "trade_vector",
 ]
 
-COST, TURNOVER, NET = -1, -2, -3
+COST, TURNOVER, NET, TAX, GAIN = -1, -2, -3, -4, -5
 """Column codes of the scalar variables, placed after buy and sell: the cost ``c``, the turnover
-``tau = 1'(buy + sell)`` and the net purchase ``nu = 1'(buy - sell)``. Terms write their one-row
-limits on these instead of dense rows over every asset: the budget, a turnover cap and a uniform
-cost rate were three nearly parallel dense rows, and ADMM took ~1000 iterations cold on them."""
+``tau = 1'(buy + sell)``, the net purchase ``nu = 1'(buy - sell)``, the tax ``T`` and the net
+realised gain ``G``. Terms write their one-row limits on these instead of dense rows over every
+asset: the budget, a turnover cap and a uniform cost rate were three nearly parallel dense rows,
+and ADMM took ~1000 iterations cold on them. Each is a sum over assets of a function of that
+asset's trade alone (``c`` and ``T``, ``G`` piecewise: impact, lots), which is what lets the
+whole-share step price a candidate's share of them exactly."""
+SCALARS = 5
+"""How many scalar columns follow buy and sell in ``z``."""
 
 
 def column(code: np.ndarray, n: int) -> np.ndarray:
-    """Place of each column code in ``z``: assets' buy/sell as they are, ``COST, TURNOVER, NET``
-    after them (``-1, -2, -3 -> 2n, 2n+1, 2n+2``)."""
+    """Place of each column code in ``z``: assets' buy/sell as they are, the scalar columns
+    after them (``-1, -2, ... -> 2n, 2n+1, ...``)."""
     return np.where(code < 0, 2 * n - 1 - code, code)
 
 
-def trade_vector(buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
-    """``z = [buy, sell, c, tau, nu]`` for given trades (fractions of ``V_ref``)."""
-    return np.concatenate([buy, sell, [cost, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum())]])
+def trade_vector(buy: np.ndarray, sell: np.ndarray, cost: float, tax: float = 0.0, gain: float = 0.0) -> np.ndarray:
+    """``z = [buy, sell, c, tau, nu, T, G]`` for given trades (fractions of ``V_ref``)."""
+    scalars = [cost, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum()), tax, gain]
+    return np.concatenate([buy, sell, scalars])
 
 
 @dataclass(frozen=True)
 class Affine:
     """Rows ``A z + b`` over ``z = [buy (n), sell (n)]`` and the scalar columns (``COST``,
-    ``TURNOVER``, ``NET``, as negative column codes), as triplets."""
+    ``TURNOVER``, ``NET``, ``TAX``, ``GAIN``, as negative column codes), as triplets."""
 
     rows: np.ndarray
     cols: np.ndarray
@@ -121,7 +132,7 @@ class Affine:
 
     @classmethod
     def scalar(cls, column: int, coef: float = 1.0, offset: float = 0.0) -> Affine:
-        """One row: ``coef x`` one of the scalar columns (``COST``, ``TURNOVER``, ``NET``) ``+ offset``."""
+        """One row: ``coef x`` one of the scalar columns (``COST``, ``TURNOVER``, ...) ``+ offset``."""
         return cls(np.zeros(1, dtype=np.int64), np.array([column]), np.array([coef], dtype=float), np.array([offset]))
 
     @classmethod
@@ -162,15 +173,15 @@ class Affine:
         vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
         offset = self.offset - factor * per.offset[0]
         if k and np.isin(per.cols, self.cols).any():  # e.g. the cash row has c, and so has 1 - c
-            key = rows * (int(cols.max()) + 4) + (cols + 3)
+            key = rows * (int(cols.max()) + SCALARS + 1) + (cols + SCALARS)
             unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
             vals = np.bincount(inverse, weights=vals, minlength=len(unique))
             rows, cols = rows[first], cols[first]
         return Affine(rows, cols, vals, offset)
 
     def evaluate(self, z: np.ndarray) -> np.ndarray:
-        """The rows at ``z = [buy, sell, c, tau, nu]`` (see :func:`trade_vector`)."""
-        n = (len(z) - 3) // 2
+        """The rows at ``z = [buy, sell, c, tau, nu, T, G]`` (see :func:`trade_vector`)."""
+        n = (len(z) - SCALARS) // 2
         values = np.bincount(self.rows, weights=self.vals * z[column(self.cols, n)], minlength=self.m)
         return np.asarray(values + self.offset)
 
@@ -257,6 +268,20 @@ class ImpactForm:
     second: np.ndarray | None = None  # b (fit)
 
 
+@dataclass(frozen=True)
+class TaxForm:
+    """The tax lots that define ``T`` and ``G``: selling ``q_l`` (``V_ref`` units, ``0 <= q_l <=
+    cap_l``) from lot ``l`` of asset ``owner_l`` realises the gain ``gain_l q_l`` and the tax
+    ``tax_l q_l``; each asset's sell is the sum of its lots' (``sell_i = sum_{l of i} q_l``),
+    ``T = tax'q`` and ``G = gain'q``. Linear: a convex piece once each asset's side is fixed (a
+    loss lot's negative tax would otherwise pay for selling and buying back the same asset)."""
+
+    owner: np.ndarray
+    cap: np.ndarray
+    tax: np.ndarray
+    gain: np.ndarray
+
+
 @dataclass
 class Description:
     """What one term states: its objective and its limits, as data (see the module docstring).
@@ -267,7 +292,8 @@ class Description:
     continuous solve uses for the count (re-weighted L1); the discrete step and every comparison
     of whole-share answers price the true count instead. ``cost`` are the per-asset rates that
     define ``c >= rate'(buy + sell)``; ``impact`` the convex impact cost added to ``c`` (not a QP: a
-    request with it is solved through cvxpy and Clarabel).
+    request with it is solved through cvxpy and Clarabel); ``tax`` the lots that define the tax and
+    gain columns (also solved through cvxpy).
     """
 
     weight_squares: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
@@ -279,4 +305,5 @@ class Description:
     count: float = 0.0
     cost: np.ndarray | None = None
     impact: ImpactForm | None = None
+    tax: TaxForm | None = None
     limits: list[LimitGroup] = field(default_factory=list)

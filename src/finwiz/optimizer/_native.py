@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from finwiz.optimizer._model import Affine, Description, LimitGroup, column
+from finwiz.optimizer._model import SCALARS, Affine, Description, LimitGroup, TaxForm, column
 
 __all__ = [
     "NativeQP",
@@ -68,12 +68,13 @@ class NativeQP:
     groups: list[tuple[str, int, int]]  # (name, first row, end row) of the checked rows
     curvature: np.ndarray  # P's buy/sell blocks are [[c, -c], [-c, c]] per asset
     diagonal: np.ndarray  # P's diagonal on the scalar and aux columns
-    dense_w: np.ndarray | None  # P's block on explicit weights (many factors), columns 2n+3 ...
+    dense_w: np.ndarray | None  # P's block on explicit weights (many factors), columns 2n+SCALARS ...
     x0: np.ndarray
     aux: tuple[np.ndarray, np.ndarray, np.ndarray]  # F as triplets: aux = F z_trade + aux_offset
     aux_offset: np.ndarray
     scale: float
     cost_unit: float  # the cost column holds c / cost_unit
+    tax: TaxForm | None = None  # the lots' variables come last
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
@@ -89,7 +90,7 @@ class NativeQP:
         out[n : 2 * n] = -u
         out[2 * n :] = self.diagonal * z[2 * n :]
         if self.dense_w is not None:
-            w = slice(2 * n + 3, 3 * n + 3)
+            w = slice(2 * n + SCALARS, 3 * n + SCALARS)
             out[w] += self.dense_w @ z[w]
         return out
 
@@ -110,17 +111,29 @@ class NativeQP:
 
     def point(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
         """The full variable vector for given trades (turnover, net and aux variables filled in)."""
-        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum())]
+        lots = np.zeros(0) if self.tax is None else _fill(self.tax, sell)
+        tax, gain = (0.0, 0.0) if self.tax is None else (float(self.tax.tax @ lots), float(self.tax.gain @ lots))
+        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum()), tax, gain]
         head = np.concatenate([buy, sell, scalars])
         if self.dense_w is not None:
-            return np.concatenate([head, self.x0 + buy - sell])
+            return np.concatenate([head, self.x0 + buy - sell, lots])
         rows, cols, vals = self.aux
         aux = np.bincount(rows, weights=vals * head[cols], minlength=len(self.aux_offset)) + self.aux_offset
-        return np.concatenate([head, aux])
+        return np.concatenate([head, aux, lots])
 
     def objective_at_trades(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> float:
         """The objective at given trades."""
         return self.objective(self.point(buy, sell, cost))
+
+
+def _fill(form: TaxForm, sell: np.ndarray) -> np.ndarray:
+    """Each lot's sale when every asset sells ``sell`` from its lots in their order (the relief
+    order, ``_tax.LotBook``)."""
+    end = np.zeros(len(form.owner))
+    for i in np.unique(form.owner):
+        at = form.owner == i
+        end[at] = np.cumsum(form.cap[at])
+    return np.asarray(np.clip(sell[form.owner] - (end - form.cap), 0.0, form.cap))
 
 
 def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
@@ -205,15 +218,16 @@ def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where each variable sits: ``z = [buy, sell, c, tau, nu, (w if on_weights), aux]``."""
+    """Where each variable sits: ``z = [buy, sell, c, tau, nu, T, G, (w if on_weights), aux]``."""
 
     n: int
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
     on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
+    tax: TaxForm | None = None  # one variable per lot, after the aux variables
 
     @property
     def nt(self) -> int:
-        return 2 * self.n + 3
+        return 2 * self.n + SCALARS
 
     @property
     def nw(self) -> int:
@@ -224,8 +238,12 @@ class _Layout:
         return sum(a.m for a in self.low_rank)
 
     @property
+    def nl(self) -> int:
+        return 0 if self.tax is None else len(self.tax.owner)
+
+    @property
     def nz(self) -> int:
-        return self.nt + self.nw + self.k
+        return self.nt + self.nw + self.k + self.nl
 
 
 def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
@@ -236,7 +254,8 @@ def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
     # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
     # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
     on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
-    return _Layout(n, [] if on_weights is not None else low_rank, on_weights)
+    tax = next((p.tax for p in parts if p.tax is not None), None)
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, tax)
 
 
 def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> NativeQP:
@@ -279,6 +298,7 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
         aux_offset=aux_offset,
         scale=scale,
         cost_unit=cost_unit,
+        tax=layout.tax,
     )
 
 
@@ -294,7 +314,7 @@ def _objective(
     curvature = np.zeros(n)
     slope = np.zeros(n)
     diagonal = np.zeros(nz - 2 * n)
-    diagonal[3 + nw :] = 2.0
+    diagonal[SCALARS + nw : SCALARS + nw + layout.k] = 2.0  # the aux variables (not the lots)
     const = 0.0
     q = np.zeros(nz)
     for p in parts:
@@ -341,11 +361,11 @@ def _objective(
 
 
 def _definition_rows(
-    n: int, buy_cap: np.ndarray, sell_cap: np.ndarray, rate: np.ndarray, has_cost: bool
+    n: int, buy_cap: np.ndarray, sell_cap: np.ndarray, rate: np.ndarray, has_cost: bool, taxed: bool = False
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
     row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
-    nt = 2 * n + 3
+    nt = 2 * n + SCALARS
     cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
     every = np.arange(nt)
     both = np.arange(2 * n)
@@ -363,9 +383,11 @@ def _definition_rows(
         rows.append(np.full(2 * n + 1, first + 2))
         cols.append(np.append(both, cost_col))
         vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
-    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf]]), np.zeros(2), np.zeros(1)]
+    # T and G: free in a taxable account (defined by its lots, see _lot_rows), else 0.
+    tax_bound = np.full(SCALARS - 3, np.inf if taxed else 0.0)
+    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf], -tax_bound]), np.zeros(2), np.zeros(1)]
     upper = [
-        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf]]),
+        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf], tax_bound]),
         np.zeros(2),
         np.full(1, np.inf),
     ]
@@ -381,7 +403,7 @@ def _rows(
     n, nt = layout.n, layout.nt
     buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
     has_cost = any(p.cost is not None for p in parts)
-    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost)
+    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost, layout.tax is not None)
     first = nt
     groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
     row = first + 3
@@ -413,6 +435,9 @@ def _rows(
         vals += [aux_vals, -np.ones(k)]
         lower.append(-aux_offset)
         upper.append(-aux_offset)
+        row += k
+    if layout.tax is not None:
+        row = _lot_rows(layout, row, (rows, cols, vals, lower, upper), groups)
     return (
         np.concatenate(rows),
         np.concatenate(cols),
@@ -420,8 +445,40 @@ def _rows(
         np.concatenate(lower),
         np.concatenate(upper),
         groups,
-        row + k,
+        row,
     )
+
+
+def _lot_rows(
+    layout: _Layout,
+    row: int,
+    triplets: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]],
+    groups: list[tuple[str, int, int]],
+) -> int:
+    """The lots' rows (``_model.TaxForm``): ``0 <= q_l <= cap_l``; each asset's sell minus its
+    lots' is 0; ``T - tax'q = 0`` and ``G - gain'q = 0``. All definitions (no dual is a limit's)."""
+    assert layout.tax is not None
+    form, n = layout.tax, layout.n
+    rows, cols, vals, lower, upper = triplets
+    size = len(form.owner)
+    first_lot = layout.nz - size
+    lots = first_lot + np.arange(size)
+    every = np.arange(size)
+    link = row + size + np.arange(n)
+    totals = row + size + n
+    rows += [row + every, link, link[form.owner], np.full(size + 1, totals), np.full(size + 1, totals + 1)]
+    cols += [
+        lots,
+        n + np.arange(n),
+        lots,
+        np.append(lots, 2 * n + 3),
+        np.append(lots, 2 * n + 4),
+    ]
+    vals += [np.ones(size), np.ones(n), -np.ones(size), np.append(-form.tax, 1.0), np.append(-form.gain, 1.0)]
+    lower += [np.zeros(size), np.zeros(n), np.zeros(2)]
+    upper += [form.cap, np.zeros(n), np.zeros(2)]
+    groups.append(("definitions", row, totals + 2))
+    return totals + 2
 
 
 # --------------------------------------------------------------------------- solvers

@@ -39,13 +39,13 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._assembler import Model, Stacked
-from finwiz.optimizer._compliance import meets_minimum, trade_costs
+from finwiz.optimizer._compliance import meets_minimum, trade_point, trade_scalars
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer._diagnosis import conflict
-from finwiz.optimizer._model import Affine, column, trade_vector
+from finwiz.optimizer._model import GAIN, SCALARS, Affine, column
 from finwiz.optimizer._quiet import quiet_stdout
 
-__all__ = ["RoundingOutcome", "polish", "round_trades"]
+__all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades"]
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
 _EPS = 1e-12
@@ -111,32 +111,28 @@ class _Moves:
     shares: np.ndarray
     buy: np.ndarray
     sell: np.ndarray
-    scalars: np.ndarray  # (m, 3): c, tau, nu
+    scalars: np.ndarray  # (m, SCALARS): c, tau, nu, T, G
 
     def change(self, data: ProblemData, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each move's change of ``z``: its asset's buy and sell, and the scalars c, tau, nu (m x 3;
+        """Each move's change of ``z``: its asset's buy and sell, and the scalar columns (m x SCALARS;
         the asset's own share of them at ``z``, exact costs, is what the move replaces)."""
         n, owner = data.n, self.owner
         d_x = self.scalars - _moves_at(data, owner, z[owner] - z[n + owner])
         return self.buy - z[owner], self.sell - z[n + owner], d_x
 
     def matrix(self, n: int) -> sparse.csc_array:
-        """The moves as columns of ``z`` (rows: buy, sell, c, tau, nu), sparse."""
+        """The moves as columns of ``z`` (rows: buy, sell, then the scalar columns), sparse."""
         m = len(self.owner)
         j = np.arange(m)
-        rows = np.concatenate(
-            [self.owner, self.owner + n, np.full(m, 2 * n), np.full(m, 2 * n + 1), np.full(m, 2 * n + 2)]
-        )
-        vals = np.concatenate([self.buy, self.sell, self.scalars[:, 0], self.scalars[:, 1], self.scalars[:, 2]])
-        return sparse.csc_array((vals, (rows, np.tile(j, 5))), shape=(2 * n + 3, m))
+        rows = np.concatenate([self.owner, self.owner + n, *(np.full(m, 2 * n + k) for k in range(SCALARS))])
+        vals = np.concatenate([self.buy, self.sell, self.scalars.T.ravel()])
+        return sparse.csc_array((vals, (rows, np.tile(j, 2 + SCALARS))), shape=(2 * n + SCALARS, m))
 
 
 def _moves(data: ProblemData, owner: np.ndarray, option: np.ndarray) -> _Moves:
     value = option * data.prices[owner] / data.ref_value
-    linear, impact = trade_costs(data, option * data.prices[owner], owner)
-    cost = (linear + impact) / data.ref_value
     buy, sell = np.maximum(value, 0.0), np.maximum(-value, 0.0)
-    return _Moves(owner, option, buy, sell, np.column_stack([cost, buy + sell, value]))
+    return _Moves(owner, option, buy, sell, trade_scalars(data, option * data.prices[owner], owner))
 
 
 @dataclass(frozen=True)
@@ -195,10 +191,12 @@ class _Pricer:
         n = model.data.n
         self.data, self.stacked, self.n = model.data, stacked, n
         squares = stacked.squares
-        self.s = sparse.csc_array((squares.vals, (squares.rows, column(squares.cols, n))), shape=(squares.m, 2 * n + 3))
+        self.s = sparse.csc_array(
+            (squares.vals, (squares.rows, column(squares.cols, n))), shape=(squares.m, 2 * n + SCALARS)
+        )
         self.s_t = self.s.T.tocsr()
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
-        if squares.m * (2 * n + 3) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
+        if squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
             dense = self.s.toarray()
             # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
             # numpy's slow loop (7 ms at 431 assets, against 0.07).
@@ -229,10 +227,10 @@ class _Pricer:
         n, owner = self.n, moves.owner
         d_buy, d_sell, d_x = moves.change(self.data, z)
         m = len(owner)
-        rows = np.concatenate([owner, n + owner, np.repeat(2 * n + np.arange(3)[None, :], m, axis=0).ravel()])
-        cols = np.concatenate([np.arange(m), np.arange(m), np.repeat(np.arange(m), 3)])
+        rows = np.concatenate([owner, n + owner, np.repeat(2 * n + np.arange(SCALARS)[None, :], m, axis=0).ravel()])
+        cols = np.concatenate([np.arange(m), np.arange(m), np.repeat(np.arange(m), SCALARS)])
         vals = np.concatenate([d_buy, d_sell, d_x.ravel()])
-        change = self.s @ sparse.csc_array((vals, (rows, cols)), shape=(2 * n + 3, m))
+        change = self.s @ sparse.csc_array((vals, (rows, cols)), shape=(2 * n + SCALARS, m))
         return np.asarray(2.0 * (change[:, tries].T @ change).toarray())
 
     def linear_change(self, v: np.ndarray, z: np.ndarray, moves: _Moves) -> np.ndarray:
@@ -262,14 +260,13 @@ class _Pricer:
 
 
 def _moves_at(data: ProblemData, owner: np.ndarray, value: np.ndarray) -> np.ndarray:
-    linear, impact = trade_costs(data, value * data.ref_value, owner)
-    return np.column_stack([(linear + impact) / data.ref_value, np.abs(value), value])
+    return trade_scalars(data, value * data.ref_value, owner)
 
 
 @dataclass(frozen=True)
 class _Rows:
     """The coupled rows over ``z``: ``lower <= a_trade z[:2n] + a_scalar z[2n:] + offset <= upper``
-    (``a_scalar`` is rows x 3: the cost, turnover and net purchase columns)."""
+    (``a_scalar`` is rows x SCALARS: the cost, turnover, net purchase, tax and gain columns)."""
 
     a_trade: sparse.csc_array
     a_scalar: np.ndarray
@@ -298,11 +295,8 @@ class _Rows:
 
 
 def _trade_point(data: ProblemData, shares: np.ndarray) -> np.ndarray:
-    """``z`` of share trades, exact costs."""
-    value = shares * data.prices
-    linear, impact = trade_costs(data, value)
-    u = value / data.ref_value
-    return trade_vector(np.maximum(u, 0.0), np.maximum(-u, 0.0), float(linear.sum() + impact.sum()) / data.ref_value)
+    """``z`` of share trades, exact costs and taxes."""
+    return trade_point(data, shares * data.prices)
 
 
 def _improve(
@@ -638,6 +632,21 @@ def _repair(
     return None
 
 
+def _row_prices(rows: _Rows, duals: np.ndarray | None) -> np.ndarray | None:
+    """``A'y``: what the coupled rows' multipliers ``y`` charge per unit of each column of ``z``
+    (None without multipliers for these rows)."""
+    if duals is None or len(duals) != len(rows.offset):
+        return None
+    return np.concatenate([rows.a_trade.T @ duals, rows.a_scalar.T @ duals])
+
+
+def gain_price(model: Model, duals: np.ndarray | None) -> float:
+    """What the coupled rows' multipliers charge per unit of net realised gain (``G``, a fraction
+    of ``V_ref``): a binding gain budget's price, 0 when it is slack or there are no multipliers."""
+    v = _row_prices(_coupled_rows(model), duals)
+    return 0.0 if v is None else max(float(v[2 * model.data.n - 1 - GAIN]), 0.0)
+
+
 def round_trades(
     model: Model,
     buy: np.ndarray,
@@ -662,10 +671,10 @@ def round_trades(
     rows = _coupled_rows(model)
     at = _trade_point(data, target)
     price = pricer.changes(at, target, moves)
-    if duals is not None and len(duals) == len(rows.offset):
+    v = _row_prices(rows, duals)
+    if v is not None:
         # At the optimum g + A'y = 0: the objective's gradient along a binding row is the row's
         # price. Priced with the Lagrangian, moving along it is neutral, not a gain.
-        v = np.concatenate([rows.a_trade.T @ duals, rows.a_scalar.T @ duals])
         price = price + pricer.linear_change(v, at, moves)
     price = _snap(price)
     cheapest = _cheapest(table, valid, price)
@@ -789,12 +798,12 @@ def _settle(
 def _stack_rows(
     rows_list: list[tuple[Affine, np.ndarray, np.ndarray]], n: int
 ) -> tuple[sparse.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The coupled rows as (trade part over buy/sell, dense scalar part (rows x 3), offset, bounds)."""
+    """The coupled rows as (trade part over buy/sell, dense scalar part (rows x SCALARS), offset, bounds)."""
     stacked = Affine.stack([r for r, _, _ in rows_list])
     rows, cols, vals = stacked.rows, column(stacked.cols, n), stacked.vals
     on_trade = cols < 2 * n
     a_trade = sparse.csr_array((vals[on_trade], (rows[on_trade], cols[on_trade])), shape=(stacked.m, 2 * n))
-    a_scalar = np.zeros((stacked.m, 3))
+    a_scalar = np.zeros((stacked.m, SCALARS))
     np.add.at(a_scalar, (rows[~on_trade], cols[~on_trade] - 2 * n), vals[~on_trade])
     empty = np.zeros(0)
     lower = np.concatenate([lo for _, lo, _ in rows_list]) if rows_list else empty
@@ -813,7 +822,7 @@ def _milp(
     admissible: Callable[[np.ndarray], bool],
     cheapest: np.ndarray,
 ) -> tuple[np.ndarray, float | None]:
-    """One candidate per asset under the coupled rows: binaries y, continuous c, tau, nu.
+    """One candidate per asset under the coupled rows: binaries y, the scalar columns continuous.
 
     First the LP relaxation: at its vertex at most one asset per binding coupled row is split
     between candidates, so the others are fixed at their choice and only the split ones (then,
@@ -823,16 +832,16 @@ def _milp(
     0.2 whole-share allowances of its optimum in 22 (at most 2.1), before the descent."""
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
-    one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + 3))
+    one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + SCALARS))
     # Definition rows: scalar_k - sum_j scalars_jk y_j = 0.
-    definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(3)]).tocsr()
+    definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(SCALARS)]).tocsr()
     limits = sparse.hstack([trade_part, scalar_cols]).tocsr() * _ROW_SCALE
     matrix = sparse.vstack([one_hot, definitions, limits]).tocsc()
-    objective = np.concatenate([price, np.zeros(3)])
+    objective = np.concatenate([price, np.zeros(SCALARS)])
     result = None
     for margin in _MARGINS:
-        lo = np.concatenate([np.ones(n), np.zeros(3), (lower + margin - offset) * _ROW_SCALE])
-        up = np.concatenate([np.ones(n), np.zeros(3), (upper - margin - offset) * _ROW_SCALE])
+        lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
+        up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
         chosen = _relaxed(moves, objective, matrix, lo, up, cheapest, time_limit)
         if chosen is not None and admissible(chosen):
             return chosen, None
@@ -871,16 +880,16 @@ def _gives(
     weight units) minimised; per group the largest give (as a fraction of the value before trading
     and in currency, like the continuous diagnosis) and the member it falls on."""
     k = len(rows.lower)
-    first = data.n + 3  # the one-hot and definition rows come first
+    first = data.n + SCALARS  # the one-hot and definition rows come first
     eye = sparse.eye_array(k, format="csc")
     slack = sparse.vstack([sparse.csc_array((first, 2 * k)), sparse.hstack([eye, -eye])]).tocsc()
-    objective = np.concatenate([np.zeros(m + 3), np.full(2 * k, 1.0 / _ROW_SCALE)])
+    objective = np.concatenate([np.zeros(m + SCALARS), np.full(2 * k, 1.0 / _ROW_SCALE)])
     elastic = _program(
         objective, sparse.hstack([matrix, slack]).tocsc(), lo, up, np.ones(m, bool), time_limit, nonnegative=2 * k
     )
     if elastic is None or elastic.x is None or len(rows.labels) != k:
         return [ConstraintConflict("whole_shares", 0.0, "no whole-share choice near the optimum keeps every limit")]
-    give = (elastic.x[m + 3 : m + 3 + k] + elastic.x[m + 3 + k :]) / _ROW_SCALE
+    give = (elastic.x[m + SCALARS : m + SCALARS + k] + elastic.x[m + SCALARS + k :]) / _ROW_SCALE
     worst: dict[str, tuple[float, str]] = {}
     for r in np.flatnonzero(give > _CHECK):
         name, member = rows.labels[r]
@@ -913,12 +922,12 @@ def _relaxed(
         fixed = np.flatnonzero(taken & ~free)
         if not free.any():
             return fixed
-        columns = np.concatenate([np.flatnonzero(free), m + np.arange(3)])
+        columns = np.concatenate([np.flatnonzero(free), m + np.arange(SCALARS)])
         used = np.asarray(matrix[:, fixed].sum(axis=1)).ravel()
         binary = np.ones(int(free.sum()), bool)
         sub = _program(objective[columns], matrix[:, columns], lo - used, up - used, binary, time_limit)
         if sub is not None and sub.x is not None:
-            return np.sort(np.concatenate([fixed, columns[:-3][sub.x[:-3] > 0.5]]))
+            return np.sort(np.concatenate([fixed, columns[:-SCALARS][sub.x[:-SCALARS] > 0.5]]))
     return None
 
 
@@ -935,7 +944,7 @@ def _program(
     nonnegative: int = 0,
 ) -> Any:
     """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
-    rest: the three scalars, free, then ``nonnegative`` columns >= 0); the relaxation when none is
+    rest: the scalar columns, free, then ``nonnegative`` columns >= 0); the relaxation when none is
     binary."""
     k, rest = len(binary), len(objective) - len(binary)
     integrality = np.concatenate([binary.astype(int), np.zeros(rest, int)])

@@ -28,6 +28,7 @@ import numpy as np
 
 from finwiz.errors import SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
+from finwiz.optimizer._compliance import continuous_point
 from finwiz.optimizer._data import NOISE_VALUE
 from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
@@ -287,7 +288,7 @@ def objective_at(model: Model, points: Sequence[tuple[np.ndarray, np.ndarray, fl
     stacked = model.stacked(continuous=False)
     out = []
     for buy, sell, cost in points:
-        value = stacked.objective(trade_vector(buy, sell, cost))
+        value = stacked.objective(continuous_point(model.data, buy, sell, cost))
         value += stacked.count * float(np.count_nonzero((buy + sell) * model.data.ref_value >= NOISE_VALUE))
         out.append(value)
     if model.user_terms:

@@ -2,7 +2,7 @@
 
 A built-in term states its piece once, as data: :meth:`Term.describe` returns a
 :class:`~finwiz.optimizer._model.Description` (squares of affine rows, linear parts, limit groups
-over ``z = [buy, sell, c, tau, nu]``, fractions of ``V_ref``; see ``_model``). The native QP, the
+over ``z = [buy, sell, c, tau, nu, T, G]``, fractions of ``V_ref``; see ``_model``). The native QP, the
 cvxpy problem, the whole-share step, the compliance table and the diagnosis all read that
 description.
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from finwiz.optimizer._data import ProblemData
-from finwiz.optimizer._model import COST, NET, TURNOVER, Affine, Description, ImpactForm, LimitGroup
+from finwiz.optimizer._model import COST, GAIN, NET, TAX, TURNOVER, Affine, Description, ImpactForm, LimitGroup
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -44,6 +44,7 @@ __all__ = [
     "RiskTerm",
     "SectorCapTerm",
     "TargetTrackingTerm",
+    "TaxTerm",
     "Term",
     "TermParts",
     "TrackingErrorTerm",
@@ -374,8 +375,8 @@ class BudgetTerm(Term):
         return Description(cost=data.cost_rate, limits=[group])
 
 
-_BUY_REASONS = ("no_trade", "no_buy", "tolerance_band", "esg_screen", "fixed")
-_SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed")
+_BUY_REASONS = ("no_trade", "no_buy", "tolerance_band", "esg_screen", "fixed", "wash_sale", "tax_sells_only")
+_SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed", "tax_buys_only")
 
 
 def _side_bound(
@@ -605,6 +606,57 @@ class GrossExposureTerm(Term):
         return Description(limits=[group])
 
 
+class TaxTerm(Term):
+    """tax_weight x T, the tax the sales realise (a fraction of ``V_ref``), lot by lot (the lots'
+    ``TaxForm``: each lot's gain at its term's rate, a loss at minus its rate); the gain budget
+    ``G <= max_realized_gain / V_ref``; and the wash-sale rule's withheld loss lots, as a bound on
+    the asset's sell (at most its other lots). A taxable account only (``tax`` settings)."""
+
+    reads_context = False
+    name = "tax"
+
+    def applies(self, data: ProblemData) -> bool:
+        return data.lots is not None
+
+    def structure(self, data: ProblemData) -> Hashable:
+        lots = data.lots
+        if lots is None:
+            return (type(self).__qualname__,)
+        return (
+            type(self).__qualname__,
+            (lots.shares > 0).tobytes(),
+            lots.budget is None,
+            (lots.withheld > 0).tobytes(),
+        )
+
+    def describe(self, data: ProblemData) -> Description:
+        lots = data.lots
+        if lots is None:
+            return Description()
+        limits = []
+        if lots.budget is not None:
+            limits.append(
+                LimitGroup(
+                    "realized_gain",
+                    Affine.scalar(GAIN),
+                    np.array([-np.inf]),
+                    np.array([lots.budget / data.ref_value]),
+                    ("net_gain",),
+                    unit="currency",
+                    show=data.ref_value,
+                )
+            )
+        withheld = np.flatnonzero(lots.withheld > 0)
+        if withheld.size:
+            room = data.x0[withheld] - lots.withheld[withheld] * data.prices[withheld] / data.ref_value
+            limits.append(_side_bound("wash_sale_losses", data, withheld, True, np.full(withheld.size, -np.inf), room))
+        return Description(
+            linear=Affine.scalar(TAX, lots.tax_weight),
+            tax=lots.form(data.prices, data.ref_value),
+            limits=limits,
+        )
+
+
 def constraint_terms() -> list[Term]:
     """The terms every strategy gets (the money and every limit); each applies only when its data
     is present, and a strategy's own term of the same kind (e.g. the exact ``MarketImpactTerm``)
@@ -619,4 +671,5 @@ def constraint_terms() -> list[Term]:
         GrossExposureTerm(),
         ESGFloorTerm(),
         TurnoverCapTerm(),
+        TaxTerm(),
     ]

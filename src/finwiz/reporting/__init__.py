@@ -20,7 +20,7 @@ from finwiz.reporting._html import (
     SectionContent,
     result_summary_html,
 )
-from finwiz.reporting._text import summary_text, trades_table
+from finwiz.reporting._text import lots_table, summary_text, trades_table
 
 __all__ = [
     "DEFAULT_MAX_CHART_ASSETS",
@@ -31,6 +31,7 @@ __all__ = [
     "chart_assets",
     "figure_to_data_uri",
     "figure_to_png",
+    "lots_table",
     "result_summary_html",
     "sector_exposure",
     "sector_figure",

@@ -29,6 +29,7 @@ from finwiz.reporting._charts import (
 from finwiz.reporting._exposure import sector_exposure, weights_frame
 from finwiz.reporting._format import money, percent
 from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
+from finwiz.reporting._tax_section import lot_rows, tax_figures
 from finwiz.reporting._templates import TemplateFolders, environment, folders, render
 from finwiz.reporting._text import summary_rows
 from finwiz.schemas import CASH, RebalancingResult, TradeAction
@@ -81,7 +82,7 @@ class HTMLReportGenerator:
 
     The report holds an executive summary, current vs target vs post-trade weights (chart and
     table), sector exposure against caps, the trade blotter grouped by sector, costs and
-    turnover, an optional risk section, the compliance table (breaches highlighted) and
+    turnover, taxes (a tax-aware rebalance), an optional risk section, the compliance table (breaches highlighted) and
     warnings, followed by any custom sections. Charts are PNGs embedded as ``data:`` URIs, the
     stylesheet and the small table sorter are inline, so the file works offline.
 
@@ -183,8 +184,10 @@ class HTMLReportGenerator:
         """Every section of the report, in order: the built-in ones, then the custom ones.
 
         Override to reorder, drop or add sections; each built-in comes from its own
-        ``*_section`` method. The risk section is there only when :meth:`risk_section` gives one.
+        ``*_section`` method. The taxes and risk sections are there only when
+        :meth:`tax_section` and :meth:`risk_section` give one.
         """
+        taxes = self.tax_section(result)
         risk = self.risk_section(result)
         return [
             self.summary_section(result),
@@ -192,6 +195,7 @@ class HTMLReportGenerator:
             self.sectors_section(result),
             self.trades_section(result),
             self.costs_section(result),
+            *([taxes] if taxes is not None else []),
             *([risk] if risk is not None else []),
             self.compliance_section(result),
             self.warnings_section(result),
@@ -315,6 +319,17 @@ class HTMLReportGenerator:
             ("Turnover (traded value / value before)", percent(result.turnover)),
         ]
         return self._section("costs", "Costs and turnover", result, rows=rows)
+
+    def tax_section(self, result: RebalancingResult) -> ReportSection | None:
+        """Taxes, only for a tax-aware result (``result.tax`` set): realised gains and losses by
+        term, net gain and budget used, estimated tax and harvested losses; every lot sold
+        (symbol, lot, acquired, shares, cost basis per share, realised gain, term) and the assets
+        the wash-sale rule restricted."""
+        figures = tax_figures(result)
+        if figures is None or result.tax is None:
+            return None
+        blocks = sorted(result.tax.wash_sale_blocks.items())
+        return self._section("taxes", "Taxes", result, figures=figures, lots=lot_rows(result), blocks=blocks)
 
     def risk_context(self, result: RebalancingResult) -> dict[str, Any]:
         """Extra names for the ``risk`` block of ``sections/risk.html.j2`` (none by default)."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from finwiz.reporting._format import blotter_rows, money, percent
+from finwiz.reporting._format import blotter_rows, money, percent, shares
+from finwiz.reporting._tax_section import lot_rows, tax_summary_rows
 from finwiz.schemas import RebalancingResult
 
-__all__ = ["summary_rows", "summary_text", "trades_table"]
+__all__ = ["lots_table", "summary_rows", "summary_text", "trades_table"]
 
 _TRADE_HEADERS = ("Symbol", "Side", "Shares", "Price", "Value", "Cost")
+_LOT_HEADERS = ("Symbol", "Lot", "Acquired", "Term", "Shares", "Basis/share", "Realised gain")
 
 
 def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
@@ -38,6 +40,29 @@ def trades_table(result: RebalancingResult) -> str:
     return _align(_TRADE_HEADERS, rows, left=2)
 
 
+def lots_table(result: RebalancingResult) -> str:
+    """The lots a tax-aware rebalance sells as an aligned text table (symbol, lot, acquired, term,
+    shares, cost basis per share, realised gain) with a total; "" when no lot is sold."""
+    lots = lot_rows(result)
+    if not lots:
+        return ""
+    rows = [
+        (
+            r.symbol,
+            r.lot_id,
+            r.acquired.isoformat(),
+            r.term,
+            shares(r.shares),
+            money(r.cost_basis),
+            money(r.realized_gain),
+        )
+        for r in lots
+    ]
+    total = sum(r.realized_gain for r in lots)
+    rows.append(("Total", f"{len(lots)} lot{'' if len(lots) == 1 else 's'}", "", "", "", "", money(total)))
+    return _align(_LOT_HEADERS, rows, left=4)
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
@@ -61,6 +86,7 @@ def summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
         rows.append(("Cash flow", money(result.cash_flow)))
     rows += [
         ("Total cost", money(result.total_cost)),
+        *tax_summary_rows(result),  # only for a tax-aware rebalance
         ("Turnover", percent(result.turnover)),
         ("Trades", f"{len(result.trades)} ({_count(buys, 'buy')}, {_count(sells, 'sell')})"),
         (
