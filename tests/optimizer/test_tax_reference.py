@@ -60,10 +60,15 @@ def _instance(kind: str, shares: str, seed: int) -> TaxInstance:
 
 
 @functools.cache
+def _reference(kind: str, shares: str, seed: int) -> ReferenceAnswer:
+    return reference_optimum(_instance(kind, shares, seed))
+
+
+@functools.cache
 def _solved(kind: str, shares: str, seed: int) -> tuple[TaxInstance, Any, ReferenceAnswer, Evaluation]:
     inst = _instance(kind, shares, seed)
     result = rebalance(inst.config(), inst.price_map())
-    return inst, result, reference_optimum(inst), evaluate(inst, *trades_of(inst, result))
+    return inst, result, _reference(kind, shares, seed), evaluate(inst, *trades_of(inst, result))
 
 
 CASES = [pytest.param(k, s, seed, id=f"{k}-{s}-{seed}") for k in KINDS for s in SHARES for seed in SEEDS]
@@ -99,7 +104,7 @@ def test_reference_whole_share_answer_is_a_local_optimum(kind: str, shares: str,
     """The reference itself with whole shares: no single share bought or sold more or less improves
     SCIP's answer (a check that does not rest on SCIP's tolerances)."""
     inst = _instance(kind, shares, seed)
-    ref = reference_optimum(inst)
+    ref = _reference(kind, shares, seed)
     assert not ref.evaluation.violations
     assert ref.bound is not None
     assert ref.bound <= ref.objective + 1e-9
