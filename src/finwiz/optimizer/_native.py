@@ -25,6 +25,7 @@ the matrix values) are updated, warm-started from the previous solution.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from collections import OrderedDict
@@ -74,7 +75,9 @@ class NativeQP:
     aux_offset: np.ndarray
     scale: float
     cost_unit: float  # the cost column holds c / cost_unit
-    tax: TaxForm | None = None  # the lots' variables come last
+    ladder: Ladder | None = None  # a taxable account's lots, each asset on one segment
+    segments: np.ndarray | None = None  # the segment (lot) of each asset this QP is built on
+    tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see _fold)
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
@@ -111,29 +114,215 @@ class NativeQP:
 
     def point(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
         """The full variable vector for given trades (turnover, net and aux variables filled in)."""
-        lots = np.zeros(0) if self.tax is None else _fill(self.tax, sell)
-        tax, gain = (0.0, 0.0) if self.tax is None else (float(self.tax.tax @ lots), float(self.tax.gain @ lots))
-        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum()), tax, gain]
+        # T and G are 0 in the native QP: a taxable account's are folded into the sells (_fold).
+        scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum()), 0.0, 0.0]
         head = np.concatenate([buy, sell, scalars])
         if self.dense_w is not None:
-            return np.concatenate([head, self.x0 + buy - sell, lots])
+            return np.concatenate([head, self.x0 + buy - sell])
         rows, cols, vals = self.aux
         aux = np.bincount(rows, weights=vals * head[cols], minlength=len(self.aux_offset)) + self.aux_offset
-        return np.concatenate([head, aux, lots])
+        return np.concatenate([head, aux])
 
     def objective_at_trades(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> float:
         """The objective at given trades."""
         return self.objective(self.point(buy, sell, cost))
 
 
-def _fill(form: TaxForm, sell: np.ndarray) -> np.ndarray:
-    """Each lot's sale when every asset sells ``sell`` from its lots in their order (the relief
-    order, ``_tax.LotBook``)."""
-    end = np.zeros(len(form.owner))
-    for i in np.unique(form.owner):
-        at = form.owner == i
-        end[at] = np.cumsum(form.cap[at])
-    return np.asarray(np.clip(sell[form.owner] - (end - form.cap), 0.0, form.cap))
+@dataclass(frozen=True, eq=False)
+class Ladder:
+    """A tax form (``_model.TaxForm``) as each asset's segments: its lots in relief order, one after
+    the other along its sell. Within one segment the asset's tax and gain are linear in its sell
+    (the lot's slopes), so a QP built on one segment per asset has the blind problem's shape --
+    two rows define ``T`` and ``G``, each asset's sell starts at its segment's lot -- instead of one
+    variable per lot (431 assets x 10 lots: Clarabel took 42 ms a solve against 12, and OSQP's
+    polish did not hold on the lots' linear program). :meth:`step` moves each asset to the segment
+    its multipliers ask for; where none moves, the point is the optimum over every lot."""
+
+    first: np.ndarray  # (n,) each asset's first lot in the form
+    count: np.ndarray  # (n,) how many lots it has
+    start: np.ndarray  # (L,) the sell (V_ref units) at which each lot begins
+    end: np.ndarray
+    tax_before: np.ndarray  # (L,) tax of the asset's lots before it
+    gain_before: np.ndarray
+    tax: np.ndarray  # (L,) slopes
+    gain: np.ndarray
+
+    @classmethod
+    def of(cls, form: TaxForm, n: int) -> Ladder:
+        """The ladder of ``form`` (its lots grouped by asset, in relief order) for ``n`` assets."""
+        count = np.bincount(form.owner, minlength=n)
+        first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+        head = first[form.owner]  # each lot's asset's first lot
+
+        def before(values: np.ndarray) -> np.ndarray:
+            """The sum of ``values`` over the lots before each one, within its asset."""
+            earlier = np.cumsum(values) - values
+            return np.asarray(earlier - earlier[head])
+
+        end = before(form.cap) + form.cap
+        return cls(
+            first=first,
+            count=count,
+            start=end - form.cap,
+            end=end,
+            tax_before=before(form.tax * form.cap),
+            gain_before=before(form.gain * form.cap),
+            tax=form.tax,
+            gain=form.gain,
+        )
+
+    def lots(self, segments: np.ndarray) -> np.ndarray:
+        """The form's lot index of each asset's segment (-1: the asset has no lots)."""
+        return np.where(self.count > 0, self.first + np.minimum(segments, np.maximum(self.count - 1, 0)), -1)
+
+    def rows(self, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """On ``segments``: each asset's sell bounds, its tax and gain slopes, and the constants of
+        ``T = sum a_i sell_i + t0`` and ``G = sum b_i sell_i + g0``."""
+        lot = self.lots(segments)
+        has = lot >= 0
+        pick = np.where(has, lot, 0)
+
+        def at(values: np.ndarray) -> np.ndarray:
+            return np.where(has, values[pick], 0.0) if len(values) else np.zeros(len(lot))
+
+        low, high, a, b = at(self.start), at(self.end), at(self.tax), at(self.gain)
+        t0 = float(np.sum(at(self.tax_before) - a * low))
+        g0 = float(np.sum(at(self.gain_before) - b * low))
+        return low, high, a, b, t0, g0
+
+    def containing(self, i: int, sell: float) -> int:
+        """Asset ``i``'s segment that holds ``sell`` (V_ref units; past its last lot: the last)."""
+        ends = self.end[self.first[i] : self.first[i] + self.count[i]]
+        return min(int(np.searchsorted(ends, sell * (1 - 1e-9))), int(self.count[i]) - 1)
+
+    def reachable(self, segments: np.ndarray, sell_cap: np.ndarray) -> np.ndarray:
+        """``segments`` with each asset whose segment starts above what it may sell (its side
+        fixed, a restricted list) moved down to the last segment it can reach."""
+        lot = self.lots(segments)
+        has = lot >= 0
+        out = segments.copy()
+        for i in np.flatnonzero(has & (self.start[np.where(has, lot, 0)] > sell_cap * (1 + 1e-12) + 1e-15)):
+            begins = self.start[self.first[i] : self.first[i] + self.count[i]]
+            out[i] = max(int(np.searchsorted(begins, sell_cap[i] * (1 + 1e-12) + 1e-15, side="right")) - 1, 0)
+        return out
+
+    def step(
+        self,
+        segments: np.ndarray,
+        qp: NativeQP,
+        z: np.ndarray,
+        y: np.ndarray,
+        tolerance: float,
+        history: np.ndarray,
+    ) -> np.ndarray:
+        """The segments the solution ``z`` and its multipliers ``y`` (OSQP's convention) ask for.
+
+        A segment bounds its asset's sell from below only (at the lot's start); above the lot's
+        end the tax runs on at the lot's slope, below the true (convex) tax. An asset that sold past
+        its lot's end, or is held at its lot's start while the previous lot's slope still leaves a
+        gain from selling less, moves to the lot where a Newton step on its own curvature (the
+        objective's diagonal) says its optimum is -- one lot at a time once it has turned back
+        (``history``: +1 moved up, -1 down, 2 turned), so that it cannot cycle. Where none moves,
+        every asset sells within its lot and no lot boundary holds one back: the point is optimal
+        over every lot (the segments' problem is a relaxation that is exact there)."""
+        n = len(segments)
+        assert qp.tax_terms is not None
+        price_t, price_g = qp.tax_terms.prices(y)  # per unit of T and of G
+        lot = self.lots(segments)
+        out = segments.copy()
+        sell = z[n : 2 * n]
+        bound = y[n : 2 * n]  # the sell columns' bound rows: < 0 held at the lower bound
+        for i in np.flatnonzero(lot >= 0):
+            j, first, last = int(lot[i]), int(self.first[i]), int(self.first[i] + self.count[i] - 1)
+            curve = float(qp.curvature[i])
+            s = float(sell[i])
+
+            def slope(k: int) -> float:
+                return float(self.tax[k] * price_t + self.gain[k] * price_g)
+
+            if s > self.end[j] * (1 + 1e-9) + 1e-15:  # past the lot: up, to where it would stop
+                k = j + 1
+                while history[i] != 2 and k < last and curve > 0:
+                    if s - (slope(k) - slope(j)) / curve <= self.end[k]:
+                        break
+                    k += 1
+                direction = 1
+            elif bound[i] < -tolerance and j > first:  # held at the lot's start: down while it gains
+                reduced = -float(bound[i])  # the objective's slope along sell_i, the bound aside
+                k = j
+                while k > first and reduced - (slope(j) - slope(k - 1)) > tolerance:
+                    k -= 1
+                    if history[i] == 2 or curve <= 0:
+                        break
+                    if self.start[j] - (reduced - (slope(j) - slope(k))) / curve >= self.start[k]:
+                        break
+                direction = -1
+            else:
+                continue
+            if k != j:
+                history[i] = direction if history[i] in (0, direction) else 2
+                out[i] = k - first
+        return out
+
+
+@dataclass(frozen=True)
+class _TaxTerms:
+    """What ``T`` and ``G`` stood for in a QP that folded them into the sells: the objective's
+    price of each (scaled) and the rows that held them (row, coefficient) -- their multipliers
+    add to those prices."""
+
+    price: np.ndarray  # (2,): the objective's coefficients of T and G
+    rows: tuple[np.ndarray, np.ndarray]  # the rows that had T, and their coefficients
+    gain_rows: tuple[np.ndarray, np.ndarray]
+
+    def prices(self, y: np.ndarray) -> tuple[float, float]:
+        """The price of a unit of ``T`` and of ``G`` at multipliers ``y`` (OSQP's convention)."""
+        (t_rows, t_coef), (g_rows, g_coef) = self.rows, self.gain_rows
+        return float(self.price[0] + t_coef @ y[t_rows]), float(self.price[1] + g_coef @ y[g_rows])
+
+
+def _fold(
+    ladder: Ladder,
+    segments: np.ndarray,
+    q: np.ndarray,
+    const: float,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, _TaxTerms]:
+    """On ``segments`` ``T = a'sell + t0`` and ``G = b'sell + g0``: put them into the objective
+    (``q``, in place, and the constant) and into every row that has them (``lower``/``upper`` in
+    place), so that the QP has no free T and G columns (Clarabel stopped "almost solved" on them
+    when nothing priced T). Returns the new triplets, the constant and what was folded."""
+    n = len(segments)
+    _, _, slope_t, slope_g, t0, g0 = ladder.rows(segments)
+    price = q[2 * n + 3 : 2 * n + 5].copy()
+    q[n : 2 * n] += price[0] * slope_t + price[1] * slope_g
+    const += float(price[0] * t0 + price[1] * g0)
+    q[2 * n + 3 : 2 * n + 5] = 0.0
+    held: list[tuple[np.ndarray, np.ndarray]] = []
+    new_rows, new_cols, new_vals = [rows], [cols], [vals]
+    for col, slope, shift in ((2 * n + 3, slope_t, t0), (2 * n + 4, slope_g, g0)):
+        on = (cols == col) & (rows >= 2 * n + SCALARS)  # not the column's own bound row (it stays at 0)
+        at = np.flatnonzero(on)
+        held.append((rows[at], vals[at]))
+        for r, v in zip(rows[at], vals[at], strict=True):
+            new_rows.append(np.full(n, r))
+            new_cols.append(n + np.arange(n))
+            new_vals.append(v * slope)
+            lower[r] -= v * shift
+            upper[r] -= v * shift
+        vals = np.where(on, 0.0, vals)
+        new_vals[0] = vals
+    return (
+        np.concatenate(new_rows),
+        np.concatenate(new_cols),
+        np.concatenate(new_vals),
+        const,
+        _TaxTerms(price, held[0], held[1]),
+    )
 
 
 def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
@@ -223,7 +412,8 @@ class _Layout:
     n: int
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
     on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
-    tax: TaxForm | None = None  # one variable per lot, after the aux variables
+    ladder: Ladder | None = None  # a taxable account's lots (no variables: one segment per asset)
+    segments: np.ndarray | None = None
 
     @property
     def nt(self) -> int:
@@ -238,15 +428,28 @@ class _Layout:
         return sum(a.m for a in self.low_rank)
 
     @property
-    def nl(self) -> int:
-        return 0 if self.tax is None else len(self.tax.owner)
-
-    @property
     def nz(self) -> int:
-        return self.nt + self.nw + self.k + self.nl
+        return self.nt + self.nw + self.k
 
 
-def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
+_ladders: OrderedDict[int, tuple[TaxForm, Ladder]] = OrderedDict()
+
+
+def ladder_of(form: TaxForm, n: int) -> Ladder:
+    """The ladder of ``form``, kept for the form (the solves of one rebalance share it)."""
+    with _cache_lock:
+        kept = _ladders.get(id(form))
+        if kept is not None and kept[0] is form:
+            return kept[1]
+    ladder = Ladder.of(form, n)
+    with _cache_lock:
+        _ladders[id(form)] = (form, ladder)
+        while len(_ladders) > _CACHE_SIZE:
+            _ladders.popitem(last=False)
+    return ladder
+
+
+def _layout(parts: Sequence[Description], x0: np.ndarray, segments: np.ndarray | None = None) -> _Layout:
     n = len(x0)
     low_rank = [a for p in parts for a in p.low_rank]
     k = sum(a.m for a in low_rank)
@@ -254,11 +457,20 @@ def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
     # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
     # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
     on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
-    tax = next((p.tax for p in parts if p.tax is not None), None)
-    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, tax)
+    form = next((p.tax for p in parts if p.tax is not None), None)
+    ladder = None if form is None else ladder_of(form, n)
+    if ladder is not None and segments is None:
+        segments = np.zeros(n, dtype=np.int64)
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder, segments)
 
 
-def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> NativeQP:
+def build_qp(
+    parts: Sequence[Description],
+    x0: np.ndarray,
+    scale: float,
+    backoff: float = 0.0,
+    segments: np.ndarray | None = None,
+) -> NativeQP:
     """Stack the terms' descriptions into one QP (objective multiplied by ``scale``; coupled limits
     backed off by ``backoff``). None of them may carry a market-impact cone.
 
@@ -266,14 +478,18 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
     100 assets), and every position is stored even when its value is 0, so the sparsity pattern
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
-    layout = _layout(parts, x0)
+    layout = _layout(parts, x0, segments)
     n, nz, cost_col = layout.n, layout.nz, 2 * layout.n
     p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale)
     rate = np.zeros(n)
     for p in parts:
         if p.cost is not None:
             rate = rate + p.cost
-    rows, cols, vals, lower, upper, groups, m = _rows(parts, x0, layout, rate, backoff)
+    rows, cols, vals, lower, upper, groups, m, segments = _rows(parts, x0, layout, rate, backoff)
+    tax_terms = None
+    if layout.ladder is not None:
+        assert segments is not None
+        rows, cols, vals, const, tax_terms = _fold(layout.ladder, segments, q, const, rows, cols, vals, lower, upper)
     aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
     # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
     # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
@@ -298,7 +514,9 @@ def build_qp(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff
         aux_offset=aux_offset,
         scale=scale,
         cost_unit=cost_unit,
-        tax=layout.tax,
+        ladder=layout.ladder,
+        segments=segments,
+        tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
     )
 
 
@@ -361,7 +579,12 @@ def _objective(
 
 
 def _definition_rows(
-    n: int, buy_cap: np.ndarray, sell_cap: np.ndarray, rate: np.ndarray, has_cost: bool, taxed: bool = False
+    n: int,
+    buy_cap: np.ndarray,
+    sell_cap: np.ndarray,
+    rate: np.ndarray,
+    has_cost: bool,
+    sell_floor: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
     row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
@@ -383,11 +606,15 @@ def _definition_rows(
         rows.append(np.full(2 * n + 1, first + 2))
         cols.append(np.append(both, cost_col))
         vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
-    # T and G: free in a taxable account (defined by its lots, see _lot_rows), else 0.
-    tax_bound = np.full(SCALARS - 3, np.inf if taxed else 0.0)
-    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf], -tax_bound]), np.zeros(2), np.zeros(1)]
+    # T and G are 0: in a taxable account they are folded into the sells (see _fold).
+    floor = np.zeros(n) if sell_floor is None else sell_floor
+    lower = [
+        np.concatenate([np.zeros(n), floor, np.zeros(2), [-np.inf], np.zeros(SCALARS - 3)]),
+        np.zeros(2),
+        np.zeros(1),
+    ]
     upper = [
-        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf], tax_bound]),
+        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf], np.zeros(SCALARS - 3)]),
         np.zeros(2),
         np.full(1, np.inf),
     ]
@@ -396,14 +623,21 @@ def _definition_rows(
 
 def _rows(
     parts: Sequence[Description], x0: np.ndarray, layout: _Layout, rate: np.ndarray, backoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int]:
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int, np.ndarray | None
+]:
     """The constraint rows as triplets with their bounds, the checked row groups and the row count:
     variable bounds; the definitions of turnover and net purchase; the cost; the limits (all
     checked); then the definition rows of ``w`` or of the aux variables."""
     n, nt = layout.n, layout.nt
     buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
     has_cost = any(p.cost is not None for p in parts)
-    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost, layout.tax is not None)
+    floor, segments = None, layout.segments
+    if layout.ladder is not None:  # each asset's sell from its segment's start (one it can reach)
+        assert segments is not None
+        segments = layout.ladder.reachable(segments, sell_cap)
+        floor = layout.ladder.rows(segments)[0]
+    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost, floor)
     first = nt
     groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
     row = first + 3
@@ -436,8 +670,6 @@ def _rows(
         lower.append(-aux_offset)
         upper.append(-aux_offset)
         row += k
-    if layout.tax is not None:
-        row = _lot_rows(layout, row, (rows, cols, vals, lower, upper), groups)
     return (
         np.concatenate(rows),
         np.concatenate(cols),
@@ -446,39 +678,8 @@ def _rows(
         np.concatenate(upper),
         groups,
         row,
+        segments,
     )
-
-
-def _lot_rows(
-    layout: _Layout,
-    row: int,
-    triplets: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]],
-    groups: list[tuple[str, int, int]],
-) -> int:
-    """The lots' rows (``_model.TaxForm``): ``0 <= q_l <= cap_l``; each asset's sell minus its
-    lots' is 0; ``T - tax'q = 0`` and ``G - gain'q = 0``. All definitions (no dual is a limit's)."""
-    assert layout.tax is not None
-    form, n = layout.tax, layout.n
-    rows, cols, vals, lower, upper = triplets
-    size = len(form.owner)
-    first_lot = layout.nz - size
-    lots = first_lot + np.arange(size)
-    every = np.arange(size)
-    link = row + size + np.arange(n)
-    totals = row + size + n
-    rows += [row + every, link, link[form.owner], np.full(size + 1, totals), np.full(size + 1, totals + 1)]
-    cols += [
-        lots,
-        n + np.arange(n),
-        lots,
-        np.append(lots, 2 * n + 3),
-        np.append(lots, 2 * n + 4),
-    ]
-    vals += [np.ones(size), np.ones(n), -np.ones(size), np.append(-form.tax, 1.0), np.append(-form.gain, 1.0)]
-    lower += [np.zeros(size), np.zeros(n), np.zeros(2)]
-    upper += [form.cap, np.zeros(n), np.zeros(2)]
-    groups.append(("definitions", row, totals + 2))
-    return totals + 2
 
 
 # --------------------------------------------------------------------------- solvers

@@ -32,6 +32,7 @@ from finwiz.optimizer._compliance import continuous_point
 from finwiz.optimizer._data import NOISE_VALUE
 from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
+    Ladder,
     NativeQP,
     build_qp,
     plan,
@@ -215,11 +216,17 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
         return _judge(_order(solver), run)
 
 
-def native_qp(model: Model) -> NativeQP | None:
-    """The native QP of ``model`` (continuous objective), or None when it is not a QP."""
+def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | None:
+    """The native QP of ``model`` (continuous objective), or None when it is not a QP; a taxable
+    account's on ``segments`` (each asset's lot, see ``_native.Ladder``; default: the first)."""
     if not model.is_qp:
         return None
-    return build_qp(model.described, model.data.x0, OBJECTIVE_SCALE, model.data.backoff)
+    return build_qp(model.described, model.data.x0, OBJECTIVE_SCALE, model.data.backoff, segments)
+
+
+_MAX_LADDER_STEPS = 30
+_last_segments: dict[int, tuple[Ladder, np.ndarray]] = {}
+"""Where each ladder's last solve settled: the next solve of the same rebalance starts there."""
 
 
 def _binds_at_target(model: Model) -> bool:
@@ -246,6 +253,59 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
         with assembled.lock:
             assembled.set_values(model, model.stacked())
             return solve(assembled, solver, time_limit=time_limit)
+    ladder = qp.ladder
+    if ladder is None:
+        return _solve_native(model, qp, solver, time_limit)[0]
+    # A taxable account: solve on one lot per asset, move the assets its multipliers send to
+    # other lots, again, until none moves (each asset's tax is convex along its lots).
+    kept = _last_segments.get(id(ladder))
+    first = np.zeros(model.data.n, dtype=np.int64)
+    # Where the last solve of this rebalance settled, else (or failing that) every first lot.
+    starts = [kept[1], first] if kept is not None and kept[0] is ladder and kept[1].any() else [first]
+    for segments in starts:
+        try:
+            outcome, segments = _climb(model, ladder, segments, solver, time_limit)
+        except (ProvenInfeasibleError, SolverError):
+            # A segment bounds its asset's sell from below: where that leaves no point (a side
+            # fixed since), or a solver stalls on the face it leaves (zero costs, a sell floor
+            # and a buy: selling and buying back is free), another start, else every lot at once
+            # (one variable per lot, through cvxpy), infeasible only when the request is.
+            continue
+        if len(_last_segments) > 64:
+            _last_segments.clear()
+        _last_segments[id(ladder)] = (ladder, segments)
+        return outcome
+    assembled = assemble(model)
+    with assembled.lock:
+        assembled.set_values(model, model.stacked())
+        return solve(assembled, solver, time_limit=time_limit)
+
+
+def _climb(
+    model: Model, ladder: Ladder, segments: np.ndarray, solver: str, time_limit: float
+) -> tuple[SolveOutcome, np.ndarray]:
+    """Solve on ``segments``, move the assets the multipliers send to other lots, again, until
+    none moves (or ``_MAX_LADDER_STEPS``: the last answer is feasible, optimal on its lots)."""
+    history = np.zeros(model.data.n, dtype=np.int64)
+    for _ in range(_MAX_LADDER_STEPS):
+        qp = native_qp(model, segments)
+        assert qp is not None
+        assert qp.segments is not None
+        segments = qp.segments
+        outcome, z, y = _solve_native(model, qp, solver, time_limit)
+        tolerance = 1e-9 * max(1.0, float(np.abs(y).max(initial=0.0)))
+        moved = ladder.step(segments, qp, z, y, tolerance, history)
+        if np.array_equal(moved, segments):
+            break
+        segments = moved
+    return outcome, segments
+
+
+def _solve_native(
+    model: Model, qp: NativeQP, solver: str, time_limit: float
+) -> tuple[SolveOutcome, np.ndarray, np.ndarray]:
+    """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
+    multipliers of every row (OSQP's convention)."""
     order = _order(solver)
     key = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
     route = plan(qp, key) if solver == "auto" else "explicit"
@@ -277,9 +337,13 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
         if found.y is not None:  # the limit rows: every group after the bounds, definitions and cost
             spans = [(a, b) for name, a, b in qp.groups[3:] if name != "definitions"]
             duals = np.concatenate([found.y[a:b] for a, b in spans]) / qp.scale if spans else np.zeros(0)
+            multipliers["y"], multipliers["z"] = found.y, z  # the accepted answer is the last optimal one
         return _Found("optimal", found.iterations, found.residuals, buy, sell, cost, qp.objective(z), finisher, duals)
 
-    return _judge(order, run)
+    multipliers: dict[str, np.ndarray] = {}
+    outcome = _judge(order, run)
+    y, z = multipliers.get("y"), multipliers.get("z")
+    return outcome, np.zeros(qp.A.shape[1]) if z is None else z, np.zeros(qp.A.shape[0]) if y is None else y
 
 
 def objective_at(model: Model, points: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> list[float]:
