@@ -34,6 +34,20 @@ _SCALE = 1e4
 ST, LT = 0.37, 0.20
 
 
+def taxable(holdings: list[Holding], targets: dict[str, float], cash: float, **tax: Any) -> PortfolioConfiguration:
+    """A taxable account at zero costs, no band, no minimum trade (``MINIMIZE_COSTS``)."""
+    return PortfolioConfiguration(
+        holdings=holdings,
+        target_weights=targets,
+        cash=cash,
+        method="minimize_costs",
+        tolerance=0.0,
+        transaction_cost_rate=0.0,
+        min_trade_size=0.0,
+        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, **tax),
+    )
+
+
 def book(
     seed: int, n: int = 6, lots: int = 3, losses: bool = True, cash: float = 2_000.0
 ) -> tuple[PortfolioConfiguration, dict[str, float]]:
@@ -55,17 +69,7 @@ def book(
         ]
         holdings.append(Holding(symbol=s, shares=sum(lot.shares for lot in held), lots=held))
     target = rng.dirichlet(np.full(n, 1.5)) * 0.97
-    config = PortfolioConfiguration(
-        holdings=holdings,
-        target_weights=dict(zip(symbols, target.tolist(), strict=True)),
-        cash=cash,
-        method="minimize_costs",
-        tolerance=0.0,
-        transaction_cost_rate=0.0,
-        min_trade_size=0.0,
-        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT),
-    )
-    return config, prices
+    return taxable(holdings, dict(zip(symbols, target.tolist(), strict=True)), cash), prices
 
 
 def with_tax(config: PortfolioConfiguration, **changes: Any) -> PortfolioConfiguration:
@@ -241,17 +245,8 @@ def _loss_case(**tax: Any) -> tuple[PortfolioConfiguration, dict[str, float]]:
     prices = {"A": 50.0, "B": 100.0}
     lots_a = [TaxLot(shares=100, cost_basis=80.0, acquired=AS_OF - timedelta(days=60), lot_id="A-loss")]
     lots_b = [TaxLot(shares=50, cost_basis=90.0, acquired=AS_OF - timedelta(days=900), lot_id="B-old")]
-    config = PortfolioConfiguration(
-        holdings=[Holding(symbol="A", shares=100, lots=lots_a), Holding(symbol="B", shares=50, lots=lots_b)],
-        target_weights={"A": 0.41, "B": 0.39},
-        cash=2_500.0,
-        method="minimize_costs",
-        tolerance=0.0,
-        transaction_cost_rate=0.0,
-        min_trade_size=0.0,
-        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, tax_weight=1.0, **tax),
-    )
-    return config, prices
+    held = [Holding(symbol="A", shares=100, lots=lots_a), Holding(symbol="B", shares=50, lots=lots_b)]
+    return taxable(held, {"A": 0.41, "B": 0.39}, 2_500.0, **tax), prices
 
 
 def test_a_large_loss_is_harvested_without_buying_it_back() -> None:
@@ -302,16 +297,8 @@ def test_fifo_and_hifo_relieve_the_lots_they_name() -> None:
         TaxLot(shares=10, cost_basis=120.0, acquired=date(2025, 1, 1), lot_id="mid-dear"),
         TaxLot(shares=10, cost_basis=90.0, acquired=date(2026, 6, 1), lot_id="new"),
     ]
-    config = PortfolioConfiguration(
-        holdings=[Holding(symbol="A", shares=30, lots=lots), Holding(symbol="B", shares=0)],
-        target_weights={"A": 0.6, "B": 0.4},
-        cash=0.0,
-        method="minimize_costs",
-        tolerance=0.0,
-        transaction_cost_rate=0.0,
-        min_trade_size=0.0,
-        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, tax_weight=0.0),
-    )
+    held = [Holding(symbol="A", shares=30, lots=lots), Holding(symbol="B", shares=0)]
+    config = taxable(held, {"A": 0.6, "B": 0.4}, 0.0, tax_weight=0.0)
     first = {}
     for policy in ("fifo", "hifo", "optimal"):
         result = rebalance(with_tax(config, lot_policy=policy), prices)

@@ -45,7 +45,7 @@ from finwiz.optimizer._diagnosis import conflict
 from finwiz.optimizer._model import GAIN, SCALARS, Affine, column
 from finwiz.optimizer._quiet import quiet_stdout
 
-__all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades"]
+__all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_margin"]
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
 _EPS = 1e-12
@@ -712,6 +712,35 @@ def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None)
     separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     return _improve(model.data, shares, pricer, _coupled_rows(model), separable, max_rounds=_ROUNDS, strict=True)
+
+
+def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndarray) -> np.ndarray:
+    """For each of ``assets`` (a mask: assets the relaxation both buys and sells, V_ref units), how
+    much cheaper selling only is than buying only (negative: sell only; 0 elsewhere). Around the
+    relaxation's optimum each asset's own objective is ``H/2 (u - u*)^2`` in its net trade ``u``
+    (``H`` its own curvature; the cash it frees or takes is spread over the others at no
+    first-order cost, as at any optimum) plus the tax of what it sells: buying only costs
+    ``H/2 min(u*, 0)^2``, selling only the least of that square plus the tax over its lots (at each
+    lot's stationary point and ends)."""
+    data = model.data
+    out = np.zeros(data.n)
+    lots = data.lots
+    if lots is None:
+        return out
+    pricer = _Pricer(model, model.stacked(continuous=False), None)
+    u = buy - sell
+    unit = data.ref_value / data.prices  # shares per V_ref unit
+    for i in np.flatnonzero(assets):
+        curve = 2.0 * float(pricer.col_norm[i])
+        held = lots.shares[i][lots.shares[i] > 0]
+        ends = np.concatenate([[0.0], np.cumsum(held)]) / unit[i]  # lot boundaries, V_ref units
+        slopes = lots.tax_weight * (lots.gain[i] * lots.rate[i])[: len(held)] / data.prices[i]
+        inside = -u[i] - slopes / curve if curve > 0 else np.zeros(0)
+        trial = np.clip(np.concatenate([ends, inside]), 0.0, ends[-1])
+        _, tax, _ = lots.relief(trial * unit[i], np.full(len(trial), i))
+        selling = float(np.min(0.5 * curve * (trial + u[i]) ** 2 + lots.tax_weight * tax / data.ref_value))
+        out[i] = selling - 0.5 * curve * min(float(u[i]), 0.0) ** 2
+    return out
 
 
 def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
