@@ -321,3 +321,42 @@ def test_taxable_requests_keep_every_guarantee(seed: int, n: int, lots: int, def
     assert len({t.symbol for t in result.trades}) == len(result.trades)
     realised_from_lots(result, config)
     assert result.tax is not None
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**16), st.integers(2, 7), st.integers(1, 6))
+def test_the_native_lot_ladder_and_the_lot_relief_agree(seed: int, n: int, lots: int) -> None:
+    """At arbitrary trades (one side per asset), the native QP built on the lot each sale reaches
+    (tax folded into the sells) and the stacked objective at the lots the sales relieve -- what the
+    whole-share step and the result use -- give the same objective and the same gain-budget row."""
+    from finwiz.optimizer._assembler import Model
+    from finwiz.optimizer._compliance import continuous_point
+    from finwiz.optimizer._data import build_problem_data
+    from finwiz.optimizer._engine import _applicable, _with_constraints, default_engine
+    from finwiz.optimizer._native import ladder_of
+    from finwiz.optimizer._solve import native_qp
+
+    config, prices = book(seed, n=n, lots=lots)
+    config = with_tax(config, max_realized_gain=1_000.0)
+    data = build_problem_data(config, prices)
+    terms = default_engine().strategies[config.method].terms(data)
+    model = Model.of(_applicable(list(_with_constraints(terms)), data), data)
+    rng = np.random.default_rng(seed)
+    sells = rng.random(n) < 0.5
+    sell = np.where(sells, data.x0 * rng.uniform(0, 1, n), 0.0)
+    buy = np.where(sells, 0.0, rng.uniform(0, 0.05, n))
+    form = next(d.tax for d in model.described if d.tax is not None)
+    assert form is not None
+    ladder = ladder_of(form, n)
+    segments = np.array([ladder.containing(i, float(sell[i])) if ladder.count[i] else 0 for i in range(n)])
+    qp = native_qp(model, segments)
+    assert qp is not None
+    z = continuous_point(data, buy, sell, 0.0)
+    assert qp.objective_at_trades(buy, sell, 0.0) == pytest.approx(model.stacked().objective(z), rel=1e-9, abs=1e-12)
+    budget = next(g for g in model.groups if g.name == "realized_gain")
+    rows, _, upper = budget.linear()
+    point = qp.point(buy, sell, 0.0)
+    native_row = next(r for name, r, _ in qp.groups if name == "realized_gain")
+    assert float((qp.A @ point)[native_row] - qp.upper[native_row]) == pytest.approx(
+        float(rows.evaluate(z)[0]) - float(upper[0]), rel=1e-9, abs=1e-12
+    )

@@ -26,6 +26,7 @@ the matrix values) are updated, warm-started from the previous solution.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import warnings
 from collections import OrderedDict
@@ -128,6 +129,9 @@ class NativeQP:
         return self.objective(self.point(buy, sell, cost))
 
 
+_serials = itertools.count()
+
+
 @dataclass(frozen=True, eq=False)
 class Ladder:
     """A tax form (``_model.TaxForm``) as each asset's segments: its lots in relief order, one after
@@ -146,6 +150,9 @@ class Ladder:
     gain_before: np.ndarray
     tax: np.ndarray  # (L,) slopes
     gain: np.ndarray
+    serial: int = field(default_factory=lambda: next(_serials))
+    """Which ladder this is (a request's own): its solves keep their own OSQP workspace, so a
+    request's trades do not depend on what the process solved before (guarantee 6)."""
 
     @classmethod
     def of(cls, form: TaxForm, n: int) -> Ladder:

@@ -307,7 +307,12 @@ def _solve_native(
     """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
     multipliers of every row (OSQP's convention)."""
     order = _order(solver)
-    key = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
+    key: tuple[Any, ...] = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
+    if qp.ladder is not None:
+        # A taxable request's workspace is its own: warm-started from another request's answer,
+        # ADMM lands on another of the zero-cost problem's equal buy/sell splits, the side rule
+        # reads it, and the trades would depend on what the process solved before.
+        key += (qp.ladder.serial,)
     route = plan(qp, key) if solver == "auto" else "explicit"
     if route == "cold" and _binds_at_target(model):
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
