@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = {"engine": "plain", "peers": "raw_osqp", "dask": None, "binding": "plain"}
+REFERENCE = {"engine": "plain", "peers": "raw_osqp", "dask": None, "binding": "plain", "tax": "blind"}
 """The reference kind of each group prefix. ``binding-N`` (issue 11: the default strategy with binding
 limits) is against the plain cvxpy + Clarabel continuous model; ``binding-resolve``, ``-batch``,
-``-memory`` and the ``quality-*`` groups have no reference: their figures are in the notes."""
+``-memory`` and the ``quality-*`` groups have no reference: their figures are in the notes. ``tax-431``
+(issue 12) is against the tax-blind rebalance of the same account; ``tax-frontier`` and ``tax-exact-N``
+have no reference."""
 
 
 def load(path: Path) -> list[dict[str, Any]]:
