@@ -8,15 +8,15 @@ long-term 20 %, 365 days.
     shares) with lot histories from ``tax_fixtures.history_instance``: ~10 lots per asset bought on
     month-ends over the five years to 2016-12-30 at the historical prices rebuilt from the returns
     (80 % long-term, 24 % at a loss). ``blind`` (``tax=None``, the reference of the ratios) against
-    ``aware`` (``tax_weight=1``), cold cache. A tax-blind sale relieves no lots of its own: its tax
-    is scored twice, with FIFO relief (the brokers' default) and with the cheapest lots (what a
-    tax-lot-aware back office would pick for the same trades). Target: ``aware`` at most 3x
+    ``aware`` (the default ``tax_weight``, 1 / (2 x 431)), cold cache. A tax-blind sale relieves no
+    lots of its own: its tax is scored twice, with FIFO relief (the brokers' default) and with the
+    cheapest lots (what a tax-lot-aware back office would pick for the same trades). Target: ``aware`` at most 3x
     ``blind``'s time.
     ``tax-frontier``: ``tax_weight`` from 0 to 5: realised tax, tracking distance after trading
     (``sqrt(||w - t||^2 + (w_c - t_c)^2)``), harvested losses. Target: at some weight at least 50 %
     less tax than tax-blind (a cut of half |blind tax| when that is a net loss) for at most 10 %
     more distance; judged against FIFO relief, and recorded against cheapest-lot relief too. The
-    weights run in one process, cache kept: at ``tax_weight=1`` the trades that differ from
+    weights run in one process, cache kept: at the default weight the trades that differ from
     ``aware``'s (same request, cold cache) are recorded (guarantee 6 wants none).
 (b) ``tax-exact-30`` (``slow``): 20 random 30-asset accounts of the real returns ($250k, 3-10 lots
     per asset, ``tax_fixtures.small_history_instance``), fractional and whole shares: how often
@@ -60,7 +60,8 @@ pytestmark = [
 TIME_RATIO_TARGET = 3.0
 TAX_CUT_TARGET = 0.5
 DISTANCE_SLACK = 0.10
-FRONTIER = [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]
+DEFAULT_WEIGHT = 0.5 / 431  # TaxSettings' default for 431 assets
+FRONTIER = [0.0, 0.001, DEFAULT_WEIGHT, 0.003, 0.01, 0.03, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]
 EXACT_N = 30
 EXACT_SEEDS = range(20)
 EXACT_REL = 1e-3
@@ -96,9 +97,10 @@ def _cut(tax: float, baseline: float) -> float:
 @pytest.fixture(scope="session")
 def tax_account(make_problem: Any, shared_returns: Any) -> TaxInstance:
     problem = make_problem(431)
-    return history_instance(
+    inst = history_instance(
         shared_returns, problem.prices.to_numpy(), problem.target, problem.shares, problem.cash, seed=0
     )
+    return inst.with_(tax_weight=DEFAULT_WEIGHT)  # the default, ``tax_weight=None``: 1 / (2 n)
 
 
 def _distance_before(inst: TaxInstance) -> float:

@@ -35,7 +35,9 @@ ST, LT = 0.37, 0.20
 
 
 def taxable(holdings: list[Holding], targets: dict[str, float], cash: float, **tax: Any) -> PortfolioConfiguration:
-    """A taxable account at zero costs, no band, no minimum trade (``MINIMIZE_COSTS``)."""
+    """A taxable account at zero costs, no band, no minimum trade (``MINIMIZE_COSTS``), a tax
+    weight of 1 unless given (these tests are about the lots, not the default weight)."""
+    tax.setdefault("tax_weight", 1.0)
     return PortfolioConfiguration(
         holdings=holdings,
         target_weights=targets,
@@ -360,3 +362,18 @@ def test_the_native_lot_ladder_and_the_lot_relief_agree(seed: int, n: int, lots:
     assert float((qp.A @ point)[native_row] - qp.upper[native_row]) == pytest.approx(
         float(rows.evaluate(z)[0]) - float(upper[0]), rel=1e-9, abs=1e-12
     )
+
+
+def test_the_default_tax_weight_is_half_over_the_number_of_assets() -> None:
+    """``tax_weight=None`` (the default) is ``1 / (2 n)``: the same trades as that weight given,
+    and the summary says which weight was used."""
+    config, prices = book(4, n=8, lots=3)
+    default = rebalance(with_tax(config, tax_weight=None), prices)
+    given = rebalance(with_tax(config, tax_weight=1 / 16), prices)
+    assert default.tax is not None
+    assert default.tax.tax_weight == pytest.approx(1 / 16)
+    assert default.post_trade_holdings == given.post_trade_holdings
+    heavy = rebalance(config, prices)  # weight 1: more tax saved, farther from the target
+    assert heavy.tax is not None
+    assert heavy.tax.estimated_tax < default.tax.estimated_tax
+    assert heavy.tracking_distance_after > default.tracking_distance_after

@@ -87,10 +87,15 @@ class TaxSettings(_Model):
       at most / more than ``long_term_days`` days.
     - ``max_realized_gain``: a budget on the net realised gain (currency, gains minus losses); a hard
       limit of the model (negative: the rebalance must harvest at least that much net loss).
-    - ``tax_weight`` (default 1): how the estimated tax trades off against the strategy's objective.
-      The tax enters the objective as ``tax_weight x tax / V_ref``, the same units as a transaction
-      cost: at 1 a dollar of tax weighs as much as a dollar of commission; 0 is tax-blind but lot
-      aware (the lots sold are still chosen to save tax, and the budget still holds).
+    - ``tax_weight``: how the estimated tax trades off against the strategy's objective: it enters
+      as ``tax_weight x tax / V_ref``, the units of a transaction cost (at 1 a dollar of tax weighs
+      as much as a dollar of commission; 0 is tax-blind in the trades but still relieves the
+      cheapest lots). The default (None) is ``1 / (2 n)`` for ``n`` assets: the squared tracking
+      distance prices a position's deviation at about twice its size, and positions are ~1/n of
+      the book, so a sale is then kept from its target only by a tax that is large against the
+      deviation it leaves (431 assets: 0.00116). At 1 on a 431-asset book the tax dwarfs the
+      tracking term: the measured rebalance harvested $809k of losses and ended farther from its
+      target than it started (``benchmarks/test_bench_tax.py`` prints the frontier).
     - ``lot_policy``: which lots a sale relieves: ``"optimal"`` (the model chooses, default),
       ``"fifo"`` (oldest first) or ``"hifo"`` (highest cost first) to compare against.
     - Wash sales (window ``wash_sale_days``): an asset sold at a loss in ``recent_sales`` is not
@@ -110,7 +115,7 @@ class TaxSettings(_Model):
     recent_purchases: list[RecentPurchase] = Field(default_factory=list)
     allow_wash_sale_losses: bool = False
     identical: dict[str, str] = Field(default_factory=dict)
-    tax_weight: float = Field(default=1.0, ge=0.0)
+    tax_weight: float | None = Field(default=None, ge=0.0)
     lot_policy: LotPolicy = "optimal"
 
     @field_validator("short_term_rate", "long_term_rate", "max_realized_gain", "tax_weight", mode="before")
@@ -186,7 +191,7 @@ class TaxSummary(_Model):
     budget_used: float | None = Field(
         default=None, description="net_realized_gain / budget, when a positive budget is set"
     )
-    tax_weight: float = 1.0
+    tax_weight: float = Field(default=1.0, description="the tax weight the rebalance used (the default resolved)")
     lot_policy: LotPolicy = "optimal"
     wash_sale_blocks: dict[str, str] = Field(
         default_factory=dict, description="symbol -> why the wash-sale rule restricted it"

@@ -45,8 +45,10 @@ class LotBook:
 
     @property
     def tax_weight(self) -> float:
-        """The price of one unit of tax (a fraction of ``V_ref``) in the objective."""
-        return self.settings.tax_weight
+        """The price of one unit of tax (a fraction of ``V_ref``) in the objective: the setting's,
+        by default ``1 / (2 n)`` (see :class:`~finwiz.schemas.TaxSettings`)."""
+        given = self.settings.tax_weight
+        return 0.5 / len(self.ids) if given is None else given
 
     @property
     def budget(self) -> float | None:
@@ -142,7 +144,7 @@ class LotBook:
             harvested_losses=round(st_loss + lt_loss, 2),
             budget=budget,
             budget_used=None if budget is None or budget <= 0 else net / budget,
-            tax_weight=s.tax_weight,
+            tax_weight=self.tax_weight,
             lot_policy=s.lot_policy,
             wash_sale_blocks=dict(self.blocks),
         )
