@@ -202,6 +202,15 @@ class Ladder:
         ends = self.end[self.first[i] : self.first[i] + self.count[i]]
         return min(int(np.searchsorted(ends, sell * (1 - 1e-9))), int(self.count[i]) - 1)
 
+    def gains_start(self) -> np.ndarray:
+        """Each asset's first lot whose sale costs tax (its losses come first in relief order);
+        the last when every lot saves tax."""
+        out = np.zeros(len(self.count), dtype=np.int64)
+        for i in np.flatnonzero(self.count > 0):
+            slopes = self.tax[self.first[i] : self.first[i] + self.count[i]]
+            out[i] = min(int(np.searchsorted(slopes, 0.0, side="left")), int(self.count[i]) - 1)
+        return out
+
     def reachable(self, segments: np.ndarray, sell_cap: np.ndarray) -> np.ndarray:
         """``segments`` with each asset whose segment starts above what it may sell (its side
         fixed, a restricted list) moved down to the last segment it can reach."""

@@ -274,9 +274,19 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
     # A taxable account: solve on one lot per asset, move the assets its multipliers send to
     # other lots, again, until none moves (each asset's tax is convex along its lots).
     kept = _last_segments.get(id(ladder))
-    first = np.zeros(model.data.n, dtype=np.int64)
-    # Where the last solve of this rebalance settled, else (or failing that) every first lot.
-    starts = [kept[1], first] if kept is not None and kept[0] is ladder and kept[1].any() else [first]
+    data = model.data
+    first = np.zeros(data.n, dtype=np.int64)
+    if kept is not None and kept[0] is ladder:
+        start = kept[1]  # where the last solve of this rebalance settled
+    else:  # where trading straight to the target would sell, and past every loss lot (the tax
+        # they save pays for selling and buying back) where no limit can forbid selling that much
+        sold = np.clip(data.x0 - data.target, 0.0, None)
+        start = np.array([ladder.containing(i, float(sold[i])) if ladder.count[i] else 0 for i in range(data.n)])
+        lots = data.lots
+        free = lots is not None and lots.budget is None and data.turnover_cap is None and data.esg_floor is None
+        if free and data.position_floor is None:
+            start = np.maximum(start, ladder.gains_start())
+    starts = [start, first] if start.any() else [first]  # failing that, every first lot
     for segments in starts:
         try:
             outcome, segments = _climb(model, ladder, segments, solver, time_limit)
