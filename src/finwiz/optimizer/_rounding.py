@@ -727,11 +727,14 @@ def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndar
     lots = data.lots
     if lots is None:
         return out
-    pricer = _Pricer(model, model.stacked(continuous=False), None)
+    squares = model.stacked(continuous=False).squares
+    on_buy = squares.cols.astype(np.int64)
+    on_buy = np.where((on_buy >= 0) & (on_buy < data.n), on_buy, data.n)  # the buy columns' entries
+    col_norm = np.bincount(on_buy, weights=squares.vals**2, minlength=data.n + 1)[: data.n]
     u = buy - sell
     unit = data.ref_value / data.prices  # shares per V_ref unit
     for i in np.flatnonzero(assets):
-        curve = 2.0 * float(pricer.col_norm[i])
+        curve = 2.0 * float(col_norm[i])
         held = lots.shares[i][lots.shares[i] > 0]
         ends = np.concatenate([[0.0], np.cumsum(held)]) / unit[i]  # lot boundaries, V_ref units
         slopes = lots.tax_weight * (lots.gain[i] * lots.rate[i])[: len(held)] / data.prices[i]

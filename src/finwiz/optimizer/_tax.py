@@ -21,7 +21,7 @@ from datetime import date
 import numpy as np
 
 from finwiz.optimizer._model import TaxForm
-from finwiz.schemas import LotSale, PortfolioConfiguration, TaxLot, TaxSettings, TaxSummary
+from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
 
 __all__ = ["LotBook", "lot_book"]
 
@@ -157,66 +157,63 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         return None
     symbols = config.symbols
     n = len(symbols)
-    lots = {h.symbol: h.lots for h in config.holdings}
-    width = max((len(v) for v in lots.values()), default=0) or 1
-    shares, gain, rate, basis = (np.zeros((n, width)) for _ in range(4))
-    long = np.zeros((n, width), bool)
-    ids: list[tuple[str, ...]] = []
-    acquired: list[tuple[date, ...]] = []
-    withheld = np.zeros(n)
-    sold_at_loss = {
-        settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and settings.in_window(t.date)
-    }
-    bought = {settings.group(t.symbol) for t in settings.recent_purchases if settings.in_window(t.date)}
-    no_buy = np.zeros(n, bool)
+    where = {s: i for i, s in enumerate(symbols)}
+    every = [(where[h.symbol], lot) for h in config.holdings for lot in h.lots]
+    owner = np.array([i for i, _ in every], dtype=np.int64)
+    held = np.array([lot.shares for _, lot in every], dtype=float)
+    basis = np.array([lot.cost_basis for _, lot in every], dtype=float)
+    day = np.array([lot.acquired.toordinal() for _, lot in every], dtype=np.int64)
+    per_share = prices[owner] - basis if len(every) else np.zeros(0)
+    long = (settings.as_of.toordinal() - day) > settings.long_term_days
+    rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
+    recent = settings.in_window
+    sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
+    bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
+    groups = [settings.group(s) for s in symbols]
+    no_buy = np.array([g in sold_at_loss for g in groups], bool)
+    withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)
+    keep = ~(withholds[owner] & (per_share < 0)) if len(every) else np.ones(0, bool)
+    withheld = np.bincount(owner[~keep], weights=held[~keep], minlength=n)
     blocks: dict[str, str] = {}
-    for i, symbol in enumerate(symbols):
-        group = settings.group(symbol)
-        if group in sold_at_loss:
-            no_buy[i] = True
-            blocks[symbol] = f"not bought: {group} was sold at a loss within {settings.wash_sale_days} days"
-        held = lots.get(symbol, [])
-        per_share = np.array([prices[i] - lot.cost_basis for lot in held])
-        is_long = np.array([settings.is_long_term(lot.acquired) for lot in held], bool)
-        lot_rate = np.where(is_long, settings.long_term_rate, settings.short_term_rate)
-        keep = np.ones(len(held), bool)
-        if group in bought and not settings.allow_wash_sale_losses and (per_share < 0).any():
-            keep = per_share >= 0
-            withheld[i] = float(sum(lot.shares for lot, k in zip(held, keep, strict=True) if not k))
-            blocks[symbol] = f"loss lots not sold: {group} was bought within {settings.wash_sale_days} days"
-        order = [int(k) for k in _relief_order(held, per_share, lot_rate, settings) if keep[k]]
-        for j, k in enumerate(order):
-            shares[i, j] = held[k].shares
-            gain[i, j] = per_share[k]
-            rate[i, j] = lot_rate[k]
-            long[i, j] = is_long[k]
-            basis[i, j] = held[k].cost_basis
-        ids.append(tuple(str(held[k].lot_id) for k in order))
-        acquired.append(tuple(held[k].acquired for k in order))
+    window = settings.wash_sale_days
+    for i in np.flatnonzero(no_buy):
+        blocks[symbols[i]] = f"not bought: {groups[i]} was sold at a loss within {window} days"
+    for i in np.flatnonzero(withheld > 0):
+        blocks[symbols[i]] = f"loss lots not sold: {groups[i]} was bought within {window} days"
+    # Relief order within each asset (see the module docstring), the asset first.
+    index = np.arange(len(every))
+    if settings.lot_policy == "fifo":
+        keys: tuple[np.ndarray, ...] = (index, day, owner)
+    elif settings.lot_policy == "hifo":
+        keys = (day, -basis, owner)
+    else:  # by tax per share, then gain per share, then age: each asset's tax convex in its sells
+        keys = (day, per_share, per_share * rate, owner)
+    order = np.lexsort(keys)
+    order = order[keep[order]]
+    count = np.bincount(owner[order], minlength=n)
+    width = max(int(count.max(initial=0)), 1)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    slot = np.arange(len(order)) - first[owner[order]]
+    row = owner[order]
+
+    def padded(values: np.ndarray, dtype: type = float) -> np.ndarray:
+        out: np.ndarray = np.zeros((n, width), dtype=dtype)
+        out[row, slot] = values[order]
+        return out
+
+    lot_ids = [str(lot.lot_id) for _, lot in every]
+    dates = [lot.acquired for _, lot in every]
+    ranges = [order[first[i] : first[i] + count[i]] for i in range(n)]
     return LotBook(
-        shares=shares,
-        gain=gain,
-        rate=rate,
-        long=long,
-        ids=tuple(ids),
-        basis=basis,
-        acquired=tuple(acquired),
+        shares=padded(held),
+        gain=padded(per_share),
+        rate=padded(rate),
+        long=padded(long, bool),
+        ids=tuple(tuple(lot_ids[k] for k in r) for r in ranges),
+        basis=padded(basis),
+        acquired=tuple(tuple(dates[k] for k in r) for r in ranges),
         withheld=withheld,
         no_buy=no_buy,
         blocks=blocks,
         settings=settings,
     )
-
-
-def _relief_order(held: list[TaxLot], per_share: np.ndarray, rate: np.ndarray, settings: TaxSettings) -> np.ndarray:
-    """The order a sale relieves ``held``: by tax per share (then gain per share, then age) for
-    the ``"optimal"`` policy -- the order that makes each asset's tax a convex function of the
-    shares it sells -- oldest first for FIFO, highest cost basis first for HIFO."""
-    if not held:
-        return np.zeros(0, dtype=np.int64)
-    age = np.array([lot.acquired.toordinal() for lot in held])
-    if settings.lot_policy == "fifo":
-        return np.lexsort((np.arange(len(held)), age))
-    if settings.lot_policy == "hifo":
-        return np.lexsort((age, -np.array([lot.cost_basis for lot in held])))
-    return np.lexsort((age, per_share, per_share * rate))
