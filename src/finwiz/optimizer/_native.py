@@ -248,7 +248,11 @@ class Ladder:
         out = segments.copy()
         sell = z[n : 2 * n]
         bound = y[n : 2 * n]  # the sell columns' bound rows: < 0 held at the lower bound
-        for i in np.flatnonzero(lot >= 0):
+        has = lot >= 0
+        at = np.where(has, lot, 0)
+        past = has & (sell > self.end[at] * (1 + 1e-9) + 1e-15) if len(self.end) else has
+        held = has & (bound < -tolerance) & (lot > self.first)
+        for i in np.flatnonzero(past | held):  # the others stay
             j, first, last = int(lot[i]), int(self.first[i]), int(self.first[i] + self.count[i] - 1)
             curve = float(qp.curvature[i])
             s = float(sell[i])
