@@ -78,3 +78,12 @@ def sample_settings(tmp_path: Path) -> RebalancingSettings:
     return RebalancingSettings().model_copy(
         update={"price_provider": "sample", "fallback_providers": [], "report_directory": str(tmp_path)}
     )
+
+
+@pytest.fixture
+def cli_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The CLI's tests: bundled sample prices only (never the network, whatever the developer's
+    environment says), run in a fresh folder."""
+    monkeypatch.setenv("REBALANCING_PRICE_PROVIDER", "sample")
+    monkeypatch.setenv("REBALANCING_FALLBACK_PROVIDERS", "[]")
+    monkeypatch.chdir(tmp_path)

@@ -37,12 +37,7 @@ JNJ = "Health Care"
 """
 
 
-@pytest.fixture(autouse=True)
-def _sample_prices_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Tests never touch the network, whatever the developer's environment says.
-    monkeypatch.setenv("REBALANCING_PRICE_PROVIDER", "sample")
-    monkeypatch.setenv("REBALANCING_FALLBACK_PROVIDERS", "[]")
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 @pytest.fixture

@@ -53,12 +53,7 @@ JNJ,100,150.0,2021-09-01,
 """
 
 
-@pytest.fixture(autouse=True)
-def _sample_prices_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Tests never touch the network, whatever the developer's environment says.
-    monkeypatch.setenv("REBALANCING_PRICE_PROVIDER", "sample")
-    monkeypatch.setenv("REBALANCING_FALLBACK_PROVIDERS", "[]")
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 @pytest.fixture
