@@ -334,10 +334,13 @@ class RebalancingEngine:
         model around that optimum prefers (``side_margin``: the tax its lots save against the
         tracking of not buying back), and the relaxation solved again, until no asset trades both
         ways (each round fixes at least one more); with the sides fixed the problem is convex. Then
-        each asset so fixed is tried on its other side, the closest calls first (at most
-        ``_SIDE_FLIPS``), and kept there where the objective improves. On four small zero-cost
-        books with large losses against their exact optimum (every side enumerated): the net sign
-        alone missed it in 3, the quadratic model in 2, with the flips in none.
+        the close calls among them (a margin within ``_CLOSE_CALL`` of the objective, at most
+        ``_SIDE_FLIPS``, closest first) are each tried on the other side and kept there where the
+        objective improves, in up to ``_SIDE_PASSES`` passes. On four small zero-cost books with
+        large losses against their exact optimum (every side enumerated) the net sign alone missed
+        it in 3, the quadratic model in 2, with the flips in none; on 20 30-asset books against
+        SCIP's optimum of an independent model, one pass reached it (within 0.1 %) in 85 %, two in
+        every one (worst 0.024 %).
 
         Returns the model with its sides and its first solve (the strategy's chain goes on from
         it). An infeasible request is diagnosed as usual."""
@@ -362,8 +365,8 @@ class RebalancingEngine:
             sides = _sides(data, both & (margin < 0), both & (margin >= 0))
             model = model.with_data(dataclasses.replace(data, blocked=sides))
             outcome = solved(model)
-        # The close calls, closest first: each tried on its other side, kept where the objective
-        # improves. (On 8 small books no flip of a margin above a fifth of the objective helped.)
+        # The close calls, closest first. (On 8 small books no flip of a margin above a fifth of
+        # the objective helped.)
         tolerance = 1e-12 * max(1.0, abs(outcome.objective))
         close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
         close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
