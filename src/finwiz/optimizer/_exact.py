@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 
 from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE, Model, build
+from finwiz.optimizer._data import FRACTIONAL_LOT
 from finwiz.optimizer._quiet import quiet_stdout
 from finwiz.optimizer._terms import Variables
 
@@ -43,6 +45,17 @@ class ExactOutcome:
     bound: float | None = None  # the solver's dual bound on the objective (same units)
 
 
+def _counts(whole: np.ndarray, name: str) -> cp.Expression:
+    """Lot counts per asset: integers where ``whole``, continuous (shares) elsewhere."""
+    if whole.all() or not whole.any():
+        return cp.Variable(len(whole), integer=bool(whole.all()), name=name)
+    integer, free = np.flatnonzero(whole), np.flatnonzero(~whole)
+    k_int = cp.Variable(len(integer), integer=True, name=f"{name}_whole")
+    k_free = cp.Variable(len(free), name=f"{name}_fractional")
+    place = sparse.csr_matrix((np.ones(len(whole)), (np.concatenate([integer, free]), np.arange(len(whole)))))
+    return place @ cp.hstack([k_int, k_free])
+
+
 def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     """Solve the mixed-integer version of ``model`` (its true objective: the trade count counted)."""
     start = time.perf_counter()
@@ -51,11 +64,12 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     # Whole shares and lots are integer lot counts. Fractional shares stay continuous (in shares):
     # counting millionths of a share as integers gives coefficients of ~1e-10, below the MIP
     # solvers' zero tolerance, and they would return "no trade" as optimal.
-    integral = not data.fractional
-    step = data.lot if integral else np.ones(n)
+    # A lot size given with fractional shares stays a whole-lot count (rounding a continuous
+    # count to it afterwards broke coupled limits: a turnover cap by 0.1 %, a gain budget by $13).
+    whole = np.full(n, not data.fractional) | (data.lot > FRACTIONAL_LOT * 1.5)
+    step = np.where(whole, data.lot, 1.0)
     unit = step * data.prices / data.ref_value
-    k_buy = cp.Variable(n, integer=integral, name="lots_bought")
-    k_sell = cp.Variable(n, integer=integral, name="lots_sold")
+    k_buy, k_sell = _counts(whole, "lots_bought"), _counts(whole, "lots_sold")
     z_buy = cp.Variable(n, boolean=True, name="bought")
     z_sell = cp.Variable(n, boolean=True, name="sold")
     v = Variables(
@@ -106,7 +120,7 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
             status=str(problem.status),
         )
     counts = np.asarray(k_buy.value, float) - np.asarray(k_sell.value, float)
-    shares = np.round(counts) * step if integral else np.round(counts / data.lot) * data.lot
+    shares = np.where(whole, np.round(counts) * step, np.round(counts / data.lot) * data.lot)
     proven = problem.status == cp.OPTIMAL
     scip = (problem.solver_stats.extra_stats or {}).get("model") if problem.solver_stats else None
     bound = None
