@@ -22,7 +22,9 @@ from finwiz import (
     Holding,
     InfeasibleRebalanceError,
     PortfolioConfiguration,
+    RebalancingEngine,
     RebalancingResult,
+    RebalancingSettings,
     TaxLot,
     TaxSettings,
     rebalance,
@@ -401,3 +403,28 @@ def test_exact_mode_keeps_a_lot_size_given_with_fractional_shares() -> None:
     assert all(c.satisfied for c in result.compliance)
     assert result.tax is not None
     assert result.tax.net_realized_gain <= 2_946.0 + 0.01
+
+
+def test_exact_mode_sells_each_assets_lots_in_their_relief_order() -> None:
+    """Exact mode with FIFO relief and a binding gain budget: the program sells each asset's lots
+    in FIFO order, as the result reads them -- with its lots free it met the budget with other lots
+    and the trades, read FIFO, broke it by $4,940 (found by a random stress run)."""
+    config, prices = book(360, n=13, lots=5, losses=False, cash=17_918.91)
+    config = config.model_copy(
+        update={
+            "min_trade_size": 194.17,
+            "cash_flow": 1_440.68,
+            "no_sell": [config.symbols[0]],
+            "lot_sizes": {config.symbols[-1]: 5.0},
+        }
+    )
+    config = with_tax(config, max_realized_gain=1_108.12, lot_policy="fifo")
+    engine = RebalancingEngine(RebalancingSettings(mip_time_limit_seconds=2.0))  # its best trades at the limit
+    result = rebalance(config, prices, exact=True, engine=engine)
+    assert result.tax is not None
+    assert result.tax.net_realized_gain <= 1_108.12 + 0.01
+    assert all(c.satisfied for c in result.compliance)
+    acquired = {lot.lot_id: lot.acquired for h in config.holdings for lot in h.lots}
+    for trade in result.trades:
+        dates = [acquired[s.lot_id] for s in trade.lots]
+        assert dates == sorted(dates)  # oldest first

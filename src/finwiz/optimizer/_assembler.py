@@ -263,6 +263,7 @@ class AssembledProblem:
     slacks: dict[str, cp.Variable] = field(default_factory=dict)
     elastic: list[tuple[str, cp.Constraint]] = field(default_factory=list)
     groups: dict[str, LimitGroup] = field(default_factory=dict)
+    lots_sold: cp.Variable | None = None  # a taxable account's shares sold per lot (V_ref units)
     # Held from setting Parameter values to reading the solution, so two threads sharing a
     # cached problem never solve each other's data (re-entrant: ``solve`` takes it too).
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -395,7 +396,10 @@ def build(
     v = variables if variables is not None else Variables.create(n)
     traded = v.buy + v.sell
     lots: list[cp.Constraint] = []
-    tax, gain = _lots(stacked.tax, v.sell, n, lots) if stacked.tax is not None else (cp.Constant(0.0), cp.Constant(0.0))
+    sold, tax, gain = None, cp.Constant(0.0), cp.Constant(0.0)
+    if stacked.tax is not None:
+        sold = cp.Variable(len(stacked.tax.owner), nonneg=True, name="lots_sold")
+        tax, gain = _lots(stacked.tax, sold, v.sell, n, lots)
     scalars = [v.cost, cp.sum(traded), cp.sum(v.buy - v.sell), tax, gain]
     z = cp.hstack([v.buy, v.sell, *(cp.reshape(x, (1,), order="F") for x in scalars)])
     pieces = _Pieces(z, traded)
@@ -436,18 +440,18 @@ def build(
         slacks,
         elastic,
         pieces.groups,
+        sold,
     )
 
 
 def _lots(
-    form: TaxForm, sell: cp.Expression, n: int, constraints: list[cp.Constraint]
+    form: TaxForm, q: cp.Variable, sell: cp.Expression, n: int, constraints: list[cp.Constraint]
 ) -> tuple[cp.Expression, cp.Expression]:
     """The tax and gain columns from one variable per lot: ``0 <= q <= cap``, each asset's sell the
     sum of its lots' (``TaxForm``). The lots' numbers are constants, not Parameters (the objective's
     linear Parameter times a Parameter would not be DPP); they are part of the cache key, and the
     solves of one rebalance share them."""
     size = len(form.owner)
-    q = cp.Variable(size, nonneg=True, name="lots_sold")
     of_asset = sparse.csr_matrix((np.ones(size), (form.owner, np.arange(size))), shape=(n, size))
     constraints += [q <= form.cap, of_asset @ q == sell]
     return form.tax @ q, form.gain @ q
