@@ -428,3 +428,11 @@ def test_exact_mode_sells_each_assets_lots_in_their_relief_order() -> None:
     for trade in result.trades:
         dates = [acquired[s.lot_id] for s in trade.lots]
         assert dates == sorted(dates)  # oldest first
+
+
+def test_exact_mode_with_one_lot_per_asset() -> None:
+    """No asset with two lots: no relief-order binaries (an empty boolean variable crashed cvxpy)."""
+    config, prices = book(7, n=5, lots=1)
+    result = rebalance(config, prices, exact=True)
+    assert result.rounding == "exact_mip"
+    assert all(c.satisfied for c in result.compliance)

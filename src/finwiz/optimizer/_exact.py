@@ -92,12 +92,13 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
         z_buy + z_sell <= 1,
     ]
     form = stacked.tax
-    if form is not None and assembled.lots_sold is not None and len(form.owner) > 1:
+    nxt = np.zeros(0, dtype=np.int64) if form is None else np.flatnonzero(form.owner[1:] == form.owner[:-1])
+    if form is not None and assembled.lots_sold is not None and nxt.size:
         # Each asset's lots are sold in their relief order (the one the result, the whole-share
         # step and compliance read): a lot only once the one before it is sold out. With its lots
         # free, the program met a gain budget with other lots than FIFO's and the trades, read
         # with FIFO's, broke it by $4,940.
-        q, nxt = assembled.lots_sold, np.flatnonzero(form.owner[1:] == form.owner[:-1])
+        q = assembled.lots_sold
         full = cp.Variable(len(nxt), boolean=True, name="lot_sold_out")
         constraints += [q[nxt] >= cp.multiply(form.cap[nxt], full), q[nxt + 1] <= cp.multiply(form.cap[nxt + 1], full)]
     objective = [assembled.objective]
