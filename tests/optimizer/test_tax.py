@@ -262,7 +262,11 @@ def test_a_large_loss_is_harvested_without_buying_it_back() -> None:
     assert all(t.action == "sell" for t in result.trades if t.symbol == "A")  # one trade per asset
     assert result.tax is not None
     assert result.tax.harvested_losses > 0
+    # A was under its target: harvesting it leaves the book farther away, and the result says so.
+    assert result.tracking_distance_after > result.tracking_distance_before
+    assert any("farther from its target" in w for w in result.warnings)
     blind = rebalance(with_tax(config, tax_weight=0.0), prices)
+    assert not any("farther from its target" in w for w in blind.warnings)
     assert not any(t.symbol == "A" and t.action == "sell" for t in blind.trades)  # tax-blind, A is under target
 
 

@@ -689,6 +689,13 @@ class RebalancingEngine:
         after = np.sqrt(
             np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2
         )
+        if data.lots is not None and after > before * (1 + 1e-9) and len(trades):
+            warnings = [
+                *warnings,
+                f"the tax saved outweighs the tracking: these trades leave the portfolio farther from its target "
+                f"than before ({after:.4g} against {before:.4g}) at tax_weight {data.lots.tax_weight:g}; a smaller "
+                f"tax_weight trades tax for tracking (the default is 1 / (2 x assets))",
+            ]
         current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
         current["CASH"] = cash_weight_before
         violations = [c.slack for c in checks if c.term != "custom"]
