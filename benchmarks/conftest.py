@@ -40,6 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+PEER_WARNINGS = [
+    # Peer libraries and SCIP emit their own deprecation, future and user warnings (pandas 3,
+    # scikit-learn, PyPortfolioOpt); not ours to fix. Our own code stays under warnings-as-errors.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+
 @pytest.fixture(scope="session")
 def shared_returns(request: pytest.FixtureRequest) -> pd.DataFrame:
     folder = Path(request.config.getoption("--shared-data"))

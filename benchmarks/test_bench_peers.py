@@ -36,18 +36,12 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from conftest import COST_RATE, N_FACTORS, SECTOR_CAP, TURNOVER_CAP, Problem, plain_cvxpy
+from conftest import COST_RATE, N_FACTORS, PEER_WARNINGS, SECTOR_CAP, TURNOVER_CAP, Problem, plain_cvxpy
 from finwiz.optimizer import clear_cache, rebalance
 
 SIZES = [500, 2000]
 
-pytestmark = [
-    # Peers emit their own deprecation and future warnings (pandas 3, scikit-learn); not ours to fix.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore:.*deprecated.*"),
-]
+pytestmark = [*PEER_WARNINGS, pytest.mark.filterwarnings("ignore:.*deprecated.*")]
 
 
 def _rounds(n: int) -> int:

@@ -35,16 +35,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BINDING_DEPOSIT, BindingProblem, exact_config, plain_continuous
+from conftest import BINDING_DEPOSIT, PEER_WARNINGS, BindingProblem, exact_config, plain_continuous
 from finwiz import Holding, PortfolioConfiguration, RebalancingEngine, RebalancingSettings
 from finwiz.optimizer import rebalance
 
-pytestmark = [
-    # PyPortfolioOpt and SCIP emit their own deprecation and future warnings; not ours to fix.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-]
+pytestmark = PEER_WARNINGS
 
 DISTANCE_TARGET = 0.25
 EXACT_TARGET = 0.01

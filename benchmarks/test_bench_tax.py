@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import PEER_WARNINGS
 from finwiz.optimizer import clear_cache, rebalance
 from tax_fixtures import (
     CENT,
@@ -50,12 +51,7 @@ from tax_fixtures import (
     trades_of,
 )
 
-pytestmark = [
-    # SCIP and the peers' stacks emit their own deprecation and future warnings; not ours to fix.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-]
+pytestmark = PEER_WARNINGS
 
 TIME_RATIO_TARGET = 3.0
 TAX_CUT_TARGET = 0.5

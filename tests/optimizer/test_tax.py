@@ -356,7 +356,7 @@ def test_the_native_lot_ladder_and_the_lot_relief_agree(seed: int, n: int, lots:
     form = next(d.tax for d in model.described if d.tax is not None)
     assert form is not None
     ladder = ladder_of(form, n)
-    segments = np.array([ladder.containing(i, float(sell[i])) if ladder.count[i] else 0 for i in range(n)])
+    segments = ladder.containing(sell)
     qp = native_qp(model, segments)
     assert qp is not None
     z = continuous_point(data, buy, sell, 0.0)

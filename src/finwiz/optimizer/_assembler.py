@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +139,7 @@ class Model:
     data: ProblemData
     descriptions: tuple[Description | None, ...]
     _stacks: dict[bool, Stacked] = field(default_factory=dict)
+    _kept: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, terms: Sequence[Term], data: ProblemData) -> Model:
@@ -170,6 +171,13 @@ class Model:
         if continuous not in self._stacks:
             self._stacks[continuous] = stack(self.described, self.data, continuous=continuous)
         return self._stacks[continuous]
+
+    def kept(self, name: str, make: Callable[[], Any]) -> Any:
+        """What ``make`` builds from this model, built once (e.g. the segment-free part of a
+        taxable account's QP, which its climb over lots rebuilds on every step otherwise)."""
+        if name not in self._kept:
+            self._kept[name] = make()
+        return self._kept[name]
 
     def with_data(self, data: ProblemData) -> Model:
         """The same terms described for other data (a re-solve of the same rebalance). When only

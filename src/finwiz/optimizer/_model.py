@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -280,6 +281,9 @@ class TaxForm:
     cap: np.ndarray
     tax: np.ndarray
     gain: np.ndarray
+    views: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What a consumer derives from the form, kept with it (the native QP's ``Ladder``): the solves
+    of one rebalance share the form, and so its views."""
 
 
 @dataclass

@@ -142,6 +142,7 @@ class Ladder:
     polish did not hold on the lots' linear program). :meth:`step` moves each asset to the segment
     its multipliers ask for; where none moves, the point is the optimum over every lot."""
 
+    owner: np.ndarray  # (L,) each lot's asset, lots grouped by asset in relief order
     first: np.ndarray  # (n,) each asset's first lot in the form
     count: np.ndarray  # (n,) how many lots it has
     start: np.ndarray  # (L,) the sell (V_ref units) at which each lot begins
@@ -153,6 +154,8 @@ class Ladder:
     serial: int = field(default_factory=lambda: next(_serials))
     """Which ladder this is (a request's own): its solves keep their own OSQP workspace, so a
     request's trades do not depend on what the process solved before (guarantee 6)."""
+    settled: dict[str, np.ndarray] = field(default_factory=dict)
+    """Where its last climb settled (``"segments"``): the next solve of the request starts there."""
 
     @classmethod
     def of(cls, form: TaxForm, n: int) -> Ladder:
@@ -168,6 +171,7 @@ class Ladder:
 
         end = before(form.cap) + form.cap
         return cls(
+            owner=form.owner,
             first=first,
             count=count,
             start=end - form.cap,
@@ -197,30 +201,31 @@ class Ladder:
         g0 = float(np.sum(at(self.gain_before) - b * low))
         return low, high, a, b, t0, g0
 
-    def containing(self, i: int, sell: float) -> int:
-        """Asset ``i``'s segment that holds ``sell`` (V_ref units; past its last lot: the last)."""
-        ends = self.end[self.first[i] : self.first[i] + self.count[i]]
-        return min(int(np.searchsorted(ends, sell * (1 - 1e-9))), int(self.count[i]) - 1)
+    def _per_asset(self, lots: np.ndarray) -> np.ndarray:
+        """How many of each asset's lots ``lots`` (a mask over lots) marks."""
+        return np.bincount(self.owner, weights=lots, minlength=len(self.count)).astype(np.int64)
+
+    def containing(self, sell: np.ndarray) -> np.ndarray:
+        """Each asset's segment that holds its ``sell`` (V_ref units; past its last lot: the last)."""
+        past = self._per_asset(self.end < sell[self.owner] * (1 - 1e-9))
+        return np.asarray(np.clip(past, 0, np.maximum(self.count - 1, 0)))
 
     def gains_start(self) -> np.ndarray:
-        """Each asset's first lot whose sale costs tax (its losses come first in relief order);
-        the last when every lot saves tax."""
-        out = np.zeros(len(self.count), dtype=np.int64)
-        for i in np.flatnonzero(self.count > 0):
-            slopes = self.tax[self.first[i] : self.first[i] + self.count[i]]
-            out[i] = min(int(np.searchsorted(slopes, 0.0, side="left")), int(self.count[i]) - 1)
-        return out
+        """Each asset's first lot (in relief order) whose sale costs tax: past its losses, which
+        the ``"optimal"`` order puts first; the last when every lot saves tax."""
+        within = np.arange(len(self.owner)) - self.first[self.owner]
+        out = np.full(len(self.count), np.iinfo(np.int64).max)
+        np.minimum.at(out, self.owner, np.where(self.tax >= 0, within, np.iinfo(np.int64).max))
+        return np.asarray(np.minimum(out, np.maximum(self.count - 1, 0)))
 
     def reachable(self, segments: np.ndarray, sell_cap: np.ndarray) -> np.ndarray:
         """``segments`` with each asset whose segment starts above what it may sell (its side
         fixed, a restricted list) moved down to the last segment it can reach."""
         lot = self.lots(segments)
-        has = lot >= 0
-        out = segments.copy()
-        for i in np.flatnonzero(has & (self.start[np.where(has, lot, 0)] > sell_cap * (1 + 1e-12) + 1e-15)):
-            begins = self.start[self.first[i] : self.first[i] + self.count[i]]
-            out[i] = max(int(np.searchsorted(begins, sell_cap[i] * (1 + 1e-12) + 1e-15, side="right")) - 1, 0)
-        return out
+        limit = sell_cap * (1 + 1e-12) + 1e-15
+        beyond = (lot >= 0) & (self.start[np.maximum(lot, 0)] > limit) if len(self.start) else lot >= 0
+        last = np.maximum(self._per_asset(self.start <= limit[self.owner]) - 1, 0)
+        return np.asarray(np.where(beyond, last, segments))
 
     def step(
         self,
@@ -302,8 +307,7 @@ class _TaxTerms:
 
 
 def _fold(
-    ladder: Ladder,
-    segments: np.ndarray,
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float],
     q: np.ndarray,
     const: float,
     rows: np.ndarray,
@@ -312,12 +316,13 @@ def _fold(
     lower: np.ndarray,
     upper: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, _TaxTerms]:
-    """On ``segments`` ``T = a'sell + t0`` and ``G = b'sell + g0``: put them into the objective
-    (``q``, in place, and the constant) and into every row that has them (``lower``/``upper`` in
-    place), so that the QP has no free T and G columns (Clarabel stopped "almost solved" on them
-    when nothing priced T). Returns the new triplets, the constant and what was folded."""
-    n = len(segments)
-    _, _, slope_t, slope_g, t0, g0 = ladder.rows(segments)
+    """With ``lines`` (``Ladder.rows``: the segments' slopes and constants) ``T = a'sell + t0`` and
+    ``G = b'sell + g0``: put them into the objective (``q``, in place, and the constant) and into
+    every row that has them (``lower``/``upper`` in place), so that the QP has no free T and G
+    columns (Clarabel stopped "almost solved" on them when nothing priced T). Returns the new
+    triplets, the constant and what was folded."""
+    _, _, slope_t, slope_g, t0, g0 = lines
+    n = len(slope_t)
     price = q[2 * n + 3 : 2 * n + 5].copy()
     q[n : 2 * n] += price[0] * slope_t + price[1] * slope_g
     const += float(price[0] * t0 + price[1] * g0)
@@ -451,20 +456,12 @@ class _Layout:
         return self.nt + self.nw + self.k
 
 
-_ladders: OrderedDict[int, tuple[TaxForm, Ladder]] = OrderedDict()
-
-
 def ladder_of(form: TaxForm, n: int) -> Ladder:
-    """The ladder of ``form``, kept for the form (the solves of one rebalance share it)."""
-    with _cache_lock:
-        kept = _ladders.get(id(form))
-        if kept is not None and kept[0] is form:
-            return kept[1]
-    ladder = Ladder.of(form, n)
-    with _cache_lock:
-        _ladders[id(form)] = (form, ladder)
-        while len(_ladders) > _CACHE_SIZE:
-            _ladders.popitem(last=False)
+    """The ladder of ``form``, kept with the form (the solves of one rebalance share it)."""
+    ladder = form.views.get("ladder")
+    if ladder is None:
+        ladder = form.views.setdefault("ladder", Ladder.of(form, n))
+    assert isinstance(ladder, Ladder)
     return ladder
 
 
@@ -558,8 +555,9 @@ def build_qp(
     tax_terms = None
     if layout.ladder is not None:  # each asset's sell from its segment's start (one it can reach)
         segments = layout.ladder.reachable(np.zeros(n, dtype=np.int64) if segments is None else segments, base.sell_cap)
-        lower[n : 2 * n] = layout.ladder.rows(segments)[0]
-        rows, cols, vals, const, tax_terms = _fold(layout.ladder, segments, q, const, rows, cols, vals, lower, upper)
+        lines = layout.ladder.rows(segments)
+        lower[n : 2 * n] = lines[0]
+        rows, cols, vals, const, tax_terms = _fold(lines, q, const, rows, cols, vals, lower, upper)
     aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
     # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
     # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.

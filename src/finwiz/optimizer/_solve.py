@@ -34,7 +34,6 @@ from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
     Ladder,
     NativeQP,
-    QPBase,
     build_qp,
     plan,
     polish_osqp,
@@ -225,23 +224,13 @@ def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | No
     if not model.is_qp:
         return None
     parts, data = model.described, model.data
-    if parts and any(p.tax is not None for p in parts):
-        kept = _bases.get(id(model))
-        if kept is None or kept[0] is not model:
-            if len(_bases) >= 8:
-                _bases.clear()
-            kept = (model, qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff))
-            _bases[id(model)] = kept
-        return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=kept[1])
-    return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments)
-
-
-_bases: dict[int, tuple[Model, QPBase]] = {}
+    if not any(p.tax is not None for p in parts):
+        return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments)
+    base = model.kept("qp_base", lambda: qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff))
+    return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=base)
 
 
 _MAX_LADDER_STEPS = 30
-_last_segments: dict[int, tuple[Ladder, np.ndarray]] = {}
-"""Where each ladder's last solve settled: the next solve of the same rebalance starts there."""
 
 
 def _binds_at_target(model: Model) -> bool:
@@ -273,15 +262,14 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
         return _solve_native(model, qp, solver, time_limit)[0]
     # A taxable account: solve on one lot per asset, move the assets its multipliers send to
     # other lots, again, until none moves (each asset's tax is convex along its lots).
-    kept = _last_segments.get(id(ladder))
     data = model.data
     first = np.zeros(data.n, dtype=np.int64)
-    if kept is not None and kept[0] is ladder:
-        start = kept[1]  # where the last solve of this rebalance settled
+    if "segments" in ladder.settled:
+        start = ladder.settled["segments"]  # where the last solve of this rebalance settled
     else:  # where trading straight to the target would sell, and past every loss lot (the tax
         # they save pays for selling and buying back) where no limit can forbid selling that much
         sold = np.clip(data.x0 - data.target, 0.0, None)
-        start = np.array([ladder.containing(i, float(sold[i])) if ladder.count[i] else 0 for i in range(data.n)])
+        start = ladder.containing(sold)
         lots = data.lots
         free = lots is not None and lots.budget is None and data.turnover_cap is None and data.esg_floor is None
         if free and data.position_floor is None:
@@ -296,9 +284,7 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
             # and a buy: selling and buying back is free), another start, else every lot at once
             # (one variable per lot, through cvxpy), infeasible only when the request is.
             continue
-        if len(_last_segments) > 64:
-            _last_segments.clear()
-        _last_segments[id(ladder)] = (ladder, segments)
+        ladder.settled["segments"] = segments
         return outcome
     assembled = assemble(model)
     with assembled.lock:

@@ -104,23 +104,22 @@ class LotBook:
         return TaxForm(owner=owner, cap=self.shares[has] * price / ref_value, tax=gain * self.rate[has], gain=gain)
 
     def sales(self, sold: np.ndarray) -> list[list[LotSale]]:
-        """Per asset, the lots selling ``sold[i] >= 0`` shares relieves."""
-        taken, _, _ = self.relief(sold)
-        out: list[list[LotSale]] = []
-        for i, row in enumerate(taken):
-            out.append(
-                [
-                    LotSale.trusted(
-                        lot_id=self.ids[i][k],
-                        shares=float(row[k]),
-                        cost_basis=float(self.basis[i, k]),
-                        acquired=self.acquired[i][k],
-                        realized_gain=round(float(row[k] * self.gain[i, k]), 2),
-                        term="long" if self.long[i, k] else "short",
-                    )
-                    for k in np.flatnonzero(row > 0)
-                ]
-            )
+        """Per asset, the lots selling ``sold[i] >= 0`` shares relieves (the assets that sell only)."""
+        out: list[list[LotSale]] = [[] for _ in sold]
+        selling = np.flatnonzero(sold > 0)
+        taken, _, _ = self.relief(sold[selling], selling)
+        for i, row in zip(selling.tolist(), taken, strict=True):
+            out[i] = [
+                LotSale.trusted(
+                    lot_id=self.ids[i][k],
+                    shares=float(row[k]),
+                    cost_basis=float(self.basis[i, k]),
+                    acquired=self.acquired[i][k],
+                    realized_gain=round(float(row[k] * self.gain[i, k]), 2),
+                    term="long" if self.long[i, k] else "short",
+                )
+                for k in np.flatnonzero(row > 0)
+            ]
         return out
 
     def summary(self, sold: np.ndarray) -> TaxSummary:
