@@ -317,16 +317,16 @@ def _improve(
     a shared cash square, factor risk); where binding rows block every single move, the best
     exchange of two assets. Stops when no single move improves: the answer then cannot be bettered
     by moving any one asset by one lot."""
-    z = _trade_point(data, shares)
-    current = pricer.objective(z, shares)
+    search = _Search(data, pricer, rows)
+    point = search.at(shares)
     coarse = _LOT_GAIN * pricer.unit / data.n
     blocked: np.ndarray | None = None  # the coarse moves a round found all blocked, left out once
     moves, gain = None, None  # the move table of the current trades, kept while they stand
     for _ in range(max_rounds):
         if moves is None or gain is None:
-            moves = _lot_moves(data, shares, separable, candidates)
-            gain = _snap(pricer.changes(z, shares, moves))
-        better = gain < -max(_GAIN * abs(current), coarse)
+            moves = _lot_moves(data, point.shares, separable, candidates)
+            gain = _snap(pricer.changes(point.z, point.shares, moves))
+        better = gain < -max(_GAIN * abs(point.value), coarse)
         if blocked is not None:
             better &= ~blocked
         best = _best_per_asset(moves, gain, better)
@@ -338,37 +338,35 @@ def _improve(
             # No single move improves: a chain across a tight row may still do (its
             # helpers may move two lots; the descent's own moves stay at one, which measured
             # better on the exact-MIQP instances).
-            if _Tight.near(data, rows, rows.values(z)).size == 0:
+            if _Tight.near(data, rows, rows.values(point.z)).size == 0:
                 break
-            wide = _lot_moves(data, shares, separable, candidates, wide=True)
-            wide_gain = _snap(pricer.changes(z, shares, wide))
-            accepted = _chain(data, shares, current, pricer, rows, wide, wide_gain, _Tight.of(data, rows, z, wide))
+            wide = _lot_moves(data, point.shares, separable, candidates, wide=True)
+            wide_gain = _snap(pricer.changes(point.z, point.shares, wide))
+            accepted = _chain(search, point, wide, wide_gain, _Tight.of(data, rows, point.z, wide))
             if accepted is None:
                 break
-            shares, z, current = accepted
-            moves, blocked = None, None
+            point, moves, blocked = accepted, None, None
             continue
         # Every asset's best improving move at once: accepted when it keeps every row and lowers
         # the objective (far from the limits, the usual case).
-        accepted = _try(data, shares, current, pricer, rows, moves, best)
+        accepted = search.apply(point, moves, best)
         tight = None
         if accepted is None:
-            tight = _Tight.of(data, rows, z, moves)
+            tight = _Tight.of(data, rows, point.z, moves)
             chosen = _best_per_asset(moves, gain, better & tight.fits(tight.delta))
             for take in _halvings(len(chosen)):
-                accepted = _try(data, shares, current, pricer, rows, moves, chosen[:take])
+                accepted = search.apply(point, moves, chosen[:take])
                 if accepted is not None:
                     break
         if accepted is None and tight is not None:  # binding rows block single moves: exchanges
-            accepted = _exchange(data, shares, z, current, pricer, rows, moves, gain, tight)
+            accepted = _exchange(search, point, moves, gain, tight)
         if accepted is None and coarse > 0 and strict:  # the coarse moves are all blocked: the fine ones next
             coarse, blocked = 0.0, better
             continue
         if accepted is None:
             break
-        shares, z, current = accepted
-        moves, blocked = None, None
-    return shares
+        point, moves, blocked = accepted, None, None
+    return point.shares
 
 
 def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -379,26 +377,39 @@ def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.
     return np.asarray(first[np.argsort(gain[first], kind="stable")])
 
 
-def _try(
-    data: ProblemData,
-    shares: np.ndarray,
-    current: float,
-    pricer: _Pricer,
-    rows: _Rows,
-    moves: _Moves,
-    chosen: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Apply the moves ``chosen`` (one per asset) if together they keep every row and lower the
-    exact objective."""
-    if chosen.size == 0:
+@dataclass(frozen=True)
+class _Point:
+    """Share trades, the model's variables ``z`` there and their exact objective."""
+
+    shares: np.ndarray
+    z: np.ndarray
+    value: float
+
+
+@dataclass(frozen=True)
+class _Search:
+    """What the descent's moves are judged by: the request, the exact pricer and the coupled rows."""
+
+    data: ProblemData
+    pricer: _Pricer
+    rows: _Rows
+
+    def at(self, shares: np.ndarray) -> _Point:
+        """The point of share trades ``shares``."""
+        z = _trade_point(self.data, shares)
+        return _Point(shares, z, self.pricer.objective(z, shares))
+
+    def apply(self, point: _Point, moves: _Moves, chosen: np.ndarray) -> _Point | None:
+        """``point`` after the moves ``chosen`` (one per asset), if together they keep every row
+        and lower the exact objective."""
+        if chosen.size == 0:
+            return None
+        trial = point.shares.copy()
+        trial[moves.owner[chosen]] = moves.shares[chosen]
+        after = self.at(trial)
+        if after.value < point.value and self.rows.holds(self.rows.values(after.z)):
+            return after
         return None
-    trial = shares.copy()
-    trial[moves.owner[chosen]] = moves.shares[chosen]
-    z_trial = _trade_point(data, trial)
-    value = pricer.objective(z_trial, trial)
-    if value < current and rows.holds(rows.values(z_trial)):
-        return trial, z_trial, value
-    return None
 
 
 @dataclass(frozen=True)
@@ -449,17 +460,7 @@ the second opinion's) then goes on over every improving move, so that no single 
 answer; in the rounding itself that took 11-15 % more time for gains of 0.001-0.005 %."""
 
 
-def _exchange(
-    data: ProblemData,
-    shares: np.ndarray,
-    z: np.ndarray,
-    current: float,
-    pricer: _Pricer,
-    rows: _Rows,
-    moves: _Moves,
-    gain: np.ndarray,
-    tight: _Tight,
-) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _exchange(search: _Search, point: _Point, moves: _Moves, gain: np.ndarray, tight: _Tight) -> _Point | None:
     """The best pair of one-lot moves of two assets whose sum keeps the tight rows and lowers the
     objective: what the binding limits' duals trade at in the continuous problem. The pair's gain
     is taken as the sum of the two (cross terms are second order), then checked exactly."""
@@ -470,23 +471,14 @@ def _exchange(
     tries = improving[np.argsort(gain[improving], kind="stable")][:_PAIR_TRIES]
     fits = tight.fits(tight.delta[:, tries, None] + tight.delta[:, None, :])  # tries x moves
     fits &= owner[tries][:, None] != owner[None, :]
-    total = np.where(fits, gain[tries][:, None] + gain[None, :] + pricer.cross(z, moves, tries), np.inf)
+    total = np.where(fits, gain[tries][:, None] + gain[None, :] + search.pricer.cross(point.z, moves, tries), np.inf)
     a, b = divmod(int(np.argmin(total)), total.shape[1])
     if not total[a, b] < 0:
         return None
-    return _try(data, shares, current, pricer, rows, moves, np.array([tries[a], b]))
+    return search.apply(point, moves, np.array([tries[a], b]))
 
 
-def _chain(
-    data: ProblemData,
-    shares: np.ndarray,
-    current: float,
-    pricer: _Pricer,
-    rows: _Rows,
-    moves: _Moves,
-    gain: np.ndarray,
-    tight: _Tight,
-) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _chain(search: _Search, point: _Point, moves: _Moves, gain: np.ndarray, tight: _Tight) -> _Point | None:
     """A move blocked by a single tight row, with room made on that row by the moves of other
     assets that give it back at the least loss per unit, as many as it takes: one lot of a dear
     asset paid for by lots of several cheap ones, which no exchange of two can do. The most
@@ -506,7 +498,7 @@ def _chain(
         chosen = _cheapest_room(owner[helps], gain[helps], room[helps], need)
         if chosen is None:
             continue
-        accepted = _try(data, shares, current, pricer, rows, moves, np.concatenate([[a], helps[chosen]]))
+        accepted = search.apply(point, moves, np.concatenate([[a], helps[chosen]]))
         if accepted is not None:
             return accepted
     return None
