@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from finwiz import rebalance
-from finwiz._risk_metrics import attach_risk
+from finwiz.risk import attach_risk
 from finwiz.schemas import RebalancingResult
 
 N_ASSETS = 431

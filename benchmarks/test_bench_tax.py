@@ -1,11 +1,11 @@
 """Tax-aware rebalancing (issue 12), every figure scored in the independent model of
-``tax_fixtures`` (the issue's MIQP written in plain cvxpy), never by finwiz's ``objective_value``.
+``tests.optimizer.tax.reference`` (the issue's MIQP written in plain cvxpy), never by finwiz's ``objective_value``.
 
 All requests: ``minimize_costs``, zero costs, no minimum trade, tolerance 0; short-term rate 37 %,
 long-term 20 %, 365 days.
 
 (a) ``tax-431``: the 431 real assets (``conftest.make_problem(431)``, a $10M drifted account, whole
-    shares) with lot histories from ``tax_fixtures.history_instance``: ~10 lots per asset bought on
+    shares) with lot histories from ``reference.history_instance``: ~10 lots per asset bought on
     month-ends over the five years to 2016-12-30 at the historical prices rebuilt from the returns
     (80 % long-term, 24 % at a loss). ``blind`` (``tax=None``, the reference of the ratios) against
     ``aware`` (the default ``tax_weight``, 1 / (2 x 431)), cold cache. A tax-blind sale relieves no
@@ -19,7 +19,7 @@ long-term 20 %, 365 days.
     weights run in one process, cache kept: at the default weight the trades that differ from
     ``aware``'s (same request, cold cache) are recorded (guarantee 6 wants none).
 (b) ``tax-exact-30`` (``slow``): 20 random 30-asset accounts of the real returns ($250k, 3-10 lots
-    per asset, ``tax_fixtures.small_history_instance``), fractional and whole shares: how often
+    per asset, ``reference.small_history_instance``), fractional and whole shares: how often
     finwiz's objective is within 0.1 % of the SCIP optimum of the reference MIQP (target >= 95 %)
     and the worst gap (target <= 1 %). SCIP has 30 s; an instance it does not prove (relative gap
     1e-6) is compared with its best answer and counted in ``scip_unproven``.
@@ -36,10 +36,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from conftest import PEER_WARNINGS
-from finwiz.optimizer import clear_cache, rebalance
-from tax_fixtures import (
+from tests.optimizer.tax.reference import (
     CENT,
     Evaluation,
     TaxInstance,
@@ -50,6 +47,9 @@ from tax_fixtures import (
     small_history_instance,
     trades_of,
 )
+
+from conftest import PEER_WARNINGS
+from finwiz.optimizer import clear_cache, rebalance
 
 pytestmark = PEER_WARNINGS
 

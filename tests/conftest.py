@@ -67,7 +67,7 @@ def make_config():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def demo_config() -> PortfolioConfiguration:
     """The drifted 20-stock demo portfolio of ``finwiz demo``, with 30 % sector caps."""
-    from finwiz._demo import demo_configuration
+    from finwiz.cli._demo import demo_configuration
 
     return demo_configuration()
 

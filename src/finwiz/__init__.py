@@ -9,12 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from finwiz._schemas._presenters import register_presenter
+from finwiz.schemas._presenters import register_presenter
 
 if TYPE_CHECKING:  # pragma: no cover
-    from finwiz._risk_metrics import (
-        RiskMetrics,
-    )
     from finwiz.batch import (
         AccountOutcome,
         BatchResult,
@@ -66,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from finwiz.risk import (
         FactorModel,
+        RiskMetrics,
     )
     from finwiz.schemas import (
         ComplianceCheck,
@@ -139,7 +137,7 @@ _LOCATIONS: dict[str, str] = {
     "TradeRecommendation": "finwiz.schemas",
     "RebalancingSettings": "finwiz.settings",
     "FactorModel": "finwiz.risk",
-    "RiskMetrics": "finwiz._risk_metrics",
+    "RiskMetrics": "finwiz.schemas",
     "ESGConstraint": "finwiz.optimizer",
     "MarketImpactModel": "finwiz.optimizer",
     "OptimizationConstraint": "finwiz.optimizer",

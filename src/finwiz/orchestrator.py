@@ -21,9 +21,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from finwiz._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
-from finwiz._monitoring import monitor_performance
-from finwiz._risk_metrics import attach_risk
 from finwiz.data import (
     PRICE_PROVIDERS,
     PortfolioPriceService,
@@ -36,7 +33,7 @@ from finwiz.data import (
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
 from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine, StrategyRegistry
 from finwiz.reporting import HTMLReportGenerator
-from finwiz.risk import FactorModel
+from finwiz.risk import FactorModel, attach_risk
 from finwiz.schemas import (
     ConstraintOutcome,
     PortfolioAnalysis,
@@ -44,6 +41,8 @@ from finwiz.schemas import (
     PriceData,
     RebalancingResult,
 )
+from finwiz.service._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
+from finwiz.service._monitoring import monitor_performance
 from finwiz.settings import RebalancingSettings
 
 __all__ = [

@@ -355,9 +355,9 @@ def test_every_solve_passes_its_full_settings(
     # cvxpy keeps an OSQP workspace between solves of a cached problem; settings must never leak.
     # (A term without a native form sends the request through cvxpy; see test_native.py.)
     import cvxpy as cp
-    from tests.optimizer.test_native import CvxpyTurnoverPenalty
 
     from finwiz.optimizer import RebalancingEngine
+    from tests.optimizer.solve.test_native import CvxpyTurnoverPenalty
 
     engine = RebalancingEngine()
     engine.strategies["cvxpy_only"] = [*engine.strategies["minimize_costs"].terms(None), CvxpyTurnoverPenalty(1e-4)]  # type: ignore[arg-type]

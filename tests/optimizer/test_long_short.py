@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.optimizer.test_properties import check_guarantees, requests
 
 from finwiz import (
     Holding,
@@ -26,6 +25,7 @@ from finwiz import (
     rebalance,
 )
 from finwiz.optimizer import MarketImpactModel
+from tests.optimizer.test_properties import check_guarantees, requests
 
 
 @st.composite

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from finwiz._risk_metrics import attach_risk
 from finwiz.reporting import HTMLReportGenerator, result_summary_html
 from finwiz.reporting._risk_section import (
     risk_rows,
@@ -17,6 +16,7 @@ from finwiz.reporting._risk_section import (
     sector_risk_figure,
     top_risk_contributors,
 )
+from finwiz.risk import attach_risk
 from finwiz.schemas import RebalancingResult
 
 from .conftest import EVIL_SECTOR, EVIL_SYMBOL, parse_html

@@ -4,14 +4,11 @@ It takes arrays and pandas objects, never providers or reports.
 """
 
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
-from finwiz.optimizer._assembler import AssembledProblem, assemble, cache_info, clear_cache
-from finwiz.optimizer._compliance import PostTradeState, compliance_checks, post_trade_state
 from finwiz.optimizer._constraints import (
     ESGConstraint,
     OptimizationConstraint,
     SectorConcentrationConstraint,
 )
-from finwiz.optimizer._data import MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer._engine import RebalancingEngine, rebalance
 from finwiz.optimizer._strategies import (
     OptimizationStrategy,
@@ -20,7 +17,8 @@ from finwiz.optimizer._strategies import (
     TermStrategy,
     default_strategies,
 )
-from finwiz.optimizer._terms import (
+from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer.describe._terms import (
     BudgetTerm,
     ESGFloorTerm,
     GrossExposureTerm,
@@ -42,6 +40,8 @@ from finwiz.optimizer._terms import (
     Variables,
     constraint_terms,
 )
+from finwiz.optimizer.solve._assembler import AssembledProblem, assemble, cache_info, clear_cache
+from finwiz.optimizer.verify._compliance import PostTradeState, compliance_checks, post_trade_state
 
 __all__ = [
     "AssembledProblem",

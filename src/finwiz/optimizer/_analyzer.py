@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finwiz._risk_metrics import DEFAULT_CONFIDENCE, RiskMetrics, WeightsLike, risk_metrics
-from finwiz.optimizer._data import coerce_prices
-from finwiz.risk import FactorModel
+from finwiz.optimizer.describe._data import coerce_prices
+from finwiz.risk import DEFAULT_CONFIDENCE, FactorModel, RiskMetrics, WeightsLike, risk_metrics
 from finwiz.schemas import (
     CASH,
     PortfolioAnalysis,

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from finwiz.errors import InvalidPortfolioError
-from finwiz.optimizer._terms import Term
+from finwiz.optimizer.describe._terms import Term
 from finwiz.schemas import PortfolioConfiguration, TradeRecommendation, is_unclassified
 
 __all__ = ["ESGConstraint", "OptimizationConstraint", "SectorConcentrationConstraint"]

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finwiz._risk_metrics import attach_risk
 from finwiz.errors import (
     ConfigurationError,
     FinwizError,
@@ -22,24 +21,24 @@ from finwiz.errors import (
     SolverError,
 )
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
-from finwiz.optimizer._assembler import Model, assemble
-from finwiz.optimizer._compliance import (
+from finwiz.optimizer._constraints import OptimizationConstraint
+from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
+from finwiz.optimizer.describe._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer.describe._model import Description
+from finwiz.optimizer.describe._terms import Term, TradeCountTerm, constraint_terms
+from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
+from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades, side_margin
+from finwiz.optimizer.solve._assembler import Model, assemble
+from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
+from finwiz.optimizer.verify._compliance import (
     PostTradeState,
     compliance_checks,
     min_trade_check,
     on_lots,
     post_trade_state,
 )
-from finwiz.optimizer._constraints import OptimizationConstraint
-from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
-from finwiz.optimizer._diagnosis import explain_infeasibility
-from finwiz.optimizer._exact import ExactOutcome, solve_exact
-from finwiz.optimizer._model import Description
-from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades, side_margin
-from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
-from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
-from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
-from finwiz.risk import FactorModel
+from finwiz.optimizer.verify._diagnosis import explain_infeasibility
+from finwiz.risk import FactorModel, attach_risk
 from finwiz.schemas import (
     ComplianceCheck,
     ConstraintOutcome,

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from finwiz.errors import ConfigurationError
-from finwiz.optimizer._data import ProblemData
-from finwiz.optimizer._terms import (
+from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.describe._terms import (
     TargetTrackingTerm,
     Term,
     TrackingErrorTerm,

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from finwiz._risk_metrics import RiskMetrics
 from finwiz.reporting._charts import figure_to_data_uri
 from finwiz.reporting._format import percent
+from finwiz.risk import RiskMetrics
 from finwiz.schemas import RebalancingResult
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,0 +1,165 @@
+"""``finwiz backtest PORTFOLIO_FILE --prices ... --policy ... [--report out.html]``.
+
+Policies on the command line (repeat ``--policy``; each is one row of the comparison):
+
+* ``never``; ``weekly``, ``monthly``, ``quarterly``, ``yearly``; ``calendar:M`` or ``calendar:21``
+  (every 21 trading days);
+* ``band:0.05`` (checked daily) or ``band:0.05,check=W``;
+* ``optimized`` or ``optimized:minimize_costs,every=M,max_turnover=0.2``: the engine, with any
+  ``key=value`` configuration override (numbers, ``true``/``false``).
+
+Any policy also takes overrides after a comma, e.g. ``monthly,transaction_cost_rate=0.002``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from finwiz.errors import ConfigurationError, InvalidPortfolioError
+
+__all__ = ["add_backtest_parser", "parse_policy", "price_table"]
+
+_CALENDAR = {"weekly": "W", "monthly": "M", "quarterly": "Q", "yearly": "Y", "annual": "Y"}
+_POLICY_HELP = (
+    "never | monthly | quarterly | yearly | calendar:M|N | band:TOL[,check=W] | optimized[:METHOD,every=M,...]"
+)
+
+
+def _value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text.strip()
+
+
+def parse_policy(spec: str) -> Any:
+    """A policy object from its command-line form (see the module docstring)."""
+    from finwiz.backtest import BandRebalance, CalendarRebalance, NeverRebalance, OptimizedRebalance
+
+    head, _, rest = spec.partition(":")
+    kind = head.strip().lower()
+    parts = [p for p in (rest.split(",") if rest else []) if p.strip()]
+    if "," in kind:  # "monthly,transaction_cost_rate=0.002"
+        kind, *more = kind.split(",")
+        parts = more + parts
+    positional = [p for p in parts if "=" not in p]
+    options = {k.strip(): _value(v) for k, _, v in (p.partition("=") for p in parts if "=" in p)}
+    try:
+        if kind == "never" and not positional:
+            return NeverRebalance(**options)
+        if kind in _CALENDAR and not positional:
+            return CalendarRebalance(_CALENDAR[kind], **options)
+        if kind == "calendar" and len(positional) == 1:
+            return CalendarRebalance(_value(positional[0]), **options)
+        if kind == "band" and len(positional) == 1:
+            check = options.pop("check", "D")
+            return BandRebalance(float(positional[0]), check_every=check, **options)
+        if kind == "optimized" and len(positional) <= 1:
+            every = options.pop("every", "M")
+            method = positional[0].strip() if positional else "minimize_trades"
+            return OptimizedRebalance(method, every=every, **options)
+    except ValueError as exc:
+        raise ConfigurationError(f"--policy {spec!r}: {exc}") from exc
+    raise ConfigurationError(f"--policy {spec!r} is not a policy; use {_POLICY_HELP}")
+
+
+def price_table(source: str) -> pd.DataFrame:
+    """``sample`` (the bundled 20 stocks) or ``csv:PATH`` (wide ``Date,AAPL,...`` or long
+    ``symbol,date,price``, gzip allowed) as a DataFrame of dates x symbols."""
+    if source == "sample":
+        from finwiz.data import sample_price_history
+
+        return sample_price_history()
+    if not source.startswith("csv:") or not source[4:]:
+        raise ConfigurationError(f"unknown price source {source!r} for a backtest; use sample or csv:PATH")
+    path = Path(source[4:])
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"--prices: no such file {str(path)!r}") from exc
+    except (OSError, ValueError) as exc:
+        raise InvalidPortfolioError(f"{path}: cannot read the price table ({exc})", field="prices") from exc
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    if {"symbol", "date", "price"} <= set(lower):
+        return frame.pivot_table(index=lower["date"], columns=lower["symbol"], values=lower["price"], aggfunc="last")
+    return frame.set_index(frame.columns[0])
+
+
+def _write_metrics(metrics: pd.DataFrame, out: Any) -> None:
+    if metrics.empty:
+        out.write("no policy could run\n")
+        return
+    shown = metrics[
+        ["final_value", "tracking_error", "mean_drift", "turnover_per_year", "costs_per_year", "costs_bp_per_year"]
+    ].copy()
+    shown.insert(len(shown.columns), "trades", metrics["trades"])
+    shown.insert(len(shown.columns), "failed", metrics["failed_rebalances"])
+    formats = {
+        "final_value": "{:,.2f}".format,
+        "tracking_error": "{:.2%}".format,
+        "mean_drift": "{:.2%}".format,
+        "turnover_per_year": "{:.1%}".format,
+        "costs_per_year": "{:,.2f}".format,
+        "costs_bp_per_year": "{:.2f}".format,
+    }
+    out.write(shown.to_string(formatters=formats) + "\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from finwiz.backtest import Backtest
+    from finwiz.cli._portfolio_file import load_portfolio_file
+
+    report = Path(args.report) if args.report else None
+    if report is not None and (report.is_dir() or not report.parent.is_dir()):
+        raise ConfigurationError(f"cannot write the report to {str(report)!r}: no such directory or a directory")
+    policies = {spec: parse_policy(spec) for spec in (args.policy or ["monthly"])}
+    config = load_portfolio_file(args.portfolio_file)
+    prices = price_table(args.prices)
+    volumes = price_table(f"csv:{args.volumes}") if args.volumes else None
+    backtest = Backtest(prices, initial=config, volumes=volumes, start=args.start, end=args.end)
+    if not args.quiet:
+        first, last = backtest.prices.index[0].date(), backtest.prices.index[-1].date()
+        sys.stderr.write(
+            f"Backtesting {len(policies)} policies over {len(backtest.prices)} days ({first} to {last})...\n"
+        )
+    comparison = backtest.compare(policies)
+    _write_metrics(comparison.metrics, sys.stdout)
+    for name, message in comparison.failures.items():
+        sys.stdout.write(f"{name}: failed: {message}\n")
+    for name, result in comparison.results.items():
+        if len(result.failures):
+            first_failure = result.failures.iloc[0]
+            sys.stdout.write(f"{name}: {len(result.failures)} failed rebalances (first: {first_failure['reason']})\n")
+    if report is not None:
+        comparison.write_html(report, title=f"Backtest of {Path(args.portfolio_file).name}")
+        sys.stdout.write(f"Report written to {report.resolve()}\n")
+    return 1 if comparison.failures else 0
+
+
+def add_backtest_parser(commands: Any) -> None:
+    """Add the ``backtest`` subcommand to the ``finwiz`` parser's subcommands."""
+    parser = commands.add_parser(
+        "backtest",
+        help="play rebalancing policies over a price history and compare them",
+        description="Start from the book in PORTFOLIO_FILE (TOML or YAML, the fields of "
+        "PortfolioConfiguration) on the first date and play each --policy over the price history: "
+        "whole shares, costs, market impact with --volumes. Prints one row of metrics per policy.",
+    )
+    parser.add_argument("portfolio_file", metavar="PORTFOLIO_FILE", help="portfolio .toml, .yaml or .yml")
+    parser.add_argument("--prices", default="sample", metavar="SOURCE", help="sample | csv:PATH (default: sample)")
+    parser.add_argument("--policy", action="append", metavar="POLICY", help=f"{_POLICY_HELP} (repeatable)")
+    parser.add_argument("--volumes", metavar="PATH", help="CSV of daily dollar volumes (dates x symbols)")
+    parser.add_argument("--start", metavar="DATE", help="first date (default: the first of the prices)")
+    parser.add_argument("--end", metavar="DATE", help="last date (default: the last of the prices)")
+    parser.add_argument("--report", metavar="PATH", help="write the comparison as a self-contained HTML report")
+    parser.set_defaults(handler=_run)

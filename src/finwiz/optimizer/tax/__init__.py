@@ -1,0 +1,1 @@
+"""Tax lots: which lots a sale relieves, their gains and tax (``_tax``)."""

@@ -1,0 +1,218 @@
+"""A taxable account's lots as arrays (:class:`LotBook`): which lots a sale relieves, and what it
+realises.
+
+One place says what selling ``q`` shares of an asset realises: :meth:`LotBook.relief` takes the
+asset's lots in its relief order (the cheapest in tax first for the ``"optimal"`` policy, oldest
+first for FIFO, highest cost first for HIFO) and sells from each in turn. The model's tax form
+(the continuous solve's lot variables, ``_model.TaxForm``) is made from the same arrays; the
+whole-share step, the result's lot list and its tax summary all call :meth:`relief`.
+
+Wash sales as implemented: an asset whose wash-sale group (itself, or the ``identical`` group it
+belongs to) was sold at a loss within the window is not bought; one whose group was bought within
+the window has its loss lots withheld from sale (unless ``allow_wash_sale_losses``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from finwiz.optimizer.describe._model import TaxForm
+from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
+
+__all__ = ["LotBook", "lot_book"]
+
+
+@dataclass(frozen=True, eq=False)
+class LotBook:
+    """Every asset's sellable lots, one row per asset padded to the most lots any asset has, in
+    relief order (padding holds zero shares). Gains are per share, in currency."""
+
+    shares: np.ndarray  # (n, k)
+    gain: np.ndarray  # (n, k): price - cost basis
+    rate: np.ndarray  # (n, k): the lot's tax rate, by its term
+    long: np.ndarray  # (n, k) bool
+    ids: tuple[tuple[str, ...], ...]  # per asset, in relief order
+    basis: np.ndarray  # (n, k)
+    acquired: tuple[tuple[date, ...], ...]
+    withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
+    no_buy: np.ndarray  # (n,) bool: the wash-sale rule forbids buying
+    blocks: dict[str, str]  # symbol -> why the wash-sale rule restricted it
+    settings: TaxSettings
+
+    @property
+    def tax_weight(self) -> float:
+        """The price of one unit of tax (a fraction of ``V_ref``) in the objective: the setting's,
+        by default ``1 / (2 n)`` (see :class:`~finwiz.schemas.TaxSettings`)."""
+        given = self.settings.tax_weight
+        return 0.5 / len(self.ids) if given is None else given
+
+    @property
+    def budget(self) -> float | None:
+        """``max_realized_gain`` in currency (None: no budget)."""
+        return self.settings.max_realized_gain
+
+    def relief(self, sold: np.ndarray, owner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(taken, tax, gain)`` of selling ``sold[j] >= 0`` shares of asset ``owner[j]`` (default:
+        asset ``j``): the shares taken from each lot (rows like ``sold``, columns in relief order),
+        and the tax and gain realised, in currency. Shares beyond the lots are taken from none."""
+        shares = self.shares if owner is None else self.shares[owner]
+        end = np.cumsum(shares, axis=1)
+        taken = np.clip(np.asarray(sold, dtype=float)[:, None] - (end - shares), 0.0, shares)
+        gain = self.gain if owner is None else self.gain[owner]
+        rate = self.rate if owner is None else self.rate[owner]
+        realised = taken * gain
+        return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
+
+    def priced(self, gain_price: float) -> LotBook:
+        """The same lots in the order that is cheapest when a unit of realised gain costs
+        ``gain_price`` besides its tax (a binding gain budget's multiplier, objective units per
+        ``V_ref``): by ``(tax_weight x rate + gain_price) x gain`` per share. The ``"optimal"``
+        policy only (FIFO and HIFO keep their order); the continuous solve's lots are relieved in
+        this order at its optimum."""
+        if self.settings.lot_policy != "optimal" or gain_price <= 0:
+            return self
+        padding = self.shares <= 0
+        key = np.where(padding, np.inf, (self.tax_weight * self.rate + gain_price) * self.gain)
+        width = self.shares.shape[1]
+        age = np.array([[d.toordinal() for d in row] + [0] * (width - len(row)) for row in self.acquired])
+        order = np.lexsort((age, np.where(padding, np.inf, self.gain), key), axis=-1)
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(a, order, axis=1)
+
+        return dataclasses.replace(
+            self,
+            shares=take(self.shares),
+            gain=take(self.gain),
+            rate=take(self.rate),
+            long=take(self.long),
+            basis=take(self.basis),
+            ids=tuple(tuple(ids[k] for k in row[: len(ids)]) for ids, row in zip(self.ids, order, strict=True)),
+            acquired=tuple(tuple(d[k] for k in row[: len(d)]) for d, row in zip(self.acquired, order, strict=True)),
+        )
+
+    def form(self, prices: np.ndarray, ref_value: float) -> TaxForm:
+        """The lots as the model's tax form (``V_ref`` units), padding left out."""
+        has = self.shares > 0
+        owner = np.nonzero(has)[0]
+        price = prices[owner]
+        gain = self.gain[has] / price
+        return TaxForm(owner=owner, cap=self.shares[has] * price / ref_value, tax=gain * self.rate[has], gain=gain)
+
+    def sales(self, sold: np.ndarray) -> list[list[LotSale]]:
+        """Per asset, the lots selling ``sold[i] >= 0`` shares relieves (the assets that sell only)."""
+        out: list[list[LotSale]] = [[] for _ in sold]
+        selling = np.flatnonzero(sold > 0)
+        taken, _, _ = self.relief(sold[selling], selling)
+        for i, row in zip(selling.tolist(), taken, strict=True):
+            out[i] = [
+                LotSale.trusted(
+                    lot_id=self.ids[i][k],
+                    shares=float(row[k]),
+                    cost_basis=float(self.basis[i, k]),
+                    acquired=self.acquired[i][k],
+                    realized_gain=round(float(row[k] * self.gain[i, k]), 2),
+                    term="long" if self.long[i, k] else "short",
+                )
+                for k in np.flatnonzero(row > 0)
+            ]
+        return out
+
+    def summary(self, sold: np.ndarray) -> TaxSummary:
+        """What selling ``sold`` (shares per asset, >= 0) realises."""
+        taken, _, _ = self.relief(sold)
+        realised = np.round(taken * self.gain, 2)  # to the cent, lot by lot
+        long = self.long
+        st_gain, lt_gain = (float(realised[term & (realised > 0)].sum()) for term in (~long, long))
+        st_loss, lt_loss = (0.0 - float(realised[term & (realised < 0)].sum()) + 0.0 for term in (~long, long))
+        net = st_gain - st_loss + lt_gain - lt_loss
+        s = self.settings
+        tax = s.short_term_rate * (st_gain - st_loss) + s.long_term_rate * (lt_gain - lt_loss)
+        budget = s.max_realized_gain
+        return TaxSummary(
+            short_term_gains=round(st_gain, 2),
+            short_term_losses=round(st_loss, 2),
+            long_term_gains=round(lt_gain, 2),
+            long_term_losses=round(lt_loss, 2),
+            net_realized_gain=round(net, 2),
+            estimated_tax=round(tax, 2),
+            harvested_losses=round(st_loss + lt_loss, 2),
+            budget=budget,
+            budget_used=None if budget is None or budget <= 0 else net / budget,
+            tax_weight=self.tax_weight,
+            lot_policy=s.lot_policy,
+            wash_sale_blocks=dict(self.blocks),
+        )
+
+
+def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | None:
+    """The lots of ``config``'s holdings (None without tax settings), in relief order."""
+    settings = config.tax
+    if settings is None:
+        return None
+    symbols = config.symbols
+    n = len(symbols)
+    where = {s: i for i, s in enumerate(symbols)}
+    every = [(where[h.symbol], lot) for h in config.holdings for lot in h.lots]
+    owner = np.array([i for i, _ in every], dtype=np.int64)
+    held = np.array([lot.shares for _, lot in every], dtype=float)
+    basis = np.array([lot.cost_basis for _, lot in every], dtype=float)
+    day = np.array([lot.acquired.toordinal() for _, lot in every], dtype=np.int64)
+    per_share = prices[owner] - basis if len(every) else np.zeros(0)
+    long = (settings.as_of.toordinal() - day) > settings.long_term_days
+    rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
+    recent = settings.in_window
+    sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
+    bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
+    groups = [settings.group(s) for s in symbols]
+    no_buy = np.array([g in sold_at_loss for g in groups], bool)
+    withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)
+    keep = ~(withholds[owner] & (per_share < 0)) if len(every) else np.ones(0, bool)
+    withheld = np.bincount(owner[~keep], weights=held[~keep], minlength=n)
+    blocks: dict[str, str] = {}
+    window = settings.wash_sale_days
+    for i in np.flatnonzero(no_buy):
+        blocks[symbols[i]] = f"not bought: {groups[i]} was sold at a loss within {window} days"
+    for i in np.flatnonzero(withheld > 0):
+        blocks[symbols[i]] = f"loss lots not sold: {groups[i]} was bought within {window} days"
+    # Relief order within each asset (see the module docstring), the asset first.
+    index = np.arange(len(every))
+    if settings.lot_policy == "fifo":
+        keys: tuple[np.ndarray, ...] = (index, day, owner)
+    elif settings.lot_policy == "hifo":
+        keys = (day, -basis, owner)
+    else:  # by tax per share, then gain per share, then age: each asset's tax convex in its sells
+        keys = (day, per_share, per_share * rate, owner)
+    order = np.lexsort(keys)
+    order = order[keep[order]]
+    count = np.bincount(owner[order], minlength=n)
+    width = max(int(count.max(initial=0)), 1)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    slot = np.arange(len(order)) - first[owner[order]]
+    row = owner[order]
+
+    def padded(values: np.ndarray, dtype: type = float) -> np.ndarray:
+        out: np.ndarray = np.zeros((n, width), dtype=dtype)
+        out[row, slot] = values[order]
+        return out
+
+    lot_ids = [str(lot.lot_id) for _, lot in every]
+    dates = [lot.acquired for _, lot in every]
+    ranges = [order[first[i] : first[i] + count[i]] for i in range(n)]
+    return LotBook(
+        shares=padded(held),
+        gain=padded(per_share),
+        rate=padded(rate),
+        long=padded(long, bool),
+        ids=tuple(tuple(lot_ids[k] for k in r) for r in ranges),
+        basis=padded(basis),
+        acquired=tuple(tuple(dates[k] for k in r) for r in ranges),
+        withheld=withheld,
+        no_buy=no_buy,
+        blocks=blocks,
+        settings=settings,
+    )

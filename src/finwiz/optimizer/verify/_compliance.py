@@ -1,0 +1,208 @@
+"""The post-trade state of concrete share trades, and every hard constraint checked on it.
+
+This is the single source of truth for money and weights: the engine's result, the whole-share
+step's final check and the tests all use :func:`post_trade_state`. The checks read the limit
+groups of the model's one description (``_model``): each group's ``rows / per`` at the final
+trades, in the group's unit — no limit's formula is restated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
+from finwiz.optimizer.describe._model import SCALARS, LimitGroup, trade_vector
+from finwiz.schemas import ComplianceCheck
+
+__all__ = [
+    "PostTradeState",
+    "compliance_checks",
+    "continuous_point",
+    "meets_minimum",
+    "min_trade_check",
+    "on_lots",
+    "post_trade_state",
+    "trade_costs",
+    "trade_point",
+    "trade_scalars",
+]
+
+RELATIVE_TOLERANCE = 1e-9
+"""A constraint holds when it is met to within this fraction of portfolio value (float noise)."""
+
+
+def trade_costs(
+    data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(transaction, market impact) cost in currency of signed ``trade_values``: the cost model,
+    ``rate |T| + k V_ref (|T| / V_ref)^{3/2}``.
+
+    ``trade_values[j]`` trades asset ``owner[j]`` (default: asset ``j``).
+    """
+    size = np.abs(trade_values)
+    rate = data.cost_rate if owner is None else data.cost_rate[owner]
+    linear = rate * size
+    if data.impact is None:
+        return linear, np.zeros_like(linear)
+    k = data.impact if owner is None else data.impact[owner]
+    impact = k * (size / data.ref_value) ** 1.5 * data.ref_value
+    return linear, impact
+
+
+def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
+    """Each signed trade's share of the model's scalar columns, ``V_ref`` units, one row per trade
+    (``SCALARS`` columns): its cost (transaction plus impact), ``|u|``, ``u``, and the tax and the
+    gain of the lots its sale relieves (``_tax.LotBook.relief``; 0 outside a taxable account).
+
+    ``trade_values[j]`` (currency) trades asset ``owner[j]`` (default: asset ``j``).
+    """
+    linear, impact = trade_costs(data, trade_values, owner)
+    u = trade_values / data.ref_value
+    out = np.zeros((len(u), SCALARS))
+    out[:, 0], out[:, 1], out[:, 2] = (linear + impact) / data.ref_value, np.abs(u), u
+    if data.lots is not None:
+        price = data.prices if owner is None else data.prices[owner]
+        _, tax, gain = data.lots.relief(np.maximum(-trade_values, 0.0) / price, owner)
+        out[:, 3], out[:, 4] = tax / data.ref_value, gain / data.ref_value
+    return out
+
+
+def trade_point(data: ProblemData, trade_values: np.ndarray) -> np.ndarray:
+    """The model's variables ``z`` at signed trades (currency, one per asset): exact costs, taxes."""
+    u = trade_values / data.ref_value
+    return np.concatenate([np.maximum(u, 0.0), np.maximum(-u, 0.0), trade_scalars(data, trade_values).sum(axis=0)])
+
+
+def continuous_point(data: ProblemData, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
+    """``z`` at a continuous solve's buy and sell (``V_ref`` units, possibly both on one asset)
+    and its cost: the tax and gain of the lots the sells relieve."""
+    if data.lots is None:
+        return trade_vector(buy, sell, cost)
+    _, tax, gain = data.lots.relief(sell * data.ref_value / data.prices)
+    return trade_vector(buy, sell, cost, float(tax.sum()) / data.ref_value, float(gain.sum()) / data.ref_value)
+
+
+def meets_minimum(data: ProblemData, trade_values: np.ndarray) -> np.ndarray:
+    """Which signed trade values keep the minimum trade size: no trade, or at least the minimum
+    (and a cent) in value."""
+    smallest = max(data.min_trade_value * (1 - 1e-12), NOISE_VALUE)
+    return np.asarray((trade_values == 0) | (np.abs(trade_values) >= smallest))
+
+
+def on_lots(data: ProblemData, trade_shares: np.ndarray) -> np.ndarray:
+    """Which share trades keep the lot rule: whole lots (millionths of a share when fractional),
+    or selling the whole holding out (an odd lot may be sold)."""
+    lots = trade_shares / data.lot
+    whole = np.abs(lots - np.round(lots)) <= 1e-9 * np.maximum(1.0, np.abs(lots))
+    return np.asarray(whole | ((trade_shares < 0) & np.isclose(-trade_shares, data.shares, rtol=1e-12, atol=0.0)))
+
+
+@dataclass(frozen=True)
+class PostTradeState:
+    """Positions, cash and weights after ``trade_shares`` (signed) are executed."""
+
+    trade_shares: np.ndarray
+    trade_values: np.ndarray
+    shares_after: np.ndarray
+    values_after: np.ndarray
+    transaction_costs: np.ndarray
+    impact_costs: np.ndarray
+    cash_after: float
+    value_after: float
+    weights_after: np.ndarray
+    cash_weight_after: float
+    turnover: float
+
+    @property
+    def total_cost(self) -> float:
+        """Transaction plus impact costs, in currency."""
+        return float(self.transaction_costs.sum() + self.impact_costs.sum())
+
+    def trade_vector(self, data: ProblemData) -> np.ndarray:
+        """The trades as the model's variables ``z`` (fractions of V_ref, see :func:`trade_point`)."""
+        return trade_point(data, self.trade_values)
+
+
+def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeState:
+    """Apply ``trade_shares``: cash after = cash + cash flow - sum(trade values) - costs."""
+    trade_values = trade_shares * data.prices
+    linear, impact = trade_costs(data, trade_values)
+    shares_after = data.shares + trade_shares
+    values_after = shares_after * data.prices
+    cash_after = float(data.cash + data.cash_flow - trade_values.sum() - linear.sum() - impact.sum())
+    value_after = float(values_after.sum() + cash_after)
+    return PostTradeState(
+        trade_shares=trade_shares,
+        trade_values=trade_values,
+        shares_after=shares_after,
+        values_after=values_after,
+        transaction_costs=linear,
+        impact_costs=impact,
+        cash_after=cash_after,
+        value_after=value_after,
+        weights_after=values_after / value_after,
+        cash_weight_after=cash_after / value_after,
+        turnover=float(np.abs(trade_values).sum() / data.value),
+    )
+
+
+def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[ComplianceCheck]:
+    """The group's rows at ``z`` against their bounds: the tightest member of a per-asset group,
+    every member otherwise. Amounts in the group's unit."""
+    value = group.value(z)
+    show = np.broadcast_to(np.asarray(group.show, dtype=float), value.shape)
+    upper_side = np.isfinite(group.upper)
+    limit = np.where(upper_side, group.upper, group.lower)
+    slack = np.where(upper_side, limit - value, value - limit)
+    rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else range(len(slack))
+    out = []
+    for r in rows:
+        label = f"{group.name}[{group.members[r]}]" if group.members[r] not in (group.name,) else group.name
+        out.append(
+            ComplianceCheck.trusted(
+                constraint=label,
+                term=term,
+                kind="<=" if upper_side[r] else ">=",
+                limit=float(limit[r] * show[r]),
+                value=float(value[r] * show[r]),
+                slack=float(slack[r] * show[r]),
+                satisfied=bool(slack[r] >= -RELATIVE_TOLERANCE * max(1.0, abs(float(limit[r])))),
+                unit=group.unit,
+            )
+        )
+    return out
+
+
+def compliance_checks(
+    data: ProblemData, state: PostTradeState, groups: Sequence[tuple[str, LimitGroup]]
+) -> list[ComplianceCheck]:
+    """Every limit group (with the term that states it) checked on the final trades."""
+    z = state.trade_vector(data)
+    return [check for term, group in groups for check in group_checks(group, z, term)]
+
+
+def min_trade_check(data: ProblemData, state: PostTradeState) -> ComplianceCheck | None:
+    """Every trade is worth at least ``min_trade_value`` (None when there is no minimum)."""
+    if data.min_trade_value <= 0:
+        return None
+    sizes = np.abs(state.trade_values)
+    traded = state.trade_shares != 0
+    ok = bool(meets_minimum(data, state.trade_values).all())
+    if not traded.any():
+        i, value, name = -1, data.min_trade_value, "min_trade_size"
+    else:
+        i = int(np.argmin(np.where(traded, sizes, np.inf)))
+        value, name = float(sizes[i]), f"min_trade_size[{data.symbols[i]}]"
+    return ComplianceCheck.trusted(
+        constraint=name,
+        term="min_trade_size",
+        kind=">=",
+        limit=float(data.min_trade_value),
+        value=value,
+        slack=value - float(data.min_trade_value),
+        satisfied=ok,
+        unit="currency",
+    )

@@ -1,0 +1,72 @@
+"""Pydantic v2 models at finwiz's edges: what users pass in and what they get back.
+
+Every model refuses bad input with :class:`~finwiz.errors.InvalidPortfolioError` (never a raw
+``pydantic.ValidationError``); its message names the field and, where there is one, the symbol.
+Symbols are canonicalised (surrounding white space removed, upper case), so ``" aapl"`` and
+``"AAPL"`` are the same symbol — and listing both is refused as a duplicate.
+
+The public names live here; the code lives by concern in this package's modules: validation
+machinery, constants and enums (``_base``), inputs (``_inputs``), trades, needs, analysis and
+checks (``_records``), the result (``_result``), the original guide's shapes (``_legacy``),
+the notebook/plot hooks (``_presenters``) and the compact
+batch pickling (``_pickling``), and the risk figures a result carries (``_risk``, computed by
+:mod:`finwiz.risk`). Each of these modules imports only ``_base`` and its siblings here: no
+module of this package imports the rest of finwiz but :mod:`finwiz.errors`.
+"""
+
+from __future__ import annotations
+
+from finwiz.schemas._base import (
+    CASH,
+    DEFAULT_MIN_TRADE_SIZE,
+    DEFAULT_TOLERANCE,
+    DEFAULT_TRANSACTION_COST_RATE,
+    UNCLASSIFIED_SECTORS,
+    RebalancingMethod,
+    TradeAction,
+    canonical_symbol,
+    is_unclassified,
+    require_data,
+)
+from finwiz.schemas._inputs import Holding, PortfolioConfiguration, PriceData
+from finwiz.schemas._legacy import OptimizedTrades
+from finwiz.schemas._records import (
+    ComplianceCheck,
+    ConstraintOutcome,
+    PortfolioAnalysis,
+    RebalancingNeed,
+    TradeRecommendation,
+)
+from finwiz.schemas._result import RebalancingResult
+from finwiz.schemas._risk import RiskMetrics
+from finwiz.schemas._tax import LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings, TaxSummary
+
+__all__ = [
+    "CASH",
+    "DEFAULT_MIN_TRADE_SIZE",
+    "DEFAULT_TOLERANCE",
+    "DEFAULT_TRANSACTION_COST_RATE",
+    "UNCLASSIFIED_SECTORS",
+    "ComplianceCheck",
+    "ConstraintOutcome",
+    "Holding",
+    "LotSale",
+    "OptimizedTrades",
+    "PortfolioAnalysis",
+    "PortfolioConfiguration",
+    "PriceData",
+    "RebalancingMethod",
+    "RebalancingNeed",
+    "RebalancingResult",
+    "RecentPurchase",
+    "RecentSale",
+    "RiskMetrics",
+    "TaxLot",
+    "TaxSettings",
+    "TaxSummary",
+    "TradeAction",
+    "TradeRecommendation",
+    "canonical_symbol",
+    "is_unclassified",
+    "require_data",
+]

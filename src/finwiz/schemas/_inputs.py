@@ -1,0 +1,469 @@
+"""What users pass in: :class:`Holding`, :class:`PriceData` and :class:`PortfolioConfiguration`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from finwiz.errors import InvalidPortfolioError
+from finwiz.schemas._base import (
+    _WEIGHT_SLACK,
+    DEFAULT_MIN_TRADE_SIZE,
+    DEFAULT_TOLERANCE,
+    DEFAULT_TRANSACTION_COST_RATE,
+    RebalancingMethod,
+    _canonical_mapping,
+    _canonical_set,
+    _finite,
+    _Model,
+    _number,
+    _number_values,
+    canonical_symbol,
+    is_unclassified,
+    require_data,
+)
+from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
+from finwiz.schemas._tax import TaxLot, TaxSettings
+
+__all__ = ["Holding", "PortfolioConfiguration", "PriceData"]
+
+
+class Holding(_Model):
+    """A position: ``shares`` of ``symbol`` held today. Negative shares are a short position,
+    accepted only in a :class:`PortfolioConfiguration` with ``allow_short=True``.
+
+    ``lots`` are its tax lots (what a tax-aware rebalance sells from); their shares must add up to
+    ``shares``. Lots without a ``lot_id`` are numbered ``SYMBOL#1``, ``SYMBOL#2``, ... in order."""
+
+    symbol: str
+    shares: float
+    cost_basis: float | None = Field(default=None, ge=0.0)
+    sector: str | None = None
+    esg_score: float | None = None
+    lots: list[TaxLot] = Field(default_factory=list)
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: object) -> str:
+        return canonical_symbol(value)
+
+    @field_validator("shares", "cost_basis", "esg_score", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
+    @field_validator("shares", "cost_basis", "esg_score")
+    @classmethod
+    def _finite_numbers(cls, value: float | None) -> float | None:
+        return None if value is None else _finite(value, "shares")
+
+    @model_validator(mode="after")
+    def _lots(self) -> Self:
+        if not self.lots:
+            return self
+        total = sum(lot.shares for lot in self.lots)
+        if abs(total - self.shares) > 1e-9 * max(1.0, abs(self.shares)):
+            raise InvalidPortfolioError(
+                f"holdings: the lots of {self.symbol} hold {total:.10g} shares, not its {self.shares:.10g}",
+                field="lots",
+                symbol=self.symbol,
+            )
+        named = [
+            lot if lot.lot_id is not None else lot.model_copy(update={"lot_id": f"{self.symbol}#{k + 1}"})
+            for k, lot in enumerate(self.lots)
+        ]
+        ids = [lot.lot_id for lot in named]
+        repeated = sorted({i for i in ids if ids.count(i) > 1 and i is not None})
+        if repeated:
+            raise InvalidPortfolioError(
+                f"holdings: {self.symbol} has lot id {repeated[0]} twice", field="lots", symbol=self.symbol
+            )
+        self.lots = named
+        return self
+
+
+class PriceData(_Model):
+    """One price observation: ``price`` of ``symbol`` at ``timestamp`` (finite, positive)."""
+
+    symbol: str
+    price: float = Field(gt=0.0)
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    currency: str = "USD"
+    source: str | None = None
+    volume: float | None = Field(default=None, ge=0.0)
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: object) -> str:
+        return canonical_symbol(value)
+
+    @field_validator("price", "volume", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
+    @field_validator("price")
+    @classmethod
+    def _finite_price(cls, value: float) -> float:
+        return _finite(value, "price")
+
+
+class PortfolioConfiguration(_Model):
+    """What an account holds, where it should be, and the limits the trades must keep.
+
+    ``target_weights`` are fractions of total portfolio value (holdings plus cash) and sum to at
+    most 1; the remainder is the cash target. A held symbol without a target has target 0 (it is
+    sold down unless a constraint keeps it). Weights, caps and bands are fractions of value;
+    ``min_trade_size`` and ``cash_flow`` are in currency (a positive cash flow is a deposit to
+    invest, a negative one a withdrawal to raise).
+
+    Tolerance band: an asset is left alone while ``|weight - target| <= band_width(target)``,
+    which is ``tolerance`` (absolute), or with ``relative_tolerance`` the tighter of
+    ``tolerance`` and ``relative_tolerance x target`` -- the "5/25" rule is ``tolerance=0.05,
+    relative_tolerance=0.25``; ``tolerance=1`` leaves a purely relative band. Limits: the more
+    specific setting wins (``max_position_weights[s]`` over ``max_position_weight``,
+    ``sector_caps[x]`` over ``max_sector_weight``, tighter or looser). Sectors: an unclassified
+    symbol (no entry in ``sectors``, or a label in :data:`UNCLASSIFIED_SECTORS`) is in no sector
+    and no sector cap applies to it. Numbers must be numbers: text, booleans and non-finite
+    values are refused.
+
+    Long/short: with ``allow_short=True`` targets and held shares may be negative (short), and
+    ``max_gross_exposure`` caps the sum of |post-trade weights| (e.g. 1.3 for a 130/30 book). Each
+    asset stays on the side of its target (a zero target: the side of its holding), position caps
+    cap |weight| and sector caps the net sector weight; short proceeds are cash (no borrow cost).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the holdings as rows, not one pydantic object each: a batch sends every account's
+        configuration to a worker, and pickling 100 holdings one by one cost a third of the
+        parent's time (the worker's copy is the same, validated object)."""
+        state = dict(self.__dict__)
+        state["holdings"] = _pack_models(state["holdings"])
+        return (_unpickle_configuration, (type(self), state, frozenset(self.model_fields_set)))
+
+    holdings: list[Holding]
+    target_weights: dict[str, float]
+    cash: float = Field(default=0.0, ge=0.0)
+    method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
+    relative_tolerance: float | None = Field(default=None, ge=0.0)
+    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
+    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
+    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
+    allow_fractional_shares: bool = False
+    lot_sizes: dict[str, float] = Field(default_factory=dict)
+    allow_short: bool = False
+    max_gross_exposure: float | None = Field(default=None, gt=0.0)
+    cash_flow: float = 0.0
+    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_turnover: float | None = Field(default=None, ge=0.0)
+    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_position_weights: dict[str, float] = Field(default_factory=dict)
+    min_position_weights: dict[str, float] = Field(default_factory=dict)
+    sectors: dict[str, str] = Field(default_factory=dict)
+    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
+    sector_caps: dict[str, float] = Field(default_factory=dict)
+    esg_scores: dict[str, float] = Field(default_factory=dict)
+    min_esg_score: float | None = None
+    min_average_esg_score: float | None = None
+    no_buy: list[str] = Field(default_factory=list)
+    no_sell: list[str] = Field(default_factory=list)
+    no_trade: list[str] = Field(default_factory=list)
+    risk_aversion: float = Field(default=1.0, ge=0.0)
+    trade_penalty: float | None = Field(default=None, ge=0.0)
+    custom_constraints: list[Any] = Field(default_factory=list)
+    tax: TaxSettings | None = None
+
+    @field_validator(
+        "cash",
+        "tolerance",
+        "relative_tolerance",
+        "transaction_cost_rate",
+        "min_trade_size",
+        "cash_flow",
+        "min_cash_weight",
+        "max_turnover",
+        "max_position_weight",
+        "max_sector_weight",
+        "max_gross_exposure",
+        "min_esg_score",
+        "min_average_esg_score",
+        "risk_aversion",
+        "trade_penalty",
+        mode="before",
+    )
+    @classmethod
+    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        "sector_caps",
+        mode="before",
+    )
+    @classmethod
+    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
+        return _number_values(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        mode="after",
+    )
+    @classmethod
+    def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        return _canonical_mapping(value, info.field_name)
+
+    @field_validator("sectors", mode="after")
+    @classmethod
+    def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
+        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
+        out = _canonical_mapping(value, "sectors")
+        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
+
+    @field_validator("no_buy", "no_sell", "no_trade", mode="after")
+    @classmethod
+    def _canonical_lists(cls, value: list[str], info: Any) -> list[str]:
+        return _canonical_set(value, info.field_name)
+
+    @field_validator("cash", "cash_flow", "min_trade_size", "risk_aversion")
+    @classmethod
+    def _finite_scalars(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        held: dict[str, Holding] = {}
+        for holding in self.holdings:
+            if holding.symbol in held:
+                raise InvalidPortfolioError(
+                    f"holdings: symbol {holding.symbol} is listed twice",
+                    field="holdings",
+                    symbol=holding.symbol,
+                )
+            held[holding.symbol] = holding
+            if holding.shares < 0 and not self.allow_short:
+                raise InvalidPortfolioError(
+                    f"holdings: {holding.symbol} has negative shares {holding.shares:g} "
+                    f"(a short position: set allow_short=True)",
+                    field="shares",
+                    symbol=holding.symbol,
+                )
+        for symbol, weight in self.target_weights.items():
+            if weight < 0 and not self.allow_short:
+                raise InvalidPortfolioError(
+                    f"target_weights: {symbol} has negative target {weight} (a short target: set allow_short=True)",
+                    field="target_weights",
+                    symbol=symbol,
+                )
+        self._check_gross_exposure()
+        self._check_tax(held)
+        total = sum(self.target_weights.values())
+        if total > 1 + _WEIGHT_SLACK:
+            raise InvalidPortfolioError(
+                f"target_weights sum to {total:.6g}, above 1 (the remainder is the cash target)",
+                field="target_weights",
+            )
+        universe = self.symbols
+        if not universe:
+            raise InvalidPortfolioError("empty portfolio: no holdings and no targets", field="holdings")
+        known = set(universe)
+        for field in (
+            "transaction_cost_rates",
+            "lot_sizes",
+            "max_position_weights",
+            "min_position_weights",
+            "no_buy",
+            "no_sell",
+            "no_trade",
+        ):
+            for symbol in getattr(self, field):
+                if symbol not in known:
+                    raise InvalidPortfolioError(
+                        f"{field}: unknown symbol {symbol} (neither held nor targeted)",
+                        field=field,
+                        symbol=symbol,
+                    )
+        for symbol, rate in self.transaction_cost_rates.items():
+            if not 0 <= rate < 1:
+                raise InvalidPortfolioError(
+                    f"transaction_cost_rates: {symbol} has rate {rate}, outside [0, 1)",
+                    field="transaction_cost_rates",
+                    symbol=symbol,
+                )
+        for symbol, lot in self.lot_sizes.items():
+            if lot <= 0:
+                raise InvalidPortfolioError(
+                    f"lot_sizes: {symbol} has lot size {lot}; it must be positive",
+                    field="lot_sizes",
+                    symbol=symbol,
+                )
+        for field in ("max_position_weights", "min_position_weights"):
+            for symbol, weight in getattr(self, field).items():
+                if not 0 <= weight <= 1:
+                    raise InvalidPortfolioError(
+                        f"{field}: {symbol} has {weight}, outside [0, 1]",
+                        field=field,
+                        symbol=symbol,
+                    )
+        for symbol, low in self.min_position_weights.items():
+            if low > 0 and self.target_weights.get(symbol, 0.0) < 0:
+                raise InvalidPortfolioError(
+                    f"min_position_weights: {symbol} has a short target; a floor is a minimum long position",
+                    field="min_position_weights",
+                    symbol=symbol,
+                )
+            high = self.position_cap(symbol)
+            if high is not None and low > high + _WEIGHT_SLACK:
+                raise InvalidPortfolioError(
+                    f"min_position_weights: {symbol} floor {low} is above its cap {high}",
+                    field="min_position_weights",
+                    symbol=symbol,
+                )
+        for sector, cap in self.sector_caps.items():
+            _finite(cap, "sector_caps")
+            if not 0 < cap <= 1:
+                raise InvalidPortfolioError(f"sector_caps: {sector} has cap {cap}, outside (0, 1]", field="sector_caps")
+        self._merge_holding_attributes(held)
+        if self.sector_constrained and not any(s in self.sectors for s in universe):
+            # Unclassified symbols are in no sector and escape every sector cap; a cap with *no*
+            # classified symbol at all is a forgotten ``sectors=``, not a rule to apply to nothing.
+            require_data(universe, self.sectors, "sectors", "sector caps are set but no sector is given")
+        if self.esg_constrained:
+            require_data(universe, self.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
+        if self.cash + self.cash_flow < 0 and not held:
+            raise InvalidPortfolioError(
+                f"cash_flow: withdrawal of {-self.cash_flow:.2f} exceeds cash {self.cash:.2f} and nothing is held",
+                field="cash_flow",
+            )
+        return self
+
+    def _check_gross_exposure(self) -> None:
+        """``max_gross_exposure`` (sum of |post-trade weights|): finite; without shorting every
+        weight is >= 0 and cash >= 0, so gross exposure is the invested fraction, at most 1 -- a
+        limit of 1 or more cannot bind (accepted, no row), one below 1 would be a cash floor in
+        disguise (refused: ``min_cash_weight`` says it)."""
+        limit = self.max_gross_exposure
+        if limit is None:
+            return
+        _finite(limit, "max_gross_exposure")
+        if not self.allow_short and limit < 1:
+            raise InvalidPortfolioError(
+                f"max_gross_exposure {limit:g} below 1 without allow_short caps the invested fraction: "
+                f"use min_cash_weight={1 - limit:g}, or set allow_short=True",
+                field="max_gross_exposure",
+            )
+
+    def _check_tax(self, held: Mapping[str, Holding]) -> None:
+        """With tax settings: long-only, the lots of every position, acquired by ``as_of``, and
+        recent trades that name lots name held ones."""
+        tax = self.tax
+        if tax is None:
+            return
+        if self.allow_short:
+            raise InvalidPortfolioError(
+                "tax: tax-aware rebalancing is long-only (allow_short=True is set)", field="tax"
+            )
+        ids: dict[str, set[str]] = {}
+        owner: dict[str, str] = {}  # lot id -> symbol: a result names a lot by its id alone
+        for symbol, holding in held.items():
+            if holding.shares > 0 and not holding.lots:
+                raise InvalidPortfolioError(
+                    f"tax: {symbol} has no lots (tax-aware rebalancing needs the lots of every position)",
+                    field="lots",
+                    symbol=symbol,
+                )
+            for lot in holding.lots:
+                if lot.acquired > tax.as_of:
+                    raise InvalidPortfolioError(
+                        f"tax: lot {lot.lot_id} of {symbol} was acquired on {lot.acquired}, after as_of {tax.as_of}",
+                        field="acquired",
+                        symbol=symbol,
+                    )
+                if lot.lot_id is not None and owner.setdefault(lot.lot_id, symbol) != symbol:
+                    raise InvalidPortfolioError(
+                        f"tax: lot id {lot.lot_id} is used by both {owner[lot.lot_id]} and {symbol}",
+                        field="lots",
+                        symbol=symbol,
+                    )
+            ids[symbol] = {lot.lot_id for lot in holding.lots if lot.lot_id is not None}
+        for kind in ("recent_sales", "recent_purchases"):
+            for trade in getattr(tax, kind):
+                if trade.lot_id is not None and trade.lot_id not in ids.get(trade.symbol, set()):
+                    raise InvalidPortfolioError(
+                        f"tax.{kind}: unknown lot {trade.lot_id} of {trade.symbol} (no held lot has that id)",
+                        field=kind,
+                        symbol=trade.symbol,
+                    )
+
+    @property
+    def gross_exposure_limit(self) -> float | None:
+        """The gross-exposure limit that applies (None: none, or one that cannot bind without
+        shorting)."""
+        return self.max_gross_exposure if self.allow_short else None
+
+    def _merge_holding_attributes(self, held: Mapping[str, Holding]) -> None:
+        for symbol, holding in held.items():
+            if holding.sector is not None and not is_unclassified(holding.sector):
+                self.sectors.setdefault(symbol, holding.sector.strip())
+            if holding.esg_score is not None:
+                self.esg_scores.setdefault(symbol, holding.esg_score)
+
+    @property
+    def symbols(self) -> list[str]:
+        """The universe: held symbols in order, then targeted symbols not held, in order."""
+        seen = [h.symbol for h in self.holdings]
+        have = set(seen)
+        return seen + [s for s in self.target_weights if s not in have]
+
+    @property
+    def cash_target(self) -> float:
+        """Target weight of cash: 1 minus the sum of the target weights."""
+        return max(0.0, 1.0 - sum(self.target_weights.values()))
+
+    @property
+    def sector_constrained(self) -> bool:
+        """True when any sector cap applies (a field or a custom constraint)."""
+        from_constraints = any(getattr(c, "needs_sectors", False) for c in self.custom_constraints)
+        return bool(self.max_sector_weight is not None or self.sector_caps or from_constraints)
+
+    @property
+    def esg_constrained(self) -> bool:
+        """True when an ESG screen or floor applies (a field or a custom constraint)."""
+        from_constraints = any(getattr(c, "needs_esg", False) for c in self.custom_constraints)
+        return bool(self.min_esg_score is not None or self.min_average_esg_score is not None or from_constraints)
+
+    def band_width(self, target_weight: Any) -> Any:
+        """Half-width of an asset's tolerance band (``target_weight`` a number or an array):
+        ``tolerance``, or with ``relative_tolerance`` the tighter of ``tolerance`` and
+        ``relative_tolerance x target_weight`` (the "5/25" rule: 5 points or 25 % of the target,
+        whichever is less; each limb alone fails somewhere: 5 points never trips on a 0.2 % target,
+        25 % of a 60 % target lets it drift 15 points; a zero target has a zero band)."""
+        if self.relative_tolerance is None:
+            return self.tolerance
+        import numpy as np
+
+        # |target|: a short target's band is as wide as a long one's.
+        return np.minimum(self.tolerance, self.relative_tolerance * np.abs(np.asarray(target_weight, dtype=float)))
+
+    def position_cap(self, symbol: str) -> float | None:
+        """The max weight of ``symbol``: its own cap, else ``max_position_weight``, else None."""
+        return self.max_position_weights.get(symbol, self.max_position_weight)
+
+    def shares_by_symbol(self) -> dict[str, float]:
+        """Shares held per symbol (0 for targeted symbols not held)."""
+        out = dict.fromkeys(self.symbols, 0.0)
+        out.update({h.symbol: h.shares for h in self.holdings})
+        return out

@@ -1,0 +1,108 @@
+"""What the engine reports besides the result itself: per-asset needs, the pre-trade analysis,
+trades, compliance checks and custom-constraint outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+
+from pydantic import Field
+
+from finwiz.schemas._base import TradeAction, _Model
+from finwiz.schemas._tax import LotSale
+
+__all__ = ["ComplianceCheck", "ConstraintOutcome", "PortfolioAnalysis", "RebalancingNeed", "TradeRecommendation"]
+
+
+class RebalancingNeed(_Model):
+    """How far one asset has drifted from its target, and what to do about it."""
+
+    symbol: str
+    current_weight: float
+    target_weight: float
+    drift: float = Field(description="current_weight - target_weight")
+    tolerance: float
+    band_exceeded: bool
+    urgency: float = Field(description="|drift| / tolerance (inf when tolerance is 0 and drift is not)")
+    recommended_action: TradeAction
+    current_value: float
+    target_value: float
+
+
+class PortfolioAnalysis(_Model):
+    """The portfolio before trading: value, weights, drift and per-asset needs."""
+
+    total_value: float
+    positions_value: float
+    cash: float
+    cash_weight: float
+    target_cash_weight: float
+    current_weights: dict[str, float]
+    target_weights: dict[str, float]
+    needs: list[RebalancingNeed]
+    needs_rebalancing: bool
+    max_drift: float
+    total_drift: float = Field(description="half the sum of |drift| over assets and cash")
+    sector_weights: dict[str, float] = Field(default_factory=dict)
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class TradeRecommendation(_Model):
+    """One trade: ``shares`` (positive) of ``symbol`` on side ``action`` at ``price``."""
+
+    symbol: str
+    action: TradeAction
+    shares: float = Field(ge=0.0)
+    price: float = Field(gt=0.0)
+    trade_value: float = Field(ge=0.0, description="shares x price")
+    transaction_cost: float = Field(ge=0.0)
+    market_impact_cost: float = Field(default=0.0, ge=0.0)
+    total_estimated_cost: float = Field(ge=0.0)
+    current_shares: float = 0.0
+    post_trade_shares: float = 0.0
+    current_weight: float = 0.0
+    target_weight: float = 0.0
+    post_trade_weight: float = 0.0
+    lots: list[LotSale] = Field(default_factory=list, description="a tax-aware sell: the lots it relieves")
+
+    @property
+    def signed_shares(self) -> float:
+        """Shares with sign: positive for a buy, negative for a sell."""
+        return -self.shares if self.action is TradeAction.SELL else self.shares
+
+    @property
+    def signed_trade_value(self) -> float:
+        """Trade value with the sign of :attr:`signed_shares`: positive for a buy, negative for a sell."""
+        return -self.trade_value if self.action is TradeAction.SELL else self.trade_value
+
+
+class ComplianceCheck(_Model):
+    """One hard constraint checked on the final trades: ``value`` against ``limit``.
+
+    ``unit``: unit of limit, value and slack ("weight", "shares", "currency", "turnover", "score"; "" unknown).
+    """
+
+    constraint: str
+    term: str
+    kind: Literal["<=", ">=", "=="]
+    limit: float
+    value: float
+    slack: float = Field(description="how far inside the limit (negative when breached)")
+    satisfied: bool
+    unit: str = Field(default="", description="of limit, value and slack: weight, shares, currency, turnover, score")
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """As :meth:`_Model.trusted`; ``unit`` may be left out (it is then "", as when validated)."""
+        values.setdefault("unit", "")
+        return super().trusted(**values)
+
+
+class ConstraintOutcome(_Model):
+    """What one custom constraint's ``validate(trades, current_portfolio, market_data)`` said of
+    the final trades: ``ok`` and its ``messages`` (also in the result's warnings, prefixed by
+    ``name``). A structured field, so nothing has to parse warning strings."""
+
+    name: str
+    ok: bool
+    messages: list[str] = Field(default_factory=list)

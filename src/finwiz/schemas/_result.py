@@ -1,0 +1,194 @@
+"""What users get back: :class:`RebalancingResult`."""
+
+from __future__ import annotations
+
+from array import array
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from finwiz.schemas._base import CASH, TradeAction, _Model
+from finwiz.schemas._legacy import OptimizedTrades
+from finwiz.schemas._pickling import _PER_SYMBOL, _pack_models, _unpickle_result
+from finwiz.schemas._presenters import present
+from finwiz.schemas._records import ComplianceCheck, ConstraintOutcome, PortfolioAnalysis, TradeRecommendation
+from finwiz.schemas._risk import RiskMetrics
+from finwiz.schemas._tax import TaxSummary
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = ["RebalancingResult"]
+
+
+class RebalancingResult(_Model):
+    """The answer: trades, the portfolio after them, costs, and how it was obtained.
+
+    Weights are fractions of the post-trade value ``portfolio_value_after``
+    (= value before - costs + cash flow). ``status`` is ``"optimal"`` for every returned result,
+    except in exact mode, where ``"time_limit"`` means the mixed-integer solve stopped at its time
+    limit with the best trades found (``mip_gap`` says how far from proven); every hard
+    constraint holds either way. Any other outcome raises.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    status: Literal["optimal", "time_limit"] = "optimal"
+    method: str
+    solver: str
+    rounding: Literal["fractional", "whole_shares", "exact_mip"]
+    mip_gap: float | None = None
+    trades: list[TradeRecommendation]
+    current_holdings: dict[str, float]
+    post_trade_holdings: dict[str, float]
+    prices: dict[str, float]
+    current_weights: dict[str, float]
+    target_weights: dict[str, float]
+    post_trade_weights: dict[str, float]
+    cash_before: float
+    cash_flow: float = 0.0
+    cash_after: float
+    cash_weight_after: float
+    target_cash_weight: float
+    total_cost: float
+    transaction_costs: float
+    market_impact_costs: float = 0.0
+    turnover: float
+    portfolio_value_before: float
+    portfolio_value_after: float
+    sectors: dict[str, str] = Field(default_factory=dict)
+    compliance: list[ComplianceCheck] = Field(default_factory=list)
+    constraint_outcomes: list[ConstraintOutcome] = Field(default_factory=list)
+    max_constraint_residual: float = 0.0
+    objective_value: float | None = Field(
+        default=None, description="the strategy's objective at the returned trades (the true trade count)"
+    )
+    continuous_objective: float | None = Field(
+        default=None,
+        description="the objective of the continuous optimum (fractional trades, the count as its L1 stand-in)",
+    )
+    objective_gap: float | None = Field(
+        default=None, description="objective_value - continuous_objective: what whole shares cost in objective"
+    )
+    tracking_distance_before: float = 0.0
+    tracking_distance_after: float = 0.0
+    solve_time_seconds: float = 0.0
+    iterations: int = 0
+    warnings: list[str] = Field(default_factory=list)
+    analysis: PortfolioAnalysis | None = None
+    tax: TaxSummary | None = Field(default=None, description="what a tax-aware rebalance realised")
+    risk_before: RiskMetrics | None = None
+    risk_after: RiskMetrics | None = None
+    portfolio_id: str | None = None
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:
+        """A one-line summary; ``model_dump()`` (or ``to_frame()``) has every field. The default
+        repr of a 500-asset result ran to a megabyte, and Python 3.11's ``asyncio.Runner`` builds
+        it after every run (its SIGINT check reprs the finished task): 13 ms per orchestrator call."""
+        fields = {
+            "status": self.status,
+            "method": self.method,
+            "solver": self.solver,
+            "trades": len(self.trades),
+            "portfolio_value_after": round(self.portfolio_value_after, 2),
+            "cash_after": round(self.cash_after, 2),
+            "total_cost": round(self.total_cost, 2),
+            "turnover": round(self.turnover, 6),
+            "max_constraint_residual": self.max_constraint_residual,
+            "portfolio_id": self.portfolio_id,
+        }
+        return "RebalancingResult(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle compactly: per-symbol maps as one key tuple and packed floats, trades and checks
+        as rows. A batch sends every result from its worker to the parent, which spent more CPU
+        unpickling pydantic objects one by one than the workers spent solving (100 assets)."""
+        state = dict(self.__dict__)
+        symbols = tuple(state["prices"])
+        packed: dict[str, array[float]] = {}
+        for name in _PER_SYMBOL:
+            values = state[name]
+            if tuple(values) == symbols:
+                packed[name] = array("d", values.values())
+                del state[name]
+        state["trades"] = _pack_models(state["trades"])
+        state["compliance"] = _pack_models(state["compliance"])
+        return (_unpickle_result, (type(self), state, symbols, packed, frozenset(self.model_fields_set)))
+
+    @property
+    def buys(self) -> list[TradeRecommendation]:
+        """The buy trades."""
+        return [t for t in self.trades if t.action is TradeAction.BUY]
+
+    @property
+    def sells(self) -> list[TradeRecommendation]:
+        """The sell trades."""
+        return [t for t in self.trades if t.action is TradeAction.SELL]
+
+    @property
+    def is_compliant(self) -> bool:
+        """True when every checked hard constraint holds on the final trades."""
+        return all(c.satisfied for c in self.compliance)
+
+    def optimized_trades(self) -> OptimizedTrades:
+        """The result in the original guide's :class:`OptimizedTrades` shape."""
+        return OptimizedTrades(
+            trades=self.trades,
+            total_cost=self.total_cost,
+            capital_used=sum(t.trade_value for t in self.buys) - sum(t.trade_value for t in self.sells),
+            constraints_violated=[c.constraint for c in self.compliance if not c.satisfied],
+            optimization_score=-(self.tracking_distance_after),
+            method_used=self.method,
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per asset (and a ``CASH`` row): shares, prices, trades and weights."""
+        return result_frame(self)
+
+    def _repr_html_(self) -> str:
+        return str(present("html", self))
+
+    def plot(self) -> Figure:
+        """A matplotlib figure of current, target and post-trade weights."""
+        figure: Figure = present("figure", self)
+        return figure
+
+
+def result_frame(self: RebalancingResult) -> pd.DataFrame:
+    """One row per asset and a final ``CASH`` row: sector, shares, prices, trades and weights,
+    and each asset's risk contribution before and after when risk is attached (cash: 0).
+
+    ``trade_shares`` and ``trade_value`` are signed alike: positive for a buy, negative for a
+    sell, 0 for a hold. ``CASH`` is a position of price 1: its shares are the cash amounts and
+    its ``trade_value`` is its change (sells - buys - costs + cash flow), so the column sums to
+    cash flow - costs. ``sector`` is ``""`` for cash and for an asset without a sector.
+    """
+    import pandas as pd
+
+    symbols = list(self.current_holdings)
+    by_symbol = {t.symbol: t for t in self.trades}
+    traded = [by_symbol.get(s) for s in symbols]
+    cash_change = self.cash_after - self.cash_before
+    frame = pd.DataFrame(
+        {
+            "sector": [self.sectors.get(s, "") for s in symbols] + [""],
+            "action": [t.action.value if t else TradeAction.HOLD.value for t in traded] + [TradeAction.HOLD.value],
+            "shares_before": [self.current_holdings[s] for s in symbols] + [self.cash_before],
+            "trade_shares": [t.signed_shares if t else 0.0 for t in traded] + [cash_change],
+            "shares_after": [self.post_trade_holdings[s] for s in symbols] + [self.cash_after],
+            "price": [self.prices[s] for s in symbols] + [1.0],
+            "trade_value": [t.signed_trade_value if t else 0.0 for t in traded] + [cash_change],
+            "cost": [t.total_estimated_cost if t else 0.0 for t in traded] + [0.0],
+            "weight_before": [self.current_weights[s] for s in symbols] + [self.current_weights.get(CASH, 0.0)],
+            "target_weight": [self.target_weights.get(s, 0.0) for s in symbols] + [self.target_cash_weight],
+            "weight_after": [self.post_trade_weights[s] for s in symbols] + [self.cash_weight_after],
+        },
+        index=pd.Index([*symbols, CASH], name="symbol"),
+    )
+    for when, risk in (("before", self.risk_before), ("after", self.risk_after)):
+        if risk is not None:
+            frame[f"risk_contribution_{when}"] = [risk.risk_contributions.get(s, 0.0) for s in symbols] + [0.0]
+    return frame
