@@ -30,7 +30,7 @@ from finwiz.optimizer._compliance import (
     on_lots,
     post_trade_state,
 )
-from finwiz.optimizer._constraints import OptimizationConstraint
+from finwiz.optimizer._constraints import OptimizationConstraint, refuse_failed_checks
 from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
@@ -234,7 +234,8 @@ class RebalancingEngine:
         ``risk_after`` (:class:`~finwiz.RiskMetrics` of the current and post-trade weights).
 
         The stages: prepare the data and the model, solve the continuous problem, make the trades
-        discrete, verify them against every limit, build the result.
+        discrete, verify them against every limit, build the result. A custom constraint whose
+        ``validate()`` fails raises :class:`~finwiz.errors.ComplianceError` (``.result`` holds it).
         """
         if not isinstance(config, PortfolioConfiguration):
             raise InvalidPortfolioError("config must be a PortfolioConfiguration", field="config")
@@ -286,7 +287,8 @@ class RebalancingEngine:
         )
         if analyze:  # risk before/after of the whole-share result (unchanged without a model)
             result = attach_risk(result, factor_model=factor_model, covariance=covariance, returns=returns)
-        return result.model_copy(update={"constraint_outcomes": outcomes}) if outcomes else result
+        # A failed custom check raises ComplianceError carrying the result (see _constraints).
+        return refuse_failed_checks(result.model_copy(update={"constraint_outcomes": outcomes}) if outcomes else result)
 
     # ------------------------------------------------------------------ stages
 
