@@ -32,7 +32,7 @@ from finwiz.optimizer._compliance import (
 )
 from finwiz.optimizer._constraints import OptimizationConstraint, refuse_failed_checks
 from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
-from finwiz.optimizer._diagnosis import explain_infeasibility
+from finwiz.optimizer._diagnosis import explain_infeasibility, whole_share_refusal
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._model import Description
 from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades, side_margin
@@ -489,8 +489,8 @@ class RebalancingEngine:
                 duals=outcome.duals,
                 time_limit=self.settings.mip_time_limit_seconds,
             )
-        except InfeasibleRebalanceError as exc:
-            return exc
+        except InfeasibleRebalanceError as exc:  # checked against the real costs before blaming the grid
+            return whole_share_refusal(model, outcome.buy, outcome.sell, outcome.cost, exc)
 
     def _second_opinion(
         self, model: Model, outcome: SolveOutcome, shares: np.ndarray, solver: str
