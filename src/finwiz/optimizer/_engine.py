@@ -38,6 +38,7 @@ from finwiz.optimizer._model import Description
 from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades, side_margin
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
+from finwiz.optimizer._surprises import surprise_warnings
 from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
 from finwiz.risk import FactorModel
 from finwiz.schemas import (
@@ -267,7 +268,7 @@ class RebalancingEngine:
         state = post_trade_state(data, decided.shares)
         checks = _verify(model, state, decided)
         trades = self._trades(data, state)
-        warnings = [*data.notes, *decided.warnings]
+        warnings = [*data.notes, *decided.warnings, *surprise_warnings(data, state)]
         custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
         checks += custom_checks
         achieved = None if isinstance(strategy, OptimizationStrategy) else _objective(model, decided.shares)
