@@ -43,7 +43,7 @@ def test_a_target_above_its_position_cap_is_named_with_the_closest_distance_the_
     # projection onto the budget): distance 0.05 x sqrt(1 + 3 / 9).
     closest = 0.05 * math.sqrt(1 + 3 / 9)
     (warning,) = _warned(result, "above the account's own caps")
-    assert "A target 15.00% above its position cap 10.00%" in warning
+    assert "A target 15% above its position cap 10% (capped target 10%)" in warning
     assert f"{closest:.4g}" in warning
     assert result.is_compliant
     # The result's own tracking distance stays at or above it (zero costs, fractional shares: at it).
@@ -59,7 +59,7 @@ def test_sector_targets_above_the_sector_cap_are_named() -> None:
     )
     result = rebalance(config, PRICES3)
     (warning,) = _warned(result, "above the account's own caps")
-    assert "sector X targets 60.00% above its cap 50.00%" in warning
+    assert "sector X targets 60% above its cap 50%" in warning
     # By hand: A and B give 5 points each, C and cash take 5 each: distance sqrt(4 x 0.05^2) = 0.1.
     assert "is 0.1 from the targets" in warning
 

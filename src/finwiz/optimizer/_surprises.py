@@ -32,6 +32,12 @@ def surprise_warnings(data: ProblemData, state: PostTradeState) -> list[str]:
     ]
 
 
+def _pct(value: float) -> str:
+    """A weight as a percentage with four significant digits: a target a hair above its cap
+    (0.4003 % against 0.4 %) does not print as equal to it."""
+    return f"{value * 100:.4g}%"
+
+
 def _names(items: list[str]) -> str:
     more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
     return ", ".join(items[:_SHOWN]) + more
@@ -51,14 +57,14 @@ def _targets_above_caps(data: ProblemData) -> list[str]:
     if data.position_cap is not None:
         for i in np.flatnonzero(np.abs(data.target) > data.position_cap + 1e-12):
             over.append(
-                f"{data.symbols[i]} target {data.target[i]:.2%} above its position cap {data.position_cap[i]:.2%} "
-                f"(capped target {np.sign(data.target[i]) * data.position_cap[i]:.2%})"
+                f"{data.symbols[i]} target {_pct(data.target[i])} above its position cap "
+                f"{_pct(data.position_cap[i])} (capped target {_pct(np.sign(data.target[i]) * data.position_cap[i])})"
             )
     if data.sector_cap is not None:
         totals = _sector_targets(data)
         for k in np.flatnonzero(totals > data.sector_cap + 1e-12):
             over.append(
-                f"sector {data.sector_names[k]} targets {totals[k]:.2%} above its cap {data.sector_cap[k]:.2%} "
+                f"sector {data.sector_names[k]} targets {_pct(totals[k])} above its cap {_pct(data.sector_cap[k])} "
                 f"(its targets scaled by {data.sector_cap[k] / totals[k]:.4g} fit)"
             )
     if not over:
