@@ -206,3 +206,15 @@ def test_a_preset_replaced_by_a_riskless_strategy_needs_no_model(
     assert default.needs_risk_model(config)
     assert not default.needs_risk_model(demo_config)
     assert not default.needs_risk_model(demo_config.model_copy(update={"method": "nobody_knows_me"}))
+
+
+def test_a_backtest_records_a_failed_check_as_a_failed_rebalance() -> None:
+    from finwiz.backtest import Backtest, OptimizedRebalance
+
+    from .test_backtest import PRICES, book
+
+    policy = OptimizedRebalance("minimize_costs", every="Y", custom_constraints=[Verdict("committee", False, ["veto"])])
+    result = Backtest(PRICES, initial=book()).run(policy)
+    assert len(result.failures) == 4
+    assert result.trades.empty
+    assert result.failures["reason"].str.contains("ComplianceError: custom check failed: committee").all()
