@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import cvxpy as cp
+import numpy as np
 import pytest
 
 from finwiz import Holding, PortfolioConfiguration, RebalancingResult, rebalance
@@ -147,9 +149,27 @@ def test_turnover_excludes_cash_flow_counts_only_the_trades_beyond_the_deposit()
     assert not _warned(result, "deposit stays in cash")
 
 
+def _plain_turnover_projection(
+    x0: np.ndarray, cash0: float, target: np.ndarray, cash_target: float, allowed: float
+) -> np.ndarray:
+    """The nearest portfolio to the target (cash included; fractions of V_ref) whose traded value
+    is at most ``allowed`` (fractions of V_ref), in plain cvxpy."""
+    b, s = cp.Variable(len(x0), nonneg=True), cp.Variable(len(x0), nonneg=True)
+    w = x0 + b - s
+    cash = cash0 - cp.sum(b - s)
+    problem = cp.Problem(
+        cp.Minimize(
+            1e4 * (cp.sum_squares(w - target) + cp.square(cash - cash_target))
+        ),  # scaled: Clarabel stops on an absolute gap
+        [s <= x0, cash >= 0, cp.sum(b + s) <= allowed],
+    )
+    problem.solve(solver="CLARABEL")
+    return np.asarray(w.value)
+
+
 def test_turnover_excludes_cash_flow_still_caps_the_trades_beyond_it() -> None:
-    """A withdrawal of $100k from a drifted book: the cap (5 %) binds on what is traded beyond the
-    $100k raised, so the book stays off target."""
+    """A $100k withdrawal from a drifted $1M book (60/40 against 50/50), a 5 % cap on the trades
+    beyond it: the closest portfolio under that cap, against an independent model."""
     config = PortfolioConfiguration(
         holdings=[Holding(symbol="A", shares=4000), Holding(symbol="B", shares=6000)],
         target_weights={"A": 0.5, "B": 0.5},
@@ -158,12 +178,22 @@ def test_turnover_excludes_cash_flow_still_caps_the_trades_beyond_it() -> None:
         max_turnover=0.05,
         turnover_excludes_cash_flow=True,
         tolerance=0.0,
+        transaction_cost_rate=0.0,
+        min_trade_size=0.0,
+        allow_fractional_shares=True,
+        method="minimize_costs",
     )
     result = rebalance(config, {"A": 100.0, "B": 100.0})
     traded = sum(t.trade_value for t in result.trades)
-    assert (traded - 100_000) / 1_000_000 <= 0.05 + 1e-12
-    assert traded > 100_000  # more than the withdrawal alone: the exempt part is not all it may trade
-    assert result.post_trade_weights["B"] > 0.52  # 60 % before: the cap held it back from 50 %
+    assert (traded - 100_000) / 1_000_000 <= 0.05 + 1e-9
+    ref = 900_000.0
+    # (sum |T| - 100k) / 1M <= 0.05  <=>  sum |T| / V_ref <= 150k / 900k.
+    expected = _plain_turnover_projection(
+        np.array([400_000.0, 600_000.0]) / ref, -100_000.0 / ref, np.array([0.5, 0.5]), 0.0, 150_000.0 / ref
+    )
+    got = np.array([result.post_trade_weights["A"], result.post_trade_weights["B"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert got[1] > 0.52  # the cap held it back from 50 %
 
 
 # ---------------------------------------------------------------- dust
