@@ -5,9 +5,11 @@ model only by a cost variable above the trades' costs (a phantom cost that shrin
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from finwiz import Holding, InfeasibleRebalanceError, PortfolioConfiguration, rebalance
+from finwiz.optimizer import MarketImpactModel
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0}
 
@@ -38,12 +40,18 @@ def _largest_reachable_weight(config: PortfolioConfiguration) -> float:
     return held["AAA"] * PRICES["AAA"] / (value * (1 - 2 * config.transaction_cost_rate))
 
 
+IMPACT = MarketImpactModel(pd.Series(dict.fromkeys(PRICES, 1e6)), pd.Series(dict.fromkeys(PRICES, 0.02)))
+
+
+@pytest.mark.parametrize("impact", [None, IMPACT], ids=["linear costs", "market impact"])
 @pytest.mark.parametrize("fractional", [True, False])
-def test_a_floor_on_a_no_buy_asset_names_the_restricted_list_not_whole_shares(fractional: bool) -> None:
+def test_a_floor_on_a_no_buy_asset_names_the_restricted_list_not_whole_shares(
+    fractional: bool, impact: MarketImpactModel | None
+) -> None:
     config = _floor_on_no_buy(fractional)
-    assert _largest_reachable_weight(config) < 0.36  # no trades at all reach the floor
+    assert _largest_reachable_weight(config) < 0.36  # no trades at all reach the floor (impact aside)
     with pytest.raises(InfeasibleRebalanceError) as caught:
-        rebalance(config, PRICES)
+        rebalance(config, PRICES, market_impact=impact)
     error = caught.value
     text = str(error)
     assert "min_position" in error.constraint_names

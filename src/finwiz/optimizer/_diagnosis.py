@@ -103,12 +103,10 @@ def _capped(elastic: AssembledProblem, max_cost: float | None) -> cp.Problem:
 
 
 def _real_cost(model: Model, trades: np.ndarray) -> float:
-    """What net trades ``trades`` (``V_ref`` units) cost: the rates and the market impact."""
-    size = np.abs(trades)
-    cost = float(model.stacked().rate @ size)
-    if model.data.impact is not None:
-        cost += float(model.data.impact @ size**1.5)
-    return cost
+    """What the cost variable ``c`` stands for at net trades ``trades`` (``V_ref`` units): the
+    rates' costs (market impact is not in ``c``: the assembler prices it in the objective and
+    the rows it keeps convex, see ``_assembler._add_piece``)."""
+    return float(model.stacked().rate @ np.abs(trades))
 
 
 def whole_share_refusal(
