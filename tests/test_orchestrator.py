@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from finwiz.errors import ConfigurationError, InfeasibleRebalanceError, InsufficientPriceDataError, PriceDataError
+from finwiz.errors import (
+    ComplianceError,
+    ConfigurationError,
+    InfeasibleRebalanceError,
+    InsufficientPriceDataError,
+    PriceDataError,
+)
 from finwiz.optimizer import OptimizationConstraint, PortfolioAnalyzer, RebalancingEngine
 from finwiz.orchestrator import (
     HealthStatus,
@@ -182,12 +188,14 @@ async def test_failed_custom_constraint_is_reported(
     config = demo_config.model_copy(update={"custom_constraints": [AlwaysFails()]})
     orchestrator = factory.create_orchestrator(write_reports=False)
     events = _recorder(orchestrator.event_bus)
-    result = await orchestrator.rebalance_portfolio(config)
-    # Validated once, by the engine: one warning, and the event names the failure.
+    with pytest.raises(ComplianceError) as caught:
+        await orchestrator.rebalance_portfolio(config)
+    # Validated once, by the engine: one warning, and the failure event names it.
+    result = caught.value.result
     assert result.warnings.count("always_fails: committee veto") == 1
     assert not next(c for c in result.compliance if c.constraint == "always_fails").satisfied
-    assert events[-1].payload["compliant"] is False
-    assert events[-1].payload["constraint_violations"] == ["constraint always_fails: committee veto"]
+    assert events[-1].payload["error"] == "ComplianceError"
+    assert "always_fails: committee veto" in events[-1].payload["message"]
 
 
 async def test_risk_aware_method_estimates_a_risk_model_from_history(

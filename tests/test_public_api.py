@@ -25,6 +25,7 @@ DESIGN_NAMES = {
     "InvalidPortfolioError",
     "InfeasibleRebalanceError",
     "SolverError",
+    "ComplianceError",  # issue 21: a failed custom check, carrying the result
 }
 
 
@@ -52,3 +53,10 @@ def test_risk_metrics_is_public_and_sits_on_the_result() -> None:
     for name in ("risk_before", "risk_after"):
         assert fields[name].annotation == finwiz.RiskMetrics | None
         assert fields[name].default is None
+
+
+def test_compliance_error_is_a_finwiz_error_and_not_an_optimization_error() -> None:
+    # Its trades exist (``.result``): callers that catch OptimizationError ("could not return
+    # trades") must not mistake it for an infeasible or failed solve.
+    assert issubclass(finwiz.ComplianceError, finwiz.FinwizError)
+    assert not issubclass(finwiz.ComplianceError, finwiz.OptimizationError)

@@ -1,5 +1,6 @@
 """The orchestrator asks the strategy whether it needs a risk model; custom constraints' verdicts
-are structured fields of the result (``constraint_outcomes``), not warning strings to split."""
+are structured fields of the result (``constraint_outcomes``), not warning strings to split; a
+failed one is a ``ComplianceError`` carrying the result, never an ``optimal`` result."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from finwiz import ConstraintOutcome, PortfolioConfiguration, RebalancingEngine, RebalancingResult, rebalance
+from finwiz import (
+    AccountOutcome,
+    ComplianceError,
+    ConstraintOutcome,
+    PortfolioConfiguration,
+    RebalancingEngine,
+    RebalancingResult,
+    rebalance,
+    rebalance_many,
+)
 from finwiz.optimizer import (
     OptimizationConstraint,
     TargetTrackingTerm,
@@ -54,16 +64,49 @@ def test_engine_reports_each_constraint_as_a_structured_outcome(demo_config: Por
     from finwiz.data import sample_latest_prices
 
     config = demo_config.model_copy(update={"custom_constraints": CONSTRAINTS})
-    result = rebalance(config, sample_latest_prices())
+    with pytest.raises(ComplianceError) as caught:
+        rebalance(config, sample_latest_prices())
+    error = caught.value
+    # The failing checks by name, and their reasons, in the message; the result rides along.
+    assert error.failed == ["desk:limits", "silent"]
+    assert "desk:limits, silent" in str(error)
+    assert "desk:limits: gross above 1.0: desk veto" in str(error)
+    result = error.result
     assert result.constraint_outcomes == [
         ConstraintOutcome(name="desk:limits", ok=False, messages=["gross above 1.0: desk veto", "second reason"]),
         ConstraintOutcome(name="committee", ok=True, messages=[]),
         ConstraintOutcome(name="silent", ok=False, messages=[]),
     ]
+    assert not result.is_compliant
     assert "desk:limits: gross above 1.0: desk veto" in result.warnings  # still in warnings too
     import pickle
 
     assert pickle.loads(pickle.dumps(result)).constraint_outcomes == result.constraint_outcomes
+
+
+def test_passing_checks_return_the_result(demo_config: PortfolioConfiguration) -> None:
+    from finwiz.data import sample_latest_prices
+
+    config = demo_config.model_copy(update={"custom_constraints": [Verdict("committee", True, ["noted"])]})
+    result = rebalance(config, sample_latest_prices())
+    assert result.status == "optimal"
+    assert result.is_compliant
+    assert result.constraint_outcomes == [ConstraintOutcome(name="committee", ok=True, messages=["noted"])]
+
+
+def test_a_batch_reports_a_failed_check_as_a_named_failure(demo_config: PortfolioConfiguration) -> None:
+    from finwiz.data import sample_latest_prices
+
+    vetoed = demo_config.model_copy(update={"custom_constraints": [Verdict("committee", False, ["veto"])]})
+    batch = rebalance_many([demo_config, vetoed], sample_latest_prices(), progress=False)
+    first, second = batch.outcomes
+    assert isinstance(first, AccountOutcome)
+    assert first.result is not None
+    assert second.result is None
+    assert second.error_type == "ComplianceError"
+    assert second.error is not None
+    assert "committee" in second.error
+    assert "veto" in second.error
 
 
 def test_no_constraints_no_outcomes(demo_config: PortfolioConfiguration) -> None:
@@ -79,16 +122,19 @@ EXPECTED_VIOLATIONS = [
 ]
 
 
-async def test_orchestrator_reads_the_outcomes_not_the_warnings(
+async def test_orchestrator_reports_a_failed_check_as_a_failure(
     factory: RebalancingServiceFactory, demo_config: PortfolioConfiguration
 ) -> None:
     config = demo_config.model_copy(update={"custom_constraints": CONSTRAINTS})
     orchestrator = factory.create_orchestrator(write_reports=False)
     events = _recorder(orchestrator.event_bus)
-    result = await orchestrator.rebalance_portfolio(config)
+    with pytest.raises(ComplianceError) as caught:
+        await orchestrator.rebalance_portfolio(config)
+    result = caught.value.result
     assert [o.name for o in result.constraint_outcomes] == ["desk:limits", "committee", "silent"]
-    assert events[-1].payload["constraint_violations"] == EXPECTED_VIOLATIONS  # a colon in a name is fine
-    assert events[-1].payload["compliant"] is False
+    assert events[-1].name == "rebalancing_failed"
+    assert events[-1].payload["error"] == "ComplianceError"
+    assert "desk:limits, silent" in events[-1].payload["message"]  # a colon in a name is fine
     assert sum("desk veto" in w for w in result.warnings) == 1  # validated once
 
 
@@ -113,13 +159,15 @@ async def test_orchestrator_checks_constraints_an_injected_engine_skipped(
         factory.create_price_service(), factory.create_analyzer(), NonValidatingEngine(), None
     )
     events = _recorder(orchestrator.event_bus)
-    result = await orchestrator.rebalance_portfolio(config)
+    with pytest.raises(ComplianceError) as caught:
+        await orchestrator.rebalance_portfolio(config)
+    result = caught.value.result
     assert [(o.name, o.ok) for o in result.constraint_outcomes] == [
         ("desk:limits", False),
         ("committee", True),
         ("silent", False),
     ]
-    assert events[-1].payload["constraint_violations"] == EXPECTED_VIOLATIONS
+    assert events[-1].payload["error"] == "ComplianceError"
     assert [w for w in result.warnings if w.startswith("constraint ")] == EXPECTED_VIOLATIONS
 
 
@@ -158,3 +206,15 @@ def test_a_preset_replaced_by_a_riskless_strategy_needs_no_model(
     assert default.needs_risk_model(config)
     assert not default.needs_risk_model(demo_config)
     assert not default.needs_risk_model(demo_config.model_copy(update={"method": "nobody_knows_me"}))
+
+
+def test_a_backtest_records_a_failed_check_as_a_failed_rebalance() -> None:
+    from finwiz.backtest import Backtest, OptimizedRebalance
+
+    from .test_backtest import PRICES, book
+
+    policy = OptimizedRebalance("minimize_costs", every="Y", custom_constraints=[Verdict("committee", False, ["veto"])])
+    result = Backtest(PRICES, initial=book()).run(policy)
+    assert len(result.failures) == 4
+    assert result.trades.empty
+    assert result.failures["reason"].str.contains("ComplianceError: custom check failed: committee").all()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
         YahooFinancePriceProvider,
     )
     from finwiz.errors import (
+        ComplianceError,
         ConfigurationError,
         ConstraintConflict,
         FinwizError,
@@ -111,6 +112,7 @@ _LOCATIONS: dict[str, str] = {
     "BatchResult": "finwiz.batch",
     "iter_rebalance_many": "finwiz.batch",
     "rebalance_many": "finwiz.batch",
+    "ComplianceError": "finwiz.errors",
     "ConfigurationError": "finwiz.errors",
     "ConstraintConflict": "finwiz.errors",
     "FinwizError": "finwiz.errors",
@@ -169,6 +171,7 @@ __all__ = [
     "BatchResult",
     "CSVPriceProvider",
     "ComplianceCheck",
+    "ComplianceError",
     "ConfigurationError",
     "ConstraintConflict",
     "ConstraintOutcome",

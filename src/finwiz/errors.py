@@ -8,6 +8,7 @@ Every error finwiz raises on purpose derives from :class:`FinwizError`::
     ├── PriceDataError               one symbol could not be priced (names symbol and provider)
     │   └── InsufficientPriceDataError   several symbols could not be priced (names them all)
     ├── PolicyError                  a backtest policy raised or returned unusable trades (names it and the date)
+    ├── ComplianceError              a custom constraint's check failed on the final trades (carries the result)
     └── OptimizationError            the optimizer could not return trades
         ├── TermError                a term is not DCP/DPP or failed to build (names the term)
         ├── InfeasibleRebalanceError no trades satisfy the constraints (names the conflict)
@@ -21,8 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the schemas import this module: only the type, never at run time
+    from finwiz.schemas import RebalancingResult
 
 __all__ = [
+    "ComplianceError",
     "ConfigurationError",
     "ConstraintConflict",
     "FinwizError",
@@ -78,6 +84,21 @@ class InsufficientPriceDataError(PriceDataError):
 
 class PolicyError(FinwizError):
     """A backtest policy raised, or returned trades a book cannot make (names the policy and date)."""
+
+
+class ComplianceError(FinwizError):
+    """A custom constraint's ``validate()`` refused the final trades: they are not to be sent.
+
+    ``result`` is the full result all the same (its ``constraint_outcomes`` say which checks failed
+    and why, ``compliance`` has a failed row for each), for a caller who wants to look at or
+    override the trades; ``failed`` names the failing checks, as the message does.
+    """
+
+    def __init__(self, result: RebalancingResult, failed: Sequence[str], reasons: Sequence[str] = ()):
+        self.result = result
+        self.failed = list(failed)
+        detail = f" ({'; '.join(reasons)})" if reasons else ""
+        super().__init__(f"custom check{'s' if len(self.failed) != 1 else ''} failed: {', '.join(self.failed)}{detail}")
 
 
 class OptimizationError(FinwizError):

@@ -32,6 +32,7 @@ from finwiz.data import (
 )
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
 from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine, StrategyRegistry
+from finwiz.optimizer._constraints import refuse_failed_checks
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.risk import FactorModel, attach_risk
 from finwiz.schemas import (
@@ -204,7 +205,9 @@ class PortfolioRebalancingOrchestrator:
         ``report_path`` overrides where the report goes (default:
         ``<report_directory>/rebalance-<portfolio_id>.html``). Raises
         :class:`~finwiz.errors.InsufficientPriceDataError` when prices cannot be had, and the
-        engine's errors (:class:`~finwiz.errors.InfeasibleRebalanceError`, ...) unchanged.
+        engine's errors (:class:`~finwiz.errors.InfeasibleRebalanceError`, ...) unchanged; a failed
+        custom check is :class:`~finwiz.errors.ComplianceError` (also for an injected engine that
+        leaves the checks to the orchestrator).
         """
         bus = self.event_bus
         timings: dict[str, float] = {}
@@ -252,6 +255,7 @@ class PortfolioRebalancingOrchestrator:
                 updates["analysis"] = analysis
             if updates:
                 result = result.model_copy(update=updates)
+            result = refuse_failed_checks(result)  # ComplianceError, as the engine's own
             if result.risk_after is None:  # with a risk model: risk before/after (else unchanged)
                 covariance = options.get("covariance")
                 result = attach_risk(result, factor_model=options.get("factor_model"), covariance=covariance)

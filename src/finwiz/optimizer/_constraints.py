@@ -2,7 +2,10 @@
 
 An :class:`OptimizationConstraint` may fold limits into the problem data (:meth:`limits`), add
 optimizer terms (:meth:`terms`) so the solver enforces it, and check the final trades
-(:meth:`validate`). The engine reports every failed validation in the result's compliance table.
+(:meth:`validate`). The engine reports every verdict in the result's ``constraint_outcomes`` and
+compliance table, and a failed one raises :class:`~finwiz.errors.ComplianceError` carrying the
+result (:func:`refuse_failed_checks`): trades a user's own check refused are never returned as if
+they could be sent.
 """
 
 from __future__ import annotations
@@ -10,11 +13,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finwiz.errors import InvalidPortfolioError
+from finwiz.errors import ComplianceError, InvalidPortfolioError
 from finwiz.optimizer.describe._terms import Term
-from finwiz.schemas import PortfolioConfiguration, TradeRecommendation, is_unclassified
+from finwiz.schemas import PortfolioConfiguration, RebalancingResult, TradeRecommendation, is_unclassified
 
-__all__ = ["ESGConstraint", "OptimizationConstraint", "SectorConcentrationConstraint"]
+__all__ = ["ESGConstraint", "OptimizationConstraint", "SectorConcentrationConstraint", "refuse_failed_checks"]
+
+
+def refuse_failed_checks(result: RebalancingResult) -> RebalancingResult:
+    """``result`` when every custom check passed; otherwise :class:`ComplianceError` carrying it,
+    naming each failed check and its messages (a result's ``status`` says how it was solved, so a
+    refused one is never handed out as ``"optimal"`` trades)."""
+    failed = [o for o in result.constraint_outcomes if not o.ok]
+    if not failed:
+        return result
+    reasons = [f"{o.name}: {m}" for o in failed for m in o.messages]
+    raise ComplianceError(result, [o.name for o in failed], reasons)
 
 
 class OptimizationConstraint:
@@ -40,7 +54,8 @@ class OptimizationConstraint:
         market_data: Mapping[str, Any],
     ) -> tuple[bool, list[str]]:
         """Check the final trades; ``market_data`` holds ``prices``, ``post_trade_weights``,
-        ``sectors`` and ``esg_scores``. Return (ok, messages)."""
+        ``sectors`` and ``esg_scores``. Return (ok, messages). ``ok=False`` refuses the trades: the
+        engine raises :class:`~finwiz.errors.ComplianceError` (its ``result`` has them all the same)."""
         return True, []
 
 

@@ -21,8 +21,9 @@ from finwiz.errors import (
     SolverError,
 )
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
-from finwiz.optimizer._constraints import OptimizationConstraint
+from finwiz.optimizer._constraints import OptimizationConstraint, refuse_failed_checks
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
+from finwiz.optimizer._surprises import surprise_warnings
 from finwiz.optimizer.describe._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer.describe._model import Description
 from finwiz.optimizer.describe._terms import Term, TradeCountTerm, constraint_terms
@@ -37,8 +38,9 @@ from finwiz.optimizer.verify._compliance import (
     on_lots,
     post_trade_state,
 )
-from finwiz.optimizer.verify._diagnosis import explain_infeasibility
-from finwiz.risk import FactorModel, attach_risk
+from finwiz.optimizer.verify._diagnosis import explain_infeasibility, whole_share_refusal
+from finwiz.risk import FactorModel
+from finwiz.risk._metrics import attach_risk
 from finwiz.schemas import (
     ComplianceCheck,
     ConstraintOutcome,
@@ -233,7 +235,8 @@ class RebalancingEngine:
         ``risk_after`` (:class:`~finwiz.RiskMetrics` of the current and post-trade weights).
 
         The stages: prepare the data and the model, solve the continuous problem, make the trades
-        discrete, verify them against every limit, build the result.
+        discrete, verify them against every limit, build the result. A custom constraint whose
+        ``validate()`` fails raises :class:`~finwiz.errors.ComplianceError` (``.result`` holds it).
         """
         if not isinstance(config, PortfolioConfiguration):
             raise InvalidPortfolioError("config must be a PortfolioConfiguration", field="config")
@@ -265,7 +268,7 @@ class RebalancingEngine:
         state = post_trade_state(data, decided.shares)
         checks = _verify(model, state, decided)
         trades = self._trades(data, state)
-        warnings = [*data.notes, *decided.warnings]
+        warnings = [*data.notes, *decided.warnings, *surprise_warnings(data, state)]
         custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
         checks += custom_checks
         achieved = None if isinstance(strategy, OptimizationStrategy) else _objective(model, decided.shares)
@@ -285,7 +288,8 @@ class RebalancingEngine:
         )
         if analyze:  # risk before/after of the whole-share result (unchanged without a model)
             result = attach_risk(result, factor_model=factor_model, covariance=covariance, returns=returns)
-        return result.model_copy(update={"constraint_outcomes": outcomes}) if outcomes else result
+        # A failed custom check raises ComplianceError carrying the result (see _constraints).
+        return refuse_failed_checks(result.model_copy(update={"constraint_outcomes": outcomes}) if outcomes else result)
 
     # ------------------------------------------------------------------ stages
 
@@ -486,8 +490,8 @@ class RebalancingEngine:
                 duals=outcome.duals,
                 time_limit=self.settings.mip_time_limit_seconds,
             )
-        except InfeasibleRebalanceError as exc:
-            return exc
+        except InfeasibleRebalanceError as exc:  # checked against the real costs before blaming the grid
+            return whole_share_refusal(model, outcome.buy, outcome.sell, outcome.cost, exc)
 
     def _second_opinion(
         self, model: Model, outcome: SolveOutcome, shares: np.ndarray, solver: str

@@ -15,9 +15,13 @@ def money(value: float) -> str:
 
 
 def percent(value: float, digits: int = 2) -> str:
-    """A fraction as a percentage: ``0.1234`` -> ``12.34%``; NaN -> an en dash."""
+    """A fraction as a percentage: ``0.1234`` -> ``12.34%``; NaN -> an en dash. A value that is not
+    zero but would print as zero keeps two significant digits (``3.14e-5`` -> ``0.0031%``): a
+    position left after a sale is never shown as ``0.00%``."""
     if math.isnan(value):
         return "\u2013"
+    if value != 0 and round(abs(value) * 100, digits) == 0:
+        return f"{value * 100:.2g}%" if abs(value) * 100 >= 1e-4 else f"{value * 100:.2e}%"
     return f"{value * 100:.{digits}f}%"
 
 

@@ -130,6 +130,11 @@ class PortfolioConfiguration(_Model):
     and no sector cap applies to it. Numbers must be numbers: text, booleans and non-finite
     values are refused.
 
+    Turnover: ``max_turnover`` caps ``sum |trade value| / V``, buys and sells alike, so the
+    purchases that invest a deposit (the sales that raise a withdrawal) count against it too; with
+    ``turnover_excludes_cash_flow=True`` the cap counts only the trades beyond the cash flow,
+    ``(sum |trade value| - |cash_flow|) / V`` (default False: every trade counts).
+
     Long/short: with ``allow_short=True`` targets and held shares may be negative (short), and
     ``max_gross_exposure`` caps the sum of |post-trade weights| (e.g. 1.3 for a 130/30 book). Each
     asset stays on the side of its target (a zero target: the side of its holding), position caps
@@ -160,6 +165,7 @@ class PortfolioConfiguration(_Model):
     cash_flow: float = 0.0
     min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     max_turnover: float | None = Field(default=None, ge=0.0)
+    turnover_excludes_cash_flow: bool = False
     max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
     max_position_weights: dict[str, float] = Field(default_factory=dict)
     min_position_weights: dict[str, float] = Field(default_factory=dict)

@@ -562,7 +562,9 @@ class ESGFloorTerm(Term):
 
 
 class TurnoverCapTerm(Term):
-    """sum_i |u_i| V_ref / V <= max_turnover (turnover as a fraction of value before trading)."""
+    """(sum_i |u_i| - e) V_ref / V <= max_turnover (turnover as a fraction of value before
+    trading); ``e`` is the cash flow exempted by ``turnover_excludes_cash_flow`` (0 by default),
+    ``|cash_flow| / V_ref``: a constant, so the row stays linear."""
 
     reads_context = False
     name = "turnover_cap"
@@ -574,7 +576,7 @@ class TurnoverCapTerm(Term):
         cap = data.turnover_cap if data.turnover_cap is not None else np.inf
         group = LimitGroup(
             self.name,
-            Affine.scalar(TURNOVER),
+            Affine.scalar(TURNOVER, 1.0, -data.turnover_exempt),
             np.array([-np.inf]),
             np.array([cap]),
             ("turnover",),
