@@ -30,13 +30,19 @@ columns ``symbol,shares,cost_basis,acquired`` and optionally ``lot_id``. A holdi
 leave out ``shares``: it holds the sum of its lots; a symbol with lots in the CSV but no entry in
 ``holdings`` is a holding of those lots. Lots of one symbol come from one place (the file or the
 CSV, not both). A bad CSV row is refused naming the CSV file, the row (its line, the header
-being line 1) and the column.
+being line 1) and the column. The portfolio file and the lots CSV must be regular files of at most
+:data:`MAX_INPUT_FILE_BYTES` (64 MiB).
+
+YAML is read with booleans ``true``/``false`` only and every mapping key as text, so tickers such
+as ``ON``, ``NO``, ``Y`` or ``TRUE`` (YAML 1.1 booleans) stay tickers.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,8 +55,11 @@ from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
 
 __all__ = [
     "LOT_COLUMNS",
+    "MAX_INPUT_FILE_BYTES",
     "PORTFOLIO_FILE_SUFFIXES",
     "LotsFile",
+    "check_input_file",
+    "input_files",
     "load_lots_csv",
     "load_portfolio_file",
     "parse_portfolio_text",
@@ -62,6 +71,10 @@ LOT_COLUMNS = ("symbol", "shares", "cost_basis", "acquired")
 """The columns a lots CSV must have; ``lot_id`` may follow (an empty cell: numbered lots)."""
 _OPTIONAL_LOT_COLUMNS = ("lot_id",)
 _LOTS_KEY = "lots"  # the top-level key naming a lots CSV (not a PortfolioConfiguration field)
+
+MAX_INPUT_FILE_BYTES = 64 * 2**20
+"""The largest portfolio, lots or price file read (64 MiB): a path naming ``/dev/zero``, a FIFO or
+a huge file is refused before reading rather than filling memory."""
 
 # Objects, not data: a file cannot express them, and silently dropping them would be worse.
 _CODE_ONLY_FIELDS = {"custom_constraints"}
@@ -89,12 +102,104 @@ def _parse(text: str, fmt: str, where: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise InvalidPortfolioError(f"{where}: invalid YAML{at}: {problem}", field="file") from exc
+
+
+_YAML_LOADER: Any = None
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+def _yaml_loader() -> Any:
+    """A ``SafeLoader`` reading YAML as a portfolio file needs: every mapping key as its text
+    (tickers ``ON``, ``TRUE`` or ``7203`` stay tickers) and only ``true``/``false`` as booleans
+    (YAML 1.2; YAML 1.1 also reads ``on``, ``off``, ``yes``, ``no`` as booleans)."""
+    global _YAML_LOADER
+    if _YAML_LOADER is not None:
+        return _YAML_LOADER
+    import yaml
+
+    class PortfolioLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            self.flatten_mapping(node)  # merge keys (<<) first: they are not text keys
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key_node.tag = "tag:yaml.org,2002:str"
+            return super().construct_mapping(node, deep=deep)
+
+    PortfolioLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    PortfolioLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    _YAML_LOADER = PortfolioLoader
+    return PortfolioLoader
+
+
+def _symbols_as_text(data: Any) -> None:
+    """A YAML ticker ``TRUE`` or ``false`` read as a boolean where a symbol belongs (a holding's
+    ``symbol``, the restricted lists, recent sales and purchases) is that ticker."""
+    if not isinstance(data, dict):
+        return
+
+    def text(value: Any) -> Any:
+        return str(value).upper() if isinstance(value, bool) else value
+
+    entries = (
+        [e for e in data.get("holdings") or [] if isinstance(e, dict)] if isinstance(data.get("holdings"), list) else []
+    )
+    tax = data.get("tax")
+    if isinstance(tax, dict):
+        for kind in ("recent_sales", "recent_purchases"):
+            if isinstance(tax.get(kind), list):
+                entries += [e for e in tax[kind] if isinstance(e, dict)]
+    for entry in entries:
+        if "symbol" in entry:
+            entry["symbol"] = text(entry["symbol"])
+    for key in ("no_buy", "no_sell", "no_trade"):
+        if isinstance(data.get(key), list):
+            data[key] = [text(v) for v in data[key]]
+
+
+def check_input_file(path: str | Path, what: str, *, field: str = "file") -> Path:
+    """``path`` if it names a regular file of at most :data:`MAX_INPUT_FILE_BYTES`; else an
+    :class:`InvalidPortfolioError` naming ``what`` and the path (no such file, a device, a FIFO, a
+    directory, too large). Checked without opening, so a FIFO cannot block."""
+    file = Path(path)
+    try:
+        info = os.stat(file)
+    except FileNotFoundError as exc:
+        raise InvalidPortfolioError(f"{file}: no such {what}", field=field) from exc
+    except OSError as exc:
+        raise InvalidPortfolioError(f"{file}: cannot read {what}: {exc.strerror or exc}", field=field) from exc
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
+        raise InvalidPortfolioError(f"{file}: the {what} is {kind}", field=field)
+    if info.st_size > MAX_INPUT_FILE_BYTES:
+        raise InvalidPortfolioError(
+            f"{file}: the {what} is {info.st_size / 2**20:,.1f} MiB, over the "
+            f"{MAX_INPUT_FILE_BYTES // 2**20} MiB limit",
+            field=field,
+        )
+    return file
+
+
+def _read_input(path: str | Path, what: str, field: str, encoding: str) -> str:
+    file = check_input_file(path, what, field=field)
+    try:
+        with file.open("r", encoding=encoding) as handle:
+            text = handle.read(MAX_INPUT_FILE_BYTES + 1)  # grown since the check: still bounded
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPortfolioError(f"{file}: cannot read {what}: {exc}", field=field) from exc
+    if len(text) > MAX_INPUT_FILE_BYTES:
+        raise InvalidPortfolioError(
+            f"{file}: the {what} is over the {MAX_INPUT_FILE_BYTES // 2**20} MiB limit", field=field
+        )
+    return text
 
 
 @dataclass
@@ -139,12 +244,7 @@ def load_lots_csv(path: str | Path) -> LotsFile:
     header being line 1) and the column; nothing is returned half-read.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not a column
-    except FileNotFoundError as exc:
-        raise InvalidPortfolioError(f"{file}: no such lots file", field="lots") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPortfolioError(f"{file}: cannot read lots file: {exc}", field="lots") from exc
+    text = _read_input(file, "lots file", "lots", "utf-8-sig")  # a byte-order mark is not a column
     reader = csv.reader(text.splitlines(keepends=True))
     header = [name.strip().lower() for name in next(reader, [])]
     missing = [c for c in LOT_COLUMNS if c not in header]
@@ -297,6 +397,8 @@ def parse_portfolio_text(
     if fmt not in ("toml", "yaml"):
         raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
     data = _parse(text, fmt, source)
+    if fmt == "yaml":
+        _symbols_as_text(data)
     if not isinstance(data, dict):
         raise InvalidPortfolioError(
             f"{source}: expected a table of portfolio fields at the top level, found {type(data).__name__}",
@@ -344,10 +446,21 @@ def load_portfolio_file(path: str | Path, *, lots: str | Path | None = None) -> 
             f"{file}: unsupported portfolio file type {file.suffix or '(none)'!r}; use .toml, .yaml or .yml",
             field="file",
         )
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InvalidPortfolioError(f"{file}: no such portfolio file", field="file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPortfolioError(f"{file}: cannot read portfolio file: {exc}", field="file") from exc
+    text = _read_input(file, "portfolio file", "file", "utf-8")
     return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent)
+
+
+def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Path]:
+    """The files :func:`load_portfolio_file` would read: the portfolio file and its lots CSV
+    (``lots``, else the file's ``lots`` key), so that a caller can keep outputs off them."""
+    file = Path(path)
+    found = [file]
+    if lots is not None:
+        return [*found, Path(lots)]
+    fmt = PORTFOLIO_FILE_SUFFIXES.get(file.suffix.lower())
+    try:
+        data = _parse(_read_input(file, "portfolio file", "file", "utf-8"), fmt or "toml", str(file))
+        named = _lots_path(data, None, file.parent, str(file)) if isinstance(data, dict) else None
+    except InvalidPortfolioError:
+        return found  # the load itself says what is wrong
+    return [*found, named] if named is not None else found
