@@ -141,13 +141,16 @@ def _yaml_loader() -> Any:
 
 
 def _symbols_as_text(data: Any) -> None:
-    """A YAML ticker ``TRUE`` or ``false`` read as a boolean where a symbol belongs (a holding's
-    ``symbol``, the restricted lists, recent sales and purchases) is that ticker."""
+    """A YAML ticker ``TRUE`` or ``false`` read as a boolean, or ``7203`` read as a number, where a
+    symbol belongs (a holding's ``symbol``, the restricted lists, recent sales and purchases) is
+    that ticker."""
     if not isinstance(data, dict):
         return
 
     def text(value: Any) -> Any:
-        return str(value).upper() if isinstance(value, bool) else value
+        if isinstance(value, bool):
+            return str(value).upper()
+        return str(value) if isinstance(value, int) else value  # a numeric ticker (7203)
 
     entries = (
         [e for e in data.get("holdings") or [] if isinstance(e, dict)] if isinstance(data.get("holdings"), list) else []

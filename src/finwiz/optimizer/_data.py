@@ -49,6 +49,52 @@ class MarketImpactModel:
     volatility: pd.Series
     coefficient: float = 1.0
 
+    def __post_init__(self) -> None:
+        """Refuse, naming the field and symbol, what the impact term cannot price: a coefficient
+        that is not a finite number >= 0, volumes or volatilities not a Series by symbol, a
+        duplicated symbol, a volume that is not positive or a volatility not finite and >= 0."""
+        k = self.coefficient
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int | float | np.integer | np.floating)
+            or not (math.isfinite(k) and k >= 0)
+        ):
+            raise InvalidPortfolioError(
+                f"market impact: coefficient must be a finite number >= 0, not {k!r}", field="market_impact"
+            )
+        object.__setattr__(self, "coefficient", float(k))
+        for name, positive in (("daily_dollar_volume", True), ("volatility", False)):
+            series = getattr(self, name)
+            if not isinstance(series, pd.Series):
+                raise InvalidPortfolioError(
+                    f"market impact: {name} must be a pandas Series labelled by symbol, not {type(series).__name__}",
+                    field=f"market_impact.{name}",
+                )
+            if series.index.has_duplicates:
+                symbol = str(series.index[series.index.duplicated()][0])
+                raise InvalidPortfolioError(
+                    f"market impact: {name} lists {symbol} twice", field=f"market_impact.{name}", symbol=symbol
+                )
+            values = pd.to_numeric(series, errors="coerce").to_numpy(float)
+            if series.dtype.kind in "iuf":
+                numbers = np.ones(len(series), bool)
+            else:  # text, booleans, objects: each cell looked at
+                numbers = np.array([_is_number(v) for v in series], dtype=bool)
+            bad = ~numbers | ~np.isfinite(values) | ((values <= 0) if positive else (values < 0))
+            if bad.any():
+                i = int(np.argmax(bad))
+                symbol = str(series.index[i])
+                need = "a positive finite number" if positive else "a finite number >= 0"
+                raise InvalidPortfolioError(
+                    f"market impact: {name} of {symbol} is {series.iloc[i]!r}, not {need}",
+                    field=f"market_impact.{name}",
+                    symbol=symbol,
+                )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+
 
 @dataclass(frozen=True, eq=False)
 class ProblemData:
@@ -385,7 +431,10 @@ def _blocked(
     size = np.abs(x0)  # caps bound |weight| (a short position's size too)
     breaching = (size > cap) | ((floor > 0) & (x0 < floor - 1e-12))
     drift = np.abs(x0 - target)
-    blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
+    # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
+    # freezes nothing, not even an asset sitting exactly on its target.
+    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
+    blocked["tolerance_band"] = (drift <= width) & (width > 0) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
     # cash included: the share of the portfolio that would have to change hands) than a single
     # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
