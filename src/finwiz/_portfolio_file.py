@@ -239,12 +239,14 @@ def _lot_cell(text: str, column: str) -> Any:
     return text
 
 
-def load_lots_csv(path: str | Path) -> LotsFile:
+def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
     """Read a CSV of tax lots, one lot a row: ``symbol,shares,cost_basis,acquired[,lot_id]``.
 
     ``acquired`` is an ISO date (``2021-03-01``); ``cost_basis`` is per share. Every bad row is
     refused with an :class:`InvalidPortfolioError` naming the file, the row (its line number, the
-    header being line 1) and the column; nothing is returned half-read.
+    header being line 1) and the column; nothing is returned half-read. With ``max_lots`` (the
+    CLI passes ``RebalancingSettings.max_lots``) a file with more lots is refused at the first
+    row past it.
     """
     file = Path(path)
     text = _read_input(file, "lots file", "lots", "utf-8-sig")  # a byte-order mark is not a column
@@ -267,6 +269,7 @@ def load_lots_csv(path: str | Path) -> LotsFile:
         if header.index(name) != position - 1:
             raise InvalidPortfolioError(f"{file}, row 1: column {name!r} appears twice", field=name)
     out = LotsFile(file)
+    count = 0
     for row in reader:
         line = reader.line_num  # the file's line, also after a quoted cell spanning lines
         if not any(cell.strip() for cell in row):
@@ -302,6 +305,12 @@ def load_lots_csv(path: str | Path) -> LotsFile:
             ) from exc
         out.lots.setdefault(symbol, []).append(lot)
         out.lines.setdefault(symbol, []).append(line)
+        count += 1
+        if max_lots is not None and count > max_lots:
+            raise InvalidPortfolioError(
+                f"{file}, row {line}: more than max_lots {max_lots:,} lots (REBALANCING_MAX_LOTS raises it)",
+                field="lots",
+            )
     return out
 
 
@@ -390,12 +399,13 @@ def parse_portfolio_text(
     source: str = "<text>",
     lots: str | Path | None = None,
     base_dir: str | Path | None = None,
+    max_lots: int | None = None,
 ) -> PortfolioConfiguration:
     """Build a configuration from TOML (``fmt="toml"``) or YAML (``fmt="yaml"``) text.
 
     ``source`` names the text in error messages (usually the file path). ``lots`` is a lots CSV
     that replaces the text's own ``lots`` key; a relative ``lots`` key is read from ``base_dir``
-    (default: the current directory).
+    (default: the current directory); ``max_lots`` bounds the lots read from that CSV.
     """
     if fmt not in ("toml", "yaml"):
         raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
@@ -419,7 +429,7 @@ def parse_portfolio_text(
             )
             raise InvalidPortfolioError(f"{source}: unknown key {key!r}{at}; {hint}", field=str(key))
     lots_path = _lots_path(data, lots, Path(base_dir) if base_dir is not None else Path(), source)
-    lots_file = load_lots_csv(lots_path) if lots_path is not None else None
+    lots_file = load_lots_csv(lots_path, max_lots=max_lots) if lots_path is not None else None
     _normalise_holdings(data, source)
     _attach_lots(data, lots_file, source)
     try:
@@ -437,7 +447,9 @@ def parse_portfolio_text(
         raise InvalidPortfolioError(f"{source}{at}: {exc}", field=exc.field, symbol=exc.symbol) from exc
 
 
-def load_portfolio_file(path: str | Path, *, lots: str | Path | None = None) -> PortfolioConfiguration:
+def load_portfolio_file(
+    path: str | Path, *, lots: str | Path | None = None, max_lots: int | None = None
+) -> PortfolioConfiguration:
     """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file.
 
     ``lots`` names a lots CSV to use instead of the file's own ``lots`` key (which is read
@@ -450,7 +462,7 @@ def load_portfolio_file(path: str | Path, *, lots: str | Path | None = None) -> 
             field="file",
         )
     text = _read_input(file, "portfolio file", "file", "utf-8")
-    return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent)
+    return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots)
 
 
 def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Path]:

@@ -190,7 +190,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     if settings.price_provider == "csv":
         inputs.append(("the price file", settings.csv_price_path))
     check_outputs({"--report": outputs["report"], "--json": args.json, "--csv": args.csv}, inputs)
-    config = load_portfolio_file(args.portfolio_file, lots=args.lots)
+    config = load_portfolio_file(args.portfolio_file, lots=args.lots, max_lots=settings.max_lots)
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
     portfolio_id = args.portfolio_id or Path(args.portfolio_file).stem

@@ -9,7 +9,9 @@ the linear ``x_i + cap c <= cap``: caps hold exactly on post-trade weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +23,9 @@ from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, Pri
 from finwiz.optimizer._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
+from finwiz.settings import RebalancingSettings
 
-__all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_prices"]
+__all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
 
 TRADE_PENALTY_FRACTION = 0.1
 """Default price of one trade in MINIMIZE_TRADES: this fraction of the mean squared drift, so the
@@ -264,12 +267,17 @@ def build_problem_data(
     covariance: pd.DataFrame | None = None,
     market_impact: MarketImpactModel | None = None,
     extra_caps: Mapping[str, Any] | None = None,
+    settings: RebalancingSettings | None = None,
 ) -> ProblemData:
     """Validate the request against the prices and assemble :class:`ProblemData`.
+
+    ``settings`` gives the size ceilings (``max_assets``, ``max_lots``; default: the process's
+    :class:`~finwiz.RebalancingSettings`, read once).
 
     ``extra_caps`` folds in limits contributed by custom constraints: ``max_sector_weight``,
     ``min_esg_score`` and ``min_average_esg_score`` (the tightest of all sources wins).
     """
+    check_size(config, settings)
     symbols = config.symbols
     extra = dict(extra_caps or {})
     price = coerce_prices(prices, symbols)
@@ -349,6 +357,37 @@ def build_problem_data(
         gross_limit=config.gross_exposure_limit,
         notes=tuple(notes),
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _settings_for(max_assets: str | None, max_lots: str | None) -> RebalancingSettings:
+    # Reading settings costs milliseconds (environment, .env): read once per value of the two
+    # variables, so a changed REBALANCING_MAX_ASSETS or REBALANCING_MAX_LOTS is still seen.
+    return RebalancingSettings()
+
+
+def _process_settings() -> RebalancingSettings:
+    return _settings_for(os.environ.get("REBALANCING_MAX_ASSETS"), os.environ.get("REBALANCING_MAX_LOTS"))
+
+
+def check_size(config: PortfolioConfiguration, settings: RebalancingSettings | None = None) -> None:
+    """Refuse a book past the size ceilings (``max_assets``, ``max_lots`` of ``settings``, default
+    the process's settings) before any work, naming the setting that raises them."""
+    limits = settings if settings is not None else _process_settings()
+    assets = len(config.symbols)
+    if assets > limits.max_assets:
+        raise InvalidPortfolioError(
+            f"the book has {assets:,} assets, above max_assets {limits.max_assets:,} "
+            f"(raise it with REBALANCING_MAX_ASSETS or RebalancingSettings(max_assets=...))",
+            field="holdings",
+        )
+    lots = sum(len(h.lots) for h in config.holdings if h.lots)
+    if lots > limits.max_lots:
+        raise InvalidPortfolioError(
+            f"the book has {lots:,} tax lots, above max_lots {limits.max_lots:,} "
+            f"(raise it with REBALANCING_MAX_LOTS or RebalancingSettings(max_lots=...))",
+            field="lots",
+        )
 
 
 @dataclass(frozen=True)
