@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.write(terminal_text(line) + "\n")
     if report is not None:
         comparison.write_html(report, title=f"Backtest of {Path(args.portfolio_file).name}")
-        sys.stdout.write(f"Report written to {report.resolve()}\n")
+        sys.stdout.write(terminal_text(f"Report written to {report.resolve()}") + "\n")
     return 1 if comparison.failures else 0
 
 

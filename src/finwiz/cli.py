@@ -153,7 +153,7 @@ def _print_result(result: RebalancingResult, report: Path | None, out: TextIO) -
     text = trades_table(result) + "\n\n" + (f"Lots sold\n{lots}\n\n" if lots else "") + summary_text(result)
     out.write(terminal_text(text) + "\n")
     if report is not None:
-        out.write(f"\nReport written to {report.resolve()}\n")
+        out.write(terminal_text(f"\nReport written to {report.resolve()}") + "\n")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -203,7 +203,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     _print_result(result, written, sys.stdout)
     for what, target in (("JSON", args.json), ("CSV", args.csv)):
         if target is not None:
-            sys.stdout.write(f"{what} written to {Path(target).resolve()}\n")
+            sys.stdout.write(terminal_text(f"{what} written to {Path(target).resolve()}") + "\n")
     return EXIT_OK
 
 
