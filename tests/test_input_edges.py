@@ -152,8 +152,13 @@ def test_market_impact_model_refuses_what_it_cannot_price(
 
 def test_a_valid_market_impact_model_still_prices_trades() -> None:
     model = impact(coefficient=np.float32(0.5), volatility=pd.Series({"AAA": 0.0, "BBB": 0.01}))
-    result = rebalance(two_assets(tolerance=0.0), {"AAA": 10.0, "BBB": 50.0}, market_impact=model)
-    assert result.status == "optimal" or result.trades
+    assert model.coefficient == 0.5  # type: ignore[attr-defined]
+    config = two_assets(tolerance=0.0, min_trade_size=0.0, cash=300.0, target_weights={"AAA": 0.05, "BBB": 0.9})
+    result = rebalance(config, {"AAA": 10.0, "BBB": 50.0}, market_impact=model)
+    by_symbol = {t.symbol: t for t in result.trades}
+    assert all(t.market_impact_cost == 0.0 for t in result.trades if t.symbol == "AAA")  # zero volatility
+    bbb = by_symbol["BBB"]  # 0.5 x 0.01 x |T|^1.5 / sqrt(2e6), the documented formula
+    assert bbb.market_impact_cost == pytest.approx(0.5 * 0.01 * bbb.trade_value**1.5 / np.sqrt(2e6), rel=1e-6, abs=0.01)
 
 
 def factor_model(symbols: list[str], factors: list[str]) -> object:
