@@ -105,7 +105,9 @@ def _text_dates(values: pd.Index, what: str, date_format: str | None) -> pd.Date
         warnings.simplefilter("ignore")
         fmt = guess_datetime_format(str(values[0]))
     if fmt is None:
-        raise InvalidPortfolioError(f"{what}: {values[0]!r} is not a date", field=what)
+        raise InvalidPortfolioError(
+            f"{what}: cannot tell the format of date {values[0]!r}; pass date_format= (e.g. '%d/%m/%y')", field=what
+        )
     readings = [r for r in (_strict(values, fmt), _strict(values, _swap_day_month(fmt))) if r is not None]
     if not readings:
         raise InvalidPortfolioError(

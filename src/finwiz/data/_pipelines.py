@@ -78,7 +78,9 @@ def align_prices(prices: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
         symbol = str(columns[columns.duplicated()][0])
         raise InvalidPortfolioError(f"prices list {symbol} twice", field="prices", symbol=symbol)
     if prices.index.has_duplicates:
-        raise InvalidPortfolioError("prices have duplicate dates", field="prices")
+        day = prices.index[prices.index.duplicated()][0]
+        shown = day.date() if isinstance(day, pd.Timestamp) else day
+        raise InvalidPortfolioError(f"prices have duplicate dates ({shown} twice)", field="prices")
     table = prices.set_axis(columns, axis=1).sort_index()
     missing = {s: "no price column" for s in wanted if s not in table.columns}
     missing.update({s: "no prices" for s in wanted if s in table.columns and not table[s].notna().any()})
