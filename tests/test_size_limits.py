@@ -22,7 +22,10 @@ def book(n: int, lots_per_asset: int = 0) -> PortfolioConfiguration:
         )
         for i in range(n)
     ]
-    return PortfolioConfiguration(holdings=holdings, target_weights={h.symbol: 0.9 / n for h in holdings}, cash=100.0)
+    tax = {"as_of": date(2024, 6, 28), "short_term_rate": 0.35, "long_term_rate": 0.15} if lots_per_asset else None
+    return PortfolioConfiguration(
+        holdings=holdings, target_weights={h.symbol: 0.9 / n for h in holdings}, cash=100.0, tax=tax
+    )
 
 
 def test_defaults_are_documented_and_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -374,13 +374,16 @@ def check_size(config: PortfolioConfiguration, settings: RebalancingSettings | N
     """Refuse a book past the size ceilings (``max_assets``, ``max_lots`` of ``settings``, default
     the process's settings) before any work, naming the setting that raises them."""
     limits = settings if settings is not None else _process_settings()
-    assets = len(config.symbols)
+    bound = len(config.holdings) + len(config.target_weights)  # at least the number of assets
+    assets = len(config.symbols) if bound > limits.max_assets else bound
     if assets > limits.max_assets:
         raise InvalidPortfolioError(
             f"the book has {assets:,} assets, above max_assets {limits.max_assets:,} "
             f"(raise it with REBALANCING_MAX_ASSETS or RebalancingSettings(max_assets=...))",
             field="holdings",
         )
+    if config.tax is None:
+        return  # lots are read only by a tax-aware rebalance
     lots = sum(len(h.lots) for h in config.holdings if h.lots)
     if lots > limits.max_lots:
         raise InvalidPortfolioError(
