@@ -229,3 +229,16 @@ def test_ctrl_c_anywhere_exits_130_with_one_line(
     err = capsys.readouterr().err
     assert err.endswith("\nfinwiz: interrupted\n") or err == "finwiz: interrupted\n"  # after a progress bar
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["rebalance", "backtest"])
+def test_a_price_source_that_is_not_a_regular_file_is_a_bad_command_line(
+    book: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for source in ("/dev/zero", str(tmp_path)):
+        assert (
+            run(command, str(book), "--prices", f"csv:{source}", *(["--no-report"] if command == "rebalance" else []))
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert "--prices file is" in err

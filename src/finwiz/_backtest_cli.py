@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from finwiz._cli_files import UsageError, check_outputs, terminal_text
+from finwiz._cli_files import UsageError, check_outputs, source_file, terminal_text
 from finwiz.errors import InvalidPortfolioError
 
 __all__ = ["add_backtest_parser", "parse_policy", "price_table"]
@@ -79,10 +79,9 @@ def price_table(source: str, *, date_format: str | None = None, option: str = "-
     ``symbol,date,price``, gzip allowed) as a DataFrame of dates x symbols.
 
     Text dates are read with ``date_format`` (e.g. ``%d/%m/%Y``) when given, else as ISO dates or
-    in a format whose day and month cannot be swapped; ambiguous dates (``01/03/2024``), a date
-    given twice (for one symbol, in the long form) and a source that is not a regular file of at
-    most 64 MiB are refused by name."""
-    from finwiz._portfolio_file import check_input_file
+    in a format whose day and month cannot be swapped; ambiguous dates (``01/03/2024``) and a date
+    given twice (for one symbol, in the long form) are refused by name; a source that is missing
+    or not a regular file of at most 64 MiB is a :class:`UsageError` (exit 2)."""
     from finwiz.backtest._data import parse_dates
 
     if source == "sample":
@@ -91,10 +90,7 @@ def price_table(source: str, *, date_format: str | None = None, option: str = "-
         return sample_price_history()
     if not source.startswith("csv:") or not source[4:]:
         raise UsageError(f"unknown price source {source!r} for a backtest; use sample or csv:PATH")
-    path = Path(source[4:])
-    if not path.exists():
-        raise UsageError(f"{option}: no such file {str(path)!r}")
-    check_input_file(path, f"{option} file", field="prices")
+    path = source_file(source[4:], option)
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from finwiz.errors import ConfigurationError
 
-__all__ = ["UsageError", "check_outputs", "csv_safe", "terminal_text"]
+__all__ = ["UsageError", "check_outputs", "csv_safe", "source_file", "terminal_text"]
 
 
 class UsageError(ConfigurationError):
@@ -51,6 +51,20 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Iterable[tup
         for other, second in given[:i]:
             if _same(path, second):
                 raise UsageError(f"{other} and {option} name the same file {str(path)!r}; give each its own path")
+
+
+def source_file(path: str, option: str) -> Path:
+    """The file an input option (``--prices csv:PATH``, ``--volumes``) names: it must exist and be a
+    regular file of at most 64 MiB, else :class:`UsageError` (a bad command line, exit 2)."""
+    from finwiz._portfolio_file import check_input_file
+    from finwiz.errors import InvalidPortfolioError
+
+    if not Path(path).exists():
+        raise UsageError(f"{option}: no such file {path!r}")
+    try:
+        return check_input_file(path, f"{option} file", field="prices")
+    except InvalidPortfolioError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from finwiz._cli_files import UsageError, check_outputs, csv_safe, terminal_text
+from finwiz._cli_files import UsageError, check_outputs, csv_safe, source_file, terminal_text
 from finwiz.errors import ConfigurationError, FinwizError
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
@@ -72,11 +72,7 @@ def _settings_for(prices: str | None) -> RebalancingSettings:
         path = prices[len("csv:") :]
         if not path:
             raise UsageError("--prices csv:PATH needs a file path after 'csv:'")
-        if not Path(path).exists():
-            raise UsageError(f"--prices: no such file {path!r}")
-        from finwiz._portfolio_file import check_input_file
-
-        check_input_file(path, "--prices file", field="prices")
+        source_file(path, "--prices")
         return settings.model_copy(update={"price_provider": "csv", "csv_price_path": path, "fallback_providers": []})
     if prices == "csv":
         raise UsageError("--prices csv needs a file: use --prices csv:PATH")
