@@ -47,6 +47,8 @@ def test_unambiguous_dates_keep_working() -> None:
     days = pd.bdate_range("2024-03-11", periods=9)
     for fmt in ("%d/%m/%Y", "%m/%d/%Y"):
         assert list(Backtest(prices([d.strftime(fmt) for d in days]), initial=book()).prices.index) == list(days)
+    named = Backtest(prices([d.strftime("%b %d, %Y") for d in MARCH]), initial=book())  # a month name
+    assert list(named.prices.index) == list(MARCH)
     stamped = Backtest(prices(list(MARCH)), initial=book())  # real dates: nothing to guess
     assert list(stamped.prices.index) == list(MARCH)
 

@@ -108,7 +108,9 @@ def _text_dates(values: pd.Index, what: str, date_format: str | None) -> pd.Date
         raise InvalidPortfolioError(
             f"{what}: cannot tell the format of date {values[0]!r}; pass date_format= (e.g. '%d/%m/%y')", field=what
         )
-    readings = [r for r in (_strict(values, fmt), _strict(values, _swap_day_month(fmt))) if r is not None]
+    # Day and month can be swapped only when both are numbers (not with a month name).
+    formats = (fmt, _swap_day_month(fmt)) if "%d" in fmt and "%m" in fmt else (fmt,)
+    readings = [r for r in (_strict(values, f) for f in formats) if r is not None]
     if not readings:
         raise InvalidPortfolioError(
             f"{what}: the dates are not all in one format (first: {values[0]!r}); pass date_format=", field=what
