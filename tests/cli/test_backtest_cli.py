@@ -103,19 +103,19 @@ def test_backtest_reads_a_csv_price_table(portfolio: Path, tmp_path: Path, capsy
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "message", "status"),
     [
-        (["--policy", "sometimes"], "--policy 'sometimes' is not a policy"),
-        (["--prices", "yahoo"], "unknown price source 'yahoo' for a backtest"),
-        (["--prices", "csv:missing.csv"], "no such file"),
-        (["--start", "2030-01-01"], "no dates between start and end"),
-        (["--report", "/no/such/dir/out.html"], "cannot write the report"),
+        (["--policy", "sometimes"], "--policy 'sometimes' is not a policy", 2),
+        (["--prices", "yahoo"], "unknown price source 'yahoo' for a backtest", 2),
+        (["--prices", "csv:missing.csv"], "no such file", 2),
+        (["--start", "2030-01-01"], "no dates between start and end", 1),
+        (["--report", "/no/such/dir/out.html"], "cannot write the report", 2),
     ],
 )
-def test_backtest_errors_are_one_line_and_exit_1(
-    portfolio: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+def test_backtest_errors_are_one_line_and_exit_1_or_2_for_a_bad_command_line(
+    portfolio: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str, status: int
 ) -> None:
-    assert main(["backtest", str(portfolio), *argv]) == 1
+    assert main(["backtest", str(portfolio), *argv]) == status
     _, err = capsys.readouterr()
     assert err.startswith("finwiz: error: ")
     assert message in err

@@ -140,7 +140,7 @@ def test_unknown_symbol_price_failure(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_bad_options_give_one_line(
     portfolio: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
-    assert main(["rebalance", str(portfolio), *argv]) == 1
+    assert main(["rebalance", str(portfolio), *argv]) == 2  # a bad command line (the README's 2)
     _, err = capsys.readouterr()
     assert expected in err
     assert "Traceback" not in err

@@ -202,3 +202,14 @@ def test_quality_report_flags_an_unadjusted_split_and_gaps() -> None:
     assert not report.ok
     assert report.symbols == ["S1", "S2"]
     assert check_price_quality(make_prices(60, 3, seed=3)).ok
+
+
+def test_a_date_twice_is_refused_naming_it_in_returns_and_alignment() -> None:
+    from finwiz.data import align_prices, compute_returns
+
+    prices = pd.DataFrame({"AAA": [10.0, 11.0, 12.0]}, index=pd.to_datetime(["2024-03-01", "2024-03-04", "2024-03-04"]))
+    with pytest.raises(InvalidPortfolioError, match="date 2024-03-04 appears twice") as info:
+        compute_returns(prices)
+    assert info.value.field == "prices"
+    with pytest.raises(InvalidPortfolioError, match=r"2024-03-04 twice"):
+        align_prices(prices, ["AAA"])

@@ -91,3 +91,153 @@ def test_a_covariance_missing_a_symbol_is_reported_as_covariance() -> None:
     assert info.value.field == "covariance"
     assert info.value.symbol == "BBB"
     assert str(info.value).startswith("covariance has no data for BBB")
+
+
+# ---------------------------------------------------------------- impact, factor models, YAML, bands
+
+
+def impact(**overrides: object) -> object:
+    from finwiz import MarketImpactModel
+
+    fields: dict[str, object] = {
+        "daily_dollar_volume": pd.Series({"AAA": 1e6, "BBB": 2e6}),
+        "volatility": pd.Series({"AAA": 0.02, "BBB": 0.01}),
+        "coefficient": 1.0,
+    }
+    fields.update(overrides)
+    return MarketImpactModel(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "symbol", "match"),
+    [
+        ({"coefficient": -1.0}, "market_impact", None, "coefficient must be a finite number >= 0, not -1.0"),
+        ({"coefficient": math.nan}, "market_impact", None, "coefficient"),
+        ({"coefficient": "1.0"}, "market_impact", None, "not '1.0'"),
+        ({"coefficient": True}, "market_impact", None, "not True"),
+        ({"daily_dollar_volume": {"AAA": 1e6, "BBB": 2e6}}, "market_impact.daily_dollar_volume", None, "not dict"),
+        ({"volatility": [0.02, 0.01]}, "market_impact.volatility", None, "not list"),
+        (
+            {"daily_dollar_volume": pd.Series({"AAA": 1e6, "BBB": 0.0})},
+            "market_impact.daily_dollar_volume",
+            "BBB",
+            "positive",
+        ),
+        (
+            {"daily_dollar_volume": pd.Series({"AAA": -5.0, "BBB": 1.0})},
+            "market_impact.daily_dollar_volume",
+            "AAA",
+            "positive",
+        ),
+        (
+            {"daily_dollar_volume": pd.Series({"AAA": math.nan, "BBB": 1.0})},
+            "market_impact.daily_dollar_volume",
+            "AAA",
+            "positive",
+        ),
+        ({"volatility": pd.Series({"AAA": 0.02, "BBB": math.nan})}, "market_impact.volatility", "BBB", "nan"),
+        ({"volatility": pd.Series({"AAA": -0.02, "BBB": 0.01})}, "market_impact.volatility", "AAA", ">= 0"),
+        ({"volatility": pd.Series({"AAA": "0.02", "BBB": 0.01})}, "market_impact.volatility", "AAA", "'0.02'"),
+        ({"volatility": pd.Series([0.02, 0.01], index=["AAA", "AAA"])}, "market_impact.volatility", "AAA", "twice"),
+    ],
+)
+def test_market_impact_model_refuses_what_it_cannot_price(
+    overrides: dict[str, object], field: str, symbol: str | None, match: str
+) -> None:
+    with pytest.raises(InvalidPortfolioError, match=match) as info:
+        impact(**overrides)
+    assert info.value.field == field
+    assert info.value.symbol == symbol
+
+
+def test_a_valid_market_impact_model_still_prices_trades() -> None:
+    model = impact(coefficient=np.float32(0.5), volatility=pd.Series({"AAA": 0.0, "BBB": 0.01}))
+    assert model.coefficient == 0.5  # type: ignore[attr-defined]
+    config = two_assets(tolerance=0.0, min_trade_size=0.0, cash=300.0, target_weights={"AAA": 0.05, "BBB": 0.9})
+    result = rebalance(config, {"AAA": 10.0, "BBB": 50.0}, market_impact=model)
+    by_symbol = {t.symbol: t for t in result.trades}
+    assert all(t.market_impact_cost == 0.0 for t in result.trades if t.symbol == "AAA")  # zero volatility
+    bbb = by_symbol["BBB"]  # 0.5 x 0.01 x |T|^1.5 / sqrt(2e6), the documented formula
+    assert bbb.market_impact_cost == pytest.approx(0.5 * 0.01 * bbb.trade_value**1.5 / np.sqrt(2e6), rel=1e-6, abs=0.01)
+
+
+def factor_model(symbols: list[str], factors: list[str]) -> object:
+    from finwiz import FactorModel
+
+    loadings = pd.DataFrame(np.ones((len(symbols), len(factors))) * 0.01, index=symbols, columns=factors)
+    covariance = pd.DataFrame(np.eye(len(factors)), index=factors, columns=factors)
+    return FactorModel(loadings, covariance, pd.Series(1e-4, index=symbols))
+
+
+def test_a_factor_model_with_a_symbol_or_factor_twice_is_refused_by_name() -> None:
+    from finwiz import FactorModel
+
+    with pytest.raises(InvalidPortfolioError, match="lists symbol AAA twice") as info:
+        factor_model(["AAA", "BBB", "AAA"], ["mkt"])
+    assert (info.value.field, info.value.symbol) == ("factor_model", "AAA")
+    with pytest.raises(InvalidPortfolioError, match="lists factor mkt twice"):
+        factor_model(["AAA", "BBB"], ["mkt", "mkt"])
+    twice = pd.DataFrame(np.eye(3) * 1e-4, index=["AAA", "BBB", "AAA"], columns=["AAA", "BBB", "AAA"])
+    with pytest.raises(InvalidPortfolioError, match="covariance lists symbol AAA twice") as info:
+        FactorModel.from_covariance(twice)
+    assert info.value.symbol == "AAA"
+    with pytest.raises(InvalidPortfolioError, match="covariance lists symbol AAA twice"):
+        rebalance(two_assets(method="risk_aware"), {"AAA": 10.0, "BBB": 50.0}, covariance=twice)
+    with pytest.raises(InvalidPortfolioError, match="idiosyncratic_variance must be a pandas Series"):
+        FactorModel(pd.DataFrame({"f": [1.0]}, index=["AAA"]), pd.DataFrame({"f": [1.0]}, index=["f"]), [1e-4])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ticker", ["ON", "OFF", "YES", "NO", "Y", "N", "TRUE", "False", "on", "7203"])
+def test_yaml_tickers_that_yaml_1_1_reads_as_booleans_stay_tickers(ticker: str) -> None:
+    from finwiz.cli._portfolio_file import parse_portfolio_text
+
+    text = (
+        f"cash: 1000.0\nallow_fractional_shares: true\nholdings:\n  {ticker}: 10\n  MSFT: 5\n"
+        f"target_weights:\n  {ticker}: 0.5\n  MSFT: 0.4\nno_sell: [{ticker}]\n"
+    )
+    config = parse_portfolio_text(text, "yaml", source="p.yaml")
+    symbol = ticker.upper()
+    assert config.symbols == [symbol, "MSFT"]
+    assert config.target_weights[symbol] == 0.5
+    assert config.no_sell == [symbol]
+    assert config.allow_fractional_shares is True  # a real boolean is still one
+    listed = parse_portfolio_text(
+        f"holdings:\n  - symbol: {ticker}\n    shares: 3\ntarget_weights: {{{ticker}: 0.9}}\n", "yaml", source="p.yaml"
+    )
+    assert listed.holdings[0].symbol == symbol
+
+
+def test_yaml_file_with_ticker_on_rebalances(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from finwiz.cli._portfolio_file import load_portfolio_file
+
+    path = Path(str(tmp_path)) / "book.yaml"
+    path.write_text("cash: 1000.0\ntolerance: 0.0\nholdings:\n  ON: 10\ntarget_weights:\n  ON: 0.9\n", encoding="utf-8")
+    config = load_portfolio_file(path)
+    result = rebalance(config, {"ON": 50.0})
+    assert config.symbols == ["ON"]
+    assert result.post_trade_holdings["ON"] > 10
+
+
+def test_zero_tolerance_freezes_no_asset_even_one_exactly_on_target() -> None:
+    # AAA sits exactly on its 40 % target; BBB may not be bought, so the 20 points it lacks stay
+    # in cash unless AAA may take some. Nearest portfolio (zero costs, fractional shares): minimise
+    # (a - 0.4)^2 + (c - 0.0)^2 with a + c = 0.6 + ... -> the excess splits evenly between AAA and cash.
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="AAA", shares=40), Holding(symbol="BBB", shares=20)],
+        target_weights={"AAA": 0.4, "BBB": 0.6},
+        cash=40.0,
+        tolerance=0.0,
+        transaction_cost_rate=0.0,
+        min_trade_size=0.0,
+        allow_fractional_shares=True,
+        no_buy=["BBB"],
+        method="minimize_costs",
+    )
+    result = rebalance(config, {"AAA": 1.0, "BBB": 1.0})
+    # Independent answer: BBB fixed at 0.2; a + cash = 0.8, nearest to (0.4, 0.0) is a = 0.6, cash = 0.2.
+    assert result.post_trade_weights["AAA"] == pytest.approx(0.6, abs=1e-4)
+    assert result.post_trade_holdings["AAA"] == pytest.approx(60.0, abs=0.01)
+    banded = rebalance(config.model_copy(update={"tolerance": 0.01}), {"AAA": 1.0, "BBB": 1.0})
+    assert banded.post_trade_holdings["AAA"] == 40  # a real band still holds it

@@ -51,6 +51,10 @@ class Backtest:
     market_impact
         The impact coefficient ``k`` (default 1 when ``volumes`` are given; 0 turns impact off),
         or a fixed :class:`~finwiz.MarketImpactModel` for every date (then no ``volumes``).
+    date_format
+        The ``strftime`` format of text dates (in ``prices``, ``volumes`` and ``cash_flows``),
+        e.g. ``"%d/%m/%Y"``. Without it ISO dates are read, and text dates whose day and month
+        could be either way round (every day 12 or less) are refused, naming one.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Backtest:
         end: Any = None,
         cash_flows: pd.Series | None = None,
         market_impact: float | MarketImpactModel | None = None,
+        date_format: str | None = None,
     ) -> None:
         self.history: MarketHistory = build_history(
             prices,
@@ -74,6 +79,7 @@ class Backtest:
             end=end,
             cash_flows=cash_flows,
             market_impact=market_impact,
+            date_format=date_format,
         )
 
     @property

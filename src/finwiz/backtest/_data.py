@@ -7,12 +7,14 @@ names the date, the symbol or the field: unsorted or duplicate dates, missing sy
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from finwiz.errors import ConfigurationError, InvalidPortfolioError, PriceDataError
 from finwiz.schemas import Holding, PortfolioConfiguration, canonical_symbol
@@ -20,7 +22,7 @@ from finwiz.schemas import Holding, PortfolioConfiguration, canonical_symbol
 if TYPE_CHECKING:  # pragma: no cover
     from finwiz.optimizer import MarketImpactModel
 
-__all__ = ["MarketHistory", "build_history"]
+__all__ = ["MarketHistory", "build_history", "parse_dates"]
 
 IMPACT_WINDOW = 21
 """Trading days in the trailing windows of average dollar volume and volatility (about a month).
@@ -76,10 +78,66 @@ class MarketHistory:
         )
 
 
-def _dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
+def _swap_day_month(fmt: str) -> str:
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def _strict(values: pd.Index, fmt: str) -> pd.DatetimeIndex | None:
     try:
-        dates = pd.DatetimeIndex(pd.to_datetime(index))
-    except (TypeError, ValueError) as exc:
+        return pd.DatetimeIndex(pd.to_datetime(values, format=fmt))
+    except (TypeError, ValueError):
+        return None
+
+
+def _text_dates(values: pd.Index, what: str, date_format: str | None) -> pd.DatetimeIndex:
+    """Text dates read one way only: ``date_format`` when given, ISO 8601, or a format whose day
+    and month cannot be swapped; both readings valid and different is refused, naming a value."""
+    if date_format is not None:
+        parsed = _strict(values, date_format)
+        if parsed is None:
+            bad = next(v for v in values if _strict(pd.Index([v]), date_format) is None)
+            raise InvalidPortfolioError(f"{what}: date {bad!r} does not match date_format {date_format!r}", field=what)
+        return parsed
+    iso = _strict(values, "ISO8601")
+    if iso is not None:
+        return iso
+    with warnings.catch_warnings():  # pandas warns when the guess contradicts ``dayfirst``
+        warnings.simplefilter("ignore")
+        fmt = guess_datetime_format(str(values[0]))
+    if fmt is None:
+        raise InvalidPortfolioError(
+            f"{what}: cannot tell the format of date {values[0]!r}; pass date_format= (e.g. '%d/%m/%y')", field=what
+        )
+    # Day and month can be swapped only when both are numbers (not with a month name).
+    formats = (fmt, _swap_day_month(fmt)) if "%d" in fmt and "%m" in fmt else (fmt,)
+    readings = [r for r in (_strict(values, f) for f in formats) if r is not None]
+    if not readings:
+        raise InvalidPortfolioError(
+            f"{what}: the dates are not all in one format (first: {values[0]!r}); pass date_format=", field=what
+        )
+    if len(readings) == 2 and not readings[0].equals(readings[1]):
+        i = int(np.argmax(readings[0].asi8 != readings[1].asi8))
+        a, b = sorted((readings[0][i].date(), readings[1][i].date()))
+        raise InvalidPortfolioError(
+            f"{what}: date {values[i]!r} is ambiguous ({a} or {b}): every day is 12 or less, so day and "
+            f"month cannot be told apart; pass date_format= (e.g. '%d/%m/%Y'; --date-format on the command line)",
+            field=what,
+        )
+    return readings[0]
+
+
+def parse_dates(index: Any, what: str, date_format: str | None = None) -> pd.DatetimeIndex:
+    """``index`` as naive dates, refused by name (``what``) when a value is not a date or text
+    dates are ambiguous (``01/03/2024``: 3 January or 1 March?) and no ``date_format`` says which."""
+    values = pd.Index(index)
+    try:
+        if len(values) and all(isinstance(v, str) for v in values):
+            dates = _text_dates(values.str.strip(), what, date_format)
+        else:
+            dates = pd.DatetimeIndex(pd.to_datetime(values))
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, InvalidPortfolioError):
+            raise
         raise InvalidPortfolioError(f"{what}: the index must be dates ({exc})", field=what) from exc
     if dates.hasnans:
         raise InvalidPortfolioError(f"{what}: the index has a missing date", field=what)
@@ -111,11 +169,11 @@ def _columns(frame: pd.DataFrame, what: str) -> list[str]:
     return out
 
 
-def _table(frame: Any, what: str) -> pd.DataFrame:
+def _table(frame: Any, what: str, date_format: str | None = None) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise InvalidPortfolioError(f"{what} must be a pandas DataFrame of dates x symbols", field=what)
     table = frame.copy()
-    table.index = _dates(frame.index, what)
+    table.index = parse_dates(frame.index, what, date_format)
     table.columns = pd.Index(_columns(frame, what))
     _sorted_unique(table.index, what)
     return table
@@ -164,13 +222,13 @@ def _normalised(
     return PortfolioConfiguration(**fields)
 
 
-def _flows(cash_flows: Any, dates: pd.DatetimeIndex) -> np.ndarray:
+def _flows(cash_flows: Any, dates: pd.DatetimeIndex, date_format: str | None = None) -> np.ndarray:
     flows = np.zeros(len(dates))
     if cash_flows is None:
         return flows
     if not isinstance(cash_flows, pd.Series):
         raise InvalidPortfolioError("cash_flows must be a pandas Series of date -> amount", field="cash_flows")
-    when = _dates(cash_flows.index, "cash_flows")
+    when = parse_dates(cash_flows.index, "cash_flows", date_format)
     amounts = pd.to_numeric(cash_flows, errors="coerce").to_numpy(float)
     for day, amount in zip(when, amounts, strict=True):
         if not np.isfinite(amount):
@@ -187,8 +245,10 @@ def _flows(cash_flows: Any, dates: pd.DatetimeIndex) -> np.ndarray:
     return flows
 
 
-def _volumes(volumes: Any, dates: pd.DatetimeIndex, symbols: list[str], prices: np.ndarray) -> tuple[np.ndarray, ...]:
-    table = _table(volumes, "volumes")
+def _volumes(
+    volumes: Any, dates: pd.DatetimeIndex, symbols: list[str], prices: np.ndarray, date_format: str | None = None
+) -> tuple[np.ndarray, ...]:
+    table = _table(volumes, "volumes", date_format)
     missing = [s for s in symbols if s not in table.columns]
     if missing:
         raise InvalidPortfolioError(f"volumes: no column for {', '.join(missing)}", field="volumes", symbol=missing[0])
@@ -226,10 +286,12 @@ def build_history(
     end: Any = None,
     cash_flows: pd.Series | None = None,
     market_impact: float | MarketImpactModel | None = None,
+    date_format: str | None = None,
 ) -> MarketHistory:
-    """Validate everything a backtest needs (see the module docstring)."""
+    """Validate everything a backtest needs (see the module docstring); ``date_format`` reads
+    text dates (prices, volumes, cash flows), required when they are ambiguous."""
     config = _normalised(initial, sectors)
-    table = _table(prices, "prices")
+    table = _table(prices, "prices", date_format)
     if start is not None or end is not None:
         table = table.loc[
             pd.Timestamp(start) if start is not None else None : pd.Timestamp(end) if end is not None else None
@@ -263,7 +325,7 @@ def build_history(
             f"initial: the book is worth nothing on {dates[0].date()}; start with cash or holdings", field="holdings"
         )
     frame = pd.DataFrame(P, index=dates, columns=pd.Index(symbols, name="symbol"))
-    flows = _flows(cash_flows, dates)
+    flows = _flows(cash_flows, dates, date_format)
     from finwiz.optimizer import MarketImpactModel
 
     if isinstance(market_impact, MarketImpactModel):
@@ -276,7 +338,7 @@ def build_history(
         if market_impact:
             raise ConfigurationError("market_impact needs volumes= (daily dollar volume per symbol)")
         return MarketHistory(frame, dates, tuple(symbols), P, flows, config)
-    volume, sigma = _volumes(volumes, dates, symbols, P)
+    volume, sigma = _volumes(volumes, dates, symbols, P, date_format)
     coefficient = 1.0 if market_impact is None else float(market_impact)
     if coefficient == 0:
         return MarketHistory(frame, dates, tuple(symbols), P, flows, config)

@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from finwiz.errors import ConfigurationError, InvalidPortfolioError
+from finwiz.cli._files import UsageError, check_outputs, source_file, terminal_text
+from finwiz.errors import InvalidPortfolioError
 
 __all__ = ["add_backtest_parser", "parse_policy", "price_table"]
 
@@ -69,30 +70,52 @@ def parse_policy(spec: str) -> Any:
             method = positional[0].strip() if positional else "minimize_trades"
             return OptimizedRebalance(method, every=every, **options)
     except ValueError as exc:
-        raise ConfigurationError(f"--policy {spec!r}: {exc}") from exc
-    raise ConfigurationError(f"--policy {spec!r} is not a policy; use {_POLICY_HELP}")
+        raise UsageError(f"--policy {spec!r}: {exc}") from exc
+    raise UsageError(f"--policy {spec!r} is not a policy; use {_POLICY_HELP}")
 
 
-def price_table(source: str) -> pd.DataFrame:
+def price_table(source: str, *, date_format: str | None = None, option: str = "--prices") -> pd.DataFrame:
     """``sample`` (the bundled 20 stocks) or ``csv:PATH`` (wide ``Date,AAPL,...`` or long
-    ``symbol,date,price``, gzip allowed) as a DataFrame of dates x symbols."""
+    ``symbol,date,price``, gzip allowed) as a DataFrame of dates x symbols.
+
+    Text dates are read with ``date_format`` (e.g. ``%d/%m/%Y``) when given, else as ISO dates or
+    in a format whose day and month cannot be swapped; ambiguous dates (``01/03/2024``) and a date
+    given twice (for one symbol, in the long form) are refused by name; a source that is missing
+    or not a regular file of at most 64 MiB is a :class:`UsageError` (exit 2)."""
+    from finwiz.backtest._data import parse_dates
+
     if source == "sample":
         from finwiz.data import sample_price_history
 
         return sample_price_history()
     if not source.startswith("csv:") or not source[4:]:
-        raise ConfigurationError(f"unknown price source {source!r} for a backtest; use sample or csv:PATH")
-    path = Path(source[4:])
+        raise UsageError(f"unknown price source {source!r} for a backtest; use sample or csv:PATH")
+    path = source_file(source[4:], option)
     try:
         frame = pd.read_csv(path)
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"--prices: no such file {str(path)!r}") from exc
     except (OSError, ValueError) as exc:
         raise InvalidPortfolioError(f"{path}: cannot read the price table ({exc})", field="prices") from exc
+    what = f"{path}"
     lower = {str(c).strip().lower(): c for c in frame.columns}
     if {"symbol", "date", "price"} <= set(lower):
-        return frame.pivot_table(index=lower["date"], columns=lower["symbol"], values=lower["price"], aggfunc="last")
-    return frame.set_index(frame.columns[0])
+        date, symbol, price = lower["date"], lower["symbol"], lower["price"]
+        frame[date] = parse_dates(frame[date], f"{what}, column {date}", date_format)
+        twice = frame.duplicated([symbol, date])
+        if twice.any():
+            row = frame[twice].iloc[0]
+            raise InvalidPortfolioError(
+                f"{what}: {row[symbol]} has two prices on {row[date].date()}", field="prices", symbol=str(row[symbol])
+            )
+        return frame.pivot(index=date, columns=symbol, values=price)
+    if frame.columns.empty:
+        raise InvalidPortfolioError(f"{what}: the price table is empty", field="prices")
+    first = frame.columns[0]
+    table = frame.set_index(first)
+    table.index = parse_dates(table.index, f"{what}, column {first}", date_format)
+    repeated = table.index.duplicated()
+    if repeated.any():
+        raise InvalidPortfolioError(f"{what}: date {table.index[repeated][0].date()} appears twice", field="prices")
+    return table
 
 
 def _write_metrics(metrics: pd.DataFrame, out: Any) -> None:
@@ -112,20 +135,27 @@ def _write_metrics(metrics: pd.DataFrame, out: Any) -> None:
         "costs_per_year": "{:,.2f}".format,
         "costs_bp_per_year": "{:.2f}".format,
     }
-    out.write(shown.to_string(formatters=formats) + "\n")
+    out.write(terminal_text(shown.to_string(formatters=formats)) + "\n")
 
 
 def _run(args: argparse.Namespace) -> int:
     from finwiz.backtest import Backtest
-    from finwiz.cli._portfolio_file import load_portfolio_file
+    from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
     report = Path(args.report) if args.report else None
     if report is not None and (report.is_dir() or not report.parent.is_dir()):
-        raise ConfigurationError(f"cannot write the report to {str(report)!r}: no such directory or a directory")
+        raise UsageError(f"cannot write the report to {str(report)!r}: no such directory or a directory")
+    inputs = [("the portfolio file", path) for path in input_files(args.portfolio_file)]
+    if args.prices.startswith("csv:") and args.prices[4:]:
+        inputs.append(("the --prices file", args.prices[4:]))
+    inputs.append(("the --volumes file", args.volumes))
+    check_outputs({"--report": report}, inputs)
     policies = {spec: parse_policy(spec) for spec in (args.policy or ["monthly"])}
     config = load_portfolio_file(args.portfolio_file)
-    prices = price_table(args.prices)
-    volumes = price_table(f"csv:{args.volumes}") if args.volumes else None
+    prices = price_table(args.prices, date_format=args.date_format)
+    volumes = (
+        price_table(f"csv:{args.volumes}", date_format=args.date_format, option="--volumes") if args.volumes else None
+    )
     backtest = Backtest(prices, initial=config, volumes=volumes, start=args.start, end=args.end)
     if not args.quiet:
         first, last = backtest.prices.index[0].date(), backtest.prices.index[-1].date()
@@ -135,14 +165,15 @@ def _run(args: argparse.Namespace) -> int:
     comparison = backtest.compare(policies)
     _write_metrics(comparison.metrics, sys.stdout)
     for name, message in comparison.failures.items():
-        sys.stdout.write(f"{name}: failed: {message}\n")
+        sys.stdout.write(terminal_text(f"{name}: failed: {message}") + "\n")
     for name, result in comparison.results.items():
         if len(result.failures):
             first_failure = result.failures.iloc[0]
-            sys.stdout.write(f"{name}: {len(result.failures)} failed rebalances (first: {first_failure['reason']})\n")
+            line = f"{name}: {len(result.failures)} failed rebalances (first: {first_failure['reason']})"
+            sys.stdout.write(terminal_text(line) + "\n")
     if report is not None:
         comparison.write_html(report, title=f"Backtest of {Path(args.portfolio_file).name}")
-        sys.stdout.write(f"Report written to {report.resolve()}\n")
+        sys.stdout.write(terminal_text(f"Report written to {report.resolve()}") + "\n")
     return 1 if comparison.failures else 0
 
 
@@ -159,6 +190,11 @@ def add_backtest_parser(commands: Any) -> None:
     parser.add_argument("--prices", default="sample", metavar="SOURCE", help="sample | csv:PATH (default: sample)")
     parser.add_argument("--policy", action="append", metavar="POLICY", help=f"{_POLICY_HELP} (repeatable)")
     parser.add_argument("--volumes", metavar="PATH", help="CSV of daily dollar volumes (dates x symbols)")
+    parser.add_argument(
+        "--date-format",
+        metavar="FORMAT",
+        help="strftime format of the CSV dates, e.g. %%d/%%m/%%Y (needed when day and month could be swapped)",
+    )
     parser.add_argument("--start", metavar="DATE", help="first date (default: the first of the prices)")
     parser.add_argument("--end", metavar="DATE", help="last date (default: the last of the prices)")
     parser.add_argument("--report", metavar="PATH", help="write the comparison as a self-contained HTML report")

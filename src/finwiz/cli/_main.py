@@ -2,8 +2,11 @@
 ``finwiz backtest PORTFOLIO_FILE`` (in ``finwiz.cli._backtest``).
 
 Errors print one line on stderr (no traceback unless ``--debug``) and set the exit status:
-0 success, 1 refused input or no feasible trades (any finwiz error), 2 bad command line,
-3 unexpected internal error, 130 interrupted.
+0 success, 1 refused input or no feasible trades (any finwiz error), 2 bad command line (an
+unknown or missing ``--prices`` source, an output path in a missing folder or naming an input
+or another output's file), 3 unexpected internal error, 130 interrupted (Ctrl-C anywhere: one line, no traceback).
+Outputs never overwrite an input nor each other; ``--csv`` cells that a spreadsheet would run as
+formulas are neutralised; text printed to the terminal has its control characters removed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
 from finwiz.errors import ConfigurationError, FinwizError
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
@@ -67,21 +71,22 @@ def _settings_for(prices: str | None) -> RebalancingSettings:
     if prices.startswith("csv:"):
         path = prices[len("csv:") :]
         if not path:
-            raise ConfigurationError("--prices csv:PATH needs a file path after 'csv:'")
+            raise UsageError("--prices csv:PATH needs a file path after 'csv:'")
+        source_file(path, "--prices")
         return settings.model_copy(update={"price_provider": "csv", "csv_price_path": path, "fallback_providers": []})
     if prices == "csv":
-        raise ConfigurationError("--prices csv needs a file: use --prices csv:PATH")
+        raise UsageError("--prices csv needs a file: use --prices csv:PATH")
     if prices not in ("sample", "yahoo", "alpha_vantage"):
-        raise ConfigurationError(f"unknown price source {prices!r}; use {_PRICE_SOURCES}")
+        raise UsageError(f"unknown price source {prices!r}; use {_PRICE_SOURCES}")
     return settings.model_copy(update={"price_provider": prices, "fallback_providers": []})
 
 
 def _check_writable(path: Path, what: str) -> None:
     """Refuse an output path before any work, so a typo does not cost a solve."""
     if path.is_dir():
-        raise ConfigurationError(f"cannot write {what} to {str(path)!r}: it is a directory")
+        raise UsageError(f"cannot write {what} to {str(path)!r}: it is a directory")
     if not path.parent.is_dir():
-        raise ConfigurationError(f"cannot write {what} to {str(path)!r}: directory {str(path.parent)!r} does not exist")
+        raise UsageError(f"cannot write {what} to {str(path)!r}: directory {str(path.parent)!r} does not exist")
 
 
 def _write_text(path: Path, text: str, what: str) -> None:
@@ -141,9 +146,10 @@ def _print_result(result: RebalancingResult, report: Path | None, out: TextIO) -
     from finwiz.reporting import lots_table, summary_text, trades_table
 
     lots = lots_table(result)  # a tax-aware rebalance: the lots its sells relieve
-    out.write(trades_table(result) + "\n\n" + (f"Lots sold\n{lots}\n\n" if lots else "") + summary_text(result) + "\n")
+    text = trades_table(result) + "\n\n" + (f"Lots sold\n{lots}\n\n" if lots else "") + summary_text(result)
+    out.write(terminal_text(text) + "\n")
     if report is not None:
-        out.write(f"\nReport written to {report.resolve()}\n")
+        out.write(terminal_text(f"\nReport written to {report.resolve()}") + "\n")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -168,14 +174,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
-    from finwiz.cli._portfolio_file import load_portfolio_file
+    from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
     outputs = {"report": None if args.no_report else args.report, "JSON": args.json, "CSV": args.csv}
     for what, target in outputs.items():
         if target is not None:
             _check_writable(Path(target), f"the {what}")
     settings = _settings_for(args.prices)
-    config = load_portfolio_file(args.portfolio_file, lots=args.lots)
+    inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
+    inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
+    if settings.price_provider == "csv":
+        inputs.append(("the price file", settings.csv_price_path))
+    check_outputs({"--report": outputs["report"], "--json": args.json, "--csv": args.csv}, inputs)
+    config = load_portfolio_file(args.portfolio_file, lots=args.lots, max_lots=settings.max_lots)
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
     portfolio_id = args.portfolio_id or Path(args.portfolio_file).stem
@@ -184,11 +195,11 @@ def _rebalance(args: argparse.Namespace) -> int:
     if args.json is not None:
         _write_text(Path(args.json), _result_json(result), "the JSON")
     if args.csv is not None:
-        _write_text(Path(args.csv), result.to_frame().to_csv(), "the CSV")
+        _write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
     _print_result(result, written, sys.stdout)
     for what, target in (("JSON", args.json), ("CSV", args.csv)):
         if target is not None:
-            sys.stdout.write(f"{what} written to {Path(target).resolve()}\n")
+            sys.stdout.write(terminal_text(f"{what} written to {Path(target).resolve()}") + "\n")
     return EXIT_OK
 
 
@@ -250,8 +261,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """``exc`` is, or was caused by, a Ctrl-C (a library may wrap it in its own error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    A Ctrl-C anywhere (parsing, reading files, fetching prices, solving) returns 130 after one
+    line on stderr, never a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("finwiz: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -262,17 +296,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="finwiz: %(name)s: %(message)s")
     try:
         status: int = args.handler(args)
-    except FinwizError as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"finwiz: error: {exc}\n")
-        return EXIT_FINWIZ_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("finwiz: interrupted\n")
-        return EXIT_INTERRUPTED
-    except Exception as exc:
+        raise
+    except UsageError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"finwiz: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
+        sys.stderr.write(terminal_text(f"finwiz: error: {exc}") + "\n")
+        return EXIT_USAGE
+    except FinwizError as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from exc
+        if args.debug:
+            raise
+        sys.stderr.write(terminal_text(f"finwiz: error: {exc}") + "\n")
+        return EXIT_FINWIZ_ERROR
+    except Exception as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from exc
+        if args.debug:
+            raise
+        sys.stderr.write(
+            terminal_text(f"finwiz: internal error: {type(exc).__name__}: {exc} (run with --debug for details)") + "\n"
+        )
         return EXIT_INTERNAL
     return status

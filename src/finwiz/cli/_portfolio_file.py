@@ -30,13 +30,19 @@ columns ``symbol,shares,cost_basis,acquired`` and optionally ``lot_id``. A holdi
 leave out ``shares``: it holds the sum of its lots; a symbol with lots in the CSV but no entry in
 ``holdings`` is a holding of those lots. Lots of one symbol come from one place (the file or the
 CSV, not both). A bad CSV row is refused naming the CSV file, the row (its line, the header
-being line 1) and the column.
+being line 1) and the column. The portfolio file and the lots CSV must be regular files of at most
+:data:`MAX_INPUT_FILE_BYTES` (64 MiB).
+
+YAML is read with booleans ``true``/``false`` only and every mapping key as text, so tickers such
+as ``ON``, ``NO``, ``Y`` or ``TRUE`` (YAML 1.1 booleans) stay tickers.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,8 +55,11 @@ from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
 
 __all__ = [
     "LOT_COLUMNS",
+    "MAX_INPUT_FILE_BYTES",
     "PORTFOLIO_FILE_SUFFIXES",
     "LotsFile",
+    "check_input_file",
+    "input_files",
     "load_lots_csv",
     "load_portfolio_file",
     "parse_portfolio_text",
@@ -62,6 +71,10 @@ LOT_COLUMNS = ("symbol", "shares", "cost_basis", "acquired")
 """The columns a lots CSV must have; ``lot_id`` may follow (an empty cell: numbered lots)."""
 _OPTIONAL_LOT_COLUMNS = ("lot_id",)
 _LOTS_KEY = "lots"  # the top-level key naming a lots CSV (not a PortfolioConfiguration field)
+
+MAX_INPUT_FILE_BYTES = 64 * 2**20
+"""The largest portfolio, lots or price file read (64 MiB): a path naming ``/dev/zero``, a FIFO or
+a huge file is refused before reading rather than filling memory."""
 
 # Objects, not data: a file cannot express them, and silently dropping them would be worse.
 _CODE_ONLY_FIELDS = {"custom_constraints"}
@@ -89,12 +102,107 @@ def _parse(text: str, fmt: str, where: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise InvalidPortfolioError(f"{where}: invalid YAML{at}: {problem}", field="file") from exc
+
+
+_YAML_LOADER: Any = None
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+def _yaml_loader() -> Any:
+    """A ``SafeLoader`` reading YAML as a portfolio file needs: every mapping key as its text
+    (tickers ``ON``, ``TRUE`` or ``7203`` stay tickers) and only ``true``/``false`` as booleans
+    (YAML 1.2; YAML 1.1 also reads ``on``, ``off``, ``yes``, ``no`` as booleans)."""
+    global _YAML_LOADER
+    if _YAML_LOADER is not None:
+        return _YAML_LOADER
+    import yaml
+
+    class PortfolioLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            self.flatten_mapping(node)  # merge keys (<<) first: they are not text keys
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key_node.tag = "tag:yaml.org,2002:str"
+            return super().construct_mapping(node, deep=deep)
+
+    PortfolioLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    PortfolioLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    _YAML_LOADER = PortfolioLoader
+    return PortfolioLoader
+
+
+def _symbols_as_text(data: Any) -> None:
+    """A YAML ticker ``TRUE`` or ``false`` read as a boolean, or ``7203`` read as a number, where a
+    symbol belongs (a holding's ``symbol``, the restricted lists, recent sales and purchases) is
+    that ticker."""
+    if not isinstance(data, dict):
+        return
+
+    def text(value: Any) -> Any:
+        if isinstance(value, bool):
+            return str(value).upper()
+        return str(value) if isinstance(value, int) else value  # a numeric ticker (7203)
+
+    entries = (
+        [e for e in data.get("holdings") or [] if isinstance(e, dict)] if isinstance(data.get("holdings"), list) else []
+    )
+    tax = data.get("tax")
+    if isinstance(tax, dict):
+        for kind in ("recent_sales", "recent_purchases"):
+            if isinstance(tax.get(kind), list):
+                entries += [e for e in tax[kind] if isinstance(e, dict)]
+    for entry in entries:
+        if "symbol" in entry:
+            entry["symbol"] = text(entry["symbol"])
+    for key in ("no_buy", "no_sell", "no_trade"):
+        if isinstance(data.get(key), list):
+            data[key] = [text(v) for v in data[key]]
+
+
+def check_input_file(path: str | Path, what: str, *, field: str = "file") -> Path:
+    """``path`` if it names a regular file of at most :data:`MAX_INPUT_FILE_BYTES`; else an
+    :class:`InvalidPortfolioError` naming ``what`` and the path (no such file, a device, a FIFO, a
+    directory, too large). Checked without opening, so a FIFO cannot block."""
+    file = Path(path)
+    try:
+        info = os.stat(file)
+    except FileNotFoundError as exc:
+        raise InvalidPortfolioError(f"{file}: no such {what}", field=field) from exc
+    except OSError as exc:
+        raise InvalidPortfolioError(f"{file}: cannot read {what}: {exc.strerror or exc}", field=field) from exc
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
+        raise InvalidPortfolioError(f"{file}: the {what} is {kind}", field=field)
+    if info.st_size > MAX_INPUT_FILE_BYTES:
+        raise InvalidPortfolioError(
+            f"{file}: the {what} is {info.st_size / 2**20:,.1f} MiB, over the "
+            f"{MAX_INPUT_FILE_BYTES // 2**20} MiB limit",
+            field=field,
+        )
+    return file
+
+
+def _read_input(path: str | Path, what: str, field: str, encoding: str) -> str:
+    file = check_input_file(path, what, field=field)
+    try:
+        with file.open("r", encoding=encoding) as handle:
+            text = handle.read(MAX_INPUT_FILE_BYTES + 1)  # grown since the check: still bounded
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPortfolioError(f"{file}: cannot read {what}: {exc}", field=field) from exc
+    if len(text) > MAX_INPUT_FILE_BYTES:
+        raise InvalidPortfolioError(
+            f"{file}: the {what} is over the {MAX_INPUT_FILE_BYTES // 2**20} MiB limit", field=field
+        )
+    return text
 
 
 @dataclass
@@ -131,20 +239,17 @@ def _lot_cell(text: str, column: str) -> Any:
     return text
 
 
-def load_lots_csv(path: str | Path) -> LotsFile:
+def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
     """Read a CSV of tax lots, one lot a row: ``symbol,shares,cost_basis,acquired[,lot_id]``.
 
     ``acquired`` is an ISO date (``2021-03-01``); ``cost_basis`` is per share. Every bad row is
     refused with an :class:`InvalidPortfolioError` naming the file, the row (its line number, the
-    header being line 1) and the column; nothing is returned half-read.
+    header being line 1) and the column; nothing is returned half-read. With ``max_lots`` (the
+    CLI passes ``RebalancingSettings.max_lots``) a file with more lots is refused at the first
+    row past it.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not a column
-    except FileNotFoundError as exc:
-        raise InvalidPortfolioError(f"{file}: no such lots file", field="lots") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPortfolioError(f"{file}: cannot read lots file: {exc}", field="lots") from exc
+    text = _read_input(file, "lots file", "lots", "utf-8-sig")  # a byte-order mark is not a column
     reader = csv.reader(text.splitlines(keepends=True))
     header = [name.strip().lower() for name in next(reader, [])]
     missing = [c for c in LOT_COLUMNS if c not in header]
@@ -164,6 +269,7 @@ def load_lots_csv(path: str | Path) -> LotsFile:
         if header.index(name) != position - 1:
             raise InvalidPortfolioError(f"{file}, row 1: column {name!r} appears twice", field=name)
     out = LotsFile(file)
+    count = 0
     for row in reader:
         line = reader.line_num  # the file's line, also after a quoted cell spanning lines
         if not any(cell.strip() for cell in row):
@@ -199,6 +305,12 @@ def load_lots_csv(path: str | Path) -> LotsFile:
             ) from exc
         out.lots.setdefault(symbol, []).append(lot)
         out.lines.setdefault(symbol, []).append(line)
+        count += 1
+        if max_lots is not None and count > max_lots:
+            raise InvalidPortfolioError(
+                f"{file}, row {line}: more than max_lots {max_lots:,} lots (REBALANCING_MAX_LOTS raises it)",
+                field="lots",
+            )
     return out
 
 
@@ -287,16 +399,19 @@ def parse_portfolio_text(
     source: str = "<text>",
     lots: str | Path | None = None,
     base_dir: str | Path | None = None,
+    max_lots: int | None = None,
 ) -> PortfolioConfiguration:
     """Build a configuration from TOML (``fmt="toml"``) or YAML (``fmt="yaml"``) text.
 
     ``source`` names the text in error messages (usually the file path). ``lots`` is a lots CSV
     that replaces the text's own ``lots`` key; a relative ``lots`` key is read from ``base_dir``
-    (default: the current directory).
+    (default: the current directory); ``max_lots`` bounds the lots read from that CSV.
     """
     if fmt not in ("toml", "yaml"):
         raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
     data = _parse(text, fmt, source)
+    if fmt == "yaml":
+        _symbols_as_text(data)
     if not isinstance(data, dict):
         raise InvalidPortfolioError(
             f"{source}: expected a table of portfolio fields at the top level, found {type(data).__name__}",
@@ -314,7 +429,7 @@ def parse_portfolio_text(
             )
             raise InvalidPortfolioError(f"{source}: unknown key {key!r}{at}; {hint}", field=str(key))
     lots_path = _lots_path(data, lots, Path(base_dir) if base_dir is not None else Path(), source)
-    lots_file = load_lots_csv(lots_path) if lots_path is not None else None
+    lots_file = load_lots_csv(lots_path, max_lots=max_lots) if lots_path is not None else None
     _normalise_holdings(data, source)
     _attach_lots(data, lots_file, source)
     try:
@@ -332,7 +447,9 @@ def parse_portfolio_text(
         raise InvalidPortfolioError(f"{source}{at}: {exc}", field=exc.field, symbol=exc.symbol) from exc
 
 
-def load_portfolio_file(path: str | Path, *, lots: str | Path | None = None) -> PortfolioConfiguration:
+def load_portfolio_file(
+    path: str | Path, *, lots: str | Path | None = None, max_lots: int | None = None
+) -> PortfolioConfiguration:
     """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file.
 
     ``lots`` names a lots CSV to use instead of the file's own ``lots`` key (which is read
@@ -344,10 +461,21 @@ def load_portfolio_file(path: str | Path, *, lots: str | Path | None = None) -> 
             f"{file}: unsupported portfolio file type {file.suffix or '(none)'!r}; use .toml, .yaml or .yml",
             field="file",
         )
+    text = _read_input(file, "portfolio file", "file", "utf-8")
+    return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots)
+
+
+def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Path]:
+    """The files :func:`load_portfolio_file` would read: the portfolio file and its lots CSV
+    (``lots``, else the file's ``lots`` key), so that a caller can keep outputs off them."""
+    file = Path(path)
+    found = [file]
+    if lots is not None:
+        return [*found, Path(lots)]
+    fmt = PORTFOLIO_FILE_SUFFIXES.get(file.suffix.lower())
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InvalidPortfolioError(f"{file}: no such portfolio file", field="file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPortfolioError(f"{file}: cannot read portfolio file: {exc}", field="file") from exc
-    return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent)
+        data = _parse(_read_input(file, "portfolio file", "file", "utf-8"), fmt or "toml", str(file))
+        named = _lots_path(data, None, file.parent, str(file)) if isinstance(data, dict) else None
+    except InvalidPortfolioError:
+        return found  # the load itself says what is wrong
+    return [*found, named] if named is not None else found

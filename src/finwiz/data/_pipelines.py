@@ -78,7 +78,9 @@ def align_prices(prices: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
         symbol = str(columns[columns.duplicated()][0])
         raise InvalidPortfolioError(f"prices list {symbol} twice", field="prices", symbol=symbol)
     if prices.index.has_duplicates:
-        raise InvalidPortfolioError("prices have duplicate dates", field="prices")
+        day = prices.index[prices.index.duplicated()][0]
+        shown = day.date() if isinstance(day, pd.Timestamp) else day
+        raise InvalidPortfolioError(f"prices have duplicate dates ({shown} twice)", field="prices")
     table = prices.set_axis(columns, axis=1).sort_index()
     missing = {s: "no price column" for s in wanted if s not in table.columns}
     missing.update({s: "no prices" for s in wanted if s in table.columns and not table[s].notna().any()})
@@ -104,9 +106,17 @@ def compute_returns(
     ``r_t = p_t / p_{t-1} - 1`` (simple) or ``log(p_t / p_{t-1})`` (log). Missing prices are
     refused (``RAISE``, naming the symbols), their dates dropped (``DROP``, rows with any NaN),
     or the last price carried forward (``FORWARD_FILL``: a zero return on the missing day);
-    leading dates before a symbol's first price are dropped under both lenient policies.
+    leading dates before a symbol's first price are dropped under both lenient policies. A date
+    given twice is refused, naming it.
     """
-    prices = _frame(prices, "prices").sort_index()
+    prices = _frame(prices, "prices")
+    if prices.index.has_duplicates:
+        day = prices.index[prices.index.duplicated()][0]
+        shown = day.date() if isinstance(day, pd.Timestamp) else day
+        raise InvalidPortfolioError(
+            f"prices: date {shown} appears twice (a return needs one price per date)", field="prices"
+        )
+    prices = prices.sort_index()
     kind, missing = ReturnKind(kind), MissingDataPolicy(missing)
     if missing is MissingDataPolicy.RAISE:
         gaps = prices.columns[prices.isna().any()]

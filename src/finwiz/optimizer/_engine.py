@@ -23,7 +23,6 @@ from finwiz.errors import (
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
 from finwiz.optimizer._constraints import OptimizationConstraint, refuse_failed_checks
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
-from finwiz.optimizer._surprises import surprise_warnings
 from finwiz.optimizer.describe._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer.describe._model import Description
 from finwiz.optimizer.describe._terms import Term, TradeCountTerm, constraint_terms
@@ -39,8 +38,8 @@ from finwiz.optimizer.verify._compliance import (
     post_trade_state,
 )
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility, whole_share_refusal
-from finwiz.risk import FactorModel
-from finwiz.risk._metrics import attach_risk
+from finwiz.optimizer.verify._surprises import surprise_warnings
+from finwiz.risk import FactorModel, attach_risk
 from finwiz.schemas import (
     ComplianceCheck,
     ConstraintOutcome,
@@ -250,6 +249,7 @@ class RebalancingEngine:
             covariance=covariance,
             market_impact=market_impact,
             extra_caps=_folded_limits(constraints),
+            settings=self.settings,
         )
         if isinstance(strategy, OptimizationStrategy):
             model = Model.of(_applicable(constraint_terms(), data), data)

@@ -39,11 +39,23 @@ def _check_psd(smallest: float, values: np.ndarray, name: str) -> None:
         )
 
 
+def _unique(labels: pd.Index, name: str, what: str) -> None:
+    """Refuse a label given twice (a symbol, a factor), naming it."""
+    if labels.has_duplicates:
+        label = str(labels[labels.duplicated()][0])
+        raise InvalidPortfolioError(
+            f"{name} lists {what} {label} twice",
+            field=name.split(":")[0].replace(" ", "_"),
+            symbol=label if what == "symbol" else None,
+        )
+
+
 def _symmetric_values(covariance: pd.DataFrame, name: str) -> np.ndarray:
     """``covariance`` as an array after the checks that need no eigenvalues (square, labelled
     alike, finite, symmetric)."""
     if not isinstance(covariance, pd.DataFrame):
         raise InvalidPortfolioError(f"{name} must be a pandas DataFrame labelled by symbol", field=name)
+    _unique(covariance.index, name, "symbol" if name == "covariance" else "factor")
     if covariance.shape[0] != covariance.shape[1] or not covariance.index.equals(covariance.columns):
         raise InvalidPortfolioError(f"{name} must be square with the same symbols on both axes", field=name)
     values = covariance.to_numpy(dtype=float)
@@ -73,6 +85,18 @@ class FactorModel:
 
     def __post_init__(self) -> None:
         b, f, d = self.loadings, self.factor_covariance, self.idiosyncratic_variance
+        for label, value, kind in (
+            ("loadings", b, pd.DataFrame),
+            ("factor_covariance", f, pd.DataFrame),
+            ("idiosyncratic_variance", d, pd.Series),
+        ):
+            if not isinstance(value, kind):
+                raise InvalidPortfolioError(
+                    f"factor model: {label} must be a pandas {kind.__name__}, not {type(value).__name__}",
+                    field="factor_model",
+                )
+        _unique(b.index, "factor model: loadings", "symbol")
+        _unique(b.columns, "factor model: loadings", "factor")
         if not b.index.equals(d.index):
             raise InvalidPortfolioError(
                 "factor model: loadings and idiosyncratic_variance must cover the same symbols in the same order",

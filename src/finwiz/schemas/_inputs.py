@@ -123,7 +123,8 @@ class PortfolioConfiguration(_Model):
     Tolerance band: an asset is left alone while ``|weight - target| <= band_width(target)``,
     which is ``tolerance`` (absolute), or with ``relative_tolerance`` the tighter of
     ``tolerance`` and ``relative_tolerance x target`` -- the "5/25" rule is ``tolerance=0.05,
-    relative_tolerance=0.25``; ``tolerance=1`` leaves a purely relative band. Limits: the more
+    relative_tolerance=0.25``; ``tolerance=1`` leaves a purely relative band; a band of width
+    zero (``tolerance=0``) holds nothing, not even an asset exactly on target. Limits: the more
     specific setting wins (``max_position_weights[s]`` over ``max_position_weight``,
     ``sector_caps[x]`` over ``max_sector_weight``, tighter or looser). Sectors: an unclassified
     symbol (no entry in ``sectors``, or a label in :data:`UNCLASSIFIED_SECTORS`) is in no sector

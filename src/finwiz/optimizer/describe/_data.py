@@ -9,7 +9,9 @@ the linear ``x_i + cap c <= cap``: caps hold exactly on post-trade weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +23,9 @@ from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, Pri
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
+from finwiz.settings import RebalancingSettings
 
-__all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "coerce_prices"]
+__all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
 
 TRADE_PENALTY_FRACTION = 0.1
 """Default price of one trade in MINIMIZE_TRADES: this fraction of the mean squared drift, so the
@@ -48,6 +51,52 @@ class MarketImpactModel:
     daily_dollar_volume: pd.Series
     volatility: pd.Series
     coefficient: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Refuse, naming the field and symbol, what the impact term cannot price: a coefficient
+        that is not a finite number >= 0, volumes or volatilities not a Series by symbol, a
+        duplicated symbol, a volume that is not positive or a volatility not finite and >= 0."""
+        k = self.coefficient
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int | float | np.integer | np.floating)
+            or not (math.isfinite(k) and k >= 0)
+        ):
+            raise InvalidPortfolioError(
+                f"market impact: coefficient must be a finite number >= 0, not {k!r}", field="market_impact"
+            )
+        object.__setattr__(self, "coefficient", float(k))
+        for name, positive in (("daily_dollar_volume", True), ("volatility", False)):
+            series = getattr(self, name)
+            if not isinstance(series, pd.Series):
+                raise InvalidPortfolioError(
+                    f"market impact: {name} must be a pandas Series labelled by symbol, not {type(series).__name__}",
+                    field=f"market_impact.{name}",
+                )
+            if series.index.has_duplicates:
+                symbol = str(series.index[series.index.duplicated()][0])
+                raise InvalidPortfolioError(
+                    f"market impact: {name} lists {symbol} twice", field=f"market_impact.{name}", symbol=symbol
+                )
+            values = pd.to_numeric(series, errors="coerce").to_numpy(float)
+            if series.dtype.kind in "iuf":
+                numbers = np.ones(len(series), bool)
+            else:  # text, booleans, objects: each cell looked at
+                numbers = np.array([_is_number(v) for v in series], dtype=bool)
+            bad = ~numbers | ~np.isfinite(values) | ((values <= 0) if positive else (values < 0))
+            if bad.any():
+                i = int(np.argmax(bad))
+                symbol = str(series.index[i])
+                need = "a positive finite number" if positive else "a finite number >= 0"
+                raise InvalidPortfolioError(
+                    f"market impact: {name} of {symbol} is {series.iloc[i]!r}, not {need}",
+                    field=f"market_impact.{name}",
+                    symbol=symbol,
+                )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,12 +268,17 @@ def build_problem_data(
     covariance: pd.DataFrame | None = None,
     market_impact: MarketImpactModel | None = None,
     extra_caps: Mapping[str, Any] | None = None,
+    settings: RebalancingSettings | None = None,
 ) -> ProblemData:
     """Validate the request against the prices and assemble :class:`ProblemData`.
+
+    ``settings`` gives the size ceilings (``max_assets``, ``max_lots``; default: the process's
+    :class:`~finwiz.RebalancingSettings`, read once).
 
     ``extra_caps`` folds in limits contributed by custom constraints: ``max_sector_weight``,
     ``min_esg_score`` and ``min_average_esg_score`` (the tightest of all sources wins).
     """
+    check_size(config, settings)
     symbols = config.symbols
     extra = dict(extra_caps or {})
     price = coerce_prices(prices, symbols)
@@ -307,6 +361,40 @@ def build_problem_data(
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _settings_for(max_assets: str | None, max_lots: str | None) -> RebalancingSettings:
+    # Reading settings costs milliseconds (environment, .env): read once per value of the two
+    # variables, so a changed REBALANCING_MAX_ASSETS or REBALANCING_MAX_LOTS is still seen.
+    return RebalancingSettings()
+
+
+def _process_settings() -> RebalancingSettings:
+    return _settings_for(os.environ.get("REBALANCING_MAX_ASSETS"), os.environ.get("REBALANCING_MAX_LOTS"))
+
+
+def check_size(config: PortfolioConfiguration, settings: RebalancingSettings | None = None) -> None:
+    """Refuse a book past the size ceilings (``max_assets``, ``max_lots`` of ``settings``, default
+    the process's settings) before any work, naming the setting that raises them."""
+    limits = settings if settings is not None else _process_settings()
+    bound = len(config.holdings) + len(config.target_weights)  # at least the number of assets
+    assets = len(config.symbols) if bound > limits.max_assets else bound
+    if assets > limits.max_assets:
+        raise InvalidPortfolioError(
+            f"the book has {assets:,} assets, above max_assets {limits.max_assets:,} "
+            f"(raise it with REBALANCING_MAX_ASSETS or RebalancingSettings(max_assets=...))",
+            field="holdings",
+        )
+    if config.tax is None:
+        return  # lots are read only by a tax-aware rebalance
+    lots = sum(len(h.lots) for h in config.holdings if h.lots)
+    if lots > limits.max_lots:
+        raise InvalidPortfolioError(
+            f"the book has {lots:,} tax lots, above max_lots {limits.max_lots:,} "
+            f"(raise it with REBALANCING_MAX_LOTS or RebalancingSettings(max_lots=...))",
+            field="lots",
+        )
+
+
 @dataclass(frozen=True)
 class _Book:
     """What is held, in shares and value: ``x0`` as fractions of ``V_ref``."""
@@ -387,7 +475,10 @@ def _blocked(
     size = np.abs(x0)  # caps bound |weight| (a short position's size too)
     breaching = (size > cap) | ((floor > 0) & (x0 < floor - 1e-12))
     drift = np.abs(x0 - target)
-    blocked["tolerance_band"] = (drift <= config.band_width(target)) & ~breaching
+    # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
+    # freezes nothing, not even an asset sitting exactly on its target.
+    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
+    blocked["tolerance_band"] = (drift <= width) & (width > 0) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
     # cash included: the share of the portfolio that would have to change hands) than a single
     # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
