@@ -35,7 +35,7 @@ from finwiz._schemas._records import (
     RebalancingNeed,
     TradeRecommendation,
 )
-from finwiz._schemas._result import RebalancingResult
+from finwiz._schemas._result import RebalancingResult, StageRecord
 from finwiz._schemas._tax import LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings, TaxSummary
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "RebalancingResult",
     "RecentPurchase",
     "RecentSale",
+    "StageRecord",
     "TaxLot",
     "TaxSettings",
     "TaxSummary",

@@ -41,6 +41,7 @@ from finwiz.optimizer._native import (
     solve_clarabel,
     solve_osqp,
 )
+from finwiz.optimizer._trace import count
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -138,6 +139,7 @@ def _judge(order: Sequence[str], run: Callable[[str], _Found]) -> SolveOutcome:
     """The policy both paths share: try the solvers in ``order``; believe infeasibility from
     Clarabel or from two solvers; accept an optimal answer only if it keeps every limit to
     :data:`FEASIBILITY_TOLERANCE`."""
+    count("solves")
     attempts: list[str] = []
     failures: list[str] = []
     infeasible_votes = 0
