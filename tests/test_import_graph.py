@@ -173,6 +173,7 @@ SCHEMA_NAMES = {
     "PriceData",
     "RecentPurchase",
     "RecentSale",
+    "StageRecord",
     "TaxLot",
     "TaxSettings",
     "TaxSummary",

@@ -135,6 +135,7 @@ class RebalancingResult(_Model):
                 del state[name]
         state["trades"] = _pack_models(state["trades"])
         state["compliance"] = _pack_models(state["compliance"])
+        state["stages"] = _pack_models(state["stages"])
         return (_unpickle_result, (type(self), state, symbols, packed, frozenset(self.model_fields_set)))
 
     @property
