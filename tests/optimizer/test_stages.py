@@ -10,6 +10,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 import pandas as pd
+import pytest
 
 from finwiz import RebalancingEngine
 from finwiz.optimizer import TargetTrackingTerm, Term, TradeCountTerm
@@ -102,3 +103,35 @@ def test_trade_count_refines_then_debiases_then_settles(sample_prices: pd.Series
     assert term.refine([second, second, second], debias[-1]) is None
     # The set changed but the iterations are spent: the debias solve too.
     assert all(d.debias for d in term.refine([first, second, first], data))  # type: ignore[union-attr]
+
+
+def _costs_objective(config: Any, prices: pd.Series, result: Any) -> float:
+    """MINIMIZE_COSTS' objective from shares and prices alone: ||w - t||^2 + cash gap^2 + cost."""
+    symbols = list(config.target_weights)
+    p = prices[symbols].to_numpy()
+    held = {h.symbol: h.shares for h in config.holdings}
+    q0 = np.array([held.get(s, 0.0) for s in symbols])
+    q = np.array([result.post_trade_holdings[s] for s in symbols])
+    ref = float(q0 @ p) + config.cash + config.cash_flow
+    t = np.array([config.target_weights[s] for s in symbols])
+    w = q * p / ref
+    cost = config.transaction_cost_rate * float(np.abs((q - q0) * p).sum()) / ref
+    return float(np.sum((w - t) ** 2) + (w.sum() - t.sum()) ** 2 + cost)
+
+
+def test_the_small_trades_alternative_runs_once_and_only_ever_helps(
+    sample_prices: pd.Series, make_config: Any, monkeypatch: Any
+) -> None:
+    from finwiz.optimizer import _discrete
+
+    config = make_config(sample_prices, seed=0, method="minimize_costs", min_trade_size=10_000.0)
+    with_rule = RebalancingEngine().rebalance(config, sample_prices)
+    note = with_rule.stages[2].note
+    assert note.count("small trades") == 1
+    assert "the alternative won" in note
+    monkeypatch.setattr(_discrete, "_RESOLVE_THRESHOLD", np.inf)
+    without = RebalancingEngine().rebalance(config, sample_prices)
+    assert without.stages[2].note == ""
+    ours, theirs = (_costs_objective(config, sample_prices, r) for r in (with_rule, without))
+    assert ours == pytest.approx(with_rule.objective_value, rel=1e-9)
+    assert ours < theirs
