@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from finwiz.schemas import StageRecord
@@ -40,23 +38,33 @@ class Stages:
     def __init__(self) -> None:
         self.records: list[StageRecord] = []
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Run a stage: what it counts and notes, and its seconds, become its record."""
-        counts: Counter[str] = Counter()
-        notes: list[str] = []
-        token = _running.set((counts, notes))
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            _running.reset(token)
-            self.records.append(
-                StageRecord(
-                    name=name,
-                    seconds=time.perf_counter() - start,
-                    solver_calls=counts["solves"] + counts["highs"],
-                    rounds=counts["descent"],
-                    note="; ".join(notes),
-                )
-            )
+    def stage(self, name: str) -> _Stage:
+        """Run a stage (``with stages.stage(name):``): what it counts and notes, and its seconds,
+        become its record."""
+        return _Stage(self.records, name)
+
+
+class _Stage:
+    __slots__ = ("counts", "name", "notes", "records", "start", "token")
+
+    def __init__(self, records: list[StageRecord], name: str) -> None:
+        self.records, self.name = records, name
+        self.counts: Counter[str] = Counter()
+        self.notes: list[str] = []
+
+    def __enter__(self) -> None:
+        self.token = _running.set((self.counts, self.notes))
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self.start
+        _running.reset(self.token)
+        counts = self.counts
+        record = StageRecord.trusted(
+            name=self.name,
+            seconds=seconds,
+            solver_calls=counts["solves"] + counts["highs"],
+            rounds=counts["descent"],
+            note="; ".join(self.notes),
+        )
+        self.records.append(record)
