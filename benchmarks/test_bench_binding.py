@@ -143,6 +143,10 @@ def test_whole_shares(benchmark: Any, binding_problem: Any, n: int, method: str)
         objective_value=result.objective_value,
         continuous_objective=result.continuous_objective,
         objective_gap=result.objective_gap,
+        # What ran (result.stages): solver calls / descent rounds per stage, and any alternative.
+        stages="; ".join(
+            f"{s.name} {s.solver_calls}/{s.rounds}" + (f" ({s.note})" if s.note else "") for s in result.stages
+        ),
     )
     if method == "minimize_costs":
         # The plain model has no minimum trade (no continuous model does), so its optimum bounds

@@ -184,6 +184,7 @@ SCHEMA_NAMES = {
     "PriceData",
     "RecentPurchase",
     "RecentSale",
+    "StageRecord",
     "TaxLot",
     "TaxSettings",
     "TaxSummary",

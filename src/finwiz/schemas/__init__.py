@@ -37,7 +37,7 @@ from finwiz.schemas._records import (
     RebalancingNeed,
     TradeRecommendation,
 )
-from finwiz.schemas._result import RebalancingResult
+from finwiz.schemas._result import RebalancingResult, StageRecord
 from finwiz.schemas._risk import RiskMetrics
 from finwiz.schemas._tax import LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings, TaxSummary
 
@@ -61,6 +61,7 @@ __all__ = [
     "RecentPurchase",
     "RecentSale",
     "RiskMetrics",
+    "StageRecord",
     "TaxLot",
     "TaxSettings",
     "TaxSummary",

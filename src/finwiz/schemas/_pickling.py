@@ -29,6 +29,7 @@ def _unpickle_result(
         state[name] = dict(zip(symbols, values.tolist(), strict=True))
     state["trades"] = _unpack_models(*state["trades"])
     state["compliance"] = _unpack_models(*state["compliance"])
+    state["stages"] = _unpack_models(*state["stages"])
     ordered = {name: state[name] for name in cls.model_fields}
     return cls._from_state(ordered, set(fields_set))
 

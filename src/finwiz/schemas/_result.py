@@ -20,7 +20,22 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["RebalancingResult"]
+__all__ = ["RebalancingResult", "StageRecord"]
+
+
+class StageRecord(_Model):
+    """One stage of a rebalance (``prepare``, ``continuous``, ``whole_shares`` or ``exact_mip``,
+    ``verify``, ``result``): its solver calls (continuous QP solves; in the whole-share stage the
+    HiGHS calls, and any QP re-solve its rule made), descent rounds, seconds, and a note when a
+    fallback ran."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    seconds: float = 0.0
+    solver_calls: int = 0
+    rounds: int = 0
+    note: str = ""
 
 
 class RebalancingResult(_Model):
@@ -82,6 +97,9 @@ class RebalancingResult(_Model):
     risk_before: RiskMetrics | None = None
     risk_after: RiskMetrics | None = None
     portfolio_id: str | None = None
+    stages: list[StageRecord] = Field(
+        default_factory=list, description="what ran, in order: each stage's solver calls and seconds"
+    )
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
@@ -116,6 +134,7 @@ class RebalancingResult(_Model):
                 del state[name]
         state["trades"] = _pack_models(state["trades"])
         state["compliance"] = _pack_models(state["compliance"])
+        state["stages"] = _pack_models(state["stages"])
         return (_unpickle_result, (type(self), state, symbols, packed, frozenset(self.model_fields_set)))
 
     @property

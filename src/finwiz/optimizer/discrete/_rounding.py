@@ -38,6 +38,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
+from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import GAIN, SCALARS, Affine, column
 from finwiz.optimizer.solve._assembler import Model, Stacked
@@ -323,6 +324,7 @@ def _improve(
     blocked: np.ndarray | None = None  # the coarse moves a round found all blocked, left out once
     moves, gain = None, None  # the move table of the current trades, kept while they stand
     for _ in range(max_rounds):
+        count("descent")
         if moves is None or gain is None:
             moves = _lot_moves(data, point.shares, separable, candidates)
             gain = _snap(pricer.changes(point.z, point.shares, moves))
@@ -970,6 +972,7 @@ def _program(
     """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
     rest: the scalar columns, free, then ``nonnegative`` columns >= 0); the relaxation when none is
     binary."""
+    count("highs")
     k, rest = len(binary), len(objective) - len(binary)
     integrality = np.concatenate([binary.astype(int), np.zeros(rest, int)])
     free_lower = np.concatenate([np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])

@@ -123,7 +123,7 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
     )
 
 
-_CONTEXT = frozenset({"count_weights", "debias", "blocked", "backoff"})
+_CONTEXT = frozenset({"count_weights", "debias", "blocked", "backoff", "options"})
 """The fields of ``ProblemData`` that change between the solves of one rebalance."""
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finwiz.errors import SolverError
+from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import NOISE_VALUE
 from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
@@ -138,6 +139,7 @@ def _judge(order: Sequence[str], run: Callable[[str], _Found]) -> SolveOutcome:
     """The policy both paths share: try the solvers in ``order``; believe infeasibility from
     Clarabel or from two solvers; accept an optimal answer only if it keeps every limit to
     :data:`FEASIBILITY_TOLERANCE`."""
+    count("solves")
     attempts: list[str] = []
     failures: list[str] = []
     infeasible_votes = 0

@@ -1,0 +1,174 @@
+"""The verify and result stages: every limit checked on the final trades, and the answer built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from finwiz.errors import SolverError
+from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.discrete._stage import Decided
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.verify._compliance import PostTradeState, compliance_checks, min_trade_check
+from finwiz.schemas import (
+    ComplianceCheck,
+    PortfolioConfiguration,
+    RebalancingResult,
+    TradeAction,
+    TradeRecommendation,
+)
+
+__all__ = ["build_result", "checks_of", "trades_of", "verify"]
+
+
+def checks_of(model: Model, state: PostTradeState) -> list[ComplianceCheck]:
+    """Every limit of the model's description and the minimum trade size, on ``state``."""
+    described = [(t.name, g) for t, d in zip(model.terms, model.descriptions, strict=True) if d for g in d.limits]
+    checks = compliance_checks(model.data, state, described)
+    size_check = min_trade_check(model.data, state)
+    if size_check is not None:
+        checks.append(size_check)
+    return checks
+
+
+def verify(model: Model, state: PostTradeState, decided: Decided) -> list[ComplianceCheck]:
+    """The compliance table; a breach by the engine's own trades is a bug, never a silent result."""
+    checks = checks_of(model, state)
+    breached = [c for c in checks if not c.satisfied]
+    if breached:
+        raise SolverError(
+            "final trades breach " + ", ".join(f"{c.constraint} by {-c.slack:.3g} {c.unit}".rstrip() for c in breached),
+            solver=decided.outcome.solver if decided.outcome is not None else "custom",
+            status="verification_failed",
+        )
+    return checks
+
+
+def trades_of(data: ProblemData, state: PostTradeState) -> list[TradeRecommendation]:
+    """One recommendation per traded asset (a taxable account's with the lots it sells)."""
+    idx = np.flatnonzero(state.trade_shares != 0)
+    qty = state.trade_shares[idx]
+    cost = state.transaction_costs[idx]
+    impact = state.impact_costs[idx]
+    columns = zip(
+        idx.tolist(),
+        qty.tolist(),
+        data.prices[idx].tolist(),
+        np.abs(state.trade_values[idx]).tolist(),
+        cost.tolist(),
+        impact.tolist(),
+        data.shares[idx].tolist(),
+        state.shares_after[idx].tolist(),
+        data.current_weights[idx].tolist(),
+        data.target[idx].tolist(),
+        state.weights_after[idx].tolist(),
+        strict=True,
+    )
+    sales = (
+        data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else [[] for _ in data.symbols]
+    )
+    return [
+        TradeRecommendation.trusted(
+            symbol=data.symbols[i],
+            action=TradeAction.BUY if q > 0 else TradeAction.SELL,
+            shares=abs(q),
+            price=price,
+            trade_value=value,
+            transaction_cost=c,
+            market_impact_cost=m,
+            total_estimated_cost=c + m,
+            current_shares=held,
+            post_trade_shares=after,
+            current_weight=current,
+            target_weight=target,
+            post_trade_weight=weight,
+            lots=sales[i],
+        )
+        for i, q, price, value, c, m, held, after, current, target, weight in columns
+    ]
+
+
+def _tracking(
+    data: ProblemData, state: PostTradeState, trades: list[TradeRecommendation], warnings: list[str]
+) -> tuple[float, float, list[str]]:
+    """The distance to the target before and after trading; a taxable account's trades that
+    leave it farther say so."""
+    cash_weight_before = data.cash / data.value
+    before = np.sqrt(np.sum((data.current_weights - data.target) ** 2) + (cash_weight_before - data.cash_target) ** 2)
+    after = np.sqrt(
+        np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2
+    )
+    if data.lots is not None and after > before * (1 + 1e-9) and len(trades):
+        warnings = [
+            *warnings,
+            f"the tax saved outweighs the tracking: these trades leave the portfolio farther from its target "
+            f"than before ({after:.4g} against {before:.4g}) at tax_weight {data.lots.tax_weight:g}; a smaller "
+            f"tax_weight trades tax for tracking (the default is 1 / (2 x assets))",
+        ]
+    return float(before), float(after), warnings
+
+
+def build_result(
+    config: PortfolioConfiguration,
+    data: ProblemData,
+    state: PostTradeState,
+    trades: list[TradeRecommendation],
+    checks: list[ComplianceCheck],
+    warnings: list[str],
+    decided: Decided,
+    achieved: float | None,
+    method: str,
+    portfolio_id: str | None,
+    analysis: Any,
+) -> RebalancingResult:
+    """The result of verified trades (its stages and time are set by the engine)."""
+    outcome, mip, rounding = decided.outcome, decided.mip, decided.rounding
+    bound = decided.bound if achieved is not None else None
+    symbols = data.symbols
+    cash_weight_before = data.cash / data.value
+    before, after, warnings = _tracking(data, state, trades, warnings)
+    current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
+    current["CASH"] = cash_weight_before
+    violations = [c.slack for c in checks if c.term != "custom"]
+    solver = "custom" if outcome is None else outcome.solver
+    if decided.repaired:
+        solver = f"custom, repaired by {solver}"
+    return RebalancingResult(
+        status="optimal" if mip is None or mip.proven_optimal else "time_limit",
+        method=method,
+        solver=solver if mip is None else f"{mip.solver} (continuous bound: {solver})",
+        mip_gap=None if mip is None else mip.gap,
+        rounding=rounding,
+        trades=trades,
+        current_holdings=dict(zip(symbols, data.shares.tolist(), strict=True)),
+        post_trade_holdings=dict(zip(symbols, state.shares_after.tolist(), strict=True)),
+        prices=dict(zip(symbols, data.prices.tolist(), strict=True)),
+        current_weights=current,
+        target_weights=dict(zip(symbols, data.target.tolist(), strict=True)),
+        post_trade_weights=dict(zip(symbols, state.weights_after.tolist(), strict=True)),
+        cash_before=data.cash,
+        cash_flow=data.cash_flow,
+        cash_after=state.cash_after,
+        cash_weight_after=state.cash_weight_after,
+        target_cash_weight=data.cash_target,
+        total_cost=state.total_cost,
+        transaction_costs=float(state.transaction_costs.sum()),
+        market_impact_costs=float(state.impact_costs.sum()),
+        turnover=state.turnover,
+        portfolio_value_before=data.value,
+        portfolio_value_after=state.value_after,
+        sectors=dict(config.sectors),
+        compliance=checks,
+        max_constraint_residual=max(0.0, -min(violations, default=0.0)),
+        objective_value=achieved,
+        continuous_objective=bound,
+        objective_gap=None if bound is None or achieved is None else achieved - bound,
+        tracking_distance_before=before,
+        tracking_distance_after=after,
+        iterations=outcome.iterations if outcome is not None else 0,
+        warnings=warnings,
+        analysis=analysis,
+        portfolio_id=portfolio_id,
+        tax=None if data.lots is None else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),
+    )
