@@ -97,6 +97,21 @@ class _ApiKeyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """The key as a server may echo it back: raw, or with any character other than a letter or
+    digit percent-encoded (``quote``, ``quote_plus``, either hex case) and a space as ``+``."""
+    parts = []
+    for char in key:
+        if char.isascii() and char.isalnum():
+            parts.append(re.escape(char))
+            continue
+        forms = [re.escape(char), "".join(f"%{b:02X}" for b in char.encode())]
+        if char == " ":
+            forms.append(r"\+")
+        parts.append("(?:" + "|".join(forms) + ")")
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
 class _Unclosed(httpx.AsyncBaseTransport):
     """A caller's transport, shared by the clients of every loop and left open when one closes."""
 
@@ -166,6 +181,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         if not api_key or not api_key.strip():
             raise ConfigurationError("Alpha Vantage needs an API key (REBALANCING_ALPHA_VANTAGE_API_KEY)")
         self._api_key = api_key.strip()
+        self._key_pattern = _key_pattern(self._api_key)
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -346,7 +362,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
                 await self._sleep(wait)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***")
+        return self._key_pattern.sub("***", text)
 
     def _refuse_during_quota(self, symbol: str) -> None:
         if self._quota_hit is None:
