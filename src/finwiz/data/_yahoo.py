@@ -13,11 +13,12 @@ yfinance's failure modes, and what this module makes of them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -29,6 +30,7 @@ from finwiz.schemas import PriceData, canonical_symbol
 __all__ = ["YahooFinancePriceProvider"]
 
 _REQUESTS_PER_DOWNLOAD = 3
+T = TypeVar("T")
 _NOT_LISTED = ("delisted", "no timezone", "not found", "no data found", "no price data")
 
 
@@ -98,7 +100,7 @@ class YahooFinancePriceProvider(PriceDataProvider):
             # yfinance makes a few requests per download, each with ``timeout``; the deadline
             # around the thread stops a hung download from stalling the event loop's caller.
             async with asyncio.timeout(self.timeout * _REQUESTS_PER_DOWNLOAD):
-                raw, messages = await asyncio.to_thread(self._download, list(symbols), options)
+                raw, messages = await _in_daemon_thread(self._download, list(symbols), options)
         except TimeoutError:
             waited = self.timeout * _REQUESTS_PER_DOWNLOAD
             return pd.DataFrame(), self._all_failed(symbols, f"timed out after {waited:g} s")
@@ -114,7 +116,11 @@ class YahooFinancePriceProvider(PriceDataProvider):
         return clean[found], failures
 
     def _download(self, symbols: list[str], options: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, str]]:
-        with self._lock:
+        # A download hung past its deadline still holds the lock: wait for it no longer than
+        # this download's own deadline would, instead of queueing one more stuck thread.
+        if not self._lock.acquire(timeout=self.timeout * _REQUESTS_PER_DOWNLOAD):
+            raise _StillHungError("an earlier yfinance download is still hung; not started")
+        try:
             frame = self._yf.download(
                 symbols,
                 interval="1d",
@@ -127,6 +133,8 @@ class YahooFinancePriceProvider(PriceDataProvider):
             )
             shared = getattr(self._yf, "shared", None)
             errors = dict(getattr(shared, "_ERRORS", None) or {})
+        finally:
+            self._lock.release()
         return frame, {str(k).upper(): str(v) for k, v in errors.items()}
 
     def _all_failed(self, symbols: Sequence[str], reason: str) -> dict[str, PriceDataError]:
@@ -136,7 +144,44 @@ class YahooFinancePriceProvider(PriceDataProvider):
     def _describe(exc: Exception) -> str:
         if type(exc).__name__ == "YFRateLimitError":
             return "rate limited by Yahoo Finance; try again later"
+        if isinstance(exc, _StillHungError):
+            return str(exc)
         return f"yfinance failed: {type(exc).__name__}: {exc}"
+
+
+class _StillHungError(Exception):
+    """The previous download has not returned yet."""
+
+
+async def _in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a daemon thread of its own, awaited without blocking the loop.
+
+    Not ``asyncio.to_thread``: its executor's threads are joined by ``asyncio.run`` on the way
+    out and again at interpreter exit, so a yfinance download hung past its deadline kept the
+    process alive after the fallback had answered. A daemon thread is abandoned instead (and
+    its result, if it ever comes, dropped).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, error: BaseException | None) -> None:
+        if future.done():  # the caller stopped waiting (deadline, cancellation)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast(T, value))
+
+    def run() -> None:
+        try:
+            value, error = function(*args), None
+        except BaseException as exc:  # handed to the awaiting task, whatever it is
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name="finwiz-yfinance", daemon=True).start()
+    return await future
 
 
 def _close_table(raw: object, symbols: Sequence[str]) -> pd.DataFrame:
