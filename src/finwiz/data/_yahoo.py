@@ -13,15 +13,15 @@ yfinance's failure modes, and what this module makes of them:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pandas as pd
 
+from finwiz._threads import in_daemon_thread
 from finwiz.data._parsing import as_price_data, clean_price_frame, close_timestamp
 from finwiz.data._providers import DateLike, PriceDataProvider, day_bound
 from finwiz.errors import ConfigurationError, PriceDataError
@@ -30,7 +30,6 @@ from finwiz.schemas import PriceData, canonical_symbol
 __all__ = ["YahooFinancePriceProvider"]
 
 _REQUESTS_PER_DOWNLOAD = 3
-T = TypeVar("T")
 _NOT_LISTED = ("delisted", "no timezone", "not found", "no data found", "no price data")
 
 
@@ -100,7 +99,7 @@ class YahooFinancePriceProvider(PriceDataProvider):
             # yfinance makes a few requests per download, each with ``timeout``; the deadline
             # around the thread stops a hung download from stalling the event loop's caller.
             async with asyncio.timeout(self.timeout * _REQUESTS_PER_DOWNLOAD):
-                raw, messages = await _in_daemon_thread(self._download, list(symbols), options)
+                raw, messages = await in_daemon_thread(self._download, list(symbols), options, name="finwiz-yfinance")
         except TimeoutError:
             waited = self.timeout * _REQUESTS_PER_DOWNLOAD
             return pd.DataFrame(), self._all_failed(symbols, f"timed out after {waited:g} s")
@@ -151,37 +150,6 @@ class YahooFinancePriceProvider(PriceDataProvider):
 
 class _StillHungError(Exception):
     """The previous download has not returned yet."""
-
-
-async def _in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)`` in a daemon thread of its own, awaited without blocking the loop.
-
-    Not ``asyncio.to_thread``: its executor's threads are joined by ``asyncio.run`` on the way
-    out and again at interpreter exit, so a yfinance download hung past its deadline kept the
-    process alive after the fallback had answered. A daemon thread is abandoned instead (and
-    its result, if it ever comes, dropped).
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(value: T | None, error: BaseException | None) -> None:
-        if future.done():  # the caller stopped waiting (deadline, cancellation)
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(cast(T, value))
-
-    def run() -> None:
-        try:
-            value, error = function(*args), None
-        except BaseException as exc:  # handed to the awaiting task, whatever it is
-            value, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            loop.call_soon_threadsafe(settle, value, error)
-
-    threading.Thread(target=run, name="finwiz-yfinance", daemon=True).start()
-    return await future
 
 
 def _close_table(raw: object, symbols: Sequence[str]) -> pd.DataFrame:
