@@ -21,3 +21,14 @@ class KillsItsWorker(OptimizationConstraint):
         if multiprocessing.parent_process() is not None:  # only ever in a pool worker
             os._exit(70)
         return {}
+
+
+class InterruptsItsWorker(OptimizationConstraint):
+    """Raises KeyboardInterrupt in the pool worker using it, as Ctrl-C does in every worker."""
+
+    name = "interrupts_its_worker"
+
+    def limits(self) -> Mapping[str, float]:
+        if multiprocessing.parent_process() is not None:
+            raise KeyboardInterrupt
+        return {}

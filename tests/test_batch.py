@@ -21,7 +21,7 @@ from finwiz.batch import AccountOutcome, BatchResult, iter_rebalance_many, rebal
 from finwiz.data.sample import sample_latest_prices, sample_sectors
 from finwiz.errors import ConfigurationError
 from finwiz.optimizer import rebalance
-from tests._worker_killer import KillsItsWorker
+from tests._worker_killer import InterruptsItsWorker, KillsItsWorker
 
 try:
     import distributed
@@ -311,6 +311,14 @@ def test_a_worker_killed_mid_batch_fails_only_its_account(own_pool: bool) -> Non
     healthy = {k: v for k, v in configs.items() if k != "acct-3"}
     for outcome in rebalance_many(healthy, prices, progress=False):
         assert same_trades(outcome.result, next(o.result for o in batch if o.label == outcome.label))
+
+
+def test_ctrl_c_in_a_worker_stops_the_batch() -> None:
+    # KeyboardInterrupt is not one account's failure: the batch stops instead of going on.
+    configs = [small_account(i) for i in range(4)]
+    configs[1] = small_account(1, custom_constraints=[InterruptsItsWorker()])
+    with pytest.raises(KeyboardInterrupt):
+        rebalance_many(configs, {"AAA": 10.0, "BBB": 20.0}, executor="processes", max_workers=2, progress=False)
 
 
 @pytest.fixture(scope="module")

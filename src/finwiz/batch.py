@@ -501,9 +501,9 @@ def _rerun(accounts: list[_Account], shared: _Shared, workers: int) -> Iterator[
                     error = future.exception()
                     if isinstance(error, BrokenProcessPool):
                         lost.append(account)
-                    elif error is not None:
+                    elif isinstance(error, Exception):
                         yield [_failure(account, error, 0.0)]
-                    else:
+                    else:  # the result, or KeyboardInterrupt (Ctrl-C reached the worker): it stops the batch
                         yield future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -21,6 +21,7 @@ from scipy import sparse
 from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE, Model, build
 from finwiz.optimizer._data import FRACTIONAL_LOT
+from finwiz.optimizer._interrupt import cvxpy_solver
 from finwiz.optimizer._quiet import quiet_stdout
 from finwiz.optimizer._terms import Variables
 
@@ -115,7 +116,7 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on time limit: handled below
         try:
             # One solve: Parameters as constants (the DPP path failed in cvxpy at 100 assets).
-            problem.solve(solver=solver, ignore_dpp=True, **options)
+            problem.solve(solver=cvxpy_solver(solver), ignore_dpp=True, **options)  # Ctrl-C: KeyboardInterrupt
         except cp.error.SolverError as exc:
             raise SolverError(f"exact mode: {solver} failed: {exc}", solver=solver) from exc
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):

@@ -30,6 +30,7 @@ from finwiz.errors import SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer._compliance import continuous_point
 from finwiz.optimizer._data import NOISE_VALUE
+from finwiz.optimizer._interrupt import raise_if_interrupted
 from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
     Ladder,
@@ -339,6 +340,7 @@ def _solve_native(
     def run(name: str) -> _Found:
         try:
             found = solve_osqp(qp, key, time_limit) if name == "OSQP" else solve_clarabel(qp, time_limit)
+            raise_if_interrupted(found.status)  # Ctrl-C stopped OSQP: not a failure for the next solver
         except Exception as exc:  # a solver's own failure (e.g. a factorization error): try the next
             return _Found(str(exc))
         if found.z is None:
