@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -25,6 +26,7 @@ async def in_daemon_thread(function: Callable[..., T], *args: Any, name: str = "
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()  # as asyncio.to_thread: the caller's context variables
 
     def settle(value: T | None, error: BaseException | None) -> None:
         if future.done():  # the caller stopped waiting
@@ -38,7 +40,7 @@ async def in_daemon_thread(function: Callable[..., T], *args: Any, name: str = "
         value: T | None = None
         error: BaseException | None = None
         try:
-            value = function(*args, **kwargs)
+            value = context.run(function, *args, **kwargs)
         except BaseException as exc:  # handed to the awaiting task, whatever it is
             error = exc
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
