@@ -8,11 +8,13 @@ next solver. The interrupt is simulated with the very status a Ctrl-C gives: SCI
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pyscipopt
 import pytest
 from cvxpy.reductions.solvers.conic_solvers import scip_conif
+from cvxpy.reductions.solvers.qp_solvers import osqp_qpif
 
 import finwiz.optimizer._solve as solve_module
 from finwiz import Holding, PortfolioConfiguration
@@ -93,6 +95,37 @@ def test_ctrl_c_during_osqp_is_not_answered_by_the_next_solver(monkeypatch: pyte
 
     monkeypatch.setattr(solve_module, "solve_osqp", interrupted)
     monkeypatch.setattr(solve_module, "solve_clarabel", clarabel)
+    with pytest.raises(KeyboardInterrupt):
+        rebalance(account(2), PRICES, solver="OSQP")
+    assert calls == ["osqp"]
+
+
+def test_ctrl_c_during_osqp_through_cvxpy_escapes_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The models that are not a plain QP go through cvxpy, which reads OSQP's "interrupted" as a
+    # solver error: the next solver used to take over there too.
+    calls: list[str] = []
+
+    original = osqp_qpif.OSQP.solve_via_data
+
+    class Interrupted:
+        """OSQP's results as SIGINT leaves them: status "interrupted" (cvxpy: a solver error)."""
+
+        def __init__(self, real: Any) -> None:
+            self._real = real
+            self.info = SimpleNamespace(status="interrupted", status_val=10, run_time=0.01, iter=real.info.iter)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+    def interrupted(self: Any, data: Any, warm_start: bool, verbose: bool, opts: Any, cache: Any = None) -> Any:
+        calls.append("osqp")
+        results = Interrupted(original(self, data, warm_start, verbose, opts, cache))
+        if cache is not None:  # cvxpy keeps the results for its warm start
+            cache["OSQP"] = (cache["OSQP"][0], data, results)
+        return results
+
+    monkeypatch.setattr(solve_module, "native_qp", lambda *args, **kwargs: None)  # the cvxpy route
+    monkeypatch.setattr(osqp_qpif.OSQP, "solve_via_data", interrupted)
     with pytest.raises(KeyboardInterrupt):
         rebalance(account(2), PRICES, solver="OSQP")
     assert calls == ["osqp"]

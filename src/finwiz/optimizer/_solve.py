@@ -30,7 +30,7 @@ from finwiz.errors import SolverError
 from finwiz.optimizer._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer._compliance import continuous_point
 from finwiz.optimizer._data import NOISE_VALUE
-from finwiz.optimizer._interrupt import raise_if_interrupted
+from finwiz.optimizer._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
 from finwiz.optimizer._model import trade_vector
 from finwiz.optimizer._native import (
     Ladder,
@@ -197,6 +197,8 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
                 status, more = _run(assembled, "CLARABEL_CONE", time_limit, solver="CLARABEL")
                 iterations += more
         except cp.error.SolverError as exc:
+            if name == "OSQP":  # Ctrl-C stopped it: not a failure for the next solver
+                raise_if_osqp_interrupted(assembled.problem)
             return _Found(str(exc))
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             return _Found("infeasible", iterations)
