@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +312,31 @@ def test_a_worker_killed_mid_batch_fails_only_its_account(own_pool: bool) -> Non
     healthy = {k: v for k, v in configs.items() if k != "acct-3"}
     for outcome in rebalance_many(healthy, prices, progress=False):
         assert same_trades(outcome.result, next(o.result for o in batch if o.label == outcome.label))
+
+
+class BreaksAfterOneChunk(cf.Executor):
+    """A process pool whose worker dies while the batch is still submitting chunks."""
+
+    _max_workers = 2
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        self.submitted += 1
+        if self.submitted > 1:
+            raise BrokenProcessPool("A child process terminated abruptly")
+        future: cf.Future[Any] = cf.Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_a_pool_broken_while_chunks_are_submitted_loses_no_account() -> None:
+    configs = [small_account(i) for i in range(5)]
+    pool = BreaksAfterOneChunk()
+    batch = rebalance_many(configs, {"AAA": 10.0, "BBB": 20.0}, executor=pool, chunk_size=2, progress=False)
+    assert pool.submitted == 2
+    assert [o.ok for o in batch] == [True] * 5  # chunk 1 here, the rest on fresh pools
 
 
 def test_ctrl_c_in_a_worker_stops_the_batch() -> None:

@@ -443,8 +443,14 @@ def _pool(
 ) -> Generator[list[AccountOutcome], None, list[_Account]]:
     """Run the chunks on ``pool``; return the accounts of chunks lost with a dead worker process
     (``BrokenProcessPool``), for :func:`_rerun`. Any other chunk error fails its accounts."""
-    futures = {pool.submit(_run_chunk, chunk, None if initialized else shared): chunk for chunk in chunks}
+    futures: dict[cf.Future[list[AccountOutcome]], list[_Account]] = {}
     lost: list[_Account] = []
+    for number, chunk in enumerate(chunks):
+        try:
+            futures[pool.submit(_run_chunk, chunk, None if initialized else shared)] = chunk
+        except BrokenProcessPool:  # a worker died while chunks were still being submitted
+            lost += [a for c in chunks[number:] for a in c]
+            break
     try:
         for future in cf.as_completed(futures):
             chunk = futures[future]
@@ -492,7 +498,13 @@ def _rerun(accounts: list[_Account], shared: _Shared, workers: int) -> Iterator[
             while (source or running) and not lost:
                 while source and len(running) < width:
                     account = source.popleft()
-                    running[pool.submit(_run_chunk, [account])] = account
+                    try:
+                        running[pool.submit(_run_chunk, [account])] = account
+                    except BrokenProcessPool:  # broken by a task already running: it is lost below
+                        source.appendleft(account)
+                        break
+                if not running:  # pragma: no cover - a fresh pool broken before its first task
+                    break
                 done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                     done, _ = cf.wait(running)  # the pool is broken: every task ends now
