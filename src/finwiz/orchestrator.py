@@ -602,7 +602,9 @@ class RebalancingHealthCheck:
     async def _check_engine(self, engine: Engine) -> ComponentHealth:
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(asyncio.to_thread(self._probe_rebalance, engine), self.timeout_seconds)
+            # A daemon thread: a probe past its timeout is abandoned, not waited for at exit.
+            probe = in_daemon_thread(self._probe_rebalance, engine, name="finwiz-health")
+            result = await asyncio.wait_for(probe, self.timeout_seconds)
         except TimeoutError:
             return ComponentHealth.failed(f"probe rebalance took over {self.timeout_seconds:g} s", started)
         except Exception as exc:
