@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import multiprocessing
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from finwiz.batch import AccountOutcome, BatchResult, iter_rebalance_many, rebal
 from finwiz.data.sample import sample_latest_prices, sample_sectors
 from finwiz.errors import ConfigurationError
 from finwiz.optimizer import rebalance
+from tests._worker_killer import InterruptsItsWorker, KillsItsWorker
 
 try:
     import distributed
@@ -273,6 +276,75 @@ def test_process_pool(mixed_batch: list[Any]) -> None:
         assert a.ok == b.ok
         if a.result is not None and b.result is not None:
             assert same_trades(a.result, b.result)
+
+
+def small_account(i: int, **overrides: Any) -> PortfolioConfiguration:
+    """Two assets: quick to compile in every fresh worker process."""
+    return PortfolioConfiguration(
+        holdings=[Holding(symbol="AAA", shares=10 + i), Holding(symbol="BBB", shares=5)],
+        target_weights={"AAA": 0.5, "BBB": 0.5},
+        cash=100.0 * i,
+        tolerance=0.0,
+        min_trade_size=0.0,
+        **overrides,
+    )
+
+
+@pytest.mark.parametrize("own_pool", [False, True], ids=["processes", "user-process-pool"])
+def test_a_worker_killed_mid_batch_fails_only_its_account(own_pool: bool) -> None:
+    # One account's constraint ends its worker process (as the OOM killer would): the pool breaks
+    # and every pending chunk is lost. The lost accounts run again on a fresh pool, one per task;
+    # the account that kills its worker again is the only failure, named, and the others return.
+    prices = {"AAA": 10.0, "BBB": 20.0}
+    configs = {f"acct-{i}": small_account(i) for i in range(6)}
+    configs["acct-3"] = small_account(3, custom_constraints=[KillsItsWorker()])
+    options: dict[str, Any] = {"max_workers": 2, "chunk_size": 2, "progress": False}
+    if own_pool:
+        with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            batch = rebalance_many(configs, prices, executor=pool, **options)
+    else:
+        batch = rebalance_many(configs, prices, executor="processes", **options)
+    assert [o.label for o in batch.failures] == ["acct-3"]
+    (dead,) = batch.failures
+    assert dead.error_type == "BrokenProcessPool"
+    assert dead.error is not None
+    assert "account acct-3: the worker process died" in dead.error
+    healthy = {k: v for k, v in configs.items() if k != "acct-3"}
+    for outcome in rebalance_many(healthy, prices, progress=False):
+        assert same_trades(outcome.result, next(o.result for o in batch if o.label == outcome.label))
+
+
+class BreaksAfterOneChunk(cf.Executor):
+    """A process pool whose worker dies while the batch is still submitting chunks."""
+
+    _max_workers = 2
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        self.submitted += 1
+        if self.submitted > 1:
+            raise BrokenProcessPool("A child process terminated abruptly")
+        future: cf.Future[Any] = cf.Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_a_pool_broken_while_chunks_are_submitted_loses_no_account() -> None:
+    configs = [small_account(i) for i in range(5)]
+    pool = BreaksAfterOneChunk()
+    batch = rebalance_many(configs, {"AAA": 10.0, "BBB": 20.0}, executor=pool, chunk_size=2, progress=False)
+    assert pool.submitted == 2
+    assert [o.ok for o in batch] == [True] * 5  # chunk 1 here, the rest on fresh pools
+
+
+def test_ctrl_c_in_a_worker_stops_the_batch() -> None:
+    # KeyboardInterrupt is not one account's failure: the batch stops instead of going on.
+    configs = [small_account(i) for i in range(4)]
+    configs[1] = small_account(1, custom_constraints=[InterruptsItsWorker()])
+    with pytest.raises(KeyboardInterrupt):
+        rebalance_many(configs, {"AAA": 10.0, "BBB": 20.0}, executor="processes", max_workers=2, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -249,3 +250,66 @@ async def test_health_check_reports_failures_without_raising(factory: Rebalancin
     degraded = await RebalancingHealthCheck(partial, probe_symbols=["AAPL", "MSFT"]).check_health()
     assert degraded.status is HealthStatus.DEGRADED
     assert not degraded.is_healthy
+
+
+class BlockedEngine:
+    """An engine whose solve blocks until released (or 20 s pass): a slow solver."""
+
+    def __init__(self) -> None:
+        self.started, self.release, self.finished = threading.Event(), threading.Event(), threading.Event()
+
+    def rebalance(
+        self, config: PortfolioConfiguration, prices: Mapping[str, float], **options: Any
+    ) -> RebalancingResult:
+        self.started.set()
+        self.release.wait(20)
+        self.finished.set()
+        raise InfeasibleRebalanceError([], "released")
+
+
+class SlowPrices:
+    async def get_current_prices(self, symbols: Sequence[str]) -> Mapping[str, Any]:
+        await asyncio.sleep(3600)
+        return {}
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_a_cancelled_rebalance_publishes_rebalancing_failed_and_is_not_waited_for(
+    how: str, demo_config: PortfolioConfiguration, factory: RebalancingServiceFactory
+) -> None:
+    # CancelledError is not an Exception: a cancelled or timed-out rebalance published nothing.
+    # And asyncio.run joined the solver's thread on the way out, so it returned only once the
+    # solve did: the blocked engine here is released only after asyncio.run has returned.
+    engine = BlockedEngine()
+    orchestrator = PortfolioRebalancingOrchestrator(factory.create_price_service(), PortfolioAnalyzer(), engine)
+    events = _recorder(orchestrator.event_bus)
+
+    async def main() -> None:
+        task = asyncio.create_task(orchestrator.rebalance_portfolio(demo_config, "p"))
+        while not engine.started.is_set():
+            await asyncio.sleep(0.01)
+        if how == "cancel":
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(task, 0.01)
+
+    try:
+        asyncio.run(main())
+        assert not engine.finished.is_set()  # nothing waited for the solve
+    finally:
+        engine.release.set()
+    assert [e.name for e in events] == ["rebalancing_started", "rebalancing_failed"]
+    assert events[1].payload["stage"] == "optimization"
+    assert events[1].payload["error"] == "CancelledError"
+
+
+async def test_a_rebalance_cancelled_while_fetching_prices_says_so(demo_config: PortfolioConfiguration) -> None:
+    orchestrator = PortfolioRebalancingOrchestrator(SlowPrices(), PortfolioAnalyzer(), RebalancingEngine())
+    events = _recorder(orchestrator.event_bus)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(orchestrator.rebalance_portfolio(demo_config, "p"), 0.05)
+    assert [e.name for e in events] == ["rebalancing_started", "rebalancing_failed"]
+    assert (events[1].payload["stage"], events[1].payload["error"]) == ("prices", "CancelledError")

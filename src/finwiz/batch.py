@@ -4,6 +4,10 @@
 one :class:`AccountOutcome` per account, in input order. One account's failure (infeasible
 limits, a symbol missing from the price table, a malformed configuration) is recorded for that
 account with the :class:`~finwiz.errors.FinwizError` message and never stops or loses the others.
+On a process pool that holds for a worker process that dies too (the OOM killer, a signal, a
+crash in native code): the accounts of the chunks lost with it run again on a fresh pool, and
+only an account that kills its worker when run alone fails (``BrokenProcessPool``, naming it).
+``KeyboardInterrupt`` is not a failure: it stops the batch.
 
 Speed comes from the optimizer's compiled-problem cache, which lives per process: accounts are
 sent to workers in *chunks* (never one task per account), grouped so that accounts of the same
@@ -23,7 +27,9 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -175,6 +181,10 @@ class _Account:
     portfolio_id: str | None
     config: Any  # a PortfolioConfiguration, or anything to validate into one
     prices: Any = None  # per-account prices; None means the shared ones
+
+    @property
+    def label(self) -> str:
+        return self.portfolio_id if self.portfolio_id is not None else f"#{self.index}"
 
 
 @dataclass(frozen=True)
@@ -430,26 +440,108 @@ def _local(chunks: list[list[_Account]], shared: _Shared) -> Iterator[list[Accou
 
 def _pool(
     chunks: list[list[_Account]], shared: _Shared, pool: cf.Executor, *, initialized: bool
-) -> Iterator[list[AccountOutcome]]:
-    futures = {pool.submit(_run_chunk, chunk, None if initialized else shared): chunk for chunk in chunks}
+) -> Generator[list[AccountOutcome], None, list[_Account]]:
+    """Run the chunks on ``pool``; return the accounts of chunks lost with a dead worker process
+    (``BrokenProcessPool``), for :func:`_rerun`. Any other chunk error fails its accounts."""
+    futures: dict[cf.Future[list[AccountOutcome]], list[_Account]] = {}
+    lost: list[_Account] = []
+    for number, chunk in enumerate(chunks):
+        try:
+            futures[pool.submit(_run_chunk, chunk, None if initialized else shared)] = chunk
+        except BrokenProcessPool:  # a worker died while chunks were still being submitted
+            lost += [a for c in chunks[number:] for a in c]
+            break
     try:
         for future in cf.as_completed(futures):
             chunk = futures[future]
             try:
                 yield future.result()
-            except Exception as exc:  # a worker died (e.g. BrokenProcessPool): fail its accounts, keep going
+            except BrokenProcessPool:  # a worker died: this chunk, and every pending one, is lost
+                lost += chunk
+            except Exception as exc:  # the chunk could not run (e.g. unpicklable input): fail its accounts
                 yield [_failure(a, exc, 0.0) for a in chunk]
     finally:
         for future in futures:
             future.cancel()
+    return sorted(lost, key=lambda a: a.index)
+
+
+def _new_pool(shared: _Shared, workers: int) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(shared,))
+
+
+_DIED = (
+    "the worker process died while rebalancing this account, alone on a fresh pool after its chunk "
+    "was lost the same way (killed by a signal, out of memory, or a crash in native code); "
+    "the other accounts were run again"
+)
+
+
+def _rerun(accounts: list[_Account], shared: _Shared, workers: int) -> Iterator[list[AccountOutcome]]:
+    """Run again, on fresh pools, accounts lost when a worker process died, and fail only the one
+    that kills its worker.
+
+    One account per task, at most ``workers`` in flight, so a death loses only the accounts then
+    running. When a death loses a single account, that account killed its worker: it fails with
+    ``BrokenProcessPool`` and a message naming it. When it loses several, each of them runs once
+    more alone, where a death can only be its own. An account therefore runs at most three times
+    (its chunk, the retry, alone); a healthy one always comes back.
+    """
+    queue = deque(accounts)
+    suspects: deque[_Account] = deque()  # lost beside others on a retry: each runs alone
+    while queue or suspects:
+        source, width = (suspects, 1) if suspects else (queue, workers)
+        pool = _new_pool(shared, width)
+        try:
+            running: dict[cf.Future[list[AccountOutcome]], _Account] = {}
+            lost: list[_Account] = []
+            while (source or running) and not lost:
+                while source and len(running) < width:
+                    account = source.popleft()
+                    try:
+                        running[pool.submit(_run_chunk, [account])] = account
+                    except BrokenProcessPool:  # broken by a task already running: it is lost below
+                        source.appendleft(account)
+                        break
+                if not running:  # pragma: no cover - a fresh pool broken before its first task
+                    break
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                    done, _ = cf.wait(running)  # the pool is broken: every task ends now
+                for future in done:
+                    account = running.pop(future)
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        lost.append(account)
+                    elif isinstance(error, Exception):
+                        yield [_failure(account, error, 0.0)]
+                    else:  # the result, or KeyboardInterrupt (Ctrl-C reached the worker): it stops the batch
+                        yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if len(lost) == 1:
+            (killer,) = lost
+            yield [_failure(killer, BrokenProcessPool(f"account {killer.label}: {_DIED}"), 0.0)]
+        else:
+            suspects.extend(lost)
 
 
 def _own_pool(chunks: list[list[_Account]], shared: _Shared, workers: int) -> Iterator[list[AccountOutcome]]:
-    pool = cf.ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(shared,))
+    pool = _new_pool(shared, workers)
     try:
-        yield from _pool(chunks, shared, pool, initialized=True)
+        lost = yield from _pool(chunks, shared, pool, initialized=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if lost:
+        yield from _rerun(lost, shared, workers)
+
+
+def _user_pool(
+    chunks: list[list[_Account]], shared: _Shared, pool: cf.Executor, workers: int
+) -> Iterator[list[AccountOutcome]]:
+    lost = yield from _pool(chunks, shared, pool, initialized=False)
+    if lost:  # the caller's process pool is broken now: the lost accounts run on fresh pools of ours
+        yield from _rerun(lost, shared, workers)
 
 
 def _dask_client_status(client: Any) -> str:
@@ -535,7 +627,7 @@ def _plan(
     user_pool: cf.Executor = executor
     workers = int(getattr(user_pool, "_max_workers", 0) or os.cpu_count() or 1)
     chunks = _chunks(accounts, workers, chunk_size)
-    return _Plan(accounts, name, workers, lambda: _pool(chunks, shared, user_pool, initialized=False))
+    return _Plan(accounts, name, workers, lambda: _user_pool(chunks, shared, user_pool, workers))
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ of them. :class:`RebalancingServiceFactory` builds the usual assembly from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -21,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from finwiz._threads import in_daemon_thread
 from finwiz.data import (
     PRICE_PROVIDERS,
     PortfolioPriceService,
@@ -208,6 +210,14 @@ class PortfolioRebalancingOrchestrator:
         engine's errors (:class:`~finwiz.errors.InfeasibleRebalanceError`, ...) unchanged; a failed
         custom check is :class:`~finwiz.errors.ComplianceError` (also for an injected engine that
         leaves the checks to the orchestrator).
+
+        Cancellation (``task.cancel()``, ``asyncio.wait_for``/``asyncio.timeout``, Ctrl-C under
+        ``asyncio.run``) publishes ``rebalancing_failed`` with ``error="CancelledError"`` and the
+        stage it stopped in, then raises ``CancelledError`` at once. A solve already running
+        cannot be stopped from outside its thread: it runs on in a daemon thread until the solver
+        returns (at most the engine's time limit), its result is discarded, and nothing waits for
+        it -- neither this coroutine, nor ``asyncio.run`` on its way out, nor interpreter exit.
+        No report is written for a cancelled rebalance.
         """
         bus = self.event_bus
         timings: dict[str, float] = {}
@@ -233,8 +243,11 @@ class PortfolioRebalancingOrchestrator:
             options = {**self.engine_options, "portfolio_id": portfolio_id}
             if factor_model is not None:
                 options["factor_model"] = factor_model
-            # The solver blocks for up to seconds: keep the event loop free for other work.
-            result = await asyncio.to_thread(self.rebalancing_engine.rebalance, config, prices, **options)
+            # The solver blocks for up to seconds: keep the event loop free for other work. A
+            # daemon thread, so that a cancelled rebalance is not waited for (see the docstring).
+            result = await in_daemon_thread(
+                self.rebalancing_engine.rebalance, config, prices, name="finwiz-solve", **options
+            )
             timings["optimization_seconds"] = time.perf_counter() - clock
 
             stage = "validation"
@@ -263,15 +276,8 @@ class PortfolioRebalancingOrchestrator:
             stage, clock = "report", time.perf_counter()
             report = await self.write_report(result, portfolio_id, report_path)
             timings["report_seconds"] = time.perf_counter() - clock
-        except Exception as exc:
-            await bus.emit(
-                RebalancingEventType.FAILED,
-                portfolio_id,
-                stage=stage,
-                error=type(exc).__name__,
-                message=str(exc),
-                duration_seconds=time.perf_counter() - started,
-            )
+        except BaseException as exc:  # CancelledError (a cancel, a timeout, Ctrl-C) too
+            await self._announce_failure(portfolio_id, stage, exc, started)
             raise
         await bus.emit(
             RebalancingEventType.COMPLETED,
@@ -286,6 +292,24 @@ class PortfolioRebalancingOrchestrator:
             **timings,
         )
         return result
+
+    async def _announce_failure(self, portfolio_id: str | None, stage: str, exc: BaseException, started: float) -> None:
+        event = self.event_bus.emit(
+            RebalancingEventType.FAILED,
+            portfolio_id,
+            stage=stage,
+            error=type(exc).__name__,
+            message=str(exc) or ("cancelled" if isinstance(exc, asyncio.CancelledError) else ""),
+            duration_seconds=time.perf_counter() - started,
+        )
+        if not isinstance(exc, asyncio.CancelledError):
+            await event
+            return
+        # The task is being cancelled: the event still goes out, but a second cancellation
+        # (an impatient caller) stops only this wait, never the delivery to subscribers.
+        delivery = asyncio.ensure_future(event)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(delivery)
 
     async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, float]:
         """Latest price of each symbol; any failure is an :class:`InsufficientPriceDataError`."""
@@ -369,7 +393,7 @@ class PortfolioRebalancingOrchestrator:
                 raise
             raise InsufficientPriceDataError({exc.symbol: exc.reason}, provider=exc.provider) from exc
         estimator = self.risk_estimator or _default_risk_estimator()
-        return await asyncio.to_thread(estimator, history)
+        return await in_daemon_thread(estimator, history, name="finwiz-risk")
 
     def validate_custom_constraints(self, config: PortfolioConfiguration, result: RebalancingResult) -> list[str]:
         """Run each custom constraint's ``validate`` on the final trades; return the messages
@@ -581,7 +605,9 @@ class RebalancingHealthCheck:
     async def _check_engine(self, engine: Engine) -> ComponentHealth:
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(asyncio.to_thread(self._probe_rebalance, engine), self.timeout_seconds)
+            # A daemon thread: a probe past its timeout is abandoned, not waited for at exit.
+            probe = in_daemon_thread(self._probe_rebalance, engine, name="finwiz-health")
+            result = await asyncio.wait_for(probe, self.timeout_seconds)
         except TimeoutError:
             return ComponentHealth.failed(f"probe rebalance took over {self.timeout_seconds:g} s", started)
         except Exception as exc:

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -222,3 +223,30 @@ def test_backoff_is_capped_jittered_and_honours_retry_after(attempt: int, retry_
     else:
         assert wait >= retry_after
         assert wait <= max(ceiling, retry_after)
+
+
+@pytest.mark.parametrize("field", ["Error Message", "Note"])  # final; retried (logged), then final
+async def test_a_key_echoed_back_in_any_encoding_is_redacted(
+    sleeps: Sleeps, caplog: pytest.LogCaptureFixture, field: str
+) -> None:
+    # A server that echoes the request URL puts the key there URL-encoded ("+" as %2B, "/" as
+    # %2F, "=" as %3D): redacting only the raw key let it through in errors and log lines.
+    key = "Ab+c/d=e f=="
+    forms = {key, quote(key), quote(key, safe=""), quote_plus(key), quote_plus(key, safe="/")}
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        text = f"bad request {url} (key {quote(key, safe='')} / {quote_plus(key)} / {key})"
+        return httpx.Response(200, json={field: text.replace("%2F", "%2f")})
+
+    caplog.set_level(logging.DEBUG)
+    provider = AlphaVantagePriceProvider(
+        key, transport=httpx.MockTransport(echo), sleep=sleeps, retry=RetryPolicy(max_retries=1)
+    )
+    async with provider:
+        with pytest.raises(PriceDataError) as caught:
+            await provider.get_current_price("IBM")
+    text = f"{caught.value} {caught.value.reason} {caplog.text}"
+    assert "***" in text
+    for form in forms:  # percent-escapes in either case
+        assert form.lower() not in text.lower(), form

@@ -6,6 +6,7 @@ the daily-quota message, 429 with Retry-After, and replies slower than the clien
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -28,6 +29,7 @@ from tests.data.conftest import API_KEY, AV_QUOTA, av_quote
 
 
 class FakeAlphaVantage(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real server: the client pools connections
     hits: ClassVar[dict[str, int]] = {}
     keys: ClassVar[set[str]] = set()
 
@@ -104,4 +106,25 @@ async def test_provider_and_service_against_a_local_alpha_vantage(server_url: st
         assert "daily quota" in after.status["AAPL"].errors["alpha_vantage"]
         assert "AAPL" not in FakeAlphaVantage.hits
     assert FakeAlphaVantage.keys == {API_KEY}
-    assert provider._client.is_closed
+    assert not provider._clients  # every fetch closed the client it opened
+
+
+def test_one_provider_serves_event_loop_after_event_loop(server_url: str) -> None:
+    # A script calling asyncio.run per account, or a threaded server, runs every fetch on a new
+    # loop; a client kept from the first loop failed the second with "Event loop is closed".
+    provider = AlphaVantagePriceProvider(API_KEY, server_url, retry=RetryPolicy(max_retries=0))
+    service = PortfolioPriceService(provider)
+    for symbol in ["IBM", "MSFT", "AAPL"]:
+        prices = asyncio.run(service.get_current_prices([symbol]))
+        assert prices[symbol].price == 10 + len(symbol) + 0.25
+    results: dict[str, float] = {}
+
+    def in_a_thread(symbol: str) -> None:
+        results[symbol] = asyncio.run(provider.get_current_price(symbol)).price
+
+    threads = [threading.Thread(target=in_a_thread, args=(s,)) for s in ["GE", "XOM", "NVDA"]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {"GE": 12.25, "XOM": 13.25, "NVDA": 14.25}

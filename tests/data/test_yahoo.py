@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 
@@ -102,3 +104,33 @@ def test_missing_yfinance_is_a_configuration_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "yfinance", None)  # makes `import yfinance` fail
     with pytest.raises(ConfigurationError, match="finwiz\\[yahoo\\]"):
         YahooFinancePriceProvider()
+
+
+HUNG_SCRIPT = """
+import asyncio, threading, types
+from finwiz.data import InMemoryPriceProvider, PortfolioPriceService, YahooFinancePriceProvider
+
+hung = threading.Event()  # never set: the download blocks for as long as the process lives
+
+def download(tickers, **options):
+    hung.wait()
+
+fake = types.SimpleNamespace(download=download)
+yahoo = YahooFinancePriceProvider(yfinance_module=fake, timeout=0.05)
+service = PortfolioPriceService([yahoo, InMemoryPriceProvider({"MSFT": 42.0})])
+result = asyncio.run(service.fetch_prices(["MSFT"]))
+print(result.status["MSFT"].provider, result.prices["MSFT"].price, result.status["MSFT"].reason)
+"""
+
+
+def test_a_hung_download_does_not_keep_the_process_alive() -> None:
+    # The fallback answers once yfinance's deadline passes; the download's thread, blocked for
+    # good, must then keep neither asyncio.run (which joins its default executor) nor the
+    # interpreter's exit (which joins executor threads) waiting. The timeout only stops a hang.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", HUNG_SCRIPT], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(" ", 2)[:2] == ["memory", "42.0"]
+    assert "yahoo: timed out" in done.stdout

@@ -10,11 +10,13 @@ and every field is parsed strictly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -95,6 +97,37 @@ class _ApiKeyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """The key as a server may echo it back: raw, or with any character other than a letter or
+    digit percent-encoded (``quote``, ``quote_plus``, either hex case) and a space as ``+``."""
+    parts = []
+    for char in key:
+        if char.isascii() and char.isalnum():
+            parts.append(re.escape(char))
+            continue
+        forms = [re.escape(char), "".join(f"%{b:02X}" for b in char.encode())]
+        if char == " ":
+            forms.append(r"\+")
+        parts.append("(?:" + "|".join(forms) + ")")
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+class _Unclosed(httpx.AsyncBaseTransport):
+    """A caller's transport, shared by the clients of every loop and left open when one closes."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+
+@dataclass
+class _LoopClient:
+    client: httpx.AsyncClient
+    users: int = 0
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
@@ -148,6 +181,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         if not api_key or not api_key.strip():
             raise ConfigurationError("Alpha Vantage needs an API key (REBALANCING_ALPHA_VANTAGE_API_KEY)")
         self._api_key = api_key.strip()
+        self._key_pattern = _key_pattern(self._api_key)
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -156,12 +190,9 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._quota_hit: tuple[float, str] | None = None
-        inner = transport or httpx.AsyncHTTPTransport()
-        self._client = httpx.AsyncClient(
-            transport=_ApiKeyTransport(inner, self._api_key),
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": "finwiz"},
-        )
+        self._transport = transport
+        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._clients_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: RebalancingSettings) -> AlphaVantagePriceProvider:
@@ -180,13 +211,48 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         return f"AlphaVantagePriceProvider(base_url={self.base_url!r}, api_key=***)"
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.aclose()
+        """Nothing to release: each fetch closes the HTTP client it opened (see :meth:`_client`)."""
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The running loop's HTTP client, opened by the first fetch on this loop and closed by
+        the last one to finish.
+
+        Connections belong to the event loop that opened them: a client kept across loops (a
+        script calling ``asyncio.run`` per account, a threaded server) failed every later fetch
+        with "Event loop is closed". Concurrent fetches on one loop share one connection pool.
+        """
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            entry = self._clients.get(loop)
+            if entry is None:
+                entry = self._clients[loop] = _LoopClient(self._open_client())
+            entry.users += 1
+        try:
+            yield entry.client
+        finally:
+            with self._clients_lock:
+                entry.users -= 1
+                last = entry.users == 0
+                if last:
+                    del self._clients[loop]
+            if last:
+                await entry.client.aclose()
+
+    def _open_client(self) -> httpx.AsyncClient:
+        # A transport passed in is the caller's (closed by them); our own is made per client.
+        inner = _Unclosed(self._transport) if self._transport is not None else httpx.AsyncHTTPTransport()
+        return httpx.AsyncClient(
+            transport=_ApiKeyTransport(inner, self._api_key),
+            timeout=httpx.Timeout(self.timeout),
+            headers={"User-Agent": "finwiz"},
+        )
 
     async def get_current_price(self, symbol: str) -> PriceData:
         """The latest price from GLOBAL_QUOTE, with its trading day and volume."""
         symbol = canonical_symbol(symbol)
-        body = await self._query(symbol, {"function": "GLOBAL_QUOTE", "symbol": symbol})
+        async with self._client() as client:
+            body = await self._query(client, symbol, {"function": "GLOBAL_QUOTE", "symbol": symbol})
         quote = body.get("Global Quote")
         if not isinstance(quote, Mapping):
             raise self._error(symbol, f"unexpected payload with keys {sorted(body)[:5]}")
@@ -215,10 +281,12 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         recent = date.today() - timedelta(days=_COMPACT_DAYS)
         size = "full" if lo is not None and lo.date() < recent else "compact"
 
-        async def one(symbol: str) -> pd.Series:
-            return await self._daily(symbol, size)
+        async with self._client() as client:
 
-        outcomes = await gather_each(symbols, one, self.max_concurrency)
+            async def one(symbol: str) -> pd.Series:
+                return await self._daily(client, symbol, size)
+
+            outcomes = await gather_each(symbols, one, self.max_concurrency)
         failures = {s: o for s, o in outcomes.items() if isinstance(o, PriceDataError)}
         series = {s: o.loc[lo:hi] for s, o in outcomes.items() if isinstance(o, pd.Series)}
         for symbol, values in list(series.items()):
@@ -229,10 +297,10 @@ class AlphaVantagePriceProvider(PriceDataProvider):
         frame.index.name, frame.columns.name = "date", "symbol"
         return frame, failures
 
-    async def _daily(self, symbol: str, size: str) -> pd.Series:
+    async def _daily(self, client: httpx.AsyncClient, symbol: str, size: str) -> pd.Series:
         symbol = canonical_symbol(symbol)
         params = {"function": "TIME_SERIES_DAILY", "symbol": symbol, "outputsize": size}
-        body = await self._query(symbol, params)
+        body = await self._query(client, symbol, params)
         series = body.get("Time Series (Daily)")
         if not isinstance(series, Mapping) or not series:
             raise self._error(symbol, f"unexpected payload with keys {sorted(body)[:5]}")
@@ -262,14 +330,14 @@ class AlphaVantagePriceProvider(PriceDataProvider):
     def _error(self, symbol: str, message: str) -> PriceDataError:
         return PriceDataError(symbol, self._redact(message), provider=self.name)
 
-    async def _query(self, symbol: str, params: Mapping[str, str]) -> dict[str, Any]:
+    async def _query(self, client: httpx.AsyncClient, symbol: str, params: Mapping[str, str]) -> dict[str, Any]:
         """One API call with retries; the classified JSON body, or a final PriceDataError."""
         attempt = 0
         while True:
             self._refuse_during_quota(symbol)
             try:
                 async with asyncio.timeout(self.timeout):
-                    response = await self._client.get(self.base_url, params=dict(params))
+                    response = await client.get(self.base_url, params=dict(params))
                 return self._classify(symbol, response)
             except (_RetryableError, httpx.TransportError, TimeoutError) as exc:
                 if isinstance(exc, _RetryableError):
@@ -294,7 +362,7 @@ class AlphaVantagePriceProvider(PriceDataProvider):
                 await self._sleep(wait)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***")
+        return self._key_pattern.sub("***", text)
 
     def _refuse_during_quota(self, symbol: str) -> None:
         if self._quota_hit is None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from finwiz._threads import in_daemon_thread
 from finwiz.data._parsing import as_price_data, clean_price_frame, close_timestamp
 from finwiz.data._providers import DateLike, PriceDataProvider, day_bound
 from finwiz.errors import ConfigurationError, PriceDataError
@@ -98,7 +99,7 @@ class YahooFinancePriceProvider(PriceDataProvider):
             # yfinance makes a few requests per download, each with ``timeout``; the deadline
             # around the thread stops a hung download from stalling the event loop's caller.
             async with asyncio.timeout(self.timeout * _REQUESTS_PER_DOWNLOAD):
-                raw, messages = await asyncio.to_thread(self._download, list(symbols), options)
+                raw, messages = await in_daemon_thread(self._download, list(symbols), options, name="finwiz-yfinance")
         except TimeoutError:
             waited = self.timeout * _REQUESTS_PER_DOWNLOAD
             return pd.DataFrame(), self._all_failed(symbols, f"timed out after {waited:g} s")
@@ -114,7 +115,11 @@ class YahooFinancePriceProvider(PriceDataProvider):
         return clean[found], failures
 
     def _download(self, symbols: list[str], options: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, str]]:
-        with self._lock:
+        # A download hung past its deadline still holds the lock: wait for it no longer than
+        # this download's own deadline would, instead of queueing one more stuck thread.
+        if not self._lock.acquire(timeout=self.timeout * _REQUESTS_PER_DOWNLOAD):
+            raise _StillHungError("an earlier yfinance download is still hung; not started")
+        try:
             frame = self._yf.download(
                 symbols,
                 interval="1d",
@@ -127,6 +132,8 @@ class YahooFinancePriceProvider(PriceDataProvider):
             )
             shared = getattr(self._yf, "shared", None)
             errors = dict(getattr(shared, "_ERRORS", None) or {})
+        finally:
+            self._lock.release()
         return frame, {str(k).upper(): str(v) for k, v in errors.items()}
 
     def _all_failed(self, symbols: Sequence[str], reason: str) -> dict[str, PriceDataError]:
@@ -136,7 +143,13 @@ class YahooFinancePriceProvider(PriceDataProvider):
     def _describe(exc: Exception) -> str:
         if type(exc).__name__ == "YFRateLimitError":
             return "rate limited by Yahoo Finance; try again later"
+        if isinstance(exc, _StillHungError):
+            return str(exc)
         return f"yfinance failed: {type(exc).__name__}: {exc}"
+
+
+class _StillHungError(Exception):
+    """The previous download has not returned yet."""
 
 
 def _close_table(raw: object, symbols: Sequence[str]) -> pd.DataFrame:

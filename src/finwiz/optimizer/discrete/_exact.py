@@ -22,6 +22,7 @@ from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleReba
 from finwiz.optimizer.describe._data import FRACTIONAL_LOT
 from finwiz.optimizer.describe._terms import Variables
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, Model, build
+from finwiz.optimizer.solve._interrupt import cvxpy_solver
 from finwiz.optimizer.solve._quiet import quiet_stdout
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on time limit: handled below
         try:
             # One solve: Parameters as constants (the DPP path failed in cvxpy at 100 assets).
-            problem.solve(solver=solver, ignore_dpp=True, **options)
+            problem.solve(solver=cvxpy_solver(solver), ignore_dpp=True, **options)  # Ctrl-C: KeyboardInterrupt
         except cp.error.SolverError as exc:
             raise SolverError(f"exact mode: {solver} failed: {exc}", solver=solver) from exc
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):

@@ -31,6 +31,7 @@ from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import NOISE_VALUE
 from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
+from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
 from finwiz.optimizer.solve._native import (
     Ladder,
     NativeQP,
@@ -198,6 +199,8 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
                 status, more = _run(assembled, "CLARABEL_CONE", time_limit, solver="CLARABEL")
                 iterations += more
         except cp.error.SolverError as exc:
+            if name == "OSQP":  # Ctrl-C stopped it: not a failure for the next solver
+                raise_if_osqp_interrupted(assembled.problem)
             return _Found(str(exc))
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             return _Found("infeasible", iterations)
@@ -341,6 +344,7 @@ def _solve_native(
     def run(name: str) -> _Found:
         try:
             found = solve_osqp(qp, key, time_limit) if name == "OSQP" else solve_clarabel(qp, time_limit)
+            raise_if_interrupted(found.status)  # Ctrl-C stopped OSQP: not a failure for the next solver
         except Exception as exc:  # a solver's own failure (e.g. a factorization error): try the next
             return _Found(str(exc))
         if found.z is None:
