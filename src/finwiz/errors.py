@@ -22,10 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the schemas import this module: only the type, never at run time
-    from finwiz.schemas import RebalancingResult
+from typing import Any
 
 __all__ = [
     "ComplianceError",
@@ -94,7 +91,7 @@ class ComplianceError(FinwizError):
     override the trades; ``failed`` names the failing checks, as the message does.
     """
 
-    def __init__(self, result: RebalancingResult, failed: Sequence[str], reasons: Sequence[str] = ()):
+    def __init__(self, result: Any, failed: Sequence[str], reasons: Sequence[str] = ()):
         self.result = result
         self.failed = list(failed)
         detail = f" ({'; '.join(reasons)})" if reasons else ""

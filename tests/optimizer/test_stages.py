@@ -125,7 +125,7 @@ def _costs_objective(config: Any, prices: pd.Series, result: Any) -> float:
 def test_the_small_trades_alternative_runs_once_and_only_ever_helps(
     sample_prices: pd.Series, make_config: Any, monkeypatch: Any
 ) -> None:
-    from finwiz.optimizer import _discrete
+    from finwiz.optimizer.discrete import _stage as _discrete
 
     config = make_config(sample_prices, seed=0, method="minimize_costs", min_trade_size=10_000.0)
     with_rule = RebalancingEngine().rebalance(config, sample_prices)
