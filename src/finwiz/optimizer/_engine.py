@@ -35,7 +35,8 @@ from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, 
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._model import Description
-from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades, side_margin
+from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades
+from finwiz.optimizer._sides import fix_sides
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
@@ -129,25 +130,6 @@ def _with_constraints(own: list[Term]) -> list[Term]:
     brings itself left out (a strategy's exact market impact replaces the default fit)."""
     kinds = {type(t) for t in own}
     return [*own, *(t for t in constraint_terms() if type(t) not in kinds)]
-
-
-_SIDE_FLIPS = 16
-_CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
-_SIDE_PASSES = 2  # passes over the close calls
-"""At most how many of the assets whose side a taxable account's relaxation chose are tried on
-the other."""
-
-
-def _sides(
-    data: ProblemData, sells: np.ndarray, buys: np.ndarray, clear: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """``data``'s blocked sets with ``sells`` fixed to sell only and ``buys`` to buy only (their
-    former side, and that of ``clear``, dropped)."""
-    keep = ~(sells | buys) if clear is None else ~clear
-    blocked = dict(data.blocked)
-    blocked["tax_sells_only"] = (blocked["tax_sells_only"] & keep) | sells
-    blocked["tax_buys_only"] = (blocked["tax_buys_only"] & keep) | buys
-    return blocked
 
 
 def _traded(data: ProblemData, trades: np.ndarray) -> np.ndarray:
@@ -293,10 +275,11 @@ class RebalancingEngine:
     def _optimize(self, model: Model, solver: str, exact: bool) -> _Decided:
         """Continuous solve, then whole shares: exactly (exact mode) or by the discrete step."""
         data = model.data
-        first = None
-        if data.lots is not None and not exact:
-            model, first = self._fix_sides(model, solver)
-            data = model.data
+        sided = None
+        if data.lots is not None and not exact:  # each asset on one side; the relaxation's optimum the bound
+            sided = fix_sides(model, solver, self.settings.solver_time_limit_seconds)
+            model, data = sided.model, sided.model.data
+        first = None if sided is None else sided.outcome
         outcome = self._solve(model, solver, first=first)  # also diagnoses infeasibility for exact mode
         if exact:
             # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
@@ -314,10 +297,15 @@ class RebalancingEngine:
                 shown = "unknown" if gap is None else f"{gap:.2%}"
                 notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {shown}")
             return _Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
-        bound = outcome.objective
+        bound = outcome.objective if sided is None else sided.bound
         if data.lots is not None:  # a binding gain budget: relieve the lots its price makes cheapest
             model = model.with_data(dataclasses.replace(data, lots=data.lots.priced(gain_price(model, outcome.duals))))
-        shares, outcome = self._whole_shares(model, outcome, solver)
+        try:
+            shares, outcome = self._whole_shares(model, outcome, solver)
+        except InfeasibleRebalanceError as exc:
+            if sided is None:
+                raise
+            model, shares, outcome = sided.release(exc, lambda m, o: self._whole_shares(m, o, solver))
         if data.min_trade_value > 0:
             shares, outcome = self._second_opinion(model, outcome, shares, solver)
         if data.lots is not None:
@@ -326,68 +314,6 @@ class RebalancingEngine:
             shares = polish(model, shares)
         rounding = "fractional" if data.fractional else "whole_shares"
         return _Decided(shares, outcome, rounding, None, bound=bound, model=model if data.lots is not None else None)
-
-    def _fix_sides(self, model: Model, solver: str) -> tuple[Model, SolveOutcome]:
-        """A taxable account: no asset is both bought and sold. The continuous problem without that
-        rule is a convex relaxation (a loss lot's negative tax then pays for selling and buying
-        back). Each asset its optimum both buys and sells is fixed to the side its own quadratic
-        model around that optimum prefers (``side_margin``: the tax its lots save against the
-        tracking of not buying back), and the relaxation solved again, until no asset trades both
-        ways (each round fixes at least one more); with the sides fixed the problem is convex. Then
-        the close calls among them (a margin within ``_CLOSE_CALL`` of the objective, at most
-        ``_SIDE_FLIPS``, closest first) are each tried on the other side and kept there where the
-        objective improves, in up to ``_SIDE_PASSES`` passes. On four small zero-cost books with
-        large losses against their exact optimum (every side enumerated) the net sign alone missed
-        it in 3, the quadratic model in 2, with the flips in none; on 20 30-asset books against
-        SCIP's optimum of an independent model, one pass reached it (within 0.1 %) in 85 %, two in
-        every one (worst 0.024 %).
-
-        Returns the model with its sides and its first solve (the strategy's chain goes on from
-        it). An infeasible request is diagnosed as usual."""
-        limit = self.settings.solver_time_limit_seconds
-
-        def solved(candidate: Model) -> SolveOutcome:
-            try:
-                return solve_terms(candidate, solver, time_limit=limit)
-            except ProvenInfeasibleError:
-                raise explain_infeasibility(candidate) from None
-
-        outcome = solved(model)
-        fixed = np.zeros(model.data.n, bool)
-        margin = np.zeros(model.data.n)  # how much cheaper each fixed asset looked selling only
-        while True:
-            data = model.data
-            both = (outcome.buy * data.ref_value >= NOISE_VALUE) & (outcome.sell * data.ref_value >= NOISE_VALUE)
-            if not both.any():
-                break
-            margin = np.where(both, side_margin(model, outcome.buy, outcome.sell, both), margin)
-            fixed |= both
-            sides = _sides(data, both & (margin < 0), both & (margin >= 0))
-            model = model.with_data(dataclasses.replace(data, blocked=sides))
-            outcome = solved(model)
-        # The close calls, closest first. (On 8 small books no flip of a margin above a fifth of
-        # the objective helped.)
-        tolerance = 1e-12 * max(1.0, abs(outcome.objective))
-        close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
-        close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
-        for _ in range(_SIDE_PASSES):  # again after a flip helped: the others' best side may change with it
-            improved = False
-            for i in close:
-                data = model.data
-                flip = np.zeros(data.n, bool)
-                flip[i] = True
-                sells = data.blocked["tax_sells_only"]
-                sides = _sides(data, flip & ~sells, flip & sells, flip)
-                other = model.with_data(dataclasses.replace(data, blocked=sides))
-                try:
-                    tried = solve_terms(other, solver, time_limit=limit)
-                except (ProvenInfeasibleError, SolverError):
-                    continue
-                if tried.objective < outcome.objective - tolerance:
-                    model, outcome, improved = other, tried, True
-            if not improved:
-                break
-        return model, outcome
 
     def _solve(
         self, model: Model, solver: str, diagnose: bool = True, first: SolveOutcome | None = None

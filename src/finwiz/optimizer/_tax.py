@@ -76,8 +76,19 @@ class LotBook:
         this order at its optimum."""
         if self.settings.lot_policy != "optimal" or gain_price <= 0:
             return self
+        return self._sorted((self.tax_weight * self.rate + gain_price) * self.gain)
+
+    def in_tax_order(self) -> LotBook:
+        """The same lots in the ``"optimal"`` policy's order (tax per share, cheapest first),
+        whatever the policy: what FIFO or HIFO is compared against when it keeps a gain budget out
+        of reach."""
+        policy = self.settings.model_copy(update={"lot_policy": "optimal"})
+        return dataclasses.replace(self._sorted(self.rate * self.gain), settings=policy)
+
+    def _sorted(self, per_share: np.ndarray) -> LotBook:
+        """The lots of each asset sorted by ``per_share`` (then gain per share, then age)."""
         padding = self.shares <= 0
-        key = np.where(padding, np.inf, (self.tax_weight * self.rate + gain_price) * self.gain)
+        key = np.where(padding, np.inf, per_share)
         width = self.shares.shape[1]
         age = np.array([[d.toordinal() for d in row] + [0] * (width - len(row)) for row in self.acquired])
         order = np.lexsort((age, np.where(padding, np.inf, self.gain), key), axis=-1)
