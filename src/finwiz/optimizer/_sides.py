@@ -125,6 +125,15 @@ def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleReba
     return InfeasibleRebalanceError(conflicts, head)
 
 
+def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
+    """Why no side pattern tried leaves any trades: the first pattern's diagnosis that names only
+    the user's limits (selling only, a floor on the position names the floor), else the first
+    one's with the side groups named for what they stand for."""
+    errors = [explain_infeasibility(m) for m in patterns]
+    plain = next((e for e in errors if e.conflicts and not any(c.name in _SIDE_GROUPS for c in e.conflicts)), None)
+    return plain if plain is not None else _named(errors[0], patterns[0].data)
+
+
 @dataclass(frozen=True)
 class Sided:
     """A taxable account's continuous solve with every asset on one side."""
@@ -240,8 +249,7 @@ def fix_sides(model: Model, solver: str, limit: float) -> Sided:
                 continue
             break
         else:
-            first_try = _with_sides(current, chosen, both & ~chosen)
-            raise _named(explain_infeasibility(first_try), data) from None
+            raise _refusal([_with_sides(current, sells, both & ~sells) for sells in candidates]) from None
     # The close calls, closest first. (On 8 small books no flip of a margin above a fifth of the
     # objective helped.)
     tolerance = 1e-12 * max(1.0, abs(outcome.objective))
