@@ -547,7 +547,7 @@ def test_the_continuous_objective_is_a_bound(
     assert result.objective_gap >= -1e-9
 
 
-def _pgr_case(budget: float, **changes: Any) -> tuple[PortfolioConfiguration, dict[str, float]]:
+def _pgr_case(budget: float | None, **changes: Any) -> tuple[PortfolioConfiguration, dict[str, float]]:
     """Issue 21's refused request in small: A (under its target) holds one short-term loss lot
     (17 shares, -$112 if sold), B and C only gains. The relaxation sells A's loss lot and buys it
     back; its quadratic model puts A on the buying side, where no trades meet a negative budget."""
@@ -617,3 +617,29 @@ def test_a_budget_the_lot_order_keeps_out_of_reach_names_the_lot_policy() -> Non
     assert "FIFO" in text
     assert "lot_policy='optimal' can" in text
     assert "allow fractional shares" not in text
+
+
+@pytest.mark.parametrize("weight", [None, 0.0])
+def test_a_limit_that_holds_the_book_away_is_named_not_the_tax_weight(weight: float | None) -> None:
+    """A -$94 budget forces selling A, under its target, without buying it back: the book ends
+    farther from its target at any tax weight, 0 included. The warning names the gain budget and
+    does not suggest a smaller tax weight (issue 21: it did, at tax_weight 0 too)."""
+    config, prices = _pgr_case(-94.0)
+    result = rebalance(with_tax(config, tax_weight=weight), prices)
+    assert result.tracking_distance_after > result.tracking_distance_before
+    assert not any("tax saved outweighs" in w for w in result.warnings)
+    assert any("farther from its target" in w and "realized_gain" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("weight", [None, 0.0])
+def test_a_binding_turnover_cap_is_named_not_the_tax_weight(weight: float | None) -> None:
+    """B above a 40 % position cap must be sold; a 10 % turnover cap leaves most of the proceeds in
+    cash, farther from the target at any tax weight: the warning names the cap and the turnover,
+    not the tax weight (issue 21)."""
+    config, prices = _pgr_case(None, max_position_weight=0.40, max_turnover=0.10)
+    result = rebalance(with_tax(config, tax_weight=weight), prices)
+    assert result.tracking_distance_after > result.tracking_distance_before
+    assert not any("tax saved outweighs" in w for w in result.warnings)
+    warning = next(w for w in result.warnings if "farther from its target" in w)
+    assert "turnover_cap" in warning
+    assert "max_position[B]" in warning

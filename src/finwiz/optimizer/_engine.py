@@ -36,7 +36,7 @@ from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._model import Description
 from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades
-from finwiz.optimizer._sides import fix_sides
+from finwiz.optimizer._sides import farther_warning, fix_sides
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
@@ -296,7 +296,8 @@ class RebalancingEngine:
             if not mip.proven_optimal:
                 shown = "unknown" if gap is None else f"{gap:.2%}"
                 notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {shown}")
-            return _Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
+            taxed = model if data.lots is not None else None
+            return _Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective, model=taxed)
         bound = outcome.objective if sided is None else sided.bound
         if data.lots is not None:  # a binding gain budget: relieve the lots its price makes cheapest
             model = model.with_data(dataclasses.replace(data, lots=data.lots.priced(gain_price(model, outcome.duals))))
@@ -615,13 +616,8 @@ class RebalancingEngine:
         after = np.sqrt(
             np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2
         )
-        if data.lots is not None and after > before * (1 + 1e-9) and len(trades):
-            warnings = [
-                *warnings,
-                f"the tax saved outweighs the tracking: these trades leave the portfolio farther from its target "
-                f"than before ({after:.4g} against {before:.4g}) at tax_weight {data.lots.tax_weight:g}; a smaller "
-                f"tax_weight trades tax for tracking (the default is 1 / (2 x assets))",
-            ]
+        if data.lots is not None and decided.model is not None and after > before * (1 + 1e-9) and len(trades):
+            warnings = [*warnings, farther_warning(decided.model, float(before), float(after))]
         current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
         current["CASH"] = cash_weight_before
         violations = [c.slack for c in checks if c.term != "custom"]

@@ -32,12 +32,13 @@ import numpy as np
 
 from finwiz.errors import ConstraintConflict, FinwizError, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._assembler import Model
+from finwiz.optimizer._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._rounding import gain_price, side_margin
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
 
-__all__ = ["Sided", "fix_sides"]
+__all__ = ["Sided", "farther_warning", "fix_sides"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
@@ -273,3 +274,51 @@ def fix_sides(model: Model, solver: str, limit: float) -> Sided:
     if fixed.any():  # the sides settled: the lots in the order their gain price makes cheapest
         current, outcome = _priced_solve(current, solver, limit, outcome)
     return Sided(current, outcome, first.objective, relaxed, first, fixed, solver, limit)
+
+
+def _distance(data: ProblemData, shares: np.ndarray) -> float:
+    state = post_trade_state(data, shares)
+    return float(
+        np.sqrt(np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2)
+    )
+
+
+def farther_warning(model: Model, before: float, after: float, solver: str = "auto") -> str:
+    """The warning for taxable trades that leave the portfolio farther from its target
+    (``after > before``, tracking distances). It blames the tax weight only when tax-blind trades
+    would not: ``model`` (its sides kept) at ``tax_weight=0`` is solved (one continuous solve, only
+    in this case), and when it ends as far as ``before`` or farther, the limits hold the book there (a
+    negative gain budget, a turnover cap with a forced sale): the warning names the limits binding
+    at that solve instead of suggesting a smaller tax weight (issue 21)."""
+    data = model.data
+    lots = data.lots
+    assert lots is not None
+    blind_lots = dataclasses.replace(lots, settings=lots.settings.model_copy(update={"tax_weight": 0.0}))
+    # The same sides: each only forbids a direction, so not trading an asset stays open, and a
+    # negative budget still cannot be met by selling and buying back.
+    blind = model.with_data(dataclasses.replace(data, lots=blind_lots))
+    try:
+        outcome = solve_terms(blind, solver)
+    except (ProvenInfeasibleError, FinwizError):
+        outcome = None
+    if outcome is None or _distance(data, outcome.trades * data.ref_value / data.prices) <= before * (1 + 1e-6):
+        return (
+            f"the tax saved outweighs the tracking: these trades leave the portfolio farther from its target "
+            f"than before ({after:.4g} against {before:.4g}) at tax_weight {lots.tax_weight:g}; a smaller "
+            f"tax_weight trades tax for tracking (the default is 1 / (2 x assets))"
+        )
+    shares = outcome.trades * data.ref_value / data.prices
+    described = [(t.name, g) for t, d in zip(blind.terms, blind.descriptions, strict=True) if d for g in d.limits]
+    checks = compliance_checks(data, post_trade_state(data, shares), described)
+    binding = sorted(
+        {
+            c.constraint
+            for c in checks
+            if abs(c.slack) <= 1e-4 * max(1.0, abs(c.limit)) and not c.constraint.startswith(_SIDE_GROUPS)
+        }
+    )
+    named = f" ({', '.join(binding)})" if binding else ""
+    return (
+        f"these trades leave the portfolio farther from its target than before ({after:.4g} against "
+        f"{before:.4g}), as tax-blind trades would (tax_weight 0): the limits{named} hold it there, not the tax"
+    )
