@@ -37,6 +37,7 @@ from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._rounding import gain_price, side_margin
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
+from finwiz.optimizer._terms import TradeCountTerm
 
 __all__ = ["Sided", "farther_warning", "fix_sides"]
 
@@ -135,13 +136,33 @@ def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
     return plain if plain is not None else _named(errors[0], patterns[0].data)
 
 
+def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> float | None:
+    """A lower bound of every answer's objective: the relaxation's optimum ``first`` -- unless the
+    first solve is not of a relaxation: a trade count's re-weighted L1 can price a trade above its
+    count (then the bound leaves the count out, a debias solve), and a FIFO or HIFO ladder's tax is
+    not convex along its order (then the lots are taken in the tax order, which relaxes it). None
+    when that solve fails."""
+    lots = model.data.lots
+    assert lots is not None
+    counted = any(isinstance(t, TradeCountTerm) for t in model.terms)
+    fixed_order = lots.settings.lot_policy != "optimal"
+    if not counted and not fixed_order:
+        return first.objective
+    data = dataclasses.replace(model.data, debias=model.data.debias or counted)
+    relaxed = model.with_data(dataclasses.replace(data, lots=lots.in_tax_order()) if fixed_order else data)
+    try:
+        return _priced_solve(relaxed, solver, limit)[1].objective
+    except (ProvenInfeasibleError, SolverError):
+        return None
+
+
 @dataclass(frozen=True)
 class Sided:
     """A taxable account's continuous solve with every asset on one side."""
 
     model: Model  # sides fixed, lots in the order the solve's gain price makes cheapest
     outcome: SolveOutcome
-    bound: float  # the relaxation's optimum: no trades that keep every limit do better
+    bound: float | None  # the relaxation's optimum: no trades that keep every limit do better
     relaxed: Model  # the relaxation (no side fixed by the engine)
     relaxed_outcome: SolveOutcome
     fixed: np.ndarray  # assets the engine put on a side
@@ -273,7 +294,7 @@ def fix_sides(model: Model, solver: str, limit: float) -> Sided:
             break
     if fixed.any():  # the sides settled: the lots in the order their gain price makes cheapest
         current, outcome = _priced_solve(current, solver, limit, outcome)
-    return Sided(current, outcome, first.objective, relaxed, first, fixed, solver, limit)
+    return Sided(current, outcome, _bound(model, first, solver, limit), relaxed, first, fixed, solver, limit)
 
 
 def _distance(data: ProblemData, shares: np.ndarray) -> float:
