@@ -653,3 +653,50 @@ def test_a_binding_turnover_cap_is_named_not_the_tax_weight(weight: float | None
     warning = next(w for w in result.warnings if "farther from its target" in w)
     assert "turnover_cap" in warning
     assert "max_position[B]" in warning
+
+
+@pytest.mark.parametrize(
+    ("seed", "n", "lots", "changes", "tax"),
+    [
+        (333433, 4, 4, {"method": "minimize_trades"}, {"tax_weight": 0.0, "lot_policy": "fifo", "budget": -2261.38}),
+        (
+            343838,
+            2,
+            3,
+            {
+                "method": "minimize_trades",
+                "min_trade_size": 50.0,
+                "max_turnover": 0.12817,
+                "max_position_weight": 0.58468,
+            },
+            {"tax_weight": None, "budget": -917.9},
+        ),
+        (
+            702228,
+            4,
+            3,
+            {"method": "minimize_trades", "min_trade_size": 200.0, "transaction_cost_rate": 0.001},
+            {"tax_weight": None, "allow_fractional_shares": True, "budget": -1738.46},
+        ),
+    ],
+)
+def test_a_negative_budget_some_trades_meet_is_not_refused(
+    seed: int, n: int, lots: int, changes: dict[str, Any], tax: dict[str, Any]
+) -> None:
+    """Random small requests with a negative budget that the side heuristic and the rounding
+    refused -- "only whole shares make the request infeasible", or the FIFO order blamed -- though
+    exact mode's program finds trades that meet every limit (found by a random load, issue 21):
+    the engine tries that program before refusing."""
+    config, prices = book(seed, n=n, lots=lots)
+    tax = dict(tax)
+    fractional = tax.pop("allow_fractional_shares", False)
+    budget = tax.pop("budget")
+    config = config.model_copy(update={**changes, "allow_fractional_shares": fractional})
+    config = with_tax(config, **tax, max_realized_gain=budget)
+    exact = rebalance(config, prices, exact=True)  # some whole-share trades meet it
+    assert exact.tax is not None
+    assert exact.tax.net_realized_gain <= budget + 0.01
+    result = rebalance(config, prices)
+    check_guarantees(config, prices, result)
+    assert result.tax is not None
+    assert result.tax.net_realized_gain <= budget + 0.01

@@ -277,7 +277,9 @@ class RebalancingEngine:
         data = model.data
         sided = None
         if data.lots is not None and not exact:  # each asset on one side; the relaxation's optimum the bound
-            sided = fix_sides(model, solver, self.settings.solver_time_limit_seconds)
+            sided = fix_sides(
+                model, solver, self.settings.solver_time_limit_seconds, self.settings.mip_time_limit_seconds
+            )
             model, data = sided.model, sided.model.data
         first = None if sided is None else sided.outcome
         outcome = self._solve(model, solver, first=first)  # also diagnoses infeasibility for exact mode
