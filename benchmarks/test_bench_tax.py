@@ -134,8 +134,10 @@ def test_blind(benchmark: Any, tax_account: TaxInstance) -> None:
     assert result.tax is None
     fifo = evaluate(inst, *trades_of(inst, result, "fifo"))
     best = evaluate(inst, *trades_of(inst, result, "best"))
-    assert not fifo.violations
-    assert not best.violations
+    # Tax-blind trades know no wash-sale rule: the lots bought in the last month (within 30 days of
+    # as_of) withhold their assets' loss lots only from the tax-aware answers.
+    assert not [v for v in fifo.violations if not v.startswith("wash sale")]
+    assert not [v for v in best.violations if not v.startswith("wash sale")]
     _RUN["blind"] = {"seconds": benchmark.stats.stats.median, "fifo": fifo, "best": best}
     benchmark.extra_info.update(_figures(fifo, "fifo_") | _figures(best, "best_lots_"))
     benchmark.extra_info["distance_before"] = _distance_before(inst)
@@ -200,6 +202,31 @@ def test_frontier(benchmark: Any, tax_account: TaxInstance, weight: float) -> No
             "distance_ratio": mine.distance / blind["fifo"].distance,
         }
     )
+
+
+@pytest.mark.parametrize("fractional", [False, True], ids=["whole", "fractional"])
+@pytest.mark.parametrize("budget", [20_000.0, 50_000.0])
+def test_binding_budget_is_spent(benchmark: Any, tax_account: TaxInstance, budget: float, fractional: bool) -> None:
+    """Issue 21: a binding gain budget on the 431 book, lots at 60 % of their historical cost (so
+    that sales realise gains), 0.1 % costs: the budget is spent to within one share's gain, and the
+    objective is above ``continuous_objective`` (a bound). Before the fix $20k realised $11.9k and
+    $50k $40.4k (fractional $11.2k), and the "bound" was above the objective in zero-cost runs."""
+    inst = tax_account.with_(lot_basis=np.round(tax_account.lot_basis * 0.6, 2), max_realized_gain=budget)
+    if fractional:
+        inst = inst.with_(fractional=True)
+    config = inst.config(transaction_cost_rate=0.001)
+    benchmark.group = "tax-budget"
+    result = benchmark.pedantic(rebalance, args=(config, inst.price_map()), rounds=1, warmup_rounds=0)
+    assert result.tax is not None
+    net = result.tax.net_realized_gain
+    one_share = float(np.max(inst.lot_gain_per_share))
+    benchmark.extra_info.update(budget=budget, realised=net, unused=budget - net, one_share=one_share)
+    benchmark.extra_info.update(objective=result.objective_value, bound=result.continuous_objective)
+    print(f"\ntax-budget {budget:,.0f} ({'fractional' if fractional else 'whole'}): realised {net:,.2f}")
+    assert net <= budget + CENT
+    assert budget - net <= one_share
+    assert result.objective_gap is not None
+    assert result.objective_gap >= -1e-12
 
 
 def test_frontier_target(tax_account: TaxInstance) -> None:

@@ -531,3 +531,36 @@ def test_a_long_short_book_keeps_its_shorts_and_its_money(name: str) -> None:
     assert (result.holdings[shorts].to_numpy() < 0).all()
     assert result.metrics["failed_rebalances"] == 0
     assert (result.cash >= -1e-7).all()
+
+
+def _lots_of(config: PortfolioConfiguration, acquired: Any) -> PortfolioConfiguration:
+    from finwiz import TaxLot
+
+    holdings = [
+        h.model_copy(update={"lots": [TaxLot(shares=h.shares, cost_basis=50.0, acquired=acquired)]})
+        if h.shares > 0
+        else h
+        for h in config.holdings
+    ]
+    return config.model_copy(update={"holdings": holdings})
+
+
+@pytest.mark.parametrize("taxed", [True, False])
+def test_a_taxable_book_is_refused_until_lots_are_carried(taxed: bool) -> None:
+    """Lots are not carried through a simulation (each day would copy the first day's lots, and
+    every lot would stay short-term): a configuration with ``tax`` or with lots is refused by name,
+    saying how to run tax-blind -- in ``Backtest(...)`` and for a policy's ``tax`` override."""
+    from finwiz import TaxSettings
+
+    first = PRICES.index[0].date()
+    config = _lots_of(book(), first)
+    if taxed:
+        config = config.model_copy(update={"tax": TaxSettings(as_of=first, short_term_rate=0.37, long_term_rate=0.2)})
+    with pytest.raises(InvalidPortfolioError, match="lots are not carried through backtests") as info:
+        Backtest(PRICES, initial=config)
+    assert info.value.field == ("tax" if taxed else "holdings")
+    assert "drop" in str(info.value)
+    tax = TaxSettings(as_of=first, short_term_rate=0.37, long_term_rate=0.2)
+    plain = Backtest(PRICES, initial=book())
+    with pytest.raises(PolicyError, match="lots are not carried through backtests"):
+        plain.run(CalendarRebalance("Q", tax=tax))

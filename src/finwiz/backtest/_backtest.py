@@ -13,7 +13,7 @@ import pandas as pd
 
 from finwiz.backtest._data import build_history
 from finwiz.backtest._results import BacktestComparison, BacktestResult
-from finwiz.backtest._simulate import simulate
+from finwiz.backtest._simulate import refuse_taxable, simulate
 from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context, _progress_callback
 from finwiz.errors import ConfigurationError, FinwizError
 
@@ -36,7 +36,10 @@ class Backtest:
         DataFrame of dates x symbols (daily closes; more columns than the book's are ignored).
     initial
         The :class:`~finwiz.PortfolioConfiguration` at the first date: holdings, cash, targets,
-        limits and costs. Every rebalance starts from it with the drifted holdings and cash.
+        limits and costs. Every rebalance starts from it with the drifted holdings and cash. A
+        taxable book (``tax`` set, or holdings with ``lots``) is refused
+        (:class:`~finwiz.errors.InvalidPortfolioError`): lots are not carried through a simulation
+        yet; drop ``tax`` and the lots to run it tax-blind.
     volumes
         Optional DataFrame of daily traded dollar volume (same dates, symbols as columns): adds
         market impact ``k * sigma_i * |T_i|^1.5 / sqrt(ADV_i)`` to every trade, with ADV and
@@ -70,6 +73,7 @@ class Backtest:
         market_impact: float | MarketImpactModel | None = None,
         date_format: str | None = None,
     ) -> None:
+        refuse_taxable(initial)
         self.history: MarketHistory = build_history(
             prices,
             initial,

@@ -19,19 +19,42 @@ import pandas as pd
 
 from finwiz.backtest._policies import FRACTIONAL_STEP, RebalanceContext
 from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, BacktestResult
-from finwiz.errors import FinwizError, PolicyError
+from finwiz.errors import FinwizError, InvalidPortfolioError, PolicyError
 from finwiz.schemas import CASH, PortfolioConfiguration, RebalancingResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from finwiz.backtest._data import MarketHistory
 
-__all__ = ["simulate"]
+__all__ = ["refuse_taxable", "simulate"]
 
 _BLOCK = 64  # candidate days evaluated per trigger block (doubles while nothing fires)
 _CASH_SLACK = 1e-7  # currency: float noise tolerated below zero cash before raising it
 
 
+_NO_LOTS = (
+    "lots are not carried through backtests yet (each rebalance would start from the first day's lots "
+    "and dates); to run it tax-blind, drop `tax` and the holdings' `lots`"
+)
+
+
+def refuse_taxable(config: PortfolioConfiguration) -> None:
+    """Refuse a taxable book (``tax`` set, or holdings with lots) by name: a simulation does not
+    carry lots from one rebalance to the next yet (issue 21). (Not a configuration: left to
+    ``build_history``, which refuses it.)"""
+    if not isinstance(config, PortfolioConfiguration):
+        return
+    if config.tax is not None:
+        raise InvalidPortfolioError(f"tax: {_NO_LOTS}", field="tax")
+    held = next((h for h in config.holdings if h.lots), None)
+    if held is not None:
+        raise InvalidPortfolioError(
+            f"holdings: {held.symbol} has lots: {_NO_LOTS}", field="holdings", symbol=held.symbol
+        )
+
+
 def _base_config(initial: PortfolioConfiguration, overrides: dict[str, Any], name: str) -> PortfolioConfiguration:
+    if overrides.get("tax") is not None:
+        raise PolicyError(f"policy {name!r}: its override tax= is refused: {_NO_LOTS}")
     if not overrides:
         return initial
     fields = {k: getattr(initial, k) for k in initial.model_fields_set | {"holdings", "target_weights"}}

@@ -9,7 +9,6 @@ verify and result (``_result``). ``result.stages`` records each (``_trace``).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -23,22 +22,19 @@ from finwiz.errors import (
     ConfigurationError,
     InfeasibleRebalanceError,
     InvalidPortfolioError,
-    SolverError,
 )
 from finwiz.optimizer._analyzer import PortfolioAnalyzer
 from finwiz.optimizer._constraints import OptimizationConstraint, refuse_failed_checks
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._trace import Stages
-from finwiz.optimizer.describe._data import NOISE_VALUE, MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, build_problem_data
 from finwiz.optimizer.describe._model import Description
 from finwiz.optimizer.describe._terms import Term, constraint_terms
-from finwiz.optimizer.discrete._rounding import side_margin
 from finwiz.optimizer.discrete._stage import Decided, Solve, achieved, exact_stage, whole_share_stage, whole_shares
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._continuous import solve_continuous
-from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
+from finwiz.optimizer.tax._sides import fix_sides
 from finwiz.optimizer.verify._compliance import PostTradeState, on_lots, post_trade_state
-from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 from finwiz.optimizer.verify._result import build_result, checks_of, trades_of, verify
 from finwiz.optimizer.verify._surprises import surprise_warnings
 from finwiz.risk import FactorModel, attach_risk
@@ -107,25 +103,6 @@ def _with_constraints(own: list[Term]) -> list[Term]:
     brings itself left out (a strategy's exact market impact replaces the default fit)."""
     kinds = {type(t) for t in own}
     return [*own, *(t for t in constraint_terms() if type(t) not in kinds)]
-
-
-_SIDE_FLIPS = 16
-_CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
-_SIDE_PASSES = 2  # passes over the close calls
-"""At most how many of the assets whose side a taxable account's relaxation chose are tried on
-the other."""
-
-
-def _sides(
-    data: ProblemData, sells: np.ndarray, buys: np.ndarray, clear: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """``data``'s blocked sets with ``sells`` fixed to sell only and ``buys`` to buy only (their
-    former side, and that of ``clear``, dropped)."""
-    keep = ~(sells | buys) if clear is None else ~clear
-    blocked = dict(data.blocked)
-    blocked["tax_sells_only"] = (blocked["tax_sells_only"] & keep) | sells
-    blocked["tax_buys_only"] = (blocked["tax_buys_only"] & keep) | buys
-    return blocked
 
 
 class RebalancingEngine:
@@ -254,84 +231,24 @@ class RebalancingEngine:
     def _optimize(self, model: Model, solver: str, exact: bool, stages: Stages) -> Decided:
         """The continuous stage (a taxable account's sides fixed first), then whole shares: by
         the whole-share stage, or exactly (exact mode)."""
-        limit = self.settings.solver_time_limit_seconds
+        limit, mip_limit = self.settings.solver_time_limit_seconds, self.settings.mip_time_limit_seconds
         with stages.stage("continuous"):
-            first = None
-            if model.data.lots is not None and not exact:
-                model, first = self._fix_sides(model, solver)
+            sided = None
+            if model.data.lots is not None and not exact:  # each asset on one side; the relaxation's optimum the bound
+                sided = fix_sides(model, solver, limit, mip_limit)
+                model = sided.model
+            first = None if sided is None else sided.outcome
             outcome = solve_continuous(model, solver, limit, first=first)  # diagnoses infeasibility
         if exact:
             with stages.stage("exact_mip"):
-                return exact_stage(model, outcome, self.settings.mip_time_limit_seconds)
+                return exact_stage(model, outcome, mip_limit)
         with stages.stage("whole_shares"):
-            return whole_share_stage(model, outcome, self._variants(solver), self.settings.mip_time_limit_seconds)
+            return whole_share_stage(model, outcome, self._variants(solver), mip_limit, sided)
 
     def _variants(self, solver: str) -> Solve:
         """The continuous stage for the whole-share stage's variants (undiagnosed)."""
         limit = self.settings.solver_time_limit_seconds
         return lambda variant: solve_continuous(variant, solver, limit, diagnose=False)
-
-    def _fix_sides(self, model: Model, solver: str) -> tuple[Model, SolveOutcome]:
-        """A taxable account: no asset is both bought and sold. The continuous problem without that
-        rule is a convex relaxation (a loss lot's negative tax then pays for selling and buying
-        back). Each asset its optimum both buys and sells is fixed to the side its own quadratic
-        model around that optimum prefers (``side_margin``: the tax its lots save against the
-        tracking of not buying back), and the relaxation solved again, until no asset trades both
-        ways (each round fixes at least one more); with the sides fixed the problem is convex. Then
-        the close calls among them (a margin within ``_CLOSE_CALL`` of the objective, at most
-        ``_SIDE_FLIPS``, closest first) are each tried on the other side and kept there where the
-        objective improves, in up to ``_SIDE_PASSES`` passes. On four small zero-cost books with
-        large losses against their exact optimum (every side enumerated) the net sign alone missed
-        it in 3, the quadratic model in 2, with the flips in none; on 20 30-asset books against
-        SCIP's optimum of an independent model, one pass reached it (within 0.1 %) in 85 %, two in
-        every one (worst 0.024 %).
-
-        Returns the model with its sides and its first solve (the strategy's chain goes on from
-        it). An infeasible request is diagnosed as usual."""
-        limit = self.settings.solver_time_limit_seconds
-
-        def solved(candidate: Model) -> SolveOutcome:
-            try:
-                return solve_terms(candidate, solver, time_limit=limit)
-            except ProvenInfeasibleError:
-                raise explain_infeasibility(candidate) from None
-
-        outcome = solved(model)
-        fixed = np.zeros(model.data.n, bool)
-        margin = np.zeros(model.data.n)  # how much cheaper each fixed asset looked selling only
-        while True:
-            data = model.data
-            both = (outcome.buy * data.ref_value >= NOISE_VALUE) & (outcome.sell * data.ref_value >= NOISE_VALUE)
-            if not both.any():
-                break
-            margin = np.where(both, side_margin(model, outcome.buy, outcome.sell, both), margin)
-            fixed |= both
-            sides = _sides(data, both & (margin < 0), both & (margin >= 0))
-            model = model.with_data(dataclasses.replace(data, blocked=sides))
-            outcome = solved(model)
-        # The close calls, closest first. (On 8 small books no flip of a margin above a fifth of
-        # the objective helped.)
-        tolerance = 1e-12 * max(1.0, abs(outcome.objective))
-        close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
-        close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
-        for _ in range(_SIDE_PASSES):  # again after a flip helped: the others' best side may change with it
-            improved = False
-            for i in close:
-                data = model.data
-                flip = np.zeros(data.n, bool)
-                flip[i] = True
-                sells = data.blocked["tax_sells_only"]
-                sides = _sides(data, flip & ~sells, flip & sells, flip)
-                other = model.with_data(dataclasses.replace(data, blocked=sides))
-                try:
-                    tried = solve_terms(other, solver, time_limit=limit)
-                except (ProvenInfeasibleError, SolverError):
-                    continue
-                if tried.objective < outcome.objective - tolerance:
-                    model, outcome, improved = other, tried, True
-            if not improved:
-                break
-        return model, outcome
 
     def _user_strategy(
         self, strategy: OptimizationStrategy, config: PortfolioConfiguration, model: Model, solver: str, stages: Stages

@@ -99,7 +99,8 @@ class TaxSettings(_Model):
     - ``lot_policy``: which lots a sale relieves: ``"optimal"`` (the model chooses, default),
       ``"fifo"`` (oldest first) or ``"hifo"`` (highest cost first) to compare against.
     - Wash sales (window ``wash_sale_days``): an asset sold at a loss in ``recent_sales`` is not
-      bought; an asset bought in ``recent_purchases`` is not sold at a loss unless
+      bought; an asset bought in ``recent_purchases`` (or holding a lot acquired within the
+      window: the lots' own dates count as purchases) is not sold at a loss unless
       ``allow_wash_sale_losses``; and no asset is both bought and sold in one rebalance.
       ``identical`` maps symbols to groups of substantially identical securities: a recent trade
       of one member counts for every member.

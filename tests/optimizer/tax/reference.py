@@ -21,7 +21,8 @@ from lot ``l`` (``s = A q``, ``0 <= q <= n``)::
 
 ``rate_l`` is the long-term rate when ``(as_of - acquired_l).days > long_term_days``. Wash sales as
 read here: no buy of an asset sold at a loss within ``wash_sale_days`` before ``as_of``; no lot of an
-asset bought within the window sold at a loss (a loss lot: ``c_l > p``). Whole shares make ``b``
+asset bought within the window (a recent purchase, or a lot acquired then) sold at a loss (a loss
+lot: ``c_l > p``). Whole shares make ``b``
 and ``q`` integer (lots hold whole shares). Solved as an MIQP by SCIP.
 """
 
@@ -140,8 +141,11 @@ class TaxInstance:
 
     @property
     def blocked_loss_lots(self) -> np.ndarray:
-        """Loss lots of assets bought within the window: not sold."""
+        """Loss lots of assets bought within the window (a recent purchase, or a lot acquired in
+        the window): not sold."""
         bought = self._recent(self.recent_purchases, losses_only=False)
+        fresh = np.array([(self.as_of - a).days <= self.wash_sale_days for a in self.lot_acquired], bool)
+        bought |= np.bincount(self.lot_asset[fresh], minlength=self.n) > 0
         return bought[self.lot_asset] & (self.lot_gain_per_share < 0)
 
     def config(self, *, taxed: bool = True, **overrides: Any) -> Any:

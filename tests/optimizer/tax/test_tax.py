@@ -14,7 +14,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from finwiz import (
@@ -82,11 +82,13 @@ def with_tax(config: PortfolioConfiguration, **changes: Any) -> PortfolioConfigu
 
 
 def reference(config: PortfolioConfiguration, prices: dict[str, float]) -> tuple[float, Any]:
-    """The independent model, fractional shares: ``sum (w - t)^2 + (w_c - t_c)^2 + tax_weight x
-    tax / V`` over shares bought and sold, one variable per lot, no asset both bought and sold --
-    solved exactly by enumerating every asset's side (2^n convex programs, Clarabel), the best
-    kept. (SCIP on the mixed-integer form stopped up to 0.4 % above this optimum: its absolute
-    tolerances are larger than the differences between answers of an objective of ~1e-2.)
+    """The independent model, fractional shares: ``sum (w - t)^2 + (w_c - t_c)^2 + c + tax_weight x
+    tax / V`` (``c`` the transaction costs as a fraction of ``V``, paid from the cash) over shares
+    bought and sold, one variable per lot, no asset both bought and sold, no loss lot sold of an
+    asset with a lot acquired within the wash-sale window -- solved exactly by enumerating every
+    asset's side (2^n convex programs, Clarabel), the best kept. (SCIP on the mixed-integer form
+    stopped up to 0.4 % above this optimum: its absolute tolerances are larger than the
+    differences between answers of an objective of ~1e-2.)
 
     Returns the optimum and a function scoring a result in this model (from its trades and the
     lots it lists)."""
@@ -107,7 +109,9 @@ def reference(config: PortfolioConfiguration, prices: dict[str, float]) -> tuple
     trade = cp.Variable(n)
     q = cp.Variable(len(lots), nonneg=True)
     sells = cp.Parameter(n, nonneg=True)  # 1: the asset may only sell, 0: only buy
-    cash = (config.cash - trade @ p) / value
+    # |trade| on the asset's side: affine once the side is fixed. The costs are paid from the cash.
+    cost = config.transaction_cost_rate * cp.multiply(1 - 2 * sells, trade) @ p / value
+    cash = (config.cash - trade @ p) / value - cost
     constraints = [
         q <= np.array([lot.shares for _, lot in lots]),
         link @ q == cp.multiply(sells, -trade),
@@ -117,9 +121,15 @@ def reference(config: PortfolioConfiguration, prices: dict[str, float]) -> tuple
     ]
     if tax.max_realized_gain is not None:
         constraints.append(gain @ q <= tax.max_realized_gain)
+    # Wash sales: an asset with a lot acquired within the window (a purchase) sells no loss lot.
+    fresh = {i for i, lot in lots if (tax.as_of - lot.acquired).days <= tax.wash_sale_days}
+    withheld = [k for k, (i, _) in enumerate(lots) if i in fresh and gain[k] < 0]
+    if withheld:
+        constraints.append(q[withheld] == 0)
     objective = (
         cp.sum_squares(cp.multiply(shares + trade, p) / value - target)
         + cp.square(cash - config.cash_target)
+        + cost
         + tax.tax_weight * (rate * gain) @ q / value
     )
     problem = cp.Problem(cp.Minimize(objective), constraints)
@@ -133,12 +143,13 @@ def reference(config: PortfolioConfiguration, prices: dict[str, float]) -> tuple
 
     def evaluate(result: RebalancingResult) -> float:
         after = np.array([result.post_trade_holdings[s] for s in symbols])
-        c = (config.cash - (after - shares) @ p) / value
+        paid = config.transaction_cost_rate * np.abs(after - shares) @ p / value
+        c = (config.cash - (after - shares) @ p) / value - paid
         realised = sum(
             rate_of[sale.lot_id] * sale.shares * (t.price - sale.cost_basis) for t in result.trades for sale in t.lots
         )
         tracking = np.sum((after * p / value - target) ** 2) + (c - config.cash_target) ** 2
-        return float(tracking + tax.tax_weight * realised / value)
+        return float(tracking + paid + tax.tax_weight * realised / value)
 
     return best, evaluate
 
@@ -440,3 +451,252 @@ def test_exact_mode_with_one_lot_per_asset() -> None:
     result = rebalance(config, prices, exact=True)
     assert result.rounding == "exact_mip"
     assert all(c.satisfied for c in result.compliance)
+
+
+@pytest.mark.parametrize("identical", [False, True])
+def test_a_lot_acquired_within_the_window_withholds_the_loss_lots(identical: bool) -> None:
+    """A lot the holding itself dates within ``wash_sale_days`` before ``as_of`` is a purchase,
+    whether or not ``recent_purchases`` repeats it (issue 21: four loss lots were sold, no block
+    reported): the asset's loss lots -- and, with ``identical``, those of its group -- are withheld."""
+    config, prices = _loss_case()
+    fresh = TaxLot(shares=2, cost_basis=51.0, acquired=AS_OF - timedelta(days=15), lot_id="fresh")
+    if identical:  # the fresh lot is C's, a member of A's group
+        prices = {**prices, "C": 20.0}
+        held = [*config.holdings, Holding(symbol="C", shares=2, lots=[fresh.model_copy(update={"cost_basis": 20.0})])]
+        config = config.model_copy(update={"holdings": held, "target_weights": {**config.target_weights, "C": 0.0}})
+        config = with_tax(config, identical={"A": "G", "C": "G"})
+    else:
+        a = config.holdings[0]
+        held_a = a.model_copy(update={"shares": a.shares + 2, "lots": [*a.lots, fresh]})
+        config = config.model_copy(update={"holdings": [held_a, *config.holdings[1:]]})
+    result = rebalance(config, prices)
+    sold = {s.lot_id for t in result.trades for s in t.lots}
+    assert "A-loss" not in sold
+    assert result.tax is not None
+    assert "A" in result.tax.wash_sale_blocks
+    assert result.tax.harvested_losses == 0
+    assert "fresh" in result.tax.wash_sale_blocks["A"] or "within 30 days" in result.tax.wash_sale_blocks["A"]
+    old = with_tax(config, as_of=AS_OF + timedelta(days=30))  # the lot is 45 days old: no purchase in the window
+    later = rebalance(old, prices)
+    assert "A-loss" in {s.lot_id for t in later.trades for s in t.lots}
+    allowed = rebalance(with_tax(config, allow_wash_sale_losses=True), prices)
+    assert "A-loss" in {s.lot_id for t in allowed.trades for s in t.lots}
+
+
+@pytest.mark.parametrize("seed", [1, 35, 36])
+def test_a_binding_gain_budget_is_used_to_the_optimum_with_costs(seed: int) -> None:
+    """A binding gain budget with transaction costs, fractional shares: finwiz's answer, scored in
+    the independent lot model, is its optimum, and the budget is used to the cent. (Issue 21: the
+    continuous solve relieved lots in the tax order, the lots its budget's price makes cheapest
+    realised less, and the result kept $1,584 of a $2,291 budget here, 55 % above the optimum.)"""
+    config, prices = book(seed, n=6, lots=4, losses=False)
+    config = config.model_copy(update={"transaction_cost_rate": 0.001, "allow_fractional_shares": True})
+    config = with_tax(config, tax_weight=0.05)
+    free = rebalance(config, prices)
+    assert free.tax is not None
+    budget = round(free.tax.net_realized_gain / 3, 2)
+    capped = with_tax(config, max_realized_gain=budget)
+    result = rebalance(capped, prices)
+    assert result.tax is not None
+    assert budget - 0.01 <= result.tax.net_realized_gain <= budget + 0.01
+    best, evaluate = reference(capped, prices)
+    assert evaluate(result) == pytest.approx(best, rel=1e-5, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**16),
+    st.integers(2, 7),
+    st.integers(1, 5),
+    st.sampled_from([0.0, 0.001]),
+    st.sampled_from([None, 1 / 3, -0.2]),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["optimal", "fifo", "hifo"]),
+)
+@example(1, 6, 4, 0.001, 1 / 3, False, False, False, "optimal")  # achieved 0.033814 against a "bound" of 0.035030
+@example(35, 6, 4, 0.001, 1 / 3, False, False, False, "optimal")
+def test_the_continuous_objective_is_a_bound(
+    seed: int,
+    n: int,
+    lots: int,
+    rate: float,
+    budget: float | None,
+    fractional: bool,
+    default: bool,
+    losses: bool,
+    policy: str,
+) -> None:
+    """``continuous_objective`` is a lower bound of ``objective_value`` for taxable requests: the
+    relaxation's optimum (the one-side rule dropped), not that of a model with the sides fixed (a
+    restriction: issue 21 had 0.00028389 achieved against a 0.00028582 "bound"), with a trade count
+    (its re-weighted L1 is no bound) and FIFO/HIFO relief (its ladder's tax is not convex) too.
+    Budgets: a third of the gain realised without one, or a harvest of a fifth of the open losses."""
+    config, prices = book(seed, n=n, lots=lots, losses=losses)
+    config = config.model_copy(update={"transaction_cost_rate": rate, "allow_fractional_shares": fractional})
+    if default:
+        config = config.model_copy(update={"method": "minimize_trades", "min_trade_size": 50.0})
+    config = with_tax(config, tax_weight=0.05, lot_policy=policy)
+    if budget is not None:
+        free = rebalance(config, prices).tax
+        assert free is not None
+        losses = sum(
+            max(lot.cost_basis - prices[h.symbol], 0.0) * lot.shares for h in config.holdings for lot in h.lots
+        )
+        limit = budget * free.net_realized_gain if budget > 0 else budget * losses
+        config = with_tax(config, max_realized_gain=round(limit, 2))
+    try:
+        result = rebalance(config, prices)
+    except InfeasibleRebalanceError:
+        return
+    assert result.objective_value is not None
+    assert result.continuous_objective is not None
+    assert result.objective_gap is not None
+    assert result.objective_value >= result.continuous_objective - 1e-9
+    assert result.objective_gap >= -1e-9
+
+
+def _pgr_case(budget: float | None, **changes: Any) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    """Issue 21's refused request in small: A (under its target) holds one short-term loss lot
+    (17 shares, -$112 if sold), B and C only gains. The relaxation sells A's loss lot and buys it
+    back; its quadratic model puts A on the buying side, where no trades meet a negative budget."""
+    prices = {"A": 50.0, "B": 100.0, "C": 40.0}
+    held = [
+        Holding(symbol="A", shares=17, lots=[TaxLot(shares=17, cost_basis=56.6, acquired=AS_OF - timedelta(days=60))]),
+        Holding(symbol="B", shares=50, lots=[TaxLot(shares=50, cost_basis=60.0, acquired=AS_OF - timedelta(days=900))]),
+        Holding(symbol="C", shares=100, lots=[TaxLot(shares=100, cost_basis=30.0, acquired=date(2024, 6, 3))]),
+    ]
+    config = PortfolioConfiguration(
+        holdings=held,
+        target_weights={"A": 0.10, "B": 0.45, "C": 0.43},
+        cash=500.0,
+        method="minimize_costs",
+        tolerance=0.0,
+        min_trade_size=0.0,
+        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, max_realized_gain=budget),
+        **changes,
+    )
+    return config, prices
+
+
+@pytest.mark.parametrize("fractional", [False, True])
+def test_a_feasible_negative_budget_is_met_whatever_side_the_heuristic_picks(fractional: bool) -> None:
+    """Selling A's 17 shares (-$112) keeps every limit with a -$94 budget: the request is answered
+    (issue 21: refused, blaming ``tax_buys_only[A]``, a group the user never set)."""
+    config, prices = _pgr_case(-94.0, allow_fractional_shares=fractional)
+    result = rebalance(config, prices)
+    check_guarantees(config, prices, result)
+    assert result.tax is not None
+    assert result.tax.net_realized_gain <= -94.0
+    assert any(t.symbol == "A" and t.action == "sell" for t in result.trades)
+    assert not any(t.symbol == "A" and t.action == "buy" for t in result.trades)
+
+
+def test_a_refusal_names_the_users_settings_never_the_side_groups() -> None:
+    """A floor on A's weight and the budget together need A sold and bought back: refused, naming
+    the budget and the one-side rule, never the internal side groups."""
+    config, prices = _pgr_case(-94.0, min_position_weights={"A": 0.08})
+    with pytest.raises(InfeasibleRebalanceError) as info:
+        rebalance(config, prices)
+    text = str(info.value)
+    assert "tax_buys_only" not in text
+    assert "tax_sells_only" not in text
+    assert "max_realized_gain=-94" in text or "realized_gain" in text
+    assert all(not c.name.startswith("tax_") for c in info.value.conflicts)
+
+
+def test_a_budget_the_lot_order_keeps_out_of_reach_names_the_lot_policy() -> None:
+    """A's oldest lot is a gain, its newest a loss: selling A's lots oldest first, no sale meets a
+    -$94 budget; relieving the loss lot alone does. The refusal says so (issue 21: it said only
+    whole shares were the cause and to allow fractional shares, which were already on here)."""
+    config, prices = _pgr_case(-94.0, allow_fractional_shares=True)
+    a_lots = [
+        TaxLot(shares=10, cost_basis=45.0, acquired=AS_OF - timedelta(days=1000), lot_id="A-old"),
+        TaxLot(shares=17, cost_basis=56.6, acquired=AS_OF - timedelta(days=60), lot_id="A-loss"),
+    ]
+    held = [Holding(symbol="A", shares=27, lots=a_lots), *config.holdings[1:]]
+    config = with_tax(config.model_copy(update={"holdings": held}), lot_policy="fifo")
+    answered = rebalance(with_tax(config, lot_policy="optimal"), prices)
+    assert answered.tax is not None
+    assert answered.tax.net_realized_gain <= -94.0
+    with pytest.raises(InfeasibleRebalanceError) as info:
+        rebalance(config, prices)
+    text = str(info.value)
+    assert "max_realized_gain=-94" in text
+    assert "FIFO" in text
+    assert "lot_policy='optimal' can" in text
+    assert "allow fractional shares" not in text
+
+
+@pytest.mark.parametrize("weight", [None, 0.0])
+def test_a_limit_that_holds_the_book_away_is_named_not_the_tax_weight(weight: float | None) -> None:
+    """A -$94 budget forces selling A, under its target, without buying it back: the book ends
+    farther from its target at any tax weight, 0 included. The warning names the gain budget and
+    does not suggest a smaller tax weight (issue 21: it did, at tax_weight 0 too)."""
+    config, prices = _pgr_case(-94.0)
+    result = rebalance(with_tax(config, tax_weight=weight), prices)
+    assert result.tracking_distance_after > result.tracking_distance_before
+    assert not any("tax saved outweighs" in w for w in result.warnings)
+    assert any("farther from its target" in w and "realized_gain" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("weight", [None, 0.0])
+def test_a_binding_turnover_cap_is_named_not_the_tax_weight(weight: float | None) -> None:
+    """B above a 40 % position cap must be sold; a 10 % turnover cap leaves most of the proceeds in
+    cash, farther from the target at any tax weight: the warning names the cap and the turnover,
+    not the tax weight (issue 21)."""
+    config, prices = _pgr_case(None, max_position_weight=0.40, max_turnover=0.10)
+    result = rebalance(with_tax(config, tax_weight=weight), prices)
+    assert result.tracking_distance_after > result.tracking_distance_before
+    assert not any("tax saved outweighs" in w for w in result.warnings)
+    warning = next(w for w in result.warnings if "farther from its target" in w)
+    assert "turnover_cap" in warning
+    assert "max_position[B]" in warning
+
+
+@pytest.mark.parametrize(
+    ("seed", "n", "lots", "changes", "tax"),
+    [
+        (333433, 4, 4, {"method": "minimize_trades"}, {"tax_weight": 0.0, "lot_policy": "fifo", "budget": -2261.38}),
+        (
+            343838,
+            2,
+            3,
+            {
+                "method": "minimize_trades",
+                "min_trade_size": 50.0,
+                "max_turnover": 0.12817,
+                "max_position_weight": 0.58468,
+            },
+            {"tax_weight": None, "budget": -917.9},
+        ),
+        (
+            702228,
+            4,
+            3,
+            {"method": "minimize_trades", "min_trade_size": 200.0, "transaction_cost_rate": 0.001},
+            {"tax_weight": None, "allow_fractional_shares": True, "budget": -1738.46},
+        ),
+    ],
+)
+def test_a_negative_budget_some_trades_meet_is_not_refused(
+    seed: int, n: int, lots: int, changes: dict[str, Any], tax: dict[str, Any]
+) -> None:
+    """Random small requests with a negative budget that the side heuristic and the rounding
+    refused -- "only whole shares make the request infeasible", or the FIFO order blamed -- though
+    exact mode's program finds trades that meet every limit (found by a random load, issue 21):
+    the engine tries that program before refusing."""
+    config, prices = book(seed, n=n, lots=lots)
+    tax = dict(tax)
+    fractional = tax.pop("allow_fractional_shares", False)
+    budget = tax.pop("budget")
+    config = config.model_copy(update={**changes, "allow_fractional_shares": fractional})
+    config = with_tax(config, **tax, max_realized_gain=budget)
+    exact = rebalance(config, prices, exact=True)  # some whole-share trades meet it
+    assert exact.tax is not None
+    assert exact.tax.net_realized_gain <= budget + 0.01
+    result = rebalance(config, prices)
+    check_guarantees(config, prices, result)
+    assert result.tax is not None
+    assert result.tax.net_realized_gain <= budget + 0.01

@@ -40,6 +40,7 @@ from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.solve._assembler import Model, assemble
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at
+from finwiz.optimizer.tax._sides import Sided
 from finwiz.optimizer.verify._compliance import post_trade_state
 from finwiz.optimizer.verify._diagnosis import whole_share_refusal
 
@@ -95,14 +96,22 @@ def _improves(model: Model, candidate: np.ndarray, incumbent: np.ndarray) -> boo
     return new < old
 
 
-def whole_share_stage(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float) -> Decided:
+def whole_share_stage(
+    model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float, sided: Sided | None = None
+) -> Decided:
     """Whole shares from the continuous ``outcome`` (see the module's rule); a taxable account's
-    lots priced by a binding gain budget first, and its answer polished at the end."""
+    lots priced by a binding gain budget first, its sides released when no whole-share answer
+    keeps them (``sided``), and its answer polished at the end."""
     data = model.data
-    bound = outcome.objective
+    bound = outcome.objective if sided is None else sided.bound  # the relaxation's: sides restrict
     if data.lots is not None:  # a binding gain budget: relieve the lots its price makes cheapest
         model = model.with_data(dataclasses.replace(data, lots=data.lots.priced(gain_price(model, outcome.duals))))
-    shares, outcome = whole_shares(model, outcome, solve, time_limit)
+    try:
+        shares, outcome = whole_shares(model, outcome, solve, time_limit)
+    except InfeasibleRebalanceError as exc:
+        if sided is None:
+            raise
+        model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
     if data.lots is not None:
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
@@ -223,4 +232,5 @@ def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float) -> Decid
     if not mip.proven_optimal:
         shown = "unknown" if gap is None else f"{gap:.2%}"
         notes.append(f"exact mode stopped at its time limit; best trades found, optimality gap {shown}")
-    return Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective)
+    taxed = model if model.data.lots is not None else None  # the trades are of its lots' order
+    return Decided(shares, outcome, "exact_mip", mip, tuple(notes), bound=outcome.objective, model=taxed)

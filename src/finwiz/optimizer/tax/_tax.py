@@ -9,7 +9,8 @@ whole-share step, the result's lot list and its tax summary all call :meth:`reli
 
 Wash sales as implemented: an asset whose wash-sale group (itself, or the ``identical`` group it
 belongs to) was sold at a loss within the window is not bought; one whose group was bought within
-the window has its loss lots withheld from sale (unless ``allow_wash_sale_losses``).
+the window (a ``recent_purchases`` entry, or a held lot acquired within the window) has its loss
+lots withheld from sale (unless ``allow_wash_sale_losses``).
 """
 
 from __future__ import annotations
@@ -75,8 +76,19 @@ class LotBook:
         this order at its optimum."""
         if self.settings.lot_policy != "optimal" or gain_price <= 0:
             return self
+        return self._sorted((self.tax_weight * self.rate + gain_price) * self.gain)
+
+    def in_tax_order(self) -> LotBook:
+        """The same lots in the ``"optimal"`` policy's order (tax per share, cheapest first),
+        whatever the policy: what FIFO or HIFO is compared against when it keeps a gain budget out
+        of reach."""
+        policy = self.settings.model_copy(update={"lot_policy": "optimal"})
+        return dataclasses.replace(self._sorted(self.rate * self.gain), settings=policy)
+
+    def _sorted(self, per_share: np.ndarray) -> LotBook:
+        """The lots of each asset sorted by ``per_share`` (then gain per share, then age)."""
         padding = self.shares <= 0
-        key = np.where(padding, np.inf, (self.tax_weight * self.rate + gain_price) * self.gain)
+        key = np.where(padding, np.inf, per_share)
         width = self.shares.shape[1]
         age = np.array([[d.toordinal() for d in row] + [0] * (width - len(row)) for row in self.acquired])
         order = np.lexsort((age, np.where(padding, np.inf, self.gain), key), axis=-1)
@@ -168,6 +180,8 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     recent = settings.in_window
     sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
     bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
+    # A lot the holding dates within the window is a purchase too, listed or not.
+    bought |= {settings.group(symbols[i]) for i, lot in every if recent(lot.acquired)}
     groups = [settings.group(s) for s in symbols]
     no_buy = np.array([g in sold_at_loss for g in groups], bool)
     withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)

@@ -10,6 +10,7 @@ from finwiz.errors import SolverError
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._stage import Decided
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.tax._sides import farther_warning
 from finwiz.optimizer.verify._compliance import PostTradeState, compliance_checks, min_trade_check
 from finwiz.schemas import (
     ComplianceCheck,
@@ -90,7 +91,11 @@ def trades_of(data: ProblemData, state: PostTradeState) -> list[TradeRecommendat
 
 
 def _tracking(
-    data: ProblemData, state: PostTradeState, trades: list[TradeRecommendation], warnings: list[str]
+    data: ProblemData,
+    state: PostTradeState,
+    trades: list[TradeRecommendation],
+    warnings: list[str],
+    taxed: Model | None,
 ) -> tuple[float, float, list[str]]:
     """The distance to the target before and after trading; a taxable account's trades that
     leave it farther say so."""
@@ -99,13 +104,8 @@ def _tracking(
     after = np.sqrt(
         np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2
     )
-    if data.lots is not None and after > before * (1 + 1e-9) and len(trades):
-        warnings = [
-            *warnings,
-            f"the tax saved outweighs the tracking: these trades leave the portfolio farther from its target "
-            f"than before ({after:.4g} against {before:.4g}) at tax_weight {data.lots.tax_weight:g}; a smaller "
-            f"tax_weight trades tax for tracking (the default is 1 / (2 x assets))",
-        ]
+    if taxed is not None and after > before * (1 + 1e-9) and len(trades):  # the tax weight, or a limit?
+        warnings = [*warnings, farther_warning(taxed, float(before), float(after))]
     return float(before), float(after), warnings
 
 
@@ -127,7 +127,7 @@ def build_result(
     bound = decided.bound if achieved is not None else None
     symbols = data.symbols
     cash_weight_before = data.cash / data.value
-    before, after, warnings = _tracking(data, state, trades, warnings)
+    before, after, warnings = _tracking(data, state, trades, warnings, decided.model if data.lots is not None else None)
     current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
     current["CASH"] = cash_weight_before
     violations = [c.slack for c in checks if c.term != "custom"]
