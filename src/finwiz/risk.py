@@ -114,7 +114,7 @@ class FactorModel:
         covariance object (kept by identity and a checksum of its values, so an edit in place is
         seen): the accounts of one book share one decomposition."""
         values = covariance.to_numpy(dtype=float) if isinstance(covariance, pd.DataFrame) else None
-        key = None if values is None else (id(covariance), zlib.crc32(np.ascontiguousarray(values)))
+        key = None if values is None else (id(covariance), zlib.crc32(np.ascontiguousarray(values).data))
         with _roots_lock:
             kept = _roots.get(key) if key is not None else None
         if kept is not None and kept[0] is covariance and kept[1].loadings.index.equals(covariance.index):
