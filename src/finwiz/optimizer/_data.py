@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
+from finwiz.optimizer._costs import square_root_impact
 from finwiz.optimizer._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
@@ -499,4 +500,4 @@ def _impact_coefficients(model: MarketImpactModel, symbols: Sequence[str], ref_v
             field="market_impact",
             symbol=symbol,
         )
-    return np.asarray(model.coefficient * sigma * np.sqrt(ref_value / volume))
+    return square_root_impact(model.coefficient, sigma, volume, ref_value)
