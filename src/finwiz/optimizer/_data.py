@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,7 +94,6 @@ class ProblemData:
     # weights of the trade count's re-weighting, and whether this is the debias solve.
     count_weights: np.ndarray | None = None
     debias: bool = False
-    options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
 
     @property
@@ -126,15 +125,6 @@ class ProblemData:
     def fix(self, assets: np.ndarray) -> ProblemData:
         """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
         return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
-
-    def structure(self) -> tuple[Any, ...]:
-        """What fixes the shape of the compiled problem (part of the assembler's cache key)."""
-        return (
-            self.n,
-            len(self.sector_names),
-            self.sector_of.tobytes() if self.sector_cap is not None else b"",
-            None if self.factor_root is None else self.factor_root.shape[1],
-        )
 
 
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
