@@ -127,6 +127,8 @@ class FactorModel:
             factor_covariance=pd.DataFrame(np.eye(len(names)), index=names, columns=names),
             idiosyncratic_variance=pd.Series(0.0, index=covariance.index),
         )
+        root.setflags(write=False)
+        model.__dict__["_exposure_root"] = root  # the identity factor covariance: the root is its own
         if key is not None:
             with _roots_lock:
                 _roots[key] = (covariance, model)
