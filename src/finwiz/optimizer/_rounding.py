@@ -1000,8 +1000,9 @@ def _program(
     found = _Program(None)
     # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
     # programs, and without it HiGHS has called a feasible one infeasible: without it only
-    # after such a failure (an infeasibility found with presolve stands).
-    for presolve in ("on", "off"):
+    # after such a failure (an infeasibility found with presolve stands). A relaxation goes
+    # without it first: its dense rows (the scalars, the turnover) cost presolve 5x the simplex.
+    for presolve in ("on", "off") if binary.any() else ("off", "on"):
         # The bare binding: the wrapper class prints a banner on stdout when it is built.
         h = highspy._Highs()  # type: ignore[attr-defined]
         h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
@@ -1014,6 +1015,6 @@ def _program(
         x = np.array(h.getSolution().col_value) if info.primal_solution_status == _FEASIBLE else None
         gap = float(info.mip_gap) if binary.any() and x is not None else None
         found = _Program(x, status == highspy.HighsModelStatus.kInfeasible, gap, status.name)
-        if found.x is not None or found.infeasible:
+        if found.x is not None or (found.infeasible and presolve == "on"):
             break
     return found
