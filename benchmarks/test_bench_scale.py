@@ -189,3 +189,38 @@ def test_peak_memory_dense_2000(benchmark: Any, make_problem: Any, request: pyte
     info = benchmark.pedantic(run, rounds=1)
     benchmark.extra_info.update(info)
     assert info["ok"]
+
+
+@pytest.mark.parametrize("step", ["eigh", "first", "cached", "rebalance_cached"])
+def test_dense_covariance_root_2000(benchmark: Any, make_problem: Any, step: str) -> None:
+    """A dense 2,000-asset covariance's root (issue 20): ``eigh`` the old way (one
+    eigendecomposition, the reference), ``first`` :meth:`FactorModel.from_covariance` on a covariance
+    object not seen before (checks, Cholesky), ``cached`` the same object again (its checksum),
+    ``rebalance_cached`` a whole-share rebalance with that covariance once its root is kept."""
+    import pandas as pd
+
+    from finwiz.risk import FactorModel
+
+    problem = make_problem(2000)
+    covariance = problem.covariance
+    benchmark.group = "dense-root-2000"
+    benchmark.extra_info.update(kind=f"dense_root_{step}", n=2000)
+    if step == "eigh":
+        benchmark.pedantic(np.linalg.eigh, args=(covariance.to_numpy(),), rounds=1)
+        return
+    if step == "first":
+        fresh = iter(
+            [pd.DataFrame(covariance.to_numpy().copy(), covariance.index, covariance.columns) for _ in range(2)]
+        )
+        model = benchmark.pedantic(lambda: FactorModel.from_covariance(next(fresh)), rounds=2)
+        assert model.n_factors == 2000
+        return
+    FactorModel.from_covariance(covariance)
+    if step == "cached":
+        benchmark.pedantic(FactorModel.from_covariance, args=(covariance,), rounds=5)
+        return
+    config = problem.config(fractional=False)
+    result = benchmark.pedantic(
+        rebalance, args=(config, problem.prices), kwargs={"covariance": covariance}, setup=clear_cache, rounds=1
+    )
+    assert result.is_compliant

@@ -53,14 +53,16 @@ class MarketHistory:
 
     def impact_coefficients(self, day: int) -> np.ndarray | None:
         """k_i with impact cost k_i |T_i|^1.5 on ``day`` (T in currency), or None without impact."""
+        from finwiz.optimizer.describe._costs import square_root_impact
+
         if self.static_impact is not None:
             model = self.static_impact
             volume = model.daily_dollar_volume.reindex(list(self.symbols)).to_numpy(float)
             sigma = model.volatility.reindex(list(self.symbols)).to_numpy(float)
-            return np.asarray(model.coefficient * sigma / np.sqrt(volume))
+            return square_root_impact(model.coefficient, sigma, volume)
         if self.volume is None or self.sigma is None:
             return None
-        return np.asarray(self.impact_coefficient * self.sigma[day] / np.sqrt(self.volume[day]))
+        return square_root_impact(self.impact_coefficient, self.sigma[day], self.volume[day])
 
     def impact_model(self, day: int) -> MarketImpactModel | None:
         """The engine's :class:`~finwiz.MarketImpactModel` for ``day`` (same numbers as above)."""

@@ -28,6 +28,7 @@ from finwiz.schemas import Holding, PortfolioConfiguration, RebalancingMethod, R
 
 if TYPE_CHECKING:  # pragma: no cover
     from finwiz.optimizer import MarketImpactModel, RebalancingEngine
+    from finwiz.optimizer.describe._costs import CostModel
 
 __all__ = [
     "BandRebalance",
@@ -87,13 +88,16 @@ class RebalanceContext:
         """Today's prices as a Series symbol -> price (what the engine takes)."""
         return pd.Series(self.prices, index=list(self.symbols), name=str(self.date.date()))
 
+    @cached_property
+    def cost_model(self) -> CostModel:
+        """The engine's cost model with today's rates and impact coefficients (currency)."""
+        from finwiz.optimizer.describe._costs import CostModel
+
+        return CostModel(self.cost_rates, self.impact)
+
     def costs(self, trade_values: np.ndarray) -> np.ndarray:
         """Cost in currency of signed ``trade_values``: rate x |T| (+ k |T|^1.5 with impact)."""
-        size = np.abs(trade_values)
-        cost = self.cost_rates * size
-        if self.impact is not None:
-            cost = cost + self.impact * size**1.5
-        return np.asarray(cost)
+        return self.cost_model(trade_values)
 
     def configuration(self, **updates: Any) -> PortfolioConfiguration:
         """The run's configuration with today's drifted holdings and cash (and ``updates``).

@@ -7,6 +7,9 @@ that the estimator and the optimizer share one frozen object and neither imports
 
 from __future__ import annotations
 
+import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,7 +29,11 @@ def validate_covariance(covariance: pd.DataFrame, name: str = "covariance") -> p
     if np.count_nonzero(values - np.diag(np.diag(values))) == 0:  # diagonal: PSD iff its entries are
         smallest = float(np.diag(values).min(initial=0.0))
     else:
-        smallest = float(np.linalg.eigvalsh(values)[0]) if len(values) else 0.0
+        try:  # positive definite: Cholesky says so in a fraction of the eigenvalues' time
+            np.linalg.cholesky(values)
+            return covariance
+        except np.linalg.LinAlgError:
+            smallest = float(np.linalg.eigvalsh(values)[0])
     _check_psd(smallest, values, name)
     return covariance
 
@@ -124,20 +131,34 @@ class FactorModel:
 
     @classmethod
     def from_covariance(cls, covariance: pd.DataFrame) -> FactorModel:
-        """Exact factor form of a dense covariance: its symmetric square root, no idiosyncratic part.
+        """Exact factor form of a dense covariance: a square root of it, no idiosyncratic part.
 
-        One eigendecomposition does the PSD check and the root (at 2000 assets each one is seconds)."""
+        The root is the Cholesky factor where the matrix is positive definite, else (singular) the
+        root of its eigendecomposition, which also checks PSD; either is computed once per
+        covariance object (kept by identity and a checksum of its values, so an edit in place is
+        seen): the accounts of one book share one decomposition."""
+        values = covariance.to_numpy(dtype=float) if isinstance(covariance, pd.DataFrame) else None
+        key = None if values is None else (id(covariance), zlib.crc32(np.ascontiguousarray(values).data))
+        with _roots_lock:
+            kept = _roots.get(key) if key is not None else None
+        if kept is not None and kept[0] is covariance and kept[1].loadings.index.equals(covariance.index):
+            return kept[1]
         matrix = _symmetric_values(covariance, "covariance")
-        values, vectors = np.linalg.eigh(matrix)
-        _check_psd(float(values[0]) if len(values) else 0.0, matrix, "covariance")
-        keep = values > _PSD_TOLERANCE * max(1.0, float(values.max(initial=0.0)))
-        root = vectors[:, keep] * np.sqrt(values[keep])
+        root = _square_root(matrix)
         names = [f"pc{i}" for i in range(root.shape[1])]
-        return cls(
+        model = cls(
             loadings=pd.DataFrame(root, index=covariance.index, columns=names),
             factor_covariance=pd.DataFrame(np.eye(len(names)), index=names, columns=names),
             idiosyncratic_variance=pd.Series(0.0, index=covariance.index),
         )
+        root.setflags(write=False)
+        model.__dict__["_exposure_root"] = root  # the identity factor covariance: the root is its own
+        if key is not None:
+            with _roots_lock:
+                _roots[key] = (covariance, model)
+                while len(_roots) > _ROOTS_SIZE:
+                    _roots.popitem(last=False)
+        return model
 
     @property
     def symbols(self) -> list[str]:
@@ -192,3 +213,22 @@ class FactorModel:
         b = self.loadings.to_numpy(float)
         sigma = b @ self.factor_covariance.to_numpy(float) @ b.T + np.diag(self.idiosyncratic_variance.to_numpy(float))
         return pd.DataFrame(sigma, index=self.loadings.index, columns=self.loadings.index)
+
+
+def _square_root(matrix: np.ndarray) -> np.ndarray:
+    """``G`` with ``G G' = matrix`` (PSD checked): Cholesky where it succeeds (a fraction of an
+    eigendecomposition's time), else the eigendecomposition's root without its null space."""
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        pass
+    values, vectors = np.linalg.eigh(matrix)
+    _check_psd(float(values[0]) if len(values) else 0.0, matrix, "covariance")
+    keep = values > _PSD_TOLERANCE * max(1.0, float(values.max(initial=0.0)))
+    return np.asarray(vectors[:, keep] * np.sqrt(values[keep]))
+
+
+_ROOTS_SIZE = 4
+"""Covariances whose root is kept (each n x n: 32 MB at 2,000 assets)."""
+_roots: OrderedDict[tuple[int, int], tuple[pd.DataFrame, FactorModel]] = OrderedDict()
+_roots_lock = threading.Lock()

@@ -13,13 +13,14 @@ import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
+from finwiz.optimizer.describe._costs import square_root_impact
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
@@ -142,7 +143,6 @@ class ProblemData:
     # weights of the trade count's re-weighting, and whether this is the debias solve.
     count_weights: np.ndarray | None = None
     debias: bool = False
-    options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
 
@@ -175,15 +175,6 @@ class ProblemData:
     def fix(self, assets: np.ndarray) -> ProblemData:
         """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
         return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
-
-    def structure(self) -> tuple[Any, ...]:
-        """What fixes the shape of the compiled problem (part of the assembler's cache key)."""
-        return (
-            self.n,
-            len(self.sector_names),
-            self.sector_of.tobytes() if self.sector_cap is not None else b"",
-            None if self.factor_root is None else self.factor_root.shape[1],
-        )
 
 
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
@@ -592,4 +583,4 @@ def _impact_coefficients(model: MarketImpactModel, symbols: Sequence[str], ref_v
             field="market_impact",
             symbol=symbol,
         )
-    return np.asarray(model.coefficient * sigma * np.sqrt(ref_value / volume))
+    return square_root_impact(model.coefficient, sigma, volume, ref_value)

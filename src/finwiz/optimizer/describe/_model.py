@@ -186,12 +186,6 @@ class Affine:
         values = np.bincount(self.rows, weights=self.vals * z[column(self.cols, n)], minlength=self.m)
         return np.asarray(values + self.offset)
 
-    def select(self, keep: np.ndarray) -> Affine:
-        """The rows where ``keep`` is True, renumbered."""
-        new = np.cumsum(keep) - 1
-        mask = keep[self.rows]
-        return Affine(new[self.rows[mask]], self.cols[mask], self.vals[mask], self.offset[keep])
-
 
 @dataclass(frozen=True)
 class LimitGroup:

@@ -141,7 +141,8 @@ class Term:
         return {}
 
     def structure(self, data: ProblemData) -> Hashable:
-        """Key of the term's shape; the default suits terms whose shape depends only on ``n``."""
+        """Key of a cvxpy term's shape (part of the assembler's cache key; a described term is keyed
+        by its description); the default suits terms whose shape depends only on ``n``."""
         return (type(self).__qualname__, self.name)
 
     def applies(self, data: ProblemData) -> bool:
@@ -226,9 +227,6 @@ class MarketImpactTerm(Term):
     def __init__(self, exact: bool = False) -> None:
         self.exact = exact
 
-    def structure(self, data: ProblemData) -> Hashable:
-        return (type(self).__qualname__, self.name, self.exact)
-
     def applies(self, data: ProblemData) -> bool:
         return data.impact is not None
 
@@ -310,10 +308,6 @@ class _CovarianceTerm(Term):
 
     def applies(self, data: ProblemData) -> bool:
         return data.factor_root is not None
-
-    def structure(self, data: ProblemData) -> Hashable:
-        k = None if data.factor_root is None else data.factor_root.shape[1]
-        return (type(self).__qualname__, self.name, k)
 
     def describe(self, data: ProblemData) -> Description:
         if data.factor_root is None or data.idio_sd is None:
@@ -489,10 +483,6 @@ class TradeBoundsTerm(Term):
                     )
         return Description(limits=groups)
 
-    def structure(self, data: ProblemData) -> Hashable:
-        blocked = (data.blocked[r].tobytes() for r in sorted(data.blocked))
-        return (type(self).__qualname__, self.name, data.side.tobytes(), *blocked)
-
 
 class PositionCapTerm(Term):
     """|w_i| / (1 - c) <= cap_i: caps on post-trade weights (long/short: on -w_i too, for the
@@ -509,15 +499,6 @@ class PositionCapTerm(Term):
         group = _post_trade_weights(self.name, data, np.isfinite(cap), upper=cap, short=_may_be_short(data))
         return Description(limits=[group])
 
-    def structure(self, data: ProblemData) -> Hashable:
-        cap, short = data.position_cap, _may_be_short(data)
-        return (
-            type(self).__qualname__,
-            self.name,
-            None if cap is None else np.isfinite(cap).tobytes(),
-            None if short is None else short.tobytes(),
-        )
-
 
 class PositionFloorTerm(Term):
     """w_i / (1 - c) >= floor_i: floors on post-trade weights (assets with a floor above 0)."""
@@ -532,10 +513,6 @@ class PositionFloorTerm(Term):
         floor = data.position_floor if data.position_floor is not None else np.zeros(data.n)
         return Description(limits=[_post_trade_weights(self.name, data, floor > 0, lower=floor)])
 
-    def structure(self, data: ProblemData) -> Hashable:
-        floor = data.position_floor
-        return (type(self).__qualname__, self.name, None if floor is None else (floor > 0).tobytes())
-
 
 class SectorCapTerm(Term):
     """sum_{i in s} w_i / (1 - c) <= cap_s for every capped sector s (post-trade weights)."""
@@ -545,15 +522,6 @@ class SectorCapTerm(Term):
 
     def applies(self, data: ProblemData) -> bool:
         return data.sector_cap is not None and bool(np.isfinite(data.sector_cap).any())
-
-    def structure(self, data: ProblemData) -> Hashable:
-        cap = data.sector_cap
-        return (
-            type(self).__qualname__,
-            self.name,
-            data.structure()[2],
-            None if cap is None else np.isfinite(cap).tobytes(),
-        )
 
     def describe(self, data: ProblemData) -> Description:
         m = len(data.sector_names)
@@ -661,17 +629,6 @@ class TaxTerm(Term):
 
     def applies(self, data: ProblemData) -> bool:
         return data.lots is not None
-
-    def structure(self, data: ProblemData) -> Hashable:
-        lots = data.lots
-        if lots is None:
-            return (type(self).__qualname__,)
-        return (
-            type(self).__qualname__,
-            (lots.shares > 0).tobytes(),
-            lots.budget is None,
-            (lots.withheld > 0).tobytes(),
-        )
 
     def describe(self, data: ProblemData) -> Description:
         lots = data.lots

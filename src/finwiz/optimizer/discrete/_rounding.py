@@ -31,18 +31,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import GAIN, SCALARS, Affine, column
 from finwiz.optimizer.solve._assembler import Model, Stacked
-from finwiz.optimizer.solve._quiet import quiet_stdout
 from finwiz.optimizer.verify._compliance import meets_minimum, trade_point, trade_scalars
 from finwiz.optimizer.verify._diagnosis import conflict
 
@@ -796,8 +793,12 @@ def _settle(
     data: ProblemData, moves: _Moves, price: np.ndarray, cheapest: np.ndarray, rows: _Rows, time_limit: float
 ) -> tuple[np.ndarray, float | None]:
     """Coupled rows bind at the cheapest choice: the exact 0/1 program over the candidates (priced
-    by the Lagrangian, the cheapest choice is near feasible and HiGHS settles it in tens of ms at
-    431 assets), with a time limit; where it fails, a repair (swaps priced on the violated rows)."""
+    by the Lagrangian, the cheapest choice is near feasible and HiGHS settles it in a few ms at
+    431 assets), with a time limit; where it fails, a repair (swaps priced on the violated rows).
+
+    Not the repair first: it keeps the limits wherever measured, but gives up objective the
+    descent does not win back (5 % on one exact-MIQP instance of 45 assets, 0.5 % at 100 binding
+    assets; ``benchmarks/results.md``)."""
     n = data.n
     trade_part = sparse.csr_array(rows.a_trade @ moves.matrix(n)[: 2 * n])
     scalar_cols = sparse.csr_array(rows.a_scalar)
@@ -864,7 +865,7 @@ def _milp(
     limits = sparse.hstack([trade_part, scalar_cols]).tocsr() * _ROW_SCALE
     matrix = sparse.vstack([one_hot, definitions, limits]).tocsc()
     objective = np.concatenate([price, np.zeros(SCALARS)])
-    result = None
+    result: _Program | None = None
     for margin in _MARGINS:
         lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
@@ -872,24 +873,20 @@ def _milp(
         if chosen is not None and admissible(chosen):
             return chosen, None
         result = _program(objective, matrix, lo, up, np.ones(m, bool), time_limit)
-        if result is None or result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
+        if result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
             break
     else:
         raise SolverError("whole-share rounding could not meet the limits exactly", solver="HiGHS", status="inexact")
     if result is None or result.x is None:
-        if result is not None and result.status == 2:  # infeasible
+        if result is not None and result.infeasible:
             raise InfeasibleRebalanceError(
                 _gives(matrix, lo, up, data, m, rows, time_limit),
                 "only whole shares make the request infeasible (fractional trades keep every limit); "
                 "allow fractional shares or loosen a limit",
             )
-        raise SolverError(
-            f"whole-share rounding failed: {getattr(result, 'message', 'no result')}",
-            solver="HiGHS",
-            status=str(getattr(result, "status", "failed")),
-        )
-    gap = getattr(result, "mip_gap", None)
-    return np.flatnonzero(result.x[:m] > 0.5), None if gap is None else float(gap)
+        status = result.status if result is not None else "failed"
+        raise SolverError(f"whole-share rounding failed: HiGHS {status}", solver="HiGHS", status=status)
+    return np.flatnonzero(result.x[:m] > 0.5), result.gap
 
 
 def _gives(
@@ -913,7 +910,7 @@ def _gives(
     elastic = _program(
         objective, sparse.hstack([matrix, slack]).tocsc(), lo, up, np.ones(m, bool), time_limit, nonnegative=2 * k
     )
-    if elastic is None or elastic.x is None or len(rows.labels) != k:
+    if elastic.x is None or len(rows.labels) != k:
         return [ConstraintConflict("whole_shares", 0.0, "no whole-share choice near the optimum keeps every limit")]
     give = (elastic.x[m + SCALARS : m + SCALARS + k] + elastic.x[m + SCALARS + k :]) / _ROW_SCALE
     worst: dict[str, tuple[float, str]] = {}
@@ -937,7 +934,7 @@ def _relaxed(
     :func:`_milp`); None when neither the split assets nor the moved ones can settle it."""
     m = len(moves.owner)
     relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit)
-    if relaxation is None or relaxation.x is None:
+    if relaxation.x is None:
         return None
     y = relaxation.x[:m]
     taken = y > 1.0 - _SPLIT
@@ -952,12 +949,26 @@ def _relaxed(
         used = np.asarray(matrix[:, fixed].sum(axis=1)).ravel()
         binary = np.ones(int(free.sum()), bool)
         sub = _program(objective[columns], matrix[:, columns], lo - used, up - used, binary, time_limit)
-        if sub is not None and sub.x is not None:
+        if sub.x is not None:
             return np.sort(np.concatenate([fixed, columns[:-SCALARS][sub.x[:-SCALARS] > 0.5]]))
     return None
 
 
 _SPLIT = 1e-7  # a binary of the relaxation strictly between this and 1 - this is split
+
+
+@dataclass(frozen=True)
+class _Program:
+    """What HiGHS said about one program: its point (None without a feasible one), whether it
+    proved the program infeasible, the MIP gap and HiGHS's status name."""
+
+    x: np.ndarray | None
+    infeasible: bool = False
+    gap: float | None = None
+    status: str = ""
+
+
+_FEASIBLE = 2  # HiGHS's primal_solution_status of a feasible point
 
 
 def _program(
@@ -968,28 +979,45 @@ def _program(
     binary: np.ndarray,
     time_limit: float,
     nonnegative: int = 0,
-) -> Any:
+) -> _Program:
     """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
     rest: the scalar columns, free, then ``nonnegative`` columns >= 0); the relaxation when none is
     binary."""
     count("highs")
+    import highspy
+
     k, rest = len(binary), len(objective) - len(binary)
-    integrality = np.concatenate([binary.astype(int), np.zeros(rest, int)])
-    free_lower = np.concatenate([np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
-    bounds = Bounds(np.concatenate([np.zeros(k), free_lower]), np.concatenate([np.ones(k), np.full(rest, np.inf)]))
-    result = None
+    matrix = sparse.csc_array(matrix, copy=True)
+    matrix.sum_duplicates()  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(objective), matrix.shape[0]
+    lp.col_cost_ = objective
+    lp.col_lower_ = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
+    lp.col_upper_ = np.concatenate([np.ones(k), np.full(rest, np.inf)])
+    lp.row_lower_, lp.row_upper_ = lo, up
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = matrix.indptr, matrix.indices, matrix.data
+    if binary.any():
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[b] for b in binary.tolist()] + [kinds[0]] * rest
+    found = _Program(None)
     # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
     # programs, and without it HiGHS has called a feasible one infeasible: without it only
-    # after such a failure (an infeasibility found with presolve stands).
-    for presolve in (True, False):
-        with quiet_stdout():
-            result = milp(
-                objective,
-                constraints=LinearConstraint(matrix, lo, up),
-                integrality=integrality,
-                bounds=bounds,
-                options={"time_limit": time_limit, "disp": False, "presolve": presolve},
-            )
-        if result.x is not None or result.status == 2:
+    # after such a failure (an infeasibility found with presolve stands). A relaxation goes
+    # without it first: its dense rows (the scalars, the turnover) cost presolve 5x the simplex.
+    for presolve in ("on", "off") if binary.any() else ("off", "on"):
+        # The bare binding: the wrapper class prints a banner on stdout when it is built.
+        h = highspy._Highs()  # type: ignore[attr-defined]
+        h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
+        h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("presolve", presolve)
+        h.passModel(lp)
+        h.run()
+        status = h.getModelStatus()
+        info = h.getInfo()
+        x = np.array(h.getSolution().col_value) if info.primal_solution_status == _FEASIBLE else None
+        gap = float(info.mip_gap) if binary.any() and x is not None else None
+        found = _Program(x, status == highspy.HighsModelStatus.kInfeasible, gap, status.name)
+        if found.x is not None or (found.infeasible and presolve == "on"):
             break
-    return result
+    return found

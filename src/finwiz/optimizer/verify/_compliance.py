@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finwiz.optimizer.describe._costs import CostModel
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import SCALARS, LimitGroup, trade_vector
 from finwiz.schemas import ComplianceCheck
@@ -21,6 +22,7 @@ __all__ = [
     "PostTradeState",
     "compliance_checks",
     "continuous_point",
+    "cost_model",
     "meets_minimum",
     "min_trade_check",
     "on_lots",
@@ -37,19 +39,15 @@ RELATIVE_TOLERANCE = 1e-9
 def trade_costs(
     data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(transaction, market impact) cost in currency of signed ``trade_values``: the cost model,
-    ``rate |T| + k V_ref (|T| / V_ref)^{3/2}``.
+    """(transaction, market impact) cost in currency of signed ``trade_values`` under the request's
+    :class:`~finwiz.optimizer.describe._costs.CostModel`; ``trade_values[j]`` trades asset ``owner[j]``
+    (default: asset ``j``)."""
+    return cost_model(data).split(trade_values, owner)
 
-    ``trade_values[j]`` trades asset ``owner[j]`` (default: asset ``j``).
-    """
-    size = np.abs(trade_values)
-    rate = data.cost_rate if owner is None else data.cost_rate[owner]
-    linear = rate * size
-    if data.impact is None:
-        return linear, np.zeros_like(linear)
-    k = data.impact if owner is None else data.impact[owner]
-    impact = k * (size / data.ref_value) ** 1.5 * data.ref_value
-    return linear, impact
+
+def cost_model(data: ProblemData) -> CostModel:
+    """The request's cost model (its impact coefficients in the model's unit, ``V_ref``)."""
+    return CostModel(data.cost_rate, data.impact, data.ref_value)
 
 
 def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
