@@ -74,7 +74,7 @@ def test_the_settle_prints_nothing() -> None:
         "r = real(np.array([1.0, 2.0, 0.0]), m, np.array([1.0, 0.0]), np.array([np.inf, 0.0]), np.ones(2, bool), 5.0)\n"
         "assert r.x is not None\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout == ""
 
