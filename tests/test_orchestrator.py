@@ -18,16 +18,11 @@ from finwiz.errors import (
     PriceDataError,
 )
 from finwiz.optimizer import OptimizationConstraint, PortfolioAnalyzer, RebalancingEngine
-from finwiz.orchestrator import (
-    HealthStatus,
-    PortfolioRebalancingOrchestrator,
-    RebalancingEvent,
-    RebalancingEventBus,
-    RebalancingHealthCheck,
-    RebalancingServiceFactory,
-)
+from finwiz.orchestrator import PortfolioRebalancingOrchestrator, RebalancingEvent, RebalancingEventBus
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult, TradeRecommendation
+from finwiz.service._factory import RebalancingServiceFactory
+from finwiz.service._health import HealthStatus, RebalancingHealthCheck
 from finwiz.settings import RebalancingSettings
 
 from .reporting.conftest import parse_html

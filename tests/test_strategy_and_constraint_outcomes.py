@@ -26,8 +26,9 @@ from finwiz.optimizer import (
     TrackingErrorTerm,
     TransactionCostTerm,
 )
-from finwiz.orchestrator import PortfolioRebalancingOrchestrator, RebalancingServiceFactory
+from finwiz.orchestrator import PortfolioRebalancingOrchestrator
 from finwiz.schemas import RebalancingMethod, TradeRecommendation
+from finwiz.service._factory import RebalancingServiceFactory
 from finwiz.settings import RebalancingSettings
 
 from .test_orchestrator import _recorder

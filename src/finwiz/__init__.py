@@ -55,8 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from finwiz.orchestrator import (
         PortfolioRebalancingOrchestrator,
         RebalancingEventBus,
-        RebalancingHealthCheck,
-        RebalancingServiceFactory,
         monitor_performance,
     )
     from finwiz.reporting import (
@@ -82,6 +80,8 @@ if TYPE_CHECKING:  # pragma: no cover
         TradeAction,
         TradeRecommendation,
     )
+    from finwiz.service._factory import RebalancingServiceFactory
+    from finwiz.service._health import RebalancingHealthCheck
     from finwiz.settings import (
         RebalancingSettings,
     )
@@ -160,8 +160,8 @@ _LOCATIONS: dict[str, str] = {
     "HTMLReportGenerator": "finwiz.reporting",
     "PortfolioRebalancingOrchestrator": "finwiz.orchestrator",
     "RebalancingEventBus": "finwiz.orchestrator",
-    "RebalancingHealthCheck": "finwiz.orchestrator",
-    "RebalancingServiceFactory": "finwiz.orchestrator",
+    "RebalancingHealthCheck": "finwiz.service._health",
+    "RebalancingServiceFactory": "finwiz.service._factory",
     "monitor_performance": "finwiz.orchestrator",
 }
 

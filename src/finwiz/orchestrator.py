@@ -14,9 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,15 +23,11 @@ import pandas as pd
 from finwiz._threads import in_daemon_thread
 from finwiz.data import (
     PRICE_PROVIDERS,
-    PortfolioPriceService,
-    PriceDataProvider,
-    ProgressCallback,
     compute_returns,
     estimate_covariance,
-    provider_from_name,
 )
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
-from finwiz.optimizer import PortfolioAnalyzer, RebalancingEngine, StrategyRegistry
+from finwiz.optimizer import StrategyRegistry
 from finwiz.optimizer._constraints import refuse_failed_checks
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.risk import FactorModel, attach_risk
@@ -46,19 +40,13 @@ from finwiz.schemas import (
 )
 from finwiz.service._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
 from finwiz.service._monitoring import monitor_performance
-from finwiz.settings import RebalancingSettings
 
 __all__ = [
     "PRICE_PROVIDERS",
-    "ComponentHealth",
-    "HealthReport",
-    "HealthStatus",
     "PortfolioRebalancingOrchestrator",
     "RebalancingEvent",
     "RebalancingEventBus",
     "RebalancingEventType",
-    "RebalancingHealthCheck",
-    "RebalancingServiceFactory",
     "monitor_performance",
 ]
 
@@ -464,244 +452,3 @@ def _default_risk_estimator() -> RiskEstimator:
 
 
 # -- health --------------------------------------------------------------------------------
-
-
-class HealthStatus(StrEnum):
-    """Health of a component, best first."""
-
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    UNHEALTHY = "unhealthy"
-
-
-_RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.UNHEALTHY: 2}
-
-
-@dataclass(frozen=True)
-class ComponentHealth:
-    """One component's ``status``, a human ``detail`` and how long the probe took."""
-
-    status: HealthStatus
-    detail: str
-    latency_seconds: float
-
-    @classmethod
-    def failed(cls, detail: str, started: float) -> ComponentHealth:
-        """An unhealthy probe that began at ``started`` (a ``time.perf_counter()`` reading)."""
-        return cls(HealthStatus.UNHEALTHY, detail, time.perf_counter() - started)
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    """Every component's health; ``status`` is the worst of them."""
-
-    components: dict[str, ComponentHealth]
-    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def status(self) -> HealthStatus:
-        """The worst component status (healthy when nothing was checked)."""
-        statuses = [c.status for c in self.components.values()] or [HealthStatus.HEALTHY]
-        return max(statuses, key=_RANK.__getitem__)
-
-    @property
-    def is_healthy(self) -> bool:
-        """True when every component is healthy."""
-        return self.status is HealthStatus.HEALTHY
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view: overall status, check time and each component."""
-        return {
-            "status": self.status.value,
-            "checked_at": self.checked_at.isoformat(),
-            "components": {
-                name: {
-                    "status": c.status.value,
-                    "detail": c.detail,
-                    "latency_seconds": round(c.latency_seconds, 6),
-                }
-                for name, c in self.components.items()
-            },
-        }
-
-
-class RebalancingHealthCheck:
-    """Probes the price service, the engine and the report generator; never raises.
-
-    The price service is healthy when every probe symbol is priced, degraded when only some
-    are (or it answers slowly), unhealthy when none are. The engine and the report generator
-    run a tiny two-asset rebalance: healthy when it succeeds within ``slow_after_seconds``,
-    degraded when slower, unhealthy when it fails. A component not given is not checked.
-    """
-
-    def __init__(
-        self,
-        price_service: PriceService | None = None,
-        rebalancing_engine: Engine | None = None,
-        report_generator: HTMLReportGenerator | None = None,
-        *,
-        probe_symbols: Sequence[str] = ("AAPL", "MSFT"),
-        timeout_seconds: float = 10.0,
-        slow_after_seconds: float = 2.0,
-    ) -> None:
-        self.price_service = price_service
-        self.rebalancing_engine = rebalancing_engine
-        self.report_generator = report_generator
-        self.probe_symbols = list(probe_symbols)
-        self.timeout_seconds = timeout_seconds
-        self.slow_after_seconds = slow_after_seconds
-
-    @classmethod
-    def for_orchestrator(cls, orchestrator: PortfolioRebalancingOrchestrator, **options: Any) -> RebalancingHealthCheck:
-        """A health check of the orchestrator's own components."""
-        return cls(
-            orchestrator.price_service,
-            orchestrator.rebalancing_engine,
-            orchestrator.report_generator,
-            **options,
-        )
-
-    async def check_health(self) -> HealthReport:
-        """Probe every configured component concurrently and report their health."""
-        probes: dict[str, Any] = {}
-        if self.price_service is not None:
-            probes["price_service"] = self._check_prices(self.price_service)
-        if self.rebalancing_engine is not None:
-            probes["rebalancing_engine"] = self._check_engine(self.rebalancing_engine)
-        names = list(probes)
-        outcomes = await asyncio.gather(*probes.values())
-        components = dict(zip(names, outcomes, strict=True))
-        if self.report_generator is not None:
-            components["report_generator"] = await self._check_report(self.report_generator)
-        return HealthReport(components)
-
-    async def _check_prices(self, service: PriceService) -> ComponentHealth:
-        started = time.perf_counter()
-        try:
-            quotes = await asyncio.wait_for(service.get_current_prices(self.probe_symbols), self.timeout_seconds)
-            priced = [s for s in self.probe_symbols if s in quotes]
-            failures: dict[str, str] = {}
-        except InsufficientPriceDataError as exc:
-            failures = exc.failures
-            priced = [s for s in self.probe_symbols if s not in failures]
-        except TimeoutError:
-            return ComponentHealth.failed(f"no answer within {self.timeout_seconds:g} s", started)
-        except Exception as exc:
-            return ComponentHealth.failed(f"{type(exc).__name__}: {exc}", started)
-        elapsed = time.perf_counter() - started
-        total = len(self.probe_symbols)
-        if not priced:
-            return ComponentHealth(HealthStatus.UNHEALTHY, f"no probe symbol priced: {failures}", elapsed)
-        if len(priced) < total:
-            return ComponentHealth(
-                HealthStatus.DEGRADED,
-                f"{len(priced)} of {total} probe symbols priced; failed: {', '.join(failures)}",
-                elapsed,
-            )
-        if elapsed > self.slow_after_seconds:
-            return ComponentHealth(HealthStatus.DEGRADED, f"slow: {elapsed:.2f} s for {total} prices", elapsed)
-        return ComponentHealth(HealthStatus.HEALTHY, f"{total} probe symbols priced", elapsed)
-
-    async def _check_engine(self, engine: Engine) -> ComponentHealth:
-        started = time.perf_counter()
-        try:
-            # A daemon thread: a probe past its timeout is abandoned, not waited for at exit.
-            probe = in_daemon_thread(self._probe_rebalance, engine, name="finwiz-health")
-            result = await asyncio.wait_for(probe, self.timeout_seconds)
-        except TimeoutError:
-            return ComponentHealth.failed(f"probe rebalance took over {self.timeout_seconds:g} s", started)
-        except Exception as exc:
-            return ComponentHealth.failed(f"{type(exc).__name__}: {exc}", started)
-        elapsed = time.perf_counter() - started
-        detail = f"probe rebalance solved by {result.solver} in {elapsed:.2f} s"
-        status = HealthStatus.DEGRADED if elapsed > self.slow_after_seconds else HealthStatus.HEALTHY
-        return ComponentHealth(status, detail, elapsed)
-
-    async def _check_report(self, generator: HTMLReportGenerator) -> ComponentHealth:
-        started = time.perf_counter()
-        if self.rebalancing_engine is None:
-            return ComponentHealth(HealthStatus.HEALTHY, "not probed (no engine to build a result)", 0.0)
-        try:
-            result = await asyncio.to_thread(self._probe_rebalance, self.rebalancing_engine)
-            document = await asyncio.to_thread(generator.generate_html, result)
-        except Exception as exc:
-            return ComponentHealth.failed(f"{type(exc).__name__}: {exc}", started)
-        elapsed = time.perf_counter() - started
-        return ComponentHealth(HealthStatus.HEALTHY, f"{len(document):,} bytes of HTML", elapsed)
-
-    @staticmethod
-    def _probe_rebalance(engine: Engine) -> RebalancingResult:
-        config = PortfolioConfiguration(
-            holdings=[{"symbol": "PROBEA", "shares": 100}, {"symbol": "PROBEB", "shares": 10}],
-            target_weights={"PROBEA": 0.5, "PROBEB": 0.5},
-            cash=1_000.0,
-            tolerance=0.0,
-            min_trade_size=0.0,
-        )
-        return engine.rebalance(config, {"PROBEA": 10.0, "PROBEB": 100.0})
-
-
-# -- assembly from settings ------------------------------------------------------------------
-
-
-class RebalancingServiceFactory:
-    """Builds the standard components, and the orchestrator over them, from settings.
-
-    ``settings.price_provider`` then ``settings.fallback_providers`` form the price chain
-    (the names of :data:`finwiz.data.PRICE_PROVIDERS`); an unknown name, or a provider
-    missing its configuration (API key, CSV path), raises :class:`~finwiz.errors.ConfigurationError`.
-    """
-
-    def __init__(self, settings: RebalancingSettings | None = None) -> None:
-        self.settings = settings if settings is not None else RebalancingSettings()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(settings={self.settings!r})"
-
-    def create_provider(self, name: str) -> PriceDataProvider:
-        """The price provider called ``name`` (a key of :data:`finwiz.data.PRICE_PROVIDERS`),
-        configured from the settings."""
-        return provider_from_name(name, self.settings)
-
-    def create_price_service(self, *, progress: ProgressCallback | None = None) -> PortfolioPriceService:
-        """A price service over the configured chain; ``progress(done, total)`` is optional."""
-        names = [self.settings.price_provider, *self.settings.fallback_providers]
-        providers = [self.create_provider(name) for name in names]
-        return PortfolioPriceService(providers, settings=self.settings, progress=progress)
-
-    def create_engine(self) -> RebalancingEngine:
-        """A :class:`~finwiz.RebalancingEngine` using the settings' solver choices."""
-        return RebalancingEngine(settings=self.settings)
-
-    def create_analyzer(self) -> PortfolioAnalyzer:
-        """A :class:`~finwiz.PortfolioAnalyzer`."""
-        return PortfolioAnalyzer()
-
-    def create_report_generator(self) -> HTMLReportGenerator:
-        """An :class:`~finwiz.HTMLReportGenerator` with the default sections."""
-        return HTMLReportGenerator()
-
-    def create_orchestrator(
-        self,
-        *,
-        event_bus: RebalancingEventBus | None = None,
-        report_generator: HTMLReportGenerator | None = None,
-        progress: ProgressCallback | None = None,
-        write_reports: bool = True,
-    ) -> PortfolioRebalancingOrchestrator:
-        """The orchestrator over fresh components; reports go to ``settings.report_directory``."""
-        generator = report_generator or (self.create_report_generator() if write_reports else None)
-        return PortfolioRebalancingOrchestrator(
-            self.create_price_service(progress=progress),
-            self.create_analyzer(),
-            self.create_engine(),
-            generator,
-            event_bus=event_bus,
-            report_directory=self.settings.report_directory,
-        )
-
-    def create_health_check(
-        self, orchestrator: PortfolioRebalancingOrchestrator | None = None
-    ) -> RebalancingHealthCheck:
-        """A health check of ``orchestrator``'s components (fresh ones when not given)."""
-        return RebalancingHealthCheck.for_orchestrator(orchestrator or self.create_orchestrator())

@@ -266,7 +266,7 @@ def test_one_provider_registry_for_settings_service_and_factory() -> None:
 
     import finwiz.orchestrator
     from finwiz.data import PRICE_PROVIDERS, provider_from_name
-    from finwiz.orchestrator import RebalancingServiceFactory
+    from finwiz.service._factory import RebalancingServiceFactory
     from finwiz.settings import ProviderName
 
     assert finwiz.orchestrator.PRICE_PROVIDERS is PRICE_PROVIDERS

@@ -24,9 +24,9 @@ from scipy.stats import norm
 from finwiz import FactorModel, PortfolioAnalyzer, RiskMetrics, rebalance
 from finwiz.data import compute_returns, sample_price_history
 from finwiz.errors import FinwizError, InvalidPortfolioError
-from finwiz.orchestrator import RebalancingServiceFactory
 from finwiz.risk import attach_risk, required_observations, risk_metrics
 from finwiz.schemas import PortfolioConfiguration
+from finwiz.service._factory import RebalancingServiceFactory
 from finwiz.settings import RebalancingSettings
 
 P = 252

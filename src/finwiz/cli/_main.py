@@ -113,7 +113,7 @@ async def _run(
     report: Path | None,
     quiet: bool,
 ) -> tuple[RebalancingResult, Path | None]:
-    from finwiz.orchestrator import RebalancingServiceFactory
+    from finwiz.service._factory import RebalancingServiceFactory
 
     progress = _Progress(sys.stderr, quiet)
     factory = RebalancingServiceFactory(settings)

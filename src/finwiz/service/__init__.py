@@ -1,1 +1,3 @@
-"""Running finwiz as a service: events (``_events``) and performance monitoring (``_monitoring``)."""
+"""Running finwiz as a service: events (``_events``), performance monitoring (``_monitoring``),
+the health check (``_health``) and the factory that builds the components from settings
+(``_factory``). Import the public names from :mod:`finwiz`."""

@@ -1,4 +1,4 @@
-"""Timing and health: ``monitor_performance`` and :class:`RebalancingHealthCheck`."""
+"""Timing: ``monitor_performance`` logs how long an operation took and whether it failed."""
 
 from __future__ import annotations
 
