@@ -1,10 +1,10 @@
 """The engine: configuration + prices -> one model -> verified whole-share trades.
 
 It only orchestrates; each stage runs once, in order, and nothing calls back up: prepare (the
-data and the model, here), continuous (``_continuous``: the optimum, re-solved while an iterative
-term's ``refine`` asks; a taxable account's sides fixed first, here), whole shares
-(``_discrete``: the rounding and its one rule of alternatives; exact mode's program instead),
-verify and result (``_result``). ``result.stages`` records each (``_trace``).
+data and the model, here), continuous (``solve/_continuous``: the optimum, re-solved while an
+iterative term's ``refine`` asks; a taxable account's sides fixed first by ``tax/_sides``), whole
+shares (``discrete/_stage``: the rounding and its one rule of alternatives; exact mode's program
+instead), verify and result (``verify/_result``). ``result.stages`` records each (``_trace``).
 """
 
 from __future__ import annotations

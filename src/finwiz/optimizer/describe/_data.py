@@ -13,7 +13,7 @@ import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -143,6 +143,8 @@ class ProblemData:
     # weights of the trade count's re-weighting, and whether this is the debias solve.
     count_weights: np.ndarray | None = None
     debias: bool = False
+    # What an iterative term (``Term.refine``) carries from one solve to the next, by its own keys.
+    options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
 
