@@ -85,7 +85,11 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     lots = target_shares / lot
     tolerance = _SNAP * np.maximum(1.0, np.abs(lots))
     lots = np.where(np.abs(lots - np.round(lots)) <= tolerance, np.round(lots), lots)
-    s = np.where(np.abs(lots * lot + held) <= _SNAP * np.maximum(1.0, held), -held, lots * lot)
+    s = lots * lot
+    # A sell that leaves a remnant within solver noise (below a cent, or 1e-8 of the value) is the
+    # sell-out: a warm-started solve stops ~1e-7 off the bound ``sell <= held`` where a cold one
+    # lands on it, and "sell 64.0" became "sell 63.999993" after another request.
+    s = np.where((s < 0) & (np.abs(s + held) * price <= _sell_out_noise(data)), -held, s)
     down = np.floor(s / lot + _EPS) * lot
     up = np.ceil(s / lot - _EPS) * lot
     has_min = (data.min_trade_value > 0) & (s != 0)
@@ -530,6 +534,12 @@ def _halvings(k: int) -> list[int]:
         out.append(k)
         k //= 2
     return out
+
+
+def _sell_out_noise(data: ProblemData) -> float:
+    """The value (currency) below which what a continuous sell leaves of a position is solver
+    noise, not a choice: a cent, or 1e-8 of the value (well inside the 1e-7 a solve is held to)."""
+    return max(NOISE_VALUE, 1e-8 * data.ref_value)
 
 
 def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
