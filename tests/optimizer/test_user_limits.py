@@ -127,3 +127,51 @@ def test_an_impossible_user_limit_is_named_by_the_diagnosis(
     with pytest.raises(InfeasibleRebalanceError) as caught:
         _engine(SectorLimit(mask, 0.02)).rebalance(config, sample_prices)
     assert "my_it_cap" in {c.name for c in caught.value.conflicts}
+
+
+# ----------------------------------------------------------------------------- a user's objective
+
+
+class SectorTilt(Term):
+    """A user's cvxpy objective: ``penalty x`` the weight of a set of assets."""
+
+    name = "sector_tilt"
+
+    def __init__(self, mask: np.ndarray, penalty: float) -> None:
+        self.mask, self.penalty = mask, penalty
+
+    def build(self, v: Variables, data: Any, *, diagnose: bool = False) -> TermParts:
+        weight = cp.Parameter(nonneg=True, name="penalty")
+        return TermParts(params={"penalty": weight}, objective=weight * (self.mask @ v.weights))
+
+    def values(self, data: Any) -> dict[str, float]:
+        return {"penalty": self.penalty}
+
+    def structure(self, data: Any) -> Any:
+        return (type(self).__qualname__, self.mask.tobytes())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_descent_keeps_a_user_objective(
+    sample_prices: pd.Series, sample_sector_map: dict[str, str], seed: int
+) -> None:
+    """The descent that finishes the second opinion (and exact mode, and a taxable account) prices
+    a user's objective too: from the whole-share answer without a minimum trade (the independent
+    optimum's), it never moves to trades the full objective rates worse."""
+    from finwiz.optimizer._assembler import Model
+    from finwiz.optimizer._data import build_problem_data
+    from finwiz.optimizer._engine import _applicable, _objective, _with_constraints
+    from finwiz.optimizer._rounding import polish
+
+    mask = _mask(sample_prices, sample_sector_map)
+    config = drifted_config(sample_prices, seed=seed, sectors=sample_sector_map, method="tilted", min_trade_size=0.0)
+    terms = [TargetTrackingTerm(), TransactionCostTerm(), SectorTilt(mask, 0.01)]
+    engine = RebalancingEngine()
+    engine.strategies["tilted"] = terms
+    result = engine.rebalance(config, sample_prices)
+    shares = np.array([result.post_trade_holdings[str(s)] for s in sample_prices.index])
+    shares -= np.array([config.shares_by_symbol()[str(s)] for s in sample_prices.index])
+    data = build_problem_data(config, sample_prices)
+    model = Model.of(_applicable(_with_constraints(terms), data), data)
+    polished = polish(model, shares)
+    assert _objective(model, polished) <= _objective(model, shares) + 1e-15

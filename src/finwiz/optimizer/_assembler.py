@@ -348,6 +348,19 @@ class AssembledProblem:
         return float(sum(float(p.objective.value) for _, p in self.user if p.objective is not None))
 
 
+def user_gradient_at(model: Model, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray | None:
+    """Gradient over ``z`` of the user terms' objectives at the trades ``(buy, sell, cost)``
+    (fractions of V_ref; unscaled), or None without a user term with an objective: what the
+    whole-share step prices a user's objective by."""
+    if not model.user_terms:
+        return None
+    assembled = assemble(model, continuous=False)
+    with assembled.lock:
+        assembled.set_values(model, model.stacked(continuous=False))
+        assembled.place(buy, sell, cost, model.data.x0)
+        return assembled.user_gradient(model.data.n)
+
+
 def user_limit_groups(model: Model) -> list[tuple[str, LimitGroup]]:
     """Each user term's limits as a :class:`LimitGroup` over ``z`` (term name, group): a limit is
     a hard limit everywhere the built-in ones are (the whole-share step, the compliance table, the

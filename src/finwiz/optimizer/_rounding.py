@@ -38,7 +38,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverError
-from finwiz.optimizer._assembler import Model, Stacked
+from finwiz.optimizer._assembler import Model, Stacked, user_gradient_at
 from finwiz.optimizer._compliance import meets_minimum, trade_point, trade_scalars
 from finwiz.optimizer._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer._diagnosis import conflict
@@ -711,6 +711,13 @@ def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None)
     """``shares`` after the descent on the exact objective (see :func:`_improve`): for an answer
     from elsewhere (exact mode's MIP solver, which stops within its tolerances), so that no single
     one-lot move improves it either."""
+    if gradient is None and model.user_terms:
+        # A user's objective keeps its effect here too (priced by its gradient at these trades):
+        # without it, the descent after the second opinion moved a linear tilt's trades back
+        # towards the untilted optimum.
+        z = _trade_point(model.data, shares)
+        n = model.data.n
+        gradient = user_gradient_at(model, z[:n], z[n : 2 * n], float(z[2 * n]))
     separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     return _improve(model.data, shares, pricer, _coupled_rows(model), separable, max_rounds=_ROUNDS, strict=True)
