@@ -35,7 +35,14 @@ from finwiz.optimizer._data import NOISE_VALUE, MarketImpactModel, ProblemData, 
 from finwiz.optimizer._diagnosis import explain_infeasibility
 from finwiz.optimizer._exact import ExactOutcome, solve_exact
 from finwiz.optimizer._model import Description
-from finwiz.optimizer._rounding import RoundingOutcome, gain_price, polish, round_trades, side_margin
+from finwiz.optimizer._rounding import (
+    RoundingOutcome,
+    gain_price,
+    polish,
+    round_trades,
+    side_crossing,
+    side_margin,
+)
 from finwiz.optimizer._solve import ProvenInfeasibleError, SolveOutcome, objective_at, solve_terms
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._terms import Term, TradeCountTerm, constraint_terms
@@ -424,7 +431,7 @@ class RebalancingEngine:
         # all out kept 60 trades and doubled the objective); then the rounding settles each one.
         value = np.abs(outcome.trades) * data.ref_value
         untraded = ~_traded(data, outcome.trades)
-        small = ~untraded & (value < 0.5 * data.min_trade_value)
+        small = ~untraded & (value < 0.5 * data.min_trade_value) & ~side_crossing(data)  # crossing: must trade
         minor = value[small].sum() <= _SMALL_SHARE * value.sum()
         for fixed in (untraded | small, untraded) if small.any() and minor else (untraded,):
             chosen = model.with_data(dataclasses.replace(data.fix(fixed), debias=True))
@@ -498,7 +505,7 @@ class RebalancingEngine:
         431-asset sample, neither is always better."""
         data = model.data
         value = np.abs(outcome.trades) * data.ref_value
-        small = (value >= NOISE_VALUE) & (value < data.min_trade_value * 0.5)
+        small = (value >= NOISE_VALUE) & (value < data.min_trade_value * 0.5) & ~side_crossing(data)
         dropped = small & (shares == 0)
         if value[dropped].sum() <= _RESOLVE_THRESHOLD * data.ref_value:
             return shares, outcome

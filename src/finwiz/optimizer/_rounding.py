@@ -45,7 +45,7 @@ from finwiz.optimizer._diagnosis import conflict
 from finwiz.optimizer._model import GAIN, SCALARS, Affine, column
 from finwiz.optimizer._quiet import quiet_stdout
 
-__all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_margin"]
+__all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_crossing", "side_margin"]
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
 _EPS = 1e-12
@@ -94,6 +94,16 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     up = np.ceil(s / lot - _EPS) * lot
     has_min = (data.min_trade_value > 0) & (s != 0)
     step = np.where(has_min, np.sign(s) * np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot, 0.0)
+    # An asset crossing sides (a long holding with a short target, or the reverse) must trade at
+    # least its holding, in one trade: offered whatever the continuous trade (a re-solve that
+    # fixed it as too small kept it on its side, and "no trade" then broke side_change).
+    crossing = side_crossing(data)
+    if crossing.any():
+        smallest = np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot
+        # The holding itself (a sell-out, odd lots allowed) or past it by whole lots, at least the minimum.
+        past = np.abs(held) + np.maximum(np.ceil((smallest - np.abs(held)) / lot - _EPS), 0.0) * lot
+        step = np.where(crossing, -np.sign(held) * past, step)
+        has_min = has_min | crossing
     sell_out = _sell_out_allowed(data, s)
     table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0)])
     valid = np.ones(table.shape, bool)
@@ -534,6 +544,14 @@ def _halvings(k: int) -> list[int]:
         out.append(k)
         k //= 2
     return out
+
+
+def side_crossing(data: ProblemData) -> np.ndarray:
+    """The assets that must cross sides (``ProblemData.side`` against the holding): a long holding
+    whose side is short, or a short one whose side is long. Each must trade at least its holding."""
+    if not data.allow_short:
+        return np.zeros(data.n, bool)
+    return np.asarray(((data.side < 0) & (data.shares > 0)) | ((data.side > 0) & (data.shares < 0)))
 
 
 def _sell_out_noise(data: ProblemData) -> float:
