@@ -149,6 +149,15 @@ class ProblemData:
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
 
     @property
+    def crossing(self) -> np.ndarray:
+        """The assets that must cross sides (``side`` against the holding): a long holding whose
+        side is short, or a short one whose side is long. Each must trade at least its holding, so
+        no step may leave its trade out as small."""
+        if not self.allow_short:
+            return np.zeros(self.n, bool)
+        return np.asarray(((self.side < 0) & (self.shares > 0)) | ((self.side > 0) & (self.shares < 0)))
+
+    @property
     def n(self) -> int:
         """Number of assets."""
         return len(self.symbols)

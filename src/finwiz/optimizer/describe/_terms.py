@@ -284,7 +284,7 @@ class TradeCountTerm(Term):
         # leaving them all out doubled the objective); then the rounding settles each one.
         value = np.abs(last) * data.ref_value
         untraded = ~traded(data, last)
-        small = ~untraded & (value < 0.5 * data.min_trade_value)
+        small = ~untraded & (value < 0.5 * data.min_trade_value) & ~data.crossing  # crossing: must trade
         minor = value[small].sum() <= _SMALL_SHARE * value.sum()
         fixed = (untraded | small, untraded) if small.any() and minor else (untraded,)
         return [dataclasses.replace(data.fix(f), debias=True) for f in fixed]

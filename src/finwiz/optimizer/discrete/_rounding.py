@@ -39,7 +39,7 @@ from finwiz.errors import ConstraintConflict, InfeasibleRebalanceError, SolverEr
 from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import GAIN, SCALARS, Affine, column
-from finwiz.optimizer.solve._assembler import Model, Stacked
+from finwiz.optimizer.solve._assembler import Model, Stacked, user_gradient_at
 from finwiz.optimizer.verify._compliance import meets_minimum, trade_point, trade_scalars
 from finwiz.optimizer.verify._diagnosis import conflict
 
@@ -83,11 +83,25 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
     lots = target_shares / lot
     tolerance = _SNAP * np.maximum(1.0, np.abs(lots))
     lots = np.where(np.abs(lots - np.round(lots)) <= tolerance, np.round(lots), lots)
-    s = np.where(np.abs(lots * lot + held) <= _SNAP * np.maximum(1.0, held), -held, lots * lot)
+    s = lots * lot
+    # A sell that leaves a remnant within solver noise (below a cent, or 1e-8 of the value) is the
+    # sell-out: a warm-started solve stops ~1e-7 off the bound ``sell <= held`` where a cold one
+    # lands on it, and "sell 64.0" became "sell 63.999993" after another request.
+    s = np.where((s < 0) & (np.abs(s + held) * price <= _sell_out_noise(data)), -held, s)
     down = np.floor(s / lot + _EPS) * lot
     up = np.ceil(s / lot - _EPS) * lot
     has_min = (data.min_trade_value > 0) & (s != 0)
     step = np.where(has_min, np.sign(s) * np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot, 0.0)
+    # An asset crossing sides (a long holding with a short target, or the reverse) must trade at
+    # least its holding, in one trade: offered whatever the continuous trade (a re-solve that
+    # fixed it as too small kept it on its side, and "no trade" then broke side_change).
+    crossing = data.crossing
+    if crossing.any():
+        smallest = np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot
+        # The holding itself (a sell-out, odd lots allowed) or past it by whole lots, at least the minimum.
+        past = np.abs(held) + np.maximum(np.ceil((smallest - np.abs(held)) / lot - _EPS), 0.0) * lot
+        step = np.where(crossing, -np.sign(held) * past, step)
+        has_min = has_min | crossing
     sell_out = _sell_out_allowed(data, s)
     table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0)])
     valid = np.ones(table.shape, bool)
@@ -531,6 +545,12 @@ def _halvings(k: int) -> list[int]:
     return out
 
 
+def _sell_out_noise(data: ProblemData) -> float:
+    """The value (currency) below which what a continuous sell leaves of a position is solver
+    noise, not a choice: a cent, or 1e-8 of the value (well inside the 1e-7 a solve is held to)."""
+    return max(NOISE_VALUE, 1e-8 * data.ref_value)
+
+
 def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
     """Selling out is a whole trade, lots or not (an odd lot may be sold), offered for a sell that
     would leave little anyway: at most the minimum trade or one lot in value."""
@@ -700,6 +720,13 @@ def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None)
     """``shares`` after the descent on the exact objective (see :func:`_improve`): for an answer
     from elsewhere (exact mode's MIP solver, which stops within its tolerances), so that no single
     one-lot move improves it either."""
+    if gradient is None and model.user_terms:
+        # A user's objective keeps its effect here too (priced by its gradient at these trades):
+        # without it, the descent after the second opinion moved a linear tilt's trades back
+        # towards the untilted optimum.
+        z = _trade_point(model.data, shares)
+        n = model.data.n
+        gradient = user_gradient_at(model, z[:n], z[n : 2 * n], float(z[2 * n]))
     separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     return _improve(model.data, shares, pricer, _coupled_rows(model), separable, max_rounds=_ROUNDS, strict=True)

@@ -143,7 +143,7 @@ def _lost_much(rounded: RoundingOutcome) -> bool:
 
 def _small(data: ProblemData, outcome: SolveOutcome) -> np.ndarray:
     value = np.abs(outcome.trades) * data.ref_value
-    return np.asarray((value >= NOISE_VALUE) & (value < data.min_trade_value * 0.5))
+    return np.asarray((value >= NOISE_VALUE) & (value < data.min_trade_value * 0.5) & ~data.crossing)
 
 
 def _dropped_small(data: ProblemData, answer: _Answer) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
-from finwiz.errors import TermError
+from finwiz.errors import ConfigurationError, TermError
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import (
     COST,
@@ -163,8 +163,23 @@ class Model:
 
     @property
     def groups(self) -> list[LimitGroup]:
-        """Every described limit group, in term order."""
-        return [g for d in self.described for g in d.limits]
+        """Every limit group, in term order: the described ones, then the user terms' own limits
+        (:func:`user_limit_groups`), so the whole-share step keeps them as it keeps the others."""
+        return [g for d in self.described for g in d.limits] + [g for _, g in self.user_groups]
+
+    @property
+    def checked_groups(self) -> list[tuple[str, LimitGroup]]:
+        """Every limit group with the name of the term that states it (the compliance table's rows)."""
+        described = [(t.name, g) for t, d in zip(self.terms, self.descriptions, strict=True) if d for g in d.limits]
+        return described + self.user_groups
+
+    @property
+    def user_groups(self) -> list[tuple[str, LimitGroup]]:
+        """The user terms' limits as rows over ``z`` (see :func:`user_limit_groups`), built once."""
+        if not self.user_terms:
+            return []
+        groups: list[tuple[str, LimitGroup]] = self.kept("user_groups", lambda: user_limit_groups(self))
+        return groups
 
     def stacked(self, continuous: bool = True) -> Stacked:
         """The descriptions stacked (see :func:`stack`)."""
@@ -333,6 +348,98 @@ class AssembledProblem:
         return float(sum(float(p.objective.value) for _, p in self.user if p.objective is not None))
 
 
+def user_gradient_at(model: Model, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray | None:
+    """Gradient over ``z`` of the user terms' objectives at the trades ``(buy, sell, cost)``
+    (fractions of V_ref; unscaled), or None without a user term with an objective: what the
+    whole-share step prices a user's objective by."""
+    if not model.user_terms:
+        return None
+    assembled = assemble(model, continuous=False)
+    with assembled.lock:
+        assembled.set_values(model, model.stacked(continuous=False))
+        assembled.place(buy, sell, cost, model.data.x0)
+        return assembled.user_gradient(model.data.n)
+
+
+def user_limit_groups(model: Model) -> list[tuple[str, LimitGroup]]:
+    """Each user term's limits as a :class:`LimitGroup` over ``z`` (term name, group): a limit is
+    a hard limit everywhere the built-in ones are (the whole-share step, the compliance table, the
+    diagnosis), so its left side must be affine in ``v.buy``, ``v.sell``, ``v.weights`` and
+    ``v.cost``. Its rows are exact: the coefficients are the expression's gradient (constant where
+    it is affine) at this request's Parameter values, the offset its value at no trade, checked
+    against the expression at a second point. A limit of another form cannot be kept in whole
+    shares and is refused by name (``ConfigurationError``), never left to a silent breach."""
+    data = model.data
+    n, x0 = data.n, data.x0
+    assembled = assemble(model, continuous=False)
+    out: list[tuple[str, LimitGroup]] = []
+    with assembled.lock:
+        assembled.set_values(model, model.stacked(continuous=False))
+        v = assembled.variables
+        known = {id(v.buy), id(v.sell), id(v.weights), id(v.cost)}
+        for term, parts in assembled.user:
+            for limit in parts.limits:
+                out.append((term.name, _limit_group(term, limit, v, known, n, x0)))
+        # Leave the shared variables as a solve would find them (values are only ever read after one).
+        assembled.place(np.zeros(n), np.zeros(n), 0.0, x0)
+    return out
+
+
+def _limit_group(term: Term, limit: Limit, v: Variables, known: set[int], n: int, x0: np.ndarray) -> LimitGroup:
+    """One user limit as linear rows over ``z`` (see :func:`user_limit_groups`)."""
+    lhs = limit.lhs
+    where = f"term {term.name!r}, limit {limit.name!r}"
+    if not lhs.is_affine():
+        raise ConfigurationError(
+            f"{where}: only a limit affine in the trades (v.buy, v.sell, v.weights, v.cost) can be kept in whole "
+            "shares; write a convex limit as affine rows, or as an objective penalty"
+        )
+    if any(id(var) not in known for var in lhs.variables()):
+        raise ConfigurationError(
+            f"{where}: the left side uses a variable of its own; a limit may use only v.buy, v.sell, v.weights "
+            "and v.cost (they are what the whole-share step can evaluate)"
+        )
+
+    def at(buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
+        v.buy.value, v.sell.value, v.cost.value = buy, sell, cost
+        v.weights.value = x0 + buy - sell
+        return np.atleast_1d(np.asarray(lhs.value, dtype=float)).ravel()
+
+    zero = np.zeros(n)
+    offset = at(zero, zero, 0.0)
+    m = offset.size
+    grads = lhs.grad
+    d_w, d_b, d_s, d_c = (_jacobian(grads, var, m) for var in (v.weights, v.buy, v.sell, v.cost))
+    coef = np.hstack([d_b + d_w, d_s - d_w, d_c])  # m x (2n + 1): buy, sell, c
+    rows, cols = np.nonzero(coef)
+    codes = np.where(cols < 2 * n, cols, COST)
+    affine = Affine(rows.astype(np.int64), codes.astype(np.int64), coef[rows, cols], offset)
+    # The rows must reproduce the expression: checked at a point that moves every variable.
+    rng = np.random.default_rng(0)
+    buy, sell, cost = rng.uniform(0, 0.01, n), rng.uniform(0, 0.01, n), 0.001
+    expected = at(buy, sell, cost)
+    got = affine.evaluate(np.concatenate([buy, sell, [cost, 0.0, 0.0, 0.0, 0.0]]))
+    if not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
+        raise ConfigurationError(f"{where}: its left side could not be read as rows over the trades")
+    rhs_value = limit.rhs.value if isinstance(limit.rhs, cp.Expression) else limit.rhs
+    bound = np.broadcast_to(np.asarray(rhs_value, dtype=float).ravel(), (m,)).copy()
+    if not np.isfinite(bound).all():
+        raise ConfigurationError(f"{where}: the right side must be finite")
+    infinite = np.full(m, np.inf)
+    lower, upper = (-infinite, bound) if limit.sense == "<=" else (bound, infinite)
+    members = (limit.name,) if m == 1 else tuple(f"{k}" for k in range(m))
+    return LimitGroup(limit.name, affine, lower, upper, members, unit="")
+
+
+def _jacobian(grads: dict[Any, Any], var: cp.Expression, m: int) -> np.ndarray:
+    """``d expr / d var`` as an (expression size x variable size) array (zeros where absent)."""
+    block = grads.get(var)
+    if block is None:
+        return np.zeros((m, var.size))
+    dense = np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float)
+    return np.asarray(dense.reshape(var.size, m).T)
+
+
 def _gradient(grads: dict[Any, Any], var: cp.Expression) -> np.ndarray:
     block = grads.get(var)
     if block is None:
@@ -383,6 +490,19 @@ class _Pieces:
     limits: list[Limit] = field(default_factory=list)
     groups: dict[str, LimitGroup] = field(default_factory=dict)
 
+    total: cp.Variable | None = None
+    epigraph: list[cp.Constraint] = field(default_factory=list)
+
+    def impact_total(self) -> cp.Variable:
+        """One scalar ``m >= sum of the impact cones`` that the rows with a cost coefficient read.
+        Written into every such row, the sum put a dense row of every asset's cone into each (a
+        position cap on all 431 assets: a 431 x 431 dense block, 9 s per Clarabel solve and
+        "optimal_inaccurate"); the rows only get stricter as ``m`` grows, so the epigraph is exact."""
+        if self.total is None:
+            self.total = cp.Variable(nonneg=True, name="impact_total")
+            self.epigraph.append(self.total >= cp.sum(cp.hstack(self.impacts)))
+        return self.total
+
     def new(self, size: int, name: str) -> cp.Parameter:
         param = cp.Parameter(size, name=name)
         self.params.append(param)
@@ -418,6 +538,7 @@ def build(
     user = _add_user_terms(pieces, model, v, diagnose)
     constraints: list[cp.Constraint] = [v.weights == x0 + v.buy - v.sell] if variables is None else []
     constraints += lots
+    constraints += pieces.epigraph
     constraints.append(v.cost >= cp.sum(cp.hstack(pieces.costs)) if pieces.costs else v.cost == 0)
     slacks: dict[str, cp.Variable] = {}
     elastic: list[tuple[str, cp.Constraint]] = []
@@ -499,7 +620,7 @@ def _add_piece(pieces: _Pieces, kind: str, piece: Any, stacked: Stacked) -> None
         if alpha.any():
             # Constants, not Parameters: a Parameter times the impact (itself made of
             # Parameters) is not DPP. They are caps and floors, alike across a model's accounts.
-            impact = cp.sum(cp.hstack(pieces.impacts))
+            impact = pieces.impact_total()
             low_expr = low_expr - cp.multiply(np.maximum(-alpha, 0.0)[low], impact)
             up_expr = up_expr + cp.multiply(np.maximum(alpha, 0.0)[up], impact)
         if low.size:

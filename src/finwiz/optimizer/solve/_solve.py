@@ -18,6 +18,7 @@ and would otherwise reuse old options.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from finwiz.optimizer.solve._native import (
     plan,
     polish_osqp,
     qp_base,
+    refine_on_active_set,
     solve_clarabel,
     solve_osqp,
 )
@@ -204,7 +206,11 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
             return _Found(str(exc))
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             return _Found("infeasible", iterations)
-        if status != cp.OPTIMAL:
+        # Still "almost solved" at the looser cone tolerances: the point is taken when it keeps
+        # every limit to FEASIBILITY_TOLERANCE (checked by _judge), since the whole-share step
+        # re-prices it exactly and the final trades are verified on every limit. Refusing it
+        # failed requests with market impact and binding caps that are feasible.
+        if status != cp.OPTIMAL and not (status == cp.OPTIMAL_INACCURATE and name == "CLARABEL"):
             return _Found(f"status {status}", iterations)
         v = assembled.variables
         assembled.solves += 1
@@ -356,16 +362,32 @@ def _solve_native(
                 found, z, finisher = polished, polished.z, "OSQP"
         buy, sell, cost = qp.trades(z)
         duals = None
-        if found.y is not None:  # the limit rows: every group after the bounds, definitions and cost
-            spans = [(a, b) for name, a, b in qp.groups[3:] if name != "definitions"]
-            duals = np.concatenate([found.y[a:b] for a, b in spans]) / qp.scale if spans else np.zeros(0)
+        if found.y is not None:
+            duals = _limit_duals(qp, found.y)
             multipliers["y"], multipliers["z"] = found.y, z  # the accepted answer is the last optimal one
         return _Found("optimal", found.iterations, found.residuals, buy, sell, cost, qp.objective(z), finisher, duals)
 
     multipliers: dict[str, np.ndarray] = {}
     outcome = _judge(order, run)
     y, z = multipliers.get("y"), multipliers.get("z")
+    if model.data.fractional and y is not None and z is not None:
+        # Fractional lots are finer than any solver's accuracy: the answer is made exact on its
+        # active set, so the trades do not depend on the route or warm start that found it.
+        refined = refine_on_active_set(qp, z, y)
+        if refined is not None:
+            z, y = refined
+            buy, sell, cost = qp.trades(z)
+            duals = _limit_duals(qp, y)
+            outcome = dataclasses.replace(
+                outcome, buy=buy, sell=sell, cost=cost, objective=qp.objective(z), duals=duals
+            )
     return outcome, np.zeros(qp.A.shape[1]) if z is None else z, np.zeros(qp.A.shape[0]) if y is None else y
+
+
+def _limit_duals(qp: NativeQP, y: np.ndarray) -> np.ndarray:
+    """The multipliers of the limit rows: every group after the bounds, definitions and cost."""
+    spans = [(a, b) for name, a, b in qp.groups[3:] if name != "definitions"]
+    return np.concatenate([y[a:b] for a, b in spans]) / qp.scale if spans else np.zeros(0)
 
 
 def objective_at(model: Model, points: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> list[float]:

@@ -25,8 +25,7 @@ __all__ = ["build_result", "checks_of", "trades_of", "verify"]
 
 def checks_of(model: Model, state: PostTradeState) -> list[ComplianceCheck]:
     """Every limit of the model's description and the minimum trade size, on ``state``."""
-    described = [(t.name, g) for t, d in zip(model.terms, model.descriptions, strict=True) if d for g in d.limits]
-    checks = compliance_checks(model.data, state, described)
+    checks = compliance_checks(model.data, state, model.checked_groups)
     size_check = min_trade_check(model.data, state)
     if size_check is not None:
         checks.append(size_check)
