@@ -158,9 +158,10 @@ def test_the_descent_keeps_a_user_objective(
     """The descent that finishes the second opinion (and exact mode, and a taxable account) prices
     a user's objective too: from the whole-share answer without a minimum trade (the independent
     optimum's), it never moves to trades the full objective rates worse."""
-    from finwiz.optimizer._engine import _applicable, _objective, _with_constraints
+    from finwiz.optimizer._engine import _applicable, _with_constraints
     from finwiz.optimizer.describe._data import build_problem_data
     from finwiz.optimizer.discrete._rounding import polish
+    from finwiz.optimizer.discrete._stage import achieved as _objective
     from finwiz.optimizer.solve._assembler import Model
 
     mask = _mask(sample_prices, sample_sector_map)
