@@ -176,7 +176,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _rebalance(args: argparse.Namespace) -> int:
     from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
-    outputs = {"report": None if args.no_report else args.report, "JSON": args.json, "CSV": args.csv}
+    outputs = {
+        "report": None if args.no_report else args.report,
+        "JSON": args.json,
+        "CSV": args.csv,
+        "orders": args.orders,
+    }
     for what, target in outputs.items():
         if target is not None:
             _check_writable(Path(target), f"the {what}")
@@ -185,7 +190,9 @@ def _rebalance(args: argparse.Namespace) -> int:
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
     if settings.price_provider == "csv":
         inputs.append(("the price file", settings.csv_price_path))
-    check_outputs({"--report": outputs["report"], "--json": args.json, "--csv": args.csv}, inputs)
+    check_outputs(
+        {"--report": outputs["report"], "--json": args.json, "--csv": args.csv, "--orders": args.orders}, inputs
+    )
     config = load_portfolio_file(args.portfolio_file, lots=args.lots, max_lots=settings.max_lots)
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
@@ -196,8 +203,10 @@ def _rebalance(args: argparse.Namespace) -> int:
         _write_text(Path(args.json), _result_json(result), "the JSON")
     if args.csv is not None:
         _write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
+    if args.orders is not None:
+        _write_text(Path(args.orders), csv_safe(result.orders()).to_csv(index=False), "the orders")
     _print_result(result, written, sys.stdout)
-    for what, target in (("JSON", args.json), ("CSV", args.csv)):
+    for what, target in (("JSON", args.json), ("CSV", args.csv), ("Orders", args.orders)):
         if target is not None:
             sys.stdout.write(terminal_text(f"{what} written to {Path(target).resolve()}") + "\n")
     return EXIT_OK
@@ -253,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     rebalance.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     rebalance.add_argument("--json", metavar="PATH", help="also write the full result as JSON")
     rebalance.add_argument("--csv", metavar="PATH", help="also write one row per asset as CSV")
+    rebalance.add_argument(
+        "--orders",
+        metavar="PATH",
+        help="also write the trades as market orders (CSV, sells before buys; see RebalancingResult.orders)",
+    )
     rebalance.set_defaults(handler=_rebalance)
 
     from finwiz.cli._backtest import add_backtest_parser

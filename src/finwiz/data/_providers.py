@@ -85,8 +85,9 @@ class AsyncClosing:
 class PriceDataProvider(AsyncClosing, ABC):
     """Source of prices: current quotes and daily history, all validated before they leave.
 
-    Subclasses implement :meth:`get_current_price` and :meth:`fetch_history`; batch sources also
-    override :meth:`fetch_prices`. ``batch_size`` is how many symbols one request may carry and
+    Subclasses implement :meth:`get_current_price`; sources with daily history (backtests, risk
+    estimates) also implement :meth:`fetch_history`, whose default serves none and says so, naming
+    the provider, when history is asked for. Batch sources also override :meth:`fetch_prices`. ``batch_size`` is how many symbols one request may carry and
     ``max_concurrency`` how many requests may run at once. Use as ``async with provider: ...`` to
     close connections on exit.
     """
@@ -99,15 +100,20 @@ class PriceDataProvider(AsyncClosing, ABC):
     async def get_current_price(self, symbol: str) -> PriceData:
         """The latest price of ``symbol``; raises :class:`PriceDataError` naming both."""
 
-    @abstractmethod
     async def fetch_history(
         self, symbols: Sequence[str], start: DateLike = None, end: DateLike = None
     ) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
         """Daily prices of canonical ``symbols`` between ``start`` and ``end`` (inclusive).
 
         Returns the symbols found (index: date, columns: symbol, positive floats or NaN) and one
-        error per symbol that could not be served. Never raises for a single symbol.
+        error per symbol that could not be served. Never raises for a single symbol. The default
+        serves no history: every symbol gets an error saying this provider has none, so
+        :meth:`get_historical_prices` raises naming the provider and the method to implement.
         """
+        reason = f"{type(self).__name__} serves no price history (implement fetch_history to provide it)"
+        return pd.DataFrame(index=pd.DatetimeIndex([])), {
+            s: PriceDataError(s, reason, provider=self.name) for s in symbols
+        }
 
     async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
         """Latest price or error for each canonical symbol; never raises for a single symbol."""
