@@ -31,7 +31,8 @@ def test_rebalance_writes_orders_sells_first(
     assert list(orders["order_id"]) == [f"acct-{n:04d}" for n in range(1, len(orders) + 1)]
     sides = list(orders["side"])
     assert sides == sorted(sides, key=lambda side: side != "SELL")  # every SELL before any BUY
-    assert "SELL" in sides and "BUY" in sides
+    assert "SELL" in sides
+    assert "BUY" in sides
     assert "Orders written to" in out
 
 

@@ -87,4 +87,5 @@ def test_orders_refuse_bad_options_by_name(kwargs: dict[str, object], words: str
 def test_orders_of_a_result_without_trades_is_an_empty_frame() -> None:
     result = _result().model_copy(update={"trades": []})
     orders = result.orders()
-    assert orders.empty and "order_id" in orders.columns
+    assert orders.empty
+    assert "order_id" in orders.columns

@@ -87,8 +87,9 @@ class PriceDataProvider(AsyncClosing, ABC):
 
     Subclasses implement :meth:`get_current_price`; sources with daily history (backtests, risk
     estimates) also implement :meth:`fetch_history`, whose default serves none and says so, naming
-    the provider, when history is asked for. Batch sources also override :meth:`fetch_prices`. ``batch_size`` is how many symbols one request may carry and
-    ``max_concurrency`` how many requests may run at once. Use as ``async with provider: ...`` to
+    the provider, when history is asked for. Batch sources also override :meth:`fetch_prices`.
+    ``batch_size`` is how many symbols one request may carry and ``max_concurrency`` how many
+    requests may run at once. Use as ``async with provider: ...`` to
     close connections on exit.
     """
 

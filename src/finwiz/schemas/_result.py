@@ -272,6 +272,4 @@ def orders_frame(
             )
         )
     frame = pd.DataFrame(rows, columns=list(ORDER_COLUMNS))
-    return frame.astype(
-        {"quantity": float, "limit_price": float, "estimated_value": float, "sequence": "int64"}
-    )
+    return frame.astype({"quantity": float, "limit_price": float, "estimated_value": float, "sequence": "int64"})
