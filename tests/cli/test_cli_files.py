@@ -169,7 +169,7 @@ def test_control_characters_in_printed_trades_are_removed(tmp_path: Path, capsys
 def test_a_lots_path_must_be_a_bounded_regular_file(
     book: Path, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from finwiz import _portfolio_file
+    from finwiz.cli import _portfolio_file
 
     if kind == "device":
         target = Path("/dev/zero")
@@ -205,8 +205,7 @@ def test_the_portfolio_file_itself_must_be_a_regular_file(tmp_path: Path, capsys
 def test_ctrl_c_anywhere_exits_130_with_one_line(
     book: Path, where: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import finwiz.cli
-    from finwiz import _portfolio_file
+    from finwiz.cli import _main, _portfolio_file
     from finwiz.optimizer import RebalancingEngine
 
     def interrupt(*args: object, **kwargs: object) -> None:
@@ -219,7 +218,7 @@ def test_ctrl_c_anywhere_exits_130_with_one_line(
             raise SolverError("SCIP failed") from exc
 
     if where == "parser":
-        monkeypatch.setattr(finwiz.cli, "build_parser", interrupt)
+        monkeypatch.setattr(_main, "build_parser", interrupt)
     elif where in ("load", "backtest"):
         monkeypatch.setattr(_portfolio_file, "load_portfolio_file", interrupt)
     else:

@@ -146,12 +146,13 @@ def _run(args: argparse.Namespace) -> int:
     if report is not None and (report.is_dir() or not report.parent.is_dir()):
         raise UsageError(f"cannot write the report to {str(report)!r}: no such directory or a directory")
     inputs = [("the portfolio file", path) for path in input_files(args.portfolio_file)]
+    inputs.append(("the targets file", args.targets))
     if args.prices.startswith("csv:") and args.prices[4:]:
         inputs.append(("the --prices file", args.prices[4:]))
     inputs.append(("the --volumes file", args.volumes))
     check_outputs({"--report": report}, inputs)
     policies = {spec: parse_policy(spec) for spec in (args.policy or ["monthly"])}
-    config = load_portfolio_file(args.portfolio_file)
+    config = load_portfolio_file(args.portfolio_file, targets=args.targets, cash=args.cash)
     prices = price_table(args.prices, date_format=args.date_format)
     volumes = (
         price_table(f"csv:{args.volumes}", date_format=args.date_format, option="--volumes") if args.volumes else None
@@ -186,7 +187,14 @@ def add_backtest_parser(commands: Any) -> None:
         "PortfolioConfiguration) on the first date and play each --policy over the price history: "
         "whole shares, costs, market impact with --volumes. Prints one row of metrics per policy.",
     )
-    parser.add_argument("portfolio_file", metavar="PORTFOLIO_FILE", help="portfolio .toml, .yaml or .yml")
+    from finwiz.cli._main import add_holdings_options
+
+    parser.add_argument(
+        "portfolio_file",
+        metavar="PORTFOLIO_FILE",
+        help="portfolio .toml, .yaml or .yml, or a holdings .csv (symbol,shares[,target_weight][,sector])",
+    )
+    add_holdings_options(parser)
     parser.add_argument("--prices", default="sample", metavar="SOURCE", help="sample | csv:PATH (default: sample)")
     parser.add_argument("--policy", action="append", metavar="POLICY", help=f"{_POLICY_HELP} (repeatable)")
     parser.add_argument("--volumes", metavar="PATH", help="CSV of daily dollar volumes (dates x symbols)")

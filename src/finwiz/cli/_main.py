@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
-from finwiz.errors import ConfigurationError, FinwizError
+from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
 
@@ -61,6 +61,40 @@ class _Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+_SHOWN_SYMBOLS = 5  # an unpriced-symbols line names this many per reason, then "and N more"
+
+
+class UnpricedSymbolsError(InsufficientPriceDataError):
+    """:class:`InsufficientPriceDataError` in one short line for the terminal: how many of the
+    book's symbols have no price, a few of them per reason, and the option that fixes it (the
+    full ``failures`` map is kept). A 431-symbol book on the 20-stock sample made a 14 kB line."""
+
+    def __init__(self, failures: dict[str, str], *, provider: str | None, total: int) -> None:
+        super().__init__(failures, provider=provider)
+        self.total = total
+
+    def __str__(self) -> str:
+        prefix = f"{self.provider}: "
+        groups: dict[str, list[str]] = {}
+        for symbol, reason in self.failures.items():
+            groups.setdefault(reason.removeprefix(prefix), []).append(symbol)
+
+        def few(symbols: list[str]) -> str:
+            more = len(symbols) - _SHOWN_SYMBOLS
+            return ", ".join(symbols[:_SHOWN_SYMBOLS]) + (f" and {more:,} more" if more > 0 else "")
+
+        count = f"{len(self.failures):,} of {self.total:,} symbol{'' if self.total == 1 else 's'}"
+        source = self.provider or "the price source"
+        if set(groups) == {"unknown symbol"}:
+            text = f"{count} unknown to the {source} provider ({few(groups['unknown symbol'])})"
+        else:
+            reasons = "; ".join(f"{why}: {few(symbols)}" for why, symbols in groups.items())
+            text = f"{count} have no usable price from {source} ({reasons})"
+        if self.provider == "sample":
+            text += "; the sample holds only 20 S&P 500 stocks: use --prices csv:PATH, yahoo or alpha_vantage"
+        return text
 
 
 def _settings_for(prices: str | None) -> RebalancingSettings:
@@ -130,6 +164,10 @@ async def _run(
     async def fetch_and_report(symbols: Sequence[str]) -> dict[str, float]:
         try:
             return await fetch(symbols)
+        except InsufficientPriceDataError as exc:
+            if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
+                raise
+            raise UnpricedSymbolsError(exc.failures, provider=exc.provider, total=len(set(symbols))) from exc
         finally:
             progress.end()  # before any error line, so that line starts on its own
 
@@ -188,12 +226,15 @@ def _rebalance(args: argparse.Namespace) -> int:
     settings = _settings_for(args.prices)
     inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
+    inputs.append(("the targets file", args.targets))
     if settings.price_provider == "csv":
         inputs.append(("the price file", settings.csv_price_path))
     check_outputs(
         {"--report": outputs["report"], "--json": args.json, "--csv": args.csv, "--orders": args.orders}, inputs
     )
-    config = load_portfolio_file(args.portfolio_file, lots=args.lots, max_lots=settings.max_lots)
+    config = load_portfolio_file(
+        args.portfolio_file, lots=args.lots, max_lots=settings.max_lots, targets=args.targets, cash=args.cash
+    )
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
     portfolio_id = args.portfolio_id or Path(args.portfolio_file).stem
@@ -210,6 +251,28 @@ def _rebalance(args: argparse.Namespace) -> int:
         if target is not None:
             sys.stdout.write(terminal_text(f"{what} written to {Path(target).resolve()}") + "\n")
     return EXIT_OK
+
+
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite amount >= 0")
+    return value
+
+
+def add_holdings_options(parser: argparse.ArgumentParser) -> None:
+    """``--targets`` and ``--cash``, which complete a holdings CSV (or override a file's)."""
+    parser.add_argument(
+        "--targets",
+        metavar="PATH",
+        help="target weights CSV (symbol,target_weight); replaces the file's targets",
+    )
+    parser.add_argument(
+        "--cash", type=_amount, metavar="AMOUNT", help="cash held (replaces the file's; a holdings CSV: default 0)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,10 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebalance the portfolio described in a TOML or YAML file",
         description="Rebalance the portfolio in PORTFOLIO_FILE (TOML or YAML with the fields of "
         "PortfolioConfiguration: holdings, cash, target_weights, limits, and for a taxable account "
-        "a [tax] table and tax lots), print the trades and write the report (and optionally JSON "
-        "and CSV).",
+        "a [tax] table and tax lots; or a custodian-style holdings CSV with the columns symbol, "
+        "shares and optionally target_weight and sector, with --targets and --cash), print the "
+        "trades and write the report (and optionally JSON, CSV and orders).",
     )
-    rebalance.add_argument("portfolio_file", metavar="PORTFOLIO_FILE", help="portfolio .toml, .yaml or .yml")
+    rebalance.add_argument(
+        "portfolio_file",
+        metavar="PORTFOLIO_FILE",
+        help="portfolio .toml, .yaml or .yml, or a holdings .csv (symbol,shares[,target_weight][,sector])",
+    )
+    add_holdings_options(rebalance)
     rebalance.add_argument(
         "--prices",
         metavar="SOURCE",
