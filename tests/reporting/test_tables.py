@@ -12,7 +12,18 @@ from finwiz.schemas import ComplianceCheck, RebalancingResult
 
 from .conftest import ParsedPage, parse_html
 
-TRADE_COLUMNS = ["Symbol", "Sector", "Side", "Shares", "Price", "Value", "Cost", "Current", "Target", "Post-trade"]
+TRADE_COLUMNS = [
+    "Symbol",
+    "Sector",
+    "Side",
+    "Shares",
+    "Price (USD)",
+    "Value (USD)",
+    "Cost (USD)",
+    "Current",
+    "Target",
+    "Post-trade",
+]
 
 
 def _page(result: RebalancingResult) -> ParsedPage:
@@ -141,7 +152,7 @@ def test_compliance_table_has_a_unit_column(result: RebalancingResult) -> None:
     by_name = {row[0]: row for row in rows[1:]}
     assert by_name["max_position[AAA]"][3:7] == ["30.000%", "25.000%", "5.000%", "weight"]
     assert by_name["long_only[AAA]"][3:7] == ["0", "450", "450", "shares"]
-    assert by_name["cash_floor"][3:7] == ["1,000.00", "10,971.00", "9,971.00", "currency"]
+    assert by_name["cash_floor"][3:7] == ["1,000.00", "10,971.00", "9,971.00", "USD"]
     assert by_name["esg_floor"][3:8] == ["7", "6.5", "-0.5", "score", "BREACH"]
     assert by_name["custom"][6] == ""  # no unit given: blank, numbers as they are
     assert rows[1][0] == "esg_floor"  # breaches first

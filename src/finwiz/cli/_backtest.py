@@ -247,7 +247,7 @@ def add_backtest_parser(commands: Any) -> None:
         "PortfolioConfiguration) on the first date and play each --policy over the price history: "
         "whole shares, costs, market impact with --volumes. Prints one row of metrics per policy.",
     )
-    from finwiz.cli._main import add_holdings_options
+    from finwiz.cli._holdings_csv import add_holdings_options
 
     parser.add_argument(
         "portfolio_file",

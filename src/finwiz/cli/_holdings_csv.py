@@ -18,6 +18,7 @@ portfolio file.
 
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import canonical_symbol
 
-__all__ = ["HOLDINGS_COLUMNS", "TARGETS_COLUMNS", "read_holdings_csv", "read_targets_csv"]
+__all__ = ["HOLDINGS_COLUMNS", "TARGETS_COLUMNS", "add_holdings_options", "read_holdings_csv", "read_targets_csv"]
 
 HOLDINGS_COLUMNS = ("symbol", "shares", "target_weight", "sector")
 """The columns a holdings CSV may have; ``symbol`` and ``shares`` are required."""
@@ -33,11 +34,11 @@ TARGETS_COLUMNS = ("symbol", "target_weight")
 """The columns of a targets CSV (``--targets``)."""
 
 
-def _rows(path: Path, what: str, known: tuple[str, ...], required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """The non-blank rows of a CSV as (line, {column: cell}) after checking its header."""
-    from finwiz.cli._portfolio_file import _read_input
-
-    text = _read_input(path, what, "file", "utf-8-sig")  # a byte-order mark is not a column
+def _rows(
+    path: Path, text: str, what: str, known: tuple[str, ...], required: tuple[str, ...]
+) -> list[tuple[int, dict[str, str]]]:
+    """The non-blank rows of CSV ``text`` (read from ``path``) as (line, {column: cell}) after
+    checking its header."""
     reader = csv.reader(text.splitlines(keepends=True))
     header = [name.strip().lower() for name in next(reader, [])]
     missing = [c for c in required if c not in header]
@@ -94,15 +95,16 @@ def _number(cells: dict[str, str], column: str, where: str, symbol: str, *, empt
         ) from None
 
 
-def read_holdings_csv(path: str | Path) -> dict[str, Any]:
-    """The ``PortfolioConfiguration`` fields a holdings CSV gives: ``holdings`` and, from its
-    optional columns, ``target_weights`` and ``sectors`` (see the module docstring)."""
+def read_holdings_csv(path: str | Path, text: str) -> dict[str, Any]:
+    """The ``PortfolioConfiguration`` fields holdings CSV ``text`` (read from ``path``) gives:
+    ``holdings`` and, from its optional columns, ``target_weights`` and ``sectors`` (see the
+    module docstring)."""
     file = Path(path)
     holdings: list[dict[str, Any]] = []
     targets: dict[str, float] = {}
     sectors: dict[str, str] = {}
     seen: dict[str, int] = {}
-    rows = _rows(file, "holdings CSV", HOLDINGS_COLUMNS, ("symbol", "shares"))
+    rows = _rows(file, text, "holdings CSV", HOLDINGS_COLUMNS, ("symbol", "shares"))
     has_targets = False
     for line, cells in rows:
         where = f"{file}, row {line}"
@@ -122,12 +124,12 @@ def read_holdings_csv(path: str | Path) -> dict[str, Any]:
     return fields
 
 
-def read_targets_csv(path: str | Path) -> dict[str, float]:
-    """Target weights from a ``symbol,target_weight`` CSV, one symbol a row."""
+def read_targets_csv(path: str | Path, text: str) -> dict[str, float]:
+    """Target weights from ``symbol,target_weight`` CSV ``text`` (read from ``path``)."""
     file = Path(path)
     targets: dict[str, float] = {}
     seen: dict[str, int] = {}
-    for line, cells in _rows(file, "targets CSV", TARGETS_COLUMNS, TARGETS_COLUMNS):
+    for line, cells in _rows(file, text, "targets CSV", TARGETS_COLUMNS, TARGETS_COLUMNS):
         where = f"{file}, row {line}"
         symbol = _symbol(cells, where, seen)
         seen[symbol] = line
@@ -135,3 +137,25 @@ def read_targets_csv(path: str | Path) -> dict[str, float]:
     if not targets:
         raise InvalidPortfolioError(f"{file}: the targets CSV has no rows", field="target_weights")
     return targets
+
+
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite amount >= 0")
+    return value
+
+
+def add_holdings_options(parser: argparse.ArgumentParser) -> None:
+    """``--targets`` and ``--cash``, which complete a holdings CSV (or override a file's)."""
+    parser.add_argument(
+        "--targets",
+        metavar="PATH",
+        help="target weights CSV (symbol,target_weight); replaces the file's targets",
+    )
+    parser.add_argument(
+        "--cash", type=_amount, metavar="AMOUNT", help="cash held (replaces the file's; a holdings CSV: default 0)"
+    )

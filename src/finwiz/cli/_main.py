@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
+from finwiz.cli._holdings_csv import add_holdings_options
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
@@ -92,7 +93,7 @@ class UnpricedSymbolsError(InsufficientPriceDataError):
         else:
             reasons = "; ".join(f"{why}: {few(symbols)}" for why, symbols in groups.items())
             text = f"{count} have no usable price from {source} ({reasons})"
-        if self.provider == "sample":
+        if self.provider == "sample" and "unknown symbol" in groups:
             text += "; the sample holds only 20 S&P 500 stocks: use --prices csv:PATH, yahoo or alpha_vantage"
         return text
 
@@ -140,6 +141,11 @@ def _result_json(result: RebalancingResult) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+def _in_currency(result: RebalancingResult, currency: str) -> RebalancingResult:
+    """``result`` labelled with the portfolio's currency (the engine leaves the default, USD)."""
+    return result if result.currency == currency else result.model_copy(update={"currency": currency})
+
+
 async def _run(
     config: PortfolioConfiguration,
     settings: RebalancingSettings,
@@ -147,6 +153,7 @@ async def _run(
     report: Path | None,
     quiet: bool,
 ) -> tuple[RebalancingResult, Path | None]:
+    from finwiz.data._providers import check_currency
     from finwiz.orchestrator import RebalancingServiceFactory
 
     progress = _Progress(sys.stderr, quiet)
@@ -172,8 +179,25 @@ async def _run(
             progress.end()  # before any error line, so that line starts on its own
 
     orchestrator.fetch_prices = fetch_and_report  # type: ignore[method-assign]
+    # Quotes that carry a currency must be in the portfolio's; amounts are shown in it.
+    quote = orchestrator.price_service.get_current_prices
+
+    async def quote_in_currency(symbols: Sequence[str], **options: Any) -> Any:
+        found = await quote(symbols, **options)
+        check_currency(found, config.currency, provider=settings.price_provider)
+        return found
+
+    orchestrator.price_service.get_current_prices = quote_in_currency  # type: ignore[method-assign]
+    write = orchestrator.write_report
+
+    async def write_in_currency(result: RebalancingResult, *args: Any, **kwargs: Any) -> Path | None:
+        return await write(_in_currency(result, config.currency), *args, **kwargs)
+
+    orchestrator.write_report = write_in_currency  # type: ignore[method-assign]
     try:
-        result = await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report)
+        result = _in_currency(
+            await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report), config.currency
+        )
     finally:
         progress.end()
         await orchestrator.price_service.aclose()  # type: ignore[attr-defined]
@@ -251,28 +275,6 @@ def _rebalance(args: argparse.Namespace) -> int:
         if target is not None:
             sys.stdout.write(terminal_text(f"{what} written to {Path(target).resolve()}") + "\n")
     return EXIT_OK
-
-
-def _amount(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
-    if not value >= 0.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite amount >= 0")
-    return value
-
-
-def add_holdings_options(parser: argparse.ArgumentParser) -> None:
-    """``--targets`` and ``--cash``, which complete a holdings CSV (or override a file's)."""
-    parser.add_argument(
-        "--targets",
-        metavar="PATH",
-        help="target weights CSV (symbol,target_weight); replaces the file's targets",
-    )
-    parser.add_argument(
-        "--cash", type=_amount, metavar="AMOUNT", help="cash held (replaces the file's; a holdings CSV: default 0)"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

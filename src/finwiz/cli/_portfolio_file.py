@@ -472,7 +472,7 @@ def load_portfolio_file(
     relative to the file's folder); ``targets`` a ``symbol,target_weight`` CSV that replaces the
     file's target weights (a holdings CSV with a ``target_weight`` column refuses it: targets
     given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0)."""
-    from finwiz.cli._holdings_csv import read_holdings_csv, read_targets_csv
+    from finwiz.cli._holdings_csv import read_holdings_csv
 
     file = Path(path)
     suffix = file.suffix.lower()
@@ -488,12 +488,12 @@ def load_portfolio_file(
         overrides["cash"] = cash
     if fmt is not None:
         if targets is not None:
-            overrides["target_weights"] = read_targets_csv(targets)
+            overrides["target_weights"] = _read_targets(targets)
         text = _read_input(file, "portfolio file", "file", "utf-8")
         return parse_portfolio_text(
             text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots, overrides=overrides
         )
-    data = read_holdings_csv(file)
+    data = read_holdings_csv(file, _read_input(file, "holdings CSV", "file", "utf-8-sig"))
     if targets is not None:
         if "target_weights" in data:
             raise InvalidPortfolioError(
@@ -501,7 +501,7 @@ def load_portfolio_file(
                 "give them in one place",
                 field="target_weights",
             )
-        data["target_weights"] = read_targets_csv(targets)
+        data["target_weights"] = _read_targets(targets)
     elif "target_weights" not in data:
         raise InvalidPortfolioError(
             f"{file}: no target weights; add a target_weight column or give a targets CSV "
@@ -512,6 +512,12 @@ def load_portfolio_file(
     _attach_lots(data, lots_file, str(file))
     data.update(overrides)
     return _configuration(data, "", "csv", str(file), lots_file)
+
+
+def _read_targets(path: str | Path) -> dict[str, float]:
+    from finwiz.cli._holdings_csv import read_targets_csv
+
+    return read_targets_csv(path, _read_input(path, "targets CSV", "target_weights", "utf-8-sig"))
 
 
 def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Path]:

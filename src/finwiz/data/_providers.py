@@ -29,6 +29,7 @@ __all__ = [
     "InMemoryPriceProvider",
     "PriceDataProvider",
     "SamplePriceProvider",
+    "check_currency",
     "day_bound",
     "gather_each",
 ]
@@ -37,6 +38,20 @@ T = TypeVar("T")
 
 DateLike = date | datetime | str | pd.Timestamp | None
 """A day bound for historical requests: a date, an ISO string, or None for open-ended."""
+
+
+def check_currency(quotes: Mapping[str, object], currency: str, *, provider: str | None = None) -> None:
+    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
+    :class:`InsufficientPriceDataError` naming each such symbol and its currency. Plain numbers
+    and quotes of unknown currency (``PriceData.currency`` None) pass: they are taken to be in the
+    portfolio's."""
+    foreign = {
+        symbol: f"priced in {quote.currency}, the portfolio is in {currency}"
+        for symbol, quote in quotes.items()
+        if isinstance(quote, PriceData) and quote.currency is not None and quote.currency != currency
+    }
+    if foreign:
+        raise InsufficientPriceDataError(foreign, provider=provider)
 
 
 def day_bound(value: DateLike) -> pd.Timestamp | None:
@@ -296,10 +311,13 @@ def _long_to_wide(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 class SamplePriceProvider(_TableProvider):
-    """The bundled 20-stock sample (daily adjusted closes, 1990-2022) as a provider, offline."""
+    """The bundled 20-stock sample (daily adjusted closes, 1990-2022) as a provider, offline;
+    its quotes are in USD."""
 
     name = "sample"
+    currency = "USD"
 
     def __init__(self) -> None:
         clean, problems = clean_price_frame(sample_price_history(), provider=self.name)
         super().__init__(clean, problems)
+        self._latest = {s: q.model_copy(update={"currency": self.currency}) for s, q in self._latest.items()}

@@ -309,13 +309,13 @@ class HTMLReportGenerator:
         value = result.portfolio_value_before
         cost_bps = result.total_cost / value * 1e4 if value else 0.0
         rows = [
-            ("Transaction costs", money(result.transaction_costs)),
-            ("Market impact costs", money(result.market_impact_costs)),
-            ("Total cost", money(result.total_cost)),
+            ("Transaction costs", money(result.transaction_costs, result.currency)),
+            ("Market impact costs", money(result.market_impact_costs, result.currency)),
+            ("Total cost", money(result.total_cost, result.currency)),
             ("Total cost (bp of value before)", f"{cost_bps:.2f}"),
-            ("Bought", money(bought)),
-            ("Sold", money(sold)),
-            ("Net cash used by trades", money(bought - sold)),
+            ("Bought", money(bought, result.currency)),
+            ("Sold", money(sold, result.currency)),
+            ("Net cash used by trades", money(bought - sold, result.currency)),
             ("Turnover (traded value / value before)", percent(result.turnover)),
         ]
         return self._section("costs", "Costs and turnover", result, rows=rows)

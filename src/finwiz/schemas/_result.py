@@ -82,6 +82,7 @@ class RebalancingResult(_Model):
     risk_before: RiskMetrics | None = None
     risk_after: RiskMetrics | None = None
     portfolio_id: str | None = None
+    currency: str = Field(default="USD", description="ISO code of every amount (the configuration's currency)")
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
