@@ -89,3 +89,12 @@ def test_orders_of_a_result_without_trades_is_an_empty_frame() -> None:
     orders = result.orders()
     assert orders.empty
     assert "order_id" in orders.columns
+
+
+def test_limit_prices_are_on_a_cent_tick() -> None:
+    result = _result()
+    orders = result.orders(order_type="limit", limit_offset=0.0033)
+    prices = dict(zip(orders["symbol"], orders["limit_price"], strict=True))
+    assert prices["A"] == 99.67  # 100 x 0.9967
+    assert prices["B"] == 50.17  # 50 x 1.0033 = 50.165, to the cent
+    assert prices["C"] == 20.07  # 20.066

@@ -269,7 +269,9 @@ def _rebalance(args: argparse.Namespace) -> int:
     if args.csv is not None:
         _write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
     if args.orders is not None:
-        _write_text(Path(args.orders), csv_safe(result.orders()).to_csv(index=False), "the orders")
+        _write_text(
+            Path(args.orders), csv_safe(result.orders()).to_csv(index=False, float_format="%.12g"), "the orders"
+        )
     _print_result(result, written, sys.stdout)
     for what, target in (("JSON", args.json), ("CSV", args.csv), ("Orders", args.orders)):
         if target is not None:

@@ -165,8 +165,8 @@ class RebalancingResult(_Model):
         (1, 2, ...). Sells come before buys always: their proceeds pay for the buys, so the
         list is safe to send in order when cash is short. ``order_type="limit"`` needs
         ``limit_offset`` (a fraction, e.g. 0.002) and prices a buy at price x (1 + offset) and a
-        sell at price x (1 - offset), i.e. willing to pay that much past the last price; for
-        market orders ``limit_price`` is NaN.
+        sell at price x (1 - offset), i.e. willing to pay that much past the last price, rounded
+        to the cent (to 0.0001 under 1); for market orders ``limit_price`` is NaN.
         """
         return orders_frame(self, account=account, order_type=order_type, limit_offset=limit_offset)
 
@@ -258,7 +258,9 @@ def orders_frame(
     rows = []
     for n, trade in enumerate(ordered, start=1):
         sign = 1.0 if trade.action is TradeAction.BUY else -1.0
-        limit = trade.price * (1.0 + sign * limit_offset) if limit_offset is not None else math.nan
+        limit = math.nan
+        if limit_offset is not None:  # a tick of a cent, of 0.0001 under 1 (as US venues quote)
+            limit = round(trade.price * (1.0 + sign * limit_offset), 2 if trade.price >= 1.0 else 4)
         rows.append(
             (
                 name,
