@@ -210,8 +210,7 @@ def test_a_preset_replaced_by_a_riskless_strategy_needs_no_model(
 
 def test_a_backtest_records_a_failed_check_as_a_failed_rebalance() -> None:
     from finwiz.backtest import Backtest, OptimizedRebalance
-
-    from .test_backtest import PRICES, book
+    from tests.backtest.test_backtest import PRICES, book
 
     policy = OptimizedRebalance("minimize_costs", every="Y", custom_constraints=[Verdict("committee", False, ["veto"])])
     result = Backtest(PRICES, initial=book()).run(policy)
