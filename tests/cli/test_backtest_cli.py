@@ -85,7 +85,14 @@ def test_backtest_prints_one_row_per_policy_and_writes_the_report(
     out, err = capsys.readouterr()
     assert status == 0, err
     lines = out.splitlines()
-    assert lines[0].split()[:2] == ["final_value", "tracking_error"]
+    assert lines[0].split()[:6] == [
+        "final_value",
+        "annual_return",
+        "volatility",
+        "max_drawdown",
+        "sharpe",
+        "tracking_error",
+    ]
     assert [line.split()[0] for line in lines[2:5]] == ["monthly", "band:0.05", "optimized:minimize_costs,every=M"]
     assert "Backtesting 3 policies over 1006 days (2015-01-02 to 2018-12-31)" in err
     html = report.read_text(encoding="utf-8")

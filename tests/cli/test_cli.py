@@ -123,7 +123,9 @@ def test_unknown_symbol_price_failure(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out == ""
     *progress, error = err.split("\n")[:-1]
     assert "Fetching prices for 1 symbol from sample" in progress[-1]
-    assert error.startswith("finwiz: error: ZZZZ")  # on its own line: the bar was closed first
+    # on its own line (the bar was closed first), short, and saying what to do
+    assert error.startswith("finwiz: error: 1 of 1 symbol unknown to the sample provider (ZZZZ)")
+    assert "--prices csv:PATH" in error
     assert err.count("\n") == 2
 
 

@@ -160,8 +160,8 @@ def test_the_summary_and_the_report_show_the_tax(
     net = sum(lot["realized_gain"] for _, lot in sold)
     assert data["tax"]["net_realized_gain"] == pytest.approx(net, abs=0.01)
     lines = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines() if ":" in line}
-    assert lines["Estimated tax"] == f"{money(data['tax']['estimated_tax'])} (not paid from cash)"
-    assert lines["Realised gains"].startswith(f"{money(data['tax']['net_realized_gain'])} net")
+    assert lines["Estimated tax"] == f"{money(data['tax']['estimated_tax'], 'USD')} (not paid from cash)"
+    assert lines["Realised gains"].startswith(f"{money(data['tax']['net_realized_gain'], 'USD')} net")
     assert "Lots sold" in out
     for _, lot in sold:
         assert lot["lot_id"] in out

@@ -59,9 +59,9 @@ def test_trade_blotter_lists_each_trade(result: RebalancingResult) -> None:
         "Sector",
         "Side",
         "Shares",
-        "Price",
-        "Value",
-        "Cost",
+        "Price (USD)",
+        "Value (USD)",
+        "Cost (USD)",
         "Current",
         "Target",
         "Post-trade",
@@ -135,21 +135,21 @@ def test_breaches_are_highlighted(make_result: Callable[..., RebalancingResult])
     assert page.row_classes.count("breach") == 2  # the compliance row and the sector row
     assert "BREACH" in page.text
     assert "OVER CAP" in page.text
-    assert "3 of 4 constraints hold." in page.text
+    assert "3 of 4 limits hold." in page.text
     assert "Some constraints are breached" in page.text
 
 
 def test_compliant_result_has_no_breach_rows(result: RebalancingResult) -> None:
     page = parse_html(HTMLReportGenerator().generate_html(result))
     assert "breach" not in page.row_classes
-    assert "4 of 4 constraints hold." in page.text
-    for constraint in (
-        "budget",
-        "long_only[AAA]",
-        "sector_cap[Technology]",
-        "sector_cap[Health Care]",
+    assert "4 of 4 limits hold." in page.text
+    for words in (
+        "budget = 0",
+        "long_only[AAA] \u2265 0",  # a kind of check the words do not know is shown as it is
+        "Technology sector \u2264 60 % of value",
+        "Health Care sector \u2264 50 % of value",
     ):
-        assert constraint in page.text
+        assert words in page.text
 
 
 def test_sector_table_uses_caps_from_compliance(result: RebalancingResult) -> None:

@@ -12,7 +12,18 @@ from finwiz.schemas import ComplianceCheck, RebalancingResult
 
 from .conftest import ParsedPage, parse_html
 
-TRADE_COLUMNS = ["Symbol", "Sector", "Side", "Shares", "Price", "Value", "Cost", "Current", "Target", "Post-trade"]
+TRADE_COLUMNS = [
+    "Symbol",
+    "Sector",
+    "Side",
+    "Shares",
+    "Price (USD)",
+    "Value (USD)",
+    "Cost (USD)",
+    "Current",
+    "Target",
+    "Post-trade",
+]
 
 
 def _page(result: RebalancingResult) -> ParsedPage:
@@ -92,7 +103,7 @@ def _with_checks(result: RebalancingResult, checks: list[ComplianceCheck]) -> Re
     return result.model_copy(update={"compliance": checks})
 
 
-def test_compliance_table_has_a_unit_column(result: RebalancingResult) -> None:
+def test_compliance_rows_read_in_words_grouped_by_kind(result: RebalancingResult) -> None:
     checks = [
         ComplianceCheck(
             constraint="max_position[AAA]",
@@ -137,14 +148,20 @@ def test_compliance_table_has_a_unit_column(result: RebalancingResult) -> None:
         ComplianceCheck(constraint="custom", term="custom", kind="<=", limit=1.0, value=0.5, slack=0.5, satisfied=True),
     ]
     rows = _page(_with_checks(result, checks)).tables["compliance-table"]
-    assert rows[0] == ["Constraint", "Term", "Kind", "Limit", "Value", "Slack", "Unit", "Status"]
-    by_name = {row[0]: row for row in rows[1:]}
-    assert by_name["max_position[AAA]"][3:7] == ["30.000%", "25.000%", "5.000%", "weight"]
-    assert by_name["long_only[AAA]"][3:7] == ["0", "450", "450", "shares"]
-    assert by_name["cash_floor"][3:7] == ["1,000.00", "10,971.00", "9,971.00", "currency"]
-    assert by_name["esg_floor"][3:8] == ["7", "6.5", "-0.5", "score", "BREACH"]
-    assert by_name["custom"][6] == ""  # no unit given: blank, numbers as they are
-    assert rows[1][0] == "esg_floor"  # breaches first
+    assert rows[0] == ["Limit", "Post-trade", "Room", "Status"]
+    # In words, each value in its unit; the group with a breach first, then the fixed order.
+    assert rows[1:] == [
+        ["ESG floor \u00b7 0 of 1 hold"],
+        ["average ESG score \u2265 7", "6.5", "-0.5", "BREACH"],
+        ["Position caps \u00b7 1 of 1 hold"],
+        ["AAA \u2264 30 % of value", "25 %", "5 %", "ok"],
+        ["Cash floor \u00b7 1 of 1 hold"],
+        ["cash \u2265 USD 1,000.00", "USD 10,971.00", "USD 9,971.00", "ok"],
+        ["No short sales \u00b7 1 of 1 hold"],
+        ["long_only[AAA] \u2265 0", "450", "450", "ok"],  # not a sale bound: shown as it is
+        ["Custom checks \u00b7 1 of 1 hold"],
+        ["custom: its own check", "passes", "", "ok"],
+    ]
 
 
 @pytest.mark.parametrize("unit", ["weight", "turnover"])
@@ -152,5 +169,37 @@ def test_fraction_units_read_as_percentages(result: RebalancingResult, unit: str
     check = ComplianceCheck(
         constraint="c", term="t", kind="<=", limit=0.5, value=0.123456, slack=0.376544, satisfied=True, unit=unit
     )
-    row = _page(_with_checks(result, [check])).tables["compliance-table"][1]
-    assert row[3:5] == ["50.000%", "12.346%"]
+    row = _page(_with_checks(result, [check])).tables["compliance-table"][2]
+    assert row[:2] == ["c \u2264 50 %", "12.346 %"]
+
+
+def test_one_row_per_limit_and_member_at_its_tightest(result: RebalancingResult) -> None:
+    def band(slack: float) -> ComplianceCheck:
+        return ComplianceCheck(
+            constraint="tolerance_band[MMM]",
+            term="trade_bounds",
+            kind="<=",
+            limit=0.0,
+            value=0.0 if slack == 0 else 2.0,
+            slack=slack,
+            satisfied=slack >= 0,
+            unit="shares",
+        )
+
+    cap = ComplianceCheck(
+        constraint="max_position[AAPL]",
+        term="max_position",
+        kind="<=",
+        limit=0.1,
+        value=0.09997,
+        slack=0.00003,
+        satisfied=True,
+        unit="weight",
+    )
+    rows = _page(_with_checks(result, [band(0.0), band(-2.0), cap])).tables["compliance-table"]
+    assert rows[1:] == [
+        ["Inside the tolerance band \u00b7 0 of 1 hold"],
+        ["MMM: no trade (inside its tolerance band)", "trades 2", "-2", "BREACH"],
+        ["Position caps \u00b7 1 of 1 hold"],
+        ["AAPL \u2264 10 % of value", "9.997 %", "0.003 %", "ok"],
+    ]

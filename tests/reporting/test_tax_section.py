@@ -97,22 +97,22 @@ def test_gains_by_term_net_budget_tax_and_harvested_losses() -> None:
     result = tax_result()
     page = page_of(result)
     assert page.tables["tax-gains-table"] == [
-        ["Realised", "Short-term", "Long-term", "Total"],
+        ["Realised", "Short-term (USD)", "Long-term (USD)", "Total (USD)"],
         ["Realised gains", "90.00", "3,600.00", "3,690.00"],
         ["Realised losses", "1,200.00", "0.00", "1,200.00"],
         ["Net realised gain", "-1,110.00", "3,600.00", "2,490.00"],
     ]
     text = page.text
-    assert "Estimated tax151.50" in text  # 0.15 x 3600 - 0.35 x 1110 (kpi label, then value)
-    assert "Harvested losses1,200.00" in text
-    assert "Gain budget2,490.00 of 5,000.00 (49.80% used)" in text
+    assert "Estimated taxUSD 151.50" in text  # 0.15 x 3600 - 0.35 x 1110 (kpi label, then value)
+    assert "Harvested lossesUSD 1,200.00" in text
+    assert "Gain budgetUSD 2,490.00 of USD 5,000.00 (49.80% used)" in text
     assert "Tax weight0.5" in text
 
 
 def test_lots_sold_table() -> None:
     page = page_of(tax_result())
     rows = page.tables["tax-lots-table"]
-    assert rows[0] == ["Symbol", "Lot", "Acquired", "Shares", "Cost basis / share", "Realised gain", "Term"]
+    assert rows[0] == ["Symbol", "Lot", "Acquired", "Shares", "Cost basis / share (USD)", "Realised gain (USD)", "Term"]
     assert rows[1:-1] == [  # by acquisition date
         ["AAA", "AAA#1", "2019-01-02", "90", "60.00", "3,600.00", "Long-term"],
         ["AAA", "AAA#2", "2024-01-15", "20", "95.50", "90.00", "Short-term"],
@@ -149,10 +149,10 @@ def summary_lines(result: RebalancingResult) -> dict[str, str]:
 
 def test_summaries_show_tax_only_when_set() -> None:
     lines = summary_lines(tax_result())
-    assert lines["Realised gains"] == "2,490.00 net (short -1,110.00, long 3,600.00)"
-    assert lines["Harvested losses"] == "1,200.00"
-    assert lines["Gain budget"] == "2,490.00 of 5,000.00 (49.80% used)"
-    assert lines["Estimated tax"] == "151.50 (not paid from cash)"
+    assert lines["Realised gains"] == "USD 2,490.00 net (short USD -1,110.00, long USD 3,600.00)"
+    assert lines["Harvested losses"] == "USD 1,200.00"
+    assert lines["Gain budget"] == "USD 2,490.00 of USD 5,000.00 (49.80% used)"
+    assert lines["Estimated tax"] == "USD 151.50 (not paid from cash)"
     plain = summary_text(build_result())
     assert "tax" not in plain.lower()
     assert "Realised" not in plain
@@ -164,11 +164,14 @@ def test_a_budget_of_zero_shows_no_share_used() -> None:
     result = tax_result()
     assert result.tax is not None
     zero = result.model_copy(update={"tax": result.tax.model_copy(update={"budget": 0.0, "budget_used": None})})
-    assert summary_lines(zero)["Gain budget"] == "2,490.00 of 0.00"
+    assert summary_lines(zero)["Gain budget"] == "USD 2,490.00 of USD 0.00"
 
 
 def test_a_net_loss_uses_none_of_the_budget() -> None:
     result = tax_result()
     assert result.tax is not None
     loss = result.tax.model_copy(update={"net_realized_gain": -300.0, "budget_used": -300.0 / BUDGET})
-    assert summary_lines(result.model_copy(update={"tax": loss}))["Gain budget"] == "-300.00 of 5,000.00 (0.00% used)"
+    assert (
+        summary_lines(result.model_copy(update={"tax": loss}))["Gain budget"]
+        == "USD -300.00 of USD 5,000.00 (0.00% used)"
+    )

@@ -10,7 +10,7 @@ from finwiz.schemas import RebalancingResult
 
 def test_trades_table_is_aligned(result: RebalancingResult) -> None:
     lines = trades_table(result).splitlines()
-    assert lines[0].split() == ["Symbol", "Side", "Shares", "Price", "Value", "Cost"]
+    assert lines[0].split() == ["Symbol", "Side", "Shares", "Price", "(USD)", "Value", "(USD)", "Cost", "(USD)"]
     assert set(lines[1]) == {"-", " "}
     # Sells first, then buys; numbers right-aligned so every line ends in the same column.
     assert lines[2].split() == ["AAA", "SELL", "-150", "100.00", "-15,000.00", "15.00"]  # signed like to_frame()
@@ -26,7 +26,7 @@ def test_trades_table_without_trades(make_result: Callable[..., RebalancingResul
 
 def test_summary_text(result: RebalancingResult) -> None:
     text = summary_text(result)
-    assert "Value before:      100,000.00" in text
+    assert "Value before:      USD 100,000.00" in text
     assert "Turnover:          29.00%" in text
     assert "Warning: rounded 2 trades to whole shares" in text
     assert "Compliant:         yes" in text

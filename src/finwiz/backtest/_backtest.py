@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -12,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from finwiz.backtest._data import build_history
+from finwiz.backtest._progress import DateProgress, scheduled_dates
 from finwiz.backtest._results import BacktestComparison, BacktestResult
 from finwiz.backtest._simulate import refuse_taxable, simulate
-from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context, _progress_callback
+from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context
 from finwiz.errors import ConfigurationError, FinwizError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +56,11 @@ class Backtest:
     market_impact
         The impact coefficient ``k`` (default 1 when ``volumes`` are given; 0 turns impact off),
         or a fixed :class:`~finwiz.MarketImpactModel` for every date (then no ``volumes``).
+    periods_per_year
+        Return periods per year for the annualised ``volatility`` and ``sharpe`` metrics
+        (default: the price index's own frequency, ~252 for trading days).
+    risk_free_rate
+        Annual risk-free rate of the ``sharpe`` metric (default 0).
     date_format
         The ``strftime`` format of text dates (in ``prices``, ``volumes`` and ``cash_flows``),
         e.g. ``"%d/%m/%Y"``. Without it ISO dates are read, and text dates whose day and month
@@ -72,8 +79,15 @@ class Backtest:
         cash_flows: pd.Series | None = None,
         market_impact: float | MarketImpactModel | None = None,
         date_format: str | None = None,
+        periods_per_year: float | None = None,
+        risk_free_rate: float = 0.0,
     ) -> None:
         refuse_taxable(initial)
+        if periods_per_year is not None and not (math.isfinite(periods_per_year) and periods_per_year > 0):
+            raise ConfigurationError(f"periods_per_year must be a positive number, not {periods_per_year!r}")
+        if not math.isfinite(risk_free_rate) or risk_free_rate <= -1:
+            raise ConfigurationError(f"risk_free_rate must be an annual rate above -1, not {risk_free_rate!r}")
+        self.periods_per_year, self.risk_free_rate = periods_per_year, float(risk_free_rate)
         self.history: MarketHistory = build_history(
             prices,
             initial,
@@ -96,15 +110,30 @@ class Backtest:
         """The initial configuration, with every symbol of the universe as a holding."""
         return self.history.initial
 
-    def run(self, policy: Any, *, name: str | None = None) -> BacktestResult:
+    def run(
+        self, policy: Any, *, name: str | None = None, progress: bool | Callable[[int, int], object] = False
+    ) -> BacktestResult:
         """Play ``policy`` over the history and return its :class:`BacktestResult`.
 
         A rebalance that fails (infeasible limits, solver failure) is recorded in
         ``result.rebalances`` with its reason and the book carries on; a policy that raises
         anything else, or returns trades that are not whole shares or would sell more than is
         held, raises :class:`~finwiz.errors.PolicyError` naming the policy and the date.
+        ``progress=True`` draws a tqdm bar on stderr counting the policy's scheduled rebalance
+        dates; a callable gets ``(done, total)`` instead.
         """
-        return simulate(self.history, policy, name if name is not None else repr(policy))
+        label = name if name is not None else repr(policy)
+        counter = DateProgress(progress, scheduled_dates(policy, self.history.dates) if progress else 0, label)
+        try:
+            return self._with_parameters(
+                simulate(self.history, policy, label, counter.advance if counter.active else None)
+            )
+        finally:
+            counter.close()
+
+    def _with_parameters(self, result: BacktestResult) -> BacktestResult:
+        result.periods_per_year, result.risk_free_rate = self.periods_per_year, self.risk_free_rate
+        return result
 
     def compare(
         self,
@@ -120,7 +149,10 @@ class Backtest:
         process, one after the other, sharing the engine's warm caches), ``"processes"`` (a local
         pool of ``max_workers``), a ``concurrent.futures.Executor``, or a ``dask.distributed``
         ``Client``. The history is sent once per worker. A policy that cannot run is recorded in
-        ``comparison.failures`` with its error; the others go on.
+        ``comparison.failures`` with its error; the others go on. ``progress=True`` draws a tqdm
+        bar on stderr counting rebalance dates (each policy's scheduled dates, summed; in this
+        process date by date, on other executors a policy's dates when it finishes); a callable
+        gets ``(done, total)`` in the same units.
         """
         if not isinstance(policies, Mapping) or not policies:
             raise ConfigurationError("compare needs a non-empty mapping of name -> policy")
@@ -128,10 +160,12 @@ class Backtest:
             raise ConfigurationError(f"max_workers must be at least 1, not {max_workers}")
         kind = _executor_name(executor)
         tasks = [(str(name), policy) for name, policy in policies.items()]
+        counts = {n: scheduled_dates(p, self.history.dates) for n, p in tasks} if progress else {}
+        counter = DateProgress(progress, sum(counts.values()), f"Backtesting {len(tasks)} policies")
         start = time.perf_counter()
         workers = 1
         if kind == "local":
-            stream: Iterator[Outcome] = (_run_named(self.history, n, p) for n, p in tasks)
+            stream: Iterator[Outcome] = (_run_counted(self.history, n, p, counter, counts.get(n, 0)) for n, p in tasks)
         elif kind == "dask":
             workers = _check_dask_client(executor)
             stream = _on_dask(executor, self.history, tasks)
@@ -141,13 +175,15 @@ class Backtest:
         else:
             workers = int(getattr(executor, "_max_workers", 0) or 1)
             stream = _on_pool(executor, self.history, tasks)
-        report = _progress_callback(progress, len(tasks))
         outcomes: dict[str, Outcome] = {}
-        with _collector_paused():
-            for outcome in stream:
-                outcomes[outcome[0]] = outcome
-                if report is not None:
-                    report(len(outcomes), len(tasks))
+        try:
+            with _collector_paused():
+                for outcome in stream:
+                    outcomes[outcome[0]] = outcome
+                    if kind != "local":  # a worker's policy: its dates all at once
+                        counter.advance(counts.get(outcome[0], 0))
+        finally:
+            counter.close()
         results: dict[str, BacktestResult] = {}
         failures: dict[str, str] = {}
         for name, _ in tasks:
@@ -156,13 +192,33 @@ class Backtest:
                 failures[name] = error or "unknown failure"
             else:
                 result.prices = self.history.frame  # left behind when it came from a worker
-                results[name] = result
+                results[name] = self._with_parameters(result)
         return BacktestComparison(results, failures, time.perf_counter() - start, kind, workers)
 
 
-def _run_named(history: MarketHistory, name: str, policy: Any) -> Outcome:
+def _run_counted(history: MarketHistory, name: str, policy: Any, counter: DateProgress, dates: int) -> Outcome:
+    """:func:`_run_named` in this process, reporting its dates as they pass (the rest at the end,
+    when it stopped part way)."""
+    if not counter.active:
+        return _run_named(history, name, policy)
+    reported = 0
+
+    def on_dates(n: int) -> None:
+        nonlocal reported
+        reported += n
+        counter.advance(n)
+
     try:
-        return name, simulate(history, policy, name), None
+        return _run_named(history, name, policy, on_dates)
+    finally:
+        counter.advance(dates - reported)
+
+
+def _run_named(
+    history: MarketHistory, name: str, policy: Any, on_dates: Callable[[int], object] | None = None
+) -> Outcome:
+    try:
+        return name, simulate(history, policy, name, on_dates), None
     except FinwizError as exc:
         return name, None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a policy's bug fails that policy, never the sweep

@@ -11,6 +11,15 @@ Metrics (all computed from the simulated book, never from the policy's own claim
 * ``costs``, ``costs_per_year`` (currency) and ``costs_bp_per_year`` (per year, over the mean value).
 * ``trades``, ``rebalances``, ``failed_rebalances``, ``final_value``, ``total_return``,
   ``annual_return``, ``years`` (trading days / 252).
+* ``volatility``: ``std(r) x sqrt(N)``, the annualised standard deviation (``ddof=1``) of the
+  period returns ``r_t = (V_t - F_t) / V_{t-1} - 1`` (``F_t`` the period's cash flow, so a deposit
+  is not a gain), with ``N`` periods per year (``periods_per_year``: the backtest's parameter, else
+  the price index's own frequency, its observations per 365.25 days: about 252 for trading days,
+  52 for weeks, 12 for months).
+* ``max_drawdown``: the largest fall from a peak of the flow-adjusted wealth ``W_t = prod(1 + r)``,
+  ``max_t (1 - W_t / max_{s<=t} W_s)``, as a positive fraction (0: never below a previous high).
+* ``sharpe``: ``(mean(r) - rf / N) / std(r) x sqrt(N)`` with ``rf`` the annual risk-free rate
+  (``risk_free_rate``, default 0); NaN when the returns do not vary.
 """
 
 from __future__ import annotations
@@ -35,6 +44,15 @@ __all__ = ["TRADE_COLUMNS", "BacktestComparison", "BacktestResult"]
 TRADE_COLUMNS = ["date", "symbol", "side", "shares", "price", "cost"]
 REBALANCE_COLUMNS = ["trigger", "status", "reason", "trades", "turnover", "cost", "value_before", "seconds"]
 TRADING_DAYS = 252
+
+
+def periods_per_year(index: pd.Index) -> float:
+    """Observations of ``index`` (dates) per 365.25 days: ~252 for trading days, 12 for months
+    (:data:`TRADING_DAYS` when it spans less than a day)."""
+    if len(index) < 2:
+        return float(TRADING_DAYS)
+    days = (index[-1] - index[0]) / pd.Timedelta(days=1)
+    return (len(index) - 1) / (days / 365.25) if days > 0 else float(TRADING_DAYS)
 
 
 @dataclass(eq=False)
@@ -62,6 +80,8 @@ class BacktestResult:
     segment_starts: np.ndarray = field(repr=False)
     segment_shares: np.ndarray = field(repr=False)
     prices: pd.DataFrame | None = field(default=None, repr=False)
+    periods_per_year: float | None = None
+    risk_free_rate: float = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
         # The price table is the backtest's, and large (days x assets): a result sent back from a
@@ -114,8 +134,29 @@ class BacktestResult:
             "rebalances": int(ok.sum()),
             "failed_rebalances": int((~ok).sum()),
             "years": years,
+            **self._risk_and_return(),
         }
         return pd.Series(out, name=self.name, dtype=object)
+
+    def _risk_and_return(self) -> dict[str, float]:
+        """Volatility, maximum drawdown and Sharpe ratio (formulas in the module docstring)."""
+        values = self.values.to_numpy()
+        flows = self.cash_flows.to_numpy()
+        per_year = self.periods_per_year or periods_per_year(self.values.index)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = (values[1:] - flows[1:]) / values[:-1] - 1.0
+        returns = returns[np.isfinite(returns)]  # a book emptied by withdrawals has no return
+        if len(returns) < 2:
+            return {"volatility": float("nan"), "max_drawdown": 0.0, "sharpe": float("nan")}
+        spread = float(returns.std(ddof=1))
+        wealth = np.cumprod(1.0 + returns)
+        peaks = np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:]
+        excess = float(returns.mean()) - self.risk_free_rate / per_year
+        return {
+            "volatility": spread * float(np.sqrt(per_year)),
+            "max_drawdown": float(max(0.0, (1.0 - wealth / peaks).max())),
+            "sharpe": excess / spread * float(np.sqrt(per_year)) if spread > 0 else float("nan"),
+        }
 
     @property
     def failures(self) -> pd.DataFrame:

@@ -12,6 +12,7 @@ rata to raise it. ``values`` is the book at each day's close, after all of that.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -124,8 +125,12 @@ def _raise_cash(ctx: RebalanceContext) -> np.ndarray:
     return np.asarray(-sell)
 
 
-def simulate(history: MarketHistory, policy: Any, name: str) -> BacktestResult:
-    """Play ``policy`` over ``history``; see the module docstring for the order of a day."""
+def simulate(
+    history: MarketHistory, policy: Any, name: str, on_dates: Callable[[int], object] | None = None
+) -> BacktestResult:
+    """Play ``policy`` over ``history``; see the module docstring for the order of a day.
+
+    ``on_dates(n)`` is told each time ``n`` more of the policy's scheduled dates are behind."""
     if not (callable(getattr(policy, "schedule", None)) and callable(getattr(policy, "rebalance", None))):
         raise PolicyError(f"policy {name!r} ({type(policy).__name__}) has no schedule() and rebalance() methods")
     config = _base_config(history.initial, dict(getattr(policy, "overrides", {}) or {}), name)
@@ -218,12 +223,22 @@ def simulate(history: MarketHistory, policy: Any, name: str) -> BacktestResult:
         fields = (trigger_name, status, reason, count, turnover, cost, value, seconds)
         rebalance_rows.append((dates[day], dict(zip(REBALANCE_COLUMNS, fields, strict=True))))
 
+    passed = 0
+
+    def report(upto: int) -> None:
+        nonlocal passed
+        now = int(np.searchsorted(check_days, upto))
+        if on_dates is not None and now > passed:
+            on_dates(now - passed)
+        passed = now
+
     t = 0
     while t < T:
         e, fired = next_event(t)
         values[t:e] = P[t:e] @ shares + cash
         cash_days[t:e] = cash
         if e >= T:
+            report(T)
             break
         cash += float(flows[e])
         if not fired and flows[e] != 0 and check[e]:
@@ -272,6 +287,7 @@ def simulate(history: MarketHistory, policy: Any, name: str) -> BacktestResult:
             starts.append(e)
             books.append(shares.copy())
         t = e + 1
+        report(t)
     with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
         return _assemble(
             history,

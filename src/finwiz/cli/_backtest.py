@@ -23,7 +23,7 @@ import pandas as pd
 from finwiz.cli._files import UsageError, check_outputs, source_file, terminal_text
 from finwiz.errors import InvalidPortfolioError
 
-__all__ = ["add_backtest_parser", "parse_policy", "price_table"]
+__all__ = ["add_backtest_parser", "cash_flow_series", "parse_policy", "price_table"]
 
 _CALENDAR = {"weekly": "W", "monthly": "M", "quarterly": "Q", "yearly": "Y", "annual": "Y"}
 _POLICY_HELP = (
@@ -123,12 +123,27 @@ def _write_metrics(metrics: pd.DataFrame, out: Any) -> None:
         out.write("no policy could run\n")
         return
     shown = metrics[
-        ["final_value", "tracking_error", "mean_drift", "turnover_per_year", "costs_per_year", "costs_bp_per_year"]
+        [
+            "final_value",
+            "annual_return",
+            "volatility",
+            "max_drawdown",
+            "sharpe",
+            "tracking_error",
+            "mean_drift",
+            "turnover_per_year",
+            "costs_per_year",
+            "costs_bp_per_year",
+        ]
     ].copy()
     shown.insert(len(shown.columns), "trades", metrics["trades"])
     shown.insert(len(shown.columns), "failed", metrics["failed_rebalances"])
     formats = {
         "final_value": "{:,.2f}".format,
+        "annual_return": "{:.2%}".format,
+        "volatility": "{:.2%}".format,
+        "max_drawdown": "{:.2%}".format,
+        "sharpe": "{:.2f}".format,
         "tracking_error": "{:.2%}".format,
         "mean_drift": "{:.2%}".format,
         "turnover_per_year": "{:.1%}".format,
@@ -136,6 +151,40 @@ def _write_metrics(metrics: pd.DataFrame, out: Any) -> None:
         "costs_bp_per_year": "{:.2f}".format,
     }
     out.write(terminal_text(shown.to_string(formatters=formats)) + "\n")
+
+
+def cash_flow_series(path: str, *, date_format: str | None = None) -> pd.Series:
+    """A ``date,amount`` CSV (a deposit > 0, a withdrawal < 0; header names in any case) as the
+    Series ``Backtest(cash_flows=...)`` takes; dates are read as the price table's
+    (``date_format``), amounts must be numbers (refused naming the row), a date given twice is
+    refused (give one net amount)."""
+    from finwiz.backtest._data import parse_dates
+
+    file = source_file(path, "--cash-flows")
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (OSError, ValueError) as exc:
+        raise InvalidPortfolioError(f"{file}: cannot read the cash flows ({exc})", field="cash_flows") from exc
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if set(columns) != {"date", "amount"}:
+        raise InvalidPortfolioError(
+            f"{file}: a cash-flow CSV has the columns date,amount, not {','.join(map(str, frame.columns))}",
+            field="cash_flows",
+        )
+    dates, amounts = frame[columns["date"]].str.strip(), frame[columns["amount"]].str.strip()
+    numbers = pd.to_numeric(amounts, errors="coerce")
+    bad = numbers.isna() | ~numbers.abs().lt(float("inf"))
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise InvalidPortfolioError(
+            f"{file}, row {row + 2}, column amount: {amounts.iloc[row]!r} is not a finite number", field="cash_flows"
+        )
+    when = parse_dates(pd.Index(dates), f"{file}, column date", date_format)
+    if when.has_duplicates:
+        raise InvalidPortfolioError(
+            f"{file}: date {when[when.duplicated()][0].date()} appears twice; give one net amount", field="cash_flows"
+        )
+    return pd.Series(numbers.to_numpy(float), index=when, name="cash_flow")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -146,23 +195,35 @@ def _run(args: argparse.Namespace) -> int:
     if report is not None and (report.is_dir() or not report.parent.is_dir()):
         raise UsageError(f"cannot write the report to {str(report)!r}: no such directory or a directory")
     inputs = [("the portfolio file", path) for path in input_files(args.portfolio_file)]
+    inputs.append(("the targets file", args.targets))
     if args.prices.startswith("csv:") and args.prices[4:]:
         inputs.append(("the --prices file", args.prices[4:]))
     inputs.append(("the --volumes file", args.volumes))
+    inputs.append(("the --cash-flows file", args.cash_flows))
     check_outputs({"--report": report}, inputs)
     policies = {spec: parse_policy(spec) for spec in (args.policy or ["monthly"])}
-    config = load_portfolio_file(args.portfolio_file)
+    config = load_portfolio_file(args.portfolio_file, targets=args.targets, cash=args.cash)
     prices = price_table(args.prices, date_format=args.date_format)
     volumes = (
         price_table(f"csv:{args.volumes}", date_format=args.date_format, option="--volumes") if args.volumes else None
     )
-    backtest = Backtest(prices, initial=config, volumes=volumes, start=args.start, end=args.end)
+    flows = cash_flow_series(args.cash_flows, date_format=args.date_format) if args.cash_flows else None
+    backtest = Backtest(
+        prices,
+        initial=config,
+        volumes=volumes,
+        start=args.start,
+        end=args.end,
+        cash_flows=flows,
+        risk_free_rate=args.risk_free_rate,
+    )
     if not args.quiet:
         first, last = backtest.prices.index[0].date(), backtest.prices.index[-1].date()
         sys.stderr.write(
             f"Backtesting {len(policies)} policies over {len(backtest.prices)} days ({first} to {last})...\n"
         )
-    comparison = backtest.compare(policies)
+    # A bar of rebalance dates where someone watches (a terminal), none in logs and pipes.
+    comparison = backtest.compare(policies, progress=not args.quiet and sys.stderr.isatty())
     _write_metrics(comparison.metrics, sys.stdout)
     for name, message in comparison.failures.items():
         sys.stdout.write(terminal_text(f"{name}: failed: {message}") + "\n")
@@ -186,7 +247,14 @@ def add_backtest_parser(commands: Any) -> None:
         "PortfolioConfiguration) on the first date and play each --policy over the price history: "
         "whole shares, costs, market impact with --volumes. Prints one row of metrics per policy.",
     )
-    parser.add_argument("portfolio_file", metavar="PORTFOLIO_FILE", help="portfolio .toml, .yaml or .yml")
+    from finwiz.cli._holdings_csv import add_holdings_options
+
+    parser.add_argument(
+        "portfolio_file",
+        metavar="PORTFOLIO_FILE",
+        help="portfolio .toml, .yaml or .yml, or a holdings .csv (symbol,shares[,target_weight][,sector])",
+    )
+    add_holdings_options(parser)
     parser.add_argument("--prices", default="sample", metavar="SOURCE", help="sample | csv:PATH (default: sample)")
     parser.add_argument("--policy", action="append", metavar="POLICY", help=f"{_POLICY_HELP} (repeatable)")
     parser.add_argument("--volumes", metavar="PATH", help="CSV of daily dollar volumes (dates x symbols)")
@@ -194,6 +262,18 @@ def add_backtest_parser(commands: Any) -> None:
         "--date-format",
         metavar="FORMAT",
         help="strftime format of the CSV dates, e.g. %%d/%%m/%%Y (needed when day and month could be swapped)",
+    )
+    parser.add_argument(
+        "--cash-flows",
+        metavar="PATH",
+        help="CSV of dated deposits (> 0) and withdrawals (< 0): date,amount",
+    )
+    parser.add_argument(
+        "--risk-free-rate",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="annual risk-free rate of the Sharpe ratio, e.g. 0.03 (default: 0)",
     )
     parser.add_argument("--start", metavar="DATE", help="first date (default: the first of the prices)")
     parser.add_argument("--end", metavar="DATE", help="last date (default: the last of the prices)")

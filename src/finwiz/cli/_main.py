@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
-from finwiz.errors import ConfigurationError, FinwizError
+from finwiz.cli._holdings_csv import add_holdings_options
+from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError
 from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
 
@@ -61,6 +62,40 @@ class _Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+_SHOWN_SYMBOLS = 5  # an unpriced-symbols line names this many per reason, then "and N more"
+
+
+class UnpricedSymbolsError(InsufficientPriceDataError):
+    """:class:`InsufficientPriceDataError` in one short line for the terminal: how many of the
+    book's symbols have no price, a few of them per reason, and the option that fixes it (the
+    full ``failures`` map is kept). A 431-symbol book on the 20-stock sample made a 14 kB line."""
+
+    def __init__(self, failures: dict[str, str], *, provider: str | None, total: int) -> None:
+        super().__init__(failures, provider=provider)
+        self.total = total
+
+    def __str__(self) -> str:
+        prefix = f"{self.provider}: "
+        groups: dict[str, list[str]] = {}
+        for symbol, reason in self.failures.items():
+            groups.setdefault(reason.removeprefix(prefix), []).append(symbol)
+
+        def few(symbols: list[str]) -> str:
+            more = len(symbols) - _SHOWN_SYMBOLS
+            return ", ".join(symbols[:_SHOWN_SYMBOLS]) + (f" and {more:,} more" if more > 0 else "")
+
+        count = f"{len(self.failures):,} of {self.total:,} symbol{'' if self.total == 1 else 's'}"
+        source = self.provider or "the price source"
+        if set(groups) == {"unknown symbol"}:
+            text = f"{count} unknown to the {source} provider ({few(groups['unknown symbol'])})"
+        else:
+            reasons = "; ".join(f"{why}: {few(symbols)}" for why, symbols in groups.items())
+            text = f"{count} have no usable price from {source} ({reasons})"
+        if self.provider == "sample" and "unknown symbol" in groups:
+            text += "; the sample holds only 20 S&P 500 stocks: use --prices csv:PATH, yahoo or alpha_vantage"
+        return text
 
 
 def _settings_for(prices: str | None) -> RebalancingSettings:
@@ -106,6 +141,11 @@ def _result_json(result: RebalancingResult) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+def _in_currency(result: RebalancingResult, currency: str) -> RebalancingResult:
+    """``result`` labelled with the portfolio's currency (the engine leaves the default, USD)."""
+    return result if result.currency == currency else result.model_copy(update={"currency": currency})
+
+
 async def _run(
     config: PortfolioConfiguration,
     settings: RebalancingSettings,
@@ -113,6 +153,7 @@ async def _run(
     report: Path | None,
     quiet: bool,
 ) -> tuple[RebalancingResult, Path | None]:
+    from finwiz.data._providers import check_currency
     from finwiz.service._factory import RebalancingServiceFactory
 
     progress = _Progress(sys.stderr, quiet)
@@ -130,12 +171,33 @@ async def _run(
     async def fetch_and_report(symbols: Sequence[str]) -> dict[str, float]:
         try:
             return await fetch(symbols)
+        except InsufficientPriceDataError as exc:
+            if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
+                raise
+            raise UnpricedSymbolsError(exc.failures, provider=exc.provider, total=len(set(symbols))) from exc
         finally:
             progress.end()  # before any error line, so that line starts on its own
 
     orchestrator.fetch_prices = fetch_and_report  # type: ignore[method-assign]
+    # Quotes that carry a currency must be in the portfolio's; amounts are shown in it.
+    quote = orchestrator.price_service.get_current_prices
+
+    async def quote_in_currency(symbols: Sequence[str], **options: Any) -> Any:
+        found = await quote(symbols, **options)
+        check_currency(found, config.currency, provider=settings.price_provider)
+        return found
+
+    orchestrator.price_service.get_current_prices = quote_in_currency  # type: ignore[method-assign]
+    write = orchestrator.write_report
+
+    async def write_in_currency(result: RebalancingResult, *args: Any, **kwargs: Any) -> Path | None:
+        return await write(_in_currency(result, config.currency), *args, **kwargs)
+
+    orchestrator.write_report = write_in_currency  # type: ignore[method-assign]
     try:
-        result = await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report)
+        result = _in_currency(
+            await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report), config.currency
+        )
     finally:
         progress.end()
         await orchestrator.price_service.aclose()  # type: ignore[attr-defined]
@@ -176,17 +238,27 @@ def _demo(args: argparse.Namespace) -> int:
 def _rebalance(args: argparse.Namespace) -> int:
     from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
-    outputs = {"report": None if args.no_report else args.report, "JSON": args.json, "CSV": args.csv}
+    outputs = {
+        "report": None if args.no_report else args.report,
+        "JSON": args.json,
+        "CSV": args.csv,
+        "orders": args.orders,
+    }
     for what, target in outputs.items():
         if target is not None:
             _check_writable(Path(target), f"the {what}")
     settings = _settings_for(args.prices)
     inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
+    inputs.append(("the targets file", args.targets))
     if settings.price_provider == "csv":
         inputs.append(("the price file", settings.csv_price_path))
-    check_outputs({"--report": outputs["report"], "--json": args.json, "--csv": args.csv}, inputs)
-    config = load_portfolio_file(args.portfolio_file, lots=args.lots, max_lots=settings.max_lots)
+    check_outputs(
+        {"--report": outputs["report"], "--json": args.json, "--csv": args.csv, "--orders": args.orders}, inputs
+    )
+    config = load_portfolio_file(
+        args.portfolio_file, lots=args.lots, max_lots=settings.max_lots, targets=args.targets, cash=args.cash
+    )
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
     portfolio_id = args.portfolio_id or Path(args.portfolio_file).stem
@@ -196,8 +268,12 @@ def _rebalance(args: argparse.Namespace) -> int:
         _write_text(Path(args.json), _result_json(result), "the JSON")
     if args.csv is not None:
         _write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
+    if args.orders is not None:
+        _write_text(
+            Path(args.orders), csv_safe(result.orders()).to_csv(index=False, float_format="%.12g"), "the orders"
+        )
     _print_result(result, written, sys.stdout)
-    for what, target in (("JSON", args.json), ("CSV", args.csv)):
+    for what, target in (("JSON", args.json), ("CSV", args.csv), ("Orders", args.orders)):
         if target is not None:
             sys.stdout.write(terminal_text(f"{what} written to {Path(target).resolve()}") + "\n")
     return EXIT_OK
@@ -233,10 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebalance the portfolio described in a TOML or YAML file",
         description="Rebalance the portfolio in PORTFOLIO_FILE (TOML or YAML with the fields of "
         "PortfolioConfiguration: holdings, cash, target_weights, limits, and for a taxable account "
-        "a [tax] table and tax lots), print the trades and write the report (and optionally JSON "
-        "and CSV).",
+        "a [tax] table and tax lots; or a custodian-style holdings CSV with the columns symbol, "
+        "shares and optionally target_weight and sector, with --targets and --cash), print the "
+        "trades and write the report (and optionally JSON, CSV and orders).",
     )
-    rebalance.add_argument("portfolio_file", metavar="PORTFOLIO_FILE", help="portfolio .toml, .yaml or .yml")
+    rebalance.add_argument(
+        "portfolio_file",
+        metavar="PORTFOLIO_FILE",
+        help="portfolio .toml, .yaml or .yml, or a holdings .csv (symbol,shares[,target_weight][,sector])",
+    )
+    add_holdings_options(rebalance)
     rebalance.add_argument(
         "--prices",
         metavar="SOURCE",
@@ -253,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     rebalance.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     rebalance.add_argument("--json", metavar="PATH", help="also write the full result as JSON")
     rebalance.add_argument("--csv", metavar="PATH", help="also write one row per asset as CSV")
+    rebalance.add_argument(
+        "--orders",
+        metavar="PATH",
+        help="also write the trades as market orders (CSV, sells before buys; see RebalancingResult.orders)",
+    )
     rebalance.set_defaults(handler=_rebalance)
 
     from finwiz.cli._backtest import add_backtest_parser

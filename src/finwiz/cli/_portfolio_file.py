@@ -400,12 +400,14 @@ def parse_portfolio_text(
     lots: str | Path | None = None,
     base_dir: str | Path | None = None,
     max_lots: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> PortfolioConfiguration:
     """Build a configuration from TOML (``fmt="toml"``) or YAML (``fmt="yaml"``) text.
 
     ``source`` names the text in error messages (usually the file path). ``lots`` is a lots CSV
     that replaces the text's own ``lots`` key; a relative ``lots`` key is read from ``base_dir``
-    (default: the current directory); ``max_lots`` bounds the lots read from that CSV.
+    (default: the current directory); ``max_lots`` bounds the lots read from that CSV;
+    ``overrides`` replace the text's fields (the command line's ``--targets``, ``--cash``).
     """
     if fmt not in ("toml", "yaml"):
         raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
@@ -432,6 +434,13 @@ def parse_portfolio_text(
     lots_file = load_lots_csv(lots_path, max_lots=max_lots) if lots_path is not None else None
     _normalise_holdings(data, source)
     _attach_lots(data, lots_file, source)
+    data.update(overrides or {})
+    return _configuration(data, text, fmt, source, lots_file)
+
+
+def _configuration(
+    data: dict[str, Any], text: str, fmt: str, source: str, lots_file: LotsFile | None
+) -> PortfolioConfiguration:
     try:
         return PortfolioConfiguration(**data)
     except InvalidPortfolioError as exc:
@@ -448,21 +457,67 @@ def parse_portfolio_text(
 
 
 def load_portfolio_file(
-    path: str | Path, *, lots: str | Path | None = None, max_lots: int | None = None
+    path: str | Path,
+    *,
+    lots: str | Path | None = None,
+    max_lots: int | None = None,
+    targets: str | Path | None = None,
+    cash: float | None = None,
 ) -> PortfolioConfiguration:
-    """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file.
+    """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file, or from a
+    holdings ``.csv`` (``symbol,shares[,target_weight][,sector]``, see
+    :mod:`finwiz.cli._holdings_csv`).
 
     ``lots`` names a lots CSV to use instead of the file's own ``lots`` key (which is read
-    relative to the file's folder)."""
+    relative to the file's folder); ``targets`` a ``symbol,target_weight`` CSV that replaces the
+    file's target weights (a holdings CSV with a ``target_weight`` column refuses it: targets
+    given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0)."""
+    from finwiz.cli._holdings_csv import read_holdings_csv
+
     file = Path(path)
-    fmt = PORTFOLIO_FILE_SUFFIXES.get(file.suffix.lower())
-    if fmt is None:
+    suffix = file.suffix.lower()
+    fmt = PORTFOLIO_FILE_SUFFIXES.get(suffix)
+    if fmt is None and suffix != ".csv":
         raise InvalidPortfolioError(
-            f"{file}: unsupported portfolio file type {file.suffix or '(none)'!r}; use .toml, .yaml or .yml",
+            f"{file}: unsupported portfolio file type {file.suffix or '(none)'!r}; "
+            "use .toml, .yaml, .yml or a holdings .csv (symbol,shares[,target_weight][,sector])",
             field="file",
         )
-    text = _read_input(file, "portfolio file", "file", "utf-8")
-    return parse_portfolio_text(text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots)
+    overrides: dict[str, Any] = {}
+    if cash is not None:
+        overrides["cash"] = cash
+    if fmt is not None:
+        if targets is not None:
+            overrides["target_weights"] = _read_targets(targets)
+        text = _read_input(file, "portfolio file", "file", "utf-8")
+        return parse_portfolio_text(
+            text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots, overrides=overrides
+        )
+    data = read_holdings_csv(file, _read_input(file, "holdings CSV", "file", "utf-8-sig"))
+    if targets is not None:
+        if "target_weights" in data:
+            raise InvalidPortfolioError(
+                f"{file}: target weights given twice, in its target_weight column and in {targets}; "
+                "give them in one place",
+                field="target_weights",
+            )
+        data["target_weights"] = _read_targets(targets)
+    elif "target_weights" not in data:
+        raise InvalidPortfolioError(
+            f"{file}: no target weights; add a target_weight column or give a targets CSV "
+            "(symbol,target_weight) with --targets",
+            field="target_weights",
+        )
+    lots_file = load_lots_csv(lots, max_lots=max_lots) if lots is not None else None
+    _attach_lots(data, lots_file, str(file))
+    data.update(overrides)
+    return _configuration(data, "", "csv", str(file), lots_file)
+
+
+def _read_targets(path: str | Path) -> dict[str, float]:
+    from finwiz.cli._holdings_csv import read_targets_csv
+
+    return read_targets_csv(path, _read_input(path, "targets CSV", "target_weights", "utf-8-sig"))
 
 
 def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Path]:
@@ -473,6 +528,8 @@ def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Pat
     if lots is not None:
         return [*found, Path(lots)]
     fmt = PORTFOLIO_FILE_SUFFIXES.get(file.suffix.lower())
+    if fmt is None:
+        return found  # a holdings CSV names no other file
     try:
         data = _parse(_read_input(file, "portfolio file", "file", "utf-8"), fmt or "toml", str(file))
         named = _lots_path(data, None, file.parent, str(file)) if isinstance(data, dict) else None

@@ -29,6 +29,7 @@ __all__ = [
     "InMemoryPriceProvider",
     "PriceDataProvider",
     "SamplePriceProvider",
+    "check_currency",
     "day_bound",
     "gather_each",
 ]
@@ -37,6 +38,20 @@ T = TypeVar("T")
 
 DateLike = date | datetime | str | pd.Timestamp | None
 """A day bound for historical requests: a date, an ISO string, or None for open-ended."""
+
+
+def check_currency(quotes: Mapping[str, object], currency: str, *, provider: str | None = None) -> None:
+    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
+    :class:`InsufficientPriceDataError` naming each such symbol and its currency. Plain numbers
+    and quotes of unknown currency (``PriceData.currency`` None) pass: they are taken to be in the
+    portfolio's."""
+    foreign = {
+        symbol: f"priced in {quote.currency}, the portfolio is in {currency}"
+        for symbol, quote in quotes.items()
+        if isinstance(quote, PriceData) and quote.currency is not None and quote.currency != currency
+    }
+    if foreign:
+        raise InsufficientPriceDataError(foreign, provider=provider)
 
 
 def day_bound(value: DateLike) -> pd.Timestamp | None:
@@ -85,9 +100,11 @@ class AsyncClosing:
 class PriceDataProvider(AsyncClosing, ABC):
     """Source of prices: current quotes and daily history, all validated before they leave.
 
-    Subclasses implement :meth:`get_current_price` and :meth:`fetch_history`; batch sources also
-    override :meth:`fetch_prices`. ``batch_size`` is how many symbols one request may carry and
-    ``max_concurrency`` how many requests may run at once. Use as ``async with provider: ...`` to
+    Subclasses implement :meth:`get_current_price`; sources with daily history (backtests, risk
+    estimates) also implement :meth:`fetch_history`, whose default serves none and says so, naming
+    the provider, when history is asked for. Batch sources also override :meth:`fetch_prices`.
+    ``batch_size`` is how many symbols one request may carry and ``max_concurrency`` how many
+    requests may run at once. Use as ``async with provider: ...`` to
     close connections on exit.
     """
 
@@ -99,15 +116,20 @@ class PriceDataProvider(AsyncClosing, ABC):
     async def get_current_price(self, symbol: str) -> PriceData:
         """The latest price of ``symbol``; raises :class:`PriceDataError` naming both."""
 
-    @abstractmethod
     async def fetch_history(
         self, symbols: Sequence[str], start: DateLike = None, end: DateLike = None
     ) -> tuple[pd.DataFrame, dict[str, PriceDataError]]:
         """Daily prices of canonical ``symbols`` between ``start`` and ``end`` (inclusive).
 
         Returns the symbols found (index: date, columns: symbol, positive floats or NaN) and one
-        error per symbol that could not be served. Never raises for a single symbol.
+        error per symbol that could not be served. Never raises for a single symbol. The default
+        serves no history: every symbol gets an error saying this provider has none, so
+        :meth:`get_historical_prices` raises naming the provider and the method to implement.
         """
+        reason = f"{type(self).__name__} serves no price history (implement fetch_history to provide it)"
+        return pd.DataFrame(index=pd.DatetimeIndex([])), {
+            s: PriceDataError(s, reason, provider=self.name) for s in symbols
+        }
 
     async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, PriceData | PriceDataError]:
         """Latest price or error for each canonical symbol; never raises for a single symbol."""
@@ -289,10 +311,13 @@ def _long_to_wide(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 class SamplePriceProvider(_TableProvider):
-    """The bundled 20-stock sample (daily adjusted closes, 1990-2022) as a provider, offline."""
+    """The bundled 20-stock sample (daily adjusted closes, 1990-2022) as a provider, offline;
+    its quotes are in USD."""
 
     name = "sample"
+    currency = "USD"
 
     def __init__(self) -> None:
         clean, problems = clean_price_frame(sample_price_history(), provider=self.name)
         super().__init__(clean, problems)
+        self._latest = {s: q.model_copy(update={"currency": self.currency}) for s, q in self._latest.items()}

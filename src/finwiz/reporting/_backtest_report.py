@@ -23,7 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["backtest_report_html", "comparison_figure", "cost_figure", "drift_figure", "result_figure"]
 
 _ROLLING = 63  # trading days in the rolling tracking-error window (a quarter)
-_PERCENT = {"total_return", "annual_return", "tracking_error", "mean_drift", "max_drift", "turnover_per_year"}
+_PERCENT = {
+    "total_return",
+    "annual_return",
+    "tracking_error",
+    "mean_drift",
+    "max_drift",
+    "turnover_per_year",
+    "volatility",
+    "max_drawdown",
+}
 _COUNTS = {"trades", "rebalances", "failed_rebalances"}
 _MONEY = {"final_value", "costs", "costs_per_year"}
 

@@ -9,9 +9,10 @@ from finwiz.schemas import RebalancingResult, TradeAction
 __all__ = ["blotter_rows", "in_unit", "money", "percent", "shares"]
 
 
-def money(value: float) -> str:
-    """``1,234,567.89``; the currency is the prices' own, so no symbol is printed."""
-    return f"{value:,.2f}"
+def money(value: float, currency: str | None = None) -> str:
+    """``1,234,567.89``, or ``USD 1,234,567.89`` with a ``currency`` (the result's ISO code).
+    Tables print the code once in the column header and plain amounts in the cells."""
+    return f"{currency} {value:,.2f}" if currency else f"{value:,.2f}"
 
 
 def percent(value: float, digits: int = 2) -> str:
@@ -35,7 +36,7 @@ def shares(value: float) -> str:
 _PERCENT_UNITS = frozenset({"weight", "turnover"})
 
 
-def in_unit(value: float, unit: str, *, slack: bool = False) -> str:
+def in_unit(value: float, unit: str, *, slack: bool = False, currency: str | None = None) -> str:
     """``value`` written for its unit: weights and turnover as percentages, currency as money,
     shares as shares, anything else (scores, "" for unknown) as a short general number.
 
@@ -47,7 +48,7 @@ def in_unit(value: float, unit: str, *, slack: bool = False) -> str:
     if unit in _PERCENT_UNITS:
         return percent(value, 3)
     if unit == "currency":
-        return money(value)
+        return money(value, currency)
     if unit == "shares":
         return shares(value)
     return f"{value:.3g}" if slack else f"{value:.6g}"

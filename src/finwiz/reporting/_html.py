@@ -26,6 +26,7 @@ from finwiz.reporting._charts import (
     sector_figure,
     weights_figure,
 )
+from finwiz.reporting._compliance import compliance_groups
 from finwiz.reporting._exposure import sector_exposure, weights_frame
 from finwiz.reporting._format import money, percent
 from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
@@ -309,13 +310,13 @@ class HTMLReportGenerator:
         value = result.portfolio_value_before
         cost_bps = result.total_cost / value * 1e4 if value else 0.0
         rows = [
-            ("Transaction costs", money(result.transaction_costs)),
-            ("Market impact costs", money(result.market_impact_costs)),
-            ("Total cost", money(result.total_cost)),
+            ("Transaction costs", money(result.transaction_costs, result.currency)),
+            ("Market impact costs", money(result.market_impact_costs, result.currency)),
+            ("Total cost", money(result.total_cost, result.currency)),
             ("Total cost (bp of value before)", f"{cost_bps:.2f}"),
-            ("Bought", money(bought)),
-            ("Sold", money(sold)),
-            ("Net cash used by trades", money(bought - sold)),
+            ("Bought", money(bought, result.currency)),
+            ("Sold", money(sold, result.currency)),
+            ("Net cash used by trades", money(bought - sold, result.currency)),
             ("Turnover (traded value / value before)", percent(result.turnover)),
         ]
         return self._section("costs", "Costs and turnover", result, rows=rows)
@@ -347,13 +348,15 @@ class HTMLReportGenerator:
         return section if section.body_html.strip() else None
 
     def compliance_section(self, result: RebalancingResult) -> ReportSection:
-        """Every checked hard constraint with its limit, value, slack and unit; breaches first and
-        highlighted."""
-        ordered = sorted(result.compliance, key=lambda c: c.satisfied)  # stable: breaches first
-        fields = ("constraint", "term", "kind", "limit", "value", "slack", "satisfied")
-        rows = [{f: getattr(c, f) for f in fields} | {"unit": getattr(c, "unit", "") or ""} for c in ordered]
-        held = sum(c.satisfied for c in result.compliance)
-        return self._section("compliance", "Compliance", result, rows=rows, held=held)
+        """Every checked hard constraint in words (``AAPL ≤ 10 % of value: 9.997 %``), one row per
+        limit and member, grouped by kind of limit; groups with a breach first, breaches
+        highlighted. The check's name (``max_position[AAPL]``) is each row's tooltip."""
+        groups = compliance_groups(result)
+        count = sum(len(g.rows) for g in groups)
+        held = sum(g.held for g in groups)
+        return self._section(
+            "compliance", "Compliance", result, groups=groups, held=held, count=count, checks=len(result.compliance)
+        )
 
     def warnings_section(self, result: RebalancingResult) -> ReportSection:
         """The warnings the engine attached to the result."""

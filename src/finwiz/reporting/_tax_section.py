@@ -40,12 +40,12 @@ class TaxFigures:
     headline: list[tuple[str, str]]
 
 
-def _budget_text(tax: TaxSummary) -> str | None:
+def _budget_text(tax: TaxSummary, currency: str) -> str | None:
     if tax.budget is None:
         return None
     # A net loss uses none of the budget (budget_used is then negative).
     used = f" ({percent(max(tax.budget_used, 0.0))} used)" if tax.budget_used is not None else ""
-    return f"{money(tax.net_realized_gain)} of {money(tax.budget)}{used}"
+    return f"{money(tax.net_realized_gain, currency)} of {money(tax.budget, currency)}{used}"
 
 
 def tax_summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
@@ -56,14 +56,19 @@ def tax_summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
         return []
     short = tax.short_term_gains - tax.short_term_losses
     long = tax.long_term_gains - tax.long_term_losses
+    currency = result.currency
     rows = [
-        ("Realised gains", f"{money(tax.net_realized_gain)} net (short {money(short)}, long {money(long)})"),
-        ("Harvested losses", money(tax.harvested_losses)),
+        (
+            "Realised gains",
+            f"{money(tax.net_realized_gain, currency)} net "
+            f"(short {money(short, currency)}, long {money(long, currency)})",
+        ),
+        ("Harvested losses", money(tax.harvested_losses, result.currency)),
     ]
-    budget = _budget_text(tax)
+    budget = _budget_text(tax, result.currency)
     if budget is not None:
         rows.append(("Gain budget", budget))
-    rows.append(("Estimated tax", f"{money(tax.estimated_tax)} (not paid from cash)"))
+    rows.append(("Estimated tax", f"{money(tax.estimated_tax, result.currency)} (not paid from cash)"))
     return rows
 
 
@@ -81,10 +86,10 @@ def tax_figures(result: RebalancingResult) -> TaxFigures | None:
         ("Net realised gain", net[0], net[1], tax.net_realized_gain),
     ]
     headline = [
-        ("Net realised gain", money(tax.net_realized_gain)),
-        ("Estimated tax", money(tax.estimated_tax)),
-        ("Harvested losses", money(tax.harvested_losses)),
-        ("Gain budget", _budget_text(tax) or "none"),
+        ("Net realised gain", money(tax.net_realized_gain, result.currency)),
+        ("Estimated tax", money(tax.estimated_tax, result.currency)),
+        ("Harvested losses", money(tax.harvested_losses, result.currency)),
+        ("Gain budget", _budget_text(tax, result.currency) or "none"),
         ("Tax weight", f"{tax.tax_weight:g}"),
         ("Lot selection", tax.lot_policy),
     ]

@@ -37,7 +37,15 @@ def trades_table(result: RebalancingResult) -> str:
     if not result.trades:
         return "No trades: the portfolio is already within its bands."
     rows = blotter_rows(result)
-    return _align(_TRADE_HEADERS, rows, left=2)
+    return _align(_headers(_TRADE_HEADERS, result.currency), rows, left=2)
+
+
+_AMOUNTS = frozenset({"Price", "Value", "Cost", "Basis/share", "Realised gain"})
+
+
+def _headers(headers: Sequence[str], currency: str) -> tuple[str, ...]:
+    """Amount columns labelled with the currency: ``Price (USD)``."""
+    return tuple(f"{h} ({currency})" if h in _AMOUNTS else h for h in headers)
 
 
 def lots_table(result: RebalancingResult) -> str:
@@ -60,7 +68,7 @@ def lots_table(result: RebalancingResult) -> str:
     ]
     total = sum(r.realized_gain for r in lots)
     rows.append(("Total", f"{len(lots)} lot{'' if len(lots) == 1 else 's'}", "", "", "", "", money(total)))
-    return _align(_LOT_HEADERS, rows, left=4)
+    return _align(_headers(_LOT_HEADERS, result.currency), rows, left=4)
 
 
 def _count(number: int, noun: str) -> str:
@@ -77,15 +85,15 @@ def summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
         ("Method", result.method),
         ("Solver", result.solver),
         ("Rounding", result.rounding),
-        ("Value before", money(result.portfolio_value_before)),
-        ("Value after", money(result.portfolio_value_after)),
-        ("Cash before", money(result.cash_before)),
-        ("Cash after", f"{money(result.cash_after)} ({percent(result.cash_weight_after)})"),
+        ("Value before", money(result.portfolio_value_before, result.currency)),
+        ("Value after", money(result.portfolio_value_after, result.currency)),
+        ("Cash before", money(result.cash_before, result.currency)),
+        ("Cash after", f"{money(result.cash_after, result.currency)} ({percent(result.cash_weight_after)})"),
     ]
     if result.cash_flow:
-        rows.append(("Cash flow", money(result.cash_flow)))
+        rows.append(("Cash flow", money(result.cash_flow, result.currency)))
     rows += [
-        ("Total cost", money(result.total_cost)),
+        ("Total cost", money(result.total_cost, result.currency)),
         *tax_summary_rows(result),  # only for a tax-aware rebalance
         ("Turnover", percent(result.turnover)),
         ("Trades", f"{len(result.trades)} ({_count(buys, 'buy')}, {_count(sells, 'sell')})"),

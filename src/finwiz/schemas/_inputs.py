@@ -85,15 +85,34 @@ class Holding(_Model):
         return self
 
 
+def currency_code(value: object, field: str = "currency") -> str:
+    """``value`` as an ISO 4217 code: three letters, upper case (``"eur"`` -> ``"EUR"``)."""
+    code = value.strip().upper() if isinstance(value, str) else None
+    if code is None or len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise InvalidPortfolioError(
+            f"{field}: {value!r} is not an ISO 4217 currency code such as USD or EUR", field=field
+        )
+    return code
+
+
 class PriceData(_Model):
-    """One price observation: ``price`` of ``symbol`` at ``timestamp`` (finite, positive)."""
+    """One price observation: ``price`` of ``symbol`` at ``timestamp`` (finite, positive).
+
+    ``currency`` is the ISO code of the price when the source knows it (the bundled sample: USD),
+    ``None`` when it does not (a CSV of numbers): then it is taken to be the portfolio's. A known
+    currency other than the portfolio's is refused, naming the symbol."""
 
     symbol: str
     price: float = Field(gt=0.0)
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    currency: str = "USD"
+    currency: str | None = None
     source: str | None = None
     volume: float | None = Field(default=None, ge=0.0)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: object) -> str | None:
+        return None if value is None else currency_code(value)
 
     @field_validator("symbol", mode="before")
     @classmethod
@@ -183,6 +202,12 @@ class PortfolioConfiguration(_Model):
     trade_penalty: float | None = Field(default=None, ge=0.0)
     custom_constraints: list[Any] = Field(default_factory=list)
     tax: TaxSettings | None = None
+    currency: str = "USD"
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: object) -> str:
+        return currency_code(value)
 
     @field_validator(
         "cash",

@@ -100,6 +100,7 @@ class RebalancingResult(_Model):
     stages: list[StageRecord] = Field(
         default_factory=list, description="what ran, in order: each stage's solver calls and seconds"
     )
+    currency: str = Field(default="USD", description="ISO code of every amount (the configuration's currency)")
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
@@ -167,6 +168,27 @@ class RebalancingResult(_Model):
         """One row per asset (and a ``CASH`` row): shares, prices, trades and weights."""
         return result_frame(self)
 
+    def orders(
+        self,
+        *,
+        account: str | None = None,
+        order_type: Literal["market", "limit"] = "market",
+        limit_offset: float | None = None,
+    ) -> pd.DataFrame:
+        """The trades as orders to send: one row per trade, sells first.
+
+        Columns: ``account`` (``account``, else ``portfolio_id``, else ``"acct"``), ``order_id``
+        (``"{account}-0001"``, numbered in sending order, so the same result gives the same ids),
+        ``symbol``, ``side`` (``SELL``/``BUY``), ``quantity`` (shares, positive), ``order_type``,
+        ``limit_price``, ``estimated_value`` (quantity x price, before costs) and ``sequence``
+        (1, 2, ...). Sells come before buys always: their proceeds pay for the buys, so the
+        list is safe to send in order when cash is short. ``order_type="limit"`` needs
+        ``limit_offset`` (a fraction, e.g. 0.002) and prices a buy at price x (1 + offset) and a
+        sell at price x (1 - offset), i.e. willing to pay that much past the last price, rounded
+        to the cent (to 0.0001 under 1); for market orders ``limit_price`` is NaN.
+        """
+        return orders_frame(self, account=account, order_type=order_type, limit_offset=limit_offset)
+
     def _repr_html_(self) -> str:
         return str(present("html", self))
 
@@ -211,3 +233,65 @@ def result_frame(self: RebalancingResult) -> pd.DataFrame:
         if risk is not None:
             frame[f"risk_contribution_{when}"] = [risk.risk_contributions.get(s, 0.0) for s in symbols] + [0.0]
     return frame
+
+
+ORDER_COLUMNS = (
+    "account",
+    "order_id",
+    "symbol",
+    "side",
+    "quantity",
+    "order_type",
+    "limit_price",
+    "estimated_value",
+    "sequence",
+)
+
+
+def orders_frame(
+    result: RebalancingResult,
+    *,
+    account: str | None = None,
+    order_type: str = "market",
+    limit_offset: float | None = None,
+) -> pd.DataFrame:
+    """:meth:`RebalancingResult.orders` (see there)."""
+    import math
+
+    import pandas as pd
+
+    from finwiz.errors import ConfigurationError
+
+    if order_type not in ("market", "limit"):
+        raise ConfigurationError(f"order_type must be 'market' or 'limit', not {order_type!r}")
+    if order_type == "limit":
+        if limit_offset is None or not math.isfinite(limit_offset) or not 0.0 <= limit_offset < 1.0:
+            raise ConfigurationError(
+                f"order_type='limit' needs limit_offset, a fraction in [0, 1) such as 0.002, not {limit_offset!r}"
+            )
+    elif limit_offset is not None:
+        raise ConfigurationError("limit_offset applies only to order_type='limit'")
+    name = account or result.portfolio_id or "acct"
+    # Sells first (their proceeds fund the buys); within a side, the result's (symbol) order.
+    ordered = result.sells + result.buys
+    rows = []
+    for n, trade in enumerate(ordered, start=1):
+        sign = 1.0 if trade.action is TradeAction.BUY else -1.0
+        limit = math.nan
+        if limit_offset is not None:  # a tick of a cent, of 0.0001 under 1 (as US venues quote)
+            limit = round(trade.price * (1.0 + sign * limit_offset), 2 if trade.price >= 1.0 else 4)
+        rows.append(
+            (
+                name,
+                f"{name}-{n:04d}",
+                trade.symbol,
+                trade.action.value.upper(),
+                trade.shares,
+                order_type,
+                limit,
+                trade.trade_value,
+                n,
+            )
+        )
+    frame = pd.DataFrame(rows, columns=list(ORDER_COLUMNS))
+    return frame.astype({"quantity": float, "limit_price": float, "estimated_value": float, "sequence": "int64"})

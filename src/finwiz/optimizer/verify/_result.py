@@ -136,6 +136,7 @@ def build_result(
     return RebalancingResult(
         status="optimal" if mip is None or mip.proven_optimal else "time_limit",
         method=method,
+        currency=config.currency,
         solver=solver if mip is None else f"{mip.solver} (continuous bound: {solver})",
         mip_gap=None if mip is None else mip.gap,
         rounding=rounding,
