@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import importlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from finwiz.backtest._data import build_history
+from finwiz.backtest._lots import TaxOptions
 from finwiz.backtest._results import BacktestComparison, BacktestResult
 from finwiz.backtest._simulate import refuse_taxable, simulate
 from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context, _progress_callback
@@ -37,9 +40,11 @@ class Backtest:
     initial
         The :class:`~finwiz.PortfolioConfiguration` at the first date: holdings, cash, targets,
         limits and costs. Every rebalance starts from it with the drifted holdings and cash. A
-        taxable book (``tax`` set, or holdings with ``lots``) is refused
-        (:class:`~finwiz.errors.InvalidPortfolioError`): lots are not carried through a simulation
-        yet; drop ``tax`` and the lots to run it tax-blind.
+        taxable account (``tax`` set, every position with its ``lots``) carries its lots through
+        the simulation: buys open lots at the day's price and date, sales relieve the lots the
+        rebalance names (``trade.lots``; else the ``lot_policy`` order), each rebalance sees
+        ``tax.as_of`` = its date and the wash-sale window's trades, and the year's gains are
+        taxed by the netting rule (``result.taxes``). Lots without ``tax`` are refused.
     volumes
         Optional DataFrame of daily traded dollar volume (same dates, symbols as columns): adds
         market impact ``k * sigma_i * |T_i|^1.5 / sqrt(ADV_i)`` to every trade, with ADV and
@@ -54,6 +59,13 @@ class Backtest:
     market_impact
         The impact coefficient ``k`` (default 1 when ``volumes`` are given; 0 turns impact off),
         or a fixed :class:`~finwiz.MarketImpactModel` for every date (then no ``volumes``).
+    pay_taxes
+        A taxable account's yearly tax is paid from cash on the first trading day of the next year
+        (default True; a net loss's ordinary deduction comes back as a refund); False only tracks
+        it (``result.taxes``, and the after-tax metrics subtract it).
+    ordinary_rate, ordinary_loss_limit
+        The rate at which a net capital loss offsets ordinary income (default: the short-term
+        rate) and its yearly cap (3,000; 0: none does); the rest carries forward.
     date_format
         The ``strftime`` format of text dates (in ``prices``, ``volumes`` and ``cash_flows``),
         e.g. ``"%d/%m/%Y"``. Without it ISO dates are read, and text dates whose day and month
@@ -72,9 +84,13 @@ class Backtest:
         cash_flows: pd.Series | None = None,
         market_impact: float | MarketImpactModel | None = None,
         date_format: str | None = None,
+        pay_taxes: bool = True,
+        ordinary_rate: float | None = None,
+        ordinary_loss_limit: float = 3000.0,
     ) -> None:
         refuse_taxable(initial)
-        self.history: MarketHistory = build_history(
+        options = _tax_options(pay_taxes, ordinary_rate, ordinary_loss_limit)
+        history = build_history(
             prices,
             initial,
             volumes=volumes,
@@ -85,6 +101,7 @@ class Backtest:
             market_impact=market_impact,
             date_format=date_format,
         )
+        self.history: MarketHistory = dataclasses.replace(history, tax_options=options)
 
     @property
     def prices(self) -> pd.DataFrame:
@@ -158,6 +175,17 @@ class Backtest:
                 result.prices = self.history.frame  # left behind when it came from a worker
                 results[name] = result
         return BacktestComparison(results, failures, time.perf_counter() - start, kind, workers)
+
+
+def _tax_options(pay: Any, rate: Any, limit: Any) -> TaxOptions:
+    if not isinstance(pay, bool):
+        raise ConfigurationError(f"pay_taxes must be True or False, not {pay!r}")
+    for label, value, top in (("ordinary_rate", rate, 1.0), ("ordinary_loss_limit", limit, math.inf)):
+        ok = value is None and label == "ordinary_rate"
+        ok = ok or (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= top)
+        if not ok:
+            raise ConfigurationError(f"{label} must be a number in [0, {top:g}], not {value!r}")
+    return TaxOptions(pay, None if rate is None else float(rate), float(limit))
 
 
 def _run_named(history: MarketHistory, name: str, policy: Any) -> Outcome:

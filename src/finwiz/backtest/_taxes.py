@@ -1,0 +1,67 @@
+"""The year's capital-gains tax as a US return computes it: :func:`year_tax`.
+
+The rule (Schedule D, simplified to two rates and one ordinary rate):
+
+1. Short-term gains net against short-term losses, long-term against long-term; a loss carried in
+   from earlier years keeps its term (a short-term carry-over is a short-term loss this year).
+2. The two nets then offset each other: a net gain left in one term after absorbing the other
+   term's net loss is taxed at that term's rate (both nets gains: each at its own rate).
+3. A net loss overall offsets ordinary income up to ``ordinary_loss_limit`` (3,000 a year), worth
+   ``ordinary_rate`` per dollar (a negative tax: a saving); the rest carries forward, short-term
+   loss first used by the deduction, each part keeping its term.
+
+Pure and vectorisable by hand; the backtest calls it once per calendar year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["YearTax", "year_tax"]
+
+
+@dataclass(frozen=True)
+class YearTax:
+    """One year's tax (currency, negative: a saving) and the losses it carries forward (>= 0)."""
+
+    tax: float
+    carry_short: float
+    carry_long: float
+
+    @property
+    def carryforward(self) -> float:
+        """The loss carried into the next year, both terms."""
+        return self.carry_short + self.carry_long
+
+
+def year_tax(
+    net_short: float,
+    net_long: float,
+    *,
+    short_rate: float,
+    long_rate: float,
+    ordinary_rate: float,
+    ordinary_loss_limit: float = 3000.0,
+    carry_short: float = 0.0,
+    carry_long: float = 0.0,
+) -> YearTax:
+    """The tax on a year whose realised short- and long-term gains net to ``net_short`` and
+    ``net_long`` (each gains minus losses of that term), with losses ``carry_short`` and
+    ``carry_long`` (>= 0) carried in from earlier years. Rounded to the cent."""
+    s = net_short - carry_short
+    g = net_long - carry_long
+    if s >= 0 and g >= 0:
+        return YearTax(round(short_rate * s + long_rate * g, 2), 0.0, 0.0)
+    total = s + g
+    if total >= 0:  # one term's loss absorbed by the other term's gain: the gain left keeps its rate
+        rate = short_rate if s > 0 else long_rate
+        return YearTax(round(rate * total, 2), 0.0, 0.0)
+    deduction = min(max(ordinary_loss_limit, 0.0), -total)
+    short_loss = max(0.0, -s - max(g, 0.0))  # the short-term loss left after any long-term gain
+    long_loss = max(0.0, -g - max(s, 0.0))
+    used_on_short = min(deduction, short_loss)
+    return YearTax(
+        round(-ordinary_rate * deduction, 2),
+        round(short_loss - used_on_short, 2),
+        round(long_loss - (deduction - used_on_short), 2),
+    )
