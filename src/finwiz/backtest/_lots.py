@@ -13,8 +13,10 @@ the same wash-sale group (the symbol, or its ``identical`` group), before it or 
 wash sale. The simulation feeds the window's trades to every tax-aware rebalance, so the engine
 does not make one; a policy that does (a tax-blind one) has the loss disallowed as the IRS does:
 the disallowed loss is added to the basis of the replacement shares (matched share for share, each
-purchase replacing at most its own shares) and counted in ``wash_sale_disallowed``. The replacement
-lot keeps its own acquisition date (the holding period is not tacked on: a simplification).
+purchase replacing at most its own shares, and only while its lot is still held) and counted in
+``wash_sale_disallowed``; a loss of a closed year washed by a purchase in January is added back in
+the purchase's year. The replacement lot keeps its own acquisition date (the holding period is not
+tacked on: a simplification).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class LotLedger:
         self.year = first_day.year
         self.year_start = 0  # index into sales of the current year's first sale
         self.adjust = [0.0, 0.0]  # short, long: late disallowances of sales in closed years
+        self.late = 0.0
         self.carry = (0.0, 0.0)
         self.rows: list[dict[str, Any]] = []
         self.years: list[int] = []
@@ -218,6 +221,7 @@ class LotLedger:
             added += amount
             if sale.day.year < self.year:  # its year is closed: the correction lands in this one
                 self.adjust[int(sale.long)] += amount
+                self.late += amount
         self.lots[asset][lot_id] = TaxLot.trusted(
             shares=float(qty), cost_basis=float(price) + added / qty, acquired=self.today, lot_id=lot_id
         )
@@ -258,13 +262,14 @@ class LotLedger:
                 take = min(lot.shares, left)
                 plan.append((lot, take))
                 left -= take
+        sold = {str(lot.lot_id) for lot, _ in plan}  # shares sold together replace none of each other
         for lot, take in plan:
-            self._relieve(asset, lot, take, price)
+            self._relieve(asset, str(lot.lot_id), take, price, sold)
 
-    def _relieve(self, asset: int, lot: TaxLot, take: float, price: float) -> None:
+    def _relieve(self, asset: int, lot_id: str, take: float, price: float, sold: set[str]) -> None:
         held = self.lots[asset]
+        lot = held[lot_id]  # as it is now (an earlier lot of this sale may have washed into it)
         rest = lot.shares - take
-        lot_id = str(lot.lot_id)
         if rest <= 1e-9 * max(1.0, lot.shares):
             del held[lot_id]
         else:
@@ -282,21 +287,20 @@ class LotLedger:
         for p in self.purchases:
             if left <= 0:
                 break
-            if p.group != group or p.lot_id == lot_id or (self.today - p.day).days > window:
+            if p.group != group or p.lot_id in sold or (self.today - p.day).days > window:
                 continue
-            free = p.shares - p.used
-            if free <= 0:
+            replacement = self.lots[p.asset].get(p.lot_id)  # still held: its basis takes the loss
+            free = 0.0 if replacement is None else min(p.shares - p.used, replacement.shares)
+            if replacement is None or free <= 0:
                 continue
             matched = min(free, left)
             amount = round(matched / take * -gain, 2)
             p.used += matched
             left -= matched
             sale.disallowed = round(sale.disallowed + amount, 2)
-            replacement = self.lots[p.asset].get(p.lot_id)
-            if replacement is not None:  # the replacement's basis carries the disallowed loss
-                self.lots[p.asset][p.lot_id] = replacement.model_copy(
-                    update={"cost_basis": replacement.cost_basis + amount / replacement.shares}
-                )
+            self.lots[p.asset][p.lot_id] = replacement.model_copy(
+                update={"cost_basis": replacement.cost_basis + amount / replacement.shares}
+            )
         sale.unmatched = left
         if left > 0:
             self.loss_window.append(sale)
@@ -313,7 +317,7 @@ class LotLedger:
 
     def _year_row(self, extra_short: float = 0.0, extra_long: float = 0.0) -> tuple[dict[str, Any], YearTax]:
         terms = {False: [0.0, 0.0], True: [0.0, 0.0]}  # gains, losses
-        disallowed = 0.0
+        disallowed = self.late
         for s in self.sales[self.year_start :]:
             value = s.taxable
             terms[s.long][0 if value > 0 else 1] += max(value, 0.0) if value > 0 else -value
@@ -358,6 +362,7 @@ class LotLedger:
         self.year += 1
         self.year_start = len(self.sales)
         self.adjust = [0.0, 0.0]
+        self.late = 0.0
         return result.tax
 
     # -- the result -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Pure and vectorisable by hand; the backtest calls it once per calendar year.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 __all__ = ["YearTax", "year_tax"]
 
@@ -47,21 +48,38 @@ def year_tax(
 ) -> YearTax:
     """The tax on a year whose realised short- and long-term gains net to ``net_short`` and
     ``net_long`` (each gains minus losses of that term), with losses ``carry_short`` and
-    ``carry_long`` (>= 0) carried in from earlier years. Rounded to the cent."""
-    s = net_short - carry_short
-    g = net_long - carry_long
+    ``carry_long`` (>= 0) carried in from earlier years. Amounts are taken to the cent and the
+    arithmetic is decimal: the tax is rounded half up to the cent, exactly."""
+    s = _cents(net_short) - _cents(carry_short)
+    g = _cents(net_long) - _cents(carry_long)
+    rs, rl, ro = _rate(short_rate), _rate(long_rate), _rate(ordinary_rate)
     if s >= 0 and g >= 0:
-        return YearTax(round(short_rate * s + long_rate * g, 2), 0.0, 0.0)
+        return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
     total = s + g
     if total >= 0:  # one term's loss absorbed by the other term's gain: the gain left keeps its rate
-        rate = short_rate if s > 0 else long_rate
-        return YearTax(round(rate * total, 2), 0.0, 0.0)
-    deduction = min(max(ordinary_loss_limit, 0.0), -total)
-    short_loss = max(0.0, -s - max(g, 0.0))  # the short-term loss left after any long-term gain
-    long_loss = max(0.0, -g - max(s, 0.0))
+        return YearTax(_round((rs if s > 0 else rl) * total), 0.0, 0.0)
+    deduction = min(max(_cents(ordinary_loss_limit), _ZERO), -total)
+    short_loss = max(_ZERO, -s - max(g, _ZERO))  # the short-term loss left after any long-term gain
+    long_loss = max(_ZERO, -g - max(s, _ZERO))
     used_on_short = min(deduction, short_loss)
     return YearTax(
-        round(-ordinary_rate * deduction, 2),
-        round(short_loss - used_on_short, 2),
-        round(long_loss - (deduction - used_on_short), 2),
+        _round(-ro * deduction),
+        float(short_loss - used_on_short),
+        float(long_loss - (deduction - used_on_short)),
     )
+
+
+_ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+
+
+def _cents(amount: float) -> Decimal:
+    return Decimal(repr(round(float(amount), 2)))
+
+
+def _rate(rate: float) -> Decimal:
+    return Decimal(repr(float(rate)))
+
+
+def _round(amount: Decimal) -> float:
+    return float(amount.quantize(_CENT, rounding=ROUND_HALF_UP)) + 0.0  # no -0.0
