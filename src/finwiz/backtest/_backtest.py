@@ -66,6 +66,10 @@ class Backtest:
     ordinary_rate, ordinary_loss_limit
         The rate at which a net capital loss offsets ordinary income (default: the short-term
         rate) and its yearly cap (3,000; 0: none does); the rest carries forward.
+    outside_gains
+        True: gains elsewhere absorb any loss, so each term's net is taxed at its own rate even when
+        negative (a saving) and nothing carries forward -- the assumption of the tax-alpha
+        literature. Default False: the account alone, by the netting rule.
     date_format
         The ``strftime`` format of text dates (in ``prices``, ``volumes`` and ``cash_flows``),
         e.g. ``"%d/%m/%Y"``. Without it ISO dates are read, and text dates whose day and month
@@ -87,9 +91,10 @@ class Backtest:
         pay_taxes: bool = True,
         ordinary_rate: float | None = None,
         ordinary_loss_limit: float = 3000.0,
+        outside_gains: bool = False,
     ) -> None:
         refuse_taxable(initial)
-        options = _tax_options(pay_taxes, ordinary_rate, ordinary_loss_limit)
+        options = _tax_options(pay_taxes, ordinary_rate, ordinary_loss_limit, outside_gains)
         history = build_history(
             prices,
             initial,
@@ -177,15 +182,16 @@ class Backtest:
         return BacktestComparison(results, failures, time.perf_counter() - start, kind, workers)
 
 
-def _tax_options(pay: Any, rate: Any, limit: Any) -> TaxOptions:
-    if not isinstance(pay, bool):
-        raise ConfigurationError(f"pay_taxes must be True or False, not {pay!r}")
+def _tax_options(pay: Any, rate: Any, limit: Any, outside: Any) -> TaxOptions:
+    for label, flag in (("pay_taxes", pay), ("outside_gains", outside)):
+        if not isinstance(flag, bool):
+            raise ConfigurationError(f"{label} must be True or False, not {flag!r}")
     for label, value, top in (("ordinary_rate", rate, 1.0), ("ordinary_loss_limit", limit, math.inf)):
         ok = value is None and label == "ordinary_rate"
         ok = ok or (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= top)
         if not ok:
             raise ConfigurationError(f"{label} must be a number in [0, {top:g}], not {value!r}")
-    return TaxOptions(pay, None if rate is None else float(rate), float(limit))
+    return TaxOptions(pay, None if rate is None else float(rate), float(limit), outside)
 
 
 def _run_named(history: MarketHistory, name: str, policy: Any) -> Outcome:

@@ -68,6 +68,7 @@ class TaxOptions:
     pay_taxes: bool = True
     ordinary_rate: float | None = None
     ordinary_loss_limit: float = 3000.0
+    outside_gains: bool = False
 
 
 @dataclass
@@ -117,6 +118,7 @@ class LotLedger:
         rate = options.ordinary_rate
         self.ordinary_rate = settings.short_term_rate if rate is None else rate
         self.ordinary_loss_limit = options.ordinary_loss_limit
+        self.outside_gains = options.outside_gains
         self._base_holdings = holdings
         self.lots: list[dict[str, TaxLot]] = [{str(lot.lot_id): lot for lot in h.lots} for h in holdings]
         self.purchases: list[_Purchase] = []
@@ -330,6 +332,7 @@ class LotLedger:
             long_rate=self.base.long_term_rate,
             ordinary_rate=self.ordinary_rate,
             ordinary_loss_limit=self.ordinary_loss_limit,
+            outside_gains=self.outside_gains,
             carry_short=self.carry[0],
             carry_long=self.carry[1],
         )

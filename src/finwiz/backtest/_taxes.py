@@ -10,7 +10,8 @@ The rule (Schedule D, simplified to two rates and one ordinary rate):
    ``ordinary_rate`` per dollar (a negative tax: a saving); the rest carries forward, short-term
    loss first used by the deduction, each part keeping its term.
 
-Pure and vectorisable by hand; the backtest calls it once per calendar year.
+Pure; the backtest calls it once per calendar year (``outside_gains=True``: the linear valuation,
+every net loss worth its term's rate, for an investor with gains elsewhere).
 """
 
 from __future__ import annotations
@@ -45,14 +46,21 @@ def year_tax(
     ordinary_loss_limit: float = 3000.0,
     carry_short: float = 0.0,
     carry_long: float = 0.0,
+    outside_gains: bool = False,
 ) -> YearTax:
     """The tax on a year whose realised short- and long-term gains net to ``net_short`` and
     ``net_long`` (each gains minus losses of that term), with losses ``carry_short`` and
     ``carry_long`` (>= 0) carried in from earlier years. Amounts are taken to the cent and the
-    arithmetic is decimal: the tax is rounded half up to the cent, exactly."""
+    arithmetic is decimal: the tax is rounded half up to the cent, exactly.
+
+    ``outside_gains=True`` assumes gains elsewhere absorb any loss: each term's net is taxed at its
+    own rate even when negative (a saving), nothing is carried (the linear valuation of the
+    optimizer's tax term and of Chaudhuri, Burnham and Lo)."""
     s = _cents(net_short) - _cents(carry_short)
     g = _cents(net_long) - _cents(carry_long)
     rs, rl, ro = _rate(short_rate), _rate(long_rate), _rate(ordinary_rate)
+    if outside_gains:
+        return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
     if s >= 0 and g >= 0:
         return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
     total = s + g
