@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from finwiz import Holding, PortfolioConfiguration, TaxLot, TaxSettings
 from finwiz.backtest import Backtest, BacktestResult, CalendarRebalance, OptimizedRebalance, RebalanceContext
 from finwiz.backtest._taxes import year_tax
-from finwiz.errors import ConfigurationError
+from finwiz.errors import ConfigurationError, InvalidPortfolioError
 
 ST, LT = 0.37, 0.20
 
@@ -382,3 +382,11 @@ def test_the_engine_does_not_buy_an_identical_symbol_the_day_it_sells_the_other_
     """Found by this backtest (2018-01-01: S1 sold at a loss, S0 bought): left to the optimizer."""
     _, result = _identical_run()
     assert result.metrics["wash_sales"] == 0
+
+
+def test_a_lot_bought_after_the_first_day_is_refused_by_name() -> None:
+    prices = _prices(2, n=3, start="2016-12-01", end="2017-03-31")
+    initial = _account(prices.loc["2016-12-20":], 2)  # its second lots: 2016-12-13, after 12-01
+    with pytest.raises(InvalidPortfolioError, match=r"lot S0#2 of S0 was acquired on 2016-12-13") as info:
+        Backtest(prices, initial=initial)
+    assert info.value.symbol == "S0"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from finwiz.backtest._data import build_history
-from finwiz.backtest._lots import TaxOptions
+from finwiz.backtest._lots import TaxOptions, check_lot_dates
 from finwiz.backtest._results import BacktestComparison, BacktestResult
 from finwiz.backtest._simulate import refuse_taxable, simulate
 from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context, _progress_callback
@@ -106,6 +106,8 @@ class Backtest:
             market_impact=market_impact,
             date_format=date_format,
         )
+        if history.initial.tax is not None:
+            check_lot_dates(tuple(history.initial.holdings), history.dates[0].date())
         self.history: MarketHistory = dataclasses.replace(history, tax_options=options)
 
     @property

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from finwiz.backtest._taxes import YearTax, year_tax
-from finwiz.errors import PolicyError
+from finwiz.errors import InvalidPortfolioError, PolicyError
 from finwiz.schemas import Holding, LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings
 
-__all__ = ["LOT_SALE_COLUMNS", "TAX_COLUMNS", "LotLedger", "TaxOptions"]
+__all__ = ["LOT_SALE_COLUMNS", "TAX_COLUMNS", "LotLedger", "TaxOptions", "check_lot_dates"]
 
 LOT_SALE_COLUMNS = [
     "date",
@@ -69,6 +69,19 @@ class TaxOptions:
     ordinary_rate: float | None = None
     ordinary_loss_limit: float = 3000.0
     outside_gains: bool = False
+
+
+def check_lot_dates(holdings: tuple[Holding, ...], first_day: date) -> None:
+    """Refuse, by name, a lot acquired after the backtest's first day."""
+    for h in holdings:
+        for lot in h.lots:
+            if lot.acquired > first_day:
+                raise InvalidPortfolioError(
+                    f"holdings: lot {lot.lot_id} of {h.symbol} was acquired on {lot.acquired}, "
+                    f"after the backtest's first day {first_day}",
+                    field="acquired",
+                    symbol=h.symbol,
+                )
 
 
 @dataclass
@@ -130,13 +143,9 @@ class LotLedger:
         for t in settings.recent_purchases:  # the account's own history of the window counts too
             if t.symbol in index:
                 self.purchases.append(_Purchase(t.date, settings.group(t.symbol), index[t.symbol], "", t.shares))
+        check_lot_dates(holdings, first_day)
         for i, h in enumerate(holdings):
             for lot in h.lots:
-                if lot.acquired > first_day:
-                    raise PolicyError(
-                        f"holdings: lot {lot.lot_id} of {h.symbol} was acquired on {lot.acquired}, "
-                        f"after the backtest's first day {first_day}"
-                    )
                 self.purchases.append(_Purchase(lot.acquired, self.groups[i], i, str(lot.lot_id), lot.shares, used=0.0))
         self.year = first_day.year
         self.year_start = 0  # index into sales of the current year's first sale
