@@ -545,22 +545,17 @@ def _lots_of(config: PortfolioConfiguration, acquired: Any) -> PortfolioConfigur
     return config.model_copy(update={"holdings": holdings})
 
 
-@pytest.mark.parametrize("taxed", [True, False])
-def test_a_taxable_book_is_refused_until_lots_are_carried(taxed: bool) -> None:
-    """Lots are not carried through a simulation (each day would copy the first day's lots, and
-    every lot would stay short-term): a configuration with ``tax`` or with lots is refused by name,
-    saying how to run tax-blind -- in ``Backtest(...)`` and for a policy's ``tax`` override."""
+def test_lots_without_tax_and_a_policy_tax_override_are_refused_by_name() -> None:
+    """Lots are carried only for a taxable account (``tax`` set): lots alone are refused by name,
+    saying what to do; a policy may drop the tax (``tax=None``: tax-blind) but not replace it."""
     from finwiz import TaxSettings
 
     first = PRICES.index[0].date()
-    config = _lots_of(book(), first)
-    if taxed:
-        config = config.model_copy(update={"tax": TaxSettings(as_of=first, short_term_rate=0.37, long_term_rate=0.2)})
-    with pytest.raises(InvalidPortfolioError, match="lots are not carried through backtests") as info:
-        Backtest(PRICES, initial=config)
-    assert info.value.field == ("tax" if taxed else "holdings")
-    assert "drop" in str(info.value)
+    with pytest.raises(InvalidPortfolioError, match="has lots but the configuration has no `tax`") as info:
+        Backtest(PRICES, initial=_lots_of(book(), first))
+    assert info.value.field == "holdings"
+    assert "drop the lots" in str(info.value)
     tax = TaxSettings(as_of=first, short_term_rate=0.37, long_term_rate=0.2)
     plain = Backtest(PRICES, initial=book())
-    with pytest.raises(PolicyError, match="lots are not carried through backtests"):
+    with pytest.raises(PolicyError, match="override tax= is refused"):
         plain.run(CalendarRebalance("Q", tax=tax))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import importlib
 import math
 import os
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from finwiz.backtest._data import build_history
+from finwiz.backtest._lots import TaxOptions, check_lot_dates
 from finwiz.backtest._progress import DateProgress, scheduled_dates
 from finwiz.backtest._results import BacktestComparison, BacktestResult
 from finwiz.backtest._simulate import refuse_taxable, simulate
@@ -39,9 +41,11 @@ class Backtest:
     initial
         The :class:`~finwiz.PortfolioConfiguration` at the first date: holdings, cash, targets,
         limits and costs. Every rebalance starts from it with the drifted holdings and cash. A
-        taxable book (``tax`` set, or holdings with ``lots``) is refused
-        (:class:`~finwiz.errors.InvalidPortfolioError`): lots are not carried through a simulation
-        yet; drop ``tax`` and the lots to run it tax-blind.
+        taxable account (``tax`` set, every position with its ``lots``) carries its lots through
+        the simulation: buys open lots at the day's price and date, sales relieve the lots the
+        rebalance names (``trade.lots``; else the ``lot_policy`` order), each rebalance sees
+        ``tax.as_of`` = its date and the wash-sale window's trades, and the year's gains are
+        taxed by the netting rule (``result.taxes``). Lots without ``tax`` are refused.
     volumes
         Optional DataFrame of daily traded dollar volume (same dates, symbols as columns): adds
         market impact ``k * sigma_i * |T_i|^1.5 / sqrt(ADV_i)`` to every trade, with ADV and
@@ -61,6 +65,17 @@ class Backtest:
         (default: the price index's own frequency, ~252 for trading days).
     risk_free_rate
         Annual risk-free rate of the ``sharpe`` metric (default 0).
+    pay_taxes
+        A taxable account's yearly tax is paid from cash on the first trading day of the next year
+        (default True; a net loss's ordinary deduction comes back as a refund); False only tracks
+        it (``result.taxes``, and the after-tax metrics subtract it).
+    ordinary_rate, ordinary_loss_limit
+        The rate at which a net capital loss offsets ordinary income (default: the short-term
+        rate) and its yearly cap (3,000; 0: none does); the rest carries forward.
+    outside_gains
+        True: gains elsewhere absorb any loss, so each term's net is taxed at its own rate even when
+        negative (a saving) and nothing carries forward -- the assumption of the tax-alpha
+        literature. Default False: the account alone, by the netting rule.
     date_format
         The ``strftime`` format of text dates (in ``prices``, ``volumes`` and ``cash_flows``),
         e.g. ``"%d/%m/%Y"``. Without it ISO dates are read, and text dates whose day and month
@@ -81,6 +96,10 @@ class Backtest:
         date_format: str | None = None,
         periods_per_year: float | None = None,
         risk_free_rate: float = 0.0,
+        pay_taxes: bool = True,
+        ordinary_rate: float | None = None,
+        ordinary_loss_limit: float = 3000.0,
+        outside_gains: bool = False,
     ) -> None:
         refuse_taxable(initial)
         if periods_per_year is not None and not (math.isfinite(periods_per_year) and periods_per_year > 0):
@@ -88,7 +107,8 @@ class Backtest:
         if not math.isfinite(risk_free_rate) or risk_free_rate <= -1:
             raise ConfigurationError(f"risk_free_rate must be an annual rate above -1, not {risk_free_rate!r}")
         self.periods_per_year, self.risk_free_rate = periods_per_year, float(risk_free_rate)
-        self.history: MarketHistory = build_history(
+        options = _tax_options(pay_taxes, ordinary_rate, ordinary_loss_limit, outside_gains)
+        history = build_history(
             prices,
             initial,
             volumes=volumes,
@@ -99,6 +119,9 @@ class Backtest:
             market_impact=market_impact,
             date_format=date_format,
         )
+        if history.initial.tax is not None:
+            check_lot_dates(tuple(history.initial.holdings), history.dates[0].date())
+        self.history: MarketHistory = dataclasses.replace(history, tax_options=options)
 
     @property
     def prices(self) -> pd.DataFrame:
@@ -194,6 +217,18 @@ class Backtest:
                 result.prices = self.history.frame  # left behind when it came from a worker
                 results[name] = self._with_parameters(result)
         return BacktestComparison(results, failures, time.perf_counter() - start, kind, workers)
+
+
+def _tax_options(pay: Any, rate: Any, limit: Any, outside: Any) -> TaxOptions:
+    for label, flag in (("pay_taxes", pay), ("outside_gains", outside)):
+        if not isinstance(flag, bool):
+            raise ConfigurationError(f"{label} must be True or False, not {flag!r}")
+    for label, value, top in (("ordinary_rate", rate, 1.0), ("ordinary_loss_limit", limit, math.inf)):
+        ok = value is None and label == "ordinary_rate"
+        ok = ok or (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= top)
+        if not ok:
+            raise ConfigurationError(f"{label} must be a number in [0, {top:g}], not {value!r}")
+    return TaxOptions(pay, None if rate is None else float(rate), float(limit), outside)
 
 
 def _run_counted(history: MarketHistory, name: str, policy: Any, counter: DateProgress, dates: int) -> Outcome:

@@ -43,6 +43,7 @@ class MarketHistory:
     sigma: np.ndarray | None = None  # trailing volatility of daily returns, days x symbols
     impact_coefficient: float = 0.0
     static_impact: MarketImpactModel | None = None
+    tax_options: Any = None  # a taxable account's TaxOptions (finwiz.backtest._lots), set by Backtest
 
     def __getstate__(self) -> dict[str, Any]:
         # ``prices`` is ``frame``'s own array: sent to a worker once, not twice.

@@ -65,6 +65,17 @@ class BacktestResult:
     raised: trigger, status ``ok``/``failed``, reason, trades, turnover, cost, value before,
     seconds), ``metrics`` (a Series, see the module docstring), ``weights`` and ``holdings``
     (daily DataFrames, computed on first use).
+
+    A taxable account (``initial.tax`` set) also has ``taxes`` (one row per calendar year, index
+    ``year``: short- and long-term gains and losses, losses harvested, wash-sale disallowed losses,
+    carry-in, the tax by the netting rule, carry-forward, what was paid from cash and when; the
+    last year is owed, not paid), ``lot_sales`` (one row per lot relieved: date, symbol, lot_id,
+    shares, cost_basis, acquired, price, realized_gain, term, wash_sale_disallowed) and ``lots``
+    (the open lots at the end); ``metrics`` then adds ``taxes_paid``, ``taxes_owed``,
+    ``losses_harvested``, ``wash_sales``, ``after_tax_value`` (the final value less the tax owed),
+    ``after_tax_return``, ``after_tax_annual_return``, ``liquidation_value`` (every remaining gain
+    realised and taxed on the last day, transaction costs of the sale left out) and
+    ``liquidation_annual_return``.
     """
 
     name: str
@@ -82,6 +93,10 @@ class BacktestResult:
     prices: pd.DataFrame | None = field(default=None, repr=False)
     periods_per_year: float | None = None
     risk_free_rate: float = 0.0
+    taxes: pd.DataFrame | None = field(default=None, repr=False)
+    lot_sales: pd.DataFrame | None = field(default=None, repr=False)
+    lots: pd.DataFrame | None = field(default=None, repr=False)
+    tax_metrics: dict[str, Any] | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # The price table is the backtest's, and large (days x assets): a result sent back from a
@@ -136,6 +151,7 @@ class BacktestResult:
             "years": years,
             **self._risk_and_return(),
         }
+        out.update(self.tax_metrics or {})  # a taxable account: after-tax figures (see _lots)
         return pd.Series(out, name=self.name, dtype=object)
 
     def _risk_and_return(self) -> dict[str, float]:

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from finwiz.backtest._lots import LotLedger, TaxOptions
 from finwiz.backtest._policies import FRACTIONAL_STEP, RebalanceContext
-from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, BacktestResult
+from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, TRADING_DAYS, BacktestResult
 from finwiz.errors import FinwizError, InvalidPortfolioError, PolicyError
-from finwiz.schemas import CASH, PortfolioConfiguration, RebalancingResult
+from finwiz.schemas import CASH, LotSale, PortfolioConfiguration, RebalancingResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from finwiz.backtest._data import MarketHistory
@@ -32,30 +33,42 @@ _BLOCK = 64  # candidate days evaluated per trigger block (doubles while nothing
 _CASH_SLACK = 1e-7  # currency: float noise tolerated below zero cash before raising it
 
 
-_NO_LOTS = (
-    "lots are not carried through backtests yet (each rebalance would start from the first day's lots "
-    "and dates); to run it tax-blind, drop `tax` and the holdings' `lots`"
-)
-
-
 def refuse_taxable(config: PortfolioConfiguration) -> None:
-    """Refuse a taxable book (``tax`` set, or holdings with lots) by name: a simulation does not
-    carry lots from one rebalance to the next yet (issue 21). (Not a configuration: left to
-    ``build_history``, which refuses it.)"""
-    if not isinstance(config, PortfolioConfiguration):
+    """Refuse holdings with lots but no ``tax`` by name: a backtest carries lots only for a taxable
+    account. (Not a configuration: left to ``build_history``, which refuses it.)"""
+    if not isinstance(config, PortfolioConfiguration) or config.tax is not None:
         return
-    if config.tax is not None:
-        raise InvalidPortfolioError(f"tax: {_NO_LOTS}", field="tax")
     held = next((h for h in config.holdings if h.lots), None)
     if held is not None:
         raise InvalidPortfolioError(
-            f"holdings: {held.symbol} has lots: {_NO_LOTS}", field="holdings", symbol=held.symbol
+            f"holdings: {held.symbol} has lots but the configuration has no `tax`: give tax settings "
+            "to carry the lots through the backtest, or drop the lots",
+            field="holdings",
+            symbol=held.symbol,
         )
 
 
+def _ledger(history: MarketHistory) -> LotLedger | None:
+    settings = history.initial.tax
+    if settings is None:
+        return None
+    options = history.tax_options if isinstance(history.tax_options, TaxOptions) else TaxOptions()
+    return LotLedger(tuple(history.initial.holdings), settings, first_day=history.dates[0].date(), options=options)
+
+
+def _chosen_lots(decision: Any) -> dict[str, list[LotSale]]:
+    """The lots each sell of an engine result relieves (the symbols that name them)."""
+    if not isinstance(decision, RebalancingResult):
+        return {}
+    return {t.symbol: list(t.lots) for t in decision.trades if t.lots and t.signed_shares < 0}
+
+
 def _base_config(initial: PortfolioConfiguration, overrides: dict[str, Any], name: str) -> PortfolioConfiguration:
-    if overrides.get("tax") is not None:
-        raise PolicyError(f"policy {name!r}: its override tax= is refused: {_NO_LOTS}")
+    if overrides.get("tax") is not None:  # tax=None: a tax-blind policy on the taxable account
+        raise PolicyError(
+            f"policy {name!r}: its override tax= is refused: the account's tax settings are the "
+            "backtest's (tax=None makes the policy tax-blind; the account is still taxed)"
+        )
     if not overrides:
         return initial
     fields = {k: getattr(initial, k) for k in initial.model_fields_set | {"holdings", "target_weights"}}
@@ -156,7 +169,11 @@ def simulate(
     starts, books = [0], [shares.copy()]
     trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # day, idx, signed shares, costs
     rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]] = []
+    ledger = _ledger(history)
     flow_days = np.flatnonzero(flows != 0)
+    if ledger is not None:  # a taxable account settles its year on the first trading day of the next
+        years = dates.year.to_numpy()
+        flow_days = np.union1d(flow_days, np.flatnonzero(years[1:] != years[:-1]) + 1)
     check_days = np.flatnonzero(check)
 
     def fires(days: np.ndarray, cash_now: float) -> np.ndarray:
@@ -188,11 +205,16 @@ def simulate(
             size *= 2
         return f, False
 
-    def apply(day: int, trades: np.ndarray, costs: np.ndarray) -> float:
+    def apply(day: int, trades: np.ndarray, costs: np.ndarray, chosen: dict[str, list[LotSale]] | None = None) -> float:
         nonlocal shares, cash
         idx = np.flatnonzero(trades)
         trade_values = trades[idx] * P[day, idx]
         cost = costs[idx]
+        if ledger is not None:  # sales first: a purchase after a loss sale of its group sees it
+            where = f"policy {name!r} on {dates[day].date()}"
+            for i in sorted(idx.tolist(), key=lambda i: trades[i] > 0):
+                lots = (chosen or {}).get(symbols[i])
+                ledger.trade(i, float(trades[i]), float(P[day, i]), lots, where)
         shares = shares + trades
         cash = cash - float(trade_values.sum()) - float(cost.sum())
         if len(idx):
@@ -200,6 +222,11 @@ def simulate(
         return float(np.abs(trade_values).sum())
 
     def context(day: int) -> RebalanceContext:
+        today, held = config, holdings
+        if ledger is not None:  # the day's lots, and tax settings for a policy that sees the tax
+            held = ledger.holdings(shares)
+            if config.tax is not None:
+                today = config.model_copy(update={"tax": ledger.settings()})
         return RebalanceContext(
             date=dates[day],
             day=day,
@@ -208,13 +235,13 @@ def simulate(
             shares=shares.copy(),
             cash=cash,
             cash_flow=float(flows[day]),
-            config=config,
+            config=today,
             target=target,
             cash_target=cash_target,
             cost_rates=rates,
             impact=history.impact_coefficients(day),
             market_impact=history.impact_model(day),
-            _holdings=holdings,
+            _holdings=held,
         )
 
     def record(day: int, trigger_name: str, value: float, *, status: str = "ok", reason: str = "", count: int = 0,
@@ -241,13 +268,21 @@ def simulate(
             report(T)
             break
         cash += float(flows[e])
-        if not fired and flows[e] != 0 and check[e]:
+        paid = 0.0
+        if ledger is not None:
+            paid = ledger.new_day(dates[e].date())
+            if ledger.pay_taxes:  # last year's tax (negative: a refund of the ordinary deduction)
+                cash -= paid
+        if not fired and (flows[e] != 0 or paid != 0) and check[e]:
             fired = bool(fires(np.array([e]), cash)[0])
         if fired:
             ctx = context(e)
             start = time.perf_counter()
+            chosen: dict[str, list[LotSale]] = {}
             try:
-                trades = _as_trades(policy.rebalance(ctx), ctx, name)
+                decision = policy.rebalance(ctx)
+                chosen = _chosen_lots(decision)
+                trades = _as_trades(decision, ctx, name)
             except PolicyError:
                 raise
             except FinwizError as exc:  # infeasible limits, a solver failure: recorded, the book carries on
@@ -260,7 +295,7 @@ def simulate(
                 # The cost model is the engine's (rate x |T| + k |T|^1.5, tested equal): one truth
                 # for every policy, and impact is charged even when the policy ignored it.
                 costs = ctx.costs(trades * P[e])
-                traded = apply(e, trades, costs)
+                traded = apply(e, trades, costs, chosen)
                 count = int(np.count_nonzero(trades))
                 record(e, "policy", ctx.value, count=count, traded=traded, cost=float(costs.sum()), seconds=seconds)
         if cash < -_CASH_SLACK:
@@ -289,7 +324,7 @@ def simulate(
         t = e + 1
         report(t)
     with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
-        return _assemble(
+        result = _assemble(
             history,
             name,
             repr(policy),
@@ -302,6 +337,14 @@ def simulate(
             target,
             cash_target,
         )
+    if ledger is not None:
+        if T and ledger.today != dates[-1].date():
+            ledger.today = dates[-1].date()  # terms on the last day (no year closes: that is owed)
+        invested = float(values[0] + flows.sum())
+        taxed = ledger.finish(P[-1], float(values[-1]), invested, max(T - 1, 1) / TRADING_DAYS)
+        result.taxes, result.lot_sales, result.lots = taxed["taxes"], taxed["lot_sales"], taxed["lots"]
+        result.tax_metrics = taxed["metrics"]
+    return result
 
 
 def _assemble(

@@ -1,0 +1,93 @@
+"""The year's capital-gains tax as a US return computes it: :func:`year_tax`.
+
+The rule (Schedule D, simplified to two rates and one ordinary rate):
+
+1. Short-term gains net against short-term losses, long-term against long-term; a loss carried in
+   from earlier years keeps its term (a short-term carry-over is a short-term loss this year).
+2. The two nets then offset each other: a net gain left in one term after absorbing the other
+   term's net loss is taxed at that term's rate (both nets gains: each at its own rate).
+3. A net loss overall offsets ordinary income up to ``ordinary_loss_limit`` (3,000 a year), worth
+   ``ordinary_rate`` per dollar (a negative tax: a saving); the rest carries forward, short-term
+   loss first used by the deduction, each part keeping its term.
+
+Pure; the backtest calls it once per calendar year (``outside_gains=True``: the linear valuation,
+every net loss worth its term's rate, for an investor with gains elsewhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+__all__ = ["YearTax", "year_tax"]
+
+
+@dataclass(frozen=True)
+class YearTax:
+    """One year's tax (currency, negative: a saving) and the losses it carries forward (>= 0)."""
+
+    tax: float
+    carry_short: float
+    carry_long: float
+
+    @property
+    def carryforward(self) -> float:
+        """The loss carried into the next year, both terms."""
+        return self.carry_short + self.carry_long
+
+
+def year_tax(
+    net_short: float,
+    net_long: float,
+    *,
+    short_rate: float,
+    long_rate: float,
+    ordinary_rate: float,
+    ordinary_loss_limit: float = 3000.0,
+    carry_short: float = 0.0,
+    carry_long: float = 0.0,
+    outside_gains: bool = False,
+) -> YearTax:
+    """The tax on a year whose realised short- and long-term gains net to ``net_short`` and
+    ``net_long`` (each gains minus losses of that term), with losses ``carry_short`` and
+    ``carry_long`` (>= 0) carried in from earlier years. Amounts are taken to the cent and the
+    arithmetic is decimal: the tax is rounded half up to the cent, exactly.
+
+    ``outside_gains=True`` assumes gains elsewhere absorb any loss: each term's net is taxed at its
+    own rate even when negative (a saving), nothing is carried (the linear valuation of the
+    optimizer's tax term and of Chaudhuri, Burnham and Lo)."""
+    s = _cents(net_short) - _cents(carry_short)
+    g = _cents(net_long) - _cents(carry_long)
+    rs, rl, ro = _rate(short_rate), _rate(long_rate), _rate(ordinary_rate)
+    if outside_gains:
+        return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
+    if s >= 0 and g >= 0:
+        return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
+    total = s + g
+    if total >= 0:  # one term's loss absorbed by the other term's gain: the gain left keeps its rate
+        return YearTax(_round((rs if s > 0 else rl) * total), 0.0, 0.0)
+    deduction = min(max(_cents(ordinary_loss_limit), _ZERO), -total)
+    short_loss = max(_ZERO, -s - max(g, _ZERO))  # the short-term loss left after any long-term gain
+    long_loss = max(_ZERO, -g - max(s, _ZERO))
+    used_on_short = min(deduction, short_loss)
+    return YearTax(
+        _round(-ro * deduction),
+        float(short_loss - used_on_short),
+        float(long_loss - (deduction - used_on_short)),
+    )
+
+
+_ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+
+
+def _cents(amount: float) -> Decimal:
+    return Decimal(repr(round(float(amount), 2)))
+
+
+def _rate(rate: float) -> Decimal:
+    return Decimal(repr(float(rate)))
+
+
+def _round(amount: Decimal) -> float:
+    return float(amount.quantize(_CENT, rounding=ROUND_HALF_UP)) + 0.0  # no -0.0
