@@ -9,7 +9,7 @@ import pytest
 
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import MarketImpactModel, RebalancingEngine, TargetTrackingTerm, build_problem_data, clear_cache
-from finwiz.optimizer.describe._terms import constraint_terms
+from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.discrete._rounding import round_trades
 from finwiz.optimizer.solve._assembler import Model
 from tests.conftest import drifted_config

@@ -18,27 +18,29 @@ from finwiz.optimizer._strategies import (
     default_strategies,
 )
 from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, build_problem_data
-from finwiz.optimizer.describe._terms import (
+from finwiz.optimizer.describe._limits import (
     BudgetTerm,
     ESGFloorTerm,
     GrossExposureTerm,
-    Limit,
-    MarketImpactTerm,
     PositionCapTerm,
     PositionFloorTerm,
-    RiskTerm,
     SectorCapTerm,
+    TradeBoundsTerm,
+    TurnoverCapTerm,
+    constraint_terms,
+)
+from finwiz.optimizer.describe._terms import (
+    Limit,
+    MarketImpactTerm,
+    RiskTerm,
     TargetTrackingTerm,
     Term,
     TermParts,
     TrackingErrorTerm,
-    TradeBoundsTerm,
     TradeCountTerm,
     TransactionCostTerm,
-    TurnoverCapTerm,
     TurnoverPenaltyTerm,
     Variables,
-    constraint_terms,
 )
 from finwiz.optimizer.solve._assembler import AssembledProblem, assemble, cache_info, clear_cache
 from finwiz.optimizer.verify._compliance import PostTradeState, compliance_checks, post_trade_state

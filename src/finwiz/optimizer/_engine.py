@@ -28,8 +28,9 @@ from finwiz.optimizer._constraints import OptimizationConstraint, refuse_failed_
 from finwiz.optimizer._strategies import OptimizationStrategy, StrategyRegistry
 from finwiz.optimizer._trace import Stages
 from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import Description
-from finwiz.optimizer.describe._terms import Term, constraint_terms
+from finwiz.optimizer.describe._terms import Term
 from finwiz.optimizer.discrete._stage import Decided, Solve, achieved, exact_stage, whole_share_stage, whole_shares
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._continuous import solve_continuous

@@ -20,7 +20,7 @@ import finwiz.optimizer.solve._solve as solve_module
 from finwiz import Holding, PortfolioConfiguration
 from finwiz.batch import rebalance_many
 from finwiz.optimizer import rebalance
-from finwiz.optimizer.solve._native import NativeSolution
+from finwiz.optimizer.solve._solvers import NativeSolution
 
 PRICES = {"AAA": 10.0, "BBB": 20.0, "CCC": 7.0}
 

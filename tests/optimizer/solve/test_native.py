@@ -26,9 +26,10 @@ from finwiz.optimizer import (
     build_problem_data,
     clear_cache,
 )
+from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import trade_vector
-from finwiz.optimizer.describe._terms import Term, TermParts, Variables, constraint_terms
-from finwiz.optimizer.solve import _native as native
+from finwiz.optimizer.describe._terms import Term, TermParts, Variables
+from finwiz.optimizer.solve import _qp_build, _solvers, _workspaces
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, Model
 from finwiz.optimizer.solve._solve import native_qp, solve, solve_terms
 from finwiz.optimizer.verify._compliance import group_checks
@@ -111,7 +112,7 @@ def test_every_consumer_of_the_model_agrees(
     assert via_native == pytest.approx(via_cvxpy, rel=1e-9, abs=1e-13)
     assert via_stack == pytest.approx(via_cvxpy, rel=1e-9, abs=1e-13)
     native_groups = qp.residuals(qp.point(buy, sell, cost))
-    _, _, as_rows = native.trade_bounds(model.groups, data.n)  # the rest are variable bounds
+    _, _, as_rows = _qp_build.trade_bounds(model.groups, data.n)  # the rest are variable bounds
     for group in model.groups:
         rows, lower, upper = group.linear()
         own = _violations(lower, rows.evaluate(z), upper)  # the whole-share step reads these rows
@@ -165,13 +166,13 @@ def test_kkt_check_refuses_a_point_that_is_not_optimal(
     data = build_problem_data(sample_config, sample_prices)
     qp = native_qp(terms_for(sample_config, data, []))
     assert qp is not None
-    found = native.solve_clarabel(qp, 10.0)
+    found = _solvers.solve_clarabel(qp, 10.0)
     assert found.z is not None
     assert found.y is not None
-    assert native.kkt_certified(qp, found.z, found.y)
-    assert not native.kkt_certified(qp, found.z, np.zeros_like(found.y))  # no duals: not stationary
+    assert _solvers.kkt_certified(qp, found.z, found.y)
+    assert not _solvers.kkt_certified(qp, found.z, np.zeros_like(found.y))  # no duals: not stationary
     feasible_but_worse = np.zeros_like(found.z)  # no trade at all is feasible here
-    assert not native.kkt_certified(qp, feasible_but_worse, found.y)
+    assert not _solvers.kkt_certified(qp, feasible_but_worse, found.y)
 
 
 def test_uncertified_osqp_falls_back_to_clarabel(
@@ -179,7 +180,7 @@ def test_uncertified_osqp_falls_back_to_clarabel(
 ) -> None:
     clear_cache()
     expected = rebalance(sample_config, sample_prices, solver="CLARABEL")
-    monkeypatch.setattr(native, "kkt_certified", lambda *args: False)
+    monkeypatch.setattr(_solvers, "kkt_certified", lambda *args: False)
     got = rebalance(sample_config, sample_prices, solver="OSQP")
     assert got.solver == "CLARABEL"
     assert [t.model_dump() for t in got.trades] == [t.model_dump() for t in expected.trades]
@@ -190,16 +191,16 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
     clear_cache()
     for scale in (1.0, 1.02, 0.97):
         rebalance(sample_config, sample_prices * scale)
-    assert native.native_cache_info()["hits"] >= 2
-    for workspace in native._cache.values():
-        assert workspace.solver.settings.eps_abs == native.OSQP_SETTINGS["eps_abs"]
-        assert workspace.solver.settings.eps_rel == native.OSQP_SETTINGS["eps_rel"]
+    assert _workspaces.native_cache_info()["hits"] >= 2
+    for workspace in _workspaces._cache.values():
+        assert workspace.solver.settings.eps_abs == _workspaces.OSQP_SETTINGS["eps_abs"]
+        assert workspace.solver.settings.eps_rel == _workspaces.OSQP_SETTINGS["eps_rel"]
 
 
 def _record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     """Record each call of the solver function ``name`` as the solver policy makes it."""
     calls: list[str] = []
-    original = getattr(native, name)
+    original = getattr(_solvers, name)
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         calls.append(name)
@@ -218,7 +219,7 @@ def test_cold_solve_out_of_admm_iterations_is_answered_by_clarabel_and_polished(
     clear_cache()
     expected = rebalance(sample_config, sample_prices)
     clear_cache()
-    monkeypatch.setattr(native, "COLD_ITERATIONS", 1)
+    monkeypatch.setattr(_solvers, "COLD_ITERATIONS", 1)
     calls = _record_calls(monkeypatch, "solve_clarabel")
     got = rebalance(sample_config, sample_prices)
     assert calls == ["solve_clarabel"]  # the first, cold solve only
@@ -248,14 +249,14 @@ def test_structure_where_polishing_fails_goes_to_the_interior_point_solver(
     """Where polishing cannot hold a structure's bounds (2000 assets, zero costs), its requests
     skip OSQP from then on, and a repeated request still gets the same trades."""
     clear_cache()
-    monkeypatch.setattr(native, "POLISHED_RESIDUAL", -1.0)  # every polished point refused
+    monkeypatch.setattr(_solvers, "POLISHED_RESIDUAL", -1.0)  # every polished point refused
     first = rebalance(sample_config, sample_prices)
     assert first.solver == "CLARABEL"
     data = build_problem_data(sample_config, sample_prices)
     qp = native_qp(terms_for(sample_config, data, []))
     assert qp is not None
-    keys = list(native._cache)
-    assert [native.plan(qp, key) for key in keys] == ["interior"] * len(keys)
+    keys = list(_workspaces._cache)
+    assert [_workspaces.plan(qp, key) for key in keys] == ["interior"] * len(keys)
     calls = _record_calls(monkeypatch, "solve_osqp")
     again = rebalance(sample_config, sample_prices)
     assert calls == []
@@ -282,7 +283,7 @@ def test_builtin_terms_never_import_cvxpy() -> None:
 
 def test_dense_covariance_on_explicit_weights_equals_the_cvxpy_form() -> None:
     """With as many factors as assets the factor rows become a dense block of P on explicit weights
-    (``_native._weight_rows``); objective, limits and optimum still match the cvxpy form."""
+    (``_qp_build._weight_rows``); objective, limits and optimum still match the cvxpy form."""
     rng = np.random.default_rng(7)
     n = 80
     symbols = [f"D{i:02d}" for i in range(n)]

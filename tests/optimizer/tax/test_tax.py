@@ -351,7 +351,7 @@ def test_the_native_lot_ladder_and_the_lot_relief_agree(seed: int, n: int, lots:
     from finwiz.optimizer._engine import _applicable, _with_constraints, default_engine
     from finwiz.optimizer.describe._data import build_problem_data
     from finwiz.optimizer.solve._assembler import Model
-    from finwiz.optimizer.solve._native import ladder_of
+    from finwiz.optimizer.solve._qp import ladder_of
     from finwiz.optimizer.solve._solve import native_qp
     from finwiz.optimizer.verify._compliance import continuous_point
 

@@ -1,2 +1,2 @@
-"""The continuous stage: the model solved as a native QP (``_native``) or through cvxpy
+"""The continuous stage: the model solved as a native QP (``_qp``) or through cvxpy
 (``_assembler``), chosen by ``_solve``."""

@@ -35,7 +35,7 @@ from finwiz.optimizer.describe._model import (
     column,
 )
 from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
-from finwiz.optimizer.solve._native import clear_native_cache, native_cache_info
+from finwiz.optimizer.solve._workspaces import clear_native_cache, native_cache_info
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -686,7 +686,7 @@ def clear_cache() -> None:
 
 def cache_info() -> dict[str, int]:
     """Hits, misses and size of this process's caches: compiled cvxpy problems plus the native
-    solver workspaces kept per structure (``_native``)."""
+    solver workspaces kept per structure (``_workspaces``)."""
     native = native_cache_info()
     with _cache_lock:
         hits, misses, size = _hits + native["hits"], _misses + native["misses"], len(_cache) + native["size"]

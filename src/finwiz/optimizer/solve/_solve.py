@@ -1,6 +1,6 @@
 """Solver policy: choose, solve, verify, fall back — and never report a non-optimal status.
 
-Requests made only of built-in terms are solved natively (``_native``): OSQP first, cold or warm
+Requests made only of built-in terms are solved natively (``_qp``): OSQP first, cold or warm
 from the workspace kept for the structure, at loose ADMM tolerances plus polishing, accepted only
 when the point keeps every row to 1e-11 and passes a KKT check; Clarabel (interior point, tight
 tolerances) is the fallback, and its answer is polished by OSQP so a request gives the same trades
@@ -33,17 +33,10 @@ from finwiz.optimizer.describe._data import NOISE_VALUE
 from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
-from finwiz.optimizer.solve._native import (
-    Ladder,
-    NativeQP,
-    build_qp,
-    plan,
-    polish_osqp,
-    qp_base,
-    refine_on_active_set,
-    solve_clarabel,
-    solve_osqp,
-)
+from finwiz.optimizer.solve._qp import Ladder, NativeQP
+from finwiz.optimizer.solve._qp_build import build_qp, qp_base
+from finwiz.optimizer.solve._solvers import polish_osqp, refine_on_active_set, solve_clarabel, solve_osqp
+from finwiz.optimizer.solve._workspaces import plan
 from finwiz.optimizer.verify._compliance import continuous_point
 
 if TYPE_CHECKING:
@@ -230,7 +223,7 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
 
 def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | None:
     """The native QP of ``model`` (continuous objective), or None when it is not a QP; a taxable
-    account's on ``segments`` (each asset's lot, see ``_native.Ladder``; default: the first),
+    account's on ``segments`` (each asset's lot, see ``_qp.Ladder``; default: the first),
     from the model's kept segment-free part (the climb over lots builds it once)."""
     if not model.is_qp:
         return None

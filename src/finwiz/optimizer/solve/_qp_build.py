@@ -1,0 +1,445 @@
+"""The native QP's assembly: the terms' descriptions (``_model``) stacked into the sparse
+matrices of a :class:`~finwiz.optimizer.solve._qp.NativeQP` (see ``_qp`` for its variables and
+form), a taxable account's tax and gain folded into the sells of its segments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.solve._qp import Ladder, NativeQP, _TaxTerms, ladder_of
+
+__all__ = ["QPBase", "build_qp", "qp_base", "trade_bounds"]
+
+
+def _fold(
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float],
+    q: np.ndarray,
+    const: float,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, _TaxTerms]:
+    """With ``lines`` (``Ladder.rows``: the segments' slopes and constants) ``T = a'sell + t0`` and
+    ``G = b'sell + g0``: put them into the objective (``q``, in place, and the constant) and into
+    every row that has them (``lower``/``upper`` in place), so that the QP has no free T and G
+    columns (Clarabel stopped "almost solved" on them when nothing priced T). Returns the new
+    triplets, the constant and what was folded."""
+    _, _, slope_t, slope_g, t0, g0 = lines
+    n = len(slope_t)
+    price = q[2 * n + 3 : 2 * n + 5].copy()
+    q[n : 2 * n] += price[0] * slope_t + price[1] * slope_g
+    const += float(price[0] * t0 + price[1] * g0)
+    q[2 * n + 3 : 2 * n + 5] = 0.0
+    held: list[tuple[np.ndarray, np.ndarray]] = []
+    new_rows, new_cols, new_vals = [rows], [cols], [vals]
+    for col, slope, shift in ((2 * n + 3, slope_t, t0), (2 * n + 4, slope_g, g0)):
+        on = (cols == col) & (rows >= 2 * n + SCALARS)  # not the column's own bound row (it stays at 0)
+        at = np.flatnonzero(on)
+        held.append((rows[at], vals[at]))
+        for r, v in zip(rows[at], vals[at], strict=True):
+            new_rows.append(np.full(n, r))
+            new_cols.append(n + np.arange(n))
+            new_vals.append(v * slope)
+            lower[r] -= v * shift
+            upper[r] -= v * shift
+        vals = np.where(on, 0.0, vals)
+        new_vals[0] = vals
+    return (
+        np.concatenate(new_rows),
+        np.concatenate(new_cols),
+        np.concatenate(new_vals),
+        const,
+        _TaxTerms(price, held[0], held[1]),
+    )
+
+
+def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
+    """Rows (from ``first_row``), columns (scalar codes placed after buy and sell) and values of
+    ``affines`` stacked, and their offsets."""
+    stacked = Affine.stack(affines)
+    return stacked.rows + first_row, column(stacked.cols, n), stacked.vals, stacked.offset
+
+
+def trade_bounds(groups: Sequence[LimitGroup], n: int) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:
+    """Upper bounds on buy and sell from the separable groups whose rows are one variable each
+    (``v_i <= u``), and the groups left to be rows."""
+    bound = np.full(2 * n, np.inf)
+    rest: list[LimitGroup] = []
+    for g in groups:
+        r = g.rows
+        simple = (
+            g.separable
+            and len(r.vals) == r.m
+            and bool((r.vals > 0).all())
+            and not np.any(r.offset)
+            and not np.isfinite(g.lower).any()
+        )
+        if not simple:
+            rest.append(g)
+            continue
+        np.minimum.at(bound, r.cols, g.upper[r.rows] / r.vals)
+    return bound[:n], bound[n:], rest
+
+
+@dataclass(frozen=True, eq=False)
+class _Pattern:
+    """Where each triplet lands in CSC storage, for one sparsity pattern."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    order: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+
+_patterns: dict[tuple[int, int, int], _Pattern] = {}
+
+
+def _csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sparse.csc_matrix:
+    """``csc_matrix((vals, (rows, cols)))`` for triplets without duplicates; the conversion order is
+    kept per pattern, so a request of a known structure only permutes its values (scipy's COO
+    conversion and checks cost more than the rest of the build at 100 assets)."""
+    key = (shape[0], shape[1], len(rows))
+    pattern = _patterns.get(key)
+    if pattern is None or not (np.array_equal(pattern.rows, rows) and np.array_equal(pattern.cols, cols)):
+        order = np.lexsort((rows, cols))
+        sorted_cols, sorted_rows = cols[order], rows[order]
+        same = (np.diff(sorted_cols) == 0) & (np.diff(sorted_rows) == 0)
+        if same.any():  # duplicates are summed by scipy; never produced by the built-in terms
+            return sparse.csc_matrix((vals, (rows, cols)), shape=shape)
+        indptr = np.searchsorted(sorted_cols, np.arange(shape[1] + 1)).astype(np.int32)
+        pattern = _Pattern(rows.copy(), cols.copy(), order, sorted_rows.astype(np.int32), indptr)
+        _patterns[key] = pattern
+    return sparse.csc_matrix((vals[pattern.order], pattern.indices, pattern.indptr), shape=shape, copy=False)
+
+
+_DENSE_FACTORS = 64
+
+
+def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(F, f)`` with the rows equal to ``F w + f``, if they touch buy and sell only as weights
+    (``+v`` on buy, ``-v`` on sell); None otherwise."""
+    n = len(x0)
+    rows, cols, vals, offset = _triplets(rows_of, 0, n)
+    if (cols >= 2 * n).any():
+        return None
+    on_buy = cols < n
+    buy = np.zeros((len(offset), n))
+    sell = np.zeros((len(offset), n))
+    buy[rows[on_buy], cols[on_buy]] = vals[on_buy]
+    sell[rows[~on_buy], cols[~on_buy] - n] = vals[~on_buy]
+    if not np.array_equal(sell, -buy):
+        return None
+    return buy, offset - buy @ x0
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each variable sits: ``z = [buy, sell, c, tau, nu, T, G, (w if on_weights), aux]``."""
+
+    n: int
+    low_rank: list[Affine]  # squared rows that get one auxiliary variable each
+    on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
+    ladder: Ladder | None = None  # a taxable account's lots (no variables: one segment per asset)
+
+    @property
+    def nt(self) -> int:
+        return 2 * self.n + SCALARS
+
+    @property
+    def nw(self) -> int:
+        return 0 if self.on_weights is None else self.n
+
+    @property
+    def k(self) -> int:
+        return sum(a.m for a in self.low_rank)
+
+    @property
+    def nz(self) -> int:
+        return self.nt + self.nw + self.k
+
+
+def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
+    n = len(x0)
+    low_rank = [a for p in parts for a in p.low_rank]
+    k = sum(a.m for a in low_rank)
+    # Many factor rows (a dense covariance has as many as assets): square them into a dense block
+    # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
+    # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
+    on_weights = _weight_rows(low_rank, x0) if k >= max(_DENSE_FACTORS, n // 4) else None
+    form = next((p.tax for p in parts if p.tax is not None), None)
+    ladder = None if form is None else ladder_of(form, n)
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder)
+
+
+@dataclass(frozen=True, eq=False)
+class QPBase:
+    """What a QP's build does not owe to a taxable account's segments (see :func:`build_qp`): the
+    climb over lots rebuilds only the sells' bounds, slopes and the rows that hold ``G``."""
+
+    layout: _Layout
+    p_matrix: sparse.csc_matrix
+    q: np.ndarray
+    const: float
+    curvature: np.ndarray
+    diagonal: np.ndarray
+    dense_w: np.ndarray | None
+    rate: np.ndarray
+    triplets: tuple[np.ndarray, np.ndarray, np.ndarray]
+    lower: np.ndarray
+    upper: np.ndarray
+    groups: list[tuple[str, int, int]]
+    m: int
+    sell_cap: np.ndarray
+    scale: float
+    x0: np.ndarray
+
+
+def qp_base(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> QPBase:
+    """The segment-free part of :func:`build_qp` (kept by the caller across a climb over lots)."""
+    layout = _layout(parts, x0)
+    n = layout.n
+    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale)
+    rate = np.zeros(n)
+    for p in parts:
+        if p.cost is not None:
+            rate = rate + p.cost
+    rows, cols, vals, lower, upper, groups, m, sell_cap = _rows(parts, x0, layout, rate, backoff)
+    return QPBase(
+        layout,
+        p_matrix,
+        q,
+        const,
+        curvature,
+        diagonal,
+        dense_w,
+        rate,
+        (rows, cols, vals),
+        lower,
+        upper,
+        groups,
+        m,
+        sell_cap,
+        scale,
+        x0,
+    )
+
+
+def build_qp(
+    parts: Sequence[Description],
+    x0: np.ndarray,
+    scale: float,
+    backoff: float = 0.0,
+    segments: np.ndarray | None = None,
+    base: QPBase | None = None,
+) -> NativeQP:
+    """Stack the terms' descriptions into one QP (objective multiplied by ``scale``; coupled limits
+    backed off by ``backoff``; a taxable account on ``segments``, default its first lots; ``base``
+    from :func:`qp_base` when the caller kept it). None of them may carry a market-impact cone.
+
+    Built from triplets in one conversion per matrix (scipy's block constructors cost ~3 ms at
+    100 assets), and every position is stored even when its value is 0, so the sparsity pattern
+    depends on the structure only and a kept OSQP workspace takes the new values.
+    """
+    base = qp_base(parts, x0, scale, backoff) if base is None else base
+    layout = base.layout
+    n, nz, cost_col = layout.n, layout.nz, 2 * layout.n
+    q, const, lower, upper = base.q.copy(), base.const, base.lower.copy(), base.upper.copy()
+    rows, cols, vals = base.triplets
+    tax_terms = None
+    if layout.ladder is not None:  # each asset's sell from its segment's start (one it can reach)
+        segments = layout.ladder.reachable(np.zeros(n, dtype=np.int64) if segments is None else segments, base.sell_cap)
+        lines = layout.ladder.rows(segments)
+        lower[n : 2 * n] = lines[0]
+        rows, cols, vals, const, tax_terms = _fold(lines, q, const, rows, cols, vals, lower, upper)
+    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
+    # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
+    # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
+    positive = base.rate[base.rate > 0]
+    cost_unit = float(positive.mean()) if positive.size else 1.0
+    vals = np.where(cols == cost_col, vals * cost_unit, vals)
+    q[cost_col] *= cost_unit
+    scale = base.scale
+    return NativeQP(
+        n=n,
+        P=base.p_matrix,
+        q=q * scale,
+        const=const * scale,
+        A=_csc(rows, cols, vals, (base.m, nz)),
+        lower=lower,
+        upper=upper,
+        groups=base.groups,
+        curvature=base.curvature * scale,
+        diagonal=base.diagonal * scale,
+        dense_w=None if base.dense_w is None else base.dense_w * scale,
+        x0=base.x0,
+        aux=(aux_rows, aux_cols, aux_vals),
+        aux_offset=aux_offset,
+        scale=scale,
+        cost_unit=cost_unit,
+        ladder=layout.ladder,
+        segments=segments if layout.ladder is not None else None,
+        tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
+    )
+
+
+def _objective(
+    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, scale: float
+) -> tuple[sparse.csc_matrix, np.ndarray, float, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``P`` (upper triangle, scaled), ``q`` and the constant (unscaled), and P's blocks: the
+    per-asset curvature, the diagonal of the scalar and aux columns, the dense block on ``w``.
+
+    Diagonal squares ``sum_i s_i^2 (w_i - b_i)^2`` with ``w = x0 + buy - sell``, squares of scalar
+    columns, and one auxiliary variable (diagonal 2) per low-rank row."""
+    n, nz, nw = layout.n, layout.nz, layout.nw
+    curvature = np.zeros(n)
+    slope = np.zeros(n)
+    diagonal = np.zeros(nz - 2 * n)
+    diagonal[SCALARS + nw : SCALARS + nw + layout.k] = 2.0  # the aux variables (not the lots)
+    const = 0.0
+    q = np.zeros(nz)
+    for p in parts:
+        for root, base in p.weight_squares:
+            s2 = root * root
+            shift = x0 if base is None else x0 - base
+            curvature += s2
+            slope += 2.0 * s2 * shift
+            const += float(s2 @ (shift * shift))
+        for code, root_s, offset_s in p.scalar_squares:
+            place = 2 * n - 1 - code
+            diagonal[place - 2 * n] += 2.0 * root_s * root_s
+            q[place] += 2.0 * root_s * root_s * offset_s
+            const += (root_s * offset_s) ** 2
+        for line in (p.linear, p.surrogate):
+            if line is not None:
+                np.add.at(q, column(line.cols, n), line.vals)
+        q[2 * n] += p.cost_weight
+    q[:n] += slope
+    q[n : 2 * n] -= slope
+    curvature *= 2.0
+    dense_w = None
+    if layout.on_weights is not None:
+        factor, shift = layout.on_weights  # rows factor @ w + shift
+        dense_w = 2.0 * (factor.T @ factor)
+        q[layout.nt : layout.nt + n] += 2.0 * (factor.T @ shift)
+        const += float(shift @ shift)
+    # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
+    # diagonal of every scalar and aux column.
+    idx = np.arange(n)
+    rest = np.arange(2 * n, nz)
+    p_indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
+    p_indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), rest])
+    p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
+    p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
+    if dense_w is not None:
+        upper_rows, upper_cols = np.triu_indices(n)
+        w = layout.nt
+        block = sparse.csc_matrix(
+            (dense_w[upper_rows, upper_cols] * scale, (w + upper_rows, w + upper_cols)), shape=(nz, nz)
+        )
+        p_matrix = (p_matrix + block).tocsc()
+    return p_matrix, q, const, curvature, diagonal, dense_w
+
+
+def _definition_rows(
+    n: int,
+    buy_cap: np.ndarray,
+    sell_cap: np.ndarray,
+    rate: np.ndarray,
+    has_cost: bool,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
+    row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
+    nt = 2 * n + SCALARS
+    cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
+    every = np.arange(nt)
+    both = np.arange(2 * n)
+    ones, signs = np.ones(2 * n), np.concatenate([np.ones(n), -np.ones(n)])
+    first = nt
+    rows = [every, np.full(2 * n + 1, first), np.full(2 * n + 1, first + 1)]
+    cols = [every, np.append(both, turnover_col), np.append(both, net_col)]
+    vals = [np.ones(nt), np.append(-ones, 1.0), np.append(-signs, 1.0)]
+    uniform = bool(np.all(rate == rate[0])) if n else True
+    if uniform:  # c >= r tau: two entries, not a third dense row over the assets
+        rows.append(np.full(2, first + 2))
+        cols.append(np.array([cost_col, turnover_col]))
+        vals.append(np.array([1.0, -float(rate[0]) if n else 0.0]))
+    else:
+        rows.append(np.full(2 * n + 1, first + 2))
+        cols.append(np.append(both, cost_col))
+        vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
+    # T and G are 0: in a taxable account they are folded into the sells (see _fold).
+    lower = [
+        np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(SCALARS - 3)]),
+        np.zeros(2),
+        np.zeros(1),
+    ]
+    upper = [
+        np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf], np.zeros(SCALARS - 3)]),
+        np.zeros(2),
+        np.full(1, np.inf),
+    ]
+    return rows, cols, vals, lower, upper
+
+
+def _rows(
+    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, rate: np.ndarray, backoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int, np.ndarray]:
+    """The constraint rows as triplets with their bounds, the checked row groups and the row count:
+    variable bounds; the definitions of turnover and net purchase; the cost; the limits (all
+    checked); then the definition rows of ``w`` or of the aux variables."""
+    n, nt = layout.n, layout.nt
+    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
+    has_cost = any(p.cost is not None for p in parts)
+    rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost)
+    first = nt
+    groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
+    row = first + 3
+    limits = [(g.name, *g.linear(backoff)) for g in coupled]
+    r, c, v, offset = _triplets([lim[1] for lim in limits], row, n)
+    rows.append(r)
+    cols.append(c)
+    vals.append(v)
+    if limits:
+        lower.append(np.concatenate([lim[2] for lim in limits]) - offset)
+        upper.append(np.concatenate([lim[3] for lim in limits]) - offset)
+    for name, rows_of, _, _ in limits:
+        groups.append((name, row, row + rows_of.m))
+        row += rows_of.m
+    if layout.on_weights is not None:  # w - buy + sell = x0
+        idx = np.arange(n)
+        rows += [np.tile(row + idx, 3)]
+        cols += [np.concatenate([nt + idx, idx, idx + n])]
+        vals += [np.concatenate([np.ones(n), -np.ones(n), np.ones(n)])]
+        lower.append(x0.copy())
+        upper.append(x0.copy())
+        groups.append(("definitions", row, row + n))
+        row += n
+    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
+    k = layout.k
+    if k:
+        rows += [aux_rows + row, row + np.arange(k)]
+        cols += [aux_cols, nt + np.arange(k)]
+        vals += [aux_vals, -np.ones(k)]
+        lower.append(-aux_offset)
+        upper.append(-aux_offset)
+        row += k
+    return (
+        np.concatenate(rows),
+        np.concatenate(cols),
+        np.concatenate(vals),
+        np.concatenate(lower),
+        np.concatenate(upper),
+        groups,
+        row,
+        sell_cap,
+    )

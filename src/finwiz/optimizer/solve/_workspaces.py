@@ -1,0 +1,135 @@
+"""The OSQP workspaces kept per structure.
+
+Accounts of one model portfolio give matrices of the same sparsity pattern, mostly with the same
+values; the OSQP workspace is kept per structure and only the vectors (and, when they changed,
+the matrix values) are updated, warm-started from the previous solution (``_solvers``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from finwiz.optimizer.solve._qp import NativeQP
+
+__all__ = ["OSQP_SETTINGS", "clear_native_cache", "native_cache_info", "plan"]
+
+_CACHE_SIZE = 32
+
+OSQP_SETTINGS: dict[str, Any] = {
+    # Loose ADMM tolerances on purpose: polishing then solves the KKT system of the active set
+    # exactly, and :func:`kkt_certified` checks the result (a wrong active set fails the check,
+    # and ADMM goes on at tighter tolerances). With the cost in rate units (``build_qp``) OSQP's
+    # own scaling and step size do best: at 500 assets 225 iterations cold, 25-50 warm.
+    "eps_abs": 1e-3,
+    "eps_rel": 1e-3,
+    "eps_prim_inf": 1e-9,
+    "eps_dual_inf": 1e-9,
+    "max_iter": 4_000,  # a warm solve's cap (a cold one stops at COLD_ITERATIONS); beyond, Clarabel answers
+    "polishing": True,
+    "polish_refine_iter": 10,
+    "adaptive_rho": True,
+    "warm_starting": True,
+    "verbose": False,
+}
+
+
+@dataclass(eq=False)
+class _Workspace:
+    solver: Any
+    p_pattern: tuple[np.ndarray, np.ndarray]
+    a_pattern: tuple[np.ndarray, np.ndarray]
+    p_values: np.ndarray
+    a_values: np.ndarray
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Whether polishing holds for this structure: at 2000 assets it leaves bounds ~1e-10 short
+    # (and on zero-cost problems 1e-9), and then every request goes to Clarabel directly.
+    trusted: bool = True
+    # What the interior-point solve of this structure took: a warm ADMM solve that takes longer
+    # is stopped and Clarabel answers instead, so the warm path never costs much more than cold.
+    interior_seconds: float | None = None
+    solved: bool = False  # whether ADMM has run on it (a new workspace starts cold)
+
+    def matches(self, qp: NativeQP) -> bool:
+        return _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)
+
+    def load(self, qp: NativeQP, time_limit: float) -> None:
+        """Give the workspace ``qp``'s vectors (and matrix values, when they changed)."""
+        update: dict[str, Any] = {"q": qp.q, "l": qp.lower, "u": qp.upper}
+        if not np.array_equal(qp.P.data, self.p_values):
+            update["Px"] = qp.P.data
+            self.p_values = qp.P.data.copy()
+        if not np.array_equal(qp.A.data, self.a_values):
+            update["Ax"] = qp.A.data
+            self.a_values = qp.A.data.copy()
+        self.solver.update(**update)
+        self.solver.update_settings(time_limit=time_limit)
+
+
+_cache: OrderedDict[Hashable, _Workspace] = OrderedDict()
+_cache_lock = threading.Lock()
+_stats = {"hits": 0, "misses": 0}
+
+
+def _same_pattern(matrix: sparse.csc_matrix, pattern: tuple[np.ndarray, np.ndarray]) -> bool:
+    return np.array_equal(matrix.indptr, pattern[0]) and np.array_equal(matrix.indices, pattern[1])
+
+
+def plan(qp: NativeQP, key: Hashable) -> str:
+    """How to solve ``qp`` under the automatic policy: ``"warm"`` (a trusted OSQP workspace of its
+    pattern is kept), ``"interior"`` (one is kept but polishing does not hold for this structure)
+    or ``"cold"`` (none yet)."""
+    with _cache_lock:
+        workspace = _cache.get(key)
+    if workspace is None or not workspace.matches(qp):
+        return "cold"
+    return "warm" if workspace.trusted else "interior"
+
+
+def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
+    """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp``. Callers
+    load ``qp`` into it under its lock even when it is new: another thread may have found it in
+    the cache and loaded its own request in between."""
+    import osqp
+
+    with _cache_lock:
+        workspace = _cache.get(key)
+        if workspace is not None and workspace.matches(qp):
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return workspace
+    solver = osqp.OSQP()
+    solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
+    workspace = _Workspace(
+        solver,
+        (qp.P.indptr.copy(), qp.P.indices.copy()),
+        (qp.A.indptr.copy(), qp.A.indices.copy()),
+        qp.P.data.copy(),
+        qp.A.data.copy(),
+    )
+    with _cache_lock:
+        _stats["misses"] += 1
+        _cache[key] = workspace
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return workspace
+
+
+def native_cache_info() -> dict[str, int]:
+    """Hits, misses and size of the OSQP workspace cache of this process."""
+    with _cache_lock:
+        return {**_stats, "size": len(_cache)}
+
+
+def clear_native_cache() -> None:
+    """Drop every kept OSQP workspace."""
+    with _cache_lock:
+        _cache.clear()
+        _stats["hits"] = _stats["misses"] = 0
