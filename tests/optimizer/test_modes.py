@@ -13,7 +13,16 @@ import pandas as pd
 import pytest
 
 from finwiz import InfeasibleRebalanceError, InvalidPortfolioError, PortfolioConfiguration
-from finwiz.optimizer import RebalancingEngine
+from finwiz.optimizer import (
+    Limit,
+    RebalancingEngine,
+    TargetTrackingTerm,
+    Term,
+    TermParts,
+    TransactionCostTerm,
+    Variables,
+)
+from finwiz.settings import RebalancingSettings
 from tests.conftest import drifted_config
 
 TOLERANCE = 0.01
@@ -185,3 +194,50 @@ def test_an_unknown_mode_is_refused_naming_the_field(sample_prices: pd.Series) -
     with pytest.raises(InvalidPortfolioError, match="mode"):
         _config(sample_prices, "sell_first", 0)
     assert _config(sample_prices, " Buy_Only ", 0).mode == "buy_only"
+
+
+class _LooseLimit(Term):
+    """A user's cvxpy limit that never binds (sum of weights <= 1): it moves the solve off the
+    native QP onto the cvxpy path."""
+
+    name = "loose"
+
+    def build(self, v: Variables, data: Any, *, diagnose: bool = False) -> TermParts:
+        return TermParts(limits=[Limit("loose_cap", cp.sum(v.weights), "<=", 1.0)])  # type: ignore[arg-type]
+
+    def structure(self, data: Any) -> Any:
+        return (type(self).__qualname__,)
+
+
+@pytest.mark.parametrize(("mode", "cash_flow"), [("buy_only", 60_000.0), ("sell_only", -60_000.0), ("band_edge", 0.0)])
+def test_the_cvxpy_path_keeps_the_mode(sample_prices: pd.Series, mode: str, cash_flow: float) -> None:
+    engine = RebalancingEngine()
+    engine.strategies["loose"] = [TargetTrackingTerm(), TransactionCostTerm(), _LooseLimit()]
+    config = _config(sample_prices, mode, 1, cash_flow=cash_flow, method="loose")
+    result = engine.rebalance(config, sample_prices)
+    np.testing.assert_allclose(_weights(config, result, sample_prices), _reference(config, sample_prices), atol=1e-6)
+
+
+@pytest.mark.parametrize(("mode", "cash_flow"), [("buy_only", 50_000.0), ("sell_only", -50_000.0)])
+def test_exact_mode_keeps_the_side(sample_prices: pd.Series, mode: str, cash_flow: float) -> None:
+    # Whatever the program's gap when its time is up, its answer keeps every hard limit.
+    prices = sample_prices.iloc[:6]
+    config = _config(prices, mode, 2, cash_flow=cash_flow / 4, allow_fractional_shares=False)
+    engine = RebalancingEngine(RebalancingSettings(mip_time_limit_seconds=1.0))
+    result = engine.rebalance(config, prices, exact=True)
+    before, after = _shares(config, result, prices)
+    assert result.rounding == "exact_mip"
+    assert (after != before).any()
+    if mode == "buy_only":
+        assert (after >= before).all()
+    else:
+        assert (after <= before).all()
+
+
+def test_the_compliance_table_lists_the_mode(sample_prices: pd.Series) -> None:
+    config = _config(sample_prices, "sell_only", 0, cash_flow=-40_000.0)
+    result = RebalancingEngine().rebalance(config, sample_prices)
+    rows = [c for c in result.compliance if c.constraint.startswith("sell_only[")]
+    assert len(rows) == 1  # the group's row (its tightest member)
+    assert rows[0].satisfied
+    assert rows[0].value <= 0
