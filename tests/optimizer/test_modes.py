@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from finwiz import InfeasibleRebalanceError, InvalidPortfolioError, PortfolioConfiguration
+from finwiz.cli._portfolio_file import parse_portfolio_text
 from finwiz.optimizer import (
     Limit,
     RebalancingEngine,
@@ -241,3 +242,17 @@ def test_the_compliance_table_lists_the_mode(sample_prices: pd.Series) -> None:
     assert len(rows) == 1  # the group's row (its tightest member)
     assert rows[0].satisfied
     assert rows[0].value <= 0
+
+
+def test_a_deposit_in_sell_only_stays_in_cash_and_the_result_says_so(sample_prices: pd.Series) -> None:
+    config = _config(sample_prices, "sell_only", 0, cash_flow=40_000.0)
+    result = RebalancingEngine().rebalance(config, sample_prices)
+    before, after = _shares(config, result, sample_prices)
+    assert (after <= before).all()
+    assert result.cash_after >= config.cash + config.cash_flow - 1e-6
+    assert any("sell_only" in w and "40,000.00 stays in cash" in w for w in result.warnings)
+
+
+def test_a_portfolio_file_takes_the_mode() -> None:
+    text = "holdings:\n  - {symbol: AAPL, shares: 10}\ntarget_weights: {AAPL: 0.5}\ncash: 1000\nmode: buy_only\n"
+    assert parse_portfolio_text(text, "yaml").mode == "buy_only"

@@ -505,6 +505,11 @@ def _blocked(
     # The mode forbids a side to every asset: one reason each, so a conflict names the mode.
     blocked["buy_only"] = np.full(n, config.mode == "buy_only")  # no asset is sold
     blocked["sell_only"] = np.full(n, config.mode == "sell_only")  # no asset is bought
+    if config.mode == "sell_only" and config.cash_flow > 0:
+        notes.append(
+            f"mode sell_only buys nothing: the deposit of {config.cash_flow:,.2f} stays in cash "
+            f"(mode buy_only or full invests it)"
+        )
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"] | blocked["buy_only"]
     no_buy = (
         blocked["no_trade"]
