@@ -256,3 +256,30 @@ def test_a_deposit_in_sell_only_stays_in_cash_and_the_result_says_so(sample_pric
 def test_a_portfolio_file_takes_the_mode() -> None:
     text = "holdings:\n  - {symbol: AAPL, shares: 10}\ntarget_weights: {AAPL: 0.5}\ncash: 1000\nmode: buy_only\n"
     assert parse_portfolio_text(text, "yaml").mode == "buy_only"
+
+
+@pytest.mark.parametrize(("mode", "cash_flow"), [("buy_only", 3_000.0), ("sell_only", -3_000.0)])
+@pytest.mark.parametrize("fractional", [True, False])
+def test_a_taxable_account_keeps_the_mode(mode: str, cash_flow: float, fractional: bool) -> None:
+    from tests.optimizer.tax.test_tax import book
+
+    base, prices = book(4)
+    config = PortfolioConfiguration(
+        **{
+            **base.model_dump(exclude={"holdings", "tax"}),
+            "holdings": base.holdings,
+            "tax": base.tax,
+            "mode": mode,
+            "cash_flow": cash_flow,
+            "allow_fractional_shares": fractional,
+        }
+    )
+    result = RebalancingEngine().rebalance(config, prices)
+    before = np.array([h.shares for h in config.holdings])
+    after = np.array([result.post_trade_holdings[h.symbol] for h in config.holdings])
+    assert (after != before).any()
+    if mode == "buy_only":
+        assert (after >= before - 1e-9).all()
+    else:
+        assert (after <= before + 1e-9).all()
+    assert result.is_compliant
