@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finwiz import InfeasibleRebalanceError, InvalidPortfolioError, PortfolioConfiguration
+from finwiz import Holding, InfeasibleRebalanceError, InvalidPortfolioError, PortfolioConfiguration
 from finwiz.cli._portfolio_file import parse_portfolio_text
 from finwiz.optimizer import (
     Limit,
@@ -283,3 +283,25 @@ def test_a_taxable_account_keeps_the_mode(mode: str, cash_flow: float, fractiona
     else:
         assert (after <= before + 1e-9).all()
     assert result.is_compliant
+
+
+def test_band_edge_long_short_ends_on_each_edge() -> None:
+    """Every asset outside its band (a long one above, a short one too short, a long one below):
+    with nothing else in the way each ends exactly on its band's nearest edge; ``full`` on target."""
+    prices = {"A": 100.0, "B": 50.0, "C": 20.0}
+    held = {"A": 600.0, "B": -400.0, "C": 500.0}  # weights 0.75, -0.25, 0.125 of 80,000
+    fields: dict[str, Any] = {
+        "holdings": [Holding(symbol=s, shares=n) for s, n in held.items()],
+        "target_weights": {"A": 0.5, "B": -0.1, "C": 0.2},
+        "cash": 30_000.0,
+        "allow_short": True,
+        "tolerance": 0.02,
+        "method": "minimize_costs",
+        "transaction_cost_rate": 0.0,
+        "min_trade_size": 0.0,
+        "allow_fractional_shares": True,
+    }
+    for mode, want in (("band_edge", [0.52, -0.12, 0.18]), ("full", [0.5, -0.1, 0.2])):
+        result = RebalancingEngine().rebalance(PortfolioConfiguration(**fields, mode=mode), prices)
+        got = [result.post_trade_holdings[s] * prices[s] / 80_000.0 for s in prices]
+        np.testing.assert_allclose(got, want, atol=1e-6)
