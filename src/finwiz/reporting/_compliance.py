@@ -134,6 +134,8 @@ _KINDS: dict[str, tuple[str, Phrase]] = {
     "esg_screen": ("Restricted lists", _blocked("below the ESG screen", "not bought")),
     "fixed": ("Restricted lists", _blocked("held fixed")),
     "wash_sale": ("Wash-sale rule", _blocked("in the wash-sale window", "not bought")),
+    "buy_only": ("Rebalancing mode", _blocked("buy-only mode", "not sold")),
+    "sell_only": ("Rebalancing mode", _blocked("sell-only mode", "not bought")),
     "custom": ("Custom checks", _custom),
 }
 _WEIGHTS = frozenset({"max_position", "min_position", "sector_cap", "cash_floor", "gross_exposure"})

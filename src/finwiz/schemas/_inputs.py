@@ -28,6 +28,12 @@ from finwiz.schemas._base import (
 from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
 from finwiz.schemas._tax import TaxLot, TaxSettings
 
+REBALANCING_MODES = ("full", "buy_only", "sell_only", "band_edge")
+"""How a rebalance may trade (``PortfolioConfiguration.mode``): ``full`` buys and sells to the
+target; ``buy_only`` invests cash (a deposit) without selling; ``sell_only`` raises cash (a
+withdrawal) without buying; ``band_edge`` trades an asset outside its tolerance band back to the
+band's nearest edge, not to its target."""
+
 __all__ = ["Holding", "PortfolioConfiguration", "PriceData"]
 
 
@@ -159,6 +165,13 @@ class PortfolioConfiguration(_Model):
     ``max_gross_exposure`` caps the sum of |post-trade weights| (e.g. 1.3 for a 130/30 book). Each
     asset stays on the side of its target (a zero target: the side of its holding), position caps
     cap |weight| and sector caps the net sector weight; short proceeds are cash (no borrow cost).
+
+    Modes (``mode``, see :data:`REBALANCING_MODES`): ``"full"`` (default) buys and sells toward the
+    target; ``"buy_only"`` sells nothing (invest cash or a deposit); ``"sell_only"`` buys nothing
+    (raise cash or a withdrawal); ``"band_edge"`` trades an asset outside its tolerance band only
+    back to the band's nearest edge (its tracked target becomes that edge; assets inside their band
+    stay untraded as always). A mode the other limits cannot meet (a withdrawal in ``buy_only``) is
+    refused as infeasible, naming the mode.
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -203,11 +216,22 @@ class PortfolioConfiguration(_Model):
     custom_constraints: list[Any] = Field(default_factory=list)
     tax: TaxSettings | None = None
     currency: str = "USD"
+    mode: str = "full"
 
     @field_validator("currency", mode="before")
     @classmethod
     def _currency(cls, value: object) -> str:
         return currency_code(value)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: object) -> str:
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in REBALANCING_MODES:
+            raise InvalidPortfolioError(
+                f"mode must be one of {', '.join(REBALANCING_MODES)}, not {value!r}", field="mode"
+            )
+        return str(text)
 
     @field_validator(
         "cash",

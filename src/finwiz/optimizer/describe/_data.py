@@ -178,8 +178,8 @@ class ProblemData:
         side = np.where(self.target > 0, 1.0, np.where(self.target < 0, -1.0, held))
         side = np.where(floored, 1.0, side)
         b = self.blocked
-        no_sell = b["no_trade"] | b["no_sell"] | b["tolerance_band"] | b["fixed"]
-        no_buy = b["no_trade"] | b["no_buy"] | b["tolerance_band"] | b["esg_screen"] | b["fixed"]
+        no_sell = b["no_trade"] | b["no_sell"] | b["tolerance_band"] | b["fixed"] | b["buy_only"]
+        no_buy = b["no_trade"] | b["no_buy"] | b["tolerance_band"] | b["esg_screen"] | b["fixed"] | b["sell_only"]
         stuck = ((side < 0) & (self.x0 > 0) & no_sell) | ((side > 0) & (self.x0 < 0) & no_buy)
         return np.asarray(np.where(stuck, held, side))
 
@@ -309,6 +309,7 @@ def build_problem_data(
             field="min_average_esg_score",
         )
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
+    target, cash_target = _mode_targets(config, book, target, blocked)
     lots = lot_book(config, price)
     blocked["wash_sale"] = lots.no_buy if lots is not None else np.zeros(len(symbols), bool)
     # The sides the engine fixes in a taxable account (see ``_engine``): sells only, buys only.
@@ -330,7 +331,7 @@ def build_problem_data(
         cash0=(config.cash + config.cash_flow) / book.ref_value,
         current_weights=book.position_value / book.value,
         target=target,
-        cash_target=config.cash_target,
+        cash_target=cash_target,
         cost_rate=_per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
         blocked=blocked,
         position_cap=cap if np.isfinite(cap).any() else None,
@@ -501,19 +502,57 @@ def _blocked(
     short_side = ((target < 0) | ((target == 0) & (x0 < 0))) & ~(floor > 0) if config.allow_short else np.zeros(n, bool)
     blocked["esg_screen"] = screened & ~short_side
     blocked["fixed"] = np.zeros(n, bool)  # set by the engine's own re-solves, never by the user
-    no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"]
-    no_buy = blocked["no_trade"] | blocked["no_buy"] | blocked["tolerance_band"] | blocked["esg_screen"]
+    # The mode forbids a side to every asset: one reason each, so a conflict names the mode.
+    blocked["buy_only"] = np.full(n, config.mode == "buy_only")  # no asset is sold
+    blocked["sell_only"] = np.full(n, config.mode == "sell_only")  # no asset is bought
+    if config.mode == "sell_only" and config.cash_flow > 0:
+        notes.append(
+            f"mode sell_only buys nothing: the deposit of {config.cash_flow:,.2f} stays in cash "
+            f"(mode buy_only or full invests it)"
+        )
+    no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"] | blocked["buy_only"]
+    no_buy = (
+        blocked["no_trade"]
+        | blocked["no_buy"]
+        | blocked["tolerance_band"]
+        | blocked["esg_screen"]
+        | blocked["sell_only"]
+    )
     frozen_over_cap = (no_sell & (x0 > cap * (1 + 1e-12))) | (no_buy & (-x0 > cap * (1 + 1e-12)))
     if frozen_over_cap.any():
         i = int(np.argmax(frozen_over_cap))
         symbol = symbols[i]
-        how = "sold (no-sell, no-trade or band)" if x0[i] > 0 else "bought back (no-buy, no-trade, band or ESG screen)"
+        how = (
+            f"sold (no-sell, no-trade, band or mode {config.mode})"
+            if x0[i] > 0
+            else f"bought back (no-buy, no-trade, band, ESG screen or mode {config.mode})"
+        )
         raise InvalidPortfolioError(
             f"{symbol} is above its position cap and may not be {how}",
             field="max_position_weight",
             symbol=symbol,
         )
     return blocked
+
+
+def _mode_targets(
+    config: PortfolioConfiguration, book: _Book, target: np.ndarray, blocked: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, float]:
+    """The targets the objective tracks, and the cash target with them.
+
+    ``band_edge``: an asset outside its band (not held by it) tracks the band's nearest edge,
+    ``target + sign(x0 - target) x width``, so it trades back to the edge and no further; the cash
+    target takes what the edges leave (``1 - sum`` of the tracked targets), so the money an edge
+    keeps in an asset is not also wanted in cash. An asset breaching its own cap or floor is free
+    to trade whatever the band says; it too stops at the edge (the cap or floor still holds).
+    A band of width zero has its edge on the target. Other modes: the targets as given."""
+    if config.mode != "band_edge":
+        return target, config.cash_target
+    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), target.shape)
+    gap = book.x0 - target
+    outside = (np.abs(gap) > width) & ~blocked["tolerance_band"]
+    edge = np.where(outside, target + np.sign(gap) * width, target)
+    return edge, float(config.cash_target + target.sum() - edge.sum())
 
 
 def _sectors(

@@ -84,8 +84,17 @@ class BudgetTerm(Term):
         return Description(cost=data.cost_rate, limits=[group])
 
 
-_BUY_REASONS = ("no_trade", "no_buy", "tolerance_band", "esg_screen", "fixed", "wash_sale", "tax_sells_only")
-_SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed", "tax_buys_only")
+_BUY_REASONS = (
+    "no_trade",
+    "no_buy",
+    "tolerance_band",
+    "esg_screen",
+    "fixed",
+    "wash_sale",
+    "tax_sells_only",
+    "sell_only",
+)
+_SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed", "tax_buys_only", "buy_only")
 
 
 def _side_bound(
