@@ -38,6 +38,7 @@ from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
+from finwiz.optimizer.discrete._search import exchange_search
 from finwiz.optimizer.solve._assembler import Model, assemble
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at
 from finwiz.optimizer.tax._sides import Sided
@@ -53,6 +54,7 @@ a fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500
 and 180-340 (3-4 %) at 100, where the retry never helped; at 2000 binding assets, 148 allowances
 but 97 % (the retry: 7 %); a fine grid (fractional shares) that binding rows push off its
 neighbours loses orders of magnitude more allowances, and the back-off does help."""
+_SEARCH_BUDGET = 2.0  # seconds for the exchange search (it ends in milliseconds on 15-60 names)
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
 Solve = Callable[[Model], SolveOutcome]
@@ -112,12 +114,17 @@ def whole_share_stage(
         if sided is None:
             raise
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
+    # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
+    found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
+    shares = found.shares
+    warned = (f"whole-share search stopped at its time budget ({_SEARCH_BUDGET:g} s)",) if found.timed_out else ()
     if data.lots is not None:
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
         shares = polish(model, shares)
     rounding = "fractional" if data.fractional else "whole_shares"
-    return Decided(shares, outcome, rounding, None, bound=bound, model=model if data.lots is not None else None)
+    taxed = model if data.lots is not None else None
+    return Decided(shares, outcome, rounding, None, warned, bound=bound, model=taxed)
 
 
 def whole_shares(
