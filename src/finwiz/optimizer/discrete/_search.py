@@ -38,12 +38,14 @@ from finwiz.optimizer.discrete._rounding import (
     _halvings,
     _lot_moves,
     _Moves,
+    _moves,
     _Point,
     _Pricer,
     _Search,
     _Separable,
 )
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = ["SearchOutcome", "exchange_search"]
 
@@ -88,6 +90,8 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
         if kicked is None:
             break
         point = kicked
+    if not local.keeps(point) or not point.value < local.search.at(shares).value:
+        return SearchOutcome(shares, 0, local.late())  # never an answer breaking a limit
     if local.late():
         note(f"whole-share search stopped at its time budget ({time_limit:g} s) after {local.moves} moves")
     elif local.moves:
@@ -98,7 +102,7 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
 
 
 _KICKS = 6  # the dearest traded lots tried dropped (each followed by a descent without them)
-_COARSE = 0.25
+_COARSE = 0.05
 """A traded lot is tried dropped when it is worth at least this fraction of an average position."""
 
 
@@ -118,6 +122,13 @@ class _Local:
     def late(self) -> bool:
         return time.perf_counter() > self.deadline
 
+    def keeps(self, point: _Point) -> bool:
+        """Whether ``point`` keeps every limit: minimum size, separable and coupled rows."""
+        data, rows = self.search.data, self.search.rows
+        every = _moves(data, np.arange(data.n), point.shares)
+        sized = meets_minimum(data, point.shares * data.prices)
+        return bool(sized.all() and self.separable.ok(every).all() and rows.holds(rows.values(point.z)))
+
     def descend(self, point: _Point, separable: _Separable, pairs: bool = True) -> _Point:
         """Improving single moves (every asset's best at once where together they keep the rows
         and improve, else the best half, ...), then (when none) the best improving exchange,
@@ -134,24 +145,52 @@ class _Local:
         return point
 
     def kick(self, point: _Point) -> _Point | None:
-        """A trade dropped and the others re-settled around it: one dear lot paid for by many
-        cheap ones (or the reverse), which neither one move nor an exchange of two reaches. The
-        dearest traded lots are tried in turn; the first whose descent (that asset held untraded,
+        """A dear trade cut by one lot (or dropped) and the others re-settled around it: one dear
+        lot paid for by many cheap ones, which neither one move nor an exchange of two reaches.
+        The dearest traded lots are tried in turn; the first whose descent (that asset held there,
         then free again) ends below ``point`` is taken."""
-        data, rows = self.search.data, self.search.rows
-        worth = data.lot * data.prices
-        # Coarse lots only: a lot worth a good part of an average position (V / n).
-        traded = np.flatnonzero((point.shares != 0) & (worth >= _COARSE * data.ref_value / data.n))
-        for a in traded[np.argsort(-worth[traded], kind="stable")][:_KICKS]:
+        data = self.search.data
+        for a, value in self._kicks(point):
+            if not meets_minimum(data, np.array([value * data.prices[a]]))[0]:
+                continue  # a trade under the minimum size: not a candidate
             if self.late():
                 return None
             trial = point.shares.copy()
-            trial[a] = 0.0
-            after = self.descend(self.search.at(trial), _hold(self.separable, int(a)), pairs=False)
-            if after.value < point.value * (1 - _GAIN) and rows.holds(rows.values(after.z)):
+            trial[a] = value
+            held = _hold(self.separable, a, value * data.prices[a] / data.ref_value)
+            after = self.descend(self.search.at(trial), held, pairs=False)
+            if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
         return None
+
+    def _kicks(self, point: _Point) -> list[tuple[int, float]]:
+        """The kicks to try, in order: the dearest coarse traded lots cut by one lot, then
+        dropped; with a trade count, the untraded assets whose own best trade (its gradient over
+        its curvature, whole lots, at least the minimum) gains most before the count."""
+        data, pricer = self.search.data, self.search.pricer
+        worth = data.lot * data.prices
+        # Coarse lots only: a lot worth a good part of an average position (V / n).
+        traded = np.flatnonzero((point.shares != 0) & (worth >= _COARSE * data.ref_value / data.n))
+        out: list[tuple[int, float]] = []
+        for a in traded[np.argsort(-worth[traded], kind="stable")][:_KICKS]:
+            toward = point.shares[a] - np.sign(point.shares[a]) * data.lot[a]  # one lot less traded
+            out += [(int(a), float(toward)), (int(a), 0.0)]
+        if pricer.stacked.count > 0:
+            n = data.n
+            grad = 2.0 * (pricer.s_t @ pricer.stacked.squares.evaluate(point.z)) + pricer.linear
+            curve = np.maximum(pricer.col_norm[: 2 * n], 1e-300)
+            best = -np.minimum(grad[: 2 * n], 0.0) / (2 * curve)  # V_ref units, each side
+            gain = grad[: 2 * n] ** 2 / (4 * curve) * (grad[: 2 * n] < 0)
+            side = np.where(gain[:n] >= gain[n:], 1.0, -1.0)
+            size = np.where(side > 0, best[:n], best[n:]) * data.ref_value
+            lots = np.maximum(np.round(size / worth), 1.0)
+            smallest = np.ceil(data.min_trade_value / worth - 1e-12)
+            shares = side * np.maximum(lots, smallest) * data.lot
+            untraded = np.flatnonzero((point.shares == 0) & (np.maximum(gain[:n], gain[n:]) > pricer.stacked.count))
+            for a in untraded[np.argsort(-np.maximum(gain[:n], gain[n:])[untraded], kind="stable")][:_KICKS]:
+                out.append((int(a), float(shares[a])))
+        return out
 
     def _best(self, point: _Point, moves: _Moves, pairs: bool) -> _Point | None:
         """The best single move (or, with ``pairs``, pair of moves of two assets) that keeps
@@ -168,10 +207,18 @@ class _Local:
         d_buy, d_sell, d_x = moves.change(data, point.z)
         delta = self.a_trade[:, owner] * d_buy + self.a_trade[:, n + owner] * d_sell + rows.a_scalar @ d_x.T
         low, high = rows.lower - values, rows.upper - values
+        threshold = -_GAIN * max(abs(point.value), 1e-300)
         if not pairs:
             fits = np.all((delta >= low[:, None] - _CHECK) & (delta <= high[:, None] + _CHECK), axis=0)
             flat = np.where(fits, gain, np.inf)
-            chosen_of = lambda k: np.array([k])  # noqa: E731
+            # Every asset's best improving move at once, then the best half, ... (moves interact
+            # through the coupled terms), then the best few alone.
+            best = _best_per_asset(moves, flat, flat < threshold)
+            for take in _halvings(len(best)):
+                batch = self._take(point, moves, best[:take], threshold)
+                if batch is not None:
+                    return batch
+            choices = [np.array([k]) for k in np.argsort(flat, kind="stable")[:_TRIES_PER_ROUND] if flat[k] < threshold]
         else:
             tries = np.arange(m) if m <= _ALL_PAIRS else np.argsort(gain, kind="stable")[:_PAIR_TRIES]
             total = gain[tries][:, None] + gain[None, :] + pricer.cross(point.z, moves, tries)
@@ -182,41 +229,38 @@ class _Local:
             for r in near:  # row by row: small arrays, no rows x pairs block
                 pair = delta[r, tries][:, None] + delta[r][None, :]
                 total[(pair < low[r] - _CHECK) | (pair > high[r] + _CHECK)] = np.inf
-            flat = total.ravel()
-            width = total.shape[1]
-            chosen_of = lambda k: np.array([tries[k // width], k % width])  # noqa: E731
-        threshold = -_GAIN * max(abs(point.value), 1e-300)
-        if not pairs:  # every asset's best improving move at once, then the best half, ...
-            best = _best_per_asset(moves, flat, flat < threshold)
-            for take in _halvings(len(best)):
-                accepted = search.apply(point, moves, best[:take])
-                if accepted is not None and accepted.value < point.value + threshold:
-                    self.moves += take
-                    return accepted
-            return None
-        for k in np.argsort(flat, kind="stable")[:_TRIES_PER_ROUND]:
-            if not flat[k] < threshold:
-                return None
-            accepted = search.apply(point, moves, chosen_of(int(k)))
-            if accepted is not None and accepted.value < point.value + threshold:
-                self.moves += 1
+            flat, width = total.ravel(), total.shape[1]
+            order = np.argsort(flat, kind="stable")[:_TRIES_PER_ROUND]
+            choices = [np.array([tries[k // width], k % width]) for k in order if flat[k] < threshold]
+        for chosen in choices:
+            accepted = self._take(point, moves, chosen, threshold)
+            if accepted is not None:
                 self.pairs += int(pairs)
                 return accepted
         return None
 
+    def _take(self, point: _Point, moves: _Moves, chosen: np.ndarray, threshold: float) -> _Point | None:
+        """``point`` after the moves ``chosen`` when, checked exactly, they keep every row and improve."""
+        accepted = self.search.apply(point, moves, chosen)
+        if accepted is None or not accepted.value < point.value + threshold:
+            return None
+        self.moves += len(chosen)
+        return accepted
 
-def _hold(separable: _Separable, asset: int) -> _Separable:
-    """``separable`` with one more group: ``asset`` neither bought nor sold."""
+
+def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
+    """``separable`` with one more group: ``asset``'s net trade held at ``trade`` (V_ref units)."""
     n = separable.row_of.shape[1]
-    row_of, coef, zero = np.full((1, n), -1), np.zeros((1, n)), np.zeros((1, n))
+    row_of, zero = np.full((1, n), -1), np.zeros((1, n))
     row_of[0, asset] = 0
-    coef[0, asset] = 1.0
+    buy, sell = zero.copy(), zero.copy()
+    buy[0, asset], sell[0, asset] = 1.0, -1.0
     lower, upper = np.full((1, n), -np.inf), np.full((1, n), np.inf)
-    upper[0, asset] = 0.0
+    lower[0, asset] = upper[0, asset] = trade
     return _Separable(
         np.vstack([separable.row_of, row_of]),
-        np.vstack([separable.coef_buy, coef]),
-        np.vstack([separable.coef_sell, coef]),
+        np.vstack([separable.coef_buy, buy]),
+        np.vstack([separable.coef_sell, sell]),
         np.vstack([separable.offset, zero]),
         np.vstack([separable.lower, lower]),
         np.vstack([separable.upper, upper]),

@@ -223,14 +223,27 @@ def round_outcome(model: Model, outcome: SolveOutcome, time_limit: float) -> Rou
         return whole_share_refusal(model, outcome.buy, outcome.sell, outcome.cost, exc)
 
 
-def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float) -> Decided:
-    """Whole shares, minimum trade size and trade count as one mixed-integer program."""
+def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: Solve | None = None) -> Decided:
+    """Whole shares, minimum trade size and trade count as one mixed-integer program; with
+    ``solve`` (not for a taxable account), the default path's answer too, and the better kept: a
+    program stopped at its time limit never returns worse than the default would have."""
     # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
     backed = model.with_data(dataclasses.replace(model.data, backoff=max(model.data.backoff, 2e-6)))
     mip = solve_exact(backed, time_limit=time_limit)
     # The solver stops within its tolerances (and on the backed-off rows): the descent on the
-    # true objective makes sure no one-lot move improves its answer.
+    # true objective makes sure no one-lot move improves its answer, and the search no exchange.
     shares = polish(model, mip.shares)
+    shares = exchange_search(model, shares, None, min(_SEARCH_BUDGET, time_limit)).shares
+    if solve is not None and model.data.lots is None and not mip.proven_optimal:
+        try:
+            default, _ = whole_shares(model, outcome, solve, time_limit)
+        except InfeasibleRebalanceError:
+            default = None
+        if default is not None:
+            default = exchange_search(model, default, outcome.objective, min(_SEARCH_BUDGET, time_limit)).shares
+            if _improves(model, default, shares):
+                note("the default path's answer was better than the program's at its time limit")
+                shares = default
     value = achieved(model, shares)
     # The true gap: the returned trades' objective against the solver's dual bound.
     gap = mip.gap if mip.bound is None else max(0.0, (value - mip.bound) / max(abs(value), 1e-300))
