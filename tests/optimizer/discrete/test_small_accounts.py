@@ -52,7 +52,7 @@ def test_no_single_move_or_exchange_improves(seed: int) -> None:
     assert gain <= 1e-9, f"{move} improves the answer by {gain:.3%}"
 
 
-@pytest.mark.parametrize("seed", [2, 21, 33])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 8, 9, 11])
 def test_small_cases_reach_the_miqp_optimum(seed: int) -> None:
     inst = generate(seed, n=15)
     config, prices = config_of(inst)
