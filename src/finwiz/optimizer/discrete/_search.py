@@ -20,7 +20,7 @@ the others re-settle, taken when the result is lower. Repeated until nothing imp
 returned answer cannot be improved by any single move or any two-asset exchange of one lot each.
 
 When the cheap path is enough (decided from the problem): a fine grid (fractional shares), a
-taxable account's lots (their own polish), a user's cvxpy term (priced by its gradient only), and
+taxable account's lots (their own polish), and
 a book where one lot is a small piece of an average position (more than ``_FEW`` assets and a
 median lot under ``_COARSE`` of V/n: the 431-2000-asset $10M benchmarks, where the rounding is
 within a fraction of one lot of every asset of its bound) skip the search. Measured on 37
@@ -49,8 +49,9 @@ from finwiz.optimizer.discrete._rounding import (
     _Search,
     _Separable,
 )
-from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.verify._compliance import meets_minimum
+from finwiz.optimizer.solve._assembler import Model, assemble
+from finwiz.optimizer.solve._solve import objective_at
+from finwiz.optimizer.verify._compliance import meets_minimum, post_trade_state
 
 __all__ = ["SearchOutcome", "coarse", "exchange_search"]
 
@@ -75,10 +76,10 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     """``shares`` improved by single moves, two-asset exchanges and dropped trades until none
     improves (see the module)."""
     data = model.data
-    if data.fractional or model.user_terms or data.lots is not None or not coarse(model):
+    if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
     start = time.perf_counter()
-    pricer = _Pricer(model, model.stacked(continuous=False), None)
+    pricer = _Pricer(model, model.stacked(continuous=False), _user_gradient(model, shares))
     rows = _coupled_rows(model)
     local = _Local(
         _Search(data, pricer, rows),
@@ -98,11 +99,34 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     late = local.late()
     if late:
         note(f"whole-share search stopped at its time budget ({time_limit:g} s) after {local.moves} moves")
-    if not local.keeps(point) or not point.value < local.search.at(shares).value:
+    if not local.keeps(point) or not _true(model, point.shares) < _true(model, shares):
         return SearchOutcome(shares, 0, late)  # never an answer breaking a limit
     if local.moves and not late:
         note(f"whole-share search: {local.moves} moves ({local.pairs} two-asset exchanges, {local.kicks} kicks)")
     return SearchOutcome(point.shares, local.moves, late)
+
+
+def _user_gradient(model: Model, shares: np.ndarray) -> np.ndarray | None:
+    """A user's cvxpy terms' gradient at ``shares`` (they are priced by it, as in the rounding;
+    the answer is then judged by the true objective)."""
+    if not model.user_terms:
+        return None
+    data = model.data
+    u = shares * data.prices / data.ref_value
+    cost = post_trade_state(data, shares).total_cost / data.ref_value
+    assembled = assemble(model, continuous=False)
+    with assembled.lock:
+        assembled.set_values(model, model.stacked(continuous=False))
+        assembled.place(np.maximum(u, 0.0), np.maximum(-u, 0.0), cost, data.x0)
+        return np.asarray(assembled.user_gradient(data.n))
+
+
+def _true(model: Model, shares: np.ndarray) -> float:
+    """The true objective of ``model`` at share trades ``shares`` (user terms included)."""
+    data = model.data
+    u = shares * data.prices / data.ref_value
+    cost = post_trade_state(data, shares).total_cost / data.ref_value
+    return objective_at(model, [(np.maximum(u, 0.0), np.maximum(-u, 0.0), cost)])[0]
 
 
 def coarse(model: Model) -> bool:
@@ -143,14 +167,14 @@ class _Local:
         sized = meets_minimum(data, point.shares * data.prices)
         return bool(sized.all() and self.separable.ok(every).all() and rows.holds(rows.values(point.z)))
 
-    def descend(self, point: _Point, separable: _Separable, pairs: bool = True) -> _Point:
+    def descend(self, point: _Point, separable: _Separable, pairs: bool = True, steepest: bool = False) -> _Point:
         """Improving single moves (every asset's best at once where together they keep the rows
         and improve, else the best half, ...), then (when none) the best improving exchange,
         until neither."""
         while not self.late():
             count("descent")
             moves = self._moves(point, separable)
-            accepted = self._best(point, moves, pairs=False)
+            accepted = self._best(point, moves, pairs=False, steepest=steepest)
             if accepted is None and pairs:
                 accepted = self._best(point, moves, pairs=True)
             if accepted is None:
@@ -198,7 +222,8 @@ class _Local:
             trial = point.shares.copy()
             trial[a] = value
             held = _hold(self.separable, a, value * data.prices[a] / data.ref_value)
-            after = self.descend(self.search.at(trial), held, pairs=False)
+            # Steepest (one move at a time): room a kick frees goes to the best use first.
+            after = self.descend(self.search.at(trial), held, pairs=True, steepest=True)
             if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
@@ -215,7 +240,7 @@ class _Local:
         out: list[tuple[int, float]] = []
         for a in traded[np.argsort(-worth[traded], kind="stable")][:_KICKS]:
             toward = point.shares[a] - np.sign(point.shares[a]) * data.lot[a]  # one lot less traded
-            out += [(int(a), float(toward)), (int(a), 0.0)]
+            out += [(int(a), float(v)) for v in dict.fromkeys([float(toward), 0.0])]
         if pricer.stacked.count > 0:
             n = data.n
             grad = 2.0 * (pricer.s_t @ pricer.stacked.squares.evaluate(point.z)) + pricer.linear
@@ -232,7 +257,7 @@ class _Local:
                 out.append((int(a), float(shares[a])))
         return out
 
-    def _best(self, point: _Point, moves: _Moves, pairs: bool) -> _Point | None:
+    def _best(self, point: _Point, moves: _Moves, pairs: bool, steepest: bool = False) -> _Point | None:
         """The best single move (or, with ``pairs``, pair of moves of two assets) that keeps
         every row and lowers the exact objective; None when none does. Rows are linear in the
         trade variables: a pair keeps them when the sum of its two changes does."""
@@ -254,7 +279,7 @@ class _Local:
             # Every asset's best improving move at once, then the best half, ... (moves interact
             # through the coupled terms), then the best few alone.
             best = _best_per_asset(moves, flat, flat < threshold)
-            for take in _halvings(len(best)):
+            for take in [] if steepest else _halvings(len(best)):
                 batch = self._take(point, moves, best[:take], threshold)
                 if batch is not None:
                     return batch
