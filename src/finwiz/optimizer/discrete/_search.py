@@ -283,7 +283,7 @@ class _Local:
                 batch = self._take(point, moves, best[:take], threshold)
                 if batch is not None:
                     return batch
-            choices = [np.array([k]) for k in np.argsort(flat, kind="stable")[:_TRIES_PER_ROUND] if flat[k] < threshold]
+            choices = [np.array([k]) for k in _smallest(flat, _TRIES_PER_ROUND) if flat[k] < threshold]
         else:
             tries = np.arange(m) if m <= _ALL_PAIRS else np.argsort(gain, kind="stable")[:_PAIR_TRIES]
             total = gain[tries][:, None] + gain[None, :] + pricer.cross(point.z, moves, tries)
@@ -295,7 +295,7 @@ class _Local:
                 pair = delta[r, tries][:, None] + delta[r][None, :]
                 total[(pair < low[r] - _CHECK) | (pair > high[r] + _CHECK)] = np.inf
             flat, width = total.ravel(), total.shape[1]
-            order = np.argsort(flat, kind="stable")[:_TRIES_PER_ROUND]
+            order = _smallest(flat, _TRIES_PER_ROUND)
             choices = [np.array([tries[k // width], k % width]) for k in order if flat[k] < threshold]
         for chosen in choices:
             accepted = self._take(point, moves, chosen, threshold)
@@ -311,6 +311,14 @@ class _Local:
             return None
         self.moves += len(chosen)
         return accepted
+
+
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest ``values``, in order (a partition first: the pairs are many)."""
+    if values.size > k:
+        part = np.argpartition(values, k)[:k]
+        return np.asarray(part[np.argsort(values[part], kind="stable")])
+    return np.argsort(values, kind="stable")
 
 
 def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
