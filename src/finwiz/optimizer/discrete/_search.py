@@ -139,6 +139,8 @@ def coarse(model: Model) -> bool:
 
 
 _FEW = 60
+_KICK_TRIALS = 24  # kicks tried in one search at most
+_KICK_ROUNDS = 40  # moves of a kicked descent at most (Newton steps make few enough)
 _KICKS = 6  # the dearest traded lots tried dropped (each followed by a descent without them)
 _COARSE = 0.05
 """A traded lot is tried dropped when it is worth at least this fraction of an average position."""
@@ -156,6 +158,7 @@ class _Local:
     moves: int = 0
     pairs: int = 0
     kicks: int = 0
+    trials: int = 0
 
     def late(self) -> bool:
         return time.perf_counter() > self.deadline
@@ -167,11 +170,15 @@ class _Local:
         sized = meets_minimum(data, point.shares * data.prices)
         return bool(sized.all() and self.separable.ok(every).all() and rows.holds(rows.values(point.z)))
 
-    def descend(self, point: _Point, separable: _Separable, pairs: bool = True, steepest: bool = False) -> _Point:
+    def descend(
+        self, point: _Point, separable: _Separable, pairs: bool = True, steepest: bool = False, rounds: int = 10**9
+    ) -> _Point:
         """Improving single moves (every asset's best at once where together they keep the rows
         and improve, else the best half, ...), then (when none) the best improving exchange,
         until neither."""
-        while not self.late():
+        for _ in range(rounds):
+            if self.late():
+                break
             count("descent")
             moves = self._moves(point, separable)
             accepted = self._best(point, moves, pairs=False, steepest=steepest)
@@ -223,7 +230,10 @@ class _Local:
             trial[a] = value
             held = _hold(self.separable, a, value * data.prices[a] / data.ref_value)
             # Steepest (one move at a time): room a kick frees goes to the best use first.
-            after = self.descend(self.search.at(trial), held, pairs=True, steepest=True)
+            self.trials += 1
+            if self.trials > _KICK_TRIALS:
+                return None
+            after = self.descend(self.search.at(trial), held, pairs=True, steepest=True, rounds=_KICK_ROUNDS)
             if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
