@@ -242,7 +242,7 @@ class RebalancingEngine:
             outcome = solve_continuous(model, solver, limit, first=first)  # diagnoses infeasibility
         if exact:
             with stages.stage("exact_mip"):
-                return exact_stage(model, outcome, mip_limit)
+                return exact_stage(model, outcome, mip_limit, self._variants(solver))
         with stages.stage("whole_shares"):
             return whole_share_stage(model, outcome, self._variants(solver), mip_limit, sided)
 

@@ -38,6 +38,7 @@ from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
+from finwiz.optimizer.discrete._search import exchange_search
 from finwiz.optimizer.solve._assembler import Model, assemble
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at
 from finwiz.optimizer.tax._sides import Sided
@@ -53,6 +54,7 @@ a fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500
 and 180-340 (3-4 %) at 100, where the retry never helped; at 2000 binding assets, 148 allowances
 but 97 % (the retry: 7 %); a fine grid (fractional shares) that binding rows push off its
 neighbours loses orders of magnitude more allowances, and the back-off does help."""
+_SEARCH_BUDGET = 2.0  # seconds for the exchange search (it ends in milliseconds on 15-60 names)
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
 Solve = Callable[[Model], SolveOutcome]
@@ -112,12 +114,17 @@ def whole_share_stage(
         if sided is None:
             raise
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
+    # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
+    found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
+    shares = found.shares
+    warned = (f"whole-share search stopped at its time budget ({_SEARCH_BUDGET:g} s)",) if found.timed_out else ()
     if data.lots is not None:
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
         shares = polish(model, shares)
     rounding = "fractional" if data.fractional else "whole_shares"
-    return Decided(shares, outcome, rounding, None, bound=bound, model=model if data.lots is not None else None)
+    taxed = model if data.lots is not None else None
+    return Decided(shares, outcome, rounding, None, warned, bound=bound, model=taxed)
 
 
 def whole_shares(
@@ -216,14 +223,27 @@ def round_outcome(model: Model, outcome: SolveOutcome, time_limit: float) -> Rou
         return whole_share_refusal(model, outcome.buy, outcome.sell, outcome.cost, exc)
 
 
-def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float) -> Decided:
-    """Whole shares, minimum trade size and trade count as one mixed-integer program."""
+def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: Solve | None = None) -> Decided:
+    """Whole shares, minimum trade size and trade count as one mixed-integer program; with
+    ``solve`` (not for a taxable account), the default path's answer too, and the better kept: a
+    program stopped at its time limit never returns worse than the default would have."""
     # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
     backed = model.with_data(dataclasses.replace(model.data, backoff=max(model.data.backoff, 2e-6)))
     mip = solve_exact(backed, time_limit=time_limit)
     # The solver stops within its tolerances (and on the backed-off rows): the descent on the
-    # true objective makes sure no one-lot move improves its answer.
+    # true objective makes sure no one-lot move improves its answer, and the search no exchange.
     shares = polish(model, mip.shares)
+    shares = exchange_search(model, shares, None, min(_SEARCH_BUDGET, time_limit)).shares
+    if solve is not None and model.data.lots is None and not mip.proven_optimal:
+        try:
+            default, _ = whole_shares(model, outcome, solve, time_limit)
+        except InfeasibleRebalanceError:
+            default = None
+        if default is not None:
+            default = exchange_search(model, default, outcome.objective, min(_SEARCH_BUDGET, time_limit)).shares
+            if _improves(model, default, shares):
+                note("the default path's answer was better than the program's at its time limit")
+                shares = default
     value = achieved(model, shares)
     # The true gap: the returned trades' objective against the solver's dual bound.
     gap = mip.gap if mip.bound is None else max(0.0, (value - mip.bound) / max(abs(value), 1e-300))
