@@ -58,7 +58,9 @@ def test_small_cases_reach_the_miqp_optimum(seed: int) -> None:
     config, prices = config_of(inst)
     ours = objective(inst, _shares(inst, rebalance(config, prices)))
     best = solve_miqp(inst, time_limit=30.0)
-    assert best.proven
+    # SCIP proves these in about a second alone; in a long process it has stopped at its limit
+    # unproven (seed 1, once). Its best answer and its dual bound still hold finwiz to account.
+    assert ours >= best.bound - 1e-3 * abs(best.bound)  # no answer beats SCIP's bound (to its tolerance)
     assert ours <= best.objective * 1.005 + 1e-15
 
 
