@@ -19,10 +19,10 @@ portfolio file.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
 
+from finwiz.cli._portfolio_file import csv_rows
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import canonical_symbol
 
@@ -32,41 +32,6 @@ HOLDINGS_COLUMNS = ("symbol", "shares", "target_weight", "sector")
 """The columns a holdings CSV may have; ``symbol`` and ``shares`` are required."""
 TARGETS_COLUMNS = ("symbol", "target_weight")
 """The columns of a targets CSV (``--targets``)."""
-
-
-def _rows(
-    path: Path, text: str, what: str, known: tuple[str, ...], required: tuple[str, ...]
-) -> list[tuple[int, dict[str, str]]]:
-    """The non-blank rows of CSV ``text`` (read from ``path``) as (line, {column: cell}) after
-    checking its header."""
-    reader = csv.reader(text.splitlines(keepends=True))
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InvalidPortfolioError(
-            f"{path}, row 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(a {what} has the columns {', '.join(known)}; {' and '.join(required)} required)",
-            field=missing[0],
-        )
-    for position, name in enumerate(header, start=1):
-        if name not in known:
-            raise InvalidPortfolioError(
-                f"{path}, row 1, column {position}: unknown column {name!r} (a {what} has {', '.join(known)})",
-                field=name or "file",
-            )
-        if header.index(name) != position - 1:
-            raise InvalidPortfolioError(f"{path}, row 1: column {name!r} appears twice", field=name)
-    rows = []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise InvalidPortfolioError(
-                f"{path}, row {reader.line_num}: {len(row)} cells for {len(header)} columns ({','.join(header)})",
-                field="file",
-            )
-        rows.append((reader.line_num, {name: cell.strip() for name, cell in zip(header, row, strict=True)}))
-    return rows
 
 
 def _symbol(cells: dict[str, str], where: str, seen: dict[str, int]) -> str:
@@ -104,7 +69,7 @@ def read_holdings_csv(path: str | Path, text: str) -> dict[str, Any]:
     targets: dict[str, float] = {}
     sectors: dict[str, str] = {}
     seen: dict[str, int] = {}
-    rows = _rows(file, text, "holdings CSV", HOLDINGS_COLUMNS, ("symbol", "shares"))
+    rows = list(csv_rows(file, text, "holdings CSV", HOLDINGS_COLUMNS, ("symbol", "shares")))
     has_targets = False
     for line, cells in rows:
         where = f"{file}, row {line}"
@@ -129,7 +94,7 @@ def read_targets_csv(path: str | Path, text: str) -> dict[str, float]:
     file = Path(path)
     targets: dict[str, float] = {}
     seen: dict[str, int] = {}
-    for line, cells in _rows(file, text, "targets CSV", TARGETS_COLUMNS, TARGETS_COLUMNS):
+    for line, cells in csv_rows(file, text, "targets CSV", TARGETS_COLUMNS, TARGETS_COLUMNS):
         where = f"{file}, row {line}"
         symbol = _symbol(cells, where, seen)
         seen[symbol] = line

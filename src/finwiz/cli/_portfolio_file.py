@@ -44,7 +44,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -239,6 +239,40 @@ def _lot_cell(text: str, column: str) -> Any:
     return text
 
 
+def csv_rows(
+    path: Path, text: str, what: str, known: tuple[str, ...], required: tuple[str, ...], field: str = "file"
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The non-blank rows of CSV ``text`` (read from ``path``) as (line, {column: cell}), one at a
+    time, after checking its header: every column ``required``, none outside ``known``, none
+    twice. ``field`` names the input in the errors of a malformed row."""
+    reader = csv.reader(text.splitlines(keepends=True))
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InvalidPortfolioError(
+            f"{path}, row 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(a {what} has the columns {', '.join(known)}; {' and '.join(required)} required)",
+            field=missing[0],
+        )
+    for position, name in enumerate(header, start=1):
+        if name not in known:
+            raise InvalidPortfolioError(
+                f"{path}, row 1, column {position}: unknown column {name!r} (a {what} has {', '.join(known)})",
+                field=name or field,
+            )
+        if header.index(name) != position - 1:
+            raise InvalidPortfolioError(f"{path}, row 1: column {name!r} appears twice", field=name)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise InvalidPortfolioError(
+                f"{path}, row {reader.line_num}: {len(row)} cells for {len(header)} columns ({','.join(header)})",
+                field=field,
+            )
+        yield reader.line_num, {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+
+
 def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
     """Read a CSV of tax lots, one lot a row: ``symbol,shares,cost_basis,acquired[,lot_id]``.
 
@@ -250,35 +284,10 @@ def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
     """
     file = Path(path)
     text = _read_input(file, "lots file", "lots", "utf-8-sig")  # a byte-order mark is not a column
-    reader = csv.reader(text.splitlines(keepends=True))
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [c for c in LOT_COLUMNS if c not in header]
-    if missing:
-        raise InvalidPortfolioError(
-            f"{file}, row 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(a lots CSV has the columns {','.join(LOT_COLUMNS)}[,lot_id])",
-            field=missing[0],
-        )
-    for position, name in enumerate(header, start=1):
-        if name not in LOT_COLUMNS and name not in _OPTIONAL_LOT_COLUMNS:
-            raise InvalidPortfolioError(
-                f"{file}, row 1, column {position}: unknown column {name!r} "
-                f"(known: {', '.join(LOT_COLUMNS + _OPTIONAL_LOT_COLUMNS)})",
-                field=name or "lots",
-            )
-        if header.index(name) != position - 1:
-            raise InvalidPortfolioError(f"{file}, row 1: column {name!r} appears twice", field=name)
     out = LotsFile(file)
-    count = 0
-    for row in reader:
-        line = reader.line_num  # the file's line, also after a quoted cell spanning lines
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines (a trailing one, spacing) hold no lot
-        if len(row) != len(header):
-            raise InvalidPortfolioError(
-                f"{file}, row {line}: {len(row)} cells for {len(header)} columns ({','.join(header)})", field="lots"
-            )
-        cells = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+    known = (*LOT_COLUMNS, *_OPTIONAL_LOT_COLUMNS)
+    rows = csv_rows(file, text, "lots CSV", known, LOT_COLUMNS, field="lots")
+    for count, (line, cells) in enumerate(rows, start=1):
         where = f"{file}, row {line}"
         try:
             symbol = canonical_symbol(cells["symbol"])
@@ -299,13 +308,12 @@ def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
         try:
             lot = TaxLot(**values)
         except InvalidPortfolioError as exc:
-            column = exc.field if exc.field in header else "?"
+            column = exc.field if exc.field in cells else "?"
             raise InvalidPortfolioError(
                 f"{where}, column {column}: {exc} ({symbol})", field=exc.field, symbol=symbol
             ) from exc
         out.lots.setdefault(symbol, []).append(lot)
         out.lines.setdefault(symbol, []).append(line)
-        count += 1
         if max_lots is not None and count > max_lots:
             raise InvalidPortfolioError(
                 f"{file}, row {line}: more than max_lots {max_lots:,} lots (REBALANCING_MAX_LOTS raises it)",
