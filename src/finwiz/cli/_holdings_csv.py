@@ -19,10 +19,11 @@ portfolio file.
 from __future__ import annotations
 
 import argparse
+import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from finwiz.cli._portfolio_file import csv_rows
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import canonical_symbol
 
@@ -32,6 +33,40 @@ HOLDINGS_COLUMNS = ("symbol", "shares", "target_weight", "sector")
 """The columns a holdings CSV may have; ``symbol`` and ``shares`` are required."""
 TARGETS_COLUMNS = ("symbol", "target_weight")
 """The columns of a targets CSV (``--targets``)."""
+
+
+def csv_rows(
+    path: Path, text: str, what: str, known: tuple[str, ...], required: tuple[str, ...], field: str = "file"
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The non-blank rows of CSV ``text`` (read from ``path``) as (line, {column: cell}), one at a
+    time, after checking its header: every column ``required``, none outside ``known``, none
+    twice. ``field`` names the input in the errors of a malformed row."""
+    reader = csv.reader(text.splitlines(keepends=True))
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InvalidPortfolioError(
+            f"{path}, row 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(a {what} has the columns {', '.join(known)}; {' and '.join(required)} required)",
+            field=missing[0],
+        )
+    for position, name in enumerate(header, start=1):
+        if name not in known:
+            raise InvalidPortfolioError(
+                f"{path}, row 1, column {position}: unknown column {name!r} (a {what} has {', '.join(known)})",
+                field=name or field,
+            )
+        if header.index(name) != position - 1:
+            raise InvalidPortfolioError(f"{path}, row 1: column {name!r} appears twice", field=name)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise InvalidPortfolioError(
+                f"{path}, row {reader.line_num}: {len(row)} cells for {len(header)} columns ({','.join(header)})",
+                field=field,
+            )
+        yield reader.line_num, {name: cell.strip() for name, cell in zip(header, row, strict=True)}
 
 
 def _symbol(cells: dict[str, str], where: str, seen: dict[str, int]) -> str:

@@ -39,17 +39,17 @@ as ``ON``, ``NO``, ``Y`` or ``TRUE`` (YAML 1.1 booleans) stay tickers.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from finwiz.cli._holdings_csv import csv_rows, read_holdings_csv, read_targets_csv
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
 
@@ -237,40 +237,6 @@ def _lot_cell(text: str, column: str) -> Any:
             raise ValueError(f"{text!r} is not a date: {exc}") from None
         raise ValueError(f"{text!r} is not an ISO date such as 2021-03-01")
     return text
-
-
-def csv_rows(
-    path: Path, text: str, what: str, known: tuple[str, ...], required: tuple[str, ...], field: str = "file"
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """The non-blank rows of CSV ``text`` (read from ``path``) as (line, {column: cell}), one at a
-    time, after checking its header: every column ``required``, none outside ``known``, none
-    twice. ``field`` names the input in the errors of a malformed row."""
-    reader = csv.reader(text.splitlines(keepends=True))
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InvalidPortfolioError(
-            f"{path}, row 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(a {what} has the columns {', '.join(known)}; {' and '.join(required)} required)",
-            field=missing[0],
-        )
-    for position, name in enumerate(header, start=1):
-        if name not in known:
-            raise InvalidPortfolioError(
-                f"{path}, row 1, column {position}: unknown column {name!r} (a {what} has {', '.join(known)})",
-                field=name or field,
-            )
-        if header.index(name) != position - 1:
-            raise InvalidPortfolioError(f"{path}, row 1: column {name!r} appears twice", field=name)
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise InvalidPortfolioError(
-                f"{path}, row {reader.line_num}: {len(row)} cells for {len(header)} columns ({','.join(header)})",
-                field=field,
-            )
-        yield reader.line_num, {name: cell.strip() for name, cell in zip(header, row, strict=True)}
 
 
 def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
@@ -480,7 +446,6 @@ def load_portfolio_file(
     relative to the file's folder); ``targets`` a ``symbol,target_weight`` CSV that replaces the
     file's target weights (a holdings CSV with a ``target_weight`` column refuses it: targets
     given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0)."""
-    from finwiz.cli._holdings_csv import read_holdings_csv
 
     file = Path(path)
     suffix = file.suffix.lower()
@@ -523,7 +488,6 @@ def load_portfolio_file(
 
 
 def _read_targets(path: str | Path) -> dict[str, float]:
-    from finwiz.cli._holdings_csv import read_targets_csv
 
     return read_targets_csv(path, _read_input(path, "targets CSV", "target_weights", "utf-8-sig"))
 
