@@ -14,7 +14,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from finwiz import Holding, PortfolioConfiguration, rebalance
-from finwiz.optimizer.discrete import _rounding
+from finwiz.optimizer.discrete import _settling
 
 
 def _knapsack() -> tuple[np.ndarray, sparse.csc_array, np.ndarray, np.ndarray]:
@@ -27,7 +27,7 @@ def _knapsack() -> tuple[np.ndarray, sparse.csc_array, np.ndarray, np.ndarray]:
 
 def test_program_finds_the_best_zero_one_choice() -> None:
     objective, matrix, lo, up = _knapsack()
-    found = _rounding._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
+    found = _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
     assert found.x is not None
     assert not found.infeasible
     best = min(
@@ -43,13 +43,13 @@ def test_program_finds_the_best_zero_one_choice() -> None:
 
 def test_program_relaxation_and_infeasibility() -> None:
     objective, matrix, lo, up = _knapsack()
-    relaxed = _rounding._program(objective, matrix, lo, up, np.zeros(6, bool), 5.0)
+    relaxed = _settling._program(objective, matrix, lo, up, np.zeros(6, bool), 5.0)
     assert relaxed.x is not None
     assert relaxed.gap is None
     bound = linprog(objective[:6], A_ub=matrix.toarray()[:1, :6], b_ub=[10.0], bounds=(0, 1))
     assert relaxed.x[:6] @ objective[:6] == pytest.approx(bound.fun)
     assert bound.fun < -12.6 - 1e-6  # below the best 0/1 choice: a relaxation, not the program
-    impossible = _rounding._program(
+    impossible = _settling._program(
         objective, matrix, np.array([11.0, 0.0]), np.array([10.5, 0.0]), np.ones(6, bool), 5.0
     )
     assert impossible.infeasible
@@ -63,11 +63,11 @@ def test_the_settle_prints_nothing() -> None:
         "import numpy as np\n"
         "from scipy import sparse\n"
         "from finwiz import rebalance\n"
-        "from finwiz.optimizer.discrete import _rounding\n"
+        "from finwiz.optimizer.discrete import _settling\n"
         "from tests.optimizer.discrete.test_rounding_program import _binding_request\n"
         "calls = []\n"
-        "real = _rounding._program\n"
-        "_rounding._program = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
+        "real = _settling._program\n"
+        "_settling._program = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
         "assert rebalance(*_binding_request()).is_compliant\n"
         "assert calls\n"
         "m = sparse.csc_array(np.array([[1.0, 1.0, 0.0], [1.0, 1.0, -1.0]]))\n"
@@ -108,13 +108,13 @@ def _binding_request() -> tuple[PortfolioConfiguration, dict[str, float]]:
 
 def _count(monkeypatch: pytest.MonkeyPatch, name: str, replace: object = None) -> list[int]:
     calls: list[int] = []
-    real = getattr(_rounding, name)
+    real = getattr(_settling, name)
 
     def counted(*args: object, **kwargs: object) -> object:
         calls.append(1)
         return replace if replace is not None else real(*args, **kwargs)
 
-    monkeypatch.setattr(_rounding, name, counted)
+    monkeypatch.setattr(_settling, name, counted)
     return calls
 
 
@@ -133,7 +133,7 @@ def test_highs_settles_and_the_repair_stands_in_where_it_fails(monkeypatch: pyte
     def failing(*args: object, **kwargs: object) -> object:
         raise SolverError("HiGHS stands down", solver="HiGHS", status="failed")
 
-    monkeypatch.setattr(_rounding, "_milp", failing)
+    monkeypatch.setattr(_settling, "_milp", failing)
     repairs = _count(monkeypatch, "_repair")
     repaired = rebalance(config, prices)
     assert repairs

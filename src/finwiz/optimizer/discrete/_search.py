@@ -39,19 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from finwiz.optimizer._trace import count, note
-from finwiz.optimizer.discrete._rounding import (
-    _CHECK,
-    _best_per_asset,
-    _coupled_rows,
-    _halvings,
-    _lot_moves,
-    _Moves,
-    _moves,
-    _Point,
-    _Pricer,
-    _Search,
-    _Separable,
-)
+from finwiz.optimizer.discrete._candidates import _CHECK, _lot_moves, _Moves, _moves, _Separable
+from finwiz.optimizer.discrete._descent import _best_per_asset, _halvings, _Point, _Search
+from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
 from finwiz.optimizer.solve._assembler import Model, assemble
 from finwiz.optimizer.solve._solve import objective_at
 from finwiz.optimizer.verify._compliance import meets_minimum, post_trade_state

@@ -1,0 +1,240 @@
+"""Each asset's candidate trades and single-asset moves, as moves of the model's trade variables.
+
+Each asset gets a few candidate trades: the continuous trade rounded down and up to its lot, no
+trade, the smallest trade that meets the minimum size, selling out. The separable groups (one
+asset's buy or sell: long-only, restricted lists, bands, the ESG screen) are bounds on each asset's
+candidates (``_Separable``). Every candidate is a fixed number of shares, so the trade variables,
+and with them the cost, the turnover and the net purchase (exact costs included), are a fixed
+move of ``z`` (``_Moves``). The descent's neighbourhood of a point (``_lot_moves``) is built the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
+from finwiz.optimizer.describe._model import SCALARS, Affine, column
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.verify._compliance import meets_minimum, trade_point, trade_scalars
+
+_EPS = 1e-12
+_SNAP = 1e-12  # relative: well above float noise (1e-16), far below a lot
+_CHECK = 1e-12  # the exact numpy check's tolerance (weight units)
+_ON_GRID = 1e-9  # relative: a trade this close to a lot multiple is on the lot grid
+
+
+def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate signed share trades, an (assets x 5) table: no trade, the continuous trade rounded
+    down and up to its lot, the smallest trade meeting the minimum size, and selling out.
+
+    Returns the table and which entries are distinct and meet the minimum size.
+    """
+    lot, held, price = data.lot, data.shares, data.prices
+    # A trade within float noise of a lot multiple or of the whole holding is exactly that: an
+    # optimum polished onto an active bound (sell everything) comes back an ulp either side of
+    # it, and which side must not change the candidates (same input, same trades).
+    lots = target_shares / lot
+    tolerance = _SNAP * np.maximum(1.0, np.abs(lots))
+    lots = np.where(np.abs(lots - np.round(lots)) <= tolerance, np.round(lots), lots)
+    s = lots * lot
+    # A sell that leaves a remnant within solver noise (below a cent, or 1e-8 of the value) is the
+    # sell-out: a warm-started solve stops ~1e-7 off the bound ``sell <= held`` where a cold one
+    # lands on it, and "sell 64.0" became "sell 63.999993" after another request.
+    s = np.where((s < 0) & (np.abs(s + held) * price <= _sell_out_noise(data)), -held, s)
+    down = np.floor(s / lot + _EPS) * lot
+    up = np.ceil(s / lot - _EPS) * lot
+    has_min = (data.min_trade_value > 0) & (s != 0)
+    step = np.where(has_min, np.sign(s) * np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot, 0.0)
+    # An asset crossing sides (a long holding with a short target, or the reverse) must trade at
+    # least its holding, in one trade: offered whatever the continuous trade (a re-solve that
+    # fixed it as too small kept it on its side, and "no trade" then broke side_change).
+    crossing = data.crossing
+    if crossing.any():
+        smallest = np.ceil(data.min_trade_value / (lot * price) - _EPS) * lot
+        # The holding itself (a sell-out, odd lots allowed) or past it by whole lots, at least the minimum.
+        past = np.abs(held) + np.maximum(np.ceil((smallest - np.abs(held)) / lot - _EPS), 0.0) * lot
+        step = np.where(crossing, -np.sign(held) * past, step)
+        has_min = has_min | crossing
+    sell_out = _sell_out_allowed(data, s)
+    table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0)])
+    valid = np.ones(table.shape, bool)
+    valid[:, 3] = has_min
+    valid[:, 4] = sell_out
+    for j in range(1, table.shape[1]):
+        for k in range(j):
+            valid[:, j] &= ~(valid[:, k] & (table[:, j] == table[:, k]))
+    valid &= meets_minimum(data, table * price[:, None])
+    return table, valid
+
+
+@dataclass(frozen=True)
+class _Moves:
+    """Each candidate as a move of the trade variables: buy and sell of its asset, and the scalar
+    columns c, tau, nu (all fractions of V_ref, absolute, not relative to the optimum)."""
+
+    owner: np.ndarray
+    shares: np.ndarray
+    buy: np.ndarray
+    sell: np.ndarray
+    scalars: np.ndarray  # (m, SCALARS): c, tau, nu, T, G
+
+    def change(self, data: ProblemData, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each move's change of ``z``: its asset's buy and sell, and the scalar columns (m x SCALARS;
+        the asset's own share of them at ``z``, exact costs, is what the move replaces)."""
+        n, owner = data.n, self.owner
+        d_x = self.scalars - _moves_at(data, owner, z[owner] - z[n + owner])
+        return self.buy - z[owner], self.sell - z[n + owner], d_x
+
+    def matrix(self, n: int) -> sparse.csc_array:
+        """The moves as columns of ``z`` (rows: buy, sell, then the scalar columns), sparse."""
+        m = len(self.owner)
+        j = np.arange(m)
+        rows = np.concatenate([self.owner, self.owner + n, *(np.full(m, 2 * n + k) for k in range(SCALARS))])
+        vals = np.concatenate([self.buy, self.sell, self.scalars.T.ravel()])
+        return sparse.csc_array((vals, (rows, np.tile(j, 2 + SCALARS))), shape=(2 * n + SCALARS, m))
+
+
+def _moves(data: ProblemData, owner: np.ndarray, option: np.ndarray) -> _Moves:
+    value = option * data.prices[owner] / data.ref_value
+    buy, sell = np.maximum(value, 0.0), np.maximum(-value, 0.0)
+    return _Moves(owner, option, buy, sell, trade_scalars(data, option * data.prices[owner], owner))
+
+
+@dataclass(frozen=True)
+class _Separable:
+    """The separable rows (each touches one asset's buy or sell) gathered per asset, to check
+    any number of candidate trades at once: row value = coefficient x the candidate's buy or sell
+    + offset, against the row's bounds."""
+
+    row_of: np.ndarray  # (groups, n): the asset's row in each group, -1 for none
+    coef_buy: np.ndarray  # (groups, n), by asset
+    coef_sell: np.ndarray
+    offset: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def of(cls, groups: list[tuple[Affine, np.ndarray, np.ndarray]], n: int) -> _Separable:
+        k = len(groups)
+        row_of = np.full((k, n), -1)
+        arrays = [np.zeros((k, n)) for _ in range(5)]
+        coef_buy, coef_sell, offset, lower, upper = arrays
+        lower[:] = -np.inf
+        upper[:] = np.inf
+        for g, (rows, lo, up) in enumerate(groups):
+            cols = column(rows.cols, n)
+            asset, sell = cols % n, cols >= n
+            row_of[g, asset] = rows.rows
+            np.add.at(coef_buy[g], asset[~sell], rows.vals[~sell])
+            np.add.at(coef_sell[g], asset[sell], rows.vals[sell])
+            has = np.flatnonzero(row_of[g] >= 0)
+            r = row_of[g, has]
+            offset[g, has], lower[g, has], upper[g, has] = rows.offset[r], lo[r], up[r]
+        return cls(row_of, coef_buy, coef_sell, offset, lower, upper)
+
+    def ok(self, moves: _Moves) -> np.ndarray:
+        """Which moves keep every separable row of their own asset."""
+        i = moves.owner
+        value = self.coef_buy[:, i] * moves.buy + self.coef_sell[:, i] * moves.sell + self.offset[:, i]
+        lower, upper = self.lower[:, i], self.upper[:, i]
+        tol = _CHECK * np.maximum(
+            1.0, np.abs(np.where(np.isfinite(upper), upper, 0)) + np.abs(np.where(np.isfinite(lower), lower, 0))
+        )
+        return np.asarray(np.all((value <= upper + tol) & (value >= lower - tol), axis=0))
+
+
+def _moves_at(data: ProblemData, owner: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return trade_scalars(data, value * data.ref_value, owner)
+
+
+def _trade_point(data: ProblemData, shares: np.ndarray) -> np.ndarray:
+    """``z`` of share trades, exact costs and taxes."""
+    return trade_point(data, shares * data.prices)
+
+
+def _sell_out_noise(data: ProblemData) -> float:
+    """The value (currency) below which what a continuous sell leaves of a position is solver
+    noise, not a choice: a cent, or 1e-8 of the value (well inside the 1e-7 a solve is held to)."""
+    return max(NOISE_VALUE, 1e-8 * data.ref_value)
+
+
+def _sell_out_allowed(data: ProblemData, trade: np.ndarray) -> np.ndarray:
+    """Selling out is a whole trade, lots or not (an odd lot may be sold), offered for a sell that
+    would leave little anyway: at most the minimum trade or one lot in value."""
+    residual = (data.shares + trade) * data.prices
+    limit = np.maximum(data.min_trade_value, data.lot * data.prices)
+    return np.asarray((trade < 0) & (not data.allow_short) & (residual <= limit))
+
+
+def _lot_moves(
+    data: ProblemData,
+    shares: np.ndarray,
+    separable: _Separable,
+    candidates: np.ndarray | None,
+    wide: bool = False,
+) -> _Moves:
+    """Every asset one lot up or down on its lot grid (``wide``: two lots too), to no trade,
+    selling out, the smallest trade meeting the minimum either way, or back to one of its first
+    candidates (``candidates``, assets x k: a trade the repair dropped can come back), where the
+    minimum size and the separable rows allow it (a sold-out odd lot moves back onto the grid)."""
+    n, lot = data.n, data.lot
+    lots = shares / lot
+    on_grid = np.abs(lots - np.round(lots)) <= _ON_GRID * np.maximum(1.0, np.abs(lots))
+    up = np.where(on_grid, np.round(lots) + 1, np.ceil(lots)) * lot
+    down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
+    out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
+    step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
+    columns = [up, down, np.zeros(n), out, step, -step]
+    if wide:
+        columns += [up + lot, down - lot]
+    if candidates is not None:
+        columns += list(candidates.T)
+    options = np.concatenate(columns)
+    owner = np.tile(np.arange(n), len(columns))
+    keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner])
+    moves = _moves(data, owner[keep], options[keep])
+    ok = separable.ok(moves)
+    return _Moves(moves.owner[ok], moves.shares[ok], moves.buy[ok], moves.sell[ok], moves.scalars[ok])
+
+
+def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
+    """The candidate table, which entries are admissible (distinct, minimum size, every separable
+    row of their asset), whether a traded asset had none, the admissible candidates as moves
+    (grouped by asset), and the separable rows."""
+    data = model.data
+    target_shares = trades * data.ref_value / data.prices
+    # Interior-point solutions carry ~1e-9 noise on untraded assets; floor() would turn it into
+    # a one-lot trade, so trades worth under a cent are exactly zero.
+    target_shares = np.where(np.abs(target_shares) * data.prices < NOISE_VALUE, 0.0, target_shares)
+    table, valid = _candidates(data, target_shares)
+    owner_all = np.repeat(np.arange(data.n), table.shape[1])
+    every = _moves(data, owner_all, table.ravel())
+    separable = _Separable.of([g.linear() for g in model.groups if g.separable], data.n)
+    valid &= separable.ok(every).reshape(valid.shape)
+    stuck = ~valid.any(axis=1) & (target_shares != 0)
+    valid[~valid.any(axis=1), 0] = True  # nothing admissible: no trade, and the limits decide feasibility
+    keep = valid.ravel()
+    moves = _Moves(owner_all[keep], every.shares[keep], every.buy[keep], every.sell[keep], every.scalars[keep])
+    return table, valid, bool(stuck.any()), moves, separable
+
+
+def _snap(values: np.ndarray) -> np.ndarray:
+    """Objective changes on a grid of a billionth of the largest: values closer than that are tied
+    (fractional lots differ by ~1e-20, float noise of the continuous optimum), and ties go to the
+    first in order, so an ulp of solver noise never changes the trades (same input, same trades)."""
+    unit = 1e-9 * max(float(np.max(np.abs(values), initial=0.0)), 1e-300)
+    return np.asarray(np.round(values / unit) * unit)
+
+
+def _cheapest(table: np.ndarray, valid: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """Each asset's cheapest admissible candidate (index into the admissible ones; ``price`` is
+    snapped, so a tie goes to the first column)."""
+    n = table.shape[0]
+    index = np.full(table.shape, -1)
+    index[valid] = np.arange(int(valid.sum()))
+    price_table = np.full(table.shape, np.inf)
+    price_table[valid] = price
+    return np.asarray(index[np.arange(n), np.argmin(price_table, axis=1)])

@@ -1,0 +1,134 @@
+"""The move kinds of the whole-share descent, and their table (``MOVE_KINDS``, tried in order).
+
+| kind | runs when | proposes |
+|---|---|---|
+| ``AllBest`` | single moves are worth a round | every asset's best improving move at once |
+| ``Halving`` | ... and that broke a row | the best ones that keep the tight rows alone: all, half, a quarter, ... |
+| ``Exchange`` | ... and none of those holds | the best pair of moves of two assets whose sum keeps the tight rows |
+| ``Chain`` | no single move is worth a round | a move blocked by one tight row, paid for by moves of several others |
+
+Each is checked exactly (every row, the exact objective) before the descent takes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from finwiz.optimizer.discrete._candidates import _CHECK, _snap
+from finwiz.optimizer.discrete._descent import (
+    DescentSettings,
+    MoveKind,
+    _best_per_asset,
+    _halvings,
+    _Proposal,
+    _Round,
+    _Tight,
+)
+
+__all__ = ["MOVE_KINDS", "AllBest", "Chain", "Exchange", "Halving"]
+
+
+class AllBest(MoveKind):
+    """Every asset's best improving single move at once: taken when together they keep every row
+    and lower the objective (far from the limits, the usual case)."""
+
+    name = "all best"
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        yield _Proposal(now.moves, now.best)
+
+
+class Halving(MoveKind):
+    """Each asset's best improving move among those that keep the tight rows on their own: all of
+    them, then the best half, the best quarter, ... (moves interact through the coupled terms: a
+    shared cash square, factor risk)."""
+
+    name = "halving"
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        tight = now.tight
+        chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
+        for take in _halvings(len(chosen)):
+            yield _Proposal(now.moves, chosen[:take])
+
+
+class Exchange(MoveKind):
+    """The best pair of moves of two assets whose sum keeps the tight rows and lowers the
+    objective, where binding rows block every single move: what the binding limits' duals trade
+    at in the continuous problem. The pair's change is the sum of the two plus their cross term."""
+
+    name = "exchange"
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        moves, gain, tight = now.moves, now.gain, now.tight
+        owner = moves.owner
+        improving = np.flatnonzero(gain < 0)
+        if improving.size == 0 or tight.delta.shape[0] == 0:
+            return
+        tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
+        fits = tight.fits(tight.delta[:, tries, None] + tight.delta[:, None, :])  # tries x moves
+        fits &= owner[tries][:, None] != owner[None, :]
+        cross = now.search.pricer.cross(now.point.z, moves, tries)
+        total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
+        a, b = divmod(int(np.argmin(total)), total.shape[1])
+        if total[a, b] < 0:
+            yield _Proposal(moves, np.array([tries[a], b]))
+
+
+class Chain(MoveKind):
+    """A move blocked by a single tight row, with room made on that row by the moves of other
+    assets (one or two lots) that give it back at the least loss per unit, as many as it takes:
+    one lot of a dear asset paid for by lots of several cheap ones, which no exchange of two can
+    do. Not only improving moves: with a cash square, one more lot of anything costs more cash
+    than it gains alone, and only the chain improves. The most promising blocked moves first."""
+
+    name = "chain"
+    stalled = True
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        search, point, settings = now.search, now.point, now.settings
+        data, rows = search.data, search.rows
+        if _Tight.near(data, rows, rows.values(point.z), settings.tight_reach).size == 0:
+            return
+        wide = now.neighbours(point.shares, True)
+        gain = _snap(search.pricer.changes(point.z, point.shares, wide))
+        tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach)
+        owner = wide.owner
+        inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
+        blocked_once = np.flatnonzero(inside.sum(axis=0) == len(tight.low) - 1)
+        for a in blocked_once[np.argsort(gain[blocked_once], kind="stable")][: settings.chain_tries]:
+            r = int(np.flatnonzero(~inside[:, a])[0])
+            over = tight.delta[r, a] - tight.high[r]
+            need, sign = (over, -1.0) if over > 0 else (tight.low[r] - tight.delta[r, a], 1.0)
+            room = sign * tight.delta[r]  # what each move gives back on row r
+            helps = np.flatnonzero((room > settings.chain_room) & (owner != owner[a]) & inside.all(axis=0))
+            chosen = _cheapest_room(owner[helps], gain[helps], room[helps], need, settings)
+            if chosen is not None:
+                yield _Proposal(wide, np.concatenate([[a], helps[chosen]]))
+
+
+def _cheapest_room(
+    owner: np.ndarray, gain: np.ndarray, room: np.ndarray, need: float, settings: DescentSettings
+) -> np.ndarray | None:
+    """At most one option per asset (indices into the arrays) giving at least ``need`` room in
+    total at little loss: options in order of loss per unit of room, each taken if its asset has
+    none yet or a smaller one (which it replaces), until the room suffices (the greedy of a
+    multiple-choice knapsack; the exact check is the caller's). None if all are not enough."""
+    picked: dict[int, int] = {}
+    total = 0.0
+    for k in np.argsort(gain / room, kind="stable")[: settings.chain_options]:
+        asset, before = int(owner[k]), picked.get(int(owner[k]))
+        extra = float(room[k]) - (0.0 if before is None else float(room[before]))
+        if extra <= 0:
+            continue
+        picked[asset] = int(k)
+        total += extra
+        if total >= need * (1 + settings.chain_margin):
+            return np.array(sorted(picked.values()))
+    return None
+
+
+MOVE_KINDS: tuple[MoveKind, ...] = (AllBest(), Halving(), Exchange(), Chain())
+"""The descent's moves, tried in this order each round (see the module)."""
