@@ -1,0 +1,167 @@
+"""Each move kind of the whole-share descent on a toy account built by hand (3-4 assets), held to an
+independent brute-force enumeration priced by ``reference.py`` (the README's objective and
+limits, not finwiz's code): the move finds the improvement the enumeration finds, and never
+breaks a limit."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from finwiz import RebalancingEngine
+from finwiz.optimizer._engine import _applicable, _with_constraints
+from finwiz.optimizer.describe._data import build_problem_data
+from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _Separable
+from finwiz.optimizer.discrete._descent import DescentSettings, MoveKind, _Round, _Search, descend
+from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS, AllBest, Chain, Exchange, Halving
+from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
+from finwiz.optimizer.solve._assembler import Model
+from tests.optimizer.discrete.reference import Instance, config_of, objective, violations
+
+
+def _toy(prices: list[float], held: list[float], drift: list[float], cash: float) -> Instance:
+    """An account of ``prices`` and ``held`` shares (plus ``cash``) whose targets are its weights
+    plus ``drift`` lots of each asset (the cash target what is left); no costs: only tracking and
+    the cash square count."""
+    price, shares = np.array(prices), np.array(held)
+    value = float(price @ shares) + cash
+    target = (shares + np.array(drift)) * price / value
+    return Instance([f"A{i}" for i in range(len(prices))], price, shares, cash, target, ["S"] * len(prices), rate=0.0)
+
+
+class _Harness:
+    """The descent's view of a toy: its search (exact pricer, coupled rows) and neighbourhood."""
+
+    def __init__(self, inst: Instance) -> None:
+        config, prices = config_of(inst)
+        data = build_problem_data(config, prices)
+        assert list(data.symbols) == inst.symbols
+        terms = RebalancingEngine().strategies[inst.method].terms(data)
+        model = Model.of(_applicable(_with_constraints(terms), data), data)
+        self.inst = inst
+        self.search = _Search(data, _Pricer(model, model.stacked(continuous=False), None), _coupled_rows(model))
+        self.separable = _Separable.of([g.linear() for g in model.groups if g.separable], data.n)
+
+    def neighbours(self, shares: np.ndarray, wide: bool) -> _Moves:
+        return _lot_moves(self.search.data, shares, self.separable, None, wide=wide)
+
+    def round(self, shares: np.ndarray) -> _Round:
+        point = self.search.at(shares)
+        return _Round.of(self.search, point, self.neighbours(shares, False), self.neighbours)
+
+
+def _best(inst: Instance, start: np.ndarray, steps: tuple[int, ...], most: int) -> tuple[np.ndarray, float]:
+    """Brute force: every change of ``start`` by ``steps`` lots per asset, at most ``most`` assets
+    moving, that keeps every limit; the one of least objective."""
+    best, value = start, objective(inst, start)
+    for change in itertools.product(steps, repeat=inst.n):
+        if sum(c != 0 for c in change) > most:
+            continue
+        trial = start + np.array(change, float)
+        if not violations(inst, trial) and objective(inst, trial) < value:
+            best, value = trial, objective(inst, trial)
+    return best, value
+
+
+def _taken(harness: _Harness, kind: MoveKind, start: np.ndarray) -> np.ndarray:
+    """What ``kind`` takes from ``start`` (it must take something, and keep every limit)."""
+    after = kind.step(harness.round(start))
+    assert after is not None, f"{type(kind).__name__} found nothing"
+    assert violations(harness.inst, after.shares) == []
+    return np.asarray(after.shares)
+
+
+def test_all_best_takes_every_assets_best_lot_at_once() -> None:
+    """Far from every limit: each asset's best single lot, all of them in one move."""
+    inst = _toy([50.0, 80.0, 120.0, 200.0], [200, 150, 100, 60], [4.5, -5.5, 5.0, -1.925], cash=10_000.0)
+    harness, start = _Harness(inst), np.zeros(4)
+    moved = _taken(harness, AllBest(), start)
+    # Each asset alone, by enumeration: its best one-lot change.
+    own = []
+    for i in range(4):
+        options = [start + np.eye(4)[i] * s for s in (0.0, -1.0, 1.0)]
+        own.append(min(options, key=lambda trial: objective(inst, trial))[i])
+    assert moved.tolist() == own
+    best, value = _best(inst, start, (-1, 0, 1), most=4)
+    assert moved.tolist() == best.tolist()
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
+def test_halving_keeps_the_cash_all_best_would_overspend() -> None:
+    """Four assets each want one more lot, the cash pays for two: every asset's best at once
+    breaks the cash limit; the best half holds, and is the best choice the enumeration finds."""
+    inst = _toy([1000.0] * 4, [20, 20, 20, 20], [0.6, 0.55, 0.5, 0.45], cash=2_500.0)
+    harness, start = _Harness(inst), np.zeros(4)
+    assert AllBest().step(harness.round(start)) is None
+    assert violations(inst, np.ones(4)) == ["cash"]
+    moved = _taken(harness, Halving(), start)
+    best, value = _best(inst, start, (0, 1), most=4)
+    assert moved.tolist() == best.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
+def test_exchange_buys_one_asset_with_the_cash_of_another() -> None:
+    """No cash: the one improving lot (buying A0) is blocked, selling A1 alone costs more cash
+    than it gains; the exchange of the two is the best move the enumeration of pairs finds."""
+    inst = _toy([1000.0, 1000.0, 500.0], [30, 30, 40], [1.2, -0.8, -0.8], cash=100.0)
+    harness, start = _Harness(inst), np.zeros(3)
+    now = harness.round(start)
+    assert now.worth
+    assert AllBest().step(now) is None
+    assert Halving().step(now) is None
+    moved = _taken(harness, Exchange(), start)
+    best, value = _best(inst, start, (-1, 0, 1), most=2)
+    assert moved.tolist() == best.tolist() == [1.0, -1.0, 0.0]
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
+_CHAIN = [2.9 / 3, -2.9 / 3, -2.9 / 3, -2.9 / 3]  # a dear lot and three cheap ones, each just under one off
+
+
+def test_chain_pays_one_dear_lot_with_lots_of_three_cheap_assets() -> None:
+    """No cash: one lot of the dear A0 costs three cheap lots. No single move improves, even
+    unconstrained (the round is stalled), no exchange of two keeps the cash; the chain finds the
+    best choice the enumeration of one- and two-lot changes finds."""
+    inst = _toy([3000.0, 1000.0, 1000.0, 1000.0], [10, 20, 20, 20], _CHAIN, cash=100.0)
+    harness, start = _Harness(inst), np.zeros(4)
+    now = harness.round(start)
+    assert not now.worth
+    assert Exchange().step(now) is None
+    moved = _taken(harness, Chain(), start)
+    best, value = _best(inst, start, (-2, -1, 0, 1, 2), most=4)
+    assert moved.tolist() == best.tolist() == [1.0, -1.0, -1.0, -1.0]
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
+def test_one_setting_changes_one_rule() -> None:
+    """The chain toy with chains switched off (no blocked move tried): the descent stops where it
+    starts; with the defaults it takes the chain."""
+    inst = _toy([3000.0, 1000.0, 1000.0, 1000.0], [10, 20, 20, 20], _CHAIN, cash=100.0)
+    harness, start = _Harness(inst), np.zeros(4)
+    kept = descend(harness.search, start, harness.neighbours, MOVE_KINDS, DescentSettings(chain_tries=0))
+    assert kept.tolist() == start.tolist()
+    moved = descend(harness.search, start, harness.neighbours, MOVE_KINDS, DescentSettings())
+    assert objective(inst, moved) < objective(inst, start)
+    assert violations(inst, moved) == []
+
+
+def test_rows_price_every_move_sparse_as_the_dense_block_does() -> None:
+    """The coupled rows' change per move through their sparse columns equals the dense rows x
+    assets block's (what the whole-share search computes today)."""
+    inst = _toy([3000.0, 1000.0, 500.0, 250.0], [10, 20, 20, 40], [2.0, -3.0, 0.0, -12.0], cash=100.0)
+    inst.max_position, inst.max_turnover = 0.4, 0.05
+    harness = _Harness(inst)
+    rows, data = harness.search.rows, harness.search.data
+    start = np.array([1.0, -2.0, 0.0, 4.0])
+    z = harness.search.at(start).z
+    moves = harness.neighbours(start, True)
+    d_buy, d_sell, d_x = moves.change(data, z)
+    dense = rows.a_trade.toarray()
+    n, owner = data.n, moves.owner
+    expected = dense[:, owner] * d_buy + dense[:, n + owner] * d_sell + rows.a_scalar @ d_x.T
+    assert rows.a_trade.shape[0] >= 3  # cash, the position caps, the turnover
+    assert np.array_equal(rows.changes(owner, d_buy, d_sell, d_x), expected)
+    every = np.arange(rows.a_trade.shape[0])
+    assert np.array_equal(rows.changes(owner, d_buy, d_sell, d_x, every), expected)
