@@ -135,8 +135,15 @@ class _Rows:
         if select is not None:
             block = self.by_row[select, :].toarray()
             return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
-        trade = self.a_trade[:, owner].multiply(d_buy[None, :]) + self.a_trade[:, n + owner].multiply(d_sell[None, :])
-        return np.asarray(sparse.csc_array(trade).toarray() + self.a_scalar @ d_x.T)
+        a, m = self.a_trade, len(owner)
+        out = np.zeros((a.shape[0], m))
+        for cols, step in ((owner, d_buy), (n + owner, d_sell)):
+            # The moves' columns' entries (one per row: the stacked rows were summed), added as
+            # the dense product adds them, so both give the same floats.
+            size = a.indptr[cols + 1] - a.indptr[cols]
+            at = np.repeat(a.indptr[cols] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+            out[a.indices[at], np.repeat(np.arange(m), size)] += a.data[at] * np.repeat(step, size)
+        return np.asarray(out + self.a_scalar @ d_x.T)
 
 
 def _coupled_rows(model: Model) -> _Rows:
