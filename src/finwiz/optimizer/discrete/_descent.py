@@ -229,7 +229,7 @@ def descend(
         if strict and coarse > 0 and not now.worth:  # nothing coarse left: every improving move from here on
             coarse = 0.0
             continue
-        accepted = next((p for k in kinds if k.stalled != now.worth and (p := k.step(now)) is not None), None)
+        accepted = _first_taken(kinds, now)
         if accepted is None and strict and coarse > 0:  # the coarse moves are all blocked: the fine ones next
             coarse, blocked = 0.0, now.better
             continue
@@ -237,6 +237,17 @@ def descend(
             break
         point, priced, blocked = accepted, None, None
     return point.shares
+
+
+def _first_taken(kinds: Sequence[MoveKind], now: _Round) -> _Point | None:
+    """Where the first kind for this round (``stalled`` ones when no single move is worth a round,
+    the others when some is) moves the point; None if none does."""
+    for kind in kinds:
+        if kind.stalled != now.worth:
+            accepted = kind.step(now)
+            if accepted is not None:
+                return accepted
+    return None
 
 
 def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
