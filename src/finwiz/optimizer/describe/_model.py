@@ -9,7 +9,7 @@ for the objective, and :class:`LimitGroup` s for the constraints, all over the t
 ``nu = 1'(buy - sell)`` the net purchase, and in a taxable account ``T`` the tax and ``G`` the net
 gain its sales realise (both 0 otherwise); post-trade weights ``w = x0 + buy - sell``). From that one
 description the native QP (``_qp``), the cvxpy problem (``_assembler``, for user terms, the
-power-cone impact, exact mode and the diagnosis), the whole-share step (``_rounding``), the
+power-cone impact, exact mode and the diagnosis), the whole-share step (``discrete/``), the
 compliance table (``_compliance``) and the diagnosis's units are all derived; none of them restates
 a limit's formula.
 
