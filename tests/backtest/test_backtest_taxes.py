@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from finwiz import Holding, PortfolioConfiguration, TaxLot, TaxSettings
 from finwiz.backtest import Backtest, BacktestResult, CalendarRebalance, OptimizedRebalance, RebalanceContext
-from finwiz.backtest._taxes import year_tax
+from finwiz.optimizer.tax._netting import year_tax
 from finwiz.errors import ConfigurationError, InvalidPortfolioError
 
 ST, LT = 0.37, 0.20

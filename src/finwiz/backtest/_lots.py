@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finwiz.backtest._taxes import YearTax, year_tax
+from finwiz.optimizer.tax._netting import YearTax, year_tax
 from finwiz.errors import InvalidPortfolioError, PolicyError
 from finwiz.schemas import Holding, LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings
 

@@ -179,6 +179,7 @@ class TaxInstance:
                 wash_sale_days=self.wash_sale_days,
                 max_realized_gain=self.max_realized_gain,
                 tax_weight=self.tax_weight,
+                tax_model="linear",
                 recent_sales=[
                     RecentSale(symbol=t.symbol, date=t.day, shares=t.shares, loss=t.loss) for t in self.recent_sales
                 ],
