@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from finwiz import Holding, PortfolioConfiguration, TaxLot, TaxSettings
 from finwiz.backtest import Backtest, BacktestResult, CalendarRebalance, OptimizedRebalance, RebalanceContext
-from finwiz.optimizer.tax._netting import year_tax
 from finwiz.errors import ConfigurationError, InvalidPortfolioError
+from finwiz.optimizer.tax._netting import year_tax
 
 ST, LT = 0.37, 0.20
 

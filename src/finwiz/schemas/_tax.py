@@ -136,7 +136,9 @@ class TaxSettings(_Model):
     ordinary_loss_limit: float = Field(default=3000.0, ge=0.0)
     ordinary_rate: float | None = Field(default=None, ge=0.0, le=1.0)
 
-    @field_validator("realized_short_ytd", "realized_long_ytd", "loss_carryforward", "ordinary_loss_limit", mode="before")
+    @field_validator(
+        "realized_short_ytd", "realized_long_ytd", "loss_carryforward", "ordinary_loss_limit", mode="before"
+    )
     @classmethod
     def _amounts(cls, value: Any, info: Any) -> Any:
         return _number(value, info.field_name)
@@ -152,7 +154,9 @@ class TaxSettings(_Model):
         short-term rate)."""
         return self.short_term_rate if self.ordinary_rate is None else self.ordinary_rate
 
-    @field_validator("short_term_rate", "long_term_rate", "max_realized_gain", "tax_weight", "ordinary_rate", mode="before")
+    @field_validator(
+        "short_term_rate", "long_term_rate", "max_realized_gain", "tax_weight", "ordinary_rate", mode="before"
+    )
     @classmethod
     def _numbers(cls, value: Any, info: Any) -> Any:
         return value if value is None else _number(value, info.field_name)

@@ -159,7 +159,9 @@ class Model:
     @property
     def is_qp(self) -> bool:
         """Whether the whole problem is a QP the native solvers take (no user term, no cone)."""
-        return all(d is not None and d.impact is None and (d.tax is None or d.tax.rows is None) for d in self.descriptions)
+        return all(
+            d is not None and d.impact is None and (d.tax is None or d.tax.rows is None) for d in self.descriptions
+        )
 
     @property
     def groups(self) -> list[LimitGroup]:
