@@ -235,8 +235,8 @@ class RebalancingEngine:
         the whole-share stage, or exactly (exact mode)."""
         limit, mip_limit = self.settings.solver_time_limit_seconds, self.settings.mip_time_limit_seconds
         lots = model.data.lots
-        if lots is not None and lots.netting and lots.region is None:  # one run per netting region
-            return over_regions(model, lambda region: self._optimize(region, solver, exact, stages))
+        if lots is not None and lots.netting and lots.region is None:  # the netting rule's regions
+            return over_regions(model, lambda region: self._optimize(region, solver, exact, stages), solver, limit)
         with stages.stage("continuous"):
             sided = None
             if model.data.lots is not None and not exact:  # each asset on one side; the relaxation's optimum the bound
