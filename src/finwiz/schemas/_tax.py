@@ -115,6 +115,9 @@ class TaxSettings(_Model):
       on at most ``ordinary_loss_limit`` (3,000; 0: none). The tax of the rebalance is the year's
       tax with its trades minus without. ``"linear"``: each lot's gain at its term's rate, a loss
       worth its rate times the loss, without limit (the valuation before netting).
+    - ``pay_tax_from_cash``: the estimated tax of the rebalance leaves the account's cash (a
+      negative tax, a saving, comes back to it): the cash floor and every limit on post-trade
+      weights see the value after it, and so do the result's cash and weights.
     """
 
     as_of: date
@@ -135,6 +138,7 @@ class TaxSettings(_Model):
     loss_carryforward: float = Field(default=0.0, ge=0.0)
     ordinary_loss_limit: float = Field(default=3000.0, ge=0.0)
     ordinary_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    pay_tax_from_cash: bool = False
 
     @field_validator(
         "realized_short_ytd", "realized_long_ytd", "loss_carryforward", "ordinary_loss_limit", mode="before"
@@ -218,7 +222,7 @@ class TaxSummary(_Model):
     ``estimated_tax`` is the tax these sales add to the year's (negative: tax saved by harvested
     losses): under ``tax_model="netting"`` the year's tax with them minus without (``year_tax``:
     with them), under ``"linear"`` ``short_term_rate x net short-term + long_term_rate x net
-    long-term``; it is reported, not paid from the account's cash."""
+    long-term``; paid from the account's cash when ``pay_tax_from_cash``, else only reported."""
 
     short_term_gains: float = 0.0
     short_term_losses: float = 0.0

@@ -87,6 +87,7 @@ class TaxInstance:
     realized_long_ytd: float = 0.0
     loss_carryforward: float = 0.0
     ordinary_loss_limit: float = 3000.0
+    pay_tax_from_cash: bool = False  # cash after = cash - trades - tax >= 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def with_(self, **changes: Any) -> TaxInstance:
@@ -199,6 +200,7 @@ class TaxInstance:
                 realized_long_ytd=self.realized_long_ytd,
                 loss_carryforward=self.loss_carryforward,
                 ordinary_loss_limit=self.ordinary_loss_limit,
+                pay_tax_from_cash=self.pay_tax_from_cash,
                 recent_sales=[
                     RecentSale(symbol=t.symbol, date=t.day, shares=t.shares, loss=t.loss) for t in self.recent_sales
                 ],
@@ -320,6 +322,8 @@ def evaluate(inst: TaxInstance, buy: np.ndarray, sell: np.ndarray, lot_sold: np.
         violations.append("an asset both bought and sold")
     if w_c < -1e-9:
         violations.append(f"cash below zero ({inst.cash - trade:.2f})")
+    if inst.pay_tax_from_cash and inst.cash - trade - tax < -CENT:
+        violations.append(f"cash below zero after the tax ({inst.cash - trade - tax:.2f})")
     if inst.max_realized_gain is not None and lot_gain.sum() > inst.max_realized_gain + CENT:
         violations.append(f"net realised gain {lot_gain.sum():.2f} above the budget {inst.max_realized_gain:.2f}")
     if (buy[inst.no_buy] > share_tol).any():
@@ -430,6 +434,8 @@ def _model(
     tax = inst.lot_rate @ gain
     if inst.tax_model == "netting":
         tax = _netting_rows(inst, gain, constraints)
+    if inst.pay_tax_from_cash:
+        constraints.append(inst.cash - trade - tax >= 0)
     objective = (
         cp.sum(cp.square(w - inst.target)) + cp.square((inst.cash - trade) / v - t_c) + inst.tax_weight * tax / v
     )

@@ -23,7 +23,6 @@ from finwiz.errors import InfeasibleRebalanceError, SolverError
 from finwiz.optimizer.discrete._stage import Decided, achieved
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, solve_terms
-from finwiz.optimizer.tax._netting import settings_tax
 
 __all__ = ["exact_objective", "over_regions"]
 
@@ -31,10 +30,8 @@ __all__ = ["exact_objective", "over_regions"]
 def _offset(model: Model) -> float:
     """What the exact tax adds to the region's linear tax, in objective units (a constant)."""
     lots = model.data.lots
-    assert lots is not None and lots.region is not None
-    s0, g0 = lots.year_start()
-    constant = lots.region.tax(s0, g0) - settings_tax(lots.settings)
-    return lots.tax_weight * constant / model.data.ref_value
+    assert lots is not None
+    return lots.tax_weight * lots.tax_offset() / model.data.ref_value
 
 
 def exact_objective(model: Model, decided: Decided) -> float:

@@ -62,6 +62,13 @@ class LotBook:
         realised = np.round(taken * self.gain, 2)
         return float(realised[~self.long].sum()), float(realised[self.long].sum())
 
+    def tax_offset(self) -> float:
+        """What the exact tax adds to the tax at ``rate`` (currency): a netting region's linear
+        tax at the year's start less the year's tax then (0 under the linear model)."""
+        if self.region is None:
+            return 0.0
+        return self.region.tax(*self.year_start()) - settings_tax(self.settings)
+
     def exact_tax(self, sold: np.ndarray) -> float:
         """The tax selling ``sold`` adds (currency): the year's tax with it minus without under
         netting, each lot's gain at its rate under the linear model."""
