@@ -98,7 +98,7 @@ def _account(prices: pd.DataFrame, seed: int, **tax: Any) -> PortfolioConfigurat
         cash=value * 0.05,
         min_trade_size=200.0,
         transaction_cost_rate=0.001,
-        tax=TaxSettings(as_of=d0, short_term_rate=ST, long_term_rate=LT, **tax),
+        tax=TaxSettings(as_of=d0, short_term_rate=ST, long_term_rate=LT, **{"tax_model": "linear", **tax}),
     )
 
 
