@@ -316,7 +316,8 @@ class GrossExposureTerm(Term):
 
 class TaxTerm(Term):
     """tax_weight x T, the tax the sales realise (a fraction of ``V_ref``), lot by lot (the lots'
-    ``TaxForm``: each lot's gain at its term's rate, a loss at minus its rate); the gain budget
+    ``TaxForm``: each lot's gain at its term's rate, a loss at minus its rate; under netting, the
+    rates of one region of the rule and its rows, see ``tax/_regions``); the gain budget
     ``G <= max_realized_gain / V_ref``; and the wash-sale rule's withheld loss lots, as a bound on
     the asset's sell (at most its other lots). A taxable account only (``tax`` settings)."""
 
