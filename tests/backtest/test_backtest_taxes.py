@@ -2,7 +2,7 @@
 rule, wash sales in neither direction, and the ledger replayed to the cent.
 
 Every check is independent of the simulator: the netting rule against the IRS capital loss
-carryover worksheet written here in decimals, lots and cash replayed from the trades and lot sales
+carryover worksheet (tests/optimizer/tax/reference.py) in decimals, lots and cash replayed from the trades and lot sales
 with a plain loop, terms and wash-sale windows counted from the dates.
 """
 
@@ -21,45 +21,14 @@ from hypothesis import strategies as st
 
 from finwiz import Holding, PortfolioConfiguration, TaxLot, TaxSettings
 from finwiz.backtest import Backtest, BacktestResult, CalendarRebalance, OptimizedRebalance, RebalanceContext
-from finwiz.backtest._taxes import year_tax
 from finwiz.errors import ConfigurationError, InvalidPortfolioError
+from finwiz.optimizer.tax._netting import year_tax
+from tests.optimizer.tax.reference import worksheet
 
 ST, LT = 0.37, 0.20
 
 
 # -- the netting rule ---------------------------------------------------------------------------
-def _worksheet(
-    st_net: Decimal, lt_net: Decimal, rs: Decimal, rl: Decimal, ro: Decimal, limit: Decimal, cs: Decimal, cl: Decimal
-) -> tuple[Decimal, Decimal, Decimal]:
-    """Schedule D lines 7, 15, 16, 21 and the Capital Loss Carryover Worksheet, line by line."""
-    line7 = st_net - cs  # net short-term gain or (loss), the carry-over included
-    line15 = lt_net - cl  # net long-term
-    line16 = line7 + line15
-    if line16 > 0:
-        if line7 > 0 and line15 > 0:
-            tax = rs * line7 + rl * line15
-        elif line15 > 0:  # the short-term loss reduced the long-term gain
-            tax = rl * line16
-        else:
-            tax = rs * line16
-        return tax, Decimal(0), Decimal(0)
-    if line16 == 0:
-        return Decimal(0), Decimal(0), Decimal(0)
-    line21 = min(-line16, limit)  # the deduction against ordinary income
-    # Worksheet, short-term part (lines 4-8) and long-term part (lines 9-13).
-    w4 = line21
-    w5 = -line7 if line7 < 0 else Decimal(0)
-    w6 = line15 if line15 > 0 else Decimal(0)
-    w7 = w4 + w6
-    short_carry = max(w5 - w7, Decimal(0))
-    w9 = -line15 if line15 < 0 else Decimal(0)
-    w10 = line7 if line7 > 0 else Decimal(0)
-    w11 = max(w4 - w5, Decimal(0))
-    w12 = w10 + w11
-    long_carry = max(w9 - w12, Decimal(0))
-    return -ro * line21, short_carry, long_carry
-
-
 cents = st.integers(-5_000_000, 5_000_000).map(lambda c: c / 100)
 carries = st.integers(0, 2_000_000).map(lambda c: c / 100)
 rates = st.integers(0, 100).map(lambda p: p / 100)
@@ -81,7 +50,7 @@ def test_year_tax_is_the_worksheet_to_the_cent(
         carry_long=cl,
     )
     d = [Decimal(repr(x)) for x in (st_net, lt_net, rs, rl, ro, limit, cs, cl)]
-    tax, short_carry, long_carry = _worksheet(*d)
+    tax, short_carry, long_carry = worksheet(*d)
     assert got.tax == float(tax.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
     assert got.carry_short == float(short_carry)
     assert got.carry_long == float(long_carry)
@@ -129,7 +98,7 @@ def _account(prices: pd.DataFrame, seed: int, **tax: Any) -> PortfolioConfigurat
         cash=value * 0.05,
         min_trade_size=200.0,
         transaction_cost_rate=0.001,
-        tax=TaxSettings(as_of=d0, short_term_rate=ST, long_term_rate=LT, **tax),
+        tax=TaxSettings(as_of=d0, short_term_rate=ST, long_term_rate=LT, **{"tax_model": "linear", **tax}),
     )
 
 
@@ -262,7 +231,7 @@ def test_the_ledger_replays_to_the_cent(taxable: tuple[PortfolioConfiguration, W
             for t in ("short", "long")
         }
         r = [Decimal(repr(x)) for x in (ST, LT, ST, 3000.0)]
-        tax, cs, cl = _worksheet(net["short"], net["long"], *r, *carry)
+        tax, cs, cl = worksheet(net["short"], net["long"], *r, *carry)
         assert result.taxes.loc[year, "tax"] == float(tax.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
         assert result.taxes.loc[year, "carryforward"] == float(cs + cl)
         carry = (cs, cl)

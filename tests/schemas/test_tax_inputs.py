@@ -135,7 +135,12 @@ def test_a_good_configuration_numbers_its_lots_and_keeps_given_ids() -> None:
         ({"tax": tax(max_realized_gain=math.inf)}, ("max_realized_gain",), "max_realized_gain", None),
         ({"tax": tax(lot_policy="lifo")}, ("lot_policy",), "lot_policy", None),
         ({"tax": tax(as_of="2024-06-31")}, ("as_of",), "as_of", None),
-        ({"tax": tax(ordinary_rate=0.4)}, ("ordinary_rate",), "ordinary_rate", None),
+        ({"tax": tax(ordinary_rate=1.5)}, ("ordinary_rate",), "ordinary_rate", None),
+        ({"tax": tax(loss_carryforward=-1.0)}, ("loss_carryforward",), "loss_carryforward", None),
+        ({"tax": tax(realized_short_ytd=math.inf)}, ("realized_short_ytd",), "realized_short_ytd", None),
+        ({"tax": tax(realized_long_ytd="5")}, ("realized_long_ytd", "text"), "realized_long_ytd", None),
+        ({"tax": tax(ordinary_loss_limit=-3000)}, ("ordinary_loss_limit",), "ordinary_loss_limit", None),
+        ({"tax": tax(tax_model="flat")}, ("tax_model",), "tax_model", None),
         # recent trades: after as_of, naming unknown lots, bad numbers
         (
             {"tax": tax(recent_sales=[{"symbol": "aaa", "date": "2024-06-29", "shares": 1, "loss": 5}])},

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finwiz.backtest._taxes import YearTax, year_tax
 from finwiz.errors import InvalidPortfolioError, PolicyError
+from finwiz.optimizer.tax._netting import YearTax, year_tax
 from finwiz.schemas import Holding, LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings
 
 __all__ = ["LOT_SALE_COLUMNS", "TAX_COLUMNS", "LotLedger", "TaxOptions", "check_lot_dates"]

@@ -34,6 +34,7 @@ from finwiz.optimizer.describe._terms import Term
 from finwiz.optimizer.discrete._stage import Decided, Solve, achieved, exact_stage, whole_share_stage, whole_shares
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._continuous import solve_continuous
+from finwiz.optimizer.tax._regions import over_regions
 from finwiz.optimizer.tax._sides import fix_sides
 from finwiz.optimizer.verify._compliance import PostTradeState, on_lots, post_trade_state
 from finwiz.optimizer.verify._result import build_result, checks_of, trades_of, verify
@@ -233,6 +234,9 @@ class RebalancingEngine:
         """The continuous stage (a taxable account's sides fixed first), then whole shares: by
         the whole-share stage, or exactly (exact mode)."""
         limit, mip_limit = self.settings.solver_time_limit_seconds, self.settings.mip_time_limit_seconds
+        lots = model.data.lots
+        if lots is not None and lots.netting and lots.region is None:  # the netting rule's regions
+            return over_regions(model, lambda region: self._optimize(region, solver, exact, stages), solver, limit)
         with stages.stage("continuous"):
             sided = None
             if model.data.lots is not None and not exact:  # each asset on one side; the relaxation's optimum the bound

@@ -3,9 +3,11 @@
 :class:`LotSale` and :class:`TaxSummary`.
 
 The rule as implemented (see the README's "Tax-aware rebalancing"): a lot held more than
-``long_term_days`` days on ``as_of`` is long-term; each lot's realised gain is taxed at its term's
-rate and a loss is worth its term's rate times the loss (losses offset gains, the usual assumption
-of an account with gains elsewhere in the year: the tax is linear in the shares sold from each lot).
+``long_term_days`` days on ``as_of`` is long-term. ``tax_model="netting"`` (default): the year's
+short- and long-term nets (this rebalance's lots plus the year to date and the carry-forward) are
+netted as a US return does, a net loss offsetting at most ``ordinary_loss_limit`` of ordinary
+income; ``"linear"``: each lot's realised gain is taxed at its term's rate and a loss is worth its
+term's rate times the loss (an account with gains elsewhere in the year).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from finwiz.schemas._base import _canonical_mapping, _finite, _Model, _number, c
 __all__ = ["LotSale", "RecentPurchase", "RecentSale", "TaxLot", "TaxSettings", "TaxSummary"]
 
 LotPolicy = Literal["optimal", "fifo", "hifo"]
+TaxModel = Literal["netting", "linear"]
 
 
 class TaxLot(_Model):
@@ -104,6 +107,17 @@ class TaxSettings(_Model):
       ``allow_wash_sale_losses``; and no asset is both bought and sold in one rebalance.
       ``identical`` maps symbols to groups of substantially identical securities: a recent trade
       of one member counts for every member.
+    - ``tax_model``: ``"netting"`` (default) prices the tax an accountant computes: the year's
+      short-term net (``realized_short_ytd`` plus this rebalance's; a short-term carry-over is a
+      negative ``realized_short_ytd``) and long-term net (``realized_long_ytd`` plus this
+      rebalance's, less ``loss_carryforward``) offset each other, a net gain is taxed at the rate
+      of the term it is left in, a net loss saves ``ordinary_rate`` (default: the short-term rate)
+      on at most ``ordinary_loss_limit`` (3,000; 0: none). The tax of the rebalance is the year's
+      tax with its trades minus without. ``"linear"``: each lot's gain at its term's rate, a loss
+      worth its rate times the loss, without limit (the valuation before netting).
+    - ``pay_tax_from_cash``: the estimated tax of the rebalance leaves the account's cash (a
+      negative tax, a saving, comes back to it): the cash floor and every limit on post-trade
+      weights see the value after it, and so do the result's cash and weights.
     """
 
     as_of: date
@@ -118,8 +132,35 @@ class TaxSettings(_Model):
     identical: dict[str, str] = Field(default_factory=dict)
     tax_weight: float | None = Field(default=None, ge=0.0)
     lot_policy: LotPolicy = "optimal"
+    tax_model: TaxModel = "netting"
+    realized_short_ytd: float = 0.0
+    realized_long_ytd: float = 0.0
+    loss_carryforward: float = Field(default=0.0, ge=0.0)
+    ordinary_loss_limit: float = Field(default=3000.0, ge=0.0)
+    ordinary_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    pay_tax_from_cash: bool = False
 
-    @field_validator("short_term_rate", "long_term_rate", "max_realized_gain", "tax_weight", mode="before")
+    @field_validator(
+        "realized_short_ytd", "realized_long_ytd", "loss_carryforward", "ordinary_loss_limit", mode="before"
+    )
+    @classmethod
+    def _amounts(cls, value: Any, info: Any) -> Any:
+        return _number(value, info.field_name)
+
+    @field_validator("realized_short_ytd", "realized_long_ytd", "loss_carryforward", "ordinary_loss_limit")
+    @classmethod
+    def _finite_amounts(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
+
+    @property
+    def ordinary(self) -> float:
+        """The rate a net loss saves against ordinary income (``ordinary_rate``, default the
+        short-term rate)."""
+        return self.short_term_rate if self.ordinary_rate is None else self.ordinary_rate
+
+    @field_validator(
+        "short_term_rate", "long_term_rate", "max_realized_gain", "tax_weight", "ordinary_rate", mode="before"
+    )
     @classmethod
     def _numbers(cls, value: Any, info: Any) -> Any:
         return value if value is None else _number(value, info.field_name)
@@ -178,8 +219,10 @@ class LotSale(_Model):
 
 class TaxSummary(_Model):
     """What a tax-aware rebalance realised (currency). Gains and losses are magnitudes (>= 0);
-    ``estimated_tax`` is ``short_term_rate x net short-term + long_term_rate x net long-term``
-    (negative: tax saved by harvested losses); it is reported, not paid from the account's cash."""
+    ``estimated_tax`` is the tax these sales add to the year's (negative: tax saved by harvested
+    losses): under ``tax_model="netting"`` the year's tax with them minus without (``year_tax``:
+    with them), under ``"linear"`` ``short_term_rate x net short-term + long_term_rate x net
+    long-term``; paid from the account's cash when ``pay_tax_from_cash``, else only reported."""
 
     short_term_gains: float = 0.0
     short_term_losses: float = 0.0
@@ -194,6 +237,8 @@ class TaxSummary(_Model):
     )
     tax_weight: float = Field(default=1.0, description="the tax weight the rebalance used (the default resolved)")
     lot_policy: LotPolicy = "optimal"
+    tax_model: TaxModel = "netting"
+    year_tax: float | None = Field(default=None, description="the year's tax with these sales (netting only)")
     wash_sale_blocks: dict[str, str] = Field(
         default_factory=dict, description="symbol -> why the wash-sale rule restricted it"
     )

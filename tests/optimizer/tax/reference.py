@@ -34,6 +34,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import cvxpy as cp
@@ -81,6 +82,12 @@ class TaxInstance:
     wash_sale_days: int = WASH_SALE_DAYS
     recent_sales: tuple[RecentTrade, ...] = ()
     recent_purchases: tuple[RecentTrade, ...] = ()
+    tax_model: str = "linear"  # "netting": the year's tax with the trades minus without (netting_tax)
+    realized_short_ytd: float = 0.0
+    realized_long_ytd: float = 0.0
+    loss_carryforward: float = 0.0
+    ordinary_loss_limit: float = 3000.0
+    pay_tax_from_cash: bool = False  # cash after = cash - trades - tax >= 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def with_(self, **changes: Any) -> TaxInstance:
@@ -126,6 +133,15 @@ class TaxInstance:
     @property
     def lot_rate(self) -> np.ndarray:
         return np.where(self.long_term, self.long_term_rate, self.short_term_rate)
+
+    def year_tax(self, short: float, long: float) -> float:
+        """The year's tax with ``short`` / ``long`` more net gains (:func:`netting_tax`, the ordinary
+        rate the short-term rate)."""
+        s = self.realized_short_ytd + short
+        g = self.realized_long_ytd - self.loss_carryforward + long
+        return netting_tax(
+            s, g, self.short_term_rate, self.long_term_rate, self.short_term_rate, self.ordinary_loss_limit
+        )
 
     def _recent(self, trades: tuple[RecentTrade, ...], losses_only: bool) -> np.ndarray:
         blocked = np.zeros(self.n, bool)
@@ -179,6 +195,12 @@ class TaxInstance:
                 wash_sale_days=self.wash_sale_days,
                 max_realized_gain=self.max_realized_gain,
                 tax_weight=self.tax_weight,
+                tax_model=self.tax_model,
+                realized_short_ytd=self.realized_short_ytd,
+                realized_long_ytd=self.realized_long_ytd,
+                loss_carryforward=self.loss_carryforward,
+                ordinary_loss_limit=self.ordinary_loss_limit,
+                pay_tax_from_cash=self.pay_tax_from_cash,
                 recent_sales=[
                     RecentSale(symbol=t.symbol, date=t.day, shares=t.shares, loss=t.loss) for t in self.recent_sales
                 ],
@@ -203,6 +225,51 @@ class TaxInstance:
 
     def price_map(self) -> dict[str, float]:
         return dict(zip(self.symbols, self.prices.tolist(), strict=True))
+
+
+# --------------------------------------------------------------------------- the netting rule
+
+
+def netting_tax(s: float, g: float, rs: float, rl: float, ro: float, limit: float) -> float:
+    """The year's tax on net short-term ``s`` and net long-term ``g`` (carry-overs in them), written
+    from Schedule D as one formula: a net gain is taxed at the rate of the term it is left in --
+    the short-term rate on ``min(s, s + g)`` when positive, the long-term rate on ``min(g, s + g)``
+    when positive -- and a net loss saves ``ro`` on at most ``limit`` of it."""
+    t = s + g
+    return rs * max(0.0, min(s, t)) + rl * max(0.0, min(g, t)) - ro * min(limit, max(0.0, -t))
+
+
+def worksheet(
+    st_net: Decimal, lt_net: Decimal, rs: Decimal, rl: Decimal, ro: Decimal, limit: Decimal, cs: Decimal, cl: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Schedule D lines 7, 15, 16, 21 and the Capital Loss Carryover Worksheet, line by line:
+    ``(tax, short-term carry-over, long-term carry-over)``."""
+    line7 = st_net - cs  # net short-term gain or (loss), the carry-over included
+    line15 = lt_net - cl  # net long-term
+    line16 = line7 + line15
+    if line16 > 0:
+        if line7 > 0 and line15 > 0:
+            tax = rs * line7 + rl * line15
+        elif line15 > 0:  # the short-term loss reduced the long-term gain
+            tax = rl * line16
+        else:
+            tax = rs * line16
+        return tax, Decimal(0), Decimal(0)
+    if line16 == 0:
+        return Decimal(0), Decimal(0), Decimal(0)
+    line21 = min(-line16, limit)  # the deduction against ordinary income
+    # Worksheet, short-term part (lines 4-8) and long-term part (lines 9-13).
+    w4 = line21
+    w5 = -line7 if line7 < 0 else Decimal(0)
+    w6 = line15 if line15 > 0 else Decimal(0)
+    w7 = w4 + w6
+    short_carry = max(w5 - w7, Decimal(0))
+    w9 = -line15 if line15 < 0 else Decimal(0)
+    w10 = line7 if line7 > 0 else Decimal(0)
+    w11 = max(w4 - w5, Decimal(0))
+    w12 = w10 + w11
+    long_carry = max(w9 - w12, Decimal(0))
+    return -ro * line21, short_carry, long_carry
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -238,8 +305,10 @@ def evaluate(inst: TaxInstance, buy: np.ndarray, sell: np.ndarray, lot_sold: np.
     t_c = 1.0 - float(inst.target.sum())
     distance2 = float(np.sum((w - inst.target) ** 2) + (w_c - t_c) ** 2)
     lot_gain = inst.lot_gain_per_share * lot_sold
-    tax = float(inst.lot_rate @ lot_gain)
     long = inst.long_term
+    tax = float(inst.lot_rate @ lot_gain)
+    if inst.tax_model == "netting":
+        tax = inst.year_tax(float(lot_gain[~long].sum()), float(lot_gain[long].sum())) - inst.year_tax(0.0, 0.0)
     violations = []
     share_tol = 1e-6 * max(1.0, float(np.abs(inst.lot_shares).max()))
     if (buy < -share_tol).any() or (lot_sold < -share_tol).any():
@@ -253,6 +322,8 @@ def evaluate(inst: TaxInstance, buy: np.ndarray, sell: np.ndarray, lot_sold: np.
         violations.append("an asset both bought and sold")
     if w_c < -1e-9:
         violations.append(f"cash below zero ({inst.cash - trade:.2f})")
+    if inst.pay_tax_from_cash and inst.cash - trade - tax < -CENT:
+        violations.append(f"cash below zero after the tax ({inst.cash - trade - tax:.2f})")
     if inst.max_realized_gain is not None and lot_gain.sum() > inst.max_realized_gain + CENT:
         violations.append(f"net realised gain {lot_gain.sum():.2f} above the budget {inst.max_realized_gain:.2f}")
     if (buy[inst.no_buy] > share_tol).any():
@@ -360,12 +431,35 @@ def _model(
     if inst.blocked_loss_lots.any():
         constraints.append(q[np.flatnonzero(inst.blocked_loss_lots)] == 0)
     t_c = 1.0 - float(inst.target.sum())
+    tax = inst.lot_rate @ gain
+    if inst.tax_model == "netting":
+        tax = _netting_rows(inst, gain, constraints)
+    if inst.pay_tax_from_cash:
+        constraints.append(inst.cash - trade - tax >= 0)
     objective = (
-        cp.sum(cp.square(w - inst.target))
-        + cp.square((inst.cash - trade) / v - t_c)
-        + inst.tax_weight * (inst.lot_rate @ gain) / v
+        cp.sum(cp.square(w - inst.target)) + cp.square((inst.cash - trade) / v - t_c) + inst.tax_weight * tax / v
     )
     return cp.Problem(cp.Minimize(OBJECTIVE_SCALE * objective), constraints), b, q, y
+
+
+def _netting_rows(inst: TaxInstance, gain: cp.Expression, constraints: list[cp.Constraint]) -> cp.Expression:
+    """:func:`netting_tax` of the year's nets with the trades, less without, as a MIP: ``u >=
+    min(s, t)^+`` and ``v >= min(g, t)^+`` by a binary each (minimised, they meet their bound),
+    the deduction ``d <= min(limit, (-t)^+)`` by a third (maximised, it meets its bound)."""
+    long = inst.long_term
+    s = inst.realized_short_ytd + cp.sum(gain[np.flatnonzero(~long)]) if (~long).any() else inst.realized_short_ytd
+    g0 = inst.realized_long_ytd - inst.loss_carryforward
+    g = g0 + cp.sum(gain[np.flatnonzero(long)]) if long.any() else cp.Constant(g0)
+    t = s + g
+    big = (
+        2.0 * (float(np.abs(inst.lot_gain_per_share) @ inst.lot_shares) + abs(inst.realized_short_ytd) + abs(g0)) + 1.0
+    )
+    u, w, d = (cp.Variable(nonneg=True) for _ in range(3))
+    a, b, c = (cp.Variable(boolean=True) for _ in range(3))
+    constraints += [u >= s - big * a, u >= t - big * (1 - a), w >= g - big * b, w >= t - big * (1 - b)]
+    constraints += [d <= inst.ordinary_loss_limit, d <= big * c, d <= -t + big * (1 - c)]
+    rs, rl = inst.short_term_rate, inst.long_term_rate
+    return rs * u + rl * w - rs * d - inst.year_tax(0.0, 0.0)
 
 
 def _answer(inst: TaxInstance, b: cp.Variable, q: cp.Variable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -407,7 +501,7 @@ def reference_optimum(inst: TaxInstance, time_limit: float = 30.0) -> ReferenceA
         bound = (float(model.getDualbound()) + offset) / OBJECTIVE_SCALE
     buy, sell, lot_sold = _answer(inst, b, q)
     best = evaluate(inst, buy, sell, lot_sold)
-    if inst.fractional:
+    if inst.fractional and inst.tax_model == "linear":  # the fixed-side problem is convex
         sides = (buy > sell).astype(float)
         sides[(buy <= 0) & (sell <= 0)] = np.round(np.asarray(y.value, float))[(buy <= 0) & (sell <= 0)]
         objective, pb, ps, pq = fixed_sides_optimum(inst, sides)

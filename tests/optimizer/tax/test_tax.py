@@ -48,7 +48,7 @@ def taxable(holdings: list[Holding], targets: dict[str, float], cash: float, **t
         tolerance=0.0,
         transaction_cost_rate=0.0,
         min_trade_size=0.0,
-        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, **tax),
+        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, **{"tax_model": "linear", **tax}),
     )
 
 
@@ -577,7 +577,9 @@ def _pgr_case(budget: float | None, **changes: Any) -> tuple[PortfolioConfigurat
         method="minimize_costs",
         tolerance=0.0,
         min_trade_size=0.0,
-        tax=TaxSettings(as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, max_realized_gain=budget),
+        tax=TaxSettings(
+            as_of=AS_OF, short_term_rate=ST, long_term_rate=LT, max_realized_gain=budget, tax_model="linear"
+        ),
         **changes,
     )
     return config, prices

@@ -6,6 +6,8 @@ objective terms); :func:`constraint_terms` lists the ones every strategy gets.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from finwiz.optimizer.describe._data import ProblemData
@@ -26,9 +28,20 @@ __all__ = [
 ]
 
 
-def _post_trade() -> Affine:
-    """``1 - c``: the post-trade value as a fraction of ``V_ref``."""
-    return Affine.scalar(COST, -1.0, 1.0)
+def _post_trade(data: ProblemData) -> Affine:
+    """``1 - c``: the post-trade value as a fraction of ``V_ref`` (``1 - c - tax`` when a taxable
+    account pays its tax from cash)."""
+    return _less_tax(Affine.scalar(COST, -1.0, 1.0), data)
+
+
+def _less_tax(rows: Affine, data: ProblemData) -> Affine:
+    """``rows`` less the tax paid from cash (``pay_tax_from_cash``): the ``T`` column plus the
+    constant a netting region adds to it (``LotBook.tax_offset``)."""
+    lots = data.lots
+    if lots is None or not lots.settings.pay_tax_from_cash:
+        return rows
+    paid = rows.plus(TAX, -1.0)
+    return dataclasses.replace(paid, offset=paid.offset - lots.tax_offset() / data.ref_value)
 
 
 def _post_trade_weights(
@@ -56,7 +69,7 @@ def _post_trade_weights(
         -unbounded if lower is None else lower[both],
         unbounded if upper is None else upper[both],
         tuple(data.symbols[i] for i in both),
-        per=_post_trade(),
+        per=_post_trade(data),
         per_asset=True,
     )
 
@@ -71,15 +84,16 @@ def _may_be_short(data: ProblemData) -> np.ndarray | None:
 class BudgetTerm(Term):
     """The money: the cost c >= sum_i rate_i |u_i| (the request's cost model, paid whatever the
     strategy's objective says of it), and cash after / post-trade value >= floor:
-    (cash0 - nu - c) / (1 - c) >= min_cash_weight."""
+    (cash0 - nu - c) / (1 - c) >= min_cash_weight (less the tax, above and below, when the tax is
+    paid from cash)."""
 
     reads_context = False
     name = "cash_floor"
 
     def describe(self, data: ProblemData) -> Description:
-        cash = Affine.scalar(NET, -1.0, data.cash0).plus(COST, -1.0)
+        cash = _less_tax(Affine.scalar(NET, -1.0, data.cash0).plus(COST, -1.0), data)
         group = LimitGroup(
-            self.name, cash, np.array([data.min_cash_weight]), np.array([np.inf]), ("CASH",), per=_post_trade()
+            self.name, cash, np.array([data.min_cash_weight]), np.array([np.inf]), ("CASH",), per=_post_trade(data)
         )
         return Description(cost=data.cost_rate, limits=[group])
 
@@ -219,7 +233,7 @@ class SectorCapTerm(Term):
             np.full(capped.size, -np.inf),
             cap[capped],
             tuple(data.sector_names[s] for s in capped),
-            per=_post_trade(),
+            per=_post_trade(data),
         )
         return Description(limits=[group])
 
@@ -295,14 +309,15 @@ class GrossExposureTerm(Term):
             np.array([-np.inf]),
             np.array([limit]),
             (self.name,),
-            per=_post_trade(),
+            per=_post_trade(data),
         )
         return Description(limits=[group])
 
 
 class TaxTerm(Term):
     """tax_weight x T, the tax the sales realise (a fraction of ``V_ref``), lot by lot (the lots'
-    ``TaxForm``: each lot's gain at its term's rate, a loss at minus its rate); the gain budget
+    ``TaxForm``: each lot's gain at its term's rate, a loss at minus its rate; under netting, the
+    rates of one region of the rule and its rows, see ``tax/_regions``); the gain budget
     ``G <= max_realized_gain / V_ref``; and the wash-sale rule's withheld loss lots, as a bound on
     the asset's sell (at most its other lots). A taxable account only (``tax`` settings)."""
 

@@ -275,6 +275,11 @@ class TaxForm:
     cap: np.ndarray
     tax: np.ndarray
     gain: np.ndarray
+    long: np.ndarray | None = None  # netting: each lot's term (long-term), for the region's rows
+    rows: np.ndarray | None = None
+    """Netting: the region's rows ``a S + b L <= bound`` (k x 3, ``V_ref`` units) on this
+    rebalance's net short- and long-term gains ``S``, ``L``; the tax is linear in the region (its
+    rates in ``tax``). Solved through cvxpy (one variable per lot)."""
     views: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """What a consumer derives from the form, kept with it (the native QP's ``Ladder``): the solves
     of one rebalance share the form, and so its views."""

@@ -159,7 +159,9 @@ class Model:
     @property
     def is_qp(self) -> bool:
         """Whether the whole problem is a QP the native solvers take (no user term, no cone)."""
-        return all(d is not None and d.impact is None for d in self.descriptions)
+        return all(
+            d is not None and d.impact is None and (d.tax is None or d.tax.rows is None) for d in self.descriptions
+        )
 
     @property
     def groups(self) -> list[LimitGroup]:
@@ -228,7 +230,8 @@ def _structure(s: Stacked) -> tuple[Any, ...]:
         if kind == "squares":
             key.append(_signature(piece))
         elif kind == "tax":  # constants of the problem (see _lots)
-            key.append(hash(b"".join(a.tobytes() for a in (piece.owner, piece.cap, piece.tax, piece.gain))))
+            arrays = (piece.owner, piece.cap, piece.tax, piece.gain, *(() if piece.rows is None else (piece.rows,)))
+            key.append(hash(b"".join(a.tobytes() for a in arrays)))
         elif kind == "impact":
             key.append((piece.kind, float(s.linear[2 * s.n])))  # the cost's price: a constant (see build)
         elif kind == "limit":
@@ -583,6 +586,9 @@ def _lots(
     size = len(form.owner)
     of_asset = sparse.csr_matrix((np.ones(size), (form.owner, np.arange(size))), shape=(n, size))
     constraints += [q <= form.cap, of_asset @ q == sell]
+    if form.rows is not None and form.long is not None:  # a netting region (see ``TaxForm.rows``)
+        nets = cp.hstack([(form.gain * ~form.long) @ q, (form.gain * form.long) @ q])
+        constraints.append(form.rows[:, :2] @ nets <= form.rows[:, 2])
     return form.tax @ q, form.gain @ q
 
 

@@ -22,6 +22,7 @@ from datetime import date
 import numpy as np
 
 from finwiz.optimizer.describe._model import TaxForm
+from finwiz.optimizer.tax._netting import Region, regions, settings_tax
 from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
 
 __all__ = ["LotBook", "lot_book"]
@@ -43,6 +44,56 @@ class LotBook:
     no_buy: np.ndarray  # (n,) bool: the wash-sale rule forbids buying
     blocks: dict[str, str]  # symbol -> why the wash-sale rule restricted it
     settings: TaxSettings
+    region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
+
+    @property
+    def netting(self) -> bool:
+        """Whether the tax is the netting rule's (``tax_model="netting"``)."""
+        return self.settings.tax_model == "netting"
+
+    def year_start(self) -> tuple[float, float]:
+        """The year's nets before this rebalance, ``(s, g)`` of :func:`~._netting.regions`."""
+        s = self.settings
+        return s.realized_short_ytd, s.realized_long_ytd - s.loss_carryforward
+
+    def nets(self, sold: np.ndarray) -> tuple[float, float]:
+        """This rebalance's net short- and long-term gains (currency, to the cent lot by lot)."""
+        taken, _, _ = self.relief(sold)
+        realised = np.round(taken * self.gain, 2)
+        return float(realised[~self.long].sum()), float(realised[self.long].sum())
+
+    def tax_offset(self) -> float:
+        """What the exact tax adds to the tax at ``rate`` (currency): a netting region's linear
+        tax at the year's start less the year's tax then (0 under the linear model)."""
+        if self.region is None:
+            return 0.0
+        return self.region.tax(*self.year_start()) - settings_tax(self.settings)
+
+    def exact_tax(self, sold: np.ndarray) -> float:
+        """The tax selling ``sold`` adds (currency): the year's tax with it minus without under
+        netting, each lot's gain at its rate under the linear model."""
+        if not self.netting:
+            return float(self.relief(sold)[1].sum())
+        short, long = self.nets(sold)
+        return settings_tax(self.settings, short, long) - settings_tax(self.settings)
+
+    def regions(self) -> list[LotBook]:
+        """Netting: one book per region of the rule the year's nets can reach (each lot at its
+        region's rate of its term, the region's rows kept), in that region's relief order."""
+        s = self.settings
+        s0, g0 = self.year_start()
+        gains = self.shares * self.gain
+        s_lo, s_hi = (s0 + float(gains[~self.long & side].sum()) for side in (gains < 0, gains > 0))
+        g_lo, g_hi = (g0 + float(gains[self.long & side].sum()) for side in (gains < 0, gains > 0))
+        corners = [(a, b) for a in (s_lo, s_hi) for b in (g_lo, g_hi)]
+        out = []
+        for region in regions(s.short_term_rate, s.long_term_rate, s.ordinary, s.ordinary_loss_limit):
+            if any(min(a * x + b * y for x, y in corners) > bound + 1e-9 for a, b, bound in region.rows):
+                continue  # the lots cannot reach it
+            rate = np.where(self.long, region.long, region.short)
+            book = dataclasses.replace(self, rate=rate, region=region)
+            out.append(book._sorted(rate * self.gain) if s.lot_policy == "optimal" else book)
+        return out
 
     @property
     def tax_weight(self) -> float:
@@ -113,7 +164,18 @@ class LotBook:
         owner = np.nonzero(has)[0]
         price = prices[owner]
         gain = self.gain[has] / price
-        return TaxForm(owner=owner, cap=self.shares[has] * price / ref_value, tax=gain * self.rate[has], gain=gain)
+        rows = None
+        if self.region is not None:  # a netting region: its rows on this rebalance's two nets
+            s0, g0 = self.year_start()
+            rows = np.array([[a, b, (bound - a * s0 - b * g0) / ref_value] for a, b, bound in self.region.rows])
+        return TaxForm(
+            owner=owner,
+            cap=self.shares[has] * price / ref_value,
+            tax=gain * self.rate[has],
+            gain=gain,
+            long=None if rows is None else self.long[has],
+            rows=rows,
+        )
 
     def sales(self, sold: np.ndarray) -> list[list[LotSale]]:
         """Per asset, the lots selling ``sold[i] >= 0`` shares relieves (the assets that sell only)."""
@@ -144,6 +206,10 @@ class LotBook:
         net = st_gain - st_loss + lt_gain - lt_loss
         s = self.settings
         tax = s.short_term_rate * (st_gain - st_loss) + s.long_term_rate * (lt_gain - lt_loss)
+        year = None
+        if self.netting:
+            year = settings_tax(s, st_gain - st_loss, lt_gain - lt_loss)
+            tax = year - settings_tax(s)
         budget = s.max_realized_gain
         return TaxSummary(
             short_term_gains=round(st_gain, 2),
@@ -157,6 +223,8 @@ class LotBook:
             budget_used=None if budget is None or budget <= 0 else net / budget,
             tax_weight=self.tax_weight,
             lot_policy=s.lot_policy,
+            tax_model=s.tax_model,
+            year_tax=year,
             wash_sale_blocks=dict(self.blocks),
         )
 

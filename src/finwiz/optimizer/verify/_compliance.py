@@ -125,12 +125,15 @@ class PostTradeState:
 
 
 def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeState:
-    """Apply ``trade_shares``: cash after = cash + cash flow - sum(trade values) - costs."""
+    """Apply ``trade_shares``: cash after = cash + cash flow - sum(trade values) - costs (- the
+    tax, when paid from cash)."""
     trade_values = trade_shares * data.prices
     linear, impact = trade_costs(data, trade_values)
     shares_after = data.shares + trade_shares
     values_after = shares_after * data.prices
     cash_after = float(data.cash + data.cash_flow - trade_values.sum() - linear.sum() - impact.sum())
+    if data.lots is not None and data.lots.settings.pay_tax_from_cash:  # the tax leaves the account
+        cash_after -= data.lots.exact_tax(np.maximum(-trade_shares, 0.0))
     value_after = float(values_after.sum() + cash_after)
     return PostTradeState(
         trade_shares=trade_shares,
