@@ -138,8 +138,11 @@ class Household(_Model):
                     )
         return out
 
-    @model_validator(mode="after")
-    def _unique_accounts(self) -> Self:
+    def __init__(self, /, **data: Any) -> None:
+        super().__init__(**data)
+        self._unique_accounts()
+
+    def _unique_accounts(self) -> None:
         seen: set[str] = set()
         for account in self.accounts:
             key = account.account_id.strip().upper()
@@ -148,7 +151,6 @@ class Household(_Model):
                     f"household: account id {account.account_id!r} is listed twice", field="accounts"
                 )
             seen.add(key)
-        return self
 
     def policy(self) -> dict[str, Any]:
         """The household's fields that are :class:`PortfolioConfiguration` fields, as keywords."""

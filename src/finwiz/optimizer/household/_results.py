@@ -54,7 +54,9 @@ def _account_result(
     tag = data.symbols[idx[0]].rpartition(":")[0] + ":" if idx.size else "\0"
     mine = [c for c in checks if tag in c.constraint or f"[{account.account_id}]" in c.constraint]
     own_trades = [
-        _trade(trades[p], s, value_before, value_after, taxed) for p, s in zip(idx, symbols, strict=True) if p in trades
+        _trade(trades[p], s, value_before, value_after, taxed)
+        for p, s in zip(idx.tolist(), symbols, strict=True)
+        if p in trades
     ]
     sold = np.where(stack.pair_account == a, np.maximum(-state.trade_shares, 0.0), 0.0)
     return RebalancingResult(

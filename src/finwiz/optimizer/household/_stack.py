@@ -141,8 +141,12 @@ def _per_pair(values: Mapping[str, float], account_values: Mapping[str, float], 
 
 def _stacked_config(household: Household, hh: ProblemData, price: dict[str, float]) -> PortfolioConfiguration:
     tax = _merged_tax(household)
-    holdings, lot_sizes, rates = [], {}, {}
-    no_buy, no_sell, no_trade = [], [], []
+    holdings: list[Holding] = []
+    lot_sizes: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    no_buy: list[str] = []
+    no_sell: list[str] = []
+    no_trade: list[str] = []
     targets: dict[str, float] = {}
     for account in household.accounts:
         for h in account.holdings:

@@ -131,7 +131,7 @@ def drag_rates(stack: Stack) -> np.ndarray:
     kinds = [a.kind for a in stack.accounts]
     return np.array(
         [
-            drag.get(stack.symbols[i], {}).get(kinds[a], 0.0)  # type: ignore[call-overload]
+            drag.get(stack.symbols[i], {}).get(kinds[a], 0.0)
             for a, i in zip(stack.pair_account, stack.pair_asset, strict=True)
         ]
     )
