@@ -78,7 +78,7 @@ def _household_config(household: Household) -> PortfolioConfiguration:
     )
 
 
-def _merged_tax(household: Household) -> TaxSettings | None:
+def _merged_tax(household: Household, n: int) -> TaxSettings | None:
     """One taxpayer: the taxable accounts' settings must agree on rates, dates and budget; their
     recent trades are each account's own (renamed to its pairs) and their ``identical`` groups
     hold across the household."""
@@ -112,7 +112,10 @@ def _merged_tax(household: Household) -> TaxSettings | None:
     named = {t.symbol: t.symbol.partition(":")[2] for t in [*sales, *buys]}
     pairs = {pair_symbol(a, s): s for a in household.accounts for s in _account_universe(household, a)}
     groups = {p: "WASH:" + identical.get(s, s) for p, s in {**pairs, **named}.items()}
-    return first.model_copy(update={"identical": groups, "recent_sales": sales, "recent_purchases": buys})
+    update: dict[str, Any] = {"identical": groups, "recent_sales": sales, "recent_purchases": buys}
+    if first.tax_weight is None:  # the default's 1 / (2 n) counts the household's assets, not its pairs
+        update["tax_weight"] = 1.0 / (2 * n)
+    return first.model_copy(update=update)
 
 
 def _account_universe(household: Household, account: Account) -> list[str]:
@@ -140,7 +143,7 @@ def _per_pair(values: Mapping[str, float], account_values: Mapping[str, float], 
 
 
 def _stacked_config(household: Household, hh: ProblemData, price: dict[str, float]) -> PortfolioConfiguration:
-    tax = _merged_tax(household)
+    tax = _merged_tax(household, hh.n)
     holdings: list[Holding] = []
     lot_sizes: dict[str, float] = {}
     rates: dict[str, float] = {}
