@@ -294,3 +294,37 @@ def test_taxable_accounts_with_different_rates_are_refused_by_name() -> None:
     )
     with pytest.raises(InvalidPortfolioError, match="short_term_rate"):
         rebalance_household(household, {"VTI": 10.0})
+
+
+def test_a_sale_the_household_needs_is_made_in_the_retirement_account_not_from_taxable_gains() -> None:
+    tax = TaxSettings(as_of=date(2026, 12, 1), short_term_rate=0.37, long_term_rate=0.2, tax_weight=1.0)
+    lots = [TaxLot(shares=200, cost_basis=10.0, acquired=date(2015, 1, 2))]  # a $18k long-term gain
+    household = Household(
+        accounts=[
+            Account(
+                account_id="joint",
+                kind="taxable",
+                holdings=[Holding(symbol="VTI", shares=200, lots=lots)],
+                cash=10_000.0,
+                tax=tax,
+            ),
+            Account(account_id="ira", kind="traditional", holdings=[Holding(symbol="VTI", shares=200)]),
+        ],
+        target_weights={"VTI": 0.5, "BND": 0.5},
+        transaction_cost_rate=0.0,
+    )
+    result = rebalance_household(household, {"VTI": 100.0, "BND": 50.0})
+    joint, ira = result.accounts["joint"], result.accounts["ira"]
+    assert not [t for t in joint.trades if t.action == "sell"]
+    assert joint.tax is not None and joint.tax.estimated_tax == 0.0
+    sold = sum(t.shares for t in ira.trades if t.symbol == "VTI" and t.action == "sell")
+    assert sold >= 140  # the IRA sells to fund BND; the taxable account's cash buys BND too
+    assert result.weights_after["VTI"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_the_engine_method_is_the_module_function() -> None:
+    from finwiz import RebalancingEngine
+
+    household, prices = _random_household(np.random.default_rng(7), 2, 4)
+    by_engine = RebalancingEngine().rebalance_household(household, prices)
+    assert by_engine.weights_after == rebalance_household(household, prices).weights_after
