@@ -316,7 +316,8 @@ def test_a_sale_the_household_needs_is_made_in_the_retirement_account_not_from_t
     result = rebalance_household(household, {"VTI": 100.0, "BND": 50.0})
     joint, ira = result.accounts["joint"], result.accounts["ira"]
     assert not [t for t in joint.trades if t.action == "sell"]
-    assert joint.tax is not None and joint.tax.estimated_tax == 0.0
+    assert joint.tax is not None
+    assert joint.tax.estimated_tax == 0.0
     sold = sum(t.shares for t in ira.trades if t.symbol == "VTI" and t.action == "sell")
     assert sold >= 140  # the IRA sells to fund BND; the taxable account's cash buys BND too
     assert result.weights_after["VTI"] == pytest.approx(0.5, abs=0.01)
