@@ -190,6 +190,27 @@ class HouseholdResult(_Model):
         return [(a, t) for a, r in self.accounts.items() for t in r.trades]
 
     @property
+    def total_cost(self) -> float:
+        """Every account's trading costs (currency)."""
+        return sum(r.total_cost for r in self.accounts.values())
+
+    @property
+    def turnover(self) -> float:
+        """Traded value over the household's value before trading."""
+        traded = sum(t.trade_value for r in self.accounts.values() for t in r.trades)
+        return traded / self.value_before if self.value_before else 0.0
+
+    @property
+    def max_constraint_residual(self) -> float:
+        """The largest breach of any check (0: none)."""
+        return max(0.0, -min((c.slack for c in self.compliance), default=0.0))
+
+    @property
+    def solver(self) -> str:
+        """The solver behind the trades."""
+        return next(iter(self.accounts.values())).solver if self.accounts else ""
+
+    @property
     def is_compliant(self) -> bool:
         """Whether every check holds."""
         return all(c.satisfied for c in self.compliance)
