@@ -50,6 +50,9 @@ def test_a_household_file_rebalances_every_account(tmp_path: Path, capsys: pytes
     assert data["tax_drag_after"] < data["tax_drag_before"]  # JNJ moved toward the IRA
     frame = pd.read_csv(tmp_path / "h.csv", index_col=["account", "symbol"])
     assert frame.loc[("ira", "JNJ"), "shares_after"] > 0
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="account-joint"' in page
+    assert 'id="location"' in page
 
 
 def test_a_household_file_with_an_account_twice_is_refused_by_name(

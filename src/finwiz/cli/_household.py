@@ -91,4 +91,10 @@ def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSett
     if args.csv is not None:
         Path(args.csv).write_text(csv_safe(result.to_frame()).to_csv(), encoding="utf-8")
     sys.stdout.write(terminal_text(_text(result)) + "\n")
+    if not args.no_report:
+        from finwiz.reporting import household_report_html
+
+        report = Path(args.report)
+        report.write_text(household_report_html(result), encoding="utf-8")
+        sys.stdout.write(terminal_text(f"Report written to {report.resolve()}") + "\n")
     return result
