@@ -329,3 +329,18 @@ def test_the_engine_method_is_the_module_function() -> None:
     household, prices = _random_household(np.random.default_rng(7), 2, 4)
     by_engine = RebalancingEngine().rebalance_household(household, prices)
     assert by_engine.weights_after == rebalance_household(household, prices).weights_after
+
+
+def test_exact_mode_is_never_worse_than_the_whole_share_stage_and_keeps_every_limit() -> None:
+    pytest.importorskip("pyscipopt")
+    for seed in range(2):
+        household, prices = _random_household(
+            np.random.default_rng(seed), 2, 4, max_position_weight=0.4, min_trade_size=100.0
+        )
+        rounded = rebalance_household(household, prices)
+        exact = rebalance_household(household, prices, exact=True)
+        assert exact.is_compliant
+        assert "exact_mip" in [s.name for s in exact.stages]
+        assert exact.objective_value is not None
+        assert rounded.objective_value is not None
+        assert exact.objective_value <= rounded.objective_value + 1e-12
