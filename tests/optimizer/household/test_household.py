@@ -344,3 +344,14 @@ def test_exact_mode_is_never_worse_than_the_whole_share_stage_and_keeps_every_li
         assert exact.objective_value is not None
         assert rounded.objective_value is not None
         assert exact.objective_value <= rounded.objective_value + 1e-12
+
+
+def test_a_taxable_holding_without_lots_is_refused_naming_account_and_symbol() -> None:
+    tax = TaxSettings(as_of=date(2026, 12, 1), short_term_rate=0.37, long_term_rate=0.2)
+    household = Household(
+        accounts=[Account(account_id="joint", kind="taxable", holdings=[Holding(symbol="VTI", shares=5)], tax=tax)],
+        target_weights={"VTI": 0.5},
+    )
+    with pytest.raises(InvalidPortfolioError, match=r"joint.*VTI.*lots") as caught:
+        rebalance_household(household, {"VTI": 100.0})
+    assert caught.value.symbol == "VTI"

@@ -128,6 +128,13 @@ def _stacked_holding(account: Account, holding: Holding, price: float, taxed: bo
     symbol = pair_symbol(account, holding.symbol)
     if not taxed:
         return Holding(symbol=symbol, shares=holding.shares)
+    if account.tax is not None and not holding.lots:
+        raise InvalidPortfolioError(
+            f"account {account.account_id}: {holding.symbol} has no lots; with tax settings every position "
+            "needs its lots",
+            field="lots",
+            symbol=holding.symbol,
+        )
     lots = holding.lots if account.tax is not None else []
     if not lots:  # tax-free: one lot at today's price
         lots = [TaxLot(shares=holding.shares, cost_basis=price, acquired=_OLD, lot_id=f"{symbol}#0")]
