@@ -48,10 +48,19 @@ def _random_household(rng: np.random.Generator, n_accounts: int, n_assets: int, 
     return household, prices
 
 
-def _independent(household: Household, prices: dict[str, float], cap: float | None = None):
+def _independent(
+    household: Household,
+    prices: dict[str, float],
+    cap: float | None = None,
+    *,
+    account_cap: float | None = None,
+    sector: tuple[list[str], float] | None = None,
+    turnover: float | None = None,
+):
     """The README formula in plain cvxpy over post-trade values h[a, i] (fractional, zero costs):
     min ||W - t||^2 + (cash - cash_t)^2 + drag_weight x sum_a,i drag(a, i) h[a, i] / V,
-    W_i = sum_a h[a, i] / V; each account's cash V_a - sum_i h[a, i] >= 0; W_i <= cap."""
+    W_i = sum_a h[a, i] / V; each account's cash V_a - sum_i h[a, i] >= 0; W_i <= cap;
+    h[a, i] <= account_cap V_a; the sector's sum W_i <= its cap; sum |h - h0| <= turnover V."""
     symbols = list(household.target_weights)
     accounts = household.accounts
     value = np.array([a.cash + sum(h.shares * prices[h.symbol] for h in a.holdings) for a in accounts])
@@ -66,6 +75,16 @@ def _independent(household: Household, prices: dict[str, float], cap: float | No
     constraints = [cp.sum(h, axis=1) <= value]
     if cap is not None:
         constraints.append(w <= cap)
+    if account_cap is not None:
+        constraints.append(h <= account_cap * value[:, None])
+    if sector is not None:
+        members = np.array([s in sector[0] for s in symbols], float)
+        constraints.append(members @ w <= sector[1])
+    if turnover is not None:
+        held = np.array(
+            [[sum(x.shares * prices[s] for x in a.holdings if x.symbol == s) for s in symbols] for a in accounts]
+        )
+        constraints.append(cp.sum(cp.abs(h - held)) <= turnover * total)
     problem = cp.Problem(cp.Minimize(objective), constraints)
     problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     return dict(zip(symbols, np.asarray(w.value).tolist(), strict=True)), float(problem.value), h.value
@@ -94,6 +113,23 @@ def test_the_continuous_household_optimum_is_the_independent_models(seed: int) -
     for symbol, w in weights.items():
         assert result.weights_after[symbol] == pytest.approx(w, abs=1e-6), symbol
     assert _formula(household, result, prices) == pytest.approx(objective, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_account_caps_sector_caps_and_turnover_as_the_independent_model(seed: int) -> None:
+    rng = np.random.default_rng(50 + seed)
+    household, prices = _random_household(
+        rng, 3, 5, sectors={"S0": "a", "S1": "a", "S2": "b"}, sector_caps={"a": 0.3}, max_turnover=0.25, **FRACTIONAL
+    )
+    accounts = [a.model_copy(update={"max_position_weight": 0.5}) for a in household.accounts]
+    household = household.model_copy(update={"accounts": accounts})
+    result = rebalance_household(household, prices)
+    weights, objective, _ = _independent(household, prices, account_cap=0.5, sector=(["S0", "S1"], 0.3), turnover=0.25)
+    for symbol, w in weights.items():
+        assert result.weights_after[symbol] == pytest.approx(w, abs=1e-6), symbol
+    assert _formula(household, result, prices) == pytest.approx(
+        objective, abs=1e-8
+    )  # binding rows: millionths of a share
 
 
 def test_high_drag_assets_sit_in_the_tax_deferred_account_as_far_as_target_and_limits_allow() -> None:
