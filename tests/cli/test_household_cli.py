@@ -65,3 +65,15 @@ def test_a_household_file_with_an_account_twice_is_refused_by_name(
     assert status == 1
     assert "household.toml" in err
     assert "listed twice" in err
+
+
+def test_options_a_household_file_does_not_take_yet_are_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample", "--orders", "o.csv"])
+    _, err = capsys.readouterr()
+    assert status == 2
+    assert "--orders" in err
+    assert not (tmp_path / "o.csv").exists()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finwiz.cli._files import csv_safe, terminal_text
+from finwiz.cli._files import UsageError, csv_safe, terminal_text
 from finwiz.cli._portfolio_file import PORTFOLIO_FILE_SUFFIXES, _normalise_holdings, _parse, _read_input
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import Household, HouseholdResult
@@ -78,6 +78,9 @@ def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSett
     """Load, price, rebalance; write ``--json``/``--csv``; print the trades per account."""
     from finwiz.optimizer import rebalance_household
 
+    for option in ("lots", "targets", "cash", "orders"):
+        if getattr(args, option, None) is not None:
+            raise UsageError(f"--{option} is not available for a household file (one with [[accounts]]) yet")
     household = load_household_file(args.portfolio_file)
     symbols = list(
         dict.fromkeys([*(h.symbol for a in household.accounts for h in a.holdings), *household.target_weights])
