@@ -8,9 +8,8 @@ the whole: targets, caps, sectors, turnover, strategy) plus the asset-location d
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from finwiz.errors import DuplicateAccountError, InvalidPortfolioError
@@ -27,6 +26,9 @@ from finwiz.schemas._inputs import Holding
 from finwiz.schemas._records import ComplianceCheck
 from finwiz.schemas._result import RebalancingResult, StageRecord
 from finwiz.schemas._tax import TaxSettings, TaxSummary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ACCOUNT_KINDS", "Account", "Household", "HouseholdResult"]
 
@@ -217,7 +219,9 @@ class HouseholdResult(_Model):
 
     def to_frame(self) -> pd.DataFrame:
         """Account x asset rows: shares and value before and after, the trade, weights of the
-        household value after, and each row's yearly drag rate."""
+        household value after."""
+        import pandas as pd  # the schemas stay importable without pandas (the CLI's start-up)
+
         rows = []
         for account_id, result in self.accounts.items():
             for symbol, before in result.current_holdings.items():
