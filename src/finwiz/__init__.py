@@ -32,7 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
         ComplianceError,
         ConfigurationError,
         ConstraintConflict,
+        DuplicateAccountError,
         FinwizError,
+        HouseholdConflictError,
+        InfeasibleHouseholdError,
         InfeasibleRebalanceError,
         InsufficientPriceDataError,
         InvalidPortfolioError,
@@ -51,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SectorConcentrationConstraint,
         TermStrategy,
         rebalance,
+        rebalance_household,
     )
     from finwiz.orchestrator import (
         PortfolioRebalancingOrchestrator,
@@ -65,9 +69,12 @@ if TYPE_CHECKING:  # pragma: no cover
         RiskMetrics,
     )
     from finwiz.schemas import (
+        Account,
         ComplianceCheck,
         ConstraintOutcome,
         Holding,
+        Household,
+        HouseholdResult,
         OptimizedTrades,
         PortfolioAnalysis,
         PortfolioConfiguration,
@@ -163,9 +170,17 @@ _LOCATIONS: dict[str, str] = {
     "RebalancingHealthCheck": "finwiz.service._health",
     "RebalancingServiceFactory": "finwiz.service._factory",
     "monitor_performance": "finwiz.orchestrator",
+    "Account": "finwiz.schemas",
+    "Household": "finwiz.schemas",
+    "HouseholdResult": "finwiz.schemas",
+    "rebalance_household": "finwiz.optimizer",
+    "DuplicateAccountError": "finwiz.errors",
+    "HouseholdConflictError": "finwiz.errors",
+    "InfeasibleHouseholdError": "finwiz.errors",
 }
 
 __all__ = [
+    "Account",
     "AccountOutcome",
     "AlphaVantagePriceProvider",
     "BatchResult",
@@ -175,12 +190,17 @@ __all__ = [
     "ConfigurationError",
     "ConstraintConflict",
     "ConstraintOutcome",
+    "DuplicateAccountError",
     "ESGConstraint",
     "FactorModel",
     "FinwizError",
     "HTMLReportGenerator",
     "Holding",
+    "Household",
+    "HouseholdConflictError",
+    "HouseholdResult",
     "InMemoryPriceProvider",
+    "InfeasibleHouseholdError",
     "InfeasibleRebalanceError",
     "InsufficientPriceDataError",
     "InvalidPortfolioError",
@@ -221,6 +241,7 @@ __all__ = [
     "iter_rebalance_many",
     "monitor_performance",
     "rebalance",
+    "rebalance_household",
     "rebalance_many",
 ]
 

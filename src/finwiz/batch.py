@@ -36,7 +36,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from finwiz.errors import ConfigurationError, FinwizError
-from finwiz.schemas import PortfolioConfiguration, RebalancingResult
+from finwiz.schemas import Household, HouseholdResult, PortfolioConfiguration, RebalancingResult
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -62,7 +62,7 @@ class AccountOutcome:
 
     index: int
     portfolio_id: str | None
-    result: RebalancingResult | None
+    result: RebalancingResult | HouseholdResult | None  # a Household's: HouseholdResult
     error: str | None = None
     error_type: str | None = None
     seconds: float = 0.0
@@ -107,7 +107,7 @@ class BatchResult:
         return [o for o in self.outcomes if not o.ok]
 
     @property
-    def results(self) -> list[RebalancingResult | None]:
+    def results(self) -> list[RebalancingResult | HouseholdResult | None]:
         """The result of every account in input order (``None`` where it failed)."""
         return [o.result for o in self.outcomes]
 
@@ -207,15 +207,19 @@ def _failure(account: _Account, exc: BaseException, seconds: float) -> AccountOu
 
 
 def _run_account(account: _Account, shared: _Shared) -> AccountOutcome:
-    from finwiz.optimizer import rebalance
+    from finwiz.optimizer import rebalance, rebalance_household
 
     start = time.perf_counter()
     try:
         config = account.config
-        if not isinstance(config, PortfolioConfiguration):
-            config = PortfolioConfiguration.model_validate(config)
         prices = shared.prices if account.prices is None else account.prices
-        result = rebalance(config, prices, portfolio_id=account.portfolio_id, **shared.options)
+        result: RebalancingResult | HouseholdResult
+        if isinstance(config, Household):  # households (#25): every account of it at once
+            result = rebalance_household(config, prices, **shared.options)
+        else:
+            if not isinstance(config, PortfolioConfiguration):
+                config = PortfolioConfiguration.model_validate(config)
+            result = rebalance(config, prices, portfolio_id=account.portfolio_id, **shared.options)
     except FinwizError as exc:
         return _failure(account, exc, time.perf_counter() - start)
     except Exception as exc:  # bad data may surface as anything; it fails this account only
@@ -703,7 +707,9 @@ def rebalance_many(
     ----------
     configs
         A sequence of :class:`~finwiz.PortfolioConfiguration` (or mappings that validate into
-        one), or a mapping ``portfolio_id -> configuration``.
+        one), or a mapping ``portfolio_id -> configuration``; a :class:`~finwiz.Household` is
+        rebalanced with :func:`~finwiz.rebalance_household` (its outcome's result a
+        :class:`~finwiz.HouseholdResult`).
     prices
         One mapping or pandas Series of symbol -> price shared by every account, or a sequence
         with one such table per account.

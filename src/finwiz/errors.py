@@ -150,3 +150,16 @@ class InfeasibleRebalanceError(OptimizationError):
         if self.conflicts:
             text += ": conflicting constraints: " + "; ".join(str(c) for c in self.conflicts)
         super().__init__(text)
+
+
+class DuplicateAccountError(InvalidPortfolioError):
+    """A household lists the same account id twice (ids compare case-insensitively)."""
+
+
+class HouseholdConflictError(InvalidPortfolioError):
+    """A household limit needs a trade that an account's restricted list forbids (``symbol`` and
+    the message name both)."""
+
+
+class InfeasibleHouseholdError(InfeasibleRebalanceError):
+    """The household's accounts cannot reach its limits together (``conflicts`` as for one account)."""

@@ -236,6 +236,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
+    from finwiz.cli._household import is_household_file, rebalance_household_file
     from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
     outputs = {
@@ -248,6 +249,9 @@ def _rebalance(args: argparse.Namespace) -> int:
         if target is not None:
             _check_writable(Path(target), f"the {what}")
     settings = _settings_for(args.prices)
+    if is_household_file(args.portfolio_file):  # households (#25): [[accounts]] in the file
+        rebalance_household_file(args, settings)
+        return EXIT_OK
     inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
     inputs.append(("the targets file", args.targets))

@@ -9,7 +9,7 @@ from finwiz.optimizer._constraints import (
     OptimizationConstraint,
     SectorConcentrationConstraint,
 )
-from finwiz.optimizer._engine import RebalancingEngine, rebalance
+from finwiz.optimizer._engine import RebalancingEngine, rebalance, rebalance_household
 from finwiz.optimizer._strategies import (
     OptimizationStrategy,
     Strategy,
@@ -87,4 +87,5 @@ __all__ = [
     "default_strategies",
     "post_trade_state",
     "rebalance",
+    "rebalance_household",
 ]

@@ -32,6 +32,7 @@ from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import Description
 from finwiz.optimizer.describe._terms import Term
 from finwiz.optimizer.discrete._stage import Decided, Solve, achieved, exact_stage, whole_share_stage, whole_shares
+from finwiz.optimizer.household._solve import solve_household
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._continuous import solve_continuous
 from finwiz.optimizer.tax._regions import over_regions
@@ -43,6 +44,8 @@ from finwiz.risk import FactorModel, attach_risk
 from finwiz.schemas import (
     ComplianceCheck,
     ConstraintOutcome,
+    Household,
+    HouseholdResult,
     OptimizedTrades,
     PortfolioConfiguration,
     RebalancingResult,
@@ -50,7 +53,7 @@ from finwiz.schemas import (
 )
 from finwiz.settings import RebalancingSettings
 
-__all__ = ["RebalancingEngine", "rebalance"]
+__all__ = ["RebalancingEngine", "rebalance", "rebalance_household"]
 
 log = logging.getLogger("finwiz.engine")
 
@@ -364,6 +367,12 @@ class RebalancingEngine:
             warnings += [f"{constraint.name}: {m}" for m in messages]
         return checks, outcomes
 
+    def rebalance_household(
+        self, household: Household, prices: Mapping[str, Any] | pd.Series, **options: Any
+    ) -> HouseholdResult:
+        """Rebalance a :class:`~finwiz.Household` with this engine (see :func:`rebalance_household`)."""
+        return solve_household(self, household, prices, **options)
+
 
 _default_engine: RebalancingEngine | None = None
 _default_lock = threading.Lock()
@@ -391,3 +400,17 @@ def rebalance(
     if not isinstance(engine, RebalancingEngine):
         raise ConfigurationError("engine must be a RebalancingEngine")
     return engine.rebalance(config, prices, **options)
+
+
+def rebalance_household(
+    household: Household,
+    prices: Mapping[str, Any] | pd.Series,
+    **options: Any,
+) -> HouseholdResult:
+    """Rebalance every account of ``household`` as one problem (README "Households"); options as
+    :meth:`RebalancingEngine.rebalance_household` (``engine=``, ``factor_model=``, ``covariance=``,
+    ``solver=``, ``exact=``)."""
+    engine = options.pop("engine", None) or default_engine()
+    if not isinstance(engine, RebalancingEngine):
+        raise ConfigurationError("engine must be a RebalancingEngine")
+    return engine.rebalance_household(household, prices, **options)

@@ -14,6 +14,7 @@ from finwiz.reporting._charts import (
     weights_figure,
 )
 from finwiz.reporting._exposure import sector_exposure, weights_frame
+from finwiz.reporting._household import household_report_html
 from finwiz.reporting._html import (
     HTMLReportGenerator,
     ReportSection,
@@ -31,6 +32,7 @@ __all__ = [
     "chart_assets",
     "figure_to_data_uri",
     "figure_to_png",
+    "household_report_html",
     "lots_table",
     "result_summary_html",
     "sector_exposure",

@@ -28,6 +28,7 @@ from finwiz.schemas._base import (
     is_unclassified,
     require_data,
 )
+from finwiz.schemas._household import ACCOUNT_KINDS, Account, Household, HouseholdResult
 from finwiz.schemas._inputs import Holding, PortfolioConfiguration, PriceData
 from finwiz.schemas._legacy import OptimizedTrades
 from finwiz.schemas._records import (
@@ -42,14 +43,18 @@ from finwiz.schemas._risk import RiskMetrics
 from finwiz.schemas._tax import LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings, TaxSummary
 
 __all__ = [
+    "ACCOUNT_KINDS",
     "CASH",
     "DEFAULT_MIN_TRADE_SIZE",
     "DEFAULT_TOLERANCE",
     "DEFAULT_TRANSACTION_COST_RATE",
     "UNCLASSIFIED_SECTORS",
+    "Account",
     "ComplianceCheck",
     "ConstraintOutcome",
     "Holding",
+    "Household",
+    "HouseholdResult",
     "LotSale",
     "OptimizedTrades",
     "PortfolioAnalysis",

@@ -1,0 +1,79 @@
+"""``finwiz rebalance household.toml`` (#25): a file with ``[[accounts]]`` is a household."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from finwiz.cli import main
+
+HOUSEHOLD_TOML = """\
+tolerance = 0.0
+transaction_cost_rate = 0.0
+target_weights = {AAPL = 0.4, JNJ = 0.4}
+
+[tax_drag.JNJ]
+taxable = 0.02
+
+[[accounts]]
+account_id = "joint"
+kind = "taxable"
+cash = 1000.0
+[accounts.holdings]
+JNJ = 200
+
+[[accounts]]
+account_id = "ira"
+kind = "traditional"
+cash = 20000.0
+[accounts.holdings]
+AAPL = 100
+"""
+
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
+
+
+def test_a_household_file_rebalances_every_account(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample", "--json", "h.json", "--csv", "h.csv"])
+    out, _ = capsys.readouterr()
+    assert status == 0, out
+    assert "Account joint (taxable)" in out
+    assert "Account ira (traditional)" in out
+    data = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
+    assert set(data["accounts"]) == {"joint", "ira"}
+    assert data["weights_after"]["JNJ"] == pytest.approx(0.4, abs=0.02)
+    assert data["tax_drag_after"] < data["tax_drag_before"]  # JNJ moved toward the IRA
+    frame = pd.read_csv(tmp_path / "h.csv", index_col=["account", "symbol"])
+    assert frame.loc[("ira", "JNJ"), "shares_after"] > 0
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="account-joint"' in page
+    assert 'id="location"' in page
+
+
+def test_a_household_file_with_an_account_twice_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML.replace('account_id = "ira"', 'account_id = "JOINT"'), encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample"])
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert "household.toml" in err
+    assert "listed twice" in err
+
+
+def test_options_a_household_file_does_not_take_yet_are_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample", "--orders", "o.csv"])
+    _, err = capsys.readouterr()
+    assert status == 2
+    assert "--orders" in err
+    assert not (tmp_path / "o.csv").exists()
