@@ -28,6 +28,7 @@ from finwiz.schemas._base import (
     is_unclassified,
     require_data,
 )
+from finwiz.schemas._blended import Model
 from finwiz.schemas._inputs import Holding, PortfolioConfiguration, PriceData
 from finwiz.schemas._legacy import OptimizedTrades
 from finwiz.schemas._records import (
@@ -51,6 +52,7 @@ __all__ = [
     "ConstraintOutcome",
     "Holding",
     "LotSale",
+    "Model",
     "OptimizedTrades",
     "PortfolioAnalysis",
     "PortfolioConfiguration",
