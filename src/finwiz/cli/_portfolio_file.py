@@ -437,6 +437,7 @@ def load_portfolio_file(
     max_lots: int | None = None,
     targets: str | Path | None = None,
     cash: float | None = None,
+    exposures: str | Path | None = None,
 ) -> PortfolioConfiguration:
     """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file, or from a
     holdings ``.csv`` (``symbol,shares[,target_weight][,sector]``, see
@@ -445,7 +446,9 @@ def load_portfolio_file(
     ``lots`` names a lots CSV to use instead of the file's own ``lots`` key (which is read
     relative to the file's folder); ``targets`` a ``symbol,target_weight`` CSV that replaces the
     file's target weights (a holdings CSV with a ``target_weight`` column refuses it: targets
-    given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0)."""
+    given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0);
+    ``exposures`` a ``symbol,exposure,weight`` CSV that replaces the file's look-through exposures
+    (see :mod:`finwiz.cli._exposures_csv`)."""
 
     file = Path(path)
     suffix = file.suffix.lower()
@@ -459,6 +462,12 @@ def load_portfolio_file(
     overrides: dict[str, Any] = {}
     if cash is not None:
         overrides["cash"] = cash
+    if exposures is not None:
+        from finwiz.cli._exposures_csv import read_exposures_csv
+
+        overrides["exposures"] = read_exposures_csv(
+            exposures, _read_input(exposures, "exposures CSV", "exposures", "utf-8-sig")
+        )
     if fmt is not None:
         if targets is not None:
             overrides["target_weights"] = _read_targets(targets)
