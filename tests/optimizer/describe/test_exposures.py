@@ -230,3 +230,27 @@ def test_a_table_may_be_a_dataframe_and_hold_several_classifications() -> None:
         "AAPL": {"US": 1.0, "issuer:Apple": 1.0},
         "SPY": {"US": 0.6, "Europe": 0.4, "issuer:Apple": 0.07},
     }
+
+
+def test_targets_above_an_exposure_cap_are_warned_with_the_closest_distance() -> None:
+    """The targets ask 14.2 % of Apple against a 10 % cap: the warning names it, and the closest
+    portfolio the caps allow is the independent projection of the targets onto the caps."""
+    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="AAPL", shares=50), Holding(symbol="SPY", shares=100)],
+        target_weights={"AAPL": 0.10, "SPY": 0.60, "BND": 0.30},
+        cash=20_000.0,
+        exposures={"AAPL": {"issuer:Apple": 1.0}, "SPY": {"issuer:Apple": 0.07}},
+        exposure_caps={"issuer:Apple": 0.10},
+        tolerance=0.0,
+    )
+    result = RebalancingEngine().rebalance(config, prices)
+    warning = next(w for w in result.warnings if "issuer:Apple" in w)
+    assert "targets 14.2% above its cap 10%" in warning
+    t = np.array([0.10, 0.60, 0.30])
+    w = cp.Variable(3)
+    limits = [w >= 0, cp.sum(w) <= 1, w[0] + 0.07 * w[1] <= 0.10]
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(w - t) + cp.square(1 - cp.sum(w))), limits)
+    problem.solve(solver="CLARABEL")
+    closest = float(np.sqrt(problem.value))
+    assert f"is {closest:.4g} from the targets" in warning
