@@ -17,7 +17,7 @@ __all__ = ["Exposures", "exposure_data"]
 
 @dataclass(frozen=True, eq=False)
 class Exposures:
-    """The limited exposures: ``names``, the nonzero cells of ``E`` (``row``: exposure,
+    """The exposures of the table: ``names``, the nonzero cells of ``E`` (``row``: exposure,
     ``col``: asset, ``fraction``), each exposure's ``cap`` (inf: none) and ``floor`` (-inf: none)."""
 
     names: tuple[str, ...]
@@ -35,11 +35,11 @@ class Exposures:
 
 
 def exposure_data(config: PortfolioConfiguration, symbols: Sequence[str]) -> Exposures | None:
-    """The exposures a cap or floor limits, over ``symbols``; None when none is limited."""
+    """Every exposure of the table over ``symbols``, with its limits; None without a table."""
     caps, floors = config.exposure_caps, config.exposure_floors
-    if not caps and not floors:
+    if not config.exposures:
         return None
-    names = tuple(sorted({*caps, *floors}))
+    names = tuple(sorted({name for row in config.exposures.values() for name in row}))
     cells = exposure_matrix(config.exposures, list(symbols), names)
     table = np.array(cells, dtype=float).reshape(-1, 3)
     return Exposures(
