@@ -5,6 +5,7 @@ fund, the compliance table and the diagnosis name the exposure, and bad tables a
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import cvxpy as cp
@@ -14,8 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finwiz import Holding, InfeasibleRebalanceError, InvalidPortfolioError, PortfolioConfiguration
+from finwiz import (
+    Holding,
+    InfeasibleRebalanceError,
+    InvalidPortfolioError,
+    PortfolioConfiguration,
+    TaxLot,
+    TaxSettings,
+)
 from finwiz.optimizer import RebalancingEngine, TargetTrackingTerm, TransactionCostTerm
+from finwiz.settings import RebalancingSettings
 from tests.conftest import drifted_config
 from tests.optimizer.test_modes import _LooseLimit
 
@@ -254,3 +263,39 @@ def test_targets_above_an_exposure_cap_are_warned_with_the_closest_distance() ->
     problem.solve(solver="CLARABEL")
     closest = float(np.sqrt(problem.value))
     assert f"is {closest:.4g} from the targets" in warning
+
+
+def _apple_book(**fields: Any) -> PortfolioConfiguration:
+    base: dict[str, Any] = {
+        "holdings": [Holding(symbol="AAPL", shares=50), Holding(symbol="SPY", shares=100)],
+        "target_weights": {"AAPL": 0.10, "SPY": 0.60, "BND": 0.30},
+        "cash": 20_000.0,
+        "exposures": {"AAPL": {"issuer:Apple": 1.0}, "SPY": {"issuer:Apple": 0.07}},
+        "exposure_caps": {"issuer:Apple": 0.10},
+        "tolerance": 0.0,
+    }
+    return PortfolioConfiguration(**{**base, **fields})
+
+
+def _apple_after(result: Any) -> float:
+    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
+    after = {s: result.post_trade_holdings[s] * p for s, p in prices.items()}
+    return (after["AAPL"] + 0.07 * after["SPY"]) / (sum(after.values()) + result.cash_after)
+
+
+def test_exact_mode_and_a_taxable_account_keep_the_issuer_cap() -> None:
+    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
+    engine = RebalancingEngine(RebalancingSettings(mip_time_limit_seconds=2.0))
+    exact = engine.rebalance(_apple_book(), prices, exact=True)
+    assert exact.rounding == "exact_mip"
+    assert 0.095 < _apple_after(exact) <= 0.10 + 1e-9
+    lots = {
+        "AAPL": TaxLot(shares=50, cost_basis=100.0, acquired=date(2020, 1, 2)),
+        "SPY": TaxLot(shares=100, cost_basis=550.0, acquired=date(2024, 1, 2)),
+    }
+    holdings = [Holding(symbol=s, shares=lot.shares, lots=[lot]) for s, lot in lots.items()]
+    tax = TaxSettings(as_of=date(2025, 6, 2), short_term_rate=0.4, long_term_rate=0.2)
+    taxable = RebalancingEngine().rebalance(_apple_book(holdings=holdings, tax=tax), prices)
+    assert taxable.tax is not None
+    assert 0.095 < _apple_after(taxable) <= 0.10 + 1e-9
+    assert taxable.is_compliant
