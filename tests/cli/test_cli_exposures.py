@@ -11,26 +11,12 @@ import pytest
 from finwiz.cli import main
 from finwiz.cli._exposures_csv import read_exposures_csv
 from finwiz.errors import InvalidPortfolioError
+from tests.cli.test_cli import PORTFOLIO_TOML
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
-PORTFOLIO = """\
-cash = 10000.0
-tolerance = 0.0
-
-[holdings]
-AAPL = 300
-MSFT = 20
-JNJ = 100
-
-[target_weights]
-AAPL = 0.3
-MSFT = 0.3
-JNJ = 0.3
-
-[exposure_caps]
-"Information Technology" = 0.5
-"""
+# The CLI tests' portfolio (a 60 % sector cap) with a tighter look-through cap on the same sector.
+PORTFOLIO = PORTFOLIO_TOML + '\n[exposure_caps]\n"Information Technology" = 0.5\n'
 
 EXPOSURES = """\
 symbol,exposure,weight

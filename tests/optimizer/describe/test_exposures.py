@@ -26,9 +26,28 @@ from finwiz import (
 from finwiz.optimizer import RebalancingEngine, TargetTrackingTerm, TransactionCostTerm
 from finwiz.settings import RebalancingSettings
 from tests.conftest import drifted_config
-from tests.optimizer.test_modes import _LooseLimit
+from tests.optimizer.test_modes import _LooseLimit, _weights
 
 REGIONS = ("US", "Europe", "Japan", "Emerging")
+APPLE_PRICES = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
+
+
+def _apple_book(**fields: Any) -> PortfolioConfiguration:
+    base: dict[str, Any] = {
+        "holdings": [Holding(symbol="AAPL", shares=50), Holding(symbol="SPY", shares=100)],
+        "target_weights": {"AAPL": 0.10, "SPY": 0.60, "BND": 0.30},
+        "cash": 20_000.0,
+        "exposures": {"AAPL": {"issuer:Apple": 1.0}, "SPY": {"issuer:Apple": 0.07}},
+        "exposure_caps": {"issuer:Apple": 0.10},
+        "tolerance": 0.0,
+    }
+    return PortfolioConfiguration(**{**base, **fields})
+
+
+def _apple_after(result: Any) -> float:
+    """Apple's look-through weight after the trades, from shares x prices x the table alone."""
+    after = {s: result.post_trade_holdings[s] * p for s, p in APPLE_PRICES.items()}
+    return (after["AAPL"] + 0.07 * after["SPY"]) / (sum(after.values()) + result.cash_after)
 
 
 def _table(symbols: list[str], seed: int) -> dict[str, dict[str, float]]:
@@ -85,13 +104,6 @@ def _reference(config: PortfolioConfiguration, prices: pd.Series) -> np.ndarray:
     problem.solve(solver="CLARABEL")
     assert problem.status == cp.OPTIMAL
     return np.asarray(w.value)
-
-
-def _weights(config: PortfolioConfiguration, result: Any, prices: pd.Series) -> np.ndarray:
-    symbols = [str(s) for s in prices.index]
-    held = {h.symbol: h.shares for h in config.holdings}
-    ref = sum(held.get(s, 0.0) * float(prices[s]) for s in symbols) + config.cash + config.cash_flow
-    return np.array([result.post_trade_holdings[s] * float(prices[s]) for s in symbols]) / ref
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -157,25 +169,15 @@ def test_whole_shares_keep_the_caps_from_shares_prices_and_table(
 
 def test_an_issuer_cap_sums_the_stock_and_its_weight_inside_a_fund() -> None:
     """The README example: Apple held directly and as 7 % of an S&P 500 fund, capped at 10 %."""
-    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
-    config = PortfolioConfiguration(
-        holdings=[Holding(symbol="AAPL", shares=50), Holding(symbol="SPY", shares=100)],
-        target_weights={"AAPL": 0.10, "SPY": 0.60, "BND": 0.30},
-        cash=20_000.0,
-        exposures={"AAPL": {"issuer:Apple": 1.0}, "SPY": {"issuer:Apple": 0.07}},
-        exposure_caps={"issuer:Apple": 0.10},
-        tolerance=0.0,
-    )
-    result = RebalancingEngine().rebalance(config, prices)
-    after = {s: result.post_trade_holdings[s] * p for s, p in prices.items()}
-    total = sum(after.values()) + result.cash_after
-    apple = (after["AAPL"] + 0.07 * after["SPY"]) / total
+    config = _apple_book()
+    result = RebalancingEngine().rebalance(config, APPLE_PRICES)
+    apple = _apple_after(result)
     assert apple <= 0.10 + 1e-9
     assert apple > 0.095  # the cap binds: the targets alone ask 0.10 + 0.07 x 0.60 = 14.2 %
-    assert after["AAPL"] / total < 0.10 - 0.03  # the stock gave way, not only the fund
-    unlimited = RebalancingEngine().rebalance(config.model_copy(update={"exposure_caps": {}}), prices)
-    free = {s: unlimited.post_trade_holdings[s] * p for s, p in prices.items()}
-    assert (free["AAPL"] + 0.07 * free["SPY"]) / (sum(free.values()) + unlimited.cash_after) > 0.12
+    stock = result.post_trade_holdings["AAPL"] * APPLE_PRICES["AAPL"] / (result.portfolio_value_after)
+    assert stock < 0.10 - 0.03  # the stock gave way, not only the fund
+    unlimited = RebalancingEngine().rebalance(config.model_copy(update={"exposure_caps": {}}), APPLE_PRICES)
+    assert _apple_after(unlimited) > 0.12
 
 
 def test_an_exposure_floor_no_trade_can_reach_is_diagnosed_by_name() -> None:
@@ -244,16 +246,7 @@ def test_a_table_may_be_a_dataframe_and_hold_several_classifications() -> None:
 def test_targets_above_an_exposure_cap_are_warned_with_the_closest_distance() -> None:
     """The targets ask 14.2 % of Apple against a 10 % cap: the warning names it, and the closest
     portfolio the caps allow is the independent projection of the targets onto the caps."""
-    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
-    config = PortfolioConfiguration(
-        holdings=[Holding(symbol="AAPL", shares=50), Holding(symbol="SPY", shares=100)],
-        target_weights={"AAPL": 0.10, "SPY": 0.60, "BND": 0.30},
-        cash=20_000.0,
-        exposures={"AAPL": {"issuer:Apple": 1.0}, "SPY": {"issuer:Apple": 0.07}},
-        exposure_caps={"issuer:Apple": 0.10},
-        tolerance=0.0,
-    )
-    result = RebalancingEngine().rebalance(config, prices)
+    result = RebalancingEngine().rebalance(_apple_book(), APPLE_PRICES)
     warning = next(w for w in result.warnings if "issuer:Apple" in w)
     assert "targets 14.2% above its cap 10%" in warning
     t = np.array([0.10, 0.60, 0.30])
@@ -265,28 +258,9 @@ def test_targets_above_an_exposure_cap_are_warned_with_the_closest_distance() ->
     assert f"is {closest:.4g} from the targets" in warning
 
 
-def _apple_book(**fields: Any) -> PortfolioConfiguration:
-    base: dict[str, Any] = {
-        "holdings": [Holding(symbol="AAPL", shares=50), Holding(symbol="SPY", shares=100)],
-        "target_weights": {"AAPL": 0.10, "SPY": 0.60, "BND": 0.30},
-        "cash": 20_000.0,
-        "exposures": {"AAPL": {"issuer:Apple": 1.0}, "SPY": {"issuer:Apple": 0.07}},
-        "exposure_caps": {"issuer:Apple": 0.10},
-        "tolerance": 0.0,
-    }
-    return PortfolioConfiguration(**{**base, **fields})
-
-
-def _apple_after(result: Any) -> float:
-    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
-    after = {s: result.post_trade_holdings[s] * p for s, p in prices.items()}
-    return (after["AAPL"] + 0.07 * after["SPY"]) / (sum(after.values()) + result.cash_after)
-
-
 def test_exact_mode_and_a_taxable_account_keep_the_issuer_cap() -> None:
-    prices = {"AAPL": 190.0, "SPY": 500.0, "BND": 72.0}
     engine = RebalancingEngine(RebalancingSettings(mip_time_limit_seconds=2.0))
-    exact = engine.rebalance(_apple_book(), prices, exact=True)
+    exact = engine.rebalance(_apple_book(), APPLE_PRICES, exact=True)
     assert exact.rounding == "exact_mip"
     assert 0.095 < _apple_after(exact) <= 0.10 + 1e-9
     lots = {
@@ -295,7 +269,7 @@ def test_exact_mode_and_a_taxable_account_keep_the_issuer_cap() -> None:
     }
     holdings = [Holding(symbol=s, shares=lot.shares, lots=[lot]) for s, lot in lots.items()]
     tax = TaxSettings(as_of=date(2025, 6, 2), short_term_rate=0.4, long_term_rate=0.2)
-    taxable = RebalancingEngine().rebalance(_apple_book(holdings=holdings, tax=tax), prices)
+    taxable = RebalancingEngine().rebalance(_apple_book(holdings=holdings, tax=tax), APPLE_PRICES)
     assert taxable.tax is not None
     assert 0.095 < _apple_after(taxable) <= 0.10 + 1e-9
     assert taxable.is_compliant
