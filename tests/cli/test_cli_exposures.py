@@ -10,6 +10,7 @@ import pytest
 
 from finwiz.cli import main
 from finwiz.cli._exposures_csv import read_exposures_csv
+from finwiz.cli._portfolio_file import parse_portfolio_text
 from finwiz.errors import InvalidPortfolioError
 from tests.cli.test_cli import PORTFOLIO_TOML
 
@@ -71,3 +72,13 @@ def test_a_symbol_outside_the_portfolio_is_refused(tmp_path: Path, capsys: pytes
     _, err = capsys.readouterr()
     assert status == 1
     assert "unknown symbol SPY" in err
+
+
+def test_a_portfolio_file_may_hold_the_table_itself() -> None:
+    text = (
+        PORTFOLIO
+        + '\n[exposures.AAPL]\n"Information Technology" = 1.0\n[exposures.MSFT]\n"Information Technology" = 1.0\n'
+    )
+    config = parse_portfolio_text(text, "toml")
+    assert config.exposures == {"AAPL": {"Information Technology": 1.0}, "MSFT": {"Information Technology": 1.0}}
+    assert config.exposure_caps == {"Information Technology": 0.5}

@@ -40,6 +40,8 @@ def test_the_exposures_table_shows_each_exposure_against_its_limits() -> None:
     assert by_name["issuer:Apple"][6] == "ok"
     assert by_name["US"][5] == "\u2013"
     assert by_name["US"][6] == "no limit"
+    words = [row[0] for row in page.tables["compliance-table"][1:]]
+    assert "issuer:Apple (look-through) \u2264 10 % of value" in words
 
 
 def test_the_sleeves_table_shows_each_sleeve() -> None:

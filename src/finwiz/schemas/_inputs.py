@@ -174,6 +174,11 @@ class PortfolioConfiguration(_Model):
     back to the band's nearest edge (its tracked target becomes that edge; assets inside their band
     stay untraded as always). A mode the other limits cannot meet (a withdrawal in ``buy_only``) is
     refused as infeasible, naming the mode.
+
+    Funds: ``exposures`` is a look-through table (symbol -> exposure -> fraction, or a DataFrame;
+    see :mod:`finwiz.schemas._exposures`) and ``exposure_caps`` / ``exposure_floors`` limit the
+    post-trade look-through weights. ``target_weights`` may be a blended :class:`~finwiz.Model`:
+    it is flattened and its sleeves kept in ``sleeves`` (path -> symbol -> part of the target).
     """
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -148,7 +148,7 @@ class ProblemData:
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
-    exposures: Exposures | None = None  # look-through exposures a cap or floor limits (``_lookthrough``)
+    exposures: Exposures | None = None  # the look-through exposures table and its limits (``_lookthrough``)
 
     @property
     def crossing(self) -> np.ndarray:
