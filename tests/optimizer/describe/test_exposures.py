@@ -273,3 +273,26 @@ def test_exact_mode_and_a_taxable_account_keep_the_issuer_cap() -> None:
     assert taxable.tax is not None
     assert 0.095 < _apple_after(taxable) <= 0.10 + 1e-9
     assert taxable.is_compliant
+
+
+def test_a_zero_one_table_with_caps_is_the_same_as_sector_caps(
+    sample_prices: pd.Series, sample_sector_map: dict[str, str]
+) -> None:
+    """``sectors=`` is the special case of a 0/1 table: the same caps give the same optimum."""
+    common: dict[str, Any] = {"method": "minimize_costs", "transaction_cost_rate": 0.0, "allow_fractional_shares": True}
+    by_sector = drifted_config(sample_prices, seed=4, sectors=sample_sector_map, max_sector_weight=0.2, **common)
+    table = {s: {sector: 1.0} for s, sector in sample_sector_map.items()}
+    caps = dict.fromkeys(set(sample_sector_map.values()), 0.2)
+    by_table = drifted_config(sample_prices, seed=4, exposures=table, exposure_caps=caps, **common)
+    engine = RebalancingEngine()
+    sector_result = engine.rebalance(by_sector, sample_prices)
+    table_result = engine.rebalance(by_table, sample_prices)
+    np.testing.assert_allclose(
+        _weights(by_table, table_result, sample_prices), _weights(by_sector, sector_result, sample_prices), atol=1e-6
+    )
+    binding = [c for c in sector_result.compliance if c.constraint.startswith("sector_cap") and c.slack < 1e-6]
+    assert binding  # a cap binds, so the two limits were put to work
+    frame = table_result.exposures()
+    for check in binding:
+        name = check.constraint[len("sector_cap[") : -1]
+        assert frame.loc[name, "after"] == pytest.approx(check.value, abs=1e-6)
