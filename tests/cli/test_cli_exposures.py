@@ -82,3 +82,52 @@ def test_a_portfolio_file_may_hold_the_table_itself() -> None:
     config = parse_portfolio_text(text, "toml")
     assert config.exposures == {"AAPL": {"Information Technology": 1.0}, "MSFT": {"Information Technology": 1.0}}
     assert config.exposure_caps == {"Information Technology": 0.5}
+
+
+MODELS = """\
+cash = 5000.0
+tolerance = 0.0
+target_weights = "growth"
+
+[holdings]
+AAPL = 100
+JNJ = 100
+
+[models.growth]
+tech = 0.8
+health = 0.2
+
+[models.tech]
+AAPL = 0.5
+MSFT = 0.5
+
+[models.health]
+JNJ = 1.0
+"""
+
+
+def test_a_portfolio_file_names_a_blended_model_as_its_targets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = parse_portfolio_text(MODELS, "toml")
+    assert config.target_weights == pytest.approx({"AAPL": 0.4, "MSFT": 0.4, "JNJ": 0.2})
+    assert set(config.sleeves) == {"growth", "growth/tech", "growth/health"}
+    (tmp_path / "acct.toml").write_text(MODELS, encoding="utf-8")
+    assert main(["rebalance", "acct.toml", "--no-report", "--json", "r.json"]) == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert result["sleeve_weights"]["growth/health"] == {"JNJ": pytest.approx(0.2)}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (MODELS.replace("JNJ = 1.0", "growth = 1.0"), "a cycle growth -> health -> growth"),
+        (MODELS.replace('target_weights = "growth"', 'target_weights = "value"'), "no model named 'value'"),
+        (MODELS.replace('target_weights = "growth"\n', ""), "target_weights names no model"),
+        (MODELS.replace("MSFT = 0.5", "MSFT = 0.4"), "model tech: weights sum to 0.9"),
+    ],
+)
+def test_bad_models_in_a_file_are_refused_naming_the_file(text: str, words: str) -> None:
+    with pytest.raises(InvalidPortfolioError, match=words) as caught:
+        parse_portfolio_text(text, "toml", source="acct.toml")
+    assert str(caught.value).startswith("acct.toml")

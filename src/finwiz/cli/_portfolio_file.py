@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from finwiz.cli._holdings_csv import csv_rows, read_holdings_csv, read_targets_csv
+from finwiz.cli._models_file import MODELS_KEY, resolve_models
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
 
@@ -395,13 +396,13 @@ def parse_portfolio_text(
         )
     known = PortfolioConfiguration.model_fields.keys() - _CODE_ONLY_FIELDS
     for key in data:
-        if key in _CODE_ONLY_FIELDS or (key not in known and key != _LOTS_KEY):
+        if key in _CODE_ONLY_FIELDS or (key not in known and key not in (_LOTS_KEY, MODELS_KEY)):
             line = _key_line(text, str(key), fmt)
             at = f" (line {line})" if line else ""
             hint = (
                 "custom constraints are Python objects; use max_sector_weight, sector_caps or min_esg_score in a file"
                 if key in _CODE_ONLY_FIELDS
-                else f"known keys: {', '.join(sorted(known | {_LOTS_KEY}))}"
+                else f"known keys: {', '.join(sorted(known | {_LOTS_KEY, MODELS_KEY}))}"
             )
             raise InvalidPortfolioError(f"{source}: unknown key {key!r}{at}; {hint}", field=str(key))
     lots_path = _lots_path(data, lots, Path(base_dir) if base_dir is not None else Path(), source)
@@ -409,6 +410,7 @@ def parse_portfolio_text(
     _normalise_holdings(data, source)
     _attach_lots(data, lots_file, source)
     data.update(overrides or {})
+    resolve_models(data, source, targets_replaced="target_weights" in (overrides or {}))
     return _configuration(data, text, fmt, source, lots_file)
 
 
