@@ -149,3 +149,16 @@ def test_without_a_model_sleeves_are_empty() -> None:
     result = RebalancingEngine().rebalance(config, PRICES)
     assert result.sleeves().empty
     assert result.exposures().empty
+
+
+def test_sleeve_trades_say_which_model_asked_for_each_trade() -> None:
+    result = RebalancingEngine().rebalance(_config(), PRICES)
+    frame = result.sleeve_trades()
+    by = {(row.sleeve, row.symbol): row.trade_value for row in frame.itertuples()}
+    trades = {t.symbol: t.signed_trade_value for t in result.trades}
+    # VTI: us_equity asked 0.336 and bonds 0.02 of its 0.356 target; QQQ and VXUS one sleeve each.
+    assert by[("growth/equity/us_equity", "VTI")] == pytest.approx(trades["VTI"] * 0.336 / 0.356)
+    assert by[("growth/bonds", "VTI")] == pytest.approx(trades["VTI"] * 0.02 / 0.356)
+    assert by[("growth/equity/intl", "VXUS")] == pytest.approx(trades["VXUS"])
+    assert frame.groupby("symbol")["trade_value"].sum().to_dict() == pytest.approx(trades)
+    assert set(frame["sleeve"]) <= {"growth/equity/us_equity", "growth/equity/intl", "growth/bonds"}

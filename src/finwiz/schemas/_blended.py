@@ -181,3 +181,30 @@ def sleeves_frame(
         rows.append((name.count(_SEP) + 1, target, was, now, was - target, now - target, traded))
     index = pd.Index(list(sleeves), name="sleeve")
     return pd.DataFrame(rows, columns=columns, index=index).astype({"depth": "int64"})
+
+
+def sleeve_trades_frame(sleeves: Mapping[str, Mapping[str, float]], trade_values: Mapping[str, float]) -> pd.DataFrame:
+    """Which model asked for each trade: one row per traded symbol and leaf sleeve (a model of the
+    tree with symbols of its own) asking for it, with ``trade_value`` its part of the signed trade
+    value (in proportion to what each asked); a traded symbol no sleeve asks for has sleeve ``""``."""
+    import pandas as pd
+
+    own: dict[str, dict[str, float]] = {}  # the part each sleeve asks for itself, not through children
+    for name, parts in sleeves.items():
+        mine = dict(parts)
+        for child, inner in sleeves.items():
+            if child.rsplit(_SEP, 1)[0] == name and child != name:
+                for symbol, weight in inner.items():
+                    mine[symbol] = mine.get(symbol, 0.0) - weight
+        own[name] = {s: w for s, w in mine.items() if w > 1e-15}
+    totals: dict[str, float] = {}
+    for parts in own.values():
+        for symbol, weight in parts.items():
+            totals[symbol] = totals.get(symbol, 0.0) + weight
+    rows = []
+    for symbol, value in trade_values.items():
+        askers = [(name, parts[symbol]) for name, parts in own.items() if symbol in parts]
+        if not askers:
+            rows.append(("", symbol, value))
+        rows += [(name, symbol, value * weight / totals[symbol]) for name, weight in askers]
+    return pd.DataFrame(rows, columns=["sleeve", "symbol", "trade_value"])

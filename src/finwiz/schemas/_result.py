@@ -189,6 +189,14 @@ class RebalancingResult(_Model):
         trade_values = {t.symbol: t.signed_trade_value for t in self.trades}
         return sleeves_frame(self.sleeve_weights, self.current_weights, self.post_trade_weights, trade_values)
 
+    def sleeve_trades(self) -> pd.DataFrame:
+        """Which model of a blended :class:`~finwiz.Model` asked for each trade: ``sleeve`` (the
+        path), ``symbol`` and ``trade_value`` (its part of the signed trade value; a symbol two
+        sleeves ask for is split in proportion; ``""`` for a trade no sleeve asks for)."""
+        from finwiz.schemas._blended import sleeve_trades_frame
+
+        return sleeve_trades_frame(self.sleeve_weights, {t.symbol: t.signed_trade_value for t in self.trades})
+
     def orders(
         self,
         *,
