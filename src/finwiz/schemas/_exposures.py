@@ -19,7 +19,14 @@ from typing import Any
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas._base import _WEIGHT_SLACK, _number, canonical_symbol
 
-__all__ = ["check_exposures", "coerce_exposure_limits", "coerce_exposures", "exposure_matrix", "exposures_frame"]
+__all__ = [
+    "check_exposures",
+    "coerce_exposure_field",
+    "coerce_exposure_limits",
+    "coerce_exposures",
+    "exposure_matrix",
+    "exposures_frame",
+]
 
 
 def _name(raw: object, field: str) -> str:
@@ -102,6 +109,11 @@ def coerce_exposure_limits(value: Any, field: str) -> Any:
             raise InvalidPortfolioError(f"{field}: {name} has {number}, outside {bounds}", field=field)
         out[name] = number
     return out
+
+
+def coerce_exposure_field(value: Any, field: str) -> Any:
+    """The configuration's before-validator of ``exposures``, ``exposure_caps`` and ``exposure_floors``."""
+    return coerce_exposures(value) if field == "exposures" else coerce_exposure_limits(value, field)
 
 
 def check_exposures(

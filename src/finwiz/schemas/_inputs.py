@@ -26,7 +26,7 @@ from finwiz.schemas._base import (
     require_data,
 )
 from finwiz.schemas._blended import sleeves_from_targets
-from finwiz.schemas._exposures import check_exposures, coerce_exposure_limits, coerce_exposures
+from finwiz.schemas._exposures import check_exposures, coerce_exposure_field
 from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
 from finwiz.schemas._tax import TaxLot, TaxSettings
 
@@ -175,10 +175,9 @@ class PortfolioConfiguration(_Model):
     stay untraded as always). A mode the other limits cannot meet (a withdrawal in ``buy_only``) is
     refused as infeasible, naming the mode.
 
-    Funds: ``exposures`` is a look-through table (symbol -> exposure -> fraction, or a DataFrame;
-    see :mod:`finwiz.schemas._exposures`) and ``exposure_caps`` / ``exposure_floors`` limit the
-    post-trade look-through weights. ``target_weights`` may be a blended :class:`~finwiz.Model`:
-    it is flattened and its sleeves kept in ``sleeves`` (path -> symbol -> part of the target).
+    Funds: ``exposures`` (symbol -> exposure -> fraction, or a DataFrame) with ``exposure_caps`` /
+    ``exposure_floors`` on the post-trade look-through weights; ``target_weights`` may be a blended
+    :class:`~finwiz.Model` (flattened, its sleeves kept in ``sleeves``). See the README.
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -235,15 +234,10 @@ class PortfolioConfiguration(_Model):
         # A blended Model as targets: its flattened weights, its sleeves kept (schemas/_blended).
         return sleeves_from_targets(data)
 
-    @field_validator("exposures", mode="before")
+    @field_validator("exposures", "exposure_caps", "exposure_floors", mode="before")
     @classmethod
-    def _exposures(cls, value: Any) -> Any:
-        return coerce_exposures(value)
-
-    @field_validator("exposure_caps", "exposure_floors", mode="before")
-    @classmethod
-    def _exposure_limits(cls, value: Any, info: Any) -> Any:
-        return coerce_exposure_limits(value, info.field_name)
+    def _exposure_fields(cls, value: Any, info: Any) -> Any:
+        return coerce_exposure_field(value, info.field_name)  # schemas/_exposures
 
     @field_validator("currency", mode="before")
     @classmethod
