@@ -178,6 +178,7 @@ SCHEMA_NAMES = {
     "ConstraintOutcome",
     "Holding",
     "LotSale",
+    "Model",
     "OptimizedTrades",
     "PortfolioAnalysis",
     "PortfolioConfiguration",

@@ -255,13 +255,19 @@ def _rebalance(args: argparse.Namespace) -> int:
     inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
     inputs.append(("the targets file", args.targets))
+    inputs.append(("the exposures file", args.exposures))
     if settings.price_provider == "csv":
         inputs.append(("the price file", settings.csv_price_path))
     check_outputs(
         {"--report": outputs["report"], "--json": args.json, "--csv": args.csv, "--orders": args.orders}, inputs
     )
     config = load_portfolio_file(
-        args.portfolio_file, lots=args.lots, max_lots=settings.max_lots, targets=args.targets, cash=args.cash
+        args.portfolio_file,
+        lots=args.lots,
+        max_lots=settings.max_lots,
+        targets=args.targets,
+        cash=args.cash,
+        exposures=args.exposures,
     )
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
@@ -323,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="portfolio .toml, .yaml or .yml, or a holdings .csv (symbol,shares[,target_weight][,sector])",
     )
     add_holdings_options(rebalance)
+    rebalance.add_argument(
+        "--exposures",
+        metavar="PATH",
+        help="look-through exposures CSV (symbol,exposure,weight); replaces the file's exposures, "
+        "whose caps and floors stay in the portfolio file",
+    )
     rebalance.add_argument(
         "--prices",
         metavar="SOURCE",

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from finwiz.cli._holdings_csv import csv_rows, read_holdings_csv, read_targets_csv
+from finwiz.cli._models_file import MODELS_KEY, resolve_models
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
 
@@ -395,13 +396,13 @@ def parse_portfolio_text(
         )
     known = PortfolioConfiguration.model_fields.keys() - _CODE_ONLY_FIELDS
     for key in data:
-        if key in _CODE_ONLY_FIELDS or (key not in known and key != _LOTS_KEY):
+        if key in _CODE_ONLY_FIELDS or (key not in known and key not in (_LOTS_KEY, MODELS_KEY)):
             line = _key_line(text, str(key), fmt)
             at = f" (line {line})" if line else ""
             hint = (
                 "custom constraints are Python objects; use max_sector_weight, sector_caps or min_esg_score in a file"
                 if key in _CODE_ONLY_FIELDS
-                else f"known keys: {', '.join(sorted(known | {_LOTS_KEY}))}"
+                else f"known keys: {', '.join(sorted(known | {_LOTS_KEY, MODELS_KEY}))}"
             )
             raise InvalidPortfolioError(f"{source}: unknown key {key!r}{at}; {hint}", field=str(key))
     lots_path = _lots_path(data, lots, Path(base_dir) if base_dir is not None else Path(), source)
@@ -409,6 +410,7 @@ def parse_portfolio_text(
     _normalise_holdings(data, source)
     _attach_lots(data, lots_file, source)
     data.update(overrides or {})
+    resolve_models(data, source, targets_replaced="target_weights" in (overrides or {}))
     return _configuration(data, text, fmt, source, lots_file)
 
 
@@ -437,6 +439,7 @@ def load_portfolio_file(
     max_lots: int | None = None,
     targets: str | Path | None = None,
     cash: float | None = None,
+    exposures: str | Path | None = None,
 ) -> PortfolioConfiguration:
     """Read a portfolio configuration from a ``.toml``, ``.yaml`` or ``.yml`` file, or from a
     holdings ``.csv`` (``symbol,shares[,target_weight][,sector]``, see
@@ -445,7 +448,9 @@ def load_portfolio_file(
     ``lots`` names a lots CSV to use instead of the file's own ``lots`` key (which is read
     relative to the file's folder); ``targets`` a ``symbol,target_weight`` CSV that replaces the
     file's target weights (a holdings CSV with a ``target_weight`` column refuses it: targets
-    given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0)."""
+    given twice); ``cash`` replaces the file's cash (a holdings CSV has none: default 0);
+    ``exposures`` a ``symbol,exposure,weight`` CSV that replaces the file's look-through exposures
+    (see :mod:`finwiz.cli._exposures_csv`)."""
 
     file = Path(path)
     suffix = file.suffix.lower()
@@ -459,6 +464,12 @@ def load_portfolio_file(
     overrides: dict[str, Any] = {}
     if cash is not None:
         overrides["cash"] = cash
+    if exposures is not None:
+        from finwiz.cli._exposures_csv import read_exposures_csv
+
+        overrides["exposures"] = read_exposures_csv(
+            exposures, _read_input(exposures, "exposures CSV", "exposures", "utf-8-sig")
+        )
     if fmt is not None:
         if targets is not None:
             overrides["target_weights"] = _read_targets(targets)

@@ -18,6 +18,7 @@ from finwiz.optimizer._strategies import (
     default_strategies,
 )
 from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, build_problem_data
+from finwiz.optimizer.describe._exposures import ExposureCapTerm, ExposureFloorTerm, ExposureTrackingTerm
 from finwiz.optimizer.describe._limits import (
     BudgetTerm,
     ESGFloorTerm,
@@ -50,6 +51,9 @@ __all__ = [
     "BudgetTerm",
     "ESGConstraint",
     "ESGFloorTerm",
+    "ExposureCapTerm",
+    "ExposureFloorTerm",
+    "ExposureTrackingTerm",
     "GrossExposureTerm",
     "Limit",
     "MarketImpactModel",

@@ -119,6 +119,8 @@ _KINDS: dict[str, tuple[str, Phrase]] = {
     "max_position": ("Position caps", _weight("{member}")),
     "min_position": ("Position floors", _weight("{member}")),
     "sector_cap": ("Sector caps", _weight("{member} sector")),
+    "exposure_cap": ("Look-through exposure caps", _weight("{member} (look-through)")),
+    "exposure_floor": ("Look-through exposure floors", _weight("{member} (look-through)")),
     "cash_floor": ("Cash floor", _weight("cash")),
     "turnover_cap": ("Turnover cap", _weight("turnover")),
     "gross_exposure": ("Gross exposure", _weight("gross exposure")),
@@ -138,7 +140,9 @@ _KINDS: dict[str, tuple[str, Phrase]] = {
     "sell_only": ("Rebalancing mode", _blocked("sell-only mode", "not bought")),
     "custom": ("Custom checks", _custom),
 }
-_WEIGHTS = frozenset({"max_position", "min_position", "sector_cap", "cash_floor", "gross_exposure"})
+_WEIGHTS = frozenset(
+    {"max_position", "min_position", "sector_cap", "cash_floor", "gross_exposure", "exposure_cap", "exposure_floor"}
+)
 _ORDER = list(dict.fromkeys(label for label, _ in _KINDS.values()))
 
 

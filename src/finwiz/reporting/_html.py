@@ -29,6 +29,7 @@ from finwiz.reporting._charts import (
 from finwiz.reporting._compliance import compliance_groups
 from finwiz.reporting._exposure import sector_exposure, weights_frame
 from finwiz.reporting._format import money, percent
+from finwiz.reporting._lookthrough import lookthrough_sections
 from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
 from finwiz.reporting._tax_section import lot_rows, tax_figures
 from finwiz.reporting._templates import TemplateFolders, environment, folders, render
@@ -194,6 +195,7 @@ class HTMLReportGenerator:
             self.summary_section(result),
             self.weights_section(result),
             self.sectors_section(result),
+            *(ReportSection(*part) for part in lookthrough_sections(self.render, result)),
             self.trades_section(result),
             self.costs_section(result),
             *([taxes] if taxes is not None else []),

@@ -28,6 +28,7 @@ from finwiz.schemas._base import (
     is_unclassified,
     require_data,
 )
+from finwiz.schemas._blended import Model
 from finwiz.schemas._household import ACCOUNT_KINDS, Account, Household, HouseholdResult
 from finwiz.schemas._inputs import Holding, PortfolioConfiguration, PriceData
 from finwiz.schemas._legacy import OptimizedTrades
@@ -56,6 +57,7 @@ __all__ = [
     "Household",
     "HouseholdResult",
     "LotSale",
+    "Model",
     "OptimizedTrades",
     "PortfolioAnalysis",
     "PortfolioConfiguration",

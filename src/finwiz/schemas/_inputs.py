@@ -25,6 +25,8 @@ from finwiz.schemas._base import (
     is_unclassified,
     require_data,
 )
+from finwiz.schemas._blended import sleeves_from_targets
+from finwiz.schemas._exposures import check_exposures, coerce_exposure_field
 from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
 from finwiz.schemas._tax import TaxLot, TaxSettings
 
@@ -172,6 +174,10 @@ class PortfolioConfiguration(_Model):
     back to the band's nearest edge (its tracked target becomes that edge; assets inside their band
     stay untraded as always). A mode the other limits cannot meet (a withdrawal in ``buy_only``) is
     refused as infeasible, naming the mode.
+
+    Funds: ``exposures`` (symbol -> exposure -> fraction, or a DataFrame) with ``exposure_caps`` /
+    ``exposure_floors`` on the post-trade look-through weights; ``target_weights`` may be a blended
+    :class:`~finwiz.Model` (flattened, its sleeves kept in ``sleeves``). See the README.
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -217,6 +223,21 @@ class PortfolioConfiguration(_Model):
     tax: TaxSettings | None = None
     currency: str = "USD"
     mode: str = "full"
+    exposures: dict[str, dict[str, float]] = Field(default_factory=dict)
+    exposure_caps: dict[str, float] = Field(default_factory=dict)
+    exposure_floors: dict[str, float] = Field(default_factory=dict)
+    sleeves: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_targets(cls, data: Any) -> Any:
+        # A blended Model as targets: its flattened weights, its sleeves kept (schemas/_blended).
+        return sleeves_from_targets(data)
+
+    @field_validator("exposures", "exposure_caps", "exposure_floors", mode="before")
+    @classmethod
+    def _exposure_fields(cls, value: Any, info: Any) -> Any:
+        return coerce_exposure_field(value, info.field_name)  # schemas/_exposures
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -393,6 +414,7 @@ class PortfolioConfiguration(_Model):
             if not 0 < cap <= 1:
                 raise InvalidPortfolioError(f"sector_caps: {sector} has cap {cap}, outside (0, 1]", field="sector_caps")
         self._merge_holding_attributes(held)
+        check_exposures(universe, self.exposures, self.exposure_caps, self.exposure_floors)
         if self.sector_constrained and not any(s in self.sectors for s in universe):
             # Unclassified symbols are in no sector and escape every sector cap; a cap with *no*
             # classified symbol at all is a forgotten ``sectors=``, not a rule to apply to nothing.

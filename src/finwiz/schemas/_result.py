@@ -101,6 +101,12 @@ class RebalancingResult(_Model):
         default_factory=list, description="what ran, in order: each stage's solver calls and seconds"
     )
     currency: str = Field(default="USD", description="ISO code of every amount (the configuration's currency)")
+    exposure_table: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="the configuration's look-through exposures (symbol -> exposure -> fraction)"
+    )
+    sleeve_weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="a blended model's sleeves (path -> symbol -> part of the target)"
+    )
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
@@ -167,6 +173,29 @@ class RebalancingResult(_Model):
     def to_frame(self) -> pd.DataFrame:
         """One row per asset (and a ``CASH`` row): shares, prices, trades and weights."""
         return result_frame(self)
+
+    def exposures(self) -> pd.DataFrame:
+        """Look-through weights per exposure (``exposures=`` of the configuration): ``before``,
+        ``target`` and ``after`` the trades (``sum_i E_ik w_i``), with each exposure's ``cap`` and
+        ``floor`` (NaN: none), read from the compliance table. Empty without exposures."""
+        return result_exposures(self)
+
+    def sleeves(self) -> pd.DataFrame:
+        """Drift per sleeve of a blended :class:`~finwiz.Model` given as targets (one row per model
+        of the tree, by path): target, weight before and after, drift, and the trade value
+        attributed to it. Empty when the targets were not a model."""
+        from finwiz.schemas._blended import sleeves_frame
+
+        trade_values = {t.symbol: t.signed_trade_value for t in self.trades}
+        return sleeves_frame(self.sleeve_weights, self.current_weights, self.post_trade_weights, trade_values)
+
+    def sleeve_trades(self) -> pd.DataFrame:
+        """Which model of a blended :class:`~finwiz.Model` asked for each trade: ``sleeve`` (the
+        path), ``symbol`` and ``trade_value`` (its part of the signed trade value; a symbol two
+        sleeves ask for is split in proportion; ``""`` for a trade no sleeve asks for)."""
+        from finwiz.schemas._blended import sleeve_trades_frame
+
+        return sleeve_trades_frame(self.sleeve_weights, {t.symbol: t.signed_trade_value for t in self.trades})
 
     def orders(
         self,
@@ -295,3 +324,18 @@ def orders_frame(
         )
     frame = pd.DataFrame(rows, columns=list(ORDER_COLUMNS))
     return frame.astype({"quantity": float, "limit_price": float, "estimated_value": float, "sequence": "int64"})
+
+
+def result_exposures(result: RebalancingResult) -> pd.DataFrame:
+    """:meth:`RebalancingResult.exposures` (see there)."""
+    from finwiz.schemas._exposures import exposures_frame
+
+    limits: dict[str, dict[str, float]] = {"cap": {}, "floor": {}}
+    for check in result.compliance:
+        for kind in ("cap", "floor"):
+            prefix = f"exposure_{kind}["
+            if check.constraint.startswith(prefix):
+                limits[kind][check.constraint[len(prefix) : -1]] = check.limit
+    weights = {"before": result.current_weights, "target": result.target_weights, "after": result.post_trade_weights}
+    frame: pd.DataFrame = exposures_frame(result.exposure_table, weights, limits)
+    return frame

@@ -21,6 +21,7 @@ import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
 from finwiz.optimizer.describe._costs import square_root_impact
+from finwiz.optimizer.describe._lookthrough import Exposures, exposure_data
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
@@ -147,6 +148,7 @@ class ProblemData:
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
+    exposures: Exposures | None = None  # the look-through exposures table and its limits (``_lookthrough``)
 
     @property
     def crossing(self) -> np.ndarray:
@@ -361,6 +363,7 @@ def build_problem_data(
         backoff=INITIAL_BACKOFF,
         gross_limit=config.gross_exposure_limit,
         notes=tuple(notes),
+        exposures=exposure_data(config, symbols),
     )
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 
 from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.describe._exposures import exposure_terms
 from finwiz.optimizer.describe._model import COST, GAIN, NET, TAX, TURNOVER, Affine, Description, LimitGroup
 from finwiz.optimizer.describe._terms import MarketImpactTerm, Term
 
@@ -370,4 +371,5 @@ def constraint_terms() -> list[Term]:
         ESGFloorTerm(),
         TurnoverCapTerm(),
         TaxTerm(),
+        *exposure_terms(),
     ]

@@ -159,6 +159,8 @@ def build_result(
         portfolio_value_before=data.value,
         portfolio_value_after=state.value_after,
         sectors=dict(config.sectors),
+        exposure_table=config.exposures,
+        sleeve_weights=config.sleeves,
         compliance=checks,
         max_constraint_residual=max(0.0, -min(violations, default=0.0)),
         objective_value=achieved,

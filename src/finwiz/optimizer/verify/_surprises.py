@@ -67,6 +67,7 @@ def _targets_above_caps(data: ProblemData) -> list[str]:
                 f"sector {data.sector_names[k]} targets {_pct(totals[k])} above its cap {_pct(data.sector_cap[k])} "
                 f"(its targets scaled by {data.sector_cap[k] / totals[k]:.4g} fit)"
             )
+    over += _exposures_outside(data)
     if not over:
         return []
     closest = closest_to_targets(data)
@@ -95,6 +96,9 @@ def closest_to_targets(data: ProblemData) -> float | None:
     parts += [a for a in (data.position_cap, data.sector_cap) if a is not None]
     if data.sector_cap is not None:
         parts.append(data.sector_of.astype(float))
+    if data.exposures is not None:
+        ex = data.exposures
+        parts += [ex.row.astype(float), ex.col.astype(float), ex.fraction, ex.cap, ex.floor]
     key = b"|".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in parts)
     if key not in _CLOSEST:
         if len(_CLOSEST) >= _CLOSEST_KEPT:
@@ -126,6 +130,11 @@ def _closest(data: ProblemData) -> float | None:
         rows.append(member)
         lo.append(np.full(len(data.sector_names), -np.inf))
         up.append(data.sector_cap)
+    if data.exposures is not None:
+        ex = data.exposures
+        rows.append(sparse.csc_matrix((ex.fraction, (ex.row, ex.col)), shape=(len(ex.names), n + 1)))
+        lo.append(ex.floor)
+        up.append(ex.cap)
     a = sparse.vstack(rows, format="csc")
     solver = osqp.OSQP()
     with quiet_stdout():
@@ -146,6 +155,19 @@ def _closest(data: ProblemData) -> float | None:
         return None
     w, s = answer.x[:n], answer.x[n]
     return float(np.sqrt(np.sum((w - data.target) ** 2) + (1.0 - s - data.cash_target) ** 2))
+
+
+def _exposures_outside(data: ProblemData) -> list[str]:
+    """The look-through exposures whose targets are above their cap or below their floor."""
+    ex = data.exposures
+    if ex is None:
+        return []
+    level = ex.matrix(data.n) @ data.target
+    out = []
+    for k in np.flatnonzero((level > ex.cap + 1e-12) | (level < ex.floor - 1e-12)):
+        side, limit = ("above its cap", ex.cap[k]) if level[k] > ex.cap[k] else ("below its floor", ex.floor[k])
+        out.append(f"exposure {ex.names[k]} targets {_pct(level[k])} {side} {_pct(limit)} (look-through)")
+    return out
 
 
 def _cash_reference(data: ProblemData) -> float:
