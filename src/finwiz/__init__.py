@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TaxLot,
         TaxSettings,
         TradeAction,
+        TradeReason,
         TradeRecommendation,
     )
     from finwiz.service._factory import RebalancingServiceFactory
@@ -136,6 +137,7 @@ _LOCATIONS: dict[str, str] = {
     "TaxLot": "finwiz.schemas",
     "TaxSettings": "finwiz.schemas",
     "TradeAction": "finwiz.schemas",
+    "TradeReason": "finwiz.schemas",
     "TradeRecommendation": "finwiz.schemas",
     "RebalancingSettings": "finwiz.settings",
     "FactorModel": "finwiz.risk",
@@ -215,6 +217,7 @@ __all__ = [
     "TermError",
     "TermStrategy",
     "TradeAction",
+    "TradeReason",
     "TradeRecommendation",
     "YahooFinancePriceProvider",
     "__version__",

@@ -35,6 +35,7 @@ from finwiz.schemas._records import (
     ConstraintOutcome,
     PortfolioAnalysis,
     RebalancingNeed,
+    TradeReason,
     TradeRecommendation,
 )
 from finwiz.schemas._result import RebalancingResult, StageRecord
@@ -66,6 +67,7 @@ __all__ = [
     "TaxSettings",
     "TaxSummary",
     "TradeAction",
+    "TradeReason",
     "TradeRecommendation",
     "canonical_symbol",
     "is_unclassified",

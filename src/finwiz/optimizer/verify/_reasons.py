@@ -1,0 +1,280 @@
+"""Why each trade: the forces behind it, from the model the trades are the answer of.
+
+For a traded asset ``i`` the *undo* of its trade is the step from the answer ``z`` to the same
+answer without that trade (its buy or sell, and its share of the cost, turnover, net purchase, tax
+and gain, set to what they would be untraded). Each objective term's force is how much the term
+would rise under the undo, ``f_t(z + d_i) - f_t(z)`` (exact; for a quadratic term the gradient at
+the trade's midpoint times the trade): positive means the term asks for the trade. A limit's force
+is its multiplier times how far the undo would push its row out (the row is *binding* for the
+trade: without the trade the limit would be breached); the multipliers are re-priced at the answer
+(an active-set estimate: non-negative least squares of the objective's first-order pull on the
+limits' moves), and where they fall short of the net pull the undo would have, the limits the
+trade is held by take the rest. Plain facts (minimum trade, a restriction) follow the forces.
+
+The tracking term's drift is split when there is a cash flow: the part of an asset's gap to its
+target that the flow made (a deposit dilutes every weight, a withdrawal concentrates them) and
+the cash row's pull are the deposit's (withdrawal's); the rest is the drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import nnls
+
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.solve._assembler import Model, stack
+from finwiz.optimizer.verify._compliance import PostTradeState
+from finwiz.schemas import TradeReason
+
+__all__ = ["trade_reasons"]
+
+_TOL = 1e-10  # row units: an undo must push a row past its bound by more than this to bind
+_MAX_ROWS = 400  # binding rows priced by least squares at most (beyond: the net pull alone)
+_OTHER_SIDE = {  # restrictions that explain a trade's side (the other side is forbidden)
+    "sell": ("no_buy", "esg_screen", "wash_sale", "sell_only"),
+    "buy": ("no_sell", "buy_only"),
+}
+_TERM_LABELS = {
+    "tracking_error": "tracking error to target",
+    "risk": "lowers risk",
+    "proposal": "the strategy's proposal",
+    "trade_count": "trade count",
+    "turnover_penalty": "turnover penalty",
+}
+
+
+def _percent(weight: float) -> str:
+    return f"{100 * weight:+.2f} %"
+
+
+class _Undo:
+    """The undo of every traded asset's trade as columns over ``z`` (see the module docstring)."""
+
+    def __init__(self, model: Model, state: PostTradeState) -> None:
+        data = self.data = model.data
+        n = data.n
+        self.idx = idx = np.flatnonzero(state.trade_shares != 0)
+        self.z = state.trade_vector(data)
+        u = state.trade_values / data.ref_value
+        self.u = u[idx]
+        cost = (state.transaction_costs + state.impact_costs)[idx] / data.ref_value
+        sold = np.maximum(-state.trade_shares, 0.0)
+        if data.lots is not None:
+            _, tax, gain = data.lots.relief(sold)
+            tax, gain = tax[idx] / data.ref_value, gain[idx] / data.ref_value
+        else:
+            tax = gain = np.zeros(len(idx))
+        self.gain = gain * data.ref_value  # currency, per traded asset
+        k = len(idx)
+        cols = np.arange(k)
+        side = np.where(self.u > 0, idx, idx + n)  # the buy or the sell column
+        scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
+        rows = np.concatenate([side, np.repeat(2 * n + np.arange(SCALARS), k)])
+        vals = np.concatenate([-np.abs(self.u), scalars.ravel()])
+        self.d = sp.csc_matrix((vals, (rows, np.tile(cols, SCALARS + 1))), shape=(2 * n + SCALARS, k))
+        # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
+        # made (see the module docstring), the cash's gap to its target.
+        before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
+        self.drift = before_flow - data.target[idx]
+        gap = data.target[idx] - data.x0[idx]
+        made = np.divide(before_flow - data.x0[idx], gap, out=np.zeros(k), where=gap != 0)
+        self.flow_share = np.clip(made, 0.0, 1.0)
+        self.cash_gap = data.cash0 - data.cash_target
+
+    def matrix(self, rows: Affine) -> sp.csr_matrix:
+        n = self.data.n
+        return sp.csr_matrix((rows.vals, (rows.rows, column(rows.cols, n))), shape=(rows.m, 2 * n + SCALARS))
+
+    def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
+        """``(exact, first-order)`` change of ``piece``'s objective under each undo."""
+        stacked = stack([piece], self.data, continuous=False)
+        moved = np.asarray((self.matrix(stacked.squares) @ self.d).todense())
+        rows = stacked.squares.evaluate(self.z)
+        linear = np.asarray(stacked.linear @ self.d).ravel()
+        first = 2 * rows @ moved + linear
+        return first + np.sum(moved**2, axis=0), first
+
+
+def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
+    """Each described term's objective split in what a desk tells apart: its weight rows, its cash
+    (scalar) rows, its linear part, and its trade count price."""
+    for term, d in zip(model.terms, model.descriptions, strict=True):
+        if d is None:
+            continue
+        if d.weight_squares or d.low_rank:
+            yield term.name, "weights", Description(weight_squares=d.weight_squares, low_rank=d.low_rank), 0.0
+        if d.scalar_squares:
+            yield term.name, "cash", Description(scalar_squares=d.scalar_squares), 0.0
+        if d.linear is not None or d.cost_weight:
+            yield term.name, "linear", Description(linear=d.linear, cost_weight=d.cost_weight), 0.0
+        if d.count:
+            yield term.name, "count", Description(), d.count
+
+
+@dataclass
+class _Force:
+    kind: Literal["term", "limit", "fact"]
+    amount: float
+    unit: str
+    score: float = 0.0
+
+
+class _Forces:
+    """Per traded asset (column): label -> force, the scores of one label summed."""
+
+    def __init__(self, k: int) -> None:
+        self.by_trade: list[dict[str, _Force]] = [{} for _ in range(k)]
+
+    def add(self, j: int, kind: Literal["term", "limit"], label: str, amount: float, unit: str, score: float) -> None:
+        self.by_trade[j].setdefault(label, _Force(kind, amount, unit)).score += float(score)
+
+    def total(self) -> np.ndarray:
+        """Each trade's net force so far."""
+        return np.array([sum(f.score for f in forces.values()) for forces in self.by_trade])
+
+    def ranked(self, j: int) -> list[TradeReason]:
+        """Trade ``j``'s forces as reasons, strongest first."""
+        reasons = [
+            TradeReason(kind=f.kind, label=label, amount=f.amount, unit=f.unit, score=f.score)
+            for label, f in self.by_trade[j].items()
+        ]
+        return sorted(reasons, key=lambda r: -r.score)
+
+
+def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:
+    """Each term's force on each trade; returns the first-order pull of the whole objective."""
+    first_total = np.zeros(len(undo.idx))
+    for name, part, piece, count in _pieces(model):
+        if count:
+            for j in range(len(undo.idx)):
+                forces.add(j, "term", _TERM_LABELS["trade_count"], -count, "objective", -count)
+            continue
+        exact, first = undo.change(piece)
+        first_total += first
+        for j in range(len(undo.idx)):
+            for label, amount, unit, score in _labelled(name, part, j, exact[j], undo, mode):
+                forces.add(j, "term", label, amount, unit, score)
+    return first_total
+
+
+def _labelled(
+    name: str,
+    part: str,
+    j: int,
+    score: float,
+    undo: _Undo,
+    mode: str,
+) -> list[tuple[str, float, str, float]]:
+    """What a desk reads for one piece's force on trade ``j``: ``(label, amount, unit, score)``."""
+    data, drift, flow_share, cash_gap = undo.data, undo.drift, undo.flow_share, undo.cash_gap
+    flow = data.cash_flow
+    flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
+    if name == "target_tracking" and part == "weights":
+        edge = "back to band edge" if mode == "band_edge" else "drift to target"
+        out = [(f"{edge} ({_percent(drift[j])})", float(drift[j]), "weight", score * (1 - flow_share[j]))]
+        if flow and flow_share[j] > 0:
+            out.append((flow_label, flow, "currency", score * flow_share[j]))
+        return out
+    if name == "target_tracking" and part == "cash":
+        buy = undo.u[j] > 0
+        if flow and (flow > 0) == buy:
+            return [(flow_label, flow, "currency", score)]
+        if buy:
+            label = f"invests surplus cash ({_percent(cash_gap)})" if cash_gap > 0 else "invests the sales' proceeds"
+        else:
+            label = f"raises cash to target ({_percent(cash_gap)})" if cash_gap < 0 else "funds the buys"
+        return [(label, cash_gap, "weight", score)]
+    if name == "tax":
+        gain = float(undo.gain[j])
+        if gain < 0:
+            return [(f"harvests a {-gain:,.0f} loss", -gain, "currency", score)]
+        return [(f"tax on a {gain:,.0f} gain", gain, "currency", score)]
+    if name == "transaction_cost":
+        return [("trading cost", score * data.ref_value, "currency", score)]
+    return [(_TERM_LABELS.get(name, name), score, "objective", score)]
+
+
+def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, int, np.ndarray, np.ndarray]]:
+    """Each limit row some undo would push past its bound: ``(group, row, outward move, breach)``
+    per trade (zero where that trade's undo does not breach it)."""
+    found = []
+    largest = float(np.abs(undo.d).max()) if undo.d.nnz else 0.0
+    for _, group in model.checked_groups:
+        rows, lower, upper = group.linear(0.0)
+        matrix = undo.matrix(rows)
+        value = rows.evaluate(undo.z)
+        reach = np.asarray(abs(matrix).sum(axis=1)).ravel() * largest
+        near = np.flatnonzero((upper - value <= reach + _TOL) | (value - lower <= reach + _TOL))
+        if not near.size:
+            continue
+        moved = np.asarray((matrix[near] @ undo.d).todense())
+        after = value[near, None] + moved
+        over = (after > upper[near, None] + _TOL) & (moved > _TOL)
+        under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
+        for r, row in enumerate(near.tolist()):
+            outward = np.where(over[r], moved[r], np.where(under[r], -moved[r], 0.0))
+            if outward.any():
+                breach = np.where(over[r], after[r] - upper[row], np.where(under[r], lower[row] - after[r], 0.0))
+                found.append((group, row, outward, breach))
+    return found
+
+
+def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, exact_total: np.ndarray, forces: _Forces) -> None:
+    """The binding limits' forces: multipliers re-priced at the answer times the outward move; the
+    net pull the multipliers leave unexplained shared by the limits holding each trade."""
+    binding = _binding(model, undo)
+    if not binding:
+        return
+    moves = np.stack([outward for _, _, outward, _ in binding], axis=1)  # trades x rows
+    held = np.flatnonzero(moves.any(axis=1))
+    prices = np.zeros(len(binding))
+    if len(binding) <= _MAX_ROWS:
+        prices, _ = nnls(moves[held], np.maximum(-first_total[held], 0.0))
+    scores = moves * prices
+    deficit = np.maximum(-exact_total - scores.sum(axis=1), 0.0)
+    share = moves / np.maximum(moves.sum(axis=1, keepdims=True), 1e-300)
+    scores = scores + share * deficit[:, None]
+    flow = undo.data.cash_flow
+    for r, (group, row, _, breach) in enumerate(binding):
+        show = group.show if np.isscalar(group.show) else np.asarray(group.show)[row]
+        label = f"{group.name}[{group.members[row]}] binding"
+        if group.name == "cash_floor" and flow < 0:
+            label = f"withdrawal {-flow:,.0f}"
+        for j in np.flatnonzero(moves[:, r]).tolist():
+            forces.add(j, "limit", label, float(breach[j] * show), group.unit, float(scores[j, r]))
+
+
+def _facts(undo: _Undo, j: int) -> list[TradeReason]:
+    data, i = undo.data, int(undo.idx[j])
+    facts = []
+    value = abs(undo.u[j]) * data.ref_value
+    if data.min_trade_value > 0 and value < data.min_trade_value + data.lot[i] * data.prices[i]:
+        facts.append(TradeReason(kind="fact", label=f"minimum trade ({data.min_trade_value:,.0f})", unit="currency"))
+    for reason in _OTHER_SIDE["buy" if undo.u[j] > 0 else "sell"]:
+        if reason in data.blocked and data.blocked[reason][i]:
+            facts.append(TradeReason(kind="fact", label=f"restricted: {reason}"))
+    return facts
+
+
+def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> dict[int, list[TradeReason]]:
+    """The reasons of each traded asset (by index), strongest first: the forces that ask for the
+    trade (objective terms, binding limits), then the facts; where no force asks for it (a whole-
+    share step), the strongest one alone."""
+    undo = _Undo(model, state)
+    k = len(undo.idx)
+    if not k:
+        return {}
+    forces = _Forces(k)
+    first_total = _term_forces(model, undo, mode, forces)
+    _limit_forces(model, undo, first_total, forces.total(), forces)
+    out: dict[int, list[TradeReason]] = {}
+    for j in range(k):
+        ranked = forces.ranked(j)
+        asking = [r for r in ranked if r.score > 1e-15] or ranked[:1]
+        out[int(undo.idx[j])] = asking + _facts(undo, j)
+    return out
