@@ -65,6 +65,7 @@ class _TradeRow:
     current: float
     target: float
     post_trade: float
+    why: str = ""  # the trade's reasons, strongest first
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ class HTMLReportGenerator:
         unclassified last as "No sector"), or one group with ``label`` None when the result has
         no sectors. Each group has ``label``, ``trades``, ``bought`` and ``sold``; each trade row
         ``symbol, sector, side, shares, price, value, cost, current, target, post_trade``, shares
-        and value signed. Within a group: sells first, then by descending value."""
+        and value signed, and ``why`` (its reasons). Within a group: sells first, then by descending value."""
         rows = [
             _TradeRow(
                 symbol=t.symbol,
@@ -266,6 +267,7 @@ class HTMLReportGenerator:
                 current=result.current_weights.get(t.symbol, 0.0),
                 target=result.target_weights.get(t.symbol, 0.0),
                 post_trade=result.post_trade_weights.get(t.symbol, 0.0),
+                why=t.why,
             )
             for t in sorted(result.trades, key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol))
         ]

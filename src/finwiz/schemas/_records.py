@@ -75,6 +75,14 @@ class TradeReason(_Model):
     def __str__(self) -> str:
         return self.label
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as its five values (a batch sends every trade's reasons back)."""
+        return _unpickle_reason, (self.kind, self.label, self.amount, self.unit, self.score)
+
+
+def _unpickle_reason(kind: str, label: str, amount: float, unit: str, score: float) -> TradeReason:
+    return TradeReason.trusted(kind=kind, label=label, amount=amount, unit=unit, score=score)
+
 
 class TradeRecommendation(_Model):
     """One trade: ``shares`` (positive) of ``symbol`` on side ``action`` at ``price``."""

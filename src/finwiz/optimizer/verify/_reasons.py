@@ -34,6 +34,7 @@ from finwiz.schemas import TradeReason
 __all__ = ["trade_reasons"]
 
 _TOL = 1e-10  # row units: an undo must push a row past its bound by more than this to bind
+_ASKS = 1e-15  # objective units: a force above this asks for the trade
 _MAX_ROWS = 400  # binding rows priced by least squares at most (beyond: the net pull alone)
 _OTHER_SIDE = {  # restrictions that explain a trade's side (the other side is forbidden)
     "sell": ("no_buy", "esg_screen", "wash_sale", "sell_only"),
@@ -118,29 +119,28 @@ def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
 
 @dataclass
 class _Force:
-    kind: Literal["term", "limit", "fact"]
+    kind: Literal["term", "limit"]
     amount: float
     unit: str
     score: float = 0.0
 
 
 class _Forces:
-    """Per traded asset (column): label -> force, the scores of one label summed."""
+    """Per traded asset (column): label -> a force that asks for the trade, the scores of one label
+    summed; and each trade's net force (what asks for it less what is against it)."""
 
     def __init__(self, k: int) -> None:
         self.by_trade: list[dict[str, _Force]] = [{} for _ in range(k)]
+        self.total = np.zeros(k)
 
     def add(self, j: int, kind: Literal["term", "limit"], label: str, amount: float, unit: str, score: float) -> None:
-        self.by_trade[j].setdefault(label, _Force(kind, amount, unit)).score += float(score)
-
-    def total(self) -> np.ndarray:
-        """Each trade's net force so far."""
-        return np.array([sum(f.score for f in forces.values()) for forces in self.by_trade])
+        if score > _ASKS:
+            self.by_trade[j].setdefault(label, _Force(kind, amount, unit)).score += float(score)
 
     def ranked(self, j: int) -> list[TradeReason]:
         """Trade ``j``'s forces as reasons, strongest first."""
         reasons = [
-            TradeReason(kind=f.kind, label=label, amount=f.amount, unit=f.unit, score=f.score)
+            TradeReason.trusted(kind=f.kind, label=label, amount=f.amount, unit=f.unit, score=f.score)
             for label, f in self.by_trade[j].items()
         ]
         return sorted(reasons, key=lambda r: -r.score)
@@ -150,14 +150,14 @@ def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.nd
     """Each term's force on each trade; returns the first-order pull of the whole objective."""
     first_total = np.zeros(len(undo.idx))
     for name, part, piece, count in _pieces(model):
-        if count:
-            for j in range(len(undo.idx)):
-                forces.add(j, "term", _TERM_LABELS["trade_count"], -count, "objective", -count)
+        if count:  # undoing a trade saves its price: never a reason for it
+            forces.total -= count
             continue
         exact, first = undo.change(piece)
         first_total += first
-        for j in range(len(undo.idx)):
-            for label, amount, unit, score in _labelled(name, part, j, exact[j], undo, mode):
+        forces.total += exact
+        for j in np.flatnonzero(exact > _ASKS).tolist():
+            for label, amount, unit, score in _labelled(name, part, j, float(exact[j]), undo, mode):
                 forces.add(j, "term", label, amount, unit, score)
     return first_total
 
@@ -199,54 +199,63 @@ def _labelled(
     return [(_TERM_LABELS.get(name, name), score, "objective", score)]
 
 
-def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, int, np.ndarray, np.ndarray]]:
-    """Each limit row some undo would push past its bound: ``(group, row, outward move, breach)``
-    per trade (zero where that trade's undo does not breach it)."""
+def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
+    """The limit rows some undo would push past their bound: per group ``(group, rows, outward
+    move, breach)``, the last two rows x trades (zero where that trade's undo does not breach)."""
     found = []
     largest = float(np.abs(undo.d).max()) if undo.d.nnz else 0.0
     for _, group in model.checked_groups:
         rows, lower, upper = group.linear(0.0)
         matrix = undo.matrix(rows)
         value = rows.evaluate(undo.z)
-        reach = np.asarray(abs(matrix).sum(axis=1)).ravel() * largest
-        near = np.flatnonzero((upper - value <= reach + _TOL) | (value - lower <= reach + _TOL))
+        reach = np.asarray(abs(matrix).sum(axis=1)).ravel() * largest + _TOL
+        near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
         if not near.size:
             continue
         moved = np.asarray((matrix[near] @ undo.d).todense())
         after = value[near, None] + moved
         over = (after > upper[near, None] + _TOL) & (moved > _TOL)
         under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
-        for r, row in enumerate(near.tolist()):
-            outward = np.where(over[r], moved[r], np.where(under[r], -moved[r], 0.0))
-            if outward.any():
-                breach = np.where(over[r], after[r] - upper[row], np.where(under[r], lower[row] - after[r], 0.0))
-                found.append((group, row, outward, breach))
+        outward = np.where(over, moved, np.where(under, -moved, 0.0))
+        breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+        keep = outward.any(axis=1)
+        if keep.any():
+            found.append((group, near[keep], outward[keep], breach[keep]))
     return found
 
 
-def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, exact_total: np.ndarray, forces: _Forces) -> None:
+def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _Forces) -> None:
     """The binding limits' forces: multipliers re-priced at the answer times the outward move; the
     net pull the multipliers leave unexplained shared by the limits holding each trade."""
     binding = _binding(model, undo)
     if not binding:
         return
-    moves = np.stack([outward for _, _, outward, _ in binding], axis=1)  # trades x rows
+    moves = np.concatenate([outward for _, _, outward, _ in binding]).T  # trades x rows
     held = np.flatnonzero(moves.any(axis=1))
-    prices = np.zeros(len(binding))
-    if len(binding) <= _MAX_ROWS:
+    prices = np.zeros(moves.shape[1])
+    if moves.shape[1] <= _MAX_ROWS:
         prices, _ = nnls(moves[held], np.maximum(-first_total[held], 0.0))
     scores = moves * prices
-    deficit = np.maximum(-exact_total - scores.sum(axis=1), 0.0)
+    deficit = np.maximum(-forces.total - scores.sum(axis=1), 0.0)
     share = moves / np.maximum(moves.sum(axis=1, keepdims=True), 1e-300)
     scores = scores + share * deficit[:, None]
-    flow = undo.data.cash_flow
-    for r, (group, row, _, breach) in enumerate(binding):
-        show = group.show if np.isscalar(group.show) else np.asarray(group.show)[row]
-        label = f"{group.name}[{group.members[row]}] binding"
-        if group.name == "cash_floor" and flow < 0:
-            label = f"withdrawal {-flow:,.0f}"
-        for j in np.flatnonzero(moves[:, r]).tolist():
-            forces.add(j, "limit", label, float(breach[j] * show), group.unit, float(scores[j, r]))
+    flow, r = undo.data.cash_flow, 0
+    for group, rows, _, breach in binding:
+        show = np.broadcast_to(np.asarray(group.show, dtype=float), (group.rows.m,))
+        for row, row_breach in zip(rows.tolist(), breach, strict=True):
+            label = f"{group.name}[{group.members[row]}] binding"
+            if group.name == "cash_floor" and flow < 0:
+                label = f"withdrawal {-flow:,.0f}"
+            for j in np.flatnonzero(moves[:, r]).tolist():
+                forces.add(j, "limit", label, float(row_breach[j] * show[row]), group.unit, float(scores[j, r]))
+            r += 1
+
+
+_ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
+
+
+def _fact(label: str, amount: float = 0.0, unit: str = "") -> TradeReason:
+    return TradeReason.trusted(kind="fact", label=label, amount=amount, unit=unit, score=0.0)
 
 
 def _facts(undo: _Undo, j: int) -> list[TradeReason]:
@@ -254,27 +263,21 @@ def _facts(undo: _Undo, j: int) -> list[TradeReason]:
     facts = []
     value = abs(undo.u[j]) * data.ref_value
     if data.min_trade_value > 0 and value < data.min_trade_value + data.lot[i] * data.prices[i]:
-        facts.append(TradeReason(kind="fact", label=f"minimum trade ({data.min_trade_value:,.0f})", unit="currency"))
+        facts.append(_fact(f"minimum trade ({data.min_trade_value:,.0f})", data.min_trade_value, "currency"))
     for reason in _OTHER_SIDE["buy" if undo.u[j] > 0 else "sell"]:
         if reason in data.blocked and data.blocked[reason][i]:
-            facts.append(TradeReason(kind="fact", label=f"restricted: {reason}"))
+            facts.append(_fact(f"restricted: {reason}"))
     return facts
 
 
 def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> dict[int, list[TradeReason]]:
     """The reasons of each traded asset (by index), strongest first: the forces that ask for the
-    trade (objective terms, binding limits), then the facts; where no force asks for it (a whole-
-    share step), the strongest one alone."""
+    trade (objective terms, binding limits), then the facts; where no force asks for it, the
+    whole-share step made it (a rounding, an exchange)."""
     undo = _Undo(model, state)
     k = len(undo.idx)
     if not k:
         return {}
     forces = _Forces(k)
-    first_total = _term_forces(model, undo, mode, forces)
-    _limit_forces(model, undo, first_total, forces.total(), forces)
-    out: dict[int, list[TradeReason]] = {}
-    for j in range(k):
-        ranked = forces.ranked(j)
-        asking = [r for r in ranked if r.score > 1e-15] or ranked[:1]
-        out[int(undo.idx[j])] = asking + _facts(undo, j)
-    return out
+    _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
+    return {int(undo.idx[j]): (forces.ranked(j) or [_ROUNDING]) + _facts(undo, j) for j in range(k)}
