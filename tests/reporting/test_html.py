@@ -73,7 +73,7 @@ def test_trade_blotter_lists_each_trade(result: RebalancingResult) -> None:
     assert by_symbol["BBB"][:7] == ["BBB", "Health Care", "BUY", "280", "50.00", "14,000.00", "14.00"]
     for symbol in ("AAA", "BBB"):
         weights = (result.current_weights, result.target_weights, result.post_trade_weights)
-        assert by_symbol[symbol][7:] == [f"{100 * w[symbol]:.2f}%" for w in weights]
+        assert by_symbol[symbol][7:10] == [f"{100 * w[symbol]:.2f}%" for w in weights]
     assert by_symbol["Net total"][5] == "-1,000.00"  # net: 14,000 bought - 15,000 sold
 
 

@@ -75,7 +75,8 @@ def test_a_harvest_is_the_reason_for_selling_an_asset_on_target() -> None:
     targets = {"A": 0.5, "B": 0.25, "C": 0.125, "D": 0.125}
     tax = TaxSettings(as_of=AS_OF, short_term_rate=0.37, long_term_rate=0.2, tax_weight=0.05)
     result = rebalance(_config(lots=True, target_weights=targets, tax=tax, transaction_cost_rate=0.0), PRICES)
-    assert result.tax is not None and result.tax.harvested_losses > 0
+    assert result.tax is not None
+    assert result.tax.harvested_losses > 0
     top = _top(result, "A")
     loss = result.tax.harvested_losses
     assert top.label == f"harvests a {loss:,.0f} loss"
