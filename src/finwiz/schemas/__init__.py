@@ -28,7 +28,7 @@ from finwiz.schemas._base import (
     is_unclassified,
     require_data,
 )
-from finwiz.schemas._inputs import Holding, PortfolioConfiguration, PriceData
+from finwiz.schemas._inputs import REBALANCING_MODES, Holding, PortfolioConfiguration, PriceData
 from finwiz.schemas._legacy import OptimizedTrades
 from finwiz.schemas._records import (
     ComplianceCheck,
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MIN_TRADE_SIZE",
     "DEFAULT_TOLERANCE",
     "DEFAULT_TRANSACTION_COST_RATE",
+    "REBALANCING_MODES",
     "UNCLASSIFIED_SECTORS",
     "ComplianceCheck",
     "ConstraintOutcome",
