@@ -168,9 +168,9 @@ async def _run(
     # The last price callback comes before analysis: close the progress line when prices are in.
     fetch = orchestrator.fetch_prices
 
-    async def fetch_and_report(symbols: Sequence[str]) -> dict[str, float]:
+    async def fetch_and_report(symbols: Sequence[str], **options: Any) -> dict[str, float]:
         try:
-            return await fetch(symbols)
+            return await fetch(symbols, **options)
         except InsufficientPriceDataError as exc:
             if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
                 raise

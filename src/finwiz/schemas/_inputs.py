@@ -523,3 +523,14 @@ class PortfolioConfiguration(_Model):
         out = dict.fromkeys(self.symbols, 0.0)
         out.update({h.symbol: h.shares for h in self.holdings})
         return out
+
+
+def other_currencies(quotes: Mapping[str, object], currency: str) -> dict[str, str]:
+    """The quotes (objects with a ``currency``, e.g. :class:`PriceData`) in another currency than
+    ``currency`` (the portfolio's), each symbol with why: ``"priced in USD, the portfolio is in
+    EUR"``. Numbers and quotes of unknown currency (None) are taken to be in the portfolio's."""
+    return {
+        str(symbol).strip().upper(): f"priced in {quoted}, the portfolio is in {currency}"
+        for symbol, quote in quotes.items()
+        if (quoted := getattr(quote, "currency", None)) is not None and quoted != currency
+    }

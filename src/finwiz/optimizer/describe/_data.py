@@ -24,6 +24,7 @@ from finwiz.optimizer.describe._costs import square_root_impact
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
+from finwiz.schemas._inputs import other_currencies
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
@@ -188,6 +189,16 @@ class ProblemData:
         return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
 
 
+def refuse_other_currencies(prices: Mapping[str, Any] | pd.Series, currency: str) -> None:
+    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
+    :class:`InsufficientPriceDataError` naming each (see ``schemas._inputs.other_currencies``)."""
+    if isinstance(prices, pd.Series) and pd.api.types.is_numeric_dtype(prices.dtype):
+        return
+    foreign = other_currencies({str(s): q for s, q in prices.items()}, currency)
+    if foreign:
+        raise InsufficientPriceDataError(foreign)
+
+
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
     """Prices for ``symbols`` as a float array; refuse missing, non-numeric, non-finite or <= 0.
 
@@ -284,6 +295,7 @@ def build_problem_data(
     symbols = config.symbols
     extra = dict(extra_caps or {})
     price = coerce_prices(prices, symbols)
+    refuse_other_currencies(prices, config.currency)
     book = _book(config, price)
     target = _per_symbol(config.target_weights, symbols, 0.0)
     notes: list[str] = []
