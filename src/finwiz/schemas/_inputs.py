@@ -172,6 +172,10 @@ class PortfolioConfiguration(_Model):
     back to the band's nearest edge (its tracked target becomes that edge; assets inside their band
     stay untraded as always). A mode the other limits cannot meet (a withdrawal in ``buy_only``) is
     refused as infeasible, naming the mode.
+
+    Benefit threshold (``min_benefit``, default None: off): the whole-share answer keeps a trade
+    only if undoing it would raise the objective by more than ``min_benefit`` x (its cost + its
+    tax, if a gain) / value, or a limit needs it (see the README's "Benefit threshold").
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -217,6 +221,7 @@ class PortfolioConfiguration(_Model):
     tax: TaxSettings | None = None
     currency: str = "USD"
     mode: str = "full"
+    min_benefit: float | None = Field(default=None, ge=0.0)
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -249,6 +254,7 @@ class PortfolioConfiguration(_Model):
         "min_average_esg_score",
         "risk_aversion",
         "trade_penalty",
+        "min_benefit",
         mode="before",
     )
     @classmethod
