@@ -97,3 +97,12 @@ def test_a_threshold_leaves_out_trades_and_none_keeps_every_one() -> None:
         assert rebalance(config.model_copy(update={"min_benefit": 0.0}), prices).trades == free.trades
         dropped += len(free.trades) - len(rebalance(config.model_copy(update={"min_benefit": 4.0}), prices).trades)
     assert dropped > 0
+
+
+def test_a_trade_a_limit_needs_stays_whatever_the_threshold() -> None:
+    config, prices = _case(0)
+    heaviest = max(config.symbols, key=lambda s: config.shares_by_symbol()[s] * prices[s])
+    capped = config.model_copy(update={"max_position_weights": {heaviest: 0.05}, "min_benefit": 1e6})
+    result = rebalance(capped, prices)
+    assert [t.symbol for t in result.trades if t.action.value == "sell"] == [heaviest]
+    assert result.post_trade_weights[heaviest] <= 0.05 + 1e-12
