@@ -154,11 +154,11 @@ def test_compliance_rows_read_in_words_grouped_by_kind(result: RebalancingResult
     assert rows[1:] == [
         ["ESG floor \u00b7 0 of 1 hold"],
         ["average ESG score \u2265 7", "6.5", "-0.5", "BREACH"],
-        ["Position caps \u00b7 1 of 1 hold"],
+        ["Position caps \u00b7 1 of 1 hold \u00b7 the asset nearest its limit"],
         ["AAA \u2264 30 % of value", "25 %", "5 %", "ok"],
         ["Cash floor \u00b7 1 of 1 hold"],
         ["cash \u2265 USD 1,000.00", "USD 10,971.00", "USD 9,971.00", "ok"],
-        ["No short sales \u00b7 1 of 1 hold"],
+        ["No short sales \u00b7 1 of 1 hold \u00b7 the asset nearest its limit"],
         ["long_only[AAA] \u2265 0", "450", "450", "ok"],  # not a sale bound: shown as it is
         ["Custom checks \u00b7 1 of 1 hold"],
         ["custom: its own check", "passes", "", "ok"],
@@ -199,8 +199,8 @@ def test_one_row_per_limit_and_member_at_its_tightest(result: RebalancingResult)
     )
     rows = _page(_with_checks(result, [band(0.0), band(-2.0), cap])).tables["compliance-table"]
     assert rows[1:] == [
-        ["Inside the tolerance band \u00b7 0 of 1 hold"],
+        ["Inside the tolerance band \u00b7 0 of 1 hold \u00b7 the asset nearest its limit"],
         ["MMM: no trade (inside its tolerance band)", "trades 2", "-2", "BREACH"],
-        ["Position caps \u00b7 1 of 1 hold"],
+        ["Position caps \u00b7 1 of 1 hold \u00b7 the asset nearest its limit"],
         ["AAPL \u2264 10 % of value", "9.997 %", "0.003 %", "ok"],
     ]

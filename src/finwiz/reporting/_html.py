@@ -27,7 +27,7 @@ from finwiz.reporting._charts import (
     weights_figure,
 )
 from finwiz.reporting._compliance import compliance_groups
-from finwiz.reporting._exposure import sector_exposure, weights_frame
+from finwiz.reporting._exposure import NO_SECTOR, sector_exposure, weights_frame
 from finwiz.reporting._format import money, percent
 from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
 from finwiz.reporting._tax_section import lot_rows, tax_figures
@@ -74,9 +74,6 @@ class _TradeGroup:
     trades: list[_TradeRow]
     bought: float
     sold: float
-
-
-_NO_SECTOR = "No sector"
 
 
 class HTMLReportGenerator:
@@ -281,7 +278,7 @@ class HTMLReportGenerator:
             for row in rows:
                 by_sector.setdefault(row.sector, []).append(row)  # "" for an unclassified symbol
             for sector in sorted(by_sector, key=lambda k: (k == "", k)):
-                keyed[sector or _NO_SECTOR] = by_sector[sector]
+                keyed[sector or NO_SECTOR] = by_sector[sector]
         return [
             _TradeGroup(
                 label=label,
