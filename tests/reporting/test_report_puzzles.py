@@ -44,3 +44,20 @@ def test_blotter_sector_names_do_not_wrap(book: RebalancingResult) -> None:
     document = HTMLReportGenerator(include_charts=False).generate_html(book)
     assert '<td class="sector">' in document
     assert "td.sector { white-space: nowrap; }" in document
+
+
+def test_risk_by_sector_names_the_assets_without_a_sector_as_the_sector_table_does(book: RebalancingResult) -> None:
+    from finwiz.reporting._risk_section import risk_section_html, sector_risk_figure
+
+    from .test_risk_section import with_risk
+
+    risky = with_risk(book)
+    assert risky.risk_after is not None
+    assert "Unclassified" in risky.risk_after.sector_risk_contributions  # the risk model's own label
+    html = risk_section_html(risky)
+    assert "<td>No sector</td>" in html
+    assert "Unclassified" not in html
+    (axes,) = sector_risk_figure(risky).axes
+    labels = [t.get_text() for t in axes.get_yticklabels()]
+    assert "No sector" in labels
+    assert {t.get_fontsize() for t in axes.get_yticklabels()} == {10.0}  # as the other charts' labels
