@@ -77,7 +77,7 @@ class _Undo:
         scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
         rows = np.concatenate([side, np.repeat(2 * n + np.arange(SCALARS), k)])
         vals = np.concatenate([-np.abs(self.u), scalars.ravel()])
-        self.d = sp.csc_matrix((vals, (rows, np.tile(cols, SCALARS + 1))), shape=(2 * n + SCALARS, k))
+        self.d = sp.csr_matrix((vals, (rows, np.tile(cols, SCALARS + 1))), shape=(2 * n + SCALARS, k))
         # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
         # made (see the module docstring), the cash's gap to its target.
         before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
@@ -86,6 +86,11 @@ class _Undo:
         made = np.divide(before_flow - data.x0[idx], gap, out=np.zeros(k), where=gap != 0)
         self.flow_share = np.clip(made, 0.0, 1.0)
         self.cash_gap = data.cash0 - data.cash_target
+        # The same as Python numbers, for the labels (numpy scalars format slowly).
+        self.drifts, self.flow_shares = self.drift.tolist(), self.flow_share.tolist()
+        self.buys = (self.u > 0).tolist()
+        flow = data.cash_flow
+        self.flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
 
     def matrix(self, rows: Affine) -> sp.csr_matrix:
         n = self.data.n
@@ -171,17 +176,16 @@ def _labelled(
     mode: str,
 ) -> list[tuple[str, float, str, float]]:
     """What a desk reads for one piece's force on trade ``j``: ``(label, amount, unit, score)``."""
-    data, drift, flow_share, cash_gap = undo.data, undo.drift, undo.flow_share, undo.cash_gap
-    flow = data.cash_flow
-    flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
+    flow, cash_gap, flow_label = undo.data.cash_flow, undo.cash_gap, undo.flow_label
     if name == "target_tracking" and part == "weights":
         edge = "back to band edge" if mode == "band_edge" else "drift to target"
-        out = [(f"{edge} ({_percent(drift[j])})", float(drift[j]), "weight", score * (1 - flow_share[j]))]
-        if flow and flow_share[j] > 0:
-            out.append((flow_label, flow, "currency", score * flow_share[j]))
+        drift, share = undo.drifts[j], undo.flow_shares[j]
+        out = [(f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share))]
+        if flow and share > 0:
+            out.append((flow_label, flow, "currency", score * share))
         return out
     if name == "target_tracking" and part == "cash":
-        buy = undo.u[j] > 0
+        buy = undo.buys[j]
         if flow and (flow > 0) == buy:
             return [(flow_label, flow, "currency", score)]
         if buy:
@@ -195,7 +199,7 @@ def _labelled(
             return [(f"harvests a {-gain:,.0f} loss", -gain, "currency", score)]
         return [(f"tax on a {gain:,.0f} gain", gain, "currency", score)]
     if name == "transaction_cost":
-        return [("trading cost", score * data.ref_value, "currency", score)]
+        return [("trading cost", score * undo.data.ref_value, "currency", score)]
     return [(_TERM_LABELS.get(name, name), score, "objective", score)]
 
 
@@ -205,6 +209,8 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     found = []
     largest = float(np.abs(undo.d).max()) if undo.d.nnz else 0.0
     for _, group in model.checked_groups:
+        if group.separable and not (group.lower > 0).any():
+            continue  # bounds on one trade each: undoing it breaches only a positive lower bound
         rows, lower, upper = group.linear(0.0)
         matrix = undo.matrix(rows)
         value = rows.evaluate(undo.z)
@@ -258,15 +264,21 @@ def _fact(label: str, amount: float = 0.0, unit: str = "") -> TradeReason:
     return TradeReason.trusted(kind="fact", label=label, amount=amount, unit=unit, score=0.0)
 
 
-def _facts(undo: _Undo, j: int) -> list[TradeReason]:
-    data, i = undo.data, int(undo.idx[j])
-    facts = []
-    value = abs(undo.u[j]) * data.ref_value
-    if data.min_trade_value > 0 and value < data.min_trade_value + data.lot[i] * data.prices[i]:
-        facts.append(_fact(f"minimum trade ({data.min_trade_value:,.0f})", data.min_trade_value, "currency"))
-    for reason in _OTHER_SIDE["buy" if undo.u[j] > 0 else "sell"]:
-        if reason in data.blocked and data.blocked[reason][i]:
-            facts.append(_fact(f"restricted: {reason}"))
+def _facts(undo: _Undo) -> list[list[TradeReason]]:
+    """Each trade's plain facts: sized by the minimum trade, restricted on its other side."""
+    data, idx = undo.data, undo.idx
+    facts: list[list[TradeReason]] = [[] for _ in idx]
+    if data.min_trade_value > 0:
+        value = np.abs(undo.u) * data.ref_value
+        minimum = _fact(f"minimum trade ({data.min_trade_value:,.0f})", data.min_trade_value, "currency")
+        for j in np.flatnonzero(value < data.min_trade_value + data.lot[idx] * data.prices[idx]).tolist():
+            facts[j].append(minimum)
+    for side, reasons in _OTHER_SIDE.items():
+        on_side = undo.u > 0 if side == "buy" else undo.u < 0
+        for reason in reasons:
+            if reason in data.blocked:
+                for j in np.flatnonzero(on_side & data.blocked[reason][idx]).tolist():
+                    facts[j].append(_fact(f"restricted: {reason}"))
     return facts
 
 
@@ -280,4 +292,5 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
         return {}
     forces = _Forces(k)
     _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
-    return {int(undo.idx[j]): (forces.ranked(j) or [_ROUNDING]) + _facts(undo, j) for j in range(k)}
+    facts = _facts(undo)
+    return {int(undo.idx[j]): (forces.ranked(j) or [_ROUNDING]) + facts[j] for j in range(k)}
