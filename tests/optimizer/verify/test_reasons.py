@@ -112,3 +112,14 @@ def test_reasons_reach_the_frame_and_the_text_table() -> None:
     trade = next(t for t in result.trades if t.symbol == "A")
     assert trade.why == "; ".join(str(r) for r in trade.reasons)
     assert TradeReason.model_validate(trade.reasons[0].model_dump()) == trade.reasons[0]
+
+
+def test_a_user_strategys_trades_are_its_proposal() -> None:
+    from finwiz.optimizer import RebalancingEngine
+    from tests.optimizer.test_engine import SellEverything
+
+    engine = RebalancingEngine()
+    engine.strategies["liquidate"] = SellEverything()
+    result = engine.rebalance(_config(method="liquidate"), PRICES)
+    assert result.trades
+    assert all(t.reasons[0].label == "the strategy's proposal" for t in result.trades)

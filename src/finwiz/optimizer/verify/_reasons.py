@@ -18,6 +18,7 @@ the cash row's pull are the deposit's (withdrawal's); the rest is the drift.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -240,7 +241,8 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     held = np.flatnonzero(moves.any(axis=1))
     prices = np.zeros(moves.shape[1])
     if moves.shape[1] <= _MAX_ROWS:
-        prices, _ = nnls(moves[held], np.maximum(-first_total[held], 0.0))
+        with contextlib.suppress(RuntimeError):  # nnls out of iterations: the net pull alone
+            prices, _ = nnls(moves[held], np.maximum(-first_total[held], 0.0))
     scores = moves * prices
     deficit = np.maximum(-forces.total - scores.sum(axis=1), 0.0)
     share = moves / np.maximum(moves.sum(axis=1, keepdims=True), 1e-300)
@@ -258,6 +260,7 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
 
 
 _ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
+_PROPOSED = TradeReason.trusted(kind="fact", label="the strategy's proposal", amount=0.0, unit="", score=0.0)
 
 
 def _fact(label: str, amount: float = 0.0, unit: str = "") -> TradeReason:
@@ -285,7 +288,7 @@ def _facts(undo: _Undo) -> list[list[TradeReason]]:
 def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> dict[int, list[TradeReason]]:
     """The reasons of each traded asset (by index), strongest first: the forces that ask for the
     trade (objective terms, binding limits), then the facts; where no force asks for it, the
-    whole-share step made it (a rounding, an exchange)."""
+    whole-share step made it (a rounding, an exchange), or a user's strategy proposed it."""
     undo = _Undo(model, state)
     k = len(undo.idx)
     if not k:
@@ -293,4 +296,6 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
     forces = _Forces(k)
     _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
     facts = _facts(undo)
-    return {int(undo.idx[j]): (forces.ranked(j) or [_ROUNDING]) + facts[j] for j in range(k)}
+    # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
+    unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
+    return {int(undo.idx[j]): (forces.ranked(j) or [unexplained]) + facts[j] for j in range(k)}
