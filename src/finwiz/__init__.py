@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TaxLot,
         TaxSettings,
         TradeAction,
+        TradeReason,
         TradeRecommendation,
     )
     from finwiz.service._factory import RebalancingServiceFactory
@@ -145,6 +146,7 @@ _LOCATIONS: dict[str, str] = {
     "TaxLot": "finwiz.schemas",
     "TaxSettings": "finwiz.schemas",
     "TradeAction": "finwiz.schemas",
+    "TradeReason": "finwiz.schemas",
     "TradeRecommendation": "finwiz.schemas",
     "RebalancingSettings": "finwiz.settings",
     "FactorModel": "finwiz.risk",
@@ -238,6 +240,7 @@ __all__ = [
     "TermError",
     "TermStrategy",
     "TradeAction",
+    "TradeReason",
     "TradeRecommendation",
     "YahooFinancePriceProvider",
     "__version__",

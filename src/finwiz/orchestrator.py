@@ -26,6 +26,7 @@ from finwiz.data import (
     compute_returns,
     estimate_covariance,
 )
+from finwiz.data._providers import check_currency
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
 from finwiz.optimizer import StrategyRegistry
 from finwiz.optimizer._constraints import refuse_failed_checks
@@ -219,7 +220,7 @@ class PortfolioRebalancingOrchestrator:
         )
         try:
             clock = time.perf_counter()
-            prices = await self.fetch_prices(config.symbols)
+            prices = await self.fetch_prices(config.symbols, currency=config.currency)
             factor_model = await self.risk_model(config)
             timings["prices_seconds"] = time.perf_counter() - clock
 
@@ -299,8 +300,9 @@ class PortfolioRebalancingOrchestrator:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(delivery)
 
-    async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, float]:
-        """Latest price of each symbol; any failure is an :class:`InsufficientPriceDataError`."""
+    async def fetch_prices(self, symbols: Sequence[str], *, currency: str | None = None) -> dict[str, float]:
+        """Latest price of each symbol; any failure is an :class:`InsufficientPriceDataError`, and
+        so is a quote in another currency than ``currency`` (the portfolio's; None: any)."""
         try:
             quotes = await self.price_service.get_current_prices(list(symbols))
         except InsufficientPriceDataError:
@@ -315,6 +317,8 @@ class PortfolioRebalancingOrchestrator:
         missing = [s for s in symbols if s not in quotes]
         if missing:
             raise InsufficientPriceDataError(dict.fromkeys(missing, "no price returned"))
+        if currency is not None:
+            check_currency(quotes, currency)
         return {s: _price_value(s, quotes[s]) for s in symbols}
 
     def analyze(

@@ -57,3 +57,21 @@ def test_orders_cells_a_spreadsheet_would_run_are_neutralised(
     orders = pd.read_csv(tmp_path / "o.csv")
     assert set(orders["account"]) == {"'=HYPERLINK(1)"}
     assert orders["order_id"].str.startswith("'=HYPERLINK(1)-").all()
+
+
+def test_mode_flag_overrides_the_files_mode(
+    portfolio: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "mode" not in portfolio.read_text(encoding="utf-8")  # the file trades both ways (full)
+    status = main(["rebalance", str(portfolio), "--no-report", "--mode", "sell_only", "--orders", "o.csv"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert set(pd.read_csv(tmp_path / "o.csv")["side"]) == {"SELL"}
+    # buy_only cannot bring the file's over-cap sector down: refused, the mode named.
+    assert main(["rebalance", str(portfolio), "--no-report", "--mode", "buy_only"]) == 1
+    assert "buy_only[" in capsys.readouterr().err
+
+
+def test_an_unknown_mode_is_a_command_line_error(portfolio: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rebalance", str(portfolio), "--no-report", "--mode", "buy"]) == 2
+    assert "--mode" in capsys.readouterr().err

@@ -14,7 +14,8 @@ def test_the_summary_and_tables_name_the_currency(result: RebalancingResult) -> 
         line = next(line for line in text.splitlines() if line.startswith(label + ":"))
         assert line.split(":", 1)[1].strip().startswith("EUR "), line
     assert "USD" not in text
-    assert trades_table(euros).splitlines()[0].split()[3:] == ["Price", "(EUR)", "Value", "(EUR)", "Cost", "(EUR)"]
+    header = trades_table(euros).splitlines()[0].split()
+    assert header[3:] == ["Price", "(EUR)", "Value", "(EUR)", "Cost", "(EUR)", "Why"]
 
 
 def test_the_report_names_the_currency_on_every_amount(result: RebalancingResult) -> None:

@@ -73,7 +73,7 @@ def test_json_export_signs_trade_values_like_the_frame(make_result: Callable[...
 
 def test_report_and_terminal_use_the_same_signs(result: RebalancingResult) -> None:
     rows = parse_html(HTMLReportGenerator(include_charts=False).generate_html(result)).tables["trades-table"]
-    shown = {row[0]: (row[3], row[5]) for row in rows if len(row) == 10 and row[0] in _signed(result)}
+    shown = {row[0]: (row[3], row[5]) for row in rows if len(row) == 11 and row[0] in _signed(result)}
     expected = {s: (f"{sh:,.0f}", f"{v:,.2f}") for s, (sh, v) in _signed(result).items()}
     assert shown == expected
     text = trades_table(result)

@@ -65,14 +65,15 @@ def test_trade_blotter_lists_each_trade(result: RebalancingResult) -> None:
         "Current",
         "Target",
         "Post-trade",
+        "Why",
     ]
-    by_symbol = {row[0]: row for row in rows if len(row) == 10}
+    by_symbol = {row[0]: row for row in rows if len(row) == 11}
     # Shares and value signed like to_frame(): negative for the sell.
     assert by_symbol["AAA"][:7] == ["AAA", "Technology", "SELL", "-150", "100.00", "-15,000.00", "15.00"]
     assert by_symbol["BBB"][:7] == ["BBB", "Health Care", "BUY", "280", "50.00", "14,000.00", "14.00"]
     for symbol in ("AAA", "BBB"):
         weights = (result.current_weights, result.target_weights, result.post_trade_weights)
-        assert by_symbol[symbol][7:] == [f"{100 * w[symbol]:.2f}%" for w in weights]
+        assert by_symbol[symbol][7:10] == [f"{100 * w[symbol]:.2f}%" for w in weights]
     assert by_symbol["Net total"][5] == "-1,000.00"  # net: 14,000 bought - 15,000 sold
 
 

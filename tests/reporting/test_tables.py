@@ -23,6 +23,7 @@ TRADE_COLUMNS = [
     "Current",
     "Target",
     "Post-trade",
+    "Why",
 ]
 
 
@@ -35,7 +36,7 @@ def test_large_blotter_is_grouped_by_sector_with_every_trade(large_result: Rebal
     rows = page.tables["trades-table"]
     attrs = page.row_attrs["trades-table"]
     assert rows[0] == TRADE_COLUMNS
-    trades = [row for row, a in zip(rows, attrs, strict=True) if len(row) == 10 and row[0] != "Symbol"]
+    trades = [row for row, a in zip(rows, attrs, strict=True) if len(row) == 11 and row[0] != "Symbol"]
     trades = [row for row in trades if row[0] != "Net total"]
     assert sorted(row[0] for row in trades) == sorted(t.symbol for t in large_result.trades)
     assert len(trades) == 145
@@ -53,7 +54,7 @@ def test_large_blotter_is_grouped_by_sector_with_every_trade(large_result: Rebal
     for row, a in zip(rows[1:], attrs[1:], strict=True):
         if a.get("class") == "group":
             current = row[0].split(" \u00b7 ")[0]
-        elif len(row) == 10 and row[0] != "Net total":
+        elif len(row) == 11 and row[0] != "Net total":
             assert (row[1] or "No sector") == current
     # Without JavaScript nothing is hidden: no row carries a hidden attribute.
     assert all("hidden" not in a for a in attrs)
@@ -61,7 +62,7 @@ def test_large_blotter_is_grouped_by_sector_with_every_trade(large_result: Rebal
 
 def test_blotter_weights_and_sort_keys_match_the_result(large_result: RebalancingResult) -> None:
     document = HTMLReportGenerator(include_charts=False).generate_html(large_result)
-    rows = {r[0]: r for r in parse_html(document).tables["trades-table"] if len(r) == 10}
+    rows = {r[0]: r for r in parse_html(document).tables["trades-table"] if len(r) == 11}
     for trade in large_result.trades:
         row = rows[trade.symbol]
         side = -1.0 if trade.action.value == "sell" else 1.0
@@ -153,11 +154,11 @@ def test_compliance_rows_read_in_words_grouped_by_kind(result: RebalancingResult
     assert rows[1:] == [
         ["ESG floor \u00b7 0 of 1 hold"],
         ["average ESG score \u2265 7", "6.5", "-0.5", "BREACH"],
-        ["Position caps \u00b7 1 of 1 hold"],
+        ["Position caps \u00b7 1 of 1 hold \u00b7 the asset nearest its limit"],
         ["AAA \u2264 30 % of value", "25 %", "5 %", "ok"],
         ["Cash floor \u00b7 1 of 1 hold"],
         ["cash \u2265 USD 1,000.00", "USD 10,971.00", "USD 9,971.00", "ok"],
-        ["No short sales \u00b7 1 of 1 hold"],
+        ["No short sales \u00b7 1 of 1 hold \u00b7 the asset nearest its limit"],
         ["long_only[AAA] \u2265 0", "450", "450", "ok"],  # not a sale bound: shown as it is
         ["Custom checks \u00b7 1 of 1 hold"],
         ["custom: its own check", "passes", "", "ok"],
@@ -198,8 +199,8 @@ def test_one_row_per_limit_and_member_at_its_tightest(result: RebalancingResult)
     )
     rows = _page(_with_checks(result, [band(0.0), band(-2.0), cap])).tables["compliance-table"]
     assert rows[1:] == [
-        ["Inside the tolerance band \u00b7 0 of 1 hold"],
+        ["Inside the tolerance band \u00b7 0 of 1 hold \u00b7 the asset nearest its limit"],
         ["MMM: no trade (inside its tolerance band)", "trades 2", "-2", "BREACH"],
-        ["Position caps \u00b7 1 of 1 hold"],
+        ["Position caps \u00b7 1 of 1 hold \u00b7 the asset nearest its limit"],
         ["AAPL \u2264 10 % of value", "9.997 %", "0.003 %", "ok"],
     ]

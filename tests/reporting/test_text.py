@@ -10,14 +10,16 @@ from finwiz.schemas import RebalancingResult
 
 def test_trades_table_is_aligned(result: RebalancingResult) -> None:
     lines = trades_table(result).splitlines()
-    assert lines[0].split() == ["Symbol", "Side", "Shares", "Price", "(USD)", "Value", "(USD)", "Cost", "(USD)"]
+    assert lines[0].split() == ["Symbol", "Side", "Shares", "Price", "(USD)", "Value", "(USD)", "Cost", "(USD)", "Why"]
     assert set(lines[1]) == {"-", " "}
     # Sells first, then buys; numbers right-aligned so every line ends in the same column.
     assert lines[2].split() == ["AAA", "SELL", "-150", "100.00", "-15,000.00", "15.00"]  # signed like to_frame()
     assert lines[3].split() == ["BBB", "BUY", "280", "50.00", "14,000.00", "14.00"]
     assert lines[4].startswith("Net ")
     assert lines[4].split()[-2:] == ["-1,000.00", "29.00"]
-    assert len({len(line) for line in lines}) == 1
+    numbers_end = lines[0].index("(USD)  Why") + len("(USD)")
+    assert {line[numbers_end - 1] for line in lines[2:]} != {" "}  # numbers end in the Cost column
+    assert len({len(line.rstrip()) for line in lines[2:]}) == 1  # (no reasons in this fixture)
 
 
 def test_trades_table_without_trades(make_result: Callable[..., RebalancingResult]) -> None:

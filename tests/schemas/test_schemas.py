@@ -112,6 +112,7 @@ def test_trusted_construction_equals_validation() -> None:
         "target_weight": 0.12,
         "post_trade_weight": 0.119,
         "lots": [],
+        "reasons": [],
     }
     check = {
         "constraint": "sector_cap",

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
 from finwiz.cli._holdings_csv import add_holdings_options
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError
-from finwiz.schemas import PortfolioConfiguration, RebalancingMethod, RebalancingResult
+from finwiz.schemas import REBALANCING_MODES, PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["build_parser", "main"]
@@ -168,9 +168,9 @@ async def _run(
     # The last price callback comes before analysis: close the progress line when prices are in.
     fetch = orchestrator.fetch_prices
 
-    async def fetch_and_report(symbols: Sequence[str]) -> dict[str, float]:
+    async def fetch_and_report(symbols: Sequence[str], **options: Any) -> dict[str, float]:
         try:
-            return await fetch(symbols)
+            return await fetch(symbols, **options)
         except InsufficientPriceDataError as exc:
             if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
                 raise
@@ -271,6 +271,8 @@ def _rebalance(args: argparse.Namespace) -> int:
     )
     if args.method is not None:
         config = config.model_copy(update={"method": RebalancingMethod(args.method)})
+    if args.mode is not None:
+        config = config.model_copy(update={"mode": args.mode})
     portfolio_id = args.portfolio_id or Path(args.portfolio_file).stem
     report = None if args.no_report else Path(args.report)
     result, written = asyncio.run(_run(config, settings, portfolio_id, report, args.quiet))
@@ -346,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="tax lots CSV (symbol,shares,cost_basis,acquired[,lot_id]); replaces the file's lots key",
     )
     rebalance.add_argument("--method", choices=_METHODS, help="override the file's rebalancing method")
+    rebalance.add_argument(
+        "--mode", choices=REBALANCING_MODES, help="override the file's mode: full, buy_only, sell_only, band_edge"
+    )
     rebalance.add_argument("--portfolio-id", metavar="ID", help="name used in the report (default: file name)")
     rebalance.add_argument("--report", default="report.html", metavar="PATH", help="report path (default: %(default)s)")
     rebalance.add_argument("--no-report", action="store_true", help="do not write the HTML report")

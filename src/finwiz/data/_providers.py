@@ -22,6 +22,7 @@ from finwiz.data._parsing import (
 from finwiz.data.sample import sample_price_history
 from finwiz.errors import ConfigurationError, InsufficientPriceDataError, PriceDataError
 from finwiz.schemas import PriceData
+from finwiz.schemas._inputs import other_currencies
 
 __all__ = [
     "CSVPriceProvider",
@@ -45,11 +46,7 @@ def check_currency(quotes: Mapping[str, object], currency: str, *, provider: str
     :class:`InsufficientPriceDataError` naming each such symbol and its currency. Plain numbers
     and quotes of unknown currency (``PriceData.currency`` None) pass: they are taken to be in the
     portfolio's."""
-    foreign = {
-        symbol: f"priced in {quote.currency}, the portfolio is in {currency}"
-        for symbol, quote in quotes.items()
-        if isinstance(quote, PriceData) and quote.currency is not None and quote.currency != currency
-    }
+    foreign = other_currencies(quotes, currency)
     if foreign:
         raise InsufficientPriceDataError(foreign, provider=provider)
 

@@ -38,6 +38,7 @@ from finwiz.optimizer.solve._continuous import solve_continuous
 from finwiz.optimizer.tax._regions import over_regions
 from finwiz.optimizer.tax._sides import fix_sides
 from finwiz.optimizer.verify._compliance import PostTradeState, on_lots, post_trade_state
+from finwiz.optimizer.verify._reasons import trade_reasons
 from finwiz.optimizer.verify._result import build_result, checks_of, trades_of, verify
 from finwiz.optimizer.verify._surprises import surprise_warnings
 from finwiz.risk import FactorModel, attach_risk
@@ -173,7 +174,7 @@ class RebalancingEngine:
         with stages.stage("verify"):
             state = post_trade_state(data, decided.shares)
             checks = verify(model, state, decided)
-            trades = trades_of(data, state)
+            trades = trades_of(data, state, trade_reasons(model, state, config.mode))
             warnings = [*data.notes, *decided.warnings, *surprise_warnings(data, state)]
             custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
             checks += custom_checks

@@ -46,6 +46,7 @@ class ComplianceGroup:
     kind: str
     label: str
     rows: list[ComplianceRow] = field(default_factory=list)
+    per_asset: bool = False  # a limit per asset: the result checks the asset nearest its limit
 
     @property
     def held(self) -> int:
@@ -144,6 +145,13 @@ _WEIGHTS = frozenset(
     {"max_position", "min_position", "sector_cap", "cash_floor", "gross_exposure", "exposure_cap", "exposure_floor"}
 )
 _ORDER = list(dict.fromkeys(label for label, _ in _KINDS.values()))
+_PER_ASSET = frozenset(
+    {"max_position", "min_position", "long_only", "long_side", "short_side", "side_change", "min_trade_size"}
+    | {"tolerance_band", "no_trade", "no_buy", "no_sell", "esg_screen", "fixed", "wash_sale", "wash_sale_losses"}
+    | {"buy_only", "sell_only", "tax_buys_only", "tax_sells_only"}
+)
+"""Kinds whose limit is per asset: the engine's table holds the asset nearest its limit (its
+tightest check), which the report says, so one row does not read as the only asset checked."""
 
 
 def _row(check: ComplianceCheck, currency: str) -> tuple[str, ComplianceRow]:
@@ -176,7 +184,10 @@ def compliance_groups(result: RebalancingResult) -> list[ComplianceGroup]:
     groups: dict[str, ComplianceGroup] = {}
     for check in tightest.values():
         label, row = _row(check, result.currency)
-        groups.setdefault(label, ComplianceGroup(label.lower().replace(" ", "-"), label)).rows.append(row)
+        kind = _NAME.match(check.constraint)
+        per_asset = (kind["kind"] if kind else check.constraint) in _PER_ASSET
+        group = groups.setdefault(label, ComplianceGroup(label.lower().replace(" ", "-"), label, per_asset=per_asset))
+        group.rows.append(row)
     for group in groups.values():
         group.rows.sort(key=lambda row: row.satisfied)  # stable: breaches first
     order = {label: k for k, label in enumerate([*_ORDER, "Other limits"])}

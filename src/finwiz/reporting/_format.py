@@ -55,11 +55,11 @@ def in_unit(value: float, unit: str, *, slack: bool = False, currency: str | Non
 
 
 def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
-    """Trade blotter rows (symbol, side, shares, price, value, cost) and a closing "Net" row.
+    """Trade blotter rows (symbol, side, shares, price, value, cost, why) and a closing "Net" row.
 
     Shares and value are signed like ``to_frame()``'s (negative for a sell), so the total is the
     net cash the trades use. Sells come first (they fund the buys), then buys, each by
-    descending value.
+    descending value. ``why`` is the trade's two strongest reasons (``TradeRecommendation.reasons``).
     """
     ordered = sorted(result.trades, key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol))
     rows: list[tuple[str, ...]] = [
@@ -70,9 +70,10 @@ def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
             money(t.price),
             money(t.signed_trade_value),
             money(t.total_estimated_cost),
+            "; ".join(str(r) for r in t.reasons[:2]),
         )
         for t in ordered
     ]
     total = money(sum(t.signed_trade_value for t in result.trades))
-    rows.append(("Net", f"{len(result.trades)} trades", "", "", total, money(result.total_cost)))
+    rows.append(("Net", f"{len(result.trades)} trades", "", "", total, money(result.total_cost), ""))
     return rows

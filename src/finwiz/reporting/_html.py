@@ -27,7 +27,7 @@ from finwiz.reporting._charts import (
     weights_figure,
 )
 from finwiz.reporting._compliance import compliance_groups
-from finwiz.reporting._exposure import sector_exposure, weights_frame
+from finwiz.reporting._exposure import NO_SECTOR, sector_exposure, weights_frame
 from finwiz.reporting._format import money, percent
 from finwiz.reporting._lookthrough import lookthrough_sections
 from finwiz.reporting._risk_section import risk_section_html, risk_summary_html
@@ -66,6 +66,7 @@ class _TradeRow:
     current: float
     target: float
     post_trade: float
+    why: str = ""  # the trade's reasons, strongest first
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,6 @@ class _TradeGroup:
     trades: list[_TradeRow]
     bought: float
     sold: float
-
-
-_NO_SECTOR = "No sector"
 
 
 class HTMLReportGenerator:
@@ -255,7 +253,7 @@ class HTMLReportGenerator:
         unclassified last as "No sector"), or one group with ``label`` None when the result has
         no sectors. Each group has ``label``, ``trades``, ``bought`` and ``sold``; each trade row
         ``symbol, sector, side, shares, price, value, cost, current, target, post_trade``, shares
-        and value signed. Within a group: sells first, then by descending value."""
+        and value signed, and ``why`` (its reasons). Within a group: sells first, then by descending value."""
         rows = [
             _TradeRow(
                 symbol=t.symbol,
@@ -268,6 +266,7 @@ class HTMLReportGenerator:
                 current=result.current_weights.get(t.symbol, 0.0),
                 target=result.target_weights.get(t.symbol, 0.0),
                 post_trade=result.post_trade_weights.get(t.symbol, 0.0),
+                why=t.why,
             )
             for t in sorted(result.trades, key=lambda t: (t.action is not TradeAction.SELL, -t.trade_value, t.symbol))
         ]
@@ -281,7 +280,7 @@ class HTMLReportGenerator:
             for row in rows:
                 by_sector.setdefault(row.sector, []).append(row)  # "" for an unclassified symbol
             for sector in sorted(by_sector, key=lambda k: (k == "", k)):
-                keyed[sector or _NO_SECTOR] = by_sector[sector]
+                keyed[sector or NO_SECTOR] = by_sector[sector]
         return [
             _TradeGroup(
                 label=label,

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from finwiz.reporting._charts import figure_to_data_uri
+from finwiz.reporting._charts import LABEL_FONT_SIZE, figure_to_data_uri
+from finwiz.reporting._exposure import NO_SECTOR
 from finwiz.reporting._format import percent
 from finwiz.risk import RiskMetrics
-from finwiz.schemas import RebalancingResult
+from finwiz.schemas import RebalancingResult, is_unclassified
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -88,7 +89,11 @@ def _sector_frame(result: RebalancingResult) -> list[tuple[str, float, float]]:
     before, after = pair
     names = sorted(set(before.sector_risk_contributions) | set(after.sector_risk_contributions))
     rows = [
-        (name, before.sector_risk_contributions.get(name, 0.0), after.sector_risk_contributions.get(name, 0.0))
+        (
+            NO_SECTOR if is_unclassified(name) else name,  # the sector table's label for them
+            before.sector_risk_contributions.get(name, 0.0),
+            after.sector_risk_contributions.get(name, 0.0),
+        )
         for name in names
     ]
     return sorted(rows, key=lambda row: (-max(abs(row[1]), abs(row[2])), row[0]))
@@ -177,7 +182,7 @@ def sector_risk_figure(result: RebalancingResult) -> Figure:
     after = np.array([r[2] for r in rows]) * 100.0
     axes.barh(positions + height / 2, before, height, label="Before", color="#9aa5b1")
     axes.barh(positions - height / 2, after, height, label="After", color="#e07b24")
-    axes.set_yticks(positions, [str(r[0]).replace("$", r"\$") for r in rows], fontsize=8)
+    axes.set_yticks(positions, [str(r[0]).replace("$", r"\$") for r in rows], fontsize=LABEL_FONT_SIZE)
     axes.set_xlabel("Contribution to annualised volatility (percentage points)")
     axes.set_title("Risk by sector before and after")
     axes.legend(loc="lower right", fontsize=8)

@@ -10,19 +10,21 @@ from finwiz.schemas import RebalancingResult
 
 __all__ = ["lots_table", "summary_rows", "summary_text", "trades_table"]
 
-_TRADE_HEADERS = ("Symbol", "Side", "Shares", "Price", "Value", "Cost")
+_TRADE_HEADERS = ("Symbol", "Side", "Shares", "Price", "Value", "Cost", "Why")
 _LOT_HEADERS = ("Symbol", "Lot", "Acquired", "Term", "Shares", "Basis/share", "Realised gain")
 
 
-def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
-    """Columns padded to their widest cell; the first ``left`` columns left-aligned."""
+def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int, text_last: bool = False) -> str:
+    """Columns padded to their widest cell; the first ``left`` columns left-aligned, and the last
+    one too when it is text (``text_last``: the trades' reasons)."""
     widths = [
         max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i]) for i in range(len(headers))
     ]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i < left or (text_last and i == len(widths) - 1) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -30,14 +32,14 @@ def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> 
 
 
 def trades_table(result: RebalancingResult) -> str:
-    """The trades as an aligned text table (symbol, side, shares, price, value, cost) with totals.
+    """The trades as an aligned text table (symbol, side, shares, price, value, cost, why) with totals.
 
     Sells come first (they fund the buys), then buys, each by descending value.
     """
     if not result.trades:
         return "No trades: the portfolio is already within its bands."
     rows = blotter_rows(result)
-    return _align(_headers(_TRADE_HEADERS, result.currency), rows, left=2)
+    return _align(_headers(_TRADE_HEADERS, result.currency), rows, left=2, text_last=True)
 
 
 _AMOUNTS = frozenset({"Price", "Value", "Cost", "Basis/share", "Realised gain"})

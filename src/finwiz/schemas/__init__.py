@@ -30,13 +30,14 @@ from finwiz.schemas._base import (
 )
 from finwiz.schemas._blended import Model
 from finwiz.schemas._household import ACCOUNT_KINDS, Account, Household, HouseholdResult
-from finwiz.schemas._inputs import Holding, PortfolioConfiguration, PriceData
+from finwiz.schemas._inputs import REBALANCING_MODES, Holding, PortfolioConfiguration, PriceData
 from finwiz.schemas._legacy import OptimizedTrades
 from finwiz.schemas._records import (
     ComplianceCheck,
     ConstraintOutcome,
     PortfolioAnalysis,
     RebalancingNeed,
+    TradeReason,
     TradeRecommendation,
 )
 from finwiz.schemas._result import RebalancingResult, StageRecord
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_MIN_TRADE_SIZE",
     "DEFAULT_TOLERANCE",
     "DEFAULT_TRANSACTION_COST_RATE",
+    "REBALANCING_MODES",
     "UNCLASSIFIED_SECTORS",
     "Account",
     "ComplianceCheck",
@@ -73,6 +75,7 @@ __all__ = [
     "TaxSettings",
     "TaxSummary",
     "TradeAction",
+    "TradeReason",
     "TradeRecommendation",
     "canonical_symbol",
     "is_unclassified",

@@ -178,6 +178,9 @@ class PortfolioConfiguration(_Model):
     Funds: ``exposures`` (symbol -> exposure -> fraction, or a DataFrame) with ``exposure_caps`` /
     ``exposure_floors`` on the post-trade look-through weights; ``target_weights`` may be a blended
     :class:`~finwiz.Model` (flattened, its sleeves kept in ``sleeves``). See the README.
+    Benefit threshold (``min_benefit``, default None: off): the whole-share answer keeps a trade
+    only if undoing it would raise the objective by more than ``min_benefit`` x (its cost + its
+    tax, if a gain) / value, or a limit needs it (see the README's "Benefit threshold").
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -239,6 +242,8 @@ class PortfolioConfiguration(_Model):
     def _exposure_fields(cls, value: Any, info: Any) -> Any:
         return coerce_exposure_field(value, info.field_name)  # schemas/_exposures
 
+    min_benefit: float | None = Field(default=None, ge=0.0)
+
     @field_validator("currency", mode="before")
     @classmethod
     def _currency(cls, value: object) -> str:
@@ -270,6 +275,7 @@ class PortfolioConfiguration(_Model):
         "min_average_esg_score",
         "risk_aversion",
         "trade_penalty",
+        "min_benefit",
         mode="before",
     )
     @classmethod
@@ -545,3 +551,14 @@ class PortfolioConfiguration(_Model):
         out = dict.fromkeys(self.symbols, 0.0)
         out.update({h.symbol: h.shares for h in self.holdings})
         return out
+
+
+def other_currencies(quotes: Mapping[str, object], currency: str) -> dict[str, str]:
+    """The quotes (objects with a ``currency``, e.g. :class:`PriceData`) in another currency than
+    ``currency`` (the portfolio's), each symbol with why: ``"priced in USD, the portfolio is in
+    EUR"``. Numbers and quotes of unknown currency (None) are taken to be in the portfolio's."""
+    return {
+        str(symbol).strip().upper(): f"priced in {quoted}, the portfolio is in {currency}"
+        for symbol, quote in quotes.items()
+        if (quoted := getattr(quote, "currency", None)) is not None and quoted != currency
+    }

@@ -11,7 +11,14 @@ from pydantic import Field
 from finwiz.schemas._base import TradeAction, _Model
 from finwiz.schemas._tax import LotSale
 
-__all__ = ["ComplianceCheck", "ConstraintOutcome", "PortfolioAnalysis", "RebalancingNeed", "TradeRecommendation"]
+__all__ = [
+    "ComplianceCheck",
+    "ConstraintOutcome",
+    "PortfolioAnalysis",
+    "RebalancingNeed",
+    "TradeReason",
+    "TradeRecommendation",
+]
 
 
 class RebalancingNeed(_Model):
@@ -47,6 +54,36 @@ class PortfolioAnalysis(_Model):
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class TradeReason(_Model):
+    """One force behind a trade, from the solve itself (see the README's "Why each trade").
+
+    ``kind``: ``"term"`` (an objective term's share: how much that term would worsen were the
+    trade undone), ``"limit"`` (a limit the answer would breach without the trade, priced by its
+    multiplier) or ``"fact"`` (a plain fact: minimum trade, restriction). ``label`` is what a desk
+    reads (``drift to target (-0.8 %)``, ``sector_cap[Energy] binding``, ``harvests a 1,240
+    loss``); ``amount`` the figure behind it in ``unit`` (``"weight"``, ``"currency"``,
+    ``"objective"``); ``score`` the force in objective units the reasons are ranked by (0 for a
+    fact). ``str(reason)`` is its label.
+    """
+
+    kind: Literal["term", "limit", "fact"]
+    label: str
+    amount: float = 0.0
+    unit: str = ""
+    score: float = 0.0
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as its five values (a batch sends every trade's reasons back)."""
+        return _unpickle_reason, (self.kind, self.label, self.amount, self.unit, self.score)
+
+
+def _unpickle_reason(kind: str, label: str, amount: float, unit: str, score: float) -> TradeReason:
+    return TradeReason.trusted(kind=kind, label=label, amount=amount, unit=unit, score=score)
+
+
 class TradeRecommendation(_Model):
     """One trade: ``shares`` (positive) of ``symbol`` on side ``action`` at ``price``."""
 
@@ -64,6 +101,14 @@ class TradeRecommendation(_Model):
     target_weight: float = 0.0
     post_trade_weight: float = 0.0
     lots: list[LotSale] = Field(default_factory=list, description="a tax-aware sell: the lots it relieves")
+    reasons: list[TradeReason] = Field(
+        default_factory=list, description="the forces behind the trade, strongest first (see TradeReason)"
+    )
+
+    @property
+    def why(self) -> str:
+        """The reasons as one line, strongest first: ``"drift to target (-0.8 %); minimum trade"``."""
+        return "; ".join(str(r) for r in self.reasons)
 
     @property
     def signed_shares(self) -> float:

@@ -235,6 +235,7 @@ def result_frame(self: RebalancingResult) -> pd.DataFrame:
     sell, 0 for a hold. ``CASH`` is a position of price 1: its shares are the cash amounts and
     its ``trade_value`` is its change (sells - buys - costs + cash flow), so the column sums to
     cash flow - costs. ``sector`` is ``""`` for cash and for an asset without a sector.
+    ``reasons`` is each trade's :attr:`~finwiz.TradeRecommendation.why` (``""`` for a hold).
     """
     import pandas as pd
 
@@ -255,6 +256,7 @@ def result_frame(self: RebalancingResult) -> pd.DataFrame:
             "weight_before": [self.current_weights[s] for s in symbols] + [self.current_weights.get(CASH, 0.0)],
             "target_weight": [self.target_weights.get(s, 0.0) for s in symbols] + [self.target_cash_weight],
             "weight_after": [self.post_trade_weights[s] for s in symbols] + [self.cash_weight_after],
+            "reasons": [t.why if t else "" for t in traded] + [""],
         },
         index=pd.Index([*symbols, CASH], name="symbol"),
     )

@@ -25,6 +25,7 @@ from finwiz.optimizer.describe._lookthrough import Exposures, exposure_data
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
+from finwiz.schemas._inputs import other_currencies
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
@@ -149,6 +150,7 @@ class ProblemData:
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
     exposures: Exposures | None = None  # the look-through exposures table and its limits (``_lookthrough``)
+    min_benefit: float | None = None  # the whole-share stage keeps a trade only if it beats this x its cost + tax
 
     @property
     def crossing(self) -> np.ndarray:
@@ -188,6 +190,16 @@ class ProblemData:
     def fix(self, assets: np.ndarray) -> ProblemData:
         """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
         return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
+
+
+def refuse_other_currencies(prices: Mapping[str, Any] | pd.Series, currency: str) -> None:
+    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
+    :class:`InsufficientPriceDataError` naming each (see ``schemas._inputs.other_currencies``)."""
+    if isinstance(prices, pd.Series) and pd.api.types.is_numeric_dtype(prices.dtype):
+        return
+    foreign = other_currencies({str(s): q for s, q in prices.items()}, currency)
+    if foreign:
+        raise InsufficientPriceDataError(foreign)
 
 
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
@@ -286,6 +298,7 @@ def build_problem_data(
     symbols = config.symbols
     extra = dict(extra_caps or {})
     price = coerce_prices(prices, symbols)
+    refuse_other_currencies(prices, config.currency)
     book = _book(config, price)
     target = _per_symbol(config.target_weights, symbols, 0.0)
     notes: list[str] = []
@@ -345,6 +358,7 @@ def build_problem_data(
         esg_floor=esg_floor,
         turnover_cap=config.max_turnover,
         turnover_exempt=abs(config.cash_flow) / book.ref_value if config.turnover_excludes_cash_flow else 0.0,
+        min_benefit=config.min_benefit,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
         lot=lot,

@@ -36,6 +36,7 @@ from finwiz.errors import FinwizError, InfeasibleRebalanceError
 from finwiz.optimizer._trace import note
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
+from finwiz.optimizer.discrete._benefit import keep_worthwhile
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.discrete._search import exchange_search
@@ -122,6 +123,7 @@ def whole_share_stage(
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
         shares = polish(model, shares)
+    shares = keep_worthwhile(model, shares)  # min_benefit: trades not worth their cost left out (_benefit)
     rounding = "fractional" if data.fractional else "whole_shares"
     taxed = model if data.lots is not None else None
     return Decided(shares, outcome, rounding, None, warned, bound=bound, model=taxed)

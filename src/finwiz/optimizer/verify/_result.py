@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from finwiz.schemas import (
     PortfolioConfiguration,
     RebalancingResult,
     TradeAction,
+    TradeReason,
     TradeRecommendation,
 )
 
@@ -45,8 +47,12 @@ def verify(model: Model, state: PostTradeState, decided: Decided) -> list[Compli
     return checks
 
 
-def trades_of(data: ProblemData, state: PostTradeState) -> list[TradeRecommendation]:
-    """One recommendation per traded asset (a taxable account's with the lots it sells)."""
+def trades_of(
+    data: ProblemData, state: PostTradeState, reasons: Mapping[int, list[TradeReason]] | None = None
+) -> list[TradeRecommendation]:
+    """One recommendation per traded asset (a taxable account's with the lots it sells, and its
+    ``reasons`` by asset index, see ``_reasons``)."""
+    reasons = reasons or {}
     idx = np.flatnonzero(state.trade_shares != 0)
     qty = state.trade_shares[idx]
     cost = state.transaction_costs[idx]
@@ -84,6 +90,7 @@ def trades_of(data: ProblemData, state: PostTradeState) -> list[TradeRecommendat
             target_weight=target,
             post_trade_weight=weight,
             lots=sales[i],
+            reasons=reasons.get(i, []),
         )
         for i, q, price, value, c, m, held, after, current, target, weight in columns
     ]

@@ -1,0 +1,79 @@
+"""The benefit threshold (``PortfolioConfiguration.min_benefit``): trades not worth their cost.
+
+The objective already nets each trade's cost and tax against what it buys in tracking; the
+threshold asks for a margin. A trade's *benefit* is how much the true objective (trade count
+included) would rise were the trade undone, the other trades as they are; its *threshold* is
+``min_benefit x (its cost + its tax if positive) / V_ref``, in the objective's units (those of the
+cost term, weight 1). While some trade's benefit is at or below its threshold, the one short by
+the most whose removal keeps every limit (and the minimum trade size) is left out, and the
+benefits are priced again. Every trade left then beats its threshold, or no limit lets it go.
+A whole-share step after the rounding, the search and the polish (not exact mode).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._solve import objective_at
+from finwiz.optimizer.verify._compliance import compliance_checks, min_trade_check, post_trade_state
+
+__all__ = ["keep_worthwhile"]
+
+_MAX_ROUNDS = 10_000  # removals at most (each removes one trade: the trades bound it anyway)
+
+
+def _point(model: Model, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    data = model.data
+    u = shares * data.prices / data.ref_value
+    return np.maximum(u, 0.0), np.maximum(-u, 0.0), post_trade_state(data, shares).total_cost / data.ref_value
+
+
+def _keeps_limits(model: Model, shares: np.ndarray) -> bool:
+    state = post_trade_state(model.data, shares)
+    checks = compliance_checks(model.data, state, model.checked_groups)
+    size = min_trade_check(model.data, state)
+    return all(c.satisfied for c in checks) and (size is None or size.satisfied)
+
+
+def shortfalls(model: Model, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The traded assets and each one's threshold less its benefit (positive: not worth it)."""
+    data = model.data
+    idx = np.flatnonzero(shares != 0)
+    without = []
+    for i in idx.tolist():
+        other = shares.copy()
+        other[i] = 0.0
+        without.append(_point(model, other))
+    values = objective_at(model, [_point(model, shares), *without])
+    benefit = np.asarray(values[1:]) - values[0]
+    state = post_trade_state(data, shares)
+    cost = (state.transaction_costs + state.impact_costs)[idx]
+    tax = np.zeros(len(idx))
+    if data.lots is not None:
+        _, taxes, _ = data.lots.relief(np.maximum(-shares, 0.0))
+        tax = np.maximum(taxes[idx], 0.0)
+    threshold = float(data.min_benefit or 0.0) * (cost + tax) / data.ref_value
+    return idx, threshold - benefit
+
+
+def keep_worthwhile(model: Model, shares: np.ndarray) -> np.ndarray:
+    """``shares`` without the trades that do not beat the benefit threshold (see the module
+    docstring); unchanged when ``min_benefit`` is not set."""
+    if model.data.min_benefit is None:
+        return shares
+    shares = shares.copy()
+    for _ in range(_MAX_ROUNDS):
+        idx, short = shortfalls(model, shares)
+        removed = False
+        for j in np.argsort(-short, kind="stable").tolist():
+            if short[j] < 0:
+                break
+            candidate = shares.copy()
+            candidate[idx[j]] = 0.0
+            if _keeps_limits(model, candidate):
+                shares, removed = candidate, True
+                break
+        if not removed:
+            break
+    return shares

@@ -1,0 +1,301 @@
+"""Why each trade: the forces behind it, from the model the trades are the answer of.
+
+For a traded asset ``i`` the *undo* of its trade is the step from the answer ``z`` to the same
+answer without that trade (its buy or sell, and its share of the cost, turnover, net purchase, tax
+and gain, set to what they would be untraded). Each objective term's force is how much the term
+would rise under the undo, ``f_t(z + d_i) - f_t(z)`` (exact; for a quadratic term the gradient at
+the trade's midpoint times the trade): positive means the term asks for the trade. A limit's force
+is its multiplier times how far the undo would push its row out (the row is *binding* for the
+trade: without the trade the limit would be breached); the multipliers are re-priced at the answer
+(an active-set estimate: non-negative least squares of the objective's first-order pull on the
+limits' moves), and where they fall short of the net pull the undo would have, the limits the
+trade is held by take the rest. Plain facts (minimum trade, a restriction) follow the forces.
+
+The tracking term's drift is split when there is a cash flow: the part of an asset's gap to its
+target that the flow made (a deposit dilutes every weight, a withdrawal concentrates them) and
+the cash row's pull are the deposit's (withdrawal's); the rest is the drift.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import nnls
+
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.solve._assembler import Model, stack
+from finwiz.optimizer.verify._compliance import PostTradeState
+from finwiz.schemas import TradeReason
+
+__all__ = ["trade_reasons"]
+
+_TOL = 1e-10  # row units: an undo must push a row past its bound by more than this to bind
+_ASKS = 1e-15  # objective units: a force above this asks for the trade
+_MAX_ROWS = 400  # binding rows priced by least squares at most (beyond: the net pull alone)
+_OTHER_SIDE = {  # restrictions that explain a trade's side (the other side is forbidden)
+    "sell": ("no_buy", "esg_screen", "wash_sale", "sell_only"),
+    "buy": ("no_sell", "buy_only"),
+}
+_TERM_LABELS = {
+    "tracking_error": "tracking error to target",
+    "risk": "lowers risk",
+    "proposal": "the strategy's proposal",
+    "trade_count": "trade count",
+    "turnover_penalty": "turnover penalty",
+}
+
+
+def _percent(weight: float) -> str:
+    return f"{100 * weight:+.2f} %"
+
+
+class _Undo:
+    """The undo of every traded asset's trade as columns over ``z`` (see the module docstring)."""
+
+    def __init__(self, model: Model, state: PostTradeState) -> None:
+        data = self.data = model.data
+        n = data.n
+        self.idx = idx = np.flatnonzero(state.trade_shares != 0)
+        self.z = state.trade_vector(data)
+        u = state.trade_values / data.ref_value
+        self.u = u[idx]
+        cost = (state.transaction_costs + state.impact_costs)[idx] / data.ref_value
+        sold = np.maximum(-state.trade_shares, 0.0)
+        if data.lots is not None:
+            _, tax, gain = data.lots.relief(sold)
+            tax, gain = tax[idx] / data.ref_value, gain[idx] / data.ref_value
+        else:
+            tax = gain = np.zeros(len(idx))
+        self.gain = gain * data.ref_value  # currency, per traded asset
+        k = len(idx)
+        cols = np.arange(k)
+        side = np.where(self.u > 0, idx, idx + n)  # the buy or the sell column
+        scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
+        rows = np.concatenate([side, np.repeat(2 * n + np.arange(SCALARS), k)])
+        vals = np.concatenate([-np.abs(self.u), scalars.ravel()])
+        self.d = sp.csr_matrix((vals, (rows, np.tile(cols, SCALARS + 1))), shape=(2 * n + SCALARS, k))
+        # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
+        # made (see the module docstring), the cash's gap to its target.
+        before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
+        self.drift = before_flow - data.target[idx]
+        gap = data.target[idx] - data.x0[idx]
+        made = np.divide(before_flow - data.x0[idx], gap, out=np.zeros(k), where=gap != 0)
+        self.flow_share = np.clip(made, 0.0, 1.0)
+        self.cash_gap = data.cash0 - data.cash_target
+        # The same as Python numbers, for the labels (numpy scalars format slowly).
+        self.drifts, self.flow_shares = self.drift.tolist(), self.flow_share.tolist()
+        self.buys = (self.u > 0).tolist()
+        flow = data.cash_flow
+        self.flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
+
+    def matrix(self, rows: Affine) -> sp.csr_matrix:
+        n = self.data.n
+        return sp.csr_matrix((rows.vals, (rows.rows, column(rows.cols, n))), shape=(rows.m, 2 * n + SCALARS))
+
+    def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
+        """``(exact, first-order)`` change of ``piece``'s objective under each undo."""
+        stacked = stack([piece], self.data, continuous=False)
+        moved = np.asarray((self.matrix(stacked.squares) @ self.d).todense())
+        rows = stacked.squares.evaluate(self.z)
+        linear = np.asarray(stacked.linear @ self.d).ravel()
+        first = 2 * rows @ moved + linear
+        return first + np.sum(moved**2, axis=0), first
+
+
+def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
+    """Each described term's objective split in what a desk tells apart: its weight rows, its cash
+    (scalar) rows, its linear part, and its trade count price."""
+    for term, d in zip(model.terms, model.descriptions, strict=True):
+        if d is None:
+            continue
+        if d.weight_squares or d.low_rank:
+            yield term.name, "weights", Description(weight_squares=d.weight_squares, low_rank=d.low_rank), 0.0
+        if d.scalar_squares:
+            yield term.name, "cash", Description(scalar_squares=d.scalar_squares), 0.0
+        if d.linear is not None or d.cost_weight:
+            yield term.name, "linear", Description(linear=d.linear, cost_weight=d.cost_weight), 0.0
+        if d.count:
+            yield term.name, "count", Description(), d.count
+
+
+@dataclass
+class _Force:
+    kind: Literal["term", "limit"]
+    amount: float
+    unit: str
+    score: float = 0.0
+
+
+class _Forces:
+    """Per traded asset (column): label -> a force that asks for the trade, the scores of one label
+    summed; and each trade's net force (what asks for it less what is against it)."""
+
+    def __init__(self, k: int) -> None:
+        self.by_trade: list[dict[str, _Force]] = [{} for _ in range(k)]
+        self.total = np.zeros(k)
+
+    def add(self, j: int, kind: Literal["term", "limit"], label: str, amount: float, unit: str, score: float) -> None:
+        if score > _ASKS:
+            self.by_trade[j].setdefault(label, _Force(kind, amount, unit)).score += float(score)
+
+    def ranked(self, j: int) -> list[TradeReason]:
+        """Trade ``j``'s forces as reasons, strongest first."""
+        reasons = [
+            TradeReason.trusted(kind=f.kind, label=label, amount=f.amount, unit=f.unit, score=f.score)
+            for label, f in self.by_trade[j].items()
+        ]
+        return sorted(reasons, key=lambda r: -r.score)
+
+
+def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:
+    """Each term's force on each trade; returns the first-order pull of the whole objective."""
+    first_total = np.zeros(len(undo.idx))
+    for name, part, piece, count in _pieces(model):
+        if count:  # undoing a trade saves its price: never a reason for it
+            forces.total -= count
+            continue
+        exact, first = undo.change(piece)
+        first_total += first
+        forces.total += exact
+        for j in np.flatnonzero(exact > _ASKS).tolist():
+            for label, amount, unit, score in _labelled(name, part, j, float(exact[j]), undo, mode):
+                forces.add(j, "term", label, amount, unit, score)
+    return first_total
+
+
+def _labelled(
+    name: str,
+    part: str,
+    j: int,
+    score: float,
+    undo: _Undo,
+    mode: str,
+) -> list[tuple[str, float, str, float]]:
+    """What a desk reads for one piece's force on trade ``j``: ``(label, amount, unit, score)``."""
+    flow, cash_gap, flow_label = undo.data.cash_flow, undo.cash_gap, undo.flow_label
+    if name == "target_tracking" and part == "weights":
+        edge = "back to band edge" if mode == "band_edge" else "drift to target"
+        drift, share = undo.drifts[j], undo.flow_shares[j]
+        out = [(f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share))]
+        if flow and share > 0:
+            out.append((flow_label, flow, "currency", score * share))
+        return out
+    if name == "target_tracking" and part == "cash":
+        buy = undo.buys[j]
+        if flow and (flow > 0) == buy:
+            return [(flow_label, flow, "currency", score)]
+        if buy:
+            label = f"invests surplus cash ({_percent(cash_gap)})" if cash_gap > 0 else "invests the sales' proceeds"
+        else:
+            label = f"raises cash to target ({_percent(cash_gap)})" if cash_gap < 0 else "funds the buys"
+        return [(label, cash_gap, "weight", score)]
+    if name == "tax":
+        gain = float(undo.gain[j])
+        if gain < 0:
+            return [(f"harvests a {-gain:,.0f} loss", -gain, "currency", score)]
+        return [(f"tax on a {gain:,.0f} gain", gain, "currency", score)]
+    if name == "transaction_cost":
+        return [("trading cost", score * undo.data.ref_value, "currency", score)]
+    return [(_TERM_LABELS.get(name, name), score, "objective", score)]
+
+
+def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
+    """The limit rows some undo would push past their bound: per group ``(group, rows, outward
+    move, breach)``, the last two rows x trades (zero where that trade's undo does not breach)."""
+    found = []
+    largest = float(np.abs(undo.d).max()) if undo.d.nnz else 0.0
+    for _, group in model.checked_groups:
+        if group.separable and not (group.lower > 0).any():
+            continue  # bounds on one trade each: undoing it breaches only a positive lower bound
+        rows, lower, upper = group.linear(0.0)
+        matrix = undo.matrix(rows)
+        value = rows.evaluate(undo.z)
+        reach = np.asarray(abs(matrix).sum(axis=1)).ravel() * largest + _TOL
+        near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
+        if not near.size:
+            continue
+        moved = np.asarray((matrix[near] @ undo.d).todense())
+        after = value[near, None] + moved
+        over = (after > upper[near, None] + _TOL) & (moved > _TOL)
+        under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
+        outward = np.where(over, moved, np.where(under, -moved, 0.0))
+        breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+        keep = outward.any(axis=1)
+        if keep.any():
+            found.append((group, near[keep], outward[keep], breach[keep]))
+    return found
+
+
+def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _Forces) -> None:
+    """The binding limits' forces: multipliers re-priced at the answer times the outward move; the
+    net pull the multipliers leave unexplained shared by the limits holding each trade."""
+    binding = _binding(model, undo)
+    if not binding:
+        return
+    moves = np.concatenate([outward for _, _, outward, _ in binding]).T  # trades x rows
+    held = np.flatnonzero(moves.any(axis=1))
+    prices = np.zeros(moves.shape[1])
+    if moves.shape[1] <= _MAX_ROWS:
+        with contextlib.suppress(RuntimeError):  # nnls out of iterations: the net pull alone
+            prices, _ = nnls(moves[held], np.maximum(-first_total[held], 0.0))
+    scores = moves * prices
+    deficit = np.maximum(-forces.total - scores.sum(axis=1), 0.0)
+    share = moves / np.maximum(moves.sum(axis=1, keepdims=True), 1e-300)
+    scores = scores + share * deficit[:, None]
+    flow, r = undo.data.cash_flow, 0
+    for group, rows, _, breach in binding:
+        show = np.broadcast_to(np.asarray(group.show, dtype=float), (group.rows.m,))
+        for row, row_breach in zip(rows.tolist(), breach, strict=True):
+            label = f"{group.name}[{group.members[row]}] binding"
+            if group.name == "cash_floor" and flow < 0:
+                label = f"withdrawal {-flow:,.0f}"
+            for j in np.flatnonzero(moves[:, r]).tolist():
+                forces.add(j, "limit", label, float(row_breach[j] * show[row]), group.unit, float(scores[j, r]))
+            r += 1
+
+
+_ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
+_PROPOSED = TradeReason.trusted(kind="fact", label="the strategy's proposal", amount=0.0, unit="", score=0.0)
+
+
+def _fact(label: str, amount: float = 0.0, unit: str = "") -> TradeReason:
+    return TradeReason.trusted(kind="fact", label=label, amount=amount, unit=unit, score=0.0)
+
+
+def _facts(undo: _Undo) -> list[list[TradeReason]]:
+    """Each trade's plain facts: sized by the minimum trade, restricted on its other side."""
+    data, idx = undo.data, undo.idx
+    facts: list[list[TradeReason]] = [[] for _ in idx]
+    if data.min_trade_value > 0:
+        value = np.abs(undo.u) * data.ref_value
+        minimum = _fact(f"minimum trade ({data.min_trade_value:,.0f})", data.min_trade_value, "currency")
+        for j in np.flatnonzero(value < data.min_trade_value + data.lot[idx] * data.prices[idx]).tolist():
+            facts[j].append(minimum)
+    for side, reasons in _OTHER_SIDE.items():
+        on_side = undo.u > 0 if side == "buy" else undo.u < 0
+        for reason in reasons:
+            if reason in data.blocked:
+                for j in np.flatnonzero(on_side & data.blocked[reason][idx]).tolist():
+                    facts[j].append(_fact(f"restricted: {reason}"))
+    return facts
+
+
+def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> dict[int, list[TradeReason]]:
+    """The reasons of each traded asset (by index), strongest first: the forces that ask for the
+    trade (objective terms, binding limits), then the facts; where no force asks for it, the
+    whole-share step made it (a rounding, an exchange), or a user's strategy proposed it."""
+    undo = _Undo(model, state)
+    k = len(undo.idx)
+    if not k:
+        return {}
+    forces = _Forces(k)
+    _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
+    facts = _facts(undo)
+    # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
+    unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
+    return {int(undo.idx[j]): (forces.ranked(j) or [unexplained]) + facts[j] for j in range(k)}
