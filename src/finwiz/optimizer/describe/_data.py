@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
-from finwiz.optimizer.describe._costs import square_root_impact
+from finwiz.optimizer.describe._costs import CostModel, square_root_impact
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration, require_data
@@ -116,7 +116,7 @@ class ProblemData:
     current_weights: np.ndarray
     target: np.ndarray
     cash_target: float
-    cost_rate: np.ndarray
+    costs: CostModel  # the one cost law: rates, and impact coefficients in V_ref units
     blocked: Mapping[str, np.ndarray]  # assets a reason forbids to trade (see ``_terms.TradeBoundsTerm``)
     position_cap: np.ndarray | None
     position_floor: np.ndarray | None
@@ -136,7 +136,6 @@ class ProblemData:
     risk_aversion: float
     factor_root: np.ndarray | None = None
     idio_sd: np.ndarray | None = None
-    impact: np.ndarray | None = None  # k_i with impact_i = k_i |u_i|^{3/2} (u in V_ref units)
     lots: LotBook | None = None  # a taxable account's lots (``tax`` settings given)
     backoff: float = 0.0  # every coupled limit is tightened by this (weight units) to leave room for rounding
     # The per-rebalance context of the solves of one rebalance (terms keep no state): the L1
@@ -147,6 +146,16 @@ class ProblemData:
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
+
+    @property
+    def cost_rate(self) -> np.ndarray:
+        """Each asset's transaction cost rate (``costs.rates``)."""
+        return self.costs.rates
+
+    @property
+    def impact(self) -> np.ndarray | None:
+        """k_i with impact_i = k_i |u_i|^{3/2}, u in V_ref units (``costs.impact``)."""
+        return self.costs.impact
 
     @property
     def crossing(self) -> np.ndarray:
@@ -332,7 +341,11 @@ def build_problem_data(
         current_weights=book.position_value / book.value,
         target=target,
         cash_target=cash_target,
-        cost_rate=_per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
+        costs=CostModel(
+            _per_symbol(config.transaction_cost_rates, symbols, config.transaction_cost_rate),
+            None if market_impact is None else _impact_coefficients(market_impact, symbols, book.ref_value),
+            book.ref_value,
+        ),
         blocked=blocked,
         position_cap=cap if np.isfinite(cap).any() else None,
         position_floor=floor if (floor > 0).any() else None,
@@ -356,7 +369,6 @@ def build_problem_data(
         risk_aversion=config.risk_aversion,
         factor_root=factor_root,
         idio_sd=idio_sd,
-        impact=None if market_impact is None else _impact_coefficients(market_impact, symbols, book.ref_value),
         lots=lots,
         backoff=INITIAL_BACKOFF,
         gross_limit=config.gross_exposure_limit,
