@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import SCALARS, Description, LimitGroup, TaxForm
 from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
 from finwiz.optimizer.solve._pieces import _cost_coefficients, _impact, _pieces, _rows, _structure, _values
+from finwiz.optimizer.solve._qp_build import QPBase
 from finwiz.optimizer.solve._stacked import Stacked, stack
 from finwiz.optimizer.solve._user_terms import _check, _gradient, _limit_group
 from finwiz.optimizer.solve._workspaces import clear_native_cache, native_cache_info
@@ -39,6 +40,7 @@ else:  # imported on first use (see _lazy)
 __all__ = [
     "OBJECTIVE_SCALE",
     "AssembledProblem",
+    "Kept",
     "Model",
     "Stacked",
     "assemble",
@@ -62,6 +64,15 @@ _CONTEXT = frozenset({"count_weights", "debias", "blocked", "backoff", "options"
 """The fields of ``ProblemData`` that change between the solves of one rebalance."""
 
 
+@dataclass(eq=False)
+class Kept:
+    """What a model derives once, in typed slots: the user terms' limits as rows, and a taxable
+    account's segment-free QP (its climb over lots rebuilds on every step otherwise)."""
+
+    user_groups: list[tuple[str, LimitGroup]] | None = None
+    qp_base: QPBase | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """One request's problem: its terms and what each describes (None: a user's cvxpy term).
@@ -74,7 +85,7 @@ class Model:
     data: ProblemData
     descriptions: tuple[Description | None, ...]
     _stacks: dict[bool, Stacked] = field(default_factory=dict)
-    _kept: dict[str, Any] = field(default_factory=dict)
+    kept: Kept = field(default_factory=Kept)
 
     @classmethod
     def of(cls, terms: Sequence[Term], data: ProblemData) -> Model:
@@ -113,21 +124,15 @@ class Model:
         """The user terms' limits as rows over ``z`` (see :func:`user_limit_groups`), built once."""
         if not self.user_terms:
             return []
-        groups: list[tuple[str, LimitGroup]] = self.kept("user_groups", lambda: user_limit_groups(self))
-        return groups
+        if self.kept.user_groups is None:
+            self.kept.user_groups = user_limit_groups(self)
+        return self.kept.user_groups
 
     def stacked(self, continuous: bool = True) -> Stacked:
         """The descriptions stacked (see :func:`stack`)."""
         if continuous not in self._stacks:
             self._stacks[continuous] = stack(self.described, self.data, continuous=continuous)
         return self._stacks[continuous]
-
-    def kept(self, name: str, make: Callable[[], Any]) -> Any:
-        """What ``make`` builds from this model, built once (e.g. the segment-free part of a
-        taxable account's QP, which its climb over lots rebuilds on every step otherwise)."""
-        if name not in self._kept:
-            self._kept[name] = make()
-        return self._kept[name]
 
     def with_data(self, data: ProblemData) -> Model:
         """The same terms described for other data (a re-solve of the same rebalance). When only
