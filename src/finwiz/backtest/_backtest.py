@@ -18,7 +18,8 @@ from finwiz.backtest._lots import TaxOptions, check_lot_dates
 from finwiz.backtest._progress import DateProgress, scheduled_dates
 from finwiz.backtest._results import BacktestComparison, BacktestResult
 from finwiz.backtest._simulate import refuse_taxable, simulate
-from finwiz.batch import _check_dask_client, _collector_paused, _executor_name, _pool_context
+from finwiz.batch._executors import _check_dask_client, _executor_name, _pool_context
+from finwiz.batch._work import _collector_paused
 from finwiz.errors import ConfigurationError, FinwizError
 
 if TYPE_CHECKING:  # pragma: no cover

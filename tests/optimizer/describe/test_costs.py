@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from finwiz import Holding, PortfolioConfiguration, rebalance
 from finwiz.backtest._policies import RebalanceContext
-from finwiz.optimizer import MarketImpactModel
+from finwiz.optimizer import BudgetTerm, MarketImpactModel, MarketImpactTerm
 from finwiz.optimizer.describe._costs import CostModel, square_root_impact
+from finwiz.optimizer.verify._compliance import trade_costs, trade_scalars
+from tests.optimizer.describe.test_terms import evaluate, make_data
 
 RATES = np.array([0.001, 0.002, 0.0005])
 SIGMA = np.array([0.02, 0.01, 0.03])
@@ -65,3 +69,37 @@ def test_the_backtest_prices_the_engines_trades_at_the_engines_cost() -> None:
     engine = sum(t.total_estimated_cost for t in result.trades)
     assert float(ctx.costs(values).sum()) == pytest.approx(engine, abs=0.005)
     assert engine > float((RATES * np.abs(values)).sum()) + 0.01  # impact is charged
+
+
+_SYMBOLS = ["AAA", "BBB", "CCC"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rates=st.lists(st.floats(0.0, 0.02), min_size=3, max_size=3),
+    volumes=st.lists(st.floats(1e5, 1e8), min_size=3, max_size=3),
+    coefficient=st.floats(0.0, 2.0),
+    trades=st.lists(st.floats(-30_000.0, 30_000.0), min_size=3, max_size=3),
+)
+def test_the_models_cost_is_the_cost_model_and_compliances(
+    rates: list[float], volumes: list[float], coefficient: float, trades: list[float]
+) -> None:
+    """The cost the model's description states (the budget's rates and the exact impact cone, as
+    the cvxpy problem writes them) at random trades is the request's ``CostModel`` and compliance's."""
+    impact = MarketImpactModel(
+        pd.Series(volumes, index=_SYMBOLS), pd.Series(0.02, index=_SYMBOLS), coefficient=coefficient
+    )
+    data = make_data(transaction_cost_rates=dict(zip(_SYMBOLS, rates, strict=True)), market_impact=impact)
+    values = np.array(trades)
+    u = values / data.ref_value
+    buy, sell = np.maximum(u, 0.0), np.maximum(-u, 0.0)
+    stated = evaluate(BudgetTerm(), data, buy, sell).cost + evaluate(MarketImpactTerm(exact=True), data, buy, sell).cost
+    model = stated * data.ref_value
+    # The law written out, independently of any finwiz code.
+    written = float(np.sum(np.array(rates) * np.abs(values)))
+    written += float(np.sum(coefficient * 0.02 * np.abs(values) ** 1.5 / np.sqrt(volumes)))
+    assert model == pytest.approx(written, rel=1e-6, abs=1e-6)
+    assert float(data.costs(values).sum()) == pytest.approx(model, rel=1e-6, abs=1e-6)
+    linear, impacts = trade_costs(data, values)
+    assert float((linear + impacts).sum()) == pytest.approx(model, rel=1e-6, abs=1e-6)
+    assert float(trade_scalars(data, values)[:, 0].sum()) * data.ref_value == pytest.approx(model, rel=1e-6, abs=1e-6)

@@ -96,7 +96,7 @@ class BudgetTerm(Term):
         group = LimitGroup(
             self.name, cash, np.array([data.min_cash_weight]), np.array([np.inf]), ("CASH",), per=_post_trade(data)
         )
-        return Description(cost=data.cost_rate, limits=[group])
+        return Description(cost=data.costs.rates, limits=[group])
 
 
 _BUY_REASONS = (

@@ -222,10 +222,10 @@ class MarketImpactTerm(Term):
         self.exact = exact
 
     def applies(self, data: ProblemData) -> bool:
-        return data.impact is not None
+        return data.costs.impact is not None
 
     def describe(self, data: ProblemData) -> Description:
-        k = data.impact if data.impact is not None else np.zeros(data.n)
+        k = data.costs.impact if data.costs.impact is not None else np.zeros(data.n)
         if self.exact:
             return Description(impact=ImpactForm("power", k))
         # Fit over the largest trade the asset could plausibly need: its whole gap to target.

@@ -23,7 +23,6 @@ from finwiz.optimizer.describe._data import FRACTIONAL_LOT
 from finwiz.optimizer.describe._terms import Variables
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, Model, build
 from finwiz.optimizer.solve._interrupt import cvxpy_solver
-from finwiz.optimizer.solve._quiet import quiet_stdout
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -112,7 +111,7 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     if solver not in cp.installed_solvers():
         raise ConfigurationError(f"exact mode needs the {solver} solver: pip install 'finwiz[exact]'")
     options = {"time_limit": time_limit} if solver == "HIGHS" else {"scip_params": {"limits/time": time_limit}}
-    with warnings.catch_warnings(), quiet_stdout():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on time limit: handled below
         try:
             # One solve: Parameters as constants (the DPP path failed in cvxpy at 100 assets).

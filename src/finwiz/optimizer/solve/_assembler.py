@@ -15,26 +15,21 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
 
-from finwiz.errors import ConfigurationError, TermError
+from finwiz.errors import TermError
 from finwiz.optimizer.describe._data import ProblemData
-from finwiz.optimizer.describe._model import (
-    COST,
-    SCALARS,
-    Affine,
-    Description,
-    ImpactForm,
-    LimitGroup,
-    TaxForm,
-    column,
-)
+from finwiz.optimizer.describe._model import SCALARS, Description, LimitGroup, TaxForm
 from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
+from finwiz.optimizer.solve._pieces import _cost_coefficients, _impact, _pieces, _rows, _structure, _values
+from finwiz.optimizer.solve._qp_build import QPBase
+from finwiz.optimizer.solve._stacked import Stacked, stack
+from finwiz.optimizer.solve._user_terms import _check, _gradient, _limit_group
 from finwiz.optimizer.solve._workspaces import clear_native_cache, native_cache_info
 
 if TYPE_CHECKING:
@@ -45,6 +40,7 @@ else:  # imported on first use (see _lazy)
 __all__ = [
     "OBJECTIVE_SCALE",
     "AssembledProblem",
+    "Kept",
     "Model",
     "Stacked",
     "assemble",
@@ -64,67 +60,17 @@ _hits = 0
 _misses = 0
 
 
-@dataclass(frozen=True)
-class Stacked:
-    """The descriptions of one request as a few arrays over ``z = [buy, sell, c, tau, nu, T, G]``."""
-
-    n: int
-    squares: Affine  # the objective has ||squares(z)||^2 ...
-    linear: np.ndarray  # ... plus linear @ z (2n + SCALARS) ...
-    const: float  # ... plus const
-    count: float  # price of one trade (the discrete step's true count)
-    rate: np.ndarray  # c >= rate'(buy + sell) + impact
-    impact: tuple[ImpactForm, ...]
-    groups: tuple[LimitGroup, ...]
-    backoff: float
-    tax: TaxForm | None = None  # the lots that define T and G (a taxable account)
-
-    def objective(self, z: np.ndarray) -> float:
-        """The (unscaled) objective at ``z``, the count not included."""
-        rows = self.squares.evaluate(z)
-        return float(rows @ rows + self.linear @ z + self.const)
-
-
-def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous: bool = True) -> Stacked:
-    """Stack ``descriptions``; ``continuous`` includes the count's L1 surrogate (the continuous
-    solve's), otherwise the objective is the true one less the count (priced separately)."""
-    n, x0 = data.n, data.x0
-    squares: list[Affine] = []
-    linear = np.zeros(2 * n + SCALARS)
-    rate = np.zeros(n)
-    impact: list[ImpactForm] = []
-    tax: TaxForm | None = None
-    count = 0.0
-    for d in descriptions:
-        squares += [Affine.weights_diag(s, x0, base) for s, base in d.weight_squares]
-        squares += [Affine.scalar(col, r, r * o) for col, r, o in d.scalar_squares]
-        squares += d.low_rank
-        for line in (d.linear, d.surrogate if continuous else None):
-            if line is not None:
-                np.add.at(linear, column(line.cols, n), line.vals)
-        linear[2 * n] += d.cost_weight
-        if d.cost is not None:
-            rate = rate + d.cost
-        if d.impact is not None:
-            impact.append(d.impact)
-        tax = d.tax if d.tax is not None else tax
-        count += d.count
-    return Stacked(
-        n=n,
-        squares=Affine.stack(squares),
-        linear=linear,
-        const=0.0,
-        count=count,
-        rate=rate,
-        impact=tuple(impact),
-        groups=tuple(g for d in descriptions for g in d.limits),
-        backoff=data.backoff,
-        tax=tax,
-    )
-
-
 _CONTEXT = frozenset({"count_weights", "debias", "blocked", "backoff", "options"})
 """The fields of ``ProblemData`` that change between the solves of one rebalance."""
+
+
+@dataclass(eq=False)
+class Kept:
+    """What a model derives once, in typed slots: the user terms' limits as rows, and a taxable
+    account's segment-free QP (its climb over lots rebuilds on every step otherwise)."""
+
+    user_groups: list[tuple[str, LimitGroup]] | None = None
+    qp_base: QPBase | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,7 +85,7 @@ class Model:
     data: ProblemData
     descriptions: tuple[Description | None, ...]
     _stacks: dict[bool, Stacked] = field(default_factory=dict)
-    _kept: dict[str, Any] = field(default_factory=dict)
+    kept: Kept = field(default_factory=Kept)
 
     @classmethod
     def of(cls, terms: Sequence[Term], data: ProblemData) -> Model:
@@ -180,21 +126,15 @@ class Model:
         """The user terms' limits as rows over ``z`` (see :func:`user_limit_groups`), built once."""
         if not self.user_terms:
             return []
-        groups: list[tuple[str, LimitGroup]] = self.kept("user_groups", lambda: user_limit_groups(self))
-        return groups
+        if self.kept.user_groups is None:
+            self.kept.user_groups = user_limit_groups(self)
+        return self.kept.user_groups
 
     def stacked(self, continuous: bool = True) -> Stacked:
         """The descriptions stacked (see :func:`stack`)."""
         if continuous not in self._stacks:
             self._stacks[continuous] = stack(self.described, self.data, continuous=continuous)
         return self._stacks[continuous]
-
-    def kept(self, name: str, make: Callable[[], Any]) -> Any:
-        """What ``make`` builds from this model, built once (e.g. the segment-free part of a
-        taxable account's QP, which its climb over lots rebuilds on every step otherwise)."""
-        if name not in self._kept:
-            self._kept[name] = make()
-        return self._kept[name]
 
     def with_data(self, data: ProblemData) -> Model:
         """The same terms described for other data (a re-solve of the same rebalance). When only
@@ -207,70 +147,6 @@ class Model:
             t.describe(data) if t.reads_context else d for t, d in zip(self.terms, self.descriptions, strict=True)
         )
         return Model(self.terms, data, descriptions)
-
-
-def _signature(a: Affine) -> tuple[Any, ...]:
-    return (a.m, hash(a.rows.tobytes()), hash(a.cols.tobytes()))
-
-
-def _pieces(s: Stacked) -> list[tuple[str, Any]]:
-    """What becomes a Parameter, in order: the same walk builds the problem and sets its values."""
-    out: list[tuple[str, Any]] = [] if s.tax is None else [("tax", s.tax)]  # first: z is made of it
-    out += [("squares", s.squares), ("linear", s.linear), ("rate", s.rate)]
-    for form in s.impact:
-        out.append(("impact", form))
-    for g in s.groups:
-        out.append(("limit", (g, *g.linear(s.backoff), bool(s.impact))))
-    return out
-
-
-def _structure(s: Stacked) -> tuple[Any, ...]:
-    key: list[Any] = [s.n]
-    for kind, piece in _pieces(s):
-        if kind == "squares":
-            key.append(_signature(piece))
-        elif kind == "tax":  # constants of the problem (see _lots)
-            arrays = (piece.owner, piece.cap, piece.tax, piece.gain, *(() if piece.rows is None else (piece.rows,)))
-            key.append(hash(b"".join(a.tobytes() for a in arrays)))
-        elif kind == "impact":
-            key.append((piece.kind, float(s.linear[2 * s.n])))  # the cost's price: a constant (see build)
-        elif kind == "limit":
-            g, rows, lower, upper, impact = piece
-            key.append((g.name, _signature(rows), np.isfinite(lower).tobytes(), np.isfinite(upper).tobytes()))
-            if impact:  # the rows' cost coefficients are constants of the problem (see build)
-                key.append(hash(_cost_coefficients(rows).tobytes()))
-    return tuple(key)
-
-
-def _values(kind: str, piece: Any) -> list[np.ndarray]:
-    """The Parameter values of one piece, in the order :func:`_expression` creates them."""
-    if kind == "squares":
-        return [piece.vals, piece.offset]
-    if kind in ("linear", "rate"):
-        return [piece]
-    if kind == "tax":
-        return []
-    if kind == "impact":
-        if piece.kind == "power":
-            return [piece.first / _POWER_SCALE**1.5]
-        return [piece.first, np.sqrt(piece.second)]
-    _, rows, lower, upper, _ = piece
-    return [rows.vals, rows.offset, lower[np.isfinite(lower)], upper[np.isfinite(upper)]]
-
-
-def _cost_coefficients(rows: Affine) -> np.ndarray:
-    """Each row's coefficient on the cost column ``c``."""
-    on_cost = rows.cols == COST
-    return np.bincount(rows.rows[on_cost], weights=rows.vals[on_cost], minlength=rows.m)
-
-
-def _rows(a: Affine, z: cp.Expression, vals: cp.Parameter, offset: cp.Parameter) -> cp.Expression:
-    """``A z + b`` from triplets: ``S @ (vals o z[cols]) + offset``."""
-    n = (z.shape[0] - SCALARS) // 2
-    if len(a.vals) == 0:
-        return offset
-    pattern = sparse.csr_matrix((np.ones(len(a.rows)), (a.rows, np.arange(len(a.rows)))), shape=(a.m, len(a.rows)))
-    return pattern @ cp.multiply(vals, z[column(a.cols, n)]) + offset
 
 
 @dataclass
@@ -386,98 +262,6 @@ def user_limit_groups(model: Model) -> list[tuple[str, LimitGroup]]:
         # Leave the shared variables as a solve would find them (values are only ever read after one).
         assembled.place(np.zeros(n), np.zeros(n), 0.0, x0)
     return out
-
-
-def _limit_group(term: Term, limit: Limit, v: Variables, known: set[int], n: int, x0: np.ndarray) -> LimitGroup:
-    """One user limit as linear rows over ``z`` (see :func:`user_limit_groups`)."""
-    lhs = limit.lhs
-    where = f"term {term.name!r}, limit {limit.name!r}"
-    if not lhs.is_affine():
-        raise ConfigurationError(
-            f"{where}: only a limit affine in the trades (v.buy, v.sell, v.weights, v.cost) can be kept in whole "
-            "shares; write a convex limit as affine rows, or as an objective penalty"
-        )
-    if any(id(var) not in known for var in lhs.variables()):
-        raise ConfigurationError(
-            f"{where}: the left side uses a variable of its own; a limit may use only v.buy, v.sell, v.weights "
-            "and v.cost (they are what the whole-share step can evaluate)"
-        )
-
-    def at(buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
-        v.buy.value, v.sell.value, v.cost.value = buy, sell, cost
-        v.weights.value = x0 + buy - sell
-        return np.atleast_1d(np.asarray(lhs.value, dtype=float)).ravel()
-
-    zero = np.zeros(n)
-    offset = at(zero, zero, 0.0)
-    m = offset.size
-    grads = lhs.grad
-    d_w, d_b, d_s, d_c = (_jacobian(grads, var, m) for var in (v.weights, v.buy, v.sell, v.cost))
-    coef = np.hstack([d_b + d_w, d_s - d_w, d_c])  # m x (2n + 1): buy, sell, c
-    rows, cols = np.nonzero(coef)
-    codes = np.where(cols < 2 * n, cols, COST)
-    affine = Affine(rows.astype(np.int64), codes.astype(np.int64), coef[rows, cols], offset)
-    # The rows must reproduce the expression: checked at a point that moves every variable.
-    rng = np.random.default_rng(0)
-    buy, sell, cost = rng.uniform(0, 0.01, n), rng.uniform(0, 0.01, n), 0.001
-    expected = at(buy, sell, cost)
-    got = affine.evaluate(np.concatenate([buy, sell, [cost, 0.0, 0.0, 0.0, 0.0]]))
-    if not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
-        raise ConfigurationError(f"{where}: its left side could not be read as rows over the trades")
-    rhs_value = limit.rhs.value if isinstance(limit.rhs, cp.Expression) else limit.rhs
-    bound = np.broadcast_to(np.asarray(rhs_value, dtype=float).ravel(), (m,)).copy()
-    if not np.isfinite(bound).all():
-        raise ConfigurationError(f"{where}: the right side must be finite")
-    infinite = np.full(m, np.inf)
-    lower, upper = (-infinite, bound) if limit.sense == "<=" else (bound, infinite)
-    members = (limit.name,) if m == 1 else tuple(f"{k}" for k in range(m))
-    return LimitGroup(limit.name, affine, lower, upper, members, unit="")
-
-
-def _jacobian(grads: dict[Any, Any], var: cp.Expression, m: int) -> np.ndarray:
-    """``d expr / d var`` as an (expression size x variable size) array (zeros where absent)."""
-    block = grads.get(var)
-    if block is None:
-        return np.zeros((m, var.size))
-    dense = np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float)
-    return np.asarray(dense.reshape(var.size, m).T)
-
-
-def _gradient(grads: dict[Any, Any], var: cp.Expression) -> np.ndarray:
-    block = grads.get(var)
-    if block is None:
-        return np.zeros(var.size)
-    return np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float).ravel()
-
-
-def _check(term: Term, parts: TermParts) -> None:
-    if parts.objective is not None:
-        if not (parts.objective.is_dcp(dpp=True) and parts.objective.is_convex()):
-            raise TermError(term.name, "objective is not convex under DCP/DPP rules")
-        if parts.objective.size != 1:
-            raise TermError(term.name, "objective must be a scalar")
-    if parts.cost is not None and not (parts.cost.is_dcp(dpp=True) and parts.cost.is_convex()):
-        raise TermError(term.name, "cost is not convex under DCP/DPP rules")
-    for limit in parts.limits:
-        if isinstance(limit.rhs, cp.Expression) and limit.rhs.variables():
-            raise TermError(term.name, f"limit {limit.name!r}: the right-hand side may hold Parameters only")
-        if not limit.hard().is_dcp(dpp=True):
-            raise TermError(term.name, f"limit {limit.name!r} is not convex under DCP/DPP rules")
-
-
-_POWER_SCALE = 100.0
-"""Trades enter the power cone in hundredths of V_ref (k u^1.5 = k / 1000 (100 u)^1.5): trades of
-1e-4..1e-2 made Clarabel stop "almost solved" at any tolerance on the 431-asset set."""
-
-
-def _impact(form: ImpactForm, traded: cp.Expression, params: list[cp.Parameter]) -> cp.Expression:
-    first = cp.Parameter(len(form.first), nonneg=True, name=f"impact_{form.kind}")
-    params.append(first)
-    if form.kind == "power":
-        return first @ cp.power(_POWER_SCALE * traded, 1.5)
-    root = cp.Parameter(len(form.first), nonneg=True, name="impact_root_b")
-    params.append(root)
-    return first @ traded + cp.sum_squares(cp.multiply(root, traded))
 
 
 @dataclass

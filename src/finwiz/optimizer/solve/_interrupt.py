@@ -6,7 +6,8 @@ Read as any other status, a Ctrl-C became ``SolverError: SCIP failed`` (a batch 
 failure and went on) or sent the problem to the next solver (Clarabel finished it). These
 helpers turn those statuses back into ``KeyboardInterrupt``. Solvers that leave SIGINT to
 Python (Clarabel, HiGHS, scipy's ``milp``) raise it themselves once they return; no finwiz
-``except`` clause catches it (they catch ``Exception`` or narrower).
+``except`` clause catches it (they catch ``Exception`` or narrower). ``cvxpy_solver`` also keeps
+HiGHS's banner off standard output.
 """
 
 from __future__ import annotations
@@ -62,4 +63,20 @@ def _scip() -> Any:
 def cvxpy_solver(name: str) -> Any:
     """What to pass as ``solver=`` to ``cvxpy.Problem.solve`` for the solver called ``name``
     (one instance: cvxpy keys its compiled-problem cache by this argument)."""
+    if name.upper() == "HIGHS":
+        _spend_highs_banner()
     return _scip() if name.upper() == "SCIP" else name
+
+
+@functools.cache
+def _spend_highs_banner() -> None:
+    """HiGHS prints its banner once per process, from the first ``highspy.Highs()`` (cvxpy makes
+    one per solve) and before any option can be set: spent here on a run logged to no console, so
+    no HiGHS solve through cvxpy writes to standard output (highspy's bare binding, as in
+    ``discrete/_rounding``)."""
+    import highspy
+
+    h = highspy._Highs()  # type: ignore[attr-defined]
+    h.setOptionValue("log_to_console", False)
+    h.passModel(highspy.HighsLp())
+    h.run()

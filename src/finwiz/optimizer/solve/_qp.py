@@ -113,6 +113,13 @@ class NativeQP:
 _serials = itertools.count()
 
 
+@dataclass(eq=False)
+class Settled:
+    """Each asset's segment where a ladder's last climb settled (None: no climb yet)."""
+
+    segments: np.ndarray | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class Ladder:
     """A tax form (``_model.TaxForm``) as each asset's segments: its lots in relief order, one after
@@ -135,8 +142,8 @@ class Ladder:
     serial: int = field(default_factory=lambda: next(_serials))
     """Which ladder this is (a request's own): its solves keep their own OSQP workspace, so a
     request's trades do not depend on what the process solved before (guarantee 6)."""
-    settled: dict[str, np.ndarray] = field(default_factory=dict)
-    """Where its last climb settled (``"segments"``): the next solve of the request starts there."""
+    settled: Settled = field(default_factory=Settled)
+    """Where its last climb settled: the next solve of the request starts there."""
 
     @classmethod
     def of(cls, form: TaxForm, n: int) -> Ladder:

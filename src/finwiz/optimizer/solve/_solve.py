@@ -230,8 +230,9 @@ def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | No
     parts, data = model.described, model.data
     if not any(p.tax is not None for p in parts):
         return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments)
-    base = model.kept("qp_base", lambda: qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff))
-    return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=base)
+    if model.kept.qp_base is None:
+        model.kept.qp_base = qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff)
+    return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=model.kept.qp_base)
 
 
 _MAX_LADDER_STEPS = 30
@@ -268,8 +269,8 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
     # other lots, again, until none moves (each asset's tax is convex along its lots).
     data = model.data
     first = np.zeros(data.n, dtype=np.int64)
-    if "segments" in ladder.settled:
-        start = ladder.settled["segments"]  # where the last solve of this rebalance settled
+    if ladder.settled.segments is not None:
+        start = ladder.settled.segments  # where the last solve of this rebalance settled
     else:  # where trading straight to the target would sell, and past every loss lot (the tax
         # they save pays for selling and buying back) where no limit can forbid selling that much
         sold = np.clip(data.x0 - data.target, 0.0, None)
@@ -288,7 +289,7 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
             # and a buy: selling and buying back is free), another start, else every lot at once
             # (one variable per lot, through cvxpy), infeasible only when the request is.
             continue
-        ladder.settled["segments"] = segments
+        ladder.settled.segments = segments
         return outcome
     assembled = assemble(model)
     with assembled.lock:

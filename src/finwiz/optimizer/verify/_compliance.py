@@ -47,7 +47,7 @@ def trade_costs(
 
 def cost_model(data: ProblemData) -> CostModel:
     """The request's cost model (its impact coefficients in the model's unit, ``V_ref``)."""
-    return CostModel(data.cost_rate, data.impact, data.ref_value)
+    return data.costs
 
 
 def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:

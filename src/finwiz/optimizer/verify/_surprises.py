@@ -13,7 +13,6 @@ import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
-from finwiz.optimizer.solve._quiet import quiet_stdout
 from finwiz.optimizer.verify._compliance import PostTradeState
 
 __all__ = ["closest_to_targets", "surprise_warnings"]
@@ -137,20 +136,19 @@ def _closest(data: ProblemData) -> float | None:
         up.append(ex.cap)
     a = sparse.vstack(rows, format="csc")
     solver = osqp.OSQP()
-    with quiet_stdout():
-        solver.setup(
-            p,
-            q,
-            a,
-            np.concatenate(lo),
-            np.concatenate(up),
-            verbose=False,
-            eps_abs=1e-10,
-            eps_rel=1e-10,
-            polishing=True,
-            max_iter=100_000,
-        )
-        answer = solver.solve(raise_error=False)
+    solver.setup(
+        p,
+        q,
+        a,
+        np.concatenate(lo),
+        np.concatenate(up),
+        verbose=False,
+        eps_abs=1e-10,
+        eps_rel=1e-10,
+        polishing=True,
+        max_iter=100_000,
+    )
+    answer = solver.solve(raise_error=False)
     if answer.x is None or not np.all(np.isfinite(answer.x)):
         return None
     w, s = answer.x[:n], answer.x[n]
