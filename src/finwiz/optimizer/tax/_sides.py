@@ -151,10 +151,22 @@ def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleReba
 def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
     """Why no side pattern tried leaves any trades: the first pattern's diagnosis that names only
     the user's limits (selling only, a floor on the position names the floor), else the first
-    one's with the side groups named for what they stand for."""
+    one's with the side groups named for what they stand for and the user's limits the other
+    patterns name added (a floor that rules out selling, beside a budget that rules out buying:
+    issue 21 named the budget and the one-side rule only)."""
     errors = [explain_infeasibility(m) for m in patterns]
     plain = next((e for e in errors if e.conflicts and not any(c.name in _SIDE_GROUPS for c in e.conflicts)), None)
-    return plain if plain is not None else _named(errors[0], patterns[0].data)
+    if plain is not None:
+        return plain
+    named = _named(errors[0], patterns[0].data)
+    conflicts = {c.name: c for c in named.conflicts}
+    for e in errors[1:]:
+        for c in e.conflicts:
+            if c.name not in _SIDE_GROUPS:
+                conflicts.setdefault(c.name, c)
+    if len(conflicts) == len(named.conflicts):
+        return named
+    return InfeasibleRebalanceError(list(conflicts.values()), str(named).split(": conflicting constraints")[0])
 
 
 def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> float | None:
