@@ -217,6 +217,9 @@ class PortfolioConfiguration(_Model):
     tax: TaxSettings | None = None
     currency: str = "USD"
     mode: str = "full"
+    min_position_value: float | None = Field(default=None, gt=0.0)
+    """Currency: every post-trade position is zero or worth at least this (in absolute value).
+    Not convex: the continuous stage ignores it, the whole-share stage holds it (``None``: no minimum)."""
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -249,6 +252,7 @@ class PortfolioConfiguration(_Model):
         "min_average_esg_score",
         "risk_aversion",
         "trade_penalty",
+        "min_position_value",
         mode="before",
     )
     @classmethod

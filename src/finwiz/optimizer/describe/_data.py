@@ -147,6 +147,7 @@ class ProblemData:
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the user should know about how the request was read (result warnings)
     turnover_exempt: float = 0.0  # V_ref units of traded value the turnover cap does not count (the cash flow)
+    min_position_value: float = 0.0  # currency: a post-trade position is zero or at least this (0: none)
 
     @property
     def crossing(self) -> np.ndarray:
@@ -343,6 +344,7 @@ def build_problem_data(
         esg_floor=esg_floor,
         turnover_cap=config.max_turnover,
         turnover_exempt=abs(config.cash_flow) / book.ref_value if config.turnover_excludes_cash_flow else 0.0,
+        min_position_value=config.min_position_value or 0.0,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
         lot=lot,
