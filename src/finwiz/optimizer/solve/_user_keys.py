@@ -30,22 +30,22 @@ class _Model(Protocol):  # the assembler's Model (which imports this module)
     def kept(self, name: str, make: Callable[[], Any]) -> Any: ...
 
 
-__all__ = ["user_key"]
+__all__ = ["Identity", "user_key"]
 
 
-class _Same:
-    """A term in a cache key, equal only to itself (held, so its id is never reused)."""
+class Identity:
+    """An object in a cache key, equal only to itself (held, so its id is never reused)."""
 
-    __slots__ = ("term",)
+    __slots__ = ("held",)
 
-    def __init__(self, term: object) -> None:
-        self.term = term
+    def __init__(self, held: object) -> None:
+        self.held = held
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.term is self.term
+        return isinstance(other, Identity) and other.held is self.held
 
     def __hash__(self) -> int:
-        return id(self.term)
+        return id(self.held)
 
 
 def user_key(term: Term, model: _Model) -> Hashable:
@@ -54,7 +54,7 @@ def user_key(term: Term, model: _Model) -> Hashable:
     if declared is not None:
         return declared
     data: str = model.kept("data_digest", lambda: _digest(model.data))
-    return (_Same(term), _digest(getattr(term, "__dict__", {})), data)
+    return (Identity(term), _digest(getattr(term, "__dict__", {})), data)
 
 
 def _digest(value: Any) -> str:
