@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finwiz import Holding, InfeasibleRebalanceError, PortfolioConfiguration, rebalance
+from finwiz.optimizer import RebalancingEngine
 from tests.optimizer.discrete.reference import Instance, config_of, generate, objective, solve_miqp, violations
+from tests.optimizer.test_one_model import Proposal
 
 pytest.importorskip("pyscipopt")
 
@@ -127,3 +129,13 @@ def test_every_position_is_zero_or_at_least_the_minimum(
         return  # e.g. an asset inside its band held below the minimum
     assert _sized(config, prices, result) == []
     assert result.is_compliant
+
+
+def test_a_strategy_that_leaves_a_remnant_is_repaired_to_zero_or_the_minimum() -> None:
+    """A user's strategy sells D down to 10 shares ($70): repaired, never a SolverError."""
+    config, prices = _small_book(False)
+    engine = RebalancingEngine()
+    engine.strategies["remnant"] = Proposal("remnant", {"D": -90.0})
+    result = engine.rebalance(config.model_copy(update={"method": "remnant"}), prices)
+    assert _sized(config, prices, result) == []
+    assert any("repaired" in w for w in result.warnings)
