@@ -139,3 +139,15 @@ def test_a_strategy_that_leaves_a_remnant_is_repaired_to_zero_or_the_minimum() -
     result = engine.rebalance(config.model_copy(update={"method": "remnant"}), prices)
     assert _sized(config, prices, result) == []
     assert any("repaired" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_minimum_that_makes_the_request_infeasible_is_named(exact: bool) -> None:
+    """Seed 0: S10 ends below the $3,969 minimum whatever the other limits allow (SCIP's
+    semi-continuous model is infeasible too); without the minimum the request is answered."""
+    inst = _instance(0)
+    config, prices = config_of(inst)
+    rebalance(config.model_copy(update={"min_position_value": None}), prices, exact=exact)
+    with pytest.raises(InfeasibleRebalanceError) as caught:
+        rebalance(config, prices, exact=exact)
+    assert "min_position_value" in caught.value.constraint_names

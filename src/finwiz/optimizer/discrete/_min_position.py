@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer.solve._lazy import cvxpy as cp
 
-__all__ = ["min_position_rows", "min_positions"]
+__all__ = ["exact_or_named", "min_position_rows", "min_positions"]
 
+T = TypeVar("T")
 Objective = Callable[[Model, np.ndarray], float]
 Solve = Callable[[Model], SolveOutcome]
 
@@ -256,3 +257,24 @@ def min_position_rows(data: ProblemData, weights: Any) -> list[Any]:
         weights <= cp.multiply(most, long) - least * short,
         long + short <= 1,
     ]
+
+
+def exact_or_named(model: Model, time_limit: float, solve_exact: Callable[..., T]) -> T:
+    """Exact mode's program on ``model``; when it proves no whole-share trades keep every limit,
+    the program once more without ``min_position_value``: when that one has trades, the minimum
+    is what makes the request infeasible, and the refusal names it."""
+    try:
+        return solve_exact(model, time_limit=time_limit)
+    except InfeasibleRebalanceError as exc:
+        data = model.data
+        if data.min_position_value <= 0:
+            raise
+        try:
+            solve_exact(model.with_data(dataclasses.replace(data, min_position_value=0.0)), time_limit=time_limit)
+        except FinwizError:
+            raise exc from None
+        raise InfeasibleRebalanceError(
+            [ConstraintConflict("min_position_value", 0.0, "whole-share trades keep every other limit")],
+            f"exact mode: no whole-share trades keep every position at zero or at "
+            f"min_position_value={data.min_position_value:,.2f}",
+        ) from exc

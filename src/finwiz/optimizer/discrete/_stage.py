@@ -37,7 +37,7 @@ from finwiz.optimizer._trace import note
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
-from finwiz.optimizer.discrete._min_position import min_positions
+from finwiz.optimizer.discrete._min_position import exact_or_named, min_positions
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.discrete._search import exchange_search
 from finwiz.optimizer.solve._assembler import Model, assemble
@@ -232,7 +232,7 @@ def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: S
     program stopped at its time limit never returns worse than the default would have."""
     # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
     backed = model.with_data(dataclasses.replace(model.data, backoff=max(model.data.backoff, 2e-6)))
-    mip = solve_exact(backed, time_limit=time_limit)
+    mip = exact_or_named(backed, time_limit, solve_exact)  # a refusal min_position_value causes names it
     # The solver stops within its tolerances (and on the backed-off rows): the descent on the
     # true objective makes sure no one-lot move improves its answer, and the search no exchange.
     shares = polish(model, mip.shares)
