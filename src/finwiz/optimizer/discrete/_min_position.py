@@ -116,11 +116,7 @@ def _resolved(model: Model, shares: np.ndarray, objective: Objective, solve: Sol
         flipped = own.copy()
         flipped[k] = not flipped[k]
         patterns.append(flipped)
-    # The least value a raised position ends at: the minimum, or what the smallest allowed buy
-    # leaves when it must be bought up (a $432 holding under a $14,692 minimum trade: $15,124).
-    held = np.abs(data.shares * data.prices)
-    bought = np.where(held < data.min_position_value, held + data.min_trade_value, 0.0)
-    floor = np.maximum(data.min_position_value, bought) / value * (1 + _MARGIN)
+    floor = data.min_position_value / value * (1 + _MARGIN)
     found: list[np.ndarray] = []
     seen: set[bytes] = set()
     for up in patterns:
@@ -138,7 +134,9 @@ def _resolved(model: Model, shares: np.ndarray, objective: Objective, solve: Sol
                 break
             grown = np.concatenate([small, more])
             wants = [floored[i] or _prefers_up(model, answer, int(i), objective) for i in more]
-            answer = _held_where(model, grown, np.concatenate([up, wants]), floor, solve)
+            answer = _held_where(
+                model, grown, np.concatenate([up, wants]), data.min_position_value / value * (1 + _MARGIN), solve
+            )
         if answer is None:
             continue
         try:
@@ -155,13 +153,13 @@ def _prefers_up(model: Model, shares: np.ndarray, i: int, objective: Objective) 
     return objective(model, up) < objective(model, out)
 
 
-def _held_where(model: Model, small: np.ndarray, up: np.ndarray, floor: np.ndarray, solve: Solve) -> np.ndarray | None:
-    """The continuous solve and the rounding with ``small[up]`` held at or above ``floor`` (weights
-    per asset) and the others at zero; None when either fails."""
+def _held_where(model: Model, small: np.ndarray, up: np.ndarray, floor: float, solve: Solve) -> np.ndarray | None:
+    """The continuous solve and the rounding with ``small[up]`` held at or above ``floor`` (a
+    weight) and the others at zero; None when either fails."""
     data = model.data
     caps = np.full(data.n, np.inf) if data.position_cap is None else data.position_cap.copy()
     floors = np.zeros(data.n) if data.position_floor is None else data.position_floor.copy()
-    floors[small[up]] = np.maximum(floors[small[up]], floor[small[up]])
+    floors[small[up]] = np.maximum(floors[small[up]], floor)
     caps[small[~up]] = 0.0
     held = dataclasses.replace(data, position_cap=caps, position_floor=floors)
     terms = [*model.terms, *(t for t in (PositionCapTerm(), PositionFloorTerm()) if not _has(model, t))]
