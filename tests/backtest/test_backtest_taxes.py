@@ -346,7 +346,6 @@ def test_identical_symbols_wash_each_other_across_rebalances_and_the_simulation_
     assert result.metrics["wash_sales"] == int((losses["wash_sale_disallowed"] > 0).sum())
 
 
-@pytest.mark.xfail(strict=True, reason="optimizer: no-buy-and-sell is per asset, not per identical group")
 def test_the_engine_does_not_buy_an_identical_symbol_the_day_it_sells_the_other_at_a_loss() -> None:
     """Found by this backtest (2018-01-01: S1 sold at a loss, S0 bought): left to the optimizer."""
     _, result = _identical_run()

@@ -243,6 +243,9 @@ class PortfolioConfiguration(_Model):
         return coerce_exposure_field(value, info.field_name)  # schemas/_exposures
 
     min_benefit: float | None = Field(default=None, ge=0.0)
+    min_position_value: float | None = Field(default=None, gt=0.0)
+    """Currency: every post-trade position is zero or worth at least this (in absolute value).
+    Not convex: the continuous stage ignores it, the whole-share stage holds it (``None``: no minimum)."""
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -276,6 +279,7 @@ class PortfolioConfiguration(_Model):
         "risk_aversion",
         "trade_penalty",
         "min_benefit",
+        "min_position_value",
         mode="before",
     )
     @classmethod

@@ -43,6 +43,7 @@ class Instance:
     max_sector: float | None = None
     max_turnover: float | None = None
     no_sell: list[int] = field(default_factory=list)
+    min_position: float = 0.0  # currency: every post-trade position is 0 or at least this
 
     @property
     def n(self) -> int:
@@ -138,6 +139,7 @@ def config_of(inst: Instance) -> tuple[Any, dict[str, float]]:
         sectors=dict(zip(inst.symbols, inst.sectors, strict=True)) if inst.max_sector is not None else {},
         max_turnover=inst.max_turnover,
         no_sell=[inst.symbols[i] for i in inst.no_sell],
+        min_position_value=inst.min_position or None,
     )
     return config, {s: float(p) for s, p in zip(inst.symbols, inst.prices, strict=True)}
 
@@ -186,6 +188,8 @@ def violations(inst: Instance, shares: np.ndarray, tol: float = 1e-7) -> list[st
                 out.append(f"sector_cap:{s}")
     if inst.max_turnover is not None and np.abs(trade).sum() / v > inst.max_turnover + tol:
         out.append("turnover")
+    if np.any((np.abs(x) > 1e-9) & (np.abs(x) < inst.min_position * (1 - 1e-9))):
+        out.append("min_position")
     return out
 
 
@@ -245,6 +249,9 @@ def solve_miqp(inst: Instance, time_limit: float = 30.0, gap: float = 1e-5) -> O
             cons.append(cp.sum(x[members]) <= inst.max_sector * (r - costs))
     if inst.max_turnover is not None:
         cons.append(cp.sum(buy + sell) <= inst.max_turnover * v)
+    if inst.min_position > 0:  # semi-continuous: x = 0 (held = 0) or min_position <= x <= big
+        held = cp.Variable(n, boolean=True)
+        cons += [x >= inst.min_position * held, x <= big * held]
     scale = 1e4  # objective in basis-point-squared units: SCIP's tolerances are absolute
     goal = cp.sum_squares(x / r - inst.target) + cp.square(cash - (1.0 - inst.target.sum())) + costs / r
     if inst.penalty() > 0:

@@ -10,6 +10,7 @@ import pytest
 
 from finwiz import Holding, InfeasibleRebalanceError, PortfolioConfiguration, rebalance
 from finwiz.optimizer import MarketImpactModel
+from tests.optimizer.tax.test_tax import _pgr_case
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0}
 
@@ -82,3 +83,18 @@ def test_fractional_shares_are_never_suggested_when_they_are_on() -> None:
     assert "allow fractional shares" not in text
     assert "lot size" in text
     assert "turnover_cap" in caught.value.constraint_names
+
+
+@pytest.mark.parametrize("fractional", [False, True])
+def test_a_refusal_with_a_position_floor_and_a_gain_budget_names_the_floor(fractional: bool) -> None:
+    """A's floor keeps at least 16 of its 17 shares; the -$94 budget needs 15 of them sold (its
+    only loss lot, B and C hold gains); selling and buying back is no wash-free way out. The
+    refusal names the floor with the budget (issue 21: it named the budget and the one-side rule
+    only, so the user could not see that the floor was the other half of the conflict)."""
+    config, prices = _pgr_case(-94.0, min_position_weights={"A": 0.08}, allow_fractional_shares=fractional)
+    with pytest.raises(InfeasibleRebalanceError) as caught:
+        rebalance(config, prices)
+    names = caught.value.constraint_names
+    assert "min_position" in names
+    assert "realized_gain" in names
+    assert "min_position[A]" in str(caught.value)

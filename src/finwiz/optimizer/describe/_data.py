@@ -109,6 +109,8 @@ class ProblemData:
         """k_i with impact_i = k_i |u_i|^{3/2}, u in V_ref units (``costs.impact``)."""
         return self.costs.impact
 
+    min_position_value: float = 0.0  # currency: a post-trade position is zero or at least this (0: none)
+
     @property
     def crossing(self) -> np.ndarray:
         """The assets that must cross sides (``side`` against the holding): a long holding whose
@@ -208,6 +210,7 @@ def build_problem_data(
         turnover_cap=config.max_turnover,
         turnover_exempt=abs(config.cash_flow) / book.ref_value if config.turnover_excludes_cash_flow else 0.0,
         min_benefit=config.min_benefit,
+        min_position_value=config.min_position_value or 0.0,
         min_cash_weight=config.min_cash_weight,
         allow_short=config.allow_short,
         lot=lot,

@@ -136,8 +136,12 @@ class Term:
 
     def structure(self, data: ProblemData) -> Hashable:
         """Key of a cvxpy term's shape (part of the assembler's cache key; a described term is keyed
-        by its description); the default suits terms whose shape depends only on ``n``."""
-        return (type(self).__qualname__, self.name)
+        by its description). Return a key only when every constant :meth:`build` makes is the
+        same for every request of that key (what differs is a Parameter): requests of one key
+        share one compiled problem. The default, None, keys the problem by this term object and a
+        digest of its attributes and of the request's data (``solve/_user_keys``): always right,
+        compiled again whenever the data changes."""
+        return None
 
     def applies(self, data: ProblemData) -> bool:
         """Whether the term has anything to say for this data (a cap term without caps does not)."""

@@ -21,6 +21,7 @@ from scipy import sparse
 from finwiz.errors import ConfigurationError, ConstraintConflict, InfeasibleRebalanceError, SolverError
 from finwiz.optimizer.describe._data import FRACTIONAL_LOT
 from finwiz.optimizer.describe._terms import Variables
+from finwiz.optimizer.discrete._min_position import min_position_rows
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, Model, build
 from finwiz.optimizer.solve._interrupt import cvxpy_solver
 
@@ -90,6 +91,7 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
         v.buy >= smallest * z_buy,
         v.sell >= smallest * z_sell,
         z_buy + z_sell <= 1,
+        *min_position_rows(data, v.weights),
     ]
     form = stacked.tax
     nxt = np.zeros(0, dtype=np.int64) if form is None else np.flatnonzero(form.owner[1:] == form.owner[:-1])

@@ -38,6 +38,7 @@ from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._benefit import keep_worthwhile
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
+from finwiz.optimizer.discrete._min_position import exact_or_named, min_positions
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.discrete._search import exchange_search
 from finwiz.optimizer.solve._assembler import Model, assemble
@@ -115,6 +116,7 @@ def whole_share_stage(
         if sided is None:
             raise
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
+    shares = sized = min_positions(model, shares, achieved, solve)  # zero or at least min_position_value
     # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
     found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
     shares = found.shares
@@ -124,6 +126,7 @@ def whole_share_stage(
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
         shares = polish(model, shares)
     shares = keep_worthwhile(model, shares)  # min_benefit: trades not worth their cost left out (_benefit)
+    shares = min_positions(model, shares, achieved, fallback=sized)  # what the search moved below it
     rounding = "fractional" if data.fractional else "whole_shares"
     taxed = model if data.lots is not None else None
     return Decided(shares, outcome, rounding, None, warned, bound=bound, model=taxed)
@@ -231,7 +234,7 @@ def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: S
     program stopped at its time limit never returns worse than the default would have."""
     # SCIP and HiGHS accept rows within ~1e-6; a matching back-off keeps the exact check.
     backed = model.with_data(dataclasses.replace(model.data, backoff=max(model.data.backoff, 2e-6)))
-    mip = solve_exact(backed, time_limit=time_limit)
+    mip = exact_or_named(backed, time_limit, solve_exact)  # a refusal min_position_value causes names it
     # The solver stops within its tolerances (and on the backed-off rows): the descent on the
     # true objective makes sure no one-lot move improves its answer, and the search no exchange.
     shares = polish(model, mip.shares)
@@ -246,6 +249,7 @@ def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: S
             if _improves(model, default, shares):
                 note("the default path's answer was better than the program's at its time limit")
                 shares = default
+    shares = min_positions(model, shares, achieved, fallback=mip.shares)  # what polish and search moved below it
     value = achieved(model, shares)
     # The true gap: the returned trades' objective against the solver's dual bound.
     gap = mip.gap if mip.bound is None else max(0.0, (value - mip.bound) / max(abs(value), 1e-300))

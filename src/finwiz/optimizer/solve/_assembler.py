@@ -29,6 +29,7 @@ from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
 from finwiz.optimizer.solve._pieces import _cost_coefficients, _impact, _pieces, _rows, _structure, _values
 from finwiz.optimizer.solve._qp_build import QPBase
 from finwiz.optimizer.solve._stacked import Stacked, stack
+from finwiz.optimizer.solve._user_keys import user_key
 from finwiz.optimizer.solve._user_terms import _check, _gradient, _limit_group
 from finwiz.optimizer.solve._workspaces import clear_native_cache, native_cache_info
 
@@ -444,7 +445,7 @@ def assemble(model: Model, *, diagnose: bool = False, continuous: bool = True) -
     (:meth:`AssembledProblem.set_values`) and solve it under its lock."""
     global _hits, _misses
     stacked = model.stacked(continuous)
-    user_keys = tuple(t.structure(model.data) for t in model.user_terms)
+    user_keys = tuple(user_key(t, model) for t in model.user_terms)
     key = (diagnose, continuous, _structure(stacked), user_keys)
     if diagnose:  # elastic rows follow the blocked sets of this request: built fresh, never cached
         assembled = build(model, stacked, diagnose=True, key=key, continuous=continuous)

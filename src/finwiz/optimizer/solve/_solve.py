@@ -36,6 +36,7 @@ from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osq
 from finwiz.optimizer.solve._qp import Ladder, NativeQP
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
 from finwiz.optimizer.solve._solvers import polish_osqp, refine_on_active_set, solve_clarabel, solve_osqp
+from finwiz.optimizer.solve._user_keys import Identity
 from finwiz.optimizer.solve._workspaces import plan
 from finwiz.optimizer.verify._compliance import continuous_point
 
@@ -104,7 +105,10 @@ def _run(
     with warnings.catch_warnings():
         # cvxpy warns "solution may be inaccurate"; we check accuracy ourselves.
         warnings.simplefilter("ignore")
-        assembled.problem.solve(solver=solver or settings_of, warm_start=True, **settings)
+        # Clarabel built fresh: updated in place, it keeps the scaling of the first request it
+        # saw, and its answer (to 1e-9) then depends on what the process solved before.
+        warm = (solver or settings_of) != "CLARABEL"
+        assembled.problem.solve(solver=solver or settings_of, warm_start=warm, **settings)
     stats = assembled.problem.solver_stats
     return str(assembled.problem.status), int(stats.num_iters or 0) if stats is not None else 0
 
@@ -329,6 +333,11 @@ def _solve_native(
         # ADMM lands on another of the zero-cost problem's equal buy/sell splits, the side rule
         # reads it, and the trades would depend on what the process solved before.
         key += (qp.ladder.serial,)
+    elif model.data.fractional:
+        # A fractional request's too (its prices array is the request's own, kept by every
+        # re-solve of it): warm from another request, ADMM and polishing land 1e-11 elsewhere,
+        # enough to move a millionth-of-a-share trade (10 of 500 reordered requests differed).
+        key += (Identity(model.data.prices),)
     route = plan(qp, key) if solver == "auto" else "explicit"
     if route == "cold" and _binds_at_target(model):
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM

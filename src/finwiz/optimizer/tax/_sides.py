@@ -61,6 +61,25 @@ def _both(data: ProblemData, outcome: SolveOutcome) -> np.ndarray:
     )
 
 
+def _group_conflict(data: ProblemData, outcome: SolveOutcome) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first ``identical`` group ``outcome`` both sells at a loss (one member) and buys
+    (another): ``(members, loss_sellers)``, else None. A wash sale in one rebalance, as selling and
+    buying back one asset would be (issue 21)."""
+    lots = data.lots
+    if lots is None or not lots.settings.identical:
+        return None
+    sold = outcome.sell * data.ref_value / data.prices
+    taken, _, _ = lots.relief(np.where(outcome.sell * data.ref_value >= NOISE_VALUE, sold, 0.0))
+    loss = (taken * lots.gain < 0).any(axis=1)
+    bought = outcome.buy * data.ref_value >= NOISE_VALUE
+    groups = np.array([lots.settings.group(s) for s in data.symbols])
+    for group in dict.fromkeys(groups[loss].tolist()):
+        members = groups == group
+        if (bought & members & ~loss).any():
+            return members, loss & members
+    return None
+
+
 def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.ndarray | None = None) -> Model:
     """``model`` with ``sells`` fixed to sell only and ``buys`` to buy only (their former side,
     and that of ``clear``, dropped)."""
@@ -132,10 +151,22 @@ def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleReba
 def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
     """Why no side pattern tried leaves any trades: the first pattern's diagnosis that names only
     the user's limits (selling only, a floor on the position names the floor), else the first
-    one's with the side groups named for what they stand for."""
+    one's with the side groups named for what they stand for and the user's limits the other
+    patterns name added (a floor that rules out selling, beside a budget that rules out buying:
+    issue 21 named the budget and the one-side rule only)."""
     errors = [explain_infeasibility(m) for m in patterns]
     plain = next((e for e in errors if e.conflicts and not any(c.name in _SIDE_GROUPS for c in e.conflicts)), None)
-    return plain if plain is not None else _named(errors[0], patterns[0].data)
+    if plain is not None:
+        return plain
+    named = _named(errors[0], patterns[0].data)
+    conflicts = {c.name: c for c in named.conflicts}
+    for e in errors[1:]:
+        for c in e.conflicts:
+            if c.name not in _SIDE_GROUPS:
+                conflicts.setdefault(c.name, c)
+    if len(conflicts) == len(named.conflicts):
+        return named
+    return InfeasibleRebalanceError(list(conflicts.values()), str(named).split(": conflicting constraints")[0])
 
 
 def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> float | None:
@@ -165,7 +196,7 @@ class Sided:
     model: Model  # sides fixed, lots in the order the solve's gain price makes cheapest
     outcome: SolveOutcome
     bound: float | None  # the relaxation's optimum: no trades that keep every limit do better
-    relaxed: Model  # the relaxation (no side fixed by the engine)
+    relaxed: Model  # the relaxation (no side fixed by the engine but the identical groups')
     relaxed_outcome: SolveOutcome
     fixed: np.ndarray  # assets the engine put on a side
     solver: str
@@ -186,7 +217,7 @@ class Sided:
             if sells.tobytes() in seen:
                 continue
             seen.add(sells.tobytes())
-            yield _with_sides(self.relaxed, sells, fixed & ~sells)
+            yield _with_sides(self.relaxed, sells, fixed & ~sells, np.zeros_like(fixed))
 
     def release(
         self, error: InfeasibleRebalanceError, whole_shares: WholeShares
@@ -270,12 +301,17 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
     outcome = first
     current = relaxed
     fixed = np.zeros(relaxed.data.n, bool)
+    walls = (fixed.copy(), fixed.copy())  # the identical groups' sides: no buys, no sales
     margin = np.zeros(relaxed.data.n)  # how much cheaper each fixed asset looked selling only
     while True:
         data = current.data
         both = _both(data, outcome)
         if not both.any():
-            break
+            group = _group_conflict(data, outcome)
+            if group is None:
+                break
+            current, outcome, walls = _wall_group(current, group, walls, solver, limit)
+            continue
         margin = np.where(both, side_margin(current, outcome.buy, outcome.sell, both), margin)
         fixed |= both
         chosen = both & (margin < 0)
@@ -310,14 +346,42 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
                 tried_outcome = solve_terms(other, solver, time_limit=limit)
             except (ProvenInfeasibleError, SolverError):
                 continue
-            if tried_outcome.objective < outcome.objective - tolerance:
+            better = tried_outcome.objective < outcome.objective - tolerance
+            if better and _group_conflict(other.data, tried_outcome) is None:
                 current, outcome, improved = other, tried_outcome, True
         if not improved:
             break
     if fixed.any():  # the sides settled: the lots in the order their gain price makes cheapest
         current, outcome = _priced_solve(current, solver, limit, outcome)
     bound = _bound(model, first, solver, limit)
-    return Sided(current, outcome, bound, relaxed, first, fixed, solver, limit, mip_limit)
+    walled = _with_sides(relaxed, *walls, np.zeros_like(fixed))
+    return Sided(current, outcome, bound, walled, first, fixed, solver, limit, mip_limit)
+
+
+def _wall_group(
+    model: Model,
+    group: tuple[np.ndarray, np.ndarray],
+    walls: tuple[np.ndarray, np.ndarray],
+    solver: str,
+    limit: float,
+) -> tuple[Model, SolveOutcome, tuple[np.ndarray, np.ndarray]]:
+    """An identical group both sold at a loss and bought: the better of no buys of any member and
+    no sales of the members sold at a loss (each kept with the sides already fixed)."""
+    members, losers = group
+    none = np.zeros_like(members)
+    best: tuple[Model, SolveOutcome, tuple[np.ndarray, np.ndarray]] | None = None
+    patterns = [(members, none), (none, losers)]
+    for no_buys, no_sales in patterns:
+        candidate = _with_sides(model, no_buys, no_sales, none)
+        try:
+            outcome = solve_terms(candidate, solver, time_limit=limit)
+        except ProvenInfeasibleError:
+            continue
+        if best is None or outcome.objective < best[1].objective:
+            best = candidate, outcome, (walls[0] | no_buys, walls[1] | no_sales)
+    if best is None:
+        raise _refusal([_with_sides(model, b, s, none) for b, s in patterns])
+    return best
 
 
 def _distance(data: ProblemData, shares: np.ndarray) -> float:

@@ -24,8 +24,10 @@ __all__ = [
     "continuous_point",
     "cost_model",
     "meets_minimum",
+    "min_position_checks",
     "min_trade_check",
     "on_lots",
+    "position_sized",
     "post_trade_state",
     "trade_costs",
     "trade_point",
@@ -207,3 +209,32 @@ def min_trade_check(data: ProblemData, state: PostTradeState) -> ComplianceCheck
         satisfied=ok,
         unit="currency",
     )
+
+
+def position_sized(data: ProblemData, shares_after: np.ndarray) -> np.ndarray:
+    """Which post-trade positions keep ``min_position_value``: zero, or worth at least the minimum
+    in absolute value (to float noise)."""
+    value = np.abs(shares_after * data.prices)
+    return np.asarray((value <= NOISE_VALUE * 1e-6) | (value >= data.min_position_value * (1 - RELATIVE_TOLERANCE)))
+
+
+def min_position_checks(data: ProblemData, state: PostTradeState) -> list[ComplianceCheck]:
+    """A row per asset held after the trades: its absolute value against ``min_position_value``
+    (none without a minimum; a position of zero keeps it and is not listed)."""
+    if data.min_position_value <= 0:
+        return []
+    sized = position_sized(data, state.shares_after)
+    value = np.abs(state.values_after)
+    return [
+        ComplianceCheck.trusted(
+            constraint=f"min_position_value[{data.symbols[i]}]",
+            term="min_position_value",
+            kind=">=",
+            limit=float(data.min_position_value),
+            value=float(value[i]),
+            slack=float(value[i] - data.min_position_value),
+            satisfied=bool(sized[i]),
+            unit="currency",
+        )
+        for i in np.flatnonzero(value > NOISE_VALUE * 1e-6)
+    ]

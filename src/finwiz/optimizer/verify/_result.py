@@ -12,7 +12,12 @@ from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._stage import Decided
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.tax._sides import farther_warning
-from finwiz.optimizer.verify._compliance import PostTradeState, compliance_checks, min_trade_check
+from finwiz.optimizer.verify._compliance import (
+    PostTradeState,
+    compliance_checks,
+    min_position_checks,
+    min_trade_check,
+)
 from finwiz.schemas import (
     ComplianceCheck,
     PortfolioConfiguration,
@@ -31,7 +36,7 @@ def checks_of(model: Model, state: PostTradeState) -> list[ComplianceCheck]:
     size_check = min_trade_check(model.data, state)
     if size_check is not None:
         checks.append(size_check)
-    return checks
+    return checks + min_position_checks(model.data, state)
 
 
 def verify(model: Model, state: PostTradeState, decided: Decided) -> list[ComplianceCheck]:
