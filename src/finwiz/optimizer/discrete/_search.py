@@ -39,6 +39,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from finwiz.optimizer._trace import count, note
+from finwiz.optimizer.describe._data import NOISE_VALUE
+from finwiz.optimizer.discrete._neighbourhood import (
+    COMBINATIONS,
+    Neighbourhood,
+    best_combination,
+    matched_steps,
+    options_near,
+)
 from finwiz.optimizer.discrete._rounding import (
     _CHECK,
     _best_per_asset,
@@ -75,9 +83,12 @@ class SearchOutcome:
     timed_out: bool
 
 
-def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_limit: float) -> SearchOutcome:
-    """``shares`` improved by single moves, two-asset exchanges and dropped trades until none
-    improves (see the module)."""
+def exchange_search(
+    model: Model, shares: np.ndarray, bound: float | None, time_limit: float, continuous: np.ndarray | None = None
+) -> SearchOutcome:
+    """``shares`` improved by single moves, two-asset exchanges, dropped trades and combinations
+    of a few assets' trades (``continuous``: the continuous trades, V_ref units, whose rounding
+    down and up each asset may take) until none improves (see the module)."""
     data = model.data
     if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
@@ -97,6 +108,8 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     while not local.late():
         kicked = local.kick(point)
         if kicked is None:
+            kicked = local.combine(point, continuous)
+        if kicked is None:
             break
         point = kicked
     late = local.late()
@@ -105,7 +118,10 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     if not local.keeps(point) or not _true(model, point.shares) < _true(model, shares):
         return SearchOutcome(shares, 0, late)  # never an answer breaking a limit
     if local.moves and not late:
-        note(f"whole-share search: {local.moves} moves ({local.pairs} two-asset exchanges, {local.kicks} kicks)")
+        note(
+            f"whole-share search: {local.moves} moves ({local.pairs} two-asset exchanges, {local.kicks} kicks,"
+            f" {local.combinations} combinations)"
+        )
     return SearchOutcome(point.shares, local.moves, late)
 
 
@@ -167,6 +183,8 @@ class _Local:
     pairs: int = 0
     kicks: int = 0
     trials: int = 0
+    combinations: int = 0
+    basic: int = 0  # the moves of the rounding's table, first in the last move table
 
     def late(self) -> bool:
         return time.perf_counter() > self.deadline
@@ -198,22 +216,28 @@ class _Local:
         return point
 
     def _moves(self, point: _Point, separable: _Separable) -> _Moves:
-        """One lot up or down, to no trade, to the minimum (the rounding's moves), and each
-        asset's Newton step on its own (gradient over curvature, whole lots; where it is two lots
-        or more): a cheap share far from its best takes one move, not one round per lot."""
+        """One lot up or down, to no trade, to the minimum (the rounding's moves), each asset's
+        Newton step on its own (gradient over curvature, whole lots; where it is two lots or
+        more): a cheap share far from its best takes one move, not one round per lot; and the
+        value-matched steps (``matched_steps``) that pair with one lot of a dear asset."""
         data, pricer = self.search.data, self.search.pricer
         n = data.n
         lots = _lot_moves(data, point.shares, separable, None)
+        self.basic = len(lots.owner)
         grad = 2.0 * (pricer.s_t @ pricer.stacked.squares.evaluate(point.z)) + pricer.linear
         slope = np.where(point.shares >= 0, grad[:n], -grad[n : 2 * n])
         step = -slope / (2 * np.maximum(pricer.col_norm[:n], 1e-300)) * data.ref_value  # currency
         jump = np.round(step / (data.lot * data.prices)) * data.lot
         target = point.shares + jump
         keep = (np.abs(jump) >= 2 * data.lot) & meets_minimum(data, target * data.prices)
-        if not keep.any():
+        owner, option = np.flatnonzero(keep), target[keep]
+        matched_owner, matched_option = matched_steps(data, point.shares)
+        owner, option = np.concatenate([owner, matched_owner]), np.concatenate([option, matched_option])
+        sized = meets_minimum(data, option * data.prices[owner])
+        owner, option = owner[sized], option[sized]
+        if owner.size == 0:
             return lots
-        owner = np.flatnonzero(keep)
-        extra = _moves(data, owner, target[owner])
+        extra = _moves(data, owner, option)
         ok = separable.ok(extra)
         return _Moves(
             np.concatenate([lots.owner, extra.owner[ok]]),
@@ -222,6 +246,20 @@ class _Local:
             np.concatenate([lots.sell, extra.sell[ok]]),
             np.concatenate([lots.scalars, extra.scalars[ok]]),
         )
+
+    def combine(self, point: _Point, continuous: np.ndarray | None) -> _Point | None:
+        """The best combination of a few assets' trades (``_neighbourhood``) that improves, then
+        the descent; neighbourhoods of the assets in play (traded now or in the continuous
+        optimum), most disagreeing with the continuous trade first, in overlapping windows."""
+        gain = _GAIN * max(abs(point.value), 1e-300)
+        for hood in _hoods(self.search, point.shares, continuous):
+            if self.late():
+                return None
+            found = best_combination(self.search, self.separable, self.a_trade, point, hood, gain)
+            if found is not None:
+                self.combinations += 1
+                return self.descend(found, self.separable)
+        return None
 
     def kick(self, point: _Point) -> _Point | None:
         """A dear trade cut by one lot (or dropped) and the others re-settled around it: one dear
@@ -303,7 +341,11 @@ class _Local:
                     return batch
             choices = [np.array([k]) for k in _smallest(flat, _TRIES_PER_ROUND) if flat[k] < threshold]
         else:
-            tries = np.arange(m) if m <= _ALL_PAIRS else np.argsort(gain, kind="stable")[:_PAIR_TRIES]
+            # Every one-lot move of the rounding's table (the guarantee: no exchange of one lot
+            # each improves), and the best-priced of all (value-matched steps, Newton steps).
+            basic = np.arange(self.basic) if self.basic <= _ALL_PAIRS else np.arange(0)
+            best = np.argsort(gain, kind="stable")[:_PAIR_TRIES]
+            tries = np.arange(m) if m <= _ALL_PAIRS else np.union1d(basic, best)
             total = gain[tries][:, None] + gain[None, :] + pricer.cross(point.z, moves, tries)
             total[owner[tries][:, None] == owner[None, :]] = np.inf
             # Only rows some pair can reach matter (the others hold whatever two moves do).
@@ -329,6 +371,31 @@ class _Local:
             return None
         self.moves += len(chosen)
         return accepted
+
+
+def _hoods(search: _Search, shares: np.ndarray, continuous: np.ndarray | None) -> list[Neighbourhood]:
+    """Windows of the assets in play (traded, now or in the continuous optimum), in order of how
+    far their trade is from the continuous one in value, each as wide as ``COMBINATIONS`` allows,
+    overlapping by half."""
+    data = search.data
+    wanted = np.zeros(data.n) if continuous is None else continuous * data.ref_value / data.prices
+    wanted = np.where(np.abs(wanted) * data.prices < NOISE_VALUE, 0.0, wanted)
+    play = np.flatnonzero((shares != 0) | (wanted != 0))
+    apart = np.abs(wanted - shares)[play] * data.prices[play]
+    play = play[np.argsort(-apart, kind="stable")]
+    steps = matched_steps(data, shares)
+    options = [options_near(search, shares, continuous, int(a), steps) for a in play]
+    hoods, start = [], 0
+    while start < len(play):
+        end, size = start, 1
+        while end < len(play) and size * (len(options[end]) + 1) <= COMBINATIONS:
+            size *= len(options[end]) + 1
+            end += 1
+        hoods.append(Neighbourhood(play[start:end], tuple(options[start:end])))
+        if end >= len(play):
+            break
+        start = max(start + 1, (start + end) // 2)
+    return hoods
 
 
 def _smallest(values: np.ndarray, k: int) -> np.ndarray:
