@@ -84,7 +84,8 @@ def test_every_answer_reports_a_valid_bound_and_its_source(seed: int) -> None:
     default = rebalance(config, prices)
     exact = rebalance(config, prices, exact=True)
     for result in (default, exact):
-        assert result.objective_bound is not None and result.objective_bound_gap is not None
+        assert result.objective_bound is not None
+        assert result.objective_bound_gap is not None
         assert result.objective_bound <= best.objective * (1 + 1e-6)  # a lower bound on the optimum
         assert result.objective_bound_gap == pytest.approx(result.objective_value - result.objective_bound)
     assert default.objective_bound_source == "continuous"
