@@ -123,7 +123,7 @@ def best_combination(
         total = (total[:, None] + own[group][None, :]).ravel()
         for t in range(chosen.shape[1]):
             total += cross[np.repeat(chosen[:, t], len(group)), np.tile(group, len(chosen))]
-        row = (row[:, None, :] + delta[:, group].T[None, :, :]).reshape(-1, len(near))
+        row = (row[:, None, :] + delta[:, group].T[None, :, :]).reshape(len(total), len(near))
         chosen = np.hstack([np.repeat(chosen, len(group), axis=0), np.tile(group, len(chosen))[:, None]])
         alive = np.all((row + most[k + 1] >= low - _CHECK) & (row + least[k + 1] <= high + _CHECK), axis=1)
         chosen, total, row = chosen[alive], total[alive], row[alive]
@@ -132,6 +132,54 @@ def best_combination(
             return None
         picked = chosen[best][chosen[best] < m]
         after = search.apply(point, moves, picked)
+        if after is not None and after.value < point.value - gain:
+            return after
+    return None
+
+
+TRIPLE_MOVES = 80
+"""Moves a three-asset exchange is made of at most (the best priced; 80^3 combinations)."""
+
+
+def best_triple(search: _Search, moves: _Moves, point: _Point, a_trade: np.ndarray, gain: float) -> _Point | None:
+    """The best exchange of three of ``moves`` (three different assets) that keeps every row and
+    lowers the exact objective by more than ``gain``: its change is the three moves' own plus the
+    three pairs' cross terms (exact: the objective is quadratic), its rows the sum of the three
+    moves' changes. On start-from-cash allocations, one lot of three names against each other
+    was what left finwiz 0.9-2.9 % farther from PyPortfolioOpt's targets than its LP."""
+    data, pricer, rows = search.data, search.pricer, search.rows
+    n = data.n
+    own = pricer.changes(point.z, point.shares, moves)
+    keep = np.argsort(own, kind="stable")[:TRIPLE_MOVES]
+    moves = _Moves(moves.owner[keep], moves.shares[keep], moves.buy[keep], moves.sell[keep], moves.scalars[keep])
+    own, m = own[keep], len(keep)
+    if m < 3:
+        return None
+    cross = pricer.cross(point.z, moves, np.arange(m))
+    cross[moves.owner[:, None] == moves.owner[None, :]] = np.inf  # one move per asset
+    total = (
+        own[:, None, None]
+        + own[None, :, None]
+        + own[None, None, :]
+        + cross[:, :, None]
+        + cross[:, None, :]
+        + cross[None, :, :]
+    )
+    d_buy, d_sell, d_x = moves.change(data, point.z)
+    delta = a_trade[:, moves.owner] * d_buy + a_trade[:, n + moves.owner] * d_sell + rows.a_scalar @ d_x.T
+    values = rows.values(point.z)
+    low, high = rows.lower - values, rows.upper - values
+    reach = 3.0 * np.abs(delta).max(axis=1, initial=0.0)
+    for r in np.flatnonzero(np.minimum(high, -low) <= reach + _CHECK):
+        d = delta[r]
+        triple = d[:, None, None] + d[None, :, None] + d[None, None, :]
+        total[(triple < low[r] - _CHECK) | (triple > high[r] + _CHECK)] = np.inf
+    flat = total.ravel()
+    for k in np.argsort(flat, kind="stable")[:6:]:
+        if not flat[k] < -gain:
+            return None
+        chosen = np.array(np.unravel_index(k, total.shape))
+        after = search.apply(point, moves, chosen)
         if after is not None and after.value < point.value - gain:
             return after
     return None

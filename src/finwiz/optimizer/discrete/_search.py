@@ -44,6 +44,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
     COMBINATIONS,
     Neighbourhood,
     best_combination,
+    best_triple,
     matched_steps,
     options_near,
 )
@@ -106,9 +107,11 @@ def exchange_search(
         return SearchOutcome(shares, 0, False)
     point = local.descend(point, local.separable)
     while not local.late():
-        kicked = local.kick(point)
+        kicked = local.combine(point, continuous)
         if kicked is None:
-            kicked = local.combine(point, continuous)
+            kicked = local.triple(point)
+        if kicked is None:
+            kicked = local.kick(point)
         if kicked is None:
             break
         point = kicked
@@ -120,7 +123,7 @@ def exchange_search(
     if local.moves and not late:
         note(
             f"whole-share search: {local.moves} moves ({local.pairs} two-asset exchanges, {local.kicks} kicks,"
-            f" {local.combinations} combinations)"
+            f" {local.combinations} combinations, {local.triples} three-asset exchanges)"
         )
     return SearchOutcome(point.shares, local.moves, late)
 
@@ -184,6 +187,7 @@ class _Local:
     kicks: int = 0
     trials: int = 0
     combinations: int = 0
+    triples: int = 0
     basic: int = 0  # the moves of the rounding's table, first in the last move table
 
     def late(self) -> bool:
@@ -260,6 +264,17 @@ class _Local:
                 self.combinations += 1
                 return self.descend(found, self.separable)
         return None
+
+    def triple(self, point: _Point) -> _Point | None:
+        """The best improving exchange of one move each of three assets (``best_triple``) among
+        the one-lot moves, then the descent."""
+        data = self.search.data
+        moves = _lot_moves(data, point.shares, self.separable, None)
+        found = best_triple(self.search, moves, point, self.a_trade, _GAIN * max(abs(point.value), 1e-300))
+        if found is None:
+            return None
+        self.triples += 1
+        return self.descend(found, self.separable)
 
     def kick(self, point: _Point) -> _Point | None:
         """A dear trade cut by one lot (or dropped) and the others re-settled around it: one dear
@@ -375,8 +390,8 @@ class _Local:
 
 def _hoods(search: _Search, shares: np.ndarray, continuous: np.ndarray | None) -> list[Neighbourhood]:
     """Windows of the assets in play (traded, now or in the continuous optimum), in order of how
-    far their trade is from the continuous one in value, each as wide as ``COMBINATIONS`` allows,
-    overlapping by half."""
+    far their trade is from the continuous one in value: with each asset's candidate trades
+    (``options_near``), then with a lot either way only."""
     data = search.data
     wanted = np.zeros(data.n) if continuous is None else continuous * data.ref_value / data.prices
     wanted = np.where(np.abs(wanted) * data.prices < NOISE_VALUE, 0.0, wanted)
@@ -384,7 +399,14 @@ def _hoods(search: _Search, shares: np.ndarray, continuous: np.ndarray | None) -
     apart = np.abs(wanted - shares)[play] * data.prices[play]
     play = play[np.argsort(-apart, kind="stable")]
     steps = matched_steps(data, shares)
-    options = [options_near(search, shares, continuous, int(a), steps) for a in play]
+    rich = [options_near(search, shares, continuous, int(a), steps) for a in play]
+    # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
+    plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
+    return _windows(play, rich) + _windows(play, plain)
+
+
+def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
+    """``play`` in windows as wide as ``COMBINATIONS`` allows, overlapping by half."""
     hoods, start = [], 0
     while start < len(play):
         end, size = start, 1
