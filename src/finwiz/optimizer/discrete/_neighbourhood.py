@@ -127,7 +127,7 @@ def best_combination(
         chosen = np.hstack([np.repeat(chosen, len(group), axis=0), np.tile(group, len(chosen))[:, None]])
         alive = np.all((row + most[k + 1] >= low - _CHECK) & (row + least[k + 1] <= high + _CHECK), axis=1)
         chosen, total, row = chosen[alive], total[alive], row[alive]
-    for best in np.argsort(total, kind="stable")[:4]:
+    for best in smallest(total, 4):
         if not total[best] < -gain:
             return None
         picked = chosen[best][chosen[best] < m]
@@ -175,7 +175,7 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, a_trade: np.ndarr
         triple = d[:, None, None] + d[None, :, None] + d[None, None, :]
         total[(triple < low[r] - _CHECK) | (triple > high[r] + _CHECK)] = np.inf
     flat = total.ravel()
-    for k in np.argsort(flat, kind="stable")[:6:]:
+    for k in smallest(flat, 6):
         if not flat[k] < -gain:
             return None
         chosen = np.array(np.unravel_index(k, total.shape))
@@ -183,3 +183,11 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, a_trade: np.ndarr
         if after is not None and after.value < point.value - gain:
             return after
     return None
+
+
+def smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest ``values``, in order (a partition first: the pairs are many)."""
+    if values.size > k:
+        part = np.argpartition(values, k)[:k]
+        return np.asarray(part[np.argsort(values[part], kind="stable")])
+    return np.argsort(values, kind="stable")

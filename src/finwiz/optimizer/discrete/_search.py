@@ -47,6 +47,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
     best_triple,
     matched_steps,
     options_near,
+    smallest,
 )
 from finwiz.optimizer.discrete._rounding import (
     _CHECK,
@@ -294,7 +295,7 @@ class _Local:
             self.trials += 1
             if self.trials > _KICK_TRIALS:
                 return None
-            after = self.descend(self.search.at(trial), held, pairs=True, steepest=True, rounds=_KICK_ROUNDS)
+            after = self.descend(self.search.at(trial), held, pairs=False, steepest=True, rounds=_KICK_ROUNDS)
             if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
@@ -354,7 +355,7 @@ class _Local:
                 batch = self._take(point, moves, best[:take], threshold)
                 if batch is not None:
                     return batch
-            choices = [np.array([k]) for k in _smallest(flat, _TRIES_PER_ROUND) if flat[k] < threshold]
+            choices = [np.array([k]) for k in smallest(flat, _TRIES_PER_ROUND) if flat[k] < threshold]
         else:
             # Every one-lot move of the rounding's table (the guarantee: no exchange of one lot
             # each improves), and the best-priced of all (value-matched steps, Newton steps).
@@ -370,7 +371,7 @@ class _Local:
                 pair = delta[r, tries][:, None] + delta[r][None, :]
                 total[(pair < low[r] - _CHECK) | (pair > high[r] + _CHECK)] = np.inf
             flat, width = total.ravel(), total.shape[1]
-            order = _smallest(flat, _TRIES_PER_ROUND)
+            order = smallest(flat, _TRIES_PER_ROUND)
             choices = [np.array([tries[k // width], k % width]) for k in order if flat[k] < threshold]
         for chosen in choices:
             accepted = self._take(point, moves, chosen, threshold)
@@ -418,14 +419,6 @@ def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]
             break
         start = max(start + 1, (start + end) // 2)
     return hoods
-
-
-def _smallest(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` smallest ``values``, in order (a partition first: the pairs are many)."""
-    if values.size > k:
-        part = np.argpartition(values, k)[:k]
-        return np.asarray(part[np.argsort(values[part], kind="stable")])
-    return np.argsort(values, kind="stable")
 
 
 def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
