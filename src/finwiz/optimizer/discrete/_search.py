@@ -107,9 +107,12 @@ def exchange_search(
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
     point = local.descend(point, local.separable)
+    # Combinations and triples on few assets only: at 431 names ($50k, risk-aware) their windows
+    # took the budget the kicks had used well (objective 6.5 % higher).
+    few = data.n <= _FEW
     while not local.late():
-        kicked = local.combine(point, continuous)
-        if kicked is None:
+        kicked = local.combine(point, continuous) if few else None
+        if kicked is None and few:
             kicked = local.triple(point)
         if kicked is None:
             kicked = local.kick(point)
@@ -236,8 +239,9 @@ class _Local:
         target = point.shares + jump
         keep = (np.abs(jump) >= 2 * data.lot) & meets_minimum(data, target * data.prices)
         owner, option = np.flatnonzero(keep), target[keep]
-        matched_owner, matched_option = matched_steps(data, point.shares)
-        owner, option = np.concatenate([owner, matched_owner]), np.concatenate([option, matched_option])
+        if n <= _FEW:  # few assets (as the combinations): the moves table stays small
+            matched_owner, matched_option = matched_steps(data, point.shares)
+            owner, option = np.concatenate([owner, matched_owner]), np.concatenate([option, matched_option])
         sized = meets_minimum(data, option * data.prices[owner])
         owner, option = owner[sized], option[sized]
         if owner.size == 0:
@@ -295,7 +299,10 @@ class _Local:
             self.trials += 1
             if self.trials > _KICK_TRIALS:
                 return None
-            after = self.descend(self.search.at(trial), held, pairs=False, steepest=True, rounds=_KICK_ROUNDS)
+            # Exchanges in the re-settling only beyond few assets: below, the combinations and
+            # triples reach what they did, at half the time (CPU median 266 -> 139 ms).
+            pairs = data.n > _FEW
+            after = self.descend(self.search.at(trial), held, pairs=pairs, steepest=True, rounds=_KICK_ROUNDS)
             if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
