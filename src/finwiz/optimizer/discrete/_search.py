@@ -99,7 +99,9 @@ def exchange_search(
     data = model.data
     if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
-    start = time.perf_counter()
+    # The budget is the thread's own CPU time: on a loaded machine, or with eight threads sharing
+    # the interpreter, wall time stopped the search early and the same request got other trades.
+    start = time.thread_time()
     pricer = _Pricer(model, model.stacked(continuous=False), _user_gradient(model, shares))
     rows = _coupled_rows(model)
     local = _Local(
@@ -200,7 +202,7 @@ class _Local:
     basic: int = 0  # the moves of the rounding's table, first in the last move table
 
     def late(self) -> bool:
-        return time.perf_counter() > self.deadline
+        return time.thread_time() > self.deadline
 
     def keeps(self, point: _Point) -> bool:
         """Whether ``point`` keeps every limit: minimum size, separable and coupled rows."""
