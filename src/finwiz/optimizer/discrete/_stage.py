@@ -115,7 +115,7 @@ def whole_share_stage(
             raise
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
     # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
-    found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit), outcome.trades)
+    found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
     shares = found.shares
     warned = (f"whole-share search stopped at its time budget ({_SEARCH_BUDGET:g} s)",) if found.timed_out else ()
     if data.lots is not None:
