@@ -87,6 +87,17 @@ class RebalancingResult(_Model):
     objective_gap: float | None = Field(
         default=None, description="objective_value - continuous_objective: what whole shares cost in objective"
     )
+    objective_bound: float | None = Field(
+        default=None,
+        description="a lower bound on the objective of any trades that keep every limit: the larger of"
+        " continuous_objective and, in exact mode, the mixed-integer solver's dual bound",
+    )
+    objective_bound_source: Literal["continuous", "exact_mip"] | None = Field(
+        default=None, description="where objective_bound comes from: the continuous optimum, or exact mode's dual bound"
+    )
+    objective_bound_gap: float | None = Field(
+        default=None, description="objective_value - objective_bound: at most this far from the whole-share optimum"
+    )
     tracking_distance_before: float = 0.0
     tracking_distance_after: float = 0.0
     solve_time_seconds: float = 0.0

@@ -20,7 +20,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Instance", "config_of", "generate", "objective", "single_and_pair_gains", "solve_miqp", "violations"]
+__all__ = [
+    "Instance",
+    "config_of",
+    "from_cash",
+    "generate",
+    "objective",
+    "single_and_pair_gains",
+    "solve_miqp",
+    "triple_gain",
+    "violations",
+]
 
 _SECTORS = ("Tech", "Health", "Energy", "Finance", "Industrials", "Utilities")
 
@@ -307,3 +317,35 @@ def single_and_pair_gains(inst: Instance, shares: np.ndarray) -> tuple[float, st
             move[b] = sb * lot[b]
             trial(move, f"{inst.symbols[a]} {sa:+.0f} / {inst.symbols[b]} {sb:+.0f}")
     return best, which
+
+
+def triple_gain(inst: Instance, shares: np.ndarray) -> tuple[float, str]:
+    """The best relative improvement of ``objective`` by one lot each of three assets (up or
+    down), among exchanges that keep every limit (and which)."""
+    from itertools import combinations, product
+
+    shares = np.asarray(shares, float)
+    base = objective(inst, shares)
+    lot = inst.lot()
+    best, which = 0.0, ""
+    for assets in combinations(range(inst.n), 3):
+        for signs in product((1.0, -1.0), repeat=3):
+            cand = shares.copy()
+            cand[list(assets)] += np.array(signs) * lot[list(assets)]
+            gain = (base - objective(inst, cand)) / max(abs(base), 1e-300)
+            if gain > best + 1e-12 and not violations(inst, cand):
+                best, which = (
+                    gain,
+                    " / ".join(f"{inst.symbols[a]} {s:+.0f}" for a, s in zip(assets, signs, strict=True)),
+                )
+    return best, which
+
+
+def from_cash(seed: int, n: int = 20) -> Instance:
+    """A start-from-cash allocation like PyPortfolioOpt's ``DiscreteAllocation``: ``n`` names,
+    prices $10-$900, Dirichlet(0.7) targets, $10k or $30k, no costs, no limits (seeded)."""
+    rng = np.random.default_rng(seed)
+    prices = np.round(np.exp(rng.uniform(np.log(10.0), np.log(900.0), n)), 2)
+    target = rng.dirichlet(np.full(n, 0.7))
+    value = float(rng.choice([10_000.0, 30_000.0]))
+    return Instance([f"S{i:02d}" for i in range(n)], prices, np.zeros(n), value, target, ["X"] * n, rate=0.0)

@@ -9,6 +9,7 @@ import numpy as np
 
 from finwiz.errors import SolverError
 from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.discrete._exact import ExactOutcome
 from finwiz.optimizer.discrete._stage import Decided
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.tax._sides import farther_warning
@@ -178,6 +179,7 @@ def build_result(
         objective_value=achieved,
         continuous_objective=bound,
         objective_gap=None if bound is None or achieved is None else achieved - bound,
+        **_bound(bound, mip, achieved),
         tracking_distance_before=before,
         tracking_distance_after=after,
         iterations=outcome.iterations if outcome is not None else 0,
@@ -186,3 +188,18 @@ def build_result(
         portfolio_id=portfolio_id,
         tax=None if data.lots is None else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),
     )
+
+
+def _bound(continuous: float | None, mip: ExactOutcome | None, achieved: float | None) -> dict[str, Any]:
+    """The best lower bound known on the whole-share objective, where it comes from and the gap
+    to it: exact mode's dual bound where it is above the continuous optimum (SCIP's, on rows
+    backed off by 2e-6 of value: valid to that and the solver's tolerances), else the continuous
+    optimum."""
+    if continuous is None or achieved is None:
+        return {}
+    dual = None if mip is None else mip.bound
+    if dual is not None and dual > continuous:
+        bound, source = min(dual, achieved), "exact_mip"
+    else:
+        bound, source = continuous, "continuous"
+    return {"objective_bound": bound, "objective_bound_source": source, "objective_bound_gap": achieved - bound}
