@@ -72,6 +72,7 @@ class Kept:
 
     user_groups: list[tuple[str, LimitGroup]] | None = None
     qp_base: QPBase | None = None
+    data_digest: str | None = None  # user terms without a declared structure are keyed by it (_user_keys)
 
 
 @dataclass(frozen=True, eq=False)

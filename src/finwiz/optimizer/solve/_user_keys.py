@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -23,11 +23,16 @@ if TYPE_CHECKING:
     from finwiz.optimizer.describe._terms import Term
 
 
+class _Kept(Protocol):
+    data_digest: str | None
+
+
 class _Model(Protocol):  # the assembler's Model (which imports this module)
     @property
     def data(self) -> ProblemData: ...
 
-    def kept(self, name: str, make: Callable[[], Any]) -> Any: ...
+    @property
+    def kept(self) -> _Kept: ...
 
 
 __all__ = ["Identity", "user_key"]
@@ -53,8 +58,9 @@ def user_key(term: Term, model: _Model) -> Hashable:
     declared = term.structure(model.data)
     if declared is not None:
         return declared
-    data: str = model.kept("data_digest", lambda: _digest(model.data))
-    return (Identity(term), _digest(getattr(term, "__dict__", {})), data)
+    if model.kept.data_digest is None:
+        model.kept.data_digest = _digest(model.data)
+    return (Identity(term), _digest(getattr(term, "__dict__", {})), model.kept.data_digest)
 
 
 def _digest(value: Any) -> str:
