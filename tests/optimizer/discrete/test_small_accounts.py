@@ -96,8 +96,8 @@ def test_a_search_stopped_by_its_budget_says_so() -> None:
     config, prices = config_of(inst)
     engine = RebalancingEngine(RebalancingSettings(mip_time_limit_seconds=1e-9))
     result = engine.rebalance(config, prices)
-    assert any("stopped at its time budget" in w for w in result.warnings)
-    assert any("stopped at its time budget" in s.note for s in result.stages if s.name == "whole_shares")
+    assert any("stopped at its budget" in w for w in result.warnings)
+    assert any("stopped at its budget" in s.note for s in result.stages if s.name == "whole_shares")
     assert violations(inst, _shares(inst, result)) == []
 
 

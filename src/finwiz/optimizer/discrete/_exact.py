@@ -134,7 +134,8 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     counts = np.asarray(k_buy.value, float) - np.asarray(k_sell.value, float)
     shares = np.where(whole, np.round(counts) * step, np.round(counts / data.lot) * data.lot)
     proven = problem.status == cp.OPTIMAL
-    scip = (problem.solver_stats.extra_stats or {}).get("model") if problem.solver_stats else None
+    extra = problem.solver_stats.extra_stats if problem.solver_stats else None
+    scip = extra.get("model") if isinstance(extra, dict) else None  # HiGHS gives its own info object
     bound = None
     if scip is not None and hasattr(scip, "getDualbound"):
         # SCIP's objective leaves out the constant cvxpy keeps apart: put it back.

@@ -56,7 +56,7 @@ a fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500
 and 180-340 (3-4 %) at 100, where the retry never helped; at 2000 binding assets, 148 allowances
 but 97 % (the retry: 7 %); a fine grid (fractional shares) that binding rows push off its
 neighbours loses orders of magnitude more allowances, and the back-off does help."""
-_SEARCH_BUDGET = 2.0  # seconds for the exchange search (it ends in milliseconds on 15-60 names)
+_SEARCH_BUDGET = 4.0  # CPU seconds: a safety behind the search's own count of work (_search._WORK)
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
 Solve = Callable[[Model], SolveOutcome]
@@ -120,7 +120,8 @@ def whole_share_stage(
     # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
     found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
     shares = found.shares
-    warned = (f"whole-share search stopped at its time budget ({_SEARCH_BUDGET:g} s)",) if found.timed_out else ()
+    stopped = f"whole-share search stopped at its budget (its count of work, or {_SEARCH_BUDGET:g} s CPU)"
+    warned = (stopped,) if found.timed_out else ()
     if data.lots is not None:
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
