@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from finwiz import Holding, InfeasibleRebalanceError, PortfolioConfiguration, rebalance
 from finwiz.optimizer import RebalancingEngine
+from finwiz.settings import RebalancingSettings
 from tests.optimizer.discrete.reference import Instance, config_of, generate, objective, solve_miqp, violations
 from tests.optimizer.test_one_model import Proposal
 
@@ -109,7 +110,7 @@ def test_a_held_asset_below_the_minimum_that_cannot_trade_is_refused_by_name(blo
     assert "min_position_value[D]" in str(caught.value)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     quantile=st.floats(0.05, 0.6),
@@ -123,8 +124,11 @@ def test_every_position_is_zero_or_at_least_the_minimum(
     inst.min_position = float(round(np.quantile(inst.target * inst.ref, quantile), 0)) + 1.0
     config, prices = config_of(inst)
     config = config.model_copy(update={"allow_fractional_shares": fractional})
+    # Exact mode stopped at a 1 s limit: the rule must hold on a program stopped early too (and
+    # 40 examples at SCIP's default 10 s took most of a CI run).
+    engine = RebalancingEngine(RebalancingSettings(mip_time_limit_seconds=1.0))
     try:
-        result = rebalance(config, prices, exact=exact)
+        result = engine.rebalance(config, prices, exact=exact)
     except InfeasibleRebalanceError:
         return  # e.g. an asset inside its band held below the minimum
     assert _sized(config, prices, result) == []
