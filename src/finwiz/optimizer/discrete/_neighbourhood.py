@@ -5,7 +5,7 @@ better answer moves several assets together: on a 15-name account under a sector
 cap and a trade count, the optimum leaves two trades out and spends their turnover on three
 others (five assets change; the answer was 7.6 % above SCIP's proof). Here a neighbourhood (a
 handful of assets, each with a few candidate trades: its current one, a lot either way, no trade,
-its continuous trade rounded down and up) is searched whole: the objective is quadratic, so the
+the minimum either way, value-matched steps) is searched whole: the objective is quadratic, so the
 change of any combination is exactly the sum of each move's own change and of every pair's cross
 term ``2 (S d_a)'(S d_b)`` (covariance, cash square, tracking, cost columns); the coupled rows are
 linear, so a combination keeps them when the sum of its moves' changes does. Combinations are
@@ -45,23 +45,13 @@ class Neighbourhood:
         return int(np.prod([len(o) + 1 for o in self.options], dtype=float))
 
 
-def options_near(
-    search: _Search,
-    shares: np.ndarray,
-    continuous: np.ndarray | None,
-    asset: int,
-    steps: tuple[np.ndarray, np.ndarray],
-) -> np.ndarray:
+def options_near(data: ProblemData, shares: np.ndarray, asset: int, steps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``asset``'s candidate trades: a lot either way of its current trade, no trade, the
-    minimum size either way, its continuous trade rounded down and up to its lot, and its value-matched ``steps``
-    (``matched_steps``), distinct from the current one."""
-    data = search.data
+    minimum size either way and its value-matched ``steps`` (``matched_steps``), distinct from
+    the current one."""
     lot, now = data.lot[asset], shares[asset]
     smallest = np.ceil(data.min_trade_value / (lot * data.prices[asset]) - 1e-12) * lot
     values = [now + lot, now - lot, 0.0, smallest, -smallest]
-    if continuous is not None:
-        target = continuous[asset] * data.ref_value / data.prices[asset] / lot
-        values += [np.floor(target) * lot, np.ceil(target) * lot]
     out = np.unique(np.concatenate([values, steps[1][steps[0] == asset]]))
     return np.asarray(out[out != now])
 

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from finwiz.optimizer._trace import count, note
-from finwiz.optimizer.describe._data import NOISE_VALUE
 from finwiz.optimizer.discrete._candidates import _CHECK, _lot_moves, _Moves, _moves, _Separable
 from finwiz.optimizer.discrete._descent import _best_per_asset, _halvings, _Point, _Search
 from finwiz.optimizer.discrete._neighbourhood import (
@@ -80,12 +79,9 @@ class SearchOutcome:
     timed_out: bool
 
 
-def exchange_search(
-    model: Model, shares: np.ndarray, bound: float | None, time_limit: float, continuous: np.ndarray | None = None
-) -> SearchOutcome:
+def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_limit: float) -> SearchOutcome:
     """``shares`` improved by single moves, two-asset exchanges, dropped trades and combinations
-    of a few assets' trades (``continuous``: the continuous trades, V_ref units, whose rounding
-    down and up each asset may take) until none improves (see the module)."""
+    of a few assets' trades until none improves (see the module)."""
     data = model.data
     if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
@@ -108,7 +104,7 @@ def exchange_search(
     # took the budget the kicks had used well (objective 6.5 % higher).
     few = data.n <= _FEW
     while not local.late():
-        kicked = local.combine(point, continuous) if few else None
+        kicked = local.combine(point) if few else None
         if kicked is None and few:
             kicked = local.triple(point)
         if kicked is None:
@@ -260,12 +256,12 @@ class _Local:
             np.concatenate([lots.scalars, extra.scalars[ok]]),
         )
 
-    def combine(self, point: _Point, continuous: np.ndarray | None) -> _Point | None:
+    def combine(self, point: _Point) -> _Point | None:
         """The best combination of a few assets' trades (``_neighbourhood``) that improves, then
-        the descent; neighbourhoods of the assets in play (traded now or in the continuous
-        optimum), most disagreeing with the continuous trade first, in overlapping windows."""
+        the descent; neighbourhoods of the traded assets, largest trade in value first, in
+        overlapping windows."""
         gain = _GAIN * max(abs(point.value), 1e-300)
-        for hood in _hoods(self.search, point.shares, continuous):
+        for hood in _hoods(self.search, point.shares):
             if self.late():
                 return None
             found = best_combination(self.search, self.separable, self.a_trade, point, hood, gain)
@@ -397,18 +393,15 @@ class _Local:
         return accepted
 
 
-def _hoods(search: _Search, shares: np.ndarray, continuous: np.ndarray | None) -> list[Neighbourhood]:
-    """Windows of the assets in play (traded, now or in the continuous optimum), in order of how
-    far their trade is from the continuous one in value: with each asset's candidate trades
-    (``options_near``), then with a lot either way only."""
+def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
+    """Windows of the traded assets, largest trade in value first: with each asset's candidate
+    trades (``options_near``), then with a lot either way only."""
     data = search.data
-    wanted = np.zeros(data.n) if continuous is None else continuous * data.ref_value / data.prices
-    wanted = np.where(np.abs(wanted) * data.prices < NOISE_VALUE, 0.0, wanted)
-    play = np.flatnonzero((shares != 0) | (wanted != 0))
-    apart = np.abs(wanted - shares)[play] * data.prices[play]
+    play = np.flatnonzero(shares != 0)
+    apart = np.abs(shares[play]) * data.prices[play]
     play = play[np.argsort(-apart, kind="stable")]
     steps = matched_steps(data, shares)
-    rich = [options_near(search, shares, continuous, int(a), steps) for a in play]
+    rich = [options_near(data, shares, int(a), steps) for a in play]
     # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
     plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
     return _windows(play, rich) + _windows(play, plain)
