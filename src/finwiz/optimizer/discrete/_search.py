@@ -103,7 +103,7 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     # Combinations and triples on few assets only: at 431 names ($50k, risk-aware) their windows
     # took the budget the kicks had used well (objective 6.5 % higher).
     few = data.n <= _FEW
-    while not local.late():
+    while not local.tick():
         kicked = local.combine(point) if few else None
         if kicked is None and few:
             kicked = local.triple(point)
@@ -112,7 +112,7 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
         if kicked is None:
             break
         point = kicked
-    late = local.late()
+    late = local.stopped  # a search that ended because nothing improved is not reported stopped
     if late:
         budget = f"its count of work, or {time_limit:g} s CPU"
         note(f"whole-share search stopped at its budget ({budget}) after {local.moves} moves")
@@ -188,14 +188,17 @@ class _Local:
     combinations: int = 0
     triples: int = 0
     basic: int = 0  # the moves of the rounding's table, first in the last move table
-    work: int = 0  # assets x budget checks so far (see late)
+    work: int = 0  # assets x budget checks so far (see tick)
+    stopped: bool = False  # whether the budget cut the search short
 
-    def late(self) -> bool:
+    def tick(self) -> bool:
+        """One unit of work (the assets) counted; whether the budget is now spent (``stopped``)."""
         # A count of work first, so the same request stops at the same point whatever the load
         # (guarantee 6: a CPU or wall budget gave other trades on a loaded machine); the CPU
         # deadline is only a safety for what the count does not foresee.
         self.work += self.search.data.n
-        return self.work > _WORK or time.thread_time() > self.deadline
+        self.stopped = self.stopped or self.work > _WORK or time.thread_time() > self.deadline
+        return self.stopped
 
     def keeps(self, point: _Point) -> bool:
         """Whether ``point`` keeps every limit: minimum size, separable and coupled rows."""
@@ -211,7 +214,7 @@ class _Local:
         and improve, else the best half, ...), then (when none) the best improving exchange,
         until neither."""
         for _ in range(rounds):
-            if self.late():
+            if self.tick():
                 break
             count("descent")
             moves = self._moves(point, separable)
@@ -262,7 +265,7 @@ class _Local:
         overlapping windows."""
         gain = _GAIN * max(abs(point.value), 1e-300)
         for hood in _hoods(self.search, point.shares):
-            if self.late():
+            if self.tick():
                 return None
             found = best_combination(self.search, self.separable, self.a_trade, point, hood, gain)
             if found is not None:
@@ -290,7 +293,7 @@ class _Local:
         for a, value in self._kicks(point):
             if not meets_minimum(data, np.array([value * data.prices[a]]))[0]:
                 continue  # a trade under the minimum size: not a candidate
-            if self.late():
+            if self.tick():
                 return None
             trial = point.shares.copy()
             trial[a] = value
