@@ -72,12 +72,11 @@ def matched_steps(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np
 
 
 def best_combination(
-    search: _Search, separable: _Separable, a_trade: np.ndarray, point: _Point, hood: Neighbourhood, gain: float
+    search: _Search, separable: _Separable, point: _Point, hood: Neighbourhood, gain: float
 ) -> _Point | None:
     """The best combination of ``hood``'s moves (at most one per asset) that keeps every row and
     lowers the exact objective by more than ``gain``; None when none does."""
     data, pricer, rows = search.data, search.pricer, search.rows
-    n = data.n
     owner = np.repeat(hood.assets, [len(o) for o in hood.options])
     if owner.size == 0:
         return None
@@ -92,8 +91,7 @@ def best_combination(
     own = np.append(pricer.changes(point.z, point.shares, moves), 0.0)
     cross = np.zeros((m + 1, m + 1))
     cross[:m, :m] = pricer.cross(point.z, moves, np.arange(m))
-    d_buy, d_sell, d_x = moves.change(data, point.z)
-    delta = a_trade[:, moves.owner] * d_buy + a_trade[:, n + moves.owner] * d_sell + rows.a_scalar @ d_x.T
+    delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
     low, high = rows.lower - values, rows.upper - values
     reach = np.abs(delta).sum(axis=1)
@@ -132,14 +130,13 @@ TRIPLE_MOVES = 80
 """Moves a three-asset exchange is made of at most (the best priced; 80^3 combinations)."""
 
 
-def best_triple(search: _Search, moves: _Moves, point: _Point, a_trade: np.ndarray, gain: float) -> _Point | None:
+def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _Point | None:
     """The best exchange of three of ``moves`` (three different assets) that keeps every row and
     lowers the exact objective by more than ``gain``: its change is the three moves' own plus the
     three pairs' cross terms (exact: the objective is quadratic), its rows the sum of the three
     moves' changes. On start-from-cash allocations, one lot of three names against each other
     was what left finwiz 0.9-2.9 % farther from PyPortfolioOpt's targets than its LP."""
     data, pricer, rows = search.data, search.pricer, search.rows
-    n = data.n
     own = pricer.changes(point.z, point.shares, moves)
     keep = np.argsort(own, kind="stable")[:TRIPLE_MOVES]
     moves = _Moves(moves.owner[keep], moves.shares[keep], moves.buy[keep], moves.sell[keep], moves.scalars[keep])
@@ -156,8 +153,7 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, a_trade: np.ndarr
         + cross[:, None, :]
         + cross[None, :, :]
     )
-    d_buy, d_sell, d_x = moves.change(data, point.z)
-    delta = a_trade[:, moves.owner] * d_buy + a_trade[:, n + moves.owner] * d_sell + rows.a_scalar @ d_x.T
+    delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
     low, high = rows.lower - values, rows.upper - values
     reach = 3.0 * np.abs(delta).max(axis=1, initial=0.0)

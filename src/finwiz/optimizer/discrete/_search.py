@@ -93,7 +93,6 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     local = _Local(
         _Search(data, pricer, rows),
         _Separable.of([g.linear() for g in model.groups if g.separable], data.n),
-        rows.a_trade.toarray(),
         start + time_limit,
     )
     point = local.search.at(shares)
@@ -174,12 +173,11 @@ _COARSE = 0.05
 
 @dataclass
 class _Local:
-    """The local search's state: the exact pricer and rows, the separable rows, the coupled rows'
-    trade columns dense (small problems), the deadline and what was taken."""
+    """The local search's state: the exact pricer and rows, the separable rows, the deadline
+    and what was taken."""
 
     search: _Search
     separable: _Separable
-    a_trade: np.ndarray
     deadline: float
     moves: int = 0
     pairs: int = 0
@@ -267,7 +265,7 @@ class _Local:
         for hood in _hoods(self.search, point.shares):
             if self.tick():
                 return None
-            found = best_combination(self.search, self.separable, self.a_trade, point, hood, gain)
+            found = best_combination(self.search, self.separable, point, hood, gain)
             if found is not None:
                 self.combinations += 1
                 return self.descend(found, self.separable)
@@ -278,7 +276,7 @@ class _Local:
         the one-lot moves, then the descent."""
         data = self.search.data
         moves = _lot_moves(data, point.shares, self.separable, None)
-        found = best_triple(self.search, moves, point, self.a_trade, _GAIN * max(abs(point.value), 1e-300))
+        found = best_triple(self.search, moves, point, _GAIN * max(abs(point.value), 1e-300))
         if found is None:
             return None
         self.triples += 1
@@ -345,11 +343,10 @@ class _Local:
         m = len(moves.owner)
         if m == 0:
             return None
-        n, owner = data.n, moves.owner
+        owner = moves.owner
         gain = pricer.changes(point.z, point.shares, moves)
         values = rows.values(point.z)
-        d_buy, d_sell, d_x = moves.change(data, point.z)
-        delta = self.a_trade[:, owner] * d_buy + self.a_trade[:, n + owner] * d_sell + rows.a_scalar @ d_x.T
+        delta = rows.changes(owner, *moves.change(data, point.z))
         low, high = rows.lower - values, rows.upper - values
         threshold = -_GAIN * max(abs(point.value), 1e-300)
         if not pairs:
