@@ -61,6 +61,10 @@ class _Pricer:
         rows = self.stacked.squares.evaluate(z)
         return float(rows @ rows + self.linear @ z + self.stacked.count * np.count_nonzero(shares))
 
+    def gradient(self, z: np.ndarray) -> np.ndarray:
+        """The objective's gradient at ``z`` (the count left out): ``2 S'(S z + s) + q``."""
+        return np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
+
     def cross(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
         """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b``: what two
         moves of different assets add to the sum of their changes."""
@@ -84,7 +88,7 @@ class _Pricer:
     def changes(self, z: np.ndarray, shares: np.ndarray, moves: _Moves) -> np.ndarray:
         """The objective change of each move (an asset's new absolute trade) from ``z``."""
         n, owner = self.n, moves.owner
-        grad = 2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear
+        grad = self.gradient(z)
         d_buy, d_sell, d_x = moves.change(self.data, z)
         first = grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :]
         second = (

@@ -233,7 +233,7 @@ class _Local:
         n = data.n
         lots = _lot_moves(data, point.shares, separable, None)
         self.basic = len(lots.owner)
-        grad = 2.0 * (pricer.s_t @ pricer.stacked.squares.evaluate(point.z)) + pricer.linear
+        grad = pricer.gradient(point.z)
         slope = np.where(point.shares >= 0, grad[:n], -grad[n : 2 * n])
         step = -slope / (2 * np.maximum(pricer.col_norm[:n], 1e-300)) * data.ref_value  # currency
         jump = np.round(step / (data.lot * data.prices)) * data.lot
@@ -320,7 +320,7 @@ class _Local:
             out += [(int(a), float(v)) for v in dict.fromkeys([float(toward), 0.0])]
         if pricer.stacked.count > 0:
             n = data.n
-            grad = 2.0 * (pricer.s_t @ pricer.stacked.squares.evaluate(point.z)) + pricer.linear
+            grad = pricer.gradient(point.z)
             curve = np.maximum(pricer.col_norm[: 2 * n], 1e-300)
             best = -np.minimum(grad[: 2 * n], 0.0) / (2 * curve)  # V_ref units, each side
             gain = grad[: 2 * n] ** 2 / (4 * curve) * (grad[: 2 * n] < 0)
