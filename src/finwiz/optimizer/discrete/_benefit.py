@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from finwiz.optimizer.discrete._objective import point_of
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import objective_at
 from finwiz.optimizer.verify._compliance import compliance_checks, min_trade_check, post_trade_state
@@ -21,12 +22,6 @@ from finwiz.optimizer.verify._compliance import compliance_checks, min_trade_che
 __all__ = ["keep_worthwhile"]
 
 _MAX_ROUNDS = 10_000  # removals at most (each removes one trade: the trades bound it anyway)
-
-
-def _point(model: Model, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    data = model.data
-    u = shares * data.prices / data.ref_value
-    return np.maximum(u, 0.0), np.maximum(-u, 0.0), post_trade_state(data, shares).total_cost / data.ref_value
 
 
 def _keeps_limits(model: Model, shares: np.ndarray) -> bool:
@@ -44,8 +39,8 @@ def shortfalls(model: Model, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray
     for i in idx.tolist():
         other = shares.copy()
         other[i] = 0.0
-        without.append(_point(model, other))
-    values = objective_at(model, [_point(model, shares), *without])
+        without.append(point_of(data, other))
+    values = objective_at(model, [point_of(data, shares), *without])
     benefit = np.asarray(values[1:]) - values[0]
     state = post_trade_state(data, shares)
     cost = (state.transaction_costs + state.impact_costs)[idx]

@@ -55,10 +55,10 @@ from finwiz.optimizer.discrete._neighbourhood import (
     options_near,
     smallest,
 )
+from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
-from finwiz.optimizer.solve._assembler import Model, assemble
-from finwiz.optimizer.solve._solve import objective_at
-from finwiz.optimizer.verify._compliance import meets_minimum, post_trade_state
+from finwiz.optimizer.solve._assembler import Model, user_gradient_at
+from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = ["SearchOutcome", "coarse", "exchange_search"]
 
@@ -88,7 +88,7 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     # The budget is the thread's own CPU time: on a loaded machine, or with eight threads sharing
     # the interpreter, wall time stopped the search early and the same request got other trades.
     start = time.thread_time()
-    pricer = _Pricer(model, model.stacked(continuous=False), _user_gradient(model, shares))
+    pricer = _Pricer(model, model.stacked(continuous=False), user_gradient_at(model, *point_of(data, shares)))
     rows = _coupled_rows(model)
     local = _Local(
         _Search(data, pricer, rows),
@@ -115,7 +115,7 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     if late:
         budget = f"its count of work, or {time_limit:g} s CPU"
         note(f"whole-share search stopped at its budget ({budget}) after {local.moves} moves")
-    if not local.keeps(point) or not _true(model, point.shares) < _true(model, shares):
+    if not local.keeps(point) or not achieved(model, point.shares) < achieved(model, shares):
         return SearchOutcome(shares, 0, late)  # never an answer breaking a limit
     if local.moves and not late:
         note(
@@ -123,29 +123,6 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
             f" {local.combinations} combinations, {local.triples} three-asset exchanges)"
         )
     return SearchOutcome(point.shares, local.moves, late)
-
-
-def _user_gradient(model: Model, shares: np.ndarray) -> np.ndarray | None:
-    """A user's cvxpy terms' gradient at ``shares`` (they are priced by it, as in the rounding;
-    the answer is then judged by the true objective)."""
-    if not model.user_terms:
-        return None
-    data = model.data
-    u = shares * data.prices / data.ref_value
-    cost = post_trade_state(data, shares).total_cost / data.ref_value
-    assembled = assemble(model, continuous=False)
-    with assembled.lock:
-        assembled.set_values(model, model.stacked(continuous=False))
-        assembled.place(np.maximum(u, 0.0), np.maximum(-u, 0.0), cost, data.x0)
-        return np.asarray(assembled.user_gradient(data.n))
-
-
-def _true(model: Model, shares: np.ndarray) -> float:
-    """The true objective of ``model`` at share trades ``shares`` (user terms included)."""
-    data = model.data
-    u = shares * data.prices / data.ref_value
-    cost = post_trade_state(data, shares).total_cost / data.ref_value
-    return objective_at(model, [(np.maximum(u, 0.0), np.maximum(-u, 0.0), cost)])[0]
 
 
 def coarse(model: Model) -> bool:

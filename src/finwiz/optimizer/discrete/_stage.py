@@ -39,12 +39,12 @@ from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._benefit import keep_worthwhile
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._min_position import exact_or_named, min_positions
+from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.discrete._search import exchange_search
-from finwiz.optimizer.solve._assembler import Model, assemble
+from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at
 from finwiz.optimizer.tax._sides import Sided
-from finwiz.optimizer.verify._compliance import post_trade_state
 from finwiz.optimizer.verify._diagnosis import whole_share_refusal
 
 __all__ = ["Decided", "achieved", "exact_stage", "round_outcome", "whole_share_stage", "whole_shares"]
@@ -84,19 +84,9 @@ class _Answer:
     polish: bool = False  # rounded on a restricted model: the descent once more on the full one
 
 
-def _point(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    u = shares * data.prices / data.ref_value
-    return np.maximum(u, 0.0), np.maximum(-u, 0.0), post_trade_state(data, shares).total_cost / data.ref_value
-
-
-def achieved(model: Model, shares: np.ndarray) -> float:
-    """The true objective of ``model`` at share trades ``shares``."""
-    return objective_at(model, [_point(model.data, shares)])[0]
-
-
 def _improves(model: Model, candidate: np.ndarray, incumbent: np.ndarray) -> bool:
     """Whether share trades ``candidate`` have a lower true objective than ``incumbent``."""
-    new, old = objective_at(model, [_point(model.data, s) for s in (candidate, incumbent)])
+    new, old = objective_at(model, [point_of(model.data, s) for s in (candidate, incumbent)])
     return new < old
 
 
@@ -209,13 +199,7 @@ def _small_fixed(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: 
 def round_outcome(model: Model, outcome: SolveOutcome, time_limit: float) -> RoundingOutcome | InfeasibleRebalanceError:
     """The whole-share step on ``outcome``, or the error saying why no whole-share choice keeps
     every limit (which limit would have to give, and by how much)."""
-    gradient = None
-    if model.user_terms:
-        assembled = assemble(model, continuous=False)
-        with assembled.lock:
-            assembled.set_values(model, model.stacked(continuous=False))
-            assembled.place(outcome.buy, outcome.sell, outcome.cost, model.data.x0)
-            gradient = assembled.user_gradient(model.data.n)
+    gradient = user_gradient_at(model, outcome.buy, outcome.sell, outcome.cost)
     try:
         return round_trades(
             model,
