@@ -17,18 +17,11 @@ import numpy as np
 from finwiz.optimizer.discrete._objective import point_of
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import objective_at
-from finwiz.optimizer.verify._compliance import compliance_checks, min_trade_check, post_trade_state
+from finwiz.optimizer.verify._compliance import breaches, post_trade_state
 
 __all__ = ["keep_worthwhile"]
 
 _MAX_ROUNDS = 10_000  # removals at most (each removes one trade: the trades bound it anyway)
-
-
-def _keeps_limits(model: Model, shares: np.ndarray) -> bool:
-    state = post_trade_state(model.data, shares)
-    checks = compliance_checks(model.data, state, model.checked_groups)
-    size = min_trade_check(model.data, state)
-    return all(c.satisfied for c in checks) and (size is None or size.satisfied)
 
 
 def shortfalls(model: Model, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +59,7 @@ def keep_worthwhile(model: Model, shares: np.ndarray) -> np.ndarray:
                 break
             candidate = shares.copy()
             candidate[idx[j]] = 0.0
-            if _keeps_limits(model, candidate):
+            if not breaches(model.data, candidate, model.checked_groups):
                 shares, removed = candidate, True
                 break
         if not removed:

@@ -34,9 +34,8 @@ from finwiz.optimizer.discrete._rounding import round_trades
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome
 from finwiz.optimizer.verify._compliance import (
-    compliance_checks,
+    breaches,
     meets_minimum,
-    on_lots,
     position_sized,
     post_trade_state,
 )
@@ -77,7 +76,9 @@ def min_positions(
         refusal = exc
     if solve is not None and not model.user_terms:
         answers += _resolved(model, shares, objective, solve)
-    if fallback is not None and position_sized(data, data.shares + fallback).all() and _keeps(model, fallback):
+    # A fallback that keeps every limit and the lots (exact mode's may miss one by solver noise).
+    sized = fallback is not None and bool(position_sized(data, data.shares + fallback).all())
+    if fallback is not None and sized and not breaches(data, fallback, model.checked_groups, lots=True):
         answers.append(fallback)
     if not answers:
         assert refusal is not None
@@ -191,9 +192,9 @@ def _settle(model: Model, shares: np.ndarray, i: int, objective: Objective) -> n
     for trade in (-data.shares[i], _up(data, shares, i)):
         trial = shares.copy()
         trial[i] = trade
-        breaches = _breaches(model, trial, i)
-        if breaches:
-            broken += breaches
+        names = breaches(data, trial, model.checked_groups, np.array([i]))  # i's trade the only one changed
+        if names:
+            broken += names
             continue
         value = objective(model, trial)
         if best is None or value < best[0]:
@@ -219,16 +220,6 @@ def _up(data: ProblemData, shares: np.ndarray, i: int) -> float:
     return float(trade)
 
 
-def _breaches(model: Model, trial: np.ndarray, i: int) -> list[str]:
-    """The limits share trades ``trial`` break (asset ``i``'s trade the only one changed)."""
-    data = model.data
-    state = post_trade_state(data, trial)
-    names = [c.constraint for c in compliance_checks(data, state, model.checked_groups) if not c.satisfied]
-    if not meets_minimum(data, state.trade_values[i : i + 1])[0]:
-        names.append(f"min_trade_size[{data.symbols[i]}]")
-    return names
-
-
 def _sized_trades(model: Model, shares: np.ndarray) -> np.ndarray:
     """A trade a hair short of the minimum trade size (under a cent) made the few lots larger that
     reach it, where the limits allow: exact mode's fractional counts, rounded to a millionth of a
@@ -242,22 +233,9 @@ def _sized_trades(model: Model, shares: np.ndarray) -> np.ndarray:
         lot_value = data.lot[i] * data.prices[i]
         steps = np.ceil((data.min_trade_value - abs(values[i])) / lot_value) + 1
         trial[i] += np.sign(shares[i]) * steps * data.lot[i]
-        if not _breaches(model, trial, int(i)):
+        if not breaches(data, trial, model.checked_groups, np.array([i])):
             shares = trial
     return shares
-
-
-def _keeps(model: Model, shares: np.ndarray) -> bool:
-    """Whether share trades ``shares`` keep every limit, the minimum trade and the lots (exact
-    mode's answer before its polish may miss one by solver noise)."""
-    data = model.data
-    state = post_trade_state(data, shares)
-    checks = compliance_checks(data, state, model.checked_groups)
-    return bool(
-        all(c.satisfied for c in checks)
-        and meets_minimum(data, state.trade_values).all()
-        and on_lots(data, shares).all()
-    )
 
 
 def _refusal(data: ProblemData, shares: np.ndarray, i: int, broken: list[str]) -> InfeasibleRebalanceError:

@@ -20,6 +20,7 @@ from finwiz.schemas import ComplianceCheck
 
 __all__ = [
     "PostTradeState",
+    "breaches",
     "compliance_checks",
     "continuous_point",
     "cost_model",
@@ -185,6 +186,25 @@ def compliance_checks(
     """Every limit group (with the term that states it) checked on the final trades."""
     z = state.trade_vector(data)
     return [check for term, group in groups for check in group_checks(group, z, term)]
+
+
+def breaches(
+    data: ProblemData,
+    shares: np.ndarray,
+    groups: Sequence[tuple[str, LimitGroup]],
+    assets: np.ndarray | None = None,
+    lots: bool = False,
+) -> list[str]:
+    """The limits share trades ``shares`` break: every group's (``Model.checked_groups``), the
+    minimum trade size of ``assets``' trades (default: every asset's) and, with ``lots``, the
+    lot rule (:func:`on_lots`). Empty: they keep them all."""
+    state = post_trade_state(data, shares)
+    names = [c.constraint for c in compliance_checks(data, state, groups) if not c.satisfied]
+    at = np.arange(data.n) if assets is None else assets
+    names += [f"min_trade_size[{data.symbols[i]}]" for i in at[~meets_minimum(data, state.trade_values[at])]]
+    if lots:
+        names += [f"lots[{data.symbols[i]}]" for i in np.flatnonzero(~on_lots(data, shares))]
+    return names
 
 
 def min_trade_check(data: ProblemData, state: PostTradeState) -> ComplianceCheck | None:

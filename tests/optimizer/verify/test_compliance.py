@@ -1,0 +1,33 @@
+"""``breaches``: the limits concrete share trades break, by name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finwiz import Holding, PortfolioConfiguration
+from finwiz.optimizer import build_problem_data
+from finwiz.optimizer.describe._limits import constraint_terms
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.verify._compliance import breaches
+
+
+def test_breaches_names_the_cap_the_minimum_trade_and_the_lot() -> None:
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="AAA", shares=100.0), Holding(symbol="BBB", shares=100.0)],
+        target_weights={"AAA": 0.4, "BBB": 0.4},
+        cash=1_000.0,
+        tolerance=0.0,
+        max_position_weight=0.5,
+        min_trade_size=300.0,
+    )
+    data = build_problem_data(config, {"AAA": 10.0, "BBB": 10.0})  # $3,000: $1,000 each and cash
+    groups = Model.of([t for t in constraint_terms() if t.applies(data)], data).checked_groups
+    assert breaches(data, np.array([0.0, 0.0]), groups) == []
+    assert breaches(data, np.array([-40.0, 40.0]), groups) == []  # BBB at $1,400: 47 %
+    assert breaches(data, np.array([-60.0, 60.0]), groups) == ["max_position[BBB]"]  # 53 %
+    small = np.array([-20.0, 20.0])  # $200 trades under the $300 minimum
+    assert breaches(data, small, groups) == ["min_trade_size[AAA]", "min_trade_size[BBB]"]
+    assert breaches(data, small, groups, assets=np.array([1])) == ["min_trade_size[BBB]"]
+    odd = np.array([-40.5, 40.5])  # half shares: whole-share lots
+    assert breaches(data, odd, groups) == []
+    assert breaches(data, odd, groups, lots=True) == ["lots[AAA]", "lots[BBB]"]
