@@ -135,9 +135,7 @@ def _resolved(model: Model, shares: np.ndarray, objective: Objective, solve: Sol
                 break
             grown = np.concatenate([small, more])
             wants = [floored[i] or _prefers_up(model, answer, int(i), objective) for i in more]
-            answer = _held_where(
-                model, grown, np.concatenate([up, wants]), data.min_position_value / value * (1 + _MARGIN), solve
-            )
+            answer = _held_where(model, grown, np.concatenate([up, wants]), floor, solve)
         if answer is None:
             continue
         try:

@@ -40,10 +40,6 @@ class Neighbourhood:
     assets: np.ndarray
     options: tuple[np.ndarray, ...]
 
-    @property
-    def size(self) -> int:
-        return int(np.prod([len(o) + 1 for o in self.options], dtype=float))
-
 
 def options_near(data: ProblemData, shares: np.ndarray, asset: int, steps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``asset``'s candidate trades: a lot either way of its current trade, no trade, the

@@ -215,7 +215,7 @@ class _Local:
         step = -slope / (2 * np.maximum(pricer.col_norm[:n], 1e-300)) * data.ref_value  # currency
         jump = np.round(step / (data.lot * data.prices)) * data.lot
         target = point.shares + jump
-        keep = (np.abs(jump) >= 2 * data.lot) & meets_minimum(data, target * data.prices)
+        keep = np.abs(jump) >= 2 * data.lot  # the minimum trade size: below, with the matched steps
         owner, option = np.flatnonzero(keep), target[keep]
         if n <= _FEW:  # few assets (as the combinations): the moves table stays small
             matched_owner, matched_option = matched_steps(data, point.shares)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finwiz.optimizer.describe._costs import CostModel
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import SCALARS, LimitGroup, trade_vector
 from finwiz.schemas import ComplianceCheck
@@ -23,7 +22,6 @@ __all__ = [
     "breaches",
     "compliance_checks",
     "continuous_point",
-    "cost_model",
     "meets_minimum",
     "min_position_checks",
     "min_trade_check",
@@ -45,12 +43,7 @@ def trade_costs(
     """(transaction, market impact) cost in currency of signed ``trade_values`` under the request's
     :class:`~finwiz.optimizer.describe._costs.CostModel`; ``trade_values[j]`` trades asset ``owner[j]``
     (default: asset ``j``)."""
-    return cost_model(data).split(trade_values, owner)
-
-
-def cost_model(data: ProblemData) -> CostModel:
-    """The request's cost model (its impact coefficients in the model's unit, ``V_ref``)."""
-    return data.costs
+    return data.costs.split(trade_values, owner)
 
 
 def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
