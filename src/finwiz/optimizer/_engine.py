@@ -38,6 +38,7 @@ from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._continuous import solve_continuous
 from finwiz.optimizer.tax._regions import over_regions
 from finwiz.optimizer.tax._sides import fix_sides
+from finwiz.optimizer.tax._wash import settle_groups
 from finwiz.optimizer.verify._compliance import PostTradeState, on_lots, post_trade_state
 from finwiz.optimizer.verify._reasons import trade_reasons
 from finwiz.optimizer.verify._result import build_result, checks_of, trades_of, verify
@@ -238,10 +239,19 @@ class RebalancingEngine:
     def _optimize(self, model: Model, solver: str, exact: bool, stages: Stages) -> Decided:
         """The continuous stage (a taxable account's sides fixed first), then whole shares: by
         the whole-share stage, or exactly (exact mode)."""
-        limit, mip_limit = self.settings.solver_time_limit_seconds, self.settings.mip_time_limit_seconds
+        limit = self.settings.solver_time_limit_seconds
         lots = model.data.lots
         if lots is not None and lots.netting and lots.region is None:  # the netting rule's regions
             return over_regions(model, lambda region: self._optimize(region, solver, exact, stages), solver, limit)
+        decided = self._stages(model, solver, exact, stages)
+        if lots is None:
+            return decided
+        # The whole-share stage knows no identical groups: a wash sale it brought back is walled off.
+        return settle_groups(model, decided, lambda walled: self._stages(walled, solver, exact, stages))
+
+    def _stages(self, model: Model, solver: str, exact: bool, stages: Stages) -> Decided:
+        """The continuous stage and whole shares of :meth:`_optimize` (one netting region's)."""
+        limit, mip_limit = self.settings.solver_time_limit_seconds, self.settings.mip_time_limit_seconds
         with stages.stage("continuous"):
             sided = None
             if model.data.lots is not None and not exact:  # each asset on one side; the relaxation's optimum the bound

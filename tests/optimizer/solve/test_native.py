@@ -197,6 +197,22 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
         assert workspace.solver.settings.eps_rel == _workspaces.OSQP_SETTINGS["eps_rel"]
 
 
+def test_fractional_requests_keep_no_workspace(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    """A fractional request solves in a throwaway workspace: a batch of them (each its own) leaves
+    the kept workspaces of whole-share requests where they were, warm for the next request."""
+    clear_cache()
+    rebalance(sample_config, sample_prices)
+    kept = dict(_workspaces._cache)
+    assert kept
+    fractional = sample_config.model_copy(update={"allow_fractional_shares": True})
+    for k in range(40):
+        rebalance(fractional, sample_prices * (1 + k / 1000))
+    assert dict(_workspaces._cache) == kept
+    hits = _workspaces.native_cache_info()["hits"]
+    rebalance(sample_config, sample_prices * 1.01)
+    assert _workspaces.native_cache_info()["hits"] > hits
+
+
 def _record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     """Record each call of the solver function ``name`` as the solver policy makes it."""
     calls: list[str] = []

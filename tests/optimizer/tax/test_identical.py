@@ -49,3 +49,19 @@ def test_a_loss_sale_of_one_twin_forbids_buying_the_other_in_the_same_rebalance(
     assert lost == 0 or bought == 0, result.trades
     assert result.is_compliant
     assert np.isfinite(result.objective_value)
+
+
+def test_exact_mode_keeps_the_identical_groups_rule_too() -> None:
+    """Exact mode's program knows no identical groups (it sold A at a loss and bought 144 A2): the
+    engine checks the final trades and walls the group off (the better of its two walls kept), so
+    the answer is never the wash sale, and it costs at least the answer without the groups."""
+    config, prices = _twins(False)
+    apart = rebalance(with_tax(config, identical={}), prices, exact=True)
+    lost, bought = _loss_sale_and_buy(apart)
+    assert lost > 0
+    assert bought > 0
+    result = rebalance(config, prices, exact=True)
+    lost, bought = _loss_sale_and_buy(result)
+    assert lost == 0 or bought == 0, result.trades
+    assert result.is_compliant
+    assert result.objective_value >= apart.objective_value  # a restriction of the program without groups

@@ -36,7 +36,6 @@ from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osq
 from finwiz.optimizer.solve._qp import Ladder, NativeQP
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
 from finwiz.optimizer.solve._solvers import polish_osqp, refine_on_active_set, solve_clarabel, solve_osqp
-from finwiz.optimizer.solve._user_keys import Identity
 from finwiz.optimizer.solve._workspaces import plan
 from finwiz.optimizer.verify._compliance import continuous_point
 
@@ -327,17 +326,19 @@ def _solve_native(
     """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
     multipliers of every row (OSQP's convention)."""
     order = _order(solver)
-    key: tuple[Any, ...] = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
+    structure = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
+    key: tuple[Any, ...] | None = structure
     if qp.ladder is not None:
         # A taxable request's workspace is its own: warm-started from another request's answer,
         # ADMM lands on another of the zero-cost problem's equal buy/sell splits, the side rule
         # reads it, and the trades would depend on what the process solved before.
-        key += (qp.ladder.serial,)
+        key = (*structure, qp.ladder.serial)
     elif model.data.fractional:
-        # A fractional request's too (its prices array is the request's own, kept by every
-        # re-solve of it): warm from another request, ADMM and polishing land 1e-11 elsewhere,
-        # enough to move a millionth-of-a-share trade (10 of 500 reordered requests differed).
-        key += (Identity(model.data.prices),)
+        # A fractional request's is a throwaway (no key, never kept): warm from another request,
+        # ADMM and polishing land 1e-11 elsewhere, enough to move a millionth-of-a-share trade (10
+        # of 500 reordered requests differed); kept, each request's own workspace would evict
+        # whole-share requests' warm ones from the cache.
+        key = None
     route = plan(qp, key) if solver == "auto" else "explicit"
     if route == "cold" and _binds_at_target(model):
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM

@@ -94,9 +94,9 @@ def plan(qp: NativeQP, key: Hashable) -> str:
 
 
 def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
-    """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp``. Callers
-    load ``qp`` into it under its lock even when it is new: another thread may have found it in
-    the cache and loaded its own request in between."""
+    """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp`` (kept,
+    unless ``key`` is None: a throwaway). Callers load ``qp`` into it under its lock even when it
+    is new: another thread may have found it in the cache and loaded its own request in between."""
     import osqp
 
     with _cache_lock:
@@ -114,6 +114,8 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         qp.P.data.copy(),
         qp.A.data.copy(),
     )
+    if key is None:
+        return workspace
     with _cache_lock:
         _stats["misses"] += 1
         _cache[key] = workspace

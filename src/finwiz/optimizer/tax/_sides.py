@@ -41,7 +41,7 @@ from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, s
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
-__all__ = ["Sided", "farther_warning", "fix_sides"]
+__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "walls_of"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
@@ -61,23 +61,28 @@ def _both(data: ProblemData, outcome: SolveOutcome) -> np.ndarray:
     )
 
 
-def _group_conflict(data: ProblemData, outcome: SolveOutcome) -> tuple[np.ndarray, np.ndarray] | None:
-    """The first ``identical`` group ``outcome`` both sells at a loss (one member) and buys
-    (another): ``(members, loss_sellers)``, else None. A wash sale in one rebalance, as selling and
-    buying back one asset would be (issue 21)."""
+def group_conflict(data: ProblemData, sold: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first ``identical`` group that selling ``sold`` shares (``>= 0``) sells at a loss (one
+    member) while ``bought`` (a mask) buys another: ``(members, loss_sellers)``, else None. A wash
+    sale in one rebalance, as selling and buying back one asset would be (issue 21)."""
     lots = data.lots
     if lots is None or not lots.settings.identical:
         return None
-    sold = outcome.sell * data.ref_value / data.prices
-    taken, _, _ = lots.relief(np.where(outcome.sell * data.ref_value >= NOISE_VALUE, sold, 0.0))
+    taken, _, _ = lots.relief(sold)
     loss = (taken * lots.gain < 0).any(axis=1)
-    bought = outcome.buy * data.ref_value >= NOISE_VALUE
     groups = np.array([lots.settings.group(s) for s in data.symbols])
     for group in dict.fromkeys(groups[loss].tolist()):
         members = groups == group
         if (bought & members & ~loss).any():
             return members, loss & members
     return None
+
+
+def _group_conflict(data: ProblemData, outcome: SolveOutcome) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`group_conflict` of a continuous ``outcome`` (trades under the noise left out)."""
+    selling = outcome.sell * data.ref_value >= NOISE_VALUE
+    sold = np.where(selling, outcome.sell * data.ref_value / data.prices, 0.0)
+    return group_conflict(data, sold, outcome.buy * data.ref_value >= NOISE_VALUE)
 
 
 def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.ndarray | None = None) -> Model:
@@ -371,8 +376,7 @@ def _wall_group(
     none = np.zeros_like(members)
     best: tuple[Model, SolveOutcome, tuple[np.ndarray, np.ndarray]] | None = None
     patterns = [(members, none), (none, losers)]
-    for no_buys, no_sales in patterns:
-        candidate = _with_sides(model, no_buys, no_sales, none)
+    for (no_buys, no_sales), candidate in zip(patterns, walls_of(model, group), strict=True):
         try:
             outcome = solve_terms(candidate, solver, time_limit=limit)
         except ProvenInfeasibleError:
@@ -380,8 +384,17 @@ def _wall_group(
         if best is None or outcome.objective < best[1].objective:
             best = candidate, outcome, (walls[0] | no_buys, walls[1] | no_sales)
     if best is None:
-        raise _refusal([_with_sides(model, b, s, none) for b, s in patterns])
+        raise _refusal(list(walls_of(model, group)))
     return best
+
+
+def walls_of(model: Model, group: tuple[np.ndarray, np.ndarray]) -> tuple[Model, Model]:
+    """``model`` behind each wall of an identical group both sold at a loss and bought
+    (``group``: its members and loss sellers, as :func:`group_conflict` gives): no buys of any
+    member; no sales of the members sold at a loss."""
+    members, losers = group
+    none = np.zeros_like(members)
+    return _with_sides(model, members, none, none), _with_sides(model, none, losers, none)
 
 
 def _distance(data: ProblemData, shares: np.ndarray) -> float:
