@@ -63,11 +63,10 @@ TAX_COLUMNS = [
 
 @dataclass(frozen=True)
 class TaxOptions:
-    """How a taxable backtest settles its tax (see :class:`~finwiz.backtest.Backtest`)."""
+    """How a taxable backtest settles its tax (see :class:`~finwiz.backtest.Backtest`); the
+    ordinary rate and loss limit are the account's ``TaxSettings``', as the engine's."""
 
     pay_taxes: bool = True
-    ordinary_rate: float | None = None
-    ordinary_loss_limit: float = 3000.0
     outside_gains: bool = False
 
 
@@ -128,9 +127,6 @@ class LotLedger:
         self.symbols = tuple(h.symbol for h in holdings)
         self.groups = tuple(settings.group(s) for s in self.symbols)
         self.pay_taxes = options.pay_taxes
-        rate = options.ordinary_rate
-        self.ordinary_rate = settings.short_term_rate if rate is None else rate
-        self.ordinary_loss_limit = options.ordinary_loss_limit
         self.outside_gains = options.outside_gains
         self._base_holdings = holdings
         self.lots: list[dict[str, TaxLot]] = [{str(lot.lot_id): lot for lot in h.lots} for h in holdings]
@@ -339,8 +335,8 @@ class LotLedger:
             long + extra_long,
             short_rate=self.base.short_term_rate,
             long_rate=self.base.long_term_rate,
-            ordinary_rate=self.ordinary_rate,
-            ordinary_loss_limit=self.ordinary_loss_limit,
+            ordinary_rate=self.base.ordinary,
+            ordinary_loss_limit=self.base.ordinary_loss_limit,
             outside_gains=self.outside_gains,
             carry_short=self.carry[0],
             carry_long=self.carry[1],
