@@ -386,3 +386,35 @@ def test_a_lot_bought_after_the_first_day_is_refused_by_name() -> None:
     with pytest.raises(InvalidPortfolioError, match=r"lot S0#2 of S0 was acquired on 2016-12-13") as info:
         Backtest(prices, initial=initial)
     assert info.value.symbol == "S0"
+
+
+@pytest.mark.parametrize(
+    ("policy", "order"),
+    [
+        ("fifo", ["old", "mid", "new", "twin"]),  # oldest first, ties in the account's order
+        ("hifo", ["new", "twin", "mid", "old"]),  # highest cost first, ties oldest first
+        ("optimal", ["new", "twin", "old", "mid"]),  # least tax per share: loss, short loss, long gain, short gain
+    ],
+)
+def test_a_sale_naming_no_lots_relieves_them_in_the_account_s_order(policy: str, order: list[str]) -> None:
+    """At 100: old (long-term, basis 85: tax 3/share), mid (short, 90: 3.7), new and twin (short,
+    110: -3.7, twin acquired later). The engine's lot book sorts them the same way."""
+    from finwiz.backtest._lots import LotLedger, TaxOptions
+    from finwiz.optimizer.tax._tax import lot_book
+
+    day = date(2020, 6, 1)
+    lots = [
+        TaxLot(shares=1, cost_basis=85.0, acquired=date(2018, 1, 2), lot_id="old"),
+        TaxLot(shares=1, cost_basis=90.0, acquired=date(2020, 1, 2), lot_id="mid"),
+        TaxLot(shares=1, cost_basis=110.0, acquired=date(2020, 2, 3), lot_id="new"),
+        TaxLot(shares=1, cost_basis=110.0, acquired=date(2020, 2, 4), lot_id="twin"),
+    ]
+    tax = TaxSettings(as_of=day, short_term_rate=ST, long_term_rate=LT, lot_policy=policy, wash_sale_days=0)
+    holdings = (Holding(symbol="A", shares=4, lots=lots),)
+    ledger = LotLedger(holdings, tax, first_day=day, options=TaxOptions())
+    ledger.trade(0, -4.0, 100.0, None, "test")
+    assert [s.lot_id for s in ledger.sales] == order
+    config = PortfolioConfiguration(holdings=list(holdings), target_weights={"A": 1.0}, tax=tax)
+    book = lot_book(config, np.array([100.0]))
+    assert book is not None
+    assert list(book.ids[0]) == order

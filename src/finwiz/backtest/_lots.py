@@ -30,6 +30,7 @@ import pandas as pd
 
 from finwiz.errors import InvalidPortfolioError, PolicyError
 from finwiz.optimizer.tax._netting import YearTax, year_tax
+from finwiz.optimizer.tax._tax import relief_keys
 from finwiz.schemas import Holding, LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings
 
 __all__ = ["LOT_SALE_COLUMNS", "TAX_COLUMNS", "LotLedger", "TaxOptions", "check_lot_dates"]
@@ -236,18 +237,12 @@ class LotLedger:
 
     def _relief_order(self, asset: int, price: float) -> list[TaxLot]:
         lots = list(self.lots[asset].values())
-        policy = self.base.lot_policy
-        if policy == "fifo":
-            return sorted(lots, key=lambda lot: lot.acquired)
-        if policy == "hifo":
-            return sorted(lots, key=lambda lot: (-lot.cost_basis, lot.acquired))
-
-        def tax(lot: TaxLot) -> tuple[float, float, date]:
-            long = self._term_long(lot.acquired)
-            rate = self.base.long_term_rate if long else self.base.short_term_rate
-            return rate * (price - lot.cost_basis), price - lot.cost_basis, lot.acquired
-
-        return sorted(lots, key=tax)
+        basis = np.array([lot.cost_basis for lot in lots], dtype=float)
+        long = np.array([self._term_long(lot.acquired) for lot in lots], dtype=bool)
+        rate = np.where(long, self.base.long_term_rate, self.base.short_term_rate)
+        day = np.array([lot.acquired.toordinal() for lot in lots], dtype=np.int64)
+        keys = relief_keys(self.base.lot_policy, np.arange(len(lots)), day, basis, price - basis, rate)
+        return [lots[k] for k in np.lexsort(keys)]
 
     def _sell(self, asset: int, qty: float, price: float, chosen: list[LotSale] | None, where: str) -> None:
         symbol, held = self.symbols[asset], self.lots[asset]
