@@ -288,6 +288,10 @@ def test_tracked_taxes_leave_the_cash_alone_and_are_subtracted_after_tax() -> No
     assert m["taxes_paid"] == 0
     assert m["after_tax_value"] == pytest.approx(m["final_value"] - tracking.taxes["tax"].sum(), abs=1e-6)
     assert m["liquidation_value"] < m["after_tax_value"] or result_has_no_gain(tracking)
+    invested = m["final_value"] / (1 + m["total_return"])  # after tax: the pre-tax formulas, same years
+    assert m["after_tax_return"] == pytest.approx(m["after_tax_value"] / invested - 1)
+    assert m["after_tax_annual_return"] == pytest.approx((m["after_tax_value"] / invested) ** (1 / m["years"]) - 1)
+    assert m["liquidation_annual_return"] == pytest.approx((m["liquidation_value"] / invested) ** (1 / m["years"]) - 1)
     with pytest.raises(ConfigurationError, match="pay_taxes"):
         Backtest(prices, initial=initial, pay_taxes="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidPortfolioError, match="ordinary_rate"):  # the account's setting, for both

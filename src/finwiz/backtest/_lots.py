@@ -369,9 +369,9 @@ class LotLedger:
         return result.tax
 
     # -- the result -------------------------------------------------------------------------
-    def finish(self, prices: np.ndarray, final_value: float, invested: float, years: float) -> dict[str, Any]:
+    def finish(self, prices: np.ndarray, final_value: float) -> dict[str, Any]:
         """The taxes table (the last year open: owed, not paid), the lot sales, the open lots and
-        the after-tax metrics."""
+        the after-tax values (the result derives their returns as it does the pre-tax ones)."""
         row, owed = self._year_row()
         unreal = [0.0, 0.0]
         for i, lots in enumerate(self.lots):
@@ -407,21 +407,12 @@ class LotLedger:
             ],
             columns=["symbol", "lot_id", "shares", "cost_basis", "acquired"],
         )
-        after_tax = final_value - self.unpaid_total - owed.tax
-        liquidation_value = final_value - self.unpaid_total - liquidation.tax
-
-        def annual(value: float) -> float:
-            return float((value / invested) ** (1 / years) - 1.0) if invested > 0 and value > 0 else float("nan")
-
         metrics = {
             "taxes_paid": round(self.paid_total, 2),
             "taxes_owed": round(self.unpaid_total + owed.tax, 2),
             "losses_harvested": float(taxes["losses_harvested"].sum()),
             "wash_sales": int((sales["wash_sale_disallowed"] > 0).sum()),
-            "after_tax_value": after_tax,
-            "after_tax_return": float(after_tax / invested - 1.0) if invested > 0 else float("nan"),
-            "after_tax_annual_return": annual(after_tax),
-            "liquidation_value": liquidation_value,
-            "liquidation_annual_return": annual(liquidation_value),
+            "after_tax_value": final_value - self.unpaid_total - owed.tax,
+            "liquidation_value": final_value - self.unpaid_total - liquidation.tax,
         }
         return {"taxes": taxes, "lot_sales": sales, "lots": open_lots, "metrics": metrics}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from finwiz.backtest._lots import LotLedger, TaxOptions
 from finwiz.backtest._policies import FRACTIONAL_STEP, RebalanceContext
-from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, TRADING_DAYS, BacktestResult
+from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, BacktestResult
 from finwiz.errors import FinwizError, InvalidPortfolioError, PolicyError
 from finwiz.schemas import CASH, LotSale, PortfolioConfiguration, RebalancingResult
 
@@ -340,8 +340,7 @@ def simulate(
     if ledger is not None:
         if T and ledger.today != dates[-1].date():
             ledger.today = dates[-1].date()  # terms on the last day (no year closes: that is owed)
-        invested = float(values[0] + flows.sum())
-        taxed = ledger.finish(P[-1], float(values[-1]), invested, max(T - 1, 1) / TRADING_DAYS)
+        taxed = ledger.finish(P[-1], float(values[-1]))
         result.taxes, result.lot_sales, result.lots = taxed["taxes"], taxed["lot_sales"], taxed["lots"]
         result.tax_metrics = taxed["metrics"]
     return result
