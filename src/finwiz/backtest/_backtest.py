@@ -146,9 +146,7 @@ class Backtest:
         label = name if name is not None else repr(policy)
         counter = DateProgress(progress, scheduled_dates(policy, self.history.dates) if progress else 0, label)
         try:
-            return self._with_parameters(
-                simulate(self.history, policy, label, counter.advance if counter.active else None)
-            )
+            return self._with_parameters(simulate(self.history, policy, label, counter.advance))
         finally:
             counter.close()
 
@@ -233,8 +231,6 @@ def _tax_options(pay: Any, outside: Any, initial: Any) -> TaxOptions:
 def _run_counted(history: MarketHistory, name: str, policy: Any, counter: DateProgress, dates: int) -> Outcome:
     """:func:`_run_named` in this process, reporting its dates as they pass (the rest at the end,
     when it stopped part way)."""
-    if not counter.active:
-        return _run_named(history, name, policy)
     reported = 0
 
     def on_dates(n: int) -> None:
