@@ -114,7 +114,8 @@ class _Sale:
 
 
 class LotLedger:
-    """Every open lot, the window's trades, and the realised gains per calendar year."""
+    """Every open lot, the window's trades, and the realised gains per calendar year (the lots'
+    dates are checked once, by ``Backtest``: :func:`check_lot_dates`)."""
 
     def __init__(
         self,
@@ -140,7 +141,6 @@ class LotLedger:
         for t in settings.recent_purchases:  # the account's own history of the window counts too
             if t.symbol in index:
                 self.purchases.append(_Purchase(t.date, settings.group(t.symbol), index[t.symbol], "", t.shares))
-        check_lot_dates(holdings, first_day)
         for i, h in enumerate(holdings):
             for lot in h.lots:
                 self.purchases.append(_Purchase(lot.acquired, self.groups[i], i, str(lot.lot_id), lot.shares, used=0.0))
@@ -183,11 +183,9 @@ class LotLedger:
             if p.lot_id and p.lot_id not in self.lots[p.asset]  # a held lot's date already counts
         ]
         update: dict[str, Any] = {"as_of": day, "recent_sales": recent_sales, "recent_purchases": recent_purchases}
-        fields = type(self.base).model_fields
-        if "realized_short_ytd" in fields:  # the year to date, where the settings can take it
-            short, long = self._year_nets()
-            update.update(realized_short_ytd=short - self.carry[0], realized_long_ytd=long)
-            update["loss_carryforward"] = self.carry[1]
+        short, long = self._year_nets()  # the year to date
+        update.update(realized_short_ytd=short - self.carry[0], realized_long_ytd=long)
+        update["loss_carryforward"] = self.carry[1]
         return self.base.model_copy(update=update)
 
     def holdings(self, shares: np.ndarray) -> tuple[Holding, ...]:
@@ -322,7 +320,7 @@ class LotLedger:
         disallowed = self.late
         for s in self.sales[self.year_start :]:
             value = s.taxable
-            terms[s.long][0 if value > 0 else 1] += max(value, 0.0) if value > 0 else -value
+            terms[s.long][0 if value > 0 else 1] += abs(value)
             disallowed += s.disallowed
         short, long = self._year_nets()
         result = year_tax(

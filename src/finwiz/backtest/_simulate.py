@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from finwiz.backtest._lots import LotLedger, TaxOptions
+from finwiz.backtest._lots import LotLedger
 from finwiz.backtest._policies import FRACTIONAL_STEP, RebalanceContext
 from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, BacktestResult
 from finwiz.errors import FinwizError, InvalidPortfolioError, PolicyError
@@ -52,8 +52,8 @@ def _ledger(history: MarketHistory) -> LotLedger | None:
     settings = history.initial.tax
     if settings is None:
         return None
-    options = history.tax_options if isinstance(history.tax_options, TaxOptions) else TaxOptions()
-    return LotLedger(tuple(history.initial.holdings), settings, first_day=history.dates[0].date(), options=options)
+    first_day = history.dates[0].date()
+    return LotLedger(tuple(history.initial.holdings), settings, first_day=first_day, options=history.tax_options)
 
 
 def _chosen_lots(decision: Any) -> dict[str, list[LotSale]]:
