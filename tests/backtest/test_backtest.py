@@ -334,7 +334,7 @@ def test_fixed_impact_model_is_the_engines_cost_model() -> None:
 
 def test_metrics_against_an_independent_computation() -> None:
     config = book(transaction_cost_rate=0.001)
-    result = Backtest(PRICES, initial=config).run(CalendarRebalance("M"))
+    result = Backtest(PRICES, initial=config, periods_per_year=252).run(CalendarRebalance("M"))
     m = result.metrics
     v = result.values.to_numpy()
     w_star = np.array([config.target_weights[s] for s in SYMBOLS])
@@ -353,7 +353,7 @@ def test_metrics_against_an_independent_computation() -> None:
     assert m["mean_drift"] == pytest.approx(drift.mean(), rel=1e-10)
     assert m["trades"] == len(result.trades)
     assert m["final_value"] == v[-1]
-    never = Backtest(PRICES, initial=config).run(NeverRebalance()).metrics
+    never = Backtest(PRICES, initial=config, periods_per_year=252).run(NeverRebalance()).metrics
     assert never["tracking_error"] > m["tracking_error"]
     assert never["costs"] == 0
 

@@ -51,6 +51,9 @@ def test_periods_per_year_come_from_the_price_index() -> None:
     per_year = 5 / ((months[-1] - months[0]).days / 365.25)  # ~12
     assert per_year == pytest.approx(12, rel=0.02)
     assert monthly["volatility"] == pytest.approx(statistics.stdev(RETURNS) * math.sqrt(per_year))
+    # Every annualised figure counts years the same way: the index's own span, not days / 252.
+    assert monthly["years"] == pytest.approx((months[-1] - months[0]).days / 365.25)
+    assert monthly["annual_return"] == pytest.approx((114 / 100) ** (1 / monthly["years"]) - 1)
     daily = _backtest(DAYS).run(NeverRebalance()).metrics
     assert daily["volatility"] > 4 * monthly["volatility"]  # ~sqrt(365/12 x 5/7) times
 

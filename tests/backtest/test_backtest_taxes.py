@@ -220,21 +220,11 @@ def test_the_ledger_replays_to_the_cent(taxable: tuple[PortfolioConfiguration, W
     shares = result.lots.groupby("symbol")["shares"].sum().reindex(result.holdings.columns, fill_value=0.0)
     np.testing.assert_allclose(shares.to_numpy(), result.holdings.iloc[-1].to_numpy(), atol=1e-9)
     # The year's tax: the lot sales netted by the worksheet, the carry-over chained.
-    sales = result.lot_sales
-    carry = (Decimal(0), Decimal(0))
     years = sorted({d.year for d in result.values.index})
     assert list(result.taxes.index) == years
-    for year in years:
-        of_year = sales[sales["date"].dt.year == year]
-        net = {
-            t: Decimal(repr(round(float(of_year.loc[of_year["term"] == t, "realized_gain"].sum()), 2)))
-            for t in ("short", "long")
-        }
-        r = [Decimal(repr(x)) for x in (ST, LT, ST, 3000.0)]
-        tax, cs, cl = worksheet(net["short"], net["long"], *r, *carry)
-        assert result.taxes.loc[year, "tax"] == float(tax.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-        assert result.taxes.loc[year, "carryforward"] == float(cs + cl)
-        carry = (cs, cl)
+    for year, (tax, carried) in _worksheet_years(result, ST, 3000.0).items():
+        assert result.taxes.loc[year, "tax"] == tax
+        assert result.taxes.loc[year, "carryforward"] == carried
     # Cash: the initial cash, less the trades and their costs, less the taxes paid.
     t = result.trades
     signed = np.where(t["side"] == "buy", 1.0, -1.0) * t["shares"] * t["price"]
@@ -246,6 +236,42 @@ def test_the_ledger_replays_to_the_cent(taxable: tuple[PortfolioConfiguration, W
         assert row["paid_on"] == result.values.index[result.values.index.year == year + 1][0]
     m = result.metrics
     assert m["after_tax_value"] == pytest.approx(m["final_value"] - result.taxes["tax"].iloc[-1], abs=1e-6)
+
+
+def _worksheet_years(result: BacktestResult, ordinary_rate: float, limit: float) -> dict[int, tuple[float, float]]:
+    """Each year's tax and carry-forward by the IRS worksheet from the lot sales, the carry chained."""
+    sales = result.lot_sales
+    assert sales is not None
+    carry = (Decimal(0), Decimal(0))
+    out: dict[int, tuple[float, float]] = {}
+    for year in sorted({d.year for d in result.values.index}):
+        of_year = sales[sales["date"].dt.year == year]
+        net = {
+            t: Decimal(repr(round(float(of_year.loc[of_year["term"] == t, "realized_gain"].sum()), 2)))
+            for t in ("short", "long")
+        }
+        r = [Decimal(repr(x)) for x in (ST, LT, ordinary_rate, limit)]
+        tax, cs, cl = worksheet(net["short"], net["long"], *r, *carry)
+        out[year] = (float(tax.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)), float(cs + cl))
+        carry = (cs, cl)
+    return out
+
+
+def test_the_ledger_nets_by_the_account_s_ordinary_loss_limit_and_rate_as_the_engine_does() -> None:
+    """One setting, read by both: the engine's rebalances see ``ordinary_loss_limit`` and
+    ``ordinary_rate`` of ``initial.tax`` and the year-end tax is netted with the same two."""
+    prices = _prices(7, n=5)
+    initial = _account(prices, 7, ordinary_loss_limit=500.0, ordinary_rate=0.25)
+    policy = Watching("minimize_trades", every="M", tolerance=0.0)
+    result = Backtest(prices, initial=initial).run(policy)
+    assert result.taxes is not None
+    for _, config in policy.seen:
+        assert config.tax is not None
+        assert (config.tax.ordinary_loss_limit, config.tax.ordinary) == (500.0, 0.25)
+    expected = _worksheet_years(result, 0.25, 500.0)
+    assert expected != _worksheet_years(result, ST, 3000.0)  # a net loss past the limit: the settings matter
+    for year, (tax, carried) in expected.items():
+        assert (result.taxes.loc[year, "tax"], result.taxes.loc[year, "carryforward"]) == (tax, carried)
 
 
 def test_tracked_taxes_leave_the_cash_alone_and_are_subtracted_after_tax() -> None:
@@ -262,10 +288,16 @@ def test_tracked_taxes_leave_the_cash_alone_and_are_subtracted_after_tax() -> No
     assert m["taxes_paid"] == 0
     assert m["after_tax_value"] == pytest.approx(m["final_value"] - tracking.taxes["tax"].sum(), abs=1e-6)
     assert m["liquidation_value"] < m["after_tax_value"] or result_has_no_gain(tracking)
+    invested = m["final_value"] / (1 + m["total_return"])  # after tax: the pre-tax formulas, same years
+    assert m["after_tax_return"] == pytest.approx(m["after_tax_value"] / invested - 1)
+    assert m["after_tax_annual_return"] == pytest.approx((m["after_tax_value"] / invested) ** (1 / m["years"]) - 1)
+    assert m["liquidation_annual_return"] == pytest.approx((m["liquidation_value"] / invested) ** (1 / m["years"]) - 1)
     with pytest.raises(ConfigurationError, match="pay_taxes"):
         Backtest(prices, initial=initial, pay_taxes="yes")  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="ordinary_rate"):
-        Backtest(prices, initial=initial, ordinary_rate=1.5)
+    with pytest.raises(InvalidPortfolioError, match="ordinary_rate"):  # the account's setting, for both
+        _account(prices, 3, ordinary_rate=1.5)
+    with pytest.raises(ConfigurationError, match=r"outside_gains.*tax_model"):  # the engine would net
+        Backtest(prices, initial=_account(prices, 3, tax_model="netting"), outside_gains=True)
 
 
 def result_has_no_gain(result: BacktestResult) -> bool:
@@ -358,3 +390,35 @@ def test_a_lot_bought_after_the_first_day_is_refused_by_name() -> None:
     with pytest.raises(InvalidPortfolioError, match=r"lot S0#2 of S0 was acquired on 2016-12-13") as info:
         Backtest(prices, initial=initial)
     assert info.value.symbol == "S0"
+
+
+@pytest.mark.parametrize(
+    ("policy", "order"),
+    [
+        ("fifo", ["old", "mid", "new", "twin"]),  # oldest first, ties in the account's order
+        ("hifo", ["new", "twin", "mid", "old"]),  # highest cost first, ties oldest first
+        ("optimal", ["new", "twin", "old", "mid"]),  # least tax per share: loss, short loss, long gain, short gain
+    ],
+)
+def test_a_sale_naming_no_lots_relieves_them_in_the_account_s_order(policy: str, order: list[str]) -> None:
+    """At 100: old (long-term, basis 85: tax 3/share), mid (short, 90: 3.7), new and twin (short,
+    110: -3.7, twin acquired later). The engine's lot book sorts them the same way."""
+    from finwiz.backtest._lots import LotLedger, TaxOptions
+    from finwiz.optimizer.tax._tax import lot_book
+
+    day = date(2020, 6, 1)
+    lots = [
+        TaxLot(shares=1, cost_basis=85.0, acquired=date(2018, 1, 2), lot_id="old"),
+        TaxLot(shares=1, cost_basis=90.0, acquired=date(2020, 1, 2), lot_id="mid"),
+        TaxLot(shares=1, cost_basis=110.0, acquired=date(2020, 2, 3), lot_id="new"),
+        TaxLot(shares=1, cost_basis=110.0, acquired=date(2020, 2, 4), lot_id="twin"),
+    ]
+    tax = TaxSettings(as_of=day, short_term_rate=ST, long_term_rate=LT, lot_policy=policy, wash_sale_days=0)
+    holdings = (Holding(symbol="A", shares=4, lots=lots),)
+    ledger = LotLedger(holdings, tax, first_day=day, options=TaxOptions())
+    ledger.trade(0, -4.0, 100.0, None, "test")
+    assert [s.lot_id for s in ledger.sales] == order
+    config = PortfolioConfiguration(holdings=list(holdings), target_weights={"A": 1.0}, tax=tax)
+    book = lot_book(config, np.array([100.0]))
+    assert book is not None
+    assert list(book.ids[0]) == order

@@ -70,13 +70,12 @@ class Backtest:
         A taxable account's yearly tax is paid from cash on the first trading day of the next year
         (default True; a net loss's ordinary deduction comes back as a refund); False only tracks
         it (``result.taxes``, and the after-tax metrics subtract it).
-    ordinary_rate, ordinary_loss_limit
-        The rate at which a net capital loss offsets ordinary income (default: the short-term
-        rate) and its yearly cap (3,000; 0: none does); the rest carries forward.
     outside_gains
         True: gains elsewhere absorb any loss, so each term's net is taxed at its own rate even when
         negative (a saving) and nothing carries forward -- the assumption of the tax-alpha
-        literature. Default False: the account alone, by the netting rule.
+        literature; it needs ``initial.tax.tax_model="linear"`` (the engine prices that valuation).
+        Default False: the account alone, by the netting rule with ``initial.tax``'s
+        ``ordinary_rate`` and ``ordinary_loss_limit`` (the settings the engine optimises under).
     date_format
         The ``strftime`` format of text dates (in ``prices``, ``volumes`` and ``cash_flows``),
         e.g. ``"%d/%m/%Y"``. Without it ISO dates are read, and text dates whose day and month
@@ -98,8 +97,6 @@ class Backtest:
         periods_per_year: float | None = None,
         risk_free_rate: float = 0.0,
         pay_taxes: bool = True,
-        ordinary_rate: float | None = None,
-        ordinary_loss_limit: float = 3000.0,
         outside_gains: bool = False,
     ) -> None:
         refuse_taxable(initial)
@@ -108,7 +105,7 @@ class Backtest:
         if not math.isfinite(risk_free_rate) or risk_free_rate <= -1:
             raise ConfigurationError(f"risk_free_rate must be an annual rate above -1, not {risk_free_rate!r}")
         self.periods_per_year, self.risk_free_rate = periods_per_year, float(risk_free_rate)
-        options = _tax_options(pay_taxes, ordinary_rate, ordinary_loss_limit, outside_gains)
+        options = _tax_options(pay_taxes, outside_gains, initial)
         history = build_history(
             prices,
             initial,
@@ -149,9 +146,7 @@ class Backtest:
         label = name if name is not None else repr(policy)
         counter = DateProgress(progress, scheduled_dates(policy, self.history.dates) if progress else 0, label)
         try:
-            return self._with_parameters(
-                simulate(self.history, policy, label, counter.advance if counter.active else None)
-            )
+            return self._with_parameters(simulate(self.history, policy, label, counter.advance))
         finally:
             counter.close()
 
@@ -220,23 +215,22 @@ class Backtest:
         return BacktestComparison(results, failures, time.perf_counter() - start, kind, workers)
 
 
-def _tax_options(pay: Any, rate: Any, limit: Any, outside: Any) -> TaxOptions:
+def _tax_options(pay: Any, outside: Any, initial: Any) -> TaxOptions:
     for label, flag in (("pay_taxes", pay), ("outside_gains", outside)):
         if not isinstance(flag, bool):
             raise ConfigurationError(f"{label} must be True or False, not {flag!r}")
-    for label, value, top in (("ordinary_rate", rate, 1.0), ("ordinary_loss_limit", limit, math.inf)):
-        ok = value is None and label == "ordinary_rate"
-        ok = ok or (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= top)
-        if not ok:
-            raise ConfigurationError(f"{label} must be a number in [0, {top:g}], not {value!r}")
-    return TaxOptions(pay, None if rate is None else float(rate), float(limit), outside)
+    tax = getattr(initial, "tax", None)
+    if outside and tax is not None and tax.tax_model != "linear":
+        raise ConfigurationError(
+            "outside_gains=True taxes each term's net at its own rate, the linear valuation: give "
+            'initial.tax tax_model="linear" (the engine would optimise under the netting rule\'s loss limit)'
+        )
+    return TaxOptions(pay, outside)
 
 
 def _run_counted(history: MarketHistory, name: str, policy: Any, counter: DateProgress, dates: int) -> Outcome:
     """:func:`_run_named` in this process, reporting its dates as they pass (the rest at the end,
     when it stopped part way)."""
-    if not counter.active:
-        return _run_named(history, name, policy)
     reported = 0
 
     def on_dates(n: int) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from finwiz.backtest._lots import TaxOptions
 from finwiz.errors import ConfigurationError, InvalidPortfolioError, PriceDataError
 from finwiz.schemas import Holding, PortfolioConfiguration, canonical_symbol
 
@@ -43,7 +44,9 @@ class MarketHistory:
     sigma: np.ndarray | None = None  # trailing volatility of daily returns, days x symbols
     impact_coefficient: float = 0.0
     static_impact: MarketImpactModel | None = None
-    tax_options: Any = None  # a taxable account's TaxOptions (finwiz.backtest._lots), set by Backtest
+    tax_options: TaxOptions = field(
+        default_factory=TaxOptions
+    )  # how a taxable account settles its tax, set by Backtest
 
     def __getstate__(self) -> dict[str, Any]:
         # ``prices`` is ``frame``'s own array: sent to a worker once, not twice.

@@ -30,6 +30,7 @@ import pandas as pd
 
 from finwiz.errors import InvalidPortfolioError, PolicyError
 from finwiz.optimizer.tax._netting import YearTax, year_tax
+from finwiz.optimizer.tax._tax import relief_keys
 from finwiz.schemas import Holding, LotSale, RecentPurchase, RecentSale, TaxLot, TaxSettings
 
 __all__ = ["LOT_SALE_COLUMNS", "TAX_COLUMNS", "LotLedger", "TaxOptions", "check_lot_dates"]
@@ -63,11 +64,10 @@ TAX_COLUMNS = [
 
 @dataclass(frozen=True)
 class TaxOptions:
-    """How a taxable backtest settles its tax (see :class:`~finwiz.backtest.Backtest`)."""
+    """How a taxable backtest settles its tax (see :class:`~finwiz.backtest.Backtest`); the
+    ordinary rate and loss limit are the account's ``TaxSettings``', as the engine's."""
 
     pay_taxes: bool = True
-    ordinary_rate: float | None = None
-    ordinary_loss_limit: float = 3000.0
     outside_gains: bool = False
 
 
@@ -114,7 +114,8 @@ class _Sale:
 
 
 class LotLedger:
-    """Every open lot, the window's trades, and the realised gains per calendar year."""
+    """Every open lot, the window's trades, and the realised gains per calendar year (the lots'
+    dates are checked once, by ``Backtest``: :func:`check_lot_dates`)."""
 
     def __init__(
         self,
@@ -128,9 +129,6 @@ class LotLedger:
         self.symbols = tuple(h.symbol for h in holdings)
         self.groups = tuple(settings.group(s) for s in self.symbols)
         self.pay_taxes = options.pay_taxes
-        rate = options.ordinary_rate
-        self.ordinary_rate = settings.short_term_rate if rate is None else rate
-        self.ordinary_loss_limit = options.ordinary_loss_limit
         self.outside_gains = options.outside_gains
         self._base_holdings = holdings
         self.lots: list[dict[str, TaxLot]] = [{str(lot.lot_id): lot for lot in h.lots} for h in holdings]
@@ -143,7 +141,6 @@ class LotLedger:
         for t in settings.recent_purchases:  # the account's own history of the window counts too
             if t.symbol in index:
                 self.purchases.append(_Purchase(t.date, settings.group(t.symbol), index[t.symbol], "", t.shares))
-        check_lot_dates(holdings, first_day)
         for i, h in enumerate(holdings):
             for lot in h.lots:
                 self.purchases.append(_Purchase(lot.acquired, self.groups[i], i, str(lot.lot_id), lot.shares, used=0.0))
@@ -186,11 +183,9 @@ class LotLedger:
             if p.lot_id and p.lot_id not in self.lots[p.asset]  # a held lot's date already counts
         ]
         update: dict[str, Any] = {"as_of": day, "recent_sales": recent_sales, "recent_purchases": recent_purchases}
-        fields = type(self.base).model_fields
-        if "realized_short_ytd" in fields:  # the year to date, where the settings can take it
-            short, long = self._year_nets()
-            update.update(realized_short_ytd=short - self.carry[0], realized_long_ytd=long)
-            update["loss_carryforward"] = self.carry[1]
+        short, long = self._year_nets()  # the year to date
+        update.update(realized_short_ytd=short - self.carry[0], realized_long_ytd=long)
+        update["loss_carryforward"] = self.carry[1]
         return self.base.model_copy(update=update)
 
     def holdings(self, shares: np.ndarray) -> tuple[Holding, ...]:
@@ -240,18 +235,12 @@ class LotLedger:
 
     def _relief_order(self, asset: int, price: float) -> list[TaxLot]:
         lots = list(self.lots[asset].values())
-        policy = self.base.lot_policy
-        if policy == "fifo":
-            return sorted(lots, key=lambda lot: lot.acquired)
-        if policy == "hifo":
-            return sorted(lots, key=lambda lot: (-lot.cost_basis, lot.acquired))
-
-        def tax(lot: TaxLot) -> tuple[float, float, date]:
-            long = self._term_long(lot.acquired)
-            rate = self.base.long_term_rate if long else self.base.short_term_rate
-            return rate * (price - lot.cost_basis), price - lot.cost_basis, lot.acquired
-
-        return sorted(lots, key=tax)
+        basis = np.array([lot.cost_basis for lot in lots], dtype=float)
+        long = np.array([self._term_long(lot.acquired) for lot in lots], dtype=bool)
+        rate = np.where(long, self.base.long_term_rate, self.base.short_term_rate)
+        day = np.array([lot.acquired.toordinal() for lot in lots], dtype=np.int64)
+        keys = relief_keys(self.base.lot_policy, np.arange(len(lots)), day, basis, price - basis, rate)
+        return [lots[k] for k in np.lexsort(keys)]
 
     def _sell(self, asset: int, qty: float, price: float, chosen: list[LotSale] | None, where: str) -> None:
         symbol, held = self.symbols[asset], self.lots[asset]
@@ -331,7 +320,7 @@ class LotLedger:
         disallowed = self.late
         for s in self.sales[self.year_start :]:
             value = s.taxable
-            terms[s.long][0 if value > 0 else 1] += max(value, 0.0) if value > 0 else -value
+            terms[s.long][0 if value > 0 else 1] += abs(value)
             disallowed += s.disallowed
         short, long = self._year_nets()
         result = year_tax(
@@ -339,8 +328,8 @@ class LotLedger:
             long + extra_long,
             short_rate=self.base.short_term_rate,
             long_rate=self.base.long_term_rate,
-            ordinary_rate=self.ordinary_rate,
-            ordinary_loss_limit=self.ordinary_loss_limit,
+            ordinary_rate=self.base.ordinary,
+            ordinary_loss_limit=self.base.ordinary_loss_limit,
             outside_gains=self.outside_gains,
             carry_short=self.carry[0],
             carry_long=self.carry[1],
@@ -378,9 +367,9 @@ class LotLedger:
         return result.tax
 
     # -- the result -------------------------------------------------------------------------
-    def finish(self, prices: np.ndarray, final_value: float, invested: float, years: float) -> dict[str, Any]:
+    def finish(self, prices: np.ndarray, final_value: float) -> dict[str, Any]:
         """The taxes table (the last year open: owed, not paid), the lot sales, the open lots and
-        the after-tax metrics."""
+        the after-tax values (the result derives their returns as it does the pre-tax ones)."""
         row, owed = self._year_row()
         unreal = [0.0, 0.0]
         for i, lots in enumerate(self.lots):
@@ -416,21 +405,12 @@ class LotLedger:
             ],
             columns=["symbol", "lot_id", "shares", "cost_basis", "acquired"],
         )
-        after_tax = final_value - self.unpaid_total - owed.tax
-        liquidation_value = final_value - self.unpaid_total - liquidation.tax
-
-        def annual(value: float) -> float:
-            return float((value / invested) ** (1 / years) - 1.0) if invested > 0 and value > 0 else float("nan")
-
         metrics = {
             "taxes_paid": round(self.paid_total, 2),
             "taxes_owed": round(self.unpaid_total + owed.tax, 2),
             "losses_harvested": float(taxes["losses_harvested"].sum()),
             "wash_sales": int((sales["wash_sale_disallowed"] > 0).sum()),
-            "after_tax_value": after_tax,
-            "after_tax_return": float(after_tax / invested - 1.0) if invested > 0 else float("nan"),
-            "after_tax_annual_return": annual(after_tax),
-            "liquidation_value": liquidation_value,
-            "liquidation_annual_return": annual(liquidation_value),
+            "after_tax_value": final_value - self.unpaid_total - owed.tax,
+            "liquidation_value": final_value - self.unpaid_total - liquidation.tax,
         }
         return {"taxes": taxes, "lot_sales": sales, "lots": open_lots, "metrics": metrics}

@@ -4,17 +4,14 @@ every trading day)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from finwiz.errors import ConfigurationError
+from finwiz.batch import Progress, _progress_callback, _ProgressBar
 
-__all__ = ["DateProgress", "Progress", "scheduled_dates"]
-
-Progress = bool | Callable[[int, int], object] | None
+__all__ = ["DateProgress", "scheduled_dates"]
 
 
 def scheduled_dates(policy: Any, dates: Any) -> int:
@@ -26,39 +23,23 @@ def scheduled_dates(policy: Any, dates: Any) -> int:
 
 
 class DateProgress:
-    """Counts rebalance dates done out of ``total`` and reports them: to a tqdm bar on stderr
-    (``progress=True``), to ``progress(done, total)`` (a callable), or nowhere (``False``)."""
+    """Counts rebalance dates done out of ``total`` for ``rebalance_many``'s reporters: a tqdm bar
+    on stderr in dates (``progress=True``), ``progress(done, total)`` (a callable), or none."""
 
     def __init__(self, progress: Progress, total: int, description: str) -> None:
         self.total, self.done = total, 0
-        self._bar: Any = None
-        self._callback: Callable[[int, int], object] | None = None
-        if progress is True:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=description, unit="date", file=sys.stderr, dynamic_ncols=True)
-        elif callable(progress):
-            self._callback = progress
-        elif progress not in (False, None):
-            raise ConfigurationError("progress must be True, False or a callable (done, total)")
-
-    @property
-    def active(self) -> bool:
-        """Whether anything listens (so a caller can skip counting)."""
-        return self._bar is not None or self._callback is not None
+        self._report: Callable[[int, int], object] | None = (
+            _ProgressBar(total, description, unit="date") if progress is True else _progress_callback(progress, total)
+        )
 
     def advance(self, dates: int) -> None:
         """``dates`` more rebalance dates are done."""
-        if dates <= 0:
+        if dates <= 0 or self._report is None:
             return
         self.done += dates
-        if self._bar is not None:
-            self._bar.update(dates)
-        if self._callback is not None:
-            self._callback(self.done, self.total)
+        self._report(self.done, self.total)
 
     def close(self) -> None:
-        """Close the bar (idempotent)."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        """Close the bar (idempotent; also when the run stops early)."""
+        if isinstance(self._report, _ProgressBar):
+            self._report.close()

@@ -2,7 +2,7 @@
 
 Metrics (all computed from the simulated book, never from the policy's own claims):
 
-* ``tracking_error``: annualised standard deviation (x sqrt 252) of the daily return difference
+* ``tracking_error``: annualised standard deviation (x sqrt N) of the period return difference
   against the target-weight portfolio rebalanced daily without costs (cash earning nothing);
   a day's return is ``(V_t - F_t) / V_{t-1} - 1`` with ``F_t`` that day's cash flow.
 * ``mean_drift`` / ``max_drift``: half the sum of |w - w*| over assets and cash, averaged / at
@@ -10,7 +10,7 @@ Metrics (all computed from the simulated book, never from the policy's own claim
 * ``turnover_per_year``: sum of |trade value| / V over the rebalances, per year.
 * ``costs``, ``costs_per_year`` (currency) and ``costs_bp_per_year`` (per year, over the mean value).
 * ``trades``, ``rebalances``, ``failed_rebalances``, ``final_value``, ``total_return``,
-  ``annual_return``, ``years`` (trading days / 252).
+  ``annual_return``, ``years`` (periods / N: the index's span in years by default).
 * ``volatility``: ``std(r) x sqrt(N)``, the annualised standard deviation (``ddof=1``) of the
   period returns ``r_t = (V_t - F_t) / V_{t-1} - 1`` (``F_t`` the period's cash flow, so a deposit
   is not a gain), with ``N`` periods per year (``periods_per_year``: the backtest's parameter, else
@@ -53,6 +53,15 @@ def periods_per_year(index: pd.Index) -> float:
         return float(TRADING_DAYS)
     days = (index[-1] - index[0]) / pd.Timedelta(days=1)
     return (len(index) - 1) / (days / 365.25) if days > 0 else float(TRADING_DAYS)
+
+
+def _growth(value: float, invested: float, years: float) -> tuple[float, float]:
+    """The total and annual return of ``invested`` grown to ``value`` over ``years`` (NaN when
+    nothing was invested, or the annual one of a book worth nothing)."""
+    if invested <= 0:
+        return float("nan"), float("nan")
+    annual = (value / invested) ** (1 / years) - 1.0 if value > 0 else float("nan")
+    return value / invested - 1.0, float(annual)
 
 
 @dataclass(eq=False)
@@ -129,16 +138,18 @@ class BacktestResult:
     def metrics(self) -> pd.Series:
         """Tracking error, drift, turnover, costs, trades and value figures (see the module docstring)."""
         values = self.values.to_numpy()
-        years = max(len(values) - 1, 1) / TRADING_DAYS
+        per_year = self._per_year()
+        years = max(len(values) - 1, 1) / per_year
         cost = float(self.trades["cost"].sum())
         ok = self.rebalances["status"] == "ok"
-        invested = values[0] + float(self.cash_flows.sum())
+        invested = float(values[0] + self.cash_flows.sum())
         active = self.active_returns.to_numpy()[1:]
+        total, annual = _growth(float(values[-1]), invested, years)
         out = {
             "final_value": float(values[-1]),
-            "total_return": float(values[-1] / invested - 1.0) if invested > 0 else float("nan"),
-            "annual_return": float((values[-1] / invested) ** (1 / years) - 1.0) if invested > 0 else float("nan"),
-            "tracking_error": float(active.std(ddof=1) * np.sqrt(TRADING_DAYS)) if len(active) > 1 else 0.0,
+            "total_return": total,
+            "annual_return": annual,
+            "tracking_error": float(active.std(ddof=1) * np.sqrt(per_year)) if len(active) > 1 else 0.0,
             "mean_drift": float(self.drift.mean()),
             "max_drift": float(self.drift.max()),
             "turnover_per_year": float(self.rebalances["turnover"].sum()) / years,
@@ -151,14 +162,23 @@ class BacktestResult:
             "years": years,
             **self._risk_and_return(),
         }
-        out.update(self.tax_metrics or {})  # a taxable account: after-tax figures (see _lots)
+        if self.tax_metrics:  # a taxable account: the ledger's figures (see _lots), the same returns
+            after_tax = _growth(self.tax_metrics["after_tax_value"], invested, years)
+            liquidation = _growth(self.tax_metrics["liquidation_value"], invested, years)
+            out.update(self.tax_metrics)
+            out.update(after_tax_return=after_tax[0], after_tax_annual_return=after_tax[1])
+            out.update(liquidation_annual_return=liquidation[1])
         return pd.Series(out, name=self.name, dtype=object)
+
+    def _per_year(self) -> float:
+        """Return periods per year: the backtest's ``periods_per_year``, else the index's own."""
+        return self.periods_per_year or periods_per_year(self.values.index)
 
     def _risk_and_return(self) -> dict[str, float]:
         """Volatility, maximum drawdown and Sharpe ratio (formulas in the module docstring)."""
         values = self.values.to_numpy()
         flows = self.cash_flows.to_numpy()
-        per_year = self.periods_per_year or periods_per_year(self.values.index)
+        per_year = self._per_year()
         with np.errstate(divide="ignore", invalid="ignore"):
             returns = (values[1:] - flows[1:]) / values[:-1] - 1.0
         returns = returns[np.isfinite(returns)]  # a book emptied by withdrawals has no return

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from finwiz.backtest._lots import LotLedger, TaxOptions
+from finwiz.backtest._lots import LotLedger
 from finwiz.backtest._policies import FRACTIONAL_STEP, RebalanceContext
-from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, TRADING_DAYS, BacktestResult
+from finwiz.backtest._results import REBALANCE_COLUMNS, TRADE_COLUMNS, BacktestResult
 from finwiz.errors import FinwizError, InvalidPortfolioError, PolicyError
 from finwiz.schemas import CASH, LotSale, PortfolioConfiguration, RebalancingResult
 
@@ -52,8 +52,8 @@ def _ledger(history: MarketHistory) -> LotLedger | None:
     settings = history.initial.tax
     if settings is None:
         return None
-    options = history.tax_options if isinstance(history.tax_options, TaxOptions) else TaxOptions()
-    return LotLedger(tuple(history.initial.holdings), settings, first_day=history.dates[0].date(), options=options)
+    first_day = history.dates[0].date()
+    return LotLedger(tuple(history.initial.holdings), settings, first_day=first_day, options=history.tax_options)
 
 
 def _chosen_lots(decision: Any) -> dict[str, list[LotSale]]:
@@ -340,8 +340,7 @@ def simulate(
     if ledger is not None:
         if T and ledger.today != dates[-1].date():
             ledger.today = dates[-1].date()  # terms on the last day (no year closes: that is owed)
-        invested = float(values[0] + flows.sum())
-        taxed = ledger.finish(P[-1], float(values[-1]), invested, max(T - 1, 1) / TRADING_DAYS)
+        taxed = ledger.finish(P[-1], float(values[-1]))
         result.taxes, result.lot_sales, result.lots = taxed["taxes"], taxed["lot_sales"], taxed["lots"]
         result.tax_metrics = taxed["metrics"]
     return result

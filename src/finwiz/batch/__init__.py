@@ -131,10 +131,10 @@ def _is_price_table(prices: Any) -> bool:
 class _ProgressBar:
     """tqdm's bar on stderr (``tqdm.auto``: a widget in notebooks), closed when the batch is done."""
 
-    def __init__(self, total: int, label: str = "rebalance_many") -> None:
+    def __init__(self, total: int, label: str = "rebalance_many", unit: str = "account") -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, desc=label, unit="account", file=sys.stderr, dynamic_ncols=True)
+        self._bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, done: int, total: int) -> None:
         self._bar.update(done - self._bar.n)

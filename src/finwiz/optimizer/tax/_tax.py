@@ -25,7 +25,7 @@ from finwiz.optimizer.describe._model import TaxForm
 from finwiz.optimizer.tax._netting import Region, regions, settings_tax
 from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
 
-__all__ = ["LotBook", "lot_book"]
+__all__ = ["LotBook", "lot_book", "relief_keys"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,13 +263,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         blocks[symbols[i]] = f"loss lots not sold: {groups[i]} was bought within {window} days"
     # Relief order within each asset (see the module docstring), the asset first.
     index = np.arange(len(every))
-    if settings.lot_policy == "fifo":
-        keys: tuple[np.ndarray, ...] = (index, day, owner)
-    elif settings.lot_policy == "hifo":
-        keys = (day, -basis, owner)
-    else:  # by tax per share, then gain per share, then age: each asset's tax convex in its sells
-        keys = (day, per_share, per_share * rate, owner)
-    order = np.lexsort(keys)
+    order = np.lexsort((*relief_keys(settings.lot_policy, index, day, basis, per_share, rate), owner))
     order = order[keep[order]]
     count = np.bincount(owner[order], minlength=n)
     width = max(int(count.max(initial=0)), 1)
@@ -298,3 +292,17 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         blocks=blocks,
         settings=settings,
     )
+
+
+def relief_keys(
+    policy: str, index: np.ndarray, day: np.ndarray, basis: np.ndarray, gain: np.ndarray, rate: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """``np.lexsort`` keys (the last the first) of the order in which a sale relieves one asset's
+    lots: ``fifo`` the oldest first (``index``: the account's order breaks ties), ``hifo`` the
+    highest cost first, ``optimal`` the least tax per share (``gain * rate``), then the least
+    gain, then the oldest -- each asset's tax convex in its sells. The backtest's ledger uses it too."""
+    if policy == "fifo":
+        return (index, day)
+    if policy == "hifo":
+        return (day, -basis)
+    return (day, gain, gain * rate)
