@@ -138,7 +138,102 @@ class PriceData(_Model):
         return _finite(value, "price")
 
 
-class PortfolioConfiguration(_Model):
+class _TargetPolicy(_Model):
+    """The fields a target and its limits share between :class:`PortfolioConfiguration` (one
+    account) and :class:`~finwiz.schemas.Household` (its accounts together), with the validators
+    that read only them: numbers are numbers, symbols canonical (see PortfolioConfiguration)."""
+
+    target_weights: dict[str, float]
+    method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
+    relative_tolerance: float | None = Field(default=None, ge=0.0)
+    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
+    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
+    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
+    allow_fractional_shares: bool = False
+    lot_sizes: dict[str, float] = Field(default_factory=dict)
+    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_turnover: float | None = Field(default=None, ge=0.0)
+    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_position_weights: dict[str, float] = Field(default_factory=dict)
+    min_position_weights: dict[str, float] = Field(default_factory=dict)
+    sectors: dict[str, str] = Field(default_factory=dict)
+    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
+    sector_caps: dict[str, float] = Field(default_factory=dict)
+    esg_scores: dict[str, float] = Field(default_factory=dict)
+    min_esg_score: float | None = None
+    min_average_esg_score: float | None = None
+    no_buy: list[str] = Field(default_factory=list)
+    no_sell: list[str] = Field(default_factory=list)
+    no_trade: list[str] = Field(default_factory=list)
+    risk_aversion: float = Field(default=1.0, ge=0.0)
+    trade_penalty: float | None = Field(default=None, ge=0.0)
+
+    @field_validator(
+        "tolerance",
+        "relative_tolerance",
+        "transaction_cost_rate",
+        "min_trade_size",
+        "min_cash_weight",
+        "max_turnover",
+        "max_position_weight",
+        "max_sector_weight",
+        "min_esg_score",
+        "min_average_esg_score",
+        "risk_aversion",
+        "trade_penalty",
+        mode="before",
+    )
+    @classmethod
+    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        "sector_caps",
+        mode="before",
+    )
+    @classmethod
+    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
+        return _number_values(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        mode="after",
+    )
+    @classmethod
+    def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        return _canonical_mapping(value, info.field_name)
+
+    @field_validator("sectors", mode="after")
+    @classmethod
+    def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
+        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
+        out = _canonical_mapping(value, "sectors")
+        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
+
+    @field_validator("no_buy", "no_sell", "no_trade", mode="after")
+    @classmethod
+    def _canonical_lists(cls, value: list[str], info: Any) -> list[str]:
+        return _canonical_set(value, info.field_name)
+
+    @field_validator("min_trade_size", "risk_aversion")
+    @classmethod
+    def _finite_scalars(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
+
+
+class PortfolioConfiguration(_TargetPolicy):
     """What an account holds, where it should be, and the limits the trades must keep.
 
     ``target_weights`` are fractions of total portfolio value (holdings plus cash) and sum to at
@@ -192,36 +287,11 @@ class PortfolioConfiguration(_Model):
         return (_unpickle_configuration, (type(self), state, frozenset(self.model_fields_set)))
 
     holdings: list[Holding]
-    target_weights: dict[str, float]
     cash: float = Field(default=0.0, ge=0.0)
-    method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
-    relative_tolerance: float | None = Field(default=None, ge=0.0)
-    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
-    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
-    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
-    allow_fractional_shares: bool = False
-    lot_sizes: dict[str, float] = Field(default_factory=dict)
     allow_short: bool = False
     max_gross_exposure: float | None = Field(default=None, gt=0.0)
     cash_flow: float = 0.0
-    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_turnover: float | None = Field(default=None, ge=0.0)
     turnover_excludes_cash_flow: bool = False
-    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_position_weights: dict[str, float] = Field(default_factory=dict)
-    min_position_weights: dict[str, float] = Field(default_factory=dict)
-    sectors: dict[str, str] = Field(default_factory=dict)
-    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    sector_caps: dict[str, float] = Field(default_factory=dict)
-    esg_scores: dict[str, float] = Field(default_factory=dict)
-    min_esg_score: float | None = None
-    min_average_esg_score: float | None = None
-    no_buy: list[str] = Field(default_factory=list)
-    no_sell: list[str] = Field(default_factory=list)
-    no_trade: list[str] = Field(default_factory=list)
-    risk_aversion: float = Field(default=1.0, ge=0.0)
-    trade_penalty: float | None = Field(default=None, ge=0.0)
     custom_constraints: list[Any] = Field(default_factory=list)
     tax: TaxSettings | None = None
     currency: str = "USD"
@@ -264,70 +334,19 @@ class PortfolioConfiguration(_Model):
 
     @field_validator(
         "cash",
-        "tolerance",
-        "relative_tolerance",
-        "transaction_cost_rate",
-        "min_trade_size",
         "cash_flow",
-        "min_cash_weight",
-        "max_turnover",
-        "max_position_weight",
-        "max_sector_weight",
         "max_gross_exposure",
-        "min_esg_score",
-        "min_average_esg_score",
-        "risk_aversion",
-        "trade_penalty",
         "min_benefit",
         "min_position_value",
         mode="before",
     )
     @classmethod
-    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
+    def _own_scalar_numbers(cls, value: Any, info: Any) -> Any:
         return value if value is None else _number(value, info.field_name)
 
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        "sector_caps",
-        mode="before",
-    )
+    @field_validator("cash", "cash_flow")
     @classmethod
-    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
-        return _number_values(value, info.field_name)
-
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        mode="after",
-    )
-    @classmethod
-    def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
-        return _canonical_mapping(value, info.field_name)
-
-    @field_validator("sectors", mode="after")
-    @classmethod
-    def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
-        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
-        out = _canonical_mapping(value, "sectors")
-        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
-
-    @field_validator("no_buy", "no_sell", "no_trade", mode="after")
-    @classmethod
-    def _canonical_lists(cls, value: list[str], info: Any) -> list[str]:
-        return _canonical_set(value, info.field_name)
-
-    @field_validator("cash", "cash_flow", "min_trade_size", "risk_aversion")
-    @classmethod
-    def _finite_scalars(cls, value: float, info: Any) -> float:
+    def _own_finite_scalars(cls, value: float, info: Any) -> float:
         return _finite(value, info.field_name)
 
     @model_validator(mode="after")
