@@ -16,7 +16,7 @@ from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import Household, HouseholdResult
 from finwiz.settings import RebalancingSettings
 
-__all__ = ["is_household_file", "load_household_file", "rebalance_household_file"]
+__all__ = ["is_household_file", "load_household_file", "rebalance_household_file", "refuse_single_account_options"]
 
 
 def _data(path: Path) -> Any:
@@ -52,10 +52,10 @@ def load_household_file(path: str | Path) -> Household:
 
 
 async def _prices(settings: RebalancingSettings, symbols: list[str]) -> dict[str, float]:
-    from finwiz.service._factory import RebalancingServiceFactory
+    from finwiz.cli._main import terminal_orchestrator
 
-    orchestrator = RebalancingServiceFactory(settings).create_orchestrator(write_reports=False)
-    return await orchestrator.fetch_prices(symbols)
+    async with terminal_orchestrator(settings) as orchestrator:
+        return await orchestrator.fetch_prices(symbols)
 
 
 def _text(result: HouseholdResult) -> str:
@@ -74,13 +74,19 @@ def _text(result: HouseholdResult) -> str:
     return "\n".join(lines)
 
 
-def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSettings) -> HouseholdResult:
-    """Load, price, rebalance; write ``--json``/``--csv``; print the trades per account."""
-    from finwiz.optimizer import rebalance_household
-
-    for option in ("lots", "targets", "cash", "orders"):
+def refuse_single_account_options(args: argparse.Namespace) -> None:
+    """Refuse the options of a single-account rebalance a household file does not take (yet)."""
+    for option in ("lots", "targets", "cash", "orders", "mode", "exposures"):
         if getattr(args, option, None) is not None:
             raise UsageError(f"--{option} is not available for a household file (one with [[accounts]]) yet")
+
+
+def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSettings) -> HouseholdResult:
+    """Load, price, rebalance; write ``--json``/``--csv``; print the trades per account. The
+    caller has refused the options it does not take and outputs on its inputs."""
+    from finwiz.cli._main import _write_text
+    from finwiz.optimizer import rebalance_household
+
     household = load_household_file(args.portfolio_file)
     symbols = list(
         dict.fromkeys([*(h.symbol for a in household.accounts for h in a.holdings), *household.target_weights])
@@ -90,14 +96,14 @@ def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSett
         household = household.model_copy(update={"method": args.method})
     result = rebalance_household(household, prices)
     if args.json is not None:
-        Path(args.json).write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _write_text(Path(args.json), result.model_dump_json(indent=2) + "\n", "the JSON")
     if args.csv is not None:
-        Path(args.csv).write_text(csv_safe(result.to_frame()).to_csv(), encoding="utf-8")
+        _write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
     sys.stdout.write(terminal_text(_text(result)) + "\n")
     if not args.no_report:
         from finwiz.reporting import household_report_html
 
         report = Path(args.report)
-        report.write_text(household_report_html(result), encoding="utf-8")
+        _write_text(report, household_report_html(result), "the report")
         sys.stdout.write(terminal_text(f"Report written to {report.resolve()}") + "\n")
     return result

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
 from finwiz.cli._holdings_csv import add_holdings_options
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError
 from finwiz.schemas import REBALANCING_MODES, PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
+
+if TYPE_CHECKING:
+    from finwiz.orchestrator import PortfolioRebalancingOrchestrator
 
 __all__ = ["build_parser", "main"]
 
@@ -146,6 +150,39 @@ def _in_currency(result: RebalancingResult, currency: str) -> RebalancingResult:
     return result if result.currency == currency else result.model_copy(update={"currency": currency})
 
 
+@contextlib.asynccontextmanager
+async def terminal_orchestrator(
+    settings: RebalancingSettings, progress: _Progress | None = None, *, write_reports: bool = False
+) -> AsyncIterator[PortfolioRebalancingOrchestrator]:
+    """An orchestrator for the command line, its price service closed on exit: its price fetch
+    closes the progress bar and fails in one short line (:class:`UnpricedSymbolsError`)."""
+    from finwiz.service._factory import RebalancingServiceFactory
+
+    orchestrator = RebalancingServiceFactory(settings).create_orchestrator(
+        progress=progress, write_reports=write_reports
+    )
+    fetch = orchestrator.fetch_prices
+
+    async def fetch_for_terminal(symbols: Sequence[str], **options: Any) -> dict[str, float]:
+        try:
+            return await fetch(symbols, **options)
+        except InsufficientPriceDataError as exc:
+            if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
+                raise
+            raise UnpricedSymbolsError(exc.failures, provider=exc.provider, total=len(set(symbols))) from exc
+        finally:
+            if progress is not None:
+                progress.end()  # before any error line, so that line starts on its own
+
+    orchestrator.fetch_prices = fetch_for_terminal  # type: ignore[method-assign]
+    try:
+        yield orchestrator
+    finally:
+        if progress is not None:
+            progress.end()
+        await orchestrator.price_service.aclose()  # type: ignore[attr-defined]
+
+
 async def _run(
     config: PortfolioConfiguration,
     settings: RebalancingSettings,
@@ -154,53 +191,33 @@ async def _run(
     quiet: bool,
 ) -> tuple[RebalancingResult, Path | None]:
     from finwiz.data._providers import check_currency
-    from finwiz.service._factory import RebalancingServiceFactory
 
     progress = _Progress(sys.stderr, quiet)
-    factory = RebalancingServiceFactory(settings)
-    orchestrator = factory.create_orchestrator(progress=progress, write_reports=report is not None)
+    async with terminal_orchestrator(settings, progress, write_reports=report is not None) as orchestrator:
 
-    def on_started(event: object) -> None:
-        chain = " -> ".join([settings.price_provider, *settings.fallback_providers])
-        progress.begin(len(config.symbols), chain)
+        def on_started(event: object) -> None:
+            chain = " -> ".join([settings.price_provider, *settings.fallback_providers])
+            progress.begin(len(config.symbols), chain)
 
-    orchestrator.event_bus.subscribe("rebalancing_started", on_started)
-    # The last price callback comes before analysis: close the progress line when prices are in.
-    fetch = orchestrator.fetch_prices
+        orchestrator.event_bus.subscribe("rebalancing_started", on_started)
+        # Quotes that carry a currency must be in the portfolio's; amounts are shown in it.
+        quote = orchestrator.price_service.get_current_prices
 
-    async def fetch_and_report(symbols: Sequence[str], **options: Any) -> dict[str, float]:
-        try:
-            return await fetch(symbols, **options)
-        except InsufficientPriceDataError as exc:
-            if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
-                raise
-            raise UnpricedSymbolsError(exc.failures, provider=exc.provider, total=len(set(symbols))) from exc
-        finally:
-            progress.end()  # before any error line, so that line starts on its own
+        async def quote_in_currency(symbols: Sequence[str], **options: Any) -> Any:
+            found = await quote(symbols, **options)
+            check_currency(found, config.currency, provider=settings.price_provider)
+            return found
 
-    orchestrator.fetch_prices = fetch_and_report  # type: ignore[method-assign]
-    # Quotes that carry a currency must be in the portfolio's; amounts are shown in it.
-    quote = orchestrator.price_service.get_current_prices
+        orchestrator.price_service.get_current_prices = quote_in_currency  # type: ignore[method-assign]
+        write = orchestrator.write_report
 
-    async def quote_in_currency(symbols: Sequence[str], **options: Any) -> Any:
-        found = await quote(symbols, **options)
-        check_currency(found, config.currency, provider=settings.price_provider)
-        return found
+        async def write_in_currency(result: RebalancingResult, *args: Any, **kwargs: Any) -> Path | None:
+            return await write(_in_currency(result, config.currency), *args, **kwargs)
 
-    orchestrator.price_service.get_current_prices = quote_in_currency  # type: ignore[method-assign]
-    write = orchestrator.write_report
-
-    async def write_in_currency(result: RebalancingResult, *args: Any, **kwargs: Any) -> Path | None:
-        return await write(_in_currency(result, config.currency), *args, **kwargs)
-
-    orchestrator.write_report = write_in_currency  # type: ignore[method-assign]
-    try:
+        orchestrator.write_report = write_in_currency  # type: ignore[method-assign]
         result = _in_currency(
             await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report), config.currency
         )
-    finally:
-        progress.end()
-        await orchestrator.price_service.aclose()  # type: ignore[attr-defined]
     return result, orchestrator.last_report_path
 
 
@@ -236,7 +253,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
-    from finwiz.cli._household import is_household_file, rebalance_household_file
+    from finwiz.cli._household import is_household_file, rebalance_household_file, refuse_single_account_options
     from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
     outputs = {
@@ -249,9 +266,9 @@ def _rebalance(args: argparse.Namespace) -> int:
         if target is not None:
             _check_writable(Path(target), f"the {what}")
     settings = _settings_for(args.prices)
-    if is_household_file(args.portfolio_file):  # households (#25): [[accounts]] in the file
-        rebalance_household_file(args, settings)
-        return EXIT_OK
+    household = is_household_file(args.portfolio_file)  # households (#25): [[accounts]] in the file
+    if household:
+        refuse_single_account_options(args)
     inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
     inputs.append(("the targets file", args.targets))
@@ -261,6 +278,9 @@ def _rebalance(args: argparse.Namespace) -> int:
     check_outputs(
         {"--report": outputs["report"], "--json": args.json, "--csv": args.csv, "--orders": args.orders}, inputs
     )
+    if household:
+        rebalance_household_file(args, settings)
+        return EXIT_OK
     config = load_portfolio_file(
         args.portfolio_file,
         lots=args.lots,
