@@ -145,11 +145,6 @@ def _result_json(result: RebalancingResult) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def _in_currency(result: RebalancingResult, currency: str) -> RebalancingResult:
-    """``result`` labelled with the portfolio's currency (the engine leaves the default, USD)."""
-    return result if result.currency == currency else result.model_copy(update={"currency": currency})
-
-
 @contextlib.asynccontextmanager
 async def terminal_orchestrator(
     settings: RebalancingSettings, progress: _Progress | None = None, *, write_reports: bool = False
@@ -190,8 +185,6 @@ async def _run(
     report: Path | None,
     quiet: bool,
 ) -> tuple[RebalancingResult, Path | None]:
-    from finwiz.data._providers import check_currency
-
     progress = _Progress(sys.stderr, quiet)
     async with terminal_orchestrator(settings, progress, write_reports=report is not None) as orchestrator:
 
@@ -200,24 +193,8 @@ async def _run(
             progress.begin(len(config.symbols), chain)
 
         orchestrator.event_bus.subscribe("rebalancing_started", on_started)
-        # Quotes that carry a currency must be in the portfolio's; amounts are shown in it.
-        quote = orchestrator.price_service.get_current_prices
-
-        async def quote_in_currency(symbols: Sequence[str], **options: Any) -> Any:
-            found = await quote(symbols, **options)
-            check_currency(found, config.currency, provider=settings.price_provider)
-            return found
-
-        orchestrator.price_service.get_current_prices = quote_in_currency  # type: ignore[method-assign]
-        write = orchestrator.write_report
-
-        async def write_in_currency(result: RebalancingResult, *args: Any, **kwargs: Any) -> Path | None:
-            return await write(_in_currency(result, config.currency), *args, **kwargs)
-
-        orchestrator.write_report = write_in_currency  # type: ignore[method-assign]
-        result = _in_currency(
-            await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report), config.currency
-        )
+        # The engine labels the result in config.currency; fetch_prices refuses other currencies.
+        result = await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report)
     return result, orchestrator.last_report_path
 
 

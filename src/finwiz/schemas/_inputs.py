@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from finwiz.errors import InvalidPortfolioError
+from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError
 from finwiz.schemas._base import (
     _WEIGHT_SLACK,
     DEFAULT_MIN_TRADE_SIZE,
@@ -29,6 +29,9 @@ from finwiz.schemas._blended import sleeves_from_targets
 from finwiz.schemas._exposures import check_exposures, coerce_exposure_field
 from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
 from finwiz.schemas._tax import TaxLot, TaxSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REBALANCING_MODES = ("full", "buy_only", "sell_only", "band_edge")
 """How a rebalance may trade (``PortfolioConfiguration.mode``): ``full`` buys and sells to the
@@ -576,7 +579,7 @@ class PortfolioConfiguration(_TargetPolicy):
         return out
 
 
-def other_currencies(quotes: Mapping[str, object], currency: str) -> dict[str, str]:
+def other_currencies(quotes: Mapping[str, object] | pd.Series, currency: str) -> dict[str, str]:
     """The quotes (objects with a ``currency``, e.g. :class:`PriceData`) in another currency than
     ``currency`` (the portfolio's), each symbol with why: ``"priced in USD, the portfolio is in
     EUR"``. Numbers and quotes of unknown currency (None) are taken to be in the portfolio's."""
@@ -585,3 +588,18 @@ def other_currencies(quotes: Mapping[str, object], currency: str) -> dict[str, s
         for symbol, quote in quotes.items()
         if (quoted := getattr(quote, "currency", None)) is not None and quoted != currency
     }
+
+
+def refuse_other_currencies(
+    quotes: Mapping[str, object] | pd.Series, currency: str, provider: str | None = None
+) -> None:
+    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
+    :class:`~finwiz.errors.InsufficientPriceDataError` naming each such symbol and its currency
+    (``provider``: the source to name). Plain numbers (a numeric Series too) and quotes of unknown
+    currency pass: they are taken to be in the portfolio's."""
+    dtype = getattr(quotes, "dtype", None)
+    if dtype is not None and dtype.kind in "biufc":  # a numeric Series: numbers only
+        return
+    foreign = other_currencies(quotes, currency)
+    if foreign:
+        raise InsufficientPriceDataError(foreign, provider=provider)
