@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finwiz.cli._files import UsageError, csv_safe, terminal_text
+from finwiz.cli._files import UsageError, csv_safe, terminal_text, write_text
 from finwiz.cli._portfolio_file import PORTFOLIO_FILE_SUFFIXES, _normalise_holdings, _parse, _read_input
+from finwiz.cli._prices import terminal_orchestrator
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import Household, HouseholdResult
 from finwiz.settings import RebalancingSettings
@@ -52,8 +53,6 @@ def load_household_file(path: str | Path) -> Household:
 
 
 async def _prices(settings: RebalancingSettings, symbols: list[str]) -> dict[str, float]:
-    from finwiz.cli._main import terminal_orchestrator
-
     async with terminal_orchestrator(settings) as orchestrator:
         return await orchestrator.fetch_prices(symbols)
 
@@ -84,7 +83,6 @@ def refuse_single_account_options(args: argparse.Namespace) -> None:
 def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSettings) -> HouseholdResult:
     """Load, price, rebalance; write ``--json``/``--csv``; print the trades per account. The
     caller has refused the options it does not take and outputs on its inputs."""
-    from finwiz.cli._main import _write_text
     from finwiz.optimizer import rebalance_household
 
     household = load_household_file(args.portfolio_file)
@@ -96,14 +94,14 @@ def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSett
         household = household.model_copy(update={"method": args.method})
     result = rebalance_household(household, prices)
     if args.json is not None:
-        _write_text(Path(args.json), result.model_dump_json(indent=2) + "\n", "the JSON")
+        write_text(Path(args.json), result.model_dump_json(indent=2) + "\n", "the JSON")
     if args.csv is not None:
-        _write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
+        write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
     sys.stdout.write(terminal_text(_text(result)) + "\n")
     if not args.no_report:
         from finwiz.reporting import household_report_html
 
         report = Path(args.report)
-        _write_text(report, household_report_html(result), "the report")
+        write_text(report, household_report_html(result), "the report")
         sys.stdout.write(terminal_text(f"Report written to {report.resolve()}") + "\n")
     return result
