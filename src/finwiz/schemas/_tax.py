@@ -242,3 +242,6 @@ class TaxSummary(_Model):
     wash_sale_blocks: dict[str, str] = Field(
         default_factory=dict, description="symbol -> why the wash-sale rule restricted it"
     )
+    paid_from_cash: bool = Field(
+        default=False, description="whether the estimated tax left the account's cash (pay_tax_from_cash)"
+    )
