@@ -454,6 +454,3 @@ def _default_risk_estimator() -> RiskEstimator:
         return FactorModel.from_covariance(estimate_covariance(returns))
 
     return estimate
-
-
-# -- health --------------------------------------------------------------------------------
