@@ -15,13 +15,13 @@ from finwiz.schemas._base import (
     DEFAULT_TOLERANCE,
     DEFAULT_TRANSACTION_COST_RATE,
     RebalancingMethod,
+    Symbol,
     _canonical_mapping,
     _canonical_set,
     _finite,
     _Model,
     _number,
     _number_values,
-    canonical_symbol,
     is_unclassified,
     require_data,
 )
@@ -49,17 +49,12 @@ class Holding(_Model):
     ``lots`` are its tax lots (what a tax-aware rebalance sells from); their shares must add up to
     ``shares``. Lots without a ``lot_id`` are numbered ``SYMBOL#1``, ``SYMBOL#2``, ... in order."""
 
-    symbol: str
+    symbol: Symbol
     shares: float
     cost_basis: float | None = Field(default=None, ge=0.0)
     sector: str | None = None
     esg_score: float | None = None
     lots: list[TaxLot] = Field(default_factory=list)
-
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _symbol(cls, value: object) -> str:
-        return canonical_symbol(value)
 
     @field_validator("shares", "cost_basis", "esg_score", mode="before")
     @classmethod
@@ -113,7 +108,7 @@ class PriceData(_Model):
     ``None`` when it does not (a CSV of numbers): then it is taken to be the portfolio's. A known
     currency other than the portfolio's is refused, naming the symbol."""
 
-    symbol: str
+    symbol: Symbol
     price: float = Field(gt=0.0)
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     currency: str | None = None
@@ -124,11 +119,6 @@ class PriceData(_Model):
     @classmethod
     def _currency(cls, value: object) -> str | None:
         return None if value is None else currency_code(value)
-
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _symbol(cls, value: object) -> str:
-        return canonical_symbol(value)
 
     @field_validator("price", "volume", mode="before")
     @classmethod
