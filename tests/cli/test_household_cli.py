@@ -119,3 +119,23 @@ def test_a_household_with_symbols_the_price_source_lacks_fails_in_one_short_line
     assert status == 1
     assert "12 of 14 symbols unknown to the sample provider" in err
     assert "and 7 more" in err
+
+
+def test_each_account_s_trades_are_the_single_account_blotter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    assert main(["rebalance", str(path), "--prices", "sample", "--json", "h.json", "--no-report"]) == 0
+    out, _ = capsys.readouterr()
+    data = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
+    blocks = out.split("Account ")[1:]
+    assert len(blocks) == 2
+    for block in blocks:
+        account_id = block.split(" ", 1)[0]
+        lines = block.splitlines()
+        assert lines[1].split()[:3] == ["Symbol", "Side", "Shares"]
+        rows = [line.split() for line in lines[3:] if line.startswith("  ") and not line.startswith("  Net ")]
+        rows = [r for r in rows if r[0] != "cash"]
+        traded = {(t["symbol"], t["action"].upper()) for t in data["accounts"][account_id]["trades"]}
+        assert {(r[0], r[1]) for r in rows} == traded

@@ -58,12 +58,13 @@ async def _prices(settings: RebalancingSettings, symbols: list[str]) -> dict[str
 
 
 def _text(result: HouseholdResult) -> str:
+    from finwiz.reporting import trades_table
+
     lines = []
     for account_id, account in result.accounts.items():
         lines.append(f"Account {account_id} ({result.kinds[account_id]})")
-        lines += [f"  {t.symbol:<8} {t.action.value:<4} {t.shares:>12g} @ {t.price:,.2f}" for t in account.trades]
-        if not account.trades:
-            lines.append("  no trades")
+        table = trades_table(account).splitlines() if account.trades else ["no trades"]
+        lines += [f"  {line}" for line in table]
         lines.append(f"  cash {account.cash_before:,.2f} -> {account.cash_after:,.2f}")
     lines.append(
         f"Household value {result.value_before:,.2f} -> {result.value_after:,.2f}; tracking distance "
