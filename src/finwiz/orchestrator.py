@@ -26,7 +26,6 @@ from finwiz.data import (
     compute_returns,
     estimate_covariance,
 )
-from finwiz.data._providers import check_currency
 from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError, PriceDataError
 from finwiz.optimizer import StrategyRegistry
 from finwiz.optimizer._constraints import refuse_failed_checks
@@ -39,6 +38,7 @@ from finwiz.schemas import (
     PriceData,
     RebalancingResult,
 )
+from finwiz.schemas._inputs import refuse_other_currencies
 from finwiz.service._events import RebalancingEvent, RebalancingEventBus, RebalancingEventType
 from finwiz.service._monitoring import monitor_performance
 
@@ -318,7 +318,8 @@ class PortfolioRebalancingOrchestrator:
         if missing:
             raise InsufficientPriceDataError(dict.fromkeys(missing, "no price returned"))
         if currency is not None:
-            check_currency(quotes, currency)
+            sources = {getattr(quote, "source", None) for quote in quotes.values()}
+            refuse_other_currencies(quotes, currency, sources.pop() if len(sources) == 1 else None)
         return {s: _price_value(s, quotes[s]) for s in symbols}
 
     def analyze(
@@ -453,6 +454,3 @@ def _default_risk_estimator() -> RiskEstimator:
         return FactorModel.from_covariance(estimate_covariance(returns))
 
     return estimate
-
-
-# -- health --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from finwiz.cli import main
-from finwiz.cli._main import UnpricedSymbolsError
+from finwiz.cli._prices import UnpricedSymbolsError
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 

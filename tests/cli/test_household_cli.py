@@ -77,3 +77,65 @@ def test_options_a_household_file_does_not_take_yet_are_refused_by_name(
     assert status == 2
     assert "--orders" in err
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--mode", "buy_only"), ("--exposures", "exposures.csv")], ids=["mode", "exposures"]
+)
+def test_mode_and_exposures_are_refused_for_a_household_file_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    (tmp_path / "exposures.csv").write_text("symbol,exposure,weight\nAAPL,US,1\n", encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample", option, value, "--json", "h.json"])
+    _, err = capsys.readouterr()
+    assert status == 2
+    assert option in err
+    assert not (tmp_path / "h.json").exists()
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--report"])
+def test_an_output_on_the_household_file_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample", option, str(path)])
+    _, err = capsys.readouterr()
+    assert status == 2
+    assert "would overwrite the portfolio file" in err
+    assert path.read_text(encoding="utf-8") == HOUSEHOLD_TOML
+
+
+def test_a_household_with_symbols_the_price_source_lacks_fails_in_one_short_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "household.toml"
+    many = ", ".join(f"ZZ{i} = 0.01" for i in range(12))
+    path.write_text(HOUSEHOLD_TOML.replace("JNJ = 0.4}", f"JNJ = 0.2, {many}}}"), encoding="utf-8")
+    status = main(["rebalance", str(path), "--prices", "sample", "--no-report"])
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert "12 of 14 symbols unknown to the sample provider" in err
+    assert "and 7 more" in err
+
+
+def test_each_account_s_trades_are_the_single_account_blotter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "household.toml"
+    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    assert main(["rebalance", str(path), "--prices", "sample", "--json", "h.json", "--no-report"]) == 0
+    out, _ = capsys.readouterr()
+    data = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
+    blocks = out.split("Account ")[1:]
+    assert len(blocks) == 2
+    for block in blocks:
+        account_id = block.split(" ", 1)[0]
+        lines = block.splitlines()
+        assert lines[1].split()[:3] == ["Symbol", "Side", "Shares"]
+        rows = [line.split() for line in lines[3:] if line.startswith("  ") and not line.startswith("  Net ")]
+        rows = [r for r in rows if r[0] != "cash"]
+        traded = {(t["symbol"], t["action"].upper()) for t in data["accounts"][account_id]["trades"]}
+        assert {(r[0], r[1]) for r in rows} == traded

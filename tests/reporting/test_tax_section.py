@@ -175,3 +175,14 @@ def test_a_net_loss_uses_none_of_the_budget() -> None:
         summary_lines(result.model_copy(update={"tax": loss}))["Gain budget"]
         == "USD -300.00 of USD 5,000.00 (0.00% used)"
     )
+
+
+def test_tax_paid_from_cash_is_reported_as_paid() -> None:
+    result = tax_result()
+    assert result.tax is not None
+    paid = result.model_copy(update={"tax": result.tax.model_copy(update={"paid_from_cash": True})})
+    assert summary_lines(paid)["Estimated tax"] == "USD 151.50 (paid from cash)"
+    text = page_of(paid).text
+    assert "The estimated tax is paid from the account's cash" in text
+    assert "not paid from the account's cash" not in text
+    assert "not paid from the account's cash" in page_of(result).text

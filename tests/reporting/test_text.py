@@ -32,3 +32,19 @@ def test_summary_text(result: RebalancingResult) -> None:
     assert "Turnover:          29.00%" in text
     assert "Warning: rounded 2 trades to whole shares" in text
     assert "Compliant:         yes" in text
+
+
+def test_the_text_blotter_gives_two_reasons_and_the_report_every_one(result: RebalancingResult) -> None:
+    from finwiz.reporting import HTMLReportGenerator
+    from finwiz.schemas import TradeReason
+
+    reasons = [TradeReason(kind="fact", label=f"reason {k}") for k in (1, 2, 3)]
+    trades = [t.model_copy(update={"reasons": reasons}) for t in result.trades]
+    explained = result.model_copy(update={"trades": trades})
+    assert trades[0].why_text(2) == "reason 1; reason 2"
+    assert trades[0].why_text() == trades[0].why == "reason 1; reason 2; reason 3"
+    text = trades_table(explained)
+    assert "reason 1; reason 2" in text
+    assert "reason 3" not in text
+    page = HTMLReportGenerator().generate_html(explained)
+    assert "reason 1; reason 2; reason 3" in page

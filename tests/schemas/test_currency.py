@@ -64,3 +64,18 @@ def test_the_engine_labels_its_result_in_the_configurations_currency() -> None:
         holdings=[Holding(symbol="A", shares=10)], target_weights={"A": 0.5, "B": 0.4}, cash=1_000.0, currency="EUR"
     )
     assert rebalance(config, {"A": 50.0, "B": 20.0}).currency == "EUR"
+
+
+def test_one_currency_check_for_quotes_and_price_series() -> None:
+    import pandas as pd
+
+    from finwiz.schemas._inputs import refuse_other_currencies
+
+    assert check_currency is refuse_other_currencies  # the data layer's name for the same check
+    refuse_other_currencies(pd.Series({"SAP": 1.0, "AAPL": 2.0}), "EUR")  # plain numbers: the portfolio's
+    quotes = pd.Series({"SAP": PriceData(symbol="SAP", price=1.0, currency="EUR"), "AAPL": 2.0})
+    refuse_other_currencies(quotes, "EUR")
+    with pytest.raises(InsufficientPriceDataError) as caught:
+        refuse_other_currencies(quotes, "USD", provider="desk")
+    assert caught.value.failures == {"SAP": "priced in EUR, the portfolio is in USD"}
+    assert caught.value.provider == "desk"

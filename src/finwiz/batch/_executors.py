@@ -13,13 +13,10 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from finwiz.batch._work import AccountOutcome, _Account, _failure, _init_worker, _run_chunk, _Shared
 from finwiz.errors import ConfigurationError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 __all__: list[str] = []  # private helpers of finwiz.batch
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from finwiz.errors import ConfigurationError, FinwizError
+from finwiz.errors import ConfigurationError
 from finwiz.schemas import Household, HouseholdResult, PortfolioConfiguration, RebalancingResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,9 +184,7 @@ def _run_account(account: _Account, shared: _Shared) -> AccountOutcome:
             if not isinstance(config, PortfolioConfiguration):
                 config = PortfolioConfiguration.model_validate(config)
             result = rebalance(config, prices, portfolio_id=account.portfolio_id, **shared.options)
-    except FinwizError as exc:
-        return _failure(account, exc, time.perf_counter() - start)
-    except Exception as exc:  # bad data may surface as anything; it fails this account only
+    except Exception as exc:  # refused input, or bad data surfacing as anything: it fails this account only
         return _failure(account, exc, time.perf_counter() - start)
     return AccountOutcome(account.index, account.portfolio_id, result, seconds=time.perf_counter() - start)
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from finwiz.errors import ConfigurationError
 
-__all__ = ["UsageError", "check_outputs", "csv_safe", "source_file", "terminal_text"]
+__all__ = ["UsageError", "check_outputs", "csv_safe", "source_file", "terminal_text", "write_text"]
 
 
 class UsageError(ConfigurationError):
@@ -95,3 +95,11 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def terminal_text(text: str) -> str:
     """``text`` without terminal escape sequences and control characters (tab, newline kept)."""
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def write_text(path: Path, text: str, what: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8); a failure is a :class:`ConfigurationError` naming ``what``."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}") from exc

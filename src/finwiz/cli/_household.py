@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finwiz.cli._files import UsageError, csv_safe, terminal_text
+from finwiz.cli._files import UsageError, csv_safe, terminal_text, write_text
 from finwiz.cli._portfolio_file import PORTFOLIO_FILE_SUFFIXES, _normalise_holdings, _parse, _read_input
+from finwiz.cli._prices import terminal_orchestrator
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import Household, HouseholdResult
 from finwiz.settings import RebalancingSettings
 
-__all__ = ["is_household_file", "load_household_file", "rebalance_household_file"]
+__all__ = ["is_household_file", "load_household_file", "rebalance_household_file", "refuse_single_account_options"]
 
 
 def _data(path: Path) -> Any:
@@ -52,19 +53,18 @@ def load_household_file(path: str | Path) -> Household:
 
 
 async def _prices(settings: RebalancingSettings, symbols: list[str]) -> dict[str, float]:
-    from finwiz.service._factory import RebalancingServiceFactory
-
-    orchestrator = RebalancingServiceFactory(settings).create_orchestrator(write_reports=False)
-    return await orchestrator.fetch_prices(symbols)
+    async with terminal_orchestrator(settings) as orchestrator:
+        return await orchestrator.fetch_prices(symbols)
 
 
 def _text(result: HouseholdResult) -> str:
+    from finwiz.reporting import trades_table
+
     lines = []
     for account_id, account in result.accounts.items():
         lines.append(f"Account {account_id} ({result.kinds[account_id]})")
-        lines += [f"  {t.symbol:<8} {t.action.value:<4} {t.shares:>12g} @ {t.price:,.2f}" for t in account.trades]
-        if not account.trades:
-            lines.append("  no trades")
+        table = trades_table(account).splitlines() if account.trades else ["no trades"]
+        lines += [f"  {line}" for line in table]
         lines.append(f"  cash {account.cash_before:,.2f} -> {account.cash_after:,.2f}")
     lines.append(
         f"Household value {result.value_before:,.2f} -> {result.value_after:,.2f}; tracking distance "
@@ -74,13 +74,18 @@ def _text(result: HouseholdResult) -> str:
     return "\n".join(lines)
 
 
-def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSettings) -> HouseholdResult:
-    """Load, price, rebalance; write ``--json``/``--csv``; print the trades per account."""
-    from finwiz.optimizer import rebalance_household
-
-    for option in ("lots", "targets", "cash", "orders"):
+def refuse_single_account_options(args: argparse.Namespace) -> None:
+    """Refuse the options of a single-account rebalance a household file does not take (yet)."""
+    for option in ("lots", "targets", "cash", "orders", "mode", "exposures"):
         if getattr(args, option, None) is not None:
             raise UsageError(f"--{option} is not available for a household file (one with [[accounts]]) yet")
+
+
+def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSettings) -> HouseholdResult:
+    """Load, price, rebalance; write ``--json``/``--csv``; print the trades per account. The
+    caller has refused the options it does not take and outputs on its inputs."""
+    from finwiz.optimizer import rebalance_household
+
     household = load_household_file(args.portfolio_file)
     symbols = list(
         dict.fromkeys([*(h.symbol for a in household.accounts for h in a.holdings), *household.target_weights])
@@ -90,14 +95,14 @@ def rebalance_household_file(args: argparse.Namespace, settings: RebalancingSett
         household = household.model_copy(update={"method": args.method})
     result = rebalance_household(household, prices)
     if args.json is not None:
-        Path(args.json).write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        write_text(Path(args.json), result.model_dump_json(indent=2) + "\n", "the JSON")
     if args.csv is not None:
-        Path(args.csv).write_text(csv_safe(result.to_frame()).to_csv(), encoding="utf-8")
+        write_text(Path(args.csv), csv_safe(result.to_frame()).to_csv(), "the CSV")
     sys.stdout.write(terminal_text(_text(result)) + "\n")
     if not args.no_report:
         from finwiz.reporting import household_report_html
 
         report = Path(args.report)
-        report.write_text(household_report_html(result), encoding="utf-8")
+        write_text(report, household_report_html(result), "the report")
         sys.stdout.write(terminal_text(f"Report written to {report.resolve()}") + "\n")
     return result

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from finwiz.cli._files import UsageError, check_outputs, csv_safe, source_file, terminal_text
+from finwiz.cli._files import write_text as _write_text
 from finwiz.cli._holdings_csv import add_holdings_options
-from finwiz.errors import ConfigurationError, FinwizError, InsufficientPriceDataError
+from finwiz.cli._prices import terminal_orchestrator
+from finwiz.errors import FinwizError
 from finwiz.schemas import REBALANCING_MODES, PortfolioConfiguration, RebalancingMethod, RebalancingResult
 from finwiz.settings import RebalancingSettings
 
@@ -64,40 +66,6 @@ class _Progress:
             self._bar = None
 
 
-_SHOWN_SYMBOLS = 5  # an unpriced-symbols line names this many per reason, then "and N more"
-
-
-class UnpricedSymbolsError(InsufficientPriceDataError):
-    """:class:`InsufficientPriceDataError` in one short line for the terminal: how many of the
-    book's symbols have no price, a few of them per reason, and the option that fixes it (the
-    full ``failures`` map is kept). A 431-symbol book on the 20-stock sample made a 14 kB line."""
-
-    def __init__(self, failures: dict[str, str], *, provider: str | None, total: int) -> None:
-        super().__init__(failures, provider=provider)
-        self.total = total
-
-    def __str__(self) -> str:
-        prefix = f"{self.provider}: "
-        groups: dict[str, list[str]] = {}
-        for symbol, reason in self.failures.items():
-            groups.setdefault(reason.removeprefix(prefix), []).append(symbol)
-
-        def few(symbols: list[str]) -> str:
-            more = len(symbols) - _SHOWN_SYMBOLS
-            return ", ".join(symbols[:_SHOWN_SYMBOLS]) + (f" and {more:,} more" if more > 0 else "")
-
-        count = f"{len(self.failures):,} of {self.total:,} symbol{'' if self.total == 1 else 's'}"
-        source = self.provider or "the price source"
-        if set(groups) == {"unknown symbol"}:
-            text = f"{count} unknown to the {source} provider ({few(groups['unknown symbol'])})"
-        else:
-            reasons = "; ".join(f"{why}: {few(symbols)}" for why, symbols in groups.items())
-            text = f"{count} have no usable price from {source} ({reasons})"
-        if self.provider == "sample" and "unknown symbol" in groups:
-            text += "; the sample holds only 20 S&P 500 stocks: use --prices csv:PATH, yahoo or alpha_vantage"
-        return text
-
-
 def _settings_for(prices: str | None) -> RebalancingSettings:
     """Settings from the environment, with ``--prices`` overriding the provider."""
     settings = RebalancingSettings()
@@ -124,13 +92,6 @@ def _check_writable(path: Path, what: str) -> None:
         raise UsageError(f"cannot write {what} to {str(path)!r}: directory {str(path.parent)!r} does not exist")
 
 
-def _write_text(path: Path, text: str, what: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}") from exc
-
-
 def _result_json(result: RebalancingResult) -> str:
     """The full result as JSON, with each trade's ``trade_value`` signed like ``to_frame()``'s
     (negative for a sell) and its signed ``trade_shares`` beside ``shares`` and ``action``."""
@@ -141,11 +102,6 @@ def _result_json(result: RebalancingResult) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def _in_currency(result: RebalancingResult, currency: str) -> RebalancingResult:
-    """``result`` labelled with the portfolio's currency (the engine leaves the default, USD)."""
-    return result if result.currency == currency else result.model_copy(update={"currency": currency})
-
-
 async def _run(
     config: PortfolioConfiguration,
     settings: RebalancingSettings,
@@ -153,54 +109,16 @@ async def _run(
     report: Path | None,
     quiet: bool,
 ) -> tuple[RebalancingResult, Path | None]:
-    from finwiz.data._providers import check_currency
-    from finwiz.service._factory import RebalancingServiceFactory
-
     progress = _Progress(sys.stderr, quiet)
-    factory = RebalancingServiceFactory(settings)
-    orchestrator = factory.create_orchestrator(progress=progress, write_reports=report is not None)
+    async with terminal_orchestrator(settings, progress, write_reports=report is not None) as orchestrator:
 
-    def on_started(event: object) -> None:
-        chain = " -> ".join([settings.price_provider, *settings.fallback_providers])
-        progress.begin(len(config.symbols), chain)
+        def on_started(event: object) -> None:
+            chain = " -> ".join([settings.price_provider, *settings.fallback_providers])
+            progress.begin(len(config.symbols), chain)
 
-    orchestrator.event_bus.subscribe("rebalancing_started", on_started)
-    # The last price callback comes before analysis: close the progress line when prices are in.
-    fetch = orchestrator.fetch_prices
-
-    async def fetch_and_report(symbols: Sequence[str], **options: Any) -> dict[str, float]:
-        try:
-            return await fetch(symbols, **options)
-        except InsufficientPriceDataError as exc:
-            if isinstance(exc, UnpricedSymbolsError) or not exc.failures:
-                raise
-            raise UnpricedSymbolsError(exc.failures, provider=exc.provider, total=len(set(symbols))) from exc
-        finally:
-            progress.end()  # before any error line, so that line starts on its own
-
-    orchestrator.fetch_prices = fetch_and_report  # type: ignore[method-assign]
-    # Quotes that carry a currency must be in the portfolio's; amounts are shown in it.
-    quote = orchestrator.price_service.get_current_prices
-
-    async def quote_in_currency(symbols: Sequence[str], **options: Any) -> Any:
-        found = await quote(symbols, **options)
-        check_currency(found, config.currency, provider=settings.price_provider)
-        return found
-
-    orchestrator.price_service.get_current_prices = quote_in_currency  # type: ignore[method-assign]
-    write = orchestrator.write_report
-
-    async def write_in_currency(result: RebalancingResult, *args: Any, **kwargs: Any) -> Path | None:
-        return await write(_in_currency(result, config.currency), *args, **kwargs)
-
-    orchestrator.write_report = write_in_currency  # type: ignore[method-assign]
-    try:
-        result = _in_currency(
-            await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report), config.currency
-        )
-    finally:
-        progress.end()
-        await orchestrator.price_service.aclose()  # type: ignore[attr-defined]
+        orchestrator.event_bus.subscribe("rebalancing_started", on_started)
+        # The engine labels the result in config.currency; fetch_prices refuses other currencies.
+        result = await orchestrator.rebalance_portfolio(config, portfolio_id, report_path=report)
     return result, orchestrator.last_report_path
 
 
@@ -236,7 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
-    from finwiz.cli._household import is_household_file, rebalance_household_file
+    from finwiz.cli._household import is_household_file, rebalance_household_file, refuse_single_account_options
     from finwiz.cli._portfolio_file import input_files, load_portfolio_file
 
     outputs = {
@@ -249,9 +167,9 @@ def _rebalance(args: argparse.Namespace) -> int:
         if target is not None:
             _check_writable(Path(target), f"the {what}")
     settings = _settings_for(args.prices)
-    if is_household_file(args.portfolio_file):  # households (#25): [[accounts]] in the file
-        rebalance_household_file(args, settings)
-        return EXIT_OK
+    household = is_household_file(args.portfolio_file)  # households (#25): [[accounts]] in the file
+    if household:
+        refuse_single_account_options(args)
     inputs: list[tuple[str, str | Path | None]] = [("the portfolio file", Path(args.portfolio_file))]
     inputs += [("the lots file", path) for path in input_files(args.portfolio_file, lots=args.lots)[1:]]
     inputs.append(("the targets file", args.targets))
@@ -261,6 +179,9 @@ def _rebalance(args: argparse.Namespace) -> int:
     check_outputs(
         {"--report": outputs["report"], "--json": args.json, "--csv": args.csv, "--orders": args.orders}, inputs
     )
+    if household:
+        rebalance_household_file(args, settings)
+        return EXIT_OK
     config = load_portfolio_file(
         args.portfolio_file,
         lots=args.lots,

@@ -22,7 +22,7 @@ from finwiz.data._parsing import (
 from finwiz.data.sample import sample_price_history
 from finwiz.errors import ConfigurationError, InsufficientPriceDataError, PriceDataError
 from finwiz.schemas import PriceData
-from finwiz.schemas._inputs import other_currencies
+from finwiz.schemas._inputs import refuse_other_currencies
 
 __all__ = [
     "CSVPriceProvider",
@@ -41,14 +41,8 @@ DateLike = date | datetime | str | pd.Timestamp | None
 """A day bound for historical requests: a date, an ISO string, or None for open-ended."""
 
 
-def check_currency(quotes: Mapping[str, object], currency: str, *, provider: str | None = None) -> None:
-    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
-    :class:`InsufficientPriceDataError` naming each such symbol and its currency. Plain numbers
-    and quotes of unknown currency (``PriceData.currency`` None) pass: they are taken to be in the
-    portfolio's."""
-    foreign = other_currencies(quotes, currency)
-    if foreign:
-        raise InsufficientPriceDataError(foreign, provider=provider)
+check_currency = refuse_other_currencies
+"""Refuse quotes in another currency than the portfolio's (``schemas._inputs.refuse_other_currencies``)."""
 
 
 def day_bound(value: DateLike) -> pd.Timestamp | None:

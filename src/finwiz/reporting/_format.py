@@ -70,7 +70,7 @@ def blotter_rows(result: RebalancingResult) -> list[tuple[str, ...]]:
             money(t.price),
             money(t.signed_trade_value),
             money(t.total_estimated_cost),
-            "; ".join(str(r) for r in t.reasons[:2]),
+            t.why_text(2),
         )
         for t in ordered
     ]

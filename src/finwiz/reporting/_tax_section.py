@@ -68,7 +68,8 @@ def tax_summary_rows(result: RebalancingResult) -> list[tuple[str, str]]:
     budget = _budget_text(tax, result.currency)
     if budget is not None:
         rows.append(("Gain budget", budget))
-    rows.append(("Estimated tax", f"{money(tax.estimated_tax, result.currency)} (not paid from cash)"))
+    paid = "paid from cash" if tax.paid_from_cash else "not paid from cash"
+    rows.append(("Estimated tax", f"{money(tax.estimated_tax, result.currency)} ({paid})"))
     return rows
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from finwiz.errors import InvalidPortfolioError
 
@@ -55,6 +55,10 @@ def canonical_symbol(symbol: object) -> str:
     if text == CASH:
         raise InvalidPortfolioError(f"{CASH!r} is reserved for cash; use the cash field", symbol=text)
     return text
+
+
+Symbol = Annotated[str, BeforeValidator(canonical_symbol)]
+"""A ticker field, canonicalised by :func:`canonical_symbol` before validation."""
 
 
 def require_data(symbols: Iterable[str], data: Mapping[str, Any], field: str, why: str) -> None:

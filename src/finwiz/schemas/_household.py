@@ -13,16 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from finwiz.errors import DuplicateAccountError, InvalidPortfolioError
-from finwiz.schemas._base import (
-    DEFAULT_MIN_TRADE_SIZE,
-    DEFAULT_TOLERANCE,
-    DEFAULT_TRANSACTION_COST_RATE,
-    RebalancingMethod,
-    _canonical_mapping,
-    _canonical_set,
-    _Model,
-)
-from finwiz.schemas._inputs import Holding
+from finwiz.schemas._base import RebalancingMethod, _canonical_mapping, _canonical_set, _Model
+from finwiz.schemas._inputs import Holding, _TargetPolicy
 from finwiz.schemas._records import ComplianceCheck
 from finwiz.schemas._result import RebalancingResult, StageRecord
 from finwiz.schemas._tax import TaxSettings, TaxSummary
@@ -85,7 +77,7 @@ class Account(_Model):
         return self
 
 
-class Household(_Model):
+class Household(_TargetPolicy):
     """Accounts rebalanced together to one target (see README "Households").
 
     The household's fields mean what :class:`PortfolioConfiguration`'s do, applied to household
@@ -97,33 +89,9 @@ class Household(_Model):
     """
 
     accounts: list[Account] = Field(min_length=1)
-    target_weights: dict[str, float]
     method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_COSTS
     tax_drag: dict[str, dict[AccountKind, float]] = Field(default_factory=dict)
     drag_weight: float = Field(default=1.0, ge=0.0)
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
-    relative_tolerance: float | None = Field(default=None, ge=0.0)
-    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
-    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
-    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
-    allow_fractional_shares: bool = False
-    lot_sizes: dict[str, float] = Field(default_factory=dict)
-    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_turnover: float | None = Field(default=None, ge=0.0)
-    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_position_weights: dict[str, float] = Field(default_factory=dict)
-    min_position_weights: dict[str, float] = Field(default_factory=dict)
-    sectors: dict[str, str] = Field(default_factory=dict)
-    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    sector_caps: dict[str, float] = Field(default_factory=dict)
-    esg_scores: dict[str, float] = Field(default_factory=dict)
-    min_esg_score: float | None = None
-    min_average_esg_score: float | None = None
-    no_buy: list[str] = Field(default_factory=list)
-    no_sell: list[str] = Field(default_factory=list)
-    no_trade: list[str] = Field(default_factory=list)
-    risk_aversion: float = Field(default=1.0, ge=0.0)
-    trade_penalty: float | None = Field(default=None, ge=0.0)
     household_id: str | None = None
 
     @field_validator("tax_drag")
@@ -156,8 +124,7 @@ class Household(_Model):
 
     def policy(self) -> dict[str, Any]:
         """The household's fields that are :class:`PortfolioConfiguration` fields, as keywords."""
-        own = {"accounts", "tax_drag", "drag_weight", "household_id"}
-        return {k: getattr(self, k) for k in type(self).model_fields if k not in own}
+        return {k: getattr(self, k) for k in _TargetPolicy.model_fields}
 
 
 class HouseholdResult(_Model):

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from finwiz.errors import InvalidPortfolioError
+from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError
 from finwiz.schemas._base import (
     _WEIGHT_SLACK,
     DEFAULT_MIN_TRADE_SIZE,
     DEFAULT_TOLERANCE,
     DEFAULT_TRANSACTION_COST_RATE,
     RebalancingMethod,
+    Symbol,
     _canonical_mapping,
     _canonical_set,
     _finite,
     _Model,
     _number,
     _number_values,
-    canonical_symbol,
     is_unclassified,
     require_data,
 )
@@ -29,6 +29,9 @@ from finwiz.schemas._blended import sleeves_from_targets
 from finwiz.schemas._exposures import check_exposures, coerce_exposure_field
 from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
 from finwiz.schemas._tax import TaxLot, TaxSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REBALANCING_MODES = ("full", "buy_only", "sell_only", "band_edge")
 """How a rebalance may trade (``PortfolioConfiguration.mode``): ``full`` buys and sells to the
@@ -46,17 +49,12 @@ class Holding(_Model):
     ``lots`` are its tax lots (what a tax-aware rebalance sells from); their shares must add up to
     ``shares``. Lots without a ``lot_id`` are numbered ``SYMBOL#1``, ``SYMBOL#2``, ... in order."""
 
-    symbol: str
+    symbol: Symbol
     shares: float
     cost_basis: float | None = Field(default=None, ge=0.0)
     sector: str | None = None
     esg_score: float | None = None
     lots: list[TaxLot] = Field(default_factory=list)
-
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _symbol(cls, value: object) -> str:
-        return canonical_symbol(value)
 
     @field_validator("shares", "cost_basis", "esg_score", mode="before")
     @classmethod
@@ -110,7 +108,7 @@ class PriceData(_Model):
     ``None`` when it does not (a CSV of numbers): then it is taken to be the portfolio's. A known
     currency other than the portfolio's is refused, naming the symbol."""
 
-    symbol: str
+    symbol: Symbol
     price: float = Field(gt=0.0)
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     currency: str | None = None
@@ -121,11 +119,6 @@ class PriceData(_Model):
     @classmethod
     def _currency(cls, value: object) -> str | None:
         return None if value is None else currency_code(value)
-
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _symbol(cls, value: object) -> str:
-        return canonical_symbol(value)
 
     @field_validator("price", "volume", mode="before")
     @classmethod
@@ -138,7 +131,102 @@ class PriceData(_Model):
         return _finite(value, "price")
 
 
-class PortfolioConfiguration(_Model):
+class _TargetPolicy(_Model):
+    """The fields a target and its limits share between :class:`PortfolioConfiguration` (one
+    account) and :class:`~finwiz.schemas.Household` (its accounts together), with the validators
+    that read only them: numbers are numbers, symbols canonical (see PortfolioConfiguration)."""
+
+    target_weights: dict[str, float]
+    method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
+    relative_tolerance: float | None = Field(default=None, ge=0.0)
+    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
+    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
+    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
+    allow_fractional_shares: bool = False
+    lot_sizes: dict[str, float] = Field(default_factory=dict)
+    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_turnover: float | None = Field(default=None, ge=0.0)
+    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_position_weights: dict[str, float] = Field(default_factory=dict)
+    min_position_weights: dict[str, float] = Field(default_factory=dict)
+    sectors: dict[str, str] = Field(default_factory=dict)
+    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
+    sector_caps: dict[str, float] = Field(default_factory=dict)
+    esg_scores: dict[str, float] = Field(default_factory=dict)
+    min_esg_score: float | None = None
+    min_average_esg_score: float | None = None
+    no_buy: list[str] = Field(default_factory=list)
+    no_sell: list[str] = Field(default_factory=list)
+    no_trade: list[str] = Field(default_factory=list)
+    risk_aversion: float = Field(default=1.0, ge=0.0)
+    trade_penalty: float | None = Field(default=None, ge=0.0)
+
+    @field_validator(
+        "tolerance",
+        "relative_tolerance",
+        "transaction_cost_rate",
+        "min_trade_size",
+        "min_cash_weight",
+        "max_turnover",
+        "max_position_weight",
+        "max_sector_weight",
+        "min_esg_score",
+        "min_average_esg_score",
+        "risk_aversion",
+        "trade_penalty",
+        mode="before",
+    )
+    @classmethod
+    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
+        return value if value is None else _number(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        "sector_caps",
+        mode="before",
+    )
+    @classmethod
+    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
+        return _number_values(value, info.field_name)
+
+    @field_validator(
+        "target_weights",
+        "transaction_cost_rates",
+        "lot_sizes",
+        "max_position_weights",
+        "min_position_weights",
+        "esg_scores",
+        mode="after",
+    )
+    @classmethod
+    def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        return _canonical_mapping(value, info.field_name)
+
+    @field_validator("sectors", mode="after")
+    @classmethod
+    def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
+        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
+        out = _canonical_mapping(value, "sectors")
+        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
+
+    @field_validator("no_buy", "no_sell", "no_trade", mode="after")
+    @classmethod
+    def _canonical_lists(cls, value: list[str], info: Any) -> list[str]:
+        return _canonical_set(value, info.field_name)
+
+    @field_validator("min_trade_size", "risk_aversion")
+    @classmethod
+    def _finite_scalars(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
+
+
+class PortfolioConfiguration(_TargetPolicy):
     """What an account holds, where it should be, and the limits the trades must keep.
 
     ``target_weights`` are fractions of total portfolio value (holdings plus cash) and sum to at
@@ -192,36 +280,11 @@ class PortfolioConfiguration(_Model):
         return (_unpickle_configuration, (type(self), state, frozenset(self.model_fields_set)))
 
     holdings: list[Holding]
-    target_weights: dict[str, float]
     cash: float = Field(default=0.0, ge=0.0)
-    method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
-    relative_tolerance: float | None = Field(default=None, ge=0.0)
-    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
-    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
-    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
-    allow_fractional_shares: bool = False
-    lot_sizes: dict[str, float] = Field(default_factory=dict)
     allow_short: bool = False
     max_gross_exposure: float | None = Field(default=None, gt=0.0)
     cash_flow: float = 0.0
-    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_turnover: float | None = Field(default=None, ge=0.0)
     turnover_excludes_cash_flow: bool = False
-    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_position_weights: dict[str, float] = Field(default_factory=dict)
-    min_position_weights: dict[str, float] = Field(default_factory=dict)
-    sectors: dict[str, str] = Field(default_factory=dict)
-    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    sector_caps: dict[str, float] = Field(default_factory=dict)
-    esg_scores: dict[str, float] = Field(default_factory=dict)
-    min_esg_score: float | None = None
-    min_average_esg_score: float | None = None
-    no_buy: list[str] = Field(default_factory=list)
-    no_sell: list[str] = Field(default_factory=list)
-    no_trade: list[str] = Field(default_factory=list)
-    risk_aversion: float = Field(default=1.0, ge=0.0)
-    trade_penalty: float | None = Field(default=None, ge=0.0)
     custom_constraints: list[Any] = Field(default_factory=list)
     tax: TaxSettings | None = None
     currency: str = "USD"
@@ -264,70 +327,19 @@ class PortfolioConfiguration(_Model):
 
     @field_validator(
         "cash",
-        "tolerance",
-        "relative_tolerance",
-        "transaction_cost_rate",
-        "min_trade_size",
         "cash_flow",
-        "min_cash_weight",
-        "max_turnover",
-        "max_position_weight",
-        "max_sector_weight",
         "max_gross_exposure",
-        "min_esg_score",
-        "min_average_esg_score",
-        "risk_aversion",
-        "trade_penalty",
         "min_benefit",
         "min_position_value",
         mode="before",
     )
     @classmethod
-    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
+    def _own_scalar_numbers(cls, value: Any, info: Any) -> Any:
         return value if value is None else _number(value, info.field_name)
 
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        "sector_caps",
-        mode="before",
-    )
+    @field_validator("cash", "cash_flow")
     @classmethod
-    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
-        return _number_values(value, info.field_name)
-
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        mode="after",
-    )
-    @classmethod
-    def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
-        return _canonical_mapping(value, info.field_name)
-
-    @field_validator("sectors", mode="after")
-    @classmethod
-    def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
-        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
-        out = _canonical_mapping(value, "sectors")
-        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
-
-    @field_validator("no_buy", "no_sell", "no_trade", mode="after")
-    @classmethod
-    def _canonical_lists(cls, value: list[str], info: Any) -> list[str]:
-        return _canonical_set(value, info.field_name)
-
-    @field_validator("cash", "cash_flow", "min_trade_size", "risk_aversion")
-    @classmethod
-    def _finite_scalars(cls, value: float, info: Any) -> float:
+    def _own_finite_scalars(cls, value: float, info: Any) -> float:
         return _finite(value, info.field_name)
 
     @model_validator(mode="after")
@@ -557,7 +569,7 @@ class PortfolioConfiguration(_Model):
         return out
 
 
-def other_currencies(quotes: Mapping[str, object], currency: str) -> dict[str, str]:
+def other_currencies(quotes: Mapping[str, object] | pd.Series, currency: str) -> dict[str, str]:
     """The quotes (objects with a ``currency``, e.g. :class:`PriceData`) in another currency than
     ``currency`` (the portfolio's), each symbol with why: ``"priced in USD, the portfolio is in
     EUR"``. Numbers and quotes of unknown currency (None) are taken to be in the portfolio's."""
@@ -566,3 +578,18 @@ def other_currencies(quotes: Mapping[str, object], currency: str) -> dict[str, s
         for symbol, quote in quotes.items()
         if (quoted := getattr(quote, "currency", None)) is not None and quoted != currency
     }
+
+
+def refuse_other_currencies(
+    quotes: Mapping[str, object] | pd.Series, currency: str, provider: str | None = None
+) -> None:
+    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
+    :class:`~finwiz.errors.InsufficientPriceDataError` naming each such symbol and its currency
+    (``provider``: the source to name). Plain numbers (a numeric Series too) and quotes of unknown
+    currency pass: they are taken to be in the portfolio's."""
+    dtype = getattr(quotes, "dtype", None)
+    if dtype is not None and dtype.kind in "biufc":  # a numeric Series: numbers only
+        return
+    foreign = other_currencies(quotes, currency)
+    if foreign:
+        raise InsufficientPriceDataError(foreign, provider=provider)

@@ -108,7 +108,11 @@ class TradeRecommendation(_Model):
     @property
     def why(self) -> str:
         """The reasons as one line, strongest first: ``"drift to target (-0.8 %); minimum trade"``."""
-        return "; ".join(str(r) for r in self.reasons)
+        return self.why_text()
+
+    def why_text(self, limit: int | None = None) -> str:
+        """:attr:`why` with at most ``limit`` reasons (None: every one), strongest first."""
+        return "; ".join(str(r) for r in self.reasons[:limit])
 
     @property
     def signed_shares(self) -> float:

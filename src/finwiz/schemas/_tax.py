@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from finwiz.errors import InvalidPortfolioError
-from finwiz.schemas._base import _canonical_mapping, _finite, _Model, _number, canonical_symbol
+from finwiz.schemas._base import Symbol, _canonical_mapping, _finite, _Model, _number
 
 __all__ = ["LotSale", "RecentPurchase", "RecentSale", "TaxLot", "TaxSettings", "TaxSummary"]
 
@@ -48,15 +48,10 @@ class TaxLot(_Model):
 
 
 class _RecentTrade(_Model):
-    symbol: str
+    symbol: Symbol
     date: date
     shares: float = Field(gt=0.0)
     lot_id: str | None = None
-
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _symbol(cls, value: object) -> str:
-        return canonical_symbol(value)
 
     @field_validator("shares", mode="before")
     @classmethod
@@ -241,4 +236,7 @@ class TaxSummary(_Model):
     year_tax: float | None = Field(default=None, description="the year's tax with these sales (netting only)")
     wash_sale_blocks: dict[str, str] = Field(
         default_factory=dict, description="symbol -> why the wash-sale rule restricted it"
+    )
+    paid_from_cash: bool = Field(
+        default=False, description="whether the estimated tax left the account's cash (pay_tax_from_cash)"
     )

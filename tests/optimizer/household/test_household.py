@@ -391,3 +391,26 @@ def test_a_taxable_holding_without_lots_is_refused_naming_account_and_symbol() -
     with pytest.raises(InvalidPortfolioError, match=r"joint.*VTI.*lots") as caught:
         rebalance_household(household, {"VTI": 100.0})
     assert caught.value.symbol == "VTI"
+
+
+def test_household_policy_keys_are_canonical_and_its_lot_size_applies() -> None:
+    # The household's policy fields are PortfolioConfiguration's, validators included: " aapl" and
+    # "aapl " are AAPL, a boolean tolerance is refused, and the lot size reaches the whole-share stage.
+    account = Account(account_id="R", kind="roth", cash=10_000.0)
+    household = Household(
+        accounts=[account],
+        target_weights={" aapl": 0.28},
+        lot_sizes={"aapl ": 10},
+        no_sell=["aapl"],
+        min_trade_size=0.0,
+        transaction_cost_rate=0.0,
+    )
+    assert household.target_weights == {"AAPL": 0.28}
+    assert household.lot_sizes == {"AAPL": 10.0}
+    assert household.no_sell == ["AAPL"]
+    with pytest.raises(InvalidPortfolioError, match="tolerance"):
+        Household(accounts=[account], target_weights={"AAPL": 0.5}, tolerance=True)
+    result = rebalance_household(household, {"AAPL": 100.0})
+    (trade,) = result.accounts["R"].trades
+    assert trade.symbol == "AAPL"
+    assert trade.shares == 30  # the lot multiple nearest the target's 28 shares (28 when the lot was dropped)
