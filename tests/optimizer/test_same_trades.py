@@ -3,6 +3,9 @@ carries, and a request's trades do not depend on what the process solved before 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,3 +151,22 @@ def test_fractional_requests_give_the_same_trades_bit_for_bit_in_either_order() 
     engine = RebalancingEngine()
     again = {seed: trades(engine, seed) for seed in reversed(seeds)}
     assert [s for s in seeds if first[s] != again[s]] == []
+
+
+def test_a_search_that_runs_to_its_budget_gives_the_same_trades_warm_or_fresh() -> None:
+    """The whole-share search of this 54-asset request runs to its budget. Stopped by the thread's
+    CPU time, it stopped elsewhere on a loaded machine, and the re-solve of a cached structure got
+    other trades than a fresh build (CI: 13 against 10 shares sold). Stopped by its count of the
+    candidates it priced, it stops at the same point warm or fresh, loaded or not."""
+    case = json.loads((Path(__file__).parent / "data" / "search_budget_case.json").read_text())
+    config = PortfolioConfiguration(**case["config"])
+    prices = {s: float(p) for s, p in case["prices"].items()}
+    shifted = {s: round(p * 1.03, 2) for s, p in prices.items()}
+    engine = RebalancingEngine()
+    clear_cache()
+    engine.rebalance(config, prices)  # warms the cache with this structure
+    warm = engine.rebalance(config, shifted)
+    clear_cache()
+    fresh = engine.rebalance(config, shifted)
+    assert any("stopped at its budget" in w for w in warm.warnings)  # the case still reaches the budget
+    assert _trades(warm) == _trades(fresh)

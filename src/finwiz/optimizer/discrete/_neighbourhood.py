@@ -25,7 +25,15 @@ from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separ
 from finwiz.optimizer.discrete._descent import _Point, _Search
 from finwiz.optimizer.verify._compliance import meets_minimum
 
-__all__ = ["COMBINATIONS", "MATCHED", "Neighbourhood", "best_combination", "matched_steps", "options_near"]
+__all__ = [
+    "COMBINATIONS",
+    "MATCHED",
+    "TRIPLE_MOVES",
+    "Neighbourhood",
+    "best_combination",
+    "matched_steps",
+    "options_near",
+]
 
 MATCHED = 4
 """The dearest traded lots whose worth the value-matched steps are of."""

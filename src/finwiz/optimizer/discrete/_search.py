@@ -48,6 +48,7 @@ from finwiz.optimizer.discrete._candidates import _CHECK, _lot_moves, _Moves, _m
 from finwiz.optimizer.discrete._descent import _best_per_asset, _halvings, _Point, _Search
 from finwiz.optimizer.discrete._neighbourhood import (
     COMBINATIONS,
+    TRIPLE_MOVES,
     Neighbourhood,
     best_combination,
     best_triple,
@@ -141,7 +142,7 @@ _FEW = 60
 _GATE = 0.1
 _MOST = 500
 _KICK_TRIALS = 24  # kicks tried in one search at most
-_WORK = 100_000  # assets x budget checks: the generated 15-40-name accounts use at most ~2,500
+_WORK = 12_000_000  # candidates priced: the generated 15-40-name accounts use at most ~9.8M (~1.5 s)
 _KICK_ROUNDS = 40  # moves of a kicked descent at most (Newton steps make few enough)
 _KICKS = 6  # the dearest traded lots tried dropped (each followed by a descent without them)
 _COARSE = 0.05
@@ -163,17 +164,22 @@ class _Local:
     combinations: int = 0
     triples: int = 0
     basic: int = 0  # the moves of the rounding's table, first in the last move table
-    work: int = 0  # assets x budget checks so far (see tick)
+    work: int = 0  # candidates priced so far (see charge)
     stopped: bool = False  # whether the budget cut the search short
 
     def tick(self) -> bool:
-        """One unit of work (the assets) counted; whether the budget is now spent (``stopped``)."""
+        """Whether the budget is now spent (``stopped``): the work counted so far (``charge``)
+        or, as a safety only, the CPU deadline."""
         # A count of work first, so the same request stops at the same point whatever the load
         # (guarantee 6: a CPU or wall budget gave other trades on a loaded machine); the CPU
         # deadline is only a safety for what the count does not foresee.
-        self.work += self.search.data.n
+        self.charge(self.search.data.n)
         self.stopped = self.stopped or self.work > _WORK or time.thread_time() > self.deadline
         return self.stopped
+
+    def charge(self, candidates: int) -> None:
+        """Count ``candidates`` priced (moves, pairs, combinations, triples): the work."""
+        self.work += candidates
 
     def keeps(self, point: _Point) -> bool:
         """Whether ``point`` keeps every limit: minimum size, separable and coupled rows."""
@@ -242,6 +248,7 @@ class _Local:
         for hood in _hoods(self.search, point.shares):
             if self.tick():
                 return None
+            self.charge(int(np.prod([len(o) + 1 for o in hood.options])))
             found = best_combination(self.search, self.separable, point, hood, gain)
             if found is not None:
                 self.combinations += 1
@@ -253,6 +260,7 @@ class _Local:
         the one-lot moves, then the descent."""
         data = self.search.data
         moves = _lot_moves(data, point.shares, self.separable, None)
+        self.charge(min(len(moves.owner), TRIPLE_MOVES) ** 3)
         found = best_triple(self.search, moves, point, _GAIN * max(abs(point.value), 1e-300))
         if found is None:
             return None
@@ -322,6 +330,7 @@ class _Local:
             return None
         owner = moves.owner
         gain = pricer.changes(point.z, point.shares, moves)
+        self.charge(m)
         values = rows.values(point.z)
         delta = rows.changes(owner, *moves.change(data, point.z))
         low, high = rows.lower - values, rows.upper - values
@@ -344,6 +353,7 @@ class _Local:
             best = np.argsort(gain, kind="stable")[:_PAIR_TRIES]
             tries = np.arange(m) if m <= _ALL_PAIRS else np.union1d(basic, best)
             total = gain[tries][:, None] + gain[None, :] + pricer.cross(point.z, moves, tries)
+            self.charge(total.size)
             total[owner[tries][:, None] == owner[None, :]] = np.inf
             # Only rows some pair can reach matter (the others hold whatever two moves do).
             reach = 2.0 * np.abs(delta).max(axis=1, initial=0.0)

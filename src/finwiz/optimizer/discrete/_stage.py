@@ -56,7 +56,7 @@ a fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500
 and 180-340 (3-4 %) at 100, where the retry never helped; at 2000 binding assets, 148 allowances
 but 97 % (the retry: 7 %); a fine grid (fractional shares) that binding rows push off its
 neighbours loses orders of magnitude more allowances, and the back-off does help."""
-_SEARCH_BUDGET = 4.0  # CPU seconds: a safety behind the search's own count of work (_search._WORK)
+_SEARCH_BUDGET = 10.0  # CPU seconds: a safety behind the search's own count of work (_search._WORK)
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
 Solve = Callable[[Model], SolveOutcome]
