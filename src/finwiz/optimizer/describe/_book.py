@@ -15,20 +15,9 @@ import pandas as pd
 
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError, PriceDataError
 from finwiz.schemas import PortfolioConfiguration
-from finwiz.schemas._inputs import other_currencies
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["check_size", "coerce_prices"]
-
-
-def refuse_other_currencies(prices: Mapping[str, Any] | pd.Series, currency: str) -> None:
-    """Refuse quotes in another currency than ``currency`` (the portfolio's): an
-    :class:`InsufficientPriceDataError` naming each (see ``schemas._inputs.other_currencies``)."""
-    if isinstance(prices, pd.Series) and pd.api.types.is_numeric_dtype(prices.dtype):
-        return
-    foreign = other_currencies({str(s): q for s, q in prices.items()}, currency)
-    if foreign:
-        raise InsufficientPriceDataError(foreign)
 
 
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:

@@ -24,7 +24,6 @@ from finwiz.optimizer.describe._book import (
     _per_symbol,
     check_size,
     coerce_prices,
-    refuse_other_currencies,
 )
 from finwiz.optimizer.describe._costs import CostModel
 from finwiz.optimizer.describe._impact import MarketImpactModel, _impact_coefficients
@@ -33,6 +32,7 @@ from finwiz.optimizer.describe._request_limits import _blocked, _esg, _mode_targ
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration
+from finwiz.schemas._inputs import refuse_other_currencies
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
