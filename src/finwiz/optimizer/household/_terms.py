@@ -129,12 +129,10 @@ def drag_rates(stack: Stack) -> np.ndarray:
     """Each pair's yearly tax drag per unit of value (``tax_drag[symbol][kind]``, else 0)."""
     drag = stack.household.tax_drag
     kinds = [a.kind for a in stack.accounts]
-    return np.array(
-        [
-            drag.get(stack.symbols[i], {}).get(kinds[a], 0.0)
-            for a, i in zip(stack.pair_account, stack.pair_asset, strict=True)
-        ]
+    table = np.array([[drag.get(s, {}).get(kind, 0.0) for kind in kinds] for s in stack.symbols]).reshape(
+        -1, len(kinds)
     )
+    return np.asarray(table[stack.pair_asset, stack.pair_account], dtype=float)
 
 
 class TaxDragTerm(Term):
