@@ -116,7 +116,8 @@ def _merged_tax(household: Household, n: int) -> TaxSettings | None:
         for p in a.tax.recent_purchases
     ]
     named = {t.symbol: t.symbol.partition(":")[2] for t in [*sales, *buys]}
-    pairs = {pair_symbol(a, s): s for a in household.accounts for s in _account_universe(household, a)}
+    universe = _universe(household)
+    pairs = {pair_symbol(a, s): s for a in household.accounts for s in _account_universe(a, universe)}
     groups = {p: "WASH:" + identical.get(s, s) for p, s in {**pairs, **named}.items()}
     update: dict[str, Any] = {"identical": groups, "recent_sales": sales, "recent_purchases": buys}
     if first.tax_weight is None:  # the default's 1 / (2 n) counts the household's assets, not its pairs
@@ -124,10 +125,15 @@ def _merged_tax(household: Household, n: int) -> TaxSettings | None:
     return first.model_copy(update=update)
 
 
-def _account_universe(household: Household, account: Account) -> list[str]:
-    held = [h.symbol for h in account.holdings]
-    others = [h.symbol for a in household.accounts for h in a.holdings] + list(household.target_weights)
-    return list(dict.fromkeys([*held, *others]))
+def _universe(household: Household) -> list[str]:
+    """Every symbol of the household: held by any account, or in its target."""
+    held = [h.symbol for a in household.accounts for h in a.holdings]
+    return list(dict.fromkeys([*held, *household.target_weights]))
+
+
+def _account_universe(account: Account, universe: list[str]) -> list[str]:
+    """The account's pairs' symbols: its own holdings first, then the rest of the household's."""
+    return list(dict.fromkeys([*(h.symbol for h in account.holdings), *universe]))
 
 
 def _stacked_holding(account: Account, holding: Holding, price: float, taxed: bool) -> Holding:
@@ -164,12 +170,14 @@ def _stacked_config(household: Household, hh: ProblemData, price: dict[str, floa
     no_sell: list[str] = []
     no_trade: list[str] = []
     targets: dict[str, float] = {}
+    universe = _universe(household)
     for account in household.accounts:
         for h in account.holdings:
             if h.shares:
                 holdings.append(_stacked_holding(account, h, price[h.symbol], tax is not None))
-        for symbol in _account_universe(household, account):
-            pair = pair_symbol(account, symbol)
+        prefix = pair_symbol(account, "")
+        for symbol in _account_universe(account, universe):
+            pair = prefix + symbol
             targets[pair] = 0.0
             lot = _per_pair(household.lot_sizes, account.lot_sizes, symbol)
             if lot is not None:
