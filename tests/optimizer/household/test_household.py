@@ -414,3 +414,24 @@ def test_household_policy_keys_are_canonical_and_its_lot_size_applies() -> None:
     (trade,) = result.accounts["R"].trades
     assert trade.symbol == "AAPL"
     assert trade.shares == 30  # the lot multiple nearest the target's 28 shares (28 when the lot was dropped)
+
+
+def test_a_purchase_is_not_split_across_interchangeable_accounts() -> None:
+    """Three traditional accounts of $10,000 cash each buy three names to $9,000 each: any split
+    of each purchase over the accounts is as good in the model; whole shares get one vertex of
+    them (the split tie-break), at most names + accounts - 1 = 5 trades, where the centre of the
+    splits is every account buying every name (9 trades, each rounded on its own)."""
+    accounts = [Account(account_id=f"IRA{k}", kind="traditional", holdings=[], cash=10_000.0) for k in range(3)]
+    prices = {"AAA": 50.0, "BBB": 20.0, "CCC": 10.0}
+    household = Household(
+        accounts=accounts,
+        target_weights=dict.fromkeys(prices, 0.3),
+        transaction_cost_rate=0.001,
+        tolerance=0.0,
+    )
+    result = rebalance_household(household, prices)
+    trades = [t for r in result.accounts.values() for t in r.trades]
+    assert 3 <= len(trades) <= 5
+    assert result.is_compliant
+    for symbol in prices:  # the household's weights are still the target's, to a share
+        assert result.weights_after[symbol] == pytest.approx(0.3, abs=prices[symbol] / 30_000)

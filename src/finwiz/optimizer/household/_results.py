@@ -24,8 +24,9 @@ def _trade(
     t: TradeRecommendation, symbol: str, value_before: float, value_after: float, taxed: bool
 ) -> TradeRecommendation:
     lots = [s.model_copy(update={"lot_id": s.lot_id.partition(":")[2]}) for s in t.lots] if taxed else []
-    return t.model_copy(
-        update={
+    return TradeRecommendation.trusted(  # the engine's own trade, renamed and reweighted: no copy protocol
+        **{
+            **t.__dict__,
             "symbol": symbol,
             "current_weight": t.current_shares * t.price / value_before if value_before else 0.0,
             "post_trade_weight": t.post_trade_shares * t.price / value_after if value_after else 0.0,

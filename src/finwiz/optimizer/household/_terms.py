@@ -129,12 +129,10 @@ def drag_rates(stack: Stack) -> np.ndarray:
     """Each pair's yearly tax drag per unit of value (``tax_drag[symbol][kind]``, else 0)."""
     drag = stack.household.tax_drag
     kinds = [a.kind for a in stack.accounts]
-    return np.array(
-        [
-            drag.get(stack.symbols[i], {}).get(kinds[a], 0.0)
-            for a, i in zip(stack.pair_account, stack.pair_asset, strict=True)
-        ]
+    table = np.array([[drag.get(s, {}).get(kind, 0.0) for kind in kinds] for s in stack.symbols]).reshape(
+        -1, len(kinds)
     )
+    return np.asarray(table[stack.pair_asset, stack.pair_account], dtype=float)
 
 
 class TaxDragTerm(Term):
@@ -153,6 +151,31 @@ class TaxDragTerm(Term):
         return Description(linear=Affine.weights_dense(self.rates[None, :], data.x0))
 
 
+class SplitTieBreak(Term):
+    """The continuous solve's choice among equally good splits of a household trade across
+    accounts: ``eps sum_p (1 + u_p)(buy_p + sell_p)`` as a *surrogate* (the continuous solve's
+    only; the true objective, which the whole-share stage minimises and the result reports, does
+    not carry it). Accounts of one kind are interchangeable in the model -- a purchase split three
+    ways costs what it costs in one account -- and an interior-point solve returns the centre of
+    those splits: $486 of a name bought as three $162 trades, each below half the minimum trade.
+    A generic weight ``u_p`` per pair (fixed, uniform in [0, 1)) leaves one vertex optimal: each
+    trade made in as few accounts as cash allows (180 instead of 286 trades at 4 accounts x 100
+    names), which whole shares then round with fewer lots lost. ``eps`` (1e-6 of the traded value,
+    a hundredth of a basis point) is far below any price of the model; fractional requests, which
+    round nothing, are left at the centre."""
+
+    reads_context = False
+    name = "split_tie_break"
+    eps = 1e-6
+
+    def applies(self, data: ProblemData) -> bool:
+        return not data.fractional
+
+    def describe(self, data: ProblemData) -> Description:
+        u = np.random.default_rng(0).random(data.n)
+        return Description(surrogate=Affine.traded(self.eps * (1.0 + u)))
+
+
 _HOUSEHOLD_LIMITS = (PositionCapTerm, PositionFloorTerm, SectorCapTerm, ESGFloorTerm, TurnoverCapTerm)
 _ACCOUNT_LIMITS = (BudgetTerm, TradeBoundsTerm, TaxTerm)
 
@@ -168,5 +191,6 @@ def household_terms(strategy_terms: list[Term], stack: Stack) -> list[Term]:
         terms.append(term if isinstance(term, _ON_TRADES) else LiftedTerm(term, stack))
     terms += [LiftedTerm(t(), stack) for t in _HOUSEHOLD_LIMITS if t().applies(hh)]
     terms += [t() for t in _ACCOUNT_LIMITS if t().applies(data)]
-    terms += [t for t in (AccountCashTerm(stack), AccountCapTerm(stack), TaxDragTerm(stack)) if t.applies(data)]
+    own = (AccountCashTerm(stack), AccountCapTerm(stack), TaxDragTerm(stack), SplitTieBreak())
+    terms += [t for t in own if t.applies(data)]
     return terms
