@@ -56,7 +56,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
     smallest,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
-from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
+from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 from finwiz.optimizer.verify._compliance import meets_minimum
 
@@ -79,22 +79,20 @@ class SearchOutcome:
     timed_out: bool
 
 
-def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_limit: float) -> SearchOutcome:
+def exchange_search(
+    model: Model, shares: np.ndarray, bound: float | None, time_limit: float, pieces: Pieces | None = None
+) -> SearchOutcome:
     """``shares`` improved by single moves, two-asset exchanges, dropped trades and combinations
-    of a few assets' trades until none improves (see the module)."""
+    of a few assets' trades until none improves (see the module); ``pieces``: the model's, if built."""
     data = model.data
     if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
     # The budget is the thread's own CPU time: on a loaded machine, or with eight threads sharing
     # the interpreter, wall time stopped the search early and the same request got other trades.
     start = time.thread_time()
-    pricer = _Pricer(model, model.stacked(continuous=False), user_gradient_at(model, *point_of(data, shares)))
-    rows = _coupled_rows(model)
-    local = _Local(
-        _Search(data, pricer, rows),
-        _Separable.of([g.linear() for g in model.groups if g.separable], data.n),
-        start + time_limit,
-    )
+    pieces = pieces_of(model, pieces)
+    pricer = pieces.pricer.with_gradient(user_gradient_at(model, *point_of(data, shares)))
+    local = _Local(_Search(data, pricer, pieces.rows), pieces.separable, start + time_limit)
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
