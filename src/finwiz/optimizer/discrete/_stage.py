@@ -119,7 +119,7 @@ def whole_share_stage(
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
         shares = polish(model, shares, pieces=pieces)
-    shares = keep_worthwhile(model, shares)  # min_benefit: trades not worth their cost left out (_benefit)
+    shares = keep_worthwhile(model, shares, pieces)  # min_benefit: trades not worth their cost left out (_benefit)
     shares = min_positions(model, shares, achieved, fallback=sized)  # what the search moved below it
     rounding = "fractional" if data.fractional else "whole_shares"
     taxed = model if data.lots is not None else None
