@@ -116,10 +116,12 @@ class _Tight:
         delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
 
-    def fits(self, delta: np.ndarray) -> np.ndarray:
-        """Which changes (rows x ..., the rows first) keep every tight row."""
+    def fits(self, delta: np.ndarray, row: int | None = None) -> np.ndarray:
+        """Which changes (rows x ..., the rows first) keep every tight row (or only tight row ``row``)."""
         shape = (-1,) + (1,) * (delta.ndim - 1)
         low, high = self.low.reshape(shape), self.high.reshape(shape)
+        if row is not None:
+            low, high = low[row : row + 1], high[row : row + 1]
         return np.asarray(np.all((delta >= low - _CHECK) & (delta <= high + _CHECK), axis=0))
 
 
@@ -251,10 +253,11 @@ def _first_taken(kinds: Sequence[MoveKind], now: _Round) -> _Point | None:
 
 
 def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Each asset's best allowed move, assets in order of gain."""
-    order = np.lexsort((np.where(allowed, gain, np.inf), moves.owner))
+    """Each asset's best allowed move (the first of equal ones), assets in order of gain."""
+    candidates = np.flatnonzero(allowed)  # few: sorting only them is what costs
+    owner = moves.owner[candidates]
+    order = candidates[np.lexsort((gain[candidates], owner))]
     first = order[np.r_[True, moves.owner[order][1:] != moves.owner[order][:-1]]] if order.size else order
-    first = first[allowed[first]]
     return np.asarray(first[np.argsort(gain[first], kind="stable")])
 
 

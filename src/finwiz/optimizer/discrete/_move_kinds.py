@@ -68,8 +68,10 @@ class Exchange(MoveKind):
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
         tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
-        fits = tight.fits(tight.delta[:, tries, None] + tight.delta[:, None, :])  # tries x moves
-        fits &= owner[tries][:, None] != owner[None, :]
+        fits = owner[tries][:, None] != owner[None, :]  # tries x moves
+        for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
+            delta = tight.delta[r]
+            fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
         cross = now.search.pricer.cross(now.point.z, moves, tries)
         total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
         a, b = divmod(int(np.argmin(total)), total.shape[1])
