@@ -6,11 +6,12 @@ by a limit."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
 
-from finwiz import Holding, PortfolioConfiguration, rebalance
+from finwiz import Holding, PortfolioConfiguration, RebalancingEngine, rebalance
 
 RATE = 0.005
 
@@ -106,3 +107,39 @@ def test_a_trade_a_limit_needs_stays_whatever_the_threshold() -> None:
     result = rebalance(capped, prices)
     assert [t.symbol for t in result.trades if t.action.value == "sell"] == [heaviest]
     assert result.post_trade_weights[heaviest] <= 0.05 + 1e-12
+
+
+@pytest.mark.parametrize("method", ["minimize_costs", "minimize_trades"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_trade_s_benefit_is_what_undoing_it_changes_in_the_objective(seed: int, method: str) -> None:
+    # One pass of the pricer against the objective written out (reference.py) at each trade undone.
+    from finwiz.optimizer._engine import _applicable, _with_constraints
+    from finwiz.optimizer.describe._data import build_problem_data
+    from finwiz.optimizer.discrete._benefit import benefits
+    from finwiz.optimizer.solve._assembler import Model
+    from tests.optimizer.discrete.reference import config_of, generate
+
+    inst = generate(seed, method=method)
+    config, prices = config_of(inst)
+    data = build_problem_data(config, prices)
+    model = Model.of(_applicable(_with_constraints(RebalancingEngine().strategies[method].terms(data)), data), data)
+    order = [inst.symbols.index(s) for s in data.symbols]  # the model's assets in the instance's order
+    rng = np.random.default_rng(seed)
+    shares = np.where(rng.random(inst.n) < 0.6, rng.integers(-3, 4, inst.n), 0) * data.lot
+    shares = np.maximum(shares, -inst.held[order])  # no short
+    idx = np.flatnonzero(shares != 0)
+    assert idx.size >= 2
+    expected = []
+    for i in idx:
+        undone = shares.copy()
+        undone[i] = 0.0
+        expected.append(_in_instance(inst, order, undone) - _in_instance(inst, order, shares))
+    np.testing.assert_allclose(benefits(model, shares, idx), expected, rtol=1e-7, atol=1e-12)
+
+
+def _in_instance(inst: Any, order: list[int], shares: np.ndarray) -> float:
+    from tests.optimizer.discrete.reference import objective
+
+    ordered = np.zeros(inst.n)
+    ordered[order] = shares
+    return objective(inst, ordered)

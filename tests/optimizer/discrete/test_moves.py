@@ -15,7 +15,17 @@ from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _Separable
 from finwiz.optimizer.discrete._descent import DescentSettings, MoveKind, _Round, _Search, descend
-from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS, AllBest, Chain, Exchange, Halving
+from finwiz.optimizer.discrete._move_kinds import (
+    MOVE_KINDS,
+    AllBest,
+    Chain,
+    Exchange,
+    FittingHalving,
+    FittingSingle,
+    Halving,
+    Pair,
+    Tally,
+)
 from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
 from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.reference import Instance, config_of, objective, violations
@@ -145,6 +155,55 @@ def test_one_setting_changes_one_rule() -> None:
     moved = descend(harness.search, start, harness.neighbours, MOVE_KINDS, DescentSettings())
     assert objective(inst, moved) < objective(inst, start)
     assert violations(inst, moved) == []
+
+
+def _search_round(harness: _Harness, start: np.ndarray) -> _Round:
+    """The search's round at ``start`` (its settings: raw gains, every improving move)."""
+    from finwiz.optimizer.discrete._search import SEARCH
+
+    point = harness.search.at(start)
+    return _Round.of(harness.search, point, harness.neighbours(start, False), harness.neighbours, SEARCH)
+
+
+def test_fitting_halving_keeps_the_cash_every_fitting_move_at_once_would_overspend() -> None:
+    """The halving toy under the search's kind: each lot keeps every row alone, all four break
+    the cash; the best half is the enumeration's best, and the tally counts its two moves."""
+    inst = _toy([1000.0] * 4, [20, 20, 20, 20], [0.6, 0.55, 0.5, 0.45], cash=2_500.0)
+    harness, start, tally = _Harness(inst), np.zeros(4), Tally()
+    after = FittingHalving(tally).step(_search_round(harness, start))
+    assert after is not None
+    best, value = _best(inst, start, (0, 1), most=4)
+    assert after.shares.tolist() == best.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert objective(inst, after.shares) == pytest.approx(value, rel=1e-12)
+    assert (tally.moves, tally.pairs) == (2, 0)
+
+
+def test_fitting_single_takes_the_best_single_lot_that_keeps_every_limit() -> None:
+    """The halving toy again: one move at a time, the enumeration's best single change."""
+    inst = _toy([1000.0] * 4, [20, 20, 20, 20], [0.6, 0.55, 0.5, 0.45], cash=2_500.0)
+    harness, start, tally = _Harness(inst), np.zeros(4), Tally()
+    after = FittingSingle(tally).step(_search_round(harness, start))
+    assert after is not None
+    best, value = _best(inst, start, (-1, 0, 1), most=1)
+    assert after.shares.tolist() == best.tolist()
+    assert objective(inst, after.shares) == pytest.approx(value, rel=1e-12)
+    assert tally.moves == 1
+
+
+def test_pair_buys_one_asset_with_the_cash_of_another() -> None:
+    """The exchange toy under the search's kinds: no single move keeps the cash and improves,
+    the pair is the enumeration's best exchange of two, counted as one exchange of two moves."""
+    inst = _toy([1000.0, 1000.0, 500.0], [30, 30, 40], [1.2, -0.8, -0.8], cash=100.0)
+    harness, start, tally = _Harness(inst), np.zeros(3), Tally()
+    now = _search_round(harness, start)
+    assert FittingHalving(tally).step(now) is None
+    assert FittingSingle(tally).step(now) is None
+    after = Pair(tally).step(now)
+    assert after is not None
+    best, value = _best(inst, start, (-1, 0, 1), most=2)
+    assert after.shares.tolist() == best.tolist() == [1.0, -1.0, 0.0]
+    assert objective(inst, after.shares) == pytest.approx(value, rel=1e-12)
+    assert (tally.moves, tally.pairs) == (2, 1)
 
 
 def test_rows_price_every_move_sparse_as_the_dense_block_does() -> None:

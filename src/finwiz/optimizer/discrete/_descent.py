@@ -5,8 +5,9 @@ current trades (one lot up or down, to no trade, selling out, the minimum size, 
 candidate: the ``neighbours``) exactly, and asks the move kinds (``_move_kinds.MOVE_KINDS``), in
 table order, for proposals: sets of moves, at most one per asset. The first proposal that keeps
 every row and lowers the exact objective is taken. Some kinds run in a round where single moves
-are worth a round, the others (``stalled``) only where none is. Every threshold of the search is
-a field of ``DescentSettings``.
+are worth a round, the others (``stalled``) only where none is, and the search's (``always``,
+``_search``) in every round. Every threshold of the descent and the search is a field of
+``DescentSettings``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class DescentSettings:
     """A helper gives back more than this room (weight units) on the blocking row, or does not help."""
     tight_reach: float = 2.0
     """A row is tight when within this many of the dearest lots (in value) of one of its bounds."""
+    snap: bool = True
+    """Single moves' gains snapped to a billionth of the largest (ties go to the first in order)."""
+    all_pairs: int = 400
+    """The search's exchanges pair every move with every other when there are at most this many..."""
+    pair_moves: int = 96
+    """... else the rounding's one-lot moves (if at most ``all_pairs``) and this many best-priced ones."""
+    checks: int = 16
+    """The search checks exactly at most this many of a round's best single moves, or pairs, each."""
 
 
 @dataclass(frozen=True)
@@ -116,10 +125,12 @@ class _Tight:
         delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
 
-    def fits(self, delta: np.ndarray) -> np.ndarray:
-        """Which changes (rows x ..., the rows first) keep every tight row."""
+    def fits(self, delta: np.ndarray, row: int | None = None) -> np.ndarray:
+        """Which changes (rows x ..., the rows first) keep every tight row (or only tight row ``row``)."""
         shape = (-1,) + (1,) * (delta.ndim - 1)
         low, high = self.low.reshape(shape), self.high.reshape(shape)
+        if row is not None:
+            low, high = low[row : row + 1], high[row : row + 1]
         return np.asarray(np.all((delta >= low - _CHECK) & (delta <= high + _CHECK), axis=0))
 
 
@@ -163,6 +174,23 @@ class _Round:
         return cls(search, point, moves, gain, better, best, bool(worth), neighbours, settings)
 
     @cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each single move's change of every coupled row (rows x moves), and the room below and
+        above each row (built for the first kind that asks)."""
+        search, z = self.search, self.point.z
+        rows = search.rows
+        values = rows.values(z)
+        delta = rows.changes(self.moves.owner, *self.moves.change(search.data, z))
+        return delta, rows.lower - values, rows.upper - values
+
+    @cached_property
+    def fitting(self) -> np.ndarray:
+        """Each single move's gain where it keeps every row on its own, ``inf`` elsewhere."""
+        delta, low, high = self.rows
+        fits = np.all((delta >= low[:, None] - _CHECK) & (delta <= high[:, None] + _CHECK), axis=0)
+        return np.where(fits, self.gain, np.inf)
+
+    @cached_property
     def tight(self) -> _Tight:
         """The tight rows and each single move's change of them (built for the first kind that asks)."""
         search = self.search
@@ -185,6 +213,8 @@ class MoveKind(ABC):
     name: ClassVar[str]
     stalled: ClassVar[bool] = False
     """Whether the kind runs only in a round where no single move is worth a round (else only in one where some is)."""
+    always: ClassVar[bool] = False
+    """Whether the kind runs in every round (the search's: a round worth it is the rounding's notion)."""
 
     @abstractmethod
     def propose(self, now: _Round) -> Iterator[_Proposal]:
@@ -216,15 +246,31 @@ def descend(
     ``settings.lot_gain`` of an average lot's worth are left unless ``strict``, which then goes on
     over every improving move. Stops when no kind moves the point: the answer then cannot be
     bettered by moving any one asset by one lot."""
-    point = search.at(shares)
+    return descend_from(search, search.at(shares), neighbours, kinds, settings, strict).shares
+
+
+def descend_from(
+    search: _Search,
+    point: _Point,
+    neighbours: Neighbours,
+    kinds: Sequence[MoveKind],
+    settings: DescentSettings = DescentSettings(),
+    strict: bool = False,
+    spent: Callable[[], bool] | None = None,
+) -> _Point:
+    """:func:`descend` from ``point``, to a point; each round first asks ``spent`` whether a
+    budget is spent (then the point stands)."""
     coarse = settings.lot_gain * search.pricer.unit / search.data.n
     blocked: np.ndarray | None = None  # the coarse moves a round found all blocked, left out once
     priced: tuple[_Moves, np.ndarray] | None = None  # the single moves of the point, kept while it stands
     for _ in range(settings.rounds):
+        if spent is not None and spent():
+            break
         count("descent")
         if priced is None:
             moves = neighbours(point.shares, False)
-            priced = moves, _snap(search.pricer.changes(point.z, point.shares, moves))
+            gain = search.pricer.changes(point.z, point.shares, moves)
+            priced = moves, _snap(gain) if settings.snap else gain
         now = _Round.of(search, point, priced[0], neighbours, settings, coarse, blocked, priced[1])
         if strict and coarse > 0 and not now.worth:  # nothing coarse left: every improving move from here on
             coarse = 0.0
@@ -236,14 +282,14 @@ def descend(
         if accepted is None:
             break
         point, priced, blocked = accepted, None, None
-    return point.shares
+    return point
 
 
 def _first_taken(kinds: Sequence[MoveKind], now: _Round) -> _Point | None:
     """Where the first kind for this round (``stalled`` ones when no single move is worth a round,
     the others when some is) moves the point; None if none does."""
     for kind in kinds:
-        if kind.stalled != now.worth:
+        if kind.always or kind.stalled != now.worth:
             accepted = kind.step(now)
             if accepted is not None:
                 return accepted
@@ -251,10 +297,11 @@ def _first_taken(kinds: Sequence[MoveKind], now: _Round) -> _Point | None:
 
 
 def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Each asset's best allowed move, assets in order of gain."""
-    order = np.lexsort((np.where(allowed, gain, np.inf), moves.owner))
+    """Each asset's best allowed move (the first of equal ones), assets in order of gain."""
+    candidates = np.flatnonzero(allowed)  # few: sorting only them is what costs
+    owner = moves.owner[candidates]
+    order = candidates[np.lexsort((gain[candidates], owner))]
     first = order[np.r_[True, moves.owner[order][1:] != moves.owner[order][:-1]]] if order.size else order
-    first = first[allowed[first]]
     return np.asarray(first[np.argsort(gain[first], kind="stable")])
 
 

@@ -7,12 +7,22 @@
 | ``Exchange`` | ... and none of those holds | the best pair of moves of two assets whose sum keeps the tight rows |
 | ``Chain`` | no single move is worth a round | a move blocked by one tight row, paid for by moves of several others |
 
+The search after the rounding (``_search``) descends with its own table (``search_kinds``), every
+kind in every round, each move taken only if it gains more than ``relative_gain`` of the objective:
+
+| kind | proposes |
+|---|---|
+| ``FittingHalving`` | every asset's best move that keeps every row on its own at once, then the best half, ... |
+| ``FittingSingle`` | the best few such moves, one at a time |
+| ``Pair`` | the best pairs of moves of two assets whose sum keeps every row (every pair, on few moves) |
+
 Each is checked exactly (every row, the exact objective) before the descent takes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,12 +32,14 @@ from finwiz.optimizer.discrete._descent import (
     MoveKind,
     _best_per_asset,
     _halvings,
+    _Point,
     _Proposal,
     _Round,
     _Tight,
 )
+from finwiz.optimizer.discrete._neighbourhood import smallest
 
-__all__ = ["MOVE_KINDS", "AllBest", "Chain", "Exchange", "Halving"]
+__all__ = ["MOVE_KINDS", "AllBest", "Chain", "Exchange", "FittingHalving", "FittingSingle", "Halving", "Pair", "Tally"]
 
 
 class AllBest(MoveKind):
@@ -68,8 +80,10 @@ class Exchange(MoveKind):
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
         tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
-        fits = tight.fits(tight.delta[:, tries, None] + tight.delta[:, None, :])  # tries x moves
-        fits &= owner[tries][:, None] != owner[None, :]
+        fits = owner[tries][:, None] != owner[None, :]  # tries x moves
+        for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
+            delta = tight.delta[r]
+            fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
         cross = now.search.pricer.cross(now.point.z, moves, tries)
         total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
         a, b = divmod(int(np.argmin(total)), total.shape[1])
@@ -132,3 +146,104 @@ def _cheapest_room(
 
 MOVE_KINDS: tuple[MoveKind, ...] = (AllBest(), Halving(), Exchange(), Chain())
 """The descent's moves, tried in this order each round (see the module)."""
+
+
+@dataclass
+class Tally:
+    """What the search's kinds took (moves, and of them two-asset exchanges), how many of a
+    round's moves are the rounding's one-lot moves (the first ones, set by its neighbours), and
+    the work done: candidates priced (moves, pairs, combinations, triples), the search's budget."""
+
+    moves: int = 0
+    pairs: int = 0
+    basic: int = 0
+    work: int = 0
+
+
+class _Searching(MoveKind):
+    """A kind of the search: runs in every round, and takes a proposal only when it gains more
+    than ``relative_gain`` of the objective (checked exactly), counted in the ``tally``."""
+
+    always = True
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    @staticmethod
+    def threshold(now: _Round) -> float:
+        return -now.settings.relative_gain * max(abs(now.point.value), 1e-300)
+
+    def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
+        accepted = now.search.apply(now.point, proposal.moves, proposal.chosen)
+        if accepted is None or not accepted.value < now.point.value + self.threshold(now):
+            return None
+        self.tally.moves += len(proposal.chosen)
+        return accepted
+
+
+class FittingHalving(_Searching):
+    """Every asset's best improving move among those that keep every row on their own (not only
+    the tight ones: the search's moves go many lots at once), then the best half, ..."""
+
+    name = "fitting halving"
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        best = _best_per_asset(now.moves, now.fitting, now.fitting < self.threshold(now))
+        for take in _halvings(len(best)):
+            yield _Proposal(now.moves, best[:take])
+
+
+class FittingSingle(_Searching):
+    """The best few improving moves that keep every row on their own, one at a time."""
+
+    name = "fitting single"
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        flat, threshold = now.fitting, self.threshold(now)
+        for k in smallest(flat, now.settings.checks):
+            if flat[k] < threshold:
+                yield _Proposal(now.moves, np.array([k]))
+
+
+class Pair(_Searching):
+    """The best pairs of moves of two assets whose sum keeps every row: every one-lot move of the
+    rounding's table paired with every move (no exchange of one lot each improves the answer),
+    and the best-priced of the others (value-matched and Newton steps); every pair on few moves."""
+
+    name = "pair"
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        moves, gain, settings = now.moves, now.gain, now.settings
+        owner, m = moves.owner, len(moves.owner)
+        if m == 0:
+            return
+        delta, low, high = now.rows
+        basic = np.arange(self.tally.basic) if self.tally.basic <= settings.all_pairs else np.arange(0)
+        best = np.argsort(gain, kind="stable")[: settings.pair_moves]
+        tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
+        total = gain[tries][:, None] + gain[None, :] + now.search.pricer.cross(now.point.z, moves, tries)
+        self.tally.work += total.size
+        total[owner[tries][:, None] == owner[None, :]] = np.inf
+        # Only rows some pair can reach matter (the others hold whatever two moves do).
+        reach = 2.0 * np.abs(delta).max(axis=1, initial=0.0)
+        for r in np.flatnonzero(np.minimum(high, -low) <= reach + _CHECK):  # row by row: small arrays
+            pair = delta[r, tries][:, None] + delta[r][None, :]
+            total[(pair < low[r] - _CHECK) | (pair > high[r] + _CHECK)] = np.inf
+        flat, width = total.ravel(), total.shape[1]
+        threshold = self.threshold(now)
+        for k in smallest(flat, settings.checks):
+            if flat[k] < threshold:
+                yield _Proposal(moves, np.array([tries[k // width], k % width]))
+
+    def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
+        accepted = super().apply(now, proposal)
+        self.tally.pairs += int(accepted is not None)
+        return accepted
+
+
+def search_kinds(tally: Tally, steepest: bool = False) -> tuple[MoveKind, ...]:
+    """The search's table (``steepest``: one move at a time, no halving)."""
+    singles: tuple[MoveKind, ...] = (
+        (FittingSingle(tally),) if steepest else (FittingHalving(tally), FittingSingle(tally))
+    )
+    return (*singles, Pair(tally))

@@ -31,7 +31,7 @@ from finwiz.optimizer.discrete._candidates import (
 )
 from finwiz.optimizer.discrete._descent import DescentSettings, _Search, descend
 from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS
-from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer, _row_prices, _Rows
+from finwiz.optimizer.discrete._pricing import Pieces, _coupled_rows, _Pricer, _row_prices, _Rows, pieces_of
 from finwiz.optimizer.discrete._settling import _settle
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 
@@ -92,20 +92,22 @@ def round_trades(
     gradient: np.ndarray | None = None,
     duals: np.ndarray | None = None,
     time_limit: float = 10.0,
+    pieces: Pieces | None = None,
 ) -> RoundingOutcome:
     """Whole-share (or lot) trades near the continuous optimum ``(buy, sell)`` (fractions of
     V_ref) that keep every limit of ``model`` and minimise its objective; ``gradient`` adds user
     terms' linearised objectives (over ``z``). ``duals`` are the continuous solve's multipliers of
     the coupled rows: candidates are first priced by the Lagrangian, so that each asset's cheapest
-    does not lean, with every other asset, into the limits that held the optimum back. Raises
-    :class:`InfeasibleRebalanceError` if no such trades exist among the candidates."""
+    does not lean, with every other asset, into the limits that held the optimum back; ``pieces``
+    are the model's when the caller has them. Raises :class:`InfeasibleRebalanceError` if no such
+    trades exist among the candidates."""
     start = time.perf_counter()
     data = model.data
     n = data.n
-    table, valid, stuck, moves, separable = _candidate_set(model, buy - sell)
-    pricer = _Pricer(model, model.stacked(continuous=False), gradient)
+    pieces = pieces_of(model, pieces)
+    table, valid, stuck, moves, _ = _candidate_set(model, buy - sell)
+    pricer, rows, separable = pieces.pricer.with_gradient(gradient), pieces.rows, pieces.separable
     target = (buy - sell) * data.ref_value / data.prices
-    rows = _coupled_rows(model)
     at = _trade_point(data, target)
     price = pricer.changes(at, target, moves)
     v = _row_prices(rows, duals)
@@ -142,7 +144,9 @@ def round_trades(
     return RoundingOutcome(final, gap, seconds, len(moves.owner), lossy, lost / pricer.unit, relative)
 
 
-def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None) -> np.ndarray:
+def polish(
+    model: Model, shares: np.ndarray, gradient: np.ndarray | None = None, pieces: Pieces | None = None
+) -> np.ndarray:
     """``shares`` after the descent on the exact objective (see :func:`_improve`): for an answer
     from elsewhere (exact mode's MIP solver, which stops within its tolerances), so that no single
     one-lot move improves it either."""
@@ -153,9 +157,9 @@ def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None)
         z = _trade_point(model.data, shares)
         n = model.data.n
         gradient = user_gradient_at(model, z[:n], z[n : 2 * n], float(z[2 * n]))
-    separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
-    pricer = _Pricer(model, model.stacked(continuous=False), gradient)
-    return _improve(model.data, shares, pricer, _coupled_rows(model), separable, strict=True)
+    pieces = pieces_of(model, pieces)
+    pricer = pieces.pricer.with_gradient(gradient)
+    return _improve(model.data, shares, pricer, pieces.rows, pieces.separable, strict=True)
 
 
 def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndarray) -> np.ndarray:

@@ -38,14 +38,16 @@ in 57 % before, 89 % with pairs and kicks, 95 % with the combinations and triple
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from finwiz.optimizer._trace import count, note
-from finwiz.optimizer.discrete._candidates import _CHECK, _lot_moves, _Moves, _moves, _Separable
-from finwiz.optimizer.discrete._descent import _best_per_asset, _halvings, _Point, _Search
+from finwiz.optimizer._trace import note
+from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _moves, _Separable, _trade_point
+from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
+from finwiz.optimizer.discrete._move_kinds import Tally, search_kinds
 from finwiz.optimizer.discrete._neighbourhood import (
     COMBINATIONS,
     TRIPLE_MOVES,
@@ -54,10 +56,9 @@ from finwiz.optimizer.discrete._neighbourhood import (
     best_triple,
     matched_steps,
     options_near,
-    smallest,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
-from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
+from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 from finwiz.optimizer.verify._compliance import meets_minimum
 
@@ -65,10 +66,9 @@ __all__ = ["SearchOutcome", "coarse", "exchange_search"]
 
 _ENOUGH = 1e-9
 """Relative loss of the whole-share answer against the continuous bound under which nothing is searched."""
-_ALL_PAIRS = 400
-_PAIR_TRIES = 96
-_GAIN = 1e-11  # relative: a move improves when it lowers the objective by more than this (float noise)
-_TRIES_PER_ROUND = 16  # exact checks of the best-priced pairs before a round gives up
+SEARCH = DescentSettings(relative_gain=1e-11, lot_gain=0.0, snap=False)
+"""The search's descent: every move that gains more than float noise, priced raw."""
+_GAIN = SEARCH.relative_gain
 
 
 @dataclass(frozen=True)
@@ -80,22 +80,20 @@ class SearchOutcome:
     timed_out: bool
 
 
-def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_limit: float) -> SearchOutcome:
+def exchange_search(
+    model: Model, shares: np.ndarray, bound: float | None, time_limit: float, pieces: Pieces | None = None
+) -> SearchOutcome:
     """``shares`` improved by single moves, two-asset exchanges, dropped trades and combinations
-    of a few assets' trades until none improves (see the module)."""
+    of a few assets' trades until none improves (see the module); ``pieces``: the model's, if built."""
     data = model.data
     if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
     # The budget is the thread's own CPU time: on a loaded machine, or with eight threads sharing
     # the interpreter, wall time stopped the search early and the same request got other trades.
     start = time.thread_time()
-    pricer = _Pricer(model, model.stacked(continuous=False), user_gradient_at(model, *point_of(data, shares)))
-    rows = _coupled_rows(model)
-    local = _Local(
-        _Search(data, pricer, rows),
-        _Separable.of([g.linear() for g in model.groups if g.separable], data.n),
-        start + time_limit,
-    )
+    pieces = pieces_of(model, pieces)
+    pricer = pieces.pricer.with_gradient(user_gradient_at(model, *point_of(data, shares)))
+    local = _Local(_Search(data, pricer, pieces.rows), pieces.separable, start + time_limit)
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
@@ -115,15 +113,16 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     late = local.stopped  # a search that ended because nothing improved is not reported stopped
     if late:
         budget = f"its count of work, or {time_limit:g} s CPU"
-        note(f"whole-share search stopped at its budget ({budget}) after {local.moves} moves")
+        note(f"whole-share search stopped at its budget ({budget}) after {local.tally.moves} moves")
     if not local.keeps(point) or not achieved(model, point.shares) < achieved(model, shares):
         return SearchOutcome(shares, 0, late)  # never an answer breaking a limit
-    if local.moves and not late:
+    if local.tally.moves and not late:
+        tally = local.tally
         note(
-            f"whole-share search: {local.moves} moves ({local.pairs} two-asset exchanges, {local.kicks} kicks,"
+            f"whole-share search: {tally.moves} moves ({tally.pairs} two-asset exchanges, {local.kicks} kicks,"
             f" {local.combinations} combinations, {local.triples} three-asset exchanges)"
         )
-    return SearchOutcome(point.shares, local.moves, late)
+    return SearchOutcome(point.shares, local.tally.moves, late)
 
 
 def coarse(model: Model) -> bool:
@@ -157,14 +156,11 @@ class _Local:
     search: _Search
     separable: _Separable
     deadline: float
-    moves: int = 0
-    pairs: int = 0
+    tally: Tally = field(default_factory=Tally)  # the moves and exchanges the descents took
     kicks: int = 0
     trials: int = 0
     combinations: int = 0
     triples: int = 0
-    basic: int = 0  # the moves of the rounding's table, first in the last move table
-    work: int = 0  # candidates priced so far (see charge)
     stopped: bool = False  # whether the budget cut the search short
 
     def tick(self) -> bool:
@@ -174,12 +170,12 @@ class _Local:
         # (guarantee 6: a CPU or wall budget gave other trades on a loaded machine); the CPU
         # deadline is only a safety for what the count does not foresee.
         self.charge(self.search.data.n)
-        self.stopped = self.stopped or self.work > _WORK or time.thread_time() > self.deadline
+        self.stopped = self.stopped or self.tally.work > _WORK or time.thread_time() > self.deadline
         return self.stopped
 
     def charge(self, candidates: int) -> None:
         """Count ``candidates`` priced (moves, pairs, combinations, triples): the work."""
-        self.work += candidates
+        self.tally.work += candidates
 
     def keeps(self, point: _Point) -> bool:
         """Whether ``point`` keeps every limit: minimum size, separable and coupled rows."""
@@ -188,43 +184,39 @@ class _Local:
         sized = meets_minimum(data, point.shares * data.prices)
         return bool(sized.all() and self.separable.ok(every).all() and rows.holds(rows.values(point.z)))
 
-    def descend(
-        self, point: _Point, separable: _Separable, pairs: bool = True, steepest: bool = False, rounds: int = 10**9
-    ) -> _Point:
-        """Improving single moves (every asset's best at once where together they keep the rows
-        and improve, else the best half, ...), then (when none) the best improving exchange,
-        until neither."""
-        for _ in range(rounds):
-            if self.tick():
-                break
-            count("descent")
-            moves = self._moves(point, separable)
-            accepted = self._best(point, moves, pairs=False, steepest=steepest)
-            if accepted is None and pairs:
-                accepted = self._best(point, moves, pairs=True)
-            if accepted is None:
-                return point
-            point = accepted
-        return point
+    def descend(self, point: _Point, separable: _Separable, steepest: bool = False, rounds: int = 10**9) -> _Point:
+        """The engine's descent (``_descent``) over the search's move kinds (``search_kinds``):
+        improving single moves (every asset's best at once where together they keep the rows
+        and improve, else the best half, ..., unless ``steepest``), then the best improving
+        exchange, until neither; within the budget (``tick``)."""
 
-    def _moves(self, point: _Point, separable: _Separable) -> _Moves:
+        def neighbours(shares: np.ndarray, wide: bool) -> _Moves:
+            moves = self._moves(shares, separable)
+            self.charge(len(moves.owner))
+            return moves
+
+        kinds = search_kinds(self.tally, steepest)
+        settings = dataclasses.replace(SEARCH, rounds=rounds)
+        return descend_from(self.search, point, neighbours, kinds, settings, spent=self.tick)
+
+    def _moves(self, shares: np.ndarray, separable: _Separable) -> _Moves:
         """One lot up or down, to no trade, to the minimum (the rounding's moves), each asset's
         Newton step on its own (gradient over curvature, whole lots; where it is two lots or
         more): a cheap share far from its best takes one move, not one round per lot; and the
         value-matched steps (``matched_steps``) that pair with one lot of a dear asset."""
         data, pricer = self.search.data, self.search.pricer
         n = data.n
-        lots = _lot_moves(data, point.shares, separable, None)
-        self.basic = len(lots.owner)
-        grad = pricer.gradient(point.z)
-        slope = np.where(point.shares >= 0, grad[:n], -grad[n : 2 * n])
+        lots = _lot_moves(data, shares, separable, None)
+        self.tally.basic = len(lots.owner)
+        grad = pricer.gradient(_trade_point(data, shares))
+        slope = np.where(shares >= 0, grad[:n], -grad[n : 2 * n])
         step = -slope / (2 * np.maximum(pricer.col_norm[:n], 1e-300)) * data.ref_value  # currency
         jump = np.round(step / (data.lot * data.prices)) * data.lot
-        target = point.shares + jump
+        target = shares + jump
         keep = np.abs(jump) >= 2 * data.lot  # the minimum trade size: below, with the matched steps
         owner, option = np.flatnonzero(keep), target[keep]
         if n <= _FEW:  # few assets (as the combinations): the moves table stays small
-            matched_owner, matched_option = matched_steps(data, point.shares)
+            matched_owner, matched_option = matched_steps(data, shares)
             owner, option = np.concatenate([owner, matched_owner]), np.concatenate([option, matched_option])
         sized = meets_minimum(data, option * data.prices[owner])
         owner, option = owner[sized], option[sized]
@@ -285,7 +277,7 @@ class _Local:
             self.trials += 1
             if self.trials > _KICK_TRIALS:
                 return None
-            after = self.descend(self.search.at(trial), held, pairs=True, steepest=True, rounds=_KICK_ROUNDS)
+            after = self.descend(self.search.at(trial), held, steepest=True, rounds=_KICK_ROUNDS)
             if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
@@ -318,66 +310,6 @@ class _Local:
             for a in untraded[np.argsort(-np.maximum(gain[:n], gain[n:])[untraded], kind="stable")][:_KICKS]:
                 out.append((int(a), float(shares[a])))
         return out
-
-    def _best(self, point: _Point, moves: _Moves, pairs: bool, steepest: bool = False) -> _Point | None:
-        """The best single move (or, with ``pairs``, pair of moves of two assets) that keeps
-        every row and lowers the exact objective; None when none does. Rows are linear in the
-        trade variables: a pair keeps them when the sum of its two changes does."""
-        search = self.search
-        data, pricer, rows = search.data, search.pricer, search.rows
-        m = len(moves.owner)
-        if m == 0:
-            return None
-        owner = moves.owner
-        gain = pricer.changes(point.z, point.shares, moves)
-        self.charge(m)
-        values = rows.values(point.z)
-        delta = rows.changes(owner, *moves.change(data, point.z))
-        low, high = rows.lower - values, rows.upper - values
-        threshold = -_GAIN * max(abs(point.value), 1e-300)
-        if not pairs:
-            fits = np.all((delta >= low[:, None] - _CHECK) & (delta <= high[:, None] + _CHECK), axis=0)
-            flat = np.where(fits, gain, np.inf)
-            # Every asset's best improving move at once, then the best half, ... (moves interact
-            # through the coupled terms), then the best few alone.
-            best = _best_per_asset(moves, flat, flat < threshold)
-            for take in [] if steepest else _halvings(len(best)):
-                batch = self._take(point, moves, best[:take], threshold)
-                if batch is not None:
-                    return batch
-            choices = [np.array([k]) for k in smallest(flat, _TRIES_PER_ROUND) if flat[k] < threshold]
-        else:
-            # Every one-lot move of the rounding's table (the guarantee: no exchange of one lot
-            # each improves), and the best-priced of all (value-matched steps, Newton steps).
-            basic = np.arange(self.basic) if self.basic <= _ALL_PAIRS else np.arange(0)
-            best = np.argsort(gain, kind="stable")[:_PAIR_TRIES]
-            tries = np.arange(m) if m <= _ALL_PAIRS else np.union1d(basic, best)
-            total = gain[tries][:, None] + gain[None, :] + pricer.cross(point.z, moves, tries)
-            self.charge(total.size)
-            total[owner[tries][:, None] == owner[None, :]] = np.inf
-            # Only rows some pair can reach matter (the others hold whatever two moves do).
-            reach = 2.0 * np.abs(delta).max(axis=1, initial=0.0)
-            near = np.flatnonzero(np.minimum(high, -low) <= reach + _CHECK)
-            for r in near:  # row by row: small arrays, no rows x pairs block
-                pair = delta[r, tries][:, None] + delta[r][None, :]
-                total[(pair < low[r] - _CHECK) | (pair > high[r] + _CHECK)] = np.inf
-            flat, width = total.ravel(), total.shape[1]
-            order = smallest(flat, _TRIES_PER_ROUND)
-            choices = [np.array([tries[k // width], k % width]) for k in order if flat[k] < threshold]
-        for chosen in choices:
-            accepted = self._take(point, moves, chosen, threshold)
-            if accepted is not None:
-                self.pairs += int(pairs)
-                return accepted
-        return None
-
-    def _take(self, point: _Point, moves: _Moves, chosen: np.ndarray, threshold: float) -> _Point | None:
-        """``point`` after the moves ``chosen`` when, checked exactly, they keep every row and improve."""
-        accepted = self.search.apply(point, moves, chosen)
-        if accepted is None or not accepted.value < point.value + threshold:
-            return None
-        self.moves += len(chosen)
-        return accepted
 
 
 def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:

@@ -40,6 +40,7 @@ from finwiz.optimizer.discrete._benefit import keep_worthwhile
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._min_position import exact_or_named, min_positions
 from finwiz.optimizer.discrete._objective import achieved, point_of
+from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.discrete._search import exchange_search
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
@@ -100,23 +101,25 @@ def whole_share_stage(
     bound = outcome.objective if sided is None else sided.bound  # the relaxation's: sides restrict
     if data.lots is not None:  # a binding gain budget: relieve the lots its price makes cheapest
         model = model.with_data(dataclasses.replace(data, lots=data.lots.priced(gain_price(model, outcome.duals))))
+    pieces = Pieces.of(model)  # the rows and pricer of the stage's model, built once
     try:
-        shares, outcome = whole_shares(model, outcome, solve, time_limit)
+        shares, outcome = whole_shares(model, outcome, solve, time_limit, pieces)
     except InfeasibleRebalanceError as exc:
         if sided is None:
             raise
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
+        pieces = Pieces.of(model)
     shares = sized = min_positions(model, shares, achieved, solve)  # zero or at least min_position_value
     # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
-    found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
+    found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit), pieces)
     shares = found.shares
     stopped = f"whole-share search stopped at its budget (its count of work, or {_SEARCH_BUDGET:g} s CPU)"
     warned = (stopped,) if found.timed_out else ()
     if data.lots is not None:
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
-        shares = polish(model, shares)
-    shares = keep_worthwhile(model, shares)  # min_benefit: trades not worth their cost left out (_benefit)
+        shares = polish(model, shares, pieces=pieces)
+    shares = keep_worthwhile(model, shares, pieces)  # min_benefit: trades not worth their cost left out (_benefit)
     shares = min_positions(model, shares, achieved, fallback=sized)  # what the search moved below it
     rounding = "fractional" if data.fractional else "whole_shares"
     taxed = model if data.lots is not None else None
@@ -124,19 +127,21 @@ def whole_share_stage(
 
 
 def whole_shares(
-    model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float
+    model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float, pieces: Pieces | None = None
 ) -> tuple[np.ndarray, SolveOutcome]:
-    """Round ``outcome`` to lots that keep every limit; the rule's alternatives where they apply.
-    Raises the rounding's :class:`InfeasibleRebalanceError` when no whole-share answer is found."""
-    first = round_outcome(model, outcome, time_limit)
+    """Round ``outcome`` to lots that keep every limit; the rule's alternatives where they apply
+    (``pieces``: the model's, if built). Raises the rounding's :class:`InfeasibleRebalanceError`
+    when no whole-share answer is found."""
+    pieces = pieces_of(model, pieces)
+    first = round_outcome(model, outcome, time_limit, pieces)
     best = None if isinstance(first, InfeasibleRebalanceError) else _Answer(first.shares, outcome)
     if isinstance(first, InfeasibleRebalanceError) or _lost_much(first):
-        best = _better(model, best, _backed_off(model, outcome, solve, time_limit))
+        best = _better(model, best, _backed_off(model, outcome, solve, time_limit, pieces), pieces)
     if best is None:  # only a refused first rounding leaves none: its error says what would have to give
         assert isinstance(first, InfeasibleRebalanceError)
         raise first
     if _dropped_small(model.data, best):
-        best = _better(model, best, _small_fixed(model, best.outcome, solve, time_limit)) or best
+        best = _better(model, best, _small_fixed(model, best.outcome, solve, time_limit), pieces) or best
     return best.shares, best.outcome
 
 
@@ -157,36 +162,39 @@ def _dropped_small(data: ProblemData, answer: _Answer) -> bool:
     return bool(value[dropped].sum() > _RESOLVE_THRESHOLD * data.ref_value)
 
 
-def _better(model: Model, best: _Answer | None, alternative: _Answer | None) -> _Answer | None:
+def _better(model: Model, best: _Answer | None, alternative: _Answer | None, pieces: Pieces) -> _Answer | None:
     if alternative is None or (best is not None and not _improves(model, alternative.shares, best.shares)):
         return best
     note("the alternative won")
     if alternative.polish:
         # Rounded with some assets fixed: the descent once more with them free, so that no
         # single lot of any asset improves the answer (it found 0.005 % on a 30-asset book).
-        return _Answer(polish(model, alternative.shares), alternative.outcome)
+        return _Answer(polish(model, alternative.shares, pieces=pieces), alternative.outcome)
     return alternative
 
 
-def _rounded(solved: Model, rounded_on: Model, solve: Solve, time_limit: float, polish: bool) -> _Answer | None:
-    """The variant ``solved`` solved and rounded on ``rounded_on``, or None when either fails
-    (the first answer stands)."""
+def _rounded(
+    solved: Model, rounded_on: Model, solve: Solve, time_limit: float, polish: bool, pieces: Pieces | None = None
+) -> _Answer | None:
+    """The variant ``solved`` solved and rounded on ``rounded_on`` (``pieces``: its, if built), or
+    None when either fails (the first answer stands)."""
     try:
         outcome = solve(solved)
     except (FinwizError, ProvenInfeasibleError):
         return None
-    rounded = round_outcome(rounded_on, outcome, time_limit)
+    rounded = round_outcome(rounded_on, outcome, time_limit, pieces)
     return None if isinstance(rounded, InfeasibleRebalanceError) else _Answer(rounded.shares, outcome, polish)
 
 
-def _backed_off(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float) -> _Answer | None:
+def _backed_off(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float, pieces: Pieces) -> _Answer | None:
     """The limits backed off by the largest traded lot: a point the rounding, against the full
     limits, finds whole-share neighbours of."""
     note("back-off: limits backed off by the largest traded lot, re-solved")
     data = model.data
     lot_value = data.lot * data.prices / data.ref_value
     backoff = float(np.max(lot_value[traded(data, outcome.trades)], initial=0.0))
-    return _rounded(model.with_data(dataclasses.replace(data, backoff=backoff)), model, solve, time_limit, False)
+    backed = model.with_data(dataclasses.replace(data, backoff=backoff))
+    return _rounded(backed, model, solve, time_limit, False, pieces)
 
 
 def _small_fixed(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float) -> _Answer | None:
@@ -196,9 +204,11 @@ def _small_fixed(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: 
     return _rounded(fixed, fixed, solve, time_limit, True)
 
 
-def round_outcome(model: Model, outcome: SolveOutcome, time_limit: float) -> RoundingOutcome | InfeasibleRebalanceError:
+def round_outcome(
+    model: Model, outcome: SolveOutcome, time_limit: float, pieces: Pieces | None = None
+) -> RoundingOutcome | InfeasibleRebalanceError:
     """The whole-share step on ``outcome``, or the error saying why no whole-share choice keeps
-    every limit (which limit would have to give, and by how much)."""
+    every limit (which limit would have to give, and by how much); ``pieces``: the model's, if built."""
     gradient = user_gradient_at(model, outcome.buy, outcome.sell, outcome.cost)
     try:
         return round_trades(
@@ -208,6 +218,7 @@ def round_outcome(model: Model, outcome: SolveOutcome, time_limit: float) -> Rou
             gradient=gradient,
             duals=outcome.duals,
             time_limit=time_limit,
+            pieces=pieces,
         )
     except InfeasibleRebalanceError as exc:  # checked against the real costs before blaming the grid
         return whole_share_refusal(model, outcome.buy, outcome.sell, outcome.cost, exc)
@@ -222,15 +233,17 @@ def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: S
     mip = exact_or_named(backed, time_limit, solve_exact)  # a refusal min_position_value causes names it
     # The solver stops within its tolerances (and on the backed-off rows): the descent on the
     # true objective makes sure no one-lot move improves its answer, and the search no exchange.
-    shares = polish(model, mip.shares)
-    shares = exchange_search(model, shares, None, min(_SEARCH_BUDGET, time_limit)).shares
+    pieces = Pieces.of(model)
+    shares = polish(model, mip.shares, pieces=pieces)
+    shares = exchange_search(model, shares, None, min(_SEARCH_BUDGET, time_limit), pieces).shares
     if solve is not None and model.data.lots is None and not mip.proven_optimal:
         try:
-            default, _ = whole_shares(model, outcome, solve, time_limit)
+            default, _ = whole_shares(model, outcome, solve, time_limit, pieces)
         except InfeasibleRebalanceError:
             default = None
         if default is not None:
-            default = exchange_search(model, default, outcome.objective, min(_SEARCH_BUDGET, time_limit)).shares
+            budget = min(_SEARCH_BUDGET, time_limit)
+            default = exchange_search(model, default, outcome.objective, budget, pieces).shares
             if _improves(model, default, shares):
                 note("the default path's answer was better than the program's at its time limit")
                 shares = default
