@@ -35,6 +35,8 @@ from finwiz.optimizer.solve._workspaces import clear_native_cache, native_cache_
 
 if TYPE_CHECKING:
     import cvxpy as cp
+
+    from finwiz.optimizer.solve._solve import SolveOutcome
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer.solve._lazy import cvxpy as cp
 
@@ -73,6 +75,7 @@ class Kept:
     user_groups: list[tuple[str, LimitGroup]] | None = None
     qp_base: QPBase | None = None
     data_digest: str | None = None  # user terms without a declared structure are keyed by it (_user_keys)
+    relaxation: tuple[Model, SolveOutcome] | None = None  # a taxable account's (tax/_sides.relaxation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,9 +110,7 @@ class Model:
     @property
     def is_qp(self) -> bool:
         """Whether the whole problem is a QP the native solvers take (no user term, no cone)."""
-        return all(
-            d is not None and d.impact is None and (d.tax is None or d.tax.rows is None) for d in self.descriptions
-        )
+        return all(d is not None and d.impact is None for d in self.descriptions)
 
     @property
     def groups(self) -> list[LimitGroup]:

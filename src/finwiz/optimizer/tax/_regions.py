@@ -22,7 +22,8 @@ from collections.abc import Callable
 from finwiz.errors import InfeasibleRebalanceError, SolverError
 from finwiz.optimizer.discrete._stage import Decided, achieved
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._solve import ProvenInfeasibleError, solve_terms
+from finwiz.optimizer.solve._solve import ProvenInfeasibleError
+from finwiz.optimizer.tax._sides import relaxation
 
 __all__ = ["exact_objective", "over_regions"]
 
@@ -56,7 +57,7 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     for k, book in enumerate(lots.regions()):
         region = model.with_data(dataclasses.replace(model.data, lots=book))
         try:
-            relaxed = solve_terms(region, solver, time_limit=limit)
+            relaxed = relaxation(region, solver, limit)[1]
         except (ProvenInfeasibleError, SolverError):
             continue  # no point in the region meets the limits (or its bound is unknown: run it last)
         bounded.append((relaxed.objective + _offset(region), k, region))

@@ -41,7 +41,7 @@ from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, s
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
-__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "walls_of"]
+__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "relaxation", "walls_of"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
@@ -100,7 +100,9 @@ def _priced(model: Model, outcome: SolveOutcome) -> Model:
     """``model`` with its lots in the order ``outcome``'s gain price makes cheapest."""
     lots = model.data.lots
     assert lots is not None
-    return model.with_data(dataclasses.replace(model.data, lots=lots.priced(gain_price(model, outcome.duals))))
+    return model.with_data(
+        dataclasses.replace(model.data, lots=lots.priced(gain_price(model, outcome.duals), outcome.net_prices))
+    )
 
 
 def _priced_solve(
@@ -127,6 +129,15 @@ def _priced_solve(
             break
         model, outcome = priced, again
     return model, outcome
+
+
+def relaxation(model: Model, solver: str, limit: float) -> tuple[Model, SolveOutcome]:
+    """:func:`_priced_solve` of ``model`` with no side fixed: the relaxation whose optimum bounds
+    every answer (kept with the model: the netting regions' bound is the pipeline's first solve).
+    Raises as ``solve_terms`` does."""
+    if model.kept.relaxation is None:
+        model.kept.relaxation = _priced_solve(model, solver, limit)
+    return model.kept.relaxation
 
 
 def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleRebalanceError:
@@ -300,7 +311,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
     tried can meet are refused naming the limits that need an asset both sold and bought.
     ``mip_limit``: exact mode's time limit, for the last try before a refusal (:meth:`Sided.release`)."""
     try:
-        relaxed, first = _priced_solve(model, solver, limit)
+        relaxed, first = relaxation(model, solver, limit)
     except ProvenInfeasibleError:
         raise explain_infeasibility(model) from None
     outcome = first

@@ -119,15 +119,21 @@ class LotBook:
         realised = taken * gain
         return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
 
-    def priced(self, gain_price: float) -> LotBook:
+    def priced(self, gain_price: float, net_prices: np.ndarray | None = None) -> LotBook:
         """The same lots in the order that is cheapest when a unit of realised gain costs
         ``gain_price`` besides its tax (a binding gain budget's multiplier, objective units per
-        ``V_ref``): by ``(tax_weight x rate + gain_price) x gain`` per share. The ``"optimal"``
-        policy only (FIFO and HIFO keep their order); the continuous solve's lots are relieved in
-        this order at its optimum."""
-        if self.settings.lot_policy != "optimal" or gain_price <= 0:
+        ``V_ref``), and a unit of the short- and long-term nets ``net_prices`` (a netting region's
+        rows): by ``(tax_weight x rate + gain_price + its term's net price) x gain`` per share. The
+        ``"optimal"`` policy only (FIFO and HIFO keep their order); the continuous solve's lots are
+        relieved in this order at its optimum."""
+        on_nets = net_prices is not None and bool(np.any(net_prices != 0))
+        if self.settings.lot_policy != "optimal" or (gain_price <= 0 and not on_nets):
             return self
-        return self._sorted((self.tax_weight * self.rate + gain_price) * self.gain)
+        price = self.tax_weight * self.rate + gain_price
+        if on_nets:
+            assert net_prices is not None
+            price = price + np.where(self.long, net_prices[1], net_prices[0])
+        return self._sorted(price * self.gain)
 
     def in_tax_order(self) -> LotBook:
         """The same lots in the ``"optimal"`` policy's order (tax per share, cheapest first),
