@@ -4,14 +4,18 @@ The year's tax (``_netting.year_tax``) is linear on each of its regions but not 
 them (``_netting``), so the continuous stage cannot state it as one epigraph. Each region the
 lots can reach is its own problem -- every lot at its region's rate of its term, the region's
 rows on this rebalance's net short- and long-term gains held by the continuous solve
-(``TaxForm.rows``, through cvxpy) -- and the answers are compared by their true objective with the
-exact tax (the year's tax with the trades minus without, to the cent).
+(``TaxForm.rows``: on the native QP, linear in each asset's sell along its lot as ``T`` and ``G``
+are, ``_qp.Ladder.region_rows``; through cvxpy, one variable per lot, where the climb over lots
+finds no point) -- and the answers are compared by their true objective with the exact tax (the
+year's tax with the trades minus without, to the cent).
 
-Branch and bound over the regions: each region's relaxation (no side fixed, one continuous solve)
-bounds every answer in it from below; the regions are run through the whole pipeline (sides
-fixed, whole shares) best bound first, and a region whose bound is no better than the best exact
-objective found is skipped. The whole-share step prices moves at its region's rates; the
-comparison and the result's ``TaxSummary`` use the exact rule.
+Branch and bound over the regions: each region's relaxation (no side fixed; the pipeline's first
+solve, kept with the region's model) bounds every answer in it from below; the regions are run
+through the whole pipeline (sides fixed, whole shares) best bound first, and a region whose bound
+is no better than the best exact objective found is skipped. A region whose bound equals another's
+and whose relaxed optimum lies in that other region (their common edge) runs last, and only while
+the best answer is more than ``_GAP`` above its bound. The whole-share step prices moves at its
+region's rates; the comparison and the result's ``TaxSummary`` use the exact rule.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ def exact_objective(model: Model, decided: Decided) -> float:
     sold = (-decided.shares).clip(min=0.0)
     linear = float(lots.relief(sold)[1].sum())
     return value + lots.tax_weight * (lots.exact_tax(sold) - linear) / data.ref_value
+
+
+_GAP = 0.05
+"""A dominated region (:meth:`_Bounded.dominates`) runs only while the best answer is farther than
+this fraction from its bound: a relative gap, as a MIP solver's. On the 431-asset book the best
+was 2.7 % above the bound and the dominated region's run (8 s) 4x worse; on a 5-asset book 74 %
+above, and the dominated region held the optimum."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,11 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     order = sorted(range(len(bounded)), key=lambda i: (pruned[i], bounded[i].bound, bounded[i].k))
     best: tuple[float, Decided] | None = None
     refused: InfeasibleRebalanceError | None = None
-    for entry, skip in ((bounded[i], pruned[i]) for i in order):  # the dominated: only if the others refuse
-        if best is not None and (skip or entry.bound >= best[0] - 1e-12 * max(1.0, abs(best[0]))):
-            break
+    for entry, dominated in ((bounded[i], pruned[i]) for i in order):  # the dominated last
+        if best is not None and entry.bound >= best[0] - 1e-12 * max(1.0, abs(best[0])):
+            continue
+        if best is not None and dominated and best[0] - entry.bound <= _GAP * max(abs(best[0]), abs(entry.bound)):
+            continue
         region = entry.model
         try:
             decided = run(region)
