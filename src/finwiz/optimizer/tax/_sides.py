@@ -70,9 +70,8 @@ def group_conflict(data: ProblemData, sold: np.ndarray, bought: np.ndarray) -> t
         return None
     taken, _, _ = lots.relief(sold)
     loss = (taken * lots.gain < 0).any(axis=1)
-    groups = np.array([lots.settings.group(s) for s in data.symbols])
-    for group in dict.fromkeys(groups[loss].tolist()):
-        members = groups == group
+    for group in dict.fromkeys(lots.groups[loss].tolist()):
+        members = lots.groups == group
         if (bought & members & ~loss).any():
             return members, loss & members
     return None
@@ -158,7 +157,7 @@ def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleReba
             )
         conflicts.append(c)
     budget = data.lots.budget if data.lots is not None else None
-    head = str(error).split(": conflicting constraints")[0]
+    head = error.summary
     if budget is not None:
         head = f"{head} (max_realized_gain={budget:g})"
     return InfeasibleRebalanceError(conflicts, head)
@@ -182,7 +181,7 @@ def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
                 conflicts.setdefault(c.name, c)
     if len(conflicts) == len(named.conflicts):
         return named
-    return InfeasibleRebalanceError(list(conflicts.values()), str(named).split(": conflicting constraints")[0])
+    return InfeasibleRebalanceError(list(conflicts.values()), named.summary)
 
 
 def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> float | None:

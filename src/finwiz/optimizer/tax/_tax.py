@@ -43,6 +43,7 @@ class LotBook:
     withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
     no_buy: np.ndarray  # (n,) bool: the wash-sale rule forbids buying
     blocks: dict[str, str]  # symbol -> why the wash-sale rule restricted it
+    groups: np.ndarray  # (n,) each asset's wash-sale group (``TaxSettings.group``), built once
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
 
@@ -297,6 +298,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         no_buy=no_buy,
         blocks=blocks,
         settings=settings,
+        groups=np.array(groups),
     )
 
 
