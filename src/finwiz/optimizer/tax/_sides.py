@@ -37,6 +37,7 @@ from finwiz.optimizer.describe._terms import TradeCountTerm
 from finwiz.optimizer.discrete._exact import solve_exact
 from finwiz.optimizer.discrete._rounding import gain_price, polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
@@ -96,12 +97,20 @@ def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.nda
 
 
 def _priced(model: Model, outcome: SolveOutcome) -> Model:
-    """``model`` with its lots in the order ``outcome``'s gain price makes cheapest."""
+    """``model`` with its lots in the order ``outcome``'s gain price makes cheapest; its climb
+    over lots starts at the lots that hold ``outcome``'s sells in that order."""
     lots = model.data.lots
     assert lots is not None
-    return model.with_data(
-        dataclasses.replace(model.data, lots=lots.priced(gain_price(model, outcome.duals), outcome.net_prices))
-    )
+    book = lots.priced(gain_price(model, outcome.duals), outcome.net_prices)
+    if book is lots:
+        return model
+    priced = model.with_data(dataclasses.replace(model.data, lots=book))
+    form = next((d.tax for d in priced.described if d.tax is not None), None)
+    if form is not None:
+        ladder = ladder_of(form, priced.data.n)
+        if ladder.settled.segments is None:
+            ladder.settled.segments = ladder.containing(outcome.sell)
+    return priced
 
 
 def _priced_solve(
