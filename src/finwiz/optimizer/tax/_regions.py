@@ -24,11 +24,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from finwiz.errors import InfeasibleRebalanceError, SolverError
 from finwiz.optimizer.discrete._stage import Decided, achieved
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError
-from finwiz.optimizer.tax._sides import relaxation
+from finwiz.optimizer.tax._sides import relaxation, start_at
 
 __all__ = ["exact_objective", "over_regions"]
 
@@ -68,6 +70,7 @@ class _Bounded:
     model: Model
     nets: tuple[float, float]
     slack: float
+    sell: np.ndarray  # the relaxation's sells (``V_ref`` units)
 
     @property
     def consistent(self) -> bool:
@@ -104,7 +107,7 @@ def _bounded(region: Model, solver: str, limit: float) -> _Bounded | None:
     s0, g0 = lots.year_start()
     short, long = lots.nets(relaxed.sell * data.ref_value / data.prices)
     slack = 1e-6 * data.ref_value + 0.01  # the solve's tolerance, in currency
-    return _Bounded(relaxed.objective + _offset(region), 0, region, (s0 + short, g0 + long), slack)
+    return _Bounded(relaxed.objective + _offset(region), 0, region, (s0 + short, g0 + long), slack, relaxed.sell)
 
 
 def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, limit: float) -> Decided:
@@ -115,7 +118,10 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     assert lots is not None
     bounded: list[_Bounded] = []
     for k, book in enumerate(lots.regions()):
-        found = _bounded(model.with_data(dataclasses.replace(model.data, lots=book)), solver, limit)
+        region = model.with_data(dataclasses.replace(model.data, lots=book))
+        if bounded and bounded[-1].model.data.lots is not None and bounded[-1].model.data.lots.ids == book.ids:
+            start_at(region, bounded[-1].sell)  # the lots in the same order: from the last optimum
+        found = _bounded(region, solver, limit)
         if found is not None:
             bounded.append(dataclasses.replace(found, k=k))
     if not bounded:  # every region refused: the first one's diagnosis names the limits

@@ -42,7 +42,7 @@ from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, s
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
-__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "relaxation", "walls_of"]
+__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "relaxation", "start_at", "walls_of"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
@@ -105,12 +105,17 @@ def _priced(model: Model, outcome: SolveOutcome) -> Model:
     if book is lots:
         return model
     priced = model.with_data(dataclasses.replace(model.data, lots=book))
-    form = next((d.tax for d in priced.described if d.tax is not None), None)
-    if form is not None:
-        ladder = ladder_of(form, priced.data.n)
-        if ladder.settled.segments is None:
-            ladder.settled.segments = ladder.containing(outcome.sell)
+    start_at(priced, outcome.sell)
     return priced
+
+
+def start_at(model: Model, sell: np.ndarray) -> None:
+    """Start ``model``'s first climb over lots at the lots that hold ``sell`` (``V_ref`` units)."""
+    form = next((d.tax for d in model.described if d.tax is not None), None)
+    if form is not None:
+        ladder = ladder_of(form, model.data.n)
+        if ladder.settled.segments is None:
+            ladder.settled.segments = ladder.containing(sell)
 
 
 def _priced_solve(
