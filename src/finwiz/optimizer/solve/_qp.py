@@ -129,7 +129,13 @@ class Ladder:
     two rows define ``T`` and ``G``, each asset's sell starts at its segment's lot -- instead of one
     variable per lot (431 assets x 10 lots: Clarabel took 42 ms a solve against 12, and OSQP's
     polish did not hold on the lots' linear program). :meth:`step` moves each asset to the segment
-    its multipliers ask for; where none moves, the point is the optimum over every lot."""
+    its multipliers ask for; where none moves, the point is the optimum over every lot.
+
+    A netting region's rows (``TaxForm.rows``) on the year's short- and long-term nets ride the
+    same segments: each net is linear in the sells there too (:meth:`region_rows`), and the rows'
+    multipliers price each lot's gain in :meth:`step`. They need not be convex along an asset's
+    lots, so a climb may find no point where one exists (then the caller solves one variable per
+    lot through cvxpy)."""
 
     owner: np.ndarray  # (L,) each lot's asset, lots grouped by asset in relief order
     first: np.ndarray  # (n,) each asset's first lot in the form
