@@ -293,7 +293,7 @@ def test_a_region_is_dominated_only_by_an_equal_bound_whose_region_holds_its_opt
 
     def bounded(region: Any, bound: float, nets: tuple[float, float], k: int) -> _Bounded:
         model = SimpleNamespace(data=SimpleNamespace(lots=SimpleNamespace(region=region)))
-        return _Bounded(bound, k, model, nets, 0.01)  # type: ignore[arg-type]
+        return _Bounded(bound, k, model, nets, 0.01, np.zeros(0))  # type: ignore[arg-type]
 
     edge = bounded(ordinary, -1.0, (1_000.0, -4_000.0), 3)  # on the edge S + L = -3000
     inside = bounded(past, -1.0, (1_000.0, -5_000.0), 4)
