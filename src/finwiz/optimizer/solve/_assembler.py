@@ -35,8 +35,6 @@ from finwiz.optimizer.solve._workspaces import clear_native_cache, native_cache_
 
 if TYPE_CHECKING:
     import cvxpy as cp
-
-    from finwiz.optimizer.solve._solve import SolveOutcome
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer.solve._lazy import cvxpy as cp
 
@@ -75,7 +73,7 @@ class Kept:
     user_groups: list[tuple[str, LimitGroup]] | None = None
     qp_base: QPBase | None = None
     data_digest: str | None = None  # user terms without a declared structure are keyed by it (_user_keys)
-    relaxation: tuple[Model, SolveOutcome] | None = None  # a taxable account's (tax/_sides.relaxation)
+    relaxation: tuple[Model, Any] | None = None  # a taxable account's and its SolveOutcome (tax/_sides.relaxation)
 
 
 @dataclass(frozen=True, eq=False)
