@@ -303,3 +303,31 @@ def test_a_region_is_dominated_only_by_an_equal_bound_whose_region_holds_its_opt
     stray = bounded(ordinary, -1.0, (1_000.0, -9_000.0), 3)  # its optimum outside its own region
     assert inside.dominates(stray, 1e-9)
     assert not stray.dominates(inside, 1e-9)
+
+
+def test_a_region_whose_solver_fails_leaves_the_others_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A solver failure in one region's pipeline (the 2015-03 rebalance of the 10-year netting
+    backtest: cvxpy's Clarabel failed on a region) is that region's refusal, not the request's."""
+    import finwiz.optimizer._engine as engine
+    from finwiz.errors import SolverError
+
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=1.0).with_(
+        tax_model="netting", **NETTING["harvest_to_the_limit"]
+    )
+    original = engine.fix_sides
+    failed: list[str] = []
+
+    def failing(model: Any, *args: Any) -> Any:
+        region = model.data.lots.region
+        if region is not None and region.name == "loss_past_the_deduction":
+            failed.append(region.name)
+            raise SolverError("no solver returned a verified optimal solution", solver="CLARABEL", status="failed")
+        return original(model, *args)
+
+    monkeypatch.setattr(engine, "fix_sides", failing)
+    result = rebalance(inst.config(), inst.price_map())
+    assert failed  # the region ran and failed
+    got = evaluate(inst, *trades_of(inst, result))
+    assert not got.violations
+    assert result.tax is not None
+    assert result.tax.estimated_tax == pytest.approx(got.tax, abs=0.011)

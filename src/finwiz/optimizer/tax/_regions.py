@@ -113,7 +113,7 @@ def _bounded(region: Model, solver: str, limit: float) -> _Bounded | None:
 def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, limit: float) -> Decided:
     """``run`` (the whole pipeline) on the netting regions' models, best relaxation bound first
     (see the module docstring); the answer with the lowest exact objective, its ``model`` the
-    region's. None feasible: the first refusal."""
+    region's. None feasible: the first refusal (a solver's failure only when no region refused)."""
     lots = model.data.lots
     assert lots is not None
     bounded: list[_Bounded] = []
@@ -130,7 +130,7 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     pruned = [any(o.dominates(b, tolerance) for o in bounded) for b in bounded]
     order = sorted(range(len(bounded)), key=lambda i: (pruned[i], bounded[i].bound, bounded[i].k))
     best: tuple[float, Decided] | None = None
-    refused: InfeasibleRebalanceError | None = None
+    refused: InfeasibleRebalanceError | SolverError | None = None
     for entry, dominated in ((bounded[i], pruned[i]) for i in order):  # the dominated last
         if best is not None and entry.bound >= best[0] - 1e-12 * max(1.0, abs(best[0])):
             continue
@@ -139,8 +139,8 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
         region = entry.model
         try:
             decided = run(region)
-        except InfeasibleRebalanceError as exc:
-            refused = refused or exc
+        except (InfeasibleRebalanceError, SolverError) as exc:  # that region's refusal, not the request's
+            refused = exc if refused is None or isinstance(refused, SolverError) else refused
             continue
         if decided.model is None:
             decided = dataclasses.replace(decided, model=region)
