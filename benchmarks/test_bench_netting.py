@@ -7,16 +7,22 @@ time against the same request under ``tax_model="linear"``, in the same process.
 No shared data: the accounts are the reference's seeded generator (30 assets, 2-4 lots each)
 with a year to date and carry-forward per case. Prints each case's gap and the two times; asserts
 the gap (<= 0.5 %), never a time.
+
+With ``--shared-data``: the 431-asset taxable account of ``test_bench_tax.py`` (~10 lots per asset,
+the default tax weight), netting against linear in this process, cold cache each (issue 24:
+netting <= 3x linear; a miss is recorded and the test marked xfail, not strict). Prints both
+times and the two answers' exact objectives (``reference.evaluate``).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
-from tests.optimizer.tax.reference import evaluate, random_instance, reference_optimum, trades_of
+from tests.optimizer.tax.reference import evaluate, history_instance, random_instance, reference_optimum, trades_of
 
-from finwiz.optimizer import rebalance
+from finwiz.optimizer import clear_cache, rebalance
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # SCIP's own, through cvxpy
 
@@ -50,3 +56,28 @@ def test_netting_on_30_assets_within_half_a_percent_of_the_miqp(kind: str, seed:
     )
     assert not got.violations
     assert gap <= 5e-3
+
+
+def test_netting_on_the_431_asset_book_against_linear(make_problem: Any, shared_returns: Any) -> None:
+    problem = make_problem(431)
+    inst = history_instance(
+        shared_returns, problem.prices.to_numpy(), problem.target, problem.shares, problem.cash, seed=0
+    ).with_(tax_weight=0.5 / 431)
+    seconds, scored = {}, {}
+    for model in ("linear", "netting"):
+        case = inst.with_(tax_model=model)
+        clear_cache()
+        start = time.perf_counter()
+        result = rebalance(case.config(), case.price_map())
+        seconds[model] = time.perf_counter() - start
+        scored[model] = evaluate(inst.with_(tax_model="netting"), *trades_of(case, result))
+        assert not scored[model].violations
+    ratio = seconds["netting"] / seconds["linear"]
+    print(
+        f"\n431 assets: netting {seconds['netting']:.2f} s, linear {seconds['linear']:.2f} s ({ratio:.1f}x); "
+        f"objective with the netted tax: netting's answer {scored['netting'].objective:.6g}, "
+        f"linear's {scored['linear'].objective:.6g}"
+    )
+    assert scored["netting"].objective <= scored["linear"].objective  # the netted tax, as the netting answer is
+    if ratio > 3:
+        pytest.xfail(f"netting {ratio:.1f}x linear on 431 assets (target 3x)")

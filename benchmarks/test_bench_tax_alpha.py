@@ -26,7 +26,10 @@ daily-rebalanced equal-weight index, turnover, losses harvested, and the Chaudhu
 style figure (the rate-weighted losses harvested per year over the mean value).
 
 Time target (issue 24): the taxable 431-asset monthly backtest over ~10 years <= 30 s; asserted
-as a ratio (<= 10x the same policy tax-blind in this process), both printed. Marked ``slow``.
+as a ratio (<= 10x the same policy tax-blind in this process), both printed. The table's optimizer
+values taxes linearly; ``test_netting_backtest_time`` runs the 2007 start with the default
+``tax_model="netting"`` and prints it beside the linear one (a miss of 30 s: xfail, not strict).
+Marked ``slow``.
 Command: ``PYTHONPATH=src pytest benchmarks/test_bench_tax_alpha.py -m slow -s -p no:randomly``.
 """
 
@@ -57,7 +60,7 @@ def _prices(returns: pd.DataFrame, start: str) -> pd.DataFrame:
     return pd.DataFrame(100.0 * growth, index=r.index, columns=r.columns)
 
 
-def _account(prices: pd.DataFrame, tax_weight: float | None) -> PortfolioConfiguration:
+def _account(prices: pd.DataFrame, tax_weight: float | None, tax_model: str = "linear") -> PortfolioConfiguration:
     symbols = list(prices.columns)
     return PortfolioConfiguration(
         holdings=[Holding(symbol=s, shares=0.0) for s in symbols],
@@ -73,7 +76,7 @@ def _account(prices: pd.DataFrame, tax_weight: float | None) -> PortfolioConfigu
             short_term_rate=ST,
             long_term_rate=LT,
             tax_weight=tax_weight,
-            tax_model="linear",
+            tax_model="netting" if tax_model == "netting" else "linear",
         ),
     )
 
@@ -152,3 +155,21 @@ def test_tax_alpha_of_a_direct_index(shared_returns: pd.DataFrame) -> None:
     # What the tax handling adds is positive at the default weight in every start year.
     default = table[(table["policy"].str.endswith("1/(2n)"))]
     assert (default["tax alpha %/yr"] > 0).all()
+
+
+def test_netting_backtest_time(shared_returns: pd.DataFrame) -> None:
+    prices = _prices(shared_returns, STARTS[0])
+    seconds: dict[str, float] = {}
+    for model in ("linear", "netting"):
+        backtest = Backtest(prices, initial=_account(prices, None, model))
+        start = time.perf_counter()
+        result = backtest.run(OptimizedRebalance("minimize_trades", every="M"))
+        seconds[model] = time.perf_counter() - start
+        assert result.metrics["failed_rebalances"] == 0
+        assert result.metrics["wash_sales"] == 0
+    print(
+        f"\n{STARTS[0]}: taxable 431-asset monthly backtest, tax-aware at 1/(2n): netting "
+        f"{seconds['netting']:.1f} s, linear {seconds['linear']:.1f} s"
+    )
+    if seconds["netting"] > 30:
+        pytest.xfail(f"netting backtest {seconds['netting']:.0f} s (target 30 s)")

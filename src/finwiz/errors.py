@@ -146,7 +146,7 @@ class InfeasibleRebalanceError(OptimizationError):
     def __init__(self, conflicts: Iterable[ConstraintConflict], message: str | None = None):
         self.conflicts: Sequence[ConstraintConflict] = tuple(conflicts)
         self.constraint_names = [c.name for c in self.conflicts]
-        text = message or "no trades satisfy the constraints"
+        text = self.summary = message or "no trades satisfy the constraints"  # the message without the conflicts
         if self.conflicts:
             text += ": conflicting constraints: " + "; ".join(str(c) for c in self.conflicts)
         super().__init__(text)

@@ -10,6 +10,7 @@ formula with a binary per kink.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -228,3 +229,105 @@ def test_the_tax_paid_from_cash_matches_an_independent_miqp_whose_cash_pays_it(m
     cash_after = inst.cash - float(inst.prices @ (buy - sell)) - result.tax.estimated_tax
     assert result.cash_after == pytest.approx(cash_after, abs=0.011)
     assert result.cash_after >= -0.005
+
+
+# -- how the regions are solved (issue 24 / #20: the netting rule at the linear model's speed) -------
+def _region_models(inst: TaxInstance) -> list[Any]:
+    from finwiz.optimizer._engine import _applicable, _with_constraints, default_engine
+    from finwiz.optimizer.describe._data import build_problem_data
+    from finwiz.optimizer.solve._assembler import Model
+
+    config = inst.config()
+    data = build_problem_data(config, inst.price_map())
+    terms = default_engine().strategies[config.method].terms(data)
+    model = Model.of(_applicable(list(_with_constraints(terms)), data), data)
+    assert data.lots is not None
+    return [model.with_data(dataclasses.replace(data, lots=book)) for book in data.lots.regions()]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind", list(NETTING))
+def test_each_region_solves_natively_to_the_optimum_of_one_variable_per_lot(kind: str, seed: int) -> None:
+    """A region's relaxation is solved on the native QP, its rows on the sells of each asset's lot
+    (``Ladder.region_rows``), and its optimum equals the cvxpy problem's, one variable per lot
+    (every choice of lots), to 1e-6; where the native climb ends, each net is in its region."""
+    from finwiz.optimizer.solve._assembler import assemble
+    from finwiz.optimizer.solve._solve import ProvenInfeasibleError, native_qp, solve
+    from finwiz.optimizer.tax._sides import relaxation
+
+    inst = random_instance(seed, assets=(5, 8), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
+    natively = 0
+    for region in _region_models(inst.with_(tax_model="netting", **NETTING[kind])):
+        qp = native_qp(region)
+        assert qp is not None
+        assert any(name == "tax_region" for name, _, _ in qp.groups)
+        assembled = assemble(region)
+        try:
+            with assembled.lock:
+                assembled.set_values(region, region.stacked())
+                lots_model = solve(assembled).objective
+        except ProvenInfeasibleError:
+            with pytest.raises(ProvenInfeasibleError):
+                relaxation(region, "auto", 30.0)
+            continue
+        priced, outcome = relaxation(region, "auto", 30.0)
+        assert outcome.objective == pytest.approx(lots_model, rel=1e-6, abs=1e-9)
+        if outcome.net_prices is not None:  # the native path answered (cvxpy gives no multipliers)
+            natively += 1
+            lots = priced.data.lots
+            s0, g0 = lots.year_start()
+            short, long = lots.nets(outcome.sell * priced.data.ref_value / priced.data.prices)
+            assert lots.region.holds(s0 + short, g0 + long, slack=0.05)
+    assert natively > 0
+
+
+def test_a_region_is_dominated_only_by_an_equal_bound_whose_region_holds_its_optimum() -> None:
+    from types import SimpleNamespace
+
+    from finwiz.optimizer.tax._regions import _Bounded
+
+    ordinary, past = (
+        next(r for r in regions(ST, LT, ST, 3000.0) if r.name == name)
+        for name in ("loss_against_ordinary_income", "loss_past_the_deduction")
+    )
+
+    def bounded(region: Any, bound: float, nets: tuple[float, float], k: int) -> _Bounded:
+        model = SimpleNamespace(data=SimpleNamespace(lots=SimpleNamespace(region=region)))
+        return _Bounded(bound, k, model, nets, 0.01, np.zeros(0))  # type: ignore[arg-type]
+
+    edge = bounded(ordinary, -1.0, (1_000.0, -4_000.0), 3)  # on the edge S + L = -3000
+    inside = bounded(past, -1.0, (1_000.0, -5_000.0), 4)
+    assert inside.dominates(edge, 1e-9)
+    assert not edge.dominates(inside, 1e-9)  # (1000, -5000) is past the deduction only
+    assert not bounded(past, -1.1, (1_000.0, -5_000.0), 4).dominates(edge, 1e-9)  # a better bound alone: no
+    stray = bounded(ordinary, -1.0, (1_000.0, -9_000.0), 3)  # its optimum outside its own region
+    assert inside.dominates(stray, 1e-9)
+    assert not stray.dominates(inside, 1e-9)
+
+
+def test_a_region_whose_solver_fails_leaves_the_others_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A solver failure in one region's pipeline (the 2015-03 rebalance of the 10-year netting
+    backtest: cvxpy's Clarabel failed on a region) is that region's refusal, not the request's."""
+    import finwiz.optimizer._engine as engine
+    from finwiz.errors import SolverError
+
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=1.0).with_(
+        tax_model="netting", **NETTING["harvest_to_the_limit"]
+    )
+    original = engine.fix_sides
+    failed: list[str] = []
+
+    def failing(model: Any, *args: Any) -> Any:
+        region = model.data.lots.region
+        if region is not None and region.name == "loss_past_the_deduction":
+            failed.append(region.name)
+            raise SolverError("no solver returned a verified optimal solution", solver="CLARABEL", status="failed")
+        return original(model, *args)
+
+    monkeypatch.setattr(engine, "fix_sides", failing)
+    result = rebalance(inst.config(), inst.price_map())
+    assert failed  # the region ran and failed
+    got = evaluate(inst, *trades_of(inst, result))
+    assert not got.violations
+    assert result.tax is not None
+    assert result.tax.estimated_tax == pytest.approx(got.tax, abs=0.011)

@@ -73,6 +73,7 @@ class Kept:
     user_groups: list[tuple[str, LimitGroup]] | None = None
     qp_base: QPBase | None = None
     data_digest: str | None = None  # user terms without a declared structure are keyed by it (_user_keys)
+    relaxation: tuple[Model, Any] | None = None  # a taxable account's and its SolveOutcome (tax/_sides.relaxation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,9 +108,7 @@ class Model:
     @property
     def is_qp(self) -> bool:
         """Whether the whole problem is a QP the native solvers take (no user term, no cone)."""
-        return all(
-            d is not None and d.impact is None and (d.tax is None or d.tax.rows is None) for d in self.descriptions
-        )
+        return all(d is not None and d.impact is None for d in self.descriptions)
 
     @property
     def groups(self) -> list[LimitGroup]:

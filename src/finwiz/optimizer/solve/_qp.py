@@ -26,6 +26,7 @@ the ladder's climb (:meth:`Ladder.step`) reads the QP's curvature and folded tax
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,7 +129,13 @@ class Ladder:
     two rows define ``T`` and ``G``, each asset's sell starts at its segment's lot -- instead of one
     variable per lot (431 assets x 10 lots: Clarabel took 42 ms a solve against 12, and OSQP's
     polish did not hold on the lots' linear program). :meth:`step` moves each asset to the segment
-    its multipliers ask for; where none moves, the point is the optimum over every lot."""
+    its multipliers ask for; where none moves, the point is the optimum over every lot.
+
+    A netting region's rows (``TaxForm.rows``) on the year's short- and long-term nets ride the
+    same segments: each net is linear in the sells there too (:meth:`region_rows`), and the rows'
+    multipliers price each lot's gain in :meth:`step`. They need not be convex along an asset's
+    lots, so a climb may find no point where one exists (then the caller solves one variable per
+    lot through cvxpy)."""
 
     owner: np.ndarray  # (L,) each lot's asset, lots grouped by asset in relief order
     first: np.ndarray  # (n,) each asset's first lot in the form
@@ -139,6 +146,9 @@ class Ladder:
     gain_before: np.ndarray
     tax: np.ndarray  # (L,) slopes
     gain: np.ndarray
+    nets: np.ndarray | None = None  # (L, 2) netting: each lot's slopes on the short- and long-term nets
+    nets_before: np.ndarray | None = None  # (L, 2) the asset's lots before it, on each net
+    region: np.ndarray | None = None  # (k, 3) netting: the region's rows on the nets (``TaxForm.rows``)
     serial: int = field(default_factory=lambda: next(_serials))
     """Which ladder this is (a request's own): its solves keep their own OSQP workspace, so a
     request's trades do not depend on what the process solved before (guarantee 6)."""
@@ -158,6 +168,10 @@ class Ladder:
             return np.asarray(earlier - earlier[head])
 
         end = before(form.cap) + form.cap
+        nets = nets_before = None
+        if form.rows is not None and form.long is not None:  # a netting region's rows on the two nets
+            nets = np.column_stack([form.gain * ~form.long, form.gain * form.long])
+            nets_before = np.column_stack([before(nets[:, 0] * form.cap), before(nets[:, 1] * form.cap)])
         return cls(
             owner=form.owner,
             first=first,
@@ -168,6 +182,9 @@ class Ladder:
             gain_before=before(form.gain * form.cap),
             tax=form.tax,
             gain=form.gain,
+            nets=nets,
+            nets_before=nets_before,
+            region=form.rows,
         )
 
     def lots(self, segments: np.ndarray) -> np.ndarray:
@@ -177,17 +194,35 @@ class Ladder:
     def rows(self, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
         """On ``segments``: each asset's sell bounds, its tax and gain slopes, and the constants of
         ``T = sum a_i sell_i + t0`` and ``G = sum b_i sell_i + g0``."""
+        at = self._at(segments)
+        low, high, a, b = at(self.start), at(self.end), at(self.tax), at(self.gain)
+        t0 = float(np.sum(at(self.tax_before) - a * low))
+        g0 = float(np.sum(at(self.gain_before) - b * low))
+        return low, high, a, b, t0, g0
+
+    def region_rows(self, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Netting: the region's rows on ``segments`` as ``coef @ sell <= bound`` (``coef`` k x n):
+        each net is ``sum_i slope_i sell_i + constant`` there, as ``T`` and ``G`` are."""
+        assert self.region is not None
+        assert self.nets is not None
+        assert self.nets_before is not None
+        at = self._at(segments)
+        slopes = at(self.nets)  # (n, 2)
+        constant = (at(self.nets_before) - slopes * at(self.start)[:, None]).sum(axis=0)
+        return self.region[:, :2] @ slopes.T, self.region[:, 2] - self.region[:, :2] @ constant
+
+    def _at(self, segments: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Per-lot values (``(L,)`` or ``(L, 2)``) at each asset's segment (0: no lots)."""
         lot = self.lots(segments)
         has = lot >= 0
         pick = np.where(has, lot, 0)
 
         def at(values: np.ndarray) -> np.ndarray:
-            return np.where(has, values[pick], 0.0) if len(values) else np.zeros(len(lot))
+            if not len(values):
+                return np.zeros((len(lot), *values.shape[1:]))
+            return np.where(has.reshape(-1, *([1] * (values.ndim - 1))), values[pick], 0.0)
 
-        low, high, a, b = at(self.start), at(self.end), at(self.tax), at(self.gain)
-        t0 = float(np.sum(at(self.tax_before) - a * low))
-        g0 = float(np.sum(at(self.gain_before) - b * low))
-        return low, high, a, b, t0, g0
+        return at
 
     def _per_asset(self, lots: np.ndarray) -> np.ndarray:
         """How many of each asset's lots ``lots`` (a mask over lots) marks."""
@@ -237,6 +272,7 @@ class Ladder:
         n = len(segments)
         assert qp.tax_terms is not None
         price_t, price_g = qp.tax_terms.prices(y)  # per unit of T and of G
+        price_nets = qp.tax_terms.net_prices(y)  # netting: per unit of each net (the region's rows)
         lot = self.lots(segments)
         out = segments.copy()
         sell = z[n : 2 * n]
@@ -251,7 +287,8 @@ class Ladder:
             s = float(sell[i])
 
             def slope(k: int) -> float:
-                return float(self.tax[k] * price_t + self.gain[k] * price_g)
+                on_nets = 0.0 if self.nets is None else float(self.nets[k] @ price_nets)
+                return float(self.tax[k] * price_t + self.gain[k] * price_g) + on_nets
 
             if s > self.end[j] * (1 + 1e-9) + 1e-15:  # past the lot: up, to where it would stop
                 k = j + 1
@@ -287,11 +324,20 @@ class _TaxTerms:
     price: np.ndarray  # (2,): the objective's coefficients of T and G
     rows: tuple[np.ndarray, np.ndarray]  # the rows that had T, and their coefficients
     gain_rows: tuple[np.ndarray, np.ndarray]
+    region_rows: np.ndarray | None = None  # netting: the region's rows, ``region`` (k x 2) on the nets
+    region: np.ndarray | None = None
 
     def prices(self, y: np.ndarray) -> tuple[float, float]:
         """The price of a unit of ``T`` and of ``G`` at multipliers ``y`` (OSQP's convention)."""
         (t_rows, t_coef), (g_rows, g_coef) = self.rows, self.gain_rows
         return float(self.price[0] + t_coef @ y[t_rows]), float(self.price[1] + g_coef @ y[g_rows])
+
+    def net_prices(self, y: np.ndarray) -> np.ndarray:
+        """What a netting region's rows charge per unit of the short- and long-term nets at
+        multipliers ``y`` (zeros outside netting)."""
+        if self.region_rows is None or self.region is None:
+            return np.zeros(2)
+        return np.asarray(self.region.T @ y[self.region_rows])
 
 
 def ladder_of(form: TaxForm, n: int) -> Ladder:

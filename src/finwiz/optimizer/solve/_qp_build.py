@@ -62,6 +62,32 @@ def _fold(
     )
 
 
+def _region(
+    ladder: Ladder,
+    segments: np.ndarray,
+    m: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    upper: np.ndarray,
+    tax_terms: _TaxTerms,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _TaxTerms]:
+    """A netting region's rows (the last ``k`` of ``m``, ``upper`` set in place) on the sells of
+    ``segments``: every asset's entry stored, so the pattern does not depend on the segments."""
+    assert ladder.region is not None
+    coef, bound = ladder.region_rows(segments)
+    k, n = coef.shape
+    first = m - k
+    upper[first:] = bound
+    terms = dataclasses.replace(tax_terms, region_rows=np.arange(first, m), region=ladder.region[:, :2])
+    return (
+        np.concatenate([rows, np.repeat(np.arange(first, m), n)]),
+        np.concatenate([cols, np.tile(n + np.arange(n), k)]),
+        np.concatenate([vals, coef.ravel()]),
+        terms,
+    )
+
+
 def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
     """Rows (from ``first_row``), columns (scalar codes placed after buy and sell) and values of
     ``affines`` stacked, and their offsets."""
@@ -216,6 +242,10 @@ def qp_base(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff:
         if p.cost is not None:
             rate = rate + p.cost
     rows, cols, vals, lower, upper, groups, m, sell_cap = _rows(parts, x0, layout, rate, backoff)
+    if layout.ladder is not None and layout.ladder.region is not None:  # its values: per segments
+        k = len(layout.ladder.region)
+        groups.append(("tax_region", m, m + k))
+        lower, upper, m = np.append(lower, np.full(k, -np.inf)), np.append(upper, np.zeros(k)), m + k
     return QPBase(
         layout,
         p_matrix,
@@ -263,6 +293,8 @@ def build_qp(
         lines = layout.ladder.rows(segments)
         lower[n : 2 * n] = lines[0]
         rows, cols, vals, const, tax_terms = _fold(lines, q, const, rows, cols, vals, lower, upper)
+        if layout.ladder.region is not None:
+            rows, cols, vals, tax_terms = _region(layout.ladder, segments, base.m, rows, cols, vals, upper, tax_terms)
     aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
     # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
     # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.

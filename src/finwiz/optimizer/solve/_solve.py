@@ -86,6 +86,8 @@ class SolveOutcome:
     duals: np.ndarray | None = None
     """Multipliers of the coupled limit rows (``LimitGroup.linear`` rows of the non-separable
     groups, in order; unscaled, positive pushing on an upper bound), when the solver gives them."""
+    net_prices: np.ndarray | None = None
+    """Netting: what the region's rows charge per unit of the short- and long-term nets (unscaled)."""
 
     @property
     def trades(self) -> np.ndarray:
@@ -280,6 +282,7 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
         start = ladder.containing(sold)
         lots = data.lots
         free = lots is not None and lots.budget is None and data.turnover_cap is None and data.esg_floor is None
+        free = free and ladder.region is None  # a netting region's rows limit the nets too
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
@@ -374,6 +377,8 @@ def _solve_native(
     multipliers: dict[str, np.ndarray] = {}
     outcome = _judge(order, run)
     y, z = multipliers.get("y"), multipliers.get("z")
+    if y is not None and qp.tax_terms is not None and qp.tax_terms.region is not None:
+        outcome = dataclasses.replace(outcome, net_prices=qp.tax_terms.net_prices(y) / qp.scale)
     if model.data.fractional and y is not None and z is not None:
         # Fractional lots are finer than any solver's accuracy: the answer is made exact on its
         # active set, so the trades do not depend on the route or warm start that found it.
@@ -390,7 +395,7 @@ def _solve_native(
 
 def _limit_duals(qp: NativeQP, y: np.ndarray) -> np.ndarray:
     """The multipliers of the limit rows: every group after the bounds, definitions and cost."""
-    spans = [(a, b) for name, a, b in qp.groups[3:] if name != "definitions"]
+    spans = [(a, b) for name, a, b in qp.groups[3:] if name not in ("definitions", "tax_region")]
     return np.concatenate([y[a:b] for a, b in spans]) / qp.scale if spans else np.zeros(0)
 
 

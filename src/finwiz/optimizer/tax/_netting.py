@@ -70,9 +70,7 @@ def year_tax(
     s = _cents(net_short) - _cents(carry_short)
     g = _cents(net_long) - _cents(carry_long)
     rs, rl, ro = _rate(short_rate), _rate(long_rate), _rate(ordinary_rate)
-    if outside_gains:
-        return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
-    if s >= 0 and g >= 0:
+    if outside_gains or (s >= 0 and g >= 0):  # each term's net at its own rate
         return YearTax(_round(rs * s + rl * g), 0.0, 0.0)
     total = s + g
     if total >= 0:  # one term's loss absorbed by the other term's gain: the gain left keeps its rate

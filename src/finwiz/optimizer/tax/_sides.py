@@ -37,11 +37,12 @@ from finwiz.optimizer.describe._terms import TradeCountTerm
 from finwiz.optimizer.discrete._exact import solve_exact
 from finwiz.optimizer.discrete._rounding import gain_price, polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
-__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "walls_of"]
+__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "relaxation", "start_at", "walls_of"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
@@ -70,9 +71,8 @@ def group_conflict(data: ProblemData, sold: np.ndarray, bought: np.ndarray) -> t
         return None
     taken, _, _ = lots.relief(sold)
     loss = (taken * lots.gain < 0).any(axis=1)
-    groups = np.array([lots.settings.group(s) for s in data.symbols])
-    for group in dict.fromkeys(groups[loss].tolist()):
-        members = groups == group
+    for group in dict.fromkeys(lots.groups[loss].tolist()):
+        members = lots.groups == group
         if (bought & members & ~loss).any():
             return members, loss & members
     return None
@@ -97,10 +97,25 @@ def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.nda
 
 
 def _priced(model: Model, outcome: SolveOutcome) -> Model:
-    """``model`` with its lots in the order ``outcome``'s gain price makes cheapest."""
+    """``model`` with its lots in the order ``outcome``'s gain price makes cheapest; its climb
+    over lots starts at the lots that hold ``outcome``'s sells in that order."""
     lots = model.data.lots
     assert lots is not None
-    return model.with_data(dataclasses.replace(model.data, lots=lots.priced(gain_price(model, outcome.duals))))
+    book = lots.priced(gain_price(model, outcome.duals), outcome.net_prices)
+    if book is lots:
+        return model
+    priced = model.with_data(dataclasses.replace(model.data, lots=book))
+    start_at(priced, outcome.sell)
+    return priced
+
+
+def start_at(model: Model, sell: np.ndarray) -> None:
+    """Start ``model``'s first climb over lots at the lots that hold ``sell`` (``V_ref`` units)."""
+    form = next((d.tax for d in model.described if d.tax is not None), None)
+    if form is not None:
+        ladder = ladder_of(form, model.data.n)
+        if ladder.settled.segments is None:
+            ladder.settled.segments = ladder.containing(sell)
 
 
 def _priced_solve(
@@ -129,6 +144,15 @@ def _priced_solve(
     return model, outcome
 
 
+def relaxation(model: Model, solver: str, limit: float) -> tuple[Model, SolveOutcome]:
+    """:func:`_priced_solve` of ``model`` with no side fixed: the relaxation whose optimum bounds
+    every answer (kept with the model: the netting regions' bound is the pipeline's first solve).
+    Raises as ``solve_terms`` does."""
+    if model.kept.relaxation is None:
+        model.kept.relaxation = _priced_solve(model, solver, limit)
+    return model.kept.relaxation
+
+
 def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleRebalanceError:
     """``error`` with the internal side groups replaced by what they stand for: a taxable account
     trades each asset one way (it never sells and buys back in one rebalance)."""
@@ -147,7 +171,7 @@ def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleReba
             )
         conflicts.append(c)
     budget = data.lots.budget if data.lots is not None else None
-    head = str(error).split(": conflicting constraints")[0]
+    head = error.summary
     if budget is not None:
         head = f"{head} (max_realized_gain={budget:g})"
     return InfeasibleRebalanceError(conflicts, head)
@@ -171,7 +195,7 @@ def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
                 conflicts.setdefault(c.name, c)
     if len(conflicts) == len(named.conflicts):
         return named
-    return InfeasibleRebalanceError(list(conflicts.values()), str(named).split(": conflicting constraints")[0])
+    return InfeasibleRebalanceError(list(conflicts.values()), named.summary)
 
 
 def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> float | None:
@@ -300,7 +324,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
     tried can meet are refused naming the limits that need an asset both sold and bought.
     ``mip_limit``: exact mode's time limit, for the last try before a refusal (:meth:`Sided.release`)."""
     try:
-        relaxed, first = _priced_solve(model, solver, limit)
+        relaxed, first = relaxation(model, solver, limit)
     except ProvenInfeasibleError:
         raise explain_infeasibility(model) from None
     outcome = first

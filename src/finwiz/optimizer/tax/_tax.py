@@ -43,6 +43,7 @@ class LotBook:
     withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
     no_buy: np.ndarray  # (n,) bool: the wash-sale rule forbids buying
     blocks: dict[str, str]  # symbol -> why the wash-sale rule restricted it
+    groups: np.ndarray  # (n,) each asset's wash-sale group (``TaxSettings.group``), built once
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
 
@@ -119,15 +120,21 @@ class LotBook:
         realised = taken * gain
         return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
 
-    def priced(self, gain_price: float) -> LotBook:
+    def priced(self, gain_price: float, net_prices: np.ndarray | None = None) -> LotBook:
         """The same lots in the order that is cheapest when a unit of realised gain costs
         ``gain_price`` besides its tax (a binding gain budget's multiplier, objective units per
-        ``V_ref``): by ``(tax_weight x rate + gain_price) x gain`` per share. The ``"optimal"``
-        policy only (FIFO and HIFO keep their order); the continuous solve's lots are relieved in
-        this order at its optimum."""
-        if self.settings.lot_policy != "optimal" or gain_price <= 0:
+        ``V_ref``), and a unit of the short- and long-term nets ``net_prices`` (a netting region's
+        rows): by ``(tax_weight x rate + gain_price + its term's net price) x gain`` per share. The
+        ``"optimal"`` policy only (FIFO and HIFO keep their order); the continuous solve's lots are
+        relieved in this order at its optimum."""
+        on_nets = net_prices is not None and bool(np.any(net_prices != 0))
+        if self.settings.lot_policy != "optimal" or (gain_price <= 0 and not on_nets):
             return self
-        return self._sorted((self.tax_weight * self.rate + gain_price) * self.gain)
+        price = self.tax_weight * self.rate + gain_price
+        if on_nets:
+            assert net_prices is not None
+            price = price + np.where(self.long, net_prices[1], net_prices[0])
+        return self._sorted(price * self.gain)
 
     def in_tax_order(self) -> LotBook:
         """The same lots in the ``"optimal"`` policy's order (tax per share, cheapest first),
@@ -291,6 +298,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         no_buy=no_buy,
         blocks=blocks,
         settings=settings,
+        groups=np.array(groups),
     )
 
 
