@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
@@ -73,12 +72,12 @@ class _Undo:
             tax = gain = np.zeros(len(idx))
         self.gain = gain * data.ref_value  # currency, per traded asset
         k = len(idx)
-        cols = np.arange(k)
-        side = np.where(self.u > 0, idx, idx + n)  # the buy or the sell column
-        scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
-        rows = np.concatenate([side, np.repeat(2 * n + np.arange(SCALARS), k)])
-        vals = np.concatenate([-np.abs(self.u), scalars.ravel()])
-        self.d = sp.csr_matrix((vals, (rows, np.tile(cols, SCALARS + 1))), shape=(2 * n + SCALARS, k))
+        # Undo j moves z at its buy or sell column (by -|u_j|) and at the scalar columns.
+        self.trade_of = np.full(2 * n + SCALARS, -1)
+        self.trade_of[np.where(self.u > 0, idx, idx + n)] = np.arange(k)
+        self.side = -np.abs(self.u)
+        self.scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
+        self.largest = float(max(np.abs(self.u).max(initial=0.0), np.abs(self.scalars).max(initial=0.0)))
         # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
         # made (see the module docstring), the cash's gap to its target.
         before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
@@ -93,16 +92,35 @@ class _Undo:
         flow = data.cash_flow
         self.flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
 
-    def matrix(self, rows: Affine) -> sp.csr_matrix:
-        n = self.data.n
-        return sp.csr_matrix((rows.vals, (rows.rows, column(rows.cols, n))), shape=(rows.m, 2 * n + SCALARS))
+    def moved(self, rows: Affine) -> np.ndarray:
+        """How far each undo moves each of ``rows`` (rows x trades, dense): the side column's
+        term first, then the scalar columns' in order (as a sparse product would sum them)."""
+        n, k = self.data.n, len(self.idx)
+        cols = column(rows.cols, n)
+        trade = self.trade_of[cols]
+        on_side = trade >= 0
+        out = np.zeros((rows.m, k))
+        np.add.at(out, (rows.rows[on_side], trade[on_side]), rows.vals[on_side])
+        out *= self.side
+        on_scalar = cols >= 2 * n
+        if on_scalar.any():
+            by_scalar = np.zeros((rows.m, SCALARS))
+            np.add.at(by_scalar, (rows.rows[on_scalar], cols[on_scalar] - 2 * n), rows.vals[on_scalar])
+            for code in range(SCALARS):
+                out += by_scalar[:, code, None] * self.scalars[code]
+        return out
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo."""
         stacked = stack([piece], self.data, continuous=False)
-        moved = np.asarray((self.matrix(stacked.squares) @ self.d).todense())
+        moved = self.moved(stacked.squares)
         rows = stacked.squares.evaluate(self.z)
-        linear = np.asarray(stacked.linear @ self.d).ravel()
+        n, line = self.data.n, stacked.linear
+        linear = np.zeros(len(self.idx))
+        linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
+        linear *= self.side
+        for code in range(SCALARS):
+            linear += line[2 * n + code] * self.scalars[code]
         first = 2 * rows @ moved + linear
         return first + np.sum(moved**2, axis=0), first
 
@@ -204,22 +222,29 @@ def _labelled(
     return [(_TERM_LABELS.get(name, name), score, "objective", score)]
 
 
+def _subset(rows: Affine, keep: np.ndarray) -> Affine:
+    """Rows ``keep`` of ``rows`` (renumbered in that order)."""
+    place = np.full(rows.m, -1)
+    place[keep] = np.arange(len(keep))
+    at = place[rows.rows]
+    on = at >= 0
+    return Affine(at[on], rows.cols[on], rows.vals[on], rows.offset[keep])
+
+
 def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
     """The limit rows some undo would push past their bound: per group ``(group, rows, outward
     move, breach)``, the last two rows x trades (zero where that trade's undo does not breach)."""
     found = []
-    largest = float(np.abs(undo.d).max()) if undo.d.nnz else 0.0
     for _, group in model.checked_groups:
         if group.separable and not (group.lower > 0).any():
             continue  # bounds on one trade each: undoing it breaches only a positive lower bound
         rows, lower, upper = group.linear(0.0)
-        matrix = undo.matrix(rows)
         value = rows.evaluate(undo.z)
-        reach = np.asarray(abs(matrix).sum(axis=1)).ravel() * largest + _TOL
+        reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
         near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
         if not near.size:
             continue
-        moved = np.asarray((matrix[near] @ undo.d).todense())
+        moved = undo.moved(_subset(rows, near))
         after = value[near, None] + moved
         over = (after > upper[near, None] + _TOL) & (moved > _TOL)
         under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
