@@ -279,7 +279,9 @@ class TaxForm:
     rows: np.ndarray | None = None
     """Netting: the region's rows ``a S + b L <= bound`` (k x 3, ``V_ref`` units) on this
     rebalance's net short- and long-term gains ``S``, ``L``; the tax is linear in the region (its
-    rates in ``tax``). Solved through cvxpy (one variable per lot)."""
+    rates in ``tax``). Solved natively: the rows ride the lot ladder's segments (linear in the
+    sells, as the tax and gain columns are); through cvxpy (one variable per lot) when the ladder's
+    climb finds no point."""
     views: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """What a consumer derives from the form, kept with it (the native QP's ``Ladder``): the solves
     of one rebalance share the form, and so its views."""
@@ -296,7 +298,7 @@ class Description:
     of whole-share answers price the true count instead. ``cost`` are the per-asset rates that
     define ``c >= rate'(buy + sell)``; ``impact`` the convex impact cost added to ``c`` (not a QP: a
     request with it is solved through cvxpy and Clarabel); ``tax`` the lots that define the tax and
-    gain columns (also solved through cvxpy).
+    gain columns (the native QP's lot ladder, or cvxpy with one variable per lot).
     """
 
     weight_squares: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
