@@ -22,7 +22,7 @@ def test_a_search_that_ends_on_its_own_never_warns(monkeypatch: pytest.MonkeyPat
 
     def spy(self: Any, point: Any) -> Any:
         out = kick(self, point)
-        seen.append(self.work)
+        seen.append(self.tally.work)
         return out
 
     monkeypatch.setattr(_search._Local, "kick", spy)
