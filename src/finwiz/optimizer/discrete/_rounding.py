@@ -153,7 +153,7 @@ def polish(model: Model, shares: np.ndarray, gradient: np.ndarray | None = None)
         z = _trade_point(model.data, shares)
         n = model.data.n
         gradient = user_gradient_at(model, z[:n], z[n : 2 * n], float(z[2 * n]))
-    separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
+    separable = _Separable.of_model(model)
     pricer = _Pricer(model, model.stacked(continuous=False), gradient)
     return _improve(model.data, shares, pricer, _coupled_rows(model), separable, strict=True)
 

@@ -92,7 +92,7 @@ def exchange_search(model: Model, shares: np.ndarray, bound: float | None, time_
     rows = _coupled_rows(model)
     local = _Local(
         _Search(data, pricer, rows),
-        _Separable.of([g.linear() for g in model.groups if g.separable], data.n),
+        _Separable.of_model(model),
         start + time_limit,
     )
     point = local.search.at(shares)
@@ -415,4 +415,5 @@ def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
         np.vstack([separable.offset, zero]),
         np.vstack([separable.lower, lower]),
         np.vstack([separable.upper, upper]),
+        separable.sized,
     )

@@ -38,10 +38,10 @@ from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._benefit import keep_worthwhile
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
-from finwiz.optimizer.discrete._min_position import exact_or_named, min_positions
+from finwiz.optimizer.discrete._min_position import exact_or_named, flipped
 from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
-from finwiz.optimizer.discrete._search import exchange_search
+from finwiz.optimizer.discrete._search import SearchOutcome, exchange_search
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at
 from finwiz.optimizer.tax._sides import Sided
@@ -106,9 +106,9 @@ def whole_share_stage(
         if sided is None:
             raise
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
-    shares = sized = min_positions(model, shares, achieved, solve)  # zero or at least min_position_value
     # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
     found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
+    found = _flips(model, outcome, found, solve, time_limit, bound)
     shares = found.shares
     stopped = f"whole-share search stopped at its budget (its count of work, or {_SEARCH_BUDGET:g} s CPU)"
     warned = (stopped,) if found.timed_out else ()
@@ -117,10 +117,26 @@ def whole_share_stage(
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
         shares = polish(model, shares)
     shares = keep_worthwhile(model, shares)  # min_benefit: trades not worth their cost left out (_benefit)
-    shares = min_positions(model, shares, achieved, fallback=sized)  # what the search moved below it
     rounding = "fractional" if data.fractional else "whole_shares"
     taxed = model if data.lots is not None else None
     return Decided(shares, outcome, rounding, None, warned, bound=bound, model=taxed)
+
+
+def _flips(
+    model: Model, outcome: SolveOutcome, found: SearchOutcome, solve: Solve, time_limit: float, bound: float | None
+) -> SearchOutcome:
+    """``min_position_value``: each small position held the other way (``_min_position.flipped``),
+    re-solved, rounded and searched like the first answer; the lowest kept."""
+    for variant in flipped(model, outcome.trades, found.shares):
+        alternative = _rounded(variant, variant, solve, time_limit, True)
+        if alternative is None:
+            continue
+        shares = polish(model, alternative.shares)
+        searched = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
+        if _improves(model, searched.shares, found.shares):
+            note("min_position_value: a small position held the other way won")
+            found = searched
+    return found
 
 
 def whole_shares(
@@ -234,7 +250,6 @@ def exact_stage(model: Model, outcome: SolveOutcome, time_limit: float, solve: S
             if _improves(model, default, shares):
                 note("the default path's answer was better than the program's at its time limit")
                 shares = default
-    shares = min_positions(model, shares, achieved, fallback=mip.shares)  # what polish and search moved below it
     value = achieved(model, shares)
     # The true gap: the returned trades' objective against the solver's dual bound.
     gap = mip.gap if mip.bound is None else max(0.0, (value - mip.bound) / max(abs(value), 1e-300))
