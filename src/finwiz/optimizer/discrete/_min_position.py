@@ -11,9 +11,11 @@ stage ignores it; in the whole-share stage it is part of each asset's allowed se
   (:func:`sized_options`);
 - the continuous optimum leaves some positions strictly between 0 and the minimum, and the
   rounding settles each to one side from there alone; raising one can pay for itself by selling
-  others (under a binding sector cap, say), which no single move sees. So the stage re-solves with
-  each such position, one at a time, held the other way (a floor at the minimum, or a cap of 0:
-  :func:`flipped`), the first ``_FLIPS`` nearest the other side, and keeps the lowest answer;
+  others (under a binding sector cap, say), which no single move sees, and the continuous optimum
+  that knows the choices rounds better than the one that does not. So the stage re-solves with
+  each such position held where the answer puts it (a floor at the minimum, or a cap of 0), and
+  then with one of them at a time held the other way (:func:`flipped`; the first ``_FLIPS``
+  nearest the other side), and keeps the lowest answer;
 - an asset none of whose candidates keeps its own limits, held below the minimum, is refused by
   name, with the limits that each choice breaks (:func:`stuck_refusal`): an asset held below the
   minimum that ``no_trade`` holds there, for one;
@@ -87,28 +89,30 @@ def sized_options(data: ProblemData, trades: np.ndarray) -> list[np.ndarray]:
 
 
 def flipped(model: Model, trades: np.ndarray, shares: np.ndarray) -> list[Model]:
-    """The variants to re-solve (see the module): each long position the continuous ``trades``
-    (V_ref units) leave strictly between 0 and the minimum held the other way from the whole-share
-    answer ``shares``: floored at the minimum where the answer closed it, capped at 0 where it
-    raised it; the nearest to the other side first (the cheapest flips by the continuous model)."""
+    """The variants to re-solve (see the module): the long positions the continuous ``trades``
+    (V_ref units) leave strictly between 0 and the minimum held where the whole-share answer
+    ``shares`` puts them (floored at the minimum, or capped at 0), then the same with one of them
+    held the other way, the nearest to the other side first (the cheapest flips by the continuous model)."""
     data = model.data
     if data.min_position_value <= 0:
         return []
     least = data.min_position_value / data.ref_value
     weight = data.x0 + trades
     small = np.flatnonzero((weight * data.ref_value > NOISE_VALUE) & (weight < least))
+    if not small.size:
+        return []
     closed = data.shares[small] + shares[small] == 0
     distance = np.where(closed, least - weight[small], weight[small])
     floor = data.min_position_value / post_trade_state(data, shares).value_after * (1 + _MARGIN)
     terms = [*model.terms, *(t for t in (PositionCapTerm(), PositionFloorTerm()) if not _has(model, t))]
     variants = []
-    for k in np.argsort(distance, kind="stable")[:_FLIPS]:
+    # Every one where the answer has it, then each one alone the other way (the others free).
+    patterns = [(small, closed)] + [(small[[k]], ~closed[[k]]) for k in np.argsort(distance, kind="stable")[:_FLIPS]]
+    for assets, out in patterns:
         caps = np.full(data.n, np.inf) if data.position_cap is None else data.position_cap.copy()
         floors = np.zeros(data.n) if data.position_floor is None else data.position_floor.copy()
-        if closed[k]:
-            floors[small[k]] = max(floors[small[k]], floor)
-        else:
-            caps[small[k]] = 0.0
+        floors[assets[~out]] = np.maximum(floors[assets[~out]], floor)
+        caps[assets[out]] = 0.0
         held = dataclasses.replace(data, position_cap=caps, position_floor=floors)
         variants.append(Model.of([t for t in terms if t.applies(held)], held))
     return variants
