@@ -56,9 +56,13 @@ def test_exact_mode_is_the_independent_semicontinuous_optimum(seed: int) -> None
     assert objective(inst, shares) <= best.objective * (1 + 1e-4)
 
 
-@pytest.mark.parametrize(("seed", "within"), [(2, 1e-9), (3, 1e-9), (6, 1e-3), (11, 1e-9), (8, 0.05), (13, 0.05)])
+@pytest.mark.parametrize(
+    ("seed", "within"), [(2, 1e-9), (3, 1e-9), (6, 1e-3), (11, 1e-9), (8, 1e-9), (13, 0.003), (10, 0.0)]
+)
 def test_the_default_path_keeps_the_minimum_near_the_independent_optimum(seed: int, within: float) -> None:
-    """Measured: the optimum (to 0.02 %) on four of six, 4.1 % and 2.4 % above it on the other two."""
+    """Measured (benchmarks/test_bench_min_position.py): SCIP's optimum on 2, 3, 6, 8 and 11;
+    0.19 % above it on 13 (2.4 % when the rule was settled after the search; 8: 4.1 %); on 10,
+    7 % below the answer SCIP has at 30 s (59 % above it before)."""
     inst = _instance(seed)
     config, prices = config_of(inst)
     best = solve_miqp(inst, time_limit=30.0)
@@ -70,6 +74,21 @@ def test_the_default_path_keeps_the_minimum_near_the_independent_optimum(seed: i
     held = [s for s, q in zip(inst.symbols, inst.held + shares, strict=True) if q != 0]
     assert sorted(c.constraint for c in rows) == sorted(f"min_position_value[{s}]" for s in held)
     assert all(c.satisfied and c.value >= inst.min_position for c in rows)
+
+
+def test_a_feasible_request_on_150_assets_is_answered() -> None:
+    """$2M, 150 assets: a binding sector cap, a $14.7k minimum trade, no-sell holdings below the
+    minimum. SCIP's semi-continuous model finds trades that keep every limit
+    (benchmarks/test_bench_min_position.py); it was refused naming min_position_value[S138]."""
+    inst = generate(2, n=150, value=2e6)
+    inst.min_position = float(round(np.quantile(inst.target * inst.ref, 0.3), 0))
+    assert inst.max_sector is not None
+    assert inst.min_trade == 14692.0
+    x0 = inst.held * inst.prices
+    assert any(0 < x0[i] < inst.min_position for i in inst.no_sell)
+    config, prices = config_of(inst)
+    shares = _shares(inst, rebalance(config, prices))
+    assert violations(inst, shares) == []
 
 
 def _small_book(fractional: bool, **changes: object) -> tuple[PortfolioConfiguration, dict[str, float]]:

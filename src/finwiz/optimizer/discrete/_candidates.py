@@ -63,7 +63,7 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
         step = np.where(crossing, -np.sign(held) * past, step)
         has_min = has_min | crossing
     sell_out = _sell_out_allowed(data, s)
-    table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0), *sized_options(data, s)])
+    table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0), *sized_options(data)])
     valid = np.ones(table.shape, bool)
     valid[:, 3] = has_min
     valid[:, 4] = sell_out
@@ -199,7 +199,7 @@ def _lot_moves(
     down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
     out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
     step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
-    columns = [up, down, np.zeros(n), out, step, -step, *sized_options(data, shares)]
+    columns = [up, down, np.zeros(n), out, step, -step, *sized_options(data)]
     if wide:
         columns += [up + lot, down - lot]
     if candidates is not None:

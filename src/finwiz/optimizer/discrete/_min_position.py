@@ -73,15 +73,14 @@ class Sized:
         return np.asarray((value <= NOISE_VALUE * 1e-6) | (value >= self.minimum * (1 - RELATIVE_TOLERANCE)))
 
 
-def sized_options(data: ProblemData, trades: np.ndarray) -> list[np.ndarray]:
-    """Each asset's two trades the rule may need, from signed share ``trades``: its position closed,
-    and raised (on the side ``trades`` leave it, or buying from nothing) to the minimum in whole
-    lots, at least the minimum trade size (no trade where it is there already). None without a minimum."""
+def sized_options(data: ProblemData) -> list[np.ndarray]:
+    """Each asset's two trades the rule may need: its position closed, and raised to the minimum on
+    the side it ends on in whole lots, at least the minimum trade size (no trade where it is there
+    already). None without a minimum."""
     if data.min_position_value <= 0:
         return []
     held, lot, price = data.shares, data.lot, data.prices
-    after = held + trades
-    side = np.where(after != 0, np.sign(after), np.where(trades != 0, np.sign(trades), 1.0))
+    side = data.side  # the side each position ends on (long-only: long)
     steps = np.maximum(np.ceil((data.min_position_value / price - side * held) / lot - _EPS), 0.0)
     smallest = np.ceil(data.min_trade_value / (lot * price) - _EPS)
     steps = np.where(steps > 0, np.maximum(steps, smallest), 0.0)
@@ -134,7 +133,7 @@ def stuck_refusal(model: Model, stuck: np.ndarray) -> InfeasibleRebalanceError |
         return None
     i = int(below[0])
     broken: list[str] = []
-    for trade in sized_options(data, np.zeros(data.n)):
+    for trade in sized_options(data):
         trial = np.zeros(data.n)
         trial[i] = trade[i]
         broken += breaches(data, trial, model.checked_groups, np.array([i]))
@@ -170,7 +169,9 @@ def min_position_rows(data: ProblemData, weights: Any) -> list[Any]:
     if data.min_position_value <= 0:
         return []
     n = data.n
-    least = data.min_position_value / data.ref_value
+    # Backed off as every row of the program (the solver's tolerance; a fractional count rounded
+    # to a millionth of a share ended 7.5e-5 in currency below the minimum).
+    least = data.min_position_value / data.ref_value + data.backoff
     most = np.abs(data.x0) + 2.0 + (abs(data.cash_flow) + data.value) / data.ref_value  # no position reaches it
     long = cp.Variable(n, boolean=True, name="held_long")
     short = cp.Variable(n, boolean=True, name="held_short")
