@@ -113,6 +113,15 @@ def test_a_target_below_the_minimum_is_sold_out_exactly(fractional: bool) -> Non
     assert result.post_trade_weights["D"] == 0.0
 
 
+def test_a_trade_not_worth_its_cost_is_kept_when_the_minimum_needs_it() -> None:
+    """Under a benefit threshold no trade beats, every trade is left out that some limit lets go:
+    not D's sale, which takes it from $700 (below the $1,000 minimum) to zero."""
+    config, prices = _small_book(False, min_benefit=1e6)
+    result = rebalance(config, prices)
+    assert _sized(config, prices, result) == []
+    assert result.post_trade_weights["D"] == 0.0
+
+
 @pytest.mark.parametrize("blocked", ["no_trade", "no_sell"])
 def test_a_held_asset_below_the_minimum_that_cannot_trade_is_refused_by_name(blocked: str) -> None:
     """D ($700) may not be sold (and, under no_trade, not bought): below the minimum either way

@@ -230,6 +230,8 @@ def round_outcome(model: Model, outcome: SolveOutcome, time_limit: float) -> Rou
             time_limit=time_limit,
         )
     except InfeasibleRebalanceError as exc:  # checked against the real costs before blaming the grid
+        if "min_position_value" in exc.constraint_names:  # a position no trade of its own may settle: not the grid
+            return exc
         return whole_share_refusal(model, outcome.buy, outcome.sell, outcome.cost, exc)
 
 
