@@ -175,7 +175,7 @@ def test_a_strategy_that_leaves_a_remnant_is_repaired_to_zero_or_the_minimum() -
 
 @pytest.mark.parametrize("exact", [False, True])
 def test_a_minimum_that_makes_the_request_infeasible_is_named(exact: bool) -> None:
-    """Seed 0: S10 ends below the $3,969 minimum whatever the other limits allow (SCIP's
+    """Seed 0: S05 and S10 are held inside their bands below the $3,969 minimum (SCIP's
     semi-continuous model is infeasible too); without the minimum the request is answered."""
     inst = _instance(0)
     config, prices = config_of(inst)
@@ -183,3 +183,17 @@ def test_a_minimum_that_makes_the_request_infeasible_is_named(exact: bool) -> No
     with pytest.raises(InfeasibleRebalanceError) as caught:
         rebalance(config, prices, exact=exact)
     assert "min_position_value" in caught.value.constraint_names
+
+
+@pytest.mark.parametrize("fractional", [False, True])
+def test_a_minimum_the_coupled_limits_cannot_meet_is_named_not_the_share_grid(fractional: bool) -> None:
+    """C ($600) and D ($700) are below the $1,000 minimum; selling either out is a trade under the
+    $800 minimum trade, raising either one a trade over the 1 % turnover cap. Without the minimum,
+    no trade keeps every limit; with it, nothing does, and the minimum is named, not the grid."""
+    config, prices = _small_book(fractional, min_trade_size=800.0, max_turnover=0.01)
+    rebalance(config.model_copy(update={"min_position_value": None}), prices)
+    with pytest.raises(InfeasibleRebalanceError) as caught:
+        rebalance(config, prices)
+    assert "min_position_value" in caught.value.constraint_names
+    assert "whole shares" not in str(caught.value)
+    assert "lot sizes" not in str(caught.value)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer.solve._lazy import cvxpy as cp
 
-__all__ = ["Sized", "exact_or_named", "flipped", "min_position_rows", "sized_options", "stuck_refusal"]
+__all__ = ["Sized", "exact_or_named", "flipped", "min_position_rows", "named", "sized_options", "stuck_refusal"]
 
 T = TypeVar("T")
 _EPS = 1e-9  # relative: a position this close to a whole number of lots above the minimum is there
@@ -185,21 +185,28 @@ def min_position_rows(data: ProblemData, weights: Any) -> list[Any]:
 
 
 def exact_or_named(model: Model, time_limit: float, solve_exact: Callable[..., T]) -> T:
-    """Exact mode's program on ``model``; when it proves no whole-share trades keep every limit,
-    the program once more without ``min_position_value``: when that one has trades, the minimum
-    is what makes the request infeasible, and the refusal names it."""
+    """Exact mode's program on ``model``; a refusal the minimum causes names it (:func:`named`)."""
     try:
         return solve_exact(model, time_limit=time_limit)
     except InfeasibleRebalanceError as exc:
-        data = model.data
-        if data.min_position_value <= 0:
-            raise
-        try:
-            solve_exact(model.with_data(dataclasses.replace(data, min_position_value=0.0)), time_limit=time_limit)
-        except FinwizError:
-            raise exc from None
-        raise InfeasibleRebalanceError(
-            [ConstraintConflict("min_position_value", 0.0, "whole-share trades keep every other limit")],
-            f"exact mode: no whole-share trades keep every position at zero or at "
-            f"min_position_value={data.min_position_value:,.2f}",
-        ) from exc
+        raise named(model, exc, lambda m: solve_exact(m, time_limit=time_limit), "exact mode: ")  # noqa: B904 (exc itself, or caused by it)
+
+
+def named(
+    model: Model, error: InfeasibleRebalanceError, attempt: Callable[[Model], object], mode: str = ""
+) -> InfeasibleRebalanceError:
+    """``error`` (no whole-share trades keep every limit of ``model``), or, when ``attempt`` finds
+    trades for the same request without ``min_position_value``, a refusal naming the minimum as
+    the cause (the continuous model does not know it, so blaming the share grid would be wrong)."""
+    data = model.data
+    if data.min_position_value <= 0 or "min_position_value" in error.constraint_names:
+        return error
+    try:
+        attempt(model.with_data(dataclasses.replace(data, min_position_value=0.0)))
+    except FinwizError:
+        return error
+    return InfeasibleRebalanceError(
+        [ConstraintConflict("min_position_value", 0.0, "whole-share trades keep every other limit")],
+        f"{mode}no whole-share trades keep every position at zero or at "
+        f"min_position_value={data.min_position_value:,.2f} (without it, trades keep every other limit)",
+    )

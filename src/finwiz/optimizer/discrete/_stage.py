@@ -38,7 +38,7 @@ from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import traded
 from finwiz.optimizer.discrete._benefit import keep_worthwhile
 from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
-from finwiz.optimizer.discrete._min_position import exact_or_named, flipped
+from finwiz.optimizer.discrete._min_position import exact_or_named, flipped, named
 from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
 from finwiz.optimizer.discrete._search import SearchOutcome, exchange_search
@@ -103,8 +103,8 @@ def whole_share_stage(
     try:
         shares, outcome = whole_shares(model, outcome, solve, time_limit)
     except InfeasibleRebalanceError as exc:
-        if sided is None:
-            raise
+        if sided is None:  # a refusal min_position_value causes names it
+            raise named(model, exc, lambda m: whole_shares(m, outcome, solve, time_limit))  # noqa: B904 (exc itself, or caused by it)
         model, shares, outcome = sided.release(exc, lambda m, o: whole_shares(m, o, solve, time_limit))
     # Where one lot is a large piece of the account: single moves and two-asset exchanges (_search).
     found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit))
