@@ -31,7 +31,6 @@ from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, buil
 from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import Description
 from finwiz.optimizer.describe._terms import Term
-from finwiz.optimizer.discrete._min_position import min_positions
 from finwiz.optimizer.discrete._stage import Decided, Solve, achieved, exact_stage, whole_share_stage, whole_shares
 from finwiz.optimizer.household._solve import solve_household
 from finwiz.optimizer.solve._assembler import Model
@@ -294,7 +293,6 @@ class RebalancingEngine:
             with stages.stage("whole_shares"):
                 limit = self.settings.mip_time_limit_seconds
                 repaired, outcome = whole_shares(repair, outcome, self._variants(solver), limit)
-                repaired = min_positions(repair, repaired, achieved)  # zero or at least min_position_value
         except InfeasibleRebalanceError as exc:
             raise InfeasibleRebalanceError(
                 exc.conflicts,

@@ -56,9 +56,13 @@ def test_exact_mode_is_the_independent_semicontinuous_optimum(seed: int) -> None
     assert objective(inst, shares) <= best.objective * (1 + 1e-4)
 
 
-@pytest.mark.parametrize(("seed", "within"), [(2, 1e-9), (3, 1e-9), (6, 1e-3), (11, 1e-9), (8, 0.05), (13, 0.05)])
+@pytest.mark.parametrize(
+    ("seed", "within"), [(2, 1e-9), (3, 1e-9), (6, 1e-3), (11, 1e-9), (8, 1e-9), (13, 0.003), (10, 0.0)]
+)
 def test_the_default_path_keeps_the_minimum_near_the_independent_optimum(seed: int, within: float) -> None:
-    """Measured: the optimum (to 0.02 %) on four of six, 4.1 % and 2.4 % above it on the other two."""
+    """Measured (benchmarks/test_bench_min_position.py): SCIP's optimum on 2, 3, 6, 8 and 11;
+    0.19 % above it on 13 (2.4 % when the rule was settled after the search; 8: 4.1 %); on 10,
+    7 % below the answer SCIP has at 30 s (59 % above it before)."""
     inst = _instance(seed)
     config, prices = config_of(inst)
     best = solve_miqp(inst, time_limit=30.0)
@@ -70,6 +74,21 @@ def test_the_default_path_keeps_the_minimum_near_the_independent_optimum(seed: i
     held = [s for s, q in zip(inst.symbols, inst.held + shares, strict=True) if q != 0]
     assert sorted(c.constraint for c in rows) == sorted(f"min_position_value[{s}]" for s in held)
     assert all(c.satisfied and c.value >= inst.min_position for c in rows)
+
+
+def test_a_feasible_request_on_150_assets_is_answered() -> None:
+    """$2M, 150 assets: a binding sector cap, a $14.7k minimum trade, no-sell holdings below the
+    minimum. SCIP's semi-continuous model finds trades that keep every limit
+    (benchmarks/test_bench_min_position.py); it was refused naming min_position_value[S138]."""
+    inst = generate(2, n=150, value=2e6)
+    inst.min_position = float(round(np.quantile(inst.target * inst.ref, 0.3), 0))
+    assert inst.max_sector is not None
+    assert inst.min_trade == 14692.0
+    x0 = inst.held * inst.prices
+    assert any(0 < x0[i] < inst.min_position for i in inst.no_sell)
+    config, prices = config_of(inst)
+    shares = _shares(inst, rebalance(config, prices))
+    assert violations(inst, shares) == []
 
 
 def _small_book(fractional: bool, **changes: object) -> tuple[PortfolioConfiguration, dict[str, float]]:
@@ -89,6 +108,15 @@ def _small_book(fractional: bool, **changes: object) -> tuple[PortfolioConfigura
 def test_a_target_below_the_minimum_is_sold_out_exactly(fractional: bool) -> None:
     """D's target ($204) is below the $1,000 minimum: it is sold out to the last share."""
     config, prices = _small_book(fractional)
+    result = rebalance(config, prices)
+    assert _sized(config, prices, result) == []
+    assert result.post_trade_weights["D"] == 0.0
+
+
+def test_a_trade_not_worth_its_cost_is_kept_when_the_minimum_needs_it() -> None:
+    """Under a benefit threshold no trade beats, every trade is left out that some limit lets go:
+    not D's sale, which takes it from $700 (below the $1,000 minimum) to zero."""
+    config, prices = _small_book(False, min_benefit=1e6)
     result = rebalance(config, prices)
     assert _sized(config, prices, result) == []
     assert result.post_trade_weights["D"] == 0.0
@@ -147,7 +175,7 @@ def test_a_strategy_that_leaves_a_remnant_is_repaired_to_zero_or_the_minimum() -
 
 @pytest.mark.parametrize("exact", [False, True])
 def test_a_minimum_that_makes_the_request_infeasible_is_named(exact: bool) -> None:
-    """Seed 0: S10 ends below the $3,969 minimum whatever the other limits allow (SCIP's
+    """Seed 0: S05 and S10 are held inside their bands below the $3,969 minimum (SCIP's
     semi-continuous model is infeasible too); without the minimum the request is answered."""
     inst = _instance(0)
     config, prices = config_of(inst)
@@ -155,3 +183,17 @@ def test_a_minimum_that_makes_the_request_infeasible_is_named(exact: bool) -> No
     with pytest.raises(InfeasibleRebalanceError) as caught:
         rebalance(config, prices, exact=exact)
     assert "min_position_value" in caught.value.constraint_names
+
+
+@pytest.mark.parametrize("fractional", [False, True])
+def test_a_minimum_the_coupled_limits_cannot_meet_is_named_not_the_share_grid(fractional: bool) -> None:
+    """C ($600) and D ($700) are below the $1,000 minimum; selling either out is a trade under the
+    $800 minimum trade, raising either one a trade over the 1 % turnover cap. Without the minimum,
+    no trade keeps every limit; with it, nothing does, and the minimum is named, not the grid."""
+    config, prices = _small_book(fractional, min_trade_size=800.0, max_turnover=0.01)
+    rebalance(config.model_copy(update={"min_position_value": None}), prices)
+    with pytest.raises(InfeasibleRebalanceError) as caught:
+        rebalance(config, prices)
+    assert "min_position_value" in caught.value.constraint_names
+    assert "whole shares" not in str(caught.value)
+    assert "lot sizes" not in str(caught.value)

@@ -1,22 +1,25 @@
 """Each asset's candidate trades and single-asset moves, as moves of the model's trade variables.
 
 Each asset gets a few candidate trades: the continuous trade rounded down and up to its lot, no
-trade, the smallest trade that meets the minimum size, selling out. The separable groups (one
-asset's buy or sell: long-only, restricted lists, bands, the ESG screen) are bounds on each asset's
-candidates (``_Separable``). Every candidate is a fixed number of shares, so the trade variables,
-and with them the cost, the turnover and the net purchase (exact costs included), are a fixed
-move of ``z`` (``_Moves``). The descent's neighbourhood of a point (``_lot_moves``) is built the same way.
+trade, the smallest trade that meets the minimum size, selling out (and under
+``min_position_value``, the position closed or raised to the minimum). The separable groups (one
+asset's buy or sell: long-only, restricted lists, bands, the ESG screen) and the minimum position
+(``_min_position.Sized``) are bounds on each asset's candidates (``_Separable``). Every candidate
+is a fixed number of shares, so the trade variables, and with them the cost, the turnover and the
+net purchase (exact costs included), are a fixed move of ``z`` (``_Moves``). The descent's
+neighbourhood of a point (``_lot_moves``) is built the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
+from finwiz.optimizer.discrete._min_position import Sized, sized_options, stuck_refusal
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import meets_minimum, trade_point, trade_scalars
 
@@ -28,7 +31,8 @@ _ON_GRID = 1e-9  # relative: a trade this close to a lot multiple is on the lot 
 
 def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Candidate signed share trades, an (assets x 5) table: no trade, the continuous trade rounded
-    down and up to its lot, the smallest trade meeting the minimum size, and selling out.
+    down and up to its lot, the smallest trade meeting the minimum size, and selling out; under
+    ``min_position_value``, two more columns: the position closed and raised to the minimum.
 
     Returns the table and which entries are distinct and meet the minimum size.
     """
@@ -59,7 +63,7 @@ def _candidates(data: ProblemData, target_shares: np.ndarray) -> tuple[np.ndarra
         step = np.where(crossing, -np.sign(held) * past, step)
         has_min = has_min | crossing
     sell_out = _sell_out_allowed(data, s)
-    table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0)])
+    table = np.column_stack([np.zeros_like(s), down, up, step, np.where(sell_out, -held, 0.0), *sized_options(data)])
     valid = np.ones(table.shape, bool)
     valid[:, 3] = has_min
     valid[:, 4] = sell_out
@@ -115,6 +119,13 @@ class _Separable:
     offset: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    sized: Sized | None = None  # min_position_value: a position strictly between 0 and it is not allowed
+
+    @classmethod
+    def of_model(cls, model: Model) -> _Separable:
+        """The model's separable groups and its minimum position."""
+        separable = cls.of([g.linear() for g in model.groups if g.separable], model.data.n)
+        return replace(separable, sized=Sized.of(model.data))
 
     @classmethod
     def of(cls, groups: list[tuple[Affine, np.ndarray, np.ndarray]], n: int) -> _Separable:
@@ -143,7 +154,8 @@ class _Separable:
         tol = _CHECK * np.maximum(
             1.0, np.abs(np.where(np.isfinite(upper), upper, 0)) + np.abs(np.where(np.isfinite(lower), lower, 0))
         )
-        return np.asarray(np.all((value <= upper + tol) & (value >= lower - tol), axis=0))
+        keeps = np.all((value <= upper + tol) & (value >= lower - tol), axis=0)
+        return np.asarray(keeps if self.sized is None else keeps & self.sized.ok(i, moves.shares))
 
 
 def _moves_at(data: ProblemData, owner: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -187,7 +199,7 @@ def _lot_moves(
     down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
     out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
     step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
-    columns = [up, down, np.zeros(n), out, step, -step]
+    columns = [up, down, np.zeros(n), out, step, -step, *sized_options(data)]
     if wide:
         columns += [up + lot, down - lot]
     if candidates is not None:
@@ -212,8 +224,11 @@ def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.nda
     table, valid = _candidates(data, target_shares)
     owner_all = np.repeat(np.arange(data.n), table.shape[1])
     every = _moves(data, owner_all, table.ravel())
-    separable = _Separable.of([g.linear() for g in model.groups if g.separable], data.n)
+    separable = _Separable.of_model(model)
     valid &= separable.ok(every).reshape(valid.shape)
+    refusal = stuck_refusal(model, np.asarray(~valid.any(axis=1)))
+    if refusal is not None:  # held below the minimum, and neither closing nor raising it is allowed
+        raise refusal
     stuck = ~valid.any(axis=1) & (target_shares != 0)
     valid[~valid.any(axis=1), 0] = True  # nothing admissible: no trade, and the limits decide feasibility
     keep = valid.ravel()

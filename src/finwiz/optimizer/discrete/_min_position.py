@@ -1,17 +1,24 @@
 """``min_position_value``: every post-trade position is zero or worth at least the minimum.
 
 The rule is not convex (a position is either 0 or ``>= m`` in absolute value), so the continuous
-stage ignores it and the whole-share stage holds it:
+stage ignores it; in the whole-share stage it is part of each asset's allowed set, once:
 
-- after the rounding (:func:`min_positions`), each position strictly between 0 and the minimum
-  goes to 0 (sold out, or covered) or up to the minimum (the fewest whole lots that reach it),
-  whichever the exact objective prefers among the two that keep every limit, smallest positions
-  first, each with the others' trades as they stand. When neither keeps the limits, the request is
-  refused naming ``min_position_value[asset]`` and the limits each choice breaks (an asset held
-  below the minimum that ``no_trade``, ``no_sell`` and ``no_buy`` hold there, for one);
-- the search and the descent after it know nothing of the rule: the stage calls
-  :func:`min_positions` again on their answer (``fallback``: the answer before them, kept when
-  that is lower), so no move of theirs leaves a position below the minimum;
+- a trade that leaves its asset's position strictly between 0 and the minimum is not a candidate
+  (:class:`Sized`, checked with the separable rows wherever a move is: the rounding's candidate
+  table, the descent's and the search's moves), so no move of any stage leaves one;
+- each asset's candidates include the two trades the rule may need: closing the position (sold
+  out, or covered) and raising it to the minimum in whole lots, at least the minimum trade size
+  (:func:`sized_options`);
+- the continuous optimum leaves some positions strictly between 0 and the minimum, and the
+  rounding settles each to one side from there alone; raising one can pay for itself by selling
+  others (under a binding sector cap, say), which no single move sees, and the continuous optimum
+  that knows the choices rounds better than the one that does not. So the stage re-solves with
+  each such position held where the answer puts it (a floor at the minimum, or a cap of 0), and
+  then, on books of at most ``_FEW`` assets, with one of them at a time held the other way
+  (:func:`flipped`; the first ``_FLIPS`` nearest the other side), and keeps the lowest answer;
+- an asset none of whose candidates keeps its own limits, held below the minimum, is refused by
+  name, with the limits that each choice breaks (:func:`stuck_refusal`): an asset held below the
+  minimum that ``no_trade`` holds there, for one;
 - exact mode's program (:func:`min_position_rows`) gives each asset two binaries, long and short:
   ``m' y_long - M y_short <= w <= M y_long - m' y_short``, ``y_long + y_short <= 1`` (``w`` the
   position in ``V_ref`` units, ``m' = m / V_ref``, ``M`` a bound no position reaches), a
@@ -22,230 +29,129 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from finwiz.errors import ConstraintConflict, FinwizError, InfeasibleRebalanceError
-from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._limits import PositionCapTerm, PositionFloorTerm
-from finwiz.optimizer.describe._terms import Term
-from finwiz.optimizer.discrete._rounding import round_trades
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome
-from finwiz.optimizer.verify._compliance import (
-    breaches,
-    meets_minimum,
-    position_sized,
-    post_trade_state,
-)
+from finwiz.optimizer.verify._compliance import RELATIVE_TOLERANCE, breaches, post_trade_state
 
 if TYPE_CHECKING:
     import cvxpy as cp
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer.solve._lazy import cvxpy as cp
 
-__all__ = ["exact_or_named", "min_position_rows", "min_positions"]
+__all__ = ["Sized", "exact_or_named", "flipped", "min_position_rows", "named", "sized_options", "stuck_refusal"]
 
 T = TypeVar("T")
-Objective = Callable[[Model, np.ndarray], float]
-Solve = Callable[[Model], SolveOutcome]
-
-
-def min_positions(
-    model: Model,
-    shares: np.ndarray,
-    objective: Objective,
-    solve: Solve | None = None,
-    fallback: np.ndarray | None = None,
-) -> np.ndarray:
-    """``shares`` with every post-trade position zero or at least ``min_position_value`` (see the
-    module); with ``solve``, also the answer solved and rounded again with each small position's
-    choice as a limit, the lower kept; ``fallback`` (an answer that keeps the rule) when lower."""
-    data = model.data
-    if data.min_position_value <= 0:
-        return shares
-    shares = _sized_trades(model, shares)
-    if position_sized(data, data.shares + shares).all():
-        return shares
-    answers: list[np.ndarray] = []
-    refusal: InfeasibleRebalanceError | None = None
-    try:
-        answers.append(_settled(model, shares, objective))
-    except InfeasibleRebalanceError as exc:
-        refusal = exc
-    if solve is not None and not model.user_terms:
-        answers += _resolved(model, shares, objective, solve)
-    # A fallback that keeps every limit and the lots (exact mode's may miss one by solver noise).
-    sized = fallback is not None and bool(position_sized(data, data.shares + fallback).all())
-    if fallback is not None and sized and not breaches(data, fallback, model.checked_groups, lots=True):
-        answers.append(fallback)
-    if not answers:
-        assert refusal is not None
-        raise refusal
-    values = [objective(model, a) for a in answers]
-    return answers[int(np.argmin(values))]
-
-
-def _settled(model: Model, shares: np.ndarray, objective: Objective) -> np.ndarray:
-    """Each small position settled alone, smallest first (raises when one cannot be)."""
-    data = model.data
-    shares = np.array(shares, dtype=float)
-    after = data.shares + shares
-    small = np.flatnonzero(~position_sized(data, after))
-    for i in small[np.argsort(np.abs(after[small] * data.prices[small]), kind="stable")]:
-        shares = _settle(model, shares, int(i), objective)
-    return shares
-
-
-def _resolved(model: Model, shares: np.ndarray, objective: Objective, solve: Solve) -> list[np.ndarray]:
-    """The continuous solve and the rounding again with each small long position held where a
-    choice puts it (zero: a cap of 0; the minimum: a floor): each one's own better choice, every
-    one up, every one out, and on small books each one's own choice flipped (the first ``_FLIPS``: a position
-    raised can pay for itself by selling others, which no single move sees); a position the new
-    answer leaves small is settled alone. The answers that keep the rule."""
-    data = model.data
-    after = data.shares + shares
-    small = np.flatnonzero(~position_sized(data, after) & (after > 0))
-    if not small.size:
-        return []
-    value = post_trade_state(data, shares).value_after
-    floored = np.zeros(data.n, bool) if data.position_floor is None else data.position_floor > 0
-    own = np.array([floored[i] or _prefers_up(model, shares, int(i), objective) for i in small])
-    patterns = [own, np.ones_like(own), np.zeros_like(own)]
-    for k in range(min(len(small), _FLIPS) if data.n <= _FEW else 0):
-        flipped = own.copy()
-        flipped[k] = not flipped[k]
-        patterns.append(flipped)
-    floor = data.min_position_value / value * (1 + _MARGIN)
-    found: list[np.ndarray] = []
-    seen: set[bytes] = set()
-    for up in patterns:
-        up = up | floored[small]
-        if up.tobytes() in seen:
-            continue
-        seen.add(up.tobytes())
-        answer = _held_where(model, small, up, floor, solve)
-        for _ in range(_ROUNDS):  # the positions the new answer leaves small: each its own choice too
-            if answer is None:
-                break
-            rest = data.shares + answer
-            more = np.flatnonzero(~position_sized(data, rest) & (rest > 0))
-            if not more.size:
-                break
-            grown = np.concatenate([small, more])
-            wants = [floored[i] or _prefers_up(model, answer, int(i), objective) for i in more]
-            answer = _held_where(model, grown, np.concatenate([up, wants]), floor, solve)
-        if answer is None:
-            continue
-        try:
-            found.append(_settled(model, answer, objective))
-        except InfeasibleRebalanceError:
-            continue
-    return found
-
-
-def _prefers_up(model: Model, shares: np.ndarray, i: int, objective: Objective) -> bool:
-    up, out = shares.copy(), shares.copy()
-    up[i] = _up(model.data, shares, i)
-    out[i] = -model.data.shares[i]
-    return objective(model, up) < objective(model, out)
-
-
-def _held_where(model: Model, small: np.ndarray, up: np.ndarray, floor: float, solve: Solve) -> np.ndarray | None:
-    """The continuous solve and the rounding with ``small[up]`` held at or above ``floor`` (a
-    weight) and the others at zero; None when either fails."""
-    data = model.data
-    caps = np.full(data.n, np.inf) if data.position_cap is None else data.position_cap.copy()
-    floors = np.zeros(data.n) if data.position_floor is None else data.position_floor.copy()
-    floors[small[up]] = np.maximum(floors[small[up]], floor)
-    caps[small[~up]] = 0.0
-    held = dataclasses.replace(data, position_cap=caps, position_floor=floors)
-    terms = [*model.terms, *(t for t in (PositionCapTerm(), PositionFloorTerm()) if not _has(model, t))]
-    variant = Model.of([t for t in terms if t.applies(held)], held)
-    try:
-        outcome = solve(variant)
-        return np.asarray(round_trades(variant, outcome.buy, outcome.sell, duals=outcome.duals).shares)
-    except (FinwizError, ProvenInfeasibleError):
-        return None
-
-
-def _has(model: Model, term: Term) -> bool:
-    return any(type(t) is type(term) for t in model.terms)
-
-
-_FLIPS = 6
-_CENT = 0.01
-_FEW = 60  # assets: more, and each flip's solve and rounding cost more than they find (0.7 s at 150)
-_ROUNDS = 2
+_EPS = 1e-9  # relative: a position this close to a whole number of lots above the minimum is there
+_FLIPS = 6  # small positions re-solved the other way at most (each a continuous solve and a rounding)
+_FEW = 60  # assets: on more, no flips (at 150, seven re-solves and roundings took 6.9 s of 7.0)
 _MARGIN = 1e-4  # a floor this much above the minimum: costs change the post-trade value a little
 
 
-def _settle(model: Model, shares: np.ndarray, i: int, objective: Objective) -> np.ndarray:
-    """Asset ``i``'s position to zero or up to the minimum, the lower objective of the two that
-    keep every limit; neither does: refused."""
+@dataclass(frozen=True)
+class Sized:
+    """The rule as each asset's allowed set: which trades leave its position zero or worth at least
+    the minimum (as :func:`~finwiz.optimizer.verify._compliance.position_sized` checks the answer)."""
+
+    held: np.ndarray  # shares
+    prices: np.ndarray
+    minimum: float  # currency
+
+    @classmethod
+    def of(cls, data: ProblemData) -> Sized | None:
+        """The rule of ``data``; None without a minimum."""
+        return cls(data.shares, data.prices, data.min_position_value) if data.min_position_value > 0 else None
+
+    def ok(self, owner: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """Which trades (``shares`` of asset ``owner``) keep the rule."""
+        value = np.abs((self.held[owner] + shares) * self.prices[owner])
+        return np.asarray((value <= NOISE_VALUE * 1e-6) | (value >= self.minimum * (1 - RELATIVE_TOLERANCE)))
+
+
+def sized_options(data: ProblemData) -> list[np.ndarray]:
+    """Each asset's two trades the rule may need: its position closed, and raised to the minimum on
+    the side it ends on in whole lots, at least the minimum trade size (no trade where it is there
+    already). None without a minimum."""
+    if data.min_position_value <= 0:
+        return []
+    held, lot, price = data.shares, data.lot, data.prices
+    side = data.side  # the side each position ends on (long-only: long)
+    steps = np.maximum(np.ceil((data.min_position_value / price - side * held) / lot - _EPS), 0.0)
+    smallest = np.ceil(data.min_trade_value / (lot * price) - _EPS)
+    steps = np.where(steps > 0, np.maximum(steps, smallest), 0.0)
+    return [-held, side * steps * lot]
+
+
+def flipped(model: Model, trades: np.ndarray, shares: np.ndarray) -> list[Model]:
+    """The variants to re-solve (see the module): the long positions the continuous ``trades``
+    (V_ref units) leave strictly between 0 and the minimum held where the whole-share answer
+    ``shares`` puts them (floored at the minimum, or capped at 0), then the same with one of them
+    held the other way, the nearest to the other side first (the cheapest flips by the continuous model)."""
     data = model.data
-    best: tuple[float, np.ndarray] | None = None
+    if data.min_position_value <= 0:
+        return []
+    least = data.min_position_value / data.ref_value
+    weight = data.x0 + trades
+    small = np.flatnonzero((weight * data.ref_value > NOISE_VALUE) & (weight < least))
+    if not small.size:
+        return []
+    closed = data.shares[small] + shares[small] == 0
+    distance = np.where(closed, least - weight[small], weight[small])
+    floor = data.min_position_value / post_trade_state(data, shares).value_after * (1 + _MARGIN)
+    terms = [*model.terms, *(t for t in (PositionCapTerm(), PositionFloorTerm()) if not _has(model, t))]
+    variants = []
+    # Every one where the answer has it, then each one alone the other way (the others free).
+    flips = np.argsort(distance, kind="stable")[: _FLIPS if data.n <= _FEW else 0]
+    patterns = [(small, closed)] + [(small[[k]], ~closed[[k]]) for k in flips]
+    for assets, out in patterns:
+        caps = np.full(data.n, np.inf) if data.position_cap is None else data.position_cap.copy()
+        floors = np.zeros(data.n) if data.position_floor is None else data.position_floor.copy()
+        floors[assets[~out]] = np.maximum(floors[assets[~out]], floor)
+        caps[assets[out]] = 0.0
+        held = dataclasses.replace(data, position_cap=caps, position_floor=floors)
+        variants.append(Model.of([t for t in terms if t.applies(held)], held))
+    return variants
+
+
+def _has(model: Model, term: Any) -> bool:
+    return any(type(t) is type(term) for t in model.terms)
+
+
+def stuck_refusal(model: Model, stuck: np.ndarray) -> InfeasibleRebalanceError | None:
+    """The refusal for assets with no candidate that keeps their own limits (``stuck``, a mask)
+    whose untraded position is below the minimum; None when there is none."""
+    data = model.data
+    rule = Sized.of(data)
+    if rule is None:
+        return None
+    below = np.flatnonzero(stuck & ~rule.ok(np.arange(data.n), np.zeros(data.n)))
+    if not below.size:
+        return None
+    i = int(below[0])
     broken: list[str] = []
-    for trade in (-data.shares[i], _up(data, shares, i)):
-        trial = shares.copy()
-        trial[i] = trade
-        names = breaches(data, trial, model.checked_groups, np.array([i]))  # i's trade the only one changed
-        if names:
-            broken += names
-            continue
-        value = objective(model, trial)
-        if best is None or value < best[0]:
-            best = (value, trial)
-    if best is None:
-        raise _refusal(data, shares, i, broken)
-    return best[1]
+    for trade in sized_options(data):
+        trial = np.zeros(data.n)
+        trial[i] = trade[i]
+        broken += breaches(data, trial, model.checked_groups, np.array([i]))
+    return _refusal(data, i, broken)
 
 
-def _up(data: ProblemData, shares: np.ndarray, i: int) -> float:
-    """Asset ``i``'s trade with its position raised (in absolute value) to the minimum in whole
-    lots, and further when that trade would be under the minimum trade size."""
-    after = data.shares[i] + shares[i]
-    side = 1.0 if after >= 0 else -1.0
-    lot = float(data.lot[i])
-    least = data.min_position_value / data.prices[i]
-    steps = np.ceil((least - abs(after)) / lot - 1e-9)
-    while abs(after) + steps * lot < least * (1 - 1e-12):
-        steps += 1
-    trade = shares[i] + side * steps * lot
-    while not meets_minimum(data, np.array([trade * data.prices[i]]))[0]:
-        trade += side * lot
-    return float(trade)
-
-
-def _sized_trades(model: Model, shares: np.ndarray) -> np.ndarray:
-    """A trade a hair short of the minimum trade size (under a cent) made the few lots larger that
-    reach it, where the limits allow: exact mode's fractional counts, rounded to a millionth of a
-    share, fall 4e-5 in currency short of it, and with the semi-continuous positions its polish
-    kept them there."""
-    data = model.data
-    values = shares * data.prices
-    short = ~meets_minimum(data, values) & (np.abs(values) >= data.min_trade_value - _CENT) & (shares != 0)
-    for i in np.flatnonzero(short):
-        trial = shares.copy()
-        lot_value = data.lot[i] * data.prices[i]
-        steps = np.ceil((data.min_trade_value - abs(values[i])) / lot_value) + 1
-        trial[i] += np.sign(shares[i]) * steps * data.lot[i]
-        if not breaches(data, trial, model.checked_groups, np.array([i])):
-            shares = trial
-    return shares
-
-
-def _refusal(data: ProblemData, shares: np.ndarray, i: int, broken: list[str]) -> InfeasibleRebalanceError:
+def _refusal(data: ProblemData, i: int, broken: list[str]) -> InfeasibleRebalanceError:
     symbol = data.symbols[i]
-    value = abs(float((data.shares[i] + shares[i]) * data.prices[i]))
+    value = abs(float(data.shares[i] * data.prices[i]))
     give = data.min_position_value - value
     conflicts = [
         ConstraintConflict(
             "min_position_value",
             give / data.value,
-            f"{symbol} would end at {value:,.2f}; neither selling it out nor raising it to the minimum "
-            "keeps the other limits",
+            f"{symbol} is held at {value:,.2f}; neither selling it out nor raising it to the minimum "
+            "keeps its own limits",
             member=symbol,
             dollars=give,
         )
@@ -265,7 +171,9 @@ def min_position_rows(data: ProblemData, weights: Any) -> list[Any]:
     if data.min_position_value <= 0:
         return []
     n = data.n
-    least = data.min_position_value / data.ref_value
+    # Backed off as every row of the program (the solver's tolerance; a fractional count rounded
+    # to a millionth of a share ended 7.5e-5 in currency below the minimum).
+    least = data.min_position_value / data.ref_value + data.backoff
     most = np.abs(data.x0) + 2.0 + (abs(data.cash_flow) + data.value) / data.ref_value  # no position reaches it
     long = cp.Variable(n, boolean=True, name="held_long")
     short = cp.Variable(n, boolean=True, name="held_short")
@@ -277,21 +185,28 @@ def min_position_rows(data: ProblemData, weights: Any) -> list[Any]:
 
 
 def exact_or_named(model: Model, time_limit: float, solve_exact: Callable[..., T]) -> T:
-    """Exact mode's program on ``model``; when it proves no whole-share trades keep every limit,
-    the program once more without ``min_position_value``: when that one has trades, the minimum
-    is what makes the request infeasible, and the refusal names it."""
+    """Exact mode's program on ``model``; a refusal the minimum causes names it (:func:`named`)."""
     try:
         return solve_exact(model, time_limit=time_limit)
     except InfeasibleRebalanceError as exc:
-        data = model.data
-        if data.min_position_value <= 0:
-            raise
-        try:
-            solve_exact(model.with_data(dataclasses.replace(data, min_position_value=0.0)), time_limit=time_limit)
-        except FinwizError:
-            raise exc from None
-        raise InfeasibleRebalanceError(
-            [ConstraintConflict("min_position_value", 0.0, "whole-share trades keep every other limit")],
-            f"exact mode: no whole-share trades keep every position at zero or at "
-            f"min_position_value={data.min_position_value:,.2f}",
-        ) from exc
+        raise named(model, exc, lambda m: solve_exact(m, time_limit=time_limit), "exact mode: ")  # noqa: B904 (exc itself, or caused by it)
+
+
+def named(
+    model: Model, error: InfeasibleRebalanceError, attempt: Callable[[Model], object], mode: str = ""
+) -> InfeasibleRebalanceError:
+    """``error`` (no whole-share trades keep every limit of ``model``), or, when ``attempt`` finds
+    trades for the same request without ``min_position_value``, a refusal naming the minimum as
+    the cause (the continuous model does not know it, so blaming the share grid would be wrong)."""
+    data = model.data
+    if data.min_position_value <= 0 or "min_position_value" in error.constraint_names:
+        return error
+    try:
+        attempt(model.with_data(dataclasses.replace(data, min_position_value=0.0)))
+    except FinwizError:
+        return error
+    return InfeasibleRebalanceError(
+        [ConstraintConflict("min_position_value", 0.0, "whole-share trades keep every other limit")],
+        f"{mode}no whole-share trades keep every position at zero or at "
+        f"min_position_value={data.min_position_value:,.2f} (without it, trades keep every other limit)",
+    )

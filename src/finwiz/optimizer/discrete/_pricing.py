@@ -183,7 +183,7 @@ class Pieces:
 
     @classmethod
     def of(cls, model: Model) -> Pieces:
-        separable = _Separable.of([g.linear() for g in model.groups if g.separable], model.data.n)
+        separable = _Separable.of_model(model)  # the minimum position value in each asset's allowed set
         return cls(model, _coupled_rows(model), separable, _Pricer(model, model.stacked(continuous=False), None))
 
 

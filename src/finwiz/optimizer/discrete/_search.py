@@ -357,4 +357,5 @@ def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
         np.vstack([separable.offset, zero]),
         np.vstack([separable.lower, lower]),
         np.vstack([separable.upper, upper]),
+        separable.sized,
     )

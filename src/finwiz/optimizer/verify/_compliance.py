@@ -189,12 +189,14 @@ def breaches(
     lots: bool = False,
 ) -> list[str]:
     """The limits share trades ``shares`` break: every group's (``Model.checked_groups``), the
-    minimum trade size of ``assets``' trades (default: every asset's) and, with ``lots``, the
+    minimum trade size and ``min_position_value`` of ``assets`` (default: every asset) and, with ``lots``, the
     lot rule (:func:`on_lots`). Empty: they keep them all."""
     state = post_trade_state(data, shares)
     names = [c.constraint for c in compliance_checks(data, state, groups) if not c.satisfied]
     at = np.arange(data.n) if assets is None else assets
     names += [f"min_trade_size[{data.symbols[i]}]" for i in at[~meets_minimum(data, state.trade_values[at])]]
+    if data.min_position_value > 0:
+        names += [f"min_position_value[{data.symbols[i]}]" for i in at[~position_sized(data, data.shares + shares)[at]]]
     if lots:
         names += [f"lots[{data.symbols[i]}]" for i in np.flatnonzero(~on_lots(data, shares))]
     return names
