@@ -37,7 +37,7 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import smallest
+from finwiz.optimizer.discrete._neighbourhood import kept_by_rows, smallest
 
 __all__ = ["MOVE_KINDS", "AllBest", "Chain", "Exchange", "FittingHalving", "FittingSingle", "Halving", "Pair", "Tally"]
 
@@ -223,17 +223,16 @@ class Pair(_Searching):
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
         total = gain[tries][:, None] + gain[None, :] + now.search.pricer.cross(now.point.z, moves, tries)
         self.tally.work += total.size
-        total[owner[tries][:, None] == owner[None, :]] = np.inf
-        # Only rows some pair can reach matter (the others hold whatever two moves do).
-        reach = 2.0 * np.abs(delta).max(axis=1, initial=0.0)
-        for r in np.flatnonzero(np.minimum(high, -low) <= reach + _CHECK):  # row by row: small arrays
-            pair = delta[r, tries][:, None] + delta[r][None, :]
-            total[(pair < low[r] - _CHECK) | (pair > high[r] + _CHECK)] = np.inf
         flat, width = total.ravel(), total.shape[1]
-        threshold = self.threshold(now)
-        for k in smallest(flat, settings.checks):
-            if flat[k] < threshold:
-                yield _Proposal(moves, np.array([tries[k // width], k % width]))
+        # The improving pairs of two assets only, then those that keep the rows some pair can
+        # reach (the others hold whatever two moves do).
+        improving = np.flatnonzero(flat < self.threshold(now))
+        first, second = tries[improving // width], improving % width
+        apart = owner[first] != owner[second]
+        improving, first, second = improving[apart], first[apart], second[apart]
+        improving = improving[kept_by_rows(delta, low, high, (first, second))]
+        for k in improving[smallest(flat[improving], settings.checks)]:
+            yield _Proposal(moves, np.array([tries[k // width], k % width]))
 
     def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
         accepted = super().apply(now, proposal)

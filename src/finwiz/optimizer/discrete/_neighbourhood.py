@@ -31,6 +31,7 @@ __all__ = [
     "TRIPLE_MOVES",
     "Neighbourhood",
     "best_combination",
+    "kept_by_rows",
     "matched_steps",
     "options_near",
 ]
@@ -159,21 +160,37 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _
     )
     delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
-    low, high = rows.lower - values, rows.upper - values
-    reach = 3.0 * np.abs(delta).max(axis=1, initial=0.0)
-    for r in np.flatnonzero(np.minimum(high, -low) <= reach + _CHECK):
-        d = delta[r]
-        triple = d[:, None, None] + d[None, :, None] + d[None, None, :]
-        total[(triple < low[r] - _CHECK) | (triple > high[r] + _CHECK)] = np.inf
     flat = total.ravel()
-    for k in smallest(flat, 6):
-        if not flat[k] < -gain:
-            return None
+    improving = np.flatnonzero(flat < -gain)  # the rows checked on these only (a few percent)
+    members = np.unravel_index(improving, total.shape)
+    improving = improving[kept_by_rows(delta, rows.lower - values, rows.upper - values, members)]
+    for k in improving[smallest(flat[improving], 6)]:
         chosen = np.array(np.unravel_index(k, total.shape))
         after = search.apply(point, moves, chosen)
         if after is not None and after.value < point.value - gain:
             return after
     return None
+
+
+def kept_by_rows(delta: np.ndarray, low: np.ndarray, high: np.ndarray, members: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Which sets of moves (the ``k``-th is the moves ``members[0][k]``, ``members[1][k]``, ...,
+    columns of ``delta``, each move's change of the rows) keep every row (``low``, ``high``: its
+    room either way): indices into ``members``. Only rows that that many moves can reach are
+    checked, the least room first, each on the sets the rows before it kept (checked on every
+    pair or triple at once, row by row, the masks took most of an exchange's time: 1.8 s of
+    seed 18's search)."""
+    reach = len(members) * np.abs(delta).max(axis=1, initial=0.0)
+    room = np.minimum(high, -low)
+    near = np.flatnonzero(room <= reach + _CHECK)
+    alive = np.arange(len(members[0]) if members else 0)
+    for r in near[np.argsort(room[near] - reach[near], kind="stable")]:
+        if alive.size == 0:
+            break
+        change = delta[r, members[0][alive]]
+        for other in members[1:]:
+            change = change + delta[r, other[alive]]
+        alive = alive[(change >= low[r] - _CHECK) & (change <= high[r] + _CHECK)]
+    return alive
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:
