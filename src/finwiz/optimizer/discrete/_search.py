@@ -81,10 +81,17 @@ class SearchOutcome:
 
 
 def exchange_search(
-    model: Model, shares: np.ndarray, bound: float | None, time_limit: float, pieces: Pieces | None = None
+    model: Model,
+    shares: np.ndarray,
+    bound: float | None,
+    time_limit: float,
+    pieces: Pieces | None = None,
+    searched: dict[bytes, np.ndarray] | None = None,
 ) -> SearchOutcome:
     """``shares`` improved by single moves, two-asset exchanges, dropped trades and combinations
-    of a few assets' trades until none improves (see the module); ``pieces``: the model's, if built."""
+    of a few assets' trades until none improves (see the module); ``pieces``: the model's, if built.
+    ``searched``: where earlier searches of the same model went from the points they passed
+    (read and added to): a search that reaches one of them ends where that search ended."""
     data = model.data
     if data.fractional or data.lots is not None or not coarse(model):
         return SearchOutcome(shares, 0, False)
@@ -97,25 +104,15 @@ def exchange_search(
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
-    point = local.descend(point, local.separable)
-    # Combinations and triples on few assets only: at 431 names ($50k, risk-aware) their windows
-    # took the budget the kicks had used well (objective 6.5 % higher).
-    few = data.n <= _FEW
-    while not local.tick():
-        kicked = local.combine(point) if few else None
-        if kicked is None and few:
-            kicked = local.triple(point)
-        if kicked is None:
-            kicked = local.kick(point)
-        if kicked is None:
-            break
-        point = kicked
+    point, passed = local.run(local.descend(point, local.separable), {} if searched is None else searched)
     late = local.stopped  # a search that ended because nothing improved is not reported stopped
     if late:
         budget = f"its count of work, or {time_limit:g} s CPU"
         note(f"whole-share search stopped at its budget ({budget}) after {local.tally.moves} moves")
     if not local.keeps(point) or not achieved(model, point.shares) < achieved(model, shares):
         return SearchOutcome(shares, 0, late)  # never an answer breaking a limit
+    if searched is not None and not late:
+        searched.update(dict.fromkeys(passed, point.shares))
     if local.tally.moves and not late:
         tally = local.tally
         note(
@@ -179,6 +176,29 @@ class _Local:
             self.clocked = self.tally.work
             self.stopped = time.thread_time() > self.deadline
         return self.stopped
+
+    def run(self, point: _Point, searched: dict[bytes, np.ndarray]) -> tuple[_Point, list[bytes]]:
+        """From ``point`` (descended): combinations and triples (few assets only), then kicks,
+        until none improves or the budget is spent, or a point an earlier search passed
+        (``searched``) is reached: then where that search ended. The point and the points
+        passed (as keys of ``searched``)."""
+        # Combinations and triples on few assets only: at 431 names ($50k, risk-aware) their windows
+        # took the budget the kicks had used well (objective 6.5 % higher).
+        few = self.search.data.n <= _FEW
+        passed: list[bytes] = []
+        while (key := point.shares.tobytes()) not in searched and not self.tick():
+            passed.append(key)
+            kicked = self.combine(point) if few else None
+            if kicked is None and few:
+                kicked = self.triple(point)
+            if kicked is None:
+                kicked = self.kick(point)
+            if kicked is None:
+                return point, passed
+            point = kicked
+        if key in searched:
+            return self.search.at(searched[key]), passed
+        return point, passed
 
     def charge(self, candidates: int) -> None:
         """Count ``candidates`` priced (moves, pairs, combinations, triples): the work."""

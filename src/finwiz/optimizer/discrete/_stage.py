@@ -137,15 +137,17 @@ def _flips(
     """``min_position_value``: the small positions held where the answer has them, or one the other
     way (``_min_position.flipped``), re-solved, rounded and searched like the first answer; the
     lowest kept. (Searched all: the lowest before the search was not the lowest after it on 2 of 7
-    12-asset accounts of benchmarks/test_bench_min_position.py.)"""
+    12-asset accounts of benchmarks/test_bench_min_position.py.) A search that reaches a point
+    an earlier one passed ends where that one ended (``exchange_search``'s ``searched``)."""
     starts: dict[bytes, np.ndarray] = {}
     for variant in flipped(model, outcome.trades, found.shares):
         alternative = _rounded(variant, variant, solve, time_limit, True)
         if alternative is not None:
             shares = polish(model, alternative.shares, pieces=pieces)
             starts.setdefault(shares.tobytes(), shares)
+    seen = {} if found.timed_out else {found.shares.tobytes(): found.shares}
     for shares in starts.values():
-        searched = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit), pieces)
+        searched = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit), pieces, seen)
         if _improves(model, searched.shares, found.shares):
             note("min_position_value: small positions held where a re-solve put them won")
             found = searched
