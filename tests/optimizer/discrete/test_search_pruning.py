@@ -1,0 +1,134 @@
+"""What the whole-share search leaves out to be cheaper, held to what it would have found: the rows
+checked on the improving exchanges only (``kept_by_rows``) keep exactly the sets a mask over every
+set keeps; the cross terms of a few moves (dense) are the objective's own second differences
+(priced by ``reference.py``, not finwiz's code); a search that reaches a point an earlier search
+passed ends where that search ended, without searching again; a kick that breaks a coupled row
+is not descended from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from finwiz import RebalancingEngine, rebalance
+from finwiz.optimizer._engine import _applicable, _with_constraints
+from finwiz.optimizer.describe._data import build_problem_data
+from finwiz.optimizer.discrete import _search
+from finwiz.optimizer.discrete._candidates import _lot_moves
+from finwiz.optimizer.discrete._descent import _Search
+from finwiz.optimizer.discrete._neighbourhood import kept_by_rows
+from finwiz.optimizer.discrete._pricing import Pieces
+from finwiz.optimizer.solve._assembler import Model
+from tests.optimizer.discrete.reference import config_of, generate, objective
+
+_CHECK = 1e-9  # the rows' tolerance (``_candidates._CHECK``), as the masks used it
+
+
+def _model(seed: int) -> tuple[Model, Pieces, Any]:
+    inst = generate(seed)
+    config, prices = config_of(inst)
+    data = build_problem_data(config, prices)
+    terms = RebalancingEngine().strategies[inst.method].terms(data)
+    model = Model.of(_applicable(_with_constraints(terms), data), data)
+    return model, Pieces.of(model), inst
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_rows_checked_on_the_sets_keep_what_a_mask_over_every_set_keeps(size: int) -> None:
+    rng = np.random.default_rng(size)
+    rows, m = 7, 14
+    delta = rng.normal(size=(rows, m))
+    low, high = -rng.uniform(0.0, 2.5, rows), rng.uniform(0.0, 2.5, rows)
+    low[0], high[1] = -50.0, 50.0  # rows no set reaches on one side
+    grid = np.indices((m,) * size).reshape(size, -1)
+    # Every set at once, row by row (the masks the search used before).
+    change = sum(delta[:, g] for g in grid)
+    mask = np.all((change >= low[:, None] - _CHECK) & (change <= high[:, None] + _CHECK), axis=0)
+    subset = np.flatnonzero(rng.uniform(size=grid.shape[1]) < 0.6)  # the improving sets, say
+    kept = subset[kept_by_rows(delta, low, high, tuple(g[subset] for g in grid))]
+    assert 0 < len(kept) < len(subset)
+    assert np.array_equal(kept, subset[mask[subset]])
+
+
+@pytest.mark.parametrize("seed", [4, 9])
+def test_cross_terms_of_a_few_moves_are_the_objectives_second_differences(seed: int) -> None:
+    model, pieces, inst = _model(seed)
+    data = model.data
+    shares = np.zeros(data.n)
+    moves = _lot_moves(data, shares, pieces.separable, None)
+    pick = np.flatnonzero(np.r_[True, moves.owner[1:] != moves.owner[:-1]])[:12]  # one move of each of 12 assets
+    assert len(moves.owner) > len(pick)
+    z = _Search(data, pieces.pricer, pieces.rows).at(shares).z
+    sub = type(moves)(moves.owner[pick], moves.shares[pick], moves.buy[pick], moves.sell[pick], moves.scalars[pick])
+    cross = pieces.pricer.cross(z, sub, np.arange(len(pick)))
+    order = [inst.symbols.index(s) for s in data.symbols]  # the reference's order of each of finwiz's assets
+
+    def priced(trades: np.ndarray) -> float:
+        in_order = np.zeros(inst.n)
+        in_order[order] = trades
+        return objective(inst, in_order)
+
+    base = priced(shares)
+    scale = abs(base)
+    for a in range(len(pick)):
+        for b in range(a + 1, len(pick)):
+            both, one, other = shares.copy(), shares.copy(), shares.copy()
+            both[sub.owner[[a, b]]] = sub.shares[[a, b]]
+            one[sub.owner[a]], other[sub.owner[b]] = sub.shares[a], sub.shares[b]
+            second = priced(both) - priced(one) - priced(other) + base
+            assert cross[a, b] == pytest.approx(second, abs=1e-9 * scale)
+
+
+def test_a_search_reaching_a_point_searched_before_ends_where_that_search_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, pieces, _ = _model(4)
+    start = np.zeros(model.data.n)  # keeps every limit of this account
+    searched: dict[bytes, np.ndarray] = {}
+    first = _search.exchange_search(model, start, None, 10.0, pieces, searched)
+    assert first.exchanges > 0
+    assert searched
+    assert all(np.array_equal(end, first.shares) for end in searched.values())
+    calls: list[str] = []
+    for name in ("combine", "triple", "kick"):
+        original = getattr(_search._Local, name)
+
+        def spy(self: Any, point: Any, _original: Any = original, _name: str = name) -> Any:
+            calls.append(_name)
+            return _original(self, point)
+
+        monkeypatch.setattr(_search._Local, name, spy)
+    again = _search.exchange_search(model, start, None, 10.0, pieces, searched)
+    assert np.array_equal(again.shares, first.shares)
+    assert calls == []  # its descent reached a point the first search passed: nothing searched again
+    fresh = _search.exchange_search(model, start, None, 10.0, pieces)
+    assert calls
+    assert np.array_equal(fresh.shares, first.shares)
+
+
+def test_a_kick_breaking_a_coupled_row_is_not_descended_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts: list[bool] = []
+    descend = _search._Local.descend
+
+    def spy(self: Any, point: Any, separable: Any, steepest: bool = False, rounds: int = 10**9) -> Any:
+        if steepest:  # a kick's descent
+            starts.append(self.search.rows.holds(self.search.rows.values(point.z)))
+        return descend(self, point, separable, steepest, rounds)
+
+    monkeypatch.setattr(_search._Local, "descend", spy)
+    trials: list[int] = []
+    kick = _search._Local.kick
+
+    def count(self: Any, point: Any) -> Any:
+        out = kick(self, point)
+        trials.append(self.trials)
+        return out
+
+    monkeypatch.setattr(_search._Local, "kick", count)
+    config, prices = config_of(generate(6))  # kicks there break the cash or a sector row
+    rebalance(config, prices)
+    assert trials  # some kicks were left out:
+    assert max(trials) > len(starts) > 0  # one search: its kicks tried, more than it descended from
+    assert all(starts)
