@@ -37,7 +37,7 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import kept_by_rows, smallest
+from finwiz.optimizer.discrete._neighbourhood import cross_apart, kept_by_rows, smallest
 
 __all__ = ["MOVE_KINDS", "AllBest", "Chain", "Exchange", "FittingHalving", "FittingSingle", "Halving", "Pair", "Tally"]
 
@@ -221,7 +221,7 @@ class Pair(_Searching):
         basic = np.arange(self.tally.basic) if self.tally.basic <= settings.all_pairs else np.arange(0)
         best = np.argsort(gain, kind="stable")[: settings.pair_moves]
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
-        total = gain[tries][:, None] + gain[None, :] + now.search.pricer.cross(now.point.z, moves, tries)
+        total = gain[tries][:, None] + gain[None, :] + cross_apart(now.search.pricer, now.point.z, moves, tries)
         self.tally.work += total.size
         flat, width = total.ravel(), total.shape[1]
         # The improving pairs of two assets only, then those that keep the rows some pair can

@@ -19,7 +19,6 @@ from finwiz.optimizer.describe._model import SCALARS, Affine, column
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
-_DENSE_MOVES = 96  # moves whose cross terms are taken dense (a neighbourhood's, a triple's 80)
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
 
 
@@ -40,14 +39,12 @@ class _Pricer:
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
         if squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
             dense = self.s.toarray()
-            self.dense: np.ndarray | None = dense  # the cross terms of a few moves, without sparse products
             # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
             # numpy's slow loop (7 ms at 431 assets, against 0.07).
             buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], np.ascontiguousarray(dense[:, 2 * n :])
             self.col_norm = np.einsum("ij,ij->j", dense, dense)
             self.g_bs = np.einsum("ij,ij->j", buy, sell)
         else:
-            self.dense = None
             buy_cols, sell_cols = self.s[:, :n], self.s[:, n : 2 * n]
             self.col_norm = np.asarray(self.s.multiply(self.s).sum(axis=0)).ravel()
             self.g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
@@ -81,10 +78,6 @@ class _Pricer:
         n, owner = self.n, moves.owner
         d_buy, d_sell, d_x = moves.change(self.data, z)
         m = len(owner)
-        if self.dense is not None and m <= _DENSE_MOVES:  # a window's few moves: scipy's overheads were most of it
-            dense = self.dense
-            change_d = dense[:, owner] * d_buy + dense[:, n + owner] * d_sell + dense[:, 2 * n :] @ d_x.T
-            return np.asarray(2.0 * (change_d[:, tries].T @ change_d))
         rows = np.concatenate([owner, n + owner, np.repeat(2 * n + np.arange(SCALARS)[None, :], m, axis=0).ravel()])
         cols = np.concatenate([np.arange(m), np.arange(m), np.repeat(np.arange(m), SCALARS)])
         vals = np.concatenate([d_buy, d_sell, d_x.ravel()])
