@@ -1,9 +1,10 @@
 """What the whole-share search leaves out to be cheaper, held to what it would have found: the rows
 checked on the improving exchanges only (``kept_by_rows``) keep exactly the sets a mask over every
-set keeps; the cross terms of a few moves (dense) are the objective's own second differences
-(priced by ``reference.py``, not finwiz's code); a search that reaches a point an earlier search
-passed ends where that search ended, without searching again; a kick that breaks a coupled row
-is not descended from."""
+set keeps; the cross terms of two assets' moves from their shared rows (``cross_apart``) are the
+objective's own second differences (priced by ``reference.py``, not finwiz's code); the bound that
+leaves a window out (``can_gain``) is never above the best set's change (every set enumerated); a
+search that reaches a point an earlier search passed ends where that search ended, without
+searching again; a kick that breaks a coupled row is not descended from."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete import _search
 from finwiz.optimizer.discrete._candidates import _lot_moves
 from finwiz.optimizer.discrete._descent import _Search
-from finwiz.optimizer.discrete._neighbourhood import kept_by_rows
+from finwiz.optimizer.discrete._neighbourhood import can_gain, cross_apart, kept_by_rows
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.reference import config_of, generate, objective
@@ -62,7 +63,7 @@ def test_cross_terms_of_a_few_moves_are_the_objectives_second_differences(seed: 
     assert len(moves.owner) > len(pick)
     z = _Search(data, pieces.pricer, pieces.rows).at(shares).z
     sub = type(moves)(moves.owner[pick], moves.shares[pick], moves.buy[pick], moves.sell[pick], moves.scalars[pick])
-    cross = pieces.pricer.cross(z, sub, np.arange(len(pick)))
+    cross = cross_apart(pieces.pricer, z, sub, np.arange(len(pick)))
     order = [inst.symbols.index(s) for s in data.symbols]  # the reference's order of each of finwiz's assets
 
     def priced(trades: np.ndarray) -> float:
@@ -79,6 +80,25 @@ def test_cross_terms_of_a_few_moves_are_the_objectives_second_differences(seed: 
             one[sub.owner[a]], other[sub.owner[b]] = sub.shares[a], sub.shares[b]
             second = priced(both) - priced(one) - priced(other) + base
             assert cross[a, b] == pytest.approx(second, abs=1e-9 * scale)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bound_that_leaves_a_window_out_is_below_every_sets_change(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    assets, options, rows = 4, 3, 2
+    owner = np.repeat(np.arange(assets), options)
+    own = rng.normal(0.2, 1.0, assets * options)
+    shared = rng.normal(size=(rows, assets * options))
+    best = 0.0  # no move at all
+    for choice in np.indices((options + 1,) * assets).reshape(assets, -1).T:  # option or stay, per asset
+        moves = np.flatnonzero(np.repeat(choice, options) == np.tile(np.arange(1, options + 1), assets))
+        u = shared[:, moves].sum(axis=1)
+        change = own[moves].sum() + 2 * sum(shared[:, a] @ shared[:, b] for a in moves for b in moves if a < b)
+        assert change == pytest.approx(own[moves].sum() + u @ u - (shared[:, moves] ** 2).sum())
+        best = min(best, change)
+    assert best < 0  # some set gains: the bound must say so
+    assert can_gain(own, shared, owner, -best * (1 - 1e-9))
+    assert not can_gain(own, shared, owner, -best + (shared**2).sum() + np.abs(own).sum())
 
 
 def test_a_search_reaching_a_point_searched_before_ends_where_that_search_ended(
