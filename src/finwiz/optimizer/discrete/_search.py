@@ -34,6 +34,16 @@ search. Measured on 37
 generated 15-40-name accounts (benchmarks/test_bench_small.py): within 0.5 % of SCIP's optimum
 in 57 % before, 89 % with pairs and kicks, 95 % with the combinations and triples (the worst,
 4.3 %, against an answer SCIP did not prove in 20 s).
+
+What it leaves out, each measured to change no answer of those 37 accounts nor of the 7
+``min_position_value`` ones of benchmarks/test_bench_min_position.py: exchanges and combinations
+check the rows on the improving sets only (``kept_by_rows``) and price their cross terms from the
+squared rows two assets share (``cross_apart``); a window or a triple none of whose sets can gain
+(``can_gain``: the shared rows' square makes ``sum own + ||sum u||^2 - sum ||u||^2``) is not
+enumerated; a kick that breaks a coupled row is not descended from, and a kicked descent not below
+the point within ``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of
+the same model passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. CPU of
+the 37 (median, same process, loaded machine): 180 -> 106 ms; of the 7: 0.43 -> 0.32 s.
 """
 
 from __future__ import annotations
