@@ -705,3 +705,18 @@ def test_a_negative_budget_some_trades_meet_is_not_refused(
     check_guarantees(config, prices, result)
     assert result.tax is not None
     assert result.tax.net_realized_gain <= budget + 0.01
+
+
+def test_a_loss_budget_the_wash_sale_rule_defeats_names_the_withheld_lots() -> None:
+    """A negative gain budget when every loss lot is withheld (the seeded load's tax refusals:
+    each asset held a lot bought within the window): the refusal names the rule and the assets,
+    not only ``realized_gain``; allowing wash-sale losses, the same request is answered."""
+    bought = RecentPurchase(symbol="A", date=AS_OF - timedelta(days=10), shares=5)
+    config, prices = _loss_case(recent_purchases=[bought], max_realized_gain=-500.0)
+    with pytest.raises(InfeasibleRebalanceError) as info:
+        rebalance(config, prices)
+    assert "realized_gain" in str(info.value)
+    assert "wash-sale rule keeps the loss lots of A from sale" in str(info.value)
+    allowed = rebalance(with_tax(config, allow_wash_sale_losses=True), prices)
+    assert allowed.tax is not None
+    assert allowed.tax.net_realized_gain <= -500.0 + 0.01

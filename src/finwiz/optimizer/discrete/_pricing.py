@@ -94,6 +94,14 @@ class _Pricer:
 
     def changes(self, z: np.ndarray, shares: np.ndarray, moves: _Moves) -> np.ndarray:
         """The objective change of each move (an asset's new absolute trade) from ``z``."""
+        first, second = self.parts(z, moves)
+        count = self.stacked.count * ((moves.shares != 0).astype(float) - (shares[moves.owner] != 0))
+        return np.asarray(first + second + count)
+
+    def parts(self, z: np.ndarray, moves: _Moves) -> tuple[np.ndarray, np.ndarray]:
+        """Each move's change of the smooth objective from ``z``, split into its first-order part
+        (the gradient along the move) and its second-order part (the move's own curvature); the
+        count left out."""
         n, owner = self.n, moves.owner
         grad = self.gradient(z)
         d_buy, d_sell, d_x = moves.change(self.data, z)
@@ -106,8 +114,7 @@ class _Pricer:
             + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx[owner], d_x)
             + _quadratic_form(d_x, self.g_xx)
         )
-        count = self.stacked.count * ((moves.shares != 0).astype(float) - (shares[owner] != 0))
-        return np.asarray(first + second + count)
+        return np.asarray(first), np.asarray(second)
 
 
 def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -242,17 +242,14 @@ class _Local:
 
     def _moves(self, shares: np.ndarray, separable: _Separable) -> _Moves:
         """One lot up or down, to no trade, to the minimum (the rounding's moves), each asset's
-        Newton step on its own (gradient over curvature, whole lots; where it is two lots or
+        Newton step on its own (``_newton_lots``: whole lots, within the rows; where two lots or
         more): a cheap share far from its best takes one move, not one round per lot; and the
         value-matched steps (``matched_steps``) that pair with one lot of a dear asset."""
-        data, pricer = self.search.data, self.search.pricer
+        data = self.search.data
         n = data.n
         lots = _lot_moves(data, shares, separable, None)
         self.tally.basic = len(lots.owner)
-        grad = pricer.gradient(_trade_point(data, shares))
-        slope = np.where(shares >= 0, grad[:n], -grad[n : 2 * n])
-        step = -slope / (2 * np.maximum(pricer.col_norm[:n], 1e-300)) * data.ref_value  # currency
-        jump = np.round(step / (data.lot * data.prices)) * data.lot
+        jump = _newton_lots(self.search, shares) * data.lot
         target = shares + jump
         keep = np.abs(jump) >= 2 * data.lot  # the minimum trade size: below, with the matched steps
         owner, option = np.flatnonzero(keep), target[keep]
@@ -360,6 +357,40 @@ class _Local:
             for a in untraded[np.argsort(-np.maximum(gain[:n], gain[n:])[untraded], kind="stable")][:_KICKS]:
                 out.append((int(a), float(shares[a])))
         return out
+
+
+def _newton_lots(search: _Search, shares: np.ndarray) -> np.ndarray:
+    """Each asset's own best step in whole lots (signed): the exact change of one lot up and of one
+    lot down (the gradient along it and its own curvature, the scalar columns included: costs,
+    cash, turnover) is the quadratic on that side, minimised there, and cut to the room the coupled
+    rows leave that way (a ratio test: the rows are linear on one side); a step stops at no trade,
+    where the cost's kink is. The gradient over the buy column's norm alone left out the scalar
+    columns and overshot, and past a binding turnover cap no step fitted: the search went one
+    share a move (a $5 name in a $5M account, 40,000 moves to reach the cap)."""
+    data, pricer, rows = search.data, search.pricer, search.rows
+    n = data.n
+    every, z = np.arange(n), _trade_point(data, shares)
+    values = rows.values(z)
+    best, gain = np.zeros(n), np.zeros(n)
+    for side in (1.0, -1.0):
+        probe = _moves(data, every, shares + side * data.lot)
+        first, second = pricer.parts(z, probe)
+        lots = np.where((first < 0) & (second > 0), -first / (2 * np.maximum(second, 1e-300)), 0.0)
+        lots = np.minimum(lots, np.where(side * shares < 0, np.abs(shares) / data.lot, np.inf))
+        if len(values):
+            delta = rows.changes(every, *probe.change(data, z))  # rows x assets, per lot
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(
+                    delta > 0,
+                    (rows.upper - values)[:, None] / delta,
+                    np.where(delta < 0, (rows.lower - values)[:, None] / delta, np.inf),
+                )
+            lots = np.minimum(lots, np.floor(np.maximum(room.min(axis=0), 0.0) + 1e-9))
+        lots = np.round(lots)
+        change = first * lots + second * lots**2
+        better = change < gain
+        best, gain = np.where(better, side * lots, best), np.where(better, change, gain)
+    return best
 
 
 def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:

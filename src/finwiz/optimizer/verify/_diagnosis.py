@@ -90,10 +90,28 @@ def _conflicts(model: Model, max_cost: float | None = None) -> list[ConstraintCo
             if give <= _TOL:
                 continue  # part of the certificate, but it need not move: noise
             who = member.get(name, (0.0, None))[1]
-            detail = "" if alone is not None else "cannot be resolved by this group alone"
+            detail = "; ".join(
+                filter(
+                    None, ["" if alone is not None else "cannot be resolved by this group alone", _cause(data, name)]
+                )
+            )
             conflicts.append(conflict(data, name, give, detail, who))
     conflicts.sort(key=lambda c: c.name)
     return conflicts
+
+
+def _cause(data: ProblemData, name: str) -> str:
+    """What keeps a gain budget from being met that the group's own name does not say: the loss
+    lots the wash-sale rule keeps from sale (a loss budget with every loss lot withheld)."""
+    lots = data.lots
+    if name != "realized_gain" or lots is None:
+        return ""
+    withheld = [data.symbols[i] for i in np.flatnonzero(lots.withheld > 0)]
+    if not withheld:
+        return ""
+    names = ", ".join(withheld[:5]) + (", ..." if len(withheld) > 5 else "")
+    days = lots.settings.wash_sale_days
+    return f"the wash-sale rule keeps the loss lots of {names} from sale: bought within {days} days"
 
 
 def _capped(elastic: AssembledProblem, max_cost: float | None) -> cp.Problem:
