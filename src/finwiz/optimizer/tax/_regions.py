@@ -125,7 +125,7 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     bounded: list[_Bounded] = []
     for k, book in enumerate(lots.regions()):
         region = model.with_data(dataclasses.replace(model.data, lots=book))
-        if bounded and bounded[-1].model.data.lots is not None and bounded[-1].model.data.lots.ids == book.ids:
+        if bounded and bounded[-1].model.data.lots is not None and bounded[-1].model.data.lots.same_order(book):
             start_at(region, bounded[-1].sell)  # the lots in the same order: from the last optimum
         found = _bounded(region, solver, limit)
         if found is not None:

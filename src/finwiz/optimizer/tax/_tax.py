@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 
@@ -37,15 +38,31 @@ class LotBook:
     gain: np.ndarray  # (n, k): price - cost basis
     rate: np.ndarray  # (n, k): the lot's tax rate, by its term
     long: np.ndarray  # (n, k) bool
-    ids: tuple[tuple[str, ...], ...]  # per asset, in relief order
+    slots: np.ndarray  # (n, k) each lot's place in ``lot_ids`` and ``dates`` (-1: padding)
+    day: np.ndarray  # (n, k) each lot's acquisition date as an ordinal (0: padding)
+    lot_ids: tuple[str, ...]  # every lot's id, in the account's order
+    dates: tuple[date, ...]  # every lot's acquisition date, in the account's order
     basis: np.ndarray  # (n, k)
-    acquired: tuple[tuple[date, ...], ...]
     withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
     no_buy: np.ndarray  # (n,) bool: the wash-sale rule forbids buying
     blocks: dict[str, str]  # symbol -> why the wash-sale rule restricted it
     groups: np.ndarray  # (n,) each asset's wash-sale group (``TaxSettings.group``), built once
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
+
+    @cached_property
+    def ids(self) -> tuple[tuple[str, ...], ...]:
+        """Each asset's lot ids, in relief order."""
+        return tuple(tuple(self.lot_ids[k] for k in row if k >= 0) for row in self.slots.tolist())
+
+    @cached_property
+    def acquired(self) -> tuple[tuple[date, ...], ...]:
+        """Each asset's lots' acquisition dates, in relief order."""
+        return tuple(tuple(self.dates[k] for k in row if k >= 0) for row in self.slots.tolist())
+
+    def same_order(self, other: LotBook) -> bool:
+        """Whether ``other`` holds the same lots in the same relief order."""
+        return self.slots is other.slots or bool(np.array_equal(self.slots, other.slots))
 
     @property
     def netting(self) -> bool:
@@ -101,7 +118,7 @@ class LotBook:
         """The price of one unit of tax (a fraction of ``V_ref``) in the objective: the setting's,
         by default ``1 / (2 n)`` (see :class:`~finwiz.schemas.TaxSettings`)."""
         given = self.settings.tax_weight
-        return 0.5 / len(self.ids) if given is None else given
+        return 0.5 / len(self.shares) if given is None else given
 
     @property
     def budget(self) -> float | None:
@@ -147,9 +164,7 @@ class LotBook:
         """The lots of each asset sorted by ``per_share`` (then gain per share, then age)."""
         padding = self.shares <= 0
         key = np.where(padding, np.inf, per_share)
-        width = self.shares.shape[1]
-        age = np.array([[d.toordinal() for d in row] + [0] * (width - len(row)) for row in self.acquired])
-        order = np.lexsort((age, np.where(padding, np.inf, self.gain), key), axis=-1)
+        order = np.lexsort((self.day, np.where(padding, np.inf, self.gain), key), axis=-1)
 
         def take(a: np.ndarray) -> np.ndarray:
             return np.take_along_axis(a, order, axis=1)
@@ -161,8 +176,8 @@ class LotBook:
             rate=take(self.rate),
             long=take(self.long),
             basis=take(self.basis),
-            ids=tuple(tuple(ids[k] for k in row[: len(ids)]) for ids, row in zip(self.ids, order, strict=True)),
-            acquired=tuple(tuple(d[k] for k in row[: len(d)]) for d, row in zip(self.acquired, order, strict=True)),
+            slots=take(self.slots),
+            day=take(self.day),
         )
 
     def form(self, prices: np.ndarray, ref_value: float) -> TaxForm:
@@ -283,17 +298,18 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         out[row, slot] = values[order]
         return out
 
-    lot_ids = [str(lot.lot_id) for _, lot in every]
-    dates = [lot.acquired for _, lot in every]
-    ranges = [order[first[i] : first[i] + count[i]] for i in range(n)]
+    slots = np.full((n, width), -1, dtype=np.int64)
+    slots[row, slot] = order
     return LotBook(
         shares=padded(held),
         gain=padded(per_share),
         rate=padded(rate),
         long=padded(long, bool),
-        ids=tuple(tuple(lot_ids[k] for k in r) for r in ranges),
+        slots=slots,
+        day=padded(day, np.int64),
+        lot_ids=tuple(str(lot.lot_id) for _, lot in every),
+        dates=tuple(lot.acquired for _, lot in every),
         basis=padded(basis),
-        acquired=tuple(tuple(dates[k] for k in r) for r in ranges),
         withheld=withheld,
         no_buy=no_buy,
         blocks=blocks,
