@@ -260,19 +260,20 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     n = len(symbols)
     where = {s: i for i, s in enumerate(symbols)}
     every = [(where[h.symbol], lot) for h in config.holdings for lot in h.lots]
-    owner = np.array([i for i, _ in every], dtype=np.int64)
-    held = np.array([lot.shares for _, lot in every], dtype=float)
-    basis = np.array([lot.cost_basis for _, lot in every], dtype=float)
-    day = np.array([lot.acquired.toordinal() for _, lot in every], dtype=np.int64)
+    # One pass over the lots (4,310 on the 431-asset book), then arrays.
+    fields = [(i, lot.shares, lot.cost_basis, lot.acquired.toordinal()) for i, lot in every]
+    table = np.array(fields, dtype=float).reshape(len(fields), 4)
+    owner, held, basis, day = table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3].astype(np.int64)
     per_share = prices[owner] - basis if len(every) else np.zeros(0)
-    long = (settings.as_of.toordinal() - day) > settings.long_term_days
+    age = settings.as_of.toordinal() - day
+    long = age > settings.long_term_days
     rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
     recent = settings.in_window
+    groups = [settings.group(s) for s in symbols]
     sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
     bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
     # A lot the holding dates within the window is a purchase too, listed or not.
-    bought |= {settings.group(symbols[i]) for i, lot in every if recent(lot.acquired)}
-    groups = [settings.group(s) for s in symbols]
+    bought |= {groups[i] for i in np.unique(owner[age <= settings.wash_sale_days]).tolist()}
     no_buy = np.array([g in sold_at_loss for g in groups], bool)
     withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)
     keep = ~(withholds[owner] & (per_share < 0)) if len(every) else np.ones(0, bool)
