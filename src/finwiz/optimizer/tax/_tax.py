@@ -129,13 +129,18 @@ class LotBook:
         """``(taken, tax, gain)`` of selling ``sold[j] >= 0`` shares of asset ``owner[j]`` (default:
         asset ``j``): the shares taken from each lot (rows like ``sold``, columns in relief order),
         and the tax and gain realised, in currency. Shares beyond the lots are taken from none."""
-        shares = self.shares if owner is None else self.shares[owner]
-        end = np.cumsum(shares, axis=1)
-        taken = np.clip(np.asarray(sold, dtype=float)[:, None] - (end - shares), 0.0, shares)
+        shares, start = (self.shares, self._starts) if owner is None else (self.shares[owner], self._starts[owner])
+        taken = np.minimum(np.maximum(np.asarray(sold, dtype=float)[:, None] - start, 0.0), shares)
         gain = self.gain if owner is None else self.gain[owner]
         rate = self.rate if owner is None else self.rate[owner]
         realised = taken * gain
         return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
+
+    @cached_property
+    def _starts(self) -> np.ndarray:
+        """The shares of each asset's lots before each lot (the sale at which the lot begins)."""
+        starts: np.ndarray = np.cumsum(self.shares, axis=1) - self.shares
+        return starts
 
     def priced(self, gain_price: float, net_prices: np.ndarray | None = None) -> LotBook:
         """The same lots in the order that is cheapest when a unit of realised gain costs
