@@ -720,3 +720,24 @@ def test_a_loss_budget_the_wash_sale_rule_defeats_names_the_withheld_lots() -> N
     allowed = rebalance(with_tax(config, allow_wash_sale_losses=True), prices)
     assert allowed.tax is not None
     assert allowed.tax.net_realized_gain <= -500.0 + 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_resorted_lot_book_names_each_lot_with_its_own_shares_basis_and_date(seed: int) -> None:
+    """The book keeps each lot's place among the account's lots (not its id and date tuples) and
+    re-sorts only arrays: after any re-sorting every position still names the lot its shares,
+    basis and date are."""
+    from finwiz.optimizer.tax._tax import lot_book
+
+    config, prices = book(seed, n=6, lots=4)
+    lots = lot_book(config, np.array([prices[s] for s in config.symbols]))
+    assert lots is not None
+    given = {lot.lot_id: lot for h in config.holdings for lot in h.lots}
+    for resorted in (lots, lots._sorted(-lots.gain), lots.priced(0.5)):
+        assert sorted(i for row in resorted.ids for i in row) == sorted(given)
+        for i, (ids, dates) in enumerate(zip(resorted.ids, resorted.acquired, strict=True)):
+            for k, (lot_id, acquired) in enumerate(zip(ids, dates, strict=True)):
+                lot = given[lot_id]
+                assert (resorted.shares[i, k], resorted.basis[i, k]) == (lot.shares, lot.cost_basis)
+                assert acquired == lot.acquired
+                assert resorted.day[i, k] == lot.acquired.toordinal()

@@ -61,6 +61,12 @@ was 2.7 % above the bound and the dominated region's run (8 s) 4x worse; on a 5-
 above, and the dominated region held the optimum."""
 
 
+_TIE = 1e-7
+"""Two relaxation bounds this close (relative) are equal: a region's relaxed optimum is a face of
+equal points, and the solves that find one (ADMM at its tightest tolerance, Clarabel) agree on its
+value to ~1e-8, not to the bit."""
+
+
 @dataclass(frozen=True)
 class _Bounded:
     """A region's model, its relaxation's bound, and the year's nets at that relaxation's optimum."""
@@ -119,14 +125,14 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     bounded: list[_Bounded] = []
     for k, book in enumerate(lots.regions()):
         region = model.with_data(dataclasses.replace(model.data, lots=book))
-        if bounded and bounded[-1].model.data.lots is not None and bounded[-1].model.data.lots.ids == book.ids:
+        if bounded and bounded[-1].model.data.lots is not None and bounded[-1].model.data.lots.same_order(book):
             start_at(region, bounded[-1].sell)  # the lots in the same order: from the last optimum
         found = _bounded(region, solver, limit)
         if found is not None:
             bounded.append(dataclasses.replace(found, k=k))
     if not bounded:  # every region refused: the first one's diagnosis names the limits
         return run(model.with_data(dataclasses.replace(model.data, lots=lots.regions()[0])))
-    tolerance = 1e-9 * max(abs(b.bound) for b in bounded) + 1e-15
+    tolerance = _TIE * max(abs(b.bound) for b in bounded) + 1e-15
     pruned = [any(o.dominates(b, tolerance) for o in bounded) for b in bounded]
     order = sorted(range(len(bounded)), key=lambda i: (pruned[i], bounded[i].bound, bounded[i].k))
     best: tuple[float, Decided] | None = None

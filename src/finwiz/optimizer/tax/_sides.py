@@ -132,7 +132,7 @@ def _priced_solve(
         lots, before = priced.data.lots, model.data.lots
         assert lots is not None
         assert before is not None
-        if lots.ids == before.ids:
+        if lots.same_order(before):
             break
         try:
             again = solve_terms(priced, solver, time_limit=limit)

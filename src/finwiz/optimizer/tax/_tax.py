@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 
@@ -37,15 +38,31 @@ class LotBook:
     gain: np.ndarray  # (n, k): price - cost basis
     rate: np.ndarray  # (n, k): the lot's tax rate, by its term
     long: np.ndarray  # (n, k) bool
-    ids: tuple[tuple[str, ...], ...]  # per asset, in relief order
+    slots: np.ndarray  # (n, k) each lot's place in ``lot_ids`` and ``dates`` (-1: padding)
+    day: np.ndarray  # (n, k) each lot's acquisition date as an ordinal (0: padding)
+    lot_ids: tuple[str, ...]  # every lot's id, in the account's order
+    dates: tuple[date, ...]  # every lot's acquisition date, in the account's order
     basis: np.ndarray  # (n, k)
-    acquired: tuple[tuple[date, ...], ...]
     withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
     no_buy: np.ndarray  # (n,) bool: the wash-sale rule forbids buying
     blocks: dict[str, str]  # symbol -> why the wash-sale rule restricted it
     groups: np.ndarray  # (n,) each asset's wash-sale group (``TaxSettings.group``), built once
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
+
+    @cached_property
+    def ids(self) -> tuple[tuple[str, ...], ...]:
+        """Each asset's lot ids, in relief order."""
+        return tuple(tuple(self.lot_ids[k] for k in row if k >= 0) for row in self.slots.tolist())
+
+    @cached_property
+    def acquired(self) -> tuple[tuple[date, ...], ...]:
+        """Each asset's lots' acquisition dates, in relief order."""
+        return tuple(tuple(self.dates[k] for k in row if k >= 0) for row in self.slots.tolist())
+
+    def same_order(self, other: LotBook) -> bool:
+        """Whether ``other`` holds the same lots in the same relief order."""
+        return self.slots is other.slots or bool(np.array_equal(self.slots, other.slots))
 
     @property
     def netting(self) -> bool:
@@ -101,7 +118,7 @@ class LotBook:
         """The price of one unit of tax (a fraction of ``V_ref``) in the objective: the setting's,
         by default ``1 / (2 n)`` (see :class:`~finwiz.schemas.TaxSettings`)."""
         given = self.settings.tax_weight
-        return 0.5 / len(self.ids) if given is None else given
+        return 0.5 / len(self.shares) if given is None else given
 
     @property
     def budget(self) -> float | None:
@@ -112,13 +129,18 @@ class LotBook:
         """``(taken, tax, gain)`` of selling ``sold[j] >= 0`` shares of asset ``owner[j]`` (default:
         asset ``j``): the shares taken from each lot (rows like ``sold``, columns in relief order),
         and the tax and gain realised, in currency. Shares beyond the lots are taken from none."""
-        shares = self.shares if owner is None else self.shares[owner]
-        end = np.cumsum(shares, axis=1)
-        taken = np.clip(np.asarray(sold, dtype=float)[:, None] - (end - shares), 0.0, shares)
+        shares, start = (self.shares, self._starts) if owner is None else (self.shares[owner], self._starts[owner])
+        taken = np.minimum(np.maximum(np.asarray(sold, dtype=float)[:, None] - start, 0.0), shares)
         gain = self.gain if owner is None else self.gain[owner]
         rate = self.rate if owner is None else self.rate[owner]
         realised = taken * gain
         return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
+
+    @cached_property
+    def _starts(self) -> np.ndarray:
+        """The shares of each asset's lots before each lot (the sale at which the lot begins)."""
+        starts: np.ndarray = np.cumsum(self.shares, axis=1) - self.shares
+        return starts
 
     def priced(self, gain_price: float, net_prices: np.ndarray | None = None) -> LotBook:
         """The same lots in the order that is cheapest when a unit of realised gain costs
@@ -147,9 +169,7 @@ class LotBook:
         """The lots of each asset sorted by ``per_share`` (then gain per share, then age)."""
         padding = self.shares <= 0
         key = np.where(padding, np.inf, per_share)
-        width = self.shares.shape[1]
-        age = np.array([[d.toordinal() for d in row] + [0] * (width - len(row)) for row in self.acquired])
-        order = np.lexsort((age, np.where(padding, np.inf, self.gain), key), axis=-1)
+        order = np.lexsort((self.day, np.where(padding, np.inf, self.gain), key), axis=-1)
 
         def take(a: np.ndarray) -> np.ndarray:
             return np.take_along_axis(a, order, axis=1)
@@ -161,8 +181,8 @@ class LotBook:
             rate=take(self.rate),
             long=take(self.long),
             basis=take(self.basis),
-            ids=tuple(tuple(ids[k] for k in row[: len(ids)]) for ids, row in zip(self.ids, order, strict=True)),
-            acquired=tuple(tuple(d[k] for k in row[: len(d)]) for d, row in zip(self.acquired, order, strict=True)),
+            slots=take(self.slots),
+            day=take(self.day),
         )
 
     def form(self, prices: np.ndarray, ref_value: float) -> TaxForm:
@@ -245,19 +265,20 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     n = len(symbols)
     where = {s: i for i, s in enumerate(symbols)}
     every = [(where[h.symbol], lot) for h in config.holdings for lot in h.lots]
-    owner = np.array([i for i, _ in every], dtype=np.int64)
-    held = np.array([lot.shares for _, lot in every], dtype=float)
-    basis = np.array([lot.cost_basis for _, lot in every], dtype=float)
-    day = np.array([lot.acquired.toordinal() for _, lot in every], dtype=np.int64)
+    # One pass over the lots (4,310 on the 431-asset book), then arrays.
+    fields = [(i, lot.shares, lot.cost_basis, lot.acquired.toordinal()) for i, lot in every]
+    table = np.array(fields, dtype=float).reshape(len(fields), 4)
+    owner, held, basis, day = table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3].astype(np.int64)
     per_share = prices[owner] - basis if len(every) else np.zeros(0)
-    long = (settings.as_of.toordinal() - day) > settings.long_term_days
+    age = settings.as_of.toordinal() - day
+    long = age > settings.long_term_days
     rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
     recent = settings.in_window
+    groups = [settings.group(s) for s in symbols]
     sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
     bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
     # A lot the holding dates within the window is a purchase too, listed or not.
-    bought |= {settings.group(symbols[i]) for i, lot in every if recent(lot.acquired)}
-    groups = [settings.group(s) for s in symbols]
+    bought |= {groups[i] for i in np.unique(owner[age <= settings.wash_sale_days]).tolist()}
     no_buy = np.array([g in sold_at_loss for g in groups], bool)
     withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)
     keep = ~(withholds[owner] & (per_share < 0)) if len(every) else np.ones(0, bool)
@@ -283,17 +304,18 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         out[row, slot] = values[order]
         return out
 
-    lot_ids = [str(lot.lot_id) for _, lot in every]
-    dates = [lot.acquired for _, lot in every]
-    ranges = [order[first[i] : first[i] + count[i]] for i in range(n)]
+    slots = np.full((n, width), -1, dtype=np.int64)
+    slots[row, slot] = order
     return LotBook(
         shares=padded(held),
         gain=padded(per_share),
         rate=padded(rate),
         long=padded(long, bool),
-        ids=tuple(tuple(lot_ids[k] for k in r) for r in ranges),
+        slots=slots,
+        day=padded(day, np.int64),
+        lot_ids=tuple(str(lot.lot_id) for _, lot in every),
+        dates=tuple(lot.acquired for _, lot in every),
         basis=padded(basis),
-        acquired=tuple(tuple(dates[k] for k in r) for r in ranges),
         withheld=withheld,
         no_buy=no_buy,
         blocks=blocks,
