@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -20,6 +21,7 @@ from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Se
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
+_DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
 class _Pricer:
@@ -136,6 +138,12 @@ class _Rows:
     by_row: sparse.csr_array  # a_trade again, for row slices
     labels: tuple[tuple[str, str], ...] = ()  # each row's (group, member), to name a conflict
 
+    @cached_property
+    def dense(self) -> np.ndarray | None:
+        """``a_trade`` as a dense block when small (a slice of it costs scipy ~20x numpy's)."""
+        rows, cols = self.a_trade.shape
+        return self.a_trade.toarray() if rows * cols <= _DENSE_ROWS else None
+
     def values(self, z: np.ndarray) -> np.ndarray:
         n2 = self.a_trade.shape[1]
         return np.asarray(self.a_trade @ z[:n2] + self.a_scalar @ z[n2:] + self.offset)
@@ -157,7 +165,7 @@ class _Rows:
         of the moves' assets, without a dense rows x assets block."""
         n = self.a_trade.shape[1] // 2
         if select is not None:
-            block = self.by_row[select, :].toarray()
+            block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
             return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
