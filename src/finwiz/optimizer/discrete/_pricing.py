@@ -137,7 +137,7 @@ class _Grams:
 
 
 _T = TypeVar("_T")
-_KEPT_ENTRIES = 1_000_000  # key entries above which nothing is kept (no large block outlives its rebalance)
+_KEPT_ENTRIES = 300_000  # key entries above which nothing is kept (no large block outlives its rebalance)
 _kept_last: dict[str, tuple[tuple[np.ndarray, ...], Any]] = {}
 
 
