@@ -66,13 +66,10 @@ class _Pricer:
         n, owner = self.n, moves.owner
         d_buy, d_sell, d_x = moves.change(self.data, z)
         m = len(owner)
-        # Each move's column, stored as scipy's conversion from triplets stores it (buy, sell, the
-        # scalar columns: rows ascending), without the conversion's cost.
-        rows = np.column_stack([owner, n + owner, np.broadcast_to(2 * n + np.arange(SCALARS), (m, SCALARS))])
-        vals = np.column_stack([d_buy, d_sell, d_x])
-        column_start = np.arange(m + 1) * (2 + SCALARS)
-        moved = sparse.csc_array((vals.ravel(), rows.ravel(), column_start), shape=(2 * n + SCALARS, m))
-        change = self.s @ moved
+        rows = np.concatenate([owner, n + owner, np.repeat(2 * n + np.arange(SCALARS)[None, :], m, axis=0).ravel()])
+        cols = np.concatenate([np.arange(m), np.arange(m), np.repeat(np.arange(m), SCALARS)])
+        vals = np.concatenate([d_buy, d_sell, d_x.ravel()])
+        change = self.s @ sparse.csc_array((vals, (rows, cols)), shape=(2 * n + SCALARS, m))
         return np.asarray(2.0 * (change[:, tries].T @ change).toarray())
 
     def linear_change(self, v: np.ndarray, z: np.ndarray, moves: _Moves) -> np.ndarray:
