@@ -1,5 +1,5 @@
 """A re-solve at new prices keeps its coupled rows' matrices and its pricer's Gram entries
-(``_pricing._kept``): the pieces it gets are those a fresh build gives, entry for entry."""
+(``_kept``): the pieces it gets are those a fresh build gives, entry for entry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
-from finwiz.optimizer.discrete import _pricing
+from finwiz.optimizer.discrete import _kept
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 
@@ -44,7 +44,7 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _fresh(model: Model) -> Pieces:
-    _pricing._kept_last.clear()
+    _kept._last.clear()
     return Pieces.of(model)
 
 
@@ -72,7 +72,7 @@ def test_other_rows_are_rebuilt() -> None:
 
 
 def test_large_rows_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_pricing, "_KEPT_ENTRIES", 10)
-    _pricing._kept_last.clear()
+    monkeypatch.setattr(_kept, "_KEPT_ENTRIES", 10)
+    _kept._last.clear()
     Pieces.of(_model(1.0))
-    assert not _pricing._kept_last
+    assert not _kept._last

@@ -10,20 +10,18 @@ multipliers price the Lagrangian (``_row_prices``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar, cast
 
 import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable
+from finwiz.optimizer.discrete._kept import kept
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
-_DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
 class _Pricer:
@@ -37,7 +35,7 @@ class _Pricer:
         self.data, self.stacked, self.n = model.data, stacked, n
         squares = stacked.squares
         key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
-        grams = _kept("squares", key, lambda: _Grams.of(squares, n))
+        grams = kept("squares", key, lambda: _Grams.of(squares, n))
         self.s, self.s_t, self.col_norm, self.g_bs = grams.s, grams.s_t, grams.col_norm, grams.g_bs
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
@@ -133,23 +131,6 @@ class _Grams:
         return cls(s, s.T.tocsr(), col_norm, g_bs, g_bx, g_sx, scalars.T @ scalars)
 
 
-_T = TypeVar("_T")
-_KEPT_ENTRIES = 300_000  # key entries above which nothing is kept (no large block outlives its rebalance)
-_kept_last: dict[str, tuple[tuple[np.ndarray, ...], Any]] = {}
-
-
-def _kept(kind: str, key: tuple[np.ndarray, ...], build: Callable[[], _T]) -> _T:
-    """``build()``, or what it returned the last time ``kind`` was built from arrays equal to
-    ``key``: a re-solve at new prices has the same rows (only their offsets and bounds move)."""
-    last = _kept_last.get(kind)
-    if last is not None and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(last[0], key, strict=True)):
-        return cast(_T, last[1])
-    value = build()
-    if sum(a.size for a in key) <= _KEPT_ENTRIES:
-        _kept_last[kind] = (tuple(a.copy() for a in key), value)
-    return value
-
-
 def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``x_i' g x_i`` for each row ``x_i`` (the scalar columns: a few), the same floats as
     ``einsum("ij,jk,ik->i")`` (terms in its order), at a third of its time on thousands of moves;
@@ -161,6 +142,9 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
         for k in used:
             out += columns[j] * g[j, k] * columns[k]
     return out
+
+
+_DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
 @dataclass(frozen=True)
@@ -244,7 +228,7 @@ def _coupled_rows(model: Model) -> _Rows:
     rows_list = [g.linear() for g in coupled]
     stacked = Affine.stack([r for r, _, _ in rows_list])
     key = (stacked.rows, stacked.cols, stacked.vals, np.array([stacked.m, n]))
-    a_trade, a_scalar, by_row = _kept("rows", key, lambda: _row_matrices(stacked, n))
+    a_trade, a_scalar, by_row = kept("rows", key, lambda: _row_matrices(stacked, n))
     empty = np.zeros(0)
     lower = np.concatenate([lo for _, lo, _ in rows_list]) if rows_list else empty
     upper = np.concatenate([up for _, _, up in rows_list]) if rows_list else empty
