@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable
+from finwiz.optimizer.discrete._kept import kept
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
@@ -32,27 +34,11 @@ class _Pricer:
         n = model.data.n
         self.data, self.stacked, self.n = model.data, stacked, n
         squares = stacked.squares
-        self.s = sparse.csc_array(
-            (squares.vals, (squares.rows, column(squares.cols, n))), shape=(squares.m, 2 * n + SCALARS)
-        )
-        self.s_t = self.s.T.tocsr()
+        key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
+        grams = kept("squares", key, lambda: _Grams.of(squares, n))
+        self.s, self.s_t, self.col_norm, self.g_bs = grams.s, grams.s_t, grams.col_norm, grams.g_bs
+        self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
-        if squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
-            dense = self.s.toarray()
-            # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
-            # numpy's slow loop (7 ms at 431 assets, against 0.07).
-            buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], np.ascontiguousarray(dense[:, 2 * n :])
-            self.col_norm = np.einsum("ij,ij->j", dense, dense)
-            self.g_bs = np.einsum("ij,ij->j", buy, sell)
-        else:
-            buy_cols, sell_cols = self.s[:, :n], self.s[:, n : 2 * n]
-            self.col_norm = np.asarray(self.s.multiply(self.s).sum(axis=0)).ravel()
-            self.g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
-            scalars = self.s[:, 2 * n :].toarray()
-            buy, sell = buy_cols, sell_cols
-        self.g_bx = np.asarray(buy.T @ scalars)
-        self.g_sx = np.asarray(sell.T @ scalars)
-        self.g_xx = scalars.T @ scalars
         # What one lot of every asset is worth in objective: the scale of whole-share losses.
         lot_weight = model.data.lot * model.data.prices / model.data.ref_value
         self.unit = float(np.sum(self.col_norm[:n] * lot_weight**2)) or 1.0
@@ -117,6 +103,41 @@ class _Pricer:
         return np.asarray(first), np.asarray(second)
 
 
+@dataclass(frozen=True)
+class _Grams:
+    """The squared rows ``S`` over ``z`` and the Gram entries of single-asset moves (see
+    :class:`_Pricer`): they depend on the rows only, which a re-solve at new prices keeps."""
+
+    s: sparse.csc_array
+    s_t: sparse.csr_array
+    col_norm: np.ndarray
+    g_bs: np.ndarray
+    g_bx: np.ndarray
+    g_sx: np.ndarray
+    g_xx: np.ndarray
+
+    @classmethod
+    def of(cls, squares: Affine, n: int) -> _Grams:
+        s = sparse.csc_array(
+            (squares.vals, (squares.rows, column(squares.cols, n))), shape=(squares.m, 2 * n + SCALARS)
+        )
+        if squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
+            dense = s.toarray()
+            # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
+            # numpy's slow loop (7 ms at 431 assets, against 0.07).
+            buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], np.ascontiguousarray(dense[:, 2 * n :])
+            col_norm = np.einsum("ij,ij->j", dense, dense)
+            g_bs = np.einsum("ij,ij->j", buy, sell)
+        else:
+            buy_cols, sell_cols = s[:, :n], s[:, n : 2 * n]
+            col_norm = np.asarray(s.multiply(s).sum(axis=0)).ravel()
+            g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
+            scalars = s[:, 2 * n :].toarray()
+            buy, sell = buy_cols, sell_cols
+        g_bx, g_sx = np.asarray(buy.T @ scalars), np.asarray(sell.T @ scalars)
+        return cls(s, s.T.tocsr(), col_norm, g_bs, g_bx, g_sx, scalars.T @ scalars)
+
+
 def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``x_i' g x_i`` for each row ``x_i`` (the scalar columns: a few), the same floats as
     ``einsum("ij,jk,ik->i")`` (terms in its order), at a third of its time on thousands of moves;
@@ -128,6 +149,9 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
         for k in used:
             out += columns[j] * g[j, k] * columns[k]
     return out
+
+
+_DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
 @dataclass(frozen=True)
@@ -142,6 +166,12 @@ class _Rows:
     upper: np.ndarray
     by_row: sparse.csr_array  # a_trade again, for row slices
     labels: tuple[tuple[str, str], ...] = ()  # each row's (group, member), to name a conflict
+
+    @cached_property
+    def dense(self) -> np.ndarray | None:
+        """``a_trade`` as a dense block when small (a slice of it costs scipy ~20x numpy's)."""
+        rows, cols = self.a_trade.shape
+        return self.a_trade.toarray() if rows * cols <= _DENSE_ROWS else None
 
     def values(self, z: np.ndarray) -> np.ndarray:
         n2 = self.a_trade.shape[1]
@@ -164,7 +194,7 @@ class _Rows:
         of the moves' assets, without a dense rows x assets block."""
         n = self.a_trade.shape[1] // 2
         if select is not None:
-            block = self.by_row[select, :].toarray()
+            block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
             return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
@@ -201,25 +231,27 @@ def pieces_of(model: Model, pieces: Pieces | None) -> Pieces:
 
 def _coupled_rows(model: Model) -> _Rows:
     coupled = [g for g in model.groups if not g.separable]
-    a_trade, a_scalar, offset, lower, upper = _stack_rows([g.linear() for g in coupled], model.data.n)
-    labels = tuple((g.name, member) for g in coupled for member in g.members)
-    return _Rows(a_trade.tocsc(), a_scalar, offset, lower, upper, a_trade.tocsr(), labels)
-
-
-def _stack_rows(
-    rows_list: list[tuple[Affine, np.ndarray, np.ndarray]], n: int
-) -> tuple[sparse.csr_array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The coupled rows as (trade part over buy/sell, dense scalar part (rows x SCALARS), offset, bounds)."""
+    n = model.data.n
+    rows_list = [g.linear() for g in coupled]
     stacked = Affine.stack([r for r, _, _ in rows_list])
+    key = (stacked.rows, stacked.cols, stacked.vals, np.array([stacked.m, n]))
+    a_trade, a_scalar, by_row = kept("rows", key, lambda: _row_matrices(stacked, n))
+    empty = np.zeros(0)
+    lower = np.concatenate([lo for _, lo, _ in rows_list]) if rows_list else empty
+    upper = np.concatenate([up for _, _, up in rows_list]) if rows_list else empty
+    labels = tuple((g.name, member) for g in coupled for member in g.members)
+    return _Rows(a_trade, a_scalar, stacked.offset, lower, upper, by_row, labels)
+
+
+def _row_matrices(stacked: Affine, n: int) -> tuple[sparse.csc_array, np.ndarray, sparse.csr_array]:
+    """The coupled rows' trade part over buy/sell (CSC, and CSR for row slices) and their dense
+    scalar part (rows x SCALARS)."""
     rows, cols, vals = stacked.rows, column(stacked.cols, n), stacked.vals
     on_trade = cols < 2 * n
     a_trade = sparse.csr_array((vals[on_trade], (rows[on_trade], cols[on_trade])), shape=(stacked.m, 2 * n))
     a_scalar = np.zeros((stacked.m, SCALARS))
     np.add.at(a_scalar, (rows[~on_trade], cols[~on_trade] - 2 * n), vals[~on_trade])
-    empty = np.zeros(0)
-    lower = np.concatenate([lo for _, lo, _ in rows_list]) if rows_list else empty
-    upper = np.concatenate([up for _, _, up in rows_list]) if rows_list else empty
-    return a_trade, a_scalar, stacked.offset, lower, upper
+    return a_trade.tocsc(), a_scalar, a_trade.tocsr()
 
 
 def _row_prices(rows: _Rows, duals: np.ndarray | None) -> np.ndarray | None:

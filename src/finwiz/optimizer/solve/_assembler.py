@@ -72,6 +72,7 @@ class Kept:
 
     user_groups: list[tuple[str, LimitGroup]] | None = None
     qp_base: QPBase | None = None
+    last_qp_base: QPBase | None = None  # the base of the model this one re-solves (with_data)
     data_digest: str | None = None  # user terms without a declared structure are keyed by it (_user_keys)
     relaxation: tuple[Model, Any] | None = None  # a taxable account's and its SolveOutcome (tax/_sides.relaxation)
 
@@ -140,14 +141,16 @@ class Model:
     def with_data(self, data: ProblemData) -> Model:
         """The same terms described for other data (a re-solve of the same rebalance). When only
         the per-rebalance context changed, the terms that do not read it keep their descriptions
-        (and with them their linearised rows)."""
+        (and with them their linearised rows), and its native QP reuses this one's base."""
         changed = {f.name for f in dataclasses.fields(data) if getattr(data, f.name) is not getattr(self.data, f.name)}
         if not changed <= _CONTEXT:
             return Model.of(self.terms, data)
         descriptions = tuple(
             t.describe(data) if t.reads_context else d for t, d in zip(self.terms, self.descriptions, strict=True)
         )
-        return Model(self.terms, data, descriptions)
+        return Model(
+            self.terms, data, descriptions, kept=Kept(last_qp_base=self.kept.qp_base or self.kept.last_qp_base)
+        )
 
 
 @dataclass

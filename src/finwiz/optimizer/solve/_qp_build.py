@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.solve._csc import csc
 from finwiz.optimizer.solve._qp import Ladder, NativeQP, _TaxTerms, ladder_of
+from finwiz.optimizer.solve._qp_rows import _DENSE_FACTORS, _triplets, _weight_rows, trade_bounds
 
 __all__ = ["QPBase", "build_qp", "qp_base", "trade_bounds"]
 
@@ -88,86 +90,6 @@ def _region(
     )
 
 
-def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
-    """Rows (from ``first_row``), columns (scalar codes placed after buy and sell) and values of
-    ``affines`` stacked, and their offsets."""
-    stacked = Affine.stack(affines)
-    return stacked.rows + first_row, column(stacked.cols, n), stacked.vals, stacked.offset
-
-
-def trade_bounds(groups: Sequence[LimitGroup], n: int) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:
-    """Upper bounds on buy and sell from the separable groups whose rows are one variable each
-    (``v_i <= u``), and the groups left to be rows."""
-    bound = np.full(2 * n, np.inf)
-    rest: list[LimitGroup] = []
-    for g in groups:
-        r = g.rows
-        simple = (
-            g.separable
-            and len(r.vals) == r.m
-            and bool((r.vals > 0).all())
-            and not np.any(r.offset)
-            and not np.isfinite(g.lower).any()
-        )
-        if not simple:
-            rest.append(g)
-            continue
-        np.minimum.at(bound, r.cols, g.upper[r.rows] / r.vals)
-    return bound[:n], bound[n:], rest
-
-
-@dataclass(frozen=True, eq=False)
-class _Pattern:
-    """Where each triplet lands in CSC storage, for one sparsity pattern."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    order: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-
-
-_patterns: dict[tuple[int, int, int], _Pattern] = {}
-
-
-def _csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sparse.csc_matrix:
-    """``csc_matrix((vals, (rows, cols)))`` for triplets without duplicates; the conversion order is
-    kept per pattern, so a request of a known structure only permutes its values (scipy's COO
-    conversion and checks cost more than the rest of the build at 100 assets)."""
-    key = (shape[0], shape[1], len(rows))
-    pattern = _patterns.get(key)
-    if pattern is None or not (np.array_equal(pattern.rows, rows) and np.array_equal(pattern.cols, cols)):
-        order = np.lexsort((rows, cols))
-        sorted_cols, sorted_rows = cols[order], rows[order]
-        same = (np.diff(sorted_cols) == 0) & (np.diff(sorted_rows) == 0)
-        if same.any():  # duplicates are summed by scipy; never produced by the built-in terms
-            return sparse.csc_matrix((vals, (rows, cols)), shape=shape)
-        indptr = np.searchsorted(sorted_cols, np.arange(shape[1] + 1)).astype(np.int32)
-        pattern = _Pattern(rows.copy(), cols.copy(), order, sorted_rows.astype(np.int32), indptr)
-        _patterns[key] = pattern
-    return sparse.csc_matrix((vals[pattern.order], pattern.indices, pattern.indptr), shape=shape, copy=False)
-
-
-_DENSE_FACTORS = 64
-
-
-def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(F, f)`` with the rows equal to ``F w + f``, if they touch buy and sell only as weights
-    (``+v`` on buy, ``-v`` on sell); None otherwise."""
-    n = len(x0)
-    rows, cols, vals, offset = _triplets(rows_of, 0, n)
-    if (cols >= 2 * n).any():
-        return None
-    on_buy = cols < n
-    buy = np.zeros((len(offset), n))
-    sell = np.zeros((len(offset), n))
-    buy[rows[on_buy], cols[on_buy]] = vals[on_buy]
-    sell[rows[~on_buy], cols[~on_buy] - n] = vals[~on_buy]
-    if not np.array_equal(sell, -buy):
-        return None
-    return buy, offset - buy @ x0
-
-
 @dataclass(frozen=True)
 class _Layout:
     """Where each variable sits: ``z = [buy, sell, c, tau, nu, T, G, (w if on_weights), aux]``."""
@@ -230,22 +152,66 @@ class QPBase:
     sell_cap: np.ndarray
     scale: float
     x0: np.ndarray
+    aux: tuple[np.ndarray, ...]  # the low-rank rows' triplets and offsets (see _triplets)
+    parts: tuple[Description, ...] = ()
+    backoff: float = 0.0
+    coupled: tuple[LimitGroup, ...] = ()  # the limit groups that are rows (not trade bounds)
+    a_matrix: dict[float, sparse.csc_matrix] = field(default_factory=dict)  # A by cost unit (no lots)
 
 
-def qp_base(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0) -> QPBase:
-    """The segment-free part of :func:`build_qp` (kept by the caller across a climb over lots)."""
-    layout = _layout(parts, x0)
+def _same(a: Sequence[object], b: Sequence[object]) -> bool:
+    return a is b or (not a and not b)
+
+
+def _reusable(
+    last: QPBase | None, parts: tuple[Description, ...], x0: np.ndarray, scale: float, backoff: float
+) -> QPBase | None:
+    """``last`` if its squared rows (and so ``P`` and the layout) are those of ``parts``."""
+    if last is None or last.x0 is not x0 or (last.scale, last.backoff) != (scale, backoff):
+        return None
+    if len(last.parts) != len(parts) or any(p.tax is not None for p in parts):
+        return None
+    for a, b in zip(last.parts, parts, strict=True):
+        if a is not b and not (
+            _same(a.weight_squares, b.weight_squares)
+            and _same(a.scalar_squares, b.scalar_squares)
+            and _same(a.low_rank, b.low_rank)
+        ):
+            return None
+    return last
+
+
+def qp_base(
+    parts: Sequence[Description], x0: np.ndarray, scale: float, backoff: float = 0.0, last: QPBase | None = None
+) -> QPBase:
+    """The segment-free part of :func:`build_qp` (kept by the caller across a climb over lots).
+    A re-solve of the same rebalance (same ``x0``) differs from ``last``, the previous solve's
+    base, in a few vectors (the trade count's weights, a blocked asset's bounds): it reuses the rest."""
+    parts = tuple(parts)
+    last = _reusable(last, parts, x0, scale, backoff)
+    layout = _layout(parts, x0) if last is None else last.layout
     n = layout.n
-    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale)
+    aux = _triplets(layout.low_rank, 0, n) if last is None else last.aux
+    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale, last)
     rate = np.zeros(n)
     for p in parts:
         if p.cost is not None:
             rate = rate + p.cost
-    rows, cols, vals, lower, upper, groups, m, sell_cap = _rows(parts, x0, layout, rate, backoff)
-    if layout.ladder is not None and layout.ladder.region is not None:  # its values: per segments
-        k = len(layout.ladder.region)
-        groups.append(("tax_region", m, m + k))
-        lower, upper, m = np.append(lower, np.full(k, -np.inf)), np.append(upper, np.zeros(k)), m + k
+    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
+    has_cost = any(p.cost is not None for p in parts)
+    if last is not None and _same_rows(last, coupled, rate, has_cost):  # only the trade bounds changed
+        triplets, lower, upper, groups, m = last.triplets, last.lower, last.upper.copy(), last.groups, last.m
+        upper[: 2 * n] = np.concatenate([buy_cap, sell_cap])
+        a_matrix = last.a_matrix
+    else:
+        rows, cols, vals, lower, upper, groups, m = _rows(
+            x0, layout, aux, rate, backoff, buy_cap, sell_cap, coupled, has_cost
+        )
+        if layout.ladder is not None and layout.ladder.region is not None:  # its values: per segments
+            k = len(layout.ladder.region)
+            groups.append(("tax_region", m, m + k))
+            lower, upper, m = np.append(lower, np.full(k, -np.inf)), np.append(upper, np.zeros(k)), m + k
+        triplets, a_matrix = (rows, cols, vals), {}
     return QPBase(
         layout,
         p_matrix,
@@ -255,7 +221,7 @@ def qp_base(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff:
         diagonal,
         dense_w,
         rate,
-        (rows, cols, vals),
+        triplets,
         lower,
         upper,
         groups,
@@ -263,6 +229,21 @@ def qp_base(parts: Sequence[Description], x0: np.ndarray, scale: float, backoff:
         sell_cap,
         scale,
         x0,
+        aux,
+        parts,
+        backoff,
+        tuple(coupled),
+        a_matrix,
+    )
+
+
+def _same_rows(last: QPBase, coupled: list[LimitGroup], rate: np.ndarray, has_cost: bool) -> bool:
+    """Whether ``last``'s rows are those of ``coupled`` at ``rate`` (its trade bounds aside)."""
+    same_cost = bool(np.isinf(last.upper[2 * last.layout.n])) == has_cost and np.array_equal(rate, last.rate)
+    return (
+        same_cost
+        and len(coupled) == len(last.coupled)
+        and all(a is b for a, b in zip(coupled, last.coupled, strict=True))
     )
 
 
@@ -295,7 +276,7 @@ def build_qp(
         rows, cols, vals, const, tax_terms = _fold(lines, q, const, rows, cols, vals, lower, upper)
         if layout.ladder.region is not None:
             rows, cols, vals, tax_terms = _region(layout.ladder, segments, base.m, rows, cols, vals, upper, tax_terms)
-    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
+    aux_rows, aux_cols, aux_vals, aux_offset = base.aux
     # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
     # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
     positive = base.rate[base.rate > 0]
@@ -308,7 +289,7 @@ def build_qp(
         P=base.p_matrix,
         q=q * scale,
         const=const * scale,
-        A=_csc(rows, cols, vals, (base.m, nz)),
+        A=_a_matrix(base, cost_unit, vals) if layout.ladder is None else csc(rows, cols, vals, (base.m, nz)),
         lower=lower,
         upper=upper,
         groups=base.groups,
@@ -326,11 +307,21 @@ def build_qp(
     )
 
 
+def _a_matrix(base: QPBase, unit: float, vals: np.ndarray) -> sparse.csc_matrix:
+    """``A`` of a base without lots, built once per cost unit (the bases of one rebalance's
+    re-solves that differ only in the trade bounds share it)."""
+    if unit not in base.a_matrix:
+        rows, cols, _ = base.triplets
+        base.a_matrix[unit] = csc(rows, cols, vals, (base.m, base.layout.nz))
+    return base.a_matrix[unit]
+
+
 def _objective(
-    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, scale: float
+    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, scale: float, last: QPBase | None = None
 ) -> tuple[sparse.csc_matrix, np.ndarray, float, np.ndarray, np.ndarray, np.ndarray | None]:
     """``P`` (upper triangle, scaled), ``q`` and the constant (unscaled), and P's blocks: the
-    per-asset curvature, the diagonal of the scalar and aux columns, the dense block on ``w``.
+    per-asset curvature, the diagonal of the scalar and aux columns, the dense block on ``w``
+    (``P`` and the dense block those of ``last``, whose squared rows are the same).
 
     Diagonal squares ``sum_i s_i^2 (w_i - b_i)^2`` with ``w = x0 + buy - sell``, squares of scalar
     columns, and one auxiliary variable (diagonal 2) per low-rank row."""
@@ -363,9 +354,11 @@ def _objective(
     dense_w = None
     if layout.on_weights is not None:
         factor, shift = layout.on_weights  # rows factor @ w + shift
-        dense_w = 2.0 * (factor.T @ factor)
+        dense_w = 2.0 * (factor.T @ factor) if last is None else last.dense_w
         q[layout.nt : layout.nt + n] += 2.0 * (factor.T @ shift)
         const += float(shift @ shift)
+    if last is not None:
+        return last.p_matrix, q, const, curvature, diagonal, dense_w
     # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
     # diagonal of every scalar and aux column.
     idx = np.arange(n)
@@ -426,14 +419,21 @@ def _definition_rows(
 
 
 def _rows(
-    parts: Sequence[Description], x0: np.ndarray, layout: _Layout, rate: np.ndarray, backoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int, np.ndarray]:
+    x0: np.ndarray,
+    layout: _Layout,
+    aux: tuple[np.ndarray, ...],
+    rate: np.ndarray,
+    backoff: float,
+    buy_cap: np.ndarray,
+    sell_cap: np.ndarray,
+    coupled: list[LimitGroup],
+    has_cost: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int, int]], int]:
     """The constraint rows as triplets with their bounds, the checked row groups and the row count:
-    variable bounds; the definitions of turnover and net purchase; the cost; the limits (all
-    checked); then the definition rows of ``w`` or of the aux variables."""
+    variable bounds (``trade_bounds``); the definitions of turnover and net purchase; the cost
+    (``rate``; its bound 0 without a cost term); the ``coupled`` limits (all checked); then
+    the definition rows of ``w`` or of the aux variables (``aux``)."""
     n, nt = layout.n, layout.nt
-    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
-    has_cost = any(p.cost is not None for p in parts)
     rows, cols, vals, lower, upper = _definition_rows(n, buy_cap, sell_cap, rate, has_cost)
     first = nt
     groups = [("trade_bounds", 0, nt), ("definitions", first, first + 2), ("cost", first + 2, first + 3)]
@@ -458,7 +458,7 @@ def _rows(
         upper.append(x0.copy())
         groups.append(("definitions", row, row + n))
         row += n
-    aux_rows, aux_cols, aux_vals, aux_offset = _triplets(layout.low_rank, 0, n)
+    aux_rows, aux_cols, aux_vals, aux_offset = aux
     k = layout.k
     if k:
         rows += [aux_rows + row, row + np.arange(k)]
@@ -475,5 +475,4 @@ def _rows(
         np.concatenate(upper),
         groups,
         row,
-        sell_cap,
     )

@@ -229,14 +229,14 @@ def solve(assembled: AssembledProblem, solver: str = "auto", *, time_limit: floa
 def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | None:
     """The native QP of ``model`` (continuous objective), or None when it is not a QP; a taxable
     account's on ``segments`` (each asset's lot, see ``_qp.Ladder``; default: the first),
-    from the model's kept segment-free part (the climb over lots builds it once)."""
+    from the model's kept segment-free part (built once per model, from the base of the model
+    it re-solves when they share their rows)."""
     if not model.is_qp:
         return None
     parts, data = model.described, model.data
-    if not any(p.tax is not None for p in parts):
-        return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments)
     if model.kept.qp_base is None:
-        model.kept.qp_base = qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff)
+        model.kept.qp_base = qp_base(parts, data.x0, OBJECTIVE_SCALE, data.backoff, model.kept.last_qp_base)
+        model.kept.last_qp_base = None
     return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=model.kept.qp_base)
 
 

@@ -1,0 +1,111 @@
+"""A re-solve of the same rebalance reuses the native QP base of the model it re-solves
+(``_qp_build``): the QP it gets is the one a fresh build gives, entry for entry, and the base
+lives as long as the models that use it."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from finwiz import PortfolioConfiguration
+from finwiz.optimizer import RebalancingEngine, build_problem_data
+from finwiz.optimizer.describe._limits import constraint_terms
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._solve import native_qp
+
+SYMBOLS = [f"A{i}" for i in range(8)]
+PRICES = {s: 10.0 + 7 * i for i, s in enumerate(SYMBOLS)}
+
+
+def _model() -> Model:
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": 40 + 13 * i} for i, s in enumerate(SYMBOLS)],
+        target_weights={s: 0.95 / len(SYMBOLS) for s in SYMBOLS},
+        cash=500.0,
+        sectors={s: f"S{i % 3}" for i, s in enumerate(SYMBOLS)},
+        max_sector_weight=0.4,
+        max_turnover=0.2,
+        transaction_cost_rate=0.001,
+        method="minimize_trades",
+    )
+    data = build_problem_data(config, PRICES)
+    terms = [*RebalancingEngine().strategies[config.method].terms(data), *constraint_terms()]
+    return Model.of([t for t in terms if t.applies(data)], data)
+
+
+def _fresh(model: Model) -> NativeQP:
+    qp = native_qp(Model(model.terms, model.data, model.descriptions))  # no base to start from
+    assert qp is not None
+    return qp
+
+
+def _assert_same(reused: NativeQP, fresh: NativeQP) -> None:
+    for name in ("P", "A"):
+        a, b = getattr(reused, name), getattr(fresh, name)
+        assert a.shape == b.shape
+        assert np.array_equal(a.indptr, b.indptr)
+        assert np.array_equal(a.indices, b.indices)
+        assert np.array_equal(a.data, b.data), name
+    for name in ("q", "lower", "upper", "curvature", "diagonal"):
+        assert np.array_equal(getattr(reused, name), getattr(fresh, name)), name
+    assert reused.const == fresh.const
+    assert reused.groups == fresh.groups
+
+
+def _resolved(model: Model, change: object) -> tuple[NativeQP, NativeQP, bool]:
+    """The QP of ``model.with_data(change(data))`` built right after ``model``'s, and fresh; and
+    whether the first reused the last base's constraint rows."""
+    assert native_qp(model) is not None
+    before = model.kept.qp_base
+    assert before is not None
+    other = model.with_data(change(model.data))  # type: ignore[operator]
+    qp = native_qp(other)
+    assert qp is not None
+    assert other.kept.qp_base is not None
+    reused = other.kept.qp_base.triplets is before.triplets
+    return qp, _fresh(other), reused
+
+
+def test_reweighted_count_reuses_the_rows() -> None:
+    model = _model()
+    weights = np.linspace(1.0, 50.0, model.data.n)
+    qp, fresh, reused = _resolved(model, lambda d: dataclasses.replace(d, count_weights=weights))
+    assert reused
+    assert not np.array_equal(qp.q, native_qp(model).q)  # the count's weights did change q
+    _assert_same(qp, fresh)
+
+
+def test_blocked_asset_changes_only_its_bounds() -> None:
+    model = _model()
+    blocked = np.zeros(model.data.n, dtype=bool)
+    blocked[[1, 5]] = True
+    qp, fresh, reused = _resolved(model, lambda d: dataclasses.replace(d.fix(blocked), debias=True))
+    assert reused
+    assert qp.upper[1] == 0.0
+    assert qp.upper[model.data.n + 5] == 0.0
+    _assert_same(qp, fresh)
+
+
+@pytest.mark.parametrize("backoff", [0.0, 1e-4])
+def test_other_limits_are_rebuilt(backoff: float) -> None:
+    model = _model()
+    qp, fresh, reused = _resolved(model, lambda d: dataclasses.replace(d, backoff=d.backoff + 1e-3 + backoff))
+    assert not reused
+    _assert_same(qp, fresh)
+
+
+def test_the_base_lives_with_its_models() -> None:
+    model = _model()
+    other = model.with_data(dataclasses.replace(model.data, count_weights=np.ones(model.data.n)))
+    assert native_qp(model) is not None
+    assert native_qp(other) is not None
+    bases = [weakref.ref(m.kept.qp_base) for m in (model, other)]
+    assert other.kept.last_qp_base is None  # let go once its own is built
+    del model, other
+    gc.collect()
+    assert [b() for b in bases] == [None, None]  # nothing module-wide keeps a dense block alive
