@@ -4,8 +4,9 @@ Each is a sentence in ``result.warnings`` naming what happened, why, and the set
 it: targets above the account's own caps (and the closest portfolio the caps allow), proceeds of a
 forced cap sale left in cash because every other asset is inside its band, a deposit left in cash
 because its purchases count against the turnover cap, positions sold down below the minimum
-trade size ("dust": no later trade can sell them), and targets whole shares cannot reach (names whose
-one lot is worth more than their target value: 174 of 431 names at $50k).
+trade size ("dust": no later trade can sell them), and targets whole shares cannot reach (names
+whose one lot is worth more than their target value: 341 of 431 in the direct-indexing benchmark
+at $50k).
 """
 
 from __future__ import annotations
