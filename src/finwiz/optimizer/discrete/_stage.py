@@ -1,27 +1,37 @@
 """The whole-share stage: the continuous optimum made whole shares (lots) that keep every limit.
 
 The rounding (``_rounding``) settles each asset among a few candidate trades under the coupled
-rows and descends on the exact objective. One rule covers what it cannot settle well from the
-continuous optimum alone: for each reason below that holds, one alternative continuous point
-(solved by the continuous stage, infeasibility only meaning "keep the first answer"), rounded
-once, never re-entering the rule; the answer with the lower true objective is kept, and the
-stage's record notes that the alternative ran.
+rows and descends on the exact objective; where that lost much, it backs off, in the same rounding,
+the rows that blocked it (``_rounding._room``) and settles again. One rule covers what it cannot
+settle well from the continuous optimum alone: for each reason below that holds, one alternative
+continuous point (solved by the continuous stage, infeasibility only meaning "keep the first
+answer"), rounded once, never re-entering the rule; the answer with the lower true objective is
+kept, and the stage's record notes that the alternative ran.
 
-- **back-off**: binding limits left no whole-share answer near the optimum (the rounding was
-  refused, or moved trades off their neighbours at a loss of more than ``_RETRY_LOSS`` whole-share
-  allowances or ``_RETRY_RELATIVE_LOSS`` of the objective): every coupled limit backed off by the
-  largest traded lot.
+- **back-off**: the rounding was refused, or lost more than ``RETRY_LOSS`` whole-share allowances
+  or ``RETRY_RELATIVE_LOSS`` of the objective even after its local back-off: every coupled limit
+  backed off by the largest traded lot.
 - **small trades**: the rounding dropped more than ``_RESOLVE_THRESHOLD`` of the value in trades
   under half the minimum trade size: those assets fixed untraded, so the others make up for them;
   the descent then runs once more with them free.
 
-Why both stay (measured on the 40 whole-share requests of benchmarks/test_bench_binding.py and
-test_bench_quality.py, each run with and without the alternative): the back-off ran in 4 and
-won in 2, both at 2000 binding assets, where without it the objective is 84 % higher; the
-small-trades point ran in 13 and won in 4, without it the objective is 0.14 % higher at 431
-binding assets and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison.
-Nothing else changed, and the rule as one flat pass gives the same trades as the former
-re-entrant chain on all 40.
+Why the back-off is local first (benchmarks/test_bench_binding.py, 2000 binding assets, where the
+re-solve used to win by 84 %): the rounding lost 97 % there because one position cap (a row of one
+asset that every trade's cost moves) was settled 2e-9 below its bound, so every move adding cost
+broke it and the descent left $48k of the deposit uninvested. Backed off locally it loses 6 %
+(objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
+0.0031511 for minimize_costs) with no second continuous solve or rounding: CPU 1,112 -> 500 ms and
+850 -> 446 ms per request. The 100-500-asset requests and the quality benchmark's distance and
+exact-MIQP requests keep their objectives. The re-solve stays behind it for roundings that lose over 10 %
+with no blocking row of that kind: it still runs on small synthetic accounts (100-150 assets, a
+$1,000 minimum trade, a deposit).
+
+Why the small-trades point stays: it ran in 13 of the 40 whole-share requests of the binding and
+quality benchmarks and won in 4, without it the objective is 0.14 % higher at 431 binding assets
+and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison; no share of the value in small trades tells the winners apart (4-25 %,
+losers 0.2-29 %). At 2000 binding assets it fixes 1,680 small trades, 283 of them traded by the
+answer, and the limits cannot be kept without them (0.1 s CPU to learn it); fixing only the dropped
+ones would be feasible and win there (0.0031466 / 0.0031433) but doubles the request's CPU.
 """
 
 from __future__ import annotations
@@ -52,10 +62,6 @@ __all__ = ["Decided", "achieved", "exact_stage", "round_outcome", "whole_share_s
 
 _SEARCH_BUDGET = 10.0  # CPU seconds: a safety behind the search's own count of work (_search._WORK)
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
-_MOST_SMALL = 0.5
-"""Small trades dropped that carry more than this fraction of the value traded are not fixed: with
-73 % of it in 1,680 of 1,737 trades (2000 binding assets) no continuous point kept the limits
-without them; where the alternative won (4 of 13) they carried 4-25 %."""
 
 Solve = Callable[[Model], SolveOutcome]
 """The continuous stage on a variant of the model (undiagnosed: infeasible raises)."""
@@ -182,8 +188,7 @@ def _dropped_small(data: ProblemData, answer: _Answer) -> bool:
         return False
     dropped = _small(data, answer.outcome) & (answer.shares == 0)
     value = np.abs(answer.outcome.trades) * data.ref_value
-    dropped_value = value[dropped].sum()
-    return bool(_RESOLVE_THRESHOLD * data.ref_value < dropped_value <= _MOST_SMALL * value.sum())
+    return bool(value[dropped].sum() > _RESOLVE_THRESHOLD * data.ref_value)
 
 
 def _better(model: Model, best: _Answer | None, alternative: _Answer | None, pieces: Pieces) -> _Answer | None:
