@@ -47,23 +47,27 @@ def _row(rows: _Rows, group: str, member: str) -> int:
     return rows.labels.index((group, member))
 
 
-def test_room_goes_to_one_asset_rows_the_costs_move_where_they_sit_at_their_bound() -> None:
+def test_room_goes_to_one_asset_rows_the_way_back_to_the_continuous_costs_would_cross() -> None:
     model = _model()
     data, rows = model.data, _coupled_rows(model)
     values = rows.values(_trade_point(data, np.zeros(data.n)))
-    cap_a0, cap_a1 = _row(rows, "max_position", "A0"), _row(rows, "max_position", "A1")
+    cap = {name: _row(rows, "max_position", name) for name in ("A0", "A1", "A3")}
     sector = _row(rows, "sector_cap", "S")
     upper = rows.upper.copy()
-    upper[[cap_a0, sector]] = values[[cap_a0, sector]] + 1e-12  # at their bound
-    upper[cap_a1] = values[cap_a1] + 0.05  # far from it
+    upper[[cap["A0"], sector]] = values[[cap["A0"], sector]] + 1e-12  # at their bound
+    upper[cap["A1"]] = values[cap["A1"]] + 0.05  # far from it
+    upper[cap["A3"]] = values[cap["A3"]] + 1e-4  # near, but further than the way back
     near = dataclasses.replace(rows, upper=upper)
     target = np.array([1.5, 0.0, -2.0, 0.0])  # A0 and A2 traded: A2's lot (120) is the largest
     room = _room(data, near, target, np.zeros(data.n))
-    # The position cap is x_i <= cap (R - costs): every trade's cost moves it by cap x its cost.
-    assert np.count_nonzero(rows.a_scalar[cap_a0]) == 1
-    expected = 0.25 * 120.0 / data.ref_value
-    assert room[cap_a0] == pytest.approx(expected, rel=1e-12)
-    assert room[cap_a1] == 0.0  # far from its bound
+    # The position cap is x_i <= cap (R - costs): the way back from no trade to the target's costs
+    # (rate x traded value) moves it by cap x those costs, and one lot's cost at most by cap x lot.
+    assert np.count_nonzero(rows.a_scalar[cap["A0"]]) == 1
+    way = 0.25 * 0.001 * (1.5 * 50.0 + 2.0 * 120.0) / data.ref_value
+    assert 0.0 < way < 1e-4
+    assert room[cap["A0"]] == pytest.approx(max(0.25 * 120.0 / data.ref_value, way), rel=1e-9)
+    assert room[cap["A1"]] == 0.0  # far from its bound
+    assert room[cap["A3"]] == 0.0  # the way back stays inside it
     assert room[sector] == 0.0  # several assets: their own lots move it, not only the costs
     assert room[_row(rows, "cash_floor", "CASH")] == 0.0  # no asset of its own
     assert np.count_nonzero(room) == 1

@@ -41,8 +41,8 @@ __all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_marg
 _DESCENT = DescentSettings()
 RETRY_LOSS = 1e3
 RETRY_RELATIVE_LOSS = 0.1
-"""What a lossy rounding may lose before the rows that block are backed off, in whole-share
-allowances or as a fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500
+"""What a rounding may lose before another start is tried, in whole-share allowances or as a
+fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500
 binding assets and 180-340 (3-4 %) at 100, where backing off never helped; at 2000 binding assets,
 148 allowances but 97 % (backed off: 6 %); a fine grid (fractional shares) that binding rows push
 off its neighbours loses orders of magnitude more allowances, and backing off does help."""
@@ -107,8 +107,8 @@ def round_trades(
     terms' linearised objectives (over ``z``). ``duals`` are the continuous solve's multipliers of
     the coupled rows: candidates are first priced by the Lagrangian, so that each asset's cheapest
     does not lean, with every other asset, into the limits that held the optimum back; ``pieces``
-    are the model's when the caller has them. Where the settled trades lost much (``lost_much``),
-    the rows that block are backed off locally (``_room``) and the better answer kept. Raises
+    are the model's when the caller has them. Where the settle leaves a row that would block the
+    descent, it is backed off locally (``_room``; see ``_Settle.rounded``). Raises
     :class:`InfeasibleRebalanceError` if no such trades exist among the candidates."""
     start = time.perf_counter()
     data = model.data
@@ -130,13 +130,6 @@ def round_trades(
     base = pricer.objective(at, target)
     settle = _Settle(data, pieces, pricer, moves, price / pricer.unit, cheapest, table, target, time_limit)
     rounded = settle.rounded(first, stuck, base)
-    if rounded.lossy and lost_much(rounded.loss, rounded.relative_loss):
-        room = _room(data, pieces.rows, target, rounded.shares)
-        inside = settle.inside(room) if room.any() else None
-        if inside is not None:
-            note("back-off: the rows that blocked the rounding backed off by a lot, settled again")
-            backed = settle.descended(inside, stuck or rounded.lossy, base)
-            rounded = backed if backed.value < rounded.value else rounded
     seconds = time.perf_counter() - start
     return RoundingOutcome(
         rounded.shares, rounded.gap, seconds, len(moves.owner), rounded.lossy, rounded.loss, rounded.relative_loss
@@ -144,8 +137,9 @@ def round_trades(
 
 
 def lost_much(loss: float, relative_loss: float) -> bool:
-    """Whether a lossy rounding lost more than ``RETRY_LOSS`` allowances or ``RETRY_RELATIVE_LOSS``
-    of the objective (the rows that block are then backed off)."""
+    """Whether a rounding lost more than ``RETRY_LOSS`` allowances or ``RETRY_RELATIVE_LOSS`` of the
+    objective: settled with room, the plain settle is then descended too; lossy, the stage's
+    back-off re-solve runs."""
     return loss > RETRY_LOSS or relative_loss > RETRY_RELATIVE_LOSS
 
 
@@ -178,7 +172,9 @@ class _Settle:
     time_limit: float
 
     def rounded(self, cheap: np.ndarray, stuck: bool, base: float) -> _Rounded:
-        """The cheapest choice ``cheap``, settled where it breaks a coupled row, then descended."""
+        """The cheapest choice ``cheap``, settled where it breaks a coupled row, then descended; where
+        the settle leaves a row that would block the descent (``_room``), settled again with room
+        inside it first, and the plain settle descended only if that lost much."""
         rows = self.pieces.rows
         if rows.holds(rows.values(_trade_point(self.data, cheap))):
             # From each asset's cheapest candidate the descent has nothing to bring back.
@@ -189,7 +185,17 @@ class _Settle:
         lots = self.target / self.data.lot
         first = settled[0]
         neighbour = (np.abs(first / self.data.lot - lots) < 1.0 + 1e-9) & (np.sign(first) == np.sign(self.target))
-        return self.descended(settled, stuck or bool(np.any((first != cheap) & ~neighbour)), base)
+        lossy = stuck or bool(np.any((first != cheap) & ~neighbour))
+        room = _room(self.data, rows, self.target, first)
+        inside = self.inside(room) if room.any() else None
+        if inside is None:
+            return self.descended(settled, lossy, base)
+        note("back-off: the rows that would block the rounding backed off by a lot, settled again")
+        backed = self.descended(inside, lossy, base)
+        if not lost_much(backed.loss, backed.relative_loss):
+            return backed
+        plain = self.descended(settled, lossy, base)
+        return backed if backed.value < plain.value else plain
 
     def inside(self, room: np.ndarray) -> tuple[np.ndarray, float | None] | None:
         """The settle leaving ``room`` inside the rows (None when no choice does)."""
@@ -212,11 +218,13 @@ class _Settle:
 
 def _room(data: ProblemData, rows: _Rows, target: np.ndarray, shares: np.ndarray) -> np.ndarray:
     """The room a settle should leave inside each coupled row of one asset that every other trade
-    moves through the scalar columns (a position cap on the value after trading: the costs and the
-    net purchase), where ``shares`` sit closer than that to its bound: one largest traded lot's
-    move of those columns (0 elsewhere). Settled right at such a bound, the row blocks every move
-    of the descent that adds cost: at 2000 binding assets the rounding then left $48k of a deposit
-    uninvested, 84 % above the answer a back-off re-solve found."""
+    moves through the scalar columns (a position cap on the value after trading: the costs), where
+    the way from ``shares`` back to the continuous trades ``target``'s scalar columns would cross
+    its bound: one largest traded lot's move of those columns, or that way if longer (0 elsewhere).
+    Settled at such a bound, the row blocks every move of the descent that adds cost: at 2000
+    binding assets the rounding then left $48k of a deposit uninvested, 84 % above the answer a
+    back-off re-solve found. (Room in every such row near its bound cost 19 % at 100 binding
+    assets, where the way back stayed 50x inside the row.)"""
     n, m = data.n, len(rows.offset)
     by_row = rows.by_row
     row = np.repeat(np.arange(m), np.diff(by_row.indptr))
@@ -226,9 +234,11 @@ def _room(data: ProblemData, rows: _Rows, target: np.ndarray, shares: np.ndarray
     np.maximum.at(high, row, asset)
     lot_value = data.lot * data.prices / data.ref_value
     largest = float(np.max(lot_value[np.abs(target) * data.prices >= NOISE_VALUE], initial=0.0))
-    margin = np.where(low == high, np.abs(rows.a_scalar).sum(axis=1) * largest, 0.0)
-    values = rows.values(_trade_point(data, shares))
-    return np.where(np.minimum(rows.upper - values, values - rows.lower) < margin, margin, 0.0)
+    at = _trade_point(data, shares)
+    values = rows.values(at)
+    way = rows.a_scalar @ (_trade_point(data, target)[2 * n :] - at[2 * n :])
+    crosses = (values + way > rows.upper) | (values + way < rows.lower)
+    return np.where((low == high) & crosses, np.maximum(np.abs(rows.a_scalar).sum(axis=1) * largest, np.abs(way)), 0.0)
 
 
 def polish(

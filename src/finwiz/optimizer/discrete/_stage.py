@@ -18,20 +18,23 @@ kept, and the stage's record notes that the alternative ran.
 Why the back-off is local first (benchmarks/test_bench_binding.py, 2000 binding assets, where the
 re-solve used to win by 84 %): the rounding lost 97 % there because one position cap (a row of one
 asset that every trade's cost moves) was settled 2e-9 below its bound, so every move adding cost
-broke it and the descent left $48k of the deposit uninvested. Backed off locally it loses 6 %
-(objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
-0.0031511 for minimize_costs) with no second continuous solve or rounding: CPU 1,112 -> 500 ms and
-850 -> 446 ms per request. The 100-500-asset requests and the quality benchmark's distance and
-exact-MIQP requests keep their objectives. The re-solve stays behind it for roundings that lose over 10 %
+broke it and the descent left $48k of the deposit uninvested. Settled with room inside such rows
+(the plain settle descended too only where that loses over 10 %: at 100 binding assets) it loses
+6 % (objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
+0.0031511 for minimize_costs) with no second continuous solve or rounding: CPU 1,112 -> ~440 ms and
+850 -> ~400 ms per request. The 100-500-asset requests, the quality benchmark's distance and
+exact-MIQP requests and all 336 feasible requests of ``reference.generate`` (seeds 0-119, three
+sizes each) keep their objectives. The re-solve stays behind it for roundings that lose over 10 %
 with no blocking row of that kind: it still runs on small synthetic accounts (100-150 assets, a
 $1,000 minimum trade, a deposit).
 
 Why the small-trades point stays: it ran in 13 of the 40 whole-share requests of the binding and
 quality benchmarks and won in 4, without it the objective is 0.14 % higher at 431 binding assets
-and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison; no share of the value in small trades tells the winners apart (4-25 %,
-losers 0.2-29 %). At 2000 binding assets it fixes 1,680 small trades, 283 of them traded by the
-answer, and the limits cannot be kept without them (0.1 s CPU to learn it); fixing only the dropped
-ones would be feasible and win there (0.0031466 / 0.0031433) but doubles the request's CPU.
+and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison; no share of the value
+in small trades tells the winners apart (4-25 %, losers 0.2-29 %). At 2000 binding assets it fixes
+1,680 small trades, 283 of them traded by the answer, and the limits cannot be kept without them
+(0.1 s CPU to learn it); fixing only the dropped ones would be feasible and win there (0.0031466 /
+0.0031433) but doubles the request's CPU.
 """
 
 from __future__ import annotations
