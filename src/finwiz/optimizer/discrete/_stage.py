@@ -19,10 +19,10 @@ Why the back-off is local first (benchmarks/test_bench_binding.py, 2000 binding 
 re-solve used to win by 84 %): the rounding lost 97 % there because one position cap (a row of one
 asset that every trade's cost moves) was settled 2e-9 below its bound, so every move adding cost
 broke it and the descent left $48k of the deposit uninvested. Settled with room inside such rows
-(the plain settle descended too only where that loses over 10 %: at 100 binding assets) it loses
-6 % (objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
-0.0031511 for minimize_costs) with no second continuous solve or rounding: CPU 1,112 -> ~440 ms and
-850 -> ~400 ms per request. The 100-500-asset requests, the quality benchmark's distance and
+(``_rounding._room``; the plain settle descended too only where that loses over 10 %) it loses 6 %
+(objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
+0.0031511 for minimize_costs) with no second continuous solve, rounding or descent: CPU 1,112 ->
+~450 ms and 850 -> ~450 ms per request. The 100-500-asset requests, the quality benchmark's distance and
 exact-MIQP requests and all 336 feasible requests of ``reference.generate`` (seeds 0-119, three
 sizes each) keep their objectives. The re-solve stays behind it for roundings that lose over 10 %
 with no blocking row of that kind: it still runs on small synthetic accounts (100-150 assets, a
