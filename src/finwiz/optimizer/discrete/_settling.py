@@ -9,7 +9,7 @@ choice keeps every row, an elastic program says how much each limit would have t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse
@@ -41,27 +41,78 @@ def _settle(
     Not the repair first: it keeps the limits wherever measured, but gives up objective the
     descent does not win back (5 % on one exact-MIQP instance of 45 assets, 0.5 % at 100 binding
     assets; ``benchmarks/results.md``)."""
-    n = data.n
-    trade_part = sparse.csr_array(rows.a_trade @ moves.matrix(n)[: 2 * n])
-    scalar_cols = sparse.csr_array(rows.a_scalar)
-
-    def admissible(chosen: np.ndarray) -> bool:
-        shares = np.zeros(n)
-        shares[moves.owner[chosen]] = moves.shares[chosen]
-        return rows.holds(rows.values(_trade_point(data, shares)))
-
+    program = _Program01(data, moves, price, cheapest, rows, time_limit)
     try:
-        chosen, gap = _milp(
-            moves, price, trade_part, scalar_cols, rows, data, min(time_limit, _MILP_SECONDS), admissible, cheapest
-        )
+        chosen, gap = program.solve(rows, True)
     except (InfeasibleRebalanceError, SolverError):
-        repaired = _repair(cheapest, moves, price, trade_part, scalar_cols, rows.offset, rows.lower, rows.upper)
+        repaired = _repair(
+            cheapest, moves, price, program.trade_part, program.scalar_cols, rows.offset, rows.lower, rows.upper
+        )
         if repaired is None:
             raise
         chosen, gap = repaired, None
+    return _shares(data.n, moves, chosen, gap)
+
+
+def _settle_inside(
+    data: ProblemData,
+    moves: _Moves,
+    price: np.ndarray,
+    cheapest: np.ndarray,
+    rows: _Rows,
+    time_limit: float,
+    room: np.ndarray,
+) -> tuple[np.ndarray, float | None] | None:
+    """:func:`_settle` leaving ``room`` (per row, weight units) inside each row's bounds; None when
+    no candidate choice does."""
+    program = _Program01(data, moves, price, cheapest, rows, time_limit)
+    try:
+        return _shares(data.n, moves, *program.solve(replace(rows, lower=rows.lower + room, upper=rows.upper - room)))
+    except (_RefusedError, SolverError):
+        return None
+
+
+class _Program01:
+    """The 0/1 program of one settle over the candidates ``moves``: their part of the rows, built once."""
+
+    def __init__(
+        self, data: ProblemData, moves: _Moves, price: np.ndarray, cheapest: np.ndarray, rows: _Rows, time_limit: float
+    ) -> None:
+        self.data, self.moves, self.price, self.cheapest, self.rows = data, moves, price, cheapest, rows
+        self.trade_part = sparse.csr_array(rows.a_trade @ moves.matrix(data.n)[: 2 * data.n])
+        self.scalar_cols = sparse.csr_array(rows.a_scalar)
+        self.limit = min(time_limit, _MILP_SECONDS)
+
+    def admissible(self, chosen: np.ndarray) -> bool:
+        """Whether the choice keeps every row (exact check)."""
+        shares, _ = _shares(self.data.n, self.moves, chosen, None)
+        return self.rows.holds(self.rows.values(_trade_point(self.data, shares)))
+
+    def solve(self, on: _Rows, explain: bool = False) -> tuple[np.ndarray, float | None]:
+        """The choice on the rows ``on``; refused, :class:`InfeasibleRebalanceError` saying what would
+        have to give (``explain``) or :class:`_RefusedError`."""
+        return _milp(
+            self.moves,
+            self.price,
+            self.trade_part,
+            self.scalar_cols,
+            on,
+            self.data,
+            self.limit,
+            self.admissible,
+            self.cheapest,
+            explain,
+        )
+
+
+def _shares(n: int, moves: _Moves, chosen: np.ndarray, gap: float | None) -> tuple[np.ndarray, float | None]:
     shares = np.zeros(n)
     shares[moves.owner[chosen]] = moves.shares[chosen]
     return shares, gap
+
+
+class _RefusedError(Exception):
+    """No candidate choice keeps the rows (not explained: the caller has another try)."""
 
 
 def _milp(
@@ -74,6 +125,7 @@ def _milp(
     time_limit: float,
     admissible: Callable[[np.ndarray], bool],
     cheapest: np.ndarray,
+    explain: bool = True,
 ) -> tuple[np.ndarray, float | None]:
     """One candidate per asset under the coupled rows: binaries y, the scalar columns continuous.
 
@@ -104,6 +156,8 @@ def _milp(
     else:
         raise SolverError("whole-share rounding could not meet the limits exactly", solver="HiGHS", status="inexact")
     if result is None or result.x is None:
+        if result is not None and result.infeasible and not explain:
+            raise _RefusedError
         if result is not None and result.infeasible:
             raise InfeasibleRebalanceError(
                 _gives(matrix, lo, up, data, m, rows, time_limit),

@@ -1,27 +1,40 @@
 """The whole-share stage: the continuous optimum made whole shares (lots) that keep every limit.
 
 The rounding (``_rounding``) settles each asset among a few candidate trades under the coupled
-rows and descends on the exact objective. One rule covers what it cannot settle well from the
-continuous optimum alone: for each reason below that holds, one alternative continuous point
-(solved by the continuous stage, infeasibility only meaning "keep the first answer"), rounded
-once, never re-entering the rule; the answer with the lower true objective is kept, and the
-stage's record notes that the alternative ran.
+rows and descends on the exact objective; where that lost much, it backs off, in the same rounding,
+the rows that blocked it (``_rounding._room``) and settles again. One rule covers what it cannot
+settle well from the continuous optimum alone: for each reason below that holds, one alternative
+continuous point (solved by the continuous stage, infeasibility only meaning "keep the first
+answer"), rounded once, never re-entering the rule; the answer with the lower true objective is
+kept, and the stage's record notes that the alternative ran.
 
-- **back-off**: binding limits left no whole-share answer near the optimum (the rounding was
-  refused, or moved trades off their neighbours at a loss of more than ``_RETRY_LOSS`` whole-share
-  allowances or ``_RETRY_RELATIVE_LOSS`` of the objective): every coupled limit backed off by the
-  largest traded lot.
+- **back-off**: the rounding was refused, or lost more than ``RETRY_LOSS`` whole-share allowances
+  or ``RETRY_RELATIVE_LOSS`` of the objective even after its local back-off: every coupled limit
+  backed off by the largest traded lot.
 - **small trades**: the rounding dropped more than ``_RESOLVE_THRESHOLD`` of the value in trades
   under half the minimum trade size: those assets fixed untraded, so the others make up for them;
   the descent then runs once more with them free.
 
-Why both stay (measured on the 40 whole-share requests of benchmarks/test_bench_binding.py and
-test_bench_quality.py, each run with and without the alternative): the back-off ran in 4 and
-won in 2, both at 2000 binding assets, where without it the objective is 84 % higher; the
-small-trades point ran in 13 and won in 4, without it the objective is 0.14 % higher at 431
-binding assets and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison.
-Nothing else changed, and the rule as one flat pass gives the same trades as the former
-re-entrant chain on all 40.
+Why the back-off is local first (benchmarks/test_bench_binding.py, 2000 binding assets, where the
+re-solve used to win by 84 %): the rounding lost 97 % there because one position cap (a row of one
+asset that every trade's cost moves) was settled 2e-9 below its bound, so every move adding cost
+broke it and the descent left $48k of the deposit uninvested. Settled with room inside such rows
+(``_rounding._room``; the plain settle descended too only where that loses over 10 %) it loses 6 %
+(objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
+0.0031511 for minimize_costs) with no second continuous solve, rounding or descent: CPU 1,112 ->
+~450 ms and 850 -> ~450 ms per request. The 100-500-asset requests, the quality benchmark's distance and
+exact-MIQP requests and all 336 feasible requests of ``reference.generate`` (seeds 0-119, three
+sizes each) keep their objectives. The re-solve stays behind it for roundings that lose over 10 %
+with no blocking row of that kind: it still runs on small synthetic accounts (100-150 assets, a
+$1,000 minimum trade, a deposit).
+
+Why the small-trades point stays: it ran in 13 of the 40 whole-share requests of the binding and
+quality benchmarks and won in 4, without it the objective is 0.14 % higher at 431 binding assets
+and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison; no share of the value
+in small trades tells the winners apart (4-25 %, losers 0.2-29 %). At 2000 binding assets it fixes
+1,680 small trades, 283 of them traded by the answer, and the limits cannot be kept without them
+(0.1 s CPU to learn it); fixing only the dropped ones would be feasible and win there (0.0031466 /
+0.0031433) but doubles the request's CPU.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from finwiz.optimizer.discrete._exact import ExactOutcome, solve_exact
 from finwiz.optimizer.discrete._min_position import exact_or_named, flipped, named
 from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
-from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, polish, round_trades
+from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, lost_much, polish, round_trades
 from finwiz.optimizer.discrete._search import SearchOutcome, exchange_search
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, objective_at
@@ -50,13 +63,6 @@ from finwiz.optimizer.verify._diagnosis import whole_share_refusal
 
 __all__ = ["Decided", "achieved", "exact_stage", "round_outcome", "whole_share_stage", "whole_shares"]
 
-_RETRY_LOSS = 1e3
-_RETRY_RELATIVE_LOSS = 0.1
-"""What a lossy rounding may lose before the limits are backed off, in whole-share allowances or as
-a fraction of the objective: whole shares lost 2-7 allowances (3-4 %) at 431-500 binding assets
-and 180-340 (3-4 %) at 100, where the retry never helped; at 2000 binding assets, 148 allowances
-but 97 % (the retry: 7 %); a fine grid (fractional shares) that binding rows push off its
-neighbours loses orders of magnitude more allowances, and the back-off does help."""
 _SEARCH_BUDGET = 10.0  # CPU seconds: a safety behind the search's own count of work (_search._WORK)
 _RESOLVE_THRESHOLD = 1e-4  # fraction of value: small trades worth less than this are not re-solved
 
@@ -174,7 +180,7 @@ def whole_shares(
 
 
 def _lost_much(rounded: RoundingOutcome) -> bool:
-    return rounded.lossy and (rounded.loss > _RETRY_LOSS or rounded.relative_loss > _RETRY_RELATIVE_LOSS)
+    return rounded.lossy and lost_much(rounded.loss, rounded.relative_loss)
 
 
 def _small(data: ProblemData, outcome: SolveOutcome) -> np.ndarray:
