@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separable
@@ -231,10 +230,6 @@ def smallest(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(values, kind="stable")
 
 
-_SHARED: dict[int, tuple[sparse.csc_array, np.ndarray]] = {}
-"""The squared rows two assets share, by the pricer's squared rows (the last few pricers')."""
-
-
 def cross_apart(pricer: _Pricer, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
     """``pricer.cross`` where moves ``a`` (of ``tries``) and ``b`` are of two different assets, the
     only entries an exchange or a combination adds (elsewhere without the rows of one asset alone):
@@ -248,8 +243,7 @@ def cross_apart(pricer: _Pricer, z: np.ndarray, moves: _Moves, tries: np.ndarray
 
 def shared_change(pricer: _Pricer, z: np.ndarray, moves: _Moves) -> np.ndarray:
     """Each move's change of the squared rows two assets share (rows x moves; see ``cross_apart``)."""
-    n = pricer.n
-    shared = _shared_rows(pricer.s, n)
+    n, shared = pricer.n, pricer.shared_rows
     d_buy, d_sell, d_x = moves.change(pricer.data, z)
     owner = moves.owner
     return np.asarray(shared[:, owner] * d_buy + shared[:, n + owner] * d_sell + shared[:, 2 * n :] @ d_x.T)
@@ -266,22 +260,3 @@ def can_gain(own: np.ndarray, shared: np.ndarray, owner: np.ndarray, gain: float
     least = np.zeros(len(assets))
     np.minimum.at(least, at, alone)
     return bool(least.sum() < -gain)
-
-
-def _shared_rows(s: sparse.csc_array, n: int) -> np.ndarray:
-    """The rows of ``s`` (dense) that touch a scalar column or the columns of two assets."""
-    known = _SHARED.get(id(s))
-    if known is not None and known[0] is s:
-        return known[1]
-    coo = s.tocoo()
-    asset = np.where(coo.col < 2 * n, coo.col % n, -1)
-    pairs = np.unique(np.stack([coo.row, asset]), axis=1)
-    assets_per_row = np.bincount(pairs[0][pairs[1] >= 0], minlength=s.shape[0])
-    scalar = np.zeros(s.shape[0], dtype=bool)
-    scalar[coo.row[asset < 0]] = True
-    rows = np.flatnonzero((assets_per_row > 1) | scalar)
-    dense = s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
-    if len(_SHARED) >= 4:
-        _SHARED.clear()
-    _SHARED[id(s)] = (s, dense)
-    return dense

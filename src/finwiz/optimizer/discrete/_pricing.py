@@ -76,6 +76,20 @@ class _Pricer:
         return sparse.csc_array((vals, (rows, cols)), shape=(2 * n + SCALARS, m))
 
     @cached_property
+    def shared_rows(self) -> np.ndarray:
+        """The squared rows (dense) that touch a scalar column or the columns of two assets: the
+        only rows through which moves of two different assets interact (``cross_apart``)."""
+        s, n = self.s, self.n
+        coo = s.tocoo()
+        asset = np.where(coo.col < 2 * n, coo.col % n, -1)
+        pairs = np.unique(np.stack([coo.row, asset]), axis=1)
+        assets_per_row = np.bincount(pairs[0][pairs[1] >= 0], minlength=s.shape[0])
+        scalar = np.zeros(s.shape[0], dtype=bool)
+        scalar[coo.row[asset < 0]] = True
+        rows = np.flatnonzero((assets_per_row > 1) | scalar)
+        return s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
+
+    @cached_property
     def gram(self) -> np.ndarray | None:
         """``S'S`` over every column of ``z`` (dense), or None where it would be too large."""
         rows, cols = self.s.shape
