@@ -14,7 +14,9 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from finwiz import Holding, PortfolioConfiguration, rebalance
+from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete import _settling
+from finwiz.optimizer.discrete._candidates import _Moves
 
 
 def _knapsack() -> tuple[np.ndarray, sparse.csc_array, np.ndarray, np.ndarray]:
@@ -79,16 +81,16 @@ def test_the_settle_prints_nothing() -> None:
     assert done.stdout == ""
 
 
-def _binding_request() -> tuple[PortfolioConfiguration, dict[str, float]]:
-    """40 assets, two sectors targeted above a 30 % cap, a turnover cap, whole shares."""
+def _binding_request(n: int = 40) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    """``n`` assets, two sectors targeted above a 30 % cap, a turnover cap, whole shares."""
     rng = np.random.default_rng(7)
-    n = 40
     symbols = [f"S{i:02d}" for i in range(n)]
     prices = rng.uniform(20.0, 400.0, n)
     target = rng.dirichlet(np.full(n, 3.0)) * 0.97
-    target[:10] *= 0.36 / target[:10].sum()
-    target[10:20] *= 0.34 / target[10:20].sum()
-    target[20:] *= 0.27 / target[20:].sum()
+    k = n // 4
+    target[:k] *= 0.36 / target[:k].sum()
+    target[k : 2 * k] *= 0.34 / target[k : 2 * k].sum()
+    target[2 * k :] *= 0.27 / target[2 * k :].sum()
     drifted = target * np.exp(rng.normal(0.0, 0.4, n))
     shares = np.floor(drifted / drifted.sum() * 0.97 * 500_000.0 / prices)
     config = PortfolioConfiguration(
@@ -99,7 +101,7 @@ def _binding_request() -> tuple[PortfolioConfiguration, dict[str, float]]:
         tolerance=0.0,
         transaction_cost_rate=0.001,
         allow_fractional_shares=False,
-        sectors={s: ("A" if i < 10 else "B" if i < 20 else "C") for i, s in enumerate(symbols)},
+        sectors={s: ("A" if i < k else "B" if i < 2 * k else "C") for i, s in enumerate(symbols)},
         max_sector_weight=0.3,
         max_turnover=0.2,
     )
@@ -140,3 +142,41 @@ def test_highs_settles_and_the_repair_stands_in_where_it_fails(monkeypatch: pyte
     assert repaired.is_compliant
     # Both settles end in the same descent: within 1 % of each other (measured: 0.16 %).
     assert repaired.objective_value == pytest.approx(settled.objective_value, rel=1e-2)
+
+
+def test_cheapen_takes_back_what_the_repair_overshot() -> None:
+    """Two assets share one row (<= 1.2, 2.0 at their cheapest); the repair's ratio-ranked batch
+    moves both (price 0.6), the cheapest choice keeping the row moves one by a little (0.5)."""
+    owner = np.array([0, 0, 0, 1, 1])
+    price = np.array([0.0, 0.5, 0.55, 0.0, 0.1])
+    row = np.array([1.0, 0.2, 0.0, 1.0, 0.7])
+    zeros = np.zeros(5)
+    moves = _Moves(owner, zeros, zeros, zeros, np.zeros((5, SCALARS)))
+    trade_part, scalar_cols = sparse.csr_array(row[None, :]), sparse.csr_array(np.zeros((1, SCALARS)))
+    bounds = (np.zeros(1), np.array([-np.inf]), np.array([1.2]))
+    repaired = _settling._repair(np.array([0, 3]), moves, price, trade_part, scalar_cols, *bounds)
+    assert repaired is not None
+    cheapened = _settling._cheapen(repaired, moves, price, trade_part, scalar_cols, *bounds)
+    best = min(
+        (float(price[[a, b]].sum()), [a, b]) for a in (0, 1, 2) for b in (3, 4) if row[[a, b]].sum() <= 1.2 + 1e-12
+    )
+    assert float(price[repaired].sum()) > best[0] + 0.05  # the repair alone overshoots
+    assert sorted(cheapened.tolist()) == best[1]
+
+
+def test_many_assets_settle_without_highs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``_FEW`` assets the greedy settles and HiGHS is not called; its answer keeps every
+    limit and is no dearer than the 0/1 program's settle (the program first, as on few assets)."""
+    config, prices = _binding_request(80)
+    assert len(prices) > _settling._FEW
+    settles = _count(monkeypatch, "_Program01")
+    programs = _count(monkeypatch, "_program")
+    greedy = rebalance(config, prices)
+    assert settles, "the request must bind at the cheapest whole-share choice (a settle)"
+    assert not programs
+    assert greedy.is_compliant
+    monkeypatch.setattr(_settling, "_FEW", 10_000)
+    program = rebalance(config, prices)
+    assert programs
+    assert program.is_compliant
+    assert greedy.objective_value <= program.objective_value * (1 + 1e-9)
