@@ -1,5 +1,6 @@
 """A re-solve at new prices keeps its coupled rows' matrices and its pricer's Gram entries
-(``_kept``): the pieces it gets are those a fresh build gives, entry for entry."""
+(``optimizer/_kept``): the pieces it gets are those a fresh build gives, entry for entry; the
+table of kept builds stays bounded."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import numpy as np
 import pytest
 
 from finwiz import PortfolioConfiguration
-from finwiz.optimizer import RebalancingEngine, build_problem_data
+from finwiz.optimizer import RebalancingEngine, _kept, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
-from finwiz.optimizer.discrete import _kept
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 
@@ -44,7 +44,7 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _fresh(model: Model) -> Pieces:
-    _kept._last.clear()
+    _kept.clear_kept()
     return Pieces.of(model)
 
 
@@ -73,6 +73,21 @@ def test_other_rows_are_rebuilt() -> None:
 
 def test_large_rows_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_kept, "_KEPT_ENTRIES", 10)
-    _kept._last.clear()
+    _kept.clear_kept()
     Pieces.of(_model(1.0))
-    assert not _kept._last
+    assert not _kept._table
+
+
+def test_the_kept_builds_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many structures (each sector cap moves the rows) keep at most ``_SIZE`` builds, the latest
+    ones: the last structure is found again, the first is built anew."""
+    monkeypatch.setattr(_kept, "_SIZE", 3)
+    _kept.clear_kept()
+    first = Pieces.of(_model(1.0, sector_cap=0.30))
+    for cap in (0.31, 0.32, 0.33, 0.34):
+        last = Pieces.of(_model(1.0, sector_cap=cap))
+        assert len(_kept._table) <= 3
+    assert Pieces.of(_model(1.1, sector_cap=0.34)).rows.a_trade is last.rows.a_trade
+    again = Pieces.of(_model(1.0, sector_cap=0.30))
+    assert again.rows.a_trade is not first.rows.a_trade
+    assert _equal(again.rows.a_trade, first.rows.a_trade)

@@ -16,9 +16,9 @@ from functools import cached_property
 import numpy as np
 from scipy import sparse
 
+from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable
-from finwiz.optimizer.discrete._kept import kept
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import sparse
 
 from finwiz.errors import TermError
+from finwiz.optimizer._kept import clear_kept
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import SCALARS, Description, LimitGroup, TaxForm
 from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
@@ -470,12 +471,13 @@ def assemble(model: Model, *, diagnose: bool = False, continuous: bool = True) -
 
 
 def clear_cache() -> None:
-    """Drop every compiled problem and kept solver workspace (e.g. to measure a cold build)."""
+    """Drop every compiled problem, kept solver workspace and kept build (e.g. to measure a cold build)."""
     global _hits, _misses
     with _cache_lock:
         _cache.clear()
         _hits = _misses = 0
     clear_native_cache()
+    clear_kept()
 
 
 def cache_info() -> dict[str, int]:

@@ -7,36 +7,35 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from finwiz.optimizer._kept import kept
+
 __all__ = ["csc"]
 
 
 @dataclass(frozen=True, eq=False)
 class _Pattern:
-    """Where each triplet lands in CSC storage, for one sparsity pattern."""
+    """Where each triplet lands in CSC storage, for one sparsity pattern (None order: it has
+    duplicates, which scipy sums; never produced by the built-in terms)."""
 
-    rows: np.ndarray
-    cols: np.ndarray
-    order: np.ndarray
+    order: np.ndarray | None
     indices: np.ndarray
     indptr: np.ndarray
 
 
-_patterns: dict[tuple[int, int, int], _Pattern] = {}
+def _pattern(rows: np.ndarray, cols: np.ndarray, columns: int) -> _Pattern:
+    order = np.lexsort((rows, cols))
+    sorted_cols, sorted_rows = cols[order], rows[order]
+    if ((np.diff(sorted_cols) == 0) & (np.diff(sorted_rows) == 0)).any():
+        return _Pattern(None, sorted_rows, order)
+    indptr = np.searchsorted(sorted_cols, np.arange(columns + 1)).astype(np.int32)
+    return _Pattern(order, sorted_rows.astype(np.int32), indptr)
 
 
 def csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sparse.csc_matrix:
-    """``csc_matrix((vals, (rows, cols)))`` for triplets without duplicates; the conversion order is
-    kept per pattern, so a request of a known structure only permutes its values (scipy's COO
-    conversion and checks cost more than the rest of the build at 100 assets)."""
-    key = (shape[0], shape[1], len(rows))
-    pattern = _patterns.get(key)
-    if pattern is None or not (np.array_equal(pattern.rows, rows) and np.array_equal(pattern.cols, cols)):
-        order = np.lexsort((rows, cols))
-        sorted_cols, sorted_rows = cols[order], rows[order]
-        same = (np.diff(sorted_cols) == 0) & (np.diff(sorted_rows) == 0)
-        if same.any():  # duplicates are summed by scipy; never produced by the built-in terms
-            return sparse.csc_matrix((vals, (rows, cols)), shape=shape)
-        indptr = np.searchsorted(sorted_cols, np.arange(shape[1] + 1)).astype(np.int32)
-        pattern = _Pattern(rows.copy(), cols.copy(), order, sorted_rows.astype(np.int32), indptr)
-        _patterns[key] = pattern
+    """``csc_matrix((vals, (rows, cols)))``; the conversion order is kept per pattern (``_kept``),
+    so a request of a known structure only permutes its values (scipy's COO conversion and checks
+    cost more than the rest of the build at 100 assets)."""
+    pattern = kept("csc", (rows, cols, np.array(shape)), lambda: _pattern(rows, cols, shape[1]))
+    if pattern.order is None:
+        return sparse.csc_matrix((vals, (rows, cols)), shape=shape)
     return sparse.csc_matrix((vals[pattern.order], pattern.indices, pattern.indptr), shape=shape, copy=False)
