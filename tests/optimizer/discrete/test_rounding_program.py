@@ -17,6 +17,7 @@ from finwiz import Holding, PortfolioConfiguration, rebalance
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete import _settling
 from finwiz.optimizer.discrete._candidates import _Moves
+from finwiz.optimizer.discrete._pricing import _Rows
 
 
 def _knapsack() -> tuple[np.ndarray, sparse.csc_array, np.ndarray, np.ndarray]:
@@ -152,11 +153,12 @@ def test_cheapen_takes_back_what_the_repair_overshot() -> None:
     row = np.array([1.0, 0.2, 0.0, 1.0, 0.7])
     zeros = np.zeros(5)
     moves = _Moves(owner, zeros, zeros, zeros, np.zeros((5, SCALARS)))
-    trade_part, scalar_cols = sparse.csr_array(row[None, :]), sparse.csr_array(np.zeros((1, SCALARS)))
-    bounds = (np.zeros(1), np.array([-np.inf]), np.array([1.2]))
-    repaired = _settling._repair(np.array([0, 3]), moves, price, trade_part, scalar_cols, *bounds)
+    choices = _settling._Choices(moves, price, sparse.csr_array(row[None, :]), sparse.csr_array(np.zeros((1, SCALARS))))
+    empty = sparse.csc_array((1, 0))
+    on = _Rows(empty, np.zeros((1, SCALARS)), np.zeros(1), np.array([-np.inf]), np.array([1.2]), empty.tocsr())
+    repaired = _settling._repair(np.array([0, 3]), choices, on)
     assert repaired is not None
-    cheapened = _settling._cheapen(repaired, moves, price, trade_part, scalar_cols, *bounds)
+    cheapened = _settling._cheapen(repaired, choices, on)
     best = min(
         (float(price[[a, b]].sum()), [a, b]) for a in (0, 1, 2) for b in (3, 4) if row[[a, b]].sum() <= 1.2 + 1e-12
     )

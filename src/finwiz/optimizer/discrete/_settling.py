@@ -100,11 +100,11 @@ class _Program01:
     def greedy(self, on: _Rows) -> np.ndarray | None:
         """The choice by :func:`_repair` from the cheapest, then :func:`_cheapen`, on the rows ``on``;
         None where it gets stuck or the exact check refuses it."""
-        args = (self.moves, self.price, self.trade_part, self.scalar_cols, on.offset, on.lower, on.upper)
-        repaired = _repair(self.cheapest, *args)
+        choices = _Choices(self.moves, self.price, self.trade_part, self.scalar_cols)
+        repaired = _repair(self.cheapest, choices, on)
         if repaired is None:
             return None
-        chosen = _cheapen(repaired, *args)
+        chosen = _cheapen(repaired, choices, on)
         return chosen if self.admissible(chosen, on) else None
 
     def solve(self, on: _Rows, explain: bool = False) -> tuple[np.ndarray, float | None]:
@@ -322,26 +322,28 @@ def _program(
     return found
 
 
-def _repair(
-    chosen: np.ndarray,
-    moves: _Moves,
-    price: np.ndarray,
-    trade_part: sparse.csr_array,
-    scalar_cols: sparse.csr_array,
-    offset: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    max_rounds: int = 200,
-) -> np.ndarray | None:
+@dataclass(frozen=True)
+class _Choices:
+    """The candidates of one settle: their moves, prices (whole-share allowances) and their part
+    of the coupled rows (rows x candidates, and the rows' scalar columns)."""
+
+    moves: _Moves
+    price: np.ndarray
+    trade_part: sparse.csr_array
+    scalar_cols: sparse.csr_array
+
+
+def _repair(chosen: np.ndarray, choices: _Choices, on: _Rows, max_rounds: int = 200) -> np.ndarray | None:
     """Swap candidates until every coupled row holds: each round takes the swaps that remove the
     most violation per unit of objective given up, one per asset, until their gains would cover
     the violation (gains are not exactly additive: the next round checks); None if it gets stuck.
     Only the rows violated so far are looked at (no rows x candidates array)."""
+    moves, price, offset, lower, upper = choices.moves, choices.price, on.offset, on.lower, on.upper
     owner = moves.owner
     of_asset = np.full(int(owner.max()) + 1, -1)
     of_asset[owner[chosen]] = chosen
-    by_row = sparse.csr_array(trade_part)
-    dense_scalars = scalar_cols.toarray()
+    by_row = sparse.csr_array(choices.trade_part)
+    dense_scalars = choices.scalar_cols.toarray()
     scalars = moves.scalars
     watched = np.zeros(len(offset), bool)
     for _ in range(max_rounds):
@@ -375,20 +377,12 @@ def _repair(
     return None
 
 
-def _cheapen(
-    chosen: np.ndarray,
-    moves: _Moves,
-    price: np.ndarray,
-    trade_part: sparse.csr_array,
-    scalar_cols: sparse.csr_array,
-    offset: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-) -> np.ndarray:
+def _cheapen(chosen: np.ndarray, choices: _Choices, on: _Rows) -> np.ndarray:
     """After :func:`_repair`: one asset at a time back to a cheaper candidate while every coupled
     row holds, the largest saving first. The repair's swaps, ranked by violation removed per unit
     of objective, overshoot a row (a position cut two lots where one keeps its cap); only the
     assets it moved have a cheaper candidate, so the block is rows x their candidates."""
+    moves, price, trade_part, lower, upper = choices.moves, choices.price, choices.trade_part, on.lower, on.upper
     owner = moves.owner
     of_asset = np.full(int(owner.max()) + 1, -1)
     of_asset[owner[chosen]] = chosen
@@ -398,11 +392,11 @@ def _cheapen(
         return chosen
     # Incumbents only get cheaper: these candidates' columns (rows x few) are all it ever reads.
     local = np.union1d(options, incumbent[options])
-    dense_scalars = scalar_cols.toarray()
+    dense_scalars = choices.scalar_cols.toarray()
     block = sparse.csc_array(trade_part)[:, local].toarray() + dense_scalars @ moves.scalars[local].T
     pick = np.zeros(len(owner))
     pick[chosen] = 1.0
-    values = trade_part @ pick + dense_scalars @ moves.scalars[chosen].sum(axis=0) + offset
+    values = trade_part @ pick + dense_scalars @ moves.scalars[chosen].sum(axis=0) + on.offset
     while options.size:
         was = of_asset[owner[options]]
         saving = price[was] - price[options]
