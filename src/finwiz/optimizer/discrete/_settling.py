@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -332,6 +333,22 @@ class _Choices:
     trade_part: sparse.csr_array
     scalar_cols: sparse.csr_array
 
+    @cached_property
+    def dense(self) -> np.ndarray | None:
+        """``trade_part`` as a dense block when small (scipy's row and column slices cost more
+        than the greedy's arithmetic at 100 assets)."""
+        rows, cols = self.trade_part.shape
+        return self.trade_part.toarray() if rows * cols <= _DENSE_PART else None
+
+    def block(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
+        """Rows ``rows`` and columns ``cols`` of ``trade_part``, dense."""
+        if self.dense is not None:
+            return np.asarray(self.dense[rows][:, cols])
+        return np.asarray(sparse.csc_array(self.trade_part[rows])[:, cols].toarray())
+
+
+_DENSE_PART = 500_000  # entries of the candidates' part of the rows below which it is kept dense
+
 
 def _repair(chosen: np.ndarray, choices: _Choices, on: _Rows, max_rounds: int = 200) -> np.ndarray | None:
     """Swap candidates until every coupled row holds: each round takes the swaps that remove the
@@ -357,7 +374,7 @@ def _repair(chosen: np.ndarray, choices: _Choices, on: _Rows, max_rounds: int = 
         watched |= breach > _CHECK
         rows = np.flatnonzero(watched)
         incumbent = of_asset[owner]
-        block = by_row[rows, :].toarray()
+        block = choices.block(rows, slice(None))
         delta = block - block[:, incumbent]
         delta += dense_scalars[rows] @ (scalars - scalars[incumbent]).T
         after = values[rows, None] + delta
@@ -393,7 +410,7 @@ def _cheapen(chosen: np.ndarray, choices: _Choices, on: _Rows) -> np.ndarray:
     # Incumbents only get cheaper: these candidates' columns (rows x few) are all it ever reads.
     local = np.union1d(options, incumbent[options])
     dense_scalars = choices.scalar_cols.toarray()
-    block = sparse.csc_array(trade_part)[:, local].toarray() + dense_scalars @ moves.scalars[local].T
+    block = choices.block(slice(None), local) + dense_scalars @ moves.scalars[local].T
     pick = np.zeros(len(owner))
     pick[chosen] = 1.0
     values = trade_part @ pick + dense_scalars @ moves.scalars[chosen].sum(axis=0) + on.offset
