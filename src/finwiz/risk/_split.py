@@ -79,7 +79,7 @@ def _truncated_svd(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray,
     width = len(range(group, n, 3))
     for size in sorted({min(32, most + 1), min(128, most + 1), most + 1}):
         sample = rows @ _spread(rng.standard_normal((width, size)), group, n)
-        basis, values, _ = np.linalg.svd(sample, full_matrices=False)
+        values = np.linalg.svd(sample, compute_uv=False)  # the vectors only once the range is held
         rank = int((values > _RANK_GAP * values[0]).sum()) if values[0] > 0 else 0
         if rank < size:  # the sample is rank-deficient: it holds the whole range
             break
@@ -87,9 +87,10 @@ def _truncated_svd(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray,
         return None
     if rank == 0:  # no covariance across the groups
         return np.zeros((rows.shape[0], 0)), np.zeros(0), np.zeros((0, width))
-    small_u, s, vt = np.linalg.svd((basis[:, :rank].T @ rows)[:, group::3], full_matrices=False)
+    basis = np.linalg.svd(sample, full_matrices=False)[0][:, :rank]
+    small_u, s, vt = np.linalg.svd((basis.T @ rows)[:, group::3], full_matrices=False)
     keep = s > _RANK_GAP * s[0]
-    return basis[:, :rank] @ small_u[:, keep], s[keep], vt[keep]
+    return basis @ small_u[:, keep], s[keep], vt[keep]
 
 
 def _root(matrix: np.ndarray, d: np.ndarray, rank: int) -> np.ndarray | None:
