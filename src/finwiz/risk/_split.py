@@ -25,8 +25,10 @@ SPLIT_TOLERANCE = 1e-10
 """Largest entry of ``Sigma - (G G' + diag(d))`` a split may leave, in units of the largest
 variance: the risk of any weights it changes by at most this x the largest variance x their
 squared 1-norm."""
-_RANK_GAP = 1e-12
-"""A singular value under this x the largest of its block is rounding, not a factor."""
+_RANK_GAP = 1e-13
+"""An eigenvalue of a sample's Gram matrix under this x its largest is rounding, not a factor (a
+factor weaker than ~3e-7 of the largest in a block's singular values is not told apart: then the
+check fails and the exact root is taken)."""
 _BLOCK_ROWS = 512  # rows per step of the check (a copy of the matrix would be 32 MB at 2,000 assets)
 
 
@@ -43,13 +45,14 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     low_diagonal = np.empty(n)
     ranks = set()
     for a, b, c in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-        cross = _truncated_svd(rows[c], b, most)
+        cross = _cross(rows[c], b, most)
         if cross is None:
             return None
-        u, s, vt = cross
-        ranks.add(len(s))
-        left = rows[a] @ _spread(vt.T / s, b, n)
-        right = rows[a] @ _spread(u, c, n)
+        basis, wide = cross  # Sigma[C, B] = basis @ wide, basis orthonormal
+        ranks.add(basis.shape[1])
+        # pinv(basis @ wide) = wide' (wide wide')^-1 basis'
+        left = rows[a] @ _spread(wide.T @ _inverse(wide @ wide.T), b, n)
+        right = rows[a] @ _spread(basis, c, n)
         low_diagonal[a::3] = np.einsum("ij,ij->i", left, right)
     if len(ranks) != 1:
         return None
@@ -71,26 +74,37 @@ def _spread(thin: np.ndarray, group: int, n: int) -> np.ndarray:
     return out
 
 
-def _truncated_svd(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The block of ``rows`` on the columns of ``group`` as ``U diag(s) V'`` with its numerical
-    rank (at most ``most``; None above), from a randomised range that grows until it holds it."""
+def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The block of ``rows`` on the columns of ``group`` as ``basis @ wide`` with ``basis``
+    orthonormal, of its numerical rank (at most ``most``; None above), from a randomised range
+    that grows until it holds it."""
     rng = np.random.default_rng(0)  # the same answer on every call
     n = rows.shape[1]
-    width = len(range(group, n, 3))
     for size in sorted({min(32, most + 1), min(128, most + 1), most + 1}):
-        sample = rows @ _spread(rng.standard_normal((width, size)), group, n)
-        values = np.linalg.svd(sample, compute_uv=False)  # the vectors only once the range is held
-        rank = int((values > _RANK_GAP * values[0]).sum()) if values[0] > 0 else 0
+        sample = rows @ _spread(rng.standard_normal((len(range(group, n, 3)), size)), group, n)
+        values, vectors = np.linalg.eigh(sample.T @ sample)
+        rank = int((values > _RANK_GAP * values[-1]).sum()) if values[-1] > 0 else 0
         if rank < size:  # the sample is rank-deficient: it holds the whole range
             break
     else:
         return None
-    if rank == 0:  # no covariance across the groups
-        return np.zeros((rows.shape[0], 0)), np.zeros(0), np.zeros((0, width))
-    basis = np.linalg.svd(sample, full_matrices=False)[0][:, :rank]
-    small_u, s, vt = np.linalg.svd((basis.T @ rows)[:, group::3], full_matrices=False)
-    keep = s > _RANK_GAP * s[0]
-    return basis @ small_u[:, keep], s[keep], vt[keep]
+    basis = _orthonormal(sample @ vectors[:, size - rank :])
+    return basis, (basis.T @ rows)[:, group::3]
+
+
+def _orthonormal(columns: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the span of ``columns`` (independent), through their Gram matrix
+    twice (small ``eigh`` only: LAPACK on the tall array stalled on busy cores)."""
+    for _ in range(2):
+        values, vectors = np.linalg.eigh(columns.T @ columns)
+        columns = columns @ (vectors / np.sqrt(values)) @ vectors.T
+    return columns
+
+
+def _inverse(square: np.ndarray) -> np.ndarray:
+    """The inverse of a small symmetric positive definite matrix."""
+    values, vectors = np.linalg.eigh(square)
+    return np.asarray((vectors / values) @ vectors.T)
 
 
 def _root(matrix: np.ndarray, d: np.ndarray, rank: int) -> np.ndarray | None:
@@ -99,8 +113,12 @@ def _root(matrix: np.ndarray, d: np.ndarray, rank: int) -> np.ndarray | None:
     n = len(matrix)
     rng = np.random.default_rng(1)
     probe = rng.standard_normal((n, min(n, rank + 8)))
-    basis, _ = np.linalg.qr(matrix @ probe - d[:, None] * probe)
-    inner = basis.T @ matrix @ basis - (basis.T * d) @ basis
+    sample = matrix @ probe - d[:, None] * probe
+    values, vectors = np.linalg.eigh(sample.T @ sample)
+    if rank == 0 or (values[:-rank] > _RANK_GAP * values[-1]).any():
+        return np.zeros((n, 0)) if rank == 0 else None
+    basis = _orthonormal(sample @ vectors[:, -rank:])
+    inner = basis.T @ (matrix @ basis) - (basis.T * d) @ basis
     values, vectors = np.linalg.eigh((inner + inner.T) / 2)
     top = values[::-1][:rank]
     if rank and top[-1] <= 0:
