@@ -8,6 +8,7 @@ import pytest
 
 from finwiz.errors import InvalidPortfolioError
 from finwiz.risk import FactorModel
+from finwiz.risk._model import _symmetric
 from finwiz.risk._split import SPLIT_TOLERANCE, low_rank_split
 
 
@@ -106,3 +107,22 @@ def test_from_covariance_keeps_the_split_as_a_factor_model() -> None:
     np.testing.assert_allclose(model.covariance().to_numpy(), matrix, atol=SPLIT_TOLERANCE * matrix.max())
     root = model.exposure_root()
     assert root.shape == (120, 6)
+
+
+@pytest.mark.parametrize("n", [5, 300, 600])
+def test_the_symmetry_check_is_numpy_allclose(n: int) -> None:
+    rng = np.random.default_rng(n)
+    base = rng.normal(size=(n, n))
+    base = base + base.T
+    for size in (0.0, 1e-13, 5e-6, 2e-5, 1e-3):  # around allclose's rtol of 1e-5
+        for i, j in ((0, n - 1), (n - 1, 0), (n // 2, n // 3)):
+            edited = base.copy()
+            edited[i, j] *= 1 + size
+            assert _symmetric(edited, atol=1e-12) == np.allclose(edited, edited.T, atol=1e-12)
+
+
+def test_an_asymmetric_covariance_is_refused() -> None:
+    matrix, _, _ = _factor_form(300, 3)
+    matrix[250, 7] *= 1.001
+    with pytest.raises(InvalidPortfolioError, match="not symmetric"):
+        FactorModel.from_covariance(_frame(matrix))
