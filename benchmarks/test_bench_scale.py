@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import plain_cvxpy
 from finwiz import Holding, PortfolioConfiguration
 from finwiz.batch import BatchResult, rebalance_many
 from finwiz.optimizer import clear_cache, rebalance
@@ -53,6 +54,18 @@ def test_single_rebalance(benchmark: Any, make_problem: Any, n: int, risk: str) 
         warmup_rounds=0,
     )
     assert result.is_compliant
+
+
+@pytest.mark.parametrize("solver", ["CLARABEL", "OSQP"])
+@pytest.mark.parametrize("n", [100, 500, 1000, 2000])
+def test_plain_cvxpy_dense(benchmark: Any, make_problem: Any, n: int, solver: str) -> None:
+    """The reference for ``single-dense``: plain cvxpy building and solving the continuous model
+    with the dense covariance as a ``quad_form`` (``plain_cvxpy(dense=True)``)."""
+    problem = make_problem(n)
+    problem.covariance  # noqa: B018 - built outside the timing, as for finwiz
+    benchmark.group = "single-dense"
+    benchmark.extra_info.update(kind=f"plain_dense_{solver.lower()}", n=n)
+    benchmark.pedantic(plain_cvxpy, args=(problem,), kwargs={"solver": solver, "dense": True}, rounds=1)
 
 
 @pytest.mark.parametrize("shares", ["fractional", "whole"])
