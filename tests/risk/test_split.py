@@ -126,3 +126,16 @@ def test_an_asymmetric_covariance_is_refused() -> None:
     matrix[250, 7] *= 1.001
     with pytest.raises(InvalidPortfolioError, match="not symmetric"):
         FactorModel.from_covariance(_frame(matrix))
+
+
+def test_a_covariance_near_but_not_of_the_form_keeps_its_exact_root() -> None:
+    """Factors plus a diagonal plus a full-rank part of 1e-6 of the largest variance: beyond
+    the tolerance, so no split; the model is the exact root."""
+    matrix, _, _ = _factor_form(150, 5, seed=9)
+    rng = np.random.default_rng(10)
+    noise = rng.normal(size=(150, 150))
+    matrix = matrix + 1e-6 * np.diag(matrix).max() * noise @ noise.T / 150
+    assert low_rank_split(matrix) is None
+    model = FactorModel.from_covariance(_frame(matrix))
+    assert model.n_factors == 150
+    np.testing.assert_allclose(model.covariance().to_numpy(), matrix, atol=1e-15)

@@ -49,9 +49,12 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if cross is None:
             return None
         basis, wide = cross  # Sigma[C, B] = basis @ wide, basis orthonormal
+        inverse = _inverse(wide @ wide.T)
+        if inverse is None:
+            return None
         ranks.add(basis.shape[1])
         # pinv(basis @ wide) = wide' (wide wide')^-1 basis'
-        left = rows[a] @ _spread(wide.T @ _inverse(wide @ wide.T), b, n)
+        left = rows[a] @ _spread(wide.T @ inverse, b, n)
         right = rows[a] @ _spread(basis, c, n)
         low_diagonal[a::3] = np.einsum("ij,ij->i", left, right)
     if len(ranks) != 1:
@@ -89,21 +92,26 @@ def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndar
     else:
         return None
     basis = _orthonormal(sample @ vectors[:, size - rank :])
-    return basis, (basis.T @ rows)[:, group::3]
+    return None if basis is None else (basis, (basis.T @ rows)[:, group::3])
 
 
-def _orthonormal(columns: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of the span of ``columns`` (independent), through their Gram matrix
-    twice (small ``eigh`` only: LAPACK on the tall array stalled on busy cores)."""
+def _orthonormal(columns: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis of the span of ``columns`` (independent; None if they are not),
+    through their Gram matrix twice (small ``eigh`` only: LAPACK on the tall array stalled on
+    busy cores)."""
     for _ in range(2):
         values, vectors = np.linalg.eigh(columns.T @ columns)
+        if values.size and values[0] <= 0:
+            return None
         columns = columns @ (vectors / np.sqrt(values)) @ vectors.T
     return columns
 
 
-def _inverse(square: np.ndarray) -> np.ndarray:
-    """The inverse of a small symmetric positive definite matrix."""
+def _inverse(square: np.ndarray) -> np.ndarray | None:
+    """The inverse of a small symmetric positive definite matrix (None if it is not)."""
     values, vectors = np.linalg.eigh(square)
+    if values.size and values[0] <= 0:
+        return None
     return np.asarray((vectors / values) @ vectors.T)
 
 
@@ -118,6 +126,8 @@ def _root(matrix: np.ndarray, d: np.ndarray, rank: int) -> np.ndarray | None:
     if rank == 0 or (values[:-rank] > _RANK_GAP * values[-1]).any():
         return np.zeros((n, 0)) if rank == 0 else None
     basis = _orthonormal(sample @ vectors[:, -rank:])
+    if basis is None:
+        return None
     inner = basis.T @ (matrix @ basis) - (basis.T * d) @ basis
     values, vectors = np.linalg.eigh((inner + inner.T) / 2)
     top = values[::-1][:rank]
