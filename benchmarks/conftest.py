@@ -189,12 +189,16 @@ def make_problem(request: pytest.FixtureRequest, shared_returns: pd.DataFrame) -
     return make
 
 
-def plain_cvxpy(problem: Problem, prices: pd.Series | None = None, solver: str = "CLARABEL") -> np.ndarray:
+def plain_cvxpy(
+    problem: Problem, prices: pd.Series | None = None, solver: str = "CLARABEL", *, dense: bool = False
+) -> np.ndarray:
     """The same continuous problem as finwiz's RISK_AWARE strategy, built and solved with plain cvxpy.
 
     min ||w - t||^2 + (1'w - 1't)^2 + (||G'(w - t)||^2 + ||d o (w - t)||^2) / s + c
     s.t. w = x0 + b - s_, b, s_ >= 0, s_ <= x0, c >= rate 1'(b + s_), 1'b - 1's_ + c <= cash0,
          M w + cap c <= cap (sectors), 1'(b + s_) <= turnover cap.
+    ``dense``: its dense twin, the risk as ``(w - t)' Sigma (w - t) / s`` with the implied
+    covariance (what a user with a dense matrix writes).
     """
     px = problem.prices if prices is None else prices
     value = float(problem.shares @ px.to_numpy()) + problem.cash
@@ -208,13 +212,11 @@ def plain_cvxpy(problem: Problem, prices: pd.Series | None = None, solver: str =
     n = problem.n
     w, b, s, c = cp.Variable(n), cp.Variable(n, nonneg=True), cp.Variable(n, nonneg=True), cp.Variable(nonneg=True)
     k = 1 / np.sqrt(scale)
-    objective = (
-        cp.sum_squares(w - t)
-        + cp.square(cp.sum(w) - t.sum())
-        + cp.sum_squares(k * g.T @ w - k * g.T @ t)
-        + cp.sum_squares(cp.multiply(k * d, w) - k * d * t)
-        + c
-    )
+    if dense:
+        risk = cp.quad_form(w - t, cp.psd_wrap(problem.covariance.to_numpy() / scale))
+    else:
+        risk = cp.sum_squares(k * g.T @ w - k * g.T @ t) + cp.sum_squares(cp.multiply(k * d, w) - k * d * t)
+    objective = cp.sum_squares(w - t) + cp.square(cp.sum(w) - t.sum()) + risk + c
     constraints = [
         w == x0 + b - s,
         s <= x0,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 __all__ = [
     "COST",
@@ -53,6 +54,7 @@ asset's trade alone (``c`` and ``T``, ``G`` piecewise: impact, lots), which is w
 whole-share step price a candidate's share of them exactly."""
 SCALARS = 5
 """How many scalar columns follow buy and sell in ``z``."""
+_SPARSE_ROWS = 1_000_000  # entries from which rows are evaluated as a kept sparse matrix, not by bincount
 
 
 def column(code: np.ndarray, n: int) -> np.ndarray:
@@ -183,8 +185,19 @@ class Affine:
     def evaluate(self, z: np.ndarray) -> np.ndarray:
         """The rows at ``z = [buy, sell, c, tau, nu, T, G]`` (see :func:`trade_vector`)."""
         n = (len(z) - SCALARS) // 2
+        if self.vals.size >= _SPARSE_ROWS:
+            return np.asarray(self._matrix(n) @ z + self.offset)
         values = np.bincount(self.rows, weights=self.vals * z[column(self.cols, n)], minlength=self.m)
         return np.asarray(values + self.offset)
+
+    def _matrix(self, n: int) -> sparse.csr_matrix:
+        """The rows as a sparse matrix over ``z`` (kept: a dense covariance's root is evaluated at
+        every step of the whole-share descent)."""
+        kept = self.__dict__.get("_csr")
+        if kept is None or kept.shape[1] != 2 * n + SCALARS:
+            kept = sparse.csr_matrix((self.vals, (self.rows, column(self.cols, n))), shape=(self.m, 2 * n + SCALARS))
+            self.__dict__["_csr"] = kept  # frozen dataclass: kept beside the fields
+        return kept
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""A dense covariance's root as rows: evaluated through a kept sparse matrix, to the same values."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finwiz.optimizer.describe._model import SCALARS, Affine, trade_vector
+
+
+def test_large_dense_rows_evaluate_to_the_matrix_product() -> None:
+    rng = np.random.default_rng(2)
+    n = 800  # 2 x 800 x 800 entries: past the size from which a kept sparse matrix is used
+    matrix = rng.normal(size=(n, n))
+    x0, base = rng.uniform(0, 0.01, n), rng.uniform(0, 0.01, n)
+    rows = Affine.weights_dense(matrix, x0, base)
+    assert rows.vals.size >= 1_000_000
+    for seed in range(3):
+        step = np.random.default_rng(seed)
+        buy, sell = step.uniform(0, 1e-3, n), step.uniform(0, 1e-3, n)
+        z = trade_vector(buy, sell, cost=1e-4)
+        assert len(z) == 2 * n + SCALARS
+        expected = matrix @ (x0 + buy - sell - base)
+        np.testing.assert_allclose(rows.evaluate(z), expected, rtol=1e-10, atol=1e-14)
+    assert "_csr" in rows.__dict__  # built once, kept for the next evaluation
+
+
+def test_small_rows_evaluate_alike() -> None:
+    rng = np.random.default_rng(3)
+    n = 30
+    matrix = rng.normal(size=(4, n))
+    x0 = rng.uniform(0, 0.01, n)
+    rows = Affine.weights_dense(matrix, x0)
+    buy, sell = rng.uniform(0, 1e-3, n), rng.uniform(0, 1e-3, n)
+    np.testing.assert_allclose(rows.evaluate(trade_vector(buy, sell, 0.0)), matrix @ (x0 + buy - sell), rtol=1e-12)
+    assert "_csr" not in rows.__dict__
