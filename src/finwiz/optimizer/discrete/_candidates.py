@@ -12,7 +12,7 @@ neighbourhood of a point (``_lot_moves``) is built the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -85,13 +85,19 @@ class _Moves:
     buy: np.ndarray
     sell: np.ndarray
     scalars: np.ndarray  # (m, SCALARS): c, tau, nu, T, G
+    last: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
+        default_factory=list, compare=False, repr=False
+    )  # the last change asked for and its ``z`` (a round's pricing and its tight rows ask at one z)
 
     def change(self, data: ProblemData, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each move's change of ``z``: its asset's buy and sell, and the scalar columns (m x SCALARS;
         the asset's own share of them at ``z``, exact costs, is what the move replaces)."""
+        if self.last and self.last[0][0] is z:
+            return self.last[0][1]
         n, owner = data.n, self.owner
         d_x = self.scalars - _moves_at(data, owner, z[owner] - z[n + owner])
-        return self.buy - z[owner], self.sell - z[n + owner], d_x
+        self.last[:] = [(z, (self.buy - z[owner], self.sell - z[n + owner], d_x))]
+        return self.last[0][1]
 
     def matrix(self, n: int) -> sparse.csc_array:
         """The moves as columns of ``z`` (rows: buy, sell, then the scalar columns), sparse."""
@@ -239,11 +245,10 @@ class _LotMoves:
             old, every, ok = before
             again = np.flatnonzero(options != old)
             fresh = _moves(data, owner[again], options[again])
-            every = _Moves(
-                owner,
-                options,
-                *(_replaced(getattr(every, f), again, getattr(fresh, f)) for f in ("buy", "sell", "scalars")),
+            buy, sell, scalars = (
+                _replaced(getattr(every, f), again, getattr(fresh, f)) for f in ("buy", "sell", "scalars")
             )
+            every = _Moves(owner, options, buy, sell, scalars)
             ok = _replaced(ok, again, self.separable.ok(fresh))
         if ok is None:
             ok = self.separable.ok(every)
