@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 
 import finwiz.optimizer.discrete._candidates as candidates
-from finwiz import RebalancingEngine
-from finwiz.optimizer._engine import _applicable, _with_constraints
-from finwiz.optimizer.describe._data import ProblemData, build_problem_data
+from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._candidates import _lot_moves, _LotMoves, _Moves, _Separable
-from finwiz.optimizer.solve._assembler import Model
-from tests.optimizer.discrete.reference import Instance, config_of
+from tests.optimizer.discrete.models import model_of
+from tests.optimizer.discrete.reference import Instance
 
 
 def _setting() -> tuple[ProblemData, _Separable, np.ndarray]:
@@ -28,10 +26,8 @@ def _setting() -> tuple[ProblemData, _Separable, np.ndarray]:
         no_sell=[2],
         lots={1: 10},
     )
-    config, prices = config_of(inst)
-    data = build_problem_data(config, prices)
-    terms = RebalancingEngine().strategies[inst.method].terms(data)
-    model = Model.of(_applicable(_with_constraints(terms), data), data)
+    model = model_of(inst)
+    data = model.data
     separable = _Separable.of_model(model)
     table = np.column_stack([np.zeros(data.n), np.array([20.0, -30.0, 10.0, 5.0, -13.0, 3.0])])
     return data, separable, table

@@ -7,13 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finwiz import RebalancingEngine
-from finwiz.optimizer._engine import _applicable, _with_constraints
-from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete._stage import _admits_point, _rounded
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
-from tests.optimizer.discrete.reference import Instance, config_of
+from tests.optimizer.discrete.models import model_of
+from tests.optimizer.discrete.reference import Instance
 
 
 def _model() -> Model:
@@ -28,11 +26,9 @@ def _model() -> Model:
         max_position=0.25,
         cash_flow=5_000.0,
     )
-    config, prices = config_of(inst)
-    data = build_problem_data(config, prices)
-    assert data.x0[0] > 0.25  # over its cap: fixed untraded, no point keeps the cap
-    terms = RebalancingEngine().strategies[inst.method].terms(data)
-    return Model.of(_applicable(_with_constraints(terms), data), data)
+    model = model_of(inst)
+    assert model.data.x0[0] > 0.25  # over its cap: fixed untraded, no point keeps the cap
+    return model
 
 
 @pytest.mark.parametrize(("fixed", "admits"), [(0, False), (1, True), (3, True)])
