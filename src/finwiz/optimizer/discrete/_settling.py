@@ -259,11 +259,10 @@ def _program(
     binary: np.ndarray,
     time_limit: float,
     nonnegative: int = 0,
-    presolve_first: bool = False,
 ) -> _Program:
     """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
     rest: the scalar columns, free, then ``nonnegative`` columns >= 0); the relaxation when none is
-    binary; ``presolve_first``: an LP presolved first too)."""
+    binary."""
     count("highs")
     import highspy
 
@@ -286,7 +285,7 @@ def _program(
     # programs, and without it HiGHS has called a feasible one infeasible: without it only
     # after such a failure (an infeasibility found with presolve stands). A relaxation goes
     # without it first: its dense rows (the scalars, the turnover) cost presolve 5x the simplex.
-    for presolve in ("on", "off") if binary.any() or presolve_first else ("off", "on"):
+    for presolve in ("on", "off") if binary.any() else ("off", "on"):
         # The bare binding: the wrapper class prints a banner on stdout when it is built.
         h = highspy._Highs()  # type: ignore[attr-defined]
         h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel

@@ -33,9 +33,10 @@ quality benchmarks and won in 4, without it the objective is 0.14 % higher at 43
 and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison; no share of the value
 in small trades tells the winners apart (4-25 %, losers 0.2-29 %). At 2000 binding assets it fixes
 1,680 small trades, 283 of them traded by the answer, and the limits cannot be kept without them
-(the position caps: an asset at its cap sells a little as the costs lower the cap). A feasibility
-LP on a variant's rows (``_admits_point``: HiGHS, presolved, 8-10 ms CPU there) says so before any
-re-solve, where OSQP and Clarabel took 89 ms to prove it (request CPU ~380 -> ~290 ms). Fixing
+(the position caps: an asset at its cap sells a little as the costs lower the cap). The rows'
+activity bounds over the variables' own bounds (``_refuted``: ~1 ms there) say so before any
+re-solve, where OSQP and Clarabel took 89 ms CPU to prove it (request ~380 -> ~290 ms); a HiGHS
+feasibility LP also did, but cost 2-9 ms on the feasible variants at 100-500 assets. Fixing
 only the dropped ones would be feasible and win there (0.0031466 / 0.0031433) but costs a re-solve,
 a rounding and a descent (~150 ms CPU, three quarters of the whole request's 2x-plain budget).
 """
@@ -59,9 +60,14 @@ from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, lost_much, polish, round_trades
 from finwiz.optimizer.discrete._search import SearchOutcome, exchange_search
-from finwiz.optimizer.discrete._settling import _program
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
-from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, objective_at
+from finwiz.optimizer.solve._solve import (
+    ProvenInfeasibleError,
+    SolveOutcome,
+    native_qp,
+    objective_at,
+    refuted_by_bounds,
+)
 from finwiz.optimizer.tax._sides import Sided
 from finwiz.optimizer.verify._diagnosis import whole_share_refusal
 
@@ -216,7 +222,7 @@ def _rounded(
 ) -> _Answer | None:
     """The variant ``solved`` solved and rounded on ``rounded_on`` (``pieces``: its, if built), or
     None when either fails (the first answer stands)."""
-    if not _admits_point(solved, time_limit):
+    if _refuted(solved):
         return None
     try:
         outcome = solve(solved)
@@ -226,17 +232,11 @@ def _rounded(
     return None if isinstance(rounded, InfeasibleRebalanceError) else _Answer(rounded.shares, outcome, polish)
 
 
-def _admits_point(model: Model, time_limit: float) -> bool:
-    """Whether the rows of ``model``'s native QP admit a point (a feasibility LP on HiGHS: at 2000
-    binding assets 8 ms, where proving the small-trades variant infeasible took OSQP and Clarabel
-    85 ms CPU); True where there is no native QP, or for a taxable account's lot ladder."""
+def _refuted(model: Model) -> bool:
+    """Whether the rows of ``model``'s native QP (none: not refuted) admit no point by their
+    activity bounds alone (``refuted_by_bounds``): then the variant is not solved."""
     qp = native_qp(model)
-    if qp is None or qp.ladder is not None:
-        return True
-    free = np.zeros(0, dtype=bool)  # every column free: the bounds are rows of A
-    # Presolved: without, HiGHS's simplex took 0.73 s to find it infeasible at 2000 assets.
-    found = _program(np.zeros(qp.A.shape[1]), qp.A, qp.lower, qp.upper, free, time_limit, presolve_first=True)
-    return not found.infeasible
+    return qp is not None and refuted_by_bounds(qp)
 
 
 def _backed_off(model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float, pieces: Pieces) -> _Answer | None:
