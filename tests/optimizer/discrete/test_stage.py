@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from finwiz.optimizer._trace import Stages
 from finwiz.optimizer.discrete._stage import _refuted, _rounded
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
@@ -53,8 +54,11 @@ def test_an_alternative_whose_rows_admit_no_point_is_not_solved() -> None:
         calls.append(m)
         return solve_terms(m)
 
-    assert _rounded(variant, variant, solve, 1.0, True) is None
+    stages = Stages()
+    with stages.stage("whole_shares"):
+        assert _rounded(variant, variant, solve, 1.0, True) is None
     assert calls == []
+    assert "not solved" in stages.records[0].note  # the result says the alternative did not run
     feasible = model.with_data(model.data.fix(np.arange(model.data.n) == 1))
     assert _rounded(feasible, feasible, solve, 1.0, True) is not None
     assert len(calls) == 1

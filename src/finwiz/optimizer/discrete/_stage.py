@@ -223,6 +223,7 @@ def _rounded(
     """The variant ``solved`` solved and rounded on ``rounded_on`` (``pieces``: its, if built), or
     None when either fails (the first answer stands)."""
     if _refuted(solved):
+        note("its rows admit no point (their activity bounds): not solved")
         return None
     try:
         outcome = solve(solved)
