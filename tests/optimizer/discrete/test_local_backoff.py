@@ -11,15 +11,14 @@ import itertools
 import numpy as np
 import pytest
 
-from finwiz import RebalancingEngine
-from finwiz.optimizer._engine import _applicable, _with_constraints
-from finwiz.optimizer.describe._data import ProblemData, build_problem_data
+from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._candidates import _candidate_set, _cheapest, _Moves, _snap, _trade_point
 from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer, _Rows
 from finwiz.optimizer.discrete._rounding import _room
 from finwiz.optimizer.discrete._settling import _settle, _settle_inside
 from finwiz.optimizer.solve._assembler import Model
-from tests.optimizer.discrete.reference import Instance, config_of
+from tests.optimizer.discrete.models import model_of
+from tests.optimizer.discrete.reference import Instance
 
 _PRICES = np.array([50.0, 80.0, 120.0, 200.0])
 
@@ -37,10 +36,7 @@ def _model() -> Model:
         max_sector=0.45,
         cash_flow=5_000.0,
     )
-    config, prices = config_of(inst)
-    data = build_problem_data(config, prices)
-    terms = RebalancingEngine().strategies[inst.method].terms(data)
-    return Model.of(_applicable(_with_constraints(terms), data), data)
+    return model_of(inst)
 
 
 def _row(rows: _Rows, group: str, member: str) -> int:

@@ -24,7 +24,7 @@ from finwiz.optimizer.describe._model import GAIN
 from finwiz.optimizer.discrete._candidates import (
     _candidate_set,
     _cheapest,
-    _lot_moves,
+    _LotMoves,
     _Moves,
     _Separable,
     _snap,
@@ -79,9 +79,7 @@ def _improve(
     out, the minimum size, or back to one of its first ``candidates`` (assets x k), where the
     separable rows allow them."""
 
-    def neighbours(at: np.ndarray, wide: bool) -> _Moves:
-        return _lot_moves(data, at, separable, candidates, wide=wide)
-
+    neighbours = _LotMoves(data, separable, candidates)  # kept between the descent's rounds
     return descend(_Search(data, pricer, rows), shares, neighbours, MOVE_KINDS, _DESCENT, strict)
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import sparse
 
 from finwiz.errors import SolverError
 from finwiz.optimizer._trace import count
@@ -35,7 +36,13 @@ from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem,
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
 from finwiz.optimizer.solve._qp import Ladder, NativeQP
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
-from finwiz.optimizer.solve._solvers import polish_osqp, refine_on_active_set, solve_clarabel, solve_osqp
+from finwiz.optimizer.solve._solvers import (
+    NativeSolution,
+    polish_osqp,
+    refine_on_active_set,
+    solve_clarabel,
+    solve_osqp,
+)
 from finwiz.optimizer.solve._workspaces import plan
 from finwiz.optimizer.verify._compliance import continuous_point
 
@@ -44,7 +51,15 @@ if TYPE_CHECKING:
 else:  # imported on first use (see _lazy)
     from finwiz.optimizer.solve._lazy import cvxpy as cp
 
-__all__ = ["FEASIBILITY_TOLERANCE", "SolveOutcome", "native_qp", "objective_at", "solve", "solve_terms"]
+__all__ = [
+    "FEASIBILITY_TOLERANCE",
+    "SolveOutcome",
+    "native_qp",
+    "objective_at",
+    "refuted_by_bounds",
+    "solve",
+    "solve_terms",
+]
 
 FEASIBILITY_TOLERANCE = 1e-7
 """Largest constraint residual (in weight units) accepted from a continuous solve."""
@@ -240,6 +255,42 @@ def native_qp(model: Model, segments: np.ndarray | None = None) -> NativeQP | No
     return build_qp(parts, data.x0, OBJECTIVE_SCALE, data.backoff, segments, base=model.kept.qp_base)
 
 
+def refuted_by_bounds(qp: NativeQP) -> bool:
+    """Whether some row of ``qp`` cannot reach its limits (by more than
+    :data:`FEASIBILITY_TOLERANCE`) for any value of the variables within their own bounds (the
+    ``trade_bounds`` rows, one variable each): then no point keeps every row. One pass of a
+    presolve's activity bounds, ~1 ms at 2000 assets, where proving the whole-share stage's
+    small-trades variant infeasible (a position cap of an asset fixed untraded) took OSQP and
+    Clarabel 89 ms CPU and a presolved HiGHS LP 8-12 ms, and a feasible variant's LP 2-9 ms."""
+    name, first, end = qp.groups[0]
+    bounds = sparse.csr_array(qp.A[first:end])
+    if name != "trade_bounds" or np.any(np.diff(bounds.indptr) != 1):
+        return False
+    low, high = np.full(qp.A.shape[1], -np.inf), np.full(qp.A.shape[1], np.inf)
+    value, col = bounds.data, bounds.indices
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ends = qp.lower[first:end] / value, qp.upper[first:end] / value
+    low[col] = np.where(value > 0, ends[0], ends[1])
+    high[col] = np.where(value > 0, ends[1], ends[0])
+    rows = sparse.csr_array(qp.A[end:])
+    up, down = rows.maximum(0.0), rows.minimum(0.0)  # each row's positive and negative entries
+    least = _activity(up, 1.0, low) + _activity(down, -1.0, high)
+    most = _activity(up, 1.0, high) + _activity(down, -1.0, low)
+    tolerance = FEASIBILITY_TOLERANCE
+    return bool(np.any((least > qp.upper[end:] + tolerance) | (most < qp.lower[end:] - tolerance)))
+
+
+def _activity(part: sparse.csr_array, sign: float, at: np.ndarray) -> np.ndarray:
+    """``part @ at`` for entries of one ``sign`` and bounds ``at`` whose infinities have one sign:
+    infinite in each row that touches one."""
+    infinite = np.isinf(at)
+    out = np.asarray(part @ np.where(infinite, 0.0, at))
+    if infinite.any():
+        touches = np.asarray(abs(part) @ infinite.astype(float)) > 0
+        out[touches] = sign * float(np.sign(at[infinite][0])) * np.inf
+    return out
+
+
 _MAX_LADDER_STEPS = 30
 
 
@@ -356,17 +407,15 @@ def _solve_native(
 
     def run(name: str) -> _Found:
         try:
-            found = solve_osqp(qp, key, time_limit) if name == "OSQP" else solve_clarabel(qp, time_limit)
+            found, finisher = (
+                (solve_osqp(qp, key, time_limit), None) if name == "OSQP" else _interior(qp, key, route, time_limit)
+            )
             raise_if_interrupted(found.status)  # Ctrl-C stopped OSQP: not a failure for the next solver
         except Exception as exc:  # a solver's own failure (e.g. a factorization error): try the next
             return _Found(str(exc))
         if found.z is None:
             return _Found(found.status if found.status == "infeasible" else f"status {found.status}", found.iterations)
-        z, finisher = found.z, None
-        if name == "CLARABEL" and route in ("warm", "cold"):
-            polished = polish_osqp(qp, key, found, time_limit)
-            if polished.z is not None:  # certified, every row within 1e-11
-                found, z, finisher = polished, polished.z, "OSQP"
+        z = found.z
         buy, sell, cost = qp.trades(z)
         duals = None
         if found.y is not None:
@@ -391,6 +440,22 @@ def _solve_native(
                 outcome, buy=buy, sell=sell, cost=cost, objective=qp.objective(z), duals=duals
             )
     return outcome, np.zeros(qp.A.shape[1]) if z is None else z, np.zeros(qp.A.shape[0]) if y is None else y
+
+
+def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[NativeSolution, str | None]:
+    """Clarabel's answer, and who finished it: polished by OSQP where the route keeps a workspace
+    (``"OSQP"``). A polished point is the exact solution of its active set's KKT system, so Clarabel
+    runs without its iterative refinement there (the same trades, bit for bit; at 431 binding
+    assets 7.9 -> 4.3 ms, at 2000 43 -> 25 ms); where the polish fails, Clarabel runs again with
+    it, and that answer stands, as it did before."""
+    if route not in ("warm", "cold"):
+        return solve_clarabel(qp, time_limit), None
+    found = solve_clarabel(qp, time_limit, refine=False)
+    if found.z is not None:
+        polished = polish_osqp(qp, key, found, time_limit)
+        if polished.z is not None:  # certified, every row within 1e-11
+            return polished, "OSQP"
+    return solve_clarabel(qp, time_limit), None
 
 
 def _limit_duals(qp: NativeQP, y: np.ndarray) -> np.ndarray:

@@ -231,25 +231,29 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
     return polished
 
 
-def solve_clarabel(qp: NativeQP, time_limit: float) -> NativeSolution:
-    """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows."""
+def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
+    """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
+    ``refine=False``: without its iterative refinement of each step (for a point OSQP polishes)."""
     import clarabel
 
     lower, upper = qp.lower, qp.upper
     equal = np.isfinite(lower) & (lower == upper)
     has_upper = np.isfinite(upper) & ~equal
     has_lower = np.isfinite(lower) & ~equal
-    a = qp.A.tocsr()
-    blocks = [a[equal], a[has_upper], -a[has_lower]]
+    # The rows in cone order taken at once, the lower sides negated in place (a third of the
+    # time of three slices stacked).
+    a = qp.A.tocsr()[np.concatenate([np.flatnonzero(equal), np.flatnonzero(has_upper), np.flatnonzero(has_lower)])]
+    a.data[a.indptr[int(equal.sum() + has_upper.sum())] :] *= -1.0
     rhs = np.concatenate([upper[equal], upper[has_upper], -lower[has_lower]])
     cones = [clarabel.ZeroConeT(int(equal.sum())), clarabel.NonnegativeConeT(int(has_upper.sum() + has_lower.sum()))]
     settings = clarabel.DefaultSettings()
     for name, value in CLARABEL_SETTINGS.items():
         setattr(settings, name, value)
     settings.time_limit = time_limit
+    settings.iterative_refinement_enable = refine
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = clarabel.DefaultSolver(qp.P, qp.q, sparse.vstack(blocks, format="csc"), rhs, cones, settings)
+        solver = clarabel.DefaultSolver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
         result = solver.solve()
     raw = str(result.status)
     iterations = int(result.iterations)

@@ -1,0 +1,73 @@
+"""The descent's neighbourhood kept between rounds (``_candidates._LotMoves``): the same moves as
+built afresh, with only the assets whose trade changed priced again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import finwiz.optimizer.discrete._candidates as candidates
+from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.discrete._candidates import _lot_moves, _LotMoves, _Moves, _Separable
+from tests.optimizer.discrete.models import model_of
+from tests.optimizer.discrete.reference import Instance
+
+
+def _setting() -> tuple[ProblemData, _Separable, np.ndarray]:
+    """Six assets, a $1,000 minimum trade, a no-sell name, an odd lot; and a candidate table."""
+    inst = Instance(
+        [f"A{i}" for i in range(6)],
+        np.array([50.0, 80.0, 120.0, 200.0, 35.0, 410.0]),
+        np.array([200.0, 150.0, 100.0, 60.0, 13.0, 20.0]),
+        20_000.0,
+        np.array([0.12, 0.16, 0.2, 0.2, 0.05, 0.2]),
+        ["S", "S", "T", "T", "U", "U"],
+        min_trade=1_000.0,
+        no_sell=[2],
+        lots={1: 10},
+    )
+    model = model_of(inst)
+    data = model.data
+    separable = _Separable.of_model(model)
+    table = np.column_stack([np.zeros(data.n), np.array([20.0, -30.0, 10.0, 5.0, -13.0, 3.0])])
+    return data, separable, table
+
+
+def _same(a: _Moves, b: _Moves) -> bool:
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("owner", "shares", "buy", "sell", "scalars"))
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_kept_neighbourhood_equals_a_fresh_one_along_a_walk(wide: bool) -> None:
+    data, separable, table = _setting()
+    kept = _LotMoves(data, separable, table)
+    rng = np.random.default_rng(3)
+    shares = np.zeros(data.n)
+    for _ in range(12):
+        moves = kept(shares, wide)
+        assert _same(moves, _lot_moves(data, shares, separable, table, wide=wide))
+        k = rng.integers(data.n)  # one or two assets move, as a descent round moves them
+        shares = shares.copy()
+        shares[k] += data.lot[k] * rng.choice([-2, -1, 1, 2])
+        if rng.random() < 0.5:
+            shares[(k + 1) % data.n] = 0.0
+
+
+def test_only_the_assets_that_moved_are_priced_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    data, separable, table = _setting()
+    kept = _LotMoves(data, separable, table)
+    priced: list[np.ndarray] = []
+    real = candidates._moves
+
+    def spy(data_: ProblemData, owner: np.ndarray, option: np.ndarray) -> _Moves:
+        priced.append(owner.copy())
+        return real(data_, owner, option)
+
+    monkeypatch.setattr(candidates, "_moves", spy)
+    shares = np.zeros(data.n)
+    kept(shares, False)
+    assert set(np.concatenate(priced).tolist()) == set(range(data.n))
+    priced.clear()
+    shares[3] += data.lot[3]
+    kept(shares, False)
+    assert set(np.concatenate(priced).tolist()) == {3}
