@@ -34,10 +34,12 @@ __all__ = [
     "best_combination",
     "can_gain",
     "cross_apart",
+    "joined",
     "kept_by_rows",
     "matched_steps",
     "options_near",
     "shared_change",
+    "subset",
 ]
 
 MATCHED = 4
@@ -220,6 +222,22 @@ def kept_by_rows(delta: np.ndarray, low: np.ndarray, high: np.ndarray, members: 
             change = change + delta[r, other[alive]]
         alive = alive[(change >= low[r] - _CHECK) & (change <= high[r] + _CHECK)]
     return alive
+
+
+def subset(moves: _Moves, idx: np.ndarray) -> _Moves:
+    """The moves ``idx`` of ``moves``."""
+    return _Moves(moves.owner[idx], moves.shares[idx], moves.buy[idx], moves.sell[idx], moves.scalars[idx])
+
+
+def joined(first: _Moves, second: _Moves) -> _Moves:
+    """``first``'s moves, then ``second``'s."""
+    return _Moves(
+        np.concatenate([first.owner, second.owner]),
+        np.concatenate([first.shares, second.shares]),
+        np.concatenate([first.buy, second.buy]),
+        np.concatenate([first.sell, second.sell]),
+        np.concatenate([first.scalars, second.scalars]),
+    )
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:

@@ -64,8 +64,10 @@ from finwiz.optimizer.discrete._neighbourhood import (
     Neighbourhood,
     best_combination,
     best_triple,
+    joined,
     matched_steps,
     options_near,
+    subset,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
@@ -236,7 +238,7 @@ class _Local:
             self.charge(len(moves.owner))
             return moves
 
-        kinds = search_kinds(self.tally, steepest)
+        kinds = search_kinds(self.tally, steepest, separable)
         settings = dataclasses.replace(SEARCH, rounds=rounds)
         return descend_from(self.search, point, neighbours, kinds, settings, spent=self.tick)
 
@@ -258,17 +260,10 @@ class _Local:
             owner, option = np.concatenate([owner, matched_owner]), np.concatenate([option, matched_option])
         sized = meets_minimum(data, option * data.prices[owner])
         owner, option = owner[sized], option[sized]
-        if owner.size == 0:
-            return lots
-        extra = _moves(data, owner, option)
-        ok = separable.ok(extra)
-        return _Moves(
-            np.concatenate([lots.owner, extra.owner[ok]]),
-            np.concatenate([lots.shares, extra.shares[ok]]),
-            np.concatenate([lots.buy, extra.buy[ok]]),
-            np.concatenate([lots.sell, extra.sell[ok]]),
-            np.concatenate([lots.scalars, extra.scalars[ok]]),
-        )
+        if owner.size:
+            extra = _moves(data, owner, option)
+            lots = joined(lots, subset(extra, np.flatnonzero(separable.ok(extra))))
+        return lots
 
     def combine(self, point: _Point) -> _Point | None:
         """The best combination of a few assets' trades (``_neighbourhood``) that improves, then
