@@ -153,10 +153,10 @@ _KICK_TRIALS = 24  # kicks tried in one search at most
 _WORK = 12_000_000  # candidates priced: the generated 15-40-name accounts use at most ~9.8M (~1.5 s)
 _CLOCK_WORK = 200_000  # work between two reads of the CPU clock (~30 ms of search)
 _KICK_ROUNDS = 40  # moves of a kicked descent at most (Newton steps make few enough)
-_KICK_LEAD = 8
+_KICK_LEAD = 4
 """Moves in which a kicked descent must get below the point it kicked, or it is left there: on the
-37 small accounts of benchmarks/test_bench_small.py every kick taken got there in 2-4 moves, and
-the 216 left went on for 2,570 moves (up to 40 each) without getting there (1,176 with the lead)."""
+37 small accounts of benchmarks/test_bench_small.py every kick taken got there in 1-4 moves (12 of
+14 in 1-2); a lead of 8 changed no answer, one of 3 left seed 36 0.9 % higher."""
 _KICKS = 6  # the dearest traded lots tried dropped (each followed by a descent without them)
 _COARSE = 0.05
 """A traded lot is tried dropped when it is worth at least this fraction of an average position."""
@@ -327,9 +327,11 @@ class _Local:
 
     def _kicks(self, point: _Point) -> list[tuple[int, float]]:
         """The kicks to try, in order: the dearest coarse traded lots cut by one lot, then
-        dropped; with a trade count, the untraded assets whose own best trade (its gradient over
-        its curvature, whole lots, at least the minimum) gains most before the count."""
-        data, pricer = self.search.data, self.search.pricer
+        dropped. (Untraded assets set to their own best trade, under a trade count, were tried
+        too: on the 37 small accounts of benchmarks/test_bench_small.py none of their 84 trials
+        was taken, nor of 70 sized by ``_newton_lots`` without the rows; they were a quarter of
+        the kicks' trials.)"""
+        data = self.search.data
         worth = data.lot * data.prices
         # Coarse lots only: a lot worth a good part of an average position (V / n).
         traded = np.flatnonzero((point.shares != 0) & (worth >= _COARSE * data.ref_value / data.n))
@@ -337,20 +339,6 @@ class _Local:
         for a in traded[np.argsort(-worth[traded], kind="stable")][:_KICKS]:
             toward = point.shares[a] - np.sign(point.shares[a]) * data.lot[a]  # one lot less traded
             out += [(int(a), float(v)) for v in dict.fromkeys([float(toward), 0.0])]
-        if pricer.stacked.count > 0:
-            n = data.n
-            grad = pricer.gradient(point.z)
-            curve = np.maximum(pricer.col_norm[: 2 * n], 1e-300)
-            best = -np.minimum(grad[: 2 * n], 0.0) / (2 * curve)  # V_ref units, each side
-            gain = grad[: 2 * n] ** 2 / (4 * curve) * (grad[: 2 * n] < 0)
-            side = np.where(gain[:n] >= gain[n:], 1.0, -1.0)
-            size = np.where(side > 0, best[:n], best[n:]) * data.ref_value
-            lots = np.maximum(np.round(size / worth), 1.0)
-            smallest = np.ceil(data.min_trade_value / worth - 1e-12)
-            shares = side * np.maximum(lots, smallest) * data.lot
-            untraded = np.flatnonzero((point.shares == 0) & (np.maximum(gain[:n], gain[n:]) > pricer.stacked.count))
-            for a in untraded[np.argsort(-np.maximum(gain[:n], gain[n:])[untraded], kind="stable")][:_KICKS]:
-                out.append((int(a), float(shares[a])))
         return out
 
 
@@ -362,10 +350,10 @@ def _newton_lots(search: _Search, shares: np.ndarray) -> np.ndarray:
     where the cost's kink is. The gradient over the buy column's norm alone left out the scalar
     columns and overshot, and past a binding turnover cap no step fitted: the search went one
     share a move (a $5 name in a $5M account, 40,000 moves to reach the cap)."""
-    data, pricer, rows = search.data, search.pricer, search.rows
+    data, pricer, coupled = search.data, search.pricer, search.rows
     n = data.n
     every, z = np.arange(n), _trade_point(data, shares)
-    values = rows.values(z)
+    values = coupled.values(z)
     best, gain = np.zeros(n), np.zeros(n)
     for side in (1.0, -1.0):
         probe = _moves(data, every, shares + side * data.lot)
@@ -373,12 +361,12 @@ def _newton_lots(search: _Search, shares: np.ndarray) -> np.ndarray:
         lots = np.where((first < 0) & (second > 0), -first / (2 * np.maximum(second, 1e-300)), 0.0)
         lots = np.minimum(lots, np.where(side * shares < 0, np.abs(shares) / data.lot, np.inf))
         if len(values):
-            delta = rows.changes(every, *probe.change(data, z))  # rows x assets, per lot
+            delta = coupled.changes(every, *probe.change(data, z))  # rows x assets, per lot
             with np.errstate(divide="ignore", invalid="ignore"):
                 room = np.where(
                     delta > 0,
-                    (rows.upper - values)[:, None] / delta,
-                    np.where(delta < 0, (rows.lower - values)[:, None] / delta, np.inf),
+                    (coupled.upper - values)[:, None] / delta,
+                    np.where(delta < 0, (coupled.lower - values)[:, None] / delta, np.inf),
                 )
             lots = np.minimum(lots, np.floor(np.maximum(room.min(axis=0), 0.0) + 1e-9))
         lots = np.round(lots)
