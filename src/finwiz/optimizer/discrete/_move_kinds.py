@@ -15,7 +15,7 @@ kind in every round, each move taken only if it gains more than ``relative_gain`
 | ``FittingHalving`` | every asset's best move that keeps every row on its own at once, then the best half, ... |
 | ``FittingSingle`` | the best few such moves, one at a time |
 | ``Pair`` | the best pairs of moves of two assets whose sum keeps every row (every pair, on few moves) |
-| ``EveryPair`` | (many moves) every one-lot move against every other, through the Gram matrix |
+| ``EveryPair`` | (many moves) every one-lot move against every other one-lot move |
 | ``Mended`` | an improving move or pair that breaks one row, and a third asset's trade sized to that row |
 
 Each is checked exactly (every row, the exact objective) before the descent takes it.
@@ -39,7 +39,7 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import cross_apart, joined, kept_by_rows, shared_change, smallest, subset
+from finwiz.optimizer.discrete._neighbourhood import joined, kept_by_rows, smallest, subset
 from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = [
@@ -238,7 +238,7 @@ class Pair(_Searching):
         basic = np.arange(self.tally.basic) if self.tally.basic <= settings.all_pairs else np.arange(0)
         best = np.argsort(gain, kind="stable")[: settings.pair_moves]
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
-        total = gain[tries][:, None] + gain[None, :] + cross_apart(now.search.pricer, now.point.z, moves, tries)
+        total = gain[tries][:, None] + gain[None, :] + now.search.pricer.cross(now.point.z, moves, tries)
         self.tally.work += total.size
         flat, width = total.ravel(), total.shape[1]
         # The improving pairs of two assets only, then those that keep the rows some pair can
@@ -261,10 +261,11 @@ class Pair(_Searching):
 
 class EveryPair(Pair):
     """Where ``Pair`` prices only the best few moves against the others (more than ``all_pairs``
-    one-lot moves: 431 names at $50k), every one-lot move against every move, priced through the
-    Gram matrix (``cross_all``) once the cheaper kinds found nothing: no exchange of one lot each
-    of two assets then improves the answer (a share of a $208 name bought against one of a $273
-    name sold lowered a risk-aware 431-name answer by 0.5 %, though neither alone improves it)."""
+    one-lot moves: 431 names at $50k), every one-lot move against every move (``_Pricer.cross``:
+    through the shared rows' Gram matrix, with a covariance) once the cheaper kinds found
+    nothing: no exchange of one lot each of two assets then improves the answer (a share of a
+    $208 name bought against one of a $273 name sold lowered a risk-aware 431-name answer by
+    0.5 %, though neither alone improves it)."""
 
     name = "every pair"
 
@@ -280,9 +281,7 @@ class EveryPair(Pair):
         tries = one[np.unique(np.stack([owner[one], moves.shares[one]]), axis=1, return_index=True)[1]]
         lots = _Moves(owner[tries], moves.shares[tries], moves.buy[tries], moves.sell[tries], moves.scalars[tries])
         total = (
-            gain[tries][:, None]
-            + gain[None, tries]
-            + now.search.pricer.cross_all(now.point.z, lots, np.arange(len(tries)))
+            gain[tries][:, None] + gain[None, tries] + now.search.pricer.cross(now.point.z, lots, np.arange(len(tries)))
         )
         self.tally.work += total.size
         total[owner[tries][:, None] == owner[None, tries]] = np.inf
@@ -365,10 +364,10 @@ class Mended(_Searching):
         search, z, moves = now.search, now.point.z, now.moves
         # The sets' and the third moves' changes of the shared rows: the cross terms.
         legs = np.unique(sets[sets >= 0])
-        shared = shared_change(search.pricer, z, subset(moves, legs))
+        shared = search.pricer.shared(z, subset(moves, legs))
         place = np.searchsorted(legs, np.maximum(sets, 0))
         of_set = shared[:, place[:, 0]] + np.where(sets[:, 1] >= 0, shared[:, place[:, 1]], 0.0)
-        third = shared_change(search.pricer, z, mends)
+        third = search.pricer.shared(z, mends)
         total = price[which] + search.pricer.changes(z, now.point.shares, mends)
         total += 2.0 * np.einsum("ij,ij->j", of_set[:, which], third)
         after = change[:, which] + search.rows.changes(mends.owner, *mends.change(search.data, z))

@@ -23,7 +23,6 @@ import numpy as np
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separable
 from finwiz.optimizer.discrete._descent import _Point, _Search
-from finwiz.optimizer.discrete._pricing import _Pricer
 from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = [
@@ -33,12 +32,10 @@ __all__ = [
     "Neighbourhood",
     "best_combination",
     "can_gain",
-    "cross_apart",
     "joined",
     "kept_by_rows",
     "matched_steps",
     "options_near",
-    "shared_change",
     "subset",
 ]
 
@@ -100,12 +97,12 @@ def best_combination(
     # Each move's own change, every pair's cross term and each move's change of the rows; a
     # last zero entry is "this asset stays".
     own = pricer.changes(point.z, point.shares, moves)
-    shared = shared_change(pricer, point.z, moves)
+    shared = pricer.shared(point.z, moves)
     if not can_gain(own, shared, moves.owner, gain):
         return None
     own = np.append(own, 0.0)
     cross = np.zeros((m + 1, m + 1))
-    cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (cross_apart)
+    cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (``_Pricer.cross``)
     delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
     low, high = rows.lower - values, rows.upper - values
@@ -158,13 +155,13 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _
     own, m = own[keep], len(keep)
     if m < 3:
         return None
-    shared = shared_change(pricer, point.z, moves)
+    shared = pricer.shared(point.z, moves)
     live = _in_some_triple(own - np.einsum("ij,ij->j", shared, shared), moves.owner, gain)
     if live.size < 3:
         return None
     moves = _Moves(moves.owner[live], moves.shares[live], moves.buy[live], moves.sell[live], moves.scalars[live])
     own, shared = own[live], shared[:, live]
-    cross = 2.0 * (shared.T @ shared)  # the shared rows' alone (cross_apart): different assets only
+    cross = 2.0 * (shared.T @ shared)  # the shared rows' alone (``_Pricer.cross``): different assets only
     cross[moves.owner[:, None] == moves.owner[None, :]] = np.inf  # one move per asset
     total = (
         own[:, None, None]
@@ -246,25 +243,6 @@ def smallest(values: np.ndarray, k: int) -> np.ndarray:
         part = np.argpartition(values, k)[:k]
         return np.asarray(part[np.argsort(values[part], kind="stable")])
     return np.argsort(values, kind="stable")
-
-
-def cross_apart(pricer: _Pricer, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
-    """``pricer.cross`` where moves ``a`` (of ``tries``) and ``b`` are of two different assets, the
-    only entries an exchange or a combination adds (elsewhere without the rows of one asset alone):
-    the rows two moves of different assets both change are those that touch two assets or a
-    scalar column (the cash square, a covariance's or a tracking error's), dense; a row of one
-    asset's own weight is not. Without a covariance that is the cash row alone: an outer product
-    (the sparse product of every row made 160k entries at 6 ms a call, most of a pair's time)."""
-    change = shared_change(pricer, z, moves)
-    return np.asarray(2.0 * (change[:, tries].T @ change))
-
-
-def shared_change(pricer: _Pricer, z: np.ndarray, moves: _Moves) -> np.ndarray:
-    """Each move's change of the squared rows two assets share (rows x moves; see ``cross_apart``)."""
-    n, shared = pricer.n, pricer.shared_rows
-    d_buy, d_sell, d_x = moves.change(pricer.data, z)
-    owner = moves.owner
-    return np.asarray(shared[:, owner] * d_buy + shared[:, n + owner] * d_sell + shared[:, 2 * n :] @ d_x.T)
 
 
 def can_gain(own: np.ndarray, shared: np.ndarray, owner: np.ndarray, gain: float) -> bool:

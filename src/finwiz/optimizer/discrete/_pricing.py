@@ -22,7 +22,8 @@ from finwiz.optimizer.discrete._kept import kept
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
-_GRAM = 4_000_000  # entries of the Gram matrix S'S (and of a dense S) at most, for every pair's cross term
+_GRAM = 4_000_000  # entries of the shared rows' Gram matrix at most, for every pair's cross term
+_FEW_SHARED = 16  # shared rows up to which cross terms are priced from the rows themselves
 
 
 class _Pricer:
@@ -59,11 +60,31 @@ class _Pricer:
         """The objective's gradient at ``z`` (the count left out): ``2 S'(S z + s) + q``."""
         return np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
 
+    def shared(self, z: np.ndarray, moves: _Moves) -> np.ndarray:
+        """Each move's change of the squared rows two assets share (``shared_rows`` x moves): the
+        only rows through which moves of two different assets interact."""
+        n, rows = self.n, self.shared_rows
+        d_buy, d_sell, d_x = moves.change(self.data, z)
+        owner = moves.owner
+        return np.asarray(rows[:, owner] * d_buy + rows[:, n + owner] * d_sell + rows[:, 2 * n :] @ d_x.T)
+
     def cross(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
-        """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b``: what two
-        moves of different assets add to the sum of their changes."""
-        change = self.s @ self._steps(z, moves)
-        return np.asarray(2.0 * (change[:, tries].T @ change).toarray())
+        """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b`` of another
+        asset: what two moves add to the sum of their changes (the objective is quadratic). The
+        entries of two moves of one asset are not that (their rows of the asset's own weight are
+        left out): callers leave those pairs out. From the shared rows (``shared``): without a
+        covariance the cash row alone, an outer product (the sparse product of every row made
+        160k entries at 6 ms a call, most of a pair's time). With many shared rows (a dense
+        covariance's) through their Gram matrix (``shared_gram``), each move touching a few
+        columns: on 431 names at $50k against a sample covariance, a round of pairs took 16 ms
+        CPU instead of 60."""
+        gram = self.shared_gram
+        if gram is None:
+            change = self.shared(z, moves)
+            return np.asarray(2.0 * (change[:, tries].T @ change))
+        d = self._steps(z, moves)
+        left = np.asarray(d[:, tries].T @ gram)  # tries x columns
+        return np.asarray(2.0 * (d.T @ left.T).T)
 
     def _steps(self, z: np.ndarray, moves: _Moves) -> sparse.csc_array:
         """Each move's change of ``z`` as a column (sparse: its asset's buy, sell and the scalars)."""
@@ -77,8 +98,7 @@ class _Pricer:
 
     @cached_property
     def shared_rows(self) -> np.ndarray:
-        """The squared rows (dense) that touch a scalar column or the columns of two assets: the
-        only rows through which moves of two different assets interact (``cross_apart``)."""
+        """The squared rows (dense) that touch a scalar column or the columns of two assets."""
         s, n = self.s, self.n
         coo = s.tocoo()
         asset = np.where(coo.col < 2 * n, coo.col % n, -1)
@@ -90,27 +110,13 @@ class _Pricer:
         return s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
 
     @cached_property
-    def gram(self) -> np.ndarray | None:
-        """``S'S`` over every column of ``z`` (dense), or None where it would be too large."""
-        rows, cols = self.s.shape
-        if cols * cols > _GRAM:
+    def shared_gram(self) -> np.ndarray | None:
+        """The shared rows' Gram matrix (dense, every column of ``z``) where they are many (more
+        than ``_FEW_SHARED``) and it is not too large; else None."""
+        rows, cols = self.shared_rows.shape
+        if rows <= _FEW_SHARED or cols * cols > _GRAM:
             return None
-        if rows * cols <= _GRAM:  # a dense covariance's rows are dense: BLAS beats the sparse product
-            dense = self.s.toarray()
-            return np.asarray(dense.T @ dense)
-        return np.asarray((self.s_t @ self.s).toarray())
-
-    def cross_all(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
-        """:meth:`cross` through the Gram matrix ``S'S``: ``2 d_a' (S'S) d_b`` for every move ``a``
-        in ``tries`` and every move ``b``, each move touching a few columns, so the cost is that of
-        the tries x moves block (not of the squared rows): on 431 names at $50k against a sample
-        covariance, ``Pair``'s round took 16 ms CPU instead of 60, all 862 x 862 one-lot pairs 55 ms."""
-        gram = self.gram
-        if gram is None:
-            return self.cross(z, moves, tries)
-        d = self._steps(z, moves)
-        left = np.asarray(d[:, tries].T @ gram)  # tries x columns
-        return np.asarray(2.0 * (d.T @ left.T).T)
+        return np.asarray(self.shared_rows.T @ self.shared_rows)
 
     def linear_change(self, v: np.ndarray, z: np.ndarray, moves: _Moves) -> np.ndarray:
         """The change of ``v'z`` for each move from ``z``."""

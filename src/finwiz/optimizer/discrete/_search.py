@@ -90,6 +90,7 @@ class SearchOutcome:
     shares: np.ndarray
     exchanges: int
     timed_out: bool
+    reason: str = ""  # what stopped it, when its budget did (the warning)
 
 
 def exchange_search(
@@ -112,17 +113,17 @@ def exchange_search(
     start = time.thread_time()
     pieces = pieces_of(model, pieces)
     pricer = pieces.pricer.with_gradient(user_gradient_at(model, *point_of(data, shares)))
-    local = _Local(_Search(data, pricer, pieces.rows), pieces.separable, start + time_limit)
+    local = _Local(_Search(data, pricer, pieces.rows), pieces.separable, start + time_limit, time_limit)
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
     point, passed = local.run(local.descend(point, local.separable), {} if searched is None else searched)
     late = local.stopped  # a search that ended because nothing improved is not reported stopped
+    reason = f"whole-share search stopped at its budget: {local.stopped_by}" if late else ""
     if late:
-        budget = f"its count of work, or {time_limit:g} s CPU"
-        note(f"whole-share search stopped at its budget ({budget}) after {local.tally.moves} moves")
+        note(f"{reason} after {local.tally.moves} moves")
     if not local.keeps(point) or not achieved(model, point.shares) < achieved(model, shares):
-        return SearchOutcome(shares, 0, late)  # never an answer breaking a limit
+        return SearchOutcome(shares, 0, late, reason)  # never an answer breaking a limit
     if searched is not None and not late:
         searched.update(dict.fromkeys(passed, point.shares))
     if local.tally.moves and not late:
@@ -131,7 +132,7 @@ def exchange_search(
             f"whole-share search: {tally.moves} moves ({tally.pairs} two-asset exchanges, {local.kicks} kicks,"
             f" {local.combinations} combinations, {local.triples} three-asset exchanges)"
         )
-    return SearchOutcome(point.shares, local.tally.moves, late)
+    return SearchOutcome(point.shares, local.tally.moves, late, reason)
 
 
 def coarse(model: Model) -> bool:
@@ -170,12 +171,14 @@ class _Local:
     search: _Search
     separable: _Separable
     deadline: float
+    limit: float = 0.0  # the CPU seconds the deadline allows (named in the warning)
     tally: Tally = field(default_factory=Tally)  # the moves and exchanges the descents took
     kicks: int = 0
     trials: int = 0
     combinations: int = 0
     triples: int = 0
     stopped: bool = False  # whether the budget cut the search short
+    stopped_by: str = ""  # which limit: the count of work, or the CPU safety
     clocked: int = 0  # the work when the CPU clock was last read
 
     def tick(self) -> bool:
@@ -187,10 +190,12 @@ class _Local:
         # is a system call that cost up to ~1 ms while BLAS threads spin (0.14 s of seed 7's
         # 0.95 s of benchmarks/test_bench_small.py when read every round): read it seldom.
         self.charge(self.search.data.n)
-        self.stopped = self.stopped or self.tally.work > _WORK
+        if not self.stopped and self.tally.work > _WORK:
+            self.stopped, self.stopped_by = True, f"its count of work ({_WORK:,} candidates priced)"
         if not self.stopped and self.tally.work - self.clocked >= _CLOCK_WORK:
             self.clocked = self.tally.work
-            self.stopped = time.thread_time() > self.deadline
+            if time.thread_time() > self.deadline:
+                self.stopped, self.stopped_by = True, f"its CPU safety ({self.limit:g} s)"
         return self.stopped
 
     def run(self, point: _Point, searched: dict[bytes, np.ndarray]) -> tuple[_Point, list[bytes]]:
