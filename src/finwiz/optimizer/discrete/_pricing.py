@@ -41,6 +41,7 @@ class _Pricer:
         self.s, self.s_t, self.col_norm, self.g_bs = grams.s, grams.s_t, grams.col_norm, grams.g_bs
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # the last point's gradient
         # What one lot of every asset is worth in objective: the scale of whole-share losses.
         lot_weight = model.data.lot * model.data.prices / model.data.ref_value
         self.unit = float(np.sum(self.col_norm[:n] * lot_weight**2)) or 1.0
@@ -49,6 +50,7 @@ class _Pricer:
         """This pricer with a user gradient added to the stacked linear part (the Gram entries shared)."""
         priced = copy.copy(self)
         priced.linear = self.stacked.linear + (0.0 if gradient is None else gradient)
+        priced._last = None
         return priced
 
     def objective(self, z: np.ndarray, shares: np.ndarray) -> float:
@@ -57,8 +59,14 @@ class _Pricer:
         return float(rows @ rows + self.linear @ z + self.stacked.count * np.count_nonzero(shares))
 
     def gradient(self, z: np.ndarray) -> np.ndarray:
-        """The objective's gradient at ``z`` (the count left out): ``2 S'(S z + s) + q``."""
-        return np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
+        """The objective's gradient at ``z`` (the count left out): ``2 S'(S z + s) + q``; the last
+        one kept (a round asks for it at the same point several times)."""
+        last = self._last
+        if last is not None and np.array_equal(last[0], z):
+            return last[1]
+        grad = np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
+        self._last = (z.copy(), grad)
+        return grad
 
     def shared(self, z: np.ndarray, moves: _Moves) -> np.ndarray:
         """Each move's change of the squared rows two assets share (``shared_rows`` x moves): the
@@ -136,19 +144,27 @@ class _Pricer:
         """Each move's change of the smooth objective from ``z``, split into its first-order part
         (the gradient along the move) and its second-order part (the move's own curvature); the
         count left out."""
-        n, owner = self.n, moves.owner
-        grad = self.gradient(z)
-        d_buy, d_sell, d_x = moves.change(self.data, z)
-        first = grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :]
-        second = (
+        steps = moves.change(self.data, z)
+        return self.first(self.gradient(z), moves.owner, steps), self.second(moves.owner, steps)
+
+    def first(self, grad: np.ndarray, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
+        d_buy, d_sell, d_x = steps
+        n = self.n
+        return np.asarray(grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :])
+
+    def second(self, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Each move's own curvature ``||S d||^2`` (of asset ``owner``, changes ``steps``): it
+        depends on that asset's trade alone."""
+        d_buy, d_sell, d_x = steps
+        return np.asarray(
             self.col_norm[owner] * d_buy**2
-            + self.col_norm[n + owner] * d_sell**2
+            + self.col_norm[self.n + owner] * d_sell**2
             + 2 * self.g_bs[owner] * d_buy * d_sell
             + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx[owner], d_x)
             + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx[owner], d_x)
             + _quadratic_form(d_x, self.g_xx)
         )
-        return np.asarray(first), np.asarray(second)
 
 
 @dataclass(frozen=True)

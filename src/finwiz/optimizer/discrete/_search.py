@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from finwiz.optimizer._trace import note
+from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _moves, _Separable, _trade_point
 from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
 from finwiz.optimizer.discrete._move_kinds import Tally, search_kinds
@@ -66,7 +67,6 @@ from finwiz.optimizer.discrete._neighbourhood import (
     best_triple,
     joined,
     matched_steps,
-    options_near,
     subset,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
@@ -180,6 +180,7 @@ class _Local:
     stopped: bool = False  # whether the budget cut the search short
     stopped_by: str = ""  # which limit: the count of work, or the CPU safety
     clocked: int = 0  # the work when the CPU clock was last read
+    probes: _Probes | None = None  # the one-lot moves' parts, kept between rounds (``_newton_lots``)
 
     def tick(self) -> bool:
         """Whether the budget is now spent (``stopped``): the work counted so far (``charge``)
@@ -256,7 +257,9 @@ class _Local:
         n = data.n
         lots = _lot_moves(data, shares, separable, None)
         self.tally.basic = len(lots.owner)
-        jump = _newton_lots(self.search, shares) * data.lot
+        if self.probes is None:
+            self.probes = _Probes.empty(self.search)
+        jump = _newton_lots(self.search, shares, self.probes) * data.lot
         target = shares + jump
         keep = np.abs(jump) >= 2 * data.lot  # the minimum trade size: below, with the matched steps
         owner, option = np.flatnonzero(keep), target[keep]
@@ -347,26 +350,64 @@ class _Local:
         return out
 
 
-def _newton_lots(search: _Search, shares: np.ndarray) -> np.ndarray:
+@dataclass
+class _Probes:
+    """Each asset's move of one lot either way and what of it depends on that asset's trade alone:
+    its change of ``z``, its own curvature and its change of the coupled rows (per lot), kept
+    between the search's rounds and rebuilt only for the assets whose trade changed (a round
+    moves one or a few: rebuilt whole, they were a third of the search's time)."""
+
+    at: np.ndarray  # the trades the entries are of (nan: none yet)
+    steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # each side's buy, sell and scalar changes
+    second: list[np.ndarray]  # each side's own curvature
+    delta: list[np.ndarray]  # each side's change of the coupled rows (rows x assets)
+
+    @classmethod
+    def empty(cls, search: _Search) -> _Probes:
+        n, rows = search.data.n, len(search.rows.offset)
+        sides = (0, 1)
+        steps = [(np.zeros(n), np.zeros(n), np.zeros((n, SCALARS))) for _ in sides]
+        return cls(np.full(n, np.nan), steps, [np.zeros(n) for _ in sides], [np.zeros((rows, n)) for _ in sides])
+
+    def update(self, search: _Search, shares: np.ndarray, z: np.ndarray) -> None:
+        """The entries of the assets whose trade is not ``shares``'s (``z``: its point) rebuilt."""
+        data = search.data
+        changed = np.flatnonzero(~(self.at == shares))
+        if changed.size == 0:
+            return
+        for k, side in enumerate((1.0, -1.0)):
+            probe = _moves(data, changed, shares[changed] + side * data.lot[changed])
+            steps = probe.change(data, z)
+            for whole, part in zip(self.steps[k], steps, strict=True):
+                whole[changed] = part
+            self.second[k][changed] = search.pricer.second(changed, steps)
+            self.delta[k][:, changed] = search.rows.changes(changed, *steps)
+        self.at[changed] = shares[changed]
+
+
+def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = None) -> np.ndarray:
     """Each asset's own best step in whole lots (signed): the exact change of one lot up and of one
     lot down (the gradient along it and its own curvature, the scalar columns included: costs,
     cash, turnover) is the quadratic on that side, minimised there, and cut to the room the coupled
     rows leave that way (a ratio test: the rows are linear on one side); a step stops at no trade,
     where the cost's kink is. The gradient over the buy column's norm alone left out the scalar
     columns and overshot, and past a binding turnover cap no step fitted: the search went one
-    share a move (a $5 name in a $5M account, 40,000 moves to reach the cap)."""
+    share a move (a $5 name in a $5M account, 40,000 moves to reach the cap). ``probes``: the
+    one-lot moves' parts kept from earlier rounds (updated here)."""
     data, pricer, coupled = search.data, search.pricer, search.rows
     n = data.n
     every, z = np.arange(n), _trade_point(data, shares)
+    probes = _Probes.empty(search) if probes is None else probes
+    probes.update(search, shares, z)
     values = coupled.values(z)
+    grad = pricer.gradient(z)
     best, gain = np.zeros(n), np.zeros(n)
-    for side in (1.0, -1.0):
-        probe = _moves(data, every, shares + side * data.lot)
-        first, second = pricer.parts(z, probe)
+    for k, side in enumerate((1.0, -1.0)):
+        first, second = pricer.first(grad, every, probes.steps[k]), probes.second[k]
         lots = np.where((first < 0) & (second > 0), -first / (2 * np.maximum(second, 1e-300)), 0.0)
         lots = np.minimum(lots, np.where(side * shares < 0, np.abs(shares) / data.lot, np.inf))
         if len(values):
-            delta = coupled.changes(every, *probe.change(data, z))  # rows x assets, per lot
+            delta = probes.delta[k]  # rows x assets, per lot
             with np.errstate(divide="ignore", invalid="ignore"):
                 room = np.where(
                     delta > 0,
@@ -382,17 +423,18 @@ def _newton_lots(search: _Search, shares: np.ndarray) -> np.ndarray:
 
 
 def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
-    """Windows of the traded assets, largest trade in value first: with each asset's candidate
-    trades (``options_near``), then with a lot either way only."""
+    """Windows of the traded assets, largest trade in value first, each asset with a lot either way
+    (nine assets a window: exchanges of four or more lots). Windows with each asset's other
+    candidate trades too (no trade, the minimum, value-matched steps: ``options_near``, two or
+    three assets a window) were tried first: on the 37 small accounts of
+    benchmarks/test_bench_small.py and the 7 of benchmarks/test_bench_min_position.py no answer
+    was lower with them, one lower without (seed 4, 0.04 %), and they were most of the windows
+    (the single moves, pairs and ``Mended`` reach those trades)."""
     data = search.data
     play = np.flatnonzero(shares != 0)
     apart = np.abs(shares[play]) * data.prices[play]
     play = play[np.argsort(-apart, kind="stable")]
-    steps = matched_steps(data, shares)
-    rich = [options_near(data, shares, int(a), steps) for a in play]
-    # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
-    plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
-    return _windows(play, rich) + _windows(play, plain)
+    return _windows(play, [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play])
 
 
 def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
