@@ -238,20 +238,25 @@ class Pair(_Searching):
         basic = np.arange(self.tally.basic) if self.tally.basic <= settings.all_pairs else np.arange(0)
         best = np.argsort(gain, kind="stable")[: settings.pair_moves]
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
-        total = gain[tries][:, None] + gain[None, :] + now.search.pricer.cross(now.point.z, moves, tries)
+        # Each (asset, trade) once, on both sides: the table holds a trade as often as it is
+        # reached (a lot, no trade, the minimum, a step), and its pairs as often again.
+        once = np.sort(np.unique(np.stack([owner, moves.shares]), axis=1, return_index=True)[1])
+        tries = np.intersect1d(tries, once)
+        cross = now.search.pricer.cross(now.point.z, subset(moves, once), np.searchsorted(once, tries))
+        total = gain[tries][:, None] + gain[None, once] + cross
         self.tally.work += total.size
         flat, width = total.ravel(), total.shape[1]
         # The improving pairs of two assets only, then those that keep the rows some pair can
         # reach (the others hold whatever two moves do).
         improving = np.flatnonzero(flat < self.threshold(now))
-        first, second = tries[improving // width], improving % width
+        first, second = tries[improving // width], once[improving % width]
         apart = owner[first] != owner[second]
         improving, first, second = improving[apart], first[apart], second[apart]
         kept = kept_by_rows(delta, low, high, (first, second))
         self.blocked = (now, kept, first, second, flat[improving])
         improving = improving[kept]
         for k in improving[smallest(flat[improving], settings.checks)]:
-            yield _Proposal(moves, np.array([tries[k // width], k % width]))
+            yield _Proposal(moves, np.array([tries[k // width], once[k % width]]))
 
     def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
         accepted = super().apply(now, proposal)
