@@ -85,3 +85,23 @@ def test_the_default_path_reaches_the_proven_optimum() -> None:
     assert optimum.proven
     assert objective(inst, shares) <= optimum.objective * (1 + 1e-9)
     assert single_and_pair_gains(inst, shares)[0] == 0.0
+
+
+_SCIP_8 = {"S03": -198.0, "S06": -716.0, "S09": -329.0, "S10": 481.0, "S14": -1005.0, "S16": -83.0, "S22": 1380.0}
+_SCIP_8 |= {"S23": 487.0}
+"""SCIP's best answer to seed 8 in 30 s (unproven; its answer in 20 s was higher, 2.9762e-3)."""
+
+
+def test_seed_8_of_the_small_accounts_is_within_half_a_percent_of_scips_answer() -> None:
+    # $378k, 33 names, a $6,236 minimum trade, a withdrawal and a binding Health cap: single moves,
+    # pairs, windows and kicks stopped 5.3 % above SCIP's answer (dropping a sale of one Health
+    # name and a purchase of a Tech name, more of another Health name sold: ``Mended``).
+    inst = generate(8)
+    scip = np.array([_SCIP_8.get(s, 0.0) for s in inst.symbols])
+    assert not violations(inst, scip)
+    config, prices = config_of(inst)
+    result = rebalance(config, prices)
+    signed = {t.symbol: t.shares if t.action.value == "buy" else -t.shares for t in result.trades}
+    shares = np.array([signed.get(s, 0.0) for s in inst.symbols])
+    assert not violations(inst, shares)
+    assert objective(inst, shares) <= objective(inst, scip) * 1.005

@@ -7,21 +7,24 @@ whole-share optimum: one more share of a name, or one lot of one name against on
 priced through the cash square or a covariance, would still improve them (issue 23 measured 4-21 %
 on a third of independently generated 15-40-name accounts).
 
-Here, after the rounding: every improving single move (one lot up or down, to no trade, to the
-minimum, and each asset's own Newton step in whole lots), and when none, every exchange of two
-assets' moves (all pairs, not only the improving ones: with a cash square, buying one lot of A and
-selling one of B can gain where each alone loses), priced exactly: the two moves' own changes
-plus their cross term ``2 (S d_a)'(S d_b)`` of the squared rows (covariance, cash, tracking),
-costs and the count being separable. The coupled rows are linear in the trade variables, so a
-pair keeps them when the sum of its two changes does; the best improving pair is checked on the
-exact objective and every row before it is taken. Then kicks: a dear lot cut by one lot or
-dropped, or (under a trade count) an untraded asset set to its own best trade, held there while
-the others re-settle, taken when the result is lower. On few assets (at most ``_FEW``), before
-the kicks: value-matched steps among the single moves (a cheap asset's side of an exchange
-against one dear lot), combinations of a few assets' trades and exchanges of one lot each of
-three assets (``_neighbourhood``). Repeated until nothing improves: the returned answer cannot be
-improved by any single move or any exchange of one lot each of two (or, on few assets, three)
-assets.
+Here, after the rounding, a descent over the search's move kinds (``_move_kinds.search_kinds``):
+every improving single move (one lot up or down, to no trade, to the minimum, each asset's own
+Newton step in whole lots and, on few assets, value-matched steps: a cheap asset's side of an
+exchange against one dear lot), then every exchange of two assets' moves (``Pair``: all pairs, not
+only the improving ones: with a cash square, buying one lot of A and selling one of B can gain
+where each alone loses), priced exactly: the two moves' own changes plus their cross term
+``2 (S d_a)'(S d_b)`` of the squared rows (covariance, cash, tracking; ``_Pricer.cross``), costs
+and the count being separable. The coupled rows are linear in the trade variables, so a pair keeps
+them when the sum of its two changes does; the best improving pairs are checked on the exact
+objective and every row before one is taken. Where there are too many moves to pair them all
+(more than ``all_pairs``: 431 names at $50k), ``EveryPair``: every one-lot move against every
+other. Then ``Mended``: an improving move or pair that breaks one coupled row, with a third
+asset's trade moved by as many lots as that row needs. Then, on few assets (at most ``_FEW``),
+combinations of a few assets' trades and exchanges of one lot each of three assets
+(``_neighbourhood``); then kicks: a dear lot cut by one lot or dropped, held there while the
+others re-settle, taken when the result is lower. Repeated until nothing improves: the returned
+answer cannot be improved by any single move or any exchange of one lot each of two (or, on few
+assets, three) assets.
 
 When the cheap path is enough (decided from the problem): a fine grid (fractional shares), a
 taxable account's lots (their own polish), and
@@ -37,13 +40,17 @@ in 57 % before, 89 % with pairs and kicks, 95 % with the combinations and triple
 
 What it leaves out, each measured to change no answer of those 37 accounts nor of the 7
 ``min_position_value`` ones of benchmarks/test_bench_min_position.py: exchanges and combinations
-check the rows on the improving sets only (``kept_by_rows``) and price their cross terms from the
-squared rows two assets share (``cross_apart``); a window or a triple none of whose sets can gain
-(``can_gain``: the shared rows' square makes ``sum own + ||sum u||^2 - sum ||u||^2``) is not
-enumerated; a kick that breaks a coupled row is not descended from, and a kicked descent not below
-the point within ``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of
-the same model passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. CPU of
-the 37 (median, same process, loaded machine): 180 -> 106 ms; of the 7: 0.43 -> 0.32 s.
+check the rows on the improving sets only (``kept_by_rows``); a window or a triple none of whose
+sets can gain (``can_gain``: the shared rows' square makes ``sum own + ||sum u||^2 - sum ||u||^2``)
+is not enumerated; a kick that breaks a coupled row is not descended from, and a kicked descent
+not below the point within ``_KICK_LEAD`` moves is left there; a search reaching a point an
+earlier search of the same model passed (``searched``: ``_stage._flips``'s starts) ends where that
+one ended. CPU of the 37 (median, same process, loaded machine): 180 -> 106 ms; of the 7: 0.43 ->
+0.32 s. Since: ``Mended`` (seed 8 5.99 % lower, 18 and 36 0.01 % and 0.14 %); the one-lot
+probes of the Newton steps kept between rounds (``_Probes``), each trade paired once, the windows
+of one lot either way only, no kicks of untraded assets (none ever taken) and a kick's lead of 4:
+the 37 in 4.4 s of CPU instead of 6.2, median 85 ms instead of 108 (base and this alternated,
+each the least of 3 runs, load 8 on the 2 cores; the 50 ms target is not met).
 """
 
 from __future__ import annotations
