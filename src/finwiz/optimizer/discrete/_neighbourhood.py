@@ -78,7 +78,7 @@ def best_combination(
         return None
     moves = _moves(data, owner, np.concatenate(hood.options))
     keep = meets_minimum(data, moves.shares * data.prices[owner]) & separable.ok(moves)
-    moves = _Moves(moves.owner[keep], moves.shares[keep], moves.buy[keep], moves.sell[keep], moves.scalars[keep])
+    moves = subset(moves, keep)
     m = len(moves.owner)
     if m == 0:
         return None
@@ -139,7 +139,7 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _
     data, pricer, rows = search.data, search.pricer, search.rows
     own = pricer.changes(point.z, point.shares, moves)
     keep = np.argsort(own, kind="stable")[:TRIPLE_MOVES]
-    moves = _Moves(moves.owner[keep], moves.shares[keep], moves.buy[keep], moves.sell[keep], moves.scalars[keep])
+    moves = subset(moves, keep)
     own, m = own[keep], len(keep)
     if m < 3:
         return None
@@ -147,7 +147,7 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _
     live = _in_some_triple(own - np.einsum("ij,ij->j", shared, shared), moves.owner, gain)
     if live.size < 3:
         return None
-    moves = _Moves(moves.owner[live], moves.shares[live], moves.buy[live], moves.sell[live], moves.scalars[live])
+    moves = subset(moves, live)
     own, shared = own[live], shared[:, live]
     cross = 2.0 * (shared.T @ shared)  # the shared rows' alone (``_Pricer.cross``): different assets only
     cross[moves.owner[:, None] == moves.owner[None, :]] = np.inf  # one move per asset
