@@ -35,6 +35,7 @@ __all__ = [
     "joined",
     "kept_by_rows",
     "matched_steps",
+    "options_near",
     "subset",
 ]
 
@@ -50,6 +51,17 @@ class Neighbourhood:
 
     assets: np.ndarray
     options: tuple[np.ndarray, ...]
+
+
+def options_near(data: ProblemData, shares: np.ndarray, asset: int, steps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``asset``'s candidate trades: a lot either way of its current trade, no trade, the
+    minimum size either way and its value-matched ``steps`` (``matched_steps``), distinct from
+    the current one."""
+    lot, now = data.lot[asset], shares[asset]
+    smallest = np.ceil(data.min_trade_value / (lot * data.prices[asset]) - 1e-12) * lot
+    values = [now + lot, now - lot, 0.0, smallest, -smallest]
+    out = np.unique(np.concatenate([values, steps[1][steps[0] == asset]]))
+    return np.asarray(out[out != now])
 
 
 def matched_steps(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -47,8 +47,8 @@ not below the point within ``_KICK_LEAD`` moves is left there; a search reaching
 earlier search of the same model passed (``searched``: ``_stage._flips``'s starts) ends where that
 one ended. CPU of the 37 (median, same process, loaded machine): 180 -> 106 ms; of the 7: 0.43 ->
 0.32 s. Since: ``Mended`` (seed 8 5.99 % lower, 18 and 36 0.01 % and 0.14 %); the one-lot
-probes of the Newton steps kept between rounds (``_Probes``), each trade paired once, the windows
-of one lot either way only, no kicks of untraded assets (none ever taken) and a kick's lead of 4:
+probes of the Newton steps kept between rounds (``_Probes``), each trade paired once, no kicks of
+untraded assets (none ever taken) and a kick's lead of 4:
 the 37 in 4.4 s of CPU instead of 6.2, median 85 ms instead of 108 (base and this alternated,
 each the least of 3 runs, load 8 on the 2 cores; the 50 ms target is not met).
 """
@@ -74,6 +74,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
     best_triple,
     joined,
     matched_steps,
+    options_near,
     subset,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
@@ -430,18 +431,19 @@ def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = N
 
 
 def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
-    """Windows of the traded assets, largest trade in value first, each asset with a lot either way
-    (nine assets a window: exchanges of four or more lots). Windows with each asset's other
-    candidate trades too (no trade, the minimum, value-matched steps: ``options_near``, two or
-    three assets a window) were tried first: on the 37 small accounts of
-    benchmarks/test_bench_small.py and the 7 of benchmarks/test_bench_min_position.py no answer
-    was lower with them, one lower without (seed 4, 0.04 %), and they were most of the windows
-    (the single moves, pairs and ``Mended`` reach those trades)."""
+    """Windows of the traded assets, largest trade in value first: with each asset's candidate
+    trades (``options_near``), then with a lot either way only. (Without the first, the 37 small
+    accounts of benchmarks/test_bench_small.py and 12 min-position ones kept their answers, but a
+    15-name one of tests/optimizer/discrete/test_small_accounts.py, seed 6, ended 1.6 % higher.)"""
     data = search.data
     play = np.flatnonzero(shares != 0)
     apart = np.abs(shares[play]) * data.prices[play]
     play = play[np.argsort(-apart, kind="stable")]
-    return _windows(play, [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play])
+    steps = matched_steps(data, shares)
+    rich = [options_near(data, shares, int(a), steps) for a in play]
+    # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
+    plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
+    return _windows(play, rich) + _windows(play, plain)
 
 
 def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
