@@ -1,6 +1,6 @@
 """What the whole-share search leaves out to be cheaper, held to what it would have found: the rows
 checked on the improving exchanges only (``kept_by_rows``) keep exactly the sets a mask over every
-set keeps; the cross terms of two assets' moves from their shared rows (``cross_apart``) are the
+set keeps; the cross terms of two assets' moves (``_Pricer.cross``, either way) are the
 objective's own second differences (priced by ``reference.py``, not finwiz's code); the bound that
 leaves a window out (``can_gain``) is never above the best set's change (every set enumerated); a
 search that reaches a point an earlier search passed ends where that search ended, without
@@ -16,10 +16,10 @@ import pytest
 from finwiz import RebalancingEngine, rebalance
 from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
-from finwiz.optimizer.discrete import _search
+from finwiz.optimizer.discrete import _pricing, _search
 from finwiz.optimizer.discrete._candidates import _lot_moves
 from finwiz.optimizer.discrete._descent import _Search
-from finwiz.optimizer.discrete._neighbourhood import can_gain, cross_apart, kept_by_rows
+from finwiz.optimizer.discrete._neighbourhood import can_gain, kept_by_rows
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.reference import config_of, generate, objective
@@ -53,9 +53,17 @@ def test_rows_checked_on_the_sets_keep_what_a_mask_over_every_set_keeps(size: in
     assert np.array_equal(kept, subset[mask[subset]])
 
 
+@pytest.mark.parametrize("gram", [False, True])
 @pytest.mark.parametrize("seed", [4, 9])
-def test_cross_terms_of_a_few_moves_are_the_objectives_second_differences(seed: int) -> None:
+def test_cross_terms_of_a_few_moves_are_the_objectives_second_differences(
+    seed: int, gram: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both ways of ``_Pricer.cross``: from the shared rows, and through their Gram matrix (the
+    # way of many shared rows, a dense covariance's: here forced on the cash row alone).
+    monkeypatch.setattr(_pricing, "_FEW_SHARED", 0 if gram else 16)
     model, pieces, inst = _model(seed)
+    pieces = Pieces.of(model)  # a pricer of its own: the Gram matrix is a cached property
+    assert (pieces.pricer.shared_gram is not None) == gram
     data = model.data
     shares = np.zeros(data.n)
     moves = _lot_moves(data, shares, pieces.separable, None)
@@ -63,7 +71,7 @@ def test_cross_terms_of_a_few_moves_are_the_objectives_second_differences(seed: 
     assert len(moves.owner) > len(pick)
     z = _Search(data, pieces.pricer, pieces.rows).at(shares).z
     sub = type(moves)(moves.owner[pick], moves.shares[pick], moves.buy[pick], moves.sell[pick], moves.scalars[pick])
-    cross = cross_apart(pieces.pricer, z, sub, np.arange(len(pick)))
+    cross = pieces.pricer.cross(z, sub, np.arange(len(pick)))
     order = [inst.symbols.index(s) for s in data.symbols]  # the reference's order of each of finwiz's assets
 
     def priced(trades: np.ndarray) -> float:

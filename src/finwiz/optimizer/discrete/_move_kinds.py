@@ -15,6 +15,8 @@ kind in every round, each move taken only if it gains more than ``relative_gain`
 | ``FittingHalving`` | every asset's best move that keeps every row on its own at once, then the best half, ... |
 | ``FittingSingle`` | the best few such moves, one at a time |
 | ``Pair`` | the best pairs of moves of two assets whose sum keeps every row (every pair, on few moves) |
+| ``EveryPair`` | (many moves) every one-lot move against every other one-lot move |
+| ``Mended`` | an improving move or pair that breaks one row, and a third asset's trade sized to that row |
 
 Each is checked exactly (every row, the exact objective) before the descent takes it.
 """
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _snap
+from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separable, _snap
 from finwiz.optimizer.discrete._descent import (
     DescentSettings,
     MoveKind,
@@ -37,7 +39,8 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import cross_apart, kept_by_rows, smallest
+from finwiz.optimizer.discrete._neighbourhood import joined, kept_by_rows, smallest, subset
+from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = [
     "MOVE_KINDS",
@@ -48,6 +51,7 @@ __all__ = [
     "FittingHalving",
     "FittingSingle",
     "Halving",
+    "Mended",
     "Pair",
     "Tally",
 ]
@@ -222,6 +226,8 @@ class Pair(_Searching):
     and the best-priced of the others (value-matched and Newton steps); every pair on few moves."""
 
     name = "pair"
+    blocked: tuple[_Round, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    """The round's improving exchanges (which keep the rows, moves, prices): ``Mended`` mends the others."""
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         moves, gain, settings = now.moves, now.gain, now.settings
@@ -232,18 +238,25 @@ class Pair(_Searching):
         basic = np.arange(self.tally.basic) if self.tally.basic <= settings.all_pairs else np.arange(0)
         best = np.argsort(gain, kind="stable")[: settings.pair_moves]
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
-        total = gain[tries][:, None] + gain[None, :] + cross_apart(now.search.pricer, now.point.z, moves, tries)
+        # Each (asset, trade) once, on both sides: the table holds a trade as often as it is
+        # reached (a lot, no trade, the minimum, a step), and its pairs as often again.
+        once = np.sort(np.unique(np.stack([owner, moves.shares]), axis=1, return_index=True)[1])
+        tries = np.intersect1d(tries, once)
+        cross = now.search.pricer.cross(now.point.z, subset(moves, once), np.searchsorted(once, tries))
+        total = gain[tries][:, None] + gain[None, once] + cross
         self.tally.work += total.size
         flat, width = total.ravel(), total.shape[1]
         # The improving pairs of two assets only, then those that keep the rows some pair can
         # reach (the others hold whatever two moves do).
         improving = np.flatnonzero(flat < self.threshold(now))
-        first, second = tries[improving // width], improving % width
+        first, second = tries[improving // width], once[improving % width]
         apart = owner[first] != owner[second]
         improving, first, second = improving[apart], first[apart], second[apart]
-        improving = improving[kept_by_rows(delta, low, high, (first, second))]
+        kept = kept_by_rows(delta, low, high, (first, second))
+        self.blocked = (now, kept, first, second, flat[improving])
+        improving = improving[kept]
         for k in improving[smallest(flat[improving], settings.checks)]:
-            yield _Proposal(moves, np.array([tries[k // width], k % width]))
+            yield _Proposal(moves, np.array([tries[k // width], once[k % width]]))
 
     def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
         accepted = super().apply(now, proposal)
@@ -253,10 +266,11 @@ class Pair(_Searching):
 
 class EveryPair(Pair):
     """Where ``Pair`` prices only the best few moves against the others (more than ``all_pairs``
-    one-lot moves: 431 names at $50k), every one-lot move against every move, priced through the
-    Gram matrix (``cross_all``) once the cheaper kinds found nothing: no exchange of one lot each
-    of two assets then improves the answer (a share of a $208 name bought against one of a $273
-    name sold lowered a risk-aware 431-name answer by 0.5 %, though neither alone improves it)."""
+    one-lot moves: 431 names at $50k), every one-lot move against every move (``_Pricer.cross``:
+    through the shared rows' Gram matrix, with a covariance) once the cheaper kinds found
+    nothing: no exchange of one lot each of two assets then improves the answer (a share of a
+    $208 name bought against one of a $273 name sold lowered a risk-aware 431-name answer by
+    0.5 %, though neither alone improves it)."""
 
     name = "every pair"
 
@@ -272,9 +286,7 @@ class EveryPair(Pair):
         tries = one[np.unique(np.stack([owner[one], moves.shares[one]]), axis=1, return_index=True)[1]]
         lots = _Moves(owner[tries], moves.shares[tries], moves.buy[tries], moves.sell[tries], moves.scalars[tries])
         total = (
-            gain[tries][:, None]
-            + gain[None, tries]
-            + now.search.pricer.cross_all(now.point.z, lots, np.arange(len(tries)))
+            gain[tries][:, None] + gain[None, tries] + now.search.pricer.cross(now.point.z, lots, np.arange(len(tries)))
         )
         self.tally.work += total.size
         total[owner[tries][:, None] == owner[None, tries]] = np.inf
@@ -295,6 +307,19 @@ class EveryPair(Pair):
             yield _Proposal(moves, pair)
 
 
+def _distinct(moves: _Moves, sets: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``MENDS`` of ``sets`` (rows of one or two move indices, -1: none; ``price``), each
+    set of (asset, trade) once: the same trade is in the table as a lot, no trade, the minimum
+    or a step. The best few times as many looked at only (the improving exchanges are many)."""
+    best = smallest(price, 8 * MENDS)
+    sets, price = sets[best], price[best]
+    same = np.unique(np.stack([moves.owner, moves.shares]), axis=1, return_inverse=True)[1].ravel()
+    keys = np.sort(np.where(sets >= 0, same[sets], -1), axis=1)
+    first = np.unique(keys, axis=0, return_index=True)[1]
+    first = first[smallest(price[first], MENDS)]
+    return sets[first], price[first]
+
+
 def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """The pairs (rows of move indices, best first) that share no asset with a better one."""
     used: set[int] = set()
@@ -306,10 +331,105 @@ def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return pairs[keep]
 
 
-def search_kinds(tally: Tally, steepest: bool = False) -> tuple[MoveKind, ...]:
-    """The search's table (``steepest``: one move at a time, no halving, no ``EveryPair``: the
-    kicks' trial descents)."""
-    singles: tuple[MoveKind, ...] = (
-        (FittingSingle(tally),) if steepest else (FittingHalving(tally), FittingSingle(tally))
-    )
-    return (*singles, Pair(tally)) if steepest else (*singles, Pair(tally), EveryPair(tally))
+MENDS = 32
+"""The best improving single moves, and exchanges, breaking one row, that ``Mended`` mends."""
+
+
+class Mended(_Searching):
+    """An improving single move or exchange of two assets that breaks one coupled row, with a third
+    asset's trade moved by as many lots as that row needs (at least the minimum trade size): a
+    trade dropped under a binding sector cap, the cap met again by selling more of another name.
+    Neither one lot of the third asset nor any exchange of two reaches it: on a $378k account
+    with a $6,236 minimum trade (seed 8 of benchmarks/test_bench_small.py), dropping a $6,260
+    sale of one Health name and a $6,272 purchase of a Tech name, and selling 35 more shares of
+    another Health name, lowered the answer by 5.7 %, though each two of the three break the cap
+    or lose. Priced exactly: the set's price, the third move's own change and their cross terms."""
+
+    name = "mended"
+
+    def __init__(self, tally: Tally, pair: Pair, separable: _Separable) -> None:
+        super().__init__(tally)
+        self.pair, self.separable = pair, separable
+
+    def propose(self, now: _Round) -> Iterator[_Proposal]:
+        sets, price = self._broken(now)
+        delta, low, high = now.rows
+        change = delta[:, sets[:, 0]] + np.where(sets[:, 1] >= 0, delta[:, sets[:, 1]], 0.0)
+        broken = (change > high[:, None] + _CHECK) | (change < low[:, None] - _CHECK)
+        one = np.flatnonzero(broken.sum(axis=0) == 1)
+        if one.size == 0:
+            return
+        sets, price, change = sets[one], price[one], change[:, one]
+        row = np.argmax(broken[:, one], axis=0)
+        at = change[row, np.arange(one.size)]
+        need = np.where(at > high[row], high[row], low[row]) - at
+        mends, which = self._mends(now, sets, row, need)
+        if which.size == 0:
+            return
+        search, z, moves = now.search, now.point.z, now.moves
+        # The sets' and the third moves' changes of the shared rows: the cross terms.
+        legs = np.unique(sets[sets >= 0])
+        shared = search.pricer.shared(z, subset(moves, legs))
+        place = np.searchsorted(legs, np.maximum(sets, 0))
+        of_set = shared[:, place[:, 0]] + np.where(sets[:, 1] >= 0, shared[:, place[:, 1]], 0.0)
+        third = search.pricer.shared(z, mends)
+        total = price[which] + search.pricer.changes(z, now.point.shares, mends)
+        total += 2.0 * np.einsum("ij,ij->j", of_set[:, which], third)
+        after = change[:, which] + search.rows.changes(mends.owner, *mends.change(search.data, z))
+        fits = np.all((after >= low[:, None] - _CHECK) & (after <= high[:, None] + _CHECK), axis=0)
+        self.tally.work += len(which)
+        good = np.flatnonzero(fits & (total < self.threshold(now)))
+        table, m = joined(moves, mends), len(moves.owner)
+        for j in good[smallest(total[good], now.settings.checks)]:
+            chosen = sets[which[j]]
+            yield _Proposal(table, np.append(chosen[chosen >= 0], m + j))
+
+    def _broken(self, now: _Round) -> tuple[np.ndarray, np.ndarray]:
+        """The best improving single moves and exchanges (``Pair``'s, of this round) that break
+        some row: move indices (-1: none) and their prices."""
+        single = np.flatnonzero(np.isinf(now.fitting) & (now.gain < self.threshold(now)))
+        singles = _distinct(now.moves, np.stack([single, np.full(single.size, -1)], axis=1), now.gain[single])
+        blocked = self.pair.blocked
+        if blocked is None or blocked[0] is not now:
+            return singles
+        _, kept, first, second, price = blocked
+        broke = np.ones(price.size, dtype=bool)
+        broke[kept] = False
+        pairs = _distinct(now.moves, np.stack([first[broke], second[broke]], axis=1), price[broke])
+        return np.vstack([singles[0], pairs[0]]), np.concatenate([singles[1], pairs[1]])
+
+    def _mends(self, now: _Round, sets: np.ndarray, row: np.ndarray, need: np.ndarray) -> tuple[_Moves, np.ndarray]:
+        """Every other asset's trade moved the way that gives each set's broken ``row`` what it
+        ``need``s, by as many lots as that takes (its one-lot change of the row), at least the
+        minimum trade size; the moves that keep their own limits, and the set each mends."""
+        search, shares = now.search, now.point.shares
+        data, n = search.data, search.data.n
+        owner = np.tile(np.arange(n), 2)
+        side = np.repeat([1.0, -1.0], n)
+        lots = _moves(data, owner, shares[owner] + side * data.lot[owner])
+        rows = np.unique(row)
+        per = search.rows.changes(owner, *lots.change(data, now.point.z), rows)[np.searchsorted(rows, row)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            count = np.ceil(need[:, None] / per - 1e-9)  # sets x (asset, side)
+        ok = (per * need[:, None] > 0) & (owner[None, :] != sets[:, :1]) & np.isfinite(count)
+        for leg in (0, 1):
+            partner = np.where(sets[:, leg] >= 0, now.moves.owner[np.maximum(sets[:, leg], 0)], -1)
+            ok &= owner[None, :] != partner[:, None]
+        which, col = np.nonzero(ok)
+        trade = shares[owner[col]] + side[col] * count[which, col] * data.lot[owner[col]]
+        worth = data.lot * data.prices
+        least = np.ceil(data.min_trade_value / worth[owner[col]] - 1e-12) * data.lot[owner[col]]
+        trade = np.where(trade != 0, np.sign(trade) * np.maximum(np.abs(trade), least), 0.0)
+        mends = _moves(data, owner[col], trade)
+        keep = meets_minimum(data, trade * data.prices[owner[col]]) & self.separable.ok(mends)
+        return subset(mends, np.flatnonzero(keep)), which[keep]
+
+
+def search_kinds(tally: Tally, steepest: bool = False, separable: _Separable | None = None) -> tuple[MoveKind, ...]:
+    """The search's table (``steepest``: one move at a time, no halving, no ``EveryPair`` nor
+    ``Mended``: the kicks' trial descents; ``Mended`` only with the search's ``separable``)."""
+    if steepest:
+        return FittingSingle(tally), Pair(tally)
+    pair = Pair(tally)
+    mended: tuple[MoveKind, ...] = () if separable is None else (Mended(tally, pair, separable),)
+    return FittingHalving(tally), FittingSingle(tally), pair, EveryPair(tally), *mended

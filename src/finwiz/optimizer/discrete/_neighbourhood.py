@@ -23,7 +23,6 @@ import numpy as np
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separable
 from finwiz.optimizer.discrete._descent import _Point, _Search
-from finwiz.optimizer.discrete._pricing import _Pricer
 from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = [
@@ -33,11 +32,11 @@ __all__ = [
     "Neighbourhood",
     "best_combination",
     "can_gain",
-    "cross_apart",
+    "joined",
     "kept_by_rows",
     "matched_steps",
     "options_near",
-    "shared_change",
+    "subset",
 ]
 
 MATCHED = 4
@@ -91,19 +90,19 @@ def best_combination(
         return None
     moves = _moves(data, owner, np.concatenate(hood.options))
     keep = meets_minimum(data, moves.shares * data.prices[owner]) & separable.ok(moves)
-    moves = _Moves(moves.owner[keep], moves.shares[keep], moves.buy[keep], moves.sell[keep], moves.scalars[keep])
+    moves = subset(moves, keep)
     m = len(moves.owner)
     if m == 0:
         return None
     # Each move's own change, every pair's cross term and each move's change of the rows; a
     # last zero entry is "this asset stays".
     own = pricer.changes(point.z, point.shares, moves)
-    shared = shared_change(pricer, point.z, moves)
+    shared = pricer.shared(point.z, moves)
     if not can_gain(own, shared, moves.owner, gain):
         return None
     own = np.append(own, 0.0)
     cross = np.zeros((m + 1, m + 1))
-    cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (cross_apart)
+    cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (``_Pricer.cross``)
     delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
     low, high = rows.lower - values, rows.upper - values
@@ -152,17 +151,17 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _
     data, pricer, rows = search.data, search.pricer, search.rows
     own = pricer.changes(point.z, point.shares, moves)
     keep = np.argsort(own, kind="stable")[:TRIPLE_MOVES]
-    moves = _Moves(moves.owner[keep], moves.shares[keep], moves.buy[keep], moves.sell[keep], moves.scalars[keep])
+    moves = subset(moves, keep)
     own, m = own[keep], len(keep)
     if m < 3:
         return None
-    shared = shared_change(pricer, point.z, moves)
+    shared = pricer.shared(point.z, moves)
     live = _in_some_triple(own - np.einsum("ij,ij->j", shared, shared), moves.owner, gain)
     if live.size < 3:
         return None
-    moves = _Moves(moves.owner[live], moves.shares[live], moves.buy[live], moves.sell[live], moves.scalars[live])
+    moves = subset(moves, live)
     own, shared = own[live], shared[:, live]
-    cross = 2.0 * (shared.T @ shared)  # the shared rows' alone (cross_apart): different assets only
+    cross = 2.0 * (shared.T @ shared)  # the shared rows' alone (``_Pricer.cross``): different assets only
     cross[moves.owner[:, None] == moves.owner[None, :]] = np.inf  # one move per asset
     total = (
         own[:, None, None]
@@ -222,31 +221,28 @@ def kept_by_rows(delta: np.ndarray, low: np.ndarray, high: np.ndarray, members: 
     return alive
 
 
+def subset(moves: _Moves, idx: np.ndarray) -> _Moves:
+    """The moves ``idx`` of ``moves``."""
+    return _Moves(moves.owner[idx], moves.shares[idx], moves.buy[idx], moves.sell[idx], moves.scalars[idx])
+
+
+def joined(first: _Moves, second: _Moves) -> _Moves:
+    """``first``'s moves, then ``second``'s."""
+    return _Moves(
+        np.concatenate([first.owner, second.owner]),
+        np.concatenate([first.shares, second.shares]),
+        np.concatenate([first.buy, second.buy]),
+        np.concatenate([first.sell, second.sell]),
+        np.concatenate([first.scalars, second.scalars]),
+    )
+
+
 def smallest(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` smallest ``values``, in order (a partition first: the pairs are many)."""
     if values.size > k:
         part = np.argpartition(values, k)[:k]
         return np.asarray(part[np.argsort(values[part], kind="stable")])
     return np.argsort(values, kind="stable")
-
-
-def cross_apart(pricer: _Pricer, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
-    """``pricer.cross`` where moves ``a`` (of ``tries``) and ``b`` are of two different assets, the
-    only entries an exchange or a combination adds (elsewhere without the rows of one asset alone):
-    the rows two moves of different assets both change are those that touch two assets or a
-    scalar column (the cash square, a covariance's or a tracking error's), dense; a row of one
-    asset's own weight is not. Without a covariance that is the cash row alone: an outer product
-    (the sparse product of every row made 160k entries at 6 ms a call, most of a pair's time)."""
-    change = shared_change(pricer, z, moves)
-    return np.asarray(2.0 * (change[:, tries].T @ change))
-
-
-def shared_change(pricer: _Pricer, z: np.ndarray, moves: _Moves) -> np.ndarray:
-    """Each move's change of the squared rows two assets share (rows x moves; see ``cross_apart``)."""
-    n, shared = pricer.n, pricer.shared_rows
-    d_buy, d_sell, d_x = moves.change(pricer.data, z)
-    owner = moves.owner
-    return np.asarray(shared[:, owner] * d_buy + shared[:, n + owner] * d_sell + shared[:, 2 * n :] @ d_x.T)
 
 
 def can_gain(own: np.ndarray, shared: np.ndarray, owner: np.ndarray, gain: float) -> bool:

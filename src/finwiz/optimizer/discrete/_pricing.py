@@ -22,7 +22,8 @@ from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Se
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
-_GRAM = 4_000_000  # entries of the Gram matrix S'S (and of a dense S) at most, for every pair's cross term
+_GRAM = 4_000_000  # entries of the shared rows' Gram matrix at most, for every pair's cross term
+_FEW_SHARED = 16  # shared rows up to which cross terms are priced from the rows themselves
 
 
 class _Pricer:
@@ -40,6 +41,7 @@ class _Pricer:
         self.s, self.s_t, self.col_norm, self.g_bs = grams.s, grams.s_t, grams.col_norm, grams.g_bs
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # the last point's gradient
         # What one lot of every asset is worth in objective: the scale of whole-share losses.
         lot_weight = model.data.lot * model.data.prices / model.data.ref_value
         self.unit = float(np.sum(self.col_norm[:n] * lot_weight**2)) or 1.0
@@ -48,6 +50,7 @@ class _Pricer:
         """This pricer with a user gradient added to the stacked linear part (the Gram entries shared)."""
         priced = copy.copy(self)
         priced.linear = self.stacked.linear + (0.0 if gradient is None else gradient)
+        priced._last = None
         return priced
 
     def objective(self, z: np.ndarray, shares: np.ndarray) -> float:
@@ -56,14 +59,40 @@ class _Pricer:
         return float(rows @ rows + self.linear @ z + self.stacked.count * np.count_nonzero(shares))
 
     def gradient(self, z: np.ndarray) -> np.ndarray:
-        """The objective's gradient at ``z`` (the count left out): ``2 S'(S z + s) + q``."""
-        return np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
+        """The objective's gradient at ``z`` (the count left out): ``2 S'(S z + s) + q``; the last
+        one kept (a round asks for it at the same point several times)."""
+        last = self._last
+        if last is not None and np.array_equal(last[0], z):
+            return last[1]
+        grad = np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
+        self._last = (z.copy(), grad)
+        return grad
+
+    def shared(self, z: np.ndarray, moves: _Moves) -> np.ndarray:
+        """Each move's change of the squared rows two assets share (``shared_rows`` x moves): the
+        only rows through which moves of two different assets interact."""
+        n, rows = self.n, self.shared_rows
+        d_buy, d_sell, d_x = moves.change(self.data, z)
+        owner = moves.owner
+        return np.asarray(rows[:, owner] * d_buy + rows[:, n + owner] * d_sell + rows[:, 2 * n :] @ d_x.T)
 
     def cross(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
-        """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b``: what two
-        moves of different assets add to the sum of their changes."""
-        change = self.s @ self._steps(z, moves)
-        return np.asarray(2.0 * (change[:, tries].T @ change).toarray())
+        """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b`` of another
+        asset: what two moves add to the sum of their changes (the objective is quadratic). The
+        entries of two moves of one asset are not that (their rows of the asset's own weight are
+        left out): callers leave those pairs out. From the shared rows (``shared``): without a
+        covariance the cash row alone, an outer product (the sparse product of every row made
+        160k entries at 6 ms a call, most of a pair's time). With many shared rows (a dense
+        covariance's) through their Gram matrix (``shared_gram``), each move touching a few
+        columns: on 431 names at $50k against a sample covariance, a round of pairs took 16 ms
+        CPU instead of 60."""
+        gram = self.shared_gram
+        if gram is None:
+            change = self.shared(z, moves)
+            return np.asarray(2.0 * (change[:, tries].T @ change))
+        d = self._steps(z, moves)
+        left = np.asarray(d[:, tries].T @ gram)  # tries x columns
+        return np.asarray(2.0 * (d.T @ left.T).T)
 
     def _steps(self, z: np.ndarray, moves: _Moves) -> sparse.csc_array:
         """Each move's change of ``z`` as a column (sparse: its asset's buy, sell and the scalars)."""
@@ -77,8 +106,7 @@ class _Pricer:
 
     @cached_property
     def shared_rows(self) -> np.ndarray:
-        """The squared rows (dense) that touch a scalar column or the columns of two assets: the
-        only rows through which moves of two different assets interact (``cross_apart``)."""
+        """The squared rows (dense) that touch a scalar column or the columns of two assets."""
         s, n = self.s, self.n
         coo = s.tocoo()
         asset = np.where(coo.col < 2 * n, coo.col % n, -1)
@@ -90,27 +118,13 @@ class _Pricer:
         return s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
 
     @cached_property
-    def gram(self) -> np.ndarray | None:
-        """``S'S`` over every column of ``z`` (dense), or None where it would be too large."""
-        rows, cols = self.s.shape
-        if cols * cols > _GRAM:
+    def shared_gram(self) -> np.ndarray | None:
+        """The shared rows' Gram matrix (dense, every column of ``z``) where they are many (more
+        than ``_FEW_SHARED``) and it is not too large; else None."""
+        rows, cols = self.shared_rows.shape
+        if rows <= _FEW_SHARED or cols * cols > _GRAM:
             return None
-        if rows * cols <= _GRAM:  # a dense covariance's rows are dense: BLAS beats the sparse product
-            dense = self.s.toarray()
-            return np.asarray(dense.T @ dense)
-        return np.asarray((self.s_t @ self.s).toarray())
-
-    def cross_all(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
-        """:meth:`cross` through the Gram matrix ``S'S``: ``2 d_a' (S'S) d_b`` for every move ``a``
-        in ``tries`` and every move ``b``, each move touching a few columns, so the cost is that of
-        the tries x moves block (not of the squared rows): on 431 names at $50k against a sample
-        covariance, ``Pair``'s round took 16 ms CPU instead of 60, all 862 x 862 one-lot pairs 55 ms."""
-        gram = self.gram
-        if gram is None:
-            return self.cross(z, moves, tries)
-        d = self._steps(z, moves)
-        left = np.asarray(d[:, tries].T @ gram)  # tries x columns
-        return np.asarray(2.0 * (d.T @ left.T).T)
+        return np.asarray(self.shared_rows.T @ self.shared_rows)
 
     def linear_change(self, v: np.ndarray, z: np.ndarray, moves: _Moves) -> np.ndarray:
         """The change of ``v'z`` for each move from ``z``."""
@@ -130,19 +144,27 @@ class _Pricer:
         """Each move's change of the smooth objective from ``z``, split into its first-order part
         (the gradient along the move) and its second-order part (the move's own curvature); the
         count left out."""
-        n, owner = self.n, moves.owner
-        grad = self.gradient(z)
-        d_buy, d_sell, d_x = moves.change(self.data, z)
-        first = grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :]
-        second = (
+        steps = moves.change(self.data, z)
+        return self.first(self.gradient(z), moves.owner, steps), self.second(moves.owner, steps)
+
+    def first(self, grad: np.ndarray, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
+        d_buy, d_sell, d_x = steps
+        n = self.n
+        return np.asarray(grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :])
+
+    def second(self, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Each move's own curvature ``||S d||^2`` (of asset ``owner``, changes ``steps``): it
+        depends on that asset's trade alone."""
+        d_buy, d_sell, d_x = steps
+        return np.asarray(
             self.col_norm[owner] * d_buy**2
-            + self.col_norm[n + owner] * d_sell**2
+            + self.col_norm[self.n + owner] * d_sell**2
             + 2 * self.g_bs[owner] * d_buy * d_sell
             + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx[owner], d_x)
             + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx[owner], d_x)
             + _quadratic_form(d_x, self.g_xx)
         )
-        return np.asarray(first), np.asarray(second)
 
 
 @dataclass(frozen=True)

@@ -129,8 +129,7 @@ def whole_share_stage(
     found = exchange_search(model, shares, bound, min(_SEARCH_BUDGET, time_limit), pieces)
     found = _flips(model, outcome, found, solve, time_limit, bound, pieces)
     shares = found.shares
-    stopped = f"whole-share search stopped at its budget (its count of work, or {_SEARCH_BUDGET:g} s CPU)"
-    warned = (stopped,) if found.timed_out else ()
+    warned = (found.reason,) if found.timed_out else ()  # which limit stopped it
     if data.lots is not None:
         # The descent's coarse threshold (a hundredth of an average lot's worth) is large
         # against a tax-aware objective: one more share of a loss lot was left at 0.23 %.
