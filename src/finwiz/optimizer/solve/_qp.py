@@ -116,9 +116,12 @@ _serials = itertools.count()
 
 @dataclass(eq=False)
 class Settled:
-    """Each asset's segment where a ladder's last climb settled (None: no climb yet)."""
+    """Each asset's segment where a ladder's last climb settled (None: no climb yet), and the QP and
+    multipliers of its last step (what a netting region's Lagrangian bound prices others with)."""
 
     segments: np.ndarray | None = None
+    qp: NativeQP | None = None
+    y: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,6 +274,7 @@ class Ladder:
         over every lot (the segments' problem is a relaxation that is exact there)."""
         n = len(segments)
         assert qp.tax_terms is not None
+        self.settled.qp, self.settled.y = qp, y
         price_t, price_g = qp.tax_terms.prices(y)  # per unit of T and of G
         price_nets = qp.tax_terms.net_prices(y)  # netting: per unit of each net (the region's rows)
         lot = self.lots(segments)

@@ -1,0 +1,194 @@
+"""A netting region's lower bound without solving it: the Lagrangian dual of its relaxation.
+
+Every region's relaxation (``_sides.relaxation``) is one problem with different lot rates and a
+few rows on the year's two nets. Its Lagrangian -- every row but the variables' own bounds priced
+at multipliers ``y``, the region's rows at ``lam >= 0`` -- separates: one asset at a time (its buy,
+and its sell spread over its lots cheapest first: a convex piecewise-linear price), and each scalar
+column alone. Its minimum is a lower bound of the region's optimum over every choice of lots for
+*any* ``y`` and ``lam`` (weak duality); at the multipliers of another region's solved relaxation
+(the rows they share are the same) it is close, and ``lam`` is chosen by a few steps of a
+derivative-free search. Evaluating it costs one QP build and numpy over the lots, no solve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+from scipy import optimize
+
+from finwiz.optimizer.describe._model import SCALARS
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._solve import native_qp
+
+__all__ = ["lagrangian_bound"]
+
+_IMPLIED = 1e3
+"""A bound (``V_ref`` units) no optimum's scalar column reaches (turnover, net purchase, cost):
+stands in for an infinite one, so a multiplier's rounding noise cannot make the bound -inf."""
+_EVALUATIONS = 40
+
+
+def lagrangian_bound(region: Model, solved: NativeQP, y: np.ndarray, target: float | None = None) -> float | None:
+    """A lower bound of ``region``'s relaxation optimum (its objective, the linear tax of its rates)
+    from the multipliers ``y`` of ``solved`` (another region's QP of the same request); None when
+    the two QPs do not share their rows or the Lagrangian does not separate (a dense risk block).
+    The search for the region rows' multipliers stops once the bound reaches ``target``."""
+    n = region.data.n
+    qp = native_qp(region, np.zeros(n, dtype=np.int64))
+    if qp is None or qp.ladder is None or qp.tax_terms is None or qp.dense_w is not None:
+        return None
+    ladder = qp.ladder
+    if ladder.region is None or ladder.nets is None or qp.segments is None or qp.segments.any():
+        return None
+    shared = _shared_rows(qp)
+    if shared != _shared_rows(solved) or qp.A.shape[1] != solved.A.shape[1]:
+        return None
+    dual = _Dual.of(qp, y[:shared].copy())
+    if dual is None:
+        return None
+    scale = max(float(qp.tax_terms.price[0]), 1e-12)  # a region row's price is a share of the tax's
+    k = len(ladder.region)
+
+    aim = np.inf if target is None else target * qp.scale - qp.const
+    start = np.zeros(k)
+    own = solved.tax_terms.region_rows if solved.tax_terms is not None else None
+    theirs = None if solved.ladder is None else solved.ladder.region
+    same = theirs is not None and theirs.shape == ladder.region.shape and np.allclose(theirs, ladder.region)
+    if own is not None and same:  # the same region: start at its own multipliers
+        start = np.maximum(y[own], 0.0) / scale
+    best = [dual.value(start * scale)]
+
+    def negative(v: np.ndarray) -> float:
+        value = dual.value(np.abs(v) * scale)
+        best.append(value)
+        if value >= aim:
+            raise _ReachedError
+        return -value
+
+    if best[0] < aim:
+        simplex = np.vstack([start, start + np.eye(k)])
+        options = {"initial_simplex": simplex, "maxfev": _EVALUATIONS, "xatol": 1e-3, "fatol": 0.0}
+        with contextlib.suppress(_ReachedError):
+            optimize.minimize(negative, start, method="Nelder-Mead", options=options)
+    value = max(best)
+    return None if not np.isfinite(value) else (value + qp.const) / qp.scale
+
+
+class _ReachedError(Exception):
+    """The bound reached its target: no need to search further."""
+
+
+def _shared_rows(qp: NativeQP) -> int:
+    """How many rows come before the netting region's (the rows every region's QP has)."""
+    region = qp.tax_terms.region_rows if qp.tax_terms is not None else None
+    return int(qp.A.shape[0]) - (0 if region is None else len(region))
+
+
+class _Dual:
+    """The Lagrangian's minimum at fixed ``y`` as a function of the region rows' ``lam``."""
+
+    def __init__(self, qp: NativeQP, buy: np.ndarray, sell: np.ndarray, lot_price: np.ndarray, rest: float):
+        assert qp.ladder is not None
+        self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
+        ladder = self.ladder
+        self.slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
+        self.caps = ladder.end - ladder.start
+
+    @classmethod
+    def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
+        """The Lagrangian of ``qp`` (a region's, on every asset's first lot) at ``y`` on the rows
+        before the region's; None when it is -inf."""
+        ladder, terms = qp.ladder, qp.tax_terms
+        assert ladder is not None
+        assert terms is not None
+        n, nt, m = qp.n, 2 * qp.n + SCALARS, len(y)
+        lower, upper = qp.lower[:m], qp.upper[:m]
+        y = np.where(y > 0, np.where(np.isfinite(upper), y, 0.0), np.where(np.isfinite(lower), y, 0.0))
+        y[:nt] = 0.0  # the variables' own bounds stay bounds
+        support = float(y[y > 0] @ upper[y > 0] + y[y < 0] @ lower[y < 0])
+        reduced = qp.q + qp.A[:m].T @ y
+        price_t, price_g = terms.prices(np.concatenate([y, np.zeros(qp.A.shape[0] - m)]))
+        _, _, slope_t, slope_g, _, _ = ladder.rows(np.zeros(n, dtype=np.int64))
+        sell = reduced[n : 2 * n] - price_t * slope_t - price_g * slope_g  # the sell's price, no lot's tax
+        rest = _scalars(qp, reduced, nt) - support
+        if not np.isfinite(rest):
+            return None
+        lot_price = sell[ladder.owner] + price_t * ladder.tax + price_g * ladder.gain
+        return cls(qp, reduced[:n], sell, lot_price, rest)
+
+    def value(self, lam: np.ndarray) -> float:
+        """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
+        qp, ladder = self.qp, self.ladder
+        assert ladder.region is not None
+        assert ladder.nets is not None
+        n = qp.n
+        per_lot = self.lot_price + ladder.nets @ (ladder.region[:, :2].T @ lam)
+        width = int(ladder.count.max(initial=0)) + 1  # the lots, then past them
+        price, caps = np.zeros((n, width)), np.zeros((n, width))
+        price[ladder.owner, self.slot] = per_lot
+        caps[ladder.owner, self.slot] = self.caps
+        sell_low, sell_high = qp.lower[n : 2 * n], qp.upper[n : 2 * n]
+        # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
+        cheapest = self.sell.copy()
+        has = ladder.count > 0
+        cheapest[has] = np.inf
+        np.minimum.at(cheapest, ladder.owner, per_lot)
+        price[:, -1] = cheapest
+        caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
+        order = np.argsort(price, axis=1, kind="stable")
+        price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
+        assets = _assets(qp.curvature, self.buy, (qp.lower[:n], qp.upper[:n]), (sell_low, sell_high), price, caps)
+        return float(assets + self.rest - lam @ ladder.region[:, 2])
+
+
+def _scalars(qp: NativeQP, reduced: np.ndarray, nt: int) -> float:
+    """The Lagrangian's minimum over the scalar and auxiliary columns (each alone)."""
+    n = qp.n
+    d = qp.diagonal
+    r = reduced[2 * n :]
+    count = len(r)
+    low = np.full(count, -np.inf)
+    high = np.full(count, np.inf)
+    low[: nt - 2 * n], high[: nt - 2 * n] = qp.lower[2 * n : nt], qp.upper[2 * n : nt]
+    low, high = np.maximum(low, -_IMPLIED), np.minimum(high, _IMPLIED)
+    curved = d > 0
+    z = np.where(curved, np.clip(-r / np.where(curved, d, 1.0), low, high), np.where(r > 0, low, high))
+    return float(np.sum(0.5 * d * z * z + r * z))
+
+
+def _assets(
+    c: np.ndarray,
+    alpha: np.ndarray,
+    buys: tuple[np.ndarray, np.ndarray],
+    sells: tuple[np.ndarray, np.ndarray],
+    price: np.ndarray,
+    caps: np.ndarray,
+) -> float:
+    """Sum over assets of ``min (c/2)(b - s)^2 + alpha b + H(s)`` over ``b`` and ``s`` in their
+    bounds, ``H`` the sell's convex piecewise-linear price (segments ``caps`` at ``price``, sorted).
+    Convex in ``s`` alone: its minimum lies at a breakpoint or where the quadratic part's slope
+    meets a segment's price (each branch of ``b`` tried), all of which are evaluated."""
+    (buy_low, buy_high), (sell_low, sell_high) = buys, sells
+    buy_high = np.minimum(buy_high, _IMPLIED)
+    ends = np.cumsum(caps, axis=1)
+    floor = np.sum(price * np.clip(sell_low[:, None] - (ends - caps), 0.0, caps), axis=1)  # H(sell_low)
+    points = np.concatenate([sell_low[:, None], np.clip(ends, sell_low[:, None], sell_high[:, None])], axis=1)
+    value = floor[:, None] + np.concatenate(
+        [np.zeros((len(c), 1)), np.cumsum(price * np.diff(points, axis=1), axis=1)], axis=1
+    )
+    curved = c > 0
+    inv = np.where(curved, 1.0 / np.where(curved, c, 1.0), 0.0)
+
+    def total(s: np.ndarray, h: np.ndarray) -> np.ndarray:
+        b = np.where(curved[:, None], s - (alpha * inv)[:, None], np.where(alpha > 0, -np.inf, np.inf)[:, None])
+        b = np.clip(b, buy_low[:, None], buy_high[:, None])
+        return np.asarray(0.5 * c[:, None] * (b - s) ** 2 + alpha[:, None] * b + h)
+
+    out = total(points, value).min(axis=1)
+    left, right = points[:, :-1], points[:, 1:]
+    for edge in (buy_low, buy_high):  # where the quadratic part's slope meets each segment's price
+        s = np.clip(edge[:, None] - price * inv[:, None], left, right)
+        out = np.minimum(out, total(s, value[:, :-1] + price * (s - left)).min(axis=1))
+    return float(out.sum())

@@ -1,0 +1,117 @@
+"""A netting region's Lagrangian bound (``optimizer/tax/_bound``): below the region's optimum over
+every choice of lots, computed independently (the cvxpy problem with one variable per lot), for
+the multipliers of any region's solve; and the search over regions
+that uses it relaxes fewer regions than it has, with answers still within the MIQP's 0.5 %
+(``test_netting.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from finwiz.optimizer import rebalance
+from finwiz.optimizer.solve._assembler import assemble
+from finwiz.optimizer.solve._qp import ladder_of
+from finwiz.optimizer.solve._solve import ProvenInfeasibleError, solve
+from finwiz.optimizer.tax import _regions
+from finwiz.optimizer.tax._bound import _assets, lagrangian_bound
+from finwiz.optimizer.tax._sides import relaxation
+from tests.optimizer.tax.reference import random_instance
+from tests.optimizer.tax.test_netting import NETTING, _region_models
+
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def _per_lot_optimum(region: Any) -> float | None:
+    """The region's optimum with one variable per lot (cvxpy), None when it has no point."""
+    assembled = assemble(region)
+    try:
+        with assembled.lock:
+            assembled.set_values(region, region.stacked())
+            return float(solve(assembled).objective)
+    except ProvenInfeasibleError:
+        return None
+
+
+def _multipliers(region: Any) -> tuple[Any, np.ndarray] | None:
+    """The QP and multipliers of ``region``'s native relaxation (None: not solved natively)."""
+    try:
+        relaxed, _ = relaxation(region, "auto", 30.0)
+    except ProvenInfeasibleError:
+        return None
+    form = next(d.tax for d in relaxed.described if d.tax is not None)
+    settled = ladder_of(form, relaxed.data.n).settled
+    return None if settled.qp is None or settled.y is None else (settled.qp, settled.y)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("kind", list(NETTING))
+def test_the_bound_is_below_every_regions_optimum_whoever_gave_its_multipliers(kind: str, seed: int) -> None:
+    inst = random_instance(seed, assets=(6, 12), lots=(2, 5), tax_weight=(1.0, 0.1)[seed % 2])
+    regions = _region_models(inst.with_(tax_model="netting", **NETTING[kind]))
+    optima = [_per_lot_optimum(r) for r in regions]
+    duals = [_multipliers(r) for r in _region_models(inst.with_(tax_model="netting", **NETTING[kind]))]
+    checked = 0
+    for a, region in enumerate(regions):
+        if optima[a] is None:
+            continue
+        for dual in duals:
+            if dual is None:
+                continue
+            bound = lagrangian_bound(region, *dual)
+            assert bound is not None
+            scale = max(abs(optima[a]), 1e-6)
+            assert bound <= optima[a] + 1e-7 * scale
+            checked += 1
+    assert checked
+
+
+def test_each_asset_piece_is_the_minimum_over_a_fine_grid() -> None:
+    """``_assets``: the per-asset minimum (a quadratic in buy minus sell, a convex piecewise-linear
+    price of the sell) equals a brute-force grid's, sell floors and unbounded buys included."""
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        n, k = 4, 4
+        c = rng.uniform(0, 2, n) * (rng.random(n) > 0.2)
+        alpha = rng.normal(0, 1, n)
+        buy_high = np.where(rng.random(n) > 0.5, rng.uniform(0, 2, n), np.inf)
+        caps = rng.uniform(0, 1, (n, k)) * (rng.random((n, k)) > 0.2)
+        price = np.sort(rng.normal(0, 1, (n, k)), axis=1)
+        high = caps.sum(1) * rng.uniform(0.3, 1.0, n)
+        low = high * rng.uniform(0, 1, n) * (rng.random(n) > 0.5)
+        got = _assets(c, alpha, (np.zeros(n), buy_high), (low, high), price, caps)
+        grid = 0.0
+        for i in range(n):
+            s = np.linspace(low[i], high[i], 4001)
+            starts = np.cumsum(caps[i]) - caps[i]
+            h = (price[i] * np.clip(s[:, None] - starts, 0, caps[i])).sum(1)
+            top = min(buy_high[i], 1e3)
+            b = (
+                np.clip(s - alpha[i] / max(c[i], 1e-300), 0.0, top)
+                if c[i] > 0
+                else np.full_like(s, top * (alpha[i] <= 0))
+            )
+            grid += float((0.5 * c[i] * (b - s) ** 2 + alpha[i] * b + h).min())
+        assert got <= grid + 1e-12
+        assert got >= grid - 1e-3  # the grid's spacing
+
+
+def test_the_search_relaxes_only_the_regions_its_bounds_leave_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a 30-asset book with a loss carried forward (five regions reachable), the answers of the
+    first two regions relaxed leave the other regions' Lagrangian bounds above them."""
+    relaxed: list[str] = []
+    original = _regions._bounded
+
+    def counting(region: Any, *args: Any) -> Any:
+        relaxed.append(region.data.lots.region.name)
+        return original(region, *args)
+
+    monkeypatch.setattr(_regions, "_bounded", counting)
+    inst = random_instance(1, assets=(30, 30), lots=(2, 4), tax_weight=0.1)
+    inst = inst.with_(tax_model="netting", **NETTING["carry_forward"])
+    reachable = len(_region_models(inst))
+    rebalance(inst.config(), inst.price_map())
+    assert reachable == 5
+    assert len(relaxed) <= 2
