@@ -136,7 +136,8 @@ class _Search:
     solver: str
     limit: float
     exact: dict[int, _Bounded | None] = field(default_factory=dict)  # None: the region has no point
-    cheap: dict[int, float] = field(default_factory=dict)
+    cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds
+    duals: list[tuple[NativeQP, np.ndarray]] = field(default_factory=list)  # of the relaxations solved
     done: set[int] = field(default_factory=set)  # run or pruned
     best: tuple[float, Decided] | None = None
 
@@ -151,19 +152,32 @@ class _Search:
         found = _bounded(region, self.solver, self.limit)
         self.exact[k] = None if found is None else dataclasses.replace(found, k=k)
         if found is not None and found.dual is not None:
-            self.bound_others(found.dual)
+            self.duals.append(found.dual)
+            # Bounds that keep the others from being relaxed before a relaxed region has run.
+            bounds = [self.exact[j].bound for j in self.open(relaxed=True)]  # type: ignore[union-attr]
+            target = min([*bounds, *([] if self.best is None else [self.best[0]])], default=None)
+            for other in self.open(relaxed=False):
+                self._lift(other, found.dual, target)
 
-    def bound_others(self, dual: tuple[NativeQP, np.ndarray]) -> None:
-        """The Lagrangian bound of each region not relaxed yet at ``dual`` (the best kept)."""
-        target = None if self.best is None else self.best[0]
-        for k, region in enumerate(self.models):
-            if k in self.exact or k in self.done:
+    def _lift(self, k: int, dual: tuple[NativeQP, np.ndarray], target: float | None) -> None:
+        """Region ``k``'s Lagrangian bound at ``dual`` (searching the region rows' multipliers
+        until it reaches ``target``), when it is better than the one it has."""
+        region = self.models[k]
+        offset = _offset(region)
+        value = lagrangian_bound(region, *dual, target=None if target is None else target - offset)
+        if value is not None:
+            self.cheap[k] = max(self.cheap.get(k, -np.inf), value + offset)
+
+    def open(self, relaxed: bool | None = None) -> list[int]:
+        """The regions not run or pruned, with a point (``relaxed``: only those whose relaxation
+        was solved, or only those whose was not)."""
+        out = []
+        for k in range(len(self.models)):
+            if k in self.done or (k in self.exact and self.exact[k] is None):
                 continue
-            offset = _offset(region)
-            aim = None if target is None else target - offset
-            value = lagrangian_bound(region, *dual, target=aim)
-            if value is not None:
-                self.cheap[k] = max(self.cheap.get(k, -np.inf), value + offset)
+            if relaxed is None or relaxed == (k in self.exact):
+                out.append(k)
+        return out
 
     def next(self) -> int | None:
         """The open region of lowest bound (the dominated after the others; of equal bounds, one
@@ -171,9 +185,7 @@ class _Search:
         relaxed = [b for b in self.exact.values() if b is not None]
         tolerance = _TIE * max((abs(b.bound) for b in relaxed), default=0.0) + 1e-15
         keys = []
-        for k in range(len(self.models)):
-            if k in self.done or (k in self.exact and self.exact[k] is None):
-                continue
+        for k in self.open():
             entry = self.exact.get(k)
             if entry is None:
                 keys.append(((False, self.cheap.get(k, -np.inf), 0, k), k))
@@ -187,17 +199,19 @@ class _Search:
         than ``_GAP``)."""
         if self.best is None:
             return False
-        entry = self.exact.get(k)
-        bound = self.cheap.get(k, -np.inf) if entry is None else entry.bound
-        best = self.best[0]
-        if bound >= best - 1e-12 * max(1.0, abs(best)):
+        entry, best = self.exact.get(k), self.best[0]
+        reached = 1e-12 * max(1.0, abs(best))
+        if entry is None:  # its Lagrangian bound, searched for one that reaches the best answer
+            for dual in self.duals:
+                if self.cheap.get(k, -np.inf) < best - reached:
+                    self._lift(k, dual, best)
+            return self.cheap.get(k, -np.inf) >= best - reached
+        if entry.bound >= best - reached:
             return True
-        if entry is None:
-            return False
         relaxed = [b for b in self.exact.values() if b is not None]
         tolerance = _TIE * max(abs(b.bound) for b in relaxed) + 1e-15
         dominated = any(o.dominates(entry, tolerance) for o in relaxed)
-        return dominated and best - bound <= _GAP * max(abs(best), abs(bound))
+        return dominated and best - entry.bound <= _GAP * max(abs(best), abs(entry.bound))
 
 
 def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, limit: float) -> Decided:
