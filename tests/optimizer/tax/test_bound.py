@@ -81,7 +81,7 @@ def test_each_asset_piece_is_the_minimum_over_a_fine_grid() -> None:
         price = np.sort(rng.normal(0, 1, (n, k)), axis=1)
         high = caps.sum(1) * rng.uniform(0.3, 1.0, n)
         low = high * rng.uniform(0, 1, n) * (rng.random(n) > 0.5)
-        got = _assets(c, alpha, (np.zeros(n), buy_high), (low, high), price, caps)
+        got = float(_assets(c, alpha, (np.zeros(n), buy_high), (low, high), price, caps).sum())
         grid = 0.0
         for i in range(n):
             s = np.linspace(low[i], high[i], 4001)
@@ -115,3 +115,45 @@ def test_the_search_relaxes_only_the_regions_its_bounds_leave_open(monkeypatch: 
     rebalance(inst.config(), inst.price_map())
     assert reachable == 5
     assert len(relaxed) <= 2
+
+
+def _linear_model(inst: Any) -> Any:
+    from finwiz.optimizer._engine import _applicable, _with_constraints, default_engine
+    from finwiz.optimizer.describe._data import build_problem_data
+    from finwiz.optimizer.solve._assembler import Model
+
+    config = inst.config()
+    data = build_problem_data(config, inst.price_map())
+    terms = default_engine().strategies[config.method].terms(data)
+    return Model.of(_applicable(list(_with_constraints(terms)), data), data)
+
+
+@pytest.mark.parametrize("model_kind", ["netting", "linear"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_a_side_flips_bound_is_below_the_flipped_optimum(seed: int, model_kind: str) -> None:
+    """``flip_bounds``: for every asset the side rule fixed, the bound of putting it on its other
+    side is below the optimum of that problem with one variable per lot (cvxpy, independent of the
+    native ladder); so skipping the flips whose bound does not beat the answer loses none."""
+    from finwiz.optimizer.solve._solve import native_qp
+    from finwiz.optimizer.tax._bound import flip_bounds
+    from finwiz.optimizer.tax._sides import _with_sides, fix_sides
+
+    inst = random_instance(seed, assets=(8, 14), lots=(2, 5), tax_weight=(1.0, 0.1)[seed % 2])
+    inst = inst.with_(tax_model=model_kind, **NETTING["harvest_to_the_limit"])
+    model = _region_models(inst)[0] if model_kind == "netting" else _linear_model(inst)
+    sided = fix_sides(model, "auto", 30.0)
+    fixed = np.flatnonzero(sided.fixed)
+    if not len(fixed):
+        pytest.skip("no asset both bought and sold by the relaxation")
+    free = native_qp(sided.relaxed, np.zeros(model.data.n, dtype=np.int64))
+    assert free is not None
+    current = sided.model
+    sides = current.data.blocked["tax_sells_only"]
+    bounds = flip_bounds(current, free, fixed)
+    assert bounds is not None
+    for bound, i in zip(bounds, fixed, strict=True):
+        flip = np.zeros(model.data.n, bool)
+        flip[i] = True
+        optimum = _per_lot_optimum(_with_sides(current, flip & ~sides, flip & sides, flip))
+        if optimum is not None:
+            assert bound <= optimum + 1e-7 * max(abs(optimum), 1e-6)

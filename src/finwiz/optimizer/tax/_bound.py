@@ -22,7 +22,7 @@ from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import NativeQP
 from finwiz.optimizer.solve._solve import native_qp
 
-__all__ = ["lagrangian_bound"]
+__all__ = ["flip_bounds", "lagrangian_bound"]
 
 _IMPLIED = 1e3
 """A bound (``V_ref`` units) no optimum's scalar column reaches (turnover, net purchase, cost):
@@ -120,27 +120,71 @@ class _Dual:
 
     def value(self, lam: np.ndarray) -> float:
         """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
+        return float(self.assets(lam).sum() + self.rest - self._region_bound(lam))
+
+    def _region_bound(self, lam: np.ndarray) -> float:
+        region = self.ladder.region
+        return 0.0 if region is None else float(lam @ region[:, 2])
+
+    def assets(self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+        """Each asset's part of the Lagrangian's minimum at ``lam``, within ``boxes`` (buy low,
+        buy high, sell low, sell high; default the QP's)."""
         qp, ladder = self.qp, self.ladder
-        assert ladder.region is not None
-        assert ladder.nets is not None
         n = qp.n
-        per_lot = self.lot_price + ladder.nets @ (ladder.region[:, :2].T @ lam)
+        per_lot = self.lot_price.copy()
+        if ladder.region is not None and ladder.nets is not None:
+            per_lot += ladder.nets @ (ladder.region[:, :2].T @ lam)
+        buy_low, buy_high, sell_low, sell_high = boxes or (
+            qp.lower[:n],
+            qp.upper[:n],
+            qp.lower[n : 2 * n],
+            qp.upper[n : 2 * n],
+        )
         width = int(ladder.count.max(initial=0)) + 1  # the lots, then past them
         price, caps = np.zeros((n, width)), np.zeros((n, width))
         price[ladder.owner, self.slot] = per_lot
         caps[ladder.owner, self.slot] = self.caps
-        sell_low, sell_high = qp.lower[n : 2 * n], qp.upper[n : 2 * n]
         # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
         cheapest = self.sell.copy()
-        has = ladder.count > 0
-        cheapest[has] = np.inf
+        cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
         price[:, -1] = cheapest
         caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
         order = np.argsort(price, axis=1, kind="stable")
         price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
-        assets = _assets(qp.curvature, self.buy, (qp.lower[:n], qp.upper[:n]), (sell_low, sell_high), price, caps)
-        return float(assets + self.rest - lam @ ladder.region[:, 2])
+        return _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+
+
+def flip_bounds(model: Model, free: NativeQP, assets: np.ndarray) -> np.ndarray | None:
+    """For each of ``assets`` (a taxable account's, each fixed to one side), a lower bound of
+    ``model``'s optimum with that asset on its other side instead (every other asset as it is):
+    the Lagrangian at the multipliers of ``model``'s last solve (its ladder's), the asset's box
+    changed to the other side's (from ``free``: the QP with no side fixed). Objective units;
+    None when the Lagrangian does not separate."""
+    n = model.data.n
+    qp = native_qp(model, np.zeros(n, dtype=np.int64))
+    if qp is None or qp.ladder is None or qp.dense_w is not None or qp.segments is None or qp.segments.any():
+        return None
+    settled = qp.ladder.settled
+    if settled.qp is None or settled.y is None or _shared_rows(settled.qp) != _shared_rows(qp):
+        return None
+    shared = _shared_rows(qp)
+    dual = _Dual.of(qp, settled.y[:shared].copy())
+    if dual is None:
+        return None
+    lam = np.maximum(settled.y[shared:], 0.0) if qp.ladder.region is not None else np.zeros(0)
+    if len(lam) != (0 if qp.ladder.region is None else len(qp.ladder.region)):
+        return None
+    now = dual.assets(lam)
+    boxes = [qp.lower[:n].copy(), qp.upper[:n].copy(), qp.lower[n : 2 * n].copy(), qp.upper[n : 2 * n].copy()]
+    selling = qp.upper[:n][assets] <= 0  # no buys: it sells only, and would buy only
+    for box, side in ((0, ~selling), (1, ~selling), (2, selling), (3, selling)):
+        box_free = (free.lower, free.upper, free.lower, free.upper)[box]
+        column = assets + (n if box >= 2 else 0)
+        boxes[box][assets] = np.where(side, 0.0, box_free[column])
+    flipped = dual.assets(lam, tuple(boxes))
+    total = float(now.sum()) + dual.rest - dual._region_bound(lam)
+    return np.asarray((total + flipped[assets] - now[assets] + qp.const) / qp.scale)
 
 
 def _scalars(qp: NativeQP, reduced: np.ndarray, nt: int) -> float:
@@ -165,8 +209,8 @@ def _assets(
     sells: tuple[np.ndarray, np.ndarray],
     price: np.ndarray,
     caps: np.ndarray,
-) -> float:
-    """Sum over assets of ``min (c/2)(b - s)^2 + alpha b + H(s)`` over ``b`` and ``s`` in their
+) -> np.ndarray:
+    """Each asset's ``min (c/2)(b - s)^2 + alpha b + H(s)`` over ``b`` and ``s`` in their
     bounds, ``H`` the sell's convex piecewise-linear price (segments ``caps`` at ``price``, sorted).
     Convex in ``s`` alone: its minimum lies at a breakpoint or where the quadratic part's slope
     meets a segment's price (each branch of ``b`` tried), all of which are evaluated."""
@@ -191,4 +235,4 @@ def _assets(
     for edge in (buy_low, buy_high):  # where the quadratic part's slope meets each segment's price
         s = np.clip(edge[:, None] - price * inv[:, None], left, right)
         out = np.minimum(out, total(s, value[:, :-1] + price * (s - left)).min(axis=1))
-    return float(out.sum())
+    return np.asarray(out)
