@@ -370,7 +370,7 @@ def test_a_netting_region_is_answered_by_admm_where_its_polish_fails(monkeypatch
     calls = _record_calls(monkeypatch, "solve_clarabel")
     result = rebalance(inst.config(), inst.price_map())
     solves = sum(s.solver_calls for s in result.stages)
-    assert solves >= 8
+    assert solves >= 7  # (8 before the side flips a Lagrangian bound rules out went unsolved)
     assert len(calls) <= solves // 4
 
 

@@ -153,7 +153,8 @@ class Ladder:
     nets_before: np.ndarray | None = None  # (L, 2) the asset's lots before it, on each net
     region: np.ndarray | None = None  # (k, 3) netting: the region's rows on the nets (``TaxForm.rows``)
     serial: int = field(default_factory=lambda: next(_serials))
-    """Which ladder this is (a request's own): its solves keep their own OSQP workspace, so a
+    """Which request's ladder this is: the solves of one request (its relaxation, sides, lot
+    orders) share an OSQP workspace, warm from each other, and keep it from other requests', so a
     request's trades do not depend on what the process solved before (guarantee 6)."""
     settled: Settled = field(default_factory=Settled)
     """Where its last climb settled: the next solve of the request starts there."""
@@ -188,6 +189,7 @@ class Ladder:
             nets=nets,
             nets_before=nets_before,
             region=form.rows,
+            serial=form.views.get("request", next(_serials)),
         )
 
     def lots(self, segments: np.ndarray) -> np.ndarray:

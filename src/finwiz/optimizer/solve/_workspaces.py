@@ -57,6 +57,7 @@ class _Workspace:
     # costs much more than cold.
     interior_iterations: int | None = None
     solved: bool = False  # whether ADMM has run on it (a new workspace starts cold)
+    stalled: bool = False  # whether its last ADMM solve (not a polish) ran out of iterations
 
     def matches(self, qp: NativeQP) -> bool:
         return _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)
