@@ -81,7 +81,7 @@ def test_each_asset_piece_is_the_minimum_over_a_fine_grid() -> None:
         price = np.sort(rng.normal(0, 1, (n, k)), axis=1)
         high = caps.sum(1) * rng.uniform(0.3, 1.0, n)
         low = high * rng.uniform(0, 1, n) * (rng.random(n) > 0.5)
-        got = float(_assets(c, alpha, (np.zeros(n), buy_high), (low, high), price, caps).sum())
+        got = float(_assets(c, alpha, (np.zeros(n), buy_high), (low, high), price, caps)[0].sum())
         grid = 0.0
         for i in range(n):
             s = np.linspace(low[i], high[i], 4001)

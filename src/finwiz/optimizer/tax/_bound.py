@@ -12,8 +12,6 @@ derivative-free search. Evaluating it costs one QP build and numpy over the lots
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from scipy import optimize
 
@@ -27,7 +25,9 @@ __all__ = ["flip_bounds", "lagrangian_bound"]
 _IMPLIED = 1e3
 """A bound (``V_ref`` units) no optimum's scalar column reaches (turnover, net purchase, cost):
 stands in for an infinite one, so a multiplier's rounding noise cannot make the bound -inf."""
-_EVALUATIONS = 40
+_EVALUATIONS = 25
+_REACH = 50.0
+"""How far the region rows' multipliers are searched, in units of the tax's own price."""
 
 
 def lagrangian_bound(region: Model, solved: NativeQP, y: np.ndarray, target: float | None = None) -> float | None:
@@ -58,26 +58,39 @@ def lagrangian_bound(region: Model, solved: NativeQP, y: np.ndarray, target: flo
     same = theirs is not None and theirs.shape == ladder.region.shape and np.allclose(theirs, ladder.region)
     if own is not None and same:  # the same region: start at its own multipliers
         start = np.maximum(y[own], 0.0) / scale
-    best = [dual.value(start * scale)]
-
-    def negative(v: np.ndarray) -> float:
-        value = dual.value(np.abs(v) * scale)
-        best.append(value)
-        if value >= aim:
-            raise _ReachedError
-        return -value
-
-    if best[0] < aim:
-        simplex = np.vstack([start, start + np.eye(k)])
-        options = {"initial_simplex": simplex, "maxfev": _EVALUATIONS, "xatol": 1e-3, "fatol": 0.0}
-        with contextlib.suppress(_ReachedError):
-            optimize.minimize(negative, start, method="Nelder-Mead", options=options)
-    value = max(best)
+    value = _ascend(dual, start, scale, aim)
     return None if not np.isfinite(value) else (value + qp.const) / qp.scale
 
 
-class _ReachedError(Exception):
-    """The bound reached its target: no need to search further."""
+def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
+    """The best Lagrangian value over the region rows' multipliers (``lam = scale x v``, ``v`` in
+    ``[0, _REACH]``) found by Kelley's cutting planes from ``start`` (each evaluation a cut on the
+    concave dual), stopping once it reaches ``aim`` or the cuts prove no more than 1e-9 is left."""
+    k = len(start)
+    cuts_a, cuts_b = [], []
+    v = start
+    best = -np.inf
+    for _ in range(_EVALUATIONS):
+        value, slope = dual.value_and_slope(v * scale)
+        best = max(best, value)
+        if best >= aim or k == 0:
+            break
+        grad = slope * scale  # in v
+        cuts_a.append(np.append(-grad, 1.0))  # t - grad . v <= value - grad . v_i
+        cuts_b.append(value - grad @ v)
+        found = optimize.linprog(
+            np.append(np.zeros(k), -1.0),
+            A_ub=np.array(cuts_a),
+            b_ub=np.array(cuts_b),
+            bounds=[(0.0, _REACH)] * k + [(None, None)],
+            method="highs",
+        )
+        if found.status != 0:
+            break
+        v, ceiling = found.x[:k], -float(found.fun)
+        if ceiling - best <= 1e-9 * max(1.0, abs(best)):
+            break
+    return best
 
 
 def _shared_rows(qp: NativeQP) -> int:
@@ -120,7 +133,17 @@ class _Dual:
 
     def value(self, lam: np.ndarray) -> float:
         """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
-        return float(self.assets(lam).sum() + self.rest - self._region_bound(lam))
+        return self.value_and_slope(lam)[0]
+
+    def value_and_slope(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`value` and a supergradient in ``lam``: the region rows' excess at the minimiser."""
+        values, sells, sorted_nets, starts, caps = self._solve(lam, None)
+        region = self.ladder.region
+        if region is None:
+            return float(values.sum() + self.rest), np.zeros(0)
+        taken = np.clip(sells[:, None] - starts, 0.0, caps)
+        nets = np.einsum("nk,nkj->j", taken, sorted_nets)
+        return float(values.sum() + self.rest - lam @ region[:, 2]), region[:, :2] @ nets - region[:, 2]
 
     def _region_bound(self, lam: np.ndarray) -> float:
         region = self.ladder.region
@@ -129,11 +152,18 @@ class _Dual:
     def assets(self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
         """Each asset's part of the Lagrangian's minimum at ``lam``, within ``boxes`` (buy low,
         buy high, sell low, sell high; default the QP's)."""
+        return self._solve(lam, boxes)[0]
+
+    def _solve(
+        self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each asset's minimum and minimising sell, with its lots' nets, starts and caps in price order."""
         qp, ladder = self.qp, self.ladder
         n = qp.n
         per_lot = self.lot_price.copy()
-        if ladder.region is not None and ladder.nets is not None:
-            per_lot += ladder.nets @ (ladder.region[:, :2].T @ lam)
+        nets = ladder.nets if ladder.nets is not None else np.zeros((len(per_lot), 2))
+        if ladder.region is not None:
+            per_lot += nets @ (ladder.region[:, :2].T @ lam)
         buy_low, buy_high, sell_low, sell_high = boxes or (
             qp.lower[:n],
             qp.upper[:n],
@@ -141,18 +171,23 @@ class _Dual:
             qp.upper[n : 2 * n],
         )
         width = int(ladder.count.max(initial=0)) + 1  # the lots, then past them
-        price, caps = np.zeros((n, width)), np.zeros((n, width))
+        price, caps, lot_nets = np.zeros((n, width)), np.zeros((n, width)), np.zeros((n, width, 2))
         price[ladder.owner, self.slot] = per_lot
         caps[ladder.owner, self.slot] = self.caps
+        lot_nets[ladder.owner, self.slot] = nets
         # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
         cheapest = self.sell.copy()
         cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
         price[:, -1] = cheapest
         caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
+        cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
+        lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
         order = np.argsort(price, axis=1, kind="stable")
         price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
-        return _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
+        values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        return values, sells, lot_nets, np.cumsum(caps, axis=1) - caps, caps
 
 
 def flip_bounds(model: Model, free: NativeQP, assets: np.ndarray) -> np.ndarray | None:
@@ -209,11 +244,12 @@ def _assets(
     sells: tuple[np.ndarray, np.ndarray],
     price: np.ndarray,
     caps: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Each asset's ``min (c/2)(b - s)^2 + alpha b + H(s)`` over ``b`` and ``s`` in their
     bounds, ``H`` the sell's convex piecewise-linear price (segments ``caps`` at ``price``, sorted).
     Convex in ``s`` alone: its minimum lies at a breakpoint or where the quadratic part's slope
-    meets a segment's price (each branch of ``b`` tried), all of which are evaluated."""
+    meets a segment's price (each branch of ``b`` tried), all of which are evaluated. Also returns
+    the minimising sell."""
     (buy_low, buy_high), (sell_low, sell_high) = buys, sells
     buy_high = np.minimum(buy_high, _IMPLIED)
     ends = np.cumsum(caps, axis=1)
@@ -230,9 +266,13 @@ def _assets(
         b = np.clip(b, buy_low[:, None], buy_high[:, None])
         return np.asarray(0.5 * c[:, None] * (b - s) ** 2 + alpha[:, None] * b + h)
 
-    out = total(points, value).min(axis=1)
     left, right = points[:, :-1], points[:, 1:]
+    tried, values = [points], [total(points, value)]
     for edge in (buy_low, buy_high):  # where the quadratic part's slope meets each segment's price
         s = np.clip(edge[:, None] - price * inv[:, None], left, right)
-        out = np.minimum(out, total(s, value[:, :-1] + price * (s - left)).min(axis=1))
-    return np.asarray(out)
+        tried.append(s)
+        values.append(total(s, value[:, :-1] + price * (s - left)))
+    every, at = np.concatenate(tried, axis=1), np.concatenate(values, axis=1)
+    best = np.argmin(at, axis=1)
+    rows = np.arange(len(c))
+    return np.asarray(at[rows, best]), np.asarray(every[rows, best])
