@@ -157,3 +157,23 @@ def test_a_side_flips_bound_is_below_the_flipped_optimum(seed: int, model_kind: 
         optimum = _per_lot_optimum(_with_sides(current, flip & ~sides, flip & sides, flip))
         if optimum is not None:
             assert bound <= optimum + 1e-7 * max(abs(optimum), 1e-6)
+
+
+def test_an_account_without_lots_is_bounded_and_rebalanced() -> None:
+    """An account in cash (no lot yet: the first rebalance of a backtest) under netting: the
+    Lagrangian bound has no lot to price and the rebalance buys in (it raised before)."""
+    from datetime import date
+
+    from finwiz import Holding, PortfolioConfiguration, TaxSettings
+
+    symbols = ["AAA", "BBB", "CCC"]
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol=s, shares=0.0) for s in symbols],
+        target_weights=dict.fromkeys(symbols, 0.3),
+        cash=100_000.0,
+        tolerance=0.0,
+        tax=TaxSettings(as_of=date(2024, 1, 2), short_term_rate=0.37, long_term_rate=0.2, tax_model="netting"),
+    )
+    result = rebalance(config, {"AAA": 10.0, "BBB": 20.0, "CCC": 50.0})
+    assert {t.symbol for t in result.trades} == set(symbols)
+    assert all(t.action.value == "buy" for t in result.trades)

@@ -181,8 +181,9 @@ class _Dual:
         np.minimum.at(cheapest, ladder.owner, per_lot)
         price[:, -1] = cheapest
         caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
-        cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
-        lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
+        if width > 1:  # past the lots, the nets of the cheapest
+            cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
+            lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
         order = np.argsort(price, axis=1, kind="stable")
         price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
         lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
