@@ -177,3 +177,42 @@ def test_an_account_without_lots_is_bounded_and_rebalanced() -> None:
     result = rebalance(config, {"AAA": 10.0, "BBB": 20.0, "CCC": 50.0})
     assert {t.symbol for t in result.trades} == set(symbols)
     assert all(t.action.value == "buy" for t in result.trades)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind", ["harvest_to_the_limit", "short_carry_over"])
+def test_the_side_rule_bound_is_below_every_side_patterns_optimum(kind: str, seed: int) -> None:
+    """``one_side=True``: the bound of the answers that never buy and sell one asset is below the
+    best of every side pattern's optimum (each asset selling only or buying only, all 2^n
+    enumerated, each solved with one variable per lot through cvxpy): a valid bound of that
+    non-convex problem, and above the relaxation's Lagrangian bound."""
+    import itertools
+
+    from finwiz.optimizer.tax._sides import _with_sides
+
+    inst = random_instance(seed, assets=(4, 5), lots=(2, 3), tax_weight=(1.0, 0.1)[seed % 2])
+    inst = inst.with_(tax_model="netting", **NETTING[kind])
+    regions = _region_models(inst)
+    duals = [d for d in (_multipliers(r) for r in _region_models(inst)) if d is not None]
+    assert duals
+    n = regions[0].data.n
+    checked = 0
+    for region in regions:
+        optima = []
+        for pattern in itertools.product([False, True], repeat=n):
+            sells = np.array(pattern)
+            optimum = _per_lot_optimum(_with_sides(region, sells, ~sells))
+            if optimum is not None:
+                optima.append(optimum)
+        if not optima:
+            continue
+        best = min(optima)
+        for dual in duals:
+            sided = lagrangian_bound(region, *dual, one_side=True)
+            relaxed = lagrangian_bound(region, *dual)
+            assert sided is not None
+            assert relaxed is not None
+            assert sided <= best + 1e-7 * max(abs(best), 1e-6)
+            assert sided >= relaxed - 1e-6 * abs(relaxed)  # (each found by its own ascent)
+            checked += 1
+    assert checked

@@ -30,11 +30,16 @@ _REACH = 50.0
 """How far the region rows' multipliers are searched, in units of the tax's own price."""
 
 
-def lagrangian_bound(region: Model, solved: NativeQP, y: np.ndarray, target: float | None = None) -> float | None:
+def lagrangian_bound(
+    region: Model, solved: NativeQP, y: np.ndarray, target: float | None = None, one_side: bool = False
+) -> float | None:
     """A lower bound of ``region``'s relaxation optimum (its objective, the linear tax of its rates)
     from the multipliers ``y`` of ``solved`` (another region's QP of the same request); None when
     the two QPs do not share their rows or the Lagrangian does not separate (a dense risk block).
-    The search for the region rows' multipliers stops once the bound reaches ``target``."""
+    The search for the region rows' multipliers stops once the bound reaches ``target``.
+    ``one_side``: the bound of the answers that keep the side rule (no asset both bought and sold:
+    each asset's part is the better of its two sides, still a Lagrangian of that non-convex
+    problem, so still below it), which can be above the relaxation's optimum."""
     n = region.data.n
     qp = native_qp(region, np.zeros(n, dtype=np.int64))
     if qp is None or qp.ladder is None or qp.tax_terms is None or qp.dense_w is not None:
@@ -48,6 +53,7 @@ def lagrangian_bound(region: Model, solved: NativeQP, y: np.ndarray, target: flo
     dual = _Dual.of(qp, y[:shared].copy())
     if dual is None:
         return None
+    dual.one_side = one_side
     scale = max(float(qp.tax_terms.price[0]), 1e-12)  # a region row's price is a share of the tax's
     k = len(ladder.region)
 
@@ -101,6 +107,8 @@ def _shared_rows(qp: NativeQP) -> int:
 
 class _Dual:
     """The Lagrangian's minimum at fixed ``y`` as a function of the region rows' ``lam``."""
+
+    one_side = False  # each asset's part minimised selling only or buying only (the side rule)
 
     def __init__(self, qp: NativeQP, buy: np.ndarray, sell: np.ndarray, lot_price: np.ndarray, rest: float):
         assert qp.ladder is not None
@@ -188,6 +196,16 @@ class _Dual:
         price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
         lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
         values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        if self.one_side:  # no asset both bought and sold: the better of selling only and buying only
+            none = np.zeros(n)
+            selling, sold = _assets(qp.curvature, self.buy, (none, none), (sell_low, sell_high), price, caps)
+            buying, _ = _assets(qp.curvature, self.buy, (buy_low, buy_high), (none, none), price, caps)
+            selling = np.where(buy_low > 0, np.inf, selling)
+            buying = np.where(sell_low > 0, np.inf, buying)
+            sided = np.minimum(selling, buying)
+            ok = np.isfinite(sided)  # an asset that must both buy and sell keeps the relaxed value
+            values = np.where(ok, sided, values)
+            sells = np.where(ok, np.where(selling <= buying, sold, 0.0), sells)
         return values, sells, lot_nets, np.cumsum(caps, axis=1) - caps, caps
 
 

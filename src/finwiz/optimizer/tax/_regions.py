@@ -136,7 +136,7 @@ class _Search:
     solver: str
     limit: float
     exact: dict[int, _Bounded | None] = field(default_factory=dict)  # None: the region has no point
-    cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds
+    cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds (side rule kept)
     duals: list[tuple[NativeQP, np.ndarray]] = field(default_factory=list)  # of the relaxations solved
     done: set[int] = field(default_factory=set)  # run or pruned
     best: tuple[float, Decided] | None = None
@@ -164,7 +164,8 @@ class _Search:
         until it reaches ``target``), when it is better than the one it has."""
         region = self.models[k]
         offset = _offset(region)
-        value = lagrangian_bound(region, *dual, target=None if target is None else target - offset)
+        aim = None if target is None else target - offset
+        value = lagrangian_bound(region, *dual, target=aim, one_side=True)
         if value is not None:
             self.cheap[k] = max(self.cheap.get(k, -np.inf), value + offset)
 
@@ -201,13 +202,17 @@ class _Search:
             return False
         entry, best = self.exact.get(k), self.best[0]
         reached = 1e-12 * max(1.0, abs(best))
-        if entry is None:  # its Lagrangian bound, searched for one that reaches the best answer
-            for dual in self.duals:
-                if self.cheap.get(k, -np.inf) < best - reached:
-                    self._lift(k, dual, best)
-            return self.cheap.get(k, -np.inf) >= best - reached
-        if entry.bound >= best - reached:
+        if entry is not None and entry.bound >= best - reached:
             return True
+        # Its Lagrangian bound with the side rule kept, searched for one that reaches the best answer
+        # (it can pass the relaxation's optimum: that sells and buys back).
+        for dual in self.duals:
+            if self.cheap.get(k, -np.inf) < best - reached:
+                self._lift(k, dual, best)
+        if self.cheap.get(k, -np.inf) >= best - reached:
+            return True
+        if entry is None:
+            return False
         relaxed = [b for b in self.exact.values() if b is not None]
         tolerance = _TIE * max(abs(b.bound) for b in relaxed) + 1e-15
         dominated = any(o.dominates(entry, tolerance) for o in relaxed)
