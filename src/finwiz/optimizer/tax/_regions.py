@@ -136,7 +136,7 @@ class _Search:
     solver: str
     limit: float
     exact: dict[int, _Bounded | None] = field(default_factory=dict)  # None: the region has no point
-    cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds (side rule kept)
+    cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds (the best found)
     duals: list[tuple[NativeQP, np.ndarray]] = field(default_factory=list)  # of the relaxations solved
     done: set[int] = field(default_factory=set)  # run or pruned
     best: tuple[float, Decided] | None = None
@@ -157,15 +157,16 @@ class _Search:
             bounds = [self.exact[j].bound for j in self.open(relaxed=True)]  # type: ignore[union-attr]
             target = min([*bounds, *([] if self.best is None else [self.best[0]])], default=None)
             for other in self.open(relaxed=False):
-                self._lift(other, found.dual, target)
+                self._lift(other, found.dual, target, one_side=False)
 
-    def _lift(self, k: int, dual: tuple[NativeQP, np.ndarray], target: float | None) -> None:
+    def _lift(self, k: int, dual: tuple[NativeQP, np.ndarray], target: float | None, one_side: bool) -> None:
         """Region ``k``'s Lagrangian bound at ``dual`` (searching the region rows' multipliers
-        until it reaches ``target``), when it is better than the one it has."""
+        until it reaches ``target``; ``one_side``: the side rule kept), when it is better than the
+        one it has."""
         region = self.models[k]
         offset = _offset(region)
         aim = None if target is None else target - offset
-        value = lagrangian_bound(region, *dual, target=aim, one_side=True)
+        value = lagrangian_bound(region, *dual, target=aim, one_side=one_side)
         if value is not None:
             self.cheap[k] = max(self.cheap.get(k, -np.inf), value + offset)
 
@@ -208,7 +209,7 @@ class _Search:
         # (it can pass the relaxation's optimum: that sells and buys back).
         for dual in self.duals:
             if self.cheap.get(k, -np.inf) < best - reached:
-                self._lift(k, dual, best)
+                self._lift(k, dual, best, one_side=True)
         if self.cheap.get(k, -np.inf) >= best - reached:
             return True
         if entry is None:
