@@ -116,9 +116,12 @@ _serials = itertools.count()
 
 @dataclass(eq=False)
 class Settled:
-    """Each asset's segment where a ladder's last climb settled (None: no climb yet)."""
+    """Each asset's segment where a ladder's last climb settled (None: no climb yet), and the QP and
+    multipliers of its last step (what a netting region's Lagrangian bound prices others with)."""
 
     segments: np.ndarray | None = None
+    qp: NativeQP | None = None
+    y: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,7 +153,8 @@ class Ladder:
     nets_before: np.ndarray | None = None  # (L, 2) the asset's lots before it, on each net
     region: np.ndarray | None = None  # (k, 3) netting: the region's rows on the nets (``TaxForm.rows``)
     serial: int = field(default_factory=lambda: next(_serials))
-    """Which ladder this is (a request's own): its solves keep their own OSQP workspace, so a
+    """Which request's ladder this is: the solves of one request (its relaxation, sides, lot
+    orders) share an OSQP workspace, warm from each other, and keep it from other requests', so a
     request's trades do not depend on what the process solved before (guarantee 6)."""
     settled: Settled = field(default_factory=Settled)
     """Where its last climb settled: the next solve of the request starts there."""
@@ -185,6 +189,7 @@ class Ladder:
             nets=nets,
             nets_before=nets_before,
             region=form.rows,
+            serial=form.views.get("request", next(_serials)),
         )
 
     def lots(self, segments: np.ndarray) -> np.ndarray:
@@ -271,6 +276,7 @@ class Ladder:
         over every lot (the segments' problem is a relaxation that is exact there)."""
         n = len(segments)
         assert qp.tax_terms is not None
+        self.settled.qp, self.settled.y = qp, y
         price_t, price_g = qp.tax_terms.prices(y)  # per unit of T and of G
         price_nets = qp.tax_terms.net_prices(y)  # netting: per unit of each net (the region's rows)
         lot = self.lots(segments)

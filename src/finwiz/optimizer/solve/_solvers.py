@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
-from finwiz.optimizer.solve._workspaces import OSQP_SETTINGS, _cache, _cache_lock, _workspace
+from finwiz.optimizer.solve._workspaces import OSQP_SETTINGS, _cache, _cache_lock, _Workspace, _workspace
 
 if TYPE_CHECKING:
     from finwiz.optimizer.solve._qp import NativeQP
@@ -153,6 +153,31 @@ def refine_on_active_set(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> tuple[np
     return (refined, multipliers) if kkt_certified(qp, refined, multipliers, az) else None
 
 
+ADMM_PER_INTERIOR_ITERATION = 40
+"""How many ADMM iterations cost about one interior-point iteration (a factorisation against a
+back-solve): 431 assets with binding limits, ~14 us an ADMM iteration and ~470 us a Clarabel one."""
+
+
+STALLED_ITERATIONS = 200
+"""A warm solve's ADMM iterations on a workspace whose last ADMM solve ran out of iterations (a
+taxable account's side-fixed problems after its relaxation: 640 iterations twice, 62 ms, before
+Clarabel answered in 20); a warm start near the answer takes 25."""
+
+
+def _budget(workspace: _Workspace, started: bool) -> int:
+    """The ADMM iterations a solve on ``workspace`` may take: a cold one ``COLD_ITERATIONS``; a
+    warm one ``max_iter``, or where the interior solver answered this structure as many as its
+    iterations would cost (a count, not a clock: the answer may not depend on machine load)."""
+    if not workspace.solved and not started:
+        return COLD_ITERATIONS
+    cap = int(OSQP_SETTINGS["max_iter"])
+    if workspace.stalled and not started:  # its last ADMM ran out: the interior solver answers soon
+        cap = STALLED_ITERATIONS
+    if workspace.interior_iterations is not None:
+        cap = min(cap, max(COLD_ITERATIONS, ADMM_PER_INTERIOR_ITERATION * workspace.interior_iterations))
+    return cap
+
+
 def solve_osqp(
     qp: NativeQP, key: Hashable, time_limit: float, start: tuple[np.ndarray, np.ndarray] | None = None
 ) -> NativeSolution:
@@ -164,53 +189,60 @@ def solve_osqp(
     tighter tolerances before the caller falls back to Clarabel.
     """
     workspace = _workspace(qp, key, time_limit)
-    if workspace.interior_seconds is not None:
-        time_limit = min(time_limit, max(workspace.interior_seconds, 1e-3))
-    iterations = 0
     with workspace.lock:
         workspace.load(qp, time_limit)
         if start is not None:
             workspace.solver.warm_start(x=start[0], y=start[1])
-        budget = OSQP_SETTINGS["max_iter"] if workspace.solved or start is not None else COLD_ITERATIONS
+        budget = _budget(workspace, start is not None)
         workspace.solved = True
         try:
-            for eps in _OSQP_EPS:
-                if iterations >= budget:
-                    break
-                workspace.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=budget - iterations)
-                result = workspace.solver.solve(raise_error=False)
-                raw = str(result.info.status)
-                iterations += int(result.info.iter)
-                if "primal infeasible" in raw:
-                    return NativeSolution("infeasible", None, None, iterations)
-                if raw != "solved":
-                    return NativeSolution(raw.replace(" ", "_"), None, None, iterations)
-                z, y = np.array(result.x, dtype=float), np.array(result.y, dtype=float)
-                if result.info.status_polish != 1:
-                    # Polishing fails on a netting region's degenerate problem (the region's row
-                    # prices the sells, and hundreds of bounds hold with no multiplier); ADMM's own
-                    # point at the tightest tolerance may hold (objective within ~1e-8 of
-                    # Clarabel's on the 431-asset book's regions).
-                    held = held_to_bounds(qp, z, y) if eps == _OSQP_EPS[-1] else None
-                    if held is not None:
-                        return NativeSolution("optimal", held[0], y, iterations, residuals=held[1])
-                    continue  # ADMM has not found the active set yet: go on, tighter
-                az = qp.A @ z
-                residuals = qp.residuals(z, az)
-                if max(residuals.values()) > POLISHED_RESIDUAL:
-                    # Polishing a degenerate problem (zero costs leave buy/sell splits free)
-                    # lands ~1e-9 outside its bounds; more ADMM does not change that, but the
-                    # point clipped into its trades' bounds may keep every row.
-                    held = held_to_bounds(qp, z, y)
-                    if held is not None:
-                        return NativeSolution("optimal", held[0], y, iterations, residuals=held[1])
-                    break
-                if kkt_certified(qp, z, y, az):
-                    return NativeSolution("optimal", z, y, iterations, residuals=residuals)
+            found = _admm(qp, workspace, budget)
         finally:
             workspace.solver.update_settings(
                 eps_abs=_OSQP_EPS[0], eps_rel=_OSQP_EPS[0], max_iter=OSQP_SETTINGS["max_iter"]
             )
+        if start is None and found.status != "infeasible":
+            workspace.stalled = found.z is None
+    return found
+
+
+def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
+    """ADMM on ``workspace`` (``qp`` loaded) at each tolerance in turn, polished, within ``budget``
+    iterations: an optimum certified by KKT, or why not."""
+    iterations = 0
+    for eps in _OSQP_EPS:
+        if iterations >= budget:
+            break
+        workspace.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=budget - iterations)
+        result = workspace.solver.solve(raise_error=False)
+        raw = str(result.info.status)
+        iterations += int(result.info.iter)
+        if "primal infeasible" in raw:
+            return NativeSolution("infeasible", None, None, iterations)
+        if raw != "solved":
+            return NativeSolution(raw.replace(" ", "_"), None, None, iterations)
+        z, y = np.array(result.x, dtype=float), np.array(result.y, dtype=float)
+        if result.info.status_polish != 1:
+            # Polishing fails on a netting region's degenerate problem (the region's row
+            # prices the sells, and hundreds of bounds hold with no multiplier); ADMM's own
+            # point at the tightest tolerance may hold (objective within ~1e-8 of
+            # Clarabel's on the 431-asset book's regions).
+            held = held_to_bounds(qp, z, y) if eps == _OSQP_EPS[-1] else None
+            if held is not None:
+                return NativeSolution("optimal", held[0], y, iterations, residuals=held[1])
+            continue  # ADMM has not found the active set yet: go on, tighter
+        az = qp.A @ z
+        residuals = qp.residuals(z, az)
+        if max(residuals.values()) > POLISHED_RESIDUAL:
+            # Polishing a degenerate problem (zero costs leave buy/sell splits free)
+            # lands ~1e-9 outside its bounds; more ADMM does not change that, but the
+            # point clipped into its trades' bounds may keep every row.
+            held = held_to_bounds(qp, z, y)
+            if held is not None:
+                return NativeSolution("optimal", held[0], y, iterations, residuals=held[1])
+            break
+        if kkt_certified(qp, z, y, az):
+            return NativeSolution("optimal", z, y, iterations, residuals=residuals)
     return NativeSolution("inaccurate", None, None, iterations)
 
 
@@ -227,7 +259,7 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
         workspace = _cache.get(key)
     if workspace is not None:
         workspace.trusted = polished.z is not None
-        workspace.interior_seconds = start.seconds
+        workspace.interior_iterations = start.iterations
     return polished
 
 

@@ -52,10 +52,12 @@ class _Workspace:
     # Whether polishing holds for this structure: at 2000 assets it leaves bounds ~1e-10 short
     # (and on zero-cost problems 1e-9), and then every request goes to Clarabel directly.
     trusted: bool = True
-    # What the interior-point solve of this structure took: a warm ADMM solve that takes longer
-    # is stopped and Clarabel answers instead, so the warm path never costs much more than cold.
-    interior_seconds: float | None = None
+    # The interior-point solve's iterations on this structure: a warm ADMM solve that would cost
+    # more is stopped and Clarabel answers instead (``_solvers._budget``), so the warm path never
+    # costs much more than cold.
+    interior_iterations: int | None = None
     solved: bool = False  # whether ADMM has run on it (a new workspace starts cold)
+    stalled: bool = False  # whether its last ADMM solve (not a polish) ran out of iterations
 
     def matches(self, qp: NativeQP) -> bool:
         return _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)

@@ -38,7 +38,8 @@ from finwiz.optimizer.discrete._exact import solve_exact
 from finwiz.optimizer.discrete._rounding import gain_price, polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import ladder_of
-from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, solve_terms
+from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, solve_terms
+from finwiz.optimizer.tax._bound import flip_bounds
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
@@ -364,9 +365,14 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
     tolerance = 1e-12 * max(1.0, abs(outcome.objective))
     close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
     close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
+    free = native_qp(relaxed, np.zeros(relaxed.data.n, dtype=np.int64))
     for _ in range(_SIDE_PASSES):  # again after a flip helped: the others' best side may change with it
         improved = False
-        for i in close:
+        # A flip whose Lagrangian bound is no better than the answer cannot improve it: not solved.
+        bounds = None if free is None else flip_bounds(current, free, close)
+        for j, i in enumerate(close):
+            if bounds is not None and bounds[j] >= outcome.objective - tolerance:
+                continue
             flip = np.zeros(current.data.n, bool)
             flip[i] = True
             sells = current.data.blocked["tax_sells_only"]
@@ -378,6 +384,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
             better = tried_outcome.objective < outcome.objective - tolerance
             if better and _group_conflict(other.data, tried_outcome) is None:
                 current, outcome, improved = other, tried_outcome, True
+                bounds = None if free is None else flip_bounds(current, free, close)
         if not improved:
             break
     if fixed.any():  # the sides settled: the lots in the order their gain price makes cheapest

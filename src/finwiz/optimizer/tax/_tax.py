@@ -16,7 +16,8 @@ lots withheld from sale (unless ``allow_wash_sale_losses``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
@@ -27,6 +28,8 @@ from finwiz.optimizer.tax._netting import Region, regions, settings_tax
 from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
 
 __all__ = ["LotBook", "lot_book", "relief_keys"]
+
+_requests = itertools.count()
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +52,7 @@ class LotBook:
     groups: np.ndarray  # (n,) each asset's wash-sale group (``TaxSettings.group``), built once
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
+    request: int = field(default_factory=lambda: next(_requests))  # the books of one request share it
 
     @cached_property
     def ids(self) -> tuple[tuple[str, ...], ...]:
@@ -195,7 +199,7 @@ class LotBook:
         if self.region is not None:  # a netting region: its rows on this rebalance's two nets
             s0, g0 = self.year_start()
             rows = np.array([[a, b, (bound - a * s0 - b * g0) / ref_value] for a, b, bound in self.region.rows])
-        return TaxForm(
+        form = TaxForm(
             owner=owner,
             cap=self.shares[has] * price / ref_value,
             tax=gain * self.rate[has],
@@ -203,6 +207,8 @@ class LotBook:
             long=None if rows is None else self.long[has],
             rows=rows,
         )
+        form.views["request"] = self.request  # its solves share one workspace (``_qp.Ladder.serial``)
+        return form
 
     def sales(self, sold: np.ndarray) -> list[list[LotSale]]:
         """Per asset, the lots selling ``sold[i] >= 0`` shares relieves (the assets that sell only)."""

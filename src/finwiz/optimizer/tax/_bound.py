@@ -1,0 +1,297 @@
+"""A netting region's lower bound without solving it: the Lagrangian dual of its relaxation.
+
+Every region's relaxation (``_sides.relaxation``) is one problem with different lot rates and a
+few rows on the year's two nets. Its Lagrangian -- every row but the variables' own bounds priced
+at multipliers ``y``, the region's rows at ``lam >= 0`` -- separates: one asset at a time (its buy,
+and its sell spread over its lots cheapest first: a convex piecewise-linear price), and each scalar
+column alone. Its minimum is a lower bound of the region's optimum over every choice of lots for
+*any* ``y`` and ``lam`` (weak duality); at the multipliers of another region's solved relaxation
+(the rows they share are the same) it is close, and ``lam`` is chosen by a few steps of a
+derivative-free search. Evaluating it costs one QP build and numpy over the lots, no solve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+from finwiz.optimizer.describe._model import SCALARS
+from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._solve import native_qp
+
+__all__ = ["flip_bounds", "lagrangian_bound"]
+
+_IMPLIED = 1e3
+"""A bound (``V_ref`` units) no optimum's scalar column reaches (turnover, net purchase, cost):
+stands in for an infinite one, so a multiplier's rounding noise cannot make the bound -inf."""
+_EVALUATIONS = 25
+_REACH = 50.0
+"""How far the region rows' multipliers are searched, in units of the tax's own price."""
+
+
+def lagrangian_bound(
+    region: Model, solved: NativeQP, y: np.ndarray, target: float | None = None, one_side: bool = False
+) -> float | None:
+    """A lower bound of ``region``'s relaxation optimum (its objective, the linear tax of its rates)
+    from the multipliers ``y`` of ``solved`` (another region's QP of the same request); None when
+    the two QPs do not share their rows or the Lagrangian does not separate (a dense risk block).
+    The search for the region rows' multipliers stops once the bound reaches ``target``.
+    ``one_side``: the bound of the answers that keep the side rule (no asset both bought and sold:
+    each asset's part is the better of its two sides, still a Lagrangian of that non-convex
+    problem, so still below it), which can be above the relaxation's optimum."""
+    n = region.data.n
+    qp = native_qp(region, np.zeros(n, dtype=np.int64))
+    if qp is None or qp.ladder is None or qp.tax_terms is None or qp.dense_w is not None:
+        return None
+    ladder = qp.ladder
+    if ladder.region is None or ladder.nets is None or qp.segments is None or qp.segments.any():
+        return None
+    shared = _shared_rows(qp)
+    if shared != _shared_rows(solved) or qp.A.shape[1] != solved.A.shape[1]:
+        return None
+    dual = _Dual.of(qp, y[:shared].copy())
+    if dual is None:
+        return None
+    dual.one_side = one_side
+    scale = max(float(qp.tax_terms.price[0]), 1e-12)  # a region row's price is a share of the tax's
+    k = len(ladder.region)
+
+    aim = np.inf if target is None else target * qp.scale - qp.const
+    start = np.zeros(k)
+    own = solved.tax_terms.region_rows if solved.tax_terms is not None else None
+    theirs = None if solved.ladder is None else solved.ladder.region
+    same = theirs is not None and theirs.shape == ladder.region.shape and np.allclose(theirs, ladder.region)
+    if own is not None and same:  # the same region: start at its own multipliers
+        start = np.maximum(y[own], 0.0) / scale
+    value = _ascend(dual, start, scale, aim)
+    return None if not np.isfinite(value) else (value + qp.const) / qp.scale
+
+
+def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
+    """The best Lagrangian value over the region rows' multipliers (``lam = scale x v``, ``v`` in
+    ``[0, _REACH]``) found by Kelley's cutting planes from ``start`` (each evaluation a cut on the
+    concave dual), stopping once it reaches ``aim`` or the cuts prove no more than 1e-9 is left."""
+    k = len(start)
+    cuts_a, cuts_b = [], []
+    v = start
+    best = -np.inf
+    for _ in range(_EVALUATIONS):
+        value, slope = dual.value_and_slope(v * scale)
+        best = max(best, value)
+        if best >= aim or k == 0:
+            break
+        grad = slope * scale  # in v
+        cuts_a.append(np.append(-grad, 1.0))  # t - grad . v <= value - grad . v_i
+        cuts_b.append(value - grad @ v)
+        found = optimize.linprog(
+            np.append(np.zeros(k), -1.0),
+            A_ub=np.array(cuts_a),
+            b_ub=np.array(cuts_b),
+            bounds=[(0.0, _REACH)] * k + [(None, None)],
+            method="highs",
+        )
+        if found.status != 0:
+            break
+        v, ceiling = found.x[:k], -float(found.fun)
+        if ceiling - best <= 1e-9 * max(1.0, abs(best)):
+            break
+    return best
+
+
+def _shared_rows(qp: NativeQP) -> int:
+    """How many rows come before the netting region's (the rows every region's QP has)."""
+    region = qp.tax_terms.region_rows if qp.tax_terms is not None else None
+    return int(qp.A.shape[0]) - (0 if region is None else len(region))
+
+
+class _Dual:
+    """The Lagrangian's minimum at fixed ``y`` as a function of the region rows' ``lam``."""
+
+    one_side = False  # each asset's part minimised selling only or buying only (the side rule)
+
+    def __init__(self, qp: NativeQP, buy: np.ndarray, sell: np.ndarray, lot_price: np.ndarray, rest: float):
+        assert qp.ladder is not None
+        self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
+        ladder = self.ladder
+        self.slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
+        self.caps = ladder.end - ladder.start
+
+    @classmethod
+    def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
+        """The Lagrangian of ``qp`` (a region's, on every asset's first lot) at ``y`` on the rows
+        before the region's; None when it is -inf."""
+        ladder, terms = qp.ladder, qp.tax_terms
+        assert ladder is not None
+        assert terms is not None
+        n, nt, m = qp.n, 2 * qp.n + SCALARS, len(y)
+        lower, upper = qp.lower[:m], qp.upper[:m]
+        y = np.where(y > 0, np.where(np.isfinite(upper), y, 0.0), np.where(np.isfinite(lower), y, 0.0))
+        y[:nt] = 0.0  # the variables' own bounds stay bounds
+        support = float(y[y > 0] @ upper[y > 0] + y[y < 0] @ lower[y < 0])
+        reduced = qp.q + qp.A[:m].T @ y
+        price_t, price_g = terms.prices(np.concatenate([y, np.zeros(qp.A.shape[0] - m)]))
+        _, _, slope_t, slope_g, _, _ = ladder.rows(np.zeros(n, dtype=np.int64))
+        sell = reduced[n : 2 * n] - price_t * slope_t - price_g * slope_g  # the sell's price, no lot's tax
+        rest = _scalars(qp, reduced, nt) - support
+        if not np.isfinite(rest):
+            return None
+        lot_price = sell[ladder.owner] + price_t * ladder.tax + price_g * ladder.gain
+        return cls(qp, reduced[:n], sell, lot_price, rest)
+
+    def value(self, lam: np.ndarray) -> float:
+        """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
+        return self.value_and_slope(lam)[0]
+
+    def value_and_slope(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`value` and a supergradient in ``lam``: the region rows' excess at the minimiser."""
+        values, sells, sorted_nets, starts, caps = self._solve(lam, None)
+        region = self.ladder.region
+        if region is None:
+            return float(values.sum() + self.rest), np.zeros(0)
+        taken = np.clip(sells[:, None] - starts, 0.0, caps)
+        nets = np.einsum("nk,nkj->j", taken, sorted_nets)
+        return float(values.sum() + self.rest - lam @ region[:, 2]), region[:, :2] @ nets - region[:, 2]
+
+    def _region_bound(self, lam: np.ndarray) -> float:
+        region = self.ladder.region
+        return 0.0 if region is None else float(lam @ region[:, 2])
+
+    def assets(self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+        """Each asset's part of the Lagrangian's minimum at ``lam``, within ``boxes`` (buy low,
+        buy high, sell low, sell high; default the QP's)."""
+        return self._solve(lam, boxes)[0]
+
+    def _solve(
+        self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each asset's minimum and minimising sell, with its lots' nets, starts and caps in price order."""
+        qp, ladder = self.qp, self.ladder
+        n = qp.n
+        per_lot = self.lot_price.copy()
+        nets = ladder.nets if ladder.nets is not None else np.zeros((len(per_lot), 2))
+        if ladder.region is not None:
+            per_lot += nets @ (ladder.region[:, :2].T @ lam)
+        buy_low, buy_high, sell_low, sell_high = boxes or (
+            qp.lower[:n],
+            qp.upper[:n],
+            qp.lower[n : 2 * n],
+            qp.upper[n : 2 * n],
+        )
+        width = int(ladder.count.max(initial=0)) + 1  # the lots, then past them
+        price, caps, lot_nets = np.zeros((n, width)), np.zeros((n, width)), np.zeros((n, width, 2))
+        price[ladder.owner, self.slot] = per_lot
+        caps[ladder.owner, self.slot] = self.caps
+        lot_nets[ladder.owner, self.slot] = nets
+        # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
+        cheapest = self.sell.copy()
+        cheapest[ladder.count > 0] = np.inf
+        np.minimum.at(cheapest, ladder.owner, per_lot)
+        price[:, -1] = cheapest
+        caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
+        if width > 1:  # past the lots, the nets of the cheapest
+            cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
+            lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
+        order = np.argsort(price, axis=1, kind="stable")
+        price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
+        lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
+        values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        if self.one_side:  # no asset both bought and sold: the better of selling only and buying only
+            none = np.zeros(n)
+            selling, sold = _assets(qp.curvature, self.buy, (none, none), (sell_low, sell_high), price, caps)
+            buying, _ = _assets(qp.curvature, self.buy, (buy_low, buy_high), (none, none), price, caps)
+            selling = np.where(buy_low > 0, np.inf, selling)
+            buying = np.where(sell_low > 0, np.inf, buying)
+            sided = np.minimum(selling, buying)
+            ok = np.isfinite(sided)  # an asset that must both buy and sell keeps the relaxed value
+            values = np.where(ok, sided, values)
+            sells = np.where(ok, np.where(selling <= buying, sold, 0.0), sells)
+        return values, sells, lot_nets, np.cumsum(caps, axis=1) - caps, caps
+
+
+def flip_bounds(model: Model, free: NativeQP, assets: np.ndarray) -> np.ndarray | None:
+    """For each of ``assets`` (a taxable account's, each fixed to one side), a lower bound of
+    ``model``'s optimum with that asset on its other side instead (every other asset as it is):
+    the Lagrangian at the multipliers of ``model``'s last solve (its ladder's), the asset's box
+    changed to the other side's (from ``free``: the QP with no side fixed). Objective units;
+    None when the Lagrangian does not separate."""
+    n = model.data.n
+    qp = native_qp(model, np.zeros(n, dtype=np.int64))
+    if qp is None or qp.ladder is None or qp.dense_w is not None or qp.segments is None or qp.segments.any():
+        return None
+    settled = qp.ladder.settled
+    if settled.qp is None or settled.y is None or _shared_rows(settled.qp) != _shared_rows(qp):
+        return None
+    shared = _shared_rows(qp)
+    dual = _Dual.of(qp, settled.y[:shared].copy())
+    if dual is None:
+        return None
+    lam = np.maximum(settled.y[shared:], 0.0) if qp.ladder.region is not None else np.zeros(0)
+    if len(lam) != (0 if qp.ladder.region is None else len(qp.ladder.region)):
+        return None
+    now = dual.assets(lam)
+    boxes = [qp.lower[:n].copy(), qp.upper[:n].copy(), qp.lower[n : 2 * n].copy(), qp.upper[n : 2 * n].copy()]
+    selling = qp.upper[:n][assets] <= 0  # no buys: it sells only, and would buy only
+    for box, side in ((0, ~selling), (1, ~selling), (2, selling), (3, selling)):
+        box_free = (free.lower, free.upper, free.lower, free.upper)[box]
+        column = assets + (n if box >= 2 else 0)
+        boxes[box][assets] = np.where(side, 0.0, box_free[column])
+    flipped = dual.assets(lam, tuple(boxes))
+    total = float(now.sum()) + dual.rest - dual._region_bound(lam)
+    return np.asarray((total + flipped[assets] - now[assets] + qp.const) / qp.scale)
+
+
+def _scalars(qp: NativeQP, reduced: np.ndarray, nt: int) -> float:
+    """The Lagrangian's minimum over the scalar and auxiliary columns (each alone)."""
+    n = qp.n
+    d = qp.diagonal
+    r = reduced[2 * n :]
+    count = len(r)
+    low = np.full(count, -np.inf)
+    high = np.full(count, np.inf)
+    low[: nt - 2 * n], high[: nt - 2 * n] = qp.lower[2 * n : nt], qp.upper[2 * n : nt]
+    low, high = np.maximum(low, -_IMPLIED), np.minimum(high, _IMPLIED)
+    curved = d > 0
+    z = np.where(curved, np.clip(-r / np.where(curved, d, 1.0), low, high), np.where(r > 0, low, high))
+    return float(np.sum(0.5 * d * z * z + r * z))
+
+
+def _assets(
+    c: np.ndarray,
+    alpha: np.ndarray,
+    buys: tuple[np.ndarray, np.ndarray],
+    sells: tuple[np.ndarray, np.ndarray],
+    price: np.ndarray,
+    caps: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each asset's ``min (c/2)(b - s)^2 + alpha b + H(s)`` over ``b`` and ``s`` in their
+    bounds, ``H`` the sell's convex piecewise-linear price (segments ``caps`` at ``price``, sorted).
+    Convex in ``s`` alone: its minimum lies at a breakpoint or where the quadratic part's slope
+    meets a segment's price (each branch of ``b`` tried), all of which are evaluated. Also returns
+    the minimising sell."""
+    (buy_low, buy_high), (sell_low, sell_high) = buys, sells
+    buy_high = np.minimum(buy_high, _IMPLIED)
+    ends = np.cumsum(caps, axis=1)
+    floor = np.sum(price * np.clip(sell_low[:, None] - (ends - caps), 0.0, caps), axis=1)  # H(sell_low)
+    points = np.concatenate([sell_low[:, None], np.clip(ends, sell_low[:, None], sell_high[:, None])], axis=1)
+    value = floor[:, None] + np.concatenate(
+        [np.zeros((len(c), 1)), np.cumsum(price * np.diff(points, axis=1), axis=1)], axis=1
+    )
+    curved = c > 0
+    inv = np.where(curved, 1.0 / np.where(curved, c, 1.0), 0.0)
+
+    def total(s: np.ndarray, h: np.ndarray) -> np.ndarray:
+        b = np.where(curved[:, None], s - (alpha * inv)[:, None], np.where(alpha > 0, -np.inf, np.inf)[:, None])
+        b = np.clip(b, buy_low[:, None], buy_high[:, None])
+        return np.asarray(0.5 * c[:, None] * (b - s) ** 2 + alpha[:, None] * b + h)
+
+    left, right = points[:, :-1], points[:, 1:]
+    tried, values = [points], [total(points, value)]
+    for edge in (buy_low, buy_high):  # where the quadratic part's slope meets each segment's price
+        s = np.clip(edge[:, None] - price * inv[:, None], left, right)
+        tried.append(s)
+        values.append(total(s, value[:, :-1] + price * (s - left)))
+    every, at = np.concatenate(tried, axis=1), np.concatenate(values, axis=1)
+    best = np.argmin(at, axis=1)
+    rows = np.arange(len(c))
+    return np.asarray(at[rows, best]), np.asarray(every[rows, best])
