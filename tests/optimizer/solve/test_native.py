@@ -385,8 +385,8 @@ def test_a_warm_solve_is_capped_by_iterations_never_by_a_clock(
     seen: dict[float, tuple[list[Any], Any]] = {}
     for seconds in (1e-6, 60.0):
 
-        def clocked(qp: Any, time_limit: float, seconds: float = seconds) -> Any:
-            return dataclasses.replace(original(qp, time_limit), seconds=seconds)
+        def clocked(qp: Any, time_limit: float, refine: bool = True, *, seconds: float = seconds) -> Any:
+            return dataclasses.replace(original(qp, time_limit, refine=refine), seconds=seconds)
 
         monkeypatch.setattr("finwiz.optimizer.solve._solve.solve_clarabel", clocked)
         clear_cache()
