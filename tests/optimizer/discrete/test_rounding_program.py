@@ -167,21 +167,3 @@ def test_cheapen_takes_back_what_the_repair_overshot(monkeypatch: pytest.MonkeyP
     )
     assert float(price[repaired].sum()) > best[0] + 0.05  # the repair alone overshoots
     assert sorted(cheapened.tolist()) == best[1]
-
-
-def test_many_assets_settle_without_highs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above ``_FEW`` assets the greedy settles and HiGHS is not called; its answer keeps every
-    limit and is no dearer than the 0/1 program's settle (the program first, as on few assets)."""
-    config, prices = _binding_request(80)
-    assert len(prices) > _settling._FEW
-    settles = _count(monkeypatch, "_Program01")
-    programs = _count(monkeypatch, "_program")
-    greedy = rebalance(config, prices)
-    assert settles, "the request must bind at the cheapest whole-share choice (a settle)"
-    assert not programs
-    assert greedy.is_compliant
-    monkeypatch.setattr(_settling, "_FEW", 10_000)
-    program = rebalance(config, prices)
-    assert programs
-    assert program.is_compliant
-    assert greedy.objective_value <= program.objective_value * (1 + 1e-9)

@@ -1,10 +1,16 @@
 """The settle: one candidate per asset when the coupled rows bind at each asset's cheapest.
 
-On more than ``_FEW`` assets a greedy repair (swaps priced on the violated rows) and then the
-cheapening back (``_cheapen``); HiGHS only where that fails. On fewer, and where the greedy fails,
-the 0/1 program (prices in whole-share allowances): its LP relaxation on HiGHS, the assets it
-splits settled by a small 0/1 program with the others fixed, the full program only if that fails.
-Where no choice keeps every row, an elastic program says how much each limit would have to give.
+The 0/1 program over the candidates (prices in whole-share allowances): its LP relaxation on
+HiGHS, the assets it splits settled by a small 0/1 program with the others fixed, the full program
+only if that fails; where HiGHS fails, a greedy repair (swaps priced on the violated rows) and then
+the cheapening back (``_cheapen``). Where no choice keeps every row, an elastic program says how
+much each limit would have to give.
+
+Not the greedy first (measured with it first on more than 60 assets): it saved ~10 ms of a cached
+100-asset re-solve, but at 431-500 binding assets it either failed (HiGHS then ran as well) or its
+choice, no dearer as a 0/1 choice, sent the rounding into the back-off (500 assets, minimum costs:
+91 -> 518 ms CPU) or to a worse answer (431 real assets under a 15 % turnover cap: 2.22 -> 2.45
+allowances above the bound). The descent after the settle depends on which choice it starts from.
 """
 
 from __future__ import annotations
@@ -33,29 +39,16 @@ _MILP_SECONDS = 2.0
 after that (priced by the plain gradient, HiGHS once ran to a 10 s limit at 431 assets)."""
 
 
-_FEW = 60
-"""Assets: on at most this many the 0/1 program settles first, the greedy only where it fails. On
-more, the greedy first (``_Program01.greedy``: HiGHS off the common path); on fewer its settles,
-although no dearer as a 0/1 choice, descended to a worse answer on 2 of the 37 small accounts
-(``tests/optimizer/discrete/reference``; +0.4 % at most), where the program costs little."""
-
-
 def _settle(
     data: ProblemData, moves: _Moves, price: np.ndarray, cheapest: np.ndarray, rows: _Rows, time_limit: float
 ) -> tuple[np.ndarray, float | None]:
-    """Coupled rows bind at the cheapest choice: on more than ``_FEW`` assets the greedy repair
-    (``_Program01.greedy``: on 203 settles of 200 binding 100-asset accounts it held in all, the
-    same choice as the program's in 187, a cheaper one in 16), the exact 0/1 program over the
-    candidates (priced by the Lagrangian, with a time limit) only where it fails; on fewer, the
-    program first and the greedy where it fails."""
+    """Coupled rows bind at the cheapest choice: the exact 0/1 program over the candidates (priced
+    by the Lagrangian, with a time limit); where it fails, the greedy (``_Program01.greedy``)."""
     program = _Program01(data, moves, price, cheapest, rows, time_limit)
-    greedy = program.greedy(rows) if data.n > _FEW else None
-    if greedy is not None:
-        return _shares(data.n, moves, greedy, None)
     try:
         chosen, gap = program.solve(rows, True)
     except (InfeasibleRebalanceError, SolverError):
-        repaired = program.greedy(rows) if data.n <= _FEW else None
+        repaired = program.greedy(rows)
         if repaired is None:
             raise
         chosen, gap = repaired, None
@@ -395,10 +388,12 @@ def _repair(chosen: np.ndarray, choices: _Choices, on: _Rows, max_rounds: int = 
 
 
 def _cheapen(chosen: np.ndarray, choices: _Choices, on: _Rows) -> np.ndarray:
-    """After :func:`_repair`: one asset at a time back to a cheaper candidate while every coupled
-    row holds, the largest saving first. The repair's swaps, ranked by violation removed per unit
-    of objective, overshoot a row (a position cut two lots where one keeps its cap); only the
-    assets it moved have a cheaper candidate, so the block is rows x their candidates."""
+    """After :func:`_repair`: each asset back to a cheaper candidate where every coupled row still
+    holds, the largest saving first, in passes until none fits. The repair's swaps, ranked by
+    violation removed per unit of objective, overshoot a row (a position cut two lots where one
+    keeps its cap); only the assets it moved have a cheaper candidate, so the block is rows x their
+    candidates. One check per candidate and pass, not the whole block per step: on 500 binding
+    assets, where the position caps make every row coupled, a rescan per step cost 180-270 ms."""
     moves, price, trade_part, lower, upper = choices.moves, choices.price, choices.trade_part, on.lower, on.upper
     owner = moves.owner
     of_asset = np.full(int(owner.max()) + 1, -1)
@@ -407,25 +402,33 @@ def _cheapen(chosen: np.ndarray, choices: _Choices, on: _Rows) -> np.ndarray:
     options = np.flatnonzero((incumbent >= 0) & (price[incumbent] - price > _SAVING))
     if options.size == 0:
         return chosen
+    options = options[np.argsort(price[options] - price[incumbent[options]], kind="stable")]
     # Incumbents only get cheaper: these candidates' columns (rows x few) are all it ever reads.
     local = np.union1d(options, incumbent[options])
     dense_scalars = choices.scalar_cols.toarray()
-    block = choices.block(slice(None), local) + dense_scalars @ moves.scalars[local].T
+    block = (choices.block(slice(None), local) + dense_scalars @ moves.scalars[local].T).T  # a row per candidate
+    column = np.full(len(owner), -1)
+    column[local] = np.arange(local.size)
     pick = np.zeros(len(owner))
     pick[chosen] = 1.0
     values = trade_part @ pick + dense_scalars @ moves.scalars[chosen].sum(axis=0) + on.offset
-    while options.size:
-        was = of_asset[owner[options]]
-        saving = price[was] - price[options]
-        live = saving > _SAVING
-        options, was, saving = options[live], was[live], saving[live]
-        after = values[:, None] + block[:, np.searchsorted(local, options)] - block[:, np.searchsorted(local, was)]
-        fits = np.all((after <= upper[:, None] + _CHECK) & (after >= lower[:, None] - _CHECK), axis=0)
-        if not fits.any():
-            break
-        best = int(np.flatnonzero(fits)[np.argmax(saving[fits])])
-        values = after[:, best]
-        of_asset[owner[options[best]]] = options[best]
+    high, low = upper + _CHECK, lower - _CHECK
+    moved = True
+    while moved:
+        moved = False
+        # Those that fit at the pass's start, checked again one by one as the values move.
+        now = of_asset[owner[options]]
+        options, now = (x[price[now] - price[options] > _SAVING] for x in (options, now))
+        start = values + block[column[options]] - block[column[now]]
+        fitting = np.all(start <= high, axis=1) & np.all(start >= low, axis=1)
+        for option in options[fitting].tolist():
+            was = int(of_asset[owner[option]])
+            if price[was] - price[option] <= _SAVING:
+                continue
+            after = values + block[column[option]] - block[column[was]]
+            if np.all(after <= high) and np.all(after >= low):
+                values, moved = after, True
+                of_asset[owner[option]] = option
     return of_asset[of_asset >= 0]
 
 
