@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -297,6 +297,22 @@ def build_history(
     """Validate everything a backtest needs (see the module docstring); ``date_format`` reads
     text dates (prices, volumes, cash flows), required when they are ambiguous."""
     config = _normalised(initial, sectors)
+    symbols = config.symbols
+    dates, P = _prices(prices, symbols, start, end, date_format)
+    held = np.array([h.shares for h in config.holdings])
+    if float(held @ P[0]) + config.cash <= 0:
+        raise InvalidPortfolioError(
+            f"initial: the book is worth nothing on {dates[0].date()}; start with cash or holdings", field="holdings"
+        )
+    frame = pd.DataFrame(P, index=dates, columns=pd.Index(symbols, name="symbol"))
+    history = MarketHistory(frame, dates, tuple(symbols), P, _flows(cash_flows, dates, date_format), config)
+    return _with_impact(history, volumes, market_impact, date_format)
+
+
+def _prices(
+    prices: Any, symbols: list[str], start: Any, end: Any, date_format: str | None
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The dates and prices (days x ``symbols``) from ``start`` to ``end``, every one positive and finite."""
     table = _table(prices, "prices", date_format)
     if start is not None or end is not None:
         table = table.loc[
@@ -304,7 +320,6 @@ def build_history(
         ]
     if table.empty:
         raise InvalidPortfolioError("prices: no dates between start and end", field="prices")
-    symbols = config.symbols
     missing = [s for s in symbols if s not in table.columns]
     if missing:
         raise InvalidPortfolioError(
@@ -324,28 +339,25 @@ def build_history(
         raise PriceDataError(
             symbol, f"price {table.loc[pd.Timestamp(day), symbol]!r} on {day} is not positive and finite"
         )
-    dates = pd.DatetimeIndex(table.index, name="date")
-    held = np.array([h.shares for h in config.holdings])
-    if float(held @ P[0]) + config.cash <= 0:
-        raise InvalidPortfolioError(
-            f"initial: the book is worth nothing on {dates[0].date()}; start with cash or holdings", field="holdings"
-        )
-    frame = pd.DataFrame(P, index=dates, columns=pd.Index(symbols, name="symbol"))
-    flows = _flows(cash_flows, dates, date_format)
+    return pd.DatetimeIndex(table.index, name="date"), P
+
+
+def _with_impact(history: MarketHistory, volumes: Any, market_impact: Any, date_format: str | None) -> MarketHistory:
+    """``history`` with its market impact: a fixed model, estimated from volumes, or none."""
     from finwiz.optimizer import MarketImpactModel
 
     if isinstance(market_impact, MarketImpactModel):
         if volumes is not None:
             raise ConfigurationError("give volumes (impact estimated from them) or a fixed MarketImpactModel, not both")
-        return MarketHistory(frame, dates, tuple(symbols), P, flows, config, static_impact=market_impact)
+        return replace(history, static_impact=market_impact)
     if market_impact is not None and not (isinstance(market_impact, int | float) and np.isfinite(market_impact)):
         raise ConfigurationError(f"market_impact must be a coefficient or a MarketImpactModel, not {market_impact!r}")
     if volumes is None:
         if market_impact:
             raise ConfigurationError("market_impact needs volumes= (daily dollar volume per symbol)")
-        return MarketHistory(frame, dates, tuple(symbols), P, flows, config)
-    volume, sigma = _volumes(volumes, dates, symbols, P, date_format)
+        return history
+    volume, sigma = _volumes(volumes, history.dates, list(history.symbols), history.prices, date_format)
     coefficient = 1.0 if market_impact is None else float(market_impact)
     if coefficient == 0:
-        return MarketHistory(frame, dates, tuple(symbols), P, flows, config)
-    return MarketHistory(frame, dates, tuple(symbols), P, flows, config, volume, sigma, coefficient)
+        return history
+    return replace(history, volume=volume, sigma=sigma, impact_coefficient=coefficient)

@@ -146,223 +146,277 @@ def simulate(
     ``on_dates(n)`` is told each time ``n`` more of the policy's scheduled dates are behind."""
     if not (callable(getattr(policy, "schedule", None)) and callable(getattr(policy, "rebalance", None))):
         raise PolicyError(f"policy {name!r} ({type(policy).__name__}) has no schedule() and rebalance() methods")
-    config = _base_config(history.initial, dict(getattr(policy, "overrides", {}) or {}), name)
-    dates, P, flows = history.dates, history.prices, history.flows
-    T = len(P)
-    symbols = history.symbols
-    target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
-    cash_target = config.cash_target
-    rates = np.array([config.transaction_cost_rates.get(s, config.transaction_cost_rate) for s in symbols])
-    try:
-        check = np.asarray(policy.schedule(dates), dtype=bool).reshape(T)
-    except FinwizError:
-        raise
-    except Exception as exc:
-        raise PolicyError(f"policy {name!r}: schedule() failed: {type(exc).__name__}: {exc}") from exc
-    trigger = getattr(policy, "triggered", None)
-    holdings = tuple(config.holdings)
+    return _Run(history, policy, name, on_dates).play()
 
-    shares = np.array([h.shares for h in holdings], dtype=float)
-    cash = float(config.cash)
-    values = np.empty(T)
-    cash_days = np.empty(T)
-    starts, books = [0], [shares.copy()]
-    trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # day, idx, signed shares, costs
-    rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]] = []
-    ledger = _ledger(history)
-    flow_days = np.flatnonzero(flows != 0)
-    if ledger is not None:  # a taxable account settles its year on the first trading day of the next
-        years = dates.year.to_numpy()
-        flow_days = np.union1d(flow_days, np.flatnonzero(years[1:] != years[:-1]) + 1)
-    check_days = np.flatnonzero(check)
 
-    def fires(days: np.ndarray, cash_now: float) -> np.ndarray:
-        if trigger is None or len(days) == 0:
+class _Run:
+    """One policy played over one history: the book (shares, cash, lots) and the rows it leaves."""
+
+    def __init__(
+        self, history: MarketHistory, policy: Any, name: str, on_dates: Callable[[int], object] | None
+    ) -> None:
+        self.history, self.policy, self.name, self.on_dates = history, policy, name, on_dates
+        config = _base_config(history.initial, dict(getattr(policy, "overrides", {}) or {}), name)
+        self.config = config
+        self.dates, self.P, self.flows = history.dates, history.prices, history.flows
+        self.T = T = len(self.P)
+        self.symbols = symbols = history.symbols
+        self.target = np.array([config.target_weights.get(s, 0.0) for s in symbols])
+        self.cash_target = config.cash_target
+        self.rates = np.array([config.transaction_cost_rates.get(s, config.transaction_cost_rate) for s in symbols])
+        self.check = self._schedule()
+        self.trigger = getattr(policy, "triggered", None)
+        self.holdings = tuple(config.holdings)
+        self.shares = np.array([h.shares for h in self.holdings], dtype=float)
+        self.cash = float(config.cash)
+        self.values = np.empty(T)
+        self.cash_days = np.empty(T)
+        self.starts, self.books = [0], [self.shares.copy()]
+        self.trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # day, idx, signed shares, costs
+        self.rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]] = []
+        self.ledger = ledger = _ledger(history)
+        flow_days = np.flatnonzero(self.flows != 0)
+        if ledger is not None:  # a taxable account settles its year on the first trading day of the next
+            years = self.dates.year.to_numpy()
+            flow_days = np.union1d(flow_days, np.flatnonzero(years[1:] != years[:-1]) + 1)
+        self.flow_days = flow_days
+        self.check_days = np.flatnonzero(self.check)
+        self.passed = 0
+
+    def _schedule(self) -> np.ndarray:
+        try:
+            return np.asarray(self.policy.schedule(self.dates), dtype=bool).reshape(self.T)
+        except FinwizError:
+            raise
+        except Exception as exc:
+            raise PolicyError(f"policy {self.name!r}: schedule() failed: {type(exc).__name__}: {exc}") from exc
+
+    def fires(self, days: np.ndarray, cash_now: float) -> np.ndarray:
+        if self.trigger is None or len(days) == 0:
             return np.ones(len(days), dtype=bool)
-        block = P[days] * shares
+        block = self.P[days] * self.shares
         total = block.sum(axis=1) + cash_now
         try:
-            hit = trigger(block / total[:, None], cash_now / total, target, cash_target)
+            hit = self.trigger(block / total[:, None], cash_now / total, self.target, self.cash_target)
             return np.asarray(hit, dtype=bool).reshape(len(days))
         except FinwizError:
             raise
         except Exception as exc:
             raise PolicyError(
-                f"policy {name!r}: triggered() failed near {dates[days[0]].date()}: {type(exc).__name__}: {exc}"
+                f"policy {self.name!r}: triggered() failed near {self.dates[days[0]].date()}: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    def next_event(t: int) -> tuple[int, bool]:
+    def next_event(self, t: int) -> tuple[int, bool]:
         """The next day >= t with a cash flow or a firing policy, and whether the policy fires."""
-        f = int(flow_days[np.searchsorted(flow_days, t)]) if np.searchsorted(flow_days, t) < len(flow_days) else T
+        flow_days, check_days = self.flow_days, self.check_days
+        f = int(flow_days[np.searchsorted(flow_days, t)]) if np.searchsorted(flow_days, t) < len(flow_days) else self.T
         lo, hi = np.searchsorted(check_days, t), np.searchsorted(check_days, f)
         size = _BLOCK
         while lo < hi:
             days = check_days[lo : min(hi, lo + size)]
-            hit = fires(days, cash)
+            hit = self.fires(days, self.cash)
             if hit.any():
                 return int(days[int(np.argmax(hit))]), True
             lo += len(days)
             size *= 2
         return f, False
 
-    def apply(day: int, trades: np.ndarray, costs: np.ndarray, chosen: dict[str, list[LotSale]] | None = None) -> float:
-        nonlocal shares, cash
+    def apply(
+        self, day: int, trades: np.ndarray, costs: np.ndarray, chosen: dict[str, list[LotSale]] | None = None
+    ) -> float:
+        P = self.P
         idx = np.flatnonzero(trades)
         trade_values = trades[idx] * P[day, idx]
         cost = costs[idx]
-        if ledger is not None:  # sales first: a purchase after a loss sale of its group sees it
-            where = f"policy {name!r} on {dates[day].date()}"
+        if self.ledger is not None:  # sales first: a purchase after a loss sale of its group sees it
+            where = f"policy {self.name!r} on {self.dates[day].date()}"
             for i in sorted(idx.tolist(), key=lambda i: trades[i] > 0):
-                lots = (chosen or {}).get(symbols[i])
-                ledger.trade(i, float(trades[i]), float(P[day, i]), lots, where)
-        shares = shares + trades
-        cash = cash - float(trade_values.sum()) - float(cost.sum())
+                lots = (chosen or {}).get(self.symbols[i])
+                self.ledger.trade(i, float(trades[i]), float(P[day, i]), lots, where)
+        self.shares = self.shares + trades
+        self.cash = self.cash - float(trade_values.sum()) - float(cost.sum())
         if len(idx):
-            trade_rows.append((day, idx, trades[idx], cost))
+            self.trade_rows.append((day, idx, trades[idx], cost))
         return float(np.abs(trade_values).sum())
 
-    def context(day: int) -> RebalanceContext:
-        today, held = config, holdings
+    def context(self, day: int) -> RebalanceContext:
+        config, ledger = self.config, self.ledger
+        today, held = config, self.holdings
         if ledger is not None:  # the day's lots, and tax settings for a policy that sees the tax
-            held = ledger.holdings(shares)
+            held = ledger.holdings(self.shares)
             if config.tax is not None:
                 today = config.model_copy(update={"tax": ledger.settings()})
         return RebalanceContext(
-            date=dates[day],
+            date=self.dates[day],
             day=day,
-            symbols=symbols,
-            prices=P[day],
-            shares=shares.copy(),
-            cash=cash,
-            cash_flow=float(flows[day]),
+            symbols=self.symbols,
+            prices=self.P[day],
+            shares=self.shares.copy(),
+            cash=self.cash,
+            cash_flow=float(self.flows[day]),
             config=today,
-            target=target,
-            cash_target=cash_target,
-            cost_rates=rates,
-            impact=history.impact_coefficients(day),
-            market_impact=history.impact_model(day),
+            target=self.target,
+            cash_target=self.cash_target,
+            cost_rates=self.rates,
+            impact=self.history.impact_coefficients(day),
+            market_impact=self.history.impact_model(day),
             _holdings=held,
         )
 
-    def record(day: int, trigger_name: str, value: float, *, status: str = "ok", reason: str = "", count: int = 0,
-               traded: float = 0.0, cost: float = 0.0, seconds: float = 0.0) -> None:  # fmt: skip
+    def record(self, day: int, trigger_name: str, value: float, *, status: str = "ok", reason: str = "",
+               count: int = 0, traded: float = 0.0, cost: float = 0.0, seconds: float = 0.0) -> None:  # fmt: skip
         turnover = traded / value if value > 0 else 0.0
         fields = (trigger_name, status, reason, count, turnover, cost, value, seconds)
-        rebalance_rows.append((dates[day], dict(zip(REBALANCE_COLUMNS, fields, strict=True))))
+        self.rebalance_rows.append((self.dates[day], dict(zip(REBALANCE_COLUMNS, fields, strict=True))))
 
-    passed = 0
+    def report(self, upto: int) -> None:
+        now = int(np.searchsorted(self.check_days, upto))
+        if self.on_dates is not None and now > self.passed:
+            self.on_dates(now - self.passed)
+        self.passed = now
 
-    def report(upto: int) -> None:
-        nonlocal passed
-        now = int(np.searchsorted(check_days, upto))
-        if on_dates is not None and now > passed:
-            on_dates(now - passed)
-        passed = now
+    def play(self) -> BacktestResult:
+        P, T = self.P, self.T
+        t = 0
+        while t < T:
+            e, fired = self.next_event(t)
+            self.values[t:e] = P[t:e] @ self.shares + self.cash
+            self.cash_days[t:e] = self.cash
+            if e >= T:
+                self.report(T)
+                break
+            self._event(e, fired)
+            t = e + 1
+            self.report(t)
+        return self._result()
 
-    t = 0
-    while t < T:
-        e, fired = next_event(t)
-        values[t:e] = P[t:e] @ shares + cash
-        cash_days[t:e] = cash
-        if e >= T:
-            report(T)
-            break
-        cash += float(flows[e])
+    def _event(self, e: int, fired: bool) -> None:
+        """Day ``e``: the cash flow (and a taxable year's settlement), the policy, a shortfall's sale."""
+        flows, ledger = self.flows, self.ledger
+        self.cash += float(flows[e])
         paid = 0.0
         if ledger is not None:
-            paid = ledger.new_day(dates[e].date())
+            paid = ledger.new_day(self.dates[e].date())
             if ledger.pay_taxes:  # last year's tax (negative: a refund of the ordinary deduction)
-                cash -= paid
-        if not fired and (flows[e] != 0 or paid != 0) and check[e]:
-            fired = bool(fires(np.array([e]), cash)[0])
+                self.cash -= paid
+        if not fired and (flows[e] != 0 or paid != 0) and self.check[e]:
+            fired = bool(self.fires(np.array([e]), self.cash)[0])
         if fired:
-            ctx = context(e)
-            start = time.perf_counter()
-            chosen: dict[str, list[LotSale]] = {}
-            try:
-                decision = policy.rebalance(ctx)
-                chosen = _chosen_lots(decision)
-                trades = _as_trades(decision, ctx, name)
-            except PolicyError:
-                raise
-            except FinwizError as exc:  # infeasible limits, a solver failure: recorded, the book carries on
-                reason = f"{type(exc).__name__}: {exc}"
-                record(e, "policy", ctx.value, status="failed", reason=reason, seconds=time.perf_counter() - start)
-            except Exception as exc:
-                raise PolicyError(f"policy {name!r} raised on {dates[e].date()}: {type(exc).__name__}: {exc}") from exc
-            else:
-                seconds = time.perf_counter() - start
-                # The cost model is the engine's (rate x |T| + k |T|^1.5, tested equal): one truth
-                # for every policy, and impact is charged even when the policy ignored it.
-                costs = ctx.costs(trades * P[e])
-                traded = apply(e, trades, costs, chosen)
-                count = int(np.count_nonzero(trades))
-                record(e, "policy", ctx.value, count=count, traded=traded, cost=float(costs.sum()), seconds=seconds)
-        if cash < -_CASH_SLACK:
-            ctx = context(e)
-            sell = _raise_cash(ctx)
-            costs = ctx.costs(sell * P[e])
-            traded = apply(e, sell, costs)
-            short = cash < -_CASH_SLACK
-            record(
-                e,
-                "cash_shortfall",
-                ctx.value,
-                status="failed" if short else "ok",
-                reason=f"cash still {cash:,.2f} after selling everything" if short else "",
-                count=int(np.count_nonzero(sell)),
-                traded=traded,
-                cost=float(costs.sum()),
-            )
-        values[e] = P[e] @ shares + cash
-        cash_days[e] = cash
-        if starts[-1] == e:
-            books[-1] = shares.copy()
+            self._rebalance(e)
+        if self.cash < -_CASH_SLACK:
+            self._cover_shortfall(e)
+        self.values[e] = self.P[e] @ self.shares + self.cash
+        self.cash_days[e] = self.cash
+        if self.starts[-1] == e:
+            self.books[-1] = self.shares.copy()
         else:
-            starts.append(e)
-            books.append(shares.copy())
-        t = e + 1
-        report(t)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
-        result = _assemble(
-            history,
-            name,
-            repr(policy),
-            values,
-            cash_days,
-            starts,
-            books,
-            trade_rows,
-            rebalance_rows,
-            target,
-            cash_target,
+            self.starts.append(e)
+            self.books.append(self.shares.copy())
+
+    def _rebalance(self, e: int) -> None:
+        """Ask the policy on day ``e`` and trade what it returns; an engine refusal is recorded."""
+        ctx = self.context(e)
+        start = time.perf_counter()
+        chosen: dict[str, list[LotSale]] = {}
+        try:
+            decision = self.policy.rebalance(ctx)
+            chosen = _chosen_lots(decision)
+            trades = _as_trades(decision, ctx, self.name)
+        except PolicyError:
+            raise
+        except FinwizError as exc:  # infeasible limits, a solver failure: recorded, the book carries on
+            reason = f"{type(exc).__name__}: {exc}"
+            self.record(e, "policy", ctx.value, status="failed", reason=reason, seconds=time.perf_counter() - start)
+        except Exception as exc:
+            raise PolicyError(
+                f"policy {self.name!r} raised on {self.dates[e].date()}: {type(exc).__name__}: {exc}"
+            ) from exc
+        else:
+            seconds = time.perf_counter() - start
+            # The cost model is the engine's (rate x |T| + k |T|^1.5, tested equal): one truth
+            # for every policy, and impact is charged even when the policy ignored it.
+            costs = ctx.costs(trades * self.P[e])
+            traded = self.apply(e, trades, costs, chosen)
+            count = int(np.count_nonzero(trades))
+            self.record(e, "policy", ctx.value, count=count, traded=traded, cost=float(costs.sum()), seconds=seconds)
+
+    def _cover_shortfall(self, e: int) -> None:
+        """Negative cash after the day's flow and trades: sell pro rata to raise it."""
+        ctx = self.context(e)
+        sell = _raise_cash(ctx)
+        costs = ctx.costs(sell * self.P[e])
+        traded = self.apply(e, sell, costs)
+        short = self.cash < -_CASH_SLACK
+        self.record(
+            e,
+            "cash_shortfall",
+            ctx.value,
+            status="failed" if short else "ok",
+            reason=f"cash still {self.cash:,.2f} after selling everything" if short else "",
+            count=int(np.count_nonzero(sell)),
+            traded=traded,
+            cost=float(costs.sum()),
         )
-    if ledger is not None:
-        if T and ledger.today != dates[-1].date():
-            ledger.today = dates[-1].date()  # terms on the last day (no year closes: that is owed)
-        taxed = ledger.finish(P[-1], float(values[-1]))
-        result.taxes, result.lot_sales, result.lots = taxed["taxes"], taxed["lot_sales"], taxed["lots"]
-        result.tax_metrics = taxed["metrics"]
-    return result
+
+    def _result(self) -> BacktestResult:
+        with np.errstate(divide="ignore", invalid="ignore"):  # a book emptied by withdrawals is worth 0
+            result = _assemble(self)
+        ledger, dates = self.ledger, self.dates
+        if ledger is not None:
+            if self.T and ledger.today != dates[-1].date():
+                ledger.today = dates[-1].date()  # terms on the last day (no year closes: that is owed)
+            taxed = ledger.finish(self.P[-1], float(self.values[-1]))
+            result.taxes, result.lot_sales, result.lots = taxed["taxes"], taxed["lot_sales"], taxed["lots"]
+            result.tax_metrics = taxed["metrics"]
+        return result
 
 
-def _assemble(
-    history: MarketHistory,
-    name: str,
-    policy: str,
+def _assemble(run: _Run) -> BacktestResult:
+    """The run's rows and arrays as the result's frames and series."""
+    history, values, cash, target, cash_target = run.history, run.values, run.cash_days, run.target, run.cash_target
+    starts, books = np.array(run.starts, dtype=np.int64), np.array(run.books)
+    drift = _drift(history.prices, values, cash, starts, books, target, cash_target)
+    # Daily active return against the target portfolio rebalanced daily at no cost.
+    P = history.prices
+    benchmark = (P[1:] / P[:-1] - 1.0) @ target
+    own = (values[1:] - history.flows[1:]) / values[:-1] - 1.0
+    active = np.concatenate([[0.0], own - benchmark])
+    rebalance_rows = run.rebalance_rows
+    rebalances = pd.DataFrame(
+        [r for _, r in rebalance_rows],
+        index=pd.DatetimeIndex([d for d, _ in rebalance_rows], name="date"),
+        columns=REBALANCE_COLUMNS,
+    )
+    index = pd.DatetimeIndex(history.dates, name="date")
+    return BacktestResult(
+        name=run.name,
+        policy=repr(run.policy),
+        values=pd.Series(values, index=index, name="value"),
+        cash=pd.Series(cash, index=index, name="cash"),
+        cash_flows=pd.Series(history.flows, index=index, name="cash_flow"),
+        trades=_trades_frame(history, run.trade_rows),
+        rebalances=rebalances,
+        target=pd.Series([*target.tolist(), cash_target], index=[*history.symbols, CASH], name="target"),
+        drift=pd.Series(drift, index=index, name="drift"),
+        active_returns=pd.Series(active, index=index, name="active_return"),
+        segment_starts=starts,
+        segment_shares=books,
+        prices=history.frame,
+    )
+
+
+def _drift(
+    P: np.ndarray,
     values: np.ndarray,
     cash: np.ndarray,
-    starts_list: list[int],
-    books_list: list[np.ndarray],
-    trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
-    rebalance_rows: list[tuple[pd.Timestamp, dict[str, Any]]],
+    starts: np.ndarray,
+    books: np.ndarray,
     target: np.ndarray,
     cash_target: float,
-) -> BacktestResult:
-    dates, P, symbols = history.dates, history.prices, history.symbols
-    T = len(dates)
-    starts, books = np.array(starts_list, dtype=np.int64), np.array(books_list)
-    # Drift per day, one segment of constant shares at a time.
+) -> np.ndarray:
+    """Distance from the target per day, one segment of constant shares at a time."""
+    T = len(values)
     drift = np.empty(T)
     bounds = [*starts.tolist(), T]
     for k in range(len(starts)):
@@ -372,11 +426,13 @@ def _assemble(
         w = P[a:b] * books[k] / values[a:b, None]
         cw = cash[a:b] / values[a:b]
         drift[a:b] = 0.5 * (np.abs(w - target).sum(axis=1) + np.abs(cw - cash_target))
-    # Daily active return against the target portfolio rebalanced daily at no cost.
-    asset_returns = P[1:] / P[:-1] - 1.0
-    benchmark = asset_returns @ target
-    own = (values[1:] - history.flows[1:]) / values[:-1] - 1.0
-    active = np.concatenate([[0.0], own - benchmark])
+    return drift
+
+
+def _trades_frame(
+    history: MarketHistory, trade_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+) -> pd.DataFrame:
+    """One row per traded symbol and day, from the simulation's (day, idx, shares, costs) rows."""
     if trade_rows:
         day = np.concatenate([np.full(len(r[1]), r[0]) for r in trade_rows])
         idx = np.concatenate([r[1] for r in trade_rows])
@@ -385,35 +441,14 @@ def _assemble(
     else:
         day = idx = np.zeros(0, dtype=np.int64)
         qty = cost = np.zeros(0)
-    trades = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "date": dates[day],
-            "symbol": pd.Categorical.from_codes(idx, categories=pd.Index(list(symbols))),
+            "date": history.dates[day],
+            "symbol": pd.Categorical.from_codes(idx, categories=pd.Index(list(history.symbols))),
             "side": pd.Categorical(np.where(qty > 0, "buy", "sell"), categories=["buy", "sell"]),
             "shares": np.abs(qty),
-            "price": P[day, idx],
+            "price": history.prices[day, idx],
             "cost": cost,
         },
         columns=TRADE_COLUMNS,
-    )
-    rebalances = pd.DataFrame(
-        [r for _, r in rebalance_rows],
-        index=pd.DatetimeIndex([d for d, _ in rebalance_rows], name="date"),
-        columns=REBALANCE_COLUMNS,
-    )
-    index = pd.DatetimeIndex(dates, name="date")
-    return BacktestResult(
-        name=name,
-        policy=policy,
-        values=pd.Series(values, index=index, name="value"),
-        cash=pd.Series(cash, index=index, name="cash"),
-        cash_flows=pd.Series(history.flows, index=index, name="cash_flow"),
-        trades=trades,
-        rebalances=rebalances,
-        target=pd.Series([*target.tolist(), cash_target], index=[*symbols, CASH], name="target"),
-        drift=pd.Series(drift, index=index, name="drift"),
-        active_returns=pd.Series(active, index=index, name="active_return"),
-        segment_starts=starts,
-        segment_shares=books,
-        prices=history.frame,
     )
