@@ -6,7 +6,8 @@ Symbols are canonicalised (surrounding white space removed, upper case), so ``" 
 ``"AAPL"`` are the same symbol — and listing both is refused as a duplicate.
 
 The public names live here; the code lives by concern in this package's modules: validation
-machinery, constants and enums (``_base``), inputs (``_inputs``), trades, needs, analysis and
+machinery, constants and enums (``_base``), inputs (``_inputs``, with a holding in ``_holding`` and
+the fields an account shares with a household in ``_target_policy``), trades, needs, analysis and
 checks (``_records``), the result (``_result``), the original guide's shapes (``_legacy``),
 the notebook/plot hooks (``_presenters``) and the compact
 batch pickling (``_pickling``), and the risk figures a result carries (``_risk``, computed by
@@ -29,8 +30,9 @@ from finwiz.schemas._base import (
     require_data,
 )
 from finwiz.schemas._blended import Model
+from finwiz.schemas._holding import Holding
 from finwiz.schemas._household import ACCOUNT_KINDS, Account, Household, HouseholdResult
-from finwiz.schemas._inputs import REBALANCING_MODES, Holding, PortfolioConfiguration, PriceData
+from finwiz.schemas._inputs import REBALANCING_MODES, PortfolioConfiguration, PriceData
 from finwiz.schemas._legacy import OptimizedTrades
 from finwiz.schemas._records import (
     ComplianceCheck,

@@ -126,6 +126,11 @@ class _Model(BaseModel):
             raise InvalidPortfolioError(message, field=loc) from exc
 
 
+def _optional_number(value: Any, info: Any) -> Any:
+    """A ``mode="before"`` field validator: the field's value as :func:`_number` checks it, None kept."""
+    return value if value is None else _number(value, info.field_name)
+
+
 def _number(value: Any, field: str, symbol: str | None = None, *, key: str | None = None) -> Any:
     """Refuse what pydantic would quietly turn into a number: ``True`` (1 share), text such as
     ``"110.3"``, and non-finite floats (named as such, before any ``>= 0`` bound speaks)."""

@@ -14,9 +14,10 @@ from pydantic import Field, field_validator, model_validator
 
 from finwiz.errors import DuplicateAccountError, InvalidPortfolioError
 from finwiz.schemas._base import RebalancingMethod, _canonical_mapping, _canonical_set, _Model
-from finwiz.schemas._inputs import Holding, _TargetPolicy
+from finwiz.schemas._holding import Holding
 from finwiz.schemas._records import ComplianceCheck
 from finwiz.schemas._result import RebalancingResult, StageRecord
+from finwiz.schemas._target_policy import _TargetPolicy
 from finwiz.schemas._tax import TaxSettings, TaxSummary
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""What users pass in: :class:`Holding`, :class:`PriceData` and :class:`PortfolioConfiguration`."""
+"""What users pass in: :class:`PriceData` and :class:`PortfolioConfiguration` (its holdings: ``_holding``)."""
 
 from __future__ import annotations
 
@@ -11,24 +11,19 @@ from pydantic import Field, field_validator, model_validator
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError
 from finwiz.schemas._base import (
     _WEIGHT_SLACK,
-    DEFAULT_MIN_TRADE_SIZE,
-    DEFAULT_TOLERANCE,
-    DEFAULT_TRANSACTION_COST_RATE,
-    RebalancingMethod,
     Symbol,
-    _canonical_mapping,
-    _canonical_set,
     _finite,
     _Model,
-    _number,
-    _number_values,
+    _optional_number,
     is_unclassified,
     require_data,
 )
 from finwiz.schemas._blended import sleeves_from_targets
 from finwiz.schemas._exposures import check_exposures, coerce_exposure_field
+from finwiz.schemas._holding import Holding
 from finwiz.schemas._pickling import _pack_models, _unpickle_configuration
-from finwiz.schemas._tax import TaxLot, TaxSettings
+from finwiz.schemas._target_policy import _TargetPolicy
+from finwiz.schemas._tax import TaxSettings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,56 +34,7 @@ target; ``buy_only`` invests cash (a deposit) without selling; ``sell_only`` rai
 withdrawal) without buying; ``band_edge`` trades an asset outside its tolerance band back to the
 band's nearest edge, not to its target."""
 
-__all__ = ["Holding", "PortfolioConfiguration", "PriceData"]
-
-
-class Holding(_Model):
-    """A position: ``shares`` of ``symbol`` held today. Negative shares are a short position,
-    accepted only in a :class:`PortfolioConfiguration` with ``allow_short=True``.
-
-    ``lots`` are its tax lots (what a tax-aware rebalance sells from); their shares must add up to
-    ``shares``. Lots without a ``lot_id`` are numbered ``SYMBOL#1``, ``SYMBOL#2``, ... in order."""
-
-    symbol: Symbol
-    shares: float
-    cost_basis: float | None = Field(default=None, ge=0.0)
-    sector: str | None = None
-    esg_score: float | None = None
-    lots: list[TaxLot] = Field(default_factory=list)
-
-    @field_validator("shares", "cost_basis", "esg_score", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any, info: Any) -> Any:
-        return value if value is None else _number(value, info.field_name)
-
-    @field_validator("shares", "cost_basis", "esg_score")
-    @classmethod
-    def _finite_numbers(cls, value: float | None) -> float | None:
-        return None if value is None else _finite(value, "shares")
-
-    @model_validator(mode="after")
-    def _lots(self) -> Self:
-        if not self.lots:
-            return self
-        total = sum(lot.shares for lot in self.lots)
-        if abs(total - self.shares) > 1e-9 * max(1.0, abs(self.shares)):
-            raise InvalidPortfolioError(
-                f"holdings: the lots of {self.symbol} hold {total:.10g} shares, not its {self.shares:.10g}",
-                field="lots",
-                symbol=self.symbol,
-            )
-        named = [
-            lot if lot.lot_id is not None else lot.model_copy(update={"lot_id": f"{self.symbol}#{k + 1}"})
-            for k, lot in enumerate(self.lots)
-        ]
-        ids = [lot.lot_id for lot in named]
-        repeated = sorted({i for i in ids if ids.count(i) > 1 and i is not None})
-        if repeated:
-            raise InvalidPortfolioError(
-                f"holdings: {self.symbol} has lot id {repeated[0]} twice", field="lots", symbol=self.symbol
-            )
-        self.lots = named
-        return self
+__all__ = ["PortfolioConfiguration", "PriceData"]
 
 
 def currency_code(value: object, field: str = "currency") -> str:
@@ -120,110 +66,12 @@ class PriceData(_Model):
     def _currency(cls, value: object) -> str | None:
         return None if value is None else currency_code(value)
 
-    @field_validator("price", "volume", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any, info: Any) -> Any:
-        return value if value is None else _number(value, info.field_name)
+    _numbers = field_validator("price", "volume", mode="before")(_optional_number)
 
     @field_validator("price")
     @classmethod
     def _finite_price(cls, value: float) -> float:
         return _finite(value, "price")
-
-
-class _TargetPolicy(_Model):
-    """The fields a target and its limits share between :class:`PortfolioConfiguration` (one
-    account) and :class:`~finwiz.schemas.Household` (its accounts together), with the validators
-    that read only them: numbers are numbers, symbols canonical (see PortfolioConfiguration)."""
-
-    target_weights: dict[str, float]
-    method: RebalancingMethod | str = RebalancingMethod.MINIMIZE_TRADES
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0.0, le=1.0)
-    relative_tolerance: float | None = Field(default=None, ge=0.0)
-    transaction_cost_rate: float = Field(default=DEFAULT_TRANSACTION_COST_RATE, ge=0.0, lt=1.0)
-    transaction_cost_rates: dict[str, float] = Field(default_factory=dict)
-    min_trade_size: float = Field(default=DEFAULT_MIN_TRADE_SIZE, ge=0.0)
-    allow_fractional_shares: bool = False
-    lot_sizes: dict[str, float] = Field(default_factory=dict)
-    min_cash_weight: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_turnover: float | None = Field(default=None, ge=0.0)
-    max_position_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_position_weights: dict[str, float] = Field(default_factory=dict)
-    min_position_weights: dict[str, float] = Field(default_factory=dict)
-    sectors: dict[str, str] = Field(default_factory=dict)
-    max_sector_weight: float | None = Field(default=None, gt=0.0, le=1.0)
-    sector_caps: dict[str, float] = Field(default_factory=dict)
-    esg_scores: dict[str, float] = Field(default_factory=dict)
-    min_esg_score: float | None = None
-    min_average_esg_score: float | None = None
-    no_buy: list[str] = Field(default_factory=list)
-    no_sell: list[str] = Field(default_factory=list)
-    no_trade: list[str] = Field(default_factory=list)
-    risk_aversion: float = Field(default=1.0, ge=0.0)
-    trade_penalty: float | None = Field(default=None, ge=0.0)
-
-    @field_validator(
-        "tolerance",
-        "relative_tolerance",
-        "transaction_cost_rate",
-        "min_trade_size",
-        "min_cash_weight",
-        "max_turnover",
-        "max_position_weight",
-        "max_sector_weight",
-        "min_esg_score",
-        "min_average_esg_score",
-        "risk_aversion",
-        "trade_penalty",
-        mode="before",
-    )
-    @classmethod
-    def _scalar_numbers(cls, value: Any, info: Any) -> Any:
-        return value if value is None else _number(value, info.field_name)
-
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        "sector_caps",
-        mode="before",
-    )
-    @classmethod
-    def _mapping_numbers(cls, value: Any, info: Any) -> Any:
-        return _number_values(value, info.field_name)
-
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        mode="after",
-    )
-    @classmethod
-    def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
-        return _canonical_mapping(value, info.field_name)
-
-    @field_validator("sectors", mode="after")
-    @classmethod
-    def _canonical_sectors(cls, value: dict[str, str]) -> dict[str, str]:
-        # An unclassified label ("Unclassified", "N/A", "") means no sector: the symbol is left out.
-        out = _canonical_mapping(value, "sectors")
-        return {s: str(v).strip() for s, v in out.items() if not is_unclassified(v)}
-
-    @field_validator("no_buy", "no_sell", "no_trade", mode="after")
-    @classmethod
-    def _canonical_lists(cls, value: list[str], info: Any) -> list[str]:
-        return _canonical_set(value, info.field_name)
-
-    @field_validator("min_trade_size", "risk_aversion")
-    @classmethod
-    def _finite_scalars(cls, value: float, info: Any) -> float:
-        return _finite(value, info.field_name)
 
 
 class PortfolioConfiguration(_TargetPolicy):
@@ -325,17 +173,9 @@ class PortfolioConfiguration(_TargetPolicy):
             )
         return str(text)
 
-    @field_validator(
-        "cash",
-        "cash_flow",
-        "max_gross_exposure",
-        "min_benefit",
-        "min_position_value",
-        mode="before",
-    )
-    @classmethod
-    def _own_scalar_numbers(cls, value: Any, info: Any) -> Any:
-        return value if value is None else _number(value, info.field_name)
+    _own_scalar_numbers = field_validator(
+        "cash", "cash_flow", "max_gross_exposure", "min_benefit", "min_position_value", mode="before"
+    )(_optional_number)
 
     @field_validator("cash", "cash_flow")
     @classmethod
@@ -344,6 +184,33 @@ class PortfolioConfiguration(_TargetPolicy):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        held = self._held()
+        self._check_target_signs()
+        self._check_gross_exposure()
+        self._check_tax(held)
+        total = sum(self.target_weights.values())
+        if total > 1 + _WEIGHT_SLACK:
+            raise InvalidPortfolioError(
+                f"target_weights sum to {total:.6g}, above 1 (the remainder is the cash target)",
+                field="target_weights",
+            )
+        universe = self.symbols
+        if not universe:
+            raise InvalidPortfolioError("empty portfolio: no holdings and no targets", field="holdings")
+        self._check_known_symbols(set(universe))
+        self._check_symbol_values()
+        self._merge_holding_attributes(held)
+        check_exposures(universe, self.exposures, self.exposure_caps, self.exposure_floors)
+        self._check_required_data(universe)
+        if self.cash + self.cash_flow < 0 and not held:
+            raise InvalidPortfolioError(
+                f"cash_flow: withdrawal of {-self.cash_flow:.2f} exceeds cash {self.cash:.2f} and nothing is held",
+                field="cash_flow",
+            )
+        return self
+
+    def _held(self) -> dict[str, Holding]:
+        """The holdings by symbol: each symbol once, short only with ``allow_short``."""
         held: dict[str, Holding] = {}
         for holding in self.holdings:
             if holding.symbol in held:
@@ -360,6 +227,9 @@ class PortfolioConfiguration(_TargetPolicy):
                     field="shares",
                     symbol=holding.symbol,
                 )
+        return held
+
+    def _check_target_signs(self) -> None:
         for symbol, weight in self.target_weights.items():
             if weight < 0 and not self.allow_short:
                 raise InvalidPortfolioError(
@@ -367,18 +237,9 @@ class PortfolioConfiguration(_TargetPolicy):
                     field="target_weights",
                     symbol=symbol,
                 )
-        self._check_gross_exposure()
-        self._check_tax(held)
-        total = sum(self.target_weights.values())
-        if total > 1 + _WEIGHT_SLACK:
-            raise InvalidPortfolioError(
-                f"target_weights sum to {total:.6g}, above 1 (the remainder is the cash target)",
-                field="target_weights",
-            )
-        universe = self.symbols
-        if not universe:
-            raise InvalidPortfolioError("empty portfolio: no holdings and no targets", field="holdings")
-        known = set(universe)
+
+    def _check_known_symbols(self, known: set[str]) -> None:
+        """Every per-symbol setting names a symbol of the universe."""
         for field in (
             "transaction_cost_rates",
             "lot_sizes",
@@ -395,6 +256,9 @@ class PortfolioConfiguration(_TargetPolicy):
                         field=field,
                         symbol=symbol,
                     )
+
+    def _check_symbol_values(self) -> None:
+        """Per-symbol (and per-sector) rates, lot sizes, weights and caps in their ranges."""
         for symbol, rate in self.transaction_cost_rates.items():
             if not 0 <= rate < 1:
                 raise InvalidPortfolioError(
@@ -435,20 +299,15 @@ class PortfolioConfiguration(_TargetPolicy):
             _finite(cap, "sector_caps")
             if not 0 < cap <= 1:
                 raise InvalidPortfolioError(f"sector_caps: {sector} has cap {cap}, outside (0, 1]", field="sector_caps")
-        self._merge_holding_attributes(held)
-        check_exposures(universe, self.exposures, self.exposure_caps, self.exposure_floors)
+
+    def _check_required_data(self, universe: list[str]) -> None:
+        """Sector and ESG limits come with the sectors and scores they read."""
         if self.sector_constrained and not any(s in self.sectors for s in universe):
             # Unclassified symbols are in no sector and escape every sector cap; a cap with *no*
             # classified symbol at all is a forgotten ``sectors=``, not a rule to apply to nothing.
             require_data(universe, self.sectors, "sectors", "sector caps are set but no sector is given")
         if self.esg_constrained:
             require_data(universe, self.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
-        if self.cash + self.cash_flow < 0 and not held:
-            raise InvalidPortfolioError(
-                f"cash_flow: withdrawal of {-self.cash_flow:.2f} exceeds cash {self.cash:.2f} and nothing is held",
-                field="cash_flow",
-            )
-        return self
 
     def _check_gross_exposure(self) -> None:
         """``max_gross_exposure`` (sum of |post-trade weights|): finite; without shorting every
