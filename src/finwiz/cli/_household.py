@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from finwiz.cli._file_syntax import parse_text
 from finwiz.cli._files import UsageError, csv_safe, terminal_text, write_text
-from finwiz.cli._portfolio_file import PORTFOLIO_FILE_SUFFIXES, _normalise_holdings, _parse, _read_input
+from finwiz.cli._portfolio_file import PORTFOLIO_FILE_SUFFIXES, _normalise_holdings, _read_input
 from finwiz.cli._prices import terminal_orchestrator
 from finwiz.errors import InvalidPortfolioError
 from finwiz.schemas import Household, HouseholdResult
@@ -24,7 +25,7 @@ def _data(path: Path) -> Any:
     fmt = PORTFOLIO_FILE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         return None
-    return _parse(_read_input(path, "portfolio file", "file", "utf-8"), fmt, str(path))
+    return parse_text(_read_input(path, "portfolio file", "file", "utf-8"), fmt, str(path))
 
 
 def is_household_file(path: str | Path) -> bool:

@@ -35,24 +35,25 @@ being line 1) and the column. The portfolio file and the lots CSV must be regula
 
 YAML is read with booleans ``true``/``false`` only and every mapping key as text, so tickers such
 as ``ON``, ``NO``, ``Y`` or ``TRUE`` (YAML 1.1 booleans) stay tickers.
+
+The text's syntax is read by ``_file_syntax``, a lots CSV by ``_lots_csv``, a holdings CSV by
+``_holdings_csv``; this module reads the files (bounded) and puts the pieces together.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from finwiz.cli._holdings_csv import csv_rows, read_holdings_csv, read_targets_csv
+from finwiz.cli._file_syntax import key_line, parse_text, symbols_as_text
+from finwiz.cli._holdings_csv import read_holdings_csv, read_targets_csv
+from finwiz.cli._lots_csv import LOT_COLUMNS, LotsFile, attach_lots, read_lots_csv
 from finwiz.cli._models_file import MODELS_KEY, resolve_models
 from finwiz.errors import InvalidPortfolioError
-from finwiz.schemas import PortfolioConfiguration, TaxLot, canonical_symbol
+from finwiz.schemas import PortfolioConfiguration
 
 __all__ = [
     "LOT_COLUMNS",
@@ -67,10 +68,6 @@ __all__ = [
 ]
 
 PORTFOLIO_FILE_SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
-
-LOT_COLUMNS = ("symbol", "shares", "cost_basis", "acquired")
-"""The columns a lots CSV must have; ``lot_id`` may follow (an empty cell: numbered lots)."""
-_OPTIONAL_LOT_COLUMNS = ("lot_id",)
 _LOTS_KEY = "lots"  # the top-level key naming a lots CSV (not a PortfolioConfiguration field)
 
 MAX_INPUT_FILE_BYTES = 64 * 2**20
@@ -79,94 +76,6 @@ a huge file is refused before reading rather than filling memory."""
 
 # Objects, not data: a file cannot express them, and silently dropping them would be worse.
 _CODE_ONLY_FIELDS = {"custom_constraints"}
-
-
-def _key_line(text: str, key: str, fmt: str) -> int | None:
-    """1-based line where ``key`` is defined in ``text``, when a plain scan can tell."""
-    name = re.escape(key)
-    if fmt == "toml":
-        pattern = rf"^\s*(?:{name}\s*=|\[\[?\s*{name}\s*\]\]?)"
-    else:
-        pattern = rf"^\s*(?:-\s*)?['\"]?{name}['\"]?\s*:"
-    for number, line in enumerate(text.splitlines(), start=1):
-        if re.match(pattern, line):
-            return number
-    return None
-
-
-def _parse(text: str, fmt: str, where: str) -> Any:
-    if fmt == "toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InvalidPortfolioError(f"{where}: invalid TOML: {exc}", field="file") from exc
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise InvalidPortfolioError(f"{where}: invalid YAML{at}: {problem}", field="file") from exc
-
-
-_YAML_LOADER: Any = None
-_BOOL = "tag:yaml.org,2002:bool"
-
-
-def _yaml_loader() -> Any:
-    """A ``SafeLoader`` reading YAML as a portfolio file needs: every mapping key as its text
-    (tickers ``ON``, ``TRUE`` or ``7203`` stay tickers) and only ``true``/``false`` as booleans
-    (YAML 1.2; YAML 1.1 also reads ``on``, ``off``, ``yes``, ``no`` as booleans)."""
-    global _YAML_LOADER
-    if _YAML_LOADER is not None:
-        return _YAML_LOADER
-    import yaml
-
-    class PortfolioLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            self.flatten_mapping(node)  # merge keys (<<) first: they are not text keys
-            for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode):
-                    key_node.tag = "tag:yaml.org,2002:str"
-            return super().construct_mapping(node, deep=deep)
-
-    PortfolioLoader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    PortfolioLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-    _YAML_LOADER = PortfolioLoader
-    return PortfolioLoader
-
-
-def _symbols_as_text(data: Any) -> None:
-    """A YAML ticker ``TRUE`` or ``false`` read as a boolean, or ``7203`` read as a number, where a
-    symbol belongs (a holding's ``symbol``, the restricted lists, recent sales and purchases) is
-    that ticker."""
-    if not isinstance(data, dict):
-        return
-
-    def text(value: Any) -> Any:
-        if isinstance(value, bool):
-            return str(value).upper()
-        return str(value) if isinstance(value, int) else value  # a numeric ticker (7203)
-
-    entries = (
-        [e for e in data.get("holdings") or [] if isinstance(e, dict)] if isinstance(data.get("holdings"), list) else []
-    )
-    tax = data.get("tax")
-    if isinstance(tax, dict):
-        for kind in ("recent_sales", "recent_purchases"):
-            if isinstance(tax.get(kind), list):
-                entries += [e for e in tax[kind] if isinstance(e, dict)]
-    for entry in entries:
-        if "symbol" in entry:
-            entry["symbol"] = text(entry["symbol"])
-    for key in ("no_buy", "no_sell", "no_trade"):
-        if isinstance(data.get(key), list):
-            data[key] = [text(v) for v in data[key]]
 
 
 def check_input_file(path: str | Path, what: str, *, field: str = "file") -> Path:
@@ -206,40 +115,6 @@ def _read_input(path: str | Path, what: str, field: str, encoding: str) -> str:
     return text
 
 
-@dataclass
-class LotsFile:
-    """The lots of a lots CSV: per canonical symbol, its lots and the line of each (for errors)."""
-
-    path: Path
-    lots: dict[str, list[TaxLot]] = field(default_factory=dict)
-    lines: dict[str, list[int]] = field(default_factory=dict)
-
-    def rows_of(self, symbol: str) -> str:
-        """``"rows 2, 5"``: where ``symbol``'s lots are in the file ("" when it has none)."""
-        lines = self.lines.get(symbol, [])
-        return f"row{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
-
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _lot_cell(text: str, column: str) -> Any:
-    """A CSV cell as the value :class:`TaxLot` expects: numbers, an ISO date, text."""
-    if column in ("shares", "cost_basis"):
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
-    if column == "acquired":
-        try:
-            if _ISO_DATE.match(text):
-                return date.fromisoformat(text)
-        except ValueError as exc:
-            raise ValueError(f"{text!r} is not a date: {exc}") from None
-        raise ValueError(f"{text!r} is not an ISO date such as 2021-03-01")
-    return text
-
-
 def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
     """Read a CSV of tax lots, one lot a row: ``symbol,shares,cost_basis,acquired[,lot_id]``.
 
@@ -251,89 +126,7 @@ def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
     """
     file = Path(path)
     text = _read_input(file, "lots file", "lots", "utf-8-sig")  # a byte-order mark is not a column
-    out = LotsFile(file)
-    known = (*LOT_COLUMNS, *_OPTIONAL_LOT_COLUMNS)
-    rows = csv_rows(file, text, "lots CSV", known, LOT_COLUMNS, field="lots")
-    for count, (line, cells) in enumerate(rows, start=1):
-        where = f"{file}, row {line}"
-        try:
-            symbol = canonical_symbol(cells["symbol"])
-        except InvalidPortfolioError as exc:
-            raise InvalidPortfolioError(f"{where}, column symbol: {exc}", field="symbol") from exc
-        values: dict[str, Any] = {}
-        for column in LOT_COLUMNS[1:]:
-            if not cells[column]:
-                raise InvalidPortfolioError(f"{where}, column {column}: empty ({symbol})", field=column, symbol=symbol)
-            try:
-                values[column] = _lot_cell(cells[column], column)
-            except ValueError as exc:
-                raise InvalidPortfolioError(
-                    f"{where}, column {column}: {exc} ({symbol})", field=column, symbol=symbol
-                ) from exc
-        if cells.get("lot_id"):
-            values["lot_id"] = cells["lot_id"]
-        try:
-            lot = TaxLot(**values)
-        except InvalidPortfolioError as exc:
-            column = exc.field if exc.field in cells else "?"
-            raise InvalidPortfolioError(
-                f"{where}, column {column}: {exc} ({symbol})", field=exc.field, symbol=symbol
-            ) from exc
-        out.lots.setdefault(symbol, []).append(lot)
-        out.lines.setdefault(symbol, []).append(line)
-        if max_lots is not None and count > max_lots:
-            raise InvalidPortfolioError(
-                f"{file}, row {line}: more than max_lots {max_lots:,} lots (REBALANCING_MAX_LOTS raises it)",
-                field="lots",
-            )
-    return out
-
-
-def _shares_from_lots(entry: dict[str, Any]) -> None:
-    """A holding given with lots but no shares holds the sum of its lots."""
-    lots = entry.get("lots")
-    if "shares" in entry or not isinstance(lots, list) or not lots:
-        return
-    sizes = [
-        lot.shares if isinstance(lot, TaxLot) else lot.get("shares") if isinstance(lot, dict) else None for lot in lots
-    ]
-    if all(type(size) in (int, float) for size in sizes):  # anything else: validation names it
-        entry["shares"] = sum(sizes)
-
-
-def _attach_lots(data: dict[str, Any], lots_file: LotsFile | None, where: str) -> None:
-    """Fill holdings' shares from their lots, and give each holding its lots from the CSV (new
-    holdings for symbols the file does not list)."""
-    if lots_file is not None and lots_file.lots and data.get("holdings") is None:
-        data["holdings"] = []  # every holding is in the CSV
-    holdings = data.get("holdings")
-    if not isinstance(holdings, list):
-        return  # absent: validation says so
-    entries = [entry for entry in holdings if isinstance(entry, dict)]
-    if lots_file is not None:
-        by_symbol: dict[str, dict[str, Any]] = {}
-        for entry in entries:
-            raw = entry.get("symbol")
-            if isinstance(raw, str) and raw.strip():
-                by_symbol.setdefault(raw.strip().upper(), entry)
-        for symbol, lots in lots_file.lots.items():
-            found = by_symbol.get(symbol)
-            if found is None:
-                entry = {"symbol": symbol}
-                holdings.append(entry)
-                entries.append(entry)
-            elif found.get("lots"):
-                raise InvalidPortfolioError(
-                    f"{where}: the lots of {symbol} are given twice, in the file and in {lots_file.path} "
-                    f"({lots_file.rows_of(symbol)}); give them in one place",
-                    field="lots",
-                    symbol=symbol,
-                )
-            else:
-                entry = found
-            entry["lots"] = list(lots)
-    for entry in entries:
-        _shares_from_lots(entry)
+    return read_lots_csv(file, text, max_lots=max_lots)
 
 
 def _normalise_holdings(data: dict[str, Any], where: str) -> None:
@@ -386,9 +179,9 @@ def parse_portfolio_text(
     """
     if fmt not in ("toml", "yaml"):
         raise InvalidPortfolioError(f"{source}: unknown format {fmt!r} (use toml or yaml)", field="file")
-    data = _parse(text, fmt, source)
+    data = parse_text(text, fmt, source)
     if fmt == "yaml":
-        _symbols_as_text(data)
+        symbols_as_text(data)
     if not isinstance(data, dict):
         raise InvalidPortfolioError(
             f"{source}: expected a table of portfolio fields at the top level, found {type(data).__name__}",
@@ -397,7 +190,7 @@ def parse_portfolio_text(
     known = PortfolioConfiguration.model_fields.keys() - _CODE_ONLY_FIELDS
     for key in data:
         if key in _CODE_ONLY_FIELDS or (key not in known and key not in (_LOTS_KEY, MODELS_KEY)):
-            line = _key_line(text, str(key), fmt)
+            line = key_line(text, str(key), fmt)
             at = f" (line {line})" if line else ""
             hint = (
                 "custom constraints are Python objects; use max_sector_weight, sector_caps or min_esg_score in a file"
@@ -408,7 +201,7 @@ def parse_portfolio_text(
     lots_path = _lots_path(data, lots, Path(base_dir) if base_dir is not None else Path(), source)
     lots_file = load_lots_csv(lots_path, max_lots=max_lots) if lots_path is not None else None
     _normalise_holdings(data, source)
-    _attach_lots(data, lots_file, source)
+    attach_lots(data, lots_file, source)
     data.update(overrides or {})
     resolve_models(data, source, targets_replaced="target_weights" in (overrides or {}))
     return _configuration(data, text, fmt, source, lots_file)
@@ -426,7 +219,7 @@ def _configuration(
             at = f" ({lots_file.path} {lots_file.rows_of(exc.symbol)})"
         else:
             candidates = [exc.symbol, (exc.field or "").split(".")[0]]
-            lines = [_key_line(text, key, fmt) for key in candidates if key]
+            lines = [key_line(text, key, fmt) for key in candidates if key]
             line = next((found for found in lines if found), None)
             at = f" (line {line})" if line else ""
         raise InvalidPortfolioError(f"{source}{at}: {exc}", field=exc.field, symbol=exc.symbol) from exc
@@ -461,6 +254,24 @@ def load_portfolio_file(
             "use .toml, .yaml, .yml or a holdings .csv (symbol,shares[,target_weight][,sector])",
             field="file",
         )
+    overrides = _overrides(cash, exposures)
+    if fmt is not None:
+        if targets is not None:
+            overrides["target_weights"] = _read_targets(targets)
+        text = _read_input(file, "portfolio file", "file", "utf-8")
+        return parse_portfolio_text(
+            text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots, overrides=overrides
+        )
+    data = read_holdings_csv(file, _read_input(file, "holdings CSV", "file", "utf-8-sig"))
+    _holdings_csv_targets(data, file, targets)
+    lots_file = load_lots_csv(lots, max_lots=max_lots) if lots is not None else None
+    attach_lots(data, lots_file, str(file))
+    data.update(overrides)
+    return _configuration(data, "", "csv", str(file), lots_file)
+
+
+def _overrides(cash: float | None, exposures: str | Path | None) -> dict[str, Any]:
+    """The fields the command line replaces in any portfolio file: ``--cash``, ``--exposures``."""
     overrides: dict[str, Any] = {}
     if cash is not None:
         overrides["cash"] = cash
@@ -470,14 +281,11 @@ def load_portfolio_file(
         overrides["exposures"] = read_exposures_csv(
             exposures, _read_input(exposures, "exposures CSV", "exposures", "utf-8-sig")
         )
-    if fmt is not None:
-        if targets is not None:
-            overrides["target_weights"] = _read_targets(targets)
-        text = _read_input(file, "portfolio file", "file", "utf-8")
-        return parse_portfolio_text(
-            text, fmt, source=str(file), lots=lots, base_dir=file.parent, max_lots=max_lots, overrides=overrides
-        )
-    data = read_holdings_csv(file, _read_input(file, "holdings CSV", "file", "utf-8-sig"))
+    return overrides
+
+
+def _holdings_csv_targets(data: dict[str, Any], file: Path, targets: str | Path | None) -> None:
+    """A holdings CSV's targets: its ``target_weight`` column or a targets CSV, exactly one."""
     if targets is not None:
         if "target_weights" in data:
             raise InvalidPortfolioError(
@@ -492,10 +300,6 @@ def load_portfolio_file(
             "(symbol,target_weight) with --targets",
             field="target_weights",
         )
-    lots_file = load_lots_csv(lots, max_lots=max_lots) if lots is not None else None
-    _attach_lots(data, lots_file, str(file))
-    data.update(overrides)
-    return _configuration(data, "", "csv", str(file), lots_file)
 
 
 def _read_targets(path: str | Path) -> dict[str, float]:
@@ -514,7 +318,7 @@ def input_files(path: str | Path, *, lots: str | Path | None = None) -> list[Pat
     if fmt is None:
         return found  # a holdings CSV names no other file
     try:
-        data = _parse(_read_input(file, "portfolio file", "file", "utf-8"), fmt or "toml", str(file))
+        data = parse_text(_read_input(file, "portfolio file", "file", "utf-8"), fmt or "toml", str(file))
         named = _lots_path(data, None, file.parent, str(file)) if isinstance(data, dict) else None
     except InvalidPortfolioError:
         return found  # the load itself says what is wrong
