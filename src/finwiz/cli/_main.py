@@ -227,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    from finwiz.cli._backtest import add_backtest_parser
+
+    _add_demo_parser(commands)
+    _add_rebalance_parser(commands)
+    add_backtest_parser(commands)
+    return parser
+
+
+def _add_demo_parser(commands: Any) -> None:
+    """Add the ``demo`` subcommand."""
     demo = commands.add_parser(
         "demo",
         help="rebalance a bundled 20-stock sample portfolio offline and write report.html",
@@ -237,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     demo.set_defaults(handler=_demo)
 
+
+def _add_rebalance_parser(commands: Any) -> None:
+    """Add the ``rebalance`` subcommand."""
     rebalance = commands.add_parser(
         "rebalance",
         help="rebalance the portfolio described in a TOML or YAML file",
@@ -284,11 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebalance.set_defaults(handler=_rebalance)
 
-    from finwiz.cli._backtest import add_backtest_parser
-
-    add_backtest_parser(commands)
-    return parser
-
 
 def _interrupted(exc: BaseException) -> bool:
     """``exc`` is, or was caused by, a Ctrl-C (a library may wrap it in its own error)."""
@@ -333,19 +341,18 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stderr.write(terminal_text(f"finwiz: error: {exc}") + "\n")
         return EXIT_USAGE
     except FinwizError as exc:
-        if _interrupted(exc):
-            raise KeyboardInterrupt from exc
-        if args.debug:
-            raise
-        sys.stderr.write(terminal_text(f"finwiz: error: {exc}") + "\n")
-        return EXIT_FINWIZ_ERROR
+        return _failed(exc, args.debug, f"finwiz: error: {exc}", EXIT_FINWIZ_ERROR)
     except Exception as exc:
-        if _interrupted(exc):
-            raise KeyboardInterrupt from exc
-        if args.debug:
-            raise
-        sys.stderr.write(
-            terminal_text(f"finwiz: internal error: {type(exc).__name__}: {exc} (run with --debug for details)") + "\n"
-        )
-        return EXIT_INTERNAL
+        message = f"finwiz: internal error: {type(exc).__name__}: {exc} (run with --debug for details)"
+        return _failed(exc, args.debug, message, EXIT_INTERNAL)
+    return status
+
+
+def _failed(exc: Exception, debug: bool, message: str, status: int) -> int:
+    """One line on stderr and ``status``: a wrapped Ctrl-C is an interruption, ``--debug`` re-raises."""
+    if _interrupted(exc):
+        raise KeyboardInterrupt from exc
+    if debug:
+        raise exc
+    sys.stderr.write(terminal_text(message) + "\n")
     return status
