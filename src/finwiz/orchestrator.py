@@ -229,38 +229,11 @@ class PortfolioRebalancingOrchestrator:
             timings["analysis_seconds"] = time.perf_counter() - clock
 
             stage, clock = "optimization", time.perf_counter()
-            options = {**self.engine_options, "portfolio_id": portfolio_id}
-            if factor_model is not None:
-                options["factor_model"] = factor_model
-            # The solver blocks for up to seconds: keep the event loop free for other work. A
-            # daemon thread, so that a cancelled rebalance is not waited for (see the docstring).
-            result = await in_daemon_thread(
-                self.rebalancing_engine.rebalance, config, prices, name="finwiz-solve", **options
-            )
+            result, options = await self._solve(config, prices, portfolio_id, factor_model)
             timings["optimization_seconds"] = time.perf_counter() - clock
 
             stage = "validation"
-            # finwiz's engine validates custom constraints itself (``constraint_outcomes``, the
-            # messages also in warnings); only an injected engine that does not gets them run here.
-            updates: dict[str, Any] = {}
-            outcomes = result.constraint_outcomes
-            new_messages: list[str] = []
-            if not outcomes and config.custom_constraints:
-                outcomes = self.check_custom_constraints(config, result)
-                new_messages = _violations(outcomes)
-                updates["constraint_outcomes"] = outcomes
-            violations = _violations(outcomes)
-            extra_warnings = [*new_messages, *([analysis_warning] if analysis_warning else [])]
-            if extra_warnings:
-                updates["warnings"] = [*result.warnings, *extra_warnings]
-            if result.analysis is None and analysis is not None:
-                updates["analysis"] = analysis
-            if updates:
-                result = result.model_copy(update=updates)
-            result = refuse_failed_checks(result)  # ComplianceError, as the engine's own
-            if result.risk_after is None:  # with a risk model: risk before/after (else unchanged)
-                covariance = options.get("covariance")
-                result = attach_risk(result, factor_model=options.get("factor_model"), covariance=covariance)
+            result, violations = self._validated(config, result, analysis, analysis_warning, options)
 
             stage, clock = "report", time.perf_counter()
             report = await self.write_report(result, portfolio_id, report_path)
@@ -271,16 +244,63 @@ class PortfolioRebalancingOrchestrator:
         await bus.emit(
             RebalancingEventType.COMPLETED,
             portfolio_id,
-            trades=len(result.trades),
-            total_cost=result.total_cost,
-            turnover=result.turnover,
-            compliant=result.is_compliant and not violations,
-            constraint_violations=violations,
-            report_path=str(report) if report is not None else None,
+            **_completion(result, violations, report),
             duration_seconds=time.perf_counter() - started,
             **timings,
         )
         return result
+
+    async def _solve(
+        self,
+        config: PortfolioConfiguration,
+        prices: Mapping[str, Any],
+        portfolio_id: str | None,
+        factor_model: FactorModel | None,
+    ) -> tuple[RebalancingResult, dict[str, Any]]:
+        """The engine's result, and the options it was called with (the orchestrator's own, the
+        portfolio id and the risk model)."""
+        options = {**self.engine_options, "portfolio_id": portfolio_id}
+        if factor_model is not None:
+            options["factor_model"] = factor_model
+        # The solver blocks for up to seconds: keep the event loop free for other work. A daemon
+        # thread, so that a cancelled rebalance is not waited for (see rebalance_portfolio).
+        result: RebalancingResult = await in_daemon_thread(
+            self.rebalancing_engine.rebalance, config, prices, name="finwiz-solve", **options
+        )
+        return result, options
+
+    def _validated(
+        self,
+        config: PortfolioConfiguration,
+        result: RebalancingResult,
+        analysis: PortfolioAnalysis | None,
+        analysis_warning: str | None,
+        options: Mapping[str, Any],
+    ) -> tuple[RebalancingResult, list[str]]:
+        """The engine's result with the custom checks an injected engine left out, the analysis
+        and its warning, refused if a check failed, and its risk; with the violations."""
+        # finwiz's engine validates custom constraints itself (``constraint_outcomes``, the
+        # messages also in warnings); only an injected engine that does not gets them run here.
+        updates: dict[str, Any] = {}
+        outcomes = result.constraint_outcomes
+        new_messages: list[str] = []
+        if not outcomes and config.custom_constraints:
+            outcomes = self.check_custom_constraints(config, result)
+            new_messages = _violations(outcomes)
+            updates["constraint_outcomes"] = outcomes
+        violations = _violations(outcomes)
+        extra_warnings = [*new_messages, *([analysis_warning] if analysis_warning else [])]
+        if extra_warnings:
+            updates["warnings"] = [*result.warnings, *extra_warnings]
+        if result.analysis is None and analysis is not None:
+            updates["analysis"] = analysis
+        if updates:
+            result = result.model_copy(update=updates)
+        result = refuse_failed_checks(result)  # ComplianceError, as the engine's own
+        if result.risk_after is None:  # with a risk model: risk before/after (else unchanged)
+            covariance = options.get("covariance")
+            result = attach_risk(result, factor_model=options.get("factor_model"), covariance=covariance)
+        return result, violations
 
     async def _announce_failure(self, portfolio_id: str | None, stage: str, exc: BaseException, started: float) -> None:
         event = self.event_bus.emit(
@@ -432,6 +452,18 @@ class PortfolioRebalancingOrchestrator:
         written = await asyncio.to_thread(self.report_generator.write, result, path, title=title)
         self.last_report_path = written
         return written
+
+
+def _completion(result: RebalancingResult, violations: list[str], report: Path | None) -> dict[str, Any]:
+    """The ``rebalancing_completed`` event's account of the result."""
+    return {
+        "trades": len(result.trades),
+        "total_cost": result.total_cost,
+        "turnover": result.turnover,
+        "compliant": result.is_compliant and not violations,
+        "constraint_violations": violations,
+        "report_path": str(report) if report is not None else None,
+    }
 
 
 def _violations(outcomes: Sequence[ConstraintOutcome]) -> list[str]:
