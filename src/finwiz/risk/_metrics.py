@@ -271,36 +271,8 @@ def _evaluate(
             volatility > 0, periods_per_year * weights * product[:, :m] / np.where(volatility > 0, volatility, 1.0), 0.0
         )
 
-    if history is not None:
-        for level in confidence:
-            needed = required_observations(level)
-            if history.shape[0] < needed:
-                raise InvalidPortfolioError(
-                    f"returns: {history.shape[0]} observations are too few for a historical tail at {level:g}; "
-                    f"at least {needed} are needed",
-                    field="returns",
-                )
-        losses = -np.sort(history @ weights, axis=0)  # largest loss first
-        mean_of_largest = np.cumsum(losses, axis=0) / np.arange(1, len(losses) + 1)[:, None]
-        tails = [math.floor(len(losses) * (1.0 - a) + _TAIL_SLACK) for a in confidence]
-        var_rows = np.stack([losses[k - 1] for k in tails])  # confidences x m
-        cvar_rows = np.stack([mean_of_largest[k - 1] for k in tails])
-        method: Literal["historical", "parametric"] = "historical"
-    else:
-        normal = NormalDist()
-        z = np.array([normal.inv_cdf(a) for a in confidence])
-        shortfall = np.array([normal.pdf(q) / (1.0 - a) for q, a in zip(z, confidence, strict=True)])
-        var_rows, cvar_rows = z[:, None] * sd, shortfall[:, None] * sd
-        method = "parametric"
-
-    sector_totals: np.ndarray | None = None
-    sector_names: list[str] = []
-    if sectors:
-        labels = list(map(sectors.get, symbols, repeat(_UNCLASSIFIED)))
-        codes, uniques = pd.factorize(pd.Index(labels), sort=True)
-        sector_names = [str(u) for u in uniques]
-        sector_totals = np.zeros((len(sector_names), m))
-        np.add.at(sector_totals, codes, contributions)
+    var_rows, cvar_rows, method = _tails(history, weights, sd, confidence)
+    sector_names, sector_totals = _sector_totals(symbols, sectors, contributions)
     corr = source.correlation(symbols) if correlation else None
 
     out = []
@@ -323,6 +295,46 @@ def _evaluate(
             )
         )
     return out
+
+
+def _tails(
+    history: np.ndarray | None, weights: np.ndarray, sd: np.ndarray, confidence: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, Literal["historical", "parametric"]]:
+    """VaR and CVaR (confidences x columns of ``weights``): from ``history`` when given, else
+    normal with the standard deviations ``sd``."""
+    if history is not None:
+        for level in confidence:
+            needed = required_observations(level)
+            if history.shape[0] < needed:
+                raise InvalidPortfolioError(
+                    f"returns: {history.shape[0]} observations are too few for a historical tail at {level:g}; "
+                    f"at least {needed} are needed",
+                    field="returns",
+                )
+        losses = -np.sort(history @ weights, axis=0)  # largest loss first
+        mean_of_largest = np.cumsum(losses, axis=0) / np.arange(1, len(losses) + 1)[:, None]
+        tails = [math.floor(len(losses) * (1.0 - a) + _TAIL_SLACK) for a in confidence]
+        var_rows = np.stack([losses[k - 1] for k in tails])  # confidences x m
+        cvar_rows = np.stack([mean_of_largest[k - 1] for k in tails])
+        return var_rows, cvar_rows, "historical"
+    normal = NormalDist()
+    z = np.array([normal.inv_cdf(a) for a in confidence])
+    shortfall = np.array([normal.pdf(q) / (1.0 - a) for q, a in zip(z, confidence, strict=True)])
+    var_rows, cvar_rows = z[:, None] * sd, shortfall[:, None] * sd
+    return var_rows, cvar_rows, "parametric"
+
+
+def _sector_totals(
+    symbols: list[str], sectors: Mapping[str, str] | None, contributions: np.ndarray
+) -> tuple[list[str], np.ndarray | None]:
+    """The sectors (sorted; unclassified symbols in their own) and each one's summed contributions."""
+    if not sectors:
+        return [], None
+    labels = list(map(sectors.get, symbols, repeat(_UNCLASSIFIED)))
+    codes, uniques = pd.factorize(pd.Index(labels), sort=True)
+    totals = np.zeros((len(uniques), contributions.shape[1]))
+    np.add.at(totals, codes, contributions)
+    return [str(u) for u in uniques], totals
 
 
 def _aligned(values: Mapping[str, float], symbols: list[str], default: float = 0.0) -> np.ndarray:
