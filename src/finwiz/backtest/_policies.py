@@ -30,17 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finwiz.optimizer import MarketImpactModel, RebalancingEngine
     from finwiz.optimizer.describe._costs import CostModel
 
-__all__ = [
-    "BandRebalance",
-    "CalendarRebalance",
-    "Decision",
-    "NeverRebalance",
-    "OptimizedRebalance",
-    "Policy",
-    "RebalanceContext",
-    "RebalancePolicy",
-    "trade_to_target",
-]
+# The public names are listed once, in finwiz.backtest.__all__ (every one is re-exported there).
 
 Decision = np.ndarray | pd.Series | RebalancingResult | None
 """What ``rebalance`` returns: signed shares per symbol, an engine result, or no trade."""

@@ -14,23 +14,7 @@ from finwiz.data._parsing import parse_symbols
 from finwiz.errors import InsufficientPriceDataError, InvalidPortfolioError
 from finwiz.risk import FactorModel, validate_covariance
 
-__all__ = [
-    "CovarianceMethod",
-    "DataQualityReport",
-    "MissingDataPolicy",
-    "ReturnKind",
-    "StaleRun",
-    "SuspectedSplit",
-    "align_prices",
-    "check_covariance",
-    "check_price_quality",
-    "compute_returns",
-    "estimate_covariance",
-    "ewma_covariance",
-    "ledoit_wolf_covariance",
-    "liquidity_profile",
-    "pca_factor_model",
-]
+# The public names are listed once, in finwiz.data.__all__ (every one is re-exported there).
 
 _SPLIT_FACTORS = np.array([1.5, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 15.0, 20.0])
 
