@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -31,6 +31,44 @@ def _trade(
         total_estimated_cost=value * rate,
         **extra,
     )
+
+
+def compliance_check(
+    constraint: str,
+    term: str,
+    kind: Literal["<=", ">=", "=="],
+    limit: float,
+    value: float,
+    slack: float,
+    unit: str = "",
+) -> ComplianceCheck:
+    """One compliance row; it holds when its slack is not negative."""
+    return ComplianceCheck(
+        constraint=constraint,
+        term=term,
+        kind=kind,
+        limit=limit,
+        value=value,
+        slack=slack,
+        satisfied=slack >= 0,
+        unit=unit,
+    )
+
+
+TRADE_COLUMNS = [
+    "Symbol",
+    "Sector",
+    "Side",
+    "Shares",
+    "Price (USD)",
+    "Value (USD)",
+    "Cost (USD)",
+    "Current",
+    "Target",
+    "Post-trade",
+    "Why",
+]
+"""The trade blotter's header row."""
 
 
 def build_result(
@@ -63,48 +101,16 @@ def build_result(
     tech_after = post["AAA"] + post[third]
     cap = 0.5
     compliance = [
-        ComplianceCheck(
-            constraint="budget",
-            term="budget",
-            kind="==",
-            limit=0.0,
-            value=0.0,
-            slack=0.0,
-            satisfied=True,
-        ),
-        ComplianceCheck(
-            constraint="long_only[AAA]",
-            term="long_only",
-            kind=">=",
-            limit=0.0,
-            value=after["AAA"],
-            slack=after["AAA"],
-            satisfied=True,
-        ),
+        compliance_check("budget", "budget", "==", 0.0, 0.0, 0.0),
+        compliance_check("long_only[AAA]", "long_only", ">=", 0.0, after["AAA"], after["AAA"]),
     ]
     if sectors:
         limit = tech_after - 0.05 if breach else 0.6
         compliance.append(
-            ComplianceCheck(
-                constraint=f"sector_cap[{tech}]",
-                term="sector_caps",
-                kind="<=",
-                limit=limit,
-                value=tech_after,
-                slack=limit - tech_after,
-                satisfied=limit >= tech_after,
-            )
+            compliance_check(f"sector_cap[{tech}]", "sector_caps", "<=", limit, tech_after, limit - tech_after)
         )
         compliance.append(
-            ComplianceCheck(
-                constraint="sector_cap[Health Care]",
-                term="sector_caps",
-                kind="<=",
-                limit=cap,
-                value=post["BBB"],
-                slack=cap - post["BBB"],
-                satisfied=True,
-            )
+            compliance_check("sector_cap[Health Care]", "sector_caps", "<=", cap, post["BBB"], cap - post["BBB"])
         )
     return RebalancingResult(
         method="minimize_trades",
@@ -195,52 +201,17 @@ def build_large_result(n_assets: int = 431, n_trades: int = 145, *, seed: int = 
     for i, s in enumerate(symbols):
         if s in sectors:
             sector_after[sectors[s]] = sector_after.get(sectors[s], 0.0) + float(weight_after[i])
+    turnover = float(np.abs(signed).sum() / value_before)
     compliance = [
-        ComplianceCheck(
-            constraint="budget",
-            term="budget",
-            kind="==",
-            limit=0.0,
-            value=0.0,
-            slack=0.0,
-            satisfied=True,
-            unit="currency",
-        ),
-        ComplianceCheck(
-            constraint="turnover",
-            term="max_turnover",
-            kind="<=",
-            limit=0.5,
-            value=float(np.abs(signed).sum() / value_before),
-            slack=0.5 - float(np.abs(signed).sum() / value_before),
-            satisfied=True,
-            unit="turnover",
-        ),
+        compliance_check("budget", "budget", "==", 0.0, 0.0, 0.0, "currency"),
+        compliance_check("turnover", "max_turnover", "<=", 0.5, turnover, 0.5 - turnover, "turnover"),
         *(
-            ComplianceCheck(
-                constraint=f"sector_cap[{name}]",
-                term="sector_caps",
-                kind="<=",
-                limit=0.12,
-                value=weight,
-                slack=0.12 - weight,
-                satisfied=weight <= 0.12,
-                unit="weight",
-            )
+            compliance_check(f"sector_cap[{name}]", "sector_caps", "<=", 0.12, weight, 0.12 - weight, "weight")
             for name, weight in sorted(sector_after.items())
         ),
         *(
-            ComplianceCheck(
-                constraint=f"long_only[{s}]",
-                term="long_only",
-                kind=">=",
-                limit=0.0,
-                value=float(shares_after[i]),
-                slack=float(shares_after[i]),
-                satisfied=True,
-                unit="shares",
-            )
-            for i, s in enumerate(symbols)
+            compliance_check(f"long_only[{s}]", "long_only", ">=", 0.0, float(held), float(held), "shares")
+            for s, held in zip(symbols, shares_after, strict=True)
         ),
     ]
     current_weights = {s: float(w) for s, w in zip(symbols, weight_before, strict=True)}

@@ -13,7 +13,7 @@ from finwiz.errors import ConfigurationError, FinwizError
 from finwiz.reporting import HTMLReportGenerator, ReportSection, result_summary_html
 from finwiz.schemas import RebalancingResult
 
-from .conftest import EVIL_PORTFOLIO, EVIL_SECTOR, EVIL_SYMBOL, parse_html
+from .conftest import EVIL_PORTFOLIO, EVIL_SECTOR, EVIL_SYMBOL, TRADE_COLUMNS, parse_html
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BUILT_IN = ["summary", "weights", "sectors", "trades", "costs", "compliance", "warnings"]
@@ -54,19 +54,7 @@ def test_summary_shows_the_key_figures(result: RebalancingResult) -> None:
 
 def test_trade_blotter_lists_each_trade(result: RebalancingResult) -> None:
     rows = parse_html(HTMLReportGenerator().generate_html(result)).tables["trades-table"]
-    assert rows[0] == [
-        "Symbol",
-        "Sector",
-        "Side",
-        "Shares",
-        "Price (USD)",
-        "Value (USD)",
-        "Cost (USD)",
-        "Current",
-        "Target",
-        "Post-trade",
-        "Why",
-    ]
+    assert rows[0] == TRADE_COLUMNS
     by_symbol = {row[0]: row for row in rows if len(row) == 11}
     # Shares and value signed like to_frame(): negative for the sell.
     assert by_symbol["AAA"][:7] == ["AAA", "Technology", "SELL", "-150", "100.00", "-15,000.00", "15.00"]

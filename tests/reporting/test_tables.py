@@ -10,21 +10,7 @@ import pytest
 from finwiz.reporting import HTMLReportGenerator
 from finwiz.schemas import ComplianceCheck, RebalancingResult
 
-from .conftest import ParsedPage, parse_html
-
-TRADE_COLUMNS = [
-    "Symbol",
-    "Sector",
-    "Side",
-    "Shares",
-    "Price (USD)",
-    "Value (USD)",
-    "Cost (USD)",
-    "Current",
-    "Target",
-    "Post-trade",
-    "Why",
-]
+from .conftest import TRADE_COLUMNS, ParsedPage, compliance_check, parse_html
 
 
 def _page(result: RebalancingResult) -> ParsedPage:
@@ -106,47 +92,11 @@ def _with_checks(result: RebalancingResult, checks: list[ComplianceCheck]) -> Re
 
 def test_compliance_rows_read_in_words_grouped_by_kind(result: RebalancingResult) -> None:
     checks = [
-        ComplianceCheck(
-            constraint="max_position[AAA]",
-            term="max_position",
-            kind="<=",
-            limit=0.3,
-            value=0.25,
-            slack=0.05,
-            satisfied=True,
-            unit="weight",
-        ),
-        ComplianceCheck(
-            constraint="long_only[AAA]",
-            term="long_only",
-            kind=">=",
-            limit=0.0,
-            value=450.0,
-            slack=450.0,
-            satisfied=True,
-            unit="shares",
-        ),
-        ComplianceCheck(
-            constraint="cash_floor",
-            term="cash",
-            kind=">=",
-            limit=1000.0,
-            value=10971.0,
-            slack=9971.0,
-            satisfied=True,
-            unit="currency",
-        ),
-        ComplianceCheck(
-            constraint="esg_floor",
-            term="esg",
-            kind=">=",
-            limit=7.0,
-            value=6.5,
-            slack=-0.5,
-            satisfied=False,
-            unit="score",
-        ),
-        ComplianceCheck(constraint="custom", term="custom", kind="<=", limit=1.0, value=0.5, slack=0.5, satisfied=True),
+        compliance_check("max_position[AAA]", "max_position", "<=", 0.3, 0.25, 0.05, "weight"),
+        compliance_check("long_only[AAA]", "long_only", ">=", 0.0, 450.0, 450.0, "shares"),
+        compliance_check("cash_floor", "cash", ">=", 1000.0, 10971.0, 9971.0, "currency"),
+        compliance_check("esg_floor", "esg", ">=", 7.0, 6.5, -0.5, "score"),
+        compliance_check("custom", "custom", "<=", 1.0, 0.5, 0.5),
     ]
     rows = _page(_with_checks(result, checks)).tables["compliance-table"]
     assert rows[0] == ["Limit", "Post-trade", "Room", "Status"]
@@ -167,36 +117,17 @@ def test_compliance_rows_read_in_words_grouped_by_kind(result: RebalancingResult
 
 @pytest.mark.parametrize("unit", ["weight", "turnover"])
 def test_fraction_units_read_as_percentages(result: RebalancingResult, unit: str) -> None:
-    check = ComplianceCheck(
-        constraint="c", term="t", kind="<=", limit=0.5, value=0.123456, slack=0.376544, satisfied=True, unit=unit
-    )
+    check = compliance_check("c", "t", "<=", 0.5, 0.123456, 0.376544, unit)
     row = _page(_with_checks(result, [check])).tables["compliance-table"][2]
     assert row[:2] == ["c \u2264 50 %", "12.346 %"]
 
 
 def test_one_row_per_limit_and_member_at_its_tightest(result: RebalancingResult) -> None:
     def band(slack: float) -> ComplianceCheck:
-        return ComplianceCheck(
-            constraint="tolerance_band[MMM]",
-            term="trade_bounds",
-            kind="<=",
-            limit=0.0,
-            value=0.0 if slack == 0 else 2.0,
-            slack=slack,
-            satisfied=slack >= 0,
-            unit="shares",
-        )
+        value = 0.0 if slack == 0 else 2.0
+        return compliance_check("tolerance_band[MMM]", "trade_bounds", "<=", 0.0, value, slack, "shares")
 
-    cap = ComplianceCheck(
-        constraint="max_position[AAPL]",
-        term="max_position",
-        kind="<=",
-        limit=0.1,
-        value=0.09997,
-        slack=0.00003,
-        satisfied=True,
-        unit="weight",
-    )
+    cap = compliance_check("max_position[AAPL]", "max_position", "<=", 0.1, 0.09997, 0.00003, "weight")
     rows = _page(_with_checks(result, [band(0.0), band(-2.0), cap])).tables["compliance-table"]
     assert rows[1:] == [
         ["Inside the tolerance band \u00b7 0 of 1 hold \u00b7 the asset nearest its limit"],
