@@ -12,38 +12,10 @@ import pandas as pd
 import pytest
 
 from finwiz.cli import main
+from tests.cli.conftest import PORTFOLIO_TOML
 from tests.reporting.conftest import parse_html
 
-PORTFOLIO_TOML = """\
-cash = 10000.0
-max_sector_weight = 0.6
-tolerance = 0.0
-
-[holdings]
-AAPL = 300
-MSFT = 20
-JNJ = 100
-
-[target_weights]
-AAPL = 0.3
-MSFT = 0.3
-JNJ = 0.3
-
-[sectors]
-AAPL = "Information Technology"
-MSFT = "Information Technology"
-JNJ = "Health Care"
-"""
-
-
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
-
-
-@pytest.fixture
-def portfolio(tmp_path: Path) -> Path:
-    path = tmp_path / "acct.toml"
-    path.write_text(PORTFOLIO_TOML, encoding="utf-8")
-    return path
 
 
 def test_demo_writes_report_in_current_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,26 +139,15 @@ def test_help_reads_well(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_entry_point_runs_as_a_module(tmp_path: Path) -> None:
     env = {**os.environ, "REBALANCING_PRICE_PROVIDER": "sample", "REBALANCING_FALLBACK_PROVIDERS": "[]"}
-    done = subprocess.run(
-        [sys.executable, "-m", "finwiz", "demo", "--report", "demo.html"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def finwiz(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "finwiz", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    done = finwiz("demo", "--report", "demo.html")
     assert done.returncode == 0, done.stderr
     assert "Report written to" in done.stdout
     assert (tmp_path / "demo.html").exists()
-    bad = subprocess.run(
-        [sys.executable, "-m", "finwiz", "rebalance", "absent.toml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    bad = finwiz("rebalance", "absent.toml")
     assert bad.returncode == 1
     assert bad.stderr.strip() == "finwiz: error: absent.toml: no such portfolio file"

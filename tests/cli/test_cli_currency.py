@@ -8,7 +8,7 @@ import pytest
 
 from finwiz.cli import main
 from finwiz.data import sample_latest_prices
-from tests.cli.test_cli import PORTFOLIO_TOML
+from tests.cli.conftest import PORTFOLIO_TOML
 from tests.reporting.conftest import parse_html
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")

@@ -12,7 +12,7 @@ from finwiz.cli import main
 from finwiz.cli._exposures_csv import read_exposures_csv
 from finwiz.cli._portfolio_file import parse_portfolio_text
 from finwiz.errors import InvalidPortfolioError
-from tests.cli.test_cli import PORTFOLIO_TOML
+from tests.cli.conftest import PORTFOLIO_TOML
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 

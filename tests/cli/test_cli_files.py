@@ -13,23 +13,15 @@ import pytest
 from finwiz import InvalidPortfolioError, SolverError
 from finwiz.cli import main
 from finwiz.cli._files import csv_safe, terminal_text
+from tests.cli.conftest import THREE_ASSETS
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
-BOOK = """\
+BOOK = f"""\
 cash = 10000.0
 tolerance = 0.0
 
-[holdings]
-AAPL = 300
-MSFT = 20
-JNJ = 100
-
-[target_weights]
-AAPL = 0.3
-MSFT = 0.3
-JNJ = 0.3
-
+{THREE_ASSETS}
 [sectors]
 AAPL = "=HYPERLINK(\\"http://x\\")"
 MSFT = "+cmd"

@@ -50,7 +50,7 @@ HOLDINGS = (
 def test_a_holdings_csv_with_targets_rebalances_like_the_same_toml(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.cli.test_cli import PORTFOLIO_TOML
+    from tests.cli.conftest import PORTFOLIO_TOML
 
     (tmp_path / "book.csv").write_text(HOLDINGS, encoding="utf-8")
     toml = PORTFOLIO_TOML.replace("max_sector_weight = 0.6\n", "")

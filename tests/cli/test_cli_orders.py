@@ -8,16 +8,9 @@ import pandas as pd
 import pytest
 
 from finwiz.cli import main
-from tests.cli.test_cli import PORTFOLIO_TOML
+from tests.cli.conftest import PORTFOLIO_TOML
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
-
-
-@pytest.fixture
-def portfolio(tmp_path: Path) -> Path:
-    path = tmp_path / "acct.toml"
-    path.write_text(PORTFOLIO_TOML, encoding="utf-8")
-    return path
 
 
 def test_rebalance_writes_orders_sells_first(

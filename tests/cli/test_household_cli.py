@@ -36,11 +36,22 @@ AAPL = 100
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
-def test_a_household_file_rebalances_every_account(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _household(tmp_path: Path, text: str = HOUSEHOLD_TOML) -> Path:
     path = tmp_path / "household.toml"
-    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
-    status = main(["rebalance", str(path), "--prices", "sample", "--json", "h.json", "--csv", "h.csv"])
-    out, _ = capsys.readouterr()
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rebalance(capsys: pytest.CaptureFixture[str], path: Path, *options: str) -> tuple[int, str, str]:
+    """``finwiz rebalance PATH --prices sample OPTIONS``: the status, stdout and stderr."""
+    status = main(["rebalance", str(path), "--prices", "sample", *options])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_a_household_file_rebalances_every_account(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _household(tmp_path)
+    status, out, _ = _rebalance(capsys, path, "--json", "h.json", "--csv", "h.csv")
     assert status == 0, out
     assert "Account joint (taxable)" in out
     assert "Account ira (traditional)" in out
@@ -58,10 +69,8 @@ def test_a_household_file_rebalances_every_account(tmp_path: Path, capsys: pytes
 def test_a_household_file_with_an_account_twice_is_refused_by_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "household.toml"
-    path.write_text(HOUSEHOLD_TOML.replace('account_id = "ira"', 'account_id = "JOINT"'), encoding="utf-8")
-    status = main(["rebalance", str(path), "--prices", "sample"])
-    _, err = capsys.readouterr()
+    path = _household(tmp_path, HOUSEHOLD_TOML.replace('account_id = "ira"', 'account_id = "JOINT"'))
+    status, _, err = _rebalance(capsys, path)
     assert status == 1
     assert "household.toml" in err
     assert "listed twice" in err
@@ -70,10 +79,8 @@ def test_a_household_file_with_an_account_twice_is_refused_by_name(
 def test_options_a_household_file_does_not_take_yet_are_refused_by_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "household.toml"
-    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
-    status = main(["rebalance", str(path), "--prices", "sample", "--orders", "o.csv"])
-    _, err = capsys.readouterr()
+    path = _household(tmp_path)
+    status, _, err = _rebalance(capsys, path, "--orders", "o.csv")
     assert status == 2
     assert "--orders" in err
     assert not (tmp_path / "o.csv").exists()
@@ -85,11 +92,9 @@ def test_options_a_household_file_does_not_take_yet_are_refused_by_name(
 def test_mode_and_exposures_are_refused_for_a_household_file_not_ignored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
 ) -> None:
-    path = tmp_path / "household.toml"
-    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    path = _household(tmp_path)
     (tmp_path / "exposures.csv").write_text("symbol,exposure,weight\nAAPL,US,1\n", encoding="utf-8")
-    status = main(["rebalance", str(path), "--prices", "sample", option, value, "--json", "h.json"])
-    _, err = capsys.readouterr()
+    status, _, err = _rebalance(capsys, path, option, value, "--json", "h.json")
     assert status == 2
     assert option in err
     assert not (tmp_path / "h.json").exists()
@@ -99,10 +104,8 @@ def test_mode_and_exposures_are_refused_for_a_household_file_not_ignored(
 def test_an_output_on_the_household_file_is_refused_and_the_file_kept(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
 ) -> None:
-    path = tmp_path / "household.toml"
-    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
-    status = main(["rebalance", str(path), "--prices", "sample", option, str(path)])
-    _, err = capsys.readouterr()
+    path = _household(tmp_path)
+    status, _, err = _rebalance(capsys, path, option, str(path))
     assert status == 2
     assert "would overwrite the portfolio file" in err
     assert path.read_text(encoding="utf-8") == HOUSEHOLD_TOML
@@ -111,11 +114,9 @@ def test_an_output_on_the_household_file_is_refused_and_the_file_kept(
 def test_a_household_with_symbols_the_price_source_lacks_fails_in_one_short_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "household.toml"
     many = ", ".join(f"ZZ{i} = 0.01" for i in range(12))
-    path.write_text(HOUSEHOLD_TOML.replace("JNJ = 0.4}", f"JNJ = 0.2, {many}}}"), encoding="utf-8")
-    status = main(["rebalance", str(path), "--prices", "sample", "--no-report"])
-    _, err = capsys.readouterr()
+    path = _household(tmp_path, HOUSEHOLD_TOML.replace("JNJ = 0.4}", f"JNJ = 0.2, {many}}}"))
+    status, _, err = _rebalance(capsys, path, "--no-report")
     assert status == 1
     assert "12 of 14 symbols unknown to the sample provider" in err
     assert "and 7 more" in err
@@ -124,10 +125,9 @@ def test_a_household_with_symbols_the_price_source_lacks_fails_in_one_short_line
 def test_each_account_s_trades_are_the_single_account_blotter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "household.toml"
-    path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
-    assert main(["rebalance", str(path), "--prices", "sample", "--json", "h.json", "--no-report"]) == 0
-    out, _ = capsys.readouterr()
+    path = _household(tmp_path)
+    status, out, _ = _rebalance(capsys, path, "--json", "h.json", "--no-report")
+    assert status == 0
     data = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
     blocks = out.split("Account ")[1:]
     assert len(blocks) == 2
