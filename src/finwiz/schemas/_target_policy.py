@@ -22,6 +22,15 @@ from finwiz.schemas._base import (
 
 __all__ = ["_TargetPolicy"]
 
+_PER_SYMBOL_NUMBERS = (
+    "target_weights",
+    "transaction_cost_rates",
+    "lot_sizes",
+    "max_position_weights",
+    "min_position_weights",
+    "esg_scores",
+)  # symbol -> number maps: numbers checked, symbols canonical (sector_caps: keyed by sector)
+
 
 class _TargetPolicy(_Model):
     """The fields a target and its limits share between :class:`PortfolioConfiguration` (one
@@ -70,29 +79,12 @@ class _TargetPolicy(_Model):
         mode="before",
     )(_optional_number)
 
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        "sector_caps",
-        mode="before",
-    )
+    @field_validator(*_PER_SYMBOL_NUMBERS, "sector_caps", mode="before")
     @classmethod
     def _mapping_numbers(cls, value: Any, info: Any) -> Any:
         return _number_values(value, info.field_name)
 
-    @field_validator(
-        "target_weights",
-        "transaction_cost_rates",
-        "lot_sizes",
-        "max_position_weights",
-        "min_position_weights",
-        "esg_scores",
-        mode="after",
-    )
+    @field_validator(*_PER_SYMBOL_NUMBERS, mode="after")
     @classmethod
     def _canonical_numbers(cls, value: dict[str, float], info: Any) -> dict[str, float]:
         return _canonical_mapping(value, info.field_name)
