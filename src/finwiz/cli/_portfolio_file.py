@@ -116,14 +116,8 @@ def _read_input(path: str | Path, what: str, field: str, encoding: str) -> str:
 
 
 def load_lots_csv(path: str | Path, *, max_lots: int | None = None) -> LotsFile:
-    """Read a CSV of tax lots, one lot a row: ``symbol,shares,cost_basis,acquired[,lot_id]``.
-
-    ``acquired`` is an ISO date (``2021-03-01``); ``cost_basis`` is per share. Every bad row is
-    refused with an :class:`InvalidPortfolioError` naming the file, the row (its line number, the
-    header being line 1) and the column; nothing is returned half-read. With ``max_lots`` (the
-    CLI passes ``RebalancingSettings.max_lots``) a file with more lots is refused at the first
-    row past it.
-    """
+    """Read the lots CSV at ``path`` (bounded, like every input file): the lots as
+    :func:`~finwiz.cli._lots_csv.read_lots_csv` reads and checks them, at most ``max_lots``."""
     file = Path(path)
     text = _read_input(file, "lots file", "lots", "utf-8-sig")  # a byte-order mark is not a column
     return read_lots_csv(file, text, max_lots=max_lots)
