@@ -286,16 +286,17 @@ def build_history(
     prices: Any,
     initial: PortfolioConfiguration,
     *,
-    volumes: Any = None,
-    sectors: Mapping[str, str] | pd.Series | None = None,
-    start: Any = None,
-    end: Any = None,
-    cash_flows: pd.Series | None = None,
-    market_impact: float | MarketImpactModel | None = None,
-    date_format: str | None = None,
+    volumes: Any,
+    sectors: Mapping[str, str] | pd.Series | None,
+    start: Any,
+    end: Any,
+    cash_flows: pd.Series | None,
+    market_impact: float | MarketImpactModel | None,
+    date_format: str | None,
 ) -> MarketHistory:
     """Validate everything a backtest needs (see the module docstring); ``date_format`` reads
-    text dates (prices, volumes, cash flows), required when they are ambiguous."""
+    text dates (prices, volumes, cash flows), required when they are ambiguous. The arguments
+    are :class:`~finwiz.backtest.Backtest`'s, whose signature holds their defaults."""
     config = _normalised(initial, sectors)
     symbols = config.symbols
     dates, P = _prices(prices, symbols, start, end, date_format)
