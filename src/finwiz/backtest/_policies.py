@@ -235,9 +235,9 @@ class OptimizedRebalance(RebalancePolicy):
     Consecutive dates have the same problem structure, so the engine's caches (the OSQP workspace,
     the compiled problem) are reused and warm-started from one date to the next. ``solver``
     defaults to ``"OSQP"`` first on every date: the engine's ``"auto"`` moves a problem shape to
-    Clarabel for good after one polish that does not verify, which on the 431-asset benchmark
-    started from an on-target book made 120 monthly dates take 5.8 s instead of 2.0 s (answers
-    are verified either way; ``solver=None`` restores the engine's choice).
+    Clarabel for good after one polish that does not verify, which made a long backtest about
+    three times slower (answers are verified either way; ``solver=None`` restores the engine's
+    choice).
 
     With ``impact_aware=True`` the engine sees the day's market impact model (from the backtest's
     volumes) and optimises with it; with ``False`` it does not, but the simulation still charges

@@ -121,8 +121,8 @@ class PortfolioConfiguration(_TargetPolicy):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the holdings as rows, not one pydantic object each: a batch sends every account's
-        configuration to a worker, and pickling 100 holdings one by one cost a third of the
-        parent's time (the worker's copy is the same, validated object)."""
+        configuration to a worker, and per-object pickling dominated the parent's time (the
+        worker's copy is the same, validated object; figures: docs/decisions/s11-tidy.md)."""
         state = dict(self.__dict__)
         state["holdings"] = _pack_models(state["holdings"])
         return (_unpickle_configuration, (type(self), state, frozenset(self.model_fields_set)))

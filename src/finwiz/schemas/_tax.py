@@ -91,9 +91,9 @@ class TaxSettings(_Model):
       cheapest lots). The default (None) is ``1 / (2 n)`` for ``n`` assets: the squared tracking
       distance prices a position's deviation at about twice its size, and positions are ~1/n of
       the book, so a sale is then kept from its target only by a tax that is large against the
-      deviation it leaves (431 assets: 0.00116). At 1 on a 431-asset book the tax dwarfs the
-      tracking term: the measured rebalance harvested $809k of losses and ended farther from its
-      target than it started (``benchmarks/test_bench_tax.py`` prints the frontier).
+      deviation it leaves. At 1 on a large book the tax dwarfs the tracking term: the rebalance
+      harvests losses and can end farther from its target than it started
+      (``benchmarks/test_bench_tax.py`` prints the frontier).
     - ``lot_policy``: which lots a sale relieves: ``"optimal"`` (the model chooses, default),
       ``"fifo"`` (oldest first) or ``"hifo"`` (highest cost first) to compare against.
     - Wash sales (window ``wash_sale_days``): an asset sold at a loss in ``recent_sales`` is not
