@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -19,17 +21,17 @@ JNJ = 0.3
 """
 """Holdings and targets (the tables every CLI book here shares)."""
 
-PORTFOLIO_TOML = f"""\
-cash = 10000.0
-max_sector_weight = 0.6
-tolerance = 0.0
 
-{THREE_ASSETS}
-[sectors]
-AAPL = "Information Technology"
-MSFT = "Information Technology"
-JNJ = "Health Care"
-"""
+def book_toml(sectors: Mapping[str, str], settings: str = "") -> str:
+    """The three-asset book with ``settings`` (TOML lines) and these sector labels."""
+    labels = "".join(f"{symbol} = {json.dumps(label)}\n" for symbol, label in sectors.items())
+    return f"cash = 10000.0\n{settings}tolerance = 0.0\n\n{THREE_ASSETS}\n[sectors]\n{labels}"
+
+
+PORTFOLIO_TOML = book_toml(
+    {"AAPL": "Information Technology", "MSFT": "Information Technology", "JNJ": "Health Care"},
+    "max_sector_weight = 0.6\n",
+)
 
 
 @pytest.fixture

@@ -13,20 +13,11 @@ import pytest
 from finwiz import InvalidPortfolioError, SolverError
 from finwiz.cli import main
 from finwiz.cli._files import csv_safe, terminal_text
-from tests.cli.conftest import THREE_ASSETS
+from tests.cli.conftest import book_toml
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
-BOOK = f"""\
-cash = 10000.0
-tolerance = 0.0
-
-{THREE_ASSETS}
-[sectors]
-AAPL = "=HYPERLINK(\\"http://x\\")"
-MSFT = "+cmd"
-JNJ = "@SUM(A1)"
-"""
+BOOK = book_toml({"AAPL": '=HYPERLINK("http://x")', "MSFT": "+cmd", "JNJ": "@SUM(A1)"})
 
 LOTS = "symbol,shares,cost_basis,acquired\nAAPL,300,100.0,2020-01-02\n"
 
