@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLD_ITERATIONS",
     "NativeSolution",
+    "has_dense_block",
     "held_to_bounds",
     "kkt_certified",
     "polish_osqp",
@@ -50,6 +51,11 @@ CLARABEL_SETTINGS: dict[str, Any] = {
     "max_iter": 200,
     "verbose": False,
 }
+DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_threads": 1}
+"""Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
+weights): faer's supernodal kernels instead of qdldl's scalar elimination, about twice as fast
+there and no faster on sparse KKTs (see docs/decisions/s11-dense.md); one thread, because its
+sums depend on the thread count and the same request must get the same trades on any machine."""
 _OSQP_EPS = (1e-3, 1e-5, 1e-7)
 COLD_ITERATIONS = 600
 """ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point).
@@ -263,6 +269,12 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
     return polished
 
 
+def has_dense_block(qp: NativeQP) -> bool:
+    """Whether ``P`` holds a dense block on the weights (then every factorisation of the KKT
+    system is a dense one of the assets' size)."""
+    return qp.dense_w is not None
+
+
 def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
     """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
     ``refine=False``: without its iterative refinement of each step (for a point OSQP polishes)."""
@@ -283,6 +295,9 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
         setattr(settings, name, value)
     settings.time_limit = time_limit
     settings.iterative_refinement_enable = refine
+    if has_dense_block(qp):
+        for name, value in DENSE_KKT_SETTINGS.items():
+            setattr(settings, name, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         solver = clarabel.DefaultSolver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
