@@ -139,3 +139,28 @@ def test_a_covariance_near_but_not_of_the_form_keeps_its_exact_root() -> None:
     model = FactorModel.from_covariance(_frame(matrix))
     assert model.n_factors == 150
     np.testing.assert_allclose(model.covariance().to_numpy(), matrix, atol=1e-15)
+
+
+def test_a_full_rank_covariance_is_refused_before_its_cross_blocks_are_sampled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More days than assets: one square block off the diagonal already has more factors than a
+    split may have, so no randomised range of a whole cross block is drawn."""
+    from finwiz.risk import _split
+
+    def sampled(*_: object) -> None:
+        raise AssertionError("a cross block was sampled")
+
+    monkeypatch.setattr(_split, "_cross", sampled)
+    rng = np.random.default_rng(8)
+    returns = rng.normal(0, 0.01, (400, 300))
+    assert low_rank_split(returns.T @ returns / 400) is None
+
+
+def test_a_split_with_as_many_factors_as_allowed_is_still_found() -> None:
+    """The early refusal looks at a block of one more asset than a split may have factors: a
+    covariance with the most factors allowed still splits."""
+    n = 124  # n // 4 - 1 = 30 factors at most
+    matrix, _, idio = _factor_form(n, 30, seed=9)
+    split = low_rank_split(matrix)
+    assert split is not None
+    assert split[0].shape == (n, 30)
+    np.testing.assert_allclose(split[1], idio, rtol=1e-6)

@@ -42,6 +42,8 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # Groups interleaved (an industry's consecutive assets fall in all three), each group's rows a
     # view; a block across groups is those rows times a thin matrix spread over the other group.
     rows = [matrix[g::3] for g in range(3)]
+    if _full_rank(rows[2][: most + 1, 1::3][:, : most + 1]):
+        return None
     low_diagonal = np.empty(n)
     ranks = set()
     for a, b, c in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
@@ -68,6 +70,14 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if root is None or not _reproduces(matrix, root, d, tolerance):
         return None
     return root, d
+
+
+def _full_rank(block: np.ndarray) -> bool:
+    """Whether the square ``block``, off the diagonal, has full numerical rank: then every cross
+    block holding it has more factors than a split may have (a covariance of more days than assets
+    is refused on this one small block, not on randomised ranges of three whole ones)."""
+    values = np.linalg.eigvalsh(block.T @ block)
+    return bool(values[-1] > 0 and values[0] > _RANK_GAP * values[-1])
 
 
 def _spread(thin: np.ndarray, group: int, n: int) -> np.ndarray:
