@@ -40,7 +40,7 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if most < 1:
         return None
     # Groups interleaved (an industry's consecutive assets fall in all three), each group's rows a
-    # view; a block across groups is those rows times a thin matrix spread over the other group.
+    # view; a block across groups is those rows on the other group's columns (every third).
     rows = [matrix[g::3] for g in range(3)]
     if _full_rank(rows[2][: most + 1, 1::3][:, : most + 1]):
         return None
@@ -56,8 +56,8 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         ranks.add(basis.shape[1])
         # pinv(basis @ wide) = wide' (wide wide')^-1 basis'
-        left = rows[a] @ _spread(wide.T @ inverse, b, n)
-        right = rows[a] @ _spread(basis, c, n)
+        left = rows[a][:, b::3] @ (wide.T @ inverse)
+        right = rows[a][:, c::3] @ basis
         low_diagonal[a::3] = np.einsum("ij,ij->i", left, right)
     if len(ranks) != 1:
         return None
@@ -80,21 +80,14 @@ def _full_rank(block: np.ndarray) -> bool:
     return bool(values[-1] > 0 and values[0] > _RANK_GAP * values[-1])
 
 
-def _spread(thin: np.ndarray, group: int, n: int) -> np.ndarray:
-    """``thin`` (one row per asset of ``group``) as ``n`` rows, zero off the group."""
-    out = np.zeros((n, thin.shape[1]))
-    out[group::3] = thin
-    return out
-
-
 def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The block of ``rows`` on the columns of ``group`` as ``basis @ wide`` with ``basis``
     orthonormal, of its numerical rank (at most ``most``; None above), from a randomised range
     that grows until it holds it."""
     rng = np.random.default_rng(0)  # the same answer on every call
-    n = rows.shape[1]
+    block = np.ascontiguousarray(rows[:, group::3])  # a third of the columns: a third of the products
     for size in sorted({min(32, most + 1), min(128, most + 1), most + 1}):
-        sample = rows @ _spread(rng.standard_normal((len(range(group, n, 3)), size)), group, n)
+        sample = block @ rng.standard_normal((block.shape[1], size))
         values, vectors = np.linalg.eigh(sample.T @ sample)
         rank = int((values > _RANK_GAP * values[-1]).sum()) if values[-1] > 0 else 0
         if rank < size:  # the sample is rank-deficient: it holds the whole range
@@ -102,7 +95,7 @@ def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndar
     else:
         return None
     basis = _orthonormal(sample @ vectors[:, size - rank :])
-    return None if basis is None else (basis, (basis.T @ rows)[:, group::3])
+    return None if basis is None else (basis, basis.T @ block)
 
 
 def _orthonormal(columns: np.ndarray) -> np.ndarray | None:
