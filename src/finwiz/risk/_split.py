@@ -42,8 +42,6 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # Groups interleaved (an industry's consecutive assets fall in all three), each group's rows a
     # view; a block across groups is those rows on the other group's columns (every third).
     rows = [matrix[g::3] for g in range(3)]
-    if _full_rank(rows[2][: most + 1, 1::3][:, : most + 1]):
-        return None
     low_diagonal = np.empty(n)
     ranks = set()
     for a, b, c in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
@@ -75,7 +73,8 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 def _full_rank(block: np.ndarray) -> bool:
     """Whether the square ``block``, off the diagonal, has full numerical rank: then every cross
     block holding it has more factors than a split may have (a covariance of more days than assets
-    is refused on this one small block, not on randomised ranges of three whole ones)."""
+    is refused on this one block, not on a randomised range of the whole cross block; a split's
+    few factors show in the small samples before it, so it never pays for this test)."""
     values = np.linalg.eigvalsh(block.T @ block)
     return bool(values[-1] > 0 and values[0] > _RANK_GAP * values[-1])
 
@@ -87,6 +86,8 @@ def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndar
     rng = np.random.default_rng(0)  # the same answer on every call
     block = np.ascontiguousarray(rows[:, group::3])  # a third of the columns: a third of the products
     for size in sorted({min(32, most + 1), min(128, most + 1), most + 1}):
+        if size == most + 1 and _full_rank(block[:size, :size]):
+            return None  # one square part already has too many factors: no sample of the whole
         sample = block @ rng.standard_normal((block.shape[1], size))
         values, vectors = np.linalg.eigh(sample.T @ sample)
         rank = int((values > _RANK_GAP * values[-1]).sum()) if values[-1] > 0 else 0
