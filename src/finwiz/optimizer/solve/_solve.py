@@ -396,8 +396,7 @@ def _solve_native(
         key = None
     route = plan(qp, key) if solver == "auto" else "explicit"
     if route == "cold" and has_dense_block(qp):
-        # Every factorisation is dense there: OSQP's setup, rho updates and polish each one
-        # (2,000 assets: 16 s CPU), Clarabel's ~16 on faer half of that, kept as it is.
+        # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
     elif route == "cold" and _binds_at_target(model):
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
