@@ -19,6 +19,14 @@ from finwiz.optimizer.solve._solvers import has_dense_block
 N = 90  # over the 64 factors from which the root is squared into a dense block
 RATE = 0.001
 TURNOVER_CAP = 0.25
+REQUEST = {
+    "cash": 3_000.0,
+    "method": "risk_aware",
+    "tolerance": 0.0,
+    "transaction_cost_rate": RATE,
+    "min_trade_size": 0.0,
+    "max_turnover": TURNOVER_CAP,
+}
 
 
 def _case(seed: int, full_rank: bool = True) -> tuple[Model, np.ndarray]:
@@ -27,15 +35,12 @@ def _case(seed: int, full_rank: bool = True) -> tuple[Model, np.ndarray]:
     returns = rng.normal(0, 0.012, (2 * N, N))  # more days than assets: full rank
     sigma = returns.T @ returns / (2 * N)
     sigma = sigma if full_rank else np.diag(np.diag(sigma))
+    shares = rng.integers(5, 80, N)
+    target = rng.dirichlet(np.ones(N)) * 0.97
     config = PortfolioConfiguration(
-        holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, rng.integers(5, 80, N), strict=True)],
-        target_weights=dict(zip(symbols, (rng.dirichlet(np.ones(N)) * 0.97).tolist(), strict=True)),
-        cash=3_000.0,
-        method="risk_aware",
-        tolerance=0.0,
-        transaction_cost_rate=RATE,
-        min_trade_size=0.0,
-        max_turnover=TURNOVER_CAP,
+        holdings=[{"symbol": s, "shares": float(q)} for s, q in zip(symbols, shares, strict=True)],
+        target_weights=dict(zip(symbols, target.tolist(), strict=True)),
+        **REQUEST,
     )
     prices = dict(zip(symbols, rng.uniform(10, 200, N).tolist(), strict=True))
     data = build_problem_data(config, prices, covariance=pd.DataFrame(sigma, index=symbols, columns=symbols))
