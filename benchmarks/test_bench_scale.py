@@ -68,6 +68,62 @@ def test_plain_cvxpy_dense(benchmark: Any, make_problem: Any, n: int, solver: st
     benchmark.pedantic(plain_cvxpy, args=(problem,), kwargs={"solver": solver, "dense": True}, rounds=1)
 
 
+_FULL_RANK: dict[int, Any] = {}
+
+
+def full_rank_covariance(problem: Any) -> Any:
+    """A full-rank dense covariance for ``problem``: the sample covariance of ``1.5 n`` days drawn
+    from its factor model (more days than assets, so no split into factors and a diagonal)."""
+    import pandas as pd
+
+    if problem.n not in _FULL_RANK:
+        rng = np.random.default_rng(7)
+        days = 3 * problem.n // 2
+        fm = problem.factor_model
+        root, idio = fm.exposure_root(), np.sqrt(fm.idiosyncratic_variance.to_numpy())
+        draws = rng.standard_normal((days, root.shape[1])) @ root.T + rng.standard_normal((days, problem.n)) * idio
+        _FULL_RANK[problem.n] = pd.DataFrame(draws.T @ draws / days, index=problem.symbols, columns=problem.symbols)
+    return _FULL_RANK[problem.n]
+
+
+@pytest.mark.parametrize("n", [500, 2000])
+def test_single_rebalance_full_rank_dense(benchmark: Any, make_problem: Any, n: int) -> None:
+    """``rebalance()`` (cold cache, whole shares) with a full-rank dense covariance (issue 20:
+    <= 1 s at 2,000), its root kept from a first call (timed apart, in ``root_seconds``)."""
+    import time
+
+    from finwiz.risk import FactorModel
+
+    problem = make_problem(n)
+    covariance = full_rank_covariance(problem)
+    start = time.perf_counter()
+    assert FactorModel.from_covariance(covariance).n_factors == n
+    benchmark.group = "single-dense-full-rank"
+    benchmark.extra_info.update(kind="single_dense_full_rank", n=n, root_seconds=time.perf_counter() - start)
+    result = benchmark.pedantic(
+        rebalance,
+        args=(problem.config(fractional=False), problem.prices),
+        kwargs={"covariance": covariance},
+        setup=clear_cache,
+        rounds=1,
+    )
+    benchmark.extra_info["stages"] = {s.name: round(s.seconds, 3) for s in result.stages}
+    assert result.is_compliant
+
+
+@pytest.mark.parametrize("n", [500, 2000])
+def test_plain_cvxpy_dense_full_rank(benchmark: Any, make_problem: Any, n: int) -> None:
+    """The reference for ``single-dense-full-rank``: plain cvxpy + Clarabel on the same full-rank
+    matrix as a ``quad_form``."""
+    import dataclasses
+
+    problem = dataclasses.replace(make_problem(n))
+    problem.__dict__["covariance"] = full_rank_covariance(problem)  # the cached property, preset
+    benchmark.group = "single-dense-full-rank"
+    benchmark.extra_info.update(kind="plain_dense_full_rank_clarabel", n=n)
+    benchmark.pedantic(plain_cvxpy, args=(problem,), kwargs={"solver": "CLARABEL", "dense": True}, rounds=1)
+
+
 @pytest.mark.parametrize("shares", ["fractional", "whole"])
 def test_cached_resolve_100(benchmark: Any, make_problem: Any, shares: str) -> None:
     problem = make_problem(100)

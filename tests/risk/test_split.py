@@ -139,3 +139,34 @@ def test_a_covariance_near_but_not_of_the_form_keeps_its_exact_root() -> None:
     model = FactorModel.from_covariance(_frame(matrix))
     assert model.n_factors == 150
     np.testing.assert_allclose(model.covariance().to_numpy(), matrix, atol=1e-15)
+
+
+def test_a_full_rank_covariance_is_refused_before_a_whole_cross_block_is_sampled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More days than assets: one square block of one more asset than a split may have factors
+    already has full rank, so no randomised range as wide as that is drawn and decomposed."""
+    widths: list[int] = []
+    eigh = np.linalg.eigh
+
+    def spy(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        widths.append(len(matrix))
+        return eigh(matrix)
+
+    monkeypatch.setattr(np.linalg, "eigh", spy)
+    rng = np.random.default_rng(8)
+    returns = rng.normal(0, 0.01, (900, 600))
+    assert low_rank_split(returns.T @ returns / 900) is None
+    assert widths  # the small samples ran
+    assert max(widths) <= 128  # not the one of 600 // 4 = 150 columns
+
+
+def test_a_split_with_as_many_factors_as_allowed_is_still_found() -> None:
+    """The early refusal looks at a block of one more asset than a split may have factors: a
+    covariance with the most factors allowed still splits."""
+    n = 124  # n // 4 - 1 = 30 factors at most
+    matrix, _, idio = _factor_form(n, 30, seed=9)
+    split = low_rank_split(matrix)
+    assert split is not None
+    assert split[0].shape == (n, 30)
+    np.testing.assert_allclose(split[1], idio, rtol=1e-6)

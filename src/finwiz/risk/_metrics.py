@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from finwiz.errors import InvalidPortfolioError
-from finwiz.risk._model import FactorModel, validate_covariance
+from finwiz.risk._model import FactorModel
 from finwiz.schemas import CASH, RebalancingResult
 from finwiz.schemas._risk import RiskMetrics, RiskModelKind
 
@@ -128,22 +128,20 @@ def _check_finite(values: np.ndarray, symbols: Sequence[str] | None, field: str)
 
 @dataclass(frozen=True)
 class _Source:
-    """The risk model restricted to the universe: ``Sigma = dense``, or ``root root' + diag(idio)``.
+    """The risk model restricted to the universe: ``Sigma = root root' + diag(idio)``.
 
-    A factor model's root is ``G`` (assets x factors); a returns history's is ``X'`` (assets x
-    periods, centred and scaled by ``1 / sqrt(T - 1)``) with no idiosyncratic part.
+    A factor model's root is ``G`` (assets x factors), a covariance's its kept exact form (see
+    :meth:`FactorModel.from_covariance`); a returns history's is ``X'`` (assets x periods, centred
+    and scaled by ``1 / sqrt(T - 1)``) with no idiosyncratic part.
     """
 
     kind: RiskModelKind
-    dense: np.ndarray | None = None
     root: np.ndarray | None = None
     idio: np.ndarray | None = None
 
     def times(self, x: np.ndarray) -> np.ndarray:
         """``Sigma @ x`` for an n x m block ``x``, never forming Sigma from factors or returns."""
 
-        if self.dense is not None:
-            return np.asarray(self.dense @ x)
         root = self.root if self.root is not None else np.zeros((len(x), 0))
         product = np.asarray(root @ (root.T @ x))
         return product if self.idio is None else product + self.idio[:, None] * x
@@ -206,6 +204,15 @@ def _returns_matrix(returns: pd.DataFrame, symbols: list[str]) -> np.ndarray:
     return values
 
 
+def _root_source(kind: RiskModelKind, model: FactorModel, where: np.ndarray) -> _Source:
+    """``model`` as ``root root' + diag(idio)`` on the assets at ``where``."""
+    root = model.exposure_root()
+    idio = model.idiosyncratic_variance.to_numpy(dtype=float)
+    if len(where) != len(root) or not np.array_equal(where, np.arange(len(root))):
+        root, idio = root[where], idio[where]
+    return _Source(kind, root=root, idio=idio)
+
+
 def _source(
     symbols: list[str],
     covariance: pd.DataFrame | None,
@@ -216,18 +223,17 @@ def _source(
     if covariance is not None and factor_model is not None:
         raise InvalidPortfolioError("give covariance= or factor_model=, not both", field="covariance")
     if covariance is not None:
-        validate_covariance(covariance)
-        where = _positions(pd.Index([str(s) for s in covariance.index]), symbols, "covariance")
-        return _Source("covariance", dense=covariance.to_numpy(dtype=float)[np.ix_(where, where)])
+        # Checked and decomposed once per covariance object: the optimizer's kept root, or this one.
+        model = FactorModel.from_covariance(covariance)
+        return _root_source(
+            "covariance", model, _positions(pd.Index([str(s) for s in covariance.index]), symbols, "covariance")
+        )
     if factor_model is not None:
         if not isinstance(factor_model, FactorModel):
             raise InvalidPortfolioError("factor_model must be a finwiz.FactorModel", field="factor_model")
-        where = _positions(factor_model.loadings.index, symbols, "factor_model")
-        root = factor_model.exposure_root()
-        idio = factor_model.idiosyncratic_variance.to_numpy(dtype=float)
-        if len(where) != len(root) or not np.array_equal(where, np.arange(len(root))):
-            root, idio = root[where], idio[where]
-        return _Source("factor_model", root=root, idio=idio)
+        return _root_source(
+            "factor_model", factor_model, _positions(factor_model.loadings.index, symbols, "factor_model")
+        )
     if history is None:
         raise InvalidPortfolioError(
             "a risk model is needed: pass covariance=, factor_model= or returns=", field="covariance"

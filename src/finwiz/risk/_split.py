@@ -40,7 +40,7 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if most < 1:
         return None
     # Groups interleaved (an industry's consecutive assets fall in all three), each group's rows a
-    # view; a block across groups is those rows times a thin matrix spread over the other group.
+    # view; a block across groups is those rows on the other group's columns (every third).
     rows = [matrix[g::3] for g in range(3)]
     low_diagonal = np.empty(n)
     ranks = set()
@@ -54,8 +54,8 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         ranks.add(basis.shape[1])
         # pinv(basis @ wide) = wide' (wide wide')^-1 basis'
-        left = rows[a] @ _spread(wide.T @ inverse, b, n)
-        right = rows[a] @ _spread(basis, c, n)
+        left = rows[a][:, b::3] @ (wide.T @ inverse)
+        right = rows[a][:, c::3] @ basis
         low_diagonal[a::3] = np.einsum("ij,ij->i", left, right)
     if len(ranks) != 1:
         return None
@@ -70,11 +70,13 @@ def low_rank_split(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return root, d
 
 
-def _spread(thin: np.ndarray, group: int, n: int) -> np.ndarray:
-    """``thin`` (one row per asset of ``group``) as ``n`` rows, zero off the group."""
-    out = np.zeros((n, thin.shape[1]))
-    out[group::3] = thin
-    return out
+def _full_rank(block: np.ndarray) -> bool:
+    """Whether the square ``block``, off the diagonal, has full numerical rank: then every cross
+    block holding it has more factors than a split may have (a covariance of more days than assets
+    is refused on this one block, not on a randomised range of the whole cross block; a split's
+    few factors show in the small samples before it, so it never pays for this test)."""
+    values = np.linalg.eigvalsh(block.T @ block)
+    return bool(values[-1] > 0 and values[0] > _RANK_GAP * values[-1])
 
 
 def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -82,9 +84,11 @@ def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndar
     orthonormal, of its numerical rank (at most ``most``; None above), from a randomised range
     that grows until it holds it."""
     rng = np.random.default_rng(0)  # the same answer on every call
-    n = rows.shape[1]
+    block = np.ascontiguousarray(rows[:, group::3])  # a third of the columns: a third of the products
     for size in sorted({min(32, most + 1), min(128, most + 1), most + 1}):
-        sample = rows @ _spread(rng.standard_normal((len(range(group, n, 3)), size)), group, n)
+        if size == most + 1 and _full_rank(block[:size, :size]):
+            return None  # one square part already has too many factors: no sample of the whole
+        sample = block @ rng.standard_normal((block.shape[1], size))
         values, vectors = np.linalg.eigh(sample.T @ sample)
         rank = int((values > _RANK_GAP * values[-1]).sum()) if values[-1] > 0 else 0
         if rank < size:  # the sample is rank-deficient: it holds the whole range
@@ -92,7 +96,7 @@ def _cross(rows: np.ndarray, group: int, most: int) -> tuple[np.ndarray, np.ndar
     else:
         return None
     basis = _orthonormal(sample @ vectors[:, size - rank :])
-    return None if basis is None else (basis, (basis.T @ rows)[:, group::3])
+    return None if basis is None else (basis, basis.T @ block)
 
 
 def _orthonormal(columns: np.ndarray) -> np.ndarray | None:

@@ -38,6 +38,7 @@ from finwiz.optimizer.solve._qp import Ladder, NativeQP
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
 from finwiz.optimizer.solve._solvers import (
     NativeSolution,
+    has_dense_block,
     polish_osqp,
     refine_on_active_set,
     solve_clarabel,
@@ -394,7 +395,10 @@ def _solve_native(
         # whole-share requests' warm ones from the cache.
         key = None
     route = plan(qp, key) if solver == "auto" else "explicit"
-    if route == "cold" and _binds_at_target(model):
+    if route == "cold" and has_dense_block(qp):
+        # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
+        route, order = "interior", ("CLARABEL", "OSQP")
+    elif route == "cold" and _binds_at_target(model):
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
         # needs thousands of iterations cold (1,875 at 431 assets, 27 ms) and Clarabel 15 (7 ms,
         # and 2 ms for OSQP's polish, which leaves the workspace warm for the next solve).

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLD_ITERATIONS",
     "NativeSolution",
+    "has_dense_block",
     "held_to_bounds",
     "kkt_certified",
     "polish_osqp",
@@ -50,18 +51,17 @@ CLARABEL_SETTINGS: dict[str, Any] = {
     "max_iter": 200,
     "verbose": False,
 }
+DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_threads": 1}
+"""Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
+weights): faer's supernodal kernels, not qdldl's scalar elimination (faster there only, see
+docs/decisions/s11-dense.md); one thread, as its sums depend on the thread count."""
 _OSQP_EPS = (1e-3, 1e-5, 1e-7)
 COLD_ITERATIONS = 600
-"""ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point).
-Measured cold: 175-525 iterations on slack limits at 100-2000 assets, where OSQP is the faster
-(1.8 vs 3.8 ms at 100, 8.8 vs 14.8 at 500, 62 vs 70 at 2000); 575-1975 where caps, sectors,
-turnover and a deposit bind, where Clarabel and the polish are (8.8 vs 27 ms at 431, 10.5 vs 35 at
-500)."""
+"""ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point):
+above what slack limits take, below what binding ones do (docs/decisions/s11-dense.md)."""
 POLISHED_RESIDUAL = 1e-11
-"""Largest row residual accepted from a polished OSQP point. A polished point sits exactly on its
-active bounds (residuals ~1e-20 when the active set is right), and the whole-share rounding needs
-it inside them: a 1e-9 excess on a turnover cap, summed from 76 bounds each 1e-10 short, left the
-rounding no lot-multiple neighbour and cost a whole trade. Otherwise Clarabel's answer is used."""
+"""Largest row residual accepted from a polished OSQP point, which sits on its active bounds: the
+whole-share rounding needs the point inside them (else Clarabel's answer is used)."""
 KKT_TOLERANCE = 1e-7
 """Stationarity and complementarity accepted from a polished OSQP point, relative to the size of
 the (scaled) problem's linear part and objective."""
@@ -154,14 +154,13 @@ def refine_on_active_set(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> tuple[np
 
 
 ADMM_PER_INTERIOR_ITERATION = 40
-"""How many ADMM iterations cost about one interior-point iteration (a factorisation against a
-back-solve): 431 assets with binding limits, ~14 us an ADMM iteration and ~470 us a Clarabel one."""
+"""How many ADMM iterations cost about one interior-point iteration (a back-solve against a
+factorisation, measured on the 431-asset binding book)."""
 
 
 STALLED_ITERATIONS = 200
-"""A warm solve's ADMM iterations on a workspace whose last ADMM solve ran out of iterations (a
-taxable account's side-fixed problems after its relaxation: 640 iterations twice, 62 ms, before
-Clarabel answered in 20); a warm start near the answer takes 25."""
+"""A warm solve's ADMM iterations on a workspace whose last ADMM solve ran out of iterations: far
+more than a warm start near the answer takes, far fewer than a stalled one wastes."""
 
 
 def _budget(workspace: _Workspace, started: bool) -> int:
@@ -263,6 +262,12 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
     return polished
 
 
+def has_dense_block(qp: NativeQP) -> bool:
+    """Whether ``P`` holds a dense block on the weights (then every factorisation of the KKT
+    system is a dense one of the assets' size)."""
+    return qp.dense_w is not None
+
+
 def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
     """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
     ``refine=False``: without its iterative refinement of each step (for a point OSQP polishes)."""
@@ -283,6 +288,9 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
         setattr(settings, name, value)
     settings.time_limit = time_limit
     settings.iterative_refinement_enable = refine
+    if has_dense_block(qp):
+        for name, value in DENSE_KKT_SETTINGS.items():
+            setattr(settings, name, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         solver = clarabel.DefaultSolver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
