@@ -461,3 +461,19 @@ def test_threads_racing_on_a_new_workspace_get_their_own_answers(
         with ThreadPoolExecutor(max_workers=8) as pool:
             together = list(pool.map(lambda p: [t.model_dump() for t in rebalance(sample_config, p).trades], moves))
         assert together == alone
+
+
+@pytest.mark.parametrize("cash", [0.0, 5_000.0])
+def test_analysis_of_a_book_inside_its_bands(cash: float) -> None:
+    """Every asset inside its band: the analysis says whether the cash alone calls for a
+    rebalance (a yes/no, not one answer per asset's band)."""
+    prices = {"AAA": 100.0, "BBB": 50.0}
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 50}, {"symbol": "BBB", "shares": 100}],
+        target_weights={"AAA": 0.5, "BBB": 0.5},
+        cash=cash,
+        tolerance=0.05,
+    )
+    result = rebalance(config, prices, analyze=True)
+    assert result.analysis is not None
+    assert result.analysis.needs_rebalancing is (cash > 0)

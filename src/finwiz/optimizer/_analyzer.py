@@ -158,6 +158,8 @@ class PortfolioAnalyzer:
             sectors = pd.Series([config.sectors.get(s, "Unclassified") for s in frame.index], index=frame.index)
             sector_weights = {str(k): float(v) for k, v in frame["weight"].groupby(sectors).sum().items()}
         current = {str(k): float(v) for k, v in frame["weight"].items()}
+        # the cash is held to its own band
+        cash_off = bool(abs(metrics["cash_weight"] - config.cash_target) > config.band_width(config.cash_target))
         return PortfolioAnalysis(
             total_value=total,
             positions_value=metrics["positions_value"],
@@ -167,7 +169,7 @@ class PortfolioAnalyzer:
             current_weights=current,
             target_weights={str(k): float(v) for k, v in frame["target"].items()},
             needs=needs,
-            needs_rebalancing=bool(exceeded.any()) or abs(metrics["cash_weight"] - config.cash_target) > tol,
+            needs_rebalancing=bool(exceeded.any()) or cash_off,
             max_drift=metrics["max_drift"],
             total_drift=metrics["total_drift"],
             sector_weights=sector_weights,
