@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import nnls
 
-from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup
 from finwiz.optimizer.solve._assembler import Model, stack
 from finwiz.optimizer.verify._compliance import PostTradeState
 from finwiz.schemas import TradeReason
@@ -96,7 +96,7 @@ class _Undo:
         """How far each undo moves each of ``rows`` (rows x trades, dense): the side column's
         term first, then the scalar columns' in order (as a sparse product would sum them)."""
         n, k = self.data.n, len(self.idx)
-        cols = column(rows.cols, n)
+        cols = rows.places(n)
         trade = self.trade_of[cols]
         on_side = trade >= 0
         out = np.zeros((rows.m, k))
