@@ -99,13 +99,14 @@ class _Undo:
         cols = rows.places(n)
         trade = self.trade_of[cols]
         on_side = trade >= 0
-        out = np.zeros((rows.m, k))
-        np.add.at(out, (rows.rows[on_side], trade[on_side]), rows.vals[on_side])
-        out *= self.side
+        # bincount sums in input order as np.add.at does, several times faster
+        flat = rows.rows[on_side] * k + trade[on_side]
+        out = np.bincount(flat, weights=rows.vals[on_side], minlength=rows.m * k).reshape(rows.m, k) * self.side
         on_scalar = cols >= 2 * n
         if on_scalar.any():
-            by_scalar = np.zeros((rows.m, SCALARS))
-            np.add.at(by_scalar, (rows.rows[on_scalar], cols[on_scalar] - 2 * n), rows.vals[on_scalar])
+            flat = rows.rows[on_scalar] * SCALARS + cols[on_scalar] - 2 * n
+            by_scalar = np.bincount(flat, weights=rows.vals[on_scalar], minlength=rows.m * SCALARS)
+            by_scalar = by_scalar.reshape(rows.m, SCALARS)
             for code in range(SCALARS):
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out
