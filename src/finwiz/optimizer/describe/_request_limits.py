@@ -97,7 +97,7 @@ def _band(
     # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
     # freezes nothing, not even an asset sitting exactly on its target.
     width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
-    band = (drift <= width) & (width > 0) & ~breaching
+    band: np.ndarray = (drift <= width) & (width > 0) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
     # cash included: the share of the portfolio that would have to change hands) than a single
     # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
