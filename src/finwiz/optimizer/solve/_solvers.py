@@ -211,7 +211,7 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
     """ADMM on ``workspace`` (``qp`` loaded) at each tolerance in turn, polished, within ``budget``
     iterations: an optimum certified by KKT, or why not."""
     iterations = 0
-    # Not for a taxable account: from 1e-2 its climb over lots ended elsewhere (a netting case 58 % off the MIQP's).
+    # Not for a taxable account: its climb over lots reads where ADMM lands (docs/decisions/s11-resolve.md).
     for eps in _OSQP_EPS if qp.ladder is None else _OSQP_EPS[1:]:
         if iterations >= budget:
             break
