@@ -19,6 +19,11 @@ from finwiz.schemas import PortfolioConfiguration, RebalancingResult, TradeRecom
 
 __all__ = ["ESGConstraint", "OptimizationConstraint", "SectorConcentrationConstraint", "refuse_failed_checks"]
 
+# The types of :meth:`OptimizationConstraint.validate`, which every constraint overrides.
+Trades = Sequence[TradeRecommendation]
+MarketData = Mapping[str, Any]
+Verdict = tuple[bool, list[str]]
+
 
 def refuse_failed_checks(result: RebalancingResult) -> RebalancingResult:
     """``result`` when every custom check passed; otherwise :class:`ComplianceError` carrying it,
@@ -47,12 +52,7 @@ class OptimizationConstraint:
         """Extra optimizer terms that enforce this constraint in the solve."""
         return ()
 
-    def validate(
-        self,
-        trades: Sequence[TradeRecommendation],
-        current_portfolio: PortfolioConfiguration,
-        market_data: Mapping[str, Any],
-    ) -> tuple[bool, list[str]]:
+    def validate(self, trades: Trades, current_portfolio: PortfolioConfiguration, market_data: MarketData) -> Verdict:
         """Check the final trades; ``market_data`` holds ``prices``, ``post_trade_weights``,
         ``sectors`` and ``esg_scores``. Return (ok, messages). ``ok=False`` refuses the trades: the
         engine raises :class:`~finwiz.errors.ComplianceError` (its ``result`` has them all the same)."""
@@ -79,12 +79,7 @@ class SectorConcentrationConstraint(OptimizationConstraint):
     def limits(self) -> Mapping[str, float]:
         return {"max_sector_weight": self.max_sector_weight}
 
-    def validate(
-        self,
-        trades: Sequence[TradeRecommendation],
-        current_portfolio: PortfolioConfiguration,
-        market_data: Mapping[str, Any],
-    ) -> tuple[bool, list[str]]:
+    def validate(self, trades: Trades, current_portfolio: PortfolioConfiguration, market_data: MarketData) -> Verdict:
         weights: Mapping[str, float] = market_data["post_trade_weights"]
         sectors: Mapping[str, str] = market_data["sectors"]
         totals: dict[str, float] = {}
@@ -118,12 +113,7 @@ class ESGConstraint(OptimizationConstraint):
             out["min_average_esg_score"] = self.min_average_score
         return out
 
-    def validate(
-        self,
-        trades: Sequence[TradeRecommendation],
-        current_portfolio: PortfolioConfiguration,
-        market_data: Mapping[str, Any],
-    ) -> tuple[bool, list[str]]:
+    def validate(self, trades: Trades, current_portfolio: PortfolioConfiguration, market_data: MarketData) -> Verdict:
         scores: Mapping[str, float] = market_data["esg_scores"]
         messages = [
             f"buys {t.symbol} scoring {scores.get(t.symbol, float('nan'))} below {self.min_esg_score}"

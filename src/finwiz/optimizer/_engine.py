@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,16 @@ class _ProposalTerm(Term):
 
     def describe(self, data: ProblemData) -> Description:
         return Description(weight_squares=[(np.ones(data.n), self.proposal)])
+
+
+class _Verified(NamedTuple):
+    """What the verify stage hands the result stage."""
+
+    state: PostTradeState
+    trades: list[TradeRecommendation]
+    checks: list[ComplianceCheck]
+    warnings: list[str]
+    outcomes: list[ConstraintOutcome]
 
 
 def _custom_constraints(config: PortfolioConfiguration) -> list[OptimizationConstraint]:
@@ -171,39 +181,51 @@ class RebalancingEngine:
             decided = self._optimize(model, solver, exact, stages)
         if decided.model is not None:  # the trades are of the engine's refined model (its lots' order)
             model = decided.model
-        data = model.data
         with stages.stage("verify"):
-            state = post_trade_state(data, decided.shares)
-            checks = verify(model, state, decided)
-            trades = trades_of(data, state, trade_reasons(model, state, config.mode))
-            warnings = [*data.notes, *decided.warnings, *surprise_warnings(data, state)]
-            custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
-            checks += custom_checks
+            verified = self._verify(model, decided, config, constraints)
         with stages.stage("result"):
-            value = None if isinstance(strategy, OptimizationStrategy) else achieved(model, decided.shares)
-            analysis = self.analyzer.analyze_current_portfolio(config, prices) if analyze else None
-            result = build_result(
-                config,
-                data,
-                state,
-                trades,
-                checks,
-                warnings,
-                decided,
-                value,
-                strategy.name,
-                portfolio_id,
-                analysis,
-            )
+            result = self._result(config, prices, model, decided, verified, strategy, portfolio_id, analyze)
             if analyze:  # risk before/after of the whole-share result (unchanged without a model)
                 result = attach_risk(result, factor_model=factor_model, covariance=covariance, returns=returns)
         update: dict[str, Any] = {"stages": stages.records, "solve_time_seconds": time.perf_counter() - start}
-        if outcomes:
-            update["constraint_outcomes"] = outcomes
+        if verified.outcomes:
+            update["constraint_outcomes"] = verified.outcomes
         # A failed custom check raises ComplianceError carrying the result (see _constraints).
         return refuse_failed_checks(result.model_copy(update=update))
 
     # ------------------------------------------------------------------ stages
+
+    def _verify(
+        self, model: Model, decided: Decided, config: PortfolioConfiguration, constraints: list[OptimizationConstraint]
+    ) -> _Verified:
+        """The verify stage: the post-trade state, the trades with their reasons, every limit's
+        check (the custom constraints' own included), the warnings, the custom outcomes."""
+        data = model.data
+        state = post_trade_state(data, decided.shares)
+        checks = verify(model, state, decided)
+        trades = trades_of(data, state, trade_reasons(model, state, config.mode))
+        warnings = [*data.notes, *decided.warnings, *surprise_warnings(data, state)]
+        custom_checks, outcomes = self._validate_custom(constraints, config, data, state, trades, warnings)
+        return _Verified(state, trades, checks + custom_checks, warnings, outcomes)
+
+    def _result(
+        self,
+        config: PortfolioConfiguration,
+        prices: Mapping[str, Any] | pd.Series,
+        model: Model,
+        decided: Decided,
+        verified: _Verified,
+        strategy: Any,
+        portfolio_id: str | None,
+        analyze: bool,
+    ) -> RebalancingResult:
+        """The result stage: the verified trades as a :class:`~finwiz.RebalancingResult`."""
+        value = None if isinstance(strategy, OptimizationStrategy) else achieved(model, decided.shares)
+        analysis = self.analyzer.analyze_current_portfolio(config, prices) if analyze else None
+        state, trades, checks, warnings = verified.state, verified.trades, verified.checks, verified.warnings
+        return build_result(
+            config, model.data, state, trades, checks, warnings, decided, value, strategy.name, portfolio_id, analysis
+        )
 
     def _prepare(
         self,

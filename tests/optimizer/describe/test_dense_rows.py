@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from finwiz.optimizer.describe._model import SCALARS, Affine, trade_vector
+from finwiz.optimizer.describe._model import COST, SCALARS, Affine, trade_vector
 
 
 def test_large_dense_rows_evaluate_to_the_matrix_product() -> None:
@@ -33,3 +33,11 @@ def test_small_rows_evaluate_alike() -> None:
     buy, sell = rng.uniform(0, 1e-3, n), rng.uniform(0, 1e-3, n)
     np.testing.assert_allclose(rows.evaluate(trade_vector(buy, sell, 0.0)), matrix @ (x0 + buy - sell), rtol=1e-12)
     assert "_csr" not in rows.__dict__
+
+
+def test_kept_column_places_follow_the_asset_count() -> None:
+    """Rows on a scalar column read it after the buys and sells of however many assets ``z`` has."""
+    rows = Affine(np.array([0, 0]), np.array([0, COST]), np.array([1.0, 2.0]), np.zeros(1))
+    for n in (3, 5, 3):
+        buy, sell = np.arange(1.0, n + 1), np.full(n, 7.0)
+        assert rows.evaluate(trade_vector(buy, sell, cost=0.5))[0] == 1.0 + 2.0 * 0.5

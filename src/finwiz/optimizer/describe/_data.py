@@ -184,14 +184,8 @@ def build_problem_data(
     return ProblemData(
         symbols=tuple(symbols),
         prices=price,
-        shares=book.shares,
-        cash=config.cash,
-        cash_flow=config.cash_flow,
-        value=book.value,
-        ref_value=book.ref_value,
-        x0=book.x0,
-        cash0=(config.cash + config.cash_flow) / book.ref_value,
-        current_weights=book.position_value / book.value,
+        **_book_fields(config, book),
+        **_request_fields(config, book, target),
         target=target,
         cash_target=cash_target,
         costs=CostModel(
@@ -207,29 +201,49 @@ def build_problem_data(
         sector_cap=sector_cap,
         esg=esg,
         esg_floor=esg_floor,
-        turnover_cap=config.max_turnover,
-        turnover_exempt=abs(config.cash_flow) / book.ref_value if config.turnover_excludes_cash_flow else 0.0,
-        min_benefit=config.min_benefit,
-        min_position_value=config.min_position_value or 0.0,
-        min_cash_weight=config.min_cash_weight,
-        allow_short=config.allow_short,
         lot=lot,
-        fractional=config.allow_fractional_shares,
-        min_trade_value=config.min_trade_size,
-        trade_penalty=(
-            TRADE_PENALTY_FRACTION * float(np.mean((book.x0 - target) ** 2))
-            if config.trade_penalty is None
-            else config.trade_penalty
-        ),
-        risk_aversion=config.risk_aversion,
         factor_root=factor_root,
         idio_sd=idio_sd,
         lots=lots,
         backoff=INITIAL_BACKOFF,
-        gross_limit=config.gross_exposure_limit,
         notes=tuple(notes),
         exposures=exposure_data(config, symbols),
     )
+
+
+def _book_fields(config: PortfolioConfiguration, book: _Book) -> dict[str, Any]:
+    """The fields of :class:`ProblemData` the book states: holdings, cash, values, weights."""
+    return {
+        "shares": book.shares,
+        "cash": config.cash,
+        "cash_flow": config.cash_flow,
+        "value": book.value,
+        "ref_value": book.ref_value,
+        "x0": book.x0,
+        "cash0": (config.cash + config.cash_flow) / book.ref_value,
+        "current_weights": book.position_value / book.value,
+    }
+
+
+def _request_fields(config: PortfolioConfiguration, book: _Book, target: np.ndarray) -> dict[str, Any]:
+    """The fields of :class:`ProblemData` the request's own settings state (the trade count's
+    price: the request's, else a fraction of the mean squared drift)."""
+    penalty = config.trade_penalty
+    return {
+        "turnover_cap": config.max_turnover,
+        "turnover_exempt": abs(config.cash_flow) / book.ref_value if config.turnover_excludes_cash_flow else 0.0,
+        "min_benefit": config.min_benefit,
+        "min_position_value": config.min_position_value or 0.0,
+        "min_cash_weight": config.min_cash_weight,
+        "allow_short": config.allow_short,
+        "fractional": config.allow_fractional_shares,
+        "min_trade_value": config.min_trade_size,
+        "trade_penalty": TRADE_PENALTY_FRACTION * float(np.mean((book.x0 - target) ** 2))
+        if penalty is None
+        else penalty,
+        "risk_aversion": config.risk_aversion,
+        "gross_limit": config.gross_exposure_limit,
+    }
 
 
 def _asset_limits(

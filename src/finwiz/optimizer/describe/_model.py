@@ -187,15 +187,25 @@ class Affine:
         n = (len(z) - SCALARS) // 2
         if self.vals.size >= _SPARSE_ROWS:
             return np.asarray(self._matrix(n) @ z + self.offset)
-        values = np.bincount(self.rows, weights=self.vals * z[column(self.cols, n)], minlength=self.m)
+        values = np.bincount(self.rows, weights=self.vals * z[self.places(n)], minlength=self.m)
         return np.asarray(values + self.offset)
+
+    def places(self, n: int) -> np.ndarray:
+        """:func:`column` of the column codes for ``n`` assets (kept: the descent evaluates the
+        same rows at every step)."""
+        kept = self.__dict__.get("_places")
+        if kept is None or kept[0] != n:
+            kept = (n, column(self.cols, n))
+            self.__dict__["_places"] = kept  # frozen dataclass: kept beside the fields
+        places: np.ndarray = kept[1]
+        return places
 
     def _matrix(self, n: int) -> sparse.csr_matrix:
         """The rows as a sparse matrix over ``z`` (kept: a dense covariance's root is evaluated at
         every step of the whole-share descent)."""
         kept = self.__dict__.get("_csr")
         if kept is None or kept.shape[1] != 2 * n + SCALARS:
-            kept = sparse.csr_matrix((self.vals, (self.rows, column(self.cols, n))), shape=(self.m, 2 * n + SCALARS))
+            kept = sparse.csr_matrix((self.vals, (self.rows, self.places(n))), shape=(self.m, 2 * n + SCALARS))
             self.__dict__["_csr"] = kept  # frozen dataclass: kept beside the fields
         return kept
 

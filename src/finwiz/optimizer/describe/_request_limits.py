@@ -58,29 +58,7 @@ def _blocked(
         "no_buy": _mask(config.no_buy, symbols),
         "no_sell": _mask(config.no_sell, symbols),
     }
-    # Assets breaching their own cap or floor must be free to trade even inside the band.
-    # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
-    # moves assets out of their band instead of leaving the money uninvested.
-    size = np.abs(x0)  # caps bound |weight| (a short position's size too)
-    breaching = (size > cap) | ((floor > 0) & (x0 < floor - 1e-12))
-    drift = np.abs(x0 - target)
-    # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
-    # freezes nothing, not even an asset sitting exactly on its target.
-    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
-    blocked["tolerance_band"] = (drift <= width) & (width > 0) & ~breaching
-    # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
-    # cash included: the share of the portfolio that would have to change hands) than a single
-    # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
-    # wide book with small targets is an absolute band's blind spot, not a balanced portfolio.
-    cash_gap = abs((config.cash + config.cash_flow) / book.ref_value - config.cash_target)
-    total_drift = 0.5 * float(drift.sum() + cash_gap)
-    if n > 1 and blocked["tolerance_band"].all() and total_drift > config.tolerance:
-        notes.append(
-            f"every asset is inside its tolerance band, so nothing is traded, yet the portfolio is "
-            f"{total_drift:.4g} away from its target (half the sum of |weight - target|, above tolerance "
-            f"{config.tolerance:g}); a relative band (relative_tolerance=0.25, the 5/25 rule) or a smaller "
-            f"tolerance would rebalance it"
-        )
+    blocked["tolerance_band"] = _band(config, book, target, cap, floor, notes)
     screened = (esg < min_esg) if (esg is not None and min_esg is not None) else np.zeros(n, bool)
     # The screen keeps low scorers out of the long book. An asset whose side is short (a short
     # target, or a zero target held short) may still buy back its short: its side bound stops
@@ -96,6 +74,51 @@ def _blocked(
             f"mode sell_only buys nothing: the deposit of {config.cash_flow:,.2f} stays in cash "
             f"(mode buy_only or full invests it)"
         )
+    _refuse_frozen_over_cap(config, blocked, x0, cap)
+    return blocked
+
+
+def _band(
+    config: PortfolioConfiguration,
+    book: _Book,
+    target: np.ndarray,
+    cap: np.ndarray,
+    floor: np.ndarray,
+    notes: list[str],
+) -> np.ndarray:
+    """The assets the tolerance band freezes (a note when it freezes a book far from its target)."""
+    n, x0 = len(config.symbols), book.x0
+    # Assets breaching their own cap or floor must be free to trade even inside the band.
+    # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
+    # moves assets out of their band instead of leaving the money uninvested.
+    size = np.abs(x0)  # caps bound |weight| (a short position's size too)
+    breaching = (size > cap) | ((floor > 0) & (x0 < floor - 1e-12))
+    drift = np.abs(x0 - target)
+    # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
+    # freezes nothing, not even an asset sitting exactly on its target.
+    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
+    band: np.ndarray = (drift <= width) & (width > 0) & ~breaching
+    # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
+    # cash included: the share of the portfolio that would have to change hands) than a single
+    # asset may be (``tolerance``). With every asset inside its band nothing trades, which on a
+    # wide book with small targets is an absolute band's blind spot, not a balanced portfolio.
+    cash_gap = abs((config.cash + config.cash_flow) / book.ref_value - config.cash_target)
+    total_drift = 0.5 * float(drift.sum() + cash_gap)
+    if n > 1 and band.all() and total_drift > config.tolerance:
+        notes.append(
+            f"every asset is inside its tolerance band, so nothing is traded, yet the portfolio is "
+            f"{total_drift:.4g} away from its target (half the sum of |weight - target|, above tolerance "
+            f"{config.tolerance:g}); a relative band (relative_tolerance=0.25, the 5/25 rule) or a smaller "
+            f"tolerance would rebalance it"
+        )
+    return band
+
+
+def _refuse_frozen_over_cap(
+    config: PortfolioConfiguration, blocked: dict[str, np.ndarray], x0: np.ndarray, cap: np.ndarray
+) -> None:
+    """Refuse an asset above its position cap that its restrictions forbid to bring back under it."""
+    symbols = config.symbols
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"] | blocked["buy_only"]
     no_buy = (
         blocked["no_trade"]
@@ -118,7 +141,6 @@ def _blocked(
             field="max_position_weight",
             symbol=symbol,
         )
-    return blocked
 
 
 def _mode_targets(

@@ -336,12 +336,8 @@ def build(
     elastic: list[tuple[str, cp.Constraint]] = []
     goal_expr = OBJECTIVE_SCALE * cp.sum(cp.hstack(pieces.objective)) if pieces.objective else cp.Constant(0.0)
     if diagnose:
-        for limit in pieces.limits:
-            if limit.name not in slacks:
-                slacks[limit.name] = cp.Variable(nonneg=True, name=f"slack_{limit.name}")
-            elastic.append((limit.name, limit.elastic(slacks[limit.name])))
+        goal = _elastic(pieces.limits, slacks, elastic)
         constraints += [c for _, c in elastic]
-        goal = cp.Minimize(cp.sum(cp.hstack(list(slacks.values()))) if slacks else cp.Constant(0.0))
     else:
         constraints += [limit.hard() for limit in pieces.limits]
         goal = cp.Minimize(goal_expr)
@@ -363,6 +359,18 @@ def build(
         pieces.groups,
         sold,
     )
+
+
+def _elastic(
+    limits: Sequence[Limit], slacks: dict[str, cp.Variable], elastic: list[tuple[str, cp.Constraint]]
+) -> cp.Minimize:
+    """The diagnosis's goal: each limit group's rows relaxed by one slack per group (into
+    ``slacks`` and ``elastic``), the slacks' sum minimised."""
+    for limit in limits:
+        if limit.name not in slacks:
+            slacks[limit.name] = cp.Variable(nonneg=True, name=f"slack_{limit.name}")
+        elastic.append((limit.name, limit.elastic(slacks[limit.name])))
+    return cp.Minimize(cp.sum(cp.hstack(list(slacks.values()))) if slacks else cp.Constant(0.0))
 
 
 def _lots(

@@ -287,38 +287,54 @@ class Ladder:
         at = np.where(has, lot, 0)
         past = has & (sell > self.end[at] * (1 + 1e-9) + 1e-15) if len(self.end) else has
         held = has & (bound < -tolerance) & (lot > self.first)
+
+        def slope(k: int) -> float:
+            on_nets = 0.0 if self.nets is None else float(self.nets[k] @ price_nets)
+            return float(self.tax[k] * price_t + self.gain[k] * price_g) + on_nets
+
         for i in np.flatnonzero(past | held):  # the others stay
             j, first, last = int(lot[i]), int(self.first[i]), int(self.first[i] + self.count[i] - 1)
-            curve = float(qp.curvature[i])
-            s = float(sell[i])
-
-            def slope(k: int) -> float:
-                on_nets = 0.0 if self.nets is None else float(self.nets[k] @ price_nets)
-                return float(self.tax[k] * price_t + self.gain[k] * price_g) + on_nets
-
-            if s > self.end[j] * (1 + 1e-9) + 1e-15:  # past the lot: up, to where it would stop
-                k = j + 1
-                while history[i] != 2 and k < last and curve > 0:
-                    if s - (slope(k) - slope(j)) / curve <= self.end[k]:
-                        break
-                    k += 1
-                direction = 1
+            curve, turned = float(qp.curvature[i]), history[i] == 2
+            if sell[i] > self.end[j] * (1 + 1e-9) + 1e-15:  # past the lot: up, to where it would stop
+                k, direction = self._up(j, last, float(sell[i]), curve, turned, slope), 1
             elif bound[i] < -tolerance and j > first:  # held at the lot's start: down while it gains
-                reduced = -float(bound[i])  # the objective's slope along sell_i, the bound aside
-                k = j
-                while k > first and reduced - (slope(j) - slope(k - 1)) > tolerance:
-                    k -= 1
-                    if history[i] == 2 or curve <= 0:
-                        break
-                    if self.start[j] - (reduced - (slope(j) - slope(k))) / curve >= self.start[k]:
-                        break
-                direction = -1
+                # the objective's slope along sell_i, the bound aside
+                k, direction = self._down(j, first, -float(bound[i]), curve, turned, slope, tolerance), -1
             else:
                 continue
             if k != j:
                 history[i] = direction if history[i] in (0, direction) else 2
                 out[i] = k - first
         return out
+
+    def _up(self, j: int, last: int, sell: float, curve: float, turned: bool, slope: Callable[[int], float]) -> int:
+        """The lot above ``j`` where a Newton step from ``sell`` stops (the next one once turned)."""
+        k = j + 1
+        while not turned and k < last and curve > 0:
+            if sell - (slope(k) - slope(j)) / curve <= self.end[k]:
+                break
+            k += 1
+        return k
+
+    def _down(
+        self,
+        j: int,
+        first: int,
+        reduced: float,
+        curve: float,
+        turned: bool,
+        slope: Callable[[int], float],
+        tolerance: float,
+    ) -> int:
+        """The lot below ``j`` down to which selling less still gains (one lot once turned)."""
+        k = j
+        while k > first and reduced - (slope(j) - slope(k - 1)) > tolerance:
+            k -= 1
+            if turned or curve <= 0:
+                break
+            if self.start[j] - (reduced - (slope(j) - slope(k))) / curve >= self.start[k]:
+                break
+        return k
 
 
 @dataclass(frozen=True)

@@ -375,11 +375,8 @@ def _climb(
     return outcome, segments
 
 
-def _solve_native(
-    model: Model, qp: NativeQP, solver: str, time_limit: float
-) -> tuple[SolveOutcome, np.ndarray, np.ndarray]:
-    """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
-    multipliers of every row (OSQP's convention)."""
+def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str, ...]]:
+    """The workspace key of ``qp``, its route (see :func:`plan`) and the solvers to try in order."""
     order = _order(solver)
     structure = ("native", qp.A.shape, qp.A.nnz, qp.P.nnz)
     key: tuple[Any, ...] | None = structure
@@ -408,6 +405,15 @@ def _solve_native(
         # Clarabel 3.3 vs 4.4 ms at 100 assets, 10.5 vs 15.6 at 500, 68 vs 77 at 2000, and warm
         # from a kept workspace of the structure ~1 ms at 100. Clarabel stays the fallback.
         order = ("OSQP", "CLARABEL")
+    return key, route, order
+
+
+def _solve_native(
+    model: Model, qp: NativeQP, solver: str, time_limit: float
+) -> tuple[SolveOutcome, np.ndarray, np.ndarray]:
+    """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
+    multipliers of every row (OSQP's convention)."""
+    key, route, order = _route(model, qp, solver)
 
     def run(name: str) -> _Found:
         try:

@@ -55,7 +55,8 @@ DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_thread
 """Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
 weights): faer's supernodal kernels, not qdldl's scalar elimination (faster there only, see
 docs/decisions/s11-dense.md); one thread, as its sums depend on the thread count."""
-_OSQP_EPS = (1e-3, 1e-5, 1e-7)
+# 1e-2 first: polishing often finds the active set there already (the KKT check refuses it otherwise).
+_OSQP_EPS = (1e-2, 1e-3, 1e-5, 1e-7)
 COLD_ITERATIONS = 600
 """ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point):
 above what slack limits take, below what binding ones do (docs/decisions/s11-dense.md)."""
@@ -209,7 +210,8 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
     """ADMM on ``workspace`` (``qp`` loaded) at each tolerance in turn, polished, within ``budget``
     iterations: an optimum certified by KKT, or why not."""
     iterations = 0
-    for eps in _OSQP_EPS:
+    # Not for a taxable account: its climb over lots reads where ADMM lands (docs/decisions/s11-resolve.md).
+    for eps in _OSQP_EPS if qp.ladder is None else _OSQP_EPS[1:]:
         if iterations >= budget:
             break
         workspace.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=budget - iterations)

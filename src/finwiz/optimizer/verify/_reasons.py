@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import nnls
 
-from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup
 from finwiz.optimizer.solve._assembler import Model, stack
 from finwiz.optimizer.verify._compliance import PostTradeState
 from finwiz.schemas import TradeReason
@@ -96,16 +96,17 @@ class _Undo:
         """How far each undo moves each of ``rows`` (rows x trades, dense): the side column's
         term first, then the scalar columns' in order (as a sparse product would sum them)."""
         n, k = self.data.n, len(self.idx)
-        cols = column(rows.cols, n)
+        cols = rows.places(n)
         trade = self.trade_of[cols]
         on_side = trade >= 0
-        out = np.zeros((rows.m, k))
-        np.add.at(out, (rows.rows[on_side], trade[on_side]), rows.vals[on_side])
-        out *= self.side
+        # bincount sums in input order as np.add.at does, several times faster
+        flat = rows.rows[on_side] * k + trade[on_side]
+        out = np.bincount(flat, weights=rows.vals[on_side], minlength=rows.m * k).reshape(rows.m, k) * self.side
         on_scalar = cols >= 2 * n
         if on_scalar.any():
-            by_scalar = np.zeros((rows.m, SCALARS))
-            np.add.at(by_scalar, (rows.rows[on_scalar], cols[on_scalar] - 2 * n), rows.vals[on_scalar])
+            flat = rows.rows[on_scalar] * SCALARS + cols[on_scalar] - 2 * n
+            by_scalar = np.bincount(flat, weights=rows.vals[on_scalar], minlength=rows.m * SCALARS)
+            by_scalar = by_scalar.reshape(rows.m, SCALARS)
             for code in range(SCALARS):
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out

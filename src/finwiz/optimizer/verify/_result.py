@@ -137,11 +137,7 @@ def build_result(
     """The result of verified trades (its stages and time are set by the engine)."""
     outcome, mip, rounding = decided.outcome, decided.mip, decided.rounding
     bound = decided.bound if achieved is not None else None
-    symbols = data.symbols
-    cash_weight_before = data.cash / data.value
     before, after, warnings = _tracking(data, state, trades, warnings, decided.model if data.lots is not None else None)
-    current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
-    current["CASH"] = cash_weight_before
     violations = [c.slack for c in checks if c.term != "custom"]
     solver = "custom" if outcome is None else outcome.solver
     if decided.repaired:
@@ -154,23 +150,7 @@ def build_result(
         mip_gap=None if mip is None else mip.gap,
         rounding=rounding,
         trades=trades,
-        current_holdings=dict(zip(symbols, data.shares.tolist(), strict=True)),
-        post_trade_holdings=dict(zip(symbols, state.shares_after.tolist(), strict=True)),
-        prices=dict(zip(symbols, data.prices.tolist(), strict=True)),
-        current_weights=current,
-        target_weights=dict(zip(symbols, data.target.tolist(), strict=True)),
-        post_trade_weights=dict(zip(symbols, state.weights_after.tolist(), strict=True)),
-        cash_before=data.cash,
-        cash_flow=data.cash_flow,
-        cash_after=state.cash_after,
-        cash_weight_after=state.cash_weight_after,
-        target_cash_weight=data.cash_target,
-        total_cost=state.total_cost,
-        transaction_costs=float(state.transaction_costs.sum()),
-        market_impact_costs=float(state.impact_costs.sum()),
-        turnover=state.turnover,
-        portfolio_value_before=data.value,
-        portfolio_value_after=state.value_after,
+        **_book_after(data, state),
         sectors=dict(config.sectors),
         exposure_table=config.exposures,
         sleeve_weights=config.sleeves,
@@ -188,6 +168,32 @@ def build_result(
         portfolio_id=portfolio_id,
         tax=None if data.lots is None else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),
     )
+
+
+def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
+    """The result's holdings, weights, cash, costs and value, before and after the trades."""
+    symbols = data.symbols
+    current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
+    current["CASH"] = data.cash / data.value
+    return {
+        "current_holdings": dict(zip(symbols, data.shares.tolist(), strict=True)),
+        "post_trade_holdings": dict(zip(symbols, state.shares_after.tolist(), strict=True)),
+        "prices": dict(zip(symbols, data.prices.tolist(), strict=True)),
+        "current_weights": current,
+        "target_weights": dict(zip(symbols, data.target.tolist(), strict=True)),
+        "post_trade_weights": dict(zip(symbols, state.weights_after.tolist(), strict=True)),
+        "cash_before": data.cash,
+        "cash_flow": data.cash_flow,
+        "cash_after": state.cash_after,
+        "cash_weight_after": state.cash_weight_after,
+        "target_cash_weight": data.cash_target,
+        "total_cost": state.total_cost,
+        "transaction_costs": float(state.transaction_costs.sum()),
+        "market_impact_costs": float(state.impact_costs.sum()),
+        "turnover": state.turnover,
+        "portfolio_value_before": data.value,
+        "portfolio_value_after": state.value_after,
+    }
 
 
 def _bound(continuous: float | None, mip: ExactOutcome | None, achieved: float | None) -> dict[str, Any]:
