@@ -282,17 +282,13 @@ def _program(
     k, rest = len(binary), len(objective) - len(binary)
     matrix = sparse.csc_array(matrix, copy=True)
     matrix.sum_duplicates()  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = len(objective), matrix.shape[0]
-    lp.col_cost_ = objective
-    lp.col_lower_ = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
-    lp.col_upper_ = np.concatenate([np.ones(k), np.full(rest, np.inf)])
-    lp.row_lower_, lp.row_upper_ = lo, up
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = matrix.indptr, matrix.indices, matrix.data
-    if binary.any():
-        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
-        lp.integrality_ = [kinds[b] for b in binary.tolist()] + [kinds[0]] * rest
+    col_lower = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
+    col_upper = np.concatenate([np.ones(k), np.full(rest, np.inf)])
+    integrality = np.concatenate([binary, np.zeros(rest, bool)]).astype(np.int32)  # 1: HiGHS's kInteger
+    # The arrays as they are (HighsLp's attributes copied them element by element: 7 ms at 2000 assets).
+    model = (len(objective), matrix.shape[0], matrix.nnz, int(highspy.MatrixFormat.kColwise), 1, 0.0)
+    given = (objective, col_lower, col_upper, lo, up, matrix.indptr, matrix.indices, matrix.data, integrality)
+    arrays = [np.ascontiguousarray(a, np.int32 if a.dtype.kind in "iub" else np.float64) for a in given]
     found = _Program(None)
     # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
     # programs, and without it HiGHS has called a feasible one infeasible: without it only
@@ -304,7 +300,7 @@ def _program(
         h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", presolve)
-        h.passModel(lp)
+        h.passModel(*model, *arrays)
         h.run()
         status = h.getModelStatus()
         info = h.getInfo()
