@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -160,7 +161,7 @@ def _milp(
     for margin in _MARGINS:
         lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
-        chosen = _relaxed(moves, objective, matrix, lo, up, cheapest, time_limit)
+        chosen = _relaxed(moves, objective, matrix, lo, up, cheapest, time_limit, len(lower))
         if chosen is not None and admissible(chosen):
             return chosen, None
         result = _program(objective, matrix, lo, up, np.ones(m, bool), time_limit)
@@ -222,11 +223,19 @@ def _relaxed(
     up: np.ndarray,
     cheapest: np.ndarray,
     time_limit: float,
+    limits: int,
 ) -> np.ndarray | None:
     """The LP relaxation's choice, its split assets settled by a small 0/1 program (see
-    :func:`_milp`); None when neither the split assets nor the moved ones can settle it."""
+    :func:`_milp`); None when neither the split assets nor the moved ones can settle it. The
+    last ``limits`` rows are the coupled rows (the equality rows come first)."""
     m = len(moves.owner)
-    relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit)
+    # From the cheapest choice (each asset's cheapest and the scalars basic, the limit rows' slacks
+    # too): dual feasible, a few pivots from the optimum (5 against 1,100 from HiGHS's own start
+    # at 2000 assets).
+    columns = np.concatenate([np.isin(np.arange(m), cheapest), np.ones(SCALARS, bool)])
+    equalities = matrix.shape[0] - limits
+    basic = (columns, np.arange(matrix.shape[0]) >= equalities)
+    relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit, basic=basic)
     if relaxation.x is None:
         return None
     y = relaxation.x[:m]
@@ -272,10 +281,11 @@ def _program(
     binary: np.ndarray,
     time_limit: float,
     nonnegative: int = 0,
+    basic: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _Program:
     """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
     rest: the scalar columns, free, then ``nonnegative`` columns >= 0); the relaxation when none is
-    binary."""
+    binary, its simplex started from the basis whose basic columns and rows are ``basic`` (masks)."""
     count("highs")
     import highspy
 
@@ -301,6 +311,8 @@ def _program(
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", presolve)
         h.passModel(*model, *arrays)
+        if basic is not None and presolve == "off":
+            h.setBasis(_basis(*basic))
         h.run()
         status = h.getModelStatus()
         info = h.getInfo()
@@ -310,6 +322,18 @@ def _program(
         if found.x is not None or (found.infeasible and presolve == "on"):
             break
     return found
+
+
+def _basis(columns: np.ndarray, rows: np.ndarray) -> Any:
+    """HiGHS's basis with ``columns`` and ``rows`` (masks) basic, the rest at their lower bounds."""
+    import highspy
+
+    status = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic)
+    basis = highspy.HighsBasis()
+    basis.col_status = [status[b] for b in columns.tolist()]
+    basis.row_status = [status[b] for b in rows.tolist()]
+    basis.valid = True
+    return basis
 
 
 @dataclass(frozen=True)
