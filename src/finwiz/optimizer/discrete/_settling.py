@@ -28,6 +28,7 @@ from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _trade_point
+from finwiz.optimizer.discrete._listed import listed
 from finwiz.optimizer.discrete._pricing import _Rows
 from finwiz.optimizer.verify._diagnosis import conflict
 
@@ -247,6 +248,11 @@ def _relaxed(
         fixed = np.flatnonzero(taken & ~free)
         if not free.any():
             return fixed
+        done, chosen = listed(moves.owner, moves.scalars, objective[:m], matrix, (lo, up), fixed, free, limits)
+        if done:  # few choices: listed (see _listed)
+            if chosen is not None:
+                return np.sort(np.concatenate([fixed, chosen]))
+            continue
         columns = np.concatenate([np.flatnonzero(free), m + np.arange(SCALARS)])
         used = np.asarray(matrix[:, fixed].sum(axis=1)).ravel()
         binary = np.ones(int(free.sum()), bool)

@@ -1,0 +1,56 @@
+"""The small 0/1 program of a settle's split assets, solved by listing every choice.
+
+After the LP relaxation only a few assets are split between candidates (4-7 at 431-2000 binding
+assets, 2-4 candidates each); HiGHS's branch and bound on them cost 3-18 ms a call, most of it
+presolve and setup (the 0/1 program keeps every coupled row), where the choices number at most a
+few thousand and only the rows some choice could breach need checking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+__all__ = ["listed"]
+
+_MOST = 8192  # choices listed at most: past that, HiGHS
+
+
+def listed(
+    owner: np.ndarray,
+    scalars: np.ndarray,
+    price: np.ndarray,
+    matrix: sparse.csc_array,
+    bounds: tuple[np.ndarray, np.ndarray],
+    fixed: np.ndarray,
+    free: np.ndarray,
+    limits: int,
+) -> tuple[bool, np.ndarray | None]:
+    """The cheapest choice (by ``price``) of one candidate per asset among the ``free`` ones (a
+    mask over the candidates, whose ``owner`` and ``scalars`` are given), with the ``fixed`` ones
+    taken, that keeps the last ``limits`` rows of ``matrix`` (the candidates' columns, then the
+    scalar columns) within ``bounds``: ``(True, chosen free candidates)``, ``(True, None)`` when no
+    choice does, ``(False, None)`` when there are more than ``_MOST`` choices to list."""
+    groups = [np.flatnonzero(free & (owner == asset)) for asset in np.unique(owner[free])]
+    if float(np.prod([len(g) for g in groups], dtype=float)) > _MOST:
+        return False, None
+    m, first = len(owner), matrix.shape[0] - limits
+    part = sparse.csc_array(matrix[first:])
+    candidates = np.flatnonzero(free)
+    on_scalars = part[:, m:].toarray()  # each coupled row's scalar columns: those of every choice's sum
+    coef = part[:, candidates].toarray() + on_scalars @ scalars[candidates].T
+    base = np.asarray(part[:, fixed].sum(axis=1)).ravel() + on_scalars @ scalars[fixed].sum(axis=0)
+    low, high = bounds[0][first:] - base, bounds[1][first:] - base
+    at = [np.searchsorted(candidates, g) for g in groups]
+    least = sum((coef[:, i].min(axis=1) for i in at), np.zeros(limits))
+    most = sum((coef[:, i].max(axis=1) for i in at), np.zeros(limits))
+    rows = np.flatnonzero((least < low) | (most > high))  # the others hold whatever is chosen
+    values, cost, pick = np.zeros((1, rows.size)), np.zeros(1), np.zeros((1, 0), np.int64)
+    for g, i in zip(groups, at, strict=True):
+        values = (values[:, None, :] + coef[np.ix_(rows, i)].T[None, :, :]).reshape(-1, rows.size)
+        cost = (cost[:, None] + price[g][None, :]).ravel()
+        pick = np.concatenate([np.repeat(pick, len(g), axis=0), np.tile(g, len(pick))[:, None]], axis=1)
+    keeps = np.all((values >= low[rows]) & (values <= high[rows]), axis=1)
+    if not keeps.any():
+        return True, None
+    return True, pick[np.flatnonzero(keeps)[np.argmin(cost[keeps])]]
