@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._listed import listed
+from finwiz.optimizer.discrete._listed import breachable, listed
 
 
 def _program(seed: int, assets: int = 5, per: int = 3, limits: int = 6) -> dict[str, np.ndarray]:
@@ -116,3 +118,32 @@ def test_listed_leaves_many_choices_to_the_solver() -> None:
     limits = p["matrix"].shape[0] - 9 - SCALARS
     args = (p["scalars"], p["price"], p["matrix"], (p["lo"], p["up"]), np.zeros(0, np.int64))
     assert listed(owner, *args, np.ones(owner.size, bool), limits) == (False, None)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_breachable_keeps_every_row_some_choice_breaks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(6), 3)
+    m, k = owner.size, 10
+    scalars = rng.normal(0.0, 0.1, (m, SCALARS))
+    trade = sparse.csr_array(sparse.random_array((k, m), density=0.3, rng=rng))
+    on_scalars = sparse.csr_array(rng.normal(0.0, 1.0, (k, SCALARS)) * (rng.uniform(size=(k, 1)) < 0.5))
+    values = np.array(
+        [
+            (trade[:, list(pick)].sum(axis=1) + on_scalars @ scalars[list(pick)].sum(axis=0))
+            for pick in itertools.product(*(np.flatnonzero(owner == a) for a in range(6)))
+        ]
+    )  # every choice (3^6) x rows: the exact reach
+    # Each row just breakable by its extreme choice, on one side (the other far): any row whose
+    # reach the bound narrows is left out wrongly.
+    low_side = np.arange(k) % 2 == 0
+    bounds = (
+        np.where(low_side, values.min(axis=0) + 1e-9, -1e3),
+        np.where(low_side, 1e3, values.max(axis=0) - 1e-9),
+    )
+    breaks = np.any((values < bounds[0]) | (values > bounds[1]), axis=0)
+    assert breaks.all()
+    kept = breachable(trade, on_scalars, owner, scalars, bounds)
+    assert np.all(kept[breaks])  # never leaves out a row that matters
+    far = breachable(trade, on_scalars, owner, scalars, (values.min(axis=0) - 10.0, values.max(axis=0) + 10.0))
+    assert not far.any()  # rows far from every choice are left out

@@ -28,7 +28,7 @@ from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _trade_point
-from finwiz.optimizer.discrete._listed import listed
+from finwiz.optimizer.discrete._listed import breachable, listed
 from finwiz.optimizer.discrete._pricing import _Rows
 from finwiz.optimizer.verify._diagnosis import conflict
 
@@ -162,10 +162,16 @@ def _milp(
     for margin in _MARGINS:
         lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
-        chosen = _relaxed(moves, objective, matrix, lo, up, cheapest, time_limit, len(lower))
+        # Only the rows some choice could breach (_listed.breachable): the relaxation ~2x faster.
+        keep = breachable(
+            trade_part, scalar_cols, moves.owner, moves.scalars, (lower + margin - offset, upper - margin - offset)
+        )
+        keep = np.concatenate([np.ones(n + SCALARS, bool), keep])
+        program = (sparse.csc_array(matrix[keep]), lo[keep], up[keep])
+        chosen = _relaxed(moves, objective, *program, cheapest, time_limit, int(keep.sum()) - n - SCALARS)
         if chosen is not None and admissible(chosen):
             return chosen, None
-        result = _program(objective, matrix, lo, up, np.ones(m, bool), time_limit)
+        result = _program(objective, *program, np.ones(m, bool), time_limit)
         if result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
             break
     else:
