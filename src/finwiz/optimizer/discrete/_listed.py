@@ -82,8 +82,8 @@ def breachable(
     partial = np.diff(np.r_[starts, key.size]) < np.bincount(owner, minlength=assets)[asset]  # 0 is among them
     least, most = np.where(partial, np.minimum(least, 0.0), least), np.where(partial, np.maximum(most, 0.0), most)
     k = trade_part.shape[0]
-    low = np.bincount(row, least, minlength=k)
-    high = np.bincount(row, most, minlength=k)
+    low = np.bincount(row, least, minlength=k).astype(np.float64)  # int when no row has a trade entry
+    high = np.bincount(row, most, minlength=k).astype(np.float64)
     sums = np.full((2, assets, scalars.shape[1]), np.inf)
     sums[1] = -np.inf
     np.minimum.at(sums[0], owner, scalars)
