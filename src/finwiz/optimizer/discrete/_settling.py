@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -358,21 +357,10 @@ class _Choices:
     trade_part: sparse.csr_array
     scalar_cols: sparse.csr_array
 
-    @cached_property
-    def dense(self) -> np.ndarray | None:
-        """``trade_part`` as a dense block when small (scipy's row and column slices cost more
-        than the greedy's arithmetic at 100 assets)."""
-        rows, cols = self.trade_part.shape
-        return self.trade_part.toarray() if rows * cols <= _DENSE_PART else None
-
     def block(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
-        """Rows ``rows`` and columns ``cols`` of ``trade_part``, dense."""
-        if self.dense is not None:
-            return np.asarray(self.dense[rows][:, cols])
+        """Rows ``rows`` and columns ``cols`` of ``trade_part``, dense (sliced sparse at every size:
+        the greedy runs only where HiGHS fails, so a dense copy for small books bought nothing)."""
         return np.asarray(sparse.csc_array(self.trade_part[rows])[:, cols].toarray())
-
-
-_DENSE_PART = 500_000  # entries of the candidates' part of the rows below which it is kept dense
 
 
 def _repair(chosen: np.ndarray, choices: _Choices, on: _Rows, max_rounds: int = 200) -> np.ndarray | None:
