@@ -1,9 +1,8 @@
 """The small 0/1 program of a settle's split assets, solved by listing every choice.
 
-After the LP relaxation only a few assets are split between candidates (4-7 at 431-2000 binding
-assets, 2-4 candidates each); HiGHS's branch and bound on them cost 3-18 ms a call, most of it
-presolve and setup (the 0/1 program keeps every coupled row), where the choices number at most a
-few thousand and only the rows some choice could breach need checking.
+After the LP relaxation only a few assets are split between candidates: HiGHS's branch and bound
+on them is mostly presolve and setup, where the choices number a few thousand at most and only
+the rows some choice could breach need checking (figures: docs/decisions/s11-round.md).
 """
 
 from __future__ import annotations
@@ -65,8 +64,8 @@ def breachable(
 ) -> np.ndarray:
     """Which coupled rows (``trade_part``: rows x candidates, ``scalar_cols``: rows x scalar
     columns) some choice of one candidate per asset (``owner``, ``scalars``) could take outside
-    ``bounds``: the rest hold whatever is chosen (at 431-2000 binding assets all but 8 of 524-2024,
-    the position caps far from their bounds), and the 0/1 program is built without them. Each
+    ``bounds``: the rest hold whatever is chosen (on binding books most: the position caps far
+    from their bounds), and the 0/1 program is built without them. Each
     row's reach is bounded by its trade part's per asset and its scalar columns' apart (wider than
     the exact reach, so no row that matters is left out)."""
     assets = int(owner.max()) + 1

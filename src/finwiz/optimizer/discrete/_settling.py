@@ -6,11 +6,8 @@ only if that fails; where HiGHS fails, a greedy repair (swaps priced on the viol
 the cheapening back (``_cheapen``). Where no choice keeps every row, an elastic program says how
 much each limit would have to give.
 
-Not the greedy first (measured with it first on more than 60 assets): it saved ~10 ms of a cached
-100-asset re-solve, but at 431-500 binding assets it either failed (HiGHS then ran as well) or its
-choice, no dearer as a 0/1 choice, sent the rounding into the back-off (500 assets, minimum costs:
-91 -> 518 ms CPU) or to a worse answer (431 real assets under a 15 % turnover cap: 2.22 -> 2.45
-allowances above the bound). The descent after the settle depends on which choice it starts from.
+Not the greedy first: the descent after the settle depends on which choice it starts from, and
+from the greedy's it ended worse or in the back-off on 431-500 binding assets (docs/decisions/s11-round.md).
 """
 
 from __future__ import annotations
@@ -146,9 +143,8 @@ def _milp(
     First the LP relaxation: at its vertex at most one asset per binding coupled row is split
     between candidates, so the others are fixed at their choice and only the split ones (then,
     if that is infeasible, also every asset the relaxation moved off its cheapest candidate) go
-    into a small 0/1 program; the full program only if both are infeasible. Measured on 27
-    binding requests at 100-500 assets: 7-24 ms against 20-300 ms for the full program, within
-    0.2 whole-share allowances of its optimum in 22 (at most 2.1), before the descent."""
+    into a small 0/1 program; the full program only if both are infeasible: a fraction of the
+    full program's time, near its optimum before the descent (docs/decisions/s11-round.md)."""
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
     one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + SCALARS))
@@ -161,7 +157,7 @@ def _milp(
     for margin in _MARGINS:
         lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
-        # Only the rows some choice could breach (_listed.breachable): the relaxation ~2x faster.
+        # Only the rows some choice could breach (_listed.breachable): most are far from it.
         keep = breachable(
             trade_part, scalar_cols, moves.owner, moves.scalars, (lower + margin - offset, upper - margin - offset)
         )
@@ -235,9 +231,8 @@ def _relaxed(
     :func:`_milp`); None when neither the split assets nor the moved ones can settle it. The
     last ``limits`` rows are the coupled rows (the equality rows come first)."""
     m = len(moves.owner)
-    # From the cheapest choice (each asset's cheapest and the scalars basic, the limit rows' slacks
-    # too): dual feasible, a few pivots from the optimum (5 against 1,100 from HiGHS's own start
-    # at 2000 assets).
+    # From the cheapest choice (each asset's cheapest, the scalars and the limit rows' slacks
+    # basic): dual feasible, so a few pivots instead of one per asset from HiGHS's own start.
     columns = np.concatenate([np.isin(np.arange(m), cheapest), np.ones(SCALARS, bool)])
     equalities = matrix.shape[0] - limits
     basic = (columns, np.arange(matrix.shape[0]) >= equalities)
@@ -306,7 +301,7 @@ def _program(
     col_lower = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
     col_upper = np.concatenate([np.ones(k), np.full(rest, np.inf)])
     integrality = np.concatenate([binary, np.zeros(rest, bool)]).astype(np.int32)  # 1: HiGHS's kInteger
-    # The arrays as they are (HighsLp's attributes copied them element by element: 7 ms at 2000 assets).
+    # The arrays as they are: HighsLp's attributes copy them element by element.
     model = (len(objective), matrix.shape[0], matrix.nnz, int(highspy.MatrixFormat.kColwise), 1, 0.0)
     given = (objective, col_lower, col_upper, lo, up, matrix.indptr, matrix.indices, matrix.data, integrality)
     arrays = [np.ascontiguousarray(a, np.int32 if a.dtype.kind in "iub" else np.float64) for a in given]
