@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._listed import breachable, listed
+from finwiz.optimizer.discrete._listed import breachable, listed, reach
 
 
 def _program(seed: int, assets: int = 5, per: int = 3, limits: int = 6) -> dict[str, np.ndarray]:
@@ -143,7 +143,8 @@ def test_breachable_keeps_every_row_some_choice_breaks(seed: int) -> None:
     )
     breaks = np.any((values < bounds[0]) | (values > bounds[1]), axis=0)
     assert breaks.all()
-    kept = breachable(trade, on_scalars, owner, scalars, bounds)
+    reached = reach(trade, on_scalars, owner, scalars)
+    kept = breachable(reached, bounds)
     assert np.all(kept[breaks])  # never leaves out a row that matters
-    far = breachable(trade, on_scalars, owner, scalars, (values.min(axis=0) - 10.0, values.max(axis=0) + 10.0))
+    far = breachable(reached, (values.min(axis=0) - 10.0, values.max(axis=0) + 10.0))
     assert not far.any()  # rows far from every choice are left out

@@ -55,43 +55,40 @@ def listed(
     return True, pick[np.flatnonzero(keeps)[np.argmin(cost[keeps])]]
 
 
-def breachable(
-    trade_part: sparse.csr_array,
-    scalar_cols: sparse.csr_array,
-    owner: np.ndarray,
-    scalars: np.ndarray,
-    bounds: tuple[np.ndarray, np.ndarray],
-) -> np.ndarray:
-    """Which coupled rows (``trade_part``: rows x candidates, ``scalar_cols``: rows x scalar
-    columns) some choice of one candidate per asset (``owner``, ``scalars``) could take outside
-    ``bounds``: the rest hold whatever is chosen (on binding books most: the position caps far
-    from their bounds), and the 0/1 program is built without them. Each
-    row's reach is bounded by its trade part's per asset and its scalar columns' apart (wider than
-    the exact reach, so no row that matters is left out)."""
-    assets = int(owner.max()) + 1
-    coo = sparse.coo_array(trade_part)
+def reach(
+    trade_part: sparse.csr_array, scalar_cols: sparse.csr_array, owner: np.ndarray, scalars: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on what each coupled row (``trade_part``: rows x candidates, ``scalar_cols``: rows x
+    scalar columns) takes over every choice of one candidate per asset (``owner``, ``scalars``): its
+    trade part's reach per asset and its scalar columns' apart, wider than the exact reach, so a
+    row outside them is one no choice breaches."""
+    order = np.argsort(owner, kind="stable")  # the candidates come grouped by asset
+    owner, scalars = owner[order], scalars[order]
+    assets, starts = int(owner[-1]) + 1, np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    coo = sparse.coo_array(sparse.csc_array(trade_part)[:, order])
     coo.sum_duplicates()
     key = coo.row.astype(np.int64) * assets + owner[coo.col]
-    order = np.argsort(key, kind="stable")
-    key, value = key[order], coo.data[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
-    least = np.minimum.reduceat(value, starts) if key.size else np.zeros(0)
-    most = np.maximum.reduceat(value, starts) if key.size else np.zeros(0)
-    row, asset = np.divmod(key[starts], assets)
-    partial = np.diff(np.r_[starts, key.size]) < np.bincount(owner, minlength=assets)[asset]  # 0 is among them
+    turn = np.argsort(key, kind="stable")
+    key, value = key[turn], coo.data[turn]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
+    least = np.minimum.reduceat(value, first) if key.size else np.zeros(0)
+    most = np.maximum.reduceat(value, first) if key.size else np.zeros(0)
+    row, asset = np.divmod(key[first], assets)
+    partial = np.diff(np.r_[first, key.size]) < np.diff(np.r_[starts, owner.size])[asset]  # 0 is among them
     least, most = np.where(partial, np.minimum(least, 0.0), least), np.where(partial, np.maximum(most, 0.0), most)
     k = trade_part.shape[0]
     low = np.bincount(row, least, minlength=k).astype(np.float64)  # int when no row has a trade entry
     high = np.bincount(row, most, minlength=k).astype(np.float64)
-    sums = np.full((2, assets, scalars.shape[1]), np.inf)
-    sums[1] = -np.inf
-    np.minimum.at(sums[0], owner, scalars)
-    np.maximum.at(sums[1], owner, scalars)
-    on = scalar_cols.toarray()
-    ends = on[:, :, None] * sums.sum(axis=1).T[None, :, :]  # rows x scalars x (least sum, most sum)
-    low += ends.min(axis=2).sum(axis=1)
-    high += ends.max(axis=2).sum(axis=1)
-    return np.asarray((low < bounds[0] + _SAFE) | (high > bounds[1] - _SAFE))
+    sums = np.stack([np.minimum.reduceat(scalars, starts), np.maximum.reduceat(scalars, starts)]).sum(axis=1)
+    ends = scalar_cols.toarray()[:, :, None] * sums.T[None, :, :]  # rows x scalars x (least sum, most sum)
+    return low + ends.min(axis=2).sum(axis=1), high + ends.max(axis=2).sum(axis=1)
+
+
+def breachable(reached: tuple[np.ndarray, np.ndarray], bounds: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which coupled rows some choice could take outside ``bounds``, by their ``reached`` bounds
+    (:func:`reach`): the rest hold whatever is chosen (on binding books most: the position caps far
+    from their bounds), and the 0/1 program is built without them."""
+    return np.asarray((reached[0] < bounds[0] + _SAFE) | (reached[1] > bounds[1] - _SAFE))
 
 
 _SAFE = 1e-12  # weight units: a row this close to being breached is kept

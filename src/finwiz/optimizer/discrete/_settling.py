@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _trade_point
-from finwiz.optimizer.discrete._listed import breachable, listed
+from finwiz.optimizer.discrete._listed import breachable, listed, reach
 from finwiz.optimizer.discrete._pricing import _Rows
 from finwiz.optimizer.verify._diagnosis import conflict
 
@@ -38,11 +39,18 @@ after that (priced by the plain gradient, HiGHS once ran to a 10 s limit at 431 
 
 
 def _settle(
-    data: ProblemData, moves: _Moves, price: np.ndarray, cheapest: np.ndarray, rows: _Rows, time_limit: float
+    data: ProblemData,
+    moves: _Moves,
+    price: np.ndarray,
+    cheapest: np.ndarray,
+    rows: _Rows,
+    time_limit: float,
+    program: _Program01 | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """Coupled rows bind at the cheapest choice: the exact 0/1 program over the candidates (priced
-    by the Lagrangian, with a time limit); where it fails, the greedy (``_Program01.greedy``)."""
-    program = _Program01(data, moves, price, cheapest, rows, time_limit)
+    by the Lagrangian, with a time limit); where it fails, the greedy (``_Program01.greedy``).
+    ``program``: these candidates' program, if built."""
+    program = program or _Program01(data, moves, price, cheapest, rows, time_limit)
     try:
         chosen, gap = program.solve(rows, True)
     except (InfeasibleRebalanceError, SolverError):
@@ -61,11 +69,12 @@ def _settle_inside(
     rows: _Rows,
     time_limit: float,
     room: np.ndarray,
+    program: _Program01 | None = None,
 ) -> tuple[np.ndarray, float | None] | None:
     """:func:`_settle` leaving ``room`` (per row, weight units) inside each row's bounds, by the 0/1
     program only (the back-off: settled by the greedy, the 2000-asset binding answer lost 94 %);
     None when no candidate choice does."""
-    program = _Program01(data, moves, price, cheapest, rows, time_limit)
+    program = program or _Program01(data, moves, price, cheapest, rows, time_limit)
     try:
         return _shares(data.n, moves, *program.solve(replace(rows, lower=rows.lower + room, upper=rows.upper - room)))
     except (_RefusedError, SolverError):
@@ -82,6 +91,11 @@ class _Program01:
         self.trade_part = sparse.csr_array(rows.a_trade @ moves.matrix(data.n)[: 2 * data.n])
         self.scalar_cols = sparse.csr_array(rows.a_scalar)
         self.limit = min(time_limit, _MILP_SECONDS)
+
+    @cached_property
+    def reached(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds on each coupled row over every choice (``_listed.reach``), for each settle of it."""
+        return reach(self.trade_part, self.scalar_cols, self.moves.owner, self.moves.scalars)
 
     def admissible(self, chosen: np.ndarray, on: _Rows | None = None) -> bool:
         """Whether the choice keeps every row (exact check; of ``on`` if given)."""
@@ -113,6 +127,7 @@ class _Program01:
             self.admissible,
             self.cheapest,
             explain,
+            self.reached,
         )
 
 
@@ -137,6 +152,7 @@ def _milp(
     admissible: Callable[[np.ndarray], bool],
     cheapest: np.ndarray,
     explain: bool = True,
+    reached: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """One candidate per asset under the coupled rows: binaries y, the scalar columns continuous.
 
@@ -147,6 +163,7 @@ def _milp(
     full program's time, near its optimum before the descent (docs/decisions/s11-round.md)."""
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
+    reached = reached or reach(trade_part, scalar_cols, moves.owner, moves.scalars)
     one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + SCALARS))
     # Definition rows: scalar_k - sum_j scalars_jk y_j = 0.
     definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(SCALARS)]).tocsr()
@@ -158,9 +175,7 @@ def _milp(
         lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
         # Only the rows some choice could breach (_listed.breachable): most are far from it.
-        keep = breachable(
-            trade_part, scalar_cols, moves.owner, moves.scalars, (lower + margin - offset, upper - margin - offset)
-        )
+        keep = breachable(reached, (lower + margin - offset, upper - margin - offset))
         keep = np.concatenate([np.ones(n + SCALARS, bool), keep])
         program = (sparse.csc_array(matrix[keep]), lo[keep], up[keep])
         chosen = _relaxed(moves, objective, *program, cheapest, time_limit, int(keep.sum()) - n - SCALARS)
