@@ -34,7 +34,7 @@ from finwiz.optimizer.discrete._candidates import (
 from finwiz.optimizer.discrete._descent import DescentSettings, _Search, descend
 from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS
 from finwiz.optimizer.discrete._pricing import Pieces, _coupled_rows, _Pricer, _row_prices, _Rows, pieces_of
-from finwiz.optimizer.discrete._settling import _Program01, _settle, _settle_inside
+from finwiz.optimizer.discrete._settling import _Program01
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 
 __all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_margin"]
@@ -178,7 +178,7 @@ class _Settle:
         if rows.holds(rows.values(_trade_point(self.data, cheap))):
             # From each asset's cheapest candidate the descent has nothing to bring back.
             return self.descended((cheap, 0.0), stuck, base, candidates=False)
-        settled = _settle(self.data, self.moves, self.price, self.cheapest, rows, self.time_limit, self.program)
+        settled = self.program.settle()
         # The coupled rows moved an asset off both its cheapest candidate and the neighbours of
         # its continuous trade (a trade dropped or cut short): binding limits left no room to round.
         lots = self.target / self.data.lot
@@ -203,8 +203,7 @@ class _Settle:
 
     def inside(self, room: np.ndarray) -> tuple[np.ndarray, float | None] | None:
         """The settle leaving ``room`` inside the rows (None when no choice does)."""
-        data, rows = self.data, self.pieces.rows
-        return _settle_inside(data, self.moves, self.price, self.cheapest, rows, self.time_limit, room, self.program)
+        return self.program.inside(room)
 
     def descended(
         self, settled: tuple[np.ndarray, float | None], lossy: bool, base: float, candidates: bool = True

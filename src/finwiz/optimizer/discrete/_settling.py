@@ -38,49 +38,6 @@ _MILP_SECONDS = 2.0
 after that (priced by the plain gradient, HiGHS once ran to a 10 s limit at 431 assets)."""
 
 
-def _settle(
-    data: ProblemData,
-    moves: _Moves,
-    price: np.ndarray,
-    cheapest: np.ndarray,
-    rows: _Rows,
-    time_limit: float,
-    program: _Program01 | None = None,
-) -> tuple[np.ndarray, float | None]:
-    """Coupled rows bind at the cheapest choice: the exact 0/1 program over the candidates (priced
-    by the Lagrangian, with a time limit); where it fails, the greedy (``_Program01.greedy``).
-    ``program``: these candidates' program, if built."""
-    program = program or _Program01(data, moves, price, cheapest, rows, time_limit)
-    try:
-        chosen, gap = program.solve(rows, True)
-    except (InfeasibleRebalanceError, SolverError):
-        repaired = program.greedy(rows)
-        if repaired is None:
-            raise
-        chosen, gap = repaired, None
-    return _shares(data.n, moves, chosen, gap)
-
-
-def _settle_inside(
-    data: ProblemData,
-    moves: _Moves,
-    price: np.ndarray,
-    cheapest: np.ndarray,
-    rows: _Rows,
-    time_limit: float,
-    room: np.ndarray,
-    program: _Program01 | None = None,
-) -> tuple[np.ndarray, float | None] | None:
-    """:func:`_settle` leaving ``room`` (per row, weight units) inside each row's bounds, by the 0/1
-    program only (the back-off: settled by the greedy, the 2000-asset binding answer lost 94 %);
-    None when no candidate choice does."""
-    program = program or _Program01(data, moves, price, cheapest, rows, time_limit)
-    try:
-        return _shares(data.n, moves, *program.solve(replace(rows, lower=rows.lower + room, upper=rows.upper - room)))
-    except (_RefusedError, SolverError):
-        return None
-
-
 class _Program01:
     """The 0/1 program of one settle over the candidates ``moves``: their part of the rows, built once."""
 
@@ -96,6 +53,30 @@ class _Program01:
     def reached(self) -> tuple[np.ndarray, np.ndarray]:
         """Bounds on each coupled row over every choice (``_listed.reach``), for each settle of it."""
         return reach(self.trade_part, self.scalar_cols, self.moves.owner, self.moves.scalars)
+
+    def settle(self) -> tuple[np.ndarray, float | None]:
+        """Coupled rows bind at the cheapest choice: the trades of the exact 0/1 program over the
+        candidates (priced by the Lagrangian, with a time limit), and its gap; where it fails, of
+        the greedy (:meth:`greedy`)."""
+        try:
+            chosen, gap = self.solve(self.rows, True)
+        except (InfeasibleRebalanceError, SolverError):
+            repaired = self.greedy(self.rows)
+            if repaired is None:
+                raise
+            chosen, gap = repaired, None
+        return _shares(self.data.n, self.moves, chosen, gap)
+
+    def inside(self, room: np.ndarray) -> tuple[np.ndarray, float | None] | None:
+        """:meth:`settle` leaving ``room`` (per row, weight units) inside each row's bounds, by the
+        0/1 program only (settled by the greedy, the 2000-asset binding answer lost 94 %); None when
+        no candidate choice does."""
+        rows = self.rows
+        inside = replace(rows, lower=rows.lower + room, upper=rows.upper - room)
+        try:
+            return _shares(self.data.n, self.moves, *self.solve(inside))
+        except (_RefusedError, SolverError):
+            return None
 
     def admissible(self, chosen: np.ndarray, on: _Rows | None = None) -> bool:
         """Whether the choice keeps every row (exact check; of ``on`` if given)."""
