@@ -1,5 +1,5 @@
 """The rounding's local back-off: the rows that block it get room (``_rounding._room``) and the
-candidates are settled again inside them (``_settling._settle_inside``), instead of a continuous
+candidates are settled again inside them (``_settling._Program01.inside``), instead of a continuous
 re-solve with every limit backed off. Held to hand-computed rooms and to a brute-force enumeration
 of the candidate choices."""
 
@@ -15,7 +15,7 @@ from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.discrete._candidates import _candidate_set, _cheapest, _Moves, _snap, _trade_point
 from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer, _Rows
 from finwiz.optimizer.discrete._rounding import _room
-from finwiz.optimizer.discrete._settling import _settle, _settle_inside
+from finwiz.optimizer.discrete._settling import _Program01
 from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.models import model_of
 from tests.optimizer.discrete.reference import Instance
@@ -100,11 +100,12 @@ def test_the_settle_inside_a_position_caps_room_is_the_best_choice_that_leaves_i
     model = _model()
     data, moves, price, cheapest, rows = _candidates(model)
     cap = _row(rows, "max_position", "A2")
-    plain, _ = _settle(data, moves, price, cheapest, rows, 5.0)
+    program = _Program01(data, moves, price, cheapest, rows, 5.0)
+    plain, _ = program.settle()
     values = rows.values(_trade_point(data, plain))
     room = np.zeros(len(rows.offset))
     room[cap] = rows.upper[cap] - values[cap] + 1e-6  # more than the plain settle left
-    found = _settle_inside(data, moves, price, cheapest, rows, 5.0, room)
+    found = program.inside(room)
     assert found is not None
     shares, _ = found
     assert shares[2] < plain[2]  # the capped asset itself makes the room
@@ -121,4 +122,4 @@ def test_no_choice_leaves_the_room_none_is_returned() -> None:
     room = np.zeros(len(rows.offset))
     room[_row(rows, "sector_cap", "S")] = 1.0  # the whole account below its cap: impossible
     assert _brute_force(data, moves, price, rows, room) == np.inf
-    assert _settle_inside(data, moves, price, cheapest, rows, 5.0, room) is None
+    assert _Program01(data, moves, price, cheapest, rows, 5.0).inside(room) is None

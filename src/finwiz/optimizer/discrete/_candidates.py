@@ -240,27 +240,18 @@ class _LotMoves:
         owner = np.tile(np.arange(data.n), len(options) // data.n)
         before = self.kept.get(wide)
         if before is None:
-            every, ok = _moves(data, owner, options), None
-        else:  # the moves of the assets whose options changed, priced again in place
+            every = _moves(data, owner, options)
+            ok = self.separable.ok(every)
+        else:  # the moves of the assets whose options changed, priced again in place (only kept here)
             old, every, ok = before
             again = np.flatnonzero(options != old)
             fresh = _moves(data, owner[again], options[again])
-            buy, sell, scalars = (
-                _replaced(getattr(every, f), again, getattr(fresh, f)) for f in ("buy", "sell", "scalars")
-            )
-            every = _Moves(owner, options, buy, sell, scalars)
-            ok = _replaced(ok, again, self.separable.ok(fresh))
-        if ok is None:
-            ok = self.separable.ok(every)
+            every.buy[again], every.sell[again], every.scalars[again] = fresh.buy, fresh.sell, fresh.scalars
+            every = _Moves(owner, options, every.buy, every.sell, every.scalars)
+            ok[again] = self.separable.ok(fresh)
         self.kept[wide] = (options, every, ok)
         keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner]) & ok
         return _Moves(owner[keep], options[keep], every.buy[keep], every.sell[keep], every.scalars[keep])
-
-
-def _replaced(values: np.ndarray, at: np.ndarray, new: np.ndarray) -> np.ndarray:
-    out = values.copy()
-    out[at] = new
-    return out
 
 
 def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:

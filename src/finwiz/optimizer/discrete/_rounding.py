@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from finwiz.optimizer.discrete._candidates import (
 from finwiz.optimizer.discrete._descent import DescentSettings, _Search, descend
 from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS
 from finwiz.optimizer.discrete._pricing import Pieces, _coupled_rows, _Pricer, _row_prices, _Rows, pieces_of
-from finwiz.optimizer.discrete._settling import _settle, _settle_inside
+from finwiz.optimizer.discrete._settling import _Program01
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 
 __all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_margin"]
@@ -177,7 +178,7 @@ class _Settle:
         if rows.holds(rows.values(_trade_point(self.data, cheap))):
             # From each asset's cheapest candidate the descent has nothing to bring back.
             return self.descended((cheap, 0.0), stuck, base, candidates=False)
-        settled = _settle(self.data, self.moves, self.price, self.cheapest, rows, self.time_limit)
+        settled = self.program.settle()
         # The coupled rows moved an asset off both its cheapest candidate and the neighbours of
         # its continuous trade (a trade dropped or cut short): binding limits left no room to round.
         lots = self.target / self.data.lot
@@ -195,10 +196,14 @@ class _Settle:
         plain = self.descended(settled, lossy, base)
         return backed if backed.value < plain.value else plain
 
+    @cached_property
+    def program(self) -> _Program01:
+        """The candidates' 0/1 program, built once for the plain settle and the one with room."""
+        return _Program01(self.data, self.moves, self.price, self.cheapest, self.pieces.rows, self.time_limit)
+
     def inside(self, room: np.ndarray) -> tuple[np.ndarray, float | None] | None:
         """The settle leaving ``room`` inside the rows (None when no choice does)."""
-        rows = self.pieces.rows
-        return _settle_inside(self.data, self.moves, self.price, self.cheapest, rows, self.time_limit, room)
+        return self.program.inside(room)
 
     def descended(
         self, settled: tuple[np.ndarray, float | None], lossy: bool, base: float, candidates: bool = True

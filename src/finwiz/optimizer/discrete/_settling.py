@@ -6,11 +6,8 @@ only if that fails; where HiGHS fails, a greedy repair (swaps priced on the viol
 the cheapening back (``_cheapen``). Where no choice keeps every row, an elastic program says how
 much each limit would have to give.
 
-Not the greedy first (measured with it first on more than 60 assets): it saved ~10 ms of a cached
-100-asset re-solve, but at 431-500 binding assets it either failed (HiGHS then ran as well) or its
-choice, no dearer as a 0/1 choice, sent the rounding into the back-off (500 assets, minimum costs:
-91 -> 518 ms CPU) or to a worse answer (431 real assets under a 15 % turnover cap: 2.22 -> 2.45
-allowances above the bound). The descent after the settle depends on which choice it starts from.
+Not the greedy first: the descent after the settle depends on which choice it starts from, and
+from the greedy's it ended worse or in the back-off on 431-500 binding assets (docs/decisions/s11-round.md).
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -27,6 +25,7 @@ from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import ProblemData
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _trade_point
+from finwiz.optimizer.discrete._listed import breachable, listed, reach
 from finwiz.optimizer.discrete._pricing import _Rows
 from finwiz.optimizer.verify._diagnosis import conflict
 
@@ -39,41 +38,6 @@ _MILP_SECONDS = 2.0
 after that (priced by the plain gradient, HiGHS once ran to a 10 s limit at 431 assets)."""
 
 
-def _settle(
-    data: ProblemData, moves: _Moves, price: np.ndarray, cheapest: np.ndarray, rows: _Rows, time_limit: float
-) -> tuple[np.ndarray, float | None]:
-    """Coupled rows bind at the cheapest choice: the exact 0/1 program over the candidates (priced
-    by the Lagrangian, with a time limit); where it fails, the greedy (``_Program01.greedy``)."""
-    program = _Program01(data, moves, price, cheapest, rows, time_limit)
-    try:
-        chosen, gap = program.solve(rows, True)
-    except (InfeasibleRebalanceError, SolverError):
-        repaired = program.greedy(rows)
-        if repaired is None:
-            raise
-        chosen, gap = repaired, None
-    return _shares(data.n, moves, chosen, gap)
-
-
-def _settle_inside(
-    data: ProblemData,
-    moves: _Moves,
-    price: np.ndarray,
-    cheapest: np.ndarray,
-    rows: _Rows,
-    time_limit: float,
-    room: np.ndarray,
-) -> tuple[np.ndarray, float | None] | None:
-    """:func:`_settle` leaving ``room`` (per row, weight units) inside each row's bounds, by the 0/1
-    program only (the back-off: settled by the greedy, the 2000-asset binding answer lost 94 %);
-    None when no candidate choice does."""
-    program = _Program01(data, moves, price, cheapest, rows, time_limit)
-    try:
-        return _shares(data.n, moves, *program.solve(replace(rows, lower=rows.lower + room, upper=rows.upper - room)))
-    except (_RefusedError, SolverError):
-        return None
-
-
 class _Program01:
     """The 0/1 program of one settle over the candidates ``moves``: their part of the rows, built once."""
 
@@ -84,6 +48,35 @@ class _Program01:
         self.trade_part = sparse.csr_array(rows.a_trade @ moves.matrix(data.n)[: 2 * data.n])
         self.scalar_cols = sparse.csr_array(rows.a_scalar)
         self.limit = min(time_limit, _MILP_SECONDS)
+
+    @cached_property
+    def reached(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds on each coupled row over every choice (``_listed.reach``), for each settle of it."""
+        return reach(self.trade_part, self.scalar_cols, self.moves.owner, self.moves.scalars)
+
+    def settle(self) -> tuple[np.ndarray, float | None]:
+        """Coupled rows bind at the cheapest choice: the trades of the exact 0/1 program over the
+        candidates (priced by the Lagrangian, with a time limit), and its gap; where it fails, of
+        the greedy (:meth:`greedy`)."""
+        try:
+            chosen, gap = self.solve(self.rows, True)
+        except (InfeasibleRebalanceError, SolverError):
+            repaired = self.greedy(self.rows)
+            if repaired is None:
+                raise
+            chosen, gap = repaired, None
+        return _shares(self.data.n, self.moves, chosen, gap)
+
+    def inside(self, room: np.ndarray) -> tuple[np.ndarray, float | None] | None:
+        """:meth:`settle` leaving ``room`` (per row, weight units) inside each row's bounds, by the
+        0/1 program only (settled by the greedy, the 2000-asset binding answer lost 94 %); None when
+        no candidate choice does."""
+        rows = self.rows
+        inside = replace(rows, lower=rows.lower + room, upper=rows.upper - room)
+        try:
+            return _shares(self.data.n, self.moves, *self.solve(inside))
+        except (_RefusedError, SolverError):
+            return None
 
     def admissible(self, chosen: np.ndarray, on: _Rows | None = None) -> bool:
         """Whether the choice keeps every row (exact check; of ``on`` if given)."""
@@ -115,6 +108,7 @@ class _Program01:
             self.admissible,
             self.cheapest,
             explain,
+            self.reached,
         )
 
 
@@ -139,17 +133,18 @@ def _milp(
     admissible: Callable[[np.ndarray], bool],
     cheapest: np.ndarray,
     explain: bool = True,
+    reached: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """One candidate per asset under the coupled rows: binaries y, the scalar columns continuous.
 
     First the LP relaxation: at its vertex at most one asset per binding coupled row is split
     between candidates, so the others are fixed at their choice and only the split ones (then,
     if that is infeasible, also every asset the relaxation moved off its cheapest candidate) go
-    into a small 0/1 program; the full program only if both are infeasible. Measured on 27
-    binding requests at 100-500 assets: 7-24 ms against 20-300 ms for the full program, within
-    0.2 whole-share allowances of its optimum in 22 (at most 2.1), before the descent."""
+    into a small 0/1 program; the full program only if both are infeasible: a fraction of the
+    full program's time, near its optimum before the descent (docs/decisions/s11-round.md)."""
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
+    reached = reached or reach(trade_part, scalar_cols, moves.owner, moves.scalars)
     one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + SCALARS))
     # Definition rows: scalar_k - sum_j scalars_jk y_j = 0.
     definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(SCALARS)]).tocsr()
@@ -160,10 +155,14 @@ def _milp(
     for margin in _MARGINS:
         lo = np.concatenate([np.ones(n), np.zeros(SCALARS), (lower + margin - offset) * _ROW_SCALE])
         up = np.concatenate([np.ones(n), np.zeros(SCALARS), (upper - margin - offset) * _ROW_SCALE])
-        chosen = _relaxed(moves, objective, matrix, lo, up, cheapest, time_limit)
+        # Only the rows some choice could breach (_listed.breachable): most are far from it.
+        keep = breachable(reached, (lower + margin - offset, upper - margin - offset))
+        keep = np.concatenate([np.ones(n + SCALARS, bool), keep])
+        program = (sparse.csc_array(matrix[keep]), lo[keep], up[keep])
+        chosen = _relaxed(moves, objective, *program, cheapest, time_limit, int(keep.sum()) - n - SCALARS)
         if chosen is not None and admissible(chosen):
             return chosen, None
-        result = _program(objective, matrix, lo, up, np.ones(m, bool), time_limit)
+        result = _program(objective, *program, np.ones(m, bool), time_limit)
         if result.x is None or admissible(np.flatnonzero(result.x[:m] > 0.5)):
             break
     else:
@@ -222,11 +221,18 @@ def _relaxed(
     up: np.ndarray,
     cheapest: np.ndarray,
     time_limit: float,
+    limits: int,
 ) -> np.ndarray | None:
     """The LP relaxation's choice, its split assets settled by a small 0/1 program (see
-    :func:`_milp`); None when neither the split assets nor the moved ones can settle it."""
+    :func:`_milp`); None when neither the split assets nor the moved ones can settle it. The
+    last ``limits`` rows are the coupled rows (the equality rows come first)."""
     m = len(moves.owner)
-    relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit)
+    # From the cheapest choice (each asset's cheapest, the scalars and the limit rows' slacks
+    # basic): dual feasible, so a few pivots instead of one per asset from HiGHS's own start.
+    columns = np.concatenate([np.isin(np.arange(m), cheapest), np.ones(SCALARS, bool)])
+    equalities = matrix.shape[0] - limits
+    basic = (columns, np.arange(matrix.shape[0]) >= equalities)
+    relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit, basic=basic)
     if relaxation.x is None:
         return None
     y = relaxation.x[:m]
@@ -238,6 +244,11 @@ def _relaxed(
         fixed = np.flatnonzero(taken & ~free)
         if not free.any():
             return fixed
+        done, chosen = listed(moves.owner, moves.scalars, objective[:m], matrix, (lo, up), fixed, free, limits)
+        if done:  # few choices: listed (see _listed)
+            if chosen is not None:
+                return np.sort(np.concatenate([fixed, chosen]))
+            continue
         columns = np.concatenate([np.flatnonzero(free), m + np.arange(SCALARS)])
         used = np.asarray(matrix[:, fixed].sum(axis=1)).ravel()
         binary = np.ones(int(free.sum()), bool)
@@ -272,27 +283,24 @@ def _program(
     binary: np.ndarray,
     time_limit: float,
     nonnegative: int = 0,
+    basic: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _Program:
     """HiGHS on ``min objective'x, lo <= matrix x <= up`` with ``binary`` columns in {0, 1} (the
     rest: the scalar columns, free, then ``nonnegative`` columns >= 0); the relaxation when none is
-    binary."""
+    binary, its simplex started from the basis whose basic columns and rows are ``basic`` (masks)."""
     count("highs")
     import highspy
 
     k, rest = len(binary), len(objective) - len(binary)
     matrix = sparse.csc_array(matrix, copy=True)
     matrix.sum_duplicates()  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = len(objective), matrix.shape[0]
-    lp.col_cost_ = objective
-    lp.col_lower_ = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
-    lp.col_upper_ = np.concatenate([np.ones(k), np.full(rest, np.inf)])
-    lp.row_lower_, lp.row_upper_ = lo, up
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = matrix.indptr, matrix.indices, matrix.data
-    if binary.any():
-        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
-        lp.integrality_ = [kinds[b] for b in binary.tolist()] + [kinds[0]] * rest
+    col_lower = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
+    col_upper = np.concatenate([np.ones(k), np.full(rest, np.inf)])
+    integrality = np.concatenate([binary, np.zeros(rest, bool)]).astype(np.int32)  # 1: HiGHS's kInteger
+    # The arrays as they are: HighsLp's attributes copy them element by element.
+    model = (len(objective), matrix.shape[0], matrix.nnz, int(highspy.MatrixFormat.kColwise), 1, 0.0)
+    given = (objective, col_lower, col_upper, lo, up, matrix.indptr, matrix.indices, matrix.data, integrality)
+    arrays = [np.ascontiguousarray(a, np.int32 if a.dtype.kind in "iub" else np.float64) for a in given]
     found = _Program(None)
     # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
     # programs, and without it HiGHS has called a feasible one infeasible: without it only
@@ -304,7 +312,9 @@ def _program(
         h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", presolve)
-        h.passModel(lp)
+        h.passModel(*model, *arrays)
+        if basic is not None and presolve == "off":
+            h.setBasis(_basis(*basic))
         h.run()
         status = h.getModelStatus()
         info = h.getInfo()
@@ -314,6 +324,18 @@ def _program(
         if found.x is not None or (found.infeasible and presolve == "on"):
             break
     return found
+
+
+def _basis(columns: np.ndarray, rows: np.ndarray) -> Any:
+    """HiGHS's basis with ``columns`` and ``rows`` (masks) basic, the rest at their lower bounds."""
+    import highspy
+
+    status = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic)
+    basis = highspy.HighsBasis()
+    basis.col_status = [status[b] for b in columns.tolist()]
+    basis.row_status = [status[b] for b in rows.tolist()]
+    basis.valid = True
+    return basis
 
 
 @dataclass(frozen=True)
@@ -326,21 +348,10 @@ class _Choices:
     trade_part: sparse.csr_array
     scalar_cols: sparse.csr_array
 
-    @cached_property
-    def dense(self) -> np.ndarray | None:
-        """``trade_part`` as a dense block when small (scipy's row and column slices cost more
-        than the greedy's arithmetic at 100 assets)."""
-        rows, cols = self.trade_part.shape
-        return self.trade_part.toarray() if rows * cols <= _DENSE_PART else None
-
     def block(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
-        """Rows ``rows`` and columns ``cols`` of ``trade_part``, dense."""
-        if self.dense is not None:
-            return np.asarray(self.dense[rows][:, cols])
+        """Rows ``rows`` and columns ``cols`` of ``trade_part``, dense (sliced sparse at every size:
+        the greedy runs only where HiGHS fails, so a dense copy for small books bought nothing)."""
         return np.asarray(sparse.csc_array(self.trade_part[rows])[:, cols].toarray())
-
-
-_DENSE_PART = 500_000  # entries of the candidates' part of the rows below which it is kept dense
 
 
 def _repair(chosen: np.ndarray, choices: _Choices, on: _Rows, max_rounds: int = 200) -> np.ndarray | None:

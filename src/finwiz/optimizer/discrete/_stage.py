@@ -15,30 +15,15 @@ kept, and the stage's record notes that the alternative ran.
   under half the minimum trade size: those assets fixed untraded, so the others make up for them;
   the descent then runs once more with them free.
 
-Why the back-off is local first (benchmarks/test_bench_binding.py, 2000 binding assets, where the
-re-solve used to win by 84 %): the rounding lost 97 % there because one position cap (a row of one
-asset that every trade's cost moves) was settled 2e-9 below its bound, so every move adding cost
-broke it and the descent left $48k of the deposit uninvested. Settled with room inside such rows
-(``_rounding._room``; the plain settle descended too only where that loses over 10 %) it loses 6 %
-(objective 0.0031520 against the re-solve's 0.0031511 for minimize_trades, 0.0031472 against
-0.0031511 for minimize_costs) with no second continuous solve, rounding or descent: CPU 1,112 ->
-~450 ms and 850 -> ~450 ms per request. The 100-500-asset requests, the quality benchmark's distance and
-exact-MIQP requests and all 336 feasible requests of ``reference.generate`` (seeds 0-119, three
-sizes each) keep their objectives. The re-solve stays behind it for roundings that lose over 10 %
-with no blocking row of that kind: it still runs on small synthetic accounts (100-150 assets, a
-$1,000 minimum trade, a deposit).
+Why, in one line each (figures: docs/decisions/s11-round.md and earlier sessions' notes there):
 
-Why the small-trades point stays: it ran in 13 of the 40 whole-share requests of the binding and
-quality benchmarks and won in 4, without it the objective is 0.14 % higher at 431 binding assets
-and 1.3-3.0 % on three 45-60-asset instances of the exact-MIQP comparison; no share of the value
-in small trades tells the winners apart (4-25 %, losers 0.2-29 %). At 2000 binding assets it fixes
-1,680 small trades, 283 of them traded by the answer, and the limits cannot be kept without them
-(the position caps: an asset at its cap sells a little as the costs lower the cap). The rows'
-activity bounds over the variables' own bounds (``_refuted``: ~1 ms there) say so before any
-re-solve, where OSQP and Clarabel took 89 ms CPU to prove it (request ~380 -> ~290 ms); a HiGHS
-feasibility LP also did, but cost 2-9 ms on the feasible variants at 100-500 assets. Fixing
-only the dropped ones would be feasible and win there (0.0031466 / 0.0031433) but costs a re-solve,
-a rounding and a descent (~150 ms CPU, three quarters of the whole request's 2x-plain budget).
+- The back-off is local first: a row settled at its bound blocked every costlier move of the
+  descent (2000 binding assets); room inside it settles that without a second solve.
+- The re-solve stays behind it for roundings that still lose much with no such row.
+- The small-trades point stays: it wins on some requests (431 binding, minimize_costs) and no
+  bound from its own solve tells beforehand; where its rows admit no point it is not solved.
+- The settle is cheap now (basis-started relaxation, breachable rows only, few choices listed),
+  so at 431-2000 assets the stage's time is mostly the descent.
 """
 
 from __future__ import annotations

@@ -1,0 +1,94 @@
+"""The small 0/1 program of a settle's split assets, solved by listing every choice.
+
+After the LP relaxation only a few assets are split between candidates: HiGHS's branch and bound
+on them is mostly presolve and setup, where the choices number a few thousand at most and only
+the rows some choice could breach need checking (figures: docs/decisions/s11-round.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+__all__ = ["listed"]
+
+_MOST = 8192  # choices listed at most: past that, HiGHS
+
+
+def listed(
+    owner: np.ndarray,
+    scalars: np.ndarray,
+    price: np.ndarray,
+    matrix: sparse.csc_array,
+    bounds: tuple[np.ndarray, np.ndarray],
+    fixed: np.ndarray,
+    free: np.ndarray,
+    limits: int,
+) -> tuple[bool, np.ndarray | None]:
+    """The cheapest choice (by ``price``) of one candidate per asset among the ``free`` ones (a
+    mask over the candidates, whose ``owner`` and ``scalars`` are given), with the ``fixed`` ones
+    taken, that keeps the last ``limits`` rows of ``matrix`` (the candidates' columns, then the
+    scalar columns) within ``bounds``: ``(True, chosen free candidates)``, ``(True, None)`` when no
+    choice does, ``(False, None)`` when there are more than ``_MOST`` choices to list."""
+    groups = [np.flatnonzero(free & (owner == asset)) for asset in np.unique(owner[free])]
+    if float(np.prod([len(g) for g in groups], dtype=float)) > _MOST:
+        return False, None
+    m, first = len(owner), matrix.shape[0] - limits
+    part = sparse.csc_array(matrix[first:])
+    candidates = np.flatnonzero(free)
+    on_scalars = part[:, m:].toarray()  # each coupled row's scalar columns: those of every choice's sum
+    coef = part[:, candidates].toarray() + on_scalars @ scalars[candidates].T
+    base = np.asarray(part[:, fixed].sum(axis=1)).ravel() + on_scalars @ scalars[fixed].sum(axis=0)
+    low, high = bounds[0][first:] - base, bounds[1][first:] - base
+    at = [np.searchsorted(candidates, g) for g in groups]
+    least = sum((coef[:, i].min(axis=1) for i in at), np.zeros(limits))
+    most = sum((coef[:, i].max(axis=1) for i in at), np.zeros(limits))
+    rows = np.flatnonzero((least < low) | (most > high))  # the others hold whatever is chosen
+    values, cost, pick = np.zeros((1, rows.size)), np.zeros(1), np.zeros((1, 0), np.int64)
+    for g, i in zip(groups, at, strict=True):
+        values = (values[:, None, :] + coef[np.ix_(rows, i)].T[None, :, :]).reshape(-1, rows.size)
+        cost = (cost[:, None] + price[g][None, :]).ravel()
+        pick = np.concatenate([np.repeat(pick, len(g), axis=0), np.tile(g, len(pick))[:, None]], axis=1)
+    keeps = np.all((values >= low[rows]) & (values <= high[rows]), axis=1)
+    if not keeps.any():
+        return True, None
+    return True, pick[np.flatnonzero(keeps)[np.argmin(cost[keeps])]]
+
+
+def reach(
+    trade_part: sparse.csr_array, scalar_cols: sparse.csr_array, owner: np.ndarray, scalars: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on what each coupled row (``trade_part``: rows x candidates, ``scalar_cols``: rows x
+    scalar columns) takes over every choice of one candidate per asset (``owner``, ``scalars``): its
+    trade part's reach per asset and its scalar columns' apart, wider than the exact reach, so a
+    row outside them is one no choice breaches."""
+    order = np.argsort(owner, kind="stable")  # the candidates come grouped by asset
+    owner, scalars = owner[order], scalars[order]
+    assets, starts = int(owner[-1]) + 1, np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    coo = sparse.coo_array(sparse.csc_array(trade_part)[:, order])
+    coo.sum_duplicates()
+    key = coo.row.astype(np.int64) * assets + owner[coo.col]
+    turn = np.argsort(key, kind="stable")
+    key, value = key[turn], coo.data[turn]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
+    least = np.minimum.reduceat(value, first) if key.size else np.zeros(0)
+    most = np.maximum.reduceat(value, first) if key.size else np.zeros(0)
+    row, asset = np.divmod(key[first], assets)
+    partial = np.diff(np.r_[first, key.size]) < np.diff(np.r_[starts, owner.size])[asset]  # 0 is among them
+    least, most = np.where(partial, np.minimum(least, 0.0), least), np.where(partial, np.maximum(most, 0.0), most)
+    k = trade_part.shape[0]
+    low = np.bincount(row, least, minlength=k).astype(np.float64)  # int when no row has a trade entry
+    high = np.bincount(row, most, minlength=k).astype(np.float64)
+    sums = np.stack([np.minimum.reduceat(scalars, starts), np.maximum.reduceat(scalars, starts)]).sum(axis=1)
+    ends = scalar_cols.toarray()[:, :, None] * sums.T[None, :, :]  # rows x scalars x (least sum, most sum)
+    return low + ends.min(axis=2).sum(axis=1), high + ends.max(axis=2).sum(axis=1)
+
+
+def breachable(reached: tuple[np.ndarray, np.ndarray], bounds: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which coupled rows some choice could take outside ``bounds``, by their ``reached`` bounds
+    (:func:`reach`): the rest hold whatever is chosen (on binding books most: the position caps far
+    from their bounds), and the 0/1 program is built without them."""
+    return np.asarray((reached[0] < bounds[0] + _SAFE) | (reached[1] > bounds[1] - _SAFE))
+
+
+_SAFE = 1e-12  # weight units: a row this close to being breached is kept

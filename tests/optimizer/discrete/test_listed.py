@@ -1,0 +1,150 @@
+"""The settle's small 0/1 program by listing every choice (``_listed``), against scipy's MILP."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from finwiz.optimizer.describe._model import SCALARS
+from finwiz.optimizer.discrete._listed import breachable, listed, reach
+
+
+def _program(seed: int, assets: int = 5, per: int = 3, limits: int = 6) -> dict[str, np.ndarray]:
+    """A settle's 0/1 program: one-hot rows, the scalar columns' definitions, coupled rows."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(assets), per)
+    m = owner.size
+    scalars = rng.normal(0.0, 0.1, (m, SCALARS))
+    price = rng.uniform(0.0, 1.0, m)
+    trade = sparse.random_array((limits, m), density=0.5, rng=rng).toarray()
+    on_scalars = rng.normal(0.0, 1.0, (limits, SCALARS)) * (rng.uniform(size=(limits, 1)) < 0.5)
+    one_hot = sparse.csr_array((np.ones(m), (owner, np.arange(m))), shape=(assets, m + SCALARS))
+    definitions = sparse.hstack([sparse.csr_array(-scalars.T), sparse.eye_array(SCALARS)])
+    rows = sparse.hstack([sparse.csr_array(trade), sparse.csr_array(on_scalars)])
+    matrix = sparse.vstack([one_hot, definitions, rows]).tocsc()
+    cheap = np.array([np.flatnonzero(owner == a)[np.argmin(price[owner == a])] for a in range(assets)])
+    at_cheap = trade[:, cheap].sum(axis=1) + on_scalars @ scalars[cheap].sum(axis=0)
+    room = rng.uniform(0.0, 0.3, limits)  # the cheapest choice breaks about half the rows
+    lo = np.concatenate([np.ones(assets), np.zeros(SCALARS), at_cheap - 10.0])
+    up = np.concatenate([np.ones(assets), np.zeros(SCALARS), at_cheap + room - 0.08])
+    return {"owner": owner, "scalars": scalars, "price": price, "matrix": matrix, "lo": lo, "up": up}
+
+
+def _milp_cost(p: dict[str, np.ndarray], fixed: np.ndarray) -> float | None:
+    """The independent optimum: scipy's MILP, the fixed candidates' binaries at 1."""
+    m = p["owner"].size
+    lower = np.concatenate([np.zeros(m), np.full(SCALARS, -np.inf)])
+    lower[fixed] = 1.0
+    upper = np.concatenate([np.ones(m), np.full(SCALARS, np.inf)])
+    cost = np.concatenate([p["price"], np.zeros(SCALARS)])
+    integrality = np.concatenate([np.ones(m), np.zeros(SCALARS)])
+    found = milp(
+        cost,
+        constraints=LinearConstraint(p["matrix"].toarray(), p["lo"], p["up"]),
+        bounds=Bounds(lower, upper),
+        integrality=integrality,
+        options={"mip_rel_gap": 0.0},
+    )
+    return None if found.x is None else float(found.fun)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_listed_finds_the_milps_optimum(seed: int) -> None:
+    p = _program(seed)
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 5 - SCALARS
+    done, chosen = listed(
+        owner,
+        p["scalars"],
+        p["price"],
+        p["matrix"],
+        (p["lo"], p["up"]),
+        np.zeros(0, np.int64),
+        np.ones(owner.size, bool),
+        limits,
+    )
+    assert done
+    best = _milp_cost(p, np.zeros(0, np.int64))
+    if best is None:
+        assert chosen is None
+        return
+    assert chosen is not None
+    assert sorted(owner[chosen].tolist()) == list(range(5))  # one candidate per asset
+    assert float(p["price"][chosen].sum()) == pytest.approx(best, abs=1e-9)
+    y = np.zeros(owner.size + SCALARS)
+    y[chosen] = 1.0
+    y[owner.size :] = p["scalars"][chosen].sum(axis=0)
+    values = p["matrix"] @ y
+    assert np.all(values >= p["lo"] - 1e-12)
+    assert np.all(values <= p["up"] + 1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 4, 6, 8, 9])
+def test_listed_with_some_assets_fixed(seed: int) -> None:
+    p = _program(seed)
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 5 - SCALARS
+    bounds = (p["lo"], p["up"])
+    _, whole = listed(owner, p["scalars"], p["price"], p["matrix"], bounds, np.zeros(0, np.int64), owner >= 0, limits)
+    assert whole is not None
+    fixed = np.sort(whole[owner[whole] < 2])  # assets 0 and 1 held where the optimum has them
+    free = owner >= 2
+    done, chosen = listed(owner, p["scalars"], p["price"], p["matrix"], bounds, fixed, free, limits)
+    assert done
+    assert chosen is not None
+    assert sorted(owner[chosen].tolist()) == [2, 3, 4]
+    best = _milp_cost(p, fixed)
+    assert best is not None
+    assert float(p["price"][np.concatenate([fixed, chosen])].sum()) == pytest.approx(best, abs=1e-9)
+    assert best == pytest.approx(_milp_cost(p, np.zeros(0, np.int64)), abs=1e-9)
+
+
+def test_listed_says_when_no_choice_keeps_the_rows() -> None:
+    p = _program(0)
+    p["up"][-1] = p["lo"][-1] = 1e6  # a row no choice reaches
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 5 - SCALARS
+    args = (p["scalars"], p["price"], p["matrix"], (p["lo"], p["up"]), np.zeros(0, np.int64))
+    assert listed(owner, *args, np.ones(owner.size, bool), limits) == (True, None)
+
+
+def test_listed_leaves_many_choices_to_the_solver() -> None:
+    p = _program(1, assets=9, per=3)  # 3^9 = 19,683 choices
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 9 - SCALARS
+    args = (p["scalars"], p["price"], p["matrix"], (p["lo"], p["up"]), np.zeros(0, np.int64))
+    assert listed(owner, *args, np.ones(owner.size, bool), limits) == (False, None)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_breachable_keeps_every_row_some_choice_breaks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(6), 3)
+    m, k = owner.size, 10
+    scalars = rng.normal(0.0, 0.1, (m, SCALARS))
+    trade = sparse.csr_array(sparse.random_array((k, m), density=0.3, rng=rng))
+    on_scalars = sparse.csr_array(rng.normal(0.0, 1.0, (k, SCALARS)) * (rng.uniform(size=(k, 1)) < 0.5))
+    values = np.array(
+        [
+            (trade[:, list(pick)].sum(axis=1) + on_scalars @ scalars[list(pick)].sum(axis=0))
+            for pick in itertools.product(*(np.flatnonzero(owner == a) for a in range(6)))
+        ]
+    )  # every choice (3^6) x rows: the exact reach
+    # Each row just breakable by its extreme choice, on one side (the other far): any row whose
+    # reach the bound narrows is left out wrongly.
+    low_side = np.arange(k) % 2 == 0
+    bounds = (
+        np.where(low_side, values.min(axis=0) + 1e-9, -1e3),
+        np.where(low_side, 1e3, values.max(axis=0) - 1e-9),
+    )
+    breaks = np.any((values < bounds[0]) | (values > bounds[1]), axis=0)
+    assert breaks.all()
+    reached = reach(trade, on_scalars, owner, scalars)
+    kept = breachable(reached, bounds)
+    assert np.all(kept[breaks])  # never leaves out a row that matters
+    far = breachable(reached, (values.min(axis=0) - 10.0, values.max(axis=0) + 10.0))
+    assert not far.any()  # rows far from every choice are left out
