@@ -331,3 +331,43 @@ def test_a_region_whose_solver_fails_leaves_the_others_answer(monkeypatch: pytes
     assert not got.violations
     assert result.tax is not None
     assert result.tax.estimated_tax == pytest.approx(got.tax, abs=0.011)
+
+
+@pytest.mark.parametrize(("seed", "kind"), [(14, "short_gain")])
+def test_a_region_the_tax_order_cannot_reach_is_solved_natively_to_the_lots_optimum(
+    monkeypatch: pytest.MonkeyPatch, seed: int, kind: str
+) -> None:
+    """The 2014-12 and 2016-12 rebalances of the 10-year netting backtest: a year's short-term gains
+    to undo by short-term loss lots that the region's tax order puts after long-term ones, so no
+    climb over the lots in that order reaches the region where a short-term loss offsets a long-term
+    gain (it fell back to cvxpy, one variable per lot, on every solve of the region). The lots
+    reordered toward the region's rows, the native climb answers, with the objective of an
+    cvxpy model with one variable per lot (the native answer certified by its own multipliers)."""
+    import finwiz.optimizer.solve._solve as solve_module
+    from finwiz.optimizer.solve._assembler import assemble
+    from finwiz.optimizer.solve._qp import NoLadderPointError
+    from finwiz.optimizer.tax._sides import relaxation
+
+    cases = {**NETTING, "short_gain": {"realized_short_ytd": 3_000.0, "realized_long_ytd": 20_000.0}}
+    inst = random_instance(seed, assets=(5, 8), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
+    inst = inst.with_(tax_model="netting", **cases[kind])
+    name = "short_loss_offsets_long_gain"
+    (region,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    with pytest.raises(NoLadderPointError):  # the tax order: no point
+        solve_module.solve_terms(region, per_lot=False)
+    assembled = assemble(region)  # the cvxpy problem: one variable per lot, no ladder
+    with assembled.lock:
+        assembled.set_values(region, region.stacked())
+        reference = solve_module.solve(assembled).objective
+
+    def no_cvxpy(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the cvxpy problem of one variable per lot was solved")
+
+    (region,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    monkeypatch.setattr(solve_module, "solve", no_cvxpy)
+    priced, outcome = relaxation(region, "auto", 30.0)
+    assert outcome.objective == pytest.approx(reference, rel=1e-6, abs=1e-9)
+    lots = priced.data.lots
+    s0, g0 = lots.year_start()
+    short, long = lots.nets(outcome.sell * priced.data.ref_value / priced.data.prices)
+    assert lots.region.holds(s0 + short, g0 + long, slack=0.05)

@@ -34,7 +34,7 @@ from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, TaxForm
 
-__all__ = ["Ladder", "NativeQP", "ladder_of"]
+__all__ = ["Ladder", "NativeQP", "NoLadderPointError", "ladder_of"]
 
 
 @dataclass(eq=False)
@@ -112,6 +112,11 @@ class NativeQP:
 
 
 _serials = itertools.count()
+
+
+class NoLadderPointError(Exception):
+    """Internal signal: no climb over a netting region's lots, in their order, found a point (the
+    region's rows are not convex along that order); another order may."""
 
 
 @dataclass(eq=False)
@@ -254,6 +259,26 @@ class Ladder:
         beyond = (lot >= 0) & (self.start[np.maximum(lot, 0)] > limit) if len(self.start) else lot >= 0
         last = np.maximum(self._per_asset(self.start <= limit[self.owner]) - 1, 0)
         return np.asarray(np.where(beyond, last, segments))
+
+    def unreachable(self, sell_cap: np.ndarray, slack: float) -> bool:
+        """Netting: whether some region row exceeds its bound (by more than ``slack``) at every
+        sale of the lots within each asset's ``sell_cap`` (V_ref units), in any order: each row's
+        least value is each asset's lots of most negative slope on it, taken up to the cap (a
+        fractional knapsack per asset), a relaxation of every other limit too; so a valid proof
+        that the region has no point, no solve needed."""
+        if self.region is None or self.nets is None or not len(self.owner):
+            return False
+        size = self.end - self.start
+        for k in range(len(self.region)):
+            slope = self.nets @ self.region[k, :2]
+            order = np.lexsort((slope, self.owner))  # each asset's lots, most negative first
+            useful = np.where(slope[order] < 0, size[order], 0.0)
+            before = np.cumsum(useful) - useful
+            before -= (np.cumsum(useful) - useful)[self.first[self.owner[order]]]
+            take = np.clip(sell_cap[self.owner[order]] - before, 0.0, useful)
+            if float(slope[order] @ take) > self.region[k, 2] + slack:
+                return True
+        return False
 
     def step(
         self,

@@ -37,9 +37,9 @@ from finwiz.optimizer.describe._terms import TradeCountTerm
 from finwiz.optimizer.discrete._exact import solve_exact
 from finwiz.optimizer.discrete._rounding import gain_price, polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._qp import ladder_of
+from finwiz.optimizer.solve._qp import NoLadderPointError, ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, solve_terms
-from finwiz.optimizer.tax._bound import flip_bounds
+from finwiz.optimizer.tax._bound import flip_bounds, lagrangian_bound
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
@@ -126,23 +126,93 @@ def _priced_solve(
     the order its gain budget's price makes cheapest until that order stops changing (a better
     objective kept); ``outcome``: the first solve, when the caller has it. Raises
     :class:`ProvenInfeasibleError` as ``solve_terms`` does."""
+    given = model
+    pushed = False
     if outcome is None:
-        outcome = solve_terms(model, solver, time_limit=limit)
+        model, outcome = _toward_region(model, solver, limit)
+        pushed = model is not given
     for _ in range(_PRICINGS):
         priced = _priced(model, outcome)
         lots, before = priced.data.lots, model.data.lots
         assert lots is not None
         assert before is not None
         if lots.same_order(before):
-            break
+            if pushed and not _certified(given, model, outcome):
+                break
+            return model, outcome
         try:
-            again = solve_terms(priced, solver, time_limit=limit)
-        except (ProvenInfeasibleError, SolverError):
+            again = solve_terms(priced, solver, time_limit=limit, per_lot=False)
+        except (ProvenInfeasibleError, SolverError, NoLadderPointError):
             break
         if again.objective > outcome.objective + 1e-12 * max(1.0, abs(outcome.objective)):
             break
         model, outcome = priced, again
+    if pushed:  # an order found by a push, not the one its own prices make cheapest: not the optimum
+        return given, solve_terms(given, solver, time_limit=limit)
     return model, outcome
+
+
+def _certified(given: Model, solved: Model, outcome: SolveOutcome) -> bool:
+    """Whether ``outcome`` (``solved``: ``given`` with its lots reordered) is ``given``'s optimum
+    over every choice of lots: its own multipliers' Lagrangian bound (``_bound``) reaches it."""
+    form = next((d.tax for d in solved.described if d.tax is not None), None)
+    settled = None if form is None else ladder_of(form, solved.data.n).settled
+    if settled is None or settled.qp is None or settled.y is None:
+        return False
+    aim = outcome.objective - _CERTAIN * max(abs(outcome.objective), 1e-4)
+    bound = lagrangian_bound(given, settled.qp, settled.y, target=aim)
+    return bound is not None and bound >= aim
+
+
+_CERTAIN = 1e-6
+"""How close (relative) a Lagrangian bound must come to a reordered solve's objective to certify it:
+the solves agree to ~1e-8."""
+
+_PUSHES = (1.0, 100.0)
+"""Net prices (in units of the tax weight) tried toward a netting region whose rows no climb over
+its lots in their order reaches: the first orders by tax and nets alike, the second by the nets."""
+
+
+def _toward_region(model: Model, solver: str, limit: float) -> tuple[Model, SolveOutcome]:
+    """``solve_terms`` of ``model``; where no climb over its lots reaches its netting region's rows,
+    with the lots in the order a price on the rows the year so far breaks makes cheapest (the lots
+    that move the nets into the region first, where the rows are convex along the order); one
+    variable per lot (through cvxpy) only where no such order does. On the 10-year 431-asset
+    backtest the region where a short-term loss offsets a long-term gain needed it (a year's
+    short-term gains to undo by loss lots that the tax order put after long-term ones)."""
+    try:
+        return model, solve_terms(model, solver, time_limit=limit, per_lot=False)
+    except NoLadderPointError:
+        pass
+    lots = model.data.lots
+    assert lots is not None
+    if _unreachable(model):
+        raise ProvenInfeasibleError
+    s0, g0 = lots.year_start()
+    rows = () if lots.region is None else lots.region.rows
+    broken = [(a, b) for a, b, bound in rows if a * s0 + b * g0 > bound]
+    for push in _PUSHES if broken else ():
+        book = lots.priced(0.0, push * lots.tax_weight * np.sum(broken, axis=0))
+        if book is lots:
+            break
+        pushed = model.with_data(dataclasses.replace(model.data, lots=book))
+        try:
+            return pushed, solve_terms(pushed, solver, time_limit=limit, per_lot=False)
+        except NoLadderPointError:
+            continue
+    return model, solve_terms(model, solver, time_limit=limit)
+
+
+def _unreachable(model: Model) -> bool:
+    """Whether no sale of the lots within each asset's sell bound reaches ``model``'s netting region
+    (``Ladder.unreachable``; the solve's tolerance in currency as slack): no point, no solve."""
+    qp = native_qp(model)
+    if qp is None or qp.ladder is None:
+        return False
+    assert model.kept.qp_base is not None
+    data = model.data
+    slack = (1e-6 * data.ref_value + 0.01) / data.ref_value
+    return qp.ladder.unreachable(model.kept.qp_base.sell_cap, slack)
 
 
 def relaxation(model: Model, solver: str, limit: float) -> tuple[Model, SolveOutcome]:
@@ -354,7 +424,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
             tried.add(sells.tobytes())
             candidate = _with_sides(current, sells, both & ~sells)
             try:
-                current, outcome = candidate, solve_terms(candidate, solver, time_limit=limit)
+                current, outcome = _toward_region(candidate, solver, limit)
             except ProvenInfeasibleError:
                 continue
             break
@@ -378,7 +448,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
             sells = current.data.blocked["tax_sells_only"]
             other = _with_sides(current, flip & ~sells, flip & sells, flip)
             try:
-                tried_outcome = solve_terms(other, solver, time_limit=limit)
+                other, tried_outcome = _toward_region(other, solver, limit)
             except (ProvenInfeasibleError, SolverError):
                 continue
             better = tried_outcome.objective < outcome.objective - tolerance
@@ -409,7 +479,7 @@ def _wall_group(
     patterns = [(members, none), (none, losers)]
     for (no_buys, no_sales), candidate in zip(patterns, walls_of(model, group), strict=True):
         try:
-            outcome = solve_terms(candidate, solver, time_limit=limit)
+            candidate, outcome = _toward_region(candidate, solver, limit)
         except ProvenInfeasibleError:
             continue
         if best is None or outcome.objective < best[1].objective:
