@@ -17,7 +17,7 @@ from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, solve
 from finwiz.optimizer.tax import _regions
 from finwiz.optimizer.tax._bound import _assets, lagrangian_bound
-from finwiz.optimizer.tax._sides import relaxation
+from finwiz.optimizer.tax._order import relaxation
 from tests.optimizer.tax.reference import random_instance
 from tests.optimizer.tax.test_netting import NETTING, _region_models
 

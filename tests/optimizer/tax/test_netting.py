@@ -253,7 +253,7 @@ def test_each_region_solves_natively_to_the_optimum_of_one_variable_per_lot(kind
     (every choice of lots), to 1e-6; where the native climb ends, each net is in its region."""
     from finwiz.optimizer.solve._assembler import assemble
     from finwiz.optimizer.solve._solve import ProvenInfeasibleError, native_qp, solve
-    from finwiz.optimizer.tax._sides import relaxation
+    from finwiz.optimizer.tax._order import relaxation
 
     inst = random_instance(seed, assets=(5, 8), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
     natively = 0
@@ -346,7 +346,7 @@ def test_a_region_the_tax_order_cannot_reach_is_solved_natively_to_the_lots_opti
     import finwiz.optimizer.solve._solve as solve_module
     from finwiz.optimizer.solve._assembler import assemble
     from finwiz.optimizer.solve._qp import NoLadderPointError
-    from finwiz.optimizer.tax._sides import relaxation
+    from finwiz.optimizer.tax._order import relaxation
 
     cases = {**NETTING, "short_gain": {"realized_short_ytd": 3_000.0, "realized_long_ytd": 20_000.0}}
     inst = random_instance(seed, assets=(5, 8), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])

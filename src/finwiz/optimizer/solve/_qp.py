@@ -142,8 +142,8 @@ class Ladder:
     A netting region's rows (``TaxForm.rows``) on the year's short- and long-term nets ride the
     same segments: each net is linear in the sells there too (:meth:`region_rows`), and the rows'
     multipliers price each lot's gain in :meth:`step`. They need not be convex along an asset's
-    lots, so a climb may find no point where one exists (then the caller solves one variable per
-    lot through cvxpy)."""
+    lots, so a climb may find no point where one exists (then the caller reorders the lots toward
+    the rows, or :meth:`unreachable` proves there is none)."""
 
     owner: np.ndarray  # (L,) each lot's asset, lots grouped by asset in relief order
     first: np.ndarray  # (n,) each asset's first lot in the form

@@ -5,8 +5,8 @@ them (``_netting``), so the continuous stage cannot state it as one epigraph. Ea
 lots can reach is its own problem -- every lot at its region's rate of its term, the region's
 rows on this rebalance's net short- and long-term gains held by the continuous solve
 (``TaxForm.rows``: on the native QP, linear in each asset's sell along its lot as ``T`` and ``G``
-are, ``_qp.Ladder.region_rows``; through cvxpy, one variable per lot, where the climb over lots
-finds no point) -- and the answers are compared by their true objective with the exact tax (the
+are, ``_qp.Ladder.region_rows``; where no climb over the lots in the region's tax order reaches its
+rows, in an order toward them, ``_order.toward_region``) -- and the answers are compared by their true objective with the exact tax (the
 year's tax with the trades minus without, to the cent).
 
 Branch and bound over the regions: each region's relaxation (no side fixed; the pipeline's first
@@ -36,7 +36,7 @@ from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import NativeQP, ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError
 from finwiz.optimizer.tax._bound import lagrangian_bound
-from finwiz.optimizer.tax._sides import relaxation, start_at
+from finwiz.optimizer.tax._order import relaxation, start_at
 
 __all__ = ["exact_objective", "over_regions"]
 
