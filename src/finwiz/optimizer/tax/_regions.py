@@ -6,8 +6,8 @@ lots can reach is its own problem -- every lot at its region's rate of its term,
 rows on this rebalance's net short- and long-term gains held by the continuous solve
 (``TaxForm.rows``: on the native QP, linear in each asset's sell along its lot as ``T`` and ``G``
 are, ``_qp.Ladder.region_rows``; where no climb over the lots in the region's tax order reaches its
-rows, in an order toward them, ``_order.toward_region``) -- and the answers are compared by their true objective with the exact tax (the
-year's tax with the trades minus without, to the cent).
+rows, in an order toward them, ``_order.toward_region``) -- and the answers are compared by their
+true objective with the exact tax (the year's tax with the trades minus without, to the cent).
 
 Branch and bound over the regions: each region's relaxation (no side fixed; the pipeline's first
 solve, kept with the region's model) bounds every answer in it from below, and so does its
