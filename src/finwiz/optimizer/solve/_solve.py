@@ -399,7 +399,7 @@ def _solve_native(
         key = None
     route = plan(qp, key) if solver == "auto" else "explicit"
     if route == "cold" and (qp.ladder is not None or _binds_at_target(model)):
-        # A taxable account's first solve: ADMM stalled (600 iterations, 11 ms at 431 x 10 lots).
+        # A taxable account's first solve: ADMM stalls there (docs/decisions/s11-tax.md).
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
         # needs thousands of iterations cold (1,875 at 431 assets, 27 ms) and Clarabel 15 (7 ms,
         # and 2 ms for OSQP's polish, which leaves the workspace warm for the next solve).
