@@ -371,3 +371,47 @@ def test_a_region_the_tax_order_cannot_reach_is_solved_natively_to_the_lots_opti
     s0, g0 = lots.year_start()
     short, long = lots.nets(outcome.sell * priced.data.ref_value / priced.data.prices)
     assert lots.region.holds(s0 + short, g0 + long, slack=0.05)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_region_refused_without_a_solve_has_no_sale_of_lots_that_reaches_it(seed: int) -> None:
+    """``Ladder.unreachable`` (no solve) agrees with an independent LP over every sale of lots
+    within each asset's sell bound (scipy's HiGHS, one variable per lot): it refuses a region only
+    when the LP proves it empty, and whenever a single row rules it out."""
+    from scipy.optimize import linprog
+
+    from finwiz.optimizer.describe._model import TaxForm
+    from finwiz.optimizer.solve._qp import Ladder
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 5))
+    owner = np.sort(rng.integers(0, n, int(rng.integers(1, 9))))
+    lots = len(owner)
+    cap = rng.uniform(0.0, 0.1, lots)
+    gain = rng.normal(0.0, 0.3, lots)
+    long = rng.random(lots) < 0.5
+    region = next(r for r in regions(ST, LT, ST, 3000.0) if r.name == "short_loss_offsets_long_gain")
+    start = rng.normal(0.0, 0.01, 2)  # the year so far, V_ref units
+    rows = np.array([[a, b, bound - a * start[0] - b * start[1]] for a, b, bound in region.rows])
+    form = TaxForm(owner=owner, cap=cap, tax=gain * 0.2, gain=gain, long=long, rows=rows)
+    ladder = Ladder.of(form, n)
+    sell_cap = rng.uniform(0.0, 0.3, n) * (rng.random(n) < 0.8)
+    nets = np.column_stack([gain * ~long, gain * long])  # per unit of each lot sold
+    per_asset = np.zeros((n, lots))
+    per_asset[owner, np.arange(lots)] = 1.0
+    lp = linprog(
+        np.zeros(lots),
+        A_ub=np.vstack([rows[:, :2] @ nets.T, per_asset]),
+        b_ub=np.concatenate([rows[:, 2] + 1e-9, sell_cap]),
+        bounds=list(zip(np.zeros(lots), cap, strict=True)),
+        method="highs",
+    )
+    refused = ladder.unreachable(sell_cap, 1e-9)
+    if refused:
+        assert lp.status == 2  # infeasible
+    single = [
+        linprog(rows[k, :2] @ nets.T, A_ub=per_asset, b_ub=sell_cap, bounds=list(zip(np.zeros(lots), cap, strict=True)))
+        for k in range(len(rows))
+    ]
+    assert refused == any(s.fun > rows[k, 2] + 1e-9 for k, s in enumerate(single))
