@@ -139,6 +139,7 @@ class _Search:
     cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds (the best found)
     duals: list[tuple[NativeQP, np.ndarray]] = field(default_factory=list)  # of the relaxations solved
     done: set[int] = field(default_factory=set)  # run or pruned
+    spent: set[tuple[int, int, bool]] = field(default_factory=set)  # (region, dual, one_side) ascents that fell short
     best: tuple[float, Decided] | None = None
 
     def relax(self, k: int) -> None:
@@ -163,12 +164,17 @@ class _Search:
         """Region ``k``'s Lagrangian bound at ``dual`` (searching the region rows' multipliers
         until it reaches ``target``; ``one_side``: the side rule kept), when it is better than the
         one it has."""
+        key = (k, id(dual[1]), one_side)
+        if key in self.spent:  # it ran to its best short of a higher target: a lower one changes nothing
+            return
         region = self.models[k]
         offset = _offset(region)
         aim = None if target is None else target - offset
         value = lagrangian_bound(region, *dual, target=aim, one_side=one_side)
         if value is not None:
             self.cheap[k] = max(self.cheap.get(k, -np.inf), value + offset)
+        if value is None or aim is None or value < aim - 1e-9 * max(1.0, abs(aim)):
+            self.spent.add(key)  # the search stops early only on reaching its target
 
     def open(self, relaxed: bool | None = None) -> list[int]:
         """The regions not run or pruned, with a point (``relaxed``: only those whose relaxation
