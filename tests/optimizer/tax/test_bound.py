@@ -17,7 +17,7 @@ from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, solve
 from finwiz.optimizer.tax import _regions
 from finwiz.optimizer.tax._bound import _assets, lagrangian_bound
-from finwiz.optimizer.tax._sides import relaxation
+from finwiz.optimizer.tax._order import relaxation
 from tests.optimizer.tax.reference import random_instance
 from tests.optimizer.tax.test_netting import NETTING, _region_models
 
@@ -213,6 +213,7 @@ def test_the_side_rule_bound_is_below_every_side_patterns_optimum(kind: str, see
             assert sided is not None
             assert relaxed is not None
             assert sided <= best + 1e-7 * max(abs(best), 1e-6)
-            assert sided >= relaxed - 1e-6 * abs(relaxed)  # (each found by its own ascent)
+            # (each found by its own ascent, which may stop short: 1e-11 absolute where the optimum is ~0)
+            assert sided >= relaxed - 1e-6 * abs(relaxed) - 1e-11
             checked += 1
     assert checked

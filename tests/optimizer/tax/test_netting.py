@@ -253,7 +253,7 @@ def test_each_region_solves_natively_to_the_optimum_of_one_variable_per_lot(kind
     (every choice of lots), to 1e-6; where the native climb ends, each net is in its region."""
     from finwiz.optimizer.solve._assembler import assemble
     from finwiz.optimizer.solve._solve import ProvenInfeasibleError, native_qp, solve
-    from finwiz.optimizer.tax._sides import relaxation
+    from finwiz.optimizer.tax._order import relaxation
 
     inst = random_instance(seed, assets=(5, 8), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
     natively = 0
@@ -331,3 +331,87 @@ def test_a_region_whose_solver_fails_leaves_the_others_answer(monkeypatch: pytes
     assert not got.violations
     assert result.tax is not None
     assert result.tax.estimated_tax == pytest.approx(got.tax, abs=0.011)
+
+
+@pytest.mark.parametrize(("seed", "kind"), [(14, "short_gain")])
+def test_a_region_the_tax_order_cannot_reach_is_solved_natively_to_the_lots_optimum(
+    monkeypatch: pytest.MonkeyPatch, seed: int, kind: str
+) -> None:
+    """The 2014-12 and 2016-12 rebalances of the 10-year netting backtest: a year's short-term gains
+    to undo by short-term loss lots that the region's tax order puts after long-term ones, so no
+    climb over the lots in that order reaches the region where a short-term loss offsets a long-term
+    gain (it fell back to cvxpy, one variable per lot, on every solve of the region). The lots
+    reordered toward the region's rows, the native climb answers, with the objective of an
+    cvxpy model with one variable per lot (the native answer certified by its own multipliers)."""
+    import finwiz.optimizer.solve._solve as solve_module
+    from finwiz.optimizer.solve._assembler import assemble
+    from finwiz.optimizer.solve._qp import NoLadderPointError
+    from finwiz.optimizer.tax._order import relaxation
+
+    cases = {**NETTING, "short_gain": {"realized_short_ytd": 3_000.0, "realized_long_ytd": 20_000.0}}
+    inst = random_instance(seed, assets=(5, 8), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
+    inst = inst.with_(tax_model="netting", **cases[kind])
+    name = "short_loss_offsets_long_gain"
+    (region,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    with pytest.raises(NoLadderPointError):  # the tax order: no point
+        solve_module.solve_terms(region, per_lot=False)
+    assembled = assemble(region)  # the cvxpy problem: one variable per lot, no ladder
+    with assembled.lock:
+        assembled.set_values(region, region.stacked())
+        reference = solve_module.solve(assembled).objective
+
+    def no_cvxpy(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the cvxpy problem of one variable per lot was solved")
+
+    (region,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    monkeypatch.setattr(solve_module, "solve", no_cvxpy)
+    priced, outcome = relaxation(region, "auto", 30.0)
+    assert outcome.objective == pytest.approx(reference, rel=1e-6, abs=1e-9)
+    lots = priced.data.lots
+    s0, g0 = lots.year_start()
+    short, long = lots.nets(outcome.sell * priced.data.ref_value / priced.data.prices)
+    assert lots.region.holds(s0 + short, g0 + long, slack=0.05)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_region_refused_without_a_solve_has_no_sale_of_lots_that_reaches_it(seed: int) -> None:
+    """``Ladder.unreachable`` (no solve) agrees with an independent LP over every sale of lots
+    within each asset's sell bound (scipy's HiGHS, one variable per lot): it refuses a region only
+    when the LP proves it empty, and whenever a single row rules it out."""
+    from scipy.optimize import linprog
+
+    from finwiz.optimizer.describe._model import TaxForm
+    from finwiz.optimizer.solve._qp import Ladder
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 5))
+    owner = np.sort(rng.integers(0, n, int(rng.integers(1, 9))))
+    lots = len(owner)
+    cap = rng.uniform(0.0, 0.1, lots)
+    gain = rng.normal(0.0, 0.3, lots)
+    long = rng.random(lots) < 0.5
+    region = next(r for r in regions(ST, LT, ST, 3000.0) if r.name == "short_loss_offsets_long_gain")
+    start = rng.normal(0.0, 0.01, 2)  # the year so far, V_ref units
+    rows = np.array([[a, b, bound - a * start[0] - b * start[1]] for a, b, bound in region.rows])
+    form = TaxForm(owner=owner, cap=cap, tax=gain * 0.2, gain=gain, long=long, rows=rows)
+    ladder = Ladder.of(form, n)
+    sell_cap = rng.uniform(0.0, 0.3, n) * (rng.random(n) < 0.8)
+    nets = np.column_stack([gain * ~long, gain * long])  # per unit of each lot sold
+    per_asset = np.zeros((n, lots))
+    per_asset[owner, np.arange(lots)] = 1.0
+    lp = linprog(
+        np.zeros(lots),
+        A_ub=np.vstack([rows[:, :2] @ nets.T, per_asset]),
+        b_ub=np.concatenate([rows[:, 2] + 1e-9, sell_cap]),
+        bounds=list(zip(np.zeros(lots), cap, strict=True)),
+        method="highs",
+    )
+    refused = ladder.unreachable(sell_cap, 1e-9)
+    if refused:
+        assert lp.status == 2  # infeasible
+    single = [
+        linprog(rows[k, :2] @ nets.T, A_ub=per_asset, b_ub=sell_cap, bounds=list(zip(np.zeros(lots), cap, strict=True)))
+        for k in range(len(rows))
+    ]
+    assert refused == any(s.fun > rows[k, 2] + 1e-9 for k, s in enumerate(single))

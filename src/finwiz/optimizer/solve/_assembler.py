@@ -75,7 +75,7 @@ class Kept:
     qp_base: QPBase | None = None
     last_qp_base: QPBase | None = None  # the base of the model this one re-solves (with_data)
     data_digest: str | None = None  # user terms without a declared structure are keyed by it (_user_keys)
-    relaxation: tuple[Model, Any] | None = None  # a taxable account's and its SolveOutcome (tax/_sides.relaxation)
+    relaxation: tuple[Model, Any] | None = None  # a taxable account's and its SolveOutcome (tax/_order.relaxation)
 
 
 @dataclass(frozen=True, eq=False)

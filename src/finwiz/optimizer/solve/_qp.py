@@ -34,7 +34,7 @@ from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, TaxForm
 
-__all__ = ["Ladder", "NativeQP", "ladder_of"]
+__all__ = ["Ladder", "NativeQP", "NoLadderPointError", "ladder_of"]
 
 
 @dataclass(eq=False)
@@ -114,6 +114,11 @@ class NativeQP:
 _serials = itertools.count()
 
 
+class NoLadderPointError(Exception):
+    """Internal signal: no climb over a netting region's lots, in their order, found a point (the
+    region's rows are not convex along that order); another order may."""
+
+
 @dataclass(eq=False)
 class Settled:
     """Each asset's segment where a ladder's last climb settled (None: no climb yet), and the QP and
@@ -137,8 +142,8 @@ class Ladder:
     A netting region's rows (``TaxForm.rows``) on the year's short- and long-term nets ride the
     same segments: each net is linear in the sells there too (:meth:`region_rows`), and the rows'
     multipliers price each lot's gain in :meth:`step`. They need not be convex along an asset's
-    lots, so a climb may find no point where one exists (then the caller solves one variable per
-    lot through cvxpy)."""
+    lots, so a climb may find no point where one exists (then the caller reorders the lots toward
+    the rows, or :meth:`unreachable` proves there is none)."""
 
     owner: np.ndarray  # (L,) each lot's asset, lots grouped by asset in relief order
     first: np.ndarray  # (n,) each asset's first lot in the form
@@ -254,6 +259,26 @@ class Ladder:
         beyond = (lot >= 0) & (self.start[np.maximum(lot, 0)] > limit) if len(self.start) else lot >= 0
         last = np.maximum(self._per_asset(self.start <= limit[self.owner]) - 1, 0)
         return np.asarray(np.where(beyond, last, segments))
+
+    def unreachable(self, sell_cap: np.ndarray, slack: float) -> bool:
+        """Netting: whether some region row exceeds its bound (by more than ``slack``) at every
+        sale of the lots within each asset's ``sell_cap`` (V_ref units), in any order: each row's
+        least value is each asset's lots of most negative slope on it, taken up to the cap (a
+        fractional knapsack per asset), a relaxation of every other limit too; so a valid proof
+        that the region has no point, no solve needed."""
+        if self.region is None or self.nets is None or not len(self.owner):
+            return False
+        size = self.end - self.start
+        for k in range(len(self.region)):
+            slope = self.nets @ self.region[k, :2]
+            order = np.lexsort((slope, self.owner))  # each asset's lots, most negative first
+            useful = np.where(slope[order] < 0, size[order], 0.0)
+            before = np.cumsum(useful) - useful
+            before -= (np.cumsum(useful) - useful)[self.first[self.owner[order]]]
+            take = np.clip(sell_cap[self.owner[order]] - before, 0.0, useful)
+            if float(slope[order] @ take) > self.region[k, 2] + slack:
+                return True
+        return False
 
     def step(
         self,

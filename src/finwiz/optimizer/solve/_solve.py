@@ -34,7 +34,7 @@ from finwiz.optimizer.describe._data import NOISE_VALUE
 from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
-from finwiz.optimizer.solve._qp import Ladder, NativeQP
+from finwiz.optimizer.solve._qp import Ladder, NativeQP, NoLadderPointError
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
 from finwiz.optimizer.solve._solvers import (
     NativeSolution,
@@ -310,9 +310,11 @@ def _binds_at_target(model: Model) -> bool:
     return False
 
 
-def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0) -> SolveOutcome:
+def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0, per_lot: bool = True) -> SolveOutcome:
     """Solve ``model``: natively when it is a QP, else through the compiled cvxpy problem. The
-    same policy either way (see :func:`solve`)."""
+    same policy either way (see :func:`solve`). ``per_lot=False``: where a taxable account's climb
+    over lots finds no point, raise :class:`~finwiz.optimizer.solve._qp.NoLadderPointError` instead of
+    solving one variable per lot (the caller reorders the lots)."""
     qp = native_qp(model)
     if qp is None:
         assembled = assemble(model)
@@ -349,6 +351,8 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0)
             continue
         ladder.settled.segments = segments
         return outcome
+    if not per_lot:
+        raise NoLadderPointError
     assembled = assemble(model)
     with assembled.lock:
         assembled.set_values(model, model.stacked())
@@ -395,7 +399,8 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     if route == "cold" and has_dense_block(qp):
         # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
-    elif route == "cold" and _binds_at_target(model):
+    elif route == "cold" and (qp.ladder is not None or _binds_at_target(model)):
+        # A taxable account's first solve: ADMM stalls there (docs/decisions/s11-tax.md).
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
         # needs thousands of iterations cold (1,875 at 431 assets, 27 ms) and Clarabel 15 (7 ms,
         # and 2 ms for OSQP's polish, which leaves the workspace warm for the next solve).

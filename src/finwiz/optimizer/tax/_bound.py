@@ -1,6 +1,6 @@
 """A netting region's lower bound without solving it: the Lagrangian dual of its relaxation.
 
-Every region's relaxation (``_sides.relaxation``) is one problem with different lot rates and a
+Every region's relaxation (``_order.relaxation``) is one problem with different lot rates and a
 few rows on the year's two nets. Its Lagrangian -- every row but the variables' own bounds priced
 at multipliers ``y``, the region's rows at ``lam >= 0`` -- separates: one asset at a time (its buy,
 and its sell spread over its lots cheapest first: a convex piecewise-linear price), and each scalar

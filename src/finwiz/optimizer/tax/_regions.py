@@ -5,9 +5,9 @@ them (``_netting``), so the continuous stage cannot state it as one epigraph. Ea
 lots can reach is its own problem -- every lot at its region's rate of its term, the region's
 rows on this rebalance's net short- and long-term gains held by the continuous solve
 (``TaxForm.rows``: on the native QP, linear in each asset's sell along its lot as ``T`` and ``G``
-are, ``_qp.Ladder.region_rows``; through cvxpy, one variable per lot, where the climb over lots
-finds no point) -- and the answers are compared by their true objective with the exact tax (the
-year's tax with the trades minus without, to the cent).
+are, ``_qp.Ladder.region_rows``; where no climb over the lots in the region's tax order reaches its
+rows, in an order toward them, ``_order.toward_region``) -- and the answers are compared by their
+true objective with the exact tax (the year's tax with the trades minus without, to the cent).
 
 Branch and bound over the regions: each region's relaxation (no side fixed; the pipeline's first
 solve, kept with the region's model) bounds every answer in it from below, and so does its
@@ -36,7 +36,7 @@ from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import NativeQP, ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError
 from finwiz.optimizer.tax._bound import lagrangian_bound
-from finwiz.optimizer.tax._sides import relaxation, start_at
+from finwiz.optimizer.tax._order import relaxation, start_at
 
 __all__ = ["exact_objective", "over_regions"]
 
@@ -139,6 +139,7 @@ class _Search:
     cheap: dict[int, float] = field(default_factory=dict)  # Lagrangian bounds (the best found)
     duals: list[tuple[NativeQP, np.ndarray]] = field(default_factory=list)  # of the relaxations solved
     done: set[int] = field(default_factory=set)  # run or pruned
+    spent: set[tuple[int, int, bool]] = field(default_factory=set)  # (region, dual, one_side) ascents that fell short
     best: tuple[float, Decided] | None = None
 
     def relax(self, k: int) -> None:
@@ -163,12 +164,17 @@ class _Search:
         """Region ``k``'s Lagrangian bound at ``dual`` (searching the region rows' multipliers
         until it reaches ``target``; ``one_side``: the side rule kept), when it is better than the
         one it has."""
+        key = (k, id(dual[1]), one_side)
+        if key in self.spent:  # it ran to its best short of a higher target: a lower one changes nothing
+            return
         region = self.models[k]
         offset = _offset(region)
         aim = None if target is None else target - offset
         value = lagrangian_bound(region, *dual, target=aim, one_side=one_side)
         if value is not None:
             self.cheap[k] = max(self.cheap.get(k, -np.inf), value + offset)
+        if value is None or aim is None or value < aim - 1e-9 * max(1.0, abs(aim)):
+            self.spent.add(key)  # the search stops early only on reaching its target
 
     def open(self, relaxed: bool | None = None) -> list[int]:
         """The regions not run or pruned, with a point (``relaxed``: only those whose relaxation

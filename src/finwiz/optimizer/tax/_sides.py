@@ -7,13 +7,7 @@ reports as ``continuous_objective`` (:attr:`Sided.bound`). Each asset the relaxa
 sells is fixed to a side (:func:`fix_sides`), and the problem, convex once the sides are fixed, is
 solved and rounded as usual.
 
-The native solve relieves each asset's lots in one order (``LotBook``'s). Without a binding gain
-budget the tax order is the optimum over every choice of lots; with one, the optimum relieves lots
-in the order of their tax plus the budget's price times their gain (:meth:`LotBook.priced`), a price
-known only after the solve. :func:`_priced_solve` solves again in the order its price makes
-cheapest until the order stops changing: in the tax order a $20k budget on the 431-asset book was
-met by the continuous solve, but the lots its price made cheapest realised $11.2k, and the rounding,
-local to that point, kept $11.9k of the $20k (issue 21).
+The lots' order and the relaxation: ``_order``.
 
 When the sides chosen leave no trades (the side-fixed model is infeasible, or its rounding finds no
 whole-share trades), the sides are released before the request is refused
@@ -35,23 +29,20 @@ from finwiz.errors import ConstraintConflict, FinwizError, InfeasibleRebalanceEr
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._terms import TradeCountTerm
 from finwiz.optimizer.discrete._exact import solve_exact
-from finwiz.optimizer.discrete._rounding import gain_price, polish, side_margin
+from finwiz.optimizer.discrete._rounding import polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, solve_terms
 from finwiz.optimizer.tax._bound import flip_bounds
+from finwiz.optimizer.tax._order import priced, priced_solve, relaxation, toward_region
 from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
-__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "relaxation", "start_at", "walls_of"]
+__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "walls_of"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
 _SIDE_PASSES = 2  # passes over the close calls
 """At most how many of the assets whose side the relaxation chose are tried on the other."""
-_PRICINGS = 4
-"""At most how many re-solves in the order a binding gain budget's price makes cheapest (on the
-431-asset book with $20k and $50k budgets the order stopped changing after two)."""
 _SIDE_GROUPS = ("tax_buys_only", "tax_sells_only")
 
 WholeShares = Callable[[Model, SolveOutcome], tuple[np.ndarray, SolveOutcome]]
@@ -95,63 +86,6 @@ def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.nda
     blocked["tax_sells_only"] = (blocked["tax_sells_only"] & keep) | sells
     blocked["tax_buys_only"] = (blocked["tax_buys_only"] & keep) | buys
     return model.with_data(dataclasses.replace(data, blocked=blocked))
-
-
-def _priced(model: Model, outcome: SolveOutcome) -> Model:
-    """``model`` with its lots in the order ``outcome``'s gain price makes cheapest; its climb
-    over lots starts at the lots that hold ``outcome``'s sells in that order."""
-    lots = model.data.lots
-    assert lots is not None
-    book = lots.priced(gain_price(model, outcome.duals), outcome.net_prices)
-    if book is lots:
-        return model
-    priced = model.with_data(dataclasses.replace(model.data, lots=book))
-    start_at(priced, outcome.sell)
-    return priced
-
-
-def start_at(model: Model, sell: np.ndarray) -> None:
-    """Start ``model``'s first climb over lots at the lots that hold ``sell`` (``V_ref`` units)."""
-    form = next((d.tax for d in model.described if d.tax is not None), None)
-    if form is not None:
-        ladder = ladder_of(form, model.data.n)
-        if ladder.settled.segments is None:
-            ladder.settled.segments = ladder.containing(sell)
-
-
-def _priced_solve(
-    model: Model, solver: str, limit: float, outcome: SolveOutcome | None = None
-) -> tuple[Model, SolveOutcome]:
-    """The continuous optimum of ``model`` over every choice of lots: solved, then solved again in
-    the order its gain budget's price makes cheapest until that order stops changing (a better
-    objective kept); ``outcome``: the first solve, when the caller has it. Raises
-    :class:`ProvenInfeasibleError` as ``solve_terms`` does."""
-    if outcome is None:
-        outcome = solve_terms(model, solver, time_limit=limit)
-    for _ in range(_PRICINGS):
-        priced = _priced(model, outcome)
-        lots, before = priced.data.lots, model.data.lots
-        assert lots is not None
-        assert before is not None
-        if lots.same_order(before):
-            break
-        try:
-            again = solve_terms(priced, solver, time_limit=limit)
-        except (ProvenInfeasibleError, SolverError):
-            break
-        if again.objective > outcome.objective + 1e-12 * max(1.0, abs(outcome.objective)):
-            break
-        model, outcome = priced, again
-    return model, outcome
-
-
-def relaxation(model: Model, solver: str, limit: float) -> tuple[Model, SolveOutcome]:
-    """:func:`_priced_solve` of ``model`` with no side fixed: the relaxation whose optimum bounds
-    every answer (kept with the model: the netting regions' bound is the pipeline's first solve).
-    Raises as ``solve_terms`` does."""
-    if model.kept.relaxation is None:
-        model.kept.relaxation = _priced_solve(model, solver, limit)
-    return model.kept.relaxation
 
 
 def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleRebalanceError:
@@ -214,7 +148,7 @@ def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> floa
     data = dataclasses.replace(model.data, debias=model.data.debias or counted)
     relaxed = model.with_data(dataclasses.replace(data, lots=lots.in_tax_order()) if fixed_order else data)
     try:
-        return _priced_solve(relaxed, solver, limit)[1].objective
+        return priced_solve(relaxed, solver, limit)[1].objective
     except (ProvenInfeasibleError, SolverError):
         return None
 
@@ -258,8 +192,8 @@ class Sided:
         user's settings instead of the internal side groups."""
         for other in self._alternatives():
             try:
-                model, outcome = _priced_solve(other, self.solver, self.limit)
-                model = _priced(model, outcome)
+                model, outcome = priced_solve(other, self.solver, self.limit)
+                model = priced(model, outcome)
                 shares, outcome = whole_shares(model, outcome)
             except (FinwizError, ProvenInfeasibleError):
                 continue
@@ -328,8 +262,24 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
         relaxed, first = relaxation(model, solver, limit)
     except ProvenInfeasibleError:
         raise explain_infeasibility(model) from None
-    outcome = first
-    current = relaxed
+    current, outcome, fixed, walls, margin = _fixed_sides(relaxed, first, solver, limit)
+    if fixed.any():
+        current, outcome = _close_calls(current, outcome, relaxed, fixed, margin, solver, limit)
+        # the sides settled: the lots in the order their gain price makes cheapest
+        current, outcome = priced_solve(current, solver, limit, outcome)
+    bound = _bound(model, first, solver, limit)
+    walled = _with_sides(relaxed, *walls, np.zeros_like(fixed))
+    return Sided(current, outcome, bound, walled, first, fixed, solver, limit, mip_limit)
+
+
+_Fixed = tuple[Model, SolveOutcome, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fixed_sides(relaxed: Model, first: SolveOutcome, solver: str, limit: float) -> _Fixed:
+    """From the relaxation: each asset traded both ways fixed to a side, round by round, and each
+    identical group walled, until none is (see :func:`fix_sides`). Returns the model and solve, the
+    assets fixed, the walls (no buys, no sales) and each fixed asset's side margin."""
+    outcome, current = first, relaxed
     fixed = np.zeros(relaxed.data.n, bool)
     walls = (fixed.copy(), fixed.copy())  # the identical groups' sides: no buys, no sales
     margin = np.zeros(relaxed.data.n)  # how much cheaper each fixed asset looked selling only
@@ -339,7 +289,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
         if not both.any():
             group = _group_conflict(data, outcome)
             if group is None:
-                break
+                return current, outcome, fixed, walls, margin
             current, outcome, walls = _wall_group(current, group, walls, solver, limit)
             continue
         margin = np.where(both, side_margin(current, outcome.buy, outcome.sell, both), margin)
@@ -354,14 +304,26 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
             tried.add(sells.tobytes())
             candidate = _with_sides(current, sells, both & ~sells)
             try:
-                current, outcome = candidate, solve_terms(candidate, solver, time_limit=limit)
+                current, outcome = toward_region(candidate, solver, limit)
             except ProvenInfeasibleError:
                 continue
             break
         else:
             raise _refusal([_with_sides(current, sells, both & ~sells) for sells in candidates]) from None
-    # The close calls, closest first. (On 8 small books no flip of a margin above a fifth of the
-    # objective helped.)
+
+
+def _close_calls(
+    current: Model,
+    outcome: SolveOutcome,
+    relaxed: Model,
+    fixed: np.ndarray,
+    margin: np.ndarray,
+    solver: str,
+    limit: float,
+) -> tuple[Model, SolveOutcome]:
+    """The fixed assets whose side margin is within ``_CLOSE_CALL`` of the objective, closest first,
+    each tried on its other side and kept there where the objective improves (see
+    :func:`fix_sides`). (On 8 small books no flip of a margin above a fifth of the objective helped.)"""
     tolerance = 1e-12 * max(1.0, abs(outcome.objective))
     close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
     close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
@@ -378,7 +340,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
             sells = current.data.blocked["tax_sells_only"]
             other = _with_sides(current, flip & ~sells, flip & sells, flip)
             try:
-                tried_outcome = solve_terms(other, solver, time_limit=limit)
+                other, tried_outcome = toward_region(other, solver, limit)
             except (ProvenInfeasibleError, SolverError):
                 continue
             better = tried_outcome.objective < outcome.objective - tolerance
@@ -387,11 +349,7 @@ def fix_sides(model: Model, solver: str, limit: float, mip_limit: float = 10.0) 
                 bounds = None if free is None else flip_bounds(current, free, close)
         if not improved:
             break
-    if fixed.any():  # the sides settled: the lots in the order their gain price makes cheapest
-        current, outcome = _priced_solve(current, solver, limit, outcome)
-    bound = _bound(model, first, solver, limit)
-    walled = _with_sides(relaxed, *walls, np.zeros_like(fixed))
-    return Sided(current, outcome, bound, walled, first, fixed, solver, limit, mip_limit)
+    return current, outcome
 
 
 def _wall_group(
@@ -409,7 +367,7 @@ def _wall_group(
     patterns = [(members, none), (none, losers)]
     for (no_buys, no_sales), candidate in zip(patterns, walls_of(model, group), strict=True):
         try:
-            outcome = solve_terms(candidate, solver, time_limit=limit)
+            candidate, outcome = toward_region(candidate, solver, limit)
         except ProvenInfeasibleError:
             continue
         if best is None or outcome.objective < best[1].objective:

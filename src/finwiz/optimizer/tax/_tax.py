@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -279,39 +280,10 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     age = settings.as_of.toordinal() - day
     long = age > settings.long_term_days
     rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
-    recent = settings.in_window
-    groups = [settings.group(s) for s in symbols]
-    sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
-    bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
-    # A lot the holding dates within the window is a purchase too, listed or not.
-    bought |= {groups[i] for i in np.unique(owner[age <= settings.wash_sale_days]).tolist()}
-    no_buy = np.array([g in sold_at_loss for g in groups], bool)
-    withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)
-    keep = ~(withholds[owner] & (per_share < 0)) if len(every) else np.ones(0, bool)
-    withheld = np.bincount(owner[~keep], weights=held[~keep], minlength=n)
-    blocks: dict[str, str] = {}
-    window = settings.wash_sale_days
-    for i in np.flatnonzero(no_buy):
-        blocks[symbols[i]] = f"not bought: {groups[i]} was sold at a loss within {window} days"
-    for i in np.flatnonzero(withheld > 0):
-        blocks[symbols[i]] = f"loss lots not sold: {groups[i]} was bought within {window} days"
+    no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, owner, held, age, per_share)
     # Relief order within each asset (see the module docstring), the asset first.
-    index = np.arange(len(every))
-    order = np.lexsort((*relief_keys(settings.lot_policy, index, day, basis, per_share, rate), owner))
-    order = order[keep[order]]
-    count = np.bincount(owner[order], minlength=n)
-    width = max(int(count.max(initial=0)), 1)
-    first = np.concatenate([[0], np.cumsum(count)[:-1]])
-    slot = np.arange(len(order)) - first[owner[order]]
-    row = owner[order]
-
-    def padded(values: np.ndarray, dtype: type = float) -> np.ndarray:
-        out: np.ndarray = np.zeros((n, width), dtype=dtype)
-        out[row, slot] = values[order]
-        return out
-
-    slots = np.full((n, width), -1, dtype=np.int64)
-    slots[row, slot] = order
+    order = np.lexsort((*relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner))
+    padded, slots = _padding(owner, order[keep[order]], n)
     return LotBook(
         shares=padded(held),
         gain=padded(per_share),
@@ -326,8 +298,57 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         no_buy=no_buy,
         blocks=blocks,
         settings=settings,
-        groups=np.array(groups),
+        groups=np.array([settings.group(s) for s in symbols]),
     )
+
+
+def _wash_rules(
+    settings: TaxSettings,
+    symbols: list[str],
+    owner: np.ndarray,
+    held: np.ndarray,
+    age: np.ndarray,
+    per_share: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, dict[str, str], np.ndarray]:
+    """The wash-sale window's effect on the lots: each asset not to be bought, each asset's shares
+    withheld (loss lots not sold), why (per symbol), and which lots stay sellable."""
+    n = len(symbols)
+    recent = settings.in_window
+    groups = [settings.group(s) for s in symbols]
+    sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
+    bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
+    # A lot the holding dates within the window is a purchase too, listed or not.
+    bought |= {groups[i] for i in np.unique(owner[age <= settings.wash_sale_days]).tolist()}
+    no_buy = np.array([g in sold_at_loss for g in groups], bool)
+    withholds = np.array([g in bought and not settings.allow_wash_sale_losses for g in groups], bool)
+    keep = ~(withholds[owner] & (per_share < 0)) if len(owner) else np.ones(0, bool)
+    withheld = np.bincount(owner[~keep], weights=held[~keep], minlength=n)
+    blocks: dict[str, str] = {}
+    window = settings.wash_sale_days
+    for i in np.flatnonzero(no_buy):
+        blocks[symbols[i]] = f"not bought: {groups[i]} was sold at a loss within {window} days"
+    for i in np.flatnonzero(withheld > 0):
+        blocks[symbols[i]] = f"loss lots not sold: {groups[i]} was bought within {window} days"
+    return no_buy, withheld, blocks, keep
+
+
+def _padding(owner: np.ndarray, order: np.ndarray, n: int) -> tuple[Callable[..., np.ndarray], np.ndarray]:
+    """How per-lot values become ``(n, width)`` arrays, each asset's lots in ``order`` (a row of
+    zeros past its last), and the lots' indices so placed (-1: none)."""
+    count = np.bincount(owner[order], minlength=n)
+    width = max(int(count.max(initial=0)), 1)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    slot = np.arange(len(order)) - first[owner[order]]
+    row = owner[order]
+
+    def padded(values: np.ndarray, dtype: type = float) -> np.ndarray:
+        out: np.ndarray = np.zeros((n, width), dtype=dtype)
+        out[row, slot] = values[order]
+        return out
+
+    slots = np.full((n, width), -1, dtype=np.int64)
+    slots[row, slot] = order
+    return padded, slots
 
 
 def relief_keys(
