@@ -98,9 +98,10 @@ def best_combination(
     # last zero entry is "this asset stays".
     own = pricer.changes(point.z, point.shares, moves)
     shared = pricer.shared(point.z, moves)
+    alone = own - np.einsum("ij,ij->j", shared, shared)
     if not can_gain(own, shared, moves.owner, gain):
         return None
-    own = np.append(own, 0.0)
+    own, alone = np.append(own, 0.0), np.append(alone, 0.0)
     cross = np.zeros((m + 1, m + 1))
     cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (``_Pricer.cross``)
     delta = rows.changes(moves.owner, *moves.change(data, point.z))
@@ -114,20 +115,29 @@ def best_combination(
     # What the assets not yet placed can still add to each row, at least and at most.
     least = np.zeros((len(groups) + 1, len(near)))
     most = np.zeros_like(least)
+    # The least the assets not yet placed can add to the objective: a set's change is
+    # ``sum alone + ||sum u||^2`` (``can_gain``), so at least its placed ``alone`` plus this.
+    lowest = np.zeros(len(groups) + 1)
     for k in range(len(groups) - 1, -1, -1):
         least[k] = least[k + 1] + delta[:, groups[k]].min(axis=1)
         most[k] = most[k + 1] + delta[:, groups[k]].max(axis=1)
+        lowest[k] = lowest[k + 1] + alone[groups[k]].min()
     chosen = np.zeros((1, 0), dtype=np.int64)
-    total = np.zeros(1)
+    total, placed = np.zeros(1), np.zeros(1)
     row = np.zeros((1, len(near)))
     for k, group in enumerate(groups):
-        total = (total[:, None] + own[group][None, :]).ravel()
-        for t in range(chosen.shape[1]):
-            total += cross[np.repeat(chosen[:, t], len(group)), np.tile(group, len(chosen))]
-        row = (row[:, None, :] + delta[:, group].T[None, :, :]).reshape(len(total), len(near))
-        chosen = np.hstack([np.repeat(chosen, len(group), axis=0), np.tile(group, len(chosen))[:, None]])
+        placed = (placed[:, None] + alone[group][None, :]).ravel()
+        row = (row[:, None, :] + delta[:, group].T[None, :, :]).reshape(len(placed), len(near))
+        # Half the gain as slack: the bound's and the sum's float rounding never decide.
         alive = np.all((row + most[k + 1] >= low - _CHECK) & (row + least[k + 1] <= high + _CHECK), axis=1)
-        chosen, total, row = chosen[alive], total[alive], row[alive]
+        alive &= placed + lowest[k + 1] < -0.5 * gain
+        kept = np.flatnonzero(alive)
+        parent, pick = kept // len(group), group[kept % len(group)]
+        total = total[parent] + own[pick]
+        for t in range(chosen.shape[1]):
+            total += cross[chosen[parent, t], pick]
+        chosen = np.hstack([chosen[parent], pick[:, None]])
+        placed, row = placed[kept], row[kept]
     for best in smallest(total, 4):
         if not total[best] < -gain:
             return None

@@ -64,7 +64,7 @@ import numpy as np
 
 from finwiz.optimizer._trace import note
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _moves, _Separable, _trade_point
+from finwiz.optimizer.discrete._candidates import _LotMoves, _Moves, _moves, _Separable, _trade_point
 from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
 from finwiz.optimizer.discrete._move_kinds import Tally, search_kinds
 from finwiz.optimizer.discrete._neighbourhood import (
@@ -190,6 +190,15 @@ class _Local:
     stopped_by: str = ""  # which limit: the count of work, or the CPU safety
     clocked: int = 0  # the work when the CPU clock was last read
     probes: _Probes | None = None  # the one-lot moves' parts, kept between rounds (``_newton_lots``)
+    tables: dict[int, tuple[_Separable, _LotMoves]] = field(default_factory=dict)  # by separable: its moves
+
+    def lot_moves(self, shares: np.ndarray, separable: _Separable) -> _Moves:
+        """The rounding's one-lot moves (``_candidates._lot_moves``) under ``separable``, its table
+        kept between rounds: only the assets whose trade changed are priced again."""
+        kept = self.tables.get(id(separable))
+        if kept is None or kept[0] is not separable:
+            kept = self.tables[id(separable)] = (separable, _LotMoves(self.search.data, separable, None))
+        return kept[1](shares, False)
 
     def tick(self) -> bool:
         """Whether the budget is now spent (``stopped``): the work counted so far (``charge``)
@@ -264,7 +273,7 @@ class _Local:
         value-matched steps (``matched_steps``) that pair with one lot of a dear asset."""
         data = self.search.data
         n = data.n
-        lots = _lot_moves(data, shares, separable, None)
+        lots = self.lot_moves(shares, separable)
         self.tally.basic = len(lots.owner)
         if self.probes is None:
             self.probes = _Probes.empty(self.search)
@@ -300,8 +309,7 @@ class _Local:
     def triple(self, point: _Point) -> _Point | None:
         """The best improving exchange of one move each of three assets (``best_triple``) among
         the one-lot moves, then the descent."""
-        data = self.search.data
-        moves = _lot_moves(data, point.shares, self.separable, None)
+        moves = self.lot_moves(point.shares, self.separable)
         self.charge(min(len(moves.owner), TRIPLE_MOVES) ** 3)
         found = best_triple(self.search, moves, point, _GAIN * max(abs(point.value), 1e-300))
         if found is None:
