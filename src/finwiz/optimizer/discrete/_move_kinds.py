@@ -39,7 +39,7 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import joined, kept_by_rows, smallest, subset
+from finwiz.optimizer.discrete._neighbourhood import firsts, joined, kept_by_rows, smallest, subset
 from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = [
@@ -240,7 +240,7 @@ class Pair(_Searching):
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
         # Each (asset, trade) once, on both sides: the table holds a trade as often as it is
         # reached (a lot, no trade, the minimum, a step), and its pairs as often again.
-        once = np.sort(np.unique(np.stack([owner, moves.shares]), axis=1, return_index=True)[1])
+        once = firsts(owner, moves.shares)
         tries = np.intersect1d(tries, once)
         cross = now.search.pricer.cross(now.point.z, subset(moves, once), np.searchsorted(once, tries))
         total = gain[tries][:, None] + gain[None, once] + cross
@@ -283,7 +283,7 @@ class EveryPair(Pair):
         data, shares = now.search.data, now.point.shares
         first = np.arange(basic)
         one = first[np.abs(moves.shares[first] - shares[owner[first]]) == data.lot[owner[first]]]
-        tries = one[np.unique(np.stack([owner[one], moves.shares[one]]), axis=1, return_index=True)[1]]
+        tries = one[firsts(owner[one], moves.shares[one])]
         lots = _Moves(owner[tries], moves.shares[tries], moves.buy[tries], moves.sell[tries], moves.scalars[tries])
         total = (
             gain[tries][:, None] + gain[None, tries] + now.search.pricer.cross(now.point.z, lots, np.arange(len(tries)))

@@ -209,12 +209,17 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     out = np.zeros(len(x))
     columns = x.T.copy()
     used = np.flatnonzero(np.any(x != 0, axis=0)).tolist()
+    if len(x) <= _FEW_MOVES:  # the same products, summed in the same order (down axis 0), in three calls
+        c = columns[used]
+        terms = (c[:, None, :] * g[np.ix_(used, used)][:, :, None]) * c[None, :, :]
+        return np.asarray(out + terms.reshape(len(used) ** 2, len(x)).sum(axis=0))
     for j in used:
         for k in used:
             out += columns[j] * g[j, k] * columns[k]
     return out
 
 
+_FEW_MOVES = 500  # moves up to which ``_quadratic_form`` takes its terms at once (a call's overhead rules)
 _DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
@@ -260,6 +265,9 @@ class _Rows:
         if select is not None:
             block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
             return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
+        if self.dense is not None:  # small: the dense columns (zeros add nothing: the same floats)
+            dense = self.dense
+            return np.asarray(dense[:, owner] * d_buy + dense[:, n + owner] * d_sell + self.a_scalar @ d_x.T)
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
         for cols, step in ((owner, d_buy), (n + owner, d_sell)):

@@ -392,13 +392,17 @@ class _Probes:
         changed = np.flatnonzero(~(self.at == shares))
         if changed.size == 0:
             return
-        for k, side in enumerate((1.0, -1.0)):
-            probe = _moves(data, changed, shares[changed] + side * data.lot[changed])
-            steps = probe.change(data, z)
+        # Both sides in one table: a call's overhead, not its size, is what a round of few changes costs.
+        owner, c = np.concatenate([changed, changed]), changed.size
+        now, lot = shares[changed], data.lot[changed]
+        probe = _moves(data, owner, np.concatenate([now + lot, now - lot]))
+        steps = probe.change(data, z)
+        second, delta = search.pricer.second(owner, steps), search.rows.changes(owner, *steps)
+        for k, side in enumerate((slice(0, c), slice(c, 2 * c))):
             for whole, part in zip(self.steps[k], steps, strict=True):
-                whole[changed] = part
-            self.second[k][changed] = search.pricer.second(changed, steps)
-            self.delta[k][:, changed] = search.rows.changes(changed, *steps)
+                whole[changed] = part[side]
+            self.second[k][changed] = second[side]
+            self.delta[k][:, changed] = delta[:, side]
         self.at[changed] = shares[changed]
 
 
