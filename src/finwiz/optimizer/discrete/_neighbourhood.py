@@ -16,6 +16,7 @@ taken.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,26 +175,27 @@ def best_triple(search: _Search, moves: _Moves, point: _Point, gain: float) -> _
     own, shared = own[live], shared[:, live]
     cross = 2.0 * (shared.T @ shared)  # the shared rows' alone (``_Pricer.cross``): different assets only
     cross[moves.owner[:, None] == moves.owner[None, :]] = np.inf  # one move per asset
-    total = (
-        own[:, None, None]
-        + own[None, :, None]
-        + own[None, None, :]
-        + cross[:, :, None]
-        + cross[:, None, :]
-        + cross[None, :, :]
-    )
+    # Each set once (i < j < k): its six orders are one exchange (they were priced six times).
+    i, j, k = _triples(len(own))
+    total = own[i] + own[j] + own[k] + cross[i, j] + cross[i, k] + cross[j, k]
     delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
-    flat = total.ravel()
-    improving = np.flatnonzero(flat < -gain)  # the rows checked on these only (a few percent)
-    members = np.unravel_index(improving, total.shape)
+    improving = np.flatnonzero(total < -gain)  # the rows checked on these only (a few percent)
+    members = (i[improving], j[improving], k[improving])
     improving = improving[kept_by_rows(delta, rows.lower - values, rows.upper - values, members)]
-    for k in improving[smallest(flat[improving], 6)]:
-        chosen = np.array(np.unravel_index(k, total.shape))
-        after = search.apply(point, moves, chosen)
+    for best in improving[smallest(total[improving], 1)]:
+        after = search.apply(point, moves, np.array([i[best], j[best], k[best]]))
         if after is not None and after.value < point.value - gain:
             return after
     return None
+
+
+@functools.cache
+def _triples(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``i < j < k < m``, in the order of the ``m x m x m`` table."""
+    i, j, k = np.indices((m, m, m)).reshape(3, -1)
+    keep = (i < j) & (j < k)
+    return i[keep], j[keep], k[keep]
 
 
 def _in_some_triple(alone: np.ndarray, owner: np.ndarray, gain: float) -> np.ndarray:
