@@ -111,35 +111,12 @@ def best_combination(
     low, high = rows.lower - values, rows.upper - values
     reach = np.abs(delta).sum(axis=1)
     near = np.flatnonzero(np.minimum(high, -low) <= reach + _CHECK)
+    # The rows a set can reach and the shared rows, each with a last zero entry: "this asset stays".
     delta = np.hstack([delta[near], np.zeros((len(near), 1))])
-    low, high = low[near], high[near]
+    shared = np.hstack([shared, np.zeros((len(shared), 1))])
     groups = [np.append(np.flatnonzero(moves.owner == a), m) for a in np.unique(moves.owner)]
-    # What the assets not yet placed can still add to each row, at least and at most.
-    least = np.zeros((len(groups) + 1, len(near)))
-    most = np.zeros_like(least)
-    # The least the assets not yet placed can add to the objective: a set's change is
-    # ``sum alone + ||sum u||^2`` (``can_gain``), so at least its placed ``alone`` plus this.
-    lowest = np.zeros(len(groups) + 1)
-    for k in range(len(groups) - 1, -1, -1):
-        least[k] = least[k + 1] + delta[:, groups[k]].min(axis=1)
-        most[k] = most[k + 1] + delta[:, groups[k]].max(axis=1)
-        lowest[k] = lowest[k + 1] + alone[groups[k]].min()
-    chosen = np.zeros((1, 0), dtype=np.int64)
-    total, placed = np.zeros(1), np.zeros(1)
-    row = np.zeros((1, len(near)))
-    for k, group in enumerate(groups):
-        placed = (placed[:, None] + alone[group][None, :]).ravel()
-        row = (row[:, None, :] + delta[:, group].T[None, :, :]).reshape(len(placed), len(near))
-        # Half the gain as slack: the bound's and the sum's float rounding never decide.
-        alive = np.all((row + most[k + 1] >= low - _CHECK) & (row + least[k + 1] <= high + _CHECK), axis=1)
-        alive &= placed + lowest[k + 1] < -0.5 * gain
-        kept = np.flatnonzero(alive)
-        parent, pick = kept // len(group), group[kept % len(group)]
-        total = total[parent] + own[pick]
-        for t in range(chosen.shape[1]):
-            total += cross[chosen[parent, t], pick]
-        chosen = np.hstack([chosen[parent], pick[:, None]])
-        placed, row = placed[kept], row[kept]
+    bounds = _Bounds.of(groups, delta, shared, alone, (low[near], high[near]))
+    chosen, total = _enumerated(groups, own, cross, bounds, gain)
     for best in smallest(total, 4):
         if not total[best] < -gain:
             return None
@@ -148,6 +125,79 @@ def best_combination(
         if after is not None and after.value < point.value - gain:
             return after
     return None
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """What the assets not yet placed (from the ``k``-th group on) can still add: to each row
+    (``least``, ``most``), to each shared row (``u_least``, ``u_most``) and to the objective's
+    separable part (``lowest``); and the rows (their change per move) and their room."""
+
+    delta: np.ndarray
+    shared: np.ndarray
+    alone: np.ndarray
+    room: tuple[np.ndarray, np.ndarray]
+    least: np.ndarray
+    most: np.ndarray
+    u_least: np.ndarray
+    u_most: np.ndarray
+    lowest: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        groups: list[np.ndarray],
+        delta: np.ndarray,
+        shared: np.ndarray,
+        alone: np.ndarray,
+        room: tuple[np.ndarray, np.ndarray],
+    ) -> _Bounds:
+        k = len(groups)
+        least, most = np.zeros((k + 1, len(delta))), np.zeros((k + 1, len(delta)))
+        u_least, u_most = np.zeros((k + 1, len(shared))), np.zeros((k + 1, len(shared)))
+        lowest = np.zeros(k + 1)
+        for g in range(k - 1, -1, -1):
+            least[g] = least[g + 1] + delta[:, groups[g]].min(axis=1)
+            most[g] = most[g + 1] + delta[:, groups[g]].max(axis=1)
+            u_least[g] = u_least[g + 1] + shared[:, groups[g]].min(axis=1)
+            u_most[g] = u_most[g + 1] + shared[:, groups[g]].max(axis=1)
+            lowest[g] = lowest[g + 1] + alone[groups[g]].min()
+        return cls(delta, shared, alone, room, least, most, u_least, u_most, lowest)
+
+    def alive(self, k: int, row: np.ndarray, u: np.ndarray, placed: np.ndarray, gain: float) -> np.ndarray:
+        """Which partial sets (placed up to group ``k``: their rows ``row``, shared rows ``u`` and
+        separable part ``placed``) can still keep every row and gain more than ``gain``: a set's
+        change is ``sum alone + ||sum u||^2`` (``can_gain``), at least its placed ``alone``, the
+        least of the rest's, and each shared row's distance from the box the rest can add."""
+        low, high = self.room
+        keeps = np.all((row + self.most[k + 1] >= low - _CHECK) & (row + self.least[k + 1] <= high + _CHECK), axis=1)
+        gap = np.maximum(np.maximum(u + self.u_least[k + 1], -(u + self.u_most[k + 1])), 0.0)
+        # Half the gain as slack: the bound's and the sum's float rounding never decide.
+        return np.asarray(keeps & (placed + self.lowest[k + 1] + (gap * gap).sum(axis=1) < -0.5 * gain))
+
+
+def _enumerated(
+    groups: list[np.ndarray], own: np.ndarray, cross: np.ndarray, bounds: _Bounds, gain: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every set of one entry per group (the last: stays) that ``bounds`` keep alive, built group
+    by group: the entries chosen and each set's change (own changes and cross terms, summed in
+    the order they are placed)."""
+    chosen = np.zeros((1, 0), dtype=np.int64)
+    total, placed = np.zeros(1), np.zeros(1)
+    row, u = np.zeros((1, len(bounds.delta))), np.zeros((1, len(bounds.shared)))
+    for k, group in enumerate(groups):
+        size = len(placed) * len(group)
+        placed = (placed[:, None] + bounds.alone[group][None, :]).ravel()
+        row = (row[:, None, :] + bounds.delta[:, group].T[None, :, :]).reshape(size, len(bounds.delta))
+        u = (u[:, None, :] + bounds.shared[:, group].T[None, :, :]).reshape(size, len(bounds.shared))
+        kept = np.flatnonzero(bounds.alive(k, row, u, placed, gain))
+        parent, pick = kept // len(group), group[kept % len(group)]
+        total = total[parent] + own[pick]
+        for t in range(chosen.shape[1]):
+            total += cross[chosen[parent, t], pick]
+        chosen = np.hstack([chosen[parent], pick[:, None]])
+        placed, row, u = placed[kept], row[kept], u[kept]
+    return chosen, total
 
 
 TRIPLE_MOVES = 80
