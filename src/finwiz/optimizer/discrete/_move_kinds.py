@@ -226,8 +226,8 @@ class Pair(_Searching):
     and the best-priced of the others (value-matched and Newton steps); every pair on few moves."""
 
     name = "pair"
-    blocked: tuple[_Round, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-    """The round's improving exchanges (which keep the rows, moves, prices): ``Mended`` mends the others."""
+    blocked: tuple[_Round, np.ndarray, np.ndarray, np.ndarray] | None = None
+    """The round's improving exchanges (moves, prices): ``Mended`` mends those that break a row."""
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         moves, gain, settings = now.moves, now.gain, now.settings
@@ -252,10 +252,16 @@ class Pair(_Searching):
         first, second = tries[improving // width], once[improving % width]
         apart = owner[first] != owner[second]
         improving, first, second = improving[apart], first[apart], second[apart]
-        kept = kept_by_rows(delta, low, high, (first, second))
-        self.blocked = (now, kept, first, second, flat[improving])
-        improving = improving[kept]
-        for k in improving[smallest(flat[improving], settings.checks)]:
+        price = flat[improving]
+        self.blocked = (now, first, second, price)
+        # The rows checked on the best-priced few first: the best ``checks`` kept among them are
+        # the best kept of all when they are that many (the rows of every pair: a third of a round).
+        best = smallest(price, 4 * settings.checks)
+        kept = best[kept_by_rows(delta, low, high, (first[best], second[best]))]
+        if len(kept) < settings.checks and len(best) < len(price):
+            kept = kept_by_rows(delta, low, high, (first, second))
+            kept = kept[smallest(price[kept], settings.checks)]
+        for k in improving[kept[: settings.checks]]:
             yield _Proposal(moves, np.array([tries[k // width], once[k % width]]))
 
     def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
@@ -392,7 +398,8 @@ class Mended(_Searching):
         blocked = self.pair.blocked
         if blocked is None or blocked[0] is not now:
             return singles
-        _, kept, first, second, price = blocked
+        _, first, second, price = blocked
+        kept = kept_by_rows(*now.rows, (first, second))
         broke = np.ones(price.size, dtype=bool)
         broke[kept] = False
         pairs = _distinct(now.moves, np.stack([first[broke], second[broke]], axis=1), price[broke])

@@ -122,7 +122,7 @@ def exchange_search(
     start = time.thread_time()
     pieces = pieces_of(model, pieces)
     pricer = pieces.pricer.with_gradient(user_gradient_at(model, *point_of(data, shares)))
-    local = _Local(_Search(data, pricer, pieces.rows), pieces.separable, start + time_limit, time_limit)
+    local = _Local(_Kept(data, pricer, pieces.rows), pieces.separable, start + time_limit, time_limit)
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
@@ -367,6 +367,25 @@ class _Local:
         return out
 
 
+@dataclass(frozen=True)
+class _Kept(_Search):
+    """The search's judge, keeping the last point it priced: a round's neighbours are of the
+    point its last accepted move priced, whose ``z`` they need again (``z_of``)."""
+
+    last: list[_Point] = field(default_factory=list, compare=False)
+
+    def at(self, shares: np.ndarray) -> _Point:
+        point = super().at(shares)
+        self.last[:] = [point]
+        return point
+
+    def z_of(self, shares: np.ndarray) -> np.ndarray:
+        """``z`` of share trades ``shares`` (the last point's, if of these trades)."""
+        if self.last and np.array_equal(self.last[0].shares, shares):
+            return self.last[0].z
+        return _trade_point(self.data, shares)
+
+
 @dataclass
 class _Probes:
     """Each asset's move of one lot either way and what of it depends on that asset's trade alone:
@@ -417,7 +436,8 @@ def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = N
     one-lot moves' parts kept from earlier rounds (updated here)."""
     data, pricer, coupled = search.data, search.pricer, search.rows
     n = data.n
-    every, z = np.arange(n), _trade_point(data, shares)
+    every = np.arange(n)
+    z = search.z_of(shares) if isinstance(search, _Kept) else _trade_point(data, shares)
     probes = _Probes.empty(search) if probes is None else probes
     probes.update(search, shares, z)
     values = coupled.values(z)
