@@ -33,25 +33,17 @@ median lot under ``_GATE`` of V/n: the 431-500-asset $10M benchmarks, where the 
 within a fraction of one lot of every asset of its bound), and a book of more than ``_MOST``
 assets (its moves are priced against dense coupled rows: on the $2M binding book at 2,000 assets
 the search made 4 moves in its 2 s budget, for 0.06 %, doubling the request's time) skip the
-search. Measured on 37
-generated 15-40-name accounts (benchmarks/test_bench_small.py): within 0.5 % of SCIP's optimum
-in 57 % before, 89 % with pairs and kicks, 95 % with the combinations and triples (the worst,
-4.3 %, against an answer SCIP did not prove in 20 s).
+search.
 
-What it leaves out, each measured to change no answer of those 37 accounts nor of the 7
-``min_position_value`` ones of benchmarks/test_bench_min_position.py: exchanges and combinations
-check the rows on the improving sets only (``kept_by_rows``); a window or a triple none of whose
-sets can gain (``can_gain``: the shared rows' square makes ``sum own + ||sum u||^2 - sum ||u||^2``)
-is not enumerated; a kick that breaks a coupled row is not descended from, and a kicked descent
-not below the point within ``_KICK_LEAD`` moves is left there; a search reaching a point an
-earlier search of the same model passed (``searched``: ``_stage._flips``'s starts) ends where that
-one ended. CPU of the 37 (median, same process, loaded machine): 180 -> 106 ms; of the 7: 0.43 ->
-0.32 s. Since: ``Mended`` (seed 8 5.99 % lower, 18 and 36 0.01 % and 0.14 %); the one-lot
-probes of the Newton steps kept between rounds (``_Probes``), each trade paired once, no kicks of
-untraded assets (none ever taken) and a kick's lead of 4:
-the 37 in 3.8 s of CPU instead of 4.7 (4195c26), median 65 ms instead of 83 (the two alternated,
-each the least of 3 runs, load 1.6 on the 2 cores; the 50 ms target is not met: without the
-search the request takes 14 ms, its combinations 1.0 s of the 3.1 s searched, its kicks 1.2 s).
+What it leaves out, each measured to change no answer of the 37 small accounts of
+benchmarks/test_bench_small.py nor of the 7 ``min_position_value`` ones of
+benchmarks/test_bench_min_position.py: exchanges and combinations check the rows on the improving
+sets only (``kept_by_rows``); a window or a triple none of whose sets can gain (``can_gain``) is
+not enumerated, nor a partial set of a window that cannot (``_neighbourhood._Bounds``); a kick
+that breaks a coupled row is not descended from, and a kicked descent not below the point within
+``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of the same model
+passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. The measured record
+(quality, CPU per kind, each cut's effect) is in docs/decisions/s11-small.md.
 """
 
 from __future__ import annotations
