@@ -38,6 +38,7 @@ __all__ = [
     "kept_by_rows",
     "matched_steps",
     "options_near",
+    "priced_windows",
     "subset",
 ]
 
@@ -81,25 +82,47 @@ def matched_steps(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np
     return owner, shares[owner] + k[keep] * data.lot[owner]
 
 
+Priced = tuple[_Moves, np.ndarray, np.ndarray]
+"""A window's admissible moves, each one's own change and its change of the shared rows."""
+
+
+def priced_windows(search: _Search, separable: _Separable, point: _Point, hoods: list[Neighbourhood]) -> list[Priced]:
+    """Each window's moves that keep the minimum size and their separable rows, priced at
+    ``point`` (``best_combination``'s ``priced``): every window's in one table, as one call's
+    overhead is most of a window's pricing."""
+    data, pricer = search.data, search.pricer
+    owner = np.concatenate([np.repeat(h.assets, [len(o) for o in h.options]) for h in hoods] or [np.zeros(0, int)])
+    options = np.concatenate([o for h in hoods for o in h.options] or [np.zeros(0)])
+    moves = _moves(data, owner, options)
+    keep = meets_minimum(data, moves.shares * data.prices[owner]) & separable.ok(moves)
+    own, shared = pricer.changes(point.z, point.shares, moves), pricer.shared(point.z, moves)
+    out, start = [], 0
+    for h in hoods:
+        end = start + sum(len(o) for o in h.options)
+        idx = start + np.flatnonzero(keep[start:end])
+        out.append((subset(moves, idx), own[idx], shared[:, idx]))
+        start = end
+    return out
+
+
 def best_combination(
-    search: _Search, separable: _Separable, point: _Point, hood: Neighbourhood, gain: float
+    search: _Search,
+    separable: _Separable,
+    point: _Point,
+    hood: Neighbourhood,
+    gain: float,
+    priced: Priced | None = None,
 ) -> _Point | None:
     """The best combination of ``hood``'s moves (at most one per asset) that keeps every row and
-    lowers the exact objective by more than ``gain``; None when none does."""
-    data, pricer, rows = search.data, search.pricer, search.rows
-    owner = np.repeat(hood.assets, [len(o) for o in hood.options])
-    if owner.size == 0:
-        return None
-    moves = _moves(data, owner, np.concatenate(hood.options))
-    keep = meets_minimum(data, moves.shares * data.prices[owner]) & separable.ok(moves)
-    moves = subset(moves, keep)
+    lowers the exact objective by more than ``gain``; None when none does. ``priced``: the
+    window's from ``priced_windows``, if priced there."""
+    data, rows = search.data, search.rows
+    # Each move's own change, every pair's cross term and each move's change of the rows; a
+    # last zero entry is "this asset stays".
+    moves, own, shared = priced_windows(search, separable, point, [hood])[0] if priced is None else priced
     m = len(moves.owner)
     if m == 0:
         return None
-    # Each move's own change, every pair's cross term and each move's change of the rows; a
-    # last zero entry is "this asset stays".
-    own = pricer.changes(point.z, point.shares, moves)
-    shared = pricer.shared(point.z, moves)
     alone = own - np.einsum("ij,ij->j", shared, shared)
     if not can_gain(own, shared, moves.owner, gain):
         return None

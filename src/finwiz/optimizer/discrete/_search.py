@@ -68,6 +68,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
     joined,
     matched_steps,
     options_near,
+    priced_windows,
     subset,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
@@ -288,11 +289,13 @@ class _Local:
         the descent; neighbourhoods of the traded assets, largest trade in value first, in
         overlapping windows."""
         gain = _GAIN * max(abs(point.value), 1e-300)
-        for hood in _hoods(self.search, point.shares):
+        hoods = _hoods(self.search, point.shares)
+        priced = priced_windows(self.search, self.separable, point, hoods)
+        for hood, window in zip(hoods, priced, strict=True):
             if self.tick():
                 return None
             self.charge(int(np.prod([len(o) + 1 for o in hood.options])))
-            found = best_combination(self.search, self.separable, point, hood, gain)
+            found = best_combination(self.search, self.separable, point, hood, gain, window)
             if found is not None:
                 self.combinations += 1
                 return self.descend(found, self.separable)
