@@ -184,14 +184,30 @@ class _Local:
     clocked: int = 0  # the work when the CPU clock was last read
     probes: _Probes | None = None  # the one-lot moves' parts, kept between rounds (``_newton_lots``)
     tables: dict[int, tuple[_Separable, _LotMoves]] = field(default_factory=dict)  # by separable: its moves
+    holding: dict[int, tuple[_Separable, int]] = field(default_factory=dict)  # a kick's separable: the asset held
 
     def lot_moves(self, shares: np.ndarray, separable: _Separable) -> _Moves:
         """The rounding's one-lot moves (``_candidates._lot_moves``) under ``separable``, its table
         kept between rounds: only the assets whose trade changed are priced again."""
         kept = self.tables.get(id(separable))
         if kept is None or kept[0] is not separable:
-            kept = self.tables[id(separable)] = (separable, _LotMoves(self.search.data, separable, None))
+            kept = self.tables[id(separable)] = (separable, self._table(separable))
         return kept[1](shares, False)
+
+    def _table(self, separable: _Separable) -> _LotMoves:
+        """A new one-lot table under ``separable``; a kick's (one asset held) starts from the
+        search's own table, only the held asset's entries checked again (the others' rows are
+        the same): each kick's first round built the whole table."""
+        table = _LotMoves(self.search.data, separable, None)
+        held, main = self.holding.get(id(separable)), self.tables.get(id(self.separable))
+        if held is None or held[0] is not separable or main is None or False not in main[1].kept:
+            return table
+        options, every, ok = main[1].kept[False]
+        mine = np.flatnonzero(every.owner == held[1])
+        ok = ok.copy()
+        ok[mine] = separable.ok(subset(every, mine))
+        table.kept[False] = (options, every, ok)
+        return table
 
     def tick(self) -> bool:
         """Whether the budget is now spent (``stopped``): the work counted so far (``charge``)
@@ -326,6 +342,7 @@ class _Local:
             trial = point.shares.copy()
             trial[a] = value
             held = _hold(self.separable, a, value * data.prices[a] / data.ref_value)
+            self.holding[id(held)] = (held, a)
             # Steepest (one move at a time): room a kick frees goes to the best use first.
             self.trials += 1
             if self.trials > _KICK_TRIALS:
