@@ -20,7 +20,7 @@ from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete import _pricing, _search
 from finwiz.optimizer.discrete._candidates import _lot_moves, _moves
 from finwiz.optimizer.discrete._descent import _Search
-from finwiz.optimizer.discrete._neighbourhood import Neighbourhood, best_combination, can_gain, kept_by_rows
+from finwiz.optimizer.discrete._neighbourhood import Neighbourhood, best_combination, can_gain, hoods, kept_by_rows
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import meets_minimum
@@ -172,7 +172,7 @@ def test_a_windows_bound_pruned_enumeration_finds_the_best_set_of_every_set(seed
     data = model.data
     search = _Search(data, pieces.pricer, pieces.rows)
     point = search.at(np.zeros(data.n))
-    hood = _search._hoods(search, _search._newton_lots(search, point.shares) * data.lot)[0]
+    hood = hoods(search, _search._newton_lots(search, point.shares) * data.lot)[0]
     assets, options = hood.assets[:4], hood.options[:4]
     best_value = point.value
     for choice in itertools.product(*[[None, *o] for o in options]):

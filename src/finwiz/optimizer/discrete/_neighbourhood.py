@@ -34,6 +34,7 @@ __all__ = [
     "best_combination",
     "can_gain",
     "firsts",
+    "hoods",
     "joined",
     "kept_by_rows",
     "matched_steps",
@@ -65,6 +66,37 @@ def options_near(data: ProblemData, shares: np.ndarray, asset: int, steps: tuple
     values = [now + lot, now - lot, 0.0, smallest, -smallest]
     out = np.unique(np.concatenate([values, steps[1][steps[0] == asset]]))
     return np.asarray(out[out != now])
+
+
+def hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
+    """Windows of the traded assets, largest trade in value first: with each asset's candidate
+    trades (``options_near``), then with a lot either way only. (Without the first, the 37 small
+    accounts of benchmarks/test_bench_small.py and 12 min-position ones kept their answers, but a
+    15-name one of tests/optimizer/discrete/test_small_accounts.py, seed 6, ended 1.6 % higher.)"""
+    data = search.data
+    play = np.flatnonzero(shares != 0)
+    apart = np.abs(shares[play]) * data.prices[play]
+    play = play[np.argsort(-apart, kind="stable")]
+    steps = matched_steps(data, shares)
+    rich = [options_near(data, shares, int(a), steps) for a in play]
+    # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
+    plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
+    return _windows(play, rich) + _windows(play, plain)
+
+
+def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
+    """``play`` in windows as wide as ``COMBINATIONS`` allows, overlapping by half."""
+    hoods, start = [], 0
+    while start < len(play):
+        end, size = start, 1
+        while end < len(play) and size * (len(options[end]) + 1) <= COMBINATIONS:
+            size *= len(options[end]) + 1
+            end += 1
+        hoods.append(Neighbourhood(play[start:end], tuple(options[start:end])))
+        if end >= len(play):
+            break
+        start = max(start + 1, (start + end) // 2)
+    return hoods
 
 
 def matched_steps(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -60,14 +60,12 @@ from finwiz.optimizer.discrete._candidates import _LotMoves, _Moves, _moves, _Se
 from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
 from finwiz.optimizer.discrete._move_kinds import Tally, search_kinds
 from finwiz.optimizer.discrete._neighbourhood import (
-    COMBINATIONS,
     TRIPLE_MOVES,
-    Neighbourhood,
     best_combination,
     best_triple,
+    hoods,
     joined,
     matched_steps,
-    options_near,
     priced_windows,
     subset,
 )
@@ -305,9 +303,9 @@ class _Local:
         the descent; neighbourhoods of the traded assets, largest trade in value first, in
         overlapping windows."""
         gain = _GAIN * max(abs(point.value), 1e-300)
-        hoods = _hoods(self.search, point.shares)
-        priced = priced_windows(self.search, self.separable, point, hoods)
-        for hood, window in zip(hoods, priced, strict=True):
+        windows = hoods(self.search, point.shares)
+        priced = priced_windows(self.search, self.separable, point, windows)
+        for hood, window in zip(windows, priced, strict=True):
             if self.tick():
                 return None
             self.charge(int(np.prod([len(o) + 1 for o in hood.options])))
@@ -473,37 +471,6 @@ def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = N
         better = change < gain
         best, gain = np.where(better, side * lots, best), np.where(better, change, gain)
     return best
-
-
-def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
-    """Windows of the traded assets, largest trade in value first: with each asset's candidate
-    trades (``options_near``), then with a lot either way only. (Without the first, the 37 small
-    accounts of benchmarks/test_bench_small.py and 12 min-position ones kept their answers, but a
-    15-name one of tests/optimizer/discrete/test_small_accounts.py, seed 6, ended 1.6 % higher.)"""
-    data = search.data
-    play = np.flatnonzero(shares != 0)
-    apart = np.abs(shares[play]) * data.prices[play]
-    play = play[np.argsort(-apart, kind="stable")]
-    steps = matched_steps(data, shares)
-    rich = [options_near(data, shares, int(a), steps) for a in play]
-    # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
-    plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
-    return _windows(play, rich) + _windows(play, plain)
-
-
-def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
-    """``play`` in windows as wide as ``COMBINATIONS`` allows, overlapping by half."""
-    hoods, start = [], 0
-    while start < len(play):
-        end, size = start, 1
-        while end < len(play) and size * (len(options[end]) + 1) <= COMBINATIONS:
-            size *= len(options[end]) + 1
-            end += 1
-        hoods.append(Neighbourhood(play[start:end], tuple(options[start:end])))
-        if end >= len(play):
-            break
-        start = max(start + 1, (start + end) // 2)
-    return hoods
 
 
 def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
