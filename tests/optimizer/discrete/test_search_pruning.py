@@ -8,6 +8,7 @@ searching again; a kick that breaks a coupled row is not descended from."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,12 @@ from finwiz import RebalancingEngine, rebalance
 from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete import _pricing, _search
-from finwiz.optimizer.discrete._candidates import _lot_moves
+from finwiz.optimizer.discrete._candidates import _lot_moves, _moves
 from finwiz.optimizer.discrete._descent import _Search
-from finwiz.optimizer.discrete._neighbourhood import can_gain, kept_by_rows
+from finwiz.optimizer.discrete._neighbourhood import Neighbourhood, best_combination, can_gain, hoods, kept_by_rows
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.verify._compliance import meets_minimum
 from tests.optimizer.discrete.reference import config_of, generate, objective
 
 _CHECK = 1e-9  # the rows' tolerance (``_candidates._CHECK``), as the masks used it
@@ -160,3 +162,33 @@ def test_a_kick_breaking_a_coupled_row_is_not_descended_from(monkeypatch: pytest
     assert trials  # some kicks were left out:
     assert max(trials) > len(starts) > 0  # one search: its kicks tried, more than it descended from
     assert all(starts)
+
+
+@pytest.mark.parametrize("seed", [2, 4, 9, 18])
+def test_a_windows_bound_pruned_enumeration_finds_the_best_set_of_every_set(seed: int) -> None:
+    # ``best_combination`` drops a partial set once its placed moves' bound cannot gain: what it
+    # returns is the best of every set (option or stay per asset) priced on the exact objective.
+    model, pieces, _ = _model(seed)
+    data = model.data
+    search = _Search(data, pieces.pricer, pieces.rows)
+    point = search.at(np.zeros(data.n))
+    hood = hoods(search, _search._newton_lots(search, point.shares) * data.lot)[0]
+    assets, options = hood.assets[:4], hood.options[:4]
+    best_value = point.value
+    for choice in itertools.product(*[[None, *o] for o in options]):
+        trial = point.shares.copy()
+        for a, v in zip(assets, choice, strict=True):
+            if v is not None:
+                trial[a] = v
+        after = search.at(trial)
+        keeps = pieces.separable.ok(_moves(data, assets, trial[assets])).all()
+        sized = meets_minimum(data, trial * data.prices).all()
+        if keeps and sized and search.rows.holds(search.rows.values(after.z)):
+            best_value = min(best_value, after.value)
+    gain = 1e-11 * abs(point.value)
+    found = best_combination(search, pieces.separable, point, Neighbourhood(assets, options), gain)
+    if best_value < point.value - gain:
+        assert found is not None
+        assert found.value == pytest.approx(best_value, rel=1e-12)
+    else:
+        assert found is None

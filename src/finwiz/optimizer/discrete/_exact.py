@@ -60,6 +60,38 @@ def _counts(whole: np.ndarray, name: str) -> cp.Expression:
 def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     """Solve the mixed-integer version of ``model`` (its true objective: the trade count counted)."""
     start = time.perf_counter()
+    program = _program(model)
+    solver = _solve(program, time_limit)
+    data = model.data
+    counts = np.asarray(program.k_buy.value, float) - np.asarray(program.k_sell.value, float)
+    shares = np.where(program.whole, np.round(counts) * program.step, np.round(counts / data.lot) * data.lot)
+    proven = program.problem.status == cp.OPTIMAL
+    bound = _dual_bound(program.problem)
+    return ExactOutcome(
+        shares=shares,
+        objective=float(program.problem.value) / OBJECTIVE_SCALE,
+        proven_optimal=proven,
+        gap=0.0 if proven and bound is None else None,
+        solver=solver,
+        seconds=time.perf_counter() - start,
+        bound=bound,
+    )
+
+
+@dataclass(frozen=True)
+class _Program:
+    """The mixed-integer program of a model and the lot counts its trades are read from."""
+
+    problem: cp.Problem
+    k_buy: cp.Expression
+    k_sell: cp.Expression
+    whole: np.ndarray  # which assets count whole lots (the others: shares, continuous)
+    step: np.ndarray  # each asset's count unit in shares
+
+
+def _program(model: Model) -> _Program:
+    """The model's terms on integer lot counts, with the minimum trade, the true trade count, the
+    minimum position and the tax lots' relief order."""
     data = model.data
     n = data.n
     # Whole shares and lots are integer lot counts. Fractional shares stay continuous (in shares):
@@ -106,9 +138,15 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
     objective = [assembled.objective]
     if stacked.count > 0:
         objective.append(OBJECTIVE_SCALE * stacked.count * cp.sum(z_buy + z_sell))
-    goal = cp.Minimize(cp.sum(cp.hstack(objective)))
-    problem = cp.Problem(goal, constraints)
-    linear = goal.args[0].is_affine()
+    problem = cp.Problem(cp.Minimize(cp.sum(cp.hstack(objective))), constraints)
+    return _Program(problem, k_buy, k_sell, whole, step)
+
+
+def _solve(program: _Program, time_limit: float) -> str:
+    """Solve ``program`` in place (SCIP; HiGHS when the objective is linear) within ``time_limit``:
+    the solver's name; a finwiz error when it has no answer."""
+    problem = program.problem
+    linear = problem.objective.args[0].is_affine()
     solver = "HIGHS" if linear else "SCIP"
     if solver not in cp.installed_solvers():
         raise ConfigurationError(f"exact mode needs the {solver} solver: pip install 'finwiz[exact]'")
@@ -125,28 +163,21 @@ def solve_exact(model: Model, *, time_limit: float = 10.0) -> ExactOutcome:
             [ConstraintConflict("whole_shares", 0.0, "no integer trades keep every limit")],
             "exact mode: no whole-share trades satisfy the constraints",
         )
-    if k_buy.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT):
+    if program.k_buy.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT):
         raise SolverError(
             f"exact mode: {solver} returned {problem.status} with no solution",
             solver=solver,
             status=str(problem.status),
         )
-    counts = np.asarray(k_buy.value, float) - np.asarray(k_sell.value, float)
-    shares = np.where(whole, np.round(counts) * step, np.round(counts / data.lot) * data.lot)
-    proven = problem.status == cp.OPTIMAL
+    return solver
+
+
+def _dual_bound(problem: cp.Problem) -> float | None:
+    """SCIP's dual bound on the objective (finwiz's units), None from HiGHS."""
     extra = problem.solver_stats.extra_stats if problem.solver_stats else None
     scip = extra.get("model") if isinstance(extra, dict) else None  # HiGHS gives its own info object
-    bound = None
-    if scip is not None and hasattr(scip, "getDualbound"):
-        # SCIP's objective leaves out the constant cvxpy keeps apart: put it back.
-        offset = float(problem.value) - float(scip.getPrimalbound())
-        bound = (float(scip.getDualbound()) + offset) / OBJECTIVE_SCALE
-    return ExactOutcome(
-        shares=shares,
-        objective=float(problem.value) / OBJECTIVE_SCALE,
-        proven_optimal=proven,
-        gap=0.0 if proven and bound is None else None,
-        solver=solver,
-        seconds=time.perf_counter() - start,
-        bound=bound,
-    )
+    if scip is None or not hasattr(scip, "getDualbound"):
+        return None
+    # SCIP's objective leaves out the constant cvxpy keeps apart: put it back.
+    offset = float(problem.value) - float(scip.getPrimalbound())
+    return (float(scip.getDualbound()) + offset) / OBJECTIVE_SCALE

@@ -39,7 +39,7 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import joined, kept_by_rows, smallest, subset
+from finwiz.optimizer.discrete._neighbourhood import firsts, joined, kept_by_rows, smallest, subset
 from finwiz.optimizer.verify._compliance import meets_minimum
 
 __all__ = [
@@ -226,8 +226,8 @@ class Pair(_Searching):
     and the best-priced of the others (value-matched and Newton steps); every pair on few moves."""
 
     name = "pair"
-    blocked: tuple[_Round, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-    """The round's improving exchanges (which keep the rows, moves, prices): ``Mended`` mends the others."""
+    blocked: tuple[_Round, np.ndarray, np.ndarray, np.ndarray] | None = None
+    """The round's improving exchanges (moves, prices): ``Mended`` mends those that break a row."""
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         moves, gain, settings = now.moves, now.gain, now.settings
@@ -240,7 +240,7 @@ class Pair(_Searching):
         tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
         # Each (asset, trade) once, on both sides: the table holds a trade as often as it is
         # reached (a lot, no trade, the minimum, a step), and its pairs as often again.
-        once = np.sort(np.unique(np.stack([owner, moves.shares]), axis=1, return_index=True)[1])
+        once = firsts(owner, moves.shares)
         tries = np.intersect1d(tries, once)
         cross = now.search.pricer.cross(now.point.z, subset(moves, once), np.searchsorted(once, tries))
         total = gain[tries][:, None] + gain[None, once] + cross
@@ -252,10 +252,16 @@ class Pair(_Searching):
         first, second = tries[improving // width], once[improving % width]
         apart = owner[first] != owner[second]
         improving, first, second = improving[apart], first[apart], second[apart]
-        kept = kept_by_rows(delta, low, high, (first, second))
-        self.blocked = (now, kept, first, second, flat[improving])
-        improving = improving[kept]
-        for k in improving[smallest(flat[improving], settings.checks)]:
+        price = flat[improving]
+        self.blocked = (now, first, second, price)
+        # The rows checked on the best-priced few first: the best ``checks`` kept among them are
+        # the best kept of all when they are that many (the rows of every pair: a third of a round).
+        best = smallest(price, 4 * settings.checks)
+        kept = best[kept_by_rows(delta, low, high, (first[best], second[best]))]
+        if len(kept) < settings.checks and len(best) < len(price):
+            kept = kept_by_rows(delta, low, high, (first, second))
+            kept = kept[smallest(price[kept], settings.checks)]
+        for k in improving[kept[: settings.checks]]:
             yield _Proposal(moves, np.array([tries[k // width], once[k % width]]))
 
     def apply(self, now: _Round, proposal: _Proposal) -> _Point | None:
@@ -283,7 +289,7 @@ class EveryPair(Pair):
         data, shares = now.search.data, now.point.shares
         first = np.arange(basic)
         one = first[np.abs(moves.shares[first] - shares[owner[first]]) == data.lot[owner[first]]]
-        tries = one[np.unique(np.stack([owner[one], moves.shares[one]]), axis=1, return_index=True)[1]]
+        tries = one[firsts(owner[one], moves.shares[one])]
         lots = _Moves(owner[tries], moves.shares[tries], moves.buy[tries], moves.sell[tries], moves.scalars[tries])
         total = (
             gain[tries][:, None] + gain[None, tries] + now.search.pricer.cross(now.point.z, lots, np.arange(len(tries)))
@@ -392,7 +398,8 @@ class Mended(_Searching):
         blocked = self.pair.blocked
         if blocked is None or blocked[0] is not now:
             return singles
-        _, kept, first, second, price = blocked
+        _, first, second, price = blocked
+        kept = kept_by_rows(*now.rows, (first, second))
         broke = np.ones(price.size, dtype=bool)
         broke[kept] = False
         pairs = _distinct(now.moves, np.stack([first[broke], second[broke]], axis=1), price[broke])

@@ -206,6 +206,10 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``x_i' g x_i`` for each row ``x_i`` (the scalar columns: a few), the same floats as
     ``einsum("ij,jk,ik->i")`` (terms in its order), at a third of its time on thousands of moves;
     the columns no move changes (without lots, the tax and gain) add nothing and are skipped."""
+    if len(x) <= _FEW_MOVES:  # the same products, summed in the same order (a running sum), the zeros adding nothing
+        c = x.T
+        terms = (c[:, None, :] * g[:, :, None]) * c[None, :, :]
+        return np.asarray(terms.reshape(g.size, len(x)).cumsum(axis=0)[-1] + 0.0)
     out = np.zeros(len(x))
     columns = x.T.copy()
     used = np.flatnonzero(np.any(x != 0, axis=0)).tolist()
@@ -215,6 +219,7 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out
 
 
+_FEW_MOVES = 500  # moves up to which ``_quadratic_form`` takes its terms at once (a call's overhead rules)
 _DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
@@ -260,6 +265,9 @@ class _Rows:
         if select is not None:
             block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
             return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
+        if self.dense is not None:  # small: the dense columns (zeros add nothing: the same floats)
+            dense = self.dense
+            return np.asarray(dense[:, owner] * d_buy + dense[:, n + owner] * d_sell + self.a_scalar @ d_x.T)
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
         for cols, step in ((owner, d_buy), (n + owner, d_sell)):

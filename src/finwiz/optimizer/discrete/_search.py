@@ -33,25 +33,17 @@ median lot under ``_GATE`` of V/n: the 431-500-asset $10M benchmarks, where the 
 within a fraction of one lot of every asset of its bound), and a book of more than ``_MOST``
 assets (its moves are priced against dense coupled rows: on the $2M binding book at 2,000 assets
 the search made 4 moves in its 2 s budget, for 0.06 %, doubling the request's time) skip the
-search. Measured on 37
-generated 15-40-name accounts (benchmarks/test_bench_small.py): within 0.5 % of SCIP's optimum
-in 57 % before, 89 % with pairs and kicks, 95 % with the combinations and triples (the worst,
-4.3 %, against an answer SCIP did not prove in 20 s).
+search.
 
-What it leaves out, each measured to change no answer of those 37 accounts nor of the 7
-``min_position_value`` ones of benchmarks/test_bench_min_position.py: exchanges and combinations
-check the rows on the improving sets only (``kept_by_rows``); a window or a triple none of whose
-sets can gain (``can_gain``: the shared rows' square makes ``sum own + ||sum u||^2 - sum ||u||^2``)
-is not enumerated; a kick that breaks a coupled row is not descended from, and a kicked descent
-not below the point within ``_KICK_LEAD`` moves is left there; a search reaching a point an
-earlier search of the same model passed (``searched``: ``_stage._flips``'s starts) ends where that
-one ended. CPU of the 37 (median, same process, loaded machine): 180 -> 106 ms; of the 7: 0.43 ->
-0.32 s. Since: ``Mended`` (seed 8 5.99 % lower, 18 and 36 0.01 % and 0.14 %); the one-lot
-probes of the Newton steps kept between rounds (``_Probes``), each trade paired once, no kicks of
-untraded assets (none ever taken) and a kick's lead of 4:
-the 37 in 3.8 s of CPU instead of 4.7 (4195c26), median 65 ms instead of 83 (the two alternated,
-each the least of 3 runs, load 1.6 on the 2 cores; the 50 ms target is not met: without the
-search the request takes 14 ms, its combinations 1.0 s of the 3.1 s searched, its kicks 1.2 s).
+What it leaves out, each measured to change no answer of the 37 small accounts of
+benchmarks/test_bench_small.py nor of the 7 ``min_position_value`` ones of
+benchmarks/test_bench_min_position.py: exchanges and combinations check the rows on the improving
+sets only (``kept_by_rows``); a window or a triple none of whose sets can gain (``can_gain``) is
+not enumerated, nor a partial set of a window that cannot (``_neighbourhood._Bounds``); a kick
+that breaks a coupled row is not descended from, and a kicked descent not below the point within
+``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of the same model
+passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. The measured record
+(quality, CPU per kind, each cut's effect) is in docs/decisions/s11-small.md.
 """
 
 from __future__ import annotations
@@ -64,18 +56,17 @@ import numpy as np
 
 from finwiz.optimizer._trace import note
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _moves, _Separable, _trade_point
+from finwiz.optimizer.discrete._candidates import _LotMoves, _Moves, _moves, _Separable, _trade_point
 from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
 from finwiz.optimizer.discrete._move_kinds import Tally, search_kinds
 from finwiz.optimizer.discrete._neighbourhood import (
-    COMBINATIONS,
     TRIPLE_MOVES,
-    Neighbourhood,
     best_combination,
     best_triple,
+    hoods,
     joined,
     matched_steps,
-    options_near,
+    priced_windows,
     subset,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
@@ -122,7 +113,7 @@ def exchange_search(
     start = time.thread_time()
     pieces = pieces_of(model, pieces)
     pricer = pieces.pricer.with_gradient(user_gradient_at(model, *point_of(data, shares)))
-    local = _Local(_Search(data, pricer, pieces.rows), pieces.separable, start + time_limit, time_limit)
+    local = _Local(_Kept(data, pricer, pieces.rows), pieces.separable, start + time_limit, time_limit)
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
@@ -190,6 +181,31 @@ class _Local:
     stopped_by: str = ""  # which limit: the count of work, or the CPU safety
     clocked: int = 0  # the work when the CPU clock was last read
     probes: _Probes | None = None  # the one-lot moves' parts, kept between rounds (``_newton_lots``)
+    tables: dict[int, tuple[_Separable, _LotMoves]] = field(default_factory=dict)  # by separable: its moves
+    holding: dict[int, tuple[_Separable, int]] = field(default_factory=dict)  # a kick's separable: the asset held
+
+    def lot_moves(self, shares: np.ndarray, separable: _Separable) -> _Moves:
+        """The rounding's one-lot moves (``_candidates._lot_moves``) under ``separable``, its table
+        kept between rounds: only the assets whose trade changed are priced again."""
+        kept = self.tables.get(id(separable))
+        if kept is None or kept[0] is not separable:
+            kept = self.tables[id(separable)] = (separable, self._table(separable))
+        return kept[1](shares, False)
+
+    def _table(self, separable: _Separable) -> _LotMoves:
+        """A new one-lot table under ``separable``; a kick's (one asset held) starts from the
+        search's own table, only the held asset's entries checked again (the others' rows are
+        the same): each kick's first round built the whole table."""
+        table = _LotMoves(self.search.data, separable, None)
+        held, main = self.holding.get(id(separable)), self.tables.get(id(self.separable))
+        if held is None or held[0] is not separable or main is None or False not in main[1].kept:
+            return table
+        options, every, ok = main[1].kept[False]
+        mine = np.flatnonzero(every.owner == held[1])
+        ok = ok.copy()
+        ok[mine] = separable.ok(subset(every, mine))
+        table.kept[False] = (options, every, ok)
+        return table
 
     def tick(self) -> bool:
         """Whether the budget is now spent (``stopped``): the work counted so far (``charge``)
@@ -264,7 +280,7 @@ class _Local:
         value-matched steps (``matched_steps``) that pair with one lot of a dear asset."""
         data = self.search.data
         n = data.n
-        lots = _lot_moves(data, shares, separable, None)
+        lots = self.lot_moves(shares, separable)
         self.tally.basic = len(lots.owner)
         if self.probes is None:
             self.probes = _Probes.empty(self.search)
@@ -287,11 +303,13 @@ class _Local:
         the descent; neighbourhoods of the traded assets, largest trade in value first, in
         overlapping windows."""
         gain = _GAIN * max(abs(point.value), 1e-300)
-        for hood in _hoods(self.search, point.shares):
+        windows = hoods(self.search, point.shares)
+        priced = priced_windows(self.search, self.separable, point, windows)
+        for hood, window in zip(windows, priced, strict=True):
             if self.tick():
                 return None
             self.charge(int(np.prod([len(o) + 1 for o in hood.options])))
-            found = best_combination(self.search, self.separable, point, hood, gain)
+            found = best_combination(self.search, self.separable, point, hood, gain, window)
             if found is not None:
                 self.combinations += 1
                 return self.descend(found, self.separable)
@@ -300,8 +318,7 @@ class _Local:
     def triple(self, point: _Point) -> _Point | None:
         """The best improving exchange of one move each of three assets (``best_triple``) among
         the one-lot moves, then the descent."""
-        data = self.search.data
-        moves = _lot_moves(data, point.shares, self.separable, None)
+        moves = self.lot_moves(point.shares, self.separable)
         self.charge(min(len(moves.owner), TRIPLE_MOVES) ** 3)
         found = best_triple(self.search, moves, point, _GAIN * max(abs(point.value), 1e-300))
         if found is None:
@@ -323,6 +340,7 @@ class _Local:
             trial = point.shares.copy()
             trial[a] = value
             held = _hold(self.separable, a, value * data.prices[a] / data.ref_value)
+            self.holding[id(held)] = (held, a)
             # Steepest (one move at a time): room a kick frees goes to the best use first.
             self.trials += 1
             if self.trials > _KICK_TRIALS:
@@ -359,6 +377,25 @@ class _Local:
         return out
 
 
+@dataclass(frozen=True)
+class _Kept(_Search):
+    """The search's judge, keeping the last point it priced: a round's neighbours are of the
+    point its last accepted move priced, whose ``z`` they need again (``z_of``)."""
+
+    last: list[_Point] = field(default_factory=list, compare=False)
+
+    def at(self, shares: np.ndarray) -> _Point:
+        point = super().at(shares)
+        self.last[:] = [point]
+        return point
+
+    def z_of(self, shares: np.ndarray) -> np.ndarray:
+        """``z`` of share trades ``shares`` (the last point's, if of these trades)."""
+        if self.last and np.array_equal(self.last[0].shares, shares):
+            return self.last[0].z
+        return _trade_point(self.data, shares)
+
+
 @dataclass
 class _Probes:
     """Each asset's move of one lot either way and what of it depends on that asset's trade alone:
@@ -384,13 +421,17 @@ class _Probes:
         changed = np.flatnonzero(~(self.at == shares))
         if changed.size == 0:
             return
-        for k, side in enumerate((1.0, -1.0)):
-            probe = _moves(data, changed, shares[changed] + side * data.lot[changed])
-            steps = probe.change(data, z)
+        # Both sides in one table: a call's overhead, not its size, is what a round of few changes costs.
+        owner, c = np.concatenate([changed, changed]), changed.size
+        now, lot = shares[changed], data.lot[changed]
+        probe = _moves(data, owner, np.concatenate([now + lot, now - lot]))
+        steps = probe.change(data, z)
+        second, delta = search.pricer.second(owner, steps), search.rows.changes(owner, *steps)
+        for k, side in enumerate((slice(0, c), slice(c, 2 * c))):
             for whole, part in zip(self.steps[k], steps, strict=True):
-                whole[changed] = part
-            self.second[k][changed] = search.pricer.second(changed, steps)
-            self.delta[k][:, changed] = search.rows.changes(changed, *steps)
+                whole[changed] = part[side]
+            self.second[k][changed] = second[side]
+            self.delta[k][:, changed] = delta[:, side]
         self.at[changed] = shares[changed]
 
 
@@ -405,7 +446,8 @@ def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = N
     one-lot moves' parts kept from earlier rounds (updated here)."""
     data, pricer, coupled = search.data, search.pricer, search.rows
     n = data.n
-    every, z = np.arange(n), _trade_point(data, shares)
+    every = np.arange(n)
+    z = search.z_of(shares) if isinstance(search, _Kept) else _trade_point(data, shares)
     probes = _Probes.empty(search) if probes is None else probes
     probes.update(search, shares, z)
     values = coupled.values(z)
@@ -429,37 +471,6 @@ def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = N
         better = change < gain
         best, gain = np.where(better, side * lots, best), np.where(better, change, gain)
     return best
-
-
-def _hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
-    """Windows of the traded assets, largest trade in value first: with each asset's candidate
-    trades (``options_near``), then with a lot either way only. (Without the first, the 37 small
-    accounts of benchmarks/test_bench_small.py and 12 min-position ones kept their answers, but a
-    15-name one of tests/optimizer/discrete/test_small_accounts.py, seed 6, ended 1.6 % higher.)"""
-    data = search.data
-    play = np.flatnonzero(shares != 0)
-    apart = np.abs(shares[play]) * data.prices[play]
-    play = play[np.argsort(-apart, kind="stable")]
-    steps = matched_steps(data, shares)
-    rich = [options_near(data, shares, int(a), steps) for a in play]
-    # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
-    plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
-    return _windows(play, rich) + _windows(play, plain)
-
-
-def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
-    """``play`` in windows as wide as ``COMBINATIONS`` allows, overlapping by half."""
-    hoods, start = [], 0
-    while start < len(play):
-        end, size = start, 1
-        while end < len(play) and size * (len(options[end]) + 1) <= COMBINATIONS:
-            size *= len(options[end]) + 1
-            end += 1
-        hoods.append(Neighbourhood(play[start:end], tuple(options[start:end])))
-        if end >= len(play):
-            break
-        start = max(start + 1, (start + end) // 2)
-    return hoods
 
 
 def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
