@@ -237,12 +237,15 @@ class Pair(_Searching):
         delta, low, high = now.rows
         basic = np.arange(self.tally.basic) if self.tally.basic <= settings.all_pairs else np.arange(0)
         best = np.argsort(gain, kind="stable")[: settings.pair_moves]
-        tries = np.arange(m) if m <= settings.all_pairs else np.union1d(basic, best)
         # Each (asset, trade) once, on both sides: the table holds a trade as often as it is
         # reached (a lot, no trade, the minimum, a step), and its pairs as often again.
         once = firsts(owner, moves.shares)
-        tries = np.intersect1d(tries, once)
-        cross = now.search.pricer.cross(now.point.z, subset(moves, once), np.searchsorted(once, tries))
+        if m <= settings.all_pairs:  # every move tried: all of ``once`` (sorted), at their own places
+            tries, places = once, np.arange(len(once))
+        else:
+            tries = np.intersect1d(np.union1d(basic, best), once)
+            places = np.searchsorted(once, tries)
+        cross = now.search.pricer.cross(now.point.z, subset(moves, once), places)
         total = gain[tries][:, None] + gain[None, once] + cross
         self.tally.work += total.size
         flat, width = total.ravel(), total.shape[1]

@@ -42,6 +42,7 @@ class _Pricer:
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # the last point's gradient
+        self._rows: tuple[np.ndarray, np.ndarray] | None = None  # the last priced z and its squared rows
         # What one lot of every asset is worth in objective: the scale of whole-share losses.
         lot_weight = model.data.lot * model.data.prices / model.data.ref_value
         self.unit = float(np.sum(self.col_norm[:n] * lot_weight**2)) or 1.0
@@ -50,12 +51,13 @@ class _Pricer:
         """This pricer with a user gradient added to the stacked linear part (the Gram entries shared)."""
         priced = copy.copy(self)
         priced.linear = self.stacked.linear + (0.0 if gradient is None else gradient)
-        priced._last = None
+        priced._last = priced._rows = None
         return priced
 
     def objective(self, z: np.ndarray, shares: np.ndarray) -> float:
         """The true objective at ``z`` (user terms linearised), trades ``shares``."""
         rows = self.stacked.squares.evaluate(z)
+        self._rows = (z, rows)  # the accepted point is the last priced: the next round's gradient needs its rows
         return float(rows @ rows + self.linear @ z + self.stacked.count * np.count_nonzero(shares))
 
     def gradient(self, z: np.ndarray) -> np.ndarray:
@@ -64,7 +66,9 @@ class _Pricer:
         last = self._last
         if last is not None and np.array_equal(last[0], z):
             return last[1]
-        grad = np.asarray(2.0 * (self.s_t @ self.stacked.squares.evaluate(z)) + self.linear)
+        kept = self._rows
+        rows = kept[1] if kept is not None and kept[0] is z else self.stacked.squares.evaluate(z)
+        grad = np.asarray(2.0 * (self.s_t @ rows) + self.linear)
         self._last = (z.copy(), grad)
         return grad
 

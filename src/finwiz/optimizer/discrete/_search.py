@@ -70,7 +70,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
     subset,
 )
 from finwiz.optimizer.discrete._objective import achieved, point_of
-from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
+from finwiz.optimizer.discrete._pricing import Pieces, _Rows, pieces_of
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
 from finwiz.optimizer.verify._compliance import meets_minimum
 
@@ -401,19 +401,19 @@ class _Probes:
     """Each asset's move of one lot either way and what of it depends on that asset's trade alone:
     its change of ``z``, its own curvature and its change of the coupled rows (per lot), kept
     between the search's rounds and rebuilt only for the assets whose trade changed (a round
-    moves one or a few: rebuilt whole, they were a third of the search's time)."""
+    moves one or a few: rebuilt whole, they were a third of the search's time). Both sides
+    stacked (first axis: up, down), so that a round prices them in one pass."""
 
     at: np.ndarray  # the trades the entries are of (nan: none yet)
-    steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # each side's buy, sell and scalar changes
-    second: list[np.ndarray]  # each side's own curvature
-    delta: list[np.ndarray]  # each side's change of the coupled rows (rows x assets)
+    steps: tuple[np.ndarray, np.ndarray, np.ndarray]  # buy, sell (2 x n) and scalar changes (2 x n x SCALARS)
+    second: np.ndarray  # own curvature (2 x n)
+    delta: np.ndarray  # change of the coupled rows (2 x rows x assets)
 
     @classmethod
     def empty(cls, search: _Search) -> _Probes:
         n, rows = search.data.n, len(search.rows.offset)
-        sides = (0, 1)
-        steps = [(np.zeros(n), np.zeros(n), np.zeros((n, SCALARS))) for _ in sides]
-        return cls(np.full(n, np.nan), steps, [np.zeros(n) for _ in sides], [np.zeros((rows, n)) for _ in sides])
+        steps = (np.zeros((2, n)), np.zeros((2, n)), np.zeros((2, n, SCALARS)))
+        return cls(np.full(n, np.nan), steps, np.zeros((2, n)), np.zeros((2, rows, n)))
 
     def update(self, search: _Search, shares: np.ndarray, z: np.ndarray) -> None:
         """The entries of the assets whose trade is not ``shares``'s (``z``: its point) rebuilt."""
@@ -426,12 +426,11 @@ class _Probes:
         now, lot = shares[changed], data.lot[changed]
         probe = _moves(data, owner, np.concatenate([now + lot, now - lot]))
         steps = probe.change(data, z)
-        second, delta = search.pricer.second(owner, steps), search.rows.changes(owner, *steps)
-        for k, side in enumerate((slice(0, c), slice(c, 2 * c))):
-            for whole, part in zip(self.steps[k], steps, strict=True):
-                whole[changed] = part[side]
-            self.second[k][changed] = second[side]
-            self.delta[k][:, changed] = delta[:, side]
+        for whole, part in zip(self.steps, steps, strict=True):
+            whole[:, changed] = part.reshape((2, c, *part.shape[1:]))
+        self.second[:, changed] = search.pricer.second(owner, steps).reshape(2, c)
+        delta = search.rows.changes(owner, *steps)
+        self.delta[:, :, changed] = delta.reshape(len(delta), 2, c).transpose(1, 0, 2)
         self.at[changed] = shares[changed]
 
 
@@ -443,34 +442,35 @@ def _newton_lots(search: _Search, shares: np.ndarray, probes: _Probes | None = N
     where the cost's kink is. The gradient over the buy column's norm alone left out the scalar
     columns and overshot, and past a binding turnover cap no step fitted: the search went one
     share a move (a $5 name in a $5M account, 40,000 moves to reach the cap). ``probes``: the
-    one-lot moves' parts kept from earlier rounds (updated here)."""
+    one-lot moves' parts kept from earlier rounds (updated here). Both sides at once (up first:
+    a step down is taken only where it gains strictly more)."""
     data, pricer, coupled = search.data, search.pricer, search.rows
-    n = data.n
-    every = np.arange(n)
+    every = np.arange(data.n)
     z = search.z_of(shares) if isinstance(search, _Kept) else _trade_point(data, shares)
     probes = _Probes.empty(search) if probes is None else probes
     probes.update(search, shares, z)
-    values = coupled.values(z)
     grad = pricer.gradient(z)
-    best, gain = np.zeros(n), np.zeros(n)
-    for k, side in enumerate((1.0, -1.0)):
-        first, second = pricer.first(grad, every, probes.steps[k]), probes.second[k]
-        lots = np.where((first < 0) & (second > 0), -first / (2 * np.maximum(second, 1e-300)), 0.0)
-        lots = np.minimum(lots, np.where(side * shares < 0, np.abs(shares) / data.lot, np.inf))
-        if len(values):
-            delta = probes.delta[k]  # rows x assets, per lot
-            with np.errstate(divide="ignore", invalid="ignore"):
-                room = np.where(
-                    delta > 0,
-                    (coupled.upper - values)[:, None] / delta,
-                    np.where(delta < 0, (coupled.lower - values)[:, None] / delta, np.inf),
-                )
-            lots = np.minimum(lots, np.floor(np.maximum(room.min(axis=0), 0.0) + 1e-9))
-        lots = np.round(lots)
-        change = first * lots + second * lots**2
-        better = change < gain
-        best, gain = np.where(better, side * lots, best), np.where(better, change, gain)
-    return best
+    steps = probes.steps
+    first = np.stack([pricer.first(grad, every, tuple(part[k] for part in steps)) for k in (0, 1)])
+    second = probes.second
+    lots = np.where((first < 0) & (second > 0), -first / (2 * np.maximum(second, 1e-300)), 0.0)
+    side = np.array([1.0, -1.0])[:, None]
+    lots = np.minimum(lots, np.where(side * shares < 0, np.abs(shares) / data.lot, np.inf))
+    if len(coupled.offset):
+        lots = np.minimum(lots, _room(coupled, coupled.values(z), probes.delta))
+    lots = np.round(lots)
+    change = first * lots + second * lots**2
+    up = np.where(change[0] < 0, change[0], 0.0)
+    return np.asarray(np.where(change[1] < up, -lots[1], np.where(change[0] < 0, lots[0], 0.0)))
+
+
+def _room(coupled: _Rows, values: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """The whole lots each side (``delta``: sides x rows x assets, per lot) fits in every coupled
+    row (``values``: the rows now): a ratio test, the bound the step moves toward."""
+    toward = np.where(delta > 0, (coupled.upper - values)[:, None], (coupled.lower - values)[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(delta != 0, toward / delta, np.inf)
+    return np.asarray(np.floor(np.maximum(room.min(axis=1), 0.0) + 1e-9))
 
 
 def _hold(separable: _Separable, asset: int, trade: float) -> _Separable:
