@@ -4,7 +4,8 @@ set keeps; the cross terms of two assets' moves (``_Pricer.cross``, either way) 
 objective's own second differences (priced by ``reference.py``, not finwiz's code); the bound that
 leaves a window out (``can_gain``) is never above the best set's change (every set enumerated); a
 search that reaches a point an earlier search passed ends where that search ended, without
-searching again; a kick that breaks a coupled row is not descended from."""
+searching again; a kick that breaks a coupled row is not descended from; the Newton steps from
+probes kept between rounds are those built afresh."""
 
 from __future__ import annotations
 
@@ -192,3 +193,28 @@ def test_a_windows_bound_pruned_enumeration_finds_the_best_set_of_every_set(seed
         assert found.value == pytest.approx(best_value, rel=1e-12)
     else:
         assert found is None
+
+
+@pytest.mark.parametrize("seed", [2, 6, 9])
+def test_newton_steps_from_kept_probes_are_those_built_afresh(seed: int) -> None:
+    # The one-lot probes (both sides stacked) are kept between rounds and rebuilt only for the
+    # assets whose trade changed; along a walk of points the steps and the gradient (which reuses
+    # the last priced point's squared rows) are those of a fresh pricer and fresh probes.
+    model, pieces, _ = _model(seed)
+    data = model.data
+    search = _search._Kept(data, pieces.pricer, pieces.rows)
+    fresh = _Search(data, _pricing.Pieces.of(model).pricer, pieces.rows)
+    probes = _search._Probes.empty(search)
+    rng = np.random.default_rng(seed)
+    shares = np.zeros(data.n)
+    steps = []
+    for _ in range(6):
+        point = search.at(shares)
+        kept = _search._newton_lots(search, point.shares, probes)
+        assert np.array_equal(kept, _search._newton_lots(fresh, shares.copy()))
+        assert np.array_equal(search.pricer.gradient(point.z), fresh.pricer.gradient(point.z.copy()))
+        steps.append(kept)
+        moved = rng.choice(data.n, size=2, replace=False)
+        shares = shares.copy()
+        shares[moved] += rng.integers(-2, 3, size=2) * data.lot[moved]
+    assert any(np.any(s != 0) for s in steps)  # the walk met steps to take
