@@ -72,7 +72,7 @@ from finwiz.optimizer.discrete._neighbourhood import (
 from finwiz.optimizer.discrete._objective import achieved, point_of
 from finwiz.optimizer.discrete._pricing import Pieces, _Rows, pieces_of
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
-from finwiz.optimizer.verify._compliance import meets_minimum
+from finwiz.optimizer.verify._compliance import meets_minimum, trade_scalars
 
 __all__ = ["SearchOutcome", "coarse", "exchange_search"]
 
@@ -421,11 +421,17 @@ class _Probes:
         changed = np.flatnonzero(~(self.at == shares))
         if changed.size == 0:
             return
-        # Both sides in one table: a call's overhead, not its size, is what a round of few changes costs.
-        owner, c = np.concatenate([changed, changed]), changed.size
+        # Both sides and the current trades priced in one call (``_moves`` then ``_Moves.change``,
+        # elementwise: the same floats): a call's overhead, not its size, is what a round costs.
+        n, c = data.n, changed.size
+        owner = np.concatenate([changed, changed])
         now, lot = shares[changed], data.lot[changed]
-        probe = _moves(data, owner, np.concatenate([now + lot, now - lot]))
-        steps = probe.change(data, z)
+        trade = np.concatenate([now + lot, now - lot]) * data.prices[owner]
+        held = (z[changed] - z[n + changed]) * data.ref_value
+        scalars = trade_scalars(data, np.concatenate([trade, held]), np.concatenate([owner, changed]))
+        value = trade / data.ref_value
+        d_x = scalars[: 2 * c] - np.concatenate([scalars[2 * c :], scalars[2 * c :]])
+        steps = (np.maximum(value, 0.0) - z[owner], np.maximum(-value, 0.0) - z[n + owner], d_x)
         for whole, part in zip(self.steps, steps, strict=True):
             whole[:, changed] = part.reshape((2, c, *part.shape[1:]))
         self.second[:, changed] = search.pricer.second(owner, steps).reshape(2, c)
