@@ -21,7 +21,14 @@ from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete import _pricing, _search
 from finwiz.optimizer.discrete._candidates import _lot_moves, _moves
 from finwiz.optimizer.discrete._descent import _Search
-from finwiz.optimizer.discrete._neighbourhood import Neighbourhood, best_combination, can_gain, hoods, kept_by_rows
+from finwiz.optimizer.discrete._neighbourhood import (
+    Neighbourhood,
+    best_combination,
+    can_gain,
+    hoods,
+    kept_by_rows,
+    matched_steps,
+)
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import meets_minimum
@@ -218,3 +225,20 @@ def test_newton_steps_from_kept_probes_are_those_built_afresh(seed: int) -> None
         shares = shares.copy()
         shares[moved] += rng.integers(-2, 3, size=2) * data.lot[moved]
     assert any(np.any(s != 0) for s in steps)  # the walk met steps to take
+
+
+def test_value_matched_steps_kept_by_their_dear_lots_are_those_built_afresh() -> None:
+    # The search keeps ``matched_steps``'s by the dear traded lots they are of: along a walk of
+    # points (a few of which change the dear lots) each answer is the one built afresh.
+    model, _, _ = _model(9)
+    data = model.data
+    rng = np.random.default_rng(9)
+    kept: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+    shares = np.where(rng.uniform(size=data.n) < 0.5, data.lot, 0.0)
+    for _ in range(12):
+        for got, fresh in zip(matched_steps(data, shares, kept), matched_steps(data, shares), strict=True):
+            assert np.array_equal(got, fresh)
+        moved = rng.integers(data.n)
+        shares = shares.copy()
+        shares[moved] += rng.integers(-1, 2) * data.lot[moved]
+    assert 1 < len(kept) < 12  # kept steps were reused, and rebuilt when the dear lots changed

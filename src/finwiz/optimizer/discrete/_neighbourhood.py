@@ -99,19 +99,28 @@ def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]
     return hoods
 
 
-def matched_steps(data: ProblemData, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def matched_steps(
+    data: ProblemData, shares: np.ndarray, kept: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(asset, trade) pairs: each asset's trade moved either way by one of the ``MATCHED``
     dearest traded lots' worth in its own lots (rounded down and up; two lots or more): a cheap
     asset's side of an exchange against one lot of a dear one under a binding turnover or cash
     row (11 shares of a $5 name against one of a $53 one was 1.8 % on a 15-name account; 5 lots
-    of a $171 name against one of an $843 one under a sector cap, 1.7 % on another)."""
+    of a $171 name against one of an $843 one under a sector cap, 1.7 % on another). ``kept``:
+    the steps by their dear lots, kept between a search's rounds (they change when those do)."""
     worth = data.lot * data.prices
     dear = np.unique(worth[shares != 0])[::-1][:MATCHED]
-    k = np.concatenate([np.floor(dear[:, None] / worth), np.ceil(dear[:, None] / worth)])
-    k = np.concatenate([k, -k])  # rows: each dear lot's worth, rounded down and up, either way
-    keep = np.abs(k) >= 2
-    owner = np.broadcast_to(np.arange(data.n), k.shape)[keep]
-    return owner, shares[owner] + k[keep] * data.lot[owner]
+    found = None if kept is None else kept.get(dear.tobytes())
+    if found is None:
+        k = np.concatenate([np.floor(dear[:, None] / worth), np.ceil(dear[:, None] / worth)])
+        k = np.concatenate([k, -k])  # rows: each dear lot's worth, rounded down and up, either way
+        keep = np.abs(k) >= 2
+        owner = np.broadcast_to(np.arange(data.n), k.shape)[keep]
+        found = owner, k[keep] * data.lot[owner]
+        if kept is not None:
+            kept[dear.tobytes()] = found
+    owner, step = found
+    return owner, shares[owner] + step
 
 
 Priced = tuple[_Moves, np.ndarray, np.ndarray]

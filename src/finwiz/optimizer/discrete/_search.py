@@ -183,6 +183,7 @@ class _Local:
     probes: _Probes | None = None  # the one-lot moves' parts, kept between rounds (``_newton_lots``)
     tables: dict[int, tuple[_Separable, _LotMoves]] = field(default_factory=dict)  # by separable: its moves
     holding: dict[int, tuple[_Separable, int]] = field(default_factory=dict)  # a kick's separable: the asset held
+    matched: dict[bytes, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ``matched_steps``'s, kept
 
     def lot_moves(self, shares: np.ndarray, separable: _Separable) -> _Moves:
         """The rounding's one-lot moves (``_candidates._lot_moves``) under ``separable``, its table
@@ -289,7 +290,7 @@ class _Local:
         keep = np.abs(jump) >= 2 * data.lot  # the minimum trade size: below, with the matched steps
         owner, option = np.flatnonzero(keep), target[keep]
         if n <= _FEW:  # few assets (as the combinations): the moves table stays small
-            matched_owner, matched_option = matched_steps(data, shares)
+            matched_owner, matched_option = matched_steps(data, shares, self.matched)
             owner, option = np.concatenate([owner, matched_owner]), np.concatenate([option, matched_option])
         sized = meets_minimum(data, option * data.prices[owner])
         owner, option = owner[sized], option[sized]
