@@ -205,6 +205,9 @@ class _Local:
         mine = np.flatnonzero(every.owner == held[1])
         ok = ok.copy()
         ok[mine] = separable.ok(subset(every, mine))
+        # Its own arrays: a table reprices its changed moves in place (``_LotMoves``), and a
+        # kick's rounds would otherwise rewrite the search's table under its older options.
+        every = _Moves(every.owner, every.shares, every.buy.copy(), every.sell.copy(), every.scalars.copy())
         table.kept[False] = (options, every, ok)
         return table
 
