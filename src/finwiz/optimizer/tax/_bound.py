@@ -13,7 +13,6 @@ derivative-free search. Evaluating it costs one QP build and numpy over the lots
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.solve._assembler import Model
@@ -73,7 +72,7 @@ def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
     ``[0, _REACH]``) found by Kelley's cutting planes from ``start`` (each evaluation a cut on the
     concave dual), stopping once it reaches ``aim`` or the cuts prove no more than 1e-9 is left."""
     k = len(start)
-    cuts_a, cuts_b = [], []
+    cuts: _Cuts | None = None
     v = start
     best = -np.inf
     for _ in range(_EVALUATIONS):
@@ -82,21 +81,41 @@ def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
         if best >= aim or k == 0:
             break
         grad = slope * scale  # in v
-        cuts_a.append(np.append(-grad, 1.0))  # t - grad . v <= value - grad . v_i
-        cuts_b.append(value - grad @ v)
-        found = optimize.linprog(
-            np.append(np.zeros(k), -1.0),
-            A_ub=np.array(cuts_a),
-            b_ub=np.array(cuts_b),
-            bounds=[(0.0, _REACH)] * k + [(None, None)],
-            method="highs",
-        )
-        if found.status != 0:
+        cuts = cuts or _Cuts(k)
+        found = cuts.add(grad, value - grad @ v)  # t - grad . v <= value - grad . v_i
+        if found is None:
             break
-        v, ceiling = found.x[:k], -float(found.fun)
+        v, ceiling = found
         if ceiling - best <= 1e-9 * max(1.0, abs(best)):
             break
     return best
+
+
+class _Cuts:
+    """Kelley's master LP, ``max t`` over ``v`` in ``[0, _REACH]`` below every cut, kept in one
+    HiGHS model per ascent: each cut is a row added, re-solved from the last basis."""
+
+    def __init__(self, k: int):
+        import highspy
+
+        self.k, self.ok = k, highspy.HighsModelStatus.kOptimal
+        # The bare binding: the wrapper class prints a banner on stdout when it is built.
+        self.h = h = highspy._Highs()  # type: ignore[attr-defined]
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")  # a few rows: presolve costs more than it saves
+        cost = np.append(np.zeros(k), -1.0)
+        h.addCols(k + 1, cost, np.append(np.zeros(k), -np.inf), np.append(np.full(k, _REACH), np.inf), 0, [], [], [])
+        self.index = np.arange(k + 1, dtype=np.int32)
+
+    def add(self, grad: np.ndarray, bound: float) -> tuple[np.ndarray, float] | None:
+        """The master's optimum ``(v, t)`` with the cut ``t - grad . v <= bound``; None if unsolved."""
+        h = self.h
+        h.addRow(-np.inf, float(bound), self.k + 1, self.index, np.append(-grad, 1.0))
+        h.run()
+        if h.getModelStatus() != self.ok:
+            return None
+        x = np.array(h.getSolution().col_value)
+        return x[: self.k], float(x[self.k])
 
 
 def _shared_rows(qp: NativeQP) -> int:
