@@ -214,11 +214,20 @@ class _Dual:
         order = np.argsort(price, axis=1, kind="stable")
         price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
         lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
-        values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
-        if self.one_side:  # no asset both bought and sold: the better of selling only and buying only
+        if not self.one_side:
+            values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        else:  # no asset both bought and sold: the better of selling only and buying only
             none = np.zeros(n)
-            selling, sold = _assets(qp.curvature, self.buy, (none, none), (sell_low, sell_high), price, caps)
-            buying, _ = _assets(qp.curvature, self.buy, (buy_low, buy_high), (none, none), price, caps)
+            # The three cases stacked as rows of one call: each row is its own problem.
+            every, chosen = _assets(
+                np.tile(qp.curvature, 3),
+                np.tile(self.buy, 3),
+                (np.concatenate([buy_low, none, buy_low]), np.concatenate([buy_high, none, buy_high])),
+                (np.concatenate([sell_low, sell_low, none]), np.concatenate([sell_high, sell_high, none])),
+                np.tile(price, (3, 1)),
+                np.tile(caps, (3, 1)),
+            )
+            (values, selling, buying), (sells, sold, _) = every.reshape(3, n), chosen.reshape(3, n)
             selling = np.where(buy_low > 0, np.inf, selling)
             buying = np.where(sell_low > 0, np.inf, buying)
             sided = np.minimum(selling, buying)
