@@ -299,27 +299,30 @@ def _assets(
     the minimising sell."""
     (buy_low, buy_high), (sell_low, sell_high) = buys, sells
     buy_high = np.minimum(buy_high, _IMPLIED)
-    ends = np.cumsum(caps, axis=1)
-    floor = np.sum(price * np.clip(sell_low[:, None] - (ends - caps), 0.0, caps), axis=1)  # H(sell_low)
-    points = np.concatenate([sell_low[:, None], np.clip(ends, sell_low[:, None], sell_high[:, None])], axis=1)
-    value = floor[:, None] + np.concatenate(
-        [np.zeros((len(c), 1)), np.cumsum(price * np.diff(points, axis=1), axis=1)], axis=1
-    )
+    # Segments down, assets across: a per-asset vector then broadcasts along whole rows (fast).
+    price, caps = np.ascontiguousarray(price.T), np.ascontiguousarray(caps.T)
+    ends = np.cumsum(caps, axis=0)
+    floor = np.sum(price * _clip(sell_low - (ends - caps), 0.0, caps), axis=0)  # H(sell_low)
+    points = np.vstack([sell_low, _clip(ends, sell_low, sell_high)])
+    value = floor + np.vstack([np.zeros(len(c)), np.cumsum(price * np.diff(points, axis=0), axis=0)])
     curved = c > 0
     inv = np.where(curved, 1.0 / np.where(curved, c, 1.0), 0.0)
+    shift, unbounded, half = alpha * inv, np.where(alpha > 0, -np.inf, np.inf), 0.5 * c
 
-    def total(s: np.ndarray, h: np.ndarray) -> np.ndarray:
-        b = np.where(curved[:, None], s - (alpha * inv)[:, None], np.where(alpha > 0, -np.inf, np.inf)[:, None])
-        b = np.clip(b, buy_low[:, None], buy_high[:, None])
-        return np.asarray(0.5 * c[:, None] * (b - s) ** 2 + alpha[:, None] * b + h)
-
-    left, right = points[:, :-1], points[:, 1:]
-    tried, values = [points], [total(points, value)]
+    left, right = points[:-1], points[1:]
+    tried, prices = [points], [value]
     for edge in (buy_low, buy_high):  # where the quadratic part's slope meets each segment's price
-        s = np.clip(edge[:, None] - price * inv[:, None], left, right)
+        s = _clip(edge - price * inv, left, right)
         tried.append(s)
-        values.append(total(s, value[:, :-1] + price * (s - left)))
-    every, at = np.concatenate(tried, axis=1), np.concatenate(values, axis=1)
-    best = np.argmin(at, axis=1)
-    rows = np.arange(len(c))
-    return np.asarray(at[rows, best]), np.asarray(every[rows, best])
+        prices.append(value[:-1] + price * (s - left))
+    every = np.vstack(tried)
+    b = _clip(np.where(curved, every - shift, unbounded), buy_low, buy_high)
+    at = half * ((b - every) * (b - every)) + alpha * b + np.vstack(prices)
+    best = np.argmin(at, axis=0)
+    assets = np.arange(len(c))
+    return np.asarray(at[best, assets]), np.asarray(every[best, assets])
+
+
+def _clip(x: np.ndarray, low: np.ndarray | float, high: np.ndarray) -> np.ndarray:
+    """``np.clip``'s answer, without its overhead (the same for numbers that are not NaN)."""
+    return np.asarray(np.minimum(np.maximum(x, low), high))
