@@ -133,8 +133,13 @@ class _Dual:
         assert qp.ladder is not None
         self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
         ladder = self.ladder
-        self.slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
-        self.caps = ladder.end - ladder.start
+        slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
+        self.slot, self.width = slot, int(ladder.count.max(initial=0)) + 1  # the lots, then past them
+        # The lots' caps and nets in place, the same at every ``lam``: the last column past the lots.
+        self.caps, self.nets = np.zeros((qp.n, self.width)), np.zeros((qp.n, self.width, 2))
+        self.caps[ladder.owner, slot] = ladder.end - ladder.start
+        self.nets[ladder.owner, slot] = ladder.nets if ladder.nets is not None else 0.0
+        self.held = self.caps[:, :-1].sum(axis=1)
 
     @classmethod
     def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
@@ -168,7 +173,7 @@ class _Dual:
         region = self.ladder.region
         if region is None:
             return float(values.sum() + self.rest), np.zeros(0)
-        taken = np.clip(sells[:, None] - starts, 0.0, caps)
+        taken = _clip(sells[:, None] - starts, 0.0, caps)
         nets = np.einsum("nk,nkj->j", taken, sorted_nets)
         return float(values.sum() + self.rest - lam @ region[:, 2]), region[:, :2] @ nets - region[:, 2]
 
@@ -197,17 +202,15 @@ class _Dual:
             qp.lower[n : 2 * n],
             qp.upper[n : 2 * n],
         )
-        width = int(ladder.count.max(initial=0)) + 1  # the lots, then past them
-        price, caps, lot_nets = np.zeros((n, width)), np.zeros((n, width)), np.zeros((n, width, 2))
+        width = self.width
+        price, caps, lot_nets = np.zeros((n, width)), self.caps.copy(), self.nets.copy()
         price[ladder.owner, self.slot] = per_lot
-        caps[ladder.owner, self.slot] = self.caps
-        lot_nets[ladder.owner, self.slot] = nets
         # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
         cheapest = self.sell.copy()
         cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
         price[:, -1] = cheapest
-        caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
+        caps[:, -1] = np.maximum(sell_high - self.held, 0.0)
         if width > 1:  # past the lots, the nets of the cheapest
             cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
             lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
