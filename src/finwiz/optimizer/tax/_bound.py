@@ -140,6 +140,7 @@ class _Dual:
         self.caps[ladder.owner, slot] = ladder.end - ladder.start
         self.nets[ladder.owner, slot] = ladder.nets if ladder.nets is not None else 0.0
         self.held = self.caps[:, :-1].sum(axis=1)
+        self.row_start = (np.arange(qp.n) * self.width)[:, None]
 
     @classmethod
     def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
@@ -214,9 +215,8 @@ class _Dual:
         if width > 1:  # past the lots, the nets of the cheapest
             cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
             lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
-        order = np.argsort(price, axis=1, kind="stable")
-        price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
-        lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
+        order = np.argsort(price, axis=1, kind="stable") + self.row_start  # flat: plain gathers
+        price, caps, lot_nets = price.ravel()[order], caps.ravel()[order], lot_nets.reshape(-1, 2)[order]
         if not self.one_side:
             values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
         else:  # no asset both bought and sold: the better of selling only and buying only
