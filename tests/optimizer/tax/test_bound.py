@@ -16,7 +16,7 @@ from finwiz.optimizer.solve._assembler import assemble
 from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, solve
 from finwiz.optimizer.tax import _regions
-from finwiz.optimizer.tax._bound import _assets, lagrangian_bound
+from finwiz.optimizer.tax._bound import _REACH, _assets, _Cuts, lagrangian_bound
 from finwiz.optimizer.tax._order import relaxation
 from tests.optimizer.tax.reference import random_instance
 from tests.optimizer.tax.test_netting import NETTING, _region_models
@@ -66,6 +66,28 @@ def test_the_bound_is_below_every_regions_optimum_whoever_gave_its_multipliers(k
             assert bound <= optima[a] + 1e-7 * scale
             checked += 1
     assert checked
+
+
+def test_the_kept_master_lp_answers_as_scipys_linprog_from_scratch() -> None:
+    """``_Cuts``: Kelley's master LP kept in one HiGHS model, a row added per cut, has the optimum
+    (value and point) of scipy's ``linprog`` solving the whole cut set from scratch."""
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        k = int(rng.integers(1, 4))
+        cuts, rows, rhs = _Cuts(k), [], []
+        for _ in range(6):
+            grad, bound = rng.normal(size=k), float(rng.normal())
+            rows.append(np.append(-grad, 1.0))
+            rhs.append(bound)
+            found = cuts.add(grad, bound)
+            lp = linprog(
+                np.append(np.zeros(k), -1.0), A_ub=np.array(rows), b_ub=rhs, bounds=[(0, _REACH)] * k + [(None, None)]
+            )
+            assert found is not None
+            assert found[1] == pytest.approx(-lp.fun, rel=1e-9, abs=1e-9)
+            assert found[0] == pytest.approx(lp.x[:k], abs=1e-7)
 
 
 def test_each_asset_piece_is_the_minimum_over_a_fine_grid() -> None:

@@ -13,7 +13,6 @@ derivative-free search. Evaluating it costs one QP build and numpy over the lots
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.solve._assembler import Model
@@ -73,7 +72,7 @@ def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
     ``[0, _REACH]``) found by Kelley's cutting planes from ``start`` (each evaluation a cut on the
     concave dual), stopping once it reaches ``aim`` or the cuts prove no more than 1e-9 is left."""
     k = len(start)
-    cuts_a, cuts_b = [], []
+    cuts: _Cuts | None = None
     v = start
     best = -np.inf
     for _ in range(_EVALUATIONS):
@@ -82,21 +81,41 @@ def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
         if best >= aim or k == 0:
             break
         grad = slope * scale  # in v
-        cuts_a.append(np.append(-grad, 1.0))  # t - grad . v <= value - grad . v_i
-        cuts_b.append(value - grad @ v)
-        found = optimize.linprog(
-            np.append(np.zeros(k), -1.0),
-            A_ub=np.array(cuts_a),
-            b_ub=np.array(cuts_b),
-            bounds=[(0.0, _REACH)] * k + [(None, None)],
-            method="highs",
-        )
-        if found.status != 0:
+        cuts = cuts or _Cuts(k)
+        found = cuts.add(grad, value - grad @ v)  # t - grad . v <= value - grad . v_i
+        if found is None:
             break
-        v, ceiling = found.x[:k], -float(found.fun)
+        v, ceiling = found
         if ceiling - best <= 1e-9 * max(1.0, abs(best)):
             break
     return best
+
+
+class _Cuts:
+    """Kelley's master LP, ``max t`` over ``v`` in ``[0, _REACH]`` below every cut, kept in one
+    HiGHS model per ascent: each cut is a row added, re-solved from the last basis."""
+
+    def __init__(self, k: int):
+        import highspy
+
+        self.k, self.ok = k, highspy.HighsModelStatus.kOptimal
+        # The bare binding: the wrapper class prints a banner on stdout when it is built.
+        self.h = h = highspy._Highs()  # type: ignore[attr-defined]
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")  # a few rows: presolve costs more than it saves
+        cost = np.append(np.zeros(k), -1.0)
+        h.addCols(k + 1, cost, np.append(np.zeros(k), -np.inf), np.append(np.full(k, _REACH), np.inf), 0, [], [], [])
+        self.index = np.arange(k + 1, dtype=np.int32)
+
+    def add(self, grad: np.ndarray, bound: float) -> tuple[np.ndarray, float] | None:
+        """The master's optimum ``(v, t)`` with the cut ``t - grad . v <= bound``; None if unsolved."""
+        h = self.h
+        h.addRow(-np.inf, float(bound), self.k + 1, self.index, np.append(-grad, 1.0))
+        h.run()
+        if h.getModelStatus() != self.ok:
+            return None
+        x = np.array(h.getSolution().col_value)
+        return x[: self.k], float(x[self.k])
 
 
 def _shared_rows(qp: NativeQP) -> int:
@@ -114,8 +133,14 @@ class _Dual:
         assert qp.ladder is not None
         self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
         ladder = self.ladder
-        self.slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
-        self.caps = ladder.end - ladder.start
+        slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
+        self.slot, self.width = slot, int(ladder.count.max(initial=0)) + 1  # the lots, then past them
+        # The lots' caps and nets in place, the same at every ``lam``: the last column past the lots.
+        self.caps, self.nets = np.zeros((qp.n, self.width)), np.zeros((qp.n, self.width, 2))
+        self.caps[ladder.owner, slot] = ladder.end - ladder.start
+        self.nets[ladder.owner, slot] = ladder.nets if ladder.nets is not None else 0.0
+        self.held = self.caps[:, :-1].sum(axis=1)
+        self.row_start = (np.arange(qp.n) * self.width)[:, None]
 
     @classmethod
     def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
@@ -149,7 +174,7 @@ class _Dual:
         region = self.ladder.region
         if region is None:
             return float(values.sum() + self.rest), np.zeros(0)
-        taken = np.clip(sells[:, None] - starts, 0.0, caps)
+        taken = _clip(sells[:, None] - starts, 0.0, caps)
         nets = np.einsum("nk,nkj->j", taken, sorted_nets)
         return float(values.sum() + self.rest - lam @ region[:, 2]), region[:, :2] @ nets - region[:, 2]
 
@@ -178,28 +203,34 @@ class _Dual:
             qp.lower[n : 2 * n],
             qp.upper[n : 2 * n],
         )
-        width = int(ladder.count.max(initial=0)) + 1  # the lots, then past them
-        price, caps, lot_nets = np.zeros((n, width)), np.zeros((n, width)), np.zeros((n, width, 2))
+        width = self.width
+        price, caps, lot_nets = np.zeros((n, width)), self.caps.copy(), self.nets.copy()
         price[ladder.owner, self.slot] = per_lot
-        caps[ladder.owner, self.slot] = self.caps
-        lot_nets[ladder.owner, self.slot] = nets
         # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
         cheapest = self.sell.copy()
         cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
         price[:, -1] = cheapest
-        caps[:, -1] = np.maximum(sell_high - caps[:, :-1].sum(axis=1), 0.0)
+        caps[:, -1] = np.maximum(sell_high - self.held, 0.0)
         if width > 1:  # past the lots, the nets of the cheapest
             cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
             lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
-        order = np.argsort(price, axis=1, kind="stable")
-        price, caps = np.take_along_axis(price, order, 1), np.take_along_axis(caps, order, 1)
-        lot_nets = np.take_along_axis(lot_nets, order[:, :, None], 1)
-        values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
-        if self.one_side:  # no asset both bought and sold: the better of selling only and buying only
+        order = np.argsort(price, axis=1, kind="stable") + self.row_start  # flat: plain gathers
+        price, caps, lot_nets = price.ravel()[order], caps.ravel()[order], lot_nets.reshape(-1, 2)[order]
+        if not self.one_side:
+            values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        else:  # no asset both bought and sold: the better of selling only and buying only
             none = np.zeros(n)
-            selling, sold = _assets(qp.curvature, self.buy, (none, none), (sell_low, sell_high), price, caps)
-            buying, _ = _assets(qp.curvature, self.buy, (buy_low, buy_high), (none, none), price, caps)
+            # The three cases stacked as rows of one call: each row is its own problem.
+            every, chosen = _assets(
+                np.tile(qp.curvature, 3),
+                np.tile(self.buy, 3),
+                (np.concatenate([buy_low, none, buy_low]), np.concatenate([buy_high, none, buy_high])),
+                (np.concatenate([sell_low, sell_low, none]), np.concatenate([sell_high, sell_high, none])),
+                np.tile(price, (3, 1)),
+                np.tile(caps, (3, 1)),
+            )
+            (values, selling, buying), (sells, sold, _) = every.reshape(3, n), chosen.reshape(3, n)
             selling = np.where(buy_low > 0, np.inf, selling)
             buying = np.where(sell_low > 0, np.inf, buying)
             sided = np.minimum(selling, buying)
@@ -271,27 +302,30 @@ def _assets(
     the minimising sell."""
     (buy_low, buy_high), (sell_low, sell_high) = buys, sells
     buy_high = np.minimum(buy_high, _IMPLIED)
-    ends = np.cumsum(caps, axis=1)
-    floor = np.sum(price * np.clip(sell_low[:, None] - (ends - caps), 0.0, caps), axis=1)  # H(sell_low)
-    points = np.concatenate([sell_low[:, None], np.clip(ends, sell_low[:, None], sell_high[:, None])], axis=1)
-    value = floor[:, None] + np.concatenate(
-        [np.zeros((len(c), 1)), np.cumsum(price * np.diff(points, axis=1), axis=1)], axis=1
-    )
+    # Segments down, assets across: a per-asset vector then broadcasts along whole rows (fast).
+    price, caps = np.ascontiguousarray(price.T), np.ascontiguousarray(caps.T)
+    ends = np.cumsum(caps, axis=0)
+    floor = np.sum(price * _clip(sell_low - (ends - caps), 0.0, caps), axis=0)  # H(sell_low)
+    points = np.vstack([sell_low, _clip(ends, sell_low, sell_high)])
+    value = floor + np.vstack([np.zeros(len(c)), np.cumsum(price * np.diff(points, axis=0), axis=0)])
     curved = c > 0
     inv = np.where(curved, 1.0 / np.where(curved, c, 1.0), 0.0)
+    shift, unbounded, half = alpha * inv, np.where(alpha > 0, -np.inf, np.inf), 0.5 * c
 
-    def total(s: np.ndarray, h: np.ndarray) -> np.ndarray:
-        b = np.where(curved[:, None], s - (alpha * inv)[:, None], np.where(alpha > 0, -np.inf, np.inf)[:, None])
-        b = np.clip(b, buy_low[:, None], buy_high[:, None])
-        return np.asarray(0.5 * c[:, None] * (b - s) ** 2 + alpha[:, None] * b + h)
-
-    left, right = points[:, :-1], points[:, 1:]
-    tried, values = [points], [total(points, value)]
+    left, right = points[:-1], points[1:]
+    tried, prices = [points], [value]
     for edge in (buy_low, buy_high):  # where the quadratic part's slope meets each segment's price
-        s = np.clip(edge[:, None] - price * inv[:, None], left, right)
+        s = _clip(edge - price * inv, left, right)
         tried.append(s)
-        values.append(total(s, value[:, :-1] + price * (s - left)))
-    every, at = np.concatenate(tried, axis=1), np.concatenate(values, axis=1)
-    best = np.argmin(at, axis=1)
-    rows = np.arange(len(c))
-    return np.asarray(at[rows, best]), np.asarray(every[rows, best])
+        prices.append(value[:-1] + price * (s - left))
+    every = np.vstack(tried)
+    b = _clip(np.where(curved, every - shift, unbounded), buy_low, buy_high)
+    at = half * ((b - every) * (b - every)) + alpha * b + np.vstack(prices)
+    best = np.argmin(at, axis=0)
+    assets = np.arange(len(c))
+    return np.asarray(at[best, assets]), np.asarray(every[best, assets])
+
+
+def _clip(x: np.ndarray, low: np.ndarray | float, high: np.ndarray) -> np.ndarray:
+    """``np.clip``'s answer, without its overhead (the same for numbers that are not NaN)."""
+    return np.asarray(np.minimum(np.maximum(x, low), high))
