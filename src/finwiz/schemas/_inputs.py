@@ -122,7 +122,7 @@ class PortfolioConfiguration(_TargetPolicy):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the holdings as rows, not one pydantic object each: a batch sends every account's
         configuration to a worker, and per-object pickling dominated the parent's time (the
-        worker's copy is the same, validated object; figures: docs/decisions/s11-tidy.md)."""
+        worker's copy is the same, validated object; figures: docs/decisions/layout.md)."""
         state = dict(self.__dict__)
         state["holdings"] = _pack_models(state["holdings"])
         return (_unpickle_configuration, (type(self), state, frozenset(self.model_fields_set)))

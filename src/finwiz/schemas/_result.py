@@ -123,7 +123,7 @@ class RebalancingResult(_Model):
     def __repr__(self) -> str:
         """A one-line summary; ``model_dump()`` (or ``to_frame()``) has every field. The default
         repr of a large result is huge, and Python 3.11's ``asyncio.Runner`` builds it after every
-        run (its SIGINT check reprs the finished task; figures: docs/decisions/s11-tidy.md)."""
+        run (its SIGINT check reprs the finished task; figures: docs/decisions/layout.md)."""
         fields = {
             "status": self.status,
             "method": self.method,

@@ -2,7 +2,7 @@
 
 After the LP relaxation only a few assets are split between candidates: HiGHS's branch and bound
 on them is mostly presolve and setup, where the choices number a few thousand at most and only
-the rows some choice could breach need checking (figures: docs/decisions/s11-round.md).
+the rows some choice could breach need checking (figures: docs/decisions/settle-and-descent.md).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ not enumerated, nor a partial set of a window that cannot (``_neighbourhood._Bou
 that breaks a coupled row is not descended from, and a kicked descent not below the point within
 ``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of the same model
 passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. The measured record
-(quality, CPU per kind, each cut's effect) is in docs/decisions/s11-small.md.
+(quality, CPU per kind, each cut's effect) is in docs/decisions/small-accounts-search.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the cheapening back (``_cheapen``). Where no choice keeps every row, an elastic 
 much each limit would have to give.
 
 Not the greedy first: the descent after the settle depends on which choice it starts from, and
-from the greedy's it ended worse or in the back-off on 431-500 binding assets (docs/decisions/s11-round.md).
+from the greedy's it ended worse or in the back-off on 431-500 binding assets (docs/decisions/settle-and-descent.md).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _milp(
     between candidates, so the others are fixed at their choice and only the split ones (then,
     if that is infeasible, also every asset the relaxation moved off its cheapest candidate) go
     into a small 0/1 program; the full program only if both are infeasible: a fraction of the
-    full program's time, near its optimum before the descent (docs/decisions/s11-round.md)."""
+    full program's time, near its optimum before the descent (docs/decisions/settle-and-descent.md)."""
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
     reached = reached or reach(trade_part, scalar_cols, moves.owner, moves.scalars)

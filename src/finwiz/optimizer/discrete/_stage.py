@@ -15,7 +15,7 @@ kept, and the stage's record notes that the alternative ran.
   under half the minimum trade size: those assets fixed untraded, so the others make up for them;
   the descent then runs once more with them free.
 
-Why, in one line each (figures: docs/decisions/s11-round.md and earlier sessions' notes there):
+Why, in one line each (figures: docs/decisions/settle-and-descent.md and earlier sessions' notes there):
 
 - The back-off is local first: a row settled at its bound blocked every costlier move of the
   descent (2000 binding assets); room inside it settles that without a second solve.

@@ -54,12 +54,12 @@ CLARABEL_SETTINGS: dict[str, Any] = {
 DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_threads": 1}
 """Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
 weights): faer's supernodal kernels, not qdldl's scalar elimination (faster there only, see
-docs/decisions/s11-dense.md); one thread, as its sums depend on the thread count."""
+docs/decisions/dense-covariance.md); one thread, as its sums depend on the thread count."""
 # 1e-2 first: polishing often finds the active set there already (the KKT check refuses it otherwise).
 _OSQP_EPS = (1e-2, 1e-3, 1e-5, 1e-7)
 COLD_ITERATIONS = 600
 """ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point):
-above what slack limits take, below what binding ones do (docs/decisions/s11-dense.md)."""
+above what slack limits take, below what binding ones do (docs/decisions/dense-covariance.md)."""
 POLISHED_RESIDUAL = 1e-11
 """Largest row residual accepted from a polished OSQP point, which sits on its active bounds: the
 whole-share rounding needs the point inside them (else Clarabel's answer is used)."""
@@ -210,7 +210,7 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
     """ADMM on ``workspace`` (``qp`` loaded) at each tolerance in turn, polished, within ``budget``
     iterations: an optimum certified by KKT, or why not."""
     iterations = 0
-    # Not for a taxable account: its climb over lots reads where ADMM lands (docs/decisions/s11-resolve.md).
+    # Not for a taxable account: its climb over lots reads where ADMM lands (docs/decisions/continuous-and-verify.md).
     for eps in _OSQP_EPS if qp.ladder is None else _OSQP_EPS[1:]:
         if iterations >= budget:
             break
