@@ -219,6 +219,13 @@ class _LotMoves:
         self.data, self.separable, self.candidates = data, separable, candidates
         self.kept: dict[bool, tuple[np.ndarray, _Moves, np.ndarray]] = {}  # by wide: options, moves, ok
 
+    def adopt(self, other: _LotMoves, ok: np.ndarray) -> None:
+        """Start from ``other``'s narrow moves with their separable check ``ok``, on arrays of
+        its own: a table reprices its changed moves in place, which would rewrite ``other``'s."""
+        options, every, _ = other.kept[False]
+        copied = _Moves(every.owner, every.shares, every.buy.copy(), every.sell.copy(), every.scalars.copy())
+        self.kept[False] = (options, copied, ok)
+
     def _options(self, shares: np.ndarray, wide: bool) -> np.ndarray:
         data, lot = self.data, self.data.lot
         n, lots = data.n, shares / lot

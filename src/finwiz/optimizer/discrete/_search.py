@@ -201,14 +201,11 @@ class _Local:
         held, main = self.holding.get(id(separable)), self.tables.get(id(self.separable))
         if held is None or held[0] is not separable or main is None or False not in main[1].kept:
             return table
-        options, every, ok = main[1].kept[False]
+        _, every, ok = main[1].kept[False]
         mine = np.flatnonzero(every.owner == held[1])
         ok = ok.copy()
         ok[mine] = separable.ok(subset(every, mine))
-        # Its own arrays: a table reprices its changed moves in place (``_LotMoves``), and a
-        # kick's rounds would otherwise rewrite the search's table under its older options.
-        every = _Moves(every.owner, every.shares, every.buy.copy(), every.sell.copy(), every.scalars.copy())
-        table.kept[False] = (options, every, ok)
+        table.adopt(main[1], ok)
         return table
 
     def tick(self) -> bool:
