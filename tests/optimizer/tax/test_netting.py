@@ -415,3 +415,29 @@ def test_a_region_refused_without_a_solve_has_no_sale_of_lots_that_reaches_it(se
         for k in range(len(rows))
     ]
     assert refused == any(s.fun > rows[k, 2] + 1e-9 for k, s in enumerate(single))
+
+
+def test_the_per_lot_solve_after_a_failed_climb_does_not_climb_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``toward_region``: where no climb over a region's lots reaches it and no reordering helps,
+    the one-variable-per-lot solve of the same model follows at once; it re-ran every failed climb
+    first (on the 431-asset netting request ~0.11 s CPU of ~1 s, issue 20's regression)."""
+    import finwiz.optimizer.solve._solve as solve_module
+    from finwiz.optimizer.solve._qp import NoLadderPointError
+
+    cases = {**NETTING, "short_gain": {"realized_short_ytd": 3_000.0, "realized_long_ytd": 20_000.0}}
+    inst = random_instance(14, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(
+        tax_model="netting", **cases["short_gain"]
+    )
+    name = "short_loss_offsets_long_gain"
+    (region,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    with pytest.raises(NoLadderPointError):
+        solve_module.solve_terms(region, per_lot=False)
+    climbs: list[int] = []
+    original = solve_module._climb
+    monkeypatch.setattr(solve_module, "_climb", lambda *a: climbs.append(1) or original(*a))
+    outcome = solve_module.solve_terms(region)
+    assert not climbs
+    (fresh,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    assert outcome.objective == pytest.approx(solve_module.solve_terms(fresh).objective, rel=1e-9, abs=1e-12)
+    assert climbs  # a fresh model of the region climbs before its per-lot solve
+

@@ -340,6 +340,8 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
+    if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
+        starts = []
     for segments in starts:
         try:
             outcome, segments = _climb(model, ladder, segments, solver, time_limit)
@@ -352,6 +354,7 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         ladder.settled.segments = segments
         return outcome
     if not per_lot:
+        ladder.settled.no_point = model.kept
         raise NoLadderPointError
     assembled = assemble(model)
     with assembled.lock:
