@@ -441,3 +441,21 @@ def test_the_per_lot_solve_after_a_failed_climb_does_not_climb_again(monkeypatch
     assert outcome.objective == pytest.approx(solve_module.solve_terms(fresh).objective, rel=1e-9, abs=1e-12)
     assert climbs  # a fresh model of the region climbs before its per-lot solve
 
+
+def test_a_taxable_cold_solve_goes_to_clarabel_only_with_no_point_to_start_from() -> None:
+    """A ladder's very first solve (no settled lots) stalls ADMM cold, so Clarabel answers it; a
+    region started at another's answer (``start_at``) keeps OSQP on its cold workspace: Clarabel
+    there landed elsewhere on the zero-cost face, and the climb and its re-pricing took 2-3 more
+    solves (the 431-asset netting request, issue 20's regression)."""
+    from finwiz.optimizer.solve._assembler import clear_cache
+    from finwiz.optimizer.solve._solve import _route, native_qp
+
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(tax_model="netting")
+    region = _region_models(inst)[0]
+    clear_cache()
+    qp = native_qp(region)
+    assert qp is not None
+    assert qp.ladder is not None
+    assert _route(region, qp, "auto")[1:] == ("cold", ("CLARABEL", "OSQP"))
+    qp.ladder.settled.segments = np.zeros(region.data.n, dtype=np.int64)
+    assert _route(region, qp, "auto")[1:] == ("cold", ("OSQP", "CLARABEL"))
