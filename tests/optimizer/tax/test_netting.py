@@ -459,3 +459,43 @@ def test_a_taxable_cold_solve_goes_to_clarabel_only_with_no_point_to_start_from(
     assert _route(region, qp, "auto")[1:] == ("cold", ("CLARABEL", "OSQP"))
     qp.ladder.settled.segments = np.zeros(region.data.n, dtype=np.int64)
     assert _route(region, qp, "auto")[1:] == ("cold", ("OSQP", "CLARABEL"))
+
+
+def test_a_taxable_climb_after_an_admm_stall_goes_to_clarabel_at_once_then_tries_admm_again() -> None:
+    """After a stall (Clarabel answered) a taxable QP's next solve runs no ADMM: there it mostly
+    stalled again (5 of 7 on the 431-asset netting request, 200 iterations each). A tax-blind QP
+    keeps its short post-stall budget; the solve after the skipped one has the full budget."""
+    from finwiz.optimizer.solve._solvers import COLD_ITERATIONS, STALLED_ITERATIONS, _budget, solve_osqp
+    from finwiz.optimizer.solve._workspaces import _Workspace, clear_native_cache
+
+    stalled = _Workspace(None, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), np.zeros(1), np.zeros(1))
+    stalled.solved, stalled.stalled = True, True
+    assert _budget(stalled, started=False) == STALLED_ITERATIONS
+    assert _budget(stalled, started=False, ladder=object()) == 0
+    assert _budget(stalled, started=True, ladder=object()) > 0  # a polish is never skipped
+
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(tax_model="netting")
+    region = _region_models(inst)[0]
+    clear_native_cache()
+    qp = native_qp_of(region)
+    key = ("test", qp.ladder.serial)
+    first = solve_osqp(qp, key, 10.0)
+    assert first.iterations <= COLD_ITERATIONS
+    from finwiz.optimizer.solve._workspaces import _cache
+
+    _cache[key].stalled = True
+    skipped = solve_osqp(qp, key, 10.0)
+    assert skipped.iterations == 0
+    assert skipped.z is None
+    again = solve_osqp(qp, key, 10.0)
+    assert again.z is not None  # not stalled any more: ADMM ran, warm
+    assert again.iterations > 0
+
+
+def native_qp_of(model: Any) -> Any:
+    from finwiz.optimizer.solve._solve import native_qp
+
+    qp = native_qp(model)
+    assert qp is not None
+    assert qp.ladder is not None
+    return qp
