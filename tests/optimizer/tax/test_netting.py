@@ -499,3 +499,20 @@ def native_qp_of(model: Any) -> Any:
     assert qp is not None
     assert qp.ladder is not None
     return qp
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_close_calls_bound_the_flips_again_only_after_a_solve(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """``flip_bounds`` reads the ladder's last multipliers: with no solve since it was computed on
+    the same answer, a second pass reuses it (on the 431-asset aware request 7 -> 6 calls, ~2 ms)."""
+    from finwiz.optimizer.tax import _sides
+
+    events: list[str] = []
+    bounds, solve = _sides.flip_bounds, _sides.toward_region
+    monkeypatch.setattr(_sides, "flip_bounds", lambda *a: events.append("bounds") or bounds(*a))
+    monkeypatch.setattr(_sides, "toward_region", lambda *a: events.append("solve") or solve(*a))
+    inst = random_instance(seed, assets=(20, 30), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
+    result = rebalance(inst.config(), inst.price_map())
+    assert not evaluate(inst, *trades_of(inst, result)).violations
+    assert "bounds" in events
+    assert "bounds,bounds" not in ",".join(events)
