@@ -415,3 +415,104 @@ def test_a_region_refused_without_a_solve_has_no_sale_of_lots_that_reaches_it(se
         for k in range(len(rows))
     ]
     assert refused == any(s.fun > rows[k, 2] + 1e-9 for k, s in enumerate(single))
+
+
+def test_the_per_lot_solve_after_a_failed_climb_does_not_climb_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``toward_region``: where no climb over a region's lots reaches it and no reordering helps,
+    the one-variable-per-lot solve of the same model follows at once; it re-ran every failed climb
+    first (on the 431-asset netting request ~0.11 s CPU of ~1 s, issue 20's regression)."""
+    import finwiz.optimizer.solve._solve as solve_module
+    from finwiz.optimizer.solve._qp import NoLadderPointError
+
+    cases = {**NETTING, "short_gain": {"realized_short_ytd": 3_000.0, "realized_long_ytd": 20_000.0}}
+    inst = random_instance(14, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(
+        tax_model="netting", **cases["short_gain"]
+    )
+    name = "short_loss_offsets_long_gain"
+    (region,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    with pytest.raises(NoLadderPointError):
+        solve_module.solve_terms(region, per_lot=False)
+    climbs: list[int] = []
+    original = solve_module._climb
+    monkeypatch.setattr(solve_module, "_climb", lambda *a: climbs.append(1) or original(*a))
+    outcome = solve_module.solve_terms(region)
+    assert not climbs
+    (fresh,) = [m for m in _region_models(inst) if m.data.lots.region.name == name]
+    assert outcome.objective == pytest.approx(solve_module.solve_terms(fresh).objective, rel=1e-9, abs=1e-12)
+    assert climbs  # a fresh model of the region climbs before its per-lot solve
+
+
+def test_a_taxable_cold_solve_goes_to_clarabel_only_with_no_point_to_start_from() -> None:
+    """A ladder's very first solve (no settled lots) stalls ADMM cold, so Clarabel answers it; a
+    region started at another's answer (``start_at``) keeps OSQP on its cold workspace: Clarabel
+    there landed elsewhere on the zero-cost face, and the climb and its re-pricing took 2-3 more
+    solves (the 431-asset netting request, issue 20's regression)."""
+    from finwiz.optimizer.solve._assembler import clear_cache
+    from finwiz.optimizer.solve._solve import _route, native_qp
+
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(tax_model="netting")
+    region = _region_models(inst)[0]
+    clear_cache()
+    qp = native_qp(region)
+    assert qp is not None
+    assert qp.ladder is not None
+    assert _route(region, qp, "auto")[1:] == ("cold", ("CLARABEL", "OSQP"))
+    qp.ladder.settled.segments = np.zeros(region.data.n, dtype=np.int64)
+    assert _route(region, qp, "auto")[1:] == ("cold", ("OSQP", "CLARABEL"))
+
+
+def test_a_taxable_climb_after_an_admm_stall_goes_to_clarabel_at_once_then_tries_admm_again() -> None:
+    """After a stall (Clarabel answered) a taxable QP's next solve runs no ADMM: there it mostly
+    stalled again (5 of 7 on the 431-asset netting request, 200 iterations each). A tax-blind QP
+    keeps its short post-stall budget; the solve after the skipped one has the full budget."""
+    from finwiz.optimizer.solve._solvers import COLD_ITERATIONS, STALLED_ITERATIONS, _budget, solve_osqp
+    from finwiz.optimizer.solve._workspaces import _Workspace, clear_native_cache
+
+    stalled = _Workspace(None, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), np.zeros(1), np.zeros(1))
+    stalled.solved, stalled.stalled = True, True
+    assert _budget(stalled, started=False) == STALLED_ITERATIONS
+    assert _budget(stalled, started=False, ladder=object()) == 0
+    assert _budget(stalled, started=True, ladder=object()) > 0  # a polish is never skipped
+
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(tax_model="netting")
+    region = _region_models(inst)[0]
+    clear_native_cache()
+    qp = native_qp_of(region)
+    key = ("test", qp.ladder.serial)
+    first = solve_osqp(qp, key, 10.0)
+    assert first.iterations <= COLD_ITERATIONS
+    from finwiz.optimizer.solve._workspaces import _cache
+
+    _cache[key].stalled = True
+    skipped = solve_osqp(qp, key, 10.0)
+    assert skipped.iterations == 0
+    assert skipped.z is None
+    again = solve_osqp(qp, key, 10.0)
+    assert again.z is not None  # not stalled any more: ADMM ran, warm
+    assert again.iterations > 0
+
+
+def native_qp_of(model: Any) -> Any:
+    from finwiz.optimizer.solve._solve import native_qp
+
+    qp = native_qp(model)
+    assert qp is not None
+    assert qp.ladder is not None
+    return qp
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_close_calls_bound_the_flips_again_only_after_a_solve(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """``flip_bounds`` reads the ladder's last multipliers: with no solve since it was computed on
+    the same answer, a second pass reuses it (on the 431-asset aware request 7 -> 6 calls, ~2 ms)."""
+    from finwiz.optimizer.tax import _sides
+
+    events: list[str] = []
+    bounds, solve = _sides.flip_bounds, _sides.toward_region
+    monkeypatch.setattr(_sides, "flip_bounds", lambda *a: events.append("bounds") or bounds(*a))
+    monkeypatch.setattr(_sides, "toward_region", lambda *a: events.append("solve") or solve(*a))
+    inst = random_instance(seed, assets=(20, 30), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
+    result = rebalance(inst.config(), inst.price_map())
+    assert not evaluate(inst, *trades_of(inst, result)).violations
+    assert "bounds" in events
+    assert "bounds,bounds" not in ",".join(events)

@@ -127,6 +127,8 @@ class Settled:
     segments: np.ndarray | None = None
     qp: NativeQP | None = None
     y: np.ndarray | None = None
+    no_point: object | None = None
+    """The ``Model.kept`` of the model no climb found a point for: its per-lot solve need not climb again."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -340,6 +340,8 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
+    if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
+        starts = []
     for segments in starts:
         try:
             outcome, segments = _climb(model, ladder, segments, solver, time_limit)
@@ -352,6 +354,7 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         ladder.settled.segments = segments
         return outcome
     if not per_lot:
+        ladder.settled.no_point = model.kept
         raise NoLadderPointError
     assembled = assemble(model)
     with assembled.lock:
@@ -399,8 +402,11 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     if route == "cold" and has_dense_block(qp):
         # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
-    elif route == "cold" and (qp.ladder is not None or _binds_at_target(model)):
-        # A taxable account's first solve: ADMM stalls there (docs/decisions/tax-netting.md).
+    elif route == "cold" and (
+        (qp.ladder is not None and qp.ladder.settled.segments is None) or _binds_at_target(model)
+    ):
+        # A taxable account's first solve, from no settled lots: ADMM stalls there (docs/decisions/
+        # tax-netting.md); a netting region started at another's answer stays on OSQP (same answer).
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
         # needs thousands of iterations cold (1,875 at 431 assets, 27 ms) and Clarabel 15 (7 ms,
         # and 2 ms for OSQP's polish, which leaves the workspace warm for the next solve).

@@ -328,10 +328,12 @@ def _close_calls(
     close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
     close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
     free = native_qp(relaxed, np.zeros(relaxed.data.n, dtype=np.int64))
+    bounds, fresh = None, False  # fresh: of ``current``, no solve since (its ladder's multipliers as then)
     for _ in range(_SIDE_PASSES):  # again after a flip helped: the others' best side may change with it
         improved = False
         # A flip whose Lagrangian bound is no better than the answer cannot improve it: not solved.
-        bounds = None if free is None else flip_bounds(current, free, close)
+        if not fresh:
+            bounds = None if free is None else flip_bounds(current, free, close)
         for j, i in enumerate(close):
             if bounds is not None and bounds[j] >= outcome.objective - tolerance:
                 continue
@@ -339,6 +341,7 @@ def _close_calls(
             flip[i] = True
             sells = current.data.blocked["tax_sells_only"]
             other = _with_sides(current, flip & ~sells, flip & sells, flip)
+            fresh = False
             try:
                 other, tried_outcome = toward_region(other, solver, limit)
             except (ProvenInfeasibleError, SolverError):
@@ -346,7 +349,7 @@ def _close_calls(
             better = tried_outcome.objective < outcome.objective - tolerance
             if better and _group_conflict(other.data, tried_outcome) is None:
                 current, outcome, improved = other, tried_outcome, True
-                bounds = None if free is None else flip_bounds(current, free, close)
+                bounds, fresh = None if free is None else flip_bounds(current, free, close), True
         if not improved:
             break
     return current, outcome
