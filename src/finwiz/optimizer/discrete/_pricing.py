@@ -149,7 +149,11 @@ class _Pricer:
         (the gradient along the move) and its second-order part (the move's own curvature); the
         count left out."""
         steps = moves.change(self.data, z)
-        return self.first(self.gradient(z), moves.owner, steps), self.second(moves.owner, steps)
+        first = self.first(self.gradient(z), moves.owner, steps)
+        if moves.kept is None:
+            return first, self.second(moves.owner, steps)
+        curvature, at = moves.kept
+        return first, curvature.of(self, at, lambda todo: self.second(moves.owner[todo], tuple(s[todo] for s in steps)))
 
     def first(self, grad: np.ndarray, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
         """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
