@@ -1,8 +1,10 @@
-"""The small 0/1 program of a settle's split assets, solved by listing every choice.
+"""The small 0/1 program of a settle's split assets, solved by listing every choice that could
+still keep the rows.
 
 After the LP relaxation only a few assets are split between candidates: HiGHS's branch and bound
-on them is mostly presolve and setup, where the choices number a few thousand at most and only
-the rows some choice could breach need checking (figures: docs/decisions/settle-and-descent.md).
+on them is mostly presolve and setup, where the partial choices that can still keep the binding
+rows number a few hundred at most and only the rows some choice could breach need checking
+(figures: docs/decisions/settle-and-descent.md and s12-descent.md).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def listed(
     choice does, ``(False, None)`` when more than ``_MOST`` partial choices are left to list.
 
     Asset by asset, a partial choice that no choice of the remaining assets could bring within a
-    row's bounds is dropped: the binding rows leave a few hundred of the 1.7e7 choices of a
-    100-asset settle's 12 split assets (the first of equal cheapest, in listing order, as before)."""
+    row's bounds is dropped: binding rows leave few, so a 100-asset settle's split assets are listed
+    too (docs/decisions/s12-descent.md); the first of equal cheapest, in listing order, as before."""
     groups = [np.flatnonzero(free & (owner == asset)) for asset in np.unique(owner[free])]
     m, first = len(owner), matrix.shape[0] - limits
     part = sparse.csc_array(matrix[first:])
