@@ -163,8 +163,8 @@ class _Pricer:
             self.col_norm[owner] * d_buy**2
             + self.col_norm[self.n + owner] * d_sell**2
             + 2 * self.g_bs[owner] * d_buy * d_sell
-            + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx[owner], d_x)
-            + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx[owner], d_x)
+            + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx.take(owner, axis=0), d_x)
+            + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx.take(owner, axis=0), d_x)
             + _quadratic_form(d_x, self.g_xx)
         )
 
@@ -277,12 +277,16 @@ class _Rows:
         (few: the tight ones) through their dense block, or every row through the sparse columns
         of the moves' assets, without a dense rows x assets block."""
         n = self.a_trade.shape[1] // 2
+        # take: the same columns as fancy indexing at ~40 % of its time (2000 assets, a round's moves)
         if select is not None:
             block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
-            return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
+            on_scalars = self.a_scalar[select] @ d_x.T
+            return np.asarray(block.take(owner, axis=1) * d_buy + block.take(n + owner, axis=1) * d_sell + on_scalars)
         if self.dense is not None:  # small: the dense columns (zeros add nothing: the same floats)
             dense = self.dense
-            return np.asarray(dense[:, owner] * d_buy + dense[:, n + owner] * d_sell + self.a_scalar @ d_x.T)
+            return np.asarray(
+                dense.take(owner, axis=1) * d_buy + dense.take(n + owner, axis=1) * d_sell + self.a_scalar @ d_x.T
+            )
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
         for cols, step in ((owner, d_buy), (n + owner, d_sell)):
