@@ -192,9 +192,10 @@ class _Separable:
     def ok(self, moves: _Moves) -> np.ndarray:
         """Which moves keep every separable row of their own asset."""
         i = moves.owner
-        value = self.coef_buy[:, i] * moves.buy + self.coef_sell[:, i] * moves.sell + self.offset[:, i]
+        value = self.coef_buy.take(i, axis=1) * moves.buy + self.coef_sell.take(i, axis=1) * moves.sell
+        value += self.offset.take(i, axis=1)
         low, high = self._bounds
-        keeps = np.all((value <= high[:, i]) & (value >= low[:, i]), axis=0)
+        keeps = np.all((value <= high.take(i, axis=1)) & (value >= low.take(i, axis=1)), axis=0)
         return np.asarray(keeps if self.sized is None else keeps & self.sized.ok(i, moves.shares))
 
 

@@ -79,7 +79,8 @@ class _Pricer:
         n, rows = self.n, self.shared_rows
         d_buy, d_sell, d_x = moves.change(self.data, z)
         owner = moves.owner
-        return np.asarray(rows[:, owner] * d_buy + rows[:, n + owner] * d_sell + rows[:, 2 * n :] @ d_x.T)
+        on_scalars = rows[:, 2 * n :] @ d_x.T
+        return np.asarray(rows.take(owner, axis=1) * d_buy + rows.take(n + owner, axis=1) * d_sell + on_scalars)
 
     def cross(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
         """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b`` of another
