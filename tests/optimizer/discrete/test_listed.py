@@ -114,10 +114,28 @@ def test_listed_says_when_no_choice_keeps_the_rows() -> None:
 
 def test_listed_leaves_many_choices_to_the_solver() -> None:
     p = _program(1, assets=9, per=3)  # 3^9 = 19,683 choices
+    p["up"][9 + SCALARS : -1] = np.inf  # one binding row: nearly every partial choice can still keep it
     owner = p["owner"]
     limits = p["matrix"].shape[0] - 9 - SCALARS
     args = (p["scalars"], p["price"], p["matrix"], (p["lo"], p["up"]), np.zeros(0, np.int64))
     assert listed(owner, *args, np.ones(owner.size, bool), limits) == (False, None)
+
+
+@pytest.mark.parametrize("seed", [5, 53])
+def test_listed_drops_partial_choices_no_completion_keeps(seed: int) -> None:
+    """12 assets of 4 candidates (1.7e7 choices, as a 100-asset settle's split assets): the binding
+    rows leave few partial choices, and the cheapest is the MILP's optimum."""
+    p = _program(seed, assets=12, per=4)
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 12 - SCALARS
+    args = (p["scalars"], p["price"], p["matrix"], (p["lo"], p["up"]), np.zeros(0, np.int64))
+    done, chosen = listed(owner, *args, np.ones(owner.size, bool), limits)
+    assert done
+    assert chosen is not None
+    assert sorted(owner[chosen].tolist()) == list(range(12))
+    best = _milp_cost(p, np.zeros(0, np.int64))
+    assert best is not None
+    assert float(p["price"][chosen].sum()) == pytest.approx(best, abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -91,3 +91,11 @@ def test_the_kept_builds_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     again = Pieces.of(_model(1.0, sector_cap=0.30))
     assert again.rows.a_trade is not first.rows.a_trade
     assert _equal(again.rows.a_trade, first.rows.a_trade)
+
+
+def test_new_prices_reuse_the_shared_rows_found() -> None:
+    first = _fresh(_model(1.0))
+    found = first.pricer.grams.shared
+    again = Pieces.of(_model(1.1))
+    assert again.pricer.grams.shared is found  # not searched for again
+    assert np.array_equal(again.pricer.shared_rows, _fresh(_model(1.1)).pricer.shared_rows)

@@ -12,6 +12,7 @@ neighbourhood of a point (``_lot_moves``) is built the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -88,6 +89,8 @@ class _Moves:
     last: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
         default_factory=list, compare=False, repr=False
     )  # the last change asked for and its ``z`` (a round's pricing and its tight rows ask at one z)
+    kept: tuple[_Curvature, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    """A table's kept curvatures and each move's place in it (``_LotMoves``), else None."""
 
     def change(self, data: ProblemData, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each move's change of ``z``: its asset's buy and sell, and the scalar columns (m x SCALARS;
@@ -106,6 +109,29 @@ class _Moves:
         rows = np.concatenate([self.owner, self.owner + n, *(np.full(m, 2 * n + k) for k in range(SCALARS))])
         vals = np.concatenate([self.buy, self.sell, self.scalars.T.ravel()])
         return sparse.csc_array((vals, (rows, np.tile(j, 2 + SCALARS))), shape=(2 * n + SCALARS, m))
+
+
+class _Curvature:
+    """Each move's own curvature (``_pricing._Pricer.second``) over one table of moves, kept while
+    the move and its asset's trade stand: it depends on nothing else, so a descent round prices
+    only the moves of the assets that moved (the same floats: the sum is per move)."""
+
+    def __init__(self, size: int) -> None:
+        self.values = np.zeros(size)
+        self.known = np.zeros(size, bool)
+        self.pricer: object = None  # whose Gram entries the values are of
+
+    def of(self, pricer: object, at: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The curvatures of the table's moves ``at``; ``compute(which)`` those of the moves
+        ``which`` (a mask over ``at``) not kept."""
+        if pricer is not self.pricer:
+            self.known[:] = False
+            self.pricer = pricer
+        todo = ~self.known[at]
+        if todo.any():
+            self.values[at[todo]] = compute(todo)
+            self.known[at[todo]] = True
+        return np.asarray(self.values[at])
 
 
 def _moves(data: ProblemData, owner: np.ndarray, option: np.ndarray) -> _Moves:
@@ -166,9 +192,10 @@ class _Separable:
     def ok(self, moves: _Moves) -> np.ndarray:
         """Which moves keep every separable row of their own asset."""
         i = moves.owner
-        value = self.coef_buy[:, i] * moves.buy + self.coef_sell[:, i] * moves.sell + self.offset[:, i]
+        value = self.coef_buy.take(i, axis=1) * moves.buy + self.coef_sell.take(i, axis=1) * moves.sell
+        value += self.offset.take(i, axis=1)
         low, high = self._bounds
-        keeps = np.all((value <= high[:, i]) & (value >= low[:, i]), axis=0)
+        keeps = np.all((value <= high.take(i, axis=1)) & (value >= low.take(i, axis=1)), axis=0)
         return np.asarray(keeps if self.sized is None else keeps & self.sized.ok(i, moves.shares))
 
 
@@ -218,6 +245,7 @@ class _LotMoves:
     def __init__(self, data: ProblemData, separable: _Separable, candidates: np.ndarray | None) -> None:
         self.data, self.separable, self.candidates = data, separable, candidates
         self.kept: dict[bool, tuple[np.ndarray, _Moves, np.ndarray]] = {}  # by wide: options, moves, ok
+        self.curved: dict[bool, tuple[np.ndarray, _Curvature]] = {}  # by wide: the trades they are at, curvatures
 
     def adopt(self, other: _LotMoves, ok: np.ndarray) -> None:
         """Start from ``other``'s narrow moves with their separable check ``ok``, on arrays of
@@ -246,6 +274,8 @@ class _LotMoves:
         options = self._options(shares, wide)
         owner = np.tile(np.arange(data.n), len(options) // data.n)
         before = self.kept.get(wide)
+        curved = self.curved.get(wide)
+        curvature = _Curvature(len(options)) if before is None or curved is None else curved[1]
         if before is None:
             every = _moves(data, owner, options)
             ok = self.separable.ok(every)
@@ -256,9 +286,16 @@ class _LotMoves:
             every.buy[again], every.sell[again], every.scalars[again] = fresh.buy, fresh.sell, fresh.scalars
             every = _Moves(owner, options, every.buy, every.sell, every.scalars)
             ok[again] = self.separable.ok(fresh)
+            curvature.known[again] = False
+            if curved is not None:  # an asset's moves curve from its trade: those of the moved assets again
+                curvature.known[(shares != curved[0])[owner]] = False
         self.kept[wide] = (options, every, ok)
+        self.curved[wide] = (shares.copy(), curvature)
         keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner]) & ok
-        return _Moves(owner[keep], options[keep], every.buy[keep], every.sell[keep], every.scalars[keep])
+        at = np.flatnonzero(keep)
+        # take: numpy's row indexing of a moves x SCALARS array is ~4x slower (same values)
+        scalars = every.scalars.take(at, axis=0)
+        return _Moves(owner[at], options[at], every.buy[at], every.sell[at], scalars, kept=(curvature, at))
 
 
 def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:

@@ -1,8 +1,10 @@
-"""The small 0/1 program of a settle's split assets, solved by listing every choice.
+"""The small 0/1 program of a settle's split assets, solved by listing every choice that could
+still keep the rows.
 
 After the LP relaxation only a few assets are split between candidates: HiGHS's branch and bound
-on them is mostly presolve and setup, where the choices number a few thousand at most and only
-the rows some choice could breach need checking (figures: docs/decisions/settle-and-descent.md).
+on them is mostly presolve and setup, where the partial choices that can still keep the binding
+rows number a few hundred at most and only the rows some choice could breach need checking
+(figures: docs/decisions/settle-and-descent.md and s12-descent.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from scipy import sparse
 
 __all__ = ["listed"]
 
-_MOST = 8192  # choices listed at most: past that, HiGHS
+_MOST = 8192  # partial choices listed at most (after dropping those no completion keeps): past that, HiGHS
 
 
 def listed(
@@ -29,10 +31,12 @@ def listed(
     mask over the candidates, whose ``owner`` and ``scalars`` are given), with the ``fixed`` ones
     taken, that keeps the last ``limits`` rows of ``matrix`` (the candidates' columns, then the
     scalar columns) within ``bounds``: ``(True, chosen free candidates)``, ``(True, None)`` when no
-    choice does, ``(False, None)`` when there are more than ``_MOST`` choices to list."""
+    choice does, ``(False, None)`` when more than ``_MOST`` partial choices are left to list.
+
+    Asset by asset, a partial choice that no choice of the remaining assets could bring within a
+    row's bounds is dropped: binding rows leave few, so a 100-asset settle's split assets are listed
+    too (docs/decisions/s12-descent.md); the first of equal cheapest, in listing order, as before."""
     groups = [np.flatnonzero(free & (owner == asset)) for asset in np.unique(owner[free])]
-    if float(np.prod([len(g) for g in groups], dtype=float)) > _MOST:
-        return False, None
     m, first = len(owner), matrix.shape[0] - limits
     part = sparse.csc_array(matrix[first:])
     candidates = np.flatnonzero(free)
@@ -41,18 +45,31 @@ def listed(
     base = np.asarray(part[:, fixed].sum(axis=1)).ravel() + on_scalars @ scalars[fixed].sum(axis=0)
     low, high = bounds[0][first:] - base, bounds[1][first:] - base
     at = [np.searchsorted(candidates, g) for g in groups]
-    least = sum((coef[:, i].min(axis=1) for i in at), np.zeros(limits))
-    most = sum((coef[:, i].max(axis=1) for i in at), np.zeros(limits))
-    rows = np.flatnonzero((least < low) | (most > high))  # the others hold whatever is chosen
+    least = np.array([coef[:, i].min(axis=1) for i in at]).reshape(len(at), limits)
+    most = np.array([coef[:, i].max(axis=1) for i in at]).reshape(len(at), limits)
+    rows = np.flatnonzero((least.sum(axis=0) < low) | (most.sum(axis=0) > high))  # the others hold whatever is chosen
+    low, high = low[rows], high[rows]
+    # What the assets after each one add at least and at most on those rows (a partial choice's reach).
+    after_least = np.cumsum(least[::-1, rows], axis=0)[::-1]
+    after_most = np.cumsum(most[::-1, rows], axis=0)[::-1]
     values, cost, pick = np.zeros((1, rows.size)), np.zeros(1), np.zeros((1, 0), np.int64)
-    for g, i in zip(groups, at, strict=True):
+    for k, (g, i) in enumerate(zip(groups, at, strict=True)):
+        if len(cost) * len(g) > _MOST:
+            return False, None
         values = (values[:, None, :] + coef[np.ix_(rows, i)].T[None, :, :]).reshape(-1, rows.size)
         cost = (cost[:, None] + price[g][None, :]).ravel()
         pick = np.concatenate([np.repeat(pick, len(g), axis=0), np.tile(g, len(pick))[:, None]], axis=1)
-    keeps = np.all((values >= low[rows]) & (values <= high[rows]), axis=1)
+        if k + 1 < len(groups):
+            reach_low, reach_high = values + after_most[k + 1], values + after_least[k + 1]
+            alive = np.all((reach_low >= low - _REACH) & (reach_high <= high + _REACH), axis=1)
+            values, cost, pick = values[alive], cost[alive], pick[alive]
+    keeps = np.all((values >= low) & (values <= high), axis=1)
     if not keeps.any():
         return True, None
     return True, pick[np.flatnonzero(keeps)[np.argmin(cost[keeps])]]
+
+
+_REACH = 1e-9  # a partial choice is dropped only when its reach misses a row by more (its sums' float order differs)
 
 
 def reach(

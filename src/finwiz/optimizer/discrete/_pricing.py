@@ -38,6 +38,7 @@ class _Pricer:
         squares = stacked.squares
         key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
         grams = kept("squares", key, lambda: _Grams.of(squares, n))
+        self.grams = grams
         self.s, self.s_t, self.col_norm, self.g_bs = grams.s, grams.s_t, grams.col_norm, grams.g_bs
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
@@ -78,7 +79,8 @@ class _Pricer:
         n, rows = self.n, self.shared_rows
         d_buy, d_sell, d_x = moves.change(self.data, z)
         owner = moves.owner
-        return np.asarray(rows[:, owner] * d_buy + rows[:, n + owner] * d_sell + rows[:, 2 * n :] @ d_x.T)
+        on_scalars = rows[:, 2 * n :] @ d_x.T
+        return np.asarray(rows.take(owner, axis=1) * d_buy + rows.take(n + owner, axis=1) * d_sell + on_scalars)
 
     def cross(self, z: np.ndarray, moves: _Moves, tries: np.ndarray) -> np.ndarray:
         """``2 (S d_a)'(S d_b)`` for every move ``a`` in ``tries`` and every move ``b`` of another
@@ -111,14 +113,7 @@ class _Pricer:
     @cached_property
     def shared_rows(self) -> np.ndarray:
         """The squared rows (dense) that touch a scalar column or the columns of two assets."""
-        s, n = self.s, self.n
-        coo = s.tocoo()
-        asset = np.where(coo.col < 2 * n, coo.col % n, -1)
-        pairs = np.unique(np.stack([coo.row, asset]), axis=1)
-        assets_per_row = np.bincount(pairs[0][pairs[1] >= 0], minlength=s.shape[0])
-        scalar = np.zeros(s.shape[0], dtype=bool)
-        scalar[coo.row[asset < 0]] = True
-        rows = np.flatnonzero((assets_per_row > 1) | scalar)
+        s, rows = self.s, self.grams.shared
         return s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
 
     @cached_property
@@ -149,7 +144,11 @@ class _Pricer:
         (the gradient along the move) and its second-order part (the move's own curvature); the
         count left out."""
         steps = moves.change(self.data, z)
-        return self.first(self.gradient(z), moves.owner, steps), self.second(moves.owner, steps)
+        first = self.first(self.gradient(z), moves.owner, steps)
+        if moves.kept is None:
+            return first, self.second(moves.owner, steps)
+        curvature, at = moves.kept
+        return first, curvature.of(self, at, lambda todo: self.second(moves.owner[todo], tuple(s[todo] for s in steps)))
 
     def first(self, grad: np.ndarray, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
         """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
@@ -165,8 +164,8 @@ class _Pricer:
             self.col_norm[owner] * d_buy**2
             + self.col_norm[self.n + owner] * d_sell**2
             + 2 * self.g_bs[owner] * d_buy * d_sell
-            + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx[owner], d_x)
-            + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx[owner], d_x)
+            + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx.take(owner, axis=0), d_x)
+            + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx.take(owner, axis=0), d_x)
             + _quadratic_form(d_x, self.g_xx)
         )
 
@@ -204,6 +203,19 @@ class _Grams:
             buy, sell = buy_cols, sell_cols
         g_bx, g_sx = np.asarray(buy.T @ scalars), np.asarray(sell.T @ scalars)
         return cls(s, s.T.tocsr(), col_norm, g_bs, g_bx, g_sx, scalars.T @ scalars)
+
+    @cached_property
+    def shared(self) -> np.ndarray:
+        """Which squared rows touch a scalar column or the columns of two assets (``_Pricer.shared_rows``),
+        found once with the rows: a re-solve at new prices keeps them (docs/decisions/s12-descent.md)."""
+        s, n = self.s, (self.s.shape[1] - SCALARS) // 2
+        coo = s.tocoo()
+        asset = np.where(coo.col < 2 * n, coo.col % n, -1)
+        pairs = np.unique(np.stack([coo.row, asset]), axis=1)
+        assets_per_row = np.bincount(pairs[0][pairs[1] >= 0], minlength=s.shape[0])
+        scalar = np.zeros(s.shape[0], dtype=bool)
+        scalar[coo.row[asset < 0]] = True
+        return np.flatnonzero((assets_per_row > 1) | scalar)
 
 
 def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -266,12 +278,16 @@ class _Rows:
         (few: the tight ones) through their dense block, or every row through the sparse columns
         of the moves' assets, without a dense rows x assets block."""
         n = self.a_trade.shape[1] // 2
+        # take: the same columns as fancy indexing at ~40 % of its time (2000 assets, a round's moves)
         if select is not None:
             block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
-            return np.asarray(block[:, owner] * d_buy + block[:, n + owner] * d_sell + self.a_scalar[select] @ d_x.T)
+            on_scalars = self.a_scalar[select] @ d_x.T
+            return np.asarray(block.take(owner, axis=1) * d_buy + block.take(n + owner, axis=1) * d_sell + on_scalars)
         if self.dense is not None:  # small: the dense columns (zeros add nothing: the same floats)
             dense = self.dense
-            return np.asarray(dense[:, owner] * d_buy + dense[:, n + owner] * d_sell + self.a_scalar @ d_x.T)
+            return np.asarray(
+                dense.take(owner, axis=1) * d_buy + dense.take(n + owner, axis=1) * d_sell + self.a_scalar @ d_x.T
+            )
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
         for cols, step in ((owner, d_buy), (n + owner, d_sell)):
