@@ -109,3 +109,15 @@ def test_the_base_lives_with_its_models() -> None:
     del model, other
     gc.collect()
     assert [b() for b in bases] == [None, None]  # nothing module-wide keeps a dense block alive
+
+
+def test_a_re_solve_describes_again_only_the_terms_reading_what_changed() -> None:
+    model = _model()
+    reweighted = model.with_data(dataclasses.replace(model.data, count_weights=np.ones(model.data.n)))
+    blocked = model.with_data(model.data.fix(np.arange(model.data.n) == 2))
+    for other, redescribed in ((reweighted, {"trade_count"}), (blocked, {"trade_bounds"})):
+        again = {
+            t.name for t, a, b in zip(model.terms, model.descriptions, other.descriptions, strict=True) if a is not b
+        }
+        assert again == redescribed
+        _assert_same(native_qp(other), _fresh(Model.of(other.terms, other.data)))

@@ -147,11 +147,17 @@ class Model:
         if not changed <= _CONTEXT:
             return Model.of(self.terms, data)
         descriptions = tuple(
-            t.describe(data) if t.reads_context else d for t, d in zip(self.terms, self.descriptions, strict=True)
+            t.describe(data) if _reads(t, changed) else d for t, d in zip(self.terms, self.descriptions, strict=True)
         )
         return Model(
             self.terms, data, descriptions, kept=Kept(last_qp_base=self.kept.qp_base or self.kept.last_qp_base)
         )
+
+
+def _reads(term: Term, changed: set[str]) -> bool:
+    """Whether ``term``'s description reads one of the ``changed`` context fields."""
+    fields = term.reads_context
+    return bool(fields) if isinstance(fields, bool) else not fields.isdisjoint(changed)
 
 
 @dataclass
