@@ -109,3 +109,33 @@ def test_the_base_lives_with_its_models() -> None:
     del model, other
     gc.collect()
     assert [b() for b in bases] == [None, None]  # nothing module-wide keeps a dense block alive
+
+
+def test_a_re_solve_describes_again_only_the_terms_reading_what_changed() -> None:
+    model = _model()
+    reweighted = model.with_data(dataclasses.replace(model.data, count_weights=np.ones(model.data.n)))
+    blocked = model.with_data(model.data.fix(np.arange(model.data.n) == 2))
+    for other, redescribed in ((reweighted, {"trade_count"}), (blocked, {"trade_bounds"})):
+        again = {
+            t.name for t, a, b in zip(model.terms, model.descriptions, other.descriptions, strict=True) if a is not b
+        }
+        assert again == redescribed
+        _assert_same(native_qp(other), _fresh(Model.of(other.terms, other.data)))
+
+
+def test_a_kept_workspace_takes_new_values_of_the_same_pattern() -> None:
+    from finwiz.optimizer.solve._solvers import solve_osqp
+
+    qp = native_qp(_model())
+    assert qp is not None
+    key = ("test_qp_reuse", qp.A.shape)
+    first = solve_osqp(qp, key, 10.0)
+    assert solve_osqp(qp, key, 10.0).z is not None  # the same matrices again: nothing reloaded
+    other = dataclasses.replace(qp, A=qp.A.copy())
+    other.A.data[other.A.indices >= other.A.shape[0] - 4] *= 3.0  # new values in the last rows
+    again, fresh = solve_osqp(other, key, 10.0), solve_osqp(other, None, 10.0)
+    assert first.z is not None
+    assert again.z is not None
+    assert fresh.z is not None
+    assert not np.allclose(first.z, fresh.z, atol=1e-6)
+    assert np.allclose(again.z, fresh.z, atol=1e-6)

@@ -157,6 +157,7 @@ class TradeBoundsTerm(Term):
     the ESG screen forbids it. One group per reason, so a conflict names the list or band."""
 
     name = "trade_bounds"
+    reads_context = frozenset({"blocked"})
 
     def describe(self, data: ProblemData) -> Description:
         n, symbols = data.n, data.symbols

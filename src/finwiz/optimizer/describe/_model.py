@@ -236,11 +236,14 @@ class LimitGroup:
     @property
     def separable(self) -> bool:
         """Whether every row touches the buy or sell of one asset only (a bound on that asset's
-        candidates in the whole-share step), not a scalar column or several assets."""
-        if self.per is not None or (self.rows.cols < 0).any():
-            return False
-        n_of_row = np.bincount(self.rows.rows, minlength=self.rows.m)
-        return bool((n_of_row <= 1).all())
+        candidates in the whole-share step), not a scalar column or several assets. Kept: every
+        stage asks it of every group, and a group is never changed."""
+        kept = self.__dict__.get("_separable")
+        if kept is None:
+            kept = self.per is None and not (self.rows.cols < 0).any()
+            kept = kept and bool((np.bincount(self.rows.rows, minlength=self.rows.m) <= 1).all())
+            self.__dict__["_separable"] = kept  # frozen dataclass: kept beside the fields
+        return bool(kept)
 
     def linear(self, backoff: float = 0.0) -> tuple[Affine, np.ndarray, np.ndarray]:
         """``(rows, lower, upper)`` of the linear rows the solvers take; coupled rows are tightened by

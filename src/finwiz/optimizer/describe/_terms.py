@@ -117,10 +117,11 @@ class Term:
     """
 
     name: str = "term"
-    reads_context: bool = True
+    reads_context: bool | frozenset[str] = True
     """Whether the description reads the per-rebalance context (``count_weights``, ``debias``,
-    ``blocked``): a re-solve of the same rebalance describes again only the terms that do (a
-    user's term always)."""
+    ``blocked``, ``backoff``, ``options``), or which of those fields it reads: a re-solve of the
+    same rebalance describes again only the terms that read a field it changed (a user's term
+    always)."""
 
     def describe(self, data: ProblemData) -> Description | None:
         """The term's piece as data (see ``_model``), or None for a term written in cvxpy."""
@@ -250,6 +251,7 @@ class TradeCountTerm(Term):
     gamma_i = 1 / (|u_i^prev| + eps) (re-weighted L1), the discrete step the true count."""
 
     name = "trade_count"
+    reads_context = frozenset({"count_weights", "debias"})
 
     def __init__(self, weight: float | None = None, eps: float = 1e-3, iterations: int = 3) -> None:
         self.weight = weight

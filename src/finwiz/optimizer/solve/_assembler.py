@@ -12,7 +12,6 @@ Parameter values against the Parameters it built.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -62,6 +61,7 @@ _hits = 0
 _misses = 0
 
 
+_MISSING = object()
 _CONTEXT = frozenset({"count_weights", "debias", "blocked", "backoff", "options"})
 """The fields of ``ProblemData`` that change between the solves of one rebalance."""
 
@@ -143,15 +143,22 @@ class Model:
         """The same terms described for other data (a re-solve of the same rebalance). When only
         the per-rebalance context changed, the terms that do not read it keep their descriptions
         (and with them their linearised rows), and its native QP reuses this one's base."""
-        changed = {f.name for f in dataclasses.fields(data) if getattr(data, f.name) is not getattr(self.data, f.name)}
+        last = vars(self.data)  # the fields (and nothing else: no cache is kept on the data)
+        changed = {name for name, value in vars(data).items() if value is not last.get(name, _MISSING)}
         if not changed <= _CONTEXT:
             return Model.of(self.terms, data)
         descriptions = tuple(
-            t.describe(data) if t.reads_context else d for t, d in zip(self.terms, self.descriptions, strict=True)
+            t.describe(data) if _reads(t, changed) else d for t, d in zip(self.terms, self.descriptions, strict=True)
         )
         return Model(
             self.terms, data, descriptions, kept=Kept(last_qp_base=self.kept.qp_base or self.kept.last_qp_base)
         )
+
+
+def _reads(term: Term, changed: set[str]) -> bool:
+    """Whether ``term``'s description reads one of the ``changed`` context fields."""
+    fields = term.reads_context
+    return bool(fields) if isinstance(fields, bool) else not fields.isdisjoint(changed)
 
 
 @dataclass

@@ -157,6 +157,7 @@ class QPBase:
     backoff: float = 0.0
     coupled: tuple[LimitGroup, ...] = ()  # the limit groups that are rows (not trade bounds)
     a_matrix: dict[float, sparse.csc_matrix] = field(default_factory=dict)  # A by cost unit (no lots)
+    limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
 
 
 def _same(a: Sequence[object], b: Sequence[object]) -> bool:
@@ -197,7 +198,11 @@ def qp_base(
     for p in parts:
         if p.cost is not None:
             rate = rate + p.cost
-    buy_cap, sell_cap, coupled = trade_bounds([g for p in parts for g in p.limits], n)
+    limit_groups = tuple(g for p in parts for g in p.limits)
+    if last is not None and _same_groups(last.limit_groups, limit_groups):  # a re-weighted re-solve
+        buy_cap, sell_cap, coupled = last.upper[:n].copy(), last.sell_cap, list(last.coupled)
+    else:
+        buy_cap, sell_cap, coupled = trade_bounds(limit_groups, n)
     has_cost = any(p.cost is not None for p in parts)
     if last is not None and _same_rows(last, coupled, rate, has_cost):  # only the trade bounds changed
         triplets, lower, upper, groups, m = last.triplets, last.lower, last.upper.copy(), last.groups, last.m
@@ -234,17 +239,18 @@ def qp_base(
         backoff,
         tuple(coupled),
         a_matrix,
+        limit_groups,
     )
+
+
+def _same_groups(a: tuple[LimitGroup, ...], b: tuple[LimitGroup, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _same_rows(last: QPBase, coupled: list[LimitGroup], rate: np.ndarray, has_cost: bool) -> bool:
     """Whether ``last``'s rows are those of ``coupled`` at ``rate`` (its trade bounds aside)."""
     same_cost = bool(np.isinf(last.upper[2 * last.layout.n])) == has_cost and np.array_equal(rate, last.rate)
-    return (
-        same_cost
-        and len(coupled) == len(last.coupled)
-        and all(a is b for a, b in zip(coupled, last.coupled, strict=True))
-    )
+    return same_cost and _same_groups(tuple(coupled), last.coupled)
 
 
 def build_qp(

@@ -5,13 +5,11 @@ from the workspace kept for the structure, at loose ADMM tolerances plus polishi
 when the point keeps every row to 1e-11 and passes a KKT check; Clarabel (interior point, tight
 tolerances) is the fallback, and its answer is polished by OSQP so a request gives the same trades
 whichever solver got there. Structures where polishing does not hold go to Clarabel directly.
-Measured on the 2-core reference machine (10 factors, sector caps, costs, turnover cap), cold
-OSQP against Clarabel: 3.3 vs 4.4 ms at 100 assets, 10.5 vs 15.6 at 500, 68 vs 77 at 2000; warm
-OSQP ~0.5 ms at 100.
+OSQP first because it was faster cold and warm (docs/decisions/s12-resolve.md).
 
 A request with any other term (a user's, exact market impact) goes through the compiled cvxpy
 problem, Clarabel first: OSQP through cvxpy at its default tolerances reports "optimal" while
-constraints are off by ~1e-3, and at tight ones took 45 ms against Clarabel's 27 at 500 assets.
+constraints are off by ~1e-3, and at tight ones was slower than Clarabel.
 Every cvxpy solve passes its full settings, because cvxpy keeps an OSQP workspace between solves
 and would otherwise reuse old options.
 """
@@ -260,9 +258,7 @@ def refuted_by_bounds(qp: NativeQP) -> bool:
     """Whether some row of ``qp`` cannot reach its limits (by more than
     :data:`FEASIBILITY_TOLERANCE`) for any value of the variables within their own bounds (the
     ``trade_bounds`` rows, one variable each): then no point keeps every row. One pass of a
-    presolve's activity bounds, ~1 ms at 2000 assets, where proving the whole-share stage's
-    small-trades variant infeasible (a position cap of an asset fixed untraded) took OSQP and
-    Clarabel 89 ms CPU and a presolved HiGHS LP 8-12 ms, and a feasible variant's LP 2-9 ms."""
+    presolve's activity bounds: far cheaper than a solver proving a variant infeasible."""
     name, first, end = qp.groups[0]
     bounds = sparse.csr_array(qp.A[first:end])
     if name != "trade_bounds" or np.any(np.diff(bounds.indptr) != 1):
@@ -408,13 +404,11 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
         # A taxable account's first solve, from no settled lots: ADMM stalls there (docs/decisions/
         # tax-netting.md); a netting region started at another's answer stays on OSQP (same answer).
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
-        # needs thousands of iterations cold (1,875 at 431 assets, 27 ms) and Clarabel 15 (7 ms,
-        # and 2 ms for OSQP's polish, which leaves the workspace warm for the next solve).
+        # needs thousands of iterations cold and Clarabel a few (then OSQP's polish warms the workspace).
         order = ("CLARABEL", "OSQP")
     elif route in ("warm", "cold"):
-        # OSQP (loose ADMM, polished, certified by KKT) answers first: measured cold against
-        # Clarabel 3.3 vs 4.4 ms at 100 assets, 10.5 vs 15.6 at 500, 68 vs 77 at 2000, and warm
-        # from a kept workspace of the structure ~1 ms at 100. Clarabel stays the fallback.
+        # OSQP (loose ADMM, polished, certified by KKT) answers first: faster cold and warm
+        # (docs/decisions/s12-resolve.md). Clarabel stays the fallback.
         order = ("OSQP", "CLARABEL")
     return key, route, order
 
@@ -466,9 +460,8 @@ def _solve_native(
 def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[NativeSolution, str | None]:
     """Clarabel's answer, and who finished it: polished by OSQP where the route keeps a workspace
     (``"OSQP"``). A polished point is the exact solution of its active set's KKT system, so Clarabel
-    runs without its iterative refinement there (the same trades, bit for bit; at 431 binding
-    assets 7.9 -> 4.3 ms, at 2000 43 -> 25 ms); where the polish fails, Clarabel runs again with
-    it, and that answer stands, as it did before."""
+    runs without its iterative refinement there (the same trades, bit for bit, and faster); where
+    the polish fails, Clarabel runs again with it, and that answer stands."""
     if route not in ("warm", "cold"):
         return solve_clarabel(qp, time_limit), None
     found = solve_clarabel(qp, time_limit, refine=False)

@@ -8,6 +8,7 @@ the matrix values) are updated, warm-started from the previous solution (``_solv
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -59,20 +60,42 @@ class _Workspace:
     solved: bool = False  # whether ADMM has run on it (a new workspace starts cold)
     stalled: bool = False  # whether its last ADMM solve (not a polish) ran out of iterations
 
+    # The matrices last matched and loaded (weakly: a dense block is not kept alive): a
+    # re-solve shares them (``_qp_build``), so neither their pattern nor their values are
+    # compared again. They are never modified in place.
+    matched: tuple[Any, Any] = (None, None)
+    loaded: tuple[Any, Any] = (None, None)
+    time_limit: float | None = None
+
     def matches(self, qp: NativeQP) -> bool:
-        return _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)
+        if _held(self.matched, qp):
+            return True
+        same = _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)
+        if same:
+            self.matched = (weakref.ref(qp.P), weakref.ref(qp.A))
+        return same
 
     def load(self, qp: NativeQP, time_limit: float) -> None:
         """Give the workspace ``qp``'s vectors (and matrix values, when they changed)."""
         update: dict[str, Any] = {"q": qp.q, "l": qp.lower, "u": qp.upper}
-        if not np.array_equal(qp.P.data, self.p_values):
-            update["Px"] = qp.P.data
-            self.p_values = qp.P.data.copy()
-        if not np.array_equal(qp.A.data, self.a_values):
-            update["Ax"] = qp.A.data
-            self.a_values = qp.A.data.copy()
+        if not _held(self.loaded, qp):
+            if not np.array_equal(qp.P.data, self.p_values):
+                update["Px"] = qp.P.data
+                self.p_values = qp.P.data.copy()
+            if not np.array_equal(qp.A.data, self.a_values):
+                update["Ax"] = qp.A.data
+                self.a_values = qp.A.data.copy()
+            self.loaded = (weakref.ref(qp.P), weakref.ref(qp.A))
         self.solver.update(**update)
-        self.solver.update_settings(time_limit=time_limit)
+        if time_limit != self.time_limit:
+            self.solver.update_settings(time_limit=time_limit)
+            self.time_limit = time_limit
+
+
+def _held(refs: tuple[Any, Any], qp: NativeQP) -> bool:
+    """Whether ``refs`` (weak references, or None) are to ``qp``'s own P and A."""
+    p, a = refs
+    return p is not None and a is not None and p() is qp.P and a() is qp.A
 
 
 _cache: OrderedDict[Hashable, _Workspace] = OrderedDict()
