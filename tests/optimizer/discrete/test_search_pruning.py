@@ -284,3 +284,26 @@ def test_the_searchs_rows_valued_through_their_dense_block_match_the_sparse_prod
     expected = rows.values(z)
     assert np.any(expected != 0)
     np.testing.assert_allclose(dense.values(z), expected, rtol=1e-13, atol=1e-15)
+
+
+def test_what_the_rest_of_a_window_can_add_is_each_later_groups_least_and_most_summed_from_the_last() -> None:
+    rng = np.random.default_rng(5)
+    m = 11
+    groups = [
+        np.append(g, m) for g in (np.array([4, 5]), np.array([0, 1, 2]), np.array([9, 10]), np.array([3, 6, 7, 8]))
+    ]
+    delta, shared = rng.normal(size=(3, m + 1)), rng.normal(size=(2, m + 1))
+    delta[:, m] = shared[:, m] = 0.0
+    alone = np.append(rng.normal(size=m), 0.0)
+    bounds = _neighbourhood._Bounds.of(groups, delta, shared, alone, (np.zeros(3), np.zeros(3)))
+    for name, values, pick in [
+        ("least", delta, np.min),
+        ("most", delta, np.max),
+        ("u_least", shared, np.min),
+        ("u_most", shared, np.max),
+        ("lowest", alone, np.min),
+    ]:
+        expected = np.zeros((len(groups) + 1, *values.shape[:-1]))
+        for g in range(len(groups) - 1, -1, -1):  # each group's extreme, added from the last one back
+            expected[g] = expected[g + 1] + pick(values[..., groups[g]], axis=-1)
+        assert np.array_equal(getattr(bounds, name), expected), name

@@ -216,17 +216,19 @@ class _Bounds:
         alone: np.ndarray,
         room: tuple[np.ndarray, np.ndarray],
     ) -> _Bounds:
-        k = len(groups)
-        least, most = np.zeros((k + 1, len(delta))), np.zeros((k + 1, len(delta)))
-        u_least, u_most = np.zeros((k + 1, len(shared))), np.zeros((k + 1, len(shared)))
-        lowest = np.zeros(k + 1)
-        for g in range(k - 1, -1, -1):
-            least[g] = least[g + 1] + delta[:, groups[g]].min(axis=1)
-            most[g] = most[g + 1] + delta[:, groups[g]].max(axis=1)
-            u_least[g] = u_least[g + 1] + shared[:, groups[g]].min(axis=1)
-            u_most[g] = u_most[g + 1] + shared[:, groups[g]].max(axis=1)
-            lowest[g] = lowest[g + 1] + alone[groups[g]].min()
-        return cls(delta, shared, alone, room, least, most, u_least, u_most, lowest)
+        columns = np.concatenate(groups)
+        starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
+
+        # Each group's least and most at once (``reduceat``), then what the groups from the k-th on
+        # add: a running sum from the last group back (the same floats as adding them one by one).
+        def rest(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+            per = reduce.reduceat(values[..., columns], starts, axis=-1)
+            summed = np.cumsum(per[..., ::-1], axis=-1)[..., ::-1]
+            return np.concatenate([summed, np.zeros((*values.shape[:-1], 1))], axis=-1).T
+
+        least, most = rest(delta, np.minimum), rest(delta, np.maximum)
+        u_least, u_most = rest(shared, np.minimum), rest(shared, np.maximum)
+        return cls(delta, shared, alone, room, least, most, u_least, u_most, rest(alone, np.minimum))
 
     def alive(self, k: int, row: np.ndarray, u: np.ndarray, placed: np.ndarray, gain: float) -> np.ndarray:
         """Which partial sets (placed up to group ``k``: their rows ``row``, shared rows ``u`` and
