@@ -123,8 +123,8 @@ def matched_steps(
     return owner, shares[owner] + step
 
 
-Priced = tuple[_Moves, np.ndarray, np.ndarray]
-"""A window's admissible moves, each one's own change and its change of the shared rows."""
+Priced = tuple[_Moves, np.ndarray, np.ndarray, np.ndarray]
+"""A window's admissible moves, each one's own change, its change of the shared rows and of the coupled rows."""
 
 
 def priced_windows(search: _Search, separable: _Separable, point: _Point, hoods: list[Neighbourhood]) -> list[Priced]:
@@ -137,11 +137,12 @@ def priced_windows(search: _Search, separable: _Separable, point: _Point, hoods:
     moves = _moves(data, owner, options)
     keep = meets_minimum(data, moves.shares * data.prices[owner]) & separable.ok(moves)
     own, shared = pricer.changes(point.z, point.shares, moves), pricer.shared(point.z, moves)
+    delta = search.rows.changes(owner, *moves.change(data, point.z))
     out, start = [], 0
     for h in hoods:
         end = start + sum(len(o) for o in h.options)
         idx = start + np.flatnonzero(keep[start:end])
-        out.append((subset(moves, idx), own[idx], shared[:, idx]))
+        out.append((subset(moves, idx), own[idx], shared[:, idx], delta[:, idx]))
         start = end
     return out
 
@@ -157,10 +158,10 @@ def best_combination(
     """The best combination of ``hood``'s moves (at most one per asset) that keeps every row and
     lowers the exact objective by more than ``gain``; None when none does. ``priced``: the
     window's from ``priced_windows``, if priced there."""
-    data, rows = search.data, search.rows
+    rows = search.rows
     # Each move's own change, every pair's cross term and each move's change of the rows; a
     # last zero entry is "this asset stays".
-    moves, own, shared = priced_windows(search, separable, point, [hood])[0] if priced is None else priced
+    moves, own, shared, delta = priced_windows(search, separable, point, [hood])[0] if priced is None else priced
     m = len(moves.owner)
     if m == 0:
         return None
@@ -170,7 +171,6 @@ def best_combination(
     own, alone = np.append(own, 0.0), np.append(alone, 0.0)
     cross = np.zeros((m + 1, m + 1))
     cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (``_Pricer.cross``)
-    delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
     low, high = rows.lower - values, rows.upper - values
     reach = np.abs(delta).sum(axis=1)
