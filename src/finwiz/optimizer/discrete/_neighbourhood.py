@@ -178,7 +178,10 @@ def best_combination(
     # The rows a set can reach and the shared rows, each with a last zero entry: "this asset stays".
     delta = np.hstack([delta[near], np.zeros((len(near), 1))])
     shared = np.hstack([shared, np.zeros((len(shared), 1))])
-    groups = [np.append(np.flatnonzero(moves.owner == a), m) for a in np.unique(moves.owner)]
+    # Each asset's moves (assets in order, each's in order), then the last entry ("stays").
+    order = np.argsort(moves.owner, kind="stable")
+    ends = np.flatnonzero(np.diff(moves.owner[order])) + 1
+    groups = np.split(np.insert(order, np.append(ends, m), m), ends + np.arange(1, len(ends) + 1))
     bounds = _Bounds.of(groups, delta, shared, alone, (low[near], high[near]))
     chosen, total = _enumerated(groups, own, cross, bounds, gain)
     for best in smallest(total, 4):
