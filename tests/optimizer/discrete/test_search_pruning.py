@@ -9,6 +9,7 @@ probes kept between rounds are those built afresh."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from finwiz import RebalancingEngine, rebalance
 from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
-from finwiz.optimizer.discrete import _pricing, _search
+from finwiz.optimizer.discrete import _neighbourhood, _pricing, _search
 from finwiz.optimizer.discrete._candidates import _lot_moves, _moves
 from finwiz.optimizer.discrete._descent import _Search
 from finwiz.optimizer.discrete._neighbourhood import (
@@ -242,3 +243,67 @@ def test_value_matched_steps_kept_by_their_dear_lots_are_those_built_afresh() ->
         shares = shares.copy()
         shares[moved] += rng.integers(-1, 2) * data.lot[moved]
     assert 1 < len(kept) < 12  # kept steps were reused, and rebuilt when the dear lots changed
+
+
+def test_the_combinations_totals_are_summed_move_by_move_in_the_order_they_are_placed() -> None:
+    # Each set's change: the moves' own changes and their cross terms, added one at a time as
+    # the moves are placed (the running sum the search's answers were measured with, bit for bit).
+    rng = np.random.default_rng(3)
+    sizes = [3, 2, 4, 3]
+    m = sum(sizes)
+    groups, start = [], 0
+    for size in sizes:
+        groups.append(np.append(np.arange(start, start + size), m))  # the last entry: the asset stays
+        start += size
+    own = np.append(rng.normal(size=m), 0.0)
+    cross = np.zeros((m + 1, m + 1))
+    cross[:m, :m] = rng.normal(size=(m, m)) * 1e-3
+    bounds = _neighbourhood._Bounds.of(
+        groups, np.zeros((0, m + 1)), np.zeros((0, m + 1)), own.copy(), (np.zeros(0), np.zeros(0))
+    )
+    chosen, total = _neighbourhood._enumerated(groups, own, cross, bounds, -1e9)  # every set alive
+    assert chosen.shape == (int(np.prod([len(g) for g in groups])), len(groups))
+    for picks, value in zip(chosen, total, strict=True):
+        expected = 0.0
+        for k, pick in enumerate(picks):
+            expected = expected + own[pick]
+            for before in picks[:k]:
+                expected += cross[before, pick]
+        assert value == expected
+
+
+def test_the_searchs_rows_valued_through_their_dense_block_match_the_sparse_product() -> None:
+    model, pieces, _ = _model(7)
+    rows = pieces.rows
+    dense = _search._DenseRows(*(getattr(rows, f.name) for f in dataclasses.fields(rows)))
+    assert dense.dense is not None  # a small account: the dense block is kept
+    data = model.data
+    shares = np.round(np.random.default_rng(1).normal(0.0, 5.0, data.n)) * data.lot
+    shares = np.maximum(shares, -data.shares)
+    z = _search._trade_point(data, shares)
+    expected = rows.values(z)
+    assert np.any(expected != 0)
+    np.testing.assert_allclose(dense.values(z), expected, rtol=1e-13, atol=1e-15)
+
+
+def test_what_the_rest_of_a_window_can_add_is_each_later_groups_least_and_most_summed_from_the_last() -> None:
+    rng = np.random.default_rng(5)
+    m = 11
+    groups = [
+        np.append(g, m) for g in (np.array([4, 5]), np.array([0, 1, 2]), np.array([9, 10]), np.array([3, 6, 7, 8]))
+    ]
+    delta, shared = rng.normal(size=(3, m + 1)), rng.normal(size=(2, m + 1))
+    delta[:, m] = shared[:, m] = 0.0
+    alone = np.append(rng.normal(size=m), 0.0)
+    bounds = _neighbourhood._Bounds.of(groups, delta, shared, alone, (np.zeros(3), np.zeros(3)))
+    for name, values, pick in [
+        ("least", delta, np.min),
+        ("most", delta, np.max),
+        ("u_least", shared, np.min),
+        ("u_most", shared, np.max),
+        ("lowest", alone, np.min),
+    ]:
+        expected = np.zeros((len(groups) + 1, *values.shape[:-1]))
+        for g in range(len(groups) - 1, -1, -1):  # each group's extreme, added from the last one back
+            expected[g] = expected[g + 1] + pick(values[..., groups[g]], axis=-1)
+        assert np.array_equal(getattr(bounds, name), expected), name

@@ -123,8 +123,8 @@ def matched_steps(
     return owner, shares[owner] + step
 
 
-Priced = tuple[_Moves, np.ndarray, np.ndarray]
-"""A window's admissible moves, each one's own change and its change of the shared rows."""
+Priced = tuple[_Moves, np.ndarray, np.ndarray, np.ndarray]
+"""A window's admissible moves, each one's own change, its change of the shared rows and of the coupled rows."""
 
 
 def priced_windows(search: _Search, separable: _Separable, point: _Point, hoods: list[Neighbourhood]) -> list[Priced]:
@@ -137,11 +137,12 @@ def priced_windows(search: _Search, separable: _Separable, point: _Point, hoods:
     moves = _moves(data, owner, options)
     keep = meets_minimum(data, moves.shares * data.prices[owner]) & separable.ok(moves)
     own, shared = pricer.changes(point.z, point.shares, moves), pricer.shared(point.z, moves)
+    delta = search.rows.changes(owner, *moves.change(data, point.z))
     out, start = [], 0
     for h in hoods:
         end = start + sum(len(o) for o in h.options)
         idx = start + np.flatnonzero(keep[start:end])
-        out.append((subset(moves, idx), own[idx], shared[:, idx]))
+        out.append((subset(moves, idx), own[idx], shared[:, idx], delta[:, idx]))
         start = end
     return out
 
@@ -157,10 +158,10 @@ def best_combination(
     """The best combination of ``hood``'s moves (at most one per asset) that keeps every row and
     lowers the exact objective by more than ``gain``; None when none does. ``priced``: the
     window's from ``priced_windows``, if priced there."""
-    data, rows = search.data, search.rows
+    rows = search.rows
     # Each move's own change, every pair's cross term and each move's change of the rows; a
     # last zero entry is "this asset stays".
-    moves, own, shared = priced_windows(search, separable, point, [hood])[0] if priced is None else priced
+    moves, own, shared, delta = priced_windows(search, separable, point, [hood])[0] if priced is None else priced
     m = len(moves.owner)
     if m == 0:
         return None
@@ -170,7 +171,6 @@ def best_combination(
     own, alone = np.append(own, 0.0), np.append(alone, 0.0)
     cross = np.zeros((m + 1, m + 1))
     cross[:m, :m] = 2.0 * (shared.T @ shared)  # one move per asset: the shared rows' alone (``_Pricer.cross``)
-    delta = rows.changes(moves.owner, *moves.change(data, point.z))
     values = rows.values(point.z)
     low, high = rows.lower - values, rows.upper - values
     reach = np.abs(delta).sum(axis=1)
@@ -178,7 +178,10 @@ def best_combination(
     # The rows a set can reach and the shared rows, each with a last zero entry: "this asset stays".
     delta = np.hstack([delta[near], np.zeros((len(near), 1))])
     shared = np.hstack([shared, np.zeros((len(shared), 1))])
-    groups = [np.append(np.flatnonzero(moves.owner == a), m) for a in np.unique(moves.owner)]
+    # Each asset's moves (assets in order, each's in order), then the last entry ("stays").
+    order = np.argsort(moves.owner, kind="stable")
+    ends = np.flatnonzero(np.diff(moves.owner[order])) + 1
+    groups = np.split(np.insert(order, np.append(ends, m), m), ends + np.arange(1, len(ends) + 1))
     bounds = _Bounds.of(groups, delta, shared, alone, (low[near], high[near]))
     chosen, total = _enumerated(groups, own, cross, bounds, gain)
     for best in smallest(total, 4):
@@ -216,17 +219,19 @@ class _Bounds:
         alone: np.ndarray,
         room: tuple[np.ndarray, np.ndarray],
     ) -> _Bounds:
-        k = len(groups)
-        least, most = np.zeros((k + 1, len(delta))), np.zeros((k + 1, len(delta)))
-        u_least, u_most = np.zeros((k + 1, len(shared))), np.zeros((k + 1, len(shared)))
-        lowest = np.zeros(k + 1)
-        for g in range(k - 1, -1, -1):
-            least[g] = least[g + 1] + delta[:, groups[g]].min(axis=1)
-            most[g] = most[g + 1] + delta[:, groups[g]].max(axis=1)
-            u_least[g] = u_least[g + 1] + shared[:, groups[g]].min(axis=1)
-            u_most[g] = u_most[g + 1] + shared[:, groups[g]].max(axis=1)
-            lowest[g] = lowest[g + 1] + alone[groups[g]].min()
-        return cls(delta, shared, alone, room, least, most, u_least, u_most, lowest)
+        columns = np.concatenate(groups)
+        starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
+
+        # Each group's least and most at once (``reduceat``), then what the groups from the k-th on
+        # add: a running sum from the last group back (the same floats as adding them one by one).
+        def rest(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+            per = reduce.reduceat(values[..., columns], starts, axis=-1)
+            summed = np.cumsum(per[..., ::-1], axis=-1)[..., ::-1]
+            return np.concatenate([summed, np.zeros((*values.shape[:-1], 1))], axis=-1).T
+
+        least, most = rest(delta, np.minimum), rest(delta, np.maximum)
+        u_least, u_most = rest(shared, np.minimum), rest(shared, np.maximum)
+        return cls(delta, shared, alone, room, least, most, u_least, u_most, rest(alone, np.minimum))
 
     def alive(self, k: int, row: np.ndarray, u: np.ndarray, placed: np.ndarray, gain: float) -> np.ndarray:
         """Which partial sets (placed up to group ``k``: their rows ``row``, shared rows ``u`` and
@@ -256,10 +261,11 @@ def _enumerated(
         u = (u[:, None, :] + bounds.shared[:, group].T[None, :, :]).reshape(size, len(bounds.shared))
         kept = np.flatnonzero(bounds.alive(k, row, u, placed, gain))
         parent, pick = kept // len(group), group[kept % len(group)]
-        total = total[parent] + own[pick]
-        for t in range(chosen.shape[1]):
-            total += cross[chosen[parent, t], pick]
         chosen = np.hstack([chosen[parent], pick[:, None]])
+        # The cross terms with each placed move, added one by one in order (a running sum: the
+        # same floats as adding them in a loop, one gather instead of two per placed move).
+        terms = np.hstack([(total[parent] + own[pick])[:, None], cross[chosen[:, :-1], pick[:, None]]])
+        total = terms.cumsum(axis=1)[:, -1]
         placed, row, u = placed[kept], row[kept], u[kept]
     return chosen, total
 

@@ -113,7 +113,8 @@ def exchange_search(
     start = time.thread_time()
     pieces = pieces_of(model, pieces)
     pricer = pieces.pricer.with_gradient(user_gradient_at(model, *point_of(data, shares)))
-    local = _Local(_Kept(data, pricer, pieces.rows), pieces.separable, start + time_limit, time_limit)
+    rows = _DenseRows(*(getattr(pieces.rows, f.name) for f in dataclasses.fields(pieces.rows)))
+    local = _Local(_Kept(data, pricer, rows), pieces.separable, start + time_limit, time_limit)
     point = local.search.at(shares)
     if bound is not None and point.value - bound <= _ENOUGH * max(abs(point.value), 1e-300):
         return SearchOutcome(shares, 0, False)
@@ -395,6 +396,18 @@ class _Kept(_Search):
         if self.last and np.array_equal(self.last[0].shares, shares):
             return self.last[0].z
         return _trade_point(self.data, shares)
+
+
+class _DenseRows(_Rows):
+    """The coupled rows valued through their dense block where it is kept: a sparse product's call
+    cost ~9 us, ten times the dense one's, and a round values the rows three times."""
+
+    def values(self, z: np.ndarray) -> np.ndarray:
+        dense = self.dense
+        if dense is None:
+            return super().values(z)
+        n2 = dense.shape[1]
+        return np.asarray(dense @ z[:n2] + self.a_scalar @ z[n2:] + self.offset)
 
 
 @dataclass
