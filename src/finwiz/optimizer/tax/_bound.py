@@ -12,11 +12,13 @@ derivative-free search. Evaluating it costs one QP build and numpy over the lots
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._qp import Ladder, NativeQP
 from finwiz.optimizer.solve._solve import native_qp
 
 __all__ = ["flip_bounds", "lagrangian_bound"]
@@ -39,19 +41,13 @@ def lagrangian_bound(
     ``one_side``: the bound of the answers that keep the side rule (no asset both bought and sold:
     each asset's part is the better of its two sides, still a Lagrangian of that non-convex
     problem, so still below it), which can be above the relaxation's optimum."""
-    n = region.data.n
-    qp = native_qp(region, np.zeros(n, dtype=np.int64))
-    if qp is None or qp.ladder is None or qp.tax_terms is None or qp.dense_w is not None:
+    found = _dual_at(region, solved, y)
+    if found is None:
         return None
-    ladder = qp.ladder
-    if ladder.region is None or ladder.nets is None or qp.segments is None or qp.segments.any():
-        return None
-    shared = _shared_rows(qp)
-    if shared != _shared_rows(solved) or qp.A.shape[1] != solved.A.shape[1]:
-        return None
-    dual = _Dual.of(qp, y[:shared].copy())
-    if dual is None:
-        return None
+    qp, dual = found
+    ladder = dual.ladder
+    assert qp.tax_terms is not None
+    assert ladder.region is not None
     dual.one_side = one_side
     scale = max(float(qp.tax_terms.price[0]), 1e-12)  # a region row's price is a share of the tax's
     k = len(ladder.region)
@@ -65,6 +61,39 @@ def lagrangian_bound(
         start = np.maximum(y[own], 0.0) / scale
     value = _ascend(dual, start, scale, aim)
     return None if not np.isfinite(value) else (value + qp.const) / qp.scale
+
+
+_LAST: weakref.WeakKeyDictionary[Model, tuple[NativeQP, np.ndarray, tuple[NativeQP, _Dual] | None]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Each region's last Lagrangian: a search lifts a region at one dual twice (the side rule off, then on)."""
+
+
+def _dual_at(region: Model, solved: NativeQP, y: np.ndarray) -> tuple[NativeQP, _Dual] | None:
+    """``region``'s QP and its Lagrangian at ``solved``'s multipliers ``y`` (see
+    :func:`lagrangian_bound`), kept for the next call at the same ``solved`` and ``y``."""
+    last = _LAST.get(region)
+    if last is not None and last[0] is solved and np.array_equal(last[1], y):
+        return last[2]
+    found = None
+    qp = native_qp(region, np.zeros(region.data.n, dtype=np.int64))
+    shared = None if qp is None else _shared_rows(qp)
+    if (
+        qp is not None
+        and qp.ladder is not None
+        and qp.tax_terms is not None
+        and qp.dense_w is None
+        and qp.ladder.region is not None
+        and qp.ladder.nets is not None
+        and qp.segments is not None
+        and not qp.segments.any()
+        and shared == _shared_rows(solved)
+        and qp.A.shape[1] == solved.A.shape[1]
+    ):
+        dual = _Dual.of(qp, y[:shared].copy())
+        found = None if dual is None else (qp, dual)
+    _LAST[region] = (solved, y.copy(), found)
+    return found
 
 
 def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
@@ -134,13 +163,13 @@ class _Dual:
         self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
         ladder = self.ladder
         slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
-        self.slot, self.width = slot, int(ladder.count.max(initial=0)) + 1  # the lots, then past them
-        # The lots' caps and nets in place, the same at every ``lam``: the last column past the lots.
-        self.caps, self.nets = np.zeros((qp.n, self.width)), np.zeros((qp.n, self.width, 2))
-        self.caps[ladder.owner, slot] = ladder.end - ladder.start
-        self.nets[ladder.owner, slot] = ladder.nets if ladder.nets is not None else 0.0
-        self.held = self.caps[:, :-1].sum(axis=1)
-        self.row_start = (np.arange(qp.n) * self.width)[:, None]
+        width = int(ladder.count.max(initial=0)) + 1
+        caps = np.zeros((qp.n, width))
+        caps[ladder.owner, slot] = ladder.end - ladder.start
+        self.held = caps[:, :-1].sum(axis=1)
+        # Assets padded to the most lots any has would be ~3x the cells on a backtest's book:
+        # each part pads only to its own assets' most lots (the answer is the same, see _Part).
+        self.parts = [_Part(ladder, slot, rows) for rows in _by_count(ladder.count)]
 
     @classmethod
     def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
@@ -170,12 +199,14 @@ class _Dual:
 
     def value_and_slope(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
         """:meth:`value` and a supergradient in ``lam``: the region rows' excess at the minimiser."""
-        values, sells, sorted_nets, starts, caps = self._solve(lam, None)
+        values, _, parts = self._solve(lam, None)
         region = self.ladder.region
         if region is None:
             return float(values.sum() + self.rest), np.zeros(0)
-        taken = _clip(sells[:, None] - starts, 0.0, caps)
-        nets = np.einsum("nk,nkj->j", taken, sorted_nets)
+        nets = np.zeros(2)
+        for sells, sorted_nets, starts, caps in parts:
+            taken = _clip(sells[:, None] - starts, 0.0, caps)
+            nets += np.einsum("nk,nkj->j", taken, sorted_nets)
         return float(values.sum() + self.rest - lam @ region[:, 2]), region[:, :2] @ nets - region[:, 2]
 
     def _region_bound(self, lam: np.ndarray) -> float:
@@ -189,48 +220,104 @@ class _Dual:
 
     def _solve(
         self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Each asset's minimum and minimising sell, with its lots' nets, starts and caps in price order."""
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
+        """Each asset's minimum and minimising sell, and per part its sells with its lots' nets,
+        starts and caps in price order."""
         qp, ladder = self.qp, self.ladder
         n = qp.n
         per_lot = self.lot_price.copy()
-        nets = ladder.nets if ladder.nets is not None else np.zeros((len(per_lot), 2))
         if ladder.region is not None:
-            per_lot += nets @ (ladder.region[:, :2].T @ lam)
-        buy_low, buy_high, sell_low, sell_high = boxes or (
-            qp.lower[:n],
-            qp.upper[:n],
-            qp.lower[n : 2 * n],
-            qp.upper[n : 2 * n],
-        )
-        width = self.width
-        price, caps, lot_nets = np.zeros((n, width)), self.caps.copy(), self.nets.copy()
-        price[ladder.owner, self.slot] = per_lot
+            assert ladder.nets is not None
+            per_lot += ladder.nets @ (ladder.region[:, :2].T @ lam)
+        box = boxes or (qp.lower[:n], qp.upper[:n], qp.lower[n : 2 * n], qp.upper[n : 2 * n])
         # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
         cheapest = self.sell.copy()
         cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
+        past = np.maximum(box[3] - self.held, 0.0)
+        values, sells, parts = np.empty(n), np.empty(n), []
+        for part in self.parts:
+            rows = part.rows
+            own = (qp.curvature[rows], self.buy[rows], tuple(b[rows] for b in box))
+            value, sell, *rest = part.solve(*own, per_lot, cheapest[rows], past[rows], self.one_side)
+            values[rows], sells[rows] = value, sell
+            parts.append((sell, *rest))
+        return values, sells, parts
+
+
+def _by_count(count: np.ndarray) -> list[np.ndarray]:
+    """The assets in parts of similar lot counts: the fewest padded cells, a part costing as much
+    as ~600 cells (its numpy calls)."""
+    counts = np.unique(count)
+    size = np.array([np.count_nonzero(count <= c) for c in counts])  # assets up to each count
+    best, cut = [0.0], [0]  # over the first j counts: the least cost and where its last part starts
+    for j in range(1, len(counts) + 1):
+        options = [
+            best[i] + 600.0 + (size[j - 1] - (size[i - 1] if i else 0)) * (counts[j - 1] + 1.0) for i in range(j)
+        ]
+        cut.append(int(np.argmin(options)))
+        best.append(min(options))
+    edges, j = [], len(counts)
+    while j > 0:
+        edges.append((counts[cut[j]], counts[j - 1]))
+        j = cut[j]
+    return [np.flatnonzero((count >= low) & (count <= high)) for low, high in reversed(edges)]
+
+
+class _Part:
+    """Some assets' lots padded to the most any of them has, the last column past the lots. Each
+    asset is its own problem and a padded column is a segment of no shares (its candidates repeat
+    a breakpoint's): the values and sells are those of any padding."""
+
+    def __init__(self, ladder: Ladder, slot: np.ndarray, rows: np.ndarray):
+        self.rows = rows
+        local = np.full(len(ladder.count), -1)
+        local[rows] = np.arange(len(rows))
+        self.lots = np.flatnonzero(local[ladder.owner] >= 0)
+        self.at = local[ladder.owner[self.lots]]
+        self.slot = slot[self.lots]
+        m, self.width = len(rows), int(ladder.count[rows].max(initial=0)) + 1
+        self.caps, self.nets = np.zeros((m, self.width)), np.zeros((m, self.width, 2))
+        self.caps[self.at, self.slot] = (ladder.end - ladder.start)[self.lots]
+        self.nets[self.at, self.slot] = ladder.nets[self.lots] if ladder.nets is not None else 0.0
+        self.row_start = (np.arange(m) * self.width)[:, None]
+
+    def solve(
+        self,
+        curvature: np.ndarray,
+        buy: np.ndarray,
+        box: tuple[np.ndarray, ...],
+        per_lot: np.ndarray,
+        cheapest: np.ndarray,
+        past: np.ndarray,
+        one_side: bool,
+    ) -> tuple[np.ndarray, ...]:
+        """These assets' minima and minimising sells, with their lots' nets, starts and caps in price order."""
+        m, width = len(self.rows), self.width
+        buy_low, buy_high, sell_low, sell_high = box
+        price, caps, lot_nets = np.zeros((m, width)), self.caps.copy(), self.nets.copy()
+        price[self.at, self.slot] = per_lot[self.lots]
         price[:, -1] = cheapest
-        caps[:, -1] = np.maximum(sell_high - self.held, 0.0)
+        caps[:, -1] = past
         if width > 1:  # past the lots, the nets of the cheapest
             cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
-            lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
+            lot_nets[:, -1] = lot_nets[np.arange(m), cheapest_lot]
         order = np.argsort(price, axis=1, kind="stable") + self.row_start  # flat: plain gathers
         price, caps, lot_nets = price.ravel()[order], caps.ravel()[order], lot_nets.reshape(-1, 2)[order]
-        if not self.one_side:
-            values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        if not one_side:
+            values, sells = _assets(curvature, buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
         else:  # no asset both bought and sold: the better of selling only and buying only
-            none = np.zeros(n)
+            none = np.zeros(m)
             # The three cases stacked as rows of one call: each row is its own problem.
             every, chosen = _assets(
-                np.tile(qp.curvature, 3),
-                np.tile(self.buy, 3),
+                np.tile(curvature, 3),
+                np.tile(buy, 3),
                 (np.concatenate([buy_low, none, buy_low]), np.concatenate([buy_high, none, buy_high])),
                 (np.concatenate([sell_low, sell_low, none]), np.concatenate([sell_high, sell_high, none])),
                 np.tile(price, (3, 1)),
                 np.tile(caps, (3, 1)),
             )
-            (values, selling, buying), (sells, sold, _) = every.reshape(3, n), chosen.reshape(3, n)
+            (values, selling, buying), (sells, sold, _) = every.reshape(3, m), chosen.reshape(3, m)
             selling = np.where(buy_low > 0, np.inf, selling)
             buying = np.where(sell_low > 0, np.inf, buying)
             sided = np.minimum(selling, buying)
