@@ -167,8 +167,7 @@ class _Dual:
         caps = np.zeros((qp.n, width))
         caps[ladder.owner, slot] = ladder.end - ladder.start
         self.held = caps[:, :-1].sum(axis=1)
-        # Assets padded to the most lots any has would be ~3x the cells on a backtest's book:
-        # each part pads only to its own assets' most lots (the answer is the same, see _Part).
+        # A backtest's lots pile up unevenly: each part pads only to its own assets' most lots (see _Part).
         self.parts = [_Part(ladder, slot, rows) for rows in _by_count(ladder.count)]
 
     @classmethod
