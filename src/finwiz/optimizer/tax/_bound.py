@@ -13,6 +13,7 @@ derivative-free search. Evaluating it costs one QP build and numpy over the lots
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,36 +64,50 @@ def lagrangian_bound(
     return None if not np.isfinite(value) else (value + qp.const) / qp.scale
 
 
-_LAST: weakref.WeakKeyDictionary[Model, tuple[NativeQP, np.ndarray, tuple[NativeQP, _Dual] | None]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Each region's last Lagrangian: a search lifts a region at one dual twice (the side rule off, then on)."""
+@dataclass
+class _Kept:
+    """What a region's Lagrangian keeps between lifts: its QP and lot layout (None: it does not
+    separate), and its last multipliers' Lagrangian (a search lifts a region at one dual twice)."""
+
+    qp: NativeQP | None
+    layout: tuple[np.ndarray, list[_Part]] | None = None
+    last: tuple[NativeQP, np.ndarray, tuple[NativeQP, _Dual] | None] | None = None
+
+
+_KEPT: weakref.WeakKeyDictionary[Model, _Kept] = weakref.WeakKeyDictionary()
 
 
 def _dual_at(region: Model, solved: NativeQP, y: np.ndarray) -> tuple[NativeQP, _Dual] | None:
     """``region``'s QP and its Lagrangian at ``solved``'s multipliers ``y`` (see
-    :func:`lagrangian_bound`), kept for the next call at the same ``solved`` and ``y``."""
-    last = _LAST.get(region)
-    if last is not None and last[0] is solved and np.array_equal(last[1], y):
-        return last[2]
+    :func:`lagrangian_bound`); the QP and the lots' layout are built once per region."""
+    kept = _KEPT.get(region)
+    if kept is None:
+        qp = native_qp(region, np.zeros(region.data.n, dtype=np.int64))
+        separates = (
+            qp is not None
+            and qp.ladder is not None
+            and qp.tax_terms is not None
+            and qp.dense_w is None
+            and qp.ladder.region is not None
+            and qp.ladder.nets is not None
+            and qp.segments is not None
+            and not qp.segments.any()
+        )
+        kept = _KEPT[region] = _Kept(qp if separates else None)
+        if kept.qp is not None:
+            assert kept.qp.ladder is not None
+            kept.layout = _layout(kept.qp.n, kept.qp.ladder)
+    qp = kept.qp
+    if qp is None:
+        return None
+    if kept.last is not None and kept.last[0] is solved and np.array_equal(kept.last[1], y):
+        return kept.last[2]
     found = None
-    qp = native_qp(region, np.zeros(region.data.n, dtype=np.int64))
-    shared = None if qp is None else _shared_rows(qp)
-    if (
-        qp is not None
-        and qp.ladder is not None
-        and qp.tax_terms is not None
-        and qp.dense_w is None
-        and qp.ladder.region is not None
-        and qp.ladder.nets is not None
-        and qp.segments is not None
-        and not qp.segments.any()
-        and shared == _shared_rows(solved)
-        and qp.A.shape[1] == solved.A.shape[1]
-    ):
-        dual = _Dual.of(qp, y[:shared].copy())
+    shared = _shared_rows(qp)
+    if shared == _shared_rows(solved) and qp.A.shape[1] == solved.A.shape[1]:
+        dual = _Dual.of(qp, y[:shared].copy(), kept.layout)
         found = None if dual is None else (qp, dual)
-    _LAST[region] = (solved, y.copy(), found)
+    kept.last = (solved, y.copy(), found)
     return found
 
 
@@ -158,22 +173,23 @@ class _Dual:
 
     one_side = False  # each asset's part minimised selling only or buying only (the side rule)
 
-    def __init__(self, qp: NativeQP, buy: np.ndarray, sell: np.ndarray, lot_price: np.ndarray, rest: float):
+    def __init__(
+        self,
+        qp: NativeQP,
+        buy: np.ndarray,
+        sell: np.ndarray,
+        lot_price: np.ndarray,
+        rest: float,
+        layout: tuple[np.ndarray, list[_Part]] | None = None,
+    ):
         assert qp.ladder is not None
         self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
-        ladder = self.ladder
-        slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
-        width = int(ladder.count.max(initial=0)) + 1
-        caps = np.zeros((qp.n, width))
-        caps[ladder.owner, slot] = ladder.end - ladder.start
-        self.held = caps[:, :-1].sum(axis=1)
-        # A backtest's lots pile up unevenly: each part pads only to its own assets' most lots (see _Part).
-        self.parts = [_Part(ladder, slot, rows) for rows in _by_count(ladder.count)]
+        self.held, self.parts = layout or _layout(qp.n, qp.ladder)
 
     @classmethod
-    def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
+    def of(cls, qp: NativeQP, y: np.ndarray, layout: tuple[np.ndarray, list[_Part]] | None = None) -> _Dual | None:
         """The Lagrangian of ``qp`` (a region's, on every asset's first lot) at ``y`` on the rows
-        before the region's; None when it is -inf."""
+        before the region's (``layout``: its lots', from :func:`_layout`); None when it is -inf."""
         ladder, terms = qp.ladder, qp.tax_terms
         assert ladder is not None
         assert terms is not None
@@ -190,7 +206,7 @@ class _Dual:
         if not np.isfinite(rest):
             return None
         lot_price = sell[ladder.owner] + price_t * ladder.tax + price_g * ladder.gain
-        return cls(qp, reduced[:n], sell, lot_price, rest)
+        return cls(qp, reduced[:n], sell, lot_price, rest, layout)
 
     def value(self, lam: np.ndarray) -> float:
         """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
@@ -244,18 +260,25 @@ class _Dual:
         return values, sells, parts
 
 
+def _layout(n: int, ladder: Ladder) -> tuple[np.ndarray, list[_Part]]:
+    """Each asset's held shares (``V_ref`` units) and its lots in parts (the same at every ``y``)."""
+    slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
+    caps = np.zeros((n, int(ladder.count.max(initial=0)) + 1))
+    caps[ladder.owner, slot] = ladder.end - ladder.start
+    # A backtest's lots pile up unevenly: each part pads only to its own assets' most lots (see _Part).
+    return caps[:, :-1].sum(axis=1), [_Part(ladder, slot, rows) for rows in _by_count(ladder.count)]
+
+
 def _by_count(count: np.ndarray) -> list[np.ndarray]:
     """The assets in parts of similar lot counts: the fewest padded cells, a part costing as much
     as ~600 cells (its numpy calls)."""
     counts = np.unique(count)
-    size = np.array([np.count_nonzero(count <= c) for c in counts])  # assets up to each count
-    best, cut = [0.0], [0]  # over the first j counts: the least cost and where its last part starts
+    size = np.concatenate([[0], np.searchsorted(np.sort(count), counts, side="right")])  # assets up to each
+    best, cut = np.zeros(len(counts) + 1), [0]  # over the first j counts: the least cost, where its last part starts
     for j in range(1, len(counts) + 1):
-        options = [
-            best[i] + 600.0 + (size[j - 1] - (size[i - 1] if i else 0)) * (counts[j - 1] + 1.0) for i in range(j)
-        ]
+        options = best[:j] + 600.0 + (size[j] - size[:j]) * (counts[j - 1] + 1.0)
         cut.append(int(np.argmin(options)))
-        best.append(min(options))
+        best[j] = options[cut[-1]]
     edges, j = [], len(counts)
     while j > 0:
         edges.append((counts[cut[j]], counts[j - 1]))
