@@ -326,26 +326,30 @@ class _Part:
             lot_nets[:, -1] = lot_nets[np.arange(m), cheapest_lot]
         order = np.argsort(price, axis=1, kind="stable") + self.row_start  # flat: plain gathers
         price, caps, lot_nets = price.ravel()[order], caps.ravel()[order], lot_nets.reshape(-1, 2)[order]
-        if not one_side:
-            values, sells = _assets(curvature, buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
-        else:  # no asset both bought and sold: the better of selling only and buying only
+        both = np.ones(m, dtype=bool)  # the assets whose value is the relaxed one (both sides free)
+        values, sells = np.empty(m), np.empty(m)
+        if one_side:  # no asset both bought and sold: the better of selling only and buying only
             none = np.zeros(m)
-            # The three cases stacked as rows of one call: each row is its own problem.
+            # The two cases stacked as rows of one call: each row is its own problem.
             every, chosen = _assets(
-                np.tile(curvature, 3),
-                np.tile(buy, 3),
-                (np.concatenate([buy_low, none, buy_low]), np.concatenate([buy_high, none, buy_high])),
-                (np.concatenate([sell_low, sell_low, none]), np.concatenate([sell_high, sell_high, none])),
-                np.tile(price, (3, 1)),
-                np.tile(caps, (3, 1)),
+                np.tile(curvature, 2),
+                np.tile(buy, 2),
+                (np.concatenate([none, buy_low]), np.concatenate([none, buy_high])),
+                (np.concatenate([sell_low, none]), np.concatenate([sell_high, none])),
+                np.tile(price, (2, 1)),
+                np.tile(caps, (2, 1)),
             )
-            (values, selling, buying), (sells, sold, _) = every.reshape(3, m), chosen.reshape(3, m)
+            (selling, buying), (sold, _) = every.reshape(2, m), chosen.reshape(2, m)
             selling = np.where(buy_low > 0, np.inf, selling)
             buying = np.where(sell_low > 0, np.inf, buying)
-            sided = np.minimum(selling, buying)
-            ok = np.isfinite(sided)  # an asset that must both buy and sell keeps the relaxed value
-            values = np.where(ok, sided, values)
-            sells = np.where(ok, np.where(selling <= buying, sold, 0.0), sells)
+            values[:] = np.minimum(selling, buying)
+            sells[:] = np.where(selling <= buying, sold, 0.0)
+            both = ~np.isfinite(values)  # an asset that must both buy and sell keeps the relaxed value
+        if both.all():
+            values, sells = _assets(curvature, buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        elif both.any():
+            low, high = (buy_low[both], buy_high[both]), (sell_low[both], sell_high[both])
+            values[both], sells[both] = _assets(curvature[both], buy[both], low, high, price[both], caps[both])
         return values, sells, lot_nets, np.cumsum(caps, axis=1) - caps, caps
 
 
