@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -132,6 +132,7 @@ class LotLedger:
         self.outside_gains = options.outside_gains
         self._base_holdings = holdings
         self.lots: list[dict[str, TaxLot]] = [{str(lot.lot_id): lot for lot in h.lots} for h in holdings]
+        self._held: list[Holding | None] = [None] * len(holdings)  # each asset's record, until its lots change
         self.purchases: list[_Purchase] = []
         self.loss_window: list[_Sale] = []  # loss sales still within the window (for after-purchases)
         self.sales: list[_Sale] = []
@@ -189,11 +190,14 @@ class LotLedger:
         return self.base.model_copy(update=update)
 
     def holdings(self, shares: np.ndarray) -> tuple[Holding, ...]:
-        """The holdings with their open lots."""
-        return tuple(
-            Holding.trusted(**{**h.__dict__, "shares": float(q), "lots": list(lots.values())})
-            for h, q, lots in zip(self._base_holdings, shares.tolist(), self.lots, strict=True)
-        )
+        """The holdings with their open lots (a record is rebuilt only when its asset traded)."""
+        held = self._held
+        for i, q in enumerate(shares.tolist()):
+            h = held[i]
+            if h is None or h.shares != q:
+                base = self._base_holdings[i]
+                held[i] = Holding.trusted(**{**base.__dict__, "shares": float(q), "lots": list(self.lots[i].values())})
+        return cast(tuple[Holding, ...], tuple(held))
 
     # -- trades -----------------------------------------------------------------------------
     def trade(self, asset: int, qty: float, price: float, chosen: list[LotSale] | None, where: str) -> None:
@@ -231,6 +235,7 @@ class LotLedger:
         self.lots[asset][lot_id] = TaxLot.trusted(
             shares=float(qty), cost_basis=float(price) + added / qty, acquired=self.today, lot_id=lot_id
         )
+        self._held[asset] = None
         self.purchases.append(_Purchase(self.today, group, asset, lot_id, float(qty), used=qty - left))
 
     def _relief_order(self, asset: int, price: float) -> list[TaxLot]:
@@ -268,6 +273,7 @@ class LotLedger:
 
     def _relieve(self, asset: int, lot_id: str, take: float, price: float, sold: set[str]) -> None:
         held = self.lots[asset]
+        self._held[asset] = None
         lot = held[lot_id]  # as it is now (an earlier lot of this sale may have washed into it)
         rest = lot.shares - take
         if rest <= 1e-9 * max(1.0, lot.shares):
@@ -301,6 +307,7 @@ class LotLedger:
             self.lots[p.asset][p.lot_id] = replacement.model_copy(
                 update={"cost_basis": replacement.cost_basis + amount / replacement.shares}
             )
+            self._held[p.asset] = None
         sale.unmatched = left
         if left > 0:
             self.loss_window.append(sale)

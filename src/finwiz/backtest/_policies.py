@@ -95,8 +95,8 @@ class RebalanceContext:
         A negative cash (a withdrawal beyond it) becomes ``cash=0`` plus ``cash_flow`` = the
         shortfall, so the engine raises it by selling.
         """
-        holdings = [
-            Holding.trusted(**{**base.__dict__, "shares": float(s)})
+        holdings = [  # a taxable book's records already hold today's shares: kept as they are
+            base if base.shares == s else Holding.trusted(**{**base.__dict__, "shares": float(s)})
             for base, s in zip(self._holdings, self.shares.tolist(), strict=True)
         ]
         fields: dict[str, Any] = {"holdings": holdings, "cash": max(self.cash, 0.0), "cash_flow": min(self.cash, 0.0)}

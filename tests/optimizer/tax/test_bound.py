@@ -239,3 +239,67 @@ def test_the_side_rule_bound_is_below_every_side_patterns_optimum(kind: str, see
             assert sided >= relaxed - 1e-6 * abs(relaxed) - 1e-11
             checked += 1
     assert checked
+
+
+def test_the_parts_by_lot_count_cover_every_asset_once_and_split_a_skewed_book() -> None:
+    from finwiz.optimizer.tax._bound import _by_count
+
+    counts = np.random.default_rng(0).geometric(0.2, 431)  # most assets few lots, some many
+    parts = _by_count(counts)
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(431))
+    assert len(parts) > 1
+    cells = sum(len(p) * (counts[p].max() + 1) for p in parts)
+    assert cells < 0.7 * 431 * (counts.max() + 1)
+
+
+def _built(monkeypatch: pytest.MonkeyPatch, qp: Any, given: Any, parts: Any) -> Any:
+    """``given``'s Lagrangian again, its assets in ``parts`` (``_by_count``'s stand-in)."""
+    from finwiz.optimizer.tax import _bound
+
+    monkeypatch.setattr(_bound, "_by_count", parts)
+    out = _bound._Dual(qp, given.buy, given.sell, given.lot_price, given.rest)
+    monkeypatch.undo()
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_assets_split_by_lot_count_give_what_one_padded_block_gives(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_Dual`` pads each part of the assets to its own most lots: each asset's minimum and sell
+    are those of one block padded to the account's most lots (with and without the side rule),
+    and the slope agrees to rounding."""
+    from finwiz.optimizer.tax import _bound
+
+    inst = random_instance(seed, assets=(40, 40), lots=(1, 14), tax_weight=0.1)
+    regions = _region_models(inst.with_(tax_model="netting"))
+    dual = next(d for d in map(_multipliers, regions) if d is not None)
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for region in regions:
+        found = _bound._dual_at(region, *dual)
+        if found is None:
+            continue
+        qp, given = found
+        whole = _built(monkeypatch, qp, given, lambda count: [np.arange(len(count))])
+        split = _built(
+            monkeypatch,
+            qp,
+            given,
+            lambda count: [
+                np.flatnonzero(count <= 3),
+                np.flatnonzero((count > 3) & (count <= 8)),
+                np.flatnonzero(count > 8),
+            ],
+        )
+        assert split.parts[0].width < whole.parts[0].width  # fewer padded cells
+        for one_side in (False, True):
+            split.one_side = whole.one_side = one_side
+            for _ in range(3):
+                lam = rng.uniform(0.0, 2.0, len(given.ladder.region)) * float(qp.tax_terms.price[0])
+                (v1, s1, _), (v2, s2, _) = split._solve(lam, None), whole._solve(lam, None)
+                assert np.array_equal(v1, v2)
+                assert np.array_equal(s1, s2)
+                (a, slope_a), (b, slope_b) = split.value_and_slope(lam), whole.value_and_slope(lam)
+                assert a == b
+                np.testing.assert_allclose(slope_a, slope_b, rtol=1e-9, atol=1e-12)
+                checked += 1
+    assert checked

@@ -741,3 +741,30 @@ def test_a_resorted_lot_book_names_each_lot_with_its_own_shares_basis_and_date(s
                 assert (resorted.shares[i, k], resorted.basis[i, k]) == (lot.shares, lot.cost_basis)
                 assert acquired == lot.acquired
                 assert resorted.day[i, k] == lot.acquired.toordinal()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relief_takes_from_each_lot_in_order_as_a_lot_by_lot_sale(seed: int) -> None:
+    """``LotBook.relief`` of signed trades (buys take nothing, sales beyond the lots take all of
+    them), with and without ``owner``, equals walking each asset's lots in relief order."""
+    from finwiz.optimizer.tax._tax import lot_book
+
+    config, prices = book(seed, n=6, lots=4)
+    lots = lot_book(config, np.array([prices[s] for s in config.symbols]))
+    assert lots is not None
+    rng = np.random.default_rng(seed)
+    owner = rng.integers(0, 6, size=40)
+    sold = rng.uniform(-1.5, 1.5, size=40) * lots.shares.sum(axis=1)[owner]
+    sold[::7] = 0.0
+    for rows, asked in ((owner, owner), (np.arange(6), None)):
+        amounts = sold[: len(rows)]
+        taken, tax, gain = lots.relief(amounts, asked)
+        for j, (i, q) in enumerate(zip(rows.tolist(), amounts.tolist(), strict=True)):
+            left, want_tax, want_gain = max(q, 0.0), 0.0, 0.0
+            for k in range(lots.shares.shape[1]):
+                take = min(left, lots.shares[i, k])
+                left -= take
+                assert taken[j, k] == pytest.approx(take, abs=1e-9)
+                want_tax += take * lots.gain[i, k] * lots.rate[i, k]
+                want_gain += take * lots.gain[i, k]
+            assert (tax[j], gain[j]) == (pytest.approx(want_tax, abs=1e-6), pytest.approx(want_gain, abs=1e-6))

@@ -12,11 +12,14 @@ derivative-free search. Evaluating it costs one QP build and numpy over the lots
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 import numpy as np
 
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._qp import Ladder, NativeQP
 from finwiz.optimizer.solve._solve import native_qp
 
 __all__ = ["flip_bounds", "lagrangian_bound"]
@@ -39,19 +42,13 @@ def lagrangian_bound(
     ``one_side``: the bound of the answers that keep the side rule (no asset both bought and sold:
     each asset's part is the better of its two sides, still a Lagrangian of that non-convex
     problem, so still below it), which can be above the relaxation's optimum."""
-    n = region.data.n
-    qp = native_qp(region, np.zeros(n, dtype=np.int64))
-    if qp is None or qp.ladder is None or qp.tax_terms is None or qp.dense_w is not None:
+    found = _dual_at(region, solved, y)
+    if found is None:
         return None
-    ladder = qp.ladder
-    if ladder.region is None or ladder.nets is None or qp.segments is None or qp.segments.any():
-        return None
-    shared = _shared_rows(qp)
-    if shared != _shared_rows(solved) or qp.A.shape[1] != solved.A.shape[1]:
-        return None
-    dual = _Dual.of(qp, y[:shared].copy())
-    if dual is None:
-        return None
+    qp, dual = found
+    ladder = dual.ladder
+    assert qp.tax_terms is not None
+    assert ladder.region is not None
     dual.one_side = one_side
     scale = max(float(qp.tax_terms.price[0]), 1e-12)  # a region row's price is a share of the tax's
     k = len(ladder.region)
@@ -65,6 +62,53 @@ def lagrangian_bound(
         start = np.maximum(y[own], 0.0) / scale
     value = _ascend(dual, start, scale, aim)
     return None if not np.isfinite(value) else (value + qp.const) / qp.scale
+
+
+@dataclass
+class _Kept:
+    """What a region's Lagrangian keeps between lifts: its QP and lot layout (None: it does not
+    separate), and its last multipliers' Lagrangian (a search lifts a region at one dual twice)."""
+
+    qp: NativeQP | None
+    layout: tuple[np.ndarray, list[_Part]] | None = None
+    last: tuple[NativeQP, np.ndarray, tuple[NativeQP, _Dual] | None] | None = None
+
+
+_KEPT: weakref.WeakKeyDictionary[Model, _Kept] = weakref.WeakKeyDictionary()
+
+
+def _dual_at(region: Model, solved: NativeQP, y: np.ndarray) -> tuple[NativeQP, _Dual] | None:
+    """``region``'s QP and its Lagrangian at ``solved``'s multipliers ``y`` (see
+    :func:`lagrangian_bound`); the QP and the lots' layout are built once per region."""
+    kept = _KEPT.get(region)
+    if kept is None:
+        qp = native_qp(region, np.zeros(region.data.n, dtype=np.int64))
+        separates = (
+            qp is not None
+            and qp.ladder is not None
+            and qp.tax_terms is not None
+            and qp.dense_w is None
+            and qp.ladder.region is not None
+            and qp.ladder.nets is not None
+            and qp.segments is not None
+            and not qp.segments.any()
+        )
+        kept = _KEPT[region] = _Kept(qp if separates else None)
+        if kept.qp is not None:
+            assert kept.qp.ladder is not None
+            kept.layout = _layout(kept.qp.n, kept.qp.ladder)
+    qp = kept.qp
+    if qp is None:
+        return None
+    if kept.last is not None and kept.last[0] is solved and np.array_equal(kept.last[1], y):
+        return kept.last[2]
+    found = None
+    shared = _shared_rows(qp)
+    if shared == _shared_rows(solved) and qp.A.shape[1] == solved.A.shape[1]:
+        dual = _Dual.of(qp, y[:shared].copy(), kept.layout)
+        found = None if dual is None else (qp, dual)
+    kept.last = (solved, y.copy(), found)
+    return found
 
 
 def _ascend(dual: _Dual, start: np.ndarray, scale: float, aim: float) -> float:
@@ -129,23 +173,23 @@ class _Dual:
 
     one_side = False  # each asset's part minimised selling only or buying only (the side rule)
 
-    def __init__(self, qp: NativeQP, buy: np.ndarray, sell: np.ndarray, lot_price: np.ndarray, rest: float):
+    def __init__(
+        self,
+        qp: NativeQP,
+        buy: np.ndarray,
+        sell: np.ndarray,
+        lot_price: np.ndarray,
+        rest: float,
+        layout: tuple[np.ndarray, list[_Part]] | None = None,
+    ):
         assert qp.ladder is not None
         self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
-        ladder = self.ladder
-        slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
-        self.slot, self.width = slot, int(ladder.count.max(initial=0)) + 1  # the lots, then past them
-        # The lots' caps and nets in place, the same at every ``lam``: the last column past the lots.
-        self.caps, self.nets = np.zeros((qp.n, self.width)), np.zeros((qp.n, self.width, 2))
-        self.caps[ladder.owner, slot] = ladder.end - ladder.start
-        self.nets[ladder.owner, slot] = ladder.nets if ladder.nets is not None else 0.0
-        self.held = self.caps[:, :-1].sum(axis=1)
-        self.row_start = (np.arange(qp.n) * self.width)[:, None]
+        self.held, self.parts = layout or _layout(qp.n, qp.ladder)
 
     @classmethod
-    def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
+    def of(cls, qp: NativeQP, y: np.ndarray, layout: tuple[np.ndarray, list[_Part]] | None = None) -> _Dual | None:
         """The Lagrangian of ``qp`` (a region's, on every asset's first lot) at ``y`` on the rows
-        before the region's; None when it is -inf."""
+        before the region's (``layout``: its lots', from :func:`_layout`); None when it is -inf."""
         ladder, terms = qp.ladder, qp.tax_terms
         assert ladder is not None
         assert terms is not None
@@ -162,7 +206,7 @@ class _Dual:
         if not np.isfinite(rest):
             return None
         lot_price = sell[ladder.owner] + price_t * ladder.tax + price_g * ladder.gain
-        return cls(qp, reduced[:n], sell, lot_price, rest)
+        return cls(qp, reduced[:n], sell, lot_price, rest, layout)
 
     def value(self, lam: np.ndarray) -> float:
         """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
@@ -170,12 +214,14 @@ class _Dual:
 
     def value_and_slope(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
         """:meth:`value` and a supergradient in ``lam``: the region rows' excess at the minimiser."""
-        values, sells, sorted_nets, starts, caps = self._solve(lam, None)
+        values, _, parts = self._solve(lam, None)
         region = self.ladder.region
         if region is None:
             return float(values.sum() + self.rest), np.zeros(0)
-        taken = _clip(sells[:, None] - starts, 0.0, caps)
-        nets = np.einsum("nk,nkj->j", taken, sorted_nets)
+        nets = np.zeros(2)
+        for sells, sorted_nets, starts, caps in parts:
+            taken = _clip(sells[:, None] - starts, 0.0, caps)
+            nets += np.einsum("nk,nkj->j", taken, sorted_nets)
         return float(values.sum() + self.rest - lam @ region[:, 2]), region[:, :2] @ nets - region[:, 2]
 
     def _region_bound(self, lam: np.ndarray) -> float:
@@ -189,54 +235,121 @@ class _Dual:
 
     def _solve(
         self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Each asset's minimum and minimising sell, with its lots' nets, starts and caps in price order."""
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
+        """Each asset's minimum and minimising sell, and per part its sells with its lots' nets,
+        starts and caps in price order."""
         qp, ladder = self.qp, self.ladder
         n = qp.n
         per_lot = self.lot_price.copy()
-        nets = ladder.nets if ladder.nets is not None else np.zeros((len(per_lot), 2))
         if ladder.region is not None:
-            per_lot += nets @ (ladder.region[:, :2].T @ lam)
-        buy_low, buy_high, sell_low, sell_high = boxes or (
-            qp.lower[:n],
-            qp.upper[:n],
-            qp.lower[n : 2 * n],
-            qp.upper[n : 2 * n],
-        )
-        width = self.width
-        price, caps, lot_nets = np.zeros((n, width)), self.caps.copy(), self.nets.copy()
-        price[ladder.owner, self.slot] = per_lot
+            assert ladder.nets is not None
+            per_lot += ladder.nets @ (ladder.region[:, :2].T @ lam)
+        box = boxes or (qp.lower[:n], qp.upper[:n], qp.lower[n : 2 * n], qp.upper[n : 2 * n])
         # Past its lots an asset's sell is priced at its cheapest lot: below any continuation.
         cheapest = self.sell.copy()
         cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
+        past = np.maximum(box[3] - self.held, 0.0)
+        values, sells, parts = np.empty(n), np.empty(n), []
+        for part in self.parts:
+            rows = part.rows
+            own = (qp.curvature[rows], self.buy[rows], tuple(b[rows] for b in box))
+            value, sell, *rest = part.solve(*own, per_lot, cheapest[rows], past[rows], self.one_side)
+            values[rows], sells[rows] = value, sell
+            parts.append((sell, *rest))
+        return values, sells, parts
+
+
+def _layout(n: int, ladder: Ladder) -> tuple[np.ndarray, list[_Part]]:
+    """Each asset's held shares (``V_ref`` units) and its lots in parts (the same at every ``y``)."""
+    slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
+    caps = np.zeros((n, int(ladder.count.max(initial=0)) + 1))
+    caps[ladder.owner, slot] = ladder.end - ladder.start
+    # A backtest's lots pile up unevenly: each part pads only to its own assets' most lots (see _Part).
+    return caps[:, :-1].sum(axis=1), [_Part(ladder, slot, rows) for rows in _by_count(ladder.count)]
+
+
+def _by_count(count: np.ndarray) -> list[np.ndarray]:
+    """The assets in parts of similar lot counts: the fewest padded cells, a part costing as much
+    as ~600 cells (its numpy calls)."""
+    counts = np.unique(count)
+    size = np.concatenate([[0], np.searchsorted(np.sort(count), counts, side="right")])  # assets up to each
+    best, cut = np.zeros(len(counts) + 1), [0]  # over the first j counts: the least cost, where its last part starts
+    for j in range(1, len(counts) + 1):
+        options = best[:j] + 600.0 + (size[j] - size[:j]) * (counts[j - 1] + 1.0)
+        cut.append(int(np.argmin(options)))
+        best[j] = options[cut[-1]]
+    edges, j = [], len(counts)
+    while j > 0:
+        edges.append((counts[cut[j]], counts[j - 1]))
+        j = cut[j]
+    return [np.flatnonzero((count >= low) & (count <= high)) for low, high in reversed(edges)]
+
+
+class _Part:
+    """Some assets' lots padded to the most any of them has, the last column past the lots. Each
+    asset is its own problem and a padded column is a segment of no shares (its candidates repeat
+    a breakpoint's): the values and sells are those of any padding."""
+
+    def __init__(self, ladder: Ladder, slot: np.ndarray, rows: np.ndarray):
+        self.rows = rows
+        local = np.full(len(ladder.count), -1)
+        local[rows] = np.arange(len(rows))
+        self.lots = np.flatnonzero(local[ladder.owner] >= 0)
+        self.at = local[ladder.owner[self.lots]]
+        self.slot = slot[self.lots]
+        m, self.width = len(rows), int(ladder.count[rows].max(initial=0)) + 1
+        self.caps, self.nets = np.zeros((m, self.width)), np.zeros((m, self.width, 2))
+        self.caps[self.at, self.slot] = (ladder.end - ladder.start)[self.lots]
+        self.nets[self.at, self.slot] = ladder.nets[self.lots] if ladder.nets is not None else 0.0
+        self.row_start = (np.arange(m) * self.width)[:, None]
+
+    def solve(
+        self,
+        curvature: np.ndarray,
+        buy: np.ndarray,
+        box: tuple[np.ndarray, ...],
+        per_lot: np.ndarray,
+        cheapest: np.ndarray,
+        past: np.ndarray,
+        one_side: bool,
+    ) -> tuple[np.ndarray, ...]:
+        """These assets' minima and minimising sells, with their lots' nets, starts and caps in price order."""
+        m, width = len(self.rows), self.width
+        buy_low, buy_high, sell_low, sell_high = box
+        price, caps, lot_nets = np.zeros((m, width)), self.caps.copy(), self.nets.copy()
+        price[self.at, self.slot] = per_lot[self.lots]
         price[:, -1] = cheapest
-        caps[:, -1] = np.maximum(sell_high - self.held, 0.0)
+        caps[:, -1] = past
         if width > 1:  # past the lots, the nets of the cheapest
             cheapest_lot = np.argmin(np.where(caps[:, :-1] > 0, price[:, :-1], np.inf), axis=1)
-            lot_nets[:, -1] = lot_nets[np.arange(n), cheapest_lot]
+            lot_nets[:, -1] = lot_nets[np.arange(m), cheapest_lot]
         order = np.argsort(price, axis=1, kind="stable") + self.row_start  # flat: plain gathers
         price, caps, lot_nets = price.ravel()[order], caps.ravel()[order], lot_nets.reshape(-1, 2)[order]
-        if not self.one_side:
-            values, sells = _assets(qp.curvature, self.buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
-        else:  # no asset both bought and sold: the better of selling only and buying only
-            none = np.zeros(n)
-            # The three cases stacked as rows of one call: each row is its own problem.
+        both = np.ones(m, dtype=bool)  # the assets whose value is the relaxed one (both sides free)
+        values, sells = np.empty(m), np.empty(m)
+        if one_side:  # no asset both bought and sold: the better of selling only and buying only
+            none = np.zeros(m)
+            # The two cases stacked as rows of one call: each row is its own problem.
             every, chosen = _assets(
-                np.tile(qp.curvature, 3),
-                np.tile(self.buy, 3),
-                (np.concatenate([buy_low, none, buy_low]), np.concatenate([buy_high, none, buy_high])),
-                (np.concatenate([sell_low, sell_low, none]), np.concatenate([sell_high, sell_high, none])),
-                np.tile(price, (3, 1)),
-                np.tile(caps, (3, 1)),
+                np.tile(curvature, 2),
+                np.tile(buy, 2),
+                (np.concatenate([none, buy_low]), np.concatenate([none, buy_high])),
+                (np.concatenate([sell_low, none]), np.concatenate([sell_high, none])),
+                np.tile(price, (2, 1)),
+                np.tile(caps, (2, 1)),
             )
-            (values, selling, buying), (sells, sold, _) = every.reshape(3, n), chosen.reshape(3, n)
+            (selling, buying), (sold, _) = every.reshape(2, m), chosen.reshape(2, m)
             selling = np.where(buy_low > 0, np.inf, selling)
             buying = np.where(sell_low > 0, np.inf, buying)
-            sided = np.minimum(selling, buying)
-            ok = np.isfinite(sided)  # an asset that must both buy and sell keeps the relaxed value
-            values = np.where(ok, sided, values)
-            sells = np.where(ok, np.where(selling <= buying, sold, 0.0), sells)
+            values[:] = np.minimum(selling, buying)
+            sells[:] = np.where(selling <= buying, sold, 0.0)
+            both = ~np.isfinite(values)  # an asset that must both buy and sell keeps the relaxed value
+        if both.all():
+            values, sells = _assets(curvature, buy, (buy_low, buy_high), (sell_low, sell_high), price, caps)
+        elif both.any():
+            low, high = (buy_low[both], buy_high[both]), (sell_low[both], sell_high[both])
+            values[both], sells[both] = _assets(curvature[both], buy[both], low, high, price[both], caps[both])
         return values, sells, lot_nets, np.cumsum(caps, axis=1) - caps, caps
 
 

@@ -134,12 +134,15 @@ class LotBook:
         """``(taken, tax, gain)`` of selling ``sold[j] >= 0`` shares of asset ``owner[j]`` (default:
         asset ``j``): the shares taken from each lot (rows like ``sold``, columns in relief order),
         and the tax and gain realised, in currency. Shares beyond the lots are taken from none."""
-        shares, start = (self.shares, self._starts) if owner is None else (self.shares[owner], self._starts[owner])
-        taken = np.minimum(np.maximum(np.asarray(sold, dtype=float)[:, None] - start, 0.0), shares)
-        gain = self.gain if owner is None else self.gain[owner]
-        rate = self.rate if owner is None else self.rate[owner]
-        realised = taken * gain
-        return taken, (realised * rate).sum(axis=1), realised.sum(axis=1)
+        sold = np.asarray(sold, dtype=float)
+        rows = np.flatnonzero(sold > 0)  # most candidate trades buy: their rows take nothing
+        at = rows if owner is None else owner[rows]
+        part = np.minimum(np.maximum(sold[rows, None] - self._starts[at], 0.0), self.shares[at])
+        realised = part * self.gain[at]
+        taken = np.zeros((len(sold), self.shares.shape[1]))
+        tax, gain = np.zeros(len(sold)), np.zeros(len(sold))
+        taken[rows], tax[rows], gain[rows] = part, (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
+        return taken, tax, gain
 
     @cached_property
     def _starts(self) -> np.ndarray:
