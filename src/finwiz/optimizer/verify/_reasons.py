@@ -238,26 +238,32 @@ def _subset(rows: Affine, keep: np.ndarray) -> Affine:
 
 def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
     """The limit rows some undo would push past their bound: per group ``(group, rows, outward
-    move, breach)``, the last two rows x trades (zero where that trade's undo does not breach)."""
+    move, breach)``, the last two rows x trades (zero where that trade's undo does not breach).
+    The groups' rows are stacked and moved at once (each row's sums in the same order)."""
+    groups = [g for _, g in model.checked_groups if not g.separable or (g.lower > 0).any()]
+    if not groups:  # bounds on one trade each: undoing it breaches only a positive lower bound
+        return []
+    linear = [g.linear(0.0) for g in groups]
+    rows = Affine.stack([r for r, _, _ in linear])
+    lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
+    value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
+    reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
+    near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
+    if not near.size:
+        return []
+    moved = undo.moved(_subset(rows, near))
+    after = value[near, None] + moved
+    over = (after > upper[near, None] + _TOL) & (moved > _TOL)
+    under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
+    outward = np.where(over, moved, np.where(under, -moved, 0.0))
+    breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+    keep = outward.any(axis=1)
+    starts = np.cumsum([0] + [r.m for r, _, _ in linear])
+    owner = np.searchsorted(starts, near, side="right") - 1
     found = []
-    for _, group in model.checked_groups:
-        if group.separable and not (group.lower > 0).any():
-            continue  # bounds on one trade each: undoing it breaches only a positive lower bound
-        rows, lower, upper = group.linear(0.0)
-        value = rows.evaluate(undo.z)
-        reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
-        near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
-        if not near.size:
-            continue
-        moved = undo.moved(_subset(rows, near))
-        after = value[near, None] + moved
-        over = (after > upper[near, None] + _TOL) & (moved > _TOL)
-        under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
-        outward = np.where(over, moved, np.where(under, -moved, 0.0))
-        breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
-        keep = outward.any(axis=1)
-        if keep.any():
-            found.append((group, near[keep], outward[keep], breach[keep]))
+    for g in np.unique(owner[keep]).tolist():
+        mine = keep & (owner == g)
+        found.append((groups[g], near[mine] - starts[g], outward[mine], breach[mine]))
     return found
 
 
