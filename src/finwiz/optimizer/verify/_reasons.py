@@ -113,15 +113,17 @@ class _Undo:
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo."""
         stacked = stack([piece], self.data, continuous=False)
-        moved = self.moved(stacked.squares)
-        rows = stacked.squares.evaluate(self.z)
         n, line = self.data.n, stacked.linear
         linear = np.zeros(len(self.idx))
         linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
         linear *= self.side
         for code in range(SCALARS):
             linear += line[2 * n + code] * self.scalars[code]
-        first = 2 * rows @ moved + linear
+        if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
+            first = 0.0 + linear
+            return first + 0.0, first
+        moved = self.moved(stacked.squares)
+        first = 2 * stacked.squares.evaluate(self.z) @ moved + linear
         return first + np.sum(moved**2, axis=0), first
 
 
@@ -283,18 +285,20 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     deficit = np.maximum(-forces.total - scores.sum(axis=1), 0.0)
     share = moves / np.maximum(moves.sum(axis=1, keepdims=True), 1e-300)
     scores = scores + share * deficit[:, None]
-    flow, r = undo.data.cash_flow, 0
+    flow, labels, units, amounts = undo.data.cash_flow, [], [], []
     for group, rows, _, breach in binding:
         show = np.broadcast_to(np.asarray(group.show, dtype=float), (group.rows.m,))
-        amounts = (breach * show[rows, None]).tolist()
-        for row, row_amounts in zip(rows.tolist(), amounts, strict=True):
-            label = f"{group.name}[{group.members[row]}] binding"
-            if group.name == "cash_floor" and flow < 0:
-                label = f"withdrawal {-flow:,.0f}"
-            held_by = np.flatnonzero(moves[:, r])
-            for j, score in zip(held_by.tolist(), scores[held_by, r].tolist(), strict=True):
-                forces.add(j, "limit", label, row_amounts[j], group.unit, score)
-            r += 1
+        amounts.append(breach * show[rows, None])
+        for row in rows.tolist():
+            withdrawn = group.name == "cash_floor" and flow < 0
+            labels.append(f"withdrawal {-flow:,.0f}" if withdrawn else f"{group.name}[{group.members[row]}] binding")
+            units.append(group.unit)
+    # every (row, trade) the row holds, rows in order and trades ascending within a row
+    at_row, at_trade = np.nonzero(moves.T)
+    amount = np.concatenate(amounts)[at_row, at_trade].tolist()
+    pairs = zip(at_row.tolist(), at_trade.tolist(), amount, scores[at_trade, at_row].tolist(), strict=True)
+    for r, j, row_amount, score in pairs:
+        forces.add(j, "limit", labels[r], row_amount, units[r], score)
 
 
 _ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
