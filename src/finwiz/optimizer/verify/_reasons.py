@@ -167,7 +167,7 @@ class _Forces:
 
 
 def _reason(kind: str, label: str, amount: float, unit: str, score: float) -> TradeReason:
-    """``TradeReason.trusted`` without its keyword packing (~210 reasons per 100-asset account)."""
+    """``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
     return TradeReason._from_state(
         {"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}, set(_REASON_FIELDS)
     )
