@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
@@ -114,15 +113,17 @@ class _Undo:
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo."""
         stacked = stack([piece], self.data, continuous=False)
-        moved = self.moved(stacked.squares)
-        rows = stacked.squares.evaluate(self.z)
         n, line = self.data.n, stacked.linear
         linear = np.zeros(len(self.idx))
         linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
         linear *= self.side
         for code in range(SCALARS):
             linear += line[2 * n + code] * self.scalars[code]
-        first = 2 * rows @ moved + linear
+        if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
+            first = 0.0 + linear
+            return first + 0.0, first
+        moved = self.moved(stacked.squares)
+        first = 2 * stacked.squares.evaluate(self.z) @ moved + linear
         return first + np.sum(moved**2, axis=0), first
 
 
@@ -142,33 +143,37 @@ def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
             yield term.name, "count", Description(), d.count
 
 
-@dataclass
-class _Force:
-    kind: Literal["term", "limit"]
-    amount: float
-    unit: str
-    score: float = 0.0
-
-
 class _Forces:
-    """Per traded asset (column): label -> a force that asks for the trade, the scores of one label
-    summed; and each trade's net force (what asks for it less what is against it)."""
+    """Per traded asset (column): label -> ``[kind, amount, unit, score]`` of a force that asks for
+    the trade, the scores of one label summed; and each trade's net force (what asks for it less
+    what is against it)."""
 
     def __init__(self, k: int) -> None:
-        self.by_trade: list[dict[str, _Force]] = [{} for _ in range(k)]
+        self.by_trade: list[dict[str, list[Any]]] = [{} for _ in range(k)]
         self.total = np.zeros(k)
 
-    def add(self, j: int, kind: Literal["term", "limit"], label: str, amount: float, unit: str, score: float) -> None:
+    def add(self, j: int, kind: str, label: str, amount: float, unit: str, score: float) -> None:
         if score > _ASKS:
-            self.by_trade[j].setdefault(label, _Force(kind, amount, unit)).score += float(score)
+            got = self.by_trade[j].get(label)
+            if got is None:
+                self.by_trade[j][label] = [kind, amount, unit, 0.0 + score]
+            else:
+                got[3] += score
 
     def ranked(self, j: int) -> list[TradeReason]:
-        """Trade ``j``'s forces as reasons, strongest first."""
-        reasons = [
-            TradeReason.trusted(kind=f.kind, label=label, amount=f.amount, unit=f.unit, score=f.score)
-            for label, f in self.by_trade[j].items()
-        ]
-        return sorted(reasons, key=lambda r: -r.score)
+        """Trade ``j``'s forces as reasons, strongest first (a stable sort: ties keep their order)."""
+        ranked = sorted(self.by_trade[j].items(), key=lambda item: -item[1][3])
+        return [_reason(kind, label, amount, unit, score) for label, (kind, amount, unit, score) in ranked]
+
+
+def _reason(kind: str, label: str, amount: float, unit: str, score: float) -> TradeReason:
+    """``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
+    return TradeReason._from_state(
+        {"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}, set(_REASON_FIELDS)
+    )
+
+
+_REASON_FIELDS = ("kind", "label", "amount", "unit", "score")
 
 
 def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:
@@ -181,8 +186,9 @@ def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.nd
         exact, first = undo.change(piece)
         first_total += first
         forces.total += exact
-        for j in np.flatnonzero(exact > _ASKS).tolist():
-            for label, amount, unit, score in _labelled(name, part, j, float(exact[j]), undo, mode):
+        asks = np.flatnonzero(exact > _ASKS)
+        for j, score_j in zip(asks.tolist(), exact[asks].tolist(), strict=True):
+            for label, amount, unit, score in _labelled(name, part, j, score_j, undo, mode):
                 forces.add(j, "term", label, amount, unit, score)
     return first_total
 
@@ -234,26 +240,32 @@ def _subset(rows: Affine, keep: np.ndarray) -> Affine:
 
 def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
     """The limit rows some undo would push past their bound: per group ``(group, rows, outward
-    move, breach)``, the last two rows x trades (zero where that trade's undo does not breach)."""
+    move, breach)``, the last two rows x trades (zero where that trade's undo does not breach).
+    The groups' rows are stacked and moved at once (each row's sums in the same order)."""
+    groups = [g for _, g in model.checked_groups if not g.separable or (g.lower > 0).any()]
+    if not groups:  # bounds on one trade each: undoing it breaches only a positive lower bound
+        return []
+    linear = [g.linear(0.0) for g in groups]
+    rows = Affine.stack([r for r, _, _ in linear])
+    lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
+    value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
+    reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
+    near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
+    if not near.size:
+        return []
+    moved = undo.moved(_subset(rows, near))
+    after = value[near, None] + moved
+    over = (after > upper[near, None] + _TOL) & (moved > _TOL)
+    under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
+    outward = np.where(over, moved, np.where(under, -moved, 0.0))
+    breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+    keep = outward.any(axis=1)
+    starts = np.cumsum([0] + [r.m for r, _, _ in linear])
+    owner = np.searchsorted(starts, near, side="right") - 1
     found = []
-    for _, group in model.checked_groups:
-        if group.separable and not (group.lower > 0).any():
-            continue  # bounds on one trade each: undoing it breaches only a positive lower bound
-        rows, lower, upper = group.linear(0.0)
-        value = rows.evaluate(undo.z)
-        reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
-        near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
-        if not near.size:
-            continue
-        moved = undo.moved(_subset(rows, near))
-        after = value[near, None] + moved
-        over = (after > upper[near, None] + _TOL) & (moved > _TOL)
-        under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
-        outward = np.where(over, moved, np.where(under, -moved, 0.0))
-        breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
-        keep = outward.any(axis=1)
-        if keep.any():
-            found.append((group, near[keep], outward[keep], breach[keep]))
+    for g in np.unique(owner[keep]).tolist():
+        mine = keep & (owner == g)
+        found.append((groups[g], near[mine] - starts[g], outward[mine], breach[mine]))
     return found
 
 
@@ -273,16 +285,20 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     deficit = np.maximum(-forces.total - scores.sum(axis=1), 0.0)
     share = moves / np.maximum(moves.sum(axis=1, keepdims=True), 1e-300)
     scores = scores + share * deficit[:, None]
-    flow, r = undo.data.cash_flow, 0
+    flow, labels, units, amounts = undo.data.cash_flow, [], [], []
     for group, rows, _, breach in binding:
         show = np.broadcast_to(np.asarray(group.show, dtype=float), (group.rows.m,))
-        for row, row_breach in zip(rows.tolist(), breach, strict=True):
-            label = f"{group.name}[{group.members[row]}] binding"
-            if group.name == "cash_floor" and flow < 0:
-                label = f"withdrawal {-flow:,.0f}"
-            for j in np.flatnonzero(moves[:, r]).tolist():
-                forces.add(j, "limit", label, float(row_breach[j] * show[row]), group.unit, float(scores[j, r]))
-            r += 1
+        amounts.append(breach * show[rows, None])
+        for row in rows.tolist():
+            withdrawn = group.name == "cash_floor" and flow < 0
+            labels.append(f"withdrawal {-flow:,.0f}" if withdrawn else f"{group.name}[{group.members[row]}] binding")
+            units.append(group.unit)
+    # every (row, trade) the row holds, rows in order and trades ascending within a row
+    at_row, at_trade = np.nonzero(moves.T)
+    amount = np.concatenate(amounts)[at_row, at_trade].tolist()
+    pairs = zip(at_row.tolist(), at_trade.tolist(), amount, scores[at_trade, at_row].tolist(), strict=True)
+    for r, j, row_amount, score in pairs:
+        forces.add(j, "limit", labels[r], row_amount, units[r], score)
 
 
 _ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
