@@ -241,16 +241,3 @@ def test_zero_tolerance_freezes_no_asset_even_one_exactly_on_target() -> None:
     assert result.post_trade_holdings["AAA"] == pytest.approx(60.0, abs=0.01)
     banded = rebalance(config.model_copy(update={"tolerance": 0.01}), {"AAA": 1.0, "BBB": 1.0})
     assert banded.post_trade_holdings["AAA"] == 40  # a real band still holds it
-
-
-def test_symbols_pinned_for_a_block_are_the_configs_and_only_its_own() -> None:
-    from finwiz.schemas._inputs import pinned_symbols
-
-    config, other = two_assets(), two_assets(target_weights={"AAA": 0.5, "CCC": 0.4})
-    with pinned_symbols(config) as symbols:
-        assert symbols == config.symbols == ["AAA", "BBB"]
-        config.symbols.append("ZZZ")  # a caller's copy: the pinned universe is not changed
-        assert config.symbols == ["AAA", "BBB"]
-        assert other.symbols == ["AAA", "BBB", "CCC"]
-    config.target_weights["DDD"] = 0.05  # after the block, a changed config is read afresh
-    assert config.symbols == ["AAA", "BBB", "DDD"]

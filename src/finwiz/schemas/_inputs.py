@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -37,9 +35,6 @@ withdrawal) without buying; ``band_edge`` trades an asset outside its tolerance 
 band's nearest edge, not to its target."""
 
 __all__ = ["PortfolioConfiguration", "PriceData"]
-
-# The universe of the configuration being prepared: read ~9 times per prepare, built once.
-_PINNED: ContextVar[tuple[object, tuple[str, ...]] | None] = ContextVar("finwiz_pinned_symbols", default=None)
 
 
 def currency_code(value: object, field: str = "currency") -> str:
@@ -388,9 +383,6 @@ class PortfolioConfiguration(_TargetPolicy):
     @property
     def symbols(self) -> list[str]:
         """The universe: held symbols in order, then targeted symbols not held, in order."""
-        pinned = _PINNED.get()
-        if pinned is not None and pinned[0] is self:
-            return list(pinned[1])
         seen = [h.symbol for h in self.holdings]
         have = set(seen)
         return seen + [s for s in self.target_weights if s not in have]
@@ -460,14 +452,3 @@ def refuse_other_currencies(
     foreign = other_currencies(quotes, currency)
     if foreign:
         raise InsufficientPriceDataError(foreign, provider=provider)
-
-
-@contextmanager
-def pinned_symbols(config: PortfolioConfiguration) -> Iterator[list[str]]:
-    """``config.symbols`` computed once for the block (the config is not changed inside it)."""
-    symbols = config.symbols
-    token = _PINNED.set((config, tuple(symbols)))
-    try:
-        yield symbols
-    finally:
-        _PINNED.reset(token)

@@ -9,11 +9,10 @@ the linear ``x_i + cap c <= cap``: caps hold exactly on post-trade weights.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +32,7 @@ from finwiz.optimizer.describe._request_limits import _blocked, _esg, _mode_targ
 from finwiz.optimizer.tax._tax import LotBook, lot_book
 from finwiz.risk import FactorModel
 from finwiz.schemas import PortfolioConfiguration
-from finwiz.schemas._inputs import pinned_symbols, refuse_other_currencies
+from finwiz.schemas._inputs import refuse_other_currencies
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
@@ -152,24 +151,6 @@ class ProblemData:
         return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _symbols_once(
-    fn: Callable[Concatenate[PortfolioConfiguration, _P], _R],
-) -> Callable[Concatenate[PortfolioConfiguration, _P], _R]:
-    """``fn`` with ``config.symbols`` built once for the call (its helpers read it ~9 times)."""
-
-    @functools.wraps(fn)
-    def pinned(config: PortfolioConfiguration, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with pinned_symbols(config):
-            return fn(config, *args, **kwargs)
-
-    return pinned
-
-
-@_symbols_once
 def build_problem_data(
     config: PortfolioConfiguration,
     prices: Mapping[str, Any] | pd.Series,
