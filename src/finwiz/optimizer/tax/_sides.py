@@ -455,4 +455,4 @@ def _start_sides(model: Model, outcome: SolveOutcome, sells: np.ndarray, interio
     segments = np.where(both, 0, ladder.settled.segments)
     net = ladder.containing(np.maximum(outcome.sell - outcome.buy, 0.0))
     ladder.settled.segments = np.where(both & sells, net, segments)
-    ladder.settled.interior = interior
+    ladder.settled.interior = interior and ladder.region is None  # a region's polish fails: Clarabel twice
