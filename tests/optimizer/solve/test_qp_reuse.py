@@ -139,3 +139,28 @@ def test_a_kept_workspace_takes_new_values_of_the_same_pattern() -> None:
     assert fresh.z is not None
     assert not np.allclose(first.z, fresh.z, atol=1e-6)
     assert np.allclose(again.z, fresh.z, atol=1e-6)
+
+
+@pytest.mark.parametrize("tax_model", ["linear", "netting"])
+def test_a_taxable_side_fixed_re_solve_reuses_the_rows_entry_for_entry(tax_model: str) -> None:
+    """A taxable account's side fixing changes only which assets may buy or sell: the QP on the
+    same segments, from the last base, is a fresh build's, its ladder folded in the same way."""
+    from tests.optimizer.tax.reference import random_instance
+    from tests.optimizer.tax.test_bound import _linear_model
+
+    model = _linear_model(random_instance(3, assets=(8, 10), lots=(2, 4)).with_(tax_model=tax_model))
+    sells = np.zeros(model.data.n, dtype=bool)
+    sells[[0, 2]] = True
+    buys = np.zeros(model.data.n, dtype=bool)
+    buys[[1, 4]] = True
+
+    def sided(data: object) -> object:
+        blocked = dict(data.blocked)  # type: ignore[attr-defined]
+        blocked["tax_sells_only"], blocked["tax_buys_only"] = sells, buys
+        return dataclasses.replace(data, blocked=blocked)  # type: ignore[call-overload]
+
+    qp, fresh, reused = _resolved(model, sided)
+    assert reused
+    assert np.all(qp.upper[: model.data.n][sells] == 0.0)
+    assert np.all(qp.upper[model.data.n : 2 * model.data.n][buys] == 0.0)
+    _assert_same(qp, fresh)

@@ -281,14 +281,21 @@ def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndar
     col_norm = np.bincount(on_buy, weights=squares.vals**2, minlength=data.n + 1)[: data.n]
     u = buy - sell
     unit = data.ref_value / data.prices  # shares per V_ref unit
-    for i in np.flatnonzero(assets):
-        curve = 2.0 * float(col_norm[i])
-        held = lots.shares[i][lots.shares[i] > 0]
-        ends = np.concatenate([[0.0], np.cumsum(held)]) / unit[i]  # lot boundaries, V_ref units
-        slopes = lots.tax_weight * (lots.gain[i] * lots.rate[i])[: len(held)] / data.prices[i]
-        inside = -u[i] - slopes / curve if curve > 0 else np.zeros(0)
-        trial = np.clip(np.concatenate([ends, inside]), 0.0, ends[-1])
-        _, tax, _ = lots.relief(trial * unit[i], np.full(len(trial), i))
-        selling = float(np.min(0.5 * curve * (trial + u[i]) ** 2 + lots.tax_weight * tax / data.ref_value))
-        out[i] = selling - 0.5 * curve * min(float(u[i]), 0.0) ** 2
+    # Every asset at once (one relief call): each row's trial points are its lots' boundaries and
+    # stationary points; a padding slot's stationary point repeats the row's first boundary.
+    idx = np.flatnonzero(assets)
+    curve = 2.0 * col_norm[idx]
+    shares = lots.shares[idx]
+    has = shares > 0
+    ends = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(np.where(has, shares, 0.0), axis=1)], axis=1)
+    ends = ends / unit[idx, None]
+    slopes = lots.tax_weight * (lots.gain[idx] * lots.rate[idx]) / data.prices[idx, None]
+    curved = curve > 0
+    inside = -u[idx, None] - slopes / np.where(curved, curve, 1.0)[:, None]
+    inside = np.where(has & curved[:, None], inside, 0.0)
+    trial = np.clip(np.concatenate([ends, inside], axis=1), 0.0, ends[:, -1:])
+    _, tax, _ = lots.relief((trial * unit[idx, None]).ravel(), np.repeat(idx, trial.shape[1]))
+    tax = lots.tax_weight * tax.reshape(trial.shape) / data.ref_value
+    selling = np.min(0.5 * curve[:, None] * (trial + u[idx, None]) ** 2 + tax, axis=1)
+    out[idx] = selling - 0.5 * curve * np.minimum(u[idx], 0.0) ** 2
     return out

@@ -128,6 +128,8 @@ class Settled:
     qp: NativeQP | None = None
     y: np.ndarray | None = None
     no_point: object | None = None
+    interior: bool = False
+    """The next solve goes to the interior solver first (a warm start too far for ADMM), once."""
     """The ``Model.kept`` of the model no climb found a point for: its per-lot solve need not climb again."""
 
 

@@ -170,10 +170,14 @@ def _reusable(
     """``last`` if its squared rows (and so ``P`` and the layout) are those of ``parts``."""
     if last is None or last.x0 is not x0 or (last.scale, last.backoff) != (scale, backoff):
         return None
-    if len(last.parts) != len(parts) or any(p.tax is not None for p in parts):
+    if len(last.parts) != len(parts):
         return None
     for a, b in zip(last.parts, parts, strict=True):
-        if a is not b and not (
+        if a is b:
+            continue
+        if a.tax is not None or b.tax is not None:  # another lot book (its ladder is the layout's)
+            return None
+        if not (
             _same(a.weight_squares, b.weight_squares)
             and _same(a.scalar_squares, b.scalar_squares)
             and _same(a.low_rank, b.low_rank)

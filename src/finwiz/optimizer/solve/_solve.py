@@ -398,6 +398,9 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     if route == "cold" and has_dense_block(qp):
         # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
+    elif qp.ladder is not None and qp.ladder.settled.interior and route in ("warm", "cold"):
+        qp.ladder.settled.interior = False  # e.g. sides just fixed, far from the relaxation's answer
+        order = ("CLARABEL", "OSQP")
     elif route == "cold" and (
         (qp.ladder is not None and qp.ladder.settled.segments is None) or _binds_at_target(model)
     ):

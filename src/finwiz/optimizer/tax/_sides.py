@@ -31,6 +31,7 @@ from finwiz.optimizer.describe._terms import TradeCountTerm
 from finwiz.optimizer.discrete._exact import solve_exact
 from finwiz.optimizer.discrete._rounding import polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._qp import ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, solve_terms
 from finwiz.optimizer.tax._bound import flip_bounds
 from finwiz.optimizer.tax._order import priced, priced_solve, relaxation, toward_region
@@ -293,6 +294,7 @@ def _fixed_sides(relaxed: Model, first: SolveOutcome, solver: str, limit: float)
             current, outcome, walls = _wall_group(current, group, walls, solver, limit)
             continue
         margin = np.where(both, side_margin(current, outcome.buy, outcome.sell, both), margin)
+        fixed_before = bool(fixed.any())
         fixed |= both
         chosen = both & (margin < 0)
         net = both & (outcome.sell >= outcome.buy)
@@ -303,6 +305,7 @@ def _fixed_sides(relaxed: Model, first: SolveOutcome, solver: str, limit: float)
                 continue
             tried.add(sells.tobytes())
             candidate = _with_sides(current, sells, both & ~sells)
+            _start_sides(candidate, outcome, sells, interior=not fixed_before)
             try:
                 current, outcome = toward_region(candidate, solver, limit)
             except ProvenInfeasibleError:
@@ -435,3 +438,21 @@ def farther_warning(model: Model, before: float, after: float, solver: str = "au
         f"these trades leave the portfolio farther from its target than before ({after:.4g} against "
         f"{before:.4g}), as tax-blind trades would (tax_weight 0): the limits{named} hold it there, not the tax"
     )
+
+
+def _start_sides(model: Model, outcome: SolveOutcome, sells: np.ndarray, interior: bool) -> None:
+    """Start ``model``'s climb (sides just fixed from ``outcome``) with each asset now selling only
+    on the lot that holds its net sale, each buying only on its first: the relaxation's segments
+    (its sale before buying back) start one climb step farther. ``interior``: the first round,
+    whose warm start is too far for ADMM (it stalled there): Clarabel first."""
+    form = next((d.tax for d in model.described if d.tax is not None), None)
+    if form is None:
+        return
+    ladder = ladder_of(form, model.data.n)
+    if ladder.settled.segments is None:
+        return
+    both = _both(model.data, outcome)
+    segments = np.where(both, 0, ladder.settled.segments)
+    net = ladder.containing(np.maximum(outcome.sell - outcome.buy, 0.0))
+    ladder.settled.segments = np.where(both & sells, net, segments)
+    ladder.settled.interior = interior and ladder.region is None  # a region's polish fails: Clarabel twice

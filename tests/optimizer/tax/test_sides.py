@@ -1,0 +1,82 @@
+"""The side fixing's start (``_sides._start_sides``) and the side margin (``side_margin``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from finwiz.optimizer.discrete._rounding import side_margin
+from finwiz.optimizer.solve._qp import ladder_of
+from finwiz.optimizer.solve._solve import solve_terms
+from finwiz.optimizer.tax._order import relaxation
+from finwiz.optimizer.tax._sides import _both, _start_sides, _with_sides, fix_sides
+from tests.optimizer.tax.reference import random_instance
+from tests.optimizer.tax.test_bound import _linear_model
+
+
+def _margin_one_by_one(model: Any, buy: np.ndarray, sell: np.ndarray, assets: np.ndarray) -> np.ndarray:
+    """``side_margin``'s quadratic model asset by asset, on a fine grid of sales (not its trial points)."""
+    data, lots = model.data, model.data.lots
+    squares = model.stacked(continuous=False).squares
+    cols = squares.cols.astype(np.int64)
+    norm = np.bincount(np.where((cols >= 0) & (cols < data.n), cols, data.n), squares.vals**2, data.n + 1)
+    out = np.zeros(data.n)
+    for i in np.flatnonzero(assets):
+        curve, u = 2.0 * norm[i], buy[i] - sell[i]
+        held = lots.shares[i][lots.shares[i] > 0].sum()
+        grid = np.linspace(0.0, held, 20001)  # shares sold
+        _, tax, _ = lots.relief(grid, np.full(len(grid), i))
+        sold = grid * data.prices[i] / data.ref_value
+        selling = np.min(0.5 * curve * (sold + u) ** 2 + lots.tax_weight * tax / data.ref_value)
+        out[i] = selling - 0.5 * curve * min(u, 0.0) ** 2
+    return out
+
+
+def _relaxed(seed: int) -> tuple[Any, Any, np.ndarray]:
+    inst = random_instance(seed, assets=(8, 14), lots=(2, 5), tax_weight=(1.0, 0.1)[seed % 2])
+    model, first = relaxation(_linear_model(inst), "auto", 30.0)
+    both = _both(model.data, first)
+    if not both.any():
+        pytest.skip("no asset both bought and sold by the relaxation")
+    return model, first, both
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_the_side_margin_is_the_quadratic_models_minimum_over_every_sale(seed: int) -> None:
+    """Every asset at once, as each alone on a fine grid of sales (the model is convex and piecewise
+    smooth: its trial points reach the grid's minimum or below it, never above by more than the grid step)."""
+    model, first, both = _relaxed(seed)
+    margin = side_margin(model, first.buy, first.sell, both)
+    grid = _margin_one_by_one(model, first.buy, first.sell, both)
+    assert np.all(margin[~both] == 0.0)
+    assert np.all(margin[both] <= grid[both] + 1e-15)
+    assert np.allclose(margin[both], grid[both], rtol=1e-3, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_a_fixed_asset_starts_on_its_net_sales_lot_and_the_sides_optimum_is_kept(seed: int) -> None:
+    """``_start_sides``: an asset fixed to sell only starts on the lot that holds its net sale, one
+    fixed to buy only on its first, the others where they were; the first round goes to the interior
+    solver. The side-fixed answer is the one a climb from every first lot reaches."""
+    model, first, both = _relaxed(seed)
+    ladder = ladder_of(next(d.tax for d in model.described if d.tax is not None), model.data.n)
+    before = ladder.settled.segments.copy()
+    sells = both & (first.sell >= first.buy)
+    candidate = _with_sides(model, sells, both & ~sells)
+    _start_sides(candidate, first, sells, interior=True)
+    start = ladder.settled.segments
+    net = ladder.containing(np.maximum(first.sell - first.buy, 0.0))
+    assert np.array_equal(start[sells], net[sells])
+    assert np.all(start[both & ~sells] == 0)
+    assert np.array_equal(start[~both], before[~both])
+    assert ladder.settled.interior
+    sided = fix_sides(
+        _linear_model(random_instance(seed, assets=(8, 14), lots=(2, 5), tax_weight=(1.0, 0.1)[seed % 2])), "auto", 30.0
+    )
+    cold = sided.model.with_data(sided.model.data)
+    ladder_cold = ladder_of(next(d.tax for d in cold.described if d.tax is not None), cold.data.n)
+    ladder_cold.settled.segments = None
+    again = solve_terms(cold, "CLARABEL")
+    assert again.objective == pytest.approx(sided.outcome.objective, rel=1e-6, abs=1e-12)
