@@ -254,11 +254,13 @@ def _enumerated(
     chosen = np.zeros((1, 0), dtype=np.int64)
     total, placed = np.zeros(1), np.zeros(1)
     row, u = np.zeros((1, len(bounds.delta))), np.zeros((1, len(bounds.shared)))
+    # Each move's rows as a row (row-major): a group's are then one contiguous gather.
+    delta, shared = np.ascontiguousarray(bounds.delta.T), np.ascontiguousarray(bounds.shared.T)
     for k, group in enumerate(groups):
         size = len(placed) * len(group)
-        placed = (placed[:, None] + bounds.alone[group][None, :]).ravel()
-        row = (row[:, None, :] + bounds.delta[:, group].T[None, :, :]).reshape(size, len(bounds.delta))
-        u = (u[:, None, :] + bounds.shared[:, group].T[None, :, :]).reshape(size, len(bounds.shared))
+        placed = (placed[:, None] + bounds.alone.take(group)[None, :]).ravel()
+        row = (row[:, None, :] + delta.take(group, axis=0)[None, :, :]).reshape(size, len(bounds.delta))
+        u = (u[:, None, :] + shared.take(group, axis=0)[None, :, :]).reshape(size, len(bounds.shared))
         kept = np.flatnonzero(bounds.alive(k, row, u, placed, gain))
         parent, pick = kept // len(group), group[kept % len(group)]
         chosen = np.hstack([chosen[parent], pick[:, None]])
@@ -366,8 +368,15 @@ def firsts(owner: np.ndarray, shares: np.ndarray) -> np.ndarray:
 
 
 def subset(moves: _Moves, idx: np.ndarray) -> _Moves:
-    """The moves ``idx`` of ``moves``."""
-    return _Moves(moves.owner[idx], moves.shares[idx], moves.buy[idx], moves.sell[idx], moves.scalars[idx])
+    """The moves ``idx`` (indices or a mask) of ``moves``."""
+    idx = np.flatnonzero(idx) if idx.dtype == bool else idx  # take: a row gather at a fraction of indexing's time
+    return _Moves(
+        moves.owner.take(idx),
+        moves.shares.take(idx),
+        moves.buy.take(idx),
+        moves.sell.take(idx),
+        moves.scalars.take(idx, axis=0),
+    )
 
 
 def joined(first: _Moves, second: _Moves) -> _Moves:

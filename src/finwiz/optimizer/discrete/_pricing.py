@@ -222,15 +222,15 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``x_i' g x_i`` for each row ``x_i`` (the scalar columns: a few), the same floats as
     ``einsum("ij,jk,ik->i")`` (terms in its order), at a third of its time on thousands of moves;
     the columns no move changes (without lots, the tax and gain) add nothing and are skipped."""
+    used = np.flatnonzero(np.any(x != 0, axis=0))
     if len(x) <= _FEW_MOVES:  # the same products, summed in the same order (a running sum), the zeros adding nothing
-        c = x.T
+        c, g = x.T.take(used, axis=0), g.take(used, axis=0).take(used, axis=1)
         terms = (c[:, None, :] * g[:, :, None]) * c[None, :, :]
-        return np.asarray(terms.reshape(g.size, len(x)).cumsum(axis=0)[-1] + 0.0)
+        return np.asarray(terms.reshape(g.size, len(x)).cumsum(axis=0)[-1] + 0.0) if used.size else np.zeros(len(x))
     out = np.zeros(len(x))
     columns = x.T.copy()
-    used = np.flatnonzero(np.any(x != 0, axis=0)).tolist()
-    for j in used:
-        for k in used:
+    for j in used.tolist():
+        for k in used.tolist():
             out += columns[j] * g[j, k] * columns[k]
     return out
 
