@@ -203,7 +203,7 @@ class _Bounds:
     delta: np.ndarray
     shared: np.ndarray
     alone: np.ndarray
-    room: tuple[np.ndarray, np.ndarray]
+    room: tuple[np.ndarray, np.ndarray]  # widened by the check's tolerance
     least: np.ndarray
     most: np.ndarray
     u_least: np.ndarray
@@ -231,7 +231,8 @@ class _Bounds:
 
         least, most = rest(delta, np.minimum), rest(delta, np.maximum)
         u_least, u_most = rest(shared, np.minimum), rest(shared, np.maximum)
-        return cls(delta, shared, alone, room, least, most, u_least, u_most, rest(alone, np.minimum))
+        widened = (room[0] - _CHECK, room[1] + _CHECK)  # the check's tolerance, once per window
+        return cls(delta, shared, alone, widened, least, most, u_least, u_most, rest(alone, np.minimum))
 
     def alive(self, k: int, row: np.ndarray, u: np.ndarray, placed: np.ndarray, gain: float) -> np.ndarray:
         """Which partial sets (placed up to group ``k``: their rows ``row``, shared rows ``u`` and
@@ -239,7 +240,7 @@ class _Bounds:
         change is ``sum alone + ||sum u||^2`` (``can_gain``), at least its placed ``alone``, the
         least of the rest's, and each shared row's distance from the box the rest can add."""
         low, high = self.room
-        keeps = np.all((row + self.most[k + 1] >= low - _CHECK) & (row + self.least[k + 1] <= high + _CHECK), axis=1)
+        keeps = np.all((row + self.most[k + 1] >= low) & (row + self.least[k + 1] <= high), axis=1)
         gap = np.maximum(np.maximum(u + self.u_least[k + 1], -(u + self.u_most[k + 1])), 0.0)
         # Half the gain as slack: the bound's and the sum's float rounding never decide.
         return np.asarray(keeps & (placed + self.lowest[k + 1] + (gap * gap).sum(axis=1) < -0.5 * gain))
@@ -349,9 +350,10 @@ def kept_by_rows(delta: np.ndarray, low: np.ndarray, high: np.ndarray, members: 
     for r in near[np.argsort(room[near] - reach[near], kind="stable")]:
         if alive.size == 0:
             break
-        change = delta[r, members[0][alive]]
+        on_row = delta[r]
+        change = on_row.take(members[0].take(alive))
         for other in members[1:]:
-            change = change + delta[r, other[alive]]
+            change = change + on_row.take(other.take(alive))
         alive = alive[(change >= low[r] - _CHECK) & (change <= high[r] + _CHECK)]
     return alive
 
