@@ -257,19 +257,21 @@ def _enumerated(
     row, u = np.zeros((1, len(bounds.delta))), np.zeros((1, len(bounds.shared)))
     # Each move's rows as a row (row-major): a group's are then one contiguous gather.
     delta, shared = np.ascontiguousarray(bounds.delta.T), np.ascontiguousarray(bounds.shared.T)
+    flat_cross, width = cross.ravel(), cross.shape[1]
     for k, group in enumerate(groups):
         size = len(placed) * len(group)
         placed = (placed[:, None] + bounds.alone.take(group)[None, :]).ravel()
         row = (row[:, None, :] + delta.take(group, axis=0)[None, :, :]).reshape(size, len(bounds.delta))
         u = (u[:, None, :] + shared.take(group, axis=0)[None, :, :]).reshape(size, len(bounds.shared))
         kept = np.flatnonzero(bounds.alive(k, row, u, placed, gain))
-        parent, pick = kept // len(group), group[kept % len(group)]
-        chosen = np.hstack([chosen[parent], pick[:, None]])
+        parent, pick = kept // len(group), group.take(kept % len(group))
+        chosen = np.hstack([chosen.take(parent, axis=0), pick[:, None]])
         # The cross terms with each placed move, added one by one in order (a running sum: the
-        # same floats as adding them in a loop, one gather instead of two per placed move).
-        terms = np.hstack([(total[parent] + own[pick])[:, None], cross[chosen[:, :-1], pick[:, None]]])
+        # same floats as adding them in a loop, one flat gather instead of two per placed move).
+        placed_cross = flat_cross.take(chosen[:, :-1] * width + pick[:, None])
+        terms = np.hstack([(total.take(parent) + own.take(pick))[:, None], placed_cross])
         total = terms.cumsum(axis=1)[:, -1]
-        placed, row, u = placed[kept], row[kept], u[kept]
+        placed, row, u = placed.take(kept), row.take(kept, axis=0), u.take(kept, axis=0)
     return chosen, total
 
 

@@ -136,7 +136,7 @@ class _Pricer:
     def changes(self, z: np.ndarray, shares: np.ndarray, moves: _Moves) -> np.ndarray:
         """The objective change of each move (an asset's new absolute trade) from ``z``."""
         first, second = self.parts(z, moves)
-        count = self.stacked.count * ((moves.shares != 0).astype(float) - (shares[moves.owner] != 0))
+        count = self.stacked.count * ((moves.shares != 0).astype(float) - (shares.take(moves.owner) != 0))
         return np.asarray(first + second + count)
 
     def parts(self, z: np.ndarray, moves: _Moves) -> tuple[np.ndarray, np.ndarray]:
