@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from finwiz.optimizer.discrete._candidates import _Moves
-from finwiz.optimizer.discrete._descent import _best_per_asset
+from finwiz.optimizer.discrete._descent import _best_per_asset, _best_sum
 
 
 def _reference(owner: np.ndarray, gain: np.ndarray, allowed: np.ndarray) -> list[int]:
@@ -30,3 +30,17 @@ def test_best_per_asset_matches_a_plain_scan(seed: int) -> None:
     zero = np.zeros(len(owner))
     moves = _Moves(owner, zero, zero, zero, np.zeros((len(owner), 5)))
     assert _best_per_asset(moves, gain, allowed).tolist() == _reference(owner, gain, allowed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_best_moves_sum_is_that_of_each_assets_best_in_order(seed: int) -> None:
+    """Whether a round is worth it is judged without ordering the moves: the same float as
+    summing each asset's best move in order of gain (the plain scan's)."""
+    rng = np.random.default_rng(50 + seed)
+    n, k = int(rng.integers(1, 40)), int(rng.integers(1, 8))
+    owner = rng.permutation(np.tile(np.arange(n), k))
+    gain = rng.normal(size=len(owner)) * 10.0 ** rng.integers(-12, 0, size=len(owner))
+    allowed = rng.random(len(owner)) < [0.0, 0.2, 0.6, 1.0, 0.5, 0.9][seed]
+    zero = np.zeros(len(owner))
+    moves = _Moves(owner, zero, zero, zero, np.zeros((len(owner), 5)))
+    assert _best_sum(moves, gain, allowed) == gain[_reference(owner, gain, allowed)].sum()

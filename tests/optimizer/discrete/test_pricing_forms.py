@@ -24,3 +24,20 @@ def test_the_quadratic_form_is_the_same_floats_at_once_as_column_by_column(
     by_column = _pricing._quadratic_form(x, g)
     assert np.array_equal(at_once, by_column)
     assert at_once == pytest.approx(np.einsum("ij,jk,ik->i", x, g, x), rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [0, 1, 63, 64, 65, 800])
+def test_every_way_of_taking_the_quadratic_form_gives_the_same_floats(m: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every column's terms, the used columns' terms at once, and the used columns one by one."""
+    rng = np.random.default_rng(100 + m)
+    x = rng.normal(size=(m, 5)) * rng.uniform(0.0, 1e3, 5)
+    x[:, [3, 4]] = 0.0  # without lots the tax and gain columns never change
+    g = rng.normal(size=(5, 5))
+    g = g @ g.T
+    ways = []
+    for few, many in ((10**6, 10**6), (-1, 10**6), (-1, -1)):
+        monkeypatch.setattr(_pricing, "_FEW_MOVES", few)
+        monkeypatch.setattr(_pricing, "_MANY_MOVES", many)
+        ways.append(_pricing._quadratic_form(x, g))
+    assert all(np.array_equal(ways[0], way) for way in ways[1:])
+    assert ways[0] == pytest.approx(np.einsum("ij,jk,ik->i", x, g, x), rel=1e-12)

@@ -97,9 +97,10 @@ class _Moves:
         the asset's own share of them at ``z``, exact costs, is what the move replaces)."""
         if self.last and self.last[0][0] is z:
             return self.last[0][1]
-        n, owner = data.n, self.owner
-        d_x = self.scalars - _moves_at(data, owner, z[owner] - z[n + owner])
-        self.last[:] = [(z, (self.buy - z[owner], self.sell - z[n + owner], d_x))]
+        owner = self.owner
+        z_buy, z_sell = z.take(owner), z.take(data.n + owner)
+        d_x = self.scalars - _moves_at(data, owner, z_buy - z_sell)
+        self.last[:] = [(z, (self.buy - z_buy, self.sell - z_sell, d_x))]
         return self.last[0][1]
 
     def matrix(self, n: int) -> sparse.csc_array:
@@ -295,7 +296,9 @@ class _LotMoves:
         at = np.flatnonzero(keep)
         # take: numpy's row indexing of a moves x SCALARS array is ~4x slower (same values)
         scalars = every.scalars.take(at, axis=0)
-        return _Moves(owner[at], options[at], every.buy[at], every.sell[at], scalars, kept=(curvature, at))
+        return _Moves(
+            owner.take(at), options.take(at), every.buy.take(at), every.sell.take(at), scalars, kept=(curvature, at)
+        )
 
 
 def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:

@@ -145,7 +145,6 @@ class _Round:
     moves: _Moves
     gain: np.ndarray
     better: np.ndarray
-    best: np.ndarray
     worth: bool
     neighbours: Neighbours
     settings: DescentSettings
@@ -169,9 +168,15 @@ class _Round:
         better = gain < -max(settings.relative_gain * abs(point.value), coarse)
         if blocked is not None:
             better &= ~blocked
-        best = _best_per_asset(moves, gain, better)
-        worth = best.size > 0 and (coarse == 0 or -gain[best].sum() >= settings.round_gain * search.pricer.unit)
-        return cls(search, point, moves, gain, better, best, bool(worth), neighbours, settings)
+        worth = bool(better.any()) and (
+            coarse == 0 or -_best_sum(moves, gain, better) >= settings.round_gain * search.pricer.unit
+        )
+        return cls(search, point, moves, gain, better, bool(worth), neighbours, settings)
+
+    @cached_property
+    def best(self) -> np.ndarray:
+        """Each asset's best improving move, in order of gain (built for the first kind that asks)."""
+        return _best_per_asset(self.moves, self.gain, self.better)
 
     @cached_property
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -310,6 +315,16 @@ def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.
     np.minimum.at(first, owner[at_best], candidates[at_best])
     first = first[first < end]
     return np.asarray(first[np.argsort(gain[first], kind="stable")])
+
+
+def _best_sum(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> float:
+    """``gain[_best_per_asset(moves, gain, allowed)].sum()`` (the same floats: the same values,
+    summed in ascending order) without ordering the moves."""
+    candidates = np.flatnonzero(allowed)
+    owner = moves.owner[candidates]
+    best = np.full(int(owner.max(initial=-1)) + 1, np.inf)
+    np.minimum.at(best, owner, gain[candidates])
+    return float(np.sort(best[best < np.inf]).sum())
 
 
 def _halvings(k: int) -> list[int]:

@@ -203,7 +203,7 @@ class _Bounds:
     delta: np.ndarray
     shared: np.ndarray
     alone: np.ndarray
-    room: tuple[np.ndarray, np.ndarray]
+    room: tuple[np.ndarray, np.ndarray]  # widened by the check's tolerance
     least: np.ndarray
     most: np.ndarray
     u_least: np.ndarray
@@ -231,7 +231,8 @@ class _Bounds:
 
         least, most = rest(delta, np.minimum), rest(delta, np.maximum)
         u_least, u_most = rest(shared, np.minimum), rest(shared, np.maximum)
-        return cls(delta, shared, alone, room, least, most, u_least, u_most, rest(alone, np.minimum))
+        widened = (room[0] - _CHECK, room[1] + _CHECK)  # the check's tolerance, once per window
+        return cls(delta, shared, alone, widened, least, most, u_least, u_most, rest(alone, np.minimum))
 
     def alive(self, k: int, row: np.ndarray, u: np.ndarray, placed: np.ndarray, gain: float) -> np.ndarray:
         """Which partial sets (placed up to group ``k``: their rows ``row``, shared rows ``u`` and
@@ -239,7 +240,7 @@ class _Bounds:
         change is ``sum alone + ||sum u||^2`` (``can_gain``), at least its placed ``alone``, the
         least of the rest's, and each shared row's distance from the box the rest can add."""
         low, high = self.room
-        keeps = np.all((row + self.most[k + 1] >= low - _CHECK) & (row + self.least[k + 1] <= high + _CHECK), axis=1)
+        keeps = np.all((row + self.most[k + 1] >= low) & (row + self.least[k + 1] <= high), axis=1)
         gap = np.maximum(np.maximum(u + self.u_least[k + 1], -(u + self.u_most[k + 1])), 0.0)
         # Half the gain as slack: the bound's and the sum's float rounding never decide.
         return np.asarray(keeps & (placed + self.lowest[k + 1] + (gap * gap).sum(axis=1) < -0.5 * gain))
@@ -254,19 +255,23 @@ def _enumerated(
     chosen = np.zeros((1, 0), dtype=np.int64)
     total, placed = np.zeros(1), np.zeros(1)
     row, u = np.zeros((1, len(bounds.delta))), np.zeros((1, len(bounds.shared)))
+    # Each move's rows as a row (row-major): a group's are then one contiguous gather.
+    delta, shared = np.ascontiguousarray(bounds.delta.T), np.ascontiguousarray(bounds.shared.T)
+    flat_cross, width = cross.ravel(), cross.shape[1]
     for k, group in enumerate(groups):
         size = len(placed) * len(group)
-        placed = (placed[:, None] + bounds.alone[group][None, :]).ravel()
-        row = (row[:, None, :] + bounds.delta[:, group].T[None, :, :]).reshape(size, len(bounds.delta))
-        u = (u[:, None, :] + bounds.shared[:, group].T[None, :, :]).reshape(size, len(bounds.shared))
+        placed = (placed[:, None] + bounds.alone.take(group)[None, :]).ravel()
+        row = (row[:, None, :] + delta.take(group, axis=0)[None, :, :]).reshape(size, len(bounds.delta))
+        u = (u[:, None, :] + shared.take(group, axis=0)[None, :, :]).reshape(size, len(bounds.shared))
         kept = np.flatnonzero(bounds.alive(k, row, u, placed, gain))
-        parent, pick = kept // len(group), group[kept % len(group)]
-        chosen = np.hstack([chosen[parent], pick[:, None]])
+        parent, pick = kept // len(group), group.take(kept % len(group))
+        chosen = np.hstack([chosen.take(parent, axis=0), pick[:, None]])
         # The cross terms with each placed move, added one by one in order (a running sum: the
-        # same floats as adding them in a loop, one gather instead of two per placed move).
-        terms = np.hstack([(total[parent] + own[pick])[:, None], cross[chosen[:, :-1], pick[:, None]]])
+        # same floats as adding them in a loop, one flat gather instead of two per placed move).
+        placed_cross = flat_cross.take(chosen[:, :-1] * width + pick[:, None])
+        terms = np.hstack([(total.take(parent) + own.take(pick))[:, None], placed_cross])
         total = terms.cumsum(axis=1)[:, -1]
-        placed, row, u = placed[kept], row[kept], u[kept]
+        placed, row, u = placed.take(kept), row.take(kept, axis=0), u.take(kept, axis=0)
     return chosen, total
 
 
@@ -347,9 +352,10 @@ def kept_by_rows(delta: np.ndarray, low: np.ndarray, high: np.ndarray, members: 
     for r in near[np.argsort(room[near] - reach[near], kind="stable")]:
         if alive.size == 0:
             break
-        change = delta[r, members[0][alive]]
+        on_row = delta[r]
+        change = on_row.take(members[0].take(alive))
         for other in members[1:]:
-            change = change + delta[r, other[alive]]
+            change = change + on_row.take(other.take(alive))
         alive = alive[(change >= low[r] - _CHECK) & (change <= high[r] + _CHECK)]
     return alive
 
@@ -366,8 +372,15 @@ def firsts(owner: np.ndarray, shares: np.ndarray) -> np.ndarray:
 
 
 def subset(moves: _Moves, idx: np.ndarray) -> _Moves:
-    """The moves ``idx`` of ``moves``."""
-    return _Moves(moves.owner[idx], moves.shares[idx], moves.buy[idx], moves.sell[idx], moves.scalars[idx])
+    """The moves ``idx`` (indices or a mask) of ``moves``."""
+    idx = np.flatnonzero(idx) if idx.dtype == bool else idx  # take: a row gather at a fraction of indexing's time
+    return _Moves(
+        moves.owner.take(idx),
+        moves.shares.take(idx),
+        moves.buy.take(idx),
+        moves.sell.take(idx),
+        moves.scalars.take(idx, axis=0),
+    )
 
 
 def joined(first: _Moves, second: _Moves) -> _Moves:

@@ -136,7 +136,7 @@ class _Pricer:
     def changes(self, z: np.ndarray, shares: np.ndarray, moves: _Moves) -> np.ndarray:
         """The objective change of each move (an asset's new absolute trade) from ``z``."""
         first, second = self.parts(z, moves)
-        count = self.stacked.count * ((moves.shares != 0).astype(float) - (shares[moves.owner] != 0))
+        count = self.stacked.count * ((moves.shares != 0).astype(float) - (shares.take(moves.owner) != 0))
         return np.asarray(first + second + count)
 
     def parts(self, z: np.ndarray, moves: _Moves) -> tuple[np.ndarray, np.ndarray]:
@@ -154,16 +154,16 @@ class _Pricer:
         """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
         d_buy, d_sell, d_x = steps
         n = self.n
-        return np.asarray(grad[owner] * d_buy + grad[n + owner] * d_sell + d_x @ grad[2 * n :])
+        return np.asarray(grad.take(owner) * d_buy + grad.take(n + owner) * d_sell + d_x @ grad[2 * n :])
 
     def second(self, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
         """Each move's own curvature ``||S d||^2`` (of asset ``owner``, changes ``steps``): it
         depends on that asset's trade alone."""
         d_buy, d_sell, d_x = steps
         return np.asarray(
-            self.col_norm[owner] * d_buy**2
-            + self.col_norm[self.n + owner] * d_sell**2
-            + 2 * self.g_bs[owner] * d_buy * d_sell
+            self.col_norm.take(owner) * d_buy**2
+            + self.col_norm.take(self.n + owner) * d_sell**2
+            + 2 * self.g_bs.take(owner) * d_buy * d_sell
             + 2 * d_buy * np.einsum("ij,ij->i", self.g_bx.take(owner, axis=0), d_x)
             + 2 * d_sell * np.einsum("ij,ij->i", self.g_sx.take(owner, axis=0), d_x)
             + _quadratic_form(d_x, self.g_xx)
@@ -223,19 +223,30 @@ def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     ``einsum("ij,jk,ik->i")`` (terms in its order), at a third of its time on thousands of moves;
     the columns no move changes (without lots, the tax and gain) add nothing and are skipped."""
     if len(x) <= _FEW_MOVES:  # the same products, summed in the same order (a running sum), the zeros adding nothing
-        c = x.T
-        terms = (c[:, None, :] * g[:, :, None]) * c[None, :, :]
-        return np.asarray(terms.reshape(g.size, len(x)).cumsum(axis=0)[-1] + 0.0)
+        return _terms_summed(x.T, g)
+    used = np.flatnonzero(np.any(x != 0, axis=0))
+    if len(x) <= _MANY_MOVES:  # the used columns' terms at once (9 of 25 without lots): below a loop's overheads
+        return (
+            _terms_summed(x.T.take(used, axis=0), g.take(used, axis=0).take(used, axis=1))
+            if used.size
+            else np.zeros(len(x))
+        )
     out = np.zeros(len(x))
     columns = x.T.copy()
-    used = np.flatnonzero(np.any(x != 0, axis=0)).tolist()
-    for j in used:
-        for k in used:
+    for j in used.tolist():
+        for k in used.tolist():
             out += columns[j] * g[j, k] * columns[k]
     return out
 
 
-_FEW_MOVES = 500  # moves up to which ``_quadratic_form`` takes its terms at once (a call's overhead rules)
+def _terms_summed(c: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``sum_jk c_j g_jk c_k`` per column of ``c``, a running sum over ``j, k`` in order."""
+    terms = (c[:, None, :] * g[:, :, None]) * c[None, :, :]
+    return np.asarray(terms.reshape(g.size, c.shape[1]).cumsum(axis=0)[-1] + 0.0)
+
+
+_FEW_MOVES = 64  # moves up to which ``_quadratic_form`` takes every column's terms (a call's overhead rules)
+_MANY_MOVES = 5000  # ... and the used columns' terms at once (then a loop: no moves x 25 block)
 _DENSE_ROWS = 500_000  # entries of the coupled rows below which they are also kept dense
 
 
