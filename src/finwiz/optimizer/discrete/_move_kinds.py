@@ -24,7 +24,6 @@ Each is checked exactly (every row, the exact objective) before the descent take
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -461,9 +460,9 @@ class Mended(_Searching):
         return subset(mends, np.flatnonzero(keep)), which[keep]
 
 
-SPLITS = (1 / 3, 1 / 2, 2 / 3)
+SPLITS = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4)
 """The shares of a row's need that ``Split`` gives its first mend (the rest to the second)."""
-SPLIT_DROPS, SPLIT_MENDS = 4, 3
+SPLIT_DROPS, SPLIT_MENDS = 4, 5
 """The best few drops ``Split`` mends, and the best one-asset mends it pairs."""
 
 
@@ -507,23 +506,27 @@ class Split(Mended):
         at = np.zeros(len(whole.owner), dtype=int)
         total, _ = self._priced(now, sets[at], price[at], change[:, at], (whole,))
         best = whole.owner[smallest(total, SPLIT_MENDS)]
-        tables: list[tuple[_Moves, _Moves]] = []
-        for f in SPLITS:
-            first, _ = self._mends(now, sets, row, need * f)
-            second, _ = self._mends(now, sets, row, need * (1 - f))
-            a = np.flatnonzero(np.isin(first.owner, best))
-            b = np.flatnonzero(np.isin(second.owner, best))
-            a, b = (x.ravel() for x in np.meshgrid(a, b, indexing="ij"))
-            apart = first.owner[a] != second.owner[b]
-            tables.append((subset(first, a[apart]), subset(second, b[apart])))
-        firsts_, seconds = (functools.reduce(joined, side) for side in zip(*tables, strict=True))
-        k = len(firsts_.owner)
+        # A share of the need to one of the best, the rest (after its whole lots) to another.
+        at = np.zeros(len(SPLITS), dtype=int)
+        first, _ = self._mends(now, sets[at], row[at], need * np.array(SPLITS))
+        first = subset(first, np.flatnonzero(np.isin(first.owner, best)))
+        search = now.search
+        met = search.rows.changes(first.owner, *first.change(search.data, now.point.z), row)[0]
+        at = np.zeros(len(first.owner), dtype=int)
+        second, which = self._mends(now, sets[at], row[at], need - met)
+        keep = np.flatnonzero(np.isin(second.owner, best) & (second.owner != first.owner[which]))
+        # Each pair of trades once: a share and its rest reach the same pair in either order.
+        ends = np.sort(np.stack([first.owner[which[keep]], second.owner[keep]]), axis=0)
+        pairs = np.stack([*ends, first.shares[which[keep]], second.shares[keep]])
+        pairs[2:] = np.where(first.owner[which[keep]] < second.owner[keep], pairs[2:], pairs[3:1:-1])
+        keep = keep[np.unique(pairs, axis=1, return_index=True)[1]]
+        first, second, k = subset(first, which[keep]), subset(second, keep), len(keep)
         if k == 0:
             return
         at = np.zeros(k, dtype=int)
-        total, fits = self._priced(now, sets[at], price[at], change[:, at], (firsts_, seconds))
+        total, fits = self._priced(now, sets[at], price[at], change[:, at], (first, second))
         good = np.flatnonzero(fits & (total < self.threshold(now)))
-        table, m = joined(joined(now.moves, firsts_), seconds), len(now.moves.owner)
+        table, m = joined(joined(now.moves, first), second), len(now.moves.owner)
         for j in good[smallest(total[good], now.settings.checks)]:
             yield _Proposal(table, np.array([sets[0, 0], m + j, m + k + j]))
 
