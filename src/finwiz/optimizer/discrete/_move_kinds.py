@@ -379,18 +379,20 @@ class Mended(_Searching):
 
     @staticmethod
     def _broken_once(
-        now: _Round, sets: np.ndarray, price: np.ndarray
+        now: _Round, sets: np.ndarray, price: np.ndarray, most: int = 1
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """The ``sets`` (and their prices) that break exactly one row: with their change of every
-        row, that row and what it needs to be met again; None if there are none."""
+        """The ``sets`` (and their prices) that break one row (up to ``most``: once per row): with
+        their change of every row, that row and what it needs to be met again; None if none."""
         delta, low, high = now.rows
         change = delta[:, sets[:, 0]] + np.where(sets[:, 1] >= 0, delta[:, sets[:, 1]], 0.0)
         broken = (change > high[:, None] + _CHECK) | (change < low[:, None] - _CHECK)
-        one = np.flatnonzero(broken.sum(axis=0) == 1)
-        if one.size == 0:
+        count = broken.sum(axis=0)
+        pick = np.flatnonzero((count >= 1) & (count <= most))
+        if pick.size == 0:
             return None
+        one, row = np.nonzero(broken[:, pick].T)
+        one = pick[one]
         change = change[:, one]
-        row = np.argmax(broken[:, one], axis=0)
         at = change[row, np.arange(one.size)]
         return sets[one], price[one], change, row, np.where(at > high[row], high[row], low[row]) - at
 
@@ -462,8 +464,10 @@ class Mended(_Searching):
 
 SPLITS = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4)
 """The shares of a row's need that ``Split`` gives its first mend (the rest to the second)."""
-SPLIT_DROPS, SPLIT_MENDS = 4, 5
-"""The best few drops ``Split`` mends, and the best one-asset mends it pairs."""
+SPLIT_DROPS, SPLIT_MENDS, SPLIT_ROWS = 4, 5, 2
+"""The best few drops ``Split`` mends, the best one-asset mends it pairs, and how many rows a
+drop may break (a sector cap and the cash row: a sale dropped spends cash too), each tried as
+the row the mends are sized to."""
 
 
 class Split(Mended):
@@ -477,7 +481,7 @@ class Split(Mended):
     name = "split mended"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        once = self._broken_once(now, *self._stuck(now))
+        once = self._broken_once(now, *self._stuck(now), most=SPLIT_ROWS)
         if once is None:
             return
         sets, price, change, row, need = once
