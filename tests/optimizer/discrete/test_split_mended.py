@@ -11,13 +11,20 @@ no exchange of two improves the 6-share answer, which is 26 % above the optimum 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from finwiz import rebalance
-from finwiz.optimizer.discrete import _move_kinds
+from finwiz import RebalancingEngine, rebalance
+from finwiz.optimizer._engine import _applicable, _with_constraints
+from finwiz.optimizer.describe._data import build_problem_data
+from finwiz.optimizer.discrete import _move_kinds, _search
+from finwiz.optimizer.discrete._descent import _Round, _Search
+from finwiz.optimizer.discrete._move_kinds import Mended, Pair, Tally
+from finwiz.optimizer.discrete._pricing import Pieces
+from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.reference import (
     Instance,
     config_of,
@@ -75,3 +82,38 @@ def test_without_split_the_default_path_stops_at_the_stuck_answer(monkeypatch: p
     monkeypatch.setattr(_move_kinds.Split, "propose", nothing)
     inst = _account()
     assert objective(inst, _shares(inst)) == pytest.approx(objective(inst, _STUCK), rel=1e-12)
+
+
+def _round_at(inst: Instance, shares: np.ndarray) -> tuple[_Round, Pieces]:
+    """The search's round at ``shares`` (the model's assets in the instance's order: A..J)."""
+    config, prices = config_of(inst)
+    data = build_problem_data(config, prices)
+    assert list(data.symbols) == inst.symbols
+    model = Model.of(
+        _applicable(_with_constraints(RebalancingEngine().strategies[inst.method].terms(data)), data), data
+    )
+    pieces = Pieces.of(model)
+    search = _Search(model.data, pieces.pricer, pieces.rows)
+    local = _search._Local(search, pieces.separable, math.inf)
+    moves = local._moves(shares, pieces.separable)
+    neighbours = lambda s, _: local._moves(s, pieces.separable)  # noqa: E731
+    return _Round.of(search, search.at(shares), moves, neighbours, _search.SEARCH), pieces
+
+
+def test_every_other_health_name_is_offered_as_a_mend_of_the_sector_cap() -> None:
+    # Whatever move is being mended, each Health name but the move's own can sell more to give
+    # the cap room (a move's index was once compared with asset numbers, hiding one asset).
+    inst = _account()
+    now, pieces = _round_at(inst, _STUCK)
+    owner, shares = now.moves.owner, now.moves.shares
+    drop = np.flatnonzero((owner == 0) & (shares == 0))[:1]
+    once = Mended._broken_once(now, np.array([[drop[0], -1]]), now.gain[drop], most=2)
+    assert once is not None
+    row = once[3][once[4] < 0][0]  # the cap (too much Health); the cash row needs more cash
+    count = len(owner)
+    sets = np.stack([np.arange(count), np.full(count, -1)], axis=1)
+    mended = Mended(Tally(), Pair(Tally()), pieces.separable)
+    mends, which = mended._mends(now, sets, np.full(count, row), np.full(count, -0.005))
+    health = {0, 1, 2, 3}
+    for k in range(count):
+        assert health - {int(owner[k])} <= set(mends.owner[which == k].tolist()), k

@@ -448,7 +448,7 @@ class Mended(_Searching):
         per = search.rows.changes(owner, *lots.change(data, now.point.z), rows)[np.searchsorted(rows, row)]
         with np.errstate(divide="ignore", invalid="ignore"):
             count = np.ceil(need[:, None] / per - 1e-9)  # sets x (asset, side)
-        ok = (per * need[:, None] > 0) & (owner[None, :] != sets[:, :1]) & np.isfinite(count)
+        ok = (per * need[:, None] > 0) & np.isfinite(count)
         for leg in (0, 1):
             partner = np.where(sets[:, leg] >= 0, now.moves.owner[np.maximum(sets[:, leg], 0)], -1)
             ok &= owner[None, :] != partner[:, None]
