@@ -492,12 +492,15 @@ class Split(Mended):
     def _stuck(self, now: _Round) -> tuple[np.ndarray, np.ndarray]:
         """The improving drops, breaking some row, of trades that cannot shrink by one lot."""
         moves, data, trade = now.moves, now.search.data, now.point.shares
-        single = np.flatnonzero(np.isinf(now.fitting) & (now.gain < self.threshold(now)) & (moves.shares == 0))
-        owner = single if single.size == 0 else moves.owner[single]
-        value = (np.abs(trade[owner]) - data.lot[owner]) * data.prices[owner]
-        single = single[(trade[owner] != 0) & (value < data.min_trade_value)]
-        single = single[firsts(moves.owner[single], moves.shares[single])]
-        single = single[smallest(now.gain[single], SPLIT_DROPS)]
+        # The assets first: none without a minimum trade size, the usual case.
+        stuck = (trade != 0) & ((np.abs(trade) - data.lot) * data.prices < data.min_trade_value)
+        if not stuck.any():
+            single = np.arange(0)
+        else:
+            single = np.flatnonzero(stuck[moves.owner] & (moves.shares == 0) & (now.gain < self.threshold(now)))
+            single = single[np.isinf(now.fitting[single])]
+            single = single[firsts(moves.owner[single], moves.shares[single])]
+            single = single[smallest(now.gain[single], SPLIT_DROPS)]
         return np.stack([single, np.full(single.size, -1)], axis=1), now.gain[single]
 
     def _split(
