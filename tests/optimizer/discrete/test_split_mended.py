@@ -20,9 +20,10 @@ import pytest
 from finwiz import RebalancingEngine, rebalance
 from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
-from finwiz.optimizer.discrete import _move_kinds, _search
+from finwiz.optimizer.discrete import _mended, _search
 from finwiz.optimizer.discrete._descent import _Round, _Search
-from finwiz.optimizer.discrete._move_kinds import Mended, Pair, Tally
+from finwiz.optimizer.discrete._mended import Mended
+from finwiz.optimizer.discrete._move_kinds import Pair, Tally
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.reference import (
@@ -76,10 +77,10 @@ def test_the_default_path_drops_the_sale_and_reaches_the_proven_optimum() -> Non
 
 
 def test_without_split_the_default_path_stops_at_the_stuck_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nothing(self: _move_kinds.Split, now: object) -> Iterator[object]:
+    def nothing(self: _mended.Split, now: object) -> Iterator[object]:
         return iter(())
 
-    monkeypatch.setattr(_move_kinds.Split, "propose", nothing)
+    monkeypatch.setattr(_mended.Split, "propose", nothing)
     inst = _account()
     assert objective(inst, _shares(inst)) == pytest.approx(objective(inst, _STUCK), rel=1e-12)
 
