@@ -19,7 +19,8 @@ from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete import _search
 from finwiz.optimizer.discrete._descent import _Round, _Search
-from finwiz.optimizer.discrete._move_kinds import Mended, Pair, Tally
+from finwiz.optimizer.discrete._mended import Mended
+from finwiz.optimizer.discrete._move_kinds import Pair, Tally
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
 from tests.optimizer.discrete.reference import (

@@ -17,6 +17,7 @@ kind in every round, each move taken only if it gains more than ``relative_gain`
 | ``Pair`` | the best pairs of moves of two assets whose sum keeps every row (every pair, on few moves) |
 | ``EveryPair`` | (many moves) every one-lot move against every other one-lot move |
 | ``Mended`` | an improving move or pair that breaks one row, and a third asset's trade sized to that row |
+| ``Split`` | the drop of a trade that cannot shrink, breaking one row, and two assets' trades sharing its need |
 
 Each is checked exactly (every row, the exact objective) before the descent takes it.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separable, _snap
+from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _Separable, _snap
 from finwiz.optimizer.discrete._descent import (
     DescentSettings,
     MoveKind,
@@ -39,8 +40,7 @@ from finwiz.optimizer.discrete._descent import (
     _Round,
     _Tight,
 )
-from finwiz.optimizer.discrete._neighbourhood import firsts, joined, kept_by_rows, smallest, subset
-from finwiz.optimizer.verify._compliance import meets_minimum
+from finwiz.optimizer.discrete._neighbourhood import firsts, kept_by_rows, smallest, subset
 
 __all__ = [
     "MOVE_KINDS",
@@ -51,7 +51,6 @@ __all__ = [
     "FittingHalving",
     "FittingSingle",
     "Halving",
-    "Mended",
     "Pair",
     "Tally",
 ]
@@ -316,19 +315,6 @@ class EveryPair(Pair):
             yield _Proposal(moves, pair)
 
 
-def _distinct(moves: _Moves, sets: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The best ``MENDS`` of ``sets`` (rows of one or two move indices, -1: none; ``price``), each
-    set of (asset, trade) once: the same trade is in the table as a lot, no trade, the minimum
-    or a step. The best few times as many looked at only (the improving exchanges are many)."""
-    best = smallest(price, 8 * MENDS)
-    sets, price = sets[best], price[best]
-    same = np.unique(np.stack([moves.owner, moves.shares]), axis=1, return_inverse=True)[1].ravel()
-    keys = np.sort(np.where(sets >= 0, same[sets], -1), axis=1)
-    first = np.unique(keys, axis=0, return_index=True)[1]
-    first = first[smallest(price[first], MENDS)]
-    return sets[first], price[first]
-
-
 def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """The pairs (rows of move indices, best first) that share no asset with a better one."""
     used: set[int] = set()
@@ -340,106 +326,15 @@ def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return pairs[keep]
 
 
-MENDS = 32
-"""The best improving single moves, and exchanges, breaking one row, that ``Mended`` mends."""
-
-
-class Mended(_Searching):
-    """An improving single move or exchange of two assets that breaks one coupled row, with a third
-    asset's trade moved by as many lots as that row needs (at least the minimum trade size): a
-    trade dropped under a binding sector cap, the cap met again by selling more of another name.
-    Neither one lot of the third asset nor any exchange of two reaches it: on a $378k account
-    with a $6,236 minimum trade (seed 8 of benchmarks/test_bench_small.py), dropping a $6,260
-    sale of one Health name and a $6,272 purchase of a Tech name, and selling 35 more shares of
-    another Health name, lowered the answer by 5.7 %, though each two of the three break the cap
-    or lose. Priced exactly: the set's price, the third move's own change and their cross terms."""
-
-    name = "mended"
-
-    def __init__(self, tally: Tally, pair: Pair, separable: _Separable) -> None:
-        super().__init__(tally)
-        self.pair, self.separable = pair, separable
-
-    def propose(self, now: _Round) -> Iterator[_Proposal]:
-        sets, price = self._broken(now)
-        delta, low, high = now.rows
-        change = delta[:, sets[:, 0]] + np.where(sets[:, 1] >= 0, delta[:, sets[:, 1]], 0.0)
-        broken = (change > high[:, None] + _CHECK) | (change < low[:, None] - _CHECK)
-        one = np.flatnonzero(broken.sum(axis=0) == 1)
-        if one.size == 0:
-            return
-        sets, price, change = sets[one], price[one], change[:, one]
-        row = np.argmax(broken[:, one], axis=0)
-        at = change[row, np.arange(one.size)]
-        need = np.where(at > high[row], high[row], low[row]) - at
-        mends, which = self._mends(now, sets, row, need)
-        if which.size == 0:
-            return
-        search, z, moves = now.search, now.point.z, now.moves
-        # The sets' and the third moves' changes of the shared rows: the cross terms.
-        legs = np.unique(sets[sets >= 0])
-        shared = search.pricer.shared(z, subset(moves, legs))
-        place = np.searchsorted(legs, np.maximum(sets, 0))
-        of_set = shared[:, place[:, 0]] + np.where(sets[:, 1] >= 0, shared[:, place[:, 1]], 0.0)
-        third = search.pricer.shared(z, mends)
-        total = price[which] + search.pricer.changes(z, now.point.shares, mends)
-        total += 2.0 * np.einsum("ij,ij->j", of_set[:, which], third)
-        after = change[:, which] + search.rows.changes(mends.owner, *mends.change(search.data, z))
-        fits = np.all((after >= low[:, None] - _CHECK) & (after <= high[:, None] + _CHECK), axis=0)
-        self.tally.work += len(which)
-        good = np.flatnonzero(fits & (total < self.threshold(now)))
-        table, m = joined(moves, mends), len(moves.owner)
-        for j in good[smallest(total[good], now.settings.checks)]:
-            chosen = sets[which[j]]
-            yield _Proposal(table, np.append(chosen[chosen >= 0], m + j))
-
-    def _broken(self, now: _Round) -> tuple[np.ndarray, np.ndarray]:
-        """The best improving single moves and exchanges (``Pair``'s, of this round) that break
-        some row: move indices (-1: none) and their prices."""
-        single = np.flatnonzero(np.isinf(now.fitting) & (now.gain < self.threshold(now)))
-        singles = _distinct(now.moves, np.stack([single, np.full(single.size, -1)], axis=1), now.gain[single])
-        blocked = self.pair.blocked
-        if blocked is None or blocked[0] is not now:
-            return singles
-        _, first, second, price = blocked
-        kept = kept_by_rows(*now.rows, (first, second))
-        broke = np.ones(price.size, dtype=bool)
-        broke[kept] = False
-        pairs = _distinct(now.moves, np.stack([first[broke], second[broke]], axis=1), price[broke])
-        return np.vstack([singles[0], pairs[0]]), np.concatenate([singles[1], pairs[1]])
-
-    def _mends(self, now: _Round, sets: np.ndarray, row: np.ndarray, need: np.ndarray) -> tuple[_Moves, np.ndarray]:
-        """Every other asset's trade moved the way that gives each set's broken ``row`` what it
-        ``need``s, by as many lots as that takes (its one-lot change of the row), at least the
-        minimum trade size; the moves that keep their own limits, and the set each mends."""
-        search, shares = now.search, now.point.shares
-        data, n = search.data, search.data.n
-        owner = np.tile(np.arange(n), 2)
-        side = np.repeat([1.0, -1.0], n)
-        lots = _moves(data, owner, shares[owner] + side * data.lot[owner])
-        rows = np.unique(row)
-        per = search.rows.changes(owner, *lots.change(data, now.point.z), rows)[np.searchsorted(rows, row)]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            count = np.ceil(need[:, None] / per - 1e-9)  # sets x (asset, side)
-        ok = (per * need[:, None] > 0) & (owner[None, :] != sets[:, :1]) & np.isfinite(count)
-        for leg in (0, 1):
-            partner = np.where(sets[:, leg] >= 0, now.moves.owner[np.maximum(sets[:, leg], 0)], -1)
-            ok &= owner[None, :] != partner[:, None]
-        which, col = np.nonzero(ok)
-        trade = shares[owner[col]] + side[col] * count[which, col] * data.lot[owner[col]]
-        worth = data.lot * data.prices
-        least = np.ceil(data.min_trade_value / worth[owner[col]] - 1e-12) * data.lot[owner[col]]
-        trade = np.where(trade != 0, np.sign(trade) * np.maximum(np.abs(trade), least), 0.0)
-        mends = _moves(data, owner[col], trade)
-        keep = meets_minimum(data, trade * data.prices[owner[col]]) & self.separable.ok(mends)
-        return subset(mends, np.flatnonzero(keep)), which[keep]
-
-
 def search_kinds(tally: Tally, steepest: bool = False, separable: _Separable | None = None) -> tuple[MoveKind, ...]:
     """The search's table (``steepest``: one move at a time, no halving, no ``EveryPair`` nor
-    ``Mended``: the kicks' trial descents; ``Mended`` only with the search's ``separable``)."""
+    mends: the kicks' trial descents; ``Mended`` and ``Split`` only with the search's ``separable``)."""
     if steepest:
         return FittingSingle(tally), Pair(tally)
     pair = Pair(tally)
-    mended: tuple[MoveKind, ...] = () if separable is None else (Mended(tally, pair, separable),)
-    return FittingHalving(tally), FittingSingle(tally), pair, EveryPair(tally), *mended
+    from finwiz.optimizer.discrete._mended import Mended, Split  # they build on Pair: one import direction
+
+    mends: tuple[MoveKind, ...] = (
+        () if separable is None else (Mended(tally, pair, separable), Split(tally, pair, separable))
+    )
+    return FittingHalving(tally), FittingSingle(tally), pair, EveryPair(tally), *mends
