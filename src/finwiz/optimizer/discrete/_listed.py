@@ -4,7 +4,7 @@ still keep the rows.
 After the LP relaxation only a few assets are split between candidates: HiGHS's branch and bound
 on them is mostly presolve and setup, where the partial choices that can still keep the binding
 rows number a few hundred at most and only the rows some choice could breach need checking
-(figures: docs/decisions/settle-and-descent.md and s12-descent.md).
+(figures: docs/decisions/settle-and-descent.md).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def listed(
 
     Asset by asset, a partial choice that no choice of the remaining assets could bring within a
     row's bounds is dropped: binding rows leave few, so a 100-asset settle's split assets are listed
-    too (docs/decisions/s12-descent.md); the first of equal cheapest, in listing order, as before."""
+    too (docs/decisions/settle-and-descent.md); the first of equal cheapest, in listing order, as before."""
     groups = [np.flatnonzero(free & (owner == asset)) for asset in np.unique(owner[free])]
     m, first = len(owner), matrix.shape[0] - limits
     part = sparse.csc_array(matrix[first:])

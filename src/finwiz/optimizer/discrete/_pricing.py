@@ -207,7 +207,7 @@ class _Grams:
     @cached_property
     def shared(self) -> np.ndarray:
         """Which squared rows touch a scalar column or the columns of two assets (``_Pricer.shared_rows``),
-        found once with the rows: a re-solve at new prices keeps them (docs/decisions/s12-descent.md)."""
+        found once with the rows: a re-solve at new prices keeps them (docs/decisions/settle-and-descent.md)."""
         s, n = self.s, (self.s.shape[1] - SCALARS) // 2
         coo = s.tocoo()
         asset = np.where(coo.col < 2 * n, coo.col % n, -1)

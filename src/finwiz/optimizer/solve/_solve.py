@@ -5,7 +5,7 @@ from the workspace kept for the structure, at loose ADMM tolerances plus polishi
 when the point keeps every row to 1e-11 and passes a KKT check; Clarabel (interior point, tight
 tolerances) is the fallback, and its answer is polished by OSQP so a request gives the same trades
 whichever solver got there. Structures where polishing does not hold go to Clarabel directly.
-OSQP first because it was faster cold and warm (docs/decisions/s12-resolve.md).
+OSQP first because it was faster cold and warm (docs/decisions/continuous-and-verify.md).
 
 A request with any other term (a user's, exact market impact) goes through the compiled cvxpy
 problem, Clarabel first: OSQP through cvxpy at its default tolerances reports "optimal" while
@@ -411,7 +411,7 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
         order = ("CLARABEL", "OSQP")
     elif route in ("warm", "cold"):
         # OSQP (loose ADMM, polished, certified by KKT) answers first: faster cold and warm
-        # (docs/decisions/s12-resolve.md). Clarabel stays the fallback.
+        # (docs/decisions/continuous-and-verify.md). Clarabel stays the fallback.
         order = ("OSQP", "CLARABEL")
     return key, route, order
 

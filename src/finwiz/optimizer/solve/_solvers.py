@@ -173,7 +173,7 @@ def _budget(workspace: _Workspace, started: bool, ladder: object = None) -> int:
         return COLD_ITERATIONS
     cap = int(OSQP_SETTINGS["max_iter"])
     if workspace.stalled and not started:  # its last ADMM ran out: the interior solver answers soon
-        # A taxable climb's post-stall ADMM mostly stalls again (docs/decisions/s12-taxable.md): Clarabel now.
+        # A taxable climb's post-stall ADMM mostly stalls again (docs/decisions/tax-netting.md): Clarabel now.
         cap = STALLED_ITERATIONS if ladder is None else 0
     if workspace.interior_iterations is not None:
         cap = min(cap, max(COLD_ITERATIONS, ADMM_PER_INTERIOR_ITERATION * workspace.interior_iterations))

@@ -274,7 +274,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     symbols = config.symbols
     n = len(symbols)
     where = {s: i for i, s in enumerate(symbols)}
-    # Flat arrays, no tuple per lot: a third less time on large books (docs/decisions/s12-taxable.md).
+    # Flat arrays, no tuple per lot: a third less time on large books (docs/decisions/tax-netting.md).
     every = [lot for h in config.holdings for lot in h.lots]
     owner = np.repeat([where[h.symbol] for h in config.holdings], [len(h.lots) for h in config.holdings])
     owner = owner.astype(np.int64)
