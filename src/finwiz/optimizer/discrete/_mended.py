@@ -1,6 +1,6 @@
 """The search's mends: an improving move that breaks one coupled row, with the row met again by
 other assets' trades (``Mended``: one asset; ``Split``: two, for a dropped trade stuck at its
-minimum). Kinds of the search's table (``_move_kinds.search_kinds``), tried after the pairs.
+minimum). Kinds of the search's table (``search_kinds``, here: it builds on the pairs), tried after the pairs.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import numpy as np
 
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves, _Separable
-from finwiz.optimizer.discrete._descent import _Proposal, _Round
-from finwiz.optimizer.discrete._move_kinds import Pair, Tally, _Searching
+from finwiz.optimizer.discrete._descent import MoveKind, _Proposal, _Round
+from finwiz.optimizer.discrete._move_kinds import EveryPair, FittingHalving, FittingSingle, Pair, Tally, _Searching
 from finwiz.optimizer.discrete._neighbourhood import firsts, joined, kept_by_rows, smallest, subset
 from finwiz.optimizer.verify._compliance import meets_minimum
 
-__all__ = ["MENDS", "Mended", "Split"]
+__all__ = ["MENDS", "Mended", "Split", "search_kinds"]
 
 
 def _distinct(moves: _Moves, sets: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,3 +225,15 @@ class Split(Mended):
         table, m = joined(joined(now.moves, first), second), len(now.moves.owner)
         for j in good[smallest(total[good], now.settings.checks)]:
             yield _Proposal(table, np.array([sets[0, 0], m + j, m + k + j]))
+
+
+def search_kinds(tally: Tally, steepest: bool = False, separable: _Separable | None = None) -> tuple[MoveKind, ...]:
+    """The search's table (``steepest``: one move at a time, no halving, no ``EveryPair`` nor
+    mends: the kicks' trial descents; ``Mended`` and ``Split`` only with the search's ``separable``)."""
+    if steepest:
+        return FittingSingle(tally), Pair(tally)
+    pair = Pair(tally)
+    mends: tuple[MoveKind, ...] = (
+        () if separable is None else (Mended(tally, pair, separable), Split(tally, pair, separable))
+    )
+    return FittingHalving(tally), FittingSingle(tally), pair, EveryPair(tally), *mends

@@ -7,7 +7,7 @@
 | ``Exchange`` | ... and none of those holds | the best pair of moves of two assets whose sum keeps the tight rows |
 | ``Chain`` | no single move is worth a round | a move blocked by one tight row, paid for by moves of several others |
 
-The search after the rounding (``_search``) descends with its own table (``search_kinds``), every
+The search after the rounding (``_search``) descends with its own table (``_mended.search_kinds``), every
 kind in every round, each move taken only if it gains more than ``relative_gain`` of the objective:
 
 | kind | proposes |
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _Separable, _snap
+from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _snap
 from finwiz.optimizer.discrete._descent import (
     DescentSettings,
     MoveKind,
@@ -324,17 +324,3 @@ def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
             used.update((int(owner[a]), int(owner[b])))
             keep.append(k)
     return pairs[keep]
-
-
-def search_kinds(tally: Tally, steepest: bool = False, separable: _Separable | None = None) -> tuple[MoveKind, ...]:
-    """The search's table (``steepest``: one move at a time, no halving, no ``EveryPair`` nor
-    mends: the kicks' trial descents; ``Mended`` and ``Split`` only with the search's ``separable``)."""
-    if steepest:
-        return FittingSingle(tally), Pair(tally)
-    pair = Pair(tally)
-    from finwiz.optimizer.discrete._mended import Mended, Split  # they build on Pair: one import direction
-
-    mends: tuple[MoveKind, ...] = (
-        () if separable is None else (Mended(tally, pair, separable), Split(tally, pair, separable))
-    )
-    return FittingHalving(tally), FittingSingle(tally), pair, EveryPair(tally), *mends

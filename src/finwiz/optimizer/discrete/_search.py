@@ -7,7 +7,7 @@ whole-share optimum: one more share of a name, or one lot of one name against on
 priced through the cash square or a covariance, would still improve them (issue 23 measured 4-21 %
 on a third of independently generated 15-40-name accounts).
 
-Here, after the rounding, a descent over the search's move kinds (``_move_kinds.search_kinds``):
+Here, after the rounding, a descent over the search's move kinds (``_mended.search_kinds``):
 every improving single move (one lot up or down, to no trade, to the minimum, each asset's own
 Newton step in whole lots and, on few assets, value-matched steps: a cheap asset's side of an
 exchange against one dear lot), then every exchange of two assets' moves (``Pair``: all pairs, not
@@ -58,7 +58,8 @@ from finwiz.optimizer._trace import note
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _LotMoves, _Moves, _moves, _Separable, _trade_point
 from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
-from finwiz.optimizer.discrete._move_kinds import Tally, search_kinds
+from finwiz.optimizer.discrete._mended import search_kinds
+from finwiz.optimizer.discrete._move_kinds import Tally
 from finwiz.optimizer.discrete._neighbourhood import (
     TRIPLE_MOVES,
     best_combination,
