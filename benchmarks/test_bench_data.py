@@ -8,7 +8,6 @@ repository root); the pipeline benchmark is skipped, saying so, when that folder
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,8 +27,6 @@ from finwiz.data import (
 from finwiz.errors import PriceDataError
 from finwiz.schemas import PriceData
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FINWIZ_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 N_SYMBOLS, LATENCY, LIMIT = 500, 0.020, 10
 N_FACTORS = 10
 
@@ -82,10 +79,10 @@ def test_fetch_500_symbols_with_limit_10(benchmark: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def returns_431() -> pd.DataFrame:
-    path = SHARED / "sp500_431_returns.csv.gz"
+def returns_431(request: pytest.FixtureRequest) -> pd.DataFrame:
+    path = Path(request.config.getoption("--shared-data")) / "sp500_431_returns.csv.gz"
     if not path.exists():
-        pytest.skip(f"{path} is missing: set FINWIZ_SHARED_DATA to the folder holding it")
+        pytest.skip(f"benchmark data not found: {path} (pass --shared-data=FOLDER holding it)")
     frame = pd.read_csv(path, index_col=0, parse_dates=True)
     return frame.drop(columns="USDOLLAR", errors="ignore")
 
