@@ -1,7 +1,7 @@
 """Data-layer benchmarks: concurrent fetch against the ideal, and risk-model pipeline against numpy.
 
 Run with ``pytest benchmarks/test_bench_data.py`` (not collected by the plain ``pytest`` run).
-The 431-asset returns come from ``$FINWIZ_SHARED_DATA`` (default ``../shared/data`` beside the
+The 431-asset returns come from ``--shared-data`` (default ``../shared/data`` beside the
 repository root); the pipeline benchmark is skipped, saying so, when that folder is missing.
 """
 
