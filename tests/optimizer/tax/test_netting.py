@@ -471,8 +471,8 @@ def test_a_taxable_climb_after_an_admm_stall_goes_to_clarabel_at_once_then_tries
     stalled = _Workspace(None, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), np.zeros(1), np.zeros(1))
     stalled.solved, stalled.stalled = True, True
     assert _budget(stalled, started=False) == STALLED_ITERATIONS
-    assert _budget(stalled, started=False, ladder=object()) == 0
-    assert _budget(stalled, started=True, ladder=object()) > 0  # a polish is never skipped
+    assert _budget(stalled, started=False, taxable=True) == 0
+    assert _budget(stalled, started=True, taxable=True) > 0  # a polish is never skipped
 
     inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=0.1).with_(tax_model="netting")
     region = _region_models(inst)[0]

@@ -164,17 +164,17 @@ STALLED_ITERATIONS = 200
 more than a warm start near the answer takes, far fewer than a stalled one wastes."""
 
 
-def _budget(workspace: _Workspace, started: bool, ladder: object = None) -> int:
+def _budget(workspace: _Workspace, started: bool, taxable: bool = False) -> int:
     """The ADMM iterations a solve on ``workspace`` may take: a cold one ``COLD_ITERATIONS``; a
     warm one ``max_iter``, or where the interior solver answered this structure as many as its
     iterations would cost (a count, not a clock: the answer may not depend on machine load); after
-    a stall ``STALLED_ITERATIONS``, none for a taxable account's QP (``ladder`` not None)."""
+    a stall ``STALLED_ITERATIONS``, none for a taxable account's QP (``taxable``)."""
     if not workspace.solved and not started:
         return COLD_ITERATIONS
     cap = int(OSQP_SETTINGS["max_iter"])
     if workspace.stalled and not started:  # its last ADMM ran out: the interior solver answers soon
         # A taxable climb's post-stall ADMM mostly stalls again (docs/decisions/tax-netting.md): Clarabel now.
-        cap = STALLED_ITERATIONS if ladder is None else 0
+        cap = 0 if taxable else STALLED_ITERATIONS
     if workspace.interior_iterations is not None:
         cap = min(cap, max(COLD_ITERATIONS, ADMM_PER_INTERIOR_ITERATION * workspace.interior_iterations))
     return cap
@@ -195,7 +195,7 @@ def solve_osqp(
         workspace.load(qp, time_limit)
         if start is not None:
             workspace.solver.warm_start(x=start[0], y=start[1])
-        budget = _budget(workspace, start is not None, qp.ladder)
+        budget = _budget(workspace, start is not None, taxable=qp.ladder is not None)
         workspace.solved = True
         try:
             found = _admm(qp, workspace, budget)
