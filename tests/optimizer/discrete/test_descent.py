@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,40 @@ def test_the_best_moves_sum_is_that_of_each_assets_best_in_order(seed: int) -> N
     zero = np.zeros(len(owner))
     moves = _Moves(owner, zero, zero, zero, np.zeros((len(owner), 5)))
     assert _best_sum(moves, gain, allowed) == gain[_reference(owner, gain, allowed)].sum()
+
+
+def test_a_set_of_moves_is_called_broken_only_where_the_exact_check_refuses_it() -> None:
+    """``_Round.broken`` sums the moves' row changes instead of building the point: on a toy with
+    costs (the scalar columns), position caps, a turnover cap and the cash row, every choice of one
+    wide move (or none) per asset it calls broken is refused by the exact check and by the
+    independent reference, and every choice the exact check refuses by more than float noise is
+    called broken."""
+    from finwiz.optimizer.discrete._descent import _SURELY
+    from tests.optimizer.discrete.reference import Instance, violations
+    from tests.optimizer.discrete.test_moves import _Harness
+
+    prices, held = np.array([3000.0, 1000.0, 500.0, 250.0]), np.array([10.0, 20.0, 20.0, 40.0])
+    value = float(prices @ held) + 100.0
+    target = (held + np.array([2.0, -3.0, 0.0, -12.0])) * prices / value
+    inst = Instance(["A0", "A1", "A2", "A3"], prices, held, 100.0, target, ["S"] * 4, rate=0.002)
+    inst.max_position, inst.max_turnover = 0.4, 0.05
+    harness = _Harness(inst)
+    start = np.array([1.0, -2.0, 0.0, 4.0])
+    now = harness.round(start)
+    moves, rows = harness.neighbours(start, True), harness.search.rows
+    now.moves = moves
+    options = [[-1, *np.flatnonzero(moves.owner == a).tolist()] for a in range(4)]
+    called = refused = 0
+    for pick in itertools.product(*options):
+        chosen = np.array([k for k in pick if k >= 0], dtype=np.int64)
+        shares = start.copy()
+        shares[moves.owner[chosen]] = moves.shares[chosen]
+        exact = rows.values(harness.search.at(shares).z)
+        breach = max(float(np.max(exact - rows.upper)), float(np.max(rows.lower - exact)))
+        if now.broken(chosen):
+            called += 1
+            assert breach > 0, pick
+            assert violations(inst, shares), pick
+        refused += breach > _SURELY
+        assert now.broken(chosen) or breach <= _SURELY, pick
+    assert 0 < called == refused < len(list(itertools.product(*options)))

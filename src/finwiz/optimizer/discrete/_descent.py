@@ -102,6 +102,9 @@ class _Search:
         return None
 
 
+_SURELY = 1e-9  # weight units: a summed change past a bound by more breaks it (float noise is ~1e-15)
+
+
 @dataclass(frozen=True)
 class _Tight:
     """The rows one lot of some asset could cross (a cash budget spent, a cap met), their room
@@ -187,6 +190,24 @@ class _Round:
         values = rows.values(z)
         delta = rows.changes(self.moves.owner, *self.moves.change(search.data, z))
         return delta, rows.lower - values, rows.upper - values
+
+    def broken(self, chosen: np.ndarray) -> bool:
+        """Whether the moves ``chosen`` (of different assets) together surely break a coupled row:
+        the rows are linear and the costs separable, so the moves' changes add up, and a sum past
+        a bound by more than float noise is a point the exact check refuses (found without it)."""
+        search, z, n = self.search, self.point.z, self.search.data.n
+        rows = search.rows
+        d_buy, d_sell, d_x = (s.take(chosen, axis=0) for s in self.moves.change(search.data, z))
+        owner = self.moves.owner.take(chosen)
+        step = np.zeros(2 * n)
+        step[owner], step[n + owner] = d_buy, d_sell
+        total = self.values + rows.a_trade @ step + rows.a_scalar @ d_x.sum(axis=0)
+        return bool(np.any(total > rows.upper + _SURELY) or np.any(total < rows.lower - _SURELY))
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """The coupled rows at the round's point."""
+        return self.search.rows.values(self.point.z)
 
     @cached_property
     def fitting(self) -> np.ndarray:

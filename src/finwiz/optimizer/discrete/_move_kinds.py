@@ -63,7 +63,8 @@ class AllBest(MoveKind):
     name = "all best"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        yield _Proposal(now.moves, now.best)
+        if not now.broken(now.best):  # else the exact check would refuse it
+            yield _Proposal(now.moves, now.best)
 
 
 class Halving(MoveKind):
@@ -77,7 +78,8 @@ class Halving(MoveKind):
         tight = now.tight
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
         for take in _halvings(len(chosen)):
-            yield _Proposal(now.moves, chosen[:take])
+            if not now.broken(chosen[:take]):  # else the exact check would refuse it
+                yield _Proposal(now.moves, chosen[:take])
 
 
 class Exchange(MoveKind):
@@ -98,6 +100,8 @@ class Exchange(MoveKind):
         for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
             delta = tight.delta[r]
             fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
+        if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
+            return
         cross = now.search.pricer.cross(now.point.z, moves, tries)
         total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
         a, b = divmod(int(np.argmin(total)), total.shape[1])
