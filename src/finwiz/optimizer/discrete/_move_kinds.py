@@ -100,8 +100,8 @@ class Exchange(MoveKind):
         for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
             delta = tight.delta[r]
             fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
-        if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
-            return
+            if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
+                return
         cross = now.search.pricer.cross(now.point.z, moves, tries)
         total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
         a, b = divmod(int(np.argmin(total)), total.shape[1])
