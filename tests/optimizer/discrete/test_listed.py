@@ -166,3 +166,20 @@ def test_breachable_keeps_every_row_some_choice_breaks(seed: int) -> None:
     assert np.all(kept[breaks])  # never leaves out a row that matters
     far = breachable(reached, (values.min(axis=0) - 10.0, values.max(axis=0) + 10.0))
     assert not far.any()  # rows far from every choice are left out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reach_is_the_same_whatever_order_the_candidates_come_in(seed: int) -> None:
+    """Candidates grouped by asset are read as they are, others sorted first: the same bounds."""
+    rng = np.random.default_rng(100 + seed)
+    owner = np.repeat(np.arange(5), 4)
+    m, k = owner.size, 8
+    scalars = rng.normal(0.0, 0.1, (m, SCALARS))
+    trade = sparse.csr_array(sparse.random_array((k, m), density=0.4, rng=rng))
+    on_scalars = sparse.csr_array(rng.normal(0.0, 1.0, (k, SCALARS)))
+    shuffled = rng.permutation(m)
+    assert np.any(np.diff(owner[shuffled]) < 0)
+    grouped = reach(trade, on_scalars, owner, scalars)
+    mixed = reach(sparse.csr_array(trade[:, shuffled]), on_scalars, owner[shuffled], scalars[shuffled])
+    np.testing.assert_allclose(mixed[0], grouped[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(mixed[1], grouped[1], rtol=1e-12, atol=1e-15)

@@ -79,10 +79,12 @@ def reach(
     scalar columns) takes over every choice of one candidate per asset (``owner``, ``scalars``): its
     trade part's reach per asset and its scalar columns' apart, wider than the exact reach, so a
     row outside them is one no choice breaches."""
-    order = np.argsort(owner, kind="stable")  # the candidates come grouped by asset
-    owner, scalars = owner[order], scalars[order]
+    ordered = sparse.csc_array(trade_part)
+    if np.any(owner[1:] < owner[:-1]):  # the candidates come grouped by asset (the rounding's do already)
+        order = np.argsort(owner, kind="stable")
+        owner, scalars, ordered = owner[order], scalars[order], ordered[:, order]
     assets, starts = int(owner[-1]) + 1, np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    coo = sparse.coo_array(sparse.csc_array(trade_part)[:, order])
+    coo = sparse.coo_array(ordered)
     coo.sum_duplicates()
     key = coo.row.astype(np.int64) * assets + owner[coo.col]
     turn = np.argsort(key, kind="stable")

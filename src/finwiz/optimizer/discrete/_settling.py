@@ -145,11 +145,7 @@ def _milp(
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
     reached = reached or reach(trade_part, scalar_cols, moves.owner, moves.scalars)
-    one_hot = sparse.csr_array((np.ones(m), (moves.owner, np.arange(m))), shape=(n, m + SCALARS))
-    # Definition rows: scalar_k - sum_j scalars_jk y_j = 0.
-    definitions = sparse.hstack([sparse.csr_array(-moves.scalars.T), sparse.eye_array(SCALARS)]).tocsr()
-    limits = sparse.hstack([trade_part, scalar_cols]).tocsr() * _ROW_SCALE
-    matrix = sparse.vstack([one_hot, definitions, limits]).tocsc()
+    stacked = _stacked(moves, trade_part, scalar_cols, n)
     objective = np.concatenate([price, np.zeros(SCALARS)])
     result: _Program | None = None
     for margin in _MARGINS:
@@ -158,7 +154,7 @@ def _milp(
         # Only the rows some choice could breach (_listed.breachable): most are far from it.
         keep = breachable(reached, (lower + margin - offset, upper - margin - offset))
         keep = np.concatenate([np.ones(n + SCALARS, bool), keep])
-        program = (sparse.csc_array(matrix[keep]), lo[keep], up[keep])
+        program = (sparse.csc_array(stacked[keep]), lo[keep], up[keep])
         chosen = _relaxed(moves, objective, *program, cheapest, time_limit, int(keep.sum()) - n - SCALARS)
         if chosen is not None and admissible(chosen):
             return chosen, None
@@ -172,13 +168,37 @@ def _milp(
             raise _RefusedError
         if result is not None and result.infeasible:
             raise InfeasibleRebalanceError(
-                _gives(matrix, lo, up, data, m, rows, time_limit),
+                _gives(sparse.csc_array(stacked), lo, up, data, m, rows, time_limit),
                 "only whole shares make the request infeasible (fractional trades keep every limit); "
                 "allow fractional shares or loosen a limit",
             )
         status = result.status if result is not None else "failed"
         raise SolverError(f"whole-share rounding failed: HiGHS {status}", solver="HiGHS", status=status)
     return np.flatnonzero(result.x[:m] > 0.5), result.gap
+
+
+def _stacked(moves: _Moves, trade_part: sparse.csr_array, scalar_cols: sparse.csr_array, n: int) -> sparse.csr_array:
+    """The 0/1 program's rows over the candidates and the scalar columns (CSR): one candidate per
+    asset, the definition rows ``scalar_k - sum_j scalars_jk y_j = 0``, and the coupled rows
+    (scaled by ``_ROW_SCALE``); built from their entries at once (scipy's hstack and vstack of the
+    blocks took ~3 ms of a 100-asset settle)."""
+    m = len(moves.owner)
+    d_col, d_row = np.nonzero(moves.scalars)
+    limit = sparse.coo_array(trade_part)
+    s_row, s_col = np.nonzero(scalar_cols.toarray())
+    rows = (moves.owner, n + d_row, n + np.arange(SCALARS), n + SCALARS + limit.row, n + SCALARS + s_row)
+    cols = (np.arange(m), d_col, m + np.arange(SCALARS), limit.col, m + s_col)
+    values = (
+        np.ones(m),
+        -moves.scalars[d_col, d_row],
+        np.ones(SCALARS),
+        limit.data * _ROW_SCALE,
+        scalar_cols.toarray()[s_row, s_col] * _ROW_SCALE,
+    )
+    shape = (n + SCALARS + trade_part.shape[0], m + SCALARS)
+    matrix = sparse.csr_array((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+    matrix.sum_duplicates()
+    return matrix
 
 
 def _gives(
@@ -229,7 +249,9 @@ def _relaxed(
     m = len(moves.owner)
     # From the cheapest choice (each asset's cheapest, the scalars and the limit rows' slacks
     # basic): dual feasible, so a few pivots instead of one per asset from HiGHS's own start.
-    columns = np.concatenate([np.isin(np.arange(m), cheapest), np.ones(SCALARS, bool)])
+    is_cheapest = np.zeros(m, bool)
+    is_cheapest[cheapest] = True
+    columns = np.concatenate([is_cheapest, np.ones(SCALARS, bool)])
     equalities = matrix.shape[0] - limits
     basic = (columns, np.arange(matrix.shape[0]) >= equalities)
     relaxation = _program(objective, matrix, lo, up, np.zeros(m, bool), time_limit, basic=basic)
@@ -238,7 +260,7 @@ def _relaxed(
     y = relaxation.x[:m]
     taken = y > 1.0 - _SPLIT
     split = np.unique(moves.owner[(y > _SPLIT) & ~taken])
-    moved = np.unique(moves.owner[taken & ~np.isin(np.arange(m), cheapest)])
+    moved = np.unique(moves.owner[taken & ~is_cheapest])
     for free_assets in (split, np.union1d(split, moved)):
         free = np.isin(moves.owner, free_assets)
         fixed = np.flatnonzero(taken & ~free)
