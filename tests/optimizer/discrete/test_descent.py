@@ -81,5 +81,6 @@ def test_a_set_of_moves_is_called_broken_only_where_the_exact_check_refuses_it()
             assert breach > 0, pick
             assert violations(inst, shares), pick
         refused += breach > _SURELY
+        assert now.broken(chosen, now.tight) == now.broken(chosen), pick  # the tight rows first: the same call
         assert now.broken(chosen) or breach <= _SURELY, pick
     assert 0 < called == refused < len(list(itertools.product(*options)))

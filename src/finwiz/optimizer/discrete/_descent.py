@@ -191,10 +191,15 @@ class _Round:
         delta = rows.changes(self.moves.owner, *self.moves.change(search.data, z))
         return delta, rows.lower - values, rows.upper - values
 
-    def broken(self, chosen: np.ndarray) -> bool:
+    def broken(self, chosen: np.ndarray, tight: _Tight | None = None) -> bool:
         """Whether the moves ``chosen`` (of different assets) together surely break a coupled row:
         the rows are linear and the costs separable, so the moves' changes add up, and a sum past
-        a bound by more than float noise is a point the exact check refuses (found without it)."""
+        a bound by more than float noise is a point the exact check refuses (found without it);
+        the ``tight`` rows' changes, if known, first (they are the rows that break)."""
+        if tight is not None:
+            total = tight.delta.take(chosen, axis=1).sum(axis=1)
+            if np.any(total > tight.high + _SURELY) or np.any(total < tight.low - _SURELY):
+                return True
         search, z, n = self.search, self.point.z, self.search.data.n
         rows = search.rows
         d_buy, d_sell, d_x = (s.take(chosen, axis=0) for s in self.moves.change(search.data, z))

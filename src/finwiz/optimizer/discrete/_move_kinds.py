@@ -78,7 +78,7 @@ class Halving(MoveKind):
         tight = now.tight
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
         for take in _halvings(len(chosen)):
-            if not now.broken(chosen[:take]):  # else the exact check would refuse it
+            if not now.broken(chosen[:take], tight):  # else the exact check would refuse it
                 yield _Proposal(now.moves, chosen[:take])
 
 
