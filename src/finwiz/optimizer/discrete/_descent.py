@@ -330,7 +330,7 @@ def _first_taken(kinds: Sequence[MoveKind], now: _Round) -> _Point | None:
 def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Each asset's best allowed move (the first of equal ones), assets in order of gain (equal
     gains: by asset). Two scatters instead of sorting every allowed move by asset and gain: a
-    quarter of the time on thousands of moves (11 of the descent's 60 ms at 2000 assets)."""
+    quarter of the time on thousands of moves."""
     candidates = np.flatnonzero(allowed)
     owner, value, end = moves.owner[candidates], gain[candidates], len(gain)
     assets = int(owner.max(initial=-1)) + 1
