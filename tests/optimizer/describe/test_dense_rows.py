@@ -41,3 +41,21 @@ def test_kept_column_places_follow_the_asset_count() -> None:
     for n in (3, 5, 3):
         buy, sell = np.arange(1.0, n + 1), np.full(n, 7.0)
         assert rows.evaluate(trade_vector(buy, sell, cost=0.5))[0] == 1.0 + 2.0 * 0.5
+
+
+def test_a_dense_root_squares_to_the_same_weight_rows_as_its_triplets() -> None:
+    """The QP's weight block read from the kept matrix is the one rebuilt from the triplets."""
+    from finwiz.optimizer.solve._qp_rows import _weight_rows
+
+    rng = np.random.default_rng(4)
+    n = 40
+    x0, base = rng.uniform(0, 0.02, n), rng.uniform(0, 0.02, n)
+    rows = Affine.weights_dense(rng.normal(size=(n, n)), x0, base)
+    assert rows.dense is not None
+    bare = Affine(rows.rows, rows.cols, rows.vals, rows.offset)  # the same rows without the matrix
+    assert bare.dense is None
+    got, from_triplets = _weight_rows([rows], x0), _weight_rows([bare], x0)
+    assert got is not None
+    assert from_triplets is not None
+    np.testing.assert_array_equal(got[0], from_triplets[0])
+    np.testing.assert_array_equal(got[1], from_triplets[1])

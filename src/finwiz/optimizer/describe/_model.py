@@ -109,7 +109,23 @@ class Affine:
         flat = matrix.ravel()
         shift = x0 if base is None else x0 - base
         both = np.concatenate([rows, rows])
-        return cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
+        out = cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
+        out.__dict__["_dense"] = matrix  # frozen dataclass: kept beside the fields, for dense consumers
+        return out
+
+    @property
+    def dense(self) -> np.ndarray | None:
+        """``M`` when these rows are ``M (w - base)`` from :meth:`weights_dense`, else None: a
+        covariance's root read as the matrix it is instead of rebuilt from n^2 triplets."""
+        matrix: np.ndarray | None = self.__dict__.get("_dense")
+        return matrix
+
+    @property
+    def gram_eigen(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(values, vectors)`` of ``M'M`` for :attr:`dense` ``M`` where a full-rank covariance's
+        term kept them (see ``risk._model.root_eigen``), else None."""
+        eigen: tuple[np.ndarray, np.ndarray] | None = self.__dict__.get("_gram_eigen")
+        return eigen
 
     @classmethod
     def weights_sparse(cls, row_of: np.ndarray, coef: np.ndarray, m: int, x0: np.ndarray) -> Affine:
