@@ -98,6 +98,7 @@ class _Layout:
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
     on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
     ladder: Ladder | None = None  # a taxable account's lots (no variables: one segment per asset)
+    eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of F'F when kept (solve/_dense.py)
 
     @property
     def nt(self) -> int:
@@ -128,7 +129,8 @@ def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
     on_weights = _weight_rows(low_rank, x0) if dense and k >= max(_DENSE_FACTORS, n // 4) else None
     form = next((p.tax for p in parts if p.tax is not None), None)
     ladder = None if form is None else ladder_of(form, n)
-    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder)
+    eigen = low_rank[0].gram_eigen if on_weights is not None and len(low_rank) == 1 else None
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder, eigen)
 
 
 @dataclass(frozen=True, eq=False)
@@ -314,6 +316,7 @@ def build_qp(
         ladder=layout.ladder,
         segments=segments if layout.ladder is not None else None,
         tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
+        eigen=None if layout.eigen is None else (2.0 * scale * layout.eigen[0], layout.eigen[1]),
     )
 
 
