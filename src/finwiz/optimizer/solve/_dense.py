@@ -129,11 +129,11 @@ def _reduce(qp: NativeQP) -> _Reduced | None:
 class _System:
     """``(H + a I + C' R C)^{-1}`` for ``a = sigma + rho`` (see the module docstring)."""
 
-    def __init__(self, red: _Reduced, a: float, rho_c: np.ndarray, basis: np.ndarray) -> None:
+    def __init__(self, red: _Reduced, a: float, rho_c: np.ndarray, basis: np.ndarray, single: np.ndarray) -> None:
         n = red.n
-        self.red, self.a = red, a
-        self.single = red.vectors.astype(np.float32)  # the iteration's products at half the memory traffic
+        self.red, self.a, self.single = red, a, single
         self.scale = 1.0 / (a + 2.0 * red.values)
+        self.single_scale = self.scale.astype(np.float32)  # a float64 factor would upcast the matrix each call
         ct = red.c.T
         u = red.vectors @ (basis * self.scale[:, None])
         both = (ct[:n] + ct[n : 2 * n]) / a
@@ -145,7 +145,7 @@ class _System:
         red, n = self.red, self.red.n
         rb, rs = r[:n], r[n : 2 * n]
         single = self.single
-        u = (single @ (self.scale * (single.T @ (rb - rs).astype(np.float32)))).astype(float)
+        u = (single @ (self.single_scale * (single.T @ (rb - rs).astype(np.float32)))).astype(float)
         both = (rb + rs) / self.a
         return np.concatenate([(both + u) / 2, (both - u) / 2, r[2 * n :] / (red.scalar_diag + self.a)])
 
@@ -193,11 +193,12 @@ def _iterate(red: _Reduced) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray
     n, nx = red.n, 2 * red.n + SCALARS
     k = len(red.lc)
     basis = red.vectors.T @ (red.c.T[:n] - red.c.T[n : 2 * n])
+    single = red.vectors.astype(np.float32)  # the iteration's products at half the memory traffic
     rho = 0.1
     equal_c = red.lc == red.uc
     x, zb, yb = np.zeros(nx), np.clip(np.zeros(nx), red.lo, red.hi), np.zeros(nx)
     zc, yc = np.clip(np.zeros(k), red.lc, red.uc), np.zeros(k)
-    system = _System(red, _SIGMA + rho, np.where(equal_c, 1e3 * rho, rho), basis)
+    system = _System(red, _SIGMA + rho, np.where(equal_c, 1e3 * rho, rho), basis, single)
     for it in range(1, _MAX_ITERATIONS + 1):
         rho_c = np.where(equal_c, 1e3 * rho, rho)
         x_t = system.solve(_SIGMA * x - red.g + rho * zb - yb + red.c.T @ (rho_c * zc - yc))
@@ -219,7 +220,7 @@ def _iterate(red: _Reduced) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray
         ratio = np.sqrt((prim / prim_scale) / max(dual / dual_scale, 1e-30))
         if ratio > 5 or ratio < 0.2:
             rho = float(np.clip(rho * ratio, 1e-6, 1e9))
-            system = _System(red, _SIGMA + rho, np.where(equal_c, 1e3 * rho, rho), basis)
+            system = _System(red, _SIGMA + rho, np.where(equal_c, 1e3 * rho, rho), basis, single)
 
 
 def _finish(
