@@ -59,3 +59,23 @@ def test_a_dense_root_squares_to_the_same_weight_rows_as_its_triplets() -> None:
     assert from_triplets is not None
     np.testing.assert_array_equal(got[0], from_triplets[0])
     np.testing.assert_array_equal(got[1], from_triplets[1])
+
+
+def test_the_gram_entries_of_a_dense_root_are_those_of_its_triplets() -> None:
+    """The whole-share pricer's Gram entries with a dense root read from its matrix, against the
+    same rows as bare triplets (a scalar row and a diagonal beside them)."""
+    from finwiz.optimizer.discrete._pricing import _Grams
+
+    rng = np.random.default_rng(6)
+    n = 400  # past the size from which the Gram entries are taken sparse
+    x0 = rng.uniform(0, 0.01, n)
+    dense = Affine.weights_dense(rng.normal(size=(n, n)), x0)
+    bare = Affine(dense.rows, dense.cols, dense.vals, dense.offset)
+    others = [Affine.weights_diag(rng.uniform(0.1, 1, n), x0), Affine.scalar(COST, 2.0, 0.1)]
+    with_matrix, from_triplets = Affine.stack([*others, dense]), Affine.stack([*others, bare])
+    assert with_matrix.dense_rows
+    assert not from_triplets.dense_rows
+    got, expected = _Grams.of(with_matrix, n), _Grams.of(from_triplets, n)
+    for name in ("col_norm", "g_bs", "g_bx", "g_sx", "g_xx"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-12, atol=1e-12)
+    assert np.abs(got.g_bs).max() > 1.0  # the root's buy-sell products are in it

@@ -167,12 +167,22 @@ class Affine:
             empty = np.zeros(0)
             return cls(empty.astype(np.int64), empty.astype(np.int64), empty, empty)
         base = np.cumsum([0] + [a.m for a in affines])
-        return cls(
+        out = cls(
             np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
             np.concatenate([a.cols for a in affines]),
             np.concatenate([a.vals for a in affines]),
             np.concatenate([a.offset for a in affines]),
         )
+        out.__dict__["_dense_rows"] = [
+            (int(b), a.dense) for a, b in zip(affines, base, strict=False) if a.dense is not None
+        ]
+        return out
+
+    @property
+    def dense_rows(self) -> list[tuple[int, np.ndarray]]:
+        """``(first row, M)`` of each block of these rows stacked from :meth:`weights_dense`."""
+        parts: list[tuple[int, np.ndarray]] = self.__dict__.get("_dense_rows", [])
+        return parts
 
     def plus(self, column: int, coef: float | np.ndarray) -> Affine:
         """These rows plus ``coef x`` a scalar column (one coefficient, or one per row)."""
