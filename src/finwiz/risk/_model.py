@@ -252,24 +252,27 @@ def _square_root(matrix: np.ndarray) -> np.ndarray:
 EIGEN_ASSETS = 500
 """Assets from which a full-rank covariance's eigendecomposition is kept with its root: the
 optimizer's dense solver works in its basis (``optimizer/solve/_dense.py``)."""
-_eigen: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+_eigen: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
 def _keep_eigen(root: np.ndarray, matrix: np.ndarray) -> None:
+    matrix = np.array(matrix)  # its own copy: the caller's frame may be edited in place
     values, vectors = np.linalg.eigh(matrix)
-    vectors.setflags(write=False)
+    for array in (values, vectors, matrix):
+        array.setflags(write=False)
     with _roots_lock:
-        _eigen[id(root)] = (root, values, vectors)
+        _eigen[id(root)] = (root, values, vectors, matrix)
         while len(_eigen) > _ROOTS_SIZE:
             _eigen.popitem(last=False)
 
 
-def root_eigen(root: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(values, vectors)`` of ``root @ root.T`` where :meth:`FactorModel.from_covariance` kept
-    them for this root object (a full-rank covariance of ``EIGEN_ASSETS`` or more), else None."""
+def root_eigen(root: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(values, vectors, root @ root.T)`` -- the covariance's eigendecomposition and the
+    covariance itself -- where :meth:`FactorModel.from_covariance` kept them for this root object
+    (a full-rank covariance of ``EIGEN_ASSETS`` or more), else None."""
     with _roots_lock:
         kept = _eigen.get(id(root))
-    return (kept[1], kept[2]) if kept is not None and kept[0] is root else None
+    return kept[1:] if kept is not None and kept[0] is root else None
 
 
 _ROOTS_SIZE = 4

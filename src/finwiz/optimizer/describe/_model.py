@@ -121,10 +121,10 @@ class Affine:
         return matrix
 
     @property
-    def gram_eigen(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(values, vectors)`` of ``M'M`` for :attr:`dense` ``M`` where a full-rank covariance's
-        term kept them (see ``risk._model.root_eigen``), else None."""
-        eigen: tuple[np.ndarray, np.ndarray] | None = self.__dict__.get("_gram_eigen")
+    def gram_eigen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(values, vectors, M'M)`` for :attr:`dense` ``M`` where a full-rank covariance's term
+        kept them (see ``risk._model.root_eigen``), else None."""
+        eigen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_gram_eigen")
         return eigen
 
     @classmethod

@@ -322,7 +322,7 @@ class _CovarianceTerm(Term):
         rows = Affine.weights_dense(np.ascontiguousarray(k * root.T), data.x0, base)
         eigen = root_eigen(root)
         if eigen is not None:  # F'F = k^2 root root': the kept basis serves the dense solver
-            rows.__dict__["_gram_eigen"] = (k * k * eigen[0], eigen[1])
+            rows.__dict__["_gram_eigen"] = (k * k * eigen[0], eigen[1], k * k * eigen[2])
         return Description(weight_squares=[(k * sd, base)], low_rank=[rows])
 
 

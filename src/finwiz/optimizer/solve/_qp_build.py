@@ -98,7 +98,7 @@ class _Layout:
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
     on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
     ladder: Ladder | None = None  # a taxable account's lots (no variables: one segment per asset)
-    eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of F'F when kept (solve/_dense.py)
+    eigen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (values, vectors, F'F) when kept (solve/_dense.py)
 
     @property
     def nt(self) -> int:
@@ -367,7 +367,10 @@ def _objective(
     dense_w = None
     if layout.on_weights is not None:
         factor, shift = layout.on_weights  # rows factor @ w + shift
-        dense_w = 2.0 * (factor.T @ factor) if last is None else last.dense_w
+        if last is not None:
+            dense_w = last.dense_w
+        else:  # the covariance kept with its eigenbasis: no n^3 product
+            dense_w = 2.0 * (factor.T @ factor if layout.eigen is None else layout.eigen[2])
         q[layout.nt : layout.nt + n] += 2.0 * (factor.T @ shift)
         const += float(shift @ shift)
     if last is not None:
