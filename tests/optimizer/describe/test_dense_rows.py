@@ -21,7 +21,7 @@ def test_large_dense_rows_evaluate_to_the_matrix_product() -> None:
         assert len(z) == 2 * n + SCALARS
         expected = matrix @ (x0 + buy - sell - base)
         np.testing.assert_allclose(rows.evaluate(z), expected, rtol=1e-10, atol=1e-14)
-    assert "_csr" in rows.__dict__  # built once, kept for the next evaluation
+    assert "_rest" in rows.__dict__  # split once (the matrix, the other triplets), kept for the next evaluation
 
 
 def test_small_rows_evaluate_alike() -> None:
@@ -79,3 +79,18 @@ def test_the_gram_entries_of_a_dense_root_are_those_of_its_triplets() -> None:
     for name in ("col_norm", "g_bs", "g_bx", "g_sx", "g_xx"):
         np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-12, atol=1e-12)
     assert np.abs(got.g_bs).max() > 1.0  # the root's buy-sell products are in it
+
+
+def test_stacked_dense_rows_evaluate_to_their_triplets() -> None:
+    """A dense block stacked after other rows: evaluated by blocks, the values of its triplets."""
+    rng = np.random.default_rng(7)
+    n = 800
+    x0 = rng.uniform(0, 0.01, n)
+    dense = Affine.weights_dense(rng.normal(size=(n, n)), x0)
+    others = [Affine.weights_diag(rng.uniform(0.1, 1, n), x0), Affine.scalar(COST, 2.0, 0.1)]
+    stacked = Affine.stack([*others, dense])
+    bare = Affine(stacked.rows, stacked.cols, stacked.vals, stacked.offset)
+    z = trade_vector(rng.uniform(0, 1e-3, n), rng.uniform(0, 1e-3, n), cost=1e-4)
+    np.testing.assert_allclose(stacked.evaluate(z), bare.evaluate(z), rtol=1e-12, atol=1e-15)
+    assert "_rest" in stacked.__dict__
+    assert "_csr" in bare.__dict__

@@ -211,10 +211,31 @@ class Affine:
     def evaluate(self, z: np.ndarray) -> np.ndarray:
         """The rows at ``z = [buy, sell, c, tau, nu, T, G]`` (see :func:`trade_vector`)."""
         n = (len(z) - SCALARS) // 2
+        if self.vals.size >= _SPARSE_ROWS and (self.dense is not None or self.dense_rows):
+            return self._by_blocks(z, n)
         if self.vals.size >= _SPARSE_ROWS:
             return np.asarray(self._matrix(n) @ z + self.offset)
         values = np.bincount(self.rows, weights=self.vals * z[self.places(n)], minlength=self.m)
         return np.asarray(values + self.offset)
+
+    def _by_blocks(self, z: np.ndarray, n: int) -> np.ndarray:
+        """:meth:`evaluate` with the :meth:`weights_dense` blocks as matrix products on
+        ``buy - sell`` and the other rows from their few triplets (kept)."""
+        blocks = [(0, self.dense)] if self.dense is not None else self.dense_rows
+        rest = self.__dict__.get("_rest")
+        if rest is None:
+            dense = np.zeros(self.m, dtype=bool)
+            for first, matrix in blocks:
+                dense[first : first + len(matrix)] = True
+            keep = ~dense[self.rows]
+            rest = (self.rows[keep], column(self.cols[keep], n), self.vals[keep])
+            self.__dict__["_rest"] = rest  # frozen dataclass: kept beside the fields
+        rows, places, vals = rest
+        out = np.bincount(rows, weights=vals * z[places], minlength=self.m) + self.offset
+        trade = z[:n] - z[n : 2 * n]
+        for first, matrix in blocks:
+            out[first : first + len(matrix)] += matrix @ trade
+        return np.asarray(out)
 
     def places(self, n: int) -> np.ndarray:
         """:func:`column` of the column codes for ``n`` assets (kept: the descent evaluates the
