@@ -27,7 +27,6 @@ from tests.optimizer.solve.test_dense_covariance import RATE, SECTOR_CAP, TURNOV
 def small_dense(monkeypatch: pytest.MonkeyPatch) -> list[tuple[NativeQP, Any]]:
     """The dense route from 10 assets, and every (QP, answer) the dense solver gave."""
     monkeypatch.setattr(_model, "EIGEN_ASSETS", 10)
-    monkeypatch.setattr(_dense, "DENSE_ASSETS", 10)
     monkeypatch.setattr(_qp_build, "_DENSE_FACTORS", 10)  # the covariance's block on weights
     seen: list[tuple[NativeQP, Any]] = []
     solve = _dense.solve_dense
