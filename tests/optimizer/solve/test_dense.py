@@ -107,3 +107,18 @@ def test_shapes_it_does_not_cover_go_back(small_dense: list[tuple[NativeQP, Any]
     uneven = qp.curvature.copy()
     uneven[0] *= 2.0
     assert _dense.solve_dense(dataclasses.replace(qp, curvature=uneven)) is None
+
+
+def test_the_weight_block_of_p_is_its_upper_triangle() -> None:
+    """``P``'s dense block built as CSC directly: the same arrays as from its triplets."""
+    from finwiz.optimizer.solve._qp_build import _upper_block
+
+    rng = np.random.default_rng(0)
+    n, first, nz = 50, 17, 76
+    block = rng.normal(size=(n, n))
+    rows, cols = np.triu_indices(n)
+    expected = sparse.csc_matrix((block[rows, cols], (first + rows, first + cols)), shape=(nz, nz))
+    got = _upper_block(block, first, nz)
+    np.testing.assert_array_equal(got.indptr, expected.indptr)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    np.testing.assert_array_equal(got.data, expected.data)

@@ -384,13 +384,17 @@ def _objective(
     p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
     p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
     if dense_w is not None:
-        upper_rows, upper_cols = np.triu_indices(n)
-        w = layout.nt
-        block = sparse.csc_matrix(
-            (dense_w[upper_rows, upper_cols] * scale, (w + upper_rows, w + upper_cols)), shape=(nz, nz)
-        )
-        p_matrix = (p_matrix + block).tocsc()
+        p_matrix = (p_matrix + _upper_block(dense_w * scale, layout.nt, nz)).tocsc()
     return p_matrix, q, const, curvature, diagonal, dense_w
+
+
+def _upper_block(block: np.ndarray, first: int, nz: int) -> sparse.csc_matrix:
+    """The upper triangle of the square ``block`` placed at ``(first, first)`` of an ``nz x nz``
+    matrix, built as CSC directly (column ``j`` holds rows ``0..j``: no sort of n^2/2 triplets)."""
+    n = len(block)
+    cols, rows = np.tril_indices(n)  # by column, then row: CSC order of the upper triangle
+    counts = np.concatenate([np.zeros(first + 1, dtype=np.int64), np.arange(1, n + 1), np.zeros(nz - first - n)])
+    return sparse.csc_matrix((block[rows, cols], rows + first, np.cumsum(counts)), shape=(nz, nz))
 
 
 def _definition_rows(
