@@ -113,7 +113,7 @@ class _Undo:
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
-        covariance's root by matrix products (its n^2 triplets took a second at 2,000 assets)."""
+        covariance's root by matrix products, not through its n^2 triplets."""
         dense = [a for a in piece.low_rank if a.dense is not None]
         if not dense:
             return self._change(piece)
