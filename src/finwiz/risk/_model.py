@@ -252,17 +252,18 @@ def _square_root(matrix: np.ndarray) -> np.ndarray:
 EIGEN_ASSETS = 500
 """Assets from which a full-rank covariance's eigendecomposition is kept with its root: the
 optimizer's dense solver works in its basis (``optimizer/solve/_dense.py``)."""
+_EIGEN_SIZE = 2  # each three n x n arrays, beside the root
 _eigen: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
 def _keep_eigen(root: np.ndarray, matrix: np.ndarray) -> None:
-    matrix = np.array(matrix)  # its own copy: the caller's frame may be edited in place
+    matrix = 0.5 * (matrix + matrix.T)  # exactly symmetric (P takes one triangle), and not the caller's frame
     values, vectors = np.linalg.eigh(matrix)
     for array in (values, vectors, matrix):
         array.setflags(write=False)
     with _roots_lock:
         _eigen[id(root)] = (root, values, vectors, matrix)
-        while len(_eigen) > _ROOTS_SIZE:
+        while len(_eigen) > _EIGEN_SIZE:
             _eigen.popitem(last=False)
 
 
