@@ -122,3 +122,28 @@ def test_the_weight_block_of_p_is_its_upper_triangle() -> None:
     np.testing.assert_array_equal(got.indptr, expected.indptr)
     np.testing.assert_array_equal(got.indices, expected.indices)
     np.testing.assert_array_equal(got.data, expected.data)
+
+
+def test_whole_shares_are_those_of_the_clarabel_route(
+    small_dense: list[tuple[NativeQP, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole-share rebalance on the dense route trades what it trades with Clarabel answering."""
+    from finwiz import rebalance
+    from finwiz.optimizer import clear_cache
+
+    rng = np.random.default_rng(16)
+    symbols = [f"A{i:02d}" for i in range(N)]
+    b = rng.normal(0, 0.012, (N, N))
+    target = rng.dirichlet(np.ones(N)) * 0.97
+    config = _config(rng, symbols, target).model_copy(update={"allow_fractional_shares": False})
+    prices = dict(zip(symbols, rng.uniform(10, 200, N).tolist(), strict=True))
+    covariance = pd.DataFrame(b @ b.T / 4, index=symbols, columns=symbols)
+    dense = rebalance(config, prices, covariance=covariance)
+    assert small_dense
+    assert small_dense[0][1] is not None  # the dense solver answered
+    monkeypatch.setattr(_solve, "solve_dense", lambda qp: None)
+    clear_cache()
+    clarabel = rebalance(config, prices, covariance=covariance)
+    assert dense.is_compliant
+    assert dense.trades
+    assert [(t.symbol, t.shares) for t in dense.trades] == [(t.symbol, t.shares) for t in clarabel.trades]
