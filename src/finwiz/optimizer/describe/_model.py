@@ -104,12 +104,14 @@ class Affine:
     def weights_dense(cls, matrix: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
         """``M (w - base)`` for a dense ``M`` (rows x n)."""
         m, n = matrix.shape
-        rows = np.repeat(np.arange(m), n)
-        cols = np.tile(np.arange(n), m)
-        flat = matrix.ravel()
+        # Written in place, buy's entries then sell's: no intermediate n^2 arrays to concatenate.
+        rows, cols, vals = np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n))
+        rows[:] = np.arange(m)[:, None]
+        cols[0], cols[1] = np.arange(n), np.arange(n, 2 * n)
+        vals[0] = matrix
+        np.negative(matrix, out=vals[1])
         shift = x0 if base is None else x0 - base
-        both = np.concatenate([rows, rows])
-        out = cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
+        out = cls(rows.ravel(), cols.ravel(), vals.ravel(), matrix @ shift)
         out.__dict__["_dense"] = matrix  # frozen dataclass: kept beside the fields, for dense consumers
         return out
 
