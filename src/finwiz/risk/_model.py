@@ -172,6 +172,8 @@ class FactorModel:
         )
         root.setflags(write=False)
         model.__dict__["_exposure_root"] = root  # the identity factor covariance: the root is its own
+        if split is None and root.shape[1] == len(matrix) >= EIGEN_ASSETS:
+            _keep_eigen(root, matrix)
         if key is not None:
             with _roots_lock:
                 _roots[key] = (covariance, model)
@@ -245,6 +247,33 @@ def _square_root(matrix: np.ndarray) -> np.ndarray:
     _check_psd(float(values[0]) if len(values) else 0.0, matrix, "covariance")
     keep = values > _PSD_TOLERANCE * max(1.0, float(values.max(initial=0.0)))
     return np.asarray(vectors[:, keep] * np.sqrt(values[keep]))
+
+
+EIGEN_ASSETS = 500
+"""Assets from which a full-rank covariance's eigendecomposition is kept with its root: the
+optimizer's dense solver works in its basis (``optimizer/solve/_dense.py``)."""
+_EIGEN_SIZE = 2  # each three n x n arrays, beside the root
+_eigen: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def _keep_eigen(root: np.ndarray, matrix: np.ndarray) -> None:
+    matrix = 0.5 * (matrix + matrix.T)  # exactly symmetric (P takes one triangle), and not the caller's frame
+    values, vectors = np.linalg.eigh(matrix)
+    for array in (values, vectors, matrix):
+        array.setflags(write=False)
+    with _roots_lock:
+        _eigen[id(root)] = (root, values, vectors, matrix)
+        while len(_eigen) > _EIGEN_SIZE:
+            _eigen.popitem(last=False)
+
+
+def root_eigen(root: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(values, vectors, root @ root.T)`` -- the covariance's eigendecomposition and the
+    covariance itself -- where :meth:`FactorModel.from_covariance` kept them for this root object
+    (a full-rank covariance of ``EIGEN_ASSETS`` or more), else None."""
+    with _roots_lock:
+        kept = _eigen.get(id(root))
+    return kept[1:] if kept is not None and kept[0] is root else None
 
 
 _ROOTS_SIZE = 4

@@ -21,7 +21,7 @@ def test_large_dense_rows_evaluate_to_the_matrix_product() -> None:
         assert len(z) == 2 * n + SCALARS
         expected = matrix @ (x0 + buy - sell - base)
         np.testing.assert_allclose(rows.evaluate(z), expected, rtol=1e-10, atol=1e-14)
-    assert "_csr" in rows.__dict__  # built once, kept for the next evaluation
+    assert "_rest" in rows.__dict__  # split once (the matrix, the other triplets), kept for the next evaluation
 
 
 def test_small_rows_evaluate_alike() -> None:
@@ -41,3 +41,56 @@ def test_kept_column_places_follow_the_asset_count() -> None:
     for n in (3, 5, 3):
         buy, sell = np.arange(1.0, n + 1), np.full(n, 7.0)
         assert rows.evaluate(trade_vector(buy, sell, cost=0.5))[0] == 1.0 + 2.0 * 0.5
+
+
+def test_a_dense_root_squares_to_the_same_weight_rows_as_its_triplets() -> None:
+    """The QP's weight block read from the kept matrix is the one rebuilt from the triplets."""
+    from finwiz.optimizer.solve._qp_rows import _weight_rows
+
+    rng = np.random.default_rng(4)
+    n = 40
+    x0, base = rng.uniform(0, 0.02, n), rng.uniform(0, 0.02, n)
+    rows = Affine.weights_dense(rng.normal(size=(n, n)), x0, base)
+    assert rows.dense is not None
+    bare = Affine(rows.rows, rows.cols, rows.vals, rows.offset)  # the same rows without the matrix
+    assert bare.dense is None
+    got, from_triplets = _weight_rows([rows], x0), _weight_rows([bare], x0)
+    assert got is not None
+    assert from_triplets is not None
+    np.testing.assert_array_equal(got[0], from_triplets[0])
+    np.testing.assert_array_equal(got[1], from_triplets[1])
+
+
+def test_the_gram_entries_of_a_dense_root_are_those_of_its_triplets() -> None:
+    """The whole-share pricer's Gram entries with a dense root read from its matrix, against the
+    same rows as bare triplets (a scalar row and a diagonal beside them)."""
+    from finwiz.optimizer.discrete._pricing import _Grams
+
+    rng = np.random.default_rng(6)
+    n = 400  # past the size from which the Gram entries are taken sparse
+    x0 = rng.uniform(0, 0.01, n)
+    dense = Affine.weights_dense(rng.normal(size=(n, n)), x0)
+    bare = Affine(dense.rows, dense.cols, dense.vals, dense.offset)
+    others = [Affine.weights_diag(rng.uniform(0.1, 1, n), x0), Affine.scalar(COST, 2.0, 0.1)]
+    with_matrix, from_triplets = Affine.stack([*others, dense]), Affine.stack([*others, bare])
+    assert with_matrix.dense_rows
+    assert not from_triplets.dense_rows
+    got, expected = _Grams.of(with_matrix, n), _Grams.of(from_triplets, n)
+    for name in ("col_norm", "g_bs", "g_bx", "g_sx", "g_xx"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-12, atol=1e-12)
+    assert np.abs(got.g_bs).max() > 1.0  # the root's buy-sell products are in it
+
+
+def test_stacked_dense_rows_evaluate_to_their_triplets() -> None:
+    """A dense block stacked after other rows: evaluated by blocks, the values of its triplets."""
+    rng = np.random.default_rng(7)
+    n = 800
+    x0 = rng.uniform(0, 0.01, n)
+    dense = Affine.weights_dense(rng.normal(size=(n, n)), x0)
+    others = [Affine.weights_diag(rng.uniform(0.1, 1, n), x0), Affine.scalar(COST, 2.0, 0.1)]
+    stacked = Affine.stack([*others, dense])
+    bare = Affine(stacked.rows, stacked.cols, stacked.vals, stacked.offset)
+    z = trade_vector(rng.uniform(0, 1e-3, n), rng.uniform(0, 1e-3, n), cost=1e-4)
+    np.testing.assert_allclose(stacked.evaluate(z), bare.evaluate(z), rtol=1e-12, atol=1e-15)
+    assert "_rest" in stacked.__dict__
+    assert "_csr" in bare.__dict__

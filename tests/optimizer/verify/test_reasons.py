@@ -123,3 +123,29 @@ def test_a_user_strategys_trades_are_its_proposal() -> None:
     result = engine.rebalance(_config(method="liquidate"), PRICES)
     assert result.trades
     assert all(t.reasons[0].label == "the strategy's proposal" for t in result.trades)
+
+
+def test_a_dense_roots_forces_are_those_of_its_triplets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The undo's change of a dense covariance's rows by matrix products equals the stacked
+    triplets' change (the path rows without a kept matrix take)."""
+    import dataclasses
+
+    import numpy as np
+
+    from finwiz.optimizer.describe._model import Affine, Description
+    from finwiz.optimizer.verify import _reasons
+
+    undos: list[Any] = []
+    forces = _reasons._term_forces
+    monkeypatch.setattr(_reasons, "_term_forces", lambda model, undo, *a: undos.append(undo) or forces(model, undo, *a))
+    rebalance(_config(), PRICES)
+    undo = undos[0]
+    n = undo.data.n
+    rows = Affine.weights_dense(np.random.default_rng(5).normal(size=(n, n)), undo.data.x0, undo.data.target)
+    bare = Affine(rows.rows, rows.cols, rows.vals, rows.offset)
+    piece = Description(weight_squares=[(np.full(n, 0.5), None)], low_rank=[rows])
+    exact, first = undo.change(piece)
+    exact_t, first_t = undo.change(dataclasses.replace(piece, low_rank=[bare]))
+    assert len(exact) == len(undo.idx) > 0
+    np.testing.assert_allclose(exact, exact_t, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(first, first_t, rtol=1e-10, atol=1e-15)

@@ -104,12 +104,30 @@ class Affine:
     def weights_dense(cls, matrix: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
         """``M (w - base)`` for a dense ``M`` (rows x n)."""
         m, n = matrix.shape
-        rows = np.repeat(np.arange(m), n)
-        cols = np.tile(np.arange(n), m)
-        flat = matrix.ravel()
+        # Written in place, buy's entries then sell's: no intermediate n^2 arrays to concatenate.
+        rows, cols, vals = np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n))
+        rows[:] = np.arange(m)[:, None]
+        cols[0], cols[1] = np.arange(n), np.arange(n, 2 * n)
+        vals[0] = matrix
+        np.negative(matrix, out=vals[1])
         shift = x0 if base is None else x0 - base
-        both = np.concatenate([rows, rows])
-        return cls(both, np.concatenate([cols, cols + n]), np.concatenate([flat, -flat]), matrix @ shift)
+        out = cls(rows.ravel(), cols.ravel(), vals.ravel(), matrix @ shift)
+        out.__dict__["_dense"] = matrix  # frozen dataclass: kept beside the fields, for dense consumers
+        return out
+
+    @property
+    def dense(self) -> np.ndarray | None:
+        """``M`` when these rows are ``M (w - base)`` from :meth:`weights_dense`, else None: a
+        covariance's root read as the matrix it is instead of rebuilt from n^2 triplets."""
+        matrix: np.ndarray | None = self.__dict__.get("_dense")
+        return matrix
+
+    @property
+    def gram_eigen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(values, vectors, M'M)`` for :attr:`dense` ``M`` where a full-rank covariance's term
+        kept them (see ``risk._model.root_eigen``), else None."""
+        eigen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_gram_eigen")
+        return eigen
 
     @classmethod
     def weights_sparse(cls, row_of: np.ndarray, coef: np.ndarray, m: int, x0: np.ndarray) -> Affine:
@@ -151,12 +169,22 @@ class Affine:
             empty = np.zeros(0)
             return cls(empty.astype(np.int64), empty.astype(np.int64), empty, empty)
         base = np.cumsum([0] + [a.m for a in affines])
-        return cls(
+        out = cls(
             np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
             np.concatenate([a.cols for a in affines]),
             np.concatenate([a.vals for a in affines]),
             np.concatenate([a.offset for a in affines]),
         )
+        out.__dict__["_dense_rows"] = [
+            (int(b), a.dense) for a, b in zip(affines, base, strict=False) if a.dense is not None
+        ]
+        return out
+
+    @property
+    def dense_rows(self) -> list[tuple[int, np.ndarray]]:
+        """``(first row, M)`` of each block of these rows stacked from :meth:`weights_dense`."""
+        parts: list[tuple[int, np.ndarray]] = self.__dict__.get("_dense_rows", [])
+        return parts
 
     def plus(self, column: int, coef: float | np.ndarray) -> Affine:
         """These rows plus ``coef x`` a scalar column (one coefficient, or one per row)."""
@@ -185,10 +213,31 @@ class Affine:
     def evaluate(self, z: np.ndarray) -> np.ndarray:
         """The rows at ``z = [buy, sell, c, tau, nu, T, G]`` (see :func:`trade_vector`)."""
         n = (len(z) - SCALARS) // 2
+        if self.vals.size >= _SPARSE_ROWS and (self.dense is not None or self.dense_rows):
+            return self._by_blocks(z, n)
         if self.vals.size >= _SPARSE_ROWS:
             return np.asarray(self._matrix(n) @ z + self.offset)
         values = np.bincount(self.rows, weights=self.vals * z[self.places(n)], minlength=self.m)
         return np.asarray(values + self.offset)
+
+    def _by_blocks(self, z: np.ndarray, n: int) -> np.ndarray:
+        """:meth:`evaluate` with the :meth:`weights_dense` blocks as matrix products on
+        ``buy - sell`` and the other rows from their few triplets (kept)."""
+        blocks = [(0, self.dense)] if self.dense is not None else self.dense_rows
+        rest = self.__dict__.get("_rest")
+        if rest is None:
+            dense = np.zeros(self.m, dtype=bool)
+            for first, matrix in blocks:
+                dense[first : first + len(matrix)] = True
+            keep = ~dense[self.rows]
+            rest = (self.rows[keep], column(self.cols[keep], n), self.vals[keep])
+            self.__dict__["_rest"] = rest  # frozen dataclass: kept beside the fields
+        rows, places, vals = rest
+        out = np.bincount(rows, weights=vals * z[places], minlength=self.m) + self.offset
+        trade = z[:n] - z[n : 2 * n]
+        for first, matrix in blocks:
+            out[first : first + len(matrix)] += matrix @ trade
+        return np.asarray(out)
 
     def places(self, n: int) -> np.ndarray:
         """:func:`column` of the column codes for ``n`` assets (kept: the descent evaluates the

@@ -31,6 +31,7 @@ import numpy as np
 
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
 from finwiz.optimizer.describe._model import NET, TURNOVER, Affine, Description, ImpactForm
+from finwiz.risk._model import root_eigen
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -318,10 +319,11 @@ class _CovarianceTerm(Term):
         scale = float((np.sum(root**2) + np.sum(sd**2)) / data.n) or 1.0
         weight = data.risk_aversion if self.weight is None else self.weight
         k = float(np.sqrt(weight / scale))
-        return Description(
-            weight_squares=[(k * sd, base)],
-            low_rank=[Affine.weights_dense(np.ascontiguousarray(k * root.T), data.x0, base)],
-        )
+        rows = Affine.weights_dense(np.ascontiguousarray(k * root.T), data.x0, base)
+        eigen = root_eigen(root)
+        if eigen is not None:  # F'F = k^2 root root': the kept basis serves the dense solver
+            rows.__dict__["_gram_eigen"] = (k * k * eigen[0], eigen[1], k * k * eigen[2])
+        return Description(weight_squares=[(k * sd, base)], low_rank=[rows])
 
 
 class TrackingErrorTerm(_CovarianceTerm):

@@ -185,24 +185,24 @@ class _Grams:
 
     @classmethod
     def of(cls, squares: Affine, n: int) -> _Grams:
-        s = sparse.csc_array(
-            (squares.vals, (squares.rows, column(squares.cols, n))), shape=(squares.m, 2 * n + SCALARS)
-        )
-        if squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
-            dense = s.toarray()
-            # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
-            # numpy's slow loop (7 ms at 431 assets, against 0.07).
-            buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], np.ascontiguousarray(dense[:, 2 * n :])
-            col_norm = np.einsum("ij,ij->j", dense, dense)
-            g_bs = np.einsum("ij,ij->j", buy, sell)
-        else:
-            buy_cols, sell_cols = s[:, :n], s[:, n : 2 * n]
-            col_norm = np.asarray(s.multiply(s).sum(axis=0)).ravel()
-            g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
-            scalars = s[:, 2 * n :].toarray()
-            buy, sell = buy_cols, sell_cols
-        g_bx, g_sx = np.asarray(buy.T @ scalars), np.asarray(sell.T @ scalars)
-        return cls(s, s.T.tocsr(), col_norm, g_bs, g_bx, g_sx, scalars.T @ scalars)
+        shape, cols = (squares.m, 2 * n + SCALARS), column(squares.cols, n)
+        s = sparse.csc_array((squares.vals, (squares.rows, cols)), shape=shape)
+        blocks = squares.dense_rows
+        if not blocks or squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:
+            return cls(s, s.T.tocsr(), *_gram_entries(s, n))
+        # A covariance's root (M on buy, -M on sell, no scalar): its entries from the matrix itself.
+        dense = np.zeros(squares.m, dtype=bool)
+        for first, matrix in blocks:
+            dense[first : first + len(matrix)] = True
+        rest = ~dense[squares.rows]
+        sparse_rest = sparse.csc_array((squares.vals[rest], (squares.rows[rest], cols[rest])), shape=shape)
+        col_norm, g_bs, g_bx, g_sx, g_xx = _gram_entries(sparse_rest, n)
+        for _, matrix in blocks:
+            norms = np.einsum("ij,ij->j", matrix, matrix)
+            col_norm[:n] += norms
+            col_norm[n : 2 * n] += norms
+            g_bs -= norms
+        return cls(s, s.T.tocsr(), col_norm, g_bs, g_bx, g_sx, g_xx)
 
     @cached_property
     def shared(self) -> np.ndarray:
@@ -216,6 +216,26 @@ class _Grams:
         scalar = np.zeros(s.shape[0], dtype=bool)
         scalar[coo.row[asset < 0]] = True
         return np.flatnonzero((assets_per_row > 1) | scalar)
+
+
+def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
+    """Column norms of the squared rows ``s``, each asset's buy-sell product and the buy and sell
+    columns' products with the scalar columns (see :class:`_Grams`)."""
+    if s.shape[0] * s.shape[1] <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
+        dense = s.toarray()
+        # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
+        # numpy's slow loop (7 ms at 431 assets, against 0.07).
+        buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], np.ascontiguousarray(dense[:, 2 * n :])
+        col_norm = np.einsum("ij,ij->j", dense, dense)
+        g_bs = np.einsum("ij,ij->j", buy, sell)
+    else:
+        buy_cols, sell_cols = s[:, :n], s[:, n : 2 * n]
+        col_norm = np.asarray(s.multiply(s).sum(axis=0)).ravel()
+        g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
+        scalars = s[:, 2 * n :].toarray()
+        buy, sell = buy_cols, sell_cols
+    g_bx, g_sx = buy.T @ scalars, sell.T @ scalars
+    return col_norm, g_bs, np.asarray(g_bx), np.asarray(g_sx), scalars.T @ scalars
 
 
 def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:

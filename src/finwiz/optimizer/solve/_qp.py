@@ -61,6 +61,7 @@ class NativeQP:
     ladder: Ladder | None = None  # a taxable account's lots, each asset on one segment
     segments: np.ndarray | None = None  # the segment (lot) of each asset this QP is built on
     tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see _fold)
+    eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of dense_w, kept per covariance
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""

@@ -98,6 +98,7 @@ class _Layout:
     low_rank: list[Affine]  # squared rows that get one auxiliary variable each
     on_weights: tuple[np.ndarray, np.ndarray] | None  # (F, f): squared rows F w + f as a dense block
     ladder: Ladder | None = None  # a taxable account's lots (no variables: one segment per asset)
+    eigen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (values, vectors, F'F) when kept (solve/_dense.py)
 
     @property
     def nt(self) -> int:
@@ -128,7 +129,8 @@ def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
     on_weights = _weight_rows(low_rank, x0) if dense and k >= max(_DENSE_FACTORS, n // 4) else None
     form = next((p.tax for p in parts if p.tax is not None), None)
     ladder = None if form is None else ladder_of(form, n)
-    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder)
+    eigen = low_rank[0].gram_eigen if on_weights is not None and len(low_rank) == 1 else None
+    return _Layout(n, [] if on_weights is not None else low_rank, on_weights, ladder, eigen)
 
 
 @dataclass(frozen=True, eq=False)
@@ -314,6 +316,7 @@ def build_qp(
         ladder=layout.ladder,
         segments=segments if layout.ladder is not None else None,
         tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
+        eigen=None if layout.eigen is None else (2.0 * scale * layout.eigen[0], layout.eigen[1]),
     )
 
 
@@ -364,7 +367,10 @@ def _objective(
     dense_w = None
     if layout.on_weights is not None:
         factor, shift = layout.on_weights  # rows factor @ w + shift
-        dense_w = 2.0 * (factor.T @ factor) if last is None else last.dense_w
+        if last is not None:
+            dense_w = last.dense_w
+        else:  # the covariance kept with its eigenbasis: no n^3 product
+            dense_w = 2.0 * (factor.T @ factor if layout.eigen is None else layout.eigen[2])
         q[layout.nt : layout.nt + n] += 2.0 * (factor.T @ shift)
         const += float(shift @ shift)
     if last is not None:
@@ -378,13 +384,17 @@ def _objective(
     p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
     p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
     if dense_w is not None:
-        upper_rows, upper_cols = np.triu_indices(n)
-        w = layout.nt
-        block = sparse.csc_matrix(
-            (dense_w[upper_rows, upper_cols] * scale, (w + upper_rows, w + upper_cols)), shape=(nz, nz)
-        )
-        p_matrix = (p_matrix + block).tocsc()
+        p_matrix = (p_matrix + _upper_block(dense_w * scale, layout.nt, nz)).tocsc()
     return p_matrix, q, const, curvature, diagonal, dense_w
+
+
+def _upper_block(block: np.ndarray, first: int, nz: int) -> sparse.csc_matrix:
+    """The upper triangle of the square ``block`` placed at ``(first, first)`` of an ``nz x nz``
+    matrix, built as CSC directly (column ``j`` holds rows ``0..j``: no sort of n^2/2 triplets)."""
+    n = len(block)
+    cols, rows = np.tril_indices(n)  # by column, then row: CSC order of the upper triangle
+    counts = np.concatenate([np.zeros(first + 1, dtype=np.int64), np.arange(1, n + 1), np.zeros(nz - first - n)])
+    return sparse.csc_matrix((block[rows, cols], rows + first, np.cumsum(counts)), shape=(nz, nz))
 
 
 def _definition_rows(

@@ -47,6 +47,10 @@ def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray,
     """``(F, f)`` with the rows equal to ``F w + f``, if they touch buy and sell only as weights
     (``+v`` on buy, ``-v`` on sell); None otherwise."""
     n = len(x0)
+    if all(a.dense is not None for a in rows_of):  # a covariance's root: its matrix as it is
+        factor = np.vstack([a.dense for a in rows_of if a.dense is not None])
+        offset = np.concatenate([a.offset for a in rows_of])
+        return factor, offset - factor @ x0
     rows, cols, vals, offset = _triplets(rows_of, 0, n)
     if (cols >= 2 * n).any():
         return None

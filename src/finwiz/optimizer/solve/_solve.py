@@ -31,6 +31,7 @@ from finwiz.optimizer._trace import count
 from finwiz.optimizer.describe._data import NOISE_VALUE
 from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
+from finwiz.optimizer.solve._dense import solve_dense
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
 from finwiz.optimizer.solve._qp import Ladder, NativeQP, NoLadderPointError
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
@@ -466,7 +467,8 @@ def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[Na
     runs without its iterative refinement there (the same trades, bit for bit, and faster); where
     the polish fails, Clarabel runs again with it, and that answer stands."""
     if route not in ("warm", "cold"):
-        return solve_clarabel(qp, time_limit), None
+        found = solve_dense(qp) if route == "interior" else None  # a kept eigenbasis: O(n^2) iterations
+        return (solve_clarabel(qp, time_limit) if found is None else found), None
     found = solve_clarabel(qp, time_limit, refine=False)
     if found.z is not None:
         polished = polish_osqp(qp, key, found, time_limit)

@@ -19,6 +19,7 @@ the cash row's pull are the deposit's (withdrawal's); the rest is the drift.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,7 +112,23 @@ class _Undo:
         return out
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
-        """``(exact, first-order)`` change of ``piece``'s objective under each undo."""
+        """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
+        covariance's root by matrix products, not through its n^2 triplets."""
+        dense = [a for a in piece.low_rank if a.dense is not None]
+        if not dense:
+            return self._change(piece)
+        exact, first = self._change(dataclasses.replace(piece, low_rank=[a for a in piece.low_rank if a.dense is None]))
+        n, z = self.data.n, self.z
+        signed = self.side * np.sign(self.u)  # buy columns carry +M, sell columns -M
+        for a in dense:
+            matrix = a.dense
+            assert matrix is not None
+            moved = matrix[:, self.idx] * signed
+            pull = 2 * (matrix @ (z[:n] - z[n : 2 * n]) + a.offset) @ moved
+            first, exact = first + pull, exact + pull + np.einsum("ij,ij->j", moved, moved)
+        return exact, first
+
+    def _change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         stacked = stack([piece], self.data, continuous=False)
         n, line = self.data.n, stacked.linear
         linear = np.zeros(len(self.idx))
