@@ -6,6 +6,7 @@ that uses it relaxes fewer regions than it has, with answers still within the MI
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -257,6 +258,7 @@ def _built(monkeypatch: pytest.MonkeyPatch, qp: Any, given: Any, parts: Any) -> 
     from finwiz.optimizer.tax import _bound
 
     monkeypatch.setattr(_bound, "_by_count", parts)
+    monkeypatch.setattr(_bound, "_LAYOUTS", weakref.WeakKeyDictionary())  # not the kept layout
     out = _bound._Dual(qp, given.buy, given.sell, given.lot_price, given.rest)
     monkeypatch.undo()
     return out
