@@ -232,7 +232,7 @@ class _Dual:
         if rows is None:
             return self._solve(lam, boxes)[0]
         slot = np.arange(len(self.ladder.owner)) - self.ladder.first[self.ladder.owner]
-        return self._solve(lam, boxes, [_Part(self.ladder, slot, rows)])[0][rows]
+        return np.asarray(self._solve(lam, boxes, [_Part(self.ladder, slot, rows)])[0][rows])
 
     def _solve(
         self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None, parts: list[_Part] | None = None
