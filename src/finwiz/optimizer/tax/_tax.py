@@ -286,7 +286,8 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     age = settings.as_of.toordinal() - day
     long = age > settings.long_term_days
     rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
-    no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, owner, held, age, per_share)
+    groups = [settings.group(s) for s in symbols]
+    no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, groups, owner, held, age, per_share)
     # Relief order within each asset (see the module docstring), the asset first.
     order = np.lexsort((*relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner))
     padded, slots = _padding(owner, order[keep[order]], n)
@@ -304,23 +305,24 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         no_buy=no_buy,
         blocks=blocks,
         settings=settings,
-        groups=np.array([settings.group(s) for s in symbols]),
+        groups=np.array(groups),
     )
 
 
 def _wash_rules(
     settings: TaxSettings,
     symbols: list[str],
+    groups: list[str],
     owner: np.ndarray,
     held: np.ndarray,
     age: np.ndarray,
     per_share: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], np.ndarray]:
-    """The wash-sale window's effect on the lots: each asset not to be bought, each asset's shares
-    withheld (loss lots not sold), why (per symbol), and which lots stay sellable."""
+    """The wash-sale window's effect on the lots (``groups``: each symbol's wash-sale group): each
+    asset not to be bought, each asset's shares withheld (loss lots not sold), why (per symbol),
+    and which lots stay sellable."""
     n = len(symbols)
     recent = settings.in_window
-    groups = [settings.group(s) for s in symbols]
     sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
     bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
     # A lot the holding dates within the window is a purchase too, listed or not.
