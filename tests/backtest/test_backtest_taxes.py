@@ -421,4 +421,4 @@ def test_a_sale_naming_no_lots_relieves_them_in_the_account_s_order(policy: str,
     config = PortfolioConfiguration(holdings=list(holdings), target_weights={"A": 1.0}, tax=tax)
     book = lot_book(config, np.array([100.0]))
     assert book is not None
-    assert list(book.ids[0]) == order
+    assert [book.lot_ids[k] for k in book.slots[0].tolist() if k >= 0] == order  # its lots in relief order

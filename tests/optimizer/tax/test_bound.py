@@ -6,6 +6,7 @@ that uses it relaxes fewer regions than it has, with answers still within the MI
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -257,6 +258,7 @@ def _built(monkeypatch: pytest.MonkeyPatch, qp: Any, given: Any, parts: Any) -> 
     from finwiz.optimizer.tax import _bound
 
     monkeypatch.setattr(_bound, "_by_count", parts)
+    monkeypatch.setattr(_bound, "_LAYOUTS", weakref.WeakKeyDictionary())  # not the kept layout
     out = _bound._Dual(qp, given.buy, given.sell, given.lot_price, given.rest)
     monkeypatch.undo()
     return out
@@ -266,7 +268,7 @@ def _built(monkeypatch: pytest.MonkeyPatch, qp: Any, given: Any, parts: Any) -> 
 def test_assets_split_by_lot_count_give_what_one_padded_block_gives(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """``_Dual`` pads each part of the assets to its own most lots: each asset's minimum and sell
     are those of one block padded to the account's most lots (with and without the side rule),
-    and the slope agrees to rounding."""
+    and of a few assets priced alone; the slope agrees to rounding."""
     from finwiz.optimizer.tax import _bound
 
     inst = random_instance(seed, assets=(40, 40), lots=(1, 14), tax_weight=0.1)
@@ -298,6 +300,8 @@ def test_assets_split_by_lot_count_give_what_one_padded_block_gives(seed: int, m
                 (v1, s1, _), (v2, s2, _) = split._solve(lam, None), whole._solve(lam, None)
                 assert np.array_equal(v1, v2)
                 assert np.array_equal(s1, s2)
+                picked = rng.permutation(qp.n)[: max(1, qp.n // 4)]  # flip_bounds' few assets, priced alone
+                assert np.array_equal(whole.assets(lam, None, picked), v2[picked])
                 (a, slope_a), (b, slope_b) = split.value_and_slope(lam), whole.value_and_slope(lam)
                 assert a == b
                 np.testing.assert_allclose(slope_a, slope_b, rtol=1e-9, atol=1e-12)

@@ -734,8 +734,11 @@ def test_a_resorted_lot_book_names_each_lot_with_its_own_shares_basis_and_date(s
     assert lots is not None
     given = {lot.lot_id: lot for h in config.holdings for lot in h.lots}
     for resorted in (lots, lots._sorted(-lots.gain), lots.priced(0.5)):
-        assert sorted(i for row in resorted.ids for i in row) == sorted(given)
-        for i, (ids, dates) in enumerate(zip(resorted.ids, resorted.acquired, strict=True)):
+        each = [[k for k in row if k >= 0] for row in resorted.slots.tolist()]  # each asset's lots' places
+        ids_of = [[resorted.lot_ids[k] for k in row] for row in each]
+        dates_of = [[resorted.dates[k] for k in row] for row in each]
+        assert sorted(i for row in ids_of for i in row) == sorted(given)
+        for i, (ids, dates) in enumerate(zip(ids_of, dates_of, strict=True)):
             for k, (lot_id, acquired) in enumerate(zip(ids, dates, strict=True)):
                 lot = given[lot_id]
                 assert (resorted.shares[i, k], resorted.basis[i, k]) == (lot.shares, lot.cost_basis)

@@ -33,7 +33,7 @@ from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer.solve._dense import solve_dense
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
-from finwiz.optimizer.solve._qp import Ladder, NativeQP, NoLadderPointError
+from finwiz.optimizer.solve._qp import Ladder, NativeQP, NoLadderPointError, ladder_of
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
 from finwiz.optimizer.solve._solvers import (
     NativeSolution,
@@ -312,15 +312,18 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
     same policy either way (see :func:`solve`). ``per_lot=False``: where a taxable account's climb
     over lots finds no point, raise :class:`~finwiz.optimizer.solve._qp.NoLadderPointError` instead of
     solving one variable per lot (the caller reorders the lots)."""
-    qp = native_qp(model)
-    if qp is None:
+    # A taxable account's climb builds its own QPs: no build on the first lots just to find its ladder.
+    form = next((d.tax for d in model.described if d.tax is not None), None) if model.is_qp else None
+    qp = native_qp(model) if form is None else None
+    if qp is None and form is None:
         assembled = assemble(model)
         with assembled.lock:
             assembled.set_values(model, model.stacked())
             return solve(assembled, solver, time_limit=time_limit)
-    ladder = qp.ladder
-    if ladder is None:
+    if form is None:
+        assert qp is not None
         return _solve_native(model, qp, solver, time_limit)[0]
+    ladder = ladder_of(form, model.data.n)
     # A taxable account: solve on one lot per asset, move the assets its multipliers send to
     # other lots, again, until none moves (each asset's tax is convex along its lots).
     data = model.data

@@ -66,11 +66,10 @@ def lagrangian_bound(
 
 @dataclass
 class _Kept:
-    """What a region's Lagrangian keeps between lifts: its QP and lot layout (None: it does not
-    separate), and its last multipliers' Lagrangian (a search lifts a region at one dual twice)."""
+    """What a region's Lagrangian keeps between lifts: its QP (None: it does not separate), and
+    its last multipliers' Lagrangian (a search lifts a region at one dual twice)."""
 
     qp: NativeQP | None
-    layout: tuple[np.ndarray, list[_Part]] | None = None
     last: tuple[NativeQP, np.ndarray, tuple[NativeQP, _Dual] | None] | None = None
 
 
@@ -79,7 +78,7 @@ _KEPT: weakref.WeakKeyDictionary[Model, _Kept] = weakref.WeakKeyDictionary()
 
 def _dual_at(region: Model, solved: NativeQP, y: np.ndarray) -> tuple[NativeQP, _Dual] | None:
     """``region``'s QP and its Lagrangian at ``solved``'s multipliers ``y`` (see
-    :func:`lagrangian_bound`); the QP and the lots' layout are built once per region."""
+    :func:`lagrangian_bound`); the QP is built once per region."""
     kept = _KEPT.get(region)
     if kept is None:
         qp = native_qp(region, np.zeros(region.data.n, dtype=np.int64))
@@ -94,9 +93,6 @@ def _dual_at(region: Model, solved: NativeQP, y: np.ndarray) -> tuple[NativeQP, 
             and not qp.segments.any()
         )
         kept = _KEPT[region] = _Kept(qp if separates else None)
-        if kept.qp is not None:
-            assert kept.qp.ladder is not None
-            kept.layout = _layout(kept.qp.n, kept.qp.ladder)
     qp = kept.qp
     if qp is None:
         return None
@@ -105,7 +101,7 @@ def _dual_at(region: Model, solved: NativeQP, y: np.ndarray) -> tuple[NativeQP, 
     found = None
     shared = _shared_rows(qp)
     if shared == _shared_rows(solved) and qp.A.shape[1] == solved.A.shape[1]:
-        dual = _Dual.of(qp, y[:shared].copy(), kept.layout)
+        dual = _Dual.of(qp, y[:shared].copy())
         found = None if dual is None else (qp, dual)
     kept.last = (solved, y.copy(), found)
     return found
@@ -180,16 +176,15 @@ class _Dual:
         sell: np.ndarray,
         lot_price: np.ndarray,
         rest: float,
-        layout: tuple[np.ndarray, list[_Part]] | None = None,
     ):
         assert qp.ladder is not None
         self.qp, self.ladder, self.buy, self.sell, self.lot_price, self.rest = qp, qp.ladder, buy, sell, lot_price, rest
-        self.held, self.parts = layout or _layout(qp.n, qp.ladder)
+        self.held, self.parts = _layout(qp.n, qp.ladder)
 
     @classmethod
-    def of(cls, qp: NativeQP, y: np.ndarray, layout: tuple[np.ndarray, list[_Part]] | None = None) -> _Dual | None:
+    def of(cls, qp: NativeQP, y: np.ndarray) -> _Dual | None:
         """The Lagrangian of ``qp`` (a region's, on every asset's first lot) at ``y`` on the rows
-        before the region's (``layout``: its lots', from :func:`_layout`); None when it is -inf."""
+        before the region's; None when it is -inf."""
         ladder, terms = qp.ladder, qp.tax_terms
         assert ladder is not None
         assert terms is not None
@@ -198,7 +193,8 @@ class _Dual:
         y = np.where(y > 0, np.where(np.isfinite(upper), y, 0.0), np.where(np.isfinite(lower), y, 0.0))
         y[:nt] = 0.0  # the variables' own bounds stay bounds
         support = float(y[y > 0] @ upper[y > 0] + y[y < 0] @ lower[y < 0])
-        reduced = qp.q + qp.A[:m].T @ y
+        # A'y with the later rows at 0: no copy of A's first rows (the same sums, in the same order)
+        reduced = qp.q + qp.A.T @ np.concatenate([y, np.zeros(qp.A.shape[0] - m)])
         price_t, price_g = terms.prices(np.concatenate([y, np.zeros(qp.A.shape[0] - m)]))
         _, _, slope_t, slope_g, _, _ = ladder.rows(np.zeros(n, dtype=np.int64))
         sell = reduced[n : 2 * n] - price_t * slope_t - price_g * slope_g  # the sell's price, no lot's tax
@@ -206,7 +202,7 @@ class _Dual:
         if not np.isfinite(rest):
             return None
         lot_price = sell[ladder.owner] + price_t * ladder.tax + price_g * ladder.gain
-        return cls(qp, reduced[:n], sell, lot_price, rest, layout)
+        return cls(qp, reduced[:n], sell, lot_price, rest)
 
     def value(self, lam: np.ndarray) -> float:
         """The Lagrangian's minimum at the region rows' multipliers ``lam`` (scaled units)."""
@@ -228,16 +224,21 @@ class _Dual:
         region = self.ladder.region
         return 0.0 if region is None else float(lam @ region[:, 2])
 
-    def assets(self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+    def assets(
+        self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None = None, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """Each asset's part of the Lagrangian's minimum at ``lam``, within ``boxes`` (buy low,
-        buy high, sell low, sell high; default the QP's)."""
-        return self._solve(lam, boxes)[0]
+        buy high, sell low, sell high; default the QP's); ``rows``: only those assets' (in order)."""
+        if rows is None:
+            return self._solve(lam, boxes)[0]
+        slot = np.arange(len(self.ladder.owner)) - self.ladder.first[self.ladder.owner]
+        return np.asarray(self._solve(lam, boxes, [_Part(self.ladder, slot, rows)])[0][rows])
 
     def _solve(
-        self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None
+        self, lam: np.ndarray, boxes: tuple[np.ndarray, ...] | None, parts: list[_Part] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
         """Each asset's minimum and minimising sell, and per part its sells with its lots' nets,
-        starts and caps in price order."""
+        starts and caps in price order (``parts``: default every asset's; values of others unset)."""
         qp, ladder = self.qp, self.ladder
         n = qp.n
         per_lot = self.lot_price.copy()
@@ -250,18 +251,29 @@ class _Dual:
         cheapest[ladder.count > 0] = np.inf
         np.minimum.at(cheapest, ladder.owner, per_lot)
         past = np.maximum(box[3] - self.held, 0.0)
-        values, sells, parts = np.empty(n), np.empty(n), []
-        for part in self.parts:
+        values, sells, out = np.empty(n), np.empty(n), []
+        for part in self.parts if parts is None else parts:
             rows = part.rows
             own = (qp.curvature[rows], self.buy[rows], tuple(b[rows] for b in box))
             value, sell, *rest = part.solve(*own, per_lot, cheapest[rows], past[rows], self.one_side)
             values[rows], sells[rows] = value, sell
-            parts.append((sell, *rest))
-        return values, sells, parts
+            out.append((sell, *rest))
+        return values, sells, out
+
+
+_LAYOUTS: weakref.WeakKeyDictionary[Ladder, tuple[np.ndarray, list[_Part]]] = weakref.WeakKeyDictionary()
 
 
 def _layout(n: int, ladder: Ladder) -> tuple[np.ndarray, list[_Part]]:
-    """Each asset's held shares (``V_ref`` units) and its lots in parts (the same at every ``y``)."""
+    """Each asset's held shares (``V_ref`` units) and its lots in parts (the same at every ``y``):
+    built once per ladder (a request's close calls price the same lots at each flip)."""
+    kept = _LAYOUTS.get(ladder)
+    if kept is None:
+        kept = _LAYOUTS[ladder] = _layout_of(n, ladder)
+    return kept
+
+
+def _layout_of(n: int, ladder: Ladder) -> tuple[np.ndarray, list[_Part]]:
     slot = np.arange(len(ladder.owner)) - ladder.first[ladder.owner]
     caps = np.zeros((n, int(ladder.count.max(initial=0)) + 1))
     caps[ladder.owner, slot] = ladder.end - ladder.start
@@ -380,9 +392,9 @@ def flip_bounds(model: Model, free: NativeQP, assets: np.ndarray) -> np.ndarray 
         box_free = (free.lower, free.upper, free.lower, free.upper)[box]
         column = assets + (n if box >= 2 else 0)
         boxes[box][assets] = np.where(side, 0.0, box_free[column])
-    flipped = dual.assets(lam, tuple(boxes))
+    flipped = dual.assets(lam, tuple(boxes), assets)  # only the flipped assets' parts change
     total = float(now.sum()) + dual.rest - dual._region_bound(lam)
-    return np.asarray((total + flipped[assets] - now[assets] + qp.const) / qp.scale)
+    return np.asarray((total + flipped - now[assets] + qp.const) / qp.scale)
 
 
 def _scalars(qp: NativeQP, reduced: np.ndarray, nt: int) -> float:

@@ -330,6 +330,8 @@ def _close_calls(
     tolerance = 1e-12 * max(1.0, abs(outcome.objective))
     close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
     close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
+    if not len(close):  # nothing to flip: no QP or bounds to build
+        return current, outcome
     free = native_qp(relaxed, np.zeros(relaxed.data.n, dtype=np.int64))
     bounds, fresh = None, False  # fresh: of ``current``, no solve since (its ladder's multipliers as then)
     for _ in range(_SIDE_PASSES):  # again after a flip helped: the others' best side may change with it

@@ -55,16 +55,6 @@ class LotBook:
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
     request: int = field(default_factory=lambda: next(_requests))  # the books of one request share it
 
-    @cached_property
-    def ids(self) -> tuple[tuple[str, ...], ...]:
-        """Each asset's lot ids, in relief order."""
-        return tuple(tuple(self.lot_ids[k] for k in row if k >= 0) for row in self.slots.tolist())
-
-    @cached_property
-    def acquired(self) -> tuple[tuple[date, ...], ...]:
-        """Each asset's lots' acquisition dates, in relief order."""
-        return tuple(tuple(self.dates[k] for k in row if k >= 0) for row in self.slots.tolist())
-
     def same_order(self, other: LotBook) -> bool:
         """Whether ``other`` holds the same lots in the same relief order."""
         return self.slots is other.slots or bool(np.array_equal(self.slots, other.slots))
@@ -219,18 +209,29 @@ class LotBook:
         out: list[list[LotSale]] = [[] for _ in sold]
         selling = np.flatnonzero(sold > 0)
         taken, _, _ = self.relief(sold[selling], selling)
-        for i, row in zip(selling.tolist(), taken, strict=True):
-            out[i] = [
-                LotSale.trusted(
-                    lot_id=self.ids[i][k],
-                    shares=float(row[k]),
-                    cost_basis=float(self.basis[i, k]),
-                    acquired=self.acquired[i][k],
-                    realized_gain=round(float(row[k] * self.gain[i, k]), 2),
-                    term="long" if self.long[i, k] else "short",
-                )
-                for k in np.flatnonzero(row > 0)
-            ]
+        # Every lot sold at once (row-major: each asset's in relief order), one Python pass.
+        row, k = np.nonzero(taken > 0)
+        asset = selling[row]
+        shares = taken[row, k]
+        columns = zip(
+            asset.tolist(),
+            self.slots[asset, k].tolist(),
+            shares.tolist(),
+            self.basis[asset, k].tolist(),
+            (shares * self.gain[asset, k]).tolist(),
+            self.long[asset, k].tolist(),
+            strict=True,
+        )
+        for i, slot, q, basis, gain, long in columns:
+            sale = LotSale.trusted(
+                lot_id=self.lot_ids[slot],
+                shares=q,
+                cost_basis=basis,
+                acquired=self.dates[slot],
+                realized_gain=round(gain, 2),
+                term="long" if long else "short",
+            )
+            out[i].append(sale)
         return out
 
     def summary(self, sold: np.ndarray) -> TaxSummary:
@@ -285,7 +286,8 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     age = settings.as_of.toordinal() - day
     long = age > settings.long_term_days
     rate = np.where(long, settings.long_term_rate, settings.short_term_rate)
-    no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, owner, held, age, per_share)
+    groups = [settings.group(s) for s in symbols]
+    no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, groups, owner, held, age, per_share)
     # Relief order within each asset (see the module docstring), the asset first.
     order = np.lexsort((*relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner))
     padded, slots = _padding(owner, order[keep[order]], n)
@@ -303,23 +305,24 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         no_buy=no_buy,
         blocks=blocks,
         settings=settings,
-        groups=np.array([settings.group(s) for s in symbols]),
+        groups=np.array(groups),
     )
 
 
 def _wash_rules(
     settings: TaxSettings,
     symbols: list[str],
+    groups: list[str],
     owner: np.ndarray,
     held: np.ndarray,
     age: np.ndarray,
     per_share: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], np.ndarray]:
-    """The wash-sale window's effect on the lots: each asset not to be bought, each asset's shares
-    withheld (loss lots not sold), why (per symbol), and which lots stay sellable."""
+    """The wash-sale window's effect on the lots (``groups``: each symbol's wash-sale group): each
+    asset not to be bought, each asset's shares withheld (loss lots not sold), why (per symbol),
+    and which lots stay sellable."""
     n = len(symbols)
     recent = settings.in_window
-    groups = [settings.group(s) for s in symbols]
     sold_at_loss = {settings.group(t.symbol) for t in settings.recent_sales if t.loss > 0 and recent(t.date)}
     bought = {settings.group(t.symbol) for t in settings.recent_purchases if recent(t.date)}
     # A lot the holding dates within the window is a purchase too, listed or not.
