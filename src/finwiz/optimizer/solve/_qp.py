@@ -61,6 +61,7 @@ class NativeQP:
     ladder: Ladder | None = None  # a taxable account's lots, each asset on one segment
     segments: np.ndarray | None = None  # the segment (lot) of each asset this QP is built on
     tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see _fold)
+    a_t: tuple[sparse.csc_matrix, sparse.csr_matrix] | None = None  # (A, A') kept by the QPs that share A
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
@@ -79,6 +80,11 @@ class NativeQP:
             w = slice(2 * n + SCALARS, 3 * n + SCALARS)
             out[w] += self.dense_w @ z[w]
         return out
+
+    def a_t_times(self, y: np.ndarray) -> np.ndarray:
+        """``A' y``."""
+        kept = self.a_t
+        return np.asarray((kept[1] if kept is not None and kept[0] is self.A else self.A.T) @ y)
 
     def residuals(self, z: np.ndarray, az: np.ndarray | None = None) -> dict[str, float]:
         """Largest violation of each row group at ``z`` (0 when satisfied); ``az`` is ``A z`` if
