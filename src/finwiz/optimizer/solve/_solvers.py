@@ -200,7 +200,8 @@ def solve_osqp(
         try:
             found = _admm(qp, workspace, budget)
         finally:
-            workspace.tune(_OSQP_EPS[0], int(OSQP_SETTINGS["max_iter"]))
+            # Back to the first tolerance; the cap stays, as every solve sets its own budget.
+            workspace.tune(_OSQP_EPS[0], workspace.tolerance[1])
         if start is None and found.status != "infeasible":
             workspace.stalled = found.z is None and budget > 0
     return found
