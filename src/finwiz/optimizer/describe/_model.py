@@ -171,9 +171,14 @@ class Affine:
     def minus_multiple(self, per: Affine, factor: np.ndarray) -> Affine:
         """Row r minus ``factor_r x`` the one row ``per``."""
         k = len(per.vals)
-        rows = np.concatenate([self.rows, np.repeat(np.arange(self.m), k)])
-        cols = np.concatenate([self.cols, np.tile(per.cols, self.m)])
-        vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
+        if k == 1:  # one column (1 - c): each row's new entry without repeat and tile, the same values
+            rows = np.concatenate([self.rows, np.arange(self.m)])
+            cols = np.concatenate([self.cols, np.full(self.m, per.cols[0])])
+            vals = np.concatenate([self.vals, -factor * per.vals[0]])
+        else:
+            rows = np.concatenate([self.rows, np.repeat(np.arange(self.m), k)])
+            cols = np.concatenate([self.cols, np.tile(per.cols, self.m)])
+            vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
         offset = self.offset - factor * per.offset[0]
         if k and _shares_a_column(per.cols, self.cols):  # e.g. the cash row has c, and so has 1 - c
             key = rows * (int(cols.max()) + SCALARS + 1) + (cols + SCALARS)
