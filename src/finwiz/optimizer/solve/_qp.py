@@ -2,9 +2,9 @@
 (``_qp_build``), solved by OSQP or Clarabel directly (``_solvers``, workspaces kept per structure
 in ``_workspaces``); and a taxable account's lots as each asset's segments (:class:`Ladder`).
 
-A compiled cvxpy problem costs ~2.5 ms per solve at 100 assets in ``apply_parameters`` and
-unpacking alone, more than the solve, and ~20 ms to compile at 500 assets; a request whose terms
-all have a QP description is therefore solved here, without cvxpy. A user's cvxpy term, market
+A compiled cvxpy problem's parameter passing and unpacking cost more than the solve itself
+(docs/decisions/s13-resolve.md); a request whose terms all have a QP description is therefore
+solved here, without cvxpy. A user's cvxpy term, market
 impact (a cone) and the infeasibility diagnosis go through the cvxpy problem derived from the
 same descriptions (``_assembler``).
 

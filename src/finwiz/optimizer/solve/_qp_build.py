@@ -271,8 +271,8 @@ def build_qp(
     backed off by ``backoff``; a taxable account on ``segments``, default its first lots; ``base``
     from :func:`qp_base` when the caller kept it). None of them may carry a market-impact cone.
 
-    Built from triplets in one conversion per matrix (scipy's block constructors cost ~3 ms at
-    100 assets), and every position is stored even when its value is 0, so the sparsity pattern
+    Built from triplets in one conversion per matrix (scipy's block constructors cost more than
+    the solve), and every position is stored even when its value is 0, so the sparsity pattern
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
     base = qp_base(parts, x0, scale, backoff) if base is None else base
