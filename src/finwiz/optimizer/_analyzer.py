@@ -125,7 +125,7 @@ class PortfolioAnalyzer:
         with np.errstate(divide="ignore", invalid="ignore"):
             urgency = np.where(tol > 0, np.abs(drift) / tol, np.where(drift != 0, np.inf, 0.0))
         action = np.where(~exceeded, TradeAction.HOLD.value, np.where(drift > 0, "sell", "buy"))
-        # Trusted, already-validated numbers: constructed without validation (500 assets: 12 -> 1 ms).
+        # Trusted, already-validated numbers: constructed without validation (validation dominated).
         needs = [
             RebalancingNeed.trusted(
                 symbol=str(symbol),

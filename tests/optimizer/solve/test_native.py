@@ -394,13 +394,13 @@ def test_a_warm_solve_is_capped_by_iterations_never_by_a_clock(
         rebalance(sample_config, sample_prices)
         settings: list[Any] = []
         for workspace in _workspaces._cache.values():
-            update = workspace.solver.update_settings
+            tune = workspace.tune  # every ADMM solve's tolerance and cap (OSQP is told only of changes)
 
-            def recording(update: Any = update, settings: list[Any] = settings, **kwargs: Any) -> Any:
-                settings.append(sorted(kwargs.items()))
-                return update(**kwargs)
+            def recording(eps: float, cap: int, tune: Any = tune, settings: list[Any] = settings) -> Any:
+                settings.append((eps, cap))
+                return tune(eps, cap)
 
-            workspace.solver.update_settings = recording
+            workspace.tune = recording  # type: ignore[method-assign]
         warm = rebalance(sample_config, sample_prices * 1.01)
         seen[seconds] = (settings, [t.model_dump() for t in warm.trades])
     assert seen[1e-6][0]  # the warm solve ran ADMM on a kept workspace

@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 
+def _members(symbols: tuple[str, ...], idx: np.ndarray) -> tuple[str, ...]:
+    """The symbols of assets ``idx`` (Python ints index a tuple several times faster than numpy's)."""
+    return tuple([symbols[i] for i in idx.tolist()])
+
+
 def _post_trade(data: ProblemData) -> Affine:
     """``1 - c``: the post-trade value as a fraction of ``V_ref`` (``1 - c - tax`` when a taxable
     account pays its tax from cash)."""
@@ -69,7 +74,7 @@ def _post_trade_weights(
         rows,
         -unbounded if lower is None else lower[both],
         unbounded if upper is None else upper[both],
-        tuple(data.symbols[i] for i in both),
+        _members(data.symbols, both),
         per=_post_trade(data),
         per_asset=True,
     )
@@ -121,7 +126,7 @@ def _side_bound(
         Affine.side(idx, data.n, sell=sell),
         lower,
         upper,
-        tuple(data.symbols[i] for i in idx),
+        _members(data.symbols, idx),
         unit="shares",
         show=data.ref_value / data.prices[idx],
         per_asset=True,
@@ -173,7 +178,7 @@ class TradeBoundsTerm(Term):
                             Affine.side(idx, n, sell=sell),
                             np.full(idx.size, -np.inf),
                             np.zeros(idx.size),
-                            tuple(symbols[i] for i in idx),
+                            _members(symbols, idx),
                             unit="currency",
                             show=data.ref_value,
                             per_asset=True,

@@ -199,11 +199,16 @@ class Affine:
     def minus_multiple(self, per: Affine, factor: np.ndarray) -> Affine:
         """Row r minus ``factor_r x`` the one row ``per``."""
         k = len(per.vals)
-        rows = np.concatenate([self.rows, np.repeat(np.arange(self.m), k)])
-        cols = np.concatenate([self.cols, np.tile(per.cols, self.m)])
-        vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
+        if k == 1:  # one column (1 - c): each row's new entry without repeat and tile, the same values
+            rows = np.concatenate([self.rows, np.arange(self.m)])
+            cols = np.concatenate([self.cols, np.full(self.m, per.cols[0])])
+            vals = np.concatenate([self.vals, -factor * per.vals[0]])
+        else:
+            rows = np.concatenate([self.rows, np.repeat(np.arange(self.m), k)])
+            cols = np.concatenate([self.cols, np.tile(per.cols, self.m)])
+            vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
         offset = self.offset - factor * per.offset[0]
-        if k and np.isin(per.cols, self.cols).any():  # e.g. the cash row has c, and so has 1 - c
+        if k and _shares_a_column(per.cols, self.cols):  # e.g. the cash row has c, and so has 1 - c
             key = rows * (int(cols.max()) + SCALARS + 1) + (cols + SCALARS)
             unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
             vals = np.bincount(inverse, weights=vals, minlength=len(unique))
@@ -257,6 +262,14 @@ class Affine:
             kept = sparse.csr_matrix((self.vals, (self.rows, self.places(n))), shape=(self.m, 2 * n + SCALARS))
             self.__dict__["_csr"] = kept  # frozen dataclass: kept beside the fields
         return kept
+
+
+def _shares_a_column(few: np.ndarray, cols: np.ndarray) -> bool:
+    """Whether any of ``few`` is in ``cols`` (``np.isin`` without its set machinery, for a few
+    columns: a ratio's denominator has one or two)."""
+    if len(few) > 4:
+        return bool(np.isin(few, cols).any())
+    return any(bool((cols == c).any()) for c in few.tolist())
 
 
 @dataclass(frozen=True)

@@ -295,8 +295,8 @@ class _Pieces:
     def impact_total(self) -> cp.Variable:
         """One scalar ``m >= sum of the impact cones`` that the rows with a cost coefficient read.
         Written into every such row, the sum put a dense row of every asset's cone into each (a
-        position cap on all 431 assets: a 431 x 431 dense block, 9 s per Clarabel solve and
-        "optimal_inaccurate"); the rows only get stricter as ``m`` grows, so the epigraph is exact."""
+        position cap on all assets: an n x n dense block, slow and "optimal_inaccurate" under
+        Clarabel); the rows only get stricter as ``m`` grows, so the epigraph is exact."""
         if self.total is None:
             self.total = cp.Variable(nonneg=True, name="impact_total")
             self.epigraph.append(self.total >= cp.sum(cp.hstack(self.impacts)))

@@ -2,7 +2,7 @@
 
 Requests made only of built-in terms are solved natively (``_qp``), so a process that never
 meets a user's term, market impact, exact mode or an infeasibility diagnosis never pays cvxpy's
-import (~0.7 s of the optimizer's 1.3 s): batch workers start sooner and the CLI answers sooner.
+import (about half of the optimizer's): batch workers start sooner and the CLI answers sooner.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 (``_qp_build``), solved by OSQP or Clarabel directly (``_solvers``, workspaces kept per structure
 in ``_workspaces``); and a taxable account's lots as each asset's segments (:class:`Ladder`).
 
-A compiled cvxpy problem costs ~2.5 ms per solve at 100 assets in ``apply_parameters`` and
-unpacking alone, more than the solve, and ~20 ms to compile at 500 assets; a request whose terms
-all have a QP description is therefore solved here, without cvxpy. A user's cvxpy term, market
+A compiled cvxpy problem's parameter passing and unpacking cost more than the solve itself
+(docs/decisions/s13-resolve.md); a request whose terms all have a QP description is therefore
+solved here, without cvxpy. A user's cvxpy term, market
 impact (a cone) and the infeasibility diagnosis go through the cvxpy problem derived from the
 same descriptions (``_assembler``).
 
@@ -62,6 +62,7 @@ class NativeQP:
     segments: np.ndarray | None = None  # the segment (lot) of each asset this QP is built on
     tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see _fold)
     eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of dense_w, kept per covariance
+    a_t: tuple[sparse.csc_matrix, sparse.csr_matrix] | None = None  # (A, A') kept by the QPs that share A
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
@@ -80,6 +81,11 @@ class NativeQP:
             w = slice(2 * n + SCALARS, 3 * n + SCALARS)
             out[w] += self.dense_w @ z[w]
         return out
+
+    def a_t_times(self, y: np.ndarray) -> np.ndarray:
+        """``A' y``."""
+        kept = self.a_t
+        return np.asarray((kept[1] if kept is not None and kept[0] is self.A else self.A.T) @ y)
 
     def residuals(self, z: np.ndarray, az: np.ndarray | None = None) -> dict[str, float]:
         """Largest violation of each row group at ``z`` (0 when satisfied); ``az`` is ``A z`` if

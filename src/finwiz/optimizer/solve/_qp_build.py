@@ -158,7 +158,9 @@ class QPBase:
     parts: tuple[Description, ...] = ()
     backoff: float = 0.0
     coupled: tuple[LimitGroup, ...] = ()  # the limit groups that are rows (not trade bounds)
-    a_matrix: dict[float, sparse.csc_matrix] = field(default_factory=dict)  # A by cost unit (no lots)
+    a_matrix: dict[float, tuple[sparse.csc_matrix, sparse.csr_matrix]] = field(
+        default_factory=dict
+    )  # (A, A') by cost unit (no lots)
     limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
 
 
@@ -271,8 +273,8 @@ def build_qp(
     backed off by ``backoff``; a taxable account on ``segments``, default its first lots; ``base``
     from :func:`qp_base` when the caller kept it). None of them may carry a market-impact cone.
 
-    Built from triplets in one conversion per matrix (scipy's block constructors cost ~3 ms at
-    100 assets), and every position is stored even when its value is 0, so the sparsity pattern
+    Built from triplets in one conversion per matrix (scipy's block constructors cost more than
+    the solve), and every position is stored even when its value is 0, so the sparsity pattern
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
     base = qp_base(parts, x0, scale, backoff) if base is None else base
@@ -293,15 +295,19 @@ def build_qp(
     # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
     positive = base.rate[base.rate > 0]
     cost_unit = float(positive.mean()) if positive.size else 1.0
-    vals = np.where(cols == cost_col, vals * cost_unit, vals)
     q[cost_col] *= cost_unit
+    if layout.ladder is None:
+        a_t = _a_matrix(base, cost_unit)
+        a_matrix = a_t[0]
+    else:
+        a_matrix, a_t = csc(rows, cols, _in_cost_unit(cols, vals, cost_col, cost_unit), (base.m, nz)), None
     scale = base.scale
     return NativeQP(
         n=n,
         P=base.p_matrix,
         q=q * scale,
         const=const * scale,
-        A=_a_matrix(base, cost_unit, vals) if layout.ladder is None else csc(rows, cols, vals, (base.m, nz)),
+        A=a_matrix,
         lower=lower,
         upper=upper,
         groups=base.groups,
@@ -317,15 +323,21 @@ def build_qp(
         segments=segments if layout.ladder is not None else None,
         tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
         eigen=None if layout.eigen is None else (2.0 * scale * layout.eigen[0], layout.eigen[1]),
+        a_t=a_t,
     )
 
 
-def _a_matrix(base: QPBase, unit: float, vals: np.ndarray) -> sparse.csc_matrix:
-    """``A`` of a base without lots, built once per cost unit (the bases of one rebalance's
-    re-solves that differ only in the trade bounds share it)."""
+def _in_cost_unit(cols: np.ndarray, vals: np.ndarray, cost_col: int, unit: float) -> np.ndarray:
+    return np.where(cols == cost_col, vals * unit, vals)
+
+
+def _a_matrix(base: QPBase, unit: float) -> tuple[sparse.csc_matrix, sparse.csr_matrix]:
+    """``A`` of a base without lots and its transpose, built once per cost unit (the bases of one
+    rebalance's re-solves that differ only in the trade bounds share them)."""
     if unit not in base.a_matrix:
-        rows, cols, _ = base.triplets
-        base.a_matrix[unit] = csc(rows, cols, vals, (base.m, base.layout.nz))
+        rows, cols, vals = base.triplets
+        a_matrix = csc(rows, cols, _in_cost_unit(cols, vals, 2 * base.layout.n, unit), (base.m, base.layout.nz))
+        base.a_matrix[unit] = (a_matrix, a_matrix.T)
     return base.a_matrix[unit]
 
 

@@ -75,7 +75,7 @@ def kkt_certified(qp: NativeQP, z: np.ndarray, y: np.ndarray, az: np.ndarray | N
     (OSQP leaves ~1e-18 there) and is dropped before stationarity is checked."""
     y = np.where(y > 0, np.where(np.isfinite(qp.upper), y, 0.0), np.where(np.isfinite(qp.lower), y, 0.0))
     pz = qp.hess(z)
-    stationarity = float(np.max(np.abs(pz + qp.q + qp.A.T @ y), initial=0.0))
+    stationarity = float(np.max(np.abs(pz + qp.q + qp.a_t_times(y)), initial=0.0))
     size = max(1.0, float(np.max(np.abs(qp.q), initial=0.0)))
     if stationarity > KKT_TOLERANCE * size:
         return False
@@ -200,9 +200,8 @@ def solve_osqp(
         try:
             found = _admm(qp, workspace, budget)
         finally:
-            workspace.solver.update_settings(
-                eps_abs=_OSQP_EPS[0], eps_rel=_OSQP_EPS[0], max_iter=OSQP_SETTINGS["max_iter"]
-            )
+            # Back to the first tolerance; the cap stays, as every solve sets its own budget.
+            workspace.tune(_OSQP_EPS[0], workspace.tolerance[1])
         if start is None and found.status != "infeasible":
             workspace.stalled = found.z is None and budget > 0
     return found
@@ -216,7 +215,7 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
     for eps in _OSQP_EPS if qp.ladder is None else _OSQP_EPS[1:]:
         if iterations >= budget:
             break
-        workspace.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=budget - iterations)
+        workspace.tune(eps, budget - iterations)
         result = workspace.solver.solve(raise_error=False)
         raw = str(result.info.status)
         iterations += int(result.info.iter)

@@ -66,6 +66,14 @@ class _Workspace:
     matched: tuple[Any, Any] = (None, None)
     loaded: tuple[Any, Any] = (None, None)
     time_limit: float | None = None
+    tolerance: tuple[float, int] = (OSQP_SETTINGS["eps_abs"], OSQP_SETTINGS["max_iter"])  # (eps, max_iter) set now
+
+    def tune(self, eps: float, max_iter: int) -> None:
+        """Set ADMM's tolerance and iteration cap, only where they change (each call into OSQP's
+        settings costs more than a warm solve's check of them)."""
+        if (eps, max_iter) != self.tolerance:
+            self.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=max_iter)
+            self.tolerance = (eps, max_iter)
 
     def matches(self, qp: NativeQP) -> bool:
         if _held(self.matched, qp):

@@ -179,7 +179,8 @@ class _Forces:
 
     def ranked(self, j: int) -> list[TradeReason]:
         """Trade ``j``'s forces as reasons, strongest first (a stable sort: ties keep their order)."""
-        ranked = sorted(self.by_trade[j].items(), key=lambda item: -item[1][3])
+        forces = self.by_trade[j]
+        ranked = sorted(forces.items(), key=lambda item: -item[1][3]) if len(forces) > 1 else forces.items()
         return [_reason(kind, label, amount, unit, score) for label, (kind, amount, unit, score) in ranked]
 
 
