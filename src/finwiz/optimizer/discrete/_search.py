@@ -41,7 +41,8 @@ benchmarks/test_bench_min_position.py: exchanges and combinations check the rows
 sets only (``kept_by_rows``); a window or a triple none of whose sets can gain (``can_gain``) is
 not enumerated, nor a partial set of a window that cannot (``_neighbourhood._Bounds``); a kick
 that breaks a coupled row is not descended from, and a kicked descent not below the point within
-``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of the same model
+``_KICK_LEAD`` moves is left there (given up sooner when too far above it for the moves left:
+``_KICK_REACH``, ``_KICK_CREEP``); a search reaching a point an earlier search of the same model
 passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. The measured record
 (quality, CPU per kind, each cut's effect) is in docs/decisions/small-accounts-search.md.
 """
@@ -165,6 +166,9 @@ _KICK_REACH = 0.02
 trial further above it than that per move of its lead left is given up (most trials gain most in
 their first move, then creep). On the 37 small accounts of benchmarks/test_bench_small.py every
 trial taken was within 1.4 % of the point per move left; the gate gives up none of them."""
+_KICK_CREEP = 3.0
+"""... or than this many times its last move's gain per move left: a trial that creeps does not make
+up its distance (a taken trial's later moves gained at most 4x its previous one, seed 22)."""
 _KICKS = 6  # the dearest traded lots tried dropped (each followed by a descent without them)
 _COARSE = 0.05
 """A traded lot is tried dropped when it is worth at least this fraction of an average position."""
@@ -370,11 +374,15 @@ class _Local:
 
     def lead(self, start: _Point, held: _Separable, point: _Point) -> _Point:
         """A kick's trial from ``start`` descended (steepest, ``held``) ``_KICK_LEAD`` moves at most,
-        given up once it is further above ``point`` than ``_KICK_REACH`` of it per move left."""
+        given up once it is further above ``point`` than ``_KICK_REACH`` of it per move left, or
+        (after its first move) than ``_KICK_CREEP`` times its last move's gain per move left."""
         after = start
         for left in range(_KICK_LEAD - 1, -1, -1):
             moved = self.descend(after, held, steepest=True, rounds=1)
-            if moved is after or moved.value > point.value + _KICK_REACH * left * abs(point.value):
+            reach = _KICK_REACH * abs(point.value)
+            if after is not start:
+                reach = min(reach, _KICK_CREEP * (after.value - moved.value))
+            if moved is after or moved.value - point.value > reach * left:
                 return moved
             after = moved
         return after
