@@ -149,14 +149,13 @@ def test_a_search_reaching_a_point_searched_before_ends_where_that_search_ended(
 
 def test_a_kick_breaking_a_coupled_row_is_not_descended_from(monkeypatch: pytest.MonkeyPatch) -> None:
     starts: list[bool] = []
-    descend = _search._Local.descend
+    lead = _search._Local.lead
 
-    def spy(self: Any, point: Any, separable: Any, steepest: bool = False, rounds: int = 10**9) -> Any:
-        if steepest:  # a kick's descent
-            starts.append(self.search.rows.holds(self.search.rows.values(point.z)))
-        return descend(self, point, separable, steepest, rounds)
+    def spy(self: Any, start: Any, held: Any, point: Any) -> Any:  # a kick's descent
+        starts.append(self.search.rows.holds(self.search.rows.values(start.z)))
+        return lead(self, start, held, point)
 
-    monkeypatch.setattr(_search._Local, "descend", spy)
+    monkeypatch.setattr(_search._Local, "lead", spy)
     trials: list[int] = []
     kick = _search._Local.kick
 
@@ -171,6 +170,48 @@ def test_a_kick_breaking_a_coupled_row_is_not_descended_from(monkeypatch: pytest
     assert trials  # some kicks were left out:
     assert max(trials) > len(starts) > 0  # one search: its kicks tried, more than it descended from
     assert all(starts)
+
+
+@pytest.mark.parametrize("seed", [22, 36])
+def test_a_kicks_trial_given_up_by_its_reach_is_one_that_would_not_have_been_taken(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seeds 22 and 36 take kicks (two and three) among trials that fail: the gates give up some of
+    # those early (the creep's more than the reach's alone), and the trades are those of the
+    # trials descended their whole lead.
+    steepest_rounds: list[int] = []
+    descend = _search._Local.descend
+
+    def spy(self: Any, point: Any, separable: Any, steepest: bool = False, rounds: int = 10**9) -> Any:
+        steepest_rounds.append(int(steepest))
+        return descend(self, point, separable, steepest, rounds)
+
+    monkeypatch.setattr(_search._Local, "descend", spy)
+    config, prices = config_of(generate(seed))
+    gated = rebalance(config, prices)
+    gated_rounds = sum(steepest_rounds)
+    steepest_rounds.clear()
+    monkeypatch.setattr(_search, "_KICK_CREEP", np.inf)
+    reach = rebalance(config, prices)
+    reach_rounds = sum(steepest_rounds)
+    steepest_rounds.clear()
+    monkeypatch.setattr(_search, "_KICK_REACH", np.inf)
+    whole = rebalance(config, prices)
+    assert reach.objective_value == whole.objective_value
+    assert [(t.symbol, t.shares, t.action) for t in gated.trades] == [
+        (t.symbol, t.shares, t.action) for t in whole.trades
+    ]
+    assert gated.objective_value == whole.objective_value
+    assert 0 < gated_rounds < reach_rounds < sum(steepest_rounds)
+
+
+def test_rich_windows_start_past_half_their_width_and_plain_ones_at_half() -> None:
+    # Twenty options an asset: three assets a window (21^3 sets, 21^4 over ``COMBINATIONS``).
+    play, options = np.arange(10), [np.arange(20.0)] * 10
+    rich = [list(h.assets) for h in _neighbourhood._windows(play, options, 1)]
+    plain = [list(h.assets) for h in _neighbourhood._windows(play, options)]
+    assert rich == [[0, 1, 2], [2, 3, 4], [4, 5, 6], [6, 7, 8], [8, 9]]
+    assert plain == [[a, a + 1, a + 2] for a in range(8)]
 
 
 @pytest.mark.parametrize("seed", [2, 4, 9, 18])

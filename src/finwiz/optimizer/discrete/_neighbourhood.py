@@ -81,11 +81,12 @@ def hoods(search: _Search, shares: np.ndarray) -> list[Neighbourhood]:
     rich = [options_near(data, shares, int(a), steps) for a in play]
     # Then a lot either way only: wider windows (nine assets), exchanges of four or more lots.
     plain = [np.array([shares[a] - data.lot[a], shares[a] + data.lot[a]]) for a in play]
-    return _windows(play, rich) + _windows(play, plain)
+    return _windows(play, rich, 1) + _windows(play, plain)
 
 
-def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]:
-    """``play`` in windows as wide as ``COMBINATIONS`` allows, overlapping by half."""
+def _windows(play: np.ndarray, options: list[np.ndarray], past: int = 0) -> list[Neighbourhood]:
+    """``play`` in windows as wide as ``COMBINATIONS`` allows, overlapping by half (rounded down
+    with ``past``: a three-asset window's next starts two on, not one)."""
     hoods, start = [], 0
     while start < len(play):
         end, size = start, 1
@@ -95,7 +96,7 @@ def _windows(play: np.ndarray, options: list[np.ndarray]) -> list[Neighbourhood]
         hoods.append(Neighbourhood(play[start:end], tuple(options[start:end])))
         if end >= len(play):
             break
-        start = max(start + 1, (start + end) // 2)
+        start = max(start + 1, (start + end + past) // 2)
     return hoods
 
 

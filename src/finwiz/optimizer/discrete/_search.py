@@ -41,7 +41,8 @@ benchmarks/test_bench_min_position.py: exchanges and combinations check the rows
 sets only (``kept_by_rows``); a window or a triple none of whose sets can gain (``can_gain``) is
 not enumerated, nor a partial set of a window that cannot (``_neighbourhood._Bounds``); a kick
 that breaks a coupled row is not descended from, and a kicked descent not below the point within
-``_KICK_LEAD`` moves is left there; a search reaching a point an earlier search of the same model
+``_KICK_LEAD`` moves is left there (given up sooner when too far above it for the moves left:
+``_KICK_REACH``, ``_KICK_CREEP``); a search reaching a point an earlier search of the same model
 passed (``searched``: ``_stage._flips``'s starts) ends where that one ended. The measured record
 (quality, CPU per kind, each cut's effect) is in docs/decisions/small-accounts-search.md.
 """
@@ -157,9 +158,15 @@ _WORK = 12_000_000  # candidates priced: the generated 15-40-name accounts use a
 _CLOCK_WORK = 200_000  # work between two reads of the CPU clock (~30 ms of search)
 _KICK_ROUNDS = 40  # moves of a kicked descent at most (Newton steps make few enough)
 _KICK_LEAD = 4
-"""Moves in which a kicked descent must get below the point it kicked, or it is left there: on the
-37 small accounts of benchmarks/test_bench_small.py every kick taken got there in 1-4 moves (12 of
-14 in 1-2); a lead of 8 changed no answer, one of 3 left seed 36 0.9 % higher."""
+"""Moves in which a kicked descent must get below the point it kicked, or it is left there: every
+kick taken on the small accounts got there within 4 (record: docs/decisions/s13-small.md)."""
+_KICK_REACH = 0.02
+"""What one move of a kick's trial descent is taken to gain at most, as a fraction of the point: a
+trial further above it than that per move of its lead left is given up (a trial gains most in its
+first move, then creeps; no trial taken on the small accounts was that far)."""
+_KICK_CREEP = 3.0
+"""... or than this many times its last move's gain per move left: a trial that creeps does not make
+up its distance (a taken trial's later move gained at most ~4x its previous one)."""
 _KICKS = 6  # the dearest traded lots tried dropped (each followed by a descent without them)
 _COARSE = 0.05
 """A traded lot is tried dropped when it is worth at least this fraction of an average position."""
@@ -351,17 +358,30 @@ class _Local:
             start = self.search.at(trial)
             if not self.search.rows.holds(self.search.rows.values(start.z)):
                 # A kick that breaks a coupled row: the descent takes only moves to points that
-                # keep every row, so only one that mends it at once. On the 37 small accounts of
-                # benchmarks/test_bench_small.py none of 110 such kicks was ever taken (they
-                # took 0.57 s of 7.5 s of search).
+                # keep every row, so only one that mends it at once (none was ever taken).
                 continue
-            after = self.descend(start, held, steepest=True, rounds=_KICK_LEAD)
+            after = self.lead(start, held, point)
             if after.value < point.value * (1 - _GAIN):  # below the point within its lead: the rest of its rounds
                 after = self.descend(after, held, steepest=True, rounds=_KICK_ROUNDS - _KICK_LEAD)
             if after.value < point.value * (1 - _GAIN) and self.keeps(after):
                 self.kicks += 1
                 return self.descend(after, self.separable)
         return None
+
+    def lead(self, start: _Point, held: _Separable, point: _Point) -> _Point:
+        """A kick's trial from ``start`` descended (steepest, ``held``) ``_KICK_LEAD`` moves at most,
+        given up once it is further above ``point`` than ``_KICK_REACH`` of it per move left, or
+        (after its first move) than ``_KICK_CREEP`` times its last move's gain per move left."""
+        after = start
+        for left in range(_KICK_LEAD - 1, -1, -1):
+            moved = self.descend(after, held, steepest=True, rounds=1)
+            reach = _KICK_REACH * abs(point.value)
+            if after is not start:
+                reach = min(reach, _KICK_CREEP * (after.value - moved.value))
+            if moved is after or moved.value - point.value > reach * left:
+                return moved
+            after = moved
+        return after
 
     def _kicks(self, point: _Point) -> list[tuple[int, float]]:
         """The kicks to try, in order: the dearest coarse traded lots cut by one lot, then
