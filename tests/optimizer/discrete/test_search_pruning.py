@@ -19,8 +19,8 @@ import pytest
 from finwiz import RebalancingEngine, rebalance
 from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
-from finwiz.optimizer.discrete import _neighbourhood, _pricing, _search
-from finwiz.optimizer.discrete._candidates import _lot_moves, _moves
+from finwiz.optimizer.discrete import _neighbourhood, _newton, _pricing, _search
+from finwiz.optimizer.discrete._candidates import _lot_moves, _moves, _trade_point
 from finwiz.optimizer.discrete._descent import _Search
 from finwiz.optimizer.discrete._neighbourhood import (
     Neighbourhood,
@@ -222,7 +222,7 @@ def test_a_windows_bound_pruned_enumeration_finds_the_best_set_of_every_set(seed
     data = model.data
     search = _Search(data, pieces.pricer, pieces.rows)
     point = search.at(np.zeros(data.n))
-    hood = hoods(search, _search._newton_lots(search, point.shares) * data.lot)[0]
+    hood = hoods(search, _newton.newton_lots(search, point.shares) * data.lot)[0]
     assets, options = hood.assets[:4], hood.options[:4]
     best_value = point.value
     for choice in itertools.product(*[[None, *o] for o in options]):
@@ -251,16 +251,16 @@ def test_newton_steps_from_kept_probes_are_those_built_afresh(seed: int) -> None
     # the last priced point's squared rows) are those of a fresh pricer and fresh probes.
     model, pieces, _ = _model(seed)
     data = model.data
-    search = _search._Kept(data, pieces.pricer, pieces.rows)
+    search = _newton.Kept(data, pieces.pricer, pieces.rows)
     fresh = _Search(data, _pricing.Pieces.of(model).pricer, pieces.rows)
-    probes = _search._Probes.empty(search)
+    probes = _newton.Probes.empty(search)
     rng = np.random.default_rng(seed)
     shares = np.zeros(data.n)
     steps = []
     for _ in range(6):
         point = search.at(shares)
-        kept = _search._newton_lots(search, point.shares, probes)
-        assert np.array_equal(kept, _search._newton_lots(fresh, shares.copy()))
+        kept = _newton.newton_lots(search, point.shares, probes)
+        assert np.array_equal(kept, _newton.newton_lots(fresh, shares.copy()))
         assert np.array_equal(search.pricer.gradient(point.z), fresh.pricer.gradient(point.z.copy()))
         steps.append(kept)
         moved = rng.choice(data.n, size=2, replace=False)
@@ -316,12 +316,12 @@ def test_the_combinations_totals_are_summed_move_by_move_in_the_order_they_are_p
 def test_the_searchs_rows_valued_through_their_dense_block_match_the_sparse_product() -> None:
     model, pieces, _ = _model(7)
     rows = pieces.rows
-    dense = _search._DenseRows(*(getattr(rows, f.name) for f in dataclasses.fields(rows)))
+    dense = _newton.DenseRows(*(getattr(rows, f.name) for f in dataclasses.fields(rows)))
     assert dense.dense is not None  # a small account: the dense block is kept
     data = model.data
     shares = np.round(np.random.default_rng(1).normal(0.0, 5.0, data.n)) * data.lot
     shares = np.maximum(shares, -data.shares)
-    z = _search._trade_point(data, shares)
+    z = _trade_point(data, shares)
     expected = rows.values(z)
     assert np.any(expected != 0)
     np.testing.assert_allclose(dense.values(z), expected, rtol=1e-13, atol=1e-15)
