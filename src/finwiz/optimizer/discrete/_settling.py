@@ -12,9 +12,10 @@ from the greedy's it ended worse or in the back-off on 431-500 binding assets (d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -314,8 +315,10 @@ def _program(
     import highspy
 
     k, rest = len(binary), len(objective) - len(binary)
-    matrix = sparse.csc_array(matrix, copy=True)
-    matrix.sum_duplicates()  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
+    matrix = sparse.csc_array(matrix)
+    if not matrix.has_canonical_format:  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
+        matrix = matrix.copy()  # the caller's matrix stays as it was
+        matrix.sum_duplicates()
     col_lower = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
     col_upper = np.concatenate([np.ones(k), np.full(rest, np.inf)])
     integrality = np.concatenate([binary, np.zeros(rest, bool)]).astype(np.int32)  # 1: HiGHS's kInteger
@@ -329,9 +332,7 @@ def _program(
     # after such a failure (an infeasibility found with presolve stands). A relaxation goes
     # without it first: its dense rows (the scalars, the turnover) cost presolve 5x the simplex.
     for presolve in ("on", "off") if binary.any() else ("off", "on"):
-        # The bare binding: the wrapper class prints a banner on stdout when it is built.
-        h = highspy._Highs()  # type: ignore[attr-defined]
-        h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
+        h = _solver()
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", presolve)
         h.passModel(*model, *arrays)
@@ -348,14 +349,37 @@ def _program(
     return found
 
 
+_HIGHS = threading.local()  # one HiGHS per thread, its model cleared before each program
+
+
+def _solver() -> Any:
+    """This thread's HiGHS, quiet, its model cleared: building one per program cost more than passing the model."""
+    h = getattr(_HIGHS, "solver", None)
+    if h is None:
+        import highspy
+
+        # The bare binding: the wrapper class prints a banner on stdout when it is built.
+        h = _HIGHS.solver = highspy._Highs()  # type: ignore[attr-defined]
+        h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
+    h.clearModel()  # drops the model, its basis and solution; the options set stay
+    return h
+
+
+@cache
+def _statuses() -> np.ndarray:
+    """HiGHS's nonbasic-at-lower and basic statuses, as an object array to index with masks."""
+    import highspy
+
+    return np.array([highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic], dtype=object)
+
+
 def _basis(columns: np.ndarray, rows: np.ndarray) -> Any:
     """HiGHS's basis with ``columns`` and ``rows`` (masks) basic, the rest at their lower bounds."""
     import highspy
 
-    status = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic)
     basis = highspy.HighsBasis()
-    basis.col_status = [status[b] for b in columns.tolist()]
-    basis.row_status = [status[b] for b in rows.tolist()]
+    basis.col_status = _statuses()[columns.astype(np.intp)].tolist()
+    basis.row_status = _statuses()[rows.astype(np.intp)].tolist()
     basis.valid = True
     return basis
 
