@@ -59,31 +59,6 @@ def test_program_relaxation_and_infeasibility() -> None:
     assert impossible.x is None
 
 
-def test_one_highs_per_thread_answers_as_a_fresh_one() -> None:
-    """Each thread keeps one HiGHS and clears its model between programs: a program after another
-    (a relaxation from a given basis in between) and one on another thread answer alike."""
-    import threading
-
-    objective, matrix, lo, up = _knapsack()
-    first = _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
-    basic = (np.r_[np.zeros(6, bool), True], np.array([True, False]))
-    relaxed = _settling._program(objective, matrix, lo, up, np.zeros(6, bool), 5.0, basic=basic)
-    again = _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
-    elsewhere: list[_settling._Program] = []
-    worker = threading.Thread(
-        target=lambda: elsewhere.append(_settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0))
-    )
-    worker.start()
-    worker.join()
-    assert first.x is not None
-    assert relaxed.x is not None
-    assert relaxed.x[:6] @ objective[:6] < first.x[:6] @ objective[:6] - 1e-6  # the relaxation, not the 0/1 answer
-    for other in (again, elsewhere[0]):
-        assert other.x is not None
-        assert other.x.tolist() == first.x.tolist()
-    assert _settling._solver() is _settling._solver()
-
-
 def test_program_leaves_the_callers_matrix_as_it_was() -> None:
     """Repeated entries are summed for HiGHS on a copy: the caller's matrix keeps them."""
     objective, matrix, lo, up = _knapsack()

@@ -12,7 +12,6 @@ from the greedy's it ended worse or in the back-off on 431-500 binding assets (d
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache, cached_property
@@ -332,7 +331,9 @@ def _program(
     # after such a failure (an infeasibility found with presolve stands). A relaxation goes
     # without it first: its dense rows (the scalars, the turnover) cost presolve 5x the simplex.
     for presolve in ("on", "off") if binary.any() else ("off", "on"):
-        h = _solver()
+        # The bare binding: the wrapper class prints a banner on stdout when it is built.
+        h = highspy._Highs()  # type: ignore[attr-defined]
+        h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", presolve)
         h.passModel(*model, *arrays)
@@ -347,22 +348,6 @@ def _program(
         if found.x is not None or (found.infeasible and presolve == "on"):
             break
     return found
-
-
-_HIGHS = threading.local()  # one HiGHS per thread, its model cleared before each program
-
-
-def _solver() -> Any:
-    """This thread's HiGHS, quiet, its model cleared: building one per program cost more than passing the model."""
-    h = getattr(_HIGHS, "solver", None)
-    if h is None:
-        import highspy
-
-        # The bare binding: the wrapper class prints a banner on stdout when it is built.
-        h = _HIGHS.solver = highspy._Highs()  # type: ignore[attr-defined]
-        h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
-    h.clearModel()  # drops the model, its basis and solution; the options set stay
-    return h
 
 
 @cache
