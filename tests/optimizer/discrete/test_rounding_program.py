@@ -59,6 +59,21 @@ def test_program_relaxation_and_infeasibility() -> None:
     assert impossible.x is None
 
 
+def test_program_leaves_the_callers_matrix_as_it_was() -> None:
+    """Repeated entries are summed for HiGHS on a copy: the caller's matrix keeps them."""
+    objective, matrix, lo, up = _knapsack()
+    halves = (np.repeat(matrix.data / 2, 2), np.repeat(matrix.indices, 2), 2 * matrix.indptr)
+    doubled = sparse.csc_array(halves, shape=matrix.shape)  # each entry twice, as halves
+    before = doubled.nnz
+    assert before == 2 * matrix.nnz
+    found = _settling._program(objective, doubled, lo, up, np.ones(6, bool), 5.0)
+    expected = _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
+    assert found.x is not None
+    assert expected.x is not None
+    assert found.x.tolist() == expected.x.tolist()
+    assert doubled.nnz == before
+
+
 def test_the_settle_prints_nothing() -> None:
     """A fresh process (HiGHS prints its banner once per process when it may, and some builds print
     MIP progress whatever their options say): a settle through HiGHS and a tiny 0/1 program."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -314,8 +314,10 @@ def _program(
     import highspy
 
     k, rest = len(binary), len(objective) - len(binary)
-    matrix = sparse.csc_array(matrix, copy=True)
-    matrix.sum_duplicates()  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
+    matrix = sparse.csc_array(matrix)
+    if not matrix.has_canonical_format:  # HiGHS refuses repeated entries; sorted ones are cheaper to pass
+        matrix = matrix.copy()  # the caller's matrix stays as it was
+        matrix.sum_duplicates()
     col_lower = np.concatenate([np.zeros(k), np.full(rest - nonnegative, -np.inf), np.zeros(nonnegative)])
     col_upper = np.concatenate([np.ones(k), np.full(rest, np.inf)])
     integrality = np.concatenate([binary, np.zeros(rest, bool)]).astype(np.int32)  # 1: HiGHS's kInteger
@@ -348,14 +350,21 @@ def _program(
     return found
 
 
+@cache
+def _statuses() -> np.ndarray:
+    """HiGHS's nonbasic-at-lower and basic statuses, as an object array to index with masks."""
+    import highspy
+
+    return np.array([highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic], dtype=object)
+
+
 def _basis(columns: np.ndarray, rows: np.ndarray) -> Any:
     """HiGHS's basis with ``columns`` and ``rows`` (masks) basic, the rest at their lower bounds."""
     import highspy
 
-    status = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic)
     basis = highspy.HighsBasis()
-    basis.col_status = [status[b] for b in columns.tolist()]
-    basis.row_status = [status[b] for b in rows.tolist()]
+    basis.col_status = _statuses()[columns.astype(np.intp)].tolist()
+    basis.row_status = _statuses()[rows.astype(np.intp)].tolist()
     basis.valid = True
     return basis
 
