@@ -22,7 +22,6 @@ constraint terms (the money and every limit) and :func:`constraint_terms` are in
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -276,7 +275,7 @@ class TradeCountTerm(Term):
         last = trades[-1]
         changed = len(trades) == 1 or not np.array_equal(traded(data, last), traded(data, trades[-2]))
         if changed and len(trades) < self.iterations:
-            return dataclasses.replace(data, count_weights=self.gamma(data, last))
+            return data.evolve(count_weights=self.gamma(data, last))
         # The penalty picks which assets trade but also shrinks every trade towards zero (a
         # deposit left partly in cash): the debias solve sizes the chosen trades without it. A
         # trade under half the minimum size would be dropped by the rounding: it is left out
@@ -288,7 +287,7 @@ class TradeCountTerm(Term):
         small = ~untraded & (value < 0.5 * data.min_trade_value) & ~data.crossing  # crossing: must trade
         minor = value[small].sum() <= _SMALL_SHARE * value.sum()
         fixed = (untraded | small, untraded) if small.any() and minor else (untraded,)
-        return [dataclasses.replace(data.fix(f), debias=True) for f in fixed]
+        return [data.fix(f, debias=True) for f in fixed]
 
     def describe(self, data: ProblemData) -> Description:
         weight = self.price(data)
