@@ -155,7 +155,7 @@ class Term:
         solves is taken; none: the last answer stands), or None once the term is settled. The
         continuous stage asks the terms in order and re-solves, warm, until none asks (at most
         ``MAX_SOLVES`` solves). What the next solve needs goes on the returned data (a user's
-        term: ``dataclasses.replace(data, options={**data.options, key: value})``, read back in
+        term: ``data.evolve(options={**data.options, key: value})``, read back in
         :meth:`values` or :meth:`describe`)."""
         return None
 
