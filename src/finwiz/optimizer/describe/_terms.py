@@ -280,8 +280,8 @@ class TradeCountTerm(Term):
         # deposit left partly in cash): the debias solve sizes the chosen trades without it. A
         # trade under half the minimum size would be dropped by the rounding: it is left out
         # here, so that the other trades make up for it -- unless such trades carry much of the
-        # traded value (at 2000 binding assets, 1,675 of 1,735 trades and 72 % of the value:
-        # leaving them all out doubled the objective); then the rounding settles each one.
+        # traded value (leaving them all out then cost much objective, see
+        # docs/decisions/s13-resolve2.md); then the rounding settles each one.
         value = np.abs(last) * data.ref_value
         untraded = ~traded(data, last)
         small = ~untraded & (value < 0.5 * data.min_trade_value) & ~data.crossing  # crossing: must trade
