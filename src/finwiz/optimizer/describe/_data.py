@@ -8,7 +8,6 @@ the linear ``x_i + cap c <= cap``: caps hold exactly on post-trade weights.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,9 +145,20 @@ class ProblemData:
         stuck = ((side < 0) & (self.x0 > 0) & no_sell) | ((side > 0) & (self.x0 < 0) & no_buy)
         return np.asarray(np.where(stuck, held, side))
 
-    def fix(self, assets: np.ndarray) -> ProblemData:
-        """The same request with ``assets`` (a mask) not traded: reason ``fixed``."""
-        return dataclasses.replace(self, blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets})
+    def fix(self, assets: np.ndarray, **changes: Any) -> ProblemData:
+        """The same request with ``assets`` (a mask) not traded: reason ``fixed``; other fields
+        changed as in :meth:`evolve`."""
+        return self.evolve(blocked={**self.blocked, "fixed": self.blocked["fixed"] | assets}, **changes)
+
+    def evolve(self, **changes: Any) -> ProblemData:
+        """``dataclasses.replace(self, **changes)`` without re-running ``__init__`` over every
+        field (a re-solve makes several copies): there is no ``__post_init__`` to skip."""
+        unknown = changes.keys() - self.__dataclass_fields__.keys()
+        if unknown:
+            raise TypeError(f"ProblemData has no field {', '.join(sorted(unknown))}")
+        copied = object.__new__(ProblemData)
+        copied.__dict__.update(self.__dict__, **changes)
+        return copied
 
 
 def build_problem_data(

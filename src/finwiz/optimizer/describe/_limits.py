@@ -115,6 +115,11 @@ _BUY_REASONS = (
     "sell_only",
 )
 _SELL_REASONS = ("no_trade", "no_sell", "tolerance_band", "fixed", "tax_buys_only", "buy_only")
+_REASON_SIDES = {
+    reason: tuple(sell for sell, reasons in ((False, _BUY_REASONS), (True, _SELL_REASONS)) if reason in reasons)
+    for reason in dict.fromkeys((*_BUY_REASONS, *_SELL_REASONS))
+}
+"""Each reason's sides (``sell``: False for the buy variable, True for the sell), in group order."""
 
 
 def _side_bound(
@@ -167,23 +172,24 @@ class TradeBoundsTerm(Term):
     def describe(self, data: ProblemData) -> Description:
         n, symbols = data.n, data.symbols
         groups: list[LimitGroup] = _side_groups(data)
-        for reason in dict.fromkeys((*_BUY_REASONS, *_SELL_REASONS)):
-            idx = np.flatnonzero(data.blocked[reason])
-            sides = [s for s, reasons in ((False, _BUY_REASONS), (True, _SELL_REASONS)) if reason in reasons]
+        for reason, sides in _REASON_SIDES.items():
+            blocked = data.blocked[reason]
+            if not blocked.any():  # most reasons block nothing: no index work for them
+                continue
+            idx = np.flatnonzero(blocked)
             for sell in sides:
-                if idx.size:
-                    groups.append(
-                        LimitGroup(
-                            reason,
-                            Affine.side(idx, n, sell=sell),
-                            np.full(idx.size, -np.inf),
-                            np.zeros(idx.size),
-                            _members(symbols, idx),
-                            unit="currency",
-                            show=data.ref_value,
-                            per_asset=True,
-                        )
+                groups.append(
+                    LimitGroup(
+                        reason,
+                        Affine.side(idx, n, sell=sell),
+                        np.full(idx.size, -np.inf),
+                        np.zeros(idx.size),
+                        _members(symbols, idx),
+                        unit="currency",
+                        show=data.ref_value,
+                        per_asset=True,
                     )
+                )
         return Description(limits=groups)
 
 

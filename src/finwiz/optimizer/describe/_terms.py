@@ -22,7 +22,6 @@ constraint terms (the money and every limit) and :func:`constraint_terms` are in
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -156,7 +155,7 @@ class Term:
         solves is taken; none: the last answer stands), or None once the term is settled. The
         continuous stage asks the terms in order and re-solves, warm, until none asks (at most
         ``MAX_SOLVES`` solves). What the next solve needs goes on the returned data (a user's
-        term: ``dataclasses.replace(data, options={**data.options, key: value})``, read back in
+        term: ``data.evolve(options={**data.options, key: value})``, read back in
         :meth:`values` or :meth:`describe`)."""
         return None
 
@@ -276,19 +275,19 @@ class TradeCountTerm(Term):
         last = trades[-1]
         changed = len(trades) == 1 or not np.array_equal(traded(data, last), traded(data, trades[-2]))
         if changed and len(trades) < self.iterations:
-            return dataclasses.replace(data, count_weights=self.gamma(data, last))
+            return data.evolve(count_weights=self.gamma(data, last))
         # The penalty picks which assets trade but also shrinks every trade towards zero (a
         # deposit left partly in cash): the debias solve sizes the chosen trades without it. A
         # trade under half the minimum size would be dropped by the rounding: it is left out
         # here, so that the other trades make up for it -- unless such trades carry much of the
-        # traded value (at 2000 binding assets, 1,675 of 1,735 trades and 72 % of the value:
-        # leaving them all out doubled the objective); then the rounding settles each one.
+        # traded value (leaving them all out then cost much objective, see
+        # docs/decisions/s13-resolve2.md); then the rounding settles each one.
         value = np.abs(last) * data.ref_value
         untraded = ~traded(data, last)
         small = ~untraded & (value < 0.5 * data.min_trade_value) & ~data.crossing  # crossing: must trade
         minor = value[small].sum() <= _SMALL_SHARE * value.sum()
         fixed = (untraded | small, untraded) if small.any() and minor else (untraded,)
-        return [dataclasses.replace(data.fix(f), debias=True) for f in fixed]
+        return [data.fix(f, debias=True) for f in fixed]
 
     def describe(self, data: ProblemData) -> Description:
         weight = self.price(data)

@@ -291,8 +291,7 @@ def build_qp(
         if layout.ladder.region is not None:
             rows, cols, vals, tax_terms = _region(layout.ladder, segments, base.m, rows, cols, vals, upper, tax_terms)
     aux_rows, aux_cols, aux_vals, aux_offset = base.aux
-    # The cost is ~1e-4 of value where weights are ~1e-2: measured in units of the mean cost rate
-    # (c / rate is a turnover), ADMM took 225 iterations cold at 500 assets instead of ~1000.
+    # The cost measured in units of the mean cost rate (a turnover, of the weights' size) keeps ADMM scaled.
     positive = base.rate[base.rate > 0]
     cost_unit = float(positive.mean()) if positive.size else 1.0
     q[cost_col] *= cost_unit

@@ -28,7 +28,7 @@ OSQP_SETTINGS: dict[str, Any] = {
     # Loose ADMM tolerances on purpose: polishing then solves the KKT system of the active set
     # exactly, and :func:`kkt_certified` checks the result (a wrong active set fails the check,
     # and ADMM goes on at tighter tolerances). With the cost in rate units (``build_qp``) OSQP's
-    # own scaling and step size do best: at 500 assets 225 iterations cold, 25-50 warm.
+    # own scaling and step size do best.
     "eps_abs": 1e-2,  # the first of ``_solvers._OSQP_EPS``: a kept workspace rests at it
     "eps_rel": 1e-2,
     "eps_prim_inf": 1e-9,

@@ -1,0 +1,55 @@
+"""``ProblemData``'s copies for the re-solves of one rebalance."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from finwiz import PortfolioConfiguration
+from finwiz.optimizer import build_problem_data
+from finwiz.optimizer.describe._data import ProblemData
+
+
+def _data() -> ProblemData:
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": "AAA", "shares": 30}, {"symbol": "BBB", "shares": 10}],  # type: ignore[list-item]
+        target_weights={"AAA": 0.4, "BBB": 0.5},
+        cash=500.0,
+    )
+    return build_problem_data(config, {"AAA": 10.0, "BBB": 20.0})
+
+
+def _fields(data: ProblemData) -> dict[str, object]:
+    return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+
+
+def test_evolve_is_dataclasses_replace() -> None:
+    data = _data()
+    weights = np.array([1.0, 2.0])
+    evolved = data.evolve(count_weights=weights, debias=True)
+    replaced = dataclasses.replace(data, count_weights=weights, debias=True)
+    assert _fields(evolved) == _fields(replaced)
+    assert evolved.count_weights is weights
+    assert evolved.debias
+    assert not data.debias
+    assert data.count_weights is None
+
+
+def test_evolve_names_an_unknown_field() -> None:
+    with pytest.raises(TypeError, match="debiased"):
+        _data().evolve(debiased=True)
+
+
+def test_the_data_has_no_post_init_for_evolve_to_skip() -> None:
+    # ``evolve`` copies the fields without ``__init__``: valid only while nothing runs after it.
+    assert not hasattr(ProblemData, "__post_init__")
+
+
+def test_fix_blocks_the_assets_and_takes_other_changes() -> None:
+    data = _data()
+    fixed = data.fix(np.array([True, False]), debias=True)
+    assert fixed.blocked["fixed"].tolist() == [True, False]
+    assert fixed.debias
+    assert data.blocked["fixed"].tolist() == [False, False]
