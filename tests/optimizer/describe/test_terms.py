@@ -194,6 +194,21 @@ def test_caps_include_costs_in_the_denominator() -> None:
     assert sector.linear("sector_cap") == pytest.approx([x[0] + x[1] + 0.6 * 0.01 - 0.6, x[2] + 0.6 * 0.01 - 0.6])
 
 
+def test_a_group_replaced_with_other_bounds_linearises_to_its_own_bounds() -> None:
+    """A group's kept linearisation is its own: ``dataclasses.replace`` with another cap does not
+    hand the new group the old one's rows (the household stack replaces groups this way)."""
+    data = make_data(max_position_weight=0.5)
+    buy, sell = np.array([0.0, 0.1, 0.0]), np.zeros(3)
+    cap = evaluate(PositionCapTerm(), data, buy, sell, cost=0.01)
+    group = cap.groups["max_position"]
+    group.linear()  # kept
+    tighter = dataclasses.replace(group, upper=np.full_like(group.upper, 0.25))
+    rows, _, upper = tighter.linear()
+    x = data.x0 + buy
+    assert rows.evaluate(cap.z) - upper == pytest.approx(x + 0.25 * 0.01 - 0.25)
+    assert group.linear()[0].evaluate(cap.z) == pytest.approx(x + 0.5 * 0.01 - 0.5)
+
+
 def test_budget_limit() -> None:
     data = make_data(min_cash_weight=0.1)
     buy, sell = np.array([0.0, 0.1, 0.0]), np.array([0.02, 0.0, 0.0])

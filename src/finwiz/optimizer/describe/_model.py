@@ -292,8 +292,8 @@ class LimitGroup:
     show: np.ndarray | float = 1.0
     per_asset: bool = False  # members are assets: the compliance table shows the tightest one
     _linear: dict[float, tuple[Affine, np.ndarray, np.ndarray]] = field(
-        default_factory=dict, compare=False, repr=False
-    )  # linear(backoff), kept: a rebalance's re-solves reuse their groups
+        default_factory=dict, init=False, compare=False, repr=False
+    )  # linear(backoff), kept: a rebalance's re-solves reuse their groups; never passed on by replace
 
     @property
     def separable(self) -> bool:

@@ -264,9 +264,7 @@ def lift(d: Description, stack: Stack, term: str) -> Description:
         return _lift_affine(a, pa, n)
 
     squares = [Affine.weights_diag(s, x0, base=b) for s, b in d.weight_squares]
-    limits = [
-        dataclasses.replace(g, rows=up(g.rows), per=None if g.per is None else up(g.per), _linear={}) for g in d.limits
-    ]
+    limits = [dataclasses.replace(g, rows=up(g.rows), per=None if g.per is None else up(g.per)) for g in d.limits]
     return Description(
         scalar_squares=list(d.scalar_squares),
         low_rank=[up(a) for a in [*squares, *d.low_rank]],
