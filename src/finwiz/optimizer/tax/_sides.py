@@ -45,7 +45,9 @@ _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tri
 _SIDE_PASSES = 2  # passes over the close calls
 """At most how many of the assets whose side the relaxation chose are tried on the other."""
 _SIDE_GROUPS = ("tax_buys_only", "tax_sells_only")
-_AT_ONCE = 8  # at most this many close calls flipped in one solve (16 at once: a 1.5 s climb)
+_AT_ONCE = (
+    8  # more close calls left a gain by their bounds: no batch (a long, stalling climb, and bounds that tell little)
+)
 
 WholeShares = Callable[[Model, SolveOutcome], tuple[np.ndarray, SolveOutcome]]
 
@@ -373,13 +375,13 @@ class _Flips:
             self._bound()
         if self.bounds is None:
             return False
-        some = self.close[self.bounds < self.outcome.objective - self.tolerance][:_AT_ONCE]
-        return len(some) > 1 and self.flip(some, solver, limit, climb_only=True)
+        some = self.close[self.bounds < self.outcome.objective - self.tolerance]
+        return 1 < len(some) <= _AT_ONCE and self.flip(some, solver, limit, climb_only=True)
 
     def flip(self, assets: np.ndarray, solver: str, limit: float, climb_only: bool = False) -> bool:
         """``assets`` on their other side, solved; kept when the objective improves.
         ``climb_only``: where no climb over the lots finds a point, not kept (no reordered or
-        per-lot solve: in a netting backtest one such solve of 16 flips took 1.5 s)."""
+        per-lot solve: a try, not worth a slow solve)."""
         flip = np.zeros(self.current.data.n, bool)
         flip[assets] = True
         sells = self.current.data.blocked["tax_sells_only"]
