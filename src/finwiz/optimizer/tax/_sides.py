@@ -329,7 +329,8 @@ def _close_calls(
 ) -> tuple[Model, SolveOutcome]:
     """The fixed assets whose side margin is within ``_CLOSE_CALL`` of the objective, closest first,
     each tried on its other side and kept there where the objective improves (see
-    :func:`fix_sides`). (On 8 small books no flip of a margin above a fifth of the objective helped.)"""
+    :func:`fix_sides`); each pass first tries those its flip bounds leave a gain all at once.
+    (On 8 small books no flip of a margin above a fifth of the objective helped.)"""
     tolerance = 1e-12 * max(1.0, abs(outcome.objective))
     close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
     close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
