@@ -511,6 +511,8 @@ def test_the_close_calls_bound_the_flips_again_only_after_a_solve(monkeypatch: p
     bounds, solve = _sides.flip_bounds, _sides.toward_region
     monkeypatch.setattr(_sides, "flip_bounds", lambda *a: events.append("bounds") or bounds(*a))
     monkeypatch.setattr(_sides, "toward_region", lambda *a: events.append("solve") or solve(*a))
+    climb = _sides.solve_terms  # close calls flipped at once: the climb alone
+    monkeypatch.setattr(_sides, "solve_terms", lambda *a, **k: events.append("solve") or climb(*a, **k))
     inst = random_instance(seed, assets=(20, 30), lots=(2, 4), tax_weight=(1.0, 0.1)[seed % 2])
     result = rebalance(inst.config(), inst.price_map())
     assert not evaluate(inst, *trades_of(inst, result)).violations

@@ -80,3 +80,45 @@ def test_a_fixed_asset_starts_on_its_net_sales_lot_and_the_sides_optimum_is_kept
     ladder_cold.settled.segments = None
     again = solve_terms(cold, "CLARABEL")
     assert again.objective == pytest.approx(sided.outcome.objective, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [3, 23])
+def test_close_calls_flipped_together_reach_the_one_at_a_time_answer_in_fewer_solves(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Books where several close calls gain: flipped in one solve, the side fixing ends where
+    trying them one at a time ends, with fewer solves; and no single fixed asset's flip improves
+    that answer (each flip's optimum with one variable per lot, cvxpy)."""
+    from finwiz.optimizer.tax import _sides
+    from tests.optimizer.tax.test_bound import _per_lot_optimum
+
+    inst = random_instance(seed, assets=(8, 14), lots=(2, 5), tax_weight=1.0)
+    solves: list[int] = []
+    real = _sides.toward_region
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        solves.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_sides, "toward_region", counted)
+    together = fix_sides(_linear_model(inst), "auto", 30.0)
+    with_batch = len(solves)
+    solves.clear()
+
+    def one_at_a_time(self: Any, solver: str, limit: float) -> bool:
+        if not self.fresh:
+            self._bound()
+        return False
+
+    monkeypatch.setattr(_sides._Flips, "at_once", one_at_a_time)
+    alone = fix_sides(_linear_model(inst), "auto", 30.0)
+    assert with_batch < len(solves)
+    assert together.outcome.objective == pytest.approx(alone.outcome.objective, rel=1e-9, abs=1e-12)
+    current = together.model
+    sides = current.data.blocked["tax_sells_only"]
+    for i in np.flatnonzero(together.fixed):
+        flip = np.zeros(current.data.n, bool)
+        flip[i] = True
+        optimum = _per_lot_optimum(_with_sides(current, flip & ~sides, flip & sides, flip))
+        if optimum is not None:
+            assert optimum >= together.outcome.objective - 1e-7 * max(abs(optimum), 1e-6)

@@ -746,6 +746,28 @@ def test_a_resorted_lot_book_names_each_lot_with_its_own_shares_basis_and_date(s
                 assert resorted.day[i, k] == lot.acquired.toordinal()
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_realised_gives_relief_s_tax_and_gain_along_a_search(seed: int) -> None:
+    """``LotBook.realised`` relieves only the assets changed since its last call: along a walk
+    of sales a few assets apart (and a fresh start), its tax and gain are relief's, bit for bit."""
+    from finwiz.optimizer.tax._tax import lot_book
+
+    config, prices = book(seed, n=8, lots=4)
+    lots = lot_book(config, np.array([prices[s] for s in config.symbols]))
+    assert lots is not None
+    rng = np.random.default_rng(seed)
+    sold = rng.uniform(-1.0, 1.2, size=8) * lots.shares.sum(axis=1)
+    for step in range(30):
+        changed = rng.choice(8, size=1 + step % 3, replace=False)
+        sold[changed] = rng.uniform(-1.0, 1.2, size=len(changed)) * lots.shares.sum(axis=1)[changed]
+        asked = sold[:5] if step == 20 else sold  # another length: a fresh start
+        tax, gain = lots.realised(asked)
+        _, want_tax, want_gain = lots.relief(asked)
+        assert tax.tobytes() == want_tax.tobytes()
+        assert gain.tobytes() == want_gain.tobytes()
+        assert not tax.flags.writeable
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_relief_takes_from_each_lot_in_order_as_a_lot_by_lot_sale(seed: int) -> None:
     """``LotBook.relief`` of signed trades (buys take nothing, sales beyond the lots take all of

@@ -99,7 +99,11 @@ class _Moves:
             return self.last[0][1]
         owner = self.owner
         z_buy, z_sell = z.take(owner), z.take(data.n + owner)
-        d_x = self.scalars - _moves_at(data, owner, z_buy - z_sell)
+        if len(owner) > data.n:  # moves share assets: each asset's once, gathered (the same floats)
+            n = data.n
+            d_x = self.scalars - trade_scalars(data, (z[:n] - z[n : 2 * n]) * data.ref_value)[owner]
+        else:
+            d_x = self.scalars - _moves_at(data, owner, z_buy - z_sell)
         self.last[:] = [(z, (self.buy - z_buy, self.sell - z_sell, d_x))]
         return self.last[0][1]
 

@@ -31,7 +31,7 @@ from finwiz.optimizer.describe._terms import TradeCountTerm
 from finwiz.optimizer.discrete._exact import solve_exact
 from finwiz.optimizer.discrete._rounding import polish, side_margin
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.solve._qp import ladder_of
+from finwiz.optimizer.solve._qp import NativeQP, NoLadderPointError, ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, solve_terms
 from finwiz.optimizer.tax._bound import flip_bounds
 from finwiz.optimizer.tax._order import priced, priced_solve, relaxation, toward_region
@@ -45,6 +45,9 @@ _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tri
 _SIDE_PASSES = 2  # passes over the close calls
 """At most how many of the assets whose side the relaxation chose are tried on the other."""
 _SIDE_GROUPS = ("tax_buys_only", "tax_sells_only")
+_AT_ONCE = (
+    8  # more close calls left a gain by their bounds: no batch (a long, stalling climb, and bounds that tell little)
+)
 
 WholeShares = Callable[[Model, SolveOutcome], tuple[np.ndarray, SolveOutcome]]
 
@@ -326,38 +329,77 @@ def _close_calls(
 ) -> tuple[Model, SolveOutcome]:
     """The fixed assets whose side margin is within ``_CLOSE_CALL`` of the objective, closest first,
     each tried on its other side and kept there where the objective improves (see
-    :func:`fix_sides`). (On 8 small books no flip of a margin above a fifth of the objective helped.)"""
+    :func:`fix_sides`); each pass first tries those its flip bounds leave a gain all at once.
+    (On 8 small books no flip of a margin above a fifth of the objective helped.)"""
     tolerance = 1e-12 * max(1.0, abs(outcome.objective))
     close = np.flatnonzero(fixed & (np.abs(margin) <= _CLOSE_CALL * abs(outcome.objective)))
     close = close[np.argsort(np.abs(margin[close]))][:_SIDE_FLIPS]
     if not len(close):  # nothing to flip: no QP or bounds to build
         return current, outcome
     free = native_qp(relaxed, np.zeros(relaxed.data.n, dtype=np.int64))
-    bounds, fresh = None, False  # fresh: of ``current``, no solve since (its ladder's multipliers as then)
+    state = _Flips(current, outcome, tolerance, free, close)
     for _ in range(_SIDE_PASSES):  # again after a flip helped: the others' best side may change with it
-        improved = False
         # A flip whose Lagrangian bound is no better than the answer cannot improve it: not solved.
-        if not fresh:
-            bounds = None if free is None else flip_bounds(current, free, close)
+        improved = state.at_once(solver, limit)
         for j, i in enumerate(close):
-            if bounds is not None and bounds[j] >= outcome.objective - tolerance:
-                continue
-            flip = np.zeros(current.data.n, bool)
-            flip[i] = True
-            sells = current.data.blocked["tax_sells_only"]
-            other = _with_sides(current, flip & ~sells, flip & sells, flip)
-            fresh = False
-            try:
-                other, tried_outcome = toward_region(other, solver, limit)
-            except (ProvenInfeasibleError, SolverError):
-                continue
-            better = tried_outcome.objective < outcome.objective - tolerance
-            if better and _group_conflict(other.data, tried_outcome) is None:
-                current, outcome, improved = other, tried_outcome, True
-                bounds, fresh = None if free is None else flip_bounds(current, free, close), True
+            if state.hopeful(j):
+                improved = state.flip(np.array([i]), solver, limit) or improved
         if not improved:
             break
-    return current, outcome
+    return state.current, state.outcome
+
+
+@dataclass
+class _Flips:
+    """The close calls' search: the answer so far and the flip bounds of its last solve."""
+
+    current: Model
+    outcome: SolveOutcome
+    tolerance: float
+    free: NativeQP | None  # the QP with no side fixed (the bounds' other sides)
+    close: np.ndarray
+    bounds: np.ndarray | None = None
+    fresh: bool = False  # the bounds are of ``current``'s solve (its ladder's multipliers as then)
+
+    def hopeful(self, j: int) -> bool:
+        """Whether close call ``j``'s bound (of ``current``, its last computed) leaves it a gain."""
+        return self.bounds is None or bool(self.bounds[j] < self.outcome.objective - self.tolerance)
+
+    def _bound(self) -> None:  # right after ``current``'s solve, or at a pass's start
+        self.bounds = None if self.free is None else flip_bounds(self.current, self.free, self.close)
+        self.fresh = True
+
+    def at_once(self, solver: str, limit: float) -> bool:
+        """Every close call whose bound says it may gain, flipped in one solve (kept if better):
+        most flips that gain gain together, one solve instead of one each."""
+        if not self.fresh:
+            self._bound()
+        if self.bounds is None:
+            return False
+        some = self.close[self.bounds < self.outcome.objective - self.tolerance]
+        return 1 < len(some) <= _AT_ONCE and self.flip(some, solver, limit, climb_only=True)
+
+    def flip(self, assets: np.ndarray, solver: str, limit: float, climb_only: bool = False) -> bool:
+        """``assets`` on their other side, solved; kept when the objective improves.
+        ``climb_only``: where no climb over the lots finds a point, not kept (no reordered or
+        per-lot solve: a try, not worth a slow solve)."""
+        flip = np.zeros(self.current.data.n, bool)
+        flip[assets] = True
+        sells = self.current.data.blocked["tax_sells_only"]
+        other = _with_sides(self.current, flip & ~sells, flip & sells, flip)
+        self.fresh = False  # the ladder's multipliers are now this solve's
+        try:
+            if climb_only:
+                tried = solve_terms(other, solver, time_limit=limit, per_lot=False)
+            else:
+                other, tried = toward_region(other, solver, limit)
+        except (ProvenInfeasibleError, SolverError, NoLadderPointError):
+            return False
+        if tried.objective < self.outcome.objective - self.tolerance and _group_conflict(other.data, tried) is None:
+            self.current, self.outcome = other, tried
+            self._bound()
+            return True
+        return False
 
 
 def _wall_group(

@@ -125,14 +125,44 @@ class LotBook:
         asset ``j``): the shares taken from each lot (rows like ``sold``, columns in relief order),
         and the tax and gain realised, in currency. Shares beyond the lots are taken from none."""
         sold = np.asarray(sold, dtype=float)
+        rows, part, tax, gain = self._relieved(sold, owner)
+        taken = np.zeros((len(sold), self.shares.shape[1]))
+        taken[rows] = part
+        return taken, tax, gain
+
+    def realised(self, sold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(tax, gain)`` of :meth:`relief` (asset ``j`` selling ``sold[j]``), the same numbers:
+        only the assets whose sale changed since this book's last call are relieved again (the
+        whole-share search prices one book's trades over and over, a few assets apart). Read-only."""
+        sold = np.array(sold, dtype=float)
+        last = self._last[0]
+        if last is None or len(last[0]) != len(sold):
+            _, _, tax, gain = self._relieved(sold, None)
+        else:
+            changed = np.flatnonzero(sold != last[0])
+            _, _, some_tax, some_gain = self._relieved(sold[changed], changed)
+            tax, gain = last[1].copy(), last[2].copy()
+            tax[changed], gain[changed] = some_tax, some_gain
+        for a in (sold, tax, gain):
+            a.flags.writeable = False
+        self._last[0] = (sold, tax, gain)  # one tuple swapped in: a thread reads the old or the new
+        return tax, gain
+
+    @cached_property
+    def _last(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        return [None]
+
+    def _relieved(
+        self, sold: np.ndarray, owner: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The selling rows, the shares they take from each lot, and every row's tax and gain."""
         rows = np.flatnonzero(sold > 0)  # most candidate trades buy: their rows take nothing
         at = rows if owner is None else owner[rows]
         part = np.minimum(np.maximum(sold[rows, None] - self._starts[at], 0.0), self.shares[at])
         realised = part * self.gain[at]
-        taken = np.zeros((len(sold), self.shares.shape[1]))
         tax, gain = np.zeros(len(sold)), np.zeros(len(sold))
-        taken[rows], tax[rows], gain[rows] = part, (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
-        return taken, tax, gain
+        tax[rows], gain[rows] = (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
+        return rows, part, tax, gain
 
     @cached_property
     def _starts(self) -> np.ndarray:

@@ -59,7 +59,8 @@ def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray
     out[:, 0], out[:, 1], out[:, 2] = (linear + impact) / data.ref_value, np.abs(u), u
     if data.lots is not None:
         price = data.prices if owner is None else data.prices[owner]
-        _, tax, gain = data.lots.relief(np.maximum(-trade_values, 0.0) / price, owner)
+        sold = np.maximum(-trade_values, 0.0) / price
+        tax, gain = data.lots.realised(sold) if owner is None else data.lots.relief(sold, owner)[1:]
         out[:, 3], out[:, 4] = tax / data.ref_value, gain / data.ref_value
     return out
 
