@@ -281,7 +281,7 @@ class TradeCountTerm(Term):
         # trade under half the minimum size would be dropped by the rounding: it is left out
         # here, so that the other trades make up for it -- unless such trades carry much of the
         # traded value (leaving them all out then cost much objective, see
-        # docs/decisions/s13-resolve2.md); then the rounding settles each one.
+        # docs/decisions/continuous-and-verify.md); then the rounding settles each one.
         value = np.abs(last) * data.ref_value
         untraded = ~traded(data, last)
         small = ~untraded & (value < 0.5 * data.min_trade_value) & ~data.crossing  # crossing: must trade

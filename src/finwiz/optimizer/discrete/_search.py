@@ -159,7 +159,7 @@ _CLOCK_WORK = 200_000  # work between two reads of the CPU clock (~30 ms of sear
 _KICK_ROUNDS = 40  # moves of a kicked descent at most (Newton steps make few enough)
 _KICK_LEAD = 4
 """Moves in which a kicked descent must get below the point it kicked, or it is left there: every
-kick taken on the small accounts got there within 4 (record: docs/decisions/s13-small.md)."""
+kick taken on the small accounts got there within 4 (record: docs/decisions/small-accounts-search-2.md)."""
 _KICK_REACH = 0.02
 """What one move of a kick's trial descent is taken to gain at most, as a fraction of the point: a
 trial further above it than that per move of its lead left is given up (a trial gains most in its

@@ -31,7 +31,7 @@ __all__ = ["solve_dense"]
 _SIGMA = 1e-6
 _ALPHA = 1.6
 _CHECK_EVERY = 10
-_MAX_ITERATIONS = 1000  # then Clarabel; small cases converge slowest (docs/decisions/s13-dense.md)
+_MAX_ITERATIONS = 1000  # then Clarabel; small cases converge slowest (docs/decisions/dense-covariance.md)
 _EPS = 1e-3  # relative ADMM residuals from which each check tries the active-set finish (cheap next to 10 iterations)
 _ACTIVE_ROUNDS = 4  # active-set corrections after the ADMM point at most
 

@@ -3,7 +3,7 @@
 in ``_workspaces``); and a taxable account's lots as each asset's segments (:class:`Ladder`).
 
 A compiled cvxpy problem's parameter passing and unpacking cost more than the solve itself
-(docs/decisions/s13-resolve.md); a request whose terms all have a QP description is therefore
+(docs/decisions/continuous-and-verify.md); a request whose terms all have a QP description is therefore
 solved here, without cvxpy. A user's cvxpy term, market
 impact (a cone) and the infeasibility diagnosis go through the cvxpy problem derived from the
 same descriptions (``_assembler``).
