@@ -45,9 +45,9 @@ _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tri
 _SIDE_PASSES = 2  # passes over the close calls
 """At most how many of the assets whose side the relaxation chose are tried on the other."""
 _SIDE_GROUPS = ("tax_buys_only", "tax_sells_only")
-_AT_ONCE = (
-    8  # more close calls left a gain by their bounds: no batch (a long, stalling climb, and bounds that tell little)
-)
+# More close calls left a gain by their bounds than this: no batch (a long, stalling climb, and
+# bounds that tell little).
+_AT_ONCE = 8
 
 WholeShares = Callable[[Model, SolveOutcome], tuple[np.ndarray, SolveOutcome]]
 
