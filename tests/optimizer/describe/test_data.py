@@ -53,3 +53,13 @@ def test_fix_blocks_the_assets_and_takes_other_changes() -> None:
     assert fixed.blocked["fixed"].tolist() == [True, False]
     assert fixed.debias
     assert data.blocked["fixed"].tolist() == [False, False]
+
+
+def test_evolve_copies_the_fields_only() -> None:
+    # A value kept beside the fields (as frozen dataclasses here keep caches) may depend on a
+    # field that changes: ``evolve``, like ``dataclasses.replace``, starts without it.
+    data = _data()
+    data.__dict__["_kept"] = "of the old weights"
+    evolved = data.evolve(count_weights=np.array([1.0, 2.0]))
+    assert "_kept" not in evolved.__dict__
+    assert "_kept" not in dataclasses.replace(data, debias=True).__dict__

@@ -152,12 +152,13 @@ class ProblemData:
 
     def evolve(self, **changes: Any) -> ProblemData:
         """``dataclasses.replace(self, **changes)`` without re-running ``__init__`` over every
-        field (a re-solve makes several copies): there is no ``__post_init__`` to skip."""
+        field (a re-solve makes several copies): there is no ``__post_init__`` to skip, and only
+        the fields are copied (nothing kept beside them, which may depend on a changed field)."""
         unknown = changes.keys() - self.__dataclass_fields__.keys()
         if unknown:
             raise TypeError(f"ProblemData has no field {', '.join(sorted(unknown))}")
         copied = object.__new__(ProblemData)
-        copied.__dict__.update(self.__dict__, **changes)
+        copied.__dict__.update({name: self.__dict__[name] for name in self.__dataclass_fields__}, **changes)
         return copied
 
 
