@@ -194,8 +194,9 @@ class _Dual:
         y[:nt] = 0.0  # the variables' own bounds stay bounds
         support = float(y[y > 0] @ upper[y > 0] + y[y < 0] @ lower[y < 0])
         # A'y with the later rows at 0: no copy of A's first rows (the same sums, in the same order)
-        reduced = qp.q + qp.A.T @ np.concatenate([y, np.zeros(qp.A.shape[0] - m)])
-        price_t, price_g = terms.prices(np.concatenate([y, np.zeros(qp.A.shape[0] - m)]))
+        padded = np.concatenate([y, np.zeros(qp.A.shape[0] - m)])
+        reduced = qp.q + qp.A.T @ padded
+        price_t, price_g = terms.prices(padded)
         _, _, slope_t, slope_g, _, _ = ladder.rows(np.zeros(n, dtype=np.int64))
         sell = reduced[n : 2 * n] - price_t * slope_t - price_g * slope_g  # the sell's price, no lot's tax
         rest = _scalars(qp, reduced, nt) - support
