@@ -183,3 +183,24 @@ def test_reach_is_the_same_whatever_order_the_candidates_come_in(seed: int) -> N
     mixed = reach(sparse.csr_array(trade[:, shuffled]), on_scalars, owner[shuffled], scalars[shuffled])
     np.testing.assert_allclose(mixed[0], grouped[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(mixed[1], grouped[1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_listed_finds_the_same_cost_whatever_order_the_candidates_come_in(seed: int) -> None:
+    p = _program(seed)
+    owner, m = p["owner"], p["owner"].size
+    limits = p["matrix"].shape[0] - 5 - SCALARS
+    shuffled = np.random.default_rng(seed).permutation(m)
+    assert np.any(np.diff(owner[shuffled]) < 0)
+    columns = np.r_[shuffled, m + np.arange(SCALARS)]
+    matrix = sparse.csc_array(p["matrix"][:, columns])
+    args = (owner[shuffled], p["scalars"][shuffled], p["price"][shuffled], matrix, (p["lo"], p["up"]))
+    done, chosen = listed(*args, np.zeros(0, np.int64), np.ones(m, bool), limits)
+    assert done
+    best = _milp_cost(p, np.zeros(0, np.int64))
+    if best is None:
+        assert chosen is None
+        return
+    assert chosen is not None
+    assert sorted(owner[shuffled][chosen].tolist()) == list(range(5))
+    assert float(p["price"][shuffled][chosen].sum()) == pytest.approx(best, abs=1e-9)

@@ -36,37 +36,53 @@ def listed(
     Asset by asset, a partial choice that no choice of the remaining assets could bring within a
     row's bounds is dropped: binding rows leave few, so a 100-asset settle's split assets are listed
     too (docs/decisions/settle-and-descent.md); the first of equal cheapest, in listing order, as before."""
-    groups = [np.flatnonzero(free & (owner == asset)) for asset in np.unique(owner[free])]
     m, first = len(owner), matrix.shape[0] - limits
-    part = sparse.csc_array(matrix[first:])
     candidates = np.flatnonzero(free)
-    on_scalars = part[:, m:].toarray()  # each coupled row's scalar columns: those of every choice's sum
-    coef = part[:, candidates].toarray() + on_scalars @ scalars[candidates].T
-    base = np.asarray(part[:, fixed].sum(axis=1)).ravel() + on_scalars @ scalars[fixed].sum(axis=0)
+    candidates = candidates[np.argsort(owner[candidates], kind="stable")]  # grouped by asset, in listing order
+    starts = np.flatnonzero(np.r_[True, owner[candidates[1:]] != owner[candidates[:-1]]])
+    bounds_at = np.r_[starts, candidates.size]
+    # Dense columns of the coupled rows only: slicing the CSC's rows costs more than the listing.
+    dense = sparse.csc_array(matrix[:, np.r_[candidates, fixed, m : matrix.shape[1]]]).toarray()[first:]
+    on_scalars = dense[
+        :, candidates.size + fixed.size :
+    ]  # each coupled row's scalar columns: those of every choice's sum
+    coef = dense[:, : candidates.size] + on_scalars @ scalars[candidates].T
+    base = dense[:, candidates.size : candidates.size + fixed.size].sum(axis=1) + on_scalars @ scalars[fixed].sum(
+        axis=0
+    )
     low, high = bounds[0][first:] - base, bounds[1][first:] - base
-    at = [np.searchsorted(candidates, g) for g in groups]
-    least = np.array([coef[:, i].min(axis=1) for i in at]).reshape(len(at), limits)
-    most = np.array([coef[:, i].max(axis=1) for i in at]).reshape(len(at), limits)
+    least = np.minimum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
+    most = np.maximum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
     rows = np.flatnonzero((least.sum(axis=0) < low) | (most.sum(axis=0) > high))  # the others hold whatever is chosen
-    low, high = low[rows], high[rows]
+    low, high, by_candidate = low[rows], high[rows], coef[rows].T
     # What the assets after each one add at least and at most on those rows (a partial choice's reach).
     after_least = np.cumsum(least[::-1, rows], axis=0)[::-1]
     after_most = np.cumsum(most[::-1, rows], axis=0)[::-1]
-    values, cost, pick = np.zeros((1, rows.size)), np.zeros(1), np.zeros((1, 0), np.int64)
-    for k, (g, i) in enumerate(zip(groups, at, strict=True)):
+    values, cost = np.zeros((1, rows.size)), np.zeros(1)
+    parents: list[
+        tuple[np.ndarray, np.ndarray]
+    ] = []  # per asset: each partial choice's parent and the candidate it adds
+    for k in range(len(starts)):
+        g = np.arange(bounds_at[k], bounds_at[k + 1])
         if len(cost) * len(g) > _MOST:
             return False, None
-        values = (values[:, None, :] + coef[np.ix_(rows, i)].T[None, :, :]).reshape(-1, rows.size)
-        cost = (cost[:, None] + price[g][None, :]).ravel()
-        pick = np.concatenate([np.repeat(pick, len(g), axis=0), np.tile(g, len(pick))[:, None]], axis=1)
-        if k + 1 < len(groups):
+        values = (values[:, None, :] + by_candidate[g][None, :, :]).reshape(-1, rows.size)
+        cost = (cost[:, None] + price[candidates[g]][None, :]).ravel()
+        parent, added = np.divmod(np.arange(len(cost)), len(g))
+        if k + 1 < len(starts):
             reach_low, reach_high = values + after_most[k + 1], values + after_least[k + 1]
-            alive = np.all((reach_low >= low - _REACH) & (reach_high <= high + _REACH), axis=1)
-            values, cost, pick = values[alive], cost[alive], pick[alive]
+            alive = np.flatnonzero(np.all((reach_low >= low - _REACH) & (reach_high <= high + _REACH), axis=1))
+            values, cost, parent, added = values[alive], cost[alive], parent[alive], added[alive]
+        parents.append((parent, g[added]))
     keeps = np.all((values >= low) & (values <= high), axis=1)
     if not keeps.any():
         return True, None
-    return True, pick[np.flatnonzero(keeps)[np.argmin(cost[keeps])]]
+    at = int(np.flatnonzero(keeps)[np.argmin(cost[keeps])])
+    picked = []
+    for parent, added in reversed(parents):
+        picked.append(added[at])
+        at = int(parent[at])
+    return True, candidates[np.array(picked[::-1], np.int64)]
 
 
 _REACH = 1e-9  # a partial choice is dropped only when its reach misses a row by more (its sums' float order differs)
