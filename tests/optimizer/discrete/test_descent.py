@@ -81,6 +81,24 @@ def test_a_set_of_moves_is_called_broken_only_where_the_exact_check_refuses_it()
             assert breach > 0, pick
             assert violations(inst, shares), pick
         refused += breach > _SURELY
-        assert now.broken(chosen, now.tight) == now.broken(chosen), pick  # the tight rows first: the same call
+        if chosen.size:  # the tight rows' check refuses only what the full one does
+            assert now.tight.holds(chosen, [chosen.size])[0] or now.broken(chosen), pick
         assert now.broken(chosen) or breach <= _SURELY, pick
     assert 0 < called == refused < len(list(itertools.product(*options)))
+
+
+def test_the_tight_rows_judge_every_halving_as_its_own_sum_does() -> None:
+    """``_Tight.holds`` (every prefix at once) against each prefix's own summed changes."""
+    from finwiz.optimizer.discrete._descent import _SURELY, _halvings, _Tight
+
+    rng = np.random.default_rng(3)
+    delta = rng.normal(0.0, 1.0, (4, 40))
+    tight = _Tight(low=np.full(4, -3.0), high=np.full(4, 3.0), delta=delta)
+    chosen = rng.permutation(40)[:37]
+    takes = _halvings(chosen.size)
+    held = tight.holds(chosen, takes)
+    for take, holds in zip(takes, held, strict=True):
+        total = delta[:, chosen[:take]].sum(axis=1)
+        assert holds == bool(np.all(total <= 3.0 + _SURELY) and np.all(total >= -3.0 - _SURELY)), take
+    assert held.any()
+    assert not held.all()

@@ -128,6 +128,17 @@ class _Tight:
         delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
 
+    def holds(self, chosen: np.ndarray, takes: list[int]) -> np.ndarray:
+        """Whether the first ``take`` moves of ``chosen`` (for each of ``takes``) together may keep
+        the tight rows: their summed changes past no bound by more than float noise (all prefixes
+        in one pass: the tight rows refuse most of the descent's proposals)."""
+        if not takes:
+            return np.zeros(0, bool)
+        total = np.cumsum(self.delta.take(chosen, axis=1), axis=1).take(np.asarray(takes) - 1, axis=1)
+        return np.asarray(
+            ~np.any((total > self.high[:, None] + _SURELY) | (total < self.low[:, None] - _SURELY), axis=0)
+        )
+
     def fits(self, delta: np.ndarray, row: int | None = None) -> np.ndarray:
         """Which changes (rows x ..., the rows first) keep every tight row (or only tight row ``row``)."""
         shape = (-1,) + (1,) * (delta.ndim - 1)
@@ -191,15 +202,11 @@ class _Round:
         delta = rows.changes(self.moves.owner, *self.moves.change(search.data, z))
         return delta, rows.lower - values, rows.upper - values
 
-    def broken(self, chosen: np.ndarray, tight: _Tight | None = None) -> bool:
+    def broken(self, chosen: np.ndarray) -> bool:
         """Whether the moves ``chosen`` (of different assets) together surely break a coupled row:
         the rows are linear and the costs separable, so the moves' changes add up, and a sum past
-        a bound by more than float noise is a point the exact check refuses (found without it);
-        the ``tight`` rows' changes, if known, first (they are the rows that break)."""
-        if tight is not None:
-            total = tight.delta.take(chosen, axis=1).sum(axis=1)
-            if np.any(total > tight.high + _SURELY) or np.any(total < tight.low - _SURELY):
-                return True
+        a bound by more than float noise is a point the exact check refuses (found without it;
+        the tight rows first: :meth:`_Tight.holds`)."""
         search, z, n = self.search, self.point.z, self.search.data.n
         rows = search.rows
         d_buy, d_sell, d_x = (s.take(chosen, axis=0) for s in self.moves.change(search.data, z))

@@ -77,8 +77,9 @@ class Halving(MoveKind):
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         tight = now.tight
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
-        for take in _halvings(len(chosen)):
-            if not now.broken(chosen[:take], tight):  # else the exact check would refuse it
+        takes = _halvings(len(chosen))
+        for take, fits in zip(takes, tight.holds(chosen, takes), strict=True):
+            if fits and not now.broken(chosen[:take]):  # else the exact check would refuse it
                 yield _Proposal(now.moves, chosen[:take])
 
 
