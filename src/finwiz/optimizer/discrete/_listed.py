@@ -95,16 +95,19 @@ def reach(
     scalar columns) takes over every choice of one candidate per asset (``owner``, ``scalars``): its
     trade part's reach per asset and its scalar columns' apart, wider than the exact reach, so a
     row outside them is one no choice breaches."""
-    ordered = sparse.csc_array(trade_part)
+    by_row = sparse.csr_array(trade_part)
     if np.any(owner[1:] < owner[:-1]):  # the candidates come grouped by asset (the rounding's do already)
         order = np.argsort(owner, kind="stable")
-        owner, scalars, ordered = owner[order], scalars[order], ordered[:, order]
+        owner, scalars = owner[order], scalars[order]
+        by_row = sparse.csr_array(sparse.csc_array(by_row)[:, order])
+    if not by_row.has_canonical_format:
+        by_row = by_row.copy()
+        by_row.sum_duplicates()
     assets, starts = int(owner[-1]) + 1, np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    coo = sparse.coo_array(ordered)
-    coo.sum_duplicates()
-    key = coo.row.astype(np.int64) * assets + owner[coo.col]
-    turn = np.argsort(key, kind="stable")
-    key, value = key[turn], coo.data[turn]
+    # Row by row, each row's columns in order and the candidates grouped: the keys come sorted.
+    key = np.repeat(np.arange(by_row.shape[0], dtype=np.int64), np.diff(by_row.indptr)) * assets
+    key += owner[by_row.indices]
+    value = by_row.data
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
     least = np.minimum.reduceat(value, first) if key.size else np.zeros(0)
     most = np.maximum.reduceat(value, first) if key.size else np.zeros(0)

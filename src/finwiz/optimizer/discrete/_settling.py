@@ -154,7 +154,7 @@ def _milp(
         # Only the rows some choice could breach (_listed.breachable): most are far from it.
         keep = breachable(reached, (lower + margin - offset, upper - margin - offset))
         keep = np.concatenate([np.ones(n + SCALARS, bool), keep])
-        program = (sparse.csc_array(stacked[keep]), lo[keep], up[keep])
+        program = (stacked.csc(keep), lo[keep], up[keep])
         chosen = _relaxed(moves, objective, *program, cheapest, time_limit, int(keep.sum()) - n - SCALARS)
         if chosen is not None and admissible(chosen):
             return chosen, None
@@ -168,7 +168,7 @@ def _milp(
             raise _RefusedError
         if result is not None and result.infeasible:
             raise InfeasibleRebalanceError(
-                _gives(sparse.csc_array(stacked), lo, up, data, m, rows, time_limit),
+                _gives(stacked.csc(), lo, up, data, m, rows, time_limit),
                 "only whole shares make the request infeasible (fractional trades keep every limit); "
                 "allow fractional shares or loosen a limit",
             )
@@ -177,15 +177,36 @@ def _milp(
     return np.flatnonzero(result.x[:m] > 0.5), result.gap
 
 
-def _stacked(moves: _Moves, trade_part: sparse.csr_array, scalar_cols: sparse.csr_array, n: int) -> sparse.csr_array:
-    """The 0/1 program's rows over the candidates and the scalar columns (CSR): one candidate per
+@dataclass(frozen=True)
+class _Stacked:
+    """The 0/1 program's rows as entries (no two at one place), built into a CSC of some rows at once:
+    scipy's CSR row slice and conversion cost more than the HiGHS call at 100 assets."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    shape: tuple[int, int]
+
+    def csc(self, keep: np.ndarray | None = None) -> sparse.csc_array:
+        """The rows ``keep`` (a mask; all without it), in order."""
+        if keep is None:
+            return sparse.csc_array((self.vals, (self.rows, self.cols)), shape=self.shape)
+        at = keep[self.rows]
+        renumbered = (np.cumsum(keep) - 1)[self.rows[at]]
+        return sparse.csc_array((self.vals[at], (renumbered, self.cols[at])), shape=(int(keep.sum()), self.shape[1]))
+
+
+def _stacked(moves: _Moves, trade_part: sparse.csr_array, scalar_cols: sparse.csr_array, n: int) -> _Stacked:
+    """The 0/1 program's rows over the candidates and the scalar columns: one candidate per
     asset, the definition rows ``scalar_k - sum_j scalars_jk y_j = 0``, and the coupled rows
     (scaled by ``_ROW_SCALE``); built from their entries at once: scipy's hstack and vstack of the
     blocks cost more than the HiGHS call at 100 assets."""
     m = len(moves.owner)
     d_col, d_row = np.nonzero(moves.scalars)
     limit = sparse.coo_array(trade_part)
-    s_row, s_col = np.nonzero(scalar_cols.toarray())
+    limit.sum_duplicates()
+    on_scalars = scalar_cols.toarray()
+    s_row, s_col = np.nonzero(on_scalars)
     rows = (moves.owner, n + d_row, n + np.arange(SCALARS), n + SCALARS + limit.row, n + SCALARS + s_row)
     cols = (np.arange(m), d_col, m + np.arange(SCALARS), limit.col, m + s_col)
     values = (
@@ -193,12 +214,10 @@ def _stacked(moves: _Moves, trade_part: sparse.csr_array, scalar_cols: sparse.cs
         -moves.scalars[d_col, d_row],
         np.ones(SCALARS),
         limit.data * _ROW_SCALE,
-        scalar_cols.toarray()[s_row, s_col] * _ROW_SCALE,
+        on_scalars[s_row, s_col] * _ROW_SCALE,
     )
     shape = (n + SCALARS + trade_part.shape[0], m + SCALARS)
-    matrix = sparse.csr_array((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
-    matrix.sum_duplicates()
-    return matrix
+    return _Stacked(np.concatenate(rows), np.concatenate(cols), np.concatenate(values), shape)
 
 
 def _gives(
