@@ -41,15 +41,14 @@ def listed(
     candidates = candidates[np.argsort(owner[candidates], kind="stable")]  # grouped by asset, in listing order
     starts = np.flatnonzero(np.r_[True, owner[candidates[1:]] != owner[candidates[:-1]]])
     bounds_at = np.r_[starts, candidates.size]
-    # Dense columns of the coupled rows only: slicing the CSC's rows costs more than the listing.
-    dense = sparse.csc_array(matrix[:, np.r_[candidates, fixed, m : matrix.shape[1]]]).toarray()[first:]
-    on_scalars = dense[
-        :, candidates.size + fixed.size :
-    ]  # each coupled row's scalar columns: those of every choice's sum
-    coef = dense[:, : candidates.size] + on_scalars @ scalars[candidates].T
-    base = dense[:, candidates.size : candidates.size + fixed.size].sum(axis=1) + on_scalars @ scalars[fixed].sum(
-        axis=0
-    )
+    # The free candidates' and the scalar columns, dense (few), then their coupled rows: scipy's row slice costs more.
+    block = sparse.csc_array(matrix[:, np.r_[candidates, m : matrix.shape[1]]]).toarray()[first:]
+    on_scalars = block[:, candidates.size :]  # each coupled row's scalar columns: those of every choice's sum
+    coef = block[:, : candidates.size] + on_scalars @ scalars[candidates].T
+    taken = np.zeros(matrix.shape[1])
+    taken[fixed] = 1.0
+    held = matrix @ taken  # the fixed candidates' sum, column by column (as a sum over their columns adds them)
+    base = held[first:] + on_scalars @ scalars[fixed].sum(axis=0)
     low, high = bounds[0][first:] - base, bounds[1][first:] - base
     least = np.minimum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
     most = np.maximum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
