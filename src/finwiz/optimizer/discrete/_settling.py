@@ -54,6 +54,11 @@ class _Program01:
         """Bounds on each coupled row over every choice (``_listed.reach``), for each settle of it."""
         return reach(self.trade_part, self.scalar_cols, self.moves.owner, self.moves.scalars)
 
+    @cached_property
+    def stacked(self) -> _Stacked:
+        """The 0/1 program's rows (:func:`_stacked`), for each settle of it."""
+        return _stacked(self.moves, self.trade_part, self.scalar_cols, self.data.n)
+
     def settle(self) -> tuple[np.ndarray, float | None]:
         """Coupled rows bind at the cheapest choice: the trades of the exact 0/1 program over the
         candidates (priced by the Lagrangian, with a time limit), and its gap; where it fails, of
@@ -109,6 +114,7 @@ class _Program01:
             self.cheapest,
             explain,
             self.reached,
+            self.stacked,
         )
 
 
@@ -134,6 +140,7 @@ def _milp(
     cheapest: np.ndarray,
     explain: bool = True,
     reached: tuple[np.ndarray, np.ndarray] | None = None,
+    stacked: _Stacked | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """One candidate per asset under the coupled rows: binaries y, the scalar columns continuous.
 
@@ -145,7 +152,7 @@ def _milp(
     offset, lower, upper = rows.offset, rows.lower, rows.upper
     n, m = data.n, len(moves.owner)
     reached = reached or reach(trade_part, scalar_cols, moves.owner, moves.scalars)
-    stacked = _stacked(moves, trade_part, scalar_cols, n)
+    stacked = stacked or _stacked(moves, trade_part, scalar_cols, n)
     objective = np.concatenate([price, np.zeros(SCALARS)])
     result: _Program | None = None
     for margin in _MARGINS:
