@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import ClassVar
 
@@ -74,6 +74,7 @@ class _Point:
     shares: np.ndarray
     z: np.ndarray
     value: float
+    rows: np.ndarray | None = field(default=None, compare=False)  # the coupled rows at z, once checked
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,10 @@ class _Search:
         trial = point.shares.copy()
         trial[moves.owner[chosen]] = moves.shares[chosen]
         after = self.at(trial)
-        if after.value < point.value and self.rows.holds(self.rows.values(after.z)):
-            return after
-        return None
+        if not after.value < point.value:
+            return None
+        values = self.rows.values(after.z)
+        return replace(after, rows=values) if self.rows.holds(values) else None
 
 
 _SURELY = 1e-9  # weight units: a summed change past a bound by more breaks it (float noise is ~1e-15)
@@ -121,8 +123,11 @@ class _Tight:
         return np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
 
     @classmethod
-    def of(cls, data: ProblemData, rows: _Rows, z: np.ndarray, moves: _Moves, lots: float) -> _Tight:
-        values = rows.values(z)
+    def of(
+        cls, data: ProblemData, rows: _Rows, z: np.ndarray, moves: _Moves, lots: float, values: np.ndarray | None = None
+    ) -> _Tight:
+        """The tight rows at ``z`` (``values``: the rows there, if known) and ``moves``' changes of them."""
+        values = rows.values(z) if values is None else values
         tight = cls.near(data, rows, values, lots)
         d_buy, d_sell, d_x = moves.change(data, z)
         delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
@@ -198,7 +203,7 @@ class _Round:
         above each row (built for the first kind that asks)."""
         search, z = self.search, self.point.z
         rows = search.rows
-        values = rows.values(z)
+        values = self.values
         delta = rows.changes(self.moves.owner, *self.moves.change(search.data, z))
         return delta, rows.lower - values, rows.upper - values
 
@@ -218,8 +223,9 @@ class _Round:
 
     @cached_property
     def values(self) -> np.ndarray:
-        """The coupled rows at the round's point."""
-        return self.search.rows.values(self.point.z)
+        """The coupled rows at the round's point (kept on it when a move made it)."""
+        point = self.point
+        return self.search.rows.values(point.z) if point.rows is None else point.rows
 
     @cached_property
     def fitting(self) -> np.ndarray:
@@ -232,7 +238,7 @@ class _Round:
     def tight(self) -> _Tight:
         """The tight rows and each single move's change of them (built for the first kind that asks)."""
         search = self.search
-        return _Tight.of(search.data, search.rows, self.point.z, self.moves, self.settings.tight_reach)
+        return _Tight.of(search.data, search.rows, self.point.z, self.moves, self.settings.tight_reach, self.values)
 
 
 @dataclass(frozen=True)

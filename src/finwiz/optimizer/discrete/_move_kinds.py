@@ -123,11 +123,11 @@ class Chain(MoveKind):
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         search, point, settings = now.search, now.point, now.settings
         data, rows = search.data, search.rows
-        if _Tight.near(data, rows, rows.values(point.z), settings.tight_reach).size == 0:
+        if _Tight.near(data, rows, now.values, settings.tight_reach).size == 0:
             return
         wide = now.neighbours(point.shares, True)
         gain = _snap(search.pricer.changes(point.z, point.shares, wide))
-        tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach)
+        tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach, now.values)
         owner = wide.owner
         inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
         blocked_once = np.flatnonzero(inside.sum(axis=0) == len(tight.low) - 1)
