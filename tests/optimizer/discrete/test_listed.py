@@ -52,16 +52,20 @@ def _milp_cost(p: dict[str, np.ndarray], fixed: np.ndarray) -> float | None:
     return None if found.x is None else float(found.fun)
 
 
+@pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("seed", range(12))
-def test_listed_finds_the_milps_optimum(seed: int) -> None:
+def test_listed_finds_the_milps_optimum(seed: int, shuffled: bool) -> None:
+    """Also with the candidates not grouped by asset (``shuffled``): the same cost."""
     p = _program(seed)
     owner = p["owner"]
     limits = p["matrix"].shape[0] - 5 - SCALARS
+    order = np.random.default_rng(seed).permutation(owner.size) if shuffled else np.arange(owner.size)
+    assert shuffled == bool(np.any(np.diff(owner[order]) < 0))
     done, chosen = listed(
-        owner,
-        p["scalars"],
-        p["price"],
-        p["matrix"],
+        owner[order],
+        p["scalars"][order],
+        p["price"][order],
+        sparse.csc_array(p["matrix"][:, np.r_[order, owner.size + np.arange(SCALARS)]]),
         (p["lo"], p["up"]),
         np.zeros(0, np.int64),
         np.ones(owner.size, bool),
@@ -73,6 +77,7 @@ def test_listed_finds_the_milps_optimum(seed: int) -> None:
         assert chosen is None
         return
     assert chosen is not None
+    chosen = order[chosen]
     assert sorted(owner[chosen].tolist()) == list(range(5))  # one candidate per asset
     assert float(p["price"][chosen].sum()) == pytest.approx(best, abs=1e-9)
     y = np.zeros(owner.size + SCALARS)
@@ -183,24 +188,3 @@ def test_reach_is_the_same_whatever_order_the_candidates_come_in(seed: int) -> N
     mixed = reach(sparse.csr_array(trade[:, shuffled]), on_scalars, owner[shuffled], scalars[shuffled])
     np.testing.assert_allclose(mixed[0], grouped[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(mixed[1], grouped[1], rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_listed_finds_the_same_cost_whatever_order_the_candidates_come_in(seed: int) -> None:
-    p = _program(seed)
-    owner, m = p["owner"], p["owner"].size
-    limits = p["matrix"].shape[0] - 5 - SCALARS
-    shuffled = np.random.default_rng(seed).permutation(m)
-    assert np.any(np.diff(owner[shuffled]) < 0)
-    columns = np.r_[shuffled, m + np.arange(SCALARS)]
-    matrix = sparse.csc_array(p["matrix"][:, columns])
-    args = (owner[shuffled], p["scalars"][shuffled], p["price"][shuffled], matrix, (p["lo"], p["up"]))
-    done, chosen = listed(*args, np.zeros(0, np.int64), np.ones(m, bool), limits)
-    assert done
-    best = _milp_cost(p, np.zeros(0, np.int64))
-    if best is None:
-        assert chosen is None
-        return
-    assert chosen is not None
-    assert sorted(owner[shuffled][chosen].tolist()) == list(range(5))
-    assert float(p["price"][shuffled][chosen].sum()) == pytest.approx(best, abs=1e-9)
