@@ -244,7 +244,7 @@ class _LotMoves:
     """:func:`_lot_moves` of one descent, kept between its rounds: a move is a fixed trade of its
     asset (its buy, sell, scalar columns and separable check depend on nothing else), so only the
     assets whose trade changed since the last call are priced again (built afresh each round, the
-    neighbourhood was a quarter of the descent at 2000 binding assets)."""
+    neighbourhood was a large part of the descent on large books)."""
 
     def __init__(self, data: ProblemData, separable: _Separable, candidates: np.ndarray | None) -> None:
         self.data, self.separable, self.candidates = data, separable, candidates
@@ -297,7 +297,7 @@ class _LotMoves:
         self.curved[wide] = (shares.copy(), curvature)
         keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner]) & ok
         at = np.flatnonzero(keep)
-        # take: numpy's row indexing of a moves x SCALARS array is ~4x slower (same values)
+        # take: numpy's row indexing of a moves x SCALARS array is slower (same values)
         scalars = every.scalars.take(at, axis=0)
         return _Moves(
             owner.take(at), options.take(at), every.buy.take(at), every.sell.take(at), scalars, kept=(curvature, at)

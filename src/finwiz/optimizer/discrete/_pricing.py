@@ -87,11 +87,9 @@ class _Pricer:
         asset: what two moves add to the sum of their changes (the objective is quadratic). The
         entries of two moves of one asset are not that (their rows of the asset's own weight are
         left out): callers leave those pairs out. From the shared rows (``shared``): without a
-        covariance the cash row alone, an outer product (the sparse product of every row made
-        160k entries at 6 ms a call, most of a pair's time). With many shared rows (a dense
-        covariance's) through their Gram matrix (``shared_gram``), each move touching a few
-        columns: on 431 names at $50k against a sample covariance, a round of pairs took 16 ms
-        CPU instead of 60."""
+        covariance the cash row alone, an outer product (the sparse product of every row was
+        most of a pair's time). With many shared rows (a dense covariance's) through their Gram
+        matrix (``shared_gram``), each move touching a few columns: far cheaper than the rows."""
         gram = self.shared_gram
         if gram is None:
             change = self.shared(z, moves)
@@ -224,7 +222,7 @@ def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
     if s.shape[0] * s.shape[1] <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
         dense = s.toarray()
         # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
-        # numpy's slow loop (7 ms at 431 assets, against 0.07).
+        # numpy's slow loop.
         buy, sell, scalars = dense[:, :n], dense[:, n : 2 * n], np.ascontiguousarray(dense[:, 2 * n :])
         col_norm = np.einsum("ij,ij->j", dense, dense)
         g_bs = np.einsum("ij,ij->j", buy, sell)
@@ -285,7 +283,7 @@ class _Rows:
 
     @cached_property
     def dense(self) -> np.ndarray | None:
-        """``a_trade`` as a dense block when small (a slice of it costs scipy ~20x numpy's)."""
+        """``a_trade`` as a dense block when small (scipy's slice of it costs far more than numpy's)."""
         rows, cols = self.a_trade.shape
         return self.a_trade.toarray() if rows * cols <= _DENSE_ROWS else None
 
@@ -309,7 +307,7 @@ class _Rows:
         (few: the tight ones) through their dense block, or every row through the sparse columns
         of the moves' assets, without a dense rows x assets block."""
         n = self.a_trade.shape[1] // 2
-        # take: the same columns as fancy indexing at ~40 % of its time (2000 assets, a round's moves)
+        # take: the same columns as fancy indexing, in less time
         if select is not None:
             block = self.by_row[select, :].toarray() if self.dense is None else self.dense[select]
             on_scalars = self.a_scalar[select] @ d_x.T

@@ -35,7 +35,7 @@ _ROW_SCALE = 1e4
 
 _MILP_SECONDS = 2.0
 """The exact 0/1 program's time limit (or the settings', if smaller): its best incumbent is taken
-after that (priced by the plain gradient, HiGHS once ran to a 10 s limit at 431 assets)."""
+after that (priced by the plain gradient, HiGHS has run to much longer limits on large books)."""
 
 
 class _Program01:
@@ -355,7 +355,7 @@ def _program(
     # HiGHS's presolve fails ("Solve error") on some of these small, nearly degenerate
     # programs, and without it HiGHS has called a feasible one infeasible: without it only
     # after such a failure (an infeasibility found with presolve stands). A relaxation goes
-    # without it first: its dense rows (the scalars, the turnover) cost presolve 5x the simplex.
+    # without it first: its dense rows (the scalars, the turnover) cost presolve more than the simplex.
     for presolve in ("on", "off") if binary.any() else ("off", "on"):
         # The bare binding: the wrapper class prints a banner on stdout when it is built.
         h = highspy._Highs()  # type: ignore[attr-defined]
