@@ -95,7 +95,10 @@ class Exchange(MoveKind):
         improving = np.flatnonzero(gain < 0)
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
-        tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
+        tries = np.union1d(
+            improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries],
+            _thrifty(gain, tight, improving, now.settings.thrifty_tries),
+        )
         fits = owner[tries][:, None] != owner[None, :]  # tries x moves
         for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
             delta = tight.delta[r]
@@ -107,6 +110,19 @@ class Exchange(MoveKind):
         a, b = divmod(int(np.argmin(total)), total.shape[1])
         if total[a, b] < 0:
             yield _Proposal(moves, np.array([tries[a], b]))
+
+
+def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
+    """On each tight row, the ``take`` improving moves it blocks that gain most per unit of it: with
+    a binding turnover cap the most improving moves are the dear lots, and the exchange that pays
+    (one lot sold less of a dear name for one more of a cheaper one) starts from a cheap lot."""
+    chosen = [np.arange(0)]
+    for r in range(tight.delta.shape[0]):
+        delta = tight.delta[r, improving]
+        blocked = improving[~tight.fits(delta[None], r)]
+        per_unit = gain[blocked] / np.abs(tight.delta[r, blocked])
+        chosen.append(blocked[np.argsort(per_unit, kind="stable")][:take])
+    return np.concatenate(chosen)
 
 
 class Chain(MoveKind):
