@@ -90,26 +90,33 @@ class Exchange(MoveKind):
     name = "exchange"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        moves, gain, tight = now.moves, now.gain, now.tight
-        owner = moves.owner
+        gain, tight = now.gain, now.tight
         improving = np.flatnonzero(gain < 0)
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
-        tries = np.union1d(
-            improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries],
-            _thrifty(gain, tight, improving, now.settings.thrifty_tries),
-        )
-        fits = owner[tries][:, None] != owner[None, :]  # tries x moves
-        for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
-            delta = tight.delta[r]
-            fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
-            if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
-                return
-        cross = now.search.pricer.cross(now.point.z, moves, tries)
-        total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
-        a, b = divmod(int(np.argmin(total)), total.shape[1])
-        if total[a, b] < 0:
-            yield _Proposal(moves, np.array([tries[a], b]))
+        tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
+        yield from _best_pair(now, tries)
+        # Then the blocked moves that gain most per unit of their row, only when those found none.
+        yield from _best_pair(now, np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries))
+
+
+def _best_pair(now: _Round, tries: np.ndarray) -> Iterator[_Proposal]:
+    """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and improves."""
+    moves, gain, tight = now.moves, now.gain, now.tight
+    owner = moves.owner
+    if tries.size == 0:
+        return
+    fits = owner[tries][:, None] != owner[None, :]  # tries x moves
+    for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
+        delta = tight.delta[r]
+        fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
+        if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
+            return
+    cross = now.search.pricer.cross(now.point.z, moves, tries)
+    total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
+    a, b = divmod(int(np.argmin(total)), total.shape[1])
+    if total[a, b] < 0:
+        yield _Proposal(moves, np.array([tries[a], b]))
 
 
 def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
