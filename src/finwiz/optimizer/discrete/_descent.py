@@ -48,8 +48,8 @@ class DescentSettings:
     pair_tries: int = 24
     """An exchange pairs at most this many of the most improving single moves with every other move."""
     thrifty_tries: int = 48
-    """... and, on each tight row, this many of the improving moves it blocks that gain most per unit
-    of it (with a binding 15 % turnover cap on 431 names, 24 left 0.38 allowances, 48 left 0.11)."""
+    """... then, on each tight row, this many of the improving moves it blocks that gain most per unit
+    of it (fewer left a binding turnover cap's exchanges unfound: docs/decisions/s13-turnover.md)."""
     chain_tries: int = 24
     """A chain is tried for at most this many moves blocked by one tight row (the most promising first)."""
     chain_options: int = 32
