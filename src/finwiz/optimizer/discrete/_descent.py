@@ -50,6 +50,9 @@ class DescentSettings:
     thrifty_tries: int = 48
     """... then, on each tight row, this many of the improving moves it blocks that gain most per unit
     of it (fewer left a binding turnover cap's exchanges unfound: docs/decisions/s13-turnover.md)."""
+    thrifty_gain: float = 0.0
+    """... and such a pair is taken only if it gains this fraction of what one lot of every asset is
+    worth (each taken costs a round; docs/decisions/s13-turnover.md)."""
     chain_tries: int = 24
     """A chain is tried for at most this many moves blocked by one tight row (the most promising first)."""
     chain_options: int = 32

@@ -96,12 +96,15 @@ class Exchange(MoveKind):
             return
         tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
         yield from _best_pair(now, tries)
-        # Then the blocked moves that gain most per unit of their row, only when those found none.
-        yield from _best_pair(now, np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries))
+        # Then the blocked moves that gain most per unit of their row, only when those found none,
+        # and only a pair worth a round (each taken costs one).
+        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries)
+        yield from _best_pair(now, thrifty, now.settings.thrifty_gain * now.search.pricer.unit)
 
 
-def _best_pair(now: _Round, tries: np.ndarray) -> Iterator[_Proposal]:
-    """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and improves."""
+def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_Proposal]:
+    """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and
+    improves by more than ``least``."""
     moves, gain, tight = now.moves, now.gain, now.tight
     owner = moves.owner
     if tries.size == 0:
@@ -112,11 +115,14 @@ def _best_pair(now: _Round, tries: np.ndarray) -> Iterator[_Proposal]:
         fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
         if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
             return
-    cross = now.search.pricer.cross(now.point.z, moves, tries)
-    total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
+    # Cross terms only of the moves some try pairs with (and the tries): most moves pair with none.
+    among = np.union1d(tries, np.flatnonzero(fits.any(axis=0)))
+    at = np.searchsorted(among, tries)
+    cross = now.search.pricer.cross(now.point.z, subset(moves, among), at)
+    total = np.where(fits[:, among], gain[tries][:, None] + gain[among][None, :] + cross, np.inf)
     a, b = divmod(int(np.argmin(total)), total.shape[1])
-    if total[a, b] < 0:
-        yield _Proposal(moves, np.array([tries[a], b]))
+    if total[a, b] < -least:
+        yield _Proposal(moves, np.array([tries[a], among[b]]))
 
 
 def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
