@@ -104,25 +104,27 @@ class Exchange(MoveKind):
 
 def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_Proposal]:
     """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and
-    improves by more than ``least``."""
+    improves by more than ``least``. Priced first (the cross terms are cheap): the tight rows are
+    checked only on the pairs that would improve enough (every move changes most tight rows)."""
     moves, gain, tight = now.moves, now.gain, now.tight
     owner = moves.owner
     if tries.size == 0:
         return
-    fits = owner[tries][:, None] != owner[None, :]  # tries x moves
+    cross = now.search.pricer.cross(now.point.z, moves, tries)
+    total = gain[tries][:, None] + gain[None, :] + cross
+    enough = (total < -least) & (owner[tries][:, None] != owner[None, :])
+    rows, cols = np.flatnonzero(enough.any(axis=1)), np.flatnonzero(enough.any(axis=0))
+    fits, total = enough[np.ix_(rows, cols)], total[np.ix_(rows, cols)]
     for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
-        delta = tight.delta[r]
-        fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
-        if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
+        left, right = tight.delta[r, tries[rows]], tight.delta[r, cols]
+        extremes = np.array([[left.min() + right.min()], [left.max() + right.max()]])
+        if tight.fits(extremes[None], r).all():  # no pair can break the row: not checked pair by pair
+            continue
+        fits &= tight.fits((left[:, None] + right[None, :])[None], r)
+        if not fits.any():
             return
-    # Cross terms only of the moves some try pairs with (and the tries): most moves pair with none.
-    among = np.union1d(tries, np.flatnonzero(fits.any(axis=0)))
-    at = np.searchsorted(among, tries)
-    cross = now.search.pricer.cross(now.point.z, subset(moves, among), at)
-    total = np.where(fits[:, among], gain[tries][:, None] + gain[among][None, :] + cross, np.inf)
-    a, b = divmod(int(np.argmin(total)), total.shape[1])
-    if total[a, b] < -least:
-        yield _Proposal(moves, np.array([tries[a], among[b]]))
+    a, b = divmod(int(np.argmin(np.where(fits, total, np.inf))), fits.shape[1])
+    yield _Proposal(moves, np.array([tries[rows[a]], cols[b]]))
 
 
 def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
