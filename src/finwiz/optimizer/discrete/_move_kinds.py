@@ -128,16 +128,19 @@ def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_
 
 
 def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
-    """On each tight row, the ``take`` improving moves it blocks that gain most per unit of it: with
-    a binding turnover cap the most improving moves are the dear lots, and the exchange that pays
-    (one lot sold less of a dear name for one more of a cheaper one) starts from a cheap lot."""
-    chosen = [np.arange(0)]
+    """The ``take`` improving moves the tight rows block that gain most per unit of a row (by their
+    best place in one row's ranking; ties: the first move): with a binding turnover cap the most
+    improving moves are the dear lots, and the exchange that pays (one lot sold less of a dear
+    name for one more of a cheaper one) starts from a cheap lot."""
+    rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
     for r in range(tight.delta.shape[0]):
         delta = tight.delta[r, improving]
         blocked = improving[~tight.fits(delta[None], r)]
         per_unit = gain[blocked] / np.abs(tight.delta[r, blocked])
-        chosen.append(blocked[np.argsort(per_unit, kind="stable")][:take])
-    return np.concatenate(chosen)
+        ranked = blocked[np.argsort(per_unit, kind="stable")]
+        rank[ranked] = np.minimum(rank[ranked], np.arange(len(ranked)))
+    ranked = np.argsort(rank, kind="stable")[:take]
+    return np.asarray(ranked[np.isfinite(rank[ranked])])
 
 
 class Chain(MoveKind):
