@@ -114,12 +114,11 @@ def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_
     total = gain[tries][:, None] + gain[None, :] + cross
     enough = (total < -least) & (owner[tries][:, None] != owner[None, :])
     rows, cols = np.flatnonzero(enough.any(axis=1)), np.flatnonzero(enough.any(axis=0))
+    if rows.size == 0:
+        return
     fits, total = enough[np.ix_(rows, cols)], total[np.ix_(rows, cols)]
     for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
         left, right = tight.delta[r, tries[rows]], tight.delta[r, cols]
-        extremes = np.array([[left.min() + right.min()], [left.max() + right.max()]])
-        if tight.fits(extremes[None], r).all():  # no pair can break the row: not checked pair by pair
-            continue
         fits &= tight.fits((left[:, None] + right[None, :])[None], r)
         if not fits.any():
             return
