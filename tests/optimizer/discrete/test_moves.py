@@ -127,6 +127,33 @@ def test_exchange_buys_one_asset_with_the_cash_of_another() -> None:
     assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
 
 
+def test_exchange_pairs_the_move_a_tight_row_blocks_that_gains_most_per_unit_of_it() -> None:
+    """A turnover cap spent on one lot of A2 sold: buying the dear A0 gains most but nothing frees
+    its turnover; buying the cheap A1 gains less but most per dollar, and not selling A2 frees
+    enough. Pairing only the most improving move (``pair_tries=1``) finds nothing; with the moves
+    the cap blocks that gain most per unit of it, the exchange is the best pair the enumeration finds."""
+    price, held, drift = np.array([1000.0, 100.0, 120.0]), np.array([20.0, 100.0, 100.0]), np.array([0.55, 2.5, -0.8])
+    value = float(price @ held) + 5_000.0
+    target = (held + drift) * price / value
+    inst = Instance(["A0", "A1", "A2"], price, held, 5_000.0, target, ["S"] * 3, rate=0.0, max_turnover=131.0 / value)
+    harness, start = _Harness(inst), np.array([0.0, 0.0, -1.0])
+    assert violations(inst, start) == []
+    point = harness.search.at(start)
+    moves = harness.neighbours(start, False)
+
+    def exchange(settings: DescentSettings) -> np.ndarray | None:
+        after = Exchange().step(_Round.of(harness.search, point, moves, harness.neighbours, settings))
+        return None if after is None else np.asarray(after.shares)
+
+    assert exchange(DescentSettings(pair_tries=1, thrifty_tries=0)) is None
+    moved = exchange(DescentSettings(pair_tries=1, thrifty_tries=1))
+    assert moved is not None
+    assert violations(inst, moved) == []
+    best, value = _best(inst, start, (-1, 0, 1), most=2)
+    assert moved.tolist() == best.tolist() == [0.0, 1.0, 0.0]
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
 _CHAIN = [2.9 / 3, -2.9 / 3, -2.9 / 3, -2.9 / 3]  # a dear lot and three cheap ones, each just under one off
 
 

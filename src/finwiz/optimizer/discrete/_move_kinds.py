@@ -90,23 +90,56 @@ class Exchange(MoveKind):
     name = "exchange"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        moves, gain, tight = now.moves, now.gain, now.tight
-        owner = moves.owner
+        gain, tight = now.gain, now.tight
         improving = np.flatnonzero(gain < 0)
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
         tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
-        fits = owner[tries][:, None] != owner[None, :]  # tries x moves
-        for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
-            delta = tight.delta[r]
-            fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
-            if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
-                return
-        cross = now.search.pricer.cross(now.point.z, moves, tries)
-        total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
-        a, b = divmod(int(np.argmin(total)), total.shape[1])
-        if total[a, b] < 0:
-            yield _Proposal(moves, np.array([tries[a], b]))
+        yield from _best_pair(now, tries)
+        # Then the blocked moves that gain most per unit of their row, only when those found none,
+        # and only a pair worth a round (each taken costs one).
+        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries)
+        yield from _best_pair(now, thrifty, now.settings.thrifty_gain * now.search.pricer.unit)
+
+
+def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_Proposal]:
+    """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and
+    improves by more than ``least``. Priced first (the cross terms are cheap): the tight rows are
+    checked only on the pairs that would improve enough (every move changes most tight rows)."""
+    moves, gain, tight = now.moves, now.gain, now.tight
+    owner = moves.owner
+    if tries.size == 0:
+        return
+    cross = now.search.pricer.cross(now.point.z, moves, tries)
+    total = gain[tries][:, None] + gain[None, :] + cross
+    enough = (total < -least) & (owner[tries][:, None] != owner[None, :])
+    rows, cols = np.flatnonzero(enough.any(axis=1)), np.flatnonzero(enough.any(axis=0))
+    if rows.size == 0:
+        return
+    fits, total = enough[np.ix_(rows, cols)], total[np.ix_(rows, cols)]
+    for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
+        left, right = tight.delta[r, tries[rows]], tight.delta[r, cols]
+        fits &= tight.fits((left[:, None] + right[None, :])[None], r)
+        if not fits.any():
+            return
+    a, b = divmod(int(np.argmin(np.where(fits, total, np.inf))), fits.shape[1])
+    yield _Proposal(moves, np.array([tries[rows[a]], cols[b]]))
+
+
+def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
+    """The ``take`` improving moves the tight rows block that gain most per unit of a row (by their
+    best place in one row's ranking; ties: the first move): with a binding turnover cap the most
+    improving moves are the dear lots, and the exchange that pays (one lot sold less of a dear
+    name for one more of a cheaper one) starts from a cheap lot."""
+    rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
+    for r in range(tight.delta.shape[0]):
+        delta = tight.delta[r, improving]
+        blocked = improving[~tight.fits(delta[None], r)]
+        per_unit = gain[blocked] / np.abs(tight.delta[r, blocked])
+        ranked = blocked[np.argsort(per_unit, kind="stable")]
+        rank[ranked] = np.minimum(rank[ranked], np.arange(len(ranked)))
+    ranked = np.argsort(rank, kind="stable")[:take]
+    return np.asarray(ranked[np.isfinite(rank[ranked])])
 
 
 class Chain(MoveKind):
