@@ -104,26 +104,72 @@ class Exchange(MoveKind):
 
 def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_Proposal]:
     """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and
-    improves by more than ``least``. Priced first (the cross terms are cheap): the tight rows are
-    checked only on the pairs that would improve enough (every move changes most tight rows)."""
+    improves by more than ``least`` (ties: the first try, then the first move). Only each try's
+    partners (``_partners``: a blocked move has few) are priced, and the rows checked exactly
+    on those that would improve enough."""
     moves, gain, tight = now.moves, now.gain, now.tight
     owner = moves.owner
     if tries.size == 0:
         return
-    cross = now.search.pricer.cross(now.point.z, moves, tries)
-    total = gain[tries][:, None] + gain[None, :] + cross
-    enough = (total < -least) & (owner[tries][:, None] != owner[None, :])
-    rows, cols = np.flatnonzero(enough.any(axis=1)), np.flatnonzero(enough.any(axis=0))
-    if rows.size == 0:
+    at, partner = _partners(tight, tries)
+    apart = owner.take(tries.take(at)) != owner.take(partner)
+    at, partner = at[apart], partner[apart]
+    if at.size == 0:
         return
-    fits, total = enough[np.ix_(rows, cols)], total[np.ix_(rows, cols)]
-    for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
-        left, right = tight.delta[r, tries[rows]], tight.delta[r, cols]
-        fits &= tight.fits((left[:, None] + right[None, :])[None], r)
-        if not fits.any():
-            return
-    a, b = divmod(int(np.argmin(np.where(fits, total, np.inf))), fits.shape[1])
-    yield _Proposal(moves, np.array([tries[rows[a]], cols[b]]))
+    live = np.unique(at)  # the tries with a partner: their cross terms alone
+    cross = now.search.pricer.cross(now.point.z, moves, tries.take(live))
+    first = tries.take(at)
+    total = gain.take(first) + gain.take(partner) + cross[np.searchsorted(live, at), partner]
+    keep = np.flatnonzero(total < -least)
+    keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
+    if keep.size == 0:
+        return
+    tied = keep[total[keep] == total[keep].min()]
+    k = tied[np.lexsort((partner[tied], at[tied]))[0]]
+    yield _Proposal(moves, np.array([first[k], partner[k]]))
+
+
+def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a place in ``tries``, a move) that could keep the tight rows together (a superset:
+    the caller checks them exactly): where a try alone breaks tight rows, the moves that give
+    back enough of its tightest one (a threshold on that row's changes, sorted only where some
+    try could use them: they are few); where it breaks none, every move."""
+    delta, m = tight.delta, tight.delta.shape[1]
+    left = delta.take(tries, axis=1)  # rows x tries
+    over, under = left > tight.high[:, None] + _CHECK, left < tight.low[:, None] - _CHECK
+    # a partner at most (at least) the room the try leaves, and then some (the check's tolerance)
+    up, down = tight.high[:, None] + 2 * _CHECK - left, tight.low[:, None] - 2 * _CHECK - left
+    start, stop = np.zeros(left.shape, dtype=np.intp), np.full(left.shape, m + 1, dtype=np.intp)
+    pools, base = [], 0
+    for r in range(len(delta)):
+        row = delta[r]
+        near = np.zeros(m, dtype=bool)
+        if over[r].any():
+            near |= row <= up[r, over[r]].max()
+        if under[r].any():
+            near |= row >= down[r, under[r]].min()
+        pool = np.flatnonzero(near)
+        pool = pool[np.argsort(row[pool], kind="stable")]
+        stop[r, over[r]] = base + np.searchsorted(row[pool], up[r, over[r]], "right")
+        start[r, over[r]] = base
+        start[r, under[r]] = base + np.searchsorted(row[pool], down[r, under[r]], "left")
+        stop[r, under[r]] = base + len(pool)
+        pools.append(pool)
+        base += len(pool)
+    count = np.maximum(stop - start, 0)
+    row_of = np.argmin(count, axis=0)  # each try's tightest row
+    places = np.arange(len(tries))
+    size, begin = count[row_of, places], start[row_of, places]
+    free = size > m  # broken on no tight row: every move
+    size[free] = 0
+    at = np.repeat(places, size)
+    offset = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+    flat = np.concatenate(pools) if pools else np.zeros(0, dtype=np.intp)
+    partner = flat[begin[at] + offset]
+    if free.any():
+        at = np.concatenate([at, np.repeat(places[free], m)])
+        partner = np.concatenate([partner, np.tile(np.arange(m), int(free.sum()))])
+    return at, partner
 
 
 def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
