@@ -90,43 +90,82 @@ class Exchange(MoveKind):
     name = "exchange"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        gain, tight = now.gain, now.tight
+        gain, tight, moves = now.gain, now.tight, now.moves
         improving = np.flatnonzero(gain < 0)
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
         tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
-        yield from _best_pair(now, tries)
+        pairs, _ = _pairs(now, tries)
+        if len(pairs):
+            yield _Proposal(moves, pairs[0])
         # Then the blocked moves that gain most per unit of their row, only when those found none,
-        # and only a pair worth a round (each taken costs one).
-        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries)
-        yield from _best_pair(now, thrifty, now.settings.thrifty_gain * now.search.pricer.unit)
+        # and only a pair worth a round; several at once where they hold together (a round each
+        # cost more than finding them).
+        least = now.settings.thrifty_gain * now.search.pricer.unit
+        pairs, total = _pairs(
+            now, np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries), least
+        )
+        if len(pairs) > 1:
+            yield _Proposal(moves, _together(now, pairs, total, least))
+        if len(pairs):
+            yield _Proposal(moves, pairs[0])
 
 
-def _best_pair(now: _Round, tries: np.ndarray, least: float = 0.0) -> Iterator[_Proposal]:
-    """The best pair of one of ``tries`` and another asset's move that keeps the tight rows and
-    improves by more than ``least`` (ties: the first try, then the first move). Only each try's
-    partners (``_partners``: a blocked move has few) are priced, and the rows checked exactly
-    on those that would improve enough."""
+def _pairs(now: _Round, tries: np.ndarray, least: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (rows of two moves) of one of ``tries`` and another asset's move that keep the
+    tight rows and improve by more than ``least``, and their prices, best first (ties: the first
+    try, then the first move). Only each try's partners (``_partners``: a blocked move has few)
+    are priced, and the rows checked exactly on those that would improve enough."""
     moves, gain, tight = now.moves, now.gain, now.tight
     owner = moves.owner
+    none = np.zeros((0, 2), dtype=np.intp), np.zeros(0)
     if tries.size == 0:
-        return
+        return none
     at, partner = _partners(tight, tries)
     apart = owner.take(tries.take(at)) != owner.take(partner)
     at, partner = at[apart], partner[apart]
     if at.size == 0:
-        return
-    live = np.unique(at)  # the tries with a partner: their cross terms alone
-    cross = now.search.pricer.cross(now.point.z, moves, tries.take(live))
+        return none
     first = tries.take(at)
-    total = gain.take(first) + gain.take(partner) + cross[np.searchsorted(live, at), partner]
+    total = gain.take(first) + gain.take(partner) + _cross(now, first, partner)
     keep = np.flatnonzero(total < -least)
     keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
-    if keep.size == 0:
-        return
-    tied = keep[total[keep] == total[keep].min()]
-    k = tied[np.lexsort((partner[tied], at[tied]))[0]]
-    yield _Proposal(moves, np.array([first[k], partner[k]]))
+    keep = keep[np.lexsort((partner[keep], at[keep], total[keep]))]
+    return np.stack([first[keep], partner[keep]], axis=1), total[keep]
+
+
+def _together(now: _Round, pairs: np.ndarray, total: np.ndarray, least: float) -> np.ndarray:
+    """The moves of the best pairs (``pairs``, priced ``total``, best first) that share no asset,
+    each taken while, priced with the cross terms of those before it, it still improves by more
+    than ``least`` and the tight rows hold the sum (the rows are linear, the objective quadratic:
+    both exact; the other rows are the exact check's)."""
+    tight = now.tight
+    apart = _disjoint(now.moves.owner, pairs)
+    pairs, total, flat = pairs[apart], total[apart], pairs[apart].ravel()
+    cross = _cross(now, np.repeat(flat, len(flat)), np.tile(flat, len(flat))).reshape(len(flat), -1)
+    delta = tight.delta.take(flat, axis=1)
+    taken, change = [0], delta[:, 0] + delta[:, 1]
+    for k in range(1, len(pairs)):
+        mine = [2 * k, 2 * k + 1]
+        price = total[k] + cross[np.ix_(mine, [2 * t + s for t in taken for s in (0, 1)])].sum()
+        after = change + delta[:, mine].sum(axis=1)
+        if price < -least and tight.fits(after[:, None])[0]:
+            taken.append(k)
+            change = after
+    return pairs[taken].ravel()
+
+
+def _cross(now: _Round, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The cross terms of the pairs of moves (``first``, ``second``): with few shared rows, each
+    pair's product of the moves' changes of them; else from the moves the pairs name alone."""
+    pricer, z = now.search.pricer, now.point.z
+    if pricer.shared_gram is None:
+        change = pricer.shared(z, now.moves)
+        return np.asarray(2.0 * np.einsum("ij,ij->j", change.take(first, axis=1), change.take(second, axis=1)))
+    used, places = np.unique(np.concatenate([first, second]), return_inverse=True)
+    left, right = places[: len(first)], places[len(first) :]
+    tries, rows = np.unique(left, return_inverse=True)
+    return np.asarray(pricer.cross(z, subset(now.moves, used), tries)[rows, right])
 
 
 def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -389,7 +428,7 @@ class EveryPair(Pair):
         flat, width = total.ravel(), total.shape[1]
         improving = np.flatnonzero(flat < self.threshold(now))
         pairs = np.stack([tries[improving // width], tries[improving % width]], axis=1)[np.argsort(flat[improving])]
-        disjoint = _disjoint(owner, pairs)
+        disjoint = pairs[_disjoint(owner, pairs)]
         # Many exchanges at once first (they interact only through the cross terms): the best
         # disjoint ones, then the best half, ...; then the best few alone.
         for take in _halvings(len(disjoint))[:-1]:
@@ -399,11 +438,11 @@ class EveryPair(Pair):
 
 
 def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """The pairs (rows of move indices, best first) that share no asset with a better one."""
+    """The places of the pairs (rows of move indices, best first) that share no asset with a better one."""
     used: set[int] = set()
     keep = []
     for k, (a, b) in enumerate(pairs):
         if owner[a] not in used and owner[b] not in used:
             used.update((int(owner[a]), int(owner[b])))
             keep.append(k)
-    return pairs[keep]
+    return np.array(keep, dtype=np.intp)
