@@ -180,7 +180,7 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     up, down = tight.high[:, None] + 2 * _CHECK - left, tight.low[:, None] - 2 * _CHECK - left
     start, stop = np.zeros(left.shape, dtype=np.intp), np.full(left.shape, m + 1, dtype=np.intp)
     pools, base = [], 0
-    for r in range(len(delta)):
+    for r in np.flatnonzero(over.any(axis=1) | under.any(axis=1)):  # the rows some try breaks
         row = delta[r]
         near = np.zeros(m, dtype=bool)
         if over[r].any():
@@ -217,10 +217,11 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     improving moves are the dear lots, and the exchange that pays (one lot sold less of a dear
     name for one more of a cheaper one) starts from a cheap lot."""
     rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
-    for r in range(tight.delta.shape[0]):
-        delta = tight.delta[r, improving]
-        blocked = improving[~tight.fits(delta[None], r)]
-        per_unit = gain[blocked] / np.abs(tight.delta[r, blocked])
+    delta = tight.delta.take(improving, axis=1)
+    breaks = (delta < tight.low[:, None] - _CHECK) | (delta > tight.high[:, None] + _CHECK)
+    for r in np.flatnonzero(breaks.any(axis=1)):
+        blocked = improving[breaks[r]]
+        per_unit = gain[blocked] / np.abs(delta[r, breaks[r]])
         ranked = blocked[np.argsort(per_unit, kind="stable")]
         rank[ranked] = np.minimum(rank[ranked], np.arange(len(ranked)))
     ranked = np.argsort(rank, kind="stable")[:take]
