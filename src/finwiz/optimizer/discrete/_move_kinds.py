@@ -90,32 +90,33 @@ class Exchange(MoveKind):
     name = "exchange"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        gain, tight, moves = now.gain, now.tight, now.moves
+        gain, tight, moves, settings = now.gain, now.tight, now.moves, now.settings
         improving = np.flatnonzero(gain < 0)
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
-        tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
-        pairs, _ = _pairs(now, tries)
-        if len(pairs):
-            yield _Proposal(moves, pairs[0])
-        # Then the blocked moves that gain most per unit of their row, only when those found none,
-        # and only a pair worth a round; several at once where they hold together (a round each
-        # cost more than finding them).
-        least = now.settings.thrifty_gain * now.search.pricer.unit
-        pairs, total = _pairs(
-            now, np.setdiff1d(_thrifty(gain, tight, improving, now.settings.thrifty_tries), tries), least
-        )
+        # The most improving moves; then the blocked ones that gain most per unit of their row
+        # (``thrifty``), only when those found none, and only a pair worth a round; several at
+        # once where they hold together (a round each cost more than finding them).
+        tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
+        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, settings.thrifty_tries), tries)
+        pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
+        plain = np.isin(pairs[:, 0], tries)
+        if plain.any():
+            yield _Proposal(moves, pairs[np.argmax(plain)])
+        least = settings.thrifty_gain * now.search.pricer.unit
+        worth = ~plain & (total < -least)
+        pairs, total = pairs[worth], total[worth]
         if len(pairs) > 1:
             yield _Proposal(moves, _together(now, pairs, total, least))
         if len(pairs):
             yield _Proposal(moves, pairs[0])
 
 
-def _pairs(now: _Round, tries: np.ndarray, least: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(now: _Round, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pairs (rows of two moves) of one of ``tries`` and another asset's move that keep the
-    tight rows and improve by more than ``least``, and their prices, best first (ties: the first
+    tight rows and improve, and their prices, best first (ties: the first
     try, then the first move). Only each try's partners (``_partners``: a blocked move has few)
-    are priced, and the rows checked exactly on those that would improve enough."""
+    are priced, and the rows checked exactly on those that would improve."""
     moves, gain, tight = now.moves, now.gain, now.tight
     owner = moves.owner
     none = np.zeros((0, 2), dtype=np.intp), np.zeros(0)
@@ -128,7 +129,7 @@ def _pairs(now: _Round, tries: np.ndarray, least: float = 0.0) -> tuple[np.ndarr
         return none
     first = tries.take(at)
     total = gain.take(first) + gain.take(partner) + _cross(now, first, partner)
-    keep = np.flatnonzero(total < -least)
+    keep = np.flatnonzero(total < 0)
     keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
     keep = keep[np.lexsort((partner[keep], at[keep], total[keep]))]
     return np.stack([first[keep], partner[keep]], axis=1), total[keep]
