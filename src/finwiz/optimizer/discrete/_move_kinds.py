@@ -4,7 +4,7 @@
 |---|---|---|
 | ``AllBest`` | single moves are worth a round | every asset's best improving move at once |
 | ``Halving`` | ... and that broke a row | the best ones that keep the tight rows alone: all, half, a quarter, ... |
-| ``Exchange`` | ... and none of those holds | the best pair of moves of two assets whose sum keeps the tight rows |
+| ``Exchange`` | ... and none of those holds | the best pairs of two assets' moves keeping the tight rows |
 | ``Chain`` | no single move is worth a round | a move blocked by one tight row, paid for by moves of several others |
 
 The search after the rounding (``_search``) descends with its own table (``_mended.search_kinds``), every
