@@ -106,8 +106,9 @@ class Exchange(MoveKind):
         least = settings.thrifty_gain * now.search.pricer.unit
         worth = ~plain & (total < -least)
         pairs, total = pairs[worth], total[worth]
-        if len(pairs) > 1:
-            yield _Proposal(moves, _together(now, pairs, total, least))
+        together = _together(now, pairs, total, least) if len(pairs) > 1 else pairs[:1].ravel()
+        if len(together) > 2:  # one pair alone is the next proposal
+            yield _Proposal(moves, together)
         if len(pairs):
             yield _Proposal(moves, pairs[0])
 
