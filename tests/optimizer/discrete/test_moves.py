@@ -14,7 +14,7 @@ from finwiz import RebalancingEngine
 from finwiz.optimizer._engine import _applicable, _with_constraints
 from finwiz.optimizer.describe._data import build_problem_data
 from finwiz.optimizer.discrete._candidates import _lot_moves, _Moves, _Separable
-from finwiz.optimizer.discrete._descent import DescentSettings, MoveKind, _Round, _Search, descend
+from finwiz.optimizer.discrete._descent import DescentSettings, MoveKind, _Round, _Search, _Tight, descend
 from finwiz.optimizer.discrete._move_kinds import (
     MOVE_KINDS,
     AllBest,
@@ -25,6 +25,7 @@ from finwiz.optimizer.discrete._move_kinds import (
     Halving,
     Pair,
     Tally,
+    _partners,
 )
 from finwiz.optimizer.discrete._pricing import _coupled_rows, _Pricer
 from finwiz.optimizer.solve._assembler import Model
@@ -125,6 +126,83 @@ def test_exchange_buys_one_asset_with_the_cash_of_another() -> None:
     best, value = _best(inst, start, (-1, 0, 1), most=2)
     assert moved.tolist() == best.tolist() == [1.0, -1.0, 0.0]
     assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
+def test_exchange_pairs_the_move_a_tight_row_blocks_that_gains_most_per_unit_of_it() -> None:
+    """A turnover cap spent on one lot of A2 sold: buying the dear A0 gains most but nothing frees
+    its turnover; buying the cheap A1 gains less but most per dollar, and not selling A2 frees
+    enough. Pairing only the most improving move (``pair_tries=1``) finds nothing; with the moves
+    the cap blocks that gain most per unit of it, the exchange is the best pair the enumeration finds."""
+    price, held, drift = np.array([1000.0, 100.0, 120.0]), np.array([20.0, 100.0, 100.0]), np.array([0.55, 2.5, -0.8])
+    value = float(price @ held) + 5_000.0
+    target = (held + drift) * price / value
+    inst = Instance(["A0", "A1", "A2"], price, held, 5_000.0, target, ["S"] * 3, rate=0.0, max_turnover=131.0 / value)
+    harness, start = _Harness(inst), np.array([0.0, 0.0, -1.0])
+    assert violations(inst, start) == []
+    point = harness.search.at(start)
+    moves = harness.neighbours(start, False)
+
+    def exchange(settings: DescentSettings) -> np.ndarray | None:
+        after = Exchange().step(_Round.of(harness.search, point, moves, harness.neighbours, settings))
+        return None if after is None else np.asarray(after.shares)
+
+    assert exchange(DescentSettings(pair_tries=1, thrifty_tries=0)) is None
+    moved = exchange(DescentSettings(pair_tries=1, thrifty_tries=1))
+    assert moved is not None
+    assert violations(inst, moved) == []
+    best, value = _best(inst, start, (-1, 0, 1), most=2)
+    assert moved.tolist() == best.tolist() == [0.0, 1.0, 0.0]
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+
+
+def test_exchange_takes_disjoint_thrifty_exchanges_together() -> None:
+    """Two sells (A2, A4) spend a turnover cap; buying the cheap A1 or A3 pays only against not
+    selling one of them. The two exchanges share no asset and hold the cap together: one step
+    takes both, what two single exchanges reach, and the best the enumeration of four assets finds."""
+    price, held = np.array([1000.0, 100.0, 120.0, 100.0, 120.0]), np.array([20.0, 100.0, 100.0, 100.0, 100.0])
+    value = float(price @ held) + 5_000.0
+    target = (held + np.array([0.55, 2.5, -0.8, 2.5, -0.8])) * price / value
+    names = [f"A{i}" for i in range(5)]
+    inst = Instance(names, price, held, 5_000.0, target, ["S"] * 5, rate=0.0, max_turnover=251.0 / value)
+    harness, start = _Harness(inst), np.array([0.0, 0.0, -1.0, 0.0, -1.0])
+    assert violations(inst, start) == []
+    settings = DescentSettings(pair_tries=1)
+
+    def exchange(shares: np.ndarray) -> np.ndarray:
+        now = _Round.of(
+            harness.search, harness.search.at(shares), harness.neighbours(shares, False), harness.neighbours, settings
+        )
+        after = Exchange().step(now)
+        assert after is not None
+        return np.asarray(after.shares)
+
+    moved = exchange(start)
+    best, value = _best(inst, start, (-1, 0, 1), most=4)
+    assert moved.tolist() == best.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert violations(inst, moved) == []
+    assert objective(inst, moved) == pytest.approx(value, rel=1e-12)
+    one = start.copy()  # one exchange alone, then the other: the same point
+    one[[1, 2]] = [1.0, 0.0]
+    assert exchange(one).tolist() == moved.tolist()
+
+
+def test_partners_keep_every_pair_that_fits_and_only_the_moves_freeing_a_broken_row() -> None:
+    """Two tight rows (room 0.5 above the first, 1.0 below the second), six moves. Try 0 breaks
+    the first row: only moves giving back 0.5 of it (2 and 5); try 1 breaks the second by 1.0 and
+    no move gives that back; try 5 breaks none: every move. Every pair that fits is among them."""
+    delta = np.array([[1.0, 0.2, -0.6, -0.4, 0.9, -1.0], [0.0, -2.0, 0.5, -0.5, -0.1, 0.3]])
+    tight = _Tight(np.array([-np.inf, -1.0]), np.array([0.5, np.inf]), delta)
+    tries = np.array([0, 1, 5])
+    at, partner = _partners(tight, tries)
+    got = set(zip(tries[at].tolist(), partner.tolist(), strict=True))
+    assert got == {(0, 2), (0, 5)} | {(5, j) for j in range(6)}
+    fitting = {
+        (int(i), j)
+        for i in tries
+        for j in range(6)
+        if np.all((delta[:, i] + delta[:, j] >= tight.low) & (delta[:, i] + delta[:, j] <= tight.high))
+    }
+    assert fitting <= got
 
 
 _CHAIN = [2.9 / 3, -2.9 / 3, -2.9 / 3, -2.9 / 3]  # a dear lot and three cheap ones, each just under one off

@@ -47,6 +47,12 @@ class DescentSettings:
     then goes on over every improving move, so that no single lot improves its answer."""
     pair_tries: int = 24
     """An exchange pairs at most this many of the most improving single moves with every other move."""
+    thrifty_tries: int = 96
+    """... then this many of the improving moves the tight rows block, by their best place in a
+    row's ranking by gain per unit of it (fewer left a binding turnover cap's exchanges unfound)."""
+    thrifty_gain: float = 0.05
+    """... such a pair taken only if it gains this fraction of what one lot of every asset is worth:
+    each taken costs a round (0.1 left one unfound; docs/decisions/s13-turnover.md)."""
     chain_tries: int = 24
     """A chain is tried for at most this many moves blocked by one tight row (the most promising first)."""
     chain_options: int = 32

@@ -4,7 +4,7 @@
 |---|---|---|
 | ``AllBest`` | single moves are worth a round | every asset's best improving move at once |
 | ``Halving`` | ... and that broke a row | the best ones that keep the tight rows alone: all, half, a quarter, ... |
-| ``Exchange`` | ... and none of those holds | the best pair of moves of two assets whose sum keeps the tight rows |
+| ``Exchange`` | ... and none of those holds | the best pairs of two assets' moves keeping the tight rows |
 | ``Chain`` | no single move is worth a round | a move blocked by one tight row, paid for by moves of several others |
 
 The search after the rounding (``_search``) descends with its own table (``_mended.search_kinds``), every
@@ -91,23 +91,144 @@ class Exchange(MoveKind):
     name = "exchange"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        moves, gain, tight = now.moves, now.gain, now.tight
-        owner = moves.owner
+        gain, tight, moves, settings = now.gain, now.tight, now.moves, now.settings
         improving = np.flatnonzero(gain < 0)
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
-        tries = improving[np.argsort(gain[improving], kind="stable")][: now.settings.pair_tries]
-        fits = owner[tries][:, None] != owner[None, :]  # tries x moves
-        for r in range(tight.delta.shape[0]):  # row by row: no rows x tries x moves block
-            delta = tight.delta[r]
-            fits &= tight.fits((delta[tries][:, None] + delta[None, :])[None], r)
-            if not fits.any():  # no pair keeps the tight rows: their cross terms would go unread
-                return
-        cross = now.search.pricer.cross(now.point.z, moves, tries)
-        total = np.where(fits, gain[tries][:, None] + gain[None, :] + cross, np.inf)
-        a, b = divmod(int(np.argmin(total)), total.shape[1])
-        if total[a, b] < 0:
-            yield _Proposal(moves, np.array([tries[a], b]))
+        # The most improving moves; then the blocked ones that gain most per unit of their row
+        # (``thrifty``), only when those found none, and only a pair worth a round; several at
+        # once where they hold together (a round each cost more than finding them).
+        tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
+        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, settings.thrifty_tries), tries)
+        pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
+        plain = np.isin(pairs[:, 0], tries)
+        if plain.any():
+            yield _Proposal(moves, pairs[np.argmax(plain)])
+        least = settings.thrifty_gain * now.search.pricer.unit
+        worth = ~plain & (total < -least)
+        pairs, total = pairs[worth], total[worth]
+        together = _together(now, pairs, total, least) if len(pairs) > 1 else pairs[:1].ravel()
+        if len(together) > 2:  # one pair alone is the next proposal
+            yield _Proposal(moves, together)
+        if len(pairs):
+            yield _Proposal(moves, pairs[0])
+
+
+def _pairs(now: _Round, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (rows of two moves) of one of ``tries`` and another asset's move that keep the
+    tight rows and improve, and their prices, best first (ties: the first
+    try, then the first move). Only each try's partners (``_partners``: a blocked move has few)
+    are priced, and the rows checked exactly on those that would improve."""
+    moves, gain, tight = now.moves, now.gain, now.tight
+    owner = moves.owner
+    none = np.zeros((0, 2), dtype=np.intp), np.zeros(0)
+    if tries.size == 0:
+        return none
+    at, partner = _partners(tight, tries)
+    apart = owner.take(tries.take(at)) != owner.take(partner)
+    at, partner = at[apart], partner[apart]
+    if at.size == 0:
+        return none
+    first = tries.take(at)
+    total = gain.take(first) + gain.take(partner) + _cross(now, first, partner)
+    keep = np.flatnonzero(total < 0)
+    keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
+    keep = keep[np.lexsort((partner[keep], at[keep], total[keep]))]
+    return np.stack([first[keep], partner[keep]], axis=1), total[keep]
+
+
+def _together(now: _Round, pairs: np.ndarray, total: np.ndarray, least: float) -> np.ndarray:
+    """The moves of the best pairs (``pairs``, priced ``total``, best first) that share no asset,
+    each taken while, priced with the cross terms of those before it, it still improves by more
+    than ``least`` and the tight rows hold the sum (the rows are linear, the objective quadratic:
+    both exact; the other rows are the exact check's)."""
+    tight = now.tight
+    apart = _disjoint(now.moves.owner, pairs)
+    pairs, total, flat = pairs[apart], total[apart], pairs[apart].ravel()
+    cross = _cross(now, np.repeat(flat, len(flat)), np.tile(flat, len(flat))).reshape(len(flat), -1)
+    delta = tight.delta.take(flat, axis=1)
+    taken, change = [0], delta[:, 0] + delta[:, 1]
+    for k in range(1, len(pairs)):
+        mine = [2 * k, 2 * k + 1]
+        price = total[k] + cross[np.ix_(mine, [2 * t + s for t in taken for s in (0, 1)])].sum()
+        after = change + delta[:, mine].sum(axis=1)
+        if price < -least and tight.fits(after[:, None])[0]:
+            taken.append(k)
+            change = after
+    return pairs[taken].ravel()
+
+
+def _cross(now: _Round, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The cross terms of the pairs of moves (``first``, ``second``): with few shared rows, each
+    pair's product of the moves' changes of them; else from the moves the pairs name alone."""
+    pricer, z = now.search.pricer, now.point.z
+    if pricer.shared_gram is None:
+        change = pricer.shared(z, now.moves)
+        return np.asarray(2.0 * np.einsum("ij,ij->j", change.take(first, axis=1), change.take(second, axis=1)))
+    used, places = np.unique(np.concatenate([first, second]), return_inverse=True)
+    left, right = places[: len(first)], places[len(first) :]
+    tries, rows = np.unique(left, return_inverse=True)
+    return np.asarray(pricer.cross(z, subset(now.moves, used), tries)[rows, right])
+
+
+def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a place in ``tries``, a move) that could keep the tight rows together (a superset:
+    the caller checks them exactly): where a try alone breaks tight rows, the moves that give
+    back enough of its tightest one (a threshold on that row's changes, sorted only where some
+    try could use them: they are few); where it breaks none, every move."""
+    delta, m = tight.delta, tight.delta.shape[1]
+    left = delta.take(tries, axis=1)  # rows x tries
+    over, under = left > tight.high[:, None] + _CHECK, left < tight.low[:, None] - _CHECK
+    # a partner at most (at least) the room the try leaves, and then some (the check's tolerance)
+    up, down = tight.high[:, None] + 2 * _CHECK - left, tight.low[:, None] - 2 * _CHECK - left
+    start, stop = np.zeros(left.shape, dtype=np.intp), np.full(left.shape, m + 1, dtype=np.intp)
+    pools, base = [], 0
+    for r in np.flatnonzero(over.any(axis=1) | under.any(axis=1)):  # the rows some try breaks
+        row = delta[r]
+        near = np.zeros(m, dtype=bool)
+        if over[r].any():
+            near |= row <= up[r, over[r]].max()
+        if under[r].any():
+            near |= row >= down[r, under[r]].min()
+        pool = np.flatnonzero(near)
+        pool = pool[np.argsort(row[pool], kind="stable")]
+        stop[r, over[r]] = base + np.searchsorted(row[pool], up[r, over[r]], "right")
+        start[r, over[r]] = base
+        start[r, under[r]] = base + np.searchsorted(row[pool], down[r, under[r]], "left")
+        stop[r, under[r]] = base + len(pool)
+        pools.append(pool)
+        base += len(pool)
+    count = np.maximum(stop - start, 0)
+    row_of = np.argmin(count, axis=0)  # each try's tightest row
+    places = np.arange(len(tries))
+    size, begin = count[row_of, places], start[row_of, places]
+    free = size > m  # broken on no tight row: every move
+    size[free] = 0
+    at = np.repeat(places, size)
+    offset = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+    flat = np.concatenate(pools) if pools else np.zeros(0, dtype=np.intp)
+    partner = flat[begin[at] + offset]
+    if free.any():
+        at = np.concatenate([at, np.repeat(places[free], m)])
+        partner = np.concatenate([partner, np.tile(np.arange(m), int(free.sum()))])
+    return at, partner
+
+
+def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) -> np.ndarray:
+    """The ``take`` improving moves the tight rows block that gain most per unit of a row (by their
+    best place in one row's ranking; ties: the first move): with a binding turnover cap the most
+    improving moves are the dear lots, and the exchange that pays (one lot sold less of a dear
+    name for one more of a cheaper one) starts from a cheap lot."""
+    rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
+    delta = tight.delta.take(improving, axis=1)
+    breaks = (delta < tight.low[:, None] - _CHECK) | (delta > tight.high[:, None] + _CHECK)
+    for r in np.flatnonzero(breaks.any(axis=1)):
+        blocked = improving[breaks[r]]
+        per_unit = gain[blocked] / np.abs(delta[r, breaks[r]])
+        ranked = blocked[np.argsort(per_unit, kind="stable")]
+        rank[ranked] = np.minimum(rank[ranked], np.arange(len(ranked)))
+    ranked = np.argsort(rank, kind="stable")[:take]
+    return np.asarray(ranked[np.isfinite(rank[ranked])])
 
 
 class Chain(MoveKind):
@@ -311,7 +432,7 @@ class EveryPair(Pair):
         flat, width = total.ravel(), total.shape[1]
         improving = np.flatnonzero(flat < self.threshold(now))
         pairs = np.stack([tries[improving // width], tries[improving % width]], axis=1)[np.argsort(flat[improving])]
-        disjoint = _disjoint(owner, pairs)
+        disjoint = pairs[_disjoint(owner, pairs)]
         # Many exchanges at once first (they interact only through the cross terms): the best
         # disjoint ones, then the best half, ...; then the best few alone.
         for take in _halvings(len(disjoint))[:-1]:
@@ -321,11 +442,11 @@ class EveryPair(Pair):
 
 
 def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """The pairs (rows of move indices, best first) that share no asset with a better one."""
+    """The places of the pairs (rows of move indices, best first) that share no asset with a better one."""
     used: set[int] = set()
     keep = []
     for k, (a, b) in enumerate(pairs):
         if owner[a] not in used and owner[b] not in used:
             used.update((int(owner[a]), int(owner[b])))
             keep.append(k)
-    return pairs[keep]
+    return np.array(keep, dtype=np.intp)

@@ -208,11 +208,13 @@ class _Grams:
         found once with the rows: a re-solve at new prices keeps them (docs/decisions/settle-and-descent.md)."""
         s, n = self.s, (self.s.shape[1] - SCALARS) // 2
         coo = s.tocoo()
-        asset = np.where(coo.col < 2 * n, coo.col % n, -1)
-        pairs = np.unique(np.stack([coo.row, asset]), axis=1)
-        assets_per_row = np.bincount(pairs[0][pairs[1] >= 0], minlength=s.shape[0])
+        width = max(n, 1)
+        asset, on = coo.col % width, coo.col < 2 * n
+        # (row, asset) as one integer key: a 1-D unique, not a slower one over stacked columns
+        keys = np.unique(coo.row[on].astype(np.int64) * width + asset[on])
+        assets_per_row = np.bincount(keys // width, minlength=s.shape[0])
         scalar = np.zeros(s.shape[0], dtype=bool)
-        scalar[coo.row[asset < 0]] = True
+        scalar[coo.row[~on]] = True
         return np.flatnonzero((assets_per_row > 1) | scalar)
 
 
