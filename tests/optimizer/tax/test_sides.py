@@ -58,20 +58,38 @@ def test_the_side_margin_is_the_quadratic_models_minimum_over_every_sale(seed: i
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
 def test_a_fixed_asset_starts_on_its_net_sales_lot_and_the_sides_optimum_is_kept(seed: int) -> None:
     """``_start_sides``: an asset fixed to sell only starts on the lot that holds its net sale, one
-    fixed to buy only on its first, the others where they were; the first round goes to the interior
-    solver. The side-fixed answer is the one a climb from every first lot reaches."""
+    fixed to buy only on its first, the others where they were; the first round starts ADMM from the
+    relaxation's answer traded net on each fixed side (the others as they were). The side-fixed
+    answer is the one a climb from every first lot reaches."""
     model, first, both = _relaxed(seed)
     ladder = ladder_of(next(d.tax for d in model.described if d.tax is not None), model.data.n)
     before = ladder.settled.segments.copy()
     sells = both & (first.sell >= first.buy)
     candidate = _with_sides(model, sells, both & ~sells)
-    _start_sides(candidate, first, sells, interior=True)
+    _start_sides(candidate, first, sells, first_round=True)
     start = ladder.settled.segments
     net = ladder.containing(np.maximum(first.sell - first.buy, 0.0))
     assert np.array_equal(start[sells], net[sells])
     assert np.all(start[both & ~sells] == 0)
     assert np.array_equal(start[~both], before[~both])
-    assert ladder.settled.interior
+    assert ladder.settled.start is not None
+    buy, sell, cost, y = ladder.settled.start
+    traded = first.buy - first.sell
+    assert np.array_equal(buy[sells], np.zeros(sells.sum()))
+    assert np.array_equal(sell[sells], -traded[sells])
+    buys = both & ~sells
+    assert np.array_equal(sell[buys], np.zeros(buys.sum()))
+    assert np.array_equal(buy[buys], traded[buys])
+    assert np.array_equal(buy[~both], first.buy[~both])
+    assert np.array_equal(sell[~both], first.sell[~both])
+    assert cost == first.cost
+    assert y is ladder.settled.y
+    warm = solve_terms(candidate, "auto", per_lot=False)
+    assert ladder.settled.start is None  # taken once
+    assert warm.attempts[0] == "OSQP"
+    fresh = candidate.with_data(candidate.data)
+    ladder_of(next(d.tax for d in fresh.described if d.tax is not None), fresh.data.n).settled.segments = None
+    assert warm.objective == pytest.approx(solve_terms(fresh, "CLARABEL").objective, rel=1e-6, abs=1e-12)
     sided = fix_sides(
         _linear_model(random_instance(seed, assets=(8, 14), lots=(2, 5), tax_weight=(1.0, 0.1)[seed % 2])), "auto", 30.0
     )

@@ -402,9 +402,8 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     if route == "cold" and has_dense_block(qp):
         # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
-    elif qp.ladder is not None and qp.ladder.settled.interior and route in ("warm", "cold"):
-        qp.ladder.settled.interior = False  # e.g. sides just fixed, far from the relaxation's answer
-        order = ("CLARABEL", "OSQP")
+    elif qp.ladder is not None and qp.ladder.settled.start is not None and route == "cold":
+        order = ("CLARABEL", "OSQP")  # a warm start too far for ADMM's last point, and no workspace to give it
     elif route == "cold" and (
         (qp.ladder is not None and qp.ladder.settled.segments is None) or _binds_at_target(model)
     ):
@@ -426,11 +425,14 @@ def _solve_native(
     """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
     multipliers of every row (OSQP's convention)."""
     key, route, order = _route(model, qp, solver)
+    start = _ladder_start(qp, route)
 
     def run(name: str) -> _Found:
         try:
             found, finisher = (
-                (solve_osqp(qp, key, time_limit), None) if name == "OSQP" else _interior(qp, key, route, time_limit)
+                (solve_osqp(qp, key, time_limit, start), None)
+                if name == "OSQP"
+                else _interior(qp, key, route, time_limit)
             )
             raise_if_interrupted(found.status)  # Ctrl-C stopped OSQP: not a failure for the next solver
         except Exception as exc:  # a solver's own failure (e.g. a factorization error): try the next
@@ -462,6 +464,20 @@ def _solve_native(
                 outcome, buy=buy, sell=sell, cost=cost, objective=qp.objective(z), duals=duals
             )
     return outcome, np.zeros(qp.A.shape[1]) if z is None else z, np.zeros(qp.A.shape[0]) if y is None else y
+
+
+def _ladder_start(qp: NativeQP, route: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A taxable climb's warm start (``Settled.start``, taken once) as ``(z, y)`` for ``qp``, on a
+    warm route: sides just fixed, ADMM from the workspace's last point (trades on both sides)
+    stalled at 640 iterations; from the same answer traded net on each fixed side it took 50."""
+    settled = None if qp.ladder is None else qp.ladder.settled
+    if settled is None or settled.start is None:
+        return None
+    buy, sell, cost, y = settled.start
+    settled.start = None
+    if route != "warm" or len(y) != qp.A.shape[0]:
+        return None
+    return qp.point(buy, sell, cost), y
 
 
 def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[NativeSolution, str | None]:
