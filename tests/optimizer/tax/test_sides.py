@@ -140,3 +140,35 @@ def test_close_calls_flipped_together_reach_the_one_at_a_time_answer_in_fewer_so
         optimum = _per_lot_optimum(_with_sides(current, flip & ~sides, flip & sides, flip))
         if optimum is not None:
             assert optimum >= together.outcome.objective - 1e-7 * max(abs(optimum), 1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_the_first_climb_starts_admm_at_the_target_and_reaches_the_per_lot_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A taxable account's first solve starts ADMM from trading straight to the target (no
+    multipliers), taken once; the relaxation it climbs to is the optimum with one variable per lot
+    (cvxpy)."""
+    from finwiz.optimizer.solve import _solve
+    from tests.optimizer.tax.test_bound import _per_lot_optimum
+
+    model = _linear_model(random_instance(seed, assets=(8, 14), lots=(2, 5), tax_weight=(1.0, 0.1)[seed % 2]))
+    given: list[Any] = []
+    real = _solve._ladder_start
+
+    def seen(qp: Any, route: str) -> Any:
+        given.append(qp.ladder.settled.start)
+        return real(qp, route)
+
+    monkeypatch.setattr(_solve, "_ladder_start", seen)
+    relaxed, first = relaxation(model, "auto", 30.0)
+    buy, sell, cost, y = given[0]
+    data = model.data
+    assert np.array_equal(buy - sell, data.target - data.x0)
+    assert np.all(np.minimum(buy, sell) == 0.0)
+    assert cost == 0.0
+    assert y is None
+    assert all(start is None for start in given[1:])  # taken once
+    optimum = _per_lot_optimum(relaxed)
+    assert optimum is not None
+    assert first.objective == pytest.approx(optimum, rel=1e-6, abs=1e-12)

@@ -339,6 +339,9 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         free = free and ladder.region is None  # a netting region's rows limit the nets too
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
+        # ADMM from trading straight to the target: from no trades it stalled (600 iterations, then
+        # Clarabel); from there it took 275 on the 431-asset book, and the next steps warm from its own iterate.
+        ladder.settled.start = (np.clip(data.target - data.x0, 0.0, None), sold, 0.0, None)
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
     if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
         starts = []
@@ -402,8 +405,8 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     if route == "cold" and has_dense_block(qp):
         # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
-    elif qp.ladder is not None and qp.ladder.settled.start is not None and route == "cold":
-        order = ("CLARABEL", "OSQP")  # a warm start too far for ADMM's last point, and no workspace to give it
+    elif qp.ladder is not None and qp.ladder.settled.start is not None and route in ("warm", "cold"):
+        order = ("OSQP", "CLARABEL")  # from the climb's own start (``_ladder_start``)
     elif route == "cold" and (
         (qp.ladder is not None and qp.ladder.settled.segments is None) or _binds_at_target(model)
     ):
@@ -467,17 +470,18 @@ def _solve_native(
 
 
 def _ladder_start(qp: NativeQP, route: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """A taxable climb's warm start (``Settled.start``, taken once) as ``(z, y)`` for ``qp``, on a
-    warm route: sides just fixed, ADMM from the workspace's last point (trades on both sides)
-    stalled at 640 iterations; from the same answer traded net on each fixed side it took 50."""
+    """A taxable climb's warm start (``Settled.start``, taken once) as ``(z, y)`` for ``qp``, on
+    OSQP's routes: the first solve (see ``solve_terms``), or sides just fixed (ADMM from the
+    workspace's last point, trades on both sides, stalled at 640 iterations; from the same answer
+    traded net on each fixed side it took 50)."""
     settled = None if qp.ladder is None else qp.ladder.settled
     if settled is None or settled.start is None:
         return None
     buy, sell, cost, y = settled.start
     settled.start = None
-    if route != "warm" or len(y) != qp.A.shape[0]:
+    if route not in ("warm", "cold") or (y is not None and len(y) != qp.A.shape[0]):
         return None
-    return qp.point(buy, sell, cost), y
+    return qp.point(buy, sell, cost), np.zeros(qp.A.shape[0]) if y is None else y
 
 
 def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[NativeSolution, str | None]:
