@@ -172,3 +172,20 @@ def test_the_first_climb_starts_admm_at_the_target_and_reaches_the_per_lot_optim
     optimum = _per_lot_optimum(relaxed)
     assert optimum is not None
     assert first.objective == pytest.approx(optimum, rel=1e-6, abs=1e-12)
+
+
+def test_a_taxable_climbs_admm_stops_where_a_cold_solve_would_unless_the_interior_solver_priced_it() -> None:
+    """``_solvers._budget``: a taxable QP's warm ADMM (its own start, or a workspace Clarabel never
+    answered) gets no more iterations than a cold solve before Clarabel answers; a tax-blind one
+    keeps the warm cap; a priced workspace its interior solver's worth."""
+    from types import SimpleNamespace
+
+    from finwiz.optimizer.solve._solvers import ADMM_PER_INTERIOR_ITERATION, COLD_ITERATIONS, _budget
+    from finwiz.optimizer.solve._workspaces import OSQP_SETTINGS
+
+    unpriced = SimpleNamespace(solved=True, stalled=False, interior_iterations=None)
+    assert _budget(unpriced, False, taxable=True) == COLD_ITERATIONS
+    assert _budget(unpriced, True, taxable=True) == COLD_ITERATIONS
+    assert _budget(unpriced, False, taxable=False) == OSQP_SETTINGS["max_iter"]
+    priced = SimpleNamespace(solved=True, stalled=False, interior_iterations=30)
+    assert _budget(priced, False, taxable=True) == ADMM_PER_INTERIOR_ITERATION * 30

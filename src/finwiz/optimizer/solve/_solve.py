@@ -339,9 +339,10 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         free = free and ladder.region is None  # a netting region's rows limit the nets too
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
-        # ADMM from trading straight to the target: from no trades it stalled (600 iterations, then
-        # Clarabel); from there it took 275 on the 431-asset book, and the next steps warm from its own iterate.
-        ladder.settled.start = (np.clip(data.target - data.x0, 0.0, None), sold, 0.0, None)
+        if ladder.region is None:  # a netting region's first solve stays on Clarabel (ADMM stalled on its regions)
+            # ADMM from trading straight to the target: from no trades it stalled (600 iterations, then
+            # Clarabel); from there it took 275 on the 431-asset book, and the next steps warm from its own iterate.
+            ladder.settled.start = (np.clip(data.target - data.x0, 0.0, None), sold, 0.0, None)
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
     if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
         starts = []
