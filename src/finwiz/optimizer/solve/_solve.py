@@ -339,9 +339,8 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         free = free and ladder.region is None  # a netting region's rows limit the nets too
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
-        if ladder.region is None:  # a netting region's first solve stays on Clarabel (ADMM stalled on its regions)
-            # ADMM from trading straight to the target: from no trades it stalled (600 iterations, then
-            # Clarabel); from there it took 275 on the 431-asset book, and the next steps warm from its own iterate.
+        if ladder.region is None:  # a netting region's first solve stays on Clarabel (its regions' ADMM stalled)
+            # ADMM from trading straight to the target, where from no trades it stalls (docs/decisions/s14-taxable.md)
             ladder.settled.start = (np.clip(data.target - data.x0, 0.0, None), sold, 0.0, None)
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
     if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
@@ -411,7 +410,7 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     elif route == "cold" and (
         (qp.ladder is not None and qp.ladder.settled.segments is None) or _binds_at_target(model)
     ):
-        # A taxable account's first solve, from no settled lots: ADMM stalls there (docs/decisions/
+        # A taxable first solve given no start (a netting region's): ADMM stalls there (docs/decisions/
         # tax-netting.md); a netting region started at another's answer stays on OSQP (same answer).
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
         # needs thousands of iterations cold and Clarabel a few (then OSQP's polish warms the workspace).
@@ -473,8 +472,8 @@ def _solve_native(
 def _ladder_start(qp: NativeQP, route: str) -> tuple[np.ndarray, np.ndarray] | None:
     """A taxable climb's warm start (``Settled.start``, taken once) as ``(z, y)`` for ``qp``, on
     OSQP's routes: the first solve (see ``solve_terms``), or sides just fixed (ADMM from the
-    workspace's last point, trades on both sides, stalled at 640 iterations; from the same answer
-    traded net on each fixed side it took 50)."""
+    workspace's last point, trades on both sides, stalled; from the same answer traded net on each
+    fixed side it does not: docs/decisions/s14-taxable.md)."""
     settled = None if qp.ladder is None else qp.ladder.settled
     if settled is None or settled.start is None:
         return None
