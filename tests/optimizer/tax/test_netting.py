@@ -518,3 +518,32 @@ def test_the_close_calls_bound_the_flips_again_only_after_a_solve(monkeypatch: p
     assert not evaluate(inst, *trades_of(inst, result)).violations
     assert "bounds" in events
     assert "bounds,bounds" not in ",".join(events)
+
+
+def test_a_regions_first_solve_stays_on_the_interior_solver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The straight-to-target ADMM start of a taxable account's first solve is not given to a
+    netting region's (its regions' warm solves then ran without Clarabel's iteration cap,
+    docs/decisions/s14-taxable.md): its first solve goes to Clarabel first, as before."""
+    from finwiz.optimizer.solve import _solve
+    from finwiz.optimizer.tax._order import relaxation
+
+    starts: list[Any] = []
+    real = _solve._ladder_start
+
+    def seen(qp: Any, route: str) -> Any:
+        starts.append((qp.ladder.region is not None, qp.ladder.settled.start))
+        return real(qp, route)
+
+    monkeypatch.setattr(_solve, "_ladder_start", seen)
+    inst = random_instance(0, assets=(5, 8), lots=(2, 4), tax_weight=1.0)
+    solved = []
+    for region in _region_models(inst.with_(tax_model="netting", **NETTING["harvest_to_the_limit"])):
+        starts.clear()
+        try:
+            _, outcome = relaxation(region, "auto", 30.0)
+        except _solve.ProvenInfeasibleError:
+            continue
+        assert starts
+        assert all(has_region and start is None for has_region, start in starts)
+        solved.append(outcome.attempts)
+    assert solved

@@ -135,9 +135,11 @@ class Settled:
     qp: NativeQP | None = None
     y: np.ndarray | None = None
     no_point: object | None = None
-    interior: bool = False
-    """The next solve goes to the interior solver first (a warm start too far for ADMM), once."""
     """The ``Model.kept`` of the model no climb found a point for: its per-lot solve need not climb again."""
+    start: tuple[np.ndarray, np.ndarray, float, np.ndarray | None] | None = None
+    """The next solve's warm start, once: trades (buy, sell, cost) and row multipliers (None:
+    zeros) near its answer, where the workspace has none (the first solve) or its last point is far
+    from it (sides just fixed)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -339,6 +339,9 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         free = free and ladder.region is None  # a netting region's rows limit the nets too
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
+        if ladder.region is None:  # a netting region's first solve stays on Clarabel (its regions' ADMM stalled)
+            # ADMM from trading straight to the target, where from no trades it stalls (docs/decisions/s14-taxable.md)
+            ladder.settled.start = (np.clip(data.target - data.x0, 0.0, None), sold, 0.0, None)
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
     if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
         starts = []
@@ -402,13 +405,12 @@ def _route(model: Model, qp: NativeQP, solver: str) -> tuple[Any, str, tuple[str
     if route == "cold" and has_dense_block(qp):
         # Every factorisation is dense there (OSQP's setup, rho updates, polish): Clarabel on faer.
         route, order = "interior", ("CLARABEL", "OSQP")
-    elif qp.ladder is not None and qp.ladder.settled.interior and route in ("warm", "cold"):
-        qp.ladder.settled.interior = False  # e.g. sides just fixed, far from the relaxation's answer
-        order = ("CLARABEL", "OSQP")
+    elif qp.ladder is not None and qp.ladder.settled.start is not None and route in ("warm", "cold"):
+        order = ("OSQP", "CLARABEL")  # from the climb's own start (``_ladder_start``)
     elif route == "cold" and (
         (qp.ladder is not None and qp.ladder.settled.segments is None) or _binds_at_target(model)
     ):
-        # A taxable account's first solve, from no settled lots: ADMM stalls there (docs/decisions/
+        # A taxable first solve given no start (a netting region's): ADMM stalls there (docs/decisions/
         # tax-netting.md); a netting region started at another's answer stays on OSQP (same answer).
         # Limits that trading straight to the target breaks bind at the optimum, where ADMM
         # needs thousands of iterations cold and Clarabel a few (then OSQP's polish warms the workspace).
@@ -426,11 +428,14 @@ def _solve_native(
     """The native solve of :func:`solve_terms` on ``qp``, and the accepted answer's variables and
     multipliers of every row (OSQP's convention)."""
     key, route, order = _route(model, qp, solver)
+    start = _ladder_start(qp, route)
 
     def run(name: str) -> _Found:
         try:
             found, finisher = (
-                (solve_osqp(qp, key, time_limit), None) if name == "OSQP" else _interior(qp, key, route, time_limit)
+                (solve_osqp(qp, key, time_limit, start), None)
+                if name == "OSQP"
+                else _interior(qp, key, route, time_limit)
             )
             raise_if_interrupted(found.status)  # Ctrl-C stopped OSQP: not a failure for the next solver
         except Exception as exc:  # a solver's own failure (e.g. a factorization error): try the next
@@ -462,6 +467,21 @@ def _solve_native(
                 outcome, buy=buy, sell=sell, cost=cost, objective=qp.objective(z), duals=duals
             )
     return outcome, np.zeros(qp.A.shape[1]) if z is None else z, np.zeros(qp.A.shape[0]) if y is None else y
+
+
+def _ladder_start(qp: NativeQP, route: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A taxable climb's warm start (``Settled.start``, taken once) as ``(z, y)`` for ``qp``, on
+    OSQP's routes: the first solve (see ``solve_terms``), or sides just fixed (ADMM from the
+    workspace's last point, trades on both sides, stalled; from the same answer traded net on each
+    fixed side it does not: docs/decisions/s14-taxable.md)."""
+    settled = None if qp.ladder is None else qp.ladder.settled
+    if settled is None or settled.start is None:
+        return None
+    buy, sell, cost, y = settled.start
+    settled.start = None
+    if route not in ("warm", "cold") or (y is not None and len(y) != qp.A.shape[0]):
+        return None
+    return qp.point(buy, sell, cost), np.zeros(qp.A.shape[0]) if y is None else y
 
 
 def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[NativeSolution, str | None]:

@@ -177,6 +177,10 @@ def _budget(workspace: _Workspace, started: bool, taxable: bool = False) -> int:
         cap = 0 if taxable else STALLED_ITERATIONS
     if workspace.interior_iterations is not None:
         cap = min(cap, max(COLD_ITERATIONS, ADMM_PER_INTERIOR_ITERATION * workspace.interior_iterations))
+    if taxable and (started or workspace.interior_iterations is None):
+        # A climb's own warm start (``_solve._ladder_start``), or a workspace the interior solver has
+        # not priced: no more than a cold solve before Clarabel answers.
+        cap = min(cap, COLD_ITERATIONS)
     return cap
 
 

@@ -308,7 +308,7 @@ def _fixed_sides(relaxed: Model, first: SolveOutcome, solver: str, limit: float)
                 continue
             tried.add(sells.tobytes())
             candidate = _with_sides(current, sells, both & ~sells)
-            _start_sides(candidate, outcome, sells, interior=not fixed_before)
+            _start_sides(candidate, outcome, sells, first_round=not fixed_before)
             try:
                 current, outcome = toward_region(candidate, solver, limit)
             except ProvenInfeasibleError:
@@ -484,11 +484,12 @@ def farther_warning(model: Model, before: float, after: float, solver: str = "au
     )
 
 
-def _start_sides(model: Model, outcome: SolveOutcome, sells: np.ndarray, interior: bool) -> None:
+def _start_sides(model: Model, outcome: SolveOutcome, sells: np.ndarray, first_round: bool) -> None:
     """Start ``model``'s climb (sides just fixed from ``outcome``) with each asset now selling only
     on the lot that holds its net sale, each buying only on its first: the relaxation's segments
-    (its sale before buying back) start one climb step farther. ``interior``: the first round,
-    whose warm start is too far for ADMM (it stalled there): Clarabel first."""
+    (its sale before buying back) start one climb step farther. ``first_round``: the sides fixed
+    from the relaxation, whose answer (both sides traded) is too far for ADMM's warm start (it
+    stalled there): it starts from that answer with each newly fixed asset traded net on its side."""
     form = next((d.tax for d in model.described if d.tax is not None), None)
     if form is None:
         return
@@ -499,4 +500,9 @@ def _start_sides(model: Model, outcome: SolveOutcome, sells: np.ndarray, interio
     segments = np.where(both, 0, ladder.settled.segments)
     net = ladder.containing(np.maximum(outcome.sell - outcome.buy, 0.0))
     ladder.settled.segments = np.where(both & sells, net, segments)
-    ladder.settled.interior = interior and ladder.region is None  # a region's polish fails: Clarabel twice
+    y = ladder.settled.y
+    if first_round and y is not None and ladder.region is None:  # a region's rows start warm as they were
+        traded = outcome.buy - outcome.sell
+        buy = np.where(both, np.where(sells, 0.0, np.maximum(traded, 0.0)), outcome.buy)
+        sell = np.where(both, np.where(sells, np.maximum(-traded, 0.0), 0.0), outcome.sell)
+        ladder.settled.start = (buy, sell, outcome.cost, y)
