@@ -79,6 +79,11 @@ def test_the_gram_entries_of_a_dense_root_are_those_of_its_triplets() -> None:
     for name in ("col_norm", "g_bs", "g_bx", "g_sx", "g_xx"):
         np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-12, atol=1e-12)
     assert np.abs(got.g_bs).max() > 1.0  # the root's buy-sell products are in it
+    assert "s" not in got.__dict__  # the n^2 triplets not made a sparse matrix for the entries
+    rows = rng.normal(size=with_matrix.m)
+    np.testing.assert_allclose(got.transposed(rows), expected.s_t @ rows, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.transposed(rows), expected.transposed(rows), rtol=1e-12, atol=1e-12)
+    assert (got.s != expected.s).nnz == 0  # built where a caller asks for it
 
 
 def test_stacked_dense_rows_evaluate_to_their_triplets() -> None:

@@ -228,21 +228,30 @@ class Affine:
     def _by_blocks(self, z: np.ndarray, n: int) -> np.ndarray:
         """:meth:`evaluate` with the :meth:`weights_dense` blocks as matrix products on
         ``buy - sell`` and the other rows from their few triplets (kept)."""
-        blocks = [(0, self.dense)] if self.dense is not None else self.dense_rows
-        rest = self.__dict__.get("_rest")
+        rows, places, vals = self.rest(n)
+        out = np.bincount(rows, weights=vals * z[places], minlength=self.m) + self.offset
+        trade = z[:n] - z[n : 2 * n]
+        for first, matrix in self.blocks:
+            out[first : first + len(matrix)] += matrix @ trade
+        return np.asarray(out)
+
+    @property
+    def blocks(self) -> list[tuple[int, np.ndarray]]:
+        """``(first row, M)`` of every :meth:`weights_dense` block of these rows (themselves or stacked)."""
+        return [(0, self.dense)] if self.dense is not None else self.dense_rows
+
+    def rest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The triplets outside the :attr:`blocks` (rows, places in ``z``, values), kept: the
+        evaluation and the whole-share Gram entries read them instead of the n^2 block entries."""
+        rest: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_rest")
         if rest is None:
             dense = np.zeros(self.m, dtype=bool)
-            for first, matrix in blocks:
+            for first, matrix in self.blocks:
                 dense[first : first + len(matrix)] = True
             keep = ~dense[self.rows]
             rest = (self.rows[keep], column(self.cols[keep], n), self.vals[keep])
             self.__dict__["_rest"] = rest  # frozen dataclass: kept beside the fields
-        rows, places, vals = rest
-        out = np.bincount(rows, weights=vals * z[places], minlength=self.m) + self.offset
-        trade = z[:n] - z[n : 2 * n]
-        for first, matrix in blocks:
-            out[first : first + len(matrix)] += matrix @ trade
-        return np.asarray(out)
+        return rest
 
     def places(self, n: int) -> np.ndarray:
         """:func:`column` of the column codes for ``n`` assets (kept: the descent evaluates the
