@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from finwiz._blas import single_threaded
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.solve._qp import NativeQP
 from finwiz.optimizer.solve._solvers import POLISHED_RESIDUAL, NativeSolution, kkt_certified
@@ -309,6 +310,7 @@ def _full(qp: NativeQP, red: _Reduced, x: np.ndarray, yb: np.ndarray, yc: np.nda
     return z, y
 
 
+@single_threaded
 def solve_dense(qp: NativeQP) -> NativeSolution | None:
     """``qp`` solved in its dense block's kept eigenbasis (module docstring), certified optimal
     within :data:`POLISHED_RESIDUAL`; None when it does not apply or does not certify."""
