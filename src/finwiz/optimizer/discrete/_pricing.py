@@ -36,8 +36,11 @@ class _Pricer:
         n = model.data.n
         self.data, self.stacked, self.n = model.data, stacked, n
         squares = stacked.squares
-        key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
-        grams = kept("squares", key, lambda: _Grams.of(squares, n))
+        if squares.dense_rows and squares.nnz > _DENSE_GRAM:  # a root's n^2 triplets: too many to key or keep
+            grams = _Grams.of(squares, n)
+        else:
+            key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
+            grams = kept("squares", key, lambda: _Grams.of(squares, n))
         self.grams = grams
         self.col_norm, self.g_bs = grams.col_norm, grams.g_bs
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
