@@ -33,9 +33,8 @@ def one_thread() -> Iterator[None]:
     """BLAS and LAPACK on one thread inside the block (threadpoolctl; restored by the last of
     nested or concurrent blocks to leave).
 
-    Why: the dense products here are matrix-vector products, bound by memory, not by cores; with
-    OpenBLAS's threads on a loaded machine each call waited on a busy core (a 2,000-asset eigh
-    took 11 s wall against 1.6 on one thread, the dense rebalance 2-6 s against 0.7-1.2)."""
+    Why: the dense products here are bound by memory, not by cores, and OpenBLAS's threads on a
+    busy machine wait on each other (figures: docs/decisions/s14-dense.md)."""
     global _depth, _restore
     with _lock:
         if _depth == 0:

@@ -31,9 +31,7 @@ from finwiz.optimizer.solve._solvers import POLISHED_RESIDUAL, NativeSolution, k
 __all__ = ["solve_dense"]
 
 _RHO = 0.1
-_ADAPT = (
-    2.0  # rho follows the residuals' ratio past this factor (OSQP's 5 took 100 iterations at 2,000 assets, 2 took 60)
-)
+_ADAPT = 2.0  # rho follows the residuals' ratio past this factor (OSQP's 5 waits longer: docs/decisions/s14-dense.md)
 _SIGMA = 1e-6
 _ALPHA = 1.6
 _CHECK_EVERY = 10
