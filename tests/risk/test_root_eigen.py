@@ -41,3 +41,22 @@ def test_small_or_split_covariances_keep_none(monkeypatch: pytest.MonkeyPatch) -
     split = FactorModel.from_covariance(_frame(loadings @ loadings.T + np.diag(rng.uniform(0.1, 0.2, 30))))
     assert split.n_factors == 3
     assert _model.root_eigen(split.exposure_root()) is None
+
+
+def test_one_decomposition_gives_the_root_and_the_basis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``EIGEN_ASSETS`` the kept eigendecomposition is also the root: no Cholesky beside it."""
+    monkeypatch.setattr(_model, "EIGEN_ASSETS", 10)
+    b = np.random.default_rng(5).normal(size=(30, 45))
+    sigma = b @ b.T / 45
+    calls: list[tuple[str, bool]] = []
+    cholesky, eigh = np.linalg.cholesky, np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "cholesky", lambda a: calls.append(("cholesky", True)) or cholesky(a))
+    monkeypatch.setattr(np.linalg, "eigh", lambda a: calls.append(("eigh", np.allclose(a, sigma))) or eigh(a))
+    root = FactorModel.from_covariance(_frame(sigma)).exposure_root()
+    assert calls.count(("cholesky", True)) == 0
+    assert calls.count(("eigh", True)) == 1  # of the covariance itself (the split's samples are other matrices)
+    kept = _model.root_eigen(root)
+    assert kept is not None
+    values, vectors, _ = kept
+    np.testing.assert_allclose(root, vectors * np.sqrt(values), rtol=0, atol=0)
+    np.testing.assert_allclose(root @ root.T, sigma, atol=1e-12)

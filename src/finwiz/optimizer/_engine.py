@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from finwiz._blas import single_threaded_given
 from finwiz.errors import (
     ConfigurationError,
     InfeasibleRebalanceError,
@@ -138,6 +139,7 @@ class RebalancingEngine:
 
     # ------------------------------------------------------------------ public
 
+    @single_threaded_given("covariance")
     def rebalance(
         self,
         config: PortfolioConfiguration,

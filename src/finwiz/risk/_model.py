@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from finwiz._blas import one_thread
 from finwiz.errors import InvalidPortfolioError
 from finwiz.risk._split import low_rank_split
 
@@ -152,9 +153,9 @@ class FactorModel:
         A low-rank part plus a diagonal (every covariance estimated from fewer days than assets,
         or implied by a factor model) becomes its few factors and the diagonal as idiosyncratic
         variance, kept only where it reproduces every entry to ``SPLIT_TOLERANCE`` of the largest
-        variance (``_split``); any other covariance a square root with no idiosyncratic part: the
-        Cholesky factor where it is positive definite, else (singular) the root of its
-        eigendecomposition, which also checks PSD."""
+        variance (``_split``); any other covariance a square root with no idiosyncratic part
+        (``_square_root``: the Cholesky factor or the root of its eigendecomposition, which also
+        checks PSD)."""
         values = covariance.to_numpy(dtype=float) if isinstance(covariance, pd.DataFrame) else None
         key = None if values is None else (id(covariance), zlib.crc32(np.ascontiguousarray(values).data))
         with _roots_lock:
@@ -162,8 +163,9 @@ class FactorModel:
         if kept is not None and kept[0] is covariance and kept[1].loadings.index.equals(covariance.index):
             return kept[1]
         matrix = _symmetric_values(covariance, "covariance")
-        split = low_rank_split(matrix)
-        root, idio = (_square_root(matrix), np.zeros(len(matrix))) if split is None else split
+        with one_thread():  # LAPACK on n x n: OpenBLAS's threads on a loaded machine took 10x longer
+            split = low_rank_split(matrix)
+            root, idio = (_square_root(matrix), np.zeros(len(matrix))) if split is None else split
         names = [f"pc{i}" for i in range(root.shape[1])]
         model = cls(
             loadings=pd.DataFrame(root, index=covariance.index, columns=names),
@@ -172,8 +174,6 @@ class FactorModel:
         )
         root.setflags(write=False)
         model.__dict__["_exposure_root"] = root  # the identity factor covariance: the root is its own
-        if split is None and root.shape[1] == len(matrix) >= EIGEN_ASSETS:
-            _keep_eigen(root, matrix)
         if key is not None:
             with _roots_lock:
                 _roots[key] = (covariance, model)
@@ -237,16 +237,23 @@ class FactorModel:
 
 
 def _square_root(matrix: np.ndarray) -> np.ndarray:
-    """``G`` with ``G G' = matrix`` (PSD checked): Cholesky where it succeeds (a fraction of an
-    eigendecomposition's time), else the eigendecomposition's root without its null space."""
-    try:
-        return np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        pass
+    """``G`` with ``G G' = matrix`` (PSD checked): below ``EIGEN_ASSETS`` the Cholesky factor where
+    it succeeds (a fraction of an eigendecomposition's time), else the eigendecomposition's root
+    without its null space; from ``EIGEN_ASSETS`` that root always, and where it has full rank its
+    eigendecomposition kept for the dense solver (one decomposition serves both)."""
+    if len(matrix) < EIGEN_ASSETS:
+        try:
+            return np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            pass
+    matrix = 0.5 * (matrix + matrix.T)  # exactly symmetric (P takes one triangle), and not the caller's frame
     values, vectors = np.linalg.eigh(matrix)
     _check_psd(float(values[0]) if len(values) else 0.0, matrix, "covariance")
     keep = values > _PSD_TOLERANCE * max(1.0, float(values.max(initial=0.0)))
-    return np.asarray(vectors[:, keep] * np.sqrt(values[keep]))
+    root = np.asarray(vectors[:, keep] * np.sqrt(values[keep]))
+    if len(matrix) >= EIGEN_ASSETS and keep.all():
+        _keep_eigen(root, values, vectors, matrix)
+    return root
 
 
 EIGEN_ASSETS = 500
@@ -256,9 +263,7 @@ _EIGEN_SIZE = 2  # each three n x n arrays, beside the root
 _eigen: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
-def _keep_eigen(root: np.ndarray, matrix: np.ndarray) -> None:
-    matrix = 0.5 * (matrix + matrix.T)  # exactly symmetric (P takes one triangle), and not the caller's frame
-    values, vectors = np.linalg.eigh(matrix)
+def _keep_eigen(root: np.ndarray, values: np.ndarray, vectors: np.ndarray, matrix: np.ndarray) -> None:
     for array in (values, vectors, matrix):
         array.setflags(write=False)
     with _roots_lock:

@@ -79,6 +79,11 @@ def test_the_gram_entries_of_a_dense_root_are_those_of_its_triplets() -> None:
     for name in ("col_norm", "g_bs", "g_bx", "g_sx", "g_xx"):
         np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-12, atol=1e-12)
     assert np.abs(got.g_bs).max() > 1.0  # the root's buy-sell products are in it
+    assert "s" not in got.__dict__  # the n^2 triplets not made a sparse matrix for the entries
+    rows = rng.normal(size=with_matrix.m)
+    np.testing.assert_allclose(got.transposed(rows), expected.s_t @ rows, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.transposed(rows), expected.transposed(rows), rtol=1e-12, atol=1e-12)
+    assert (got.s != expected.s).nnz == 0  # built where a caller asks for it
 
 
 def test_stacked_dense_rows_evaluate_to_their_triplets() -> None:
@@ -94,3 +99,35 @@ def test_stacked_dense_rows_evaluate_to_their_triplets() -> None:
     np.testing.assert_allclose(stacked.evaluate(z), bare.evaluate(z), rtol=1e-12, atol=1e-15)
     assert "_rest" in stacked.__dict__
     assert "_csr" in bare.__dict__
+
+
+def test_a_roots_triplets_are_written_only_where_read() -> None:
+    """``weights_dense`` and a stack holding it defer their n^2 triplets: the count, the rows
+    outside the block and the values need none; read (or pickled), they are the explicit ones."""
+    import pickle
+
+    rng = np.random.default_rng(8)
+    n = 40
+    matrix, x0 = rng.normal(size=(n, n)), rng.uniform(0, 0.01, n)
+    others = [Affine.weights_diag(rng.uniform(0.1, 1, n), x0), Affine.scalar(COST, 2.0, 0.1)]
+    stacked = Affine.stack([others[0], Affine.weights_dense(matrix, x0), others[1]])
+    assert stacked.nnz == 2 * n + 2 * n * n + 1
+    z = trade_vector(rng.uniform(0, 1e-3, n), rng.uniform(0, 1e-3, n), cost=1e-4)
+    rest = stacked.rest(n)
+    assert "_deferred" in stacked.__dict__  # nothing above wrote the triplets
+    explicit = Affine.stack([others[0], Affine(*_written(matrix), matrix @ x0), others[1]])
+    np.testing.assert_array_equal(rest[0], np.concatenate([np.arange(n), np.arange(n), [2 * n]]))
+    copy = pickle.loads(pickle.dumps(stacked))
+    for got in (stacked, copy):
+        for name in ("rows", "cols", "vals", "offset"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(explicit, name))
+        np.testing.assert_allclose(got.evaluate(z), explicit.evaluate(z), rtol=1e-12, atol=1e-15)
+    assert "_deferred" not in stacked.__dict__
+    assert stacked.dense_rows[0][1] is matrix
+
+
+def _written(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m, n = matrix.shape
+    rows = np.concatenate([np.repeat(np.arange(m), n), np.repeat(np.arange(m), n)])
+    cols = np.concatenate([np.tile(np.arange(n), m), np.tile(np.arange(n, 2 * n), m)])
+    return rows, cols, np.concatenate([matrix.ravel(), -matrix.ravel()])

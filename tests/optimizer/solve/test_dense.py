@@ -147,3 +147,29 @@ def test_whole_shares_are_those_of_the_clarabel_route(
     assert dense.is_compliant
     assert dense.trades
     assert [(t.symbol, t.shares) for t in dense.trades] == [(t.symbol, t.shares) for t in clarabel.trades]
+
+
+def test_each_column_takes_its_tightest_one_column_row() -> None:
+    """``_bounds`` against a row-by-row scan: the tightest bound of each column (signs flipping
+    a row's sides, infinite sides setting nothing) and the first row of equal ones."""
+
+    def scan(qp: Any, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nx: int) -> tuple[np.ndarray, ...]:
+        lo, hi = np.full(nx, -np.inf), np.full(nx, np.inf)
+        lo_row, hi_row, coef_lo, coef_hi = np.full(nx, -1), np.full(nx, -1), np.ones(nx), np.ones(nx)
+        for r, j, a in zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True):
+            low, high = (qp.lower[r] / a, qp.upper[r] / a) if a > 0 else (qp.upper[r] / a, qp.lower[r] / a)
+            if low > lo[j]:
+                lo[j], lo_row[j], coef_lo[j] = low, r, a
+            if high < hi[j]:
+                hi[j], hi_row[j], coef_hi[j] = high, r, a
+        return lo, hi, lo_row, hi_row, coef_lo, coef_hi
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        lower = rng.choice([-np.inf, 0.0, -1.0, 0.5], 30)
+        qp = dataclasses.make_dataclass("Q", ["lower", "upper"])(
+            lower, np.maximum(rng.choice([np.inf, 1.0, 0.5], 30), lower)
+        )
+        rows, cols, vals = rng.permutation(30)[:20], rng.integers(0, 12, 20), rng.choice([1.0, -1.0, 2.0], 20)
+        for got, expected in zip(_dense._bounds(qp, rows, cols, vals, 12), scan(qp, rows, cols, vals, 12), strict=True):
+            np.testing.assert_array_equal(got, expected)

@@ -84,6 +84,30 @@ class Affine:
         """Number of rows."""
         return len(self.offset)
 
+    def __getattr__(self, name: str) -> np.ndarray:
+        """``rows``, ``cols`` and ``vals`` of deferred rows (:meth:`weights_dense`, and a stack of
+        them), written on first read: the solvers and the pricer read a covariance's root as its
+        matrix, and its n^2 triplets (3 x 64 MB at 2,000 assets) only the cvxpy build needs."""
+        deferred = self.__dict__.get("_deferred")
+        if deferred is None or name not in ("rows", "cols", "vals"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__.update(zip(("rows", "cols", "vals"), deferred.triplets(), strict=True))
+        del self.__dict__["_deferred"]
+        triplet: np.ndarray = self.__dict__[name]
+        return triplet
+
+    @property
+    def nnz(self) -> int:
+        """Number of triplets (not written for it where they are deferred)."""
+        deferred = self.__dict__.get("_deferred")
+        return len(self.vals) if deferred is None else deferred.nnz
+
+    @classmethod
+    def _deferring(cls, deferred: _Deferred, offset: np.ndarray) -> Affine:
+        out = object.__new__(cls)
+        out.__dict__.update(offset=offset, _deferred=deferred)
+        return out
+
     @classmethod
     def weights_diag(
         cls, scale: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None, idx: np.ndarray | None = None
@@ -103,15 +127,8 @@ class Affine:
     @classmethod
     def weights_dense(cls, matrix: np.ndarray, x0: np.ndarray, base: np.ndarray | None = None) -> Affine:
         """``M (w - base)`` for a dense ``M`` (rows x n)."""
-        m, n = matrix.shape
-        # Written in place, buy's entries then sell's: no intermediate n^2 arrays to concatenate.
-        rows, cols, vals = np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n))
-        rows[:] = np.arange(m)[:, None]
-        cols[0], cols[1] = np.arange(n), np.arange(n, 2 * n)
-        vals[0] = matrix
-        np.negative(matrix, out=vals[1])
         shift = x0 if base is None else x0 - base
-        out = cls(rows.ravel(), cols.ravel(), vals.ravel(), matrix @ shift)
+        out = cls._deferring(_Deferred((matrix,)), matrix @ shift)
         out.__dict__["_dense"] = matrix  # frozen dataclass: kept beside the fields, for dense consumers
         return out
 
@@ -169,12 +186,11 @@ class Affine:
             empty = np.zeros(0)
             return cls(empty.astype(np.int64), empty.astype(np.int64), empty, empty)
         base = np.cumsum([0] + [a.m for a in affines])
-        out = cls(
-            np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
-            np.concatenate([a.cols for a in affines]),
-            np.concatenate([a.vals for a in affines]),
-            np.concatenate([a.offset for a in affines]),
-        )
+        offset = np.concatenate([a.offset for a in affines])
+        if any("_deferred" in a.__dict__ for a in affines):  # their triplets stacked where they are read
+            out = cls._deferring(_Deferred(tuple(affines)), offset)
+        else:
+            out = cls(*_stacked_triplets(affines), offset)
         out.__dict__["_dense_rows"] = [
             (int(b), a.dense) for a, b in zip(affines, base, strict=False) if a.dense is not None
         ]
@@ -218,7 +234,7 @@ class Affine:
     def evaluate(self, z: np.ndarray) -> np.ndarray:
         """The rows at ``z = [buy, sell, c, tau, nu, T, G]`` (see :func:`trade_vector`)."""
         n = (len(z) - SCALARS) // 2
-        if self.vals.size >= _SPARSE_ROWS and (self.dense is not None or self.dense_rows):
+        if self.nnz >= _SPARSE_ROWS and (self.dense is not None or self.dense_rows):
             return self._by_blocks(z, n)
         if self.vals.size >= _SPARSE_ROWS:
             return np.asarray(self._matrix(n) @ z + self.offset)
@@ -228,21 +244,34 @@ class Affine:
     def _by_blocks(self, z: np.ndarray, n: int) -> np.ndarray:
         """:meth:`evaluate` with the :meth:`weights_dense` blocks as matrix products on
         ``buy - sell`` and the other rows from their few triplets (kept)."""
-        blocks = [(0, self.dense)] if self.dense is not None else self.dense_rows
-        rest = self.__dict__.get("_rest")
+        rows, places, vals = self.rest(n)
+        out = np.bincount(rows, weights=vals * z[places], minlength=self.m) + self.offset
+        trade = z[:n] - z[n : 2 * n]
+        for first, matrix in self.blocks:
+            out[first : first + len(matrix)] += matrix @ trade
+        return np.asarray(out)
+
+    @property
+    def blocks(self) -> list[tuple[int, np.ndarray]]:
+        """``(first row, M)`` of every :meth:`weights_dense` block of these rows (themselves or stacked)."""
+        return [(0, self.dense)] if self.dense is not None else self.dense_rows
+
+    def rest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The triplets outside the :attr:`blocks` (rows, places in ``z``, values), kept: the
+        evaluation and the whole-share Gram entries read them instead of the n^2 block entries."""
+        rest: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_rest")
+        deferred = self.__dict__.get("_deferred")
+        if rest is None and deferred is not None:  # the parts outside the blocks, their triplets only
+            rest = deferred.rest(n)
+            self.__dict__["_rest"] = rest  # frozen dataclass: kept beside the fields
         if rest is None:
             dense = np.zeros(self.m, dtype=bool)
-            for first, matrix in blocks:
+            for first, matrix in self.blocks:
                 dense[first : first + len(matrix)] = True
             keep = ~dense[self.rows]
             rest = (self.rows[keep], column(self.cols[keep], n), self.vals[keep])
             self.__dict__["_rest"] = rest  # frozen dataclass: kept beside the fields
-        rows, places, vals = rest
-        out = np.bincount(rows, weights=vals * z[places], minlength=self.m) + self.offset
-        trade = z[:n] - z[n : 2 * n]
-        for first, matrix in blocks:
-            out[first : first + len(matrix)] += matrix @ trade
-        return np.asarray(out)
+        return rest
 
     def places(self, n: int) -> np.ndarray:
         """:func:`column` of the column codes for ``n`` assets (kept: the descent evaluates the
@@ -262,6 +291,56 @@ class Affine:
             kept = sparse.csr_matrix((self.vals, (self.rows, self.places(n))), shape=(self.m, 2 * n + SCALARS))
             self.__dict__["_csr"] = kept  # frozen dataclass: kept beside the fields
         return kept
+
+
+def _stacked_triplets(affines: Sequence[Affine]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rows`` (shifted to each one's first row), ``cols`` and ``vals`` of ``affines`` one after the other."""
+    base = np.cumsum([0] + [a.m for a in affines])
+    return (
+        np.concatenate([a.rows + b for a, b in zip(affines, base, strict=False)]),
+        np.concatenate([a.cols for a in affines]),
+        np.concatenate([a.vals for a in affines]),
+    )
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """How to write deferred triplets (:meth:`Affine.__getattr__`): from one dense matrix ``M``
+    (``M`` on buy, ``-M`` on sell) or as the stack of ``parts``."""
+
+    parts: tuple[Any, ...]  # (M,) or the stacked Affines
+
+    @property
+    def nnz(self) -> int:
+        if len(self.parts) == 1 and isinstance(self.parts[0], np.ndarray):
+            return 2 * self.parts[0].size
+        return sum(a.nnz for a in self.parts)
+
+    def triplets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not (len(self.parts) == 1 and isinstance(self.parts[0], np.ndarray)):
+            return _stacked_triplets(self.parts)
+        matrix = self.parts[0]
+        m, n = matrix.shape
+        # Written in place, buy's entries then sell's: no intermediate n^2 arrays to concatenate.
+        rows, cols, vals = np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n), dtype=np.int64), np.empty((2, m, n))
+        rows[:] = np.arange(m)[:, None]
+        cols[0], cols[1] = np.arange(n), np.arange(n, 2 * n)
+        vals[0] = matrix
+        np.negative(matrix, out=vals[1])
+        return rows.ravel(), cols.ravel(), vals.ravel()
+
+    def rest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`Affine.rest` of the stack: each part's triplets outside its dense blocks."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], np.ndarray):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        base = np.cumsum([0] + [a.m for a in self.parts])
+        pieces = [a.rest(n) if a.blocks else (a.rows, column(a.cols, n), a.vals) for a in self.parts]
+        return (
+            np.concatenate([rows + b for (rows, _, _), b in zip(pieces, base, strict=False)]),
+            np.concatenate([places for _, places, _ in pieces]),
+            np.concatenate([vals for _, _, vals in pieces]),
+        )
 
 
 def _shares_a_column(few: np.ndarray, cols: np.ndarray) -> bool:

@@ -36,10 +36,13 @@ class _Pricer:
         n = model.data.n
         self.data, self.stacked, self.n = model.data, stacked, n
         squares = stacked.squares
-        key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
-        grams = kept("squares", key, lambda: _Grams.of(squares, n))
+        if squares.dense_rows and squares.nnz > _DENSE_GRAM:  # a root's n^2 triplets: too many to key or keep
+            grams = _Grams.of(squares, n)
+        else:
+            key = (squares.rows, squares.cols, squares.vals, np.array([squares.m, n]))
+            grams = kept("squares", key, lambda: _Grams.of(squares, n))
         self.grams = grams
-        self.s, self.s_t, self.col_norm, self.g_bs = grams.s, grams.s_t, grams.col_norm, grams.g_bs
+        self.col_norm, self.g_bs = grams.col_norm, grams.g_bs
         self.g_bx, self.g_sx, self.g_xx = grams.g_bx, grams.g_sx, grams.g_xx
         self.linear = stacked.linear + (0.0 if gradient is None else gradient)
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # the last point's gradient
@@ -47,6 +50,16 @@ class _Pricer:
         # What one lot of every asset is worth in objective: the scale of whole-share losses.
         lot_weight = model.data.lot * model.data.prices / model.data.ref_value
         self.unit = float(np.sum(self.col_norm[:n] * lot_weight**2)) or 1.0
+
+    @property
+    def s(self) -> sparse.csc_array:
+        """The squared rows over ``z`` (:attr:`_Grams.s`)."""
+        return self.grams.s
+
+    @property
+    def s_t(self) -> sparse.csr_array:
+        """Their transpose (:attr:`_Grams.s_t`)."""
+        return self.grams.s_t
 
     def with_gradient(self, gradient: np.ndarray | None) -> _Pricer:
         """This pricer with a user gradient added to the stacked linear part (the Gram entries shared)."""
@@ -69,7 +82,7 @@ class _Pricer:
             return last[1]
         kept = self._rows
         rows = kept[1] if kept is not None and kept[0] is z else self.stacked.squares.evaluate(z)
-        grad = np.asarray(2.0 * (self.s_t @ rows) + self.linear)
+        grad = np.asarray(2.0 * self.grams.transposed(rows) + self.linear)
         self._last = (z.copy(), grad)
         return grad
 
@@ -173,8 +186,9 @@ class _Grams:
     """The squared rows ``S`` over ``z`` and the Gram entries of single-asset moves (see
     :class:`_Pricer`): they depend on the rows only, which a re-solve at new prices keeps."""
 
-    s: sparse.csc_array
-    s_t: sparse.csr_array
+    squares: Affine
+    rest: sparse.csc_array  # S without its dense ``blocks``
+    blocks: list[tuple[int, np.ndarray]]  # a covariance's root: M on buy, -M on sell (none: ``rest`` is S)
     col_norm: np.ndarray
     g_bs: np.ndarray
     g_bx: np.ndarray
@@ -183,24 +197,47 @@ class _Grams:
 
     @classmethod
     def of(cls, squares: Affine, n: int) -> _Grams:
-        shape, cols = (squares.m, 2 * n + SCALARS), column(squares.cols, n)
-        s = sparse.csc_array((squares.vals, (squares.rows, cols)), shape=shape)
-        blocks = squares.dense_rows
+        shape, blocks = (squares.m, 2 * n + SCALARS), squares.dense_rows
         if not blocks or squares.m * (2 * n + SCALARS) <= _DENSE_GRAM:
-            return cls(s, s.T.tocsr(), *_gram_entries(s, n))
-        # A covariance's root (M on buy, -M on sell, no scalar): its entries from the matrix itself.
-        dense = np.zeros(squares.m, dtype=bool)
-        for first, matrix in blocks:
-            dense[first : first + len(matrix)] = True
-        rest = ~dense[squares.rows]
-        sparse_rest = sparse.csc_array((squares.vals[rest], (squares.rows[rest], cols[rest])), shape=shape)
-        col_norm, g_bs, g_bx, g_sx, g_xx = _gram_entries(sparse_rest, n)
+            s = sparse.csc_array((squares.vals, (squares.rows, column(squares.cols, n))), shape=shape)
+            return cls(squares, s, [], *_gram_entries(s, n))
+        # The blocks' entries from their matrices, not from n^2 sparse triplets.
+        rows, places, vals = squares.rest(n)
+        rest = sparse.csc_array((vals, (rows, places)), shape=shape)
+        col_norm, g_bs, g_bx, g_sx, g_xx = _gram_entries(rest, n)
         for _, matrix in blocks:
             norms = np.einsum("ij,ij->j", matrix, matrix)
             col_norm[:n] += norms
             col_norm[n : 2 * n] += norms
             g_bs -= norms
-        return cls(s, s.T.tocsr(), col_norm, g_bs, g_bx, g_sx, g_xx)
+        return cls(squares, rest, blocks, col_norm, g_bs, g_bx, g_sx, g_xx)
+
+    @cached_property
+    def s(self) -> sparse.csc_array:
+        """``S`` as one sparse matrix (with dense blocks, built only where a caller needs it)."""
+        if not self.blocks:
+            return self.rest
+        squares, n = self.squares, (self.rest.shape[1] - SCALARS) // 2
+        return sparse.csc_array((squares.vals, (squares.rows, column(squares.cols, n))), shape=self.rest.shape)
+
+    @cached_property
+    def s_t(self) -> sparse.csr_array:
+        """``S'`` (CSR)."""
+        return self.s.T.tocsr()
+
+    @cached_property
+    def _rest_t(self) -> sparse.csr_array:
+        return self.rest.T.tocsr() if self.blocks else self.s_t
+
+    def transposed(self, rows: np.ndarray) -> np.ndarray:
+        """``S' rows``, a dense block's part as ``M' rows`` on buy and its negative on sell."""
+        out = np.asarray(self._rest_t @ rows)
+        n = (len(out) - SCALARS) // 2
+        for first, matrix in self.blocks:
+            part = matrix.T @ rows[first : first + len(matrix)]
+            out[:n] += part
+            out[n : 2 * n] -= part
+        return out
 
     @cached_property
     def shared(self) -> np.ndarray:

@@ -7,9 +7,10 @@ dense block, ``c`` the uniform curvature of the tracking term), bounds on every 
 coupling rows ``C`` (budget, sectors, turnover, cost). OSQP's ADMM with one ``rho`` on every bound
 solves ``(H + (sigma + rho) I + C'RC) x = r``: along ``b - s`` that is ``N`` plus a uniform
 diagonal, diagonal in ``M``'s eigenbasis (kept once per covariance, ``risk._model.root_eigen``);
-along ``b + s`` a diagonal; ``C`` through Woodbury with a ``k x k`` system, rebuilt in O(n^2 k)
-when ``rho`` changes. The problem is equilibrated as OSQP does, with one factor for every buy and
-sell column so that the basis holds. ADMM only has to name the active set: from loose residuals
+along ``b + s`` a diagonal; ``C`` through Woodbury with a ``k x k`` system taken in the eigenbasis,
+rebuilt in O(n k^2) when ``rho`` changes; ``H x`` for the residuals read off each solve's
+equation. The problem is equilibrated as OSQP does, with one factor for every buy and sell column
+so that the basis holds. ADMM only has to name the active set: from loose residuals
 each check makes its point exact on that set (one dense solve on the free columns, a few
 corrections) and the QP's own KKT check certifies it; None hands the QP back to Clarabel.
 """
@@ -22,12 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from finwiz._blas import single_threaded
 from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.solve._qp import NativeQP
 from finwiz.optimizer.solve._solvers import POLISHED_RESIDUAL, NativeSolution, kkt_certified
 
 __all__ = ["solve_dense"]
 
+_RHO = 0.1
+_ADAPT = 2.0  # rho follows the residuals' ratio past this factor (OSQP's 5 waits longer: docs/decisions/s14-dense.md)
 _SIGMA = 1e-6
 _ALPHA = 1.6
 _CHECK_EVERY = 10
@@ -58,26 +62,29 @@ class _Reduced:
     uc: np.ndarray
     c_rows: np.ndarray
     w_rows: np.ndarray  # the QP row defining each w_i
+    m_scale: float = 1.0  # the dense block is m_scale x m (equilibrated without a copy of M)
 
     def hess(self, x: np.ndarray) -> np.ndarray:
         n = self.n
         u = x[:n] - x[n : 2 * n]
-        nu = self.m @ u + self.curvature * u
+        nu = self.m_scale * (self.m @ u) + self.curvature * u
         return np.concatenate([nu, -nu, self.scalar_diag * x[2 * n :]])
 
 
 def _bounds(qp: NativeQP, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nx: int) -> tuple[np.ndarray, ...]:
-    """Per column the tightest of its one-column rows, and which row sets it."""
-    lo, hi = np.full(nx, -np.inf), np.full(nx, np.inf)
-    lo_row, hi_row = np.full(nx, -1), np.full(nx, -1)
-    coef_lo, coef_hi = np.ones(nx), np.ones(nx)
-    for r, j, a in zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True):
-        low, high = (qp.lower[r] / a, qp.upper[r] / a) if a > 0 else (qp.upper[r] / a, qp.lower[r] / a)
-        if low > lo[j]:
-            lo[j], lo_row[j], coef_lo[j] = low, r, a
-        if high < hi[j]:
-            hi[j], hi_row[j], coef_hi[j] = high, r, a
-    return lo, hi, lo_row, hi_row, coef_lo, coef_hi
+    """Per column the tightest of its one-column rows, and which row sets it (the first of equals)."""
+    positive = vals > 0
+    low = np.where(positive, qp.lower[rows], qp.upper[rows]) / vals
+    high = np.where(positive, qp.upper[rows], qp.lower[rows]) / vals
+    out: list[np.ndarray] = []
+    for value, side in ((low, -np.inf), (high, np.inf)):
+        order = np.lexsort((np.arange(len(rows)), value if side > 0 else -value, cols))
+        first = order[np.flatnonzero(np.diff(cols[order], prepend=-1))]  # the tightest row of each column
+        first = first[value[first] != side]
+        bound, row, coef = np.full(nx, side), np.full(nx, -1), np.ones(nx)
+        bound[cols[first]], row[cols[first]], coef[cols[first]] = value[first], rows[first], vals[first]
+        out += [bound, row, coef]
+    return out[0], out[3], out[1], out[4], out[2], out[5]
 
 
 def _reduce(qp: NativeQP) -> _Reduced | None:
@@ -128,33 +135,36 @@ def _reduce(qp: NativeQP) -> _Reduced | None:
 
 
 class _System:
-    """``(H + a I + C' R C)^{-1}`` for ``a = sigma + rho`` (see the module docstring)."""
+    """``(H + a I + C' R C)^{-1}`` for ``a = sigma + rho`` (see the module docstring), the coupling
+    rows' Woodbury correction taken in ``M``'s eigenbasis: ``basis = V'(C_buy - C_sell)'``, so a
+    change of ``rho`` costs O(n k^2) and a solve two products with ``V``."""
 
     def __init__(self, red: _Reduced, a: float, rho_c: np.ndarray, basis: np.ndarray, single: np.ndarray) -> None:
         n = red.n
-        self.red, self.a, self.single = red, a, single
+        self.red, self.a, self.single, self.basis = red, a, single, basis
         self.scale = 1.0 / (a + 2.0 * red.values)
-        self.single_scale = self.scale.astype(np.float32)  # a float64 factor would upcast the matrix each call
         ct = red.c.T
-        u = red.vectors @ (basis * self.scale[:, None])
-        both = (ct[:n] + ct[n : 2 * n]) / a
-        self.w = np.vstack([(both + u) / 2, (both - u) / 2, ct[2 * n :] / (red.scalar_diag + a)[:, None]])
-        small = np.diag(1.0 / rho_c) + red.c @ self.w
-        self.small = scipy.linalg.lu_factor(small) if len(rho_c) else None
-
-    def base(self, r: np.ndarray) -> np.ndarray:
-        red, n = self.red, self.red.n
-        rb, rs = r[:n], r[n : 2 * n]
-        single = self.single
-        u = (single @ (self.single_scale * (single.T @ (rb - rs).astype(np.float32)))).astype(float)
-        both = (rb + rs) / self.a
-        return np.concatenate([(both + u) / 2, (both - u) / 2, r[2 * n :] / (red.scalar_diag + self.a)])
+        self.half = (ct[:n] + ct[n : 2 * n]) / 2  # (C_buy + C_sell)' / 2
+        self.w_both, self.w_scalars = self.half * (2 / a), ct[2 * n :] / (red.scalar_diag + a)[:, None]
+        coupled = (
+            self.half.T @ self.w_both + 0.5 * basis.T @ (self.scale[:, None] * basis) + ct[2 * n :].T @ self.w_scalars
+        )
+        self.small = scipy.linalg.lu_factor(np.diag(1.0 / rho_c) + coupled) if len(rho_c) else None
 
     def solve(self, r: np.ndarray) -> np.ndarray:
-        x = self.base(r)
-        if self.small is None:
-            return x
-        return np.asarray(x - self.w @ scipy.linalg.lu_solve(self.small, self.red.c @ x))
+        red, n = self.red, self.red.n
+        rb, rs = r[:n], r[n : 2 * n]
+        y = self.scale * (self.single.T @ (rb - rs).astype(np.float32))  # b - s in the eigenbasis
+        both, scalars = (rb + rs) / self.a, r[2 * n :] / (red.scalar_diag + self.a)
+        if self.small is not None:
+            cx = (
+                self.half.T @ both + 0.5 * (self.basis.T @ y) + red.c[:, 2 * n :] @ scalars
+            )  # C x before the correction
+            v = scipy.linalg.lu_solve(self.small, cx)
+            both, scalars = both - self.w_both @ v, scalars - self.w_scalars @ v
+            y = y - self.scale * (self.basis @ v)
+        u = (self.single @ y.astype(np.float32)).astype(float)
+        return np.concatenate([(both + u) / 2, (both - u) / 2, scalars])
 
 
 def _scaled(red: _Reduced) -> tuple[_Reduced, np.ndarray, np.ndarray, float]:
@@ -163,7 +173,7 @@ def _scaled(red: _Reduced) -> tuple[_Reduced, np.ndarray, np.ndarray, float]:
     column factors ``d``, row factors ``e`` and objective factor."""
     n, nx = red.n, 2 * red.n + SCALARS
     d, e = np.ones(nx), np.ones(len(red.lc))
-    n_col = float(np.median(np.abs(red.m).max(axis=0))) + red.curvature
+    n_col = float(np.median(np.maximum(red.m.max(axis=0), -red.m.min(axis=0)))) * red.m_scale + red.curvature
     for _ in range(10):
         c_abs = np.abs(red.c) * e[:, None] * d[None, :]
         cols = np.maximum(c_abs.max(axis=0, initial=0.0), 1.0)
@@ -175,9 +185,9 @@ def _scaled(red: _Reduced) -> tuple[_Reduced, np.ndarray, np.ndarray, float]:
     cost = 1.0 / max(float(np.mean(hess_col)), float(np.abs(red.g * d).max()), 1e-8)
     two = d[0] ** 2 * cost
     scaled = _Reduced(
-        n, red.curvature * two, red.scalar_diag * d[2 * n :] ** 2 * cost, red.m * two, red.values * two,
+        n, red.curvature * two, red.scalar_diag * d[2 * n :] ** 2 * cost, red.m, red.values * two,
         red.vectors, red.g * d * cost, red.lo / d, red.hi / d, red.lo_row, red.hi_row, red.coef_lo, red.coef_hi,
-        red.c * e[:, None] * d[None, :], red.lc * e, red.uc * e, red.c_rows, red.w_rows,
+        red.c * e[:, None] * d[None, :], red.lc * e, red.uc * e, red.c_rows, red.w_rows, red.m_scale * two,
     )  # fmt: skip
     return scaled, d, e, cost
 
@@ -195,15 +205,18 @@ def _iterate(red: _Reduced) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray
     k = len(red.lc)
     basis = red.vectors.T @ (red.c.T[:n] - red.c.T[n : 2 * n])
     single = red.vectors.astype(np.float32)  # the iteration's products at half the memory traffic
-    rho = 0.1
+    rho = _RHO
     equal_c = red.lc == red.uc
     x, zb, yb = np.zeros(nx), np.clip(np.zeros(nx), red.lo, red.hi), np.zeros(nx)
     zc, yc = np.clip(np.zeros(k), red.lc, red.uc), np.zeros(k)
     system = _System(red, _SIGMA + rho, np.where(equal_c, 1e3 * rho, rho), basis, single)
+    hx = np.zeros(nx)  # H x, from each solve's own equation: no product with M at the checks
     for it in range(1, _MAX_ITERATIONS + 1):
         rho_c = np.where(equal_c, 1e3 * rho, rho)
-        x_t = system.solve(_SIGMA * x - red.g + rho * zb - yb + red.c.T @ (rho_c * zc - yc))
+        r = _SIGMA * x - red.g + rho * zb - yb + red.c.T @ (rho_c * zc - yc)
+        x_t = system.solve(r)
         cx = red.c @ x_t
+        hx = _ALPHA * (r - system.a * x_t - red.c.T @ (rho_c * cx)) + (1 - _ALPHA) * hx
         x = _ALPHA * x_t + (1 - _ALPHA) * x
         mix_b, mix_c = _ALPHA * x_t + (1 - _ALPHA) * zb, _ALPHA * cx + (1 - _ALPHA) * zc
         zb_new, zc_new = np.clip(mix_b + yb / rho, red.lo, red.hi), np.clip(mix_c + yc / rho_c, red.lc, red.uc)
@@ -211,7 +224,7 @@ def _iterate(red: _Reduced) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray
         zb, zc = zb_new, zc_new
         if it % _CHECK_EVERY:
             continue
-        hx, cty, cxx = red.hess(x), red.c.T @ yc, red.c @ x
+        cty, cxx = red.c.T @ yc, red.c @ x
         prim = max(float(np.abs(x - zb).max()), float(np.abs(cxx - zc).max(initial=0.0)))
         dual = float(np.abs(hx + red.g + yb + cty).max())
         prim_scale = max(float(np.abs(x).max()), float(np.abs(cxx).max(initial=0.0)), 1e-12)
@@ -219,7 +232,7 @@ def _iterate(red: _Reduced) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray
         if prim <= _EPS * prim_scale and dual <= _EPS * dual_scale:
             yield x, yb, yc, it
         ratio = np.sqrt((prim / prim_scale) / max(dual / dual_scale, 1e-30))
-        if ratio > 5 or ratio < 0.2:
+        if ratio > _ADAPT or ratio < 1 / _ADAPT:
             rho = float(np.clip(rho * ratio, 1e-6, 1e9))
             system = _System(red, _SIGMA + rho, np.where(equal_c, 1e3 * rho, rho), basis, single)
 
@@ -240,7 +253,7 @@ def _finish(
     on_w = asset >= 0
     h = np.zeros((len(free), len(free)))
     ia = np.flatnonzero(on_w)
-    block = red.m[np.ix_(asset[ia], asset[ia])] + red.curvature * np.equal.outer(asset[ia], asset[ia])
+    block = red.m_scale * red.m[np.ix_(asset[ia], asset[ia])] + red.curvature * np.equal.outer(asset[ia], asset[ia])
     h[np.ix_(ia, ia)] = block * np.outer(sign[ia], sign[ia])
     sc = np.flatnonzero(~on_w)
     h[sc, sc] = red.scalar_diag[free[sc] - 2 * n]
@@ -303,6 +316,7 @@ def _full(qp: NativeQP, red: _Reduced, x: np.ndarray, yb: np.ndarray, yc: np.nda
     return z, y
 
 
+@single_threaded
 def solve_dense(qp: NativeQP) -> NativeSolution | None:
     """``qp`` solved in its dense block's kept eigenbasis (module docstring), certified optimal
     within :data:`POLISHED_RESIDUAL`; None when it does not apply or does not certify."""

@@ -125,7 +125,7 @@ def _layout(parts: Sequence[Description], x0: np.ndarray) -> _Layout:
     # of P on explicit weights w = x0 + buy - sell (n definition rows) instead of auxiliary rows
     # over buy and sell, whose fill in OSQP's factorization is ~(3n)^2 instead of n^2.
     # Sparse rows stay auxiliary rows: a household's tracking rows touch each asset's few pairs.
-    dense = sum(a.vals.size for a in low_rank) >= k * n
+    dense = sum(a.nnz for a in low_rank) >= k * n
     on_weights = _weight_rows(low_rank, x0) if dense and k >= max(_DENSE_FACTORS, n // 4) else None
     form = next((p.tax for p in parts if p.tax is not None), None)
     ladder = None if form is None else ladder_of(form, n)

@@ -48,7 +48,8 @@ def _weight_rows(rows_of: Sequence[Affine], x0: np.ndarray) -> tuple[np.ndarray,
     (``+v`` on buy, ``-v`` on sell); None otherwise."""
     n = len(x0)
     if all(a.dense is not None for a in rows_of):  # a covariance's root: its matrix as it is
-        factor = np.vstack([a.dense for a in rows_of if a.dense is not None])
+        blocks = [a.dense for a in rows_of if a.dense is not None]
+        factor = blocks[0] if len(blocks) == 1 else np.vstack(blocks)  # one root: read, not copied
         offset = np.concatenate([a.offset for a in rows_of])
         return factor, offset - factor @ x0
     rows, cols, vals, offset = _triplets(rows_of, 0, n)
