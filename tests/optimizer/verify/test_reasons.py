@@ -149,3 +149,37 @@ def test_a_dense_roots_forces_are_those_of_its_triplets(monkeypatch: pytest.Monk
     assert len(exact) == len(undo.idx) > 0
     np.testing.assert_allclose(exact, exact_t, rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(first, first_t, rtol=1e-10, atol=1e-15)
+
+
+def test_a_rows_reach_bounds_every_undos_move_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows the binding search skips are those no single undo moves as far as their slack:
+    the reach must bound every undo's move, and an untraded asset's own row moves only by the
+    scalar columns (costs), far less than the largest trade."""
+    import numpy as np
+
+    from finwiz.optimizer.describe._model import Affine
+    from finwiz.optimizer.verify import _reasons
+
+    seen: list[Any] = []
+    forces = _reasons._term_forces
+    monkeypatch.setattr(
+        _reasons, "_term_forces", lambda model, undo, *a: seen.append((model, undo)) or forces(model, undo, *a)
+    )
+    config = _config(
+        target_weights={"A": 0.45, "B": 0.30, "C": 0.125, "D": 0.125},  # C and D on target: untraded
+        sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
+        sector_caps={"Tech": 0.74},
+        max_position_weights={"A": 0.5, "B": 0.29, "C": 0.3, "D": 0.3},
+        min_trade_size=1_000.0,
+    )
+    rebalance(config, PRICES)
+    model, undo = seen[0]
+    rows = Affine.stack([g.linear(0.0)[0] for _, g in model.checked_groups])
+    moved = undo.moved(rows)
+    reach = undo.reach(rows)
+    assert (np.abs(moved).max(axis=1) <= reach - _reasons._TOL).all()
+    untraded = np.setdiff1d(np.arange(undo.data.n), undo.idx)
+    assert len(untraded) > 0
+    own = [i for i, (_, g) in enumerate(model.checked_groups) if g.name == "max_position"]
+    first = sum(g.linear(0.0)[0].m for _, g in model.checked_groups[: own[0]])
+    assert (reach[first + untraded] < np.abs(undo.u).max() / 10).all()

@@ -77,7 +77,6 @@ class _Undo:
         self.trade_of[np.where(self.u > 0, idx, idx + n)] = np.arange(k)
         self.side = -np.abs(self.u)
         self.scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
-        self.largest = float(max(np.abs(self.u).max(initial=0.0), np.abs(self.scalars).max(initial=0.0)))
         # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
         # made (see the module docstring), the cash's gap to its target.
         before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
@@ -110,6 +109,18 @@ class _Undo:
             for code in range(SCALARS):
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out
+
+    def reach(self, rows: Affine) -> np.ndarray:
+        """A bound on how far any one undo moves each of ``rows`` (plus ``_TOL``): each entry's
+        coefficient times the largest step of its column over the undos (0 on an untraded asset's
+        column), with room for rounding. A row farther than this from both bounds binds no trade."""
+        n = self.data.n
+        cols = rows.places(n)
+        step = np.zeros(2 * n + SCALARS)
+        on_side = self.trade_of >= 0
+        step[on_side] = np.abs(self.side[self.trade_of[on_side]])
+        step[2 * n :] = np.abs(self.scalars).max(axis=1, initial=0.0)
+        return np.bincount(rows.rows, weights=np.abs(rows.vals) * step[cols], minlength=rows.m) * (1 + 1e-9) + _TOL
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
@@ -267,7 +278,7 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     rows = Affine.stack([r for r, _, _ in linear])
     lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
     value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
-    reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
+    reach = undo.reach(rows)
     near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
     if not near.size:
         return []
