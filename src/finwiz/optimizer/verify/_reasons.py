@@ -150,9 +150,33 @@ class _Undo:
         if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
             first = 0.0 + linear
             return first + 0.0, first
-        moved = self.moved(stacked.squares)
-        first = 2 * stacked.squares.evaluate(self.z) @ moved + linear
+        rows = stacked.squares
+        one = self._one_row_each(rows)
+        if one is not None:  # the dense product's one nonzero term per trade, the same figures
+            row, move = one
+            first = 2 * (rows.evaluate(self.z)[row] * move) + linear
+            return first + move**2, first
+        moved = self.moved(rows)
+        first = 2 * rows.evaluate(self.z) @ moved + linear
         return first + np.sum(moved**2, axis=0), first
+
+    def _one_row_each(self, rows: Affine) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where each undo moves one of ``rows`` by one entry (a diagonal block: a tracking
+        term's rows, no scalar column): per trade, that row and the move (0 and 0 if none);
+        None otherwise (sums of several terms are left to :meth:`moved`'s order)."""
+        n, k = self.data.n, len(self.idx)
+        cols = rows.places(n)
+        if (cols >= 2 * n).any():
+            return None
+        trade = self.trade_of[cols]
+        on_side = np.flatnonzero(trade >= 0)
+        mine = trade[on_side]
+        if len(np.unique(mine)) < len(mine):
+            return None
+        row, move = np.zeros(k, dtype=np.int64), np.zeros(k)
+        row[mine] = rows.rows[on_side]
+        move[mine] = rows.vals[on_side] * self.side[mine]
+        return row, move
 
 
 def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
