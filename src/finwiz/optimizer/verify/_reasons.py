@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -204,29 +204,37 @@ class _Forces:
         self.by_trade: list[dict[str, list[Any]]] = [{} for _ in range(k)]
         self.total = np.zeros(k)
 
-    def add(self, j: int, kind: str, label: str, amount: float, unit: str, score: float) -> None:
-        if score > _ASKS:
-            got = self.by_trade[j].get(label)
-            if got is None:
-                self.by_trade[j][label] = [kind, amount, unit, 0.0 + score]
-            else:
-                got[3] += score
+    def add(self, kind: str, forces: Iterable[tuple[int, str, float, str, float]]) -> None:
+        """Each ``(trade, label, amount, unit, score)`` of ``forces`` that asks for its trade."""
+        by_trade = self.by_trade
+        for j, label, amount, unit, score in forces:
+            if score > _ASKS:
+                got = by_trade[j].get(label)
+                if got is None:
+                    by_trade[j][label] = [kind, amount, unit, 0.0 + score]
+                else:
+                    got[3] += score
 
-    def ranked(self, j: int) -> list[TradeReason]:
-        """Trade ``j``'s forces as reasons, strongest first (a stable sort: ties keep their order)."""
-        forces = self.by_trade[j]
-        ranked = sorted(forces.items(), key=lambda item: -item[1][3]) if len(forces) > 1 else forces.items()
-        return [_reason(kind, label, amount, unit, score) for label, (kind, amount, unit, score) in ranked]
+    def ranked(self) -> list[list[TradeReason]]:
+        """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order);
+        ``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
+        new, out = TradeReason._from_state, []
+        for forces in self.by_trade:
+            ranked = sorted(forces.items(), key=_strength) if len(forces) > 1 else forces.items()
+            out.append(
+                [
+                    new({"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}, set(_FIELDS))
+                    for label, (kind, amount, unit, score) in ranked
+                ]
+            )
+        return out
 
 
-def _reason(kind: str, label: str, amount: float, unit: str, score: float) -> TradeReason:
-    """``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
-    return TradeReason._from_state(
-        {"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}, set(_REASON_FIELDS)
-    )
+def _strength(item: tuple[str, list[Any]]) -> float:
+    return -float(item[1][3])
 
 
-_REASON_FIELDS = ("kind", "label", "amount", "unit", "score")
+_FIELDS = ("kind", "label", "amount", "unit", "score")
 
 
 def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:
@@ -240,46 +248,50 @@ def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.nd
         first_total += first
         forces.total += exact
         asks = np.flatnonzero(exact > _ASKS)
-        for j, score_j in zip(asks.tolist(), exact[asks].tolist(), strict=True):
-            for label, amount, unit, score in _labelled(name, part, j, score_j, undo, mode):
-                forces.add(j, "term", label, amount, unit, score)
+        forces.add("term", _labelled(name, part, asks.tolist(), exact[asks].tolist(), undo, mode))
     return first_total
 
 
 def _labelled(
-    name: str,
-    part: str,
-    j: int,
-    score: float,
-    undo: _Undo,
-    mode: str,
-) -> list[tuple[str, float, str, float]]:
-    """What a desk reads for one piece's force on trade ``j``: ``(label, amount, unit, score)``."""
+    name: str, part: str, asks: list[int], scores: list[float], undo: _Undo, mode: str
+) -> Iterator[tuple[int, str, float, str, float]]:
+    """What a desk reads for one piece's force on each trade ``j`` of ``asks``: ``(j, label,
+    amount, unit, score)``."""
     flow, cash_gap, flow_label = undo.data.cash_flow, undo.cash_gap, undo.flow_label
+    pairs = zip(asks, scores, strict=True)
     if name == "target_tracking" and part == "weights":
         edge = "back to band edge" if mode == "band_edge" else "drift to target"
-        drift, share = undo.drifts[j], undo.flow_shares[j]
-        out = [(f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share))]
-        if flow and share > 0:
-            out.append((flow_label, flow, "currency", score * share))
-        return out
-    if name == "target_tracking" and part == "cash":
-        buy = undo.buys[j]
-        if flow and (flow > 0) == buy:
-            return [(flow_label, flow, "currency", score)]
-        if buy:
-            label = f"invests surplus cash ({_percent(cash_gap)})" if cash_gap > 0 else "invests the sales' proceeds"
-        else:
-            label = f"raises cash to target ({_percent(cash_gap)})" if cash_gap < 0 else "funds the buys"
-        return [(label, cash_gap, "weight", score)]
-    if name == "tax":
-        gain = float(undo.gain[j])
-        if gain < 0:
-            return [(f"harvests a {-gain:,.0f} loss", -gain, "currency", score)]
-        return [(f"tax on a {gain:,.0f} gain", gain, "currency", score)]
-    if name == "transaction_cost":
-        return [("trading cost", score * undo.data.ref_value, "currency", score)]
-    return [(_TERM_LABELS.get(name, name), score, "objective", score)]
+        drifts, shares = undo.drifts, undo.flow_shares
+        for j, score in pairs:
+            drift, share = drifts[j], shares[j]
+            yield j, f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share)
+            if flow and share > 0:
+                yield j, flow_label, flow, "currency", score * share
+    elif name == "target_tracking" and part == "cash":
+        buys = undo.buys
+        surplus = f"invests surplus cash ({_percent(cash_gap)})" if cash_gap > 0 else "invests the sales' proceeds"
+        short = f"raises cash to target ({_percent(cash_gap)})" if cash_gap < 0 else "funds the buys"
+        for j, score in pairs:
+            if flow and (flow > 0) == buys[j]:
+                yield j, flow_label, flow, "currency", score
+            else:
+                yield j, surplus if buys[j] else short, cash_gap, "weight", score
+    elif name == "tax":
+        gains = undo.gain.tolist()
+        for j, score in pairs:
+            gain = gains[j]
+            if gain < 0:
+                yield j, f"harvests a {-gain:,.0f} loss", -gain, "currency", score
+            else:
+                yield j, f"tax on a {gain:,.0f} gain", gain, "currency", score
+    elif name == "transaction_cost":
+        ref = undo.data.ref_value
+        for j, score in pairs:
+            yield j, "trading cost", score * ref, "currency", score
+    else:
+        label = _TERM_LABELS.get(name, name)
+        for j, score in pairs:
+            yield j, label, score, "objective", score
 
 
 def _subset(rows: Affine, keep: np.ndarray) -> Affine:
@@ -350,8 +362,7 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     at_row, at_trade = np.nonzero(moves.T)
     amount = np.concatenate(amounts)[at_row, at_trade].tolist()
     pairs = zip(at_row.tolist(), at_trade.tolist(), amount, scores[at_trade, at_row].tolist(), strict=True)
-    for r, j, row_amount, score in pairs:
-        forces.add(j, "limit", labels[r], row_amount, units[r], score)
+    forces.add("limit", ((j, labels[r], row_amount, units[r], score) for r, j, row_amount, score in pairs))
 
 
 _ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
@@ -393,4 +404,5 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
     facts = _facts(undo)
     # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
     unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
-    return {int(undo.idx[j]): (forces.ranked(j) or [unexplained]) + facts[j] for j in range(k)}
+    ranked = forces.ranked()
+    return {i: (ranked[j] or [unexplained]) + facts[j] for j, i in enumerate(undo.idx.tolist())}
