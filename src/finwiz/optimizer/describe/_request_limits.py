@@ -180,9 +180,10 @@ def _sectors(
     constraint_sector_cap = extra.get("max_sector_weight")
     capped = config.max_sector_weight is not None or bool(config.sector_caps) or constraint_sector_cap is not None
     if config.sectors or capped:
-        sector_names = tuple(sorted({config.sectors[s] for s in symbols if s in config.sectors}))
+        sectors = config.sectors  # one attribute read, not one per asset
+        sector_names = tuple(sorted({sectors[s] for s in symbols if s in sectors}))
         index = {name: i for i, name in enumerate(sector_names)}
-        sector_of = np.array([index.get(config.sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
+        sector_of = np.array([index.get(sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
     if not capped:
         return sector_names, sector_of, None
     if not sector_names:
