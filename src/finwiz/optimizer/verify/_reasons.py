@@ -196,12 +196,12 @@ def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
 
 
 class _Forces:
-    """Per traded asset (column): label -> ``[kind, amount, unit, score]`` of a force that asks for
-    the trade, the scores of one label summed; and each trade's net force (what asks for it less
-    what is against it)."""
+    """Per traded asset (column): label -> the values of a reason that asks for the trade (kind,
+    label, amount, unit, score), the scores of one label summed; and each trade's net force (what
+    asks for it less what is against it)."""
 
     def __init__(self, k: int) -> None:
-        self.by_trade: list[dict[str, list[Any]]] = [{} for _ in range(k)]
+        self.by_trade: list[dict[str, dict[str, Any]]] = [{} for _ in range(k)]
         self.total = np.zeros(k)
 
     def add(self, kind: str, forces: Iterable[tuple[int, str, float, str, float]]) -> None:
@@ -211,27 +211,25 @@ class _Forces:
             if score > _ASKS:
                 got = by_trade[j].get(label)
                 if got is None:
-                    by_trade[j][label] = [kind, amount, unit, 0.0 + score]
+                    by_trade[j][label] = {"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}
                 else:
-                    got[3] += score
+                    got["score"] += score
 
     def ranked(self) -> list[list[TradeReason]]:
         """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order);
         ``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
-        new, out = TradeReason._from_state, []
-        for forces in self.by_trade:
-            ranked = sorted(forces.items(), key=_strength) if len(forces) > 1 else forces.items()
-            out.append(
-                [
-                    new({"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}, set(_FIELDS))
-                    for label, (kind, amount, unit, score) in ranked
-                ]
-            )
-        return out
+        new = TradeReason._from_state
+        return [
+            [
+                new(values, set(_FIELDS))
+                for values in (sorted(forces.values(), key=_strength) if len(forces) > 1 else forces.values())
+            ]
+            for forces in self.by_trade
+        ]
 
 
-def _strength(item: tuple[str, list[Any]]) -> float:
-    return -float(item[1][3])
+def _strength(values: dict[str, Any]) -> float:
+    return -float(values["score"])
 
 
 _FIELDS = ("kind", "label", "amount", "unit", "score")
