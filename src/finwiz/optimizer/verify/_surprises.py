@@ -59,19 +59,23 @@ def _sector_targets(data: ProblemData) -> np.ndarray:
 def _targets_above_caps(data: ProblemData) -> list[str]:
     """Targets the account's own position or sector caps forbid: the tracking distance the result
     reports cannot fall below the closest portfolio the caps allow, which the warning states."""
-    over: list[str] = []
+    over: list[str] = []  # past the first _SHOWN only counted (see _names): a blank stands for each
     if data.position_cap is not None:
-        for i in np.flatnonzero(np.abs(data.target) > data.position_cap + 1e-12):
+        for i in np.flatnonzero(np.abs(data.target) > data.position_cap + 1e-12).tolist():
             over.append(
-                f"{data.symbols[i]} target {_pct(data.target[i])} above its position cap "
+                ""
+                if len(over) >= _SHOWN
+                else f"{data.symbols[i]} target {_pct(data.target[i])} above its position cap "
                 f"{_pct(data.position_cap[i])} (capped target {_pct(np.sign(data.target[i]) * data.position_cap[i])})"
             )
     if data.sector_cap is not None:
         totals = _sector_targets(data)
-        for k in np.flatnonzero(totals > data.sector_cap + 1e-12):
+        for k in np.flatnonzero(totals > data.sector_cap + 1e-12).tolist():
             over.append(
-                f"sector {data.sector_names[k]} targets {_pct(totals[k])} above its cap {_pct(data.sector_cap[k])} "
-                f"(its targets scaled by {data.sector_cap[k] / totals[k]:.4g} fit)"
+                ""
+                if len(over) >= _SHOWN
+                else f"sector {data.sector_names[k]} targets {_pct(totals[k])} above its cap "
+                f"{_pct(data.sector_cap[k])} (its targets scaled by {data.sector_cap[k] / totals[k]:.4g} fit)"
             )
     over += _exposures_outside(data)
     if not over:
