@@ -5,8 +5,7 @@ it: targets above the account's own caps (and the closest portfolio the caps all
 forced cap sale left in cash because every other asset is inside its band, a deposit left in cash
 because its purchases count against the turnover cap, positions sold down below the minimum
 trade size ("dust": no later trade can sell them), and targets whole shares cannot reach (names
-whose one lot is worth more than their target value: 341 of 431 in the direct-indexing benchmark
-at $50k).
+whose one lot is worth more than their target value: common on small direct-indexing accounts).
 """
 
 from __future__ import annotations
@@ -92,8 +91,7 @@ def _targets_above_caps(data: ProblemData) -> list[str]:
 _CLOSEST: dict[bytes, float | None] = {}
 _CLOSEST_KEPT = 64
 """The distances already found, by targets and caps: every account of a batch with one model
-portfolio and one set of caps has the same, and the projection was a fifth of a 100-asset
-rebalance's time."""
+portfolio and one set of caps has the same, and the projection is an OSQP solve of its own."""
 
 
 def closest_to_targets(data: ProblemData) -> float | None:
