@@ -52,3 +52,22 @@ def test_the_trades_point_is_kept_per_data_and_is_the_data_s_point() -> None:
     other = dataclasses.replace(data, ref_value=2 * data.ref_value)
     np.testing.assert_array_equal(state.trade_vector(other), trade_point(other, state.trade_values))
     assert not np.array_equal(state.trade_vector(other), z)
+
+
+def test_a_result_is_what_validating_its_own_fields_gives(
+    sample_config: PortfolioConfiguration, sample_prices: object
+) -> None:
+    """The result's per-symbol maps, trades and checks are set without validation: they must be
+    exactly what validation would make of them (Python floats, the models themselves)."""
+    from finwiz import RebalancingResult, rebalance
+
+    result = rebalance(sample_config, sample_prices)  # type: ignore[arg-type]
+    assert result.trades
+    assert result.compliance
+    assert RebalancingResult.model_validate(result.model_dump()) == result
+    for name in ("current_holdings", "post_trade_holdings", "prices", "current_weights", "post_trade_weights"):
+        values = getattr(result, name)
+        assert {type(v) for v in values.values()} == {float}, name
+        assert {type(k) for k in values} == {str}, name
+    assert set(result.target_weights) == set(result.prices)
+    assert result.model_fields_set >= {"trades", "compliance", "prices", "current_weights"}

@@ -146,19 +146,21 @@ def build_result(
     solver = "custom" if outcome is None else outcome.solver
     if decided.repaired:
         solver = f"custom, repaired by {solver}"
-    return RebalancingResult(
+    # The per-symbol maps, the trades and the checks are the engine's own, of their exact types: set
+    # after the rest is validated (validating them was most of the result stage on large books).
+    built: dict[str, Any] = {"trades": trades, "compliance": checks, **_maps_after(data, state)}
+    validated = RebalancingResult(
         status="optimal" if mip is None or mip.proven_optimal else "time_limit",
         method=method,
         currency=config.currency,
         solver=solver if mip is None else f"{mip.solver} (continuous bound: {solver})",
         mip_gap=None if mip is None else mip.gap,
         rounding=rounding,
-        trades=trades,
+        **{name: [] if isinstance(value, list) else {} for name, value in built.items()},
         **_book_after(data, state),
         sectors=dict(config.sectors),
         exposure_table=config.exposures,
         sleeve_weights=config.sleeves,
-        compliance=checks,
         max_constraint_residual=max(0.0, -min(violations, default=0.0)),
         objective_value=achieved,
         continuous_objective=bound,
@@ -172,13 +174,14 @@ def build_result(
         portfolio_id=portfolio_id,
         tax=None if data.lots is None else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),
     )
+    return validated.model_copy(update=built)
 
 
-def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
-    """The result's holdings, weights, cash, costs and value, before and after the trades."""
+def _maps_after(data: ProblemData, state: PostTradeState) -> dict[str, dict[str, float]]:
+    """The result's per-symbol holdings, prices and weights, before and after the trades."""
     symbols = data.symbols
     current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
-    current["CASH"] = data.cash / data.value
+    current["CASH"] = float(data.cash / data.value)
     return {
         "current_holdings": dict(zip(symbols, data.shares.tolist(), strict=True)),
         "post_trade_holdings": dict(zip(symbols, state.shares_after.tolist(), strict=True)),
@@ -186,6 +189,12 @@ def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
         "current_weights": current,
         "target_weights": dict(zip(symbols, data.target.tolist(), strict=True)),
         "post_trade_weights": dict(zip(symbols, state.weights_after.tolist(), strict=True)),
+    }
+
+
+def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
+    """The result's cash, costs and value, before and after the trades."""
+    return {
         "cash_before": data.cash,
         "cash_flow": data.cash_flow,
         "cash_after": state.cash_after,
