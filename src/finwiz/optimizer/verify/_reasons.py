@@ -106,7 +106,7 @@ class _Undo:
             flat = rows.rows[on_scalar] * SCALARS + cols[on_scalar] - 2 * n
             by_scalar = np.bincount(flat, weights=rows.vals[on_scalar], minlength=rows.m * SCALARS)
             by_scalar = by_scalar.reshape(rows.m, SCALARS)
-            for code in range(SCALARS):
+            for code in np.flatnonzero(by_scalar.any(axis=0)).tolist():  # an all-zero column adds zeros
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out
 
@@ -145,7 +145,7 @@ class _Undo:
         linear = np.zeros(len(self.idx))
         linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
         linear *= self.side
-        for code in range(SCALARS):
+        for code in np.flatnonzero(line[2 * n :]).tolist():  # a zero coefficient adds zeros
             linear += line[2 * n + code] * self.scalars[code]
         if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
             first = 0.0 + linear
