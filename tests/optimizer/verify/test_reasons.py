@@ -149,3 +149,62 @@ def test_a_dense_roots_forces_are_those_of_its_triplets(monkeypatch: pytest.Monk
     assert len(exact) == len(undo.idx) > 0
     np.testing.assert_allclose(exact, exact_t, rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(first, first_t, rtol=1e-10, atol=1e-15)
+
+
+def test_a_rows_reach_bounds_every_undos_move_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows the binding search skips are those no single undo moves as far as their slack:
+    the reach must bound every undo's move, and an untraded asset's own row moves only by the
+    scalar columns (costs), far less than the largest trade."""
+    import numpy as np
+
+    from finwiz.optimizer.describe._model import Affine
+    from finwiz.optimizer.verify import _reasons
+
+    seen: list[Any] = []
+    forces = _reasons._term_forces
+    monkeypatch.setattr(
+        _reasons, "_term_forces", lambda model, undo, *a: seen.append((model, undo)) or forces(model, undo, *a)
+    )
+    config = _config(
+        target_weights={"A": 0.45, "B": 0.30, "C": 0.125, "D": 0.125},  # C and D on target: untraded
+        sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
+        sector_caps={"Tech": 0.74},
+        max_position_weights={"A": 0.5, "B": 0.29, "C": 0.3, "D": 0.3},
+        min_trade_size=1_000.0,
+    )
+    rebalance(config, PRICES)
+    model, undo = seen[0]
+    rows = Affine.stack([g.linear(0.0)[0] for _, g in model.checked_groups])
+    moved = undo.moved(rows)
+    reach = undo.reach(rows)
+    assert (np.abs(moved).max(axis=1) <= reach - _reasons._TOL).all()
+    untraded = np.setdiff1d(np.arange(undo.data.n), undo.idx)
+    assert len(untraded) > 0
+    own = [i for i, (_, g) in enumerate(model.checked_groups) if g.name == "max_position"]
+    first = sum(g.linear(0.0)[0].m for _, g in model.checked_groups[: own[0]])
+    assert (reach[first + untraded] < np.abs(undo.u).max() / 10).all()
+
+
+def test_a_diagonal_blocks_change_is_the_dense_products_to_the_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tracking rows' change read per trade from its one entry equals the rows x trades
+    product it stands for, bit for bit (the reasons' scores and order must not move)."""
+    import numpy as np
+
+    from finwiz.optimizer.verify import _reasons
+
+    seen: list[Any] = []
+    forces = _reasons._term_forces
+    monkeypatch.setattr(
+        _reasons, "_term_forces", lambda model, undo, *a: seen.append((model, undo)) or forces(model, undo, *a)
+    )
+    rebalance(_config(cash_flow=5_000.0, max_position_weights={"A": 0.30}), PRICES)
+    model, undo = seen[0]
+    pieces = [piece for name, part, piece, _ in _reasons._pieces(model) if part == "weights"]
+    assert pieces
+    assert undo._one_row_each(_reasons.stack(pieces[:1], undo.data, continuous=False).squares) is not None
+    fast = undo.change(pieces[0])
+    monkeypatch.setattr(type(undo), "_one_row_each", lambda self, rows: None)
+    dense = undo.change(pieces[0])
+    assert np.array_equal(fast[0], dense[0])
+    assert np.array_equal(fast[1], dense[1])
+    assert (fast[0] != 0).any()

@@ -66,6 +66,26 @@ def test_sector_targets_above_the_sector_cap_are_named() -> None:
     assert "is 0.1 from the targets" in warning
 
 
+def test_many_targets_above_their_caps_show_five_and_count_the_rest() -> None:
+    """Seven positions and a sector over their caps: the first five positions are named in order,
+    the other two and the sector counted."""
+    from finwiz.optimizer.describe._data import build_problem_data
+    from finwiz.optimizer.verify._surprises import _targets_above_caps
+
+    symbols = [f"S{i}" for i in range(9)]
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol=s, shares=10) for s in symbols],
+        target_weights=dict.fromkeys(symbols, 0.11),
+        sectors={s: "X" if i < 3 else "Y" for i, s in enumerate(symbols)},
+        sector_caps={"X": 0.3},
+        max_position_weights=dict.fromkeys(symbols[:7], 0.1),
+    )
+    (warning,) = _targets_above_caps(build_problem_data(config, dict.fromkeys(symbols, 100.0)))
+    named = ", ".join(f"S{i} target 11% above its position cap 10% (capped target 10%)" for i in range(5))
+    assert f"targets above the account's own caps: {named} and 3 more: the closest" in warning
+    assert "sector" not in warning
+
+
 def test_targets_within_the_caps_say_nothing() -> None:
     result = rebalance(_three(max_position_weights={"A": 0.15}), PRICES3)
     assert not _warned(result, "above the account's own caps")

@@ -137,11 +137,12 @@ class _Book:
     value: float
     ref_value: float
     x0: np.ndarray
+    symbols: list[str]  # config.symbols, read once: the property rebuilds the list on every read
 
 
-def _book(config: PortfolioConfiguration, price: np.ndarray) -> _Book:
-    held = config.shares_by_symbol()
-    shares = np.array([held[s] for s in config.symbols], dtype=float)
+def _book(config: PortfolioConfiguration, price: np.ndarray, symbols: list[str]) -> _Book:
+    held = {h.symbol: h.shares for h in config.holdings}  # config.shares_by_symbol() without its own universe
+    shares = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
     position_value = shares * price
     value = float(position_value.sum() + config.cash)
     if value <= 0:
@@ -157,4 +158,4 @@ def _book(config: PortfolioConfiguration, price: np.ndarray) -> _Book:
             f"min_trade_size {config.min_trade_size:,.2f} exceeds the whole portfolio value {value:,.2f}",
             field="min_trade_size",
         )
-    return _Book(shares, position_value, value, ref_value, position_value / ref_value)
+    return _Book(shares, position_value, value, ref_value, position_value / ref_value, symbols)

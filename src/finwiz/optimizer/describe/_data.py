@@ -185,10 +185,10 @@ def build_problem_data(
     extra = dict(extra_caps or {})
     price = coerce_prices(prices, symbols)
     refuse_other_currencies(prices, config.currency)
-    book = _book(config, price)
+    book = _book(config, price, symbols)
     notes: list[str] = []
     target, cash_target, cap, floor, esg, esg_floor, blocked, lots = _asset_limits(config, book, price, extra, notes)
-    sector_names, sector_of, sector_cap = _sectors(config, extra, notes)
+    sector_names, sector_of, sector_cap = _sectors(config, extra, notes, symbols)
     factor_root, idio_sd = _risk_model(symbols, factor_model, covariance)
     lot = _per_symbol(config.lot_sizes, symbols, FRACTIONAL_LOT if config.allow_fractional_shares else 1.0)
     _odd_lot_notes(symbols, book.shares, lot, book.x0 > target, notes)
@@ -271,14 +271,14 @@ def _asset_limits(
 ]:
     """The targets the objective tracks (and the cash target), each asset's cap and floor, the ESG
     scores and floor, what each reason blocks, and a taxable account's lots."""
-    symbols = config.symbols
+    symbols = book.symbols
     target = _per_symbol(config.target_weights, symbols, 0.0)
     # A symbol's own cap, else the portfolio's, else none. (A cap of 0 means "hold none": the
     # former per-symbol ``position_cap(s) or inf`` read it as no cap at all.)
     default_position_cap = config.max_position_weight if config.max_position_weight is not None else math.inf
     cap = _per_symbol(config.max_position_weights, symbols, default_position_cap)
     floor = _per_symbol(config.min_position_weights, symbols, 0.0)
-    esg, min_esg = _esg(config, extra)
+    esg, min_esg = _esg(config, extra, symbols)
     esg_floor = _average_esg_floor(config, book, target, extra, notes)
     blocked = _blocked(config, book, target, cap, floor, esg, min_esg, notes)
     target, cash_target = _mode_targets(config, book, target, blocked)

@@ -21,12 +21,14 @@ def _tightest(pick: Any, *values: float | None) -> float | None:
     return pick((v for v in values if v is not None), default=None)  # type: ignore[no-any-return]
 
 
-def _esg(config: PortfolioConfiguration, extra: Mapping[str, Any]) -> tuple[np.ndarray | None, float | None]:
+def _esg(
+    config: PortfolioConfiguration, extra: Mapping[str, Any], symbols: list[str]
+) -> tuple[np.ndarray | None, float | None]:
     """Scores (when an ESG limit is set) and the screen's minimum score."""
     min_esg = _tightest(max, config.min_esg_score, extra.get("min_esg_score"))
     if config.esg_constrained or min_esg is not None or extra.get("min_average_esg_score") is not None:
-        require_data(config.symbols, config.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
-        return _per_symbol(config.esg_scores, config.symbols, 0.0), min_esg
+        require_data(symbols, config.esg_scores, "esg_scores", "an ESG limit is set but no score is given")
+        return _per_symbol(config.esg_scores, symbols, 0.0), min_esg
     return None, min_esg
 
 
@@ -52,7 +54,7 @@ def _blocked(
     notes: list[str],
 ) -> dict[str, np.ndarray]:
     """Which assets each reason forbids to trade (restricted lists, the band, the ESG screen)."""
-    symbols, n, x0 = config.symbols, len(config.symbols), book.x0
+    symbols, n, x0 = book.symbols, len(book.symbols), book.x0
     blocked: dict[str, np.ndarray] = {
         "no_trade": _mask(config.no_trade, symbols),
         "no_buy": _mask(config.no_buy, symbols),
@@ -87,7 +89,7 @@ def _band(
     notes: list[str],
 ) -> np.ndarray:
     """The assets the tolerance band freezes (a note when it freezes a book far from its target)."""
-    n, x0 = len(config.symbols), book.x0
+    n, x0 = len(book.symbols), book.x0
     # Assets breaching their own cap or floor must be free to trade even inside the band.
     # Drift is measured after the cash flow (x0 = value / V_ref), so a deposit or a withdrawal
     # moves assets out of their band instead of leaving the money uninvested.
@@ -118,7 +120,6 @@ def _refuse_frozen_over_cap(
     config: PortfolioConfiguration, blocked: dict[str, np.ndarray], x0: np.ndarray, cap: np.ndarray
 ) -> None:
     """Refuse an asset above its position cap that its restrictions forbid to bring back under it."""
-    symbols = config.symbols
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"] | blocked["buy_only"]
     no_buy = (
         blocked["no_trade"]
@@ -130,7 +131,7 @@ def _refuse_frozen_over_cap(
     frozen_over_cap = (no_sell & (x0 > cap * (1 + 1e-12))) | (no_buy & (-x0 > cap * (1 + 1e-12)))
     if frozen_over_cap.any():
         i = int(np.argmax(frozen_over_cap))
-        symbol = symbols[i]
+        symbol = config.symbols[i]
         how = (
             f"sold (no-sell, no-trade, band or mode {config.mode})"
             if x0[i] > 0
@@ -164,7 +165,7 @@ def _mode_targets(
 
 
 def _sectors(
-    config: PortfolioConfiguration, extra: Mapping[str, Any], notes: list[str]
+    config: PortfolioConfiguration, extra: Mapping[str, Any], notes: list[str], symbols: list[str]
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None]:
     """Sector names, each asset's sector (-1: none) and each sector's cap.
 
@@ -174,15 +175,15 @@ def _sectors(
     x, looser or tighter. A custom constraint's cap (``extra_caps``) is a limit of its own and only
     ever tightens.
     """
-    symbols = config.symbols
     sector_names: tuple[str, ...] = ()
     sector_of = np.full(len(symbols), -1, dtype=np.int64)
     constraint_sector_cap = extra.get("max_sector_weight")
     capped = config.max_sector_weight is not None or bool(config.sector_caps) or constraint_sector_cap is not None
     if config.sectors or capped:
-        sector_names = tuple(sorted({config.sectors[s] for s in symbols if s in config.sectors}))
+        sectors = config.sectors  # one attribute read, not one per asset
+        sector_names = tuple(sorted({sectors[s] for s in symbols if s in sectors}))
         index = {name: i for i, name in enumerate(sector_names)}
-        sector_of = np.array([index.get(config.sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
+        sector_of = np.array([index.get(sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
     if not capped:
         return sector_names, sector_of, None
     if not sector_names:

@@ -117,8 +117,14 @@ class PostTradeState:
         return float(self.transaction_costs.sum() + self.impact_costs.sum())
 
     def trade_vector(self, data: ProblemData) -> np.ndarray:
-        """The trades as the model's variables ``z`` (fractions of V_ref, see :func:`trade_point`)."""
-        return trade_point(data, self.trade_values)
+        """The trades as the model's variables ``z`` (fractions of V_ref, see :func:`trade_point`);
+        kept for ``data`` (the checks and the reasons read the same point)."""
+        kept = self.__dict__.get("_z")
+        if kept is None or kept[0] is not data:
+            kept = (data, trade_point(data, self.trade_values))
+            self.__dict__["_z"] = kept  # frozen dataclass: kept beside the fields
+        z: np.ndarray = kept[1]
+        return z
 
 
 def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeState:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,6 @@ class _Undo:
         self.trade_of[np.where(self.u > 0, idx, idx + n)] = np.arange(k)
         self.side = -np.abs(self.u)
         self.scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
-        self.largest = float(max(np.abs(self.u).max(initial=0.0), np.abs(self.scalars).max(initial=0.0)))
         # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
         # made (see the module docstring), the cash's gap to its target.
         before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
@@ -107,9 +106,21 @@ class _Undo:
             flat = rows.rows[on_scalar] * SCALARS + cols[on_scalar] - 2 * n
             by_scalar = np.bincount(flat, weights=rows.vals[on_scalar], minlength=rows.m * SCALARS)
             by_scalar = by_scalar.reshape(rows.m, SCALARS)
-            for code in range(SCALARS):
+            for code in np.flatnonzero(by_scalar.any(axis=0)).tolist():  # an all-zero column adds zeros
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out
+
+    def reach(self, rows: Affine) -> np.ndarray:
+        """A bound on how far any one undo moves each of ``rows`` (plus ``_TOL``): each entry's
+        coefficient times the largest step of its column over the undos (0 on an untraded asset's
+        column), with room for rounding. A row farther than this from both bounds binds no trade."""
+        n = self.data.n
+        cols = rows.places(n)
+        step = np.zeros(2 * n + SCALARS)
+        on_side = self.trade_of >= 0
+        step[on_side] = np.abs(self.side[self.trade_of[on_side]])
+        step[2 * n :] = np.abs(self.scalars).max(axis=1, initial=0.0)
+        return np.bincount(rows.rows, weights=np.abs(rows.vals) * step[cols], minlength=rows.m) * (1 + 1e-9) + _TOL
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
@@ -134,14 +145,38 @@ class _Undo:
         linear = np.zeros(len(self.idx))
         linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
         linear *= self.side
-        for code in range(SCALARS):
+        for code in np.flatnonzero(line[2 * n :]).tolist():  # a zero coefficient adds zeros
             linear += line[2 * n + code] * self.scalars[code]
         if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
             first = 0.0 + linear
             return first + 0.0, first
-        moved = self.moved(stacked.squares)
-        first = 2 * stacked.squares.evaluate(self.z) @ moved + linear
+        rows = stacked.squares
+        one = self._one_row_each(rows)
+        if one is not None:  # the dense product's one nonzero term per trade, the same figures
+            row, move = one
+            first = 2 * (rows.evaluate(self.z)[row] * move) + linear
+            return first + move**2, first
+        moved = self.moved(rows)
+        first = 2 * rows.evaluate(self.z) @ moved + linear
         return first + np.sum(moved**2, axis=0), first
+
+    def _one_row_each(self, rows: Affine) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where each undo moves one of ``rows`` by one entry (a diagonal block: a tracking
+        term's rows, no scalar column): per trade, that row and the move (0 and 0 if none);
+        None otherwise (sums of several terms are left to :meth:`moved`'s order)."""
+        n, k = self.data.n, len(self.idx)
+        cols = rows.places(n)
+        if (cols >= 2 * n).any():
+            return None
+        trade = self.trade_of[cols]
+        on_side = np.flatnonzero(trade >= 0)
+        mine = trade[on_side]
+        if len(np.unique(mine)) < len(mine):
+            return None
+        row, move = np.zeros(k, dtype=np.int64), np.zeros(k)
+        row[mine] = rows.rows[on_side]
+        move[mine] = rows.vals[on_side] * self.side[mine]
+        return row, move
 
 
 def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
@@ -161,37 +196,43 @@ def _pieces(model: Model) -> Iterator[tuple[str, str, Description, float]]:
 
 
 class _Forces:
-    """Per traded asset (column): label -> ``[kind, amount, unit, score]`` of a force that asks for
-    the trade, the scores of one label summed; and each trade's net force (what asks for it less
-    what is against it)."""
+    """Per traded asset (column): label -> the values of a reason that asks for the trade (kind,
+    label, amount, unit, score), the scores of one label summed; and each trade's net force (what
+    asks for it less what is against it)."""
 
     def __init__(self, k: int) -> None:
-        self.by_trade: list[dict[str, list[Any]]] = [{} for _ in range(k)]
+        self.by_trade: list[dict[str, dict[str, Any]]] = [{} for _ in range(k)]
         self.total = np.zeros(k)
 
-    def add(self, j: int, kind: str, label: str, amount: float, unit: str, score: float) -> None:
-        if score > _ASKS:
-            got = self.by_trade[j].get(label)
-            if got is None:
-                self.by_trade[j][label] = [kind, amount, unit, 0.0 + score]
-            else:
-                got[3] += score
+    def add(self, kind: str, forces: Iterable[tuple[int, str, float, str, float]]) -> None:
+        """Each ``(trade, label, amount, unit, score)`` of ``forces`` that asks for its trade."""
+        by_trade = self.by_trade
+        for j, label, amount, unit, score in forces:
+            if score > _ASKS:
+                got = by_trade[j].get(label)
+                if got is None:
+                    by_trade[j][label] = {"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}
+                else:
+                    got["score"] += score
 
-    def ranked(self, j: int) -> list[TradeReason]:
-        """Trade ``j``'s forces as reasons, strongest first (a stable sort: ties keep their order)."""
-        forces = self.by_trade[j]
-        ranked = sorted(forces.items(), key=lambda item: -item[1][3]) if len(forces) > 1 else forces.items()
-        return [_reason(kind, label, amount, unit, score) for label, (kind, amount, unit, score) in ranked]
+    def ranked(self) -> list[list[TradeReason]]:
+        """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order);
+        ``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
+        new = TradeReason._from_state
+        return [
+            [
+                new(values, set(_FIELDS))
+                for values in (sorted(forces.values(), key=_strength) if len(forces) > 1 else forces.values())
+            ]
+            for forces in self.by_trade
+        ]
 
 
-def _reason(kind: str, label: str, amount: float, unit: str, score: float) -> TradeReason:
-    """``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
-    return TradeReason._from_state(
-        {"kind": kind, "label": label, "amount": amount, "unit": unit, "score": score}, set(_REASON_FIELDS)
-    )
+def _strength(values: dict[str, Any]) -> float:
+    return -float(values["score"])
 
 
-_REASON_FIELDS = ("kind", "label", "amount", "unit", "score")
+_FIELDS = ("kind", "label", "amount", "unit", "score")
 
 
 def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:
@@ -205,46 +246,50 @@ def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.nd
         first_total += first
         forces.total += exact
         asks = np.flatnonzero(exact > _ASKS)
-        for j, score_j in zip(asks.tolist(), exact[asks].tolist(), strict=True):
-            for label, amount, unit, score in _labelled(name, part, j, score_j, undo, mode):
-                forces.add(j, "term", label, amount, unit, score)
+        forces.add("term", _labelled(name, part, asks.tolist(), exact[asks].tolist(), undo, mode))
     return first_total
 
 
 def _labelled(
-    name: str,
-    part: str,
-    j: int,
-    score: float,
-    undo: _Undo,
-    mode: str,
-) -> list[tuple[str, float, str, float]]:
-    """What a desk reads for one piece's force on trade ``j``: ``(label, amount, unit, score)``."""
+    name: str, part: str, asks: list[int], scores: list[float], undo: _Undo, mode: str
+) -> Iterator[tuple[int, str, float, str, float]]:
+    """What a desk reads for one piece's force on each trade ``j`` of ``asks``: ``(j, label,
+    amount, unit, score)``."""
     flow, cash_gap, flow_label = undo.data.cash_flow, undo.cash_gap, undo.flow_label
+    pairs = zip(asks, scores, strict=True)
     if name == "target_tracking" and part == "weights":
         edge = "back to band edge" if mode == "band_edge" else "drift to target"
-        drift, share = undo.drifts[j], undo.flow_shares[j]
-        out = [(f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share))]
-        if flow and share > 0:
-            out.append((flow_label, flow, "currency", score * share))
-        return out
-    if name == "target_tracking" and part == "cash":
-        buy = undo.buys[j]
-        if flow and (flow > 0) == buy:
-            return [(flow_label, flow, "currency", score)]
-        if buy:
-            label = f"invests surplus cash ({_percent(cash_gap)})" if cash_gap > 0 else "invests the sales' proceeds"
-        else:
-            label = f"raises cash to target ({_percent(cash_gap)})" if cash_gap < 0 else "funds the buys"
-        return [(label, cash_gap, "weight", score)]
-    if name == "tax":
-        gain = float(undo.gain[j])
-        if gain < 0:
-            return [(f"harvests a {-gain:,.0f} loss", -gain, "currency", score)]
-        return [(f"tax on a {gain:,.0f} gain", gain, "currency", score)]
-    if name == "transaction_cost":
-        return [("trading cost", score * undo.data.ref_value, "currency", score)]
-    return [(_TERM_LABELS.get(name, name), score, "objective", score)]
+        drifts, shares = undo.drifts, undo.flow_shares
+        for j, score in pairs:
+            drift, share = drifts[j], shares[j]
+            yield j, f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share)
+            if flow and share > 0:
+                yield j, flow_label, flow, "currency", score * share
+    elif name == "target_tracking" and part == "cash":
+        buys = undo.buys
+        surplus = f"invests surplus cash ({_percent(cash_gap)})" if cash_gap > 0 else "invests the sales' proceeds"
+        short = f"raises cash to target ({_percent(cash_gap)})" if cash_gap < 0 else "funds the buys"
+        for j, score in pairs:
+            if flow and (flow > 0) == buys[j]:
+                yield j, flow_label, flow, "currency", score
+            else:
+                yield j, surplus if buys[j] else short, cash_gap, "weight", score
+    elif name == "tax":
+        gains = undo.gain.tolist()
+        for j, score in pairs:
+            gain = gains[j]
+            if gain < 0:
+                yield j, f"harvests a {-gain:,.0f} loss", -gain, "currency", score
+            else:
+                yield j, f"tax on a {gain:,.0f} gain", gain, "currency", score
+    elif name == "transaction_cost":
+        ref = undo.data.ref_value
+        for j, score in pairs:
+            yield j, "trading cost", score * ref, "currency", score
+    else:
+        label = _TERM_LABELS.get(name, name)
+        for j, score in pairs:
+            yield j, label, score, "objective", score
 
 
 def _subset(rows: Affine, keep: np.ndarray) -> Affine:
@@ -267,7 +312,7 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     rows = Affine.stack([r for r, _, _ in linear])
     lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
     value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
-    reach = np.bincount(rows.rows, weights=np.abs(rows.vals), minlength=rows.m) * undo.largest + _TOL
+    reach = undo.reach(rows)
     near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
     if not near.size:
         return []
@@ -315,8 +360,7 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     at_row, at_trade = np.nonzero(moves.T)
     amount = np.concatenate(amounts)[at_row, at_trade].tolist()
     pairs = zip(at_row.tolist(), at_trade.tolist(), amount, scores[at_trade, at_row].tolist(), strict=True)
-    for r, j, row_amount, score in pairs:
-        forces.add(j, "limit", labels[r], row_amount, units[r], score)
+    forces.add("limit", ((j, labels[r], row_amount, units[r], score) for r, j, row_amount, score in pairs))
 
 
 _ROUNDING = TradeReason.trusted(kind="fact", label="whole-share rounding", amount=0.0, unit="", score=0.0)
@@ -358,4 +402,5 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
     facts = _facts(undo)
     # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
     unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
-    return {int(undo.idx[j]): (forces.ranked(j) or [unexplained]) + facts[j] for j in range(k)}
+    ranked = forces.ranked()
+    return {i: (ranked[j] or [unexplained]) + facts[j] for j, i in enumerate(undo.idx.tolist())}

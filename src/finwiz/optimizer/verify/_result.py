@@ -30,6 +30,8 @@ from finwiz.schemas import (
 
 __all__ = ["build_result", "checks_of", "trades_of", "verify"]
 
+_TRADE_FIELDS = tuple(TradeRecommendation.model_fields)
+
 
 def checks_of(model: Model, state: PostTradeState) -> list[ComplianceCheck]:
     """Every limit of the model's description and the minimum trade size, on ``state``."""
@@ -77,26 +79,28 @@ def trades_of(
         state.weights_after[idx].tolist(),
         strict=True,
     )
-    sales = (
-        data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else [[] for _ in data.symbols]
-    )
-    return [
-        TradeRecommendation.trusted(
-            symbol=data.symbols[i],
-            action=TradeAction.BUY if q > 0 else TradeAction.SELL,
-            shares=abs(q),
-            price=price,
-            trade_value=value,
-            transaction_cost=c,
-            market_impact_cost=m,
-            total_estimated_cost=c + m,
-            current_shares=held,
-            post_trade_shares=after,
-            current_weight=current,
-            target_weight=target,
-            post_trade_weight=weight,
-            lots=sales[i],
-            reasons=reasons.get(i, []),
+    sales = data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else None
+    new, buy, sell, symbols = TradeRecommendation._from_state, TradeAction.BUY, TradeAction.SELL, data.symbols
+    return [  # TradeRecommendation.trusted without its keyword packing (one per trade)
+        new(
+            {
+                "symbol": symbols[i],
+                "action": buy if q > 0 else sell,
+                "shares": abs(q),
+                "price": price,
+                "trade_value": value,
+                "transaction_cost": c,
+                "market_impact_cost": m,
+                "total_estimated_cost": c + m,
+                "current_shares": held,
+                "post_trade_shares": after,
+                "current_weight": current,
+                "target_weight": target,
+                "post_trade_weight": weight,
+                "lots": [] if sales is None else sales[i],
+                "reasons": reasons.get(i, []),
+            },
+            set(_TRADE_FIELDS),
         )
         for i, q, price, value, c, m, held, after, current, target, weight in columns
     ]
@@ -142,19 +146,21 @@ def build_result(
     solver = "custom" if outcome is None else outcome.solver
     if decided.repaired:
         solver = f"custom, repaired by {solver}"
-    return RebalancingResult(
+    # The per-symbol maps, the trades and the checks are the engine's own, of their exact types: set
+    # after the rest is validated (validating them was most of the result stage on large books).
+    built: dict[str, Any] = {"trades": trades, "compliance": checks, **_maps_after(data, state)}
+    validated = RebalancingResult(
         status="optimal" if mip is None or mip.proven_optimal else "time_limit",
         method=method,
         currency=config.currency,
         solver=solver if mip is None else f"{mip.solver} (continuous bound: {solver})",
         mip_gap=None if mip is None else mip.gap,
         rounding=rounding,
-        trades=trades,
+        **{name: [] if isinstance(value, list) else {} for name, value in built.items()},
         **_book_after(data, state),
         sectors=dict(config.sectors),
         exposure_table=config.exposures,
         sleeve_weights=config.sleeves,
-        compliance=checks,
         max_constraint_residual=max(0.0, -min(violations, default=0.0)),
         objective_value=achieved,
         continuous_objective=bound,
@@ -168,13 +174,14 @@ def build_result(
         portfolio_id=portfolio_id,
         tax=None if data.lots is None else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),
     )
+    return validated.model_copy(update=built)
 
 
-def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
-    """The result's holdings, weights, cash, costs and value, before and after the trades."""
+def _maps_after(data: ProblemData, state: PostTradeState) -> dict[str, dict[str, float]]:
+    """The result's per-symbol holdings, prices and weights, before and after the trades."""
     symbols = data.symbols
     current = dict(zip(symbols, data.current_weights.tolist(), strict=True))
-    current["CASH"] = data.cash / data.value
+    current["CASH"] = float(data.cash / data.value)
     return {
         "current_holdings": dict(zip(symbols, data.shares.tolist(), strict=True)),
         "post_trade_holdings": dict(zip(symbols, state.shares_after.tolist(), strict=True)),
@@ -182,6 +189,12 @@ def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
         "current_weights": current,
         "target_weights": dict(zip(symbols, data.target.tolist(), strict=True)),
         "post_trade_weights": dict(zip(symbols, state.weights_after.tolist(), strict=True)),
+    }
+
+
+def _book_after(data: ProblemData, state: PostTradeState) -> dict[str, Any]:
+    """The result's cash, costs and value, before and after the trades."""
+    return {
         "cash_before": data.cash,
         "cash_flow": data.cash_flow,
         "cash_after": state.cash_after,

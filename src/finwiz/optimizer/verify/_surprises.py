@@ -5,8 +5,7 @@ it: targets above the account's own caps (and the closest portfolio the caps all
 forced cap sale left in cash because every other asset is inside its band, a deposit left in cash
 because its purchases count against the turnover cap, positions sold down below the minimum
 trade size ("dust": no later trade can sell them), and targets whole shares cannot reach (names
-whose one lot is worth more than their target value: 341 of 431 in the direct-indexing benchmark
-at $50k).
+whose one lot is worth more than their target value: common on small direct-indexing accounts).
 """
 
 from __future__ import annotations
@@ -59,19 +58,23 @@ def _sector_targets(data: ProblemData) -> np.ndarray:
 def _targets_above_caps(data: ProblemData) -> list[str]:
     """Targets the account's own position or sector caps forbid: the tracking distance the result
     reports cannot fall below the closest portfolio the caps allow, which the warning states."""
-    over: list[str] = []
+    over: list[str] = []  # past the first _SHOWN only counted (see _names): a blank stands for each
     if data.position_cap is not None:
-        for i in np.flatnonzero(np.abs(data.target) > data.position_cap + 1e-12):
+        for i in np.flatnonzero(np.abs(data.target) > data.position_cap + 1e-12).tolist():
             over.append(
-                f"{data.symbols[i]} target {_pct(data.target[i])} above its position cap "
+                ""
+                if len(over) >= _SHOWN
+                else f"{data.symbols[i]} target {_pct(data.target[i])} above its position cap "
                 f"{_pct(data.position_cap[i])} (capped target {_pct(np.sign(data.target[i]) * data.position_cap[i])})"
             )
     if data.sector_cap is not None:
         totals = _sector_targets(data)
-        for k in np.flatnonzero(totals > data.sector_cap + 1e-12):
+        for k in np.flatnonzero(totals > data.sector_cap + 1e-12).tolist():
             over.append(
-                f"sector {data.sector_names[k]} targets {_pct(totals[k])} above its cap {_pct(data.sector_cap[k])} "
-                f"(its targets scaled by {data.sector_cap[k] / totals[k]:.4g} fit)"
+                ""
+                if len(over) >= _SHOWN
+                else f"sector {data.sector_names[k]} targets {_pct(totals[k])} above its cap "
+                f"{_pct(data.sector_cap[k])} (its targets scaled by {data.sector_cap[k] / totals[k]:.4g} fit)"
             )
     over += _exposures_outside(data)
     if not over:
@@ -88,8 +91,7 @@ def _targets_above_caps(data: ProblemData) -> list[str]:
 _CLOSEST: dict[bytes, float | None] = {}
 _CLOSEST_KEPT = 64
 """The distances already found, by targets and caps: every account of a batch with one model
-portfolio and one set of caps has the same, and the projection was a fifth of a 100-asset
-rebalance's time."""
+portfolio and one set of caps has the same, and the projection is an OSQP solve of its own."""
 
 
 def closest_to_targets(data: ProblemData) -> float | None:
