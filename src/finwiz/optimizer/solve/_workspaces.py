@@ -49,7 +49,7 @@ class _Workspace:
     a_pattern: tuple[np.ndarray, np.ndarray]
     p_values: np.ndarray
     a_values: np.ndarray
-    bounds: tuple[np.ndarray, np.ndarray]  # (l, u) loaded now
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # (l, u) loaded now
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Whether polishing holds for this structure: at 2000 assets it leaves bounds ~1e-10 short
     # (and on zero-cost problems 1e-9), and then every request goes to Clarabel directly.
@@ -88,7 +88,8 @@ class _Workspace:
         """Give the workspace ``qp``'s vectors (and matrix values, when they changed)."""
         update: dict[str, Any] = {"q": qp.q}
         # A re-weighted re-solve changes q alone: OSQP's wrapper clamps every bound it is given.
-        if not (np.array_equal(qp.lower, self.bounds[0]) and np.array_equal(qp.upper, self.bounds[1])):
+        kept = self.bounds
+        if kept is None or not (np.array_equal(qp.lower, kept[0]) and np.array_equal(qp.upper, kept[1])):
             update["l"], update["u"] = qp.lower, qp.upper
             self.bounds = (qp.lower.copy(), qp.upper.copy())
         if not _held(self.loaded, qp):
@@ -151,7 +152,7 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         (qp.A.indptr.copy(), qp.A.indices.copy()),
         qp.P.data.copy(),
         qp.A.data.copy(),
-        (qp.lower.copy(), qp.upper.copy()),
+        bounds=(qp.lower.copy(), qp.upper.copy()),
     )
     if key is None:
         return workspace
