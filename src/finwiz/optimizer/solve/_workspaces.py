@@ -29,8 +29,8 @@ OSQP_SETTINGS: dict[str, Any] = {
     # exactly, and :func:`kkt_certified` checks the result (a wrong active set fails the check,
     # and ADMM goes on at tighter tolerances). With the cost in rate units (``build_qp``) OSQP's
     # own scaling and step size do best.
-    "eps_abs": 1e-2,  # the first of ``_solvers._OSQP_EPS``: a kept workspace rests at it
-    "eps_rel": 1e-2,
+    "eps_abs": 1e-1,  # the first of ``_solvers._OSQP_EPS``: a kept workspace rests at it
+    "eps_rel": 1e-1,
     "eps_prim_inf": 1e-9,
     "eps_dual_inf": 1e-9,
     "max_iter": 4_000,  # a warm solve's cap (a cold one stops at COLD_ITERATIONS); beyond, Clarabel answers
