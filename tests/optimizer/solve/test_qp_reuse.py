@@ -141,6 +141,29 @@ def test_a_kept_workspace_takes_new_values_of_the_same_pattern() -> None:
     assert np.allclose(again.z, fresh.z, atol=1e-6)
 
 
+def test_a_kept_workspace_takes_new_bounds_and_keeps_unchanged_ones() -> None:
+    from finwiz.optimizer.solve._solvers import solve_osqp
+
+    qp = native_qp(_model())
+    assert qp is not None
+    key = ("test_qp_reuse_bounds", qp.A.shape)
+    first = solve_osqp(qp, key, 10.0)
+    assert first.z is not None
+    column = int(np.argmax(first.z[: 2 * qp.n]))  # the largest trade, buy or sell
+    upper = qp.upper.copy()
+    upper[column] = 0.5 * first.z[column]  # only its bound changes, and binds
+    capped = dataclasses.replace(qp, upper=upper)
+    for again, cap in ((capped, upper[column]), (dataclasses.replace(capped, upper=upper.copy()), upper[column])):
+        kept, fresh = solve_osqp(again, key, 10.0), solve_osqp(again, None, 10.0)
+        assert kept.z is not None
+        assert fresh.z is not None
+        assert np.allclose(kept.z, fresh.z, atol=1e-6)
+        assert kept.z[column] == pytest.approx(cap, abs=1e-9)
+    back = solve_osqp(qp, key, 10.0)  # the old bounds loaded again
+    assert back.z is not None
+    assert back.z[column] == pytest.approx(first.z[column], abs=1e-6)
+
+
 @pytest.mark.parametrize("tax_model", ["linear", "netting"])
 def test_a_taxable_side_fixed_re_solve_reuses_the_rows_entry_for_entry(tax_model: str) -> None:
     """A taxable account's side fixing changes only which assets may buy or sell: the QP on the

@@ -55,8 +55,9 @@ DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_thread
 """Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
 weights): faer's supernodal kernels, not qdldl's scalar elimination (faster there only, see
 docs/decisions/dense-covariance.md); one thread, as its sums depend on the thread count."""
-# 1e-2 first: polishing often finds the active set there already (the KKT check refuses it otherwise).
-_OSQP_EPS = (1e-2, 1e-3, 1e-5, 1e-7)
+# 1e-1 first: polishing often finds the active set there already (the KKT check refuses it otherwise).
+_OSQP_EPS = (1e-1, 1e-2, 1e-3, 1e-5, 1e-7)
+_TAXABLE_EPS = _OSQP_EPS[2:]  # from 1e-3: a taxable climb reads where ADMM lands
 COLD_ITERATIONS = 600
 """ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point):
 above what slack limits take, below what binding ones do (docs/decisions/dense-covariance.md)."""
@@ -216,7 +217,7 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
     iterations: an optimum certified by KKT, or why not."""
     iterations = 0
     # Not for a taxable account: its climb over lots reads where ADMM lands (docs/decisions/continuous-and-verify.md).
-    for eps in _OSQP_EPS if qp.ladder is None else _OSQP_EPS[1:]:
+    for eps in _OSQP_EPS if qp.ladder is None else _TAXABLE_EPS:
         if iterations >= budget:
             break
         workspace.tune(eps, budget - iterations)

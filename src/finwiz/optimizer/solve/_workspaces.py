@@ -29,8 +29,8 @@ OSQP_SETTINGS: dict[str, Any] = {
     # exactly, and :func:`kkt_certified` checks the result (a wrong active set fails the check,
     # and ADMM goes on at tighter tolerances). With the cost in rate units (``build_qp``) OSQP's
     # own scaling and step size do best.
-    "eps_abs": 1e-2,  # the first of ``_solvers._OSQP_EPS``: a kept workspace rests at it
-    "eps_rel": 1e-2,
+    "eps_abs": 1e-1,  # the first of ``_solvers._OSQP_EPS``: a kept workspace rests at it
+    "eps_rel": 1e-1,
     "eps_prim_inf": 1e-9,
     "eps_dual_inf": 1e-9,
     "max_iter": 4_000,  # a warm solve's cap (a cold one stops at COLD_ITERATIONS); beyond, Clarabel answers
@@ -49,6 +49,7 @@ class _Workspace:
     a_pattern: tuple[np.ndarray, np.ndarray]
     p_values: np.ndarray
     a_values: np.ndarray
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # (l, u) loaded now
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Whether polishing holds for this structure: at 2000 assets it leaves bounds ~1e-10 short
     # (and on zero-cost problems 1e-9), and then every request goes to Clarabel directly.
@@ -85,7 +86,12 @@ class _Workspace:
 
     def load(self, qp: NativeQP, time_limit: float) -> None:
         """Give the workspace ``qp``'s vectors (and matrix values, when they changed)."""
-        update: dict[str, Any] = {"q": qp.q, "l": qp.lower, "u": qp.upper}
+        update: dict[str, Any] = {"q": qp.q}
+        # A re-weighted re-solve changes q alone: OSQP's wrapper clamps every bound it is given.
+        kept = self.bounds
+        if kept is None or not (np.array_equal(qp.lower, kept[0]) and np.array_equal(qp.upper, kept[1])):
+            update["l"], update["u"] = qp.lower, qp.upper
+            self.bounds = (qp.lower.copy(), qp.upper.copy())
         if not _held(self.loaded, qp):
             if not np.array_equal(qp.P.data, self.p_values):
                 update["Px"] = qp.P.data
@@ -146,6 +152,7 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         (qp.A.indptr.copy(), qp.A.indices.copy()),
         qp.P.data.copy(),
         qp.A.data.copy(),
+        bounds=(qp.lower.copy(), qp.upper.copy()),
     )
     if key is None:
         return workspace
