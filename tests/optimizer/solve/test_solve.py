@@ -18,7 +18,7 @@ from scipy.optimize import linprog
 from finwiz import PortfolioConfiguration, rebalance
 from finwiz.optimizer import clear_cache
 from finwiz.optimizer.solve import _solve, _solvers
-from finwiz.optimizer.solve._solve import refuted_by_bounds
+from finwiz.optimizer.solve._presolve import refuted_by_bounds
 
 
 def _recorded(monkeypatch: pytest.MonkeyPatch, refine: bool | None = None) -> list[bool]:

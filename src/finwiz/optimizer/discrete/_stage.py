@@ -46,12 +46,12 @@ from finwiz.optimizer.discrete._pricing import Pieces, pieces_of
 from finwiz.optimizer.discrete._rounding import RoundingOutcome, gain_price, lost_much, polish, round_trades
 from finwiz.optimizer.discrete._search import SearchOutcome, exchange_search
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
+from finwiz.optimizer.solve._presolve import refuted_by_bounds
 from finwiz.optimizer.solve._solve import (
     ProvenInfeasibleError,
     SolveOutcome,
     native_qp,
     objective_at,
-    refuted_by_bounds,
 )
 from finwiz.optimizer.tax._sides import Sided
 from finwiz.optimizer.verify._diagnosis import whole_share_refusal
