@@ -251,33 +251,39 @@ class Chain(MoveKind):
         tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach, now.values)
         owner = wide.owner
         inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
+        keeps = inside.all(axis=0)
         blocked_once = np.flatnonzero(inside.sum(axis=0) == len(tight.low) - 1)
+        ranked: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}  # by (row, side): helpers, best first
         for a in blocked_once[np.argsort(gain[blocked_once], kind="stable")][: settings.chain_tries]:
             r = int(np.flatnonzero(~inside[:, a])[0])
             over = tight.delta[r, a] - tight.high[r]
             need, sign = (over, -1.0) if over > 0 else (tight.low[r] - tight.delta[r, a], 1.0)
-            room = sign * tight.delta[r]  # what each move gives back on row r
-            helps = np.flatnonzero((room > settings.chain_room) & (owner != owner[a]) & inside.all(axis=0))
-            chosen = _cheapest_room(owner[helps], gain[helps], room[helps], need, settings)
+            if (r, sign) not in ranked:  # one stable sort per row and side: a try's asset is left out after
+                room = sign * tight.delta[r]  # what each move gives back on row r
+                helps = np.flatnonzero((room > settings.chain_room) & keeps)
+                helps = helps[np.argsort(gain[helps] / room[helps], kind="stable")]
+                ranked[r, sign] = helps, room
+            helps, room = ranked[r, sign]
+            helps = helps[owner[helps] != owner[a]][: settings.chain_options]
+            chosen = _cheapest_room(owner[helps], room[helps], need, settings)
             if chosen is not None:
-                yield _Proposal(wide, np.concatenate([[a], helps[chosen]]))
+                yield _Proposal(wide, np.concatenate([[a], np.sort(helps[chosen])]))
 
 
-def _cheapest_room(
-    owner: np.ndarray, gain: np.ndarray, room: np.ndarray, need: float, settings: DescentSettings
-) -> np.ndarray | None:
-    """At most one option per asset (indices into the arrays) giving at least ``need`` room in
-    total at little loss: options in order of loss per unit of room, each taken if its asset has
-    none yet or a smaller one (which it replaces), until the room suffices (the greedy of a
+def _cheapest_room(owner: np.ndarray, room: np.ndarray, need: float, settings: DescentSettings) -> np.ndarray | None:
+    """At most one option per asset (indices into the arrays, given in order of loss per unit of
+    room) giving at least ``need`` room in total at little loss: each taken if its asset has none
+    yet or a smaller one (which it replaces), until the room suffices (the greedy of a
     multiple-choice knapsack; the exact check is the caller's). None if all are not enough."""
     picked: dict[int, int] = {}
     total = 0.0
-    for k in np.argsort(gain / room, kind="stable")[: settings.chain_options]:
-        asset, before = int(owner[k]), picked.get(int(owner[k]))
-        extra = float(room[k]) - (0.0 if before is None else float(room[before]))
+    rooms = room.tolist()
+    for k, asset in enumerate(owner.tolist()):
+        before = picked.get(asset)
+        extra = rooms[k] - (0.0 if before is None else rooms[before])
         if extra <= 0:
             continue
-        picked[asset] = int(k)
+        picked[asset] = k
         total += extra
         if total >= need * (1 + settings.chain_margin):
             return np.array(sorted(picked.values()))
