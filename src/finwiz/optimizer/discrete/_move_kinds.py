@@ -101,7 +101,9 @@ class Exchange(MoveKind):
         tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
         thrifty = np.setdiff1d(_thrifty(gain, tight, improving, settings.thrifty_tries), tries)
         pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
-        plain = np.isin(pairs[:, 0], tries)
+        is_try = np.zeros(len(gain), dtype=bool)
+        is_try[tries] = True
+        plain = is_try.take(pairs[:, 0])  # np.isin: ~0.4 ms a call on the thrifty pairs
         if plain.any():
             yield _Proposal(moves, pairs[np.argmax(plain)])
         least = settings.thrifty_gain * now.search.pricer.unit
@@ -191,10 +193,11 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         if under[r].any():
             near |= row >= down[r, under[r]].min()
         pool = np.flatnonzero(near)
-        pool = pool[np.argsort(row[pool], kind="stable")]
-        stop[r, over[r]] = base + np.searchsorted(row[pool], up[r, over[r]], "right")
+        pool = pool[np.argsort(row[pool])]  # the thresholds take ties whole: any order gives the same pairs
+        sorted_row = row.take(pool)
+        stop[r, over[r]] = base + np.searchsorted(sorted_row, up[r, over[r]], "right")
         start[r, over[r]] = base
-        start[r, under[r]] = base + np.searchsorted(row[pool], down[r, under[r]], "left")
+        start[r, under[r]] = base + np.searchsorted(sorted_row, down[r, under[r]], "left")
         stop[r, under[r]] = base + len(pool)
         pools.append(pool)
         base += len(pool)
@@ -205,9 +208,8 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     free = size > m  # broken on no tight row: every move
     size[free] = 0
     at = np.repeat(places, size)
-    offset = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
     flat = np.concatenate(pools) if pools else np.zeros(0, dtype=np.intp)
-    partner = flat[begin[at] + offset]
+    partner = flat.take(np.arange(int(size.sum())) + (begin - (np.cumsum(size) - size)).take(at))
     if free.any():
         at = np.concatenate([at, np.repeat(places[free], m)])
         partner = np.concatenate([partner, np.tile(np.arange(m), int(free.sum()))])
@@ -222,11 +224,12 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
     delta = tight.delta.take(improving, axis=1)
     breaks = (delta < tight.low[:, None] - _CHECK) | (delta > tight.high[:, None] + _CHECK)
-    for r in np.flatnonzero(breaks.any(axis=1)):
-        blocked = improving[breaks[r]]
-        per_unit = gain[blocked] / np.abs(delta[r, breaks[r]])
-        ranked = blocked[np.argsort(per_unit, kind="stable")]
-        rank[ranked] = np.minimum(rank[ranked], np.arange(len(ranked)))
+    row, place = np.nonzero(breaks)  # by row, then by move: every row's ranking in one sort
+    per_unit = gain.take(improving.take(place)) / np.abs(delta[row, place])
+    order = np.lexsort((place, per_unit, row))
+    row, place = row.take(order), place.take(order)
+    first = np.searchsorted(row, row)  # where each row's ranking starts
+    np.minimum.at(rank, improving.take(place), (np.arange(len(row)) - first).astype(float))
     ranked = np.argsort(rank, kind="stable")[:take]
     return np.asarray(ranked[np.isfinite(rank[ranked])])
 
