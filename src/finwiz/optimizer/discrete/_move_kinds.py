@@ -256,7 +256,9 @@ class Chain(MoveKind):
         inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
         keeps = inside.all(axis=0)
         blocked_once = np.flatnonzero(inside.sum(axis=0) == len(tight.low) - 1)
-        ranked: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}  # by (row, side): helpers, best first
+        ranked: dict[
+            tuple[int, float], tuple[np.ndarray, np.ndarray, float]
+        ] = {}  # by (row, side): helpers, best first
         for a in blocked_once[np.argsort(gain[blocked_once], kind="stable")][: settings.chain_tries]:
             r = int(np.flatnonzero(~inside[:, a])[0])
             over = tight.delta[r, a] - tight.high[r]
@@ -265,12 +267,27 @@ class Chain(MoveKind):
                 room = sign * tight.delta[r]  # what each move gives back on row r
                 helps = np.flatnonzero((room > settings.chain_room) & keeps)
                 helps = helps[np.argsort(gain[helps] / room[helps], kind="stable")]
-                ranked[r, sign] = helps, room
-            helps, room = ranked[r, sign]
+                ranked[r, sign] = helps, room, _most_room(owner, room, helps, settings.chain_options)
+            helps, room, most = ranked[r, sign]
+            if most * (1 + 1e-12) < need * (1 + settings.chain_margin):  # no try of this row finds the room
+                continue
             helps = helps[owner[helps] != owner[a]][: settings.chain_options]
             chosen = _cheapest_room(owner[helps], room[helps], need, settings)
             if chosen is not None:
                 yield _Proposal(wide, np.concatenate([[a], np.sort(helps[chosen])]))
+
+
+def _most_room(owner: np.ndarray, room: np.ndarray, helps: np.ndarray, options: int) -> float:
+    """At least the room ``_cheapest_room`` can find among the first ``options`` of ``helps`` (in
+    order) of any one try, whose own asset's are left out first: each asset's largest in a window
+    longer by the most options of one asset."""
+    if helps.size == 0:
+        return 0.0
+    mine, place = np.unique(owner.take(helps), return_inverse=True)
+    window = options + int(np.bincount(place).max())
+    best = np.zeros(len(mine))
+    np.maximum.at(best, place[:window], room.take(helps[:window]))
+    return float(best.sum())
 
 
 def _cheapest_room(owner: np.ndarray, room: np.ndarray, need: float, settings: DescentSettings) -> np.ndarray | None:
