@@ -101,7 +101,9 @@ class Exchange(MoveKind):
         tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
         thrifty = np.setdiff1d(_thrifty(gain, tight, improving, settings.thrifty_tries), tries)
         pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
-        plain = np.isin(pairs[:, 0], tries)
+        is_try = np.zeros(len(gain), dtype=bool)
+        is_try[tries] = True
+        plain = is_try.take(pairs[:, 0])  # a mask: np.isin sorts the thousands of pairs
         if plain.any():
             yield _Proposal(moves, pairs[np.argmax(plain)])
         least = settings.thrifty_gain * now.search.pricer.unit
@@ -191,10 +193,11 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         if under[r].any():
             near |= row >= down[r, under[r]].min()
         pool = np.flatnonzero(near)
-        pool = pool[np.argsort(row[pool], kind="stable")]
-        stop[r, over[r]] = base + np.searchsorted(row[pool], up[r, over[r]], "right")
+        pool = pool[np.argsort(row[pool])]  # the thresholds take ties whole: any order gives the same pairs
+        sorted_row = row.take(pool)
+        stop[r, over[r]] = base + np.searchsorted(sorted_row, up[r, over[r]], "right")
         start[r, over[r]] = base
-        start[r, under[r]] = base + np.searchsorted(row[pool], down[r, under[r]], "left")
+        start[r, under[r]] = base + np.searchsorted(sorted_row, down[r, under[r]], "left")
         stop[r, under[r]] = base + len(pool)
         pools.append(pool)
         base += len(pool)
@@ -205,9 +208,8 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     free = size > m  # broken on no tight row: every move
     size[free] = 0
     at = np.repeat(places, size)
-    offset = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
     flat = np.concatenate(pools) if pools else np.zeros(0, dtype=np.intp)
-    partner = flat[begin[at] + offset]
+    partner = flat.take(np.arange(int(size.sum())) + (begin - (np.cumsum(size) - size)).take(at))
     if free.any():
         at = np.concatenate([at, np.repeat(places[free], m)])
         partner = np.concatenate([partner, np.tile(np.arange(m), int(free.sum()))])
@@ -222,11 +224,12 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
     delta = tight.delta.take(improving, axis=1)
     breaks = (delta < tight.low[:, None] - _CHECK) | (delta > tight.high[:, None] + _CHECK)
-    for r in np.flatnonzero(breaks.any(axis=1)):
-        blocked = improving[breaks[r]]
-        per_unit = gain[blocked] / np.abs(delta[r, breaks[r]])
-        ranked = blocked[np.argsort(per_unit, kind="stable")]
-        rank[ranked] = np.minimum(rank[ranked], np.arange(len(ranked)))
+    row, place = np.nonzero(breaks)  # by row, then by move: every row's ranking in one sort
+    per_unit = gain.take(improving.take(place)) / np.abs(delta[row, place])
+    order = np.lexsort((place, per_unit, row))
+    row, place = row.take(order), place.take(order)
+    first = np.searchsorted(row, row)  # where each row's ranking starts
+    np.minimum.at(rank, improving.take(place), (np.arange(len(row)) - first).astype(float))
     ranked = np.argsort(rank, kind="stable")[:take]
     return np.asarray(ranked[np.isfinite(rank[ranked])])
 
@@ -251,33 +254,56 @@ class Chain(MoveKind):
         tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach, now.values)
         owner = wide.owner
         inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
+        keeps = inside.all(axis=0)
         blocked_once = np.flatnonzero(inside.sum(axis=0) == len(tight.low) - 1)
+        ranked: dict[
+            tuple[int, float], tuple[np.ndarray, np.ndarray, float]
+        ] = {}  # by (row, side): helpers, best first
         for a in blocked_once[np.argsort(gain[blocked_once], kind="stable")][: settings.chain_tries]:
             r = int(np.flatnonzero(~inside[:, a])[0])
             over = tight.delta[r, a] - tight.high[r]
             need, sign = (over, -1.0) if over > 0 else (tight.low[r] - tight.delta[r, a], 1.0)
-            room = sign * tight.delta[r]  # what each move gives back on row r
-            helps = np.flatnonzero((room > settings.chain_room) & (owner != owner[a]) & inside.all(axis=0))
-            chosen = _cheapest_room(owner[helps], gain[helps], room[helps], need, settings)
+            if (r, sign) not in ranked:  # one stable sort per row and side: a try's asset is left out after
+                room = sign * tight.delta[r]  # what each move gives back on row r
+                helps = np.flatnonzero((room > settings.chain_room) & keeps)
+                helps = helps[np.argsort(gain[helps] / room[helps], kind="stable")]
+                ranked[r, sign] = helps, room, _most_room(owner, room, helps, settings.chain_options)
+            helps, room, most = ranked[r, sign]
+            if most * (1 + 1e-12) < need * (1 + settings.chain_margin):  # no try of this row finds the room
+                continue
+            helps = helps[owner[helps] != owner[a]][: settings.chain_options]
+            chosen = _cheapest_room(owner[helps], room[helps], need, settings)
             if chosen is not None:
-                yield _Proposal(wide, np.concatenate([[a], helps[chosen]]))
+                yield _Proposal(wide, np.concatenate([[a], np.sort(helps[chosen])]))
 
 
-def _cheapest_room(
-    owner: np.ndarray, gain: np.ndarray, room: np.ndarray, need: float, settings: DescentSettings
-) -> np.ndarray | None:
-    """At most one option per asset (indices into the arrays) giving at least ``need`` room in
-    total at little loss: options in order of loss per unit of room, each taken if its asset has
-    none yet or a smaller one (which it replaces), until the room suffices (the greedy of a
+def _most_room(owner: np.ndarray, room: np.ndarray, helps: np.ndarray, options: int) -> float:
+    """At least the room ``_cheapest_room`` can find among the first ``options`` of ``helps`` (in
+    order) of any one try, whose own asset's are left out first: each asset's largest in a window
+    longer by the most options of one asset."""
+    if helps.size == 0:
+        return 0.0
+    mine, place = np.unique(owner.take(helps), return_inverse=True)
+    window = options + int(np.bincount(place).max())
+    best = np.zeros(len(mine))
+    np.maximum.at(best, place[:window], room.take(helps[:window]))
+    return float(best.sum())
+
+
+def _cheapest_room(owner: np.ndarray, room: np.ndarray, need: float, settings: DescentSettings) -> np.ndarray | None:
+    """At most one option per asset (indices into the arrays, given in order of loss per unit of
+    room) giving at least ``need`` room in total at little loss: each taken if its asset has none
+    yet or a smaller one (which it replaces), until the room suffices (the greedy of a
     multiple-choice knapsack; the exact check is the caller's). None if all are not enough."""
     picked: dict[int, int] = {}
     total = 0.0
-    for k in np.argsort(gain / room, kind="stable")[: settings.chain_options]:
-        asset, before = int(owner[k]), picked.get(int(owner[k]))
-        extra = float(room[k]) - (0.0 if before is None else float(room[before]))
+    rooms = room.tolist()
+    for k, asset in enumerate(owner.tolist()):
+        before = picked.get(asset)
+        extra = rooms[k] - (0.0 if before is None else rooms[before])
         if extra <= 0:
             continue
-        picked[asset] = int(k)
+        picked[asset] = k
         total += extra
         if total >= need * (1 + settings.chain_margin):
             return np.array(sorted(picked.values()))
