@@ -218,10 +218,10 @@ class _Forces:
     def ranked(self) -> list[list[TradeReason]]:
         """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order);
         ``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
-        new = TradeReason._from_state
+        new, every = TradeReason._from_state, TradeReason._every_field()
         return [
             [
-                new(values, set(_FIELDS))
+                new(values, every)
                 for values in (sorted(forces.values(), key=_strength) if len(forces) > 1 else forces.values())
             ]
             for forces in self.by_trade
@@ -230,9 +230,6 @@ class _Forces:
 
 def _strength(values: dict[str, Any]) -> float:
     return -float(values["score"])
-
-
-_FIELDS = ("kind", "label", "amount", "unit", "score")
 
 
 def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:

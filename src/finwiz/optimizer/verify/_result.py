@@ -30,8 +30,6 @@ from finwiz.schemas import (
 
 __all__ = ["build_result", "checks_of", "trades_of", "verify"]
 
-_TRADE_FIELDS = tuple(TradeRecommendation.model_fields)
-
 
 def checks_of(model: Model, state: PostTradeState) -> list[ComplianceCheck]:
     """Every limit of the model's description and the minimum trade size, on ``state``."""
@@ -80,7 +78,8 @@ def trades_of(
         strict=True,
     )
     sales = data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else None
-    new, buy, sell, symbols = TradeRecommendation._from_state, TradeAction.BUY, TradeAction.SELL, data.symbols
+    new, every = TradeRecommendation._from_state, TradeRecommendation._every_field()
+    buy, sell, symbols = TradeAction.BUY, TradeAction.SELL, data.symbols
     return [  # TradeRecommendation.trusted without its keyword packing (one per trade)
         new(
             {
@@ -100,7 +99,7 @@ def trades_of(
                 "lots": [] if sales is None else sales[i],
                 "reasons": reasons.get(i, []),
             },
-            set(_TRADE_FIELDS),
+            every,
         )
         for i, q, price, value, c, m, held, after, current, target, weight in columns
     ]
