@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -216,20 +217,15 @@ class _Forces:
                     got["score"] += score
 
     def ranked(self) -> list[list[TradeReason]]:
-        """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order);
-        ``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
-        new, every = TradeReason._from_state, TradeReason._every_field()
+        """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order)."""
+        build = TradeReason._from_states
         return [
-            [
-                new(values, every)
-                for values in (sorted(forces.values(), key=_strength) if len(forces) > 1 else forces.values())
-            ]
+            build(sorted(forces.values(), key=_SCORE, reverse=True) if len(forces) > 1 else forces.values())
             for forces in self.by_trade
         ]
 
 
-def _strength(values: dict[str, Any]) -> float:
-    return -float(values["score"])
+_SCORE = operator.itemgetter("score")
 
 
 def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:

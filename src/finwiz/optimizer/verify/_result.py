@@ -78,31 +78,27 @@ def trades_of(
         strict=True,
     )
     sales = data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else None
-    new, every = TradeRecommendation._from_state, TradeRecommendation._every_field()
     buy, sell, symbols = TradeAction.BUY, TradeAction.SELL, data.symbols
-    return [  # TradeRecommendation.trusted without its keyword packing (one per trade)
-        new(
-            {
-                "symbol": symbols[i],
-                "action": buy if q > 0 else sell,
-                "shares": abs(q),
-                "price": price,
-                "trade_value": value,
-                "transaction_cost": c,
-                "market_impact_cost": m,
-                "total_estimated_cost": c + m,
-                "current_shares": held,
-                "post_trade_shares": after,
-                "current_weight": current,
-                "target_weight": target,
-                "post_trade_weight": weight,
-                "lots": [] if sales is None else sales[i],
-                "reasons": reasons.get(i, []),
-            },
-            every,
-        )
+    return TradeRecommendation._from_states(
+        {
+            "symbol": symbols[i],
+            "action": buy if q > 0 else sell,
+            "shares": abs(q),
+            "price": price,
+            "trade_value": value,
+            "transaction_cost": c,
+            "market_impact_cost": m,
+            "total_estimated_cost": c + m,
+            "current_shares": held,
+            "post_trade_shares": after,
+            "current_weight": current,
+            "target_weight": target,
+            "post_trade_weight": weight,
+            "lots": [] if sales is None else sales[i],
+            "reasons": reasons.get(i, []),
+        }
         for i, q, price, value, c, m, held, after, current, target, weight in columns
-    ]
+    )
 
 
 def _tracking(
