@@ -157,12 +157,12 @@ def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[Compliance
     """The group's rows at ``z`` against their bounds: the tightest member of a per-asset group,
     every member otherwise. Amounts in the group's unit."""
     value = group.value(z)
-    show = np.broadcast_to(np.asarray(group.show, dtype=float), value.shape)
+    show = np.asarray(group.show, dtype=float)
     upper_side = np.isfinite(group.upper)
     limit = np.where(upper_side, group.upper, group.lower)
     slack = np.where(upper_side, limit - value, value - limit)
     rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else list(range(len(slack)))
-    scale, limits = show[rows], limit[rows]
+    scale, limits = show[rows] if show.shape == value.shape else show, limit[rows]  # else it broadcasts
     # fmax: Python's max(1.0, nan) is 1.0, as the tolerance was once written per row
     ok = slack[rows] >= -RELATIVE_TOLERANCE * np.fmax(1.0, np.abs(limits))
     columns = zip(
