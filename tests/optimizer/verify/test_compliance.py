@@ -100,6 +100,7 @@ def test_group_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> Non
         ]
         for check, factor, (_, _, limit, value, slack, _) in zip(checks, factors, expected, strict=True):
             assert (check.limit, check.value, check.slack) == (limit * factor, value * factor, slack * factor)
-            assert type(check.limit) is float and type(check.satisfied) is bool
+            assert type(check.limit) is float
+            assert type(check.satisfied) is bool
     tightest = group_checks(LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), show=2.0, per_asset=True), z, "term")
     assert [(c.constraint, c.slack) for c in tightest] == [("cap[C]", (0.2 - 0.3) * 2.0)]
