@@ -133,6 +133,25 @@ def test_trusted_construction_equals_validation() -> None:
         assert pickle.loads(pickle.dumps(fast)) == validated
 
 
+def test_trusted_objects_share_one_fields_set_safely() -> None:
+    """Trusted objects of one class share one fields set of every field: what pydantic does to a
+    fields set (add on assignment, copy on ``model_copy``) leaves the others' exactly as before."""
+    from finwiz.schemas import TradeReason
+
+    values = {"kind": "fact", "label": "a", "amount": 1.0, "unit": "", "score": 0.0}
+    first, second = TradeReason.trusted(**values), TradeReason.trusted(**dict(values, label="b"))
+    every = set(TradeReason.model_fields)
+    assert first.model_fields_set == second.model_fields_set == every
+    first.label = "c"  # pydantic adds the name to the (shared) fields set
+    copied = second.model_copy(update={"score": 2.0})
+    assert (first.label, second.label, copied.score) == ("c", "b", 2.0)
+    assert first.model_fields_set == second.model_fields_set == copied.model_fields_set == every
+    assert second.model_dump(exclude_unset=True) == dict(values, label="b")
+    partial = TradeReason.trusted(kind="fact", label="d", amount=0.0, unit="")  # a field left out
+    assert partial.model_fields_set == {"kind", "label", "amount", "unit"}
+    assert second.model_fields_set == every
+
+
 def test_engine_objects_built_without_validation_are_valid(
     sample_config: PortfolioConfiguration, sample_prices: object
 ) -> None:

@@ -71,3 +71,36 @@ def test_a_result_is_what_validating_its_own_fields_gives(
         assert {type(k) for k in values} == {str}, name
     assert set(result.target_weights) == set(result.prices)
     assert result.model_fields_set >= {"trades", "compliance", "prices", "current_weights"}
+
+
+def test_group_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> None:
+    """Each row's limit, value and slack times its own show factor (a per-row array, one factor,
+    or a one-element array broadcast), the side its finite bound says; a per-asset group shows its
+    tightest member only."""
+    from finwiz.optimizer.describe._model import Affine, LimitGroup
+    from finwiz.optimizer.verify._compliance import group_checks
+
+    z = np.array([0.1, 0.2, 0.3])  # rows: z0, z1, z2 (no offset)
+    rows = Affine(np.arange(3), np.arange(3), np.ones(3), np.zeros(3))
+    lower, upper = np.array([-np.inf, 0.25, -np.inf]), np.array([0.15, np.inf, 0.2])
+    for show, factors in (
+        (np.array([2.0, 3.0, 4.0]), [2.0, 3.0, 4.0]),
+        (10.0, [10.0] * 3),
+        (np.array([5.0]), [5.0] * 3),
+    ):
+        group = LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), unit="currency", show=show)
+        checks = group_checks(group, z, "term")
+        expected = [  # (name, kind, limit, value, slack, kept) in row units
+            ("cap[A]", "<=", 0.15, 0.1, 0.15 - 0.1, True),
+            ("cap[B]", ">=", 0.25, 0.2, 0.2 - 0.25, False),
+            ("cap[C]", "<=", 0.2, 0.3, 0.2 - 0.3, False),
+        ]
+        assert [(c.constraint, c.kind, c.satisfied, c.unit, c.term) for c in checks] == [
+            (name, kind, kept, "currency", "term") for name, kind, _, _, _, kept in expected
+        ]
+        for check, factor, (_, _, limit, value, slack, _) in zip(checks, factors, expected, strict=True):
+            assert (check.limit, check.value, check.slack) == (limit * factor, value * factor, slack * factor)
+            assert type(check.limit) is float
+            assert type(check.satisfied) is bool
+    tightest = group_checks(LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), show=2.0, per_asset=True), z, "term")
+    assert [(c.constraint, c.slack) for c in tightest] == [("cap[C]", (0.2 - 0.3) * 2.0)]

@@ -157,27 +157,37 @@ def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[Compliance
     """The group's rows at ``z`` against their bounds: the tightest member of a per-asset group,
     every member otherwise. Amounts in the group's unit."""
     value = group.value(z)
-    show = np.broadcast_to(np.asarray(group.show, dtype=float), value.shape)
+    show = np.asarray(group.show, dtype=float)
     upper_side = np.isfinite(group.upper)
     limit = np.where(upper_side, group.upper, group.lower)
     slack = np.where(upper_side, limit - value, value - limit)
-    rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else range(len(slack))
-    out = []
-    for r in rows:
-        label = f"{group.name}[{group.members[r]}]" if group.members[r] not in (group.name,) else group.name
-        out.append(
-            ComplianceCheck.trusted(
-                constraint=label,
-                term=term,
-                kind="<=" if upper_side[r] else ">=",
-                limit=float(limit[r] * show[r]),
-                value=float(value[r] * show[r]),
-                slack=float(slack[r] * show[r]),
-                satisfied=bool(slack[r] >= -RELATIVE_TOLERANCE * max(1.0, abs(float(limit[r])))),
-                unit=group.unit,
-            )
-        )
-    return out
+    rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else list(range(len(slack)))
+    scale, limits = show[rows] if show.shape == value.shape else show, limit[rows]  # else it broadcasts
+    # fmax: Python's max(1.0, nan) is 1.0, as the tolerance was once written per row
+    ok = slack[rows] >= -RELATIVE_TOLERANCE * np.fmax(1.0, np.abs(limits))
+    columns = zip(
+        rows,
+        upper_side[rows].tolist(),
+        (limits * scale).tolist(),
+        (value[rows] * scale).tolist(),
+        (slack[rows] * scale).tolist(),
+        ok.tolist(),
+        strict=True,
+    )
+    name, members, unit = group.name, group.members, group.unit
+    return ComplianceCheck._from_states(
+        {
+            "constraint": f"{name}[{members[r]}]" if members[r] != name else name,
+            "term": term,
+            "kind": "<=" if upper else ">=",
+            "limit": lim,
+            "value": val,
+            "slack": gap,
+            "satisfied": kept,
+            "unit": unit,
+        }
+        for r, upper, lim, val, gap, kept in columns
+    )
 
 
 def compliance_checks(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -216,23 +217,15 @@ class _Forces:
                     got["score"] += score
 
     def ranked(self) -> list[list[TradeReason]]:
-        """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order);
-        ``TradeReason.trusted`` without its keyword packing (one per force of every trade)."""
-        new = TradeReason._from_state
+        """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order)."""
+        build = TradeReason._from_states
         return [
-            [
-                new(values, set(_FIELDS))
-                for values in (sorted(forces.values(), key=_strength) if len(forces) > 1 else forces.values())
-            ]
+            build(sorted(forces.values(), key=_SCORE, reverse=True) if len(forces) > 1 else forces.values())
             for forces in self.by_trade
         ]
 
 
-def _strength(values: dict[str, Any]) -> float:
-    return -float(values["score"])
-
-
-_FIELDS = ("kind", "label", "amount", "unit", "score")
+_SCORE = operator.itemgetter("score")
 
 
 def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.ndarray:
@@ -371,21 +364,22 @@ def _fact(label: str, amount: float = 0.0, unit: str = "") -> TradeReason:
     return TradeReason.trusted(kind="fact", label=label, amount=amount, unit=unit, score=0.0)
 
 
-def _facts(undo: _Undo) -> list[list[TradeReason]]:
-    """Each trade's plain facts: sized by the minimum trade, restricted on its other side."""
+def _facts(undo: _Undo) -> dict[int, list[TradeReason]]:
+    """The plain facts of each trade that has some: sized by the minimum trade, restricted on its
+    other side (a list only where there is a fact: most trades have none)."""
     data, idx = undo.data, undo.idx
-    facts: list[list[TradeReason]] = [[] for _ in idx]
+    facts: dict[int, list[TradeReason]] = {}
     if data.min_trade_value > 0:
         value = np.abs(undo.u) * data.ref_value
         minimum = _fact(f"minimum trade ({data.min_trade_value:,.0f})", data.min_trade_value, "currency")
         for j in np.flatnonzero(value < data.min_trade_value + data.lot[idx] * data.prices[idx]).tolist():
-            facts[j].append(minimum)
+            facts.setdefault(j, []).append(minimum)
     for side, reasons in _OTHER_SIDE.items():
         on_side = undo.u > 0 if side == "buy" else undo.u < 0
         for reason in reasons:
             if reason in data.blocked:
                 for j in np.flatnonzero(on_side & data.blocked[reason][idx]).tolist():
-                    facts[j].append(_fact(f"restricted: {reason}"))
+                    facts.setdefault(j, []).append(_fact(f"restricted: {reason}"))
     return facts
 
 
@@ -403,4 +397,7 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
     # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
     unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
     ranked = forces.ranked()
-    return {i: (ranked[j] or [unexplained]) + facts[j] for j, i in enumerate(undo.idx.tolist())}
+    out = {i: ranked[j] or [unexplained] for j, i in enumerate(undo.idx.tolist())}
+    for j, extra in facts.items():
+        out[int(undo.idx[j])] += extra
+    return out

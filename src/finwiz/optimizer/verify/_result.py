@@ -30,8 +30,6 @@ from finwiz.schemas import (
 
 __all__ = ["build_result", "checks_of", "trades_of", "verify"]
 
-_TRADE_FIELDS = tuple(TradeRecommendation.model_fields)
-
 
 def checks_of(model: Model, state: PostTradeState) -> list[ComplianceCheck]:
     """Every limit of the model's description and the minimum trade size, on ``state``."""
@@ -80,30 +78,27 @@ def trades_of(
         strict=True,
     )
     sales = data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else None
-    new, buy, sell, symbols = TradeRecommendation._from_state, TradeAction.BUY, TradeAction.SELL, data.symbols
-    return [  # TradeRecommendation.trusted without its keyword packing (one per trade)
-        new(
-            {
-                "symbol": symbols[i],
-                "action": buy if q > 0 else sell,
-                "shares": abs(q),
-                "price": price,
-                "trade_value": value,
-                "transaction_cost": c,
-                "market_impact_cost": m,
-                "total_estimated_cost": c + m,
-                "current_shares": held,
-                "post_trade_shares": after,
-                "current_weight": current,
-                "target_weight": target,
-                "post_trade_weight": weight,
-                "lots": [] if sales is None else sales[i],
-                "reasons": reasons.get(i, []),
-            },
-            set(_TRADE_FIELDS),
-        )
+    buy, sell, symbols = TradeAction.BUY, TradeAction.SELL, data.symbols
+    return TradeRecommendation._from_states(
+        {
+            "symbol": symbols[i],
+            "action": buy if q > 0 else sell,
+            "shares": abs(q),
+            "price": price,
+            "trade_value": value,
+            "transaction_cost": c,
+            "market_impact_cost": m,
+            "total_estimated_cost": c + m,
+            "current_shares": held,
+            "post_trade_shares": after,
+            "current_weight": current,
+            "target_weight": target,
+            "post_trade_weight": weight,
+            "lots": [] if sales is None else sales[i],
+            "reasons": reasons.get(i, []),
+        }
         for i, q, price, value, c, m, held, after, current, target, weight in columns
-    ]
+    )
 
 
 def _tracking(
