@@ -2,6 +2,7 @@ import math
 import pickle
 
 import pytest
+from pydantic import ValidationError
 
 from finwiz import Holding, InvalidPortfolioError, PortfolioConfiguration, PriceData, RebalancingSettings
 from finwiz.schemas import DEFAULT_MIN_TRADE_SIZE, DEFAULT_TOLERANCE, DEFAULT_TRANSACTION_COST_RATE
@@ -136,19 +137,30 @@ def test_trusted_construction_equals_validation() -> None:
 def test_trusted_objects_share_one_fields_set_safely() -> None:
     """Trusted objects of one class share one fields set of every field: what pydantic does to a
     fields set (add on assignment, copy on ``model_copy``) leaves the others' exactly as before."""
-    from finwiz.schemas import TradeReason
+    from finwiz.schemas import RebalancingNeed, TradeAction
 
-    values = {"kind": "fact", "label": "a", "amount": 1.0, "unit": "", "score": 0.0}
-    first, second = TradeReason.trusted(**values), TradeReason.trusted(**dict(values, label="b"))
-    every = set(TradeReason.model_fields)
+    values = {
+        "symbol": "A",
+        "current_weight": 0.1,
+        "target_weight": 0.2,
+        "drift": -0.1,
+        "tolerance": 0.05,
+        "band_exceeded": True,
+        "urgency": 2.0,
+        "recommended_action": TradeAction.BUY,
+        "current_value": 10.0,
+        "target_value": 20.0,
+    }
+    first, second = RebalancingNeed.trusted(**values), RebalancingNeed.trusted(**dict(values, symbol="B"))
+    every = set(RebalancingNeed.model_fields)
     assert first.model_fields_set == second.model_fields_set == every
-    first.label = "c"  # pydantic adds the name to the (shared) fields set
-    copied = second.model_copy(update={"score": 2.0})
-    assert (first.label, second.label, copied.score) == ("c", "b", 2.0)
+    first.symbol = "C"  # pydantic adds the name to the (shared) fields set
+    copied = second.model_copy(update={"urgency": 3.0})
+    assert (first.symbol, second.symbol, copied.urgency) == ("C", "B", 3.0)
     assert first.model_fields_set == second.model_fields_set == copied.model_fields_set == every
-    assert second.model_dump(exclude_unset=True) == dict(values, label="b")
-    partial = TradeReason.trusted(kind="fact", label="d", amount=0.0, unit="")  # a field left out
-    assert partial.model_fields_set == {"kind", "label", "amount", "unit"}
+    assert second.model_dump(exclude_unset=True) == dict(values, symbol="B")
+    partial = RebalancingNeed.trusted(**{k: v for k, v in values.items() if k != "urgency"})  # a field left out
+    assert partial.model_fields_set == every - {"urgency"}
     assert second.model_fields_set == every
 
 
@@ -207,3 +219,12 @@ def test_result_repr_is_one_line(sample_config: PortfolioConfiguration, sample_p
     assert f"trades={len(result.trades)}" in text
     assert "status='optimal'" in text
     assert "portfolio_id='acct-1'" in text
+
+
+def test_a_trade_reason_is_frozen_so_a_shared_fact_cannot_change_under_another_trade() -> None:
+    from finwiz.schemas import TradeReason
+
+    reason = TradeReason.trusted(kind="fact", label="minimum trade (1,000)", amount=1000.0, unit="currency", score=0.0)
+    with pytest.raises(ValidationError):
+        reason.label = "changed"
+    assert reason.label == "minimum trade (1,000)"

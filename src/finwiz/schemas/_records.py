@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from finwiz.schemas._base import TradeAction, _Model
 from finwiz.schemas._tax import LotSale
@@ -63,8 +63,11 @@ class TradeReason(_Model):
     reads (``drift to target (-0.8 %)``, ``sector_cap[Energy] binding``, ``harvests a 1,240
     loss``); ``amount`` the figure behind it in ``unit`` (``"weight"``, ``"currency"``,
     ``"objective"``); ``score`` the force in objective units the reasons are ranked by (0 for a
-    fact). ``str(reason)`` is its label.
+    fact). ``str(reason)`` is its label. Frozen: one fact (e.g. the minimum trade) is shared by the
+    trades it explains.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["term", "limit", "fact"]
     label: str
