@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
-from finwiz.optimizer.describe._model import SCALARS, Affine, column
+from finwiz.optimizer.describe._model import Affine, column
 from finwiz.optimizer.discrete._min_position import Sized, sized_options, stuck_refusal
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import meets_minimum, trade_point, trade_scalars
@@ -98,12 +98,14 @@ class _Moves:
         if self.last and self.last[0][0] is z:
             return self.last[0][1]
         owner = self.owner
-        if self.kept is not None and len(owner) > data.n:  # a table's: only the moved assets' changes again
-            steps = self.kept[0].steps(data, z, self.kept[1])
+        z_buy, z_sell = z.take(owner), z.take(data.n + owner)
+        if len(owner) > data.n:  # moves share assets: each asset's once, gathered (the same floats)
+            n = data.n
+            d_x = self.scalars - trade_scalars(data, (z[:n] - z[n : 2 * n]) * data.ref_value)[owner]
         else:
-            steps = _steps(data, z, owner, self.buy, self.sell, self.scalars, len(owner) > data.n)
-        self.last[:] = [(z, steps)]
-        return steps
+            d_x = self.scalars - _moves_at(data, owner, z_buy - z_sell)
+        self.last[:] = [(z, (self.buy - z_buy, self.sell - z_sell, d_x))]
+        return self.last[0][1]
 
     def matrix(self, n: int) -> sparse.csc_array:
         """The moves' buy and sell as columns over ``z[:2n]``, sparse (built without the scalar
@@ -113,70 +115,15 @@ class _Moves:
         return sparse.csc_array((np.concatenate([self.buy, self.sell]), (rows, cols)), shape=(2 * n, m))
 
 
-def _steps(
-    data: ProblemData,
-    z: np.ndarray,
-    owner: np.ndarray,
-    buy: np.ndarray,
-    sell: np.ndarray,
-    scalars: np.ndarray,
-    gathered: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:meth:`_Moves.change` of the moves ``owner``, ``buy``, ``sell``, ``scalars`` from ``z``."""
-    z_buy, z_sell = z.take(owner), z.take(data.n + owner)
-    if gathered:  # moves share assets: each asset's once, gathered (the same floats)
-        n = data.n
-        d_x = scalars - trade_scalars(data, (z[:n] - z[n : 2 * n]) * data.ref_value)[owner]
-    else:
-        d_x = scalars - _moves_at(data, owner, z_buy - z_sell)
-    return buy - z_buy, sell - z_sell, d_x
-
-
 class _Curvature:
     """Each move's own curvature (``_pricing._Pricer.second``) over one table of moves, kept while
     the move and its asset's trade stand: it depends on nothing else, so a descent round prices
-    only the moves of the assets that moved (the same floats: the sum is per move). So are each
-    move's change of ``z`` (``steps``) and of the tight rows (``tight``): kept the same way."""
+    only the moves of the assets that moved (the same floats: the sum is per move)."""
 
     def __init__(self, size: int) -> None:
         self.values = np.zeros(size)
         self.known = np.zeros(size, bool)
         self.pricer: object = None  # whose Gram entries the values are of
-        self.table: _Moves | None = None  # the whole table (its arrays repriced in place)
-        self.change = (np.zeros(size), np.zeros(size), np.zeros((size, SCALARS)))
-        self.changed = np.zeros(size, bool)
-        self.rows: tuple[object, np.ndarray, np.ndarray] | None = None  # coupled rows, tight ones, their changes
-        self.placed = np.zeros(size, bool)  # which moves' changes of the tight rows are kept
-
-    def forget(self, which: np.ndarray) -> None:
-        """The moves ``which`` (indices or a mask over the table) changed or their asset's trade did."""
-        self.known[which] = self.changed[which] = self.placed[which] = False
-
-    def steps(self, data: ProblemData, z: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The moves ``at``'s changes of ``z`` (:meth:`_Moves.change`), those not kept computed."""
-        table, (d_buy, d_sell, d_x) = self.table, self.change
-        assert table is not None
-        todo = at[~self.changed[at]]
-        if todo.size:
-            fresh = _steps(data, z, table.owner[todo], table.buy[todo], table.sell[todo], table.scalars[todo], True)
-            d_buy[todo], d_sell[todo], d_x[todo] = fresh
-            self.changed[todo] = True
-        return d_buy.take(at), d_sell.take(at), d_x.take(at, axis=0)
-
-    def tight(
-        self, rows: object, tight: np.ndarray, at: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]
-    ) -> np.ndarray:
-        """The moves ``at``'s changes of the tight rows ``tight`` of ``rows`` (tight x moves);
-        ``compute(which)`` those of the moves ``which`` (a mask over ``at``) not kept."""
-        kept = self.rows
-        if kept is None or kept[0] is not rows or not np.array_equal(kept[1], tight):
-            kept = self.rows = (rows, tight, np.zeros((len(tight), len(self.values))))
-            self.placed[:] = False
-        todo = ~self.placed[at]
-        if todo.any():
-            kept[2][:, at[todo]] = compute(todo)
-            self.placed[at[todo]] = True
-        return np.asarray(kept[2].take(at, axis=1))
 
     def of(self, pricer: object, at: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """The curvatures of the table's moves ``at``; ``compute(which)`` those of the moves
@@ -343,10 +290,9 @@ class _LotMoves:
             every.buy[again], every.sell[again], every.scalars[again] = fresh.buy, fresh.sell, fresh.scalars
             every = _Moves(owner, options, every.buy, every.sell, every.scalars)
             ok[again] = self.separable.ok(fresh)
-            curvature.forget(again)
+            curvature.known[again] = False
             if curved is not None:  # an asset's moves curve from its trade: those of the moved assets again
-                curvature.forget((shares != curved[0])[owner])
-        curvature.table = every
+                curvature.known[(shares != curved[0])[owner]] = False
         self.kept[wide] = (options, every, ok)
         self.curved[wide] = (shares.copy(), curvature)
         keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner]) & ok

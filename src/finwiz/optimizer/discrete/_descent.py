@@ -136,16 +136,7 @@ class _Tight:
         values = rows.values(z) if values is None else values
         tight = cls.near(data, rows, values, lots)
         d_buy, d_sell, d_x = moves.change(data, z)
-        if moves.kept is None or len(moves.owner) <= data.n:
-            delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
-        else:  # a table's: only the moved assets' columns again while the tight rows stand
-            owner = moves.owner
-            delta = moves.kept[0].tight(
-                rows,
-                tight,
-                moves.kept[1],
-                lambda todo: rows.changes(owner[todo], d_buy[todo], d_sell[todo], d_x[todo], tight),
-            )
+        delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
 
     def holds(self, chosen: np.ndarray, takes: list[int]) -> np.ndarray:

@@ -326,26 +326,11 @@ class _Rows:
         rows, cols = self.a_trade.shape
         return self.a_trade.toarray() if rows * cols <= _DENSE_ROWS else None
 
-    @cached_property
-    def _last_block(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The last tight rows asked for and their block (a descent's rounds ask for the same ones)."""
-        return []
-
     def block(self, select: np.ndarray) -> np.ndarray:
         """The rows ``select`` of ``a_trade``, dense: placed from the CSR's arrays (the same entries
         as scipy's row slice and ``toarray``, which cost most of the tight rows' time each round)."""
         if self.dense is not None:
             return np.asarray(self.dense[select])
-        last = self._last_block  # a descent's rounds ask for the same tight rows: the last block kept (read only)
-        if last and np.array_equal(last[0][0], select):
-            return last[0][1]
-        block = self._placed(select)
-        block.setflags(write=False)
-        last[:] = [(np.array(select), block)]
-        return block
-
-    def _placed(self, select: np.ndarray) -> np.ndarray:
-        """:meth:`block` built."""
         csr = self.by_row
         if not csr.has_canonical_format:  # repeated entries are summed by toarray
             return np.asarray(csr[select, :].toarray())
