@@ -226,7 +226,7 @@ def build_stack(
     data = build_problem_data(config, {s: price[s.rpartition(":")[2]] for s in symbols}, settings=settings)
     # The household's own restrictions, band and screen reach every account's pair of the asset.
     blocked = {k: v | hh.blocked[k][pair_asset] if k in hh.blocked else v for k, v in data.blocked.items()}
-    data = dataclasses.replace(data, blocked=blocked)
+    data = data.evolve(blocked=blocked)
     group = tuple(config.tax.group(s) if config.tax is not None else s.rpartition(":")[2] for s in symbols)
     return Stack(household, tuple(hh.symbols), pair_account, pair_asset, hh, data, group)
 

@@ -15,8 +15,6 @@ the region, :func:`toward_region` reorders them toward its rows (or proves it ha
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from finwiz.errors import SolverError
@@ -41,7 +39,7 @@ def priced(model: Model, outcome: SolveOutcome) -> Model:
     book = lots.priced(gain_price(model, outcome.duals), outcome.net_prices)
     if book is lots:
         return model
-    priced = model.with_data(dataclasses.replace(model.data, lots=book))
+    priced = model.with_data(model.data.evolve(lots=book))
     start_at(priced, outcome.sell)
     return priced
 
@@ -131,7 +129,7 @@ def toward_region(model: Model, solver: str, limit: float) -> tuple[Model, Solve
         book = lots.priced(0.0, push * lots.tax_weight * np.sum(broken, axis=0))
         if book is lots:
             break
-        pushed = model.with_data(dataclasses.replace(model.data, lots=book))
+        pushed = model.with_data(model.data.evolve(lots=book))
         try:
             return pushed, solve_terms(pushed, solver, time_limit=limit, per_lot=False)
         except NoLadderPointError:

@@ -233,7 +233,7 @@ def over_regions(model: Model, run: Callable[[Model], Decided], solver: str, lim
     lots = model.data.lots
     assert lots is not None
     books = lots.regions()
-    search = _Search([model.with_data(dataclasses.replace(model.data, lots=book)) for book in books], solver, limit)
+    search = _Search([model.with_data(model.data.evolve(lots=book)) for book in books], solver, limit)
     s0, g0 = lots.year_start()
     first = next((k for k, book in enumerate(books) if book.region is not None and book.region.holds(s0, g0)), 0)
     search.relax(first)  # the region of no trade: its multipliers bound the others

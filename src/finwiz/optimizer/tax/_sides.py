@@ -89,7 +89,7 @@ def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.nda
     blocked = dict(data.blocked)
     blocked["tax_sells_only"] = (blocked["tax_sells_only"] & keep) | sells
     blocked["tax_buys_only"] = (blocked["tax_buys_only"] & keep) | buys
-    return model.with_data(dataclasses.replace(data, blocked=blocked))
+    return model.with_data(data.evolve(blocked=blocked))
 
 
 def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleRebalanceError:
@@ -149,8 +149,8 @@ def _bound(model: Model, first: SolveOutcome, solver: str, limit: float) -> floa
     fixed_order = lots.settings.lot_policy != "optimal"
     if not counted and not fixed_order:
         return first.objective
-    data = dataclasses.replace(model.data, debias=model.data.debias or counted)
-    relaxed = model.with_data(dataclasses.replace(data, lots=lots.in_tax_order()) if fixed_order else data)
+    data = model.data.evolve(debias=model.data.debias or counted)
+    relaxed = model.with_data(data.evolve(lots=lots.in_tax_order()) if fixed_order else data)
     try:
         return priced_solve(relaxed, solver, limit)[1].objective
     except (ProvenInfeasibleError, SolverError):
@@ -219,7 +219,7 @@ class Sided:
         :func:`solve_exact` does): before a request is refused, trades the heuristic sides and the
         rounding missed (on 300 random small taxable requests, 6 of 29 refusals had some)."""
         data = self.relaxed.data
-        backed = self.relaxed.with_data(dataclasses.replace(data, backoff=max(data.backoff, 2e-6)))
+        backed = self.relaxed.with_data(data.evolve(backoff=max(data.backoff, 2e-6)))
         return polish(self.relaxed, solve_exact(backed, time_limit=self.mip_limit).shares)
 
     def _policy_is_the_cause(
@@ -232,7 +232,7 @@ class Sided:
         lots = data.lots
         if lots is None or lots.settings.lot_policy == "optimal" or lots.budget is None:
             return None
-        cheapest = self.model.with_data(dataclasses.replace(data, lots=lots.in_tax_order()))
+        cheapest = self.model.with_data(data.evolve(lots=lots.in_tax_order()))
         try:
             whole_shares(cheapest, self.outcome)
         except (FinwizError, ProvenInfeasibleError):
@@ -456,7 +456,7 @@ def farther_warning(model: Model, before: float, after: float, solver: str = "au
     blind_lots = dataclasses.replace(lots, settings=lots.settings.model_copy(update={"tax_weight": 0.0}))
     # The same sides: each only forbids a direction, so not trading an asset stays open, and a
     # negative budget still cannot be met by selling and buying back.
-    blind = model.with_data(dataclasses.replace(data, lots=blind_lots))
+    blind = model.with_data(data.evolve(lots=blind_lots))
     try:
         outcome = solve_terms(blind, solver)
     except (ProvenInfeasibleError, FinwizError):
