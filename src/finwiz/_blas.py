@@ -34,7 +34,7 @@ def one_thread() -> Iterator[None]:
     nested or concurrent blocks to leave).
 
     Why: the dense products here are bound by memory, not by cores, and OpenBLAS's threads on a
-    busy machine wait on each other (figures: docs/decisions/s14-dense.md)."""
+    busy machine wait on each other (figures: docs/decisions/dense-covariance.md)."""
     global _depth, _restore
     with _lock:
         if _depth == 0:

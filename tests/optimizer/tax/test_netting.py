@@ -523,7 +523,7 @@ def test_the_close_calls_bound_the_flips_again_only_after_a_solve(monkeypatch: p
 def test_a_regions_first_solve_stays_on_the_interior_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     """The straight-to-target ADMM start of a taxable account's first solve is not given to a
     netting region's (its regions' warm solves then ran without Clarabel's iteration cap,
-    docs/decisions/s14-taxable.md): its first solve goes to Clarabel first, as before."""
+    docs/decisions/tax-netting.md): its first solve goes to Clarabel first, as before."""
     from finwiz.optimizer.solve import _solve
     from finwiz.optimizer.tax._order import relaxation
 

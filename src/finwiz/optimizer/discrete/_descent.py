@@ -52,7 +52,7 @@ class DescentSettings:
     row's ranking by gain per unit of it (fewer left a binding turnover cap's exchanges unfound)."""
     thrifty_gain: float = 0.05
     """... such a pair taken only if it gains this fraction of what one lot of every asset is worth:
-    each taken costs a round (0.1 left one unfound; docs/decisions/s13-turnover.md)."""
+    each taken costs a round (0.1 left one unfound; docs/decisions/turnover-exchanges.md)."""
     chain_tries: int = 24
     """A chain is tried for at most this many moves blocked by one tight row (the most promising first)."""
     chain_options: int = 32

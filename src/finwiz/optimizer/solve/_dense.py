@@ -31,7 +31,8 @@ from finwiz.optimizer.solve._solvers import POLISHED_RESIDUAL, NativeSolution, k
 __all__ = ["solve_dense"]
 
 _RHO = 0.1
-_ADAPT = 2.0  # rho follows the residuals' ratio past this factor (OSQP's 5 waits longer: docs/decisions/s14-dense.md)
+# rho follows the residuals' ratio past this factor (OSQP's 5 waits longer: docs/decisions/dense-covariance.md)
+_ADAPT = 2.0
 _SIGMA = 1e-6
 _ALPHA = 1.6
 _CHECK_EVERY = 10

@@ -302,7 +302,7 @@ def solve_terms(model: Model, solver: str = "auto", *, time_limit: float = 30.0,
         if free and data.position_floor is None:
             start = np.maximum(start, ladder.gains_start())
         if ladder.region is None:  # a netting region's first solve stays on Clarabel (its regions' ADMM stalled)
-            # ADMM from trading straight to the target, where from no trades it stalls (docs/decisions/s14-taxable.md)
+            # ADMM from trading straight to the target, where from no trades it stalls (docs/decisions/tax-netting.md)
             ladder.settled.start = (np.clip(data.target - data.x0, 0.0, None), sold, 0.0, None)
     starts = [start, first] if start.any() else [first]  # failing that, every first lot
     if ladder.settled.no_point is model.kept:  # these climbs failed already (per_lot=False)
@@ -435,7 +435,7 @@ def _ladder_start(qp: NativeQP, route: str) -> tuple[np.ndarray, np.ndarray] | N
     """A taxable climb's warm start (``Settled.start``, taken once) as ``(z, y)`` for ``qp``, on
     OSQP's routes: the first solve (see ``solve_terms``), or sides just fixed (ADMM from the
     workspace's last point, trades on both sides, stalled; from the same answer traded net on each
-    fixed side it does not: docs/decisions/s14-taxable.md)."""
+    fixed side it does not: docs/decisions/tax-netting.md)."""
     settled = None if qp.ladder is None else qp.ladder.settled
     if settled is None or settled.start is None:
         return None
