@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from finwiz.optimizer.describe._model import COST, SCALARS, Affine, trade_vector
 
@@ -131,3 +132,16 @@ def _written(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.concatenate([np.repeat(np.arange(m), n), np.repeat(np.arange(m), n)])
     cols = np.concatenate([np.tile(np.arange(n), m), np.tile(np.arange(n, 2 * n), m)])
     return rows, cols, np.concatenate([matrix.ravel(), -matrix.ravel()])
+
+
+def test_a_thread_reaching_the_deferred_read_after_another_wrote_the_triplets_gets_them() -> None:
+    """Two threads may both miss ``rows`` and enter ``__getattr__``; the one that arrives after the
+    other wrote the triplets (and dropped the deferral) reads them instead of failing."""
+    rng = np.random.default_rng(3)
+    matrix, x0 = rng.normal(size=(5, 5)), rng.uniform(0, 0.01, 5)
+    rows = Affine.weights_dense(matrix, x0)
+    written = rows.rows  # the first thread's read writes the triplets
+    late = rows.__getattr__("rows")  # the second thread, already past the normal lookup
+    np.testing.assert_array_equal(late, written)
+    with pytest.raises(AttributeError):
+        rows.__getattr__("unknown")

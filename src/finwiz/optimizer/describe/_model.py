@@ -89,10 +89,11 @@ class Affine:
         them), written on first read: the solvers and the pricer read a covariance's root as its
         matrix, and its n^2 triplets (3 x 64 MB at 2,000 assets) only the cvxpy build needs."""
         deferred = self.__dict__.get("_deferred")
-        if deferred is None or name not in ("rows", "cols", "vals"):
+        if name not in ("rows", "cols", "vals") or (deferred is None and name not in self.__dict__):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.__dict__.update(zip(("rows", "cols", "vals"), deferred.triplets(), strict=True))
-        del self.__dict__["_deferred"]
+        if deferred is not None:  # another thread may write them too: the same values
+            self.__dict__.update(zip(("rows", "cols", "vals"), deferred.triplets(), strict=True))
+            self.__dict__.pop("_deferred", None)
         triplet: np.ndarray = self.__dict__[name]
         return triplet
 
