@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finwiz.optimizer.describe._data import coerce_prices
+from finwiz.optimizer.describe._data import coerce_prices, tracking_distance
 from finwiz.risk import DEFAULT_CONFIDENCE, FactorModel, RiskMetrics, WeightsLike, risk_metrics
 from finwiz.schemas import (
     CASH,
@@ -109,7 +109,9 @@ class PortfolioAnalyzer:
             "cash_weight": cash_weight,
             "max_drift": float(max(np.abs(drift.to_numpy()).max(initial=0.0), abs(cash_drift))),
             "total_drift": float((np.abs(drift).sum() + abs(cash_drift)) / 2),
-            "tracking_distance": float(np.sqrt((drift**2).sum() + cash_drift**2)),
+            "tracking_distance": tracking_distance(
+                frame["weight"].to_numpy(), cash_weight, frame["target"].to_numpy(), config.cash_target
+            ),
             "assets_outside_band": float((np.abs(drift) > config.band_width(frame["target"].to_numpy())).sum()),
         }
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from finwiz import PortfolioConfiguration
+from finwiz import Holding, PortfolioConfiguration, rebalance
 from finwiz.optimizer import build_problem_data
 from finwiz.optimizer.describe._data import ProblemData
 
@@ -84,3 +84,29 @@ def test_the_universe_is_read_once_per_request(monkeypatch: pytest.MonkeyPatch) 
     assert data.symbols == ("A", "B", "C")
     assert data.sector_of.tolist() == [0, 1, 0]
     assert len(reads) == 1
+
+
+def test_the_reported_tracking_distances_follow_the_readme_from_the_result_alone() -> None:
+    """Before and after trading, from the result's own weights and cash (the README's definition:
+    the Euclidean distance of the weights and the cash weight from their targets)."""
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="A", shares=30), Holding(symbol="B", shares=5), Holding(symbol="C", shares=12)],
+        target_weights={"A": 0.3, "B": 0.4, "C": 0.25},
+        cash=500.0,
+        cash_flow=200.0,
+    )
+    prices = {"A": 10.0, "B": 52.0, "C": 17.5}
+    result = rebalance(config, prices)
+    symbols = sorted(prices)
+    target = np.array([config.target_weights[s] for s in symbols])
+
+    def distance(weights: dict[str, float], cash_weight: float) -> float:
+        w = np.array([weights.get(s, 0.0) for s in symbols])
+        return float(np.sqrt(np.sum((w - target) ** 2) + (cash_weight - config.cash_target) ** 2))
+
+    before = distance(result.current_weights, result.cash_before / result.portfolio_value_before)
+    assert result.tracking_distance_before == pytest.approx(before, rel=1e-12)
+    assert result.tracking_distance_after == pytest.approx(
+        distance(result.post_trade_weights, result.cash_weight_after), rel=1e-12
+    )
+    assert result.tracking_distance_after < result.tracking_distance_before

@@ -34,7 +34,14 @@ from finwiz.schemas import PortfolioConfiguration
 from finwiz.schemas._inputs import refuse_other_currencies
 from finwiz.settings import RebalancingSettings
 
-__all__ = ["MarketImpactModel", "ProblemData", "build_problem_data", "check_size", "coerce_prices"]
+__all__ = [
+    "MarketImpactModel",
+    "ProblemData",
+    "build_problem_data",
+    "check_size",
+    "coerce_prices",
+    "tracking_distance",
+]
 
 TRADE_PENALTY_FRACTION = 0.1
 """Default price of one trade in MINIMIZE_TRADES: this fraction of the mean squared drift, so the
@@ -47,6 +54,11 @@ INITIAL_BACKOFF = 0.0  # weight units; raised only when rounding finds no whole-
 FRACTIONAL_LOT = 1e-6
 """Fractional trades are in millionths of a share (what brokers accept), which also makes them
 bit-for-bit repeatable: solver noise of 1e-15 cannot change the answer."""
+
+
+def tracking_distance(weights: np.ndarray, cash_weight: float, target: np.ndarray, cash_target: float) -> float:
+    """The tracking distance (README): the Euclidean distance of the weights and cash weight from their targets."""
+    return float(np.sqrt(np.sum((weights - target) ** 2) + (cash_weight - cash_target) ** 2))
 
 
 @dataclass(frozen=True, eq=False)

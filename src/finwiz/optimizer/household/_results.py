@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from finwiz.optimizer.describe._data import tracking_distance
 from finwiz.optimizer.discrete._stage import Decided, achieved
 from finwiz.optimizer.household._stack import Stack
 from finwiz.optimizer.household._terms import drag_rates
@@ -14,10 +15,6 @@ from finwiz.optimizer.verify._result import trades_of, verify
 from finwiz.schemas import ComplianceCheck, HouseholdResult, RebalancingResult, TradeRecommendation
 
 __all__ = ["household_result"]
-
-
-def _distance(w: np.ndarray, cash_weight: float, target: np.ndarray, cash_target: float) -> float:
-    return float(np.sqrt(np.sum((w - target) ** 2) + (cash_weight - cash_target) ** 2))
 
 
 def _trade(
@@ -115,8 +112,8 @@ def household_result(stack: Stack, model: Model, decided: Decided) -> HouseholdR
         value_after=state.value_after,
         tax_drag_before=float(drag @ (data.shares * data.prices)),
         tax_drag_after=float(drag @ state.values_after),
-        tracking_distance_before=_distance(before, data.cash / data.value, hh.target, hh.cash_target),
-        tracking_distance_after=_distance(after, state.cash_weight_after, hh.target, hh.cash_target),
+        tracking_distance_before=tracking_distance(before, data.cash / data.value, hh.target, hh.cash_target),
+        tracking_distance_after=tracking_distance(after, state.cash_weight_after, hh.target, hh.cash_target),
         tax=None
         if data.lots is None or not stack.taxable().any()
         else data.lots.summary(np.maximum(-state.trade_shares, 0.0)),

@@ -19,7 +19,6 @@ FIFO or HIFO lot policy whose order is what keeps a gain budget out of reach, it
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -35,16 +34,15 @@ from finwiz.optimizer.solve._qp import NativeQP, NoLadderPointError, ladder_of
 from finwiz.optimizer.solve._solve import ProvenInfeasibleError, SolveOutcome, native_qp, solve_terms
 from finwiz.optimizer.tax._bound import flip_bounds
 from finwiz.optimizer.tax._order import priced, priced_solve, relaxation, toward_region
-from finwiz.optimizer.verify._compliance import compliance_checks, post_trade_state
 from finwiz.optimizer.verify._diagnosis import explain_infeasibility
 
-__all__ = ["Sided", "farther_warning", "fix_sides", "group_conflict", "walls_of"]
+__all__ = ["SIDE_GROUPS", "Sided", "fix_sides", "group_conflict", "walls_of"]
 
 _SIDE_FLIPS = 16
 _CLOSE_CALL = 0.25  # a side margin within this fraction of the objective is tried both ways
 _SIDE_PASSES = 2  # passes over the close calls
 """At most how many of the assets whose side the relaxation chose are tried on the other."""
-_SIDE_GROUPS = ("tax_buys_only", "tax_sells_only")
+SIDE_GROUPS = ("tax_buys_only", "tax_sells_only")
 # More close calls left a gain by their bounds than this: no batch (a long, stalling climb, and
 # bounds that tell little).
 _AT_ONCE = 8
@@ -95,11 +93,11 @@ def _with_sides(model: Model, sells: np.ndarray, buys: np.ndarray, clear: np.nda
 def _named(error: InfeasibleRebalanceError, data: ProblemData) -> InfeasibleRebalanceError:
     """``error`` with the internal side groups replaced by what they stand for: a taxable account
     trades each asset one way (it never sells and buys back in one rebalance)."""
-    if not any(c.name in _SIDE_GROUPS for c in error.conflicts):
+    if not any(c.name in SIDE_GROUPS for c in error.conflicts):
         return error
     conflicts = []
     for c in error.conflicts:
-        if c.name in _SIDE_GROUPS:
+        if c.name in SIDE_GROUPS:
             who = c.member or "an asset"
             c = ConstraintConflict(
                 "one_side_per_asset",
@@ -123,14 +121,14 @@ def _refusal(patterns: list[Model]) -> InfeasibleRebalanceError:
     patterns name added (a floor that rules out selling, beside a budget that rules out buying:
     issue 21 named the budget and the one-side rule only)."""
     errors = [explain_infeasibility(m) for m in patterns]
-    plain = next((e for e in errors if e.conflicts and not any(c.name in _SIDE_GROUPS for c in e.conflicts)), None)
+    plain = next((e for e in errors if e.conflicts and not any(c.name in SIDE_GROUPS for c in e.conflicts)), None)
     if plain is not None:
         return plain
     named = _named(errors[0], patterns[0].data)
     conflicts = {c.name: c for c in named.conflicts}
     for e in errors[1:]:
         for c in e.conflicts:
-            if c.name not in _SIDE_GROUPS:
+            if c.name not in SIDE_GROUPS:
                 conflicts.setdefault(c.name, c)
     if len(conflicts) == len(named.conflicts):
         return named
@@ -434,54 +432,6 @@ def walls_of(model: Model, group: tuple[np.ndarray, np.ndarray]) -> tuple[Model,
     members, losers = group
     none = np.zeros_like(members)
     return _with_sides(model, members, none, none), _with_sides(model, none, losers, none)
-
-
-def _distance(data: ProblemData, shares: np.ndarray) -> float:
-    state = post_trade_state(data, shares)
-    return float(
-        np.sqrt(np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2)
-    )
-
-
-def farther_warning(model: Model, before: float, after: float, solver: str = "auto") -> str:
-    """The warning for taxable trades that leave the portfolio farther from its target
-    (``after > before``, tracking distances). It blames the tax weight only when tax-blind trades
-    would not: ``model`` (its sides kept) at ``tax_weight=0`` is solved (one continuous solve, only
-    in this case), and when it ends as far as ``before`` or farther, the limits hold the book there (a
-    negative gain budget, a turnover cap with a forced sale): the warning names the limits binding
-    at that solve instead of suggesting a smaller tax weight (issue 21)."""
-    data = model.data
-    lots = data.lots
-    assert lots is not None
-    blind_lots = dataclasses.replace(lots, settings=lots.settings.model_copy(update={"tax_weight": 0.0}))
-    # The same sides: each only forbids a direction, so not trading an asset stays open, and a
-    # negative budget still cannot be met by selling and buying back.
-    blind = model.with_data(data.evolve(lots=blind_lots))
-    try:
-        outcome = solve_terms(blind, solver)
-    except (ProvenInfeasibleError, FinwizError):
-        outcome = None
-    if outcome is None or _distance(data, outcome.trades * data.ref_value / data.prices) <= before * (1 + 1e-6):
-        return (
-            f"the tax saved outweighs the tracking: these trades leave the portfolio farther from its target "
-            f"than before ({after:.4g} against {before:.4g}) at tax_weight {lots.tax_weight:g}; a smaller "
-            f"tax_weight trades tax for tracking (the default is 1 / (2 x assets))"
-        )
-    shares = outcome.trades * data.ref_value / data.prices
-    described = [(t.name, g) for t, d in zip(blind.terms, blind.descriptions, strict=True) if d for g in d.limits]
-    checks = compliance_checks(data, post_trade_state(data, shares), described)
-    binding = sorted(
-        {
-            c.constraint
-            for c in checks
-            if abs(c.slack) <= 1e-4 * max(1.0, abs(c.limit)) and not c.constraint.startswith(_SIDE_GROUPS)
-        }
-    )
-    named = f" ({', '.join(binding)})" if binding else ""
-    return (
-        f"these trades leave the portfolio farther from its target than before ({after:.4g} against "
-        f"{before:.4g}), as tax-blind trades would (tax_weight 0): the limits{named} hold it there, not the tax"
-    )
 
 
 def _start_sides(model: Model, outcome: SolveOutcome, sells: np.ndarray, first_round: bool) -> None:

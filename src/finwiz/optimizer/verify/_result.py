@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from finwiz.errors import SolverError
-from finwiz.optimizer.describe._data import ProblemData
+from finwiz.optimizer.describe._data import ProblemData, tracking_distance
 from finwiz.optimizer.discrete._exact import ExactOutcome
 from finwiz.optimizer.discrete._stage import Decided
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.tax._sides import farther_warning
+from finwiz.optimizer.tax._warning import farther_warning
 from finwiz.optimizer.verify._compliance import (
     PostTradeState,
     compliance_checks,
@@ -110,14 +110,11 @@ def _tracking(
 ) -> tuple[float, float, list[str]]:
     """The distance to the target before and after trading; a taxable account's trades that
     leave it farther say so."""
-    cash_weight_before = data.cash / data.value
-    before = np.sqrt(np.sum((data.current_weights - data.target) ** 2) + (cash_weight_before - data.cash_target) ** 2)
-    after = np.sqrt(
-        np.sum((state.weights_after - data.target) ** 2) + (state.cash_weight_after - data.cash_target) ** 2
-    )
+    before = tracking_distance(data.current_weights, data.cash / data.value, data.target, data.cash_target)
+    after = tracking_distance(state.weights_after, state.cash_weight_after, data.target, data.cash_target)
     if taxed is not None and after > before * (1 + 1e-9) and len(trades):  # the tax weight, or a limit?
-        warnings = [*warnings, farther_warning(taxed, float(before), float(after))]
-    return float(before), float(after), warnings
+        warnings = [*warnings, farther_warning(taxed, before, after)]
+    return before, after, warnings
 
 
 def build_result(

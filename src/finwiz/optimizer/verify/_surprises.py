@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData
+from finwiz.optimizer.describe._data import NOISE_VALUE, ProblemData, tracking_distance
 from finwiz.optimizer.verify._compliance import PostTradeState
 
 __all__ = ["closest_to_targets", "surprise_warnings"]
@@ -161,7 +161,7 @@ def _closest(data: ProblemData) -> float | None:
     if answer.x is None or not np.all(np.isfinite(answer.x)):
         return None
     w, s = answer.x[:n], answer.x[n]
-    return float(np.sqrt(np.sum((w - data.target) ** 2) + (1.0 - s - data.cash_target) ** 2))
+    return tracking_distance(w, 1.0 - s, data.target, data.cash_target)
 
 
 def _exposures_outside(data: ProblemData) -> list[str]:
