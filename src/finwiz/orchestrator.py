@@ -13,7 +13,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -209,8 +210,7 @@ class PortfolioRebalancingOrchestrator:
         No report is written for a cancelled rebalance.
         """
         bus = self.event_bus
-        timings: dict[str, float] = {}
-        stage = "prices"
+        clock = _Clock()
         started = time.perf_counter()
         await bus.emit(
             RebalancingEventType.STARTED,
@@ -219,34 +219,26 @@ class PortfolioRebalancingOrchestrator:
             method=str(getattr(config.method, "value", config.method)),
         )
         try:
-            clock = time.perf_counter()
-            prices = await self.fetch_prices(config.symbols, currency=config.currency)
-            factor_model = await self.risk_model(config)
-            timings["prices_seconds"] = time.perf_counter() - clock
-
-            stage, clock = "analysis", time.perf_counter()
-            analysis, analysis_warning = self.analyze(config, prices)
-            timings["analysis_seconds"] = time.perf_counter() - clock
-
-            stage, clock = "optimization", time.perf_counter()
-            result, options = await self._solve(config, prices, portfolio_id, factor_model)
-            timings["optimization_seconds"] = time.perf_counter() - clock
-
-            stage = "validation"
+            with clock.timed("prices"):
+                prices = await self.fetch_prices(config.symbols, currency=config.currency)
+                factor_model = await self.risk_model(config)
+            with clock.timed("analysis"):
+                analysis, analysis_warning = self.analyze(config, prices)
+            with clock.timed("optimization"):
+                result, options = await self._solve(config, prices, portfolio_id, factor_model)
+            clock.stage = "validation"
             result, violations = self._validated(config, result, analysis, analysis_warning, options)
-
-            stage, clock = "report", time.perf_counter()
-            report = await self.write_report(result, portfolio_id, report_path)
-            timings["report_seconds"] = time.perf_counter() - clock
+            with clock.timed("report"):
+                report = await self.write_report(result, portfolio_id, report_path)
         except BaseException as exc:  # CancelledError (a cancel, a timeout, Ctrl-C) too
-            await self._announce_failure(portfolio_id, stage, exc, started)
+            await self._announce_failure(portfolio_id, clock.stage, exc, started)
             raise
         await bus.emit(
             RebalancingEventType.COMPLETED,
             portfolio_id,
             **_completion(result, violations, report),
             duration_seconds=time.perf_counter() - started,
-            **timings,
+            **clock.seconds,
         )
         return result
 
@@ -452,6 +444,20 @@ class PortfolioRebalancingOrchestrator:
         written = await asyncio.to_thread(self.report_generator.write, result, path, title=title)
         self.last_report_path = written
         return written
+
+
+@dataclass
+class _Clock:
+    """The stage a rebalance is in (named if it fails) and each timed stage's seconds (``<stage>_seconds``)."""
+
+    stage: str = "prices"
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        self.stage, start = stage, time.perf_counter()
+        yield
+        self.seconds[f"{stage}_seconds"] = time.perf_counter() - start
 
 
 def _completion(result: RebalancingResult, violations: list[str], report: Path | None) -> dict[str, Any]:

@@ -115,11 +115,9 @@ class PortfolioAnalyzer:
             "assets_outside_band": float((np.abs(drift) > config.band_width(frame["target"].to_numpy())).sum()),
         }
 
-    def analyze_current_portfolio(
-        self, config: PortfolioConfiguration, prices: Mapping[str, Any] | pd.Series
-    ) -> PortfolioAnalysis:
-        """The full analysis: weights, metrics, sector weights and one need per asset."""
-        frame = self._frame(config, prices)
+    @staticmethod
+    def _needs(config: PortfolioConfiguration, frame: pd.DataFrame) -> tuple[list[RebalancingNeed], np.ndarray]:
+        """One need per asset, and which assets are outside their band."""
         total = frame.attrs["total"]
         drift = (frame["weight"] - frame["target"]).to_numpy()
         tol = np.broadcast_to(np.asarray(config.band_width(frame["target"].to_numpy()), dtype=float), drift.shape)
@@ -154,6 +152,15 @@ class PortfolioAnalyzer:
                 strict=True,
             )
         ]
+        return needs, exceeded
+
+    def analyze_current_portfolio(
+        self, config: PortfolioConfiguration, prices: Mapping[str, Any] | pd.Series
+    ) -> PortfolioAnalysis:
+        """The full analysis: weights, metrics, sector weights and one need per asset."""
+        frame = self._frame(config, prices)
+        total = frame.attrs["total"]
+        needs, exceeded = self._needs(config, frame)
         metrics = self._metrics(config, frame)
         sector_weights: dict[str, float] = {}
         if config.sectors:
