@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 
 from finwiz.errors import TermError
 from finwiz.optimizer._kept import clear_kept
 from finwiz.optimizer.describe._data import ProblemData
-from finwiz.optimizer.describe._model import SCALARS, Description, LimitGroup, TaxForm
+from finwiz.optimizer.describe._model import SCALARS, Description, LimitGroup
 from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
-from finwiz.optimizer.solve._pieces import _cost_coefficients, _impact, _pieces, _rows, _structure, _values
+from finwiz.optimizer.solve._pieces import _add_piece, _elastic, _lots, _Pieces, _pieces, _structure, _values
 from finwiz.optimizer.solve._qp_build import QPBase
 from finwiz.optimizer.solve._stacked import Stacked, stack
 from finwiz.optimizer.solve._user_keys import user_key
@@ -276,38 +275,6 @@ def user_limit_groups(model: Model) -> list[tuple[str, LimitGroup]]:
     return out
 
 
-@dataclass
-class _Pieces:
-    """The cvxpy pieces of one problem as they are built: objective and cost parts, limits."""
-
-    z: cp.Expression
-    traded: cp.Expression
-    params: list[cp.Parameter] = field(default_factory=list)
-    objective: list[cp.Expression] = field(default_factory=list)
-    costs: list[cp.Expression] = field(default_factory=list)
-    impacts: list[cp.Expression] = field(default_factory=list)
-    limits: list[Limit] = field(default_factory=list)
-    groups: dict[str, LimitGroup] = field(default_factory=dict)
-
-    total: cp.Variable | None = None
-    epigraph: list[cp.Constraint] = field(default_factory=list)
-
-    def impact_total(self) -> cp.Variable:
-        """One scalar ``m >= sum of the impact cones`` that the rows with a cost coefficient read.
-        Written into every such row, the sum put a dense row of every asset's cone into each (a
-        position cap on all assets: an n x n dense block, slow and "optimal_inaccurate" under
-        Clarabel); the rows only get stricter as ``m`` grows, so the epigraph is exact."""
-        if self.total is None:
-            self.total = cp.Variable(nonneg=True, name="impact_total")
-            self.epigraph.append(self.total >= cp.sum(cp.hstack(self.impacts)))
-        return self.total
-
-    def new(self, size: int, name: str) -> cp.Parameter:
-        param = cp.Parameter(size, name=name)
-        self.params.append(param)
-        return param
-
-
 def build(
     model: Model,
     stacked: Stacked,
@@ -366,77 +333,6 @@ def build(
         pieces.groups,
         sold,
     )
-
-
-def _elastic(
-    limits: Sequence[Limit], slacks: dict[str, cp.Variable], elastic: list[tuple[str, cp.Constraint]]
-) -> cp.Minimize:
-    """The diagnosis's goal: each limit group's rows relaxed by one slack per group (into
-    ``slacks`` and ``elastic``), the slacks' sum minimised."""
-    for limit in limits:
-        if limit.name not in slacks:
-            slacks[limit.name] = cp.Variable(nonneg=True, name=f"slack_{limit.name}")
-        elastic.append((limit.name, limit.elastic(slacks[limit.name])))
-    return cp.Minimize(cp.sum(cp.hstack(list(slacks.values()))) if slacks else cp.Constant(0.0))
-
-
-def _lots(
-    form: TaxForm, q: cp.Variable, sell: cp.Expression, n: int, constraints: list[cp.Constraint]
-) -> tuple[cp.Expression, cp.Expression]:
-    """The tax and gain columns from one variable per lot: ``0 <= q <= cap``, each asset's sell the
-    sum of its lots' (``TaxForm``). The lots' numbers are constants, not Parameters (the objective's
-    linear Parameter times a Parameter would not be DPP); they are part of the cache key, and the
-    solves of one rebalance share them."""
-    size = len(form.owner)
-    of_asset = sparse.csr_matrix((np.ones(size), (form.owner, np.arange(size))), shape=(n, size))
-    constraints += [q <= form.cap, of_asset @ q == sell]
-    if form.rows is not None and form.long is not None:  # a netting region (see ``TaxForm.rows``)
-        nets = cp.hstack([(form.gain * ~form.long) @ q, (form.gain * form.long) @ q])
-        constraints.append(form.rows[:, :2] @ nets <= form.rows[:, 2])
-    return form.tax @ q, form.gain @ q
-
-
-def _add_piece(pieces: _Pieces, kind: str, piece: Any, stacked: Stacked) -> None:
-    """One described piece as cvxpy, its arrays as Parameters (in :func:`_values` order).
-
-    Market impact is convex in the trades. Written as ``c >= ... + impact`` with ``c`` priced
-    linearly, Clarabel stops "almost solved" (its primal residual grows in the last iterations:
-    measured on the 431-asset set, fit and power cone alike); so ``c`` holds the linear costs, and
-    the impact enters the objective at the cost's price and every row with a cost coefficient
-    where it keeps the row convex (elsewhere leaving it out only makes the row stricter).
-    """
-    n, z, new = stacked.n, pieces.z, pieces.new
-    if kind == "squares":
-        vals, off = new(len(piece.vals), "square_vals"), new(piece.m, "square_offset")
-        if piece.m:
-            pieces.objective.append(cp.sum_squares(_rows(piece, z, vals, off)))
-    elif kind == "linear":
-        pieces.objective.append(new(2 * n + SCALARS, "linear") @ z)
-    elif kind == "rate":
-        pieces.costs.append(new(n, "rate") @ pieces.traded)
-    elif kind == "impact":
-        pieces.impacts.append(_impact(piece, pieces.traded, pieces.params))
-        # Priced like the cost: a constant (a Parameter times Parameters is not DPP).
-        pieces.objective.append(float(stacked.linear[2 * n]) * pieces.impacts[-1])
-    else:
-        g, rows, lower, upper, has_impact = piece
-        pieces.groups.setdefault(g.name, g)
-        expr = _rows(rows, z, new(len(rows.vals), f"{g.name}_vals"), new(rows.m, f"{g.name}_offset"))
-        low, up = np.flatnonzero(np.isfinite(lower)), np.flatnonzero(np.isfinite(upper))
-        low_p, up_p = new(low.size, f"{g.name}_lower"), new(up.size, f"{g.name}_upper")
-        low_expr = expr[low] if low.size < rows.m else expr
-        up_expr = expr[up] if up.size < rows.m else expr
-        alpha = _cost_coefficients(rows) if has_impact else np.zeros(rows.m)
-        if alpha.any():
-            # Constants, not Parameters: a Parameter times the impact (itself made of
-            # Parameters) is not DPP. They are caps and floors, alike across a model's accounts.
-            impact = pieces.impact_total()
-            low_expr = low_expr - cp.multiply(np.maximum(-alpha, 0.0)[low], impact)
-            up_expr = up_expr + cp.multiply(np.maximum(alpha, 0.0)[up], impact)
-        if low.size:
-            pieces.limits.append(Limit(g.name, low_expr, ">=", low_p))
-        if up.size:
-            pieces.limits.append(Limit(g.name, up_expr, "<=", up_p))
 
 
 def _add_user_terms(pieces: _Pieces, model: Model, v: Variables, diagnose: bool) -> list[tuple[Term, TermParts]]:

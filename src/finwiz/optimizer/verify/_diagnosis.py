@@ -123,7 +123,7 @@ def _capped(elastic: AssembledProblem, max_cost: float | None) -> cp.Problem:
 def _real_cost(model: Model, trades: np.ndarray) -> float:
     """What the cost variable ``c`` stands for at net trades ``trades`` (``V_ref`` units): the
     rates' costs (market impact is not in ``c``: the assembler prices it in the objective and
-    the rows it keeps convex, see ``_assembler._add_piece``)."""
+    the rows it keeps convex, see ``_pieces._add_piece``)."""
     return float(model.stacked().rate @ np.abs(trades))
 
 
