@@ -242,6 +242,17 @@ def test_clarabel_at_its_default_tolerances_polishes_to_the_tight_answer(
     np.testing.assert_array_equal(polished[0].y, polished[1].y)
 
 
+def test_workspaces_use_osqp_s_default_algebra(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    """The backend found once is the one ``osqp.OSQP()`` would pick on each call."""
+    import osqp
+
+    clear_cache()
+    rebalance(sample_config, sample_prices)
+    assert _workspaces._cache
+    for workspace in _workspaces._cache.values():
+        assert workspace.solver.algebra == osqp.OSQP().algebra == _workspaces._algebra()
+
+
 def test_fractional_requests_keep_no_workspace(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
     """A fractional request solves in a throwaway workspace: a batch of them (each its own) leaves
     the kept workspaces of whole-share requests where they were, warm for the next request."""
