@@ -204,27 +204,6 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
         assert workspace.solver.settings.eps_rel == _workspaces.OSQP_SETTINGS["eps_rel"]
 
 
-def test_a_polish_checks_sooner_lands_on_the_same_point_and_restores_the_interval(
-    sample_config: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """OSQP polishing Clarabel's point checks ADMM's termination every ``_POLISH_CHECK`` iterations:
-    the polished point is the default interval's, bit for bit, and the kept workspace is back at the
-    default interval for its warm solves."""
-    qp, z, y = _clarabel_answer(sample_config, sample_prices)
-    start = _solvers.NativeSolution("optimal", z, y, 10)
-    polished, default_check = [], _workspaces.OSQP_SETTINGS["check_termination"]
-    for check in (_solvers._POLISH_CHECK, default_check):
-        clear_cache()
-        monkeypatch.setattr(_solvers, "_POLISH_CHECK", check)
-        polished.append(_solvers.polish_osqp(qp, "polish", start, 10.0))
-        assert _workspaces._cache["polish"].solver.settings.check_termination == default_check
-    quick, default = polished
-    assert all(p.z is not None and p.y is not None for p in polished)
-    assert quick.iterations < default.iterations
-    np.testing.assert_array_equal(quick.z, default.z)
-    np.testing.assert_array_equal(quick.y, default.y)
-
-
 def test_clarabel_at_its_default_tolerances_polishes_to_the_tight_answer(
     sample_config: PortfolioConfiguration, sample_prices: pd.Series
 ) -> None:

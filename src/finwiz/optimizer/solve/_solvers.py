@@ -62,9 +62,6 @@ docs/decisions/dense-covariance.md); one thread, as its sums depend on the threa
 # 1e-1 first: polishing often finds the active set there already (the KKT check refuses it otherwise).
 _OSQP_EPS = (1e-1, 1e-2, 1e-3, 1e-5, 1e-7)
 _TAXABLE_EPS = _OSQP_EPS[2:]  # from 1e-3: a taxable climb reads where ADMM lands
-_POLISH_CHECK = 5
-"""ADMM's termination check interval while OSQP polishes another solver's answer: from there ADMM meets
-its loose tolerance at once, and the polish, not the iterate, is the answer (1 was too few at 2,000 assets)."""
 COLD_ITERATIONS = 600
 """ADMM iterations a cold solve may take before Clarabel answers (and OSQP polishes its point):
 above what slack limits take, below what binding ones do (docs/decisions/dense-covariance.md)."""
@@ -193,14 +190,10 @@ def _budget(workspace: _Workspace, started: bool, taxable: bool = False) -> int:
 
 
 def solve_osqp(
-    qp: NativeQP,
-    key: Hashable,
-    time_limit: float,
-    start: tuple[np.ndarray, np.ndarray] | None = None,
-    check: int | None = None,
+    qp: NativeQP, key: Hashable, time_limit: float, start: tuple[np.ndarray, np.ndarray] | None = None
 ) -> NativeSolution:
     """Solve with OSQP, reusing (and warm-starting from) the workspace kept for ``key``, or from
-    ``start`` (primal, dual) when given; ``check``: the termination check interval of this solve.
+    ``start`` (primal, dual) when given.
 
     ADMM runs at loose tolerances and polishing does the rest; when the polished point fails the
     KKT check (ADMM had not yet found the active set), ADMM goes on from where it stopped at
@@ -213,15 +206,11 @@ def solve_osqp(
             workspace.solver.warm_start(x=start[0], y=start[1])
         budget = _budget(workspace, start is not None, taxable=qp.ladder is not None)
         workspace.solved = True
-        if check is not None:
-            workspace.solver.update_settings(check_termination=check)
         try:
             found = _admm(qp, workspace, budget)
         finally:
             # Back to the first tolerance; the cap stays, as every solve sets its own budget.
             workspace.tune(_OSQP_EPS[0], workspace.tolerance[1])
-            if check is not None:
-                workspace.solver.update_settings(check_termination=OSQP_SETTINGS["check_termination"])
         if start is None and found.status != "infeasible":
             workspace.stalled = found.z is None and budget > 0
     return found
@@ -276,9 +265,7 @@ def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: 
     """
     if start.z is None or start.y is None:
         return start
-    # Not a taxable account's: its climb reads where ADMM lands (a netting region's polish fails).
-    check = _POLISH_CHECK if qp.ladder is None else None
-    polished = solve_osqp(qp, key, time_limit, (start.z, start.y), check=check)
+    polished = solve_osqp(qp, key, time_limit, (start.z, start.y))
     with _cache_lock:
         workspace = _cache.get(key)
     if workspace is not None:

@@ -37,7 +37,6 @@ OSQP_SETTINGS: dict[str, Any] = {
     "max_iter": 4_000,  # a warm solve's cap (a cold one stops at COLD_ITERATIONS); beyond, Clarabel answers
     "polishing": True,
     "polish_refine_iter": 10,
-    "check_termination": 25,  # OSQP's default; a polish from another solver's point checks sooner
     "adaptive_rho": True,
     "warm_starting": True,
     "verbose": False,
