@@ -204,6 +204,34 @@ def test_kept_workspace_restores_its_settings(sample_config: PortfolioConfigurat
         assert workspace.solver.settings.eps_rel == _workspaces.OSQP_SETTINGS["eps_rel"]
 
 
+def test_clarabel_at_its_default_tolerances_polishes_to_the_tight_answer(
+    sample_config: PortfolioConfiguration, sample_prices: pd.Series
+) -> None:
+    """Where OSQP polishes Clarabel's point (``refine=False``), Clarabel stops at its own default
+    tolerances: the polished answer is the one polished from the tight solve, bit for bit."""
+    qp, _, _ = _clarabel_answer(sample_config, sample_prices)
+    tight, loose = _solvers.solve_clarabel(qp, 10.0), _solvers.solve_clarabel(qp, 10.0, refine=False)
+    assert loose.iterations <= tight.iterations
+    polished = []
+    for found in (tight, loose):
+        clear_cache()
+        polished.append(_solvers.polish_osqp(qp, "polish", found, 10.0))
+    assert all(p.z is not None for p in polished)
+    np.testing.assert_array_equal(polished[0].z, polished[1].z)
+    np.testing.assert_array_equal(polished[0].y, polished[1].y)
+
+
+def test_workspaces_use_osqp_s_default_algebra(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
+    """The backend found once is the one ``osqp.OSQP()`` would pick on each call."""
+    import osqp
+
+    clear_cache()
+    rebalance(sample_config, sample_prices)
+    assert _workspaces._cache
+    for workspace in _workspaces._cache.values():
+        assert workspace.solver.algebra == osqp.OSQP().algebra == _workspaces._algebra()
+
+
 def test_fractional_requests_keep_no_workspace(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> None:
     """A fractional request solves in a throwaway workspace: a batch of them (each its own) leaves
     the kept workspaces of whole-share requests where they were, warm for the next request."""

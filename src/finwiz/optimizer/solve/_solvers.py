@@ -51,6 +51,10 @@ CLARABEL_SETTINGS: dict[str, Any] = {
     "max_iter": 200,
     "verbose": False,
 }
+POLISHED_CLARABEL_SETTINGS: dict[str, Any] = {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}
+"""Clarabel's own default tolerances, where OSQP polishes its point (``refine=False``): that point only
+names the active set, the polish is certified by KKT and a failed one falls back to the tight solve.
+Two or three fewer interior iterations (docs/decisions/s15-cold.md: 1e-6 was too loose at 2,000 assets)."""
 DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_threads": 1}
 """Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
 weights): faer's supernodal kernels, not qdldl's scalar elimination (faster there only, see
@@ -278,7 +282,8 @@ def has_dense_block(qp: NativeQP) -> bool:
 
 def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
     """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
-    ``refine=False``: without its iterative refinement of each step (for a point OSQP polishes)."""
+    ``refine=False``: for a point OSQP polishes, without iterative refinement of each step and at
+    :data:`POLISHED_CLARABEL_SETTINGS`' tolerances."""
     import clarabel
 
     lower, upper = qp.lower, qp.upper
@@ -294,6 +299,9 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
     settings = clarabel.DefaultSettings()
     for name, value in CLARABEL_SETTINGS.items():
         setattr(settings, name, value)
+    if not refine:
+        for name, value in POLISHED_CLARABEL_SETTINGS.items():
+            setattr(settings, name, value)
     settings.time_limit = time_limit
     settings.iterative_refinement_enable = refine
     if has_dense_block(qp):

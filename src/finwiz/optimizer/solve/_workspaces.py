@@ -7,6 +7,7 @@ the matrix values) are updated, warm-started from the previous solution (``_solv
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -132,6 +133,15 @@ def plan(qp: NativeQP, key: Hashable) -> str:
     return "warm" if workspace.trusted else "interior"
 
 
+@functools.cache
+def _algebra() -> str:
+    """OSQP's default linear-algebra backend, found once: ``osqp.OSQP()`` looks for it on every call,
+    trying to import each backend it lacks."""
+    import osqp
+
+    return str(osqp.default_algebra())
+
+
 def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
     """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp`` (kept,
     unless ``key`` is None: a throwaway). Callers load ``qp`` into it under its lock even when it
@@ -144,7 +154,7 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
             _cache.move_to_end(key)
             _stats["hits"] += 1
             return workspace
-    solver = osqp.OSQP()
+    solver = osqp.OSQP(algebra=_algebra())
     solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
     workspace = _Workspace(
         solver,
