@@ -1,0 +1,84 @@
+"""The checks around each warm solve, held to the plain computations they replace: the row groups'
+residuals in one pass, the KKT certificate, and the bound arrays a re-weighted re-solve shares."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finwiz import PortfolioConfiguration
+from finwiz.optimizer import build_problem_data
+from finwiz.optimizer.solve import _solvers
+from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._solve import native_qp
+from tests.optimizer.solve.test_native import terms_for
+
+
+def _plain_residuals(qp: NativeQP, az: np.ndarray) -> dict[str, float]:
+    gap = np.maximum(qp.lower - az, az - qp.upper)
+    out: dict[str, float] = {}
+    for name, a, b in qp.groups:
+        out[name] = max(out.get(name, 0.0), float(gap[a:b].max(initial=0.0)))
+    return out
+
+
+def _plain_kkt(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> bool:
+    y = np.where(y > 0, np.where(np.isfinite(qp.upper), y, 0.0), np.where(np.isfinite(qp.lower), y, 0.0))
+    pz = qp.hess(z)
+    stationarity = float(np.max(np.abs(pz + qp.q + qp.A.T @ y), initial=0.0))
+    if stationarity > _solvers.KKT_TOLERANCE * max(1.0, float(np.max(np.abs(qp.q), initial=0.0))):
+        return False
+    az = qp.A @ z
+    push_up, push_down = np.maximum(y, 0.0), np.maximum(-y, 0.0)
+    with np.errstate(invalid="ignore"):
+        up = np.where(push_up > 0, push_up * (qp.upper - az), 0.0)
+        down = np.where(push_down > 0, push_down * (az - qp.lower), 0.0)
+    gap = float(np.sum(np.abs(up)) + np.sum(np.abs(down)))
+    objective = abs(qp.objective(z, pz)) * qp.scale
+    return bool(np.isfinite(gap) and gap <= _solvers.KKT_TOLERANCE * max(1.0, objective))
+
+
+@pytest.fixture
+def answered(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> tuple[Any, np.ndarray, np.ndarray]:
+    data = build_problem_data(sample_config, sample_prices)
+    qp = native_qp(terms_for(sample_config, data, []))
+    assert qp is not None
+    found = _solvers.solve_clarabel(qp, 10.0)
+    assert found.z is not None
+    assert found.y is not None
+    return qp, found.z, found.y
+
+
+def test_residuals_in_one_pass_equal_each_groups_own_maximum(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    qp, z, _ = answered
+    rng = np.random.default_rng(3)
+    m = len(qp.lower)
+    # The QP's own groups, then groups with gaps between them, an empty one, a repeated name and
+    # rows after the last group (as the auxiliary rows are).
+    cut = sorted(rng.choice(np.arange(1, m - 2), 5, replace=False).tolist())
+    odd = [("a", 0, cut[0]), ("b", cut[1], cut[2]), ("empty", cut[2], cut[2]), ("a", cut[3], cut[4])]
+    for groups in (qp.groups, odd, [("all", 0, m)], []):
+        shaped = dataclasses.replace(qp, groups=groups, spans=None)
+        for scale in (0.0, 1e-12, 1e-3, 1.0):
+            az = qp.A @ z + rng.normal(0.0, scale, m)
+            assert shaped.residuals(z, az) == _plain_residuals(shaped, az)
+    assert qp.spans is not None  # built with the QP, shared by its re-solves
+
+
+def test_kkt_certificate_agrees_with_the_plain_check(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    qp, z, y = answered
+    rng = np.random.default_rng(5)
+    verdicts = set()
+    for scale in (0.0, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6, 1e-3):
+        for _ in range(5):
+            dz = z + rng.normal(0.0, scale, len(z)) * np.abs(z)
+            dy = y + rng.normal(0.0, scale, len(y)) * np.abs(y)
+            verdict = _solvers.kkt_certified(qp, dz, dy)
+            assert verdict == _plain_kkt(qp, dz, dy)
+            assert verdict == _solvers.kkt_certified(qp, dz, dy, qp.A @ dz)
+            verdicts.add(verdict)
+    assert verdicts == {True, False}  # both sides of the threshold were tried
