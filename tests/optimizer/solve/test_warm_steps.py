@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import build_problem_data
-from finwiz.optimizer.solve import _solvers
+from finwiz.optimizer.solve import _qp_build, _solvers
 from finwiz.optimizer.solve._qp import NativeQP
 from finwiz.optimizer.solve._solve import native_qp
 from tests.optimizer.solve.test_native import terms_for
@@ -82,3 +83,19 @@ def test_kkt_certificate_agrees_with_the_plain_check(answered: tuple[Any, np.nda
             assert verdict == _solvers.kkt_certified(qp, dz, dy, qp.A @ dz)
             verdicts.add(verdict)
     assert verdicts == {True, False}  # both sides of the threshold were tried
+
+
+@pytest.mark.parametrize(("n", "nz"), [(1, 7), (4, 13), (100, 205)])
+def test_the_kept_pattern_of_p_is_its_curvature_blocks_and_diagonal(n: int, nz: int) -> None:
+    rng = np.random.default_rng(n)
+    curvature, diagonal = rng.uniform(0.1, 1.0, n), rng.uniform(0.0, 1.0, nz - 2 * n)
+    indices, indptr = _qp_build._p_pattern(n, nz)
+    data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
+    got = sparse.csc_matrix((data, indices, indptr), shape=(nz, nz)).toarray()
+    expected = np.zeros((nz, nz))
+    i = np.arange(n)
+    expected[i, i], expected[i, i + n], expected[i + n, i + n] = curvature, -curvature, curvature
+    expected[np.arange(2 * n, nz), np.arange(2 * n, nz)] = diagonal
+    assert np.array_equal(got, expected)
+    assert _qp_build._p_pattern(n, nz)[0] is indices  # kept
+    assert not indices.flags.writeable

@@ -63,7 +63,7 @@ class NativeQP:
     tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see ``_qp_segments.fold``)
     eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of dense_w, kept per covariance
     a_t: tuple[sparse.csc_matrix, sparse.csr_matrix] | None = None  # (A, A') kept by the QPs that share A
-    spans: Spans | None = None  # ``row_spans(groups)``, kept by the QPs that share their groups
+    spans: Spans | None = None  # ``row_spans(groups, rows)``, kept by the QPs that share their groups
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
@@ -127,10 +127,10 @@ Spans = tuple[np.ndarray, tuple[tuple[str, int], ...]]
 def row_spans(groups: list[tuple[str, int, int]], rows: int) -> Spans:
     """The boundaries of ``rows`` rows for one ``np.maximum.reduceat`` over every row group (each
     group's first and end row: groups do not overlap, so a group's segment ends where it does),
-    and each group's segment in it (-1: an empty group)."""
-    bounds = np.unique([r for _, a, b in groups for r in (a, b) if a < b and r < rows]).astype(np.intp)
-    segments = tuple((name, int(np.searchsorted(bounds, a)) if a < b else -1) for name, a, b in groups)
-    return bounds, segments
+    and each group's segment in it (-1: an empty group). A few groups: Python sets, not numpy."""
+    bounds = sorted({r for _, a, b in groups if a < b for r in (a, b) if r < rows})
+    segment = {r: k for k, r in enumerate(bounds)}
+    return np.array(bounds, dtype=np.intp), tuple((name, segment[a] if a < b else -1) for name, a, b in groups)
 
 
 _serials = itertools.count()

@@ -6,6 +6,7 @@ form), a taxable account's tax and gain folded into the sells of its segments (`
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -94,6 +95,7 @@ class QPBase:
     )  # (A, A') by cost unit (no lots)
     limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
     spans: Spans | None = None  # row_spans(groups, m)
+    cost_unit: float = 1.0  # _cost_unit(rate)
 
 
 def _same(a: Sequence[object], b: Sequence[object]) -> bool:
@@ -144,7 +146,7 @@ def qp_base(
     has_cost = any(p.cost is not None for p in parts)
     if last is not None and _same_rows(last, coupled, rate, has_cost):  # at most the trade bounds changed
         triplets, lower, groups, m, spans = last.triplets, last.lower, last.groups, last.m, last.spans
-        a_matrix = last.a_matrix
+        a_matrix, cost_unit = last.a_matrix, last.cost_unit
         # The same array when nothing changed: the kept OSQP workspace then compares no bounds.
         upper = last.upper if same_bounds else np.concatenate([buy_cap, sell_cap, last.upper[2 * n :]])
     else:
@@ -155,7 +157,7 @@ def qp_base(
             k = len(layout.ladder.region)
             groups.append(("tax_region", m, m + k))
             lower, upper, m = np.append(lower, np.full(k, -np.inf)), np.append(upper, np.zeros(k)), m + k
-        triplets, a_matrix, spans = (rows, cols, vals), {}, row_spans(groups, m)
+        triplets, a_matrix, spans, cost_unit = (rows, cols, vals), {}, row_spans(groups, m), _cost_unit(rate)
     return QPBase(
         layout,
         p_matrix,
@@ -180,7 +182,15 @@ def qp_base(
         a_matrix,
         limit_groups,
         spans,
+        cost_unit,
     )
+
+
+def _cost_unit(rate: np.ndarray) -> float:
+    """The cost column's unit: the mean cost rate (a cost in turnover units, of the weights' size,
+    keeps ADMM scaled)."""
+    positive = rate[rate > 0]
+    return float(positive.mean()) if positive.size else 1.0
 
 
 def _same_groups(a: tuple[LimitGroup, ...], b: tuple[LimitGroup, ...]) -> bool:
@@ -212,9 +222,7 @@ def build_qp(
     base = qp_base(parts, x0, scale, backoff) if base is None else base
     layout, scale = base.layout, base.scale
     q, const, lower, upper, tax_terms = base.q.copy(), base.const, base.lower, base.upper, None
-    # The cost measured in units of the mean cost rate (a turnover, of the weights' size) keeps ADMM scaled.
-    positive = base.rate[base.rate > 0]
-    cost_unit = float(positive.mean()) if positive.size else 1.0
+    cost_unit = base.cost_unit
     if layout.ladder is None:  # the base's bounds and rows as they are (never modified in place)
         a_t = _a_matrix(base, cost_unit)
         a_matrix, segments = a_t[0], None
@@ -322,17 +330,25 @@ def _objective(
         const += float(shift @ shift)
     if last is not None:
         return last.p_matrix, q, const, curvature, diagonal, dense_w
-    # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
-    # diagonal of every scalar and aux column.
-    idx = np.arange(n)
-    rest = np.arange(2 * n, nz)
-    p_indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
-    p_indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), rest])
     p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
-    p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
+    p_matrix = sparse.csc_matrix((p_data * scale, *_p_pattern(n, nz)), shape=(nz, nz))
     if dense_w is not None:
         p_matrix = (p_matrix + _upper_block(dense_w * scale, layout.nt, nz)).tocsc()
     return p_matrix, q, const, curvature, diagonal, dense_w
+
+
+@functools.lru_cache(maxsize=16)
+def _p_pattern(n: int, nz: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P``'s upper-triangle pattern (indices, indptr) without a dense block, column by column:
+    buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the diagonal of every scalar and aux column.
+    Built once per size, read-only (every such ``P`` of that size shares it), in scipy's int32."""
+    idx = np.arange(n, dtype=np.int32)
+    indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
+    indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), np.arange(2 * n, nz)])
+    pattern = indices.astype(np.int32), indptr.astype(np.int32)
+    for array in pattern:
+        array.flags.writeable = False
+    return pattern
 
 
 def _upper_block(block: np.ndarray, first: int, nz: int) -> sparse.csc_matrix:
