@@ -147,7 +147,7 @@ def qp_base(
     if last is not None and _same_rows(last, coupled, rate, has_cost):  # at most the trade bounds changed
         triplets, lower, groups, m, spans = last.triplets, last.lower, last.groups, last.m, last.spans
         a_matrix, cost_unit = last.a_matrix, last.cost_unit
-        # The same array when nothing changed: the kept OSQP workspace then compares no bounds.
+        # The last base's array itself when no bound changed (a re-weighting): no copy.
         upper = last.upper if same_bounds else np.concatenate([buy_cap, sell_cap, last.upper[2 * n :]])
     else:
         rows, cols, vals, lower, upper, groups, m = _rows(

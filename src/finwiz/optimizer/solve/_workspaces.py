@@ -49,7 +49,7 @@ class _Workspace:
     a_pattern: tuple[np.ndarray, np.ndarray]
     p_values: np.ndarray
     a_values: np.ndarray
-    bounds: tuple[np.ndarray, np.ndarray] | None = None  # (l, u) loaded now: the QP's own arrays
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # (l, u) loaded now
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Whether polishing holds for this structure: at 2000 assets it leaves bounds ~1e-10 short
     # (and on zero-cost problems 1e-9), and then every request goes to Clarabel directly.
@@ -88,14 +88,10 @@ class _Workspace:
         """Give the workspace ``qp``'s vectors (and matrix values, when they changed)."""
         update: dict[str, Any] = {"q": qp.q}
         # A re-weighted re-solve changes q alone: OSQP's wrapper clamps every bound it is given.
-        # Its QP shares the last one's bound arrays (never modified in place, as P and A): no compare.
         kept = self.bounds
-        if kept is None or not (
-            (kept[0] is qp.lower or np.array_equal(qp.lower, kept[0]))
-            and (kept[1] is qp.upper or np.array_equal(qp.upper, kept[1]))
-        ):
+        if kept is None or not (np.array_equal(qp.lower, kept[0]) and np.array_equal(qp.upper, kept[1])):
             update["l"], update["u"] = qp.lower, qp.upper
-        self.bounds = (qp.lower, qp.upper)
+            self.bounds = (qp.lower.copy(), qp.upper.copy())
         if not _held(self.loaded, qp):
             if not np.array_equal(qp.P.data, self.p_values):
                 update["Px"] = qp.P.data
@@ -156,7 +152,7 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         (qp.A.indptr.copy(), qp.A.indices.copy()),
         qp.P.data.copy(),
         qp.A.data.copy(),
-        bounds=(qp.lower, qp.upper),
+        bounds=(qp.lower.copy(), qp.upper.copy()),
     )
     if key is None:
         return workspace
