@@ -12,11 +12,9 @@ import pytest
 from scipy import sparse
 
 from finwiz import PortfolioConfiguration
-from finwiz.optimizer import build_problem_data
 from finwiz.optimizer.solve import _qp_build, _solvers
 from finwiz.optimizer.solve._qp import NativeQP
-from finwiz.optimizer.solve._solve import native_qp
-from tests.optimizer.solve.test_native import terms_for
+from tests.optimizer.solve.test_native import _clarabel_answer
 
 
 def _plain_residuals(qp: NativeQP, az: np.ndarray) -> dict[str, float]:
@@ -45,13 +43,7 @@ def _plain_kkt(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> bool:
 
 @pytest.fixture
 def answered(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> tuple[Any, np.ndarray, np.ndarray]:
-    data = build_problem_data(sample_config, sample_prices)
-    qp = native_qp(terms_for(sample_config, data, []))
-    assert qp is not None
-    found = _solvers.solve_clarabel(qp, 10.0)
-    assert found.z is not None
-    assert found.y is not None
-    return qp, found.z, found.y
+    return _clarabel_answer(sample_config, sample_prices)
 
 
 def test_residuals_in_one_pass_equal_each_groups_own_maximum(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
