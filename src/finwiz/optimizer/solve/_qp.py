@@ -60,9 +60,10 @@ class NativeQP:
     cost_unit: float  # the cost column holds c / cost_unit
     ladder: Ladder | None = None  # a taxable account's lots, each asset on one segment
     segments: np.ndarray | None = None  # the segment (lot) of each asset this QP is built on
-    tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see _fold)
+    tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see ``_qp_segments.fold``)
     eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of dense_w, kept per covariance
     a_t: tuple[sparse.csc_matrix, sparse.csr_matrix] | None = None  # (A, A') kept by the QPs that share A
+    spans: Spans | None = None  # ``row_spans(groups, rows)``, kept by the QPs that share their groups
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Buy, sell (clipped at 0) and the cost c, from a solution ``z``."""
@@ -92,9 +93,11 @@ class NativeQP:
         the caller has it already."""
         az = self.A @ z if az is None else az
         gap = np.maximum(self.lower - az, az - self.upper)
+        bounds, segments = self.spans if self.spans is not None else row_spans(self.groups, len(self.lower))
+        peaks = np.maximum(np.maximum.reduceat(gap, bounds), 0.0).tolist() if len(bounds) else []
         out: dict[str, float] = {}
-        for name, a, b in self.groups:
-            out[name] = max(out.get(name, 0.0), float(gap[a:b].max(initial=0.0)))
+        for name, k in segments:
+            out[name] = max(out.get(name, 0.0), 0.0 if k < 0 else peaks[k])
         return out
 
     def objective(self, z: np.ndarray, pz: np.ndarray | None = None) -> float:
@@ -104,7 +107,7 @@ class NativeQP:
 
     def point(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> np.ndarray:
         """The full variable vector for given trades (turnover, net and aux variables filled in)."""
-        # T and G are 0 in the native QP: a taxable account's are folded into the sells (_fold).
+        # T and G are 0 in the native QP: a taxable account's are folded into the sells (``_qp_segments.fold``).
         scalars = [cost / self.cost_unit, float(buy.sum() + sell.sum()), float(buy.sum() - sell.sum()), 0.0, 0.0]
         head = np.concatenate([buy, sell, scalars])
         if self.dense_w is not None:
@@ -116,6 +119,18 @@ class NativeQP:
     def objective_at_trades(self, buy: np.ndarray, sell: np.ndarray, cost: float) -> float:
         """The objective at given trades."""
         return self.objective(self.point(buy, sell, cost))
+
+
+Spans = tuple[np.ndarray, tuple[tuple[str, int], ...]]
+
+
+def row_spans(groups: list[tuple[str, int, int]], rows: int) -> Spans:
+    """The boundaries of ``rows`` rows for one ``np.maximum.reduceat`` over every row group (each
+    group's first and end row: groups do not overlap, so a group's segment ends where it does),
+    and each group's segment in it (-1: an empty group). A few groups: Python sets, not numpy."""
+    bounds = sorted({r for _, a, b in groups if a < b for r in (a, b) if r < rows})
+    segment = {r: k for k, r in enumerate(bounds)}
+    return np.array(bounds, dtype=np.intp), tuple((name, segment[a] if a < b else -1) for name, a, b in groups)
 
 
 _serials = itertools.count()

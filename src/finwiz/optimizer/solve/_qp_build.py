@@ -1,11 +1,12 @@
 """The native QP's assembly: the terms' descriptions (``_model``) stacked into the sparse
 matrices of a :class:`~finwiz.optimizer.solve._qp.NativeQP` (see ``_qp`` for its variables and
-form), a taxable account's tax and gain folded into the sells of its segments.
+form), a taxable account's tax and gain folded into the sells of its segments (``_qp_segments``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -14,80 +15,11 @@ from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
 from finwiz.optimizer.solve._csc import csc
-from finwiz.optimizer.solve._qp import Ladder, NativeQP, _TaxTerms, ladder_of
-from finwiz.optimizer.solve._qp_rows import _DENSE_FACTORS, _triplets, _weight_rows, trade_bounds
+from finwiz.optimizer.solve._qp import Ladder, NativeQP, Spans, _TaxTerms, ladder_of, row_spans
+from finwiz.optimizer.solve._qp_rows import _DENSE_FACTORS, _triplets, _weight_rows, in_cost_unit, trade_bounds
+from finwiz.optimizer.solve._qp_segments import fold, region_rows
 
 __all__ = ["QPBase", "build_qp", "qp_base", "trade_bounds"]
-
-
-def _fold(
-    lines: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float],
-    q: np.ndarray,
-    const: float,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    vals: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, _TaxTerms]:
-    """With ``lines`` (``Ladder.rows``: the segments' slopes and constants) ``T = a'sell + t0`` and
-    ``G = b'sell + g0``: put them into the objective (``q``, in place, and the constant) and into
-    every row that has them (``lower``/``upper`` in place), so that the QP has no free T and G
-    columns (Clarabel stopped "almost solved" on them when nothing priced T). Returns the new
-    triplets, the constant and what was folded."""
-    _, _, slope_t, slope_g, t0, g0 = lines
-    n = len(slope_t)
-    price = q[2 * n + 3 : 2 * n + 5].copy()
-    q[n : 2 * n] += price[0] * slope_t + price[1] * slope_g
-    const += float(price[0] * t0 + price[1] * g0)
-    q[2 * n + 3 : 2 * n + 5] = 0.0
-    held: list[tuple[np.ndarray, np.ndarray]] = []
-    new_rows, new_cols, new_vals = [rows], [cols], [vals]
-    for col, slope, shift in ((2 * n + 3, slope_t, t0), (2 * n + 4, slope_g, g0)):
-        on = (cols == col) & (rows >= 2 * n + SCALARS)  # not the column's own bound row (it stays at 0)
-        at = np.flatnonzero(on)
-        held.append((rows[at], vals[at]))
-        for r, v in zip(rows[at], vals[at], strict=True):
-            new_rows.append(np.full(n, r))
-            new_cols.append(n + np.arange(n))
-            new_vals.append(v * slope)
-            lower[r] -= v * shift
-            upper[r] -= v * shift
-        vals = np.where(on, 0.0, vals)
-        new_vals[0] = vals
-    return (
-        np.concatenate(new_rows),
-        np.concatenate(new_cols),
-        np.concatenate(new_vals),
-        const,
-        _TaxTerms(price, held[0], held[1]),
-    )
-
-
-def _region(
-    ladder: Ladder,
-    segments: np.ndarray,
-    m: int,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    vals: np.ndarray,
-    upper: np.ndarray,
-    tax_terms: _TaxTerms,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, _TaxTerms]:
-    """A netting region's rows (the last ``k`` of ``m``, ``upper`` set in place) on the sells of
-    ``segments``: every asset's entry stored, so the pattern does not depend on the segments."""
-    assert ladder.region is not None
-    coef, bound = ladder.region_rows(segments)
-    k, n = coef.shape
-    first = m - k
-    upper[first:] = bound
-    terms = dataclasses.replace(tax_terms, region_rows=np.arange(first, m), region=ladder.region[:, :2])
-    return (
-        np.concatenate([rows, np.repeat(np.arange(first, m), n)]),
-        np.concatenate([cols, np.tile(n + np.arange(n), k)]),
-        np.concatenate([vals, coef.ravel()]),
-        terms,
-    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +94,8 @@ class QPBase:
         default_factory=dict
     )  # (A, A') by cost unit (no lots)
     limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
+    spans: Spans | None = None  # row_spans(groups, m)
+    cost_unit: float = 1.0  # _cost_unit(rate)
 
 
 def _same(a: Sequence[object], b: Sequence[object]) -> bool:
@@ -202,20 +136,19 @@ def qp_base(
     n = layout.n
     aux = _triplets(layout.low_rank, 0, n) if last is None else last.aux
     p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale, last)
-    rate = np.zeros(n)
-    for p in parts:
-        if p.cost is not None:
-            rate = rate + p.cost
+    rate = sum((p.cost for p in parts if p.cost is not None), np.zeros(n))
     limit_groups = tuple(g for p in parts for g in p.limits)
-    if last is not None and _same_groups(last.limit_groups, limit_groups):  # a re-weighted re-solve
-        buy_cap, sell_cap, coupled = last.upper[:n].copy(), last.sell_cap, list(last.coupled)
+    same_bounds = last is not None and _same_groups(last.limit_groups, limit_groups)  # a re-weighted re-solve
+    if last is not None and same_bounds:
+        buy_cap, sell_cap, coupled = last.upper[:n], last.sell_cap, list(last.coupled)
     else:
         buy_cap, sell_cap, coupled = trade_bounds(limit_groups, n)
     has_cost = any(p.cost is not None for p in parts)
-    if last is not None and _same_rows(last, coupled, rate, has_cost):  # only the trade bounds changed
-        triplets, lower, upper, groups, m = last.triplets, last.lower, last.upper.copy(), last.groups, last.m
-        upper[: 2 * n] = np.concatenate([buy_cap, sell_cap])
-        a_matrix = last.a_matrix
+    if last is not None and _same_rows(last, coupled, rate, has_cost):  # at most the trade bounds changed
+        triplets, lower, groups, m, spans = last.triplets, last.lower, last.groups, last.m, last.spans
+        a_matrix, cost_unit = last.a_matrix, last.cost_unit
+        # The last base's array itself when no bound changed (a re-weighting): no copy.
+        upper = last.upper if same_bounds else np.concatenate([buy_cap, sell_cap, last.upper[2 * n :]])
     else:
         rows, cols, vals, lower, upper, groups, m = _rows(
             x0, layout, aux, rate, backoff, buy_cap, sell_cap, coupled, has_cost
@@ -224,7 +157,7 @@ def qp_base(
             k = len(layout.ladder.region)
             groups.append(("tax_region", m, m + k))
             lower, upper, m = np.append(lower, np.full(k, -np.inf)), np.append(upper, np.zeros(k)), m + k
-        triplets, a_matrix = (rows, cols, vals), {}
+        triplets, a_matrix, spans, cost_unit = (rows, cols, vals), {}, row_spans(groups, m), _cost_unit(rate)
     return QPBase(
         layout,
         p_matrix,
@@ -248,7 +181,16 @@ def qp_base(
         tuple(coupled),
         a_matrix,
         limit_groups,
+        spans,
+        cost_unit,
     )
+
+
+def _cost_unit(rate: np.ndarray) -> float:
+    """The cost column's unit: the mean cost rate (a cost in turnover units, of the weights' size,
+    keeps ADMM scaled)."""
+    positive = rate[rate > 0]
+    return float(positive.mean()) if positive.size else 1.0
 
 
 def _same_groups(a: tuple[LimitGroup, ...], b: tuple[LimitGroup, ...]) -> bool:
@@ -278,31 +220,19 @@ def build_qp(
     depends on the structure only and a kept OSQP workspace takes the new values.
     """
     base = qp_base(parts, x0, scale, backoff) if base is None else base
-    layout = base.layout
-    n, nz, cost_col = layout.n, layout.nz, 2 * layout.n
-    q, const, lower, upper = base.q.copy(), base.const, base.lower.copy(), base.upper.copy()
-    rows, cols, vals = base.triplets
-    tax_terms = None
-    if layout.ladder is not None:  # each asset's sell from its segment's start (one it can reach)
-        segments = layout.ladder.reachable(np.zeros(n, dtype=np.int64) if segments is None else segments, base.sell_cap)
-        lines = layout.ladder.rows(segments)
-        lower[n : 2 * n] = lines[0]
-        rows, cols, vals, const, tax_terms = _fold(lines, q, const, rows, cols, vals, lower, upper)
-        if layout.ladder.region is not None:
-            rows, cols, vals, tax_terms = _region(layout.ladder, segments, base.m, rows, cols, vals, upper, tax_terms)
-    aux_rows, aux_cols, aux_vals, aux_offset = base.aux
-    # The cost measured in units of the mean cost rate (a turnover, of the weights' size) keeps ADMM scaled.
-    positive = base.rate[base.rate > 0]
-    cost_unit = float(positive.mean()) if positive.size else 1.0
-    q[cost_col] *= cost_unit
-    if layout.ladder is None:
+    layout, scale = base.layout, base.scale
+    q, const, lower, upper, tax_terms = base.q.copy(), base.const, base.lower, base.upper, None
+    cost_unit = base.cost_unit
+    if layout.ladder is None:  # the base's bounds and rows as they are (never modified in place)
         a_t = _a_matrix(base, cost_unit)
-        a_matrix = a_t[0]
+        a_matrix, segments = a_t[0], None
     else:
-        a_matrix, a_t = csc(rows, cols, _in_cost_unit(cols, vals, cost_col, cost_unit), (base.m, nz)), None
-    scale = base.scale
+        segments, lower, upper, const, a_matrix, tax_terms = _on_segments(base, layout.ladder, segments, q, cost_unit)
+        a_t = None
+    q[2 * layout.n] *= cost_unit
+    aux_rows, aux_cols, aux_vals, aux_offset = base.aux
     return NativeQP(
-        n=n,
+        n=layout.n,
         P=base.p_matrix,
         q=q * scale,
         const=const * scale,
@@ -319,15 +249,29 @@ def build_qp(
         scale=scale,
         cost_unit=cost_unit,
         ladder=layout.ladder,
-        segments=segments if layout.ladder is not None else None,
+        segments=segments,
         tax_terms=None if tax_terms is None else dataclasses.replace(tax_terms, price=tax_terms.price * scale),
         eigen=None if layout.eigen is None else (2.0 * scale * layout.eigen[0], layout.eigen[1]),
         a_t=a_t,
+        spans=base.spans,
     )
 
 
-def _in_cost_unit(cols: np.ndarray, vals: np.ndarray, cost_col: int, unit: float) -> np.ndarray:
-    return np.where(cols == cost_col, vals * unit, vals)
+def _on_segments(
+    base: QPBase, ladder: Ladder, segments: np.ndarray | None, q: np.ndarray, cost_unit: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, sparse.csc_matrix, _TaxTerms]:
+    """A taxable account's QP on ``segments`` (default its first lots): each asset's sell from
+    its segment's start (one it can reach), ``T`` and ``G`` folded into ``q`` (in place) and the
+    rows; the segments, bounds, constant, ``A`` and what was folded."""
+    n, lower, upper = base.layout.n, base.lower.copy(), base.upper.copy()
+    segments = ladder.reachable(np.zeros(n, dtype=np.int64) if segments is None else segments, base.sell_cap)
+    lines = ladder.rows(segments)
+    lower[n : 2 * n] = lines[0]
+    rows, cols, vals, const, tax_terms = fold(lines, q, base.const, *base.triplets, lower, upper)
+    if ladder.region is not None:
+        rows, cols, vals, tax_terms = region_rows(ladder, segments, base.m, rows, cols, vals, upper, tax_terms)
+    a_matrix = csc(rows, cols, in_cost_unit(cols, vals, 2 * n, cost_unit), (base.m, base.layout.nz))
+    return segments, lower, upper, const, a_matrix, tax_terms
 
 
 def _a_matrix(base: QPBase, unit: float) -> tuple[sparse.csc_matrix, sparse.csr_matrix]:
@@ -335,7 +279,7 @@ def _a_matrix(base: QPBase, unit: float) -> tuple[sparse.csc_matrix, sparse.csr_
     rebalance's re-solves that differ only in the trade bounds share them)."""
     if unit not in base.a_matrix:
         rows, cols, vals = base.triplets
-        a_matrix = csc(rows, cols, _in_cost_unit(cols, vals, 2 * base.layout.n, unit), (base.m, base.layout.nz))
+        a_matrix = csc(rows, cols, in_cost_unit(cols, vals, 2 * base.layout.n, unit), (base.m, base.layout.nz))
         base.a_matrix[unit] = (a_matrix, a_matrix.T)
     return base.a_matrix[unit]
 
@@ -386,17 +330,25 @@ def _objective(
         const += float(shift @ shift)
     if last is not None:
         return last.p_matrix, q, const, curvature, diagonal, dense_w
-    # Upper triangle, column by column: buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the
-    # diagonal of every scalar and aux column.
-    idx = np.arange(n)
-    rest = np.arange(2 * n, nz)
-    p_indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
-    p_indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), rest])
     p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
-    p_matrix = sparse.csc_matrix((p_data * scale, p_indices, p_indptr.astype(np.int64)), shape=(nz, nz))
+    p_matrix = sparse.csc_matrix((p_data * scale, *_p_pattern(n, nz)), shape=(nz, nz))
     if dense_w is not None:
         p_matrix = (p_matrix + _upper_block(dense_w * scale, layout.nt, nz)).tocsc()
     return p_matrix, q, const, curvature, diagonal, dense_w
+
+
+@functools.lru_cache(maxsize=16)
+def _p_pattern(n: int, nz: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P``'s upper-triangle pattern (indices, indptr) without a dense block, column by column:
+    buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the diagonal of every scalar and aux column.
+    Built once per size, read-only (every such ``P`` of that size shares it), in scipy's int32."""
+    idx = np.arange(n, dtype=np.int32)
+    indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
+    indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), np.arange(2 * n, nz)])
+    pattern = indices.astype(np.int32), indptr.astype(np.int32)
+    for array in pattern:
+        array.flags.writeable = False
+    return pattern
 
 
 def _upper_block(block: np.ndarray, first: int, nz: int) -> sparse.csc_matrix:
@@ -435,7 +387,7 @@ def _definition_rows(
         rows.append(np.full(2 * n + 1, first + 2))
         cols.append(np.append(both, cost_col))
         vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
-    # T and G are 0: in a taxable account they are folded into the sells (see _fold).
+    # T and G are 0: in a taxable account they are folded into the sells (see ``_qp_segments``).
     lower = [
         np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(SCALARS - 3)]),
         np.zeros(2),

@@ -9,7 +9,7 @@ import numpy as np
 
 from finwiz.optimizer.describe._model import Affine, LimitGroup, column
 
-__all__ = ["trade_bounds"]
+__all__ = ["in_cost_unit", "trade_bounds"]
 
 
 def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.ndarray, ...]:
@@ -17,6 +17,11 @@ def _triplets(affines: Sequence[Affine], first_row: int, n: int) -> tuple[np.nda
     ``affines`` stacked, and their offsets."""
     stacked = Affine.stack(affines)
     return stacked.rows + first_row, column(stacked.cols, n), stacked.vals, stacked.offset
+
+
+def in_cost_unit(cols: np.ndarray, vals: np.ndarray, cost_col: int, unit: float) -> np.ndarray:
+    """``vals`` with the cost column's entries in units of ``unit`` (the native QP's cost column)."""
+    return np.where(cols == cost_col, vals * unit, vals)
 
 
 def trade_bounds(groups: Sequence[LimitGroup], n: int) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:

@@ -78,19 +78,18 @@ def kkt_certified(qp: NativeQP, z: np.ndarray, y: np.ndarray, az: np.ndarray | N
     separately): ``Pz + q + A'y ~ 0``, and each dual pushes only on a bound its row touches.
     ``az`` is ``A z`` if the caller has it already. A multiplier on an infinite bound is noise
     (OSQP leaves ~1e-18 there) and is dropped before stationarity is checked."""
-    y = np.where(y > 0, np.where(np.isfinite(qp.upper), y, 0.0), np.where(np.isfinite(qp.lower), y, 0.0))
+    y = np.where(np.where(y > 0, np.isfinite(qp.upper), np.isfinite(qp.lower)), y, 0.0)
     pz = qp.hess(z)
-    stationarity = float(np.max(np.abs(pz + qp.q + qp.a_t_times(y)), initial=0.0))
-    size = max(1.0, float(np.max(np.abs(qp.q), initial=0.0)))
+    stationarity = float(np.abs(pz + qp.q + qp.a_t_times(y)).max(initial=0.0))
+    size = max(1.0, float(np.abs(qp.q).max(initial=0.0)))
     if stationarity > KKT_TOLERANCE * size:
         return False
     az = qp.A @ z if az is None else az
-    push_up = np.maximum(y, 0.0)
-    push_down = np.maximum(-y, 0.0)
-    with np.errstate(invalid="ignore"):
-        up = np.where(push_up > 0, push_up * (qp.upper - az), 0.0)
-        down = np.where(push_down > 0, push_down * (az - qp.lower), 0.0)
-    gap = float(np.sum(np.abs(up)) + np.sum(np.abs(down)))
+    # Each multiplier times its row's distance to the bound it pushes on (only there: the other
+    # bound may be infinite), written into zeros.
+    up = np.multiply(y, qp.upper - az, out=np.zeros(len(y)), where=y > 0)
+    down = np.multiply(-y, az - qp.lower, out=np.zeros(len(y)), where=y < 0)
+    gap = float(np.abs(up).sum() + np.abs(down).sum())
     objective = abs(qp.objective(z, pz)) * qp.scale
     return bool(np.isfinite(gap) and gap <= KKT_TOLERANCE * max(1.0, objective))
 

@@ -1,0 +1,93 @@
+"""The checks around each warm solve, held to the plain computations they replace: the row groups'
+residuals in one pass, the KKT certificate, and the bound arrays a re-weighted re-solve shares."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from finwiz import PortfolioConfiguration
+from finwiz.optimizer.solve import _qp_build, _solvers
+from finwiz.optimizer.solve._qp import NativeQP
+from tests.optimizer.solve.test_native import _clarabel_answer
+
+
+def _plain_residuals(qp: NativeQP, az: np.ndarray) -> dict[str, float]:
+    gap = np.maximum(qp.lower - az, az - qp.upper)
+    out: dict[str, float] = {}
+    for name, a, b in qp.groups:
+        out[name] = max(out.get(name, 0.0), float(gap[a:b].max(initial=0.0)))
+    return out
+
+
+def _plain_kkt(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> bool:
+    y = np.where(y > 0, np.where(np.isfinite(qp.upper), y, 0.0), np.where(np.isfinite(qp.lower), y, 0.0))
+    pz = qp.hess(z)
+    stationarity = float(np.max(np.abs(pz + qp.q + qp.A.T @ y), initial=0.0))
+    if stationarity > _solvers.KKT_TOLERANCE * max(1.0, float(np.max(np.abs(qp.q), initial=0.0))):
+        return False
+    az = qp.A @ z
+    push_up, push_down = np.maximum(y, 0.0), np.maximum(-y, 0.0)
+    with np.errstate(invalid="ignore"):
+        up = np.where(push_up > 0, push_up * (qp.upper - az), 0.0)
+        down = np.where(push_down > 0, push_down * (az - qp.lower), 0.0)
+    gap = float(np.sum(np.abs(up)) + np.sum(np.abs(down)))
+    objective = abs(qp.objective(z, pz)) * qp.scale
+    return bool(np.isfinite(gap) and gap <= _solvers.KKT_TOLERANCE * max(1.0, objective))
+
+
+@pytest.fixture
+def answered(sample_config: PortfolioConfiguration, sample_prices: pd.Series) -> tuple[Any, np.ndarray, np.ndarray]:
+    return _clarabel_answer(sample_config, sample_prices)
+
+
+def test_residuals_in_one_pass_equal_each_groups_own_maximum(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    qp, z, _ = answered
+    rng = np.random.default_rng(3)
+    m = len(qp.lower)
+    # The QP's own groups, then groups with gaps between them, an empty one, a repeated name and
+    # rows after the last group (as the auxiliary rows are).
+    cut = sorted(rng.choice(np.arange(1, m - 2), 5, replace=False).tolist())
+    odd = [("a", 0, cut[0]), ("b", cut[1], cut[2]), ("empty", cut[2], cut[2]), ("a", cut[3], cut[4])]
+    for groups in (qp.groups, odd, [("all", 0, m)], []):
+        shaped = dataclasses.replace(qp, groups=groups, spans=None)
+        for scale in (0.0, 1e-12, 1e-3, 1.0):
+            az = qp.A @ z + rng.normal(0.0, scale, m)
+            assert shaped.residuals(z, az) == _plain_residuals(shaped, az)
+    assert qp.spans is not None  # built with the QP, shared by its re-solves
+
+
+def test_kkt_certificate_agrees_with_the_plain_check(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    qp, z, y = answered
+    rng = np.random.default_rng(5)
+    verdicts = set()
+    for scale in (0.0, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6, 1e-3):
+        for _ in range(5):
+            dz = z + rng.normal(0.0, scale, len(z)) * np.abs(z)
+            dy = y + rng.normal(0.0, scale, len(y)) * np.abs(y)
+            verdict = _solvers.kkt_certified(qp, dz, dy)
+            assert verdict == _plain_kkt(qp, dz, dy)
+            assert verdict == _solvers.kkt_certified(qp, dz, dy, qp.A @ dz)
+            verdicts.add(verdict)
+    assert verdicts == {True, False}  # both sides of the threshold were tried
+
+
+@pytest.mark.parametrize(("n", "nz"), [(1, 7), (4, 13), (100, 205)])
+def test_the_kept_pattern_of_p_is_its_curvature_blocks_and_diagonal(n: int, nz: int) -> None:
+    rng = np.random.default_rng(n)
+    curvature, diagonal = rng.uniform(0.1, 1.0, n), rng.uniform(0.0, 1.0, nz - 2 * n)
+    indices, indptr = _qp_build._p_pattern(n, nz)
+    data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
+    got = sparse.csc_matrix((data, indices, indptr), shape=(nz, nz)).toarray()
+    expected = np.zeros((nz, nz))
+    i = np.arange(n)
+    expected[i, i], expected[i, i + n], expected[i + n, i + n] = curvature, -curvature, curvature
+    expected[np.arange(2 * n, nz), np.arange(2 * n, nz)] = diagonal
+    assert np.array_equal(got, expected)
+    assert _qp_build._p_pattern(n, nz)[0] is indices  # kept
+    assert not indices.flags.writeable
