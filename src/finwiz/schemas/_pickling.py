@@ -8,6 +8,7 @@ unpicklers take the class, so this module imports no model (no import circle).
 from __future__ import annotations
 
 from array import array
+from itertools import repeat
 from typing import Any, TypeVar
 
 from finwiz.schemas._base import _Model
@@ -91,6 +92,6 @@ def _unpack_models(cls: Any, *packed: Any) -> list[Any]:
     every = frozenset(cls.model_fields)
     # A full fields set can be shared: pydantic only ever adds field names to it, all present.
     shared = [set(k) if k == every else None for k in kinds]
-    states = [dict(zip(names, row, strict=True)) for row in rows]
+    states = list(map(dict, map(zip, repeat(names), rows)))  # rows of one layout (checked when packed)
     out: list[Any] = cls._from_states(states, [shared[w] or set(kinds[w]) for w in which])
     return out
