@@ -199,6 +199,63 @@ def test_result_pickles_compactly_and_comes_back_equal(
     assert len(pickle.dumps(result)) < len(pickle.dumps(result.model_dump()))
 
 
+def test_packed_trades_keep_each_trades_reasons_and_fields_sets() -> None:
+    """A result's trades pickle with every trade's reasons in one table (counts per trade): each
+    trade gets back its own reasons in order, none, one or several, shared ones included, and every
+    object its fields set (pydantic's own copy protocol as the plain computation)."""
+    import copy
+
+    from finwiz.schemas import TradeAction, TradeReason, TradeRecommendation
+    from finwiz.schemas._pickling import _pack_models, _unpack_models
+
+    def reason(label: str) -> TradeReason:
+        return TradeReason.trusted(kind="term", label=label, amount=0.1, unit="weight", score=0.2)
+
+    shared = reason("minimum trade")
+    counts = [0, 1, 3, 0, 2]
+    trades = [
+        TradeRecommendation.trusted(
+            symbol=f"S{i}",
+            action=TradeAction.BUY,
+            shares=1.0 + i,
+            price=10.0,
+            trade_value=10.0 * (1 + i),
+            transaction_cost=0.01,
+            market_impact_cost=0.0,
+            total_estimated_cost=0.01,
+            current_shares=0.0,
+            post_trade_shares=1.0 + i,
+            current_weight=0.0,
+            target_weight=0.1,
+            post_trade_weight=0.1,
+            lots=[],
+            reasons=[reason(f"r{i}.{k}") for k in range(n - 1)] + [shared] if n else [],
+        )
+        for i, n in enumerate(counts)
+    ]
+    partial = {"symbol", "action", "shares", "price", "reasons"}  # every field given, a few of them set
+    trades.append(TradeRecommendation.model_construct(partial, **dict(trades[2].__dict__, symbol="P")))
+    packed = _pack_models(trades, nested="reasons")
+    assert packed[0] is TradeRecommendation  # as rows
+    back = _unpack_models(*pickle.loads(pickle.dumps(packed)))
+    plain = [copy.deepcopy(t) for t in trades]
+    assert back == plain
+    assert [[r.label for r in t.reasons] for t in back] == [[r.label for r in t.reasons] for t in trades]
+    assert [t.model_fields_set for t in back] == [t.model_fields_set for t in plain]
+    assert [r.model_fields_set for t in back for r in t.reasons] == [
+        r.model_fields_set for t in plain for r in t.reasons
+    ]
+    back[-1].current_shares = 1.0  # a partial fields set is the object's own: assignment leaves the others'
+    assert back[-1].model_fields_set == partial | {"current_shares"}
+    assert back[0].model_fields_set == back[1].model_fields_set == set(TradeRecommendation.model_fields)
+    assert _unpack_models(*pickle.loads(pickle.dumps(_pack_models([], nested="reasons")))) == []
+    # Models of another layout (a required field left out) are pickled as they are, not as rows.
+    odd = [*trades, TradeRecommendation.model_construct(symbol="X", action=TradeAction.SELL, shares=1.0, price=2.0)]
+    packed = _pack_models(odd, nested="reasons")
+    assert packed[0] is None
+    assert _unpack_models(*pickle.loads(pickle.dumps(packed))) == [copy.deepcopy(t) for t in odd]
+
+
 def test_configuration_pickles_compactly_and_comes_back_equal(sample_config: PortfolioConfiguration) -> None:
     config = sample_config.model_copy(update={"holdings": [*sample_config.holdings, Holding(symbol="zz", shares=1)]})
     back = pickle.loads(pickle.dumps(config))

@@ -150,7 +150,7 @@ class RebalancingResult(_Model):
             if tuple(values) == symbols:
                 packed[name] = array("d", values.values())
                 del state[name]
-        state["trades"] = _pack_models(state["trades"])
+        state["trades"] = _pack_models(state["trades"], nested="reasons")
         state["compliance"] = _pack_models(state["compliance"])
         state["stages"] = _pack_models(state["stages"])
         return (_unpickle_result, (type(self), state, symbols, packed, frozenset(self.model_fields_set)))

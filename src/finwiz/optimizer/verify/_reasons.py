@@ -218,11 +218,16 @@ class _Forces:
 
     def ranked(self) -> list[list[TradeReason]]:
         """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order)."""
-        build = TradeReason._from_states
-        return [
-            build(sorted(forces.values(), key=_SCORE, reverse=True) if len(forces) > 1 else forces.values())
+        states = [
+            sorted(forces.values(), key=_SCORE, reverse=True) if len(forces) > 1 else list(forces.values())
             for forces in self.by_trade
         ]
+        reasons = TradeReason._from_states([state for each in states for state in each])  # one loop for all
+        out, at = [], 0
+        for each in states:
+            out.append(reasons[at : at + len(each)])
+            at += len(each)
+        return out
 
 
 _SCORE = operator.itemgetter("score")
