@@ -179,3 +179,33 @@ def test_cheapen_takes_back_what_the_repair_overshot() -> None:
     )
     assert float(price[repaired].sum()) > best[0] + 0.05  # the repair alone overshoots
     assert sorted(cheapened.tolist()) == best[1]
+
+
+def test_the_kept_highs_answers_as_a_fresh_one() -> None:
+    """Each thread keeps its HiGHS between programs: after a relaxation and an infeasible program
+    a 0/1 program finds what a fresh HiGHS (another thread's first) finds, bit for bit; a spent
+    time limit counts from the program's start (HiGHS's clock runs on across runs)."""
+    import threading
+
+    from finwiz.optimizer.discrete import _highs
+
+    objective, matrix, lo, up = _knapsack()
+    _settling._program(objective, matrix, lo, up, np.zeros(6, bool), 5.0)
+    _settling._program(objective, matrix, np.array([11.0, 0.0]), np.array([10.5, 0.0]), np.ones(6, bool), 5.0)
+    kept = _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
+    first: list[_highs._Program] = []
+    thread = threading.Thread(
+        target=lambda: first.append(_settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0))
+    )
+    thread.start()
+    thread.join()
+    assert kept.x is not None
+    assert first[0].x is not None
+    assert kept.x.tolist() == first[0].x.tolist()
+    assert (kept.gap, kept.status) == (first[0].gap, first[0].status)
+    solver = _highs._solver()
+    assert solver is _highs._solver()  # kept on this thread
+    clock = solver.getRunTime()
+    assert clock > 0.0
+    _settling._program(objective, matrix, lo, up, np.ones(6, bool), 0.5)
+    assert solver.getOptionValue("time_limit")[1] >= clock + 0.5  # from now, not from the clock's start
