@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._listed import breachable, listed, reach
+from finwiz.optimizer.discrete._listed import _coupled, breachable, listed, reach
 
 
 def _program(seed: int, assets: int = 5, per: int = 3, limits: int = 6) -> dict[str, np.ndarray]:
@@ -188,3 +188,15 @@ def test_reach_is_the_same_whatever_order_the_candidates_come_in(seed: int) -> N
     mixed = reach(sparse.csr_array(trade[:, shuffled]), on_scalars, owner[shuffled], scalars[shuffled])
     np.testing.assert_allclose(mixed[0], grouped[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(mixed[1], grouped[1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coupled_block_is_scipys_slice(seed: int) -> None:
+    """The coupled rows of some columns, placed from the CSC's arrays, are scipy's column slice
+    made dense, in the columns' order (repeated and unsorted ones too)."""
+    matrix = _program(seed)["matrix"]
+    rng = np.random.default_rng(seed)
+    columns = rng.choice(matrix.shape[1], size=9)
+    first = int(rng.integers(0, matrix.shape[0]))
+    expected = sparse.csc_array(matrix[:, columns]).toarray()[first:]
+    assert np.array_equal(_coupled(matrix, columns, first), expected)

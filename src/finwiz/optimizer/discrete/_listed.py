@@ -40,9 +40,8 @@ def listed(
     candidates = np.flatnonzero(free)
     candidates = candidates[np.argsort(owner[candidates], kind="stable")]  # grouped by asset, in listing order
     starts = np.flatnonzero(np.r_[True, owner[candidates[1:]] != owner[candidates[:-1]]])
-    bounds_at = np.r_[starts, candidates.size]
-    # The free candidates' and the scalar columns, dense (few), then their coupled rows: scipy's row slice costs more.
-    block = sparse.csc_array(matrix[:, np.r_[candidates, m : matrix.shape[1]]]).toarray()[first:]
+    # The free candidates' and the scalar columns' coupled rows, dense (few columns).
+    block = _coupled(matrix, np.r_[candidates, m : matrix.shape[1]], first)
     on_scalars = block[:, candidates.size :]  # each coupled row's scalar columns: those of every choice's sum
     coef = block[:, : candidates.size] + on_scalars @ scalars[candidates].T
     taken = np.zeros(matrix.shape[1])
@@ -53,26 +52,43 @@ def listed(
     least = np.minimum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
     most = np.maximum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
     rows = np.flatnonzero((least.sum(axis=0) < low) | (most.sum(axis=0) > high))  # the others hold whatever is chosen
-    low, high, by_candidate = low[rows], high[rows], coef[rows].T
     # What the assets after each one add at least and at most on those rows (a partial choice's reach).
-    after_least = np.cumsum(least[::-1, rows], axis=0)[::-1]
-    after_most = np.cumsum(most[::-1, rows], axis=0)[::-1]
-    values, cost = np.zeros((1, rows.size)), np.zeros(1)
+    after = np.cumsum(least[::-1, rows], axis=0)[::-1], np.cumsum(most[::-1, rows], axis=0)[::-1]
+    done, found = _pruned(
+        coef[rows].T, price[candidates], np.r_[starts, candidates.size], (low[rows], high[rows]), after
+    )
+    return done, None if found is None else candidates[found]
+
+
+def _pruned(
+    by_candidate: np.ndarray,
+    price: np.ndarray,
+    bounds_at: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+) -> tuple[bool, np.ndarray | None]:
+    """:func:`listed`'s answer as places in ``by_candidate`` (candidates x rows, grouped by asset
+    from ``bounds_at``), listed asset by asset, dropping the partial choices whose reach
+    (``after``: what the later assets add at least and at most) misses a row's ``bounds``."""
+    low, high = bounds
+    reach_low, reach_high = low - _REACH, high + _REACH
+    values, cost = np.zeros((1, len(low))), np.zeros(1)
     parents: list[
         tuple[np.ndarray, np.ndarray]
     ] = []  # per asset: each partial choice's parent and the candidate it adds
-    for k in range(len(starts)):
-        g = np.arange(bounds_at[k], bounds_at[k + 1])
-        if len(cost) * len(g) > _MOST:
+    for k in range(len(bounds_at) - 1):
+        lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
+        if len(cost) * (hi - lo) > _MOST:
             return False, None
-        values = (values[:, None, :] + by_candidate[g][None, :, :]).reshape(-1, rows.size)
-        cost = (cost[:, None] + price[candidates[g]][None, :]).ravel()
-        parent, added = np.divmod(np.arange(len(cost)), len(g))
-        if k + 1 < len(starts):
-            reach_low, reach_high = values + after_most[k + 1], values + after_least[k + 1]
-            alive = np.flatnonzero(np.all((reach_low >= low - _REACH) & (reach_high <= high + _REACH), axis=1))
+        values = (values[:, None, :] + by_candidate[None, lo:hi, :]).reshape(-1, len(low))
+        cost = (cost[:, None] + price[None, lo:hi]).ravel()
+        parent, added = np.divmod(np.arange(len(cost)), hi - lo)
+        if k + 2 < len(bounds_at):
+            alive = np.flatnonzero(
+                np.all((values + after[1][k + 1] >= reach_low) & (values + after[0][k + 1] <= reach_high), axis=1)
+            )
             values, cost, parent, added = values[alive], cost[alive], parent[alive], added[alive]
-        parents.append((parent, g[added]))
+        parents.append((parent, lo + added))
     keeps = np.all((values >= low) & (values <= high), axis=1)
     if not keeps.any():
         return True, None
@@ -81,7 +97,22 @@ def listed(
     for parent, added in reversed(parents):
         picked.append(added[at])
         at = int(parent[at])
-    return True, candidates[np.array(picked[::-1], np.int64)]
+    return True, np.array(picked[::-1], np.int64)
+
+
+def _coupled(matrix: sparse.csc_array, columns: np.ndarray, first: int) -> np.ndarray:
+    """Rows ``first:`` of the ``columns`` of ``matrix`` (canonical CSC), dense: placed from its
+    arrays, where scipy's column slice and ``toarray`` of every row cost more than the listing."""
+    if not matrix.has_canonical_format:
+        return np.asarray(sparse.csc_array(matrix[:, columns]).toarray()[first:])
+    begin, end = matrix.indptr[columns], matrix.indptr[columns + 1]
+    size = end - begin
+    at = np.arange(int(size.sum())) + np.repeat(begin - (np.cumsum(size) - size), size)
+    row, column = matrix.indices[at], np.repeat(np.arange(len(columns)), size)
+    inside = row >= first
+    block = np.zeros((matrix.shape[0] - first, len(columns)))
+    block[row[inside] - first, column[inside]] = matrix.data[at[inside]]
+    return block
 
 
 _REACH = 1e-9  # a partial choice is dropped only when its reach misses a row by more (its sums' float order differs)
