@@ -209,3 +209,20 @@ def test_the_kept_highs_answers_as_a_fresh_one() -> None:
     assert clock > 0.0
     _settling._program(objective, matrix, lo, up, np.ones(6, bool), 0.5)
     assert solver.getOptionValue("time_limit")[1] >= clock + 0.5  # from now, not from the clock's start
+
+
+def test_the_programs_sparse_pieces_are_scipys() -> None:
+    """The scalar columns' CSR from their nonzeros and a CSR's entries read off its arrays are
+    scipy's conversions, entry for entry (a CSR with a repeated place goes through scipy's)."""
+    rng = np.random.default_rng(5)
+    dense = np.where(rng.random((9, SCALARS)) < 0.6, 0.0, rng.normal(size=(9, SCALARS)))
+    dense[4] = 0.0  # a row without entries
+    built, plain = _settling._csr(dense), sparse.csr_array(dense)
+    for name in ("indptr", "indices", "data"):
+        assert getattr(built, name).tolist() == getattr(plain, name).tolist()
+    repeated = sparse.csr_array((np.array([1.0, 2.0, 3.0]), np.array([2, 2, 0]), np.array([0, 2, 3])), shape=(2, 4))
+    for matrix in (plain, repeated):
+        coo = sparse.coo_array(matrix)
+        coo.sum_duplicates()
+        rows, cols, vals = _settling._entries(matrix)
+        assert (rows.tolist(), cols.tolist(), vals.tolist()) == (coo.row.tolist(), coo.col.tolist(), coo.data.tolist())
