@@ -226,3 +226,22 @@ def test_the_programs_sparse_pieces_are_scipys() -> None:
         coo.sum_duplicates()
         rows, cols, vals = _settling._entries(matrix)
         assert (rows.tolist(), cols.tolist(), vals.tolist()) == (coo.row.tolist(), coo.col.tolist(), coo.data.tolist())
+
+
+def test_stacked_rows_kept_are_scipys_csc() -> None:
+    """The 0/1 program's rows from their entries (in no order, one per place), all of them or
+    those a mask keeps, are the CSC scipy builds from the (row, column) pairs, entry for entry."""
+    rng = np.random.default_rng(11)
+    place = rng.choice(8 * 6, size=20, replace=False)
+    rows, cols = np.divmod(place, 6)
+    stacked = _settling._Stacked(rows, cols, rng.normal(size=20), (8, 6))
+    keep = np.array([True, False, True, True, False, True, True, False])
+    for mask in (None, keep):
+        at = np.ones(20, bool) if mask is None else mask[rows]
+        kept_rows = rows[at] if mask is None else (np.cumsum(mask) - 1)[rows[at]]
+        shape = (8, 6) if mask is None else (int(mask.sum()), 6)
+        plain = sparse.csc_array((stacked.vals[at], (kept_rows, cols[at])), shape=shape)
+        built = stacked.csc(mask)
+        assert built.shape == plain.shape
+        for name in ("indptr", "indices", "data"):
+            assert getattr(built, name).tolist() == getattr(plain, name).tolist()

@@ -202,12 +202,20 @@ class _Stacked:
     shape: tuple[int, int]
 
     def csc(self, keep: np.ndarray | None = None) -> sparse.csc_array:
-        """The rows ``keep`` (a mask; all without it), in order."""
-        if keep is None:
-            return sparse.csc_array((self.vals, (self.rows, self.cols)), shape=self.shape)
-        at = keep[self.rows]
-        renumbered = (np.cumsum(keep) - 1)[self.rows[at]]
-        return sparse.csc_array((self.vals[at], (renumbered, self.cols[at])), shape=(int(keep.sum()), self.shape[1]))
+        """The rows ``keep`` (a mask; all without it), in order: placed from the entries sorted by
+        column, then row, once (scipy's conversion from (row, column) pairs, the same CSC, took
+        ~0.25 ms a settle at 100 assets)."""
+        order = self.by_column
+        at = order if keep is None else order[keep[self.rows[order]]]
+        rows = self.rows[at] if keep is None else (np.cumsum(keep) - 1)[self.rows[at]]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(self.cols[at], minlength=self.shape[1]))])
+        shape = self.shape if keep is None else (int(keep.sum()), self.shape[1])
+        return sparse.csc_array((self.vals[at], rows, indptr), shape=shape)
+
+    @cached_property
+    def by_column(self) -> np.ndarray:
+        """The entries' order by column, then row (a CSC's)."""
+        return np.lexsort((self.rows, self.cols))
 
 
 def _stacked(moves: _Moves, trade_part: sparse.csr_array, scalar_cols: sparse.csr_array, n: int) -> _Stacked:
