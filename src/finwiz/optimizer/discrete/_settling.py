@@ -312,8 +312,10 @@ def _relaxed(
     taken = y > 1.0 - _SPLIT
     split = np.unique(moves.owner[(y > _SPLIT) & ~taken])
     moved = np.unique(moves.owner[taken & ~is_cheapest])
-    for free_assets in (split, np.union1d(split, moved)):
-        free = np.isin(moves.owner, free_assets)
+    is_free = np.zeros(int(moves.owner.max(initial=-1)) + 1, bool)
+    for free_assets in (split, moved):  # the split assets, then also the moved ones
+        is_free[free_assets] = True  # a lookup by asset: np.isin sorts
+        free = is_free[moves.owner]
         fixed = np.flatnonzero(taken & ~free)
         if not free.any():
             return fixed
