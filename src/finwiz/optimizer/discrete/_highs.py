@@ -1,9 +1,9 @@
 """The settle's HiGHS calls: one program (an LP relaxation from a given basis, or a 0/1 program) on
 this thread's HiGHS.
 
-A HiGHS kept per thread, its model replaced by ``passModel`` each call: building one took ~0.2 ms
-of a 0.6 ms relaxation at 100 assets, and the points it returns are the same bit for bit, in any
-order of programs (docs/decisions/s15-settle.md).
+A HiGHS kept per thread and cleared before each program (options, model, solver: a run changes
+options): building one took ~0.2 ms of a 1 ms relaxation at 100 assets, and the points it returns
+are a fresh one's, bit for bit, in any order of programs (docs/decisions/s15-settle.md).
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ _LOCAL = threading.local()
 
 
 def _solver() -> Any:
-    """This thread's HiGHS, quiet (one per thread: a HiGHS object is not safe to share)."""
+    """This thread's HiGHS, as built and quiet (one per thread: a HiGHS object is not safe to share)."""
     h = getattr(_LOCAL, "highs", None)
     if h is None:
         import highspy
 
         # The bare binding: the wrapper class prints a banner on stdout when it is built.
         h = highspy._Highs()  # type: ignore[attr-defined]
-        h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
         _LOCAL.highs = h
+    else:
+        # Options, model and solver as built: a run changes options (it left the primal feasibility
+        # tolerance at 1e-6, and a later program took another vertex).
+        h.clear()
+    h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
     return h
 
 
@@ -83,7 +87,7 @@ def _program(
     # without it first: its dense rows (the scalars, the turnover) cost presolve more than the simplex.
     for presolve in ("on", "off") if binary.any() else ("off", "on"):
         h = _solver()
-        h.setOptionValue("time_limit", h.getRunTime() + float(time_limit))  # its clock runs on across runs
+        h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", presolve)
         h.passModel(*model, *arrays)
         if basic is not None and presolve == "off":
