@@ -200,3 +200,19 @@ def test_coupled_block_is_scipys_slice(seed: int) -> None:
     first = int(rng.integers(0, matrix.shape[0]))
     expected = sparse.csc_array(matrix[:, columns]).toarray()[first:]
     assert np.array_equal(_coupled(matrix, columns, first), expected)
+
+
+def test_listed_with_no_row_any_choice_could_breach() -> None:
+    """Every coupled row far inside its bounds: no row is left to check, and each free asset takes
+    its cheapest candidate (HiGHS once split such an asset; listing it failed on the empty rows)."""
+    p = _program(2)
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 5 - SCALARS
+    lo, up = p["lo"].copy(), p["up"].copy()
+    lo[-limits:], up[-limits:] = -1e6, 1e6
+    fixed = np.array([np.flatnonzero(owner == a)[0] for a in range(3)])
+    done, chosen = listed(owner, p["scalars"], p["price"], p["matrix"], (lo, up), fixed, owner >= 3, limits)
+    assert done
+    assert chosen is not None
+    cheapest = [np.flatnonzero(owner == a)[np.argmin(p["price"][owner == a])] for a in (3, 4)]
+    assert chosen.tolist() == cheapest

@@ -78,9 +78,10 @@ def _pruned(
     ] = []  # per asset: each partial choice's parent and the candidate it adds
     for k in range(len(bounds_at) - 1):
         lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
-        if len(cost) * (hi - lo) > _MOST:
+        size = len(cost) * (hi - lo)
+        if size > _MOST:
             return False, None
-        values = (values[:, None, :] + by_candidate[None, lo:hi, :]).reshape(-1, len(low))
+        values = (values[:, None, :] + by_candidate[None, lo:hi, :]).reshape(size, len(low))  # no rows: -1 fails
         cost = (cost[:, None] + price[None, lo:hi]).ravel()
         parent, added = np.divmod(np.arange(len(cost)), hi - lo)
         if k + 2 < len(bounds_at):
