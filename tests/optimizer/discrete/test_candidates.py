@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 import finwiz.optimizer.discrete._candidates as candidates
 from finwiz.optimizer.describe._data import ProblemData
@@ -71,3 +72,21 @@ def test_only_the_assets_that_moved_are_priced_again(monkeypatch: pytest.MonkeyP
     shares[3] += data.lot[3]
     kept(shares, False)
     assert set(np.concatenate(priced).tolist()) == {3}
+
+
+def test_moves_matrix_is_the_csc_of_its_row_column_pairs() -> None:
+    """The moves' buy and sell columns placed at once: the CSC scipy builds from (row, column)
+    pairs, explicit zeros (a move that only sells) kept, entry for entry."""
+    rng = np.random.default_rng(3)
+    n, owner = 7, np.array([0, 0, 2, 3, 3, 3, 6])
+    buy = np.where(rng.random(owner.size) < 0.4, 0.0, rng.random(owner.size))
+    sell = np.where(buy > 0, 0.0, rng.random(owner.size))
+    moves = _Moves(owner, np.zeros(owner.size), buy, sell, np.zeros((owner.size, 5)))
+    m = owner.size
+    plain = sparse.csc_array(
+        (np.concatenate([buy, sell]), (np.concatenate([owner, owner + n]), np.tile(np.arange(m), 2))), shape=(2 * n, m)
+    )
+    built = moves.matrix(n)
+    assert built.shape == plain.shape
+    for name in ("indptr", "indices", "data"):
+        assert getattr(built, name).tolist() == getattr(plain, name).tolist()

@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._listed import breachable, listed, reach
+from finwiz.optimizer.discrete._listed import _coupled, breachable, listed, reach
 
 
 def _program(seed: int, assets: int = 5, per: int = 3, limits: int = 6) -> dict[str, np.ndarray]:
@@ -188,3 +188,31 @@ def test_reach_is_the_same_whatever_order_the_candidates_come_in(seed: int) -> N
     mixed = reach(sparse.csr_array(trade[:, shuffled]), on_scalars, owner[shuffled], scalars[shuffled])
     np.testing.assert_allclose(mixed[0], grouped[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(mixed[1], grouped[1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coupled_block_is_scipys_slice(seed: int) -> None:
+    """The coupled rows of some columns, placed from the CSC's arrays, are scipy's column slice
+    made dense, in the columns' order (repeated and unsorted ones too)."""
+    matrix = _program(seed)["matrix"]
+    rng = np.random.default_rng(seed)
+    columns = rng.choice(matrix.shape[1], size=9)
+    first = int(rng.integers(0, matrix.shape[0]))
+    expected = sparse.csc_array(matrix[:, columns]).toarray()[first:]
+    assert np.array_equal(_coupled(matrix, columns, first), expected)
+
+
+def test_listed_with_no_row_any_choice_could_breach() -> None:
+    """Every coupled row far inside its bounds: no row is left to check, and each free asset takes
+    its cheapest candidate (HiGHS once split such an asset; listing it failed on the empty rows)."""
+    p = _program(2)
+    owner = p["owner"]
+    limits = p["matrix"].shape[0] - 5 - SCALARS
+    lo, up = p["lo"].copy(), p["up"].copy()
+    lo[-limits:], up[-limits:] = -1e6, 1e6
+    fixed = np.array([np.flatnonzero(owner == a)[0] for a in range(3)])
+    done, chosen = listed(owner, p["scalars"], p["price"], p["matrix"], (lo, up), fixed, owner >= 3, limits)
+    assert done
+    assert chosen is not None
+    cheapest = [np.flatnonzero(owner == a)[np.argmin(p["price"][owner == a])] for a in (3, 4)]
+    assert chosen.tolist() == cheapest

@@ -205,6 +205,44 @@ def test_partners_keep_every_pair_that_fits_and_only_the_moves_freeing_a_broken_
     assert fitting <= got
 
 
+def _partners_row_by_row(tight: _Tight, tries: np.ndarray) -> set[tuple[int, int]]:
+    """The plain computation ``_partners`` replaces: per try, the moves within its tightest
+    broken row's threshold (that row having the fewest), every move where it breaks none."""
+    check = 1e-9
+    out: set[tuple[int, int]] = set()
+    for place, i in enumerate(tries.tolist()):
+        best: list[int] | None = None
+        for r in range(tight.delta.shape[0]):
+            mine, row = tight.delta[r, i], tight.delta[r]
+            if mine > tight.high[r] + check:
+                found = np.flatnonzero(row <= tight.high[r] + 2 * check - mine).tolist()
+            elif mine < tight.low[r] - check:
+                found = np.flatnonzero(row >= tight.low[r] - 2 * check - mine).tolist()
+            else:
+                continue
+            if best is None or len(found) < len(best):
+                best = found
+        out |= {(place, j) for j in (range(tight.delta.shape[1]) if best is None else best)}
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_partners_match_the_row_by_row_thresholds(seed: int) -> None:
+    """Random tight blocks with repeated changes (ties at the thresholds) and rows no try breaks:
+    the pairs are the row-by-row computation's."""
+    rng = np.random.default_rng(seed)
+    rows, m = int(rng.integers(1, 6)), int(rng.integers(5, 40))
+    delta = rng.choice(np.linspace(-1.0, 1.0, 9), size=(rows, m))
+    high = np.where(rng.random(rows) < 0.3, np.inf, rng.choice([0.0, 0.25, 0.5], size=rows))
+    low = np.where(rng.random(rows) < 0.3, -np.inf, -rng.choice([0.0, 0.25, 0.5], size=rows))
+    tight = _Tight(low, high, delta)
+    tries = np.sort(rng.choice(m, size=int(rng.integers(1, m)), replace=False))
+    at, partner = _partners(tight, tries)
+    got = list(zip(at.tolist(), partner.tolist(), strict=True))
+    assert len(got) == len(set(got))
+    assert set(got) == _partners_row_by_row(tight, tries)
+
+
 _CHAIN = [2.9 / 3, -2.9 / 3, -2.9 / 3, -2.9 / 3]  # a dear lot and three cheap ones, each just under one off
 
 

@@ -179,3 +179,70 @@ def test_cheapen_takes_back_what_the_repair_overshot() -> None:
     )
     assert float(price[repaired].sum()) > best[0] + 0.05  # the repair alone overshoots
     assert sorted(cheapened.tolist()) == best[1]
+
+
+def test_the_kept_highs_answers_as_a_fresh_one() -> None:
+    """Each thread keeps its HiGHS between programs, cleared before each: after a relaxation, an
+    infeasible program and a run that leaves an option changed, a 0/1 program finds what a fresh
+    HiGHS (another thread's first) finds, bit for bit, and a time limit counts from its own run."""
+    import threading
+
+    from finwiz.optimizer.discrete import _highs
+
+    objective, matrix, lo, up = _knapsack()
+    _settling._program(objective, matrix, lo, up, np.zeros(6, bool), 5.0)
+    _settling._program(objective, matrix, np.array([11.0, 0.0]), np.array([10.5, 0.0]), np.ones(6, bool), 5.0)
+    _highs._solver().setOptionValue("primal_feasibility_tolerance", 1e-6)  # as a run once left it
+    kept = _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0)
+    first: list[_highs._Program] = []
+    thread = threading.Thread(
+        target=lambda: first.append(_settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0))
+    )
+    thread.start()
+    thread.join()
+    assert kept.x is not None
+    assert first[0].x is not None
+    assert kept.x.tolist() == first[0].x.tolist()
+    assert (kept.gap, kept.status) == (first[0].gap, first[0].status)
+    solver = _highs._solver()
+    assert solver is _highs._solver()  # kept on this thread
+    assert solver.getOptionValue("primal_feasibility_tolerance")[1] == 1e-7  # HiGHS's own again
+    assert solver.getRunTime() > 1e-6  # its clock runs on across runs, the limit per run
+    assert _settling._program(objective, matrix, lo, up, np.ones(6, bool), 1e-9).status == "kTimeLimit"
+    assert _settling._program(objective, matrix, lo, up, np.ones(6, bool), 5.0).status == "kOptimal"
+
+
+def test_the_programs_sparse_pieces_are_scipys() -> None:
+    """The scalar columns' CSR from their nonzeros and a CSR's entries read off its arrays are
+    scipy's conversions, entry for entry (a CSR with a repeated place goes through scipy's)."""
+    rng = np.random.default_rng(5)
+    dense = np.where(rng.random((9, SCALARS)) < 0.6, 0.0, rng.normal(size=(9, SCALARS)))
+    dense[4] = 0.0  # a row without entries
+    built, plain = _settling._csr(dense), sparse.csr_array(dense)
+    for name in ("indptr", "indices", "data"):
+        assert getattr(built, name).tolist() == getattr(plain, name).tolist()
+    repeated = sparse.csr_array((np.array([1.0, 2.0, 3.0]), np.array([2, 2, 0]), np.array([0, 2, 3])), shape=(2, 4))
+    for matrix in (plain, repeated):
+        coo = sparse.coo_array(matrix)
+        coo.sum_duplicates()
+        rows, cols, vals = _settling._entries(matrix)
+        assert (rows.tolist(), cols.tolist(), vals.tolist()) == (coo.row.tolist(), coo.col.tolist(), coo.data.tolist())
+
+
+def test_stacked_rows_kept_are_scipys_csc() -> None:
+    """The 0/1 program's rows from their entries (in no order, one per place), all of them or
+    those a mask keeps, are the CSC scipy builds from the (row, column) pairs, entry for entry."""
+    rng = np.random.default_rng(11)
+    place = rng.choice(8 * 6, size=20, replace=False)
+    rows, cols = np.divmod(place, 6)
+    stacked = _settling._Stacked(rows, cols, rng.normal(size=20), (8, 6))
+    keep = np.array([True, False, True, True, False, True, True, False])
+    for mask in (None, keep):
+        at = np.ones(20, bool) if mask is None else mask[rows]
+        kept_rows = rows[at] if mask is None else (np.cumsum(mask) - 1)[rows[at]]
+        shape = (8, 6) if mask is None else (int(mask.sum()), 6)
+        plain = sparse.csc_array((stacked.vals[at], (kept_rows, cols[at])), shape=shape)
+        built = stacked.csc(mask)
+        assert built.shape == plain.shape
+        for name in ("indptr", "indices", "data"):
+            assert getattr(built, name).tolist() == getattr(plain, name).tolist()

@@ -111,8 +111,11 @@ class _Moves:
         """The moves' buy and sell as columns over ``z[:2n]``, sparse (built without the scalar
         rows: a row slice of a CSC costs more than the product it feeds)."""
         m = len(self.owner)
-        rows, cols = np.concatenate([self.owner, self.owner + n]), np.tile(np.arange(m), 2)
-        return sparse.csc_array((np.concatenate([self.buy, self.sell]), (rows, cols)), shape=(2 * n, m))
+        # Each column's two entries in row order (buy, then sell), placed at once: the same CSC as
+        # from (row, column) pairs, whose conversion cost most of it (~0.2 ms at 100 assets).
+        rows = np.column_stack([self.owner, self.owner + n]).ravel()
+        values = np.column_stack([self.buy, self.sell]).ravel()
+        return sparse.csc_array((values, rows, np.arange(0, 2 * m + 1, 2)), shape=(2 * n, m))
 
 
 class _Curvature:

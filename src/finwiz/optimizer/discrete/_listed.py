@@ -39,10 +39,9 @@ def listed(
     m, first = len(owner), matrix.shape[0] - limits
     candidates = np.flatnonzero(free)
     candidates = candidates[np.argsort(owner[candidates], kind="stable")]  # grouped by asset, in listing order
-    starts = np.flatnonzero(np.r_[True, owner[candidates[1:]] != owner[candidates[:-1]]])
-    bounds_at = np.r_[starts, candidates.size]
-    # The free candidates' and the scalar columns, dense (few), then their coupled rows: scipy's row slice costs more.
-    block = sparse.csc_array(matrix[:, np.r_[candidates, m : matrix.shape[1]]]).toarray()[first:]
+    starts = _changes(owner[candidates])
+    # The free candidates' and the scalar columns' coupled rows, dense (few columns).
+    block = _coupled(matrix, np.concatenate([candidates, np.arange(m, matrix.shape[1])]), first)
     on_scalars = block[:, candidates.size :]  # each coupled row's scalar columns: those of every choice's sum
     coef = block[:, : candidates.size] + on_scalars @ scalars[candidates].T
     taken = np.zeros(matrix.shape[1])
@@ -53,26 +52,44 @@ def listed(
     least = np.minimum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
     most = np.maximum.reduceat(coef, starts, axis=1).T if candidates.size else np.zeros((0, limits))
     rows = np.flatnonzero((least.sum(axis=0) < low) | (most.sum(axis=0) > high))  # the others hold whatever is chosen
-    low, high, by_candidate = low[rows], high[rows], coef[rows].T
     # What the assets after each one add at least and at most on those rows (a partial choice's reach).
-    after_least = np.cumsum(least[::-1, rows], axis=0)[::-1]
-    after_most = np.cumsum(most[::-1, rows], axis=0)[::-1]
-    values, cost = np.zeros((1, rows.size)), np.zeros(1)
+    after = np.cumsum(least[::-1, rows], axis=0)[::-1], np.cumsum(most[::-1, rows], axis=0)[::-1]
+    done, found = _pruned(
+        coef[rows].T, price[candidates], np.append(starts, candidates.size), (low[rows], high[rows]), after
+    )
+    return done, None if found is None else candidates[found]
+
+
+def _pruned(
+    by_candidate: np.ndarray,
+    price: np.ndarray,
+    bounds_at: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+) -> tuple[bool, np.ndarray | None]:
+    """:func:`listed`'s answer as places in ``by_candidate`` (candidates x rows, grouped by asset
+    from ``bounds_at``), listed asset by asset, dropping the partial choices whose reach
+    (``after``: what the later assets add at least and at most) misses a row's ``bounds``."""
+    low, high = bounds
+    reach_low, reach_high = low - _REACH, high + _REACH
+    values, cost = np.zeros((1, len(low))), np.zeros(1)
     parents: list[
         tuple[np.ndarray, np.ndarray]
     ] = []  # per asset: each partial choice's parent and the candidate it adds
-    for k in range(len(starts)):
-        g = np.arange(bounds_at[k], bounds_at[k + 1])
-        if len(cost) * len(g) > _MOST:
+    for k in range(len(bounds_at) - 1):
+        lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
+        size = len(cost) * (hi - lo)
+        if size > _MOST:
             return False, None
-        values = (values[:, None, :] + by_candidate[g][None, :, :]).reshape(-1, rows.size)
-        cost = (cost[:, None] + price[candidates[g]][None, :]).ravel()
-        parent, added = np.divmod(np.arange(len(cost)), len(g))
-        if k + 1 < len(starts):
-            reach_low, reach_high = values + after_most[k + 1], values + after_least[k + 1]
-            alive = np.flatnonzero(np.all((reach_low >= low - _REACH) & (reach_high <= high + _REACH), axis=1))
+        values = (values[:, None, :] + by_candidate[None, lo:hi, :]).reshape(size, len(low))  # no rows: -1 fails
+        cost = (cost[:, None] + price[None, lo:hi]).ravel()
+        parent, added = np.divmod(np.arange(len(cost)), hi - lo)
+        if k + 2 < len(bounds_at):
+            alive = np.flatnonzero(
+                np.all((values + after[1][k + 1] >= reach_low) & (values + after[0][k + 1] <= reach_high), axis=1)
+            )
             values, cost, parent, added = values[alive], cost[alive], parent[alive], added[alive]
-        parents.append((parent, g[added]))
+        parents.append((parent, lo + added))
     keeps = np.all((values >= low) & (values <= high), axis=1)
     if not keeps.any():
         return True, None
@@ -81,7 +98,22 @@ def listed(
     for parent, added in reversed(parents):
         picked.append(added[at])
         at = int(parent[at])
-    return True, candidates[np.array(picked[::-1], np.int64)]
+    return True, np.array(picked[::-1], np.int64)
+
+
+def _coupled(matrix: sparse.csc_array, columns: np.ndarray, first: int) -> np.ndarray:
+    """Rows ``first:`` of the ``columns`` of ``matrix`` (canonical CSC), dense: placed from its
+    arrays, where scipy's column slice and ``toarray`` of every row cost more than the listing."""
+    if not matrix.has_canonical_format:
+        return np.asarray(sparse.csc_array(matrix[:, columns]).toarray()[first:])
+    begin, end = matrix.indptr[columns], matrix.indptr[columns + 1]
+    size = end - begin
+    at = np.arange(int(size.sum())) + np.repeat(begin - (np.cumsum(size) - size), size)
+    row, column = matrix.indices[at], np.repeat(np.arange(len(columns)), size)
+    inside = row >= first
+    block = np.zeros((matrix.shape[0] - first, len(columns)))
+    block[row[inside] - first, column[inside]] = matrix.data[at[inside]]
+    return block
 
 
 _REACH = 1e-9  # a partial choice is dropped only when its reach misses a row by more (its sums' float order differs)
@@ -94,7 +126,7 @@ def reach(
     scalar columns) takes over every choice of one candidate per asset (``owner``, ``scalars``): its
     trade part's reach per asset and its scalar columns' apart, wider than the exact reach, so a
     row outside them is one no choice breaches."""
-    by_row = sparse.csr_array(trade_part)
+    by_row = trade_part if isinstance(trade_part, sparse.csr_array) else sparse.csr_array(trade_part)
     if np.any(owner[1:] < owner[:-1]):  # the candidates come grouped by asset (the rounding's do already)
         order = np.argsort(owner, kind="stable")
         owner, scalars = owner[order], scalars[order]
@@ -102,16 +134,16 @@ def reach(
     if not by_row.has_canonical_format:
         by_row = by_row.copy()
         by_row.sum_duplicates()
-    assets, starts = int(owner[-1]) + 1, np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    assets, starts = int(owner[-1]) + 1, _changes(owner)
     # Row by row, each row's columns in order and the candidates grouped: the keys come sorted.
     key = np.repeat(np.arange(by_row.shape[0], dtype=np.int64), np.diff(by_row.indptr)) * assets
     key += owner[by_row.indices]
     value = by_row.data
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
+    first = _changes(key)
     least = np.minimum.reduceat(value, first) if key.size else np.zeros(0)
     most = np.maximum.reduceat(value, first) if key.size else np.zeros(0)
     row, asset = np.divmod(key[first], assets)
-    partial = np.diff(np.r_[first, key.size]) < np.diff(np.r_[starts, owner.size])[asset]  # 0 is among them
+    partial = np.diff(np.append(first, key.size)) < np.diff(np.append(starts, owner.size))[asset]  # 0 is among them
     least, most = np.where(partial, np.minimum(least, 0.0), least), np.where(partial, np.maximum(most, 0.0), most)
     k = trade_part.shape[0]
     low = np.bincount(row, least, minlength=k).astype(np.float64)  # int when no row has a trade entry
@@ -119,6 +151,11 @@ def reach(
     sums = np.stack([np.minimum.reduceat(scalars, starts), np.maximum.reduceat(scalars, starts)]).sum(axis=1)
     ends = scalar_cols.toarray()[:, :, None] * sums.T[None, :, :]  # rows x scalars x (least sum, most sum)
     return low + ends.min(axis=2).sum(axis=1), high + ends.max(axis=2).sum(axis=1)
+
+
+def _changes(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal ``keys`` starts (``np.r_`` costs ~10x for this)."""
+    return np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if keys.size else np.zeros(0, np.intp)
 
 
 def breachable(reached: tuple[np.ndarray, np.ndarray], bounds: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
