@@ -1,14 +1,13 @@
 """The settle's HiGHS calls: one program (an LP relaxation from a given basis, or a 0/1 program) on
-this thread's HiGHS.
+a HiGHS of its own.
 
-A HiGHS kept per thread and cleared before each program (options, model, solver: a run changes
-options): building one took ~0.2 ms of a 1 ms relaxation at 100 assets, and the points it returns
-are a fresh one's, bit for bit, in any order of programs (docs/decisions/s15-settle.md).
+Not a HiGHS kept between programs: a run changes its options (it left the primal feasibility
+tolerance at 1e-6, and a later program took another vertex), and clearing it saved ~0.07 ms a
+call (docs/decisions/settle-and-descent.md).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -18,22 +17,13 @@ from scipy import sparse
 
 from finwiz.optimizer._trace import count
 
-_LOCAL = threading.local()
-
 
 def _solver() -> Any:
-    """This thread's HiGHS, as built and quiet (one per thread: a HiGHS object is not safe to share)."""
-    h = getattr(_LOCAL, "highs", None)
-    if h is None:
-        import highspy
+    """A new HiGHS, quiet."""
+    import highspy
 
-        # The bare binding: the wrapper class prints a banner on stdout when it is built.
-        h = highspy._Highs()  # type: ignore[attr-defined]
-        _LOCAL.highs = h
-    else:
-        # Options, model and solver as built: a run changes options (it left the primal feasibility
-        # tolerance at 1e-6, and a later program took another vertex).
-        h.clear()
+    # The bare binding: the wrapper class prints a banner on stdout when it is built.
+    h = highspy._Highs()  # type: ignore[attr-defined]
     h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
     return h
 
