@@ -54,7 +54,7 @@ CLARABEL_SETTINGS: dict[str, Any] = {
 POLISHED_CLARABEL_SETTINGS: dict[str, Any] = {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}
 """Clarabel's own default tolerances, where OSQP polishes its point (``refine=False``): that point only
 names the active set, the polish is certified by KKT and a failed one falls back to the tight solve.
-Two or three fewer interior iterations (docs/decisions/s15-cold.md: 1e-6 was too loose at 2,000 assets)."""
+Two or three fewer interior iterations (docs/decisions/continuous-and-verify.md: 1e-6 was too loose at 2,000 assets)."""
 DENSE_KKT_SETTINGS: dict[str, Any] = {"direct_solve_method": "faer", "max_threads": 1}
 """Clarabel's factorisation where ``P`` has a dense block (a full-rank covariance squared on the
 weights): faer's supernodal kernels, not qdldl's scalar elimination (faster there only, see
