@@ -13,7 +13,8 @@ import pytest
 
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, build_problem_data
-from finwiz.optimizer.describe._limits import constraint_terms
+from finwiz.optimizer.describe._limits import TradeBoundsTerm, constraint_terms
+from finwiz.optimizer.describe._model import LimitGroup
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import NativeQP
 from finwiz.optimizer.solve._solve import native_qp
@@ -187,3 +188,53 @@ def test_a_taxable_side_fixed_re_solve_reuses_the_rows_entry_for_entry(tax_model
     assert np.all(qp.upper[: model.data.n][sells] == 0.0)
     assert np.all(qp.upper[model.data.n : 2 * model.data.n][buys] == 0.0)
     _assert_same(qp, fresh)
+
+
+def _assert_same_groups(kept: list[LimitGroup], fresh: list[LimitGroup]) -> None:
+    assert [g.name for g in kept] == [g.name for g in fresh]
+    for a, b in zip(kept, fresh, strict=True):
+        assert (a.members, a.unit, a.per_asset, a.per) == (b.members, b.unit, b.per_asset, b.per)
+        for name in ("lower", "upper", "show"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), (a.name, name)
+        for name in ("rows", "cols", "vals", "offset"):
+            assert np.array_equal(getattr(a.rows, name), getattr(b.rows, name)), (a.name, name)
+
+
+def _long_short() -> Model:
+    symbols = [f"L{i}" for i in range(6)]
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": q} for s, q in zip(symbols, [30, -20, 15, 10, -5, 8], strict=True)],
+        target_weights=dict(zip(symbols, [0.3, 0.2, -0.2, 0.1, -0.1, 0.05], strict=True)),
+        cash=5000.0,
+        allow_short=True,
+        no_buy=["L3"],
+        method="minimize_trades",
+    )
+    data = build_problem_data(config, {s: 10.0 + 3 * i for i, s in enumerate(symbols)})
+    terms = [*RebalancingEngine().strategies[config.method].terms(data), *constraint_terms()]
+    return Model.of([t for t in terms if t.applies(data)], data)
+
+
+@pytest.mark.parametrize("make", [_model, _long_short])
+def test_a_blocked_re_solve_keeps_the_trade_bounds_it_did_not_change(make: object) -> None:
+    """``TradeBoundsTerm.redescribe`` (the side groups and the unchanged reasons kept) against a
+    fresh description, for a debias fix, a second fix on top, and another reason changed."""
+    model = make()  # type: ignore[operator]
+    n = model.data.n
+    term = next(t for t in model.terms if isinstance(t, TradeBoundsTerm))
+    first, second = np.arange(n) % 3 == 0, np.arange(n) == 1
+    changes = [
+        lambda d: d.fix(first, debias=True),
+        lambda d: d.fix(first).fix(second),
+        lambda d: d.evolve(blocked={**d.blocked, "no_sell": np.arange(n) == n - 1}),
+    ]
+    for change in changes:
+        data = change(model.data)
+        other = model.with_data(data)
+        kept = other.descriptions[model.terms.index(term)]
+        _assert_same_groups(kept.limits, term.describe(data).limits)
+        assert any(g.name == "fixed" for g in kept.limits) or "no_sell" in {g.name for g in kept.limits}
+        last = model.descriptions[model.terms.index(term)]
+        same_sides = np.array_equal(data.side, model.data.side)  # else a fixed asset keeps its holding's
+        assert (kept.limits[0] is last.limits[0]) == same_sides
+        _assert_same(native_qp(other), _fresh(Model.of(other.terms, other.data)))
