@@ -17,6 +17,7 @@ from finwiz.optimizer.describe._limits import TradeBoundsTerm, constraint_terms
 from finwiz.optimizer.describe._model import LimitGroup
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._qp_build import _bounds, trade_bounds
 from finwiz.optimizer.solve._solve import native_qp
 
 SYMBOLS = [f"A{i}" for i in range(8)]
@@ -238,3 +239,24 @@ def test_a_blocked_re_solve_keeps_the_trade_bounds_it_did_not_change(make: objec
         same_sides = np.array_equal(data.side, model.data.side)  # else a fixed asset keeps its holding's
         assert (kept.limits[0] is last.limits[0]) == same_sides
         _assert_same(native_qp(other), _fresh(Model.of(other.terms, other.data)))
+
+
+def test_the_bounds_of_added_bound_groups_start_from_the_last_base() -> None:
+    """``_bounds`` against ``trade_bounds`` of every group: bound groups added (the fast path),
+    a group dropped, a coupled group added (both computed in full)."""
+    model = _model()
+    n = model.data.n
+    assert native_qp(model) is not None
+    last = model.kept.qp_base
+    assert last is not None
+    groups = last.limit_groups
+    fixed = model.data.fix(np.arange(n) % 2 == 0).fix(np.arange(n) == 3)
+    added = [g for g in TradeBoundsTerm().describe(fixed).limits if g.name == "fixed"]
+    coupled = last.coupled[0]
+    cases = [(*groups[:2], *added, *groups[2:]), groups[1:], (*groups, coupled)]
+    for case in cases:
+        got, want = _bounds(last, case, n), trade_bounds(case, n)
+        for a, b in zip(got[:2], want[:2], strict=True):
+            assert np.array_equal(a, b)
+        assert [id(g) for g in got[2]] == [id(g) for g in want[2]]
+    assert _bounds(last, cases[0], n)[2] == list(last.coupled)

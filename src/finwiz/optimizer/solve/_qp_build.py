@@ -142,7 +142,7 @@ def qp_base(
     if last is not None and same_bounds:
         buy_cap, sell_cap, coupled = last.upper[:n], last.sell_cap, list(last.coupled)
     else:
-        buy_cap, sell_cap, coupled = trade_bounds(limit_groups, n)
+        buy_cap, sell_cap, coupled = _bounds(last, limit_groups, n)
     has_cost = any(p.cost is not None for p in parts)
     if last is not None and _same_rows(last, coupled, rate, has_cost):  # at most the trade bounds changed
         triplets, lower, groups, m, spans = last.triplets, last.lower, last.groups, last.m, last.spans
@@ -191,6 +191,21 @@ def _cost_unit(rate: np.ndarray) -> float:
     keeps ADMM scaled)."""
     positive = rate[rate > 0]
     return float(positive.mean()) if positive.size else 1.0
+
+
+def _bounds(
+    last: QPBase | None, groups: tuple[LimitGroup, ...], n: int
+) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:
+    """:func:`trade_bounds` of ``groups``, from ``last``'s when ``groups`` only add bounds to its
+    groups (a debias solve's fixed assets): a minimum is exact in any order."""
+    if last is not None:
+        kept = {id(g) for g in last.limit_groups}
+        added = [g for g in groups if id(g) not in kept]
+        if _same_groups(tuple(g for g in groups if id(g) in kept), last.limit_groups):
+            buy_cap, sell_cap, rows = trade_bounds(added, n)
+            if not rows:
+                return np.minimum(last.upper[:n], buy_cap), np.minimum(last.sell_cap, sell_cap), list(last.coupled)
+    return trade_bounds(groups, n)
 
 
 def _same_groups(a: tuple[LimitGroup, ...], b: tuple[LimitGroup, ...]) -> bool:
