@@ -7,12 +7,13 @@ from __future__ import annotations
 import dataclasses
 import gc
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from finwiz import PortfolioConfiguration
-from finwiz.optimizer import RebalancingEngine, build_problem_data
+from finwiz.optimizer import RebalancingEngine, build_problem_data, clear_cache, rebalance
 from finwiz.optimizer.describe._limits import TradeBoundsTerm, constraint_terms
 from finwiz.optimizer.describe._model import LimitGroup
 from finwiz.optimizer.solve._assembler import Model
@@ -260,3 +261,36 @@ def test_the_bounds_of_added_bound_groups_start_from_the_last_base() -> None:
             assert np.array_equal(a, b)
         assert [id(g) for g in got[2]] == [id(g) for g in want[2]]
     assert _bounds(last, cases[0], n)[2] == list(last.coupled)
+
+
+def _request(scale: float) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": 40 + 13 * i} for i, s in enumerate(SYMBOLS)],
+        target_weights={s: 0.95 / len(SYMBOLS) for s in SYMBOLS},
+        cash=500.0,
+        sectors={s: f"S{i % 3}" for i, s in enumerate(SYMBOLS)},
+        max_sector_weight=0.3,
+        max_turnover=0.2,
+        transaction_cost_rate=0.001,
+        method="minimize_trades",
+    )
+    return config, {s: scale * (10.0 + 7 * i) + i * (scale - 1.0) ** 2 for i, s in enumerate(SYMBOLS)}
+
+
+def test_requests_of_one_structure_alternating_each_get_their_own_answer() -> None:
+    """Two requests of the same structure (kept builds, patterns and workspaces shared) run in
+    turn, then on two threads: each answer is the one it gets alone from empty caches."""
+    requests = [_request(1.0), _request(1.37)]
+    alone = []
+    for config, prices in requests:
+        clear_cache()
+        result = rebalance(config, prices)
+        alone.append((result.trades, result.objective_value))
+    assert alone[0][0] != alone[1][0]
+    for k in range(6):
+        result = rebalance(*requests[k % 2])
+        assert (result.trades, result.objective_value) == alone[k % 2]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda k: rebalance(*requests[k % 2]), range(8)))
+    for k, result in enumerate(results):
+        assert (result.trades, result.objective_value) == alone[k % 2]
