@@ -32,7 +32,8 @@ from finwiz.optimizer import (
 )
 from finwiz.optimizer.describe._model import LimitGroup, trade_vector
 from finwiz.optimizer.describe._terms import impact_fit
-from finwiz.optimizer.solve._assembler import Model, _impact, _values, stack
+from finwiz.optimizer.solve._assembler import Model, _values, stack
+from finwiz.optimizer.solve._pieces import _impact
 
 PRICES = {"AAA": 10.0, "BBB": 20.0, "CCC": 50.0}
 
