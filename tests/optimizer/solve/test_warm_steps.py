@@ -131,3 +131,22 @@ def test_the_kept_definition_pattern_gives_the_plain_rows(n: int, uniform: bool,
                 assert x.dtype == y.dtype
                 assert np.array_equal(x, y)
     assert not any(a.flags.writeable for part in _qp_build._definition_pattern(n) for a in part)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 5, 12, 32, 33, 80])
+def test_the_merge_of_few_entries_is_np_unique_and_bincount(size: int) -> None:
+    """``_merged`` (Python below 33 entries) against np.unique + np.bincount: keys, first rows and
+    columns, sums bit for bit (repeated keys, -0.0 and values that round differently by order)."""
+    from finwiz.optimizer.describe._model import _merged
+
+    rng = np.random.default_rng(size)
+    for _ in range(20):
+        key = rng.integers(0, max(1, size // 2 + 1), size)
+        rows, cols = rng.integers(0, 50, size), rng.integers(-5, 50, size)
+        vals = rng.choice([-0.0, 0.0, 0.1, 1e16, -1e16, 1.0 / 3.0, -2.5], size)
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        want = rows[first], cols[first], np.bincount(inverse, weights=vals, minlength=len(unique))
+        got = _merged(rows, cols, vals, key)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype
+            assert a.tobytes() == b.tobytes()
