@@ -7,15 +7,18 @@ from __future__ import annotations
 import dataclasses
 import gc
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from finwiz import PortfolioConfiguration
-from finwiz.optimizer import RebalancingEngine, build_problem_data
-from finwiz.optimizer.describe._limits import constraint_terms
+from finwiz.optimizer import RebalancingEngine, build_problem_data, clear_cache, rebalance
+from finwiz.optimizer.describe._limits import TradeBoundsTerm, constraint_terms
+from finwiz.optimizer.describe._model import LimitGroup
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._qp import NativeQP
+from finwiz.optimizer.solve._qp_build import _bounds, trade_bounds
 from finwiz.optimizer.solve._solve import native_qp
 
 SYMBOLS = [f"A{i}" for i in range(8)]
@@ -187,3 +190,107 @@ def test_a_taxable_side_fixed_re_solve_reuses_the_rows_entry_for_entry(tax_model
     assert np.all(qp.upper[: model.data.n][sells] == 0.0)
     assert np.all(qp.upper[model.data.n : 2 * model.data.n][buys] == 0.0)
     _assert_same(qp, fresh)
+
+
+def _assert_same_groups(kept: list[LimitGroup], fresh: list[LimitGroup]) -> None:
+    assert [g.name for g in kept] == [g.name for g in fresh]
+    for a, b in zip(kept, fresh, strict=True):
+        assert (a.members, a.unit, a.per_asset, a.per) == (b.members, b.unit, b.per_asset, b.per)
+        for name in ("lower", "upper", "show"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), (a.name, name)
+        for name in ("rows", "cols", "vals", "offset"):
+            assert np.array_equal(getattr(a.rows, name), getattr(b.rows, name)), (a.name, name)
+
+
+def _long_short() -> Model:
+    symbols = [f"L{i}" for i in range(6)]
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": q} for s, q in zip(symbols, [30, -20, 15, 10, -5, 8], strict=True)],
+        target_weights=dict(zip(symbols, [0.3, 0.2, -0.2, 0.1, -0.1, 0.05], strict=True)),
+        cash=5000.0,
+        allow_short=True,
+        no_buy=["L3"],
+        method="minimize_trades",
+    )
+    data = build_problem_data(config, {s: 10.0 + 3 * i for i, s in enumerate(symbols)})
+    terms = [*RebalancingEngine().strategies[config.method].terms(data), *constraint_terms()]
+    return Model.of([t for t in terms if t.applies(data)], data)
+
+
+@pytest.mark.parametrize("make", [_model, _long_short])
+def test_a_blocked_re_solve_keeps_the_trade_bounds_it_did_not_change(make: object) -> None:
+    """``TradeBoundsTerm.redescribe`` (the side groups and the unchanged reasons kept) against a
+    fresh description, for a debias fix, a second fix on top, and another reason changed."""
+    model = make()  # type: ignore[operator]
+    n = model.data.n
+    term = next(t for t in model.terms if isinstance(t, TradeBoundsTerm))
+    first, second = np.arange(n) % 3 == 0, np.arange(n) == 1
+    changes = [
+        lambda d: d.fix(first, debias=True),
+        lambda d: d.fix(first).fix(second),
+        lambda d: d.evolve(blocked={**d.blocked, "no_sell": np.arange(n) == n - 1}),
+    ]
+    for change in changes:
+        data = change(model.data)
+        other = model.with_data(data)
+        kept = other.descriptions[model.terms.index(term)]
+        _assert_same_groups(kept.limits, term.describe(data).limits)
+        assert any(g.name == "fixed" for g in kept.limits) or "no_sell" in {g.name for g in kept.limits}
+        last = model.descriptions[model.terms.index(term)]
+        same_sides = np.array_equal(data.side, model.data.side)  # else a fixed asset keeps its holding's
+        assert (kept.limits[0] is last.limits[0]) == same_sides
+        _assert_same(native_qp(other), _fresh(Model.of(other.terms, other.data)))
+
+
+def test_the_bounds_of_added_bound_groups_start_from_the_last_base() -> None:
+    """``_bounds`` against ``trade_bounds`` of every group: bound groups added (the fast path),
+    a group dropped, a coupled group added (both computed in full)."""
+    model = _model()
+    n = model.data.n
+    assert native_qp(model) is not None
+    last = model.kept.qp_base
+    assert last is not None
+    groups = last.limit_groups
+    fixed = model.data.fix(np.arange(n) % 2 == 0).fix(np.arange(n) == 3)
+    added = [g for g in TradeBoundsTerm().describe(fixed).limits if g.name == "fixed"]
+    coupled = last.coupled[0]
+    cases = [(*groups[:2], *added, *groups[2:]), groups[1:], (*groups, coupled)]
+    for case in cases:
+        got, want = _bounds(last, case, n), trade_bounds(case, n)
+        for a, b in zip(got[:2], want[:2], strict=True):
+            assert np.array_equal(a, b)
+        assert [id(g) for g in got[2]] == [id(g) for g in want[2]]
+    assert _bounds(last, cases[0], n)[2] == list(last.coupled)
+
+
+def _request(scale: float) -> tuple[PortfolioConfiguration, dict[str, float]]:
+    config = PortfolioConfiguration(
+        holdings=[{"symbol": s, "shares": 40 + 13 * i} for i, s in enumerate(SYMBOLS)],
+        target_weights={s: 0.95 / len(SYMBOLS) for s in SYMBOLS},
+        cash=500.0,
+        sectors={s: f"S{i % 3}" for i, s in enumerate(SYMBOLS)},
+        max_sector_weight=0.3,
+        max_turnover=0.2,
+        transaction_cost_rate=0.001,
+        method="minimize_trades",
+    )
+    return config, {s: scale * (10.0 + 7 * i) + i * (scale - 1.0) ** 2 for i, s in enumerate(SYMBOLS)}
+
+
+def test_requests_of_one_structure_alternating_each_get_their_own_answer() -> None:
+    """Two requests of the same structure (kept builds, patterns and workspaces shared) run in
+    turn, then on two threads: each answer is the one it gets alone from empty caches."""
+    requests = [_request(1.0), _request(1.37)]
+    alone = []
+    for config, prices in requests:
+        clear_cache()
+        result = rebalance(config, prices)
+        alone.append((result.trades, result.objective_value))
+    assert alone[0][0] != alone[1][0]
+    for k in range(6):
+        result = rebalance(*requests[k % 2])
+        assert (result.trades, result.objective_value) == alone[k % 2]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda k: rebalance(*requests[k % 2]), range(8)))
+    for k, result in enumerate(results):
+        assert (result.trades, result.objective_value) == alone[k % 2]

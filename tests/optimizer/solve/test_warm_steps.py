@@ -91,3 +91,62 @@ def test_the_kept_pattern_of_p_is_its_curvature_blocks_and_diagonal(n: int, nz: 
     assert np.array_equal(got, expected)
     assert _qp_build._p_pattern(n, nz)[0] is indices  # kept
     assert not indices.flags.writeable
+
+
+def _plain_definition_rows(n: int, buy: np.ndarray, sell: np.ndarray, rate: np.ndarray, has_cost: bool) -> tuple:  # type: ignore[type-arg]
+    """The definition rows built from scratch (as before the per-size pattern was kept)."""
+    scalars = _qp_build.SCALARS
+    nt, both = 2 * n + scalars, np.arange(2 * n)
+    ones, signs = np.ones(2 * n), np.concatenate([np.ones(n), -np.ones(n)])
+    rows = [np.arange(nt), np.full(2 * n + 1, nt), np.full(2 * n + 1, nt + 1)]
+    cols = [np.arange(nt), np.append(both, 2 * n + 1), np.append(both, 2 * n + 2)]
+    vals = [np.ones(nt), np.append(-ones, 1.0), np.append(-signs, 1.0)]
+    if np.all(rate == rate[0]):
+        rows.append(np.full(2, nt + 2))
+        cols.append(np.array([2 * n, 2 * n + 1]))
+        vals.append(np.array([1.0, -float(rate[0])]))
+    else:
+        rows.append(np.full(2 * n + 1, nt + 2))
+        cols.append(np.append(both, 2 * n))
+        vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
+    lower = [np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(scalars - 3)]), np.zeros(2), np.zeros(1)]
+    tail = [np.inf if has_cost else 0.0, np.inf, np.inf]
+    upper = [np.concatenate([buy, sell, tail, np.zeros(scalars - 3)]), np.zeros(2), np.full(1, np.inf)]
+    return rows, cols, vals, lower, upper
+
+
+@pytest.mark.parametrize("n", [1, 5, 40])
+@pytest.mark.parametrize("uniform", [True, False])
+@pytest.mark.parametrize("has_cost", [True, False])
+def test_the_kept_definition_pattern_gives_the_plain_rows(n: int, uniform: bool, has_cost: bool) -> None:
+    rng = np.random.default_rng(n)
+    rate = np.full(n, 0.002) if uniform else rng.uniform(0.001, 0.003, n)
+    for _ in range(2):  # the second call reads the kept pattern
+        buy, sell = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+        got = _qp_build._definition_rows(n, buy, sell, rate, has_cost)
+        want = _plain_definition_rows(n, buy, sell, rate, has_cost)
+        for a, b in zip(got, want, strict=True):
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                assert x.dtype == y.dtype
+                assert np.array_equal(x, y)
+    assert not any(a.flags.writeable for part in _qp_build._definition_pattern(n) for a in part)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 5, 12, 32, 33, 80])
+def test_the_merge_of_few_entries_is_np_unique_and_bincount(size: int) -> None:
+    """``_merged`` (Python below 33 entries) against np.unique + np.bincount: keys, first rows and
+    columns, sums bit for bit (repeated keys, -0.0 and values that round differently by order)."""
+    from finwiz.optimizer.describe._model import _merged
+
+    rng = np.random.default_rng(size)
+    for _ in range(20):
+        key = rng.integers(0, max(1, size // 2 + 1), size)
+        rows, cols = rng.integers(0, 50, size), rng.integers(-5, 50, size)
+        vals = rng.choice([-0.0, 0.0, 0.1, 1e16, -1e16, 1.0 / 3.0, -2.5], size)
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        want = rows[first], cols[first], np.bincount(inverse, weights=vals, minlength=len(unique))
+        got = _merged(rows, cols, vals, key)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype
+            assert a.tobytes() == b.tobytes()

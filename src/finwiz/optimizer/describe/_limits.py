@@ -120,6 +120,8 @@ _REASON_SIDES = {
     for reason in dict.fromkeys((*_BUY_REASONS, *_SELL_REASONS))
 }
 """Each reason's sides (``sell``: False for the buy variable, True for the sell), in group order."""
+_SIDE_NAMES = frozenset({"long_only", "long_side", "short_side", "side_change"})
+"""The names of :func:`_side_groups`' groups (no reason is named alike)."""
 
 
 def _side_bound(
@@ -170,27 +172,47 @@ class TradeBoundsTerm(Term):
     reads_context = frozenset({"blocked"})
 
     def describe(self, data: ProblemData) -> Description:
-        n, symbols = data.n, data.symbols
-        groups: list[LimitGroup] = _side_groups(data)
-        for reason, sides in _REASON_SIDES.items():
-            blocked = data.blocked[reason]
-            if not blocked.any():  # most reasons block nothing: no index work for them
-                continue
-            idx = np.flatnonzero(blocked)
-            for sell in sides:
-                groups.append(
-                    LimitGroup(
-                        reason,
-                        Affine.side(idx, n, sell=sell),
-                        np.full(idx.size, -np.inf),
-                        np.zeros(idx.size),
-                        _members(symbols, idx),
-                        unit="currency",
-                        show=data.ref_value,
-                        per_asset=True,
-                    )
-                )
+        groups = _side_groups(data)
+        for reason in _REASON_SIDES:
+            groups += _blocked_groups(data, reason)
         return Description(limits=groups)
+
+    def redescribe(self, data: ProblemData, last: ProblemData, described: Description | None) -> Description:
+        """The side groups (when the sides are the same: a blocked asset may keep its holding's)
+        and each reason whose blocked assets are ``last``'s kept (the debias solve fixes the
+        untraded assets: only the ``fixed`` groups are new)."""
+        if described is None:
+            return self.describe(data)
+        if not data.allow_short or np.array_equal(data.side, last.side):
+            groups = [g for g in described.limits if g.name in _SIDE_NAMES]
+        else:
+            groups = _side_groups(data)
+        for reason in _REASON_SIDES:
+            same = data.blocked[reason] is last.blocked[reason]
+            groups += [g for g in described.limits if g.name == reason] if same else _blocked_groups(data, reason)
+        return Description(limits=groups)
+
+
+def _blocked_groups(data: ProblemData, reason: str) -> list[LimitGroup]:
+    """No buy (sell) of the assets ``reason`` blocks, one group per side it forbids."""
+    blocked = data.blocked[reason]
+    if not blocked.any():  # most reasons block nothing: no index work for them
+        return []
+    idx = np.flatnonzero(blocked)
+    members = _members(data.symbols, idx)
+    return [
+        LimitGroup(
+            reason,
+            Affine.side(idx, data.n, sell=sell),
+            np.full(idx.size, -np.inf),
+            np.zeros(idx.size),
+            members,
+            unit="currency",
+            show=data.ref_value,
+            per_asset=True,
+        )
+        for sell in _REASON_SIDES[reason]
+    ]
 
 
 class PositionCapTerm(Term):

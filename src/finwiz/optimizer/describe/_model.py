@@ -226,10 +226,7 @@ class Affine:
             vals = np.concatenate([self.vals, -np.repeat(factor, k) * np.tile(per.vals, self.m)])
         offset = self.offset - factor * per.offset[0]
         if k and _shares_a_column(per.cols, self.cols):  # e.g. the cash row has c, and so has 1 - c
-            key = rows * (int(cols.max()) + SCALARS + 1) + (cols + SCALARS)
-            unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            vals = np.bincount(inverse, weights=vals, minlength=len(unique))
-            rows, cols = rows[first], cols[first]
+            rows, cols, vals = _merged(rows, cols, vals, rows * (int(cols.max()) + SCALARS + 1) + (cols + SCALARS))
         return Affine(rows, cols, vals, offset)
 
     def evaluate(self, z: np.ndarray) -> np.ndarray:
@@ -342,6 +339,25 @@ class _Deferred:
             np.concatenate([places for _, places, _ in pieces]),
             np.concatenate([vals for _, _, vals in pieces]),
         )
+
+
+def _merged(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The entries of equal ``key`` summed, in key order (``np.unique`` then ``np.bincount``; a few
+    entries, the cash row's, in Python: the same order and sums, without np.unique's overhead)."""
+    if not 0 < len(key) <= 32:
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return rows[first], cols[first], np.bincount(inverse, weights=vals, minlength=len(unique))
+    keys, values = key.tolist(), vals.tolist()
+    firsts: list[int] = []
+    sums: list[float] = []
+    for j in sorted(range(len(keys)), key=keys.__getitem__):  # stable, as np.unique's mergesort
+        if firsts and keys[firsts[-1]] == keys[j]:
+            sums[-1] += values[j]
+        else:
+            firsts.append(j)
+            sums.append(0.0 + values[j])  # bincount's sum starts at 0.0 (-0.0 becomes 0.0)
+    first = np.array(firsts, dtype=np.intp)
+    return rows[first], cols[first], np.array(sums, dtype=float)
 
 
 def _shares_a_column(few: np.ndarray, cols: np.ndarray) -> bool:

@@ -127,6 +127,11 @@ class Term:
         """The term's piece as data (see ``_model``), or None for a term written in cvxpy."""
         return None
 
+    def redescribe(self, data: ProblemData, last: ProblemData, described: Description | None) -> Description | None:
+        """:meth:`describe` of ``data`` for a re-solve whose ``last`` data differ from ``data`` only
+        in context fields, given ``last``'s description (a term may keep the parts they leave alone)."""
+        return self.describe(data)
+
     def build(self, v: Variables, data: ProblemData, *, diagnose: bool = False) -> TermParts:
         """Create Parameters and expressions for the problem's shape (once per structure)."""
         raise NotImplementedError(f"{type(self).__name__} implements neither describe() nor build()")

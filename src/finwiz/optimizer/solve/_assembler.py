@@ -147,7 +147,8 @@ class Model:
         if not changed <= _CONTEXT:
             return Model.of(self.terms, data)
         descriptions = tuple(
-            t.describe(data) if _reads(t, changed) else d for t, d in zip(self.terms, self.descriptions, strict=True)
+            t.redescribe(data, self.data, d) if _reads(t, changed) else d
+            for t, d in zip(self.terms, self.descriptions, strict=True)
         )
         return Model(
             self.terms, data, descriptions, kept=Kept(last_qp_base=self.kept.qp_base or self.kept.last_qp_base)

@@ -142,7 +142,7 @@ def qp_base(
     if last is not None and same_bounds:
         buy_cap, sell_cap, coupled = last.upper[:n], last.sell_cap, list(last.coupled)
     else:
-        buy_cap, sell_cap, coupled = trade_bounds(limit_groups, n)
+        buy_cap, sell_cap, coupled = _bounds(last, limit_groups, n)
     has_cost = any(p.cost is not None for p in parts)
     if last is not None and _same_rows(last, coupled, rate, has_cost):  # at most the trade bounds changed
         triplets, lower, groups, m, spans = last.triplets, last.lower, last.groups, last.m, last.spans
@@ -191,6 +191,21 @@ def _cost_unit(rate: np.ndarray) -> float:
     keeps ADMM scaled)."""
     positive = rate[rate > 0]
     return float(positive.mean()) if positive.size else 1.0
+
+
+def _bounds(
+    last: QPBase | None, groups: tuple[LimitGroup, ...], n: int
+) -> tuple[np.ndarray, np.ndarray, list[LimitGroup]]:
+    """:func:`trade_bounds` of ``groups``, from ``last``'s when ``groups`` only add bounds to its
+    groups (a debias solve's fixed assets): a minimum is exact in any order."""
+    if last is not None:
+        kept = {id(g) for g in last.limit_groups}
+        added = [g for g in groups if id(g) not in kept]
+        if _same_groups(tuple(g for g in groups if id(g) in kept), last.limit_groups):
+            buy_cap, sell_cap, rows = trade_bounds(added, n)
+            if not rows:
+                return np.minimum(last.upper[:n], buy_cap), np.minimum(last.sell_cap, sell_cap), list(last.coupled)
+    return trade_bounds(groups, n)
 
 
 def _same_groups(a: tuple[LimitGroup, ...], b: tuple[LimitGroup, ...]) -> bool:
@@ -370,35 +385,43 @@ def _definition_rows(
     """Bounds on every trade column, the definitions of turnover and net purchase, and the cost
     row ``c >= rate'(buy + sell)``, as lists of triplets and bounds."""
     nt = 2 * n + SCALARS
-    cost_col, turnover_col, net_col = 2 * n, 2 * n + 1, 2 * n + 2
-    every = np.arange(nt)
-    both = np.arange(2 * n)
-    ones, signs = np.ones(2 * n), np.concatenate([np.ones(n), -np.ones(n)])
-    first = nt
-    rows = [every, np.full(2 * n + 1, first), np.full(2 * n + 1, first + 1)]
-    cols = [every, np.append(both, turnover_col), np.append(both, net_col)]
-    vals = [np.ones(nt), np.append(-ones, 1.0), np.append(-signs, 1.0)]
+    cost_col, turnover_col = 2 * n, 2 * n + 1
+    fixed_rows, fixed_cols, fixed_vals, fixed_lower = _definition_pattern(n)
+    rows, cols, vals = list(fixed_rows), list(fixed_cols), list(fixed_vals)
+    both = fixed_cols[1][:-1]  # buy and sell
     uniform = bool(np.all(rate == rate[0])) if n else True
     if uniform:  # c >= r tau: two entries, not a third dense row over the assets
-        rows.append(np.full(2, first + 2))
+        rows.append(np.full(2, nt + 2))
         cols.append(np.array([cost_col, turnover_col]))
         vals.append(np.array([1.0, -float(rate[0]) if n else 0.0]))
     else:
-        rows.append(np.full(2 * n + 1, first + 2))
+        rows.append(np.full(2 * n + 1, nt + 2))
         cols.append(np.append(both, cost_col))
         vals.append(np.append(-np.concatenate([rate, rate]), 1.0))
     # T and G are 0: in a taxable account they are folded into the sells (see ``_qp_segments``).
-    lower = [
-        np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(SCALARS - 3)]),
-        np.zeros(2),
-        np.zeros(1),
-    ]
+    lower = list(fixed_lower)
     upper = [
         np.concatenate([buy_cap, sell_cap, [np.inf if has_cost else 0.0, np.inf, np.inf], np.zeros(SCALARS - 3)]),
         np.zeros(2),
         np.full(1, np.inf),
     ]
     return rows, cols, vals, lower, upper
+
+
+@functools.lru_cache(maxsize=16)
+def _definition_pattern(n: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    """What :func:`_definition_rows` owes to ``n`` alone: the triplets of the trade columns' bounds
+    and of the turnover and net rows, and the lower bounds (read-only, shared per size)."""
+    nt = 2 * n + SCALARS
+    every, both = np.arange(nt), np.arange(2 * n)
+    ones, signs = np.ones(2 * n), np.concatenate([np.ones(n), -np.ones(n)])
+    rows = (every, np.full(2 * n + 1, nt), np.full(2 * n + 1, nt + 1))
+    cols = (every, np.append(both, 2 * n + 1), np.append(both, 2 * n + 2))
+    vals = (np.ones(nt), np.append(-ones, 1.0), np.append(-signs, 1.0))
+    lower = (np.concatenate([np.zeros(2 * n + 2), [-np.inf], np.zeros(SCALARS - 3)]), np.zeros(2), np.zeros(1))
+    for array in (*rows, *cols, *vals, *lower):
+        array.flags.writeable = False
+    return rows, cols, vals, lower
 
 
 def _rows(
