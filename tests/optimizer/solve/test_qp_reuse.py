@@ -25,17 +25,21 @@ SYMBOLS = [f"A{i}" for i in range(8)]
 PRICES = {s: 10.0 + 7 * i for i, s in enumerate(SYMBOLS)}
 
 
-def _model() -> Model:
-    config = PortfolioConfiguration(
+def _config(sector_cap: float) -> PortfolioConfiguration:
+    return PortfolioConfiguration(
         holdings=[{"symbol": s, "shares": 40 + 13 * i} for i, s in enumerate(SYMBOLS)],
         target_weights={s: 0.95 / len(SYMBOLS) for s in SYMBOLS},
         cash=500.0,
         sectors={s: f"S{i % 3}" for i, s in enumerate(SYMBOLS)},
-        max_sector_weight=0.4,
+        max_sector_weight=sector_cap,
         max_turnover=0.2,
         transaction_cost_rate=0.001,
         method="minimize_trades",
     )
+
+
+def _model() -> Model:
+    config = _config(0.4)
     data = build_problem_data(config, PRICES)
     terms = [*RebalancingEngine().strategies[config.method].terms(data), *constraint_terms()]
     return Model.of([t for t in terms if t.applies(data)], data)
@@ -264,17 +268,7 @@ def test_the_bounds_of_added_bound_groups_start_from_the_last_base() -> None:
 
 
 def _request(scale: float) -> tuple[PortfolioConfiguration, dict[str, float]]:
-    config = PortfolioConfiguration(
-        holdings=[{"symbol": s, "shares": 40 + 13 * i} for i, s in enumerate(SYMBOLS)],
-        target_weights={s: 0.95 / len(SYMBOLS) for s in SYMBOLS},
-        cash=500.0,
-        sectors={s: f"S{i % 3}" for i, s in enumerate(SYMBOLS)},
-        max_sector_weight=0.3,
-        max_turnover=0.2,
-        transaction_cost_rate=0.001,
-        method="minimize_trades",
-    )
-    return config, {s: scale * (10.0 + 7 * i) + i * (scale - 1.0) ** 2 for i, s in enumerate(SYMBOLS)}
+    return _config(0.3), {s: scale * (10.0 + 7 * i) + i * (scale - 1.0) ** 2 for i, s in enumerate(SYMBOLS)}
 
 
 def test_requests_of_one_structure_alternating_each_get_their_own_answer() -> None:
