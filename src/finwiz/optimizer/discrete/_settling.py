@@ -26,6 +26,7 @@ from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _trade_point
 from finwiz.optimizer.discrete._highs import _Program, _program
 from finwiz.optimizer.discrete._listed import breachable, listed, reach
 from finwiz.optimizer.discrete._pricing import _Rows
+from finwiz.optimizer.solve._csc import pointers
 from finwiz.optimizer.verify._diagnosis import conflict
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
@@ -121,8 +122,7 @@ def _csr(dense: np.ndarray) -> sparse.csr_array:
     """``dense`` as a CSR from its nonzeros in row order (scipy's own conversion: the same arrays at
     ~5x the cost, 0.1 ms for the coupled rows' scalar columns)."""
     row, col = np.nonzero(dense)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=dense.shape[0]))])
-    return sparse.csr_array((dense[row, col], col, indptr), shape=dense.shape)
+    return sparse.csr_array((dense[row, col], col, pointers(row, dense.shape[0])), shape=dense.shape)
 
 
 def _shares(n: int, moves: _Moves, chosen: np.ndarray, gap: float | None) -> tuple[np.ndarray, float | None]:
@@ -208,7 +208,7 @@ class _Stacked:
         order = self.by_column
         at = order if keep is None else order[keep[self.rows[order]]]
         rows = self.rows[at] if keep is None else (np.cumsum(keep) - 1)[self.rows[at]]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(self.cols[at], minlength=self.shape[1]))])
+        indptr = pointers(self.cols[at], self.shape[1])
         shape = self.shape if keep is None else (int(keep.sum()), self.shape[1])
         return sparse.csc_array((self.vals[at], rows, indptr), shape=shape)
 

@@ -9,7 +9,7 @@ from scipy import sparse
 
 from finwiz.optimizer._kept import kept
 
-__all__ = ["csc"]
+__all__ = ["csc", "pointers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,8 +27,13 @@ def _pattern(rows: np.ndarray, cols: np.ndarray, columns: int) -> _Pattern:
     sorted_cols, sorted_rows = cols[order], rows[order]
     if ((np.diff(sorted_cols) == 0) & (np.diff(sorted_rows) == 0)).any():
         return _Pattern(None, sorted_rows, order)
-    indptr = np.searchsorted(sorted_cols, np.arange(columns + 1)).astype(np.int32)
-    return _Pattern(order, sorted_rows.astype(np.int32), indptr)
+    return _Pattern(order, sorted_rows.astype(np.int32), pointers(sorted_cols, columns).astype(np.int32))
+
+
+def pointers(major: np.ndarray, size: int) -> np.ndarray:
+    """A compressed matrix's ``indptr`` from its entries' major indices in order (a CSC's columns,
+    a CSR's rows)."""
+    return np.searchsorted(major, np.arange(size + 1))
 
 
 def csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sparse.csc_matrix:
