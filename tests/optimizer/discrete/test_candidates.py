@@ -9,7 +9,7 @@ from scipy import sparse
 
 import finwiz.optimizer.discrete._candidates as candidates
 from finwiz.optimizer.describe._data import ProblemData
-from finwiz.optimizer.discrete._candidates import _lot_moves, _LotMoves, _Moves, _Separable
+from finwiz.optimizer.discrete._candidates import _lot_moves, _LotMoves, _Moves, _Separable, ranges
 from tests.optimizer.discrete.models import model_of
 from tests.optimizer.discrete.reference import Instance
 
@@ -90,3 +90,11 @@ def test_moves_matrix_is_the_csc_of_its_row_column_pairs() -> None:
     assert built.shape == plain.shape
     for name in ("indptr", "indices", "data"):
         assert getattr(built, name).tolist() == getattr(plain, name).tolist()
+
+
+def test_ranges_are_the_concatenated_aranges() -> None:
+    rng = np.random.default_rng(3)
+    start, size = rng.integers(0, 50, 12), rng.integers(0, 5, 12)
+    want = np.concatenate([np.arange(a, a + k) for a, k in zip(start, size, strict=True)])
+    assert np.array_equal(ranges(start, size), want)
+    assert ranges(np.zeros(0, np.intp), np.zeros(0, np.intp)).size == 0

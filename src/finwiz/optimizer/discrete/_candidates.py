@@ -331,6 +331,12 @@ def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.nda
     return table, valid, bool(stuck.any()), moves, separable
 
 
+def ranges(start: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The indices ``start[i], ..., start[i] + size[i] - 1`` of every ``i``, concatenated (a compressed
+    matrix's entries of some rows or columns, read off its ``indptr``)."""
+    return np.repeat(start - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+
+
 def _snap(values: np.ndarray) -> np.ndarray:
     """Objective changes on a grid of a billionth of the largest: values closer than that are tied
     (fractional lots differ by ~1e-20, float noise of the continuous optimum), and ties go to the

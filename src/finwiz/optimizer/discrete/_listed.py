@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from finwiz.optimizer.discrete._candidates import ranges
+
 __all__ = ["listed"]
 
 _MOST = 8192  # partial choices listed at most (after dropping those no completion keeps): past that, HiGHS
@@ -108,7 +110,7 @@ def _coupled(matrix: sparse.csc_array, columns: np.ndarray, first: int) -> np.nd
         return np.asarray(sparse.csc_array(matrix[:, columns]).toarray()[first:])
     begin, end = matrix.indptr[columns], matrix.indptr[columns + 1]
     size = end - begin
-    at = np.arange(int(size.sum())) + np.repeat(begin - (np.cumsum(size) - size), size)
+    at = ranges(begin, size)
     row, column = matrix.indices[at], np.repeat(np.arange(len(columns)), size)
     inside = row >= first
     block = np.zeros((matrix.shape[0] - first, len(columns)))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _snap
+from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _snap, ranges
 from finwiz.optimizer.discrete._descent import (
     DescentSettings,
     MoveKind,
@@ -204,7 +204,7 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     free = size > m  # broken on no tight row: every move
     size[free] = 0
     at = np.repeat(places, size)
-    partner = pool.take(np.arange(int(size.sum())) + (begin - (np.cumsum(size) - size)).take(at))
+    partner = pool.take(ranges(begin, size))
     if free.any():
         at = np.concatenate([at, np.repeat(places[free], m)])
         partner = np.concatenate([partner, np.tile(np.arange(m), int(free.sum()))])

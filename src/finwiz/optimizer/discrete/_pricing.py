@@ -18,7 +18,7 @@ from scipy import sparse
 
 from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable
+from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, ranges
 from finwiz.optimizer.solve._assembler import Model, Stacked
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
@@ -335,7 +335,7 @@ class _Rows:
         if not csr.has_canonical_format:  # repeated entries are summed by toarray
             return np.asarray(csr[select, :].toarray())
         start, size = csr.indptr[select], np.diff(csr.indptr)[select]
-        at = np.repeat(start - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+        at = ranges(start, size)
         out = np.zeros((len(select), csr.shape[1]))
         out[np.repeat(np.arange(len(select)), size), csr.indices[at]] = csr.data[at]
         return out
@@ -376,7 +376,7 @@ class _Rows:
             # The moves' columns' entries (one per row: the stacked rows were summed), added as
             # the dense product adds them, so both give the same floats.
             size = a.indptr[cols + 1] - a.indptr[cols]
-            at = np.repeat(a.indptr[cols] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+            at = ranges(a.indptr[cols], size)
             out[a.indices[at], np.repeat(np.arange(m), size)] += a.data[at] * np.repeat(step, size)
         return np.asarray(out + self.a_scalar @ d_x.T)
 
