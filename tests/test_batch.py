@@ -22,6 +22,7 @@ from finwiz.batch import AccountOutcome, BatchResult, iter_rebalance_many, rebal
 from finwiz.data.sample import sample_latest_prices, sample_sectors
 from finwiz.errors import ConfigurationError
 from finwiz.optimizer import rebalance
+from tests._unloadable import NotLoadableInWorker
 from tests._worker_killer import InterruptsItsWorker, KillsItsWorker
 
 try:
@@ -288,6 +289,46 @@ def small_account(i: int, **overrides: Any) -> PortfolioConfiguration:
         min_trade_size=0.0,
         **overrides,
     )
+
+
+@pytest.mark.parametrize("own_pool", [False, True], ids=["processes", "user-process-pool"])
+def test_an_account_a_worker_cannot_load_fails_by_name_and_the_others_return(own_pool: bool) -> None:
+    # A custom constraint a worker cannot import (a class defined in a notebook): only the account
+    # using it fails, saying why, where a failed load of its task used to kill the worker, so that
+    # it failed as a dead worker after three runs on fresh pools.
+    prices = {"AAA": 10.0, "BBB": 20.0}
+    configs = {f"acct-{i}": small_account(i) for i in range(4)}
+    configs["acct-1"] = small_account(1, custom_constraints=[NotLoadableInWorker()])
+    options: dict[str, Any] = {"max_workers": 2, "chunk_size": 2, "progress": False}
+    if own_pool:
+        with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            batch = rebalance_many(configs, prices, executor=pool, **options)
+    else:
+        batch = rebalance_many(configs, prices, executor="processes", **options)
+    assert [o.label for o in batch.failures] == ["acct-1"]
+    (failed,) = batch.failures
+    assert failed.error_type == "ConfigurationError"
+    assert failed.error is not None
+    assert "could not load this account's inputs" in failed.error
+    assert "NotLoadableInWorker" in failed.error
+    assert all(o.result is not None for o in batch if o.label != "acct-1")
+
+
+def test_shared_options_a_worker_cannot_load_fail_every_account_saying_why() -> None:
+    configs = {f"acct-{i}": small_account(i) for i in range(3)}
+    batch = rebalance_many(
+        configs,
+        {"AAA": 10.0, "BBB": 20.0},
+        executor="processes",
+        max_workers=2,
+        progress=False,
+        market_impact=NotLoadableInWorker(),
+    )
+    assert len(batch.failures) == 3
+    for failed in batch.failures:
+        assert failed.error_type == "ConfigurationError"
+        assert failed.error is not None
+        assert "could not load the batch's shared inputs" in failed.error
 
 
 @pytest.mark.parametrize("own_pool", [False, True], ids=["processes", "user-process-pool"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import pickle
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -150,13 +151,63 @@ class _Account:
     def label(self) -> str:
         return self.portfolio_id if self.portfolio_id is not None else f"#{self.index}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The inputs travel as bytes loaded by _account: one a worker cannot load fails this
+        # account by name, where a failed load of the task would kill the worker process.
+        return (_account, (self.index, self.portfolio_id, _packed((self.config, self.prices))))
+
 
 @dataclass(frozen=True)
 class _Shared:
-    """What every account of a batch shares: sent once per worker, not once per account."""
+    """What every account of a batch shares: sent once per worker, not once per account.
+    ``unloadable`` says why a worker could not load the rest (every account then fails with it)."""
 
     prices: Any
     options: dict[str, Any] = field(default_factory=dict)
+    unloadable: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_shared, (_packed((self.prices, self.options)),))
+
+
+class _Unloadable:
+    """An account's inputs a worker process could not load: why."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+_UNLOADABLE = (
+    "a worker process could not load {what} ({error}): a custom term, constraint or strategy used on "
+    "a process pool must be importable there, so define it in a module, not in a notebook or an "
+    "interactive session"
+)
+
+
+def _packed(inputs: tuple[Any, Any]) -> bytes:
+    return pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loaded(blob: bytes, what: str) -> tuple[Any, Any] | str:
+    """The inputs in ``blob``, or why they could not be loaded (an import or attribute lookup of a
+    class the worker does not have, or any error of its unpickling)."""
+    try:
+        inputs: tuple[Any, Any] = pickle.loads(blob)
+    except Exception as exc:
+        return _UNLOADABLE.format(what=what, error=f"{type(exc).__name__}: {exc}")
+    return inputs
+
+
+def _account(index: int, portfolio_id: str | None, blob: bytes) -> _Account:
+    inputs = _loaded(blob, "this account's inputs")
+    if isinstance(inputs, str):
+        return _Account(index, portfolio_id, _Unloadable(inputs))
+    return _Account(index, portfolio_id, *inputs)
+
+
+def _shared(blob: bytes) -> _Shared:
+    inputs = _loaded(blob, "the batch's shared inputs (prices and options)")
+    return _Shared(None, unloadable=inputs) if isinstance(inputs, str) else _Shared(*inputs)
 
 
 def _failure(account: _Account, exc: BaseException, seconds: float) -> AccountOutcome:
@@ -176,6 +227,9 @@ def _run_account(account: _Account, shared: _Shared) -> AccountOutcome:
     start = time.perf_counter()
     try:
         config = account.config
+        why = shared.unloadable or (config.why if isinstance(config, _Unloadable) else None)
+        if why is not None:
+            raise ConfigurationError(why)
         prices = shared.prices if account.prices is None else account.prices
         result: RebalancingResult | HouseholdResult
         if isinstance(config, Household):  # households (#25): every account of it at once
