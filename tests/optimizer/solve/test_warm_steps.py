@@ -150,3 +150,48 @@ def test_the_merge_of_few_entries_is_np_unique_and_bincount(size: int) -> None:
         for a, b in zip(got, want, strict=True):
             assert a.dtype == b.dtype
             assert a.tobytes() == b.tobytes()
+
+
+def _set_up(qp: NativeQP) -> Any:
+    from finwiz.optimizer.solve import _workspaces
+
+    return _workspaces._workspace(qp, None, 10.0)
+
+
+def test_the_direct_osqp_calls_give_the_wrappers_answers(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    """A workspace driven through the extension object and one through OSQP's wrapper, loaded with
+    the same vectors in turn (a changed q alone, new bounds with infinities, the first again),
+    give the same status, iterations and points to the bit."""
+    qp, _, _ = answered
+    direct, wrapped = _set_up(qp), _set_up(qp)
+    assert direct.raw is not None
+    wrapped.raw = None
+    rng = np.random.default_rng(5)
+    q = qp.q * (1.0 + 0.1 * rng.random(len(qp.q)))
+    upper = np.where(np.isfinite(qp.upper), qp.upper + 1e-3, np.inf)
+    steps = [qp, dataclasses.replace(qp, q=q), dataclasses.replace(qp, q=q, upper=upper), qp]
+    for step in steps:
+        answers = []
+        for workspace in (direct, wrapped):
+            workspace.load(step, 10.0)
+            answers.append(workspace.solve())
+        (status, iterations, polish, x, y), plain = answers
+        assert (status, iterations, polish) == plain[:3]
+        assert status == "solved"
+        assert np.array_equal(x, plain[3])
+        assert np.array_equal(y, plain[4])
+        assert x.dtype == np.float64
+        assert x.flags.owndata
+
+
+def test_the_objective_from_the_kept_curvature_product_is_the_plain_one(
+    answered: tuple[Any, np.ndarray, np.ndarray],
+) -> None:
+    qp, _z, _y = answered
+    workspace = _set_up(qp)
+    workspace.load(qp, 10.0)
+    found = _solvers._admm(qp, workspace, 4_000)
+    assert found.z is not None
+    assert found.pz is not None
+    assert np.array_equal(found.pz, qp.hess(found.z))
+    assert qp.objective(found.z, found.pz) == qp.objective(found.z)

@@ -69,6 +69,10 @@ class _Workspace:
     loaded: tuple[Any, Any] = (None, None)
     time_limit: float | None = None
     tolerance: tuple[float, int] = (OSQP_SETTINGS["eps_abs"], OSQP_SETTINGS["max_iter"])  # (eps, max_iter) set now
+    raw: _Raw | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.raw = _Raw.of(self.solver)
 
     def tune(self, eps: float, max_iter: int) -> None:
         """Set ADMM's tolerance and iteration cap, only where they change (each call into OSQP's
@@ -87,7 +91,7 @@ class _Workspace:
 
     def load(self, qp: NativeQP, time_limit: float) -> None:
         """Give the workspace ``qp``'s vectors (and matrix values, when they changed)."""
-        update: dict[str, Any] = {"q": qp.q}
+        update: dict[str, Any] = {}
         # A re-weighted re-solve changes q alone: OSQP's wrapper clamps every bound it is given.
         kept = self.bounds
         if kept is None or not (np.array_equal(qp.lower, kept[0]) and np.array_equal(qp.upper, kept[1])):
@@ -101,10 +105,65 @@ class _Workspace:
                 update["Ax"] = qp.A.data
                 self.a_values = qp.A.data.copy()
             self.loaded = (weakref.ref(qp.P), weakref.ref(qp.A))
-        self.solver.update(**update)
+        if self.raw is not None and not ({"Px", "Ax"} & update.keys()):
+            self.raw.update(qp.q, update.get("l"), update.get("u"))
+        else:
+            self.solver.update(q=qp.q, **update)
         if time_limit != self.time_limit:
             self.solver.update_settings(time_limit=time_limit)
             self.time_limit = time_limit
+
+    def solve(self) -> tuple[str, int, int, np.ndarray, np.ndarray]:
+        """One OSQP solve: its status, ADMM iterations, polish status, and copies of ``x`` and ``y``."""
+        if self.raw is not None:
+            return self.raw.solve()
+        result = self.solver.solve(raise_error=False)
+        info = result.info
+        return (
+            str(info.status),
+            int(info.iter),
+            int(info.status_polish),
+            np.array(result.x, dtype=float),
+            np.array(result.y, dtype=float),
+        )
+
+
+class _Raw:
+    """OSQP's extension solver called directly for a warm solve's two calls: the Python wrapper's
+    ``solve`` copies its ~20 info fields into a namespace and ``update`` looks its infinity up
+    again on every call (~15 us a solve, ~4 solves a request); the same calls, the same clamp."""
+
+    __slots__ = ("ext", "infinity")
+
+    def __init__(self, ext: Any, infinity: float) -> None:
+        self.ext, self.infinity = ext, infinity
+
+    @classmethod
+    def of(cls, solver: Any) -> _Raw | None:
+        """The extension object of an ``osqp.OSQP`` set up, or None (another version's wrapper)."""
+        ext = getattr(solver, "_solver", None)
+        if ext is None or not all(hasattr(ext, name) for name in ("update_data_vec", "solve", "info", "solution")):
+            return None
+        return cls(ext, float(solver.constant("OSQP_INFTY")))
+
+    def update(self, q: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None) -> None:
+        """``OSQP.update(q=, l=, u=)``: the bounds clamped to OSQP's infinity as the wrapper does."""
+        if lower is not None:
+            lower = np.maximum(lower, -self.infinity)
+        if upper is not None:
+            upper = np.minimum(upper, self.infinity)
+        self.ext.update_data_vec(q=q, l=lower, u=upper)
+
+    def solve(self) -> tuple[str, int, int, np.ndarray, np.ndarray]:
+        self.ext.solve()
+        info, solution = self.ext.info, self.ext.solution
+        return (
+            str(info.status),
+            int(info.iter),
+            int(info.status_polish),
+            np.array(solution.x, dtype=float),
+            np.array(solution.y, dtype=float),
+        )
 
 
 def _held(refs: tuple[Any, Any], qp: NativeQP) -> bool:
