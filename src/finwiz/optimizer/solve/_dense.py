@@ -329,7 +329,7 @@ def solve_dense(qp: NativeQP) -> NativeSolution | None:
         if settled is None:
             continue
         z, y = _full(qp, red, *settled)
-        az = qp.a_times(z)
+        az = qp.A @ z
         residuals = qp.residuals(z, az)
         if max(residuals.values(), default=0.0) <= POLISHED_RESIDUAL and kkt_certified(qp, z, y, az):
             return NativeSolution("optimal", z, y, iterations, residuals=residuals)

@@ -62,7 +62,7 @@ class NativeQP:
     segments: np.ndarray | None = None  # the segment (lot) of each asset this QP is built on
     tax_terms: _TaxTerms | None = None  # how T and G were folded into the sells (see ``_qp_segments.fold``)
     eigen: tuple[np.ndarray, np.ndarray] | None = None  # (values, vectors) of dense_w, kept per covariance
-    a_t: tuple[sparse.csc_matrix, np.ndarray] | None = None  # (A, each entry's column), kept by the QPs that share A
+    a_t: tuple[sparse.csc_matrix, sparse.csr_matrix] | None = None  # (A, A') kept by the QPs that share A
     spans: Spans | None = None  # ``row_spans(groups, rows)``, kept by the QPs that share their groups
 
     def trades(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -83,31 +83,15 @@ class NativeQP:
             out[w] += self.dense_w @ z[w]
         return out
 
-    def a_times(self, z: np.ndarray) -> np.ndarray:
-        """``A z``: scipy's CSC product to the bit (each row's terms added in the stored order,
-        from 0), without its per-call dispatch and checks (~10 us a product at 100 assets)."""
-        a = self.A
-        if a.format != "csc":
-            return np.asarray(a @ z)
-        return np.bincount(a.indices, weights=a.data * z[self._entry_columns()], minlength=a.shape[0])
-
     def a_t_times(self, y: np.ndarray) -> np.ndarray:
-        """``A' y``: scipy's product with the CSR transpose to the bit, without building it."""
-        a = self.A
-        if a.format != "csc":
-            return np.asarray(a.T @ y)
-        return np.bincount(self._entry_columns(), weights=a.data * y[a.indices], minlength=a.shape[1])
-
-    def _entry_columns(self) -> np.ndarray:
+        """``A' y``."""
         kept = self.a_t
-        if kept is None or kept[0] is not self.A:
-            kept = self.a_t = (self.A, entry_columns(self.A))
-        return kept[1]
+        return np.asarray((kept[1] if kept is not None and kept[0] is self.A else self.A.T) @ y)
 
     def residuals(self, z: np.ndarray, az: np.ndarray | None = None) -> dict[str, float]:
         """Largest violation of each row group at ``z`` (0 when satisfied); ``az`` is ``A z`` if
         the caller has it already."""
-        az = self.a_times(z) if az is None else az
+        az = self.A @ z if az is None else az
         gap = np.maximum(self.lower - az, az - self.upper)
         bounds, segments = self.spans if self.spans is not None else row_spans(self.groups, len(self.lower))
         peaks = np.maximum(np.maximum.reduceat(gap, bounds), 0.0).tolist() if len(bounds) else []
@@ -138,11 +122,6 @@ class NativeQP:
 
 
 Spans = tuple[np.ndarray, tuple[tuple[str, int], ...]]
-
-
-def entry_columns(matrix: sparse.csc_matrix) -> np.ndarray:
-    """The column of each stored entry of a CSC matrix, in storage order."""
-    return np.repeat(np.arange(matrix.shape[1]), np.diff(matrix.indptr))
 
 
 def row_spans(groups: list[tuple[str, int, int]], rows: int) -> Spans:

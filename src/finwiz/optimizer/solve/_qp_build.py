@@ -15,7 +15,7 @@ from scipy import sparse
 
 from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
 from finwiz.optimizer.solve._csc import csc
-from finwiz.optimizer.solve._qp import Ladder, NativeQP, Spans, _TaxTerms, entry_columns, ladder_of, row_spans
+from finwiz.optimizer.solve._qp import Ladder, NativeQP, Spans, _TaxTerms, ladder_of, row_spans
 from finwiz.optimizer.solve._qp_rows import _DENSE_FACTORS, _triplets, _weight_rows, in_cost_unit, trade_bounds
 from finwiz.optimizer.solve._qp_segments import fold, region_rows
 
@@ -90,9 +90,9 @@ class QPBase:
     parts: tuple[Description, ...] = ()
     backoff: float = 0.0
     coupled: tuple[LimitGroup, ...] = ()  # the limit groups that are rows (not trade bounds)
-    a_matrix: dict[float, tuple[sparse.csc_matrix, np.ndarray]] = field(
+    a_matrix: dict[float, tuple[sparse.csc_matrix, sparse.csr_matrix]] = field(
         default_factory=dict
-    )  # (A, each entry's column) by cost unit (no lots)
+    )  # (A, A') by cost unit (no lots)
     limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
     spans: Spans | None = None  # row_spans(groups, m)
     cost_unit: float = 1.0  # _cost_unit(rate)
@@ -289,13 +289,13 @@ def _on_segments(
     return segments, lower, upper, const, a_matrix, tax_terms
 
 
-def _a_matrix(base: QPBase, unit: float) -> tuple[sparse.csc_matrix, np.ndarray]:
-    """``A`` of a base without lots and the column of each of its entries, built once per cost unit (the bases of one
+def _a_matrix(base: QPBase, unit: float) -> tuple[sparse.csc_matrix, sparse.csr_matrix]:
+    """``A`` of a base without lots and its transpose, built once per cost unit (the bases of one
     rebalance's re-solves that differ only in the trade bounds share them)."""
     if unit not in base.a_matrix:
         rows, cols, vals = base.triplets
         a_matrix = csc(rows, cols, in_cost_unit(cols, vals, 2 * base.layout.n, unit), (base.m, base.layout.nz))
-        base.a_matrix[unit] = (a_matrix, entry_columns(a_matrix))
+        base.a_matrix[unit] = (a_matrix, a_matrix.T)
     return base.a_matrix[unit]
 
 

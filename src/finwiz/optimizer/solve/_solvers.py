@@ -87,7 +87,7 @@ def kkt_certified(
     size = max(1.0, float(np.abs(qp.q).max(initial=0.0)))
     if stationarity > KKT_TOLERANCE * size:
         return False
-    az = qp.a_times(z) if az is None else az
+    az = qp.A @ z if az is None else az
     # Each multiplier times its row's distance to the bound it pushes on (only there: the other
     # bound may be infinite), written into zeros.
     up = np.multiply(y, qp.upper - az, out=np.zeros(len(y)), where=y > 0)
@@ -107,7 +107,7 @@ def held_to_bounds(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarr
     buy = np.clip(z[:n], qp.lower[:n], qp.upper[:n])
     sell = np.clip(z[n : 2 * n], qp.lower[n : 2 * n], qp.upper[n : 2 * n])
     point = qp.point(buy, sell, float(z[2 * n]) * qp.cost_unit)
-    az = qp.a_times(point)
+    az = qp.A @ point
     residuals = qp.residuals(point, az)
     if max(residuals.values(), default=0.0) > POLISHED_RESIDUAL or not kkt_certified(qp, point, y, az):
         return None
@@ -153,7 +153,7 @@ def refine_on_active_set(qp: NativeQP, z: np.ndarray, y: np.ndarray) -> tuple[np
     multipliers[active] = solution[nz:]
     if not np.all(np.isfinite(solution)):
         return None
-    az = qp.a_times(refined)
+    az = qp.A @ refined
     if max(qp.residuals(refined, az).values(), default=0.0) > POLISHED_RESIDUAL:
         return None
     if np.any(multipliers[up & ~equal] < -1e-9 * size) or np.any(multipliers[down] > 1e-9 * size):
@@ -242,7 +242,7 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
             if held is not None:
                 return NativeSolution("optimal", held[0], y, iterations, residuals=held[1])
             continue  # ADMM has not found the active set yet: go on, tighter
-        az = qp.a_times(z)
+        az = qp.A @ z
         residuals = qp.residuals(z, az)
         if max(residuals.values()) > POLISHED_RESIDUAL:
             # Polishing a degenerate problem (zero costs leave buy/sell splits free)
