@@ -82,9 +82,10 @@ class _Workspace:
             self.tolerance = (eps, max_iter)
 
     def matches(self, qp: NativeQP) -> bool:
-        if _held(self.matched, qp):
-            return True
-        same = _same_pattern(qp.P, self.p_pattern) and _same_pattern(qp.A, self.a_pattern)
+        # Each matrix apart: a request's P is often the last one's (``_qp_build._p_matrix``), its A not.
+        p, a = self.matched
+        same = _is(p, qp.P) or _same_pattern(qp.P, self.p_pattern)
+        same = same and (_is(a, qp.A) or _same_pattern(qp.A, self.a_pattern))
         if same:
             self.matched = (weakref.ref(qp.P), weakref.ref(qp.A))
         return same
@@ -97,13 +98,14 @@ class _Workspace:
         if kept is None or not (np.array_equal(qp.lower, kept[0]) and np.array_equal(qp.upper, kept[1])):
             update["l"], update["u"] = qp.lower, qp.upper
             self.bounds = (qp.lower.copy(), qp.upper.copy())
-        if not _held(self.loaded, qp):
-            if not np.array_equal(qp.P.data, self.p_values):
-                update["Px"] = qp.P.data
-                self.p_values = qp.P.data.copy()
-            if not np.array_equal(qp.A.data, self.a_values):
-                update["Ax"] = qp.A.data
-                self.a_values = qp.A.data.copy()
+        p, a = self.loaded
+        if not _is(p, qp.P) and not np.array_equal(qp.P.data, self.p_values):
+            update["Px"] = qp.P.data
+            self.p_values = qp.P.data.copy()
+        if not _is(a, qp.A) and not np.array_equal(qp.A.data, self.a_values):
+            update["Ax"] = qp.A.data
+            self.a_values = qp.A.data.copy()
+        if not (_is(p, qp.P) and _is(a, qp.A)):
             self.loaded = (weakref.ref(qp.P), weakref.ref(qp.A))
         if self.raw is not None and not ({"Px", "Ax"} & update.keys()):
             self.raw.update(qp.q, update.get("l"), update.get("u"))
@@ -166,10 +168,9 @@ class _Raw:
         )
 
 
-def _held(refs: tuple[Any, Any], qp: NativeQP) -> bool:
-    """Whether ``refs`` (weak references, or None) are to ``qp``'s own P and A."""
-    p, a = refs
-    return p is not None and a is not None and p() is qp.P and a() is qp.A
+def _is(ref: Any, matrix: sparse.csc_matrix) -> bool:
+    """Whether ``ref`` (a weak reference, or None) is to ``matrix`` itself."""
+    return ref is not None and ref() is matrix
 
 
 _cache: OrderedDict[Hashable, _Workspace] = OrderedDict()
