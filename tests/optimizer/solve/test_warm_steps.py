@@ -12,7 +12,7 @@ import pytest
 from scipy import sparse
 
 from finwiz import PortfolioConfiguration
-from finwiz.optimizer.solve import _qp_build, _solvers
+from finwiz.optimizer.solve import _qp_build, _qp_hessian, _solvers
 from finwiz.optimizer.solve._qp import NativeQP
 from tests.optimizer.solve.test_native import _clarabel_answer
 
@@ -81,7 +81,7 @@ def test_kkt_certificate_agrees_with_the_plain_check(answered: tuple[Any, np.nda
 def test_the_kept_pattern_of_p_is_its_curvature_blocks_and_diagonal(n: int, nz: int) -> None:
     rng = np.random.default_rng(n)
     curvature, diagonal = rng.uniform(0.1, 1.0, n), rng.uniform(0.0, 1.0, nz - 2 * n)
-    indices, indptr = _qp_build._p_pattern(n, nz)
+    indices, indptr = _qp_hessian._p_pattern(n, nz)
     data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
     got = sparse.csc_matrix((data, indices, indptr), shape=(nz, nz)).toarray()
     expected = np.zeros((nz, nz))
@@ -89,7 +89,7 @@ def test_the_kept_pattern_of_p_is_its_curvature_blocks_and_diagonal(n: int, nz: 
     expected[i, i], expected[i, i + n], expected[i + n, i + n] = curvature, -curvature, curvature
     expected[np.arange(2 * n, nz), np.arange(2 * n, nz)] = diagonal
     assert np.array_equal(got, expected)
-    assert _qp_build._p_pattern(n, nz)[0] is indices  # kept
+    assert _qp_hessian._p_pattern(n, nz)[0] is indices  # kept
     assert not indices.flags.writeable
 
 
@@ -150,3 +150,72 @@ def test_the_merge_of_few_entries_is_np_unique_and_bincount(size: int) -> None:
         for a, b in zip(got, want, strict=True):
             assert a.dtype == b.dtype
             assert a.tobytes() == b.tobytes()
+
+
+def _set_up(qp: NativeQP) -> Any:
+    from finwiz.optimizer.solve import _workspaces
+
+    return _workspaces._workspace(qp, None, 10.0)
+
+
+def test_the_direct_osqp_calls_give_the_wrappers_answers(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    """A workspace driven through the extension object and one through OSQP's wrapper, loaded with
+    the same vectors in turn (a changed q alone, new bounds with infinities, the first again),
+    give the same status, iterations and points to the bit."""
+    qp, _, _ = answered
+    direct, wrapped = _set_up(qp), _set_up(qp)
+    assert direct.raw is not None
+    wrapped.raw = None
+    rng = np.random.default_rng(5)
+    q = qp.q * (1.0 + 0.1 * rng.random(len(qp.q)))
+    upper = np.where(np.isfinite(qp.upper), qp.upper + 1e-3, np.inf)
+    steps = [qp, dataclasses.replace(qp, q=q), dataclasses.replace(qp, q=q, upper=upper), qp]
+    for step in steps:
+        answers = []
+        for workspace in (direct, wrapped):
+            workspace.load(step, 10.0)
+            answers.append(workspace.solve())
+        (status, iterations, polish, x, y), plain = answers
+        assert (status, iterations, polish) == plain[:3]
+        assert status == "solved"
+        assert np.array_equal(x, plain[3])
+        assert np.array_equal(y, plain[4])
+        assert x.dtype == np.float64
+        assert x.flags.owndata
+
+
+def test_the_objective_from_the_kept_curvature_product_is_the_plain_one(
+    answered: tuple[Any, np.ndarray, np.ndarray],
+) -> None:
+    qp, _z, _y = answered
+    workspace = _set_up(qp)
+    workspace.load(qp, 10.0)
+    found = _solvers._admm(qp, workspace, 4_000)
+    assert found.z is not None
+    assert found.pz is not None
+    assert np.array_equal(found.pz, qp.hess(found.z))
+    assert qp.objective(found.z, found.pz) == qp.objective(found.z)
+
+
+def test_a_kept_p_is_the_one_built_from_its_values() -> None:
+    """The last ``P`` of a size is handed out again only for the same values (read-only, as it is
+    shared), equal to a fresh build; other values or ``clear_cache`` build a new one."""
+    from finwiz.optimizer.solve._assembler import clear_cache
+
+    clear_cache()
+    n, nz = 4, 13
+    data = np.arange(1.0, n + nz + 1)  # n buys, 2n sell entries, nz - 2n scalars and aux
+    first = _qp_hessian._p_matrix(data.copy(), n, nz)
+    fresh = sparse.csc_matrix((data, *_qp_hessian._p_pattern(n, nz)), shape=(nz, nz))
+    assert (first != fresh).nnz == 0
+    assert not first.data.flags.writeable
+    assert _qp_hessian._p_matrix(data.copy(), n, nz) is first
+    other = data.copy()
+    other[2] = -0.5
+    second = _qp_hessian._p_matrix(other, n, nz)
+    assert second is not first
+    assert np.array_equal(second.data, other)
+    assert _qp_hessian._p_matrix(np.ones(n + nz + 4), n + 1, nz + 3).shape == (nz + 3, nz + 3)  # another size
+    assert _qp_hessian._p_matrix(other.copy(), n, nz) is second  # kept beside it
+    clear_cache()
+    assert _qp_hessian._p_matrix(other.copy(), n, nz) is not second

@@ -27,6 +27,7 @@ from finwiz.optimizer.describe._model import SCALARS, Description, LimitGroup
 from finwiz.optimizer.describe._terms import Limit, Term, TermParts, Variables
 from finwiz.optimizer.solve._pieces import _add_piece, _elastic, _lots, _Pieces, _pieces, _structure, _values
 from finwiz.optimizer.solve._qp_build import QPBase
+from finwiz.optimizer.solve._qp_hessian import clear_kept_p
 from finwiz.optimizer.solve._stacked import Stacked, stack
 from finwiz.optimizer.solve._user_keys import user_key
 from finwiz.optimizer.solve._user_terms import _check, _gradient, _limit_group
@@ -390,6 +391,7 @@ def clear_cache() -> None:
         _hits = _misses = 0
     clear_native_cache()
     clear_kept()
+    clear_kept_p()
 
 
 def cache_info() -> dict[str, int]:

@@ -45,18 +45,18 @@ def solve_continuous(
         if not diagnose:
             raise
         raise explain_infeasibility(model) from None
-    solved = [outcome]
-    while len(solved) < MAX_SOLVES:
-        asked = _asked(model, [s.trades for s in solved])
+    trades = [outcome.trades]  # each solve's, computed once (every refine reads them all)
+    while len(trades) < MAX_SOLVES:
+        asked = _asked(model, list(trades))  # a list of its own, as each call had
         if not asked:
-            return solved[-1]
+            return outcome
         step = _first_solved(model, asked, solver, time_limit)
         if step is None:  # no alternative solves: the last answer stands
-            return solved[-1]
+            return outcome
         model, outcome = step
-        solved.append(outcome)
+        trades.append(outcome.trades)
     note(f"iterative terms not settled after {MAX_SOLVES} solves: the last answer kept")
-    return solved[-1]
+    return outcome
 
 
 def _asked(model: Model, trades: Sequence[np.ndarray]) -> tuple[ProblemData, ...]:

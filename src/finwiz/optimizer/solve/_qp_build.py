@@ -16,6 +16,7 @@ from scipy import sparse
 from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
 from finwiz.optimizer.solve._csc import csc
 from finwiz.optimizer.solve._qp import Ladder, NativeQP, Spans, _TaxTerms, ladder_of, row_spans
+from finwiz.optimizer.solve._qp_hessian import _p_matrix, _upper_block
 from finwiz.optimizer.solve._qp_rows import _DENSE_FACTORS, _triplets, _weight_rows, in_cost_unit, trade_bounds
 from finwiz.optimizer.solve._qp_segments import fold, region_rows
 
@@ -346,33 +347,10 @@ def _objective(
     if last is not None:
         return last.p_matrix, q, const, curvature, diagonal, dense_w
     p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
-    p_matrix = sparse.csc_matrix((p_data * scale, *_p_pattern(n, nz)), shape=(nz, nz))
+    p_matrix = _p_matrix(p_data * scale, n, nz)
     if dense_w is not None:
         p_matrix = (p_matrix + _upper_block(dense_w * scale, layout.nt, nz)).tocsc()
     return p_matrix, q, const, curvature, diagonal, dense_w
-
-
-@functools.lru_cache(maxsize=16)
-def _p_pattern(n: int, nz: int) -> tuple[np.ndarray, np.ndarray]:
-    """``P``'s upper-triangle pattern (indices, indptr) without a dense block, column by column:
-    buy_i (i,i); sell_i (i, n+i) and (n+i, n+i); then the diagonal of every scalar and aux column.
-    Built once per size, read-only (every such ``P`` of that size shares it), in scipy's int32."""
-    idx = np.arange(n, dtype=np.int32)
-    indptr = np.concatenate([np.arange(n + 1), n + 2 * np.arange(1, n + 1), 3 * n + np.arange(1, nz - 2 * n + 1)])
-    indices = np.concatenate([idx, np.column_stack([idx, idx + n]).ravel(), np.arange(2 * n, nz)])
-    pattern = indices.astype(np.int32), indptr.astype(np.int32)
-    for array in pattern:
-        array.flags.writeable = False
-    return pattern
-
-
-def _upper_block(block: np.ndarray, first: int, nz: int) -> sparse.csc_matrix:
-    """The upper triangle of the square ``block`` placed at ``(first, first)`` of an ``nz x nz``
-    matrix, built as CSC directly (column ``j`` holds rows ``0..j``: no sort of n^2/2 triplets)."""
-    n = len(block)
-    cols, rows = np.tril_indices(n)  # by column, then row: CSC order of the upper triangle
-    counts = np.concatenate([np.zeros(first + 1, dtype=np.int64), np.arange(1, n + 1), np.zeros(nz - first - n)])
-    return sparse.csc_matrix((block[rows, cols], rows + first, np.cumsum(counts)), shape=(nz, nz))
 
 
 def _definition_rows(

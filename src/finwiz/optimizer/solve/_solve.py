@@ -410,7 +410,8 @@ def _solve_native(
         if found.y is not None:
             duals = _limit_duals(qp, found.y)
             multipliers["y"], multipliers["z"] = found.y, z  # the accepted answer is the last optimal one
-        return _Found("optimal", found.iterations, found.residuals, buy, sell, cost, qp.objective(z), finisher, duals)
+        objective = qp.objective(z, found.pz)
+        return _Found("optimal", found.iterations, found.residuals, buy, sell, cost, objective, finisher, duals)
 
     multipliers: dict[str, np.ndarray] = {}
     outcome = _judge(order, run)

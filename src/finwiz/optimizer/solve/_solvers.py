@@ -42,6 +42,7 @@ class NativeSolution:
     iterations: int
     seconds: float = 0.0
     residuals: dict[str, float] = field(default_factory=dict)  # of z, by row group
+    pz: np.ndarray | None = None  # ``P z`` when the KKT check computed it (the objective reads it)
 
 
 CLARABEL_SETTINGS: dict[str, Any] = {
@@ -73,13 +74,15 @@ KKT_TOLERANCE = 1e-7
 the (scaled) problem's linear part and objective."""
 
 
-def kkt_certified(qp: NativeQP, z: np.ndarray, y: np.ndarray, az: np.ndarray | None = None) -> bool:
+def kkt_certified(
+    qp: NativeQP, z: np.ndarray, y: np.ndarray, az: np.ndarray | None = None, pz: np.ndarray | None = None
+) -> bool:
     """True when ``(z, y)`` satisfies the optimality conditions of ``qp`` (feasibility is checked
     separately): ``Pz + q + A'y ~ 0``, and each dual pushes only on a bound its row touches.
-    ``az`` is ``A z`` if the caller has it already. A multiplier on an infinite bound is noise
+    ``az`` and ``pz`` are ``A z`` and ``P z`` if the caller has them already. A multiplier on an infinite bound is noise
     (OSQP leaves ~1e-18 there) and is dropped before stationarity is checked."""
     y = np.where(np.where(y > 0, np.isfinite(qp.upper), np.isfinite(qp.lower)), y, 0.0)
-    pz = qp.hess(z)
+    pz = qp.hess(z) if pz is None else pz
     stationarity = float(np.abs(pz + qp.q + qp.a_t_times(y)).max(initial=0.0))
     size = max(1.0, float(np.abs(qp.q).max(initial=0.0)))
     if stationarity > KKT_TOLERANCE * size:
@@ -224,15 +227,13 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
         if iterations >= budget:
             break
         workspace.tune(eps, budget - iterations)
-        result = workspace.solver.solve(raise_error=False)
-        raw = str(result.info.status)
-        iterations += int(result.info.iter)
+        raw, steps, polish, z, y = workspace.solve()
+        iterations += steps
         if "primal infeasible" in raw:
             return NativeSolution("infeasible", None, None, iterations)
         if raw != "solved":
             return NativeSolution(raw.replace(" ", "_"), None, None, iterations)
-        z, y = np.array(result.x, dtype=float), np.array(result.y, dtype=float)
-        if result.info.status_polish != 1:
+        if polish != 1:
             # Polishing fails on a netting region's degenerate problem (the region's row
             # prices the sells, and hundreds of bounds hold with no multiplier); ADMM's own
             # point at the tightest tolerance may hold (objective within ~1e-8 of
@@ -251,8 +252,9 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
             if held is not None:
                 return NativeSolution("optimal", held[0], y, iterations, residuals=held[1])
             break
-        if kkt_certified(qp, z, y, az):
-            return NativeSolution("optimal", z, y, iterations, residuals=residuals)
+        pz = qp.hess(z)
+        if kkt_certified(qp, z, y, az, pz):
+            return NativeSolution("optimal", z, y, iterations, residuals=residuals, pz=pz)
     return NativeSolution("inaccurate", None, None, iterations)
 
 
