@@ -19,7 +19,6 @@ the cash row's pull are the deposit's (withdrawal's); the rest is the drift.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -27,8 +26,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
-from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup
-from finwiz.optimizer.solve._assembler import Model, stack
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import PostTradeState
 from finwiz.schemas import TradeReason
 
@@ -125,41 +124,58 @@ class _Undo:
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
-        covariance's root by matrix products, not through its n^2 triplets."""
-        dense = [a for a in piece.low_rank if a.dense is not None]
-        if not dense:
-            return self._change(piece)
-        exact, first = self._change(dataclasses.replace(piece, low_rank=[a for a in piece.low_rank if a.dense is None]))
-        n, z = self.data.n, self.z
+        covariance's root by matrix products, not through its n^2 triplets. Its rows and linear
+        part are those ``solve._stacked.stack`` makes of it alone (the count is priced apart)."""
+        n, x0, z = self.data.n, self.data.x0, self.z
+        squares = [Affine.weights_diag(s, x0, base) for s, base in piece.weight_squares]
+        squares += [Affine.scalar(col, r, r * o) for col, r, o in piece.scalar_squares]
+        squares += [a for a in piece.low_rank if a.dense is None]
+        line = None
+        if piece.linear is not None or piece.cost_weight:
+            line = np.zeros(2 * n + SCALARS)
+            if piece.linear is not None:
+                np.add.at(line, column(piece.linear.cols, n), piece.linear.vals)
+            line[2 * n] += piece.cost_weight
+        exact, first = self._change(squares, line)
         signed = self.side * np.sign(self.u)  # buy columns carry +M, sell columns -M
-        for a in dense:
+        for a in piece.low_rank:
             matrix = a.dense
-            assert matrix is not None
+            if matrix is None:
+                continue
             moved = matrix[:, self.idx] * signed
             pull = 2 * (matrix @ (z[:n] - z[n : 2 * n]) + a.offset) @ moved
             first, exact = first + pull, exact + pull + np.einsum("ij,ij->j", moved, moved)
         return exact, first
 
-    def _change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
-        stacked = stack([piece], self.data, continuous=False)
-        n, line = self.data.n, stacked.linear
+    def _change(self, squares: list[Affine], line: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The change of ``||squares(z)||^2 + line'z`` under each undo (``line`` None: no linear
+        part; its slope would be -0.0 at every trade, which adds nothing)."""
+        linear = None if line is None else self._slope(line)
+        # one Affine is its own stack (the same triplets), unless it holds dense blocks of its own
+        rows = squares[0] if len(squares) == 1 and not squares[0].dense_rows else Affine.stack(squares)
+        if not rows.m:  # a linear piece: its change is its slope (0.0 + x: -0.0 becomes 0.0)
+            first = 0.0 + (np.zeros(len(self.idx)) if linear is None else linear)
+            return first + 0.0, first
+        one = self._one_row_each(rows)
+        if one is not None:  # the dense product's one nonzero term per trade, the same figures
+            row, move = one
+            first = 2 * (rows.evaluate(self.z)[row] * move)
+            first = first if linear is None else first + linear
+            return first + move**2, first
+        moved = self.moved(rows)
+        first = 2 * rows.evaluate(self.z) @ moved
+        first = first if linear is None else first + linear
+        return first + np.sum(moved**2, axis=0), first
+
+    def _slope(self, line: np.ndarray) -> np.ndarray:
+        """Each undo's change of ``line'z`` (a linear objective over ``z``)."""
+        n = self.data.n
         linear = np.zeros(len(self.idx))
         linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
         linear *= self.side
         for code in np.flatnonzero(line[2 * n :]).tolist():  # a zero coefficient adds zeros
             linear += line[2 * n + code] * self.scalars[code]
-        if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
-            first = 0.0 + linear
-            return first + 0.0, first
-        rows = stacked.squares
-        one = self._one_row_each(rows)
-        if one is not None:  # the dense product's one nonzero term per trade, the same figures
-            row, move = one
-            first = 2 * (rows.evaluate(self.z)[row] * move) + linear
-            return first + move**2, first
-        moved = self.moved(rows)
-        first = 2 * rows.evaluate(self.z) @ moved + linear
-        return first + np.sum(moved**2, axis=0), first
+        return linear
 
     def _one_row_each(self, rows: Affine) -> tuple[np.ndarray, np.ndarray] | None:
         """Where each undo moves one of ``rows`` by one entry (a diagonal block: a tracking
@@ -172,7 +188,7 @@ class _Undo:
         trade = self.trade_of[cols]
         on_side = np.flatnonzero(trade >= 0)
         mine = trade[on_side]
-        if len(np.unique(mine)) < len(mine):
+        if len(mine) and np.bincount(mine).max() > 1:  # an undo moving two rows
             return None
         row, move = np.zeros(k, dtype=np.int64), np.zeros(k)
         row[mine] = rows.rows[on_side]
@@ -204,6 +220,7 @@ class _Forces:
     def __init__(self, k: int) -> None:
         self.by_trade: list[dict[str, dict[str, Any]]] = [{} for _ in range(k)]
         self.total = np.zeros(k)
+        self.objective = False  # whether the model has an objective at all
 
     def add(self, kind: str, forces: Iterable[tuple[int, str, float, str, float]]) -> None:
         """Each ``(trade, label, amount, unit, score)`` of ``forces`` that asks for its trade."""
@@ -237,6 +254,7 @@ def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.nd
     """Each term's force on each trade; returns the first-order pull of the whole objective."""
     first_total = np.zeros(len(undo.idx))
     for name, part, piece, count in _pieces(model):
+        forces.objective = True
         if count:  # undoing a trade saves its price: never a reason for it
             forces.total -= count
             continue
@@ -400,7 +418,7 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
     _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
     facts = _facts(undo)
     # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
-    unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
+    unexplained = _ROUNDING if forces.objective else _PROPOSED
     ranked = forces.ranked()
     out = {i: ranked[j] or [unexplained] for j, i in enumerate(undo.idx.tolist())}
     for j, extra in facts.items():
