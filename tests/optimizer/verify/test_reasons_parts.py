@@ -112,3 +112,36 @@ def test_each_pieces_change_is_the_stacked_pieces_to_the_bit(monkeypatch: pytest
         assert ("tax", "linear") in parts
     if case == "risk":
         assert any(name != "target_tracking" and part == "weights" for name, part in parts)
+
+
+def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit rows the binding search reads are ``Affine.stack``'s triplets (places in ``z``
+    kept from each group), and a subset is those rows renumbered in order."""
+    from finwiz.optimizer.describe._model import Affine
+    from finwiz.optimizer.verify import _reasons
+
+    config = _config(
+        sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
+        sector_caps={"Tech": 0.74},
+        max_position_weights={"A": 0.5, "B": 0.29, "C": 0.3, "D": 0.3},
+        cash_flow=-3_000.0,
+    )
+    model, undo = _captured(monkeypatch, config)
+    n = undo.data.n
+    affines = [g.linear(0.0)[0] for _, g in model.checked_groups]
+    rows, stacked = _reasons._Rows.stacked(affines, n), Affine.stack(affines)
+    assert rows.m == stacked.m
+    for got, plain in ((rows.rows, stacked.rows), (rows.places(n), stacked.places(n)), (rows.vals, stacked.vals)):
+        assert got.dtype == plain.dtype
+        assert got.tobytes() == plain.tobytes()
+    assert undo.moved(rows).tobytes() == undo.moved(stacked).tobytes()
+    assert undo.reach(rows).tobytes() == undo.reach(stacked).tobytes()
+    keep = np.array([0, 2, rows.m - 1])
+    subset = rows.subset(keep)
+    assert subset.m == 3
+    dense = np.zeros((rows.m, 2 * n + 5))
+    np.add.at(dense, (rows.rows, rows.places(n)), rows.vals)
+    again = np.zeros((3, 2 * n + 5))
+    np.add.at(again, (subset.rows, subset.places(n)), subset.vals)
+    assert np.array_equal(again, dense[keep])
+    assert undo.moved(subset).tobytes() == undo.moved(rows)[keep].tobytes()

@@ -184,23 +184,32 @@ def _shown(groups: Sequence[tuple[str, LimitGroup]], z: np.ndarray) -> _Shown:
     limit = np.where(upper_side, upper, _joined([_sized(g.lower, m) for (_, g), m in zip(groups, sizes, strict=True)]))
     slack = np.where(upper_side, limit - value, value - limit)
     at: list[int] = []
-    scales: list[np.ndarray] = []
+    scales: list[float] = []
     labels: list[tuple[str, str, str]] = []
     start = 0
     for (term, group), m in zip(groups, sizes, strict=True):
         rows = [int(np.argmin(slack[start : start + m]))] if group.per_asset and m else list(range(m))
-        show = np.asarray(group.show, dtype=float)
-        scales.append(show[rows] if show.shape == (m,) else np.broadcast_to(show, (len(rows),)))
+        scales += _shown_scale(group, rows, m)
         name, members, unit = group.name, group.members, group.unit
         for r in rows:
             at.append(start + r)
             labels.append((f"{name}[{members[r]}]" if members[r] != name else name, term, unit))
         start += m
-    shown, scale = np.array(at, dtype=np.intp), _joined(scales)
+    shown, scale = np.array(at, dtype=np.intp), np.array(scales, dtype=float)
     limits = limit[shown]
     # fmax: Python's max(1.0, nan) is 1.0, as the tolerance was once written per row
     ok = slack[shown] >= -RELATIVE_TOLERANCE * np.fmax(1.0, np.abs(limits))
     return _Shown(labels, upper_side[shown], limits * scale, value[shown] * scale, slack[shown] * scale, ok)
+
+
+def _shown_scale(group: LimitGroup, rows: list[int], m: int) -> list[float]:
+    """The factor from row units to the group's unit of each of ``rows`` (of its ``m``):
+    ``show`` has one per row, or one for all."""
+    show = group.show
+    if isinstance(show, float):
+        return [show] * len(rows)
+    factors = np.asarray(show, dtype=float)
+    return factors[rows].tolist() if factors.shape == (m,) else [float(factors.flat[0])] * len(rows)
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:

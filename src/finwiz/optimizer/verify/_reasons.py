@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import nnls
@@ -91,7 +91,7 @@ class _Undo:
         flow = data.cash_flow
         self.flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
 
-    def moved(self, rows: Affine) -> np.ndarray:
+    def moved(self, rows: Affine | _Rows) -> np.ndarray:
         """How far each undo moves each of ``rows`` (rows x trades, dense): the side column's
         term first, then the scalar columns' in order (as a sparse product would sum them)."""
         n, k = self.data.n, len(self.idx)
@@ -110,7 +110,7 @@ class _Undo:
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out
 
-    def reach(self, rows: Affine) -> np.ndarray:
+    def reach(self, rows: Affine | _Rows) -> np.ndarray:
         """A bound on how far any one undo moves each of ``rows`` (plus ``_TOL``): each entry's
         coefficient times the largest step of its column over the undos (0 on an untraded asset's
         column), with room for rounding. A row farther than this from both bounds binds no trade."""
@@ -308,13 +308,35 @@ def _labelled(
             yield j, label, score, "objective", score
 
 
-def _subset(rows: Affine, keep: np.ndarray) -> Affine:
-    """Rows ``keep`` of ``rows`` (renumbered in that order)."""
-    place = np.full(rows.m, -1)
-    place[keep] = np.arange(len(keep))
-    at = place[rows.rows]
-    on = at >= 0
-    return Affine(at[on], rows.cols[on], rows.vals[on], rows.offset[keep])
+class _Rows(NamedTuple):
+    """Limit rows as the undo reads them: an :class:`Affine`'s triplets, with their places in ``z``."""
+
+    rows: np.ndarray
+    at: np.ndarray  # each entry's place in z
+    vals: np.ndarray
+    m: int
+
+    def places(self, n: int) -> np.ndarray:
+        return self.at
+
+    @classmethod
+    def stacked(cls, affines: list[Affine], n: int) -> _Rows:
+        """``affines`` one after the other (``Affine.stack``'s triplets, their places kept)."""
+        starts = np.cumsum([0] + [a.m for a in affines])
+        return cls(
+            np.concatenate([a.rows + b for a, b in zip(affines, starts, strict=False)]),
+            np.concatenate([a.places(n) for a in affines]),
+            np.concatenate([a.vals for a in affines]),
+            int(starts[-1]),
+        )
+
+    def subset(self, keep: np.ndarray) -> _Rows:
+        """Rows ``keep`` (renumbered in that order)."""
+        place = np.full(self.m, -1)
+        place[keep] = np.arange(len(keep))
+        at = place[self.rows]
+        on = at >= 0
+        return _Rows(at[on], self.at[on], self.vals[on], len(keep))
 
 
 def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
@@ -325,14 +347,14 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     if not groups:  # bounds on one trade each: undoing it breaches only a positive lower bound
         return []
     linear = [g.linear(0.0) for g in groups]
-    rows = Affine.stack([r for r, _, _ in linear])
+    rows = _Rows.stacked([r for r, _, _ in linear], undo.data.n)
     lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
     value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
     reach = undo.reach(rows)
     near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
     if not near.size:
         return []
-    moved = undo.moved(_subset(rows, near))
+    moved = undo.moved(rows.subset(near))
     after = value[near, None] + moved
     over = (after > upper[near, None] + _TOL) & (moved > _TOL)
     under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
@@ -366,8 +388,11 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     scores = scores + share * deficit[:, None]
     flow, labels, units, amounts = undo.data.cash_flow, [], [], []
     for group, rows, _, breach in binding:
-        show = np.broadcast_to(np.asarray(group.show, dtype=float), (group.rows.m,))
-        amounts.append(breach * show[rows, None])
+        show = group.show  # one factor for all rows (a float), or one per row
+        if isinstance(show, float):
+            amounts.append(breach * show)
+        else:
+            amounts.append(breach * np.broadcast_to(np.asarray(show, dtype=float), (group.rows.m,))[rows, None])
         for row in rows.tolist():
             withdrawn = group.name == "cash_floor" and flow < 0
             labels.append(f"withdrawal {-flow:,.0f}" if withdrawn else f"{group.name}[{group.members[row]}] binding")
