@@ -76,7 +76,7 @@ class _Undo:
         self.trade_of = np.full(2 * n + SCALARS, -1)
         self.trade_of[np.where(self.u > 0, idx, idx + n)] = np.arange(k)
         self.side = -np.abs(self.u)
-        self.scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
+        self.scalars = np.array([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
         # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
         # made (see the module docstring), the cash's gap to its target.
         before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
@@ -278,7 +278,7 @@ def _labelled(
         drifts, shares = undo.drifts, undo.flow_shares
         for j, score in pairs:
             drift, share = drifts[j], shares[j]
-            yield j, f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share)
+            yield j, f"{edge} ({100 * drift:+.2f} %)", drift, "weight", score * (1 - share)  # _percent, inline
             if flow and share > 0:
                 yield j, flow_label, flow, "currency", score * share
     elif name == "target_tracking" and part == "cash":
@@ -425,8 +425,9 @@ def _facts(undo: _Undo) -> dict[int, list[TradeReason]]:
     for side, reasons in _OTHER_SIDE.items():
         on_side = undo.u > 0 if side == "buy" else undo.u < 0
         for reason in reasons:
-            if reason in data.blocked:
-                for j in np.flatnonzero(on_side & data.blocked[reason][idx]).tolist():
+            blocked = data.blocked.get(reason)
+            if blocked is not None and blocked.any():  # most restrictions block no asset
+                for j in np.flatnonzero(on_side & blocked[idx]).tolist():
                     facts.setdefault(j, []).append(_fact(f"restricted: {reason}"))
     return facts
 
