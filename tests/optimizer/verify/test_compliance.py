@@ -167,3 +167,29 @@ def test_the_checks_of_all_groups_at_once_are_each_groups_own() -> None:
         assert {type(c.limit) for c in checks_at(groups, z)} == {float}
         assert got == [row for term, group in groups for row in _group_checks_alone(group, z, term)]
     assert checks_at([], np.zeros(2 * 4 + 5)) == []
+
+
+def test_the_states_cost_totals_are_its_arrays_sums() -> None:
+    """The post-trade state sums its costs once: the totals (and the total cost) are the arrays'
+    own sums to the bit, with a market impact model too."""
+    import pandas as pd
+
+    from finwiz import MarketImpactModel
+
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="AAA", shares=300.0), Holding(symbol="BBB", shares=100.0)],
+        target_weights={"AAA": 0.3, "BBB": 0.6},
+        cash=1_000.0,
+        transaction_cost_rate=0.0013,
+    )
+    impact = MarketImpactModel(pd.Series({"AAA": 5_000.0, "BBB": 800.0}), pd.Series({"AAA": 0.02, "BBB": 0.03}))
+    for market_impact in (None, impact):
+        data = build_problem_data(config, {"AAA": 10.0, "BBB": 17.3}, market_impact=market_impact)
+        for shares in (np.array([-120.0, 77.0]), np.array([3.0, -9.0]), np.zeros(2)):
+            state = post_trade_state(data, shares)
+            assert type(state.transaction_cost) is float
+            assert state.transaction_cost == float(state.transaction_costs.sum())
+            assert state.impact_cost == float(state.impact_costs.sum())
+            assert state.total_cost == float(state.transaction_costs.sum() + state.impact_costs.sum())
+            if market_impact is not None and shares.any():
+                assert state.impact_cost > 0

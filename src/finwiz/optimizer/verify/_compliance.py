@@ -112,11 +112,13 @@ class PostTradeState:
     weights_after: np.ndarray
     cash_weight_after: float
     turnover: float
+    transaction_cost: float  # the sums of transaction_costs and impact_costs, summed once
+    impact_cost: float
 
     @property
     def total_cost(self) -> float:
         """Transaction plus impact costs, in currency."""
-        return float(self.transaction_costs.sum() + self.impact_costs.sum())
+        return self.transaction_cost + self.impact_cost
 
     def trade_vector(self, data: ProblemData) -> np.ndarray:
         """The trades as the model's variables ``z`` (fractions of V_ref, see :func:`trade_point`);
@@ -136,7 +138,8 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
     linear, impact = trade_costs(data, trade_values)
     shares_after = data.shares + trade_shares
     values_after = shares_after * data.prices
-    cash_after = float(data.cash + data.cash_flow - trade_values.sum() - linear.sum() - impact.sum())
+    linear_sum, impact_sum = linear.sum(), impact.sum()
+    cash_after = float(data.cash + data.cash_flow - trade_values.sum() - linear_sum - impact_sum)
     if data.lots is not None and data.lots.settings.pay_tax_from_cash:  # the tax leaves the account
         cash_after -= data.lots.exact_tax(np.maximum(-trade_shares, 0.0))
     value_after = float(values_after.sum() + cash_after)
@@ -152,6 +155,8 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
         weights_after=values_after / value_after,
         cash_weight_after=cash_after / value_after,
         turnover=float(np.abs(trade_values).sum() / data.value),
+        transaction_cost=float(linear_sum),
+        impact_cost=float(impact_sum),
     )
 
 
