@@ -145,3 +145,31 @@ def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.Mon
     np.add.at(again, (subset.rows, subset.places(n)), subset.vals)
     assert np.array_equal(again, dense[keep])
     assert undo.moved(subset).tobytes() == undo.moved(rows)[keep].tobytes()
+
+
+def test_a_linear_pieces_change_is_the_stacked_pieces_with_repeats_or_no_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear pieces summed by bincount as the stack sums them (repeated columns, scalar columns,
+    no entry at all with a cost weight), to the bit."""
+    from finwiz.optimizer.describe._model import COST, TURNOVER, Affine, Description
+
+    _, undo = _captured(monkeypatch, _config(cash_flow=5_000.0))
+    n = undo.data.n
+    empty = np.zeros(0, dtype=np.int64)
+    repeated = Affine(
+        np.zeros(6, dtype=np.int64),
+        np.array([0, 0, n + 1, 2, COST, TURNOVER]),
+        np.array([0.3, -0.1, 0.7, 1e-17, 0.25, -0.5]),
+        np.zeros(1),
+    )
+    pieces = [
+        Description(linear=Affine(empty, empty, np.zeros(0), np.zeros(1)), cost_weight=0.4),
+        Description(linear=repeated),
+        Description(linear=repeated, cost_weight=-0.2),
+        Description(cost_weight=0.7),
+    ]
+    for piece in pieces:
+        exact, first = undo.change(piece)
+        plain = _stacked_change(undo, piece)
+        assert exact.dtype == plain[0].dtype
+        assert exact.tobytes() == plain[0].tobytes()
+        assert first.tobytes() == plain[1].tobytes()

@@ -130,11 +130,14 @@ class _Undo:
         squares = [Affine.weights_diag(s, x0, base) for s, base in piece.weight_squares]
         squares += [Affine.scalar(col, r, r * o) for col, r, o in piece.scalar_squares]
         squares += [a for a in piece.low_rank if a.dense is None]
-        line = None
-        if piece.linear is not None or piece.cost_weight:
+        line: np.ndarray | None = None
+        if piece.linear is not None:  # bincount sums in input order, as np.add.at into zeros
+            line = np.bincount(column(piece.linear.cols, n), piece.linear.vals, minlength=2 * n + SCALARS).astype(
+                float, copy=False
+            )
+        elif piece.cost_weight:
             line = np.zeros(2 * n + SCALARS)
-            if piece.linear is not None:
-                np.add.at(line, column(piece.linear.cols, n), piece.linear.vals)
+        if line is not None:
             line[2 * n] += piece.cost_weight
         exact, first = self._change(squares, line)
         signed = self.side * np.sign(self.u)  # buy columns carry +M, sell columns -M
