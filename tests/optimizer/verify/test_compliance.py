@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from finwiz import Holding, PortfolioConfiguration
 from finwiz.optimizer import build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.solve._assembler import Model
-from finwiz.optimizer.verify._compliance import breaches
+from finwiz.optimizer.verify._compliance import breaches, post_trade_state
 
 
 def test_breaches_names_the_cap_the_minimum_trade_and_the_lot() -> None:
@@ -104,3 +106,90 @@ def test_group_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> Non
             assert type(check.satisfied) is bool
     tightest = group_checks(LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), show=2.0, per_asset=True), z, "term")
     assert [(c.constraint, c.slack) for c in tightest] == [("cap[C]", (0.2 - 0.3) * 2.0)]
+
+
+def _group_checks_alone(group: Any, z: np.ndarray, term: str) -> list[tuple[Any, ...]]:
+    """One group's checks as they were computed, group by group: ``(constraint, term, kind,
+    limit, value, slack, satisfied, unit)`` with each figure's type."""
+    value = group.value(z)
+    show = np.asarray(group.show, dtype=float)
+    upper_side = np.isfinite(group.upper)
+    limit = np.where(upper_side, group.upper, group.lower)
+    slack = np.where(upper_side, limit - value, value - limit)
+    rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else list(range(len(slack)))
+    scale, limits = show[rows] if show.shape == value.shape else show, limit[rows]
+    ok = slack[rows] >= -1e-9 * np.fmax(1.0, np.abs(limits))
+    out = []
+    for j, r in enumerate(rows):
+        name = f"{group.name}[{group.members[r]}]" if group.members[r] != group.name else group.name
+        figures = [(limits * scale)[j], (value[rows] * scale)[j], (slack[rows] * scale)[j]]
+        kind = "<=" if upper_side[r] else ">="
+        out.append((name, term, kind, *(float(f).hex() for f in figures), bool(ok[j]), group.unit))
+    return out
+
+
+def test_the_checks_of_all_groups_at_once_are_each_groups_own() -> None:
+    """The compliance table of every group in one pass: per row the same figures to the bit, the
+    same names, sides and order as each group checked alone (per-asset groups by their tightest
+    row, a sector group by every row, ratio groups, one-row groups), at breaching trades too."""
+    from finwiz.optimizer.verify._compliance import checks_at
+
+    symbols = ["AAA", "BBB", "CCC", "DDD"]
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol=s, shares=100.0) for s in symbols],
+        target_weights={"AAA": 0.3, "BBB": 0.3, "CCC": 0.2, "DDD": 0.1},
+        cash=2_000.0,
+        tolerance=0.0,
+        max_position_weight=0.35,
+        min_cash_weight=0.02,
+        max_turnover=0.4,
+        sectors={"AAA": "Tech", "BBB": "Tech", "CCC": "Energy", "DDD": "Energy"},
+        sector_caps={"Tech": 0.55, "Energy": 0.5},
+        no_buy=["DDD"],
+    )
+    data = build_problem_data(config, {"AAA": 10.0, "BBB": 20.0, "CCC": 5.0, "DDD": 40.0})
+    model = Model.of([t for t in constraint_terms() if t.applies(data)], data)
+    groups = model.checked_groups
+    assert len(groups) >= 4
+    assert any(g.per_asset for _, g in groups)
+    assert any(g.per is not None for _, g in groups)
+    rng = np.random.default_rng(7)
+    for shares in [
+        np.zeros(4),
+        np.array([-50.0, 60.0, 100.0, -100.0]),
+        *rng.integers(-100, 150, (20, 4)).astype(float),
+    ]:
+        z = post_trade_state(data, shares).trade_vector(data)
+        got = [
+            (c.constraint, c.term, c.kind, c.limit.hex(), c.value.hex(), c.slack.hex(), c.satisfied, c.unit)
+            for c in checks_at(groups, z)
+        ]
+        assert {type(c.limit) for c in checks_at(groups, z)} == {float}
+        assert got == [row for term, group in groups for row in _group_checks_alone(group, z, term)]
+    assert checks_at([], np.zeros(2 * 4 + 5)) == []
+
+
+def test_the_states_cost_totals_are_its_arrays_sums() -> None:
+    """The post-trade state sums its costs once: the totals (and the total cost) are the arrays'
+    own sums to the bit, with a market impact model too."""
+    import pandas as pd
+
+    from finwiz import MarketImpactModel
+
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol="AAA", shares=300.0), Holding(symbol="BBB", shares=100.0)],
+        target_weights={"AAA": 0.3, "BBB": 0.6},
+        cash=1_000.0,
+        transaction_cost_rate=0.0013,
+    )
+    impact = MarketImpactModel(pd.Series({"AAA": 5_000.0, "BBB": 800.0}), pd.Series({"AAA": 0.02, "BBB": 0.03}))
+    for market_impact in (None, impact):
+        data = build_problem_data(config, {"AAA": 10.0, "BBB": 17.3}, market_impact=market_impact)
+        for shares in (np.array([-120.0, 77.0]), np.array([3.0, -9.0]), np.zeros(2)):
+            state = post_trade_state(data, shares)
+            assert type(state.transaction_cost) is float
+            assert state.transaction_cost == float(state.transaction_costs.sum())
+            assert state.impact_cost == float(state.impact_costs.sum())
+            assert state.total_cost == float(state.transaction_costs.sum() + state.impact_costs.sum())
+            if market_impact is not None and shares.any():
+                assert state.impact_cost > 0

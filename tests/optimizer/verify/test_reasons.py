@@ -190,6 +190,7 @@ def test_a_diagonal_blocks_change_is_the_dense_products_to_the_bit(monkeypatch: 
     product it stands for, bit for bit (the reasons' scores and order must not move)."""
     import numpy as np
 
+    from finwiz.optimizer.solve._stacked import stack
     from finwiz.optimizer.verify import _reasons
 
     seen: list[Any] = []
@@ -201,7 +202,7 @@ def test_a_diagonal_blocks_change_is_the_dense_products_to_the_bit(monkeypatch: 
     model, undo = seen[0]
     pieces = [piece for name, part, piece, _ in _reasons._pieces(model) if part == "weights"]
     assert pieces
-    assert undo._one_row_each(_reasons.stack(pieces[:1], undo.data, continuous=False).squares) is not None
+    assert undo._one_row_each(stack(pieces[:1], undo.data, continuous=False).squares) is not None
     fast = undo.change(pieces[0])
     monkeypatch.setattr(type(undo), "_one_row_each", lambda self, rows: None)
     dense = undo.change(pieces[0])

@@ -246,3 +246,21 @@ def test_a_tiny_weight_is_not_shown_as_zero() -> None:
     assert percent(0.1234) == "12.34%"
     assert percent(0.0) == "0.00%"
     assert percent(-3.14e-5) == "-0.0031%"
+
+
+def test_the_sectors_targets_are_summed_as_in_order() -> None:
+    """The sector totals (bincount) are the sums ``np.add.at`` makes, unsectored assets left out,
+    a sector with no asset at zero (float)."""
+    from types import SimpleNamespace
+
+    from finwiz.optimizer.verify._surprises import _sector_targets
+
+    rng = np.random.default_rng(2)
+    target = rng.uniform(0, 0.1, 40)
+    for sector_of in (rng.integers(-1, 5, 40), np.full(40, -1)):
+        data = SimpleNamespace(sector_names=("a", "b", "c", "d", "e", "f"), sector_of=sector_of, target=target)
+        totals = np.zeros(6)
+        np.add.at(totals, sector_of[sector_of >= 0], target[sector_of >= 0])
+        got = _sector_targets(data)  # type: ignore[arg-type]
+        assert got.dtype == np.float64
+        assert got.tobytes() == totals.tobytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from finwiz.schemas import ComplianceCheck
 __all__ = [
     "PostTradeState",
     "breaches",
+    "checks_at",
     "compliance_checks",
     "continuous_point",
     "meets_minimum",
@@ -110,11 +112,13 @@ class PostTradeState:
     weights_after: np.ndarray
     cash_weight_after: float
     turnover: float
+    transaction_cost: float  # the sums of transaction_costs and impact_costs, summed once
+    impact_cost: float
 
     @property
     def total_cost(self) -> float:
         """Transaction plus impact costs, in currency."""
-        return float(self.transaction_costs.sum() + self.impact_costs.sum())
+        return self.transaction_cost + self.impact_cost
 
     def trade_vector(self, data: ProblemData) -> np.ndarray:
         """The trades as the model's variables ``z`` (fractions of V_ref, see :func:`trade_point`);
@@ -134,7 +138,8 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
     linear, impact = trade_costs(data, trade_values)
     shares_after = data.shares + trade_shares
     values_after = shares_after * data.prices
-    cash_after = float(data.cash + data.cash_flow - trade_values.sum() - linear.sum() - impact.sum())
+    linear_sum, impact_sum = linear.sum(), impact.sum()
+    cash_after = float(data.cash + data.cash_flow - trade_values.sum() - linear_sum - impact_sum)
     if data.lots is not None and data.lots.settings.pay_tax_from_cash:  # the tax leaves the account
         cash_after -= data.lots.exact_tax(np.maximum(-trade_shares, 0.0))
     value_after = float(values_after.sum() + cash_after)
@@ -150,34 +155,92 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
         weights_after=values_after / value_after,
         cash_weight_after=cash_after / value_after,
         turnover=float(np.abs(trade_values).sum() / data.value),
+        transaction_cost=float(linear_sum),
+        impact_cost=float(impact_sum),
     )
 
 
 def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[ComplianceCheck]:
     """The group's rows at ``z`` against their bounds: the tightest member of a per-asset group,
     every member otherwise. Amounts in the group's unit."""
-    value = group.value(z)
-    show = np.asarray(group.show, dtype=float)
-    upper_side = np.isfinite(group.upper)
-    limit = np.where(upper_side, group.upper, group.lower)
+    return checks_at([(term, group)], z)
+
+
+class _Shown(NamedTuple):
+    """The rows the compliance table shows (see :func:`checks_at`): each one's ``(constraint, term,
+    unit)`` and its figures, in row order."""
+
+    labels: list[tuple[str, str, str]]
+    upper: np.ndarray  # the row's finite bound is its upper one
+    limit: np.ndarray  # in the group's unit (row units times ``show``)
+    value: np.ndarray
+    slack: np.ndarray
+    ok: np.ndarray
+
+
+def _shown(groups: Sequence[tuple[str, LimitGroup]], z: np.ndarray) -> _Shown:
+    """Every group's rows at ``z`` against their bounds, all groups' figures in one pass (each
+    row's arithmetic is its own, so the figures are those of one group alone); a per-asset group
+    shows its tightest member, any other every member."""
+    values = [group.value(z) for _, group in groups]
+    sizes = [len(value) for value in values]
+    value = _joined(values)
+    upper_side = np.isfinite(upper := _joined([_sized(g.upper, m) for (_, g), m in zip(groups, sizes, strict=True)]))
+    limit = np.where(upper_side, upper, _joined([_sized(g.lower, m) for (_, g), m in zip(groups, sizes, strict=True)]))
     slack = np.where(upper_side, limit - value, value - limit)
-    rows = [int(np.argmin(slack))] if group.per_asset and len(slack) else list(range(len(slack)))
-    scale, limits = show[rows] if show.shape == value.shape else show, limit[rows]  # else it broadcasts
+    at: list[int] = []
+    scales: list[float] = []
+    labels: list[tuple[str, str, str]] = []
+    start = 0
+    for (term, group), m in zip(groups, sizes, strict=True):
+        rows = [int(np.argmin(slack[start : start + m]))] if group.per_asset and m else list(range(m))
+        scales += _shown_scale(group, rows, m)
+        name, members, unit = group.name, group.members, group.unit
+        for r in rows:
+            at.append(start + r)
+            labels.append((f"{name}[{members[r]}]" if members[r] != name else name, term, unit))
+        start += m
+    shown, scale = np.array(at, dtype=np.intp), np.array(scales, dtype=float)
+    limits = limit[shown]
     # fmax: Python's max(1.0, nan) is 1.0, as the tolerance was once written per row
-    ok = slack[rows] >= -RELATIVE_TOLERANCE * np.fmax(1.0, np.abs(limits))
+    ok = slack[shown] >= -RELATIVE_TOLERANCE * np.fmax(1.0, np.abs(limits))
+    return _Shown(labels, upper_side[shown], limits * scale, value[shown] * scale, slack[shown] * scale, ok)
+
+
+def _shown_scale(group: LimitGroup, rows: list[int], m: int) -> list[float]:
+    """The factor from row units to the group's unit of each of ``rows`` (of its ``m``):
+    ``show`` has one per row, or one for all."""
+    show = group.show
+    if isinstance(show, float):
+        return [show] * len(rows)
+    factors = np.asarray(show, dtype=float)
+    return factors[rows].tolist() if factors.shape == (m,) else [float(factors.flat[0])] * len(rows)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0)
+
+
+def _sized(bound: np.ndarray, m: int) -> np.ndarray:
+    """A group's bounds, one per row (a single bound broadcast)."""
+    return bound if len(bound) == m else np.broadcast_to(bound, (m,))
+
+
+def checks_at(groups: Sequence[tuple[str, LimitGroup]], z: np.ndarray) -> list[ComplianceCheck]:
+    """Every limit group (with the term that states it) checked at ``z``: see :func:`group_checks`."""
+    shown = _shown(groups, z)
     columns = zip(
-        rows,
-        upper_side[rows].tolist(),
-        (limits * scale).tolist(),
-        (value[rows] * scale).tolist(),
-        (slack[rows] * scale).tolist(),
-        ok.tolist(),
+        shown.labels,
+        shown.upper.tolist(),
+        shown.limit.tolist(),
+        shown.value.tolist(),
+        shown.slack.tolist(),
+        shown.ok.tolist(),
         strict=True,
     )
-    name, members, unit = group.name, group.members, group.unit
     return ComplianceCheck._from_states(
         {
-            "constraint": f"{name}[{members[r]}]" if members[r] != name else name,
+            "constraint": constraint,
             "term": term,
             "kind": "<=" if upper else ">=",
             "limit": lim,
@@ -186,7 +249,7 @@ def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[Compliance
             "satisfied": kept,
             "unit": unit,
         }
-        for r, upper, lim, val, gap, kept in columns
+        for (constraint, term, unit), upper, lim, val, gap, kept in columns
     )
 
 
@@ -194,8 +257,7 @@ def compliance_checks(
     data: ProblemData, state: PostTradeState, groups: Sequence[tuple[str, LimitGroup]]
 ) -> list[ComplianceCheck]:
     """Every limit group (with the term that states it) checked on the final trades."""
-    z = state.trade_vector(data)
-    return [check for term, group in groups for check in group_checks(group, z, term)]
+    return checks_at(groups, state.trade_vector(data))
 
 
 def breaches(
@@ -209,7 +271,8 @@ def breaches(
     minimum trade size and ``min_position_value`` of ``assets`` (default: every asset) and, with ``lots``, the
     lot rule (:func:`on_lots`). Empty: they keep them all."""
     state = post_trade_state(data, shares)
-    names = [c.constraint for c in compliance_checks(data, state, groups) if not c.satisfied]
+    shown = _shown(groups, state.trade_vector(data))
+    names = [label[0] for label, kept in zip(shown.labels, shown.ok.tolist(), strict=True) if not kept]
     at = np.arange(data.n) if assets is None else assets
     names += [f"min_trade_size[{data.symbols[i]}]" for i in at[~meets_minimum(data, state.trade_values[at])]]
     if data.min_position_value > 0:

@@ -19,16 +19,15 @@ the cash row's pull are the deposit's (withdrawal's); the rest is the drift.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import operator
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import nnls
 
-from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup
-from finwiz.optimizer.solve._assembler import Model, stack
+from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import PostTradeState
 from finwiz.schemas import TradeReason
 
@@ -77,7 +76,7 @@ class _Undo:
         self.trade_of = np.full(2 * n + SCALARS, -1)
         self.trade_of[np.where(self.u > 0, idx, idx + n)] = np.arange(k)
         self.side = -np.abs(self.u)
-        self.scalars = np.stack([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
+        self.scalars = np.array([-cost, -np.abs(self.u), -self.u, -tax, -gain])  # c, tau, nu, T, G
         # As the desk sees each asset: its drift before the cash flow, the part of its gap the flow
         # made (see the module docstring), the cash's gap to its target.
         before_flow = data.x0[idx] * data.ref_value / data.value if data.value > 0 else data.x0[idx]
@@ -92,7 +91,7 @@ class _Undo:
         flow = data.cash_flow
         self.flow_label = f"{'deposit' if flow > 0 else 'withdrawal'} {abs(flow):,.0f}"
 
-    def moved(self, rows: Affine) -> np.ndarray:
+    def moved(self, rows: Affine | _Rows) -> np.ndarray:
         """How far each undo moves each of ``rows`` (rows x trades, dense): the side column's
         term first, then the scalar columns' in order (as a sparse product would sum them)."""
         n, k = self.data.n, len(self.idx)
@@ -111,7 +110,7 @@ class _Undo:
                 out += by_scalar[:, code, None] * self.scalars[code]
         return out
 
-    def reach(self, rows: Affine) -> np.ndarray:
+    def reach(self, rows: Affine | _Rows) -> np.ndarray:
         """A bound on how far any one undo moves each of ``rows`` (plus ``_TOL``): each entry's
         coefficient times the largest step of its column over the undos (0 on an untraded asset's
         column), with room for rounding. A row farther than this from both bounds binds no trade."""
@@ -125,41 +124,61 @@ class _Undo:
 
     def change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
-        covariance's root by matrix products, not through its n^2 triplets."""
-        dense = [a for a in piece.low_rank if a.dense is not None]
-        if not dense:
-            return self._change(piece)
-        exact, first = self._change(dataclasses.replace(piece, low_rank=[a for a in piece.low_rank if a.dense is None]))
-        n, z = self.data.n, self.z
+        covariance's root by matrix products, not through its n^2 triplets. Its rows and linear
+        part are those ``solve._stacked.stack`` makes of it alone (the count is priced apart)."""
+        n, x0, z = self.data.n, self.data.x0, self.z
+        squares = [Affine.weights_diag(s, x0, base) for s, base in piece.weight_squares]
+        squares += [Affine.scalar(col, r, r * o) for col, r, o in piece.scalar_squares]
+        squares += [a for a in piece.low_rank if a.dense is None]
+        line: np.ndarray | None = None
+        if piece.linear is not None:  # bincount sums in input order, as np.add.at into zeros
+            line = np.bincount(column(piece.linear.cols, n), piece.linear.vals, minlength=2 * n + SCALARS).astype(
+                float, copy=False
+            )
+        elif piece.cost_weight:
+            line = np.zeros(2 * n + SCALARS)
+        if line is not None:
+            line[2 * n] += piece.cost_weight
+        exact, first = self._change(squares, line)
         signed = self.side * np.sign(self.u)  # buy columns carry +M, sell columns -M
-        for a in dense:
+        for a in piece.low_rank:
             matrix = a.dense
-            assert matrix is not None
+            if matrix is None:
+                continue
             moved = matrix[:, self.idx] * signed
             pull = 2 * (matrix @ (z[:n] - z[n : 2 * n]) + a.offset) @ moved
             first, exact = first + pull, exact + pull + np.einsum("ij,ij->j", moved, moved)
         return exact, first
 
-    def _change(self, piece: Description) -> tuple[np.ndarray, np.ndarray]:
-        stacked = stack([piece], self.data, continuous=False)
-        n, line = self.data.n, stacked.linear
+    def _change(self, squares: list[Affine], line: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The change of ``||squares(z)||^2 + line'z`` under each undo (``line`` None: no linear
+        part; its slope would be -0.0 at every trade, which adds nothing)."""
+        linear = None if line is None else self._slope(line)
+        # one Affine is its own stack (the same triplets), unless it holds dense blocks of its own
+        rows = squares[0] if len(squares) == 1 and not squares[0].dense_rows else Affine.stack(squares)
+        if not rows.m:  # a linear piece: its change is its slope (0.0 + x: -0.0 becomes 0.0)
+            first = 0.0 + (np.zeros(len(self.idx)) if linear is None else linear)
+            return first + 0.0, first
+        one = self._one_row_each(rows)
+        if one is not None:  # the dense product's one nonzero term per trade, the same figures
+            row, move = one
+            first = 2 * (rows.evaluate(self.z)[row] * move)
+            first = first if linear is None else first + linear
+            return first + move**2, first
+        moved = self.moved(rows)
+        first = 2 * rows.evaluate(self.z) @ moved
+        first = first if linear is None else first + linear
+        return first + np.sum(moved**2, axis=0), first
+
+    def _slope(self, line: np.ndarray) -> np.ndarray:
+        """Each undo's change of ``line'z`` (a linear objective over ``z``)."""
+        n = self.data.n
         linear = np.zeros(len(self.idx))
         linear[self.trade_of[self.trade_of >= 0]] = line[np.flatnonzero(self.trade_of >= 0)]
         linear *= self.side
         for code in np.flatnonzero(line[2 * n :]).tolist():  # a zero coefficient adds zeros
             linear += line[2 * n + code] * self.scalars[code]
-        if not stacked.squares.m:  # a linear piece: its change is its slope (0.0 + x as below)
-            first = 0.0 + linear
-            return first + 0.0, first
-        rows = stacked.squares
-        one = self._one_row_each(rows)
-        if one is not None:  # the dense product's one nonzero term per trade, the same figures
-            row, move = one
-            first = 2 * (rows.evaluate(self.z)[row] * move) + linear
-            return first + move**2, first
-        moved = self.moved(rows)
-        first = 2 * rows.evaluate(self.z) @ moved + linear
-        return first + np.sum(moved**2, axis=0), first
+        return linear
 
     def _one_row_each(self, rows: Affine) -> tuple[np.ndarray, np.ndarray] | None:
         """Where each undo moves one of ``rows`` by one entry (a diagonal block: a tracking
@@ -172,7 +191,7 @@ class _Undo:
         trade = self.trade_of[cols]
         on_side = np.flatnonzero(trade >= 0)
         mine = trade[on_side]
-        if len(np.unique(mine)) < len(mine):
+        if len(mine) and np.bincount(mine).max() > 1:  # an undo moving two rows
             return None
         row, move = np.zeros(k, dtype=np.int64), np.zeros(k)
         row[mine] = rows.rows[on_side]
@@ -204,6 +223,7 @@ class _Forces:
     def __init__(self, k: int) -> None:
         self.by_trade: list[dict[str, dict[str, Any]]] = [{} for _ in range(k)]
         self.total = np.zeros(k)
+        self.objective = False  # whether the model has an objective at all
 
     def add(self, kind: str, forces: Iterable[tuple[int, str, float, str, float]]) -> None:
         """Each ``(trade, label, amount, unit, score)`` of ``forces`` that asks for its trade."""
@@ -237,6 +257,7 @@ def _term_forces(model: Model, undo: _Undo, mode: str, forces: _Forces) -> np.nd
     """Each term's force on each trade; returns the first-order pull of the whole objective."""
     first_total = np.zeros(len(undo.idx))
     for name, part, piece, count in _pieces(model):
+        forces.objective = True
         if count:  # undoing a trade saves its price: never a reason for it
             forces.total -= count
             continue
@@ -260,7 +281,7 @@ def _labelled(
         drifts, shares = undo.drifts, undo.flow_shares
         for j, score in pairs:
             drift, share = drifts[j], shares[j]
-            yield j, f"{edge} ({_percent(drift)})", drift, "weight", score * (1 - share)
+            yield j, f"{edge} ({100 * drift:+.2f} %)", drift, "weight", score * (1 - share)  # _percent, inline
             if flow and share > 0:
                 yield j, flow_label, flow, "currency", score * share
     elif name == "target_tracking" and part == "cash":
@@ -290,13 +311,35 @@ def _labelled(
             yield j, label, score, "objective", score
 
 
-def _subset(rows: Affine, keep: np.ndarray) -> Affine:
-    """Rows ``keep`` of ``rows`` (renumbered in that order)."""
-    place = np.full(rows.m, -1)
-    place[keep] = np.arange(len(keep))
-    at = place[rows.rows]
-    on = at >= 0
-    return Affine(at[on], rows.cols[on], rows.vals[on], rows.offset[keep])
+class _Rows(NamedTuple):
+    """Limit rows as the undo reads them: an :class:`Affine`'s triplets, with their places in ``z``."""
+
+    rows: np.ndarray
+    at: np.ndarray  # each entry's place in z
+    vals: np.ndarray
+    m: int
+
+    def places(self, n: int) -> np.ndarray:
+        return self.at
+
+    @classmethod
+    def stacked(cls, affines: list[Affine], n: int) -> _Rows:
+        """``affines`` one after the other (``Affine.stack``'s triplets, their places kept)."""
+        starts = np.cumsum([0] + [a.m for a in affines])
+        return cls(
+            np.concatenate([a.rows + b for a, b in zip(affines, starts, strict=False)]),
+            np.concatenate([a.places(n) for a in affines]),
+            np.concatenate([a.vals for a in affines]),
+            int(starts[-1]),
+        )
+
+    def subset(self, keep: np.ndarray) -> _Rows:
+        """Rows ``keep`` (renumbered in that order)."""
+        place = np.full(self.m, -1)
+        place[keep] = np.arange(len(keep))
+        at = place[self.rows]
+        on = at >= 0
+        return _Rows(at[on], self.at[on], self.vals[on], len(keep))
 
 
 def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np.ndarray, np.ndarray]]:
@@ -307,14 +350,14 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     if not groups:  # bounds on one trade each: undoing it breaches only a positive lower bound
         return []
     linear = [g.linear(0.0) for g in groups]
-    rows = Affine.stack([r for r, _, _ in linear])
+    rows = _Rows.stacked([r for r, _, _ in linear], undo.data.n)
     lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
     value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
     reach = undo.reach(rows)
     near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
     if not near.size:
         return []
-    moved = undo.moved(_subset(rows, near))
+    moved = undo.moved(rows.subset(near))
     after = value[near, None] + moved
     over = (after > upper[near, None] + _TOL) & (moved > _TOL)
     under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
@@ -348,8 +391,11 @@ def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _F
     scores = scores + share * deficit[:, None]
     flow, labels, units, amounts = undo.data.cash_flow, [], [], []
     for group, rows, _, breach in binding:
-        show = np.broadcast_to(np.asarray(group.show, dtype=float), (group.rows.m,))
-        amounts.append(breach * show[rows, None])
+        show = group.show  # one factor for all rows (a float), or one per row
+        if isinstance(show, float):
+            amounts.append(breach * show)
+        else:
+            amounts.append(breach * np.broadcast_to(np.asarray(show, dtype=float), (group.rows.m,))[rows, None])
         for row in rows.tolist():
             withdrawn = group.name == "cash_floor" and flow < 0
             labels.append(f"withdrawal {-flow:,.0f}" if withdrawn else f"{group.name}[{group.members[row]}] binding")
@@ -382,8 +428,9 @@ def _facts(undo: _Undo) -> dict[int, list[TradeReason]]:
     for side, reasons in _OTHER_SIDE.items():
         on_side = undo.u > 0 if side == "buy" else undo.u < 0
         for reason in reasons:
-            if reason in data.blocked:
-                for j in np.flatnonzero(on_side & data.blocked[reason][idx]).tolist():
+            blocked = data.blocked.get(reason)
+            if blocked is not None and blocked.any():  # most restrictions block no asset
+                for j in np.flatnonzero(on_side & blocked[idx]).tolist():
                     facts.setdefault(j, []).append(_fact(f"restricted: {reason}"))
     return facts
 
@@ -400,7 +447,7 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
     _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
     facts = _facts(undo)
     # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
-    unexplained = _ROUNDING if any(True for _ in _pieces(model)) else _PROPOSED
+    unexplained = _ROUNDING if forces.objective else _PROPOSED
     ranked = forces.ranked()
     out = {i: ranked[j] or [unexplained] for j, i in enumerate(undo.idx.tolist())}
     for j, extra in facts.items():

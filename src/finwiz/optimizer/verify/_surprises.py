@@ -49,10 +49,9 @@ def _names(items: list[str]) -> str:
 
 
 def _sector_targets(data: ProblemData) -> np.ndarray:
-    totals = np.zeros(len(data.sector_names))
-    inside = data.sector_of >= 0
-    np.add.at(totals, data.sector_of[inside], data.target[inside])
-    return totals
+    inside = data.sector_of >= 0  # bincount sums in input order, as np.add.at into zeros
+    totals = np.bincount(data.sector_of[inside], data.target[inside], minlength=len(data.sector_names))
+    return totals.astype(float, copy=False)  # no entry at all: bincount's zeros are integers
 
 
 def _targets_above_caps(data: ProblemData) -> list[str]:

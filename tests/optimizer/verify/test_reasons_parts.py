@@ -1,0 +1,175 @@
+"""The reasons' and the compliance table's pieces against the plain computations they stand for,
+bit for bit: each objective piece's change under the undos against the stacked piece's, and the
+compliance table of all groups in one pass against each group's own."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finwiz import FactorModel, TaxSettings, rebalance
+from tests.optimizer.verify.test_reasons import AS_OF, PRICES, _config
+
+
+def _captured(monkeypatch: pytest.MonkeyPatch, config: Any, **options: Any) -> tuple[Any, Any]:
+    from finwiz.optimizer.verify import _reasons
+
+    seen: list[Any] = []
+    forces = _reasons._term_forces
+    monkeypatch.setattr(
+        _reasons, "_term_forces", lambda model, undo, *a: seen.append((model, undo)) or forces(model, undo, *a)
+    )
+    rebalance(config, PRICES, **options)
+    assert seen
+    return seen[0]
+
+
+def _stacked_change(undo: Any, piece: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The change as it was computed from ``stack([piece])`` (its linear slope always added), a
+    dense covariance's root apart (by matrix products)."""
+    dense = [a for a in piece.low_rank if a.dense is not None]
+    exact, first = _stacked_rows_change(
+        undo, dataclasses.replace(piece, low_rank=[a for a in piece.low_rank if a.dense is None])
+    )
+    n, z = undo.data.n, undo.z
+    signed = undo.side * np.sign(undo.u)
+    for a in dense:
+        moved = a.dense[:, undo.idx] * signed
+        pull = 2 * (a.dense @ (z[:n] - z[n : 2 * n]) + a.offset) @ moved
+        first, exact = first + pull, exact + pull + np.einsum("ij,ij->j", moved, moved)
+    return exact, first
+
+
+def _stacked_rows_change(undo: Any, piece: Any) -> tuple[np.ndarray, np.ndarray]:
+    from finwiz.optimizer.solve._stacked import stack
+
+    stacked = stack([piece], undo.data, continuous=False)
+    n, line = undo.data.n, stacked.linear
+    linear = np.zeros(len(undo.idx))
+    traded = undo.trade_of >= 0
+    linear[undo.trade_of[traded]] = line[np.flatnonzero(traded)]
+    linear *= undo.side
+    for code in np.flatnonzero(line[2 * n :]).tolist():
+        linear += line[2 * n + code] * undo.scalars[code]
+    rows = stacked.squares
+    if not rows.m:
+        first = 0.0 + linear
+        return first + 0.0, first
+    one = undo._one_row_each(rows)
+    if one is not None:
+        row, move = one
+        first = 2 * (rows.evaluate(undo.z)[row] * move) + linear
+        return first + move**2, first
+    moved = undo.moved(rows)
+    first = 2 * rows.evaluate(undo.z) @ moved + linear
+    return first + np.sum(moved**2, axis=0), first
+
+
+def _factor_model() -> FactorModel:
+    symbols = list(PRICES)
+    rng = np.random.default_rng(3)
+    return FactorModel(
+        loadings=pd.DataFrame(rng.normal(0, 0.1, (len(symbols), 2)), index=symbols, columns=["f0", "f1"]),
+        factor_covariance=pd.DataFrame(np.eye(2), index=["f0", "f1"], columns=["f0", "f1"]),
+        idiosyncratic_variance=pd.Series(rng.uniform(1e-3, 4e-3, len(symbols)), index=symbols),
+    )
+
+
+@pytest.mark.parametrize("case", ["deposit", "withdrawal", "taxable", "risk", "trades"])
+def test_each_pieces_change_is_the_stacked_pieces_to_the_bit(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """Each piece's rows built alone (one Affine used as its own stack, a zero slope left out) give
+    the same bytes as the piece stacked by ``solve._stacked.stack``: the reasons cannot move."""
+    from finwiz.optimizer.verify import _reasons
+
+    options: dict[str, Any] = {}
+    if case == "deposit":
+        config = _config(cash_flow=5_000.0, max_position_weights={"A": 0.30})
+    elif case == "withdrawal":
+        config = _config(cash_flow=-5_000.0)
+    elif case == "taxable":
+        tax = TaxSettings(as_of=AS_OF, short_term_rate=0.37, long_term_rate=0.2, tax_weight=0.05)
+        config = _config(lots=True, target_weights={"A": 0.5, "B": 0.2, "C": 0.15, "D": 0.15}, tax=tax)
+    elif case == "risk":
+        config, options = _config(method="risk_aware"), {"factor_model": _factor_model()}
+    else:
+        config = _config(method="minimize_trades", cash_flow=2_000.0)
+    model, undo = _captured(monkeypatch, config, **options)
+    parts = set()
+    for name, part, piece, count in _reasons._pieces(model):
+        if count:
+            continue
+        parts.add((name, part))
+        exact, first = undo.change(piece)
+        plain = _stacked_change(undo, piece)
+        assert exact.tobytes() == plain[0].tobytes()
+        assert first.tobytes() == plain[1].tobytes()
+    assert {part for _, part in parts} >= {"weights", "linear"}
+    if case == "taxable":
+        assert ("tax", "linear") in parts
+    if case == "risk":
+        assert any(name != "target_tracking" and part == "weights" for name, part in parts)
+
+
+def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit rows the binding search reads are ``Affine.stack``'s triplets (places in ``z``
+    kept from each group), and a subset is those rows renumbered in order."""
+    from finwiz.optimizer.describe._model import Affine
+    from finwiz.optimizer.verify import _reasons
+
+    config = _config(
+        sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
+        sector_caps={"Tech": 0.74},
+        max_position_weights={"A": 0.5, "B": 0.29, "C": 0.3, "D": 0.3},
+        cash_flow=-3_000.0,
+    )
+    model, undo = _captured(monkeypatch, config)
+    n = undo.data.n
+    affines = [g.linear(0.0)[0] for _, g in model.checked_groups]
+    rows, stacked = _reasons._Rows.stacked(affines, n), Affine.stack(affines)
+    assert rows.m == stacked.m
+    for got, plain in ((rows.rows, stacked.rows), (rows.places(n), stacked.places(n)), (rows.vals, stacked.vals)):
+        assert got.dtype == plain.dtype
+        assert got.tobytes() == plain.tobytes()
+    assert undo.moved(rows).tobytes() == undo.moved(stacked).tobytes()
+    assert undo.reach(rows).tobytes() == undo.reach(stacked).tobytes()
+    keep = np.array([0, 2, rows.m - 1])
+    subset = rows.subset(keep)
+    assert subset.m == 3
+    dense = np.zeros((rows.m, 2 * n + 5))
+    np.add.at(dense, (rows.rows, rows.places(n)), rows.vals)
+    again = np.zeros((3, 2 * n + 5))
+    np.add.at(again, (subset.rows, subset.places(n)), subset.vals)
+    assert np.array_equal(again, dense[keep])
+    assert undo.moved(subset).tobytes() == undo.moved(rows)[keep].tobytes()
+
+
+def test_a_linear_pieces_change_is_the_stacked_pieces_with_repeats_or_no_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear pieces summed by bincount as the stack sums them (repeated columns, scalar columns,
+    no entry at all with a cost weight), to the bit."""
+    from finwiz.optimizer.describe._model import COST, TURNOVER, Affine, Description
+
+    _, undo = _captured(monkeypatch, _config(cash_flow=5_000.0))
+    n = undo.data.n
+    empty = np.zeros(0, dtype=np.int64)
+    repeated = Affine(
+        np.zeros(6, dtype=np.int64),
+        np.array([0, 0, n + 1, 2, COST, TURNOVER]),
+        np.array([0.3, -0.1, 0.7, 1e-17, 0.25, -0.5]),
+        np.zeros(1),
+    )
+    pieces = [
+        Description(linear=Affine(empty, empty, np.zeros(0), np.zeros(1)), cost_weight=0.4),
+        Description(linear=repeated),
+        Description(linear=repeated, cost_weight=-0.2),
+        Description(cost_weight=0.7),
+    ]
+    for piece in pieces:
+        exact, first = undo.change(piece)
+        plain = _stacked_change(undo, piece)
+        assert exact.dtype == plain[0].dtype
+        assert exact.tobytes() == plain[0].tobytes()
+        assert first.tobytes() == plain[1].tobytes()
