@@ -124,8 +124,8 @@ class _Pricer:
     @cached_property
     def shared_rows(self) -> np.ndarray:
         """The squared rows (dense) that touch a scalar column or the columns of two assets."""
-        s, rows = self.s, self.grams.shared
-        return s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
+        few = self.grams.few_shared
+        return few if few is not None else self.grams.shared_dense()
 
     @cached_property
     def shared_gram(self) -> np.ndarray | None:
@@ -239,20 +239,42 @@ class _Grams:
             out[n : 2 * n] -= part
         return out
 
+    def shared_dense(self) -> np.ndarray:
+        """The rows ``shared`` of ``S``, dense: placed from the CSC's entries (the same values as
+        scipy's row slice and ``toarray``, which took ~0.2 ms of a 100-asset request)."""
+        s, rows = self.s, self.shared
+        if not s.has_canonical_format:  # repeated entries are summed by toarray
+            return np.asarray(s[rows, :].toarray()) if rows.size else np.zeros((0, s.shape[1]))
+        place = np.full(s.shape[0], -1)
+        place[rows] = np.arange(len(rows))
+        at = place.take(s.indices)
+        entry = np.flatnonzero(at >= 0)
+        out = np.zeros((len(rows), s.shape[1]))
+        out[at.take(entry), np.repeat(np.arange(s.shape[1]), np.diff(s.indptr)).take(entry)] = s.data.take(entry)
+        return out
+
+    @cached_property
+    def few_shared(self) -> np.ndarray | None:
+        """:meth:`shared_dense` kept with the rows where they are few (at most ``_FEW_SHARED``, the
+        cross terms' own rows then): every request at these rows asks for them; many (a dense
+        covariance's) stay with each pricer, so the kept table's memory does not grow."""
+        return self.shared_dense() if len(self.shared) <= _FEW_SHARED else None
+
     @cached_property
     def shared(self) -> np.ndarray:
         """Which squared rows touch a scalar column or the columns of two assets (``_Pricer.shared_rows``),
         found once with the rows: a re-solve at new prices keeps them (docs/decisions/settle-and-descent.md)."""
         s, n = self.s, (self.s.shape[1] - SCALARS) // 2
-        coo = s.tocoo()
-        width = max(n, 1)
-        asset, on = coo.col % width, coo.col < 2 * n
-        # (row, asset) as one integer key: a 1-D unique, not a slower one over stacked columns
-        keys = np.unique(coo.row[on].astype(np.int64) * width + asset[on])
-        assets_per_row = np.bincount(keys // width, minlength=s.shape[0])
+        col = np.repeat(np.arange(s.shape[1]), np.diff(s.indptr))  # each entry's column (a CSC's order)
+        on = col < 2 * n
+        row, asset = s.indices[on], col[on] % max(n, 1)
+        # two assets in a row: its least and greatest asset differ (no sort of the entries, as np.unique did)
+        least, most = np.full(s.shape[0], n), np.full(s.shape[0], -1)
+        np.minimum.at(least, row, asset)
+        np.maximum.at(most, row, asset)
         scalar = np.zeros(s.shape[0], dtype=bool)
-        scalar[coo.row[~on]] = True
-        return np.flatnonzero((assets_per_row > 1) | scalar)
+        scalar[s.indices[~on]] = True
+        return np.flatnonzero((most > least) | scalar)
 
 
 def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
