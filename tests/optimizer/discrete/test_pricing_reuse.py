@@ -12,7 +12,7 @@ from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, _kept, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._pricing import Pieces, _Grams
+from finwiz.optimizer.discrete._pricing import Pieces, _gram_entries, _Grams
 from finwiz.optimizer.solve._assembler import Model
 
 SYMBOLS = [f"A{i}" for i in range(8)]
@@ -151,3 +151,18 @@ def test_shared_rows_found_as_the_distinct_assets_count_them(seed: int) -> None:
     grams = object.__new__(_Grams)
     grams.__dict__["s"] = s
     assert np.array_equal(grams.shared, _shared_by_unique(s))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gram_entries_of_one_scalar_row_as_the_plain_products(seed: int) -> None:
+    """With the scalar columns in one row (a cash row), the buy and sell columns' products with
+    them as outer products equal the dense matrix products, entry for entry."""
+    rng = np.random.default_rng(seed)
+    m, n = 40, 25
+    dense = sparse.random(m, 2 * n, density=0.2, random_state=seed).toarray()
+    scalars = np.zeros((m, SCALARS))
+    scalars[rng.integers(m)] = rng.normal(size=SCALARS) * (rng.random(SCALARS) < 0.7)
+    s = sparse.csc_array(np.hstack([dense, scalars]))
+    _, _, g_bx, g_sx, _ = _gram_entries(s, n)
+    assert np.array_equal(g_bx, dense[:, :n].T @ scalars)
+    assert np.array_equal(g_sx, dense[:, n:].T @ scalars)

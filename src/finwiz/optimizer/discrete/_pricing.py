@@ -293,7 +293,12 @@ def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
         g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
         scalars = s[:, 2 * n :].toarray()
         buy, sell = buy_cols, sell_cols
-    g_bx, g_sx = buy.T @ scalars, sell.T @ scalars
+    touched = np.flatnonzero(np.any(scalars != 0, axis=1))
+    if len(touched) == 1 and isinstance(buy, np.ndarray):  # one row (a cash row): each entry is one product
+        row = int(touched[0])
+        g_bx, g_sx = np.multiply.outer(buy[row], scalars[row]), np.multiply.outer(sell[row], scalars[row])
+    else:
+        g_bx, g_sx = buy.T @ scalars, sell.T @ scalars
     return col_norm, g_bs, np.asarray(g_bx), np.asarray(g_sx), scalars.T @ scalars
 
 
