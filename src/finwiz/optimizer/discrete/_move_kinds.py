@@ -99,10 +99,11 @@ class Exchange(MoveKind):
         # (``thrifty``), only when those found none, and only a pair worth a round; several at
         # once where they hold together (a round each cost more than finding them).
         tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
-        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, settings.thrifty_tries), tries)
-        pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
         is_try = np.zeros(len(gain), dtype=bool)
         is_try[tries] = True
+        thrifty = _thrifty(gain, tight, improving, settings.thrifty_tries)
+        thrifty = np.sort(thrifty[~is_try.take(thrifty)])  # np.setdiff1d's (distinct moves), without its two sorts
+        pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
         plain = is_try.take(pairs[:, 0])  # a mask: np.isin sorts the thousands of pairs
         if plain.any():
             yield _Proposal(moves, pairs[np.argmax(plain)])
