@@ -251,6 +251,9 @@ class _LotMoves:
 
     def __init__(self, data: ProblemData, separable: _Separable, candidates: np.ndarray | None) -> None:
         self.data, self.separable, self.candidates = data, separable, candidates
+        # the candidates' options, flat in their order (column by column), and each option's asset: every round's
+        self.flat = None if candidates is None else np.ascontiguousarray(candidates.T).ravel()
+        self.owners: dict[int, np.ndarray] = {}
         self.kept: dict[bool, tuple[np.ndarray, _Moves, np.ndarray]] = {}  # by wide: options, moves, ok
         self.curved: dict[bool, tuple[np.ndarray, _Curvature]] = {}  # by wide: the trades they are at, curvatures
 
@@ -264,22 +267,25 @@ class _LotMoves:
     def _options(self, shares: np.ndarray, wide: bool) -> np.ndarray:
         data, lot = self.data, self.data.lot
         n, lots = data.n, shares / lot
-        on_grid = np.abs(lots - np.round(lots)) <= _ON_GRID * np.maximum(1.0, np.abs(lots))
-        up = np.where(on_grid, np.round(lots) + 1, np.ceil(lots)) * lot
-        down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
+        rounded = np.round(lots)
+        on_grid = np.abs(lots - rounded) <= _ON_GRID * np.maximum(1.0, np.abs(lots))
+        up = np.where(on_grid, rounded + 1, np.ceil(lots)) * lot
+        down = np.where(on_grid, rounded - 1, np.floor(lots)) * lot
         out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
         step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
         columns = [up, down, np.zeros(n), out, step, -step, *sized_options(data)]
         if wide:
             columns += [up + lot, down - lot]
-        if self.candidates is not None:
-            columns += list(self.candidates.T)
+        if self.flat is not None:
+            columns.append(self.flat)
         return np.concatenate(columns)
 
     def __call__(self, shares: np.ndarray, wide: bool) -> _Moves:
         data = self.data
         options = self._options(shares, wide)
-        owner = np.tile(np.arange(data.n), len(options) // data.n)
+        owner = self.owners.get(len(options))
+        if owner is None:
+            owner = self.owners.setdefault(len(options), np.tile(np.arange(data.n), len(options) // data.n))
         before = self.kept.get(wide)
         curved = self.curved.get(wide)
         curvature = _Curvature(len(options)) if before is None or curved is None else curved[1]
