@@ -313,10 +313,12 @@ class _LotMoves:
         )
 
 
-def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
+def _candidate_set(
+    model: Model, trades: np.ndarray, separable: _Separable | None = None
+) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
     """The candidate table, which entries are admissible (distinct, minimum size, every separable
     row of their asset), whether a traded asset had none, the admissible candidates as moves
-    (grouped by asset), and the separable rows."""
+    (grouped by asset), and the separable rows (``separable``: the model's, when the caller has them)."""
     data = model.data
     target_shares = trades * data.ref_value / data.prices
     # Interior-point solutions carry ~1e-9 noise on untraded assets; floor() would turn it into
@@ -325,7 +327,7 @@ def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.nda
     table, valid = _candidates(data, target_shares)
     owner_all = np.repeat(np.arange(data.n), table.shape[1])
     every = _moves(data, owner_all, table.ravel())
-    separable = _Separable.of_model(model)
+    separable = _Separable.of_model(model) if separable is None else separable
     valid &= separable.ok(every).reshape(valid.shape)
     refusal = stuck_refusal(model, np.asarray(~valid.any(axis=1)))
     if refusal is not None:  # held below the minimum, and neither closing nor raising it is allowed

@@ -113,7 +113,7 @@ def round_trades(
     start = time.perf_counter()
     data = model.data
     pieces = pieces_of(model, pieces)
-    table, valid, stuck, moves, _ = _candidate_set(model, buy - sell)
+    table, valid, stuck, moves, _ = _candidate_set(model, buy - sell, pieces.separable)
     pricer = pieces.pricer.with_gradient(gradient)
     target = (buy - sell) * data.ref_value / data.prices
     at = _trade_point(data, target)
