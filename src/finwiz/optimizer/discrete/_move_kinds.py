@@ -233,8 +233,8 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     row, place = row.take(order), place.take(order)
     first = np.searchsorted(row, row)  # where each row's ranking starts
     np.minimum.at(rank, improving.take(place), (np.arange(len(row)) - first).astype(float))
-    ranked = np.argsort(rank, kind="stable")[:take]
-    return np.asarray(ranked[np.isfinite(rank[ranked])])
+    ranked = np.flatnonzero(np.isfinite(rank))  # the blocked ones: a stable sort of them alone keeps their order
+    return np.asarray(ranked[np.argsort(rank[ranked], kind="stable")[:take]])
 
 
 class Chain(MoveKind):
