@@ -12,7 +12,7 @@ from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, _kept, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._pricing import Pieces, _gram_entries, _Grams
+from finwiz.optimizer.discrete._pricing import Pieces, _gram_entries, _Grams, _summed
 from finwiz.optimizer.solve._assembler import Model
 
 SYMBOLS = [f"A{i}" for i in range(8)]
@@ -166,3 +166,12 @@ def test_gram_entries_of_one_scalar_row_as_the_plain_products(seed: int) -> None
     _, _, g_bx, g_sx, _ = _gram_entries(s, n)
     assert np.array_equal(g_bx, dense[:, :n].T @ scalars)
     assert np.array_equal(g_sx, dense[:, n:].T @ scalars)
+
+
+def test_summed_in_place_as_the_plain_expression() -> None:
+    """The moves' changes summed in place equal the expression they replace, bit for bit."""
+    rng = np.random.default_rng(5)
+    buy, sell, rest = rng.normal(size=(3, 20, 900)) * rng.choice([0.0, 1e-9, 1.0, 1e6], size=(3, 20, 900))
+    d_buy, d_sell = rng.normal(size=(2, 900))
+    want = buy * d_buy + sell * d_sell + rest
+    assert np.array_equal(_summed(buy.copy(), d_buy, sell.copy(), d_sell, rest), want)

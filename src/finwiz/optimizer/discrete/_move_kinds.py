@@ -133,7 +133,9 @@ def _pairs(now: _Round, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if at.size == 0:
         return none
     first = tries.take(at)
-    total = gain.take(first) + gain.take(partner) + _cross(now, first, partner)
+    total = gain.take(first)  # then added to in place, in the same order: a temporary of ~100k pairs costs a mapping
+    total += gain.take(partner)
+    total += _cross(now, first, partner)
     keep = np.flatnonzero(total < 0)
     keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
     keep = keep[np.lexsort((partner[keep], at[keep], total[keep]))]

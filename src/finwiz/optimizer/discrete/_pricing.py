@@ -390,12 +390,13 @@ class _Rows:
         # take: the same columns as fancy indexing, in less time
         if select is not None:
             block = self.block(select)
-            on_scalars = self.a_scalar[select] @ d_x.T
-            return np.asarray(block.take(owner, axis=1) * d_buy + block.take(n + owner, axis=1) * d_sell + on_scalars)
+            return _summed(
+                block.take(owner, axis=1), d_buy, block.take(n + owner, axis=1), d_sell, self.a_scalar[select] @ d_x.T
+            )
         if self.dense is not None:  # small: the dense columns (zeros add nothing: the same floats)
             dense = self.dense
-            return np.asarray(
-                dense.take(owner, axis=1) * d_buy + dense.take(n + owner, axis=1) * d_sell + self.a_scalar @ d_x.T
+            return _summed(
+                dense.take(owner, axis=1), d_buy, dense.take(n + owner, axis=1), d_sell, self.a_scalar @ d_x.T
             )
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
@@ -405,7 +406,18 @@ class _Rows:
             size = a.indptr[cols + 1] - a.indptr[cols]
             at = ranges(a.indptr[cols], size)
             out[a.indices[at], np.repeat(np.arange(m), size)] += a.data[at] * np.repeat(step, size)
-        return np.asarray(out + self.a_scalar @ d_x.T)
+        out += self.a_scalar @ d_x.T  # in place: the same sum without a rows x moves temporary
+        return out
+
+
+def _summed(buy: np.ndarray, d_buy: np.ndarray, sell: np.ndarray, d_sell: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``buy * d_buy + sell * d_sell + rest``, the same operations in the same order, in place: a
+    rows x moves temporary over ~128 kB is a fresh mapping each time (~5x the arithmetic's time)."""
+    buy *= d_buy
+    sell *= d_sell
+    buy += sell
+    buy += rest
+    return buy
 
 
 @dataclass(frozen=True)
