@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, _kept, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
-from finwiz.optimizer.discrete._pricing import Pieces
+from finwiz.optimizer.describe._model import SCALARS
+from finwiz.optimizer.discrete._pricing import Pieces, _gram_entries, _Grams, _summed
 from finwiz.optimizer.solve._assembler import Model
 
 SYMBOLS = [f"A{i}" for i in range(8)]
@@ -99,3 +101,77 @@ def test_new_prices_reuse_the_shared_rows_found() -> None:
     again = Pieces.of(_model(1.1))
     assert again.pricer.grams.shared is found  # not searched for again
     assert np.array_equal(again.pricer.shared_rows, _fresh(_model(1.1)).pricer.shared_rows)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shared_rows_placed_as_scipy_slices_them(seed: int) -> None:
+    """The shared rows placed from the CSC's entries equal scipy's row slice and ``toarray``,
+    entry for entry (with repeated entries too, which ``toarray`` sums)."""
+    rng = np.random.default_rng(seed)
+    m, cols, nnz = 12, 21, 40
+    r, c = rng.integers(0, m, nnz), rng.integers(0, cols, nnz)
+    canonical = sparse.csc_array((rng.normal(size=nnz), (r, c)), shape=(m, cols))
+    repeated = sparse.csc_array((rng.normal(size=nnz), r, np.searchsorted(np.sort(c), np.arange(cols + 1))), (m, cols))
+    assert canonical.has_canonical_format
+    for s in (canonical, repeated):
+        grams = object.__new__(_Grams)
+        shared = np.sort(rng.choice(m, int(rng.integers(0, m)), replace=False))
+        grams.__dict__.update(s=s, shared=shared)
+        assert np.array_equal(grams.shared_dense(), s[shared, :].toarray())
+
+
+def test_few_shared_rows_kept_with_the_grams() -> None:
+    first = _fresh(_model(1.0))
+    again = Pieces.of(_model(1.1))
+    assert again.pricer.shared_rows is first.pricer.shared_rows
+    s = first.pricer.grams.s
+    assert np.array_equal(first.pricer.shared_rows, s[first.pricer.grams.shared, :].toarray())
+
+
+def _shared_by_unique(s: sparse.csc_array) -> np.ndarray:
+    """The shared rows by the plain count: the distinct (row, asset) pairs, per row."""
+    n = (s.shape[1] - SCALARS) // 2
+    coo = s.tocoo()
+    on = coo.col < 2 * n
+    pairs = np.unique(np.stack([coo.row[on], coo.col[on] % max(n, 1)]), axis=1)
+    scalar = np.zeros(s.shape[0], dtype=bool)
+    scalar[coo.row[~on]] = True
+    return np.flatnonzero((np.bincount(pairs[0], minlength=s.shape[0]) > 1) | scalar)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shared_rows_found_as_the_distinct_assets_count_them(seed: int) -> None:
+    """Rows with entries of two assets (buy or sell) or of a scalar column, found by each row's
+    least and greatest asset, are those the distinct (row, asset) pairs give; empty rows too."""
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 9)), int(rng.integers(1, 15))
+    nnz = int(rng.integers(0, 3 * m))
+    r, c = rng.integers(0, m, nnz), rng.integers(0, 2 * n + SCALARS, nnz)
+    s = sparse.csc_array((rng.normal(size=nnz), (r, c)), shape=(m, 2 * n + SCALARS))
+    grams = object.__new__(_Grams)
+    grams.__dict__["s"] = s
+    assert np.array_equal(grams.shared, _shared_by_unique(s))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gram_entries_of_one_scalar_row_as_the_plain_products(seed: int) -> None:
+    """With the scalar columns in one row (a cash row), the buy and sell columns' products with
+    them as outer products equal the dense matrix products, entry for entry."""
+    rng = np.random.default_rng(seed)
+    m, n = 40, 25
+    dense = sparse.random(m, 2 * n, density=0.2, random_state=seed).toarray()
+    scalars = np.zeros((m, SCALARS))
+    scalars[rng.integers(m)] = rng.normal(size=SCALARS) * (rng.random(SCALARS) < 0.7)
+    s = sparse.csc_array(np.hstack([dense, scalars]))
+    _, _, g_bx, g_sx, _ = _gram_entries(s, n)
+    assert np.array_equal(g_bx, dense[:, :n].T @ scalars)
+    assert np.array_equal(g_sx, dense[:, n:].T @ scalars)
+
+
+def test_summed_in_place_as_the_plain_expression() -> None:
+    """The moves' changes summed in place equal the expression they replace, bit for bit."""
+    rng = np.random.default_rng(5)
+    buy, sell, rest = rng.normal(size=(3, 20, 900)) * rng.choice([0.0, 1e-9, 1.0, 1e6], size=(3, 20, 900))
+    d_buy, d_sell = rng.normal(size=(2, 900))
+    want = buy * d_buy + sell * d_sell + rest
+    assert np.array_equal(_summed(buy.copy(), d_buy, sell.copy(), d_sell, rest), want)

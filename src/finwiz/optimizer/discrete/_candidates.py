@@ -251,6 +251,9 @@ class _LotMoves:
 
     def __init__(self, data: ProblemData, separable: _Separable, candidates: np.ndarray | None) -> None:
         self.data, self.separable, self.candidates = data, separable, candidates
+        # the candidates' options, flat in their order (column by column), and each option's asset: every round's
+        self.flat = None if candidates is None else np.ascontiguousarray(candidates.T).ravel()
+        self.owners: dict[int, np.ndarray] = {}
         self.kept: dict[bool, tuple[np.ndarray, _Moves, np.ndarray]] = {}  # by wide: options, moves, ok
         self.curved: dict[bool, tuple[np.ndarray, _Curvature]] = {}  # by wide: the trades they are at, curvatures
 
@@ -264,22 +267,25 @@ class _LotMoves:
     def _options(self, shares: np.ndarray, wide: bool) -> np.ndarray:
         data, lot = self.data, self.data.lot
         n, lots = data.n, shares / lot
-        on_grid = np.abs(lots - np.round(lots)) <= _ON_GRID * np.maximum(1.0, np.abs(lots))
-        up = np.where(on_grid, np.round(lots) + 1, np.ceil(lots)) * lot
-        down = np.where(on_grid, np.round(lots) - 1, np.floor(lots)) * lot
+        rounded = np.round(lots)
+        on_grid = np.abs(lots - rounded) <= _ON_GRID * np.maximum(1.0, np.abs(lots))
+        up = np.where(on_grid, rounded + 1, np.ceil(lots)) * lot
+        down = np.where(on_grid, rounded - 1, np.floor(lots)) * lot
         out = np.where(_sell_out_allowed(data, down), -data.shares, 0.0)
         step = np.ceil(data.min_trade_value / (lot * data.prices) - _EPS) * lot
         columns = [up, down, np.zeros(n), out, step, -step, *sized_options(data)]
         if wide:
             columns += [up + lot, down - lot]
-        if self.candidates is not None:
-            columns += list(self.candidates.T)
+        if self.flat is not None:
+            columns.append(self.flat)
         return np.concatenate(columns)
 
     def __call__(self, shares: np.ndarray, wide: bool) -> _Moves:
         data = self.data
         options = self._options(shares, wide)
-        owner = np.tile(np.arange(data.n), len(options) // data.n)
+        owner = self.owners.get(len(options))
+        if owner is None:
+            owner = self.owners.setdefault(len(options), np.tile(np.arange(data.n), len(options) // data.n))
         before = self.kept.get(wide)
         curved = self.curved.get(wide)
         curvature = _Curvature(len(options)) if before is None or curved is None else curved[1]
@@ -307,10 +313,12 @@ class _LotMoves:
         )
 
 
-def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
+def _candidate_set(
+    model: Model, trades: np.ndarray, separable: _Separable | None = None
+) -> tuple[np.ndarray, np.ndarray, bool, _Moves, _Separable]:
     """The candidate table, which entries are admissible (distinct, minimum size, every separable
     row of their asset), whether a traded asset had none, the admissible candidates as moves
-    (grouped by asset), and the separable rows."""
+    (grouped by asset), and the separable rows (``separable``: the model's, when the caller has them)."""
     data = model.data
     target_shares = trades * data.ref_value / data.prices
     # Interior-point solutions carry ~1e-9 noise on untraded assets; floor() would turn it into
@@ -319,7 +327,7 @@ def _candidate_set(model: Model, trades: np.ndarray) -> tuple[np.ndarray, np.nda
     table, valid = _candidates(data, target_shares)
     owner_all = np.repeat(np.arange(data.n), table.shape[1])
     every = _moves(data, owner_all, table.ravel())
-    separable = _Separable.of_model(model)
+    separable = _Separable.of_model(model) if separable is None else separable
     valid &= separable.ok(every).reshape(valid.shape)
     refusal = stuck_refusal(model, np.asarray(~valid.any(axis=1)))
     if refusal is not None:  # held below the minimum, and neither closing nor raising it is allowed

@@ -99,10 +99,11 @@ class Exchange(MoveKind):
         # (``thrifty``), only when those found none, and only a pair worth a round; several at
         # once where they hold together (a round each cost more than finding them).
         tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
-        thrifty = np.setdiff1d(_thrifty(gain, tight, improving, settings.thrifty_tries), tries)
-        pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
         is_try = np.zeros(len(gain), dtype=bool)
         is_try[tries] = True
+        thrifty = _thrifty(gain, tight, improving, settings.thrifty_tries)
+        thrifty = np.sort(thrifty[~is_try.take(thrifty)])  # np.setdiff1d's (distinct moves), without its two sorts
+        pairs, total = _pairs(now, np.concatenate([tries, thrifty]))
         plain = is_try.take(pairs[:, 0])  # a mask: np.isin sorts the thousands of pairs
         if plain.any():
             yield _Proposal(moves, pairs[np.argmax(plain)])
@@ -132,7 +133,9 @@ def _pairs(now: _Round, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if at.size == 0:
         return none
     first = tries.take(at)
-    total = gain.take(first) + gain.take(partner) + _cross(now, first, partner)
+    total = gain.take(first)  # then added to in place, in the same order: a temporary of ~100k pairs costs a mapping
+    total += gain.take(partner)
+    total += _cross(now, first, partner)
     keep = np.flatnonzero(total < 0)
     keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
     keep = keep[np.lexsort((partner[keep], at[keep], total[keep]))]
@@ -232,8 +235,8 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     row, place = row.take(order), place.take(order)
     first = np.searchsorted(row, row)  # where each row's ranking starts
     np.minimum.at(rank, improving.take(place), (np.arange(len(row)) - first).astype(float))
-    ranked = np.argsort(rank, kind="stable")[:take]
-    return np.asarray(ranked[np.isfinite(rank[ranked])])
+    ranked = np.flatnonzero(np.isfinite(rank))  # the blocked ones: a stable sort of them alone keeps their order
+    return np.asarray(ranked[np.argsort(rank[ranked], kind="stable")[:take]])
 
 
 class Chain(MoveKind):

@@ -124,8 +124,8 @@ class _Pricer:
     @cached_property
     def shared_rows(self) -> np.ndarray:
         """The squared rows (dense) that touch a scalar column or the columns of two assets."""
-        s, rows = self.s, self.grams.shared
-        return s[rows, :].toarray() if rows.size else np.zeros((0, s.shape[1]))
+        few = self.grams.few_shared
+        return few if few is not None else self.grams.shared_dense()
 
     @cached_property
     def shared_gram(self) -> np.ndarray | None:
@@ -239,20 +239,42 @@ class _Grams:
             out[n : 2 * n] -= part
         return out
 
+    def shared_dense(self) -> np.ndarray:
+        """The rows ``shared`` of ``S``, dense: placed from the CSC's entries (the same values as
+        scipy's row slice and ``toarray``, which took ~0.2 ms of a 100-asset request)."""
+        s, rows = self.s, self.shared
+        if not s.has_canonical_format:  # repeated entries are summed by toarray
+            return np.asarray(s[rows, :].toarray()) if rows.size else np.zeros((0, s.shape[1]))
+        place = np.full(s.shape[0], -1)
+        place[rows] = np.arange(len(rows))
+        at = place.take(s.indices)
+        entry = np.flatnonzero(at >= 0)
+        out = np.zeros((len(rows), s.shape[1]))
+        out[at.take(entry), np.repeat(np.arange(s.shape[1]), np.diff(s.indptr)).take(entry)] = s.data.take(entry)
+        return out
+
+    @cached_property
+    def few_shared(self) -> np.ndarray | None:
+        """:meth:`shared_dense` kept with the rows where they are few (at most ``_FEW_SHARED``, the
+        cross terms' own rows then): every request at these rows asks for them; many (a dense
+        covariance's) stay with each pricer, so the kept table's memory does not grow."""
+        return self.shared_dense() if len(self.shared) <= _FEW_SHARED else None
+
     @cached_property
     def shared(self) -> np.ndarray:
         """Which squared rows touch a scalar column or the columns of two assets (``_Pricer.shared_rows``),
         found once with the rows: a re-solve at new prices keeps them (docs/decisions/settle-and-descent.md)."""
         s, n = self.s, (self.s.shape[1] - SCALARS) // 2
-        coo = s.tocoo()
-        width = max(n, 1)
-        asset, on = coo.col % width, coo.col < 2 * n
-        # (row, asset) as one integer key: a 1-D unique, not a slower one over stacked columns
-        keys = np.unique(coo.row[on].astype(np.int64) * width + asset[on])
-        assets_per_row = np.bincount(keys // width, minlength=s.shape[0])
+        col = np.repeat(np.arange(s.shape[1]), np.diff(s.indptr))  # each entry's column (a CSC's order)
+        on = col < 2 * n
+        row, asset = s.indices[on], col[on] % max(n, 1)
+        # two assets in a row: its least and greatest asset differ (no sort of the entries, as np.unique did)
+        least, most = np.full(s.shape[0], n), np.full(s.shape[0], -1)
+        np.minimum.at(least, row, asset)
+        np.maximum.at(most, row, asset)
         scalar = np.zeros(s.shape[0], dtype=bool)
-        scalar[coo.row[~on]] = True
-        return np.flatnonzero((assets_per_row > 1) | scalar)
+        scalar[s.indices[~on]] = True
+        return np.flatnonzero((most > least) | scalar)
 
 
 def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
@@ -271,7 +293,12 @@ def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
         g_bs = np.asarray(buy_cols.multiply(sell_cols).sum(axis=0)).ravel()
         scalars = s[:, 2 * n :].toarray()
         buy, sell = buy_cols, sell_cols
-    g_bx, g_sx = buy.T @ scalars, sell.T @ scalars
+    touched = np.flatnonzero(np.any(scalars != 0, axis=1))
+    if len(touched) == 1 and isinstance(buy, np.ndarray):  # one row (a cash row): each entry is one product
+        row = int(touched[0])
+        g_bx, g_sx = np.multiply.outer(buy[row], scalars[row]), np.multiply.outer(sell[row], scalars[row])
+    else:
+        g_bx, g_sx = buy.T @ scalars, sell.T @ scalars
     return col_norm, g_bs, np.asarray(g_bx), np.asarray(g_sx), scalars.T @ scalars
 
 
@@ -363,12 +390,13 @@ class _Rows:
         # take: the same columns as fancy indexing, in less time
         if select is not None:
             block = self.block(select)
-            on_scalars = self.a_scalar[select] @ d_x.T
-            return np.asarray(block.take(owner, axis=1) * d_buy + block.take(n + owner, axis=1) * d_sell + on_scalars)
+            return _summed(
+                block.take(owner, axis=1), d_buy, block.take(n + owner, axis=1), d_sell, self.a_scalar[select] @ d_x.T
+            )
         if self.dense is not None:  # small: the dense columns (zeros add nothing: the same floats)
             dense = self.dense
-            return np.asarray(
-                dense.take(owner, axis=1) * d_buy + dense.take(n + owner, axis=1) * d_sell + self.a_scalar @ d_x.T
+            return _summed(
+                dense.take(owner, axis=1), d_buy, dense.take(n + owner, axis=1), d_sell, self.a_scalar @ d_x.T
             )
         a, m = self.a_trade, len(owner)
         out = np.zeros((a.shape[0], m))
@@ -378,7 +406,18 @@ class _Rows:
             size = a.indptr[cols + 1] - a.indptr[cols]
             at = ranges(a.indptr[cols], size)
             out[a.indices[at], np.repeat(np.arange(m), size)] += a.data[at] * np.repeat(step, size)
-        return np.asarray(out + self.a_scalar @ d_x.T)
+        out += self.a_scalar @ d_x.T  # in place: the same sum without a rows x moves temporary
+        return out
+
+
+def _summed(buy: np.ndarray, d_buy: np.ndarray, sell: np.ndarray, d_sell: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``buy * d_buy + sell * d_sell + rest``, the same operations in the same order, in place: a
+    rows x moves temporary over ~128 kB is a fresh mapping each time (~5x the arithmetic's time)."""
+    buy *= d_buy
+    sell *= d_sell
+    buy += sell
+    buy += rest
+    return buy
 
 
 @dataclass(frozen=True)

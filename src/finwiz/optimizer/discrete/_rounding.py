@@ -31,7 +31,7 @@ from finwiz.optimizer.discrete._candidates import (
     _snap,
     _trade_point,
 )
-from finwiz.optimizer.discrete._descent import DescentSettings, _Search, descend
+from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
 from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS
 from finwiz.optimizer.discrete._pricing import Pieces, _coupled_rows, _Pricer, _row_prices, _Rows, pieces_of
 from finwiz.optimizer.discrete._settling import _Program01
@@ -75,13 +75,14 @@ def _improve(
     separable: _Separable,
     candidates: np.ndarray | None = None,
     strict: bool = False,
-) -> np.ndarray:
+) -> _Point:
     """The descent (``_descent.descend``) over every asset's one-lot moves, to no trade, selling
     out, the minimum size, or back to one of its first ``candidates`` (assets x k), where the
-    separable rows allow them."""
+    separable rows allow them; to its point (its value is the pricer's objective there)."""
 
     neighbours = _LotMoves(data, separable, candidates)  # kept between the descent's rounds
-    return descend(_Search(data, pricer, rows), shares, neighbours, MOVE_KINDS, _DESCENT, strict)
+    search = _Search(data, pricer, rows)
+    return descend_from(search, search.at(shares), neighbours, MOVE_KINDS, _DESCENT, strict)
 
 
 def gain_price(model: Model, duals: np.ndarray | None) -> float:
@@ -112,7 +113,7 @@ def round_trades(
     start = time.perf_counter()
     data = model.data
     pieces = pieces_of(model, pieces)
-    table, valid, stuck, moves, _ = _candidate_set(model, buy - sell)
+    table, valid, stuck, moves, _ = _candidate_set(model, buy - sell, pieces.separable)
     pricer = pieces.pricer.with_gradient(gradient)
     target = (buy - sell) * data.ref_value / data.prices
     at = _trade_point(data, target)
@@ -213,10 +214,10 @@ class _Settle:
         pieces, pricer = self.pieces, self.pricer
         table = self.table if candidates else None
         final = _improve(self.data, settled[0], pricer, pieces.rows, pieces.separable, candidates=table)
-        value = pricer.objective(_trade_point(self.data, final), final)
+        value = final.value  # the pricer's objective at its trades, as the descent priced them
         lost = value - base
         relative = lost / max(abs(base), 1e-300)
-        return _Rounded(settled[0], final, value, settled[1], lossy, lost / pricer.unit, relative)
+        return _Rounded(settled[0], final.shares, value, settled[1], lossy, lost / pricer.unit, relative)
 
 
 def _room(data: ProblemData, rows: _Rows, target: np.ndarray, shares: np.ndarray) -> np.ndarray:
@@ -259,7 +260,7 @@ def polish(
         gradient = user_gradient_at(model, z[:n], z[n : 2 * n], float(z[2 * n]))
     pieces = pieces_of(model, pieces)
     pricer = pieces.pricer.with_gradient(gradient)
-    return _improve(model.data, shares, pricer, pieces.rows, pieces.separable, strict=True)
+    return _improve(model.data, shares, pricer, pieces.rows, pieces.separable, strict=True).shares
 
 
 def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndarray) -> np.ndarray:
