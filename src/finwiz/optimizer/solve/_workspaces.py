@@ -8,6 +8,7 @@ the matrix values) are updated, warm-started from the previous solution (``_solv
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import threading
 import weakref
 from collections import OrderedDict
@@ -142,9 +143,11 @@ class _Raw:
 
     @classmethod
     def of(cls, solver: Any) -> _Raw | None:
-        """The extension object of an ``osqp.OSQP`` set up, or None (another version's wrapper)."""
+        """The extension object of an ``osqp.OSQP`` set up, or None (another version's wrapper: the
+        extension is osqp 1.x's private object, so another major version goes through the wrapper)."""
         ext = getattr(solver, "_solver", None)
-        if ext is None or not all(hasattr(ext, name) for name in ("update_data_vec", "solve", "info", "solution")):
+        calls = ("update_data_vec", "solve", "info", "solution")
+        if not _OSQP_1 or ext is None or not all(hasattr(ext, name) for name in calls):
             return None
         return cls(ext, float(solver.constant("OSQP_INFTY")))
 
@@ -166,6 +169,9 @@ class _Raw:
             np.array(solution.x, dtype=float),
             np.array(solution.y, dtype=float),
         )
+
+
+_OSQP_1 = importlib.metadata.version("osqp").startswith("1.")
 
 
 def _is(ref: Any, matrix: sparse.csc_matrix) -> bool:
