@@ -202,8 +202,12 @@ _worker_shared: _Shared | None = None
 
 
 def _init_worker(shared: _Shared) -> None:
+    """A pool worker's start: keep the shared inputs, and move the imported modules' objects out of
+    the cycle collector's reach (they live as long as the worker): between chunks, every full
+    collection walked them all, ~0.2 s each, several per 1,000 accounts, to free nothing."""
     global _worker_shared
     _worker_shared = shared
+    gc.freeze()
 
 
 @contextlib.contextmanager
