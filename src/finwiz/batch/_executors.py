@@ -7,6 +7,7 @@ import ast
 import concurrent.futures as cf
 import importlib
 import multiprocessing
+import pickle
 import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -15,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from finwiz.batch._work import AccountOutcome, _Account, _failure, _init_worker, _run_chunk, _Shared
+from finwiz.batch._work import AccountOutcome, _Account, _failure, _init_worker, _run_chunk, _run_packed, _Shared
 from finwiz.errors import ConfigurationError
 
 __all__: list[str] = []  # private helpers of finwiz.batch
@@ -112,11 +113,18 @@ def _pool(
 ) -> Generator[list[AccountOutcome], None, list[_Account]]:
     """Run the chunks on ``pool``; return the accounts of chunks lost with a dead worker process
     (``BrokenProcessPool``), for :func:`_rerun`. Any other chunk error fails its accounts."""
-    futures: dict[cf.Future[list[AccountOutcome]], list[_Account]] = {}
+    packed = isinstance(pool, cf.ProcessPoolExecutor)  # a thread pool takes the objects as they are
+    futures: dict[cf.Future[Any], list[_Account]] = {}
     lost: list[_Account] = []
+    run: Callable[..., Any] = _run_packed if packed else _run_chunk
     for number, chunk in enumerate(chunks):
         try:
-            futures[pool.submit(_run_chunk, chunk, None if initialized else shared)] = chunk
+            task: Any = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL) if packed else chunk
+        except Exception as exc:  # an account that cannot be sent (unpicklable input): its chunk fails
+            yield [_failure(a, exc, 0.0) for a in chunk]
+            continue
+        try:
+            futures[pool.submit(run, task, None if initialized else shared)] = chunk
         except BrokenProcessPool:  # a worker died while chunks were still being submitted
             lost += [a for c in chunks[number:] for a in c]
             break
@@ -124,7 +132,8 @@ def _pool(
         for future in cf.as_completed(futures):
             chunk = futures[future]
             try:
-                yield future.result()
+                outcomes = future.result()
+                yield pickle.loads(outcomes) if packed else outcomes
             except BrokenProcessPool:  # a worker died: this chunk, and every pending one, is lost
                 lost += chunk
             except Exception as exc:  # the chunk could not run (e.g. unpicklable input): fail its accounts
