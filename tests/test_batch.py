@@ -291,6 +291,15 @@ def small_account(i: int, **overrides: Any) -> PortfolioConfiguration:
     )
 
 
+def on_two_workers(configs: dict[str, PortfolioConfiguration], prices: dict[str, float], own_pool: bool) -> BatchResult:
+    """The batch on two worker processes in chunks of two: ``rebalance_many``'s pool, or one of the caller's."""
+    options: dict[str, Any] = {"max_workers": 2, "chunk_size": 2, "progress": False}
+    if own_pool:
+        with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            return rebalance_many(configs, prices, executor=pool, **options)
+    return rebalance_many(configs, prices, executor="processes", **options)
+
+
 @pytest.mark.parametrize("own_pool", [False, True], ids=["processes", "user-process-pool"])
 def test_an_account_a_worker_cannot_load_fails_by_name_and_the_others_return(own_pool: bool) -> None:
     # A custom constraint a worker cannot import (a class defined in a notebook): only the account
@@ -299,12 +308,7 @@ def test_an_account_a_worker_cannot_load_fails_by_name_and_the_others_return(own
     prices = {"AAA": 10.0, "BBB": 20.0}
     configs = {f"acct-{i}": small_account(i) for i in range(4)}
     configs["acct-1"] = small_account(1, custom_constraints=[NotLoadableInWorker()])
-    options: dict[str, Any] = {"max_workers": 2, "chunk_size": 2, "progress": False}
-    if own_pool:
-        with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
-            batch = rebalance_many(configs, prices, executor=pool, **options)
-    else:
-        batch = rebalance_many(configs, prices, executor="processes", **options)
+    batch = on_two_workers(configs, prices, own_pool)
     assert [o.label for o in batch.failures] == ["acct-1"]
     (failed,) = batch.failures
     assert failed.error_type == "ConfigurationError"
@@ -339,12 +343,7 @@ def test_a_worker_killed_mid_batch_fails_only_its_account(own_pool: bool) -> Non
     prices = {"AAA": 10.0, "BBB": 20.0}
     configs = {f"acct-{i}": small_account(i) for i in range(6)}
     configs["acct-3"] = small_account(3, custom_constraints=[KillsItsWorker()])
-    options: dict[str, Any] = {"max_workers": 2, "chunk_size": 2, "progress": False}
-    if own_pool:
-        with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
-            batch = rebalance_many(configs, prices, executor=pool, **options)
-    else:
-        batch = rebalance_many(configs, prices, executor="processes", **options)
+    batch = on_two_workers(configs, prices, own_pool)
     assert [o.label for o in batch.failures] == ["acct-3"]
     (dead,) = batch.failures
     assert dead.error_type == "BrokenProcessPool"

@@ -121,14 +121,7 @@ class _Workspace:
         if self.raw is not None:
             return self.raw.solve()
         result = self.solver.solve(raise_error=False)
-        info = result.info
-        return (
-            str(info.status),
-            int(info.iter),
-            int(info.status_polish),
-            np.array(result.x, dtype=float),
-            np.array(result.y, dtype=float),
-        )
+        return _outcome(result.info, result)
 
 
 class _Raw:
@@ -161,14 +154,18 @@ class _Raw:
 
     def solve(self) -> tuple[str, int, int, np.ndarray, np.ndarray]:
         self.ext.solve()
-        info, solution = self.ext.info, self.ext.solution
-        return (
-            str(info.status),
-            int(info.iter),
-            int(info.status_polish),
-            np.array(solution.x, dtype=float),
-            np.array(solution.y, dtype=float),
-        )
+        return _outcome(self.ext.info, self.ext.solution)
+
+
+def _outcome(info: Any, solution: Any) -> tuple[str, int, int, np.ndarray, np.ndarray]:
+    """A solve's status, ADMM iterations, polish status, and copies of ``x`` and ``y``."""
+    return (
+        str(info.status),
+        int(info.iter),
+        int(info.status_polish),
+        np.array(solution.x, dtype=float),
+        np.array(solution.y, dtype=float),
+    )
 
 
 _OSQP_1 = importlib.metadata.version("osqp").startswith("1.")
