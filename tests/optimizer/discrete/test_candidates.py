@@ -9,7 +9,8 @@ from scipy import sparse
 
 import finwiz.optimizer.discrete._candidates as candidates
 from finwiz.optimizer.describe._data import ProblemData
-from finwiz.optimizer.discrete._candidates import _lot_moves, _LotMoves, _Moves, _Separable, ranges
+from finwiz.optimizer.discrete._candidates import _lot_moves, _LotMoves, _Moves, _Separable, asset_spans, ranges
+from finwiz.optimizer.solve._csc import majors
 from tests.optimizer.discrete.models import model_of
 from tests.optimizer.discrete.reference import Instance
 
@@ -98,3 +99,19 @@ def test_ranges_are_the_concatenated_aranges() -> None:
     want = np.concatenate([np.arange(a, a + k) for a, k in zip(start, size, strict=True)])
     assert np.array_equal(ranges(start, size), want)
     assert ranges(np.zeros(0, np.intp), np.zeros(0, np.intp)).size == 0
+
+
+def test_majors_are_the_coo_rows_of_a_csr() -> None:
+    matrix = sparse.random_array((7, 5), density=0.4, format="csr", rng=np.random.default_rng(3))
+    assert np.array_equal(majors(matrix.indptr), sparse.coo_array(matrix).row)
+    assert np.array_equal(majors(sparse.csc_array(matrix).indptr), sparse.coo_array(sparse.csc_array(matrix)).col)
+
+
+def test_asset_spans_are_each_rows_least_and_greatest_asset() -> None:
+    rng = np.random.default_rng(4)
+    row, asset = rng.integers(0, 6, 30), rng.integers(0, 9, 30)
+    least, most = asset_spans(row, asset, 8, 9)  # rows 6 and 7 hold no entry
+    for r in range(8):
+        mine = asset[row == r]
+        assert least[r] == (mine.min() if mine.size else 9)
+        assert most[r] == (mine.max() if mine.size else -1)

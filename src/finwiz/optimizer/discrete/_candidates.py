@@ -339,6 +339,15 @@ def _candidate_set(
     return table, valid, bool(stuck.any()), moves, separable
 
 
+def asset_spans(row: np.ndarray, asset: np.ndarray, rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``rows`` rows' least and greatest asset over the entries (``row``, ``asset``); ``n``
+    and -1 in a row without any. They differ where a row holds two assets (no sort, as np.unique did)."""
+    least, most = np.full(rows, n), np.full(rows, -1)
+    np.minimum.at(least, row, asset)
+    np.maximum.at(most, row, asset)
+    return least, most
+
+
 def ranges(start: np.ndarray, size: np.ndarray) -> np.ndarray:
     """The indices ``start[i], ..., start[i] + size[i] - 1`` of every ``i``, concatenated (a compressed
     matrix's entries of some rows or columns, read off its ``indptr``)."""

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 from finwiz.optimizer.discrete._candidates import ranges
+from finwiz.optimizer.solve._csc import majors
 
 __all__ = ["listed"]
 
@@ -138,7 +139,7 @@ def reach(
         by_row.sum_duplicates()
     assets, starts = int(owner[-1]) + 1, _changes(owner)
     # Row by row, each row's columns in order and the candidates grouped: the keys come sorted.
-    key = np.repeat(np.arange(by_row.shape[0], dtype=np.int64), np.diff(by_row.indptr)) * assets
+    key = majors(by_row.indptr).astype(np.int64) * assets
     key += owner[by_row.indices]
     value = by_row.data
     first = _changes(key)

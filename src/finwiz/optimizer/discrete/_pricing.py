@@ -18,8 +18,9 @@ from scipy import sparse
 
 from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, ranges
+from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, asset_spans, ranges
 from finwiz.optimizer.solve._assembler import Model, Stacked
+from finwiz.optimizer.solve._csc import majors
 
 _DENSE_GRAM = 500_000  # entries of the squared rows below which their Gram entries are taken dense
 _GRAM = 4_000_000  # entries of the shared rows' Gram matrix at most, for every pair's cross term
@@ -250,7 +251,7 @@ class _Grams:
         at = place.take(s.indices)
         entry = np.flatnonzero(at >= 0)
         out = np.zeros((len(rows), s.shape[1]))
-        out[at.take(entry), np.repeat(np.arange(s.shape[1]), np.diff(s.indptr)).take(entry)] = s.data.take(entry)
+        out[at.take(entry), majors(s.indptr).take(entry)] = s.data.take(entry)
         return out
 
     @cached_property
@@ -265,13 +266,9 @@ class _Grams:
         """Which squared rows touch a scalar column or the columns of two assets (``_Pricer.shared_rows``),
         found once with the rows: a re-solve at new prices keeps them (docs/decisions/settle-and-descent.md)."""
         s, n = self.s, (self.s.shape[1] - SCALARS) // 2
-        col = np.repeat(np.arange(s.shape[1]), np.diff(s.indptr))  # each entry's column (a CSC's order)
+        col = majors(s.indptr)
         on = col < 2 * n
-        row, asset = s.indices[on], col[on] % max(n, 1)
-        # two assets in a row: its least and greatest asset differ (no sort of the entries, as np.unique did)
-        least, most = np.full(s.shape[0], n), np.full(s.shape[0], -1)
-        np.minimum.at(least, row, asset)
-        np.maximum.at(most, row, asset)
+        least, most = asset_spans(s.indices[on], col[on] % max(n, 1), s.shape[0], n)
         scalar = np.zeros(s.shape[0], dtype=bool)
         scalar[s.indices[~on]] = True
         return np.flatnonzero((most > least) | scalar)

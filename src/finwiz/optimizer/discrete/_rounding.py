@@ -30,12 +30,14 @@ from finwiz.optimizer.discrete._candidates import (
     _Separable,
     _snap,
     _trade_point,
+    asset_spans,
 )
 from finwiz.optimizer.discrete._descent import DescentSettings, _Point, _Search, descend_from
 from finwiz.optimizer.discrete._move_kinds import MOVE_KINDS
 from finwiz.optimizer.discrete._pricing import Pieces, _coupled_rows, _Pricer, _row_prices, _Rows, pieces_of
 from finwiz.optimizer.discrete._settling import _Program01
 from finwiz.optimizer.solve._assembler import Model, user_gradient_at
+from finwiz.optimizer.solve._csc import majors
 
 __all__ = ["RoundingOutcome", "gain_price", "polish", "round_trades", "side_margin"]
 
@@ -231,11 +233,7 @@ def _room(data: ProblemData, rows: _Rows, target: np.ndarray, shares: np.ndarray
     assets, where the way back stayed 50x inside the row.)"""
     n, m = data.n, len(rows.offset)
     by_row = rows.by_row
-    row = np.repeat(np.arange(m), np.diff(by_row.indptr))
-    asset = by_row.indices % n
-    low, high = np.full(m, n), np.full(m, -1)
-    np.minimum.at(low, row, asset)
-    np.maximum.at(high, row, asset)
+    low, high = asset_spans(majors(by_row.indptr), by_row.indices % n, m, n)
     lot_value = data.lot * data.prices / data.ref_value
     largest = float(np.max(lot_value[np.abs(target) * data.prices >= NOISE_VALUE], initial=0.0))
     at = _trade_point(data, shares)

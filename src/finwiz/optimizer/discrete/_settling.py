@@ -26,7 +26,7 @@ from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _trade_point
 from finwiz.optimizer.discrete._highs import _Program, _program
 from finwiz.optimizer.discrete._listed import breachable, listed, reach
 from finwiz.optimizer.discrete._pricing import _Rows
-from finwiz.optimizer.solve._csc import pointers
+from finwiz.optimizer.solve._csc import majors, pointers
 from finwiz.optimizer.verify._diagnosis import conflict
 
 _MARGINS = (1e-10, 1e-8, 1e-6)  # tightening (weight units) so HiGHS's tolerances never breach a limit
@@ -249,7 +249,7 @@ def _entries(matrix: sparse.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarr
         coo = sparse.coo_array(matrix)
         coo.sum_duplicates()
         return coo.row, coo.col, coo.data
-    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr)), matrix.indices, matrix.data
+    return majors(matrix.indptr), matrix.indices, matrix.data
 
 
 def _gives(

@@ -9,7 +9,7 @@ from scipy import sparse
 
 from finwiz.optimizer._kept import kept
 
-__all__ = ["csc", "pointers"]
+__all__ = ["csc", "majors", "pointers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +34,11 @@ def pointers(major: np.ndarray, size: int) -> np.ndarray:
     """A compressed matrix's ``indptr`` from its entries' major indices in order (a CSC's columns,
     a CSR's rows)."""
     return np.searchsorted(major, np.arange(size + 1))
+
+
+def majors(indptr: np.ndarray) -> np.ndarray:
+    """Each entry's major index (a CSC's column, a CSR's row) read off ``indptr``: :func:`pointers`' inverse."""
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
 def csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sparse.csc_matrix:

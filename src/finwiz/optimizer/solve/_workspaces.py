@@ -99,14 +99,14 @@ class _Workspace:
         if kept is None or not (np.array_equal(qp.lower, kept[0]) and np.array_equal(qp.upper, kept[1])):
             update["l"], update["u"] = qp.lower, qp.upper
             self.bounds = (qp.lower.copy(), qp.upper.copy())
-        p, a = self.loaded
-        if not _is(p, qp.P) and not np.array_equal(qp.P.data, self.p_values):
+        same_p, same_a = _is(self.loaded[0], qp.P), _is(self.loaded[1], qp.A)
+        if not same_p and not np.array_equal(qp.P.data, self.p_values):
             update["Px"] = qp.P.data
             self.p_values = qp.P.data.copy()
-        if not _is(a, qp.A) and not np.array_equal(qp.A.data, self.a_values):
+        if not same_a and not np.array_equal(qp.A.data, self.a_values):
             update["Ax"] = qp.A.data
             self.a_values = qp.A.data.copy()
-        if not (_is(p, qp.P) and _is(a, qp.A)):
+        if not (same_p and same_a):
             self.loaded = (weakref.ref(qp.P), weakref.ref(qp.A))
         if self.raw is not None and not ({"Px", "Ax"} & update.keys()):
             self.raw.update(qp.q, update.get("l"), update.get("u"))
