@@ -134,6 +134,31 @@ def test_trusted_construction_equals_validation() -> None:
         assert pickle.loads(pickle.dumps(fast)) == validated
 
 
+def test_bulk_construction_matches_trusted_one_by_one() -> None:
+    """``_from_states`` (a list or a generator of states, default or given fields sets, fewer sets
+    than states) builds what :meth:`trusted` builds one object at a time."""
+    from finwiz.schemas import TradeReason
+
+    states = [
+        {"kind": "term", "label": f"drift {i}", "amount": 0.1 * i, "unit": "weight", "score": 1.0 / (i + 1)}
+        for i in range(5)
+    ]
+    one_by_one = [TradeReason.trusted(**state) for state in states]
+    for built in (
+        TradeReason._from_states([dict(state) for state in states]),
+        TradeReason._from_states(dict(state) for state in states),
+    ):
+        assert built == one_by_one
+        assert [b.__dict__ for b in built] == [o.__dict__ for o in one_by_one]
+        assert all(b.model_fields_set is o.model_fields_set for b, o in zip(built, one_by_one, strict=True))
+        assert all(b.__pydantic_extra__ is None and b.__pydantic_private__ is None for b in built)
+    given = [{"kind", "label"}, {"kind", "label", "score"}]
+    fewer = TradeReason._from_states([dict(state) for state in states], given)
+    assert len(fewer) == 2 and [f.model_fields_set for f in fewer] == given
+    assert pickle.loads(pickle.dumps(fewer[1])) == fewer[1]
+    assert TradeReason._from_states([]) == []
+
+
 def test_trusted_objects_share_one_fields_set_safely() -> None:
     """Trusted objects of one class share one fields set of every field: what pydantic does to a
     fields set (add on assignment, copy on ``model_copy``) leaves the others' exactly as before."""

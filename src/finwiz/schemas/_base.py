@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from itertools import repeat
 from typing import Annotated, Any, Self
@@ -82,6 +83,7 @@ _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _EVERY_FIELD: dict[type[BaseModel], set[str]] = {}
+_drain: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend  # runs an iterator to its end, keeping nothing
 
 
 class _Model(BaseModel):
@@ -114,7 +116,12 @@ class _Model(BaseModel):
         type, no validation. ``model_construct`` without its per-field loop (a 100-asset account
         makes ~210 such objects). Tests hold it equal to validation."""
         every = cls._every_field()
-        return cls._from_states((values,), (every if len(values) == len(every) else set(values),))[0]
+        obj = _new(cls)
+        _set_dict(obj, values)
+        _set_fields_set(obj, every if len(values) == len(every) else set(values))
+        _set_extra(obj, None)
+        _set_private(obj, None)
+        return obj
 
     @classmethod
     def _every_field(cls) -> set[str]:
@@ -129,16 +136,21 @@ class _Model(BaseModel):
     def _from_states(
         cls, states: Iterable[dict[str, Any]], fields_sets: Iterable[set[str]] | None = None
     ) -> list[Self]:
-        """One instance per dict of every field's value, in one loop (no Python call per object);
+        """One instance per dict of every field's value, with no Python code run per object;
         ``fields_sets`` one per state, by default one shared set of every field (as :meth:`trusted`)."""
-        out, sets = [], repeat(cls._every_field()) if fields_sets is None else fields_sets
-        for values, fields_set in zip(states, sets, strict=False):  # repeat() never ends
-            obj = _new(cls)
-            _set_dict(obj, values)
-            _set_fields_set(obj, fields_set)
-            _set_extra(obj, None)
-            _set_private(obj, None)
-            out.append(obj)
+        values = states if isinstance(states, list) else list(states)
+        if fields_sets is None:
+            sets: Iterable[set[str]] = repeat(cls._every_field(), len(values))
+        else:
+            sets = list(fields_sets)
+            values = values[: len(sets)]  # as zip would stop
+        n = len(values)
+        # map over the slots' setters: each step a C call, no bytecode per object
+        out = list(map(_new, repeat(cls, n)))
+        _drain(map(_set_dict, out, values))
+        _drain(map(_set_fields_set, out, sets))
+        _drain(map(_set_extra, out, repeat(None, n)))
+        _drain(map(_set_private, out, repeat(None, n)))
         return out
 
     @classmethod
