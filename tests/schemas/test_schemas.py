@@ -154,7 +154,8 @@ def test_bulk_construction_matches_trusted_one_by_one() -> None:
         assert all(b.__pydantic_extra__ is None and b.__pydantic_private__ is None for b in built)
     given = [{"kind", "label"}, {"kind", "label", "score"}]
     fewer = TradeReason._from_states([dict(state) for state in states], given)
-    assert len(fewer) == 2 and [f.model_fields_set for f in fewer] == given
+    assert len(fewer) == 2
+    assert [f.model_fields_set for f in fewer] == given
     assert pickle.loads(pickle.dumps(fewer[1])) == fewer[1]
     assert TradeReason._from_states([]) == []
 

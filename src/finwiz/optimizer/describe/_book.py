@@ -33,6 +33,10 @@ def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str])
         fast = _numeric_series(prices, symbols)
         if fast is not None:
             return fast
+    if type(prices) is dict:
+        fast = _plain_dict(prices, symbols)
+        if fast is not None:
+            return fast
     if isinstance(prices, pd.Series):
         items: list[tuple[Any, Any]] = list(prices.items())
     elif isinstance(prices, Mapping):
@@ -79,6 +83,28 @@ def _numeric_series(prices: pd.Series, symbols: Sequence[str]) -> np.ndarray | N
     if not (np.isfinite(picked).all() and (picked > 0).all()):
         return None
     return np.asarray(picked)
+
+
+_PLAIN_NUMBERS = frozenset({float, int, np.float64})  # what float() reads exactly as numpy does
+
+
+def _plain_dict(prices: dict[Any, Any], symbols: Sequence[str]) -> np.ndarray | None:
+    """The common case of a mapping, without a per-item loop in Python: a dict whose keys are
+    canonical symbols and whose values for ``symbols`` are plain positive finite numbers. None
+    otherwise: the general path then names the missing, repeated or bad symbol."""
+    keys = list(prices)
+    if set(map(type, keys)) != {str} or list(map(str.upper, map(str.strip, keys))) != keys:
+        return None  # a key the general path must canonicalise (or refuse as given twice)
+    try:
+        values = list(map(prices.__getitem__, symbols))
+        if not set(map(type, values)) <= _PLAIN_NUMBERS:
+            return None
+        picked = np.array(values, dtype=float)
+    except (KeyError, OverflowError):  # a missing symbol, an int past float: the general path says so
+        return None
+    if not (np.isfinite(picked).all() and (picked > 0).all()):
+        return None
+    return picked
 
 
 def _per_symbol(values: Mapping[str, float], symbols: Sequence[str], default: float) -> np.ndarray:
