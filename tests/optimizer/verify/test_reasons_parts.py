@@ -147,6 +147,33 @@ def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.Mon
     assert undo.moved(subset).tobytes() == undo.moved(rows)[keep].tobytes()
 
 
+def test_the_binding_searchs_values_are_each_groups_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit rows' values in one ``bincount`` over the stacked triplets are each group's
+    ``evaluate`` one after the other, to the bit (at the answer and at other trade vectors); a
+    group with a dense block takes each group's own evaluation."""
+    from finwiz.optimizer.describe._model import Affine
+    from finwiz.optimizer.verify import _reasons
+
+    config = _config(
+        sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
+        sector_caps={"Tech": 0.74},
+        max_position_weights={"A": 0.5, "B": 0.29, "C": 0.3, "D": 0.3},
+        cash_flow=-3_000.0,
+    )
+    model, undo = _captured(monkeypatch, config)
+    n = undo.data.n
+    affines = [g.linear(0.0)[0] for _, g in model.checked_groups]
+    rows = _reasons._Rows.stacked(affines, n)
+    rng = np.random.default_rng(5)
+    for z in (undo.z, *(undo.z + rng.normal(0, 0.01, undo.z.shape) for _ in range(5))):
+        plain = np.concatenate([a.evaluate(z) for a in affines])
+        assert _reasons._values(rows, affines, z).tobytes() == plain.tobytes()
+    dense = Affine.weights_dense(rng.normal(size=(2, n)), np.zeros(n))
+    mixed = [*affines, dense]
+    plain = np.concatenate([a.evaluate(undo.z) for a in mixed])
+    assert _reasons._values(_reasons._Rows.stacked(mixed, n), mixed, undo.z).tobytes() == plain.tobytes()
+
+
 def test_a_linear_pieces_change_is_the_stacked_pieces_with_repeats_or_no_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Linear pieces summed by bincount as the stack sums them (repeated columns, scalar columns,
     no entry at all with a cost weight), to the bit."""

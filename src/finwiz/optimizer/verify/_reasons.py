@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.optimize import nnls
 
-from finwiz.optimizer.describe._model import SCALARS, Affine, Description, LimitGroup, column
+from finwiz.optimizer.describe._model import _SPARSE_ROWS, SCALARS, Affine, Description, LimitGroup, column
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.verify._compliance import PostTradeState
 from finwiz.schemas import TradeReason
@@ -238,15 +238,15 @@ class _Forces:
 
     def ranked(self) -> list[list[TradeReason]]:
         """Each trade's forces as reasons, strongest first (a stable sort: ties keep their order)."""
-        states = [
-            sorted(forces.values(), key=_SCORE, reverse=True) if len(forces) > 1 else list(forces.values())
-            for forces in self.by_trade
-        ]
-        reasons = TradeReason._from_states([state for each in states for state in each])  # one loop for all
+        flat: list[dict[str, Any]] = []
+        counts = list(map(len, self.by_trade))
+        for forces, count in zip(self.by_trade, counts, strict=True):
+            flat += sorted(forces.values(), key=_SCORE, reverse=True) if count > 1 else forces.values()
+        reasons = TradeReason._from_states(flat)  # one build for all
         out, at = [], 0
-        for each in states:
-            out.append(reasons[at : at + len(each)])
-            at += len(each)
+        for count in counts:
+            out.append(reasons[at : at + count])
+            at += count
         return out
 
 
@@ -352,7 +352,7 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     linear = [g.linear(0.0) for g in groups]
     rows = _Rows.stacked([r for r, _, _ in linear], undo.data.n)
     lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
-    value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
+    value = _values(rows, [r for r, _, _ in linear], undo.z)
     reach = undo.reach(rows)
     near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
     if not near.size:
@@ -371,6 +371,16 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
         mine = keep & (owner == g)
         found.append((groups[g], near[mine] - starts[g], outward[mine], breach[mine]))
     return found
+
+
+def _values(rows: _Rows, affines: list[Affine], z: np.ndarray) -> np.ndarray:
+    """Each of ``affines`` evaluated at ``z``, one after the other: as their stacked triplets in
+    one ``bincount`` (each row's entries in its own order: the same sums) where every one of them
+    is evaluated so (see ``Affine.evaluate``)."""
+    if any(a.vals.size >= _SPARSE_ROWS or a.dense is not None or a.dense_rows for a in affines):
+        return np.concatenate([a.evaluate(z) for a in affines])
+    summed = np.bincount(rows.rows, weights=rows.vals * z[rows.at], minlength=rows.m)
+    return np.asarray(summed + np.concatenate([a.offset for a in affines]))
 
 
 def _limit_forces(model: Model, undo: _Undo, first_total: np.ndarray, forces: _Forces) -> None:

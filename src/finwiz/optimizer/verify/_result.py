@@ -80,24 +80,26 @@ def trades_of(
     sales = data.lots.sales(np.maximum(-state.trade_shares, 0.0)) if data.lots is not None else None
     buy, sell, symbols = TradeAction.BUY, TradeAction.SELL, data.symbols
     return TradeRecommendation._from_states(
-        {
-            "symbol": symbols[i],
-            "action": buy if q > 0 else sell,
-            "shares": abs(q),
-            "price": price,
-            "trade_value": value,
-            "transaction_cost": c,
-            "market_impact_cost": m,
-            "total_estimated_cost": c + m,
-            "current_shares": held,
-            "post_trade_shares": after,
-            "current_weight": current,
-            "target_weight": target,
-            "post_trade_weight": weight,
-            "lots": [] if sales is None else sales[i],
-            "reasons": reasons.get(i, []),
-        }
-        for i, q, price, value, c, m, held, after, current, target, weight in columns
+        [
+            {
+                "symbol": symbols[i],
+                "action": buy if q > 0 else sell,
+                "shares": abs(q),
+                "price": price,
+                "trade_value": value,
+                "transaction_cost": c,
+                "market_impact_cost": m,
+                "total_estimated_cost": c + m,
+                "current_shares": held,
+                "post_trade_shares": after,
+                "current_weight": current,
+                "target_weight": target,
+                "post_trade_weight": weight,
+                "lots": [] if sales is None else sales[i],
+                "reasons": reasons.get(i, []),
+            }
+            for i, q, price, value, c, m, held, after, current, target, weight in columns
+        ]
     )
 
 
