@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,8 @@ from finwiz.schemas import PortfolioConfiguration
 from finwiz.settings import RebalancingSettings
 
 __all__ = ["check_size", "coerce_prices"]
+
+_SYMBOL, _SHARES = operator.attrgetter("symbol"), operator.attrgetter("shares")
 
 
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
@@ -110,7 +114,7 @@ def _plain_dict(prices: dict[Any, Any], symbols: Sequence[str]) -> np.ndarray | 
 def _per_symbol(values: Mapping[str, float], symbols: Sequence[str], default: float) -> np.ndarray:
     if not values:  # the usual case (no per-symbol rates, lots, caps): no per-asset loop
         return np.full(len(symbols), default, dtype=float)
-    return np.array([values.get(s, default) for s in symbols], dtype=float)
+    return np.array(list(map(values.get, symbols, repeat(default))), dtype=float)  # no bytecode per symbol
 
 
 def _mask(selected: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
@@ -167,8 +171,9 @@ class _Book:
 
 
 def _book(config: PortfolioConfiguration, price: np.ndarray, symbols: list[str]) -> _Book:
-    held = {h.symbol: h.shares for h in config.holdings}  # config.shares_by_symbol() without its own universe
-    shares = np.array([held.get(s, 0.0) for s in symbols], dtype=float)
+    holdings = config.holdings  # config.shares_by_symbol() without its own universe, no bytecode per symbol
+    held = dict(zip(map(_SYMBOL, holdings), map(_SHARES, holdings), strict=True))
+    shares = np.array(list(map(held.get, symbols, repeat(0.0))), dtype=float)
     position_value = shares * price
     value = float(position_value.sum() + config.cash)
     if value <= 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -183,7 +184,8 @@ def _sectors(
         sectors = config.sectors  # one attribute read, not one per asset
         sector_names = tuple(sorted({sectors[s] for s in symbols if s in sectors}))
         index = {name: i for i, name in enumerate(sector_names)}
-        sector_of = np.array([index.get(sectors.get(s, ""), -1) for s in symbols], dtype=np.int64)
+        named = map(sectors.get, symbols, repeat(""))  # no bytecode per symbol
+        sector_of = np.array(list(map(index.get, named, repeat(-1))), dtype=np.int64)
     if not capped:
         return sector_names, sector_of, None
     if not sector_names:
@@ -194,7 +196,7 @@ def _sectors(
     default_cap = config.max_sector_weight if config.max_sector_weight is not None else math.inf
     tightest = constraint_sector_cap if constraint_sector_cap is not None else math.inf
     sector_cap = np.array([min(config.sector_caps.get(name, default_cap), tightest) for name in sector_names])
-    unclassified = [s for s, k in zip(symbols, sector_of.tolist(), strict=True) if k < 0]
+    unclassified = [symbols[i] for i in np.flatnonzero(sector_of < 0).tolist()]
     if unclassified:
         shown = ", ".join(unclassified[:5]) + (", ..." if len(unclassified) > 5 else "")
         notes.append(
