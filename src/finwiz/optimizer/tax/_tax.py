@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,8 +31,6 @@ from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSumm
 __all__ = ["LotBook", "lot_book", "relief_keys"]
 
 _requests = itertools.count()
-_SHARES, _BASIS = operator.attrgetter("shares"), operator.attrgetter("cost_basis")
-_ACQUIRED, _LOT_ID = operator.attrgetter("acquired"), operator.attrgetter("lot_id")
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,6 +244,7 @@ class LotBook:
         asset = selling[row]
         shares = taken[row, k]
         columns = zip(
+            asset.tolist(),
             self.slots[asset, k].tolist(),
             shares.tolist(),
             self.basis[asset, k].tolist(),
@@ -254,19 +252,15 @@ class LotBook:
             self.long[asset, k].tolist(),
             strict=True,
         )
-        ids, dates = self.lot_ids, self.dates
-        states = [
-            {
-                "lot_id": ids[slot],
-                "shares": q,
-                "cost_basis": basis,
-                "acquired": dates[slot],
-                "realized_gain": round(gain, 2),
-                "term": "long" if long else "short",
-            }
-            for slot, q, basis, gain, long in columns
-        ]
-        for i, sale in zip(asset.tolist(), LotSale._from_states(states), strict=True):  # one loop for all
+        for i, slot, q, basis, gain, long in columns:
+            sale = LotSale.trusted(
+                lot_id=self.lot_ids[slot],
+                shares=q,
+                cost_basis=basis,
+                acquired=self.dates[slot],
+                realized_gain=round(gain, 2),
+                term="long" if long else "short",
+            )
             out[i].append(sale)
         return out
 
@@ -315,10 +309,9 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     every = [lot for h in config.holdings for lot in h.lots]
     owner = np.repeat([where[h.symbol] for h in config.holdings], [len(h.lots) for h in config.holdings])
     owner = owner.astype(np.int64)
-    dates = tuple(map(_ACQUIRED, every))  # map over attrgetters: no Python frame per lot
-    held = np.fromiter(map(_SHARES, every), float, len(every))
-    basis = np.fromiter(map(_BASIS, every), float, len(every))
-    day = np.fromiter(map(date.toordinal, dates), np.int64, len(every))
+    held = np.fromiter((lot.shares for lot in every), float, len(every))
+    basis = np.fromiter((lot.cost_basis for lot in every), float, len(every))
+    day = np.fromiter((lot.acquired.toordinal() for lot in every), np.int64, len(every))
     per_share = prices[owner] - basis if len(every) else np.zeros(0)
     age = settings.as_of.toordinal() - day
     long = age > settings.long_term_days
@@ -335,8 +328,8 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         long=padded(long, bool),
         slots=slots,
         day=padded(day, np.int64),
-        lot_ids=tuple(map(str, map(_LOT_ID, every))),
-        dates=dates,
+        lot_ids=tuple(str(lot.lot_id) for lot in every),
+        dates=tuple(lot.acquired for lot in every),
         basis=padded(basis),
         withheld=withheld,
         no_buy=no_buy,
