@@ -19,6 +19,7 @@ from scipy import sparse
 from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, asset_spans, ranges
+from finwiz.optimizer.discrete._thin import thin_gram_entries
 from finwiz.optimizer.solve._assembler import Model, Stacked
 from finwiz.optimizer.solve._csc import majors
 
@@ -277,6 +278,9 @@ class _Grams:
 def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
     """Column norms of the squared rows ``s``, each asset's buy-sell product and the buy and sell
     columns' products with the scalar columns (see :class:`_Grams`)."""
+    thin = thin_gram_entries(s, n)
+    if thin is not None:
+        return thin
     if s.shape[0] * s.shape[1] <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
         dense = s.toarray()
         # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
