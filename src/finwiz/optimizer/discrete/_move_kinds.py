@@ -151,16 +151,25 @@ def _together(now: _Round, pairs: np.ndarray, total: np.ndarray, least: float) -
     apart = _disjoint(now.moves.owner, pairs)
     pairs, total, flat = pairs[apart], total[apart], pairs[apart].ravel()
     cross = _cross(now, np.repeat(flat, len(flat)), np.tile(flat, len(flat))).reshape(len(flat), -1)
-    delta = tight.delta.take(flat, axis=1)
-    taken, change = [0], delta[:, 0] + delta[:, 1]
-    for k in range(1, len(pairs)):
-        mine = [2 * k, 2 * k + 1]
-        price = total[k] + cross[np.ix_(mine, [2 * t + s for t in taken for s in (0, 1)])].sum()
-        after = change + delta[:, mine].sum(axis=1)
-        if price < -least and tight.fits(after[:, None])[0]:
+    return pairs[_taken_together(total, cross, tight.delta.take(flat, axis=1), tight, least)].ravel()
+
+
+def _taken_together(total: np.ndarray, cross: np.ndarray, delta: np.ndarray, tight: _Tight, least: float) -> list[int]:
+    """:func:`_together`'s greedy over disjoint pairs (prices ``total``, the moves' cross terms
+    ``cross`` and tight-row changes ``delta``, two columns a pair): the places of the pairs taken."""
+    summed = delta.reshape(len(delta), -1, 2).sum(axis=2)  # each pair's change (rows x pairs)
+    low, high = tight.low - _CHECK, tight.high + _CHECK  # ``tight.fits``' bounds
+    taken, columns, change = [0], [0, 1], delta[:, 0] + delta[:, 1]
+    for k in range(1, len(total)):
+        price = total[k] + cross[2 * k : 2 * k + 2].take(columns, axis=1).sum()
+        if not price < -least:
+            continue
+        after = change + summed[:, k]
+        if np.all((after >= low) & (after <= high)):
             taken.append(k)
+            columns += [2 * k, 2 * k + 1]
             change = after
-    return pairs[taken].ravel()
+    return taken
 
 
 def _cross(now: _Round, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -476,8 +485,8 @@ def _disjoint(owner: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """The places of the pairs (rows of move indices, best first) that share no asset with a better one."""
     used: set[int] = set()
     keep = []
-    for k, (a, b) in enumerate(pairs):
-        if owner[a] not in used and owner[b] not in used:
-            used.update((int(owner[a]), int(owner[b])))
+    for k, (a, b) in enumerate(owner.take(pairs).tolist()):  # Python ints: numpy scalars cost ~5x in the loop
+        if a not in used and b not in used:
+            used.update((a, b))
             keep.append(k)
     return np.array(keep, dtype=np.intp)
