@@ -198,10 +198,11 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     up, down = tight.high[:, None] + 2 * _CHECK - left, tight.low[:, None] - 2 * _CHECK - left
     most = np.where(over, up, -np.inf).max(axis=1, initial=-np.inf)
     least = np.where(under, down, np.inf).min(axis=1, initial=np.inf)
-    row, pool = np.nonzero((delta <= most[:, None]) | (delta >= least[:, None]))  # the moves some try could use
-    keys = _by_row(row, delta[row, pool])
-    order = np.argsort(keys)  # by row, then change: the thresholds take ties whole, any order gives the same pairs
-    keys, pool = keys.take(order), pool.take(order)
+    # the moves some try could use, by row (np.nonzero's order: a 2-D nonzero cost ~3x this)
+    row, pool = np.divmod(np.flatnonzero((delta <= most[:, None]) | (delta >= least[:, None])), m)
+    change = delta[row, pool]
+    order = np.lexsort((change, row))  # by row, then change: thresholds take ties whole (any order: the same pairs)
+    keys, pool = _by_row(row.take(order), change.take(order)), pool.take(order)
     start, stop = np.zeros(left.shape, dtype=np.intp), np.full(left.shape, m + 1, dtype=np.intp)
     r, t = np.nonzero(over)
     start[r, t] = np.searchsorted(keys, _by_row(r, np.full(r.size, -np.inf)), "left")
