@@ -239,7 +239,7 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
     delta = tight.delta.take(improving, axis=1)
     breaks = (delta < tight.low[:, None] - _CHECK) | (delta > tight.high[:, None] + _CHECK)
-    row, place = np.nonzero(breaks)  # by row, then by move: every row's ranking in one sort
+    row, place = np.divmod(np.flatnonzero(breaks), breaks.shape[1])  # np.nonzero's order, cheaper: by row, then move
     per_unit = gain.take(improving.take(place)) / np.abs(delta[row, place])
     order = np.lexsort((place, per_unit, row))
     row, place = row.take(order), place.take(order)
