@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._listed import _coupled, breachable, listed, reach
+from finwiz.optimizer.discrete._listed import _MOST, _REACH, _coupled, _pruned, breachable, listed, reach
 
 
 def _program(seed: int, assets: int = 5, per: int = 3, limits: int = 6) -> dict[str, np.ndarray]:
@@ -216,3 +216,63 @@ def test_listed_with_no_row_any_choice_could_breach() -> None:
     assert chosen is not None
     cheapest = [np.flatnonzero(owner == a)[np.argmin(p["price"][owner == a])] for a in (3, 4)]
     assert chosen.tolist() == cheapest
+
+
+def _pruned_by_choice(
+    by_candidate: np.ndarray,
+    price: np.ndarray,
+    bounds_at: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+) -> tuple[bool, np.ndarray | None]:
+    """The plain listing ``_listed._pruned`` replaces: a partial choice's rows a row of a choices x rows block."""
+    low, high = bounds
+    reach_low, reach_high = low - _REACH, high + _REACH
+    values, cost = np.zeros((1, len(low))), np.zeros(1)
+    parents = []
+    for k in range(len(bounds_at) - 1):
+        lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
+        size = len(cost) * (hi - lo)
+        if size > _MOST:
+            return False, None
+        values = (values[:, None, :] + by_candidate[None, lo:hi, :]).reshape(size, len(low))
+        cost = (cost[:, None] + price[None, lo:hi]).ravel()
+        parent, added = np.divmod(np.arange(len(cost)), hi - lo)
+        if k + 2 < len(bounds_at):
+            alive = np.flatnonzero(
+                np.all((values + after[1][k + 1] >= reach_low) & (values + after[0][k + 1] <= reach_high), axis=1)
+            )
+            values, cost, parent, added = values[alive], cost[alive], parent[alive], added[alive]
+        parents.append((parent, lo + added))
+    keeps = np.all((values >= low) & (values <= high), axis=1)
+    if not keeps.any():
+        return True, None
+    at = int(np.flatnonzero(keeps)[np.argmin(cost[keeps])])
+    picked = []
+    for parent, added in reversed(parents):
+        picked.append(added[at])
+        at = int(parent[at])
+    return True, np.array(picked[::-1], np.int64)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_pruned_lists_as_the_plain_choices_x_rows_block(seed: int) -> None:
+    """The same answer (or refusal) bit for bit: the same sums and checks, another layout."""
+    rng = np.random.default_rng(seed)
+    assets, rows = int(rng.integers(1, 10)), int(rng.integers(1, 8))
+    per = rng.integers(1, 5, size=assets)
+    bounds_at = np.concatenate([[0], np.cumsum(per)])
+    by_candidate = rng.normal(size=(int(per.sum()), rows)) * rng.choice([0.0, 1.0], size=(int(per.sum()), rows))
+    price = np.round(rng.uniform(0.0, 1.0, size=int(per.sum())), 2)  # ties
+    least = np.array([by_candidate[a:b].min(axis=0) for a, b in itertools.pairwise(bounds_at)])
+    most = np.array([by_candidate[a:b].max(axis=0) for a, b in itertools.pairwise(bounds_at)])
+    after = np.cumsum(least[::-1], axis=0)[::-1], np.cumsum(most[::-1], axis=0)[::-1]
+    middle = least.sum(axis=0) + rng.uniform(0.0, 1.0, rows) * (most.sum(axis=0) - least.sum(axis=0))
+    room = rng.uniform(0.0, 1.5, rows)
+    bounds = (middle - room, middle + room * rng.uniform(0.0, 1.0, rows))
+    want = _pruned_by_choice(by_candidate, price, bounds_at, bounds, after)
+    got = _pruned(np.ascontiguousarray(by_candidate.T), price, bounds_at, bounds, after)
+    assert got[0] == want[0]
+    assert (got[1] is None) == (want[1] is None)
+    if want[1] is not None:
+        assert np.array_equal(got[1], want[1])

@@ -41,3 +41,27 @@ def test_every_way_of_taking_the_quadratic_form_gives_the_same_floats(m: int, mo
         ways.append(_pricing._quadratic_form(x, g))
     assert all(np.array_equal(ways[0], way) for way in ways[1:])
     assert ways[0] == pytest.approx(np.einsum("ij,jk,ik->i", x, g, x), rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [65, 800, 5001])
+@pytest.mark.parametrize("entries", [[], [(2, 2)], [(0, 2), (2, 0), (2, 2)], [(1, 3), (3, 1), (4, 4)]])
+def test_a_sparse_form_skips_its_zero_terms_with_the_same_floats(
+    m: int, entries: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only ``g``'s nonzero entries' terms (one, the cash square, on a tax-blind request): the same
+    floats as every term summed in order, signed zeros and exact cancellations included."""
+    rng = np.random.default_rng(m + len(entries))
+    x = rng.normal(size=(m, 5)) * rng.uniform(0.0, 1e3, 5)
+    x[:, 3] = 0.0
+    x[::5, 2] = -0.0
+    x[1::7] = x[::7][: len(x[1::7])]  # repeated moves
+    g = np.zeros((5, 5))
+    for j, k in entries:
+        g[j, k] = rng.normal()
+    monkeypatch.setattr(_pricing, "_FEW_MOVES", 10**6)
+    every_term = _pricing._quadratic_form(x, g)
+    monkeypatch.setattr(_pricing, "_FEW_MOVES", 64)
+    assert _pricing._quadratic_form(x, g).tobytes() == every_term.tobytes()  # bit for bit
+    monkeypatch.setattr(_pricing, "_MANY_MOVES", -1)
+    assert _pricing._quadratic_form(x, g).tobytes() == every_term.tobytes()  # bit for bit
+    assert every_term == pytest.approx(np.einsum("ij,jk,ik->i", x, g, x), rel=1e-12, abs=1e-300)

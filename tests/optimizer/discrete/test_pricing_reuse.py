@@ -4,6 +4,8 @@ table of kept builds stays bounded."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -12,7 +14,7 @@ from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, _kept, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import SCALARS
-from finwiz.optimizer.discrete._pricing import Pieces, _gram_entries, _Grams, _summed
+from finwiz.optimizer.discrete._pricing import Pieces, _gram_entries, _Grams, _Rows, _summed
 from finwiz.optimizer.solve._assembler import Model
 
 SYMBOLS = [f"A{i}" for i in range(8)]
@@ -175,3 +177,12 @@ def test_summed_in_place_as_the_plain_expression() -> None:
     d_buy, d_sell = rng.normal(size=(2, 900))
     want = buy * d_buy + sell * d_sell + rest
     assert np.array_equal(_summed(buy.copy(), d_buy, sell.copy(), d_sell, rest), want)
+
+
+def test_row_labels_built_on_demand_as_each_groups_members_in_row_order() -> None:
+    """The coupled rows' labels (only a conflict names them): (group, member) per row, in order."""
+    empty = sparse.csc_array((3, 4))
+    named = (("cash", ("CASH",)), ("sector", ("Energy", "Tech")))
+    rows = _Rows(empty, np.zeros((3, SCALARS)), np.zeros(3), -np.ones(3), np.ones(3), empty.tocsr(), named)
+    assert rows.labels == (("cash", "CASH"), ("sector", "Energy"), ("sector", "Tech"))
+    assert replace(rows, lower=np.zeros(3)).labels == rows.labels

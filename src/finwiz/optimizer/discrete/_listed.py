@@ -58,24 +58,26 @@ def listed(
     # What the assets after each one add at least and at most on those rows (a partial choice's reach).
     after = np.cumsum(least[::-1, rows], axis=0)[::-1], np.cumsum(most[::-1, rows], axis=0)[::-1]
     done, found = _pruned(
-        coef[rows].T, price[candidates], np.append(starts, candidates.size), (low[rows], high[rows]), after
+        coef[rows], price[candidates], np.append(starts, candidates.size), (low[rows], high[rows]), after
     )
     return done, None if found is None else candidates[found]
 
 
 def _pruned(
-    by_candidate: np.ndarray,
+    by_row: np.ndarray,
     price: np.ndarray,
     bounds_at: np.ndarray,
     bounds: tuple[np.ndarray, np.ndarray],
     after: tuple[np.ndarray, np.ndarray],
 ) -> tuple[bool, np.ndarray | None]:
-    """:func:`listed`'s answer as places in ``by_candidate`` (candidates x rows, grouped by asset
-    from ``bounds_at``), listed asset by asset, dropping the partial choices whose reach
-    (``after``: what the later assets add at least and at most) misses a row's ``bounds``."""
-    low, high = bounds
+    """:func:`listed`'s answer as places in ``by_row``'s columns (rows x candidates, grouped by
+    asset from ``bounds_at``), listed asset by asset, dropping the partial choices whose reach
+    (``after``: what the later assets add at least and at most) misses a row's ``bounds``. A
+    partial choice's rows are a column: the checks reduce over the few rows at once (row-wise
+    reductions of a choices x rows block cost ~2x at a few hundred choices)."""
+    low, high = bounds[0][:, None], bounds[1][:, None]
     reach_low, reach_high = low - _REACH, high + _REACH
-    values, cost = np.zeros((1, len(low))), np.zeros(1)
+    values, cost = np.zeros((len(low), 1)), np.zeros(1)
     parents: list[
         tuple[np.ndarray, np.ndarray]
     ] = []  # per asset: each partial choice's parent and the candidate it adds
@@ -84,16 +86,15 @@ def _pruned(
         size = len(cost) * (hi - lo)
         if size > _MOST:
             return False, None
-        values = (values[:, None, :] + by_candidate[None, lo:hi, :]).reshape(size, len(low))  # no rows: -1 fails
+        values = (values[:, :, None] + by_row[:, None, lo:hi]).reshape(len(low), size)
         cost = (cost[:, None] + price[None, lo:hi]).ravel()
         parent, added = np.divmod(np.arange(len(cost)), hi - lo)
         if k + 2 < len(bounds_at):
-            alive = np.flatnonzero(
-                np.all((values + after[1][k + 1] >= reach_low) & (values + after[0][k + 1] <= reach_high), axis=1)
-            )
-            values, cost, parent, added = values[alive], cost[alive], parent[alive], added[alive]
+            least, most = after[0][k + 1][:, None], after[1][k + 1][:, None]
+            alive = np.flatnonzero(np.all((values + most >= reach_low) & (values + least <= reach_high), axis=0))
+            values, cost, parent, added = values.take(alive, axis=1), cost[alive], parent[alive], added[alive]
         parents.append((parent, lo + added))
-    keeps = np.all((values >= low) & (values <= high), axis=1)
+    keeps = np.all((values >= low) & (values <= high), axis=0)
     if not keeps.any():
         return True, None
     at = int(np.flatnonzero(keeps)[np.argmin(cost[keeps])])

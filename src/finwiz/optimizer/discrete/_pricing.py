@@ -19,6 +19,7 @@ from scipy import sparse
 from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
 from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, asset_spans, ranges
+from finwiz.optimizer.discrete._thin import thin_gram_entries
 from finwiz.optimizer.solve._assembler import Model, Stacked
 from finwiz.optimizer.solve._csc import majors
 
@@ -277,6 +278,9 @@ class _Grams:
 def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
     """Column norms of the squared rows ``s``, each asset's buy-sell product and the buy and sell
     columns' products with the scalar columns (see :class:`_Grams`)."""
+    thin = thin_gram_entries(s, n)
+    if thin is not None:
+        return thin
     if s.shape[0] * s.shape[1] <= _DENSE_GRAM:  # small: dense numpy beats scipy's overheads
         dense = s.toarray()
         # The scalar columns copied out: as a strided view they sent ``buy.T @ scalars`` to
@@ -302,21 +306,21 @@ def _gram_entries(s: sparse.csc_array, n: int) -> tuple[np.ndarray, ...]:
 def _quadratic_form(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``x_i' g x_i`` for each row ``x_i`` (the scalar columns: a few), the same floats as
     ``einsum("ij,jk,ik->i")`` (terms in its order), at a third of its time on thousands of moves;
-    the columns no move changes (without lots, the tax and gain) add nothing and are skipped."""
+    only the terms of ``g``'s nonzero entries (one without lots or taxes: the cash square): the
+    others add signed zeros to a running sum, which change nothing (the final ``+ 0.0`` clears a ``-0.0``)."""
     if len(x) <= _FEW_MOVES:  # the same products, summed in the same order (a running sum), the zeros adding nothing
         return _terms_summed(x.T, g)
-    used = np.flatnonzero(np.any(x != 0, axis=0))
-    if len(x) <= _MANY_MOVES:  # the used columns' terms at once (9 of 25 without lots): below a loop's overheads
-        return (
-            _terms_summed(x.T.take(used, axis=0), g.take(used, axis=0).take(used, axis=1))
-            if used.size
-            else np.zeros(len(x))
-        )
+    j, k = np.nonzero(g)  # row-major: the running sum's order
+    if len(x) <= _MANY_MOVES:  # the terms at once (a few rows of moves): below a loop's overheads
+        if j.size == 0:
+            return np.zeros(len(x))
+        c = x.T
+        terms = (c.take(j, axis=0) * g[j, k][:, None]) * c.take(k, axis=0)
+        return np.asarray(terms.cumsum(axis=0)[-1] + 0.0)
     out = np.zeros(len(x))
     columns = x.T.copy()
-    for j in used.tolist():
-        for k in used.tolist():
-            out += columns[j] * g[j, k] * columns[k]
+    for a, b in zip(j.tolist(), k.tolist(), strict=True):
+        out += columns[a] * g[a, b] * columns[b]
     return out
 
 
@@ -342,7 +346,12 @@ class _Rows:
     lower: np.ndarray
     upper: np.ndarray
     by_row: sparse.csr_array  # a_trade again, for row slices
-    labels: tuple[tuple[str, str], ...] = ()  # each row's (group, member), to name a conflict
+    named: tuple[tuple[str, tuple[str, ...]], ...] = ()  # each group's name and its rows' members, in row order
+
+    @cached_property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """Each row's (group, member), to name a conflict: built only then (~34 us at 500 assets)."""
+        return tuple((name, member) for name, members in self.named for member in members)
 
     @cached_property
     def dense(self) -> np.ndarray | None:
@@ -449,8 +458,8 @@ def _coupled_rows(model: Model) -> _Rows:
     empty = np.zeros(0)
     lower = np.concatenate([lo for _, lo, _ in rows_list]) if rows_list else empty
     upper = np.concatenate([up for _, _, up in rows_list]) if rows_list else empty
-    labels = tuple((g.name, member) for g in coupled for member in g.members)
-    return _Rows(a_trade, a_scalar, stacked.offset, lower, upper, by_row, labels)
+    named = tuple((g.name, g.members) for g in coupled)
+    return _Rows(a_trade, a_scalar, stacked.offset, lower, upper, by_row, named)
 
 
 def _row_matrices(stacked: Affine, n: int) -> tuple[sparse.csc_array, np.ndarray, sparse.csr_array]:
