@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from operator import attrgetter
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from finwiz.optimizer.describe._model import TaxForm
 from finwiz.optimizer.tax._netting import Region, regions, settings_tax
 from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
 
-__all__ = ["LotBook", "lot_book", "relief_keys"]
+__all__ = ["LotBook", "lot_book", "relief_keys", "relief_order"]
 
 _requests = itertools.count()
 
@@ -305,13 +306,14 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     symbols = config.symbols
     n = len(symbols)
     where = {s: i for i, s in enumerate(symbols)}
-    # Flat arrays, no tuple per lot: a third less time on large books (docs/decisions/tax-netting.md).
+    # Flat arrays, no tuple per lot; one attribute per pass through C (``map``), no generator.
     every = [lot for h in config.holdings for lot in h.lots]
     owner = np.repeat([where[h.symbol] for h in config.holdings], [len(h.lots) for h in config.holdings])
     owner = owner.astype(np.int64)
-    held = np.fromiter((lot.shares for lot in every), float, len(every))
-    basis = np.fromiter((lot.cost_basis for lot in every), float, len(every))
-    day = np.fromiter((lot.acquired.toordinal() for lot in every), np.int64, len(every))
+    held = np.fromiter(map(attrgetter("shares"), every), float, len(every))
+    basis = np.fromiter(map(attrgetter("cost_basis"), every), float, len(every))
+    dates = tuple(map(attrgetter("acquired"), every))
+    day = np.fromiter(map(date.toordinal, dates), np.int64, len(every))
     per_share = prices[owner] - basis if len(every) else np.zeros(0)
     age = settings.as_of.toordinal() - day
     long = age > settings.long_term_days
@@ -319,7 +321,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     groups = [settings.group(s) for s in symbols]
     no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, groups, owner, held, age, per_share)
     # Relief order within each asset (see the module docstring), the asset first.
-    order = np.lexsort((*relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner))
+    order = relief_order(relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner, n)
     padded, slots = _padding(owner, order[keep[order]], n)
     return LotBook(
         shares=padded(held),
@@ -328,8 +330,8 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         long=padded(long, bool),
         slots=slots,
         day=padded(day, np.int64),
-        lot_ids=tuple(str(lot.lot_id) for lot in every),
-        dates=tuple(lot.acquired for lot in every),
+        lot_ids=tuple(map(str, map(attrgetter("lot_id"), every))),
+        dates=dates,
         basis=padded(basis),
         withheld=withheld,
         no_buy=no_buy,
@@ -401,3 +403,28 @@ def relief_keys(
     if policy == "hifo":
         return (day, -basis)
     return (day, gain, gain * rate)
+
+
+def relief_order(keys: tuple[np.ndarray, ...], owner: np.ndarray, n: int) -> np.ndarray:
+    """``np.lexsort((*keys, owner))``: every lot by its asset (``owner``, of ``n``), then ``keys``.
+    Where each asset's lots are consecutive (one holding each), sorted as rows of an ``(n, width)``
+    grid instead (short rows: a fraction of the flat sort's time), padding last in each row."""
+    run = np.flatnonzero(np.diff(owner)) + 1 if len(owner) else np.zeros(0, np.int64)
+    if len(owner) == 0 or len(run) + 1 != np.count_nonzero(np.bincount(owner, minlength=n)):
+        return np.lexsort((*keys, owner))
+    starts = np.concatenate([[0], run])
+    col = np.arange(len(owner)) - np.repeat(starts, np.diff(np.append(starts, len(owner))))
+    shape = (n, int(col.max()) + 1)
+    pad = np.ones(shape, bool)
+    pad[owner, col] = False
+
+    def grid(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(shape, values.dtype)
+        out[owner, col] = values
+        return out
+
+    lot = np.full(shape, -1, np.int64)
+    lot[owner, col] = np.arange(len(owner))
+    placed = np.take_along_axis(lot, np.lexsort((*map(grid, keys), pad), axis=-1), axis=-1)
+    order: np.ndarray = placed[placed >= 0]  # row-major: by asset, each asset's lots in order
+    return order
