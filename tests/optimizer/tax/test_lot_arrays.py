@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finwiz.optimizer.tax._tax import relief_order
+from finwiz.optimizer.tax._tax import lot_book, relief_order
+from finwiz.schemas import LotSale
+from tests.optimizer.tax.test_tax import book
 
 _values = st.sampled_from([-1.5, -0.0, 0.0, 0.25, 2.0, np.inf, -np.inf, np.nan])
 
@@ -37,3 +40,52 @@ def test_relief_order_is_lexsort_with_the_asset_first(
     )
     owner = owner.astype(np.int64)
     assert np.array_equal(relief_order(keys, owner, n), np.lexsort((*keys, owner)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tax_and_gain_and_realised_are_relief_s_bit_for_bit(seed: int) -> None:
+    """``tax_and_gain`` (no lots taken) and ``realised`` asked twice the same (its kept arrays)
+    give ``relief``'s tax and gain, bit for bit."""
+    config, prices = book(seed, n=7, lots=4)
+    lots = lot_book(config, np.array([prices[s] for s in config.symbols]))
+    assert lots is not None
+    rng = np.random.default_rng(seed)
+    owner = rng.integers(0, 7, size=50)
+    sold = rng.uniform(-1.5, 1.5, size=50) * lots.shares.sum(axis=1)[owner]
+    for rows in (owner, None):
+        asked = sold if rows is not None else sold[:7]
+        _, want_tax, want_gain = lots.relief(asked, rows)
+        tax, gain = lots.tax_and_gain(asked, rows)
+        assert (tax.tobytes(), gain.tobytes()) == (want_tax.tobytes(), want_gain.tobytes())
+    for _ in range(2):
+        tax, gain = lots.realised(sold[:7])
+        assert (tax.tobytes(), gain.tobytes()) == (want_tax.tobytes(), want_gain.tobytes())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sales_are_each_lot_relief_takes_as_a_validated_lot_sale(seed: int) -> None:
+    """``LotBook.sales`` (trusted values in one loop) equals a validated ``LotSale`` per lot taken,
+    each asset's in relief order."""
+    config, prices = book(seed, n=7, lots=4)
+    lots = lot_book(config, np.array([prices[s] for s in config.symbols]))
+    assert lots is not None
+    rng = np.random.default_rng(seed)
+    sold = np.maximum(rng.uniform(-1.0, 1.3, size=7), 0.0) * lots.shares.sum(axis=1)
+    taken, _, _ = lots.relief(sold)
+    want: list[list[LotSale]] = [[] for _ in sold]
+    for i in range(len(sold)):
+        for k in np.flatnonzero(taken[i] > 0).tolist():
+            slot = int(lots.slots[i, k])
+            gain = float(taken[i, k] * lots.gain[i, k])
+            sale = LotSale(
+                lot_id=lots.lot_ids[slot],
+                shares=float(taken[i, k]),
+                cost_basis=float(lots.basis[i, k]),
+                acquired=lots.dates[slot],
+                realized_gain=round(gain, 2),
+                term="long" if lots.long[i, k] else "short",
+            )
+            want[i].append(sale)
+    got = lots.sales(sold)
+    assert got == want
+    assert [[s.model_dump() for s in row] for row in got] == [[s.model_dump() for s in row] for row in want]

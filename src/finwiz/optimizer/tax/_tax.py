@@ -141,12 +141,20 @@ class LotBook:
             _, _, tax, gain = self._relieved(sold, None)
         else:
             changed = np.flatnonzero(sold != last[0])
-            _, _, some_tax, some_gain = self._relieved(sold[changed], changed)
-            tax, gain = last[1].copy(), last[2].copy()
-            tax[changed], gain[changed] = some_tax, some_gain
+            tax, gain = last[1], last[2]  # nothing changed: the last (read-only) arrays themselves
+            if len(changed):
+                tax, gain = tax.copy(), gain.copy()
+                tax[changed] = gain[changed] = 0.0  # a buy relieves nothing
+                rows = changed[sold[changed] > 0]
+                _, tax[rows], gain[rows] = self._taken(sold[rows], rows)
         for a in (sold, tax, gain):
             a.flags.writeable = False
         self._last[0] = (sold, tax, gain)  # one tuple swapped in: a thread reads the old or the new
+        return tax, gain
+
+    def tax_and_gain(self, sold: np.ndarray, owner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(tax, gain)`` of :meth:`relief`, without the lots taken (no ``(rows, lots)`` array)."""
+        _, _, tax, gain = self._relieved(np.asarray(sold, dtype=float), owner)
         return tax, gain
 
     @cached_property
@@ -158,12 +166,15 @@ class LotBook:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The selling rows, the shares they take from each lot, and every row's tax and gain."""
         rows = np.flatnonzero(sold > 0)  # most candidate trades buy: their rows take nothing
-        at = rows if owner is None else owner[rows]
-        part = np.minimum(np.maximum(sold[rows, None] - self._starts[at], 0.0), self.shares[at])
-        realised = part * self.gain[at]
         tax, gain = np.zeros(len(sold)), np.zeros(len(sold))
-        tax[rows], gain[rows] = (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
+        part, tax[rows], gain[rows] = self._taken(sold[rows], rows if owner is None else owner[rows])
         return rows, part, tax, gain
+
+    def _taken(self, sold: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shares selling ``sold[j] > 0`` of asset ``at[j]`` takes from each lot, its tax and gain."""
+        part = np.minimum(np.maximum(sold[:, None] - self._starts[at], 0.0), self.shares[at])
+        realised = part * self.gain[at]
+        return part, (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
 
     @cached_property
     def _starts(self) -> np.ndarray:
@@ -244,24 +255,22 @@ class LotBook:
         row, k = np.nonzero(taken > 0)
         asset = selling[row]
         shares = taken[row, k]
-        columns = zip(
-            asset.tolist(),
-            self.slots[asset, k].tolist(),
-            shares.tolist(),
-            self.basis[asset, k].tolist(),
-            (shares * self.gain[asset, k]).tolist(),
-            self.long[asset, k].tolist(),
-            strict=True,
+        slots, long = self.slots[asset, k].tolist(), self.long[asset, k].tolist()
+        gains, basis = (shares * self.gain[asset, k]).tolist(), self.basis[asset, k].tolist()
+        ids, dates = self.lot_ids, self.dates
+        columns = zip(slots, shares.tolist(), basis, gains, long, strict=True)
+        sold_lots = LotSale._from_states(  # one loop of trusted values, no call per lot
+            {
+                "lot_id": ids[slot],
+                "shares": q,
+                "cost_basis": cost,
+                "acquired": dates[slot],
+                "realized_gain": round(gain, 2),
+                "term": "long" if is_long else "short",
+            }
+            for slot, q, cost, gain, is_long in columns
         )
-        for i, slot, q, basis, gain, long in columns:
-            sale = LotSale.trusted(
-                lot_id=self.lot_ids[slot],
-                shares=q,
-                cost_basis=basis,
-                acquired=self.dates[slot],
-                realized_gain=round(gain, 2),
-                term="long" if long else "short",
-            )
+        for i, sale in zip(asset.tolist(), sold_lots, strict=True):
             out[i].append(sale)
         return out
 
