@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finwiz.optimizer import rebalance
+from finwiz.optimizer.solve._qp import Ladder
 from finwiz.optimizer.tax._tax import lot_book, relief_order
 from finwiz.schemas import LotSale
+from tests.optimizer.tax.reference import random_instance
 from tests.optimizer.tax.test_tax import book
 
 _values = st.sampled_from([-1.5, -0.0, 0.0, 0.25, 2.0, np.inf, -np.inf, np.nan])
@@ -89,3 +95,44 @@ def test_sales_are_each_lot_relief_takes_as_a_validated_lot_sale(seed: int) -> N
     got = lots.sales(sold)
     assert got == want
     assert [[s.model_dump() for s in row] for row in got] == [[s.model_dump() for s in row] for row in want]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_climb_step_moves_as_the_per_asset_walk_does(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Ladder.step`` of a linear ladder skips the held assets whose first step down gains
+    nothing (vectorised); the same ladder with zero net slopes walks every held asset one by one
+    (the netting path, the same slopes): the same segments and history, at the climb's own points
+    and at perturbed multipliers and sells."""
+    calls: list[tuple[Any, ...]] = []
+    step = Ladder.step
+
+    def record(self: Ladder, *args: Any) -> np.ndarray:
+        calls.append((self, *args))
+        return step(self, *args)
+
+    monkeypatch.setattr(Ladder, "step", record)
+    instance = random_instance(seed, assets=(8, 12), lots=(3, 6))
+    rebalance(instance.config(), instance.price_map())
+    assert calls
+    rng, moves = np.random.default_rng(seed), 0
+    for ladder, segments, qp, z, y, tolerance, history in calls:
+        walked = dataclasses.replace(ladder, nets=np.zeros((len(ladder.owner), 2)))
+        n = qp.n
+        for trial in range(6):
+            zt, yt, on = z.copy(), y.copy(), segments
+            if trial:  # on random lots, held at their starts by about what the step down would gain
+                on = rng.integers(0, np.maximum(ladder.count, 1))
+                price_t, price_g = qp.tax_terms.prices(yt)
+                lot = ladder.lots(on)
+                below = np.maximum(lot - 1, 0)
+                gap = (ladder.tax[lot] - ladder.tax[below]) * price_t
+                gap += (ladder.gain[lot] - ladder.gain[below]) * price_g
+                yt[n : 2 * n] = -np.maximum(gap, 0.0) * rng.uniform(0.5, 1.5, n) - 2 * tolerance
+                zt[n : 2 * n] = np.where(rng.random(n) < 0.8, ladder.start[lot], zt[n : 2 * n])
+            fast, plain = history.copy(), history.copy()
+            out = step(ladder, on, qp, zt, yt, tolerance, fast)
+            want = step(walked, on, qp, zt, yt, tolerance, plain)
+            moves += int((want != on).sum())
+            assert np.array_equal(out, want)
+            assert np.array_equal(fast, plain)
+    assert moves > 0
