@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 
 from finwiz.optimizer import rebalance
+from finwiz.optimizer.describe._model import SCALARS
+from finwiz.optimizer.solve import _qp_build as qp_build
 from finwiz.optimizer.solve._qp import Ladder
 from finwiz.optimizer.tax._tax import lot_book, relief_order
 from finwiz.schemas import LotSale
@@ -136,3 +139,89 @@ def test_a_climb_step_moves_as_the_per_asset_walk_does(seed: int, monkeypatch: p
             assert np.array_equal(out, want)
             assert np.array_equal(fast, plain)
     assert moves > 0
+
+
+def _plain_on_segments(base: Any, ladder: Ladder, segments: np.ndarray, q: np.ndarray, unit: float) -> tuple[Any, ...]:
+    """A segments' QP as the triplets were folded and converted before the pattern was kept."""
+    n, lower, upper = base.layout.n, base.lower.copy(), base.upper.copy()
+    _, _, slope_t, slope_g, t0, g0 = lines = ladder.rows(segments)
+    lower[n : 2 * n] = lines[0]
+    rows, cols, vals = base.triplets
+    price = q[2 * n + 3 : 2 * n + 5].copy()
+    q[n : 2 * n] += price[0] * slope_t + price[1] * slope_g
+    const = base.const + float(price[0] * t0 + price[1] * g0)
+    q[2 * n + 3 : 2 * n + 5] = 0.0
+    held, new_rows, new_cols, new_vals = [], [rows], [cols], [vals]
+    for col, slope, shift in ((2 * n + 3, slope_t, t0), (2 * n + 4, slope_g, g0)):
+        on = (cols == col) & (rows >= 2 * n + SCALARS)
+        at = np.flatnonzero(on)
+        held.append((rows[at], vals[at]))
+        for r, v in zip(rows[at], vals[at], strict=True):
+            new_rows.append(np.full(n, r))
+            new_cols.append(n + np.arange(n))
+            new_vals.append(v * slope)
+            lower[r] -= v * shift
+            upper[r] -= v * shift
+        vals = np.where(on, 0.0, vals)
+        new_vals[0] = vals
+    rows, cols, vals = np.concatenate(new_rows), np.concatenate(new_cols), np.concatenate(new_vals)
+    region = None
+    if ladder.region is not None:
+        coef, bound = ladder.region_rows(segments)
+        k, first = len(coef), base.m - len(coef)
+        upper[first:] = bound
+        rows = np.concatenate([rows, np.repeat(np.arange(first, base.m), n)])
+        cols = np.concatenate([cols, np.tile(n + np.arange(n), k)])
+        vals = np.concatenate([vals, coef.ravel()])
+        region = (np.arange(first, base.m), ladder.region[:, :2])
+    vals = np.where(cols == 2 * n, vals * unit, vals)
+    matrix = sparse.csc_matrix((vals, (rows, cols)), shape=(base.m, base.layout.nz))
+    return q, const, lower, upper, matrix, (price, *held), region
+
+
+@pytest.mark.parametrize("netting", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_segments_qp_is_the_plain_fold_bit_for_bit(seed: int, netting: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_qp_segments.on_segments`` (the folded pattern kept per base, values only per step) builds
+    the climb's QPs exactly as folding the triplets and converting them to CSC each time did:
+    the same ``A`` (values, indices, pointers), ``q``, constant, bounds and folded tax terms."""
+    calls: list[tuple[Any, ...]] = []
+    build = qp_build._on_segments
+
+    def record(base: Any, ladder: Ladder, segments: Any, q: np.ndarray, unit: float) -> Any:
+        calls.append((base, ladder, segments, q.copy(), unit))
+        return build(base, ladder, segments, q, unit)
+
+    monkeypatch.setattr(qp_build, "_on_segments", record)
+    instance = random_instance(seed, assets=(6, 9), lots=(2, 5))
+    if netting:
+        instance = instance.with_(tax_model="netting", realized_short_ytd=8_000.0, realized_long_ytd=3_000.0)
+    rebalance(instance.config(), instance.price_map())
+    assert calls
+    assert not netting or any(ladder.region is not None for _, ladder, *_ in calls)
+    for base, ladder, segments, q, unit in calls:
+        for _ in range(2):  # the kept folding's second use too
+            q_new = q.copy()
+            segments_new, lower, upper, const, matrix, terms = build(base, ladder, segments, q_new, unit)
+            q_old, const_old, lower_old, upper_old, want, held, region = _plain_on_segments(
+                base, ladder, segments_new, q.copy(), unit
+            )
+            assert (q_new.tobytes(), const, lower.tobytes(), upper.tobytes()) == (
+                q_old.tobytes(),
+                const_old,
+                lower_old.tobytes(),
+                upper_old.tobytes(),
+            )
+            assert matrix.shape == want.shape
+            for mine, plain in ((matrix.data, want.data), (matrix.indices, want.indices), (matrix.indptr, want.indptr)):
+                assert np.array_equal(mine, plain)
+                assert mine.tobytes() == plain.astype(mine.dtype).tobytes()
+            assert terms.price.tobytes() == held[0].tobytes()
+            for (rows, vals), (want_rows, want_vals) in zip((terms.rows, terms.gain_rows), held[1:], strict=True):
+                assert np.array_equal(rows, want_rows)
+                assert vals.tobytes() == want_vals.tobytes()
+            if region is None:
+                assert terms.region_rows is None
+            else:
+                assert np.array_equal(terms.region_rows, region[0])
+                assert np.array_equal(terms.region, region[1])
