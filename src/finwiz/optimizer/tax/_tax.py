@@ -27,7 +27,7 @@ import numpy as np
 
 from finwiz.optimizer.describe._model import TaxForm
 from finwiz.optimizer.tax._netting import Region, regions, settings_tax
-from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
+from finwiz.schemas import LotSale, PortfolioConfiguration, TaxLot, TaxSettings, TaxSummary
 
 __all__ = ["LotBook", "lot_book", "relief_keys", "relief_order"]
 
@@ -43,9 +43,9 @@ class LotBook:
     gain: np.ndarray  # (n, k): price - cost basis
     rate: np.ndarray  # (n, k): the lot's tax rate, by its term
     long: np.ndarray  # (n, k) bool
-    slots: np.ndarray  # (n, k) each lot's place in ``lot_ids`` and ``dates`` (-1: padding)
+    slots: np.ndarray  # (n, k) each lot's place in ``lots``, ``lot_ids`` and ``dates`` (-1: padding)
     day: np.ndarray  # (n, k) each lot's acquisition date as an ordinal (0: padding)
-    lot_ids: tuple[str, ...]  # every lot's id, in the account's order
+    lots: tuple[TaxLot, ...]  # every lot, in the account's order
     dates: tuple[date, ...]  # every lot's acquisition date, in the account's order
     basis: np.ndarray  # (n, k)
     withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
@@ -55,6 +55,11 @@ class LotBook:
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
     request: int = field(default_factory=lambda: next(_requests))  # the books of one request share it
+
+    @cached_property
+    def lot_ids(self) -> tuple[str, ...]:
+        """Every lot's id, in the account's order (read only where lots are sold)."""
+        return tuple(map(str, map(attrgetter("lot_id"), self.lots)))
 
     def same_order(self, other: LotBook) -> bool:
         """Whether ``other`` holds the same lots in the same relief order."""
@@ -257,11 +262,11 @@ class LotBook:
         shares = taken[row, k]
         slots, long = self.slots[asset, k].tolist(), self.long[asset, k].tolist()
         gains, basis = (shares * self.gain[asset, k]).tolist(), self.basis[asset, k].tolist()
-        ids, dates = self.lot_ids, self.dates
+        every, dates = self.lots, self.dates
         columns = zip(slots, shares.tolist(), basis, gains, long, strict=True)
         sold_lots = LotSale._from_states(  # one loop of trusted values, no call per lot
             {
-                "lot_id": ids[slot],
+                "lot_id": str(every[slot].lot_id),
                 "shares": q,
                 "cost_basis": cost,
                 "acquired": dates[slot],
@@ -339,7 +344,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         long=padded(long, bool),
         slots=slots,
         day=padded(day, np.int64),
-        lot_ids=tuple(map(str, map(attrgetter("lot_id"), every))),
+        lots=tuple(every),
         dates=dates,
         basis=padded(basis),
         withheld=withheld,
