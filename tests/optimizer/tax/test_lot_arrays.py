@@ -225,3 +225,27 @@ def test_a_segments_qp_is_the_plain_fold_bit_for_bit(seed: int, netting: bool, m
             else:
                 assert np.array_equal(terms.region_rows, region[0])
                 assert np.array_equal(terms.region, region[1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reachable_segments_are_the_plain_pass_over_every_lot(seed: int) -> None:
+    """``Ladder.reachable`` (no pass over the lots when every segment is within its cap) moves the
+    segments beyond each asset's sell cap to the last it reaches, as the pass over every lot does."""
+    config, prices = book(seed, n=7, lots=4)
+    price = np.array([prices[s] for s in config.symbols])
+    lots = lot_book(config, price)
+    assert lots is not None
+    ladder = Ladder.of(lots.form(price, 10_000.0), 7)
+    rng = np.random.default_rng(seed)
+    for trial in range(40):
+        segments = rng.integers(0, np.maximum(ladder.count, 1)).astype(np.int64)
+        cap = ladder.end[ladder.first + ladder.count - 1] * rng.uniform(0.0 if trial % 2 else 1.0, 1.2, 7)
+        lot = ladder.lots(segments)
+        limit = cap * (1 + 1e-12) + 1e-15
+        beyond = (lot >= 0) & (ladder.start[np.maximum(lot, 0)] > limit)
+        last = np.maximum(np.bincount(ladder.owner, ladder.start <= limit[ladder.owner], minlength=7) - 1, 0)
+        want = np.where(beyond, last.astype(np.int64), segments)
+        got = ladder.reachable(segments, cap)
+        assert got.dtype == want.dtype
+        assert np.array_equal(got, want)
+        assert got is not segments

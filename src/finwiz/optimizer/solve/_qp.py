@@ -285,6 +285,8 @@ class Ladder:
         lot = self.lots(segments)
         limit = sell_cap * (1 + 1e-12) + 1e-15
         beyond = (lot >= 0) & (self.start[np.maximum(lot, 0)] > limit) if len(self.start) else lot >= 0
+        if not beyond.any():  # most steps: every segment reachable, no pass over every lot
+            return segments.astype(np.int64)
         last = np.maximum(self._per_asset(self.start <= limit[self.owner]) - 1, 0)
         return np.asarray(np.where(beyond, last, segments))
 
