@@ -293,7 +293,7 @@ def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndar
     inside = -u[idx, None] - slopes / np.where(curved, curve, 1.0)[:, None]
     inside = np.where(has & curved[:, None], inside, 0.0)
     trial = np.clip(np.concatenate([ends, inside], axis=1), 0.0, ends[:, -1:])
-    _, tax, _ = lots.relief((trial * unit[idx, None]).ravel(), np.repeat(idx, trial.shape[1]))
+    tax, _ = lots.tax_and_gain((trial * unit[idx, None]).ravel(), np.repeat(idx, trial.shape[1]))
     tax = lots.tax_weight * tax.reshape(trial.shape) / data.ref_value
     selling = np.min(0.5 * curve[:, None] * (trial + u[idx, None]) ** 2 + tax, axis=1)
     out[idx] = selling - 0.5 * curve * np.minimum(u[idx], 0.0) ** 2

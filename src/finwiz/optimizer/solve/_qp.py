@@ -285,6 +285,8 @@ class Ladder:
         lot = self.lots(segments)
         limit = sell_cap * (1 + 1e-12) + 1e-15
         beyond = (lot >= 0) & (self.start[np.maximum(lot, 0)] > limit) if len(self.start) else lot >= 0
+        if not beyond.any():  # most steps: every segment reachable, no pass over every lot
+            return segments.astype(np.int64)
         last = np.maximum(self._per_asset(self.start <= limit[self.owner]) - 1, 0)
         return np.asarray(np.where(beyond, last, segments))
 
@@ -340,6 +342,9 @@ class Ladder:
         at = np.where(has, lot, 0)
         past = has & (sell > self.end[at] * (1 + 1e-9) + 1e-15) if len(self.end) else has
         held = has & (bound < -tolerance) & (lot > self.first)
+        if self.nets is None:  # only the held assets whose first step down gains (the loop's test, vectorised)
+            only = held & ~past
+            held[only] = self._gains_down(at[only], -bound[only], price_t, price_g, tolerance)
 
         def slope(k: int) -> float:
             on_nets = 0.0 if self.nets is None else float(self.nets[k] @ price_nets)
@@ -359,6 +364,15 @@ class Ladder:
                 history[i] = direction if history[i] in (0, direction) else 2
                 out[i] = k - first
         return out
+
+    def _gains_down(
+        self, lot: np.ndarray, reduced: np.ndarray, price_t: float, price_g: float, tolerance: float
+    ) -> np.ndarray:
+        """Whether selling less than ``lot``'s start, down into the lot before, still gains: the first
+        test of :meth:`_down`, each slope the same sums as ``step``'s ``slope`` (a linear ladder)."""
+        here = self.tax[lot] * price_t + self.gain[lot] * price_g
+        below = self.tax[lot - 1] * price_t + self.gain[lot - 1] * price_g
+        return np.asarray(reduced - (here - below) > tolerance)
 
     def _up(self, j: int, last: int, sell: float, curve: float, turned: bool, slope: Callable[[int], float]) -> int:
         """The lot above ``j`` where a Newton step from ``sell`` stops (the next one once turned)."""

@@ -18,7 +18,7 @@ from finwiz.optimizer.solve._csc import csc
 from finwiz.optimizer.solve._qp import Ladder, NativeQP, Spans, _TaxTerms, ladder_of, row_spans
 from finwiz.optimizer.solve._qp_hessian import _p_matrix, _upper_block
 from finwiz.optimizer.solve._qp_rows import _DENSE_FACTORS, _triplets, _weight_rows, in_cost_unit, trade_bounds
-from finwiz.optimizer.solve._qp_segments import fold, region_rows
+from finwiz.optimizer.solve._qp_segments import on_segments
 
 __all__ = ["QPBase", "build_qp", "qp_base", "trade_bounds"]
 
@@ -281,12 +281,10 @@ def _on_segments(
     rows; the segments, bounds, constant, ``A`` and what was folded."""
     n, lower, upper = base.layout.n, base.lower.copy(), base.upper.copy()
     segments = ladder.reachable(np.zeros(n, dtype=np.int64) if segments is None else segments, base.sell_cap)
-    lines = ladder.rows(segments)
-    lower[n : 2 * n] = lines[0]
-    rows, cols, vals, const, tax_terms = fold(lines, q, base.const, *base.triplets, lower, upper)
-    if ladder.region is not None:
-        rows, cols, vals, tax_terms = region_rows(ladder, segments, base.m, rows, cols, vals, upper, tax_terms)
-    a_matrix = csc(rows, cols, in_cost_unit(cols, vals, 2 * n, cost_unit), (base.m, base.layout.nz))
+    shape = (base.m, base.layout.nz)
+    const, a_matrix, tax_terms = on_segments(
+        base.triplets, shape, ladder, segments, q, base.const, lower, upper, cost_unit
+    )
     return segments, lower, upper, const, a_matrix, tax_terms
 
 

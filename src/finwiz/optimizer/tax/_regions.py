@@ -56,7 +56,7 @@ def exact_objective(model: Model, decided: Decided) -> float:
     if lots is None or lots.region is None:
         return value
     sold = (-decided.shares).clip(min=0.0)
-    linear = float(lots.relief(sold)[1].sum())
+    linear = float(lots.tax_and_gain(sold)[0].sum())
     return value + lots.tax_weight * (lots.exact_tax(sold) - linear) / data.ref_value
 
 

@@ -21,14 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from operator import attrgetter
 
 import numpy as np
 
 from finwiz.optimizer.describe._model import TaxForm
 from finwiz.optimizer.tax._netting import Region, regions, settings_tax
-from finwiz.schemas import LotSale, PortfolioConfiguration, TaxSettings, TaxSummary
+from finwiz.schemas import LotSale, PortfolioConfiguration, TaxLot, TaxSettings, TaxSummary
 
-__all__ = ["LotBook", "lot_book", "relief_keys"]
+__all__ = ["LotBook", "lot_book", "relief_keys", "relief_order"]
 
 _requests = itertools.count()
 
@@ -42,9 +43,9 @@ class LotBook:
     gain: np.ndarray  # (n, k): price - cost basis
     rate: np.ndarray  # (n, k): the lot's tax rate, by its term
     long: np.ndarray  # (n, k) bool
-    slots: np.ndarray  # (n, k) each lot's place in ``lot_ids`` and ``dates`` (-1: padding)
+    slots: np.ndarray  # (n, k) each lot's place in ``lots``, ``lot_ids`` and ``dates`` (-1: padding)
     day: np.ndarray  # (n, k) each lot's acquisition date as an ordinal (0: padding)
-    lot_ids: tuple[str, ...]  # every lot's id, in the account's order
+    lots: tuple[TaxLot, ...]  # every lot, in the account's order
     dates: tuple[date, ...]  # every lot's acquisition date, in the account's order
     basis: np.ndarray  # (n, k)
     withheld: np.ndarray  # (n,) shares of loss lots the wash-sale rule keeps from sale
@@ -54,6 +55,11 @@ class LotBook:
     settings: TaxSettings
     region: Region | None = None  # netting: the region whose rates ``rate`` holds (None: linear)
     request: int = field(default_factory=lambda: next(_requests))  # the books of one request share it
+
+    @cached_property
+    def lot_ids(self) -> tuple[str, ...]:
+        """Every lot's id, in the account's order (read only where lots are sold)."""
+        return tuple(map(str, map(attrgetter("lot_id"), self.lots)))
 
     def same_order(self, other: LotBook) -> bool:
         """Whether ``other`` holds the same lots in the same relief order."""
@@ -140,12 +146,20 @@ class LotBook:
             _, _, tax, gain = self._relieved(sold, None)
         else:
             changed = np.flatnonzero(sold != last[0])
-            _, _, some_tax, some_gain = self._relieved(sold[changed], changed)
-            tax, gain = last[1].copy(), last[2].copy()
-            tax[changed], gain[changed] = some_tax, some_gain
+            tax, gain = last[1], last[2]  # nothing changed: the last (read-only) arrays themselves
+            if len(changed):
+                tax, gain = tax.copy(), gain.copy()
+                tax[changed] = gain[changed] = 0.0  # a buy relieves nothing
+                rows = changed[sold[changed] > 0]
+                _, tax[rows], gain[rows] = self._taken(sold[rows], rows)
         for a in (sold, tax, gain):
             a.flags.writeable = False
         self._last[0] = (sold, tax, gain)  # one tuple swapped in: a thread reads the old or the new
+        return tax, gain
+
+    def tax_and_gain(self, sold: np.ndarray, owner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(tax, gain)`` of :meth:`relief`, without the lots taken (no ``(rows, lots)`` array)."""
+        _, _, tax, gain = self._relieved(np.asarray(sold, dtype=float), owner)
         return tax, gain
 
     @cached_property
@@ -157,12 +171,15 @@ class LotBook:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The selling rows, the shares they take from each lot, and every row's tax and gain."""
         rows = np.flatnonzero(sold > 0)  # most candidate trades buy: their rows take nothing
-        at = rows if owner is None else owner[rows]
-        part = np.minimum(np.maximum(sold[rows, None] - self._starts[at], 0.0), self.shares[at])
-        realised = part * self.gain[at]
         tax, gain = np.zeros(len(sold)), np.zeros(len(sold))
-        tax[rows], gain[rows] = (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
+        part, tax[rows], gain[rows] = self._taken(sold[rows], rows if owner is None else owner[rows])
         return rows, part, tax, gain
+
+    def _taken(self, sold: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shares selling ``sold[j] > 0`` of asset ``at[j]`` takes from each lot, its tax and gain."""
+        part = np.minimum(np.maximum(sold[:, None] - self._starts[at], 0.0), self.shares[at])
+        realised = part * self.gain[at]
+        return part, (realised * self.rate[at]).sum(axis=1), realised.sum(axis=1)
 
     @cached_property
     def _starts(self) -> np.ndarray:
@@ -243,24 +260,22 @@ class LotBook:
         row, k = np.nonzero(taken > 0)
         asset = selling[row]
         shares = taken[row, k]
-        columns = zip(
-            asset.tolist(),
-            self.slots[asset, k].tolist(),
-            shares.tolist(),
-            self.basis[asset, k].tolist(),
-            (shares * self.gain[asset, k]).tolist(),
-            self.long[asset, k].tolist(),
-            strict=True,
+        slots, long = self.slots[asset, k].tolist(), self.long[asset, k].tolist()
+        gains, basis = (shares * self.gain[asset, k]).tolist(), self.basis[asset, k].tolist()
+        every, dates = self.lots, self.dates
+        columns = zip(slots, shares.tolist(), basis, gains, long, strict=True)
+        sold_lots = LotSale._from_states(  # one loop of trusted values, no call per lot
+            {
+                "lot_id": str(every[slot].lot_id),
+                "shares": q,
+                "cost_basis": cost,
+                "acquired": dates[slot],
+                "realized_gain": round(gain, 2),
+                "term": "long" if is_long else "short",
+            }
+            for slot, q, cost, gain, is_long in columns
         )
-        for i, slot, q, basis, gain, long in columns:
-            sale = LotSale.trusted(
-                lot_id=self.lot_ids[slot],
-                shares=q,
-                cost_basis=basis,
-                acquired=self.dates[slot],
-                realized_gain=round(gain, 2),
-                term="long" if long else "short",
-            )
+        for i, sale in zip(asset.tolist(), sold_lots, strict=True):
             out[i].append(sale)
         return out
 
@@ -305,13 +320,14 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     symbols = config.symbols
     n = len(symbols)
     where = {s: i for i, s in enumerate(symbols)}
-    # Flat arrays, no tuple per lot: a third less time on large books (docs/decisions/tax-netting.md).
+    # Flat arrays, no tuple per lot; one attribute per pass through C (``map``), no generator.
     every = [lot for h in config.holdings for lot in h.lots]
     owner = np.repeat([where[h.symbol] for h in config.holdings], [len(h.lots) for h in config.holdings])
     owner = owner.astype(np.int64)
-    held = np.fromiter((lot.shares for lot in every), float, len(every))
-    basis = np.fromiter((lot.cost_basis for lot in every), float, len(every))
-    day = np.fromiter((lot.acquired.toordinal() for lot in every), np.int64, len(every))
+    held = np.fromiter(map(attrgetter("shares"), every), float, len(every))
+    basis = np.fromiter(map(attrgetter("cost_basis"), every), float, len(every))
+    dates = tuple(map(attrgetter("acquired"), every))
+    day = np.fromiter(map(date.toordinal, dates), np.int64, len(every))
     per_share = prices[owner] - basis if len(every) else np.zeros(0)
     age = settings.as_of.toordinal() - day
     long = age > settings.long_term_days
@@ -319,7 +335,7 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
     groups = [settings.group(s) for s in symbols]
     no_buy, withheld, blocks, keep = _wash_rules(settings, symbols, groups, owner, held, age, per_share)
     # Relief order within each asset (see the module docstring), the asset first.
-    order = np.lexsort((*relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner))
+    order = relief_order(relief_keys(settings.lot_policy, np.arange(len(every)), day, basis, per_share, rate), owner, n)
     padded, slots = _padding(owner, order[keep[order]], n)
     return LotBook(
         shares=padded(held),
@@ -328,8 +344,8 @@ def lot_book(config: PortfolioConfiguration, prices: np.ndarray) -> LotBook | No
         long=padded(long, bool),
         slots=slots,
         day=padded(day, np.int64),
-        lot_ids=tuple(str(lot.lot_id) for lot in every),
-        dates=tuple(lot.acquired for lot in every),
+        lots=tuple(every),
+        dates=dates,
         basis=padded(basis),
         withheld=withheld,
         no_buy=no_buy,
@@ -401,3 +417,28 @@ def relief_keys(
     if policy == "hifo":
         return (day, -basis)
     return (day, gain, gain * rate)
+
+
+def relief_order(keys: tuple[np.ndarray, ...], owner: np.ndarray, n: int) -> np.ndarray:
+    """``np.lexsort((*keys, owner))``: every lot by its asset (``owner``, of ``n``), then ``keys``.
+    Where each asset's lots are consecutive (one holding each), sorted as rows of an ``(n, width)``
+    grid instead (short rows: a fraction of the flat sort's time), padding last in each row."""
+    run = np.flatnonzero(np.diff(owner)) + 1 if len(owner) else np.zeros(0, np.int64)
+    if len(owner) == 0 or len(run) + 1 != np.count_nonzero(np.bincount(owner, minlength=n)):
+        return np.lexsort((*keys, owner))
+    starts = np.concatenate([[0], run])
+    col = np.arange(len(owner)) - np.repeat(starts, np.diff(np.append(starts, len(owner))))
+    shape = (n, int(col.max()) + 1)
+    pad = np.ones(shape, bool)
+    pad[owner, col] = False
+
+    def grid(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(shape, values.dtype)
+        out[owner, col] = values
+        return out
+
+    lot = np.full(shape, -1, np.int64)
+    lot[owner, col] = np.arange(len(owner))
+    placed = np.take_along_axis(lot, np.lexsort((*map(grid, keys), pad), axis=-1), axis=-1)
+    order: np.ndarray = placed[placed >= 0]  # row-major: by asset, each asset's lots in order
+    return order

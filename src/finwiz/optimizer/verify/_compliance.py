@@ -62,7 +62,7 @@ def trade_scalars(data: ProblemData, trade_values: np.ndarray, owner: np.ndarray
     if data.lots is not None:
         price = data.prices if owner is None else data.prices[owner]
         sold = np.maximum(-trade_values, 0.0) / price
-        tax, gain = data.lots.realised(sold) if owner is None else data.lots.relief(sold, owner)[1:]
+        tax, gain = data.lots.realised(sold) if owner is None else data.lots.tax_and_gain(sold, owner)
         out[:, 3], out[:, 4] = tax / data.ref_value, gain / data.ref_value
     return out
 
@@ -78,7 +78,7 @@ def continuous_point(data: ProblemData, buy: np.ndarray, sell: np.ndarray, cost:
     and its cost: the tax and gain of the lots the sells relieve."""
     if data.lots is None:
         return trade_vector(buy, sell, cost)
-    _, tax, gain = data.lots.relief(sell * data.ref_value / data.prices)
+    tax, gain = data.lots.tax_and_gain(sell * data.ref_value / data.prices)
     return trade_vector(buy, sell, cost, float(tax.sum()) / data.ref_value, float(gain.sum()) / data.ref_value)
 
 
