@@ -219,3 +219,34 @@ def test_a_kept_p_is_the_one_built_from_its_values() -> None:
     assert _qp_hessian._p_matrix(other.copy(), n, nz) is second  # kept beside it
     clear_cache()
     assert _qp_hessian._p_matrix(other.copy(), n, nz) is not second
+
+
+def test_a_workspace_set_up_directly_answers_as_the_wrappers(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    """``_workspaces._set_up`` (the extension's set-up called without the wrapper's checks) and
+    ``OSQP.setup`` give the same solves, to the bit, through the same loads (its own QP first, its
+    matrices and time limit known from the set-up; new vectors; new matrix values through the
+    wrapper's update); a ``P`` with entries below its diagonal is left to the wrapper."""
+    import osqp
+
+    from finwiz.optimizer.solve import _workspaces
+
+    qp, _, _ = answered
+    direct = _workspaces._workspace(qp, None, 10.0)
+    plain = osqp.OSQP(algebra=_workspaces._algebra())
+    plain.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **_workspaces.OSQP_SETTINGS, time_limit=10.0)
+    wrapped = dataclasses.replace(direct, solver=plain, loaded=(None, None), time_limit=None)
+    assert direct.solver.settings.eps_abs == plain.settings.eps_abs
+    q = qp.q * 1.05
+    a_values = qp.A.data * np.where(qp.A.indices >= 2 * qp.n + 3, 1.01, 1.0)
+    a_matrix = sparse.csc_matrix((a_values, qp.A.indices, qp.A.indptr), shape=qp.A.shape)
+    for step in [qp, dataclasses.replace(qp, q=q), dataclasses.replace(qp, A=a_matrix, a_t=None), qp]:
+        answers = []
+        for workspace in (direct, wrapped):
+            workspace.load(step, 10.0)
+            answers.append(workspace.solve())
+        (status, iterations, polish, x, y), other = answers
+        assert (status, iterations, polish) == other[:3]
+        assert np.array_equal(x, other[3])
+        assert np.array_equal(y, other[4])
+    full = (qp.P + sparse.triu(qp.P, 1).T).tocsc()
+    assert not _workspaces._set_up(osqp.OSQP(algebra=_workspaces._algebra()), dataclasses.replace(qp, P=full), 10.0)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from finwiz.optimizer.solve._csc import majors
+
 if TYPE_CHECKING:
     from finwiz.optimizer.solve._qp import NativeQP
 
@@ -218,7 +220,8 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
             _stats["hits"] += 1
             return workspace
     solver = osqp.OSQP(algebra=_algebra())
-    solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
+    if not _set_up(solver, qp, time_limit):
+        solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
     workspace = _Workspace(
         solver,
         (qp.P.indptr.copy(), qp.P.indices.copy()),
@@ -226,6 +229,10 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         qp.P.data.copy(),
         qp.A.data.copy(),
         bounds=(qp.lower.copy(), qp.upper.copy()),
+        # Its matrices and time limit are set; its q is given again by the first load (OSQP's
+        # ADMM then differs from the one straight after set-up, and the answers were found so).
+        loaded=(weakref.ref(qp.P), weakref.ref(qp.A)),
+        time_limit=time_limit,
     )
     if key is None:
         return workspace
@@ -235,6 +242,41 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return workspace
+
+
+def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
+    """``solver.setup(...)`` of ``qp`` with OSQP's settings, without the wrapper's checks and
+    conversions where they change nothing (osqp 1.x, double precision, 32-bit indices, ``P`` upper
+    triangular, both CSC with sorted indices): the same extension call on the same arrays. False
+    (nothing done) otherwise: the caller goes through ``setup``."""
+    ext = getattr(solver, "ext", None)
+    if not _OSQP_1 or ext is None or solver._dtype is not np.float64 or solver._itype is not np.int32:
+        return False
+    p, a = qp.P, qp.A
+    if not all(sparse.isspmatrix_csc(x) and x.has_sorted_indices and x.indices.dtype == np.int32 for x in (p, a)):
+        return False
+    if np.any(p.indices > majors(p.indptr)):  # an entry below the diagonal: the wrapper keeps triu(P)
+        return False
+    solver.settings = ext.OSQPSettings()
+    ext.osqp_set_default_settings(solver.settings)
+    solver.update_settings(**OSQP_SETTINGS, time_limit=time_limit)
+    infinity = float(solver.constant("OSQP_INFTY"))
+    lower, upper = np.maximum(qp.lower, -infinity), np.minimum(qp.upper, infinity)
+    solver._derivative_cache.update({"P": p, "q": qp.q, "A": a, "l": lower, "u": upper})
+    solver.m, solver.n = a.shape
+    # Copies, as the wrapper passes: the extension keeps no view of the QP's arrays.
+    solver._solver = solver.raises_error(
+        ext.OSQPSolver,
+        ext.CSC(p.astype(np.float64)),
+        qp.q.astype(np.float64),
+        ext.CSC(a.astype(np.float64)),
+        lower.astype(np.float64),
+        upper.astype(np.float64),
+        solver.m,
+        solver.n,
+        solver.settings,
+    )
+    return True
 
 
 def native_cache_info() -> dict[str, int]:
