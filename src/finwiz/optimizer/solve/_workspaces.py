@@ -144,7 +144,7 @@ class _Raw:
         calls = ("update_data_vec", "solve", "info", "solution")
         if not _OSQP_1 or ext is None or not all(hasattr(ext, name) for name in calls):
             return None
-        return cls(ext, float(solver.constant("OSQP_INFTY")))
+        return cls(ext, _infinity())
 
     def update(self, q: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None) -> None:
         """``OSQP.update(q=, l=, u=)``: the bounds clamped to OSQP's infinity as the wrapper does."""
@@ -207,6 +207,14 @@ def _algebra() -> str:
     return str(osqp.default_algebra())
 
 
+@functools.cache
+def _infinity() -> float:
+    """OSQP's infinity (the wrapper looks it up through ``importlib`` on each call)."""
+    import osqp
+
+    return float(osqp.constant("OSQP_INFTY", algebra=_algebra()))
+
+
 def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
     """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp`` (kept,
     unless ``key`` is None: a throwaway). Callers load ``qp`` into it under its lock even when it
@@ -260,21 +268,13 @@ def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
     solver.settings = ext.OSQPSettings()
     ext.osqp_set_default_settings(solver.settings)
     solver.update_settings(**OSQP_SETTINGS, time_limit=time_limit)
-    infinity = float(solver.constant("OSQP_INFTY"))
+    infinity = _infinity()
     lower, upper = np.maximum(qp.lower, -infinity), np.minimum(qp.upper, infinity)
     solver._derivative_cache.update({"P": p, "q": qp.q, "A": a, "l": lower, "u": upper})
     solver.m, solver.n = a.shape
-    # Copies, as the wrapper passes: the extension keeps no view of the QP's arrays.
+    # The QP's own arrays, not the wrapper's copies of them: OSQP copies its data at set-up.
     solver._solver = solver.raises_error(
-        ext.OSQPSolver,
-        ext.CSC(p.astype(np.float64)),
-        qp.q.astype(np.float64),
-        ext.CSC(a.astype(np.float64)),
-        lower.astype(np.float64),
-        upper.astype(np.float64),
-        solver.m,
-        solver.n,
-        solver.settings,
+        ext.OSQPSolver, ext.CSC(p), qp.q, ext.CSC(a), lower, upper, solver.m, solver.n, solver.settings
     )
     return True
 
