@@ -250,3 +250,39 @@ def test_a_workspace_set_up_directly_answers_as_the_wrappers(answered: tuple[Any
         assert np.array_equal(y, other[4])
     full = (qp.P + sparse.triu(qp.P, 1).T).tocsc()
     assert not _workspaces._set_up(osqp.OSQP(algebra=_workspaces._algebra()), dataclasses.replace(qp, P=full), 10.0)
+
+
+def test_clarabel_given_lists_solves_as_given_arrays(
+    answered: tuple[Any, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clarabel's data as lists (``_solvers.clarabel_solver``) gives the solve the arrays give, to
+    the bit; a Clarabel that refuses the lists is given the arrays from then on."""
+    import clarabel
+
+    qp, _, _ = answered
+    a = qp.A.tocsc()
+    a.data = -a.data
+    b = np.where(np.isfinite(qp.upper), qp.upper, 1e3)
+    cones = [clarabel.NonnegativeConeT(a.shape[0])]
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    plain = clarabel.DefaultSolver(qp.P, qp.q, a, b, cones, settings).solve()
+    listed = _solvers.clarabel_solver(qp.P, qp.q, a, b, cones, settings).solve()
+    assert str(plain.status) == str(listed.status)
+    assert plain.iterations == listed.iterations
+    assert plain.x == listed.x
+    assert plain.z == listed.z
+    given = []
+    solver = clarabel.DefaultSolver
+
+    def arrays_only(p: Any, *args: Any) -> Any:
+        given.append(type(p))
+        if not sparse.issparse(p):
+            raise TypeError("arrays only")
+        return solver(p, *args)
+
+    monkeypatch.setattr(_solvers, "_LISTS", [True])
+    monkeypatch.setattr(clarabel, "DefaultSolver", arrays_only)
+    for _ in range(2):
+        assert _solvers.clarabel_solver(qp.P, qp.q, a, b, cones, settings).solve().x == plain.x
+    assert given == [_solvers._AsLists, type(qp.P), type(qp.P)]

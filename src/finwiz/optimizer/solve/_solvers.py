@@ -281,6 +281,35 @@ def has_dense_block(qp: NativeQP) -> bool:
     return qp.dense_w is not None
 
 
+class _AsLists:
+    """A CSC matrix as Clarabel's Python interface reads it, its arrays as lists: pyo3 takes a
+    list's items as they are and a numpy array's one numpy scalar at a time (a fifth of Clarabel's
+    set-up at 431 assets); the same values, so the same solve."""
+
+    __slots__ = ("data", "has_canonical_format", "indices", "indptr", "nnz", "shape")
+
+    def __init__(self, matrix: sparse.csc_matrix) -> None:
+        self.data, self.indices, self.indptr = matrix.data.tolist(), matrix.indices.tolist(), matrix.indptr.tolist()
+        self.nnz, self.shape, self.has_canonical_format = matrix.nnz, matrix.shape, matrix.has_canonical_format
+
+
+_LISTS = [True]  # whether this Clarabel takes the lists (another version may read only arrays)
+
+
+def clarabel_solver(
+    p: sparse.csc_matrix, q: np.ndarray, a: sparse.csc_matrix, b: np.ndarray, cones: list[Any], settings: Any
+) -> Any:
+    """``clarabel.DefaultSolver(p, q, a, b, cones, settings)``, given its data as lists (:class:`_AsLists`)."""
+    import clarabel
+
+    if _LISTS[0]:
+        try:
+            return clarabel.DefaultSolver(_AsLists(p), q.tolist(), _AsLists(a), b.tolist(), cones, settings)
+        except (TypeError, AttributeError):
+            _LISTS[0] = False
+    return clarabel.DefaultSolver(p, q, a, b, cones, settings)
+
+
 def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
     """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
     ``refine=False``: for a point OSQP polishes, without iterative refinement of each step and at
@@ -310,7 +339,7 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
             setattr(settings, name, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = clarabel.DefaultSolver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
+        solver = clarabel_solver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
         result = solver.solve()
     raw = str(result.status)
     iterations = int(result.iterations)
