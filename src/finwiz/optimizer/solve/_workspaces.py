@@ -81,7 +81,10 @@ class _Workspace:
         """Set ADMM's tolerance and iteration cap, only where they change (each call into OSQP's
         settings costs more than a warm solve's check of them)."""
         if (eps, max_iter) != self.tolerance:
-            self.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=max_iter)
+            if self.raw is not None:
+                self.raw.settings(self.solver.settings, eps_abs=eps, eps_rel=eps, max_iter=max_iter)
+            else:
+                self.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=max_iter)
             self.tolerance = (eps, max_iter)
 
     def matches(self, qp: NativeQP) -> bool:
@@ -141,7 +144,7 @@ class _Raw:
         """The extension object of an ``osqp.OSQP`` set up, or None (another version's wrapper: the
         extension is osqp 1.x's private object, so another major version goes through the wrapper)."""
         ext = getattr(solver, "_solver", None)
-        calls = ("update_data_vec", "solve", "info", "solution")
+        calls = ("update_data_vec", "update_settings", "solve", "info", "solution")
         if not _OSQP_1 or ext is None or not all(hasattr(ext, name) for name in calls):
             return None
         return cls(ext, _infinity())
@@ -153,6 +156,13 @@ class _Raw:
         if upper is not None:
             upper = np.minimum(upper, self.infinity)
         self.ext.update_data_vec(q=q, l=lower, u=upper)
+
+    def settings(self, settings: Any, **values: Any) -> None:
+        """``OSQP.update_settings(**values)`` for plain settings (none the wrapper renames or
+        treats apart): the values set on the settings object the solver was set up with, passed on."""
+        for name, value in values.items():
+            setattr(settings, name, value)
+        self.ext.update_settings(settings)
 
     def solve(self) -> tuple[str, int, int, np.ndarray, np.ndarray]:
         self.ext.solve()
@@ -267,7 +277,8 @@ def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
         return False
     solver.settings = ext.OSQPSettings()
     ext.osqp_set_default_settings(solver.settings)
-    solver.update_settings(**OSQP_SETTINGS, time_limit=time_limit)
+    for name, value in {**OSQP_SETTINGS, "time_limit": time_limit}.items():  # none the wrapper treats apart
+        setattr(solver.settings, name, value)
     infinity = _infinity()
     lower, upper = np.maximum(qp.lower, -infinity), np.minimum(qp.upper, infinity)
     solver._derivative_cache.update({"P": p, "q": qp.q, "A": a, "l": lower, "u": upper})
