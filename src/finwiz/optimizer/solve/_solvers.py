@@ -312,8 +312,8 @@ def clarabel_solver(
 
 def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
     """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
-    ``refine=False``: for a point OSQP polishes, without iterative refinement of each step and at
-    :data:`POLISHED_CLARABEL_SETTINGS`' tolerances."""
+    ``refine=False``: for a point OSQP polishes, without iterative refinement of each step, at
+    :data:`POLISHED_CLARABEL_SETTINGS`' tolerances and without its residuals."""
     import clarabel
 
     lower, upper = qp.lower, qp.upper
@@ -355,4 +355,6 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
     y[has_upper] += duals[n_eq : n_eq + n_up]
     y[has_lower] -= duals[n_eq + n_up :]
     z = np.array(result.x, dtype=float)
-    return NativeSolution("optimal", z, y, iterations, float(result.solve_time), qp.residuals(z))
+    # A point OSQP polishes (``refine=False``) only names its active set: its residuals are never read.
+    residuals = qp.residuals(z) if refine else {}
+    return NativeSolution("optimal", z, y, iterations, float(result.solve_time), residuals)
