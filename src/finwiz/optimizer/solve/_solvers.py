@@ -297,12 +297,20 @@ _LISTS = [True]  # whether this Clarabel takes the lists (another version may re
 
 
 def clarabel_solver(
-    p: sparse.csc_matrix, q: np.ndarray, a: sparse.csc_matrix, b: np.ndarray, cones: list[Any], settings: Any
+    p: sparse.csc_matrix,
+    q: np.ndarray,
+    a: sparse.csc_matrix,
+    b: np.ndarray,
+    cones: list[Any],
+    settings: Any,
+    lists: bool = True,
 ) -> Any:
-    """``clarabel.DefaultSolver(p, q, a, b, cones, settings)``, given its data as lists (:class:`_AsLists`)."""
+    """``clarabel.DefaultSolver(p, q, a, b, cones, settings)``, given its data as lists (:class:`_AsLists`)
+    unless ``lists`` is False (a dense block: its factorisation dwarfs the reading, and the lists
+    would hold every entry as a Python float at once)."""
     import clarabel
 
-    if _LISTS[0]:
+    if lists and _LISTS[0]:
         try:
             return clarabel.DefaultSolver(_AsLists(p), q.tolist(), _AsLists(a), b.tolist(), cones, settings)
         except (TypeError, AttributeError):
@@ -339,7 +347,7 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
             setattr(settings, name, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = clarabel_solver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
+        solver = clarabel_solver(qp.P, qp.q, a.tocsc(), rhs, cones, settings, lists=not has_dense_block(qp))
         result = solver.solve()
     raw = str(result.status)
     iterations = int(result.iterations)
