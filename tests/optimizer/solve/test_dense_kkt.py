@@ -8,6 +8,7 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, build_problem_data, clear_cache
@@ -110,11 +111,13 @@ def test_only_a_dense_block_factors_on_faer_with_one_thread(monkeypatch: pytest.
     from finwiz.optimizer.solve._solvers import solve_clarabel
 
     seen: list[tuple[str, int]] = []
+    given: list[bool] = []
     original = clarabel.DefaultSolver
 
     def spy(*args: object) -> object:
         settings = args[-1]
         seen.append((settings.direct_solve_method, settings.max_threads))  # type: ignore[attr-defined]
+        given.append(sparse.issparse(args[0]))
         return original(*args)
 
     monkeypatch.setattr(clarabel, "DefaultSolver", spy)
@@ -124,3 +127,4 @@ def test_only_a_dense_block_factors_on_faer_with_one_thread(monkeypatch: pytest.
     assert has_dense_block(qp) == dense
     assert solve_clarabel(qp, 30.0).status == "optimal"
     assert seen == ([("faer", 1)] if dense else [(clarabel.DefaultSettings().direct_solve_method, 0)])
+    assert given == [dense]  # a dense block's P as it is; else as lists (``_solvers._AsLists``)

@@ -212,6 +212,8 @@ def test_clarabel_at_its_default_tolerances_polishes_to_the_tight_answer(
     qp, _, _ = _clarabel_answer(sample_config, sample_prices)
     tight, loose = _solvers.solve_clarabel(qp, 10.0), _solvers.solve_clarabel(qp, 10.0, refine=False)
     assert loose.iterations <= tight.iterations
+    assert tight.residuals
+    assert not loose.residuals  # the polish's residuals are the ones checked
     polished = []
     for found in (tight, loose):
         clear_cache()

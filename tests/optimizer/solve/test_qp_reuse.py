@@ -87,6 +87,22 @@ def test_reweighted_count_reuses_the_rows() -> None:
     _assert_same(qp, fresh)
 
 
+def test_a_reweighted_base_reuses_the_squares_and_gives_the_fresh_q() -> None:
+    """A re-weighting moves only q's linear part: its base takes the squared rows' curvature,
+    diagonal, slope and constant from the last base, and q and the constant equal a fresh build's."""
+    model = _model()
+    assert native_qp(model) is not None
+    before = model.kept.qp_base
+    assert before is not None
+    for weights in (np.linspace(1.0, 50.0, model.data.n), np.full(model.data.n, 1e-3)):
+        other = model.with_data(dataclasses.replace(model.data, count_weights=weights))
+        qp = native_qp(other)
+        assert qp is not None
+        assert other.kept.qp_base is not None
+        assert other.kept.qp_base.squares is before.squares
+        _assert_same(qp, _fresh(other))
+
+
 def test_blocked_asset_changes_only_its_bounds() -> None:
     model = _model()
     blocked = np.zeros(model.data.n, dtype=bool)

@@ -160,8 +160,8 @@ def _set_up(qp: NativeQP) -> Any:
 
 def test_the_direct_osqp_calls_give_the_wrappers_answers(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
     """A workspace driven through the extension object and one through OSQP's wrapper, loaded with
-    the same vectors in turn (a changed q alone, new bounds with infinities, the first again),
-    give the same status, iterations and points to the bit."""
+    the same vectors in turn (a changed q alone, new bounds with infinities, the first again) and
+    given the same tolerances and caps, give the same status, iterations and points to the bit."""
     qp, _, _ = answered
     direct, wrapped = _set_up(qp), _set_up(qp)
     assert direct.raw is not None
@@ -170,14 +170,15 @@ def test_the_direct_osqp_calls_give_the_wrappers_answers(answered: tuple[Any, np
     q = qp.q * (1.0 + 0.1 * rng.random(len(qp.q)))
     upper = np.where(np.isfinite(qp.upper), qp.upper + 1e-3, np.inf)
     steps = [qp, dataclasses.replace(qp, q=q), dataclasses.replace(qp, q=q, upper=upper), qp]
-    for step in steps:
+    for step, (eps, cap) in zip(steps, [(1e-1, 4_000), (1e-3, 600), (1e-5, 30), (1e-2, 600)], strict=True):
         answers = []
         for workspace in (direct, wrapped):
             workspace.load(step, 10.0)
+            workspace.tune(eps, cap)
             answers.append(workspace.solve())
         (status, iterations, polish, x, y), plain = answers
         assert (status, iterations, polish) == plain[:3]
-        assert status == "solved"
+        assert status in ("solved", "maximum iterations reached")
         assert np.array_equal(x, plain[3])
         assert np.array_equal(y, plain[4])
         assert x.dtype == np.float64
@@ -219,3 +220,70 @@ def test_a_kept_p_is_the_one_built_from_its_values() -> None:
     assert _qp_hessian._p_matrix(other.copy(), n, nz) is second  # kept beside it
     clear_cache()
     assert _qp_hessian._p_matrix(other.copy(), n, nz) is not second
+
+
+def test_a_workspace_set_up_directly_answers_as_the_wrappers(answered: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    """``_workspaces._set_up`` (the extension's set-up called without the wrapper's checks) and
+    ``OSQP.setup`` give the same solves, to the bit, through the same loads (its own QP first, its
+    matrices and time limit known from the set-up; new vectors; new matrix values through the
+    wrapper's update); a ``P`` with entries below its diagonal is left to the wrapper."""
+    import osqp
+
+    from finwiz.optimizer.solve import _workspaces
+
+    qp, _, _ = answered
+    direct = _workspaces._workspace(qp, None, 10.0)
+    plain = osqp.OSQP(algebra=_workspaces._algebra())
+    plain.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **_workspaces.OSQP_SETTINGS, time_limit=10.0)
+    wrapped = dataclasses.replace(direct, solver=plain, loaded=(None, None), time_limit=None)
+    assert direct.solver.settings.eps_abs == plain.settings.eps_abs
+    q = qp.q * 1.05
+    a_values = qp.A.data * np.where(qp.A.indices >= 2 * qp.n + 3, 1.01, 1.0)
+    a_matrix = sparse.csc_matrix((a_values, qp.A.indices, qp.A.indptr), shape=qp.A.shape)
+    for step in [qp, dataclasses.replace(qp, q=q), dataclasses.replace(qp, A=a_matrix, a_t=None), qp]:
+        answers = []
+        for workspace in (direct, wrapped):
+            workspace.load(step, 10.0)
+            answers.append(workspace.solve())
+        (status, iterations, polish, x, y), other = answers
+        assert (status, iterations, polish) == other[:3]
+        assert np.array_equal(x, other[3])
+        assert np.array_equal(y, other[4])
+    full = (qp.P + sparse.triu(qp.P, 1).T).tocsc()
+    assert not _workspaces._set_up(osqp.OSQP(algebra=_workspaces._algebra()), dataclasses.replace(qp, P=full), 10.0)
+
+
+def test_clarabel_given_lists_solves_as_given_arrays(
+    answered: tuple[Any, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clarabel's data as lists (``_solvers.clarabel_solver``) gives the solve the arrays give, to
+    the bit; a Clarabel that refuses the lists is given the arrays from then on."""
+    import clarabel
+
+    qp, _, _ = answered
+    a = qp.A.tocsc()
+    a.data = -a.data
+    b = np.where(np.isfinite(qp.upper), qp.upper, 1e3)
+    cones = [clarabel.NonnegativeConeT(a.shape[0])]
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    plain = clarabel.DefaultSolver(qp.P, qp.q, a, b, cones, settings).solve()
+    listed = _solvers.clarabel_solver(qp.P, qp.q, a, b, cones, settings).solve()
+    assert str(plain.status) == str(listed.status)
+    assert plain.iterations == listed.iterations
+    assert plain.x == listed.x
+    assert plain.z == listed.z
+    given = []
+    solver = clarabel.DefaultSolver
+
+    def arrays_only(p: Any, *args: Any) -> Any:
+        given.append(type(p))
+        if not sparse.issparse(p):
+            raise TypeError("arrays only")
+        return solver(p, *args)
+
+    monkeypatch.setattr(_solvers, "_LISTS", [True])
+    monkeypatch.setattr(clarabel, "DefaultSolver", arrays_only)
+    for _ in range(2):
+        assert _solvers.clarabel_solver(qp.P, qp.q, a, b, cones, settings).solve().x == plain.x
+    assert given == [_solvers._AsLists, type(qp.P), type(qp.P)]

@@ -97,6 +97,7 @@ class QPBase:
     limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
     spans: Spans | None = None  # row_spans(groups, m)
     cost_unit: float = 1.0  # _cost_unit(rate)
+    squares: _Squares | None = None  # what the squared rows gave (a re-weighting's base reuses them)
 
 
 def _same(a: Sequence[object], b: Sequence[object]) -> bool:
@@ -136,7 +137,7 @@ def qp_base(
     layout = _layout(parts, x0) if last is None else last.layout
     n = layout.n
     aux = _triplets(layout.low_rank, 0, n) if last is None else last.aux
-    p_matrix, q, const, curvature, diagonal, dense_w = _objective(parts, x0, layout, scale, last)
+    p_matrix, q, const, squares, dense_w = _objective(parts, x0, layout, scale, last)
     rate = sum((p.cost for p in parts if p.cost is not None), np.zeros(n))
     limit_groups = tuple(g for p in parts for g in p.limits)
     same_bounds = last is not None and _same_groups(last.limit_groups, limit_groups)  # a re-weighted re-solve
@@ -164,8 +165,8 @@ def qp_base(
         p_matrix,
         q,
         const,
-        curvature,
-        diagonal,
+        squares.curvature,
+        squares.diagonal,
         dense_w,
         rate,
         triplets,
@@ -184,6 +185,7 @@ def qp_base(
         limit_groups,
         spans,
         cost_unit,
+        squares,
     )
 
 
@@ -300,39 +302,26 @@ def _a_matrix(base: QPBase, unit: float) -> tuple[sparse.csc_matrix, sparse.csr_
 
 def _objective(
     parts: Sequence[Description], x0: np.ndarray, layout: _Layout, scale: float, last: QPBase | None = None
-) -> tuple[sparse.csc_matrix, np.ndarray, float, np.ndarray, np.ndarray, np.ndarray | None]:
-    """``P`` (upper triangle, scaled), ``q`` and the constant (unscaled), and P's blocks: the
-    per-asset curvature, the diagonal of the scalar and aux columns, the dense block on ``w``
-    (``P`` and the dense block those of ``last``, whose squared rows are the same).
+) -> tuple[sparse.csc_matrix, np.ndarray, float, _Squares, np.ndarray | None]:
+    """``P`` (upper triangle, scaled), ``q`` and the constant (unscaled), P's blocks (see
+    :class:`_Squares`) and the dense block on ``w`` (``P``, the squares and the dense block those of
+    ``last``, whose squared rows are the same: a re-weighting only moves ``q``'s linear part).
 
     Diagonal squares ``sum_i s_i^2 (w_i - b_i)^2`` with ``w = x0 + buy - sell``, squares of scalar
     columns, and one auxiliary variable (diagonal 2) per low-rank row."""
-    n, nz, nw = layout.n, layout.nz, layout.nw
-    curvature = np.zeros(n)
-    slope = np.zeros(n)
-    diagonal = np.zeros(nz - 2 * n)
-    diagonal[SCALARS + nw : SCALARS + nw + layout.k] = 2.0  # the aux variables (not the lots)
-    const = 0.0
+    n, nz = layout.n, layout.nz
+    squares = _squares(parts, x0, layout) if last is None or last.squares is None else last.squares
+    const = squares.const
     q = np.zeros(nz)
-    for p in parts:
-        for root, base in p.weight_squares:
-            s2 = root * root
-            shift = x0 if base is None else x0 - base
-            curvature += s2
-            slope += 2.0 * s2 * shift
-            const += float(s2 @ (shift * shift))
+    for p in parts:  # each entry's terms added in the order of the parts, the weights' slope last
         for code, root_s, offset_s in p.scalar_squares:
-            place = 2 * n - 1 - code
-            diagonal[place - 2 * n] += 2.0 * root_s * root_s
-            q[place] += 2.0 * root_s * root_s * offset_s
-            const += (root_s * offset_s) ** 2
+            q[2 * n - 1 - code] += 2.0 * root_s * root_s * offset_s
         for line in (p.linear, p.surrogate):
             if line is not None:
                 np.add.at(q, column(line.cols, n), line.vals)
         q[2 * n] += p.cost_weight
-    q[:n] += slope
-    q[n : 2 * n] -= slope
-    curvature *= 2.0
+    q[:n] += squares.slope
+    q[n : 2 * n] -= squares.slope
     dense_w = None
     if layout.on_weights is not None:
         factor, shift = layout.on_weights  # rows factor @ w + shift
@@ -343,12 +332,47 @@ def _objective(
         q[layout.nt : layout.nt + n] += 2.0 * (factor.T @ shift)
         const += float(shift @ shift)
     if last is not None:
-        return last.p_matrix, q, const, curvature, diagonal, dense_w
-    p_data = np.concatenate([curvature, np.column_stack([-curvature, curvature]).ravel(), diagonal])
+        return last.p_matrix, q, const, squares, dense_w
+    p_data = np.concatenate(
+        [squares.curvature, np.column_stack([-squares.curvature, squares.curvature]).ravel(), squares.diagonal]
+    )
     p_matrix = _p_matrix(p_data * scale, n, nz)
     if dense_w is not None:
         p_matrix = (p_matrix + _upper_block(dense_w * scale, layout.nt, nz)).tocsc()
-    return p_matrix, q, const, curvature, diagonal, dense_w
+    return p_matrix, q, const, squares, dense_w
+
+
+@dataclass(frozen=True)
+class _Squares:
+    """What the squared rows give the objective: the per-asset curvature of P's buy/sell blocks,
+    P's diagonal on the scalar and aux columns, the weights' slope in ``q`` and the constant
+    (unscaled; the dense block's aside)."""
+
+    curvature: np.ndarray
+    diagonal: np.ndarray
+    slope: np.ndarray
+    const: float
+
+
+def _squares(parts: Sequence[Description], x0: np.ndarray, layout: _Layout) -> _Squares:
+    n, nw = layout.n, layout.nw
+    curvature = np.zeros(n)
+    slope = np.zeros(n)
+    diagonal = np.zeros(layout.nz - 2 * n)
+    diagonal[SCALARS + nw : SCALARS + nw + layout.k] = 2.0  # the aux variables (not the lots)
+    const = 0.0
+    for p in parts:
+        for root, base in p.weight_squares:
+            s2 = root * root
+            shift = x0 if base is None else x0 - base
+            curvature += s2
+            slope += 2.0 * s2 * shift
+            const += float(s2 @ (shift * shift))
+        for code, root_s, offset_s in p.scalar_squares:
+            diagonal[-1 - code] += 2.0 * root_s * root_s  # the column 2n - 1 - code
+            const += (root_s * offset_s) ** 2
+    curvature *= 2.0
+    return _Squares(curvature, diagonal, slope, const)
 
 
 def _definition_rows(

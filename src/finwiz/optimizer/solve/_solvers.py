@@ -281,10 +281,47 @@ def has_dense_block(qp: NativeQP) -> bool:
     return qp.dense_w is not None
 
 
+class _AsLists:
+    """A CSC matrix as Clarabel's Python interface reads it, its arrays as lists: pyo3 takes a
+    list's items as they are and a numpy array's one numpy scalar at a time (a fifth of Clarabel's
+    set-up at 431 assets); the same values, so the same solve."""
+
+    __slots__ = ("data", "has_canonical_format", "indices", "indptr", "nnz", "shape")
+
+    def __init__(self, matrix: sparse.csc_matrix) -> None:
+        self.data, self.indices, self.indptr = matrix.data.tolist(), matrix.indices.tolist(), matrix.indptr.tolist()
+        self.nnz, self.shape, self.has_canonical_format = matrix.nnz, matrix.shape, matrix.has_canonical_format
+
+
+_LISTS = [True]  # whether this Clarabel takes the lists (another version may read only arrays)
+
+
+def clarabel_solver(
+    p: sparse.csc_matrix,
+    q: np.ndarray,
+    a: sparse.csc_matrix,
+    b: np.ndarray,
+    cones: list[Any],
+    settings: Any,
+    lists: bool = True,
+) -> Any:
+    """``clarabel.DefaultSolver(p, q, a, b, cones, settings)``, given its data as lists (:class:`_AsLists`)
+    unless ``lists`` is False (a dense block: its factorisation dwarfs the reading, and the lists
+    would hold every entry as a Python float at once)."""
+    import clarabel
+
+    if lists and _LISTS[0]:
+        try:
+            return clarabel.DefaultSolver(_AsLists(p), q.tolist(), _AsLists(a), b.tolist(), cones, settings)
+        except (TypeError, AttributeError):
+            _LISTS[0] = False
+    return clarabel.DefaultSolver(p, q, a, b, cones, settings)
+
+
 def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> NativeSolution:
     """Solve with Clarabel (interior point), built fresh: ranges split into two one-sided rows;
-    ``refine=False``: for a point OSQP polishes, without iterative refinement of each step and at
-    :data:`POLISHED_CLARABEL_SETTINGS`' tolerances."""
+    ``refine=False``: for a point OSQP polishes, without iterative refinement of each step, at
+    :data:`POLISHED_CLARABEL_SETTINGS`' tolerances and without its residuals."""
     import clarabel
 
     lower, upper = qp.lower, qp.upper
@@ -310,7 +347,7 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
             setattr(settings, name, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = clarabel.DefaultSolver(qp.P, qp.q, a.tocsc(), rhs, cones, settings)
+        solver = clarabel_solver(qp.P, qp.q, a.tocsc(), rhs, cones, settings, lists=not has_dense_block(qp))
         result = solver.solve()
     raw = str(result.status)
     iterations = int(result.iterations)
@@ -326,4 +363,6 @@ def solve_clarabel(qp: NativeQP, time_limit: float, refine: bool = True) -> Nati
     y[has_upper] += duals[n_eq : n_eq + n_up]
     y[has_lower] -= duals[n_eq + n_up :]
     z = np.array(result.x, dtype=float)
-    return NativeSolution("optimal", z, y, iterations, float(result.solve_time), qp.residuals(z))
+    # A point OSQP polishes (``refine=False``) only names its active set: its residuals are never read.
+    residuals = qp.residuals(z) if refine else {}
+    return NativeSolution("optimal", z, y, iterations, float(result.solve_time), residuals)

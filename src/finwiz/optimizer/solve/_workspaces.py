@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from finwiz.optimizer.solve._csc import majors
+
 if TYPE_CHECKING:
     from finwiz.optimizer.solve._qp import NativeQP
 
@@ -79,7 +81,10 @@ class _Workspace:
         """Set ADMM's tolerance and iteration cap, only where they change (each call into OSQP's
         settings costs more than a warm solve's check of them)."""
         if (eps, max_iter) != self.tolerance:
-            self.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=max_iter)
+            if self.raw is not None:
+                self.raw.settings(self.solver.settings, eps_abs=eps, eps_rel=eps, max_iter=max_iter)
+            else:
+                self.solver.update_settings(eps_abs=eps, eps_rel=eps, max_iter=max_iter)
             self.tolerance = (eps, max_iter)
 
     def matches(self, qp: NativeQP) -> bool:
@@ -139,10 +144,10 @@ class _Raw:
         """The extension object of an ``osqp.OSQP`` set up, or None (another version's wrapper: the
         extension is osqp 1.x's private object, so another major version goes through the wrapper)."""
         ext = getattr(solver, "_solver", None)
-        calls = ("update_data_vec", "solve", "info", "solution")
+        calls = ("update_data_vec", "update_settings", "solve", "info", "solution")
         if not _OSQP_1 or ext is None or not all(hasattr(ext, name) for name in calls):
             return None
-        return cls(ext, float(solver.constant("OSQP_INFTY")))
+        return cls(ext, _infinity())
 
     def update(self, q: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None) -> None:
         """``OSQP.update(q=, l=, u=)``: the bounds clamped to OSQP's infinity as the wrapper does."""
@@ -151,6 +156,13 @@ class _Raw:
         if upper is not None:
             upper = np.minimum(upper, self.infinity)
         self.ext.update_data_vec(q=q, l=lower, u=upper)
+
+    def settings(self, settings: Any, **values: Any) -> None:
+        """``OSQP.update_settings(**values)`` for plain settings (none the wrapper renames or
+        treats apart): the values set on the settings object the solver was set up with, passed on."""
+        for name, value in values.items():
+            setattr(settings, name, value)
+        self.ext.update_settings(settings)
 
     def solve(self) -> tuple[str, int, int, np.ndarray, np.ndarray]:
         self.ext.solve()
@@ -205,6 +217,14 @@ def _algebra() -> str:
     return str(osqp.default_algebra())
 
 
+@functools.cache
+def _infinity() -> float:
+    """OSQP's infinity (the wrapper looks it up through ``importlib`` on each call)."""
+    import osqp
+
+    return float(osqp.constant("OSQP_INFTY", algebra=_algebra()))
+
+
 def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
     """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp`` (kept,
     unless ``key`` is None: a throwaway). Callers load ``qp`` into it under its lock even when it
@@ -218,7 +238,8 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
             _stats["hits"] += 1
             return workspace
     solver = osqp.OSQP(algebra=_algebra())
-    solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
+    if not _set_up(solver, qp, time_limit):
+        solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
     workspace = _Workspace(
         solver,
         (qp.P.indptr.copy(), qp.P.indices.copy()),
@@ -226,6 +247,10 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         qp.P.data.copy(),
         qp.A.data.copy(),
         bounds=(qp.lower.copy(), qp.upper.copy()),
+        # Its matrices and time limit are set; its q is given again by the first load (OSQP's
+        # ADMM then differs from the one straight after set-up, and the answers were found so).
+        loaded=(weakref.ref(qp.P), weakref.ref(qp.A)),
+        time_limit=time_limit,
     )
     if key is None:
         return workspace
@@ -235,6 +260,34 @@ def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return workspace
+
+
+def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
+    """``solver.setup(...)`` of ``qp`` with OSQP's settings, without the wrapper's checks and
+    conversions where they change nothing (osqp 1.x, double precision, 32-bit indices, ``P`` upper
+    triangular, both CSC with sorted indices): the same extension call on the same arrays. False
+    (nothing done) otherwise: the caller goes through ``setup``."""
+    ext = getattr(solver, "ext", None)
+    if not _OSQP_1 or ext is None or solver._dtype is not np.float64 or solver._itype is not np.int32:
+        return False
+    p, a = qp.P, qp.A
+    if not all(sparse.isspmatrix_csc(x) and x.has_sorted_indices and x.indices.dtype == np.int32 for x in (p, a)):
+        return False
+    if np.any(p.indices > majors(p.indptr)):  # an entry below the diagonal: the wrapper keeps triu(P)
+        return False
+    solver.settings = ext.OSQPSettings()
+    ext.osqp_set_default_settings(solver.settings)
+    for name, value in {**OSQP_SETTINGS, "time_limit": time_limit}.items():  # none the wrapper treats apart
+        setattr(solver.settings, name, value)
+    infinity = _infinity()
+    lower, upper = np.maximum(qp.lower, -infinity), np.minimum(qp.upper, infinity)
+    solver._derivative_cache.update({"P": p, "q": qp.q, "A": a, "l": lower, "u": upper})
+    solver.m, solver.n = a.shape
+    # The QP's own arrays, not the wrapper's copies of them: OSQP copies its data at set-up.
+    solver._solver = solver.raises_error(
+        ext.OSQPSolver, ext.CSC(p), qp.q, ext.CSC(a), lower, upper, solver.m, solver.n, solver.settings
+    )
+    return True
 
 
 def native_cache_info() -> dict[str, int]:
