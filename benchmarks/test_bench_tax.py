@@ -150,7 +150,7 @@ def test_aware(benchmark: Any, tax_account: TaxInstance) -> None:
     benchmark.group = "tax-431"
     benchmark.extra_info.update(kind="aware", n=inst.n, lots=inst.lots, tax_weight=inst.tax_weight)
     config, prices = inst.config(), inst.price_map()
-    result = benchmark.pedantic(rebalance, args=(config, prices), setup=clear_cache, rounds=3, warmup_rounds=0)
+    result = benchmark.pedantic(rebalance, args=(config, prices), setup=clear_cache, rounds=5, warmup_rounds=0)
     mine = evaluate(inst, *trades_of(inst, result))
     _RUN["aware"] = trades_of(inst, result)
     assert not mine.violations
