@@ -114,12 +114,9 @@ def test_each_pieces_change_is_the_stacked_pieces_to_the_bit(monkeypatch: pytest
         assert any(name != "target_tracking" and part == "weights" for name, part in parts)
 
 
-def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The limit rows the binding search reads are ``Affine.stack``'s triplets (places in ``z``
-    kept from each group), and a subset is those rows renumbered in order."""
-    from finwiz.optimizer.describe._model import Affine
-    from finwiz.optimizer.verify import _reasons
-
+def _binding_case(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any]]:
+    """The undo of a request whose sector cap, position caps and withdrawal bind, and its limit
+    groups' rows (``Affine``s, in the order the binding search stacks them)."""
     config = _config(
         sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
         sector_caps={"Tech": 0.74},
@@ -127,8 +124,17 @@ def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.Mon
         cash_flow=-3_000.0,
     )
     model, undo = _captured(monkeypatch, config)
+    return undo, [g.linear(0.0)[0] for _, g in model.checked_groups]
+
+
+def test_the_binding_searchs_rows_are_the_stacked_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit rows the binding search reads are ``Affine.stack``'s triplets (places in ``z``
+    kept from each group), and a subset is those rows renumbered in order."""
+    from finwiz.optimizer.describe._model import Affine
+    from finwiz.optimizer.verify import _reasons
+
+    undo, affines = _binding_case(monkeypatch)
     n = undo.data.n
-    affines = [g.linear(0.0)[0] for _, g in model.checked_groups]
     rows, stacked = _reasons._Rows.stacked(affines, n), Affine.stack(affines)
     assert rows.m == stacked.m
     for got, plain in ((rows.rows, stacked.rows), (rows.places(n), stacked.places(n)), (rows.vals, stacked.vals)):
@@ -154,15 +160,8 @@ def test_the_binding_searchs_values_are_each_groups_evaluated(monkeypatch: pytes
     from finwiz.optimizer.describe._model import Affine
     from finwiz.optimizer.verify import _reasons
 
-    config = _config(
-        sectors={"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"},
-        sector_caps={"Tech": 0.74},
-        max_position_weights={"A": 0.5, "B": 0.29, "C": 0.3, "D": 0.3},
-        cash_flow=-3_000.0,
-    )
-    model, undo = _captured(monkeypatch, config)
+    undo, affines = _binding_case(monkeypatch)
     n = undo.data.n
-    affines = [g.linear(0.0)[0] for _, g in model.checked_groups]
     rows = _reasons._Rows.stacked(affines, n)
     rng = np.random.default_rng(5)
     for z in (undo.z, *(undo.z + rng.normal(0, 0.01, undo.z.shape) for _ in range(5))):
