@@ -18,7 +18,7 @@ from scipy import sparse
 
 from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, asset_spans, ranges
+from finwiz.optimizer.discrete._candidates import _CHECK, _LotMoves, _Moves, _moves_at, _Separable, asset_spans, ranges
 from finwiz.optimizer.discrete._thin import thin_gram_entries
 from finwiz.optimizer.solve._assembler import Model, Stacked
 from finwiz.optimizer.solve._csc import majors
@@ -161,7 +161,9 @@ class _Pricer:
         if moves.kept is None:
             return first, self.second(moves.owner, steps)
         curvature, at = moves.kept
-        return first, curvature.of(self, at, lambda todo: self.second(moves.owner[todo], tuple(s[todo] for s in steps)))
+        return first, curvature.of(
+            self.grams, at, lambda todo: self.second(moves.owner[todo], tuple(s[todo] for s in steps))
+        )
 
     def first(self, grad: np.ndarray, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
         """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
@@ -436,6 +438,13 @@ class Pieces:
     rows: _Rows
     separable: _Separable
     pricer: _Pricer
+
+    @cached_property
+    def lot_moves(self) -> _LotMoves:
+        """The one-lot moves of the model's descents without first candidates (the rounding's from
+        its cheapest choice, then the polish), kept between them: the polish starts where the
+        rounding's descent ended, its moves priced already."""
+        return _LotMoves(self.model.data, self.separable, None)
 
     @classmethod
     def of(cls, model: Model) -> Pieces:
