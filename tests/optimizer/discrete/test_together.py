@@ -35,7 +35,7 @@ def _round(seed: int) -> _Round:
 @pytest.mark.parametrize("seed", range(8))
 def test_a_sets_change_is_the_exact_objectives_within_its_noise(seed: int) -> None:
     now = _round(seed)
-    assert now.shared is not None  # the cash row: the only row two assets share here
+    assert now.search.pricer.grams.few_shared is not None  # the cash row: the only row two assets share here
     rng = np.random.default_rng(seed)
     flagged = 0
     for _ in range(6):

@@ -230,17 +230,10 @@ class _Round:
         return bool(np.any(total > rows.upper + _SURELY) or np.any(total < rows.lower - _SURELY))
 
     @cached_property
-    def shared(self) -> np.ndarray | None:
-        """Each single move's change of the squared rows two assets share (``_Pricer.shared``),
-        where they are few (``_Grams.few_shared``): moves of different assets interact only there."""
-        pricer = self.search.pricer
-        return None if pricer.grams.few_shared is None else pricer.shared(self.point.z, self.moves)
-
-    @cached_property
     def scale(self) -> float:
         """The size of the terms summed into the objective at the round's point (its float noise's scale)."""
         pricer, z = self.search.pricer, self.point.z
-        rows = pricer.stacked.squares.evaluate(z)
+        rows = pricer.squared_rows(z)
         count = abs(pricer.stacked.count) * np.count_nonzero(self.point.shares)
         return float(abs(self.point.value) + rows @ rows + np.abs(pricer.linear) @ np.abs(z) + count)
 
@@ -256,19 +249,26 @@ class _Round:
         """The objective's change by the first ``take`` moves of ``chosen`` (of different assets;
         for each of ``takes``) and a bound on its error: the objective is quadratic, so the change
         is the sum of the moves' own (``gain``) plus ``||sum c||^2 - sum ||c||^2`` over their
-        changes ``c`` of the shared rows (``shared``); the error is the snap's and float noise.
-        Where the shared rows are many: zero, with an infinite error."""
-        shared = self.shared
-        if shared is None or len(chosen) == 0:
+        changes ``c`` of the rows two assets share (``_Pricer.shared``: moves of different assets
+        interact only there); the error is the snap's and float noise. Where the shared rows are
+        many (``_Grams.few_shared``): zero, with an infinite error."""
+        pricer = self.search.pricer
+        if pricer.grams.few_shared is None or len(chosen) == 0 or not takes:
             return np.zeros(len(takes)), np.full(len(takes), np.inf)
-        at = np.asarray(takes) - 1
+        at, chosen = np.asarray(takes) - 1, chosen[: max(takes)]
         gain = self.gain.take(chosen)
-        c = shared.take(chosen, axis=1)
-        joint = (np.cumsum(c, axis=1) ** 2).sum(axis=0).take(at)
-        alone = np.cumsum((c**2).sum(axis=0)).take(at)
-        size = np.cumsum(np.abs(gain)).take(at) + joint + alone + self.scale
-        snapped = (at + 1) * _SNAPPED * float(np.max(np.abs(self.gain), initial=0.0))
-        return np.cumsum(gain).take(at) + joint - alone, _NOISE * size + snapped
+        c = pricer.shared(self.point.z, self.moves, chosen)
+        run = np.cumsum(c, axis=1)
+        joint = np.einsum("ij,ij->j", run, run).take(at)
+        alone = np.cumsum(np.einsum("ij,ij->j", c, c)).take(at)
+        summed, size = np.cumsum(np.stack([gain, np.abs(gain)]), axis=1).take(at, axis=1)
+        noise = _NOISE * (size + joint + alone + self.scale) + (at + 1) * self.snapped
+        return summed + joint - alone, noise
+
+    @cached_property
+    def snapped(self) -> float:
+        """What ``_snap`` may have moved a single move's gain by at most (the round's gains are snapped)."""
+        return _SNAPPED * float(np.max(np.abs(self.gain), initial=0.0))
 
     @cached_property
     def values(self) -> np.ndarray:

@@ -79,9 +79,9 @@ class Halving(MoveKind):
         tight = now.tight
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
         takes = _halvings(len(chosen))
-        kept = tight.holds(chosen, takes) & ~now.worse(chosen, takes)
-        for take, fits in zip(takes, kept, strict=True):
-            if fits and not now.broken(chosen[:take]):  # else the exact check would refuse it
+        held = [take for take, fits in zip(takes, tight.holds(chosen, takes), strict=True) if fits]
+        for take, worse in zip(held, now.worse(chosen, held), strict=True):
+            if not worse and not now.broken(chosen[:take]):  # else the exact check would refuse it
                 yield _Proposal(now.moves, chosen[:take])
 
 

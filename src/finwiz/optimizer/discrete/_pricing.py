@@ -82,18 +82,26 @@ class _Pricer:
         last = self._last
         if last is not None and np.array_equal(last[0], z):
             return last[1]
-        kept = self._rows
-        rows = kept[1] if kept is not None and kept[0] is z else self.stacked.squares.evaluate(z)
+        rows = self.squared_rows(z)
         grad = np.asarray(2.0 * self.grams.transposed(rows) + self.linear)
         self._last = (z.copy(), grad)
         return grad
 
-    def shared(self, z: np.ndarray, moves: _Moves) -> np.ndarray:
-        """Each move's change of the squared rows two assets share (``shared_rows`` x moves): the
-        only rows through which moves of two different assets interact."""
+    def squared_rows(self, z: np.ndarray) -> np.ndarray:
+        """The squared rows ``S z + s`` (those of the last priced point when ``z`` is it)."""
+        kept = self._rows
+        return kept[1] if kept is not None and kept[0] is z else self.stacked.squares.evaluate(z)
+
+    def shared(self, z: np.ndarray, moves: _Moves, which: np.ndarray | None = None) -> np.ndarray:
+        """Each move's (or each of the moves ``which``'s) change of the squared rows two assets
+        share (``shared_rows`` x moves): the only rows through which moves of two different
+        assets interact."""
         n, rows = self.n, self.shared_rows
         d_buy, d_sell, d_x = moves.change(self.data, z)
         owner = moves.owner
+        if which is not None:
+            owner, d_buy, d_sell = owner.take(which), d_buy.take(which), d_sell.take(which)
+            d_x = d_x.take(which, axis=0)
         on_scalars = rows[:, 2 * n :] @ d_x.T
         return np.asarray(rows.take(owner, axis=1) * d_buy + rows.take(n + owner, axis=1) * d_sell + on_scalars)
 
