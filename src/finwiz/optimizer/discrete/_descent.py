@@ -250,10 +250,11 @@ class _Round:
         for each of ``takes``) and a bound on its error: the objective is quadratic, so the change
         is the sum of the moves' own (``gain``) plus ``||sum c||^2 - sum ||c||^2`` over their
         changes ``c`` of the rows two assets share (``_Pricer.shared``: moves of different assets
-        interact only there); the error is the snap's and float noise. Where the shared rows are
-        many (``_Grams.few_shared``): zero, with an infinite error."""
+        interact only there); the error is the snap's and float noise. Zero, with an infinite
+        error, where the shared rows are many (``_Grams.few_shared``) or the account has no lots:
+        there the rows, not the objective, refuse most sets, and this cost more than it saved."""
         pricer = self.search.pricer
-        if pricer.grams.few_shared is None or len(chosen) == 0 or not takes:
+        if self.search.data.lots is None or pricer.grams.few_shared is None or len(chosen) == 0 or not takes:
             return np.zeros(len(takes)), np.full(len(takes), np.inf)
         at, chosen = np.asarray(takes) - 1, chosen[: max(takes)]
         gain = self.gain.take(chosen)
