@@ -9,6 +9,7 @@ import numpy as np
 from finwiz import PortfolioConfiguration
 from finwiz.optimizer import RebalancingEngine, build_problem_data
 from finwiz.optimizer.describe._limits import constraint_terms
+from finwiz.optimizer.describe._model import SCALARS
 from finwiz.optimizer.discrete._candidates import _LotMoves, _Moves, _trade_point
 from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.solve._assembler import Model
@@ -68,3 +69,26 @@ def test_a_round_prices_only_the_moved_assets_again() -> None:
     pricer.second = lambda owner, steps: asked.extend(owner.tolist()) or second(owner, steps)  # type: ignore[method-assign]
     pricer.changes(_trade_point(data, shares), shares, moves)
     assert set(asked) == {3}
+
+
+def test_the_models_kept_table_serves_a_pricer_with_another_gradient() -> None:
+    """``Pieces.lot_moves`` is kept between the rounding's descent and the polish, whose pricers
+    are copies with other gradients (``with_gradient``): the curvatures, of the Gram entries the
+    copies share, are kept, and the changes are a fresh pricing's, float for float."""
+    pieces = _pieces()
+    data = pieces.model.data
+    assert pieces.lot_moves is pieces.lot_moves
+    rng = np.random.default_rng(0)
+    first = pieces.pricer.with_gradient(rng.normal(size=2 * data.n + SCALARS) * 1e-3)
+    second = pieces.pricer.with_gradient(None)
+    shares = np.zeros(data.n)
+    shares[[1, 4]] = [5.0, -3.0]
+    z = _trade_point(data, shares)
+    first.changes(z, shares, pieces.lot_moves(shares, False))
+    moves = pieces.lot_moves(shares, False)
+    asked: list[int] = []
+    plain_second = second.second
+    second.second = lambda owner, steps: asked.extend(owner.tolist()) or plain_second(owner, steps)  # type: ignore[method-assign]
+    kept = second.changes(z, shares, moves)
+    assert asked == []  # every curvature kept from the first pricer's round
+    assert np.array_equal(kept, pieces.pricer.with_gradient(None).changes(z, shares, _plain(moves)))

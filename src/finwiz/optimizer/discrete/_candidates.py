@@ -127,14 +127,15 @@ class _Curvature:
     def __init__(self, size: int) -> None:
         self.values = np.zeros(size)
         self.known = np.zeros(size, bool)
-        self.pricer: object = None  # whose Gram entries the values are of
+        self.grams: object = None  # the Gram entries the values are of
 
-    def of(self, pricer: object, at: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """The curvatures of the table's moves ``at``; ``compute(which)`` those of the moves
+    def of(self, grams: object, at: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The curvatures of the table's moves ``at`` under the Gram entries ``grams`` (a pricer's,
+        shared by its copies with another gradient); ``compute(which)`` those of the moves
         ``which`` (a mask over ``at``) not kept."""
-        if pricer is not self.pricer:
+        if grams is not self.grams:
             self.known[:] = False
-            self.pricer = pricer
+            self.grams = grams
         todo = ~self.known[at]
         if todo.any():
             self.values[at[todo]] = compute(todo)

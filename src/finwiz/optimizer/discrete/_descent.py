@@ -111,6 +111,8 @@ class _Search:
 
 
 _SURELY = 1e-9  # weight units: a summed change past a bound by more breaks it (float noise is ~1e-15)
+_NOISE = 1e-9  # relative to the objective's terms: a summed change above 0 by more is surely no gain
+_SNAPPED = 1e-9  # what ``_snap`` moves a gain by at most, relative to the largest
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,48 @@ class _Round:
         step[owner], step[n + owner] = d_buy, d_sell
         total = self.values + rows.a_trade @ step + rows.a_scalar @ d_x.sum(axis=0)
         return bool(np.any(total > rows.upper + _SURELY) or np.any(total < rows.lower - _SURELY))
+
+    @cached_property
+    def scale(self) -> float:
+        """The size of the terms summed into the objective at the round's point (its float noise's scale)."""
+        pricer, z = self.search.pricer, self.point.z
+        rows = pricer.squared_rows(z)
+        count = abs(pricer.stacked.count) * np.count_nonzero(self.point.shares)
+        return float(abs(self.point.value) + rows @ rows + np.abs(pricer.linear) @ np.abs(z) + count)
+
+    def worse(self, chosen: np.ndarray, takes: list[int]) -> np.ndarray:
+        """Whether the first ``take`` moves of ``chosen`` (of different assets; for each of
+        ``takes``) together surely do not lower the objective (``together``: their change past its
+        noise; all False where the shared rows are many). The exact check refuses those: most of
+        the halvings a round tries, each a whole point priced."""
+        change, noise = self.together(chosen, takes)
+        return np.asarray(change > noise)
+
+    def together(self, chosen: np.ndarray, takes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The objective's change by the first ``take`` moves of ``chosen`` (of different assets;
+        for each of ``takes``) and a bound on its error: the objective is quadratic, so the change
+        is the sum of the moves' own (``gain``) plus ``||sum c||^2 - sum ||c||^2`` over their
+        changes ``c`` of the rows two assets share (``_Pricer.shared``: moves of different assets
+        interact only there); the error is the snap's and float noise. Zero, with an infinite
+        error, where the shared rows are many (``_Grams.few_shared``) or the account has no lots:
+        there the rows, not the objective, refuse most sets, and this cost more than it saved."""
+        pricer = self.search.pricer
+        if self.search.data.lots is None or pricer.grams.few_shared is None or len(chosen) == 0 or not takes:
+            return np.zeros(len(takes)), np.full(len(takes), np.inf)
+        at, chosen = np.asarray(takes) - 1, chosen[: max(takes)]
+        gain = self.gain.take(chosen)
+        c = pricer.shared(self.point.z, self.moves, chosen)
+        run = np.cumsum(c, axis=1)
+        joint = np.einsum("ij,ij->j", run, run).take(at)
+        alone = np.cumsum(np.einsum("ij,ij->j", c, c)).take(at)
+        summed, size = np.cumsum(np.stack([gain, np.abs(gain)]), axis=1).take(at, axis=1)
+        noise = _NOISE * (size + joint + alone + self.scale) + (at + 1) * self.snapped
+        return summed + joint - alone, noise
+
+    @cached_property
+    def snapped(self) -> float:
+        """What ``_snap`` may have moved a single move's gain by at most (the round's gains are snapped)."""
+        return _SNAPPED * float(np.max(np.abs(self.gain), initial=0.0))
 
     @cached_property
     def values(self) -> np.ndarray:

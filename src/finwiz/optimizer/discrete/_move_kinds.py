@@ -63,7 +63,8 @@ class AllBest(MoveKind):
     name = "all best"
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
-        if not now.broken(now.best):  # else the exact check would refuse it
+        best = now.best
+        if not now.worse(best, [len(best)])[0] and not now.broken(best):  # else the exact check would refuse it
             yield _Proposal(now.moves, now.best)
 
 
@@ -78,8 +79,9 @@ class Halving(MoveKind):
         tight = now.tight
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
         takes = _halvings(len(chosen))
-        for take, fits in zip(takes, tight.holds(chosen, takes), strict=True):
-            if fits and not now.broken(chosen[:take]):  # else the exact check would refuse it
+        held = [take for take, fits in zip(takes, tight.holds(chosen, takes), strict=True) if fits]
+        for take, worse in zip(held, now.worse(chosen, held), strict=True):
+            if not worse and not now.broken(chosen[:take]):  # else the exact check would refuse it
                 yield _Proposal(now.moves, chosen[:take])
 
 

@@ -18,7 +18,7 @@ from scipy import sparse
 
 from finwiz.optimizer._kept import kept
 from finwiz.optimizer.describe._model import SCALARS, Affine, column
-from finwiz.optimizer.discrete._candidates import _CHECK, _Moves, _moves_at, _Separable, asset_spans, ranges
+from finwiz.optimizer.discrete._candidates import _CHECK, _LotMoves, _Moves, _moves_at, _Separable, asset_spans, ranges
 from finwiz.optimizer.discrete._thin import thin_gram_entries
 from finwiz.optimizer.solve._assembler import Model, Stacked
 from finwiz.optimizer.solve._csc import majors
@@ -82,18 +82,26 @@ class _Pricer:
         last = self._last
         if last is not None and np.array_equal(last[0], z):
             return last[1]
-        kept = self._rows
-        rows = kept[1] if kept is not None and kept[0] is z else self.stacked.squares.evaluate(z)
+        rows = self.squared_rows(z)
         grad = np.asarray(2.0 * self.grams.transposed(rows) + self.linear)
         self._last = (z.copy(), grad)
         return grad
 
-    def shared(self, z: np.ndarray, moves: _Moves) -> np.ndarray:
-        """Each move's change of the squared rows two assets share (``shared_rows`` x moves): the
-        only rows through which moves of two different assets interact."""
+    def squared_rows(self, z: np.ndarray) -> np.ndarray:
+        """The squared rows ``S z + s`` (those of the last priced point when ``z`` is it)."""
+        kept = self._rows
+        return kept[1] if kept is not None and kept[0] is z else self.stacked.squares.evaluate(z)
+
+    def shared(self, z: np.ndarray, moves: _Moves, which: np.ndarray | None = None) -> np.ndarray:
+        """Each move's (or each of the moves ``which``'s) change of the squared rows two assets
+        share (``shared_rows`` x moves): the only rows through which moves of two different
+        assets interact."""
         n, rows = self.n, self.shared_rows
         d_buy, d_sell, d_x = moves.change(self.data, z)
         owner = moves.owner
+        if which is not None:
+            owner, d_buy, d_sell = owner.take(which), d_buy.take(which), d_sell.take(which)
+            d_x = d_x.take(which, axis=0)
         on_scalars = rows[:, 2 * n :] @ d_x.T
         return np.asarray(rows.take(owner, axis=1) * d_buy + rows.take(n + owner, axis=1) * d_sell + on_scalars)
 
@@ -161,7 +169,9 @@ class _Pricer:
         if moves.kept is None:
             return first, self.second(moves.owner, steps)
         curvature, at = moves.kept
-        return first, curvature.of(self, at, lambda todo: self.second(moves.owner[todo], tuple(s[todo] for s in steps)))
+        return first, curvature.of(
+            self.grams, at, lambda todo: self.second(moves.owner[todo], tuple(s[todo] for s in steps))
+        )
 
     def first(self, grad: np.ndarray, owner: np.ndarray, steps: tuple[np.ndarray, ...]) -> np.ndarray:
         """The gradient ``grad`` along each move (of asset ``owner``, changes ``steps``: buy, sell, scalars)."""
@@ -436,6 +446,13 @@ class Pieces:
     rows: _Rows
     separable: _Separable
     pricer: _Pricer
+
+    @cached_property
+    def lot_moves(self) -> _LotMoves:
+        """The one-lot moves of the model's descents without first candidates (the rounding's from
+        its cheapest choice, then the polish), kept between them: the polish starts where the
+        rounding's descent ended, its moves priced already."""
+        return _LotMoves(self.model.data, self.separable, None)
 
     @classmethod
     def of(cls, model: Model) -> Pieces:

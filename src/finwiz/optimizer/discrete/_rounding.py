@@ -27,7 +27,6 @@ from finwiz.optimizer.discrete._candidates import (
     _cheapest,
     _LotMoves,
     _Moves,
-    _Separable,
     _snap,
     _trade_point,
     asset_spans,
@@ -70,20 +69,20 @@ class RoundingOutcome:
 
 
 def _improve(
-    data: ProblemData,
+    pieces: Pieces,
     shares: np.ndarray,
     pricer: _Pricer,
-    rows: _Rows,
-    separable: _Separable,
     candidates: np.ndarray | None = None,
     strict: bool = False,
 ) -> _Point:
     """The descent (``_descent.descend``) over every asset's one-lot moves, to no trade, selling
     out, the minimum size, or back to one of its first ``candidates`` (assets x k), where the
-    separable rows allow them; to its point (its value is the pricer's objective there)."""
-
-    neighbours = _LotMoves(data, separable, candidates)  # kept between the descent's rounds
-    search = _Search(data, pricer, rows)
+    separable rows allow them; to its point (its value is the pricer's objective there). Priced
+    by ``pricer`` (``pieces``' with a gradient), judged by ``pieces``' rows."""
+    data = pieces.model.data
+    # Kept between the descent's rounds, and without candidates between the model's descents.
+    neighbours = pieces.lot_moves if candidates is None else _LotMoves(data, pieces.separable, candidates)
+    search = _Search(data, pricer, pieces.rows)
     return descend_from(search, search.at(shares), neighbours, MOVE_KINDS, _DESCENT, strict)
 
 
@@ -215,7 +214,7 @@ class _Settle:
         0/1 program dropped), and what it lost against the continuous point's ``base``."""
         pieces, pricer = self.pieces, self.pricer
         table = self.table if candidates else None
-        final = _improve(self.data, settled[0], pricer, pieces.rows, pieces.separable, candidates=table)
+        final = _improve(pieces, settled[0], pricer, candidates=table)
         value = final.value  # the pricer's objective at its trades, as the descent priced them
         lost = value - base
         relative = lost / max(abs(base), 1e-300)
@@ -258,7 +257,7 @@ def polish(
         gradient = user_gradient_at(model, z[:n], z[n : 2 * n], float(z[2 * n]))
     pieces = pieces_of(model, pieces)
     pricer = pieces.pricer.with_gradient(gradient)
-    return _improve(model.data, shares, pricer, pieces.rows, pieces.separable, strict=True).shares
+    return _improve(pieces, shares, pricer, strict=True).shares
 
 
 def side_margin(model: Model, buy: np.ndarray, sell: np.ndarray, assets: np.ndarray) -> np.ndarray:
