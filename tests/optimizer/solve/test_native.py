@@ -33,7 +33,7 @@ from finwiz.optimizer.describe._terms import Term, TermParts, Variables
 from finwiz.optimizer.solve import _qp_build, _solvers, _workspaces
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, Model
 from finwiz.optimizer.solve._solve import native_qp, solve, solve_terms
-from finwiz.optimizer.verify._compliance import group_checks
+from finwiz.optimizer.verify._compliance import checks_at
 from tests.optimizer.test_properties import requests
 
 
@@ -132,7 +132,7 @@ def test_every_consumer_of_the_model_agrees(
         if any(g is group for g in as_rows):
             assert native_groups[group.name] == pytest.approx(cvxpy_groups[group.name], rel=1e-9, abs=1e-12)
         # The compliance table: a breach there exactly when the linear row is breached.
-        checks = group_checks(group, z, "t")
+        checks = checks_at([("t", group)], z)
         worst_slack = min(c.slack for c in checks)
         if own > 1e-9:
             assert worst_slack < 0

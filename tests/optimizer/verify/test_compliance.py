@@ -75,12 +75,12 @@ def test_a_result_is_what_validating_its_own_fields_gives(
     assert result.model_fields_set >= {"trades", "compliance", "prices", "current_weights"}
 
 
-def test_group_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> None:
+def test_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> None:
     """Each row's limit, value and slack times its own show factor (a per-row array, one factor,
     or a one-element array broadcast), the side its finite bound says; a per-asset group shows its
     tightest member only."""
     from finwiz.optimizer.describe._model import Affine, LimitGroup
-    from finwiz.optimizer.verify._compliance import group_checks
+    from finwiz.optimizer.verify._compliance import checks_at
 
     z = np.array([0.1, 0.2, 0.3])  # rows: z0, z1, z2 (no offset)
     rows = Affine(np.arange(3), np.arange(3), np.ones(3), np.zeros(3))
@@ -91,7 +91,7 @@ def test_group_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> Non
         (np.array([5.0]), [5.0] * 3),
     ):
         group = LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), unit="currency", show=show)
-        checks = group_checks(group, z, "term")
+        checks = checks_at([("term", group)], z)
         expected = [  # (name, kind, limit, value, slack, kept) in row units
             ("cap[A]", "<=", 0.15, 0.1, 0.15 - 0.1, True),
             ("cap[B]", ">=", 0.25, 0.2, 0.2 - 0.25, False),
@@ -104,7 +104,9 @@ def test_group_checks_state_each_row_in_its_unit_and_the_tightest_asset() -> Non
             assert (check.limit, check.value, check.slack) == (limit * factor, value * factor, slack * factor)
             assert type(check.limit) is float
             assert type(check.satisfied) is bool
-    tightest = group_checks(LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), show=2.0, per_asset=True), z, "term")
+    tightest = checks_at(
+        [("term", LimitGroup("cap", rows, lower, upper, ("A", "B", "C"), show=2.0, per_asset=True))], z
+    )
     assert [(c.constraint, c.slack) for c in tightest] == [("cap[C]", (0.2 - 0.3) * 2.0)]
 
 

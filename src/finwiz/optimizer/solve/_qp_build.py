@@ -75,8 +75,7 @@ class QPBase:
     p_matrix: sparse.csc_matrix
     q: np.ndarray
     const: float
-    curvature: np.ndarray
-    diagonal: np.ndarray
+    squares: _Squares  # P's per-asset curvature and scalar/aux diagonal, q's weights' slope (unscaled)
     dense_w: np.ndarray | None
     rate: np.ndarray
     triplets: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -97,7 +96,6 @@ class QPBase:
     limit_groups: tuple[LimitGroup, ...] = ()  # every group, bounds included (same objects: same bounds)
     spans: Spans | None = None  # row_spans(groups, m)
     cost_unit: float = 1.0  # _cost_unit(rate)
-    squares: _Squares | None = None  # what the squared rows gave (a re-weighting's base reuses them)
 
 
 def _same(a: Sequence[object], b: Sequence[object]) -> bool:
@@ -165,8 +163,7 @@ def qp_base(
         p_matrix,
         q,
         const,
-        squares.curvature,
-        squares.diagonal,
+        squares,
         dense_w,
         rate,
         triplets,
@@ -185,7 +182,6 @@ def qp_base(
         limit_groups,
         spans,
         cost_unit,
-        squares,
     )
 
 
@@ -258,8 +254,8 @@ def build_qp(
         lower=lower,
         upper=upper,
         groups=base.groups,
-        curvature=base.curvature * scale,
-        diagonal=base.diagonal * scale,
+        curvature=base.squares.curvature * scale,
+        diagonal=base.squares.diagonal * scale,
         dense_w=None if base.dense_w is None else base.dense_w * scale,
         x0=base.x0,
         aux=(aux_rows, aux_cols, aux_vals),
@@ -310,7 +306,7 @@ def _objective(
     Diagonal squares ``sum_i s_i^2 (w_i - b_i)^2`` with ``w = x0 + buy - sell``, squares of scalar
     columns, and one auxiliary variable (diagonal 2) per low-rank row."""
     n, nz = layout.n, layout.nz
-    squares = _squares(parts, x0, layout) if last is None or last.squares is None else last.squares
+    squares = _squares(parts, x0, layout) if last is None else last.squares
     const = squares.const
     q = np.zeros(nz)
     for p in parts:  # each entry's terms added in the order of the parts, the weights' slope last

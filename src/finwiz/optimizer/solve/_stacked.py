@@ -35,6 +35,16 @@ class Stacked:
         return float(rows @ rows + self.linear @ z + self.const)
 
 
+def squared_rows(d: Description, x0: np.ndarray) -> list[Affine]:
+    """The rows whose squares ``d``'s objective sums: its weights' diagonal squares, its scalar
+    columns' squares, then its low-rank rows (in :func:`stack`'s order)."""
+    return [
+        *(Affine.weights_diag(s, x0, base) for s, base in d.weight_squares),
+        *(Affine.scalar(col, r, r * o) for col, r, o in d.scalar_squares),
+        *d.low_rank,
+    ]
+
+
 def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous: bool = True) -> Stacked:
     """Stack ``descriptions``; ``continuous`` includes the count's L1 surrogate (the continuous
     solve's), otherwise the objective is the true one less the count (priced separately)."""
@@ -46,9 +56,7 @@ def stack(descriptions: Sequence[Description], data: ProblemData, *, continuous:
     tax: TaxForm | None = None
     count = 0.0
     for d in descriptions:
-        squares += [Affine.weights_diag(s, x0, base) for s, base in d.weight_squares]
-        squares += [Affine.scalar(col, r, r * o) for col, r, o in d.scalar_squares]
-        squares += d.low_rank
+        squares += squared_rows(d, x0)
         for line in (d.linear, d.surrogate if continuous else None):
             if line is not None:
                 np.add.at(linear, column(line.cols, n), line.vals)

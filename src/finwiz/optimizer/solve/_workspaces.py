@@ -134,10 +134,10 @@ class _Raw:
     ``solve`` copies its ~20 info fields into a namespace and ``update`` looks its infinity up
     again on every call (~15 us a solve, ~4 solves a request); the same calls, the same clamp."""
 
-    __slots__ = ("ext", "infinity")
+    __slots__ = ("ext",)
 
-    def __init__(self, ext: Any, infinity: float) -> None:
-        self.ext, self.infinity = ext, infinity
+    def __init__(self, ext: Any) -> None:
+        self.ext = ext
 
     @classmethod
     def of(cls, solver: Any) -> _Raw | None:
@@ -147,15 +147,11 @@ class _Raw:
         calls = ("update_data_vec", "update_settings", "solve", "info", "solution")
         if not _OSQP_1 or ext is None or not all(hasattr(ext, name) for name in calls):
             return None
-        return cls(ext, _infinity())
+        return cls(ext)
 
     def update(self, q: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None) -> None:
         """``OSQP.update(q=, l=, u=)``: the bounds clamped to OSQP's infinity as the wrapper does."""
-        if lower is not None:
-            lower = np.maximum(lower, -self.infinity)
-        if upper is not None:
-            upper = np.minimum(upper, self.infinity)
-        self.ext.update_data_vec(q=q, l=lower, u=upper)
+        self.ext.update_data_vec(q=q, l=_clamped(lower, -1.0), u=_clamped(upper, 1.0))
 
     def settings(self, settings: Any, **values: Any) -> None:
         """``OSQP.update_settings(**values)`` for plain settings (none the wrapper renames or
@@ -215,6 +211,13 @@ def _algebra() -> str:
     import osqp
 
     return str(osqp.default_algebra())
+
+
+def _clamped(bound: np.ndarray | None, side: float) -> np.ndarray | None:
+    """Lower (``side`` -1) or upper (+1) bounds clamped to OSQP's infinity, as its wrapper does."""
+    if bound is None:
+        return None
+    return np.asarray(np.maximum(bound, -_infinity()) if side < 0 else np.minimum(bound, _infinity()))
 
 
 @functools.cache
@@ -279,8 +282,7 @@ def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
     ext.osqp_set_default_settings(solver.settings)
     for name, value in {**OSQP_SETTINGS, "time_limit": time_limit}.items():  # none the wrapper treats apart
         setattr(solver.settings, name, value)
-    infinity = _infinity()
-    lower, upper = np.maximum(qp.lower, -infinity), np.minimum(qp.upper, infinity)
+    lower, upper = _clamped(qp.lower, -1.0), _clamped(qp.upper, 1.0)
     solver._derivative_cache.update({"P": p, "q": qp.q, "A": a, "l": lower, "u": upper})
     solver.m, solver.n = a.shape
     # The QP's own arrays, not the wrapper's copies of them: OSQP copies its data at set-up.

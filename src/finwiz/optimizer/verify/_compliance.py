@@ -160,12 +160,6 @@ def post_trade_state(data: ProblemData, trade_shares: np.ndarray) -> PostTradeSt
     )
 
 
-def group_checks(group: LimitGroup, z: np.ndarray, term: str) -> list[ComplianceCheck]:
-    """The group's rows at ``z`` against their bounds: the tightest member of a per-asset group,
-    every member otherwise. Amounts in the group's unit."""
-    return checks_at([(term, group)], z)
-
-
 class _Shown(NamedTuple):
     """The rows the compliance table shows (see :func:`checks_at`): each one's ``(constraint, term,
     unit)`` and its figures, in row order."""
@@ -227,7 +221,9 @@ def _sized(bound: np.ndarray, m: int) -> np.ndarray:
 
 
 def checks_at(groups: Sequence[tuple[str, LimitGroup]], z: np.ndarray) -> list[ComplianceCheck]:
-    """Every limit group (with the term that states it) checked at ``z``: see :func:`group_checks`."""
+    """Every limit group (with the term that states it) checked at ``z``: each group's rows against
+    their bounds, the tightest member of a per-asset group and every member otherwise, amounts in
+    the group's unit."""
     shown = _shown(groups, z)
     columns = zip(
         shown.labels,

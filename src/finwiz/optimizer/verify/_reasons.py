@@ -28,6 +28,7 @@ from scipy.optimize import nnls
 
 from finwiz.optimizer.describe._model import _SPARSE_ROWS, SCALARS, Affine, Description, LimitGroup, column
 from finwiz.optimizer.solve._assembler import Model
+from finwiz.optimizer.solve._stacked import squared_rows
 from finwiz.optimizer.verify._compliance import PostTradeState
 from finwiz.schemas import TradeReason
 
@@ -126,10 +127,8 @@ class _Undo:
         """``(exact, first-order)`` change of ``piece``'s objective under each undo; a dense
         covariance's root by matrix products, not through its n^2 triplets. Its rows and linear
         part are those ``solve._stacked.stack`` makes of it alone (the count is priced apart)."""
-        n, x0, z = self.data.n, self.data.x0, self.z
-        squares = [Affine.weights_diag(s, x0, base) for s, base in piece.weight_squares]
-        squares += [Affine.scalar(col, r, r * o) for col, r, o in piece.scalar_squares]
-        squares += [a for a in piece.low_rank if a.dense is None]
+        n, z = self.data.n, self.z
+        squares = [a for a in squared_rows(piece, self.data.x0) if a.dense is None]  # dense roots below
         line: np.ndarray | None = None
         if piece.linear is not None:  # bincount sums in input order, as np.add.at into zeros
             line = np.bincount(column(piece.linear.cols, n), piece.linear.vals, minlength=2 * n + SCALARS).astype(
