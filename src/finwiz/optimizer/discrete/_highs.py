@@ -25,7 +25,14 @@ def _solver() -> Any:
     # The bare binding: the wrapper class prints a banner on stdout when it is built.
     h = highspy._Highs()  # type: ignore[attr-defined]
     h.setOptionValue("output_flag", False)  # before the model: HiGHS logs on passModel
+    if _ONE_THREAD[0]:
+        h.setOptionValue("threads", 1)  # HiGHS's worker thread spins beside the MIP: twice the CPU, no gain
     return h
+
+
+_ONE_THREAD = [True]
+"""Whether HiGHS runs on one thread: its thread pool is the process's, started by the first run;
+once another HiGHS started it with more threads, asking for one is an error (so, no more)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ def _program(
         h.passModel(*model, *arrays)
         if basic is not None and presolve == "off":
             h.setBasis(_basis(*basic))
-        h.run()
+        _run(h)
         status = h.getModelStatus()
         info = h.getInfo()
         x = np.array(h.getSolution().col_value) if info.primal_solution_status == _FEASIBLE else None
@@ -91,6 +98,18 @@ def _program(
         if found.x is not None or (found.infeasible and presolve == "on"):
             break
     return found
+
+
+def _run(h: Any) -> None:
+    """``h.run()``; where another HiGHS started the process's thread pool with more threads (the
+    run refused, nothing solved), again on that pool, and no more asking for one thread."""
+    import highspy
+
+    refused = h.run() == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset
+    if refused and _ONE_THREAD[0]:
+        _ONE_THREAD[0] = False
+        h.setOptionValue("threads", 0)
+        h.run()
 
 
 @cache
