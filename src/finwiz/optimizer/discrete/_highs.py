@@ -105,9 +105,8 @@ def _run(h: Any) -> None:
     run refused, nothing solved), again on that pool, and no more asking for one thread."""
     import highspy
 
-    refused = h.run() == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset
-    if refused and _ONE_THREAD[0]:
-        _ONE_THREAD[0] = False
+    if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        _ONE_THREAD[0] = False  # (only a run asking for one thread is refused so)
         h.setOptionValue("threads", 0)
         h.run()
 
