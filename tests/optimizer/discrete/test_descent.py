@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from finwiz.optimizer.discrete._candidates import _Moves
-from finwiz.optimizer.discrete._descent import _best_per_asset, _best_sum
+from finwiz.optimizer.discrete._descent import _best_per_asset
 
 
 def _reference(owner: np.ndarray, gain: np.ndarray, allowed: np.ndarray) -> list[int]:
@@ -35,17 +35,40 @@ def test_best_per_asset_matches_a_plain_scan(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_best_moves_sum_is_that_of_each_assets_best_in_order(seed: int) -> None:
-    """Whether a round is worth it is judged without ordering the moves: the same float as
-    summing each asset's best move in order of gain (the plain scan's)."""
+def test_a_round_is_worth_it_by_each_assets_best_move_summed_in_order(seed: int) -> None:
+    """``_Round.of`` judges a coarse round by each asset's best improving move (kept for
+    ``best``): worth it when their gains, summed in order of gain as the plain scan orders them,
+    reach ``round_gain`` of the whole-share allowance (a fine one: when any move improves)."""
+    from finwiz.optimizer.discrete._descent import DescentSettings, _Round
+
     rng = np.random.default_rng(50 + seed)
     n, k = int(rng.integers(1, 40)), int(rng.integers(1, 8))
     owner = rng.permutation(np.tile(np.arange(n), k))
     gain = rng.normal(size=len(owner)) * 10.0 ** rng.integers(-12, 0, size=len(owner))
-    allowed = rng.random(len(owner)) < [0.0, 0.2, 0.6, 1.0, 0.5, 0.9][seed]
     zero = np.zeros(len(owner))
     moves = _Moves(owner, zero, zero, zero, np.zeros((len(owner), 5)))
-    assert _best_sum(moves, gain, allowed) == gain[_reference(owner, gain, allowed)].sum()
+    coarse = [0.0, 1e-3, 1e-6, 1e-12, 1e-9, 1e-2][seed]
+    better = gain < -coarse
+    expected = _reference(owner, gain, better)
+    unit = float(-gain[expected].sum()) / [0.5, 1.0, 2.0, 100.0, 0.01, 1.0][seed] if expected else 1.0
+    settings = DescentSettings()
+
+    class _Pricer:
+        pass
+
+    pricer = _Pricer()
+    pricer.unit = unit / settings.round_gain  # type: ignore[attr-defined]
+
+    class _Search:
+        pass
+
+    search = _Search()
+    search.pricer = pricer  # type: ignore[attr-defined]
+    point = type("P", (), {"value": 0.0})()
+    now = _Round.of(search, point, moves, lambda s, w: moves, settings, coarse, None, gain)  # type: ignore[arg-type]
+    assert now.best.tolist() == expected
+    summed = -gain[expected].sum() >= settings.round_gain * pricer.unit  # type: ignore[attr-defined]
+    assert now.worth == (bool(expected) and (coarse == 0 or summed))  # a fine round: any improving move
 
 
 def test_a_set_of_moves_is_called_broken_only_where_the_exact_check_refuses_it() -> None:

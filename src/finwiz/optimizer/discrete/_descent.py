@@ -175,6 +175,7 @@ class _Round:
     worth: bool
     neighbours: Neighbours
     settings: DescentSettings
+    known_best: np.ndarray | None = None  # ``best``, when ``of`` found it
 
     @classmethod
     def of(
@@ -195,15 +196,17 @@ class _Round:
         better = gain < -max(settings.relative_gain * abs(point.value), coarse)
         if blocked is not None:
             better &= ~blocked
-        worth = bool(better.any()) and (
-            coarse == 0 or -_best_sum(moves, gain, better) >= settings.round_gain * search.pricer.unit
-        )
-        return cls(search, point, moves, gain, better, bool(worth), neighbours, settings)
+        if coarse == 0 or not better.any():
+            return cls(search, point, moves, gain, better, bool(better.any()), neighbours, settings)
+        # Worth a round by each asset's best move summed in order of gain: the first kind (AllBest) takes them.
+        best = _best_per_asset(moves, gain, better)
+        worth = -gain.take(best).sum() >= settings.round_gain * search.pricer.unit
+        return cls(search, point, moves, gain, better, bool(worth), neighbours, settings, best)
 
     @cached_property
     def best(self) -> np.ndarray:
         """Each asset's best improving move, in order of gain (built for the first kind that asks)."""
-        return _best_per_asset(self.moves, self.gain, self.better)
+        return _best_per_asset(self.moves, self.gain, self.better) if self.known_best is None else self.known_best
 
     @cached_property
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -404,16 +407,6 @@ def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.
     np.minimum.at(first, owner[at_best], candidates[at_best])
     first = first[first < end]
     return np.asarray(first[np.argsort(gain[first], kind="stable")])
-
-
-def _best_sum(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> float:
-    """``gain[_best_per_asset(moves, gain, allowed)].sum()`` (the same floats: the same values,
-    summed in ascending order) without ordering the moves."""
-    candidates = np.flatnonzero(allowed)
-    owner = moves.owner[candidates]
-    best = np.full(int(owner.max(initial=-1)) + 1, np.inf)
-    np.minimum.at(best, owner, gain[candidates])
-    return float(np.sort(best[best < np.inf]).sum())
 
 
 def _halvings(k: int) -> list[int]:
