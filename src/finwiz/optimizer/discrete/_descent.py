@@ -109,6 +109,16 @@ class _Search:
         values = self.rows.values(after.z)
         return replace(after, rows=values) if self.rows.holds(values) else None
 
+    @cached_property
+    def dearest(self) -> float:
+        """The value of the dearest lot (what a tight row's reach counts in)."""
+        return float(np.max(self.data.lot * self.data.prices, initial=0.0))
+
+    @cached_property
+    def surely(self) -> tuple[np.ndarray, np.ndarray]:
+        """The coupled rows' bounds passed by float noise's margin (``_SURELY``): what ``broken`` checks."""
+        return self.rows.lower - _SURELY, self.rows.upper + _SURELY
+
 
 _SURELY = 1e-9  # weight units: a summed change past a bound by more breaks it (float noise is ~1e-15)
 _NOISE = 1e-9  # relative to the objective's terms: a summed change above 0 by more is surely no gain
@@ -125,18 +135,18 @@ class _Tight:
     delta: np.ndarray
 
     @staticmethod
-    def near(data: ProblemData, rows: _Rows, values: np.ndarray, lots: float) -> np.ndarray:
+    def near(search: _Search, values: np.ndarray, lots: float) -> np.ndarray:
         """The rows within ``lots`` of the dearest lots of their bounds (``values``: the rows at z)."""
-        reach = lots * float(np.max(data.lot * data.prices, initial=0.0)) / data.ref_value
+        rows = search.rows
+        reach = lots * search.dearest / search.data.ref_value
         return np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
 
     @classmethod
-    def of(
-        cls, data: ProblemData, rows: _Rows, z: np.ndarray, moves: _Moves, lots: float, values: np.ndarray | None = None
-    ) -> _Tight:
+    def of(cls, search: _Search, z: np.ndarray, moves: _Moves, lots: float, values: np.ndarray | None = None) -> _Tight:
         """The tight rows at ``z`` (``values``: the rows there, if known) and ``moves``' changes of them."""
+        data, rows = search.data, search.rows
         values = rows.values(z) if values is None else values
-        tight = cls.near(data, rows, values, lots)
+        tight = cls.near(search, values, lots)
         d_buy, d_sell, d_x = moves.change(data, z)
         delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
@@ -230,7 +240,8 @@ class _Round:
         step = np.zeros(2 * n)
         step[owner], step[n + owner] = d_buy, d_sell
         total = self.values + rows.a_trade @ step + rows.a_scalar @ d_x.sum(axis=0)
-        return bool(np.any(total > rows.upper + _SURELY) or np.any(total < rows.lower - _SURELY))
+        low, high = search.surely
+        return bool(np.any(total > high) or np.any(total < low))
 
     @cached_property
     def scale(self) -> float:
@@ -270,6 +281,12 @@ class _Round:
         return summed + joint - alone, noise
 
     @cached_property
+    def shared(self) -> np.ndarray:
+        """Each single move's change of the squared rows two assets share (``_Pricer.shared``): the
+        exchanges' cross terms, asked for by more than one of a round's steps."""
+        return self.search.pricer.shared(self.point.z, self.moves)
+
+    @cached_property
     def snapped(self) -> float:
         """What ``_snap`` may have moved a single move's gain by at most (the round's gains are snapped)."""
         return _SNAPPED * float(np.max(np.abs(self.gain), initial=0.0))
@@ -290,8 +307,7 @@ class _Round:
     @cached_property
     def tight(self) -> _Tight:
         """The tight rows and each single move's change of them (built for the first kind that asks)."""
-        search = self.search
-        return _Tight.of(search.data, search.rows, self.point.z, self.moves, self.settings.tight_reach, self.values)
+        return _Tight.of(self.search, self.point.z, self.moves, self.settings.tight_reach, self.values)
 
 
 @dataclass(frozen=True)

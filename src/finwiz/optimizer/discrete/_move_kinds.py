@@ -179,7 +179,7 @@ def _cross(now: _Round, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     pair's product of the moves' changes of them; else from the moves the pairs name alone."""
     pricer, z = now.search.pricer, now.point.z
     if pricer.shared_gram is None:
-        change = pricer.shared(z, now.moves)
+        change = now.shared
         return np.asarray(2.0 * np.einsum("ij,ij->j", change.take(first, axis=1), change.take(second, axis=1)))
     used, places = np.unique(np.concatenate([first, second]), return_inverse=True)
     left, right = places[: len(first)], places[len(first) :]
@@ -263,12 +263,11 @@ class Chain(MoveKind):
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         search, point, settings = now.search, now.point, now.settings
-        data, rows = search.data, search.rows
-        if _Tight.near(data, rows, now.values, settings.tight_reach).size == 0:
+        if _Tight.near(search, now.values, settings.tight_reach).size == 0:
             return
         wide = now.neighbours(point.shares, True)
         gain = _snap(search.pricer.changes(point.z, point.shares, wide))
-        tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach, now.values)
+        tight = _Tight.of(search, point.z, wide, settings.tight_reach, now.values)
         owner = wide.owner
         inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
         keeps = inside.all(axis=0)
