@@ -139,7 +139,7 @@ class _Tight:
         """The rows within ``lots`` of the dearest lots of their bounds (``values``: the rows at z)."""
         rows = search.rows
         reach = lots * search.dearest / search.data.ref_value
-        return np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
+        return np.asarray((np.minimum(rows.upper - values, values - rows.lower) <= reach).nonzero()[0])
 
     @classmethod
     def of(cls, search: _Search, z: np.ndarray, moves: _Moves, lots: float, values: np.ndarray | None = None) -> _Tight:
@@ -157,10 +157,8 @@ class _Tight:
         in one pass: the tight rows refuse most of the descent's proposals)."""
         if not takes:
             return np.zeros(0, bool)
-        total = np.cumsum(self.delta.take(chosen, axis=1), axis=1).take(np.asarray(takes) - 1, axis=1)
-        return np.asarray(
-            ~np.any((total > self.high[:, None] + _SURELY) | (total < self.low[:, None] - _SURELY), axis=0)
-        )
+        total = self.delta.take(chosen, axis=1).cumsum(axis=1).take(np.asarray(takes) - 1, axis=1)
+        return np.asarray(~((total > self.high[:, None] + _SURELY) | (total < self.low[:, None] - _SURELY)).any(axis=0))
 
     def fits(self, delta: np.ndarray, row: int | None = None) -> np.ndarray:
         """Which changes (rows x ..., the rows first) keep every tight row (or only tight row ``row``)."""
@@ -168,7 +166,7 @@ class _Tight:
         low, high = self.low.reshape(shape), self.high.reshape(shape)
         if row is not None:
             low, high = low[row : row + 1], high[row : row + 1]
-        return np.asarray(np.all((delta >= low - _CHECK) & (delta <= high + _CHECK), axis=0))
+        return np.asarray(((delta >= low - _CHECK) & (delta <= high + _CHECK)).all(axis=0))
 
 
 @dataclass
@@ -241,7 +239,7 @@ class _Round:
         step[owner], step[n + owner] = d_buy, d_sell
         total = self.values + rows.a_trade @ step + rows.a_scalar @ d_x.sum(axis=0)
         low, high = search.surely
-        return bool(np.any(total > high) or np.any(total < low))
+        return bool((total > high).any() or (total < low).any())
 
     @cached_property
     def scale(self) -> float:
@@ -256,6 +254,8 @@ class _Round:
         ``takes``) together surely do not lower the objective (``together``: their change past its
         noise; all False where the shared rows are many). The exact check refuses those: most of
         the halvings a round tries, each a whole point priced."""
+        if self.search.data.lots is None:  # ``together``'s zero change and infinite error: none
+            return np.zeros(len(takes), dtype=bool)
         change, noise = self.together(chosen, takes)
         return np.asarray(change > noise)
 
@@ -413,16 +413,18 @@ def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.
     """Each asset's best allowed move (the first of equal ones), assets in order of gain (equal
     gains: by asset). Two scatters instead of sorting every allowed move by asset and gain: a
     quarter of the time on thousands of moves."""
-    candidates = np.flatnonzero(allowed)
+    candidates = allowed.nonzero()[0]  # the methods: numpy's functions wrap them in Python (~1 us a call)
     owner, value, end = moves.owner[candidates], gain[candidates], len(gain)
     assets = int(owner.max(initial=-1)) + 1
-    best = np.full(assets, np.inf)
+    best = np.empty(assets)
+    best.fill(np.inf)
     np.minimum.at(best, owner, value)
     at_best = value == best[owner]
-    first = np.full(assets, end)
+    first = np.empty(assets, dtype=np.intp)
+    first.fill(end)
     np.minimum.at(first, owner[at_best], candidates[at_best])
     first = first[first < end]
-    return np.asarray(first[np.argsort(gain[first], kind="stable")])
+    return np.asarray(first[gain[first].argsort(kind="stable")])
 
 
 def _halvings(k: int) -> list[int]:
