@@ -231,6 +231,10 @@ class _Round:
         the rows are linear and the costs separable, so the moves' changes add up, and a sum past
         a bound by more than float noise is a point the exact check refuses (found without it;
         the tight rows first: :meth:`_Tight.holds`)."""
+        return self.breaking(chosen).size > 0
+
+    def breaking(self, chosen: np.ndarray) -> np.ndarray:
+        """The coupled rows the moves ``chosen`` together surely break (:meth:`broken`'s)."""
         search, z, n = self.search, self.point.z, self.search.data.n
         rows = search.rows
         d_buy, d_sell, d_x = (s.take(chosen, axis=0) for s in self.moves.change(search.data, z))
@@ -239,7 +243,20 @@ class _Round:
         step[owner], step[n + owner] = d_buy, d_sell
         total = self.values + rows.a_trade @ step + rows.a_scalar @ d_x.sum(axis=0)
         low, high = search.surely
-        return bool((total > high).any() or (total < low).any())
+        return np.asarray(((total > high) | (total < low)).nonzero()[0])
+
+    def holding(self, chosen: np.ndarray, rows: np.ndarray, takes: list[int]) -> np.ndarray:
+        """Whether the first ``take`` moves of ``chosen`` (for each of ``takes``) may keep the coupled
+        ``rows`` (as :meth:`_Tight.holds`, one pass for all): the rows a longer prefix broke, which
+        refute most shorter ones without a whole check each (a sum past a bound by more than float
+        noise, however summed, is one the exact check refuses)."""
+        search = self.search
+        first = chosen[: max(takes)]
+        d_buy, d_sell, d_x = (s.take(first, axis=0) for s in self.moves.change(search.data, self.point.z))
+        delta = search.rows.changes(self.moves.owner.take(first), d_buy, d_sell, d_x, rows)
+        values = self.values.take(rows)
+        watched = _Tight(search.rows.lower.take(rows) - values, search.rows.upper.take(rows) - values, delta)
+        return watched.holds(np.arange(len(first)), takes)
 
     @cached_property
     def scale(self) -> float:

@@ -80,9 +80,16 @@ class Halving(MoveKind):
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
         takes = _halvings(len(chosen))
         held = [take for take, fits in zip(takes, tight.holds(chosen, takes), strict=True) if fits]
-        for take, worse in zip(held, now.worse(chosen, held), strict=True):
-            if not worse and not now.broken(chosen[:take]):  # else the exact check would refuse it
+        refuted: set[int] = set()  # the prefixes the rows a longer one broke refute
+        for at, (take, worse) in enumerate(zip(held, now.worse(chosen, held), strict=True)):
+            if worse or take in refuted:  # the exact check would refuse it
+                continue
+            broken = now.breaking(chosen[:take])
+            if broken.size == 0:
                 yield _Proposal(now.moves, chosen[:take])
+            elif at + 1 < len(held):  # the shorter prefixes on the rows it broke, at once, before their own checks
+                rest = held[at + 1 :]
+                refuted.update(t for t, ok in zip(rest, now.holding(chosen, broken, rest), strict=True) if not ok)
 
 
 class Exchange(MoveKind):
