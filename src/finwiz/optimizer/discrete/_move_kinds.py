@@ -87,8 +87,7 @@ class Halving(MoveKind):
             broken = now.breaking(chosen[:take])
             if broken.size == 0:
                 yield _Proposal(now.moves, chosen[:take])
-            elif at + 1 < len(held):  # the shorter prefixes on the rows it broke, at once, before their own checks
-                rest = held[at + 1 :]
+            elif rest := held[at + 1 :]:  # the shorter prefixes on the rows it broke, at once, before their own checks
                 refuted.update(t for t, ok in zip(rest, now.holding(chosen, broken, rest), strict=True) if not ok)
 
 
