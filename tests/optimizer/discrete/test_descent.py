@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from finwiz.optimizer.discrete._candidates import _Moves
-from finwiz.optimizer.discrete._descent import _best_per_asset, _best_sum
+from finwiz.optimizer.discrete._descent import _best_per_asset, _Round
 
 
 def _reference(owner: np.ndarray, gain: np.ndarray, allowed: np.ndarray) -> list[int]:
@@ -35,17 +35,40 @@ def test_best_per_asset_matches_a_plain_scan(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_best_moves_sum_is_that_of_each_assets_best_in_order(seed: int) -> None:
-    """Whether a round is worth it is judged without ordering the moves: the same float as
-    summing each asset's best move in order of gain (the plain scan's)."""
+def test_a_round_is_worth_it_by_each_assets_best_move_summed_in_order(seed: int) -> None:
+    """``_Round.of`` judges a coarse round by each asset's best improving move (kept for
+    ``best``): worth it when their gains, summed in order of gain as the plain scan orders them,
+    reach ``round_gain`` of the whole-share allowance (a fine one: when any move improves)."""
+    from finwiz.optimizer.discrete._descent import DescentSettings
+
     rng = np.random.default_rng(50 + seed)
     n, k = int(rng.integers(1, 40)), int(rng.integers(1, 8))
     owner = rng.permutation(np.tile(np.arange(n), k))
     gain = rng.normal(size=len(owner)) * 10.0 ** rng.integers(-12, 0, size=len(owner))
-    allowed = rng.random(len(owner)) < [0.0, 0.2, 0.6, 1.0, 0.5, 0.9][seed]
     zero = np.zeros(len(owner))
     moves = _Moves(owner, zero, zero, zero, np.zeros((len(owner), 5)))
-    assert _best_sum(moves, gain, allowed) == gain[_reference(owner, gain, allowed)].sum()
+    coarse = [0.0, 1e-3, 1e-6, 1e-12, 1e-9, 1e-2][seed]
+    better = gain < -coarse
+    expected = _reference(owner, gain, better)
+    unit = float(-gain[expected].sum()) / [0.5, 1.0, 2.0, 100.0, 0.01, 1.0][seed] if expected else 1.0
+    settings = DescentSettings()
+
+    class _Pricer:
+        pass
+
+    pricer = _Pricer()
+    pricer.unit = unit / settings.round_gain  # type: ignore[attr-defined]
+
+    class _Search:
+        pass
+
+    search = _Search()
+    search.pricer = pricer  # type: ignore[attr-defined]
+    point = type("P", (), {"value": 0.0})()
+    now = _Round.of(search, point, moves, lambda s, w: moves, settings, coarse, None, gain)  # type: ignore[arg-type]
+    assert now.best.tolist() == expected
+    summed = -gain[expected].sum() >= settings.round_gain * pricer.unit  # type: ignore[attr-defined]
+    assert now.worth == (bool(expected) and (coarse == 0 or summed))  # a fine round: any improving move
 
 
 def test_a_set_of_moves_is_called_broken_only_where_the_exact_check_refuses_it() -> None:
@@ -102,3 +125,55 @@ def test_the_tight_rows_judge_every_halving_as_its_own_sum_does() -> None:
         assert holds == bool(np.all(total <= 3.0 + _SURELY) and np.all(total >= -3.0 - _SURELY)), take
     assert held.any()
     assert not held.all()
+
+
+def _halving_plain(now: _Round) -> list[list[int]]:
+    """Halving's proposals as it made them before: each held prefix's whole check (``broken``) alone."""
+    from finwiz.optimizer.discrete._descent import _halvings
+
+    tight = now.tight
+    chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
+    takes = _halvings(len(chosen))
+    held = [take for take, fits in zip(takes, tight.holds(chosen, takes), strict=True) if fits]
+    return [
+        chosen[:take].tolist()
+        for take, worse in zip(held, now.worse(chosen, held), strict=True)
+        if not worse and not now.broken(chosen[:take])
+    ]
+
+
+def test_halving_refutes_shorter_prefixes_by_the_rows_a_longer_one_broke_as_their_own_checks_do() -> None:
+    """``Halving`` checks the rows a longer prefix broke on the shorter ones at once (``holding``):
+    it proposes what each prefix's whole check alone proposed, and every prefix ``holding`` refutes
+    leads to a point the exact check refuses (a coupled row past its bound): on eight seeded
+    accounts' rounds, at their trades and with random gains."""
+    from finwiz.optimizer.discrete._candidates import _CHECK
+    from finwiz.optimizer.discrete._descent import _halvings
+    from finwiz.optimizer.discrete._move_kinds import Halving
+    from tests.optimizer.discrete.test_together import _round
+
+    refuted = 0
+    for seed in range(8):
+        now = _round(seed)
+        rows = now.search.rows
+        rng = np.random.default_rng(seed)
+        for trial in range(8):
+            if trial:  # other improving sets: random gains, every move allowed
+                now = _Round.of(now.search, now.point, now.moves, now.neighbours, gain=-rng.random(len(now.gain)))
+            assert [p.chosen.tolist() for p in Halving().propose(now)] == _halving_plain(now)
+            chosen = _best_per_asset(now.moves, now.gain, now.better)
+            takes = _halvings(len(chosen))
+            for at, take in enumerate(takes[:-1]):
+                broken = now.breaking(chosen[:take])
+                if broken.size == 0:
+                    continue
+                for short, ok in zip(takes[at + 1 :], now.holding(chosen, broken, takes[at + 1 :]), strict=True):
+                    if not ok:
+                        refuted += 1
+                        assert now.broken(chosen[:short])
+                        shares = now.point.shares.copy()
+                        shares[now.moves.owner[chosen[:short]]] = now.moves.shares[chosen[:short]]
+                        exact = rows.values(now.search.at(shares).z)
+                        assert not rows.holds(exact)
+                        assert np.max(np.maximum(exact - rows.upper, rows.lower - exact)) > _CHECK
+    assert refuted > 0

@@ -55,7 +55,8 @@ def test_room_goes_to_one_asset_rows_the_way_back_to_the_continuous_costs_would_
     upper[cap["A3"]] = values[cap["A3"]] + 1e-4  # near, but further than the way back
     near = dataclasses.replace(rows, upper=upper)
     target = np.array([1.5, 0.0, -2.0, 0.0])  # A0 and A2 traded: A2's lot (120) is the largest
-    room = _room(data, near, target, np.zeros(data.n))
+    at = _trade_point(data, np.zeros(data.n))
+    room = _room(data, near, target, _trade_point(data, target), at, near.values(at))
     # The position cap is x_i <= cap (R - costs): the way back from no trade to the target's costs
     # (rate x traded value) moves it by cap x those costs, and one lot's cost at most by cap x lot.
     assert np.count_nonzero(rows.a_scalar[cap["A0"]]) == 1

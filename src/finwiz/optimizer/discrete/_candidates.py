@@ -204,7 +204,7 @@ class _Separable:
         value = self.coef_buy.take(i, axis=1) * moves.buy + self.coef_sell.take(i, axis=1) * moves.sell
         value += self.offset.take(i, axis=1)
         low, high = self._bounds
-        keeps = np.all((value <= high.take(i, axis=1)) & (value >= low.take(i, axis=1)), axis=0)
+        keeps = ((value <= high.take(i, axis=1)) & (value >= low.take(i, axis=1))).all(axis=0)
         return np.asarray(keeps if self.sized is None else keeps & self.sized.ok(i, moves.shares))
 
 
@@ -269,7 +269,7 @@ class _LotMoves:
     def _options(self, shares: np.ndarray, wide: bool) -> np.ndarray:
         data, lot = self.data, self.data.lot
         n, lots = data.n, shares / lot
-        rounded = np.round(lots)
+        rounded = lots.round()
         on_grid = np.abs(lots - rounded) <= _ON_GRID * np.maximum(1.0, np.abs(lots))
         up = np.where(on_grid, rounded + 1, np.ceil(lots)) * lot
         down = np.where(on_grid, rounded - 1, np.floor(lots)) * lot
@@ -296,7 +296,7 @@ class _LotMoves:
             ok = self.separable.ok(every)
         else:  # the moves of the assets whose options changed, priced again in place (only kept here)
             old, every, ok = before
-            again = np.flatnonzero(options != old)
+            again = (options != old).nonzero()[0]
             fresh = _moves(data, owner[again], options[again])
             every.buy[again], every.sell[again], every.scalars[again] = fresh.buy, fresh.sell, fresh.scalars
             every = _Moves(owner, options, every.buy, every.sell, every.scalars)
@@ -307,7 +307,7 @@ class _LotMoves:
         self.kept[wide] = (options, every, ok)
         self.curved[wide] = (shares.copy(), curvature)
         keep = (options != shares[owner]) & meets_minimum(data, options * data.prices[owner]) & ok
-        at = np.flatnonzero(keep)
+        at = keep.nonzero()[0]
         # take: numpy's row indexing of a moves x SCALARS array is slower (same values)
         scalars = every.scalars.take(at, axis=0)
         return _Moves(
@@ -353,15 +353,15 @@ def asset_spans(row: np.ndarray, asset: np.ndarray, rows: int, n: int) -> tuple[
 def ranges(start: np.ndarray, size: np.ndarray) -> np.ndarray:
     """The indices ``start[i], ..., start[i] + size[i] - 1`` of every ``i``, concatenated (a compressed
     matrix's entries of some rows or columns, read off its ``indptr``)."""
-    return np.repeat(start - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+    return np.repeat(start - size.cumsum() + size, size) + np.arange(int(size.sum()))
 
 
 def _snap(values: np.ndarray) -> np.ndarray:
     """Objective changes on a grid of a billionth of the largest: values closer than that are tied
     (fractional lots differ by ~1e-20, float noise of the continuous optimum), and ties go to the
     first in order, so an ulp of solver noise never changes the trades (same input, same trades)."""
-    unit = 1e-9 * max(float(np.max(np.abs(values), initial=0.0)), 1e-300)
-    return np.asarray(np.round(values / unit) * unit)
+    unit = 1e-9 * max(float(np.abs(values).max(initial=0.0)), 1e-300)
+    return np.asarray((values / unit).round() * unit)
 
 
 def _cheapest(table: np.ndarray, valid: np.ndarray, price: np.ndarray) -> np.ndarray:

@@ -109,6 +109,16 @@ class _Search:
         values = self.rows.values(after.z)
         return replace(after, rows=values) if self.rows.holds(values) else None
 
+    @cached_property
+    def dearest(self) -> float:
+        """The value of the dearest lot (what a tight row's reach counts in)."""
+        return float(np.max(self.data.lot * self.data.prices, initial=0.0))
+
+    @cached_property
+    def surely(self) -> tuple[np.ndarray, np.ndarray]:
+        """The coupled rows' bounds passed by float noise's margin (``_SURELY``): what ``broken`` checks."""
+        return self.rows.lower - _SURELY, self.rows.upper + _SURELY
+
 
 _SURELY = 1e-9  # weight units: a summed change past a bound by more breaks it (float noise is ~1e-15)
 _NOISE = 1e-9  # relative to the objective's terms: a summed change above 0 by more is surely no gain
@@ -125,18 +135,18 @@ class _Tight:
     delta: np.ndarray
 
     @staticmethod
-    def near(data: ProblemData, rows: _Rows, values: np.ndarray, lots: float) -> np.ndarray:
+    def near(search: _Search, values: np.ndarray, lots: float) -> np.ndarray:
         """The rows within ``lots`` of the dearest lots of their bounds (``values``: the rows at z)."""
-        reach = lots * float(np.max(data.lot * data.prices, initial=0.0)) / data.ref_value
-        return np.flatnonzero(np.minimum(rows.upper - values, values - rows.lower) <= reach)
+        rows = search.rows
+        reach = lots * search.dearest / search.data.ref_value
+        return np.asarray((np.minimum(rows.upper - values, values - rows.lower) <= reach).nonzero()[0])
 
     @classmethod
-    def of(
-        cls, data: ProblemData, rows: _Rows, z: np.ndarray, moves: _Moves, lots: float, values: np.ndarray | None = None
-    ) -> _Tight:
+    def of(cls, search: _Search, z: np.ndarray, moves: _Moves, lots: float, values: np.ndarray | None = None) -> _Tight:
         """The tight rows at ``z`` (``values``: the rows there, if known) and ``moves``' changes of them."""
+        data, rows = search.data, search.rows
         values = rows.values(z) if values is None else values
-        tight = cls.near(data, rows, values, lots)
+        tight = cls.near(search, values, lots)
         d_buy, d_sell, d_x = moves.change(data, z)
         delta = rows.changes(moves.owner, d_buy, d_sell, d_x, tight)
         return cls(rows.lower[tight] - values[tight], rows.upper[tight] - values[tight], delta)
@@ -147,10 +157,8 @@ class _Tight:
         in one pass: the tight rows refuse most of the descent's proposals)."""
         if not takes:
             return np.zeros(0, bool)
-        total = np.cumsum(self.delta.take(chosen, axis=1), axis=1).take(np.asarray(takes) - 1, axis=1)
-        return np.asarray(
-            ~np.any((total > self.high[:, None] + _SURELY) | (total < self.low[:, None] - _SURELY), axis=0)
-        )
+        total = self.delta.take(chosen, axis=1).cumsum(axis=1).take(np.asarray(takes) - 1, axis=1)
+        return np.asarray(~((total > self.high[:, None] + _SURELY) | (total < self.low[:, None] - _SURELY)).any(axis=0))
 
     def fits(self, delta: np.ndarray, row: int | None = None) -> np.ndarray:
         """Which changes (rows x ..., the rows first) keep every tight row (or only tight row ``row``)."""
@@ -158,7 +166,7 @@ class _Tight:
         low, high = self.low.reshape(shape), self.high.reshape(shape)
         if row is not None:
             low, high = low[row : row + 1], high[row : row + 1]
-        return np.asarray(np.all((delta >= low - _CHECK) & (delta <= high + _CHECK), axis=0))
+        return np.asarray(((delta >= low - _CHECK) & (delta <= high + _CHECK)).all(axis=0))
 
 
 @dataclass
@@ -175,6 +183,7 @@ class _Round:
     worth: bool
     neighbours: Neighbours
     settings: DescentSettings
+    known_best: np.ndarray | None = None  # ``best``, when ``of`` found it
 
     @classmethod
     def of(
@@ -195,15 +204,17 @@ class _Round:
         better = gain < -max(settings.relative_gain * abs(point.value), coarse)
         if blocked is not None:
             better &= ~blocked
-        worth = bool(better.any()) and (
-            coarse == 0 or -_best_sum(moves, gain, better) >= settings.round_gain * search.pricer.unit
-        )
-        return cls(search, point, moves, gain, better, bool(worth), neighbours, settings)
+        if coarse == 0 or not better.any():
+            return cls(search, point, moves, gain, better, bool(better.any()), neighbours, settings)
+        # Worth a round by each asset's best move summed in order of gain: the first kind (AllBest) takes them.
+        best = _best_per_asset(moves, gain, better)
+        worth = -gain.take(best).sum() >= settings.round_gain * search.pricer.unit
+        return cls(search, point, moves, gain, better, bool(worth), neighbours, settings, best)
 
     @cached_property
     def best(self) -> np.ndarray:
         """Each asset's best improving move, in order of gain (built for the first kind that asks)."""
-        return _best_per_asset(self.moves, self.gain, self.better)
+        return _best_per_asset(self.moves, self.gain, self.better) if self.known_best is None else self.known_best
 
     @cached_property
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,6 +231,10 @@ class _Round:
         the rows are linear and the costs separable, so the moves' changes add up, and a sum past
         a bound by more than float noise is a point the exact check refuses (found without it;
         the tight rows first: :meth:`_Tight.holds`)."""
+        return self.breaking(chosen).size > 0
+
+    def breaking(self, chosen: np.ndarray) -> np.ndarray:
+        """The coupled rows the moves ``chosen`` together surely break (:meth:`broken`'s)."""
         search, z, n = self.search, self.point.z, self.search.data.n
         rows = search.rows
         d_buy, d_sell, d_x = (s.take(chosen, axis=0) for s in self.moves.change(search.data, z))
@@ -227,7 +242,21 @@ class _Round:
         step = np.zeros(2 * n)
         step[owner], step[n + owner] = d_buy, d_sell
         total = self.values + rows.a_trade @ step + rows.a_scalar @ d_x.sum(axis=0)
-        return bool(np.any(total > rows.upper + _SURELY) or np.any(total < rows.lower - _SURELY))
+        low, high = search.surely
+        return np.asarray(((total > high) | (total < low)).nonzero()[0])
+
+    def holding(self, chosen: np.ndarray, rows: np.ndarray, takes: list[int]) -> np.ndarray:
+        """Whether the first ``take`` moves of ``chosen`` (for each of ``takes``) may keep the coupled
+        ``rows`` (as :meth:`_Tight.holds`, one pass for all): the rows a longer prefix broke, which
+        refute most shorter ones without a whole check each (a sum past a bound by more than float
+        noise, however summed, is one the exact check refuses)."""
+        search = self.search
+        first = chosen[: max(takes)]
+        d_buy, d_sell, d_x = (s.take(first, axis=0) for s in self.moves.change(search.data, self.point.z))
+        delta = search.rows.changes(self.moves.owner.take(first), d_buy, d_sell, d_x, rows)
+        values = self.values.take(rows)
+        watched = _Tight(search.rows.lower.take(rows) - values, search.rows.upper.take(rows) - values, delta)
+        return watched.holds(np.arange(len(first)), takes)
 
     @cached_property
     def scale(self) -> float:
@@ -242,6 +271,8 @@ class _Round:
         ``takes``) together surely do not lower the objective (``together``: their change past its
         noise; all False where the shared rows are many). The exact check refuses those: most of
         the halvings a round tries, each a whole point priced."""
+        if self.search.data.lots is None:  # ``together``'s zero change and infinite error: none
+            return np.zeros(len(takes), dtype=bool)
         change, noise = self.together(chosen, takes)
         return np.asarray(change > noise)
 
@@ -267,6 +298,12 @@ class _Round:
         return summed + joint - alone, noise
 
     @cached_property
+    def shared(self) -> np.ndarray:
+        """Each single move's change of the squared rows two assets share (``_Pricer.shared``): the
+        exchanges' cross terms, asked for by more than one of a round's steps."""
+        return self.search.pricer.shared(self.point.z, self.moves)
+
+    @cached_property
     def snapped(self) -> float:
         """What ``_snap`` may have moved a single move's gain by at most (the round's gains are snapped)."""
         return _SNAPPED * float(np.max(np.abs(self.gain), initial=0.0))
@@ -287,8 +324,7 @@ class _Round:
     @cached_property
     def tight(self) -> _Tight:
         """The tight rows and each single move's change of them (built for the first kind that asks)."""
-        search = self.search
-        return _Tight.of(search.data, search.rows, self.point.z, self.moves, self.settings.tight_reach, self.values)
+        return _Tight.of(self.search, self.point.z, self.moves, self.settings.tight_reach, self.values)
 
 
 @dataclass(frozen=True)
@@ -394,26 +430,18 @@ def _best_per_asset(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> np.
     """Each asset's best allowed move (the first of equal ones), assets in order of gain (equal
     gains: by asset). Two scatters instead of sorting every allowed move by asset and gain: a
     quarter of the time on thousands of moves."""
-    candidates = np.flatnonzero(allowed)
+    candidates = allowed.nonzero()[0]  # the methods: numpy's functions wrap them in Python (~1 us a call)
     owner, value, end = moves.owner[candidates], gain[candidates], len(gain)
     assets = int(owner.max(initial=-1)) + 1
-    best = np.full(assets, np.inf)
+    best = np.empty(assets)
+    best.fill(np.inf)
     np.minimum.at(best, owner, value)
     at_best = value == best[owner]
-    first = np.full(assets, end)
+    first = np.empty(assets, dtype=np.intp)
+    first.fill(end)
     np.minimum.at(first, owner[at_best], candidates[at_best])
     first = first[first < end]
-    return np.asarray(first[np.argsort(gain[first], kind="stable")])
-
-
-def _best_sum(moves: _Moves, gain: np.ndarray, allowed: np.ndarray) -> float:
-    """``gain[_best_per_asset(moves, gain, allowed)].sum()`` (the same floats: the same values,
-    summed in ascending order) without ordering the moves."""
-    candidates = np.flatnonzero(allowed)
-    owner = moves.owner[candidates]
-    best = np.full(int(owner.max(initial=-1)) + 1, np.inf)
-    np.minimum.at(best, owner, gain[candidates])
-    return float(np.sort(best[best < np.inf]).sum())
+    return np.asarray(first[gain[first].argsort(kind="stable")])
 
 
 def _halvings(k: int) -> list[int]:

@@ -80,9 +80,15 @@ class Halving(MoveKind):
         chosen = _best_per_asset(now.moves, now.gain, now.better & tight.fits(tight.delta))
         takes = _halvings(len(chosen))
         held = [take for take, fits in zip(takes, tight.holds(chosen, takes), strict=True) if fits]
-        for take, worse in zip(held, now.worse(chosen, held), strict=True):
-            if not worse and not now.broken(chosen[:take]):  # else the exact check would refuse it
+        refuted: set[int] = set()  # the prefixes the rows a longer one broke refute
+        for at, (take, worse) in enumerate(zip(held, now.worse(chosen, held), strict=True)):
+            if worse or take in refuted:  # the exact check would refuse it
+                continue
+            broken = now.breaking(chosen[:take])
+            if broken.size == 0:
                 yield _Proposal(now.moves, chosen[:take])
+            elif rest := held[at + 1 :]:  # the shorter prefixes on the rows it broke, at once, before their own checks
+                refuted.update(t for t, ok in zip(rest, now.holding(chosen, broken, rest), strict=True) if not ok)
 
 
 class Exchange(MoveKind):
@@ -94,13 +100,13 @@ class Exchange(MoveKind):
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         gain, tight, moves, settings = now.gain, now.tight, now.moves, now.settings
-        improving = np.flatnonzero(gain < 0)
+        improving = (gain < 0).nonzero()[0]
         if improving.size == 0 or tight.delta.shape[0] == 0:
             return
         # The most improving moves; then the blocked ones that gain most per unit of their row
         # (``thrifty``), only when those found none, and only a pair worth a round; several at
         # once where they hold together (a round each cost more than finding them).
-        tries = improving[np.argsort(gain[improving], kind="stable")][: settings.pair_tries]
+        tries = improving[gain[improving].argsort(kind="stable")][: settings.pair_tries]
         is_try = np.zeros(len(gain), dtype=bool)
         is_try[tries] = True
         thrifty = _thrifty(gain, tight, improving, settings.thrifty_tries)
@@ -138,7 +144,7 @@ def _pairs(now: _Round, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = gain.take(first)  # then added to in place, in the same order: a temporary of ~100k pairs costs a mapping
     total += gain.take(partner)
     total += _cross(now, first, partner)
-    keep = np.flatnonzero(total < 0)
+    keep = (total < 0).nonzero()[0]
     keep = keep[tight.fits(tight.delta.take(first[keep], axis=1) + tight.delta.take(partner[keep], axis=1))]
     keep = keep[np.lexsort((partner[keep], at[keep], total[keep]))]
     return np.stack([first[keep], partner[keep]], axis=1), total[keep]
@@ -167,7 +173,7 @@ def _taken_together(total: np.ndarray, cross: np.ndarray, delta: np.ndarray, tig
         if not price < -least:
             continue
         after = change + summed[:, k]
-        if np.all((after >= low) & (after <= high)):
+        if ((after >= low) & (after <= high)).all():
             taken.append(k)
             columns += [2 * k, 2 * k + 1]
             change = after
@@ -179,7 +185,7 @@ def _cross(now: _Round, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     pair's product of the moves' changes of them; else from the moves the pairs name alone."""
     pricer, z = now.search.pricer, now.point.z
     if pricer.shared_gram is None:
-        change = pricer.shared(z, now.moves)
+        change = now.shared
         return np.asarray(2.0 * np.einsum("ij,ij->j", change.take(first, axis=1), change.take(second, axis=1)))
     used, places = np.unique(np.concatenate([first, second]), return_inverse=True)
     left, right = places[: len(first)], places[len(first) :]
@@ -201,17 +207,17 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     most = np.where(over, up, -np.inf).max(axis=1, initial=-np.inf)
     least = np.where(under, down, np.inf).min(axis=1, initial=np.inf)
     # the moves some try could use, by row (np.nonzero's order: a 2-D nonzero cost ~3x this)
-    row, pool = np.divmod(np.flatnonzero((delta <= most[:, None]) | (delta >= least[:, None])), m)
+    row, pool = np.divmod(((delta <= most[:, None]) | (delta >= least[:, None])).ravel().nonzero()[0], m)
     change = delta[row, pool]
     order = np.lexsort((change, row))  # by row, then change: thresholds take ties whole (any order: the same pairs)
     keys, pool = _by_row(row.take(order), change.take(order)), pool.take(order)
     start, stop = np.zeros(left.shape, dtype=np.intp), np.full(left.shape, m + 1, dtype=np.intp)
-    r, t = np.nonzero(over)
-    start[r, t] = np.searchsorted(keys, _by_row(r, np.full(r.size, -np.inf)), "left")
-    stop[r, t] = np.searchsorted(keys, _by_row(r, up[r, t]), "right")
-    r, t = np.nonzero(under)
-    start[r, t] = np.searchsorted(keys, _by_row(r, down[r, t]), "left")
-    stop[r, t] = np.searchsorted(keys, _by_row(r, np.full(r.size, np.inf)), "right")
+    r, t = over.nonzero()
+    start[r, t] = keys.searchsorted(_by_row(r, -np.inf), side="left")
+    stop[r, t] = keys.searchsorted(_by_row(r, up[r, t]), side="right")
+    r, t = under.nonzero()
+    start[r, t] = keys.searchsorted(_by_row(r, down[r, t]), side="left")
+    stop[r, t] = keys.searchsorted(_by_row(r, np.inf), side="right")
     count = np.maximum(stop - start, 0)
     row_of = np.argmin(count, axis=0)  # each try's tightest row
     places = np.arange(len(tries))
@@ -226,7 +232,7 @@ def _partners(tight: _Tight, tries: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return at, partner
 
 
-def _by_row(row: np.ndarray, value: np.ndarray) -> np.ndarray:
+def _by_row(row: np.ndarray, value: np.ndarray | float) -> np.ndarray:
     """Keys ordered by ``row``, then ``value`` (complex numbers compare that way), each exact."""
     keys = np.empty(row.size, dtype=complex)
     keys.real, keys.imag = row, value
@@ -241,14 +247,14 @@ def _thrifty(gain: np.ndarray, tight: _Tight, improving: np.ndarray, take: int) 
     rank = np.full(len(gain), np.inf)  # each move's best place in a row's ranking
     delta = tight.delta.take(improving, axis=1)
     breaks = (delta < tight.low[:, None] - _CHECK) | (delta > tight.high[:, None] + _CHECK)
-    row, place = np.divmod(np.flatnonzero(breaks), breaks.shape[1])  # np.nonzero's order, cheaper: by row, then move
+    row, place = np.divmod(breaks.ravel().nonzero()[0], breaks.shape[1])  # by row, then move: a 2-D nonzero's order
     per_unit = gain.take(improving.take(place)) / np.abs(delta[row, place])
     order = np.lexsort((place, per_unit, row))
     row, place = row.take(order), place.take(order)
-    first = np.searchsorted(row, row)  # where each row's ranking starts
+    first = row.searchsorted(row)  # where each row's ranking starts
     np.minimum.at(rank, improving.take(place), (np.arange(len(row)) - first).astype(float))
-    ranked = np.flatnonzero(np.isfinite(rank))  # the blocked ones: a stable sort of them alone keeps their order
-    return np.asarray(ranked[np.argsort(rank[ranked], kind="stable")[:take]])
+    ranked = np.isfinite(rank).nonzero()[0]  # the blocked ones: a stable sort of them alone keeps their order
+    return np.asarray(ranked[rank[ranked].argsort(kind="stable")[:take]])
 
 
 class Chain(MoveKind):
@@ -263,12 +269,11 @@ class Chain(MoveKind):
 
     def propose(self, now: _Round) -> Iterator[_Proposal]:
         search, point, settings = now.search, now.point, now.settings
-        data, rows = search.data, search.rows
-        if _Tight.near(data, rows, now.values, settings.tight_reach).size == 0:
+        if _Tight.near(search, now.values, settings.tight_reach).size == 0:
             return
         wide = now.neighbours(point.shares, True)
         gain = _snap(search.pricer.changes(point.z, point.shares, wide))
-        tight = _Tight.of(data, rows, point.z, wide, settings.tight_reach, now.values)
+        tight = _Tight.of(search, point.z, wide, settings.tight_reach, now.values)
         owner = wide.owner
         inside = (tight.delta >= tight.low[:, None] - _CHECK) & (tight.delta <= tight.high[:, None] + _CHECK)
         keeps = inside.all(axis=0)

@@ -74,16 +74,19 @@ def _improve(
     pricer: _Pricer,
     candidates: np.ndarray | None = None,
     strict: bool = False,
+    at: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _Point:
     """The descent (``_descent.descend``) over every asset's one-lot moves, to no trade, selling
     out, the minimum size, or back to one of its first ``candidates`` (assets x k), where the
     separable rows allow them; to its point (its value is the pricer's objective there). Priced
-    by ``pricer`` (``pieces``' with a gradient), judged by ``pieces``' rows."""
+    by ``pricer`` (``pieces``' with a gradient), judged by ``pieces``' rows; ``at``: ``shares``'
+    ``z`` and coupled rows there, when the caller has them."""
     data = pieces.model.data
     # Kept between the descent's rounds, and without candidates between the model's descents.
     neighbours = pieces.lot_moves if candidates is None else _LotMoves(data, pieces.separable, candidates)
     search = _Search(data, pricer, pieces.rows)
-    return descend_from(search, search.at(shares), neighbours, MOVE_KINDS, _DESCENT, strict)
+    start = search.at(shares) if at is None else _Point(shares, at[0], pricer.objective(at[0], shares), at[1])
+    return descend_from(search, start, neighbours, MOVE_KINDS, _DESCENT, strict)
 
 
 def gain_price(model: Model, duals: np.ndarray | None) -> float:
@@ -129,7 +132,7 @@ def round_trades(
     first = np.zeros(data.n)
     first[moves.owner[cheapest]] = moves.shares[cheapest]
     base = pricer.objective(at, target)
-    settle = _Settle(data, pieces, pricer, moves, price / pricer.unit, cheapest, table, target, time_limit)
+    settle = _Settle(data, pieces, pricer, moves, price / pricer.unit, cheapest, table, target, at, time_limit)
     rounded = settle.rounded(first, stuck, base)
     seconds = time.perf_counter() - start
     return RoundingOutcome(
@@ -170,6 +173,7 @@ class _Settle:
     cheapest: np.ndarray
     table: np.ndarray
     target: np.ndarray
+    target_z: np.ndarray  # ``z`` at ``target``
     time_limit: float
 
     def rounded(self, cheap: np.ndarray, stuck: bool, base: float) -> _Rounded:
@@ -177,9 +181,11 @@ class _Settle:
         the settle leaves a row that would block the descent (``_room``), settled again with room
         inside it first, and the plain settle descended only if that lost much."""
         rows = self.pieces.rows
-        if rows.holds(rows.values(_trade_point(self.data, cheap))):
+        at = _trade_point(self.data, cheap)
+        values = rows.values(at)
+        if rows.holds(values):
             # From each asset's cheapest candidate the descent has nothing to bring back.
-            return self.descended((cheap, 0.0), stuck, base, candidates=False)
+            return self.descended((cheap, 0.0), stuck, base, candidates=False, at=(at, values))
         settled = self.program.settle()
         # The coupled rows moved an asset off both its cheapest candidate and the neighbours of
         # its continuous trade (a trade dropped or cut short): binding limits left no room to round.
@@ -187,15 +193,17 @@ class _Settle:
         first = settled[0]
         neighbour = (np.abs(first / self.data.lot - lots) < 1.0 + 1e-9) & (np.sign(first) == np.sign(self.target))
         lossy = stuck or bool(np.any((first != cheap) & ~neighbour))
-        room = _room(self.data, rows, self.target, first)
+        at = _trade_point(self.data, first)
+        values = rows.values(at)
+        room = _room(self.data, rows, self.target, self.target_z, at, values)
         inside = self.inside(room) if room.any() else None
         if inside is None:
-            return self.descended(settled, lossy, base)
+            return self.descended(settled, lossy, base, at=(at, values))
         note("back-off: the rows that would block the rounding backed off by a lot, settled again")
         backed = self.descended(inside, lossy, base)
         if not lost_much(backed.loss, backed.relative_loss):
             return backed
-        plain = self.descended(settled, lossy, base)
+        plain = self.descended(settled, lossy, base, at=(at, values))
         return backed if backed.value < plain.value else plain
 
     @cached_property
@@ -208,23 +216,32 @@ class _Settle:
         return self.program.inside(room)
 
     def descended(
-        self, settled: tuple[np.ndarray, float | None], lossy: bool, base: float, candidates: bool = True
+        self,
+        settled: tuple[np.ndarray, float | None],
+        lossy: bool,
+        base: float,
+        candidates: bool = True,
+        at: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> _Rounded:
         """The descent from ``settled`` (after a settle it may bring a candidate back: a trade the
-        0/1 program dropped), and what it lost against the continuous point's ``base``."""
+        0/1 program dropped), and what it lost against the continuous point's ``base`` (``at``:
+        the settled trades' ``z`` and coupled rows, when known)."""
         pieces, pricer = self.pieces, self.pricer
         table = self.table if candidates else None
-        final = _improve(pieces, settled[0], pricer, candidates=table)
+        final = _improve(pieces, settled[0], pricer, candidates=table, at=at)
         value = final.value  # the pricer's objective at its trades, as the descent priced them
         lost = value - base
         relative = lost / max(abs(base), 1e-300)
         return _Rounded(settled[0], final.shares, value, settled[1], lossy, lost / pricer.unit, relative)
 
 
-def _room(data: ProblemData, rows: _Rows, target: np.ndarray, shares: np.ndarray) -> np.ndarray:
+def _room(
+    data: ProblemData, rows: _Rows, target: np.ndarray, target_z: np.ndarray, at: np.ndarray, values: np.ndarray
+) -> np.ndarray:
     """The room a settle should leave inside each coupled row of one asset that every other trade
     moves through the scalar columns (a position cap on the value after trading: the costs), where
-    the way from ``shares`` back to the continuous trades ``target``'s scalar columns would cross
+    the way from the settled trades (``z`` ``at``, the rows ``values`` there) back to the continuous
+    trades ``target``'s scalar columns (``z`` ``target_z``) would cross
     its bound: one largest traded lot's move of those columns, or that way if longer (0 elsewhere).
     Settled at such a bound, the row blocks every move of the descent that adds cost: at 2000
     binding assets the rounding then left $48k of a deposit uninvested, 84 % above the answer a
@@ -235,9 +252,7 @@ def _room(data: ProblemData, rows: _Rows, target: np.ndarray, shares: np.ndarray
     low, high = asset_spans(majors(by_row.indptr), by_row.indices % n, m, n)
     lot_value = data.lot * data.prices / data.ref_value
     largest = float(np.max(lot_value[np.abs(target) * data.prices >= NOISE_VALUE], initial=0.0))
-    at = _trade_point(data, shares)
-    values = rows.values(at)
-    way = rows.a_scalar @ (_trade_point(data, target)[2 * n :] - at[2 * n :])
+    way = rows.a_scalar @ (target_z[2 * n :] - at[2 * n :])
     crosses = (values + way > rows.upper) | (values + way < rows.lower)
     return np.where((low == high) & crosses, np.maximum(np.abs(rows.a_scalar).sum(axis=1) * largest, np.abs(way)), 0.0)
 
