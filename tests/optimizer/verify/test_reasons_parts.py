@@ -199,3 +199,28 @@ def test_a_linear_pieces_change_is_the_stacked_pieces_with_repeats_or_no_entry(m
         assert exact.dtype == plain[0].dtype
         assert exact.tobytes() == plain[0].tobytes()
         assert first.tobytes() == plain[1].tobytes()
+
+
+def test_the_ranking_is_a_stable_sort_by_score() -> None:
+    """Each trade's reasons strongest first, ties in the order they were added (two reasons are
+    ordered without ``sorted``), as a stable descending sort of the added forces."""
+    from finwiz.optimizer.verify._reasons import _Forces
+
+    added = [
+        [],
+        [("a", 2.0)],
+        [("a", 1.0), ("b", 3.0)],
+        [("a", 3.0), ("b", 1.0)],
+        [("a", 2.0), ("b", 2.0)],
+        [("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 5.0)],
+        [("a", 1.0), ("b", 0.5), ("a", 1.0)],  # a label added twice: its scores summed (2.0 > 0.5)
+        [("a", 0.5), ("b", 1.0), ("a", 0.5)],  # summed to a tie: the first added stays first
+    ]
+    forces = _Forces(len(added))
+    forces.add("term", ((j, label, 0.0, "objective", score) for j, pairs in enumerate(added) for label, score in pairs))
+    for j, reasons in enumerate(forces.ranked()):
+        scores: dict[str, float] = {}
+        for label, score in added[j]:
+            scores[label] = scores.get(label, 0.0) + score
+        expected = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+        assert [(r.label, r.score) for r in reasons] == expected
