@@ -84,7 +84,10 @@ def test_the_books_shares_are_each_symbols_holding(held: dict[str, float], targe
     config = PortfolioConfiguration(
         holdings=[Holding(symbol=s, shares=q) for s, q in held.items()], target_weights=targets, cash=1_000.0
     )
-    symbols = config.symbols
-    book = _book(config, np.arange(1.0, len(symbols) + 1.0), symbols)
-    by_symbol = {h.symbol: h.shares for h in config.holdings}
-    assert book.shares.tolist() == [float(by_symbol.get(s, 0.0)) for s in symbols]
+    for duplicate in (False, True):  # a holding appended after validation: the last one's shares
+        if duplicate and held:
+            config.holdings.append(Holding(symbol=next(iter(held)), shares=11.0))
+        symbols = config.symbols
+        book = _book(config, np.arange(1.0, len(symbols) + 1.0), symbols)
+        by_symbol = {h.symbol: h.shares for h in config.holdings}
+        assert book.shares.tolist() == [float(by_symbol.get(s, 0.0)) for s in symbols]

@@ -173,8 +173,13 @@ class _Book:
 def _book(config: PortfolioConfiguration, price: np.ndarray, symbols: list[str]) -> _Book:
     """``symbols``: ``config.symbols``, which starts with the holdings' symbols in their order."""
     holdings = config.holdings  # config.shares_by_symbol() without its own universe, no bytecode per symbol
-    held = dict(zip(symbols[: len(holdings)], map(_SHARES, holdings), strict=True))
-    shares = np.array(list(map(held.get, symbols, repeat(0.0))), dtype=float)
+    values = list(map(_SHARES, holdings))
+    if len(set(symbols[: len(holdings)])) == len(holdings):  # each holding once (as validated): in order
+        shares = np.zeros(len(symbols))
+        shares[: len(holdings)] = values
+    else:  # a symbol held twice: its last holding's shares, wherever it is listed
+        held = dict(zip(symbols[: len(holdings)], values, strict=True))
+        shares = np.array(list(map(held.get, symbols, repeat(0.0))), dtype=float)
     position_value = shares * price
     value = float(position_value.sum() + config.cash)
     if value <= 0:

@@ -83,7 +83,7 @@ def _post_trade_weights(
         rows,
         -unbounded if lower is None else lower[both],
         unbounded if upper is None else upper[both],
-        _members(data.symbols, both),
+        _members(data.symbols, both) if neg.size else _assets(data, idx),
         per=_post_trade(data),
         per_asset=True,
     )

@@ -99,7 +99,7 @@ def _band(
     drift = np.abs(x0 - target)
     # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
     # freezes nothing, not even an asset sitting exactly on its target.
-    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
+    width = np.asarray(config.band_width(target), dtype=float)  # one width, or one per asset
     band: np.ndarray = (drift <= width) & (width > 0) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
     # cash included: the share of the portfolio that would have to change hands) than a single
@@ -187,7 +187,7 @@ def _sectors(
         named: list[str | None] = list(map(config.sectors.get, symbols))  # None: unclassified; no bytecode per symbol
         sector_names = tuple(sorted(name for name in set(named) if name is not None))
         index: dict[str | None, int] = {name: i for i, name in enumerate(sector_names)}
-        sector_of = np.array(list(map(index.get, named, repeat(-1))), dtype=np.int64)
+        sector_of = np.fromiter(map(index.get, named, repeat(-1)), np.int64, len(named))
     if not capped:
         return sector_names, sector_of, None
     if not sector_names:
