@@ -224,3 +224,51 @@ def test_the_ranking_is_a_stable_sort_by_score() -> None:
             scores[label] = scores.get(label, 0.0) + score
         expected = sorted(scores.items(), key=lambda item: item[1], reverse=True)
         assert [(r.label, r.score) for r in reasons] == expected
+
+
+def _plain_binding(model: Any, undo: Any) -> list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+    """The binding rows by the general formula: both sides of every near row."""
+    from finwiz.optimizer.verify import _reasons
+
+    groups = [g for _, g in model.checked_groups if not g.separable or (g.lower > 0).any()]
+    linear = [g.linear(0.0) for g in groups]
+    rows = _reasons._Rows.stacked([r for r, _, _ in linear], undo.data.n)
+    lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
+    value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
+    reach = undo.reach(rows)
+    near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
+    moved = undo.moved(rows.subset(near))
+    after, tol = value[near, None] + moved, _reasons._TOL
+    over = (after > upper[near, None] + tol) & (moved > tol)
+    under = (after < lower[near, None] - tol) & (moved < -tol)
+    outward = np.where(over, moved, np.where(under, -moved, 0.0))
+    breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+    keep = outward.any(axis=1)
+    starts = np.cumsum([0] + [r.m for r, _, _ in linear])
+    owner = np.searchsorted(starts, near, side="right") - 1
+    return [
+        (groups[g], near[keep & (owner == g)] - starts[g], outward[keep & (owner == g)], breach[keep & (owner == g)])
+        for g in np.unique(owner[keep]).tolist()
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"max_position_weights": {"A": 0.30}},  # an upper bound binds
+        {"target_weights": {"A": 0.5, "B": 0.25, "C": 0.125, "D": 0.125}, "cash": 0.0, "cash_flow": -8_000.0},
+        {"sectors": {"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"}, "sector_caps": {"Tech": 0.65}},
+    ],
+)
+def test_the_binding_rows_are_the_general_formulas(monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]) -> None:
+    """The binding search (upper bounds alone without the lower side's arithmetic, the groups by
+    ``bincount``) against both sides of every near row, bit for bit; the withdrawal's cash floor
+    is a lower bound."""
+    from finwiz.optimizer.verify import _reasons
+
+    model, undo = _captured(monkeypatch, _config(**overrides))
+    got, plain = _reasons._binding(model, undo), _plain_binding(model, undo)
+    assert plain
+    assert [g for g, *_ in got] == [g for g, *_ in plain]
+    for (_, *mine), (_, *theirs) in zip(got, plain, strict=True):
+        assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in zip(mine, theirs, strict=True))

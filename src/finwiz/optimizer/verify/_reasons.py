@@ -365,9 +365,13 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     low, high = lower[near, None], upper[near, None]
     after = value[near, None] + moved
     over = (after > high + _TOL) & (moved > _TOL)
-    under = (after < low - _TOL) & (moved < -_TOL)
-    outward = np.where(over, moved, np.where(under, -moved, 0.0))
-    breach = np.where(over, after - high, np.where(under, low - after, 0.0))
+    if np.isfinite(low).any():
+        under = (after < low - _TOL) & (moved < -_TOL)
+        outward = np.where(over, moved, np.where(under, -moved, 0.0))
+        breach = np.where(over, after - high, np.where(under, low - after, 0.0))
+    else:  # upper bounds alone (the usual near rows): nothing goes below -inf, the same figures
+        outward = np.where(over, moved, 0.0)
+        breach = np.where(over, after - high, 0.0)
     keep = outward.any(axis=1)
     starts = np.cumsum([0] + [r.m for r in affines])
     owner = np.searchsorted(starts, near, side="right") - 1
