@@ -55,3 +55,39 @@ def test_a_plain_dict_reads_as_any_mapping(prices: dict[Any, Any]) -> None:
     assert _outcome(prices) == general
     if general[0] == "ok":
         assert coerce_prices(prices, SYMBOLS).dtype == np.float64
+
+
+@pytest.mark.parametrize("selected", [[], ["AAA"], ["C1", "AAA"], ["ZZZ"], ["AAA", "BRK.B", "C1"]])
+def test_a_mask_is_each_symbols_membership(selected: list[str]) -> None:
+    """``_mask`` (one ``fromiter``) against the plain per-symbol membership test."""
+    from finwiz.optimizer.describe._book import _mask
+
+    got = _mask(selected, SYMBOLS)
+    assert got.dtype == np.bool_
+    assert got.tolist() == [s in set(selected) for s in SYMBOLS]
+
+
+@pytest.mark.parametrize(
+    ("held", "targets"),
+    [
+        ({"AAA": 3.0, "C1": 2.5}, {"BRK.B": 0.5, "AAA": 0.3}),  # a target not held, a holding without target
+        ({}, {"AAA": 0.5, "C1": 0.4}),  # cash only
+        ({"C1": 4.0, "AAA": 1.0, "BRK.B": 7.0}, {}),  # no targets: every holding sold toward cash
+    ],
+)
+def test_the_books_shares_are_each_symbols_holding(held: dict[str, float], targets: dict[str, float]) -> None:
+    """The book reads the holdings' shares by the universe's first symbols (``config.symbols``
+    starts with the holdings in order) as the holdings mapped by their own symbols would."""
+    from finwiz import Holding, PortfolioConfiguration
+    from finwiz.optimizer.describe._book import _book
+
+    config = PortfolioConfiguration(
+        holdings=[Holding(symbol=s, shares=q) for s, q in held.items()], target_weights=targets, cash=1_000.0
+    )
+    for duplicate in (False, True):  # a holding appended after validation: the last one's shares
+        if duplicate and held:
+            config.holdings.append(Holding(symbol=next(iter(held)), shares=11.0))
+        symbols = config.symbols
+        book = _book(config, np.arange(1.0, len(symbols) + 1.0), symbols)
+        by_symbol = {h.symbol: h.shares for h in config.holdings}
+        assert book.shares.tolist() == [float(by_symbol.get(s, 0.0)) for s in symbols]

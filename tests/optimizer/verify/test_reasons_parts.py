@@ -199,3 +199,76 @@ def test_a_linear_pieces_change_is_the_stacked_pieces_with_repeats_or_no_entry(m
         assert exact.dtype == plain[0].dtype
         assert exact.tobytes() == plain[0].tobytes()
         assert first.tobytes() == plain[1].tobytes()
+
+
+def test_the_ranking_is_a_stable_sort_by_score() -> None:
+    """Each trade's reasons strongest first, ties in the order they were added (two reasons are
+    ordered without ``sorted``), as a stable descending sort of the added forces."""
+    from finwiz.optimizer.verify._reasons import _Forces
+
+    added = [
+        [],
+        [("a", 2.0)],
+        [("a", 1.0), ("b", 3.0)],
+        [("a", 3.0), ("b", 1.0)],
+        [("a", 2.0), ("b", 2.0)],
+        [("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 5.0)],
+        [("a", 1.0), ("b", 0.5), ("a", 1.0)],  # a label added twice: its scores summed (2.0 > 0.5)
+        [("a", 0.5), ("b", 1.0), ("a", 0.5)],  # summed to a tie: the first added stays first
+    ]
+    forces = _Forces(len(added))
+    forces.add("term", ((j, label, 0.0, "objective", score) for j, pairs in enumerate(added) for label, score in pairs))
+    for j, reasons in enumerate(forces.ranked()):
+        scores: dict[str, float] = {}
+        for label, score in added[j]:
+            scores[label] = scores.get(label, 0.0) + score
+        expected = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+        assert [(r.label, r.score) for r in reasons] == expected
+
+
+def _plain_binding(model: Any, undo: Any) -> list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+    """The binding rows by the general formula: both sides of every near row."""
+    from finwiz.optimizer.verify import _reasons
+
+    groups = [g for _, g in model.checked_groups if not g.separable or (g.lower > 0).any()]
+    linear = [g.linear(0.0) for g in groups]
+    rows = _reasons._Rows.stacked([r for r, _, _ in linear], undo.data.n)
+    lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
+    value = np.concatenate([r.evaluate(undo.z) for r, _, _ in linear])
+    reach = undo.reach(rows)
+    near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
+    moved = undo.moved(rows.subset(near))
+    after, tol = value[near, None] + moved, _reasons._TOL
+    over = (after > upper[near, None] + tol) & (moved > tol)
+    under = (after < lower[near, None] - tol) & (moved < -tol)
+    outward = np.where(over, moved, np.where(under, -moved, 0.0))
+    breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+    keep = outward.any(axis=1)
+    starts = np.cumsum([0] + [r.m for r, _, _ in linear])
+    owner = np.searchsorted(starts, near, side="right") - 1
+    return [
+        (groups[g], near[keep & (owner == g)] - starts[g], outward[keep & (owner == g)], breach[keep & (owner == g)])
+        for g in np.unique(owner[keep]).tolist()
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"max_position_weights": {"A": 0.30}},  # an upper bound binds
+        {"target_weights": {"A": 0.5, "B": 0.25, "C": 0.125, "D": 0.125}, "cash": 0.0, "cash_flow": -8_000.0},
+        {"sectors": {"A": "Tech", "B": "Tech", "C": "Energy", "D": "Utilities"}, "sector_caps": {"Tech": 0.65}},
+    ],
+)
+def test_the_binding_rows_are_the_general_formulas(monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]) -> None:
+    """The binding search (upper bounds alone without the lower side's arithmetic, the groups by
+    ``bincount``) against both sides of every near row, bit for bit; the withdrawal's cash floor
+    is a lower bound."""
+    from finwiz.optimizer.verify import _reasons
+
+    model, undo = _captured(monkeypatch, _config(**overrides))
+    got, plain = _reasons._binding(model, undo), _plain_binding(model, undo)
+    assert plain
+    assert [g for g, *_ in got] == [g for g, *_ in plain]
+    for (_, *mine), (_, *theirs) in zip(got, plain, strict=True):
+        assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in zip(mine, theirs, strict=True))

@@ -21,7 +21,7 @@ from finwiz.settings import RebalancingSettings
 
 __all__ = ["check_size", "coerce_prices"]
 
-_SYMBOL, _SHARES = operator.attrgetter("symbol"), operator.attrgetter("shares")
+_SHARES = operator.attrgetter("shares")
 
 
 def coerce_prices(prices: Mapping[str, Any] | pd.Series, symbols: Sequence[str]) -> np.ndarray:
@@ -121,7 +121,7 @@ def _mask(selected: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
     if not selected:
         return np.zeros(len(symbols), dtype=bool)
     chosen = set(selected)
-    return np.array([s in chosen for s in symbols], dtype=bool)
+    return np.fromiter(map(chosen.__contains__, symbols), bool, len(symbols))  # no bytecode per symbol
 
 
 @functools.lru_cache(maxsize=4)
@@ -171,9 +171,15 @@ class _Book:
 
 
 def _book(config: PortfolioConfiguration, price: np.ndarray, symbols: list[str]) -> _Book:
+    """``symbols``: ``config.symbols``, which starts with the holdings' symbols in their order."""
     holdings = config.holdings  # config.shares_by_symbol() without its own universe, no bytecode per symbol
-    held = dict(zip(map(_SYMBOL, holdings), map(_SHARES, holdings), strict=True))
-    shares = np.array(list(map(held.get, symbols, repeat(0.0))), dtype=float)
+    values = list(map(_SHARES, holdings))
+    if len(set(symbols[: len(holdings)])) == len(holdings):  # each holding once (as validated): in order
+        shares = np.zeros(len(symbols))
+        shares[: len(holdings)] = values
+    else:  # a symbol held twice: its last holding's shares, wherever it is listed
+        held = dict(zip(symbols[: len(holdings)], values, strict=True))
+        shares = np.array(list(map(held.get, symbols, repeat(0.0))), dtype=float)
     position_value = shares * price
     value = float(position_value.sum() + config.cash)
     if value <= 0:

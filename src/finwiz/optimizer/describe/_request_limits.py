@@ -99,7 +99,7 @@ def _band(
     drift = np.abs(x0 - target)
     # A band of width zero (tolerance 0, or a relative band on a zero target) is no band: it
     # freezes nothing, not even an asset sitting exactly on its target.
-    width = np.broadcast_to(np.asarray(config.band_width(target), dtype=float), drift.shape)
+    width = np.asarray(config.band_width(target), dtype=float)  # one width, or one per asset
     band: np.ndarray = (drift <= width) & (width > 0) & ~breaching
     # Large drift: the book as a whole is further from its target (half the sum of |w - w*|,
     # cash included: the share of the portfolio that would have to change hands) than a single
@@ -121,6 +121,9 @@ def _refuse_frozen_over_cap(
     config: PortfolioConfiguration, blocked: dict[str, np.ndarray], x0: np.ndarray, cap: np.ndarray
 ) -> None:
     """Refuse an asset above its position cap that its restrictions forbid to bring back under it."""
+    over, under = x0 > cap * (1 + 1e-12), -x0 > cap * (1 + 1e-12)
+    if not (over.any() or under.any()):  # the usual case: no asset above its cap
+        return
     no_sell = blocked["no_trade"] | blocked["no_sell"] | blocked["tolerance_band"] | blocked["buy_only"]
     no_buy = (
         blocked["no_trade"]
@@ -129,7 +132,7 @@ def _refuse_frozen_over_cap(
         | blocked["esg_screen"]
         | blocked["sell_only"]
     )
-    frozen_over_cap = (no_sell & (x0 > cap * (1 + 1e-12))) | (no_buy & (-x0 > cap * (1 + 1e-12)))
+    frozen_over_cap = (no_sell & over) | (no_buy & under)
     if frozen_over_cap.any():
         i = int(np.argmax(frozen_over_cap))
         symbol = config.symbols[i]
@@ -181,11 +184,10 @@ def _sectors(
     constraint_sector_cap = extra.get("max_sector_weight")
     capped = config.max_sector_weight is not None or bool(config.sector_caps) or constraint_sector_cap is not None
     if config.sectors or capped:
-        sectors = config.sectors  # one attribute read, not one per asset
-        sector_names = tuple(sorted({sectors[s] for s in symbols if s in sectors}))
-        index = {name: i for i, name in enumerate(sector_names)}
-        named = map(sectors.get, symbols, repeat(""))  # no bytecode per symbol
-        sector_of = np.array(list(map(index.get, named, repeat(-1))), dtype=np.int64)
+        named: list[str | None] = list(map(config.sectors.get, symbols))  # None: unclassified; no bytecode per symbol
+        sector_names = tuple(sorted(name for name in set(named) if name is not None))
+        index: dict[str | None, int] = {name: i for i, name in enumerate(sector_names)}
+        sector_of = np.fromiter(map(index.get, named, repeat(-1)), np.int64, len(named))
     if not capped:
         return sector_names, sector_of, None
     if not sector_names:
@@ -196,11 +198,11 @@ def _sectors(
     default_cap = config.max_sector_weight if config.max_sector_weight is not None else math.inf
     tightest = constraint_sector_cap if constraint_sector_cap is not None else math.inf
     sector_cap = np.array([min(config.sector_caps.get(name, default_cap), tightest) for name in sector_names])
-    unclassified = [symbols[i] for i in np.flatnonzero(sector_of < 0).tolist()]
-    if unclassified:
-        shown = ", ".join(unclassified[:5]) + (", ..." if len(unclassified) > 5 else "")
+    unclassified = np.flatnonzero(sector_of < 0)
+    if unclassified.size:  # named up to five
+        shown = ", ".join(symbols[i] for i in unclassified[:5].tolist()) + (", ..." if unclassified.size > 5 else "")
         notes.append(
-            f"{len(unclassified)} asset{'s' if len(unclassified) != 1 else ''} without a sector "
+            f"{unclassified.size} asset{'s' if unclassified.size != 1 else ''} without a sector "
             f"({shown}): unclassified, in no sector, so no sector cap applies to them"
         )
     return sector_names, sector_of, sector_cap

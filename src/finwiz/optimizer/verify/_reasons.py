@@ -240,7 +240,11 @@ class _Forces:
         flat: list[dict[str, Any]] = []
         counts = list(map(len, self.by_trade))
         for forces, count in zip(self.by_trade, counts, strict=True):
-            flat += sorted(forces.values(), key=_SCORE, reverse=True) if count > 1 else forces.values()
+            if count == 2:  # the stable sort of two: the second first only if strictly stronger
+                a, b = forces.values()
+                flat += (b, a) if b["score"] > a["score"] else (a, b)
+            else:
+                flat += sorted(forces.values(), key=_SCORE, reverse=True) if count > 1 else forces.values()
         reasons = TradeReason._from_states(flat)  # one build for all
         out, at = [], 0
         for count in counts:
@@ -349,24 +353,30 @@ def _binding(model: Model, undo: _Undo) -> list[tuple[LimitGroup, np.ndarray, np
     if not groups:  # bounds on one trade each: undoing it breaches only a positive lower bound
         return []
     linear = [g.linear(0.0) for g in groups]
-    rows = _Rows.stacked([r for r, _, _ in linear], undo.data.n)
+    affines = [r for r, _, _ in linear]
+    rows = _Rows.stacked(affines, undo.data.n)
     lower, upper = np.concatenate([lo for _, lo, _ in linear]), np.concatenate([up for _, _, up in linear])
-    value = _values(rows, [r for r, _, _ in linear], undo.z)
+    value = _values(rows, affines, undo.z)
     reach = undo.reach(rows)
     near = np.flatnonzero((upper - value <= reach) | (value - lower <= reach))
     if not near.size:
         return []
     moved = undo.moved(rows.subset(near))
+    low, high = lower[near, None], upper[near, None]
     after = value[near, None] + moved
-    over = (after > upper[near, None] + _TOL) & (moved > _TOL)
-    under = (after < lower[near, None] - _TOL) & (moved < -_TOL)
-    outward = np.where(over, moved, np.where(under, -moved, 0.0))
-    breach = np.where(over, after - upper[near, None], np.where(under, lower[near, None] - after, 0.0))
+    over = (after > high + _TOL) & (moved > _TOL)
+    if np.isfinite(low).any():
+        under = (after < low - _TOL) & (moved < -_TOL)
+        outward = np.where(over, moved, np.where(under, -moved, 0.0))
+        breach = np.where(over, after - high, np.where(under, low - after, 0.0))
+    else:  # upper bounds alone (the usual near rows): nothing goes below -inf, the same figures
+        outward = np.where(over, moved, 0.0)
+        breach = np.where(over, after - high, 0.0)
     keep = outward.any(axis=1)
-    starts = np.cumsum([0] + [r.m for r, _, _ in linear])
+    starts = np.cumsum([0] + [r.m for r in affines])
     owner = np.searchsorted(starts, near, side="right") - 1
     found = []
-    for g in np.unique(owner[keep]).tolist():
+    for g in np.flatnonzero(np.bincount(owner[keep], minlength=len(groups))).tolist():  # the groups, ascending
         mine = keep & (owner == g)
         found.append((groups[g], near[mine] - starts[g], outward[mine], breach[mine]))
     return found
@@ -424,24 +434,22 @@ def _fact(label: str, amount: float = 0.0, unit: str = "") -> TradeReason:
     return TradeReason.trusted(kind="fact", label=label, amount=amount, unit=unit, score=0.0)
 
 
-def _facts(undo: _Undo) -> dict[int, list[TradeReason]]:
-    """The plain facts of each trade that has some: sized by the minimum trade, restricted on its
-    other side (a list only where there is a fact: most trades have none)."""
+def _add_facts(undo: _Undo, reasons: list[list[TradeReason]]) -> None:
+    """Append its plain facts to each trade's ``reasons`` (by trade): sized by the minimum trade,
+    restricted on its other side."""
     data, idx = undo.data, undo.idx
-    facts: dict[int, list[TradeReason]] = {}
     if data.min_trade_value > 0:
         value = np.abs(undo.u) * data.ref_value
         minimum = _fact(f"minimum trade ({data.min_trade_value:,.0f})", data.min_trade_value, "currency")
         for j in np.flatnonzero(value < data.min_trade_value + data.lot[idx] * data.prices[idx]).tolist():
-            facts.setdefault(j, []).append(minimum)
-    for side, reasons in _OTHER_SIDE.items():
+            reasons[j].append(minimum)
+    for side, names in _OTHER_SIDE.items():
         on_side = undo.u > 0 if side == "buy" else undo.u < 0
-        for reason in reasons:
+        for reason in names:
             blocked = data.blocked.get(reason)
             if blocked is not None and blocked.any():  # most restrictions block no asset
                 for j in np.flatnonzero(on_side & blocked[idx]).tolist():
-                    facts.setdefault(j, []).append(_fact(f"restricted: {reason}"))
-    return facts
+                    reasons[j].append(_fact(f"restricted: {reason}"))
 
 
 def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> dict[int, list[TradeReason]]:
@@ -454,11 +462,8 @@ def trade_reasons(model: Model, state: PostTradeState, mode: str = "full") -> di
         return {}
     forces = _Forces(k)
     _limit_forces(model, undo, _term_forces(model, undo, mode, forces), forces)
-    facts = _facts(undo)
     # No objective at all: a user's OptimizationStrategy proposed the trades as they are.
     unexplained = _ROUNDING if forces.objective else _PROPOSED
-    ranked = forces.ranked()
-    out = {i: ranked[j] or [unexplained] for j, i in enumerate(undo.idx.tolist())}
-    for j, extra in facts.items():
-        out[int(undo.idx[j])] += extra
-    return out
+    reasons = [forced or [unexplained] for forced in forces.ranked()]
+    _add_facts(undo, reasons)
+    return dict(zip(undo.idx.tolist(), reasons, strict=True))

@@ -140,9 +140,15 @@ def build_result(
     solver = "custom" if outcome is None else outcome.solver
     if decided.repaired:
         solver = f"custom, repaired by {solver}"
-    # The per-symbol maps, the trades and the checks are the engine's own, of their exact types: set
-    # after the rest is validated (validating them was most of the result stage on large books).
-    built: dict[str, Any] = {"trades": trades, "compliance": checks, **_maps_after(data, state)}
+    # The per-symbol maps, the trades, the checks and the sectors (the configuration's, validated
+    # there) are of their exact types: set after the rest is validated (validating them was most of
+    # the result stage on large books).
+    built: dict[str, Any] = {
+        "trades": trades,
+        "compliance": checks,
+        **_maps_after(data, state),
+        "sectors": dict(config.sectors),
+    }
     validated = RebalancingResult(
         status="optimal" if mip is None or mip.proven_optimal else "time_limit",
         method=method,
@@ -152,7 +158,6 @@ def build_result(
         rounding=rounding,
         **{name: [] if isinstance(value, list) else {} for name, value in built.items()},
         **_book_after(data, state),
-        sectors=dict(config.sectors),
         exposure_table=config.exposures,
         sleeve_weights=config.sleeves,
         max_constraint_residual=max(0.0, -min(violations, default=0.0)),
