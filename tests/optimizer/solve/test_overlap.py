@@ -70,7 +70,7 @@ def _slow_clarabel(monkeypatch: pytest.MonkeyPatch, raises: type[BaseException] 
 
 def _taken_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a busy machine: the worker never starts a job before Clarabel returns."""
-    monkeypatch.setattr(_solve, "submit", lambda call: _overlap.Job(call))
+    monkeypatch.setattr(_solve, "submit", lambda call: [_overlap.Job(call)])
 
 
 def test_the_worker_s_workspace_gives_the_same_answers(
@@ -101,14 +101,16 @@ def test_a_job_is_run_once_by_whoever_claims_it() -> None:
     assert job.result() is None  # taken back before the worker saw it
     job.run()
     assert ran == []
+    assert job.result() is None  # and so it stays
     job = _overlap.Job(lambda: ran.append(2) or 8)
     job.run()
     assert job.result() == 8
+    assert job.result() == 8
     assert ran == [2]
     if _overlap._CORES > 1:
-        done = _overlap.submit(lambda: threading.current_thread().name)
+        jobs = _overlap.submit(lambda: threading.current_thread().name)
         time.sleep(0.05)
-        assert done.result() in (WORKER, None)
+        assert _overlap.collect(jobs) in (WORKER, None)
     failed = _overlap.Job(lambda: 1 / 0)
     failed.run()
     assert failed.result() is None  # the caller does the work itself and meets the error there
@@ -147,12 +149,12 @@ def test_ctrl_c_in_clarabel_leaves_no_workspace_and_no_work_behind(
 def test_a_forked_child_starts_its_own_worker() -> None:
     if _overlap._CORES < 2:
         pytest.skip("one core: the worker never runs")
-    _overlap.submit(lambda: None).result()  # the parent's worker exists
+    _overlap.collect(_overlap.submit(lambda: None))  # the parent's worker exists
     pid = os.fork()
     if pid == 0:  # the child: its own worker runs its job
-        job = _overlap.submit(lambda: threading.current_thread().name)
+        jobs = _overlap.submit(lambda: threading.current_thread().name)
         time.sleep(0.1)
-        os._exit(0 if job.result() == WORKER else 1)
+        os._exit(0 if _overlap.collect(jobs) == WORKER else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 
@@ -168,3 +170,59 @@ def test_the_interpreter_exits_after_a_cold_solve() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True, env={**os.environ})
     assert done.returncode == 0, done.stderr
+
+
+def test_work_handed_over_beside_runs_during_the_first_cold_interior_solve_only(
+    binding: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if _overlap._CORES < 2:
+        pytest.skip("one core: the worker never runs")
+    _slow_clarabel(monkeypatch)
+    clear_cache()
+    with _overlap.beside(threading.current_thread) as job, _overlap.beside(threading.current_thread, when=False) as off:
+        rebalance(binding, sample_prices)  # its own stage hands its pieces over too
+    assert job.result() is not None
+    assert job.result().name == WORKER
+    assert off.result() is None
+    assert not _overlap._waiting()
+    with _overlap.beside(threading.current_thread) as warm:
+        rebalance(binding, sample_prices * 1.01)  # warm: no interior solve
+    assert warm.result() is None  # taken back: the caller does the work itself
+    assert not _overlap._waiting()
+
+
+def test_a_job_runs_in_its_caller_s_context() -> None:
+    from contextvars import ContextVar
+
+    seen: ContextVar[str] = ContextVar("seen", default="worker's own")
+    seen.set("caller's")
+    job = _overlap.Job(seen.get)
+    threading.Thread(target=job.run).start()
+    time.sleep(0.05)
+    assert job.result() == "caller's"
+
+
+def test_the_stage_s_pieces_built_beside_give_the_same_result(
+    binding: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finwiz.optimizer.discrete import _pricing
+
+    built: list[str] = []
+    original = _pricing.Pieces.of
+
+    def recording(model: Any) -> Any:
+        built.append(threading.current_thread().name)
+        return original(model)
+
+    monkeypatch.setattr(_pricing.Pieces, "of", recording)
+    _taken_back(monkeypatch)
+    clear_cache()
+    inline = rebalance(binding, sample_prices).model_dump(exclude={"solve_time_seconds", "timestamp", "stages"})
+    assert built == ["MainThread"]
+    monkeypatch.setattr(_solve, "submit", _overlap.submit)
+    _slow_clarabel(monkeypatch)
+    clear_cache()
+    result = rebalance(binding, sample_prices)
+    if _overlap._CORES > 1:
+        assert built == ["MainThread", WORKER]  # built once, by the worker, and used
+    assert result.model_dump(exclude={"solve_time_seconds", "timestamp", "stages"}) == inline

@@ -1,34 +1,39 @@
 """One kept worker thread for the work of a cold first solve that does not need Clarabel's point.
 
 Clarabel releases the GIL while it iterates, so a new OSQP workspace (it needs only the QP) can be
-set up on another core meanwhile. Where no core is free the worker has not started the job by the
-time Clarabel returns: the caller then takes it back (:meth:`Job.result` gives None) and does the
-work itself, as it would have without the worker, so a busy machine pays only the hand-over.
+set up on another core meanwhile, and so can what a caller hands over with :func:`beside` (the
+whole-share stage's pieces of the model). Where no core is free the worker has not started a job
+by the time Clarabel returns: the caller then takes it back (:meth:`Job.result` gives None) and
+does the work itself, as it would have without the worker, so a busy machine pays only the hand-over.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import queue
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Job", "submit"]
+__all__ = ["Job", "beside", "collect", "submit"]
 
 T = TypeVar("T")
 
 
 class Job(Generic[T]):
-    """A call run once, by the worker or not at all: whoever claims it first decides."""
+    """A call run once, by the worker or not at all: whoever claims it first decides. It runs in
+    its caller's context, so what it counts and notes goes to the caller's stage (``_trace``)."""
 
-    __slots__ = ("_call", "_claim", "_done", "_value")
+    __slots__ = ("_call", "_claim", "_context", "_done", "_value")
 
     def __init__(self, call: Callable[[], T]) -> None:
         self._call: Callable[[], T] | None = call
+        self._context = contextvars.copy_context()
         self._claim = threading.Lock()
         self._done = threading.Lock()
-        self._done.acquire()  # released by the worker once the call has returned or raised
+        self._done.acquire()  # released once the call has returned or raised, or the job was taken back
         self._value: T | None = None
 
     def run(self) -> None:
@@ -37,7 +42,7 @@ class Job(Generic[T]):
             return
         try:
             assert self._call is not None
-            self._value = self._call()
+            self._value = self._context.run(self._call)
         except BaseException:  # the caller does the work again and meets the error itself
             self._value = None
         finally:
@@ -49,14 +54,16 @@ class Job(Generic[T]):
         (taken back here: it never runs)."""
         if self._claim.acquire(blocking=False):
             self._call = None
+            self._done.release()
             return None
         with self._done:
             return self._value
 
 
-_jobs: queue.SimpleQueue[Job[object]] = queue.SimpleQueue()
+_jobs: queue.SimpleQueue[Job[Any]] = queue.SimpleQueue()
 _worker: list[threading.Thread] = []
 _start_lock = threading.Lock()
+_pending = threading.local()  # this thread's jobs handed over by ``beside``, not yet queued
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -65,20 +72,53 @@ def _serve() -> None:
         _jobs.get().run()
 
 
-def submit(call: Callable[[], T]) -> Job[T]:
-    """``call`` handed to the worker (started once, a daemon); on one core it never runs (the
-    caller's :meth:`Job.result` takes it back)."""
-    job: Job[T] = Job(call)
+def _waiting() -> list[Job[Any]]:
+    if not hasattr(_pending, "jobs"):
+        _pending.jobs = []
+    jobs: list[Job[Any]] = _pending.jobs
+    return jobs
+
+
+def submit(call: Callable[[], T]) -> list[Job[Any]]:
+    """``call`` handed to the worker (started once, a daemon), then the jobs this thread handed over
+    with :func:`beside`: the first job is ``call``'s. On one core none runs (:func:`collect`
+    takes them back)."""
+    waiting = _waiting()
+    jobs: list[Job[Any]] = [Job(call), *waiting]
+    waiting.clear()
     if _CORES < 2:
-        return job
+        return jobs
     if not _worker:
         with _start_lock:
             if not _worker:
                 thread = threading.Thread(target=_serve, name="finwiz-solve-overlap", daemon=True)
                 thread.start()
                 _worker.append(thread)
-    _jobs.put(job)  # type: ignore[arg-type]
-    return job
+    for job in jobs:
+        _jobs.put(job)
+    return jobs
+
+
+def collect(jobs: list[Job[Any]]) -> Any:
+    """Each job run (waited for) or taken back, so no work of the worker's is left behind; the first one's value."""
+    values = [job.result() for job in jobs]
+    return values[0] if values else None
+
+
+@contextlib.contextmanager
+def beside(call: Callable[[], T], when: bool = True) -> Iterator[Job[T]]:
+    """``call`` handed to the worker by the first cold interior solve of this thread within the
+    block, to run while Clarabel iterates; after the block the job's :meth:`Job.result` is its
+    value, or None where no such solve ran it, or ``when`` is False (the caller then does the work itself)."""
+    job: Job[T] = Job(call)
+    waiting = _waiting()
+    if when:
+        waiting.append(job)
+    try:
+        yield job
+    finally:
+        if job in waiting:
+            waiting.remove(job)
 
 
 def _forget() -> None:

@@ -33,7 +33,7 @@ from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer.solve._dense import solve_dense
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
-from finwiz.optimizer.solve._overlap import submit
+from finwiz.optimizer.solve._overlap import collect, submit
 from finwiz.optimizer.solve._presolve import FEASIBILITY_TOLERANCE
 from finwiz.optimizer.solve._qp import Ladder, NativeQP, NoLadderPointError, ladder_of
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
@@ -459,11 +459,11 @@ def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[Na
         found = solve_dense(qp) if route == "interior" else None  # a kept eigenbasis: O(n^2) iterations
         return (solve_clarabel(qp, time_limit) if found is None else found), None
     cold = route == "cold" and plan(qp, key) == "cold"  # a cold ADMM tried first kept its workspace
-    job = submit(functools.partial(new_workspace, qp, time_limit)) if cold else None
+    jobs = submit(functools.partial(new_workspace, qp, time_limit)) if cold else []
     try:
         found = solve_clarabel(qp, time_limit, refine=False)
     finally:  # collected (or taken back) even when Clarabel raises: no work left behind
-        ready = None if job is None else job.result()
+        ready = collect(jobs)
     if found.z is not None:
         polished = polish_osqp(qp, key, found, time_limit, ready)
         if polished.z is not None:  # certified, every row within 1e-11
