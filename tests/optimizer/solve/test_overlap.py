@@ -226,3 +226,20 @@ def test_the_stage_s_pieces_built_beside_give_the_same_result(
     if _overlap._CORES > 1:
         assert built == ["MainThread", WORKER]  # built once, by the worker, and used
     assert result.model_dump(exclude={"solve_time_seconds", "timestamp", "stages"}) == inline
+
+
+def test_a_job_that_submits_another_does_not_wait_for_itself() -> None:
+    if _overlap._CORES < 2:
+        pytest.skip("one core: the worker never runs")
+    seen: list[Any] = []
+
+    def nested() -> Any:
+        seen.append(_overlap.collect(_overlap.submit(lambda: 5)))
+        return seen[-1]
+
+    jobs = _overlap.submit(nested)
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [None]  # inside the worker the inner job is taken back, not waited for
+    assert _overlap.collect(jobs) is None

@@ -86,7 +86,7 @@ def submit(call: Callable[[], T]) -> list[Job[Any]]:
     waiting = _waiting()
     jobs: list[Job[Any]] = [Job(call), *waiting]
     waiting.clear()
-    if _CORES < 2:
+    if _CORES < 2 or threading.current_thread() in _worker:  # the worker never waits for itself
         return jobs
     if not _worker:
         with _start_lock:
