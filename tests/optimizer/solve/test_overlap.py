@@ -21,6 +21,17 @@ from finwiz.optimizer.solve import _overlap, _solve, _solvers, _workspaces
 from tests.conftest import drifted_config
 
 WORKER = "finwiz-solve-overlap"
+_GATE = _overlap._spare_core  # the real one (the autouse fixture replaces it)
+
+
+@pytest.fixture(autouse=True)
+def spare_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second core taken as free whatever the machine's load (the gate has a test of its own)."""
+    _open_gate(monkeypatch)
+
+
+def _open_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_overlap, "_spare_core", lambda: _overlap._CORES > 1)
 
 
 @pytest.fixture
@@ -84,6 +95,7 @@ def test_the_worker_s_workspace_gives_the_same_answers(
     inline = _answer(rebalance(binding, sample_prices))
     assert threads == ["MainThread"]
     monkeypatch.undo()
+    _open_gate(monkeypatch)
     threads = _set_up_by(monkeypatch)
     _slow_clarabel(monkeypatch)
     clear_cache()
@@ -142,6 +154,7 @@ def test_ctrl_c_in_clarabel_leaves_no_workspace_and_no_work_behind(
     assert _overlap._jobs.empty()
     assert threads in ([], [WORKER])  # collected (or taken back) before the interrupt went on
     monkeypatch.undo()
+    _open_gate(monkeypatch)
     assert _answer(rebalance(binding, sample_prices)) == expected  # the worker still serves
 
 
@@ -243,3 +256,22 @@ def test_a_job_that_submits_another_does_not_wait_for_itself() -> None:
         time.sleep(0.01)
     assert seen == [None]  # inside the worker the inner job is taken back, not waited for
     assert _overlap.collect(jobs) is None
+
+
+def test_on_a_busy_machine_nothing_is_handed_over(
+    binding: PortfolioConfiguration, sample_prices: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load = [0.2]
+    monkeypatch.setattr(_overlap.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
+    monkeypatch.setattr(_overlap, "_spare_core", _GATE)
+    assert _GATE() is (_overlap._CORES > 1)  # idle
+    load[0] = _overlap._CORES - 0.5  # no core left
+    assert not _GATE()
+    clear_cache()
+    expected = _answer(rebalance(binding, sample_prices))
+    threads = _set_up_by(monkeypatch)
+    _slow_clarabel(monkeypatch)
+    clear_cache()
+    assert _answer(rebalance(binding, sample_prices)) == expected
+    assert threads == ["MainThread"]
+    assert _overlap._jobs.empty()

@@ -4,7 +4,8 @@ Clarabel releases the GIL while it iterates, so a new OSQP workspace (it needs o
 set up on another core meanwhile, and so can what a caller hands over with :func:`beside` (the
 whole-share stage's pieces of the model). Where no core is free the worker has not started a job
 by the time Clarabel returns: the caller then takes it back (:meth:`Job.result` gives None) and
-does the work itself, as it would have without the worker, so a busy machine pays only the hand-over.
+does the work itself, as it would have without the worker; on a machine whose load leaves no core
+free nothing is handed over at all (:func:`_spare_core`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ _pending = threading.local()  # this thread's jobs handed over by ``beside``, no
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _spare_core() -> bool:
+    """Whether another core is likely free (the last minute's load leaves one). On a busy machine a
+    job the worker has started can be descheduled holding the GIL that Clarabel's caller needs back
+    (its wait grew by ~1-4 ms at load ~6): there the caller does the work itself, as before."""
+    return _CORES > 1 and os.getloadavg()[0] < _CORES - 0.5
+
+
 def _serve() -> None:
     while True:
         _jobs.get().run()
@@ -81,12 +89,12 @@ def _waiting() -> list[Job[Any]]:
 
 def submit(call: Callable[[], T]) -> list[Job[Any]]:
     """``call`` handed to the worker (started once, a daemon), then the jobs this thread handed over
-    with :func:`beside`: the first job is ``call``'s. On one core none runs (:func:`collect`
-    takes them back)."""
+    with :func:`beside`: the first job is ``call``'s. Without a spare core none is queued
+    (:func:`collect` takes them back)."""
     waiting = _waiting()
     jobs: list[Job[Any]] = [Job(call), *waiting]
     waiting.clear()
-    if _CORES < 2 or threading.current_thread() in _worker:  # the worker never waits for itself
+    if not _spare_core() or threading.current_thread() in _worker:  # the worker never waits for itself
         return jobs
     if not _worker:
         with _start_lock:
