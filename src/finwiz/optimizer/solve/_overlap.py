@@ -72,7 +72,12 @@ def _spare_core() -> bool:
     """Whether another core is likely free (the last minute's load leaves one). On a busy machine a
     job the worker has started can be descheduled holding the GIL that Clarabel's caller needs back
     (its wait grew by ~1-4 ms at load ~6): there the caller does the work itself, as before."""
-    return _CORES > 1 and os.getloadavg()[0] < _CORES - 0.5
+    if _CORES < 2 or not hasattr(os, "getloadavg"):  # no load to read (Windows): the caller works alone
+        return False
+    try:
+        return os.getloadavg()[0] < _CORES - 0.5
+    except OSError:
+        return False
 
 
 def _serve() -> None:
