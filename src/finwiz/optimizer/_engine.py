@@ -9,7 +9,6 @@ instead), verify and result (``verify/_result``). ``result.stages`` records each
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -33,12 +32,10 @@ from finwiz.optimizer.describe._data import MarketImpactModel, ProblemData, buil
 from finwiz.optimizer.describe._limits import constraint_terms
 from finwiz.optimizer.describe._model import Description
 from finwiz.optimizer.describe._terms import Term
-from finwiz.optimizer.discrete._pricing import Pieces
 from finwiz.optimizer.discrete._stage import Decided, Solve, achieved, exact_stage, whole_share_stage, whole_shares
 from finwiz.optimizer.household._solve import solve_household
 from finwiz.optimizer.solve._assembler import Model
 from finwiz.optimizer.solve._continuous import solve_continuous
-from finwiz.optimizer.solve._overlap import beside
 from finwiz.optimizer.tax._regions import over_regions
 from finwiz.optimizer.tax._sides import fix_sides
 from finwiz.optimizer.tax._wash import settle_groups
@@ -284,15 +281,12 @@ class RebalancingEngine:
                 sided = fix_sides(model, solver, limit, mip_limit)
                 model = sided.model
             first = None if sided is None else sided.outcome
-            # The whole-share stage's pieces of the model (a taxable one's lots are priced first: not
-            # this model's), built beside Clarabel's first solve (solve/_overlap).
-            with beside(functools.partial(Pieces.of, model), when=not exact and model.data.lots is None) as pieces:
-                outcome = solve_continuous(model, solver, limit, first=first)  # diagnoses infeasibility
+            outcome = solve_continuous(model, solver, limit, first=first)  # diagnoses infeasibility
         if exact:
             with stages.stage("exact_mip"):
                 return exact_stage(model, outcome, mip_limit, self._variants(solver))
         with stages.stage("whole_shares"):
-            return whole_share_stage(model, outcome, self._variants(solver), mip_limit, sided, pieces.result())
+            return whole_share_stage(model, outcome, self._variants(solver), mip_limit, sided)
 
     def _variants(self, solver: str) -> Solve:
         """The continuous stage for the whole-share stage's variants (undiagnosed)."""

@@ -93,21 +93,16 @@ def _improves(model: Model, candidate: np.ndarray, incumbent: np.ndarray) -> boo
 
 
 def whole_share_stage(
-    model: Model,
-    outcome: SolveOutcome,
-    solve: Solve,
-    time_limit: float,
-    sided: Sided | None = None,
-    pieces: Pieces | None = None,
+    model: Model, outcome: SolveOutcome, solve: Solve, time_limit: float, sided: Sided | None = None
 ) -> Decided:
     """Whole shares from the continuous ``outcome`` (see the module's rule); a taxable account's
     lots priced by a binding gain budget first, its sides released when no whole-share answer
-    keeps them (``sided``), and its answer polished at the end. ``pieces``: the model's, if built."""
+    keeps them (``sided``), and its answer polished at the end."""
     data = model.data
     bound = outcome.objective if sided is None else sided.bound  # the relaxation's: sides restrict
     if data.lots is not None:  # a binding gain budget: relieve the lots its price makes cheapest
         model = model.with_data(dataclasses.replace(data, lots=data.lots.priced(gain_price(model, outcome.duals))))
-    pieces = pieces_of(model, pieces)  # the rows and pricer of the stage's model, built once
+    pieces = Pieces.of(model)  # the rows and pricer of the stage's model, built once
     try:
         shares, outcome = whole_shares(model, outcome, solve, time_limit, pieces)
     except InfeasibleRebalanceError as exc:

@@ -17,7 +17,6 @@ and would otherwise reuse old options.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,7 +32,6 @@ from finwiz.optimizer.describe._model import trade_vector
 from finwiz.optimizer.solve._assembler import OBJECTIVE_SCALE, AssembledProblem, Model, assemble
 from finwiz.optimizer.solve._dense import solve_dense
 from finwiz.optimizer.solve._interrupt import raise_if_interrupted, raise_if_osqp_interrupted
-from finwiz.optimizer.solve._overlap import collect, submit
 from finwiz.optimizer.solve._presolve import FEASIBILITY_TOLERANCE
 from finwiz.optimizer.solve._qp import Ladder, NativeQP, NoLadderPointError, ladder_of
 from finwiz.optimizer.solve._qp_build import build_qp, qp_base
@@ -45,7 +43,7 @@ from finwiz.optimizer.solve._solvers import (
     solve_clarabel,
     solve_osqp,
 )
-from finwiz.optimizer.solve._workspaces import new_workspace, plan
+from finwiz.optimizer.solve._workspaces import plan
 from finwiz.optimizer.verify._compliance import continuous_point
 
 if TYPE_CHECKING:
@@ -453,19 +451,13 @@ def _interior(qp: NativeQP, key: Any, route: str, time_limit: float) -> tuple[Na
     """Clarabel's answer, and who finished it: polished by OSQP where the route keeps a workspace
     (``"OSQP"``). A polished point is the exact solution of its active set's KKT system, so Clarabel
     runs without its iterative refinement there (the same trades, bit for bit, and faster); where
-    the polish fails, Clarabel runs again with it, and that answer stands. A cold route's new OSQP
-    workspace is set up by the kept worker (``_overlap``) while Clarabel iterates."""
+    the polish fails, Clarabel runs again with it, and that answer stands."""
     if route not in ("warm", "cold"):
         found = solve_dense(qp) if route == "interior" else None  # a kept eigenbasis: O(n^2) iterations
         return (solve_clarabel(qp, time_limit) if found is None else found), None
-    cold = route == "cold" and plan(qp, key) == "cold"  # a cold ADMM tried first kept its workspace
-    jobs = submit(functools.partial(new_workspace, qp, time_limit)) if cold else []
-    try:
-        found = solve_clarabel(qp, time_limit, refine=False)
-    finally:  # collected (or taken back) even when Clarabel raises: no work left behind
-        ready = collect(jobs)
+    found = solve_clarabel(qp, time_limit, refine=False)
     if found.z is not None:
-        polished = polish_osqp(qp, key, found, time_limit, ready)
+        polished = polish_osqp(qp, key, found, time_limit)
         if polished.z is not None:  # certified, every row within 1e-11
             return polished, "OSQP"
     return solve_clarabel(qp, time_limit), None

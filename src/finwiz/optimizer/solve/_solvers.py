@@ -192,21 +192,16 @@ def _budget(workspace: _Workspace, started: bool, taxable: bool = False) -> int:
 
 
 def solve_osqp(
-    qp: NativeQP,
-    key: Hashable,
-    time_limit: float,
-    start: tuple[np.ndarray, np.ndarray] | None = None,
-    ready: _Workspace | None = None,
+    qp: NativeQP, key: Hashable, time_limit: float, start: tuple[np.ndarray, np.ndarray] | None = None
 ) -> NativeSolution:
     """Solve with OSQP, reusing (and warm-starting from) the workspace kept for ``key``, or from
-    ``start`` (primal, dual) when given; ``ready``: a new workspace already set up for ``qp``
-    (``_workspaces.new_workspace``), used where none is kept.
+    ``start`` (primal, dual) when given.
 
     ADMM runs at loose tolerances and polishing does the rest; when the polished point fails the
     KKT check (ADMM had not yet found the active set), ADMM goes on from where it stopped at
     tighter tolerances before the caller falls back to Clarabel.
     """
-    workspace = _workspace(qp, key, time_limit, ready)
+    workspace = _workspace(qp, key, time_limit)
     with workspace.lock:
         workspace.load(qp, time_limit)
         if start is not None:
@@ -263,18 +258,15 @@ def _admm(qp: NativeQP, workspace: _Workspace, budget: int) -> NativeSolution:
     return NativeSolution("inaccurate", None, None, iterations)
 
 
-def polish_osqp(
-    qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: float, ready: _Workspace | None = None
-) -> NativeSolution:
+def polish_osqp(qp: NativeQP, key: Hashable, start: NativeSolution, time_limit: float) -> NativeSolution:
     """OSQP warm-started at ``start`` (another solver's answer): it stops at once and polishes, so
     the answer is the exact solution of the active set's KKT system, whichever solver and warm
     start got there. That keeps a repeated request bit-for-bit the same (an interior point stops
-    ~1e-9 inside its bounds), and leaves a warm workspace for the next request of this structure
-    (``ready``: see :func:`solve_osqp`).
+    ~1e-9 inside its bounds), and leaves a warm workspace for the next request of this structure.
     """
     if start.z is None or start.y is None:
         return start
-    polished = solve_osqp(qp, key, time_limit, (start.z, start.y), ready)
+    polished = solve_osqp(qp, key, time_limit, (start.z, start.y))
     with _cache_lock:
         workspace = _cache.get(key)
     if workspace is not None:

@@ -228,36 +228,22 @@ def _infinity() -> float:
     return float(osqp.constant("OSQP_INFTY", algebra=_algebra()))
 
 
-def _workspace(qp: NativeQP, key: Hashable, time_limit: float, ready: _Workspace | None = None) -> _Workspace:
-    """The kept workspace for ``key`` (counted as a hit) or a new one for ``qp`` (kept, unless
-    ``key`` is None: a throwaway): ``ready`` when given (:func:`new_workspace` of this ``qp`` and
-    ``time_limit``, set up beforehand), else set up now. Callers load ``qp`` into it under its lock
-    even when it is new: another thread may have found it in the cache and loaded its own request in between."""
+def _workspace(qp: NativeQP, key: Hashable, time_limit: float) -> _Workspace:
+    """The kept workspace for ``key`` (counted as a hit) or a new one set up for ``qp`` (kept,
+    unless ``key`` is None: a throwaway). Callers load ``qp`` into it under its lock even when it
+    is new: another thread may have found it in the cache and loaded its own request in between."""
+    import osqp
+
     with _cache_lock:
         workspace = _cache.get(key)
         if workspace is not None and workspace.matches(qp):
             _cache.move_to_end(key)
             _stats["hits"] += 1
             return workspace
-    workspace = new_workspace(qp, time_limit) if ready is None else ready
-    if key is None:
-        return workspace
-    with _cache_lock:
-        _stats["misses"] += 1
-        _cache[key] = workspace
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return workspace
-
-
-def new_workspace(qp: NativeQP, time_limit: float) -> _Workspace:
-    """An OSQP workspace set up for ``qp``, in no cache (see :func:`_workspace`)."""
-    import osqp
-
     solver = osqp.OSQP(algebra=_algebra())
     if not _set_up(solver, qp, time_limit):
         solver.setup(qp.P, qp.q, qp.A, qp.lower, qp.upper, **OSQP_SETTINGS, time_limit=time_limit)
-    return _Workspace(
+    workspace = _Workspace(
         solver,
         (qp.P.indptr.copy(), qp.P.indices.copy()),
         (qp.A.indptr.copy(), qp.A.indices.copy()),
@@ -269,6 +255,14 @@ def new_workspace(qp: NativeQP, time_limit: float) -> _Workspace:
         loaded=(weakref.ref(qp.P), weakref.ref(qp.A)),
         time_limit=time_limit,
     )
+    if key is None:
+        return workspace
+    with _cache_lock:
+        _stats["misses"] += 1
+        _cache[key] = workspace
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return workspace
 
 
 def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
