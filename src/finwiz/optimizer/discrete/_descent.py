@@ -183,7 +183,6 @@ class _Round:
     worth: bool
     neighbours: Neighbours
     settings: DescentSettings
-    known_best: np.ndarray | None = None  # ``best``, when ``of`` found it
 
     @classmethod
     def of(
@@ -209,12 +208,14 @@ class _Round:
         # Worth a round by each asset's best move summed in order of gain: the first kind (AllBest) takes them.
         best = _best_per_asset(moves, gain, better)
         worth = -gain.take(best).sum() >= settings.round_gain * search.pricer.unit
-        return cls(search, point, moves, gain, better, bool(worth), neighbours, settings, best)
+        made = cls(search, point, moves, gain, better, bool(worth), neighbours, settings)
+        made.__dict__["best"] = best  # what ``best`` would compute: kept as its cached value
+        return made
 
     @cached_property
     def best(self) -> np.ndarray:
         """Each asset's best improving move, in order of gain (built for the first kind that asks)."""
-        return _best_per_asset(self.moves, self.gain, self.better) if self.known_best is None else self.known_best
+        return _best_per_asset(self.moves, self.gain, self.better)
 
     @cached_property
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -271,8 +272,6 @@ class _Round:
         ``takes``) together surely do not lower the objective (``together``: their change past its
         noise; all False where the shared rows are many). The exact check refuses those: most of
         the halvings a round tries, each a whole point priced."""
-        if self.search.data.lots is None:  # ``together``'s zero change and infinite error: none
-            return np.zeros(len(takes), dtype=bool)
         change, noise = self.together(chosen, takes)
         return np.asarray(change > noise)
 

@@ -151,7 +151,8 @@ class _Raw:
 
     def update(self, q: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None) -> None:
         """``OSQP.update(q=, l=, u=)``: the bounds clamped to OSQP's infinity as the wrapper does."""
-        self.ext.update_data_vec(q=q, l=_clamped(lower, -1.0), u=_clamped(upper, 1.0))
+        lower, upper = _clamped(lower, upper)
+        self.ext.update_data_vec(q=q, l=lower, u=upper)
 
     def settings(self, settings: Any, **values: Any) -> None:
         """``OSQP.update_settings(**values)`` for plain settings (none the wrapper renames or
@@ -213,11 +214,13 @@ def _algebra() -> str:
     return str(osqp.default_algebra())
 
 
-def _clamped(bound: np.ndarray | None, side: float) -> np.ndarray | None:
-    """Lower (``side`` -1) or upper (+1) bounds clamped to OSQP's infinity, as its wrapper does."""
-    if bound is None:
-        return None
-    return np.asarray(np.maximum(bound, -_infinity()) if side < 0 else np.minimum(bound, _infinity()))
+def _clamped(lower: np.ndarray | None, upper: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The bounds clamped to OSQP's infinity (lower from below, upper from above), as its wrapper does."""
+    infinity = _infinity()
+    return (
+        None if lower is None else np.maximum(lower, -infinity),
+        None if upper is None else np.minimum(upper, infinity),
+    )
 
 
 @functools.cache
@@ -282,7 +285,7 @@ def _set_up(solver: Any, qp: NativeQP, time_limit: float) -> bool:
     ext.osqp_set_default_settings(solver.settings)
     for name, value in {**OSQP_SETTINGS, "time_limit": time_limit}.items():  # none the wrapper treats apart
         setattr(solver.settings, name, value)
-    lower, upper = _clamped(qp.lower, -1.0), _clamped(qp.upper, 1.0)
+    lower, upper = _clamped(qp.lower, qp.upper)
     solver._derivative_cache.update({"P": p, "q": qp.q, "A": a, "l": lower, "u": upper})
     solver.m, solver.n = a.shape
     # The QP's own arrays, not the wrapper's copies of them: OSQP copies its data at set-up.
